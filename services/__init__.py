@@ -1,0 +1,1 @@
+"""The four Caravan services; each folder is one deployable process."""

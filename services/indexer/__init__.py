@@ -1,0 +1,1 @@
+"""indexer: consumes the article and quote streams into Elasticsearch."""

@@ -1,0 +1,53 @@
+"""Stream entries to bulk actions, or to the reason they cannot be indexed. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from services.indexer.documents import BulkAction, article_action, quote_action
+from services.indexer.mappings import IndexNames
+from shared.events import ArticleEvent, QuoteEvent
+from shared.streams import DATA_FIELD, Streams
+
+
+@dataclass
+class Entry:
+    stream: str
+    entry_id: str
+    fields: dict[bytes, bytes]
+    deliveries: int = 1
+
+    @property
+    def key(self) -> str:
+        return f"{self.stream}/{self.entry_id}"
+
+
+@dataclass(frozen=True)
+class Invalid:
+    error_class: str
+    message: str
+
+
+def decode_entry(entry: Entry, streams: Streams, names: IndexNames) -> BulkAction | Invalid:
+    payload = entry.fields.get(DATA_FIELD)
+    if payload is None:
+        found = sorted(k.decode(errors="replace") for k in entry.fields)
+        return Invalid("MissingDataField", f"entry has no __data__ field (fields: {found})")
+    try:
+        if entry.stream == streams.articles:
+            return article_action(ArticleEvent.model_validate_json(payload), names.articles)
+        if entry.stream == streams.quotes:
+            return quote_action(QuoteEvent.model_validate_json(payload), names.quotes)
+    except ValidationError as exc:
+        return Invalid("ValidationError", _describe(exc))
+    return Invalid("UnknownStream", f"no event type is consumed from {entry.stream!r}")
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in error["loc"]) or "(document)"
+        parts.append(f"{where}: {error['msg']}")
+    return f"{exc.title}: " + "; ".join(parts)

@@ -1,0 +1,126 @@
+"""Index templates and versioned indices behind aliases.
+
+Readers and writers use the alias (`articles`, `quotes`); the index behind it is
+versioned (`articles-v1`) so a mapping change builds a new index and swaps the
+alias. Mappings use only core analysers (`standard`): the minimal Elasticsearch
+distribution has no analysis-common module, so no language analysers, no
+`asciifolding`. Where the language analysers exist, title, summary and body get
+`english` and `russian` sub-fields too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, BadRequestError
+
+MAPPING_VERSION = 1
+LANGUAGE_ANALYZERS = ("english", "russian")
+
+
+def _text(languages: bool) -> dict[str, Any]:
+    field: dict[str, Any] = {"type": "text", "analyzer": "standard"}
+    if languages:
+        field["fields"] = {lang: {"type": "text", "analyzer": lang} for lang in LANGUAGE_ANALYZERS}
+    return field
+
+
+def articles_mapping(languages: bool) -> dict[str, Any]:
+    title = _text(languages)
+    title.setdefault("fields", {})["raw"] = {"type": "keyword", "ignore_above": 512}
+    return {
+        # Unknown event fields are kept in _source but not indexed: a newer
+        # producer never breaks an older indexer's mapping.
+        "dynamic": False,
+        "properties": {
+            "title": title,
+            "title_suggest": {"type": "completion", "analyzer": "simple"},
+            "summary": _text(languages),
+            "body": _text(languages),
+            "url": {"type": "keyword", "index": False},
+            "canonical_url": {"type": "keyword"},
+            "source": {"type": "keyword"},
+            "authors": {"type": "keyword"},
+            "tags": {"type": "keyword"},
+            "countries": {"type": "keyword"},
+            "language": {"type": "keyword"},
+            "published_at": {"type": "date"},
+            "fetched_at": {"type": "date"},
+            "occurred_at": {"type": "date"},
+            "content_hash": {"type": "keyword"},
+            "event_id": {"type": "keyword"},
+            "version": {"type": "long"},
+        },
+    }
+
+
+def quotes_mapping() -> dict[str, Any]:
+    return {
+        "dynamic": False,
+        "properties": {
+            "pair": {"type": "keyword"},
+            "base": {"type": "keyword"},
+            "quote": {"type": "keyword"},
+            # The exact decimal is kept as a string; the double beside it is for
+            # sorting, ranges and charts only.
+            "rate": {"type": "keyword"},
+            "rate_value": {"type": "double"},
+            "change_pct": {"type": "keyword"},
+            "change_pct_value": {"type": "double"},
+            "previous_rate": {"type": "keyword"},
+            "as_of": {"type": "date", "format": "strict_date"},
+            "provider": {"type": "keyword"},
+            "fetched_at": {"type": "date"},
+            "occurred_at": {"type": "date"},
+            "event_id": {"type": "keyword"},
+            "version": {"type": "long"},
+        },
+    }
+
+
+class IndexNames:
+    def __init__(self, prefix: str) -> None:
+        self.articles = f"{prefix}articles"
+        self.quotes = f"{prefix}quotes"
+
+    @staticmethod
+    def versioned(alias: str, version: int = MAPPING_VERSION) -> str:
+        return f"{alias}-v{version}"
+
+
+async def has_language_analyzers(es: AsyncElasticsearch) -> bool:
+    try:
+        await es.indices.analyze(analyzer=LANGUAGE_ANALYZERS[0], text="probe")
+    except BadRequestError:
+        return False
+    return True
+
+
+async def ensure_indices(es: AsyncElasticsearch, names: IndexNames) -> bool:
+    """Create templates, the versioned indices and their aliases if missing.
+
+    Returns whether language analysers are in use. Safe to run from several
+    processes at once: creation races end in "already exists", which is fine.
+    """
+    languages = await has_language_analyzers(es)
+    for alias, mapping in ((names.articles, articles_mapping(languages)),
+                           (names.quotes, quotes_mapping())):
+        await es.indices.put_index_template(
+            name=f"{alias}-template",
+            index_patterns=[f"{alias}-v*"],
+            template={
+                "settings": {"number_of_shards": 1, "number_of_replicas": 0,
+                             "refresh_interval": "1s"},
+                "mappings": mapping,
+            },
+            priority=100,
+        )
+        if await es.indices.exists_alias(name=alias):
+            continue
+        index = IndexNames.versioned(alias)
+        try:
+            await es.indices.create(index=index, aliases={alias: {"is_write_index": True}})
+        except BadRequestError as exc:
+            if exc.error != "resource_already_exists_exception":
+                raise
+    return languages

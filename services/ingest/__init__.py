@@ -1,0 +1,1 @@
+"""ingest: pulls articles from feeds and publishes ArticleEvents."""

@@ -1,0 +1,35 @@
+"""Canonical URLs: one article, one key, whatever tracking the link carried."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+_TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "__hs")
+_TRACKING_NAMES = frozenset(
+    {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid",
+     "_ga", "_gl", "ref_src", "cmpid", "ncid", "mkt_tok", "spm", "at_medium", "at_campaign"}
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def is_tracking_param(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _TRACKING_NAMES or lowered.startswith(_TRACKING_PREFIXES)
+
+
+def canonicalize_url(url: str) -> str:
+    """Lower-case scheme and host, drop default ports, tracking parameters and the fragment.
+
+    The order of the remaining query parameters is kept: some sites route on it.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    netloc = host
+    if parts.port and parts.port != _DEFAULT_PORTS.get(scheme):
+        netloc = f"{host}:{parts.port}"
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+         if not is_tracking_param(k)]
+    )
+    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))

@@ -1,0 +1,1 @@
+"""query: the HTTP API (and search page) over the index."""

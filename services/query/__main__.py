@@ -1,0 +1,3 @@
+from services.query.app import main
+
+main()

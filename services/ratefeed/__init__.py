@@ -1,0 +1,1 @@
+"""ratefeed: polls official exchange-rate sources and publishes QuoteEvents."""

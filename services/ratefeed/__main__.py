@@ -1,0 +1,3 @@
+from services.ratefeed.app import main
+
+main()

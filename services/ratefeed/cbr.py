@@ -1,0 +1,75 @@
+"""Bank of Russia daily rates (XML_daily.asp): RUB per `Nominal` units, comma decimals.
+
+    <ValCurs Date="27.09.2023" name="Foreign Currency Market">
+      <Valute ID="R01335"><CharCode>KZT</CharCode><Nominal>100</Nominal>
+        <Value>20,3042</Value>...</Valute>
+
+The live service declares windows-1251; lxml honours the declaration, and a
+document without one is read as UTF-8.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from lxml import etree
+
+from services.ratefeed.providers import OfficialRates, RatesError
+
+PROVIDER = "cbr"
+
+
+def parse_cbr(content: bytes) -> OfficialRates:
+    root = _parse_xml(content)
+    if root.tag != "ValCurs":
+        msg = f"not a Bank of Russia rates document: root element is <{root.tag!s}>"
+        raise RatesError(msg)
+    raw_date = root.get("Date")
+    try:
+        as_of = datetime.strptime(raw_date or "", "%d.%m.%Y").date()
+    except ValueError as exc:
+        raise RatesError(f"ValCurs has no valid Date attribute: {raw_date!r}") from exc
+
+    per_unit: dict[str, Decimal] = {}
+    problems: list[str] = []
+    for valute in root.iter("Valute"):
+        code = (valute.findtext("CharCode") or "").strip()
+        try:
+            value = _decimal(valute.findtext("Value"))
+            nominal = _decimal(valute.findtext("Nominal"))
+        except RatesError as exc:
+            problems.append(f"{code or valute.get('ID')}: {exc}")
+            continue
+        if len(code) != 3 or not code.isalpha() or not code.isupper():
+            problems.append(f"{valute.get('ID')}: bad CharCode {code!r}")
+        elif value <= 0 or nominal <= 0:
+            problems.append(f"{code}: value {value} per {nominal} is not positive")
+        else:
+            per_unit[code] = value / nominal
+    if not per_unit:
+        msg = "no usable Valute entries"
+        raise RatesError(msg)
+    return OfficialRates(PROVIDER, "RUB", as_of, per_unit, problems)
+
+
+def _parse_xml(content: bytes) -> etree._Element:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    try:
+        return etree.fromstring(content, parser)
+    except etree.XMLSyntaxError as exc:
+        raise RatesError(f"not well-formed XML: {exc}") from exc
+
+
+def _decimal(text: str | None) -> Decimal:
+    raw = (text or "").strip().replace("\u00a0", "").replace(" ", "")
+    if not raw:
+        msg = "missing number"
+        raise RatesError(msg)
+    if raw.count(",") + raw.count(".") > 1:
+        msg = f"ambiguous number {raw!r}"
+        raise RatesError(msg)
+    try:
+        return Decimal(raw.replace(",", "."))
+    except InvalidOperation as exc:
+        raise RatesError(f"not a number: {raw!r}") from exc

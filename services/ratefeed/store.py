@@ -1,0 +1,43 @@
+"""The last rate seen per (provider, currency), in a Redis hash, so a restart knows yesterday."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from redis.asyncio import Redis
+
+from services.ratefeed.rates import LastRate
+
+
+class LastRateStore:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    def _key(self, provider: str, base: str) -> str:
+        return f"{self._prefix}ratefeed:last:{provider}:{base}"
+
+    async def get(self, provider: str, base: str) -> LastRate | None:
+        raw: dict[bytes, bytes] = await self._redis.hgetall(self._key(provider, base))  # type: ignore[assignment]
+        if not raw:
+            return None
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        return LastRate(
+            as_of=date.fromisoformat(fields["as_of"]),
+            rate=Decimal(fields["rate"]),
+            previous_as_of=date.fromisoformat(p) if (p := fields.get("previous_as_of")) else None,
+            previous_rate=Decimal(p) if (p := fields.get("previous_rate")) else None,
+        )
+
+    async def put(self, provider: str, base: str, last: LastRate) -> None:
+        mapping: dict[str | bytes, str | bytes] = {"as_of": last.as_of.isoformat(),
+                                                   "rate": str(last.rate)}
+        if last.previous_as_of and last.previous_rate:
+            mapping |= {"previous_as_of": last.previous_as_of.isoformat(),
+                        "previous_rate": str(last.previous_rate)}
+        key = self._key(provider, base)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            await pipe.execute()

@@ -1,0 +1,1 @@
+"""Common code of the Caravan services: event contracts, settings, logging, clients."""

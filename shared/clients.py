@@ -1,0 +1,78 @@
+"""Factories for the connections every service makes: Redis, FastStream, Elasticsearch."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from elasticsearch import AsyncElasticsearch
+from elasticsearch import TransportError as ESTransportError
+from faststream.redis import RedisBroker
+from redis.asyncio import Redis
+
+from shared.settings import ElasticsearchSettings, RedisSettings
+from shared.streams import JsonMessageFormat
+
+log = structlog.get_logger(__name__)
+
+
+def _redis_options(settings: RedisSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {"username": settings.username}
+    if settings.password:
+        options["password"] = settings.password.get_secret_value()
+    # TLS options are only accepted on rediss:// connections.
+    if settings.url.startswith("rediss://") and settings.ssl_ca_certs:
+        options["ssl_ca_certs"] = settings.ssl_ca_certs
+    return options
+
+
+def make_redis(settings: RedisSettings) -> Redis:
+    return Redis.from_url(
+        settings.url, health_check_interval=15, retry_on_timeout=True,
+        **_redis_options(settings),
+    )
+
+
+def make_broker(settings: RedisSettings) -> RedisBroker:
+    return RedisBroker(
+        settings.url,
+        message_format=JsonMessageFormat,
+        **_redis_options(settings),
+    )
+
+
+def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
+    auth: dict[str, Any] = {}
+    if settings.ca_certs:
+        auth["ca_certs"] = settings.ca_certs
+    if settings.api_key:
+        auth["api_key"] = settings.api_key.get_secret_value()
+    elif settings.username and settings.password:
+        auth["basic_auth"] = (settings.username, settings.password.get_secret_value())
+    return AsyncElasticsearch(
+        settings.url,
+        request_timeout=settings.request_timeout,
+        retry_on_timeout=True,
+        max_retries=2,
+        **auth,
+    )
+
+
+async def elasticsearch_ready(es: AsyncElasticsearch) -> bool:
+    """True when the cluster answers and is at least yellow.
+
+    Uses cluster health, not `ping()`/`info()`: the minimal distribution has no `GET /`.
+    """
+    try:
+        health = await es.cluster.health(wait_for_status="yellow", timeout="1s")
+    except (ESTransportError, OSError, TimeoutError):
+        return False
+    return not health.get("timed_out", False)
+
+
+async def wait_for_elasticsearch(es: AsyncElasticsearch) -> None:
+    """Wait until the cluster is ready; bound it with `asyncio.timeout` where needed."""
+    while not await elasticsearch_ready(es):
+        log.info("waiting for elasticsearch")
+        await asyncio.sleep(1)

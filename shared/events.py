@@ -1,0 +1,140 @@
+"""Event contracts: what travels on the Redis streams.
+
+Every event carries a `schema_version`, a unique `event_id`, the UTC time it
+`occurred_at`, and a deterministic `idempotency_key` that the indexer uses as the
+Elasticsearch `_id`, so replaying an event can never create a second document.
+Consumers must ignore fields they do not know (the tolerant-reader rule): new
+optional fields do not bump `schema_version`, removed or retyped ones do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+from uuid import UUID, uuid4
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+def _version_of(moment: datetime) -> int:
+    """Elasticsearch external version: later observations win, replays of older ones lose."""
+    return int(moment.timestamp() * 1000)
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    schema_version: Literal[1] = 1
+    event_id: UUID = Field(default_factory=uuid4)
+    occurred_at: UtcDatetime = Field(default_factory=utcnow)
+
+
+class ArticleEvent(Event):
+    """An article as published by a source, with its extracted text."""
+
+    source: NonEmpty
+    url: NonEmpty
+    canonical_url: NonEmpty
+    title: NonEmpty
+    summary: str = ""
+    body: str = ""
+    authors: list[str] = Field(default_factory=list)
+    published_at: UtcDatetime | None = None
+    language: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    countries: list[str] = Field(default_factory=list)
+    fetched_at: UtcDatetime
+    content_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def idempotency_key(self) -> str:
+        return article_key(self.canonical_url)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def version(self) -> int:
+        return _version_of(self.fetched_at)
+
+
+class QuoteEvent(Event):
+    """The value of one unit of `base` in `quote` (always USD) on `as_of`."""
+
+    base: CurrencyCode
+    quote: Literal["USD"] = "USD"
+    rate: Annotated[Decimal, Field(gt=0)]
+    change_pct: Decimal | None = None
+    previous_rate: Annotated[Decimal, Field(gt=0)] | None = None
+    as_of: date
+    provider: NonEmpty
+    fetched_at: UtcDatetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.base}-{self.quote}-{self.as_of.isoformat()}-{self.provider}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def version(self) -> int:
+        return _version_of(self.fetched_at)
+
+
+class DeadLetter(Event):
+    """A stream entry that could not be processed, kept byte for byte with the reason."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", ser_json_bytes="base64",
+                              val_json_bytes="base64")
+
+    stream: NonEmpty
+    entry_id: NonEmpty
+    payload: bytes = b""
+    other_fields: dict[str, bytes] = Field(default_factory=dict)
+    error_class: NonEmpty
+    error_message: str
+    service: NonEmpty
+    attempts: int = Field(ge=1)
+    failed_at: UtcDatetime = Field(default_factory=utcnow)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.stream}/{self.entry_id}"
+
+
+def article_key(canonical_url: str) -> str:
+    return hashlib.sha256(canonical_url.encode()).hexdigest()[:32]
+
+
+def content_hash(title: str, body: str) -> str:
+    return hashlib.sha256(f"{title}\n{body}".encode()).hexdigest()
+
+
+EVENT_MODELS: dict[str, type[Event]] = {
+    "ArticleEvent": ArticleEvent,
+    "QuoteEvent": QuoteEvent,
+    "DeadLetter": DeadLetter,
+}

@@ -1,0 +1,70 @@
+"""structlog set-up shared by every service: one JSON object per line on stdout.
+
+The service name is bound once here; handlers bind `event_id` (and more) with
+`structlog.contextvars.bound_contextvars`, so every line logged while handling an
+event carries it, including lines from libraries that log through `logging`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+_REDACTED_KEYS = frozenset({"password", "api_key", "authorization", "secret", "token"})
+
+
+def _redact(_: object, __: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
+    for key in event_dict.keys() & _REDACTED_KEYS:
+        event_dict[key] = "***"
+    return event_dict
+
+
+def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+    ]
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # The HTTP client libraries log every request at INFO: that is noise here.
+    for noisy in ("elastic_transport", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # FastStream and uvicorn bring their own handlers and formats: send their
+    # records through ours instead, so every line is one JSON object.
+    for name in ("faststream", "faststream.access", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        library_logger = logging.getLogger(name)
+        library_logger.handlers.clear()
+        library_logger.propagate = True
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service)

@@ -1,0 +1,87 @@
+"""What every worker service does the same way: settings, logging, broker, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+
+import structlog
+from faststream import FastStream
+from faststream.redis import RedisBroker
+
+from shared.clients import make_broker
+from shared.logging import configure_logging
+from shared.settings import CommonSettings, RedisSettings
+from shared.streams import Streams
+
+_log = structlog.get_logger("service")
+
+
+class ServiceContext:
+    """Settings and connections a service builds once at start-up."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.common = CommonSettings()
+        self.redis_settings = RedisSettings()
+        self.streams = Streams(self.common)
+        self.broker: RedisBroker = make_broker(self.redis_settings)
+
+    def configure_logging(self) -> None:
+        configure_logging(self.service, self.common.log_level, self.common.log_format)
+
+
+class BackgroundService:
+    """A FastStream app that runs background tasks once the broker is up.
+
+    FastStream handles SIGINT/SIGTERM. On shutdown, `request_stop` (if given)
+    asks the tasks to finish what they hold; they get `grace` seconds before
+    being cancelled. Either way they end before the broker closes. A task that
+    fails stops the service with exit status 1, so a supervisor restarts it.
+    """
+
+    def __init__(
+        self,
+        broker: RedisBroker,
+        start_tasks: Callable[[], Iterable[Awaitable[None]]],
+        *,
+        request_stop: Callable[[], None] | None = None,
+        grace: float = 25.0,
+    ) -> None:
+        self.app = FastStream(broker)
+        self.failed = False
+        self._start_tasks = start_tasks
+        self._request_stop = request_stop
+        self._grace = grace
+        self._tasks: list[asyncio.Task[None]] = []
+        self.app.after_startup(self._start)
+        self.app.on_shutdown(self._stop)
+
+    def main(self) -> None:
+        asyncio.run(self.app.run())
+        if self.failed:
+            raise SystemExit(1)
+
+    async def _start(self) -> None:
+        for awaitable in self._start_tasks():
+            task = asyncio.ensure_future(awaitable)
+            task.add_done_callback(self._on_done)
+            self._tasks.append(task)
+        _log.info("service started", tasks=len(self._tasks))
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        self.failed = True
+        _log.error("background task failed, stopping", exc_info=task.exception())
+        self.app.exit()
+
+    async def _stop(self) -> None:
+        if self._request_stop is not None:
+            self._request_stop()
+            await asyncio.wait(self._tasks, timeout=self._grace)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        _log.info("service stopped")
+

@@ -1,0 +1,111 @@
+"""All configuration, read from environment variables (documented in README.md)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Settings(BaseSettings):
+    """Base: reads `NAME` from the environment, or the file named by `NAME_FILE`.
+
+    The `_FILE` form lets containers mount secrets instead of exposing them in env.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        prefix = cls.model_config.get("env_prefix", "")
+        for name in cls.model_fields:
+            path = os.environ.get(f"{prefix}{name}_FILE".upper())
+            if path and name not in data:
+                data[name] = Path(path).read_text(encoding="utf-8").strip()
+        return data
+
+
+class RedisSettings(_Settings):
+    model_config = SettingsConfigDict(env_prefix="REDIS_")
+
+    url: str = "redis://127.0.0.1:6379/0"
+    username: str | None = None
+    password: SecretStr | None = None
+    ssl_ca_certs: str | None = None
+
+
+class ElasticsearchSettings(_Settings):
+    model_config = SettingsConfigDict(env_prefix="ELASTICSEARCH_")
+
+    url: str = "http://127.0.0.1:9200"
+    api_key: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_certs: str | None = None
+    request_timeout: float = 30.0
+
+
+class CommonSettings(_Settings):
+    model_config = SettingsConfigDict(env_prefix="CARAVAN_")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    # Namespaces let several deployments (or test runs) share one Redis and one cluster.
+    stream_prefix: str = "caravan:"
+    index_prefix: str = ""
+    # Approximate cap on each stream (XADD MAXLEN ~). Size it above the longest
+    # outage the indexer must survive; see docs/events.md on retention.
+    stream_maxlen: int = Field(default=1_000_000, ge=1000)
+    user_agent: str = "CaravanBot/0.1 (+https://github.com/caravan-news/caravan)"
+
+
+class IngestSettings(_Settings):
+    model_config = SettingsConfigDict(env_prefix="CARAVAN_INGEST_")
+
+    sources: Path = Path("samples/sources.toml")
+    timeout: float = 20.0
+    max_bytes: int = 10 * 1024 * 1024
+
+
+class RateFeedSettings(_Settings):
+    model_config = SettingsConfigDict(env_prefix="CARAVAN_RATEFEED_")
+
+    source: str = "samples/realdata/cbr-xml-daily-2023-09-27.xml"
+    interval: float = Field(default=3600.0, gt=0)
+    timeout: float = 20.0
+
+
+def _default_consumer() -> str:
+    # Unique per process: a restarted pod gets a new name, and its predecessor's
+    # pending entries are reclaimed rather than silently owned by a ghost.
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class IndexerSettings(_Settings):
+    model_config = SettingsConfigDict(env_prefix="CARAVAN_INDEXER_")
+
+    group: str = "indexer"
+    consumer: str = Field(default_factory=_default_consumer)
+    batch_size: int = Field(default=500, ge=1)
+    block_ms: int = Field(default=1000, ge=1)
+    # An entry pending this long on any consumer is presumed abandoned and claimed.
+    claim_idle_ms: int = Field(default=60_000, ge=1000)
+    # Deliveries after which an entry that keeps failing goes to the dead letters.
+    max_deliveries: int = Field(default=5, ge=1)
+    # Per-item retries of 429/5xx bulk answers within one batch, with backoff.
+    item_retries: int = Field(default=5, ge=0)
+    retry_base_delay: float = Field(default=0.5, gt=0)
+    retry_max_delay: float = Field(default=30.0, gt=0)
+
+
+class QuerySettings(_Settings):
+    model_config = SettingsConfigDict(env_prefix="CARAVAN_QUERY_")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_page_size: int = Field(default=50, ge=1, le=500)

@@ -1,0 +1,64 @@
+"""Stream names and the wire format of a stream entry.
+
+An entry holds one field, `__data__` (the field FastStream reads and writes),
+whose value is the event as UTF-8 JSON. No envelope and no binary framing, so a
+consumer in any language can read it with XREADGROUP and a JSON parser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from faststream._internal.parser import DefaultCodec
+from faststream.redis.message import DATA_KEY
+from faststream.redis.parser import MessageFormat
+
+from shared.settings import CommonSettings
+
+if TYPE_CHECKING:
+    from fast_depends.library.serializer import SerializerProto
+    from faststream._internal.basic_types import SendableMessage
+    from faststream._internal.parser import CodecProto
+
+DATA_FIELD = DATA_KEY.encode()
+
+
+class Streams:
+    """The stream keys of one deployment."""
+
+    def __init__(self, settings: CommonSettings) -> None:
+        prefix = settings.stream_prefix
+        self.articles = f"{prefix}articles"
+        self.quotes = f"{prefix}quotes"
+        self.deadletters = f"{prefix}deadletters"
+        self.maxlen = settings.stream_maxlen
+
+    @property
+    def consumed(self) -> tuple[str, str]:
+        """The streams the indexer consumes."""
+        return (self.articles, self.quotes)
+
+
+class JsonMessageFormat(MessageFormat):
+    """FastStream message format that writes the body alone, as JSON."""
+
+    __slots__ = ()
+
+    @classmethod
+    async def encode(
+        cls,
+        *,
+        message: Sequence[SendableMessage] | SendableMessage,
+        reply_to: str | None,
+        headers: dict[str, Any] | None,
+        correlation_id: str,
+        serializer: SerializerProto | None = None,
+        codec: CodecProto | None = None,
+    ) -> bytes:
+        payload, _ = await (codec or DefaultCodec()).encode(message, serializer)
+        return payload
+
+    @classmethod
+    def parse(cls, data: bytes) -> tuple[bytes, dict[str, Any]]:
+        return data, {"content-type": "application/json"}
