@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 from elasticsearch import AsyncElasticsearch
@@ -51,12 +52,21 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
     elif settings.username and settings.password:
         auth["basic_auth"] = (settings.username, settings.password.get_secret_value())
     return AsyncElasticsearch(
-        settings.url,
+        with_default_port(settings.url),
         request_timeout=settings.request_timeout,
         retry_on_timeout=True,
         max_retries=2,
         **auth,
     )
+
+
+def with_default_port(url: str) -> str:
+    """The client insists on an explicit port; people write https://host for 443."""
+    parts = urlsplit(url)
+    if parts.port is not None:
+        return url
+    port = 443 if parts.scheme == "https" else 9200
+    return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{port}"))
 
 
 async def elasticsearch_ready(es: AsyncElasticsearch) -> bool:

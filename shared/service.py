@@ -20,10 +20,15 @@ _log = structlog.get_logger("service")
 class ServiceContext:
     """Settings and connections a service builds once at start-up."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(
+        self,
+        service: str,
+        common: CommonSettings | None = None,
+        redis_settings: RedisSettings | None = None,
+    ) -> None:
         self.service = service
-        self.common = CommonSettings()
-        self.redis_settings = RedisSettings()
+        self.common = common or CommonSettings()
+        self.redis_settings = redis_settings or RedisSettings()
         self.streams = Streams(self.common)
         self.broker: RedisBroker = make_broker(self.redis_settings)
 

@@ -9,7 +9,12 @@ from faststream.redis import StreamSub
 from faststream.redis.publisher.usecase import StreamPublisher
 
 from services.ingest.sources import Source, load_sources
-from services.ingest.worker import PollResult, poll_source, run_source_forever
+from services.ingest.worker import (
+    PollResult,
+    poll_source,
+    poll_source_safely,
+    run_source_forever,
+)
 from shared.events import ArticleEvent
 from shared.fetch import http_client
 from shared.service import BackgroundService, ServiceContext
@@ -52,6 +57,18 @@ async def ingest_once(location: str, name: str | None = None) -> PollResult:
     async with ctx.broker, http_client(ctx.common.user_agent, settings.timeout) as client:
         await ctx.broker.connect()
         return await poll_source(source, publisher, client, max_bytes=settings.max_bytes)
+
+
+async def ingest_configured_once() -> list[PollResult]:
+    """Poll every configured source once; failures are reported, not raised."""
+    ctx = ServiceContext(SERVICE)
+    ctx.configure_logging()
+    settings = IngestSettings()
+    publisher = articles_publisher(ctx)
+    async with ctx.broker, http_client(ctx.common.user_agent, settings.timeout) as client:
+        await ctx.broker.connect()
+        return [await poll_source_safely(source, publisher, client, max_bytes=settings.max_bytes)
+                for source in load_sources(settings.sources)]
 
 
 def main() -> None:

@@ -102,14 +102,19 @@ def _to_event(
         summary=summary,
         body=body or summary,
         authors=_authors(entry),
-        published_at=_date(entry.get("published_parsed") or entry.get("updated_parsed"),
-                           fetched_at),
+        published_at=_date(_published(entry), fetched_at),
         language=_language(entry.get("language")) or feed_language,
         tags=sorted({*source.tags, *_tags(entry)}),
         countries=list(source.countries),
         fetched_at=fetched_at,
         content_hash=content_hash(title, body or summary),
     )
+
+
+def _published(entry: Any) -> Any:
+    # Plain dict lookups: feedparser's own mapping of `updated_parsed` onto
+    # `published_parsed` is deprecated and warns.
+    return dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
 
 
 def _date(value: Any, fetched_at: datetime) -> datetime | None:

@@ -22,6 +22,7 @@ class PollResult:
     source: str
     published: int
     skipped: int
+    error: str | None = None
 
 
 async def poll_source(
@@ -48,14 +49,22 @@ async def poll_source(
     return PollResult(source.name, len(parsed.events), len(parsed.skipped))
 
 
+async def poll_source_safely(
+    source: Source, publisher: StreamPublisher, client: httpx.AsyncClient, *, max_bytes: int
+) -> PollResult:
+    """Like poll_source, but a bad source is logged and reported, never raised."""
+    try:
+        return await poll_source(source, publisher, client, max_bytes=max_bytes)
+    except (FetchError, FeedError) as exc:
+        log.error("source failed", source=source.name, error=str(exc),
+                  error_class=type(exc).__name__)
+        return PollResult(source.name, 0, 0, error=str(exc))
+
+
 async def run_source_forever(
     source: Source, publisher: StreamPublisher, client: httpx.AsyncClient, *, max_bytes: int
 ) -> None:
-    """Poll one source on its interval; a failing source logs and tries again next time."""
+    """Poll one source on its interval; a failing source tries again next time."""
     while True:
-        try:
-            await poll_source(source, publisher, client, max_bytes=max_bytes)
-        except (FetchError, FeedError) as exc:
-            log.error("source failed", source=source.name, error=str(exc),
-                      error_class=type(exc).__name__)
+        await poll_source_safely(source, publisher, client, max_bytes=max_bytes)
         await asyncio.sleep(source.interval)

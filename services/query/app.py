@@ -1,6 +1,5 @@
 """query entry point: the HTTP API over the index."""
 
-from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager

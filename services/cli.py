@@ -1,0 +1,152 @@
+"""The `caravan` command: run the services, search the index, look after dead letters.
+
+This is the composition root: it is the one module that may import every service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from services import supervisor
+from services.indexer import app as indexer_app
+from services.indexer.deadletters import list_dead_letters, replay_dead_letters
+from services.ingest import app as ingest_app
+from services.ingest.feeds import FeedError
+from services.query import app as query_app
+from services.query.client import search_once
+from services.ratefeed import app as ratefeed_app
+from services.ratefeed.providers import RatesError
+from services.specs import write_documents
+from shared.fetch import FetchError
+from shared.settings import RateFeedSettings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        args.handler(args)
+    except (FetchError, FeedError, RatesError) as exc:
+        print(f"caravan {args.command}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="caravan", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run", help="start Redis, Elasticsearch and the four services on the bundled samples")
+    run.set_defaults(handler=_run)
+
+    ingest = commands.add_parser("ingest", help="run the ingest service, or ingest one feed")
+    ingest.add_argument("--source", metavar="PATH_OR_URL",
+                        help="ingest this one feed, publish its articles and exit")
+    ingest.add_argument("--once", action="store_true",
+                        help="poll every configured source once and exit")
+    ingest.set_defaults(handler=_ingest)
+
+    ratefeed = commands.add_parser("ratefeed", help="run the rate feed, or read one rates file")
+    ratefeed.add_argument("--source", metavar="PATH_OR_URL",
+                          help="read this one rates document, publish its quotes and exit")
+    ratefeed.add_argument("--once", action="store_true",
+                          help="poll the configured source once and exit")
+    ratefeed.set_defaults(handler=_ratefeed)
+
+    indexer = commands.add_parser("indexer", help="run the indexer")
+    indexer.set_defaults(handler=lambda _: indexer_app.main())
+
+    query = commands.add_parser("query", help="run the query API (127.0.0.1:8080 by default)")
+    query.set_defaults(handler=lambda _: query_app.main())
+
+    search = commands.add_parser("search", help="search the article index")
+    search.add_argument("query", help="words; quotes for phrases, -word to exclude, OR")
+    search.add_argument("--page", type=int, default=1)
+    search.add_argument("--size", type=int, default=6)
+    search.set_defaults(handler=_search)
+
+    dead = commands.add_parser("deadletters", help="list or replay dead letters")
+    dead_commands = dead.add_subparsers(dest="action", metavar="ACTION")
+    dead.set_defaults(handler=_deadletters_list, limit=50)
+    dead_list = dead_commands.add_parser("list", help="newest first, with their reasons")
+    dead_list.add_argument("--limit", type=int, default=50)
+    dead_list.set_defaults(handler=_deadletters_list)
+    replay = dead_commands.add_parser(
+        "replay", help="put dead letters back into their stream (after a fix) and drop them")
+    replay.add_argument("ids", nargs="+", metavar="ID", help="dead-letter entry ids")
+    replay.set_defaults(handler=_deadletters_replay)
+
+    docs = commands.add_parser("docs", help="write JSON Schemas, AsyncAPI and OpenAPI to docs/")
+    docs.add_argument("--dir", type=Path, default=Path("docs"))
+    docs.add_argument("--check", action="store_true",
+                      help="write nothing; fail if a committed document is out of date")
+    docs.set_defaults(handler=_docs)
+    return parser
+
+
+def _ingest(args: argparse.Namespace) -> None:
+
+    if args.source:
+        result = asyncio.run(ingest_app.ingest_once(args.source))
+        print(f"{result.source}: {result.published} articles published, "
+              f"{result.skipped} items skipped")
+    elif args.once:
+        for result in asyncio.run(ingest_app.ingest_configured_once()):
+            print(f"{result.source}: {result.published} published, {result.skipped} skipped"
+                  + (f", failed: {result.error}" if result.error else ""))
+    else:
+        ingest_app.main()
+
+
+def _ratefeed(args: argparse.Namespace) -> None:
+
+    if args.source or args.once:
+        quotes = asyncio.run(ratefeed_app.ratefeed_once(args.source or RateFeedSettings().source))
+        for quote in quotes:
+            print(f"{quote.base}/{quote.quote} {quote.rate} as of {quote.as_of} ({quote.provider})")
+        print(f"{len(quotes)} quotes published")
+    else:
+        ratefeed_app.main()
+
+
+def _search(args: argparse.Namespace) -> None:
+
+    page = asyncio.run(search_once(args.query, args.page, args.size))
+    print(page.viewing())
+    for hit in page.results:
+        print(f"- {hit.title} ({hit.source}, {hit.published_at or 'undated'})\n  {hit.url}")
+
+
+def _deadletters_list(args: argparse.Namespace) -> None:
+
+    letters = asyncio.run(list_dead_letters(args.limit))
+    if not letters:
+        print("no dead letters")
+    for entry_id, letter in letters:
+        print(f"{entry_id}  {letter.stream} {letter.entry_id}  {letter.error_class} "
+              f"(attempts {letter.attempts}, {letter.failed_at:%Y-%m-%d %H:%M:%S}Z)\n"
+              f"    {letter.error_message}")
+
+
+def _deadletters_replay(args: argparse.Namespace) -> None:
+
+    for entry_id, outcome in asyncio.run(replay_dead_letters(args.ids)).items():
+        print(f"{entry_id}: {outcome}")
+
+
+def _docs(args: argparse.Namespace) -> None:
+
+    stale = write_documents(args.dir, check=args.check)
+    if args.check and stale:
+        print("out of date (run `caravan docs`): " + ", ".join(stale), file=sys.stderr)
+        raise SystemExit(1)
+    print(json.dumps({"written" if not args.check else "checked": stale or "all up to date"}))
+
+
+def _run(_: argparse.Namespace) -> None:
+
+    raise SystemExit(supervisor.run_local())

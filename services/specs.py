@@ -1,0 +1,86 @@
+"""Generated contract documents: JSON Schemas of the events, AsyncAPI of each service, OpenAPI.
+
+`caravan docs` writes them under docs/; a test runs `caravan docs --check` so the
+committed files never drift from the code. They are generated from default
+settings, not the environment, so they are the same on every machine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from faststream.redis import RedisBroker
+from faststream.specification import AsyncAPI
+
+from services.indexer.app import deadletters_publisher
+from services.ingest.app import articles_publisher
+from services.query.app import create_app as create_query_app
+from services.ratefeed.app import quotes_publisher
+from shared.events import EVENT_MODELS
+from shared.service import ServiceContext
+from shared.settings import CommonSettings, RedisSettings
+
+VERSION = "0.1.0"
+_REDIS = RedisSettings(url="redis://redis:6379/0")
+_COMMON = CommonSettings(stream_prefix="caravan:")
+
+
+def event_schemas() -> dict[str, Any]:
+    # Serialization mode: what a consumer reads off the stream, computed fields included.
+    return {name: model.model_json_schema(mode="serialization")
+            for name, model in EVENT_MODELS.items()}
+
+
+def _asyncapi(service: str, description: str, broker: RedisBroker) -> Any:
+    spec = AsyncAPI(broker, title=f"caravan {service}", version=VERSION,
+                    description=description, schema_version="3.0.0")
+    return spec.to_specification().to_jsonable()
+
+
+def asyncapi_documents() -> dict[str, Any]:
+    ingest = ServiceContext("ingest", _COMMON, _REDIS)
+    articles_publisher(ingest)
+    ratefeed = ServiceContext("ratefeed", _COMMON, _REDIS)
+    quotes_publisher(ratefeed)
+    indexer = ServiceContext("indexer", _COMMON, _REDIS)
+    deadletters_publisher(indexer)
+    return {
+        "ingest": _asyncapi("ingest", "Publishes ArticleEvents read from feeds.", ingest.broker),
+        "ratefeed": _asyncapi("ratefeed", "Publishes QuoteEvents computed from official rates.",
+                              ratefeed.broker),
+        "indexer": _asyncapi(
+            "indexer",
+            "Consumes the articles and quotes streams (consumer group `indexer`; see "
+            "docs/events.md) and publishes the entries it cannot index as DeadLetters.",
+            indexer.broker),
+    }
+
+
+def all_documents() -> dict[str, Any]:
+    documents: dict[str, Any] = {
+        f"schemas/{name}.json": schema for name, schema in event_schemas().items()
+    }
+    documents |= {f"asyncapi/{name}.json": doc for name, doc in asyncapi_documents().items()}
+    documents["openapi/query.json"] = create_query_app().openapi()
+    return documents
+
+
+def render(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def write_documents(docs_dir: Path, *, check: bool) -> list[str]:
+    """Write every document; with `check`, write nothing and return the stale ones."""
+    stale = []
+    for relative, document in all_documents().items():
+        path = docs_dir / relative
+        text = render(document)
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            continue
+        stale.append(relative)
+        if not check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    return stale
