@@ -1,0 +1,86 @@
+"""Fixtures shared by the integration and end-to-end tests.
+
+They need the real Redis and Elasticsearch that `deploy/local/test.sh` starts
+(REDIS_URL, ELASTICSEARCH_URL). Each test gets its own stream and index prefix,
+so tests never see each other's data and nothing needs flushing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+
+from shared.clients import make_elasticsearch, make_redis
+from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings
+from shared.streams import Streams
+
+REPO = Path(__file__).resolve().parents[1]
+REALDATA = REPO / "samples" / "realdata"
+
+
+@dataclass(frozen=True)
+class Namespace:
+    stream_prefix: str
+    index_prefix: str
+
+    @property
+    def streams(self) -> Streams:
+        return Streams(CommonSettings(stream_prefix=self.stream_prefix))
+
+    @property
+    def articles(self) -> str:
+        return f"{self.index_prefix}articles"
+
+    @property
+    def quotes(self) -> str:
+        return f"{self.index_prefix}quotes"
+
+
+def _require(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run the suite with `make test` (deploy/local/test.sh)")
+    return value
+
+
+@pytest.fixture
+def namespace(monkeypatch: pytest.MonkeyPatch) -> Namespace:
+    token = uuid4().hex[:10]
+    ns = Namespace(stream_prefix=f"test-{token}:", index_prefix=f"test-{token}-")
+    monkeypatch.setenv("CARAVAN_STREAM_PREFIX", ns.stream_prefix)
+    monkeypatch.setenv("CARAVAN_INDEX_PREFIX", ns.index_prefix)
+    monkeypatch.setenv("CARAVAN_LOG_FORMAT", "console")
+    return ns
+
+
+@pytest.fixture
+async def redis(namespace: Namespace) -> AsyncIterator[Redis]:
+    client = make_redis(RedisSettings(url=_require("REDIS_URL")))
+    yield client
+    keys = [key async for key in client.scan_iter(match=f"{namespace.stream_prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def es(namespace: Namespace) -> AsyncIterator[AsyncElasticsearch]:
+    client = make_elasticsearch(ElasticsearchSettings(url=_require("ELASTICSEARCH_URL")))
+    yield client
+    # Deleting by wildcard is refused (action.destructive_requires_name): name them.
+    indices = await client.indices.get(index=f"{namespace.index_prefix}*",
+                                       allow_no_indices=True)
+    if indices:
+        await client.indices.delete(index=",".join(indices))
+    templates = await client.options(ignore_status=404).indices.get_index_template(
+        name=f"{namespace.index_prefix}*")
+    for template in templates.get("index_templates", []):
+        await client.indices.delete_index_template(name=template["name"])
+    await client.close()

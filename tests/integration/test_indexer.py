@@ -1,0 +1,257 @@
+"""The indexer against the real Redis and Elasticsearch: nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+
+from services.indexer.app import deadletters_publisher
+from services.indexer.consumer import Consumer
+from services.indexer.mappings import IndexNames, ensure_indices
+from shared.clients import make_elasticsearch
+from shared.events import ArticleEvent, DeadLetter, QuoteEvent, content_hash
+from shared.service import ServiceContext
+from shared.settings import ElasticsearchSettings, IndexerSettings
+from shared.streams import DATA_FIELD
+from tests.conftest import Namespace
+from tests.streams import add, entries
+
+pytestmark = pytest.mark.integration
+
+MakeConsumer = Callable[..., Consumer]
+
+
+@pytest.fixture
+async def make_consumer(
+    redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> AsyncIterator[MakeConsumer]:
+    ctx = ServiceContext("indexer")
+    publisher = deadletters_publisher(ctx)
+    names = IndexNames(namespace.index_prefix)
+    await ensure_indices(es, names)
+
+    def build(**settings: Any) -> Consumer:
+        defaults: dict[str, Any] = {"consumer": "live", "block_ms": 50,
+                                    "retry_base_delay": 0.01}
+        return Consumer(redis, es, namespace.streams, names,
+                        IndexerSettings(**(defaults | settings)), publisher.publish)
+
+    async with ctx.broker:
+        await ctx.broker.connect()
+        yield build
+
+
+def article(
+    n: int, *, fetched_at: datetime | None = None, title: str | None = None
+) -> ArticleEvent:
+    title = title or f"Article number {n} about the Caspian"
+    return ArticleEvent(
+        source="test", url=f"https://news.example/{n}", canonical_url=f"https://news.example/{n}",
+        title=title, body=f"Body of article {n}.",
+        fetched_at=fetched_at or datetime(2026, 1, 1, tzinfo=UTC),
+        content_hash=content_hash(title, f"Body of article {n}."),
+    )
+
+
+async def publish(redis: Redis, stream: str, *events: ArticleEvent | QuoteEvent) -> None:
+    for event in events:
+        await add(redis, stream, {DATA_FIELD: event.model_dump_json().encode()})
+
+
+async def drain(consumer: Consumer, es: AsyncElasticsearch) -> None:
+    await consumer.ensure_groups()
+    while await consumer.step():
+        pass
+    await es.indices.refresh(index="*")
+
+
+async def ids_in(es: AsyncElasticsearch, index: str) -> list[str]:
+    response = await es.search(index=index, size=1000, query={"match_all": {}})
+    return sorted(hit["_id"] for hit in response["hits"]["hits"])
+
+
+async def dead_letters(redis: Redis, namespace: Namespace) -> list[DeadLetter]:
+    return [DeadLetter.model_validate_json(fields[DATA_FIELD])
+            for _, fields in await entries(redis, namespace.streams.deadletters)]
+
+
+async def pending(redis: Redis, stream: str) -> int:
+    summary = await redis.xpending(stream, "indexer")
+    return int(summary["pending"])
+
+
+async def test_every_event_is_indexed_once_under_its_idempotency_key(
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    articles = [article(n) for n in range(25)]
+    quote = QuoteEvent(base="KGS", rate=Decimal("0.01127270157879752030906774677"),
+                       as_of=date(2023, 9, 27), provider="cbr", fetched_at=datetime.now(UTC))
+    await publish(redis, namespace.streams.articles, *articles)
+    await publish(redis, namespace.streams.quotes, quote)
+
+    await drain(make_consumer(batch_size=10), es)
+
+    assert await ids_in(es, namespace.articles) == sorted(a.idempotency_key for a in articles)
+    stored = await es.get(index=namespace.quotes, id=quote.idempotency_key)
+    assert stored["_source"]["rate"] == "0.01127270157879752030906774677"
+    assert await pending(redis, namespace.streams.articles) == 0
+    assert await dead_letters(redis, namespace) == []
+
+
+async def test_invalid_entries_are_dead_lettered_with_reason_and_the_rest_indexed(
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    stream = namespace.streams.articles
+    await publish(redis, stream, article(1))
+    no_data = await add(redis, stream, {"title": "no envelope"})
+    not_json = await add(redis, stream, {DATA_FIELD: b"\xff\xfe not json"})
+    missing = await add(redis, stream, {DATA_FIELD: b'{"title": "only a title"}'})
+    await publish(redis, stream, article(2))
+
+    await drain(make_consumer(), es)
+
+    assert await ids_in(es, namespace.articles) == sorted(
+        [article(1).idempotency_key, article(2).idempotency_key])
+    letters = {d.entry_id: d for d in await dead_letters(redis, namespace)}
+    assert set(letters) == {no_data, not_json, missing}
+    assert letters[no_data].error_class == "MissingDataField"
+    assert letters[no_data].other_fields == {"title": b"no envelope"}
+    assert letters[not_json].payload == b"\xff\xfe not json"  # bytes kept intact
+    assert "url: Field required" in letters[missing].error_message
+    assert all(d.stream == stream and d.service == "indexer" for d in letters.values())
+    assert await pending(redis, stream) == 0
+
+
+async def test_replaying_the_stream_twice_neither_duplicates_nor_rolls_back(
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    old = article(7, fetched_at=datetime(2026, 1, 1, tzinfo=UTC), title="Old title")
+    new = article(7, fetched_at=datetime(2026, 1, 2, tzinfo=UTC), title="New title")
+    # The newer version arrives first, then the older one, then everything again.
+    await publish(redis, namespace.streams.articles, new, old, new, old)
+
+    await drain(make_consumer(), es)
+
+    assert await ids_in(es, namespace.articles) == [new.idempotency_key]
+    stored = await es.get(index=namespace.articles, id=new.idempotency_key)
+    assert stored["_source"]["title"] == "New title"
+    assert stored["_version"] == new.version
+    assert await dead_letters(redis, namespace) == []
+
+
+async def test_entries_left_pending_by_a_dead_consumer_are_claimed(
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    stream = namespace.streams.articles
+    live = make_consumer(claim_idle_ms=1000)
+    await live.ensure_groups()
+    events = [article(n) for n in range(5)]
+    await publish(redis, stream, *events)
+    # A consumer reads the entries and dies before acknowledging them.
+    await redis.xreadgroup("indexer", "dead", {stream: ">"}, count=10)
+    assert await pending(redis, stream) == 5
+
+    await asyncio.sleep(1.1)
+    await drain(live, es)
+
+    assert await ids_in(es, namespace.articles) == sorted(e.idempotency_key for e in events)
+    assert await pending(redis, stream) == 0
+
+
+async def test_an_entry_that_keeps_failing_ends_in_the_dead_letters(
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    stream = namespace.streams.articles
+    live = make_consumer(claim_idle_ms=1000, max_deliveries=3)
+    await live.ensure_groups()
+    poison_id = await add(redis, stream, {DATA_FIELD: article(1).model_dump_json().encode()})
+    await redis.xreadgroup("indexer", "dead", {stream: ">"}, count=1)
+    # It has been delivered (and has failed) many times already.
+    await redis.xclaim(stream, "indexer", "dead", min_idle_time=0, message_ids=[poison_id],
+                       retrycount=7)
+    await publish(redis, stream, article(2))
+
+    await asyncio.sleep(1.1)
+    await drain(live, es)
+
+    (letter,) = await dead_letters(redis, namespace)
+    assert letter.entry_id == poison_id
+    assert letter.error_class == "TooManyDeliveries"
+    assert letter.attempts > 3
+    assert await ids_in(es, namespace.articles) == [article(2).idempotency_key]
+    assert await pending(redis, stream) == 0
+
+
+async def test_a_document_elasticsearch_refuses_is_dead_lettered_with_its_reason(
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    consumer = make_consumer()
+    # Point the alias at an index whose mapping refuses our documents: `source`
+    # must be a number there, and events carry a name.
+    broken = f"{namespace.articles}-broken"
+    await es.indices.delete(index=IndexNames.versioned(namespace.articles))
+    await es.indices.create(index=broken, aliases={namespace.articles: {"is_write_index": True}},
+                            mappings={"properties": {"source": {"type": "long"}}})
+    await publish(redis, namespace.streams.articles, article(1))
+
+    await drain(consumer, es)
+
+    (letter,) = await dead_letters(redis, namespace)
+    assert letter.error_class == "Elasticsearch400"
+    assert "document_parsing_exception" in letter.error_message
+    assert "[source]" in letter.error_message
+    assert await ids_in(es, namespace.articles) == []
+    assert await pending(redis, namespace.streams.articles) == 0
+
+
+async def test_a_vanished_group_is_recreated_without_skipping_entries(
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    stream = namespace.streams.articles
+    consumer = make_consumer()
+    await publish(redis, stream, article(1))
+    await drain(consumer, es)
+    await redis.xgroup_destroy(stream, "indexer")
+    await publish(redis, stream, article(2))
+
+    with pytest.raises(Exception, match="NOGROUP"):
+        await consumer.step()
+    await consumer.ensure_groups()
+    await drain(consumer, es)
+
+    assert await ids_in(es, namespace.articles) == sorted(
+        [article(1).idempotency_key, article(2).idempotency_key])
+
+
+async def test_stop_mid_outage_leaves_the_batch_pending_for_another_indexer(
+    redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    # Elasticsearch unreachable: the batch is held, never acknowledged, never dropped.
+    down = make_elasticsearch(ElasticsearchSettings(url="http://127.0.0.1:1",
+                                                    request_timeout=0.2))
+    ctx = ServiceContext("indexer")
+    publisher = deadletters_publisher(ctx)
+    consumer = Consumer(redis, down, namespace.streams, IndexNames(namespace.index_prefix),
+                        IndexerSettings(consumer="doomed", block_ms=50, retry_base_delay=0.05),
+                        publisher.publish)
+    await consumer.ensure_groups()
+    await publish(redis, namespace.streams.articles, article(1), article(2))
+
+    async with ctx.broker:
+        await ctx.broker.connect()
+        task = asyncio.create_task(consumer.step())
+        await asyncio.sleep(0.5)
+        assert not task.done()  # still holding the batch, retrying
+        consumer.stop()
+        await asyncio.wait_for(task, timeout=5)
+    await down.close()
+
+    assert await pending(redis, namespace.streams.articles) == 2
+    assert await dead_letters(redis, namespace) == []

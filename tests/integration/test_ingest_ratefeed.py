@@ -1,0 +1,108 @@
+"""ingest and ratefeed against the real Redis: what they put on the streams."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from services.ingest.app import ingest_configured_once, ingest_once
+from services.ingest.feeds import FeedError
+from services.ratefeed.app import ratefeed_once
+from services.ratefeed.providers import RatesError
+from shared.events import ArticleEvent, QuoteEvent
+from shared.streams import DATA_FIELD
+from tests.conftest import REALDATA, Namespace
+from tests.streams import entries
+
+pytestmark = pytest.mark.integration
+
+
+async def _events(redis: Redis, stream: str) -> list[dict[bytes, bytes]]:
+    return [fields for _, fields in await entries(redis, stream)]
+
+
+async def test_ingest_publishes_one_event_per_feed_item(redis: Redis, namespace: Namespace) -> None:
+    result = await ingest_once(str(REALDATA / "feed-heise-developer.atom"), name="heise")
+
+    entries = await _events(redis, namespace.streams.articles)
+    assert result.published == len(entries) == 15
+    events = [ArticleEvent.model_validate_json(e[DATA_FIELD]) for e in entries]
+    assert {e.source for e in events} == {"heise"}
+    assert "Java-Anwendungsserver: Red Hat gibt WildFly 10 frei" in {e.title for e in events}
+    # One field, plain JSON: readable by any consumer, not FastStream's binary envelope.
+    assert all(set(e) == {DATA_FIELD} and e[DATA_FIELD].startswith(b"{") for e in entries)
+
+
+async def test_ingest_of_a_malformed_feed_reports_and_publishes_nothing_broken(
+    redis: Redis, namespace: Namespace
+) -> None:
+    result = await ingest_once(str(REALDATA / "feed-nenoksa-turbo-malformed.xml"))
+
+    assert (result.published, result.skipped) == (0, 1)
+    assert await redis.xlen(namespace.streams.articles) == 0
+
+
+async def test_ingest_of_something_that_is_no_feed_raises_a_clear_error(
+    redis: Redis, namespace: Namespace
+) -> None:
+    with pytest.raises(FeedError, match="not a readable RSS/Atom feed"):
+        await ingest_once(str(REALDATA / "cbr-xml-daily-2023-09-27.xml"))
+    assert await redis.xlen(namespace.streams.articles) == 0
+
+
+async def test_configured_sources_keep_going_past_a_broken_one(
+    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARAVAN_INGEST_SOURCES", str(REALDATA.parent / "sources.toml"))
+    results = {r.source: r for r in await ingest_configured_once()}
+
+    assert results["heise.de"].published == 15
+    assert results["nenoksa"].published == 0
+    assert await redis.xlen(namespace.streams.articles) == sum(
+        r.published for r in results.values())
+
+
+def _cbr_rate(code: str) -> Decimal:
+    """X/USD straight from the file, independently of the service's parser."""
+    text = (REALDATA / "cbr-xml-daily-2023-09-27.xml").read_text(encoding="utf-8")
+
+    def per_unit(char_code: str) -> Decimal:
+        match = re.search(rf"<CharCode>{char_code}</CharCode>\s*<Nominal>(\d+)</Nominal>"
+                          rf"\s*<Name>[^<]*</Name>\s*<Value>([\d,]+)</Value>", text)
+        assert match, char_code
+        return Decimal(match.group(2).replace(",", ".")) / Decimal(match.group(1))
+
+    return per_unit(code) / per_unit("USD")
+
+
+async def test_ratefeed_publishes_the_five_currencies_exactly_and_only_once(
+    redis: Redis, namespace: Namespace
+) -> None:
+    source = str(REALDATA / "cbr-xml-daily-2023-09-27.xml")
+    first = await ratefeed_once(source)
+    again = await ratefeed_once(source)
+
+    entries = await _events(redis, namespace.streams.quotes)
+    quotes = {q.base: q for q in (QuoteEvent.model_validate_json(e[DATA_FIELD]) for e in entries)}
+    assert len(first) == len(entries) == 5
+    assert again == []  # the same as-of date again is no news
+    for code in ("KGS", "KZT", "TJS", "UZS", "TMT"):
+        assert quotes[code].rate == _cbr_rate(code)
+        assert quotes[code].as_of.isoformat() == "2023-09-27"
+        assert quotes[code].change_pct is None
+
+
+async def test_ratefeed_rejects_a_document_without_its_date(
+    redis: Redis, namespace: Namespace, tmp_path: Path
+) -> None:
+    broken = REALDATA / "cbr-xml-daily-2023-09-27.xml"
+    path = tmp_path / "no-date.xml"
+    path.write_text(broken.read_text(encoding="utf-8").replace('Date="27.09.2023" ', ""))
+
+    with pytest.raises(RatesError, match="no valid Date"):
+        await ratefeed_once(str(path))
+    assert await redis.xlen(namespace.streams.quotes) == 0

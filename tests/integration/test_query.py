@@ -1,0 +1,100 @@
+"""The query API over an index filled by the real pipeline (ingest, ratefeed, indexer)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+
+from services.indexer.app import deadletters_publisher
+from services.indexer.consumer import Consumer
+from services.indexer.mappings import IndexNames, ensure_indices
+from services.ingest.app import ingest_once
+from services.query.app import create_app
+from services.ratefeed.app import ratefeed_once
+from shared.service import ServiceContext
+from shared.settings import IndexerSettings
+from tests.conftest import REALDATA, Namespace
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def api(redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+              ) -> AsyncIterator[httpx.AsyncClient]:
+    await ingest_once(str(REALDATA / "feed-uol-noticias.rss"), name="uol")
+    await ingest_once(str(REALDATA / "feed-heise-developer.atom"), name="heise")
+    await ratefeed_once(str(REALDATA / "cbr-xml-daily-2023-09-27.xml"))
+    ctx = ServiceContext("indexer")
+    names = IndexNames(namespace.index_prefix)
+    await ensure_indices(es, names)
+    consumer = Consumer(redis, es, namespace.streams, names,
+                        IndexerSettings(consumer="t", block_ms=50),
+                        deadletters_publisher(ctx).publish)
+    await consumer.ensure_groups()
+    async with ctx.broker:
+        await ctx.broker.connect()
+        while await consumer.step():
+            pass
+    await es.indices.refresh(index=f"{namespace.index_prefix}*")
+    app = create_app()
+    async with (app.router.lifespan_context(app),
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                  base_url="http://query") as client):
+        yield client
+
+
+async def test_search_pages_carry_the_viewing_numbers(api: httpx.AsyncClient) -> None:
+    first = (await api.get("/api/search", params={"size": 6})).json()
+    last = (await api.get("/api/search", params={"size": 6, "page": 5})).json()
+
+    assert (first["from"], first["to"], first["total"]) == (1, 6, 30)
+    assert len(first["results"]) == 6
+    assert (last["from"], last["to"], last["total"]) == (25, 30, 30)
+    assert {r["id"] for r in first["results"]}.isdisjoint({r["id"] for r in last["results"]})
+
+
+async def test_search_finds_words_and_highlights_them(api: httpx.AsyncClient) -> None:
+    by_title = (await api.get("/api/search", params={"q": "WildFly"})).json()
+    by_summary = (await api.get("/api/search", params={"q": "JBoss"})).json()
+
+    assert by_title["results"][0]["title"] == \
+        "Java-Anwendungsserver: Red Hat gibt WildFly 10 frei"
+    assert by_title["results"][0]["url"].startswith("http://www.heise.de/developer/meldung/")
+    assert by_summary["results"][0]["id"] == by_title["results"][0]["id"]
+    assert "<mark>JBoss</mark>" in by_summary["results"][0]["excerpt"]
+
+
+@pytest.mark.parametrize("odd", ['"unbalanced', "-", "OR OR", "((", "title:*", "\\", "🎪"])
+async def test_any_user_string_is_answered_not_failed(api: httpx.AsyncClient, odd: str) -> None:
+    response = await api.get("/api/search", params={"q": odd})
+    assert response.status_code == 200
+    assert response.json()["total"] >= 0
+
+
+async def test_bad_paging_is_a_clear_client_error(api: httpx.AsyncClient) -> None:
+    too_deep = await api.get("/api/search", params={"page": 2000, "size": 10})
+    too_big = await api.get("/api/search", params={"size": 5000})
+
+    assert too_deep.status_code == 400
+    assert "10000" in too_deep.json()["detail"]
+    assert too_big.status_code == 422
+
+
+async def test_latest_quotes_and_ticker(api: httpx.AsyncClient) -> None:
+    body = (await api.get("/api/quotes/latest")).json()
+
+    assert [q["base"] for q in body["quotes"]] == ["KGS", "KZT", "TJS", "UZS", "TMT"]
+    assert body["ticker"] == ["KGS/USD = 0.01127", "KZT/USD = 0.00211", "TJS/USD = 0.09123",
+                              "UZS/USD = 0.00008", "TMT/USD = 0.28571"]
+    assert all(q["as_of"] == "2023-09-27" and q["provider"] == "cbr" for q in body["quotes"])
+
+
+async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"elasticsearch": True, "redis": True}
