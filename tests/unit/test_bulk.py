@@ -1,0 +1,104 @@
+"""classify_item: what a bulk response item means for the indexer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.indexer.bulk import ItemResult, Outcome, classify_item, classify_response
+
+
+def _item(status: int, error: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"_index": "articles-v1", "_id": "abc", "status": status, **extra}
+    if error is not None:
+        body["error"] = error
+    return {"index": body}
+
+
+def test_201_created_is_stored() -> None:
+    result = classify_item(_item(201, result="created", _version=1700000000000))
+    assert result == ItemResult(Outcome.STORED, 201)
+    assert result.done
+    assert result.reason == ""
+
+
+def test_200_updated_is_stored() -> None:
+    result = classify_item(_item(200, result="updated"))
+    assert result.outcome is Outcome.STORED
+    assert result.done
+
+
+def test_409_version_conflict_is_stale_and_done() -> None:
+    error = {"type": "version_conflict_engine_exception",
+             "reason": "[abc]: version conflict, current version [2] is higher or equal to "
+                       "the one provided [1]",
+             "index": "articles-v1", "shard": "0"}
+    result = classify_item(_item(409, error))
+    assert result.outcome is Outcome.STALE
+    assert result.status == 409
+    assert result.done
+    assert result.reason.startswith("version_conflict_engine_exception: [abc]: version conflict")
+
+
+def test_429_is_retried() -> None:
+    error = {"type": "es_rejected_execution_exception",
+             "reason": "rejected execution of coordinating operation"}
+    result = classify_item(_item(429, error))
+    assert result.outcome is Outcome.RETRY
+    assert not result.done
+    assert "es_rejected_execution_exception" in result.reason
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_5xx_is_retried(status: int) -> None:
+    error = {"type": "unavailable_shards_exception", "reason": "primary shard is not active"}
+    result = classify_item(_item(status, error))
+    assert result.outcome is Outcome.RETRY
+    assert result.status == status
+    assert not result.done
+
+
+def test_400_mapping_error_is_rejected_with_type_and_cause() -> None:
+    error = {"type": "mapper_parsing_exception",
+             "reason": "failed to parse field [published_at] of type [date]",
+             "caused_by": {"type": "illegal_argument_exception",
+                           "reason": "failed to parse date field [Seg, 24 Set 2018]"}}
+    result = classify_item(_item(400, error))
+    assert result.outcome is Outcome.REJECTED
+    assert result.status == 400
+    assert not result.done
+    assert "mapper_parsing_exception" in result.reason
+    assert "failed to parse field [published_at]" in result.reason
+    assert "illegal_argument_exception" in result.reason
+    assert "failed to parse date field [Seg, 24 Set 2018]" in result.reason
+    assert result.reason.index("mapper_parsing") < result.reason.index("caused by")
+
+
+def test_nested_causes_are_all_reported() -> None:
+    error = {"type": "a", "reason": "outer",
+             "caused_by": {"type": "b", "reason": "middle",
+                           "caused_by": {"type": "c", "reason": "inner"}}}
+    reason = classify_item(_item(400, error)).reason
+    assert reason == "a: outer (caused by b: middle (caused by c: inner))"
+
+
+def test_error_without_details_uses_the_status() -> None:
+    assert classify_item(_item(503)).reason == "HTTP 503"
+    assert classify_item({"create": {"_id": "x"}}).outcome is Outcome.RETRY  # no status: 500
+
+
+def test_other_action_types_are_read_the_same() -> None:
+    assert classify_item({"create": {"status": 201}}).outcome is Outcome.STORED
+
+
+def test_classify_response_keeps_item_order() -> None:
+    response = {"errors": True, "items": [
+        _item(201), _item(409, {"type": "version_conflict_engine_exception", "reason": "r"}),
+        _item(429, {"type": "es_rejected_execution_exception", "reason": "r"}),
+        _item(400, {"type": "mapper_parsing_exception", "reason": "r"}),
+    ]}
+    assert [r.outcome for r in classify_response(response)] == [
+        Outcome.STORED, Outcome.STALE, Outcome.RETRY, Outcome.REJECTED,
+    ]
+    assert classify_response({"errors": False}) == []

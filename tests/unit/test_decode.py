@@ -1,0 +1,184 @@
+"""decode_entry and the bulk actions of services.indexer.documents."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from services.indexer.decode import Entry, Invalid, decode_entry
+from services.indexer.documents import BulkAction, article_action, quote_action
+from services.indexer.mappings import IndexNames
+from services.ingest.feeds import parse_feed
+from services.ingest.sources import Source
+from services.ratefeed.cbr import parse_cbr
+from services.ratefeed.rates import usd_rates
+from shared.events import ArticleEvent, QuoteEvent
+from shared.settings import CommonSettings
+from shared.streams import DATA_FIELD, Streams
+
+REALDATA = Path(__file__).resolve().parents[2] / "samples" / "realdata"
+FETCHED_AT = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def streams() -> Streams:
+    return Streams(CommonSettings(stream_prefix="t:"))
+
+
+@pytest.fixture
+def names() -> IndexNames:
+    return IndexNames("t-")
+
+
+@pytest.fixture(scope="module")
+def article() -> ArticleEvent:
+    """A real article: the first item of the andijonfk.uz feed."""
+    content = (REALDATA / "feed-andijonfk-uz.xml").read_bytes()
+    source = Source(name="andijonfk.uz", url="x", language="uz")
+    return parse_feed(content, source, FETCHED_AT).events[0]
+
+
+@pytest.fixture(scope="module")
+def quote() -> QuoteEvent:
+    """KGS/USD from the real Bank of Russia document, with its full Decimal precision."""
+    official = parse_cbr((REALDATA / "cbr-xml-daily-2023-09-27.xml").read_bytes())
+    rate = usd_rates(official, ("KGS",))["KGS"]
+    return QuoteEvent(base="KGS", rate=rate, change_pct=Decimal("-0.0004"),
+                      previous_rate=Decimal("0.0112771"), as_of=official.as_of,
+                      provider=official.provider, fetched_at=FETCHED_AT)
+
+
+def _entry(stream: str, payload: bytes | None, **fields: bytes) -> Entry:
+    raw = {k.encode(): v for k, v in fields.items()}
+    if payload is not None:
+        raw[DATA_FIELD] = payload
+    return Entry(stream=stream, entry_id="1700000000000-0", fields=raw)
+
+
+def test_stream_and_index_names(streams: Streams, names: IndexNames) -> None:
+    assert streams.articles == "t:articles"
+    assert streams.quotes == "t:quotes"
+    assert names.articles == "t-articles"
+    assert names.quotes == "t-quotes"
+    assert DATA_FIELD == b"__data__"
+
+
+def test_article_entry_becomes_versioned_index_action(
+    streams: Streams, names: IndexNames, article: ArticleEvent
+) -> None:
+    entry = _entry("t:articles", article.model_dump_json().encode())
+    action = decode_entry(entry, streams, names)
+    assert isinstance(action, BulkAction)
+    assert action.index == "t-articles"
+    assert action.doc_id == article.idempotency_key
+    assert action.version == article.version
+    assert action.version == int(FETCHED_AT.timestamp() * 1000)
+    header, source = action.operations()
+    assert header == {"index": {"_index": "t-articles", "_id": article.idempotency_key,
+                                "version": article.version, "version_type": "external"}}
+    assert source["title"] == "Damir Temirov: “Haqli g'alabaga erishdik”"
+    assert source["title_suggest"] == {"input": [article.title]}
+    assert source["canonical_url"] == article.canonical_url
+    assert source["event_id"] == str(article.event_id)
+
+
+def test_quote_entry_keeps_rate_as_exact_string(
+    streams: Streams, names: IndexNames, quote: QuoteEvent
+) -> None:
+    entry = _entry("t:quotes", quote.model_dump_json().encode())
+    action = decode_entry(entry, streams, names)
+    assert isinstance(action, BulkAction)
+    assert action.index == "t-quotes"
+    assert action.doc_id == "KGS-USD-2023-09-27-cbr"
+    assert action.version == quote.version
+    header, source = action.operations()
+    assert header["index"]["version_type"] == "external"
+    assert source["pair"] == "KGS/USD"
+    assert isinstance(source["rate"], str)
+    assert Decimal(source["rate"]) == quote.rate  # not a float: every digit survives
+    assert len(Decimal(source["rate"]).as_tuple().digits) > 17  # more than a double holds
+    assert source["rate_value"] == float(quote.rate)
+    assert source["change_pct"] == "-0.0004"
+    assert source["change_pct_value"] == -0.0004
+    assert source["previous_rate"] == "0.0112771"
+
+
+def test_quote_action_without_change(names: IndexNames) -> None:
+    event = QuoteEvent(base="UZS", rate=Decimal("0.0000819"), as_of=date(2023, 9, 27),
+                       provider="cbr", fetched_at=FETCHED_AT)
+    _, source = quote_action(event, names.quotes).operations()
+    assert source["change_pct"] is None
+    assert source["change_pct_value"] is None
+    assert source["rate"] == "0.0000819"
+
+
+def test_article_action_is_json_serialisable(article: ArticleEvent, names: IndexNames) -> None:
+    action = article_action(article, names.articles)
+    _, source = action.operations()
+    round_tripped = json.loads(json.dumps(source))
+    assert round_tripped["published_at"] == "2026-08-28T15:19:10Z"
+    assert round_tripped["idempotency_key"] == article.idempotency_key
+
+
+def test_missing_data_field(streams: Streams, names: IndexNames) -> None:
+    result = decode_entry(_entry("t:articles", None, other=b"x", data=b"{}"), streams, names)
+    assert isinstance(result, Invalid)
+    assert result.error_class == "MissingDataField"
+    assert "['data', 'other']" in result.message
+
+
+@pytest.mark.parametrize("payload", [b"{not json", b"", b"\xff\xfe", b"[1, 2"])
+def test_invalid_json(streams: Streams, names: IndexNames, payload: bytes) -> None:
+    result = decode_entry(_entry("t:articles", payload), streams, names)
+    assert isinstance(result, Invalid)
+    assert result.error_class == "ValidationError"
+    assert result.message.startswith("ArticleEvent:")
+
+
+def test_json_missing_fields_names_them(streams: Streams, names: IndexNames) -> None:
+    result = decode_entry(_entry("t:articles", b'{"source": "x", "url": "https://e.org"}'),
+                          streams, names)
+    assert isinstance(result, Invalid)
+    assert result.error_class == "ValidationError"
+    for field in ("canonical_url", "title", "fetched_at", "content_hash"):
+        assert f"{field}: Field required" in result.message
+    assert "source:" not in result.message  # present fields are not blamed
+
+
+def test_quote_with_bad_values_names_them(
+    streams: Streams, names: IndexNames, quote: QuoteEvent
+) -> None:
+    data = json.loads(quote.model_dump_json())
+    data["rate"] = "-1"
+    data["base"] = "kgs"
+    result = decode_entry(_entry("t:quotes", json.dumps(data).encode()), streams, names)
+    assert isinstance(result, Invalid)
+    assert result.message.startswith("QuoteEvent:")
+    assert "rate:" in result.message
+    assert "base:" in result.message
+
+
+def test_article_on_the_quotes_stream_is_invalid(
+    streams: Streams, names: IndexNames, article: ArticleEvent
+) -> None:
+    result = decode_entry(_entry("t:quotes", article.model_dump_json().encode()), streams, names)
+    assert isinstance(result, Invalid)
+    assert result.error_class == "ValidationError"
+
+
+@pytest.mark.parametrize("stream", ["t:deadletters", "caravan:articles", "articles", "t:other"])
+def test_unknown_stream(
+    streams: Streams, names: IndexNames, article: ArticleEvent, stream: str
+) -> None:
+    result = decode_entry(_entry(stream, article.model_dump_json().encode()), streams, names)
+    assert isinstance(result, Invalid)
+    assert result.error_class == "UnknownStream"
+    assert repr(stream) in result.message
+
+
+def test_entry_key() -> None:
+    assert _entry("t:articles", b"{}").key == "t:articles/1700000000000-0"

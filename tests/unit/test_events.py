@@ -1,0 +1,215 @@
+"""Event contracts: keys, UTC datetimes, exact decimals, bytes, tolerant reading."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from shared.events import (
+    EVENT_MODELS,
+    ArticleEvent,
+    DeadLetter,
+    QuoteEvent,
+    article_key,
+    content_hash,
+)
+
+FETCHED_AT = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
+
+
+def _article(**overrides: Any) -> ArticleEvent:
+    fields: dict[str, Any] = {
+        "source": "andijonfk.uz",
+        "url": "https://andijonfk.uz/sayt/bugun-bobur-arenada-andijon-horazm?utm_source=tg",
+        "canonical_url": "https://andijonfk.uz/sayt/bugun-bobur-arenada-andijon-horazm",
+        "title": "Bugun Bobur Arenada: Andijon — Xorazm",
+        "fetched_at": FETCHED_AT,
+        "content_hash": content_hash("Bugun Bobur Arenada: Andijon — Xorazm", ""),
+    }
+    fields.update(overrides)
+    return ArticleEvent(**fields)
+
+
+def _quote(**overrides: Any) -> QuoteEvent:
+    fields: dict[str, Any] = {"base": "KGS", "rate": Decimal("0.01127266"),
+                              "as_of": date(2023, 9, 27), "provider": "cbr",
+                              "fetched_at": FETCHED_AT}
+    fields.update(overrides)
+    return QuoteEvent(**fields)
+
+
+def test_idempotency_key_is_deterministic_per_canonical_url() -> None:
+    first = _article()
+    again = _article(url="https://andijonfk.uz/other-link", fetched_at=FETCHED_AT + timedelta(1))
+    other = _article(canonical_url="https://andijonfk.uz/sayt/another")
+    assert first.idempotency_key == again.idempotency_key
+    assert first.idempotency_key == article_key(first.canonical_url)
+    assert first.idempotency_key != other.idempotency_key
+    assert len(first.idempotency_key) == 32
+    assert all(c in "0123456789abcdef" for c in first.idempotency_key)
+
+
+def test_every_event_gets_its_own_event_id() -> None:
+    first, second = _article(), _article()
+    assert first.idempotency_key == second.idempotency_key
+    assert first.event_id != second.event_id
+
+
+def test_version_follows_fetch_time_in_milliseconds() -> None:
+    early = _article()
+    later = _article(fetched_at=FETCHED_AT + timedelta(milliseconds=5))
+    assert early.version == int(FETCHED_AT.timestamp()) * 1000
+    assert later.version == early.version + 5
+
+
+def test_schema_version_is_1_and_other_versions_are_rejected() -> None:
+    assert _article().schema_version == 1
+    assert _quote().schema_version == 1
+    data = json.loads(_article().model_dump_json())
+    data["schema_version"] = 2
+    with pytest.raises(ValidationError, match="schema_version"):
+        ArticleEvent.model_validate(data)
+
+
+@pytest.mark.parametrize("field", ["fetched_at", "published_at", "occurred_at"])
+def test_naive_datetimes_are_rejected(field: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        _article(**{field: datetime(2026, 9, 1, 12, 0)})
+
+
+def test_aware_datetimes_are_converted_to_utc() -> None:
+    tashkent = timezone(timedelta(hours=5))
+    event = _article(published_at=datetime(2026, 8, 28, 20, 19, 10, tzinfo=tashkent),
+                     fetched_at=datetime(2026, 9, 1, 17, 0, tzinfo=tashkent))
+    assert event.published_at == datetime(2026, 8, 28, 15, 19, 10, tzinfo=UTC)
+    assert event.published_at is not None
+    assert event.published_at.tzinfo is UTC
+    assert event.fetched_at.tzinfo is UTC
+    assert event.fetched_at.hour == 12
+    assert '"published_at":"2026-08-28T15:19:10Z"' in event.model_dump_json()
+
+
+def test_iso_strings_with_offsets_are_converted_too() -> None:
+    data = json.loads(_article().model_dump_json())
+    data["published_at"] = "2016-02-01T17:22:00+01:00"
+    event = ArticleEvent.model_validate(data)
+    assert event.published_at == datetime(2016, 2, 1, 16, 22, tzinfo=UTC)
+    assert event.published_at is not None
+    assert event.published_at.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("field", ["source", "url", "canonical_url", "title"])
+def test_required_text_must_not_be_blank(field: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        _article(**{field: "   "})
+
+
+def test_content_hash_must_be_a_sha256_hex_digest() -> None:
+    with pytest.raises(ValidationError, match="content_hash"):
+        _article(content_hash="not-a-hash")
+    assert content_hash("t", "b") == content_hash("t", "b")
+    assert content_hash("t", "b") != content_hash("t", "b changed")
+    assert content_hash("t", "b") != content_hash("t changed", "b")
+    assert len(content_hash("t", "b")) == 64
+
+
+def test_quote_rate_is_an_exact_decimal_string_in_json() -> None:
+    rate = Decimal("10.8486") / Decimal("10") / Decimal("96.2378")
+    event = _quote(rate=rate, change_pct=Decimal("0.3300"))
+    data = json.loads(event.model_dump_json())
+    assert isinstance(data["rate"], str)
+    assert Decimal(data["rate"]) == rate
+    assert data["change_pct"] == "0.3300"  # trailing zeros kept: the string is the value
+    assert QuoteEvent.model_validate_json(event.model_dump_json()).rate == rate
+
+
+@pytest.mark.parametrize("rate", [Decimal("0"), Decimal("-0.01"), Decimal("NaN")])
+def test_non_positive_rate_is_rejected(rate: Decimal) -> None:
+    with pytest.raises(ValidationError, match="rate"):
+        _quote(rate=rate)
+
+
+def test_non_positive_previous_rate_is_rejected() -> None:
+    with pytest.raises(ValidationError, match="previous_rate"):
+        _quote(previous_rate=Decimal("0"))
+
+
+@pytest.mark.parametrize("base", ["kgs", "KG", "KGSS", "K1S", "KGS\n", " KGS", "КГС"])
+def test_base_must_be_three_upper_case_letters(base: str) -> None:
+    with pytest.raises(ValidationError, match="base"):
+        _quote(base=base)
+
+
+def test_quote_is_always_against_usd() -> None:
+    assert _quote().quote == "USD"
+    with pytest.raises(ValidationError, match="quote"):
+        _quote(quote="EUR")
+
+
+def test_quote_idempotency_key() -> None:
+    assert _quote().idempotency_key == "KGS-USD-2023-09-27-cbr"
+    assert _quote(fetched_at=FETCHED_AT + timedelta(hours=1)).idempotency_key == (
+        "KGS-USD-2023-09-27-cbr"
+    )
+
+
+def _dead_letter(**overrides: Any) -> DeadLetter:
+    fields: dict[str, Any] = {
+        "stream": "caravan:articles", "entry_id": "1700000000000-0",
+        "payload": b"\xff\x00{not json", "other_fields": {"junk": b"\x00\x01\xfe"},
+        "error_class": "ValidationError", "error_message": "ArticleEvent: invalid JSON",
+        "service": "indexer", "attempts": 5,
+    }
+    fields.update(overrides)
+    return DeadLetter(**fields)
+
+
+def test_dead_letter_bytes_survive_a_json_round_trip() -> None:
+    letter = _dead_letter()
+    text = letter.model_dump_json()
+    json.loads(text)  # it is valid JSON, bytes and all
+    back = DeadLetter.model_validate_json(text)
+    assert back.payload == b"\xff\x00{not json"
+    assert back.other_fields == {"junk": b"\x00\x01\xfe"}
+    assert back == letter
+    assert back.idempotency_key == "caravan:articles/1700000000000-0"
+
+
+def test_dead_letter_needs_at_least_one_attempt() -> None:
+    with pytest.raises(ValidationError, match="attempts"):
+        _dead_letter(attempts=0)
+
+
+@pytest.mark.parametrize("model", [ArticleEvent, QuoteEvent, DeadLetter])
+def test_unknown_fields_are_ignored(model: type[ArticleEvent | QuoteEvent | DeadLetter]) -> None:
+    sample = {ArticleEvent: _article, QuoteEvent: _quote, DeadLetter: _dead_letter}[model]()
+    data = json.loads(sample.model_dump_json())
+    data["added_in_a_later_producer"] = {"nested": [1, 2]}
+    back = model.model_validate(data)
+    assert back == sample
+    assert "added_in_a_later_producer" not in back.model_dump()
+
+
+def test_computed_fields_in_json_are_ignored_on_read() -> None:
+    data = json.loads(_article().model_dump_json())
+    data["idempotency_key"] = "forged"
+    data["version"] = 1
+    back = ArticleEvent.model_validate(data)
+    assert back.idempotency_key == article_key(back.canonical_url)
+    assert back.version == int(FETCHED_AT.timestamp() * 1000)
+
+
+def test_events_are_frozen() -> None:
+    event = _article()
+    with pytest.raises(ValidationError):
+        event.title = "changed"  # type: ignore[misc]
+
+
+def test_event_models_registry() -> None:
+    expected = {"ArticleEvent": ArticleEvent, "QuoteEvent": QuoteEvent, "DeadLetter": DeadLetter}
+    assert expected == EVENT_MODELS

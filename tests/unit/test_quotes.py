@@ -1,0 +1,171 @@
+"""format_change / ticker_line reproduce the seed page ticker; latest-quotes aggregation."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.query.quotes import (
+    TICKER_CURRENCIES,
+    LatestQuotes,
+    build_latest,
+    format_change,
+    shape_latest,
+    ticker_line,
+)
+from services.ratefeed.cbr import parse_cbr
+from services.ratefeed.rates import usd_rates
+
+REALDATA = Path(__file__).resolve().parents[2] / "samples" / "realdata"
+
+
+def _seed_ticker() -> list[str]:
+    """The distinct ticker lines of the seed page, in page order."""
+    text = (REALDATA / "seed-page.txt").read_text(encoding="utf-8")
+    lines = re.findall(r"^\s*•\s*([A-Z]{3}/USD = .+?)\s*$", text, flags=re.M)
+    return list(dict.fromkeys(lines))
+
+
+SEED_TICKER = _seed_ticker()
+
+
+def test_seed_page_ticker_is_what_we_expect_to_reproduce() -> None:
+    assert SEED_TICKER == [
+        "KGS/USD = 0.01156 -0%",
+        "KZT/USD = 0.00199 -0%",
+        "TJS/USD = 0.09174 0.33%",
+        "UZS/USD = 0.00008 0%",
+        "TMT/USD = 0.28615 0.14%",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (Decimal("-0.0004"), "-0%"),
+        (Decimal("-0.004999"), "-0%"),
+        (Decimal("0.3300"), "0.33%"),
+        (Decimal("0.1"), "0.1%"),
+        (Decimal("0"), "0%"),
+        (Decimal("-0"), "0%"),
+        (Decimal("0.0004"), "0%"),
+        (Decimal("0.005"), "0%"),  # half-even: 0.005 -> 0.00
+        (Decimal("0.015"), "0.02%"),  # half-even: 0.015 -> 0.02
+        (Decimal("0.025"), "0.02%"),  # half-even: 0.025 -> 0.02
+        (Decimal("-1.2345"), "-1.23%"),
+        (Decimal("10"), "10%"),
+        (Decimal("100.00"), "100%"),
+        (Decimal("-2.50"), "-2.5%"),
+    ],
+)
+def test_format_change(change: Decimal, expected: str) -> None:
+    assert format_change(change) == expected
+
+
+@pytest.mark.parametrize(
+    ("base", "rate", "change", "expected"),
+    [
+        ("KGS", Decimal("0.0115600"), Decimal("-0.0004"), "KGS/USD = 0.01156 -0%"),
+        ("KZT", Decimal("0.001994"), Decimal("-0.003"), "KZT/USD = 0.00199 -0%"),
+        ("TJS", Decimal("0.091738"), Decimal("0.3300"), "TJS/USD = 0.09174 0.33%"),
+        ("UZS", Decimal("0.0000819"), Decimal("0"), "UZS/USD = 0.00008 0%"),
+        ("TMT", Decimal("0.286150"), Decimal("0.1400"), "TMT/USD = 0.28615 0.14%"),
+    ],
+)
+def test_ticker_line_reproduces_the_seed_page(
+    base: str, rate: Decimal, change: Decimal, expected: str
+) -> None:
+    line = ticker_line(base, "USD", rate, change)
+    assert line == expected
+    assert line in SEED_TICKER
+
+
+def test_ticker_line_without_previous_rate_has_no_percentage() -> None:
+    assert ticker_line("KGS", "USD", Decimal("0.01156"), None) == "KGS/USD = 0.01156"
+
+
+def test_ticker_rate_is_rounded_half_even_to_five_places() -> None:
+    assert ticker_line("X", "USD", Decimal("0.000015"), None) == "X/USD = 0.00002"
+    assert ticker_line("X", "USD", Decimal("0.000025"), None) == "X/USD = 0.00002"
+    assert ticker_line("X", "USD", Decimal("3.5"), None) == "X/USD = 3.50000"
+
+
+def test_real_cbr_uzs_rate_rounds_like_the_seed_page() -> None:
+    rates = usd_rates(parse_cbr((REALDATA / "cbr-xml-daily-2023-09-27.xml").read_bytes()),
+                      ("UZS",))
+    assert ticker_line("UZS", "USD", rates["UZS"], Decimal("0")) == "UZS/USD = 0.00008 0%"
+
+
+def test_build_latest_asks_for_newest_quote_per_currency() -> None:
+    body = build_latest()
+    assert body["size"] == 0
+    assert body["query"] == {"terms": {"base": list(TICKER_CURRENCIES)}}
+    by_base = body["aggs"]["by_base"]
+    assert by_base["terms"] == {"field": "base", "size": 5}
+    top = by_base["aggs"]["latest"]["top_hits"]
+    assert top["size"] == 1
+    assert top["sort"] == [{"as_of": "desc"}, {"fetched_at": "desc"}]
+
+
+def test_build_latest_custom_currencies() -> None:
+    body = build_latest(("KZT", "UZS"))
+    assert body["query"]["terms"]["base"] == ["KZT", "UZS"]
+    assert body["aggs"]["by_base"]["terms"]["size"] == 2
+
+
+def _bucket(base: str, rate: str, change: str | None) -> dict[str, Any]:
+    source = {"base": base, "quote": "USD", "rate": rate, "change_pct": change,
+              "as_of": "2025-03-29", "provider": "cbr", "pair": f"{base}/USD"}
+    return {"key": base, "doc_count": 3,
+            "latest": {"hits": {"total": {"value": 3, "relation": "eq"},
+                                "hits": [{"_index": "quotes-v1", "_id": f"{base}-USD",
+                                          "_source": source}]}}}
+
+
+def _aggregation(*buckets: dict[str, Any]) -> dict[str, Any]:
+    return {"hits": {"total": {"value": 15, "relation": "eq"}, "hits": []},
+            "aggregations": {"by_base": {"doc_count_error_upper_bound": 0,
+                                         "sum_other_doc_count": 0,
+                                         "buckets": list(buckets)}}}
+
+
+def test_shape_latest_orders_as_the_ticker_and_formats_lines() -> None:
+    response = _aggregation(  # Elasticsearch's bucket order is not the ticker's
+        _bucket("TMT", "0.286150", "0.1400"),
+        _bucket("UZS", "0.0000819", "0"),
+        _bucket("KZT", "0.001994", "-0.003"),
+        _bucket("TJS", "0.091738", "0.3300"),
+        _bucket("KGS", "0.0115600", "-0.0004"),
+    )
+    latest = shape_latest(response)
+    assert isinstance(latest, LatestQuotes)
+    assert [q.base for q in latest.quotes] == ["KGS", "KZT", "TJS", "UZS", "TMT"]
+    assert latest.ticker == SEED_TICKER
+    kgs = latest.quotes[0]
+    assert kgs.rate == "0.0115600"  # the stored exact string, unrounded
+    assert kgs.change_pct == "-0.0004"
+    assert kgs.quote == "USD"
+    assert kgs.provider == "cbr"
+    assert kgs.as_of == "2025-03-29"
+
+
+def test_shape_latest_without_change_and_with_missing_currencies() -> None:
+    latest = shape_latest(_aggregation(_bucket("UZS", "0.0000819", None),
+                                       _bucket("KGS", "0.01156", "0.1")))
+    assert [q.base for q in latest.quotes] == ["KGS", "UZS"]
+    assert latest.ticker == ["KGS/USD = 0.01156 0.1%", "UZS/USD = 0.00008"]
+    assert latest.quotes[1].change_pct is None
+
+
+def test_shape_latest_ignores_currencies_outside_the_ticker() -> None:
+    latest = shape_latest(_aggregation(_bucket("EUR", "1.05", "0"),
+                                       _bucket("KZT", "0.002", "0")))
+    assert [q.base for q in latest.quotes] == ["KZT"]
+
+
+def test_shape_latest_of_no_buckets_is_empty() -> None:
+    assert shape_latest(_aggregation()) == LatestQuotes(quotes=[], ticker=[])

@@ -1,0 +1,90 @@
+"""Settings: NAME from the environment, or NAME_FILE naming a file that holds it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings
+
+_VARS = ("ELASTICSEARCH_PASSWORD", "ELASTICSEARCH_PASSWORD_FILE", "ELASTICSEARCH_API_KEY",
+         "ELASTICSEARCH_API_KEY_FILE", "REDIS_PASSWORD", "REDIS_PASSWORD_FILE",
+         "CARAVAN_STREAM_PREFIX", "CARAVAN_STREAM_PREFIX_FILE")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "es-password"
+    path.write_text("s3cret\n", encoding="utf-8")
+    return path
+
+
+def test_password_is_read_from_the_file_named_by_file_variable(
+    monkeypatch: pytest.MonkeyPatch, secret_file: Path
+) -> None:
+    monkeypatch.setenv("ELASTICSEARCH_PASSWORD_FILE", str(secret_file))
+    settings = ElasticsearchSettings()
+    assert settings.password is not None
+    assert settings.password.get_secret_value() == "s3cret"  # trailing newline stripped
+
+
+def test_secret_never_appears_in_repr_str_or_dump(
+    monkeypatch: pytest.MonkeyPatch, secret_file: Path
+) -> None:
+    monkeypatch.setenv("ELASTICSEARCH_PASSWORD_FILE", str(secret_file))
+    settings = ElasticsearchSettings()
+    assert "s3cret" not in repr(settings)
+    assert "s3cret" not in str(settings)
+    assert "s3cret" not in repr(settings.password)
+    assert "s3cret" not in settings.model_dump_json()
+
+
+def test_plain_environment_variable_wins_over_the_file(
+    monkeypatch: pytest.MonkeyPatch, secret_file: Path
+) -> None:
+    monkeypatch.setenv("ELASTICSEARCH_PASSWORD", "from-env")
+    monkeypatch.setenv("ELASTICSEARCH_PASSWORD_FILE", str(secret_file))
+    settings = ElasticsearchSettings()
+    assert settings.password is not None
+    assert settings.password.get_secret_value() == "from-env"
+
+
+def test_without_either_variable_there_is_no_password() -> None:
+    assert ElasticsearchSettings().password is None
+    assert RedisSettings().password is None
+
+
+def test_file_convention_uses_each_class_prefix(
+    monkeypatch: pytest.MonkeyPatch, secret_file: Path
+) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD_FILE", str(secret_file))
+    assert ElasticsearchSettings().password is None  # another prefix: not read
+    redis = RedisSettings().password
+    assert redis is not None
+    assert redis.get_secret_value() == "s3cret"
+
+
+def test_file_convention_works_for_plain_fields(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "prefix"
+    path.write_text("  run42:\n", encoding="utf-8")
+    monkeypatch.setenv("CARAVAN_STREAM_PREFIX_FILE", str(path))
+    assert CommonSettings().stream_prefix == "run42:"
+
+
+def test_explicit_argument_wins_over_the_file(
+    monkeypatch: pytest.MonkeyPatch, secret_file: Path
+) -> None:
+    monkeypatch.setenv("ELASTICSEARCH_PASSWORD_FILE", str(secret_file))
+    settings = ElasticsearchSettings(password=SecretStr("given"))
+    assert settings.password is not None
+    assert settings.password.get_secret_value() == "given"

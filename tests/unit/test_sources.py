@@ -1,0 +1,99 @@
+"""load_sources: the TOML config of feeds to poll."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from services.ingest.sources import Source, load_sources
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    config = tmp_path / "conf" / "sources.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def test_relative_paths_resolve_against_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the working directory must not matter
+    config = _write(tmp_path, """
+[[sources]]
+name = "local"
+url = "feeds/a.xml"
+
+[[sources]]
+name = "parent"
+url = "../shared/b.xml"
+""")
+    local, parent = load_sources(config)
+    assert local.url == str((tmp_path / "conf" / "feeds" / "a.xml").resolve())
+    assert parent.url == str((tmp_path / "shared" / "b.xml").resolve())
+    assert Path(local.url).is_absolute()
+
+
+def test_urls_are_kept_as_written(tmp_path: Path) -> None:
+    config = _write(tmp_path, """
+[[sources]]
+name = "remote"
+url = "https://andijonfk.uz/lenta.xml"
+interval = 300
+tags = ["sport"]
+countries = ["UZ"]
+language = "uz"
+""")
+    (source,) = load_sources(config)
+    assert source == Source(name="remote", url="https://andijonfk.uz/lenta.xml", interval=300,
+                            tags=("sport",), countries=("UZ",), language="uz")
+
+
+def test_defaults(tmp_path: Path) -> None:
+    (source,) = load_sources(_write(tmp_path, '[[sources]]\nname = "n"\nurl = "http://e.org/f"\n'))
+    assert source.kind == "feed"
+    assert source.interval == 900.0
+    assert source.tags == ()
+    assert source.countries == ()
+    assert source.language is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[[sources]]\nname = "n"\nurl = "http://e.org/f"\nlanguge = "ru"\n',  # typo'd key
+        '[[sources]]\nname = "n"\nurl = "http://e.org/f"\n\n[extra]\nx = 1\n',  # top-level key
+        '[[sources]]\nname = "n"\nurl = "http://e.org/f"\nkind = "sitemap"\n',
+        '[[sources]]\nname = ""\nurl = "http://e.org/f"\n',
+        '[[sources]]\nname = "n"\nurl = "http://e.org/f"\ninterval = 0\n',
+        '[[sources]]\nurl = "http://e.org/f"\n',
+    ],
+)
+def test_invalid_config_is_rejected(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ValidationError):
+        load_sources(_write(tmp_path, text))
+
+
+def test_unknown_key_error_names_the_key(tmp_path: Path) -> None:
+    config = _write(tmp_path, '[[sources]]\nname = "n"\nurl = "http://e.org/f"\nlanguge = "ru"\n')
+    with pytest.raises(ValidationError, match="languge"):
+        load_sources(config)
+
+
+def test_bundled_sample_sources_all_point_at_existing_files() -> None:
+    sources = load_sources(SAMPLES / "sources.toml")
+    assert [s.name for s in sources] == [
+        "andijonfk.uz", "meduza.io", "heise.de", "noticias.uol.com.br", "nenoksa",
+    ]
+    for source in sources:
+        path = Path(source.url)
+        assert path.is_absolute()
+        assert path.is_file(), source.url
+        assert path.parent == (SAMPLES / "realdata").resolve()
+    languages = {s.name: s.language for s in sources}
+    assert languages["andijonfk.uz"] == "uz"
+    assert languages["noticias.uol.com.br"] == "pt"
