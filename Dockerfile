@@ -11,7 +11,8 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 FROM python:3.11.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    CARAVAN_QUERY_HOST=0.0.0.0
+    CARAVAN_QUERY_HOST=0.0.0.0 \
+    CARAVAN_HEALTH_HOST=0.0.0.0
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin caravan
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels

@@ -9,9 +9,10 @@ import structlog
 from faststream import FastStream
 from faststream.redis import RedisBroker
 
-from shared.clients import make_broker
+from shared.clients import make_broker, make_redis
+from shared.health import HealthServer, Readiness, ReadinessProbe, redis_ready
 from shared.logging import configure_logging
-from shared.settings import CommonSettings, RedisSettings
+from shared.settings import CommonSettings, HealthSettings, RedisSettings
 from shared.streams import Streams
 
 _log = structlog.get_logger("service")
@@ -35,10 +36,20 @@ class ServiceContext:
     def configure_logging(self) -> None:
         configure_logging(self.service, self.common.log_level, self.common.log_format)
 
+    def redis_probe(self) -> ReadinessProbe:
+        """Readiness of a service whose only dependency is Redis."""
+        redis = make_redis(self.redis_settings)
+
+        async def probe() -> Readiness:
+            return Readiness({"redis": await redis_ready(redis)})
+
+        return probe
+
 
 class BackgroundService:
     """A FastStream app that runs background tasks once the broker is up.
 
+    Beside them it serves /healthz, /readyz (answered by `probe`) and /metrics.
     FastStream handles SIGINT/SIGTERM. On shutdown, `request_stop` (if given)
     asks the tasks to finish what they hold; they get `grace` seconds before
     being cancelled. Either way they end before the broker closes. A task that
@@ -50,15 +61,23 @@ class BackgroundService:
         broker: RedisBroker,
         start_tasks: Callable[[], Iterable[Awaitable[None]]],
         *,
+        probe: ReadinessProbe,
+        health_port: int,
         request_stop: Callable[[], None] | None = None,
+        on_closed: Callable[[], Awaitable[None]] | None = None,
         grace: float = 25.0,
     ) -> None:
         self.app = FastStream(broker)
         self.failed = False
         self._start_tasks = start_tasks
         self._request_stop = request_stop
+        self._on_closed = on_closed
         self._grace = grace
         self._tasks: list[asyncio.Task[None]] = []
+        self._health_task: asyncio.Task[None] | None = None
+        settings = HealthSettings()
+        self._health = HealthServer(probe, settings.host,
+                                    health_port if settings.port is None else settings.port)
         self.app.after_startup(self._start)
         self.app.on_shutdown(self._stop)
 
@@ -68,11 +87,13 @@ class BackgroundService:
             raise SystemExit(1)
 
     async def _start(self) -> None:
+        self._health_task = asyncio.ensure_future(self._health.serve())
+        self._health_task.add_done_callback(self._on_done)
         for awaitable in self._start_tasks():
             task = asyncio.ensure_future(awaitable)
             task.add_done_callback(self._on_done)
             self._tasks.append(task)
-        _log.info("service started", tasks=len(self._tasks))
+        _log.info("service started", tasks=len(self._tasks), health_port=self._health.port)
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:
@@ -82,11 +103,17 @@ class BackgroundService:
         self.app.exit()
 
     async def _stop(self) -> None:
-        if self._request_stop is not None:
+        if self._request_stop is not None and self._tasks:
             self._request_stop()
             await asyncio.wait(self._tasks, timeout=self._grace)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Last: /readyz and /metrics stay up while the work drains.
+        self._health.stop()
+        if self._health_task is not None:
+            await self._health_task
+        if self._on_closed is not None:
+            await self._on_closed()
         _log.info("service stopped")
 

@@ -58,9 +58,10 @@ class CommonSettings(_Settings):
     # Namespaces let several deployments (or test runs) share one Redis and one cluster.
     stream_prefix: str = "caravan:"
     index_prefix: str = ""
-    # Approximate cap on each stream (XADD MAXLEN ~). Size it above the longest
-    # outage the indexer must survive; see docs/events.md on retention.
-    stream_maxlen: int = Field(default=1_000_000, ge=1000)
+    # Optional hard cap on each stream (XADD MAXLEN ~), a last guard for Redis
+    # memory. Unset by default: the indexer trims by age instead, and never
+    # below what a consumer group still has pending (see README, Events).
+    stream_maxlen: int | None = Field(default=None, ge=1000)
     user_agent: str = "CaravanBot/0.1 (+https://github.com/caravan-news/caravan)"
 
 
@@ -97,10 +98,21 @@ class IndexerSettings(_Settings):
     claim_idle_ms: int = Field(default=60_000, ge=1000)
     # Deliveries after which an entry that keeps failing goes to the dead letters.
     max_deliveries: int = Field(default=5, ge=1)
-    # Per-item retries of 429/5xx bulk answers within one batch, with backoff.
+    # Per-item retries of 429/5xx bulk answers, with backoff, within a time budget.
     item_retries: int = Field(default=5, ge=0)
+    item_retry_seconds: float = Field(default=120.0, gt=0)
     retry_base_delay: float = Field(default=0.5, gt=0)
     retry_max_delay: float = Field(default=30.0, gt=0)
+    bulk_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # After a read that did not fill the batch, wait this long for more entries.
+    linger_ms: int = Field(default=50, ge=0)
+    # Batches being written at once; also the bound on what the indexer holds
+    # in memory while Elasticsearch is slow or away.
+    max_in_flight: int = Field(default=2, ge=1, le=16)
+    stats_interval: float = Field(default=5.0, gt=0)
+    trim_interval: float = Field(default=60.0, gt=0)
+    # Entries older than this are trimmed once every consumer group has them.
+    retention_hours: float = Field(default=168.0, gt=0)
 
 
 class QuerySettings(_Settings):
@@ -109,3 +121,14 @@ class QuerySettings(_Settings):
     host: str = "127.0.0.1"
     port: int = 8080
     max_page_size: int = Field(default=50, ge=1, le=500)
+
+
+class HealthSettings(_Settings):
+    """The /healthz, /readyz and /metrics server of the worker services."""
+
+    model_config = SettingsConfigDict(env_prefix="CARAVAN_HEALTH_")
+
+    host: str = "127.0.0.1"
+    # Unset: each service's own default (ingest 8081, ratefeed 8082, indexer 8083),
+    # so they can share one host in `make run`.
+    port: int | None = Field(default=None, ge=0, le=65535)

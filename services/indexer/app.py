@@ -7,12 +7,22 @@ from collections.abc import Awaitable, Iterator
 from faststream.redis import StreamSub
 from faststream.redis.publisher.usecase import StreamPublisher
 
-from services.indexer.consumer import SERVICE, Consumer
+from services.indexer.consumer import Consumer
+from services.indexer.ledger import SERVICE
 from services.indexer.mappings import IndexNames, ensure_indices
-from shared.clients import make_elasticsearch, make_redis, wait_for_elasticsearch
+from services.indexer.upkeep import Upkeep
+from shared.clients import (
+    elasticsearch_ready,
+    make_elasticsearch,
+    make_redis,
+    wait_for_elasticsearch,
+)
 from shared.events import DeadLetter
+from shared.health import Readiness, redis_ready
 from shared.service import BackgroundService, ServiceContext
 from shared.settings import ElasticsearchSettings, IndexerSettings
+
+HEALTH_PORT = 8083
 
 
 def deadletters_publisher(ctx: ServiceContext) -> StreamPublisher:
@@ -33,20 +43,30 @@ def create_service() -> BackgroundService:
     es = make_elasticsearch(ElasticsearchSettings())
     names = IndexNames(ctx.common.index_prefix)
     consumer = Consumer(redis, es, ctx.streams, names, settings, publisher.publish)
+    upkeep = Upkeep(redis, ctx.streams, settings)
+    state: dict[str, bool] = {}
 
     async def consume() -> None:
-        try:
-            await wait_for_elasticsearch(es)
-            await ensure_indices(es, names)
-            await consumer.run()
-        finally:
-            await es.close()
-            await redis.aclose()
+        await wait_for_elasticsearch(es)
+        state["languages"] = await ensure_indices(es, names)
+        await consumer.run()
+
+    async def probe() -> Readiness:
+        checks = {"redis": await redis_ready(redis), "elasticsearch": await elasticsearch_ready(es),
+                  "indices": "languages" in state}
+        return Readiness(checks, {**upkeep.snapshot,
+                                  "language_analyzers": state.get("languages")})
+
+    async def close() -> None:
+        await es.close()
+        await redis.aclose()
 
     def tasks() -> Iterator[Awaitable[None]]:
         yield consume()
+        yield upkeep.run(consumer.stopping)
 
-    return BackgroundService(ctx.broker, tasks, request_stop=consumer.stop)
+    return BackgroundService(ctx.broker, tasks, probe=probe, health_port=HEALTH_PORT,
+                             request_stop=consumer.stop, on_closed=close)
 
 
 def main() -> None:

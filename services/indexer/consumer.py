@@ -4,50 +4,43 @@
    published before the first indexer started are indexed too).
 2. Loop until asked to stop:
    a. every so often, claim entries left pending by a dead consumer (XAUTOCLAIM);
-   b. otherwise read new entries from both streams (XREADGROUP `>`);
-   c. turn each entry into a bulk action; an entry that is not a valid event goes
-      to the dead-letter stream with the reason, and is acknowledged;
-   d. send the actions in one bulk request; acknowledge (XACK) each entry only
-      once Elasticsearch has stored it (or already holds a newer version);
-      retry 429/5xx items with backoff, dead-letter refused ones at once.
-3. On stop, the batch in hand is finished; an entry not confirmed by then stays
-   pending and another indexer claims it.
-
-While Elasticsearch is unreachable the loop keeps retrying the batch in hand and
-reads nothing new: the backlog waits in Redis, not in this process's memory.
+   b. otherwise read new entries from both streams (XREADGROUP `>`), lingering
+      briefly to fill the batch;
+   c. hand the batch to a writer task; at most `max_in_flight` batches are in
+      hand at once, so while Elasticsearch is slow or away the loop stops
+      reading and the backlog waits in Redis, not in this process;
+   d. in the batch: an entry that is not a valid event, or that was delivered
+      too often, goes to the dead-letter stream with the reason; the rest go
+      to Elasticsearch (services/indexer/writer.py) and are acknowledged only
+      once stored.
+3. On stop, the batches in hand are finished; an entry not confirmed by then
+   stays pending and another indexer claims it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import structlog
-from elastic_transport import ConnectionError as ESConnectionError
-from elastic_transport import ConnectionTimeout
-from elasticsearch import ApiError, AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.indexer import metrics
-from services.indexer.bulk import ItemResult, Outcome, classify_response
 from services.indexer.decode import Entry, Invalid, decode_entry
-from services.indexer.documents import BulkAction
+from services.indexer.ledger import Ledger, PublishDeadLetter
 from services.indexer.mappings import IndexNames
-from shared.events import DeadLetter
+from services.indexer.writer import Work, Writer, backoff
 from shared.settings import IndexerSettings
-from shared.streams import DATA_FIELD, Streams
+from shared.streams import Streams
 
 log = structlog.get_logger(__name__)
 
-SERVICE = "indexer"
-PublishDeadLetter = Callable[[DeadLetter], Awaitable[Any]]
 ReadResponse = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]] | None
 
 
@@ -62,55 +55,53 @@ class Consumer:
         publish_dead_letter: PublishDeadLetter,
     ) -> None:
         self._redis = redis
-        self._es = es
         self._streams = streams
         self._names = names
         self._settings = settings
-        self._publish_dead_letter = publish_dead_letter
         self._stopping = asyncio.Event()
         self._next_claim = 0.0
+        self._ledger = Ledger(redis, settings.group,
+                              f"{streams.deadletters}:last-error:{settings.group}",
+                              publish_dead_letter)
+        self._writer = Writer(es, self._ledger, settings, self._stopping)
+        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     def stop(self) -> None:
         self._stopping.set()
 
     @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
+    def stopping(self) -> asyncio.Event:
+        return self._stopping
 
     async def run(self) -> None:
         log.info("indexer consuming", consumer=self._settings.consumer,
                  group=self._settings.group, streams=list(self._streams.consumed))
         await self.ensure_groups()
         failures = 0
-        while not self.stopping:
+        while not self._stopping.is_set():
             try:
-                await self.step()
+                entries = await self.read()
+                if entries:
+                    await self._dispatch(entries)
                 failures = 0
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 failures += 1
                 log.warning("redis unavailable, retrying", error=str(exc))
-                await self._sleep(self._backoff(failures))
+                await self._pause(failures)
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
                 log.warning("consumer group vanished, recreating it", error=str(exc))
                 await self.ensure_groups()
-            except Exception:
-                # Whatever it was, the entries in hand are still pending: another
-                # round (or another indexer) claims them, and the delivery count
-                # sends a persistent offender to the dead letters.
-                failures += 1
-                log.exception("indexer round failed")
-                await self._sleep(self._backoff(failures))
+        if self._in_flight:
+            await asyncio.wait(self._in_flight)
         log.info("indexer stopped", consumer=self._settings.consumer)
 
     async def step(self) -> int:
-        """One read-and-index round; returns how many entries it handled."""
-        entries = await self._claim_abandoned() if self._claim_due() else []
-        if not entries:
-            entries = await self._read_new()
+        """Read one batch and write it before returning; how many entries it had."""
+        entries = await self.read()
         if entries:
-            metrics.BATCH_SIZE.observe(len(entries))
             await self.handle(entries)
         return len(entries)
 
@@ -131,14 +122,34 @@ class Consumer:
 
     # Reading -----------------------------------------------------------------
 
-    async def _read_new(self) -> list[Entry]:
-        response: ReadResponse = await self._redis.xreadgroup(  # type: ignore[assignment]
+    async def read(self) -> list[Entry]:
+        if time.monotonic() >= self._next_claim:
+            self._next_claim = time.monotonic() + self._settings.claim_idle_ms / 2000
+            claimed = await self._claim_abandoned()
+            if claimed:
+                return claimed
+        entries = await self._read_new(self._settings.batch_size, self._settings.block_ms)
+        deadline = time.monotonic() + self._settings.linger_ms / 1000
+        while entries and len(entries) < self._settings.batch_size:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            more = await self._read_new(self._settings.batch_size - len(entries), left_ms)
+            if not more:
+                break
+            entries.extend(more)
+        if entries:
+            metrics.BATCH_SIZE.observe(len(entries))
+        return entries
+
+    async def _read_new(self, count: int, block_ms: int) -> list[Entry]:
+        response = cast("ReadResponse", await self._redis.xreadgroup(
             self._settings.group,
             self._settings.consumer,
             dict.fromkeys(self._streams.consumed, ">"),
-            count=self._settings.batch_size,
-            block=self._settings.block_ms,
-        )
+            count=count,
+            block=block_ms,
+        ))
         return [
             Entry(stream.decode(), entry_id.decode(), fields)
             for stream, items in response or []
@@ -147,12 +158,8 @@ class Consumer:
             if fields is not None
         ]
 
-    def _claim_due(self) -> bool:
-        return time.monotonic() >= self._next_claim
-
     async def _claim_abandoned(self) -> list[Entry]:
         """Take over entries idle past `claim_idle_ms` on any consumer of the group."""
-        self._next_claim = time.monotonic() + self._settings.claim_idle_ms / 2000
         claimed: list[Entry] = []
         for stream in self._streams.consumed:
             _, items, deleted = await self._redis.xautoclaim(
@@ -161,7 +168,7 @@ class Consumer:
                 count=self._settings.batch_size,
             )
             if deleted:
-                # Trimmed away while pending: XAUTOCLAIM already dropped them from the PEL.
+                # Trimmed while pending (only possible with CARAVAN_STREAM_MAXLEN set).
                 log.error("pending entries were trimmed before being indexed", stream=stream,
                           entry_ids=[d.decode() for d in deleted])
             batch = [Entry(stream, i.decode(), f) for i, f in items if f is not None]
@@ -169,21 +176,22 @@ class Consumer:
             claimed.extend(batch)
         if claimed:
             log.info("claimed abandoned entries", count=len(claimed))
-        await self._remove_dead_consumers()
+        await self._remove_idle_consumers()
         return claimed
 
     async def _load_delivery_counts(self, stream: str, batch: list[Entry]) -> None:
         if not batch:
             return
-        details: list[dict[str, Any]] = await self._redis.xpending_range(
+        details = cast("list[dict[str, Any]]", await self._redis.xpending_range(
             stream, self._settings.group, min=batch[0].entry_id, max=batch[-1].entry_id,
             count=len(batch) * 2, consumername=self._settings.consumer,
-        )
+        ))
         counts = {d["message_id"].decode(): int(d["times_delivered"]) for d in details}
         for entry in batch:
             entry.deliveries = counts.get(entry.entry_id, entry.deliveries)
 
-    async def _remove_dead_consumers(self) -> None:
+    async def _remove_idle_consumers(self) -> None:
+        """Forget consumers that hold nothing and have been silent for long: dead processes."""
         idle_limit = self._settings.claim_idle_ms * 10
         for stream in self._streams.consumed:
             consumers: list[dict[str, Any]] = await self._redis.xinfo_consumers(
@@ -198,137 +206,40 @@ class Consumer:
 
     # Handling ----------------------------------------------------------------
 
+    async def _dispatch(self, entries: list[Entry]) -> None:
+        await self._slots.acquire()
+        task = asyncio.create_task(self.handle(entries))
+        self._in_flight.add(task)
+        task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slots.release()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The entries in hand are still pending: another round (or another
+            # indexer) claims them, and the delivery count sends a persistent
+            # offender to the dead letters.
+            log.error("batch failed; its entries stay pending", exc_info=exc)
+
     async def handle(self, entries: Sequence[Entry]) -> None:
-        work: list[tuple[Entry, BulkAction]] = []
+        work: Work = []
         for entry in entries:
             if entry.deliveries > self._settings.max_deliveries:
-                await self._dead_letter(entry, "TooManyDeliveries",
-                                        await self._last_error(entry)
-                                        or f"delivered {entry.deliveries} times without success")
+                reason = (await self._ledger.last_error(entry)
+                          or f"delivered {entry.deliveries} times without success")
+                await self._ledger.dead_letter(entry, "TooManyDeliveries", reason)
                 continue
             decoded = decode_entry(entry, self._streams, self._names)
             if isinstance(decoded, Invalid):
-                await self._dead_letter(entry, decoded.error_class, decoded.message)
+                await self._ledger.dead_letter(entry, decoded.error_class, decoded.message)
             else:
                 work.append((entry, decoded))
         if work:
-            await self._index(work)
+            await self._writer.write(work)
 
-    async def _index(self, work: list[tuple[Entry, BulkAction]]) -> None:
-        item_attempt = 0
-        request_failures = 0
-        while work and not self.stopping:
-            try:
-                results = await self._bulk([action for _, action in work])
-            except (ESConnectionError, ConnectionTimeout) as exc:
-                request_failures += 1
-                log.warning("elasticsearch unreachable, holding the batch", error=str(exc),
-                            entries=len(work), attempt=request_failures)
-                await self._sleep(self._backoff(request_failures))
-                continue
-            except ApiError as exc:
-                if exc.status_code != 429 and exc.status_code < 500:
-                    raise
-                request_failures += 1
-                log.warning("elasticsearch refused the bulk request, backing off",
-                            status=exc.status_code, entries=len(work))
-                await self._sleep(self._backoff(request_failures))
-                continue
-            request_failures = 0
-            final = item_attempt >= self._settings.item_retries
-            work = await self._settle(work, results, final=final)
-            if work:
-                item_attempt += 1
-                await self._sleep(self._backoff(item_attempt))
-        if work:
-            await self._remember_errors(work, "shutdown before Elasticsearch confirmed")
-
-    async def _bulk(self, actions: list[BulkAction]) -> list[ItemResult]:
-        operations: list[dict[str, Any]] = []
-        for action in actions:
-            operations.extend(action.operations())
-        started = time.perf_counter()
-        response = await self._es.bulk(operations=operations)
-        metrics.BULK_SECONDS.observe(time.perf_counter() - started)
-        return classify_response(dict(response))
-
-    async def _settle(
-        self, work: list[tuple[Entry, BulkAction]], results: list[ItemResult], *, final: bool
-    ) -> list[tuple[Entry, BulkAction]]:
-        """Acknowledge what is done, dead-letter what is refused; return what to retry."""
-        done: list[Entry] = []
-        retry: list[tuple[Entry, BulkAction]] = []
-        for (entry, action), result in zip(work, results, strict=True):
-            metrics.DOCUMENTS.labels(action.index, result.outcome.value).inc()
-            if result.done:
-                done.append(entry)
-            elif result.outcome is Outcome.REJECTED or final:
-                await self._dead_letter(entry, f"Elasticsearch{result.status}", result.reason,
-                                        acknowledge=True)
-            else:
-                retry.append((entry, action))
-        await self._ack(done)
-        if retry:
-            log.warning("retrying items Elasticsearch could not take", count=len(retry),
-                        reason=results[-1].reason)
-            await self._remember_errors(retry, "; ".join(
-                {r.reason for r in results if r.outcome is Outcome.RETRY}))
-        return retry
-
-    async def _ack(self, entries: Sequence[Entry]) -> None:
-        by_stream: dict[str, list[str]] = {}
-        for entry in entries:
-            by_stream.setdefault(entry.stream, []).append(entry.entry_id)
-        for stream, ids in by_stream.items():
-            await self._redis.xack(stream, self._settings.group, *ids)
-        if entries:
-            await self._redis.hdel(self._errors_key, *(e.key for e in entries))
-
-    async def _dead_letter(
-        self, entry: Entry, error_class: str, message: str, *, acknowledge: bool = True
-    ) -> None:
-        letter = DeadLetter(
-            stream=entry.stream,
-            entry_id=entry.entry_id,
-            payload=entry.fields.get(DATA_FIELD, b""),
-            other_fields={k.decode(errors="replace"): v
-                          for k, v in entry.fields.items() if k != DATA_FIELD},
-            error_class=error_class,
-            error_message=message,
-            service=SERVICE,
-            attempts=entry.deliveries,
-        )
-        # Published before the ack: a crash in between leaves the entry pending,
-        # and the dead letter may be written twice (same idempotency_key), never lost.
-        await self._publish_dead_letter(letter)
-        metrics.DEADLETTERS.labels(entry.stream, error_class).inc()
-        log.warning("entry dead-lettered", stream=entry.stream, entry_id=entry.entry_id,
-                    error_class=error_class, reason=message, attempts=entry.deliveries)
-        if acknowledge:
-            await self._ack([entry])
-
-    # Bookkeeping -------------------------------------------------------------
-
-    @property
-    def _errors_key(self) -> str:
-        return f"{self._streams.deadletters}:last-error:{self._settings.group}"
-
-    async def _remember_errors(self, work: list[tuple[Entry, BulkAction]], reason: str) -> None:
-        """Keep why an entry is still pending, so its dead letter can say so later."""
-        mapping: dict[str | bytes, str | bytes] = {e.key: reason for e, _ in work}
-        await self._redis.hset(self._errors_key, mapping=mapping)  # type: ignore[arg-type]
-
-    async def _last_error(self, entry: Entry) -> str | None:
-        raw: bytes | None = await self._redis.hget(self._errors_key, entry.key)  # type: ignore[assignment]
-        return raw.decode() if raw else None
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter, capped."""
-        ceiling = min(self._settings.retry_max_delay,
-                      self._settings.retry_base_delay * 2 ** min(attempt, 16))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not crypto)
-
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep, but wake at once when asked to stop."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+    async def _pause(self, attempt: int) -> None:
+        delay = backoff(attempt, self._settings.retry_base_delay, self._settings.retry_max_delay)
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+        except TimeoutError:
+            return

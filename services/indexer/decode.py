@@ -23,6 +23,11 @@ class Entry:
     def key(self) -> str:
         return f"{self.stream}/{self.entry_id}"
 
+    @property
+    def size(self) -> int:
+        """Bytes on the wire: what a bulk request of this entry will roughly weigh."""
+        return sum(len(k) + len(v) for k, v in self.fields.items())
+
 
 @dataclass(frozen=True)
 class Invalid:
@@ -31,6 +36,14 @@ class Invalid:
 
 
 def decode_entry(entry: Entry, streams: Streams, names: IndexNames) -> BulkAction | Invalid:
+    try:
+        return _decode(entry, streams, names)
+    # Whatever a malformed entry makes go wrong, it must not stop the batch.
+    except Exception as exc:
+        return Invalid(type(exc).__name__, f"could not decode the entry: {exc}")
+
+
+def _decode(entry: Entry, streams: Streams, names: IndexNames) -> BulkAction | Invalid:
     payload = entry.fields.get(DATA_FIELD)
     if payload is None:
         found = sorted(k.decode(errors="replace") for k in entry.fields)

@@ -1,6 +1,6 @@
 """Prometheus metrics of the indexer."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 DOCUMENTS = Counter(
     "caravan_indexer_documents_total",
@@ -20,3 +20,15 @@ BATCH_SIZE = Histogram(
     "Entries per batch read from the streams.",
     buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500),
 )
+STREAM_LENGTH = Gauge("caravan_stream_length", "Entries in the stream.", ["stream"])
+PENDING = Gauge(
+    "caravan_stream_pending", "Entries delivered to the group and not yet acknowledged.",
+    ["stream", "group"],
+)
+LAG = Gauge("caravan_stream_lag", "Entries not yet delivered to the group.", ["stream", "group"])
+OLDEST_PENDING_SECONDS = Gauge(
+    "caravan_stream_oldest_pending_seconds",
+    "Age of the oldest entry pending in the group (0 when none).",
+    ["stream", "group"],
+)
+DEADLETTER_COUNT = Gauge("caravan_deadletters", "Entries in the dead-letter stream.")

@@ -44,7 +44,7 @@ def create_service() -> BackgroundService:
         for source in sources:
             yield run_source_forever(source, publisher, client, max_bytes=settings.max_bytes)
 
-    return BackgroundService(ctx.broker, tasks)
+    return BackgroundService(ctx.broker, tasks, probe=ctx.redis_probe(), health_port=8081)
 
 
 async def ingest_once(location: str, name: str | None = None) -> PollResult:

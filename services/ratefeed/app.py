@@ -39,7 +39,7 @@ def create_service() -> BackgroundService:
         client = http_client(ctx.common.user_agent, settings.timeout)
         yield run_forever(settings.source, settings.interval, publisher, store, client)
 
-    return BackgroundService(ctx.broker, tasks)
+    return BackgroundService(ctx.broker, tasks, probe=ctx.redis_probe(), health_port=8082)
 
 
 async def ratefeed_once(location: str) -> list[QuoteEvent]:

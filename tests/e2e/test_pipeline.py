@@ -41,6 +41,7 @@ def _free_port() -> int:
 def environment(namespace: Namespace, redis: Redis, es: AsyncElasticsearch) -> dict[str, str]:
     # `redis` and `es` clean the namespace up afterwards.
     return {**os.environ, "CARAVAN_QUERY_PORT": str(_free_port()),
+            "CARAVAN_HEALTH_PORT": str(_free_port()), "CARAVAN_INDEXER_STATS_INTERVAL": "0.5",
             "CARAVAN_INDEXER_BLOCK_MS": "100", "CARAVAN_LOG_FORMAT": "json"}
 
 
@@ -119,6 +120,20 @@ def test_feed_and_rates_in_search_and_quotes_out(
 
     searched = caravan(environment, "search", "Xorazm")
     assert searched.stdout.splitlines()[0] == "Viewing results 1 - 1 of 1"
+
+    indexer = f"http://127.0.0.1:{environment['CARAVAN_HEALTH_PORT']}"
+
+    def indexer_settled() -> dict[str, Any]:
+        ready: dict[str, Any] = httpx.get(f"{indexer}/readyz").raise_for_status().json()
+        assert ready["details"]["streams"]
+        return ready
+
+    ready = eventually(indexer_settled)
+    assert ready["checks"] == {"redis": True, "elasticsearch": True, "indices": True}
+    assert all(s["pending"] == 0 for s in ready["details"]["streams"].values())
+    metrics = httpx.get(f"{indexer}/metrics/").text
+    assert 'caravan_indexer_documents_total{index="' in metrics
+    assert "caravan_stream_pending" in metrics
 
 
 def test_bad_input_is_refused_clearly_and_the_indexer_goes_on(
