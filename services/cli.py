@@ -14,6 +14,7 @@ from pathlib import Path
 from services import supervisor
 from services.indexer import app as indexer_app
 from services.indexer.deadletters import list_dead_letters, replay_dead_letters
+from services.indexer.reindex import reindex_configured
 from services.ingest import app as ingest_app
 from services.ingest.feeds import FeedError
 from services.query import app as query_app
@@ -80,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("ids", nargs="+", metavar="ID", help="dead-letter entry ids")
     replay.set_defaults(handler=_deadletters_replay)
 
+    rebuild = commands.add_parser(
+        "reindex", help="rebuild an index into its next version and swap the alias, no downtime")
+    rebuild.add_argument("index", choices=("articles", "quotes"))
+    rebuild.add_argument("--from-streams", action="store_true",
+                         help="replay what the streams retain instead of copying the live index")
+    rebuild.set_defaults(handler=_reindex)
+
     docs = commands.add_parser("docs", help="write JSON Schemas, AsyncAPI and OpenAPI to docs/")
     docs.add_argument("--dir", type=Path, default=Path("docs"))
     docs.add_argument("--check", action="store_true",
@@ -136,6 +144,12 @@ def _deadletters_replay(args: argparse.Namespace) -> None:
 
     for entry_id, outcome in asyncio.run(replay_dead_letters(args.ids)).items():
         print(f"{entry_id}: {outcome}")
+
+
+def _reindex(args: argparse.Namespace) -> None:
+    result = asyncio.run(reindex_configured(args.index, from_streams=args.from_streams))
+    print(f"{result.alias}: {result.old_index} -> {result.new_index}, {result.copied} documents "
+          f"copied, {result.skipped} left alone; the old index is kept")
 
 
 def _docs(args: argparse.Namespace) -> None:

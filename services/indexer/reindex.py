@@ -1,0 +1,168 @@
+"""Rebuild an index behind its alias without downtime, and without `_reindex`.
+
+The minimal Elasticsearch distribution has no reindex module, so documents are
+copied by the indexer itself:
+
+1. create the next versioned index (`articles-v2`) from the current template;
+2. fill it, either by reading the live index through a point in time with
+   `search_after`, or by replaying what the streams retain;
+3. swap the alias to it in one atomic `_aliases` call: searches never see a
+   missing or half-filled index, and writes move over at that instant;
+4. copy once more from the old index, to catch documents written between the
+   snapshot and the swap. External versions make that copy safe: a document
+   the new index already holds at the same or a newer version is left alone.
+
+The old index is kept; delete it once satisfied (`DELETE /articles-v1`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import structlog
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+
+from services.indexer.bulk import Outcome, classify_response
+from services.indexer.decode import Entry, Invalid, decode_entry
+from services.indexer.documents import BulkAction
+from services.indexer.mappings import IndexNames, ensure_indices
+from shared.clients import make_elasticsearch, make_redis
+from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings
+from shared.streams import Streams
+
+log = structlog.get_logger(__name__)
+
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class ReindexResult:
+    alias: str
+    old_index: str
+    new_index: str
+    copied: int
+    skipped: int
+
+
+def next_version(index: str) -> int:
+    match = re.search(r"-v(\d+)$", index)
+    return int(match.group(1)) + 1 if match else 1
+
+
+async def current_index(es: AsyncElasticsearch, alias: str) -> str:
+    aliases = await es.indices.get_alias(name=alias)
+    for index, info in aliases.items():
+        if info["aliases"][alias].get("is_write_index", len(aliases) == 1):
+            return str(index)
+    msg = f"alias {alias} has no write index"
+    raise LookupError(msg)
+
+
+async def reindex(
+    es: AsyncElasticsearch,
+    names: IndexNames,
+    alias: str,
+    *,
+    redis: Redis | None = None,
+    streams: Streams | None = None,
+) -> ReindexResult:
+    """Rebuild `alias`; from the streams when `redis` and `streams` are given."""
+    await ensure_indices(es, names)
+    old = await current_index(es, alias)
+    new = IndexNames.versioned(alias, next_version(old))
+    await es.indices.create(index=new)
+    log.info("reindex started", alias=alias, old=old, new=new)
+
+    if redis is not None and streams is not None:
+        stream = streams.articles if alias == names.articles else streams.quotes
+        copied, skipped = await _copy(es, new, _from_stream(redis, stream, streams, names, alias))
+    else:
+        copied, skipped = await _copy(es, new, _from_index(es, old))
+    await es.indices.refresh(index=new)
+    await es.indices.update_aliases(actions=[
+        {"remove": {"index": old, "alias": alias}},
+        {"add": {"index": new, "alias": alias, "is_write_index": True}},
+    ])
+    log.info("alias swapped", alias=alias, to=new)
+    late, _ = await _copy(es, new, _from_index(es, old))
+    log.info("reindex finished", alias=alias, copied=copied, skipped=skipped,
+             caught_up=late)
+    return ReindexResult(alias, old, new, copied, skipped)
+
+
+async def _copy(es: AsyncElasticsearch, index: str,
+                actions: AsyncIterator[list[BulkAction]]) -> tuple[int, int]:
+    """Bulk the pages into `index`; returns (stored, left alone as stale or refused)."""
+    stored = skipped = 0
+    async for page in actions:
+        operations: list[dict[str, Any]] = []
+        for action in page:
+            header, source = action.operations()
+            header["index"]["_index"] = index
+            operations.extend((header, source))
+        results = classify_response(dict(await es.bulk(operations=operations)))
+        for action, result in zip(page, results, strict=True):
+            if result.outcome is Outcome.STORED:
+                stored += 1
+                continue
+            skipped += 1
+            if result.outcome is not Outcome.STALE:
+                log.warning("document not copied", id=action.doc_id, reason=result.reason)
+    return stored, skipped
+
+
+async def _from_index(es: AsyncElasticsearch, index: str) -> AsyncIterator[list[BulkAction]]:
+    pit = await es.open_point_in_time(index=index, keep_alive="2m")
+    pit_id = pit["id"]
+    after: list[Any] | None = None
+    try:
+        while True:
+            body: dict[str, Any] = {
+                "size": PAGE, "version": True, "sort": ["_shard_doc"],
+                "pit": {"id": pit_id, "keep_alive": "2m"},
+            }
+            if after is not None:
+                body["search_after"] = after
+            response = await es.search(body=body)
+            hits = response["hits"]["hits"]
+            if not hits:
+                return
+            pit_id = response.get("pit_id", pit_id)
+            after = hits[-1]["sort"]
+            yield [BulkAction(index, h["_id"], int(h["_version"]), h["_source"]) for h in hits]
+    finally:
+        await es.close_point_in_time(id=pit_id)
+
+
+async def _from_stream(
+    redis: Redis, stream: str, streams: Streams, names: IndexNames, alias: str
+) -> AsyncIterator[list[BulkAction]]:
+    start = "-"
+    while True:
+        raw = cast("list[tuple[bytes, dict[bytes, bytes]]]",
+                   await redis.xrange(stream, min=start, count=PAGE))
+        if not raw:
+            return
+        page = []
+        for entry_id, fields in raw:
+            decoded = decode_entry(Entry(stream, entry_id.decode(), fields), streams, names)
+            if not isinstance(decoded, Invalid) and decoded.index == alias:
+                page.append(decoded)
+        yield page
+        start = "(" + raw[-1][0].decode()
+
+
+async def reindex_configured(which: str, *, from_streams: bool) -> ReindexResult:
+    """`caravan reindex`: the clients and names come from the environment."""
+    common = CommonSettings()
+    names = IndexNames(common.index_prefix)
+    alias = names.articles if which == "articles" else names.quotes
+    async with make_elasticsearch(ElasticsearchSettings()) as es:
+        if not from_streams:
+            return await reindex(es, names, alias)
+        async with make_redis(RedisSettings()) as redis:
+            return await reindex(es, names, alias, redis=redis, streams=Streams(common))

@@ -1,0 +1,82 @@
+"""Helpers of the integration tests: build an in-process indexer and feed it events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+
+from services.indexer.app import deadletters_publisher
+from services.indexer.consumer import Consumer
+from services.indexer.mappings import IndexNames, ensure_indices
+from shared.events import ArticleEvent, DeadLetter, QuoteEvent, content_hash
+from shared.service import ServiceContext
+from shared.settings import IndexerSettings
+from shared.streams import DATA_FIELD
+from tests.conftest import Namespace
+from tests.streams import add, entries
+
+MakeConsumer = Callable[..., Consumer]
+
+
+@pytest.fixture
+async def make_consumer(
+    redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> AsyncIterator[MakeConsumer]:
+    ctx = ServiceContext("indexer")
+    publisher = deadletters_publisher(ctx)
+    names = IndexNames(namespace.index_prefix)
+    await ensure_indices(es, names)
+
+    def build(**settings: Any) -> Consumer:
+        defaults: dict[str, Any] = {"consumer": "live", "block_ms": 50,
+                                    "retry_base_delay": 0.01}
+        return Consumer(redis, es, namespace.streams, names,
+                        IndexerSettings(**(defaults | settings)), publisher.publish)
+
+    async with ctx.broker:
+        await ctx.broker.connect()
+        yield build
+
+
+def article(
+    n: int, *, fetched_at: datetime | None = None, title: str | None = None
+) -> ArticleEvent:
+    title = title or f"Article number {n} about the Caspian"
+    return ArticleEvent(
+        source="test", url=f"https://news.example/{n}", canonical_url=f"https://news.example/{n}",
+        title=title, body=f"Body of article {n}.",
+        fetched_at=fetched_at or datetime(2026, 1, 1, tzinfo=UTC),
+        content_hash=content_hash(title, f"Body of article {n}."),
+    )
+
+
+async def publish(redis: Redis, stream: str, *events: ArticleEvent | QuoteEvent) -> None:
+    for event in events:
+        await add(redis, stream, {DATA_FIELD: event.model_dump_json().encode()})
+
+
+async def drain(consumer: Consumer, es: AsyncElasticsearch) -> None:
+    await consumer.ensure_groups()
+    while await consumer.step():
+        pass
+    await es.indices.refresh(index="*")
+
+
+async def ids_in(es: AsyncElasticsearch, index: str) -> list[str]:
+    response = await es.search(index=index, size=1000, query={"match_all": {}})
+    return sorted(hit["_id"] for hit in response["hits"]["hits"])
+
+
+async def dead_letters(redis: Redis, namespace: Namespace) -> list[DeadLetter]:
+    return [DeadLetter.model_validate_json(fields[DATA_FIELD])
+            for _, fields in await entries(redis, namespace.streams.deadletters)]
+
+
+async def pending(redis: Redis, stream: str) -> int:
+    summary = await redis.xpending(stream, "indexer")
+    return int(summary["pending"])
