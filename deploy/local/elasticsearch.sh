@@ -2,6 +2,7 @@
 # deploy/local/elasticsearch.sh start|stop|restart NAME PORT
 # A single-node Elasticsearch on loopback, security off (local use only), run as
 # an unprivileged user; configuration, data and logs in $CARAVAN_LOCAL_DIR/NAME/es.
+# CARAVAN_ES_SETTINGS: extra elasticsearch.yml lines (the fault tests use it).
 source "$(dirname "$0")/common.sh"
 action="$1" name="$2" port="$3"
 dir="$CARAVAN_LOCAL_DIR/$name/es"
@@ -33,6 +34,7 @@ path.logs: $dir/logs
 xpack.security.enabled: false
 # Local disks are often fuller than a server's: do not turn indices read-only.
 cluster.routing.allocation.disk.threshold_enabled: false
+${CARAVAN_ES_SETTINGS:-}
 YML
   if [ "$(id -u)" -eq 0 ]; then chown -R "$CARAVAN_ES_USER" "$dir"; fi
   as_es_user env ES_PATH_CONF="$dir/config" ES_JAVA_HOME="$CARAVAN_ES_JAVA_HOME" \

@@ -1,12 +1,17 @@
 """Writing a batch to Elasticsearch until every entry in it is settled.
 
 - Bulk requests are bounded by count and by bytes.
-- Elasticsearch unreachable, or 429/5xx for the whole request: wait (backoff
-  with jitter) and send again, for as long as it takes or until stop. Nothing
-  new is read meanwhile, so the backlog stays in Redis.
-- Any other refusal of the whole request (a 413 for an oversized document, a
-  400) is bisected: halves are sent alone until the entry at fault is found
-  and dead-lettered, and the rest are stored.
+- Elasticsearch unreachable: wait (backoff with jitter) and send again, for as
+  long as it takes or until stop. Nothing new is read meanwhile, so the backlog
+  stays in Redis. An outage is never an entry's fault: nothing is dead-lettered.
+- 429/5xx for the whole request: back off and resend; when it goes on, split
+  the request in halves (smaller requests are also what an overloaded cluster
+  needs). A lone entry still refused after `item_retries` tries is the poison:
+  it is dead-lettered, but only if the cluster has accepted other writes in
+  the last `item_retry_seconds`; otherwise the cluster is the problem and the
+  entry is held.
+- Any other refusal of the whole request (a 413, a 400) is bisected at once
+  until the entry at fault is found and dead-lettered; the rest are stored.
 - Per item: stored or stale (version conflict) is acknowledged; 429/5xx items
   are retried with backoff up to a number of attempts and a time budget, then
   dead-lettered; other refusals are dead-lettered at once with the reason.
@@ -71,6 +76,7 @@ class Writer:
         self._ledger = ledger
         self._settings = settings
         self._stopping = stopping
+        self._last_success = float("-inf")
 
     async def write(self, work: Work) -> None:
         for chunk in chunked(work, self._settings.batch_size, self._settings.bulk_max_bytes):
@@ -78,27 +84,32 @@ class Writer:
 
     async def _write(self, work: Work) -> None:
         attempt = 0
-        request_failures = 0
+        unreachable = 0
+        refused = 0
         give_up_at = time.monotonic() + self._settings.item_retry_seconds
         while work and not self._stopping.is_set():
             try:
                 results = await self._bulk([action for _, action in work])
             except (ESConnectionError, ConnectionTimeout) as exc:
-                request_failures += 1
+                unreachable += 1
                 log.warning("elasticsearch unreachable, holding the batch", error=str(exc),
-                            entries=len(work), attempt=request_failures)
-                await self._sleep(request_failures)
+                            entries=len(work), attempt=unreachable)
+                await self._sleep(unreachable)
                 continue
             except ApiError as exc:
-                if exc.status_code == 429 or exc.status_code >= 500:
-                    request_failures += 1
-                    log.warning("elasticsearch refused the bulk request, backing off",
-                                status=exc.status_code, entries=len(work))
-                    await self._sleep(request_failures)
-                    continue
-                await self._isolate(work, exc)
-                return
-            request_failures = 0
+                if exc.status_code != 429 and exc.status_code < 500:
+                    await self._isolate(work, exc)
+                    return
+                refused += 1
+                if (len(work) > 1 and refused >= 2) or (
+                        refused > self._settings.item_retries and self._cluster_writes()):
+                    await self._isolate(work, exc)
+                    return
+                log.warning("elasticsearch refused the bulk request, backing off",
+                            status=exc.status_code, entries=len(work), attempt=refused)
+                await self._sleep(refused)
+                continue
+            self._last_success = time.monotonic()
             final = attempt >= self._settings.item_retries or time.monotonic() > give_up_at
             work = await self._settle(work, results, final=final)
             if work:
@@ -108,12 +119,16 @@ class Writer:
             await self._ledger.remember([e for e, _ in work],
                                         "stopped before Elasticsearch confirmed")
 
+    def _cluster_writes(self) -> bool:
+        """Whether Elasticsearch stored anything lately: then a refusal is the entry's fault."""
+        return time.monotonic() - self._last_success < self._settings.item_retry_seconds
+
     async def _isolate(self, work: Work, exc: ApiError) -> None:
         """The whole request was refused: find the entry at fault by halving."""
         if len(work) == 1:
             entry, _ = work[0]
             await self._ledger.dead_letter(entry, f"Elasticsearch{exc.status_code}",
-                                           f"bulk request refused: {exc.message}")
+                                           f"bulk request refused: {exc.message} ({exc.body})")
             return
         log.warning("bulk request refused, bisecting to find the entry at fault",
                     status=exc.status_code, entries=len(work))

@@ -1,0 +1,204 @@
+"""Fault tests run against their own Redis and Elasticsearch, which they stop and start.
+
+Instance "faults": Redis on 6392 (AOF on), Elasticsearch on 9292 with a small
+indexing-pressure limit so that one oversized document is refused as a whole
+request with 429, as a real cluster does under a document it cannot take.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+from uuid import uuid4
+
+import pytest
+import redis
+from elasticsearch import Elasticsearch
+
+from shared.events import ArticleEvent, content_hash
+from tests.conftest import REPO
+
+SCRIPTS = REPO / "deploy" / "local"
+REDIS_PORT = 6392
+ES_PORT = 9292
+ES_SETTINGS = "indexing_pressure.memory.limit: 2mb"
+
+
+@dataclass
+class Servers:
+    redis_url: str = f"redis://127.0.0.1:{REDIS_PORT}/0"
+    es_url: str = f"http://127.0.0.1:{ES_PORT}"
+
+    def elasticsearch(self, action: str) -> None:
+        env = {**os.environ, "CARAVAN_ES_SETTINGS": ES_SETTINGS}
+        subprocess.run([str(SCRIPTS / "elasticsearch.sh"), action, "faults", str(ES_PORT)],
+                       check=True, env=env)
+
+    def redis(self, action: str) -> None:
+        subprocess.run([str(SCRIPTS / "redis.sh"), action, "faults", str(REDIS_PORT)],
+                       check=True)
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    servers = Servers()
+    servers.redis("start")
+    servers.elasticsearch("start")
+    yield servers
+    servers.elasticsearch("stop")
+    servers.redis("stop")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Fixture:
+    """One test's world: its namespace on the fault servers and its indexer processes."""
+
+    servers: Servers
+    workdir: Path
+    token: str = field(default_factory=lambda: uuid4().hex[:10])
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def articles_stream(self) -> str:
+        return f"faults-{self.token}:articles"
+
+    @property
+    def deadletters_stream(self) -> str:
+        return f"faults-{self.token}:deadletters"
+
+    @property
+    def alias(self) -> str:
+        return f"faults-{self.token}-articles"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "REDIS_URL": self.servers.redis_url,
+                "ELASTICSEARCH_URL": self.servers.es_url,
+                "CARAVAN_STREAM_PREFIX": f"faults-{self.token}:",
+                "CARAVAN_INDEX_PREFIX": f"faults-{self.token}-",
+                "CARAVAN_HEALTH_PORT": str(free_port()),
+                "CARAVAN_INDEXER_BLOCK_MS": "100", "CARAVAN_INDEXER_CLAIM_IDLE_MS": "1000",
+                "CARAVAN_INDEXER_RETRY_BASE_DELAY": "0.05",
+                "CARAVAN_INDEXER_RETRY_MAX_DELAY": "1", **extra}
+
+    def start_indexer(self, name: str, **extra: str) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"indexer-{name}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.indexer"], cwd=REPO, stdout=log,
+            stderr=subprocess.STDOUT, env=self.env(CARAVAN_INDEXER_CONSUMER=name, **extra))
+        self.processes.append(process)
+        return process
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.servers.redis_url)
+
+    def es(self) -> Elasticsearch:
+        return Elasticsearch(self.servers.es_url, request_timeout=30)
+
+    def publish(self, events: list[ArticleEvent]) -> list[str]:
+        client = self.redis()
+        with client.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(self.articles_stream, {"__data__": event.model_dump_json()})
+            ids = pipe.execute()
+        return [i.decode() for i in ids]
+
+    def indexed_ids(self) -> list[str]:
+        """Every _id in the index (sorted, duplicates kept, so a double would show)."""
+        es = self.es()
+        es.indices.refresh(index=self.alias)
+        found: list[str] = []
+        after: list[Any] | None = None
+        while True:
+            page = es.search(index=self.alias, size=5000, sort=["_doc"], source=False,
+                             search_after=after, track_total_hits=True)
+            hits = page["hits"]["hits"]
+            if not hits:
+                return sorted(found)
+            found.extend(hit["_id"] for hit in hits)
+            after = hits[-1]["sort"]
+
+    def count(self) -> int:
+        es = self.es()
+        if not es.indices.exists_alias(name=self.alias):
+            return 0
+        es.indices.refresh(index=self.alias)
+        return int(es.count(index=self.alias)["count"])
+
+    def pending(self) -> int:
+        try:
+            return int(self.redis().xpending(self.articles_stream, "indexer")["pending"])
+        except redis.ResponseError:
+            return 0
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        entries = cast("list[tuple[bytes, dict[bytes, bytes]]]",
+                       self.redis().xrange(self.deadletters_stream))
+        return [json.loads(fields[b"__data__"]) for _, fields in entries]
+
+
+@pytest.fixture
+def world(servers: Servers, tmp_path: Path) -> Iterator[Fixture]:
+    fixture = Fixture(servers, tmp_path)
+    yield fixture
+    for process in fixture.processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in fixture.processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    client = fixture.redis()
+    keys = list(client.scan_iter(match=f"faults-{fixture.token}:*"))
+    if keys:
+        client.delete(*keys)
+    es = fixture.es()
+    indices = es.indices.get(index=f"faults-{fixture.token}-*", allow_no_indices=True)
+    if indices:
+        es.indices.delete(index=",".join(indices))
+
+
+def articles(count: int, *, body_bytes: int = 1000, version_day: int = 1,
+             prefix: str = "a") -> list[ArticleEvent]:
+    sentence = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. "
+    filler = (sentence * (body_bytes // len(sentence) + 1))[:body_bytes]
+    fetched = datetime(2026, 1, version_day, tzinfo=UTC)
+    return [
+        ArticleEvent(source="faults", url=f"https://news.example/{prefix}/{n}",
+                     canonical_url=f"https://news.example/{prefix}/{n}",
+                     title=f"Article {n} of the fault tests", body=filler,
+                     fetched_at=fetched, content_hash=content_hash(f"Article {n}", filler))
+        for n in range(count)
+    ]
+
+
+def wait_for(probe: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    msg = f"no VmRSS for {pid}"
+    raise LookupError(msg)
