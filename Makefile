@@ -1,5 +1,5 @@
 # Every target provisions what it needs first (idempotent, quick when done).
-.PHONY: run test test-unit test-faults lint docs bench provision
+.PHONY: run test test-unit test-faults lint docs bench-indexer bench-query provision
 
 VENV := .venv/bin
 
@@ -21,6 +21,22 @@ lint: provision
 
 docs: provision
 	$(VENV)/caravan docs
+
+# Not part of `make test`. Uses ELASTICSEARCH_URL, else starts (and leaves running) the
+# test Elasticsearch on 9291; see bench/README.md.
+bench-query: provision
+	@if [ -z "$$ELASTICSEARCH_URL" ]; then deploy/local/elasticsearch.sh start test 9291; fi
+	ELASTICSEARCH_URL=$${ELASTICSEARCH_URL:-http://127.0.0.1:9291} \
+	  $(VENV)/python -m bench.query_latency $(BENCH_ARGS)
+
+# Not part of `make test`. Uses REDIS_URL / ELASTICSEARCH_URL, else starts (and leaves
+# running) the test servers on 6391 / 9291; see bench/README.md.
+bench-indexer: provision
+	@if [ -z "$$REDIS_URL" ]; then deploy/local/redis.sh start test 6391; fi
+	@if [ -z "$$ELASTICSEARCH_URL" ]; then deploy/local/elasticsearch.sh start test 9291; fi
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6391/0} \
+	ELASTICSEARCH_URL=$${ELASTICSEARCH_URL:-http://127.0.0.1:9291} \
+	  $(VENV)/python -m bench.indexer $(BENCH_ARGS)
 
 provision:
 	@deploy/local/provision.sh

@@ -6,9 +6,14 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from services.indexer.documents import BulkAction, article_action, quote_action
+from services.indexer.documents import (
+    ArticleDocument,
+    BulkAction,
+    QuoteDocument,
+    article_action,
+    quote_action,
+)
 from services.indexer.mappings import IndexNames
-from shared.events import ArticleEvent, QuoteEvent
 from shared.streams import DATA_FIELD, Streams
 
 
@@ -48,19 +53,22 @@ def _decode(entry: Entry, streams: Streams, names: IndexNames) -> BulkAction | I
     if payload is None:
         found = sorted(k.decode(errors="replace") for k in entry.fields)
         return Invalid("MissingDataField", f"entry has no __data__ field (fields: {found})")
-    try:
-        if entry.stream == streams.articles:
-            return article_action(ArticleEvent.model_validate_json(payload), names.articles)
-        if entry.stream == streams.quotes:
-            return quote_action(QuoteEvent.model_validate_json(payload), names.quotes)
-    except ValidationError as exc:
-        return Invalid("ValidationError", _describe(exc))
+    if entry.stream == streams.articles:
+        try:
+            return article_action(ArticleDocument.model_validate_json(payload), names.articles)
+        except ValidationError as exc:
+            return Invalid("ValidationError", _describe(exc, "ArticleEvent"))
+    if entry.stream == streams.quotes:
+        try:
+            return quote_action(QuoteDocument.model_validate_json(payload), names.quotes)
+        except ValidationError as exc:
+            return Invalid("ValidationError", _describe(exc, "QuoteEvent"))
     return Invalid("UnknownStream", f"no event type is consumed from {entry.stream!r}")
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, contract: str) -> str:
     parts = []
     for error in exc.errors(include_url=False, include_input=False):
         where = ".".join(str(p) for p in error["loc"]) or "(document)"
         parts.append(f"{where}: {error['msg']}")
-    return f"{exc.title}: " + "; ".join(parts)
+    return f"{contract}: " + "; ".join(parts)

@@ -31,6 +31,9 @@ class Ledger:
         self._group = group
         self._errors_key = errors_key
         self._publish = publish
+        # Keys this process has remembered an error for: the only ones to forget
+        # on ack, besides redelivered entries (which another process may have noted).
+        self._noted: set[str] = set()
 
     async def ack(self, entries: Sequence[Entry]) -> None:
         by_stream: dict[str, list[str]] = {}
@@ -38,8 +41,10 @@ class Ledger:
             by_stream.setdefault(entry.stream, []).append(entry.entry_id)
         for stream, ids in by_stream.items():
             await self._redis.xack(stream, self._group, *ids)
-        if entries:
-            await self._redis.hdel(self._errors_key, *(e.key for e in entries))
+        noted = [e.key for e in entries if e.key in self._noted or e.deliveries > 1]
+        if noted:
+            await self._redis.hdel(self._errors_key, *noted)
+            self._noted.difference_update(noted)
 
     async def dead_letter(self, entry: Entry, error_class: str, message: str) -> None:
         letter = DeadLetter(
@@ -65,6 +70,7 @@ class Ledger:
         if entries:
             mapping: dict[str | bytes, str | bytes] = {e.key: reason for e in entries}
             await self._redis.hset(self._errors_key, mapping=mapping)  # type: ignore[arg-type]
+            self._noted.update(e.key for e in entries)
 
     async def last_error(self, entry: Entry) -> str | None:
         raw: bytes | None = await self._redis.hget(self._errors_key, entry.key)  # type: ignore[assignment]

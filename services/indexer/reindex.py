@@ -17,6 +17,7 @@ The old index is kept; delete it once satisfied (`DELETE /articles-v1`).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from services.indexer.bulk import Outcome, classify_response
 from services.indexer.decode import Entry, Invalid, decode_entry
 from services.indexer.documents import BulkAction
 from services.indexer.mappings import IndexNames, ensure_indices
+from services.indexer.writer import BULK_RESPONSE
 from shared.clients import make_elasticsearch, make_redis
 from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings
 from shared.streams import Streams
@@ -99,12 +101,13 @@ async def _copy(es: AsyncElasticsearch, index: str,
     """Bulk the pages into `index`; returns (stored, left alone as stale or refused)."""
     stored = skipped = 0
     async for page in actions:
-        operations: list[dict[str, Any]] = []
+        operations: list[Any] = []
         for action in page:
-            header, source = action.operations()
+            header, document = action.operations()
             header["index"]["_index"] = index
-            operations.extend((header, source))
-        results = classify_response(dict(await es.bulk(operations=operations)))
+            operations.extend((header, document))
+        results = classify_response(dict(await es.bulk(operations=operations,
+                                                       filter_path=BULK_RESPONSE)))
         for action, result in zip(page, results, strict=True):
             if result.outcome is Outcome.STORED:
                 stored += 1
@@ -133,7 +136,8 @@ async def _from_index(es: AsyncElasticsearch, index: str) -> AsyncIterator[list[
                 return
             pit_id = response.get("pit_id", pit_id)
             after = hits[-1]["sort"]
-            yield [BulkAction(index, h["_id"], int(h["_version"]), h["_source"]) for h in hits]
+            yield [BulkAction(index, h["_id"], int(h["_version"]), json.dumps(h["_source"]))
+                   for h in hits]
     finally:
         await es.close_point_in_time(id=pit_id)
 

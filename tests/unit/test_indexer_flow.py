@@ -13,7 +13,7 @@ from services.indexer.writer import Work, backoff, chunked
 
 def _work(sizes: list[int]) -> Work:
     return [(Entry("s", f"{n}-0", {b"__data__": b"x" * size}),
-             BulkAction("i", str(n), 1, {})) for n, size in enumerate(sizes)]
+             BulkAction("i", str(n), 1, "{}")) for n, size in enumerate(sizes)]
 
 
 def test_chunks_respect_count_and_bytes_and_keep_order() -> None:
