@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from elasticsearch import AsyncElasticsearch, BadRequestError
+
+log = structlog.get_logger(__name__)
 
 MAPPING_VERSION = 1
 LANGUAGE_ANALYZERS = ("english", "russian")
@@ -70,6 +73,9 @@ def quotes_mapping() -> dict[str, Any]:
             "previous_rate": {"type": "keyword"},
             "as_of": {"type": "date", "format": "strict_date"},
             "provider": {"type": "keyword"},
+            "primary": {"type": "boolean"},
+            "flags": {"type": "keyword"},
+            "stale_after": {"type": "date", "format": "strict_date"},
             "fetched_at": {"type": "date"},
             "occurred_at": {"type": "date"},
             "event_id": {"type": "keyword"},
@@ -99,8 +105,11 @@ async def has_language_analyzers(es: AsyncElasticsearch) -> bool:
 async def ensure_indices(es: AsyncElasticsearch, names: IndexNames) -> bool:
     """Create templates, the versioned indices and their aliases if missing.
 
-    Returns whether language analysers are in use. Safe to run from several
-    processes at once: creation races end in "already exists", which is fine.
+    An index that exists gets the fields the mapping has added since it was
+    made (new fields are the one mapping change Elasticsearch takes in place;
+    anything else needs `caravan reindex`). Returns whether language analysers
+    are in use. Safe to run from several processes at once: creation races end
+    in "already exists", which is fine.
     """
     languages = await has_language_analyzers(es)
     for alias, mapping in ((names.articles, articles_mapping(languages)),
@@ -116,6 +125,11 @@ async def ensure_indices(es: AsyncElasticsearch, names: IndexNames) -> bool:
             priority=100,
         )
         if await es.indices.exists_alias(name=alias):
+            try:
+                await es.indices.put_mapping(index=alias, properties=mapping["properties"])
+            except BadRequestError as exc:
+                log.warning("live index mapping differs from this version's; "
+                            "run `caravan reindex` to move to it", alias=alias, error=str(exc))
             continue
         index = IndexNames.versioned(alias)
         try:
