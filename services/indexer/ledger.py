@@ -6,6 +6,7 @@ dead-lettered (after too many deliveries) the letter says what went wrong.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -63,7 +64,8 @@ class Ledger:
         await self._publish(letter)
         metrics.DEADLETTERS.labels(entry.stream, error_class).inc()
         log.warning("entry dead-lettered", stream=entry.stream, entry_id=entry.entry_id,
-                    error_class=error_class, reason=message, attempts=entry.deliveries)
+                    event_id=_event_id(letter.payload), error_class=error_class,
+                    reason=message, attempts=entry.deliveries)
         await self.ack([entry])
 
     async def remember(self, entries: Sequence[Entry], reason: str) -> None:
@@ -75,3 +77,12 @@ class Ledger:
     async def last_error(self, entry: Entry) -> str | None:
         raw: bytes | None = await self._redis.hget(self._errors_key, entry.key)  # type: ignore[assignment]
         return raw.decode() if raw else None
+
+
+def _event_id(payload: bytes) -> str | None:
+    """The event_id of a payload, when it has one: logs follow an event end to end."""
+    try:
+        value = json.loads(payload).get("event_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

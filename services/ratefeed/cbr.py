@@ -11,20 +11,19 @@ document without one is read as UTF-8.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from lxml import etree
-
-from services.ratefeed.providers import OfficialRates, RatesError
+from services.ratefeed.parsing import official_decimal, parse_xml
+from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 
 PROVIDER = "cbr"
 
 
 def parse_cbr(content: bytes) -> OfficialRates:
-    root = _parse_xml(content)
+    root = parse_xml(content, "Bank of Russia rates document")
     if root.tag != "ValCurs":
         msg = f"not a Bank of Russia rates document: root element is <{root.tag!s}>"
-        raise RatesError(msg)
+        raise WrongFormat(msg)
     raw_date = root.get("Date")
     try:
         as_of = datetime.strptime(raw_date or "", "%d.%m.%Y").date()
@@ -36,8 +35,8 @@ def parse_cbr(content: bytes) -> OfficialRates:
     for valute in root.iter("Valute"):
         code = (valute.findtext("CharCode") or "").strip()
         try:
-            value = _decimal(valute.findtext("Value"))
-            nominal = _decimal(valute.findtext("Nominal"))
+            value = official_decimal(valute.findtext("Value"), ",")
+            nominal = official_decimal(valute.findtext("Nominal"), ",")
         except RatesError as exc:
             problems.append(f"{code or valute.get('ID')}: {exc}")
             continue
@@ -51,25 +50,3 @@ def parse_cbr(content: bytes) -> OfficialRates:
         msg = "no usable Valute entries"
         raise RatesError(msg)
     return OfficialRates(PROVIDER, "RUB", as_of, per_unit, problems)
-
-
-def _parse_xml(content: bytes) -> etree._Element:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-    try:
-        return etree.fromstring(content, parser)
-    except etree.XMLSyntaxError as exc:
-        raise RatesError(f"not well-formed XML: {exc}") from exc
-
-
-def _decimal(text: str | None) -> Decimal:
-    raw = (text or "").strip().replace("\u00a0", "").replace(" ", "")
-    if not raw:
-        msg = "missing number"
-        raise RatesError(msg)
-    if raw.count(",") + raw.count(".") > 1:
-        msg = f"ambiguous number {raw!r}"
-        raise RatesError(msg)
-    try:
-        return Decimal(raw.replace(",", "."))
-    except InvalidOperation as exc:
-        raise RatesError(f"not a number: {raw!r}") from exc
