@@ -9,7 +9,12 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import UTC, date, datetime, time
 from pathlib import Path
+
+from elastic_transport import TransportError as ESTransportError
+from elasticsearch import ApiError
+from redis.exceptions import RedisError
 
 from services import supervisor
 from services.indexer import app as indexer_app
@@ -17,13 +22,15 @@ from services.indexer.deadletters import list_dead_letters, replay_dead_letters
 from services.indexer.reindex import reindex_configured
 from services.ingest import app as ingest_app
 from services.ingest.feeds import FeedError
+from services.ingest.sitemaps import SitemapError
+from services.ingest.worker import PollResult
 from services.query import app as query_app
 from services.query.client import search_once
 from services.ratefeed import app as ratefeed_app
 from services.ratefeed.providers import RatesError
 from services.specs import write_documents
+from shared.events import QuoteEvent
 from shared.fetch import FetchError
-from shared.settings import RateFeedSettings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,9 +38,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         args.handler(args)
-    except (FetchError, FeedError, RatesError) as exc:
+    except (FetchError, FeedError, SitemapError, RatesError) as exc:
         print(f"caravan {args.command}: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
+    except RedisError as exc:
+        print(f"caravan {args.command}: Redis: {type(exc).__name__}: {exc}", file=sys.stderr)
+        raise SystemExit(3) from exc
+    except (ESTransportError, ApiError) as exc:
+        print(f"caravan {args.command}: Elasticsearch: {exc}", file=sys.stderr)
+        raise SystemExit(3) from exc
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,19 +57,26 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="start Redis, Elasticsearch and the four services on the bundled samples")
     run.set_defaults(handler=_run)
 
-    ingest = commands.add_parser("ingest", help="run the ingest service, or ingest one feed")
-    ingest.add_argument("--source", metavar="PATH_OR_URL",
-                        help="ingest this one feed, publish its articles and exit")
-    ingest.add_argument("--once", action="store_true",
-                        help="poll every configured source once and exit")
-    ingest.set_defaults(handler=_ingest)
+    _add_ingest(commands)
 
     ratefeed = commands.add_parser("ratefeed", help="run the rate feed, or read one rates file")
     ratefeed.add_argument("--source", metavar="PATH_OR_URL",
                           help="read this one rates document, publish its quotes and exit")
     ratefeed.add_argument("--once", action="store_true",
-                          help="poll the configured source once and exit")
+                          help="poll the configured providers once and exit")
+    ratefeed.add_argument("--provider", metavar="NAME",
+                          help="the provider of --source (detected from the document if not "
+                               "given), or the one provider --once polls")
     ratefeed.set_defaults(handler=_ratefeed)
+    ratefeed_commands = ratefeed.add_subparsers(dest="action", metavar="ACTION")
+    backfill = ratefeed_commands.add_parser(
+        "backfill", help="load past rates, one day at a time, from providers that offer them")
+    backfill.add_argument("--since", type=date.fromisoformat, required=True, metavar="DATE",
+                          help="first day, YYYY-MM-DD")
+    backfill.add_argument("--until", type=date.fromisoformat, metavar="DATE",
+                          help="last day, YYYY-MM-DD (default: today, UTC)")
+    backfill.add_argument("--provider", metavar="NAME", help="only this configured provider")
+    backfill.set_defaults(handler=_ratefeed_backfill)
 
     indexer = commands.add_parser("indexer", help="run the indexer")
     indexer.set_defaults(handler=lambda _: indexer_app.main())
@@ -96,12 +116,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_ingest(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ingest = commands.add_parser("ingest", help="run the ingest service, or ingest one source")
+    ingest.add_argument("--source", metavar="PATH_OR_URL",
+                        help="ingest this one feed, sitemap, listing page or article page, "
+                             "publish its new and changed articles and exit")
+    ingest.add_argument("--kind", choices=["feed", "sitemap", "listing", "article"],
+                        help="what --source is (default: recognised from its content)")
+    ingest.add_argument("--once", action="store_true",
+                        help="poll every configured source once and exit")
+    ingest.set_defaults(handler=_ingest)
+    backfill = ingest.add_subparsers(dest="action", metavar="ACTION").add_parser(
+        "backfill", help="ingest the articles of a sitemap (or sitemap index) since a date")
+    backfill.add_argument("--sitemap", metavar="PATH_OR_URL", required=True)
+    backfill.add_argument("--since", metavar="DATE", required=True, type=_utc_date,
+                          help="YYYY-MM-DD (UTC): entries dated earlier are left out")
+    backfill.add_argument("--limit", type=int, default=1000, metavar="N",
+                          help="read at most N articles, newest first (default 1000)")
+    backfill.set_defaults(handler=_backfill)
+
+
 def _ingest(args: argparse.Namespace) -> None:
 
     if args.source:
-        result = asyncio.run(ingest_app.ingest_once(args.source))
-        print(f"{result.source}: {result.published} articles published, "
-              f"{result.skipped} items skipped")
+        result = asyncio.run(ingest_app.ingest_once(args.source, kind=args.kind))
+        _print_poll(result)
     elif args.once:
         for result in asyncio.run(ingest_app.ingest_configured_once()):
             print(f"{result.source}: {result.published} published, {result.skipped} skipped"
@@ -110,15 +149,50 @@ def _ingest(args: argparse.Namespace) -> None:
         ingest_app.main()
 
 
+def _backfill(args: argparse.Namespace) -> None:
+
+    _print_poll(asyncio.run(ingest_app.ingest_once(args.sitemap, kind="sitemap",
+                                                   since=args.since, max_items=args.limit)))
+
+
+def _print_poll(result: PollResult) -> None:
+    if result.not_modified:
+        print(f"{result.source}: not modified since the last poll")
+        return
+    print(f"{result.source} ({result.kind}): {result.published} articles published "
+          f"({result.new} new, {result.updated} updated), {result.unchanged} unchanged, "
+          f"{result.failed} failed, {result.skipped} items skipped")
+    for feed in result.feeds:
+        print(f"advertised feed: {feed}")
+
+
+def _utc_date(text: str) -> datetime:
+    try:
+        return datetime.combine(date.fromisoformat(text), time.min, tzinfo=UTC)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from exc
+
+
 def _ratefeed(args: argparse.Namespace) -> None:
 
     if args.source or args.once:
-        quotes = asyncio.run(ratefeed_app.ratefeed_once(args.source or RateFeedSettings().source))
-        for quote in quotes:
-            print(f"{quote.base}/{quote.quote} {quote.rate} as of {quote.as_of} ({quote.provider})")
-        print(f"{len(quotes)} quotes published")
+        _print_quotes(asyncio.run(ratefeed_app.ratefeed_once(args.source, args.provider)))
     else:
         ratefeed_app.main()
+
+
+def _ratefeed_backfill(args: argparse.Namespace) -> None:
+
+    _print_quotes(asyncio.run(ratefeed_app.ratefeed_backfill(args.since, args.until,
+                                                             args.provider)))
+
+
+def _print_quotes(quotes: list[QuoteEvent]) -> None:
+    for quote in quotes:
+        flags = f" [{', '.join(quote.flags)}]" if quote.flags else ""
+        print(f"{quote.base}/{quote.quote} {quote.rate} as of {quote.as_of} "
+              f"({quote.provider}){flags}")
+    print(f"{len(quotes)} quotes published")
 
 
 def _search(args: argparse.Namespace) -> None:

@@ -68,6 +68,14 @@ class ArticleEvent(Event):
     countries: list[str] = Field(default_factory=list)
     fetched_at: UtcDatetime
     content_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    site_name: str | None = None
+    image_url: str | None = None
+    extraction: Literal["page", "feed"] | None = Field(
+        default=None,
+        description="where title and body came from: the article page (trafilatura) "
+                    "or, when that failed, the source's own fields (feed item, news "
+                    "sitemap entry, listing excerpt)",
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -91,6 +99,15 @@ class QuoteEvent(Event):
     as_of: date
     provider: NonEmpty
     fetched_at: UtcDatetime
+    # Optional additions (schema_version stays 1; older events read as the defaults).
+    primary: bool = True
+    """Whether `provider` is the configured primary source of `base`; the others'
+    quotes are kept for history and cross-checks."""
+    flags: list[str] = Field(default_factory=list)
+    """Doubts about the quote, e.g. `disagrees:cbr` (another provider's rate for the
+    same date differs beyond the tolerance)."""
+    stale_after: date | None = None
+    """The last day this quote is current if the provider publishes nothing newer."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property

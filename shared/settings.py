@@ -63,6 +63,9 @@ class CommonSettings(_Settings):
     # below what a consumer group still has pending (see README, Events).
     stream_maxlen: int | None = Field(default=None, ge=1000)
     user_agent: str = "CaravanBot/0.1 (+https://github.com/caravan-news/caravan)"
+    # Seconds a service gets on SIGTERM to finish what it holds before it is
+    # cancelled; keep it below the orchestrator's own grace period.
+    shutdown_grace: float = Field(default=25.0, gt=0)
 
 
 class IngestSettings(_Settings):
@@ -71,12 +74,37 @@ class IngestSettings(_Settings):
     sources: Path = Path("samples/sources.toml")
     timeout: float = 20.0
     max_bytes: int = 10 * 1024 * 1024
+    # Politeness per host: requests at once, and seconds between their starts
+    # (a robots.txt Crawl-delay that asks for more wins).
+    host_concurrency: int = Field(default=2, ge=1, le=16)
+    host_delay: float = Field(default=1.0, ge=0)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    # Retries of 429, 5xx and timeouts; the backoff doubles from 1 s up to this cap,
+    # and a Retry-After longer than the cap skips the document until the next poll.
+    retries: int = Field(default=3, ge=0)
+    retry_max_delay: float = Field(default=60.0, gt=0)
+    # How long published articles and HTTP validators are remembered (bounds Redis).
+    state_ttl_days: float = Field(default=30.0, gt=0)
+    # Pause when the slowest consumer group of the articles stream is this far behind.
+    max_lag: int = Field(default=100_000, ge=1)
+
+
+class FetchSettings(_Settings):
+    """Fetching from the web, shared by the services that do it."""
+
+    model_config = SettingsConfigDict(env_prefix="CARAVAN_FETCH_")
+
+    # Hosts or CIDRs that may be fetched although internal (loopback, private,
+    # link-local): comma-separated, empty by default, so no fetch reaches inside.
+    allow: str = ""
 
 
 class RateFeedSettings(_Settings):
     model_config = SettingsConfigDict(env_prefix="CARAVAN_RATEFEED_")
 
-    source: str = "samples/realdata/cbr-xml-daily-2023-09-27.xml"
+    # The providers file (TOML): which rate providers to poll and how to cross-check them.
+    providers: Path = Path("samples/rates.toml")
+    # Poll interval of a provider that does not set its own.
     interval: float = Field(default=3600.0, gt=0)
     timeout: float = 20.0
 
@@ -121,6 +149,13 @@ class QuerySettings(_Settings):
     host: str = "127.0.0.1"
     port: int = 8080
     max_page_size: int = Field(default=50, ge=1, le=500)
+    # Hits counted exactly; past this `total` is a lower bound (cheaper on broad queries).
+    exact_total_up_to: int = Field(default=10_000, ge=1)
+    # Requests a second per client (token bucket, per process); 0 turns the limit off.
+    rate_limit: float = Field(default=20.0, ge=0)
+    rate_burst: int = Field(default=60, ge=1)
+    # Search and suggest answers are reused this long; 0 turns the cache off.
+    cache_seconds: float = Field(default=5.0, ge=0)
 
 
 class HealthSettings(_Settings):

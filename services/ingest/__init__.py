@@ -1,1 +1,1 @@
-"""ingest: pulls articles from feeds and publishes ArticleEvents."""
+"""ingest: reads feeds, sitemaps and listing pages; publishes their articles as ArticleEvents."""

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 from faststream.redis import StreamSub
 from faststream.redis.publisher.usecase import StreamPublisher
 
+from services.ingest.backpressure import Backpressure
+from services.ingest.fetcher import FetchPolicy, PoliteFetcher
+from services.ingest.kinds import Kind
 from services.ingest.sources import Source, load_sources
-from services.ingest.worker import (
-    PollResult,
-    poll_source,
-    poll_source_safely,
-    run_source_forever,
-)
+from services.ingest.ssrf import AllowList
+from services.ingest.state import IngestState
+from services.ingest.worker import Ingestor, PollResult, poll_safely, run_source_forever
+from shared.clients import make_redis
 from shared.events import ArticleEvent
-from shared.fetch import http_client
 from shared.service import BackgroundService, ServiceContext
-from shared.settings import IngestSettings
+from shared.settings import FetchSettings, IngestSettings
 
 SERVICE = "ingest"
 
@@ -28,47 +31,78 @@ def articles_publisher(ctx: ServiceContext) -> StreamPublisher:
         stream=StreamSub(ctx.streams.articles, maxlen=ctx.streams.maxlen),
         schema=ArticleEvent,
         title="articles",
-        description="One ArticleEvent per article seen in a source.",
+        description="One ArticleEvent per new or changed article seen in a source.",
     )
+
+
+def fetch_policy(user_agent: str, settings: IngestSettings, fetch: FetchSettings) -> FetchPolicy:
+    return FetchPolicy(
+        user_agent=user_agent,
+        timeout=settings.timeout,
+        max_bytes=settings.max_bytes,
+        max_redirects=settings.max_redirects,
+        retries=settings.retries,
+        backoff_max=settings.retry_max_delay,
+        host_delay=settings.host_delay,
+        host_concurrency=settings.host_concurrency,
+        allow=AllowList.parse(fetch.allow),
+    )
+
+
+@asynccontextmanager
+async def _ingestor(ctx: ServiceContext, publisher: StreamPublisher) -> AsyncIterator[Ingestor]:
+    settings = IngestSettings()
+    redis = make_redis(ctx.redis_settings)
+    fetcher = PoliteFetcher(fetch_policy(ctx.common.user_agent, settings, FetchSettings()))
+    state = IngestState(redis, ctx.common.stream_prefix, int(settings.state_ttl_days * 86400))
+    backpressure = Backpressure(redis, ctx.streams.articles, settings.max_lag)
+    try:
+        yield Ingestor(publisher, fetcher, state, backpressure)
+    finally:
+        await fetcher.aclose()
+        await redis.aclose()
 
 
 def create_service() -> BackgroundService:
     ctx = ServiceContext(SERVICE)
     ctx.configure_logging()
-    settings = IngestSettings()
     publisher = articles_publisher(ctx)
-    sources = load_sources(settings.sources)
+    sources = load_sources(IngestSettings().sources)
+    resources = _ingestor(ctx, publisher)
+
+    async def run_all() -> None:
+        async with resources as ingestor:
+            await asyncio.gather(*(run_source_forever(ingestor, source) for source in sources))
 
     def tasks() -> Iterator[Awaitable[None]]:
-        client = http_client(ctx.common.user_agent, settings.timeout)
-        for source in sources:
-            yield run_source_forever(source, publisher, client, max_bytes=settings.max_bytes)
+        yield run_all()
 
     return BackgroundService(ctx.broker, tasks, probe=ctx.redis_probe(), health_port=8081)
 
 
-async def ingest_once(location: str, name: str | None = None) -> PollResult:
-    """Fetch and publish one feed (URL or path), then return. Raises on bad input."""
+async def ingest_once(location: str, name: str | None = None, kind: Kind | None = None,
+                      since: datetime | None = None, max_items: int = 100) -> PollResult:
+    """Read one source (a feed, sitemap, listing or article; URL or path) and publish
+    its new and changed articles. Raises on a source that cannot be read."""
     ctx = ServiceContext(SERVICE)
     ctx.configure_logging()
-    settings = IngestSettings()
     publisher = articles_publisher(ctx)
-    source = Source(name=name or Path(location).stem or location, url=location)
-    async with ctx.broker, http_client(ctx.common.user_agent, settings.timeout) as client:
+    source = Source(name=name or Path(location).stem or location, url=location,
+                    max_items=max_items)
+    async with ctx.broker, _ingestor(ctx, publisher) as ingestor:
         await ctx.broker.connect()
-        return await poll_source(source, publisher, client, max_bytes=settings.max_bytes)
+        return await ingestor.poll(source, kind, since)
 
 
 async def ingest_configured_once() -> list[PollResult]:
     """Poll every configured source once; failures are reported, not raised."""
     ctx = ServiceContext(SERVICE)
     ctx.configure_logging()
-    settings = IngestSettings()
     publisher = articles_publisher(ctx)
-    async with ctx.broker, http_client(ctx.common.user_agent, settings.timeout) as client:
+    async with ctx.broker, _ingestor(ctx, publisher) as ingestor:
         await ctx.broker.connect()
-        return [await poll_source_safely(source, publisher, client, max_bytes=settings.max_bytes)
-                for source in load_sources(settings.sources)]
+        return [await poll_safely(ingestor, source)
+                for source in load_sources(IngestSettings().sources)]
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ Decisions worth knowing:
   from it; it is an error only when nothing usable comes out.
 - Dates that cannot be parsed, or are absurd (before 1991, the epoch placeholder
   some generators emit, or more than a day in the future), become "unknown".
+  A date written without a zone is local time of the source (its `timezone`).
 - Some feeds give every item the same link (the site's home page). A link shared
   by several items identifies none of them, so those items are keyed by their
   guid, or by their title when there is no guid.
@@ -14,13 +15,16 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import feedparser
 
+from services.ingest.dates import parse_date
 from services.ingest.sources import Source
 from services.ingest.text import html_to_text, normalize_whitespace
 from services.ingest.urls import canonicalize_url
@@ -28,6 +32,7 @@ from shared.events import ArticleEvent, content_hash
 
 _EARLIEST = datetime(1991, 1, 1, tzinfo=UTC)
 _FUTURE_SLACK = timedelta(days=1)
+_HAS_ZONE = re.compile(r"(Z|[+-]\d{2}:?\d{2}|\b(UTC?|GMT|[ECMP][SD]T))$", re.IGNORECASE)
 
 
 class FeedError(ValueError):
@@ -46,6 +51,8 @@ class FeedParse:
     events: list[ArticleEvent] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     warning: str | None = None
+    # Seconds between polls the feed itself asks for (<ttl>, sy:updatePeriod).
+    requested_interval: float | None = None
 
 
 def parse_feed(content: bytes, source: Source, fetched_at: datetime) -> FeedParse:
@@ -56,7 +63,8 @@ def parse_feed(content: bytes, source: Source, fetched_at: datetime) -> FeedPars
         msg = f"not a readable RSS/Atom feed: {warning or 'no channel and no items'}"
         raise FeedError(msg)
 
-    result = FeedParse(title=normalize_whitespace(parsed.feed.get("title", "")), warning=warning)
+    result = FeedParse(title=normalize_whitespace(parsed.feed.get("title", "")), warning=warning,
+                       requested_interval=requested_interval(parsed.feed))
     link_counts = Counter(entry.get("link", "").strip() for entry in entries)
     feed_language = _language(parsed.feed.get("language")) or source.language
     for position, entry in enumerate(entries):
@@ -67,6 +75,24 @@ def parse_feed(content: bytes, source: Source, fetched_at: datetime) -> FeedPars
         else:
             result.events.append(event)
     return result
+
+
+_PERIODS = {"hourly": 3600.0, "daily": 86400.0, "weekly": 7 * 86400.0,
+            "monthly": 30 * 86400.0, "yearly": 365 * 86400.0}
+
+
+def requested_interval(channel: Any) -> float | None:
+    """The slowest polling the feed asks for: RSS <ttl> (minutes) or the syndication
+    module's updatePeriod / updateFrequency; None when it asks for nothing readable."""
+    asked = []
+    ttl = str(channel.get("ttl") or "").strip()
+    if ttl.isdigit() and int(ttl) > 0:
+        asked.append(int(ttl) * 60.0)
+    period = _PERIODS.get(str(channel.get("sy_updateperiod") or "").strip().lower())
+    if period:
+        frequency = str(channel.get("sy_updatefrequency") or "1").strip()
+        asked.append(period / max(1, int(frequency)) if frequency.isdigit() else period)
+    return max(asked, default=None)
 
 
 class _SkipError(Exception):
@@ -83,15 +109,17 @@ def _to_event(
     link = entry.get("link", "").strip()
     if not link.startswith(("http://", "https://")):
         raise _SkipError(f"no usable link ({link!r})")
-    title = html_to_text(entry.get("title", ""))
-    summary = html_to_text(entry.get("summary", ""))
+    title = _text(entry, "title")
+    summary = _text(entry, "summary")
     if not title:
         raise _SkipError("no title")
     body = "\n\n".join(
         text for part in entry.get("content", []) if (text := html_to_text(part.get("value", "")))
     )
     canonical = canonicalize_url(link)
-    if link_counts[link] > 1:
+    if link_counts[link] > 1 or _is_home_page(canonical):
+        # The link names a page of many articles: key the item by its guid, or
+        # its title, the same way in every poll whatever else the feed holds.
         discriminator = entry.get("id") or hashlib.sha256(title.encode()).hexdigest()[:16]
         canonical = f"{canonical}#item={discriminator}"
     return ArticleEvent(
@@ -102,7 +130,7 @@ def _to_event(
         summary=summary,
         body=body or summary,
         authors=_authors(entry),
-        published_at=_date(_published(entry), fetched_at),
+        published_at=_date(entry, source, fetched_at),
         language=_language(entry.get("language")) or feed_language,
         tags=sorted({*source.tags, *_tags(entry)}),
         countries=list(source.countries),
@@ -111,13 +139,36 @@ def _to_event(
     )
 
 
+def _text(entry: Any, field: str) -> str:
+    """A title or summary as text. feedparser has already decoded a plain-text
+    one: parsing it as HTML again would eat a literal `<div>` in it."""
+    detail = entry.get(f"{field}_detail") or {}
+    value = entry.get(field, "")
+    if detail.get("type") == "text/plain":
+        return normalize_whitespace(value)
+    return html_to_text(value)
+
+
+def _is_home_page(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.path in ("", "/") and not parts.query
+
+
 def _published(entry: Any) -> Any:
     # Plain dict lookups: feedparser's own mapping of `updated_parsed` onto
     # `published_parsed` is deprecated and warns.
     return dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
 
 
-def _date(value: Any, fetched_at: datetime) -> datetime | None:
+def _date(entry: Any, source: Source, fetched_at: datetime) -> datetime | None:
+    raw = str(dict.get(entry, "published") or dict.get(entry, "updated") or "").strip()
+    if raw and not _HAS_ZONE.search(raw):
+        # feedparser reads a date without a zone as UTC (ISO 8601) or not at all
+        # (RFC 822); the source means its own local time.
+        local = parse_date(raw, source.zone, fetched_at)
+        if local is not None:
+            return local
+    value = _published(entry)
     if value is None:
         return None
     moment = datetime.fromtimestamp(calendar.timegm(value), tz=UTC)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.ingest.kinds import Kind
 
 
 class Source(BaseModel):
@@ -14,11 +16,30 @@ class Source(BaseModel):
 
     name: str = Field(min_length=1)
     url: str = Field(min_length=1, description="http(s) URL, or a path relative to the config file")
-    kind: Literal["feed"] = "feed"
+    # None: recognised from the content at each poll (feed, sitemap or HTML page).
+    kind: Kind | None = None
     interval: float = Field(default=900.0, gt=0, description="seconds between polls")
     tags: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
     language: str | None = None
+    timezone: str = Field(default="UTC", description="IANA zone of dates the source writes "
+                          "without an offset, e.g. Asia/Almaty")
+    max_items: int = Field(default=100, ge=1, description="articles read per poll at most")
+    max_pages: int = Field(default=5, ge=1, description="listing pages followed per poll")
+    sitemap_depth: int = Field(default=2, ge=0, description="sitemap index levels followed")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 class SourcesFile(BaseModel):

@@ -10,13 +10,24 @@ from lxml.etree import ParserError
 
 _SPACE = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
-_BLOCK_TAGS = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr")
+_BLOCK_TAGS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr")
+# Invisible characters that mean nothing in running text. The zero-width
+# (non-)joiners are not among them: Persian spelling and emoji sequences need them.
+_INVISIBLE = frozenset("\u00ad\u200b\u2060\ufeff")
+
+
+def _visible(ch: str) -> bool:
+    return ch in "\n\t" or (unicodedata.category(ch) not in ("Cc", "Cs") and ch not in _INVISIBLE)
 
 
 def normalize_whitespace(text: str) -> str:
-    """NFC, no control characters, single spaces, paragraphs kept as blank lines."""
+    """No control characters, single spaces, paragraphs kept as blank lines, then NFC.
+
+    NFC comes last: removing a character can bring a letter and a combining
+    mark together, which only a normalisation afterwards composes.
+    """
+    text = "".join(filter(_visible, text.replace("\r\n", "\n").replace("\r", "\n")))
     text = unicodedata.normalize("NFC", text)
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
     lines = (_SPACE.sub(" ", line).strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
@@ -36,5 +47,7 @@ def html_to_text(fragment: str) -> str:
     for bad in root.xpath("//script|//style|//noscript"):
         bad.drop_tree()
     for block in root.iter(*_BLOCK_TAGS):
-        block.tail = "\n" + (block.tail or "")
+        block.tail = "\n\n" + (block.tail or "")
+    for line_break in root.iter("br"):
+        line_break.tail = "\n" + (line_break.tail or "")
     return normalize_whitespace(root.text_content())

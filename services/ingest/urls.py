@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-_TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "__hs")
+_TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "__hs", "wt_")
 _TRACKING_NAMES = frozenset(
     {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid",
      "_ga", "_gl", "ref_src", "cmpid", "ncid", "mkt_tok", "spm", "at_medium", "at_campaign"}
@@ -25,6 +25,8 @@ def canonicalize_url(url: str) -> str:
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
+    if ":" in host:  # IPv6: urlsplit drops the brackets, the URL needs them
+        host = f"[{host}]"
     netloc = host
     if parts.port and parts.port != _DEFAULT_PORTS.get(scheme):
         netloc = f"{host}:{parts.port}"

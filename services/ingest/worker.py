@@ -1,70 +1,336 @@
-"""The ingest loop: for each source, fetch, parse, publish; then wait for its interval."""
+"""The ingest loop: fetch a source, find its articles, read each article's page,
+publish what is new or changed; then wait for the source's interval.
+
+A source is a feed, a sitemap (or sitemap index), a listing page, or one
+article page; which one is read from the document itself unless forced.
+What was published, and the HTTP validators of what was fetched, live in
+Redis (state.py), so a restarted ingest neither republishes unchanged
+articles nor downloads unchanged documents again.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import hashlib
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import httpx
 import structlog
 from faststream.redis.publisher.usecase import StreamPublisher
 
-from services.ingest.feeds import FeedError, parse_feed
+from services.ingest import metrics
+from services.ingest.articles import Lead, lead_event, page_event
+from services.ingest.backpressure import Backpressure
+from services.ingest.charset import decode, xml_as_utf8
+from services.ingest.dates import parse_date
+from services.ingest.extract import extract_article
+from services.ingest.feeds import parse_feed
+from services.ingest.fetcher import Fetched, PoliteFetcher, Refused
+from services.ingest.kinds import Kind, document_kind
+from services.ingest.listing import is_article_page, is_listing, parse_html, parse_listing
+from services.ingest.sitemaps import SitemapEntry, SitemapError, parse_sitemap
 from services.ingest.sources import Source
-from shared.fetch import FetchError, fetch_bytes
+from services.ingest.state import IngestState, Novelty
+from services.ingest.urls import canonicalize_url
+from shared.events import ArticleEvent, article_key
+from shared.fetch import FetchError
 
 log = structlog.get_logger(__name__)
 
+# FeedError, SitemapError and NoArticleError are ValueErrors, and so is pydantic's
+# ValidationError: whatever a source's content does wrong fails that poll only.
+SOURCE_ERRORS = (FetchError, ValueError)
+_LONGEST_REQUESTED_INTERVAL = 86400.0
 
-@dataclass(frozen=True)
+
+@dataclass
 class PollResult:
     source: str
-    published: int
-    skipped: int
+    published: int = 0
+    skipped: int = 0
     error: str | None = None
+    kind: Kind | None = None
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    not_modified: bool = False
+    feeds: list[str] = field(default_factory=list)
+    requested_interval: float | None = None  # what a feed asked for (<ttl>, sy:updatePeriod)
+
+    @property
+    def seen(self) -> int:
+        """Articles looked at in this poll, whatever came of them."""
+        return self.new + self.updated + self.unchanged + self.failed
+
+    def count(self, outcome: Novelty | str) -> None:
+        name = str(outcome)
+        setattr(self, name, getattr(self, name) + 1)
+        if outcome in (Novelty.NEW, Novelty.UPDATED):
+            self.published += 1
 
 
-async def poll_source(
-    source: Source,
-    publisher: StreamPublisher,
-    client: httpx.AsyncClient,
-    *,
-    max_bytes: int,
-) -> PollResult:
-    """Fetch one source once and publish its items. Raises FetchError or FeedError."""
-    content = await fetch_bytes(source.url, client, max_bytes=max_bytes)
-    parsed = parse_feed(content, source, fetched_at=datetime.now(UTC))
-    if parsed.warning:
-        log.warning("feed not well-formed, read what could be recovered",
-                    source=source.name, detail=parsed.warning)
-    for skipped in parsed.skipped:
-        log.warning("feed item skipped", source=source.name, position=skipped.position,
-                    reason=skipped.reason)
-    for event in parsed.events:
-        await publisher.publish(event)
-        log.debug("article published", event_id=str(event.event_id), url=event.url)
-    log.info("source polled", source=source.name, published=len(parsed.events),
-             skipped=len(parsed.skipped))
-    return PollResult(source.name, len(parsed.events), len(parsed.skipped))
+class Ingestor:
+    def __init__(self, publisher: StreamPublisher, fetcher: PoliteFetcher, state: IngestState,
+                 backpressure: Backpressure | None = None) -> None:
+        self._publisher = publisher
+        self._fetcher = fetcher
+        self._state = state
+        self._backpressure = backpressure
+
+    async def poll(self, source: Source, kind: Kind | None = None,
+                   since: datetime | None = None) -> PollResult:
+        """Read a source once and publish its new and changed articles.
+
+        Raises FetchError, FeedError or SitemapError when the source itself
+        cannot be read; a bad article is counted as failed and logged.
+        `since` keeps only sitemap entries dated on or after it (backfill).
+        """
+        result = PollResult(source.name)
+        fetched = await self._fetch_conditionally(source.url)
+        if fetched.not_modified:
+            result.not_modified = True
+            log.info("source not modified since last poll", source=source.name)
+            return result
+        if kind is None:
+            kind = source.kind or self._kind(fetched)
+        result.kind = kind
+        if kind == "feed":
+            await self._feed(source, fetched, result)
+        elif kind == "sitemap":
+            await self._sitemap(source, fetched, result, source.sitemap_depth, since)
+        elif kind == "listing":
+            await self._listing(source, fetched, result)
+        else:
+            await self._lead(source, Lead(url=fetched.url), result, page=fetched)
+        await self._state.remember_validators(source.url, fetched.validators)
+        log.info("source polled", source=source.name, kind=kind, published=result.published,
+                 new=result.new, updated=result.updated, unchanged=result.unchanged,
+                 failed=result.failed, skipped=result.skipped)
+        return result
+
+    async def _fetch_conditionally(self, url: str, *, conditional: bool = True) -> Fetched:
+        web = url.startswith(("http://", "https://"))
+        validators = await self._state.validators(url) if conditional and web else None
+        try:
+            fetched = await self._fetcher.fetch(url, validators)
+        except Refused:
+            metrics.FETCHES.labels("refused").inc()
+            raise
+        except FetchError:
+            metrics.FETCHES.labels("failed").inc()
+            raise
+        metrics.FETCHES.labels("not_modified" if fetched.not_modified else "ok").inc()
+        return fetched
+
+    @staticmethod
+    def _kind(fetched: Fetched) -> Kind:
+        found = document_kind(fetched.content)
+        if found != "html":
+            return found
+        root = parse_html(decode(fetched.content, fetched.content_type)[0])
+        if root is None or is_article_page(root):
+            return "article"
+        return "listing" if is_listing(parse_listing(root, fetched.url)) else "article"
+
+    async def _feed(self, source: Source, fetched: Fetched, result: PollResult) -> None:
+        now = datetime.now(UTC)
+        parsed = parse_feed(xml_as_utf8(fetched.content, fetched.content_type), source, now)
+        if parsed.warning:
+            log.warning("feed not well-formed, read what could be recovered",
+                        source=source.name, detail=parsed.warning)
+        for skipped in parsed.skipped:
+            log.warning("feed item skipped", source=source.name, position=skipped.position,
+                        reason=skipped.reason)
+            metrics.ITEMS.labels(source.name, "skipped").inc()
+        result.skipped += len(parsed.skipped)
+        result.requested_interval = parsed.requested_interval
+        # A feed read from a file is a snapshot, typically offline: its items are
+        # published from the feed's own fields, their pages are not fetched.
+        from_web = fetched.url.startswith(("http://", "https://"))
+        for item in parsed.events[:source.max_items]:
+            # An item whose link is shared with other items (keyed by guid) has
+            # no page of its own: the link is the site's home page.
+            own_page = from_web and "#" not in item.canonical_url
+            await self._lead(source, Lead.from_event(item), result, fallback=item,
+                             fetch_page=own_page)
+
+    async def _sitemap(self, source: Source, fetched: Fetched, result: PollResult,
+                       depth: int, since: datetime | None) -> None:
+        sitemap = parse_sitemap(fetched.content)
+        now = datetime.now(UTC)
+
+        def recent(entry: SitemapEntry) -> bool:
+            moment = parse_date(entry.date, source.zone, now)
+            return since is None or moment is None or moment >= since
+
+        children = sorted((c for c in sitemap.children if recent(c)),
+                          key=lambda c: c.date or "", reverse=True)
+        for child in children:
+            if result.seen >= source.max_items:
+                break
+            if depth <= 0:
+                log.info("sitemap index deeper than configured, not followed",
+                         source=source.name, sitemap=child.url)
+                continue
+            try:
+                child_doc = await self._fetch_conditionally(child.url)
+                if not child_doc.not_modified:
+                    await self._sitemap(source, child_doc, result, depth - 1, since)
+                    await self._state.remember_validators(child.url, child_doc.validators)
+            except (FetchError, SitemapError) as exc:
+                log.warning("child sitemap failed", source=source.name, sitemap=child.url,
+                            error=str(exc))
+        entries = sorted((e for e in sitemap.entries if recent(e)),
+                         key=lambda e: e.date or "", reverse=True)
+        for entry in entries[:max(0, source.max_items - result.seen)]:
+            lead = Lead(url=entry.url, title=entry.news_title or "",
+                        published_at=parse_date(entry.date, source.zone, now),
+                        language=entry.news_language, tags=entry.keywords)
+            await self._lead(source, lead, result)
+
+    async def _listing(self, source: Source, fetched: Fetched, result: PollResult) -> None:
+        page: Fetched | None = fetched
+        seen_pages = {fetched.url}
+        leads: dict[str, Lead] = {}
+        for number in range(1, source.max_pages + 1):
+            if page is None:
+                break
+            root = parse_html(decode(page.content, page.content_type)[0])
+            if root is None:
+                break
+            listing = parse_listing(root, page.url)
+            result.feeds.extend(f for f in listing.feeds if f not in result.feeds)
+            for link in listing.links:
+                leads.setdefault(link.url, Lead(url=link.url, title=link.title,
+                                                summary=link.excerpt))
+            log.info("listing page read", source=source.name, page=number,
+                     links=len(listing.links), next_page=listing.next_page)
+            page = None
+            if listing.next_page and listing.next_page not in seen_pages \
+                    and number < source.max_pages:
+                seen_pages.add(listing.next_page)
+                try:
+                    page = await self._fetcher.fetch(listing.next_page)
+                except FetchError as exc:
+                    log.warning("next listing page failed", source=source.name,
+                                url=listing.next_page, error=str(exc))
+        if result.feeds:
+            log.info("listing advertises feeds", source=source.name, feeds=result.feeds)
+        for lead in list(leads.values())[:source.max_items]:
+            await self._lead(source, lead, result)
+
+    async def _lead(self, source: Source, lead: Lead, result: PollResult, *,
+                    fallback: ArticleEvent | None = None, fetch_page: bool = True,
+                    page: Fetched | None = None) -> None:
+        """One article: skip it when nothing about it changed, else read and publish it."""
+        key = fallback.idempotency_key if fallback else _lead_key(lead)
+        fingerprint = fallback.content_hash if fallback else _lead_fingerprint(lead)
+        record = await self._state.record(key)
+        if record and record.lead == fingerprint and page is None:
+            # What pointed here is as it was: the page is not fetched again.
+            await self._state.touch(key)
+            self._count(source, result, Novelty.UNCHANGED)
+            return
+        try:
+            event = await self._event(source, lead, fallback, page,
+                                      fetch_page=fetch_page, conditional=record is not None)
+        except ValueError as exc:  # NoArticleError, or pydantic refusing the event
+            log.warning("article failed", source=source.name, url=lead.url, error=str(exc),
+                        error_class=type(exc).__name__)
+            self._count(source, result, "failed")
+            return
+        if event is None:  # 304, asked only about a page already published: as it was
+            if record is not None:
+                await self._state.remember(key, record.content, fingerprint)
+            self._count(source, result, Novelty.UNCHANGED)
+            return
+        novelty = Novelty.NEW if record is None else (
+            Novelty.UNCHANGED if record.content == event.content_hash else Novelty.UPDATED)
+        if novelty != Novelty.UNCHANGED:
+            if self._backpressure is not None:
+                await self._backpressure.wait()
+            await self._publisher.publish(event)
+            metrics.EXTRACTIONS.labels(source.name, event.extraction or "feed").inc()
+            log.debug("article published", url=event.url, novelty=str(novelty),
+                      extraction=event.extraction)
+        # A page that could not be read is tried again the next time its lead is
+        # seen, rather than the source's fields standing in for it for good.
+        page_failed = fetch_page and event.extraction != "page"
+        await self._state.remember(key, event.content_hash, "" if page_failed else fingerprint)
+        self._count(source, result, novelty)
+
+    async def _event(self, source: Source, lead: Lead, fallback: ArticleEvent | None,
+                     page: Fetched | None, *, fetch_page: bool,
+                     conditional: bool) -> ArticleEvent | None:
+        """The article from its page, else from its lead; None when the page is unchanged.
+
+        Only an article already published is fetched conditionally: a 304 for
+        one whose publication was lost (a crash) would otherwise hide it forever.
+        """
+        now = datetime.now(UTC)
+        if fetch_page:
+            try:
+                if page is None:
+                    page = await self._fetch_conditionally(lead.url, conditional=conditional)
+                if page.not_modified:
+                    return None
+                html, _ = decode(page.content, page.content_type)
+                extracted = await asyncio.to_thread(extract_article, html, page.url)
+                await self._state.remember_validators(lead.url, page.validators)
+                if extracted is not None:
+                    return page_event(lead, extracted, source, page.url, now)
+                log.warning("no article text on the page, using the source's fields",
+                            source=source.name, url=page.url)
+            except FetchError as exc:
+                log.warning("article page unreadable, using the source's fields",
+                            source=source.name, url=lead.url, error=str(exc))
+        return fallback or lead_event(lead, source, now)
+
+    @staticmethod
+    def _count(source: Source, result: PollResult, outcome: Novelty | str) -> None:
+        result.count(outcome)
+        metrics.ITEMS.labels(source.name, str(outcome)).inc()
 
 
-async def poll_source_safely(
-    source: Source, publisher: StreamPublisher, client: httpx.AsyncClient, *, max_bytes: int
-) -> PollResult:
-    """Like poll_source, but a bad source is logged and reported, never raised."""
+def _lead_key(lead: Lead) -> str:
+    return article_key(canonicalize_url(lead.url))
+
+
+def _lead_fingerprint(lead: Lead) -> str:
+    text = "\n".join([lead.title, lead.summary, str(lead.published_at or "")])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def poll_safely(ingestor: Ingestor, source: Source) -> PollResult:
+    """Like Ingestor.poll, but a bad source is logged and reported, never raised."""
     try:
-        return await poll_source(source, publisher, client, max_bytes=max_bytes)
-    except (FetchError, FeedError) as exc:
+        result = await ingestor.poll(source)
+    except SOURCE_ERRORS as exc:
         log.error("source failed", source=source.name, error=str(exc),
                   error_class=type(exc).__name__)
-        return PollResult(source.name, 0, 0, error=str(exc))
+        metrics.POLLS.labels(source.name, "failed").inc()
+        metrics.LAST_ERROR.labels(source.name).set(time.time())
+        return PollResult(source.name, error=str(exc))
+    metrics.POLLS.labels(source.name, "ok").inc()
+    metrics.LAST_SUCCESS.labels(source.name).set(time.time())
+    return result
 
 
-async def run_source_forever(
-    source: Source, publisher: StreamPublisher, client: httpx.AsyncClient, *, max_bytes: int
-) -> None:
+def next_poll_in(configured: float, requested: float | None) -> float:
+    """A feed may ask for slower polling than configured, never for faster; and no
+    slower than daily, so a feed claiming a week-long ttl is not lost for a week."""
+    if requested is None:
+        return configured
+    return max(configured, min(requested, _LONGEST_REQUESTED_INTERVAL))
+
+
+async def run_source_forever(ingestor: Ingestor, source: Source) -> None:
     """Poll one source on its interval; a failing source tries again next time."""
+    requested: float | None = None
     while True:
-        await poll_source_safely(source, publisher, client, max_bytes=max_bytes)
-        await asyncio.sleep(source.interval)
+        result = await poll_safely(ingestor, source)
+        if result.kind is not None:  # a failed or not-modified poll read nothing new
+            requested = result.requested_interval
+        await asyncio.sleep(next_poll_in(source.interval, requested))

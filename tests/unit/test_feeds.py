@@ -286,8 +286,6 @@ def test_item_language_and_tags_merge_with_source() -> None:
     assert event.countries == ["KZ"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a text-typed title is run through the HTML parser "
-                                       "after feedparser already unescaped it: '<div>' is lost")
 def test_text_title_mentioning_a_tag_is_kept() -> None:
     content = (
         b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>T</title>'
@@ -298,8 +296,6 @@ def test_text_title_mentioning_a_tag_is_kept() -> None:
     assert event.title == "Why <div> soup matters"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the key of an item with a shared link depends on the "
-                                       "other items in the same poll, so it changes between polls")
 def test_shared_link_item_key_does_not_depend_on_other_items() -> None:
     def feed(*titles: str) -> bytes:
         return _rss("".join(

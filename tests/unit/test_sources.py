@@ -55,7 +55,7 @@ language = "uz"
 
 def test_defaults(tmp_path: Path) -> None:
     (source,) = load_sources(_write(tmp_path, '[[sources]]\nname = "n"\nurl = "http://e.org/f"\n'))
-    assert source.kind == "feed"
+    assert source.kind is None  # recognised from the content at each poll
     assert source.interval == 900.0
     assert source.tags == ()
     assert source.countries == ()
@@ -67,7 +67,7 @@ def test_defaults(tmp_path: Path) -> None:
     [
         '[[sources]]\nname = "n"\nurl = "http://e.org/f"\nlanguge = "ru"\n',  # typo'd key
         '[[sources]]\nname = "n"\nurl = "http://e.org/f"\n\n[extra]\nx = 1\n',  # top-level key
-        '[[sources]]\nname = "n"\nurl = "http://e.org/f"\nkind = "sitemap"\n',
+        '[[sources]]\nname = "n"\nurl = "http://e.org/f"\nkind = "podcast"\n',
         '[[sources]]\nname = ""\nurl = "http://e.org/f"\n',
         '[[sources]]\nname = "n"\nurl = "http://e.org/f"\ninterval = 0\n',
         '[[sources]]\nurl = "http://e.org/f"\n',
@@ -97,3 +97,9 @@ def test_bundled_sample_sources_all_point_at_existing_files() -> None:
     languages = {s.name: s.language for s in sources}
     assert languages["andijonfk.uz"] == "uz"
     assert languages["noticias.uol.com.br"] == "pt"
+
+
+def test_a_source_may_say_what_it_is(tmp_path: Path) -> None:
+    text = '[[sources]]\nname = "n"\nurl = "http://e.org/sitemap.xml"\nkind = "sitemap"\n'
+    (source,) = load_sources(_write(tmp_path, text))
+    assert source.kind == "sitemap"

@@ -59,8 +59,6 @@ def test_blank_lines_between_paragraph_blocks_are_kept_as_one_blank_line() -> No
     assert html_to_text("<p>one</p>\n\n\n<p>two</p>") == "one\n\ntwo"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: adjacent <p> blocks are joined by a single newline, "
-                                       "not a blank line")
 def test_adjacent_paragraphs_become_blank_line_separated() -> None:
     assert html_to_text("<p>one</p><p>two</p>") == "one\n\ntwo"
 
@@ -98,15 +96,11 @@ def test_normalize_whitespace_drops_control_characters() -> None:
     assert normalize_whitespace("a\x00b\x07c\x1b") == "abc"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: all category-C characters are dropped, including "
-                                       "U+200C ZERO WIDTH NON-JOINER that Persian spelling needs")
 def test_zero_width_non_joiner_is_kept() -> None:
     word = "می\u200cخواهم"  # Persian "I want": ZWNJ is part of the spelling
     assert normalize_whitespace(word) == word
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: NFC is applied before control/format characters are "
-                                       "removed, so the result can be un-normalised")
 def test_normalize_whitespace_output_is_nfc_after_removals() -> None:
     # A soft hyphen (Cf) between a letter and a combining accent.
     result = normalize_whitespace("Cafe\u00ad\u0301")

@@ -1,0 +1,112 @@
+"""ArticleEvents from article pages, with what a feed or sitemap said as the fallback; pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from services.ingest.dates import parse_date
+from services.ingest.extract import Extracted
+from services.ingest.sources import Source
+from services.ingest.text import html_to_text
+from services.ingest.urls import canonicalize_url
+from shared.events import ArticleEvent, content_hash
+
+
+@dataclass(frozen=True)
+class Lead:
+    """What pointed us at an article page: a feed item, a sitemap entry, a listing link."""
+
+    url: str
+    title: str = ""
+    summary: str = ""
+    published_at: datetime | None = None
+    authors: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    language: str | None = None
+    body: str = ""
+
+    @classmethod
+    def from_event(cls, event: ArticleEvent) -> Lead:
+        return cls(url=event.url, title=event.title, summary=event.summary,
+                   published_at=event.published_at, authors=list(event.authors),
+                   tags=list(event.tags), language=event.language, body=event.body)
+
+
+class NoArticleError(ValueError):
+    """Neither the page nor its lead has what an article needs (a title)."""
+
+
+def page_event(lead: Lead, page: Extracted, source: Source, final_url: str,
+               fetched_at: datetime) -> ArticleEvent:
+    """The article as its page shows it; the lead fills what the page lacks.
+
+    The lead's date wins: feeds and news sitemaps carry a full timestamp, pages
+    often only a day or a wrong one.
+    """
+    title = page.title or lead.title
+    if not title:
+        raise NoArticleError(f"{final_url}: no title on the page or in the source")
+    return ArticleEvent(
+        source=source.name,
+        url=final_url,
+        canonical_url=canonical_for(lead.url, page.canonical_url),
+        title=title,
+        summary=lead.summary or page.description,
+        body=page.text,
+        authors=page.authors or lead.authors,
+        published_at=lead.published_at or parse_date(page.date, source.zone, fetched_at),
+        language=page.language or lead.language or source.language,
+        tags=sorted({*source.tags, *lead.tags, *page.tags}),
+        countries=list(source.countries),
+        fetched_at=fetched_at,
+        content_hash=content_hash(title, page.text),
+        site_name=page.site_name,
+        image_url=page.image,
+        extraction="page",
+    )
+
+
+def lead_event(lead: Lead, source: Source, fetched_at: datetime) -> ArticleEvent:
+    """The article as its lead describes it, when the page could not be read."""
+    title = html_to_text(lead.title)
+    if not title:
+        raise NoArticleError(f"{lead.url}: page unreadable and no title in the source")
+    body = lead.body or lead.summary
+    return ArticleEvent(
+        source=source.name,
+        url=lead.url,
+        canonical_url=canonicalize_url(lead.url),
+        title=title,
+        summary=lead.summary,
+        body=body,
+        authors=lead.authors,
+        published_at=lead.published_at,
+        language=lead.language or source.language,
+        tags=sorted({*source.tags, *lead.tags}),
+        countries=list(source.countries),
+        fetched_at=fetched_at,
+        content_hash=content_hash(title, body),
+        extraction="feed",
+    )
+
+
+def canonical_for(link: str, declared: str | None) -> str:
+    """The page's own canonical URL when it is a plausible one, else the link's.
+
+    Plausible: an article path on the same site. Misconfigured sites declare
+    their home page (or a syndication partner) as canonical for every article,
+    which would merge them all into one document.
+    """
+    own = canonicalize_url(link)
+    if not declared or not declared.startswith(("http://", "https://")):
+        return own
+    candidate = canonicalize_url(declared)
+    same_site = _site(candidate) == _site(own)
+    return candidate if same_site and urlsplit(candidate).path.strip("/") else own
+
+
+def _site(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    return host.removeprefix("www.")

@@ -1,0 +1,86 @@
+"""Bytes from the web to Unicode, trusting declarations only as far as the bytes agree.
+
+Order: a byte-order mark; the HTTP header's charset; the document's own
+declaration (<meta charset>, <meta http-equiv>, <?xml encoding?>); then, with
+nothing declared or every declaration contradicted by the bytes, UTF-8 if the
+bytes are valid UTF-8, else charset-normalizer's guess. Cyrillic sites still
+serve Windows-1251 and KOI8-R, often without saying so, and a wrong guess
+turns a whole article into mojibake.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+import charset_normalizer
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE: it starts with the same bytes
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE)
+_DOCUMENT_CHARSET = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?([\w.:-]+)"""
+    rb"""|<\?xml[^>]+encoding\s*=\s*["']([\w.:-]+)""",
+    re.IGNORECASE,
+)
+# Where browsers look for a <meta> declaration (HTML standard: the first 1024 bytes;
+# real pages put long <head> scripts first, so look a little further).
+_PRESCAN_BYTES = 4096
+# Labels that name Windows-1252 in practice (WHATWG Encoding standard).
+_WINDOWS_1252_LABELS = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "us-ascii",
+                                  "ascii"})
+
+
+def header_charset(content_type: str | None) -> str | None:
+    match = _HEADER_CHARSET.search(content_type or "")
+    return match.group(1) if match else None
+
+
+def document_charset(content: bytes) -> str | None:
+    match = _DOCUMENT_CHARSET.search(content[:_PRESCAN_BYTES])
+    if not match:
+        return None
+    return (match.group(1) or match.group(2)).decode("ascii")
+
+
+def decode(content: bytes, content_type: str | None = None) -> tuple[str, str]:
+    """The text and the name of the encoding it was read with."""
+    for bom, encoding in _BOMS:
+        if content.startswith(bom):
+            return content.decode(encoding, errors="replace").lstrip("\ufeff"), encoding
+    for label in (header_charset(content_type), document_charset(content), "utf-8"):
+        if label and (decoded := _strict(content, label)) is not None:
+            return decoded
+    guess = charset_normalizer.from_bytes(content).best()
+    if guess is not None:
+        return str(guess), guess.encoding
+    return content.decode("utf-8", errors="replace"), "utf-8"
+
+
+def _strict(content: bytes, label: str) -> tuple[str, str] | None:
+    label = label.lower()
+    if label in _WINDOWS_1252_LABELS:
+        label = "windows-1252"
+    try:
+        name = codecs.lookup(label).name
+        return content.decode(name), name
+    except (LookupError, UnicodeDecodeError):
+        return None
+
+
+_XML_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*["'])([\w.:-]+)""")
+
+
+def xml_as_utf8(content: bytes, content_type: str | None = None) -> bytes:
+    """An XML document re-encoded as UTF-8, its declaration saying so.
+
+    XML parsers trust the declaration or fall back to Windows-1252; after our
+    detection the bytes and the declaration agree, whatever the server sent.
+    """
+    text, _ = decode(content, content_type)
+    return _XML_ENCODING.sub(r"\g<1>utf-8", text, count=1).encode("utf-8")

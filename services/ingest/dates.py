@@ -1,0 +1,44 @@
+"""Publication dates from pages and sitemaps, in UTC, or unknown when absurd.
+
+A date without an offset is local time of the source (Central Asian sites
+publish in UTC+5/+6 and rarely say so); the source's `timezone` names it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, tzinfo
+from email.utils import parsedate_to_datetime
+
+_EARLIEST = datetime(1991, 1, 1, tzinfo=UTC)
+_NUMERIC_ZONE = re.compile(r"[+-]\d{4}\s*$")
+_FUTURE_SLACK = timedelta(days=1)
+
+
+def parse_date(value: str | None, local: tzinfo, fetched_at: datetime) -> datetime | None:
+    """ISO 8601 (date only, or with time, with or without offset) or RFC 822 (with or
+    without zone), to UTC."""
+    moment = _parse(value.strip()) if value else None
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=local)
+    moment = moment.astimezone(UTC)
+    if moment < _EARLIEST or moment > fetched_at + _FUTURE_SLACK:
+        return None
+    return moment
+
+
+def _parse(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    # `-0000` ("UTC, local zone unknown") comes back naive like a date with no zone at all.
+    if moment.tzinfo is None and _NUMERIC_ZONE.search(value):
+        return moment.replace(tzinfo=UTC)
+    return moment

@@ -1,0 +1,340 @@
+"""The polite fetcher: how ingest reads the web.
+
+Per host: robots.txt honoured for our User-Agent (and its Crawl-delay), at most
+`host_concurrency` requests at once and `host_delay` seconds between their
+starts. Per request: conditional GET, a timeout, a body limit counted after
+decompression (no gzip bombs), redirects followed one by one so each hop is
+checked (robots, loops, the SSRF guard in ssrf.py dials only public addresses),
+and retries with jittered exponential backoff on 429, 5xx and timeouts,
+waiting at least what Retry-After asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import structlog
+
+from services.ingest.backoff import RETRYABLE_STATUSES, backoff_delay, retry_after_seconds
+from services.ingest.robots import RobotsRules, rules_from_response
+from services.ingest.ssrf import AddressRefused, AllowList, guarded_transport
+from shared.fetch import FetchError, fetch_bytes
+
+log = structlog.get_logger(__name__)
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_ROBOTS_MAX_BYTES = 500 * 1024  # what crawlers must read at least (RFC 9309)
+_ROBOTS_TTL = 24 * 3600.0
+_ROBOTS_UNREACHABLE_TTL = 600.0
+_MAX_HOSTS = 10_000
+_MAX_CRAWL_DELAY = 60.0
+# The timeout bounds each read; a whole request gets this many of them, so a
+# server dripping a byte per read cannot hold a host slot forever.
+_DEADLINE_TIMEOUTS = 3
+
+
+class Refused(FetchError):
+    """Not fetched on purpose (robots.txt, an internal address); retrying will not help."""
+
+
+class _TimedOut(FetchError):
+    """No answer, or not all of it, in time: worth retrying."""
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    user_agent: str
+    timeout: float = 20.0
+    max_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    retries: int = 3
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    host_delay: float = 1.0
+    host_concurrency: int = 2
+    allow: AllowList = field(default_factory=AllowList)
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What a server said to identify a version: sent back for a conditional GET."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+
+@dataclass(frozen=True)
+class Fetched:
+    url: str  # after redirects
+    content: bytes = b""
+    content_type: str | None = None
+    validators: Validators = Validators()
+    not_modified: bool = False
+
+
+class _HostGate:
+    """At most `concurrency` requests to one host at once, starts `delay` apart."""
+
+    def __init__(self, concurrency: int, delay: float) -> None:
+        self.delay = delay
+        self._slots = asyncio.Semaphore(concurrency)
+        self._lock = asyncio.Lock()
+        self._next_start = 0.0
+        self._users = 0  # requests in flight or waiting
+
+    @property
+    def idle(self) -> bool:
+        return self._users == 0 and self._next_start <= time.monotonic()
+
+    async def enter(self) -> None:
+        """Wait for a slot and for the host's turn; on cancellation hold nothing."""
+        self._users += 1
+        acquired = False
+        try:
+            await self._slots.acquire()
+            acquired = True
+            async with self._lock:
+                now = time.monotonic()
+                start = max(now, self._next_start)
+                self._next_start = start + self.delay
+            await asyncio.sleep(start - now)
+        except BaseException:
+            if acquired:
+                self._slots.release()
+            self._users -= 1
+            raise
+
+    def leave(self) -> None:
+        self._slots.release()
+        self._users -= 1
+
+    def defer(self, seconds: float) -> None:
+        """The host asked us to back off: nobody starts a request to it for `seconds`."""
+        self._next_start = max(self._next_start, time.monotonic() + seconds)
+
+
+@dataclass
+class _Robots:
+    rules: RobotsRules
+    expires: float
+
+
+class PoliteFetcher:
+    def __init__(self, policy: FetchPolicy, *, rng: random.Random | None = None) -> None:
+        self.policy = policy
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._client = httpx.AsyncClient(
+            headers={"User-Agent": policy.user_agent},
+            timeout=httpx.Timeout(policy.timeout),
+            follow_redirects=False,
+            transport=guarded_transport(policy.allow, max_connections=100),
+        )
+        self._gates: dict[str, _HostGate] = {}
+        self._robots: dict[str, _Robots] = {}
+        self._robots_locks: dict[str, asyncio.Lock] = {}
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> PoliteFetcher:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def fetch(self, location: str, validators: Validators | None = None) -> Fetched:
+        """GET a URL (or read a local path). Raises FetchError, or Refused."""
+        if not location.startswith(("http://", "https://")):
+            content = await fetch_bytes(location, self._client, max_bytes=self.policy.max_bytes)
+            return Fetched(location, content)
+        try:
+            httpx.URL(location)
+            _origin(location)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise FetchError(f"{location!r}: not a valid URL ({exc})") from exc
+        url = location
+        seen = {url}
+        for _ in range(self.policy.max_redirects + 1):
+            response = await self._get_with_retries(url, validators or Validators())
+            if response.status not in _REDIRECTS:
+                return response.fetched(url)
+            if not response.location:
+                raise FetchError(f"{url}: HTTP {response.status} without a Location")
+            target = urljoin(url, response.location)
+            if urlsplit(target).scheme not in ("http", "https"):
+                raise Refused(f"{url}: redirect to a non-web URL {target!r}")
+            if target in seen:
+                raise FetchError(f"{location}: redirect loop at {target}")
+            seen.add(target)
+            url = target
+        raise FetchError(f"{location}: more than {self.policy.max_redirects} redirects")
+
+    async def _get_with_retries(self, url: str, validators: Validators) -> _Response:
+        await self._check_robots(url)
+        host = _origin(url)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._get(url, validators.headers(), self.policy.max_bytes)
+            except _TimedOut:
+                if attempt > self.policy.retries:
+                    raise
+                wait = backoff_delay(attempt, self.policy.backoff_base, self.policy.backoff_max,
+                                     self._rng)
+                self._gate(host).defer(wait)
+                log.info("fetch timed out, retrying", url=url, attempt=attempt,
+                         wait=round(wait, 3))
+                continue
+            if response.status not in RETRYABLE_STATUSES:
+                return response
+            asked = retry_after_seconds(response.retry_after, datetime.now(UTC))
+            if asked is not None and asked > self.policy.backoff_max:
+                # Waiting that long inside one poll would stall the source; the host
+                # stays deferred and the next poll tries again.
+                self._gate(host).defer(asked)
+                raise FetchError(f"{url}: HTTP {response.status}, retry after {asked:.0f}s")
+            if attempt > self.policy.retries:
+                raise FetchError(f"{url}: HTTP {response.status} after {attempt} attempts")
+            wait = max(asked or 0.0, backoff_delay(
+                attempt, self.policy.backoff_base, self.policy.backoff_max, self._rng))
+            self._gate(host).defer(wait)
+            log.info("fetch answered with a retryable status", url=url,
+                     status=response.status, attempt=attempt, wait=round(wait, 3))
+
+    async def _get(self, url: str, headers: dict[str, str], max_bytes: int) -> _Response:
+        gate = self._gate(_origin(url))
+        await gate.enter()
+        try:
+            async with asyncio.timeout(self.policy.timeout * _DEADLINE_TIMEOUTS), \
+                    self._client.stream("GET", url, headers=headers) as response:
+                content = b""
+                if 200 <= response.status_code < 300:
+                    content = await _read_limited(response, url, max_bytes)
+                return _Response(
+                    status=response.status_code,
+                    content=content,
+                    content_type=response.headers.get("content-type"),
+                    location=response.headers.get("location"),
+                    retry_after=response.headers.get("retry-after"),
+                    validators=Validators(response.headers.get("etag"),
+                                          response.headers.get("last-modified")),
+                )
+        except AddressRefused as exc:
+            raise Refused(f"{url}: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise _TimedOut(f"{url}: timed out ({type(exc).__name__})") from exc
+        except TimeoutError as exc:
+            raise _TimedOut(f"{url}: not complete within "
+                            f"{self.policy.timeout * _DEADLINE_TIMEOUTS:g}s") from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            gate.leave()
+
+    def _gate(self, origin: str) -> _HostGate:
+        if origin not in self._gates:
+            if len(self._gates) >= _MAX_HOSTS:
+                self._forget_idle_hosts()
+            self._gates[origin] = _HostGate(self.policy.host_concurrency,
+                                            self.policy.host_delay)
+        return self._gates[origin]
+
+    def _forget_idle_hosts(self) -> None:
+        """Article links reach ever more hosts; what is kept per host must not grow forever."""
+        for origin in [o for o, gate in self._gates.items() if gate.idle]:
+            lock = self._robots_locks.get(origin)
+            if lock is not None and lock.locked():
+                continue
+            # Together: a gate's delay comes from the host's robots.txt (Crawl-delay).
+            del self._gates[origin]
+            self._robots.pop(origin, None)
+            self._robots_locks.pop(origin, None)
+
+    async def _check_robots(self, url: str) -> None:
+        rules = await self._rules(_origin(url))
+        if not rules.allows(self.policy.user_agent, url):
+            reason = ("robots.txt unreachable" if rules.disallow_all
+                      else "disallowed by robots.txt")
+            raise Refused(f"{url}: {reason} for {self.policy.user_agent.split('/')[0]}")
+
+    async def _rules(self, origin: str) -> RobotsRules:
+        lock = self._robots_locks.setdefault(origin, asyncio.Lock())
+        async with lock:  # one robots.txt request per host, however many fetches wait
+            cached = self._robots.get(origin)
+            if cached and cached.expires > time.monotonic():
+                return cached.rules
+            rules = await self._load_robots(origin)
+            ttl = _ROBOTS_UNREACHABLE_TTL if rules.disallow_all else _ROBOTS_TTL
+            self._robots[origin] = _Robots(rules, time.monotonic() + ttl)
+            crawl_delay = rules.crawl_delay(self.policy.user_agent) or 0.0
+            gate = self._gate(origin)
+            gate.delay = max(self.policy.host_delay, min(crawl_delay, _MAX_CRAWL_DELAY))
+            return rules
+
+    async def _load_robots(self, origin: str) -> RobotsRules:
+        url = f"{origin}/robots.txt"
+        try:
+            for _ in range(self.policy.max_redirects + 1):
+                response = await self._get(url, {}, _ROBOTS_MAX_BYTES)
+                if response.status not in _REDIRECTS or not response.location:
+                    break
+                url = urljoin(url, response.location)
+        except Refused:  # an internal address: the document's fetch must fail the same way
+            raise
+        except FetchError as exc:
+            log.warning("robots.txt unreachable, host skipped for now", origin=origin,
+                        error=str(exc))
+            return rules_from_response(None, "")
+        return rules_from_response(response.status,
+                                   response.content.decode("utf-8", errors="replace"))
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    content: bytes
+    content_type: str | None
+    location: str | None
+    retry_after: str | None
+    validators: Validators
+
+    def fetched(self, url: str) -> Fetched:
+        if self.status == 304:
+            return Fetched(url, validators=self.validators, not_modified=True)
+        if not 200 <= self.status < 300:
+            raise FetchError(f"{url}: HTTP {self.status}")
+        return Fetched(url, self.content, self.content_type, self.validators)
+
+
+async def _read_limited(response: httpx.Response, url: str, max_bytes: int) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise FetchError(f"{url}: body of {declared} bytes is over the {max_bytes}-byte limit")
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in response.aiter_bytes():
+        received += len(chunk)
+        if received > max_bytes:
+            raise FetchError(f"{url}: body over the {max_bytes}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.lower()}"

@@ -1,0 +1,156 @@
+"""HTML pages: article or listing, the article links of a listing, its next page,
+and the feeds it advertises; pure.
+
+A listing (a section front, search results "Viewing results 1 - 6 of 9") shows
+articles as headline links, usually in <h2>/<h3> or <article> blocks, each
+with an excerpt. Navigation, tag clouds and footers are links too; requiring a
+headline-length text on a same-site link with a path leaves mostly articles.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import lxml.html
+from lxml.etree import ParserError
+
+from services.ingest.text import normalize_whitespace
+from services.ingest.urls import canonicalize_url
+
+_MIN_TITLE_CHARS = 15
+_MIN_LISTING_LINKS = 3
+_HEADLINE_TAGS = frozenset({"h1", "h2", "h3", "h4"})
+_BLOCK_TAGS = frozenset({"article", "li", "div", "section"})
+_NEXT_TEXTS = frozenset({"next", "next page", "older", "older posts", "»", "›", ">", ">>",
+                         "следующая", "далее", "вперёд", "вперед", "keyingi", "келесі"})
+_FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml",
+                         "application/feed+json"})
+_ARTICLE_TYPES = frozenset({"article", "newsarticle", "blogposting", "reportagenewsarticle",
+                            "analysisnewsarticle", "opinionnewsarticle"})
+_LD_TYPE = re.compile(r'"@type"\s*:\s*"([A-Za-z]+)"')
+
+
+@dataclass(frozen=True)
+class ListingLink:
+    url: str
+    title: str
+    excerpt: str = ""
+
+
+@dataclass(frozen=True)
+class Listing:
+    links: list[ListingLink] = field(default_factory=list)
+    next_page: str | None = None
+    feeds: list[str] = field(default_factory=list)
+
+
+def parse_html(html: str) -> Any | None:
+    try:
+        return lxml.html.document_fromstring(html)
+    except (ParserError, ValueError):
+        return None
+
+
+def is_article_page(root: Any) -> bool:
+    """The page says it is one article (Open Graph or schema.org)."""
+    for meta in root.iter("meta"):
+        if (meta.get("property") or meta.get("name") or "").lower() == "og:type":
+            return (meta.get("content") or "").strip().lower() == "article"
+    for script in root.iter("script"):
+        if (script.get("type") or "").lower() == "application/ld+json":
+            types = {t.lower() for t in _LD_TYPE.findall(script.text or "")}
+            if types & _ARTICLE_TYPES:
+                return True
+    return False
+
+
+def is_listing(listing: Listing) -> bool:
+    return len(listing.links) >= _MIN_LISTING_LINKS
+
+
+def parse_listing(root: Any, base_url: str) -> Listing:
+    base = _base(root, base_url)
+    return Listing(links=_article_links(root, base), next_page=_next_page(root, base),
+                   feeds=advertised_feeds(root, base))
+
+
+def advertised_feeds(root: Any, base_url: str) -> list[str]:
+    feeds = []
+    for link in root.iter("link"):
+        rels = (link.get("rel") or "").lower().split()
+        feed_type = (link.get("type") or "").lower() in _FEED_TYPES
+        if "alternate" in rels and feed_type and (href := _absolute(base_url, link.get("href"))):
+            feeds.append(href)
+    return list(dict.fromkeys(feeds))
+
+
+def _article_links(root: Any, base: str) -> list[ListingLink]:
+    site = _site(base)
+    page = canonicalize_url(base)
+    found: dict[str, ListingLink] = {}
+    for anchor in root.iter("a"):
+        url = _absolute(base, anchor.get("href"))
+        title = _one_line(anchor.text_content())
+        if (not url or len(title) < _MIN_TITLE_CHARS or _site(url) != site
+                or not urlsplit(url).path.strip("/") or canonicalize_url(url) == page
+                or not _in_headline(anchor)):
+            continue
+        key = canonicalize_url(url)
+        if key not in found:
+            found[key] = ListingLink(url, title, _excerpt(anchor, title))
+    return list(found.values())
+
+
+def _in_headline(anchor: Any) -> bool:
+    """In an <h1>-<h4>, or the headline link of an <article>."""
+    for ancestor in anchor.iterancestors():
+        if ancestor.tag in _HEADLINE_TAGS:
+            return True
+        if ancestor.tag == "article":
+            return "title" in (anchor.get("class") or "") or ancestor.find(".//a") is anchor
+    return False
+
+
+def _excerpt(anchor: Any, title: str) -> str:
+    """The text of the headline's block (its <article>, <li> or <div>), minus the headline."""
+    for ancestor in anchor.iterancestors():
+        if ancestor.tag in _BLOCK_TAGS:
+            return _one_line(_one_line(ancestor.text_content()).replace(title, "", 1))
+    return ""
+
+
+def _next_page(root: Any, base: str) -> str | None:
+    for element in root.iter("link", "a"):
+        if "next" in (element.get("rel") or "").lower().split():
+            return _absolute(base, element.get("href"))
+    for anchor in root.iter("a"):
+        label = _one_line(anchor.text_content()).lower()
+        if label in _NEXT_TEXTS or (anchor.get("aria-label") or "").lower() in _NEXT_TEXTS:
+            return _absolute(base, anchor.get("href"))
+    return None
+
+
+def _one_line(text: str) -> str:
+    return normalize_whitespace(" ".join(text.split()))
+
+
+def _base(root: Any, url: str) -> str:
+    for base in root.iter("base"):
+        if href := base.get("href"):
+            return urljoin(url, str(href))
+    return url
+
+
+def _absolute(base: str, href: str | None) -> str | None:
+    if not href or href.startswith(("#", "javascript:", "mailto:")):
+        return None
+    url = urljoin(base, href.strip())
+    return url if url.startswith(("http://", "https://")) else None
+
+
+def _site(url: str) -> str:
+    return (urlsplit(url).hostname or "").removeprefix("www.")
+

@@ -1,0 +1,41 @@
+"""ingest's Prometheus metrics (served on /metrics by the shared health server)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+ITEMS = Counter(
+    "caravan_ingest_items_total",
+    "Articles a source listed, by outcome: new, updated, unchanged, failed, skipped.",
+    ["source", "outcome"],
+)
+EXTRACTIONS = Counter(
+    "caravan_ingest_extractions_total",
+    "Articles published, by where their text came from: page (trafilatura) or feed.",
+    ["source", "path"],
+)
+FETCHES = Counter(
+    "caravan_ingest_fetches_total",
+    "Documents requested, by outcome: ok, not_modified, refused, failed.",
+    ["outcome"],
+)
+POLLS = Counter(
+    "caravan_ingest_polls_total", "Polls of a source, by outcome: ok, failed.",
+    ["source", "outcome"],
+)
+LAST_SUCCESS = Gauge(
+    "caravan_ingest_last_success_timestamp_seconds", "When a poll of the source last succeeded.",
+    ["source"],
+)
+LAST_ERROR = Gauge(
+    "caravan_ingest_last_error_timestamp_seconds", "When a poll of the source last failed.",
+    ["source"],
+)
+STREAM_LAG = Gauge(
+    "caravan_ingest_articles_lag",
+    "Entries of the articles stream not yet delivered to the slowest consumer group.",
+)
+BACKPRESSURE_WAITS = Counter(
+    "caravan_ingest_backpressure_waits_total",
+    "Times ingest paused because the articles stream's consumers were too far behind.",
+)

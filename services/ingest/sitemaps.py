@@ -1,0 +1,90 @@
+"""XML sitemaps, sitemap indexes and Google News sitemaps; pure.
+
+Elements are matched by local name: sitemaps in the wild omit or misspell the
+namespace, and the news extension's prefix varies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from services.ingest.text import normalize_whitespace
+
+
+class SitemapError(ValueError):
+    """Not a sitemap we can read."""
+
+
+@dataclass(frozen=True)
+class SitemapEntry:
+    url: str
+    lastmod: str | None = None
+    news_title: str | None = None
+    news_date: str | None = None
+    news_language: str | None = None
+    keywords: list[str] = field(default_factory=list)
+
+    @property
+    def date(self) -> str | None:
+        return self.news_date or self.lastmod
+
+
+@dataclass(frozen=True)
+class Sitemap:
+    entries: list[SitemapEntry] = field(default_factory=list)
+    children: list[SitemapEntry] = field(default_factory=list)  # of a sitemap index
+
+
+def is_sitemap(content: bytes) -> bool:
+    head = content[:2048]
+    return b"<urlset" in head or b"<sitemapindex" in head
+
+
+def parse_sitemap(content: bytes) -> Sitemap:
+    # No DTDs, entities or network: a sitemap is untrusted input (XXE, billion laughs).
+    parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True,
+                             load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(content, parser)
+    except etree.XMLSyntaxError as exc:
+        raise SitemapError(f"not a readable sitemap: {exc}") from exc
+    if root is None:
+        raise SitemapError("not a readable sitemap: empty document")
+    name = etree.QName(root).localname
+    if name == "sitemapindex":
+        return Sitemap(children=[e for node in _children(root, "sitemap") if (e := _entry(node))])
+    if name == "urlset":
+        return Sitemap(entries=[e for node in _children(root, "url") if (e := _entry(node))])
+    raise SitemapError(f"not a sitemap: the root element is <{name}>")
+
+
+def _children(node: Any, name: str) -> list[Any]:
+    return [child for child in node if isinstance(child.tag, str)
+            and etree.QName(child).localname == name]
+
+
+def _text(node: Any, *path: str) -> str | None:
+    for name in path:
+        found = _children(node, name)
+        if not found:
+            return None
+        node = found[0]
+    return normalize_whitespace(node.text or "") or None
+
+
+def _entry(node: Any) -> SitemapEntry | None:
+    url = _text(node, "loc")
+    if not url or not url.startswith(("http://", "https://")):
+        return None
+    keywords = _text(node, "news", "keywords") or ""
+    return SitemapEntry(
+        url=url,
+        lastmod=_text(node, "lastmod"),
+        news_title=_text(node, "news", "title"),
+        news_date=_text(node, "news", "publication_date"),
+        news_language=_text(node, "news", "publication", "language"),
+        keywords=[k for k in (normalize_whitespace(k) for k in keywords.split(",")) if k],
+    )

@@ -1,0 +1,141 @@
+"""Refuse to connect to internal addresses (SSRF guard).
+
+The check runs where the connection is made, on the address actually dialled:
+the host is resolved here, every address it resolves to is checked, and the
+socket goes to a checked address. So neither a redirect nor DNS that answers
+differently the second time (rebinding) can lead a fetch inside the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import httpcore
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class AddressRefused(Exception):
+    """The host is, or resolves to, an address that fetches must not reach."""
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """Hosts (by name) and networks that may be fetched although internal."""
+
+    hosts: frozenset[str] = frozenset()
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> AllowList:
+        """`"localhost, 127.0.0.0/8, ::1"`: CIDRs and addresses are networks, the rest names."""
+        hosts: set[str] = set()
+        networks: list[IPNetwork] = []
+        for item in (part.strip() for part in text.split(",")):
+            if not item:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                hosts.add(item.lower().rstrip("."))
+        return cls(frozenset(hosts), tuple(networks))
+
+
+def refusal(host: str, address: IPAddress, allow: AllowList) -> str | None:
+    """Why `address` (which `host` resolved to) must not be fetched, or None if it may."""
+    if host.lower().rstrip(".") in allow.hosts:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if any(address in network for network in allow.networks):
+        return None
+    # is_global is False for loopback, private, link-local (169.254.169.254, the
+    # cloud metadata address), carrier-grade NAT, documentation and reserved ranges.
+    if address.is_global and not address.is_multicast:
+        return None
+    where = f"{host} is" if host == str(address) else f"{host} resolves to {address},"
+    return f"{where} an internal address (see CARAVAN_FETCH_ALLOW)"
+
+
+def check_all(host: str, addresses: Iterable[IPAddress], allow: AllowList) -> None:
+    """Raise AddressRefused unless every address is fetchable: one bad one taints the name."""
+    for address in addresses:
+        reason = refusal(host, address, allow)
+        if reason:
+            raise AddressRefused(reason)
+
+
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror}") from exc
+    # The scope id (`%eth0`) of a link-local IPv6 address is not part of the address.
+    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0])
+                              for info in infos))
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's own backend, dialling only addresses that passed the check."""
+
+    def __init__(self, allow: AllowList) -> None:
+        self._allow = allow
+        self._backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                addresses = await resolve(host, port)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
+        check_all(host, addresses, self._allow)
+        # TLS still verifies the certificate against `host`: httpcore passes the
+        # origin's name to start_tls, not the address dialled here.
+        return await self._backend.connect_tcp(
+            str(addresses[0]), port, timeout=timeout, local_address=local_address,
+            socket_options=socket_options)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise AddressRefused(f"unix socket {path}: not a web address")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+def guarded_transport(allow: AllowList, *, max_connections: int) -> httpx.AsyncHTTPTransport:
+    """An httpx transport whose every connection goes through GuardedBackend.
+
+    httpx has no parameter for the network backend, so its pool is replaced by
+    an identical one built with ours; the transport keeps httpx's request and
+    error mapping. No proxy: a proxy would resolve names where we cannot check them.
+    """
+    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=max_connections,
+        network_backend=GuardedBackend(allow),
+    )
+    return transport

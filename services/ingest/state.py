@@ -1,0 +1,82 @@
+"""What ingest remembers across restarts, in Redis: the content hash of every
+article it published, and the ETag/Last-Modified of every document it fetched.
+
+Every key expires after `ttl` seconds without being refreshed, which bounds
+Redis to what the sources published within that window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+
+from redis.asyncio import Redis
+
+from services.ingest.fetcher import Validators
+
+
+class Novelty(StrEnum):
+    NEW = "new"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class Record:
+    content: str  # content_hash of the version published
+    lead: str  # fingerprint of what pointed at it (feed item, sitemap entry, listing link)
+
+
+class IngestState:
+    def __init__(self, redis: Redis, prefix: str, ttl: int) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}ingest:"
+        self._ttl = ttl
+
+    def _article_key(self, key: str) -> str:
+        return f"{self._prefix}seen:{key}"
+
+    def _document_key(self, url: str) -> str:
+        return f"{self._prefix}http:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
+
+    async def record(self, key: str) -> Record | None:
+        """What was published under this article key, if anything."""
+        raw: dict[bytes, bytes] = await self._redis.hgetall(self._article_key(key))  # type: ignore[assignment]
+        if b"content" not in raw:
+            return None
+        return Record(raw[b"content"].decode(), raw.get(b"lead", b"").decode())
+
+    async def remember(self, key: str, content: str, lead: str) -> None:
+        """Call after publishing: a crash in between republishes rather than loses."""
+        name = self._article_key(key)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(name, mapping={"content": content, "lead": lead})
+            pipe.expire(name, self._ttl)
+            await pipe.execute()
+
+    async def touch(self, key: str) -> None:
+        """Still listed by its source: keep remembering it for another ttl."""
+        await self._redis.expire(self._article_key(key), self._ttl)
+
+    async def validators(self, url: str) -> Validators:
+        raw: dict[bytes, bytes] = await self._redis.hgetall(self._document_key(url))  # type: ignore[assignment]
+        return Validators(etag=_text(raw.get(b"etag")),
+                          last_modified=_text(raw.get(b"last_modified")))
+
+    async def remember_validators(self, url: str, validators: Validators) -> None:
+        """Call once the document is processed, so a crash means fetching it again."""
+        key = self._document_key(url)
+        mapping = {name: value for name, value in (("etag", validators.etag),
+                                                   ("last_modified", validators.last_modified))
+                   if value}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            if mapping:
+                pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+                pipe.expire(key, self._ttl)
+            await pipe.execute()
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode() if value else None

@@ -1,0 +1,238 @@
+"""ingest of sitemaps and listing pages, over real HTTP on loopback.
+
+The listing is the seed page of the project (samples/realdata/seed-page.txt,
+scraped text) laid out as the HTML it came from: a currency ticker, "Viewing
+results", headline links with excerpts, a "Next" link and an advertised feed.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+
+from services.ingest.app import ingest_configured_once, ingest_once
+from shared.events import ArticleEvent
+from shared.streams import DATA_FIELD
+from tests.conftest import REALDATA, Namespace
+from tests.loopback import LoopbackServer, static
+from tests.streams import entries
+
+pytestmark = pytest.mark.integration
+
+HTML = "text/html; charset=utf-8"
+XML = "application/xml"
+SEED = (REALDATA / "seed-page.txt").read_text(encoding="utf-8")
+ARNEWS = (REALDATA / "sitemap-news-arnews.xml").read_text(encoding="utf-8")
+PAGE_SIZE = 3
+
+
+def _seed_articles() -> list[tuple[str, str]]:
+    """(title, text) of the articles listed on the seed page."""
+    listing = SEED.split("Viewing results 1 - 6 of 9", 1)[1]
+    blocks = [b.strip() for b in listing.split("\n\n") if b.strip()]
+    return list(zip(blocks[0::2], blocks[1::2], strict=True))
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def _listing_page(number: int, articles: list[tuple[str, str]]) -> bytes:
+    first = (number - 1) * PAGE_SIZE
+    shown = articles[first:first + PAGE_SIZE]
+    ticker = "".join(f"<li>{html.escape(line.strip(' •'))}</li>"
+                     for line in SEED.splitlines()[:5])
+    items = "".join(
+        f'<article class="teaser"><h2><a href="/kz/{_slug(t)}">{html.escape(t)}</a></h2>'
+        f"<p>{html.escape(text[:280])}…</p></article>" for t, text in shown)
+    more = first + PAGE_SIZE < len(articles)
+    nav = f'<a href="/kz/?page={number + 1}">Next</a>' if more else ""
+    return (
+        '<!DOCTYPE html><html lang="en"><head><title>Central Asia news</title>'
+        '<link rel="alternate" type="application/rss+xml" href="/kz/feed.xml"></head><body>'
+        f'<nav><a href="/">Home</a> <a href="/kz/about">About the publication</a></nav>'
+        f'<ul class="ticker">{ticker}</ul><p>29 March 2025</p>'
+        f"<p>Viewing results {first + 1} - {first + len(shown)} of {len(articles)}</p>"
+        f"{items}<div class='pager'>{nav}</div></body></html>"
+    ).encode()
+
+
+def _article_page(title: str, text: str) -> bytes:
+    paragraphs = "".join(f"<p>{html.escape(s)}.</p>" for s in text.split(". ") if s)
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><title>{html.escape(title)}</title>'
+        '<meta property="og:type" content="article"></head><body>'
+        f'<nav><a href="/">Home</a></nav><article><h1>{html.escape(title)}</h1>{paragraphs}'
+        "</article><footer>© the publication</footer></body></html>"
+    ).encode()
+
+
+@pytest.fixture
+def web(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
+    server = LoopbackServer()
+    server.routes["/robots.txt"] = static(b"User-agent: *\nAllow: /\n", "text/plain")
+    server.start()
+    monkeypatch.setenv("CARAVAN_FETCH_ALLOW", "127.0.0.1")
+    monkeypatch.setenv("CARAVAN_INGEST_HOST_DELAY", "0")
+    yield server
+    server.stop()
+
+
+async def _published(redis: Redis, namespace: Namespace) -> list[ArticleEvent]:
+    return [ArticleEvent.model_validate_json(fields[DATA_FIELD])
+            for _, fields in await entries(redis, namespace.streams.articles)]
+
+
+def _serve_seed_site(web: LoopbackServer) -> list[tuple[str, str]]:
+    articles = _seed_articles()
+    web.routes["/kz/"] = static(_listing_page(1, articles), HTML)
+    web.routes["/kz/?page=2"] = static(_listing_page(2, articles), HTML)
+    for title, text in articles:
+        web.routes[f"/kz/{_slug(title)}"] = static(_article_page(title, text), HTML)
+    return articles
+
+
+async def test_listing_pages_are_followed_and_each_article_read_from_its_page(
+    web: LoopbackServer, redis: Redis, namespace: Namespace
+) -> None:
+    articles = _serve_seed_site(web)
+    assert len(articles) == 6
+
+    result = await ingest_once(web.url("/kz/"), name="seed")
+
+    events = await _published(redis, namespace)
+    assert (result.kind, result.published, result.failed) == ("listing", 6, 0)
+    assert {e.title for e in events} == {title for title, _ in articles}
+    assert all(e.extraction == "page" for e in events)
+    by_title = {e.title: e for e in events}
+    title, text = articles[1]
+    assert "O’Sullivan" in by_title[title].body
+    assert by_title[title].body.startswith(text.split(". ")[0])
+    assert by_title[title].summary.startswith("On January 30, David O’Sullivan")
+    assert result.feeds == [web.url("/kz/feed.xml")]
+    assert "/kz/about" not in web.paths()  # navigation is not an article
+
+
+async def test_configured_limits_bound_pages_items_and_sitemap_depth(
+    web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    _serve_seed_site(web)
+    _serve_arnews(web, {})
+    config = tmp_path / "sources.toml"
+    config.write_text(f"""
+[[sources]]
+name = "seed"
+url = "{web.url('/kz/')}"
+max_pages = 1
+max_items = 2
+timezone = "Asia/Almaty"
+
+[[sources]]
+name = "arnews"
+url = "{web.url('/sitemap.xml')}"
+sitemap_depth = 0
+""", encoding="utf-8")
+    monkeypatch.setenv("CARAVAN_INGEST_SOURCES", str(config))
+
+    seed, arnews = await ingest_configured_once()
+
+    assert (seed.kind, seed.published) == ("listing", 2)
+    assert "/kz/?page=2" not in web.paths()
+    assert (arnews.kind, arnews.published, arnews.error) == ("sitemap", 0, None)
+    assert "/sitemap-news.xml" not in web.paths()
+    # The per-source status, as /metrics shows it.
+    assert (REGISTRY.get_sample_value("caravan_ingest_last_success_timestamp_seconds",
+                                      {"source": "seed"}) or 0) > 0
+    assert (REGISTRY.get_sample_value("caravan_ingest_items_total",
+                                      {"source": "seed", "outcome": "new"}) or 0) >= 2
+
+
+def _serve_arnews(web: LoopbackServer, pages: dict[int, bytes]) -> list[str]:
+    """The real news sitemap, its five URLs moved to `web`; `pages` maps index to HTML."""
+    urls = re.findall(r"<loc>([^<]+)</loc>", ARNEWS)
+    text = ARNEWS
+    for position, url in enumerate(urls):
+        path = f"/news/{position}.html"
+        text = text.replace(url, web.url(path))
+        if position in pages:
+            web.routes[path] = static(pages[position], HTML)
+    web.routes["/sitemap-news.xml"] = static(text.encode(), XML)
+    web.routes["/sitemap-old.xml"] = static(
+        b'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        + f"<url><loc>{web.url('/old/1')}</loc><lastmod>2019-01-01</lastmod></url>".encode()
+        + b"</urlset>", XML)
+    web.routes["/sitemap.xml"] = static(
+        b'<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        + f"<sitemap><loc>{web.url('/sitemap-news.xml')}</loc>"
+          f"<lastmod>2026-05-29T10:00:00+00:00</lastmod></sitemap>".encode()
+        + f"<sitemap><loc>{web.url('/sitemap-old.xml')}</loc>"
+          f"<lastmod>2019-01-02</lastmod></sitemap>".encode()
+        + b"</sitemapindex>", XML)
+    return [re.sub(r"^https://[^/]+", "", u) for u in urls]
+
+
+async def test_backfill_follows_the_sitemap_index_and_keeps_what_is_recent_enough(
+    web: LoopbackServer, redis: Redis, namespace: Namespace
+) -> None:
+    _serve_arnews(web, {0: (REALDATA / "article-lsm-lv.html").read_bytes()})
+
+    result = await ingest_once(web.url("/sitemap.xml"), name="arnews", kind="sitemap",
+                               since=datetime(2026, 5, 1, tzinfo=UTC))
+
+    events = {e.url: e for e in await _published(redis, namespace)}
+    assert (result.kind, result.published) == ("sitemap", 5)
+    assert "/sitemap-old.xml" not in web.paths()  # its lastmod is before --since
+    from_page = events[web.url("/news/0.html")]
+    assert from_page.extraction == "page"
+    assert from_page.title == "Norvēģijā pēc zemes nogruvuma pieci bojāgājušie"
+    # The other pages are missing (404): the news sitemap's own title and date stand in.
+    fallback = events[web.url("/news/1.html")]
+    assert fallback.extraction == "feed"
+    assert fallback.title == (
+        "Novo medicamento oferece 'cura funcional' para vírus hepático perigoso")
+    assert fallback.language == "pt"
+    assert fallback.published_at is not None
+    assert fallback.published_at.date().isoformat() == "2026-05-29"
+    assert "hepatite B" in fallback.tags
+
+
+async def test_sitemap_since_a_later_date_publishes_nothing(
+    web: LoopbackServer, redis: Redis, namespace: Namespace
+) -> None:
+    _serve_arnews(web, {})
+
+    later = await ingest_once(web.url("/sitemap.xml"), name="arnews", kind="sitemap",
+                              since=datetime(2026, 6, 1, tzinfo=UTC))
+    assert later.published == 0
+    assert "/sitemap-news.xml" not in web.paths()
+
+    direct = await ingest_once(web.url("/sitemap-news.xml"), name="arnews")
+    assert (direct.kind, direct.published) == ("sitemap", 5)
+
+
+async def test_requests_to_one_host_start_no_closer_than_its_crawl_delay(
+    web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARAVAN_INGEST_HOST_DELAY", "0.1")
+    # robots.txt asks for more than the configured delay: it wins.
+    web.routes["/robots.txt"] = static(b"User-agent: CaravanBot\nCrawl-delay: 0.3\n",
+                                       "text/plain")
+    _serve_seed_site(web)
+
+    result = await ingest_once(web.url("/kz/"), name="seed")
+
+    assert result.published == 6
+    arrivals = [hit.at for hit in web.hits if hit.path != "/robots.txt"]
+    assert len(arrivals) == 8  # two listing pages, six articles
+    gaps = [later - earlier for earlier, later in pairwise(arrivals)]
+    # Arrival times jitter by scheduling; starts are spaced by the delay.
+    assert min(gaps) >= 0.25

@@ -1,0 +1,64 @@
+"""Bytes to Unicode: Cyrillic code pages, declarations that lie, byte-order marks."""
+
+from __future__ import annotations
+
+import re
+
+import feedparser
+import pytest
+
+from services.ingest.charset import decode, document_charset, header_charset, xml_as_utf8
+from tests.conftest import REALDATA
+
+MEDUZA = re.sub(r"<\?xml[^>]*\?>", "", (REALDATA / "feed-meduza-scraped.xml").read_text("utf-8"))
+# Real Cyrillic text that the legacy code pages can carry (no «», dashes or emoji).
+TEXT = MEDUZA.encode("koi8-r", "replace").decode("koi8-r")
+
+
+@pytest.mark.parametrize("encoding", ["windows-1251", "koi8-r"])
+def test_undeclared_cyrillic_code_pages_are_recognised(encoding: str) -> None:
+    text, used = decode(TEXT.encode(encoding))
+    assert text == TEXT
+    assert used.replace("_", "-") in {"cp1251", "koi8-r"}
+
+
+def test_html_meta_declaration_is_used() -> None:
+    page = f'<html><head><meta charset="windows-1251"></head><body>{TEXT}</body></html>'
+    assert decode(page.encode("cp1251")) == (page, "cp1251")
+
+
+def test_header_wins_over_the_document_when_the_bytes_agree() -> None:
+    page = f'<meta http-equiv="Content-Type" content="text/html; charset=utf-8">{TEXT}'
+    assert decode(page.encode("koi8-r"), "text/html; charset=KOI8-R")[0] == page
+
+
+def test_a_declaration_the_bytes_contradict_is_ignored() -> None:
+    page = f"<meta charset='utf-8'><p>{TEXT}</p>"
+    text, used = decode(page.encode("cp1251"), "text/html; charset=utf-8")
+    assert text == page
+    assert used == "cp1251"
+
+
+def test_byte_order_mark_wins_and_is_dropped() -> None:
+    assert decode("\ufeffПривет, мир".encode("utf-16"), "text/html; charset=koi8-r") == (
+        "Привет, мир", "utf-16")
+    assert decode(b"\xef\xbb\xbf<p>ok</p>")[0] == "<p>ok</p>"
+
+
+def test_latin_1_labels_mean_windows_1252() -> None:
+    assert decode("“quoted”".encode("cp1252"), "text/html; charset=ISO-8859-1")[0] == "“quoted”"
+
+
+def test_declarations_are_read_from_header_and_document() -> None:
+    assert header_charset('text/html; charset="windows-1251"') == "windows-1251"
+    assert header_charset("text/html") is None
+    assert document_charset(b"<?xml version='1.0' encoding='KOI8-R'?><rss/>") == "KOI8-R"
+    assert document_charset(b'<meta content="text/html; charset=cp1251" http-equiv=x>') == (
+        "cp1251")
+
+
+def test_a_windows_1251_feed_declaring_its_encoding_parses_to_unicode() -> None:
+    feed = ('<?xml version="1.0" encoding="windows-1251"?>' + MEDUZA).encode("cp1251", "replace")
+    parsed = feedparser.parse(xml_as_utf8(feed))
+    assert parsed.feed.title == feedparser.parse(MEDUZA.encode()).feed.title
+    assert len(parsed.entries) == 24

@@ -1,0 +1,117 @@
+"""Finding articles: document kinds, sitemaps, listing pages, feed polling hints, lag."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.ingest.backpressure import worst_lag
+from services.ingest.feeds import requested_interval
+from services.ingest.kinds import document_kind
+from services.ingest.listing import is_article_page, is_listing, parse_html, parse_listing
+from services.ingest.sitemaps import SitemapError, parse_sitemap
+from services.ingest.worker import next_poll_in
+from tests.conftest import REALDATA
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    ("feed-heise-developer.atom", "feed"),
+    ("feed-uol-noticias.rss", "feed"),
+    ("feed-nenoksa-turbo-malformed.xml", "feed"),
+    ("sitemap-news-arnews.xml", "sitemap"),
+    ("article-heraldsun.html", "html"),
+    ("article-lsm-lv.html", "html"),
+    ("cbr-xml-daily-2023-09-27.xml", "feed"),  # not a feed: the feed parser says so clearly
+])
+def test_document_kind_from_the_content(name: str, kind: str) -> None:
+    assert document_kind((REALDATA / name).read_bytes()) == kind
+
+
+def test_google_news_sitemap_entries() -> None:
+    sitemap = parse_sitemap((REALDATA / "sitemap-news-arnews.xml").read_bytes())
+    assert len(sitemap.entries) == 5
+    assert sitemap.children == []
+    first = sitemap.entries[0]
+    assert first.news_title == ("Sofisma da soberania: como o medo de cooperar fortalece o crime "
+                                "organizado no Brasil")
+    assert (first.date, first.news_language) == ("2026-05-29", "pt")
+    assert "crime organizado" in first.keywords
+    # A dot inside the slug and a double hyphen survive.
+    assert any("repressao.pcc" in e.url for e in sitemap.entries)
+    assert any("figado--hepatite" in e.url for e in sitemap.entries)
+
+
+def test_sitemap_index_and_namespace_free_sitemaps() -> None:
+    index = parse_sitemap(b"<sitemapindex><sitemap><loc> https://s.kz/a.xml </loc>"
+                          b"<lastmod>2025-01-02</lastmod></sitemap>"
+                          b"<sitemap><loc>ftp://s.kz/b.xml</loc></sitemap></sitemapindex>")
+    assert [(c.url, c.date) for c in index.children] == [("https://s.kz/a.xml", "2025-01-02")]
+
+
+@pytest.mark.parametrize("content", [
+    b"", b"<rss><channel/></rss>",
+    b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><urlset><url><loc>&e;</loc></url>'
+    b"</urlset>",
+])
+def test_what_is_not_a_usable_sitemap(content: bytes) -> None:
+    try:
+        sitemap = parse_sitemap(content)
+    except SitemapError:
+        return
+    assert sitemap.entries == []  # the external entity was not read
+
+
+LISTING = """<html><head><link rel="alternate" type="application/atom+xml" href="/atom">
+<link rel="alternate" type="text/html" hreflang="ru" href="/ru/"></head><body>
+<nav><a href="/">Home page of the publication</a><a href="/about">About the publication</a></nav>
+<h2><a href="/news/1?utm_source=x">Kazakhstan as an Emerging Middle Power</a></h2>
+<p>Earlier this year, the Paris-based Institut Montaigne ...</p>
+<article><a class="teaser-title" href="https://www.site.kz/news/2">EU Sanctions Envoy’s Kazakh
+Visit</a><p>On January 30, David O’Sullivan ...</p></article>
+<h3><a href="https://elsewhere.example/story">A headline on another site entirely</a></h3>
+<h3><a href="/news/1">Kazakhstan as an Emerging Middle Power</a></h3>
+<h3><a href="/news/3">Short</a></h3>
+<li><h4><a href="/news/4">Turkey’s Turkic Gambit: Balancing Influence</a></h4> Despite its
+superpower ambitions ...</li>
+<a rel="next" href="?page=2">2</a>
+</body></html>"""
+
+
+def test_listing_finds_headline_links_excerpts_next_page_and_feeds() -> None:
+    root = parse_html(LISTING)
+    listing = parse_listing(root, "https://site.kz/section/")
+    assert [link.url for link in listing.links] == [
+        "https://site.kz/news/1?utm_source=x", "https://www.site.kz/news/2",
+        "https://site.kz/news/4"]
+    assert listing.links[1].title == "EU Sanctions Envoy’s Kazakh Visit"
+    assert listing.links[1].excerpt == "On January 30, David O’Sullivan ..."
+    assert listing.links[2].excerpt == "Despite its superpower ambitions ..."
+    assert listing.next_page == "https://site.kz/section/?page=2"
+    assert listing.feeds == ["https://site.kz/atom"]
+    assert is_listing(listing)
+    assert not is_article_page(root)
+
+
+def test_next_page_by_its_label_and_article_pages_by_their_metadata() -> None:
+    root = parse_html('<html><body><a href="/p/3">Next</a></body></html>')
+    assert parse_listing(root, "https://s.kz/p/2").next_page == "https://s.kz/p/3"
+    assert is_article_page(parse_html((REALDATA / "article-lsm-lv.html").read_text("utf-8")))
+    assert is_article_page(parse_html(
+        '<html><head><script type="application/ld+json">{"@type": "NewsArticle"}</script>'
+        "</head></html>"))
+
+
+def test_feeds_asking_for_slower_polling() -> None:
+    assert requested_interval({"ttl": "90"}) == 5400.0
+    assert requested_interval({"sy_updateperiod": "daily", "sy_updatefrequency": "4"}) == 21600.0
+    assert requested_interval({"ttl": "60", "sy_updateperiod": "hourly"}) == 3600.0
+    assert requested_interval({"ttl": "soon"}) is None
+    assert next_poll_in(300.0, None) == 300.0
+    assert next_poll_in(300.0, 60.0) == 300.0  # never faster than configured
+    assert next_poll_in(300.0, 5400.0) == 5400.0
+    assert next_poll_in(300.0, 30 * 86400.0) == 86400.0
+
+
+def test_lag_of_the_slowest_group_or_its_pending_when_unknown() -> None:
+    assert worst_lag([]) == 0
+    assert worst_lag([{"lag": 3, "pending": 1}, {"lag": 12, "pending": 0}]) == 12
+    assert worst_lag([{"lag": None, "pending": 40}, {"lag": 2, "pending": 0}]) == 40

@@ -1,0 +1,96 @@
+"""The pure rules of the polite fetcher: SSRF refusals, backoff, Retry-After, robots.txt."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from services.ingest.backoff import backoff_delay, retry_after_seconds
+from services.ingest.robots import rules_from_response
+from services.ingest.ssrf import AddressRefused, AllowList, check_all, refusal
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "100.100.100.200",
+    "0.0.0.0", "::1", "fd00:ec2::254", "fe80::1", "::ffff:127.0.0.1", "224.0.0.1",
+])
+def test_internal_addresses_are_refused_by_default(address: str) -> None:
+    reason = refusal("example.org", ipaddress.ip_address(address), AllowList())
+    assert reason is not None
+    assert "internal address" in reason
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"])
+def test_public_addresses_pass(address: str) -> None:
+    assert refusal("example.org", ipaddress.ip_address(address), AllowList()) is None
+
+
+def test_allow_list_takes_hosts_addresses_and_networks() -> None:
+    allow = AllowList.parse(" localhost., 127.0.0.1 ,10.0.0.0/8,, ::1 ")
+    assert allow.hosts == frozenset({"localhost"})
+    assert refusal("LOCALHOST", ipaddress.ip_address("127.0.0.1"), allow) is None
+    assert refusal("intranet", ipaddress.ip_address("10.20.30.40"), allow) is None
+    assert refusal("a", ipaddress.ip_address("::ffff:127.0.0.1"), allow) is None
+    assert refusal("a", ipaddress.ip_address("169.254.169.254"), allow) is not None
+
+
+def test_one_internal_address_among_public_ones_taints_the_name() -> None:
+    addresses = [ipaddress.ip_address("93.184.215.14"), ipaddress.ip_address("127.0.0.1")]
+    with pytest.raises(AddressRefused, match=r"rebind\.example resolves to 127\.0\.0\.1"):
+        check_all("rebind.example", addresses, AllowList())
+
+
+def test_backoff_grows_exponentially_within_the_cap_with_full_jitter() -> None:
+    rng = random.Random(7)
+    for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (8, 60.0), (30, 60.0)]:
+        delays = [backoff_delay(attempt, 1.0, 60.0, rng) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.8  # spread over the whole range
+        assert len(set(delays)) == 200
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("120", 120.0),
+    (" 0 ", 0.0),
+    ("Fri, 27 Nov 2026 12:01:30 GMT", 90.0),
+    ("Fri, 27 Nov 2026 11:00:00 GMT", 0.0),  # in the past: go now
+    ("soon", None),
+    ("", None),
+    (None, None),
+])
+def test_retry_after_as_seconds_or_http_date(header: str | None, seconds: float | None) -> None:
+    assert retry_after_seconds(header, NOW) == seconds
+
+
+def test_robots_rules_for_our_agent_and_everyone_else() -> None:
+    body = ("User-agent: CaravanBot\nDisallow: /private/\nCrawl-delay: 5\n\n"
+            "User-agent: *\nDisallow: /\n")
+    rules = rules_from_response(200, body)
+    agent = "CaravanBot/0.1 (+https://github.com/caravan-news/caravan)"
+    assert rules.allows(agent, "https://site.example/news/1")
+    assert not rules.allows(agent, "https://site.example/private/feed.xml")
+    assert not rules.allows("OtherBot/1.0", "https://site.example/news/1")
+    assert rules.crawl_delay(agent) == 5.0
+
+
+@pytest.mark.parametrize(("status", "allowed"), [(404, True), (410, True), (500, False),
+                                                 (503, False), (None, False)])
+def test_missing_robots_allows_everything_unreachable_robots_nothing(
+    status: int | None, allowed: bool
+) -> None:
+    rules = rules_from_response(status, "User-agent: *\nDisallow: /\n")
+    assert rules.allows("CaravanBot/0.1", "https://site.example/a") is allowed
+
+
+def test_crawl_delays_per_group_with_fractions() -> None:
+    body = ("User-agent: Googlebot\nUser-agent: CaravanBot\nCrawl-delay: 0.5 # be gentle\n"
+            "Disallow: /tmp/\n\nUser-agent: *\nCrawl-delay: 10\n")
+    rules = rules_from_response(200, body)
+    assert rules.crawl_delay("CaravanBot/0.1 (+https://x)") == 0.5
+    assert rules.crawl_delay("OtherBot/2") == 10.0
+    assert rules_from_response(200, "User-agent: *\nDisallow:\n").crawl_delay("CaravanBot") is None
