@@ -17,7 +17,7 @@ from faststream.specification import AsyncAPI
 from services.indexer.app import deadletters_publisher
 from services.ingest.app import articles_publisher
 from services.query.app import create_app as create_query_app
-from services.ratefeed.app import quotes_publisher
+from services.ratefeed.app import quarantine_publisher, quotes_publisher
 from shared.events import EVENT_MODELS
 from shared.service import ServiceContext
 from shared.settings import CommonSettings, RedisSettings
@@ -44,11 +44,13 @@ def asyncapi_documents() -> dict[str, Any]:
     articles_publisher(ingest)
     ratefeed = ServiceContext("ratefeed", _COMMON, _REDIS)
     quotes_publisher(ratefeed)
+    quarantine_publisher(ratefeed)
     indexer = ServiceContext("indexer", _COMMON, _REDIS)
     deadletters_publisher(indexer)
     return {
         "ingest": _asyncapi("ingest", "Publishes ArticleEvents read from feeds.", ingest.broker),
-        "ratefeed": _asyncapi("ratefeed", "Publishes QuoteEvents computed from official rates.",
+        "ratefeed": _asyncapi("ratefeed", "Publishes QuoteEvents computed from official rates, "
+                              "and quarantines unconfirmed jumps as DeadLetters.",
                               ratefeed.broker),
         "indexer": _asyncapi(
             "indexer",

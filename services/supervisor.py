@@ -37,8 +37,7 @@ def run_local() -> int:
         infrastructure.append([str(SCRIPTS / "elasticsearch.sh"), "start", "run", "9200"])
         env["ELASTICSEARCH_URL"] = "http://127.0.0.1:9200"
     env.setdefault("CARAVAN_INGEST_SOURCES", str(REPO / "samples" / "sources.toml"))
-    env.setdefault("CARAVAN_RATEFEED_SOURCE",
-                   str(REPO / "samples" / "realdata" / "cbr-xml-daily-2023-09-27.xml"))
+    env.setdefault("CARAVAN_RATEFEED_PROVIDERS", str(REPO / "samples" / "rates.toml"))
 
     signal.signal(signal.SIGTERM, _interrupt)
     processes: dict[str, subprocess.Popen[bytes]] = {}

@@ -4,16 +4,27 @@ Ticker rule: the rate rounded half-even to five decimal places; the change
 rounded half-even to two decimals with trailing zeros dropped; a change that
 rounds to zero keeps its sign when it was negative (`-0%`), as the seed does.
 A quote with no previous rate shows no change.
+
+Several providers quote each currency (its national bank, and cross rates
+through other banks). The quote shown is the newest one of the currency's
+primary provider while it is current, else the newest of any provider; a quote
+is stale once the day (UTC) is past its `stale_after` date, and says so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 TICKER_CURRENCIES = ("KGS", "KZT", "TJS", "UZS", "TMT")
+# Quotes read per currency to find its primary provider's newest: providers x days
+# a quote stays current, with room to spare.
+CANDIDATES = 32
+NEWEST_FIRST = [{"as_of": "desc"}, {"fetched_at": "desc"}]
 
 
 class Quote(BaseModel):
@@ -24,6 +35,8 @@ class Quote(BaseModel):
     as_of: str
     provider: str
     ticker: str
+    stale: bool = False
+    flags: list[str] = Field(default_factory=list)
 
 
 class LatestQuotes(BaseModel):
@@ -44,32 +57,59 @@ def ticker_line(base: str, quote: str, rate: Decimal, change: Decimal | None) ->
     return f"{line} {format_change(change)}" if change is not None else line
 
 
-def build_latest(currencies: tuple[str, ...] = TICKER_CURRENCIES) -> dict[str, Any]:
-    """The newest quote of each currency: as-of date first, then the latest observation."""
+def build_latest(currencies: tuple[str, ...] = TICKER_CURRENCIES,
+                 candidates: int = 1) -> dict[str, Any]:
+    """The newest quotes of each currency: as-of date first, then the latest observation."""
     return {
         "size": 0,
         "query": {"terms": {"base": list(currencies)}},
         "aggs": {"by_base": {
             "terms": {"field": "base", "size": len(currencies)},
-            "aggs": {"latest": {"top_hits": {
-                "size": 1,
-                "sort": [{"as_of": "desc"}, {"fetched_at": "desc"}],
-            }}},
+            "aggs": {"latest": {"top_hits": {"size": candidates, "sort": NEWEST_FIRST}}},
         }},
     }
 
 
+def is_stale(source: dict[str, Any], today: date) -> bool:
+    until = source.get("stale_after")
+    return until is not None and today > date.fromisoformat(until)
+
+
+def choose_quote(sources: Sequence[dict[str, Any]], today: date | None) -> dict[str, Any]:
+    """Among one currency's quotes, newest first: the primary provider's newest, if current.
+
+    Current on `today`, or when it is None, on the newest quote's as-of date.
+    """
+    day = today or date.fromisoformat(sources[0]["as_of"])
+    for source in sources:
+        # Quotes from before providers were cross-checked carry no `primary`: they were.
+        if source.get("primary", True):
+            if not is_stale(source, day):
+                return source
+            break
+    return sources[0]
+
+
+def quote_of(source: dict[str, Any], today: date | None) -> Quote:
+    change = Decimal(source["change_pct"]) if source.get("change_pct") is not None else None
+    return Quote(
+        base=source["base"], quote=source["quote"], rate=source["rate"],
+        change_pct=str(change) if change is not None else None,
+        as_of=source["as_of"], provider=source["provider"],
+        ticker=ticker_line(source["base"], source["quote"], Decimal(source["rate"]), change),
+        stale=today is not None and is_stale(source, today),
+        flags=source.get("flags", []),
+    )
+
+
 def shape_latest(response: dict[str, Any],
-                 currencies: tuple[str, ...] = TICKER_CURRENCIES) -> LatestQuotes:
+                 currencies: tuple[str, ...] = TICKER_CURRENCIES,
+                 today: date | None = None) -> LatestQuotes:
+    """`today` (UTC) enables the staleness rule; without it the newest primary quote wins."""
     found: dict[str, Quote] = {}
     for bucket in response["aggregations"]["by_base"]["buckets"]:
-        src = bucket["latest"]["hits"]["hits"][0]["_source"]
-        change = Decimal(src["change_pct"]) if src.get("change_pct") is not None else None
-        found[src["base"]] = Quote(
-            base=src["base"], quote=src["quote"], rate=src["rate"],
-            change_pct=str(change) if change is not None else None,
-            as_of=src["as_of"], provider=src["provider"],
-            ticker=ticker_line(src["base"], src["quote"], Decimal(src["rate"]), change),
-        )
+        sources = [hit["_source"] for hit in bucket["latest"]["hits"]["hits"]]
+        if sources:
+            found[bucket["key"]] = quote_of(choose_quote(sources, today), today)
     ordered = [found[code] for code in currencies if code in found]
     return LatestQuotes(quotes=ordered, ticker=[q.ticker for q in ordered])

@@ -1,17 +1,33 @@
-"""ratefeed entry point: poll the configured rates source forever, or one document once."""
+"""ratefeed entry point: poll the configured rate providers forever, once, or back over history."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
+import httpx
 from faststream.redis import StreamSub
 from faststream.redis.publisher.usecase import StreamPublisher
 
+from services.ratefeed.catalog import DOCUMENT_PARSERS
+from services.ratefeed.config import Provider, RatesConfig, load_rates_config
+from services.ratefeed.providers import RatesError
+from services.ratefeed.status import ProviderStatus
 from services.ratefeed.store import LastRateStore
-from services.ratefeed.worker import poll_rates, run_forever
+from services.ratefeed.worker import (
+    Outlets,
+    backfill,
+    poll_providers,
+    publish_readings,
+    read_location,
+    run_forever,
+)
 from shared.clients import make_redis
-from shared.events import QuoteEvent
+from shared.events import DeadLetter, QuoteEvent
 from shared.fetch import http_client
+from shared.health import Readiness, ReadinessProbe
 from shared.service import BackgroundService, ServiceContext
 from shared.settings import RateFeedSettings
 
@@ -23,38 +39,115 @@ def quotes_publisher(ctx: ServiceContext) -> StreamPublisher:
         stream=StreamSub(ctx.streams.quotes, maxlen=ctx.streams.maxlen),
         schema=QuoteEvent,
         title="quotes",
-        description="One QuoteEvent per currency and new as-of date: X/USD with its daily change.",
+        description="One QuoteEvent per currency, provider and new as-of date: X/USD with "
+                    "its daily change and cross-check flags.",
     )
+
+
+def quarantine_publisher(ctx: ServiceContext) -> StreamPublisher:
+    return ctx.broker.publisher(
+        stream=StreamSub(ctx.streams.deadletters, maxlen=ctx.streams.maxlen),
+        schema=DeadLetter,
+        title="deadletters",
+        description="Quarantined quotes: a day-on-day move beyond the configured bound that "
+                    "no second provider confirms, with the reason (`RateJump`).",
+    )
+
+
+def _outlets(ctx: ServiceContext) -> tuple[Outlets, LastRateStore]:
+    store = LastRateStore(make_redis(ctx.redis_settings), ctx.common.stream_prefix)
+    return Outlets(quotes_publisher(ctx), quarantine_publisher(ctx), ctx.streams.quotes,
+                   store), store
+
+
+def readiness_probe(ctx: ServiceContext, status: ProviderStatus) -> ReadinessProbe:
+    redis_probe = ctx.redis_probe()
+
+    async def probe() -> Readiness:
+        readiness = await redis_probe()
+        return Readiness(readiness.checks,
+                         {"providers": status.details(datetime.now(UTC))})
+
+    return probe
 
 
 def create_service() -> BackgroundService:
     ctx = ServiceContext(SERVICE)
     ctx.configure_logging()
     settings = RateFeedSettings()
-    publisher = quotes_publisher(ctx)
-    redis = make_redis(ctx.redis_settings)
-    store = LastRateStore(redis, ctx.common.stream_prefix)
+    config = load_rates_config(settings.providers)
+    outlets, store = _outlets(ctx)
+    status = ProviderStatus(config.providers)
 
     def tasks() -> Iterator[Awaitable[None]]:
         client = http_client(ctx.common.user_agent, settings.timeout)
-        yield run_forever(settings.source, settings.interval, publisher, store, client)
+        yield run_forever(config, settings.interval, outlets, client, status)
 
-    return BackgroundService(ctx.broker, tasks, probe=ctx.redis_probe(), health_port=8082)
+    return BackgroundService(ctx.broker, tasks, probe=readiness_probe(ctx, status),
+                             health_port=8082, on_closed=store.close)
 
 
-async def ratefeed_once(location: str) -> list[QuoteEvent]:
+@dataclass(frozen=True)
+class _Session:
+    config: RatesConfig
+    outlets: Outlets
+    client: httpx.AsyncClient
+
+
+@asynccontextmanager
+async def _session() -> AsyncIterator[_Session]:
     ctx = ServiceContext(SERVICE)
     ctx.configure_logging()
     settings = RateFeedSettings()
-    publisher = quotes_publisher(ctx)
-    redis = make_redis(ctx.redis_settings)
-    store = LastRateStore(redis, ctx.common.stream_prefix)
+    config = load_rates_config(settings.providers)
+    outlets, store = _outlets(ctx)
     try:
         async with ctx.broker, http_client(ctx.common.user_agent, settings.timeout) as client:
             await ctx.broker.connect()
-            return await poll_rates(location, publisher, store, client)
+            yield _Session(config, outlets, client)
     finally:
-        await redis.aclose()
+        await store.close()
+
+
+def select_providers(config: RatesConfig, name: str | None,
+                     location: str | None = None) -> list[Provider]:
+    """The configured providers, the one named, or a built-in parser by its kind name."""
+    if name is None:
+        return list(config.providers)
+    configured = config.provider(name)
+    if configured is not None:
+        return [configured]
+    if name in DOCUMENT_PARSERS and location is not None:
+        return [Provider.model_validate({"name": name, "kind": name, "url": location})]
+    known = sorted({p.name for p in config.providers} | set(DOCUMENT_PARSERS))
+    msg = f"unknown provider {name!r}: known are {', '.join(known)}"
+    raise RatesError(msg)
+
+
+async def ratefeed_once(location: str | None = None,
+                        provider: str | None = None) -> list[QuoteEvent]:
+    """One document (`location`, its provider named or detected), or one poll of the providers.
+
+    A single document's errors are raised; in a poll, a failing provider is
+    logged and the others still publish.
+    """
+    async with _session() as session:
+        config, outlets, client = session.config, session.outlets, session.client
+        if location is None:
+            return await poll_providers(select_providers(config, provider), config, outlets,
+                                        client, ProviderStatus(config.providers))
+        chosen = select_providers(config, provider, location)[0] if provider else None
+        now = datetime.now(UTC)
+        reading = await read_location(location, chosen, config, client, now)
+        return await publish_readings([reading], config, outlets, now)
+
+
+async def ratefeed_backfill(since: date, until: date | None = None,
+                            provider: str | None = None) -> list[QuoteEvent]:
+    async with _session() as session:
+        until = until or datetime.now(UTC).date()
+        return await backfill(select_providers(session.config, provider), since, until,
+                              session.config, session.outlets, session.client)
 
 
 def main() -> None:

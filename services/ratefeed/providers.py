@@ -11,6 +11,10 @@ class RatesError(ValueError):
     """The document is not a rates document of the expected provider."""
 
 
+class WrongFormat(RatesError):
+    """The document is of another kind than the parser reads (how providers are detected)."""
+
+
 @dataclass(frozen=True)
 class OfficialRates:
     provider: str

@@ -4,7 +4,7 @@ A quote X/USD is the value of one unit of X in US dollars:
 
     rate(X) = (Value_X / Nominal_X) / (Value_USD / Nominal_USD)
 
-with both values in the provider's base currency. Daily change is
+with both values in the provider's base currency (the base itself being 1). Daily change is
 `(rate - previous) / previous * 100`, against the previous as-of date stored for
 the same pair and provider.
 """
@@ -19,12 +19,17 @@ from services.ratefeed.providers import OfficialRates, RatesError
 
 
 def usd_rates(rates: OfficialRates, currencies: tuple[str, ...]) -> dict[str, Decimal]:
-    """X/USD for each wanted currency the document lists."""
-    usd = rates.per_unit.get("USD")
+    """X/USD for each wanted currency the document lists, its own base included.
+
+    The base is worth one unit of itself, so a national bank's own currency comes
+    out as 1 / (its rate of the dollar): KZT/USD = 1 / 334.41 from the NBK.
+    """
+    units = {**rates.per_unit, rates.base: Decimal(1)}
+    usd = units.get("USD")
     if usd is None:
         msg = f"{rates.provider} document of {rates.as_of} has no USD rate"
         raise RatesError(msg)
-    return {code: rates.per_unit[code] / usd for code in currencies if code in rates.per_unit}
+    return {code: units[code] / usd for code in currencies if code in units}
 
 
 def change_pct(rate: Decimal, previous: Decimal) -> Decimal:

@@ -41,3 +41,6 @@ class LastRateStore:
             pipe.delete(key)
             pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
             await pipe.execute()
+
+    async def close(self) -> None:
+        await self._redis.aclose()

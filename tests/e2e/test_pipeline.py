@@ -147,7 +147,7 @@ def test_bad_input_is_refused_clearly_and_the_indexer_goes_on(
     missing = caravan(environment, "ingest", "--source", "/nonexistent/feed.xml")
     assert (not_a_feed.returncode, not_rates.returncode, missing.returncode) == (2, 2, 2)
     assert "not a readable RSS/Atom feed" in not_a_feed.stderr
-    assert "not a Bank of Russia rates document" in not_rates.stderr
+    assert "not a rates document of a known provider" in not_rates.stderr
     assert "No such file" in missing.stderr
 
     poison = subprocess.run(

@@ -1,0 +1,112 @@
+"""The providers file (TOML): which rate providers to read, how often, and how to check them.
+
+    [crosscheck]
+    tolerance_pct = "1.0"   # providers further apart than this flag the quote
+    jump_pct = "5.0"        # a day-on-day move beyond this is quarantined unless confirmed
+
+    [primary]               # whose quote of each currency the API shows first
+    KZT = "nbk"
+
+    [[providers]]
+    name = "nbk"
+    kind = "nbk"            # cbr, nbk, nbkr, cbu, nbt, peg or json
+    url = "realdata/nbk-rates-all-2016-04-18.xml"   # URL, or path relative to this file
+    history_url = "https://…/get_rates.cfm?fdate={date:%d.%m.%Y}"
+    timezone = "Asia/Almaty"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from services.ratefeed.json_rates import JsonRatesSpec
+from services.ratefeed.peg import Peg
+
+Kind = Literal["cbr", "nbk", "nbkr", "cbu", "nbt", "peg", "json"]
+
+
+class Provider(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9-]+$")
+    kind: Kind
+    url: str | None = Field(default=None, description="the current rates: URL or path")
+    history_url: str | None = Field(
+        default=None, description="rates of one day; `{date:%d/%m/%Y}` is replaced by the day")
+    interval: float | None = Field(default=None, gt=0, description="seconds between polls")
+    timezone: str = "UTC"
+    max_lead_days: int = Field(default=1, ge=0)
+    stale_after_days: int = Field(default=4, ge=1)
+    peg: Peg | None = None
+    json_rates: JsonRatesSpec | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> Provider:
+        if self.kind == "peg" and self.peg is None:
+            msg = f"{self.name}: a peg provider needs a [providers.peg] table"
+            raise ValueError(msg)
+        if self.kind == "json" and self.json_rates is None:
+            msg = f"{self.name}: a json provider needs a [providers.json_rates] table"
+            raise ValueError(msg)
+        if self.kind != "peg" and self.url is None:
+            msg = f"{self.name}: url is required"
+            raise ValueError(msg)
+        return self
+
+
+class CrossCheck(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tolerance_pct: Decimal = Field(default=Decimal(1), gt=0)
+    jump_pct: Decimal = Field(default=Decimal(5), gt=0)
+
+
+class RatesConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    crosscheck: CrossCheck = CrossCheck()
+    primary: dict[str, str] = Field(default_factory=dict)
+    providers: list[Provider]
+
+    @model_validator(mode="after")
+    def _known_names(self) -> RatesConfig:
+        names = [p.name for p in self.providers]
+        if len(set(names)) != len(names):
+            msg = f"provider names must be unique: {names}"
+            raise ValueError(msg)
+        unknown = sorted(set(self.primary.values()) - set(names))
+        if unknown:
+            msg = f"primary providers not configured: {unknown}"
+            raise ValueError(msg)
+        return self
+
+    def provider(self, name: str) -> Provider | None:
+        return next((p for p in self.providers if p.name == name), None)
+
+
+def load_rates_config(path: Path) -> RatesConfig:
+    """Read the providers file; local paths become absolute, relative to the file."""
+    config = RatesConfig.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    providers = [_resolve(p, path.parent) for p in config.providers]
+    return config.model_copy(update={"providers": providers})
+
+
+def _resolve(provider: Provider, base: Path) -> Provider:
+    if provider.url is None or "://" in provider.url:
+        return provider
+    return provider.model_copy(update={"url": str((base / provider.url).resolve())})

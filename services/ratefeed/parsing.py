@@ -1,0 +1,79 @@
+"""Reading the numbers, codes and XML of official rate documents, strictly.
+
+Each provider writes decimals with one separator (the Bank of Russia and the
+National Bank of the Kyrgyz Republic a comma, the others a point). A number with
+the other separator is refused rather than guessed: `334,41` in a point-decimal
+document may be a typo for 334.41 or a grouped 33441, and a wrong guess is a
+rate off by a factor of a hundred. Spaces and no-break spaces (thousands
+grouping) are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+
+from lxml import etree
+
+from services.ratefeed.providers import RatesError, WrongFormat
+
+
+def parse_xml(content: bytes, what: str) -> etree._Element:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    try:
+        return etree.fromstring(content, parser)
+    except etree.XMLSyntaxError as exc:
+        raise WrongFormat(f"not a {what}: not well-formed XML ({exc})") from exc
+
+
+def official_decimal(text: str | None, separator: str) -> Decimal:
+    raw = (text or "").strip().replace("\u00a0", "").replace(" ", "")
+    if not raw:
+        msg = "missing number"
+        raise RatesError(msg)
+    other = "." if separator == "," else ","
+    if other in raw:
+        msg = f"{raw!r} uses {other!r}, but this provider writes decimals with {separator!r}"
+        raise RatesError(msg)
+    if raw.count(separator) > 1:
+        msg = f"ambiguous number {raw!r}"
+        raise RatesError(msg)
+    try:
+        value = Decimal(raw.replace(separator, "."))
+    except InvalidOperation as exc:
+        raise RatesError(f"not a number: {raw!r}") from exc
+    if not value.is_finite():
+        msg = f"not a finite number: {raw!r}"
+        raise RatesError(msg)
+    return value
+
+
+def is_currency_code(code: str) -> bool:
+    return len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()
+
+
+Entry = tuple[str, str | None, str | None]
+"""(currency code, value text, nominal text) as the document writes them."""
+
+
+def per_unit_values(entries: Iterable[Entry], separator: str) -> tuple[dict[str, Decimal],
+                                                                        list[str]]:
+    """Value of one unit of each currency, and the entries left out with the reason."""
+    per_unit: dict[str, Decimal] = {}
+    problems: list[str] = []
+    for code, value_text, nominal_text in entries:
+        if not is_currency_code(code):
+            problems.append(f"bad currency code {code!r}")
+            continue
+        try:
+            value = official_decimal(value_text, separator)
+            # Nominals are whole numbers of units; no separator question there.
+            nominal = official_decimal(nominal_text or "1", separator)
+        except RatesError as exc:
+            problems.append(f"{code}: {exc}")
+            continue
+        if value <= 0 or nominal <= 0:
+            problems.append(f"{code}: value {value} per {nominal} is not positive")
+        else:
+            per_unit[code] = value / nominal
+    return per_unit, problems

@@ -1,0 +1,325 @@
+"""The rate feed over several providers, against the real Redis and a real local HTTP server.
+
+Documents are the real samples (and the hand-written NBT fixture), served from
+files or by an http.server on 127.0.0.1; what is asserted is what lands on the
+quotes and dead-letter streams.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from services.ratefeed.app import ratefeed_backfill, ratefeed_once, readiness_probe
+from services.ratefeed.config import load_rates_config
+from services.ratefeed.providers import WrongFormat
+from services.ratefeed.status import ProviderStatus
+from shared.events import DeadLetter, QuoteEvent
+from shared.service import ServiceContext
+from shared.streams import DATA_FIELD
+from tests.conftest import REALDATA, REPO, Namespace
+from tests.streams import entries
+
+pytestmark = pytest.mark.integration
+
+CBR_FILE = REALDATA / "cbr-xml-daily-2023-09-27.xml"
+NBT_FIXTURE = REPO / "samples" / "fixtures" / "nbt-daily-2023-09-27.xml"
+
+
+class _Server:
+    """Answers GET path+query from a table: (status, body, seconds to wait first)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[int, bytes, float]] = {}
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                status, body, delay = server.routes.get(self.path, (404, b"not found", 0.0))
+                time.sleep(delay)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting, as a timeout test wants
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    running = _Server()
+    thread = threading.Thread(target=running.httpd.serve_forever, daemon=True)
+    thread.start()
+    yield running
+    running.httpd.shutdown()
+    running.httpd.server_close()
+    thread.join()
+
+
+def _providers_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> None:
+    path = tmp_path / "rates.toml"
+    path.write_text(body, encoding="utf-8")
+    monkeypatch.setenv("CARAVAN_RATEFEED_PROVIDERS", str(path))
+
+
+async def _quotes(redis: Redis, namespace: Namespace) -> list[QuoteEvent]:
+    return [QuoteEvent.model_validate_json(fields[DATA_FIELD])
+            for _, fields in await entries(redis, namespace.streams.quotes)]
+
+
+async def _dead_letters(redis: Redis, namespace: Namespace) -> list[DeadLetter]:
+    return [DeadLetter.model_validate_json(fields[DATA_FIELD])
+            for _, fields in await entries(redis, namespace.streams.deadletters)]
+
+
+async def test_one_poll_of_the_bundled_providers_publishes_every_providers_quotes(
+    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARAVAN_RATEFEED_PROVIDERS", str(REPO / "samples" / "rates.toml"))
+    first = await ratefeed_once()
+    again = await ratefeed_once()
+
+    quotes = await _quotes(redis, namespace)
+    assert len(first) == len(quotes) == 17
+    assert again == []  # no provider has a new as-of date
+    by_key = {(q.provider, q.base): q for q in quotes}
+    assert {p for p, _ in by_key} == {"cbr", "nbk", "nbkr", "cbu", "cbt"}
+    assert by_key[("nbk", "KZT")].rate == 1 / Decimal("334.41")
+    assert by_key[("nbk", "KZT")].as_of.isoformat() == "2016-04-18"
+    assert by_key[("nbkr", "KGS")].rate == 1 / Decimal("84.7999")
+    assert by_key[("cbu", "UZS")].rate == 1 / Decimal("11344.69")
+    assert by_key[("cbt", "TMT")].rate == 1 / Decimal("3.5")
+    primaries = {q.base: q.provider for q in quotes if q.primary}
+    assert primaries == {"KZT": "nbk", "KGS": "nbkr", "UZS": "cbu", "TJS": "cbr", "TMT": "cbt"}
+    assert all(q.stale_after is not None and q.stale_after > q.as_of for q in quotes)
+
+
+async def test_providers_disagreeing_on_the_same_date_flag_the_quote(
+    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    _providers_file(tmp_path, monkeypatch, f"""
+        [crosscheck]
+        tolerance_pct = "0.2"
+        [primary]
+        TJS = "nbt"
+        [[providers]]
+        name = "cbr"
+        kind = "cbr"
+        url = "{CBR_FILE}"
+        [[providers]]
+        name = "nbt"
+        kind = "nbt"
+        url = "{NBT_FIXTURE}"
+    """)
+    published = await ratefeed_once()
+
+    flagged = {(q.provider, q.base): q.flags for q in published if q.flags}
+    # KGS: 0.1229/10.9430 from NBT against 1.08486/96.2378 through the rouble, 0.37% apart;
+    # TJS (0.16%), UZS (0.15%) and KZT (0.05%) are within the tolerance.
+    assert flagged == {("nbt", "KGS"): ["disagrees:cbr"], ("cbr", "KGS"): ["disagrees:nbt"]}
+    assert len(published) == 5 + 4  # flagged quotes are still published
+    assert "providers disagree" in capsys.readouterr().out
+
+
+def _jumped(text: str, day: str, kzt_value: str) -> bytes:
+    return (text.replace('Date="27.09.2023"', f'Date="{day}"')
+            .replace("<Value>20,3042</Value>", f"<Value>{kzt_value}</Value>").encode())
+
+
+async def test_a_jump_no_other_provider_confirms_is_quarantined_with_the_reason(
+    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _providers_file(tmp_path, monkeypatch, f"""
+        [crosscheck]
+        jump_pct = "5"
+        [[providers]]
+        name = "cbr"
+        kind = "cbr"
+        url = "{CBR_FILE}"
+    """)
+    next_day = tmp_path / "cbr-28.xml"
+    next_day.write_bytes(_jumped(CBR_FILE.read_text(encoding="utf-8"), "28.09.2023", "24,3650"))
+    await ratefeed_once(str(CBR_FILE))
+    published = await ratefeed_once(str(next_day), "cbr")
+
+    assert sorted(q.base for q in published) == ["KGS", "TJS", "TMT", "UZS"]
+    assert all(q.change_pct == 0 for q in published)
+    [letter] = await _dead_letters(redis, namespace)
+    assert letter.error_class == "RateJump"
+    assert letter.stream == namespace.streams.quotes
+    assert letter.entry_id == "KZT-USD-2023-09-28-cbr"
+    assert "KZT/USD moved 19.9998% from" in letter.error_message
+    assert "no other provider confirms it" in letter.error_message
+    held = QuoteEvent.model_validate_json(letter.payload)
+    assert held.rate == Decimal("0.243650") / Decimal("96.2378")
+    # The quarantined rate is not remembered: the day after compares with the last good one.
+    third = tmp_path / "cbr-29.xml"
+    third.write_bytes(_jumped(CBR_FILE.read_text(encoding="utf-8"), "29.09.2023", "20,3042"))
+    [kzt] = [q for q in await ratefeed_once(str(third), "cbr") if q.base == "KZT"]
+    assert kzt.change_pct == 0
+
+
+async def test_a_jump_a_second_provider_confirms_is_published(
+    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _providers_file(tmp_path, monkeypatch, f"""
+        [crosscheck]
+        jump_pct = "5"
+        [[providers]]
+        name = "cbr"
+        kind = "cbr"
+        url = "{CBR_FILE}"
+        [[providers]]
+        name = "nbt"
+        kind = "nbt"
+        url = "{NBT_FIXTURE}"
+    """)
+    cbr_next = tmp_path / "cbr-28.xml"
+    cbr_next.write_bytes(_jumped(CBR_FILE.read_text(encoding="utf-8"), "28.09.2023", "24,3650"))
+    # NBT states the same devaluation the same day: KZT/USD = 0.02430 / 10.9430 * ...
+    nbt_next = tmp_path / "nbt-28.xml"
+    kzt_in_tjs = (Decimal("0.243650") / Decimal("96.2378") * Decimal("10.9430")).quantize(
+        Decimal("0.000001"))
+    nbt_next.write_text(NBT_FIXTURE.read_text(encoding="utf-8")
+                        .replace('Date="27.09.2023"', 'Date="28.09.2023"')
+                        .replace("<Value>0.0231</Value>", f"<Value>{kzt_in_tjs}</Value>"),
+                        encoding="utf-8")
+    await ratefeed_once(str(CBR_FILE))
+    await ratefeed_once(str(nbt_next), "nbt")
+    published = await ratefeed_once(str(cbr_next), "cbr")
+
+    [kzt] = [q for q in published if q.base == "KZT"]
+    assert kzt.change_pct is not None
+    assert kzt.change_pct > 19
+    assert await _dead_letters(redis, namespace) == []
+
+
+async def test_a_failing_provider_does_not_stop_the_others(
+    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    server: _Server
+) -> None:
+    server.routes["/slow"] = (200, CBR_FILE.read_bytes(), 1.5)
+    server.routes["/html"] = (200, b"<!DOCTYPE html><html><body><h1>Service Unavailable"
+                                   b"</h1></body></html>", 0.0)
+    future = tmp_path / "nbkr-future.xml"
+    future.write_text((REALDATA / "nbkr-daily-2020-12-14.xml").read_text(encoding="utf-8")
+                      .replace('Date="14.12.2020"', 'Date="14.12.2099"'), encoding="utf-8")
+    monkeypatch.setenv("CARAVAN_RATEFEED_TIMEOUT", "0.3")
+    _providers_file(tmp_path, monkeypatch, f"""
+        [[providers]]
+        name = "cbr"
+        kind = "cbr"
+        url = "{server.url}/slow"
+        [[providers]]
+        name = "nbk"
+        kind = "nbk"
+        url = "{server.url}/html"
+        [[providers]]
+        name = "nbkr"
+        kind = "nbkr"
+        url = "{future}"
+        [[providers]]
+        name = "cbu"
+        kind = "cbu"
+        url = "{REALDATA / 'cbu-uz-rates-2022-04-11.json'}"
+    """)
+    published = await ratefeed_once()
+
+    assert {q.provider for q in published} == {"cbu"}
+    assert len(published) == 5
+    assert len(await _quotes(redis, namespace)) == 5
+
+
+async def test_a_document_of_no_known_provider_is_refused(
+    redis: Redis, namespace: Namespace
+) -> None:
+    with pytest.raises(WrongFormat, match="not a rates document of a known provider"):
+        await ratefeed_once(str(REALDATA / "feed-heise-developer.atom"))
+    assert await redis.exists(namespace.streams.quotes) == 0
+
+
+async def test_backfill_reads_each_day_from_the_history_url(
+    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    server: _Server
+) -> None:
+    text = CBR_FILE.read_text(encoding="utf-8")
+    day_after = (text.replace('Date="27.09.2023"', 'Date="28.09.2023"')
+                 .replace("<Value>96,2378</Value>", "<Value>96,5000</Value>").encode())
+    server.routes["/cbr?date_req=27/09/2023"] = (200, CBR_FILE.read_bytes(), 0.0)
+    server.routes["/cbr?date_req=28/09/2023"] = (200, day_after, 0.0)
+    # Like a weekend: the service answers with the last business day's document.
+    server.routes["/cbr?date_req=29/09/2023"] = (200, day_after, 0.0)
+    server.routes["/nbk?fdate=18.04.2016"] = (
+        200, (REALDATA / "nbk-rates-all-2016-04-18.xml").read_bytes(), 0.0)
+    server.routes["/cbu/2022-04-11/"] = (
+        200, (REALDATA / "cbu-uz-rates-2022-04-11.json").read_bytes(), 0.0)
+    _providers_file(tmp_path, monkeypatch, f"""
+        [[providers]]
+        name = "cbr"
+        kind = "cbr"
+        url = "{CBR_FILE}"
+        history_url = "{server.url}/cbr?date_req={{date:%d/%m/%Y}}"
+        [[providers]]
+        name = "nbk"
+        kind = "nbk"
+        url = "{CBR_FILE}"
+        history_url = "{server.url}/nbk?fdate={{date:%d.%m.%Y}}"
+        [[providers]]
+        name = "cbu"
+        kind = "cbu"
+        url = "{CBR_FILE}"
+        history_url = "{server.url}/cbu/{{date:%Y-%m-%d}}/"
+    """)
+    cbr = await ratefeed_backfill(date(2023, 9, 26), date(2023, 9, 29), "cbr")
+    others = [*await ratefeed_backfill(date(2016, 4, 18), date(2016, 4, 18), "nbk"),
+              *await ratefeed_backfill(date(2022, 4, 11), date(2022, 4, 11), "cbu")]
+
+    assert [r for r in server.requests if r.startswith("/cbr")] == [
+        "/cbr?date_req=26/09/2023", "/cbr?date_req=27/09/2023",
+        "/cbr?date_req=28/09/2023", "/cbr?date_req=29/09/2023"]
+    assert sorted((q.as_of.isoformat(), q.base) for q in cbr) == sorted(
+        (day, base) for day in ("2023-09-27", "2023-09-28")
+        for base in ("KGS", "KZT", "TJS", "UZS", "TMT"))
+    [kzt_28] = [q for q in cbr if q.base == "KZT" and q.as_of.isoformat() == "2023-09-28"]
+    kzt_27 = Decimal("0.203042") / Decimal("96.2378")
+    assert kzt_28.previous_rate == kzt_27
+    assert kzt_28.rate == Decimal("0.203042") / Decimal("96.5000")
+    assert kzt_28.change_pct == (kzt_28.rate - kzt_27) / kzt_27 * 100
+    assert {(q.provider, q.as_of.isoformat()) for q in others} == {
+        ("nbk", "2016-04-18"), ("cbu", "2022-04-11")}
+    assert len(await _quotes(redis, namespace)) == 10 + len(others)
+
+
+async def test_readiness_details_say_which_providers_are_stale(
+    redis: Redis, namespace: Namespace
+) -> None:
+    config = load_rates_config(REPO / "samples" / "rates.toml")
+    status = ProviderStatus(config.providers)
+    status.read("cbr", date(2023, 9, 27))
+    status.failed("nbkr", "https://www.nbkr.kg/XML/daily.xml: HTTP 503")
+
+    readiness = (await readiness_probe(ServiceContext("ratefeed"), status)()).as_json()
+
+    assert readiness["ready"] is True  # a stale bank is no reason to restart the feed
+    providers = readiness["details"]["providers"]
+    assert providers["cbr"] == {"as_of": "2023-09-27", "stale": True, "error": None}
+    assert providers["nbkr"]["error"] == "https://www.nbkr.kg/XML/daily.xml: HTTP 503"
+    assert set(providers) == {"cbr", "nbk", "nbkr", "cbu", "cbt"}
