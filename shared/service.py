@@ -51,8 +51,8 @@ class BackgroundService:
 
     Beside them it serves /healthz, /readyz (answered by `probe`) and /metrics.
     FastStream handles SIGINT/SIGTERM. On shutdown, `request_stop` (if given)
-    asks the tasks to finish what they hold; they get `grace` seconds before
-    being cancelled. Either way they end before the broker closes. A task that
+    asks the tasks to finish what they hold; they get CARAVAN_SHUTDOWN_GRACE
+    seconds before being cancelled. Either way they end before the broker closes. A task that
     fails stops the service with exit status 1, so a supervisor restarts it.
     """
 
@@ -65,14 +65,13 @@ class BackgroundService:
         health_port: int,
         request_stop: Callable[[], None] | None = None,
         on_closed: Callable[[], Awaitable[None]] | None = None,
-        grace: float = 25.0,
     ) -> None:
         self.app = FastStream(broker)
         self.failed = False
         self._start_tasks = start_tasks
         self._request_stop = request_stop
         self._on_closed = on_closed
-        self._grace = grace
+        self._grace = CommonSettings().shutdown_grace
         self._tasks: list[asyncio.Task[None]] = []
         self._health_task: asyncio.Task[None] | None = None
         settings = HealthSettings()
