@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.ingest.kinds import Kind
+from shared.configfiles import TimeZoneName, resolve_location
 
 
 class Source(BaseModel):
@@ -22,20 +23,11 @@ class Source(BaseModel):
     tags: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
     language: str | None = None
-    timezone: str = Field(default="UTC", description="IANA zone of dates the source writes "
-                          "without an offset, e.g. Asia/Almaty")
+    timezone: TimeZoneName = Field(default="UTC", description="IANA zone of dates the source "
+                                   "writes without an offset, e.g. Asia/Almaty")
     max_items: int = Field(default=100, ge=1, description="articles read per poll at most")
     max_pages: int = Field(default=5, ge=1, description="listing pages followed per poll")
     sitemap_depth: int = Field(default=2, ge=0, description="sitemap index levels followed")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     @property
     def zone(self) -> ZoneInfo:
@@ -52,10 +44,5 @@ def load_sources(path: Path) -> list[Source]:
     """Read a TOML file of `[[sources]]` tables; local paths become absolute."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     parsed = SourcesFile.model_validate(data).sources
-    return [_resolve(source, path.parent) for source in parsed]
-
-
-def _resolve(source: Source, base: Path) -> Source:
-    if "://" in source.url:
-        return source
-    return source.model_copy(update={"url": str((base / source.url).resolve())})
+    return [source.model_copy(update={"url": resolve_location(source.url, path.parent)})
+            for source in parsed]

@@ -21,12 +21,12 @@ import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.ratefeed.json_rates import JsonRatesSpec
 from services.ratefeed.peg import Peg
+from shared.configfiles import TimeZoneName, resolve_location
 
 Kind = Literal["cbr", "nbk", "nbkr", "cbu", "nbt", "peg", "json"]
 
@@ -40,20 +40,11 @@ class Provider(BaseModel):
     history_url: str | None = Field(
         default=None, description="rates of one day; `{date:%d/%m/%Y}` is replaced by the day")
     interval: float | None = Field(default=None, gt=0, description="seconds between polls")
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     max_lead_days: int = Field(default=1, ge=0)
     stale_after_days: int = Field(default=4, ge=1)
     peg: Peg | None = None
     json_rates: JsonRatesSpec | None = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     @model_validator(mode="after")
     def _complete(self) -> Provider:
@@ -102,11 +93,7 @@ class RatesConfig(BaseModel):
 def load_rates_config(path: Path) -> RatesConfig:
     """Read the providers file; local paths become absolute, relative to the file."""
     config = RatesConfig.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
-    providers = [_resolve(p, path.parent) for p in config.providers]
+    providers = [p if p.url is None else
+                 p.model_copy(update={"url": resolve_location(p.url, path.parent)})
+                 for p in config.providers]
     return config.model_copy(update={"providers": providers})
-
-
-def _resolve(provider: Provider, base: Path) -> Provider:
-    if provider.url is None or "://" in provider.url:
-        return provider
-    return provider.model_copy(update={"url": str((base / provider.url).resolve())})
