@@ -7,12 +7,10 @@ quotes and dead-letter streams.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from shared.events import DeadLetter, QuoteEvent
 from shared.service import ServiceContext
 from shared.streams import DATA_FIELD
 from tests.conftest import REALDATA, REPO, Namespace
+from tests.loopback import Hit, LoopbackServer, Reply, Route, static
 from tests.streams import entries
 
 pytestmark = pytest.mark.integration
@@ -34,43 +33,20 @@ CBR_FILE = REALDATA / "cbr-xml-daily-2023-09-27.xml"
 NBT_FIXTURE = REPO / "samples" / "fixtures" / "nbt-daily-2023-09-27.xml"
 
 
-class _Server:
-    """Answers GET path+query from a table: (status, body, seconds to wait first)."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[int, bytes, float]] = {}
-        self.requests: list[str] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests.append(self.path)
-                status, body, delay = server.routes.get(self.path, (404, b"not found", 0.0))
-                time.sleep(delay)
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up waiting, as a timeout test wants
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-
 @pytest.fixture
-def server() -> Iterator[_Server]:
-    running = _Server()
-    thread = threading.Thread(target=running.httpd.serve_forever, daemon=True)
-    thread.start()
+def server() -> Iterator[LoopbackServer]:
+    running = LoopbackServer()
+    running.start()
     yield running
-    running.httpd.shutdown()
-    running.httpd.server_close()
-    thread.join()
+    running.stop()
+
+
+def _slow(body: bytes, seconds: float) -> Route:
+    def route(_: Hit) -> Reply:
+        time.sleep(seconds)  # the handler's own thread: the client's timeout fires first
+        return Reply(200, body)
+
+    return route
 
 
 def _providers_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> None:
@@ -214,11 +190,11 @@ async def test_a_jump_a_second_provider_confirms_is_published(
 
 async def test_a_failing_provider_does_not_stop_the_others(
     redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    server: _Server
+    server: LoopbackServer
 ) -> None:
-    server.routes["/slow"] = (200, CBR_FILE.read_bytes(), 1.5)
-    server.routes["/html"] = (200, b"<!DOCTYPE html><html><body><h1>Service Unavailable"
-                                   b"</h1></body></html>", 0.0)
+    server.routes["/slow"] = _slow(CBR_FILE.read_bytes(), 1.5)
+    server.routes["/html"] = static(b"<!DOCTYPE html><html><body><h1>Service Unavailable"
+                                    b"</h1></body></html>", "text/html")
     future = tmp_path / "nbkr-future.xml"
     future.write_text((REALDATA / "nbkr-daily-2020-12-14.xml").read_text(encoding="utf-8")
                       .replace('Date="14.12.2020"', 'Date="14.12.2099"'), encoding="utf-8")
@@ -227,11 +203,11 @@ async def test_a_failing_provider_does_not_stop_the_others(
         [[providers]]
         name = "cbr"
         kind = "cbr"
-        url = "{server.url}/slow"
+        url = "{server.url('/slow')}"
         [[providers]]
         name = "nbk"
         kind = "nbk"
-        url = "{server.url}/html"
+        url = "{server.url('/html')}"
         [[providers]]
         name = "nbkr"
         kind = "nbkr"
@@ -258,41 +234,41 @@ async def test_a_document_of_no_known_provider_is_refused(
 
 async def test_backfill_reads_each_day_from_the_history_url(
     redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    server: _Server
+    server: LoopbackServer
 ) -> None:
     text = CBR_FILE.read_text(encoding="utf-8")
     day_after = (text.replace('Date="27.09.2023"', 'Date="28.09.2023"')
                  .replace("<Value>96,2378</Value>", "<Value>96,5000</Value>").encode())
-    server.routes["/cbr?date_req=27/09/2023"] = (200, CBR_FILE.read_bytes(), 0.0)
-    server.routes["/cbr?date_req=28/09/2023"] = (200, day_after, 0.0)
+    server.routes["/cbr?date_req=27/09/2023"] = static(CBR_FILE.read_bytes(), "application/xml")
+    server.routes["/cbr?date_req=28/09/2023"] = static(day_after, "application/xml")
     # Like a weekend: the service answers with the last business day's document.
-    server.routes["/cbr?date_req=29/09/2023"] = (200, day_after, 0.0)
-    server.routes["/nbk?fdate=18.04.2016"] = (
-        200, (REALDATA / "nbk-rates-all-2016-04-18.xml").read_bytes(), 0.0)
-    server.routes["/cbu/2022-04-11/"] = (
-        200, (REALDATA / "cbu-uz-rates-2022-04-11.json").read_bytes(), 0.0)
+    server.routes["/cbr?date_req=29/09/2023"] = static(day_after, "application/xml")
+    server.routes["/nbk?fdate=18.04.2016"] = static(
+        (REALDATA / "nbk-rates-all-2016-04-18.xml").read_bytes(), "application/xml")
+    server.routes["/cbu/2022-04-11/"] = static(
+        (REALDATA / "cbu-uz-rates-2022-04-11.json").read_bytes(), "application/json")
     _providers_file(tmp_path, monkeypatch, f"""
         [[providers]]
         name = "cbr"
         kind = "cbr"
         url = "{CBR_FILE}"
-        history_url = "{server.url}/cbr?date_req={{date:%d/%m/%Y}}"
+        history_url = "{server.url('/cbr?date_req=')}{{date:%d/%m/%Y}}"
         [[providers]]
         name = "nbk"
         kind = "nbk"
         url = "{CBR_FILE}"
-        history_url = "{server.url}/nbk?fdate={{date:%d.%m.%Y}}"
+        history_url = "{server.url('/nbk?fdate=')}{{date:%d.%m.%Y}}"
         [[providers]]
         name = "cbu"
         kind = "cbu"
         url = "{CBR_FILE}"
-        history_url = "{server.url}/cbu/{{date:%Y-%m-%d}}/"
+        history_url = "{server.url('/cbu/')}{{date:%Y-%m-%d}}/"
     """)
     cbr = await ratefeed_backfill(date(2023, 9, 26), date(2023, 9, 29), "cbr")
     others = [*await ratefeed_backfill(date(2016, 4, 18), date(2016, 4, 18), "nbk"),
               *await ratefeed_backfill(date(2022, 4, 11), date(2022, 4, 11), "cbu")]
 
-    assert [r for r in server.requests if r.startswith("/cbr")] == [
+    assert [r for r in server.paths() if r.startswith("/cbr")] == [
         "/cbr?date_req=26/09/2023", "/cbr?date_req=27/09/2023",
         "/cbr?date_req=28/09/2023", "/cbr?date_req=29/09/2023"]
     assert sorted((q.as_of.isoformat(), q.base) for q in cbr) == sorted(
