@@ -18,6 +18,13 @@ if ! command -v redis-server >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
 
+# The search page test drives Debian's chromium through Playwright (no browser download).
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" -eq 0 ]; then
+  say "installing chromium (for the browser test of the search page)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 if [ ! -x "$CARAVAN_ES_JAVA_HOME/bin/java" ]; then
   say "no JDK at $CARAVAN_ES_JAVA_HOME (set CARAVAN_ES_JAVA_HOME)"; exit 1
 fi
@@ -35,4 +42,27 @@ fi
 if [ "$(id -u)" -eq 0 ] && ! id "$CARAVAN_ES_USER" >/dev/null 2>&1; then
   say "creating system user $CARAVAN_ES_USER (Elasticsearch refuses to run as root)"
   useradd --system --no-create-home --shell /usr/sbin/nologin "$CARAVAN_ES_USER"
+fi
+
+# Offline validators of the deployment files (tests/deploy), kept in the venv's bin:
+# kustomize renders the Kubernetes overlays (built with Go; v5.8 needs Go 1.27), and
+# promtool checks the Prometheus configuration and rules (taken out of Debian's
+# prometheus package, so no Prometheus server is installed or started).
+KUSTOMIZE_VERSION=v5.7.1
+if [ ! -x "$REPO_ROOT/.venv/bin/kustomize" ]; then
+  if ! command -v go >/dev/null; then say "no Go toolchain: cannot build kustomize"; exit 1; fi
+  say "building kustomize $KUSTOMIZE_VERSION"
+  GOBIN="$REPO_ROOT/.venv/bin" GOFLAGS=-buildvcs=false \
+    go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+fi
+
+if [ ! -x "$REPO_ROOT/.venv/bin/promtool" ]; then
+  say "extracting promtool from Debian's prometheus package"
+  deb_dir="$(mktemp -d)"
+  chmod 755 "$deb_dir"  # apt's download sandbox user must be able to write there
+  (cd "$deb_dir" && { apt-get download -qq prometheus 2>/dev/null \
+                      || { apt-get update -qq && apt-get download -qq prometheus; }; } \
+     && dpkg-deb -x prometheus_*.deb root)
+  install -m 755 "$deb_dir/root/usr/bin/promtool" "$REPO_ROOT/.venv/bin/promtool"
+  rm -rf "$deb_dir"
 fi

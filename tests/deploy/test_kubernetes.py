@@ -1,0 +1,171 @@
+"""deploy/kubernetes, rendered by kustomize and validated against Kubernetes' schemas.
+
+The schemas are those kubernetes-validate ships, strict (unknown fields are errors),
+for the oldest and the newest Kubernetes minor we mean to support.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.deploy.tools import DEPLOY, render, unknown_metrics
+from tests.test_documentation import _environment_variables
+
+KUBERNETES = DEPLOY / "kubernetes"
+VERSIONS = ("1.31", "1.37")
+SERVICES = ("ingest", "ratefeed", "indexer", "query")
+WORKERS = ("ingest", "ratefeed", "indexer")
+
+Objects = list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def local() -> Objects:
+    return render(KUBERNETES / "overlays" / "local")
+
+
+def _one(objects: Objects, kind: str, name: str) -> dict[str, Any]:
+    [found] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+def _deployments(objects: Objects) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"].removeprefix("caravan-"): o
+            for o in objects if o["kind"] == "Deployment"}
+
+
+def _container(deployment: dict[str, Any]) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"]
+    [container] = containers
+    return container
+
+
+def _settings(objects: Objects) -> dict[str, str]:
+    [config] = [o for o in objects if o["kind"] == "ConfigMap"]
+    data: dict[str, str] = config["data"]
+    return data
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/local"])
+def test_every_rendered_object_is_valid_kubernetes(overlay: str) -> None:
+    objects = render(KUBERNETES / overlay)
+    kinds = {o["kind"] for o in objects}
+    assert {"Deployment", "Service", "Ingress", "ConfigMap", "PodDisruptionBudget",
+            "HorizontalPodAutoscaler"} <= kinds
+    for obj in objects:
+        for version in VERSIONS:
+            kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_the_validation_catches_a_misspelt_field(local: Objects) -> None:
+    deployment = copy.deepcopy(_deployments(local)["query"])
+    _container(deployment)["readinesProbe"] = _container(deployment).pop("readinessProbe")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, VERSIONS[-1], strict=True)
+
+
+def test_lag_component_scales_the_indexer_on_an_exported_metric(tmp_path: Path) -> None:
+    overlay = tmp_path / "kustomization.yaml"
+    overlay.write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(KUBERNETES / "base", tmp_path)],
+        "components": [os.path.relpath(KUBERNETES / "components" / "scale-on-lag", tmp_path)],
+    }))
+    autoscaler = _one(render(tmp_path), "HorizontalPodAutoscaler", "caravan-indexer")
+    kubernetes_validate.validate(autoscaler, VERSIONS[-1], strict=True)
+    [metric] = autoscaler["spec"]["metrics"]
+    assert metric["type"] == "External"
+    assert unknown_metrics([metric["external"]["metric"]["name"]]) == set()
+
+
+def test_each_deployment_runs_its_service(local: Objects) -> None:
+    deployments = _deployments(local)
+    assert set(deployments) == set(SERVICES)
+    for service, deployment in deployments.items():
+        assert _container(deployment)["args"] == [service]
+        assert _container(deployment)["image"] == "caravan:local"
+
+
+def test_every_pod_is_probed_limited_and_locked_down(local: Objects) -> None:
+    dockerfile = (DEPLOY.parent / "Dockerfile").read_text(encoding="utf-8")
+    grace = float(_settings(local)["CARAVAN_SHUTDOWN_GRACE"])
+    for deployment in _deployments(local).values():
+        pod = deployment["spec"]["template"]["spec"]
+        container = _container(deployment)
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]}}
+        [mount] = container["volumeMounts"]
+        [volume] = pod["volumes"]
+        assert mount == {"name": volume["name"], "mountPath": "/tmp"}
+        assert "emptyDir" in volume
+        for bound in ("requests", "limits"):
+            assert set(container["resources"][bound]) == {"cpu", "memory"}
+        [port] = container["ports"]
+        assert port == {"name": "http", "containerPort": 8080}
+        assert f"CARAVAN_HEALTH_PORT={port['containerPort']}" in dockerfile
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert pod["terminationGracePeriodSeconds"] > grace
+
+
+def test_settings_and_credentials_resolve(local: Objects) -> None:
+    names = {(o["kind"], o["metadata"]["name"]) for o in local}
+    secret = next(o for o in local if o["kind"] == "Secret")
+    known = _environment_variables()
+    assert set(_settings(local)) <= known
+    for deployment in _deployments(local).values():
+        container = _container(deployment)
+        [source] = container["envFrom"]
+        assert ("ConfigMap", source["configMapRef"]["name"]) in names
+        for variable in container["env"]:
+            assert variable["name"] in known
+            ref = variable["valueFrom"].get("secretKeyRef")
+            if ref:
+                assert ref["name"] == secret["metadata"]["name"]
+        passwords = {v["name"] for v in container["env"]}
+        assert {"REDIS_PASSWORD", "ELASTICSEARCH_PASSWORD", "ELASTICSEARCH_API_KEY"} <= passwords
+
+
+def test_indexer_consumers_are_named_after_their_pod(local: Objects) -> None:
+    env = {v["name"]: v for v in _container(_deployments(local)["indexer"])["env"]}
+    consumer = env["CARAVAN_INDEXER_CONSUMER"]["valueFrom"]
+    assert consumer == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
+def test_indexer_is_autoscaled_and_disruption_bounded(local: Objects) -> None:
+    pod_labels = _deployments(local)["indexer"]["spec"]["template"]["metadata"]["labels"]
+    autoscaler = _one(local, "HorizontalPodAutoscaler", "caravan-indexer")
+    assert autoscaler["spec"]["scaleTargetRef"]["name"] == "caravan-indexer"
+    assert autoscaler["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    budget = _one(local, "PodDisruptionBudget", "caravan-indexer")
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_query_is_reachable_through_its_service_and_ingress(local: Objects) -> None:
+    query = _deployments(local)["query"]
+    service = _one(local, "Service", "caravan-query")
+    assert service["spec"]["selector"].items() <= query["spec"]["template"]["metadata"][
+        "labels"].items()
+    [port] = service["spec"]["ports"]
+    assert port["targetPort"] == _container(query)["ports"][0]["name"]
+    ingress = _one(local, "Ingress", "caravan-query")
+    [path] = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert path["backend"]["service"] == {"name": "caravan-query",
+                                          "port": {"name": port["name"]}}
+
+
+def test_workers_invite_prometheus_to_scrape_them(local: Objects) -> None:
+    for service in WORKERS:
+        annotations = _deployments(local)[service]["spec"]["template"]["metadata"][
+            "annotations"]
+        assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": "8080",
+                               "prometheus.io/path": "/metrics"}
