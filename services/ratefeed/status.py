@@ -7,9 +7,11 @@ ready while Redis is reachable.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
+from services.ratefeed import metrics
 from services.ratefeed.asof import local_today, stale_after
 from services.ratefeed.config import Provider
 
@@ -19,22 +21,34 @@ class ProviderStatus:
         self._providers = providers
         self._as_of: dict[str, date] = {}
         self._errors: dict[str, str] = {}
+        for provider in providers:
+            # Worked out at scrape time: a provider goes stale as days pass, not on a poll.
+            metrics.STALE.labels(provider.name).set_function(partial(self._stale_now, provider))
 
     def read(self, provider: str, as_of: date) -> None:
         self._as_of[provider] = max(as_of, self._as_of.get(provider, as_of))
         self._errors.pop(provider, None)
+        metrics.LAST_SUCCESS.labels(provider).set_to_current_time()
 
     def failed(self, provider: str, error: str) -> None:
         self._errors[provider] = error
+        metrics.LAST_ERROR.labels(provider).set_to_current_time()
 
     def details(self, now: datetime) -> dict[str, dict[str, Any]]:
         details: dict[str, dict[str, Any]] = {}
         for provider in self._providers:
             as_of = self._as_of.get(provider.name)
-            today = local_today(provider.timezone, now)
             details[provider.name] = {
                 "as_of": as_of.isoformat() if as_of else None,
-                "stale": as_of is None or today > stale_after(as_of, provider.stale_after_days),
+                "stale": self._stale(provider, now),
                 "error": self._errors.get(provider.name),
             }
         return details
+
+    def _stale_now(self, provider: Provider) -> float:
+        return float(self._stale(provider, datetime.now(UTC)))
+
+    def _stale(self, provider: Provider, now: datetime) -> bool:
+        as_of = self._as_of.get(provider.name)
+        today = local_today(provider.timezone, now)
+        return as_of is None or today > stale_after(as_of, provider.stale_after_days)

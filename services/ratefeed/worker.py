@@ -18,6 +18,7 @@ import httpx
 import structlog
 from faststream.redis.publisher.usecase import StreamPublisher
 
+from services.ratefeed import metrics
 from services.ratefeed.asof import check_not_future, days, local_today, stale_after
 from services.ratefeed.catalog import detect, parse_document
 from services.ratefeed.config import Provider, RatesConfig
@@ -157,6 +158,7 @@ async def _settle(candidate: Candidate, references: list[Candidate], provider: P
     change = decision.change_pct
     if (change is not None and abs(change) > config.crosscheck.jump_pct
             and not confirmed(candidate, references, tolerance)):
+        metrics.QUOTES.labels(candidate.provider, "quarantined").inc()
         await _quarantine(event, f"{candidate.base}/USD moved {change:.4f}% from "
                                  f"{decision.previous_rate} to {candidate.rate} on "
                                  f"{candidate.as_of}, beyond the {config.crosscheck.jump_pct}% "
@@ -168,6 +170,7 @@ async def _settle(candidate: Candidate, references: list[Candidate], provider: P
                     tolerance_pct=str(tolerance),
                     gaps_pct={name: f"{gap:.4f}" for name, gap in disagreeing.items()})
     await outlets.quotes.publish(event)
+    metrics.QUOTES.labels(candidate.provider, "published").inc()
     # Remember the rate only once it is on the stream: a crash in between
     # re-publishes it next time (the indexer's _id makes that harmless).
     if decision.store:

@@ -1,0 +1,21 @@
+"""Prometheus metrics of the rate feed (served on its /metrics)."""
+
+from prometheus_client import Counter, Gauge
+
+STALE = Gauge(
+    "caravan_ratefeed_stale",
+    "1 while the provider's newest rates are past their stale_after day, or none were read.",
+    ["provider"],
+)
+LAST_SUCCESS = Gauge(
+    "caravan_ratefeed_last_success_timestamp_seconds",
+    "When the provider's document was last read and parsed.", ["provider"],
+)
+LAST_ERROR = Gauge(
+    "caravan_ratefeed_last_error_timestamp_seconds",
+    "When reading the provider last failed.", ["provider"],
+)
+QUOTES = Counter(
+    "caravan_ratefeed_quotes_total",
+    "Quotes by provider and outcome (published, quarantined).", ["provider", "outcome"],
+)
