@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from uuid import uuid4
 
@@ -71,3 +73,60 @@ async def test_a_wrong_password_fails_clearly_without_echoing_it(
     assert result.stderr.startswith("caravan ratefeed: Redis: AuthenticationError:")
     assert "Traceback" not in result.stderr
     assert wrong not in result.stdout + result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A Redis that speaks only TLS, with a certificate from a throwaway CA."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+            "-out", "ca.crt", "-days", "1", "-subj", "/CN=caravan-test-ca")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+            "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (tmp_path / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "san.cnf")
+    port = _free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", "server.crt", "--tls-key-file", "server.key",
+         "--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no", "--save", "",
+         "--appendonly", "no"], cwd=tmp_path, stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            ping = subprocess.run(["redis-cli", "--tls", "--cacert", "ca.crt", "-p", str(port),
+                                   "ping"], cwd=tmp_path, capture_output=True, text=True,
+                                  check=False)
+            if ping.stdout.strip() == "PONG":
+                break
+            time.sleep(0.1)
+        yield f"rediss://127.0.0.1:{port}/0", tmp_path / "ca.crt"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_services_speak_tls_to_redis_with_a_ca_file(tls_redis: tuple[str, Path]) -> None:
+    url, ca = tls_redis
+    rates = str(REALDATA / "cbr-xml-daily-2023-09-27.xml")
+    trusted = {**os.environ, "REDIS_URL": url, "REDIS_SSL_CA_CERTS": str(ca)}
+    untrusted = {**os.environ, "REDIS_URL": url}
+
+    published = _caravan(trusted, "ratefeed", "--source", rates)  # broker and plain client
+    listed = _caravan(trusted, "deadletters", "list")
+    refused = _caravan(untrusted, "ratefeed", "--source", rates)
+
+    assert published.returncode == 0, published.stderr
+    assert "5 quotes published" in published.stdout
+    assert listed.returncode == 0, listed.stderr
+    assert refused.returncode == 3
+    assert "certificate verify failed" in refused.stderr
