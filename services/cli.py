@@ -26,6 +26,7 @@ from services.ingest.sitemaps import SitemapError
 from services.ingest.worker import PollResult
 from services.query import app as query_app
 from services.query.client import search_once
+from services.query.search import PageOutOfRange
 from services.ratefeed import app as ratefeed_app
 from services.ratefeed.providers import RatesError
 from services.specs import write_documents
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         args.handler(args)
-    except (FetchError, FeedError, SitemapError, RatesError) as exc:
+    except (FetchError, FeedError, SitemapError, RatesError, PageOutOfRange) as exc:
         print(f"caravan {args.command}: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     except RedisError as exc:

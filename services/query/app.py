@@ -1,23 +1,31 @@
-"""query entry point: the HTTP API over the index."""
+"""query entry point: the HTTP API and the search page over the index."""
 
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
 import structlog
 import uvicorn
 from elasticsearch import AsyncElasticsearch
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import make_asgi_app
 
-from services.query.quotes import LatestQuotes, build_latest, shape_latest
-from services.query.search import PageOutOfRange, SearchPage, build_search, shape_results
+from services.query.api import api_router
+from services.query.backend import Backend
+from services.query.errors import install_error_handlers
+from services.query.limits import RateLimiter
+from services.query.live import QuoteBroadcaster
+from services.query.middleware import CacheControlMiddleware, RateLimitMiddleware
+from services.query.pages import HERE, PageRenderer, pages_router
+from services.query.rates_api import rates_router
 from shared.clients import elasticsearch_ready, make_elasticsearch, make_redis
+from shared.health import Readiness, redis_ready
 from shared.logging import configure_logging
 from shared.settings import CommonSettings, ElasticsearchSettings, QuerySettings, RedisSettings
+from shared.streams import Streams
 
 SERVICE = "query"
 log = structlog.get_logger(__name__)
@@ -27,15 +35,20 @@ def create_app() -> FastAPI:
     common = CommonSettings()
     settings = QuerySettings()
     configure_logging(SERVICE, common.log_level, common.log_format)
-    articles = f"{common.index_prefix}articles"
-    quotes = f"{common.index_prefix}quotes"
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"es": make_elasticsearch(ElasticsearchSettings()),
+                             "redis": make_redis(RedisSettings())}
+    backend = Backend(state["es"], f"{common.index_prefix}articles",
+                      f"{common.index_prefix}quotes", settings.exact_total_up_to,
+                      settings.cache_seconds)
+    renderer = PageRenderer(backend)
+    broadcaster = QuoteBroadcaster(state["redis"], Streams(common).quotes)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state["es"] = make_elasticsearch(ElasticsearchSettings())
-        state["redis"] = make_redis(RedisSettings())
+        await backend.languages()
+        log.info("analyzers probed", analyzers=backend.analyzers)
         yield
+        await broadcaster.close()
         await state["es"].close()
         await state["redis"].aclose()
 
@@ -46,26 +59,15 @@ def create_app() -> FastAPI:
         client: AsyncElasticsearch = state["es"]
         return client
 
-    @app.exception_handler(PageOutOfRange)
-    async def _out_of_range(_: Request, exc: PageOutOfRange) -> JSONResponse:
-        return JSONResponse(status_code=400, content={"detail": str(exc)})
-
-    @app.get("/api/search", response_model=SearchPage)
-    async def search(
-        q: Annotated[str, Query(max_length=500, description="simple_query_string syntax")] = "",
-        page: Annotated[int, Query(ge=1)] = 1,
-        size: Annotated[int, Query(ge=1, le=settings.max_page_size)] = 10,
-    ) -> SearchPage:
-        body = build_search(q, page, size)
-        response = await es().search(index=articles, body=body, ignore_unavailable=True)
-        return shape_results(dict(response), page, size)
-
-    @app.get("/api/quotes/latest", response_model=LatestQuotes)
-    async def latest_quotes() -> LatestQuotes:
-        response = await es().search(index=quotes, body=build_latest(), ignore_unavailable=True)
-        if "aggregations" not in response:
-            return LatestQuotes(quotes=[], ticker=[])
-        return shape_latest(dict(response))
+    install_error_handlers(app, renderer)
+    app.add_middleware(CacheControlMiddleware, seconds=settings.cache_seconds)
+    app.add_middleware(RateLimitMiddleware, limiter=(
+        RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None))
+    app.include_router(api_router(backend, broadcaster, settings.max_page_size))
+    app.include_router(pages_router(renderer, settings.max_page_size))
+    app.include_router(rates_router(es, backend.quotes))
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount("/metrics", make_asgi_app())
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -73,24 +75,22 @@ def create_app() -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        checks = {"elasticsearch": await elasticsearch_ready(es()),
-                  "redis": await _redis_ready(state["redis"])}
-        ready = all(checks.values())
-        return JSONResponse(status_code=200 if ready else 503,
-                            content={"ready": ready, "checks": checks})
+        es_ok = await elasticsearch_ready(es())
+        if es_ok:
+            await backend.languages()
+        # Searching needs Elasticsearch only; without Redis just the live ticker
+        # stops, which is no reason to take the pod out of its Service.
+        readiness = Readiness(
+            checks={"elasticsearch": es_ok},
+            details={"analyzers": backend.analyzers,
+                     "redis_live_ticker": await redis_ready(state["redis"])})
+        return JSONResponse(status_code=200 if readiness.ready else 503,
+                            content=readiness.as_json())
 
     return app
-
-
-async def _redis_ready(redis: Redis) -> bool:
-    try:
-        return bool(await redis.ping())
-    except (RedisError, OSError):
-        return False
-
 
 
 def main() -> None:
     settings = QuerySettings()
     uvicorn.run(create_app(), host=settings.host, port=settings.port, log_config=None,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=int(CommonSettings().shutdown_grace))

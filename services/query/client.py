@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from services.query.search import SearchPage, build_search, shape_results
+from services.query.backend import Backend
+from services.query.search import SearchPage, SearchRequest
 from shared.clients import make_elasticsearch
-from shared.settings import CommonSettings, ElasticsearchSettings
+from shared.settings import CommonSettings, ElasticsearchSettings, QuerySettings
 
 
 async def search_once(q: str, page: int, size: int) -> SearchPage:
-    index = f"{CommonSettings().index_prefix}articles"
+    prefix = CommonSettings().index_prefix
+    settings = QuerySettings()
     async with make_elasticsearch(ElasticsearchSettings()) as es:
-        response = await es.search(index=index, body=build_search(q, page, size),
-                                   ignore_unavailable=True)
-    return shape_results(dict(response), page, size)
+        backend = Backend(es, f"{prefix}articles", f"{prefix}quotes",
+                          settings.exact_total_up_to, cache_seconds=0)
+        return await backend.search(SearchRequest(q=q, page=page, size=size, facets=False))

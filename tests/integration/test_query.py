@@ -9,15 +9,10 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from services.indexer.app import deadletters_publisher
-from services.indexer.consumer import Consumer
-from services.indexer.mappings import IndexNames, ensure_indices
 from services.ingest.app import ingest_once
-from services.query.app import create_app
 from services.ratefeed.app import ratefeed_once
-from shared.service import ServiceContext
-from shared.settings import IndexerSettings
 from tests.conftest import REALDATA, Namespace
+from tests.pipeline import index_streams, query_client
 
 pytestmark = pytest.mark.integration
 
@@ -28,22 +23,8 @@ async def api(redis: Redis, es: AsyncElasticsearch, namespace: Namespace
     await ingest_once(str(REALDATA / "feed-uol-noticias.rss"), name="uol")
     await ingest_once(str(REALDATA / "feed-heise-developer.atom"), name="heise")
     await ratefeed_once(str(REALDATA / "cbr-xml-daily-2023-09-27.xml"))
-    ctx = ServiceContext("indexer")
-    names = IndexNames(namespace.index_prefix)
-    await ensure_indices(es, names)
-    consumer = Consumer(redis, es, namespace.streams, names,
-                        IndexerSettings(consumer="t", block_ms=50),
-                        deadletters_publisher(ctx).publish)
-    await consumer.ensure_groups()
-    async with ctx.broker:
-        await ctx.broker.connect()
-        while await consumer.step():
-            pass
-    await es.indices.refresh(index=f"{namespace.index_prefix}*")
-    app = create_app()
-    async with (app.router.lifespan_context(app),
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                  base_url="http://query") as client):
+    await index_streams(redis, es, namespace)
+    async with query_client() as client:
         yield client
 
 
@@ -97,4 +78,6 @@ async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
     assert (await api.get("/healthz")).json() == {"status": "ok"}
     ready = await api.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"elasticsearch": True, "redis": True}
+    assert ready.json()["checks"] == {"elasticsearch": True}
+    assert ready.json()["details"]["redis_live_ticker"] is True
+    assert "process_cpu_seconds_total" in (await api.get("/metrics/")).text

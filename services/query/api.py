@@ -1,0 +1,122 @@
+"""The JSON API routes; the work is in Backend and the pure modules."""
+
+# No `from __future__ import annotations`: FastAPI reads these signatures at run time,
+# and their Depends/Query markers refer to values local to the router factories.
+
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
+
+from services.query.articles import ARTICLE_ID, Article, Similar, Suggestions
+from services.query.backend import Backend
+from services.query.cursors import SortMode, decode_cursor
+from services.query.live import QuoteBroadcaster
+from services.query.quotes import LatestQuotes
+from services.query.search import SORTS, SearchPage, SearchRequest
+
+MAX_SUGGESTIONS = 10
+MAX_SIMILAR = 20
+Terms = Annotated[list[str], Query(max_length=20)]
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """The search parameters as given; `request()` checks them together."""
+
+    q: str
+    page: int
+    size: int
+    source: tuple[str, ...]
+    country: tuple[str, ...]
+    tag: tuple[str, ...]
+    language: tuple[str, ...]
+    date_from: date | None
+    date_to: date | None
+    sort: SortMode
+    cursor: str | None
+
+    def request(self) -> SearchRequest:
+        """Raises InvalidSearch, InvalidCursor or PageOutOfRange (ValueErrors: 400s)."""
+        cursor = decode_cursor(self.cursor, len(SORTS[self.sort])) if self.cursor else None
+        return SearchRequest(
+            q=self.q, page=self.page, size=self.size, sources=self.source,
+            countries=self.country, tags=self.tag, languages=self.language,
+            date_from=self.date_from, date_to=self.date_to, sort=self.sort, cursor=cursor)
+
+
+def search_params_dependency(max_page_size: int) -> Callable[..., Awaitable[SearchParams]]:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
+    async def search_params(
+        q: Annotated[str, Query(max_length=500, description=(
+            'simple_query_string: words (all must match), "a phrase", -excluded, a OR b'))] = "",
+        page: Annotated[int, Query(ge=1, description="pages of `size` inside the first "
+                                                     "10,000 hits; past that use `cursor`")] = 1,
+        size: Annotated[int, Query(ge=1, le=max_page_size)] = 10,
+        source: Terms = [],  # noqa: B006 — FastAPI copies defaults per request
+        country: Terms = [],  # noqa: B006
+        tag: Terms = [],  # noqa: B006
+        language: Terms = [],  # noqa: B006
+        date_from: Annotated[date | None, Query(description="published on or after")] = None,
+        date_to: Annotated[date | None, Query(description="published on or before")] = None,
+        sort: Annotated[SortMode, Query(description="`relevance` needs `q`; "
+                                                    "without it results are newest first")
+                        ] = "relevance",
+        cursor: Annotated[str | None, Query(max_length=2000,
+                                            description="`next_cursor` of the page before")
+                          ] = None,
+    ) -> SearchParams:
+        return SearchParams(q, page, size, tuple(source), tuple(country), tuple(tag),
+                            tuple(language), date_from, date_to, sort, cursor)
+
+    return search_params
+
+
+def as_json(model: BaseModel) -> Response:
+    # Pydantic writes the JSON in one step; returned as a model, FastAPI would validate it
+    # against response_model again and walk it through jsonable_encoder (the documented
+    # shape is the same: response_model stays on each route for OpenAPI).
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+def api_router(backend: Backend, broadcaster: QuoteBroadcaster, max_page_size: int) -> APIRouter:
+    router = APIRouter(prefix="/api")
+    params_dependency = search_params_dependency(max_page_size)
+
+    @router.get("/search", response_model=SearchPage)
+    async def search(params: Annotated[SearchParams, Depends(params_dependency)]) -> Response:
+        return as_json(await backend.search(params.request()))
+
+    @router.get("/articles/{article_id}", response_model=Article,
+                responses={404: {"description": "no such article"}})
+    async def article(article_id: Annotated[str, Path(pattern=ARTICLE_ID)]) -> Response:
+        return as_json(await backend.article(article_id))
+
+    @router.get("/articles/{article_id}/similar", response_model=Similar,
+                responses={404: {"description": "no such article"}})
+    async def similar(article_id: Annotated[str, Path(pattern=ARTICLE_ID)],
+                      size: Annotated[int, Query(ge=1, le=MAX_SIMILAR)] = 5) -> Response:
+        return as_json(await backend.similar(article_id, size))
+
+    @router.get("/suggest", response_model=Suggestions)
+    async def suggest(q: Annotated[str, Query(max_length=100, description="title prefix")] = "",
+                      size: Annotated[int, Query(ge=1, le=MAX_SUGGESTIONS)] = 5) -> Response:
+        return as_json(await backend.suggest(q, size))
+
+    @router.get("/quotes/latest", response_model=LatestQuotes)
+    async def latest_quotes() -> LatestQuotes:
+        return await backend.latest_quotes()
+
+    # Left out of the OpenAPI document: an endless event stream is no request/response pair.
+    @router.get("/quotes/stream", include_in_schema=False)
+    async def quotes_stream() -> StreamingResponse:
+        return StreamingResponse(broadcaster.subscribe(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store",
+                                          "X-Accel-Buffering": "no"})
+
+    return router

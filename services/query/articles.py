@@ -1,0 +1,84 @@
+"""One article, articles like it, and title suggestions: pure bodies and shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.query.search import SearchHit, search_fields, shape_hit
+
+# The article `_id`: the first 32 hex digits of sha256(canonical URL).
+ARTICLE_ID = r"^[0-9a-f]{32}$"
+
+
+class Article(BaseModel):
+    id: str
+    title: str
+    url: str
+    source: str
+    published_at: str | None = None
+    summary: str = ""
+    body: str = ""
+    authors: list[str] = []
+    tags: list[str] = []
+    countries: list[str] = []
+    language: str | None = None
+
+
+class Similar(BaseModel):
+    id: str
+    results: list[SearchHit]
+
+
+class Suggestion(BaseModel):
+    id: str
+    title: str
+
+
+class Suggestions(BaseModel):
+    q: str
+    suggestions: list[Suggestion]
+
+
+def shape_article(document: dict[str, Any]) -> Article:
+    src = document["_source"]
+    return Article(id=document["_id"], **{k: v for k, v in src.items()
+                                          if k in Article.model_fields and k != "id"})
+
+
+def build_similar(index: str, doc_id: str, size: int, languages: bool) -> dict[str, Any]:
+    return {
+        "query": {"more_like_this": {
+            "fields": [f.split("^")[0] for f in search_fields(languages)],
+            "like": [{"_index": index, "_id": doc_id}],
+            # News corpora are small per topic: a word in two articles already links them.
+            "min_term_freq": 1,
+            "min_doc_freq": 2,
+            "max_query_terms": 25,
+        }},
+        "size": size,
+        "_source": {"excludes": ["body", "title_suggest"]},
+    }
+
+
+def shape_similar(doc_id: str, response: dict[str, Any]) -> Similar:
+    return Similar(id=doc_id, results=[shape_hit(h) for h in response["hits"]["hits"]])
+
+
+def build_suggest(prefix: str, size: int) -> dict[str, Any]:
+    return {
+        "size": 0,
+        # The suggestion text is the indexed input, cut at 50 characters: the title
+        # comes from _source whole.
+        "_source": ["title"],
+        "suggest": {"titles": {"prefix": prefix, "completion": {
+            "field": "title_suggest", "size": size, "skip_duplicates": True}}},
+    }
+
+
+def shape_suggest(prefix: str, response: dict[str, Any]) -> Suggestions:
+    options = response.get("suggest", {}).get("titles", [{}])[0].get("options", [])
+    return Suggestions(q=prefix, suggestions=[
+        Suggestion(id=o["_id"], title=o.get("_source", {}).get("title", o["text"]))
+        for o in options])

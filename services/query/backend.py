@@ -1,0 +1,122 @@
+"""The query service's I/O edge: Elasticsearch requests built and shaped by the pure modules."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
+from elasticsearch import TransportError as ESTransportError
+
+from services.query.articles import (
+    Article,
+    Similar,
+    Suggestions,
+    build_similar,
+    build_suggest,
+    shape_article,
+    shape_similar,
+    shape_suggest,
+)
+from services.query.limits import TtlCache
+from services.query.quotes import CANDIDATES, LatestQuotes, build_latest, shape_latest
+from services.query.search import (
+    SEARCH_FILTER_PATH,
+    SearchPage,
+    SearchRequest,
+    build_search,
+    shape_results,
+)
+
+LANGUAGE_PROBE = "english"
+
+
+class ArticleNotFound(LookupError):
+    pass
+
+
+async def has_language_analyzers(es: AsyncElasticsearch) -> bool | None:
+    """Whether this cluster has the language analysers (full distribution); None: unreachable."""
+    try:
+        await es.indices.analyze(analyzer=LANGUAGE_PROBE, text="probe")
+    except BadRequestError:
+        return False
+    except (ESTransportError, OSError):
+        return None
+    return True
+
+
+class Backend:
+    def __init__(self, es: AsyncElasticsearch, articles: str, quotes: str,
+                 exact_total_up_to: int, cache_seconds: float) -> None:
+        self.es = es
+        self.articles = articles
+        self.quotes = quotes
+        self.exact_total_up_to = exact_total_up_to
+        self._cache: TtlCache[Any] = TtlCache(cache_seconds)
+        self._languages: bool | None = None
+
+    async def languages(self) -> bool:
+        """Language sub-fields in use; probed until the cluster first answers."""
+        if self._languages is None:
+            self._languages = await has_language_analyzers(self.es)
+        return bool(self._languages)
+
+    @property
+    def analyzers(self) -> str:
+        if self._languages is None:
+            return "unknown"
+        return "standard+english+russian" if self._languages else "standard"
+
+    def _cached(self, key: tuple[Any, ...]) -> Any:
+        return self._cache.get(key, time.monotonic())
+
+    def _keep(self, key: tuple[Any, ...], value: Any) -> None:
+        self._cache.put(key, value, time.monotonic())
+
+    async def search(self, request: SearchRequest) -> SearchPage:
+        key = ("search", request)
+        if (page := self._cached(key)) is not None:
+            return page  # type: ignore[no-any-return]
+        body = build_search(request, await self.languages(), self.exact_total_up_to)
+        response = await self.es.search(index=self.articles, body=body, ignore_unavailable=True,
+                                        filter_path=SEARCH_FILTER_PATH)
+        page = shape_results(dict(response), request)
+        self._keep(key, page)
+        return page
+
+    async def article(self, doc_id: str) -> Article:
+        try:
+            document = await self.es.get(index=self.articles, id=doc_id,
+                                         source_excludes=["title_suggest"])
+        except NotFoundError as exc:
+            raise ArticleNotFound(doc_id) from exc
+        return shape_article(dict(document))
+
+    async def similar(self, doc_id: str, size: int) -> Similar:
+        # The article must exist: more_like_this on a missing one is an empty list, not a 404.
+        await self.article(doc_id)
+        body = build_similar(self.articles, doc_id, size, await self.languages())
+        response = await self.es.search(index=self.articles, body=body)
+        return shape_similar(doc_id, dict(response))
+
+    async def suggest(self, prefix: str, size: int) -> Suggestions:
+        if not prefix.strip():
+            return Suggestions(q=prefix, suggestions=[])
+        key = ("suggest", prefix, size)
+        if (found := self._cached(key)) is not None:
+            return found  # type: ignore[no-any-return]
+        response = await self.es.search(index=self.articles, body=build_suggest(prefix, size),
+                                        ignore_unavailable=True)
+        found = shape_suggest(prefix, dict(response))
+        self._keep(key, found)
+        return found
+
+    async def latest_quotes(self) -> LatestQuotes:
+        response = await self.es.search(index=self.quotes,
+                                        body=build_latest(candidates=CANDIDATES),
+                                        ignore_unavailable=True)
+        if "aggregations" not in response:
+            return LatestQuotes(quotes=[], ticker=[])
+        return shape_latest(dict(response), today=datetime.now(UTC).date())

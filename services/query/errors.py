@@ -1,0 +1,55 @@
+"""How the service answers what it cannot do: every refusal is a clear 4xx, never a 500.
+
+API errors are JSON `{"detail": ...}`; a page address with malformed values gets
+an HTML page that says which value is wrong.
+"""
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+from elasticsearch import ApiError, BadRequestError
+from elasticsearch import TransportError as ESTransportError
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from services.query.backend import ArticleNotFound
+from services.query.cursors import InvalidCursor
+from services.query.pages import PageRenderer
+from services.query.search import InvalidSearch, PageOutOfRange
+
+log = structlog.get_logger(__name__)
+
+
+def _refuse(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handler(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=status, content={"detail": str(exc)})
+    return handler
+
+
+def install_error_handlers(app: FastAPI, renderer: PageRenderer) -> None:
+    for error in (PageOutOfRange, InvalidSearch, InvalidCursor):
+        app.add_exception_handler(error, _refuse(400))
+    app.add_exception_handler(ArticleNotFound, _refuse(404))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        if request.url.path.startswith("/api/"):
+            return await request_validation_exception_handler(request, exc)
+        return await renderer.invalid(request, exc)
+
+    # The bodies are built to be valid; a refusal would be a bug, still answered as a 400.
+    @app.exception_handler(BadRequestError)
+    async def _refused(_: Request, exc: BadRequestError) -> JSONResponse:
+        return JSONResponse(status_code=400, content={
+            "detail": f"Elasticsearch refused the search: {exc.message}"})
+
+    @app.exception_handler(ApiError)
+    @app.exception_handler(ESTransportError)
+    async def _unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("elasticsearch unavailable", error=str(exc))
+        if not request.url.path.startswith("/api/"):
+            return renderer.unavailable(request)
+        return JSONResponse(status_code=503, content={"detail": "search is unavailable"},
+                            headers={"Retry-After": "5"})

@@ -1,0 +1,109 @@
+"""Live ticker: quote events from the quotes stream, fanned out as Server-Sent Events.
+
+One reader per process follows the stream with XREAD (no consumer group: every
+API process shows every quote and none of them owns or acknowledges entries)
+and hands each new quote to every open page through a small queue. A page that
+cannot keep up loses updates rather than holding the reader back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import cast
+
+import structlog
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.query.quotes import ticker_line
+from shared.events import QuoteEvent
+from shared.streams import DATA_FIELD
+
+log = structlog.get_logger(__name__)
+QUEUE_SIZE = 32
+KEEPALIVE_SECONDS = 15.0
+
+
+def ticker_update(data: bytes) -> dict[str, str] | None:
+    """The ticker update carried by one stream entry's `__data__`.
+
+    None when it is not a quote, or not the primary provider's: the other
+    providers' quotes are for history and cross-checks, and would make the
+    ticker jump between sources.
+    """
+    try:
+        event = QuoteEvent.model_validate_json(data)
+    except ValidationError:
+        return None
+    if not event.primary:
+        return None
+    change = Decimal(event.change_pct) if event.change_pct is not None else None
+    return {"base": event.base, "quote": event.quote, "as_of": event.as_of.isoformat(),
+            "ticker": ticker_line(event.base, event.quote, event.rate, change)}
+
+
+def sse_message(event: str, data: dict[str, str]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+class QuoteBroadcaster:
+    def __init__(self, redis: Redis, stream: str, block_ms: int = 5000) -> None:
+        self._redis = redis
+        self._stream = stream
+        self._block_ms = block_ms
+        self._subscribers: set[asyncio.Queue[dict[str, str]]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def subscribe(self) -> AsyncIterator[str]:
+        """SSE text for one page: quote updates, and a comment now and then to keep it open."""
+        queue: asyncio.Queue[dict[str, str]] = asyncio.Queue(QUEUE_SIZE)
+        self._subscribers.add(queue)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._follow())
+        try:
+            yield ": connected\n\n"
+            while True:
+                try:
+                    update = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield ": keepalive\n\n"
+                else:
+                    yield sse_message("quote", update)
+        finally:
+            self._subscribers.discard(queue)
+
+    async def _follow(self) -> None:
+        # Started by the first page and kept on: a reader that stopped with its last page
+        # would miss quotes that arrive while the next page is being opened.
+        last = "$"
+        while True:
+            try:
+                reply = cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None",
+                             await self._redis.xread({self._stream: last}, count=100,
+                                                     block=self._block_ms))
+            except (RedisError, OSError) as exc:
+                log.warning("quotes stream unreadable", error=str(exc))
+                await asyncio.sleep(1)
+                continue
+            for _, entries in reply or []:
+                for entry_id, fields in entries:
+                    last = entry_id.decode()
+                    update = ticker_update(fields.get(DATA_FIELD, b""))
+                    if update is not None:
+                        self._publish(update)
+
+    def _publish(self, update: dict[str, str]) -> None:
+        for queue in self._subscribers:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(update)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,62 @@
+"""Rate limit and cache headers as plain ASGI middleware.
+
+Plain ASGI rather than Starlette's BaseHTTPMiddleware: that one runs every
+request through extra tasks and memory streams, a cost on each search and a
+buffer in front of the live ticker's endless response.
+"""
+
+import json
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.query.limits import RateLimiter
+
+# Paths every client may call as often as it likes: probes and the page's own files.
+UNLIMITED = ("/healthz", "/readyz", "/static/")
+# Answers that may be reused for a few seconds by the browser or a proxy.
+CACHEABLE = ("/api/search", "/api/articles/", "/api/suggest", "/api/quotes/latest")
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter | None) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.limiter is None or scope["type"] != "http" or scope["path"].startswith(UNLIMITED):
+            await self.app(scope, receive, send)
+            return
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        wait = self.limiter.acquire(client, time.monotonic())
+        if not wait:
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"detail": f"too many requests; try again in {wait:.1f} s"}).encode()
+        await send({"type": "http.response.start", "status": 429, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(max(1, round(wait))).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class CacheControlMiddleware:
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.header = (b"cache-control", f"public, max-age={int(seconds)}".encode())
+        self.enabled = seconds > 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (not self.enabled or scope["type"] != "http" or scope["method"] != "GET"
+                or not scope["path"].startswith(CACHEABLE)):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    message = {**message, "headers": [*headers, self.header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)

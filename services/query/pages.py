@@ -1,0 +1,175 @@
+"""The search page and the article page: server-rendered HTML, usable without JavaScript.
+
+Links carry the whole state in the query string (words, filters, page or cursor),
+so every view can be bookmarked, shared and followed with the keyboard. The
+only script updates the rate ticker live; without it the ticker is as rendered.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads these signatures at run time,
+# and their Depends/Query markers refer to values local to the router factories.
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from services.query.api import SearchParams, search_params_dependency
+from services.query.articles import ARTICLE_ID
+from services.query.backend import ArticleNotFound, Backend
+from services.query.quotes import LatestQuotes
+from services.query.search import RESULT_WINDOW, SearchPage, month_range
+
+HERE = FilePath(__file__).parent
+PAGER_SPAN = 2
+
+
+def long_date(value: date | str | None) -> str:
+    """`29 March 2025`, as the seed page writes dates."""
+    if value is None:
+        return ""
+    day = value if isinstance(value, date) else datetime.fromisoformat(value).date()
+    return f"{day.day} {day:%B %Y}"
+
+
+def search_url(params: SearchParams, **changes: Any) -> str:
+    """The page URL for `params` with `changes`; a filter change starts again at page 1."""
+    state = replace(params, **changes)
+    query: dict[str, Any] = {
+        "q": state.q, "source": state.source, "country": state.country, "tag": state.tag,
+        "language": state.language, "date_from": state.date_from, "date_to": state.date_to,
+        "sort": state.sort if state.sort != "relevance" else None,
+        "size": state.size if state.size != 10 else None,
+        "page": state.page if state.page != 1 and not state.cursor else None,
+        "cursor": state.cursor,
+    }
+    pairs = [(k, v) for k, v in query.items() if v not in (None, "", ())]
+    return "/?" + urlencode(pairs, doseq=True) if pairs else "/"
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+    current: bool = False
+
+
+def toggle(values: tuple[str, ...], value: str) -> tuple[str, ...]:
+    return tuple(v for v in values if v != value) if value in values else (*values, value)
+
+
+def facet_links(params: SearchParams, page: SearchPage) -> dict[str, list[tuple[Link, int]]]:
+    """Each facet value as a link that adds (or, when already chosen, removes) its filter."""
+    start = {"page": 1, "cursor": None}
+    links: dict[str, list[tuple[Link, int]]] = {"Source": [], "Country": [], "Month": []}
+    for facet in page.facets.source:
+        links["Source"].append((Link(facet.value, search_url(
+            params, source=toggle(params.source, facet.value), **start),
+            facet.value in params.source), facet.count))
+    for facet in page.facets.country:
+        links["Country"].append((Link(facet.value, search_url(
+            params, country=toggle(params.country, facet.value), **start),
+            facet.value in params.country), facet.count))
+    for facet in page.facets.month:
+        first, last = month_range(facet.value)
+        chosen = (params.date_from, params.date_to) == (first, last)
+        label = f"{first:%B %Y}"
+        url = search_url(params, date_from=None if chosen else first,
+                         date_to=None if chosen else last, **start)
+        links["Month"].append((Link(label, url, chosen), facet.count))
+    return {name: entries for name, entries in links.items() if entries}
+
+
+def pager(params: SearchParams, page: SearchPage) -> list[Link]:
+    """Previous, nearby page numbers and next; past the 10,000-hit window, next is a cursor."""
+    size = page.size
+    in_window = RESULT_WINDOW // size
+    last = min(in_window, -(-page.total // size)) if page.total else 1
+    links: list[Link] = []
+    if 1 < page.page <= in_window + 1:
+        links.append(Link("Previous", search_url(params, page=page.page - 1, cursor=None)))
+    for number in range(max(1, page.page - PAGER_SPAN), min(last, page.page + PAGER_SPAN) + 1):
+        links.append(Link(str(number), search_url(params, page=number, cursor=None),
+                          number == page.page))
+    if page.next_cursor:
+        following = page.page + 1
+        url = (search_url(params, page=following, cursor=None) if following <= in_window
+               else search_url(params, page=1, cursor=page.next_cursor))
+        links.append(Link("Next", url))
+    return links
+
+
+def problems(exc: RequestValidationError) -> list[str]:
+    """`size: Input should be less than or equal to 50`: one line per refused parameter."""
+    return [f"{'.'.join(str(part) for part in error['loc'][1:])}: {error['msg']}"
+            for error in exc.errors()]
+
+
+class PageRenderer:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.templates = Jinja2Templates(directory=HERE / "templates")
+        self.templates.env.filters["long_date"] = long_date
+
+    async def render(self, request: Request, name: str, context: dict[str, Any],
+                     status_code: int = 200) -> HTMLResponse:
+        quotes = await self.backend.latest_quotes()
+        return self.templates.TemplateResponse(
+            request, name, {"quotes": quotes, "today": datetime.now(UTC).date(), **context},
+            status_code=status_code)
+
+    def unavailable(self, request: Request) -> HTMLResponse:
+        """The page while Elasticsearch cannot be reached: no ticker, since it lives there too."""
+        return self.templates.TemplateResponse(
+            request, "unavailable.html",
+            {"quotes": LatestQuotes(quotes=[], ticker=[]), "today": datetime.now(UTC).date()},
+            status_code=503, headers={"Retry-After": "5"})
+
+    async def invalid(self, request: Request, exc: RequestValidationError) -> HTMLResponse:
+        """A page address with values that are not values (`?page=two`), for a person."""
+        return await self.render(request, "invalid.html", {"problems": problems(exc)},
+                                 status_code=422)
+
+
+def pages_router(renderer: PageRenderer, max_page_size: int) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    backend, render = renderer.backend, renderer.render
+    params_dependency = search_params_dependency(max_page_size)
+
+    @router.get("/", response_class=HTMLResponse)
+    async def search_page(request: Request,
+                          params: Annotated[SearchParams, Depends(params_dependency)]
+                          ) -> HTMLResponse:
+        try:
+            search = params.request()
+        except ValueError as exc:
+            return await render(request, "search.html", {"params": params, "error": str(exc)},
+                                status_code=400)
+        page = await backend.search(search)
+        return await render(request, "search.html", {
+            "params": params, "page": page, "facets": facet_links(params, page),
+            "pager": pager(params, page),
+            "clear_url": search_url(params, source=(), country=(), tag=(), language=(),
+                                    date_from=None, date_to=None, page=1, cursor=None),
+        })
+
+    @router.get("/articles/{article_id}", response_class=HTMLResponse)
+    async def article_page(request: Request,
+                           article_id: Annotated[str, Path(pattern=ARTICLE_ID)]) -> HTMLResponse:
+        try:
+            article = await backend.article(article_id)
+        except ArticleNotFound:
+            return await render(request, "missing.html", {}, status_code=404)
+        similar = await backend.similar(article_id, 5)
+        return await render(request, "article.html", {
+            "article": article, "paragraphs": [p for p in article.body.split("\n") if p.strip()],
+            # Many feeds repeat the summary as the body's first words: show it once.
+            "summary": "" if article.body.startswith(article.summary) else article.summary,
+            "similar": similar.results})
+
+    return router

@@ -1,0 +1,69 @@
+"""A query service process over an index filled from the samples by the real pipeline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+
+from tests.conftest import REPO, Namespace
+from tests.pipeline import fill_from_samples
+
+
+@dataclass(frozen=True)
+class QueryService:
+    url: str
+    namespace: Namespace
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            pytest.fail(f"query service exited with {process.returncode}:\n{output}")
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("query service did not become ready")
+
+
+@pytest.fixture
+async def samples(redis: Redis, es: AsyncElasticsearch, namespace: Namespace,
+                  monkeypatch: pytest.MonkeyPatch) -> None:
+    await fill_from_samples(redis, es, namespace, monkeypatch)
+
+
+@pytest.fixture
+def query_service(samples: None, namespace: Namespace) -> Iterator[QueryService]:
+    port = _free_port()
+    env = {**os.environ, "CARAVAN_QUERY_PORT": str(port), "CARAVAN_QUERY_RATE_LIMIT": "0",
+           "CARAVAN_LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, "-m", "services", "query"], env=env, cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process)
+        yield QueryService(url, namespace)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)

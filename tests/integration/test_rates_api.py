@@ -1,0 +1,128 @@
+"""History, conversion, currencies and the primary/stale choice of latest, over the real index.
+
+The quotes come from one poll of the bundled providers (real documents of four
+different years, and the manat peg) through the real indexer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+
+from services.ratefeed.app import ratefeed_once
+from tests.conftest import REALDATA, REPO, Namespace
+from tests.pipeline import index_streams, query_client
+
+pytestmark = pytest.mark.integration
+
+CBR_FILE = REALDATA / "cbr-xml-daily-2023-09-27.xml"
+
+
+@pytest.fixture
+async def api(redis: Redis, es: AsyncElasticsearch, namespace: Namespace, tmp_path: Path,
+              monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    monkeypatch.setenv("CARAVAN_RATEFEED_PROVIDERS", str(REPO / "samples" / "rates.toml"))
+    await ratefeed_once()
+    next_day = tmp_path / "cbr-28.xml"
+    next_day.write_text(CBR_FILE.read_text(encoding="utf-8")
+                        .replace('Date="27.09.2023"', 'Date="28.09.2023"')
+                        .replace("<Value>96,2378</Value>", "<Value>96,5000</Value>"),
+                        encoding="utf-8")
+    await ratefeed_once(str(next_day), "cbr")
+    await index_streams(redis, es, namespace)
+    async with query_client() as client:
+        yield client
+
+
+async def test_latest_shows_the_current_primary_else_the_newest_and_says_stale(
+    api: httpx.AsyncClient
+) -> None:
+    quotes = {q["base"]: q for q in (await api.get("/api/quotes/latest")).json()["quotes"]}
+
+    # The manat peg is current today: its primary provider's quote, not stale.
+    assert (quotes["TMT"]["provider"], quotes["TMT"]["stale"]) == ("cbt", False)
+    assert Decimal(quotes["TMT"]["rate"]) == 1 / Decimal("3.5")
+    # The NBK's 2016 tenge is long out of date: the newest quote (Bank of Russia) is shown,
+    # itself stale.
+    assert (quotes["KZT"]["provider"], quotes["KZT"]["as_of"]) == ("cbr", "2023-09-28")
+    assert quotes["KZT"]["stale"] is True
+    assert quotes["KZT"]["ticker"].startswith("KZT/USD = 0.00210 ")
+
+
+async def test_history_by_day_and_month(api: httpx.AsyncClient) -> None:
+    daily = (await api.get("/api/quotes/KZT/history")).json()
+    monthly = (await api.get("/api/quotes/kzt/history",
+                             params={"from": "2020-01-01", "interval": "month"})).json()
+    only_cbr = (await api.get("/api/quotes/KZT/history", params={"provider": "cbr"})).json()
+
+    assert [(p["as_of"], p["provider"]) for p in daily["points"]] == [
+        ("2016-04-18", "nbk"), ("2020-12-14", "nbkr"), ("2022-04-11", "cbu"),
+        ("2023-09-27", "cbr"), ("2023-09-28", "cbr")]
+    assert daily["points"][0]["rate"] == str(1 / Decimal("334.41"))
+    assert [(p["period"], p["as_of"]) for p in monthly["points"]] == [
+        ("2020-12-01", "2020-12-14"), ("2022-04-01", "2022-04-11"),
+        ("2023-09-01", "2023-09-28")]
+    assert monthly["interval"] == "month"
+    last = daily["points"][-1]
+    rate, previous = Decimal("0.203042") / Decimal("96.5000"), Decimal("0.203042") / Decimal(
+        "96.2378")
+    assert Decimal(last["change_pct"]) == (rate - previous) / previous * 100
+    assert [p["as_of"] for p in only_cbr["points"]] == ["2023-09-27", "2023-09-28"]
+
+
+async def test_convert_goes_through_the_dollar_on_the_date_asked(
+    api: httpx.AsyncClient
+) -> None:
+    body = (await api.get("/api/convert", params={
+        "from": "KZT", "to": "UZS", "amount": "1000", "date": "2022-04-11"})).json()
+
+    # Both rates from the Central Bank of Uzbekistan of that day (NBK's 2016 tenge is stale).
+    kzt, uzs = Decimal("25.55") / Decimal("11344.69"), 1 / Decimal("11344.69")
+    assert (body["from"], body["to"], body["amount"], body["as_of"]) == (
+        "KZT", "UZS", "1000", "2022-04-11")
+    assert Decimal(body["result"]) == Decimal(1000) * kzt / uzs
+    assert [(r["base"], r["provider"]) for r in body["rates"]] == [("KZT", "cbu"), ("UZS", "cbu")]
+
+
+async def test_convert_states_the_older_date_and_handles_the_dollar(
+    api: httpx.AsyncClient
+) -> None:
+    mixed = (await api.get("/api/convert", params={
+        "from": "TMT", "to": "KGS", "amount": "2.5", "date": "2023-09-27"})).json()
+    dollars = (await api.get("/api/convert", params={
+        "from": "USD", "to": "UZS", "amount": "1", "date": "2022-04-11"})).json()
+
+    assert mixed["as_of"] == "2023-09-27"
+    assert Decimal(dollars["result"]) == Decimal("11344.69")
+    assert dollars["as_of"] == "2022-04-11"
+
+
+@pytest.mark.parametrize(("params", "status"), [
+    ({"from": "EUR", "to": "KZT", "amount": "1"}, 404),
+    ({"from": "KZT", "to": "UZS", "amount": "lots"}, 400),
+    ({"from": "KZT", "to": "UZS", "amount": "-5"}, 400),
+    ({"from": "KZT", "to": "UZS", "amount": "1", "date": "2001-01-01"}, 404),
+])
+async def test_convert_refuses_what_it_cannot_answer(
+    api: httpx.AsyncClient, params: dict[str, str], status: int
+) -> None:
+    assert (await api.get("/api/convert", params=params)).status_code == status
+
+
+async def test_currencies_lists_providers_and_newest_dates(api: httpx.AsyncClient) -> None:
+    body = (await api.get("/api/currencies")).json()
+    by_code = {c["code"]: c for c in body["currencies"]}
+
+    assert body["quote"] == "USD"
+    assert list(by_code) == ["KGS", "KZT", "TJS", "UZS", "TMT", "USD"]
+    assert by_code["KZT"]["providers"] == ["cbr", "cbu", "nbk", "nbkr"]
+    assert by_code["KZT"]["latest_as_of"] == "2023-09-28"
+    assert by_code["TMT"]["latest_as_of"] <= datetime.now(UTC).date().isoformat()
+    assert by_code["USD"]["providers"] == []

@@ -1,0 +1,185 @@
+"""Cursors, rate limits, the cache, article bodies, the live ticker and the page's links."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.query.api import SearchParams
+from services.query.articles import build_similar, build_suggest, shape_article, shape_suggest
+from services.query.cursors import Cursor, InvalidCursor, decode_cursor
+from services.query.limits import RateLimiter, TtlCache
+from services.query.live import sse_message, ticker_update
+from services.query.pages import facet_links, long_date, pager, search_url
+from services.query.search import Facet, Facets, SearchPage
+from shared.events import QuoteEvent
+
+
+def test_cursor_round_trip() -> None:
+    cursor = Cursor(10_000, "relevance", (3.25, None, "https://example.org/a?b=c"))
+    assert decode_cursor(cursor.encode(), 3) == cursor
+    assert "=" not in cursor.encode()
+
+
+@pytest.mark.parametrize("text", [
+    "", "!!!", "bm90IGpzb24", Cursor(0, "newest", (1, 2, "u")).encode(),
+    Cursor(5, "newest", (1, 2)).encode(),
+    "eyJvIjo1LCJzIjoiYm9ndXMiLCJhIjpbMSwyLDNdfQ",  # sort "bogus"
+    "eyJvIjp0cnVlLCJzIjoibmV3ZXN0IiwiYSI6WzEsMiwzXX0",  # offset true
+    "eyJvIjo1LCJzIjoibmV3ZXN0IiwiYSI6W1tdLDIsM119",  # a list inside the values
+])
+def test_anything_but_an_issued_cursor_is_refused(text: str) -> None:
+    with pytest.raises(InvalidCursor):
+        decode_cursor(text, 3)
+
+
+@given(st.text(max_size=200))
+def test_decoding_any_text_either_works_or_raises_invalid_cursor(text: str) -> None:
+    with contextlib.suppress(InvalidCursor):
+        decode_cursor(text, 3)
+
+
+def test_rate_limiter_allows_a_burst_then_refills_at_the_rate() -> None:
+    limiter = RateLimiter(rate=2, burst=3)
+    assert [limiter.acquire("a", 0.0) for _ in range(3)] == [0, 0, 0]
+    assert limiter.acquire("a", 0.0) == pytest.approx(0.5)
+    assert limiter.acquire("b", 0.0) == 0  # another client has its own bucket
+    assert limiter.acquire("a", 0.5) == 0
+    assert limiter.acquire("a", 0.5) > 0
+
+
+def test_rate_limiter_forgets_the_least_recent_clients() -> None:
+    limiter = RateLimiter(rate=1, burst=1, max_keys=2)
+    limiter.acquire("a", 0.0)
+    limiter.acquire("b", 0.0)
+    limiter.acquire("c", 0.0)
+    assert limiter.acquire("a", 0.0) == 0  # "a" was dropped, so it starts with a full bucket
+
+
+def test_ttl_cache_expires_and_is_bounded() -> None:
+    cache: TtlCache[str] = TtlCache(seconds=5, max_keys=2)
+    cache.put("a", "A", now=0)
+    assert cache.get("a", now=4.9) == "A"
+    assert cache.get("a", now=5.0) is None
+    cache.put("a", "A", now=10)
+    cache.put("b", "B", now=10)
+    cache.put("c", "C", now=10)
+    assert (cache.get("a", 11), cache.get("b", 11), cache.get("c", 11)) == (None, "B", "C")
+    off: TtlCache[str] = TtlCache(seconds=0)
+    off.put("a", "A", now=0)
+    assert off.get("a", now=0) is None
+
+
+def test_similar_and_suggest_bodies() -> None:
+    similar = build_similar("articles", "ab" * 16, 5, languages=False)
+    mlt = similar["query"]["more_like_this"]
+    assert mlt["like"] == [{"_index": "articles", "_id": "ab" * 16}]
+    assert mlt["fields"] == ["title", "summary", "body"]
+    assert similar["size"] == 5
+    suggest = build_suggest("Kaz", 5)["suggest"]["titles"]
+    assert suggest == {"prefix": "Kaz", "completion": {
+        "field": "title_suggest", "size": 5, "skip_duplicates": True}}
+
+
+def test_article_and_suggestions_are_shaped() -> None:
+    article = shape_article({"_id": "x", "_source": {
+        "title": "T", "url": "u", "source": "s", "body": "B", "version": 7, "countries": ["KZ"]}})
+    assert (article.id, article.title, article.body, article.countries) == ("x", "T", "B", ["KZ"])
+    response = {"suggest": {"titles": [{"text": "Kaz", "options": [
+        {"_id": "a", "text": "Kazakhstan as an Emerging Mi",
+         "_source": {"title": "Kazakhstan as an Emerging Middle Power"}}]}]}}
+    suggestions = shape_suggest("Kaz", response)
+    assert [(s.id, s.title) for s in suggestions.suggestions] == [
+        ("a", "Kazakhstan as an Emerging Middle Power")]
+    assert shape_suggest("Kaz", {}).suggestions == []
+
+
+def test_a_quote_event_becomes_a_ticker_update_as_the_seed_shows_it() -> None:
+    event = QuoteEvent(base="TJS", rate=Decimal("0.0917431"), change_pct=Decimal("0.334"),
+                       previous_rate=Decimal("0.0914"), as_of=date(2025, 3, 29),
+                       provider="cbr", fetched_at="2025-03-29T10:00:00Z")
+    update = ticker_update(event.model_dump_json().encode())
+    assert update == {"base": "TJS", "quote": "USD", "as_of": "2025-03-29",
+                      "ticker": "TJS/USD = 0.09174 0.33%"}
+    message = sse_message("quote", update)
+    assert message.startswith("event: quote\ndata: ")
+    assert message.endswith("\n\n")
+    assert json.loads(message.split("data: ", 1)[1]) == update
+
+
+def test_entries_that_are_not_quotes_are_skipped() -> None:
+    assert ticker_update(b'{"title": "no quote"}') is None
+    assert ticker_update(b"not json") is None
+
+
+def test_only_the_primary_providers_quotes_move_the_ticker() -> None:
+    cross_rate = QuoteEvent(base="KZT", rate=Decimal("0.0021"), as_of=date(2025, 3, 29),
+                            provider="cbr", fetched_at="2025-03-29T10:00:00Z", primary=False)
+    assert ticker_update(cross_rate.model_dump_json().encode()) is None
+
+
+def _params(**changes: Any) -> SearchParams:
+    base = SearchParams(q="gas", page=1, size=10, source=(), country=(), tag=(), language=(),
+                        date_from=None, date_to=None, sort="relevance", cursor=None)
+    return replace(base, **changes)
+
+
+def _query(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query)
+
+
+def test_search_url_carries_only_what_differs_from_the_defaults() -> None:
+    assert search_url(_params(q="")) == "/"
+    assert _query(search_url(_params(), page=3)) == {"q": ["gas"], "page": ["3"]}
+    url = search_url(_params(source=("a b", "c&d")), date_from=date(2025, 3, 1))
+    assert _query(url) == {"q": ["gas"], "source": ["a b", "c&d"], "date_from": ["2025-03-01"]}
+
+
+def _page(total: int, page: int, size: int = 10, cursor: str | None = "next") -> SearchPage:
+    start = (page - 1) * size
+    return SearchPage(total=total, page=page, size=size, from_=start + 1,
+                      to=min(start + size, total), results=[], next_cursor=cursor,
+                      facets=Facets(source=[Facet(value="meduza.io", count=4)],
+                                    month=[Facet(value="2025-03", count=2)]))
+
+
+def test_pager_numbers_around_the_current_page() -> None:
+    links = pager(_params(), _page(95, 5))
+    assert [link.label for link in links] == ["Previous", "3", "4", "5", "6", "7", "Next"]
+    assert [link.label for link in links if link.current] == ["5"]
+    assert _query(links[0].url)["page"] == ["4"]
+
+
+def test_pager_goes_past_the_window_with_the_cursor() -> None:
+    links = pager(_params(), _page(50_000, 1000))
+    assert links[-1].label == "Next"
+    assert _query(links[-1].url)["cursor"] == ["next"]
+    assert "page" not in _query(links[-1].url)
+
+
+def test_facet_links_add_and_remove_their_filter() -> None:
+    facets = facet_links(_params(page=4), _page(30, 4))
+    (source_link, count), = facets["Source"]
+    assert (source_link.label, source_link.current, count) == ("meduza.io", False, 4)
+    assert _query(source_link.url) == {"q": ["gas"], "source": ["meduza.io"]}
+    chosen = facet_links(_params(source=("meduza.io",)), _page(30, 1))
+    assert chosen["Source"][0][0].current
+    assert "source" not in _query(chosen["Source"][0][0].url)
+    (month_link, _), = facets["Month"]
+    assert month_link.label == "March 2025"
+    assert _query(month_link.url)["date_to"] == ["2025-03-31"]
+
+
+def test_long_date_as_on_the_seed_page() -> None:
+    assert long_date("2025-03-29T08:00:00Z") == "29 March 2025"
+    assert long_date(date(2025, 3, 9)) == "9 March 2025"
+    assert long_date(None) == ""
