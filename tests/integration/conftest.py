@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from shared.service import ServiceContext
 from shared.settings import IndexerSettings
 from shared.streams import DATA_FIELD
 from tests.conftest import Namespace
+from tests.loopback import LoopbackServer, static
 from tests.streams import add, entries
 
 MakeConsumer = Callable[..., Consumer]
@@ -80,3 +81,22 @@ async def dead_letters(redis: Redis, namespace: Namespace) -> list[DeadLetter]:
 async def pending(redis: Redis, stream: str) -> int:
     summary = await redis.xpending(stream, "indexer")
     return int(summary["pending"])
+
+
+@pytest.fixture
+def web(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
+    """A real HTTP server on loopback that ingest may fetch from (allow-listed)."""
+    server = LoopbackServer()
+    server.routes["/robots.txt"] = static(b"User-agent: *\nDisallow: /private/\n",
+                                          "text/plain")
+    server.start()
+    monkeypatch.setenv("CARAVAN_FETCH_ALLOW", "127.0.0.1")
+    monkeypatch.setenv("CARAVAN_INGEST_HOST_DELAY", "0")
+    monkeypatch.setenv("CARAVAN_INGEST_RETRY_MAX_DELAY", "2")
+    yield server
+    server.stop()
+
+
+async def published_articles(redis: Redis, namespace: Namespace) -> list[ArticleEvent]:
+    return [ArticleEvent.model_validate_json(fields[DATA_FIELD])
+            for _, fields in await entries(redis, namespace.streams.articles)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
@@ -19,11 +18,9 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from services.ingest.app import ingest_configured_once, ingest_once
-from shared.events import ArticleEvent
-from shared.streams import DATA_FIELD
 from tests.conftest import REALDATA, Namespace
+from tests.integration.conftest import published_articles
 from tests.loopback import LoopbackServer, static
-from tests.streams import entries
 
 pytestmark = pytest.mark.integration
 
@@ -75,20 +72,8 @@ def _article_page(title: str, text: str) -> bytes:
     ).encode()
 
 
-@pytest.fixture
-def web(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
-    server = LoopbackServer()
-    server.routes["/robots.txt"] = static(b"User-agent: *\nAllow: /\n", "text/plain")
-    server.start()
-    monkeypatch.setenv("CARAVAN_FETCH_ALLOW", "127.0.0.1")
-    monkeypatch.setenv("CARAVAN_INGEST_HOST_DELAY", "0")
-    yield server
-    server.stop()
 
 
-async def _published(redis: Redis, namespace: Namespace) -> list[ArticleEvent]:
-    return [ArticleEvent.model_validate_json(fields[DATA_FIELD])
-            for _, fields in await entries(redis, namespace.streams.articles)]
 
 
 def _serve_seed_site(web: LoopbackServer) -> list[tuple[str, str]]:
@@ -108,7 +93,7 @@ async def test_listing_pages_are_followed_and_each_article_read_from_its_page(
 
     result = await ingest_once(web.url("/kz/"), name="seed")
 
-    events = await _published(redis, namespace)
+    events = await published_articles(redis, namespace)
     assert (result.kind, result.published, result.failed) == ("listing", 6, 0)
     assert {e.title for e in events} == {title for title, _ in articles}
     assert all(e.extraction == "page" for e in events)
@@ -188,7 +173,7 @@ async def test_backfill_follows_the_sitemap_index_and_keeps_what_is_recent_enoug
     result = await ingest_once(web.url("/sitemap.xml"), name="arnews", kind="sitemap",
                                since=datetime(2026, 5, 1, tzinfo=UTC))
 
-    events = {e.url: e for e in await _published(redis, namespace)}
+    events = {e.url: e for e in await published_articles(redis, namespace)}
     assert (result.kind, result.published) == ("sitemap", 5)
     assert "/sitemap-old.xml" not in web.paths()  # its lastmod is before --since
     from_page = events[web.url("/news/0.html")]

@@ -19,12 +19,11 @@ from redis.asyncio import Redis
 from services.ingest.app import ingest_once
 from services.ingest.feeds import FeedError
 from services.ingest.fetcher import Refused
-from shared.events import ArticleEvent
 from shared.fetch import FetchError
 from shared.streams import DATA_FIELD
 from tests.conftest import REALDATA, Namespace
+from tests.integration.conftest import published_articles
 from tests.loopback import LoopbackServer, Reply, endless, sequence, static
-from tests.streams import entries
 
 pytestmark = pytest.mark.integration
 
@@ -36,21 +35,8 @@ ANDIJON = (REALDATA / "feed-andijonfk-uz.xml").read_text(encoding="utf-8")
 MEDUZA = (REALDATA / "feed-meduza-scraped.xml").read_text(encoding="utf-8")
 
 
-@pytest.fixture
-def web(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
-    server = LoopbackServer()
-    server.routes["/robots.txt"] = static(b"User-agent: *\nDisallow: /private/\n", "text/plain")
-    server.start()
-    monkeypatch.setenv("CARAVAN_FETCH_ALLOW", "127.0.0.1")
-    monkeypatch.setenv("CARAVAN_INGEST_HOST_DELAY", "0")
-    monkeypatch.setenv("CARAVAN_INGEST_RETRY_MAX_DELAY", "2")
-    yield server
-    server.stop()
 
 
-async def _published(redis: Redis, namespace: Namespace) -> list[ArticleEvent]:
-    return [ArticleEvent.model_validate_json(fields[DATA_FIELD])
-            for _, fields in await entries(redis, namespace.streams.articles)]
 
 
 def _andijon_linking(web: LoopbackServer, *, title_suffix: str = "") -> bytes:
@@ -72,7 +58,7 @@ async def test_feed_items_become_full_articles_from_their_pages(
 
     result = await ingest_once(web.url("/feed.xml"), name="andijon")
 
-    events = {e.url: e for e in await _published(redis, namespace)}
+    events = {e.url: e for e in await published_articles(redis, namespace)}
     assert (result.kind, result.published, result.new) == ("feed", 2, 2)
     lsm = events[web.url("/news/lsm?utm_source=rss")]
     expected = (REALDATA / "article-lsm-lv.expected.txt").read_text(encoding="utf-8")
@@ -113,7 +99,7 @@ async def test_a_restarted_ingest_neither_refetches_nor_republishes_what_it_has(
     repeat = web.hits[first_hits:]
     assert [h.path for h in repeat if h.path != "/robots.txt"] == ["/feed.xml"]
     assert repeat[-1].headers["if-none-match"] == '"v1"'
-    assert len(await _published(redis, namespace)) == 2
+    assert len(await published_articles(redis, namespace)) == 2
 
 
 async def test_a_changed_article_is_published_again_as_a_newer_version_of_the_same_document(
@@ -134,7 +120,7 @@ async def test_a_changed_article_is_published_again_as_a_newer_version_of_the_sa
     assert (result.updated, result.unchanged, result.published) == (1, 1, 1)
     assert _sample("caravan_ingest_items_total", source="andijon",
                    outcome="updated") == updated_before + 1
-    events = await _published(redis, namespace)
+    events = await published_articles(redis, namespace)
     newer = events[-1]
     (older,) = [e for e in events[:-1] if e.idempotency_key == newer.idempotency_key]
     assert newer.url == web.url("/news/lsm?utm_source=rss")
@@ -152,7 +138,7 @@ async def test_a_feed_in_windows_1251_comes_out_as_unicode(
 
     result = await ingest_once(web.url("/meduza.xml"), name="meduza")
 
-    titles = {e.title for e in await _published(redis, namespace)}
+    titles = {e.title for e in await published_articles(redis, namespace)}
     assert result.published == 24
     first_title = re.findall(r"<title>([^<]+)</title>", MEDUZA)[1]
     assert first_title in titles
@@ -171,7 +157,7 @@ async def test_an_article_page_in_a_cyrillic_code_page_without_any_declaration(
 
     result = await ingest_once(web.url("/page"), name=encoding, kind="article")
 
-    (event,) = await _published(redis, namespace)
+    (event,) = await published_articles(redis, namespace)
     assert result.published == 1
     assert event.extraction == "page"
     # KOI8-R has no «» or dashes; the sentences both can carry come through whole.
@@ -335,7 +321,7 @@ async def test_feed_items_without_link_or_date(
 
     result = await ingest_once(web.url("/feed.xml"), name="andijon")
 
-    (event,) = await _published(redis, namespace)
+    (event,) = await published_articles(redis, namespace)
     assert (result.published, result.skipped) == (1, 1)  # the linkless item is skipped
     assert event.published_at is not None  # none in the feed: the page's own, in UTC
     assert event.published_at.isoformat() == "2015-03-13T00:00:00+00:00"
