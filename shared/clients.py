@@ -10,6 +10,8 @@ import structlog
 from elasticsearch import AsyncElasticsearch
 from elasticsearch import TransportError as ESTransportError
 from faststream.redis import RedisBroker
+from faststream.redis.opentelemetry import RedisTelemetryMiddleware
+from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 
 from shared.settings import ElasticsearchSettings, RedisSettings
@@ -35,10 +37,16 @@ def make_redis(settings: RedisSettings) -> Redis:
     )
 
 
-def make_broker(settings: RedisSettings) -> RedisBroker:
+def make_broker(settings: RedisSettings, tracer_provider: TracerProvider | None = None
+                ) -> RedisBroker:
+    # With tracing on, FastStream opens a span per publish and puts its context in
+    # the message headers, which JsonMessageFormat writes into the event.
+    middlewares = (RedisTelemetryMiddleware(tracer_provider=tracer_provider),
+                   ) if tracer_provider else ()
     return RedisBroker(
         settings.url,
         message_format=JsonMessageFormat,
+        middlewares=middlewares,
         **_redis_options(settings),
     )
 

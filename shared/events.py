@@ -50,6 +50,10 @@ class Event(BaseModel):
     schema_version: Literal[1] = 1
     event_id: UUID = Field(default_factory=uuid4)
     occurred_at: UtcDatetime = Field(default_factory=utcnow)
+    # W3C trace context of the span that published the event, when tracing is on,
+    # as the CloudEvents distributed-tracing extension puts it: top-level attributes.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 class ArticleEvent(Event):

@@ -14,6 +14,7 @@ from shared.health import HealthServer, Readiness, ReadinessProbe, redis_ready
 from shared.logging import configure_logging
 from shared.settings import CommonSettings, HealthSettings, RedisSettings
 from shared.streams import Streams
+from shared.tracing import start_tracing
 
 _log = structlog.get_logger("service")
 
@@ -31,7 +32,7 @@ class ServiceContext:
         self.common = common or CommonSettings()
         self.redis_settings = redis_settings or RedisSettings()
         self.streams = Streams(self.common)
-        self.broker: RedisBroker = make_broker(self.redis_settings)
+        self.broker: RedisBroker = make_broker(self.redis_settings, start_tracing(service))
 
     def configure_logging(self) -> None:
         configure_logging(self.service, self.common.log_level, self.common.log_format)

@@ -167,3 +167,12 @@ class HealthSettings(_Settings):
     # Unset: each service's own default (ingest 8081, ratefeed 8082, indexer 8083),
     # so they can share one host in `make run`.
     port: int | None = Field(default=None, ge=0, le=65535)
+
+
+class TracingSettings(_Settings):
+    """OpenTelemetry: tracing is on when an OTLP endpoint is set (standard variable)."""
+
+    model_config = SettingsConfigDict(env_prefix="OTEL_EXPORTER_OTLP_")
+
+    # e.g. http://otel-collector:4318; spans go to {endpoint}/v1/traces over HTTP.
+    endpoint: str | None = None

@@ -3,10 +3,17 @@
 An entry holds one field, `__data__` (the field FastStream reads and writes),
 whose value is the event as UTF-8 JSON. No envelope and no binary framing, so a
 consumer in any language can read it with XREADGROUP and a JSON parser.
+
+Trace context travels in the event itself: FastStream's telemetry middleware
+puts `traceparent`/`tracestate` in the message headers, and this format writes
+them as the event's top-level attributes (the CloudEvents tracing extension),
+and reads them back into headers for FastStream consumers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +29,7 @@ if TYPE_CHECKING:
     from faststream._internal.parser import CodecProto
 
 DATA_FIELD = DATA_KEY.encode()
+TRACE_HEADERS = ("traceparent", "tracestate")
 
 
 class Streams:
@@ -57,8 +65,18 @@ class JsonMessageFormat(MessageFormat):
         codec: CodecProto | None = None,
     ) -> bytes:
         payload, _ = await (codec or DefaultCodec()).encode(message, serializer)
-        return payload
+        trace = {key: headers[key] for key in TRACE_HEADERS if headers and headers.get(key)}
+        if not trace or not payload.startswith(b"{"):
+            return payload
+        event = json.loads(payload)
+        event.update(trace)
+        return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
     def parse(cls, data: bytes) -> tuple[bytes, dict[str, Any]]:
-        return data, {"content-type": "application/json"}
+        headers: dict[str, Any] = {"content-type": "application/json"}
+        if b'"traceparent"' in data:  # only then is parsing worth it
+            with contextlib.suppress(ValueError, AttributeError):
+                event = json.loads(data)
+                headers |= {key: event[key] for key in TRACE_HEADERS if event.get(key)}
+        return data, headers

@@ -25,6 +25,7 @@ class Hit:
     path: str
     headers: dict[str, str]
     at: float  # time.monotonic() on arrival
+    body: bytes = b""  # what a POST carried
 
 
 Route = Callable[[Hit], Reply]
@@ -62,8 +63,14 @@ class LoopbackServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                self._answer(b"")
+
+            def do_POST(self) -> None:
+                self._answer(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+
+            def _answer(self, body: bytes) -> None:
                 hit = Hit(self.path, {k.lower(): v for k, v in self.headers.items()},
-                          time.monotonic())
+                          time.monotonic(), body)
                 server.hits.append(hit)
                 route = server.routes.get(self.path)
                 reply = route(hit) if route else Reply(404, b"not found")

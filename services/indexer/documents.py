@@ -48,6 +48,8 @@ class BulkAction:
     version: int
     document: str
     """The document's JSON."""
+    trace: dict[str, str] | None = None
+    """The publisher's trace context (traceparent, tracestate), when it sent one."""
 
     def operations(self) -> tuple[dict[str, Any], str]:
         # External versioning: a replay of an older event is refused with a 409
@@ -61,11 +63,17 @@ def article_action(event: ArticleEvent, alias: str) -> BulkAction:
     document = event if isinstance(event, ArticleDocument) else ArticleDocument.model_validate(
         event.model_dump())
     return BulkAction(alias, document.idempotency_key, document.version,
-                      document.model_dump_json())
+                      document.model_dump_json(), _trace(document))
 
 
 def quote_action(event: QuoteEvent, alias: str) -> BulkAction:
     document = event if isinstance(event, QuoteDocument) else QuoteDocument.model_validate(
         event.model_dump())
     return BulkAction(alias, document.idempotency_key, document.version,
-                      document.model_dump_json())
+                      document.model_dump_json(), _trace(document))
+
+
+def _trace(event: ArticleEvent | QuoteEvent) -> dict[str, str] | None:
+    if event.traceparent is None:
+        return None
+    return {"traceparent": event.traceparent, "tracestate": event.tracestate or ""}

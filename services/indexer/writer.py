@@ -31,6 +31,9 @@ import structlog
 from elastic_transport import ConnectionError as ESConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, AsyncElasticsearch
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from services.indexer import metrics
 from services.indexer.bulk import ItemResult, Outcome, classify_response
@@ -40,10 +43,27 @@ from services.indexer.ledger import Ledger
 from shared.settings import IndexerSettings
 
 log = structlog.get_logger(__name__)
+_tracer = trace.get_tracer(__name__)
+_propagator = TraceContextTextMapPropagator()
 
 Work = list[tuple[Entry, BulkAction]]
 # Only what classify_item reads: a smaller response to send, receive and parse.
 BULK_RESPONSE = "errors,items.*.status,items.*.error"
+
+
+def _trace_written(work: Work, results: list[ItemResult], started_ns: int) -> None:
+    """A span per traced event, child of the publisher's: one article, one trace."""
+    for (entry, action), result in zip(work, results, strict=True):
+        if action.trace is None:
+            continue
+        span = _tracer.start_span(
+            "index", context=_propagator.extract(action.trace), start_time=started_ns,
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.destination.name": entry.stream,
+                        "messaging.message.id": entry.entry_id,
+                        "caravan.document.id": action.doc_id,
+                        "caravan.outcome": result.outcome.value})
+        span.end()
 
 
 def chunked(work: Work, max_count: int, max_bytes: int) -> Iterator[Work]:
@@ -91,6 +111,7 @@ class Writer:
         refused = 0
         give_up_at = time.monotonic() + self._settings.item_retry_seconds
         while work and not self._stopping.is_set():
+            started_ns = time.time_ns()
             try:
                 results = await self._bulk([action for _, action in work])
             except (ESConnectionError, ConnectionTimeout) as exc:
@@ -113,6 +134,7 @@ class Writer:
                 await self._sleep(refused)
                 continue
             self._last_success = time.monotonic()
+            _trace_written(work, results, started_ns)
             final = attempt >= self._settings.item_retries or time.monotonic() > give_up_at
             work = await self._settle(work, results, final=final)
             if work:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import structlog
 from faststream.redis.publisher.usecase import StreamPublisher
+from opentelemetry import trace
 
 from services.ingest import metrics
 from services.ingest.articles import Lead, lead_event, page_event
@@ -37,6 +38,7 @@ from shared.events import ArticleEvent, article_key
 from shared.fetch import FetchError
 
 log = structlog.get_logger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 # FeedError, SitemapError and NoArticleError are ValueErrors, and so is pydantic's
 # ValidationError: whatever a source's content does wrong fails that poll only.
@@ -87,6 +89,12 @@ class Ingestor:
         cannot be read; a bad article is counted as failed and logged.
         `since` keeps only sitemap entries dated on or after it (backfill).
         """
+        with _tracer.start_as_current_span(
+                "ingest poll", attributes={"caravan.source": source.name, "url.full": source.url}):
+            return await self._poll(source, kind, since)
+
+    async def _poll(self, source: Source, kind: Kind | None,
+                    since: datetime | None) -> PollResult:
         result = PollResult(source.name)
         fetched = await self._fetch_conditionally(source.url)
         if fetched.not_modified:
@@ -225,6 +233,14 @@ class Ingestor:
                     fallback: ArticleEvent | None = None, fetch_page: bool = True,
                     page: Fetched | None = None) -> None:
         """One article: skip it when nothing about it changed, else read and publish it."""
+        # The article's own span: its page fetch and the publish (whose context
+        # the event carries to the indexer) are its children.
+        with _tracer.start_as_current_span("ingest article", attributes={"url.full": lead.url}):
+            await self._article(source, lead, result, fallback, fetch_page, page)
+
+    async def _article(self, source: Source, lead: Lead, result: PollResult,
+                       fallback: ArticleEvent | None, fetch_page: bool,
+                       page: Fetched | None) -> None:
         key = fallback.idempotency_key if fallback else _lead_key(lead)
         fingerprint = fallback.content_hash if fallback else _lead_fingerprint(lead)
         record = await self._state.record(key)

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 import httpx
 import structlog
 from faststream.redis.publisher.usecase import StreamPublisher
+from opentelemetry import trace
 
 from services.ratefeed import metrics
 from services.ratefeed.asof import check_not_future, days, local_today, stale_after
@@ -32,6 +33,7 @@ from shared.events import DeadLetter, QuoteEvent
 from shared.fetch import FetchError, fetch_bytes
 
 log = structlog.get_logger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 CURRENCIES = ("KGS", "KZT", "TJS", "UZS", "TMT")
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
@@ -68,6 +70,13 @@ async def read_location(location: str, provider: Provider | None, config: RatesC
 async def read_provider(provider: Provider, config: RatesConfig, client: httpx.AsyncClient,
                         now: datetime, day: date | None = None) -> Reading:
     """The provider's current rates, or with `day` its rates of that day (history)."""
+    with _tracer.start_as_current_span("ratefeed read",
+                                       attributes={"caravan.provider": provider.name}):
+        return await _read_provider(provider, config, client, now, day)
+
+
+async def _read_provider(provider: Provider, config: RatesConfig, client: httpx.AsyncClient,
+                         now: datetime, day: date | None) -> Reading:
     if provider.peg is not None:
         on = day or local_today(provider.timezone, now)
         return _checked(provider, pegged_rates(provider.name, provider.peg, on), now)

@@ -1,0 +1,34 @@
+"""Optional OpenTelemetry tracing: on when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+
+With it off, the OpenTelemetry API hands out no-op tracers and spans cost
+nothing. With it on, every service exports its spans over OTLP/HTTP, and the
+trace context rides with each event (shared/streams.py), so one article can be
+followed from its fetch through publishing to the document the indexer wrote.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from shared.settings import TracingSettings
+
+
+@functools.cache
+def start_tracing(service: str) -> TracerProvider | None:
+    """Install the process's tracer provider (once), or None when tracing is off.
+
+    The provider flushes its spans when the process exits.
+    """
+    if not TracingSettings().endpoint:
+        return None
+    provider = TracerProvider(resource=Resource.create({"service.name": f"caravan-{service}"}))
+    # The exporter reads OTEL_EXPORTER_OTLP_* itself (endpoint, headers, timeout).
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return provider
