@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import structlog
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch, BadRequestError
 from elasticsearch import TransportError as ESTransportError
 from faststream.redis import RedisBroker
 from faststream.redis.opentelemetry import RedisTelemetryMiddleware
@@ -66,6 +66,20 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
         max_retries=2,
         **auth,
     )
+
+
+# Language analysers of the full distribution (its analysis-common module): the
+# article mapping adds them as sub-fields, and searches use them, where present.
+LANGUAGE_ANALYZERS = ("english", "russian")
+
+
+async def has_language_analyzers(es: AsyncElasticsearch) -> bool:
+    """Whether the cluster has them; the minimal distribution has not. Raises if unreachable."""
+    try:
+        await es.indices.analyze(analyzer=LANGUAGE_ANALYZERS[0], text="probe")
+    except BadRequestError:
+        return False
+    return True
 
 
 def with_default_port(url: str) -> str:

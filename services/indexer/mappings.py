@@ -15,10 +15,11 @@ from typing import Any
 import structlog
 from elasticsearch import AsyncElasticsearch, BadRequestError
 
+from shared.clients import LANGUAGE_ANALYZERS, has_language_analyzers
+
 log = structlog.get_logger(__name__)
 
 MAPPING_VERSION = 1
-LANGUAGE_ANALYZERS = ("english", "russian")
 
 
 def _text(languages: bool) -> dict[str, Any]:
@@ -92,14 +93,6 @@ class IndexNames:
     @staticmethod
     def versioned(alias: str, version: int = MAPPING_VERSION) -> str:
         return f"{alias}-v{version}"
-
-
-async def has_language_analyzers(es: AsyncElasticsearch) -> bool:
-    try:
-        await es.indices.analyze(analyzer=LANGUAGE_ANALYZERS[0], text="probe")
-    except BadRequestError:
-        return False
-    return True
 
 
 async def ensure_indices(es: AsyncElasticsearch, names: IndexNames) -> bool:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
+from elasticsearch import AsyncElasticsearch, NotFoundError
 from elasticsearch import TransportError as ESTransportError
 
 from services.query.articles import (
@@ -28,23 +29,11 @@ from services.query.search import (
     build_search,
     shape_results,
 )
-
-LANGUAGE_PROBE = "english"
+from shared.clients import has_language_analyzers
 
 
 class ArticleNotFound(LookupError):
     pass
-
-
-async def has_language_analyzers(es: AsyncElasticsearch) -> bool | None:
-    """Whether this cluster has the language analysers (full distribution); None: unreachable."""
-    try:
-        await es.indices.analyze(analyzer=LANGUAGE_PROBE, text="probe")
-    except BadRequestError:
-        return False
-    except (ESTransportError, OSError):
-        return None
-    return True
 
 
 class Backend:
@@ -60,7 +49,9 @@ class Backend:
     async def languages(self) -> bool:
         """Language sub-fields in use; probed until the cluster first answers."""
         if self._languages is None:
-            self._languages = await has_language_analyzers(self.es)
+            # Unreachable: answer without them for now, and probe again next time.
+            with contextlib.suppress(ESTransportError, OSError):
+                self._languages = await has_language_analyzers(self.es)
         return bool(self._languages)
 
     @property

@@ -18,12 +18,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.query.cursors import Cursor, SortMode
+from shared.clients import LANGUAGE_ANALYZERS
 
 # Elasticsearch's default index.max_result_window: from + size may not pass it.
 RESULT_WINDOW = 10_000
 EXCERPT_CHARS = 300
 TEXT_FIELDS = (("title", 3), ("summary", 2), ("body", 1))
-LANGUAGE_SUBFIELDS = ("english", "russian")
 FACET_SIZE = 20
 NEWEST = {"published_at": {"order": "desc", "missing": "_last"}}
 # A unique keyword last in every sort, so search_after never skips or repeats ties.
@@ -156,7 +156,7 @@ def search_fields(languages: bool) -> list[str]:
         suffix = f"^{boost}" if boost != 1 else ""
         fields.append(f"{name}{suffix}")
         if languages:
-            fields += [f"{name}.{lang}{suffix}" for lang in LANGUAGE_SUBFIELDS]
+            fields += [f"{name}.{lang}{suffix}" for lang in LANGUAGE_ANALYZERS]
     return fields
 
 
@@ -203,7 +203,7 @@ def _highlight(languages: bool) -> dict[str, Any]:
         # Matches found through a stemmed sub-field are marked in the plain text too.
         if not languages:
             return {}
-        return {"matched_fields": [name, *(f"{name}.{lang}" for lang in LANGUAGE_SUBFIELDS)]}
+        return {"matched_fields": [name, *(f"{name}.{lang}" for lang in LANGUAGE_ANALYZERS)]}
 
     return {
         "fields": {"body": matched("body"), "summary": matched("summary")},
