@@ -39,6 +39,13 @@ MEDUZA = (REALDATA / "feed-meduza-scraped.xml").read_text(encoding="utf-8")
 
 
 
+def _serve_andijon(web: LoopbackServer) -> None:
+    """The linking feed (ETag "v1") and the two real article pages it points at."""
+    web.routes["/feed.xml"] = static(_andijon_linking(web), RSS, etag='"v1"')
+    web.routes["/news/lsm?utm_source=rss"] = static(LSM_PAGE, HTML)
+    web.routes["/news/herald"] = static(HERALD_PAGE, HTML)
+
+
 def _andijon_linking(web: LoopbackServer, *, title_suffix: str = "") -> bytes:
     """The real Andijon feed, its two items pointing at two real article pages on `web`."""
     text = ANDIJON.replace("https://andijonfk.uz/sayt/damir-temirov-haqli-galabaga-erishdik-2",
@@ -52,9 +59,7 @@ def _andijon_linking(web: LoopbackServer, *, title_suffix: str = "") -> bytes:
 async def test_feed_items_become_full_articles_from_their_pages(
     web: LoopbackServer, redis: Redis, namespace: Namespace
 ) -> None:
-    web.routes["/feed.xml"] = static(_andijon_linking(web), RSS, etag='"v1"')
-    web.routes["/news/lsm?utm_source=rss"] = static(LSM_PAGE, HTML)
-    web.routes["/news/herald"] = static(HERALD_PAGE, HTML)
+    _serve_andijon(web)
 
     result = await ingest_once(web.url("/feed.xml"), name="andijon")
 
@@ -85,9 +90,7 @@ async def test_feed_items_become_full_articles_from_their_pages(
 async def test_a_restarted_ingest_neither_refetches_nor_republishes_what_it_has(
     web: LoopbackServer, redis: Redis, namespace: Namespace
 ) -> None:
-    web.routes["/feed.xml"] = static(_andijon_linking(web), RSS, etag='"v1"')
-    web.routes["/news/lsm?utm_source=rss"] = static(LSM_PAGE, HTML)
-    web.routes["/news/herald"] = static(HERALD_PAGE, HTML)
+    _serve_andijon(web)
     await ingest_once(web.url("/feed.xml"), name="andijon")
     first_hits = len(web.hits)
 
@@ -105,9 +108,7 @@ async def test_a_restarted_ingest_neither_refetches_nor_republishes_what_it_has(
 async def test_a_changed_article_is_published_again_as_a_newer_version_of_the_same_document(
     web: LoopbackServer, redis: Redis, namespace: Namespace
 ) -> None:
-    web.routes["/feed.xml"] = static(_andijon_linking(web), RSS, etag='"v1"')
-    web.routes["/news/lsm?utm_source=rss"] = static(LSM_PAGE, HTML)
-    web.routes["/news/herald"] = static(HERALD_PAGE, HTML)
+    _serve_andijon(web)
     await ingest_once(web.url("/feed.xml"), name="andijon")
     updated_before = _sample("caravan_ingest_items_total", source="andijon", outcome="updated")
 
