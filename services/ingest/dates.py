@@ -1,12 +1,17 @@
-"""Publication dates from pages and sitemaps, in UTC, or unknown when absurd.
+"""Publication dates from feeds, pages and sitemaps, in UTC, or unknown when absurd.
 
 A date without an offset is local time of the source (Central Asian sites
 publish in UTC+5/+6 and rarely say so); the source's `timezone` names it.
+Absurd means before 1991 (the epoch and year-1 placeholders generators emit),
+more than a day after the fetch, or outside what a datetime can hold at all
+(year 1 east of UTC, year 9999 west of it): such a date is unknown, never an error.
 """
 
 from __future__ import annotations
 
+import calendar
 import re
+import time
 from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
 
@@ -23,7 +28,25 @@ def parse_date(value: str | None, local: tzinfo, fetched_at: datetime) -> dateti
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=local)
-    moment = moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # shifted past year 1 or year 9999
+        return None
+    return plausible(moment, fetched_at)
+
+
+def from_utc_struct(value: time.struct_time, fetched_at: datetime) -> datetime | None:
+    """A UTC time tuple (what feedparser gives) as a datetime. feedparser applies
+    the offset itself, so `0001-01-01T00:00:00+05:00` arrives as year 0."""
+    try:
+        moment = datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return plausible(moment, fetched_at)
+
+
+def plausible(moment: datetime, fetched_at: datetime) -> datetime | None:
+    """The moment, or None when it is absurd for a publication fetched at `fetched_at`."""
     if moment < _EARLIEST or moment > fetched_at + _FUTURE_SLACK:
         return None
     return moment
@@ -36,7 +59,7 @@ def _parse(value: str) -> datetime | None:
         pass
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     # `-0000` ("UTC, local zone unknown") comes back naive like a date with no zone at all.
     if moment.tzinfo is None and _NUMERIC_ZONE.search(value):

@@ -13,25 +13,22 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import feedparser
 
-from services.ingest.dates import parse_date
+from services.ingest.dates import from_utc_struct, parse_date
 from services.ingest.sources import Source
 from services.ingest.text import html_to_text, normalize_whitespace
 from services.ingest.urls import canonicalize_url
 from shared.events import ArticleEvent, content_hash
 
-_EARLIEST = datetime(1991, 1, 1, tzinfo=UTC)
-_FUTURE_SLACK = timedelta(days=1)
 _HAS_ZONE = re.compile(r"(Z|[+-]\d{2}:?\d{2}|\b(UTC?|GMT|[ECMP][SD]T))$", re.IGNORECASE)
 
 
@@ -169,12 +166,7 @@ def _date(entry: Any, source: Source, fetched_at: datetime) -> datetime | None:
         if local is not None:
             return local
     value = _published(entry)
-    if value is None:
-        return None
-    moment = datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
-    if moment < _EARLIEST or moment > fetched_at + _FUTURE_SLACK:
-        return None
-    return moment
+    return None if value is None else from_utc_struct(value, fetched_at)
 
 
 def _authors(entry: Any) -> list[str]:

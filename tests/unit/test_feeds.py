@@ -311,3 +311,20 @@ def test_shared_link_item_key_does_not_depend_on_other_items() -> None:
     # the earlier in the index), and Alpha must keep the key it had in the first poll.
     assert alpha_alone.idempotency_key != gamma_alone.idempotency_key
     assert alpha_alone.idempotency_key == both["Alpha"]
+
+
+@pytest.mark.parametrize("date", [
+    "0001-01-01T00:00:00",  # year 1 in the source's zone (Asia/Almaty, UTC+5): before year 1
+    "0001-01-01T00:00:00+05:00",
+    "9999-12-31T23:59:59-05:00",  # after year 9999 in UTC
+    "Fri, 31 Dec 9999 23:59:59 -1200",
+    "99999-01-01T00:00:00Z",
+])
+def test_dates_outside_what_a_datetime_holds_are_unknown_not_an_error(date: str) -> None:
+    content = _rss("<item><title>Placeholder date</title><link>https://invented.example/p</link>"
+                   f"<pubDate>{date}</pubDate></item>"
+                   "<item><title>Fine</title><link>https://invented.example/f</link></item>")
+    source = Source(name="x", url="x", timezone="Asia/Almaty")
+    events = parse_feed(content, source, FETCHED_AT).events
+    assert [(e.title, e.published_at) for e in events] == [
+        ("Placeholder date", None), ("Fine", None)]
