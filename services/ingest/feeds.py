@@ -14,6 +14,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -53,7 +54,10 @@ class FeedParse:
 
 
 def parse_feed(content: bytes, source: Source, fetched_at: datetime) -> FeedParse:
-    parsed: Any = feedparser.parse(content, sanitize_html=False, resolve_relative_uris=False)
+    # Always a stream: given bytes or str, feedparser opens a body that looks like a
+    # path (`/dev/zero`, `/etc/...`) as a local file, or fetches one that looks like a URL.
+    parsed: Any = feedparser.parse(io.BytesIO(content), sanitize_html=False,
+                                   resolve_relative_uris=False)
     entries: list[Any] = list(parsed.entries)
     warning = str(parsed.get("bozo_exception")) if parsed.get("bozo") else None
     if not entries and not parsed.feed.get("title"):

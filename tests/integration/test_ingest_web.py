@@ -279,6 +279,18 @@ async def test_something_that_is_no_feed_over_http_is_a_feed_error(
         await ingest_once(web.url("/rates.xml"))
 
 
+async def test_a_feed_whose_body_is_a_local_path_is_not_read_from_disk(
+    web: LoopbackServer, redis: Redis, namespace: Namespace
+) -> None:
+    # Read as a path, this body would bring the 15 items of a local feed.
+    local_feed = REALDATA / "feed-heise-developer.atom"
+    web.routes["/feed.xml"] = static(str(local_feed).encode(), RSS)
+
+    with pytest.raises(FeedError, match="not a readable RSS/Atom feed"):
+        await ingest_once(web.url("/feed.xml"), name="path")
+    assert await redis.xlen(namespace.streams.articles) == 0
+
+
 async def test_ingest_pauses_while_the_consumers_are_too_far_behind(
     web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:

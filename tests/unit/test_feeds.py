@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import feedparser.api
 import pytest
 
 from services.ingest.feeds import FeedError, FeedParse, parse_feed
@@ -328,3 +329,24 @@ def test_dates_outside_what_a_datetime_holds_are_unknown_not_an_error(date: str)
     events = parse_feed(content, source, FETCHED_AT).events
     assert [(e.title, e.published_at) for e in events] == [
         ("Placeholder date", None), ("Fine", None)]
+
+
+@pytest.mark.parametrize("body", [
+    b"/etc/hostname",
+    b"/dev/zero",  # read as a path, it would never end
+    str(REALDATA / "feed-heise-developer.atom").encode(),  # a feed, if it were read
+])
+def test_a_body_that_looks_like_a_path_is_read_as_a_body_not_opened(
+    body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[object] = []
+
+    def refuse(path: object, *_: object, **__: object) -> None:
+        opened.append(path)
+        raise AssertionError(f"feedparser opened {path!r}")
+
+    # Shadows the built-in open() inside feedparser only.
+    monkeypatch.setattr(feedparser.api, "open", refuse, raising=False)
+    with pytest.raises(FeedError, match="not a readable RSS/Atom feed"):
+        parse_feed(body, Source(name="x", url="x"), FETCHED_AT)
+    assert opened == []
