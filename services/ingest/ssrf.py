@@ -47,19 +47,50 @@ class AllowList:
         return cls(frozenset(hosts), tuple(networks))
 
 
+# Where an IPv6 address is only a wrapper around an IPv4 one, the IPv4 address is
+# what the connection reaches (directly, or through a NAT64 gateway or 6to4 relay),
+# so it is checked too: 64:ff9b::a9fe:a9fe is the metadata address.
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+# Refused whole: RFC 8215's local-use NAT64 prefix leads wherever the site's own
+# translator points, and 6to4 (deprecated by RFC 7526) goes through relays anyone
+# can run (Python 3.12.4 and later count 2002::/16 as not global, 3.11 does not).
+REFUSED_WHOLE = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("2002::/16"))
+
+
+def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address that an IPv4-mapped, IPv4-compatible, NAT64 or 6to4 address reaches."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in NAT64 or address in IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _internal(address: IPAddress) -> bool:
+    # is_global is False for loopback, private, link-local (169.254.169.254, the
+    # cloud metadata address), carrier-grade NAT, documentation and reserved ranges.
+    return (not address.is_global or address.is_multicast
+            or (isinstance(address, ipaddress.IPv6Address)
+                and any(address in network for network in REFUSED_WHOLE)))
+
+
 def refusal(host: str, address: IPAddress, allow: AllowList) -> str | None:
     """Why `address` (which `host` resolved to) must not be fetched, or None if it may."""
     if host.lower().rstrip(".") in allow.hosts:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    if any(address in network for network in allow.networks):
+    embedded = embedded_ipv4(address)
+    reached = [a for a in (address, embedded) if a is not None]
+    if any(a in network for a in reached for network in allow.networks):
         return None
-    # is_global is False for loopback, private, link-local (169.254.169.254, the
-    # cloud metadata address), carrier-grade NAT, documentation and reserved ranges.
-    if address.is_global and not address.is_multicast:
+    if not any(_internal(a) for a in reached):
         return None
-    where = f"{host} is" if host == str(address) else f"{host} resolves to {address},"
+    shown = f"{address} ({embedded})" if embedded is not None else str(address)
+    where = f"{host} is" if host == str(address) else f"{host} resolves to {shown},"
     return f"{where} an internal address (see CARAVAN_FETCH_ALLOW)"
 
 

@@ -39,6 +39,43 @@ def test_allow_list_takes_hosts_addresses_and_networks() -> None:
     assert refusal("a", ipaddress.ip_address("169.254.169.254"), allow) is not None
 
 
+@pytest.mark.parametrize("address", [
+    # IPv4-compatible (deprecated) and IPv4-mapped forms
+    "::127.0.0.1", "::10.0.0.1", "::169.254.169.254", "::ffff:192.168.0.1",
+    "::ffff:169.254.169.254",
+    # NAT64, the well-known prefix: the gateway dials the embedded IPv4 address
+    "64:ff9b::127.0.0.1", "64:ff9b::10.1.2.3", "64:ff9b::169.254.169.254",
+    "64:ff9b::172.16.0.1", "64:ff9b::100.100.100.200",
+    # NAT64, a site's local-use prefix: refused whatever it embeds
+    "64:ff9b:1::1", "64:ff9b:1:808:808::",
+    # 6to4, deprecated: refused whatever it embeds
+    "2002:7f00:1::", "2002:a00:1::1", "2002:a9fe:a9fe::", "2002:c0a8:101::", "2002:5db8:d70e::",
+])
+def test_ipv6_wrappers_of_internal_ipv4_addresses_are_refused(address: str) -> None:
+    reason = refusal("example.org", ipaddress.ip_address(address), AllowList())
+    assert reason is not None
+    assert "internal address" in reason
+
+
+def test_the_refusal_names_the_embedded_address() -> None:
+    reason = refusal("rebind.example", ipaddress.ip_address("64:ff9b::a9fe:a9fe"), AllowList())
+    assert reason == ("rebind.example resolves to 64:ff9b::a9fe:a9fe (169.254.169.254), "
+                      "an internal address (see CARAVAN_FETCH_ALLOW)")
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::93.184.215.14", "::ffff:93.184.215.14"])
+def test_ipv6_wrappers_of_public_ipv4_addresses_pass(address: str) -> None:
+    # DNS64 on an IPv6-only network answers every IPv4-only site in 64:ff9b::/96.
+    assert refusal("example.org", ipaddress.ip_address(address), AllowList()) is None
+
+
+def test_an_allowed_network_covers_its_wrapped_forms() -> None:
+    allow = AllowList.parse("10.0.0.0/8")
+    assert refusal("a", ipaddress.ip_address("64:ff9b::10.0.0.1"), allow) is None
+    assert refusal("a", ipaddress.ip_address("::ffff:10.0.0.1"), allow) is None
+    assert refusal("a", ipaddress.ip_address("64:ff9b::127.0.0.1"), allow) is not None
+
+
 def test_one_internal_address_among_public_ones_taints_the_name() -> None:
     addresses = [ipaddress.ip_address("93.184.215.14"), ipaddress.ip_address("127.0.0.1")]
     with pytest.raises(AddressRefused, match=r"rebind\.example resolves to 127\.0\.0\.1"):
