@@ -44,10 +44,14 @@ def _version_of(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+# The contract version this code writes and reads; see docs/events.md on bumping it.
+SCHEMA_VERSION: Literal[1] = 1
+
+
 class Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[1] = SCHEMA_VERSION
     event_id: UUID = Field(default_factory=uuid4)
     occurred_at: UtcDatetime = Field(default_factory=utcnow)
     # W3C trace context of the span that published the event, when tracing is on,

@@ -126,9 +126,6 @@ class IndexerSettings(_Settings):
     claim_idle_ms: int = Field(default=60_000, ge=1000)
     # Deliveries after which an entry that keeps failing goes to the dead letters.
     max_deliveries: int = Field(default=5, ge=1)
-    # Per-item retries of 429/5xx bulk answers, with backoff, within a time budget.
-    item_retries: int = Field(default=5, ge=0)
-    item_retry_seconds: float = Field(default=120.0, gt=0)
     retry_base_delay: float = Field(default=0.5, gt=0)
     retry_max_delay: float = Field(default=30.0, gt=0)
     bulk_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
@@ -156,6 +153,8 @@ class QuerySettings(_Settings):
     rate_burst: int = Field(default=60, ge=1)
     # Search and suggest answers are reused this long; 0 turns the cache off.
     cache_seconds: float = Field(default=5.0, ge=0)
+    # Open live-ticker (Server-Sent Events) connections per process; past it, 503.
+    live_max_connections: int = Field(default=500, ge=1)
 
 
 class HealthSettings(_Settings):

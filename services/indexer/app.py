@@ -52,9 +52,10 @@ def create_service() -> BackgroundService:
         await consumer.run()
 
     async def probe() -> Readiness:
+        hold = consumer.hold.describe()
         checks = {"redis": await redis_ready(redis), "elasticsearch": await elasticsearch_ready(es),
-                  "indices": "languages" in state}
-        return Readiness(checks, {**upkeep.snapshot,
+                  "indices": "languages" in state, "writing": hold is None}
+        return Readiness(checks, {**upkeep.snapshot, "hold": hold,
                                   "language_analyzers": state.get("languages")})
 
     async def close() -> None:

@@ -1,4 +1,7 @@
-"""Reading a bulk response item by item: what was stored, what to retry, what to refuse."""
+"""Reading a bulk response item by item: what was stored, what to hold, what to refuse.
+
+The verdicts follow the failure policy in services/indexer/failures.py.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,20 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from services.indexer.failures import (
+    Fault,
+    describe_error,
+    larger_than_the_cluster_takes,
+    status_fault,
+)
+
 
 class Outcome(enum.Enum):
     STORED = "stored"
     STALE = "stale"
     """A version conflict: the index already holds this version or a newer one."""
-    RETRY = "retry"
-    """Elasticsearch is overloaded or failing (429, 5xx): try again later."""
+    HOLD = "hold"
+    """The cluster's fault (429, 5xx, a block, a missing privilege): try again later."""
     REJECTED = "rejected"
     """The document itself is refused (mapping or parse error): retrying cannot help."""
 
@@ -34,21 +44,15 @@ def classify_item(item: dict[str, Any]) -> ItemResult:
     error = result.get("error")
     if error is None and status < 300:
         return ItemResult(Outcome.STORED, status)
-    reason = _reason(error) if error is not None else f"HTTP {status}"
+    reason = describe_error(error) if error is not None else f"HTTP {status}"
     if status == 409:
         return ItemResult(Outcome.STALE, status, reason)
-    if status == 429 or status >= 500:
-        return ItemResult(Outcome.RETRY, status, reason)
+    if status == 429 and larger_than_the_cluster_takes(reason):
+        return ItemResult(Outcome.REJECTED, status, reason)
+    if status_fault(status) is Fault.CLUSTER:
+        return ItemResult(Outcome.HOLD, status, reason)
     return ItemResult(Outcome.REJECTED, status, reason)
 
 
 def classify_response(response: dict[str, Any]) -> list[ItemResult]:
     return [classify_item(item) for item in response.get("items", [])]
-
-
-def _reason(error: Any) -> str:
-    if not isinstance(error, dict):
-        return str(error)
-    text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
-    cause = error.get("caused_by")
-    return f"{text} (caused by {_reason(cause)})" if cause else text

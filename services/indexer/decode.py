@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -14,24 +15,11 @@ from services.indexer.documents import (
     quote_action,
 )
 from services.indexer.mappings import IndexNames
+from shared.consumer import Entry
+from shared.events import SCHEMA_VERSION
 from shared.streams import DATA_FIELD, Streams
 
-
-@dataclass
-class Entry:
-    stream: str
-    entry_id: str
-    fields: dict[bytes, bytes]
-    deliveries: int = 1
-
-    @property
-    def key(self) -> str:
-        return f"{self.stream}/{self.entry_id}"
-
-    @property
-    def size(self) -> int:
-        """Bytes on the wire: what a bulk request of this entry will roughly weigh."""
-        return sum(len(k) + len(v) for k, v in self.fields.items())
+_SCHEMA_VERSION = re.compile(rb'"schema_version"\s*:\s*(-?\d{1,12})')
 
 
 @dataclass(frozen=True)
@@ -53,6 +41,11 @@ def _decode(entry: Entry, streams: Streams, names: IndexNames) -> BulkAction | I
     if payload is None:
         found = sorted(k.decode(errors="replace") for k in entry.fields)
         return Invalid("MissingDataField", f"entry has no __data__ field (fields: {found})")
+    version = _SCHEMA_VERSION.search(payload[:4096])
+    if version is not None and int(version.group(1)) != SCHEMA_VERSION:
+        return Invalid("UnknownSchemaVersion",
+                       f"schema_version {int(version.group(1))} is not one this indexer reads "
+                       f"({SCHEMA_VERSION}); replay the dead letter after upgrading")
     if entry.stream == streams.articles:
         try:
             return article_action(ArticleDocument.model_validate_json(payload), names.articles)

@@ -1,12 +1,18 @@
 """Settling stream entries: acknowledge them, or dead-letter them with the reason.
 
-Also remembers why an entry is still pending, so that when it is finally
-dead-lettered (after too many deliveries) the letter says what went wrong.
+Also remembers, per pending entry, the last failure and whose fault it was, so
+that a dead letter after too many deliveries says what went wrong, and an entry
+held through a cluster outage is never taken for a poison.
+
+Nothing an entry carries can make the dead-letter path raise: the letter is
+built from bytes, the reason is bounded, and the event_id for the log is found
+without parsing the payload (a payload of 100,000 `[` must not recurse).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -14,7 +20,8 @@ import structlog
 from redis.asyncio import Redis
 
 from services.indexer import metrics
-from services.indexer.decode import Entry
+from services.indexer.failures import Fault
+from shared.consumer import Entry, GroupReader
 from shared.events import DeadLetter
 from shared.streams import DATA_FIELD
 
@@ -22,14 +29,19 @@ log = structlog.get_logger(__name__)
 
 SERVICE = "indexer"
 PublishDeadLetter = Callable[[DeadLetter], Awaitable[Any]]
+# Enough for Elasticsearch's longest explanations; a reason is for people, not a payload copy.
+MAX_REASON_CHARS = 4000
+_EVENT_ID = re.compile(rb'"event_id"\s*:\s*"([0-9A-Za-z_-]{1,64})"')
+# Only the head of a payload is searched: the event_id is a top-level field written early.
+_EVENT_ID_WINDOW = 4096
 
 
 class Ledger:
     def __init__(
-        self, redis: Redis, group: str, errors_key: str, publish: PublishDeadLetter
+        self, redis: Redis, reader: GroupReader, errors_key: str, publish: PublishDeadLetter
     ) -> None:
         self._redis = redis
-        self._group = group
+        self._reader = reader
         self._errors_key = errors_key
         self._publish = publish
         # Keys this process has remembered an error for: the only ones to forget
@@ -37,52 +49,62 @@ class Ledger:
         self._noted: set[str] = set()
 
     async def ack(self, entries: Sequence[Entry]) -> None:
-        by_stream: dict[str, list[str]] = {}
-        for entry in entries:
-            by_stream.setdefault(entry.stream, []).append(entry.entry_id)
-        for stream, ids in by_stream.items():
-            await self._redis.xack(stream, self._group, *ids)
+        await self._reader.ack(entries)
         noted = [e.key for e in entries if e.key in self._noted or e.deliveries > 1]
         if noted:
             await self._redis.hdel(self._errors_key, *noted)
             self._noted.difference_update(noted)
 
     async def dead_letter(self, entry: Entry, error_class: str, message: str) -> None:
+        reason = bounded(message)
         letter = DeadLetter(
             stream=entry.stream,
             entry_id=entry.entry_id,
             payload=entry.fields.get(DATA_FIELD, b""),
             other_fields={k.decode(errors="replace"): v
                           for k, v in entry.fields.items() if k != DATA_FIELD},
-            error_class=error_class,
-            error_message=message,
+            error_class=error_class or "Unknown",
+            error_message=reason,
             service=SERVICE,
-            attempts=entry.deliveries,
+            attempts=max(entry.deliveries, 1),
         )
         # Published before the ack: a crash in between leaves the entry pending,
         # and the letter may be written twice (same idempotency_key), never lost.
         await self._publish(letter)
         metrics.DEADLETTERS.labels(entry.stream, error_class).inc()
         log.warning("entry dead-lettered", stream=entry.stream, entry_id=entry.entry_id,
-                    event_id=_event_id(letter.payload), error_class=error_class,
-                    reason=message, attempts=entry.deliveries)
+                    event_id=event_id_of(letter.payload), error_class=error_class,
+                    reason=reason, attempts=entry.deliveries)
         await self.ack([entry])
 
-    async def remember(self, entries: Sequence[Entry], reason: str) -> None:
+    async def remember(self, entries: Sequence[Entry], fault: Fault, reason: str) -> None:
         if entries:
-            mapping: dict[str | bytes, str | bytes] = {e.key: reason for e in entries}
+            note = json.dumps({"fault": fault.value, "reason": bounded(reason)})
+            mapping: dict[str | bytes, str | bytes] = {e.key: note for e in entries}
             await self._redis.hset(self._errors_key, mapping=mapping)  # type: ignore[arg-type]
             self._noted.update(e.key for e in entries)
 
-    async def last_error(self, entry: Entry) -> str | None:
+    async def last_error(self, entry: Entry) -> tuple[Fault, str] | None:
         raw: bytes | None = await self._redis.hget(self._errors_key, entry.key)  # type: ignore[assignment]
-        return raw.decode() if raw else None
+        return None if raw is None else read_note(raw)
 
 
-def _event_id(payload: bytes) -> str | None:
-    """The event_id of a payload, when it has one: logs follow an event end to end."""
+def read_note(raw: bytes) -> tuple[Fault, str]:
+    """A remembered failure; notes written before faults were recorded read as the entry's."""
     try:
-        value = json.loads(payload).get("event_id")
-    except (ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
+        note = json.loads(raw)
+        return Fault(note["fault"]), str(note["reason"])
+    except (ValueError, KeyError, TypeError):
+        return Fault.ENTRY, raw.decode(errors="replace")
+
+
+def bounded(text: str) -> str:
+    if len(text) <= MAX_REASON_CHARS:
+        return text
+    return f"{text[:MAX_REASON_CHARS]}… ({len(text) - MAX_REASON_CHARS} more characters)"
+
+
+def event_id_of(payload: bytes) -> str | None:
+    """The event_id of a payload, when it has one: logs follow an event end to end."""
+    match = _EVENT_ID.search(payload[:_EVENT_ID_WINDOW])
+    return match.group(1).decode() if match else None

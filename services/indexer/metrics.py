@@ -4,7 +4,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 DOCUMENTS = Counter(
     "caravan_indexer_documents_total",
-    "Documents handled, by index and outcome (stored, stale, rejected, retry).",
+    "Documents handled, by index and outcome (stored, stale, rejected, hold).",
     ["index", "outcome"],
 )
 DEADLETTERS = Counter(
@@ -32,3 +32,15 @@ OLDEST_PENDING_SECONDS = Gauge(
     ["stream", "group"],
 )
 DEADLETTER_COUNT = Gauge("caravan_deadletters", "Entries in the dead-letter stream.")
+HOLDING = Gauge(
+    "caravan_indexer_holding",
+    "1 while the indexer holds its entries because Elasticsearch cannot take writes.",
+)
+HOLD_RETRIES = Counter(
+    "caravan_indexer_hold_retries_total",
+    "Bulk requests sent again after a cluster fault (429, 5xx, 401/403, unreachable).",
+)
+HELD_ENTRIES = Gauge(
+    "caravan_indexer_held_entries",
+    "Entries this indexer has read and not yet settled (their ownership is kept fresh).",
+)

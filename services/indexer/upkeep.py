@@ -20,15 +20,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from services.indexer import metrics
+from shared.consumer import parse_id
 from shared.settings import IndexerSettings
 from shared.streams import Streams
 
 log = structlog.get_logger(__name__)
-
-
-def parse_id(entry_id: str) -> tuple[int, int]:
-    millis, _, seq = entry_id.partition("-")
-    return int(millis), int(seq or 0)
 
 
 @dataclass(frozen=True)

@@ -1,35 +1,30 @@
 """Writing a batch to Elasticsearch until every entry in it is settled.
 
+The failure policy is services/indexer/failures.py; this module applies it:
+
 - Bulk requests are bounded by count and by bytes.
-- Elasticsearch unreachable: wait (backoff with jitter) and send again, for as
-  long as it takes or until stop. Nothing new is read meanwhile, so the backlog
-  stays in Redis. An outage is never an entry's fault: nothing is dead-lettered.
-- 429/5xx for the whole request: back off and resend; when it goes on, split
-  the request in halves (smaller requests are also what an overloaded cluster
-  needs). A lone entry still refused after `item_retries` tries is the poison:
-  it is dead-lettered, but only if the cluster has accepted other writes in
-  the last `item_retry_seconds`; otherwise the cluster is the problem and the
-  entry is held.
-- Any other refusal of the whole request (a 413, a 400) is bisected at once
-  until the entry at fault is found and dead-lettered; the rest are stored.
-- Per item: stored or stale (version conflict) is acknowledged; 429/5xx items
-  are retried with backoff up to a number of attempts and a time budget, then
-  dead-lettered; other refusals are dead-lettered at once with the reason.
+- The cluster's fault (unreachable, timeouts, 429 of any kind, 5xx, 401/403,
+  blocks) for the whole request or for some items: hold. The entries stay
+  pending and owned, the consumer stops reading (`Hold`), and the same
+  entries are sent again after a jittered backoff, for as long as it takes or
+  until stop. Nothing held is ever dead-lettered.
+- A whole request refused for its content (400, 413, a request larger than
+  the cluster's indexing-pressure limit) is split in halves until the entry
+  at fault stands alone; that one is dead-lettered, the rest are stored.
+- Per item: stored or stale (version conflict) is acknowledged; a document
+  refused on its own (mapping or parse error) is dead-lettered at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import structlog
-from elastic_transport import ConnectionError as ESConnectionError
-from elastic_transport import ConnectionTimeout
+from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -37,9 +32,10 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from services.indexer import metrics
 from services.indexer.bulk import ItemResult, Outcome, classify_response
-from services.indexer.decode import Entry
 from services.indexer.documents import BulkAction
+from services.indexer.failures import Fault, Verdict, classify_request_error
 from services.indexer.ledger import Ledger
+from shared.consumer import Backoff, Clock, Entry, wait_or_stop
 from shared.settings import IndexerSettings
 
 log = structlog.get_logger(__name__)
@@ -49,6 +45,57 @@ _propagator = TraceContextTextMapPropagator()
 Work = list[tuple[Entry, BulkAction]]
 # Only what classify_item reads: a smaller response to send, receive and parse.
 BULK_RESPONSE = "errors,items.*.status,items.*.error"
+
+
+class Hold:
+    """Whether the indexer is holding for the cluster, since when, and why.
+
+    Set by any batch that meets a cluster fault, cleared by the next bulk
+    request the cluster accepts. While set, the consumer reads nothing new,
+    /readyz is not ready with the reason, and the `caravan_indexer_holding`
+    gauge is 1 (the alert rule fires on it).
+    """
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self.reason: str | None = None
+        self.since: float | None = None
+        self._released = asyncio.Event()
+        self._released.set()
+
+    @property
+    def active(self) -> bool:
+        return self.reason is not None
+
+    def enter(self, reason: str) -> None:
+        if self.since is None:
+            self.since = self._clock()
+            log.warning("holding: the cluster cannot take writes", reason=reason)
+        self.reason = reason
+        self._released.clear()
+        metrics.HOLDING.set(1)
+
+    def release(self) -> None:
+        if self.since is not None:
+            log.info("hold released: the cluster takes writes again",
+                     held_seconds=round(self._clock() - self.since, 1))
+        self.reason = None
+        self.since = None
+        self._released.set()
+        metrics.HOLDING.set(0)
+
+    async def wait_released(self, stopping: asyncio.Event) -> None:
+        """Return once the hold is released, or stop is asked."""
+        released = asyncio.ensure_future(self._released.wait())
+        stopped = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait({released, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (released, stopped):
+            task.cancel()
+
+    def describe(self) -> dict[str, Any] | None:
+        if self.reason is None or self.since is None:
+            return None
+        return {"reason": self.reason, "for_seconds": round(self._clock() - self.since, 1)}
 
 
 def _trace_written(work: Work, results: list[ItemResult], started_ns: int) -> None:
@@ -81,12 +128,6 @@ def chunked(work: Work, max_count: int, max_bytes: int) -> Iterator[Work]:
         yield chunk
 
 
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with jitter: between half and all of min(cap, base * 2^attempt)."""
-    ceiling = min(cap, base * 2 ** min(attempt, 16))
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not crypto)
-
-
 class Writer:
     def __init__(
         self,
@@ -94,12 +135,15 @@ class Writer:
         ledger: Ledger,
         settings: IndexerSettings,
         stopping: asyncio.Event,
+        hold: Hold,
+        backoff: Backoff,
     ) -> None:
         self._es = es
         self._ledger = ledger
         self._settings = settings
         self._stopping = stopping
-        self._last_success = float("-inf")
+        self._hold = hold
+        self._backoff = backoff
 
     async def write(self, work: Work) -> None:
         for chunk in chunked(work, self._settings.batch_size, self._settings.bulk_max_bytes):
@@ -107,59 +151,49 @@ class Writer:
 
     async def _write(self, work: Work) -> None:
         attempt = 0
-        unreachable = 0
-        refused = 0
-        give_up_at = time.monotonic() + self._settings.item_retry_seconds
         while work and not self._stopping.is_set():
             started_ns = time.time_ns()
             try:
                 results = await self._bulk([action for _, action in work])
-            except (ESConnectionError, ConnectionTimeout) as exc:
-                unreachable += 1
-                log.warning("elasticsearch unreachable, holding the batch", error=str(exc),
-                            entries=len(work), attempt=unreachable)
-                await self._sleep(unreachable)
-                continue
-            except ApiError as exc:
-                if exc.status_code != 429 and exc.status_code < 500:
-                    await self._isolate(work, exc)
+            except (ApiError, TransportError) as exc:
+                failure = classify_request_error(exc, entries=len(work))
+                if failure.verdict is Verdict.REJECT:
+                    entry, _ = work[0]
+                    await self._ledger.dead_letter(
+                        entry, f"Elasticsearch{failure.status}",
+                        f"bulk request refused: {failure.reason}")
                     return
-                refused += 1
-                if (len(work) > 1 and refused >= 2) or (
-                        refused > self._settings.item_retries and self._cluster_writes()):
-                    await self._isolate(work, exc)
+                if failure.verdict is Verdict.SPLIT:
+                    log.warning("bulk request refused, splitting to find the entry at fault",
+                                status=failure.status, entries=len(work), reason=failure.reason)
+                    middle = len(work) // 2
+                    await self._write(work[:middle])
+                    await self._write(work[middle:])
                     return
-                log.warning("elasticsearch refused the bulk request, backing off",
-                            status=exc.status_code, entries=len(work), attempt=refused)
-                await self._sleep(refused)
+                attempt += 1
+                await self._hold_for(work, failure.reason, attempt)
                 continue
-            self._last_success = time.monotonic()
+            self._hold.release()
             _trace_written(work, results, started_ns)
-            final = attempt >= self._settings.item_retries or time.monotonic() > give_up_at
-            work = await self._settle(work, results, final=final)
+            work = await self._settle(work, results)
             if work:
                 attempt += 1
-                await self._sleep(attempt)
-        if work:
-            await self._ledger.remember([e for e, _ in work],
-                                        "stopped before Elasticsearch confirmed")
+                reasons = "; ".join(sorted({r.reason for r in results
+                                            if r.outcome is Outcome.HOLD}))
+                await self._hold_for(work, reasons, attempt)
 
-    def _cluster_writes(self) -> bool:
-        """Whether Elasticsearch stored anything lately: then a refusal is the entry's fault."""
-        return time.monotonic() - self._last_success < self._settings.item_retry_seconds
-
-    async def _isolate(self, work: Work, exc: ApiError) -> None:
-        """The whole request was refused: find the entry at fault by halving."""
-        if len(work) == 1:
-            entry, _ = work[0]
-            await self._ledger.dead_letter(entry, f"Elasticsearch{exc.status_code}",
-                                           f"bulk request refused: {exc.message} ({exc.body})")
-            return
-        log.warning("bulk request refused, bisecting to find the entry at fault",
-                    status=exc.status_code, entries=len(work))
-        middle = len(work) // 2
-        await self._write(work[:middle])
-        await self._write(work[middle:])
+    async def _hold_for(self, work: Work, reason: str, attempt: int) -> None:
+        """Keep the entries, say why, and wait before sending them again."""
+        self._hold.enter(reason)
+        metrics.HOLD_RETRIES.inc()
+        if attempt == 1:
+            # Remembered once per hold: a restart mid-outage still knows these
+            # entries are not poison, whatever their delivery count says.
+            await self._ledger.remember([e for e, _ in work], Fault.CLUSTER, reason)
+        delay = self._backoff.delay(attempt)
+        log.warning("holding entries for the cluster", entries=len(work), attempt=attempt,
+                    retry_in=round(delay, 2), reason=reason)
+        await wait_or_stop(self._stopping, delay)
 
     async def _bulk(self, actions: Sequence[BulkAction]) -> list[ItemResult]:
         # Headers are dicts, documents ready-made JSON text: the NDJSON serializer
@@ -172,32 +206,21 @@ class Writer:
         metrics.BULK_SECONDS.observe(time.perf_counter() - started)
         return classify_response(dict(response))
 
-    async def _settle(self, work: Work, results: list[ItemResult], *, final: bool) -> Work:
-        """Acknowledge what is done, dead-letter what is refused; return what to retry."""
+    async def _settle(self, work: Work, results: list[ItemResult]) -> Work:
+        """Acknowledge what is done, dead-letter what is refused; return what to hold."""
         done: list[Entry] = []
-        retry: Work = []
+        held: Work = []
         outcomes: Counter[tuple[str, str]] = Counter()
         for (entry, action), result in zip(work, results, strict=True):
             outcomes[action.index, result.outcome.value] += 1
             if result.done:
                 done.append(entry)
-            elif result.outcome is Outcome.REJECTED or final:
+            elif result.outcome is Outcome.REJECTED:
                 await self._ledger.dead_letter(entry, f"Elasticsearch{result.status}",
                                                result.reason)
             else:
-                retry.append((entry, action))
+                held.append((entry, action))
         for (index, outcome), count in outcomes.items():
             metrics.DOCUMENTS.labels(index, outcome).inc(count)
         await self._ledger.ack(done)
-        if retry:
-            reasons = "; ".join(sorted({r.reason for r in results if r.outcome is Outcome.RETRY}))
-            log.warning("retrying items Elasticsearch could not take", count=len(retry),
-                        reason=reasons)
-            await self._ledger.remember([e for e, _ in retry], reasons)
-        return retry
-
-    async def _sleep(self, attempt: int) -> None:
-        """Back off, but wake at once when asked to stop."""
-        delay = backoff(attempt, self._settings.retry_base_delay, self._settings.retry_max_delay)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+        return held

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
@@ -115,7 +115,13 @@ def api_router(backend: Backend, broadcaster: QuoteBroadcaster, max_page_size: i
     # Left out of the OpenAPI document: an endless event stream is no request/response pair.
     @router.get("/quotes/stream", include_in_schema=False)
     async def quotes_stream() -> StreamingResponse:
-        return StreamingResponse(broadcaster.subscribe(), media_type="text/event-stream",
+        stream = broadcaster.subscribe()
+        if stream is None:
+            # Each open page holds a connection and a queue: past the cap, say so
+            # plainly; the page's EventSource retries by itself.
+            raise HTTPException(503, "too many live ticker connections on this server; "
+                                     "retry shortly", headers={"Retry-After": "30"})
+        return StreamingResponse(stream, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store",
                                           "X-Accel-Buffering": "no"})
 

@@ -41,7 +41,8 @@ def create_app() -> FastAPI:
                       f"{common.index_prefix}quotes", settings.exact_total_up_to,
                       settings.cache_seconds)
     renderer = PageRenderer(backend)
-    broadcaster = QuoteBroadcaster(state["redis"], Streams(common).quotes)
+    broadcaster = QuoteBroadcaster(state["redis"], Streams(common).quotes,
+                                   settings.live_max_connections)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

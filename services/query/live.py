@@ -13,7 +13,6 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import cast
 
 import structlog
 from pydantic import ValidationError
@@ -21,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.query.quotes import ticker_line
+from shared.consumer import Backoff, TailReader
 from shared.events import QuoteEvent
 from shared.streams import DATA_FIELD
 
@@ -52,19 +52,32 @@ def sse_message(event: str, data: dict[str, str]) -> str:
 
 
 class QuoteBroadcaster:
-    def __init__(self, redis: Redis, stream: str, block_ms: int = 5000) -> None:
+    def __init__(self, redis: Redis, stream: str, max_subscribers: int,
+                 block_ms: int = 5000) -> None:
         self._redis = redis
+        self._max_subscribers = max_subscribers
         self._stream = stream
         self._block_ms = block_ms
         self._subscribers: set[asyncio.Queue[dict[str, str]]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._backoff = Backoff(base=0.5, cap=10.0)
 
-    async def subscribe(self) -> AsyncIterator[str]:
-        """SSE text for one page: quote updates, and a comment now and then to keep it open."""
+    def subscribe(self) -> AsyncIterator[str] | None:
+        """SSE text for one page, or None when the process already serves its cap of pages.
+
+        The place is taken here, before the response starts, so that concurrent
+        requests cannot all pass a check and then exceed the cap together.
+        """
+        if len(self._subscribers) >= self._max_subscribers:
+            return None
         queue: asyncio.Queue[dict[str, str]] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers.add(queue)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._follow())
+        return self._updates(queue)
+
+    async def _updates(self, queue: asyncio.Queue[dict[str, str]]) -> AsyncIterator[str]:
+        """Quote updates, and a comment now and then to keep the connection open."""
         try:
             yield ": connected\n\n"
             while True:
@@ -80,22 +93,21 @@ class QuoteBroadcaster:
     async def _follow(self) -> None:
         # Started by the first page and kept on: a reader that stopped with its last page
         # would miss quotes that arrive while the next page is being opened.
-        last = "$"
+        tail = TailReader(self._redis, self._stream, block_ms=self._block_ms)
+        failures = 0
         while True:
             try:
-                reply = cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None",
-                             await self._redis.xread({self._stream: last}, count=100,
-                                                     block=self._block_ms))
+                entries = await tail.read()
+                failures = 0
             except (RedisError, OSError) as exc:
+                failures += 1
                 log.warning("quotes stream unreadable", error=str(exc))
-                await asyncio.sleep(1)
+                await asyncio.sleep(self._backoff.delay(failures))
                 continue
-            for _, entries in reply or []:
-                for entry_id, fields in entries:
-                    last = entry_id.decode()
-                    update = ticker_update(fields.get(DATA_FIELD, b""))
-                    if update is not None:
-                        self._publish(update)
+            for entry in entries:
+                update = ticker_update(entry.fields.get(DATA_FIELD, b""))
+                if update is not None:
+                    self._publish(update)
 
     def _publish(self, update: dict[str, str]) -> None:
         for queue in self._subscribers:

@@ -41,20 +41,20 @@ def test_409_version_conflict_is_stale_and_done() -> None:
     assert result.reason.startswith("version_conflict_engine_exception: [abc]: version conflict")
 
 
-def test_429_is_retried() -> None:
+def test_429_is_held() -> None:
     error = {"type": "es_rejected_execution_exception",
              "reason": "rejected execution of coordinating operation"}
     result = classify_item(_item(429, error))
-    assert result.outcome is Outcome.RETRY
+    assert result.outcome is Outcome.HOLD
     assert not result.done
     assert "es_rejected_execution_exception" in result.reason
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_5xx_is_retried(status: int) -> None:
+def test_5xx_is_held(status: int) -> None:
     error = {"type": "unavailable_shards_exception", "reason": "primary shard is not active"}
     result = classify_item(_item(status, error))
-    assert result.outcome is Outcome.RETRY
+    assert result.outcome is Outcome.HOLD
     assert result.status == status
     assert not result.done
 
@@ -85,7 +85,7 @@ def test_nested_causes_are_all_reported() -> None:
 
 def test_error_without_details_uses_the_status() -> None:
     assert classify_item(_item(503)).reason == "HTTP 503"
-    assert classify_item({"create": {"_id": "x"}}).outcome is Outcome.RETRY  # no status: 500
+    assert classify_item({"create": {"_id": "x"}}).outcome is Outcome.HOLD  # no status: 500
 
 
 def test_other_action_types_are_read_the_same() -> None:
@@ -99,6 +99,6 @@ def test_classify_response_keeps_item_order() -> None:
         _item(400, {"type": "mapper_parsing_exception", "reason": "r"}),
     ]}
     assert [r.outcome for r in classify_response(response)] == [
-        Outcome.STORED, Outcome.STALE, Outcome.RETRY, Outcome.REJECTED,
+        Outcome.STORED, Outcome.STALE, Outcome.HOLD, Outcome.REJECTED,
     ]
     assert classify_response({"errors": False}) == []

@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.indexer.decode import Entry
 from services.indexer.documents import BulkAction
-from services.indexer.upkeep import GroupState, parse_id, pending_age_seconds, trim_floor
-from services.indexer.writer import Work, backoff, chunked
+from services.indexer.upkeep import GroupState, pending_age_seconds, trim_floor
+from services.indexer.writer import Work, chunked
+from shared.consumer import Backoff, Entry, parse_id
 
 
 def _work(sizes: list[int]) -> Work:
@@ -40,11 +40,10 @@ def test_chunking_loses_and_duplicates_nothing(sizes: list[int], count: int, siz
     assert all(len(c) == 1 or sum(e.size for e, _ in c) <= size for c in chunks)
 
 
-@given(st.integers(min_value=0, max_value=100))
-def test_backoff_grows_within_its_cap(attempt: int) -> None:
-    delay = backoff(attempt, base=0.5, cap=30.0)
-    ceiling = min(30.0, 0.5 * 2 ** min(attempt, 16))
-    assert ceiling / 2 <= delay <= ceiling
+@given(st.integers(min_value=1, max_value=10_000))
+def test_backoff_is_full_jitter_within_its_cap(attempt: int) -> None:
+    delay = Backoff(base=0.5, cap=30.0).delay(attempt)
+    assert 0 <= delay <= min(30.0, 0.5 * 2 ** min(attempt, 64))
 
 
 def _group(last: str, oldest: str | None = None) -> GroupState:

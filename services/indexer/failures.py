@@ -1,0 +1,120 @@
+"""The indexer's failure policy, in one place: whose fault is a failed write. Pure.
+
+Every outcome of a bulk write is one of:
+
+- done: stored, or stale (a version conflict: the index already holds this
+  version or a newer one) -> acknowledge;
+- the entry's fault: Elasticsearch refuses this document on its own (mapping
+  or parse error, a document too large for the cluster ever to take) ->
+  dead-letter it with the reason, at once; retrying cannot help;
+- the cluster's (or the credentials') fault: 429 of any kind (overload,
+  `es_rejected_execution`, the flood-stage disk block), 5xx, timeouts,
+  connection errors, 401/403 (expired key, missing privilege, index blocks),
+  a missing index -> hold: keep the entries pending and owned, stop reading,
+  back off, report, resume by itself. Nothing held is ever dead-lettered,
+  however long it lasts: the fix is the operator's, not the data's.
+
+A whole-request refusal that is not the cluster's (a 400 for a malformed
+body, a 413 for a request over `http.max_content_length`) is narrowed by
+splitting the request until the entry at fault stands alone.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout, SerializationError
+from elasticsearch import ApiError
+
+
+class Fault(enum.Enum):
+    NONE = "none"
+    """Done: stored or stale."""
+    ENTRY = "entry"
+    """The document is refused on its own: dead-letter it."""
+    CLUSTER = "cluster"
+    """Elasticsearch or the credentials: hold and retry, never dead-letter."""
+
+
+# Statuses that say nothing about the document: the cluster is busy, failing,
+# blocked (flood stage is a 429 block, a read-only index a 403 block) or the
+# caller lacks a valid key or privilege.
+CLUSTER_STATUSES = frozenset({401, 403, 404, 408, 429})
+
+# Indexing pressure: "rejected execution of coordinating operation [...,
+# coordinating_operation_bytes=N, max_coordinating_and_primary_bytes=M]".
+_PRESSURE = re.compile(
+    r"(?:coordinating|primary)_operation_bytes=(\d+),\s*"
+    r"max_(?:coordinating_and_primary|primary)_bytes=(\d+)")
+
+
+def status_fault(status: int) -> Fault:
+    if status < 300 or status == 409:
+        return Fault.NONE
+    if status in CLUSTER_STATUSES or status >= 500:
+        return Fault.CLUSTER
+    return Fault.ENTRY
+
+
+def larger_than_the_cluster_takes(reason: str) -> bool:
+    """Whether a 429 says this request alone exceeds the indexing-pressure limit.
+
+    Such a request is refused however idle the cluster is: not overload but
+    size. Split, it may fit; a single document that does not is the entry's fault.
+    """
+    match = _PRESSURE.search(reason)
+    return match is not None and int(match.group(1)) > int(match.group(2))
+
+
+class Verdict(enum.Enum):
+    HOLD = "hold"
+    """The cluster's fault: back off and send the same request again."""
+    SPLIT = "split"
+    """The request as a whole is refused for its content: narrow it down."""
+    REJECT = "reject"
+    """A request of one entry refused for its content: that entry is the poison."""
+
+
+@dataclass(frozen=True)
+class RequestFailure:
+    verdict: Verdict
+    status: int | None
+    reason: str
+
+
+def classify_request_error(exc: Exception, *, entries: int) -> RequestFailure:
+    """What to do when a whole bulk request failed with `exc`."""
+    if isinstance(exc, (TransportConnectionError, ConnectionTimeout)):
+        return RequestFailure(Verdict.HOLD, None, f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, SerializationError):
+        # The answer could not be read (a proxy's HTML error page, a cut-off body).
+        return RequestFailure(Verdict.HOLD, None, f"unreadable answer: {exc}")
+    if not isinstance(exc, ApiError):
+        return RequestFailure(Verdict.HOLD, None, f"{type(exc).__name__}: {exc}")
+    status = exc.status_code
+    reason = describe_api_error(exc)
+    if status == 429 and larger_than_the_cluster_takes(reason):
+        return RequestFailure(Verdict.SPLIT if entries > 1 else Verdict.REJECT, status, reason)
+    if status_fault(status) is Fault.CLUSTER:
+        return RequestFailure(Verdict.HOLD, status, reason)
+    return RequestFailure(Verdict.SPLIT if entries > 1 else Verdict.REJECT, status, reason)
+
+
+def describe_api_error(exc: ApiError) -> str:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return describe_error(body["error"])
+    return f"HTTP {exc.status_code}: {exc.message}"
+
+
+def describe_error(error: Any) -> str:
+    """Elasticsearch's error object as one line: type, reason, and what caused it."""
+    if not isinstance(error, dict):
+        return str(error)
+    text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
+    cause = error.get("caused_by")
+    return f"{text} (caused by {describe_error(cause)})" if cause else text

@@ -1,0 +1,300 @@
+"""Reading Redis Streams: a consumer group member that owns what it holds, and a tail.
+
+`GroupReader` is what the indexer consumes with, and what any Python consumer
+of Caravan's streams can reuse:
+
+- `ensure_groups` creates the group at `0` where missing (BUSYGROUP is fine);
+- `read` hands out a batch across streams: first, every so often, entries that
+  a dead consumer left pending longer than `claim_idle_ms` (XAUTOCLAIM), then
+  new ones (XREADGROUP `>`), lingering briefly to fill the batch;
+- every entry handed out is *held* until `settle` is called for it (acked or
+  dead-lettered by the caller). `keep_ownership` refreshes the idle time of
+  everything held (XCLAIM … JUSTID, which does not count a delivery), so an
+  entry that waits out a long Elasticsearch outage in this process is never
+  claimed by another replica: no duplicate write, and no false "delivered too
+  often" verdict. The delivery count grows only when an entry really changes
+  hands or is read again;
+- `forget_idle_consumers` removes consumers that hold nothing and have been
+  silent for long (dead pods), so they do not pile up in XINFO.
+
+`TailReader` follows a stream without a group (XREAD from `$`): for fan-out to
+every process, such as the live ticker, where nobody owns or acknowledges.
+
+Why not FastStream's stream subscriber: it calls a handler per message (or per
+batch of one stream) and acknowledges when the handler returns; the indexer
+needs one bulk request across two streams, an acknowledgement only after
+Elasticsearch confirms (possibly much later, after a hold), the ability to
+stop reading while holding, delivery counts, and ownership refresh of held
+entries. Its `min_idle_time` mode claims others' entries *instead of* reading
+new ones. FastStream stays the publisher and the AsyncAPI source.
+
+Time comes from an injectable `clock` (monotonic seconds) so that claim and
+refresh schedules can be tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+from tenacity import wait_random_exponential
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], float]
+ReadReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]] | None
+
+
+@dataclass
+class Entry:
+    stream: str
+    entry_id: str
+    fields: dict[bytes, bytes]
+    deliveries: int = 1
+
+    @property
+    def key(self) -> str:
+        return f"{self.stream}/{self.entry_id}"
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire: what a bulk request of this entry will roughly weigh."""
+        return sum(len(k) + len(v) for k, v in self.fields.items())
+
+
+class Backoff:
+    """One backoff policy for every retry and hold: tenacity's full-jitter exponential.
+
+    The delay for attempt n (1-based) is uniform in [0, min(cap, base * 2^n)]:
+    spread out, so that replicas held by the same outage do not return in step.
+    """
+
+    def __init__(self, base: float, cap: float) -> None:
+        self._wait = wait_random_exponential(multiplier=base, max=cap)
+        self.cap = cap
+
+    def delay(self, attempt: int) -> float:
+        state = _Attempt(max(attempt, 1))
+        return float(self._wait(state))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """The one field of tenacity's RetryCallState that its wait strategies read."""
+
+    attempt_number: int
+
+
+async def wait_or_stop(stopping: asyncio.Event, seconds: float) -> bool:
+    """Sleep `seconds` unless asked to stop first; whether a stop was asked."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=max(seconds, 0))
+    return stopping.is_set()
+
+
+class GroupReader:
+    def __init__(
+        self,
+        redis: Redis,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        batch_size: int,
+        block_ms: int,
+        linger_ms: int,
+        claim_idle_ms: int,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._redis = redis
+        self.streams = tuple(streams)
+        self.group = group
+        self.consumer = consumer
+        self._batch_size = batch_size
+        self._block_ms = block_ms
+        self._linger_ms = linger_ms
+        self.claim_idle_ms = claim_idle_ms
+        self._clock = clock
+        self._next_claim = 0.0
+        self._held: dict[str, set[str]] = {stream: set() for stream in self.streams}
+
+    # Group set-up ------------------------------------------------------------
+
+    async def ensure_groups(self) -> None:
+        """Create the group at `0` where missing: everything retained gets read."""
+        for stream in self.streams:
+            try:
+                await self._redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    # Reading -----------------------------------------------------------------
+
+    async def read(self) -> list[Entry]:
+        """The next batch: abandoned entries when it is time to look, else new ones."""
+        if self._clock() >= self._next_claim:
+            self._next_claim = self._clock() + self.claim_idle_ms / 2000
+            claimed = await self.claim_abandoned()
+            await self.forget_idle_consumers()
+            if claimed:
+                return self._hold(claimed)
+        entries = await self._read_new(self._batch_size, self._block_ms)
+        deadline = self._clock() + self._linger_ms / 1000
+        while entries and len(entries) < self._batch_size:
+            left_ms = int((deadline - self._clock()) * 1000)
+            if left_ms <= 0:
+                break
+            more = await self._read_new(self._batch_size - len(entries), left_ms)
+            if not more:
+                break
+            entries.extend(more)
+        return self._hold(entries)
+
+    async def _read_new(self, count: int, block_ms: int) -> list[Entry]:
+        reply = cast("ReadReply", await self._redis.xreadgroup(
+            self.group, self.consumer, dict.fromkeys(self.streams, ">"),
+            count=count, block=block_ms))
+        return [
+            Entry(stream.decode(), entry_id.decode(), fields)
+            for stream, items in reply or []
+            for entry_id, fields in items
+            # A trimmed entry still pending comes back with no fields: nothing to read.
+            if fields is not None
+        ]
+
+    async def claim_abandoned(self) -> list[Entry]:
+        """Take over entries idle past `claim_idle_ms` on any consumer of the group."""
+        claimed: list[Entry] = []
+        for stream in self.streams:
+            _, items, deleted = await self._redis.xautoclaim(
+                stream, self.group, self.consumer, min_idle_time=self.claim_idle_ms,
+                start_id="0-0", count=self._batch_size)
+            if deleted:
+                # Trimmed while pending (only possible with a MAXLEN cap).
+                log.error("pending entries were trimmed before being read", stream=stream,
+                          entry_ids=[d.decode() for d in deleted])
+            batch = [Entry(stream, i.decode(), f) for i, f in items if f is not None]
+            await self._load_delivery_counts(stream, batch)
+            claimed.extend(batch)
+        if claimed:
+            log.info("claimed abandoned entries", count=len(claimed))
+        return claimed
+
+    async def _load_delivery_counts(self, stream: str, batch: list[Entry]) -> None:
+        if not batch:
+            return
+        details = cast("list[dict[str, Any]]", await self._redis.xpending_range(
+            stream, self.group, min=batch[0].entry_id, max=batch[-1].entry_id,
+            count=len(batch) * 2, consumername=self.consumer))
+        counts = {d["message_id"].decode(): int(d["times_delivered"]) for d in details}
+        for entry in batch:
+            entry.deliveries = counts.get(entry.entry_id, entry.deliveries)
+
+    # Ownership ---------------------------------------------------------------
+
+    def _hold(self, entries: list[Entry]) -> list[Entry]:
+        for entry in entries:
+            self._held[entry.stream].add(entry.entry_id)
+        return entries
+
+    @property
+    def held(self) -> int:
+        return sum(len(ids) for ids in self._held.values())
+
+    async def ack(self, entries: Iterable[Entry]) -> None:
+        """Acknowledge entries and stop holding them."""
+        by_stream: dict[str, list[str]] = {}
+        for entry in entries:
+            by_stream.setdefault(entry.stream, []).append(entry.entry_id)
+        for stream, ids in by_stream.items():
+            await self._redis.xack(stream, self.group, *ids)
+            self.release(stream, ids)
+
+    def release(self, stream: str, ids: Iterable[str]) -> None:
+        """Stop holding entries without acknowledging them (another consumer may claim)."""
+        self._held[stream].difference_update(ids)
+
+    async def refresh_ownership(self) -> int:
+        """Reset the idle time of every entry held here; how many were refreshed.
+
+        Only entries still pending on this consumer are touched (XPENDING
+        filtered by consumer), so an entry another consumer took over is
+        never taken back. JUSTID leaves the delivery count as it is.
+        """
+        refreshed = 0
+        for stream, held in self._held.items():
+            if not held:
+                continue
+            ids = sorted(held, key=parse_id)
+            details = cast("list[dict[str, Any]]", await self._redis.xpending_range(
+                stream, self.group, min=ids[0], max=ids[-1], count=len(ids) * 2 + 100,
+                consumername=self.consumer))
+            mine = [i for d in details if (i := d["message_id"].decode()) in held]
+            if mine:
+                await self._redis.xclaim(stream, self.group, self.consumer, min_idle_time=0,
+                                         message_ids=mine, justid=True)
+                refreshed += len(mine)
+        return refreshed
+
+    async def keep_ownership(self, stopping: asyncio.Event) -> None:
+        """Refresh held entries three times per claim period until stopped."""
+        period = self.claim_idle_ms / 3000
+        while not await wait_or_stop(stopping, period):
+            try:
+                await self.refresh_ownership()
+            except (RedisError, OSError) as exc:
+                # Redis is away: nobody can claim meanwhile, and the next round retries.
+                log.warning("could not refresh held entries", error=str(exc))
+
+    async def forget_idle_consumers(self) -> None:
+        """Remove consumers that hold nothing and have been silent for long: dead processes."""
+        idle_limit = self.claim_idle_ms * 10
+        for stream in self.streams:
+            consumers: list[dict[str, Any]] = await self._redis.xinfo_consumers(
+                stream, self.group)
+            for consumer in consumers:
+                name = _text(consumer["name"])
+                if (name != self.consumer and consumer["pending"] == 0
+                        and consumer["idle"] > idle_limit):
+                    await self._redis.xgroup_delconsumer(stream, self.group, name)
+                    log.info("removed idle consumer", stream=stream, consumer=name)
+
+
+class TailReader:
+    """Follows one stream from its end, without a group: every reader sees every entry."""
+
+    def __init__(self, redis: Redis, stream: str, *, block_ms: int, count: int = 100) -> None:
+        self._redis = redis
+        self._stream = stream
+        self._block_ms = block_ms
+        self._count = count
+        self._last = "$"
+
+    async def read(self) -> list[Entry]:
+        reply = cast("ReadReply", await self._redis.xread(
+            {self._stream: self._last}, count=self._count, block=self._block_ms))
+        entries: list[Entry] = []
+        for _, items in reply or []:
+            for entry_id, fields in items:
+                self._last = entry_id.decode()
+                if fields is not None:
+                    entries.append(Entry(self._stream, self._last, fields))
+        return entries
+
+
+def parse_id(entry_id: str) -> tuple[int, int]:
+    """A stream id as (milliseconds, sequence), for ordering and comparison."""
+    millis, _, seq = entry_id.partition("-")
+    return int(millis), int(seq or 0)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,121 @@
+"""The stream consumer on the real Redis: ownership of held entries, and the live tail."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, cast
+
+import pytest
+from redis.asyncio import Redis
+
+from services.query.live import QuoteBroadcaster
+from shared.consumer import GroupReader
+from shared.events import QuoteEvent
+from shared.streams import DATA_FIELD
+from tests.conftest import Namespace
+from tests.streams import add
+
+pytestmark = pytest.mark.integration
+
+CLAIM_IDLE_MS = 300
+
+
+def _reader(redis: Redis, stream: str, consumer: str) -> GroupReader:
+    return GroupReader(redis, [stream], "indexer", consumer, batch_size=100, block_ms=50,
+                       linger_ms=0, claim_idle_ms=CLAIM_IDLE_MS)
+
+
+async def _pending(redis: Redis, stream: str) -> list[dict[str, Any]]:
+    return cast("list[dict[str, Any]]", await redis.xpending_range(
+        stream, "indexer", min="-", max="+", count=1000))
+
+
+async def _idle_past_claim_time(redis: Redis, stream: str) -> None:
+    """Wait on Redis's own clock until every pending entry is claimable."""
+    while True:
+        idle = min(int(p["time_since_delivered"]) for p in await _pending(redis, stream))
+        if idle > CLAIM_IDLE_MS:
+            return
+        # Polling Redis's idle counter: the state this waits on lives in Redis.
+        await asyncio.sleep((CLAIM_IDLE_MS + 1 - idle) / 1000)
+
+
+async def test_held_entries_are_not_claimable_and_keep_their_delivery_count(
+    redis: Redis, namespace: Namespace
+) -> None:
+    stream = namespace.streams.articles
+    holder, other = _reader(redis, stream, "holder"), _reader(redis, stream, "other")
+    await holder.ensure_groups()
+    ids = [await add(redis, stream, {DATA_FIELD: b"{}"}) for _ in range(5)]
+    assert [e.entry_id for e in await holder.read()] == ids
+    assert holder.held == 5
+
+    await _idle_past_claim_time(redis, stream)
+    assert await holder.refresh_ownership() == 5
+
+    assert await other.claim_abandoned() == []
+    pending = await _pending(redis, stream)
+    assert {p["consumer"].decode() for p in pending} == {"holder"}
+    assert {int(p["times_delivered"]) for p in pending} == {1}
+
+
+async def test_entries_released_by_a_failed_batch_are_claimed_with_a_real_delivery(
+    redis: Redis, namespace: Namespace
+) -> None:
+    stream = namespace.streams.articles
+    holder, other = _reader(redis, stream, "holder"), _reader(redis, stream, "other")
+    await holder.ensure_groups()
+    await add(redis, stream, {DATA_FIELD: b"{}"})
+    (entry,) = await holder.read()
+    holder.release(stream, [entry.entry_id])
+    assert await holder.refresh_ownership() == 0
+
+    await _idle_past_claim_time(redis, stream)
+    (claimed,) = await other.claim_abandoned()
+
+    assert claimed.entry_id == entry.entry_id
+    assert claimed.deliveries == 2
+
+
+async def test_a_refresh_never_takes_back_an_entry_another_consumer_owns(
+    redis: Redis, namespace: Namespace
+) -> None:
+    stream = namespace.streams.articles
+    holder, other = _reader(redis, stream, "holder"), _reader(redis, stream, "other")
+    await holder.ensure_groups()
+    await add(redis, stream, {DATA_FIELD: b"{}"})
+    await holder.read()
+    await _idle_past_claim_time(redis, stream)
+    assert len(await other.claim_abandoned()) == 1  # the holder stalled past the idle time
+
+    assert await holder.refresh_ownership() == 0
+    (pending,) = await _pending(redis, stream)
+    assert pending["consumer"] == b"other"
+
+
+async def test_the_live_ticker_is_capped_per_process_and_frees_its_places(
+    redis: Redis, namespace: Namespace
+) -> None:
+    broadcaster = QuoteBroadcaster(redis, namespace.streams.quotes, max_subscribers=2,
+                                   block_ms=50)
+    first, second = broadcaster.subscribe(), broadcaster.subscribe()
+    assert first is not None
+    assert second is not None
+    assert broadcaster.subscribe() is None  # the cap: the API answers 503
+
+    assert await anext(first) == ": connected\n\n"
+    quote = QuoteEvent(base="KGS", rate=Decimal("0.01156"), as_of=date(2026, 11, 27),
+                       provider="cbr", fetched_at=datetime.now(UTC))
+    # The tail starts at the stream's end: publish until the reader has seen one.
+    update = asyncio.ensure_future(anext(first))
+    while not update.done():
+        await add(redis, namespace.streams.quotes, {DATA_FIELD: quote.model_dump_json().encode()})
+        await asyncio.wait({update}, timeout=0.2)
+    assert "KGS/USD = 0.01156" in update.result()
+
+    await cast("AsyncGenerator[str, None]", first).aclose()
+    assert broadcaster.subscribe() is not None
+    await broadcaster.close()

@@ -1,0 +1,103 @@
+"""The failure policy: whose fault a failed bulk write is, and what the indexer does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from elastic_transport import ApiResponseMeta, ConnectionError, ConnectionTimeout, HttpHeaders
+from elasticsearch import ApiError
+
+from services.indexer.bulk import Outcome, classify_item
+from services.indexer.failures import (
+    Verdict,
+    classify_request_error,
+    larger_than_the_cluster_takes,
+)
+from services.indexer.ledger import bounded, event_id_of, read_note
+
+PRESSURE = ("rejected execution of coordinating operation [coordinating_and_primary_bytes=0, "
+            "replica_bytes=0, all_bytes=0, coordinating_operation_bytes={op}, "
+            "max_coordinating_and_primary_bytes=2097152]")
+FLOOD = ("index [a-v1] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage "
+         "watermark, index has read-only-allow-delete block]")
+
+
+def _api_error(status: int, error: dict[str, Any] | None = None) -> ApiError:
+    meta = ApiResponseMeta(status=status, http_version="1.1", headers=HttpHeaders(),
+                           duration=0.0, node=None)  # type: ignore[arg-type]
+    body: Any = {"error": error, "status": status} if error else "<html>gateway</html>"
+    return ApiError(message=str(status), meta=meta, body=body)
+
+
+@pytest.mark.parametrize("exc", [
+    ConnectionError("refused"), ConnectionTimeout("timed out"),
+    _api_error(429, {"type": "es_rejected_execution_exception",
+                     "reason": PRESSURE.format(op=1000)}),
+    _api_error(429, {"type": "cluster_block_exception", "reason": FLOOD}),
+    _api_error(401, {"type": "security_exception", "reason": "api key is expired"}),
+    _api_error(403, {"type": "security_exception",
+                     "reason": "action [indices:data/write/bulk] is unauthorized"}),
+    _api_error(500), _api_error(502), _api_error(503), _api_error(504),
+    _api_error(404, {"type": "index_not_found_exception", "reason": "no such index"}),
+])
+@pytest.mark.parametrize("entries", [1, 500])
+def test_cluster_and_credential_faults_hold_however_small_the_request(
+    exc: Exception, entries: int
+) -> None:
+    assert classify_request_error(exc, entries=entries).verdict is Verdict.HOLD
+
+
+def test_a_request_too_large_for_indexing_pressure_is_split_then_its_entry_rejected() -> None:
+    exc = _api_error(429, {"type": "es_rejected_execution_exception",
+                           "reason": PRESSURE.format(op=3_200_000)})
+    assert classify_request_error(exc, entries=100).verdict is Verdict.SPLIT
+    failure = classify_request_error(exc, entries=1)
+    assert failure.verdict is Verdict.REJECT
+    assert failure.status == 429
+    assert "es_rejected_execution_exception" in failure.reason
+
+
+@pytest.mark.parametrize("status", [400, 413])
+def test_a_request_refused_for_its_content_is_narrowed_down(status: int) -> None:
+    exc = _api_error(status, {"type": "parse_exception", "reason": "bad"})
+    assert classify_request_error(exc, entries=8).verdict is Verdict.SPLIT
+    assert classify_request_error(exc, entries=1).verdict is Verdict.REJECT
+
+
+def test_pressure_parsing() -> None:
+    assert larger_than_the_cluster_takes(PRESSURE.format(op=2097153))
+    assert not larger_than_the_cluster_takes(PRESSURE.format(op=2097152))
+    assert not larger_than_the_cluster_takes(FLOOD)
+    assert larger_than_the_cluster_takes(
+        "rejected execution of primary operation [primary_operation_bytes=9000, "
+        "max_primary_bytes=100]")
+
+
+@pytest.mark.parametrize(("status", "error_type", "outcome"), [
+    (429, "cluster_block_exception", Outcome.HOLD),
+    (403, "cluster_block_exception", Outcome.HOLD),
+    (403, "security_exception", Outcome.HOLD),
+    (401, "security_exception", Outcome.HOLD),
+    (404, "index_not_found_exception", Outcome.HOLD),
+    (503, "unavailable_shards_exception", Outcome.HOLD),
+    (400, "document_parsing_exception", Outcome.REJECTED),
+    (400, "illegal_argument_exception", Outcome.REJECTED),
+])
+def test_item_outcomes_follow_the_policy(status: int, error_type: str, outcome: Outcome) -> None:
+    item = {"index": {"status": status, "error": {"type": error_type, "reason": "r"}}}
+    assert classify_item(item).outcome is outcome
+
+
+def test_nothing_in_the_dead_letter_path_parses_a_hostile_payload() -> None:
+    assert event_id_of(b"[" * 100_000) is None
+    assert event_id_of(b"\xff\xfe\x00") is None
+    assert event_id_of(b'{"schema_version":1,"event_id":"3f1c7c1e-5b8a-4a59-9d1e-2a5f0c8b9e11"}'
+                       ) == "3f1c7c1e-5b8a-4a59-9d1e-2a5f0c8b9e11"
+    assert len(bounded("x" * 10_000_000)) < 5000
+    assert bounded("short") == "short"
+
+
+def test_notes_of_older_indexers_read_as_the_entrys_fault() -> None:
+    assert read_note(b"mapper_parsing_exception: boom")[1] == "mapper_parsing_exception: boom"
+    assert read_note(b'{"fault": "cluster", "reason": "429"}')[0].value == "cluster"
