@@ -30,8 +30,12 @@ from services.query.search import PageOutOfRange
 from services.ratefeed import app as ratefeed_app
 from services.ratefeed.providers import RatesError
 from services.specs import write_documents
+from shared.clients import make_redis
 from shared.events import QuoteEvent
 from shared.fetch import FetchError
+from shared.groups import GroupState, drop_group, is_live, read_groups
+from shared.settings import CommonSettings, RedisSettings
+from shared.streams import Streams
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,6 +105,19 @@ def _parser() -> argparse.ArgumentParser:
         "replay", help="put dead letters back into their stream (after a fix) and drop them")
     replay.add_argument("ids", nargs="+", metavar="ID", help="dead-letter entry ids")
     replay.set_defaults(handler=_deadletters_replay)
+
+    groups = commands.add_parser(
+        "groups", help="consumer groups of the streams: live or abandoned; drop one")
+    groups_commands = groups.add_subparsers(dest="action", metavar="ACTION")
+    groups.set_defaults(handler=_groups_list)
+    groups_commands.add_parser("list", help="every group with its lag, pending and state"
+                               ).set_defaults(handler=_groups_list)
+    drop = groups_commands.add_parser(
+        "drop", help="destroy a group on the article and quote streams (its pending go too)")
+    drop.add_argument("name")
+    drop.add_argument("--force", action="store_true",
+                      help="drop it even if it is configured or still active")
+    drop.set_defaults(handler=_groups_drop)
 
     rebuild = commands.add_parser(
         "reindex", help="rebuild an index into its next version and swap the alias, no downtime")
@@ -219,6 +236,49 @@ def _deadletters_replay(args: argparse.Namespace) -> None:
 
     for entry_id, outcome in asyncio.run(replay_dead_letters(args.ids)).items():
         print(f"{entry_id}: {outcome}")
+
+
+def _groups_list(_: argparse.Namespace) -> None:
+    for stream, group, live in asyncio.run(_read_all_groups()):
+        state = "live" if live else "ABANDONED (not waited for, not kept from trimming)"
+        print(f"{stream}  {group.name}: behind {group.behind}, pending {group.pending}, "
+              f"consumers {group.consumers}, idle {_idle(group.idle_ms)}  {state}")
+
+
+def _groups_drop(args: argparse.Namespace) -> None:
+    found = [(stream, live) for stream, group, live in asyncio.run(_read_all_groups())
+             if group.name == args.name]
+    if not found:
+        print(f"no group {args.name!r} on the streams", file=sys.stderr)
+        raise SystemExit(1)
+    if any(live for _, live in found) and not args.force:
+        print(f"{args.name!r} is configured or active: refusing without --force",
+              file=sys.stderr)
+        raise SystemExit(1)
+
+    async def drop() -> None:
+        async with make_redis(RedisSettings()) as redis:
+            for stream, _ in found:
+                await drop_group(redis, stream, args.name)
+                print(f"{stream}: dropped {args.name}")
+
+    asyncio.run(drop())
+
+
+async def _read_all_groups() -> list[tuple[str, GroupState, bool]]:
+    common = CommonSettings()
+    streams = Streams(common)
+    rows = []
+    async with make_redis(RedisSettings()) as redis:
+        for stream in streams.consumed:
+            for group in await read_groups(redis, stream):
+                rows.append((stream, group,
+                             is_live(group, common.stream_groups, common.abandon_after_ms)))
+    return rows
+
+
+def _idle(idle_ms: int | None) -> str:
+    return "no consumers" if idle_ms is None else f"{idle_ms / 1000:.0f}s"
 
 
 def _reindex(args: argparse.Namespace) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class _Settings(BaseSettings):
@@ -62,10 +62,27 @@ class CommonSettings(_Settings):
     # memory. Unset by default: the indexer trims by age instead, and never
     # below what a consumer group still has pending (see README, Events).
     stream_maxlen: int | None = Field(default=None, ge=1000)
+    # Consumer groups that must never miss an entry (comma-separated): ingest waits
+    # for them and trimming never passes them, however long they are away. Any
+    # other group counts while one of its consumers talked to Redis within
+    # `stream_group_abandon_hours`; after that it is reported as abandoned.
+    stream_groups: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["indexer"])
+    stream_group_abandon_hours: float = Field(default=24.0, gt=0)
     user_agent: str = "CaravanBot/0.1 (+https://github.com/caravan-news/caravan)"
     # Seconds a service gets on SIGTERM to finish what it holds before it is
     # cancelled; keep it below the orchestrator's own grace period.
     shutdown_grace: float = Field(default=25.0, gt=0)
+
+    @field_validator("stream_groups", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @property
+    def abandon_after_ms(self) -> int:
+        return int(self.stream_group_abandon_hours * 3_600_000)
 
 
 class IngestSettings(_Settings):

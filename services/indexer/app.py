@@ -43,7 +43,8 @@ def create_service() -> BackgroundService:
     es = make_elasticsearch(ElasticsearchSettings())
     names = IndexNames(ctx.common.index_prefix)
     consumer = Consumer(redis, es, ctx.streams, names, settings, publisher.publish)
-    upkeep = Upkeep(redis, ctx.streams, settings)
+    upkeep = Upkeep(redis, ctx.streams, settings, ctx.common.stream_groups,
+                    ctx.common.abandon_after_ms)
     state: dict[str, bool] = {}
 
     async def consume() -> None:

@@ -44,3 +44,9 @@ HELD_ENTRIES = Gauge(
     "caravan_indexer_held_entries",
     "Entries this indexer has read and not yet settled (their ownership is kept fresh).",
 )
+GROUP_ABANDONED = Gauge(
+    "caravan_stream_group_abandoned",
+    "1 for a consumer group neither configured nor active lately: not waited for, not "
+    "kept from trimming (see `caravan groups`).",
+    ["stream", "group"],
+)

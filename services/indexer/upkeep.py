@@ -1,8 +1,9 @@
 """Periodic upkeep of the streams: stream metrics, retention, idle consumers.
 
 Retention trims by MINID, never by count: an entry is removed only once it is
-older than the retention period AND every consumer group of the stream (ours
-and anyone else's) has had it delivered and acknowledged. So trimming never
+older than the retention period AND every live consumer group of the stream
+(ours and anyone else's, see shared/groups.py) has had it delivered and
+acknowledged. An abandoned group is reported, not obeyed. So trimming never
 drops an entry still pending or not yet read, and the retained window is what
 `caravan reindex --from-streams` can replay.
 """
@@ -12,38 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from services.indexer import metrics
 from shared.consumer import parse_id
+from shared.groups import GroupState, read_groups, split_groups, trim_floor
 from shared.settings import IndexerSettings
 from shared.streams import Streams
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class GroupState:
-    name: str
-    last_delivered: str
-    pending: int
-    oldest_pending: str | None
-    lag: int | None
-
-
-def trim_floor(now_ms: int, retention_ms: int, groups: list[GroupState]) -> str:
-    """The MINID below which entries may go: old enough, and settled for every group."""
-    floor = (max(now_ms - retention_ms, 0), 0)
-    for group in groups:
-        floor = min(floor, parse_id(group.last_delivered))
-        if group.oldest_pending is not None:
-            floor = min(floor, parse_id(group.oldest_pending))
-    return f"{floor[0]}-{floor[1]}"
 
 
 def pending_age_seconds(oldest_pending: str | None, now_ms: int) -> float:
@@ -59,10 +43,14 @@ class StreamState:
 
 
 class Upkeep:
-    def __init__(self, redis: Redis, streams: Streams, settings: IndexerSettings) -> None:
+    def __init__(self, redis: Redis, streams: Streams, settings: IndexerSettings,
+                 configured_groups: Collection[str], abandon_after_ms: int) -> None:
         self._redis = redis
         self._streams = streams
         self._settings = settings
+        self._configured = {*configured_groups, settings.group}
+        self._abandon_after_ms = abandon_after_ms
+        self._reported: set[tuple[str, str]] = set()
         self.snapshot: dict[str, Any] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -84,27 +72,14 @@ class Upkeep:
 
     async def stream_state(self, stream: str) -> StreamState:
         length = int(await self._redis.xlen(stream))
-        try:
-            raw: list[dict[str, Any]] = await self._redis.xinfo_groups(stream)
-        except ResponseError:  # no such stream yet
-            return StreamState(length, [])
-        groups = []
-        for info in raw:
-            name = _text(info["name"])
-            oldest = None
-            if info["pending"]:
-                summary: dict[str, Any] = await self._redis.xpending(stream, name)
-                oldest = _text(summary["min"]) if summary.get("min") else None
-            groups.append(GroupState(name, _text(info["last-delivered-id"]),
-                                     int(info["pending"]), oldest,
-                                     None if info.get("lag") is None else int(info["lag"])))
-        return StreamState(length, groups)
+        return StreamState(length, await read_groups(self._redis, stream))
 
     async def trim(self, states: dict[str, StreamState]) -> None:
         now_ms = int(time.time() * 1000)
         retention_ms = int(self._settings.retention_hours * 3_600_000)
         for stream, state in states.items():
-            floor = trim_floor(now_ms, retention_ms, state.groups)
+            live, _ = split_groups(state.groups, self._configured, self._abandon_after_ms)
+            floor = trim_floor(now_ms, retention_ms, live)
             removed = await self._redis.xtrim(stream, minid=floor, approximate=True)
             if removed:
                 log.info("stream trimmed", stream=stream, removed=removed, below=floor)
@@ -118,6 +93,8 @@ class Upkeep:
         snapshot: dict[str, Any] = {}
         for stream, state in states.items():
             metrics.STREAM_LENGTH.labels(stream).set(state.length)
+            _, abandoned = split_groups(state.groups, self._configured, self._abandon_after_ms)
+            self._report_abandoned(stream, state.groups, abandoned)
             for group in state.groups:
                 age = pending_age_seconds(group.oldest_pending, now_ms)
                 metrics.PENDING.labels(stream, group.name).set(group.pending)
@@ -130,5 +107,16 @@ class Upkeep:
         return snapshot
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    def _report_abandoned(self, stream: str, groups: list[GroupState],
+                          abandoned: list[GroupState]) -> None:
+        for group in groups:
+            gone = group in abandoned
+            metrics.GROUP_ABANDONED.labels(stream, group.name).set(1 if gone else 0)
+            key = (stream, group.name)
+            if gone and key not in self._reported:
+                log.warning("consumer group abandoned: no longer waited for nor kept from "
+                            "trimming; `caravan groups drop` removes it", stream=stream,
+                            group=group.name, behind=group.behind, idle_ms=group.idle_ms)
+                self._reported.add(key)
+            elif not gone:
+                self._reported.discard(key)

@@ -20,6 +20,7 @@ from services.ingest.state import IngestState
 from services.ingest.worker import Ingestor, PollResult, poll_safely, run_source_forever
 from shared.clients import make_redis
 from shared.events import ArticleEvent
+from shared.groups import check_lag_within_maxlen
 from shared.service import BackgroundService, ServiceContext
 from shared.settings import FetchSettings, IngestSettings
 
@@ -55,7 +56,9 @@ async def _ingestor(ctx: ServiceContext, publisher: StreamPublisher) -> AsyncIte
     redis = make_redis(ctx.redis_settings)
     fetcher = PoliteFetcher(fetch_policy(ctx.common.user_agent, settings, FetchSettings()))
     state = IngestState(redis, ctx.common.stream_prefix, int(settings.state_ttl_days * 86400))
-    backpressure = Backpressure(redis, ctx.streams.articles, settings.max_lag)
+    check_lag_within_maxlen(settings.max_lag, ctx.common.stream_maxlen)
+    backpressure = Backpressure(redis, ctx.streams.articles, settings.max_lag,
+                                ctx.common.stream_groups, ctx.common.abandon_after_ms)
     try:
         yield Ingestor(publisher, fetcher, state, backpressure)
     finally:

@@ -7,46 +7,40 @@ Publishing into a stream nobody drains only grows Redis until it is trimmed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Collection
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from services.ingest import metrics
+from shared.groups import read_groups, split_groups, worst_lag
 
 log = structlog.get_logger(__name__)
 
 
-def worst_lag(groups: Sequence[Mapping[str, Any]]) -> int:
-    """Entries the slowest group has yet to read (XINFO GROUPS `lag`, Redis 7+).
-
-    `lag` is unknown (nil) after deletions or trimming; the group's pending
-    count is then the best lower bound at hand.
-    """
-    lags = [int(g["lag"]) if g.get("lag") is not None else int(g.get("pending") or 0)
-            for g in groups]
-    return max(lags, default=0)
-
-
 class Backpressure:
-    def __init__(self, redis: Redis, stream: str, max_lag: int, pause: float = 1.0) -> None:
+    """Pauses while the slowest live consumer group is more than `max_lag` entries behind.
+
+    Only live groups count (shared/groups.py): an abandoned group is reported
+    by the indexer's upkeep and does not pause ingest forever.
+    """
+
+    def __init__(self, redis: Redis, stream: str, max_lag: int, configured: Collection[str],
+                 abandon_after_ms: int, pause: float = 1.0) -> None:
         self._redis = redis
         self._stream = stream
         self._max_lag = max_lag
+        self._configured = configured
+        self._abandon_after_ms = abandon_after_ms
         self._pause = pause
 
     async def lag(self) -> int:
-        try:
-            raw = await self._redis.xinfo_groups(self._stream)
-        except ResponseError:  # no stream yet: nothing waits
-            return 0
-        groups = [{_text(k): v for k, v in group.items()} for group in raw]
-        return worst_lag(groups)
+        groups = await read_groups(self._redis, self._stream)
+        live, _ = split_groups(groups, self._configured, self._abandon_after_ms)
+        return worst_lag(live)
 
     async def wait(self) -> None:
-        """Return once the slowest consumer group is within `max_lag` entries."""
+        """Return once the slowest live consumer group is within `max_lag` entries."""
         lag = await self.lag()
         metrics.STREAM_LAG.set(lag)
         if lag <= self._max_lag:
@@ -59,7 +53,3 @@ class Backpressure:
             lag = await self.lag()
             metrics.STREAM_LAG.set(lag)
         log.info("consumers caught up, ingest resumed", stream=self._stream, lag=lag)
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from services.ingest.backpressure import worst_lag
 from services.ingest.feeds import requested_interval
 from services.ingest.kinds import document_kind
 from services.ingest.listing import is_article_page, is_listing, parse_html, parse_listing
@@ -109,9 +108,3 @@ def test_feeds_asking_for_slower_polling() -> None:
     assert next_poll_in(300.0, 60.0) == 300.0  # never faster than configured
     assert next_poll_in(300.0, 5400.0) == 5400.0
     assert next_poll_in(300.0, 30 * 86400.0) == 86400.0
-
-
-def test_lag_of_the_slowest_group_or_its_pending_when_unknown() -> None:
-    assert worst_lag([]) == 0
-    assert worst_lag([{"lag": 3, "pending": 1}, {"lag": 12, "pending": 0}]) == 12
-    assert worst_lag([{"lag": None, "pending": 40}, {"lag": 2, "pending": 0}]) == 40

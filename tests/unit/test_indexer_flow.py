@@ -6,9 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.indexer.documents import BulkAction
-from services.indexer.upkeep import GroupState, pending_age_seconds, trim_floor
+from services.indexer.upkeep import pending_age_seconds
 from services.indexer.writer import Work, chunked
 from shared.consumer import Backoff, Entry, parse_id
+from shared.groups import GroupState, trim_floor
 
 
 def _work(sizes: list[int]) -> Work:
