@@ -9,6 +9,10 @@ Several providers quote each currency (its national bank, and cross rates
 through other banks). The quote shown is the newest one of the currency's
 primary provider while it is current, else the newest of any provider; a quote
 is stale once the day (UTC) is past its `stale_after` date, and says so.
+
+A stored quote whose rate or change lies outside the bounds of shared/decimals.py
+(written before they were checked, or by another producer) is left out, as if
+absent: rounding it for the ticker or converting with it cannot be done.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from shared.decimals import CHANGE_PCT, RATE, BadDecimal, read_within
 
 TICKER_CURRENCIES = ("KGS", "KZT", "TJS", "UZS", "TMT")
 # Quotes read per currency to find its primary provider's newest: providers x days
@@ -70,6 +76,21 @@ def build_latest(currencies: tuple[str, ...] = TICKER_CURRENCIES,
     }
 
 
+def usable_sources(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `_source` of each hit whose rate and change lie within the bounds."""
+    return [hit["_source"] for hit in hits if _usable(hit["_source"])]
+
+
+def _usable(source: dict[str, Any]) -> bool:
+    try:
+        read_within(source.get("rate"), RATE)
+        if source.get("change_pct") is not None:
+            read_within(source["change_pct"], CHANGE_PCT)
+    except BadDecimal:
+        return False
+    return True
+
+
 def is_stale(source: dict[str, Any], today: date) -> bool:
     until = source.get("stale_after")
     return until is not None and today > date.fromisoformat(until)
@@ -108,7 +129,7 @@ def shape_latest(response: dict[str, Any],
     """`today` (UTC) enables the staleness rule; without it the newest primary quote wins."""
     found: dict[str, Quote] = {}
     for bucket in response["aggregations"]["by_base"]["buckets"]:
-        sources = [hit["_source"] for hit in bucket["latest"]["hits"]["hits"]]
+        sources = usable_sources(bucket["latest"]["hits"]["hits"])
         if sources:
             found[bucket["key"]] = quote_of(choose_quote(sources, today), today)
     ordered = [found[code] for code in currencies if code in found]

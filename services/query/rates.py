@@ -15,7 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.query.quotes import CANDIDATES, NEWEST_FIRST, TICKER_CURRENCIES, choose_quote
+from services.query.quotes import (
+    CANDIDATES,
+    NEWEST_FIRST,
+    TICKER_CURRENCIES,
+    choose_quote,
+    usable_sources,
+)
 
 Interval = Literal["day", "week", "month"]
 QUOTE_CURRENCY = "USD"
@@ -116,7 +122,7 @@ def build_history(base: str, start: date | None, end: date | None, interval: Int
 def shape_history(response: dict[str, Any], base: str, interval: Interval) -> History:
     points = []
     for bucket in response.get("aggregations", {}).get("periods", {}).get("buckets", []):
-        sources = [hit["_source"] for hit in bucket["last"]["hits"]["hits"]]
+        sources = usable_sources(bucket["last"]["hits"]["hits"])
         if not sources:
             continue
         chosen = choose_quote(sources, None)
@@ -143,7 +149,7 @@ def rates_on(response: dict[str, Any], on: date) -> dict[str, dict[str, Any]]:
     """The quote chosen for each currency in a build_rates_on answer, by code."""
     found = {}
     for bucket in response.get("aggregations", {}).get("by_base", {}).get("buckets", []):
-        sources = [hit["_source"] for hit in bucket["latest"]["hits"]["hits"]]
+        sources = usable_sources(bucket["latest"]["hits"]["hits"])
         if sources:
             found[bucket["key"]] = choose_quote(sources, on)
     return found

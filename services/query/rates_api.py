@@ -4,7 +4,7 @@
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any
 
 from elasticsearch import AsyncElasticsearch
@@ -26,6 +26,7 @@ from services.query.rates import (
     shape_currencies,
     shape_history,
 )
+from shared.decimals import AMOUNT, BadDecimal, parse_within
 
 MAX_AMOUNT_LENGTH = 40
 
@@ -57,7 +58,7 @@ def rates_router(es: Callable[[], AsyncElasticsearch], quotes_index: str) -> API
         source: Annotated[str, Query(alias="from", min_length=3, max_length=3)],
         target: Annotated[str, Query(alias="to", min_length=3, max_length=3)],
         amount: Annotated[str, Query(max_length=MAX_AMOUNT_LENGTH,
-                                     description="a decimal number, e.g. 1000 or 12.5")],
+                                     description=f"a decimal number {AMOUNT}, e.g. 1000")],
         on: Annotated[date | None, Query(alias="date", description="default: newest")] = None,
     ) -> Conversion:
         """`amount` of one currency in another, through the US dollar, in exact decimals."""
@@ -88,9 +89,6 @@ def _currency(code: str) -> str:
 
 def _amount(text: str) -> Decimal:
     try:
-        value = Decimal(text.strip())
-    except InvalidOperation as exc:
-        raise HTTPException(status_code=400, detail=f"not a decimal amount: {text!r}") from exc
-    if not value.is_finite() or value < 0:
-        raise HTTPException(status_code=400, detail=f"not a non-negative amount: {text!r}")
-    return value
+        return parse_within(text, AMOUNT)
+    except BadDecimal as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc

@@ -108,12 +108,46 @@ async def test_convert_states_the_older_date_and_handles_the_dollar(
     ({"from": "EUR", "to": "KZT", "amount": "1"}, 404),
     ({"from": "KZT", "to": "UZS", "amount": "lots"}, 400),
     ({"from": "KZT", "to": "UZS", "amount": "-5"}, 400),
+    ({"from": "KZT", "to": "UZS", "amount": "NaN"}, 400),
+    ({"from": "KZT", "to": "UZS", "amount": "1E-999999"}, 400),
+    ({"from": "KZT", "to": "UZS", "amount": "9" * 41}, 422),
     ({"from": "KZT", "to": "UZS", "amount": "1", "date": "2001-01-01"}, 404),
 ])
 async def test_convert_refuses_what_it_cannot_answer(
     api: httpx.AsyncClient, params: dict[str, str], status: int
 ) -> None:
     assert (await api.get("/api/convert", params=params)).status_code == status
+
+
+async def test_an_absurd_amount_is_refused_with_the_bound(api: httpx.AsyncClient) -> None:
+    # 9E+999999 is a decimal the context can hold; amount x rate overflows it.
+    answer = await api.get("/api/convert?from=KZT&to=UZS&amount=9E%2B999999")
+
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "detail": "amount must be 0 or between 1E-12 and 1E+15, not '9E+999999'"}
+
+
+async def test_absurd_stored_quotes_are_passed_over_not_a_500(
+    api: httpx.AsyncClient, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    # As another producer, or a rate feed without bounds, might have left them.
+    for provider, rate in (("rogue-huge", "1E+999999"), ("rogue-tiny", "1E-999999")):
+        await es.index(index=namespace.quotes, id=f"UZS-USD-2099-01-01-{provider}", document={
+            "base": "UZS", "quote": "USD", "rate": rate, "change_pct": "1E+999999",
+            "as_of": "2099-01-01", "provider": provider, "primary": True,
+            "fetched_at": "2099-01-01T00:00:00Z"}, refresh=True)
+
+    latest = await api.get("/api/quotes/latest")
+    history = await api.get("/api/quotes/UZS/history")
+    converted = await api.get("/api/convert", params={
+        "from": "UZS", "to": "USD", "amount": "1E+15"})
+
+    assert (latest.status_code, history.status_code, converted.status_code) == (200, 200, 200)
+    uzs = next(q for q in latest.json()["quotes"] if q["base"] == "UZS")
+    assert uzs["as_of"] != "2099-01-01"
+    assert "2099-01-01" not in [p["as_of"] for p in history.json()["points"]]
+    assert converted.json()["rates"][0]["as_of"] == uzs["as_of"]
 
 
 async def test_currencies_lists_providers_and_newest_dates(api: httpx.AsyncClient) -> None:

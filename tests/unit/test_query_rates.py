@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
-from services.query.quotes import choose_quote, quote_of
+from services.query.quotes import choose_quote, quote_of, shape_latest
 from services.query.rates import (
     NoRate,
     UnknownCurrency,
     build_history,
     check_currency,
     convert,
+    rates_on,
     shape_currencies,
+    shape_history,
 )
 
 
@@ -95,3 +97,41 @@ def test_currencies_are_listed_in_ticker_order_even_when_nothing_is_indexed() ->
     listed = shape_currencies({})
     assert [c.code for c in listed.currencies] == ["KGS", "KZT", "TJS", "UZS", "TMT", "USD"]
     assert all(c.providers == [] and c.latest_as_of is None for c in listed.currencies)
+
+
+ABSURD_STORED = [
+    {"rate": "1E+999999"}, {"rate": "1E-999999"}, {"rate": "NaN"}, {"rate": "Infinity"},
+    {"rate": "-0.002"}, {"rate": "0"}, {"rate": "9" * 5000}, {"rate": "twelve"},
+    {"rate": 1e308}, {"rate": None}, {"change_pct": "1E+999999"}, {"change_pct": "-1E+30"},
+    {"change_pct": "NaN"}, {"change_pct": 12.5},
+]
+
+
+def _hits(*sources: dict[str, Any]) -> dict[str, Any]:
+    return {"hits": {"hits": [{"_source": source} for source in sources]}}
+
+
+@pytest.mark.parametrize("absurd", ABSURD_STORED)
+def test_stored_quotes_out_of_bounds_are_left_out_of_every_answer(absurd: dict[str, Any]) -> None:
+    newest = {**_source("nbk", "2023-09-28", "0.0021", primary=True), **absurd}
+    older = _source("nbk", "2023-09-27", "0.00211", primary=True)
+    both = _hits(newest, older)
+
+    latest = shape_latest({"aggregations": {"by_base": {"buckets": [
+        {"key": "KZT", "latest": both}]}}})
+    history = shape_history({"aggregations": {"periods": {"buckets": [
+        {"key_as_string": "2023-09-01", "last": both}]}}}, "KZT", "month")
+    on = rates_on({"aggregations": {"by_base": {"buckets": [
+        {"key": "KZT", "latest": both}]}}}, date(2023, 9, 29))
+
+    assert [q.as_of for q in latest.quotes] == ["2023-09-27"]
+    assert [p.as_of for p in history.points] == ["2023-09-27"]
+    assert convert(Decimal("1E+15"), "KZT", "USD", on).result == "2.11E+12"
+
+
+def test_a_currency_with_only_absurd_stored_quotes_has_no_rate() -> None:
+    absurd = _hits(_source("nbk", "2023-09-28", "1E+999999"))
+    on = rates_on({"aggregations": {"by_base": {"buckets": [{"key": "KZT", "latest": absurd}]}}},
+                  date(2023, 9, 29))
+    with pytest.raises(NoRate):
+        convert(Decimal(1), "KZT", "USD", on)
