@@ -3,6 +3,8 @@
 Instance "faults": Redis on 6392 (AOF on), Elasticsearch on 9292 with a small
 indexing-pressure limit so that one oversized document is refused as a whole
 request with 429, as a real cluster does under a document it cannot take.
+A toxiproxy on 8492 (API) puts real TCP faults between a test's client and
+either of them: the `redis_proxy` and `es_proxy` fixtures (see proxy.py).
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from elasticsearch import Elasticsearch
 
 from shared.events import ArticleEvent, content_hash
 from tests.conftest import REPO
+from tests.faults.proxy import Proxy, Toxiproxy
 
 SCRIPTS = REPO / "deploy" / "local"
 REDIS_PORT = 6392
 ES_PORT = 9292
 ES_SETTINGS = "indexing_pressure.memory.limit: 2mb"
+TOXIPROXY_PORT = 8492
 
 
 @dataclass
@@ -57,6 +61,33 @@ def servers() -> Iterator[Servers]:
     yield servers
     servers.elasticsearch("stop")
     servers.redis("stop")
+
+
+@pytest.fixture(scope="session")
+def toxiproxy() -> Iterator[Toxiproxy]:
+    script = str(SCRIPTS / "toxiproxy.sh")
+    # The first start builds the server (about 40 s), once per machine.
+    subprocess.run([script, "start", "faults", str(TOXIPROXY_PORT)], check=True)
+    client = Toxiproxy(f"http://127.0.0.1:{TOXIPROXY_PORT}")
+    yield client
+    client.close()
+    subprocess.run([script, "stop", "faults", str(TOXIPROXY_PORT)], check=True)
+
+
+@pytest.fixture
+def redis_proxy(servers: Servers, toxiproxy: Toxiproxy) -> Iterator[Proxy]:
+    """A proxy of its own in front of the fault Redis; `listen` is where to connect."""
+    proxy = toxiproxy.create(f"redis-{uuid4().hex[:10]}", f"127.0.0.1:{REDIS_PORT}")
+    yield proxy
+    toxiproxy.delete(proxy)
+
+
+@pytest.fixture
+def es_proxy(servers: Servers, toxiproxy: Toxiproxy) -> Iterator[Proxy]:
+    """A proxy of its own in front of the fault Elasticsearch; `listen` is where to connect."""
+    proxy = toxiproxy.create(f"es-{uuid4().hex[:10]}", f"127.0.0.1:{ES_PORT}")
+    yield proxy
+    toxiproxy.delete(proxy)
 
 
 def free_port() -> int:
