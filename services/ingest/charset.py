@@ -69,7 +69,9 @@ def _strict(content: bytes, label: str) -> tuple[str, str] | None:
     try:
         name = codecs.lookup(label).name
         return content.decode(name), name
-    except (LookupError, UnicodeDecodeError):
+    # UnicodeError, not only UnicodeDecodeError: a header naming `punycode` or
+    # `idna` gets a codec that fails with the bare class.
+    except (LookupError, UnicodeError):
         return None
 
 

@@ -27,7 +27,7 @@ import feedparser
 from services.ingest.dates import from_utc_struct, parse_date
 from services.ingest.sources import Source
 from services.ingest.text import html_to_text, normalize_whitespace
-from services.ingest.urls import canonicalize_url
+from services.ingest.urls import canonicalize_url, is_web_url
 from shared.events import ArticleEvent, content_hash
 
 _HAS_ZONE = re.compile(r"(Z|[+-]\d{2}:?\d{2}|\b(UTC?|GMT|[ECMP][SD]T))$", re.IGNORECASE)
@@ -86,14 +86,23 @@ def requested_interval(channel: Any) -> float | None:
     """The slowest polling the feed asks for: RSS <ttl> (minutes) or the syndication
     module's updatePeriod / updateFrequency; None when it asks for nothing readable."""
     asked = []
-    ttl = str(channel.get("ttl") or "").strip()
-    if ttl.isdigit() and int(ttl) > 0:
-        asked.append(int(ttl) * 60.0)
+    ttl = _count(channel.get("ttl"))
+    if ttl:
+        asked.append(ttl * 60.0)
     period = _PERIODS.get(str(channel.get("sy_updateperiod") or "").strip().lower())
     if period:
-        frequency = str(channel.get("sy_updatefrequency") or "1").strip()
-        asked.append(period / max(1, int(frequency)) if frequency.isdigit() else period)
+        asked.append(period / max(1, _count(channel.get("sy_updatefrequency")) or 1))
     return max(asked, default=None)
+
+
+_COUNT = re.compile(r"[0-9]{1,9}")
+
+
+def _count(value: Any) -> int | None:
+    """A whole number as feeds write it. ASCII digits only, and not too many:
+    `²` passes str.isdigit() but not int(), and a 5,000-digit ttl is no float."""
+    text = str(value or "").strip()
+    return int(text) if _COUNT.fullmatch(text) else None
 
 
 class _SkipError(Exception):
@@ -108,7 +117,7 @@ def _to_event(
     link_counts: Counter[str],
 ) -> ArticleEvent:
     link = entry.get("link", "").strip()
-    if not link.startswith(("http://", "https://")):
+    if not is_web_url(link):
         raise _SkipError(f"no usable link ({link!r})")
     title = _text(entry, "title")
     summary = _text(entry, "summary")

@@ -18,7 +18,7 @@ import lxml.html
 from lxml.etree import ParserError
 
 from services.ingest.text import normalize_whitespace
-from services.ingest.urls import canonicalize_url
+from services.ingest.urls import canonicalize_url, is_web_url
 
 _MIN_TITLE_CHARS = 15
 _MIN_LISTING_LINKS = 3
@@ -140,15 +140,18 @@ def _one_line(text: str) -> str:
 def _base(root: Any, url: str) -> str:
     for base in root.iter("base"):
         if href := base.get("href"):
-            return urljoin(url, str(href))
+            return _absolute(url, str(href)) or url
     return url
 
 
 def _absolute(base: str, href: str | None) -> str | None:
     if not href or href.startswith(("#", "javascript:", "mailto:")):
         return None
-    url = urljoin(base, href.strip())
-    return url if url.startswith(("http://", "https://")) else None
+    try:
+        url = urljoin(base, href.strip())
+    except ValueError:  # "Invalid IPv6 URL"
+        return None
+    return url if is_web_url(url) else None
 
 
 def _site(url: str) -> str:

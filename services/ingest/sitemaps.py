@@ -12,6 +12,7 @@ from typing import Any
 from lxml import etree
 
 from services.ingest.text import normalize_whitespace
+from services.ingest.urls import is_web_url
 
 
 class SitemapError(ValueError):
@@ -53,7 +54,7 @@ def parse_sitemap(content: bytes) -> Sitemap:
         raise SitemapError(f"not a readable sitemap: {exc}") from exc
     if root is None:
         raise SitemapError("not a readable sitemap: empty document")
-    name = etree.QName(root).localname
+    name = _local_name(root.tag) if isinstance(root.tag, str) else ""
     if name == "sitemapindex":
         return Sitemap(children=[e for node in _children(root, "sitemap") if (e := _entry(node))])
     if name == "urlset":
@@ -63,7 +64,14 @@ def parse_sitemap(content: bytes) -> Sitemap:
 
 def _children(node: Any, name: str) -> list[Any]:
     return [child for child in node if isinstance(child.tag, str)
-            and etree.QName(child).localname == name]
+            and _local_name(child.tag) == name]
+
+
+def _local_name(tag: str) -> str:
+    """`{namespace}loc`, `news:title` or `title` alike. Not etree.QName: with the
+    prefix left undeclared (common in news sitemaps) the recovering parser keeps
+    `news:title` as the tag, which QName refuses."""
+    return tag.rpartition("}")[2].rpartition(":")[2]
 
 
 def _text(node: Any, *path: str) -> str | None:
@@ -77,7 +85,7 @@ def _text(node: Any, *path: str) -> str | None:
 
 def _entry(node: Any) -> SitemapEntry | None:
     url = _text(node, "loc")
-    if not url or not url.startswith(("http://", "https://")):
+    if not url or not is_web_url(url):
         return None
     keywords = _text(node, "news", "keywords") or ""
     return SitemapEntry(

@@ -35,3 +35,17 @@ def canonicalize_url(url: str) -> str:
          if not is_tracking_param(k)]
     )
     return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+
+
+def is_web_url(url: str) -> bool:
+    """An http(s) URL with a host, which canonicalize_url (hence article keys) can read.
+
+    Sources write `http://[`, ports past 65535 and `https://` alone; such a link
+    is left out where it is found rather than failing whatever uses it later.
+    """
+    if not url.startswith(("http://", "https://")):
+        return False
+    try:
+        return bool(urlsplit(canonicalize_url(url)).hostname)
+    except ValueError:  # "Invalid IPv6 URL", "Port out of range"
+        return False

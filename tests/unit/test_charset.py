@@ -62,3 +62,8 @@ def test_a_windows_1251_feed_declaring_its_encoding_parses_to_unicode() -> None:
     parsed = feedparser.parse(xml_as_utf8(feed))
     assert parsed.feed.title == feedparser.parse(MEDUZA.encode()).feed.title
     assert len(parsed.entries) == 24
+
+
+def test_a_header_naming_a_codec_that_is_no_charset_is_ignored() -> None:
+    # The punycode codec fails with a bare UnicodeError, not a UnicodeDecodeError.
+    assert decode(b"<p>ok</p>", "text/html; charset=punycode") == ("<p>ok</p>", "utf-8")

@@ -46,6 +46,12 @@ def test_sitemap_index_and_namespace_free_sitemaps() -> None:
     assert [(c.url, c.date) for c in index.children] == [("https://s.kz/a.xml", "2025-01-02")]
 
 
+def test_a_news_sitemap_with_its_prefix_left_undeclared_is_read() -> None:
+    sitemap = parse_sitemap(b"<urlset><url><loc>https://s.kz/1</loc><news:news>"
+                            b"<news:title>Title</news:title></news:news></url></urlset>")
+    assert [(e.url, e.news_title) for e in sitemap.entries] == [("https://s.kz/1", "Title")]
+
+
 @pytest.mark.parametrize("content", [
     b"", b"<rss><channel/></rss>",
     b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><urlset><url><loc>&e;</loc></url>'
@@ -104,6 +110,8 @@ def test_feeds_asking_for_slower_polling() -> None:
     assert requested_interval({"sy_updateperiod": "daily", "sy_updatefrequency": "4"}) == 21600.0
     assert requested_interval({"ttl": "60", "sy_updateperiod": "hourly"}) == 3600.0
     assert requested_interval({"ttl": "soon"}) is None
+    assert requested_interval({"ttl": "²"}) is None  # a digit to str.isdigit(), not to int()
+    assert requested_interval({"ttl": "9" * 5000}) is None
     assert next_poll_in(300.0, None) == 300.0
     assert next_poll_in(300.0, 60.0) == 300.0  # never faster than configured
     assert next_poll_in(300.0, 5400.0) == 5400.0

@@ -240,6 +240,7 @@ def test_item_without_usable_link_is_skipped_with_reason() -> None:
     content = _rss(
         "<item><title>No link at all</title></item>"
         "<item><title>Relative</title><link>/news/1</link></item>"
+        "<item><title>Broken</title><link>http://[::1/news/2</link></item>"
         "<item><title>Fine</title><link>https://invented.example/a</link></item>"
     )
     parsed = parse_feed(content, Source(name="x", url="x"), FETCHED_AT)
@@ -247,6 +248,7 @@ def test_item_without_usable_link_is_skipped_with_reason() -> None:
     assert [(s.position, s.reason) for s in parsed.skipped] == [
         (0, "no usable link ('')"),
         (1, "no usable link ('/news/1')"),
+        (2, "no usable link ('http://[::1/news/2')"),
     ]
 
 

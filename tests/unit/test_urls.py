@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingest.urls import canonicalize_url, is_tracking_param
+from services.ingest.urls import canonicalize_url, is_tracking_param, is_web_url
 
 
 @pytest.mark.parametrize(
@@ -118,3 +118,16 @@ def test_webtrekk_campaign_parameters_seen_in_real_feeds_are_tracking() -> None:
     atom = "http://www.heise.de/developer/meldung/WildFly-10-3091370.html?wt_mc=rss.developer.beitrag.atom"
     assert canonicalize_url(rss) == canonicalize_url(atom)
     assert canonicalize_url(rss) == "http://www.heise.de/developer/meldung/WildFly-10-3091370.html"
+
+
+@pytest.mark.parametrize(("url", "usable"), [
+    ("https://site.kz/news/1", True),
+    ("http://[::1]:8080/a", True),
+    ("http://[::1/a", False),  # urlsplit: "Invalid IPv6 URL"
+    ("https://site.kz:99999/a", False),  # port out of range
+    ("https://", False),
+    ("/news/1", False),
+    ("ftp://site.kz/a", False),
+])
+def test_a_web_url_is_an_http_url_with_a_host_that_canonicalizes(url: str, usable: bool) -> None:
+    assert is_web_url(url) is usable
