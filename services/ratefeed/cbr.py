@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from services.ratefeed.parsing import official_decimal, parse_xml
+from services.ratefeed.parsing import official_decimal, parse_xml, unit_value
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 
 PROVIDER = "cbr"
@@ -42,10 +42,11 @@ def parse_cbr(content: bytes) -> OfficialRates:
             continue
         if len(code) != 3 or not code.isalpha() or not code.isupper():
             problems.append(f"{valute.get('ID')}: bad CharCode {code!r}")
-        elif value <= 0 or nominal <= 0:
-            problems.append(f"{code}: value {value} per {nominal} is not positive")
-        else:
-            per_unit[code] = value / nominal
+            continue
+        try:
+            per_unit[code] = unit_value(value, nominal)
+        except RatesError as exc:
+            problems.append(f"{code}: {exc}")
     if not per_unit:
         msg = "no usable Valute entries"
         raise RatesError(msg)

@@ -19,3 +19,9 @@ QUOTES = Counter(
     "caravan_ratefeed_quotes_total",
     "Quotes by provider and outcome (published, quarantined).", ["provider", "outcome"],
 )
+LEFT_OUT = Counter(
+    "caravan_ratefeed_left_out_total",
+    "Entries of the provider's documents, and rates computed from them, left out as "
+    "unusable (each logged as 'rate entry left out' with the reason), on every read.",
+    ["provider"],
+)

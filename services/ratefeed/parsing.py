@@ -5,7 +5,8 @@ National Bank of the Kyrgyz Republic a comma, the others a point). A number with
 the other separator is refused rather than guessed: `334,41` in a point-decimal
 document may be a typo for 334.41 or a grouped 33441, and a wrong guess is a
 rate off by a factor of a hundred. Spaces and no-break spaces (thousands
-grouping) are dropped.
+grouping) are dropped. Values and nominals must lie within the bounds of
+shared/decimals.py: `1E+999999` is a number, but no rate can be computed from it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from lxml import etree
 
 from services.ratefeed.providers import RatesError, WrongFormat
+from shared.decimals import PROVIDER_VALUE, BadDecimal, shown, within
 
 
 def parse_xml(content: bytes, what: str) -> etree._Element:
@@ -33,19 +35,30 @@ def official_decimal(text: str | None, separator: str) -> Decimal:
         raise RatesError(msg)
     other = "." if separator == "," else ","
     if other in raw:
-        msg = f"{raw!r} uses {other!r}, but this provider writes decimals with {separator!r}"
+        msg = f"{shown(raw)} uses {other!r}, but this provider writes decimals with {separator!r}"
         raise RatesError(msg)
     if raw.count(separator) > 1:
-        msg = f"ambiguous number {raw!r}"
+        msg = f"ambiguous number {shown(raw)}"
         raise RatesError(msg)
     try:
         value = Decimal(raw.replace(separator, "."))
     except InvalidOperation as exc:
-        raise RatesError(f"not a number: {raw!r}") from exc
+        raise RatesError(f"not a number: {shown(raw)}") from exc
     if not value.is_finite():
-        msg = f"not a finite number: {raw!r}"
+        msg = f"not a finite number: {shown(raw)}"
         raise RatesError(msg)
     return value
+
+
+def unit_value(value: Decimal, nominal: Decimal) -> Decimal:
+    """The value of one unit, from the value of `nominal` units; RatesError if unusable."""
+    if value <= 0 or nominal <= 0:
+        msg = f"value {shown(value)} per {shown(nominal)} is not positive"
+        raise RatesError(msg)
+    try:
+        return within(value, PROVIDER_VALUE) / within(nominal, PROVIDER_VALUE)
+    except BadDecimal as exc:
+        raise RatesError(str(exc)) from exc
 
 
 def is_currency_code(code: str) -> bool:
@@ -69,11 +82,7 @@ def per_unit_values(entries: Iterable[Entry], separator: str) -> tuple[dict[str,
             value = official_decimal(value_text, separator)
             # Nominals are whole numbers of units; no separator question there.
             nominal = official_decimal(nominal_text or "1", separator)
+            per_unit[code] = unit_value(value, nominal)
         except RatesError as exc:
             problems.append(f"{code}: {exc}")
-            continue
-        if value <= 0 or nominal <= 0:
-            problems.append(f"{code}: value {value} per {nominal} is not positive")
-        else:
-            per_unit[code] = value / nominal
     return per_unit, problems

@@ -16,6 +16,7 @@ from datetime import date
 from decimal import Decimal
 
 from services.ratefeed.providers import OfficialRates, RatesError
+from shared.decimals import RATE, BadDecimal, within
 
 
 def usd_rates(rates: OfficialRates, currencies: tuple[str, ...]) -> dict[str, Decimal]:
@@ -30,6 +31,22 @@ def usd_rates(rates: OfficialRates, currencies: tuple[str, ...]) -> dict[str, De
         msg = f"{rates.provider} document of {rates.as_of} has no USD rate"
         raise RatesError(msg)
     return {code: units[code] / usd for code in currencies if code in units}
+
+
+def within_bounds(rates: dict[str, Decimal]) -> tuple[dict[str, Decimal], list[str]]:
+    """The rates within the bounds of shared/decimals.py, and why the others are left out.
+
+    Values and nominals are bounded when read, but a rate is a quotient of two of
+    them: a value of 1E-9 against a dollar of 1E+9 is still no rate to publish.
+    """
+    kept: dict[str, Decimal] = {}
+    problems: list[str] = []
+    for code, rate in rates.items():
+        try:
+            kept[code] = within(rate, RATE)
+        except BadDecimal as exc:
+            problems.append(f"{code}/USD: {exc}")
+    return kept, problems
 
 
 def change_pct(rate: Decimal, previous: Decimal) -> Decimal:

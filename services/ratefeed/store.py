@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 
+import structlog
 from redis.asyncio import Redis
 
 from services.ratefeed.rates import LastRate
+from shared.decimals import RATE, BadDecimal, read_within
+
+log = structlog.get_logger(__name__)
 
 
 class LastRateStore:
@@ -23,11 +26,19 @@ class LastRateStore:
         if not raw:
             return None
         fields = {k.decode(): v.decode() for k, v in raw.items()}
+        try:
+            rate = read_within(fields["rate"], RATE)
+            previous = read_within(p, RATE) if (p := fields.get("previous_rate")) else None
+        except BadDecimal as exc:
+            # Stored before rates were bounded: a change against it would overflow or
+            # mean nothing, so the next rate counts as the first.
+            log.warning("stored rate ignored", provider=provider, base=base, error=str(exc))
+            return None
         return LastRate(
             as_of=date.fromisoformat(fields["as_of"]),
-            rate=Decimal(fields["rate"]),
+            rate=rate,
             previous_as_of=date.fromisoformat(p) if (p := fields.get("previous_as_of")) else None,
-            previous_rate=Decimal(p) if (p := fields.get("previous_rate")) else None,
+            previous_rate=previous,
         )
 
     async def put(self, provider: str, base: str, last: LastRate) -> None:

@@ -26,7 +26,7 @@ from services.ratefeed.config import Provider, RatesConfig
 from services.ratefeed.crosscheck import Candidate, comparable, confirmed, disagreements
 from services.ratefeed.peg import pegged_rates
 from services.ratefeed.providers import OfficialRates, RatesError
-from services.ratefeed.rates import decide, usd_rates
+from services.ratefeed.rates import decide, usd_rates, within_bounds
 from services.ratefeed.status import ProviderStatus
 from services.ratefeed.store import LastRateStore
 from shared.events import DeadLetter, QuoteEvent
@@ -93,8 +93,13 @@ async def _read_provider(provider: Provider, config: RatesConfig, client: httpx.
 def _checked(provider: Provider, rates: OfficialRates, now: datetime) -> Reading:
     check_not_future(rates, local_today(provider.timezone, now), provider.max_lead_days)
     for problem in rates.problems:
-        log.warning("rate entry left out", provider=provider.name, detail=problem)
+        _left_out(provider.name, problem)
     return Reading(provider, rates)
+
+
+def _left_out(provider: str, problem: str) -> None:
+    log.warning("rate entry left out", provider=provider, detail=problem)
+    metrics.LEFT_OUT.labels(provider).inc()
 
 
 async def publish_readings(readings: list[Reading], config: RatesConfig, outlets: Outlets,
@@ -104,10 +109,12 @@ async def publish_readings(readings: list[Reading], config: RatesConfig, outlets
     candidates: list[Candidate] = []
     for reading in readings:
         try:
-            usd = usd_rates(reading.rates, CURRENCIES)
+            usd, rejected = within_bounds(usd_rates(reading.rates, CURRENCIES))
         except RatesError as exc:
             log.error("rates unusable", provider=reading.provider.name, error=str(exc))
             continue
+        for problem in rejected:
+            _left_out(reading.provider.name, problem)
         candidates += [Candidate(reading.provider.name, base, reading.rates.as_of, rate)
                        for base, rate in usd.items()]
         missing = sorted(set(CURRENCIES) - set(usd))

@@ -14,12 +14,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from services.ratefeed.app import ratefeed_backfill, ratefeed_once, readiness_probe
 from services.ratefeed.config import load_rates_config
 from services.ratefeed.providers import WrongFormat
+from services.ratefeed.rates import LastRate
 from services.ratefeed.status import ProviderStatus
+from services.ratefeed.store import LastRateStore
 from shared.events import DeadLetter, QuoteEvent
 from shared.service import ServiceContext
 from shared.streams import DATA_FIELD
@@ -113,6 +116,39 @@ async def test_providers_disagreeing_on_the_same_date_flag_the_quote(
     assert flagged == {("nbt", "KGS"): ["disagrees:cbr"], ("cbr", "KGS"): ["disagrees:nbt"]}
     assert len(published) == 5 + 4  # flagged quotes are still published
     assert "providers disagree" in capsys.readouterr().out
+
+
+async def test_absurd_numbers_are_left_out_logged_and_counted_and_the_rest_published(
+    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    provider = f"cbr-{namespace.index_prefix.strip('-')}"
+    document = tmp_path / "cbr-absurd.xml"
+    document.write_text(CBR_FILE.read_text(encoding="utf-8")
+                        .replace("<Value>20,3042</Value>", "<Value>1E+999999</Value>")
+                        .replace("<Value>78,8438</Value>", "<Value>1E-999999</Value>"),
+                        encoding="utf-8")
+    _providers_file(tmp_path, monkeypatch, f"""
+        [[providers]]
+        name = "{provider}"
+        kind = "cbr"
+        url = "{document}"
+    """)
+    # A last rate stored before rates were bounded: no change can be computed from it.
+    await LastRateStore(redis, namespace.stream_prefix).put(
+        provider, "KGS", LastRate(date(2023, 9, 26), Decimal("1E-999999")))
+
+    published = await ratefeed_once()
+
+    assert sorted(q.base for q in published) == ["KGS", "TJS", "TMT"]
+    kgs = next(q for q in published if q.base == "KGS")
+    assert (kgs.change_pct, kgs.previous_rate) == (None, None)
+    assert REGISTRY.get_sample_value("caravan_ratefeed_left_out_total",
+                                     {"provider": provider}) == 2
+    logged = capsys.readouterr().out
+    assert logged.count("rate entry left out") == 2
+    assert "provider value must be between 1E-9 and 1E+9, not '1E+999999'" in logged
+    assert "stored rate ignored" in logged
 
 
 def _jumped(text: str, day: str, kzt_value: str) -> bytes:

@@ -1,0 +1,112 @@
+"""Absurd numbers in a rates document: the entry is left out with the bound as its reason,
+the rest of the document is used, and nothing between reading and publishing raises."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.ratefeed.cbr import parse_cbr
+from services.ratefeed.json_rates import JsonRatesSpec, parse_json_rates
+from services.ratefeed.nbk import parse_nbk
+from services.ratefeed.parsing import per_unit_values
+from services.ratefeed.providers import OfficialRates, RatesError
+from services.ratefeed.rates import LastRate, decide, usd_rates, within_bounds
+from shared.decimals import CHANGE_PCT, RATE
+from shared.events import QuoteEvent
+
+REALDATA = Path(__file__).resolve().parents[2] / "samples" / "realdata"
+CBR_TEXT = (REALDATA / "cbr-xml-daily-2023-09-27.xml").read_text(encoding="utf-8")
+NBK_TEXT = (REALDATA / "nbk-rates-all-2016-04-18.xml").read_text(encoding="utf-8")
+CENTRAL_ASIA = ("KGS", "KZT", "TJS", "UZS", "TMT")
+EXTREMES = ["1E+999999", "9E+999999", "1E-999999", "1E+10", "1E-10", "9" * 5000,
+            "0." + "0" * 5000 + "1"]
+PROVIDER_BOUND = "provider value must be between 1E-9 and 1E+9"
+
+
+@pytest.mark.parametrize("absurd", EXTREMES)
+def test_an_absurd_value_leaves_out_its_currency_only(absurd: str) -> None:
+    written = absurd.replace(".", ",")  # the Bank of Russia writes decimal commas
+    rates = parse_cbr(CBR_TEXT.replace("<Value>20,3042</Value>", f"<Value>{written}</Value>")
+                      .encode())
+
+    assert "KZT" not in rates.per_unit
+    [problem] = rates.problems
+    assert problem.startswith(f"KZT: {PROVIDER_BOUND}, not '")
+    assert len(problem) < 200
+    assert set(usd_rates(rates, CENTRAL_ASIA)) == {"KGS", "TJS", "UZS", "TMT"}
+
+
+def test_an_absurd_nominal_is_left_out_too() -> None:
+    rates = parse_cbr(CBR_TEXT.replace("<Nominal>100</Nominal>", "<Nominal>1E+999999</Nominal>",
+                                       1).encode())
+    assert any(p.endswith(f"{PROVIDER_BOUND}, not '1E+999999'") for p in rates.problems)
+
+
+def test_point_decimal_documents_are_bounded_alike() -> None:
+    rates = parse_nbk(NBK_TEXT.replace("<description>4.78</description>",
+                                       "<description>1E+999999</description>").encode())
+    assert "KGS" not in rates.per_unit
+    assert f"KGS: {PROVIDER_BOUND}, not '1E+999999'" in rates.problems
+
+
+def test_a_json_api_value_is_bounded_before_it_is_inverted() -> None:
+    spec = JsonRatesSpec(rates_path="rates", quotation="per_base", base="USD", date_path="date")
+    document = json.dumps({"date": "2024-05-02", "rates": {
+        "KZT": 443.9, "UZS": "1E-999999", "KGS": "1E+999999"}}).encode()
+    rates = parse_json_rates(document, spec, "my-api")
+    assert set(rates.per_unit) == {"KZT"}
+    assert len(rates.problems) == 2
+
+
+def test_rates_outside_their_bounds_are_left_out_with_the_reason() -> None:
+    # Each value is within its own bounds; the quotient is not.
+    rates = OfficialRates("my-api", "XXX", date(2024, 5, 2), {
+        "USD": Decimal("1E+9"), "KZT": Decimal("1E-9"), "KGS": Decimal("1E+7")})
+    kept, problems = within_bounds(usd_rates(rates, CENTRAL_ASIA))
+    assert kept == {"KGS": Decimal("0.01")}
+    assert problems == ["KZT/USD: rate must be between 1E-9 and 1E+9, not '1E-18'"]
+
+
+@st.composite
+def number_texts(draw: st.DrawFn) -> str:
+    return draw(st.one_of(
+        st.sampled_from([*EXTREMES, "NaN", "Infinity", "-1", "0", "0,5", "1.5", "", "x"]),
+        st.decimals(allow_nan=True, allow_infinity=True).map(str),
+        st.builds(lambda m, e: f"{m}E{e:+d}", st.integers(1, 10**6),
+                  st.integers(-(10**7), 10**7))))
+
+
+entries = st.lists(st.tuples(st.sampled_from([*CENTRAL_ASIA, "USD", "RUB", "usd"]),
+                             number_texts(), st.one_of(st.none(), number_texts())),
+                   max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(entries, st.one_of(st.none(), st.decimals(allow_nan=False, allow_infinity=False)))
+def test_from_any_numbers_to_a_published_quote_nothing_raises(
+    document: list[tuple[str, str, str | None]], stored: Decimal | None
+) -> None:
+    per_unit, _ = per_unit_values(document, ".")
+    try:
+        usd = usd_rates(OfficialRates("p", "RUB", date(2024, 5, 2), per_unit), CENTRAL_ASIA)
+    except RatesError:
+        return  # no USD: the whole document is unusable, and said so
+    kept, _ = within_bounds(usd)
+    last = LastRate(date(2024, 5, 1), stored) if stored is not None else None
+    for base, rate in kept.items():
+        assert RATE.low <= rate <= RATE.high
+        # The store hands back only rates within the bounds (LastRateStore.get).
+        sane_last = last if last is not None and RATE.low <= last.rate <= RATE.high else None
+        decision = decide(sane_last, date(2024, 5, 2), rate)
+        if decision.change_pct is not None:
+            assert CHANGE_PCT.low <= decision.change_pct <= CHANGE_PCT.high
+        QuoteEvent(base=base, rate=rate, change_pct=decision.change_pct,
+                   previous_rate=decision.previous_rate, as_of=date(2024, 5, 2), provider="p",
+                   fetched_at=datetime(2024, 5, 2, tzinfo=UTC))
