@@ -10,6 +10,7 @@ optional fields do not bump `schema_version`, removed or retyped ones do.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -25,6 +26,8 @@ from pydantic import (
     computed_field,
 )
 
+from shared.decimals import CHANGE_PCT, RATE, Bounds, shown, within
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -37,6 +40,35 @@ def _to_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+# The scheme written out at the very start, then a host: a browser strips leading
+# blanks and drops tabs and newlines inside a scheme ("java\tscript:"), so anything
+# looser could still be a javascript: link on the search page.
+_HTTP_URL = re.compile(r"https?://[^\s/?#]", re.IGNORECASE)
+
+
+def is_http_url(url: str) -> bool:
+    """Whether `url` is an http:// or https:// URL with a host, safe to render as a link."""
+    return _HTTP_URL.match(url) is not None
+
+
+def _http_url(url: str) -> str:
+    if not is_http_url(url):
+        msg = f"not an http(s) URL: {shown(url)}"
+        raise ValueError(msg)
+    return url
+
+
+# The check is a validator, not a JSON Schema pattern: v1 consumers accept any
+# string here, and what producers may send only narrows, so nothing breaks for them
+# (tests/contracts counts every constraint change in the schema as breaking).
+HttpUrl = Annotated[NonEmpty, AfterValidator(_http_url),
+                    Field(description="an http:// or https:// URL")]
+
+
+def _bounded(bounds: Bounds) -> AfterValidator:
+    # BadDecimal is a ValueError, which pydantic reports as a validation error.
+    return AfterValidator(lambda value: within(value, bounds))
 
 
 def _version_of(moment: datetime) -> int:
@@ -64,8 +96,8 @@ class ArticleEvent(Event):
     """An article as published by a source, with its extracted text."""
 
     source: NonEmpty
-    url: NonEmpty
-    canonical_url: NonEmpty
+    url: HttpUrl
+    canonical_url: HttpUrl
     title: NonEmpty
     summary: str = ""
     body: str = ""
@@ -101,8 +133,10 @@ class QuoteEvent(Event):
 
     base: CurrencyCode
     quote: Literal["USD"] = "USD"
-    rate: Annotated[Decimal, Field(gt=0)]
-    change_pct: Decimal | None = None
+    # Bounded by validators, not in the JSON Schema, for the reason given at HttpUrl.
+    rate: Annotated[Decimal, Field(gt=0, description=f"X/USD, {RATE}"), _bounded(RATE)]
+    change_pct: Annotated[Decimal, _bounded(CHANGE_PCT)] | None = Field(
+        default=None, description=f"percent, {CHANGE_PCT}")
     previous_rate: Annotated[Decimal, Field(gt=0)] | None = None
     as_of: date
     provider: NonEmpty

@@ -24,6 +24,7 @@ from services.query.articles import ARTICLE_ID
 from services.query.backend import ArticleNotFound, Backend
 from services.query.quotes import LatestQuotes
 from services.query.search import RESULT_WINDOW, SearchPage, month_range
+from shared.events import is_http_url
 
 HERE = FilePath(__file__).parent
 PAGER_SPAN = 2
@@ -115,6 +116,9 @@ class PageRenderer:
         self.backend = backend
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters["long_date"] = long_date
+        # Documents indexed before the contract refused other schemes may hold a
+        # javascript: or data: URL: the templates link only what passes this test.
+        self.templates.env.tests["http_url"] = is_http_url
 
     async def render(self, request: Request, name: str, context: dict[str, Any],
                      status_code: int = 200) -> HTMLResponse:

@@ -81,3 +81,22 @@ async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
     assert ready.json()["checks"] == {"elasticsearch": True}
     assert ready.json()["details"]["redis_live_ticker"] is True
     assert "process_cpu_seconds_total" in (await api.get("/metrics/")).text
+
+
+async def test_an_indexed_url_of_another_scheme_is_never_a_link(
+    api: httpx.AsyncClient, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    [kept, spoiled] = (await api.get("/api/search", params={"q": "Java", "size": 2})).json()[
+        "results"]
+    # As a document indexed before the event contract refused such URLs would hold it.
+    await es.update(index=namespace.articles, id=spoiled["id"],
+                    doc={"url": "javascript:alert(document.cookie)"}, refresh=True)
+
+    linked = await api.get(f"/articles/{kept['id']}")
+    unlinked = await api.get(f"/articles/{spoiled['id']}")
+
+    assert f'<a href="{kept["url"]}" rel="noopener">Read the original' in linked.text
+    assert unlinked.status_code == 200
+    assert spoiled["title"] in unlinked.text
+    assert "javascript:" not in unlinked.text
+    assert "Read the original" not in unlinked.text

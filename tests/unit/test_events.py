@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shared.events import (
@@ -17,6 +20,7 @@ from shared.events import (
     QuoteEvent,
     article_key,
     content_hash,
+    is_http_url,
 )
 
 FETCHED_AT = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
@@ -213,3 +217,46 @@ def test_events_are_frozen() -> None:
 def test_event_models_registry() -> None:
     expected = {"ArticleEvent": ArticleEvent, "QuoteEvent": QuoteEvent, "DeadLetter": DeadLetter}
     assert expected == EVENT_MODELS
+
+
+@pytest.mark.parametrize("url", [
+    "javascript:alert(1)", "JavaScript:alert(1)", " javascript:alert(1)", "java\tscript:alert(1)",
+    "data:text/html,<script>alert(1)</script>", "file:///etc/passwd", "ftp://example.org/a",
+    "vbscript:msgbox", "//example.org/a", "/sayt/a", "http:/example.org", "https://",
+    "http:///example.org", "https:// example.org", "mailto:a@example.org",
+])
+@pytest.mark.parametrize("field", ["url", "canonical_url"])
+def test_article_urls_must_be_http_or_https(field: str, url: str) -> None:
+    with pytest.raises(ValidationError, match=r"not an http\(s\) URL"):
+        _article(**{field: url})
+
+
+def test_http_urls_of_any_case_are_articles() -> None:
+    article = _article(url=" HTTPS://Andijonfk.uz/a ", canonical_url="http://[2001:db8::1]/a")
+    assert article.url == "HTTPS://Andijonfk.uz/a"
+
+
+@given(st.one_of(st.text(max_size=40),
+                 st.builds("".join, st.lists(st.sampled_from(
+                     ["h", "t", "p", "s", "H", ":", "/", " ", "\t", "java", "script", "x"]),
+                     max_size=12))))
+def test_only_text_that_opens_with_an_http_scheme_and_a_host_is_an_http_url(text: str) -> None:
+    if is_http_url(text):
+        scheme, rest = text.split("://", 1)
+        assert scheme.lower() in ("http", "https")
+        assert rest[0] not in " \t\n\r/?#"
+
+
+@pytest.mark.parametrize(("field", "value", "bound"), [
+    ("rate", "1E+999999", "rate must be between 1E-9 and 1E+9"),
+    ("rate", "1E-999999", "rate must be between 1E-9 and 1E+9"),
+    ("rate", "1" * 5000, "rate must be between 1E-9 and 1E+9"),
+    ("change_pct", "1E+999999", "change in percent must be between -1E+21 and 1E+21"),
+    ("change_pct", "-1E+22", "change in percent must be between -1E+21 and 1E+21"),
+])
+def test_quotes_outside_the_sane_bounds_are_refused(field: str, value: str, bound: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(bound)):
+        _quote(**{field: Decimal(value)})
+    data = json.loads(_quote().model_dump_json()) | {field: value}
+    with pytest.raises(ValidationError, match=re.escape(bound)):
+        QuoteEvent.model_validate_json(json.dumps(data))
