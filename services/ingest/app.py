@@ -83,27 +83,30 @@ def create_service() -> BackgroundService:
     return BackgroundService(ctx.broker, tasks, probe=ctx.redis_probe(), health_port=8081)
 
 
+@asynccontextmanager
+async def connected_ingestor() -> AsyncIterator[Ingestor]:
+    """An Ingestor on the configured Redis, for work that ends (one-shot commands)."""
+    ctx = ServiceContext(SERVICE)
+    ctx.configure_logging()
+    publisher = articles_publisher(ctx)
+    async with ctx.broker, _ingestor(ctx, publisher) as ingestor:
+        await ctx.broker.connect()
+        yield ingestor
+
+
 async def ingest_once(location: str, name: str | None = None, kind: Kind | None = None,
                       since: datetime | None = None, max_items: int = 100) -> PollResult:
     """Read one source (a feed, sitemap, listing or article; URL or path) and publish
     its new and changed articles. Raises on a source that cannot be read."""
-    ctx = ServiceContext(SERVICE)
-    ctx.configure_logging()
-    publisher = articles_publisher(ctx)
     source = Source(name=name or Path(location).stem or location, url=location,
                     max_items=max_items)
-    async with ctx.broker, _ingestor(ctx, publisher) as ingestor:
-        await ctx.broker.connect()
+    async with connected_ingestor() as ingestor:
         return await ingestor.poll(source, kind, since)
 
 
 async def ingest_configured_once() -> list[PollResult]:
     """Poll every configured source once; failures are reported, not raised."""
-    ctx = ServiceContext(SERVICE)
-    ctx.configure_logging()
-    publisher = articles_publisher(ctx)
-    async with ctx.broker, _ingestor(ctx, publisher) as ingestor:
-        await ctx.broker.connect()
+    async with connected_ingestor() as ingestor:
         return [await poll_safely(ingestor, source)
                 for source in load_sources(IngestSettings().sources)]
 

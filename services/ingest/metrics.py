@@ -23,6 +23,12 @@ POLLS = Counter(
     "caravan_ingest_polls_total", "Polls of a source, by outcome: ok, failed.",
     ["source", "outcome"],
 )
+POLL_ERRORS = Counter(
+    "caravan_ingest_poll_errors_total",
+    "Failed polls of a source, by the class of the error (FetchError, FeedError, "
+    "or an unexpected one: a bug).",
+    ["source", "error"],
+)
 LAST_SUCCESS = Gauge(
     "caravan_ingest_last_success_timestamp_seconds", "When a poll of the source last succeeded.",
     ["source"],

@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
 from faststream.redis.publisher.usecase import StreamPublisher
 from opentelemetry import trace
+from redis.exceptions import RedisError
 
 from services.ingest import metrics
 from services.ingest.articles import Lead, lead_event, page_event
+from services.ingest.backoff import retry_poll_in
 from services.ingest.backpressure import Backpressure
 from services.ingest.charset import decode, xml_as_utf8
 from services.ingest.dates import parse_date
-from services.ingest.extract import extract_article
+from services.ingest.extract import Extracted, extract_article
 from services.ingest.feeds import parse_feed
 from services.ingest.fetcher import Fetched, PoliteFetcher, Refused
 from services.ingest.kinds import Kind, document_kind
@@ -41,8 +45,10 @@ log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
 
 # FeedError, SitemapError and NoArticleError are ValueErrors, and so is pydantic's
-# ValidationError: whatever a source's content does wrong fails that poll only.
-SOURCE_ERRORS = (FetchError, ValueError)
+# ValidationError: what a source's content or server does wrong, or Redis being
+# away, fails that poll with a one-line error. Anything else is a bug, and fails
+# that poll too (poll_safely).
+EXPECTED_ERRORS = (FetchError, ValueError, RedisError)
 _LONGEST_REQUESTED_INTERVAL = 86400.0
 
 
@@ -89,8 +95,9 @@ class Ingestor:
         cannot be read; a bad article is counted as failed and logged.
         `since` keeps only sitemap entries dated on or after it (backfill).
         """
-        with _tracer.start_as_current_span(
-                "ingest poll", attributes={"caravan.source": source.name, "url.full": source.url}):
+        with structlog.contextvars.bound_contextvars(source=source.name), \
+                _tracer.start_as_current_span("ingest poll", attributes={
+                    "caravan.source": source.name, "url.full": source.url}):
             return await self._poll(source, kind, since)
 
     async def _poll(self, source: Source, kind: Kind | None,
@@ -99,7 +106,7 @@ class Ingestor:
         fetched = await self._fetch_conditionally(source.url)
         if fetched.not_modified:
             result.not_modified = True
-            log.info("source not modified since last poll", source=source.name)
+            log.info("source not modified since last poll")
             return result
         if kind is None:
             kind = source.kind or self._kind(fetched)
@@ -113,7 +120,7 @@ class Ingestor:
         else:
             await self._lead(source, Lead(url=fetched.url), result, page=fetched)
         await self._state.remember_validators(source.url, fetched.validators)
-        log.info("source polled", source=source.name, kind=kind, published=result.published,
+        log.info("source polled", kind=kind, published=result.published,
                  new=result.new, updated=result.updated, unchanged=result.unchanged,
                  failed=result.failed, skipped=result.skipped)
         return result
@@ -147,9 +154,9 @@ class Ingestor:
         parsed = parse_feed(xml_as_utf8(fetched.content, fetched.content_type), source, now)
         if parsed.warning:
             log.warning("feed not well-formed, read what could be recovered",
-                        source=source.name, detail=parsed.warning)
+                        detail=parsed.warning)
         for skipped in parsed.skipped:
-            log.warning("feed item skipped", source=source.name, position=skipped.position,
+            log.warning("feed item skipped", position=skipped.position,
                         reason=skipped.reason)
             metrics.ITEMS.labels(source.name, "skipped").inc()
         result.skipped += len(parsed.skipped)
@@ -180,7 +187,7 @@ class Ingestor:
                 break
             if depth <= 0:
                 log.info("sitemap index deeper than configured, not followed",
-                         source=source.name, sitemap=child.url)
+                         sitemap=child.url)
                 continue
             try:
                 child_doc = await self._fetch_conditionally(child.url)
@@ -188,7 +195,7 @@ class Ingestor:
                     await self._sitemap(source, child_doc, result, depth - 1, since)
                     await self._state.remember_validators(child.url, child_doc.validators)
             except (FetchError, SitemapError) as exc:
-                log.warning("child sitemap failed", source=source.name, sitemap=child.url,
+                log.warning("child sitemap failed", sitemap=child.url,
                             error=str(exc))
         entries = sorted((e for e in sitemap.entries if recent(e)),
                          key=lambda e: e.date or "", reverse=True)
@@ -213,7 +220,7 @@ class Ingestor:
             for link in listing.links:
                 leads.setdefault(link.url, Lead(url=link.url, title=link.title,
                                                 summary=link.excerpt))
-            log.info("listing page read", source=source.name, page=number,
+            log.info("listing page read", page=number,
                      links=len(listing.links), next_page=listing.next_page)
             page = None
             if listing.next_page and listing.next_page not in seen_pages \
@@ -222,10 +229,10 @@ class Ingestor:
                 try:
                     page = await self._fetcher.fetch(listing.next_page)
                 except FetchError as exc:
-                    log.warning("next listing page failed", source=source.name,
-                                url=listing.next_page, error=str(exc))
+                    log.warning("next listing page failed", url=listing.next_page,
+                                error=str(exc))
         if result.feeds:
-            log.info("listing advertises feeds", source=source.name, feeds=result.feeds)
+            log.info("listing advertises feeds", feeds=result.feeds)
         for lead in list(leads.values())[:source.max_items]:
             await self._lead(source, lead, result)
 
@@ -253,7 +260,7 @@ class Ingestor:
             event = await self._event(source, lead, fallback, page,
                                       fetch_page=fetch_page, conditional=record is not None)
         except ValueError as exc:  # NoArticleError, or pydantic refusing the event
-            log.warning("article failed", source=source.name, url=lead.url, error=str(exc),
+            log.warning("article failed", url=lead.url, error=str(exc),
                         error_class=type(exc).__name__)
             self._count(source, result, "failed")
             return
@@ -293,21 +300,31 @@ class Ingestor:
                 if page.not_modified:
                     return None
                 html, _ = decode(page.content, page.content_type)
-                extracted = await asyncio.to_thread(extract_article, html, page.url)
+                extracted = await asyncio.to_thread(_extract, html, page.url)
                 await self._state.remember_validators(lead.url, page.validators)
                 if extracted is not None:
                     return page_event(lead, extracted, source, page.url, now)
                 log.warning("no article text on the page, using the source's fields",
-                            source=source.name, url=page.url)
+                            url=page.url)
             except FetchError as exc:
                 log.warning("article page unreadable, using the source's fields",
-                            source=source.name, url=lead.url, error=str(exc))
+                            url=lead.url, error=str(exc))
         return fallback or lead_event(lead, source, now)
 
     @staticmethod
     def _count(source: Source, result: PollResult, outcome: Novelty | str) -> None:
         result.count(outcome)
         metrics.ITEMS.labels(source.name, str(outcome)).inc()
+
+
+def _extract(html: str, url: str) -> Extracted | None:
+    """extract_article, where a crash on one page's HTML (trafilatura is a large
+    parser of hostile input) counts as no article text on it, not as a failed poll."""
+    try:
+        return extract_article(html, url)
+    except Exception as exc:
+        log.exception("article extraction crashed", url=url, error_class=type(exc).__name__)
+        return None
 
 
 def _lead_key(lead: Lead) -> str:
@@ -320,18 +337,29 @@ def _lead_fingerprint(lead: Lead) -> str:
 
 
 async def poll_safely(ingestor: Ingestor, source: Source) -> PollResult:
-    """Like Ingestor.poll, but a bad source is logged and reported, never raised."""
-    try:
-        result = await ingestor.poll(source)
-    except SOURCE_ERRORS as exc:
-        log.error("source failed", source=source.name, error=str(exc),
-                  error_class=type(exc).__name__)
-        metrics.POLLS.labels(source.name, "failed").inc()
-        metrics.LAST_ERROR.labels(source.name).set(time.time())
-        return PollResult(source.name, error=str(exc))
+    """Like Ingestor.poll, but whatever goes wrong is logged, counted and reported,
+    never raised: one source's data, or a bug it brings out, stops that source's
+    poll only, never the others or the process."""
+    with structlog.contextvars.bound_contextvars(source=source.name):
+        try:
+            result = await ingestor.poll(source)
+        except EXPECTED_ERRORS as exc:
+            log.error("source failed", error=str(exc), error_class=type(exc).__name__)
+            return _failed(source, exc)
+        except Exception as exc:
+            # Not an error a source is expected to cause: the traceback is for a bug report.
+            log.exception("source poll crashed", error=str(exc), error_class=type(exc).__name__)
+            return _failed(source, exc)
     metrics.POLLS.labels(source.name, "ok").inc()
     metrics.LAST_SUCCESS.labels(source.name).set(time.time())
     return result
+
+
+def _failed(source: Source, exc: Exception) -> PollResult:
+    metrics.POLLS.labels(source.name, "failed").inc()
+    metrics.POLL_ERRORS.labels(source.name, type(exc).__name__).inc()
+    metrics.LAST_ERROR.labels(source.name).set(time.time())
+    return PollResult(source.name, error=f"{type(exc).__name__}: {exc}")
 
 
 def next_poll_in(configured: float, requested: float | None) -> float:
@@ -342,11 +370,24 @@ def next_poll_in(configured: float, requested: float | None) -> float:
     return max(configured, min(requested, _LONGEST_REQUESTED_INTERVAL))
 
 
-async def run_source_forever(ingestor: Ingestor, source: Source) -> None:
-    """Poll one source on its interval; a failing source tries again next time."""
+async def run_source_forever(ingestor: Ingestor, source: Source, *,
+                             sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                             rng: random.Random | None = None) -> None:
+    """Poll one source on its interval, for ever; a failed poll is retried with
+    backoff, and whatever it raised stays with this source (poll_safely)."""
+    rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
     requested: float | None = None
-    while True:
-        result = await poll_safely(ingestor, source)
-        if result.kind is not None:  # a failed or not-modified poll read nothing new
-            requested = result.requested_interval
-        await asyncio.sleep(next_poll_in(source.interval, requested))
+    failures = 0
+    with structlog.contextvars.bound_contextvars(source=source.name):
+        while True:
+            result = await poll_safely(ingestor, source)
+            if result.error is None:
+                failures = 0
+                if result.kind is not None:  # a not-modified poll read nothing new
+                    requested = result.requested_interval
+                wait = next_poll_in(source.interval, requested)
+            else:
+                failures += 1
+                wait = retry_poll_in(failures, source.interval, rng)
+                log.info("source poll will be retried", failures=failures, wait=round(wait, 1))
+            await sleep(wait)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.ingest.backoff import backoff_delay, retry_after_seconds
+from services.ingest.backoff import backoff_delay, retry_after_seconds, retry_poll_in
 from services.ingest.robots import rules_from_response
 from services.ingest.ssrf import AddressRefused, AllowList, check_all, refusal
 
@@ -89,6 +89,15 @@ def test_backoff_grows_exponentially_within_the_cap_with_full_jitter() -> None:
         assert all(0 <= d <= ceiling for d in delays)
         assert max(delays) > ceiling * 0.8  # spread over the whole range
         assert len(set(delays)) == 200
+
+
+def test_a_failed_source_is_polled_again_sooner_then_no_more_than_its_interval() -> None:
+    rng = random.Random(7)
+    for failures, ceiling in [(1, 30.0), (2, 60.0), (3, 120.0), (6, 900.0), (10_000, 900.0)]:
+        delays = [retry_poll_in(failures, 900.0, rng) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)  # never a tight loop
+        assert len(set(delays)) == 200
+    assert retry_poll_in(1, 10.0, rng) <= 10.0  # a source polled more often than 30 s
 
 
 @pytest.mark.parametrize(("header", "seconds"), [
