@@ -172,6 +172,10 @@ class QuerySettings(_Settings):
     cache_seconds: float = Field(default=5.0, ge=0)
     # Open live-ticker (Server-Sent Events) connections per process; past it, 503.
     live_max_connections: int = Field(default=500, ge=1)
+    # Proxies whose X-Forwarded-For entries the rate limit believes: how many stand in
+    # front (1: an Ingress controller), or their networks (comma-separated CIDRs).
+    trusted_proxies: int = Field(default=0, ge=0)
+    trusted_proxy_cidrs: str = ""
 
 
 class HealthSettings(_Settings):

@@ -16,7 +16,7 @@ from prometheus_client import make_asgi_app
 from services.query.api import api_router
 from services.query.backend import Backend
 from services.query.errors import install_error_handlers
-from services.query.limits import RateLimiter
+from services.query.limits import RateLimiter, TrustedProxies
 from services.query.live import QuoteBroadcaster
 from services.query.middleware import CacheControlMiddleware, RateLimitMiddleware
 from services.query.pages import HERE, PageRenderer, pages_router
@@ -63,7 +63,8 @@ def create_app() -> FastAPI:
     install_error_handlers(app, renderer)
     app.add_middleware(CacheControlMiddleware, seconds=settings.cache_seconds)
     app.add_middleware(RateLimitMiddleware, limiter=(
-        RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None))
+        RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None),
+        proxies=TrustedProxies.parse(settings.trusted_proxies, settings.trusted_proxy_cidrs))
     app.include_router(api_router(backend, broadcaster, settings.max_page_size))
     app.include_router(pages_router(renderer, settings.max_page_size))
     app.include_router(rates_router(es, backend.quotes))
@@ -93,5 +94,8 @@ def create_app() -> FastAPI:
 
 def main() -> None:
     settings = QuerySettings()
+    # proxy_headers off: the client address is the socket peer, and X-Forwarded-For is
+    # read by the rate limit alone, as CARAVAN_QUERY_TRUSTED_PROXIES* say.
     uvicorn.run(create_app(), host=settings.host, port=settings.port, log_config=None,
+                proxy_headers=False,
                 timeout_graceful_shutdown=int(CommonSettings().shutdown_grace))

@@ -3,14 +3,24 @@
 Both take the time as an argument, so their rules are tested without clocks.
 They hold at most `max_keys` entries and drop the least recently used, so a
 flood of distinct clients or queries cannot grow the process without bound.
+
+The client a request is counted against is the socket peer, unless proxies of
+our own stand in front: each appends the address it saw to X-Forwarded-For, so
+the entries they wrote are the rightmost ones, and everything to their left is
+whatever the client chose to send. The client is therefore read from the right,
+past the trusted proxies, never from the left.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 V = TypeVar("V")
 
@@ -19,6 +29,66 @@ V = TypeVar("V")
 class _Bucket:
     tokens: float
     updated: float
+
+
+@dataclass(frozen=True)
+class TrustedProxies:
+    """The proxies whose X-Forwarded-For entries are believed: the nearest `hops` of
+    them, or those with an address in `networks`. Neither: no proxy is believed."""
+
+    hops: int = 0
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, hops: int, cidrs: str) -> TrustedProxies:
+        """From the settings: a count of hops, or comma-separated CIDRs; ValueError on both."""
+        networks = tuple(ipaddress.ip_network(part.strip(), strict=False)
+                         for part in cidrs.split(",") if part.strip())
+        if hops and networks:
+            msg = ("set CARAVAN_QUERY_TRUSTED_PROXIES or CARAVAN_QUERY_TRUSTED_PROXY_CIDRS, "
+                   "not both: they would disagree on where the client is")
+            raise ValueError(msg)
+        return cls(hops, networks)
+
+
+def client_address(peer: str | None, forwarded_for: Iterable[str],
+                   proxies: TrustedProxies) -> str:
+    """The address a request is counted against, from the socket peer and the
+    X-Forwarded-For header lines (in the order received)."""
+    chain = [entry.strip() for line in forwarded_for for entry in line.split(",")
+             if entry.strip()]
+    chain.append(peer or "unknown")
+    if proxies.networks:
+        # From the peer leftwards, past every address of a trusted proxy.
+        entry = next((e for e in reversed(chain) if not _trusted(e, proxies.networks)),
+                     chain[0])
+    else:
+        # The peer is the nearest proxy, each further hop one entry to the left; with
+        # fewer entries than hops, the leftmost is the furthest anyone vouches for.
+        entry = chain[max(0, len(chain) - 1 - proxies.hops)]
+    return str(_address(entry) or entry)
+
+
+def _trusted(entry: str, networks: tuple[IPNetwork, ...]) -> bool:
+    address = _address(entry)
+    return address is not None and any(address in network for network in networks)
+
+
+def _address(entry: str) -> IPAddress | None:
+    """The address in an X-Forwarded-For entry, which may carry a port (`[::1]:443`)."""
+    host = entry
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    # One client, one key, whether it reached us over IPv4 or as ::ffff:a.b.c.d.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 class RateLimiter:

@@ -10,7 +10,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.query.limits import RateLimiter
+from services.query.limits import RateLimiter, TrustedProxies, client_address
 
 # Paths every client may call as often as it likes: probes and the page's own files.
 UNLIMITED = ("/healthz", "/readyz", "/static/")
@@ -19,15 +19,20 @@ CACHEABLE = ("/api/search", "/api/articles/", "/api/suggest", "/api/quotes/lates
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, limiter: RateLimiter | None) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter | None,
+                 proxies: TrustedProxies) -> None:
         self.app = app
         self.limiter = limiter
+        self.proxies = proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.limiter is None or scope["type"] != "http" or scope["path"].startswith(UNLIMITED):
             await self.app(scope, receive, send)
             return
-        client = scope["client"][0] if scope.get("client") else "unknown"
+        peer = scope["client"][0] if scope.get("client") else None
+        forwarded = [value.decode("latin-1") for name, value in scope["headers"]
+                     if name == b"x-forwarded-for"]
+        client = client_address(peer, forwarded, self.proxies)
         wait = self.limiter.acquire(client, time.monotonic())
         if not wait:
             await self.app(scope, receive, send)

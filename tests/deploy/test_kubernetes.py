@@ -158,9 +158,38 @@ def test_query_is_reachable_through_its_service_and_ingress(local: Objects) -> N
     [port] = service["spec"]["ports"]
     assert port["targetPort"] == _container(query)["ports"][0]["name"]
     ingress = _one(local, "Ingress", "caravan-query")
-    [path] = ingress["spec"]["rules"][0]["http"]["paths"]
-    assert path["backend"]["service"] == {"name": "caravan-query",
-                                          "port": {"name": port["name"]}}
+    for path in ingress["spec"]["rules"][0]["http"]["paths"]:
+        assert path["backend"]["service"] == {"name": "caravan-query",
+                                              "port": {"name": port["name"]}}
+
+
+def _routed(ingress: dict[str, Any], request_path: str) -> bool:
+    """Whether an Ingress sends `request_path` anywhere, by Kubernetes' matching rules:
+    Exact is the whole path; Prefix matches whole `/`-separated elements."""
+    elements = [e for e in request_path.split("/") if e]
+    for path in ingress["spec"]["rules"][0]["http"]["paths"]:
+        if path["pathType"] == "Exact" and path["path"] == request_path:
+            return True
+        prefix = [e for e in path["path"].split("/") if e]
+        if path["pathType"] == "Prefix" and elements[:len(prefix)] == prefix:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/local"])
+def test_the_ingress_routes_the_public_paths_and_not_metrics_or_probes(overlay: str) -> None:
+    ingress = _one(render(KUBERNETES / overlay), "Ingress", "caravan-query")
+    public = ["/", "/articles/0123456789abcdef0123456789abcdef", "/api/search",
+              "/api/quotes/latest", "/api/quotes/stream", "/api/convert", "/static/style.css",
+              "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"]
+    internal = ["/metrics", "/metrics/", "/metrics/x", "/healthz", "/readyz", "/apix",
+                "/openapi.json/x"]
+    assert [p for p in public if not _routed(ingress, p)] == []
+    assert [p for p in internal if _routed(ingress, p)] == []
+
+
+def test_the_query_rate_limit_trusts_the_ingress_controller_hop(local: Objects) -> None:
+    assert _settings(local)["CARAVAN_QUERY_TRUSTED_PROXIES"] == "1"
 
 
 def test_workers_invite_prometheus_to_scrape_them(local: Objects) -> None:

@@ -10,15 +10,18 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.types import Receive, Scope, Send
 
 from services.query.api import SearchParams
 from services.query.articles import build_similar, build_suggest, shape_article, shape_suggest
 from services.query.cursors import Cursor, InvalidCursor, decode_cursor
-from services.query.limits import RateLimiter, TtlCache
+from services.query.limits import RateLimiter, TrustedProxies, TtlCache, client_address
 from services.query.live import sse_message, ticker_update
+from services.query.middleware import RateLimitMiddleware
 from services.query.pages import facet_links, long_date, pager, search_url
 from services.query.search import Facet, Facets, SearchPage
 from shared.events import QuoteEvent
@@ -63,6 +66,71 @@ def test_rate_limiter_forgets_the_least_recent_clients() -> None:
     limiter.acquire("b", 0.0)
     limiter.acquire("c", 0.0)
     assert limiter.acquire("a", 0.0) == 0  # "a" was dropped, so it starts with a full bucket
+
+
+NO_PROXY = TrustedProxies()
+INGRESS = TrustedProxies(hops=1)
+PRIVATE = TrustedProxies.parse(0, "10.0.0.0/8, fd00::/8")
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "proxies", "client"), [
+    # Without configuration X-Forwarded-For is anybody's say: the socket peer counts.
+    ("203.0.113.7", ["198.51.100.1"], NO_PROXY, "203.0.113.7"),
+    (None, [], NO_PROXY, "unknown"),
+    # One hop (the Ingress controller): the rightmost entry, the one it appended.
+    ("10.0.0.5", ["6.6.6.6, 203.0.113.7"], INGRESS, "203.0.113.7"),
+    ("10.0.0.5", ["6.6.6.6", "7.7.7.7, 203.0.113.7"], INGRESS, "203.0.113.7"),
+    ("10.0.0.5", [" 203.0.113.7 "], INGRESS, "203.0.113.7"),
+    ("10.0.0.5", [], INGRESS, "10.0.0.5"),  # not through the proxy at all
+    # Two hops (a CDN, then the Ingress controller).
+    ("10.0.0.5", ["6.6.6.6, 203.0.113.7, 192.0.2.1"], TrustedProxies(hops=2), "203.0.113.7"),
+    ("10.0.0.5", ["203.0.113.7"], TrustedProxies(hops=2), "203.0.113.7"),
+    # Networks: leftwards past every trusted address, whatever the client wrote before.
+    ("10.0.0.5", ["6.6.6.6, 203.0.113.7, 10.1.2.3"], PRIVATE, "203.0.113.7"),
+    ("203.0.113.7", ["6.6.6.6"], PRIVATE, "203.0.113.7"),  # the peer is no proxy of ours
+    ("10.0.0.5", ["10.9.9.9"], PRIVATE, "10.9.9.9"),  # all ours: the furthest
+    ("10.0.0.5", ["6.6.6.6, not-an-address"], PRIVATE, "not-an-address"),
+    ("fd00::5", ["[2001:db8::1]:443"], PRIVATE, "2001:db8::1"),
+    ("10.0.0.5", ["203.0.113.7:5555"], INGRESS, "203.0.113.7"),
+    ("10.0.0.5", ["::ffff:203.0.113.7"], INGRESS, "203.0.113.7"),
+])
+def test_the_client_is_read_from_the_right_past_trusted_proxies(
+    peer: str | None, forwarded: list[str], proxies: TrustedProxies, client: str
+) -> None:
+    assert client_address(peer, forwarded, proxies) == client
+
+
+@given(st.lists(st.text(max_size=20), max_size=5), st.sampled_from([INGRESS, PRIVATE]))
+def test_no_leftmost_entry_a_client_sends_changes_its_key(
+    spoofed: list[str], proxies: TrustedProxies
+) -> None:
+    # What the Ingress controller (10.0.0.5) forwards: the client's header, then its peer.
+    forwarded = [*spoofed, "203.0.113.7"]
+    assert client_address("10.0.0.5", forwarded, proxies) == "203.0.113.7"
+
+
+def test_trusted_proxies_are_a_count_or_networks_not_both() -> None:
+    assert TrustedProxies.parse(1, "") == INGRESS
+    assert TrustedProxies.parse(0, "") == NO_PROXY
+    with pytest.raises(ValueError, match="not both"):
+        TrustedProxies.parse(1, "10.0.0.0/8")
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 network"):
+        TrustedProxies.parse(0, "10.0.0.0/33")
+
+
+async def test_the_rate_limit_counts_a_spoofing_client_once() -> None:
+    async def ok(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    limited = RateLimitMiddleware(ok, RateLimiter(rate=0.001, burst=2), INGRESS)
+    transport = httpx.ASGITransport(app=limited, client=("10.0.0.5", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://query") as client:
+        statuses = [(await client.get("/api/search", headers={
+            "X-Forwarded-For": f"6.6.6.{n}, 203.0.113.7"})).status_code for n in range(3)]
+        other = await client.get("/api/search", headers={"X-Forwarded-For": "198.51.100.1"})
+    assert statuses == [200, 200, 429]
+    assert other.status_code == 200
 
 
 def test_ttl_cache_expires_and_is_bounded() -> None:
