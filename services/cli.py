@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from services import supervisor
 from services.indexer import app as indexer_app
 from services.indexer.deadletters import list_dead_letters, replay_dead_letters
-from services.indexer.reindex import reindex_configured
+from services.indexer.reindex import ReindexIncomplete, reindex_configured
 from services.ingest import app as ingest_app
 from services.ingest.feeds import FeedError
 from services.ingest.sitemaps import SitemapError
@@ -143,6 +143,8 @@ def _add_ingest(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
                         help="what --source is (default: recognised from its content)")
     ingest.add_argument("--once", action="store_true",
                         help="poll every configured source once and exit")
+    ingest.add_argument("--limit", type=_positive_int, metavar="N", dest="max_items",
+                        help="with --source: read at most N of its articles (default: all)")
     ingest.set_defaults(handler=_ingest)
     backfill = ingest.add_subparsers(dest="action", metavar="ACTION").add_parser(
         "backfill", help="ingest the articles of a sitemap (or sitemap index) since a date")
@@ -157,12 +159,11 @@ def _add_ingest(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def _ingest(args: argparse.Namespace) -> None:
 
     if args.source:
-        result = asyncio.run(ingest_app.ingest_once(args.source, kind=args.kind))
-        _print_poll(result)
+        _print_poll(asyncio.run(ingest_app.ingest_once(args.source, kind=args.kind,
+                                                       max_items=args.max_items)))
     elif args.once:
         for result in asyncio.run(ingest_app.ingest_configured_once()):
-            print(f"{result.source}: {result.published} published, {result.skipped} skipped"
-                  + (f", failed: {result.error}" if result.error else ""))
+            print(result.summary())
     else:
         ingest_app.main()
 
@@ -174,14 +175,15 @@ def _backfill(args: argparse.Namespace) -> None:
 
 
 def _print_poll(result: PollResult) -> None:
-    if result.not_modified:
-        print(f"{result.source}: not modified since the last poll")
-        return
-    print(f"{result.source} ({result.kind}): {result.published} articles published "
-          f"({result.new} new, {result.updated} updated), {result.unchanged} unchanged, "
-          f"{result.failed} failed, {result.skipped} items skipped")
+    print(result.summary())
     for feed in result.feeds:
         print(f"advertised feed: {feed}")
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdecimal() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return int(text)
 
 
 def _utc_date(text: str) -> datetime:
@@ -282,9 +284,18 @@ def _idle(idle_ms: int | None) -> str:
 
 
 def _reindex(args: argparse.Namespace) -> None:
-    result = asyncio.run(reindex_configured(args.index, from_streams=args.from_streams))
+    try:
+        result = asyncio.run(reindex_configured(args.index, from_streams=args.from_streams))
+    except ReindexIncomplete as exc:
+        print(f"caravan reindex: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc
     print(f"{result.alias}: {result.old_index} -> {result.new_index}, {result.copied} documents "
           f"copied, {result.skipped} left alone; the old index is kept")
+    if result.late_failures:
+        print(f"caravan reindex: {len(result.late_failures)} documents written during the "
+              f"rebuild are only in {result.old_index}: " + "; ".join(
+                  f"{f.doc_id}: {f.reason}" for f in result.late_failures), file=sys.stderr)
+        raise SystemExit(1)
 
 
 def _docs(args: argparse.Namespace) -> None:

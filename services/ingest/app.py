@@ -95,9 +95,11 @@ async def connected_ingestor() -> AsyncIterator[Ingestor]:
 
 
 async def ingest_once(location: str, name: str | None = None, kind: Kind | None = None,
-                      since: datetime | None = None, max_items: int = 100) -> PollResult:
-    """Read one source (a feed, sitemap, listing or article; URL or path) and publish
-    its new and changed articles. Raises on a source that cannot be read."""
+                      since: datetime | None = None,
+                      max_items: int | None = None) -> PollResult:
+    """Read one source (a feed, sitemap, listing or article; URL or path), the whole
+    of it unless `max_items` bounds it, and publish its new and changed articles.
+    Raises on a source that cannot be read."""
     source = Source(name=name or Path(location).stem or location, url=location,
                     max_items=max_items)
     async with connected_ingestor() as ingestor:

@@ -25,7 +25,8 @@ class Source(BaseModel):
     language: str | None = None
     timezone: TimeZoneName = Field(default="UTC", description="IANA zone of dates the source "
                                    "writes without an offset, e.g. Asia/Almaty")
-    max_items: int = Field(default=100, ge=1, description="articles read per poll at most")
+    max_items: int | None = Field(default=100, ge=1, description="articles read per poll at "
+                                  "most; None (one-shot `caravan ingest --source`): all")
     max_pages: int = Field(default=5, ge=1, description="listing pages followed per poll")
     sitemap_depth: int = Field(default=2, ge=0, description="sitemap index levels followed")
 

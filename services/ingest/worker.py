@@ -14,9 +14,11 @@ import asyncio
 import hashlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import structlog
 from faststream.redis.publisher.usecase import StreamPublisher
@@ -50,13 +52,13 @@ _tracer = trace.get_tracer(__name__)
 # that poll too (poll_safely).
 EXPECTED_ERRORS = (FetchError, ValueError, RedisError)
 _LONGEST_REQUESTED_INTERVAL = 86400.0
+T = TypeVar("T")
 
 
 @dataclass
 class PollResult:
     source: str
     published: int = 0
-    skipped: int = 0
     error: str | None = None
     kind: Kind | None = None
     new: int = 0
@@ -66,6 +68,10 @@ class PollResult:
     not_modified: bool = False
     feeds: list[str] = field(default_factory=list)
     requested_interval: float | None = None  # what a feed asked for (<ttl>, sy:updatePeriod)
+    # Items of the document not looked at in this poll, by why: "limit" (past the
+    # source's max_items), "duplicate" (listed again), "unusable" (no usable link
+    # or title), "before since" (older than a backfill's --since).
+    left_out: Counter[str] = field(default_factory=Counter)
 
     @property
     def seen(self) -> int:
@@ -77,6 +83,39 @@ class PollResult:
         setattr(self, name, getattr(self, name) + 1)
         if outcome in (Novelty.NEW, Novelty.UPDATED):
             self.published += 1
+
+    def leave_out(self, reason: str, count: int = 1) -> None:
+        if count > 0:
+            self.left_out[reason] += count
+
+    def within_limit(self, items: list[T], max_items: int | None) -> list[T]:
+        """The first of `items` that still fit in `max_items` articles looked at
+        in this poll (all of them for None); the rest are left out for the limit."""
+        kept = items if max_items is None else items[:max(0, max_items - self.seen)]
+        self.leave_out("limit", len(items) - len(kept))
+        return kept
+
+    def summary(self) -> str:
+        """One line for people: what the poll published, and what it left out and why."""
+        if self.error is not None:
+            return f"{self.source}: failed: {self.error}"
+        if self.not_modified:
+            return f"{self.source}: not modified since the last poll"
+        left = self.left_out + Counter({"failed": self.failed})  # + drops the zeros
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(left.items()))
+        return (f"{self.source} ({self.kind}): {self.published} articles published "
+                f"({self.new} new, {self.updated} updated), {self.unchanged} unchanged, "
+                f"{left.total()} items left out" + (f" ({reasons})" if reasons else ""))
+
+
+def first_of_each(items: Iterable[T], key: Callable[[T], str]) -> tuple[list[T], int]:
+    """The first item of each key, in order, and how many repeats there were."""
+    firsts: dict[str, T] = {}
+    repeats = 0
+    for item in items:
+        if firsts.setdefault(key(item), item) is not item:
+            repeats += 1
+    return list(firsts.values()), repeats
 
 
 class Ingestor:
@@ -122,7 +161,7 @@ class Ingestor:
         await self._state.remember_validators(source.url, fetched.validators)
         log.info("source polled", kind=kind, published=result.published,
                  new=result.new, updated=result.updated, unchanged=result.unchanged,
-                 failed=result.failed, skipped=result.skipped)
+                 failed=result.failed, left_out=dict(result.left_out))
         return result
 
     async def _fetch_conditionally(self, url: str, *, conditional: bool = True) -> Fetched:
@@ -159,12 +198,15 @@ class Ingestor:
             log.warning("feed item skipped", position=skipped.position,
                         reason=skipped.reason)
             metrics.ITEMS.labels(source.name, "skipped").inc()
-        result.skipped += len(parsed.skipped)
+        result.leave_out("unusable", len(parsed.skipped))
         result.requested_interval = parsed.requested_interval
         # A feed read from a file is a snapshot, typically offline: its items are
         # published from the feed's own fields, their pages are not fetched.
         from_web = fetched.url.startswith(("http://", "https://"))
-        for item in parsed.events[:source.max_items]:
+        # The same article twice in one feed is published once, as it first appears.
+        items, repeats = first_of_each(parsed.events, lambda event: event.idempotency_key)
+        result.leave_out("duplicate", repeats)
+        for item in result.within_limit(items, source.max_items):
             # An item whose link is shared with other items (keyed by guid) has
             # no page of its own: the link is the site's home page.
             own_page = from_web and "#" not in item.canonical_url
@@ -183,7 +225,7 @@ class Ingestor:
         children = sorted((c for c in sitemap.children if recent(c)),
                           key=lambda c: c.date or "", reverse=True)
         for child in children:
-            if result.seen >= source.max_items:
+            if source.max_items is not None and result.seen >= source.max_items:
                 break
             if depth <= 0:
                 log.info("sitemap index deeper than configured, not followed",
@@ -197,9 +239,13 @@ class Ingestor:
             except (FetchError, SitemapError) as exc:
                 log.warning("child sitemap failed", sitemap=child.url,
                             error=str(exc))
-        entries = sorted((e for e in sitemap.entries if recent(e)),
-                         key=lambda e: e.date or "", reverse=True)
-        for entry in entries[:max(0, source.max_items - result.seen)]:
+        entries, repeats = first_of_each(sitemap.entries,
+                                          lambda e: article_key(canonicalize_url(e.url)))
+        result.leave_out("duplicate", repeats)
+        dated = [e for e in entries if recent(e)]
+        result.leave_out("before since", len(entries) - len(dated))
+        dated.sort(key=lambda e: e.date or "", reverse=True)
+        for entry in result.within_limit(dated, source.max_items):
             lead = Lead(url=entry.url, title=entry.news_title or "",
                         published_at=parse_date(entry.date, source.zone, now),
                         language=entry.news_language, tags=entry.keywords)
@@ -208,7 +254,7 @@ class Ingestor:
     async def _listing(self, source: Source, fetched: Fetched, result: PollResult) -> None:
         page: Fetched | None = fetched
         seen_pages = {fetched.url}
-        leads: dict[str, Lead] = {}
+        leads: list[Lead] = []
         for number in range(1, source.max_pages + 1):
             if page is None:
                 break
@@ -217,9 +263,8 @@ class Ingestor:
                 break
             listing = parse_listing(root, page.url)
             result.feeds.extend(f for f in listing.feeds if f not in result.feeds)
-            for link in listing.links:
-                leads.setdefault(link.url, Lead(url=link.url, title=link.title,
-                                                summary=link.excerpt))
+            leads.extend(Lead(url=link.url, title=link.title, summary=link.excerpt)
+                         for link in listing.links)
             log.info("listing page read", page=number,
                      links=len(listing.links), next_page=listing.next_page)
             page = None
@@ -233,7 +278,10 @@ class Ingestor:
                                 error=str(exc))
         if result.feeds:
             log.info("listing advertises feeds", feeds=result.feeds)
-        for lead in list(leads.values())[:source.max_items]:
+        # Pages overlap (a headline moves to page 2 between two requests).
+        unique, repeats = first_of_each(leads, _lead_key)
+        result.leave_out("duplicate", repeats)
+        for lead in result.within_limit(unique, source.max_items):
             await self._lead(source, lead, result)
 
     async def _lead(self, source: Source, lead: Lead, result: PollResult, *,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
+from services import cli
 from services.ingest.app import ingest_configured_once, ingest_once
 from services.ingest.feeds import FeedError
 from services.ratefeed.app import ratefeed_once
@@ -42,7 +45,7 @@ async def test_ingest_of_a_malformed_feed_reports_and_publishes_nothing_broken(
 ) -> None:
     result = await ingest_once(str(REALDATA / "feed-nenoksa-turbo-malformed.xml"))
 
-    assert (result.published, result.skipped) == (0, 1)
+    assert (result.published, result.left_out) == (0, {"unusable": 1})
     assert await redis.xlen(namespace.streams.articles) == 0
 
 
@@ -106,3 +109,41 @@ async def test_ratefeed_rejects_a_document_without_its_date(
     with pytest.raises(RatesError, match="no valid Date"):
         await ratefeed_once(str(path))
     assert await redis.xlen(namespace.streams.quotes) == 0
+
+
+def _long_feed(path: Path, items: int) -> Path:
+    """A feed file of `items` articles, one of them listed twice (under a tracking
+    parameter) and one without a link."""
+    body = "".join(f"<item><title>Item {n}</title><link>https://invented.example/{n}</link>"
+                   "</item>" for n in range(items))
+    body += ("<item><title>Item 5 again</title>"
+             "<link>https://invented.example/5?utm_source=rss</link></item>"
+             "<item><title>No link</title></item>")
+    path.write_text(f'<?xml version="1.0"?><rss version="2.0"><channel><title>Long</title>'
+                    f"{body}</channel></rss>", encoding="utf-8")
+    return path
+
+
+def test_ingest_source_reads_the_whole_file_and_says_what_it_left_out(
+    namespace: Namespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed = _long_feed(tmp_path / "long.xml", 3000)
+    client = SyncRedis.from_url(os.environ["REDIS_URL"])
+    try:
+        cli.main(["ingest", "--source", str(feed)])
+        assert client.xlen(namespace.streams.articles) == 3000
+        assert capsys.readouterr().out.splitlines()[-1] == (
+            "long (feed): 3000 articles published (3000 new, 0 updated), 0 unchanged, "
+            "2 items left out (duplicate: 1, unusable: 1)")
+
+        cli.main(["ingest", "--source", str(_long_feed(tmp_path / "longer.xml", 3100)),
+                  "--limit", "1000"])
+        assert client.xlen(namespace.streams.articles) == 3000  # its first 1000: as they were
+        assert capsys.readouterr().out.splitlines()[-1] == (
+            "longer (feed): 0 articles published (0 new, 0 updated), 1000 unchanged, "
+            "2102 items left out (duplicate: 1, limit: 2100, unusable: 1)")
+    finally:
+        keys = list(client.scan_iter(match=f"{namespace.stream_prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()

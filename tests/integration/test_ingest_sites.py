@@ -130,7 +130,8 @@ sitemap_depth = 0
 
     seed, arnews = await ingest_configured_once()
 
-    assert (seed.kind, seed.published) == ("listing", 2)
+    assert (seed.kind, seed.published, seed.left_out) == ("listing", 2, {"limit": 1})
+    assert seed.summary().endswith("1 items left out (limit: 1)")
     assert "/kz/?page=2" not in web.paths()
     assert (arnews.kind, arnews.published, arnews.error) == ("sitemap", 0, None)
     assert "/sitemap-news.xml" not in web.paths()

@@ -8,7 +8,7 @@ from services.ingest.feeds import requested_interval
 from services.ingest.kinds import document_kind
 from services.ingest.listing import is_article_page, is_listing, parse_html, parse_listing
 from services.ingest.sitemaps import SitemapError, parse_sitemap
-from services.ingest.worker import next_poll_in
+from services.ingest.worker import PollResult, first_of_each, next_poll_in
 from tests.conftest import REALDATA
 
 
@@ -116,3 +116,17 @@ def test_feeds_asking_for_slower_polling() -> None:
     assert next_poll_in(300.0, 60.0) == 300.0  # never faster than configured
     assert next_poll_in(300.0, 5400.0) == 5400.0
     assert next_poll_in(300.0, 30 * 86400.0) == 86400.0
+
+
+def test_a_poll_summary_says_what_was_left_out_and_why() -> None:
+    result = PollResult("site", kind="feed", failed=1)
+    items, repeats = first_of_each(["a", "b", "A", "c", "d", "e"], str.lower)
+    result.leave_out("duplicate", repeats)
+    assert result.within_limit(items, 4) == ["a", "b", "c"]  # one failed already looked at
+    result.count("new")
+    result.count("new")
+    assert result.summary() == ("site (feed): 2 articles published (2 new, 0 updated), "
+                                "0 unchanged, 4 items left out "
+                                "(duplicate: 1, failed: 1, limit: 2)")
+    assert result.within_limit(items, None) == items
+    assert PollResult("s", error="FetchError: x").summary() == "s: failed: FetchError: x"
