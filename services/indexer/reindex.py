@@ -7,7 +7,11 @@ copied by the indexer itself:
 2. fill it, either by reading the live index through a point in time with
    `search_after`, or by replaying what the streams retain;
 3. swap the alias to it in one atomic `_aliases` call: searches never see a
-   missing or half-filled index, and writes move over at that instant;
+   missing or half-filled index, and writes move over at that instant. Only if
+   every document was copied: when any was refused (a mapping it no longer fits)
+   or held back (the cluster overloaded), the alias stays, the half-filled index
+   is deleted so that a second run can create it again, and ReindexIncomplete
+   lists the documents with the reasons;
 4. copy once more from the old index, to catch documents written between the
    snapshot and the swap. External versions make that copy safe: a document
    the new index already holds at the same or a newer version is left alone.
@@ -20,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import structlog
@@ -43,12 +47,43 @@ PAGE = 1000
 
 
 @dataclass(frozen=True)
+class CopyFailure:
+    doc_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class ReindexResult:
     alias: str
     old_index: str
     new_index: str
     copied: int
     skipped: int
+    """Left alone: the new index already held that version or a newer one."""
+    late_failures: list[CopyFailure] = field(default_factory=list)
+    """Documents written during the rebuild that the copy after the swap could not
+    move: they are in the old index only."""
+
+
+class ReindexIncomplete(Exception):
+    """Documents failed to copy, so the alias was not swapped."""
+
+    SHOWN = 20
+
+    def __init__(self, alias: str, old: str, new: str, failures: list[CopyFailure]) -> None:
+        self.failures = failures
+        listed = "; ".join(f"{f.doc_id}: {f.reason}" for f in failures[:self.SHOWN])
+        more = f"; and {len(failures) - self.SHOWN} more" if len(failures) > self.SHOWN else ""
+        super().__init__(
+            f"{len(failures)} documents of {old} failed to copy, so {alias} still points at "
+            f"{old} and {new} was deleted; fix them and run again: {listed}{more}")
+
+
+@dataclass
+class _Tally:
+    stored: int = 0
+    stale: int = 0
+    failed: list[CopyFailure] = field(default_factory=list)
 
 
 def next_version(index: str) -> int:
@@ -82,25 +117,30 @@ async def reindex(
 
     if redis is not None and streams is not None:
         stream = streams.articles if alias == names.articles else streams.quotes
-        copied, skipped = await _copy(es, new, _from_stream(redis, stream, streams, names, alias))
+        tally = await _copy(es, new, _from_stream(redis, stream, streams, names, alias))
     else:
-        copied, skipped = await _copy(es, new, _from_index(es, old))
+        tally = await _copy(es, new, _from_index(es, old))
+    if tally.failed:
+        await es.indices.delete(index=new)
+        log.error("reindex abandoned, alias kept", alias=alias, old=old, deleted=new,
+                  failed=len(tally.failed))
+        raise ReindexIncomplete(alias, old, new, tally.failed)
     await es.indices.refresh(index=new)
     await es.indices.update_aliases(actions=[
         {"remove": {"index": old, "alias": alias}},
         {"add": {"index": new, "alias": alias, "is_write_index": True}},
     ])
     log.info("alias swapped", alias=alias, to=new)
-    late, _ = await _copy(es, new, _from_index(es, old))
-    log.info("reindex finished", alias=alias, copied=copied, skipped=skipped,
-             caught_up=late)
-    return ReindexResult(alias, old, new, copied, skipped)
+    late = await _copy(es, new, _from_index(es, old))
+    log.info("reindex finished", alias=alias, copied=tally.stored, skipped=tally.stale,
+             caught_up=late.stored, late_failures=len(late.failed))
+    return ReindexResult(alias, old, new, tally.stored, tally.stale, late.failed)
 
 
 async def _copy(es: AsyncElasticsearch, index: str,
-                actions: AsyncIterator[list[BulkAction]]) -> tuple[int, int]:
-    """Bulk the pages into `index`; returns (stored, left alone as stale or refused)."""
-    stored = skipped = 0
+                actions: AsyncIterator[list[BulkAction]]) -> _Tally:
+    """Bulk the pages into `index`: what was stored, left alone as stale, or failed."""
+    tally = _Tally()
     async for page in actions:
         operations: list[Any] = []
         for action in page:
@@ -111,12 +151,13 @@ async def _copy(es: AsyncElasticsearch, index: str,
                                                        filter_path=BULK_RESPONSE)))
         for action, result in zip(page, results, strict=True):
             if result.outcome is Outcome.STORED:
-                stored += 1
-                continue
-            skipped += 1
-            if result.outcome is not Outcome.STALE:
+                tally.stored += 1
+            elif result.outcome is Outcome.STALE:
+                tally.stale += 1
+            else:
                 log.warning("document not copied", id=action.doc_id, reason=result.reason)
-    return stored, skipped
+                tally.failed.append(CopyFailure(action.doc_id, result.reason))
+    return tally
 
 
 async def _from_index(es: AsyncElasticsearch, index: str) -> AsyncIterator[list[BulkAction]]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 
 import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from services.indexer.mappings import IndexNames
-from services.indexer.reindex import current_index, reindex
-from tests.conftest import Namespace
+from services.indexer.reindex import ReindexIncomplete, current_index, reindex
+from tests.conftest import REPO, Namespace
 from tests.integration.conftest import MakeConsumer, article, drain, publish
 
 pytestmark = pytest.mark.integration
@@ -74,3 +76,56 @@ async def test_writes_after_the_swap_land_in_the_new_index(
     assert {h["_id"] for h in new["hits"]["hits"]} == {article(1).idempotency_key,
                                                        article(2).idempotency_key}
     assert {h["_id"] for h in old["hits"]["hits"]} == {article(1).idempotency_key}
+
+
+async def _old_index_with_a_misfit(es: AsyncElasticsearch, names: IndexNames) -> str:
+    """An articles-v1 made by an older mapping (published_at a keyword), holding three
+    documents, one of which the current mapping (published_at a date) refuses."""
+    old = IndexNames.versioned(names.articles)
+    await es.indices.create(index=old, aliases={names.articles: {"is_write_index": True}},
+                            mappings={"properties": {"published_at": {"type": "keyword"}}})
+    for n, published in enumerate(["2026-01-01T00:00:00Z", "last Tuesday",
+                                   "2026-01-03T00:00:00Z"]):
+        document = article(n).model_dump(mode="json") | {"published_at": published}
+        await es.index(index=old, id=f"doc-{n}", document=document, version=1,
+                       version_type="external")
+    await es.indices.refresh(index=old)
+    return old
+
+
+async def test_a_document_that_fails_to_copy_keeps_the_alias_on_the_old_index(
+    es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    names = IndexNames(namespace.index_prefix)
+    old = await _old_index_with_a_misfit(es, names)
+
+    with pytest.raises(ReindexIncomplete) as refused:
+        await reindex(es, names, names.articles)
+
+    assert [f.doc_id for f in refused.value.failures] == ["doc-1"]
+    assert "published_at" in refused.value.failures[0].reason
+    assert f"{names.articles} still points at {old}" in str(refused.value)
+    assert await current_index(es, names.articles) == old
+    assert not await es.indices.exists(index=IndexNames.versioned(names.articles, 2))
+    assert (await es.count(index=names.articles))["count"] == 3
+
+
+async def test_caravan_reindex_reports_the_failures_and_exits_non_zero(
+    es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    names = IndexNames(namespace.index_prefix)
+    old = await _old_index_with_a_misfit(es, names)
+
+    # The namespace fixture has put its index prefix into this process's environment.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services", "reindex", "articles", cwd=REPO, env=dict(os.environ),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await process.communicate()
+
+    assert process.returncode == 1, out.decode()
+    assert "1 documents of" in err.decode()
+    assert "doc-1: " in err.decode()
+    assert await current_index(es, names.articles) == old
+    # Nothing is left in the way of a second run once the document is fixed.
+    await es.delete(index=old, id="doc-1", refresh=True)
+    assert (await reindex(es, names, names.articles)).copied == 2
