@@ -46,10 +46,10 @@ class Fault(enum.Enum):
 CLUSTER_STATUSES = frozenset({401, 403, 404, 408, 429})
 
 # Indexing pressure: "rejected execution of coordinating operation [...,
-# coordinating_operation_bytes=N, max_coordinating_and_primary_bytes=M]".
+# coordinating_operation_bytes=N, max_coordinating_bytes=M]" (likewise primary
+# and replica operations).
 _PRESSURE = re.compile(
-    r"(?:coordinating|primary)_operation_bytes=(\d+),\s*"
-    r"max_(?:coordinating_and_primary|primary)_bytes=(\d+)")
+    r"(?:coordinating|primary|replica)_operation_bytes=(\d+),\s*max_[a-z_]*bytes=(\d+)")
 
 
 def status_fault(status: int) -> Fault:

@@ -16,9 +16,10 @@ from services.indexer.failures import (
 )
 from services.indexer.ledger import bounded, event_id_of, read_note
 
+# As Elasticsearch 9.2 words it (seen in the fault tests).
 PRESSURE = ("rejected execution of coordinating operation [coordinating_and_primary_bytes=0, "
             "replica_bytes=0, all_bytes=0, coordinating_operation_bytes={op}, "
-            "max_coordinating_and_primary_bytes=2097152]")
+            "max_coordinating_bytes=2097152]")
 FLOOD = ("index [a-v1] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage "
          "watermark, index has read-only-allow-delete block]")
 
