@@ -104,6 +104,9 @@ class IngestSettings(_Settings):
     state_ttl_days: float = Field(default=30.0, gt=0)
     # Pause when the slowest consumer group of the articles stream is this far behind.
     max_lag: int = Field(default=100_000, ge=1)
+    # Child sitemaps of an index fetched per poll at most; the next poll goes on
+    # where this one stopped (newest lastmod, then least recently visited, first).
+    sitemap_max_fetches_per_poll: int = Field(default=50, ge=1)
 
 
 class FetchSettings(_Settings):

@@ -60,7 +60,8 @@ async def _ingestor(ctx: ServiceContext, publisher: StreamPublisher) -> AsyncIte
     backpressure = Backpressure(redis, ctx.streams.articles, settings.max_lag,
                                 ctx.common.stream_groups, ctx.common.abandon_after_ms)
     try:
-        yield Ingestor(publisher, fetcher, state, backpressure)
+        yield Ingestor(publisher, fetcher, state, backpressure,
+                       sitemap_fetches=settings.sitemap_max_fetches_per_poll)
     finally:
         await fetcher.aclose()
         await redis.aclose()

@@ -6,6 +6,7 @@ namespace, and the news extension's prefix varies.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,67 @@ class SitemapEntry:
 class Sitemap:
     entries: list[SitemapEntry] = field(default_factory=list)
     children: list[SitemapEntry] = field(default_factory=list)  # of a sitemap index
+
+
+@dataclass(frozen=True)
+class ChildVisit:
+    """What a poll remembers of one child of a sitemap index."""
+
+    visited: float  # when the poll that fetched it started (epoch seconds)
+    # The lastmod the index gave the child when it was last read in full; None
+    # when it had none, or when the read was cut short or failed.
+    lastmod: str | None = None
+    quiet: int = 0  # visits in a row it answered 304 Not Modified
+
+
+@dataclass(frozen=True)
+class ChildPlan:
+    fetch: list[SitemapEntry]  # in this order
+    unchanged: int = 0  # read in full under the lastmod the index still gives it
+    resting: int = 0  # no lastmod, answered 304 lately: asked again later
+    deferred: int = 0  # due, but over this poll's fetch budget
+
+
+_LONGEST_REST = 86400.0
+
+
+def plan_children(children: Sequence[SitemapEntry], visits: Mapping[str, ChildVisit], *,
+                  budget: int, now: float, interval: float) -> ChildPlan:
+    """Which children of a sitemap index one poll fetches, and in what order.
+
+    A child read in full under the lastmod the index still gives it is not
+    fetched at all. One without a lastmod that answered 304 rests for twice the
+    poll interval, then four times, up to a day. The rest go newest lastmod first
+    (new articles are in the newest child), then the least recently visited,
+    so a poll stopped by the budget is continued by the next one, not restarted.
+    """
+    due: list[SitemapEntry] = []
+    unchanged = resting = 0
+    for child in children:
+        visit = visits.get(child.url)
+        if visit is None:
+            due.append(child)
+        elif settled(child, visit):
+            unchanged += 1
+        elif child.lastmod is None and now - visit.visited < _rest(visit.quiet, interval):
+            resting += 1
+        else:
+            due.append(child)
+    # Two stable sorts: least recently visited first, then newest lastmod first.
+    due.sort(key=lambda c: visits[c.url].visited if c.url in visits else 0.0)
+    due.sort(key=lambda c: c.lastmod or "", reverse=True)
+    fetch = due[:max(0, budget)]
+    return ChildPlan(fetch, unchanged, resting, len(due) - len(fetch))
+
+
+def settled(child: SitemapEntry, visit: ChildVisit) -> bool:
+    """Read in full (or answered 304) under the lastmod the index still gives it.
+    A child without a lastmod never is: only fetching it tells whether it changed."""
+    return child.lastmod is not None and visit.lastmod == child.lastmod
+
+
+def _rest(quiet: int, interval: float) -> float:
+    return 0.0 if quiet == 0 else min(_LONGEST_REST, interval * 2.0 ** min(quiet, 32))
 
 
 def is_sitemap(content: bytes) -> bool:

@@ -1,5 +1,6 @@
 """What ingest remembers across restarts, in Redis: the content hash of every
-article it published, and the ETag/Last-Modified of every document it fetched.
+article it published, the ETag/Last-Modified of every document it fetched, and
+when it visited each child of a sitemap index and what it found.
 
 Every key expires after `ttl` seconds without being refreshed, which bounds
 Redis to what the sources published within that window.
@@ -7,13 +8,17 @@ Redis to what the sources published within that window.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
 from redis.asyncio import Redis
 
 from services.ingest.fetcher import Validators
+from services.ingest.sitemaps import ChildVisit
 
 
 class Novelty(StrEnum):
@@ -39,6 +44,9 @@ class IngestState:
 
     def _document_key(self, url: str) -> str:
         return f"{self._prefix}http:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
+
+    def _children_key(self, index_url: str) -> str:
+        return f"{self._prefix}sitemap:{hashlib.sha256(index_url.encode()).hexdigest()[:32]}"
 
     async def record(self, key: str) -> Record | None:
         """What was published under this article key, if anything."""
@@ -75,6 +83,26 @@ class IngestState:
             if mapping:
                 pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
                 pipe.expire(key, self._ttl)
+            await pipe.execute()
+
+    async def recall_sitemap_children(self, index_url: str,
+                                      listed: Collection[str]) -> dict[str, ChildVisit]:
+        """The visits of the children the index lists; the ones it no longer lists
+        are forgotten, so one hash per index stays the size of the index."""
+        key = self._children_key(index_url)
+        raw: dict[bytes, bytes] = await self._redis.hgetall(key)  # type: ignore[assignment]
+        visits = {url.decode(): ChildVisit(**json.loads(value)) for url, value in raw.items()}
+        gone = [url for url in visits if url not in listed]
+        if gone:
+            await self._redis.hdel(key, *gone)
+        return {url: visit for url, visit in visits.items() if url in listed}
+
+    async def remember_sitemap_child(self, index_url: str, child_url: str,
+                                     visit: ChildVisit) -> None:
+        key = self._children_key(index_url)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, child_url, json.dumps(dataclasses.asdict(visit)))
+            pipe.expire(key, self._ttl)
             await pipe.execute()
 
 

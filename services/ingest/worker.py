@@ -36,7 +36,14 @@ from services.ingest.feeds import parse_feed
 from services.ingest.fetcher import Fetched, PoliteFetcher, Refused
 from services.ingest.kinds import Kind, document_kind
 from services.ingest.listing import is_article_page, is_listing, parse_html, parse_listing
-from services.ingest.sitemaps import SitemapEntry, SitemapError, parse_sitemap
+from services.ingest.sitemaps import (
+    ChildVisit,
+    SitemapEntry,
+    SitemapError,
+    parse_sitemap,
+    plan_children,
+    settled,
+)
 from services.ingest.sources import Source
 from services.ingest.state import IngestState, Novelty
 from services.ingest.urls import canonicalize_url
@@ -72,6 +79,11 @@ class PollResult:
     # source's max_items), "duplicate" (listed again), "unusable" (no usable link
     # or title), "before since" (older than a backfill's --since).
     left_out: Counter[str] = field(default_factory=Counter)
+    # Children of a sitemap index: fetched and read, not fetched because unchanged
+    # (or resting after 304s), and left for a later poll (the fetch budget, the limit).
+    sitemaps_read: int = 0
+    sitemaps_unchanged: int = 0
+    sitemaps_deferred: int = 0
 
     @property
     def seen(self) -> int:
@@ -83,6 +95,15 @@ class PollResult:
         setattr(self, name, getattr(self, name) + 1)
         if outcome in (Novelty.NEW, Novelty.UPDATED):
             self.published += 1
+
+    @property
+    def sitemaps(self) -> dict[str, int]:
+        return {"sitemaps_read": self.sitemaps_read,
+                "sitemaps_unchanged": self.sitemaps_unchanged,
+                "sitemaps_deferred": self.sitemaps_deferred}
+
+    def full(self, max_items: int | None) -> bool:
+        return max_items is not None and self.seen >= max_items
 
     def leave_out(self, reason: str, count: int = 1) -> None:
         if count > 0:
@@ -103,9 +124,30 @@ class PollResult:
             return f"{self.source}: not modified since the last poll"
         left = self.left_out + Counter({"failed": self.failed})  # + drops the zeros
         reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(left.items()))
-        return (f"{self.source} ({self.kind}): {self.published} articles published "
+        line = (f"{self.source} ({self.kind}): {self.published} articles published "
                 f"({self.new} new, {self.updated} updated), {self.unchanged} unchanged, "
                 f"{left.total()} items left out" + (f" ({reasons})" if reasons else ""))
+        if any(self.sitemaps.values()):
+            line += (f"; child sitemaps: {self.sitemaps_read} read, {self.sitemaps_unchanged} "
+                     f"unchanged, {self.sitemaps_deferred} left for a later poll")
+        return line
+
+
+@dataclass
+class _SitemapWalk:
+    """One poll's way through a sitemap, its children and theirs."""
+
+    since: datetime | None  # entries dated earlier are left out (backfill)
+    now: datetime  # when the poll started: the children it fetches were visited then
+    budget: int  # child sitemaps this poll may still fetch
+
+    @property
+    def started(self) -> float:
+        return self.now.timestamp()
+
+    def recent(self, entry: SitemapEntry, source: Source) -> bool:
+        moment = parse_date(entry.date, source.zone, self.now)
+        return self.since is None or moment is None or moment >= self.since
 
 
 def first_of_each(items: Iterable[T], key: Callable[[T], str]) -> tuple[list[T], int]:
@@ -120,11 +162,12 @@ def first_of_each(items: Iterable[T], key: Callable[[T], str]) -> tuple[list[T],
 
 class Ingestor:
     def __init__(self, publisher: StreamPublisher, fetcher: PoliteFetcher, state: IngestState,
-                 backpressure: Backpressure | None = None) -> None:
+                 backpressure: Backpressure | None = None, *, sitemap_fetches: int = 50) -> None:
         self._publisher = publisher
         self._fetcher = fetcher
         self._state = state
         self._backpressure = backpressure
+        self._sitemap_fetches = sitemap_fetches  # child sitemaps fetched per poll at most
 
     async def poll(self, source: Source, kind: Kind | None = None,
                    since: datetime | None = None) -> PollResult:
@@ -150,18 +193,25 @@ class Ingestor:
         if kind is None:
             kind = source.kind or self._kind(fetched)
         result.kind = kind
+        complete = True
         if kind == "feed":
             await self._feed(source, fetched, result)
         elif kind == "sitemap":
-            await self._sitemap(source, fetched, result, source.sitemap_depth, since)
+            walk = _SitemapWalk(since, datetime.now(UTC), self._sitemap_fetches)
+            complete = await self._sitemap(source, source.url, fetched, result,
+                                           source.sitemap_depth, walk)
         elif kind == "listing":
             await self._listing(source, fetched, result)
         else:
             await self._lead(source, Lead(url=fetched.url), result, page=fetched)
-        await self._state.remember_validators(source.url, fetched.validators)
+        if complete:
+            # Not after a partial read of a sitemap index: a 304 for it next
+            # time would stop the poll before it continued with the children.
+            await self._state.remember_validators(source.url, fetched.validators)
         log.info("source polled", kind=kind, published=result.published,
                  new=result.new, updated=result.updated, unchanged=result.unchanged,
-                 failed=result.failed, left_out=dict(result.left_out))
+                 failed=result.failed, left_out=dict(result.left_out),
+                 **(result.sitemaps if kind == "sitemap" else {}))
         return result
 
     async def _fetch_conditionally(self, url: str, *, conditional: bool = True) -> Fetched:
@@ -213,43 +263,76 @@ class Ingestor:
             await self._lead(source, Lead.from_event(item), result, fallback=item,
                              fetch_page=own_page)
 
-    async def _sitemap(self, source: Source, fetched: Fetched, result: PollResult,
-                       depth: int, since: datetime | None) -> None:
+    async def _sitemap(self, source: Source, location: str, fetched: Fetched,
+                       result: PollResult, depth: int, walk: _SitemapWalk) -> bool:
+        """Read a sitemap, or a sitemap index and (within the walk's budget) its
+        children; True when it was read in full: every entry looked at, every
+        child read in full or unchanged."""
         sitemap = parse_sitemap(fetched.content)
-        now = datetime.now(UTC)
-
-        def recent(entry: SitemapEntry) -> bool:
-            moment = parse_date(entry.date, source.zone, now)
-            return since is None or moment is None or moment >= since
-
-        children = sorted((c for c in sitemap.children if recent(c)),
-                          key=lambda c: c.date or "", reverse=True)
-        for child in children:
-            if source.max_items is not None and result.seen >= source.max_items:
-                break
-            if depth <= 0:
-                log.info("sitemap index deeper than configured, not followed",
-                         sitemap=child.url)
-                continue
-            try:
-                child_doc = await self._fetch_conditionally(child.url)
-                if not child_doc.not_modified:
-                    await self._sitemap(source, child_doc, result, depth - 1, since)
-                    await self._state.remember_validators(child.url, child_doc.validators)
-            except (FetchError, SitemapError) as exc:
-                log.warning("child sitemap failed", sitemap=child.url,
-                            error=str(exc))
+        complete = True
+        if sitemap.children:
+            complete = await self._children(source, location, sitemap.children, result,
+                                            depth, walk)
         entries, repeats = first_of_each(sitemap.entries,
                                           lambda e: article_key(canonicalize_url(e.url)))
         result.leave_out("duplicate", repeats)
-        dated = [e for e in entries if recent(e)]
+        dated = [e for e in entries if walk.recent(e, source)]
         result.leave_out("before since", len(entries) - len(dated))
         dated.sort(key=lambda e: e.date or "", reverse=True)
-        for entry in result.within_limit(dated, source.max_items):
+        kept = result.within_limit(dated, source.max_items)
+        for entry in kept:
             lead = Lead(url=entry.url, title=entry.news_title or "",
-                        published_at=parse_date(entry.date, source.zone, now),
+                        published_at=parse_date(entry.date, source.zone, walk.now),
                         language=entry.news_language, tags=entry.keywords)
             await self._lead(source, lead, result)
+        return complete and len(kept) == len(entries)
+
+    async def _children(self, source: Source, index_url: str, children: list[SitemapEntry],
+                        result: PollResult, depth: int, walk: _SitemapWalk) -> bool:
+        """The children of an index due in this poll; True when every child is
+        settled: a later poll, finding the index as it is, would fetch none of them."""
+        if depth <= 0:  # as deep as configured: all there is to read here is read
+            log.info("sitemap index deeper than configured, not followed", sitemap=index_url)
+            return True
+        listed = [c for c in children if walk.recent(c, source)]
+        visits = await self._state.recall_sitemap_children(index_url, {c.url for c in children})
+        plan = plan_children(listed, visits, budget=walk.budget, now=walk.started,
+                             interval=source.interval)
+        result.sitemaps_unchanged += plan.unchanged + plan.resting
+        deferred = plan.deferred
+        complete = len(listed) == len(children) and plan.resting == 0
+        for position, child in enumerate(plan.fetch):
+            # A nested index may have spent the budget meanwhile.
+            if walk.budget <= 0 or result.full(source.max_items):
+                deferred += len(plan.fetch) - position
+                break
+            walk.budget -= 1
+            visit = await self._child(source, child, visits.get(child.url), result, depth, walk)
+            await self._state.remember_sitemap_child(index_url, child.url, visit)
+            complete = complete and settled(child, visit)
+        result.sitemaps_deferred += deferred
+        if deferred:
+            log.info("children of the sitemap index left for a later poll", sitemap=index_url,
+                     deferred=deferred, fetch_budget=self._sitemap_fetches)
+        return complete and deferred == 0
+
+    async def _child(self, source: Source, child: SitemapEntry, previous: ChildVisit | None,
+                     result: PollResult, depth: int, walk: _SitemapWalk) -> ChildVisit:
+        """Fetch and read one child sitemap; what to remember of the visit."""
+        try:
+            document = await self._fetch_conditionally(child.url)
+            if document.not_modified:  # its validators are kept only once read in full
+                quiet = previous.quiet + 1 if previous else 1
+                return ChildVisit(walk.started, child.lastmod, quiet)
+            complete = await self._sitemap(source, child.url, document, result, depth - 1, walk)
+        except (FetchError, SitemapError) as exc:
+            log.warning("child sitemap failed", sitemap=child.url, error=str(exc))
+            return ChildVisit(walk.started)
+        result.sitemaps_read += 1
+        if not complete:
+            return ChildVisit(walk.started)
+        await self._state.remember_validators(child.url, document.validators)
+        return ChildVisit(walk.started, child.lastmod)
 
     async def _listing(self, source: Source, fetched: Fetched, result: PollResult) -> None:
         page: Fetched | None = fetched

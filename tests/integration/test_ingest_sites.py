@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
@@ -222,3 +223,83 @@ async def test_requests_to_one_host_start_no_closer_than_its_crawl_delay(
     gaps = [later - earlier for earlier, later in pairwise(arrivals)]
     # Arrival times jitter by scheduling; starts are spaced by the delay.
     assert min(gaps) >= 0.25
+
+
+SITEMAP_NS = ('xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+              'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"')
+
+
+def _index(web: LoopbackServer, children: Sequence[tuple[str, str | None]]) -> bytes:
+    """A sitemap index of (path on `web`, lastmod or None) children."""
+    listed = "".join(f"<sitemap><loc>{web.url(path)}</loc>"
+                     + (f"<lastmod>{lastmod}</lastmod>" if lastmod else "") + "</sitemap>"
+                     for path, lastmod in children)
+    return f'<?xml version="1.0"?><sitemapindex {SITEMAP_NS}>{listed}</sitemapindex>'.encode()
+
+
+def _news_sitemap(web: LoopbackServer, path: str, title: str) -> bytes:
+    return (f'<?xml version="1.0"?><urlset {SITEMAP_NS}><url><loc>{web.url(path)}</loc>'
+            f"<news:news><news:title>{title}</news:title></news:news></url></urlset>").encode()
+
+
+async def test_a_2000_child_index_costs_the_fetch_budget_per_poll_and_goes_on_where_it_stopped(
+    web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARAVAN_INGEST_SITEMAP_MAX_FETCHES_PER_POLL", "40")
+    newest = datetime(2026, 5, 1, tzinfo=UTC)
+    children = [(f"/sitemaps/{n}.xml", (newest - timedelta(days=n)).date().isoformat())
+                for n in range(2000)]
+    web.routes["/sitemap.xml"] = static(_index(web, children), XML, etag='"i1"')
+    for path, _ in children:
+        web.routes[path] = static(f'<urlset {SITEMAP_NS}></urlset>'.encode(), XML)
+
+    def fetched() -> list[str]:
+        return [path for path in web.paths() if path.startswith("/sitemaps/")]
+
+    first = await ingest_once(web.url("/sitemap.xml"), name="big")
+    assert fetched() == [path for path, _ in children[:40]]  # the newest first
+    assert (first.sitemaps_read, first.sitemaps_deferred) == (40, 1960)
+
+    second = await ingest_once(web.url("/sitemap.xml"), name="big")  # a restarted ingest
+    assert fetched()[40:] == [path for path, _ in children[40:80]]  # where the first stopped
+    assert second.summary().endswith(
+        "child sitemaps: 40 read, 40 unchanged, 1920 left for a later poll")
+    # Read in full again, not answered 304: the first poll was partial.
+    assert [h.headers.get("if-none-match") for h in web.hits if h.path == "/sitemap.xml"] == [
+        None, None]
+
+
+async def test_children_unchanged_by_lastmod_or_answering_304_are_not_fetched_every_poll(
+    web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    web.routes["/a.xml"] = static(_news_sitemap(web, "/a/1", "Article A"), XML)
+    web.routes["/b.xml"] = static(_news_sitemap(web, "/b/1", "Article B"), XML)
+    web.routes["/c.xml"] = static(_news_sitemap(web, "/c/1", "Article C"), XML, etag='"c1"')
+    children: list[tuple[str, str | None]] = [
+        ("/a.xml", "2026-05-02"), ("/b.xml", "2026-05-01"), ("/c.xml", None)]
+    web.routes["/sitemap.xml"] = static(_index(web, children), XML)
+    config = tmp_path / "sources.toml"
+    config.write_text(f'[[sources]]\nname = "site"\nurl = "{web.url("/sitemap.xml")}"\n'
+                      "interval = 3600\n", encoding="utf-8")
+    monkeypatch.setenv("CARAVAN_INGEST_SOURCES", str(config))
+
+    async def poll() -> list[str]:
+        before = len(web.hits)
+        (result,) = await ingest_configured_once()
+        assert result.error is None
+        return [hit.path for hit in web.hits[before:] if hit.path.endswith(".xml")
+                and hit.path != "/sitemap.xml"]
+
+    assert await poll() == ["/a.xml", "/b.xml", "/c.xml"]
+    assert len(await published_articles(redis, namespace)) == 3
+    # a and b: same lastmod as when read. c has none: asked again, conditionally.
+    assert await poll() == ["/c.xml"]
+    assert [h.headers.get("if-none-match") for h in web.hits if h.path == "/c.xml"] == [
+        None, '"c1"']
+    # c answered 304: it rests for the next poll (two intervals).
+    assert await poll() == []
+    children[1] = ("/b.xml", "2026-05-03")  # b changed
+    web.routes["/sitemap.xml"] = static(_index(web, children), XML)
+    assert await poll() == ["/b.xml"]
+    assert len(await published_articles(redis, namespace)) == 3  # its article as it was

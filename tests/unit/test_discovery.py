@@ -7,7 +7,13 @@ import pytest
 from services.ingest.feeds import requested_interval
 from services.ingest.kinds import document_kind
 from services.ingest.listing import is_article_page, is_listing, parse_html, parse_listing
-from services.ingest.sitemaps import SitemapError, parse_sitemap
+from services.ingest.sitemaps import (
+    ChildVisit,
+    SitemapEntry,
+    SitemapError,
+    parse_sitemap,
+    plan_children,
+)
 from services.ingest.worker import PollResult, first_of_each, next_poll_in
 from tests.conftest import REALDATA
 
@@ -130,3 +136,37 @@ def test_a_poll_summary_says_what_was_left_out_and_why() -> None:
                                 "(duplicate: 1, failed: 1, limit: 2)")
     assert result.within_limit(items, None) == items
     assert PollResult("s", error="FetchError: x").summary() == "s: failed: FetchError: x"
+
+
+def _child(name: str, lastmod: str | None = None) -> SitemapEntry:
+    return SitemapEntry(f"https://s.kz/{name}.xml", lastmod=lastmod)
+
+
+def test_children_of_a_sitemap_index_newest_lastmod_then_least_recently_visited_first() -> None:
+    children = [_child("old", "2024-01-01"), _child("new", "2026-05-01"), _child("a"),
+                _child("b"), _child("mid", "2025-01-01")]
+    visits = {_child("a").url: ChildVisit(visited=200.0), _child("b").url: ChildVisit(100.0),
+              _child("mid").url: ChildVisit(300.0, lastmod="2024-12-01")}  # changed since
+
+    plan = plan_children(children, visits, budget=4, now=1000.0, interval=900.0)
+
+    assert [c.url.split("/")[-1] for c in plan.fetch] == ["new.xml", "mid.xml", "old.xml",
+                                                          "b.xml"]
+    assert (plan.unchanged, plan.resting, plan.deferred) == (0, 0, 1)
+
+
+def test_children_unchanged_by_lastmod_or_resting_after_304s_are_not_fetched() -> None:
+    children = [_child("same", "2026-05-01"), _child("quiet"), _child("quieter")]
+    visits = {_child("same").url: ChildVisit(0.0, lastmod="2026-05-01"),
+              _child("quiet").url: ChildVisit(0.0, quiet=1),
+              _child("quieter").url: ChildVisit(0.0, quiet=2)}
+
+    def fetched(now: float) -> list[str]:
+        plan = plan_children(children, visits, budget=50, now=now, interval=900.0)
+        return [c.url.split("/")[-1] for c in plan.fetch]
+
+    # One 304 rests two intervals, two in a row four: polls skipped, not the child forever.
+    assert fetched(900.0 + 1) == []
+    assert fetched(2 * 900.0 + 1) == ["quiet.xml"]
+    assert fetched(4 * 900.0 + 1) == ["quiet.xml", "quieter.xml"]
+    assert fetched(10**9) == ["quiet.xml", "quieter.xml"]  # never longer than a day
