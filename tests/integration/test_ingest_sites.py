@@ -19,6 +19,8 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from services.ingest.app import ingest_configured_once, ingest_once
+from services.ingest.sitemaps import ChildVisit
+from services.ingest.state import IngestState
 from tests.conftest import REALDATA, Namespace
 from tests.integration.conftest import published_articles
 from tests.loopback import LoopbackServer, static
@@ -303,3 +305,18 @@ async def test_children_unchanged_by_lastmod_or_answering_304_are_not_fetched_ev
     web.routes["/sitemap.xml"] = static(_index(web, children), XML)
     assert await poll() == ["/b.xml"]
     assert len(await published_articles(redis, namespace)) == 3  # its article as it was
+
+
+async def test_children_an_index_no_longer_lists_are_forgotten(
+    redis: Redis, namespace: Namespace
+) -> None:
+    state = IngestState(redis, namespace.stream_prefix, ttl=60)
+    index = "https://s.kz/sitemap.xml"
+    for name in ("a", "b"):
+        await state.remember_sitemap_child(index, f"https://s.kz/{name}.xml",
+                                           ChildVisit(1.0, lastmod="2026-05-01", quiet=2))
+
+    visits = await state.recall_sitemap_children(index, {"https://s.kz/b.xml"})
+
+    assert visits == {"https://s.kz/b.xml": ChildVisit(1.0, lastmod="2026-05-01", quiet=2)}
+    assert await state.recall_sitemap_children(index, {"https://s.kz/a.xml"}) == {}
