@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import structlog
-from elasticsearch import AsyncElasticsearch, BadRequestError
+from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError
 from elasticsearch import TransportError as ESTransportError
 from faststream.redis import RedisBroker
 from faststream.redis.opentelemetry import RedisTelemetryMiddleware
@@ -18,6 +18,8 @@ from shared.settings import ElasticsearchSettings, RedisSettings
 from shared.streams import JsonMessageFormat
 
 log = structlog.get_logger(__name__)
+# Seconds a readiness check may wait for Elasticsearch's answer.
+READY_TIMEOUT = 2.5
 
 
 def _redis_options(settings: RedisSettings) -> dict[str, Any]:
@@ -97,8 +99,16 @@ async def elasticsearch_ready(es: AsyncElasticsearch) -> bool:
     Uses cluster health, not `ping()`/`info()`: the minimal distribution has no `GET /`.
     """
     try:
-        health = await es.cluster.health(wait_for_status="yellow", timeout="1s")
+        # Bounded, without the client's retries: a probe must answer within the
+        # orchestrator's probe timeout even while the cluster is black-holed.
+        quick = es.options(request_timeout=READY_TIMEOUT, max_retries=0)
+        health = await quick.cluster.health(wait_for_status="yellow", timeout="1s")
     except (ESTransportError, OSError, TimeoutError):
+        return False
+    except ApiError as exc:
+        # 401/403 (an expired key, a missing privilege) or a 5xx: not ready, and the
+        # probe must answer, not fail; the reason is logged where writes are held.
+        log.debug("elasticsearch health refused", status=exc.status_code, error=str(exc))
         return False
     return not health.get("timed_out", False)
 

@@ -173,10 +173,13 @@ class Writer:
                 attempt += 1
                 await self._hold_for(work, failure.reason, attempt)
                 continue
-            self._hold.release()
             _trace_written(work, results, started_ns)
             work = await self._settle(work, results)
-            if work:
+            if not work:
+                # Released only by an answer with nothing held: a bulk request answered
+                # 200 whose items all meet an index block is still the cluster refusing.
+                self._hold.release()
+            else:
                 attempt += 1
                 reasons = "; ".join(sorted({r.reason for r in results
                                             if r.outcome is Outcome.HOLD}))

@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any, cast
 from uuid import uuid4
 
+import httpx
 import pytest
 import redis
 from elasticsearch import Elasticsearch
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.events import ArticleEvent, content_hash
 from tests.conftest import REPO
@@ -104,6 +106,7 @@ class Fixture:
     workdir: Path
     token: str = field(default_factory=lambda: uuid4().hex[:10])
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    health_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def articles_stream(self) -> str:
@@ -129,11 +132,38 @@ class Fixture:
 
     def start_indexer(self, name: str, **extra: str) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"indexer-{name}.log").open("wb")
+        env = self.env(CARAVAN_INDEXER_CONSUMER=name, **extra)
+        self.health_ports[name] = int(env["CARAVAN_HEALTH_PORT"])
         process = subprocess.Popen(
             [sys.executable, "-m", "services.indexer"], cwd=REPO, stdout=log,
-            stderr=subprocess.STDOUT, env=self.env(CARAVAN_INDEXER_CONSUMER=name, **extra))
+            stderr=subprocess.STDOUT, env=env)
         self.processes.append(process)
         return process
+
+    def readiness(self, name: str) -> dict[str, Any]:
+        """The indexer's /readyz answer ({} while it does not answer yet)."""
+        try:
+            answer = httpx.get(f"http://127.0.0.1:{self.health_ports[name]}/readyz", timeout=5)
+        except httpx.HTTPError:
+            return {}
+        return cast("dict[str, Any]", answer.json())
+
+    def hold(self, name: str) -> dict[str, Any] | None:
+        return cast("dict[str, Any] | None",
+                    self.readiness(name).get("details", {}).get("hold"))
+
+    def metric(self, name: str, metric: str, **labels: str) -> float:
+        """Sum of one metric's samples with these labels, from the indexer's /metrics."""
+        text = httpx.get(f"http://127.0.0.1:{self.health_ports[name]}/metrics/", timeout=5).text
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == metric and labels.items() <= sample.labels.items():
+                    total += sample.value
+        return total
+
+    def log_of(self, name: str) -> str:
+        return (self.workdir / f"indexer-{name}.log").read_text(errors="replace")
 
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.servers.redis_url)
@@ -233,3 +263,26 @@ def rss_kib(pid: int) -> int:
             return int(line.split()[1])
     msg = f"no VmRSS for {pid}"
     raise LookupError(msg)
+
+
+REPORT = REPO / "test-artifacts" / "fault-report.jsonl"
+
+
+def report(scenario: str, *, sent: int, indexed: int, dead_lettered: int, duplicated: int,
+           recovered_in: float | None, resent_stale: int = 0) -> None:
+    """One row of the fault table (test-artifacts/fault-report.jsonl): what each scenario cost.
+
+    `duplicated` counts documents stored twice; `resent_stale` the writes sent again
+    and answered "already there" (a version conflict), which store nothing.
+    """
+    REPORT.parent.mkdir(exist_ok=True)
+    row = {"scenario": scenario, "sent": sent, "indexed": indexed,
+           "dead_lettered": dead_lettered, "duplicated": duplicated,
+           "resent_stale": resent_stale,
+           "recovered_in_s": None if recovered_in is None else round(recovered_in, 1)}
+    with REPORT.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(row) + "\n")
+
+
+def duplicates(ids: list[str]) -> int:
+    return len(ids) - len(set(ids))

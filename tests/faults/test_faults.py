@@ -70,29 +70,6 @@ def test_elasticsearch_down_for_30s_under_load_loses_nothing_and_holds_memory(
     assert (peak - baseline) < 40 * 1024, f"indexer grew {(peak - baseline) // 1024} MiB"
 
 
-def test_a_poison_entry_is_dead_lettered_after_its_attempts_and_the_rest_arrive(
-    world: Fixture,
-) -> None:
-    good = articles(300)
-    # Over the cluster's indexing-pressure limit: every request carrying it is refused (429).
-    poison = articles(1, body_bytes=3 * 1024 * 1024, prefix="poison")
-    not_an_event = {"__data__": '{"title": "no url, no source"}'}
-    world.publish(good[:150] + poison + good[150:])
-    world.redis().xadd(world.articles_stream, not_an_event)  # type: ignore[arg-type]
-
-    indexer = world.start_indexer("only", CARAVAN_INDEXER_BATCH_SIZE="100",
-                                  CARAVAN_INDEXER_ITEM_RETRIES="3")
-    wait_for(lambda: len(world.dead_letters()) == 2 and world.pending() == 0, 120,
-             "both poisons to be dead-lettered")
-
-    assert world.indexed_ids() == _expected([e.idempotency_key for e in good])
-    letters = {letter["error_class"]: letter for letter in world.dead_letters()}
-    assert set(letters) == {"Elasticsearch429", "ValidationError"}
-    assert "es_rejected_execution_exception" in letters["Elasticsearch429"]["error_message"]
-    assert "url: Field required" in letters["ValidationError"]["error_message"]
-    assert indexer.poll() is None
-
-
 def test_replaying_the_stream_twice_neither_duplicates_nor_rolls_back(world: Fixture) -> None:
     old = articles(500, version_day=1)
     new = articles(500, version_day=2)
