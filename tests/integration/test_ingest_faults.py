@@ -26,7 +26,8 @@ from tests.conftest import Namespace
 from tests.integration.conftest import published_articles
 from tests.loopback import LoopbackServer, static
 
-pytestmark = pytest.mark.integration
+# Production faults of a source's data: part of `make test-faults` as well.
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 RSS = "application/rss+xml"
 XML = "application/xml"

@@ -279,6 +279,7 @@ async def test_something_that_is_no_feed_over_http_is_a_feed_error(
         await ingest_once(web.url("/rates.xml"))
 
 
+@pytest.mark.faults
 async def test_a_feed_whose_body_is_a_local_path_is_not_read_from_disk(
     web: LoopbackServer, redis: Redis, namespace: Namespace
 ) -> None:

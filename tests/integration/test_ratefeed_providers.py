@@ -118,6 +118,7 @@ async def test_providers_disagreeing_on_the_same_date_flag_the_quote(
     assert "providers disagree" in capsys.readouterr().out
 
 
+@pytest.mark.faults
 async def test_absurd_numbers_are_left_out_logged_and_counted_and_the_rest_published(
     redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     capsys: pytest.CaptureFixture[str]

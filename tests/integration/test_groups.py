@@ -1,0 +1,63 @@
+"""Abandoned consumer groups on the real Redis: reported, not obeyed; configured ones obeyed."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from services.indexer.upkeep import Upkeep
+from services.ingest.backpressure import Backpressure
+from shared.groups import read_groups
+from shared.settings import IndexerSettings
+from tests.conftest import Namespace
+from tests.streams import add
+
+pytestmark = pytest.mark.integration
+
+ENTRIES = 250
+
+
+async def _stream_with_a_forgotten_group(redis: Redis, stream: str) -> None:
+    # More than one radix-tree node (100 entries): approximate trimming drops whole nodes.
+    for n in range(ENTRIES):
+        await add(redis, stream, {"n": str(n)})
+    # A debug session read once from the start and went away; its consumer is idle since.
+    await redis.xgroup_create(stream, "debug", id="0")
+    await redis.xreadgroup("debug", "laptop", {stream: ">"}, count=1)
+    await redis.xgroup_create(stream, "indexer", id="$")  # ours is up to date
+
+
+async def test_an_abandoned_group_neither_pauses_ingest_nor_blocks_trimming(
+    redis: Redis, namespace: Namespace
+) -> None:
+    stream = namespace.streams.articles
+    await _stream_with_a_forgotten_group(redis, stream)
+    (debug,) = [g for g in await read_groups(redis, stream) if g.name == "debug"]
+    assert debug.behind == ENTRIES - 1
+    idle = debug.idle_ms or 0
+
+    # Abandoned after `idle` ms: the group's consumer has been silent longer than that.
+    backpressure = Backpressure(redis, stream, max_lag=10, configured=["indexer"],
+                                abandon_after_ms=idle)
+    assert await backpressure.lag() == 0
+    upkeep = Upkeep(redis, namespace.streams, IndexerSettings(retention_hours=1e-9),
+                    ["indexer"], abandon_after_ms=idle)
+    await upkeep.trim({stream: await upkeep.stream_state(stream)})
+    assert await redis.xlen(stream) < ENTRIES
+
+
+async def test_a_configured_group_is_waited_for_however_long_it_is_away(
+    redis: Redis, namespace: Namespace
+) -> None:
+    stream = namespace.streams.articles
+    await _stream_with_a_forgotten_group(redis, stream)
+    (debug,) = [g for g in await read_groups(redis, stream) if g.name == "debug"]
+    idle = debug.idle_ms or 0
+
+    backpressure = Backpressure(redis, stream, max_lag=10, configured=["indexer", "debug"],
+                                abandon_after_ms=idle)
+    assert await backpressure.lag() == ENTRIES - 1
+    upkeep = Upkeep(redis, namespace.streams, IndexerSettings(retention_hours=1e-9),
+                    ["indexer", "debug"], abandon_after_ms=idle)
+    await upkeep.trim({stream: await upkeep.stream_state(stream)})
+    assert await redis.xlen(stream) == ENTRIES
