@@ -58,7 +58,7 @@ async def _ingestor(ctx: ServiceContext, publisher: StreamPublisher) -> AsyncIte
     state = IngestState(redis, ctx.common.stream_prefix, int(settings.state_ttl_days * 86400))
     check_lag_within_maxlen(settings.max_lag, ctx.common.stream_maxlen)
     backpressure = Backpressure(redis, ctx.streams.articles, settings.max_lag,
-                                ctx.common.stream_groups, ctx.common.abandon_after_ms)
+                                ctx.common.stream_groups)
     try:
         yield Ingestor(publisher, fetcher, state, backpressure,
                        sitemap_fetches=settings.sitemap_max_fetches_per_poll)

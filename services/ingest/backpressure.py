@@ -13,34 +13,34 @@ import structlog
 from redis.asyncio import Redis
 
 from services.ingest import metrics
-from shared.groups import read_groups, split_groups, worst_lag
+from shared.groups import read_groups, worst_lag
 
 log = structlog.get_logger(__name__)
 
 
 class Backpressure:
-    """Pauses while the slowest live consumer group is more than `max_lag` entries behind.
+    """Pauses while the slowest configured consumer group is more than `max_lag` behind.
 
-    Only live groups count (shared/groups.py): an abandoned group is reported
-    by the indexer's upkeep and does not pause ingest forever.
+    Only the groups in `CARAVAN_STREAM_GROUPS` (Caravan's own, by default the
+    indexer) throttle ingest: a downstream team's outage must not stop the
+    producer for everyone. Outside groups are measured and alerted on by the
+    indexer's upkeep, and retention is the contract with them (docs/events.md).
     """
 
     def __init__(self, redis: Redis, stream: str, max_lag: int, configured: Collection[str],
-                 abandon_after_ms: int, pause: float = 1.0) -> None:
+                 pause: float = 1.0) -> None:
         self._redis = redis
         self._stream = stream
         self._max_lag = max_lag
         self._configured = configured
-        self._abandon_after_ms = abandon_after_ms
         self._pause = pause
 
     async def lag(self) -> int:
         groups = await read_groups(self._redis, self._stream)
-        live, _ = split_groups(groups, self._configured, self._abandon_after_ms)
-        return worst_lag(live)
+        return worst_lag([g for g in groups if g.name in self._configured])
 
     async def wait(self) -> None:
-        """Return once the slowest live consumer group is within `max_lag` entries."""
+        """Return once the slowest configured consumer group is within `max_lag` entries."""
         lag = await self.lag()
         metrics.STREAM_LAG.set(lag)
         if lag <= self._max_lag:

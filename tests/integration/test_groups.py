@@ -27,7 +27,7 @@ async def _stream_with_a_forgotten_group(redis: Redis, stream: str) -> None:
     await redis.xgroup_create(stream, "indexer", id="$")  # ours is up to date
 
 
-async def test_an_abandoned_group_neither_pauses_ingest_nor_blocks_trimming(
+async def test_an_outside_group_never_pauses_ingest_and_once_abandoned_not_trimming(
     redis: Redis, namespace: Namespace
 ) -> None:
     stream = namespace.streams.articles
@@ -36,10 +36,10 @@ async def test_an_abandoned_group_neither_pauses_ingest_nor_blocks_trimming(
     assert debug.behind == ENTRIES - 1
     idle = debug.idle_ms or 0
 
-    # Abandoned after `idle` ms: the group's consumer has been silent longer than that.
-    backpressure = Backpressure(redis, stream, max_lag=10, configured=["indexer"],
-                                abandon_after_ms=idle)
+    # Only configured groups throttle ingest, active or not.
+    backpressure = Backpressure(redis, stream, max_lag=10, configured=["indexer"])
     assert await backpressure.lag() == 0
+    # Abandoned after `idle` ms: the group's consumer has been silent longer than that.
     upkeep = Upkeep(redis, namespace.streams, IndexerSettings(retention_hours=1e-9),
                     ["indexer"], abandon_after_ms=idle)
     await upkeep.trim({stream: await upkeep.stream_state(stream)})
@@ -54,8 +54,7 @@ async def test_a_configured_group_is_waited_for_however_long_it_is_away(
     (debug,) = [g for g in await read_groups(redis, stream) if g.name == "debug"]
     idle = debug.idle_ms or 0
 
-    backpressure = Backpressure(redis, stream, max_lag=10, configured=["indexer", "debug"],
-                                abandon_after_ms=idle)
+    backpressure = Backpressure(redis, stream, max_lag=10, configured=["indexer", "debug"])
     assert await backpressure.lag() == ENTRIES - 1
     upkeep = Upkeep(redis, namespace.streams, IndexerSettings(retention_hours=1e-9),
                     ["indexer", "debug"], abandon_after_ms=idle)
