@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from faststream.redis import RedisBroker
+from faststream.redis.message import DATA_KEY
 from faststream.specification import AsyncAPI
 
 from services.indexer.app import deadletters_publisher
@@ -23,20 +24,54 @@ from shared.service import ServiceContext
 from shared.settings import CommonSettings, RedisSettings
 
 VERSION = "0.1.0"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# An identifier in the project's own namespace, versioned by schema_version; validators
+# resolve it from docs/schemas, never over the network.
+SCHEMA_ID_BASE = "https://caravan-news.github.io/caravan/schemas"
 _REDIS = RedisSettings(url="redis://redis:6379/0")
 _COMMON = CommonSettings(stream_prefix="caravan:")
 
 
+def schema_id(name: str) -> str:
+    version = EVENT_MODELS[name].model_fields["schema_version"].default
+    return f"{SCHEMA_ID_BASE}/v{version}/{name}.json"
+
+
 def event_schemas() -> dict[str, Any]:
     # Serialization mode: what a consumer reads off the stream, computed fields included.
-    return {name: model.model_json_schema(mode="serialization")
+    return {name: {"$schema": JSON_SCHEMA_DIALECT, "$id": schema_id(name)}
+            | model.model_json_schema(mode="serialization")
             for name, model in EVENT_MODELS.items()}
+
+
+def _wire_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A message as it is on the wire: the published schema, in the entry's one field.
+
+    FastStream copies each payload schema (in validation mode, so decimals could be
+    numbers) and declares a correlation_id header the JSON format never writes.
+    """
+    name = message["payload"]["$ref"].rsplit("/", 1)[-1]
+    return {
+        "title": message["title"],
+        "name": name,
+        "contentType": "application/json",
+        "description": f"The stream entry's one field, `{DATA_KEY}`, holds the {name} "
+                       "as UTF-8 JSON; entries have no other fields.",
+        "payload": {"$ref": f"../schemas/{name}.json"},
+    }
 
 
 def _asyncapi(service: str, description: str, broker: RedisBroker) -> Any:
     spec = AsyncAPI(broker, title=f"caravan {service}", version=VERSION,
                     description=description, schema_version="3.0.0")
-    return spec.to_specification().to_jsonable()
+    document: dict[str, Any] = spec.to_specification().to_jsonable()
+    components = document["components"]
+    del components["schemas"]
+    components["messages"] = {key: _wire_message(message)
+                              for key, message in components["messages"].items()}
+    for channel in document["channels"].values():
+        channel["bindings"]["redis"]["field"] = DATA_KEY
+    return document
 
 
 def asyncapi_documents() -> dict[str, Any]:

@@ -9,6 +9,8 @@ optional fields do not bump `schema_version`, removed or retyped ones do.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 from datetime import UTC, date, datetime
@@ -20,9 +22,12 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
+    WithJsonSchema,
     computed_field,
 )
 
@@ -76,20 +81,55 @@ def _version_of(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _standard_base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+_URL_SAFE = str.maketrans("-_", "+/")
+
+
+def _from_base64(value: object) -> object:
+    # Letters written before the switch to standard base64 are URL-safe: read both.
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value.translate(_URL_SAFE), validate=True)
+        except binascii.Error as error:
+            msg = f"not base64: {error}"
+            raise ValueError(msg) from error
+    return value
+
+
+# Standard base64 with padding (RFC 4648 section 4): every language's default decoder.
+Base64Bytes = Annotated[
+    bytes,
+    BeforeValidator(_from_base64),
+    PlainSerializer(_standard_base64, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+]
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
 # The contract version this code writes and reads; see docs/events.md on bumping it.
 SCHEMA_VERSION: Literal[1] = 1
 
 
 class Event(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Every field with a default is still always written, so the published schema
+    # lists it as required: consumers can rely on it being there.
+    model_config = ConfigDict(frozen=True, extra="ignore",
+                              json_schema_serialization_defaults_required=True)
 
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: UUID = Field(default_factory=uuid4)
     occurred_at: UtcDatetime = Field(default_factory=utcnow)
     # W3C trace context of the span that published the event, when tracing is on,
     # as the CloudEvents distributed-tracing extension puts it: top-level attributes.
-    traceparent: str | None = None
-    tracestate: str | None = None
+    # Left out (not null) when tracing is off, as that extension has it.
+    traceparent: str | None = Field(default=None, exclude_if=_absent)
+    tracestate: str | None = Field(default=None, exclude_if=_absent)
 
 
 class ArticleEvent(Event):
@@ -165,13 +205,12 @@ class QuoteEvent(Event):
 class DeadLetter(Event):
     """A stream entry that could not be processed, kept byte for byte with the reason."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", ser_json_bytes="base64",
-                              val_json_bytes="base64")
-
     stream: NonEmpty
-    entry_id: NonEmpty
-    payload: bytes = b""
-    other_fields: dict[str, bytes] = Field(default_factory=dict)
+    entry_id: NonEmpty = Field(description=(
+        "the ID of the failed entry in `stream`; a quote the rate feed held back "
+        "(`error_class` `RateJump`) never had one, and carries its idempotency_key"))
+    payload: Base64Bytes = b""
+    other_fields: dict[str, Base64Bytes] = Field(default_factory=dict)
     error_class: NonEmpty
     error_message: str
     service: NonEmpty
