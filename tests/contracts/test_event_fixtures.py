@@ -1,0 +1,59 @@
+"""The sample events other teams test against are what the published schemas say.
+
+docs/examples/events/valid/ holds real events (read off the streams of a sample
+run); invalid/ holds the same events, each with one defect its name tells.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator, FormatChecker
+
+from shared.events import EVENT_MODELS
+from tests.conftest import REPO
+
+FIXTURES = REPO / "docs" / "examples" / "events"
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+# jsonschema checks date-time only with an optional extra installed; the rule is short.
+_FORMATS = FormatChecker()
+_FORMATS.checks("date-time")(lambda value: not isinstance(value, str)
+                             or _RFC3339.match(value) is not None)
+
+
+def _validator(event_type: str) -> Draft202012Validator:
+    schema = json.loads((REPO / "docs" / "schemas" / f"{event_type}.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=_FORMATS)
+
+
+def _fixtures(kind: str) -> list[Path]:
+    return sorted((FIXTURES / kind).glob("*.json"))
+
+
+def _load(path: Path) -> tuple[str, Any]:
+    return path.stem.split("-", 1)[0], json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_there_is_a_valid_fixture_of_every_event() -> None:
+    assert {path.stem for path in _fixtures("valid")} == set(EVENT_MODELS)
+
+
+@pytest.mark.parametrize("path", _fixtures("valid"), ids=lambda p: p.stem)
+def test_valid_fixtures_pass_the_schema_and_the_model(path: Path) -> None:
+    event_type, event = _load(path)
+    errors = [error.message for error in _validator(event_type).iter_errors(event)]
+    assert errors == []
+    EVENT_MODELS[event_type].model_validate_json(path.read_bytes())
+
+
+@pytest.mark.parametrize("path", _fixtures("invalid"), ids=lambda p: p.stem)
+def test_invalid_fixtures_fail_the_schema(path: Path) -> None:
+    event_type, event = _load(path)
+    assert list(_validator(event_type).iter_errors(event)), f"{path.name} passes the schema"
