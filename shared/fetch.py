@@ -1,6 +1,7 @@
-"""Read a document from an http(s) URL or a local path, with limits.
+"""Read a document from a local path, with a size limit; and the error every fetch raises.
 
-Shared by ingest and ratefeed: both take "a URL or a path" for their sources.
+Ingest and the rate feed both take "a URL or a path" for their sources: URLs go
+through the guarded fetcher (shared/fetcher.py), paths are read here.
 """
 
 from __future__ import annotations
@@ -8,18 +9,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
-
 
 class FetchError(Exception):
     """The document could not be read; the message says why."""
 
 
-async def fetch_bytes(
-    location: str, client: httpx.AsyncClient, *, max_bytes: int
-) -> bytes:
-    if location.startswith(("http://", "https://")):
-        return await _fetch_http(location, client, max_bytes)
+async def read_local(location: str, *, max_bytes: int) -> bytes:
     if "://" in location:
         msg = f"unsupported URL scheme in {location!r}: only http, https and local paths"
         raise FetchError(msg)
@@ -36,31 +31,3 @@ def _read_file(path: Path, max_bytes: int) -> bytes:
         msg = f"{path}: over the {max_bytes}-byte limit"
         raise FetchError(msg)
     return content
-
-
-async def _fetch_http(url: str, client: httpx.AsyncClient, max_bytes: int) -> bytes:
-    try:
-        async with client.stream("GET", url) as response:
-            if response.status_code >= 400:
-                msg = f"{url}: HTTP {response.status_code}"
-                raise FetchError(msg)
-            chunks: list[bytes] = []
-            received = 0
-            async for chunk in response.aiter_bytes():
-                received += len(chunk)
-                if received > max_bytes:
-                    msg = f"{url}: body over the {max_bytes}-byte limit"
-                    raise FetchError(msg)
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except httpx.HTTPError as exc:
-        raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
-
-
-def http_client(user_agent: str, timeout: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers={"User-Agent": user_agent},
-        timeout=httpx.Timeout(timeout),
-        follow_redirects=True,
-        max_redirects=5,
-    )

@@ -12,17 +12,17 @@ from faststream.redis import StreamSub
 from faststream.redis.publisher.usecase import StreamPublisher
 
 from services.ingest.backpressure import Backpressure
-from services.ingest.fetcher import FetchPolicy, PoliteFetcher
 from services.ingest.kinds import Kind
 from services.ingest.sources import Source, load_sources
-from services.ingest.ssrf import AllowList
 from services.ingest.state import IngestState
 from services.ingest.worker import Ingestor, PollResult, poll_safely, run_source_forever
 from shared.clients import make_redis
 from shared.events import ArticleEvent
+from shared.fetcher import FetchPolicy, PoliteFetcher
 from shared.groups import check_lag_within_maxlen
 from shared.service import BackgroundService, ServiceContext
 from shared.settings import FetchSettings, IngestSettings
+from shared.ssrf import AllowList
 
 SERVICE = "ingest"
 

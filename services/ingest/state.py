@@ -17,8 +17,8 @@ from enum import StrEnum
 
 from redis.asyncio import Redis
 
-from services.ingest.fetcher import Validators
 from services.ingest.sitemaps import ChildVisit
+from shared.fetcher import Validators
 
 
 class Novelty(StrEnum):

@@ -27,13 +27,11 @@ from redis.exceptions import RedisError
 
 from services.ingest import metrics
 from services.ingest.articles import Lead, lead_event, page_event
-from services.ingest.backoff import retry_poll_in
 from services.ingest.backpressure import Backpressure
 from services.ingest.charset import decode, xml_as_utf8
 from services.ingest.dates import parse_date
 from services.ingest.extract import Extracted, extract_article
 from services.ingest.feeds import parse_feed
-from services.ingest.fetcher import Fetched, PoliteFetcher, Refused
 from services.ingest.kinds import Kind, document_kind
 from services.ingest.listing import is_article_page, is_listing, parse_html, parse_listing
 from services.ingest.sitemaps import (
@@ -47,8 +45,10 @@ from services.ingest.sitemaps import (
 from services.ingest.sources import Source
 from services.ingest.state import IngestState, Novelty
 from services.ingest.urls import canonicalize_url
+from shared.backoff import retry_poll_in
 from shared.events import ArticleEvent, article_key
 from shared.fetch import FetchError
+from shared.fetcher import Fetched, PoliteFetcher, Refused
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)

@@ -18,8 +18,8 @@ from redis.asyncio import Redis
 
 from services.ingest.app import ingest_once
 from services.ingest.feeds import FeedError
-from services.ingest.fetcher import Refused
 from shared.fetch import FetchError
+from shared.fetcher import Refused
 from shared.streams import DATA_FIELD
 from tests.conftest import REALDATA, Namespace
 from tests.integration.conftest import published_articles

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.ingest.backoff import backoff_delay, retry_after_seconds, retry_poll_in
-from services.ingest.robots import rules_from_response
-from services.ingest.ssrf import AddressRefused, AllowList, check_all, refusal
+from shared.backoff import backoff_delay, retry_after_seconds, retry_poll_in
+from shared.robots import rules_from_response
+from shared.ssrf import AddressRefused, AllowList, check_all, refusal
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

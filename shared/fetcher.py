@@ -1,4 +1,4 @@
-"""The polite fetcher: how ingest reads the web.
+"""The polite, guarded fetcher: how ingest and the rate feed read the web.
 
 Per host: robots.txt honoured for our User-Agent (and its Crawl-delay), at most
 `host_concurrency` requests at once and `host_delay` seconds between their
@@ -21,10 +21,10 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import structlog
 
-from services.ingest.backoff import RETRYABLE_STATUSES, backoff_delay, retry_after_seconds
-from services.ingest.robots import RobotsRules, rules_from_response
-from services.ingest.ssrf import AddressRefused, AllowList, guarded_transport
-from shared.fetch import FetchError, fetch_bytes
+from shared.backoff import RETRYABLE_STATUSES, backoff_delay, retry_after_seconds
+from shared.fetch import FetchError, read_local
+from shared.robots import RobotsRules, rules_from_response
+from shared.ssrf import AddressRefused, AllowList, guarded_transport
 
 log = structlog.get_logger(__name__)
 
@@ -159,7 +159,7 @@ class PoliteFetcher:
     async def fetch(self, location: str, validators: Validators | None = None) -> Fetched:
         """GET a URL (or read a local path). Raises FetchError, or Refused."""
         if not location.startswith(("http://", "https://")):
-            content = await fetch_bytes(location, self._client, max_bytes=self.policy.max_bytes)
+            content = await read_local(location, max_bytes=self.policy.max_bytes)
             return Fetched(location, content)
         try:
             httpx.URL(location)
