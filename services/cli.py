@@ -64,24 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_ingest(commands)
 
-    ratefeed = commands.add_parser("ratefeed", help="run the rate feed, or read one rates file")
-    ratefeed.add_argument("--source", metavar="PATH_OR_URL",
-                          help="read this one rates document, publish its quotes and exit")
-    ratefeed.add_argument("--once", action="store_true",
-                          help="poll the configured providers once and exit")
-    ratefeed.add_argument("--provider", metavar="NAME",
-                          help="the provider of --source (detected from the document if not "
-                               "given), or the one provider --once polls")
-    ratefeed.set_defaults(handler=_ratefeed)
-    ratefeed_commands = ratefeed.add_subparsers(dest="action", metavar="ACTION")
-    backfill = ratefeed_commands.add_parser(
-        "backfill", help="load past rates, one day at a time, from providers that offer them")
-    backfill.add_argument("--since", type=date.fromisoformat, required=True, metavar="DATE",
-                          help="first day, YYYY-MM-DD")
-    backfill.add_argument("--until", type=date.fromisoformat, metavar="DATE",
-                          help="last day, YYYY-MM-DD (default: today, UTC)")
-    backfill.add_argument("--provider", metavar="NAME", help="only this configured provider")
-    backfill.set_defaults(handler=_ratefeed_backfill)
+    _add_ratefeed(commands)
 
     indexer = commands.add_parser("indexer", help="run the indexer")
     indexer.set_defaults(handler=lambda _: indexer_app.main())
@@ -132,6 +115,33 @@ def _parser() -> argparse.ArgumentParser:
                       help="write nothing; fail if a committed document is out of date")
     docs.set_defaults(handler=_docs)
     return parser
+
+
+def _add_ratefeed(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ratefeed = commands.add_parser("ratefeed", help="run the rate feed, or read one rates file")
+    ratefeed.add_argument("--source", metavar="PATH_OR_URL",
+                          help="read this one rates document, publish its quotes and exit")
+    ratefeed.add_argument("--once", action="store_true",
+                          help="poll the configured providers once and exit")
+    ratefeed.add_argument("--provider", metavar="NAME",
+                          help="the provider of --source (detected from the document if not "
+                               "given), or the one provider --once polls")
+    ratefeed.set_defaults(handler=_ratefeed)
+    ratefeed_commands = ratefeed.add_subparsers(dest="action", metavar="ACTION")
+    backfill = ratefeed_commands.add_parser(
+        "backfill", help="load past rates, one day at a time, from providers that offer them")
+    backfill.add_argument("--since", type=date.fromisoformat, required=True, metavar="DATE",
+                          help="first day, YYYY-MM-DD")
+    backfill.add_argument("--until", type=date.fromisoformat, metavar="DATE",
+                          help="last day, YYYY-MM-DD (default: today, UTC)")
+    backfill.add_argument("--provider", metavar="NAME", help="only this configured provider")
+    backfill.set_defaults(handler=_ratefeed_backfill)
+    release = ratefeed_commands.add_parser(
+        "release", help="publish quotes held as jumps (with those held before them) and make "
+                        "them the rate later moves are judged against")
+    release.add_argument("keys", nargs="+", metavar="KEY",
+                         help="a held quote's dead-letter entry_id, e.g. KZT-USD-2015-08-20-nbk")
+    release.set_defaults(handler=_ratefeed_release)
 
 
 def _add_ingest(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -205,6 +215,11 @@ def _ratefeed_backfill(args: argparse.Namespace) -> None:
 
     _print_quotes(asyncio.run(ratefeed_app.ratefeed_backfill(args.since, args.until,
                                                              args.provider)))
+
+
+def _ratefeed_release(args: argparse.Namespace) -> None:
+
+    _print_quotes(asyncio.run(ratefeed_app.ratefeed_release(args.keys)))
 
 
 def _print_quotes(quotes: list[QuoteEvent]) -> None:

@@ -186,10 +186,16 @@ class QuoteEvent(Event):
     """Whether `provider` is the configured primary source of `base`; the others'
     quotes are kept for history and cross-checks."""
     flags: list[str] = Field(default_factory=list)
-    """Doubts about the quote, e.g. `disagrees:cbr` (another provider's rate for the
-    same date differs beyond the tolerance)."""
+    """Doubts about the quote and how it was accepted: `disagrees:cbr` (another
+    provider's rate for the same date differs beyond the tolerance), `gap` (the
+    provider's previous quote is older than the previous business day, so
+    `change_pct` is null), `jump:confirmed`, `jump:repeated`, `jump:released` (a
+    move beyond the jump bound, accepted by another provider, by the provider's
+    next as-of dates, or by an operator)."""
     stale_after: date | None = None
     """The last day this quote is current if the provider publishes nothing newer."""
+    previous_as_of: date | None = None
+    """The as-of date of `previous_rate`: the same provider's quote before this one."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -127,6 +127,17 @@ class RateFeedSettings(_Settings):
     # Poll interval of a provider that does not set its own.
     interval: float = Field(default=3600.0, gt=0)
     timeout: float = 20.0
+    # Fetches go through the guarded fetcher (shared/fetcher.py) with these limits;
+    # the address guard's exceptions are CARAVAN_FETCH_ALLOW.
+    max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    retries: int = Field(default=3, ge=0)
+    host_delay: float = Field(default=1.0, ge=0)
+    # A jump no other provider confirms is accepted once the provider's next this
+    # many as-of dates stay beyond the bound on the same side.
+    jump_confirmations: int = Field(default=2, ge=1)
+    # Quotes further apart than this many calendar days have a gap between them
+    # (Friday to Monday is 3): no daily change, and a jump bound widened with the gap.
+    gap_after_days: int = Field(default=3, ge=1)
 
 
 def _default_consumer() -> str:
@@ -179,6 +190,12 @@ class QuerySettings(_Settings):
     # front (1: an Ingress controller), or their networks (comma-separated CIDRs).
     trusted_proxies: int = Field(default=0, ge=0)
     trusted_proxy_cidrs: str = ""
+    # Significant digits of the rates (and amounts) the rate endpoints answer;
+    # the index keeps the exact quotients.
+    rate_digits: int = Field(default=10, ge=4, le=28)
+    # /api/convert uses rates of one as-of date at most this many days before the
+    # date asked (or before the newest rate of the two currencies).
+    convert_window_days: int = Field(default=7, ge=0, le=366)
 
 
 class HealthSettings(_Settings):

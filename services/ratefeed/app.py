@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-import httpx
 from faststream.redis import StreamSub
 from faststream.redis.publisher.usecase import StreamPublisher
 
@@ -22,14 +21,16 @@ from services.ratefeed.worker import (
     poll_providers,
     publish_readings,
     read_location,
+    release_held,
     run_forever,
 )
 from shared.clients import make_redis
 from shared.events import DeadLetter, QuoteEvent
-from shared.fetch import http_client
+from shared.fetcher import FetchPolicy, PoliteFetcher
 from shared.health import Readiness, ReadinessProbe
 from shared.service import BackgroundService, ServiceContext
-from shared.settings import RateFeedSettings
+from shared.settings import FetchSettings, RateFeedSettings
+from shared.ssrf import AllowList
 
 SERVICE = "ratefeed"
 
@@ -54,10 +55,18 @@ def quarantine_publisher(ctx: ServiceContext) -> StreamPublisher:
     )
 
 
-def _outlets(ctx: ServiceContext) -> tuple[Outlets, LastRateStore]:
+def _outlets(ctx: ServiceContext, settings: RateFeedSettings) -> tuple[Outlets, LastRateStore]:
     store = LastRateStore(make_redis(ctx.redis_settings), ctx.common.stream_prefix)
     return Outlets(quotes_publisher(ctx), quarantine_publisher(ctx), ctx.streams.quotes,
-                   store), store
+                   store, settings.jump_confirmations, settings.gap_after_days), store
+
+
+def fetcher(user_agent: str, settings: RateFeedSettings, fetch: FetchSettings) -> PoliteFetcher:
+    """Ingest's guarded fetcher, with the rate feed's limits: one request at a time per bank."""
+    return PoliteFetcher(FetchPolicy(
+        user_agent=user_agent, timeout=settings.timeout, max_bytes=settings.max_bytes,
+        retries=settings.retries, host_delay=settings.host_delay, host_concurrency=1,
+        allow=AllowList.parse(fetch.allow)))
 
 
 def readiness_probe(ctx: ServiceContext, status: ProviderStatus) -> ReadinessProbe:
@@ -76,11 +85,11 @@ def create_service() -> BackgroundService:
     ctx.configure_logging()
     settings = RateFeedSettings()
     config = load_rates_config(settings.providers)
-    outlets, store = _outlets(ctx)
+    outlets, store = _outlets(ctx, settings)
     status = ProviderStatus(config.providers)
 
     def tasks() -> Iterator[Awaitable[None]]:
-        client = http_client(ctx.common.user_agent, settings.timeout)
+        client = fetcher(ctx.common.user_agent, settings, FetchSettings())
         yield run_forever(config, settings.interval, outlets, client, status)
 
     return BackgroundService(ctx.broker, tasks, probe=readiness_probe(ctx, status),
@@ -91,7 +100,7 @@ def create_service() -> BackgroundService:
 class _Session:
     config: RatesConfig
     outlets: Outlets
-    client: httpx.AsyncClient
+    fetcher: PoliteFetcher
 
 
 @asynccontextmanager
@@ -100,9 +109,10 @@ async def _session() -> AsyncIterator[_Session]:
     ctx.configure_logging()
     settings = RateFeedSettings()
     config = load_rates_config(settings.providers)
-    outlets, store = _outlets(ctx)
+    outlets, store = _outlets(ctx, settings)
     try:
-        async with ctx.broker, http_client(ctx.common.user_agent, settings.timeout) as client:
+        async with ctx.broker, fetcher(ctx.common.user_agent, settings,
+                                       FetchSettings()) as client:
             await ctx.broker.connect()
             yield _Session(config, outlets, client)
     finally:
@@ -132,7 +142,7 @@ async def ratefeed_once(location: str | None = None,
     logged and the others still publish.
     """
     async with _session() as session:
-        config, outlets, client = session.config, session.outlets, session.client
+        config, outlets, client = session.config, session.outlets, session.fetcher
         if location is None:
             return await poll_providers(select_providers(config, provider), config, outlets,
                                         client, ProviderStatus(config.providers))
@@ -147,8 +157,17 @@ async def ratefeed_backfill(since: date, until: date | None = None,
     async with _session() as session:
         until = until or datetime.now(UTC).date()
         return await backfill(select_providers(session.config, provider), since, until,
-                              session.config, session.outlets, session.client)
+                              session.config, session.outlets, session.fetcher)
 
 
 def main() -> None:
     create_service().main()
+
+
+async def ratefeed_release(keys: list[str]) -> list[QuoteEvent]:
+    """Publish held quotes an operator accepts (by their dead letters' entry_id)."""
+    async with _session() as session:
+        released: list[QuoteEvent] = []
+        for key in keys:
+            released += await release_held(key, session.config, session.outlets)
+        return released

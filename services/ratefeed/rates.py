@@ -6,7 +6,7 @@ A quote X/USD is the value of one unit of X in US dollars:
 
 with both values in the provider's base currency (the base itself being 1). Daily change is
 `(rate - previous) / previous * 100`, against the previous as-of date stored for
-the same pair and provider.
+the same pair and provider (jumps.py decides which previous date counts).
 """
 
 from __future__ import annotations
@@ -59,37 +59,3 @@ class LastRate:
     rate: Decimal
     previous_as_of: date | None = None
     previous_rate: Decimal | None = None
-
-
-@dataclass(frozen=True)
-class Decision:
-    publish: bool
-    previous_rate: Decimal | None
-    change_pct: Decimal | None
-    store: LastRate | None
-    """What to remember after publishing, or None to leave the store alone."""
-
-
-def decide(last: LastRate | None, as_of: date, rate: Decimal) -> Decision:
-    """Whether a freshly read rate is news, and its change against the previous day.
-
-    - first rate seen: publish, no change;
-    - a newer as-of date: publish with the change against the last one;
-    - the same as-of date and rate (a weekend or holiday re-poll): nothing;
-    - the same as-of date with another rate (a correction): publish, change
-      against the day before;
-    - an older as-of date (a late or historical document): publish for history,
-      without a change, and keep the store as it is.
-    """
-    if last is None:
-        return Decision(True, None, None, LastRate(as_of, rate))
-    if as_of > last.as_of:
-        return Decision(True, last.rate, change_pct(rate, last.rate),
-                        LastRate(as_of, rate, last.as_of, last.rate))
-    if as_of == last.as_of:
-        if rate == last.rate:
-            return Decision(False, None, None, None)
-        prev = last.previous_rate
-        return Decision(True, prev, change_pct(rate, prev) if prev else None,
-                        LastRate(as_of, rate, last.previous_as_of, prev))
-    return Decision(True, None, None, None)

@@ -1,4 +1,9 @@
-"""The last rate seen per (provider, currency), in a Redis hash, so a restart knows yesterday."""
+"""What the rate feed remembers per (provider, currency), in Redis, so a restart knows yesterday.
+
+The accepted rate (the baseline a move is judged against) in one hash, and the
+quotes held as jumps in another, keyed by as-of date, each the QuoteEvent that
+went to the dead letters: published as it is once the move is accepted.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from redis.asyncio import Redis
 
 from services.ratefeed.rates import LastRate
 from shared.decimals import RATE, BadDecimal, read_within
+from shared.events import QuoteEvent
 
 log = structlog.get_logger(__name__)
 
@@ -20,6 +26,23 @@ class LastRateStore:
 
     def _key(self, provider: str, base: str) -> str:
         return f"{self._prefix}ratefeed:last:{provider}:{base}"
+
+    def _held_key(self, provider: str, base: str) -> str:
+        return f"{self._prefix}ratefeed:held:{provider}:{base}"
+
+    async def held(self, provider: str, base: str) -> list[QuoteEvent]:
+        """The held quotes, oldest as-of date first."""
+        raw: dict[bytes, bytes] = await self._redis.hgetall(self._held_key(provider, base))  # type: ignore[assignment]
+        return sorted((QuoteEvent.model_validate_json(v) for v in raw.values()),
+                      key=lambda event: event.as_of)
+
+    async def put_held(self, provider: str, base: str, held: list[QuoteEvent]) -> None:
+        key = self._held_key(provider, base)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            if held:
+                pipe.hset(key, mapping={e.as_of.isoformat(): e.model_dump_json() for e in held})
+            await pipe.execute()
 
     async def get(self, provider: str, base: str) -> LastRate | None:
         raw: dict[bytes, bytes] = await self._redis.hgetall(self._key(provider, base))  # type: ignore[assignment]

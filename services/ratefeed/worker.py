@@ -1,10 +1,12 @@
 """The rate-feed work: read providers, normalise to X/USD, cross-check, publish what is new.
 
-Per quote, in as-of order: the last stored rate of the same provider and
-currency decides whether it is news and its daily change (rates.decide); a
-move beyond the jump bound that no other provider confirms goes to the dead
-letters instead of the quotes stream; a quote that another provider contradicts
-for the same date is published with a `disagrees:<provider>` flag.
+Per quote, in as-of order: the accepted rate and the held quotes of the same
+provider and currency decide whether it is news, its change and whether it is a
+jump (jumps.assess, which knows about gaps); a jump that no other provider
+confirms is held and goes to the dead letters once, and is published with the
+quotes held before it when the move is confirmed, repeated or released; a quote
+that another provider contradicts for the same date is published with a
+`disagrees:<provider>` flag.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-import httpx
 import structlog
 from faststream.redis.publisher.usecase import StreamPublisher
 from opentelemetry import trace
@@ -24,19 +25,20 @@ from services.ratefeed.asof import check_not_future, days, local_today, stale_af
 from services.ratefeed.catalog import detect, parse_document
 from services.ratefeed.config import Provider, RatesConfig
 from services.ratefeed.crosscheck import Candidate, comparable, confirmed, disagreements
+from services.ratefeed.jumps import Held, JumpPolicy, Outcome, Step, assess, release
 from services.ratefeed.peg import pegged_rates
 from services.ratefeed.providers import OfficialRates, RatesError
-from services.ratefeed.rates import decide, usd_rates, within_bounds
+from services.ratefeed.rates import usd_rates, within_bounds
 from services.ratefeed.status import ProviderStatus
 from services.ratefeed.store import LastRateStore
 from shared.events import DeadLetter, QuoteEvent
-from shared.fetch import FetchError, fetch_bytes
+from shared.fetch import FetchError
+from shared.fetcher import PoliteFetcher
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
 
 CURRENCIES = ("KGS", "KZT", "TJS", "UZS", "TMT")
-MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
 SERVICE = "ratefeed"
 
 
@@ -48,18 +50,23 @@ class Reading:
 
 @dataclass(frozen=True)
 class Outlets:
-    """Where quotes go, where quarantined ones go, and the memory of the last rates."""
+    """Where quotes go, where quarantined ones go, the memory of the last rates, the rules."""
 
     quotes: StreamPublisher
     quarantine: StreamPublisher
     quotes_stream: str
     store: LastRateStore
+    confirmations: int
+    gap_after_days: int
+
+    def policy(self, config: RatesConfig) -> JumpPolicy:
+        return JumpPolicy(config.crosscheck.jump_pct, self.gap_after_days, self.confirmations)
 
 
 async def read_location(location: str, provider: Provider | None, config: RatesConfig,
-                        client: httpx.AsyncClient, now: datetime) -> Reading:
+                        fetcher: PoliteFetcher, now: datetime) -> Reading:
     """One document from a URL or path, of the given provider or of the one it is detected as."""
-    content = await fetch_bytes(location, client, max_bytes=MAX_DOCUMENT_BYTES)
+    content = (await fetcher.fetch(location)).content
     if provider is None:
         kind = detect(content)
         provider = next((p for p in config.providers if p.kind == kind), None) or \
@@ -67,15 +74,15 @@ async def read_location(location: str, provider: Provider | None, config: RatesC
     return _checked(provider, parse_document(provider, content), now)
 
 
-async def read_provider(provider: Provider, config: RatesConfig, client: httpx.AsyncClient,
+async def read_provider(provider: Provider, config: RatesConfig, fetcher: PoliteFetcher,
                         now: datetime, day: date | None = None) -> Reading:
     """The provider's current rates, or with `day` its rates of that day (history)."""
     with _tracer.start_as_current_span("ratefeed read",
                                        attributes={"caravan.provider": provider.name}):
-        return await _read_provider(provider, config, client, now, day)
+        return await _read_provider(provider, config, fetcher, now, day)
 
 
-async def _read_provider(provider: Provider, config: RatesConfig, client: httpx.AsyncClient,
+async def _read_provider(provider: Provider, config: RatesConfig, fetcher: PoliteFetcher,
                          now: datetime, day: date | None) -> Reading:
     if provider.peg is not None:
         on = day or local_today(provider.timezone, now)
@@ -87,7 +94,7 @@ async def _read_provider(provider: Provider, config: RatesConfig, client: httpx.
     else:
         msg = f"{provider.name} offers no history (no history_url)"
         raise RatesError(msg)
-    return await read_location(location, provider, config, client, now)
+    return await read_location(location, provider, config, fetcher, now)
 
 
 def _checked(provider: Provider, rates: OfficialRates, now: datetime) -> Reading:
@@ -126,79 +133,104 @@ async def publish_readings(readings: list[Reading], config: RatesConfig, outlets
     for candidate in candidates:
         references = comparable(candidate, candidates)
         references += await _stored_references(candidate, references, config, outlets.store)
-        event = await _settle(candidate, references, settings[candidate.provider], config,
-                              outlets, fetched_at)
-        if event is not None:
-            published.append(event)
+        published += await _settle(candidate, references, settings[candidate.provider],
+                                   config, outlets, fetched_at)
     return published
 
 
 async def _stored_references(candidate: Candidate, known: list[Candidate], config: RatesConfig,
                              store: LastRateStore) -> list[Candidate]:
-    """Other providers' stored rates of the same currency and date, from earlier polls."""
+    """Other providers' stored rates of the same currency and date, from earlier polls.
+
+    Held quotes count too: two providers stating the same jump confirm each other.
+    """
     found: list[Candidate] = []
     seen = {c.provider for c in known} | {candidate.provider}
     for provider in config.providers:
         if provider.name in seen:
             continue
+        stored = [e.rate for e in await store.held(provider.name, candidate.base)
+                  if e.as_of == candidate.as_of]
         last = await store.get(provider.name, candidate.base)
-        if last is None:
-            continue
-        if last.as_of == candidate.as_of:
-            found.append(Candidate(provider.name, candidate.base, last.as_of, last.rate))
-        elif last.previous_as_of == candidate.as_of and last.previous_rate is not None:
-            found.append(Candidate(provider.name, candidate.base, candidate.as_of,
-                                   last.previous_rate))
+        if last is not None and last.as_of == candidate.as_of:
+            stored.append(last.rate)
+        elif (last is not None and last.previous_as_of == candidate.as_of
+              and last.previous_rate is not None):
+            stored.append(last.previous_rate)
+        found += [Candidate(provider.name, candidate.base, candidate.as_of, rate)
+                  for rate in stored]
     return found
 
 
 async def _settle(candidate: Candidate, references: list[Candidate], provider: Provider,
                   config: RatesConfig, outlets: Outlets,
-                  fetched_at: datetime) -> QuoteEvent | None:
-    last = await outlets.store.get(candidate.provider, candidate.base)
-    decision = decide(last, candidate.as_of, candidate.rate)
-    if not decision.publish:
-        log.debug("rate unchanged", provider=candidate.provider, base=candidate.base,
-                  as_of=str(candidate.as_of))
-        return None
+                  fetched_at: datetime) -> list[QuoteEvent]:
+    store = outlets.store
+    last = await store.get(candidate.provider, candidate.base)
+    held = await store.held(candidate.provider, candidate.base)
     tolerance = config.crosscheck.tolerance_pct
     disagreeing = disagreements(candidate, references, tolerance)
-    event = QuoteEvent(
-        base=candidate.base, rate=candidate.rate, change_pct=decision.change_pct,
-        previous_rate=decision.previous_rate, as_of=candidate.as_of,
+    outcome = assess(last, tuple(Held(e.as_of, e.rate) for e in held), candidate.as_of,
+                     candidate.rate, confirmed(candidate, references, tolerance),
+                     outlets.policy(config))
+    fresh = QuoteEvent(
+        base=candidate.base, rate=candidate.rate, as_of=candidate.as_of,
         provider=candidate.provider, fetched_at=fetched_at,
         primary=config.primary.get(candidate.base) == candidate.provider,
         flags=[f"disagrees:{name}" for name in sorted(disagreeing)],
         stale_after=stale_after(candidate.as_of, provider.stale_after_days),
     )
-    change = decision.change_pct
-    if (change is not None and abs(change) > config.crosscheck.jump_pct
-            and not confirmed(candidate, references, tolerance)):
+    if outcome.quarantine is not None and outcome.held_step is not None:
+        # Kept as the dead letter carries it, so a release publishes that very event.
+        fresh = _as_step(fresh, outcome.held_step)
         metrics.QUOTES.labels(candidate.provider, "quarantined").inc()
-        await _quarantine(event, f"{candidate.base}/USD moved {change:.4f}% from "
-                                 f"{decision.previous_rate} to {candidate.rate} on "
-                                 f"{candidate.as_of}, beyond the {config.crosscheck.jump_pct}% "
-                                 "bound, and no other provider confirms it", outlets)
-        return None
-    if disagreeing:
+        await _quarantine(fresh, f"{candidate.base}/USD {outcome.quarantine}", outlets)
+    elif not outcome.publish and outcome.held is None:
+        log.debug("rate unchanged", provider=candidate.provider, base=candidate.base,
+                  as_of=str(candidate.as_of))
+    if disagreeing and outcome.publish:
         log.warning("providers disagree", provider=candidate.provider, base=candidate.base,
                     as_of=str(candidate.as_of), rate=str(candidate.rate),
                     tolerance_pct=str(tolerance),
                     gaps_pct={name: f"{gap:.4f}" for name, gap in disagreeing.items()})
-    await outlets.quotes.publish(event)
-    metrics.QUOTES.labels(candidate.provider, "published").inc()
-    # Remember the rate only once it is on the stream: a crash in between
-    # re-publishes it next time (the indexer's _id makes that harmless).
-    if decision.store:
-        await outlets.store.put(candidate.provider, candidate.base, decision.store)
-    log.info("quote published", event_id=str(event.event_id), provider=candidate.provider,
-             base=candidate.base, rate=str(candidate.rate), as_of=str(candidate.as_of),
-             flags=event.flags)
-    return event
+    return await _apply(outcome, [*held, fresh], candidate.provider, candidate.base, outlets,
+                        "published")
+
+
+async def _apply(outcome: Outcome, known: list[QuoteEvent], provider: str, base: str,
+                 outlets: Outlets, outcome_label: str) -> list[QuoteEvent]:
+    """Publish the outcome's quotes in as-of order, then remember what it says."""
+    events = {e.as_of: e for e in known}
+    published: list[QuoteEvent] = []
+    for step in outcome.publish:
+        event = _as_step(events[step.as_of], step)
+        await outlets.quotes.publish(event)
+        metrics.QUOTES.labels(provider, outcome_label).inc()
+        log.info("quote published", event_id=str(event.event_id), provider=provider,
+                 base=base, rate=str(event.rate), as_of=str(event.as_of), flags=event.flags)
+        published.append(event)
+    # Remembered only once on the stream: a crash in between re-publishes them next
+    # time (the indexer's _id makes that harmless).
+    if outcome.baseline is not None:
+        await outlets.store.put(provider, base, outcome.baseline)
+    if outcome.held is not None:
+        kept = {h.as_of for h in outcome.held}
+        await outlets.store.put_held(provider, base, [events[d] for d in sorted(kept)])
+    return published
+
+
+def _as_step(event: QuoteEvent, step: Step) -> QuoteEvent:
+    """The event as the step publishes it: compared with the step's previous quote."""
+    own = [flag for flag in event.flags if flag.startswith("disagrees:")]
+    return QuoteEvent.model_validate({
+        **event.model_dump(exclude={"idempotency_key", "version"}),
+        "change_pct": step.change_pct, "previous_rate": step.previous_rate,
+        "previous_as_of": step.previous_as_of, "flags": [*step.flags, *own]})
 
 
 async def _quarantine(event: QuoteEvent, reason: str, outlets: Outlets) -> None:
-    # The store keeps the last good rate, so tomorrow compares against it, not the jump.
+    # Held, not remembered as the baseline: tomorrow compares against the last
+    # accepted rate, and the held ones are published once the move is accepted.
     letter = DeadLetter(stream=outlets.quotes_stream, entry_id=event.idempotency_key,
                         payload=event.model_dump_json().encode(), error_class="RateJump",
                         error_message=reason, service=SERVICE, attempts=1)
@@ -207,11 +239,35 @@ async def _quarantine(event: QuoteEvent, reason: str, outlets: Outlets) -> None:
                 as_of=str(event.as_of), reason=reason)
 
 
+def parse_quote_key(key: str) -> tuple[str, date, str]:
+    """`KZT-USD-2015-08-20-nbk` (a dead letter's entry_id): currency, as-of date, provider."""
+    parts = key.split("-", 5)
+    try:
+        base, _quote, year, month, day, provider = parts
+        return base, date(int(year), int(month), int(day)), provider
+    except ValueError as exc:
+        msg = f"not a quote key like KZT-USD-2015-08-20-nbk: {key!r}"
+        raise RatesError(msg) from exc
+
+
+async def release_held(key: str, config: RatesConfig, outlets: Outlets) -> list[QuoteEvent]:
+    """An operator accepts a held quote: it and the ones held before it are published."""
+    base, as_of, provider = parse_quote_key(key)
+    held = await outlets.store.held(provider, base)
+    outcome = release(await outlets.store.get(provider, base),
+                      tuple(Held(e.as_of, e.rate) for e in held), as_of, outlets.policy(config))
+    if not outcome.publish:
+        msg = (f"{key} is not held: it was published, or the provider's rate came back "
+               "within the bound and the hold ended")
+        raise RatesError(msg)
+    return await _apply(outcome, held, provider, base, outlets, "released")
+
+
 async def poll_providers(providers: list[Provider], config: RatesConfig, outlets: Outlets,
-                         client: httpx.AsyncClient, status: ProviderStatus) -> list[QuoteEvent]:
+                         fetcher: PoliteFetcher, status: ProviderStatus) -> list[QuoteEvent]:
     """Read the providers at once; one that fails or times out does not hold up the others."""
     now = datetime.now(UTC)
-    results = await asyncio.gather(*(read_provider(p, config, client, now) for p in providers),
+    results = await asyncio.gather(*(read_provider(p, config, fetcher, now) for p in providers),
                                    return_exceptions=True)
     readings: list[Reading] = []
     for provider, result in zip(providers, results, strict=True):
@@ -228,7 +284,7 @@ async def poll_providers(providers: list[Provider], config: RatesConfig, outlets
 
 
 async def backfill(providers: list[Provider], since: date, until: date, config: RatesConfig,
-                   outlets: Outlets, client: httpx.AsyncClient) -> list[QuoteEvent]:
+                   outlets: Outlets, fetcher: PoliteFetcher) -> list[QuoteEvent]:
     """Load each day's rates from the providers that offer history, and publish them."""
     now = datetime.now(UTC)
     readings: dict[tuple[str, date], Reading] = {}
@@ -238,7 +294,7 @@ async def backfill(providers: list[Provider], since: date, until: date, config: 
             continue
         for day in days(since, until):
             try:
-                reading = await read_provider(provider, config, client, now, day)
+                reading = await read_provider(provider, config, fetcher, now, day)
             except (FetchError, RatesError) as exc:
                 log.warning("history day failed", provider=provider.name, day=str(day),
                             error=str(exc))
@@ -249,14 +305,14 @@ async def backfill(providers: list[Provider], since: date, until: date, config: 
 
 
 async def run_forever(config: RatesConfig, default_interval: float, outlets: Outlets,
-                      client: httpx.AsyncClient, status: ProviderStatus) -> None:
+                      fetcher: PoliteFetcher, status: ProviderStatus) -> None:
     """Poll every provider on its own interval; those due together are polled together."""
     due = dict.fromkeys((p.name for p in config.providers), 0.0)
     while True:
         started = time.monotonic()
         ready = [p for p in config.providers if due[p.name] <= started]
         if ready:
-            await poll_providers(ready, config, outlets, client, status)
+            await poll_providers(ready, config, outlets, fetcher, status)
         for provider in ready:
             due[provider.name] = started + (provider.interval or default_interval)
         await asyncio.sleep(max(0.0, min(due.values()) - time.monotonic()))

@@ -37,9 +37,13 @@ NBT_FIXTURE = REPO / "samples" / "fixtures" / "nbt-daily-2023-09-27.xml"
 
 
 @pytest.fixture
-def server() -> Iterator[LoopbackServer]:
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
+    """A real HTTP server on loopback, which the guarded fetcher may reach (allow-listed)."""
     running = LoopbackServer()
     running.start()
+    monkeypatch.setenv("CARAVAN_FETCH_ALLOW", "127.0.0.1")
+    monkeypatch.setenv("CARAVAN_RATEFEED_HOST_DELAY", "0")
+    monkeypatch.setenv("CARAVAN_RATEFEED_RETRIES", "0")
     yield running
     running.stop()
 

@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 
 from services.ratefeed.cbr import parse_cbr
 from services.ratefeed.json_rates import JsonRatesSpec, parse_json_rates
+from services.ratefeed.jumps import JumpPolicy, assess
 from services.ratefeed.nbk import parse_nbk
 from services.ratefeed.parsing import per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError
-from services.ratefeed.rates import LastRate, decide, usd_rates, within_bounds
+from services.ratefeed.rates import LastRate, usd_rates, within_bounds
 from shared.decimals import CHANGE_PCT, RATE
 from shared.events import QuoteEvent
 
@@ -27,6 +28,7 @@ NBK_TEXT = (REALDATA / "nbk-rates-all-2016-04-18.xml").read_text(encoding="utf-8
 CENTRAL_ASIA = ("KGS", "KZT", "TJS", "UZS", "TMT")
 EXTREMES = ["1E+999999", "9E+999999", "1E-999999", "1E+10", "1E-10", "9" * 5000,
             "0." + "0" * 5000 + "1"]
+POLICY = JumpPolicy(Decimal(5), gap_after_days=3, confirmations=2)
 PROVIDER_BOUND = "provider value must be between 1E-9 and 1E+9"
 
 
@@ -104,9 +106,10 @@ def test_from_any_numbers_to_a_published_quote_nothing_raises(
         assert RATE.low <= rate <= RATE.high
         # The store hands back only rates within the bounds (LastRateStore.get).
         sane_last = last if last is not None and RATE.low <= last.rate <= RATE.high else None
-        decision = decide(sane_last, date(2024, 5, 2), rate)
-        if decision.change_pct is not None:
-            assert CHANGE_PCT.low <= decision.change_pct <= CHANGE_PCT.high
-        QuoteEvent(base=base, rate=rate, change_pct=decision.change_pct,
-                   previous_rate=decision.previous_rate, as_of=date(2024, 5, 2), provider="p",
+        outcome = assess(sane_last, (), date(2024, 5, 2), rate, False, POLICY)
+        [step] = [*outcome.publish, *filter(None, [outcome.held_step])]
+        if step.change_pct is not None:
+            assert CHANGE_PCT.low <= step.change_pct <= CHANGE_PCT.high
+        QuoteEvent(base=base, rate=rate, change_pct=step.change_pct,
+                   previous_rate=step.previous_rate, as_of=date(2024, 5, 2), provider="p",
                    fetched_at=datetime(2024, 5, 2, tzinfo=UTC))

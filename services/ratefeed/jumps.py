@@ -1,0 +1,174 @@
+"""Whether a provider's new rate is published, held as a jump, or completes a held move.
+
+Pure: the accepted baseline, the held quotes and the candidate in, an Outcome out.
+
+- Time. A move is judged against the same provider's previous quote. Quotes at most
+  `gap_after_days` calendar days apart are consecutive business days (Friday to
+  Monday is 3; the Bank of Russia's Saturday to Tuesday too). After a longer gap
+  (a holiday, an outage, the first poll after downtime, a backfill that starts
+  late) the change is not a daily change: `change_pct` is None, the quote carries
+  the `gap` flag, and the jump bound widens with the square root of the gap, as
+  the spread of a random walk does (two years after 2023-09-27, 5 % becomes 82 %).
+- Jumps. A move beyond the bound is held (one dead letter, once) unless another
+  provider states the same rate that day. It is accepted when another provider
+  confirms it, or when the provider's next `confirmations` as-of dates stay beyond
+  the bound on the same side of the old level; then every held quote is published
+  in as-of order and the last becomes the baseline. A quote back within the bound
+  of the old level ends the hold: the held move was a blip (its dead letters stay
+  for an operator, who can still release them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from services.ratefeed.rates import LastRate, change_pct
+
+GAP = "gap"
+CONFIRMED = "jump:confirmed"
+REPEATED = "jump:repeated"
+RELEASED = "jump:released"
+
+
+@dataclass(frozen=True)
+class JumpPolicy:
+    jump_pct: Decimal
+    gap_after_days: int
+    confirmations: int
+
+
+@dataclass(frozen=True)
+class Held:
+    as_of: date
+    rate: Decimal
+
+
+@dataclass(frozen=True)
+class Step:
+    """One quote to publish, with what it is compared against."""
+
+    as_of: date
+    rate: Decimal
+    previous_as_of: date | None
+    previous_rate: Decimal | None
+    change_pct: Decimal | None
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    publish: tuple[Step, ...] = ()
+    baseline: LastRate | None = None
+    """The new accepted rate to remember, or None to leave the stored one."""
+    held: tuple[Held, ...] | None = None
+    """The held quotes from now on, or None to leave them as they are."""
+    quarantine: str | None = None
+    """Why the candidate is held: the reason of its one dead letter."""
+    held_step: Step | None = None
+    """The candidate as it would be published now, for that dead letter."""
+
+
+def days_between(earlier: date, later: date) -> int:
+    return (later - earlier).days
+
+
+def is_gap(earlier: date, later: date, policy: JumpPolicy) -> bool:
+    return days_between(earlier, later) > policy.gap_after_days
+
+
+def bound(earlier: date, later: date, policy: JumpPolicy) -> Decimal:
+    """The largest move in percent that passes unconfirmed between the two dates."""
+    if not is_gap(earlier, later, policy):
+        return policy.jump_pct
+    widening = (Decimal(days_between(earlier, later)) / policy.gap_after_days).sqrt()
+    return policy.jump_pct * widening
+
+
+def step(previous: Held | None, as_of: date, rate: Decimal, policy: JumpPolicy,
+         flags: tuple[str, ...] = ()) -> Step:
+    """The quote as published after `previous` (None: a first quote, without change)."""
+    if previous is None:
+        return Step(as_of, rate, None, None, None, flags)
+    gap = is_gap(previous.as_of, as_of, policy)
+    return Step(as_of, rate, previous.as_of, previous.rate,
+                None if gap else change_pct(rate, previous.rate),
+                (GAP, *flags) if gap else flags)
+
+
+def chain(baseline: Held | None, quotes: list[Held], policy: JumpPolicy,
+          flag: str) -> tuple[Step, ...]:
+    """Quotes published in as-of order, each compared with the one before."""
+    steps = []
+    previous = baseline
+    for quote in quotes:
+        steps.append(step(previous, quote.as_of, quote.rate, policy, (flag,)))
+        previous = quote
+    return tuple(steps)
+
+
+def _remembered(quotes: list[Held], before: Held | None) -> LastRate:
+    last = quotes[-1]
+    previous = quotes[-2] if len(quotes) > 1 else before
+    return LastRate(last.as_of, last.rate, previous.as_of if previous else None,
+                    previous.rate if previous else None)
+
+
+def assess(last: LastRate | None, held: tuple[Held, ...], as_of: date, rate: Decimal,
+           confirmed: bool, policy: JumpPolicy) -> Outcome:
+    """What to do with a provider's rate of `as_of` for one currency."""
+    if any(h.as_of == as_of and h.rate == rate for h in held):
+        return Outcome()  # held already: its dead letter exists, a re-poll adds none
+    held = tuple(h for h in held if h.as_of < as_of)
+    if last is None:
+        return Outcome((step(None, as_of, rate, policy),), LastRate(as_of, rate), ())
+    if as_of < last.as_of:
+        # A late or historical document: for history, without a change.
+        return Outcome((step(None, as_of, rate, policy),))
+    if as_of == last.as_of:
+        if rate == last.rate:
+            return Outcome()
+        # A correction of the baseline's day: judged against the day before it.
+        before = (Held(last.previous_as_of, last.previous_rate)
+                  if last.previous_as_of and last.previous_rate else None)
+        return _move(before, held, as_of, rate, confirmed, policy)
+    return _move(Held(last.as_of, last.rate), held, as_of, rate, confirmed, policy)
+
+
+def _move(before: Held | None, held: tuple[Held, ...], as_of: date, rate: Decimal,
+          confirmed: bool, policy: JumpPolicy) -> Outcome:
+    candidate = Held(as_of, rate)
+    if before is None:
+        return Outcome((step(None, as_of, rate, policy),), LastRate(as_of, rate), ())
+    move = change_pct(rate, before.rate)
+    if abs(move) <= bound(before.as_of, as_of, policy):
+        # Within the bound of the accepted level: anything held was a blip.
+        return Outcome((step(before, as_of, rate, policy),),
+                       _remembered([candidate], before), ())
+    same_side = [h for h in held if (h.rate > before.rate) == (rate > before.rate)]
+    moved = [*same_side, candidate] if len(same_side) == len(held) else [candidate]
+    if confirmed or len(moved) > policy.confirmations:
+        flag = CONFIRMED if confirmed else REPEATED
+        return Outcome(chain(before, moved, policy, flag), _remembered(moved, before), ())
+    reason = (f"moved {move:.4f}% from {before.rate} ({before.as_of}) to {rate} ({as_of}), "
+              f"beyond the {bound(before.as_of, as_of, policy):.2f}% bound, and no other "
+              f"provider confirms it; published once the next {policy.confirmations} "
+              "as-of dates repeat it, or on `caravan ratefeed release`")
+    return Outcome(held=tuple(moved), quarantine=reason,
+                   held_step=step(before, as_of, rate, policy))
+
+
+def release(last: LastRate | None, held: tuple[Held, ...], as_of: date,
+            policy: JumpPolicy) -> Outcome:
+    """An operator accepts the held quote of `as_of`: it and the held ones before it."""
+    released = [h for h in held if h.as_of <= as_of]
+    if not released or released[-1].as_of != as_of:
+        return Outcome()
+    before = Held(last.as_of, last.rate) if last else None
+    # Released behind a newer accepted rate (the level came back meanwhile), it is
+    # history: published, and the newer rate stays the baseline.
+    moves_on = last is None or as_of > last.as_of
+    return Outcome(chain(before, released, policy, RELEASED),
+                   _remembered(released, before) if moves_on else None,
+                   tuple(h for h in held if h.as_of > as_of))

@@ -1,0 +1,104 @@
+"""Real devaluations in the providers' own formats, then the real documents years later.
+
+The fixtures (samples/fixtures/devaluations/README.md says where each value was
+published) go through the rate feed one document at a time, as polls would
+bring them, against the real Redis; what is asserted is what a reader gets on
+the quotes stream and what an operator gets on the dead letters.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from services.ratefeed.app import ratefeed_once, ratefeed_release
+from services.ratefeed.providers import RatesError
+from shared.events import DeadLetter, QuoteEvent
+from shared.streams import DATA_FIELD
+from tests.conftest import REALDATA, REPO, Namespace
+from tests.streams import entries
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = REPO / "samples" / "fixtures" / "devaluations"
+
+
+def _providers_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    path = tmp_path / "rates.toml"
+    path.write_text(f"""
+        [crosscheck]
+        jump_pct = "5"
+        [[providers]]
+        name = "{name}"
+        kind = "{name}"
+        url = "{FIXTURES}"
+    """, encoding="utf-8")
+    monkeypatch.setenv("CARAVAN_RATEFEED_PROVIDERS", str(path))
+
+
+async def _stream(redis: Redis, namespace: Namespace, base: str) -> list[QuoteEvent]:
+    quotes = [QuoteEvent.model_validate_json(fields[DATA_FIELD])
+              for _, fields in await entries(redis, namespace.streams.quotes)]
+    return [q for q in quotes if q.base == base]
+
+
+async def _letters(redis: Redis, namespace: Namespace) -> list[DeadLetter]:
+    return [DeadLetter.model_validate_json(fields[DATA_FIELD])
+            for _, fields in await entries(redis, namespace.streams.deadletters)]
+
+
+def _pct(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(Decimal("0.01"))
+
+
+async def test_the_tenge_float_of_2015_is_held_then_published_when_repeated(
+    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _providers_file(tmp_path, monkeypatch, "nbk")
+    for day in ("19", "20", "20", "21", "25"):  # the 20th twice: a re-poll
+        await ratefeed_once(str(FIXTURES / f"nbk-2015-08-{day}.xml"), "nbk")
+    # Eight months later: the real NBK document of 2016-04-18.
+    await ratefeed_once(str(REALDATA / "nbk-rates-all-2016-04-18.xml"), "nbk")
+
+    kzt = await _stream(redis, namespace, "KZT")
+    assert [(q.as_of.isoformat(), q.rate, _pct(q.change_pct), q.flags) for q in kzt] == [
+        ("2015-08-19", 1 / Decimal("188.38"), None, []),
+        ("2015-08-20", 1 / Decimal("255.26"), Decimal("-26.20"), ["jump:repeated"]),
+        ("2015-08-21", 1 / Decimal("252.47"), Decimal("1.11"), ["jump:repeated"]),
+        ("2015-08-25", 1 / Decimal("230.11"), None, ["gap", "jump:repeated"]),
+        ("2016-04-18", 1 / Decimal("334.41"), None, ["gap"]),
+    ]
+    assert kzt[-1].previous_as_of == date(2015, 8, 25)
+    # One dead letter per held quote, none for the re-poll.
+    assert [letter.entry_id for letter in await _letters(redis, namespace)] == [
+        "KZT-USD-2015-08-20-nbk", "KZT-USD-2015-08-21-nbk"]
+
+
+async def test_the_sum_devaluation_of_2017_is_released_by_an_operator(
+    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _providers_file(tmp_path, monkeypatch, "cbu")
+    await ratefeed_once(str(FIXTURES / "cbu-2017-09-04.json"), "cbu")
+    assert await ratefeed_once(str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
+    assert await ratefeed_once(str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
+    [letter] = await _letters(redis, namespace)
+    assert "UZS/USD moved -48.0204% from" in letter.error_message
+
+    [released] = await ratefeed_release([letter.entry_id])
+    with pytest.raises(RatesError, match="is not held"):
+        await ratefeed_release([letter.entry_id])
+    # Four and a half years later: the real CBU document of 2022-04-11.
+    await ratefeed_once(str(REALDATA / "cbu-uz-rates-2022-04-11.json"), "cbu")
+
+    uzs = await _stream(redis, namespace, "UZS")
+    assert [(q.as_of.isoformat(), q.rate, _pct(q.change_pct), q.flags) for q in uzs] == [
+        ("2017-09-04", 1 / Decimal("4210.35"), None, []),
+        ("2017-09-05", 1 / Decimal("8100.00"), Decimal("-48.02"), ["jump:released"]),
+        ("2022-04-11", 1 / Decimal("11344.69"), None, ["gap"]),
+    ]
+    assert released.event_id == QuoteEvent.model_validate_json(letter.payload).event_id
+    assert uzs[-1].previous_rate == 1 / Decimal("8100.00")  # the release moved the baseline

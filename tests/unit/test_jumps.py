@@ -1,0 +1,156 @@
+"""jumps.assess and jumps.release: time-aware jump checks and holds that resolve, as pure rules."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from services.ratefeed.jumps import (
+    CONFIRMED,
+    GAP,
+    RELEASED,
+    REPEATED,
+    Held,
+    JumpPolicy,
+    assess,
+    bound,
+    release,
+)
+from services.ratefeed.rates import LastRate, change_pct
+
+POLICY = JumpPolicy(Decimal(5), gap_after_days=3, confirmations=2)
+DAY1, DAY2, DAY3 = date(2023, 9, 26), date(2023, 9, 27), date(2023, 9, 28)
+
+
+def test_first_rate_is_published_without_change_and_becomes_the_baseline() -> None:
+    outcome = assess(None, (), DAY2, Decimal("0.0112"), False, POLICY)
+    [step] = outcome.publish
+    assert (step.change_pct, step.previous_rate, step.flags) == (None, None, ())
+    assert outcome.baseline == LastRate(DAY2, Decimal("0.0112"))
+
+
+def test_the_next_business_day_has_its_daily_change() -> None:
+    outcome = assess(LastRate(DAY1, Decimal(100)), (), DAY2, Decimal(101), False, POLICY)
+    [step] = outcome.publish
+    assert (step.change_pct, step.previous_as_of, step.flags) == (Decimal(1), DAY1, ())
+    assert outcome.baseline == LastRate(DAY2, Decimal(101), DAY1, Decimal(100))
+
+
+def test_friday_to_monday_is_no_gap_but_a_holiday_after_it_is() -> None:
+    friday = date(2023, 9, 29)
+    monday = assess(LastRate(friday, Decimal(100)), (), date(2023, 10, 2), Decimal(101), False,
+                    POLICY)
+    tuesday = assess(LastRate(friday, Decimal(100)), (), date(2023, 10, 3), Decimal(101),
+                     False, POLICY)
+    assert monday.publish[0].change_pct == Decimal(1)
+    assert tuesday.publish[0].change_pct is None
+    assert tuesday.publish[0].flags == (GAP,)
+    assert tuesday.publish[0].previous_rate == Decimal(100)
+
+
+@pytest.mark.parametrize("same", [Decimal(101), Decimal("101.000")])
+def test_a_repoll_of_the_same_date_and_rate_is_nothing(same: Decimal) -> None:
+    last = LastRate(DAY2, Decimal(101), DAY1, Decimal(100))
+    assert assess(last, (), DAY2, same, False, POLICY).publish == ()
+
+
+def test_a_correction_compares_with_the_day_before_and_keeps_it() -> None:
+    last = LastRate(DAY2, Decimal(101), DAY1, Decimal(100))
+    outcome = assess(last, (), DAY2, Decimal(102), False, POLICY)
+    assert outcome.publish[0].change_pct == Decimal(2)
+    assert outcome.baseline == LastRate(DAY2, Decimal(102), DAY1, Decimal(100))
+
+
+def test_an_older_date_is_history_and_leaves_the_baseline() -> None:
+    last = LastRate(DAY3, Decimal(103), DAY2, Decimal(102))
+    outcome = assess(last, (), DAY1, Decimal(100), False, POLICY)
+    assert outcome.publish[0].change_pct is None
+    assert (outcome.baseline, outcome.held) == (None, None)
+
+
+def test_two_years_later_ordinary_moves_are_published_with_the_gap_flag() -> None:
+    # The issue's case: 2023-09-27 then a document of 2025-12-13, KZT -8.85 %, TJS +18.66 %.
+    last = LastRate(date(2023, 9, 27), Decimal("0.0021098"))
+    later = date(2025, 12, 13)
+    assert bound(date(2023, 9, 27), later, POLICY) > Decimal(80)
+    for move in (Decimal("-8.85"), Decimal("18.66")):
+        outcome = assess(last, (), later, last.rate * (1 + move / 100), False, POLICY)
+        [step] = outcome.publish
+        assert (step.change_pct, step.flags, step.previous_as_of) == (None, (GAP,), last.as_of)
+        assert outcome.quarantine is None
+
+
+def test_a_jump_is_held_once_and_a_repoll_adds_no_dead_letter() -> None:
+    last = LastRate(date(2017, 9, 4), 1 / Decimal("4210.35"))
+    jumped = 1 / Decimal("8100.00")
+    outcome = assess(last, (), date(2017, 9, 5), jumped, False, POLICY)
+    assert outcome.publish == ()
+    assert outcome.quarantine is not None
+    assert outcome.quarantine.startswith("moved -48.0204% from")
+    assert outcome.held == (Held(date(2017, 9, 5), jumped),)
+    assert outcome.held_step is not None
+    assert outcome.held_step.change_pct == change_pct(jumped, last.rate)
+    again = assess(last, outcome.held, date(2017, 9, 5), jumped, False, POLICY)
+    assert (again.publish, again.quarantine, again.held) == ((), None, None)
+
+
+def test_a_jump_another_provider_confirms_is_published_with_the_held_ones_before_it() -> None:
+    last = LastRate(date(2015, 8, 19), 1 / Decimal("188.38"))
+    held = (Held(date(2015, 8, 20), 1 / Decimal("255.26")),)
+    outcome = assess(last, held, date(2015, 8, 21), 1 / Decimal("252.47"), True, POLICY)
+    assert [(s.as_of, s.flags) for s in outcome.publish] == [
+        (date(2015, 8, 20), (CONFIRMED,)), (date(2015, 8, 21), (CONFIRMED,))]
+    assert outcome.held == ()
+    assert outcome.baseline == LastRate(date(2015, 8, 21), 1 / Decimal("252.47"),
+                                        date(2015, 8, 20), 1 / Decimal("255.26"))
+
+
+def test_a_jump_repeated_on_the_next_k_dates_completes_the_history_in_order() -> None:
+    tenge = {day: 1 / Decimal(usd) for day, usd in (
+        (date(2015, 8, 19), "188.38"), (date(2015, 8, 20), "255.26"),
+        (date(2015, 8, 21), "252.47"), (date(2015, 8, 25), "230.11"))}
+    days = sorted(tenge)
+    last = LastRate(days[0], tenge[days[0]])
+    first = assess(last, (), days[1], tenge[days[1]], False, POLICY)
+    second = assess(last, first.held or (), days[2], tenge[days[2]], False, POLICY)
+    assert second.quarantine is not None
+    third = assess(last, second.held or (), days[3], tenge[days[3]], False, POLICY)
+
+    assert [s.as_of for s in third.publish] == days[1:]
+    changes = [s.change_pct for s in third.publish]
+    assert changes[0] is not None
+    assert changes[0].quantize(Decimal("0.01")) == Decimal("-26.20")
+    assert changes[1] == change_pct(tenge[days[2]], tenge[days[1]])
+    assert changes[2] is None  # Friday to Tuesday: a gap
+    assert [s.flags for s in third.publish] == [(REPEATED,), (REPEATED,), (GAP, REPEATED)]
+    assert third.baseline is not None
+    assert third.baseline.as_of == days[3]
+
+
+def test_a_move_back_within_the_bound_ends_the_hold() -> None:
+    last = LastRate(DAY1, Decimal(100))
+    held = (Held(DAY2, Decimal(130)),)
+    outcome = assess(last, held, DAY3, Decimal(101), False, POLICY)
+    assert outcome.publish[0].previous_as_of == DAY1
+    assert outcome.held == ()
+
+
+def test_a_jump_the_other_way_starts_a_new_hold() -> None:
+    last = LastRate(DAY1, Decimal(100))
+    outcome = assess(last, (Held(DAY2, Decimal(130)),), DAY3, Decimal(70), False, POLICY)
+    assert outcome.held == (Held(DAY3, Decimal(70)),)
+
+
+def test_release_publishes_up_to_the_quote_and_moves_the_baseline() -> None:
+    last = LastRate(date(2017, 9, 4), 1 / Decimal("4210.35"))
+    held = (Held(date(2017, 9, 5), 1 / Decimal("8100.00")),)
+    outcome = release(last, held, date(2017, 9, 5), POLICY)
+    [step] = outcome.publish
+    assert step.flags == (RELEASED,)
+    assert step.change_pct is not None
+    assert step.change_pct.quantize(Decimal("0.01")) == Decimal("-48.02")
+    assert outcome.baseline is not None
+    assert outcome.baseline.rate == 1 / Decimal("8100.00")
+    assert release(last, held, date(2017, 9, 6), POLICY).publish == ()
