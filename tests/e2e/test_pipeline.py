@@ -129,7 +129,8 @@ def test_feed_and_rates_in_search_and_quotes_out(
         return ready
 
     ready = eventually(indexer_settled)
-    assert ready["checks"] == {"redis": True, "elasticsearch": True, "indices": True}
+    assert ready["checks"] == {"redis": True, "elasticsearch": True, "indices": True,
+                               "writing": True}
     assert all(s["pending"] == 0 for s in ready["details"]["streams"].values())
     metrics = httpx.get(f"{indexer}/metrics/").text
     assert 'caravan_indexer_documents_total{index="' in metrics

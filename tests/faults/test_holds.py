@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -38,10 +40,38 @@ def _held_for(world: Fixture, name: str, seconds: float) -> bool:
     return hold is not None and hold["for_seconds"] >= seconds
 
 
-def _concrete_index(world: Fixture) -> str:
-    es: Elasticsearch = world.es()
-    (index,) = es.indices.get_alias(name=world.alias)
-    return str(index)
+def _blocked(es: Elasticsearch, index: str) -> bool:
+    settings = es.indices.get_settings(index=index, name="index.blocks.read_only_allow_delete")
+    return bool(settings.get(index, {}).get("settings"))
+
+
+def _watermarks(free: str) -> dict[str, Any]:
+    """Disk watermarks as free space: "1000tb" puts any real disk past the flood stage."""
+    return {"cluster.routing.allocation.disk.threshold_enabled": True,
+            "cluster.info.update.interval": "10s",  # its minimum
+            "cluster.routing.allocation.disk.watermark.low": free,
+            "cluster.routing.allocation.disk.watermark.high": free,
+            "cluster.routing.allocation.disk.watermark.flood_stage": free}
+
+
+@contextmanager
+def flood_stage(es: Elasticsearch, index: str) -> Iterator[None]:
+    """The node's disk past the flood-stage watermark, as Elasticsearch itself judges it.
+
+    Elasticsearch puts the read-only-allow-delete block on the index and, once
+    the disk is below the watermarks again, takes it off by itself: the test
+    does nothing to the index, only to what the node believes about its disk.
+    """
+    es.cluster.put_settings(persistent=_watermarks("1000tb"))
+    try:
+        wait_for(lambda: _blocked(es, index), 60, "Elasticsearch to apply the flood-stage block")
+        yield
+    finally:
+        es.cluster.put_settings(persistent=_watermarks("1b"))
+        try:
+            wait_for(lambda: not _blocked(es, index), 60, "Elasticsearch to release the block")
+        finally:
+            es.cluster.put_settings(persistent=dict.fromkeys(_watermarks("1b")))
 
 
 def test_a_flood_stage_block_holds_everything_and_resumes_by_itself(world: Fixture) -> None:
@@ -50,23 +80,18 @@ def test_a_flood_stage_block_holds_everything_and_resumes_by_itself(world: Fixtu
     world.publish(before)
     wait_for(lambda: world.count() == len(before), 60, "the first events")
 
-    # What Elasticsearch itself applies when a node passes the flood-stage watermark.
     es = world.es()
-    index = _concrete_index(world)
-    es.indices.put_settings(index=index, settings={"index.blocks.read_only_allow_delete": True})
-    try:
+    (index,) = es.indices.get_alias(name=world.alias)
+    with flood_stage(es, str(index)):
         world.publish(during)
         wait_for(lambda: _held_for(world, "only", HOLD_SECONDS), 60, "a long hold")
         readiness = world.readiness("only")
         assert readiness["ready"] is False
         assert readiness["checks"]["writing"] is False
-        assert "read-only-allow-delete" in readiness["details"]["hold"]["reason"]
+        assert "flood-stage watermark" in readiness["details"]["hold"]["reason"]
         assert world.metric("only", "caravan_indexer_holding") == 1
         assert world.dead_letters() == []
-    finally:
-        released = time.monotonic()
-        es.indices.put_settings(index=index,
-                                settings={"index.blocks.read_only_allow_delete": None})
+    released = time.monotonic()
 
     wait_for(lambda: world.count() == 1000 and world.pending() == 0, 120, "the backlog")
     recovered = time.monotonic() - released
@@ -75,8 +100,9 @@ def test_a_flood_stage_block_holds_everything_and_resumes_by_itself(world: Fixtu
     assert world.dead_letters() == []
     wait_for(lambda: world.hold("only") is None, 30, "the hold to be released")
     assert world.metric("only", "caravan_indexer_documents_total", outcome="stale") == 0
-    report("flood-stage block (429 on every write), held 12 s", sent=1000, indexed=len(ids),
-           dead_lettered=0, duplicated=duplicates(ids), recovered_in=recovered)
+    report("flood-stage disk watermark (429 block on every write), held 12 s", sent=1000,
+           indexed=len(ids), dead_lettered=0, duplicated=duplicates(ids),
+           recovered_in=recovered)
 
 
 @pytest.fixture
