@@ -28,7 +28,7 @@ from tests.integration.conftest import (
     pending,
     publish,
 )
-from tests.streams import add
+from tests.streams import add, wait_claimable
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +103,7 @@ async def test_entries_left_pending_by_a_dead_consumer_are_claimed(
     await redis.xreadgroup("indexer", "dead", {stream: ">"}, count=10)
     assert await pending(redis, stream) == 5
 
-    await asyncio.sleep(1.1)
+    await wait_claimable(redis, stream, "indexer", 1000)
     await drain(live, es)
 
     assert await ids_in(es, namespace.articles) == sorted(e.idempotency_key for e in events)
@@ -123,7 +123,7 @@ async def test_an_entry_that_keeps_failing_ends_in_the_dead_letters(
                        retrycount=7)
     await publish(redis, stream, article(2))
 
-    await asyncio.sleep(1.1)
+    await wait_claimable(redis, stream, "indexer", 1000)
     await drain(live, es)
 
     (letter,) = await dead_letters(redis, namespace)
@@ -192,8 +192,10 @@ async def test_stop_mid_outage_leaves_the_batch_pending_for_another_indexer(
     async with ctx.broker:
         await ctx.broker.connect()
         task = asyncio.create_task(consumer.step())
-        await asyncio.sleep(0.5)
-        assert not task.done()  # still holding the batch, retrying
+        while not consumer.hold.active:  # the batch is read, the write refused: holding
+            await asyncio.wait({task}, timeout=0.05)
+            assert not task.done()
+        assert "ConnectionError" in (consumer.hold.reason or "")
         consumer.stop()
         await asyncio.wait_for(task, timeout=5)
     await down.close()

@@ -16,7 +16,7 @@ from shared.consumer import GroupReader
 from shared.events import QuoteEvent
 from shared.streams import DATA_FIELD
 from tests.conftest import Namespace
-from tests.streams import add
+from tests.streams import add, wait_claimable
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +34,7 @@ async def _pending(redis: Redis, stream: str) -> list[dict[str, Any]]:
 
 
 async def _idle_past_claim_time(redis: Redis, stream: str) -> None:
-    """Wait on Redis's own clock until every pending entry is claimable."""
-    while True:
-        idle = min(int(p["time_since_delivered"]) for p in await _pending(redis, stream))
-        if idle > CLAIM_IDLE_MS:
-            return
-        # Polling Redis's idle counter: the state this waits on lives in Redis.
-        await asyncio.sleep((CLAIM_IDLE_MS + 1 - idle) / 1000)
+    await wait_claimable(redis, stream, "indexer", CLAIM_IDLE_MS)
 
 
 async def test_held_entries_are_not_claimable_and_keep_their_delivery_count(
