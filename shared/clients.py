@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import base64
+from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import structlog
+from elastic_transport import AsyncTransport, HttpHeaders, TransportApiResponse
 from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError
 from elasticsearch import TransportError as ESTransportError
 from faststream.redis import RedisBroker
@@ -53,6 +56,66 @@ def make_broker(settings: RedisSettings, tracer_provider: TracerProvider | None 
     )
 
 
+class SecretFile:
+    """A secret mounted as a file, read again whenever the file changes.
+
+    Checked with one stat() per request: a Kubernetes Secret update swaps a
+    symlink (a new inode), an operator's edit changes size or mtime.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[int, int, int] | None = None
+        self._unreadable = False
+        self.value = ""
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Read the file again if it changed; whether the secret did."""
+        try:
+            stat = self.path.stat()
+            seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            if seen == self._seen:
+                return False
+            value = self.path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            # Mid-rotation the file can be missing for a moment: keep the last secret.
+            if not self._unreadable:
+                log.warning("credential file unreadable, keeping the last one read",
+                            path=str(self.path), error=type(exc).__name__)
+            self._unreadable = True
+            return False
+        self._seen, self._unreadable = seen, False
+        changed, self.value = value != self.value, value
+        return changed
+
+
+class _FileCredentialTransport(AsyncTransport):
+    """Authenticates every request with what the credential file holds now.
+
+    At the transport, so every copy of the client made by `options()` (the
+    readiness probe's, say) sends the rotated credential too.
+    """
+
+    secret: SecretFile
+    username: str | None = None  # None: the file holds an API key
+
+    async def perform_request(  # type: ignore[override]
+        self, method: str, target: str, **options: Any
+    ) -> TransportApiResponse:
+        if self.secret.refresh():
+            log.info("elasticsearch credential read again from its file",
+                     path=str(self.secret.path))
+        headers = HttpHeaders(options.get("headers") or {})
+        if self.username is None:
+            headers["authorization"] = f"ApiKey {self.secret.value}"
+        else:
+            token = base64.b64encode(f"{self.username}:{self.secret.value}".encode()).decode()
+            headers["authorization"] = f"Basic {token}"
+        options["headers"] = headers
+        return await super().perform_request(method, target, **options)
+
+
 def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
     auth: dict[str, Any] = {}
     if settings.ca_certs:
@@ -61,13 +124,24 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
         auth["api_key"] = settings.api_key.get_secret_value()
     elif settings.username and settings.password:
         auth["basic_auth"] = (settings.username, settings.password.get_secret_value())
-    return AsyncElasticsearch(
+    # A secret read from a *_FILE is followed: rotating it needs no restart.
+    followed = (settings.api_key_file if settings.api_key
+                else settings.password_file if settings.username and settings.password
+                else None)
+    if followed is not None:
+        auth["transport_class"] = _FileCredentialTransport
+    es = AsyncElasticsearch(
         with_default_port(settings.url),
         request_timeout=settings.request_timeout,
         retry_on_timeout=True,
         max_retries=2,
         **auth,
     )
+    if followed is not None:
+        transport = cast("_FileCredentialTransport", es.transport)
+        transport.secret = SecretFile(followed)
+        transport.username = None if settings.api_key else settings.username
+    return es
 
 
 # Language analysers of the full distribution (its analysis-common module): the
@@ -94,7 +168,12 @@ def with_default_port(url: str) -> str:
 
 
 async def elasticsearch_ready(es: AsyncElasticsearch) -> bool:
-    """True when the cluster answers and is at least yellow.
+    """True when the cluster answers and is at least yellow."""
+    return await elasticsearch_refusal(es) is None
+
+
+async def elasticsearch_refusal(es: AsyncElasticsearch) -> str | None:
+    """Why the cluster is not ready (unreachable, a refused credential, not yellow); None if it is.
 
     Uses cluster health, not `ping()`/`info()`: the minimal distribution has no `GET /`.
     """
@@ -103,18 +182,19 @@ async def elasticsearch_ready(es: AsyncElasticsearch) -> bool:
         # orchestrator's probe timeout even while the cluster is black-holed.
         quick = es.options(request_timeout=READY_TIMEOUT, max_retries=0)
         health = await quick.cluster.health(wait_for_status="yellow", timeout="1s")
-    except (ESTransportError, OSError, TimeoutError):
-        return False
+    except (ESTransportError, OSError, TimeoutError) as exc:
+        return f"unreachable: {type(exc).__name__}"
     except ApiError as exc:
         # 401/403 (an expired key, a missing privilege) or a 5xx: not ready, and the
-        # probe must answer, not fail; the reason is logged where writes are held.
+        # probe must answer, not fail.
         log.debug("elasticsearch health refused", status=exc.status_code, error=str(exc))
-        return False
-    return not health.get("timed_out", False)
+        return str(exc)
+    return "not yellow within 1 s" if health.get("timed_out", False) else None
 
 
 async def wait_for_elasticsearch(es: AsyncElasticsearch) -> None:
     """Wait until the cluster is ready; bound it with `asyncio.timeout` where needed."""
-    while not await elasticsearch_ready(es):
-        log.info("waiting for elasticsearch")
+    while (refusal := await elasticsearch_refusal(es)) is not None:
+        # The reason, so that a refused credential is told apart from an outage.
+        log.info("waiting for elasticsearch", reason=refusal)
         await asyncio.sleep(1)

@@ -48,6 +48,22 @@ class ElasticsearchSettings(_Settings):
     password: SecretStr | None = None
     ca_certs: str | None = None
     request_timeout: float = 30.0
+    # The files the API key and password were read from (ELASTICSEARCH_API_KEY_FILE,
+    # ELASTICSEARCH_PASSWORD_FILE): the client reads them again when they change, so
+    # a rotated key is used without a restart (shared/clients.py).
+    api_key_file: Path | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _follow_only_files_in_use(cls, data: object) -> object:
+        # Runs before _Settings._read_secret_files (a subclass's validators come
+        # first), so a value here was set directly: it wins, and its file is not followed.
+        if isinstance(data, dict):
+            for name in ("api_key", "password"):
+                if name in data:
+                    data.pop(f"{name}_file", None)
+        return data
 
 
 class CommonSettings(_Settings):
