@@ -39,7 +39,7 @@ def create_app() -> FastAPI:
                              "redis": make_redis(RedisSettings())}
     backend = Backend(state["es"], f"{common.index_prefix}articles",
                       f"{common.index_prefix}quotes", settings.exact_total_up_to,
-                      settings.cache_seconds)
+                      settings.cache_seconds, settings.rate_digits)
     renderer = PageRenderer(backend)
     broadcaster = QuoteBroadcaster(state["redis"], Streams(common).quotes,
                                    settings.live_max_connections)
@@ -67,7 +67,8 @@ def create_app() -> FastAPI:
         proxies=TrustedProxies.parse(settings.trusted_proxies, settings.trusted_proxy_cidrs))
     app.include_router(api_router(backend, broadcaster, settings.max_page_size))
     app.include_router(pages_router(renderer, settings.max_page_size))
-    app.include_router(rates_router(es, backend.quotes))
+    app.include_router(rates_router(es, backend.quotes, settings.rate_digits,
+                                    settings.convert_window_days))
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/metrics", make_asgi_app())
 

@@ -38,8 +38,9 @@ class ArticleNotFound(LookupError):
 
 class Backend:
     def __init__(self, es: AsyncElasticsearch, articles: str, quotes: str,
-                 exact_total_up_to: int, cache_seconds: float) -> None:
+                 exact_total_up_to: int, cache_seconds: float, rate_digits: int) -> None:
         self.es = es
+        self.rate_digits = rate_digits
         self.articles = articles
         self.quotes = quotes
         self.exact_total_up_to = exact_total_up_to
@@ -110,4 +111,4 @@ class Backend:
                                         ignore_unavailable=True)
         if "aggregations" not in response:
             return LatestQuotes(quotes=[], ticker=[])
-        return shape_latest(dict(response), today=datetime.now(UTC).date())
+        return shape_latest(dict(response), self.rate_digits, today=datetime.now(UTC).date())

@@ -13,5 +13,6 @@ async def search_once(q: str, page: int, size: int) -> SearchPage:
     settings = QuerySettings()
     async with make_elasticsearch(ElasticsearchSettings()) as es:
         backend = Backend(es, f"{prefix}articles", f"{prefix}quotes",
-                          settings.exact_total_up_to, cache_seconds=0)
+                          settings.exact_total_up_to, cache_seconds=0,
+                          rate_digits=settings.rate_digits)
         return await backend.search(SearchRequest(q=q, page=page, size=size, facets=False))

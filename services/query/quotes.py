@@ -7,8 +7,13 @@ A quote with no previous rate shows no change.
 
 Several providers quote each currency (its national bank, and cross rates
 through other banks). The quote shown is the newest one of the currency's
-primary provider while it is current, else the newest of any provider; a quote
-is stale once the day (UTC) is past its `stale_after` date, and says so.
+primary provider while it is current, else the newest current quote of another
+provider (`fallback`), else the newest of any; a quote is stale once the day
+(UTC) is past its `stale_after` date, and says so with its age in days.
+
+Numbers are answered rounded half-even to a fixed number of significant digits
+(`significant`); the index keeps the exact quotients, and the ticker line is
+worked out from those.
 
 A stored quote whose rate or change lies outside the bounds of shared/decimals.py
 (written before they were checked, or by another producer) is left out, as if
@@ -42,12 +47,25 @@ class Quote(BaseModel):
     provider: str
     ticker: str
     stale: bool = False
+    age_days: int | None = Field(
+        default=None, description="days from `as_of` to today (UTC)")
+    fallback: bool = Field(
+        default=False, description="not the primary provider's quote: its own is stale "
+                                   "or missing")
     flags: list[str] = Field(default_factory=list)
 
 
 class LatestQuotes(BaseModel):
     quotes: list[Quote]
     ticker: list[str]
+
+
+def significant(value: Decimal, digits: int) -> str:
+    """`value` rounded half-even to `digits` significant digits, written out in full."""
+    if value.is_zero():
+        return "0"
+    unit = Decimal(1).scaleb(value.adjusted() - digits + 1)
+    return format(value.quantize(unit, rounding=ROUND_HALF_EVEN), "f")
 
 
 def format_change(change: Decimal) -> str:
@@ -97,33 +115,36 @@ def is_stale(source: dict[str, Any], today: date) -> bool:
 
 
 def choose_quote(sources: Sequence[dict[str, Any]], today: date | None) -> dict[str, Any]:
-    """Among one currency's quotes, newest first: the primary provider's newest, if current.
+    """Among one currency's quotes, newest first: the primary provider's newest, if current,
+    else the newest current one, else the newest.
 
     Current on `today`, or when it is None, on the newest quote's as-of date.
     """
     day = today or date.fromisoformat(sources[0]["as_of"])
-    for source in sources:
-        # Quotes from before providers were cross-checked carry no `primary`: they were.
-        if source.get("primary", True):
-            if not is_stale(source, day):
-                return source
-            break
-    return sources[0]
+    # Quotes from before providers were cross-checked carry no `primary`: they were.
+    primary = next((s for s in sources if s.get("primary", True)), None)
+    if primary is not None and not is_stale(primary, day):
+        return primary
+    return next((s for s in sources if not is_stale(s, day)), sources[0])
 
 
-def quote_of(source: dict[str, Any], today: date | None) -> Quote:
+def quote_of(source: dict[str, Any], today: date | None, digits: int) -> Quote:
     change = Decimal(source["change_pct"]) if source.get("change_pct") is not None else None
+    as_of = date.fromisoformat(source["as_of"])
     return Quote(
-        base=source["base"], quote=source["quote"], rate=source["rate"],
-        change_pct=str(change) if change is not None else None,
+        base=source["base"], quote=source["quote"],
+        rate=significant(Decimal(source["rate"]), digits),
+        change_pct=significant(change, digits) if change is not None else None,
         as_of=source["as_of"], provider=source["provider"],
         ticker=ticker_line(source["base"], source["quote"], Decimal(source["rate"]), change),
         stale=today is not None and is_stale(source, today),
+        age_days=(today - as_of).days if today is not None else None,
+        fallback=not source.get("primary", True),
         flags=source.get("flags", []),
     )
 
 
-def shape_latest(response: dict[str, Any],
+def shape_latest(response: dict[str, Any], digits: int,
                  currencies: tuple[str, ...] = TICKER_CURRENCIES,
                  today: date | None = None) -> LatestQuotes:
     """`today` (UTC) enables the staleness rule; without it the newest primary quote wins."""
@@ -131,6 +152,6 @@ def shape_latest(response: dict[str, Any],
     for bucket in response["aggregations"]["by_base"]["buckets"]:
         sources = usable_sources(bucket["latest"]["hits"]["hits"])
         if sources:
-            found[bucket["key"]] = quote_of(choose_quote(sources, today), today)
+            found[bucket["key"]] = quote_of(choose_quote(sources, today), today, digits)
     ordered = [found[code] for code in currencies if code in found]
     return LatestQuotes(quotes=ordered, ticker=[q.ticker for q in ordered])

@@ -1,15 +1,17 @@
 """Rate history, currency conversion and the currency list: query bodies and their shaping.
 
-Every rate is X/USD, an exact decimal string. A conversion goes through the
-dollar: amount x (from/USD) / (to/USD), with the newest quote of each currency
-on or before the date asked (its primary provider's where there is one that
-day), and states the as-of dates it used. History buckets hold the rate of the
-last as-of date in each day, week (Monday first) or month.
+Every rate is X/USD, stored as an exact decimal string and answered rounded to
+a fixed number of significant digits. A conversion goes through the dollar:
+amount x (from/USD) / (to/USD), computed exactly from two rates of one as-of
+date (the one asked, else the newest both currencies have before it, within a
+window), each its primary provider's where there is one that day. History
+buckets hold the rate of the last as-of date in each day, week (Monday first)
+or month.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -20,6 +22,7 @@ from services.query.quotes import (
     NEWEST_FIRST,
     TICKER_CURRENCIES,
     choose_quote,
+    significant,
     usable_sources,
 )
 
@@ -36,10 +39,6 @@ CURRENCY_NAMES = {
 
 
 class UnknownCurrency(ValueError):
-    pass
-
-
-class NoRate(LookupError):
     pass
 
 
@@ -74,7 +73,7 @@ class Conversion(BaseModel):
     amount: str
     result: str
     as_of: str | None
-    """The older as-of date of the two rates used (None when both sides are US dollars)."""
+    """The one as-of date of the rates used (None when both sides are US dollars)."""
     rates: list[UsedRate]
 
 
@@ -119,21 +118,24 @@ def build_history(base: str, start: date | None, end: date | None, interval: Int
     }
 
 
-def shape_history(response: dict[str, Any], base: str, interval: Interval) -> History:
+def shape_history(response: dict[str, Any], base: str, interval: Interval,
+                  digits: int) -> History:
     points = []
     for bucket in response.get("aggregations", {}).get("periods", {}).get("buckets", []):
         sources = usable_sources(bucket["last"]["hits"]["hits"])
         if not sources:
             continue
         chosen = choose_quote(sources, None)
+        change = chosen.get("change_pct")
         points.append(HistoryPoint(
-            period=bucket["key_as_string"], as_of=chosen["as_of"], rate=chosen["rate"],
-            change_pct=chosen.get("change_pct"), provider=chosen["provider"],
-            flags=chosen.get("flags", [])))
+            period=bucket["key_as_string"], as_of=chosen["as_of"],
+            rate=significant(Decimal(chosen["rate"]), digits),
+            change_pct=significant(Decimal(change), digits) if change is not None else None,
+            provider=chosen["provider"], flags=chosen.get("flags", [])))
     return History(base=base, quote=QUOTE_CURRENCY, interval=interval, points=points)
 
 
-def build_rates_on(bases: list[str], on: date | None) -> dict[str, Any]:
+def build_newest(bases: list[str], on: date | None) -> dict[str, Any]:
     """The newest quotes of each currency on or before `on` (or ever)."""
     return {
         "size": 0,
@@ -145,35 +147,64 @@ def build_rates_on(bases: list[str], on: date | None) -> dict[str, Any]:
     }
 
 
-def rates_on(response: dict[str, Any], on: date) -> dict[str, dict[str, Any]]:
-    """The quote chosen for each currency in a build_rates_on answer, by code."""
-    found = {}
-    for bucket in response.get("aggregations", {}).get("by_base", {}).get("buckets", []):
-        sources = usable_sources(bucket["latest"]["hits"]["hits"])
-        if sources:
-            found[bucket["key"]] = choose_quote(sources, on)
-    return found
+def newest_date(response: dict[str, Any]) -> date | None:
+    """The newest as-of date of any currency in a build_newest answer."""
+    dates = [date.fromisoformat(source["as_of"])
+             for bucket in response.get("aggregations", {}).get("by_base", {}).get("buckets", [])
+             for source in usable_sources(bucket["latest"]["hits"]["hits"])]
+    return max(dates, default=None)
 
 
-def convert(amount: Decimal, source: str, target: str,
-            quotes: dict[str, dict[str, Any]]) -> Conversion:
-    used = [_used(code, quotes) for code in dict.fromkeys((source, target))]
-    rate = {u.base: Decimal(u.rate) for u in used}
-    dates = [u.as_of for u in used if u.as_of is not None]
-    return Conversion(from_=source, to=target, amount=str(amount),
-                      result=str(amount * rate[source] / rate[target]),
-                      as_of=min(dates) if dates else None, rates=used)
+def window(anchor: date, days: int) -> tuple[date, date]:
+    return anchor - timedelta(days=days), anchor
 
 
-def _used(code: str, quotes: dict[str, dict[str, Any]]) -> UsedRate:
+def build_rates_between(bases: list[str], start: date, end: date,
+                        providers: int) -> dict[str, Any]:
+    """Every quote of the currencies dated within [start, end], newest first."""
+    days = (end - start).days + 1
+    return {
+        "size": min(10_000, len(bases) * providers * days),
+        "query": {"bool": {"filter": [{"terms": {"base": bases}},
+                                      *_as_of_range(start, end)]}},
+        "sort": NEWEST_FIRST,
+    }
+
+
+def common_rates(response: dict[str, Any],
+                 bases: list[str]) -> tuple[date, dict[str, dict[str, Any]]] | None:
+    """The newest as-of date on which every currency has a quote, and the quote chosen
+    for each on it (its primary provider's where current), or None."""
+    by_day: dict[date, dict[str, list[dict[str, Any]]]] = {}
+    for source in usable_sources(response.get("hits", {}).get("hits", [])):
+        day = date.fromisoformat(source["as_of"])
+        by_day.setdefault(day, {}).setdefault(source["base"], []).append(source)
+    for day in sorted(by_day, reverse=True):
+        quotes = by_day[day]
+        if all(base in quotes for base in bases):
+            return day, {base: choose_quote(quotes[base], day) for base in bases}
+    return None
+
+
+def convert(amount: Decimal, source: str, target: str, on: date | None,
+            quotes: dict[str, dict[str, Any]], digits: int) -> Conversion:
+    """Exact through the dollar; the answer's numbers rounded to `digits`."""
+    used = [(code, _exact(code, quotes)) for code in dict.fromkeys((source, target))]
+    rate = dict(used)
+    return Conversion(
+        from_=source, to=target, amount=str(amount),
+        result=significant(amount * rate[source] / rate[target], digits),
+        as_of=on.isoformat() if on else None,
+        rates=[UsedRate(base=code, rate=significant(exact, digits),
+                        as_of=quotes[code]["as_of"] if code in quotes else None,
+                        provider=quotes[code]["provider"] if code in quotes else None)
+               for code, exact in used])
+
+
+def _exact(code: str, quotes: dict[str, dict[str, Any]]) -> Decimal:
     if code == QUOTE_CURRENCY:
-        return UsedRate(base=code, rate="1", as_of=None, provider=None)
-    quote = quotes.get(code)
-    if quote is None:
-        msg = f"no {code}/{QUOTE_CURRENCY} rate on or before the date asked"
-        raise NoRate(msg)
-    return UsedRate(base=code, rate=quote["rate"], as_of=quote["as_of"],
-                    provider=quote["provider"])
+        return Decimal(1)
+    return Decimal(quotes[code]["rate"])
 
 
 def build_currencies() -> dict[str, Any]:

@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time.
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -15,23 +15,28 @@ from services.query.rates import (
     Currencies,
     History,
     Interval,
-    NoRate,
     UnknownCurrency,
     build_currencies,
     build_history,
-    build_rates_on,
+    build_newest,
+    build_rates_between,
     check_currency,
+    common_rates,
     convert,
-    rates_on,
+    newest_date,
     shape_currencies,
     shape_history,
+    window,
 )
 from shared.decimals import AMOUNT, BadDecimal, parse_within
 
 MAX_AMOUNT_LENGTH = 40
+# Quotes a currency has per as-of date at most: its providers, with room to spare.
+PROVIDERS_PER_DAY = 10
 
 
-def rates_router(es: Callable[[], AsyncElasticsearch], quotes_index: str) -> APIRouter:
+def rates_router(es: Callable[[], AsyncElasticsearch], quotes_index: str, digits: int,
+                 convert_window_days: int) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["rates"])
 
     async def search(body: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +56,7 @@ def rates_router(es: Callable[[], AsyncElasticsearch], quotes_index: str) -> API
         if start and end and start > end:
             raise HTTPException(status_code=400, detail="`from` is after `to`")
         response = await search(build_history(code, start, end, interval, provider))
-        return shape_history(response, code, interval)
+        return shape_history(response, code, interval, digits)
 
     @router.get("/convert", response_model=Conversion, response_model_by_alias=True)
     async def convert_amount(
@@ -59,18 +64,27 @@ def rates_router(es: Callable[[], AsyncElasticsearch], quotes_index: str) -> API
         target: Annotated[str, Query(alias="to", min_length=3, max_length=3)],
         amount: Annotated[str, Query(max_length=MAX_AMOUNT_LENGTH,
                                      description=f"a decimal number {AMOUNT}, e.g. 1000")],
-        on: Annotated[date | None, Query(alias="date", description="default: newest")] = None,
+        on: Annotated[date | None, Query(
+            alias="date", description="default: the newest date both currencies have")] = None,
     ) -> Conversion:
-        """`amount` of one currency in another, through the US dollar, in exact decimals."""
+        """`amount` of one currency in another, through the US dollar, with rates of one
+        as-of date, named in the answer with each rate's provider."""
         codes = (_currency(source), _currency(target))
         value = _amount(amount)
         bases = [c for c in dict.fromkeys(codes) if c != "USD"]
-        day = on or datetime.now(UTC).date()
-        quotes = rates_on(await search(build_rates_on(bases, on)), day) if bases else {}
-        try:
-            return convert(value, codes[0], codes[1], quotes)
-        except NoRate as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        if not bases:
+            return convert(value, codes[0], codes[1], None, {}, digits)
+        anchor = on or newest_date(await search(build_newest(bases, None)))
+        found = None
+        if anchor is not None:
+            start, end = window(anchor, convert_window_days)
+            found = common_rates(await search(
+                build_rates_between(bases, start, end, PROVIDERS_PER_DAY)), bases)
+        if found is None:
+            raise HTTPException(status_code=404, detail=_no_common_date(bases, anchor,
+                                                                        convert_window_days))
+        day, quotes = found
+        return convert(value, codes[0], codes[1], day, quotes, digits)
 
     @router.get("/currencies", response_model=Currencies)
     async def currencies() -> Currencies:
@@ -78,6 +92,15 @@ def rates_router(es: Callable[[], AsyncElasticsearch], quotes_index: str) -> API
         return shape_currencies(await search(build_currencies()))
 
     return router
+
+
+def _no_common_date(bases: list[str], anchor: date | None, days: int) -> str:
+    wanted = " and ".join(f"{code}/USD" for code in bases)
+    if anchor is None:
+        return f"no {wanted} rate at all"
+    return (f"no as-of date from {window(anchor, days)[0]} to {anchor} with "
+            f"{'both ' if len(bases) > 1 else ''}{wanted} rates (the window is "
+            f"{days} days: CARAVAN_QUERY_CONVERT_WINDOW_DAYS)")
 
 
 def _currency(code: str) -> str:

@@ -7,7 +7,7 @@ different years, and the manat peg) through the real indexer.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
+from services.query.quotes import significant
 from services.ratefeed.app import ratefeed_once
 from tests.conftest import REALDATA, REPO, Namespace
 from tests.pipeline import index_streams, query_client
@@ -48,12 +49,23 @@ async def test_latest_shows_the_current_primary_else_the_newest_and_says_stale(
 
     # The manat peg is current today: its primary provider's quote, not stale.
     assert (quotes["TMT"]["provider"], quotes["TMT"]["stale"]) == ("cbt", False)
-    assert Decimal(quotes["TMT"]["rate"]) == 1 / Decimal("3.5")
+    assert quotes["TMT"]["rate"] == "0.2857142857"  # 1 / 3.5 to ten significant digits
     # The NBK's 2016 tenge is long out of date: the newest quote (Bank of Russia) is shown,
     # itself stale.
     assert (quotes["KZT"]["provider"], quotes["KZT"]["as_of"]) == ("cbr", "2023-09-28")
     assert quotes["KZT"]["stale"] is True
+    assert quotes["KZT"]["fallback"] is True  # not the primary provider's (the NBK's)
+    assert quotes["KZT"]["age_days"] == (datetime.now(UTC).date()
+                                         - date.fromisoformat("2023-09-28")).days
     assert quotes["KZT"]["ticker"].startswith("KZT/USD = 0.00210 ")
+    assert quotes["KZT"]["rate"] == significant(Decimal("0.203042") / Decimal("96.5000"), 10)
+    # The page's ticker keeps the seed's line and says which ones are stale.
+    page = (await api.get("/")).text
+    assert ('<li data-base="KZT" class="stale" title="as of 28 September 2023, '
+            f'{quotes["KZT"]["age_days"]} days ago: no newer rate since">'
+            f'{quotes["KZT"]["ticker"]} <small class="stale-note">stale, as of 28 September '
+            "2023</small></li>") in page
+    assert '<li data-base="TMT" title="as of' in page
 
 
 async def test_history_by_day_and_month(api: httpx.AsyncClient) -> None:
@@ -65,7 +77,7 @@ async def test_history_by_day_and_month(api: httpx.AsyncClient) -> None:
     assert [(p["as_of"], p["provider"]) for p in daily["points"]] == [
         ("2016-04-18", "nbk"), ("2020-12-14", "nbkr"), ("2022-04-11", "cbu"),
         ("2023-09-27", "cbr"), ("2023-09-28", "cbr")]
-    assert daily["points"][0]["rate"] == str(1 / Decimal("334.41"))
+    assert daily["points"][0]["rate"] == significant(1 / Decimal("334.41"), 10)
     assert [(p["period"], p["as_of"]) for p in monthly["points"]] == [
         ("2020-12-01", "2020-12-14"), ("2022-04-01", "2022-04-11"),
         ("2023-09-01", "2023-09-28")]
@@ -73,7 +85,7 @@ async def test_history_by_day_and_month(api: httpx.AsyncClient) -> None:
     last = daily["points"][-1]
     rate, previous = Decimal("0.203042") / Decimal("96.5000"), Decimal("0.203042") / Decimal(
         "96.2378")
-    assert Decimal(last["change_pct"]) == (rate - previous) / previous * 100
+    assert last["change_pct"] == significant((rate - previous) / previous * 100, 10)
     assert [p["as_of"] for p in only_cbr["points"]] == ["2023-09-27", "2023-09-28"]
 
 
@@ -87,7 +99,7 @@ async def test_convert_goes_through_the_dollar_on_the_date_asked(
     kzt, uzs = Decimal("25.55") / Decimal("11344.69"), 1 / Decimal("11344.69")
     assert (body["from"], body["to"], body["amount"], body["as_of"]) == (
         "KZT", "UZS", "1000", "2022-04-11")
-    assert Decimal(body["result"]) == Decimal(1000) * kzt / uzs
+    assert body["result"] == significant(Decimal(1000) * kzt / uzs, 10)
     assert [(r["base"], r["provider"]) for r in body["rates"]] == [("KZT", "cbu"), ("UZS", "cbu")]
 
 
@@ -102,6 +114,20 @@ async def test_convert_states_the_older_date_and_handles_the_dollar(
     assert mixed["as_of"] == "2023-09-27"
     assert Decimal(dollars["result"]) == Decimal("11344.69")
     assert dollars["as_of"] == "2022-04-11"
+
+
+async def test_convert_refuses_rates_of_different_dates(api: httpx.AsyncClient) -> None:
+    # The manat's newest rate is today's peg, the tenge's is of 2023: no common date
+    # within the window before today, so no conversion that mixes them.
+    answer = await api.get("/api/convert", params={"from": "KZT", "to": "TMT", "amount": "1"})
+    same_day = (await api.get("/api/convert", params={
+        "from": "KZT", "to": "UZS", "amount": "1"})).json()
+
+    assert answer.status_code == 404
+    assert "with both KZT/USD and TMT/USD rates (the window is 7 days" in \
+        answer.json()["detail"]
+    assert same_day["as_of"] == "2023-09-28"
+    assert {(r["as_of"], r["provider"]) for r in same_day["rates"]} == {("2023-09-28", "cbr")}
 
 
 @pytest.mark.parametrize(("params", "status"), [

@@ -15,6 +15,7 @@ from services.query.quotes import (
     build_latest,
     format_change,
     shape_latest,
+    significant,
     ticker_line,
 )
 from services.ratefeed.cbr import parse_cbr
@@ -141,13 +142,13 @@ def test_shape_latest_orders_as_the_ticker_and_formats_lines() -> None:
         _bucket("TJS", "0.091738", "0.3300"),
         _bucket("KGS", "0.0115600", "-0.0004"),
     )
-    latest = shape_latest(response)
+    latest = shape_latest(response, 10)
     assert isinstance(latest, LatestQuotes)
     assert [q.base for q in latest.quotes] == ["KGS", "KZT", "TJS", "UZS", "TMT"]
     assert latest.ticker == SEED_TICKER
     kgs = latest.quotes[0]
-    assert kgs.rate == "0.0115600"  # the stored exact string, unrounded
-    assert kgs.change_pct == "-0.0004"
+    assert kgs.rate == "0.01156000000"  # ten significant digits; the ticker rounds the exact
+    assert kgs.change_pct == "-0.0004000000000"
     assert kgs.quote == "USD"
     assert kgs.provider == "cbr"
     assert kgs.as_of == "2025-03-29"
@@ -155,7 +156,7 @@ def test_shape_latest_orders_as_the_ticker_and_formats_lines() -> None:
 
 def test_shape_latest_without_change_and_with_missing_currencies() -> None:
     latest = shape_latest(_aggregation(_bucket("UZS", "0.0000819", None),
-                                       _bucket("KGS", "0.01156", "0.1")))
+                                       _bucket("KGS", "0.01156", "0.1")), 10)
     assert [q.base for q in latest.quotes] == ["KGS", "UZS"]
     assert latest.ticker == ["KGS/USD = 0.01156 0.1%", "UZS/USD = 0.00008"]
     assert latest.quotes[1].change_pct is None
@@ -163,9 +164,23 @@ def test_shape_latest_without_change_and_with_missing_currencies() -> None:
 
 def test_shape_latest_ignores_currencies_outside_the_ticker() -> None:
     latest = shape_latest(_aggregation(_bucket("EUR", "1.05", "0"),
-                                       _bucket("KZT", "0.002", "0")))
+                                       _bucket("KZT", "0.002", "0")), 10)
     assert [q.base for q in latest.quotes] == ["KZT"]
 
 
 def test_shape_latest_of_no_buckets_is_empty() -> None:
-    assert shape_latest(_aggregation()) == LatestQuotes(quotes=[], ticker=[])
+    assert shape_latest(_aggregation(), 10) == LatestQuotes(quotes=[], ticker=[])
+
+
+@pytest.mark.parametrize(("exact", "digits", "shown"), [
+    ("0.01143510064016375348678533443", 10, "0.01143510064"),
+    ("0.002109794696054980475447277473", 4, "0.002110"),
+    ("11344.69", 10, "11344.69000"),
+    ("0.00012345678905", 10, "0.0001234567890"),  # half-even: ...05 rounds to even
+    ("-48.02037037037037037037037038", 6, "-48.0204"),
+    ("2.5E+15", 4, "2500000000000000"),
+    ("0", 10, "0"),
+])
+def test_numbers_are_answered_with_fixed_significant_digits(exact: str, digits: int,
+                                                             shown: str) -> None:
+    assert significant(Decimal(exact), digits) == shown

@@ -17,6 +17,7 @@
     }
     item.textContent = update.ticker;
     item.title = "as of " + update.as_of;
+    item.classList.remove("stale");  // a quote just published is current
     item.classList.add("updated");
   });
 })();
