@@ -24,6 +24,7 @@ from services.ingest import app as ingest_app
 from services.ingest.feeds import FeedError
 from services.ingest.sitemaps import SitemapError
 from services.ingest.worker import PollResult
+from services.keys import add_command as add_keys_command
 from services.query import app as query_app
 from services.query.client import search_once
 from services.query.search import PageOutOfRange
@@ -109,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="replay what the streams retain instead of copying the live index")
     rebuild.set_defaults(handler=_reindex)
 
+    add_keys_command(commands)
     docs = commands.add_parser("docs", help="write JSON Schemas, AsyncAPI and OpenAPI to docs/")
     docs.add_argument("--dir", type=Path, default=Path("docs"))
     docs.add_argument("--check", action="store_true",

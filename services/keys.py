@@ -1,0 +1,153 @@
+"""Least-privilege Elasticsearch roles and one API key per service (`caravan keys create`).
+
+The role definitions below are the ones docs/operations.md lists (a test keeps
+the two equal), and tests/integration/test_es_security.py runs every service
+under them against the local distribution with security on. Only the indexer,
+the query service and `caravan reindex` talk to Elasticsearch; ingest and the
+rate feed need no key.
+
+Run it as a bootstrap user (ELASTICSEARCH_USERNAME/PASSWORD of a superuser, or an
+ELASTICSEARCH_API_KEY allowed to create keys with these privileges): an API key
+can never hold more than its creator, so the creator needs at least all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch
+
+from shared.clients import make_elasticsearch
+from shared.settings import CommonSettings, ElasticsearchSettings
+
+SERVICES = ("indexer", "query", "reindex")
+ALIASES = ("articles", "quotes")
+
+
+def index_names(index_prefix: str) -> list[str]:
+    """Caravan's aliases and their versioned indices (`articles`, `articles-v1`, …)."""
+    return [f"{index_prefix}{alias}{suffix}" for alias in ALIASES for suffix in ("", "-v*")]
+
+
+def role_descriptors(index_prefix: str) -> dict[str, dict[str, Any]]:
+    """Each service's role: the privileges its requests need, and no more.
+
+    `monitor` is for `_cluster/health` (every service's readiness) and the
+    language-analyser probe; `manage_index_templates` for the templates the
+    indexer (and reindex) put at start. The indexer creates its versioned
+    indices with their alias and adds new fields to them, but cannot delete or
+    re-point anything; reindex moves an alias and deletes the index it failed to
+    fill, so it has `manage` (which includes both) and `read` to copy documents.
+    """
+    def on_indices(*privileges: str) -> list[dict[str, Any]]:
+        # A list of its own per role: callers may change one role without the others.
+        return [{"names": index_names(index_prefix), "privileges": list(privileges)}]
+
+    return {
+        "indexer": {
+            "cluster": ["monitor", "manage_index_templates", "cluster:admin/analyze"],
+            "indices": on_indices("create_index", "view_index_metadata", "write",
+                                  "indices:admin/mapping/put", "indices:admin/aliases"),
+        },
+        "query": {
+            "cluster": ["monitor", "cluster:admin/analyze"],
+            "indices": on_indices("read"),
+        },
+        "reindex": {
+            "cluster": ["monitor", "manage_index_templates", "cluster:admin/analyze"],
+            "indices": on_indices("manage", "read", "write"),
+        },
+    }
+
+
+def role_name(service: str, index_prefix: str) -> str:
+    # The prefix keeps the roles of deployments sharing one cluster apart.
+    return f"caravan-{index_prefix}{service}"
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    service: str
+    role: str
+    name: str
+    key_id: str
+    path: Path
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """Write a secret readable by its owner only, from the first byte on."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(secret + "\n")
+
+
+async def create_keys(es: AsyncElasticsearch, index_prefix: str, out_dir: Path,
+                      expiration: str | None = None,
+                      services: tuple[str, ...] = SERVICES) -> list[CreatedKey]:
+    """Put each service's role and create its key, written to `out_dir/SERVICE.api-key`.
+
+    The roles are for users who authenticate with a password instead; a key
+    carries its role inline (API keys cannot refer to named roles).
+    """
+    descriptors = role_descriptors(index_prefix)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    created = []
+    for service in services:
+        role = role_name(service, index_prefix)
+        await es.security.put_role(name=role, **descriptors[service])
+        answer = await es.security.create_api_key(
+            name=f"{role}-{stamp}", role_descriptors={role: descriptors[service]},
+            expiration=expiration, metadata={"caravan_service": service})
+        path = out_dir / f"{service}.api-key"
+        write_secret(path, answer["encoded"])
+        created.append(CreatedKey(service, role, answer["name"], answer["id"], path))
+    return created
+
+
+async def _create_configured(out_dir: Path, expiration: str | None,
+                             services: tuple[str, ...]) -> list[CreatedKey]:
+    async with make_elasticsearch(ElasticsearchSettings()) as es:
+        return await create_keys(es, CommonSettings().index_prefix, out_dir, expiration,
+                                 services)
+
+
+def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`caravan keys roles | create`."""
+    keys = commands.add_parser(
+        "keys", help="each service's Elasticsearch role, and one API key per service")
+    actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    roles = actions.add_parser(
+        "roles", help="print the roles as JSON, keyed by name (the body of PUT "
+                      "/_security/role/NAME; as YAML, a roles.yml)")
+    roles.set_defaults(handler=_print_roles)
+    create = actions.add_parser(
+        "create", help="put the roles and create one API key per service, each written to "
+                       "DIR/SERVICE.api-key (mode 600) for ELASTICSEARCH_API_KEY_FILE")
+    create.add_argument("--out", type=Path, required=True, metavar="DIR")
+    create.add_argument("--expiration", metavar="DURATION",
+                        help="lifetime of the keys, e.g. 90d (default: they never expire)")
+    create.add_argument("--service", choices=SERVICES, action="append",
+                        help="only this service's key (repeatable; default: all)")
+    create.set_defaults(handler=_create)
+
+
+def _print_roles(_: argparse.Namespace) -> None:
+    prefix = CommonSettings().index_prefix
+    print(json.dumps({role_name(service, prefix): descriptor
+                      for service, descriptor in role_descriptors(prefix).items()}, indent=2))
+
+
+def _create(args: argparse.Namespace) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    services = tuple(args.service or SERVICES)
+    for key in asyncio.run(_create_configured(args.out, args.expiration, services)):
+        # Names and ids only: the secret goes to its file and nowhere else.
+        print(f"{key.service}: API key {key.name} (id {key.key_id}), role {key.role}, "
+              f"written to {key.path}")
