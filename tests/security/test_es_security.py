@@ -1,0 +1,237 @@
+"""Elasticsearch with security on: verified TLS, one least-privilege role per service,
+refused credentials held by the indexer, rotated secrets followed from their files,
+and never a secret in a log.
+
+Against the local distribution started with `deploy/local/elasticsearch.sh start
+secure 9293 secure` (conftest.py). Services run as processes, as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from elasticsearch import AuthorizationException
+from redis.asyncio import Redis
+
+from services.indexer.mappings import IndexNames
+from services.keys import role_descriptors, role_name
+from shared.clients import make_elasticsearch
+from shared.settings import ElasticsearchSettings
+from tests.conftest import REALDATA, REPO, Namespace
+from tests.integration.conftest import article, publish
+from tests.loopback import LoopbackServer, Reply
+from tests.security.conftest import Secured, free_port, wait_for
+from tests.streams import entries
+
+pytestmark = pytest.mark.security
+
+
+async def _count(secured: Secured) -> int:
+    alias = IndexNames(secured.namespace.index_prefix).articles
+    async with secured.cluster.bootstrap() as es:
+        if not await es.indices.exists_alias(name=alias):
+            return 0
+        await es.indices.refresh(index=alias)
+        return int((await es.count(index=alias))["count"])
+
+
+async def _until_count(secured: Secured, expected: int, what: str) -> None:
+    # Counted as the bootstrap user, never with the service's own credential.
+    deadline = time.monotonic() + 60
+    while (count := await _count(secured)) != expected:
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}: {count} of {expected}")
+        await asyncio.sleep(0.2)
+
+
+def _no_secret_in(secured: Secured, *outputs: str) -> None:
+    text = secured.logs() + "".join(outputs)
+    for secret in secured.secrets():
+        assert secret not in text
+
+
+async def test_each_service_works_under_its_own_role_over_verified_tls(
+    secured: Secured, redis: Redis, namespace: Namespace
+) -> None:
+    for service in ("indexer", "query", "reindex"):
+        await secured.grant(service)
+        await secured.provide_user(service)
+    # The rate feed needs no Elasticsearch credential at all: it only publishes.
+    published = secured.caravan(secured.env(None), "ratefeed", "--source",
+                                str(REALDATA / "cbr-xml-daily-2023-09-27.xml"))
+    assert published.returncode == 0, published.stderr
+    await publish(redis, namespace.streams.articles,
+                  *(article(n, title=f"Caspian shipping report {n}") for n in range(12)))
+
+    secured.start_indexer()
+    await _until_count(secured, 12, "the articles")
+    wait_for(lambda: secured.readiness().get("ready") is True, 30, "the indexer to be ready")
+
+    port = free_port()
+    secured.health_ports["query"] = port
+    secured.start("query", "services.query", secured.env(
+        "query", CARAVAN_QUERY_PORT=str(port), CARAVAN_QUERY_RATE_LIMIT="0"))
+    wait_for(lambda: secured.readiness("query").get("ready") is True, 60, "the query service")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
+        found = (await api.get("/api/search", params={"q": "Caspian shipping"})).json()
+        latest = (await api.get("/api/quotes/latest")).json()
+    assert found["total"] == 12
+    assert latest["quotes"]
+
+    rebuilt = secured.caravan(secured.env("reindex"), "reindex", "articles")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "articles-v1 -> " in rebuilt.stdout
+    assert "12 documents copied" in rebuilt.stdout
+    searched = secured.caravan(secured.env("query"), "search", "Caspian")
+    assert searched.returncode == 0, searched.stderr
+    assert "of 12" in searched.stdout
+
+    # Least privilege: the indexer's role reads nothing and deletes nothing.
+    refused = secured.caravan(secured.env("indexer"), "search", "Caspian")
+    assert refused.returncode == 3
+    assert "indices:data/read/search] is unauthorized" in refused.stderr
+    async with secured.cluster.client(secured.user("indexer"),
+                                      secured.passwords["indexer"]) as es:
+        with pytest.raises(AuthorizationException, match="indices:admin/delete"):
+            await es.indices.delete(index=f"{namespace.index_prefix}articles-v1")
+
+    # Certificate verification is on: without the CA the cluster is not trusted.
+    untrusted = secured.env("query")
+    del untrusted["ELASTICSEARCH_CA_CERTS"]
+    unverified = secured.caravan(untrusted, "search", "Caspian")
+    assert unverified.returncode == 3
+    assert "CERTIFICATE_VERIFY_FAILED" in unverified.stderr.upper().replace(" ", "_")
+
+    _no_secret_in(secured, published.stdout, published.stderr, rebuilt.stdout,
+                  rebuilt.stderr, searched.stdout, searched.stderr, refused.stderr)
+
+
+async def test_a_role_without_write_is_held_with_the_reason_and_resumes_once_granted(
+    secured: Secured, redis: Redis, namespace: Namespace
+) -> None:
+    lacking = role_descriptors(namespace.index_prefix)["indexer"]
+    lacking["indices"][0]["privileges"].remove("write")
+    await secured.grant("indexer", lacking)
+    await secured.provide_user("indexer")
+    await publish(redis, namespace.streams.articles, *(article(n) for n in range(20)))
+
+    secured.start_indexer()
+    wait_for(lambda: (secured.hold() or {}).get("for_seconds", 0) >= 3, 60, "a hold")
+    readiness = secured.readiness()
+    assert readiness["checks"]["writing"] is False
+    reason = readiness["details"]["hold"]["reason"]
+    assert "security_exception" in reason
+    assert "is unauthorized for user" in reason
+    assert "holding: the cluster cannot take writes" in secured.logs()
+    assert "is unauthorized for user" in secured.logs()
+    assert await entries(redis, namespace.streams.deadletters) == []
+    assert await _count(secured) == 0
+
+    await secured.grant("indexer")  # the operator fixes the role
+    await _until_count(secured, 20, "the held articles")
+    wait_for(lambda: secured.hold() is None, 30, "the hold to be released")
+    assert await entries(redis, namespace.streams.deadletters) == []
+    _no_secret_in(secured)
+
+
+async def test_a_revoked_credential_holds_and_a_new_one_in_its_file_resumes_without_restart(
+    secured: Secured, redis: Redis, namespace: Namespace
+) -> None:
+    await secured.grant("indexer")
+    first = await secured.provide_user("indexer")
+    indexer = secured.start_indexer()
+    await publish(redis, namespace.streams.articles, *(article(n) for n in range(10)))
+    await _until_count(secured, 10, "the first articles")
+
+    # Revoked: the user now has another password, which the indexer does not know.
+    second = await secured.provide_user("indexer")
+    await publish(redis, namespace.streams.articles, *(article(n) for n in range(10, 25)))
+    wait_for(lambda: (secured.hold() or {}).get("for_seconds", 0) >= 3, 60, "a hold")
+    readiness = secured.readiness()
+    assert readiness["ready"] is False
+    assert readiness["checks"]["elasticsearch"] is False
+    assert readiness["checks"]["writing"] is False
+    assert "unable to authenticate user" in readiness["details"]["hold"]["reason"]
+    assert await entries(redis, namespace.streams.deadletters) == []
+
+    # The rotated secret reaches the file (as a Kubernetes Secret update does).
+    secured.password_file("indexer").write_text(second + "\n")
+    await _until_count(secured, 25, "the held articles")
+    wait_for(lambda: secured.readiness().get("ready") is True, 30, "the indexer to be ready")
+    assert indexer.poll() is None  # the same process: no restart
+    assert await entries(redis, namespace.streams.deadletters) == []
+    assert "elasticsearch credential read again from its file" in secured.logs()
+    secured.passwords["indexer-first"] = first
+    _no_secret_in(secured)
+
+
+async def test_an_api_key_file_is_read_again_when_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No API key can be stored by the minimal distribution (realm.py), so a
+    # loopback cluster shows what the client sends: the key the file holds now.
+    server = LoopbackServer()
+    server.routes["/_cluster/health"] = lambda _: Reply(
+        200, b'{"status": "green"}', {"Content-Type": "application/json",
+                                      "X-Elastic-Product": "Elasticsearch"})
+    key_file = tmp_path / "indexer.api-key"
+    key_file.write_text("first-key\n")
+    monkeypatch.setenv("ELASTICSEARCH_API_KEY_FILE", str(key_file))
+    server.start()
+    try:
+        es = make_elasticsearch(ElasticsearchSettings(url=server.url("")))
+        await es.cluster.health()
+        key_file.write_text("second-key-of-another-length\n")
+        # Through a copy made by options(), as the readiness probe makes one.
+        await es.options(request_timeout=5).cluster.health()
+        await es.close()
+    finally:
+        server.stop()
+
+    sent = [hit.headers["authorization"] for hit in server.hits]
+    assert sent == ["ApiKey first-key", "ApiKey second-key-of-another-length"]
+
+
+def test_a_key_set_directly_wins_and_its_file_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("from-the-file\n")
+    monkeypatch.setenv("ELASTICSEARCH_API_KEY_FILE", str(key_file))
+    monkeypatch.setenv("ELASTICSEARCH_API_KEY", "set-directly")
+
+    settings = ElasticsearchSettings()
+
+    assert settings.api_key is not None
+    assert settings.api_key.get_secret_value() == "set-directly"
+    assert settings.api_key_file is None
+
+
+def test_the_roles_in_the_operations_guide_are_the_ones_the_services_get() -> None:
+    guide = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    start = guide.index("<!-- roles -->")
+    block = guide[guide.index("```json", start) + len("```json"):guide.index("```\n", start + 8)]
+    documented = json.loads(block)
+
+    assert documented == {role_name(service, ""): descriptor
+                          for service, descriptor in role_descriptors("").items()}
+
+
+def test_keys_create_says_why_the_minimal_distribution_cannot_hold_keys(
+    secured: Secured, tmp_path: Path
+) -> None:
+    # Tripwire: once the local distribution can store keys, test them directly.
+    env = {**secured.env(None), "ELASTICSEARCH_USERNAME": "caravan-bootstrap",
+           "ELASTICSEARCH_PASSWORD": secured.cluster.bootstrap_password}
+    created = secured.caravan(env, "keys", "create", "--out", str(tmp_path / "keys"))
+
+    assert created.returncode == 3
+    assert "Unknown filter type [pattern_capture]" in created.stderr
+    assert secured.cluster.bootstrap_password not in created.stdout + created.stderr
+    assert not list((tmp_path / "keys").iterdir())
+
