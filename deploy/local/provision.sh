@@ -66,3 +66,22 @@ if [ ! -x "$REPO_ROOT/.venv/bin/promtool" ]; then
   install -m 755 "$deb_dir/root/usr/bin/promtool" "$REPO_ROOT/.venv/bin/promtool"
   rm -rf "$deb_dir"
 fi
+
+# The example consumers (tests/e2e/test_example_consumers.py builds them into .cache/):
+# the Node one's packages exactly as locked, the Go one's modules into the module cache.
+if ! command -v npm >/dev/null && [ "$(id -u)" -eq 0 ]; then
+  say "installing Debian's nodejs and npm (for the Node example consumer)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+node_example="$REPO_ROOT/examples/node"
+if [ "$node_example/package-lock.json" -nt "$node_example/node_modules/.package-lock.json" ]; then
+  say "installing the Node example consumer's packages (npm ci)"
+  (cd "$node_example" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+go_example="$REPO_ROOT/examples/go"
+if [ "$go_example/go.sum" -nt "$CARAVAN_LOCAL_DIR/go-example.downloaded" ]; then
+  say "downloading the Go example consumer's modules"
+  (cd "$go_example" && go mod download) && mkdir -p "$CARAVAN_LOCAL_DIR" \
+    && touch "$CARAVAN_LOCAL_DIR/go-example.downloaded"
+fi
