@@ -49,6 +49,8 @@ from tenacity import wait_random_exponential
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], float]
+# Entries per XPENDING page when checking which held entries are still ours.
+PENDING_PAGE = 1000
 ReadReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]] | None
 
 
@@ -233,16 +235,28 @@ class GroupReader:
         for stream, held in self._held.items():
             if not held:
                 continue
-            ids = sorted(held, key=parse_id)
-            details = cast("list[dict[str, Any]]", await self._redis.xpending_range(
-                stream, self.group, min=ids[0], max=ids[-1], count=len(ids) * 2 + 100,
-                consumername=self.consumer))
-            mine = [i for d in details if (i := d["message_id"].decode()) in held]
+            # Typed as redis-py's stub wants its id list (a list is invariant).
+            mine: list[int | bytes | str | memoryview[int]] = [
+                i for i in await self._pending_here(stream, held) if i in held]
             if mine:
                 await self._redis.xclaim(stream, self.group, self.consumer, min_idle_time=0,
                                          message_ids=mine, justid=True)
                 refreshed += len(mine)
         return refreshed
+
+    async def _pending_here(self, stream: str, among: set[str]) -> list[str]:
+        """Ids pending on this consumer between the lowest and highest of `among`, paged."""
+        ordered = sorted(among, key=parse_id)
+        start, end = ordered[0], ordered[-1]
+        found: list[str] = []
+        while True:
+            page = cast("list[dict[str, Any]]", await self._redis.xpending_range(
+                stream, self.group, min=start, max=end, count=PENDING_PAGE,
+                consumername=self.consumer))
+            found.extend(d["message_id"].decode() for d in page)
+            if len(page) < PENDING_PAGE:
+                return found
+            start = f"({found[-1]}"  # exclusive: the next page starts after the last id
 
     async def keep_ownership(self, stopping: asyncio.Event) -> None:
         """Refresh held entries three times per claim period until stopped."""

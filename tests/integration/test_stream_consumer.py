@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.query.live import QuoteBroadcaster
+from shared import consumer as consumer_module
 from shared.consumer import GroupReader
 from shared.events import QuoteEvent
 from shared.streams import DATA_FIELD
@@ -113,3 +114,22 @@ async def test_the_live_ticker_is_capped_per_process_and_frees_its_places(
     await cast("AsyncGenerator[str, None]", first).aclose()
     assert broadcaster.subscribe() is not None
     await broadcaster.close()
+
+
+async def test_ownership_is_refreshed_across_pages_of_pending_entries(
+    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = namespace.streams.articles
+    monkeypatch.setattr(consumer_module, "PENDING_PAGE", 7)
+    holder, other = _reader(redis, stream, "holder"), _reader(redis, stream, "other")
+    await holder.ensure_groups()
+    for _ in range(30):
+        await add(redis, stream, {DATA_FIELD: b"{}"})
+    first = await holder.read()
+    # Entries of a failed batch stay pending here but are no longer held: skipped.
+    holder.release(stream, [e.entry_id for e in first[:5]])
+
+    await _idle_past_claim_time(redis, stream)
+    assert await holder.refresh_ownership() == 25
+    assert {e.entry_id for e in await other.claim_abandoned()} == {
+        e.entry_id for e in first[:5]}
