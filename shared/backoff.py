@@ -1,21 +1,42 @@
-"""When to try a fetch again: exponential backoff with jitter, or what the server asked."""
+"""When to try again: one backoff policy for every retry and hold, or what the server asked."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+from tenacity import wait_exponential
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 _FIRST_POLL_RETRY = 30.0
 
 
-def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Seconds before retry number `attempt` (1-based): "full jitter" over base·2^(attempt-1).
+class Backoff:
+    """Exponential backoff with full jitter: retry n (1-based) waits U(0, min(cap, base·2^(n-1))).
 
-    Full jitter spreads the retries of many clients that failed together.
+    The ceiling is tenacity's exponential strategy; the jitter draws from a
+    `random.Random` of the caller's (tenacity's random strategies use the
+    module's generator, which a test cannot seed per policy). Full jitter
+    spreads the retries of many clients that failed together, so replicas
+    held by the same outage do not come back in step.
     """
-    return rng.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+    def __init__(self, base: float, cap: float, rng: random.Random | None = None) -> None:
+        self._ceiling = wait_exponential(multiplier=base, max=cap)
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+
+    def delay(self, attempt: int) -> float:
+        ceiling = float(self._ceiling(_Attempt(max(attempt, 1))))  # type: ignore[arg-type]
+        return self._rng.uniform(0, ceiling)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """The one field of tenacity's RetryCallState that its wait strategies read."""
+
+    attempt_number: int
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:

@@ -14,6 +14,7 @@ of Caravan's streams can reuse:
   claimed by another replica: no duplicate write, and no false "delivered too
   often" verdict. The delivery count grows only when an entry really changes
   hands or is read again;
+- one backoff policy (shared/backoff.py) for every wait after a failure;
 - `forget_idle_consumers` removes consumers that hold nothing and have been
   silent for long (dead pods), so they do not pile up in XINFO.
 
@@ -44,7 +45,6 @@ from typing import Any, cast
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
-from tenacity import wait_random_exponential
 
 log = structlog.get_logger(__name__)
 
@@ -69,29 +69,6 @@ class Entry:
     def size(self) -> int:
         """Bytes on the wire: what a bulk request of this entry will roughly weigh."""
         return sum(len(k) + len(v) for k, v in self.fields.items())
-
-
-class Backoff:
-    """One backoff policy for every retry and hold: tenacity's full-jitter exponential.
-
-    The delay for attempt n (1-based) is uniform in [0, min(cap, base * 2^n)]:
-    spread out, so that replicas held by the same outage do not return in step.
-    """
-
-    def __init__(self, base: float, cap: float) -> None:
-        self._wait = wait_random_exponential(multiplier=base, max=cap)
-        self.cap = cap
-
-    def delay(self, attempt: int) -> float:
-        state = _Attempt(max(attempt, 1))
-        return float(self._wait(state))  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    """The one field of tenacity's RetryCallState that its wait strategies read."""
-
-    attempt_number: int
 
 
 async def wait_or_stop(stopping: asyncio.Event, seconds: float) -> bool:

@@ -21,7 +21,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import structlog
 
-from shared.backoff import RETRYABLE_STATUSES, backoff_delay, retry_after_seconds
+from shared.backoff import RETRYABLE_STATUSES, Backoff, retry_after_seconds
 from shared.fetch import FetchError, read_local
 from shared.robots import RobotsRules, rules_from_response
 from shared.ssrf import AddressRefused, AllowList, guarded_transport
@@ -136,7 +136,7 @@ class _Robots:
 class PoliteFetcher:
     def __init__(self, policy: FetchPolicy, *, rng: random.Random | None = None) -> None:
         self.policy = policy
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._backoff = Backoff(policy.backoff_base, policy.backoff_max, rng)
         self._client = httpx.AsyncClient(
             headers={"User-Agent": policy.user_agent},
             timeout=httpx.Timeout(policy.timeout),
@@ -194,8 +194,7 @@ class PoliteFetcher:
             except _TimedOut:
                 if attempt > self.policy.retries:
                     raise
-                wait = backoff_delay(attempt, self.policy.backoff_base, self.policy.backoff_max,
-                                     self._rng)
+                wait = self._backoff.delay(attempt)
                 self._gate(host).defer(wait)
                 log.info("fetch timed out, retrying", url=url, attempt=attempt,
                          wait=round(wait, 3))
@@ -210,8 +209,7 @@ class PoliteFetcher:
                 raise FetchError(f"{url}: HTTP {response.status}, retry after {asked:.0f}s")
             if attempt > self.policy.retries:
                 raise FetchError(f"{url}: HTTP {response.status} after {attempt} attempts")
-            wait = max(asked or 0.0, backoff_delay(
-                attempt, self.policy.backoff_base, self.policy.backoff_max, self._rng))
+            wait = max(asked or 0.0, self._backoff.delay(attempt))
             self._gate(host).defer(wait)
             log.info("fetch answered with a retryable status", url=url,
                      status=response.status, attempt=attempt, wait=round(wait, 3))

@@ -38,7 +38,8 @@ from services.indexer.failures import Fault
 from services.indexer.ledger import Ledger, PublishDeadLetter
 from services.indexer.mappings import IndexNames
 from services.indexer.writer import Hold, Work, Writer
-from shared.consumer import Backoff, Clock, Entry, GroupReader, wait_or_stop
+from shared.backoff import Backoff
+from shared.consumer import Clock, Entry, GroupReader, wait_or_stop
 from shared.settings import IndexerSettings
 from shared.streams import Streams
 

@@ -11,7 +11,6 @@ drops an entry still pending or not yet read, and the retained window is what
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.indexer import metrics
-from shared.consumer import parse_id
+from shared.consumer import parse_id, wait_or_stop
 from shared.groups import GroupState, read_groups, split_groups, trim_floor
 from shared.settings import IndexerSettings
 from shared.streams import Streams
@@ -67,8 +66,7 @@ class Upkeep:
                     await self.trim(states)
             except RedisError as exc:
                 log.warning("stream upkeep failed, will retry", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=self._settings.stats_interval)
+            await wait_or_stop(stopping, self._settings.stats_interval)
 
     async def stream_state(self, stream: str) -> StreamState:
         length = int(await self._redis.xlen(stream))

@@ -35,7 +35,8 @@ from services.indexer.bulk import ItemResult, Outcome, classify_response
 from services.indexer.documents import BulkAction
 from services.indexer.failures import Fault, Verdict, classify_request_error
 from services.indexer.ledger import Ledger
-from shared.consumer import Backoff, Clock, Entry, wait_or_stop
+from shared.backoff import Backoff
+from shared.consumer import Clock, Entry, wait_or_stop
 from shared.settings import IndexerSettings
 
 log = structlog.get_logger(__name__)

@@ -20,7 +20,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.query.quotes import ticker_line
-from shared.consumer import Backoff, TailReader
+from shared.backoff import Backoff
+from shared.consumer import TailReader
 from shared.events import QuoteEvent
 from shared.streams import DATA_FIELD
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.backoff import backoff_delay, retry_after_seconds, retry_poll_in
+from shared.backoff import Backoff, retry_after_seconds, retry_poll_in
 from shared.robots import rules_from_response
 from shared.ssrf import AddressRefused, AllowList, check_all, refusal
 
@@ -83,9 +83,9 @@ def test_one_internal_address_among_public_ones_taints_the_name() -> None:
 
 
 def test_backoff_grows_exponentially_within_the_cap_with_full_jitter() -> None:
-    rng = random.Random(7)
+    backoff = Backoff(1.0, 60.0, random.Random(7))
     for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (8, 60.0), (30, 60.0)]:
-        delays = [backoff_delay(attempt, 1.0, 60.0, rng) for _ in range(200)]
+        delays = [backoff.delay(attempt) for _ in range(200)]
         assert all(0 <= d <= ceiling for d in delays)
         assert max(delays) > ceiling * 0.8  # spread over the whole range
         assert len(set(delays)) == 200

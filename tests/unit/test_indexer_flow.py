@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from services.indexer.documents import BulkAction
 from services.indexer.upkeep import pending_age_seconds
 from services.indexer.writer import Work, chunked
-from shared.consumer import Backoff, Entry, parse_id
+from shared.backoff import Backoff
+from shared.consumer import Entry, parse_id
 from shared.groups import GroupState, trim_floor
 
 
