@@ -131,7 +131,9 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
     if followed is not None:
         auth["transport_class"] = _FileCredentialTransport
     es = AsyncElasticsearch(
-        with_default_port(settings.url),
+        # Several nodes (comma-separated): a request that cannot reach one is
+        # retried on the next, so losing a node of a cluster costs no write.
+        [with_default_port(url.strip()) for url in settings.url.split(",")],
         request_timeout=settings.request_timeout,
         retry_on_timeout=True,
         max_retries=2,

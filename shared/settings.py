@@ -74,6 +74,15 @@ class CommonSettings(_Settings):
     # Namespaces let several deployments (or test runs) share one Redis and one cluster.
     stream_prefix: str = "caravan:"
     index_prefix: str = ""
+    # Index layout, applied by the templates (and so by `caravan reindex`). Replicas
+    # are a count ("1") or an auto-expand range ("0-1": none on one node, one as soon
+    # as a second node can hold it, so a single node still goes green).
+    index_shards: int = Field(default=1, ge=1, le=1024)
+    index_replicas: str = Field(default="0-1", pattern=r"^(\d+|\d+-(\d+|all))$")
+    # Copies of a shard that must be active before a write proceeds (`all`, or a
+    # count including the primary): above 1, writes wait out (then fail and hold
+    # on) a cluster that lost replicas, rather than be stored on one copy only.
+    index_wait_for_active_shards: str = Field(default="1", pattern=r"^(all|[1-9]\d*)$")
     # Optional hard cap on each stream (XADD MAXLEN ~), a last guard for Redis
     # memory. Unset by default: the indexer trims by age instead, and never
     # below what a consumer group still has pending (see README, Events).

@@ -49,7 +49,7 @@ def create_service() -> BackgroundService:
 
     async def consume() -> None:
         await wait_for_elasticsearch(es)
-        state["languages"] = await ensure_indices(es, names)
+        state["languages"] = await ensure_indices(es, names, ctx.common)
         await consumer.run()
 
     async def probe() -> Readiness:

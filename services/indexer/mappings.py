@@ -16,6 +16,7 @@ import structlog
 from elasticsearch import AsyncElasticsearch, BadRequestError
 
 from shared.clients import LANGUAGE_ANALYZERS, has_language_analyzers
+from shared.settings import CommonSettings
 
 log = structlog.get_logger(__name__)
 
@@ -95,15 +96,28 @@ class IndexNames:
         return f"{alias}-v{version}"
 
 
-async def ensure_indices(es: AsyncElasticsearch, names: IndexNames) -> bool:
+def layout_settings(common: CommonSettings) -> dict[str, Any]:
+    """The dynamic index settings of CARAVAN_INDEX_REPLICAS and _WAIT_FOR_ACTIVE_SHARDS."""
+    replicas = common.index_replicas
+    counted = ({"number_of_replicas": int(replicas), "auto_expand_replicas": "false"}
+               if replicas.isdigit() else {"auto_expand_replicas": replicas})
+    return {**counted, "write.wait_for_active_shards": common.index_wait_for_active_shards}
+
+
+async def ensure_indices(es: AsyncElasticsearch, names: IndexNames,
+                         common: CommonSettings | None = None) -> bool:
     """Create templates, the versioned indices and their aliases if missing.
 
     An index that exists gets the fields the mapping has added since it was
     made (new fields are the one mapping change Elasticsearch takes in place;
     anything else needs `caravan reindex`). Returns whether language analysers
     are in use. Safe to run from several processes at once: creation races end
-    in "already exists", which is fine.
+    in "already exists", which is fine. Shards and replicas come from `common`
+    (else the environment); an existing index takes the new replica settings
+    in place, a new shard count needs `caravan reindex`.
     """
+    common = common or CommonSettings()
+    layout = layout_settings(common)
     languages = await has_language_analyzers(es)
     for alias, mapping in ((names.articles, articles_mapping(languages)),
                            (names.quotes, quotes_mapping())):
@@ -111,13 +125,14 @@ async def ensure_indices(es: AsyncElasticsearch, names: IndexNames) -> bool:
             name=f"{alias}-template",
             index_patterns=[f"{alias}-v*"],
             template={
-                "settings": {"number_of_shards": 1, "number_of_replicas": 0,
-                             "refresh_interval": "1s"},
+                "settings": {"number_of_shards": common.index_shards,
+                             "refresh_interval": "1s", **layout},
                 "mappings": mapping,
             },
             priority=100,
         )
         if await es.indices.exists_alias(name=alias):
+            await es.indices.put_settings(index=alias, settings=layout)
             try:
                 await es.indices.put_mapping(index=alias, properties=mapping["properties"])
             except BadRequestError as exc:
