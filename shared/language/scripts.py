@@ -1,0 +1,154 @@
+"""Uzbek and Kazakh between Latin and Cyrillic, and one folded spelling for search.
+
+The transliterations follow the official alphabets (Uzbek Latin of 1995 with
+oʻ/gʻ; Kazakh Latin of 2021). `fold` is lossy on purpose: it maps the
+spellings a reader may type for one word (Latin or Cyrillic, any okina look-alike
+or none, kh/x/h, zh/j, q/k, diacritics or not) to a single ASCII form, so
+"Oʻzbekiston", "O'zbekiston", "Ozbekiston" and "Ўзбекистон" meet.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# The okina (U+02BB) and what people type for it: apostrophes, quotes, accents.
+OKINA_MARKS = "ʻʼʽ‘’'`´ʹ"
+OKINA_CLASS = "[" + re.escape(OKINA_MARKS) + "]"
+_OKINA = re.compile(OKINA_CLASS)
+
+_UZ_TO_LATIN = {
+    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "yo", "ж": "j",
+    "з": "z", "и": "i", "й": "y", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o",
+    "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "x", "ц": "ts",
+    "ч": "ch", "ш": "sh", "щ": "sh", "ъ": "ʼ", "ь": "", "ы": "i", "э": "e", "ю": "yu",
+    "я": "ya", "ў": "oʻ", "қ": "q", "ғ": "gʻ", "ҳ": "h",
+}
+_UZ_TO_CYRILLIC = [
+    # Longest first: digraphs before their letters.
+    ("oʻ", "ў"), ("gʻ", "ғ"), ("sh", "ш"), ("ch", "ч"), ("yo", "ё"), ("yu", "ю"),
+    # Any mark not after o or g is the tutuq belgisi (ʼ), the hard sign.
+    ("ya", "я"), ("ye", "е"), ("ʻ", "ъ"),
+    ("a", "а"), ("b", "б"), ("d", "д"), ("e", "е"), ("f", "ф"), ("g", "г"), ("h", "ҳ"),
+    ("i", "и"), ("j", "ж"), ("k", "к"), ("l", "л"), ("m", "м"), ("n", "н"), ("o", "о"),
+    ("p", "п"), ("q", "қ"), ("r", "р"), ("s", "с"), ("t", "т"), ("u", "у"), ("v", "в"),
+    ("x", "х"), ("y", "й"), ("z", "з"),
+]
+_KK_TO_LATIN = {
+    "а": "a", "ә": "ä", "б": "b", "в": "v", "г": "g", "ғ": "ğ", "д": "d", "е": "e",
+    "ё": "io", "ж": "j", "з": "z", "и": "i", "й": "i", "к": "k", "қ": "q", "л": "l",
+    "м": "m", "н": "n", "ң": "ñ", "о": "o", "ө": "ö", "п": "p", "р": "r", "с": "s",
+    "т": "t", "у": "u", "ұ": "ū", "ү": "ü", "ф": "f", "х": "h", "һ": "h", "ц": "ts",
+    "ч": "ç", "ш": "ş", "щ": "şş", "ъ": "", "ы": "y", "і": "ı", "ь": "", "э": "e",
+    "ю": "iu", "я": "ia",
+}
+_KK_TO_CYRILLIC = [
+    ("ia", "я"), ("iu", "ю"), ("ts", "ц"),
+    ("a", "а"), ("ä", "ә"), ("b", "б"), ("v", "в"), ("g", "г"), ("ğ", "ғ"), ("d", "д"),
+    ("e", "е"), ("j", "ж"), ("z", "з"), ("i", "и"), ("k", "к"), ("q", "қ"), ("l", "л"),
+    ("m", "м"), ("n", "н"), ("ñ", "ң"), ("o", "о"), ("ö", "ө"), ("p", "п"), ("r", "р"),
+    ("s", "с"), ("t", "т"), ("u", "у"), ("ū", "ұ"), ("ü", "ү"), ("f", "ф"), ("h", "х"),
+    ("ç", "ч"), ("ş", "ш"), ("y", "ы"), ("ı", "і"),
+]
+# One letter (or none) for each Cyrillic letter of Russian, Uzbek, Kazakh, Kyrgyz and
+# Tajik; the Latin spellings below are folded to the same letters.
+_FOLD_CYRILLIC = str.maketrans({
+    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "yo", "ж": "j",
+    "з": "z", "и": "i", "й": "y", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o",
+    "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "h", "ц": "ts",
+    "ч": "ch", "ш": "sh", "щ": "sh", "ъ": "", "ы": "y", "ь": "", "э": "e", "ю": "yu",
+    "я": "ya", "ў": "o", "қ": "k", "ғ": "g", "ҳ": "h", "ә": "a", "ө": "o", "ү": "u",
+    "ұ": "u", "і": "i", "ң": "n", "һ": "h", "ӣ": "i", "ӯ": "u", "ҷ": "j", "ҫ": "s",
+})
+_FOLD_LATIN = str.maketrans({"ı": "i", "ş": "sh", "ç": "ch", "ñ": "n", "ß": "ss", "ø": "o",
+                             "æ": "ae", "đ": "d", "ł": "l"})
+# Spellings of one sound: Russian-style romanisation (kh, zh), Uzbek (x, j), Kazakh (q).
+_FOLD_DIGRAPHS = (("kh", "h"), ("x", "h"), ("zh", "j"), ("q", "k"), ("ye", "e"))
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_WORD_START_E = re.compile(r"\b[еЕ]")
+_WORD_START_LATIN_E = re.compile(r"\b[eE]")
+
+
+def fold_okina(text: str) -> str:
+    """Every okina look-alike to the okina itself (U+02BB), the form the transliteration uses."""
+    return _OKINA.sub("ʻ", text)
+
+
+def has_cyrillic(text: str) -> bool:
+    return _CYRILLIC.search(text) is not None
+
+
+def _cased(source: str, target: str) -> str:
+    if not source.isupper() or not target:
+        return target
+    # A capital becomes a capital digraph ("Ш" → "Sh"), or all capitals in a capital word.
+    return target.upper() if len(source) > 1 else target[0].upper() + target[1:]
+
+
+def _per_letter(text: str, table: dict[str, str]) -> str:
+    out = []
+    for i, char in enumerate(text):
+        target = table.get(char.lower())
+        if target is None:
+            out.append(char)
+            continue
+        word_upper = char.isupper() and i + 1 < len(text) and text[i + 1].isupper()
+        out.append(target.upper() if word_upper else _cased(char, target))
+    return "".join(out)
+
+
+def _by_pairs(text: str, pairs: list[tuple[str, str]]) -> str:
+    out = []
+    i = 0
+    lower = text.lower()
+    while i < len(text):
+        for latin, cyrillic in pairs:
+            if lower.startswith(latin, i):
+                source = text[i:i + len(latin)]
+                out.append(cyrillic.upper() if source[0].isupper() else cyrillic)
+                i += len(latin)
+                break
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def uzbek_to_latin(text: str) -> str:
+    """Uzbek Cyrillic → Uzbek Latin: "Ўзбекистон" → "Oʻzbekiston"."""
+    # A word-initial е is "ye" ("Европа" → "Yevropa"); inside a word it is "e".
+    text = _WORD_START_E.sub(lambda m: "Ye" if m.group() == "Е" else "ye", text)
+    return _per_letter(text, _UZ_TO_LATIN)
+
+
+def uzbek_to_cyrillic(text: str) -> str:
+    """Uzbek Latin (any okina look-alike) → Uzbek Cyrillic: "O'zbekiston" → "Ўзбекистон"."""
+    # A word-initial e is э ("Ergash" → "Эргаш"); "ye" is е.
+    text = _WORD_START_LATIN_E.sub(lambda m: "Э" if m.group() == "E" else "э", text)
+    return _by_pairs(fold_okina(text), _UZ_TO_CYRILLIC)
+
+
+def kazakh_to_latin(text: str) -> str:
+    """Kazakh Cyrillic → Kazakh Latin (2021): "Қазақстан" → "Qazaqstan"."""
+    return _per_letter(text, _KK_TO_LATIN)
+
+
+def kazakh_to_cyrillic(text: str) -> str:
+    """Kazakh Latin (2021) → Kazakh Cyrillic: "Qazaqstan" → "Қазақстан"."""
+    return _by_pairs(text, _KK_TO_CYRILLIC)
+
+
+def fold(word: str) -> str:
+    """One lower-case ASCII spelling for the search index, whatever the script typed."""
+    text = _OKINA.sub("", word.lower()).translate(_FOLD_CYRILLIC).translate(_FOLD_LATIN)
+    # Diacritics off (ä → a, ğ → g); Cyrillic is already Latin here.
+    text = "".join(c for c in unicodedata.normalize("NFKD", text)
+                   if not unicodedata.combining(c)).lower()
+    # Until nothing changes, so that a folded word folds to itself ("yye" → "ye" → "e").
+    while True:
+        folded = text
+        for spelling, single in _FOLD_DIGRAPHS:
+            folded = folded.replace(spelling, single)
+        if folded == text:
+            return text
+        text = folded
