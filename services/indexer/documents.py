@@ -8,12 +8,14 @@ core, and handed to the bulk request as ready-made text.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import computed_field
+from pydantic import ValidationError, computed_field
 
 from shared.events import ArticleEvent, QuoteEvent
+from shared.language.analysis import fold_text, stem_text
 
 
 class ArticleDocument(ArticleEvent):
@@ -21,6 +23,20 @@ class ArticleDocument(ArticleEvent):
     @property
     def title_suggest(self) -> dict[str, list[str]]:
         return {"input": [self.title]}
+
+    # Word forms and one script for search (shared/language), for the `stem.*` and
+    # `fold.*` fields: Elasticsearch's minimal distribution cannot make them.
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stem(self) -> dict[str, str]:
+        return {"title": stem_text(self.title), "summary": stem_text(self.summary),
+                "body": stem_text(self.body)}
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def fold(self) -> dict[str, str]:
+        return {"title": fold_text(self.title), "summary": fold_text(self.summary),
+                "body": fold_text(self.body)}
 
 
 class QuoteDocument(QuoteEvent):
@@ -64,6 +80,20 @@ def article_action(event: ArticleEvent, alias: str) -> BulkAction:
         event.model_dump())
     return BulkAction(alias, document.idempotency_key, document.version,
                       document.model_dump_json(), _trace(document))
+
+
+def stored_source(source: dict[str, Any], alias_is_articles: bool) -> str:
+    """A stored document's JSON for a copy (`caravan reindex`), derived fields made anew.
+
+    An article indexed before a derived field existed gains it; one that no longer
+    validates is copied as it is.
+    """
+    if alias_is_articles:
+        try:
+            return ArticleDocument.model_validate(source).model_dump_json()
+        except ValidationError:
+            pass
+    return json.dumps(source)
 
 
 def quote_action(event: QuoteEvent, alias: str) -> BulkAction:

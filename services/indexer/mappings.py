@@ -2,10 +2,13 @@
 
 Readers and writers use the alias (`articles`, `quotes`); the index behind it is
 versioned (`articles-v1`) so a mapping change builds a new index and swaps the
-alias. Mappings use only core analysers (`standard`): the minimal Elasticsearch
-distribution has no analysis-common module, so no language analysers, no
-`asciifolding`. Where the language analysers exist, title, summary and body get
-`english` and `russian` sub-fields too.
+alias. Mappings use only core analysers (`standard`, `whitespace`): the minimal
+Elasticsearch distribution has no analysis-common module, so no language
+analysers, no `asciifolding`. Word forms and the region's two scripts are
+analysed in Python instead (shared/language): title, summary and body have
+stemmed (`stem.*`) and script-folded (`fold.*`) copies, made by the document
+builder and indexed as the whitespace-separated tokens they are. So the mapping
+is the same on every distribution.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 import structlog
 from elasticsearch import AsyncElasticsearch, BadRequestError
 
-from shared.clients import LANGUAGE_ANALYZERS, has_language_analyzers
+from shared.clients import has_language_analyzers
 from shared.settings import CommonSettings
 
 log = structlog.get_logger(__name__)
@@ -23,25 +26,24 @@ log = structlog.get_logger(__name__)
 MAPPING_VERSION = 1
 
 
-def _text(languages: bool) -> dict[str, Any]:
-    field: dict[str, Any] = {"type": "text", "analyzer": "standard"}
-    if languages:
-        field["fields"] = {lang: {"type": "text", "analyzer": lang} for lang in LANGUAGE_ANALYZERS}
-    return field
+TEXT = {"type": "text", "analyzer": "standard"}
+# Tokens made by shared/language.analysis: split on spaces, nothing else.
+NORMALISED = {"properties": {name: {"type": "text", "analyzer": "whitespace"}
+                             for name in ("title", "summary", "body")}}
 
 
-def articles_mapping(languages: bool) -> dict[str, Any]:
-    title = _text(languages)
-    title.setdefault("fields", {})["raw"] = {"type": "keyword", "ignore_above": 512}
+def articles_mapping() -> dict[str, Any]:
     return {
         # Unknown event fields are kept in _source but not indexed: a newer
         # producer never breaks an older indexer's mapping.
         "dynamic": False,
         "properties": {
-            "title": title,
+            "title": {**TEXT, "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
             "title_suggest": {"type": "completion", "analyzer": "simple"},
-            "summary": _text(languages),
-            "body": _text(languages),
+            "summary": TEXT,
+            "body": TEXT,
+            "stem": NORMALISED,
+            "fold": NORMALISED,
             "url": {"type": "keyword", "index": False},
             "canonical_url": {"type": "keyword"},
             "source": {"type": "keyword"},
@@ -110,8 +112,9 @@ async def ensure_indices(es: AsyncElasticsearch, names: IndexNames,
 
     An index that exists gets the fields the mapping has added since it was
     made (new fields are the one mapping change Elasticsearch takes in place;
-    anything else needs `caravan reindex`). Returns whether language analysers
-    are in use. Safe to run from several processes at once: creation races end
+    anything else needs `caravan reindex`). Returns whether the cluster has
+    language analysers of its own, for the record: the mapping does not use them.
+    Safe to run from several processes at once: creation races end
     in "already exists", which is fine. Shards and replicas come from `common`
     (else the environment); an existing index takes the new replica settings
     in place, a new shard count needs `caravan reindex`.
@@ -119,7 +122,7 @@ async def ensure_indices(es: AsyncElasticsearch, names: IndexNames,
     common = common or CommonSettings()
     layout = layout_settings(common)
     languages = await has_language_analyzers(es)
-    for alias, mapping in ((names.articles, articles_mapping(languages)),
+    for alias, mapping in ((names.articles, articles_mapping()),
                            (names.quotes, quotes_mapping())):
         await es.indices.put_index_template(
             name=f"{alias}-template",

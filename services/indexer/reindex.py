@@ -21,7 +21,6 @@ The old index is kept; delete it once satisfied (`DELETE /articles-v1`).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from redis.asyncio import Redis
 
 from services.indexer.bulk import Outcome, classify_response
 from services.indexer.decode import Invalid, decode_entry
-from services.indexer.documents import BulkAction
+from services.indexer.documents import BulkAction, stored_source
 from services.indexer.mappings import IndexNames, ensure_indices
 from services.indexer.writer import BULK_RESPONSE
 from shared.clients import make_elasticsearch, make_redis
@@ -119,7 +118,7 @@ async def reindex(
         stream = streams.articles if alias == names.articles else streams.quotes
         tally = await _copy(es, new, _from_stream(redis, stream, streams, names, alias))
     else:
-        tally = await _copy(es, new, _from_index(es, old))
+        tally = await _copy(es, new, _from_index(es, old, alias == names.articles))
     if tally.failed:
         await es.indices.delete(index=new)
         log.error("reindex abandoned, alias kept", alias=alias, old=old, deleted=new,
@@ -131,7 +130,7 @@ async def reindex(
         {"add": {"index": new, "alias": alias, "is_write_index": True}},
     ])
     log.info("alias swapped", alias=alias, to=new)
-    late = await _copy(es, new, _from_index(es, old))
+    late = await _copy(es, new, _from_index(es, old, alias == names.articles))
     log.info("reindex finished", alias=alias, copied=tally.stored, skipped=tally.stale,
              caught_up=late.stored, late_failures=len(late.failed))
     return ReindexResult(alias, old, new, tally.stored, tally.stale, late.failed)
@@ -160,7 +159,8 @@ async def _copy(es: AsyncElasticsearch, index: str,
     return tally
 
 
-async def _from_index(es: AsyncElasticsearch, index: str) -> AsyncIterator[list[BulkAction]]:
+async def _from_index(es: AsyncElasticsearch, index: str,
+                      articles: bool) -> AsyncIterator[list[BulkAction]]:
     pit = await es.open_point_in_time(index=index, keep_alive="2m")
     pit_id = pit["id"]
     after: list[Any] | None = None
@@ -178,7 +178,8 @@ async def _from_index(es: AsyncElasticsearch, index: str) -> AsyncIterator[list[
                 return
             pit_id = response.get("pit_id", pit_id)
             after = hits[-1]["sort"]
-            yield [BulkAction(index, h["_id"], int(h["_version"]), json.dumps(h["_source"]))
+            yield [BulkAction(index, h["_id"], int(h["_version"]),
+                              stored_source(h["_source"], articles))
                    for h in hits]
     finally:
         await es.close_point_in_time(id=pit_id)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from services.indexer.mappings import IndexNames, ensure_indices, quotes_mapping
+from services.indexer.mappings import IndexNames, articles_mapping, ensure_indices, quotes_mapping
+from services.indexer.reindex import reindex
 from tests.conftest import Namespace
+from tests.integration.conftest import article
 
 pytestmark = pytest.mark.integration
 
@@ -42,3 +44,26 @@ async def test_a_conflicting_live_mapping_is_reported_not_fatal(
     mapping = await es.indices.get_mapping(index=names.quotes)
     (index_mapping,) = mapping.values()
     assert index_mapping["mappings"]["properties"]["rate"] == {"type": "long"}
+
+
+async def test_a_live_articles_index_gains_the_normalised_fields_and_reindex_fills_them(
+    es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    names = IndexNames(namespace.index_prefix)
+    older = articles_mapping()
+    del older["properties"]["stem"], older["properties"]["fold"]
+    await es.indices.create(index=IndexNames.versioned(names.articles), mappings=older,
+                            aliases={names.articles: {"is_write_index": True}})
+    stored = article(1, title="Ўзбекистон банки").model_dump(mode="json")
+    await es.index(index=names.articles, id="a1", document=stored, refresh=True)
+
+    await ensure_indices(es, names)
+    mapping = await es.indices.get_mapping(index=names.articles)
+    (index_mapping,) = mapping.values()
+    assert index_mapping["mappings"]["properties"]["fold"]["properties"]["title"] == {
+        "type": "text", "analyzer": "whitespace"}
+
+    await reindex(es, names, names.articles)
+    await es.indices.refresh(index=names.articles)
+    found = await es.search(index=names.articles, query={"match": {"fold.title": "ozbekiston"}})
+    assert [hit["_id"] for hit in found["hits"]["hits"]] == ["a1"]
