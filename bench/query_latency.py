@@ -37,7 +37,7 @@ from bench.corpus import generate, query_mix, sample_articles
 from services.indexer.documents import article_action
 from services.indexer.mappings import IndexNames, ensure_indices
 from services.query.search import SEARCH_FILTER_PATH, SearchRequest, build_search
-from shared.clients import has_language_analyzers, make_elasticsearch
+from shared.clients import make_elasticsearch
 from shared.settings import ElasticsearchSettings, QuerySettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,7 +157,6 @@ async def main(args: argparse.Namespace) -> None:
     service = start_service(port)
     try:
         index = await fill(es, args.articles)
-        languages = bool(await has_language_analyzers(es))
         samples = sample_articles(REPO / "samples" / "sources.toml")
         mix = query_mix(samples, args.requests)
         bound = QuerySettings().exact_total_up_to
@@ -176,7 +175,7 @@ async def main(args: argparse.Namespace) -> None:
                 return call
 
             def direct(params: dict[str, Any]) -> Callable[[], Awaitable[None]]:
-                body = build_search(_request(params), languages, bound)
+                body = build_search(_request(params), bound)
 
                 async def call() -> None:
                     await es.search(index=index, body=body, ignore_unavailable=True,

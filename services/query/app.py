@@ -1,6 +1,7 @@
 """query entry point: the HTTP API and the search page over the index."""
 
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -8,6 +9,7 @@ from typing import Any
 import structlog
 import uvicorn
 from elasticsearch import AsyncElasticsearch
+from elasticsearch import TransportError as ESTransportError
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -21,6 +23,7 @@ from services.query.live import QuoteBroadcaster
 from services.query.middleware import CacheControlMiddleware, RateLimitMiddleware
 from services.query.pages import HERE, PageRenderer, pages_router
 from services.query.rates_api import rates_router
+from services.query.search import language_features
 from shared.clients import elasticsearch_ready, make_elasticsearch, make_redis
 from shared.health import Readiness, redis_ready
 from shared.logging import configure_logging
@@ -79,13 +82,17 @@ def create_app() -> FastAPI:
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         es_ok = await elasticsearch_ready(es())
+        language = language_features()
         if es_ok:
             await backend.languages()
+            # Why a search may still miss other forms: articles indexed before them.
+            with contextlib.suppress(ESTransportError, OSError):
+                language["unanalysed_articles"] = await backend.unanalysed()
         # Searching needs Elasticsearch only; without Redis just the live ticker
         # stops, which is no reason to take the pod out of its Service.
         readiness = Readiness(
             checks={"elasticsearch": es_ok},
-            details={"analyzers": backend.analyzers,
+            details={"analyzers": backend.analyzers, "language": language,
                      "redis_live_ticker": await redis_ready(state["redis"])})
         return JSONResponse(status_code=200 if readiness.ready else 503,
                             content=readiness.as_json())

@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.query.search import SearchHit, search_fields, shape_hit
+from services.query.search import SearchHit, shape_hit
+from services.query.wording import FORMS, TEXT_FIELDS
 
 # The article `_id`: the first 32 hex digits of sha256(canonical URL).
 ARTICLE_ID = r"^[0-9a-f]{32}$"
@@ -47,10 +48,11 @@ def shape_article(document: dict[str, Any]) -> Article:
                                           if k in Article.model_fields and k != "id"})
 
 
-def build_similar(index: str, doc_id: str, size: int, languages: bool) -> dict[str, Any]:
+def build_similar(index: str, doc_id: str, size: int) -> dict[str, Any]:
     return {
         "query": {"more_like_this": {
-            "fields": [f.split("^")[0] for f in search_fields(languages)],
+            # The stemmed copies too: "санкции" in one article links it to "санкций" in another.
+            "fields": [f"{form}{name}" for name, _ in TEXT_FIELDS for form in ("", "stem.")],
             "like": [{"_index": index, "_id": doc_id}],
             # News corpora are small per topic: a word in two articles already links them.
             "min_term_freq": 1,
@@ -58,7 +60,7 @@ def build_similar(index: str, doc_id: str, size: int, languages: bool) -> dict[s
             "max_query_terms": 25,
         }},
         "size": size,
-        "_source": {"excludes": ["body", "title_suggest"]},
+        "_source": {"excludes": ["body", "title_suggest", *FORMS]},
     }
 
 

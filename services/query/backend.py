@@ -28,7 +28,9 @@ from services.query.search import (
     SearchRequest,
     build_search,
     shape_results,
+    wants_fuzzy,
 )
+from services.query.wording import FORMS
 from shared.clients import has_language_analyzers
 
 
@@ -61,6 +63,12 @@ class Backend:
             return "unknown"
         return "standard+english+russian" if self._languages else "standard"
 
+    async def unanalysed(self) -> int:
+        """Articles indexed before the normalised fields existed: found only as typed."""
+        response = await self.es.count(index=self.articles, ignore_unavailable=True, query={
+            "bool": {"must_not": {"exists": {"field": "fold.title"}}}})
+        return int(response["count"])
+
     def _cached(self, key: tuple[Any, ...]) -> Any:
         return self._cache.get(key, time.monotonic())
 
@@ -71,17 +79,24 @@ class Backend:
         key = ("search", request)
         if (page := self._cached(key)) is not None:
             return page  # type: ignore[no-any-return]
-        body = build_search(request, await self.languages(), self.exact_total_up_to)
-        response = await self.es.search(index=self.articles, body=body, ignore_unavailable=True,
-                                        filter_path=SEARCH_FILTER_PATH)
-        page = shape_results(dict(response), request)
+        page = await self._search(request, fuzzy=False)
+        if wants_fuzzy(request, page):
+            near = await self._search(request, fuzzy=True)
+            page = (near.model_copy(update={"near_spellings": True}) if near.total > page.total
+                    else page.model_copy(update={"did_you_mean": near.did_you_mean}))
         self._keep(key, page)
         return page
+
+    async def _search(self, request: SearchRequest, *, fuzzy: bool) -> SearchPage:
+        body = build_search(request, self.exact_total_up_to, fuzzy=fuzzy)
+        response = await self.es.search(index=self.articles, body=body, ignore_unavailable=True,
+                                        filter_path=SEARCH_FILTER_PATH)
+        return shape_results(dict(response), request)
 
     async def article(self, doc_id: str) -> Article:
         try:
             document = await self.es.get(index=self.articles, id=doc_id,
-                                         source_excludes=["title_suggest"])
+                                         source_excludes=["title_suggest", *FORMS])
         except NotFoundError as exc:
             raise ArticleNotFound(doc_id) from exc
         return shape_article(dict(document))
@@ -89,7 +104,7 @@ class Backend:
     async def similar(self, doc_id: str, size: int) -> Similar:
         # The article must exist: more_like_this on a missing one is an empty list, not a 404.
         await self.article(doc_id)
-        body = build_similar(self.articles, doc_id, size, await self.languages())
+        body = build_similar(self.articles, doc_id, size)
         response = await self.es.search(index=self.articles, body=body)
         return shape_similar(doc_id, dict(response))
 

@@ -158,6 +158,8 @@ def pages_router(renderer: PageRenderer, max_page_size: int) -> APIRouter:
         return await render(request, "search.html", {
             "params": params, "page": page, "facets": facet_links(params, page),
             "pager": pager(params, page),
+            "did_you_mean_url": (search_url(params, q=page.did_you_mean, page=1, cursor=None)
+                                 if page.did_you_mean else None),
             "clear_url": search_url(params, source=(), country=(), tag=(), language=(),
                                     date_from=None, date_to=None, page=1, cursor=None),
         })

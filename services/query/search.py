@@ -4,6 +4,9 @@ Queries use `simple_query_string`, which never fails on syntax: any string a
 person types (unbalanced quotes, stray operators) yields results or none.
 Pages inside the first 10,000 hits use from/size; past that a reader follows
 `next_cursor` (search_after), so a deep page is a cursor, not an error.
+What the reader typed is searched in all its forms (services/query/wording.py);
+when that finds little, a second try matches titles within an edit or two and
+asks the term suggester for a "Did you mean".
 """
 
 from __future__ import annotations
@@ -18,13 +21,25 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.query.cursors import Cursor, SortMode
-from shared.clients import LANGUAGE_ANALYZERS
+from services.query.wording import (
+    FORMS,
+    FUZZY_FIELDS,
+    PLACES,
+    expand,
+    highlight_query,
+    search_fields,
+)
+from shared.language.analysis import STEMMERS
+from shared.language.synonyms import Synonyms
 
 # Elasticsearch's default index.max_result_window: from + size may not pass it.
 RESULT_WINDOW = 10_000
 EXCERPT_CHARS = 300
-TEXT_FIELDS = (("title", 3), ("summary", 2), ("body", 1))
 FACET_SIZE = 20
+# Fewer hits than this for the words as typed: titles within an edit or two are
+# searched too, and the page offers a "Did you mean".
+FUZZY_BELOW = 3
+HIGHLIGHTED = ["body", "summary"]
 NEWEST = {"published_at": {"order": "desc", "missing": "_last"}}
 # A unique keyword last in every sort, so search_after never skips or repeats ties.
 TIEBREAK = {"canonical_url": "asc"}
@@ -120,6 +135,11 @@ class SearchPage(BaseModel):
     to: int
     results: list[SearchHit]
     facets: Facets = Facets()
+    did_you_mean: str | None = Field(
+        default=None, description="the query with misspelt words corrected from the titles")
+    near_spellings: bool = Field(
+        default=False, description="few hits for the words as typed: titles within an edit or "
+                                   "two of them are included")
     next_cursor: str | None = Field(
         default=None, description="pass as `cursor` for the next page, also past 10,000 hits")
 
@@ -149,17 +169,6 @@ def query_text(text: str) -> str:
     return '"'.join(parts)
 
 
-def search_fields(languages: bool) -> list[str]:
-    """The text fields with their boosts, and their language sub-fields where the index has them."""
-    fields = []
-    for name, boost in TEXT_FIELDS:
-        suffix = f"^{boost}" if boost != 1 else ""
-        fields.append(f"{name}{suffix}")
-        if languages:
-            fields += [f"{name}.{lang}{suffix}" for lang in LANGUAGE_ANALYZERS]
-    return fields
-
-
 def month_range(month: str) -> tuple[date, date]:
     """`2025-03` → (2025-03-01, 2025-03-31): the dates a month facet filters on."""
     year, number = (int(part) for part in month.split("-"))
@@ -184,29 +193,29 @@ def _filters(request: SearchRequest) -> list[dict[str, Any]]:
     return filters
 
 
-def _query(request: SearchRequest, languages: bool) -> dict[str, Any]:
-    must: dict[str, Any] = (
-        {"simple_query_string": {
-            "query": query_text(request.text),
-            "fields": search_fields(languages),
-            "default_operator": "and",
-        }}
-        if request.text
-        else {"match_all": {}}
-    )
+def _words_query(text: str, fields: list[str]) -> dict[str, Any]:
+    return {"simple_query_string": {"query": text, "fields": fields,
+                                    "default_operator": "and"}}
+
+
+def _query(request: SearchRequest, fuzzy: bool, synonyms: Synonyms) -> dict[str, Any]:
+    must: dict[str, Any] = {"match_all": {}}
+    if request.text:
+        typed = query_text(request.text)
+        must = _words_query(expand(typed, synonyms), search_fields())
+        if fuzzy:
+            must = {"bool": {"should": [
+                must, _words_query(expand(typed, synonyms, fuzzy=True), FUZZY_FIELDS)]}}
     filters = _filters(request)
     return {"bool": {"must": [must], "filter": filters}} if filters else must
 
 
-def _highlight(languages: bool) -> dict[str, Any]:
-    def matched(name: str) -> dict[str, Any]:
-        # Matches found through a stemmed sub-field are marked in the plain text too.
-        if not languages:
-            return {}
-        return {"matched_fields": [name, *(f"{name}.{lang}" for lang in LANGUAGE_ANALYZERS)]}
-
+def _highlight(request: SearchRequest, synonyms: Synonyms) -> dict[str, Any]:
     return {
-        "fields": {"body": matched("body"), "summary": matched("summary")},
+        "fields": {name: {} for name in HIGHLIGHTED},
+        # The words as typed and their other forms, marked in the text as written.
+        "highlight_query": highlight_query(request.text, query_text(request.text), HIGHLIGHTED,
+                                           synonyms),
         "fragment_size": 150,
         "number_of_fragments": 2,
         "pre_tags": ["<mark>"],
@@ -215,10 +224,17 @@ def _highlight(languages: bool) -> dict[str, Any]:
     }
 
 
+def _suggest(text: str) -> dict[str, Any]:
+    # "missing": only words no title has get a correction, from the titles' words.
+    return {"did_you_mean": {"text": text, "term": {"field": "title",
+                                                    "suggest_mode": "missing"}}}
+
+
 # Only what shape_results reads: Elasticsearch writes, and the service parses, less.
 SEARCH_FILTER_PATH = ["hits.total", "hits.hits._id", "hits.hits._source", "hits.hits.sort",
                       "hits.hits.highlight", "aggregations.*.buckets.key",
-                      "aggregations.*.buckets.key_as_string", "aggregations.*.buckets.doc_count"]
+                      "aggregations.*.buckets.key_as_string", "aggregations.*.buckets.doc_count",
+                      "suggest.*.offset", "suggest.*.length", "suggest.*.options.text"]
 
 FACET_AGGS: dict[str, Any] = {
     "source": {"terms": {"field": "source", "size": FACET_SIZE}},
@@ -229,15 +245,15 @@ FACET_AGGS: dict[str, Any] = {
 }
 
 
-def build_search(request: SearchRequest, languages: bool = False,
-                 exact_total_up_to: int = RESULT_WINDOW) -> dict[str, Any]:
-    """The Elasticsearch body for `request`; `languages`: the index has language sub-fields."""
+def build_search(request: SearchRequest, exact_total_up_to: int = RESULT_WINDOW, *,
+                 fuzzy: bool = False, synonyms: Synonyms = PLACES) -> dict[str, Any]:
+    """The Elasticsearch body for `request`; `fuzzy`: the second try, when few hits."""
     sort = request.effective_sort
     body: dict[str, Any] = {
-        "query": _query(request, languages),
+        "query": _query(request, fuzzy, synonyms),
         "size": request.size,
         "track_total_hits": exact_total_up_to,
-        "_source": {"excludes": ["body", "title_suggest"]},
+        "_source": {"excludes": ["body", "title_suggest", *FORMS]},
         "sort": SORTS[sort],
     }
     if request.cursor:
@@ -245,10 +261,43 @@ def build_search(request: SearchRequest, languages: bool = False,
     else:
         body["from"] = offset(request.page, request.size)
     if request.text:
-        body["highlight"] = _highlight(languages)
+        body["highlight"] = _highlight(request, synonyms)
+    if fuzzy and request.text:
+        body["suggest"] = _suggest(request.text)
     if request.facets:
         body["aggs"] = FACET_AGGS
     return body
+
+
+def language_features(synonyms: Synonyms = PLACES) -> dict[str, Any]:
+    """What /readyz reports: the language features in use, and on what they rest."""
+    return {
+        "analysis": "in Python at index and query time, so alike on every Elasticsearch "
+                    "distribution; the cluster's own analysers are not used",
+        "word_forms": list(STEMMERS),
+        "scripts": "Uzbek and Kazakh Latin and Cyrillic searched as one, okina look-alikes "
+                   "folded",
+        "place_names": len(synonyms.groups),
+        "typos": f"titles within one or two edits when under {FUZZY_BELOW} hits, "
+                 "with did_you_mean",
+    }
+
+
+def wants_fuzzy(request: SearchRequest, page: SearchPage) -> bool:
+    """Whether the words as typed found so little that near spellings are worth a try."""
+    return bool(request.text) and page.total < FUZZY_BELOW
+
+
+def did_you_mean(text: str, suggest: dict[str, Any]) -> str | None:
+    """`text` with each word the suggester corrected replaced by its best correction."""
+    out, last = [], 0
+    for entry in suggest.get("did_you_mean", []):
+        options = entry.get("options", [])
+        if not options:
+            continue
+        out += [text[last:entry["offset"]], options[0]["text"]]
+        last = entry["offset"] + entry["length"]
+    return "".join([*out, text[last:]]) if out else None
 
 
 def shape_results(response: dict[str, Any], request: SearchRequest) -> SearchPage:
@@ -271,6 +320,7 @@ def shape_results(response: dict[str, Any], request: SearchRequest) -> SearchPag
         to=end if hits else 0,
         results=[shape_hit(h) for h in hits],
         facets=_facets(response.get("aggregations", {})),
+        did_you_mean=did_you_mean(request.text, response.get("suggest", {})),
         next_cursor=next_cursor,
     )
 

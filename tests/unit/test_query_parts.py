@@ -148,10 +148,11 @@ def test_ttl_cache_expires_and_is_bounded() -> None:
 
 
 def test_similar_and_suggest_bodies() -> None:
-    similar = build_similar("articles", "ab" * 16, 5, languages=False)
+    similar = build_similar("articles", "ab" * 16, 5)
     mlt = similar["query"]["more_like_this"]
     assert mlt["like"] == [{"_index": "articles", "_id": "ab" * 16}]
-    assert mlt["fields"] == ["title", "summary", "body"]
+    assert mlt["fields"] == ["title", "stem.title", "summary", "stem.summary", "body",
+                             "stem.body"]
     assert similar["size"] == 5
     suggest = build_suggest("Kaz", 5)["suggest"]["titles"]
     assert suggest == {"prefix": "Kaz", "completion": {

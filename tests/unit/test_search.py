@@ -25,6 +25,7 @@ from services.query.search import (
     query_text,
     shape_results,
 )
+from services.query.wording import expand
 
 REALDATA = Path(__file__).resolve().parents[2] / "samples" / "realdata"
 NEWEST_FIRST = {"published_at": {"order": "desc", "missing": "_last"}}
@@ -45,8 +46,11 @@ def test_empty_query_matches_all_newest_first() -> None:
 def test_text_query_uses_simple_query_string_with_boosts_and_highlight() -> None:
     body = build_search(SearchRequest(q="  Kazakhstan sanctions ", page=1, size=10))
     sqs = body["query"]["simple_query_string"]
-    assert sqs["query"] == "Kazakhstan sanctions"
-    assert sqs["fields"] == ["title^3", "summary^2", "body"]
+    assert sqs["query"] == (
+        "(Kazakhstan | kazahstan | kazahsta | kazakstan | kazaksta | kozogiston)"
+        " (sanctions | sanction)")
+    assert sqs["fields"] == ["title^3", "stem.title^3", "fold.title^3", "summary^2",
+                             "stem.summary^2", "fold.summary^2", "body", "stem.body", "fold.body"]
     assert sqs["default_operator"] == "and"
     assert body["sort"] == ["_score", NEWEST_FIRST, TIEBREAK]
     highlight = body["highlight"]
@@ -58,7 +62,7 @@ def test_text_query_uses_simple_query_string_with_boosts_and_highlight() -> None
 
 def test_body_is_not_returned_in_source() -> None:
     body = build_search(SearchRequest(q="x", page=1, size=10))
-    assert set(body["_source"]["excludes"]) == {"body", "title_suggest"}
+    assert set(body["_source"]["excludes"]) == {"body", "title_suggest", "stem", "fold"}
 
 
 @pytest.mark.parametrize(("page", "size", "start"), [(1, 6, 0), (2, 6, 6), (3, 10, 20),
@@ -87,7 +91,7 @@ def test_build_search_never_raises_for_any_text(q: str, page: int, size: int) ->
     assert body["from"] == (page - 1) * size
     assert body["size"] == size
     if q.strip():
-        assert body["query"]["simple_query_string"]["query"] == query_text(q.strip())
+        assert body["query"]["simple_query_string"]["query"] == expand(query_text(q.strip()))
     else:
         assert body["query"] == {"match_all": {}}
 
@@ -239,16 +243,14 @@ def test_dates_in_the_wrong_order_are_refused() -> None:
         SearchRequest(date_from=date(2025, 4, 1), date_to=date(2025, 3, 1))
 
 
-def test_language_subfields_are_searched_and_highlighted_when_the_index_has_them() -> None:
-    plain = build_search(SearchRequest(q="x"), languages=False)
-    both = build_search(SearchRequest(q="x"), languages=True)
-    assert plain["query"]["simple_query_string"]["fields"] == ["title^3", "summary^2", "body"]
-    assert both["query"]["simple_query_string"]["fields"] == [
-        "title^3", "title.english^3", "title.russian^3", "summary^2", "summary.english^2",
-        "summary.russian^2", "body", "body.english", "body.russian"]
-    assert both["highlight"]["fields"]["body"]["matched_fields"] == [
-        "body", "body.english", "body.russian"]
-    assert plain["highlight"]["fields"]["body"] == {}
+def test_highlights_mark_the_typed_words_and_their_forms_in_the_plain_text() -> None:
+    body = build_search(SearchRequest(q="вокзала -Ташкент"))
+    should = body["highlight"]["highlight_query"]["bool"]["should"]
+    assert should[0]["simple_query_string"]["query"] == "вокзала -Ташкент"
+    patterns = {clause["regexp"]["body"]["value"] for clause in should[1:]
+                if "body" in clause["regexp"]}
+    assert "вокза.*" in patterns  # вокзал, вокзала, вокзалы
+    assert not any("ташк" in p for p in patterns)  # an excluded word is not marked
 
 
 def test_newest_sort_with_words_keeps_the_query() -> None:

@@ -1,0 +1,247 @@
+"""What a reader typed, in every form the index holds it: pure functions.
+
+The query keeps `simple_query_string` syntax (words, "phrases", `|`, `-`, `*`,
+`~N`, parentheses). Each word and phrase becomes a group of alternatives: as
+typed (the plain fields), stemmed (`stem.*`), folded to one script (`fold.*`),
+and, for a place or currency name, every other name of it (places.toml):
+
+    вокзала -Ташкент  →  (вокзала | vokza | vokzala) -(Ташкент | tashkent | toshkent | …)
+
+A document that matches the typed form matches several alternatives and ranks
+above one found through a stem or a synonym alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from shared.language.analysis import declined_stems, stem_prefix, stem_token, words
+from shared.language.scripts import (
+    OKINA_MARKS,
+    fold,
+    has_cyrillic,
+    uzbek_to_cyrillic,
+    uzbek_to_latin,
+)
+from shared.language.synonyms import Synonyms
+
+PLACES = Synonyms.bundled()
+TEXT_FIELDS = (("title", 3), ("summary", 2), ("body", 1))
+# The normalised copies of the text fields (see shared/language/analysis.py).
+FORMS = ("stem", "fold")
+FUZZY_FIELDS = ["title", "fold.title"]
+# Words shorter than this are not made fuzzy: one edit would turn them into too many words.
+FUZZY_MIN_LENGTH = 4
+# Stems shorter than this are highlighted as typed: a two-letter prefix marks noise.
+HIGHLIGHT_MIN_PREFIX = 3
+MAX_HIGHLIGHT_PATTERNS = 24
+_OKINA_OPTIONAL = "[" + OKINA_MARKS.replace("\\", "") + "]?"
+_SPECIAL = re.compile(r'[\s"|()]')
+_SUFFIX = re.compile(r"(\*|~\d*)$")
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    signs: str = ""
+    suffix: str = ""
+    """`*` (prefix) or `~N` (edit distance), as typed."""
+
+    @property
+    def negated(self) -> bool:
+        return "-" in self.signs
+
+
+@dataclass(frozen=True)
+class Phrase:
+    text: str
+    signs: str = ""
+    slop: str = ""
+
+    @property
+    def negated(self) -> bool:
+        return "-" in self.signs
+
+
+Part = Word | Phrase | str
+"""A word, a phrase, or what passes through unchanged (spaces, `|`, parentheses)."""
+
+
+def parse(text: str) -> list[Part]:
+    """`text` in simple_query_string syntax, split into words, phrases and the rest.
+
+    Never fails: an unterminated phrase runs to the end, as Elasticsearch reads it.
+    """
+    parts: list[Part] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char.isspace() or char in "|()":
+            parts.append(char)
+            i += 1
+            continue
+        start = i
+        while i < len(text) and text[i] in "+-":
+            i += 1
+        signs = text[start:i]
+        if i < len(text) and text[i] == '"':
+            end = text.find('"', i + 1)
+            end = len(text) if end < 0 else end
+            phrase = text[i + 1:end]
+            i = end + 1
+            slop = re.match(r"~\d+", text[i:])
+            parts.append(Phrase(phrase, signs, slop.group() if slop else ""))
+            i += len(slop.group()) if slop else 0
+            continue
+        start = i
+        while i < len(text) and not _SPECIAL.match(text[i]):
+            i += 1
+        word = text[start:i]
+        if not word:
+            parts.append(signs)
+            continue
+        suffix = _SUFFIX.search(word)
+        parts.append(Word(word[:suffix.start()] if suffix else word, signs,
+                          suffix.group() if suffix else ""))
+    return parts
+
+
+def _joined(tokens: list[str]) -> str:
+    return tokens[0] if len(tokens) == 1 else '"' + " ".join(tokens) + '"'
+
+
+def _forms(text: str) -> list[str]:
+    """`text`'s stemmed and folded forms, each a term or a phrase of the index's tokens."""
+    found = words(text)
+    if not found:
+        return []
+    return [_joined([stem_token(w) for w in found]), _joined([fold(w) for w in found])]
+
+
+def _group(signs: str, alternatives: list[str]) -> str:
+    unique = list(dict.fromkeys(a for a in alternatives if a))
+    if len(unique) == 1:
+        return signs + unique[0]
+    return signs + "(" + " | ".join(unique) + ")"
+
+
+def _plain(text: str) -> str:
+    # Backslashes escape in simple_query_string; a stray one must not eat our `|`.
+    return text.replace("\\", "")
+
+
+def _word_query(word: Word, synonyms: Synonyms, fuzzy: bool) -> str:
+    plain = _plain(word.text)
+    found = words(plain)
+    if not found:
+        return word.signs + plain + word.suffix
+    folded = "".join(fold(w) for w in found)
+    if word.suffix:
+        # Prefix and fuzzy terms are not analysed: the folded spelling is given as well.
+        single = [folded + word.suffix] if len(found) == 1 else []
+        return _group(word.signs, [plain + word.suffix, *single])
+    if fuzzy:
+        edits = _edits(plain)
+        if len(found) == 1 and edits:
+            return _group(word.signs, [f"{plain}~{edits}", f"{folded}~{edits}"])
+        return _group(word.signs, [plain, *_forms(plain)])
+    alternatives = [plain, *_forms(plain)]
+    for name in synonyms.names_for(plain):
+        alternatives += _forms(name)
+        if len(words(name)) == 1:
+            alternatives += declined_stems(name)
+    return _group(word.signs, alternatives)
+
+
+def _edits(word: str) -> int:
+    # Elasticsearch's AUTO: one edit from 4 letters (3 is too short here), two from 6.
+    if len(word) < FUZZY_MIN_LENGTH:
+        return 0
+    return 1 if len(word) < 6 else 2
+
+
+def _phrase_query(phrase: Phrase) -> str:
+    text = _plain(phrase.text)
+    alternatives = [f'"{text}"', *(f'"{form.strip(chr(34))}"' for form in _forms(text))]
+    return _group(phrase.signs, [a + phrase.slop for a in alternatives])
+
+
+def expand(text: str, synonyms: Synonyms = PLACES, *, fuzzy: bool = False) -> str:
+    """The query string sent to Elasticsearch for what the reader typed.
+
+    `fuzzy`: for the titles-only second try, words within one or two edits.
+    """
+    out = []
+    for part in parse(text):
+        if isinstance(part, Word):
+            out.append(_word_query(part, synonyms, fuzzy))
+        elif isinstance(part, Phrase):
+            out.append(_phrase_query(part))
+        else:
+            out.append(part)
+    return "".join(out)
+
+
+def search_fields() -> list[str]:
+    """The text fields and their normalised copies, with their boosts."""
+    fields = []
+    for name, boost in TEXT_FIELDS:
+        suffix = f"^{boost}" if boost != 1 else ""
+        fields += [f"{name}{suffix}", *(f"{form}.{name}{suffix}" for form in FORMS)]
+    return fields
+
+
+def _pattern(word: str) -> str:
+    """A Lucene regexp for the forms of `word` as the standard analyser indexes them.
+
+    The okina may be any look-alike or missing in the text: after o and g (oʻ, gʻ)
+    and where the reader typed one, it is optional.
+    """
+    lower = word.lower()
+    prefix = stem_prefix(word)
+    if len(prefix) >= HIGHLIGHT_MIN_PREFIX:
+        lower, tail = prefix, ".*"
+    else:
+        tail = ""
+    out = []
+    for i, char in enumerate(lower):
+        if char in OKINA_MARKS:
+            out.append(_OKINA_OPTIONAL)
+            continue
+        out.append(re.escape(char) if not char.isalnum() else char)
+        following = lower[i + 1] if i + 1 < len(lower) else ""
+        if char in "og" and following not in OKINA_MARKS and following:
+            out.append(_OKINA_OPTIONAL)
+    return "".join(out) + tail
+
+
+def _spellings(word: str) -> list[str]:
+    """The word and its Uzbek transliteration: marks "Ўзбекистон" for "Oʻzbekiston"."""
+    other = uzbek_to_latin(word) if has_cyrillic(word) else uzbek_to_cyrillic(word)
+    return [word, other]
+
+
+def highlight_patterns(text: str, synonyms: Synonyms = PLACES) -> list[str]:
+    """Regexps marking, in the plain text, the forms of each word the reader looks for."""
+    patterns: dict[str, None] = {}
+    for part in parse(text):
+        if isinstance(part, str) or part.negated:
+            continue
+        names = synonyms.names_for(part.text) if isinstance(part, Word) else ()
+        for source in (part.text, *names):
+            for word in words(_plain(source)):
+                patterns.update(dict.fromkeys(_pattern(s) for s in _spellings(word)))
+    return list(patterns)[:MAX_HIGHLIGHT_PATTERNS]
+
+
+def highlight_query(text: str, plain_query: str, fields: list[str],
+                    synonyms: Synonyms = PLACES) -> dict[str, Any]:
+    """What the highlighter marks in `fields`: the words as typed, and their other forms."""
+    should: list[dict[str, Any]] = [
+        {"simple_query_string": {"query": plain_query, "fields": fields,
+                                 "default_operator": "or"}}]
+    should += [{"regexp": {field: {"value": pattern}}}
+               for pattern in highlight_patterns(text, synonyms) for field in fields]
+    return {"bool": {"should": should}}

@@ -1,0 +1,96 @@
+"""Query words in all their forms, near spellings and "Did you mean" (services/query/wording.py)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.query.search import (
+    SearchPage,
+    SearchRequest,
+    build_search,
+    did_you_mean,
+    shape_results,
+    wants_fuzzy,
+)
+from services.query.wording import Phrase, Word, expand, highlight_patterns, parse
+from shared.language.synonyms import Synonyms
+
+NONE = Synonyms([])
+
+
+def test_the_syntax_is_parsed_into_words_phrases_and_operators() -> None:
+    assert parse('a -"b c"~2 | (d* e~1) +f') == [
+        Word("a"), " ", Phrase("b c", "-", "~2"), " ", "|", " ", "(", Word("d", "", "*"), " ",
+        Word("e", "", "~1"), ")", " ", Word("f", "+")]
+    assert parse('"open') == [Phrase("open")]
+
+
+def test_a_word_is_searched_as_typed_stemmed_and_folded() -> None:
+    assert expand("вокзала", NONE) == "(вокзала | vokza | vokzala)"
+    assert expand("Sanctions", NONE) == "(Sanctions | sanction | sanctions)"
+    # A name of many tokens is a phrase in the normalised fields.
+    assert expand("Нур-Султан", NONE) == '(Нур-Султан | "nur sulta" | "nur sultan")'
+
+
+def test_operators_phrases_and_exclusions_keep_their_meaning() -> None:
+    assert expand('"железнодорожного вокзала" | поезд -Москва', NONE) == (
+        '("железнодорожного вокзала" | "jeleznodorojn vokza" | "jeleznodorojnogo vokzala")'
+        " | (поезд | poezd) -(Москва | moskv | moskva)")
+    assert expand("(a | b) 2025 -", NONE) == "(a | b) 2025 -"
+    assert expand("Oʻzb* kaza~1", NONE) == "(Oʻzb* | ozb*) kaza~1"
+
+
+def test_a_place_name_brings_its_names_in_other_languages_and_scripts() -> None:
+    query = expand("Ўзбекистон")
+    for form in ("uzbekistan", "ozbekiston", "ozbekstan"):
+        assert form in query
+    assert expand("-Tashkent").startswith("-(Tashkent |")
+
+
+@given(st.text())
+def test_any_text_expands_without_adding_unbalanced_syntax(text: str) -> None:
+    expanded = expand(text)
+    plain = text.replace("\\", "")
+    assert expanded.count("(") - expanded.count(")") == plain.count("(") - plain.count(")")
+    assert expanded.count('"') % 2 == 0
+
+
+def test_the_second_try_allows_edits_by_word_length() -> None:
+    assert expand("вокзла sanctons tax", NONE, fuzzy=True) == (
+        "(вокзла~2 | vokzla~2) sanctons~2 (tax | tah)")
+    assert expand("Kazak", NONE, fuzzy=True) == "(Kazak~1 | kazak~1)"
+
+
+def test_highlight_patterns_mark_forms_and_other_scripts_not_exclusions() -> None:
+    patterns = highlight_patterns("Oʻzbekiston вокзал -Москва", NONE)
+    okina = "[ʻʼʽ‘’'`´ʹ]?"
+    assert f"o{okina}zbekisto{okina}n.*" in patterns  # any okina spelling, any suffix
+    assert "ўзбекистон.*" in patterns  # the Cyrillic text
+    assert "вокза.*" in patterns
+    assert not any("моск" in p for p in patterns)
+
+
+def test_few_hits_ask_for_a_fuzzy_second_try_with_a_suggestion() -> None:
+    request = SearchRequest(q="Kazakstan sanctons")
+    few = SearchPage(total=2, page=1, size=10, from_=1, to=2, results=[])
+    assert wants_fuzzy(request, few)
+    assert not wants_fuzzy(SearchRequest(), few)
+    body = build_search(request, fuzzy=True)
+    _, near = body["query"]["bool"]["should"]
+    assert near["simple_query_string"]["fields"] == ["title", "fold.title"]
+    assert body["suggest"]["did_you_mean"]["term"]["field"] == "title"
+    assert "suggest" not in build_search(request)
+
+
+def test_did_you_mean_replaces_only_the_corrected_words() -> None:
+    suggest = {"did_you_mean": [
+        {"offset": 0, "length": 9, "options": [{"text": "kazakhstan"}]},
+        {"offset": 10, "length": 8, "options": [{"text": "sanctions"}]},
+        {"offset": 19, "length": 3, "options": []}]}
+    assert did_you_mean("Kazakstan sanctons now", suggest) == "kazakhstan sanctions now"
+    assert did_you_mean("fine", {"did_you_mean": [{"offset": 0, "length": 4,
+                                                   "options": []}]}) is None
+    page = shape_results({"hits": {"total": {"value": 0}}, "suggest": suggest},
+                         SearchRequest(q="Kazakstan sanctons now"))
+    assert page.did_you_mean == "kazakhstan sanctions now"
