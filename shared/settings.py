@@ -132,6 +132,9 @@ class IngestSettings(_Settings):
     # Child sitemaps of an index fetched per poll at most; the next poll goes on
     # where this one stopped (newest lastmod, then least recently visited, first).
     sitemap_max_fetches_per_poll: int = Field(default=50, ge=1)
+    # Replicas share the sources by lease (shared/leases.py): a dead replica's
+    # sources are taken over within this many seconds; renewed every third of it.
+    lease_seconds: float = Field(default=30.0, ge=1)
 
 
 class FetchSettings(_Settings):
@@ -163,9 +166,12 @@ class RateFeedSettings(_Settings):
     # Quotes further apart than this many calendar days have a gap between them
     # (Friday to Monday is 3): no daily change, and a jump bound widened with the gap.
     gap_after_days: int = Field(default=3, ge=1)
+    # One replica polls at a time, under a lease renewed every third of this:
+    # a dead poller is replaced within this many seconds.
+    lease_seconds: float = Field(default=30.0, ge=1)
 
 
-def _default_consumer() -> str:
+def default_consumer() -> str:
     # Unique per process: a restarted pod gets a new name, and its predecessor's
     # pending entries are reclaimed rather than silently owned by a ghost.
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -175,7 +181,7 @@ class IndexerSettings(_Settings):
     model_config = SettingsConfigDict(env_prefix="CARAVAN_INDEXER_")
 
     group: str = "indexer"
-    consumer: str = Field(default_factory=_default_consumer)
+    consumer: str = Field(default_factory=default_consumer)
     batch_size: int = Field(default=500, ge=1)
     block_ms: int = Field(default=1000, ge=1)
     # An entry pending this long on any consumer is presumed abandoned and claimed.

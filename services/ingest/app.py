@@ -20,8 +20,9 @@ from shared.clients import make_redis
 from shared.events import ArticleEvent
 from shared.fetcher import FetchPolicy, PoliteFetcher
 from shared.groups import check_lag_within_maxlen
+from shared.leases import WorkShare
 from shared.service import BackgroundService, ServiceContext
-from shared.settings import FetchSettings, IngestSettings
+from shared.settings import FetchSettings, IngestSettings, default_consumer
 from shared.ssrf import AllowList
 
 SERVICE = "ingest"
@@ -75,8 +76,19 @@ def create_service() -> BackgroundService:
     resources = _ingestor(ctx, publisher)
 
     async def run_all() -> None:
-        async with resources as ingestor:
-            await asyncio.gather(*(run_source_forever(ingestor, source) for source in sources))
+        # Any number of replicas: each polls the sources whose leases it holds.
+        redis = make_redis(ctx.redis_settings)
+        share = WorkShare(redis, ctx.common.stream_prefix, SERVICE, [s.name for s in sources],
+                          default_consumer(), IngestSettings().lease_seconds)
+        try:
+            async with resources as ingestor:
+                await share.beat()
+                await asyncio.gather(share.keep(), *(
+                    run_source_forever(ingestor, source, share=share) for source in sources))
+        finally:
+            # A rolling update hands the sources over now, not after the leases expire.
+            await share.release_all()
+            await redis.aclose()
 
     def tasks() -> Iterator[Awaitable[None]]:
         yield run_all()

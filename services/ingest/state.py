@@ -4,6 +4,10 @@ when it visited each child of a sitemap index and what it found.
 
 Every key expires after `ttl` seconds without being refreshed, which bounds
 Redis to what the sources published within that window.
+
+Each update is atomic (MULTI, or one script). A poll made under a source's
+lease (shared/leases.py) writes through that lease: a replica that lost the
+lease cannot overwrite what its successor recorded (LeaseLost ends its poll).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from redis.asyncio import Redis
 
 from services.ingest.sitemaps import ChildVisit
 from shared.fetcher import Validators
+from shared.leases import Command, LeaseLost, current_lease
 
 
 class Novelty(StrEnum):
@@ -48,6 +53,22 @@ class IngestState:
     def _children_key(self, index_url: str) -> str:
         return f"{self._prefix}sitemap:{hashlib.sha256(index_url.encode()).hexdigest()[:32]}"
 
+    async def _write(self, *commands: Command) -> None:
+        lease = current_lease.get()
+        if lease is not None:
+            await lease.write(commands)
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            await pipe.execute()
+
+    async def still_ours(self) -> None:
+        """Before publishing under a lease: LeaseLost if another replica has it now."""
+        lease = current_lease.get()
+        if lease is not None and not await lease.held():
+            raise LeaseLost(lease.key)
+
     async def record(self, key: str) -> Record | None:
         """What was published under this article key, if anything."""
         raw: dict[bytes, bytes] = await self._redis.hgetall(self._article_key(key))  # type: ignore[assignment]
@@ -58,14 +79,12 @@ class IngestState:
     async def remember(self, key: str, content: str, lead: str) -> None:
         """Call after publishing: a crash in between republishes rather than loses."""
         name = self._article_key(key)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(name, mapping={"content": content, "lead": lead})
-            pipe.expire(name, self._ttl)
-            await pipe.execute()
+        await self._write(("HSET", name, "content", content, "lead", lead),
+                          ("EXPIRE", name, self._ttl))
 
     async def touch(self, key: str) -> None:
         """Still listed by its source: keep remembering it for another ttl."""
-        await self._redis.expire(self._article_key(key), self._ttl)
+        await self._write(("EXPIRE", self._article_key(key), self._ttl))
 
     async def validators(self, url: str) -> Validators:
         raw: dict[bytes, bytes] = await self._redis.hgetall(self._document_key(url))  # type: ignore[assignment]
@@ -75,15 +94,13 @@ class IngestState:
     async def remember_validators(self, url: str, validators: Validators) -> None:
         """Call once the document is processed, so a crash means fetching it again."""
         key = self._document_key(url)
-        mapping = {name: value for name, value in (("etag", validators.etag),
-                                                   ("last_modified", validators.last_modified))
-                   if value}
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            if mapping:
-                pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-                pipe.expire(key, self._ttl)
-            await pipe.execute()
+        fields = [word for name, value in (("etag", validators.etag),
+                                           ("last_modified", validators.last_modified))
+                  if value for word in (name, value)]
+        commands: list[Command] = [("DEL", key)]
+        if fields:
+            commands += [("HSET", key, *fields), ("EXPIRE", key, self._ttl)]
+        await self._write(*commands)
 
     async def recall_sitemap_children(self, index_url: str,
                                       listed: Collection[str]) -> dict[str, ChildVisit]:
@@ -94,16 +111,14 @@ class IngestState:
         visits = {url.decode(): ChildVisit(**json.loads(value)) for url, value in raw.items()}
         gone = [url for url in visits if url not in listed]
         if gone:
-            await self._redis.hdel(key, *gone)
+            await self._write(("HDEL", key, *gone))
         return {url: visit for url, visit in visits.items() if url in listed}
 
     async def remember_sitemap_child(self, index_url: str, child_url: str,
                                      visit: ChildVisit) -> None:
         key = self._children_key(index_url)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, child_url, json.dumps(dataclasses.asdict(visit)))
-            pipe.expire(key, self._ttl)
-            await pipe.execute()
+        await self._write(("HSET", key, child_url, json.dumps(dataclasses.asdict(visit))),
+                          ("EXPIRE", key, self._ttl))
 
 
 def _text(value: bytes | None) -> str | None:

@@ -49,15 +49,17 @@ from shared.backoff import retry_poll_in
 from shared.events import ArticleEvent, article_key
 from shared.fetch import FetchError
 from shared.fetcher import Fetched, PoliteFetcher, Refused
+from shared.leases import LeaseLost, WorkShare
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
 
 # FeedError, SitemapError and NoArticleError are ValueErrors, and so is pydantic's
 # ValidationError: what a source's content or server does wrong, or Redis being
-# away, fails that poll with a one-line error. Anything else is a bug, and fails
-# that poll too (poll_safely).
-EXPECTED_ERRORS = (FetchError, ValueError, RedisError)
+# away, fails that poll with a one-line error, and so does a lease lost to
+# another replica mid-poll. Anything else is a bug, and fails that poll too
+# (poll_safely).
+EXPECTED_ERRORS = (FetchError, ValueError, RedisError, LeaseLost)
 _LONGEST_REQUESTED_INTERVAL = 86400.0
 T = TypeVar("T")
 
@@ -405,6 +407,7 @@ class Ingestor:
         if novelty != Novelty.UNCHANGED:
             if self._backpressure is not None:
                 await self._backpressure.wait()
+            await self._state.still_ours()
             await self._publisher.publish(event)
             metrics.EXTRACTIONS.labels(source.name, event.extraction or "feed").inc()
             log.debug("article published", url=event.url, novelty=str(novelty),
@@ -503,14 +506,19 @@ def next_poll_in(configured: float, requested: float | None) -> float:
 
 async def run_source_forever(ingestor: Ingestor, source: Source, *,
                              sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                             rng: random.Random | None = None) -> None:
+                             rng: random.Random | None = None,
+                             share: WorkShare | None = None) -> None:
     """Poll one source on its interval, for ever; a failed poll is retried with
-    backoff, and whatever it raised stays with this source (poll_safely)."""
+    backoff, and whatever it raised stays with this source (poll_safely). With
+    `share`, only while this replica holds the source's lease, and the next poll
+    is due when the schedule kept with the lease says, whoever holds it then."""
     rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
     requested: float | None = None
     failures = 0
     with structlog.contextvars.bound_contextvars(source=source.name):
         while True:
+            if share is not None:
+                await share.turn(source.name)
             result = await poll_safely(ingestor, source)
             if result.error is None:
                 failures = 0
@@ -521,4 +529,7 @@ async def run_source_forever(ingestor: Ingestor, source: Source, *,
                 failures += 1
                 wait = retry_poll_in(failures, source.interval, rng)
                 log.info("source poll will be retried", failures=failures, wait=round(wait, 1))
+            if share is not None:
+                await share.done(source.name, wait)
+                continue
             await sleep(wait)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -28,8 +29,9 @@ from shared.clients import make_redis
 from shared.events import DeadLetter, QuoteEvent
 from shared.fetcher import FetchPolicy, PoliteFetcher
 from shared.health import Readiness, ReadinessProbe
+from shared.leases import WorkShare, lead
 from shared.service import BackgroundService, ServiceContext
-from shared.settings import FetchSettings, RateFeedSettings
+from shared.settings import FetchSettings, RateFeedSettings, default_consumer
 from shared.ssrf import AllowList
 
 SERVICE = "ratefeed"
@@ -90,10 +92,27 @@ def create_service() -> BackgroundService:
 
     def tasks() -> Iterator[Awaitable[None]]:
         client = fetcher(ctx.common.user_agent, settings, FetchSettings())
-        yield run_forever(config, settings.interval, outlets, client, status)
+        yield _lead(ctx, settings, lambda: run_forever(config, settings.interval, outlets,
+                                                       client, status))
 
     return BackgroundService(ctx.broker, tasks, probe=readiness_probe(ctx, status),
                              health_port=8082, on_closed=store.close)
+
+
+async def _lead(ctx: ServiceContext, settings: RateFeedSettings,
+                work: Callable[[], Awaitable[None]]) -> None:
+    """Any number of replicas, one polling: the providers are cross-checked
+    together, so they go together, under one lease."""
+    redis = make_redis(ctx.redis_settings)
+    share = WorkShare(redis, ctx.common.stream_prefix, SERVICE, ["providers"],
+                      default_consumer(), settings.lease_seconds)
+    try:
+        await share.beat()
+        await asyncio.gather(share.keep(), lead(share, "providers", work))
+    finally:
+        # A rolling update hands the polling over now, not after the lease expires.
+        await share.release_all()
+        await redis.aclose()
 
 
 @dataclass(frozen=True)

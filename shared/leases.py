@@ -1,0 +1,249 @@
+"""Leases in Redis: work shared among replicas, one holder per item, with fencing.
+
+The algorithm is the single-instance lock Redis documents (SET NX PX with a
+value only the holder knows, renewed and released by scripts that first check
+that value), plus fencing tokens as Kleppmann describes them: every new tenure
+of a lease takes the next number of a counter that never goes down, and a
+holder's writes go through a script that checks, atomically with the write,
+that the lease still holds its token. A replica that stalled past its lease
+(a GC pause, a partition) and woke up cannot write on it any more.
+
+`WorkShare` spreads named items (ingest's sources) over the live replicas of a
+group: each takes leases up to its fair share, ceil(items / live replicas);
+one holding more than that gives back the items it is not working on, so a
+replica that joins gets its share; a dead replica's leases expire after `ttl`
+and the others take them over. When an item is next due is kept beside its
+lease, so whoever holds it next keeps the schedule: no item is worked on twice
+in one interval because its holder changed.
+
+Keys: `{prefix}lease:{group}:{item}` (holder), `…:fence:{group}:{item}` (the
+counter), `…:due:{group}:{item}` (epoch ms), `…:members:{group}` (live replicas).
+In Redis Cluster, the fenced writes and the lease key must share a slot: use a
+hash-tagged prefix (`{caravan}:`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+log = structlog.get_logger(__name__)
+
+Command = tuple[str | int | float | bytes, ...]
+AnyRedis = Redis | RedisCluster
+
+_ACQUIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
+return token
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+# ARGV[1] the holder's value; then each command as its length and its words, the
+# key being the index of a KEYS entry (declared, so Redis Cluster routes it).
+_FENCED = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  local command = {}
+  for j = 1, n do command[j] = ARGV[i + j] end
+  command[2] = KEYS[tonumber(command[2])]
+  redis.call(unpack(command))
+  i = i + n + 1
+end
+return 1
+"""
+
+
+class LeaseLost(Exception):
+    """The lease expired or passed to another replica: this one may not write on it."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One tenure of a lease: `token` is its fencing token (higher is later)."""
+
+    redis: AnyRedis
+    key: str
+    owner: str
+    token: int
+
+    @property
+    def value(self) -> str:
+        return f"{self.owner}:{self.token}"
+
+    async def write(self, commands: Sequence[Command]) -> None:
+        """Run `commands` (each `(NAME, key, *args)`) only while this lease is held,
+        atomically with the check; LeaseLost if it is not."""
+        keys: list[str] = [self.key]
+        argv: list[str | int | float | bytes] = [self.value]
+        for name, key, *args in commands:
+            keys.append(str(key))
+            argv.extend((len(args) + 2, name, len(keys), *args))
+        if not await self.redis.eval(_FENCED, len(keys), *keys, *argv):
+            raise LeaseLost(self.key)
+
+    async def held(self) -> bool:
+        return bool(await self.redis.get(self.key) == self.value.encode())
+
+
+# The lease the current task works under (each ingest source is polled in a task
+# of its own): state writes made in that task are fenced by it.
+current_lease: contextvars.ContextVar[Lease | None] = contextvars.ContextVar(
+    "current_lease", default=None)
+
+
+class WorkShare:
+    """Items of a group shared among its live replicas by lease (see the module)."""
+
+    def __init__(self, redis: AnyRedis, prefix: str, group: str, items: Sequence[str],
+                 owner: str, ttl: float, rng: random.Random | None = None) -> None:
+        self._redis = redis
+        self._base = f"{prefix}lease"
+        self._group = group
+        self._items = list(items)
+        self._owner = owner
+        self._ttl_ms = int(ttl * 1000)
+        # Renewals three times per lease: one lost round trip does not lose it.
+        self._tick = ttl / 3
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._held: dict[str, Lease] = {}
+        self._busy: set[str] = set()
+        self._live = 1
+
+    def _key(self, kind: str, item: str) -> str:
+        return f"{self._base}:{kind}:{self._group}:{item}"
+
+    @property
+    def _members(self) -> str:
+        return f"{self._base}:members:{self._group}"
+
+    @property
+    def held(self) -> list[str]:
+        return sorted(self._held)
+
+    @property
+    def tick(self) -> float:
+        return self._tick
+
+    @property
+    def share(self) -> int:
+        return math.ceil(len(self._items) / max(1, self._live))
+
+    async def keep(self) -> None:
+        """For ever: say this replica is alive, renew its leases, give back its excess."""
+        while True:
+            await self.beat()
+            await asyncio.sleep(self._tick)
+
+    async def beat(self) -> None:
+        now = int(time.time() * 1000)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self._members, {self._owner: now + self._ttl_ms})
+            pipe.zremrangebyscore(self._members, "-inf", now)
+            pipe.zcard(self._members)
+            *_, live = await pipe.execute()
+        self._live = int(live)
+        for item, lease in list(self._held.items()):
+            if not await self._redis.eval(_RENEW, 1, lease.key, lease.value,
+                                          self._ttl_ms):
+                log.warning("lease lost", item=item, token=lease.token)
+                del self._held[item]
+        excess = len(self._held) - self.share
+        for item in [i for i in self._held if i not in self._busy][:max(0, excess)]:
+            await self._give_back(item)
+
+    async def _give_back(self, item: str) -> None:
+        lease = self._held.pop(item)
+        await self._redis.eval(_RELEASE, 1, lease.key, lease.value)
+        log.info("lease handed over", item=item, token=lease.token)
+
+    async def _try_acquire(self, item: str) -> Lease | None:
+        if len(self._held) >= self.share:
+            return None
+        key = self._key("holder", item)
+        token = int(await self._redis.eval(
+            _ACQUIRE, 2, key, self._key("fence", item), self._owner, self._ttl_ms))
+        if not token:
+            return None
+        lease = Lease(self._redis, key, self._owner, token)
+        self._held[item] = lease
+        log.info("lease taken", item=item, token=token)
+        return lease
+
+    async def turn(self, item: str) -> Lease:
+        """Wait until this replica holds `item`'s lease and the item is due; it is
+        then busy (never given back) until `done`."""
+        while True:
+            lease = self._held.get(item) or await self._try_acquire(item)
+            wait = self._tick * (0.5 + self._rng.random())
+            if lease is not None:
+                due = await self._redis.get(self._key("due", item))
+                wait = min(wait, (int(due or 0) - time.time() * 1000) / 1000)
+                if wait <= 0 and self._held.get(item) is lease:
+                    self._busy.add(item)
+                    current_lease.set(lease)
+                    return lease
+            await asyncio.sleep(max(0.0, wait))
+
+    async def done(self, item: str, next_in: float) -> None:
+        """The item was worked on; it is next due in `next_in` seconds, whoever holds it."""
+        self._busy.discard(item)
+        current_lease.set(None)
+        lease = self._held.get(item)
+        if lease is None:
+            return
+        due = int((time.time() + next_in) * 1000)
+        try:
+            await lease.write([("SET", self._key("due", item), due)])
+        except LeaseLost:
+            self._held.pop(item, None)
+
+    async def release_all(self) -> None:
+        """On shutdown: hand every lease over now, not after it expires."""
+        for item in list(self._held):
+            await self._give_back(item)
+        await self._redis.zrem(self._members, self._owner)
+
+
+async def lead(share: WorkShare, item: str, work: Callable[[], Awaitable[None]]) -> None:
+    """For ever: wait for `item`'s lease, run `work` while it is held, and cancel
+    `work` the moment a renewal finds it lost (a stalled replica woke up late).
+
+    For work that cannot be split by item (the rate feed cross-checks its
+    providers against each other): one active replica, the others standing by.
+    """
+    while True:
+        await share.turn(item)
+        log.info("leading", item=item)
+        task = asyncio.ensure_future(work())
+        try:
+            while not task.done() and item in share.held:
+                await asyncio.wait({task}, timeout=share.tick)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if not task.cancelled():
+            task.result()  # work that ended by itself: its error, or nothing
+            return
+        log.warning("lease lost: work stopped until it is held again", item=item)

@@ -1,0 +1,64 @@
+"""Leases on the real Redis: one holder, fencing of a late holder's writes, fair shares."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from services.ingest.state import IngestState
+from shared.leases import LeaseLost, WorkShare, current_lease
+from tests.conftest import Namespace
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_holder_that_lost_its_lease_cannot_write_on_it(
+    redis: Redis, namespace: Namespace
+) -> None:
+    old = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "old", ttl=1)
+    new = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "new", ttl=1)
+    state = IngestState(redis, namespace.stream_prefix, ttl=60)
+    stale = await old.turn("s")
+    await state.remember("k", "old-content", "lead")
+
+    # The old holder stalls past its lease; the new one takes the next token.
+    await redis.delete(stale.key)
+    current_lease.set(None)
+    fresh = await new.turn("s")
+    assert fresh.token == stale.token + 1
+    await state.remember("k", "new-content", "lead")
+
+    current_lease.set(stale)
+    with pytest.raises(LeaseLost):
+        await state.remember("k", "old-content", "lead")
+    with pytest.raises(LeaseLost):
+        await state.still_ours()
+    record = await state.record("k")
+    assert record is not None
+    assert record.content == "new-content"
+    current_lease.set(None)
+
+
+async def test_each_replica_takes_its_fair_share_and_gives_back_the_rest(
+    redis: Redis, namespace: Namespace
+) -> None:
+    items = [f"s{n}" for n in range(10)]
+    first = WorkShare(redis, namespace.stream_prefix, "ingest", items, "first", ttl=30)
+    await first.beat()
+    for item in items:
+        await first.turn(item)
+        await first.done(item, 60)
+    assert first.held == sorted(items)
+
+    second = WorkShare(redis, namespace.stream_prefix, "ingest", items, "second", ttl=30)
+    await second.beat()
+    await first.beat()  # sees two replicas: keeps 5, hands 5 over
+    assert len(first.held) == 5
+    for item in set(items) - set(first.held):
+        assert await second._try_acquire(item) is not None
+    assert len(second.held) == 5
+
+    await second.release_all()
+    await first.beat()
+    assert await first._try_acquire(second_item := sorted(set(items) - set(first.held))[0])
+    assert second_item in first.held
