@@ -82,7 +82,7 @@ class Backend:
         page = await self._search(request, fuzzy=False)
         if wants_fuzzy(request, page):
             near = await self._search(request, fuzzy=True)
-            page = (near.model_copy(update={"near_spellings": True}) if near.total > page.total
+            page = (near.model_copy(update={"broadened": True}) if near.total > page.total
                     else page.model_copy(update={"did_you_mean": near.did_you_mean}))
         self._keep(key, page)
         return page

@@ -27,6 +27,7 @@ from services.query.wording import (
     PLACES,
     expand,
     highlight_query,
+    loosenable,
     search_fields,
 )
 from shared.language.analysis import STEMMERS
@@ -36,8 +37,9 @@ from shared.language.synonyms import Synonyms
 RESULT_WINDOW = 10_000
 EXCERPT_CHARS = 300
 FACET_SIZE = 20
-# Fewer hits than this for the words as typed: titles within an edit or two are
-# searched too, and the page offers a "Did you mean".
+# Fewer hits than this for all the words as typed: titles within an edit or two,
+# and articles with all words but one, are searched too, and the page offers a
+# "Did you mean".
 FUZZY_BELOW = 3
 HIGHLIGHTED = ["body", "summary"]
 NEWEST = {"published_at": {"order": "desc", "missing": "_last"}}
@@ -137,9 +139,9 @@ class SearchPage(BaseModel):
     facets: Facets = Facets()
     did_you_mean: str | None = Field(
         default=None, description="the query with misspelt words corrected from the titles")
-    near_spellings: bool = Field(
-        default=False, description="few hits for the words as typed: titles within an edit or "
-                                   "two of them are included")
+    broadened: bool = Field(
+        default=False, description="few hits for all the words as typed: titles within an edit "
+                                   "or two of them, and articles with all but one, are included")
     next_cursor: str | None = Field(
         default=None, description="pass as `cursor` for the next page, also past 10,000 hits")
 
@@ -204,8 +206,14 @@ def _query(request: SearchRequest, fuzzy: bool, synonyms: Synonyms) -> dict[str,
         typed = query_text(request.text)
         must = _words_query(expand(typed, synonyms), search_fields())
         if fuzzy:
-            must = {"bool": {"should": [
-                must, _words_query(expand(typed, synonyms, fuzzy=True), FUZZY_FIELDS)]}}
+            should = [must, _words_query(expand(typed, synonyms, fuzzy=True), FUZZY_FIELDS)]
+            if loosenable(typed):
+                # Every word but one: "Bobur Arena" finds "Bobur Arenada", whose
+                # Uzbek ending no stemmer here knows.
+                should.append({"simple_query_string": {
+                    "query": expand(typed, synonyms), "fields": search_fields(),
+                    "default_operator": "or", "minimum_should_match": "-1"}})
+            must = {"bool": {"should": should}}
     filters = _filters(request)
     return {"bool": {"must": [must], "filter": filters}} if filters else must
 
@@ -278,8 +286,8 @@ def language_features(synonyms: Synonyms = PLACES) -> dict[str, Any]:
         "scripts": "Uzbek and Kazakh Latin and Cyrillic searched as one, okina look-alikes "
                    "folded",
         "place_names": len(synonyms.groups),
-        "typos": f"titles within one or two edits when under {FUZZY_BELOW} hits, "
-                 "with did_you_mean",
+        "typos": f"under {FUZZY_BELOW} hits: titles within one or two edits, articles with "
+                 "all words but one, and did_you_mean",
     }
 
 

@@ -184,6 +184,18 @@ def expand(text: str, synonyms: Synonyms = PLACES, *, fuzzy: bool = False) -> st
     return "".join(out)
 
 
+def loosenable(text: str) -> bool:
+    """Whether "all words but one" keeps the query's meaning: two words or more, plain.
+
+    With `|` or an exclusion the reader said how words combine; and with the OR
+    operator an exclusion would turn into "or anything without it".
+    """
+    parts = parse(text)
+    terms = [p for p in parts if not isinstance(p, str)]
+    operators = any(isinstance(p, str) and p.strip() for p in parts)
+    return len(terms) >= 2 and not operators and not any(t.signs for t in terms)
+
+
 def search_fields() -> list[str]:
     """The text fields and their normalised copies, with their boosts."""
     fields = []

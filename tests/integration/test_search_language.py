@@ -116,14 +116,14 @@ async def test_place_and_currency_names_cross_languages_and_scripts(
 async def test_a_typo_finds_near_titles_and_the_page_offers_the_correction(
         api: httpx.AsyncClient) -> None:
     page = await _search(api, "Плесецкая")
-    assert page["near_spellings"] is True
+    assert page["broadened"] is True
     assert [r["url"].rsplit("/", 1)[1] for r in page["results"]] == ["ballet"]
     assert page["did_you_mean"] == "плисецкая"
     html = (await api.get("/", params={"q": "Плесецкая"})).text
     assert "Did you mean" in html
     assert "q=%D0%BF%D0%BB%D0%B8%D1%81%D0%B5%D1%86%D0%BA%D0%B0%D1%8F" in html
     exact = await _search(api, "Плисецкая")
-    assert exact["near_spellings"] is False
+    assert exact["broadened"] is False
     assert exact["did_you_mean"] is None
 
 

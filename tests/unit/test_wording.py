@@ -13,7 +13,7 @@ from services.query.search import (
     shape_results,
     wants_fuzzy,
 )
-from services.query.wording import Phrase, Word, expand, highlight_patterns, parse
+from services.query.wording import Phrase, Word, expand, highlight_patterns, loosenable, parse
 from shared.language.synonyms import Synonyms
 
 NONE = Synonyms([])
@@ -77,7 +77,7 @@ def test_few_hits_ask_for_a_fuzzy_second_try_with_a_suggestion() -> None:
     assert wants_fuzzy(request, few)
     assert not wants_fuzzy(SearchRequest(), few)
     body = build_search(request, fuzzy=True)
-    _, near = body["query"]["bool"]["should"]
+    near = body["query"]["bool"]["should"][1]
     assert near["simple_query_string"]["fields"] == ["title", "fold.title"]
     assert body["suggest"]["did_you_mean"]["term"]["field"] == "title"
     assert "suggest" not in build_search(request)
@@ -94,3 +94,14 @@ def test_did_you_mean_replaces_only_the_corrected_words() -> None:
     page = shape_results({"hits": {"total": {"value": 0}}, "suggest": suggest},
                          SearchRequest(q="Kazakstan sanctons now"))
     assert page.did_you_mean == "kazakhstan sanctions now"
+
+
+def test_the_second_try_also_takes_all_words_but_one_when_that_keeps_the_meaning() -> None:
+    assert loosenable("Bobur Arena")
+    assert not loosenable("Arena")
+    assert not loosenable("Bobur -Arena")
+    assert not loosenable("Bobur | Arena")
+    should = build_search(SearchRequest(q="Bobur Arena"), fuzzy=True)["query"]["bool"]["should"]
+    assert should[2]["simple_query_string"]["minimum_should_match"] == "-1"
+    assert len(build_search(SearchRequest(q="Bobur -Arena"), fuzzy=True)["query"]["bool"][
+        "should"]) == 2
