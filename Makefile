@@ -1,5 +1,5 @@
 # Every target provisions what it needs first (idempotent, quick when done).
-.PHONY: run test test-unit test-faults lint docs bench-indexer bench-query provision
+.PHONY: run test test-unit test-faults lint docs bench-indexer bench-query bench-relevance provision
 
 VENV := .venv/bin
 
@@ -37,6 +37,13 @@ bench-indexer: provision
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6391/0} \
 	ELASTICSEARCH_URL=$${ELASTICSEARCH_URL:-http://127.0.0.1:9291} \
 	  $(VENV)/python -m bench.indexer $(BENCH_ARGS)
+
+# Not part of `make test`. Uses ELASTICSEARCH_URL, else starts (and leaves running) the
+# test Elasticsearch on 9291; see bench/README.md.
+bench-relevance: provision
+	@if [ -z "$$ELASTICSEARCH_URL" ]; then deploy/local/elasticsearch.sh start test 9291; fi
+	ELASTICSEARCH_URL=$${ELASTICSEARCH_URL:-http://127.0.0.1:9291} \
+	  $(VENV)/python -m bench.relevance $(BENCH_ARGS)
 
 provision:
 	@deploy/local/provision.sh

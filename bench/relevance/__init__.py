@@ -1,0 +1,1 @@
+"""`make bench-relevance`: Caravan's search against a plain baseline on judged queries."""
