@@ -146,8 +146,8 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
     return es
 
 
-# Language analysers of the full distribution (its analysis-common module): the
-# article mapping adds them as sub-fields, and searches use them, where present.
+# Language analysers of the full distribution (its analysis-common module). Reported
+# by /readyz only: search analyses word forms in Python, alike on every distribution.
 LANGUAGE_ANALYZERS = ("english", "russian")
 
 
