@@ -37,6 +37,8 @@ FUZZY_MIN_LENGTH = 4
 # Stems shorter than this are highlighted as typed: a two-letter prefix marks noise.
 HIGHLIGHT_MIN_PREFIX = 3
 MAX_HIGHLIGHT_PATTERNS = 24
+# Longer "words" are not words, and Elasticsearch refuses regexps over 1,000 characters.
+MAX_HIGHLIGHT_WORD = 40
 _OKINA_OPTIONAL = "[" + OKINA_MARKS.replace("\\", "") + "]?"
 _SPECIAL = re.compile(r'[\s"|()]')
 _SUFFIX = re.compile(r"(\*|~\d*)$")
@@ -243,7 +245,7 @@ def highlight_patterns(text: str, synonyms: Synonyms = PLACES) -> list[str]:
             continue
         names = synonyms.names_for(part.text) if isinstance(part, Word) else ()
         for source in (part.text, *names):
-            for word in words(_plain(source)):
+            for word in (w for w in words(_plain(source)) if len(w) <= MAX_HIGHLIGHT_WORD):
                 patterns.update(dict.fromkeys(_pattern(s) for s in _spellings(word)))
     return list(patterns)[:MAX_HIGHLIGHT_PATTERNS]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from importlib.resources import files
 
-from shared.language.analysis import stem_token, words
+from shared.language.analysis import declined_stems, stem_token, words
 from shared.language.scripts import fold
 
 
@@ -24,7 +24,9 @@ class Synonyms:
         index: dict[tuple[str, ...], dict[str, None]] = {}
         for group in groups:
             for name in group:
-                for key in _keys(name):
+                # The stems of a name's cases too: a reader's "в Астане" names Astana.
+                declined = {(s,) for s in declined_stems(name)} if len(words(name)) == 1 else set()
+                for key in _keys(name) | declined:
                     index.setdefault(key, {}).update(dict.fromkeys(group))
         self._index = {key: tuple(names) for key, names in index.items()}
 

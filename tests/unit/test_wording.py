@@ -49,6 +49,12 @@ def test_a_place_name_brings_its_names_in_other_languages_and_scripts() -> None:
 
 
 @given(st.text())
+def test_highlight_patterns_stay_within_what_elasticsearch_takes(text: str) -> None:
+    assert all(len(p) <= 1000 for p in highlight_patterns(text))
+    assert all(len(p) <= 1000 for p in highlight_patterns("o" * 400 + " " + "gʻ" * 300))
+
+
+@given(st.text())
 def test_any_text_expands_without_adding_unbalanced_syntax(text: str) -> None:
     expanded = expand(text)
     plain = text.replace("\\", "")
