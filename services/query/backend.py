@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, NotFoundError
+import structlog
+from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 from elasticsearch import TransportError as ESTransportError
 
 from services.query.articles import (
@@ -33,6 +33,8 @@ from services.query.search import (
 from services.query.wording import FORMS
 from shared.clients import has_language_analyzers
 
+log = structlog.get_logger(__name__)
+
 
 class ArticleNotFound(LookupError):
     pass
@@ -52,9 +54,14 @@ class Backend:
     async def languages(self) -> bool:
         """Language sub-fields in use; probed until the cluster first answers."""
         if self._languages is None:
-            # Unreachable: answer without them for now, and probe again next time.
-            with contextlib.suppress(ESTransportError, OSError):
+            # Unreachable, or the credential refused (401/403): answer without them for
+            # now and probe again next time; the service must start and say so in /readyz.
+            try:
                 self._languages = await has_language_analyzers(self.es)
+            except (ESTransportError, OSError):
+                pass
+            except ApiError as exc:
+                log.warning("analyzer probe refused", status=exc.status_code, error=str(exc))
         return bool(self._languages)
 
     @property
