@@ -18,6 +18,7 @@ test-faults: provision
 lint: provision
 	$(VENV)/ruff check .
 	$(VENV)/mypy
+	$(VENV)/lint-imports
 
 docs: provision
 	$(VENV)/caravan docs

@@ -26,8 +26,9 @@ if [ -z "${ELASTICSEARCH_URL:-}" ]; then
 fi
 if [ "${CARAVAN_KEEP_TEST_SERVERS:-}" != "1" ]; then trap cleanup EXIT; fi
 
-say "lint and types"
+say "lint, types and import boundaries"
 .venv/bin/ruff check .
 .venv/bin/mypy
+.venv/bin/lint-imports
 say "tests"
 .venv/bin/pytest "$@"
