@@ -140,3 +140,25 @@ def test_crawl_delays_per_group_with_fractions() -> None:
     assert rules.crawl_delay("CaravanBot/0.1 (+https://x)") == 0.5
     assert rules.crawl_delay("OtherBot/2") == 10.0
     assert rules_from_response(200, "User-agent: *\nDisallow:\n").crawl_delay("CaravanBot") is None
+
+
+# RFC 9309 §2.2.2: the longest matching path wins, `*` matches any run of characters and
+# `$` anchors the end; urllib.robotparser took the first match and read both literally.
+@pytest.mark.parametrize(("body", "path", "allowed"), [
+    ("Disallow: /a\nAllow: /a/b\n", "/a/b/c", True),  # the longer Allow wins
+    ("Allow: /a/b\nDisallow: /a\n", "/a/b/c", True),  # whatever the order
+    ("Disallow: /a\nAllow: /a/b\n", "/a/c", False),
+    ("Disallow: /*.pdf$\n", "/doc.pdf", False),
+    ("Disallow: /*.pdf$\n", "/doc.pdf?page=2", True),  # `$`: nothing may follow
+    ("Disallow: /*.pdf$\n", "/doc.pdfs/index.html", True),
+    ("Disallow: /news/*/print\n", "/news/2026/11/print", False),
+    ("Disallow: /news/*/print\n", "/news/print", True),
+    ("Disallow: /\nAllow: /$\n", "/", True),
+    ("Disallow: /\nAllow: /$\n", "/page", False),
+    ("Disallow: /page\nAllow: /page\n", "/page", True),  # equal length: Allow
+])
+def test_robots_rfc_9309_wildcards_end_anchor_and_longest_match(
+    body: str, path: str, allowed: bool
+) -> None:
+    rules = rules_from_response(200, "User-agent: *\n" + body)
+    assert rules.allows("CaravanBot/0.1", f"https://site.example{path}") is allowed
