@@ -33,11 +33,12 @@ from elasticsearch import AsyncElasticsearch, helpers
 from redis.asyncio import Redis
 
 from services.indexer.documents import article_action
-from services.indexer.mappings import IndexNames, ensure_indices
+from services.indexer.mappings import ensure_indices
 from services.ingest.feeds import parse_feed
 from services.ingest.sources import Source
 from shared.clients import make_elasticsearch, make_redis
 from shared.events import ArticleEvent
+from shared.index import IndexNames
 from shared.settings import ElasticsearchSettings, RedisSettings
 
 REPO = Path(__file__).resolve().parents[1]

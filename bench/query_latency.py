@@ -35,9 +35,10 @@ from elasticsearch.helpers import async_bulk
 
 from bench.corpus import generate, query_mix, sample_articles
 from services.indexer.documents import article_action
-from services.indexer.mappings import IndexNames, ensure_indices
+from services.indexer.mappings import ensure_indices
 from services.query.search import SEARCH_FILTER_PATH, SearchRequest, build_search
 from shared.clients import make_elasticsearch
+from shared.index import IndexNames
 from shared.settings import ElasticsearchSettings, QuerySettings
 
 REPO = Path(__file__).resolve().parents[1]

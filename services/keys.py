@@ -25,10 +25,10 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch
 
 from shared.clients import make_elasticsearch
+from shared.index import ALIASES
 from shared.settings import CommonSettings, ElasticsearchSettings
 
 SERVICES = ("indexer", "query", "reindex")
-ALIASES = ("articles", "quotes")
 
 
 def index_names(index_prefix: str) -> list[str]:

@@ -18,6 +18,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from shared.clients import make_elasticsearch, make_redis
+from shared.index import IndexNames
 from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings
 from shared.streams import Streams
 
@@ -36,11 +37,11 @@ class Namespace:
 
     @property
     def articles(self) -> str:
-        return f"{self.index_prefix}articles"
+        return IndexNames(self.index_prefix).articles
 
     @property
     def quotes(self) -> str:
-        return f"{self.index_prefix}quotes"
+        return IndexNames(self.index_prefix).quotes
 
 
 def _require(name: str) -> str:

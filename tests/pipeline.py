@@ -17,10 +17,11 @@ from redis.asyncio import Redis
 
 from services.indexer.app import deadletters_publisher
 from services.indexer.consumer import Consumer
-from services.indexer.mappings import IndexNames, ensure_indices
+from services.indexer.mappings import ensure_indices
 from services.ingest.app import ingest_configured_once
 from services.query.app import create_app
 from services.ratefeed.app import ratefeed_once
+from shared.index import IndexNames
 from shared.service import ServiceContext
 from shared.settings import IndexerSettings
 from tests.conftest import REALDATA, REPO, Namespace

@@ -22,10 +22,11 @@ from elasticsearch import AsyncElasticsearch
 from bench.relevance.corpus import corpus
 from bench.relevance.metrics import ndcg, recall
 from services.indexer.documents import article_action
-from services.indexer.mappings import IndexNames, ensure_indices
+from services.indexer.mappings import ensure_indices
 from services.query.backend import Backend
 from services.query.search import SearchRequest
 from shared.clients import make_elasticsearch
+from shared.index import IndexNames
 from shared.settings import ElasticsearchSettings
 
 HERE = Path(__file__).resolve().parent

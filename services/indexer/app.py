@@ -9,7 +9,7 @@ from faststream.redis.publisher.usecase import StreamPublisher
 
 from services.indexer.consumer import Consumer
 from services.indexer.ledger import SERVICE
-from services.indexer.mappings import IndexNames, ensure_indices
+from services.indexer.mappings import ensure_indices
 from services.indexer.upkeep import Upkeep
 from shared.clients import (
     elasticsearch_ready,
@@ -19,6 +19,7 @@ from shared.clients import (
 )
 from shared.events import DeadLetter
 from shared.health import Readiness, redis_ready
+from shared.index import IndexNames
 from shared.service import BackgroundService, ServiceContext
 from shared.settings import ElasticsearchSettings, IndexerSettings
 

@@ -36,10 +36,10 @@ from services.indexer import metrics
 from services.indexer.decode import Invalid, decode_entry
 from services.indexer.failures import Fault
 from services.indexer.ledger import Ledger, PublishDeadLetter
-from services.indexer.mappings import IndexNames
 from services.indexer.writer import Hold, Work, Writer
 from shared.backoff import Backoff
 from shared.consumer import Clock, Entry, GroupReader, wait_or_stop
+from shared.index import IndexNames
 from shared.settings import IndexerSettings
 from shared.streams import Streams
 

@@ -7,16 +7,10 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from services.indexer.documents import (
-    ArticleDocument,
-    BulkAction,
-    QuoteDocument,
-    article_action,
-    quote_action,
-)
-from services.indexer.mappings import IndexNames
+from services.indexer.documents import BulkAction, article_action, quote_action
 from shared.consumer import Entry
 from shared.events import SCHEMA_VERSION
+from shared.index import ArticleDocument, IndexNames, QuoteDocument
 from shared.streams import DATA_FIELD, Streams
 
 _SCHEMA_VERSION = re.compile(rb'"schema_version"\s*:\s*(-?\d{1,12})')

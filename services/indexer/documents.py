@@ -1,9 +1,7 @@
 """Events to Elasticsearch bulk actions: pure functions.
 
-An index document is the event plus a few fields derived for search. They are
-declared as computed fields of pydantic subclasses of the events, so a
-document is validated and serialized to JSON in one pass of pydantic's Rust
-core, and handed to the bulk request as ready-made text.
+The documents (shared/index.py) are validated and serialized to JSON in one pass and
+handed to the bulk request as ready-made text.
 """
 
 from __future__ import annotations
@@ -12,49 +10,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError, computed_field
+from pydantic import ValidationError
 
 from shared.events import ArticleEvent, QuoteEvent
-from shared.language.analysis import fold_text, stem_text
-
-
-class ArticleDocument(ArticleEvent):
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def title_suggest(self) -> dict[str, list[str]]:
-        return {"input": [self.title]}
-
-    # Word forms and one script for search (shared/language), for the `stem.*` and
-    # `fold.*` fields: Elasticsearch's minimal distribution cannot make them.
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def stem(self) -> dict[str, str]:
-        return {"title": stem_text(self.title), "summary": stem_text(self.summary),
-                "body": stem_text(self.body)}
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def fold(self) -> dict[str, str]:
-        return {"title": fold_text(self.title), "summary": fold_text(self.summary),
-                "body": fold_text(self.body)}
-
-
-class QuoteDocument(QuoteEvent):
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def pair(self) -> str:
-        return f"{self.base}/{self.quote}"
-
-    # The exact decimals stay strings; these doubles are for sorting and ranges.
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def rate_value(self) -> float:
-        return float(self.rate)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def change_pct_value(self) -> float | None:
-        return None if self.change_pct is None else float(self.change_pct)
+from shared.index import ArticleDocument, QuoteDocument
 
 
 @dataclass(frozen=True)

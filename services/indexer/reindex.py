@@ -33,10 +33,11 @@ from redis.asyncio import Redis
 from services.indexer.bulk import Outcome, classify_response
 from services.indexer.decode import Invalid, decode_entry
 from services.indexer.documents import BulkAction, stored_source
-from services.indexer.mappings import IndexNames, ensure_indices
+from services.indexer.mappings import ensure_indices
 from services.indexer.writer import BULK_RESPONSE
 from shared.clients import make_elasticsearch, make_redis
 from shared.consumer import Entry
+from shared.index import IndexNames
 from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings
 from shared.streams import Streams
 

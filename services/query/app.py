@@ -26,6 +26,7 @@ from services.query.rates_api import rates_router
 from services.query.search import language_features
 from shared.clients import elasticsearch_ready, make_elasticsearch, make_redis
 from shared.health import Readiness, redis_ready
+from shared.index import IndexNames
 from shared.logging import configure_logging
 from shared.settings import CommonSettings, ElasticsearchSettings, QuerySettings, RedisSettings
 from shared.streams import Streams
@@ -40,8 +41,8 @@ def create_app() -> FastAPI:
     configure_logging(SERVICE, common.log_level, common.log_format)
     state: dict[str, Any] = {"es": make_elasticsearch(ElasticsearchSettings()),
                              "redis": make_redis(RedisSettings())}
-    backend = Backend(state["es"], f"{common.index_prefix}articles",
-                      f"{common.index_prefix}quotes", settings.exact_total_up_to,
+    names = IndexNames(common.index_prefix)
+    backend = Backend(state["es"], names.articles, names.quotes, settings.exact_total_up_to,
                       settings.cache_seconds, settings.rate_digits)
     renderer = PageRenderer(backend)
     broadcaster = QuoteBroadcaster(state["redis"], Streams(common).quotes,

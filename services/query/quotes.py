@@ -30,8 +30,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from shared.decimals import CHANGE_PCT, RATE, BadDecimal, read_within
+from shared.index import CURRENCIES
 
-TICKER_CURRENCIES = ("KGS", "KZT", "TJS", "UZS", "TMT")
 # Quotes read per currency to find its primary provider's newest: providers x days
 # a quote stays current, with room to spare.
 CANDIDATES = 32
@@ -81,7 +81,7 @@ def ticker_line(base: str, quote: str, rate: Decimal, change: Decimal | None) ->
     return f"{line} {format_change(change)}" if change is not None else line
 
 
-def build_latest(currencies: tuple[str, ...] = TICKER_CURRENCIES,
+def build_latest(currencies: tuple[str, ...] = CURRENCIES,
                  candidates: int = 1) -> dict[str, Any]:
     """The newest quotes of each currency: as-of date first, then the latest observation."""
     return {
@@ -145,7 +145,7 @@ def quote_of(source: dict[str, Any], today: date | None, digits: int) -> Quote:
 
 
 def shape_latest(response: dict[str, Any], digits: int,
-                 currencies: tuple[str, ...] = TICKER_CURRENCIES,
+                 currencies: tuple[str, ...] = CURRENCIES,
                  today: date | None = None) -> LatestQuotes:
     """`today` (UTC) enables the staleness rule; without it the newest primary quote wins."""
     found: dict[str, Quote] = {}

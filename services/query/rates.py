@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.query.quotes import (
     CANDIDATES,
     NEWEST_FIRST,
-    TICKER_CURRENCIES,
     choose_quote,
     significant,
     usable_sources,
 )
+from shared.index import CURRENCIES
 
 Interval = Literal["day", "week", "month"]
 QUOTE_CURRENCY = "USD"
@@ -222,7 +222,7 @@ def shape_currencies(response: dict[str, Any]) -> Currencies:
     seen = {b["key"]: b for b in
             response.get("aggregations", {}).get("by_base", {}).get("buckets", [])}
     currencies = []
-    for code in (*TICKER_CURRENCIES, QUOTE_CURRENCY):
+    for code in (*CURRENCIES, QUOTE_CURRENCY):
         bucket = seen.get(code)
         currencies.append(Currency(
             code=code, name=CURRENCY_NAMES[code],

@@ -34,11 +34,11 @@ from services.ratefeed.store import LastRateStore
 from shared.events import DeadLetter, QuoteEvent
 from shared.fetch import FetchError
 from shared.fetcher import PoliteFetcher
+from shared.index import CURRENCIES
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
 
-CURRENCIES = ("KGS", "KZT", "TJS", "UZS", "TMT")
 SERVICE = "ratefeed"
 
 

@@ -12,8 +12,9 @@ from redis.asyncio import Redis
 
 from services.indexer.app import deadletters_publisher
 from services.indexer.consumer import Consumer
-from services.indexer.mappings import IndexNames, ensure_indices
+from services.indexer.mappings import ensure_indices
 from shared.events import ArticleEvent, DeadLetter, QuoteEvent, content_hash
+from shared.index import IndexNames
 from shared.service import ServiceContext
 from shared.settings import IndexerSettings
 from shared.streams import DATA_FIELD

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from services.indexer.mappings import IndexNames, ensure_indices
+from services.indexer.mappings import ensure_indices
 from services.indexer.reindex import reindex
+from shared.index import IndexNames
 from shared.settings import CommonSettings
 from tests.conftest import Namespace
 

@@ -12,9 +12,9 @@ from redis.asyncio import Redis
 
 from services.indexer.app import deadletters_publisher
 from services.indexer.consumer import Consumer
-from services.indexer.mappings import IndexNames
 from shared.clients import make_elasticsearch
 from shared.events import QuoteEvent
+from shared.index import IndexNames
 from shared.service import ServiceContext
 from shared.settings import ElasticsearchSettings, IndexerSettings
 from shared.streams import DATA_FIELD

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from services.indexer.mappings import IndexNames, articles_mapping, ensure_indices, quotes_mapping
+from services.indexer.mappings import ensure_indices
 from services.indexer.reindex import reindex
+from shared.index import IndexNames, articles_mapping, quotes_mapping
 from tests.conftest import Namespace
 from tests.integration.conftest import article
 

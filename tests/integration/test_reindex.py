@@ -10,8 +10,8 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from services.indexer.mappings import IndexNames
 from services.indexer.reindex import ReindexIncomplete, current_index, reindex
+from shared.index import IndexNames
 from tests.conftest import REPO, Namespace
 from tests.integration.conftest import MakeConsumer, article, drain, publish
 

@@ -16,8 +16,9 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 
 from services.indexer.documents import article_action
-from services.indexer.mappings import IndexNames, ensure_indices
+from services.indexer.mappings import ensure_indices
 from shared.events import ArticleEvent, content_hash
+from shared.index import IndexNames
 from tests.conftest import Namespace
 from tests.pipeline import query_client
 

@@ -18,9 +18,9 @@ import pytest
 from elasticsearch import AuthorizationException
 from redis.asyncio import Redis
 
-from services.indexer.mappings import IndexNames
 from services.keys import role_descriptors, role_name
 from shared.clients import make_elasticsearch
+from shared.index import IndexNames
 from shared.settings import ElasticsearchSettings
 from tests.conftest import REALDATA, REPO, Namespace
 from tests.integration.conftest import article, publish

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from services.query.quotes import (
-    TICKER_CURRENCIES,
     LatestQuotes,
     build_latest,
     format_change,
@@ -20,6 +19,7 @@ from services.query.quotes import (
 )
 from services.ratefeed.cbr import parse_cbr
 from services.ratefeed.rates import usd_rates
+from shared.index import CURRENCIES
 
 REALDATA = Path(__file__).resolve().parents[2] / "samples" / "realdata"
 
@@ -104,7 +104,7 @@ def test_real_cbr_uzs_rate_rounds_like_the_seed_page() -> None:
 def test_build_latest_asks_for_newest_quote_per_currency() -> None:
     body = build_latest()
     assert body["size"] == 0
-    assert body["query"] == {"terms": {"base": list(TICKER_CURRENCIES)}}
+    assert body["query"] == {"terms": {"base": list(CURRENCIES)}}
     by_base = body["aggs"]["by_base"]
     assert by_base["terms"] == {"field": "base", "size": 5}
     top = by_base["aggs"]["latest"]["top_hits"]

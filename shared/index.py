@@ -1,0 +1,146 @@
+"""The Elasticsearch contract: what the indexer writes and the query service reads.
+
+Index and alias names, the mappings, the document models and the currencies quoted live
+here once, so the writer and the readers (query service, `caravan keys`, `caravan reindex`,
+tests and benches) cannot drift apart. Readers and writers use the alias (`articles`,
+`quotes`); the index behind it is versioned (`articles-v1`) so a mapping change builds a
+new index and swaps the alias. Mappings use only core analysers (`standard`,
+`whitespace`): the minimal Elasticsearch distribution has no analysis-common module, so no
+language analysers, no `asciifolding`. Word forms and the region's two scripts are
+analysed in Python instead (shared/language): title, summary and body have stemmed
+(`stem.*`) and script-folded (`fold.*`) copies, made by the document models below and
+indexed as the whitespace-separated tokens they are. So the mapping is the same on every
+distribution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import computed_field
+
+from shared.events import ArticleEvent, QuoteEvent
+from shared.language.analysis import fold_text, stem_text
+
+ALIASES = ("articles", "quotes")
+# The currencies the rate feed publishes and the ticker shows, each per US dollar.
+CURRENCIES = ("KGS", "KZT", "TJS", "UZS", "TMT")
+
+MAPPING_VERSION = 1
+
+TEXT = {"type": "text", "analyzer": "standard"}
+# Tokens made by shared/language.analysis: split on spaces, nothing else.
+NORMALISED = {"properties": {name: {"type": "text", "analyzer": "whitespace"}
+                             for name in ("title", "summary", "body")}}
+
+
+def articles_mapping() -> dict[str, Any]:
+    return {
+        # Unknown event fields are kept in _source but not indexed: a newer
+        # producer never breaks an older indexer's mapping.
+        "dynamic": False,
+        "properties": {
+            "title": {**TEXT, "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
+            "title_suggest": {"type": "completion", "analyzer": "simple"},
+            "summary": TEXT,
+            "body": TEXT,
+            "stem": NORMALISED,
+            "fold": NORMALISED,
+            "url": {"type": "keyword", "index": False},
+            "canonical_url": {"type": "keyword"},
+            "source": {"type": "keyword"},
+            "authors": {"type": "keyword"},
+            "tags": {"type": "keyword"},
+            "countries": {"type": "keyword"},
+            "language": {"type": "keyword"},
+            "published_at": {"type": "date"},
+            "fetched_at": {"type": "date"},
+            "occurred_at": {"type": "date"},
+            "content_hash": {"type": "keyword"},
+            "event_id": {"type": "keyword"},
+            "version": {"type": "long"},
+        },
+    }
+
+
+def quotes_mapping() -> dict[str, Any]:
+    return {
+        "dynamic": False,
+        "properties": {
+            "pair": {"type": "keyword"},
+            "base": {"type": "keyword"},
+            "quote": {"type": "keyword"},
+            # The exact decimal is kept as a string; the double beside it is for
+            # sorting, ranges and charts only.
+            "rate": {"type": "keyword"},
+            "rate_value": {"type": "double"},
+            "change_pct": {"type": "keyword"},
+            "change_pct_value": {"type": "double"},
+            "previous_rate": {"type": "keyword"},
+            "as_of": {"type": "date", "format": "strict_date"},
+            "provider": {"type": "keyword"},
+            "primary": {"type": "boolean"},
+            "flags": {"type": "keyword"},
+            "stale_after": {"type": "date", "format": "strict_date"},
+            "fetched_at": {"type": "date"},
+            "occurred_at": {"type": "date"},
+            "event_id": {"type": "keyword"},
+            "version": {"type": "long"},
+        },
+    }
+
+
+class IndexNames:
+    """The aliases under one CARAVAN_INDEX_PREFIX: `{prefix}articles`, `{prefix}quotes`."""
+
+    def __init__(self, prefix: str) -> None:
+        self.articles = f"{prefix}{ALIASES[0]}"
+        self.quotes = f"{prefix}{ALIASES[1]}"
+
+    @staticmethod
+    def versioned(alias: str, version: int = MAPPING_VERSION) -> str:
+        return f"{alias}-v{version}"
+
+
+
+
+# An index document is the event plus a few fields derived for search, declared as
+# computed fields so a document is validated and serialized to JSON in one pass of
+# pydantic's Rust core.
+class ArticleDocument(ArticleEvent):
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def title_suggest(self) -> dict[str, list[str]]:
+        return {"input": [self.title]}
+
+    # Word forms and one script for search (shared/language), for the `stem.*` and
+    # `fold.*` fields: Elasticsearch's minimal distribution cannot make them.
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stem(self) -> dict[str, str]:
+        return {"title": stem_text(self.title), "summary": stem_text(self.summary),
+                "body": stem_text(self.body)}
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def fold(self) -> dict[str, str]:
+        return {"title": fold_text(self.title), "summary": fold_text(self.summary),
+                "body": fold_text(self.body)}
+
+
+class QuoteDocument(QuoteEvent):
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def pair(self) -> str:
+        return f"{self.base}/{self.quote}"
+
+    # The exact decimals stay strings; these doubles are for sorting and ranges.
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def rate_value(self) -> float:
+        return float(self.rate)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def change_pct_value(self) -> float | None:
+        return None if self.change_pct is None else float(self.change_pct)
