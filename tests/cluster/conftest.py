@@ -8,7 +8,6 @@ Redis of deploy/local/test.sh (REDIS_URL) unless a test says otherwise.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.faults.conftest import SCRIPTS, Fixture, Servers
+from tests.processes import stop_processes
 
 ES_PORT = 9311
 ES_NODES = 3
@@ -98,14 +98,7 @@ def cluster_world(es_cluster: EsCluster, tmp_path: Path) -> Iterator[Fixture]:
         pytest.fail("REDIS_URL is not set: run the suite with `make test`")
     world = Fixture(Servers(redis_url=redis_url, es_url=es_cluster.url(1)), tmp_path)
     yield world
-    for process in world.processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in world.processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_processes(world.processes)
     client = world.redis()
     keys = list(client.scan_iter(match=f"faults-{world.token}:*"))
     if keys:

@@ -22,8 +22,9 @@ import pytest
 import redis
 
 from tests.conftest import REPO
-from tests.faults.conftest import free_port, wait_for
+from tests.faults.conftest import wait_for
 from tests.loopback import Hit, LoopbackServer, static
+from tests.processes import free_port
 
 pytestmark = pytest.mark.cluster
 

@@ -16,8 +16,9 @@ import pytest
 import redis
 
 from tests.conftest import REALDATA, REPO
-from tests.faults.conftest import free_port, wait_for
+from tests.faults.conftest import wait_for
 from tests.loopback import LoopbackServer, static
+from tests.processes import free_port
 
 pytestmark = pytest.mark.cluster
 

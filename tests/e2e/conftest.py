@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from redis.asyncio import Redis
 
 from tests.conftest import REPO, Namespace
 from tests.pipeline import fill_from_samples
+from tests.processes import free_port
 
 
 @dataclass(frozen=True)
@@ -25,11 +25,6 @@ class QueryService:
     url: str
     namespace: Namespace
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -55,7 +50,7 @@ async def samples(redis: Redis, es: AsyncElasticsearch, namespace: Namespace,
 
 @pytest.fixture
 def query_service(samples: None, namespace: Namespace) -> Iterator[QueryService]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CARAVAN_QUERY_PORT": str(port), "CARAVAN_QUERY_RATE_LIMIT": "0",
            "CARAVAN_LOG_LEVEL": "WARNING"}
     process = subprocess.Popen([sys.executable, "-m", "services", "query"], env=env, cwd=REPO,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from tests.conftest import REALDATA, REPO, Namespace
+from tests.processes import free_port, stop_processes
 
 pytestmark = pytest.mark.e2e
 
@@ -31,17 +31,12 @@ CARAVAN = [sys.executable, "-m", "services"]
 CBR_FILE = REALDATA / "cbr-xml-daily-2023-09-27.xml"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture
 def environment(namespace: Namespace, redis: Redis, es: AsyncElasticsearch) -> dict[str, str]:
     # `redis` and `es` clean the namespace up afterwards.
-    return {**os.environ, "CARAVAN_QUERY_PORT": str(_free_port()),
-            "CARAVAN_HEALTH_PORT": str(_free_port()), "CARAVAN_INDEXER_STATS_INTERVAL": "0.5",
+    return {**os.environ, "CARAVAN_QUERY_PORT": str(free_port()),
+            "CARAVAN_HEALTH_PORT": str(free_port()), "CARAVAN_INDEXER_STATS_INTERVAL": "0.5",
             "CARAVAN_INDEXER_BLOCK_MS": "100", "CARAVAN_LOG_FORMAT": "json"}
 
 
@@ -53,11 +48,7 @@ def services(environment: dict[str, str]) -> Iterator[dict[str, subprocess.Popen
         for name in ("indexer", "query")
     }
     yield running
-    for process in running.values():
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in running.values():
-        process.wait(timeout=30)
+    stop_processes(running.values())
 
 
 def caravan(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shared.events import ArticleEvent, content_hash
 from tests.conftest import REPO
 from tests.faults.proxy import Proxy, Toxiproxy
+from tests.processes import free_port, stop_processes
 
 SCRIPTS = REPO / "deploy" / "local"
 REDIS_PORT = 6392
@@ -91,11 +90,6 @@ def es_proxy(servers: Servers, toxiproxy: Toxiproxy) -> Iterator[Proxy]:
     yield proxy
     toxiproxy.delete(proxy)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -217,14 +211,7 @@ class Fixture:
 def world(servers: Servers, tmp_path: Path) -> Iterator[Fixture]:
     fixture = Fixture(servers, tmp_path)
     yield fixture
-    for process in fixture.processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in fixture.processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_processes(fixture.processes)
     client = fixture.redis()
     keys = list(client.scan_iter(match=f"faults-{fixture.token}:*"))
     if keys:

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.faults.conftest import Fixture, free_port, wait_for
+from tests.faults.conftest import Fixture, wait_for
+from tests.processes import free_port
 
 pytestmark = pytest.mark.faults
 

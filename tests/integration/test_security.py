@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import REALDATA, REPO, Namespace
+from tests.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -75,11 +75,6 @@ async def test_a_wrong_password_fails_clearly_without_echoing_it(
     assert wrong not in result.stdout + result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
@@ -95,7 +90,7 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     (tmp_path / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
     openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
             "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "san.cnf")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
          "--tls-cert-file", "server.crt", "--tls-key-file", "server.key",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from redis.asyncio import Redis
 from shared.events import ArticleEvent
 from tests.conftest import REALDATA, REPO, Namespace
 from tests.loopback import LoopbackServer, Reply
+from tests.processes import free_port
 from tests.streams import entries
 
 pytestmark = pytest.mark.integration
@@ -60,17 +60,12 @@ def _spans(collector: LoopbackServer) -> list[Span]:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 async def test_an_article_is_one_trace_from_ingest_to_index(
     collector: LoopbackServer, namespace: Namespace, redis: Redis, es: AsyncElasticsearch
 ) -> None:
     env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url(""),
-           "OTEL_BSP_SCHEDULE_DELAY": "100", "CARAVAN_HEALTH_PORT": str(_free_port()),
+           "OTEL_BSP_SCHEDULE_DELAY": "100", "CARAVAN_HEALTH_PORT": str(free_port()),
            "CARAVAN_INDEXER_BLOCK_MS": "100"}
     indexer = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.indexer", cwd=REPO, env=env,

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +25,7 @@ from elasticsearch import AsyncElasticsearch, AuthenticationException, Authoriza
 
 from services.keys import SERVICES, role_descriptors, role_name
 from tests.conftest import REPO, Namespace
+from tests.processes import free_port, stop_processes
 from tests.security.realm import BOOTSTRAP, FileRealm
 
 PORT = 9293
@@ -75,11 +74,6 @@ def secure_cluster() -> Iterator[SecureCluster]:
     yield SecureCluster(_instance_dir())
     subprocess.run([str(SCRIPT), "stop", "secure", str(PORT)], check=True)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(probe: Callable[[], bool], timeout: float, what: str) -> None:
@@ -195,14 +189,7 @@ async def secured(secure_cluster: SecureCluster, namespace: Namespace,
     world = Secured(secure_cluster, namespace, FileRealm(secure_cluster.home / "config"),
                     tmp_path)
     yield world
-    for process in world.processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in world.processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_processes(world.processes)
     for service in SERVICES:
         world.realm.delete_user(world.user(service))
         world.realm.delete_role(role_name(service, namespace.index_prefix))
