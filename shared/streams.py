@@ -15,9 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from faststream._internal.parser import DefaultCodec
+from faststream.message import encode_message
 from faststream.redis.message import DATA_KEY
 from faststream.redis.parser import MessageFormat
 
@@ -25,8 +25,7 @@ from shared.settings import CommonSettings
 
 if TYPE_CHECKING:
     from fast_depends.library.serializer import SerializerProto
-    from faststream._internal.basic_types import SendableMessage
-    from faststream._internal.parser import CodecProto
+    from faststream.types import SendableMessage
 
 DATA_FIELD = DATA_KEY.encode()
 TRACE_HEADERS = ("traceparent", "tracestate")
@@ -48,6 +47,14 @@ class Streams:
         return (self.articles, self.quotes)
 
 
+class Encoder(Protocol):
+    """The part of a FastStream codec an encode uses. FastStream's own protocol for it is
+    private (`faststream._internal`); this one is satisfied by every codec it passes."""
+
+    async def encode(self, msg: SendableMessage, serializer: SerializerProto | None = None,
+                     ) -> tuple[bytes, str | None]: ...
+
+
 class JsonMessageFormat(MessageFormat):
     """FastStream message format that writes the body alone, as JSON."""
 
@@ -62,9 +69,10 @@ class JsonMessageFormat(MessageFormat):
         headers: dict[str, Any] | None,
         correlation_id: str,
         serializer: SerializerProto | None = None,
-        codec: CodecProto | None = None,
+        codec: Encoder | None = None,
     ) -> bytes:
-        payload, _ = await (codec or DefaultCodec()).encode(message, serializer)
+        payload, _ = (await codec.encode(message, serializer) if codec
+                      else encode_message(message, serializer))
         trace = {key: headers[key] for key in TRACE_HEADERS if headers and headers.get(key)}
         if not trace or not payload.startswith(b"{"):
             return payload
