@@ -90,10 +90,14 @@ def create_service() -> BackgroundService:
     outlets, store = _outlets(ctx, settings)
     status = ProviderStatus(config.providers)
 
+    async def poll() -> None:
+        # The client's connections close with the task (on shutdown), not with the process.
+        async with fetcher(ctx.common.user_agent, settings, FetchSettings()) as client:
+            await _lead(ctx, settings, lambda: run_forever(config, settings.interval, outlets,
+                                                           client, status))
+
     def tasks() -> Iterator[Awaitable[None]]:
-        client = fetcher(ctx.common.user_agent, settings, FetchSettings())
-        yield _lead(ctx, settings, lambda: run_forever(config, settings.interval, outlets,
-                                                       client, status))
+        yield poll()
 
     return BackgroundService(ctx.broker, tasks, probe=readiness_probe(ctx, status),
                              health_port=8082, on_closed=store.close)
