@@ -11,11 +11,10 @@ share, and entries dated otherwise are left out.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from datetime import date, datetime
 from typing import Any
 
-from services.ratefeed.parsing import per_unit_values
+from services.ratefeed.parsing import commonest_date, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 
 PROVIDER = "cbu"
@@ -25,8 +24,7 @@ WHAT = "Central Bank of Uzbekistan rates document"
 def parse_cbu(content: bytes) -> OfficialRates:
     entries = _entries(content)
     dated = [(_date(entry.get("Date")), entry) for entry in entries]
-    as_of = Counter(day for day, _ in dated).most_common(1)[0][0]
-    current = [entry for day, entry in dated if day == as_of]
+    as_of, current = commonest_date(dated)
     per_unit, problems = per_unit_values(
         ((str(entry.get("Ccy", "")).strip(), _text(entry.get("Rate")),
           _text(entry.get("Nominal"))) for entry in current), ".")

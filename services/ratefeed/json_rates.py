@@ -20,14 +20,13 @@ write. Numbers may be JSON numbers or strings with a point decimal.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.ratefeed.parsing import is_currency_code, per_unit_values
+from services.ratefeed.parsing import commonest_date, is_currency_code, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 
 
@@ -111,8 +110,7 @@ def _dated(document: Any, records: list[dict[str, Any]], spec: JsonRatesSpec,
     if not dated:
         msg = f"{provider}: no rates in the document"
         raise RatesError(msg)
-    as_of = Counter(day for day, _ in dated).most_common(1)[0][0]
-    current = [r for day, r in dated if day == as_of]
+    as_of, current = commonest_date(dated)
     left_out = len(records) - len(current)
     problems = [f"{left_out} records dated other than {as_of} left out"] if left_out else []
     return as_of, current, problems

@@ -17,12 +17,11 @@ passes for today's rate.
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import date, datetime
 
 from lxml import etree
 
-from services.ratefeed.parsing import parse_xml, per_unit_values
+from services.ratefeed.parsing import commonest_date, parse_xml, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 
 PROVIDER = "nbk"
@@ -56,8 +55,7 @@ def _dated_items(items: list[etree._Element]) -> tuple[date, list[etree._Element
     if not dated:
         msg = f"no items in the {WHAT}"
         raise RatesError(msg)
-    as_of = Counter(day for day, _ in dated).most_common(1)[0][0]
-    return as_of, [item for day, item in dated if day == as_of]
+    return commonest_date(dated)
 
 
 def _date(text: str | None, pattern: str) -> date:

@@ -11,13 +11,25 @@ shared/decimals.py: `1E+999999` is a number, but no rate can be computed from it
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 from lxml import etree
 
 from services.ratefeed.providers import RatesError, WrongFormat
 from shared.decimals import PROVIDER_VALUE, BadDecimal, shown, within
+
+T = TypeVar("T")
+
+
+def commonest_date(dated: Sequence[tuple[date, T]]) -> tuple[date, list[T]]:
+    """The date most entries carry, and those entries: a document mixing days (a currency
+    last quoted years ago among today's) is read as of its majority. `dated` is not empty."""
+    as_of = Counter(day for day, _ in dated).most_common(1)[0][0]
+    return as_of, [item for day, item in dated if day == as_of]
 
 
 def parse_xml(content: bytes, what: str) -> etree._Element:
