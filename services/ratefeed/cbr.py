@@ -11,9 +11,8 @@ document without one is read as UTF-8.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
-from services.ratefeed.parsing import official_decimal, parse_xml, unit_value
+from services.ratefeed.parsing import parse_xml, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 
 PROVIDER = "cbr"
@@ -30,23 +29,9 @@ def parse_cbr(content: bytes) -> OfficialRates:
     except ValueError as exc:
         raise RatesError(f"ValCurs has no valid Date attribute: {raw_date!r}") from exc
 
-    per_unit: dict[str, Decimal] = {}
-    problems: list[str] = []
-    for valute in root.iter("Valute"):
-        code = (valute.findtext("CharCode") or "").strip()
-        try:
-            value = official_decimal(valute.findtext("Value"), ",")
-            nominal = official_decimal(valute.findtext("Nominal"), ",")
-        except RatesError as exc:
-            problems.append(f"{code or valute.get('ID')}: {exc}")
-            continue
-        if len(code) != 3 or not code.isalpha() or not code.isupper():
-            problems.append(f"{valute.get('ID')}: bad CharCode {code!r}")
-            continue
-        try:
-            per_unit[code] = unit_value(value, nominal)
-        except RatesError as exc:
-            problems.append(f"{code}: {exc}")
+    per_unit, problems = per_unit_values(
+        (((valute.findtext("CharCode") or "").strip(), valute.findtext("Value"),
+          valute.findtext("Nominal")) for valute in root.iter("Valute")), ",")
     if not per_unit:
         msg = "no usable Valute entries"
         raise RatesError(msg)

@@ -163,7 +163,7 @@ def test_bad_char_code_is_a_problem(cbr_text: str) -> None:
     rates = parse_cbr(changed.encode())
     assert "TMT" not in rates.per_unit
     assert "tmt" not in rates.per_unit
-    assert any("bad CharCode 'tmt'" in p for p in rates.problems)
+    assert any("bad currency code 'tmt'" in p for p in rates.problems)
 
 
 def test_document_with_no_usable_entry_is_refused() -> None:
