@@ -12,10 +12,11 @@ import structlog
 from elastic_transport import AsyncTransport, HttpHeaders, TransportApiResponse
 from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError
 from elasticsearch import TransportError as ESTransportError
-from faststream.redis import RedisBroker
+from faststream.redis import RedisBroker, RedisClusterBroker
 from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from shared.settings import ElasticsearchSettings, RedisSettings
 from shared.streams import JsonMessageFormat
@@ -36,6 +37,13 @@ def _redis_options(settings: RedisSettings) -> dict[str, Any]:
 
 
 def make_redis(settings: RedisSettings) -> Redis:
+    if settings.cluster:
+        # Typed as Redis for its callers: RedisCluster has the same command methods,
+        # and Caravan's keys that are used together share a hash tag (the stream
+        # prefix), so every multi-key command, transaction and script stays in one
+        # slot. It follows a failover by itself (MOVED, then a new slot map).
+        return cast("Redis", RedisCluster.from_url(
+            settings.url, health_check_interval=15, **_redis_options(settings)))
     return Redis.from_url(
         settings.url, health_check_interval=15, retry_on_timeout=True,
         **_redis_options(settings),
@@ -48,7 +56,8 @@ def make_broker(settings: RedisSettings, tracer_provider: TracerProvider | None 
     # the message headers, which JsonMessageFormat writes into the event.
     middlewares = (RedisTelemetryMiddleware(tracer_provider=tracer_provider),
                    ) if tracer_provider else ()
-    return RedisBroker(
+    broker = RedisClusterBroker if settings.cluster else RedisBroker
+    return broker(
         settings.url,
         message_format=JsonMessageFormat,
         middlewares=middlewares,

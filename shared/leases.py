@@ -165,7 +165,7 @@ class WorkShare:
         for item, lease in list(self._held.items()):
             if not await self._redis.eval(_RENEW, 1, lease.key, lease.value,
                                           self._ttl_ms):
-                log.warning("lease lost", item=item, token=lease.token)
+                log.warning("lease lost", item=item, fence=lease.token)
                 del self._held[item]
         excess = len(self._held) - self.share
         for item in [i for i in self._held if i not in self._busy][:max(0, excess)]:
@@ -174,7 +174,7 @@ class WorkShare:
     async def _give_back(self, item: str) -> None:
         lease = self._held.pop(item)
         await self._redis.eval(_RELEASE, 1, lease.key, lease.value)
-        log.info("lease handed over", item=item, token=lease.token)
+        log.info("lease handed over", item=item, fence=lease.token)
 
     async def _try_acquire(self, item: str) -> Lease | None:
         if len(self._held) >= self.share:
@@ -186,7 +186,7 @@ class WorkShare:
             return None
         lease = Lease(self._redis, key, self._owner, token)
         self._held[item] = lease
-        log.info("lease taken", item=item, token=token)
+        log.info("lease taken", item=item, fence=token)
         return lease
 
     async def turn(self, item: str) -> Lease:

@@ -1,8 +1,9 @@
 """Cluster tests run against clusters of their own, which they start, wound and stop.
 
 Elasticsearch: three nodes of the local distribution (deploy/local/es-cluster.sh,
-instance "cluster", HTTP on 9311-9313, transport on 9411-9413). Redis is the test
-Redis of deploy/local/test.sh (REDIS_URL) unless a test says otherwise.
+instance "cluster", HTTP on 9311-9313, transport on 9411-9413). Redis Cluster: six
+nodes of Debian's redis-server (deploy/local/redis-cluster.sh, 7311-7316). Other
+tests use the test Redis of deploy/local/test.sh (REDIS_URL).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.processes import stop_processes
 
 ES_PORT = 9311
 ES_NODES = 3
+REDIS_PORT = 7311
 
 
 @dataclass(frozen=True)
@@ -107,3 +109,12 @@ def cluster_world(es_cluster: EsCluster, tmp_path: Path) -> Iterator[Fixture]:
     indices = es.indices.get(index=f"faults-{world.token}-*", allow_no_indices=True)
     if indices:
         es.indices.delete(index=",".join(indices))
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[str]:
+    """The Redis Cluster's URL (any node; the client discovers the others)."""
+    script = str(SCRIPTS / "redis-cluster.sh")
+    subprocess.run([script, "start", "cluster", str(REDIS_PORT)], check=True)
+    yield f"redis://127.0.0.1:{REDIS_PORT}/0"
+    subprocess.run([script, "stop", "cluster", str(REDIS_PORT)], check=True)

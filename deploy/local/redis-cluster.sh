@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# deploy/local/redis-cluster.sh start|stop NAME PORT
+# deploy/local/redis-cluster.sh kill-node|start-node NAME PORT NODE
+# A Redis Cluster of Debian's redis-server on loopback: six nodes on PORT..PORT+5
+# (node i on PORT+i-1), three primaries with one replica each, AOF fsync every
+# second as in redis.sh. State in $CARAVAN_LOCAL_DIR/NAME/redis-cluster/N.
+source "$(dirname "$0")/common.sh"
+action="$1" name="$2" port="$3"
+nodes=6
+base="$CARAVAN_LOCAL_DIR/$name/redis-cluster"
+
+node_port() { echo $((port + $1 - 1)); }
+up() { [ "$(redis-cli -p "$(node_port "$1")" ping 2>/dev/null)" = "PONG" ]; }
+
+launch() {
+  local node="$1" dir
+  dir="$base/$node"
+  mkdir -p "$dir"
+  up "$node" && return 0
+  # cluster-node-timeout 2 s: a lost primary is failed over in a few seconds
+  # (the default, 15 s, is meant for flaky networks, not loopback).
+  redis-server --bind 127.0.0.1 --port "$(node_port "$node")" --dir "$dir" \
+    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" \
+    --appendonly yes --appendfsync everysec \
+    --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000
+  for _ in $(seq 300); do up "$node" && return 0; sleep 0.1; done
+  say "redis cluster node $node did not start; see $dir/redis.log"; exit 1
+}
+
+# Formed: every slot served, and every primary with its replica attached.
+formed() {
+  redis-cli -p "$port" cluster info 2>/dev/null | grep -q "cluster_state:ok" &&
+    [ "$(redis-cli -p "$port" cluster nodes | grep -c slave)" -eq $((nodes / 2)) ]
+}
+
+start() {
+  local i addresses=()
+  for i in $(seq "$nodes"); do launch "$i"; addresses+=("127.0.0.1:$(node_port "$i")"); done
+  # Created once: restarted nodes find each other again through nodes.conf.
+  if redis-cli -p "$port" cluster info | grep -q "cluster_known_nodes:1\b"; then
+    redis-cli --cluster create "${addresses[@]}" --cluster-replicas 1 --cluster-yes >/dev/null
+  fi
+  for _ in $(seq 300); do
+    formed && { say "redis cluster up on 127.0.0.1:$port-$(node_port "$nodes")"; return 0; }
+    sleep 0.1
+  done
+  say "redis cluster did not form; see $base/*/redis.log"; exit 1
+}
+
+stop_node() {
+  local node="$1" signal="${2:-TERM}" pidfile pid
+  pidfile="$base/$node/redis.pid"
+  [ -f "$pidfile" ] || return 0
+  pid="$(cat "$pidfile")"
+  kill "-$signal" "$pid" 2>/dev/null || return 0
+  for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+case "$action" in
+  start) start ;;
+  # The cluster's state is thrown away on stop: the tests want a fresh one each run.
+  stop) for i in $(seq "$nodes"); do stop_node "$i"; done; rm -rf "$base" ;;
+  kill-node) stop_node "$4" KILL ;;
+  start-node) launch "$4" ;;
+  *) say "usage: $0 start|stop NAME PORT | kill-node|start-node NAME PORT NODE"; exit 2 ;;
+esac
