@@ -16,7 +16,7 @@ from faststream.redis import RedisBroker, RedisClusterBroker
 from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from shared.settings import ElasticsearchSettings, RedisSettings
 from shared.streams import JsonMessageFormat
@@ -42,12 +42,25 @@ def make_redis(settings: RedisSettings) -> Redis:
         # and Caravan's keys that are used together share a hash tag (the stream
         # prefix), so every multi-key command, transaction and script stays in one
         # slot. It follows a failover by itself (MOVED, then a new slot map).
+        first, *others = _cluster_seeds(settings.url)
         return cast("Redis", RedisCluster.from_url(
-            settings.url, health_check_interval=15, **_redis_options(settings)))
+            first, health_check_interval=15, **_redis_options(settings),
+            startup_nodes=[ClusterNode(*_host_port(url)) for url in others]))
     return Redis.from_url(
         settings.url, health_check_interval=15, retry_on_timeout=True,
         **_redis_options(settings),
     )
+
+
+def _cluster_seeds(url: str) -> list[str]:
+    """Several nodes, comma-separated: a client started while one is down (the one
+    that failed over, say) still finds the cluster through another."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 6379
 
 
 def make_broker(settings: RedisSettings, tracer_provider: TracerProvider | None = None
@@ -56,8 +69,13 @@ def make_broker(settings: RedisSettings, tracer_provider: TracerProvider | None 
     # the message headers, which JsonMessageFormat writes into the event.
     middlewares = (RedisTelemetryMiddleware(tracer_provider=tracer_provider),
                    ) if tracer_provider else ()
-    broker = RedisClusterBroker if settings.cluster else RedisBroker
-    return broker(
+    if settings.cluster:
+        first, *others = _cluster_seeds(settings.url)
+        return RedisClusterBroker(
+            first, startup_nodes=[_host_port(url) for url in others],
+            message_format=JsonMessageFormat, middlewares=middlewares,
+            **_redis_options(settings))
+    return RedisBroker(
         settings.url,
         message_format=JsonMessageFormat,
         middlewares=middlewares,

@@ -34,7 +34,8 @@ class RedisSettings(_Settings):
     model_config = SettingsConfigDict(env_prefix="REDIS_")
 
     url: str = "redis://127.0.0.1:6379/0"
-    # A Redis Cluster: `url` names any node (the others are discovered). Give
+    # A Redis Cluster: `url` names some nodes, comma-separated (the others are
+    # discovered; more than one, so that a client starting while one is down finds it). Give
     # CARAVAN_STREAM_PREFIX a hash tag (`{caravan}:`) so all of Caravan's keys
     # share one slot: the indexer reads both streams in one XREADGROUP, and leases
     # fence state writes in one script.

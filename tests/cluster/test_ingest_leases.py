@@ -117,12 +117,25 @@ def _spread_evenly(replicas: Replicas, since: float) -> bool:
     return len(latest) == SOURCES and all(share - 2 <= n <= share for n in counts)
 
 
+def _failed_sources(replicas: Replicas) -> set[str]:
+    """Feed paths of sources a poll of which failed, in any replica's log."""
+    failed = set()
+    for log in replicas.workdir.glob("ingest-*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if "source poll crashed" in line or "source failed" in line:
+                failed |= {f"/feed/{word.removeprefix('source=s')}" for word in line.split()
+                           if word.startswith("source=s")}
+    return failed
+
+
 def _never_by_two_in_an_interval(replicas: Replicas) -> None:
-    """No source fetched by two replicas within one interval. (One replica may
-    fetch sooner: a failed poll is retried with backoff, which can be shorter.)"""
+    """No source fetched by two replicas within one interval. A failed poll is
+    retried sooner (backoff from 30 s, capped at the interval, jittered), by
+    whoever holds the source then: those sources are left out."""
     last: dict[str, tuple[str, float]] = {}
+    retried = _failed_sources(replicas)
     for path, who, at in sorted(replicas.fetches(), key=lambda f: f[2]):
-        if path in last and last[path][0] != who:
+        if path in last and last[path][0] != who and path not in retried:
             # Server-side arrival times: a little slack for the loop's scheduling.
             assert at - last[path][1] >= INTERVAL * 0.9, f"{path} fetched again by {who}"
         last[path] = (who, at)

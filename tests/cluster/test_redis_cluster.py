@@ -73,7 +73,9 @@ class Burst:
             return False
 
     def start_indexer(self, name: str) -> None:
-        env = {**os.environ, "REDIS_URL": self.url, "REDIS_CLUSTER": "true",
+        # Every node as a seed: the one named first may be the one that dies.
+        seeds = ",".join(f"redis://127.0.0.1:{PORT + n}/0" for n in range(6))
+        env = {**os.environ, "REDIS_URL": seeds, "REDIS_CLUSTER": "true",
                "CARAVAN_STREAM_PREFIX": self.prefix,
                "CARAVAN_INDEX_PREFIX": f"clu-{self.token}-",
                "CARAVAN_INDEXER_CONSUMER": name, "CARAVAN_HEALTH_PORT": str(free_port()),
