@@ -26,6 +26,11 @@ class BulkAction:
     trace: dict[str, str] | None = None
     """The publisher's trace context (traceparent, tracestate), when it sent one."""
 
+    @property
+    def size(self) -> int:
+        """Bytes this action adds to a bulk body: the document and about its header line."""
+        return len(self.document) + len(self.index) + len(self.doc_id) + 80
+
     def operations(self) -> tuple[dict[str, Any], str]:
         # External versioning: a replay of an older event is refused with a 409
         # instead of overwriting a newer one.

@@ -61,13 +61,19 @@ def status_fault(status: int) -> Fault:
 
 
 def larger_than_the_cluster_takes(reason: str) -> bool:
-    """Whether a 429 says this request alone exceeds the indexing-pressure limit.
+    """Whether a 429 says this operation alone exceeds the indexing-pressure limit.
 
-    Such a request is refused however idle the cluster is: not overload but
-    size. Split, it may fit; a single document that does not is the entry's fault.
+    Such an operation is refused however idle the cluster is: not overload but
+    size. A single document that does not fit is the entry's fault.
     """
     match = _PRESSURE.search(reason)
     return match is not None and int(match.group(1)) > int(match.group(2))
+
+
+def pressure_limit(reason: str) -> int | None:
+    """The indexing-pressure limit a 429 names, when it is one."""
+    match = _PRESSURE.search(reason)
+    return int(match.group(2)) if match else None
 
 
 class Verdict(enum.Enum):
@@ -86,8 +92,14 @@ class RequestFailure:
     reason: str
 
 
-def classify_request_error(exc: Exception, *, entries: int) -> RequestFailure:
-    """What to do when a whole bulk request failed with `exc`."""
+def classify_request_error(exc: Exception, *, entries: int, size: int) -> RequestFailure:
+    """What to do when a whole bulk request of `entries` (`size` bytes) failed with `exc`.
+
+    An indexing-pressure 429 for a request that is itself more than half the
+    node's limit is split, not held: Elasticsearch reads a bulk body in chunks
+    and counts the request's own earlier chunks against the limit, so such a
+    request may be refused on an idle node forever, while its halves fit.
+    """
     if isinstance(exc, (TransportConnectionError, ConnectionTimeout)):
         return RequestFailure(Verdict.HOLD, None, f"{type(exc).__name__}: {exc}")
     if isinstance(exc, SerializationError):
@@ -99,6 +111,9 @@ def classify_request_error(exc: Exception, *, entries: int) -> RequestFailure:
     reason = describe_api_error(exc)
     if status == 429 and larger_than_the_cluster_takes(reason):
         return RequestFailure(Verdict.SPLIT if entries > 1 else Verdict.REJECT, status, reason)
+    limit = pressure_limit(reason) if status == 429 else None
+    if limit is not None and entries > 1 and size > limit // 2:
+        return RequestFailure(Verdict.SPLIT, status, reason)
     if status_fault(status) is Fault.CLUSTER:
         return RequestFailure(Verdict.HOLD, status, reason)
     return RequestFailure(Verdict.SPLIT if entries > 1 else Verdict.REJECT, status, reason)

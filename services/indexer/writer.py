@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -114,12 +115,32 @@ def _trace_written(work: Work, results: list[ItemResult], started_ns: int) -> No
         span.end()
 
 
+def release_frames(exc: BaseException) -> None:
+    """Drop the locals of the frames a failed request's exceptions hold.
+
+    The transport's frames keep the serialized request body (megabytes) and sit
+    in reference cycles with their exceptions, which only the cyclic collector
+    frees, late: during a long hold every retry would add a body to the heap.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        pending.extend(e for e in getattr(current, "errors", ()) if isinstance(e, BaseException))
+
+
 def chunked(work: Work, max_count: int, max_bytes: int) -> Iterator[Work]:
     """Split work into bulk requests of at most `max_count` items and about `max_bytes`."""
     chunk: Work = []
     size = 0
     for item in work:
-        weight = item[0].size
+        # The document as sent, derived search fields included: what the cluster weighs.
+        weight = item[1].size
         if chunk and (len(chunk) >= max_count or size + weight > max_bytes):
             yield chunk
             chunk, size = [], 0
@@ -139,7 +160,9 @@ class Writer:
         hold: Hold,
         backoff: Backoff,
     ) -> None:
-        self._es = es
+        # The hold loop below is the one retry policy: the client's own retries would
+        # only repeat a refused request at once and chain their errors.
+        self._es = es.options(max_retries=0)
         self._ledger = ledger
         self._settings = settings
         self._stopping = stopping
@@ -157,7 +180,9 @@ class Writer:
             try:
                 results = await self._bulk([action for _, action in work])
             except (ApiError, TransportError) as exc:
-                failure = classify_request_error(exc, entries=len(work))
+                failure = classify_request_error(
+                    exc, entries=len(work), size=sum(action.size for _, action in work))
+                release_frames(exc)
                 if failure.verdict is Verdict.REJECT:
                     entry, _ = work[0]
                     await self._ledger.dead_letter(

@@ -46,14 +46,14 @@ def _api_error(status: int, error: dict[str, Any] | None = None) -> ApiError:
 def test_cluster_and_credential_faults_hold_however_small_the_request(
     exc: Exception, entries: int
 ) -> None:
-    assert classify_request_error(exc, entries=entries).verdict is Verdict.HOLD
+    assert classify_request_error(exc, entries=entries, size=entries * 1000).verdict is Verdict.HOLD
 
 
 def test_a_request_too_large_for_indexing_pressure_is_split_then_its_entry_rejected() -> None:
     exc = _api_error(429, {"type": "es_rejected_execution_exception",
                            "reason": PRESSURE.format(op=3_200_000)})
-    assert classify_request_error(exc, entries=100).verdict is Verdict.SPLIT
-    failure = classify_request_error(exc, entries=1)
+    assert classify_request_error(exc, entries=100, size=3_300_000).verdict is Verdict.SPLIT
+    failure = classify_request_error(exc, entries=1, size=3_200_000)
     assert failure.verdict is Verdict.REJECT
     assert failure.status == 429
     assert "es_rejected_execution_exception" in failure.reason
@@ -62,8 +62,8 @@ def test_a_request_too_large_for_indexing_pressure_is_split_then_its_entry_rejec
 @pytest.mark.parametrize("status", [400, 413])
 def test_a_request_refused_for_its_content_is_narrowed_down(status: int) -> None:
     exc = _api_error(status, {"type": "parse_exception", "reason": "bad"})
-    assert classify_request_error(exc, entries=8).verdict is Verdict.SPLIT
-    assert classify_request_error(exc, entries=1).verdict is Verdict.REJECT
+    assert classify_request_error(exc, entries=8, size=8000).verdict is Verdict.SPLIT
+    assert classify_request_error(exc, entries=1, size=3_200_000).verdict is Verdict.REJECT
 
 
 def test_pressure_parsing() -> None:
@@ -102,3 +102,16 @@ def test_nothing_in_the_dead_letter_path_parses_a_hostile_payload() -> None:
 def test_notes_of_older_indexers_read_as_the_entrys_fault() -> None:
     assert read_note(b"mapper_parsing_exception: boom")[1] == "mapper_parsing_exception: boom"
     assert read_note(b'{"fault": "cluster", "reason": "429"}')[0].value == "cluster"
+
+
+def test_a_request_near_the_pressure_limit_is_split_not_held_forever() -> None:
+    # Elasticsearch reads a bulk body in chunks and counts the request's own earlier
+    # chunks: a 2.1 MB request on an idle 2 MB node is refused on a 24 kB chunk.
+    exc = _api_error(429, {"type": "es_rejected_execution_exception", "reason": (
+        "rejected execution of coordinating operation [coordinating_and_primary_bytes="
+        "2094960, replica_bytes=0, all_bytes=2094960, coordinating_operation_bytes=24080, "
+        "max_coordinating_bytes=2097152]")})
+    assert classify_request_error(exc, entries=100, size=2_119_040).verdict is Verdict.SPLIT
+    # A small request refused so is the cluster's load: held.
+    assert classify_request_error(exc, entries=10, size=240_800).verdict is Verdict.HOLD
+    assert classify_request_error(exc, entries=1, size=24_080).verdict is Verdict.HOLD

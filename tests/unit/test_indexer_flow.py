@@ -14,13 +14,15 @@ from shared.groups import GroupState, trim_floor
 
 
 def _work(sizes: list[int]) -> Work:
-    return [(Entry("s", f"{n}-0", {b"__data__": b"x" * size}),
-             BulkAction("i", str(n), 1, "{}")) for n, size in enumerate(sizes)]
+    """Actions whose bulk weight (document plus ~82 header bytes) is `size` + 82."""
+    return [(Entry("s", f"{n}-0", {b"__data__": b"{}"}),
+             BulkAction("i", str(n), 1, "x" * size)) for n, size in enumerate(sizes)]
 
 
 def test_chunks_respect_count_and_bytes_and_keep_order() -> None:
-    # Each entry weighs its payload plus the 8 bytes of the `__data__` field name.
-    work = _work([100, 100, 100, 900, 100, 10])
+    # The document as sent is weighed (derived search fields make it larger than
+    # the stream entry), plus its header line.
+    work = _work([100, 100, 100, 800, 100, 10])
     chunks = list(chunked(work, max_count=3, max_bytes=1000))
 
     assert [[e.entry_id for e, _ in c] for c in chunks] == [
@@ -39,7 +41,7 @@ def test_chunking_loses_and_duplicates_nothing(sizes: list[int], count: int, siz
     chunks = list(chunked(work, count, size))
     assert [item for chunk in chunks for item in chunk] == work
     assert all(1 <= len(chunk) <= count for chunk in chunks)
-    assert all(len(c) == 1 or sum(e.size for e, _ in c) <= size for c in chunks)
+    assert all(len(c) == 1 or sum(a.size for _, a in c) <= size for c in chunks)
 
 
 @given(st.integers(min_value=1, max_value=10_000))
