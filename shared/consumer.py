@@ -44,7 +44,7 @@ from typing import Any, cast
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 log = structlog.get_logger(__name__)
 
@@ -241,7 +241,7 @@ class GroupReader:
         while not await wait_or_stop(stopping, period):
             try:
                 await self.refresh_ownership()
-            except (RedisError, OSError) as exc:
+            except (RedisError, RedisClusterException, OSError) as exc:
                 # Redis is away: nobody can claim meanwhile, and the next round retries.
                 log.warning("could not refresh held entries", error=str(exc))
 

@@ -29,7 +29,7 @@ import structlog
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.indexer import metrics
@@ -96,7 +96,8 @@ class Consumer:
             try:
                 entries = await self.read()
                 failures = 0
-            except (RedisConnectionError, RedisTimeoutError) as exc:
+            # RedisClusterException: no seed node of a Redis Cluster answers (not a RedisError).
+            except (RedisConnectionError, RedisTimeoutError, RedisClusterException) as exc:
                 self._slots.release()
                 failures += 1
                 log.warning("redis unavailable, retrying", error=str(exc))

@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from services.indexer import metrics
 from shared.consumer import parse_id, wait_or_stop
@@ -64,7 +64,7 @@ class Upkeep:
                 if time.monotonic() >= next_trim:
                     next_trim = time.monotonic() + self._settings.trim_interval
                     await self.trim(states)
-            except RedisError as exc:
+            except (RedisError, RedisClusterException) as exc:
                 log.warning("stream upkeep failed, will retry", error=str(exc))
             await wait_or_stop(stopping, self._settings.stats_interval)
 
