@@ -140,10 +140,16 @@ def kazakh_to_cyrillic(text: str) -> str:
 
 def fold(word: str) -> str:
     """One lower-case ASCII spelling for the search index, whatever the script typed."""
-    text = _OKINA.sub("", word.lower()).translate(_FOLD_CYRILLIC).translate(_FOLD_LATIN)
-    # Diacritics off (ä → a, ğ → g); Cyrillic is already Latin here.
-    text = "".join(c for c in unicodedata.normalize("NFKD", text)
-                   if not unicodedata.combining(c)).lower()
+    text = _OKINA.sub("", word.lower())
+    # Transliterate, then take diacritics off (ä → a, ğ → g), until stable: a letter
+    # the tables lack may decompose to one they have ("ӛ" → "ә" + diaeresis).
+    while True:
+        plain = "".join(c for c in unicodedata.normalize(
+            "NFKD", text.translate(_FOLD_CYRILLIC).translate(_FOLD_LATIN))
+            if not unicodedata.combining(c)).lower()
+        if plain == text:
+            break
+        text = plain
     # Until nothing changes, so that a folded word folds to itself ("yye" → "ye" → "e").
     while True:
         folded = text
