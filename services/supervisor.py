@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -76,6 +77,22 @@ def restart_delay(policy: RestartPolicy, streak: int) -> float:
     return wait(state)
 
 
+def stop_processes(processes: Iterable[subprocess.Popen[bytes]],
+                   timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM every process still running, then wait for each, killing what outlasts
+    `timeout`: all are signalled before any wait, so their graceful shutdowns overlap."""
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def describe_exit(returncode: int) -> str:
     if returncode >= 0:
         return f"exit status {returncode}"
@@ -129,16 +146,7 @@ class Supervisor:
                 f"restarting in {restart.delay:.1f} s (restart {restart.streak} in a row)")
 
     def stop_all(self) -> None:
-        running = [s.process for s in self._services if s.process is not None]
-        for process in running:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in running:
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes([s.process for s in self._services if s.process is not None])
 
     def _start(self, service: _Service) -> None:
         # A process group of its own: a Ctrl-C at the terminal reaches only this

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import signal
 import socket
-import subprocess
-from collections.abc import Iterable
+import time
+from collections.abc import Callable
+
+import pytest
+
+# One way to stop what a test started: the one `caravan run` uses.
+from services.supervisor import stop_processes
+
+__all__ = ["free_port", "stop_processes", "wait_for"]
 
 
 def free_port() -> int:
@@ -15,15 +21,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def stop_processes(processes: Iterable[subprocess.Popen[bytes]], timeout: float = 30) -> None:
-    """SIGTERM every process still running, then wait for each, killing what outlasts
-    `timeout`: all are signalled before any wait, so their graceful shutdowns overlap."""
-    processes = list(processes)
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
+def wait_for(probe: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll another process's observable state until `probe` holds, or fail the test."""
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)

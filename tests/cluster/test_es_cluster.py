@@ -14,7 +14,8 @@ import pytest
 import redis
 
 from tests.cluster.conftest import EsCluster, indexed_ids
-from tests.faults.conftest import Fixture, articles, report, wait_for
+from tests.faults.conftest import Fixture, articles, report
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -23,9 +23,8 @@ import redis
 from redis.cluster import RedisCluster
 
 from tests.conftest import REPO
-from tests.faults.conftest import wait_for
 from tests.loopback import Hit, LoopbackServer, static
-from tests.processes import free_port
+from tests.processes import free_port, wait_for
 
 pytestmark = pytest.mark.cluster
 

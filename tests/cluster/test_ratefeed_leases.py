@@ -16,9 +16,8 @@ import pytest
 import redis
 
 from tests.conftest import REALDATA, REPO
-from tests.faults.conftest import wait_for
 from tests.loopback import LoopbackServer, static
-from tests.processes import free_port
+from tests.processes import free_port, wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -13,8 +13,7 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -234,14 +233,6 @@ def articles(count: int, *, body_bytes: int = 1000, version_day: int = 1,
                      fetched_at=fetched, content_hash=content_hash(f"Article {n}", filler))
         for n in range(count)
     ]
-
-
-def wait_for(probe: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def rss_kib(pid: int) -> int:

@@ -12,7 +12,8 @@ import time
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.faults.conftest import Fixture, Servers, articles, rss_kib, wait_for
+from tests.faults.conftest import Fixture, Servers, articles, rss_kib
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.faults
 

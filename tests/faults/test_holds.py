@@ -24,10 +24,10 @@ from tests.faults.conftest import (
     articles,
     duplicates,
     report,
-    wait_for,
 )
 from tests.faults.gate import ElasticsearchGate
 from tests.faults.proxy import Proxy
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.faults
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.faults.conftest import Fixture, wait_for
-from tests.processes import free_port
+from tests.faults.conftest import Fixture
+from tests.processes import free_port, wait_for
 
 pytestmark = pytest.mark.faults
 

@@ -34,6 +34,16 @@ async def _pending(redis: Redis, stream: str) -> list[dict[str, Any]]:
         stream, "indexer", min="-", max="+", count=1000))
 
 
+async def _holder_and_other(
+    redis: Redis, namespace: Namespace
+) -> tuple[str, GroupReader, GroupReader]:
+    """The articles stream with its group, and two readers of it."""
+    stream = namespace.streams.articles
+    holder, other = _reader(redis, stream, "holder"), _reader(redis, stream, "other")
+    await holder.ensure_groups()
+    return stream, holder, other
+
+
 async def _idle_past_claim_time(redis: Redis, stream: str) -> None:
     await wait_claimable(redis, stream, "indexer", CLAIM_IDLE_MS)
 
@@ -41,9 +51,7 @@ async def _idle_past_claim_time(redis: Redis, stream: str) -> None:
 async def test_held_entries_are_not_claimable_and_keep_their_delivery_count(
     redis: Redis, namespace: Namespace
 ) -> None:
-    stream = namespace.streams.articles
-    holder, other = _reader(redis, stream, "holder"), _reader(redis, stream, "other")
-    await holder.ensure_groups()
+    stream, holder, other = await _holder_and_other(redis, namespace)
     ids = [await add(redis, stream, {DATA_FIELD: b"{}"}) for _ in range(5)]
     assert [e.entry_id for e in await holder.read()] == ids
     assert holder.held == 5
@@ -60,9 +68,7 @@ async def test_held_entries_are_not_claimable_and_keep_their_delivery_count(
 async def test_entries_released_by_a_failed_batch_are_claimed_with_a_real_delivery(
     redis: Redis, namespace: Namespace
 ) -> None:
-    stream = namespace.streams.articles
-    holder, other = _reader(redis, stream, "holder"), _reader(redis, stream, "other")
-    await holder.ensure_groups()
+    stream, holder, other = await _holder_and_other(redis, namespace)
     await add(redis, stream, {DATA_FIELD: b"{}"})
     (entry,) = await holder.read()
     holder.release(stream, [entry.entry_id])
@@ -78,9 +84,7 @@ async def test_entries_released_by_a_failed_batch_are_claimed_with_a_real_delive
 async def test_a_refresh_never_takes_back_an_entry_another_consumer_owns(
     redis: Redis, namespace: Namespace
 ) -> None:
-    stream = namespace.streams.articles
-    holder, other = _reader(redis, stream, "holder"), _reader(redis, stream, "other")
-    await holder.ensure_groups()
+    stream, holder, other = await _holder_and_other(redis, namespace)
     await add(redis, stream, {DATA_FIELD: b"{}"})
     await holder.read()
     await _idle_past_claim_time(redis, stream)
@@ -119,10 +123,8 @@ async def test_the_live_ticker_is_capped_per_process_and_frees_its_places(
 async def test_ownership_is_refreshed_across_pages_of_pending_entries(
     redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stream = namespace.streams.articles
     monkeypatch.setattr(consumer_module, "PENDING_PAGE", 7)
-    holder, other = _reader(redis, stream, "holder"), _reader(redis, stream, "other")
-    await holder.ensure_groups()
+    stream, holder, other = await _holder_and_other(redis, namespace)
     for _ in range(30):
         await add(redis, stream, {DATA_FIELD: b"{}"})
     first = await holder.read()

@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -74,14 +74,6 @@ def secure_cluster() -> Iterator[SecureCluster]:
     yield SecureCluster(_instance_dir())
     subprocess.run([str(SCRIPT), "stop", "secure", str(PORT)], check=True)
 
-
-
-def wait_for(probe: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @dataclass

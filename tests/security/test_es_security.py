@@ -25,8 +25,8 @@ from shared.settings import ElasticsearchSettings
 from tests.conftest import REALDATA, REPO, Namespace
 from tests.integration.conftest import article, publish
 from tests.loopback import LoopbackServer, Reply
-from tests.processes import free_port
-from tests.security.conftest import Secured, wait_for
+from tests.processes import free_port, wait_for
+from tests.security.conftest import Secured
 from tests.streams import entries
 
 pytestmark = pytest.mark.security
