@@ -68,11 +68,19 @@ def _strict(content: bytes, label: str) -> tuple[str, str] | None:
         label = "windows-1252"
     try:
         name = codecs.lookup(label).name
+        if name in _NOT_WEB_ENCODINGS:
+            return None
         return content.decode(name), name
     # UnicodeError, not only UnicodeDecodeError: a header naming `punycode` or
     # `idna` gets a codec that fails with the bare class.
     except (LookupError, UnicodeError):
         return None
+
+
+# Python's own codecs that no page is written in: a header naming one would have the
+# body read as escapes or host names, not as text.
+_NOT_WEB_ENCODINGS = frozenset({"unicode-escape", "raw-unicode-escape", "punycode", "idna",
+                                "undefined"})
 
 
 _XML_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*["'])([\w.:-]+)""")

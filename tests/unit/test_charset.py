@@ -67,3 +67,8 @@ def test_a_windows_1251_feed_declaring_its_encoding_parses_to_unicode() -> None:
 def test_a_header_naming_a_codec_that_is_no_charset_is_ignored() -> None:
     # The punycode codec fails with a bare UnicodeError, not a UnicodeDecodeError.
     assert decode(b"<p>ok</p>", "text/html; charset=punycode") == ("<p>ok</p>", "utf-8")
+
+
+def test_python_only_codecs_named_by_a_page_are_not_used() -> None:
+    assert decode(rb"<p>a\sb</p>", "text/html; charset=unicode_escape") == (
+        "<p>a\\sb</p>", "utf-8")
