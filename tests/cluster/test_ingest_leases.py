@@ -127,12 +127,33 @@ def _failed_sources(replicas: Replicas) -> set[str]:
     return failed
 
 
+def _expired_leases(replicas: Replicas) -> set[str]:
+    """Feed paths of sources whose lease ran out instead of being handed over.
+
+    A replica stalled past its lease (a loaded machine) may still be fetching when
+    the next one takes over: the fence refuses its writes, but the two fetches can
+    fall within one interval. Only clean handovers promise that they do not.
+    """
+    taken: dict[str, set[int]] = {}
+    handed: dict[str, set[int]] = {}
+    for log in replicas.workdir.glob("ingest-*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            for event, into in (("lease taken", taken), ("lease handed over", handed)):
+                if event in line:
+                    words = dict(w.split("=", 1) for w in line.split() if "=" in w)
+                    if words.get("item", "").startswith("s") and "fence" in words:
+                        into.setdefault(words["item"], set()).add(int(words["fence"]))
+    return {f"/feed/{item.removeprefix('s')}" for item, fences in taken.items()
+            if any(f - 1 in fences and f - 1 not in handed.get(item, set()) for f in fences)}
+
+
 def _never_by_two_in_an_interval(replicas: Replicas) -> None:
     """No source fetched by two replicas within one interval. A failed poll is
     retried sooner (backoff from 30 s, capped at the interval, jittered), by
-    whoever holds the source then: those sources are left out."""
+    whoever holds the source then, and an expired lease may overlap a stalled
+    holder's fetch: those sources are left out."""
     last: dict[str, tuple[str, float]] = {}
-    retried = _failed_sources(replicas)
+    retried = _failed_sources(replicas) | _expired_leases(replicas)
     for path, who, at in sorted(replicas.fetches(), key=lambda f: f[2]):
         if path in last and last[path][0] != who and path not in retried:
             # Server-side arrival times: a little slack for the loop's scheduling.
