@@ -176,16 +176,22 @@ class Fixture:
         """Every _id in the index (sorted, duplicates kept, so a double would show)."""
         es = self.es()
         es.indices.refresh(index=self.alias)
+        # A point in time: paging by `_doc` alone is not stable across a segment merge
+        # between two pages, which would show a document twice and hide another.
+        pit = es.open_point_in_time(index=self.alias, keep_alive="1m")["id"]
         found: list[str] = []
         after: list[Any] | None = None
-        while True:
-            page = es.search(index=self.alias, size=5000, sort=["_doc"], source=False,
-                             search_after=after, track_total_hits=True)
-            hits = page["hits"]["hits"]
-            if not hits:
-                return sorted(found)
-            found.extend(hit["_id"] for hit in hits)
-            after = hits[-1]["sort"]
+        try:
+            while True:
+                page = es.search(size=5000, sort=["_shard_doc"], source=False,
+                                 search_after=after, pit={"id": pit, "keep_alive": "1m"})
+                hits = page["hits"]["hits"]
+                if not hits:
+                    return sorted(found)
+                found.extend(hit["_id"] for hit in hits)
+                after = hits[-1]["sort"]
+        finally:
+            es.close_point_in_time(id=pit)
 
     def count(self) -> int:
         es = self.es()
