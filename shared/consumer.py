@@ -160,7 +160,10 @@ class GroupReader:
                 # Trimmed while pending (only possible with a MAXLEN cap).
                 log.error("pending entries were trimmed before being read", stream=stream,
                           entry_ids=[d.decode() for d in deleted])
-            batch = [Entry(stream, i.decode(), f) for i, f in items if f is not None]
+            # XAUTOCLAIM also returns this consumer's own entries when the loop stalled
+            # past the idle time: those are in hand already, not abandoned.
+            batch = [Entry(stream, i.decode(), f) for i, f in items
+                     if f is not None and i.decode() not in self._held[stream]]
             await self._load_delivery_counts(stream, batch)
             claimed.extend(batch)
         if claimed:
