@@ -13,7 +13,6 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -54,30 +53,6 @@ class EsCluster:
 
     def health(self, node: int = 1) -> dict[str, object]:
         return dict(self.client(node).cluster.health())
-
-
-def indexed_ids(world: Fixture) -> list[str]:
-    """Every _id in the index (sorted, duplicates kept), across shards.
-
-    A point in time and `_shard_doc` order: `_doc` alone ties between shards, so
-    `search_after` on it (the fault tests' single-shard way) would skip documents.
-    """
-    es = world.es()
-    es.indices.refresh(index=world.alias)
-    pit = es.open_point_in_time(index=world.alias, keep_alive="1m")["id"]
-    found: list[str] = []
-    after: list[Any] | None = None
-    try:
-        while True:
-            page = es.search(pit={"id": pit, "keep_alive": "1m"}, size=5000,
-                             sort=["_shard_doc"], source=False, search_after=after)
-            hits = page["hits"]["hits"]
-            if not hits:
-                return sorted(found)
-            found.extend(hit["_id"] for hit in hits)
-            after = hits[-1]["sort"]
-    finally:
-        es.close_point_in_time(id=pit)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.cluster.conftest import EsCluster, indexed_ids
+from tests.cluster.conftest import EsCluster
 from tests.faults.conftest import Fixture, articles, report
 from tests.processes import wait_for
 
@@ -74,7 +74,7 @@ def test_a_data_node_lost_mid_burst_costs_nothing_and_searches_go_on(
     green_in = time.monotonic() - killed_at
 
     expected = sorted(e.idempotency_key for e in first + second)
-    assert indexed_ids(world) == expected
+    assert world.indexed_ids() == expected
     assert world.dead_letters() == []
     report("es data node killed mid-burst (3 nodes, 3 shards, 1 replica, 2 indexers)",
            sent=len(expected), indexed=len(expected), dead_lettered=0, duplicated=0,
@@ -100,6 +100,6 @@ def test_an_indexer_killed_mid_burst_leaves_its_work_to_the_others(
              180, "the other indexers to finish b's work")
 
     expected = sorted(e.idempotency_key for e in first + second)
-    assert indexed_ids(world) == expected
+    assert world.indexed_ids() == expected
     assert world.dead_letters() == []
     assert set(_pending_of(world).values()) == {0}

@@ -9,7 +9,6 @@ so a failover costs duplicate entries at most, which the index absorbs by _id.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from shared.events import ArticleEvent
 from tests.cluster.conftest import REDIS_PORT as PORT
 from tests.faults.conftest import SCRIPTS, articles, report
-from tests.processes import free_port, wait_for
+from tests.processes import free_port, stop_processes, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -115,14 +114,7 @@ class Burst:
 def burst(redis_cluster: str, tmp_path: Path) -> Iterator[Burst]:
     fixture = Burst(redis_cluster, tmp_path)
     yield fixture
-    for process in fixture.processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in fixture.processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_processes(fixture.processes)
     keys = list(fixture.client.scan_iter(match=f"{fixture.prefix}*"))
     if keys:
         fixture.client.delete(*keys)
