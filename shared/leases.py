@@ -111,6 +111,27 @@ current_lease: contextvars.ContextVar[Lease | None] = contextvars.ContextVar(
     "current_lease", default=None)
 
 
+async def write_current(redis: AnyRedis, commands: Sequence[Command]) -> None:
+    """Run `commands` atomically: fenced by the current task's lease when it works
+    under one (LeaseLost if that is lost), in a MULTI when it does not (one-shot
+    commands, which no other replica competes with)."""
+    lease = current_lease.get()
+    if lease is not None:
+        await lease.write(commands)
+        return
+    async with redis.pipeline(transaction=True) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        await pipe.execute()
+
+
+async def check_current() -> None:
+    """Before publishing under a lease: LeaseLost if another replica holds it now."""
+    lease = current_lease.get()
+    if lease is not None and not await lease.held():
+        raise LeaseLost(lease.key)
+
+
 class WorkShare:
     """Items of a group shared among its live replicas by lease (see the module)."""
 

@@ -3,6 +3,12 @@
 The accepted rate (the baseline a move is judged against) in one hash, and the
 quotes held as jumps in another, keyed by as-of date, each the QuoteEvent that
 went to the dead letters: published as it is once the move is accepted.
+
+Each update is atomic. The long-running poller works under the rate feed's
+lease (shared/leases.py): its updates go through that lease, so a poller that
+stalled past it cannot overwrite what its successor stored (LeaseLost), and
+`still_ours` lets it check the lease before each publish. One-shot commands
+(a single poll, backfill, release) hold no lease and write in a MULTI.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from redis.asyncio import Redis
 from services.ratefeed.rates import LastRate
 from shared.decimals import RATE, BadDecimal, read_within
 from shared.events import QuoteEvent
+from shared.leases import Command, check_current, write_current
 
 log = structlog.get_logger(__name__)
 
@@ -38,11 +45,12 @@ class LastRateStore:
 
     async def put_held(self, provider: str, base: str, held: list[QuoteEvent]) -> None:
         key = self._held_key(provider, base)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            if held:
-                pipe.hset(key, mapping={e.as_of.isoformat(): e.model_dump_json() for e in held})
-            await pipe.execute()
+        commands: list[Command] = [("DEL", key)]
+        if held:
+            commands.append(("HSET", key, *(word for e in held
+                                            for word in (e.as_of.isoformat(),
+                                                         e.model_dump_json()))))
+        await write_current(self._redis, commands)
 
     async def get(self, provider: str, base: str) -> LastRate | None:
         raw: dict[bytes, bytes] = await self._redis.hgetall(self._key(provider, base))  # type: ignore[assignment]
@@ -65,16 +73,16 @@ class LastRateStore:
         )
 
     async def put(self, provider: str, base: str, last: LastRate) -> None:
-        mapping: dict[str | bytes, str | bytes] = {"as_of": last.as_of.isoformat(),
-                                                   "rate": str(last.rate)}
+        fields = ["as_of", last.as_of.isoformat(), "rate", str(last.rate)]
         if last.previous_as_of and last.previous_rate:
-            mapping |= {"previous_as_of": last.previous_as_of.isoformat(),
-                        "previous_rate": str(last.previous_rate)}
+            fields += ["previous_as_of", last.previous_as_of.isoformat(),
+                       "previous_rate", str(last.previous_rate)]
         key = self._key(provider, base)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-            await pipe.execute()
+        await write_current(self._redis, [("DEL", key), ("HSET", key, *fields)])
+
+    async def still_ours(self) -> None:
+        """Before a publish: LeaseLost if the poller's lease passed to another replica."""
+        await check_current()
 
     async def close(self) -> None:
         await self._redis.aclose()
