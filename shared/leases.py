@@ -36,11 +36,15 @@ from dataclasses import dataclass
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 log = structlog.get_logger(__name__)
 
 Command = tuple[str | int | float | bytes, ...]
 AnyRedis = Redis | RedisCluster
+# Redis away for a while (restarting, failing over to a replica): the lease work
+# waits and tries again instead of ending the service.
+UNREACHABLE = (RedisError, RedisClusterException, OSError)
 
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -172,7 +176,12 @@ class WorkShare:
     async def keep(self) -> None:
         """For ever: say this replica is alive, renew its leases, give back its excess."""
         while True:
-            await self.beat()
+            try:
+                await self.beat()
+            except UNREACHABLE as exc:
+                # Unrenewed leases may expire meanwhile: the fence refuses this
+                # replica's writes on them, and the next beat finds them lost.
+                log.warning("leases not renewed: redis unreachable", error=str(exc))
             await asyncio.sleep(self._tick)
 
     async def beat(self) -> None:
@@ -214,15 +223,18 @@ class WorkShare:
         """Wait until this replica holds `item`'s lease and the item is due; it is
         then busy (never given back) until `done`."""
         while True:
-            lease = self._held.get(item) or await self._try_acquire(item)
             wait = self._tick * (0.5 + self._rng.random())
-            if lease is not None:
-                due = await self._redis.get(self._key("due", item))
-                wait = min(wait, (int(due or 0) - time.time() * 1000) / 1000)
-                if wait <= 0 and self._held.get(item) is lease:
-                    self._busy.add(item)
-                    current_lease.set(lease)
-                    return lease
+            try:
+                lease = self._held.get(item) or await self._try_acquire(item)
+                if lease is not None:
+                    due = await self._redis.get(self._key("due", item))
+                    wait = min(wait, (int(due or 0) - time.time() * 1000) / 1000)
+                    if wait <= 0 and self._held.get(item) is lease:
+                        self._busy.add(item)
+                        current_lease.set(lease)
+                        return lease
+            except UNREACHABLE as exc:
+                log.warning("lease not taken: redis unreachable", item=item, error=str(exc))
             await asyncio.sleep(max(0.0, wait))
 
     async def done(self, item: str, next_in: float) -> None:
@@ -237,6 +249,14 @@ class WorkShare:
             await lease.write([("SET", self._key("due", item), due)])
         except LeaseLost:
             self._held.pop(item, None)
+        except UNREACHABLE as exc:
+            # The schedule is not kept this time: the item is due again at once.
+            log.warning("next turn not recorded: redis unreachable", item=item,
+                        error=str(exc))
+
+    def lost(self, item: str) -> None:
+        """The work found the lease lost (a fenced write refused) before a renewal did."""
+        self._held.pop(item, None)
 
     async def release_all(self) -> None:
         """On shutdown: hand every lease over now, not after it expires."""
@@ -251,6 +271,7 @@ async def lead(share: WorkShare, item: str, work: Callable[[], Awaitable[None]])
 
     For work that cannot be split by item (the rate feed cross-checks its
     providers against each other): one active replica, the others standing by.
+    Work that ends with LeaseLost (a fenced write refused) waits for the lease too.
     """
     while True:
         await share.turn(item)
@@ -264,7 +285,8 @@ async def lead(share: WorkShare, item: str, work: Callable[[], Awaitable[None]])
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if not task.cancelled():
+        if not task.cancelled() and not isinstance(task.exception(), LeaseLost):
             task.result()  # work that ended by itself: its error, or nothing
             return
+        share.lost(item)
         log.warning("lease lost: work stopped until it is held again", item=item)
