@@ -21,6 +21,7 @@ from services.indexer import app as indexer_app
 from services.indexer.deadletters import list_dead_letters, replay_dead_letters
 from services.indexer.reindex import ReindexIncomplete, reindex_configured
 from services.ingest import app as ingest_app
+from services.ingest import extract_command
 from services.ingest.feeds import FeedError
 from services.ingest.sitemaps import SitemapError
 from services.ingest.worker import PollResult
@@ -64,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     _add_ingest(commands)
+
+    extract = commands.add_parser(
+        "extract", help="print what ingest extracts from article pages, one JSON line each")
+    extract.add_argument("sources", nargs="+", metavar="PATH_OR_URL",
+                         help="HTML files, - for standard input, or URLs (guarded fetcher)")
+    extract.set_defaults(handler=lambda args: extract_command.main(args.sources))
 
     _add_ratefeed(commands)
 

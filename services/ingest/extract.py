@@ -35,6 +35,8 @@ class Extracted:
     language: str | None = None
     image: str | None = None
     canonical_url: str | None = None
+    # Which extractor produced the text (shown by `caravan extract`).
+    path: str = "trafilatura-precision"
 
 
 def extract_article(html: str, url: str) -> Extracted | None:
