@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from lxml.etree import XPath
+from lxml.html import HtmlElement
 from trafilatura import bare_extraction
+from trafilatura.metadata import extract_metadata
 from trafilatura.utils import load_html
 
 from services.ingest.text import html_to_text, normalize_whitespace
@@ -15,12 +18,27 @@ from services.ingest.text import html_to_text, normalize_whitespace
 # Less main text than this is a page without an article (a home page, a
 # consent wall, an error page dressed as 200), not a very short article.
 MIN_TEXT_CHARS = 200
+# trafilatura's own extractor alone (no readability/jusText comparison) gives the
+# right text on nearly every page, and the comparison sometimes swaps in a whole
+# page of teasers for it. Only a short result (a page its rules do not fit) is
+# worth the comparison's cost and risk.
+FALLBACK_BELOW_CHARS = 500
+# Parse at most this much of a page: bounds the memory and time of one extraction.
+# Articles sit in the first part of a page; what a page carries beyond this is
+# inline data and scripts (real article pages are under 1 MB).
+MAX_HTML_CHARS = 3_000_000
 _VISIBLE_TEXT = XPath("//body//text()[not(ancestor::script or ancestor::style "
                       "or ancestor::noscript)]")
 _HTML_LANG = re.compile(r"""<html\b[^>]*?\blang\s*=\s*["']?([A-Za-z]{2,3})\b""", re.IGNORECASE)
+_LINES = re.compile(r"\n+")
 # Dates with their time and offset when the page has them, not just the day.
 _DATE_PARAMS = {"extensive_search": True, "original_date": True,
                 "outputformat": "%Y-%m-%dT%H:%M:%S"}
+# Precision mode keeps out the newsletter boxes, cookie notes and "report an
+# error" blocks that recall mode lets in; it also drops the lead paragraph
+# that pages set apart, which restore_lead puts back.
+_TEXT_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_precision": True,
+                                 "with_metadata": False}
 
 
 @dataclass(frozen=True)
@@ -41,43 +59,51 @@ class Extracted:
 
 def extract_article(html: str, url: str) -> Extracted | None:
     """The article on the page, or None when the page has no article text."""
-    tree = load_html(html) if html.strip() else None
+    tree = load_html(html[:MAX_HTML_CHARS]) if html.strip() else None
     if tree is None:
         return None
-    visible = _one_line(" ".join(_VISIBLE_TEXT(tree)))
-    # Precision mode keeps out the newsletter boxes, cookie notes and "report an
-    # error" blocks that recall mode lets in; it also drops the lead paragraph
-    # that pages set apart, which restore_lead puts back.
-    document: Any = bare_extraction(
-        tree, url=url, with_metadata=True, include_comments=False, favor_precision=True,
-        date_extraction_params=_DATE_PARAMS)
-    if document is None:
-        return None
-    title = html_to_text(document.title or "")
-    description = html_to_text(document.description or "")
-    text = restore_lead(without_heading(paragraphs(document.text or ""), title), description,
-                        visible)
+    # Parsed once: metadata and text both read this tree (bare_extraction works on
+    # its own copy), instead of each parsing the page again.
+    metadata: Any = extract_metadata(tree, url, _DATE_PARAMS)
+    raw, path = main_text(tree, url)
+    title = html_to_text(metadata.title or "")
+    description = html_to_text(metadata.description or "")
+    text = restore_lead(without_heading(paragraphs(raw), title), description,
+                        lambda: _one_line(" ".join(_VISIBLE_TEXT(tree))))
     if len(text) < MIN_TEXT_CHARS:
         return None
     return Extracted(
         title=title,
         text=text,
         description=description,
-        authors=_split(document.author, ";"),
-        date=document.date,
-        site_name=normalize_whitespace(document.sitename or "") or None,
-        tags=sorted({*_split_all(document.categories), *_split_all(document.tags)}),
+        authors=_split(metadata.author, ";"),
+        date=metadata.date,
+        site_name=normalize_whitespace(metadata.sitename or "") or None,
+        tags=sorted({*_split_all(metadata.categories), *_split_all(metadata.tags)}),
         language=page_language(html),
-        image=document.image or None,
-        canonical_url=document.url or None,
+        image=metadata.image or None,
+        canonical_url=metadata.url or None,
+        path=path,
     )
+
+
+def main_text(tree: HtmlElement, url: str) -> tuple[str, str]:
+    """The main text (one paragraph a line) and which extractor gave it."""
+    document: Any = bare_extraction(tree, url=url, fast=True, **_TEXT_OPTIONS)
+    text = (document.text if document else "") or ""
+    if len(text) >= FALLBACK_BELOW_CHARS:
+        return text, "trafilatura-precision"
+    document = bare_extraction(tree, url=url, **_TEXT_OPTIONS)
+    fallback = (document.text if document else "") or ""
+    if len(fallback) > len(text):
+        return fallback, "trafilatura-precision+fallback"
+    return text, "trafilatura-precision"
 
 
 def paragraphs(text: str) -> str:
     """trafilatura's one-paragraph-per-line text, with blank lines between paragraphs
     like the rest of the pipeline."""
-    lines = (normalize_whitespace(line) for line in text.split("\n"))
-    return "\n\n".join(line for line in lines if line)
+    return _LINES.sub("\n\n", normalize_whitespace(text))
 
 
 def without_heading(text: str, title: str) -> str:
@@ -86,11 +112,12 @@ def without_heading(text: str, title: str) -> str:
     return rest if title and first == title else text
 
 
-def restore_lead(text: str, description: str, visible: str) -> str:
+def restore_lead(text: str, description: str, visible: Callable[[], str]) -> str:
     """The page's description as the first paragraph, when the page shows it as
-    text (its lead) but the extracted text lacks it."""
+    text (its lead) but the extracted text lacks it. `visible` gives the page's
+    text, only computed when needed (most pages have their lead in the text)."""
     lead = _one_line(description)
-    if not lead or lead in _one_line(text) or lead not in visible:
+    if not lead or lead in _one_line(text) or lead not in visible():
         return text
     return f"{description}\n\n{text}" if text else description
 
