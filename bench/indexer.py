@@ -39,7 +39,7 @@ from services.ingest.sources import Source
 from shared.clients import make_elasticsearch, make_redis
 from shared.events import ArticleEvent
 from shared.index import IndexNames
-from shared.settings import ElasticsearchSettings, RedisSettings
+from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings
 
 REPO = Path(__file__).resolve().parents[1]
 FEEDS = ("feed-heise-developer.atom", "feed-meduza-scraped.xml", "feed-uol-noticias.rss",
@@ -74,7 +74,7 @@ async def wait_searchable(es: AsyncElasticsearch, alias: str, count: int) -> Non
 
 async def raw_bulk(es: AsyncElasticsearch, events: list[ArticleEvent], prefix: str) -> float:
     names = IndexNames(prefix)
-    await ensure_indices(es, names)
+    await ensure_indices(es, names, CommonSettings())
     actions = []
     for event in events:
         action = article_action(event, names.articles)

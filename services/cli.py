@@ -36,7 +36,7 @@ from shared.clients import make_redis
 from shared.events import QuoteEvent
 from shared.fetch import FetchError
 from shared.groups import GroupState, drop_group, is_live, read_groups
-from shared.settings import CommonSettings, RedisSettings
+from shared.settings import Settings
 from shared.streams import Streams
 
 
@@ -178,10 +178,11 @@ def _add_ingest(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def _ingest(args: argparse.Namespace) -> None:
 
     if args.source:
-        _print_poll(asyncio.run(ingest_app.ingest_once(args.source, kind=args.kind,
+        _print_poll(asyncio.run(ingest_app.ingest_once(Settings.from_env(), args.source,
+                                                       kind=args.kind,
                                                        max_items=args.max_items)))
     elif args.once:
-        for result in asyncio.run(ingest_app.ingest_configured_once()):
+        for result in asyncio.run(ingest_app.ingest_configured_once(Settings.from_env())):
             print(result.summary())
     else:
         ingest_app.main()
@@ -189,7 +190,8 @@ def _ingest(args: argparse.Namespace) -> None:
 
 def _backfill(args: argparse.Namespace) -> None:
 
-    _print_poll(asyncio.run(ingest_app.ingest_once(args.sitemap, kind="sitemap",
+    _print_poll(asyncio.run(ingest_app.ingest_once(Settings.from_env(), args.sitemap,
+                                                   kind="sitemap",
                                                    since=args.since, max_items=args.limit)))
 
 
@@ -215,20 +217,21 @@ def _utc_date(text: str) -> datetime:
 def _ratefeed(args: argparse.Namespace) -> None:
 
     if args.source or args.once:
-        _print_quotes(asyncio.run(ratefeed_app.ratefeed_once(args.source, args.provider)))
+        _print_quotes(asyncio.run(ratefeed_app.ratefeed_once(Settings.from_env(), args.source,
+                                                             args.provider)))
     else:
         ratefeed_app.main()
 
 
 def _ratefeed_backfill(args: argparse.Namespace) -> None:
 
-    _print_quotes(asyncio.run(ratefeed_app.ratefeed_backfill(args.since, args.until,
-                                                             args.provider)))
+    _print_quotes(asyncio.run(ratefeed_app.ratefeed_backfill(Settings.from_env(), args.since,
+                                                             args.until, args.provider)))
 
 
 def _ratefeed_release(args: argparse.Namespace) -> None:
 
-    _print_quotes(asyncio.run(ratefeed_app.ratefeed_release(args.keys)))
+    _print_quotes(asyncio.run(ratefeed_app.ratefeed_release(Settings.from_env(), args.keys)))
 
 
 def _print_quotes(quotes: list[QuoteEvent]) -> None:
@@ -241,7 +244,7 @@ def _print_quotes(quotes: list[QuoteEvent]) -> None:
 
 def _search(args: argparse.Namespace) -> None:
 
-    page = asyncio.run(search_once(args.query, args.page, args.size))
+    page = asyncio.run(search_once(Settings.from_env(), args.query, args.page, args.size))
     print(page.viewing())
     for hit in page.results:
         print(f"- {hit.title} ({hit.source}, {hit.published_at or 'undated'})\n  {hit.url}")
@@ -249,7 +252,7 @@ def _search(args: argparse.Namespace) -> None:
 
 def _deadletters_list(args: argparse.Namespace) -> None:
 
-    letters = asyncio.run(list_dead_letters(args.limit))
+    letters = asyncio.run(list_dead_letters(Settings.from_env(), args.limit))
     if not letters:
         print("no dead letters")
     for entry_id, letter in letters:
@@ -260,19 +263,21 @@ def _deadletters_list(args: argparse.Namespace) -> None:
 
 def _deadletters_replay(args: argparse.Namespace) -> None:
 
-    for entry_id, outcome in asyncio.run(replay_dead_letters(args.ids)).items():
+    for entry_id, outcome in asyncio.run(replay_dead_letters(Settings.from_env(),
+                                                             args.ids)).items():
         print(f"{entry_id}: {outcome}")
 
 
 def _groups_list(_: argparse.Namespace) -> None:
-    for stream, group, live in asyncio.run(_read_all_groups()):
+    for stream, group, live in asyncio.run(_read_all_groups(Settings.from_env())):
         state = "live" if live else "ABANDONED (not waited for, not kept from trimming)"
         print(f"{stream}  {group.name}: behind {group.behind}, pending {group.pending}, "
               f"consumers {group.consumers}, idle {_idle(group.idle_ms)}  {state}")
 
 
 def _groups_drop(args: argparse.Namespace) -> None:
-    found = [(stream, live) for stream, group, live in asyncio.run(_read_all_groups())
+    settings = Settings.from_env()
+    found = [(stream, live) for stream, group, live in asyncio.run(_read_all_groups(settings))
              if group.name == args.name]
     if not found:
         print(f"no group {args.name!r} on the streams", file=sys.stderr)
@@ -283,7 +288,7 @@ def _groups_drop(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
     async def drop() -> None:
-        async with make_redis(RedisSettings()) as redis:
+        async with make_redis(settings.redis) as redis:
             for stream, _ in found:
                 await drop_group(redis, stream, args.name)
                 print(f"{stream}: dropped {args.name}")
@@ -291,11 +296,11 @@ def _groups_drop(args: argparse.Namespace) -> None:
     asyncio.run(drop())
 
 
-async def _read_all_groups() -> list[tuple[str, GroupState, bool]]:
-    common = CommonSettings()
+async def _read_all_groups(settings: Settings) -> list[tuple[str, GroupState, bool]]:
+    common = settings.common
     streams = Streams(common)
     rows = []
-    async with make_redis(RedisSettings()) as redis:
+    async with make_redis(settings.redis) as redis:
         for stream in streams.consumed:
             for group in await read_groups(redis, stream):
                 rows.append((stream, group,
@@ -309,7 +314,8 @@ def _idle(idle_ms: int | None) -> str:
 
 def _reindex(args: argparse.Namespace) -> None:
     try:
-        result = asyncio.run(reindex_configured(args.index, from_streams=args.from_streams))
+        result = asyncio.run(reindex_configured(Settings.from_env(), args.index,
+                                                from_streams=args.from_streams))
     except ReindexIncomplete as exc:
         print(f"caravan reindex: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc
@@ -324,7 +330,7 @@ def _reindex(args: argparse.Namespace) -> None:
 
 def _docs(args: argparse.Namespace) -> None:
 
-    stale = write_documents(args.dir, check=args.check)
+    stale = write_documents(Settings.from_env(), args.dir, check=args.check)
     if args.check and stale:
         print("out of date (run `caravan docs`): " + ", ".join(stale), file=sys.stderr)
         raise SystemExit(1)
@@ -333,4 +339,4 @@ def _docs(args: argparse.Namespace) -> None:
 
 def _run(_: argparse.Namespace) -> None:
 
-    raise SystemExit(supervisor.run_local())
+    raise SystemExit(supervisor.run_local(Settings.from_env().query))

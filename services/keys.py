@@ -26,7 +26,7 @@ from elasticsearch import AsyncElasticsearch
 
 from shared.clients import make_elasticsearch
 from shared.index import ALIASES
-from shared.settings import CommonSettings, ElasticsearchSettings
+from shared.settings import Settings
 
 SERVICES = ("indexer", "query", "reindex")
 
@@ -111,10 +111,10 @@ async def create_keys(es: AsyncElasticsearch, index_prefix: str, out_dir: Path,
     return created
 
 
-async def _create_configured(out_dir: Path, expiration: str | None,
+async def _create_configured(settings: Settings, out_dir: Path, expiration: str | None,
                              services: tuple[str, ...]) -> list[CreatedKey]:
-    async with make_elasticsearch(ElasticsearchSettings()) as es:
-        return await create_keys(es, CommonSettings().index_prefix, out_dir, expiration,
+    async with make_elasticsearch(settings.elasticsearch) as es:
+        return await create_keys(es, settings.common.index_prefix, out_dir, expiration,
                                  services)
 
 
@@ -139,7 +139,7 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _print_roles(_: argparse.Namespace) -> None:
-    prefix = CommonSettings().index_prefix
+    prefix = Settings.from_env().common.index_prefix
     print(json.dumps({role_name(service, prefix): descriptor
                       for service, descriptor in role_descriptors(prefix).items()}, indent=2))
 
@@ -147,7 +147,8 @@ def _print_roles(_: argparse.Namespace) -> None:
 def _create(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     services = tuple(args.service or SERVICES)
-    for key in asyncio.run(_create_configured(args.out, args.expiration, services)):
+    settings = Settings.from_env()
+    for key in asyncio.run(_create_configured(settings, args.out, args.expiration, services)):
         # Names and ids only: the secret goes to its file and nowhere else.
         print(f"{key.service}: API key {key.name} (id {key.key_id}), role {key.role}, "
               f"written to {key.path}")

@@ -8,6 +8,7 @@ settings, not the environment, so they are the same on every machine.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from services.query.app import create_app as create_query_app
 from services.ratefeed.app import quarantine_publisher, quotes_publisher
 from shared.events import EVENT_MODELS
 from shared.service import ServiceContext
-from shared.settings import CommonSettings, RedisSettings
+from shared.settings import CommonSettings, RedisSettings, Settings
 
 VERSION = "0.1.0"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -74,13 +75,13 @@ def _asyncapi(service: str, description: str, broker: RedisBroker) -> Any:
     return document
 
 
-def asyncapi_documents() -> dict[str, Any]:
-    ingest = ServiceContext("ingest", _COMMON, _REDIS)
+def asyncapi_documents(settings: Settings) -> dict[str, Any]:
+    ingest = ServiceContext("ingest", settings)
     articles_publisher(ingest)
-    ratefeed = ServiceContext("ratefeed", _COMMON, _REDIS)
+    ratefeed = ServiceContext("ratefeed", settings)
     quotes_publisher(ratefeed)
     quarantine_publisher(ratefeed)
-    indexer = ServiceContext("indexer", _COMMON, _REDIS)
+    indexer = ServiceContext("indexer", settings)
     deadletters_publisher(indexer)
     return {
         "ingest": _asyncapi("ingest", "Publishes ArticleEvents read from feeds.", ingest.broker),
@@ -95,12 +96,15 @@ def asyncapi_documents() -> dict[str, Any]:
     }
 
 
-def all_documents() -> dict[str, Any]:
+def all_documents(settings: Settings) -> dict[str, Any]:
+    """The documents, with the stream names and broker address fixed whatever `settings` say."""
+    settings = replace(settings, common=_COMMON, redis=_REDIS)
     documents: dict[str, Any] = {
         f"schemas/{name}.json": schema for name, schema in event_schemas().items()
     }
-    documents |= {f"asyncapi/{name}.json": doc for name, doc in asyncapi_documents().items()}
-    documents["openapi/query.json"] = create_query_app().openapi()
+    documents |= {f"asyncapi/{name}.json": doc
+                  for name, doc in asyncapi_documents(settings).items()}
+    documents["openapi/query.json"] = create_query_app(settings).openapi()
     return documents
 
 
@@ -108,10 +112,10 @@ def render(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
-def write_documents(docs_dir: Path, *, check: bool) -> list[str]:
+def write_documents(settings: Settings, docs_dir: Path, *, check: bool) -> list[str]:
     """Write every document; with `check`, write nothing and return the stale ones."""
     stale = []
-    for relative, document in all_documents().items():
+    for relative, document in all_documents(settings).items():
         path = docs_dir / relative
         text = render(document)
         if path.exists() and path.read_text(encoding="utf-8") == text:

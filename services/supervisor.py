@@ -167,7 +167,8 @@ class _StopRequest:
         self.requested = True
 
 
-def run_local() -> int:
+def run_local(query: QuerySettings) -> int:
+    """Supervise the services; `query` says where the API they start listens."""
     env = dict(os.environ)
     infrastructure: list[list[str]] = []
     if "REDIS_URL" not in env:
@@ -193,7 +194,7 @@ def run_local() -> int:
             if stop.requested:
                 return 0
         supervisor.start_all()
-        _supervise(supervisor, stop)
+        _supervise(supervisor, stop, query)
         return 0
     finally:
         say("stopping")
@@ -202,8 +203,7 @@ def run_local() -> int:
             subprocess.run([command[0], "stop", *command[2:]], check=False)
 
 
-def _supervise(supervisor: Supervisor, stop: _StopRequest) -> None:
-    settings = QuerySettings()
+def _supervise(supervisor: Supervisor, stop: _StopRequest, settings: QuerySettings) -> None:
     base = f"http://{settings.host}:{settings.port}"
     waiting_until: float | None = time.monotonic() + STARTUP_TIMEOUT
     next_probe = 0.0

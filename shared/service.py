@@ -12,7 +12,7 @@ from faststream.redis import RedisBroker
 from shared.clients import make_broker, make_redis
 from shared.health import HealthServer, Readiness, ReadinessProbe, redis_ready
 from shared.logging import configure_logging
-from shared.settings import CommonSettings, HealthSettings, RedisSettings
+from shared.settings import HealthSettings, Settings
 from shared.streams import Streams
 from shared.tracing import start_tracing
 
@@ -20,19 +20,16 @@ _log = structlog.get_logger("service")
 
 
 class ServiceContext:
-    """Settings and connections a service builds once at start-up."""
+    """Connections a service builds once at start-up, from the settings its entry point read."""
 
-    def __init__(
-        self,
-        service: str,
-        common: CommonSettings | None = None,
-        redis_settings: RedisSettings | None = None,
-    ) -> None:
+    def __init__(self, service: str, settings: Settings) -> None:
         self.service = service
-        self.common = common or CommonSettings()
-        self.redis_settings = redis_settings or RedisSettings()
+        self.settings = settings
+        self.common = settings.common
+        self.redis_settings = settings.redis
         self.streams = Streams(self.common)
-        self.broker: RedisBroker = make_broker(self.redis_settings, start_tracing(service))
+        self.broker: RedisBroker = make_broker(self.redis_settings,
+                                               start_tracing(service, settings.tracing))
 
     def configure_logging(self) -> None:
         configure_logging(self.service, self.common.log_level, self.common.log_format)
@@ -52,9 +49,11 @@ class BackgroundService:
 
     Beside them it serves /healthz, /readyz (answered by `probe`) and /metrics.
     FastStream handles SIGINT/SIGTERM. On shutdown, `request_stop` (if given)
-    asks the tasks to finish what they hold; they get CARAVAN_SHUTDOWN_GRACE
-    seconds before being cancelled. Either way they end before the broker closes. A task that
-    fails stops the service with exit status 1, so a supervisor restarts it.
+    asks the tasks to finish what they hold; they get `grace` seconds
+    (CARAVAN_SHUTDOWN_GRACE) before being cancelled. Either way they end before the
+    broker closes. A task that fails stops the service with exit status 1, so a
+    supervisor restarts it. The health server listens on `health` (its port, when
+    unset, is `health_port`).
     """
 
     def __init__(
@@ -63,6 +62,8 @@ class BackgroundService:
         start_tasks: Callable[[], Iterable[Awaitable[None]]],
         *,
         probe: ReadinessProbe,
+        grace: float,
+        health: HealthSettings,
         health_port: int,
         request_stop: Callable[[], None] | None = None,
         on_closed: Callable[[], Awaitable[None]] | None = None,
@@ -72,12 +73,11 @@ class BackgroundService:
         self._start_tasks = start_tasks
         self._request_stop = request_stop
         self._on_closed = on_closed
-        self._grace = CommonSettings().shutdown_grace
+        self._grace = grace
         self._tasks: list[asyncio.Task[None]] = []
         self._health_task: asyncio.Task[None] | None = None
-        settings = HealthSettings()
-        self._health = HealthServer(probe, settings.host,
-                                    health_port if settings.port is None else settings.port)
+        self._health = HealthServer(probe, health.host,
+                                    health_port if health.port is None else health.port)
         self.app.after_startup(self._start)
         self.app.on_shutdown(self._stop)
 

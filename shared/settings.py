@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -253,3 +254,32 @@ class TracingSettings(_Settings):
 
     # e.g. http://otel-collector:4318; spans go to {endpoint}/v1/traces over HTTP.
     endpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every group of settings, read once at a service's (or command's) entry point
+    and passed down from there: nothing below an entry point reads the environment.
+
+    Tests build the groups they need directly (`CommonSettings(stream_prefix=...)`)
+    and swap them in with `dataclasses.replace`.
+    """
+
+    common: CommonSettings
+    redis: RedisSettings
+    elasticsearch: ElasticsearchSettings
+    ingest: IngestSettings
+    fetch: FetchSettings
+    ratefeed: RateFeedSettings
+    indexer: IndexerSettings
+    query: QuerySettings
+    health: HealthSettings
+    tracing: TracingSettings
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(common=CommonSettings(), redis=RedisSettings(),
+                   elasticsearch=ElasticsearchSettings(), ingest=IngestSettings(),
+                   fetch=FetchSettings(), ratefeed=RateFeedSettings(),
+                   indexer=IndexerSettings(), query=QuerySettings(), health=HealthSettings(),
+                   tracing=TracingSettings())

@@ -19,14 +19,16 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from shared.settings import TracingSettings
 
 
-@functools.cache
-def start_tracing(service: str) -> TracerProvider | None:
+def start_tracing(service: str, settings: TracingSettings) -> TracerProvider | None:
     """Install the process's tracer provider (once), or None when tracing is off.
 
     The provider flushes its spans when the process exits.
     """
-    if not TracingSettings().endpoint:
-        return None
+    return _install(service) if settings.endpoint else None
+
+
+@functools.cache
+def _install(service: str) -> TracerProvider:
     provider = TracerProvider(resource=Resource.create({"service.name": f"caravan-{service}"}))
     # The exporter reads OTEL_EXPORTER_OTLP_* itself (endpoint, headers, timeout).
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

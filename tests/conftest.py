@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from uuid import uuid4
 
@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from shared.clients import make_elasticsearch, make_redis
 from shared.index import IndexNames
-from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings
+from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings, Settings
 from shared.streams import Streams
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,10 +55,27 @@ def _require(name: str) -> str:
 def namespace(monkeypatch: pytest.MonkeyPatch) -> Namespace:
     token = uuid4().hex[:10]
     ns = Namespace(stream_prefix=f"test-{token}:", index_prefix=f"test-{token}-")
+    # For the services a test starts as processes: the environment is their interface.
+    # Services run in process get `settings` instead.
     monkeypatch.setenv("CARAVAN_STREAM_PREFIX", ns.stream_prefix)
     monkeypatch.setenv("CARAVAN_INDEX_PREFIX", ns.index_prefix)
     monkeypatch.setenv("CARAVAN_LOG_FORMAT", "console")
     return ns
+
+
+@pytest.fixture
+def settings(namespace: Namespace) -> Settings:
+    """The settings of services run in process: the test's namespace on the test servers.
+
+    A test changes what it needs with `dataclasses.replace` (and `model_copy` for one
+    value of a group), never through the environment.
+    """
+    return replace(
+        Settings.from_env(),
+        common=CommonSettings(stream_prefix=namespace.stream_prefix,
+                              index_prefix=namespace.index_prefix, log_format="console"),
+        redis=RedisSettings(url=_require("REDIS_URL")),
+        elasticsearch=ElasticsearchSettings(url=_require("ELASTICSEARCH_URL")))
 
 
 @pytest.fixture

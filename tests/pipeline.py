@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import httpx
-import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
@@ -23,16 +23,17 @@ from services.query.app import create_app
 from services.ratefeed.app import ratefeed_once
 from shared.index import IndexNames
 from shared.service import ServiceContext
-from shared.settings import IndexerSettings
-from tests.conftest import REALDATA, REPO, Namespace
+from shared.settings import IndexerSettings, Settings
+from shared.streams import Streams
+from tests.conftest import REALDATA, REPO
 
 
-async def index_streams(redis: Redis, es: AsyncElasticsearch, namespace: Namespace) -> None:
-    """Index everything on the namespace's streams, then make it searchable."""
-    ctx = ServiceContext("indexer")
-    names = IndexNames(namespace.index_prefix)
-    await ensure_indices(es, names)
-    consumer = Consumer(redis, es, namespace.streams, names,
+async def index_streams(redis: Redis, es: AsyncElasticsearch, settings: Settings) -> None:
+    """Index everything on the streams of `settings`, then make it searchable."""
+    ctx = ServiceContext("indexer", settings)
+    names = IndexNames(settings.common.index_prefix)
+    await ensure_indices(es, names, settings.common)
+    consumer = Consumer(redis, es, Streams(settings.common), names,
                         IndexerSettings(consumer="t", block_ms=50),
                         deadletters_publisher(ctx).publish)
     await consumer.ensure_groups()
@@ -40,21 +41,20 @@ async def index_streams(redis: Redis, es: AsyncElasticsearch, namespace: Namespa
         await ctx.broker.connect()
         while await consumer.step():
             pass
-    await es.indices.refresh(index=f"{namespace.index_prefix}*")
+    await es.indices.refresh(index=f"{settings.common.index_prefix}*")
 
 
-async def fill_from_samples(redis: Redis, es: AsyncElasticsearch, namespace: Namespace,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
+async def fill_from_samples(redis: Redis, es: AsyncElasticsearch, settings: Settings) -> None:
     """Every bundled sample source and the Bank of Russia file, indexed."""
-    monkeypatch.setenv("CARAVAN_INGEST_SOURCES", str(REPO / "samples" / "sources.toml"))
-    await ingest_configured_once()
-    await ratefeed_once(str(REALDATA / "cbr-xml-daily-2023-09-27.xml"))
-    await index_streams(redis, es, namespace)
+    samples = settings.ingest.model_copy(update={"sources": REPO / "samples" / "sources.toml"})
+    await ingest_configured_once(replace(settings, ingest=samples))
+    await ratefeed_once(settings, str(REALDATA / "cbr-xml-daily-2023-09-27.xml"))
+    await index_streams(redis, es, settings)
 
 
 @asynccontextmanager
-async def query_client() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app()
+async def query_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
     async with (app.router.lifespan_context(app),
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                   base_url="http://query") as client):

@@ -6,11 +6,12 @@ from pydantic_settings import BaseSettings
 
 from services.specs import write_documents
 from shared import settings
+from shared.settings import Settings
 from tests.conftest import REPO
 
 
 def test_generated_contract_documents_are_up_to_date() -> None:
-    stale = write_documents(REPO / "docs", check=True)
+    stale = write_documents(Settings.from_env(), REPO / "docs", check=True)
     assert stale == [], f"run `caravan docs` and commit: {stale}"
 
 

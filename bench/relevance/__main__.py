@@ -27,7 +27,7 @@ from services.query.backend import Backend
 from services.query.search import SearchRequest
 from shared.clients import make_elasticsearch
 from shared.index import IndexNames
-from shared.settings import ElasticsearchSettings
+from shared.settings import CommonSettings, ElasticsearchSettings
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "results"
@@ -41,7 +41,7 @@ async def fill(es: AsyncElasticsearch) -> IndexNames:
     existing = await es.indices.get(index=f"{PREFIX}*", allow_no_indices=True)
     if existing:
         await es.indices.delete(index=",".join(existing))
-    await ensure_indices(es, names)
+    await ensure_indices(es, names, CommonSettings())
     operations: list[Any] = []
     for event in corpus():
         operations.extend(article_action(event, names.articles).operations())

@@ -21,7 +21,7 @@ from shared.events import DeadLetter
 from shared.health import Readiness, redis_ready
 from shared.index import IndexNames
 from shared.service import BackgroundService, ServiceContext
-from shared.settings import ElasticsearchSettings, IndexerSettings
+from shared.settings import Settings
 
 HEALTH_PORT = 8083
 
@@ -35,13 +35,13 @@ def deadletters_publisher(ctx: ServiceContext) -> StreamPublisher:
     )
 
 
-def create_service() -> BackgroundService:
-    ctx = ServiceContext(SERVICE)
+def create_service(all_settings: Settings) -> BackgroundService:
+    ctx = ServiceContext(SERVICE, all_settings)
     ctx.configure_logging()
-    settings = IndexerSettings()
+    settings = all_settings.indexer
     publisher = deadletters_publisher(ctx)
     redis = make_redis(ctx.redis_settings)
-    es = make_elasticsearch(ElasticsearchSettings())
+    es = make_elasticsearch(all_settings.elasticsearch)
     names = IndexNames(ctx.common.index_prefix)
     consumer = Consumer(redis, es, ctx.streams, names, settings, publisher.publish)
     upkeep = Upkeep(redis, ctx.streams, settings, ctx.common.stream_groups,
@@ -68,9 +68,11 @@ def create_service() -> BackgroundService:
         yield consume()
         yield upkeep.run(consumer.stopping)
 
-    return BackgroundService(ctx.broker, tasks, probe=probe, health_port=HEALTH_PORT,
+    return BackgroundService(ctx.broker, tasks, probe=probe,
+                             grace=all_settings.common.shutdown_grace,
+                             health=all_settings.health, health_port=HEALTH_PORT,
                              request_stop=consumer.stop, on_closed=close)
 
 
 def main() -> None:
-    create_service().main()
+    create_service(Settings.from_env()).main()

@@ -8,14 +8,14 @@ from pydantic import ValidationError
 
 from shared.clients import make_redis
 from shared.events import DeadLetter
-from shared.settings import CommonSettings, RedisSettings
+from shared.settings import Settings
 from shared.streams import DATA_FIELD, Streams
 
 
-async def list_dead_letters(limit: int) -> list[tuple[str, DeadLetter]]:
+async def list_dead_letters(settings: Settings, limit: int) -> list[tuple[str, DeadLetter]]:
     """Newest first: (dead-letter entry id, letter)."""
-    streams = Streams(CommonSettings())
-    async with make_redis(RedisSettings()) as redis:
+    streams = Streams(settings.common)
+    async with make_redis(settings.redis) as redis:
         entries = cast("list[tuple[bytes, dict[bytes, bytes]]]",
                        await redis.xrevrange(streams.deadletters, count=limit))
     letters = []
@@ -28,15 +28,15 @@ async def list_dead_letters(limit: int) -> list[tuple[str, DeadLetter]]:
     return letters
 
 
-async def replay_dead_letters(ids: list[str]) -> dict[str, str]:
+async def replay_dead_letters(settings: Settings, ids: list[str]) -> dict[str, str]:
     """Re-add each letter's original fields to its origin stream, then delete the letter.
 
     The indexer writes with deterministic ids, so replaying an entry that did
     get indexed after all is harmless.
     """
-    streams = Streams(CommonSettings())
+    streams = Streams(settings.common)
     outcomes: dict[str, str] = {}
-    async with make_redis(RedisSettings()) as redis:
+    async with make_redis(settings.redis) as redis:
         for entry_id in ids:
             found = cast("list[tuple[bytes, dict[bytes, bytes]]]",
                          await redis.xrange(streams.deadletters, min=entry_id, max=entry_id))

@@ -23,7 +23,7 @@ def layout_settings(common: CommonSettings) -> dict[str, Any]:
 
 
 async def ensure_indices(es: AsyncElasticsearch, names: IndexNames,
-                         common: CommonSettings | None = None) -> bool:
+                         common: CommonSettings) -> bool:
     """Create templates, the versioned indices and their aliases if missing.
 
     An index that exists gets the fields the mapping has added since it was
@@ -31,11 +31,10 @@ async def ensure_indices(es: AsyncElasticsearch, names: IndexNames,
     anything else needs `caravan reindex`). Returns whether the cluster has
     language analysers of its own, for the record: the mapping does not use them.
     Safe to run from several processes at once: creation races end
-    in "already exists", which is fine. Shards and replicas come from `common`
-    (else the environment); an existing index takes the new replica settings
+    in "already exists", which is fine. Shards and replicas come from `common`;
+    an existing index takes the new replica settings
     in place, a new shard count needs `caravan reindex`.
     """
-    common = common or CommonSettings()
     layout = layout_settings(common)
     languages = await has_language_analyzers(es)
     for alias, mapping in ((names.articles, articles_mapping()),

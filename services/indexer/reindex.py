@@ -38,7 +38,7 @@ from services.indexer.writer import BULK_RESPONSE
 from shared.clients import make_elasticsearch, make_redis
 from shared.consumer import Entry
 from shared.index import IndexNames
-from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings
+from shared.settings import CommonSettings, Settings
 from shared.streams import Streams
 
 log = structlog.get_logger(__name__)
@@ -104,12 +104,15 @@ async def reindex(
     es: AsyncElasticsearch,
     names: IndexNames,
     alias: str,
+    common: CommonSettings,
     *,
     redis: Redis | None = None,
     streams: Streams | None = None,
 ) -> ReindexResult:
-    """Rebuild `alias`; from the streams when `redis` and `streams` are given."""
-    await ensure_indices(es, names)
+    """Rebuild `alias`; from the streams when `redis` and `streams` are given.
+
+    The new index takes its layout from `common`, as the indexer's templates do."""
+    await ensure_indices(es, names, common)
     old = await current_index(es, alias)
     new = IndexNames.versioned(alias, next_version(old))
     await es.indices.create(index=new)
@@ -204,13 +207,15 @@ async def _from_stream(
         start = "(" + raw[-1][0].decode()
 
 
-async def reindex_configured(which: str, *, from_streams: bool) -> ReindexResult:
-    """`caravan reindex`: the clients and names come from the environment."""
-    common = CommonSettings()
+async def reindex_configured(settings: Settings, which: str, *,
+                             from_streams: bool) -> ReindexResult:
+    """`caravan reindex`: the clients and names come from the command's settings."""
+    common = settings.common
     names = IndexNames(common.index_prefix)
     alias = names.articles if which == "articles" else names.quotes
-    async with make_elasticsearch(ElasticsearchSettings()) as es:
+    async with make_elasticsearch(settings.elasticsearch) as es:
         if not from_streams:
-            return await reindex(es, names, alias)
-        async with make_redis(RedisSettings()) as redis:
-            return await reindex(es, names, alias, redis=redis, streams=Streams(common))
+            return await reindex(es, names, alias, common)
+        async with make_redis(settings.redis) as redis:
+            return await reindex(es, names, alias, common, redis=redis,
+                                 streams=Streams(common))

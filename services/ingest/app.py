@@ -22,7 +22,7 @@ from shared.fetcher import FetchPolicy, PoliteFetcher
 from shared.groups import check_lag_within_maxlen
 from shared.leases import WorkShare
 from shared.service import BackgroundService, ServiceContext
-from shared.settings import FetchSettings, IngestSettings, default_consumer
+from shared.settings import FetchSettings, IngestSettings, Settings, default_consumer
 from shared.ssrf import AllowList
 
 SERVICE = "ingest"
@@ -53,9 +53,9 @@ def fetch_policy(user_agent: str, settings: IngestSettings, fetch: FetchSettings
 
 @asynccontextmanager
 async def _ingestor(ctx: ServiceContext, publisher: StreamPublisher) -> AsyncIterator[Ingestor]:
-    settings = IngestSettings()
+    settings = ctx.settings.ingest
     redis = make_redis(ctx.redis_settings)
-    fetcher = PoliteFetcher(fetch_policy(ctx.common.user_agent, settings, FetchSettings()))
+    fetcher = PoliteFetcher(fetch_policy(ctx.common.user_agent, settings, ctx.settings.fetch))
     state = IngestState(redis, ctx.common.stream_prefix, int(settings.state_ttl_days * 86400))
     check_lag_within_maxlen(settings.max_lag, ctx.common.stream_maxlen)
     backpressure = Backpressure(redis, ctx.streams.articles, settings.max_lag,
@@ -68,18 +68,18 @@ async def _ingestor(ctx: ServiceContext, publisher: StreamPublisher) -> AsyncIte
         await redis.aclose()
 
 
-def create_service() -> BackgroundService:
-    ctx = ServiceContext(SERVICE)
+def create_service(settings: Settings) -> BackgroundService:
+    ctx = ServiceContext(SERVICE, settings)
     ctx.configure_logging()
     publisher = articles_publisher(ctx)
-    sources = load_sources(IngestSettings().sources)
+    sources = load_sources(settings.ingest.sources)
     resources = _ingestor(ctx, publisher)
 
     async def run_all() -> None:
         # Any number of replicas: each polls the sources whose leases it holds.
         redis = make_redis(ctx.redis_settings)
         share = WorkShare(redis, ctx.common.stream_prefix, SERVICE, [s.name for s in sources],
-                          default_consumer(), IngestSettings().lease_seconds)
+                          default_consumer(), settings.ingest.lease_seconds)
         try:
             async with resources as ingestor:
                 await share.beat()
@@ -93,13 +93,15 @@ def create_service() -> BackgroundService:
     def tasks() -> Iterator[Awaitable[None]]:
         yield run_all()
 
-    return BackgroundService(ctx.broker, tasks, probe=ctx.redis_probe(), health_port=8081)
+    return BackgroundService(ctx.broker, tasks, probe=ctx.redis_probe(),
+                             grace=settings.common.shutdown_grace, health=settings.health,
+                             health_port=8081)
 
 
 @asynccontextmanager
-async def connected_ingestor() -> AsyncIterator[Ingestor]:
+async def connected_ingestor(settings: Settings) -> AsyncIterator[Ingestor]:
     """An Ingestor on the configured Redis, for work that ends (one-shot commands)."""
-    ctx = ServiceContext(SERVICE)
+    ctx = ServiceContext(SERVICE, settings)
     ctx.configure_logging()
     publisher = articles_publisher(ctx)
     async with ctx.broker, _ingestor(ctx, publisher) as ingestor:
@@ -107,7 +109,8 @@ async def connected_ingestor() -> AsyncIterator[Ingestor]:
         yield ingestor
 
 
-async def ingest_once(location: str, name: str | None = None, kind: Kind | None = None,
+async def ingest_once(settings: Settings, location: str, name: str | None = None,
+                      kind: Kind | None = None,
                       since: datetime | None = None,
                       max_items: int | None = None) -> PollResult:
     """Read one source (a feed, sitemap, listing or article; URL or path), the whole
@@ -115,16 +118,16 @@ async def ingest_once(location: str, name: str | None = None, kind: Kind | None 
     Raises on a source that cannot be read."""
     source = Source(name=name or Path(location).stem or location, url=location,
                     max_items=max_items)
-    async with connected_ingestor() as ingestor:
+    async with connected_ingestor(settings) as ingestor:
         return await ingestor.poll(source, kind, since)
 
 
-async def ingest_configured_once() -> list[PollResult]:
+async def ingest_configured_once(settings: Settings) -> list[PollResult]:
     """Poll every configured source once; failures are reported, not raised."""
-    async with connected_ingestor() as ingestor:
+    async with connected_ingestor(settings) as ingestor:
         return [await poll_safely(ingestor, source)
-                for source in load_sources(IngestSettings().sources)]
+                for source in load_sources(settings.ingest.sources)]
 
 
 def main() -> None:
-    create_service().main()
+    create_service(Settings.from_env()).main()

@@ -28,19 +28,18 @@ from shared.clients import elasticsearch_ready, make_elasticsearch, make_redis
 from shared.health import Readiness, redis_ready
 from shared.index import IndexNames
 from shared.logging import configure_logging
-from shared.settings import CommonSettings, ElasticsearchSettings, QuerySettings, RedisSettings
+from shared.settings import Settings
 from shared.streams import Streams
 
 SERVICE = "query"
 log = structlog.get_logger(__name__)
 
 
-def create_app() -> FastAPI:
-    common = CommonSettings()
-    settings = QuerySettings()
+def create_app(all_settings: Settings) -> FastAPI:
+    common, settings = all_settings.common, all_settings.query
     configure_logging(SERVICE, common.log_level, common.log_format)
-    state: dict[str, Any] = {"es": make_elasticsearch(ElasticsearchSettings()),
-                             "redis": make_redis(RedisSettings())}
+    state: dict[str, Any] = {"es": make_elasticsearch(all_settings.elasticsearch),
+                             "redis": make_redis(all_settings.redis)}
     names = IndexNames(common.index_prefix)
     backend = Backend(state["es"], names.articles, names.quotes, settings.exact_total_up_to,
                       settings.cache_seconds, settings.rate_digits)
@@ -102,9 +101,9 @@ def create_app() -> FastAPI:
 
 
 def main() -> None:
-    settings = QuerySettings()
+    settings = Settings.from_env()
     # proxy_headers off: the client address is the socket peer, and X-Forwarded-For is
     # read by the rate limit alone, as CARAVAN_QUERY_TRUSTED_PROXIES* say.
-    uvicorn.run(create_app(), host=settings.host, port=settings.port, log_config=None,
-                proxy_headers=False,
-                timeout_graceful_shutdown=int(CommonSettings().shutdown_grace))
+    uvicorn.run(create_app(settings), host=settings.query.host, port=settings.query.port,
+                log_config=None, proxy_headers=False,
+                timeout_graceful_shutdown=int(settings.common.shutdown_grace))

@@ -31,7 +31,7 @@ from shared.fetcher import FetchPolicy, PoliteFetcher
 from shared.health import Readiness, ReadinessProbe
 from shared.leases import WorkShare, lead
 from shared.service import BackgroundService, ServiceContext
-from shared.settings import FetchSettings, RateFeedSettings, default_consumer
+from shared.settings import FetchSettings, RateFeedSettings, Settings, default_consumer
 from shared.ssrf import AllowList
 
 SERVICE = "ratefeed"
@@ -82,17 +82,17 @@ def readiness_probe(ctx: ServiceContext, status: ProviderStatus) -> ReadinessPro
     return probe
 
 
-def create_service() -> BackgroundService:
-    ctx = ServiceContext(SERVICE)
+def create_service(all_settings: Settings) -> BackgroundService:
+    ctx = ServiceContext(SERVICE, all_settings)
     ctx.configure_logging()
-    settings = RateFeedSettings()
+    settings = all_settings.ratefeed
     config = load_rates_config(settings.providers)
     outlets, store = _outlets(ctx, settings)
     status = ProviderStatus(config.providers)
 
     async def poll() -> None:
         # The client's connections close with the task (on shutdown), not with the process.
-        async with fetcher(ctx.common.user_agent, settings, FetchSettings()) as client:
+        async with fetcher(ctx.common.user_agent, settings, all_settings.fetch) as client:
             await _lead(ctx, settings, lambda: run_forever(config, settings.interval, outlets,
                                                            client, status))
 
@@ -100,7 +100,9 @@ def create_service() -> BackgroundService:
         yield poll()
 
     return BackgroundService(ctx.broker, tasks, probe=readiness_probe(ctx, status),
-                             health_port=8082, on_closed=store.close)
+                             grace=all_settings.common.shutdown_grace,
+                             health=all_settings.health, health_port=8082,
+                             on_closed=store.close)
 
 
 async def _lead(ctx: ServiceContext, settings: RateFeedSettings,
@@ -127,15 +129,15 @@ class _Session:
 
 
 @asynccontextmanager
-async def _session() -> AsyncIterator[_Session]:
-    ctx = ServiceContext(SERVICE)
+async def _session(all_settings: Settings) -> AsyncIterator[_Session]:
+    ctx = ServiceContext(SERVICE, all_settings)
     ctx.configure_logging()
-    settings = RateFeedSettings()
+    settings = all_settings.ratefeed
     config = load_rates_config(settings.providers)
     outlets, store = _outlets(ctx, settings)
     try:
         async with ctx.broker, fetcher(ctx.common.user_agent, settings,
-                                       FetchSettings()) as client:
+                                       all_settings.fetch) as client:
             await ctx.broker.connect()
             yield _Session(config, outlets, client)
     finally:
@@ -157,14 +159,14 @@ def select_providers(config: RatesConfig, name: str | None,
     raise RatesError(msg)
 
 
-async def ratefeed_once(location: str | None = None,
+async def ratefeed_once(settings: Settings, location: str | None = None,
                         provider: str | None = None) -> list[QuoteEvent]:
     """One document (`location`, its provider named or detected), or one poll of the providers.
 
     A single document's errors are raised; in a poll, a failing provider is
     logged and the others still publish.
     """
-    async with _session() as session:
+    async with _session(settings) as session:
         config, outlets, client = session.config, session.outlets, session.fetcher
         if location is None:
             return await poll_providers(select_providers(config, provider), config, outlets,
@@ -175,21 +177,21 @@ async def ratefeed_once(location: str | None = None,
         return await publish_readings([reading], config, outlets, now)
 
 
-async def ratefeed_backfill(since: date, until: date | None = None,
+async def ratefeed_backfill(settings: Settings, since: date, until: date | None = None,
                             provider: str | None = None) -> list[QuoteEvent]:
-    async with _session() as session:
+    async with _session(settings) as session:
         until = until or datetime.now(UTC).date()
         return await backfill(select_providers(session.config, provider), since, until,
                               session.config, session.outlets, session.fetcher)
 
 
 def main() -> None:
-    create_service().main()
+    create_service(Settings.from_env()).main()
 
 
-async def ratefeed_release(keys: list[str]) -> list[QuoteEvent]:
+async def ratefeed_release(settings: Settings, keys: list[str]) -> list[QuoteEvent]:
     """Publish held quotes an operator accepts (by their dead letters' entry_id)."""
-    async with _session() as session:
+    async with _session(settings) as session:
         released: list[QuoteEvent] = []
         for key in keys:
             released += await release_held(key, session.config, session.outlets)

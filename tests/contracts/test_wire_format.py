@@ -12,6 +12,7 @@ import pytest
 
 from services.specs import JSON_SCHEMA_DIALECT, all_documents, event_schemas, schema_id
 from shared.events import EVENT_MODELS, DeadLetter, QuoteEvent
+from shared.settings import Settings
 from tests.conftest import REPO
 
 
@@ -68,7 +69,8 @@ def test_every_field_always_written_is_required(name: str) -> None:
 
 
 def _asyncapi() -> dict[str, Any]:
-    return {path: doc for path, doc in all_documents().items() if path.startswith("asyncapi/")}
+    return {path: doc for path, doc in all_documents(Settings.from_env()).items()
+            if path.startswith("asyncapi/")}
 
 
 @pytest.mark.parametrize("path", sorted(_asyncapi()))

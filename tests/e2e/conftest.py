@@ -15,6 +15,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
+from shared.settings import Settings
 from tests.conftest import REPO, Namespace
 from tests.pipeline import fill_from_samples
 from tests.processes import free_port
@@ -43,9 +44,8 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60)
 
 
 @pytest.fixture
-async def samples(redis: Redis, es: AsyncElasticsearch, namespace: Namespace,
-                  monkeypatch: pytest.MonkeyPatch) -> None:
-    await fill_from_samples(redis, es, namespace, monkeypatch)
+async def samples(redis: Redis, es: AsyncElasticsearch, settings: Settings) -> None:
+    await fill_from_samples(redis, es, settings)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shared.settings import Settings
 from tests.e2e.conftest import QueryService
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +55,7 @@ def _any_values() -> st.SearchStrategy[Any]:
 def _operations() -> list[tuple[str, list[dict[str, Any]]]]:
     from services.query.app import create_app  # noqa: PLC0415 — read the document as served
 
-    document = create_app().openapi()
+    document = create_app(Settings.from_env()).openapi()
     operations = [(path, op.get("parameters", [])) for path, item in document["paths"].items()
                   for method, op in item.items() if method == "get"]
     # The search page takes the same parameters as the search API.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from services.indexer.mappings import ensure_indices
 from shared.events import ArticleEvent, DeadLetter, QuoteEvent, content_hash
 from shared.index import IndexNames
 from shared.service import ServiceContext
-from shared.settings import IndexerSettings
+from shared.settings import FetchSettings, IndexerSettings, Settings
 from shared.streams import DATA_FIELD
 from tests.conftest import Namespace
 from tests.loopback import LoopbackServer, static
@@ -27,12 +28,12 @@ MakeConsumer = Callable[..., Consumer]
 
 @pytest.fixture
 async def make_consumer(
-    redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+    redis: Redis, es: AsyncElasticsearch, namespace: Namespace, settings: Settings
 ) -> AsyncIterator[MakeConsumer]:
-    ctx = ServiceContext("indexer")
+    ctx = ServiceContext("indexer", settings)
     publisher = deadletters_publisher(ctx)
     names = IndexNames(namespace.index_prefix)
-    await ensure_indices(es, names)
+    await ensure_indices(es, names, settings.common)
 
     def build(**settings: Any) -> Consumer:
         defaults: dict[str, Any] = {"consumer": "live", "block_ms": 50,
@@ -85,17 +86,22 @@ async def pending(redis: Redis, stream: str) -> int:
 
 
 @pytest.fixture
-def web(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
-    """A real HTTP server on loopback that ingest may fetch from (allow-listed)."""
+def web() -> Iterator[LoopbackServer]:
+    """A real HTTP server on loopback that ingest may fetch from (see `web_settings`)."""
     server = LoopbackServer()
     server.routes["/robots.txt"] = static(b"User-agent: *\nDisallow: /private/\n",
                                           "text/plain")
     server.start()
-    monkeypatch.setenv("CARAVAN_FETCH_ALLOW", "127.0.0.1")
-    monkeypatch.setenv("CARAVAN_INGEST_HOST_DELAY", "0")
-    monkeypatch.setenv("CARAVAN_INGEST_RETRY_MAX_DELAY", "2")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def web_settings(settings: Settings) -> Settings:
+    """`settings` that let ingest fetch from `web` (allow-listed), without delays to wait out."""
+    return replace(settings, fetch=FetchSettings(allow="127.0.0.1"),
+                   ingest=settings.ingest.model_copy(update={"host_delay": 0,
+                                                            "retry_max_delay": 2}))
 
 
 async def published_articles(redis: Redis, namespace: Namespace) -> list[ArticleEvent]:

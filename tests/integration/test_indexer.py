@@ -16,7 +16,7 @@ from shared.clients import make_elasticsearch
 from shared.events import QuoteEvent
 from shared.index import IndexNames
 from shared.service import ServiceContext
-from shared.settings import ElasticsearchSettings, IndexerSettings
+from shared.settings import ElasticsearchSettings, IndexerSettings, Settings
 from shared.streams import DATA_FIELD
 from tests.conftest import Namespace
 from tests.integration.conftest import (
@@ -176,12 +176,12 @@ async def test_a_vanished_group_is_recreated_without_skipping_entries(
 
 
 async def test_stop_mid_outage_leaves_the_batch_pending_for_another_indexer(
-    redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+    redis: Redis, es: AsyncElasticsearch, namespace: Namespace, settings: Settings
 ) -> None:
     # Elasticsearch unreachable: the batch is held, never acknowledged, never dropped.
     down = make_elasticsearch(ElasticsearchSettings(url="http://127.0.0.1:1",
                                                     request_timeout=0.2))
-    ctx = ServiceContext("indexer")
+    ctx = ServiceContext("indexer", settings)
     publisher = deadletters_publisher(ctx)
     consumer = Consumer(redis, down, namespace.streams, IndexNames(namespace.index_prefix),
                         IndexerSettings(consumer="doomed", block_ms=50, retry_base_delay=0.05),

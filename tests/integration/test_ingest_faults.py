@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from services.ingest.app import connected_ingestor, ingest_configured_once
 from services.ingest.extract import Extracted, extract_article
 from services.ingest.feeds import FeedParse, parse_feed
 from services.ingest.sources import Source
+from shared.settings import Settings
 from tests.conftest import Namespace
 from tests.integration.conftest import published_articles
 from tests.loopback import LoopbackServer, static
@@ -47,8 +49,8 @@ def _sample(name: str, **labels: str) -> float:
 
 
 async def test_year_1_dates_in_a_feed_and_a_sitemap_index_fail_no_poll(
-    web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    web: LoopbackServer, redis: Redis, namespace: Namespace,
+    tmp_path: Path, web_settings: Settings
 ) -> None:
     # The dates of the issue: year 1 in a UTC+5 source, written with and without the offset.
     web.routes["/feed.xml"] = static(_feed(
@@ -66,9 +68,10 @@ async def test_year_1_dates_in_a_feed_and_a_sitemap_index_fail_no_poll(
         f'[[sources]]\nname = "{name}"\nurl = "{web.url(path)}"\ntimezone = "Asia/Almaty"\n'
         for name, path in [("feed", "/feed.xml"), ("sitemap", "/sitemap.xml")]),
         encoding="utf-8")
-    monkeypatch.setenv("CARAVAN_INGEST_SOURCES", str(config))
+    web_settings = replace(web_settings, ingest=web_settings.ingest.model_copy(
+        update={"sources": config}))
 
-    feed, sitemap = await ingest_configured_once()
+    feed, sitemap = await ingest_configured_once(web_settings)
 
     assert (feed.error, feed.published, sitemap.error, sitemap.published) == (None, 2, None, 1)
     events = await published_articles(redis, namespace)
@@ -81,7 +84,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 async def test_a_crashing_source_is_retried_with_backoff_while_the_others_keep_polling(
     web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], web_settings: Settings
 ) -> None:
     web.routes["/good.xml"] = static(_feed(web, ("Good news", "/a/good", "")), RSS, etag='"g"')
     web.routes["/bad.xml"] = static(_feed(web, ("Bad news", "/a/bad", "")), RSS)
@@ -108,7 +111,7 @@ async def test_a_crashing_source_is_retried_with_backoff_while_the_others_keep_p
 
     errors_before = _sample("caravan_ingest_poll_errors_total", source="bad",
                             error="OverflowError")
-    async with connected_ingestor() as ingestor:
+    async with connected_ingestor(web_settings) as ingestor:
         tasks = [asyncio.create_task(worker.run_source_forever(
                      ingestor, source, sleep=recorder(source.name), rng=random.Random(1)))
                  for source in (good, bad)]
@@ -135,6 +138,7 @@ async def test_a_crashing_source_is_retried_with_backoff_while_the_others_keep_p
 
 async def test_a_page_that_crashes_the_extractor_is_one_article_from_the_feed(
     web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch,
+    web_settings: Settings
 ) -> None:
     page = b"<html><body><article><h1>A title</h1><p>" + b"Text. " * 100 + b"</p></article>"
     web.routes["/feed.xml"] = static(_feed(web, ("Crasher", "/a/crash", ""),
@@ -149,7 +153,7 @@ async def test_a_page_that_crashes_the_extractor_is_one_article_from_the_feed(
 
     monkeypatch.setattr("services.ingest.worker.extract_article", crashing_extract)
 
-    async with connected_ingestor() as ingestor:
+    async with connected_ingestor(web_settings) as ingestor:
         result = await worker.poll_safely(ingestor, Source(name="x", url=web.url("/feed.xml")))
 
     assert (result.error, result.published) == (None, 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from services.ingest.feeds import FeedError
 from services.ratefeed.app import ratefeed_once
 from services.ratefeed.providers import RatesError
 from shared.events import ArticleEvent, QuoteEvent
+from shared.settings import Settings
 from shared.streams import DATA_FIELD
 from tests.conftest import REALDATA, Namespace
 from tests.streams import entries
@@ -28,8 +30,9 @@ async def _events(redis: Redis, stream: str) -> list[dict[bytes, bytes]]:
     return [fields for _, fields in await entries(redis, stream)]
 
 
-async def test_ingest_publishes_one_event_per_feed_item(redis: Redis, namespace: Namespace) -> None:
-    result = await ingest_once(str(REALDATA / "feed-heise-developer.atom"), name="heise")
+async def test_ingest_publishes_one_event_per_feed_item(redis: Redis, namespace: Namespace,
+                                                        settings: Settings) -> None:
+    result = await ingest_once(settings, str(REALDATA / "feed-heise-developer.atom"), name="heise")
 
     entries = await _events(redis, namespace.streams.articles)
     assert result.published == len(entries) == 15
@@ -41,27 +44,28 @@ async def test_ingest_publishes_one_event_per_feed_item(redis: Redis, namespace:
 
 
 async def test_ingest_of_a_malformed_feed_reports_and_publishes_nothing_broken(
-    redis: Redis, namespace: Namespace
+    redis: Redis, namespace: Namespace, settings: Settings
 ) -> None:
-    result = await ingest_once(str(REALDATA / "feed-nenoksa-turbo-malformed.xml"))
+    result = await ingest_once(settings, str(REALDATA / "feed-nenoksa-turbo-malformed.xml"))
 
     assert (result.published, result.left_out) == (0, {"unusable": 1})
     assert await redis.xlen(namespace.streams.articles) == 0
 
 
 async def test_ingest_of_something_that_is_no_feed_raises_a_clear_error(
-    redis: Redis, namespace: Namespace
+    redis: Redis, namespace: Namespace, settings: Settings
 ) -> None:
     with pytest.raises(FeedError, match="not a readable RSS/Atom feed"):
-        await ingest_once(str(REALDATA / "cbr-xml-daily-2023-09-27.xml"))
+        await ingest_once(settings, str(REALDATA / "cbr-xml-daily-2023-09-27.xml"))
     assert await redis.xlen(namespace.streams.articles) == 0
 
 
 async def test_configured_sources_keep_going_past_a_broken_one(
-    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+    redis: Redis, namespace: Namespace, settings: Settings
 ) -> None:
-    monkeypatch.setenv("CARAVAN_INGEST_SOURCES", str(REALDATA.parent / "sources.toml"))
-    results = {r.source: r for r in await ingest_configured_once()}
+    settings = replace(settings, ingest=settings.ingest.model_copy(
+        update={"sources": REALDATA.parent / "sources.toml"}))
+    results = {r.source: r for r in await ingest_configured_once(settings)}
 
     assert results["heise.de"].published == 15
     assert results["nenoksa"].published == 0
@@ -83,11 +87,11 @@ def _cbr_rate(code: str) -> Decimal:
 
 
 async def test_ratefeed_publishes_the_five_currencies_exactly_and_only_once(
-    redis: Redis, namespace: Namespace
+    redis: Redis, namespace: Namespace, settings: Settings
 ) -> None:
     source = str(REALDATA / "cbr-xml-daily-2023-09-27.xml")
-    first = await ratefeed_once(source)
-    again = await ratefeed_once(source)
+    first = await ratefeed_once(settings, source)
+    again = await ratefeed_once(settings, source)
 
     entries = await _events(redis, namespace.streams.quotes)
     quotes = {q.base: q for q in (QuoteEvent.model_validate_json(e[DATA_FIELD]) for e in entries)}
@@ -100,14 +104,14 @@ async def test_ratefeed_publishes_the_five_currencies_exactly_and_only_once(
 
 
 async def test_ratefeed_rejects_a_document_without_its_date(
-    redis: Redis, namespace: Namespace, tmp_path: Path
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
 ) -> None:
     broken = REALDATA / "cbr-xml-daily-2023-09-27.xml"
     path = tmp_path / "no-date.xml"
     path.write_text(broken.read_text(encoding="utf-8").replace('Date="27.09.2023" ', ""))
 
     with pytest.raises(RatesError, match="no valid Date"):
-        await ratefeed_once(str(path))
+        await ratefeed_once(settings, str(path))
     assert await redis.xlen(namespace.streams.quotes) == 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -21,6 +22,7 @@ from redis.asyncio import Redis
 from services.ingest.app import ingest_configured_once, ingest_once
 from services.ingest.sitemaps import ChildVisit
 from services.ingest.state import IngestState
+from shared.settings import Settings
 from tests.conftest import REALDATA, Namespace
 from tests.integration.conftest import published_articles
 from tests.loopback import LoopbackServer, static
@@ -89,12 +91,12 @@ def _serve_seed_site(web: LoopbackServer) -> list[tuple[str, str]]:
 
 
 async def test_listing_pages_are_followed_and_each_article_read_from_its_page(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     articles = _serve_seed_site(web)
     assert len(articles) == 6
 
-    result = await ingest_once(web.url("/kz/"), name="seed")
+    result = await ingest_once(web_settings, web.url("/kz/"), name="seed")
 
     events = await published_articles(redis, namespace)
     assert (result.kind, result.published, result.failed) == ("listing", 6, 0)
@@ -110,8 +112,8 @@ async def test_listing_pages_are_followed_and_each_article_read_from_its_page(
 
 
 async def test_configured_limits_bound_pages_items_and_sitemap_depth(
-    web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    web: LoopbackServer, redis: Redis, namespace: Namespace,
+    tmp_path: Path, web_settings: Settings
 ) -> None:
     _serve_seed_site(web)
     _serve_arnews(web, {})
@@ -129,9 +131,10 @@ name = "arnews"
 url = "{web.url('/sitemap.xml')}"
 sitemap_depth = 0
 """, encoding="utf-8")
-    monkeypatch.setenv("CARAVAN_INGEST_SOURCES", str(config))
+    web_settings = replace(web_settings, ingest=web_settings.ingest.model_copy(
+        update={"sources": config}))
 
-    seed, arnews = await ingest_configured_once()
+    seed, arnews = await ingest_configured_once(web_settings)
 
     assert (seed.kind, seed.published, seed.left_out) == ("listing", 2, {"limit": 1})
     assert seed.summary().endswith("1 items left out (limit: 1)")
@@ -170,11 +173,11 @@ def _serve_arnews(web: LoopbackServer, pages: dict[int, bytes]) -> list[str]:
 
 
 async def test_backfill_follows_the_sitemap_index_and_keeps_what_is_recent_enough(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     _serve_arnews(web, {0: (REALDATA / "article-lsm-lv.html").read_bytes()})
 
-    result = await ingest_once(web.url("/sitemap.xml"), name="arnews", kind="sitemap",
+    result = await ingest_once(web_settings, web.url("/sitemap.xml"), name="arnews", kind="sitemap",
                                since=datetime(2026, 5, 1, tzinfo=UTC))
 
     events = {e.url: e for e in await published_articles(redis, namespace)}
@@ -195,29 +198,30 @@ async def test_backfill_follows_the_sitemap_index_and_keeps_what_is_recent_enoug
 
 
 async def test_sitemap_since_a_later_date_publishes_nothing(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     _serve_arnews(web, {})
 
-    later = await ingest_once(web.url("/sitemap.xml"), name="arnews", kind="sitemap",
+    later = await ingest_once(web_settings, web.url("/sitemap.xml"), name="arnews", kind="sitemap",
                               since=datetime(2026, 6, 1, tzinfo=UTC))
     assert later.published == 0
     assert "/sitemap-news.xml" not in web.paths()
 
-    direct = await ingest_once(web.url("/sitemap-news.xml"), name="arnews")
+    direct = await ingest_once(web_settings, web.url("/sitemap-news.xml"), name="arnews")
     assert (direct.kind, direct.published) == ("sitemap", 5)
 
 
 async def test_requests_to_one_host_start_no_closer_than_its_crawl_delay(
-    web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
-    monkeypatch.setenv("CARAVAN_INGEST_HOST_DELAY", "0.1")
+    web_settings = replace(web_settings, ingest=web_settings.ingest.model_copy(
+        update={"host_delay": 0.1}))
     # robots.txt asks for more than the configured delay: it wins.
     web.routes["/robots.txt"] = static(b"User-agent: CaravanBot\nCrawl-delay: 0.3\n",
                                        "text/plain")
     _serve_seed_site(web)
 
-    result = await ingest_once(web.url("/kz/"), name="seed")
+    result = await ingest_once(web_settings, web.url("/kz/"), name="seed")
 
     assert result.published == 6
     arrivals = [hit.at for hit in web.hits if hit.path != "/robots.txt"]
@@ -245,9 +249,10 @@ def _news_sitemap(web: LoopbackServer, path: str, title: str) -> bytes:
 
 
 async def test_a_2000_child_index_costs_the_fetch_budget_per_poll_and_goes_on_where_it_stopped(
-    web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
-    monkeypatch.setenv("CARAVAN_INGEST_SITEMAP_MAX_FETCHES_PER_POLL", "40")
+    web_settings = replace(web_settings, ingest=web_settings.ingest.model_copy(
+        update={"sitemap_max_fetches_per_poll": 40}))
     newest = datetime(2026, 5, 1, tzinfo=UTC)
     children = [(f"/sitemaps/{n}.xml", (newest - timedelta(days=n)).date().isoformat())
                 for n in range(2000)]
@@ -258,11 +263,12 @@ async def test_a_2000_child_index_costs_the_fetch_budget_per_poll_and_goes_on_wh
     def fetched() -> list[str]:
         return [path for path in web.paths() if path.startswith("/sitemaps/")]
 
-    first = await ingest_once(web.url("/sitemap.xml"), name="big")
+    first = await ingest_once(web_settings, web.url("/sitemap.xml"), name="big")
     assert fetched() == [path for path, _ in children[:40]]  # the newest first
     assert (first.sitemaps_read, first.sitemaps_deferred) == (40, 1960)
 
-    second = await ingest_once(web.url("/sitemap.xml"), name="big")  # a restarted ingest
+    second = await ingest_once(web_settings, web.url("/sitemap.xml"),
+                               name="big")  # a restarted ingest
     assert fetched()[40:] == [path for path, _ in children[40:80]]  # where the first stopped
     assert second.summary().endswith(
         "child sitemaps: 40 read, 40 unchanged, 1920 left for a later poll")
@@ -272,8 +278,8 @@ async def test_a_2000_child_index_costs_the_fetch_budget_per_poll_and_goes_on_wh
 
 
 async def test_children_unchanged_by_lastmod_or_answering_304_are_not_fetched_every_poll(
-    web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    web: LoopbackServer, redis: Redis, namespace: Namespace,
+    tmp_path: Path, web_settings: Settings
 ) -> None:
     web.routes["/a.xml"] = static(_news_sitemap(web, "/a/1", "Article A"), XML)
     web.routes["/b.xml"] = static(_news_sitemap(web, "/b/1", "Article B"), XML)
@@ -284,11 +290,12 @@ async def test_children_unchanged_by_lastmod_or_answering_304_are_not_fetched_ev
     config = tmp_path / "sources.toml"
     config.write_text(f'[[sources]]\nname = "site"\nurl = "{web.url("/sitemap.xml")}"\n'
                       "interval = 3600\n", encoding="utf-8")
-    monkeypatch.setenv("CARAVAN_INGEST_SOURCES", str(config))
+    web_settings = replace(web_settings, ingest=web_settings.ingest.model_copy(
+        update={"sources": config}))
 
     async def poll() -> list[str]:
         before = len(web.hits)
-        (result,) = await ingest_configured_once()
+        (result,) = await ingest_configured_once(web_settings)
         assert result.error is None
         return [hit.path for hit in web.hits[before:] if hit.path.endswith(".xml")
                 and hit.path != "/sitemap.xml"]

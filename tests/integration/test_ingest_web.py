@@ -11,6 +11,7 @@ import asyncio
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from prometheus_client import REGISTRY
@@ -20,6 +21,7 @@ from services.ingest.app import ingest_once
 from services.ingest.feeds import FeedError
 from shared.fetch import FetchError
 from shared.fetcher import Refused
+from shared.settings import FetchSettings, Settings
 from shared.streams import DATA_FIELD
 from tests.conftest import REALDATA, Namespace
 from tests.integration.conftest import published_articles
@@ -57,11 +59,11 @@ def _andijon_linking(web: LoopbackServer, *, title_suffix: str = "") -> bytes:
 
 
 async def test_feed_items_become_full_articles_from_their_pages(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     _serve_andijon(web)
 
-    result = await ingest_once(web.url("/feed.xml"), name="andijon")
+    result = await ingest_once(web_settings, web.url("/feed.xml"), name="andijon")
 
     events = {e.url: e for e in await published_articles(redis, namespace)}
     assert (result.kind, result.published, result.new) == ("feed", 2, 2)
@@ -88,13 +90,13 @@ async def test_feed_items_become_full_articles_from_their_pages(
 
 
 async def test_a_restarted_ingest_neither_refetches_nor_republishes_what_it_has(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     _serve_andijon(web)
-    await ingest_once(web.url("/feed.xml"), name="andijon")
+    await ingest_once(web_settings, web.url("/feed.xml"), name="andijon")
     first_hits = len(web.hits)
 
-    again = await ingest_once(web.url("/feed.xml"), name="andijon")
+    again = await ingest_once(web_settings, web.url("/feed.xml"), name="andijon")
 
     assert again.not_modified
     assert again.published == 0
@@ -106,17 +108,17 @@ async def test_a_restarted_ingest_neither_refetches_nor_republishes_what_it_has(
 
 
 async def test_a_changed_article_is_published_again_as_a_newer_version_of_the_same_document(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     _serve_andijon(web)
-    await ingest_once(web.url("/feed.xml"), name="andijon")
+    await ingest_once(web_settings, web.url("/feed.xml"), name="andijon")
     updated_before = _sample("caravan_ingest_items_total", source="andijon", outcome="updated")
 
     corrected = LSM_PAGE.replace("piekto bojāgājušo".encode(), "sesto bojāgājušo".encode())
     web.routes["/feed.xml"] = static(_andijon_linking(web, title_suffix=" (yangilandi)"), RSS,
                                      etag='"v2"')
     web.routes["/news/lsm?utm_source=rss"] = static(corrected, HTML)
-    result = await ingest_once(web.url("/feed.xml"), name="andijon")
+    result = await ingest_once(web_settings, web.url("/feed.xml"), name="andijon")
 
     assert (result.updated, result.unchanged, result.published) == (1, 1, 1)
     assert _sample("caravan_ingest_items_total", source="andijon",
@@ -131,13 +133,13 @@ async def test_a_changed_article_is_published_again_as_a_newer_version_of_the_sa
 
 
 async def test_a_feed_in_windows_1251_comes_out_as_unicode(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     # The real feed re-encoded, its declaration gone and the header silent: only the bytes tell.
     body = re.sub(r"<\?xml[^>]*\?>", "", MEDUZA).encode("windows-1251", errors="replace")
     web.routes["/meduza.xml"] = static(body, "application/xml")
 
-    result = await ingest_once(web.url("/meduza.xml"), name="meduza")
+    result = await ingest_once(web_settings, web.url("/meduza.xml"), name="meduza")
 
     titles = {e.title for e in await published_articles(redis, namespace)}
     assert result.published == 24
@@ -148,7 +150,7 @@ async def test_a_feed_in_windows_1251_comes_out_as_unicode(
 
 @pytest.mark.parametrize("encoding", ["koi8-r", "windows-1251"])
 async def test_an_article_page_in_a_cyrillic_code_page_without_any_declaration(
-    web: LoopbackServer, redis: Redis, namespace: Namespace, encoding: str
+    web: LoopbackServer, redis: Redis, namespace: Namespace, encoding: str, web_settings: Settings
 ) -> None:
     sentences = re.findall(r"<description>([^<]+)</description>", MEDUZA)[1:]
     page = ("<html><head><title>" + sentences[0] + "</title></head><body><article><h1>"
@@ -156,7 +158,7 @@ async def test_an_article_page_in_a_cyrillic_code_page_without_any_declaration(
             + "</article></body></html>")
     web.routes["/page"] = static(page.encode(encoding, errors="replace"), "text/html")
 
-    result = await ingest_once(web.url("/page"), name=encoding, kind="article")
+    result = await ingest_once(web_settings, web.url("/page"), name=encoding, kind="article")
 
     (event,) = await published_articles(redis, namespace)
     assert result.published == 1
@@ -169,48 +171,48 @@ async def test_an_article_page_in_a_cyrillic_code_page_without_any_declaration(
 
 
 async def test_malformed_feed_over_http_skips_its_broken_item(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     body = (REALDATA / "feed-nenoksa-turbo-malformed.xml").read_bytes()
     web.routes["/nenoksa.xml"] = static(body, RSS)
 
-    result = await ingest_once(web.url("/nenoksa.xml"), name="nenoksa")
+    result = await ingest_once(web_settings, web.url("/nenoksa.xml"), name="nenoksa")
 
     assert (result.published, result.left_out) == (0, {"unusable": 1})
     assert await redis.xlen(namespace.streams.articles) == 0
 
 
 async def test_a_page_without_an_article_is_a_clear_failure_not_an_event(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     web.routes["/empty"] = static(b"<html><body><nav><a href='/'>Home</a></nav></body></html>",
                                   HTML)
 
-    result = await ingest_once(web.url("/empty"), name="empty", kind="article")
+    result = await ingest_once(web_settings, web.url("/empty"), name="empty", kind="article")
 
     assert (result.published, result.failed) == (0, 1)
     assert await redis.xlen(namespace.streams.articles) == 0
 
 
 async def test_robots_txt_disallow_is_honoured(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     web.routes["/private/feed.xml"] = static(_andijon_linking(web), RSS)
 
     with pytest.raises(Refused, match=r"disallowed by robots\.txt"):
-        await ingest_once(web.url("/private/feed.xml"))
+        await ingest_once(web_settings, web.url("/private/feed.xml"))
     assert "/private/feed.xml" not in web.paths()
 
 
 async def test_429_with_retry_after_is_waited_out_then_fetched(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     web.routes["/busy.xml"] = sequence(
         Reply(429, b"slow down", {"Retry-After": "1"}),
         Reply(200, (REALDATA / "feed-heise-developer.atom").read_bytes(),
               {"Content-Type": "application/atom+xml"}))
 
-    result = await ingest_once(web.url("/busy.xml"), name="heise")
+    result = await ingest_once(web_settings, web.url("/busy.xml"), name="heise")
 
     tries = [hit for hit in web.hits if hit.path == "/busy.xml"]
     assert len(tries) == 2
@@ -219,93 +221,95 @@ async def test_429_with_retry_after_is_waited_out_then_fetched(
 
 
 async def test_a_retry_after_longer_than_the_cap_gives_up_until_the_next_poll(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     web.routes["/busy.xml"] = sequence(Reply(503, b"", {"Retry-After": "3600"}))
 
     with pytest.raises(FetchError, match="HTTP 503, retry after 3600s"):
-        await ingest_once(web.url("/busy.xml"))
+        await ingest_once(web_settings, web.url("/busy.xml"))
     assert web.paths().count("/busy.xml") == 1
 
 
 async def test_a_50_mb_response_is_cut_off_at_the_limit(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     web.routes["/huge.xml"] = lambda _: Reply(200, endless(), {"Content-Type": RSS})
 
     with pytest.raises(FetchError, match="over the 10485760-byte limit"):
-        await ingest_once(web.url("/huge.xml"))
+        await ingest_once(web_settings, web.url("/huge.xml"))
 
 
 async def test_a_redirect_loop_is_detected(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     web.routes["/loop/a"] = lambda _: Reply(302, b"", {"Location": "/loop/b"})
     web.routes["/loop/b"] = lambda _: Reply(301, b"", {"Location": web.url("/loop/a")})
 
     with pytest.raises(FetchError, match="redirect loop"):
-        await ingest_once(web.url("/loop/a"))
+        await ingest_once(web_settings, web.url("/loop/a"))
     assert web.paths().count("/loop/a") == 1
 
 
 async def test_internal_addresses_are_refused_unless_allowed(
-    web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     web.routes["/feed.xml"] = static(_andijon_linking(web), RSS)
     web.routes["/to-metadata"] = lambda _: Reply(
         302, b"", {"Location": "http://169.254.169.254/latest/meta-data/"})
 
     with pytest.raises(Refused, match=r"169\.254\.169\.254 is an internal address"):
-        await ingest_once("http://169.254.169.254/latest/meta-data/")
+        await ingest_once(web_settings, "http://169.254.169.254/latest/meta-data/")
     # Allowed on the first hop, refused after the redirect.
     with pytest.raises(Refused, match=r"169\.254\.169\.254 is an internal address"):
-        await ingest_once(web.url("/to-metadata"))
+        await ingest_once(web_settings, web.url("/to-metadata"))
 
-    monkeypatch.setenv("CARAVAN_FETCH_ALLOW", "")
+    web_settings = replace(web_settings, fetch=FetchSettings(allow=""))
     hits = len(web.hits)
     with pytest.raises(Refused, match=r"localhost resolves to (127\.0\.0\.1|::1)"):
-        await ingest_once(f"http://localhost:{web.port}/feed.xml")
+        await ingest_once(web_settings, f"http://localhost:{web.port}/feed.xml")
     assert len(web.hits) == hits  # refused before connecting
     assert await redis.xlen(namespace.streams.articles) == 0
 
 
 async def test_something_that_is_no_feed_over_http_is_a_feed_error(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     body = (REALDATA / "cbr-xml-daily-2023-09-27.xml").read_bytes()
     web.routes["/rates.xml"] = static(body, "application/xml")
 
     with pytest.raises(FeedError, match="not a readable RSS/Atom feed"):
-        await ingest_once(web.url("/rates.xml"))
+        await ingest_once(web_settings, web.url("/rates.xml"))
 
 
 @pytest.mark.faults
 async def test_a_feed_whose_body_is_a_local_path_is_not_read_from_disk(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     # Read as a path, this body would bring the 15 items of a local feed.
     local_feed = REALDATA / "feed-heise-developer.atom"
     web.routes["/feed.xml"] = static(str(local_feed).encode(), RSS)
 
     with pytest.raises(FeedError, match="not a readable RSS/Atom feed"):
-        await ingest_once(web.url("/feed.xml"), name="path")
+        await ingest_once(web_settings, web.url("/feed.xml"), name="path")
     assert await redis.xlen(namespace.streams.articles) == 0
 
 
 async def test_ingest_pauses_while_the_consumers_are_too_far_behind(
-    web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     stream = namespace.streams.articles
     for number in range(31):
         await redis.xadd(stream, {DATA_FIELD: f'{{"backlog": {number}}}'.encode()})
     await redis.xgroup_create(stream, "slow-indexer", id="0")
     # A group no consumer has spoken for yet counts only when configured (shared/groups.py).
-    monkeypatch.setenv("CARAVAN_STREAM_GROUPS", "slow-indexer")
-    monkeypatch.setenv("CARAVAN_INGEST_MAX_LAG", "30")
+    web_settings = replace(
+        web_settings,
+        common=web_settings.common.model_copy(update={"stream_groups": ["slow-indexer"]}),
+        ingest=web_settings.ingest.model_copy(update={"max_lag": 30}))
     web.routes["/meduza.xml"] = static(MEDUZA.encode(), RSS)  # 24 items
     waits_before = _sample("caravan_ingest_backpressure_waits_total")
 
-    task = asyncio.create_task(ingest_once(web.url("/meduza.xml"), name="meduza"))
+    task = asyncio.create_task(ingest_once(web_settings, web.url("/meduza.xml"), name="meduza"))
     for _ in range(600):
         if _sample("caravan_ingest_backpressure_waits_total") > waits_before:
             break
@@ -326,7 +330,7 @@ def _sample(name: str, **labels: str) -> float:
 
 
 async def test_feed_items_without_link_or_date(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     feed = _andijon_linking(web).decode()
     # A permalink guid stands in for a missing link: drop both.
@@ -335,7 +339,7 @@ async def test_feed_items_without_link_or_date(
     web.routes["/feed.xml"] = static(feed.encode(), RSS)
     web.routes["/news/herald"] = static(HERALD_PAGE, HTML)
 
-    result = await ingest_once(web.url("/feed.xml"), name="andijon")
+    result = await ingest_once(web_settings, web.url("/feed.xml"), name="andijon")
 
     (event,) = await published_articles(redis, namespace)
     assert (result.published, result.left_out) == (1, {"unusable": 1})  # the linkless item
@@ -345,10 +349,10 @@ async def test_feed_items_without_link_or_date(
 
 
 async def test_a_server_dripping_its_answer_is_cut_off_by_the_deadline(
-    web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
-    monkeypatch.setenv("CARAVAN_INGEST_TIMEOUT", "0.3")
-    monkeypatch.setenv("CARAVAN_INGEST_RETRIES", "1")
+    web_settings = replace(web_settings, ingest=web_settings.ingest.model_copy(
+        update={"timeout": 0.3, "retries": 1}))
 
     def drip() -> Iterator[bytes]:
         for _ in range(100):
@@ -358,12 +362,12 @@ async def test_a_server_dripping_its_answer_is_cut_off_by_the_deadline(
     web.routes["/slow.xml"] = lambda _: Reply(200, drip(), {"Content-Type": RSS})
 
     with pytest.raises(FetchError, match=r"not complete within 0\.9s"):
-        await ingest_once(web.url("/slow.xml"))
+        await ingest_once(web_settings, web.url("/slow.xml"))
     assert web.paths().count("/slow.xml") == 2  # retried once
 
 
 async def test_an_invalid_url_is_a_clear_error(
-    web: LoopbackServer, redis: Redis, namespace: Namespace
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
     with pytest.raises(FetchError, match="not a valid URL"):
-        await ingest_once("http://[::1/feed.xml")
+        await ingest_once(web_settings, "http://[::1/feed.xml")

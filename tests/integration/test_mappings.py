@@ -8,6 +8,7 @@ from elasticsearch import AsyncElasticsearch
 from services.indexer.mappings import ensure_indices
 from services.indexer.reindex import reindex
 from shared.index import IndexNames, articles_mapping, quotes_mapping
+from shared.settings import Settings
 from tests.conftest import Namespace
 from tests.integration.conftest import article
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_live_index_gains_fields_added_since_it_was_made(
-    es: AsyncElasticsearch, namespace: Namespace
+    es: AsyncElasticsearch, namespace: Namespace, settings: Settings
 ) -> None:
     names = IndexNames(namespace.index_prefix)
     older = quotes_mapping()
@@ -23,7 +24,7 @@ async def test_a_live_index_gains_fields_added_since_it_was_made(
     await es.indices.create(index=IndexNames.versioned(names.quotes), mappings=older,
                             aliases={names.quotes: {"is_write_index": True}})
 
-    languages = await ensure_indices(es, names)
+    languages = await ensure_indices(es, names, settings.common)
 
     mapping = await es.indices.get_mapping(index=names.quotes)
     (index_mapping,) = mapping.values()
@@ -33,14 +34,14 @@ async def test_a_live_index_gains_fields_added_since_it_was_made(
 
 
 async def test_a_conflicting_live_mapping_is_reported_not_fatal(
-    es: AsyncElasticsearch, namespace: Namespace
+    es: AsyncElasticsearch, namespace: Namespace, settings: Settings
 ) -> None:
     names = IndexNames(namespace.index_prefix)
     await es.indices.create(index=IndexNames.versioned(names.quotes),
                             mappings={"properties": {"rate": {"type": "long"}}},
                             aliases={names.quotes: {"is_write_index": True}})
 
-    await ensure_indices(es, names)  # does not raise
+    await ensure_indices(es, names, settings.common)  # does not raise
 
     mapping = await es.indices.get_mapping(index=names.quotes)
     (index_mapping,) = mapping.values()
@@ -48,7 +49,7 @@ async def test_a_conflicting_live_mapping_is_reported_not_fatal(
 
 
 async def test_a_live_articles_index_gains_the_normalised_fields_and_reindex_fills_them(
-    es: AsyncElasticsearch, namespace: Namespace
+    es: AsyncElasticsearch, namespace: Namespace, settings: Settings
 ) -> None:
     names = IndexNames(namespace.index_prefix)
     older = articles_mapping()
@@ -58,13 +59,13 @@ async def test_a_live_articles_index_gains_the_normalised_fields_and_reindex_fil
     stored = article(1, title="Ўзбекистон банки").model_dump(mode="json")
     await es.index(index=names.articles, id="a1", document=stored, refresh=True)
 
-    await ensure_indices(es, names)
+    await ensure_indices(es, names, settings.common)
     mapping = await es.indices.get_mapping(index=names.articles)
     (index_mapping,) = mapping.values()
     assert index_mapping["mappings"]["properties"]["fold"]["properties"]["title"] == {
         "type": "text", "analyzer": "whitespace"}
 
-    await reindex(es, names, names.articles)
+    await reindex(es, names, names.articles, settings.common)
     await es.indices.refresh(index=names.articles)
     found = await es.search(index=names.articles, query={"match": {"fold.title": "ozbekiston"}})
     assert [hit["_id"] for hit in found["hits"]["hits"]] == ["a1"]

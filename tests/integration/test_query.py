@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from services.ingest.app import ingest_once
 from services.ratefeed.app import ratefeed_once
+from shared.settings import Settings
 from tests.conftest import REALDATA, Namespace
 from tests.pipeline import index_streams, query_client
 
@@ -18,13 +19,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def api(redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+async def api(redis: Redis, es: AsyncElasticsearch, namespace: Namespace, settings: Settings
               ) -> AsyncIterator[httpx.AsyncClient]:
-    await ingest_once(str(REALDATA / "feed-uol-noticias.rss"), name="uol")
-    await ingest_once(str(REALDATA / "feed-heise-developer.atom"), name="heise")
-    await ratefeed_once(str(REALDATA / "cbr-xml-daily-2023-09-27.xml"))
-    await index_streams(redis, es, namespace)
-    async with query_client() as client:
+    await ingest_once(settings, str(REALDATA / "feed-uol-noticias.rss"), name="uol")
+    await ingest_once(settings, str(REALDATA / "feed-heise-developer.atom"), name="heise")
+    await ratefeed_once(settings, str(REALDATA / "cbr-xml-daily-2023-09-27.xml"))
+    await index_streams(redis, es, settings)
+    async with query_client(settings) as client:
         yield client
 
 

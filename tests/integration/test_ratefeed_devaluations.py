@@ -8,6 +8,7 @@ the quotes stream and what an operator gets on the dead letters.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 from services.ratefeed.app import ratefeed_once, ratefeed_release
 from services.ratefeed.providers import RatesError
 from shared.events import DeadLetter, QuoteEvent
+from shared.settings import Settings
 from shared.streams import DATA_FIELD
 from tests.conftest import REALDATA, REPO, Namespace
 from tests.streams import entries
@@ -27,7 +29,8 @@ pytestmark = pytest.mark.integration
 FIXTURES = REPO / "samples" / "fixtures" / "devaluations"
 
 
-def _providers_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+def _providers_file(settings: Settings, tmp_path: Path, name: str) -> Settings:
+    """`settings` with a providers file of the one provider `name`, reading the fixtures."""
     path = tmp_path / "rates.toml"
     path.write_text(f"""
         [crosscheck]
@@ -37,7 +40,7 @@ def _providers_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) 
         kind = "{name}"
         url = "{FIXTURES}"
     """, encoding="utf-8")
-    monkeypatch.setenv("CARAVAN_RATEFEED_PROVIDERS", str(path))
+    return replace(settings, ratefeed=settings.ratefeed.model_copy(update={"providers": path}))
 
 
 async def _stream(redis: Redis, namespace: Namespace, base: str) -> list[QuoteEvent]:
@@ -56,13 +59,13 @@ def _pct(value: Decimal | None) -> Decimal | None:
 
 
 async def test_the_tenge_float_of_2015_is_held_then_published_when_repeated(
-    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
 ) -> None:
-    _providers_file(tmp_path, monkeypatch, "nbk")
+    settings = _providers_file(settings, tmp_path, "nbk")
     for day in ("19", "20", "20", "21", "25"):  # the 20th twice: a re-poll
-        await ratefeed_once(str(FIXTURES / f"nbk-2015-08-{day}.xml"), "nbk")
+        await ratefeed_once(settings, str(FIXTURES / f"nbk-2015-08-{day}.xml"), "nbk")
     # Eight months later: the real NBK document of 2016-04-18.
-    await ratefeed_once(str(REALDATA / "nbk-rates-all-2016-04-18.xml"), "nbk")
+    await ratefeed_once(settings, str(REALDATA / "nbk-rates-all-2016-04-18.xml"), "nbk")
 
     kzt = await _stream(redis, namespace, "KZT")
     assert [(q.as_of.isoformat(), q.rate, _pct(q.change_pct), q.flags) for q in kzt] == [
@@ -79,20 +82,20 @@ async def test_the_tenge_float_of_2015_is_held_then_published_when_repeated(
 
 
 async def test_the_sum_devaluation_of_2017_is_released_by_an_operator(
-    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
 ) -> None:
-    _providers_file(tmp_path, monkeypatch, "cbu")
-    await ratefeed_once(str(FIXTURES / "cbu-2017-09-04.json"), "cbu")
-    assert await ratefeed_once(str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
-    assert await ratefeed_once(str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
+    settings = _providers_file(settings, tmp_path, "cbu")
+    await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-04.json"), "cbu")
+    assert await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
+    assert await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
     [letter] = await _letters(redis, namespace)
     assert "UZS/USD moved -48.0204% from" in letter.error_message
 
-    [released] = await ratefeed_release([letter.entry_id])
+    [released] = await ratefeed_release(settings, [letter.entry_id])
     with pytest.raises(RatesError, match="is not held"):
-        await ratefeed_release([letter.entry_id])
+        await ratefeed_release(settings, [letter.entry_id])
     # Four and a half years later: the real CBU document of 2022-04-11.
-    await ratefeed_once(str(REALDATA / "cbu-uz-rates-2022-04-11.json"), "cbu")
+    await ratefeed_once(settings, str(REALDATA / "cbu-uz-rates-2022-04-11.json"), "cbu")
 
     uzs = await _stream(redis, namespace, "UZS")
     assert [(q.as_of.isoformat(), q.rate, _pct(q.change_pct), q.flags) for q in uzs] == [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +26,7 @@ from services.ratefeed.status import ProviderStatus
 from services.ratefeed.store import LastRateStore
 from shared.events import DeadLetter, QuoteEvent
 from shared.service import ServiceContext
+from shared.settings import FetchSettings, Settings
 from shared.streams import DATA_FIELD
 from tests.conftest import REALDATA, REPO, Namespace
 from tests.loopback import Hit, LoopbackServer, Reply, Route, static
@@ -37,15 +39,19 @@ NBT_FIXTURE = REPO / "samples" / "fixtures" / "nbt-daily-2023-09-27.xml"
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
-    """A real HTTP server on loopback, which the guarded fetcher may reach (allow-listed)."""
+def server() -> Iterator[LoopbackServer]:
+    """A real HTTP server on loopback, which the guarded fetcher may reach (`server_settings`)."""
     running = LoopbackServer()
     running.start()
-    monkeypatch.setenv("CARAVAN_FETCH_ALLOW", "127.0.0.1")
-    monkeypatch.setenv("CARAVAN_RATEFEED_HOST_DELAY", "0")
-    monkeypatch.setenv("CARAVAN_RATEFEED_RETRIES", "0")
     yield running
     running.stop()
+
+
+@pytest.fixture
+def server_settings(settings: Settings) -> Settings:
+    """`settings` that let the rate feed fetch from `server` (allow-listed), without delays."""
+    return replace(settings, fetch=FetchSettings(allow="127.0.0.1"),
+                   ratefeed=settings.ratefeed.model_copy(update={"host_delay": 0, "retries": 0}))
 
 
 def _slow(body: bytes, seconds: float) -> Route:
@@ -56,10 +62,11 @@ def _slow(body: bytes, seconds: float) -> Route:
     return route
 
 
-def _providers_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> None:
+def _providers_file(settings: Settings, tmp_path: Path, body: str) -> Settings:
+    """`settings` with a providers file of `body`."""
     path = tmp_path / "rates.toml"
     path.write_text(body, encoding="utf-8")
-    monkeypatch.setenv("CARAVAN_RATEFEED_PROVIDERS", str(path))
+    return replace(settings, ratefeed=settings.ratefeed.model_copy(update={"providers": path}))
 
 
 async def _quotes(redis: Redis, namespace: Namespace) -> list[QuoteEvent]:
@@ -73,11 +80,12 @@ async def _dead_letters(redis: Redis, namespace: Namespace) -> list[DeadLetter]:
 
 
 async def test_one_poll_of_the_bundled_providers_publishes_every_providers_quotes(
-    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+    redis: Redis, namespace: Namespace, settings: Settings
 ) -> None:
-    monkeypatch.setenv("CARAVAN_RATEFEED_PROVIDERS", str(REPO / "samples" / "rates.toml"))
-    first = await ratefeed_once()
-    again = await ratefeed_once()
+    settings = replace(settings, ratefeed=settings.ratefeed.model_copy(
+        update={"providers": REPO / "samples" / "rates.toml"}))
+    first = await ratefeed_once(settings)
+    again = await ratefeed_once(settings)
 
     quotes = await _quotes(redis, namespace)
     assert len(first) == len(quotes) == 17
@@ -95,10 +103,10 @@ async def test_one_poll_of_the_bundled_providers_publishes_every_providers_quote
 
 
 async def test_providers_disagreeing_on_the_same_date_flag_the_quote(
-    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str]
+    redis: Redis, namespace: Namespace, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], settings: Settings
 ) -> None:
-    _providers_file(tmp_path, monkeypatch, f"""
+    settings = _providers_file(settings, tmp_path, f"""
         [crosscheck]
         tolerance_pct = "0.2"
         [primary]
@@ -112,7 +120,7 @@ async def test_providers_disagreeing_on_the_same_date_flag_the_quote(
         kind = "nbt"
         url = "{NBT_FIXTURE}"
     """)
-    published = await ratefeed_once()
+    published = await ratefeed_once(settings)
 
     flagged = {(q.provider, q.base): q.flags for q in published if q.flags}
     # KGS: 0.1229/10.9430 from NBT against 1.08486/96.2378 through the rouble, 0.37% apart;
@@ -124,8 +132,8 @@ async def test_providers_disagreeing_on_the_same_date_flag_the_quote(
 
 @pytest.mark.faults
 async def test_absurd_numbers_are_left_out_logged_and_counted_and_the_rest_published(
-    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str]
+    redis: Redis, namespace: Namespace, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], settings: Settings
 ) -> None:
     provider = f"cbr-{namespace.index_prefix.strip('-')}"
     document = tmp_path / "cbr-absurd.xml"
@@ -133,7 +141,7 @@ async def test_absurd_numbers_are_left_out_logged_and_counted_and_the_rest_publi
                         .replace("<Value>20,3042</Value>", "<Value>1E+999999</Value>")
                         .replace("<Value>78,8438</Value>", "<Value>1E-999999</Value>"),
                         encoding="utf-8")
-    _providers_file(tmp_path, monkeypatch, f"""
+    settings = _providers_file(settings, tmp_path, f"""
         [[providers]]
         name = "{provider}"
         kind = "cbr"
@@ -143,7 +151,7 @@ async def test_absurd_numbers_are_left_out_logged_and_counted_and_the_rest_publi
     await LastRateStore(redis, namespace.stream_prefix).put(
         provider, "KGS", LastRate(date(2023, 9, 26), Decimal("1E-999999")))
 
-    published = await ratefeed_once()
+    published = await ratefeed_once(settings)
 
     assert sorted(q.base for q in published) == ["KGS", "TJS", "TMT"]
     kgs = next(q for q in published if q.base == "KGS")
@@ -162,9 +170,9 @@ def _jumped(text: str, day: str, kzt_value: str) -> bytes:
 
 
 async def test_a_jump_no_other_provider_confirms_is_quarantined_with_the_reason(
-    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
 ) -> None:
-    _providers_file(tmp_path, monkeypatch, f"""
+    settings = _providers_file(settings, tmp_path, f"""
         [crosscheck]
         jump_pct = "5"
         [[providers]]
@@ -174,8 +182,8 @@ async def test_a_jump_no_other_provider_confirms_is_quarantined_with_the_reason(
     """)
     next_day = tmp_path / "cbr-28.xml"
     next_day.write_bytes(_jumped(CBR_FILE.read_text(encoding="utf-8"), "28.09.2023", "24,3650"))
-    await ratefeed_once(str(CBR_FILE))
-    published = await ratefeed_once(str(next_day), "cbr")
+    await ratefeed_once(settings, str(CBR_FILE))
+    published = await ratefeed_once(settings, str(next_day), "cbr")
 
     assert sorted(q.base for q in published) == ["KGS", "TJS", "TMT", "UZS"]
     assert all(q.change_pct == 0 for q in published)
@@ -190,14 +198,14 @@ async def test_a_jump_no_other_provider_confirms_is_quarantined_with_the_reason(
     # The quarantined rate is not remembered: the day after compares with the last good one.
     third = tmp_path / "cbr-29.xml"
     third.write_bytes(_jumped(CBR_FILE.read_text(encoding="utf-8"), "29.09.2023", "20,3042"))
-    [kzt] = [q for q in await ratefeed_once(str(third), "cbr") if q.base == "KZT"]
+    [kzt] = [q for q in await ratefeed_once(settings, str(third), "cbr") if q.base == "KZT"]
     assert kzt.change_pct == 0
 
 
 async def test_a_jump_a_second_provider_confirms_is_published(
-    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
 ) -> None:
-    _providers_file(tmp_path, monkeypatch, f"""
+    settings = _providers_file(settings, tmp_path, f"""
         [crosscheck]
         jump_pct = "5"
         [[providers]]
@@ -219,9 +227,9 @@ async def test_a_jump_a_second_provider_confirms_is_published(
                         .replace('Date="27.09.2023"', 'Date="28.09.2023"')
                         .replace("<Value>0.0231</Value>", f"<Value>{kzt_in_tjs}</Value>"),
                         encoding="utf-8")
-    await ratefeed_once(str(CBR_FILE))
-    await ratefeed_once(str(nbt_next), "nbt")
-    published = await ratefeed_once(str(cbr_next), "cbr")
+    await ratefeed_once(settings, str(CBR_FILE))
+    await ratefeed_once(settings, str(nbt_next), "nbt")
+    published = await ratefeed_once(settings, str(cbr_next), "cbr")
 
     [kzt] = [q for q in published if q.base == "KZT"]
     assert kzt.change_pct is not None
@@ -230,8 +238,8 @@ async def test_a_jump_a_second_provider_confirms_is_published(
 
 
 async def test_a_failing_provider_does_not_stop_the_others(
-    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    server: LoopbackServer
+    redis: Redis, namespace: Namespace, tmp_path: Path,
+    server: LoopbackServer, server_settings: Settings
 ) -> None:
     server.routes["/slow"] = _slow(CBR_FILE.read_bytes(), 1.5)
     server.routes["/html"] = static(b"<!DOCTYPE html><html><body><h1>Service Unavailable"
@@ -239,8 +247,9 @@ async def test_a_failing_provider_does_not_stop_the_others(
     future = tmp_path / "nbkr-future.xml"
     future.write_text((REALDATA / "nbkr-daily-2020-12-14.xml").read_text(encoding="utf-8")
                       .replace('Date="14.12.2020"', 'Date="14.12.2099"'), encoding="utf-8")
-    monkeypatch.setenv("CARAVAN_RATEFEED_TIMEOUT", "0.3")
-    _providers_file(tmp_path, monkeypatch, f"""
+    server_settings = replace(server_settings, ratefeed=server_settings.ratefeed.model_copy(
+        update={"timeout": 0.3}))
+    server_settings = _providers_file(server_settings, tmp_path, f"""
         [[providers]]
         name = "cbr"
         kind = "cbr"
@@ -258,7 +267,7 @@ async def test_a_failing_provider_does_not_stop_the_others(
         kind = "cbu"
         url = "{REALDATA / 'cbu-uz-rates-2022-04-11.json'}"
     """)
-    published = await ratefeed_once()
+    published = await ratefeed_once(server_settings)
 
     assert {q.provider for q in published} == {"cbu"}
     assert len(published) == 5
@@ -266,16 +275,16 @@ async def test_a_failing_provider_does_not_stop_the_others(
 
 
 async def test_a_document_of_no_known_provider_is_refused(
-    redis: Redis, namespace: Namespace
+    redis: Redis, namespace: Namespace, settings: Settings
 ) -> None:
     with pytest.raises(WrongFormat, match="not a rates document of a known provider"):
-        await ratefeed_once(str(REALDATA / "feed-heise-developer.atom"))
+        await ratefeed_once(settings, str(REALDATA / "feed-heise-developer.atom"))
     assert await redis.exists(namespace.streams.quotes) == 0
 
 
 async def test_backfill_reads_each_day_from_the_history_url(
-    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    server: LoopbackServer
+    redis: Redis, namespace: Namespace, tmp_path: Path,
+    server: LoopbackServer, server_settings: Settings
 ) -> None:
     text = CBR_FILE.read_text(encoding="utf-8")
     day_after = (text.replace('Date="27.09.2023"', 'Date="28.09.2023"')
@@ -288,7 +297,7 @@ async def test_backfill_reads_each_day_from_the_history_url(
         (REALDATA / "nbk-rates-all-2016-04-18.xml").read_bytes(), "application/xml")
     server.routes["/cbu/2022-04-11/"] = static(
         (REALDATA / "cbu-uz-rates-2022-04-11.json").read_bytes(), "application/json")
-    _providers_file(tmp_path, monkeypatch, f"""
+    server_settings = _providers_file(server_settings, tmp_path, f"""
         [[providers]]
         name = "cbr"
         kind = "cbr"
@@ -305,9 +314,11 @@ async def test_backfill_reads_each_day_from_the_history_url(
         url = "{CBR_FILE}"
         history_url = "{server.url('/cbu/')}{{date:%Y-%m-%d}}/"
     """)
-    cbr = await ratefeed_backfill(date(2023, 9, 26), date(2023, 9, 29), "cbr")
-    others = [*await ratefeed_backfill(date(2016, 4, 18), date(2016, 4, 18), "nbk"),
-              *await ratefeed_backfill(date(2022, 4, 11), date(2022, 4, 11), "cbu")]
+    cbr = await ratefeed_backfill(server_settings, date(2023, 9, 26), date(2023, 9, 29), "cbr")
+    others = [*await ratefeed_backfill(server_settings, date(2016, 4, 18), date(2016, 4, 18),
+              "nbk"),
+              *await ratefeed_backfill(server_settings, date(2022, 4, 11), date(2022, 4, 11),
+                                       "cbu")]
 
     assert [r for r in server.paths() if r.startswith("/cbr")] == [
         "/cbr?date_req=26/09/2023", "/cbr?date_req=27/09/2023",
@@ -326,14 +337,14 @@ async def test_backfill_reads_each_day_from_the_history_url(
 
 
 async def test_readiness_details_say_which_providers_are_stale(
-    redis: Redis, namespace: Namespace
+    redis: Redis, namespace: Namespace, settings: Settings
 ) -> None:
     config = load_rates_config(REPO / "samples" / "rates.toml")
     status = ProviderStatus(config.providers)
     status.read("cbr", date(2023, 9, 27))
     status.failed("nbkr", "https://www.nbkr.kg/XML/daily.xml: HTTP 503")
 
-    readiness = (await readiness_probe(ServiceContext("ratefeed"), status)()).as_json()
+    readiness = (await readiness_probe(ServiceContext("ratefeed", settings), status)()).as_json()
 
     assert readiness["ready"] is True  # a stale bank is no reason to restart the feed
     providers = readiness["details"]["providers"]

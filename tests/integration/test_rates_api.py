@@ -7,6 +7,7 @@ different years, and the manat peg) through the real indexer.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 
 from services.query.quotes import significant
 from services.ratefeed.app import ratefeed_once
+from shared.settings import Settings
 from tests.conftest import REALDATA, REPO, Namespace
 from tests.pipeline import index_streams, query_client
 
@@ -28,17 +30,18 @@ CBR_FILE = REALDATA / "cbr-xml-daily-2023-09-27.xml"
 
 @pytest.fixture
 async def api(redis: Redis, es: AsyncElasticsearch, namespace: Namespace, tmp_path: Path,
-              monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    monkeypatch.setenv("CARAVAN_RATEFEED_PROVIDERS", str(REPO / "samples" / "rates.toml"))
-    await ratefeed_once()
+              settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    settings = replace(settings, ratefeed=settings.ratefeed.model_copy(
+        update={"providers": REPO / "samples" / "rates.toml"}))
+    await ratefeed_once(settings)
     next_day = tmp_path / "cbr-28.xml"
     next_day.write_text(CBR_FILE.read_text(encoding="utf-8")
                         .replace('Date="27.09.2023"', 'Date="28.09.2023"')
                         .replace("<Value>96,2378</Value>", "<Value>96,5000</Value>"),
                         encoding="utf-8")
-    await ratefeed_once(str(next_day), "cbr")
-    await index_streams(redis, es, namespace)
-    async with query_client() as client:
+    await ratefeed_once(settings, str(next_day), "cbr")
+    await index_streams(redis, es, settings)
+    async with query_client(settings) as client:
         yield client
 
 

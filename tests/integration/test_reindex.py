@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from services.indexer.reindex import ReindexIncomplete, current_index, reindex
 from shared.index import IndexNames
+from shared.settings import Settings
 from tests.conftest import REPO, Namespace
 from tests.integration.conftest import MakeConsumer, article, drain, publish
 
@@ -30,7 +31,7 @@ async def _search_until(es: AsyncElasticsearch, alias: str, done: asyncio.Event)
 @pytest.mark.parametrize("from_streams", [False, True], ids=["from-index", "from-streams"])
 async def test_reindex_swaps_the_alias_with_everything_and_no_gap_for_searches(
     make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace,
-    from_streams: bool,
+    from_streams: bool, settings: Settings
 ) -> None:
     events = [article(n) for n in range(1200)]
     await publish(redis, namespace.streams.articles, *events)
@@ -41,10 +42,10 @@ async def test_reindex_swaps_the_alias_with_everything_and_no_gap_for_searches(
     searcher = asyncio.create_task(_search_until(es, names.articles, done))
     await asyncio.sleep(0.05)
     if from_streams:
-        result = await reindex(es, names, names.articles, redis=redis,
+        result = await reindex(es, names, names.articles, settings.common, redis=redis,
                                streams=namespace.streams)
     else:
-        result = await reindex(es, names, names.articles)
+        result = await reindex(es, names, names.articles, settings.common)
     done.set()
     totals = await searcher
 
@@ -60,14 +61,15 @@ async def test_reindex_swaps_the_alias_with_everything_and_no_gap_for_searches(
 
 
 async def test_writes_after_the_swap_land_in_the_new_index(
-    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace,
+    settings: Settings
 ) -> None:
     names = IndexNames(namespace.index_prefix)
     await publish(redis, namespace.streams.articles, article(1))
     consumer = make_consumer()
     await drain(consumer, es)
 
-    result = await reindex(es, names, names.articles)
+    result = await reindex(es, names, names.articles, settings.common)
     await publish(redis, namespace.streams.articles, article(2))
     await drain(consumer, es)
 
@@ -94,13 +96,13 @@ async def _old_index_with_a_misfit(es: AsyncElasticsearch, names: IndexNames) ->
 
 
 async def test_a_document_that_fails_to_copy_keeps_the_alias_on_the_old_index(
-    es: AsyncElasticsearch, namespace: Namespace
+    es: AsyncElasticsearch, namespace: Namespace, settings: Settings
 ) -> None:
     names = IndexNames(namespace.index_prefix)
     old = await _old_index_with_a_misfit(es, names)
 
     with pytest.raises(ReindexIncomplete) as refused:
-        await reindex(es, names, names.articles)
+        await reindex(es, names, names.articles, settings.common)
 
     assert [f.doc_id for f in refused.value.failures] == ["doc-1"]
     assert "published_at" in refused.value.failures[0].reason
@@ -111,7 +113,7 @@ async def test_a_document_that_fails_to_copy_keeps_the_alias_on_the_old_index(
 
 
 async def test_caravan_reindex_reports_the_failures_and_exits_non_zero(
-    es: AsyncElasticsearch, namespace: Namespace
+    es: AsyncElasticsearch, namespace: Namespace, settings: Settings
 ) -> None:
     names = IndexNames(namespace.index_prefix)
     old = await _old_index_with_a_misfit(es, names)
@@ -128,4 +130,4 @@ async def test_caravan_reindex_reports_the_failures_and_exits_non_zero(
     assert await current_index(es, names.articles) == old
     # Nothing is left in the way of a second run once the document is fixed.
     await es.delete(index=old, id="doc-1", refresh=True)
-    assert (await reindex(es, names, names.articles)).copied == 2
+    assert (await reindex(es, names, names.articles, settings.common)).copied == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
+from shared.settings import ElasticsearchSettings, Settings
 from tests.conftest import Namespace
 from tests.pipeline import fill_from_samples, query_client
 
@@ -25,14 +27,14 @@ PLISETSKAYA = ("Сто лет назад родилась Майя Плисец�
 
 @pytest.fixture
 async def filled(redis: Redis, es: AsyncElasticsearch, namespace: Namespace,
-                 monkeypatch: pytest.MonkeyPatch) -> None:
-    await fill_from_samples(redis, es, namespace, monkeypatch)
+                 settings: Settings) -> None:
+    await fill_from_samples(redis, es, settings)
 
 
 @pytest.fixture
-async def api(filled: None, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    monkeypatch.setenv("CARAVAN_QUERY_RATE_LIMIT", "0")
-    async with query_client() as client:
+async def api(filled: None, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    unlimited = settings.query.model_copy(update={"rate_limit": 0})
+    async with query_client(replace(settings, query=unlimited)) as client:
         yield client
 
 
@@ -193,18 +195,17 @@ async def test_readiness_reports_the_analyzers_and_answers_are_cacheable(
 
 
 async def test_total_beyond_the_bound_is_a_lower_bound(
-        filled: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CARAVAN_QUERY_EXACT_TOTAL_UP_TO", "5")
-    async with query_client() as api:
+        filled: None, settings: Settings) -> None:
+    bounded = settings.query.model_copy(update={"exact_total_up_to": 5})
+    async with query_client(replace(settings, query=bounded)) as api:
         body = await _search(api, size=3)
         assert (body["total"], body["total_relation"]) == (5, "gte")
         assert body["next_cursor"]
 
 
-async def test_each_client_is_rate_limited(filled: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CARAVAN_QUERY_RATE_LIMIT", "0.01")
-    monkeypatch.setenv("CARAVAN_QUERY_RATE_BURST", "3")
-    async with query_client() as api:
+async def test_each_client_is_rate_limited(filled: None, settings: Settings) -> None:
+    limited = settings.query.model_copy(update={"rate_limit": 0.01, "rate_burst": 3})
+    async with query_client(replace(settings, query=limited)) as api:
         statuses = [(await api.get("/api/search")).status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
         refused = await api.get("/api/suggest", params={"q": "a"})
@@ -242,13 +243,12 @@ async def test_the_search_page_shows_ticker_results_facets_and_pages(
 
 
 async def test_without_elasticsearch_answers_are_503_and_readiness_says_why(
-        redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch) -> None:
+        redis: Redis, namespace: Namespace, settings: Settings) -> None:
     with socket.socket() as closed:  # a port nothing listens on
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    monkeypatch.setenv("ELASTICSEARCH_URL", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("ELASTICSEARCH_REQUEST_TIMEOUT", "2")
-    async with query_client() as api:
+    away = ElasticsearchSettings(url=f"http://127.0.0.1:{port}", request_timeout=2)
+    async with query_client(replace(settings, elasticsearch=away)) as api:
         search = await api.get("/api/search", params={"q": "x"})
         assert (search.status_code, search.json()) == (503, {"detail": "search is unavailable"})
         assert search.headers["retry-after"] == "5"

@@ -8,6 +8,7 @@ query API over documents made by the indexer's own document builder.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from services.indexer.documents import article_action
 from services.indexer.mappings import ensure_indices
 from shared.events import ArticleEvent, content_hash
 from shared.index import IndexNames
+from shared.settings import Settings
 from tests.conftest import Namespace
 from tests.pipeline import query_client
 
@@ -51,17 +53,16 @@ def _event(key: str, title: str, summary: str, body: str) -> ArticleEvent:
 
 @pytest.fixture
 async def api(es: AsyncElasticsearch, namespace: Namespace,
-              monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+              settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     names = IndexNames(namespace.index_prefix)
-    await ensure_indices(es, names)
+    await ensure_indices(es, names, settings.common)
     operations: list[Any] = []
     for key, fields in ARTICLES.items():
         operations.extend(article_action(_event(key, *fields), names.articles).operations())
     response = await es.bulk(operations=operations, refresh=True)
     assert not response["errors"]
-    monkeypatch.setenv("CARAVAN_QUERY_RATE_LIMIT", "0")
-    monkeypatch.setenv("CARAVAN_QUERY_CACHE_SECONDS", "0")
-    async with query_client() as client:
+    unlimited = settings.query.model_copy(update={"rate_limit": 0, "cache_seconds": 0})
+    async with query_client(replace(settings, query=unlimited)) as client:
         yield client
 
 
