@@ -271,7 +271,8 @@ async def lead(share: WorkShare, item: str, work: Callable[[], Awaitable[None]])
 
     For work that cannot be split by item (the rate feed cross-checks its
     providers against each other): one active replica, the others standing by.
-    Work that ends with LeaseLost (a fenced write refused) waits for the lease too.
+    Work that ends with LeaseLost (a fenced write refused) waits for the lease too;
+    work that ends because Redis is unreachable starts again when it answers.
     """
     while True:
         await share.turn(item)
@@ -285,7 +286,13 @@ async def lead(share: WorkShare, item: str, work: Callable[[], Awaitable[None]])
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if not task.cancelled() and not isinstance(task.exception(), LeaseLost):
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, UNREACHABLE):
+            # Redis failing over: the work starts again once its lease answers.
+            log.warning("work stopped: redis unreachable", item=item, error=str(error))
+            await asyncio.sleep(share.tick)
+            continue
+        if not task.cancelled() and not isinstance(error, LeaseLost):
             task.result()  # work that ended by itself: its error, or nothing
             return
         share.lost(item)

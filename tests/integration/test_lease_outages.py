@@ -50,3 +50,24 @@ async def test_work_refused_by_the_fence_waits_for_the_lease_again(
     await asyncio.gather(keeping, return_exceptions=True)
     first, second = runs
     assert second == first + 1
+
+
+async def test_work_that_lost_redis_starts_again_under_its_lease(
+    redis: Redis, namespace: Namespace
+) -> None:
+    share = WorkShare(redis, namespace.stream_prefix, "ratefeed", ["providers"], "a", ttl=1)
+    runs: list[int] = []
+
+    async def work() -> None:
+        lease = current_lease.get()
+        assert lease is not None
+        runs.append(lease.token)
+        if len(runs) == 1:
+            # What a publish raises while the primary is failing over.
+            await Redis(port=free_port(), socket_connect_timeout=0.2).ping()
+
+    keeping = asyncio.ensure_future(share.keep())
+    await asyncio.wait_for(lead(share, "providers", work), 10)
+    keeping.cancel()
+    await asyncio.gather(keeping, return_exceptions=True)
+    assert runs == [runs[0], runs[0]]  # the same tenure: the lease was never lost
