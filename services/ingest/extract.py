@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +26,11 @@ FALLBACK_BELOW_CHARS = 500
 # Articles sit in the first part of a page; what a page carries beyond this is
 # inline data and scripts (real article pages are under 1 MB).
 MAX_HTML_CHARS = 3_000_000
-_VISIBLE_TEXT = XPath("//body//text()[not(ancestor::script or ancestor::style "
-                      "or ancestor::noscript)]")
+_TEXT_CONTAINING = XPath("//body//text()[contains(normalize-space(.), $needle)]"
+                         "[not(ancestor::script or ancestor::style or ancestor::noscript)]")
+# Enough of a paragraph to find it on the page, short enough to sit in one text node.
+_NEEDLE_CHARS = 40
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _HTML_LANG = re.compile(r"""<html\b[^>]*?\blang\s*=\s*["']?([A-Za-z]{2,3})\b""", re.IGNORECASE)
 _LINES = re.compile(r"\n+")
 # Dates with their time and offset when the page has them, not just the day.
@@ -68,8 +70,7 @@ def extract_article(html: str, url: str) -> Extracted | None:
     raw, path = main_text(tree, url)
     title = html_to_text(metadata.title or "")
     description = html_to_text(metadata.description or "")
-    text = restore_lead(without_heading(paragraphs(raw), title), description,
-                        lambda: _one_line(" ".join(_VISIBLE_TEXT(tree))))
+    text = restore_lead(without_heading(paragraphs(raw), title), description, tree)
     if len(text) < MIN_TEXT_CHARS:
         return None
     return Extracted(
@@ -112,14 +113,47 @@ def without_heading(text: str, title: str) -> str:
     return rest if title and first == title else text
 
 
-def restore_lead(text: str, description: str, visible: Callable[[], str]) -> str:
-    """The page's description as the first paragraph, when the page shows it as
-    text (its lead) but the extracted text lacks it. `visible` gives the page's
-    text, only computed when needed (most pages have their lead in the text)."""
+def restore_lead(text: str, description: str, tree: HtmlElement) -> str:
+    """The page's description as the first paragraph, when the page shows it as its
+    lead (see lead_beside_body) but the extracted text lacks it."""
     lead = _one_line(description)
-    if not lead or lead in _one_line(text) or lead not in visible():
+    first = text.partition("\n\n")[0]
+    if not lead or not first or lead in _one_line(text) or not lead_beside_body(tree, lead, first):
         return text
-    return f"{description}\n\n{text}" if text else description
+    return f"{description}\n\n{text}"
+
+
+def lead_beside_body(tree: HtmlElement, lead: str, first_paragraph: str) -> bool:
+    """Whether the page sets `lead` apart as a block of its own next to the article
+    body: its element's parent holds the body's first paragraph too.
+
+    That is the article's lead paragraph, which precision mode drops with the
+    other blocks around the body. A summary in the page's header (a standfirst
+    under the headline, a heading, a teaser elsewhere on the page) is not part of
+    the article's text and stays out.
+    """
+    lead_block = _block_with(tree, lead)
+    body_block = _block_with(tree, first_paragraph)
+    if lead_block is None or body_block is None or lead_block.tag in _HEADINGS:
+        return False
+    if lead not in _one_line(lead_block.text_content()):  # a teaser that starts alike
+        return False
+    if any(ancestor.tag == "header" for ancestor in lead_block.iterancestors()):
+        return False
+    parent = lead_block.getparent()
+    return parent is not None and any(a is parent for a in body_block.iterancestors())
+
+
+def _block_with(tree: HtmlElement, text: str) -> HtmlElement | None:
+    """The element whose own text starts like `text` (whitespace collapsed), if any."""
+    needle = _one_line(text)[:_NEEDLE_CHARS]
+    for node in _TEXT_CONTAINING(tree, needle=needle):
+        element: HtmlElement | None = node.getparent()
+        if element is not None and node.is_tail:
+            element = element.getparent()
+        if element is not None:
+            return element
+    return None
 
 
 def _one_line(text: str) -> str:
