@@ -1,8 +1,15 @@
 """structlog set-up shared by every service: one JSON object per line on stdout.
 
-The service name is bound once here; handlers bind `event_id` (and more) with
-`structlog.contextvars.bound_contextvars`, so every line logged while handling an
-event carries it, including lines from libraries that log through `logging`.
+Context is bound once, where the work it names begins, with
+`structlog.contextvars.bound_contextvars`, and carried by every line logged inside,
+including lines from libraries that log through `logging`; no call passes it by hand:
+
+- `service`: here, for the whole process;
+- ingest: `source` for each poll of a source (services/ingest/worker.py);
+- ratefeed: `provider` for each provider's poll, document and backfill, and
+  `provider` with `base` while a quote is settled or released (services/ratefeed/worker.py);
+- indexer: each batch, and `event_id` while an entry's event is handled
+  (services/indexer/consumer.py).
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ confirms is held and goes to the dead letters once, and is published with the
 quotes held before it when the move is confirmed, repeated or released; a quote
 that another provider contradicts for the same date is published with a
 `disagrees:<provider>` flag.
+
+Log lines carry `provider` (and `base` while a quote is settled) from the
+structlog context, bound once per provider poll, per document and per quote.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import UTC, date, datetime
 import structlog
 from faststream.redis.publisher.usecase import StreamPublisher
 from opentelemetry import trace
+from structlog.contextvars import bound_contextvars
 
 from services.ratefeed import metrics
 from services.ratefeed.asof import check_not_future, days, local_today, stale_after
@@ -71,7 +75,8 @@ async def read_location(location: str, provider: Provider | None, config: RatesC
         kind = detect(content)
         provider = next((p for p in config.providers if p.kind == kind), None) or \
             Provider.model_validate({"name": kind, "kind": kind, "url": location})
-    return _checked(provider, parse_document(provider, content), now)
+    with bound_contextvars(provider=provider.name):
+        return _checked(provider, parse_document(provider, content), now)
 
 
 async def read_provider(provider: Provider, config: RatesConfig, fetcher: PoliteFetcher,
@@ -105,7 +110,7 @@ def _checked(provider: Provider, rates: OfficialRates, now: datetime) -> Reading
 
 
 def _left_out(provider: str, problem: str) -> None:
-    log.warning("rate entry left out", provider=provider, detail=problem)
+    log.warning("rate entry left out", detail=problem)
     metrics.LEFT_OUT.labels(provider).inc()
 
 
@@ -115,27 +120,34 @@ async def publish_readings(readings: list[Reading], config: RatesConfig, outlets
     settings: dict[str, Provider] = {r.provider.name: r.provider for r in readings}
     candidates: list[Candidate] = []
     for reading in readings:
-        try:
-            usd, rejected = within_bounds(usd_rates(reading.rates, CURRENCIES))
-        except RatesError as exc:
-            log.error("rates unusable", provider=reading.provider.name, error=str(exc))
-            continue
-        for problem in rejected:
-            _left_out(reading.provider.name, problem)
-        candidates += [Candidate(reading.provider.name, base, reading.rates.as_of, rate)
-                       for base, rate in usd.items()]
-        missing = sorted(set(CURRENCIES) - set(usd))
-        if missing:
-            log.info("currencies not in document", provider=reading.provider.name,
-                     missing=missing)
+        with bound_contextvars(provider=reading.provider.name):
+            candidates += _candidates(reading)
     candidates.sort(key=lambda c: (c.as_of, c.provider, c.base))
     published: list[QuoteEvent] = []
     for candidate in candidates:
-        references = comparable(candidate, candidates)
-        references += await _stored_references(candidate, references, config, outlets.store)
-        published += await _settle(candidate, references, settings[candidate.provider],
-                                   config, outlets, fetched_at)
+        with bound_contextvars(provider=candidate.provider, base=candidate.base):
+            references = comparable(candidate, candidates)
+            references += await _stored_references(candidate, references, config,
+                                                   outlets.store)
+            published += await _settle(candidate, references, settings[candidate.provider],
+                                       config, outlets, fetched_at)
     return published
+
+
+def _candidates(reading: Reading) -> list[Candidate]:
+    """The reading's X/USD rates within bounds; what is left out is logged and counted."""
+    try:
+        usd, rejected = within_bounds(usd_rates(reading.rates, CURRENCIES))
+    except RatesError as exc:
+        log.error("rates unusable", error=str(exc))
+        return []
+    for problem in rejected:
+        _left_out(reading.provider.name, problem)
+    missing = sorted(set(CURRENCIES) - set(usd))
+    if missing:
+        log.info("currencies not in document", missing=missing)
+    return [Candidate(reading.provider.name, base, reading.rates.as_of, rate)
+            for base, rate in usd.items()]
 
 
 async def _stored_references(candidate: Candidate, known: list[Candidate], config: RatesConfig,
@@ -186,11 +198,9 @@ async def _settle(candidate: Candidate, references: list[Candidate], provider: P
         metrics.QUOTES.labels(candidate.provider, "quarantined").inc()
         await _quarantine(fresh, f"{candidate.base}/USD {outcome.quarantine}", outlets)
     elif not outcome.publish and outcome.held is None:
-        log.debug("rate unchanged", provider=candidate.provider, base=candidate.base,
-                  as_of=str(candidate.as_of))
+        log.debug("rate unchanged", as_of=str(candidate.as_of))
     if disagreeing and outcome.publish:
-        log.warning("providers disagree", provider=candidate.provider, base=candidate.base,
-                    as_of=str(candidate.as_of), rate=str(candidate.rate),
+        log.warning("providers disagree", as_of=str(candidate.as_of), rate=str(candidate.rate),
                     tolerance_pct=str(tolerance),
                     gaps_pct={name: f"{gap:.4f}" for name, gap in disagreeing.items()})
     return await _apply(outcome, [*held, fresh], candidate.provider, candidate.base, outlets,
@@ -206,8 +216,8 @@ async def _apply(outcome: Outcome, known: list[QuoteEvent], provider: str, base:
         event = _as_step(events[step.as_of], step)
         await outlets.quotes.publish(event)
         metrics.QUOTES.labels(provider, outcome_label).inc()
-        log.info("quote published", event_id=str(event.event_id), provider=provider,
-                 base=base, rate=str(event.rate), as_of=str(event.as_of), flags=event.flags)
+        log.info("quote published", event_id=str(event.event_id), rate=str(event.rate),
+                 as_of=str(event.as_of), flags=event.flags)
         published.append(event)
     # Remembered only once on the stream: a crash in between re-publishes them next
     # time (the indexer's _id makes that harmless).
@@ -235,8 +245,7 @@ async def _quarantine(event: QuoteEvent, reason: str, outlets: Outlets) -> None:
                         payload=event.model_dump_json().encode(), error_class="RateJump",
                         error_message=reason, service=SERVICE, attempts=1)
     await outlets.quarantine.publish(letter)
-    log.warning("quote quarantined", provider=event.provider, base=event.base,
-                as_of=str(event.as_of), reason=reason)
+    log.warning("quote quarantined", as_of=str(event.as_of), reason=reason)
 
 
 def parse_quote_key(key: str) -> tuple[str, date, str]:
@@ -253,6 +262,12 @@ def parse_quote_key(key: str) -> tuple[str, date, str]:
 async def release_held(key: str, config: RatesConfig, outlets: Outlets) -> list[QuoteEvent]:
     """An operator accepts a held quote: it and the ones held before it are published."""
     base, as_of, provider = parse_quote_key(key)
+    with bound_contextvars(provider=provider, base=base):
+        return await _release(base, as_of, provider, key, config, outlets)
+
+
+async def _release(base: str, as_of: date, provider: str, key: str, config: RatesConfig,
+                   outlets: Outlets) -> list[QuoteEvent]:
     held = await outlets.store.held(provider, base)
     outcome = release(await outlets.store.get(provider, base),
                       tuple(Held(e.as_of, e.rate) for e in held), as_of, outlets.policy(config))
@@ -267,20 +282,30 @@ async def poll_providers(providers: list[Provider], config: RatesConfig, outlets
                          fetcher: PoliteFetcher, status: ProviderStatus) -> list[QuoteEvent]:
     """Read the providers at once; one that fails or times out does not hold up the others."""
     now = datetime.now(UTC)
-    results = await asyncio.gather(*(read_provider(p, config, fetcher, now) for p in providers),
-                                   return_exceptions=True)
+    # Each provider's poll is a task of its own, so its binding stays with it.
+    results = await asyncio.gather(*(_poll_provider(p, config, fetcher, status, now)
+                                     for p in providers), return_exceptions=True)
     readings: list[Reading] = []
-    for provider, result in zip(providers, results, strict=True):
-        if isinstance(result, FetchError | RatesError):
-            log.error("rates poll failed", provider=provider.name, error=str(result),
-                      error_class=type(result).__name__)
-            status.failed(provider.name, str(result))
-        elif isinstance(result, BaseException):
+    for result in results:
+        if isinstance(result, BaseException):
             raise result
-        else:
-            status.read(provider.name, result.rates.as_of)
+        if result is not None:
             readings.append(result)
     return await publish_readings(readings, config, outlets, now)
+
+
+async def _poll_provider(provider: Provider, config: RatesConfig, fetcher: PoliteFetcher,
+                         status: ProviderStatus, now: datetime) -> Reading | None:
+    """One provider's part of a poll, recorded in `status`: None when it failed."""
+    with bound_contextvars(provider=provider.name):
+        try:
+            reading = await read_provider(provider, config, fetcher, now)
+        except (FetchError, RatesError) as exc:
+            log.error("rates poll failed", error=str(exc), error_class=type(exc).__name__)
+            status.failed(provider.name, str(exc))
+            return None
+    status.read(provider.name, reading.rates.as_of)
+    return reading
 
 
 async def backfill(providers: list[Provider], since: date, until: date, config: RatesConfig,
@@ -289,19 +314,26 @@ async def backfill(providers: list[Provider], since: date, until: date, config: 
     now = datetime.now(UTC)
     readings: dict[tuple[str, date], Reading] = {}
     for provider in providers:
-        if provider.history_url is None and provider.peg is None:
-            log.info("no history offered", provider=provider.name)
-            continue
-        for day in days(since, until):
-            try:
-                reading = await read_provider(provider, config, fetcher, now, day)
-            except (FetchError, RatesError) as exc:
-                log.warning("history day failed", provider=provider.name, day=str(day),
-                            error=str(exc))
-                continue
-            # Weekends and holidays answer with the last business day's document.
-            readings.setdefault((provider.name, reading.rates.as_of), reading)
+        with bound_contextvars(provider=provider.name):
+            for reading in await _history(provider, since, until, config, fetcher, now):
+                # Weekends and holidays answer with the last business day's document.
+                readings.setdefault((provider.name, reading.rates.as_of), reading)
     return await publish_readings(list(readings.values()), config, outlets, now)
+
+
+async def _history(provider: Provider, since: date, until: date, config: RatesConfig,
+                   fetcher: PoliteFetcher, now: datetime) -> list[Reading]:
+    """The provider's reading of each day it could be read for."""
+    if provider.history_url is None and provider.peg is None:
+        log.info("no history offered")
+        return []
+    readings = []
+    for day in days(since, until):
+        try:
+            readings.append(await read_provider(provider, config, fetcher, now, day))
+        except (FetchError, RatesError) as exc:
+            log.warning("history day failed", day=str(day), error=str(exc))
+    return readings
 
 
 async def run_forever(config: RatesConfig, default_interval: float, outlets: Outlets,
