@@ -214,6 +214,8 @@ async def _apply(outcome: Outcome, known: list[QuoteEvent], provider: str, base:
     published: list[QuoteEvent] = []
     for step in outcome.publish:
         event = _as_step(events[step.as_of], step)
+        # Under the poller's lease: one that lost it (stalled) publishes nothing more.
+        await outlets.store.still_ours()
         await outlets.quotes.publish(event)
         metrics.QUOTES.labels(provider, outcome_label).inc()
         log.info("quote published", event_id=str(event.event_id), rate=str(event.rate),
@@ -244,6 +246,7 @@ async def _quarantine(event: QuoteEvent, reason: str, outlets: Outlets) -> None:
     letter = DeadLetter(stream=outlets.quotes_stream, entry_id=event.idempotency_key,
                         payload=event.model_dump_json().encode(), error_class="RateJump",
                         error_message=reason, service=SERVICE, attempts=1)
+    await outlets.store.still_ours()
     await outlets.quarantine.publish(letter)
     log.warning("quote quarantined", as_of=str(event.as_of), reason=reason)
 
