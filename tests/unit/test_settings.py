@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings
+from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings, Settings
 
 _VARS = ("ELASTICSEARCH_PASSWORD", "ELASTICSEARCH_PASSWORD_FILE", "ELASTICSEARCH_API_KEY",
          "ELASTICSEARCH_API_KEY_FILE", "REDIS_PASSWORD", "REDIS_PASSWORD_FILE",
@@ -88,3 +88,17 @@ def test_explicit_argument_wins_over_the_file(
     settings = ElasticsearchSettings(password=SecretStr("given"))
     assert settings.password is not None
     assert settings.password.get_secret_value() == "given"
+
+
+def test_the_bundle_reads_every_group_from_the_environment_once(
+    monkeypatch: pytest.MonkeyPatch, secret_file: Path
+) -> None:
+    monkeypatch.setenv("CARAVAN_QUERY_PORT", "9999")
+    monkeypatch.setenv("CARAVAN_INDEXER_BATCH_SIZE", "7")
+    monkeypatch.setenv("ELASTICSEARCH_PASSWORD_FILE", str(secret_file))
+    settings = Settings.from_env()
+    # Read now, not when used: a later change of the environment reaches nothing.
+    monkeypatch.setenv("CARAVAN_QUERY_PORT", "1")
+
+    assert (settings.query.port, settings.indexer.batch_size) == (9999, 7)
+    assert settings.elasticsearch.password == SecretStr("s3cret")
