@@ -273,6 +273,12 @@ class TailReader:
         self._last = "$"
 
     async def read(self) -> list[Entry]:
+        if self._last == "$":
+            # Pinned to the entry that is last now: "$" asked again after Redis was
+            # away (a failover) would skip whatever was added meanwhile.
+            newest = cast("list[tuple[bytes, Any]]",
+                          await self._redis.xrevrange(self._stream, count=1))
+            self._last = newest[0][0].decode() if newest else "0-0"
         reply = cast("ReadReply", await self._redis.xread(
             {self._stream: self._last}, count=self._count, block=self._block_ms))
         entries: list[Entry] = []
