@@ -202,7 +202,9 @@ class WorkShare:
             await self._give_back(item)
 
     async def _give_back(self, item: str) -> None:
-        lease = self._held.pop(item)
+        lease = self._held.pop(item, None)
+        if lease is None:  # found lost meanwhile by the work under it
+            return
         await self._redis.eval(_RELEASE, 1, lease.key, lease.value)
         log.info("lease handed over", item=item, fence=lease.token)
 
