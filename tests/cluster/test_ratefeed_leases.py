@@ -1,5 +1,5 @@
-"""Two rate-feed processes: one polls the providers, the other stands by and takes
-over within the lease time when the first is killed."""
+"""Two rate-feed processes, on Redis and on Redis Cluster: one polls the providers,
+the other stands by and takes over within the lease time when the first is killed."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from uuid import uuid4
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from tests.conftest import REALDATA, REPO
 from tests.loopback import LoopbackServer, static
@@ -39,15 +40,28 @@ def bank(tmp_path: Path) -> Iterator[tuple[LoopbackServer, Path]]:
     server.stop()
 
 
+@pytest.fixture(params=["redis", "redis-cluster"])
+def backend(request: pytest.FixtureRequest) -> tuple[str, bool]:
+    """Redis's URL and whether it is a Redis Cluster."""
+    cluster = request.param == "redis-cluster"
+    return (request.getfixturevalue("redis_cluster") if cluster
+            else os.environ["REDIS_URL"]), cluster
+
+
 def test_one_replica_polls_and_another_takes_over_when_it_dies(
-    bank: tuple[LoopbackServer, Path], tmp_path: Path
+    bank: tuple[LoopbackServer, Path], backend: tuple[str, bool], tmp_path: Path
 ) -> None:
     server, providers = bank
-    prefix = f"leases-{uuid4().hex[:10]}:"
+    redis_url, cluster = backend
+    token = uuid4().hex[:10]
+    # In a Redis Cluster every key of the deployment shares one hash tag.
+    prefix = f"{{leases-{token}}}:" if cluster else f"leases-{token}:"
+    client = RedisCluster.from_url(redis_url) if cluster else redis.Redis.from_url(redis_url)
     processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(name: str) -> None:
-        env = {**os.environ, "CARAVAN_STREAM_PREFIX": prefix,
+        env = {**os.environ, "REDIS_URL": redis_url, "REDIS_CLUSTER": str(cluster).lower(),
+               "CARAVAN_STREAM_PREFIX": prefix,
                "CARAVAN_RATEFEED_PROVIDERS": str(providers),
                "CARAVAN_RATEFEED_LEASE_SECONDS": str(LEASE),
                "CARAVAN_RATEFEED_HOST_DELAY": "0", "CARAVAN_FETCH_ALLOW": "127.0.0.1",
@@ -66,7 +80,6 @@ def test_one_replica_polls_and_another_takes_over_when_it_dies(
         wait_for(lambda: "replica-a" in pollers(0), 60, "a to poll")
         start("b")
         # b is up (it talked to Redis) while a keeps polling alone.
-        client = redis.Redis.from_url(os.environ["REDIS_URL"])
         wait_for(lambda: client.zcard(f"{prefix}lease:members:ratefeed") == 2, 60,
                  "b to join")
         joined = time.monotonic()
@@ -85,7 +98,5 @@ def test_one_replica_polls_and_another_takes_over_when_it_dies(
             if process.poll() is None:
                 process.kill()
             process.wait()
-        client = redis.Redis.from_url(os.environ["REDIS_URL"])
-        keys = list(client.scan_iter(match=f"{prefix}*"))
-        if keys:
-            client.delete(*keys)
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
