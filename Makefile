@@ -1,5 +1,5 @@
 # Every target provisions what it needs first (idempotent, quick when done).
-.PHONY: run test test-unit test-faults lint docs bench-indexer bench-query bench-relevance provision
+.PHONY: run test test-unit test-faults lint docs bench-indexer bench-query bench-relevance bench-scaling provision
 
 VENV := .venv/bin
 
@@ -45,6 +45,16 @@ bench-relevance: provision
 	@if [ -z "$$ELASTICSEARCH_URL" ]; then deploy/local/elasticsearch.sh start test 9291; fi
 	ELASTICSEARCH_URL=$${ELASTICSEARCH_URL:-http://127.0.0.1:9291} \
 	  $(VENV)/python -m bench.relevance $(BENCH_ARGS)
+
+# Not part of `make test`. Uses REDIS_URL, else starts (and leaves running) a Redis of its
+# own on 6395, apart from the tests' one; ELASTICSEARCH_URL, else the test Elasticsearch
+# on 9291; see bench/README.md.
+bench-scaling: provision
+	@if [ -z "$$REDIS_URL" ]; then deploy/local/redis.sh start bench 6395; fi
+	@if [ -z "$$ELASTICSEARCH_URL" ]; then deploy/local/elasticsearch.sh start test 9291; fi
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6395/0} \
+	ELASTICSEARCH_URL=$${ELASTICSEARCH_URL:-http://127.0.0.1:9291} \
+	  $(VENV)/python -m bench.scaling $(BENCH_ARGS)
 
 provision:
 	@deploy/local/provision.sh
