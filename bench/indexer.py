@@ -1,15 +1,25 @@
-"""Indexer throughput, publish to searchable, against a raw bulk of the same documents.
+"""Indexer throughput, publish to searchable, against the best raw bulk strategy.
 
-    python -m bench.indexer --events 20000
+    python -m bench.indexer --events 30000 [--profile] [--pipeline-in-flight 1,2,4]
 
-Both sides write the same documents (built from the real sample feeds) into
-indices made from the same template, on the same cluster, in the same run:
+Every side writes the same documents (bench/corpus.py: the real sample feeds'
+vocabulary, varied) into indices made from the same template, on the same
+cluster, in the same run:
 
-- baseline: `elasticsearch.helpers.async_bulk` straight into the index;
-- pipeline: XADD to the articles stream, the indexer as its own process reads,
-  writes and acknowledges; the clock stops when the count is searchable.
+- raw: the documents serialized once, before the clock starts, into NDJSON
+  bulk bodies (by count 500 and 1,000, and by bytes, ~5 MiB), sent with 1, 2,
+  4 and 8 requests in flight: what a careful client gets out of the cluster;
+- pipeline: the events published to the articles stream (XADD, timed), the
+  indexer's consumer as its own process (bench/indexer_process.py) reads,
+  derives the search fields, writes and acknowledges; the clock stops when
+  the group has acknowledged everything and the count is searchable, as the
+  raw side's clock stops when its last bulk returned and the count is
+  searchable.
 
-Reports documents per second of each, their ratio, and the indexer's peak RSS.
+Reports the documents per second of each, the best raw strategy, the
+pipeline ÷ best-raw ratio, the indexer's CPU seconds per 1,000 documents and
+its peak RSS. `--profile` runs the indexer under cProfile and writes the top of
+the profile to bench/results/indexer-profile-<time>.txt.
 Needs REDIS_URL and ELASTICSEARCH_URL (`make bench-indexer` starts local ones).
 """
 
@@ -17,51 +27,80 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
+import pstats
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from elasticsearch import AsyncElasticsearch, helpers
+from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
+from bench.corpus import generate, sample_articles
 from services.indexer.documents import article_action
 from services.indexer.mappings import ensure_indices
-from services.ingest.feeds import parse_feed
-from services.ingest.sources import Source
 from shared.clients import make_elasticsearch, make_redis
 from shared.events import ArticleEvent
 from shared.index import IndexNames
 from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings
 
 REPO = Path(__file__).resolve().parents[1]
-FEEDS = ("feed-heise-developer.atom", "feed-meduza-scraped.xml", "feed-uol-noticias.rss",
-         "feed-andijonfk-uz.xml")
+RESULTS = REPO / "bench" / "results"
+IN_FLIGHT = (1, 2, 4, 8)
+BY_BYTES = 5 * 1024 * 1024
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def realistic_events(count: int) -> list[ArticleEvent]:
-    """`count` distinct articles cycling through the real feeds' titles and texts."""
-    now = datetime.now(UTC)
-    originals: list[ArticleEvent] = []
-    for name in FEEDS:
-        path = REPO / "samples" / "realdata" / name
-        originals += parse_feed(path.read_bytes(), Source(name=name, url=str(path)), now).events
-    events = []
-    for n in range(count):
-        base = originals[n % len(originals)]
-        events.append(base.model_copy(update={
-            "event_id": uuid4(),
-            "canonical_url": f"{base.canonical_url}?bench={n}",
-            "title": f"{base.title} ({n})",
-        }))
-    return events
+@dataclass(frozen=True)
+class Strategy:
+    in_flight: int
+    count: int | None
+    """Documents per bulk body, or None to cut bodies by bytes."""
+
+    @property
+    def name(self) -> str:
+        batch = f"{self.count} docs" if self.count else f"{BY_BYTES // 2**20} MiB"
+        return f"{self.in_flight} in flight, {batch}"
+
+
+STRATEGIES = [Strategy(n, count) for count in (500, 1000, None) for n in IN_FLIGHT]
+
+
+def corpus(count: int) -> list[ArticleEvent]:
+    return list(generate(sample_articles(REPO / "samples" / "sources.toml"), count))
+
+
+def ndjson_lines(events: list[ArticleEvent], alias: str) -> list[bytes]:
+    """Each document's two bulk lines, as the raw client sends them (search fields included)."""
+    lines = []
+    for event in events:
+        action = article_action(event, alias)
+        header, document = action.operations()
+        lines.append(json.dumps(header).encode() + b"\n" + document.encode() + b"\n")
+    return lines
+
+
+def bodies(lines: list[bytes], count: int | None) -> Iterator[bytes]:
+    body: list[bytes] = []
+    size = 0
+    for line in lines:
+        if body and (len(body) == count or (count is None and size + len(line) > BY_BYTES)):
+            yield b"".join(body)
+            body, size = [], 0
+        body.append(line)
+        size += len(line)
+    if body:
+        yield b"".join(body)
 
 
 async def wait_searchable(es: AsyncElasticsearch, alias: str, count: int) -> None:
@@ -72,17 +111,23 @@ async def wait_searchable(es: AsyncElasticsearch, alias: str, count: int) -> Non
         await asyncio.sleep(0.1)
 
 
-async def raw_bulk(es: AsyncElasticsearch, events: list[ArticleEvent], prefix: str) -> float:
+async def raw(es: AsyncElasticsearch, events: list[ArticleEvent], prefix: str,
+              strategy: Strategy) -> float:
     names = IndexNames(prefix)
     await ensure_indices(es, names, CommonSettings())
-    actions = []
-    for event in events:
-        action = article_action(event, names.articles)
-        actions.append({"_index": action.index, "_id": action.doc_id,
-                        "_source": json.loads(action.document),
-                        "version": action.version, "version_type": "external"})
+    # The alias is the target, as for the indexer; ready-made bytes, nothing to serialize.
+    queue = list(bodies(ndjson_lines(events, names.articles), strategy.count))
+    queue.reverse()
+
+    async def sender() -> None:
+        while queue:
+            # Bytes go out as they are (the NDJSON serializer passes them through).
+            answer = await es.bulk(body=queue.pop(), filter_path="errors")  # type: ignore[arg-type]
+            if answer.get("errors"):
+                raise RuntimeError(f"raw bulk refused documents ({strategy.name})")
+
     started = time.perf_counter()
-    await helpers.async_bulk(es, actions, chunk_size=500)
+    await asyncio.gather(*(sender() for _ in range(strategy.in_flight)))
     await wait_searchable(es, names.articles, len(events))
     return time.perf_counter() - started
 
@@ -100,18 +145,33 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mib: float
+
+
 async def pipeline(es: AsyncElasticsearch, redis: Redis, events: list[ArticleEvent],
-                   prefix: str, batch_size: int) -> tuple[float, float]:
+                   prefix: str, env_extra: dict[str, str], profile: Path | None) -> PipelineRun:
     names = IndexNames(prefix)
     env = {**os.environ, "CARAVAN_STREAM_PREFIX": f"{prefix}:", "CARAVAN_INDEX_PREFIX": prefix,
            "CARAVAN_HEALTH_PORT": str(_free_port()), "CARAVAN_LOG_LEVEL": "WARNING",
-           "CARAVAN_INDEXER_BATCH_SIZE": str(batch_size)}
-    indexer = subprocess.Popen(  # noqa: ASYNC220 (started once, outside the timed part)
-        [sys.executable, "-m", "services.indexer"], cwd=REPO, env=env)
+           **env_extra}
+    await ensure_indices(es, names, CommonSettings())
+    command = [sys.executable, "-m", "bench.indexer_process"]
+    if profile is not None:
+        command[1:1] = ["-m", "cProfile", "-o", str(profile)]
+    indexer = subprocess.Popen(command, cwd=REPO, env=env)  # noqa: ASYNC220 (before the clock)
     try:
-        while not await es.indices.exists_alias(name=names.articles):  # noqa: ASYNC110
-            await asyncio.sleep(0.1)  # polling another process: no event to wait on
         payloads = [e.model_dump_json() for e in events]
+        cpu_before = _cpu_seconds(indexer.pid)
         started = time.perf_counter()
         for chunk in range(0, len(payloads), 1000):
             async with redis.pipeline(transaction=False) as pipe:
@@ -119,14 +179,15 @@ async def pipeline(es: AsyncElasticsearch, redis: Redis, events: list[ArticleEve
                     pipe.xadd(f"{prefix}:articles", {"__data__": payload})
                 await pipe.execute()
         # Done when the group has read and acknowledged everything (each ack
-        # follows Elasticsearch's confirmation), then one refresh, as for the
-        # baseline: polling refreshes during the run would slow the cluster.
+        # follows Elasticsearch's confirmation), then one refresh, as for raw:
+        # polling refreshes during the run would slow the cluster.
         while not await _all_acknowledged(  # noqa: ASYNC110 (another process's progress)
                 redis, f"{prefix}:articles", len(events)):
             await asyncio.sleep(0.05)
         await wait_searchable(es, names.articles, len(events))
         elapsed = time.perf_counter() - started
-        return elapsed, _peak_rss_mib(indexer.pid)
+        return PipelineRun(elapsed, _cpu_seconds(indexer.pid) - cpu_before,
+                           _peak_rss_mib(indexer.pid))
     finally:
         indexer.send_signal(signal.SIGTERM)
         indexer.wait(timeout=60)
@@ -134,7 +195,7 @@ async def pipeline(es: AsyncElasticsearch, redis: Redis, events: list[ArticleEve
 
 async def _all_acknowledged(redis: Redis, stream: str, count: int) -> bool:
     groups: list[dict[str, Any]] = await redis.xinfo_groups(stream)
-    return bool(groups) and groups[0]["entries-read"] >= count and groups[0]["pending"] == 0
+    return bool(groups) and (groups[0]["entries-read"] or 0) >= count and groups[0]["pending"] == 0
 
 
 async def cleanup(es: AsyncElasticsearch, redis: Redis, prefix: str) -> None:
@@ -146,43 +207,80 @@ async def cleanup(es: AsyncElasticsearch, redis: Redis, prefix: str) -> None:
         await redis.delete(*keys)
 
 
-async def main(count: int, batch_size: int) -> dict[str, Any]:
-    events = realistic_events(count)
+def profile_top(raw_profile: Path, lines: int = 40) -> str:
+    """The functions that cost the indexer most, by own time and by cumulative time."""
+    out: list[str] = []
+    for key in ("tottime", "cumulative"):
+        stream = io.StringIO()
+        pstats.Stats(str(raw_profile), stream=stream).strip_dirs().sort_stats(key).print_stats(
+            lines)
+        out.append(f"== sorted by {key} ==\n{stream.getvalue()}")
+    return "\n".join(out)
+
+
+async def main(count: int, in_flight: list[int], profile: Path | None) -> dict[str, Any]:
+    events = corpus(count)
     run = uuid4().hex[:8]
     es = make_elasticsearch(ElasticsearchSettings())
     redis = make_redis(RedisSettings())
-    prefixes = [f"bench-{run}-warm-", f"bench-{run}-raw-", f"bench-{run}-pipe-"]
+    raw_rates: dict[str, float] = {}
+    pipelines: list[dict[str, Any]] = []
     try:
-        await raw_bulk(es, realistic_events(1000), prefixes[0])  # JIT and caches warm
-        raw_seconds = await raw_bulk(es, events, prefixes[1])
-        pipe_seconds, peak_rss = await pipeline(es, redis, events, prefixes[2], batch_size)
-    finally:
-        for prefix in prefixes:
+        warm = f"bench-{run}-warm-"
+        await raw(es, events[:2000], warm, Strategy(2, 500))  # caches and JIT warm
+        await cleanup(es, redis, warm)
+        for n, strategy in enumerate(STRATEGIES):
+            prefix = f"bench-{run}-raw{n}-"
+            raw_rates[strategy.name] = count / await raw(es, events, prefix, strategy)
             await cleanup(es, redis, prefix)
+            print(f"raw {strategy.name}: {raw_rates[strategy.name]:.0f} docs/s", file=sys.stderr)
+        for limit in in_flight:
+            prefix = f"bench-{run}-pipe{limit}-"
+            env = {"CARAVAN_INDEXER_MAX_IN_FLIGHT": str(limit)} if limit else {}
+            result = await pipeline(es, redis, events, prefix, env,
+                                    profile if not pipelines else None)
+            await cleanup(es, redis, prefix)
+            pipelines.append({
+                "max_in_flight": limit or "default",
+                "docs_per_s": round(count / result.seconds),
+                "cpu_seconds_per_1000_docs": round(result.cpu_seconds * 1000 / count, 3),
+                "peak_rss_mib": round(result.peak_rss_mib, 1)})
+            print(f"pipeline {pipelines[-1]}", file=sys.stderr)
+    finally:
         await es.close()
         await redis.aclose()
+    best = max(raw_rates, key=raw_rates.__getitem__)
     return {
         "events": count,
-        "raw_bulk_docs_per_s": round(count / raw_seconds),
-        "pipeline_docs_per_s": round(count / pipe_seconds),
-        "ratio": round(raw_seconds / pipe_seconds, 3),
-        "indexer_peak_rss_mib": round(peak_rss, 1),
-        "batch_size": batch_size,
-        "mean_document_bytes": round(sum(len(e.model_dump_json()) for e in events) / count),
+        "mean_event_bytes": round(sum(len(e.model_dump_json()) for e in events) / count),
+        "raw_docs_per_s": {name: round(rate) for name, rate in raw_rates.items()},
+        "best_raw": best,
+        "best_raw_docs_per_s": round(raw_rates[best]),
+        "pipeline": pipelines,
+        "ratio": round(pipelines[0]["docs_per_s"] / raw_rates[best], 3),
     }
 
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument(
+        "--pipeline-in-flight", default="0",
+        help="comma-separated CARAVAN_INDEXER_MAX_IN_FLIGHT values to run the pipeline "
+             "with, one run each (0: the indexer's default); the ratio is the first's")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the (first) indexer under cProfile")
     args = parser.parse_args()
-    result = asyncio.run(main(args.events, args.batch_size))
-    print(json.dumps(result, indent=2))
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (out / f"indexer-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
+    raw_profile = RESULTS / f"indexer-profile-{stamp}.prof" if args.profile else None
+    in_flight = [int(n) for n in args.pipeline_in_flight.split(",")]
+    result = asyncio.run(main(args.events, in_flight, raw_profile))
+    print(json.dumps(result, indent=2))
+    (RESULTS / f"indexer-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
+    if raw_profile is not None and raw_profile.exists():
+        (RESULTS / f"indexer-profile-{stamp}.txt").write_text(profile_top(raw_profile))
+        raw_profile.unlink()
 
 
 if __name__ == "__main__":

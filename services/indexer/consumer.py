@@ -5,9 +5,11 @@
 2. Loop until asked to stop:
    a. while holding for the cluster (services/indexer/writer.py, `Hold`), read
       nothing: the backlog waits in Redis, not in this process;
-   b. take a batch slot (at most `max_in_flight` batches in hand), then read a
-      batch: entries abandoned by a dead consumer every so often, else new ones
-      (shared/consumer.py, `GroupReader`);
+   b. wait for a batch slot (as many batches in hand as the adaptive limit
+      allows, services/indexer/concurrency.py, never more than `max_in_flight`),
+      then read a batch: entries abandoned by a dead consumer every so often,
+      else new ones (shared/consumer.py, `GroupReader`). The next batch is read
+      and decoded while the earlier ones are being written;
    c. in the batch: an entry that is not a valid event, or that was delivered
       too often without ever being held for the cluster, goes to the
       dead-letter stream with the reason; the rest go to Elasticsearch and are
@@ -33,6 +35,7 @@ from redis.exceptions import RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.indexer import metrics
+from services.indexer.concurrency import AdaptiveLimit
 from services.indexer.decode import Invalid, decode_entry
 from services.indexer.failures import Fault
 from services.indexer.ledger import Ledger, PublishDeadLetter
@@ -70,10 +73,11 @@ class Consumer:
                               f"{streams.deadletters}:last-error:{settings.group}",
                               publish_dead_letter)
         self.hold = Hold(clock)
+        self.limit = AdaptiveLimit(settings.max_in_flight, start=min(2, settings.max_in_flight))
         self._writer = Writer(es, self._ledger, settings, self._stopping, self.hold,
-                              self._backoff)
-        self._slots = asyncio.Semaphore(settings.max_in_flight)
+                              self._backoff, limit=self.limit)
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -92,19 +96,17 @@ class Consumer:
             if self.hold.active:
                 await self.hold.wait_released(self._stopping)
                 continue
-            await self._slots.acquire()
+            await self._wait_for_slot()
             try:
                 entries = await self.read()
                 failures = 0
             # RedisClusterException: no seed node of a Redis Cluster answers (not a RedisError).
             except (RedisConnectionError, RedisTimeoutError, RedisClusterException) as exc:
-                self._slots.release()
                 failures += 1
                 log.warning("redis unavailable, retrying", error=str(exc))
                 await wait_or_stop(self._stopping, self._backoff.delay(failures))
                 continue
             except ResponseError as exc:
-                self._slots.release()
                 if "NOGROUP" not in str(exc):
                     raise
                 log.warning("consumer group vanished, recreating it", error=str(exc))
@@ -112,8 +114,6 @@ class Consumer:
                 continue
             if entries:
                 self._dispatch(entries)
-            else:
-                self._slots.release()
         if self._in_flight:
             await asyncio.wait(self._in_flight)
         keeper.cancel()
@@ -147,6 +147,12 @@ class Consumer:
         metrics.HELD_ENTRIES.set(self.reader.held)
         return entries
 
+    async def _wait_for_slot(self) -> None:
+        """Until fewer batches are in flight than the adaptive limit allows."""
+        while len(self._in_flight) >= self.limit.limit:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+
     # Handling ----------------------------------------------------------------
 
     def _dispatch(self, entries: list[Entry]) -> None:
@@ -156,7 +162,7 @@ class Consumer:
 
     def _batch_done(self, task: asyncio.Task[None], entries: list[Entry]) -> None:
         self._in_flight.discard(task)
-        self._slots.release()
+        self._slot_freed.set()
         self._release_unsettled(entries)
         if not task.cancelled() and (exc := task.exception()) is not None:
             # The entries are still pending and no longer refreshed: after the claim
@@ -170,6 +176,13 @@ class Consumer:
         metrics.HELD_ENTRIES.set(self.reader.held)
 
     async def handle(self, entries: Sequence[Entry]) -> None:
+        # Bound once per batch (each batch is its own task, so its own context): every
+        # line logged while writing it says which batch, at no cost per entry.
+        with structlog.contextvars.bound_contextvars(
+                batch_first=entries[0].key, batch_entries=len(entries)):
+            await self._handle(entries)
+
+    async def _handle(self, entries: Sequence[Entry]) -> None:
         work: Work = []
         for entry in entries:
             if entry.deliveries > self._settings.max_deliveries:

@@ -68,14 +68,17 @@ class Ledger:
             service=SERVICE,
             attempts=max(entry.deliveries, 1),
         )
-        # Published before the ack: a crash in between leaves the entry pending,
-        # and the letter may be written twice (same idempotency_key), never lost.
-        await self._publish(letter)
-        metrics.DEADLETTERS.labels(entry.stream, error_class).inc()
-        log.warning("entry dead-lettered", stream=entry.stream, entry_id=entry.entry_id,
-                    event_id=event_id_of(letter.payload), error_class=error_class,
-                    reason=reason, attempts=entry.deliveries)
-        await self.ack([entry])
+        # Everything logged from here on (publishing, acknowledging) names the event.
+        with structlog.contextvars.bound_contextvars(
+                stream=entry.stream, entry_id=entry.entry_id,
+                event_id=event_id_of(letter.payload)):
+            # Published before the ack: a crash in between leaves the entry pending,
+            # and the letter may be written twice (same idempotency_key), never lost.
+            await self._publish(letter)
+            metrics.DEADLETTERS.labels(entry.stream, error_class).inc()
+            log.warning("entry dead-lettered", error_class=error_class, reason=reason,
+                        attempts=entry.deliveries)
+            await self.ack([entry])
 
     async def remember(self, entries: Sequence[Entry], fault: Fault, reason: str) -> None:
         if entries:

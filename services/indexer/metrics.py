@@ -15,6 +15,11 @@ DEADLETTERS = Counter(
 BULK_SECONDS = Histogram(
     "caravan_indexer_bulk_seconds", "Duration of one bulk request to Elasticsearch."
 )
+IN_FLIGHT_LIMIT = Gauge(
+    "caravan_indexer_in_flight_limit",
+    "Bulk requests the indexer may have in flight now (adaptive, at most "
+    "CARAVAN_INDEXER_MAX_IN_FLIGHT).",
+)
 BATCH_SIZE = Histogram(
     "caravan_indexer_batch_entries",
     "Entries per batch read from the streams.",

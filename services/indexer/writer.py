@@ -33,6 +33,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from services.indexer import metrics
 from services.indexer.bulk import ItemResult, Outcome, classify_response
+from services.indexer.concurrency import AdaptiveLimit
 from services.indexer.documents import BulkAction
 from services.indexer.failures import Fault, Verdict, classify_request_error
 from services.indexer.ledger import Ledger
@@ -159,6 +160,8 @@ class Writer:
         stopping: asyncio.Event,
         hold: Hold,
         backoff: Backoff,
+        *,
+        limit: AdaptiveLimit | None = None,
     ) -> None:
         # The hold loop below is the one retry policy: the client's own retries would
         # only repeat a refused request at once and chain their errors.
@@ -168,6 +171,8 @@ class Writer:
         self._stopping = stopping
         self._hold = hold
         self._backoff = backoff
+        # Told how each request went, so the consumer keeps as many in flight as pay.
+        self._limit = limit or AdaptiveLimit(settings.max_in_flight)
 
     async def write(self, work: Work) -> None:
         for chunk in chunked(work, self._settings.batch_size, self._settings.bulk_max_bytes):
@@ -214,6 +219,7 @@ class Writer:
     async def _hold_for(self, work: Work, reason: str, attempt: int) -> None:
         """Keep the entries, say why, and wait before sending them again."""
         self._hold.enter(reason)
+        self._limit.refused()
         metrics.HOLD_RETRIES.inc()
         if attempt == 1:
             # Remembered once per hold: a restart mid-outage still knows these
@@ -225,14 +231,15 @@ class Writer:
         await wait_or_stop(self._stopping, delay)
 
     async def _bulk(self, actions: Sequence[BulkAction]) -> list[ItemResult]:
-        # Headers are dicts, documents ready-made JSON text: the NDJSON serializer
-        # passes text through, so each document is serialized once, by pydantic.
-        operations: list[Any] = []
-        for action in actions:
-            operations.extend(action.operations())
+        # One bytes body joined from each action's ready-made lines: the client sends
+        # bytes as they are, so each document is serialized once, by pydantic.
+        body = b"".join([action.ndjson() for action in actions])
         started = time.perf_counter()
-        response = await self._es.bulk(operations=operations, filter_path=BULK_RESPONSE)
-        metrics.BULK_SECONDS.observe(time.perf_counter() - started)
+        response = await self._es.bulk(body=body, filter_path=BULK_RESPONSE)  # type: ignore[arg-type]
+        seconds = time.perf_counter() - started
+        metrics.BULK_SECONDS.observe(seconds)
+        self._limit.answered(seconds, len(body))
+        metrics.IN_FLIGHT_LIMIT.set(self._limit.limit)
         return classify_response(dict(response))
 
     async def _settle(self, work: Work, results: list[ItemResult]) -> Work:
