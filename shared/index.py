@@ -15,9 +15,12 @@ distribution.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired
 
-from pydantic import computed_field
+from pydantic import TypeAdapter, computed_field
+
+# typing_extensions' TypedDict, not typing's: pydantic validates only that one on 3.11.
+from typing_extensions import TypedDict
 
 from shared.events import ArticleEvent, QuoteEvent
 from shared.language.analysis import fold_text, stem_text
@@ -144,3 +147,48 @@ class QuoteDocument(QuoteEvent):
     @property
     def change_pct_value(self) -> float | None:
         return None if self.change_pct is None else float(self.change_pct)
+
+
+# What the readers get back: `_source` as stored, in JSON types (dates as ISO strings,
+# decimals as strings). TypedDicts, validated by pydantic in one call per response:
+# the readers keep plain dicts (no object per hit on the search path) and mypy checks
+# every key they read. A field a reader leaves out by `_source` filtering, or that older
+# documents lack, is NotRequired; tests/contracts checks the write models above against
+# these.
+class ArticleSource(TypedDict):
+    title: str
+    url: str
+    source: str
+    summary: NotRequired[str]
+    body: NotRequired[str]
+    authors: NotRequired[list[str]]
+    published_at: NotRequired[str | None]
+    language: NotRequired[str | None]
+    tags: NotRequired[list[str]]
+    countries: NotRequired[list[str]]
+
+
+class ArticleHit(TypedDict):
+    _id: str
+    _source: ArticleSource
+    # Present when the search sorts; the search_after values of the next page.
+    sort: NotRequired[list[Any]]
+    highlight: NotRequired[dict[str, list[str]]]
+
+
+class QuoteSource(TypedDict):
+    base: str
+    quote: str
+    # Exact decimals as written; readers check their bounds (shared/decimals.py).
+    rate: str
+    change_pct: NotRequired[str | None]
+    as_of: str
+    provider: str
+    # Quotes from before providers were cross-checked carry neither: primary, no doubts.
+    primary: NotRequired[bool]
+    flags: NotRequired[list[str]]
+    stale_after: NotRequired[str | None]
+
+
+ARTICLE_SOURCE: TypeAdapter[ArticleSource] = TypeAdapter(ArticleSource)
+QUOTE_SOURCE: TypeAdapter[QuoteSource] = TypeAdapter(QuoteSource)

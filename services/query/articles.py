@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
-from services.query.search import SearchHit, shape_hit
+from services.query.search import HITS, SearchHit, hit_fields
 from services.query.wording import FORMS, TEXT_FIELDS
+from shared.index import ARTICLE_SOURCE
 
 # The article `_id`: the first 32 hex digits of sha256(canonical URL).
 ARTICLE_ID = r"^[0-9a-f]{32}$"
@@ -42,10 +44,10 @@ class Suggestions(BaseModel):
     suggestions: list[Suggestion]
 
 
-def shape_article(document: dict[str, Any]) -> Article:
-    src = document["_source"]
-    return Article(id=document["_id"], **{k: v for k, v in src.items()
-                                          if k in Article.model_fields and k != "id"})
+def shape_article(document: Mapping[str, Any]) -> Article:
+    # The stored _source read as the index contract has it (fields it does not name dropped).
+    return Article.model_validate({**ARTICLE_SOURCE.validate_python(document["_source"]),
+                                   "id": document["_id"]})
 
 
 def build_similar(index: str, doc_id: str, size: int) -> dict[str, Any]:
@@ -64,8 +66,9 @@ def build_similar(index: str, doc_id: str, size: int) -> dict[str, Any]:
     }
 
 
-def shape_similar(doc_id: str, response: dict[str, Any]) -> Similar:
-    return Similar(id=doc_id, results=[shape_hit(h) for h in response["hits"]["hits"]])
+def shape_similar(doc_id: str, response: Mapping[str, Any]) -> Similar:
+    return Similar.model_validate({"id": doc_id, "results": [
+        hit_fields(h) for h in HITS.validate_python(response["hits"]["hits"])]})
 
 
 def build_suggest(prefix: str, size: int) -> dict[str, Any]:

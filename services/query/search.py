@@ -14,11 +14,13 @@ from __future__ import annotations
 import calendar
 import html
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from typing_extensions import TypedDict
 
 from services.query.cursors import Cursor, SortMode
 from services.query.wording import (
@@ -30,6 +32,7 @@ from services.query.wording import (
     loosenable,
     search_fields,
 )
+from shared.index import ArticleHit
 from shared.language.analysis import STEMMERS
 from shared.language.synonyms import Synonyms
 
@@ -296,7 +299,52 @@ def wants_fuzzy(request: SearchRequest, page: SearchPage) -> bool:
     return bool(request.text) and page.total < FUZZY_BELOW
 
 
-def did_you_mean(text: str, suggest: dict[str, Any]) -> str | None:
+class _Total(TypedDict):
+    value: int
+    relation: NotRequired[Literal["eq", "gte"]]
+
+
+class _Hits(TypedDict):
+    total: _Total
+    # filter_path drops empty arrays: no hits means no "hits.hits" at all.
+    hits: NotRequired[list[ArticleHit]]
+
+
+class _Bucket(TypedDict):
+    key: str | int
+    key_as_string: NotRequired[str]
+    doc_count: int
+
+
+class _Aggregation(TypedDict):
+    buckets: NotRequired[list[_Bucket]]
+
+
+class _Option(TypedDict):
+    text: str
+
+
+class _Correction(TypedDict):
+    offset: int
+    length: int
+    options: NotRequired[list[_Option]]
+
+
+class SearchResponse(TypedDict):
+    """What SEARCH_FILTER_PATH keeps of a search answer, the hits' `_source` as the index
+    contract (shared/index.py) reads it."""
+
+    hits: _Hits
+    aggregations: NotRequired[dict[str, _Aggregation]]
+    suggest: NotRequired[dict[str, list[_Correction]]]
+
+
+# One validation of the whole answer in pydantic's core, not one per hit.
+SEARCH_RESPONSE: TypeAdapter[SearchResponse] = TypeAdapter(SearchResponse)
+HITS: TypeAdapter[list[ArticleHit]] = TypeAdapter(list[ArticleHit])
+
+
+def did_you_mean(text: str, suggest: dict[str, list[_Correction]]) -> str | None:
     """`text` with each word the suggester corrected replaced by its best correction."""
     out, last = [], 0
     for entry in suggest.get("did_you_mean", []):
@@ -308,58 +356,55 @@ def did_you_mean(text: str, suggest: dict[str, Any]) -> str | None:
     return "".join([*out, text[last:]]) if out else None
 
 
-def shape_results(response: dict[str, Any], request: SearchRequest) -> SearchPage:
-    # filter_path drops empty arrays: no hits means no "hits.hits" at all.
+def shape_results(answer: Mapping[str, Any], request: SearchRequest) -> SearchPage:
+    """The page of results from Elasticsearch's answer (checked against SearchResponse)."""
+    response = SEARCH_RESPONSE.validate_python(answer)
     hits = response["hits"].get("hits", [])
-    total = int(response["hits"]["total"]["value"])
+    total = response["hits"]["total"]["value"]
     relation = response["hits"]["total"].get("relation", "eq")
     start = request.start
     end = start + len(hits)
     more = end < total or relation == "gte"
-    next_cursor = (Cursor(end, request.effective_sort, tuple(hits[-1]["sort"])).encode()
-                   if hits and len(hits) == request.size and more and "sort" in hits[-1]
+    last = hits[-1] if hits else None
+    next_cursor = (Cursor(end, request.effective_sort, tuple(last["sort"])).encode()
+                   if last and len(hits) == request.size and more and "sort" in last
                    else None)
-    return SearchPage(
-        total=total,
-        total_relation=relation,
-        page=start // request.size + 1,
-        size=request.size,
-        from_=start + 1 if hits else 0,
-        to=end if hits else 0,
-        results=[shape_hit(h) for h in hits],
-        facets=_facets(response.get("aggregations", {})),
-        did_you_mean=did_you_mean(request.text, response.get("suggest", {})),
-        next_cursor=next_cursor,
-    )
+    # Validated in one call too: the page, its hits and its facets as one plain dict.
+    return SearchPage.model_validate({
+        "total": total,
+        "total_relation": relation,
+        "page": start // request.size + 1,
+        "size": request.size,
+        "from": start + 1 if hits else 0,
+        "to": end if hits else 0,
+        "results": [hit_fields(h) for h in hits],
+        "facets": _facets(response.get("aggregations", {})),
+        "did_you_mean": did_you_mean(request.text, response.get("suggest", {})),
+        "next_cursor": next_cursor,
+    })
 
 
-def _facets(aggregations: dict[str, Any]) -> Facets:
-    def buckets(name: str, key: str = "key") -> list[Facet]:
-        return [Facet(value=str(b[key]), count=b["doc_count"])
+def _facets(aggregations: dict[str, _Aggregation]) -> dict[str, list[dict[str, Any]]]:
+    def buckets(name: str, key: Literal["key", "key_as_string"] = "key") -> list[dict[str, Any]]:
+        return [{"value": str(b.get(key, b["key"])), "count": b["doc_count"]}
                 for b in aggregations.get(name, {}).get("buckets", [])]
 
-    return Facets(source=buckets("source"), country=buckets("country"),
-                  month=buckets("month", "key_as_string"))
+    return {"source": buckets("source"), "country": buckets("country"),
+            "month": buckets("month", "key_as_string")}
 
 
-def shape_hit(hit: dict[str, Any]) -> SearchHit:
+def hit_fields(hit: ArticleHit) -> dict[str, Any]:
+    """A SearchHit's fields from one hit."""
     src = hit["_source"]
+    highlight = hit.get("highlight", {})
     # Feeds often repeat the summary as the body's start: the same fragment shows once.
-    fragments = list(dict.fromkeys([*hit.get("highlight", {}).get("body", []),
-                                    *hit.get("highlight", {}).get("summary", [])]))
+    fragments = list(dict.fromkeys([*highlight.get("body", []), *highlight.get("summary", [])]))
     excerpt = (" … ".join(fragments[:2]) if fragments
                else html.escape(_clip(src.get("summary", "")), quote=False))
-    return SearchHit(
-        id=hit["_id"],
-        title=src["title"],
-        url=src["url"],
-        source=src["source"],
-        published_at=src.get("published_at"),
-        excerpt=excerpt,
-        language=src.get("language"),
-        tags=src.get("tags", []),
-        countries=src.get("countries", []),
-    )
+    return {"id": hit["_id"], "title": src["title"], "url": src["url"], "source": src["source"],
+            "published_at": src.get("published_at"), "excerpt": excerpt,
+            "language": src.get("language"), "tags": src.get("tags", []),
+            "countries": src.get("countries", [])}
 
 
 def _clip(text: str) -> str:
