@@ -324,7 +324,7 @@ class _Option(TypedDict):
     text: str
 
 
-class _Correction(TypedDict):
+class Correction(TypedDict):
     offset: int
     length: int
     options: NotRequired[list[_Option]]
@@ -336,7 +336,7 @@ class SearchResponse(TypedDict):
 
     hits: _Hits
     aggregations: NotRequired[dict[str, _Aggregation]]
-    suggest: NotRequired[dict[str, list[_Correction]]]
+    suggest: NotRequired[dict[str, list[Correction]]]
 
 
 # One validation of the whole answer in pydantic's core, not one per hit.
@@ -344,7 +344,7 @@ SEARCH_RESPONSE: TypeAdapter[SearchResponse] = TypeAdapter(SearchResponse)
 HITS: TypeAdapter[list[ArticleHit]] = TypeAdapter(list[ArticleHit])
 
 
-def did_you_mean(text: str, suggest: dict[str, list[_Correction]]) -> str | None:
+def did_you_mean(text: str, suggest: dict[str, list[Correction]]) -> str | None:
     """`text` with each word the suggester corrected replaced by its best correction."""
     out, last = [], 0
     for entry in suggest.get("did_you_mean", []):

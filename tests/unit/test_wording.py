@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.query.search import (
+    Correction,
     SearchPage,
     SearchRequest,
     build_search,
@@ -90,7 +91,7 @@ def test_few_hits_ask_for_a_fuzzy_second_try_with_a_suggestion() -> None:
 
 
 def test_did_you_mean_replaces_only_the_corrected_words() -> None:
-    suggest = {"did_you_mean": [
+    suggest: dict[str, list[Correction]] = {"did_you_mean": [
         {"offset": 0, "length": 9, "options": [{"text": "kazakhstan"}]},
         {"offset": 10, "length": 8, "options": [{"text": "sanctions"}]},
         {"offset": 19, "length": 3, "options": []}]}
