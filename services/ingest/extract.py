@@ -24,9 +24,9 @@ MIN_TEXT_CHARS = 200
 # page of teasers for it. Only a short result (a page its rules do not fit) is
 # worth the comparison's cost and risk.
 FALLBACK_BELOW_CHARS = 500
-# Parse at most this much of a page: bounds the memory and time of one extraction.
-# Articles sit in the first part of a page; what a page carries beyond this is
-# inline data and scripts (real article pages are under 1 MB).
+# Parse at most this much of a page: bounds the memory and time of one extraction
+# (a parsed tree takes several times its page's size). Real article pages are
+# under 1 MB; what makes a page larger is mostly inline scripts and data.
 MAX_HTML_CHARS = 3_000_000
 _TEXT_CONTAINING = XPath("//body//text()[contains(normalize-space(.), $needle)]"
                          "[not(ancestor::script or ancestor::style or ancestor::noscript)]")
@@ -35,6 +35,8 @@ _NEEDLE_CHARS = 40
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _HTML_LANG = re.compile(r"""<html\b[^>]*?\blang\s*=\s*["']?([A-Za-z]{2,3})\b""", re.IGNORECASE)
 _JSON_LD = "application/ld+json"
+_CODE = re.compile(r"<(?:script|style)\b([^>]*)>.*?</(?:script|style)\s*>",
+                   re.IGNORECASE | re.DOTALL)
 # Kept for trafilatura to decide: it keeps a form that holds most of the page's
 # text, a figure with a table, formulas; head has the JSON-LD it reads.
 _CLEANED = tuple(set(MANUALLY_CLEANED) - {"form", "figure", "math", "head"})
@@ -72,7 +74,7 @@ class Extracted:
 
 def extract_article(html: str, url: str) -> Extracted | None:
     """The article on the page, or None when the page has no article text."""
-    tree = load_html(html[:MAX_HTML_CHARS]) if html.strip() else None
+    tree = load_html(bounded_html(html)) if html.strip() else None
     if tree is None:
         return None
     without_code(tree)
@@ -105,6 +107,18 @@ def extract_article(html: str, url: str) -> Extracted | None:
         canonical_url=metadata.url or None,
         path=path,
     )
+
+
+def bounded_html(html: str) -> str:
+    """At most MAX_HTML_CHARS of the page: a larger page first loses its scripts
+    (but JSON-LD) and styles, so that the cut takes markup, not the article."""
+    if len(html) <= MAX_HTML_CHARS:
+        return html
+    return _CODE.sub(_code_or_json_ld, html)[:MAX_HTML_CHARS]
+
+
+def _code_or_json_ld(match: re.Match[str]) -> str:
+    return match.group(0) if _JSON_LD in match.group(1).lower() else ""
 
 
 def without_code(tree: HtmlElement) -> None:
