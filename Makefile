@@ -1,5 +1,5 @@
 # Every target provisions what it needs first (idempotent, quick when done).
-.PHONY: run test test-unit test-faults lint docs bench-indexer bench-query bench-relevance bench-scaling provision
+.PHONY: run test test-unit test-faults lint docs bench-indexer bench-query bench-relevance bench-scaling bench-extraction provision
 
 VENV := .venv/bin
 
@@ -55,6 +55,11 @@ bench-scaling: provision
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6395/0} \
 	ELASTICSEARCH_URL=$${ELASTICSEARCH_URL:-http://127.0.0.1:9291} \
 	  $(VENV)/python -m bench.scaling $(BENCH_ARGS)
+
+# Not part of `make test`: needs no server. Reads the public extraction benchmark's pages
+# from ../shared/extraction-benchmark (or CARAVAN_EXTRACTION_BENCHMARK); see bench/README.md.
+bench-extraction: provision
+	$(VENV)/python -m bench.extraction $(BENCH_ARGS)
 
 provision:
 	@deploy/local/provision.sh
