@@ -22,15 +22,15 @@ absent: rounding it for the ticker or converting with it cannot be done.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from shared.decimals import CHANGE_PCT, RATE, BadDecimal, read_within
-from shared.index import CURRENCIES
+from shared.index import CURRENCIES, QUOTE_SOURCE, QuoteSource
 
 # Quotes read per currency to find its primary provider's newest: providers x days
 # a quote stays current, with room to spare.
@@ -94,27 +94,28 @@ def build_latest(currencies: tuple[str, ...] = CURRENCIES,
     }
 
 
-def usable_sources(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The `_source` of each hit whose rate and change lie within the bounds."""
-    return [hit["_source"] for hit in hits if _usable(hit["_source"])]
+def usable_sources(hits: Sequence[Mapping[str, Any]]) -> list[QuoteSource]:
+    """The `_source` of each hit, read as the index contract has it, whose rate and
+    change lie within the bounds; one of another shape is left out like those."""
+    usable = []
+    for hit in hits:
+        try:
+            source = QUOTE_SOURCE.validate_python(hit["_source"])
+            read_within(source["rate"], RATE)
+            if source.get("change_pct") is not None:
+                read_within(source.get("change_pct"), CHANGE_PCT)
+        except (ValidationError, BadDecimal):
+            continue
+        usable.append(source)
+    return usable
 
 
-def _usable(source: dict[str, Any]) -> bool:
-    try:
-        read_within(source.get("rate"), RATE)
-        if source.get("change_pct") is not None:
-            read_within(source["change_pct"], CHANGE_PCT)
-    except BadDecimal:
-        return False
-    return True
-
-
-def is_stale(source: dict[str, Any], today: date) -> bool:
+def is_stale(source: QuoteSource, today: date) -> bool:
     until = source.get("stale_after")
     return until is not None and today > date.fromisoformat(until)
 
 
-def choose_quote(sources: Sequence[dict[str, Any]], today: date | None) -> dict[str, Any]:
+def choose_quote(sources: Sequence[QuoteSource], today: date | None) -> QuoteSource:
     """Among one currency's quotes, newest first: the primary provider's newest, if current,
     else the newest current one, else the newest.
 
@@ -128,8 +129,9 @@ def choose_quote(sources: Sequence[dict[str, Any]], today: date | None) -> dict[
     return next((s for s in sources if not is_stale(s, day)), sources[0])
 
 
-def quote_of(source: dict[str, Any], today: date | None, digits: int) -> Quote:
-    change = Decimal(source["change_pct"]) if source.get("change_pct") is not None else None
+def quote_of(source: QuoteSource, today: date | None, digits: int) -> Quote:
+    stored_change = source.get("change_pct")
+    change = Decimal(stored_change) if stored_change is not None else None
     as_of = date.fromisoformat(source["as_of"])
     return Quote(
         base=source["base"], quote=source["quote"],
@@ -144,7 +146,7 @@ def quote_of(source: dict[str, Any], today: date | None, digits: int) -> Quote:
     )
 
 
-def shape_latest(response: dict[str, Any], digits: int,
+def shape_latest(response: Mapping[str, Any], digits: int,
                  currencies: tuple[str, ...] = CURRENCIES,
                  today: date | None = None) -> LatestQuotes:
     """`today` (UTC) enables the staleness rule; without it the newest primary quote wins."""

@@ -24,7 +24,7 @@ from services.query.quotes import (
     significant,
     usable_sources,
 )
-from shared.index import CURRENCIES
+from shared.index import CURRENCIES, QuoteSource
 
 Interval = Literal["day", "week", "month"]
 QUOTE_CURRENCY = "USD"
@@ -172,10 +172,10 @@ def build_rates_between(bases: list[str], start: date, end: date,
 
 
 def common_rates(response: dict[str, Any],
-                 bases: list[str]) -> tuple[date, dict[str, dict[str, Any]]] | None:
+                 bases: list[str]) -> tuple[date, dict[str, QuoteSource]] | None:
     """The newest as-of date on which every currency has a quote, and the quote chosen
     for each on it (its primary provider's where current), or None."""
-    by_day: dict[date, dict[str, list[dict[str, Any]]]] = {}
+    by_day: dict[date, dict[str, list[QuoteSource]]] = {}
     for source in usable_sources(response.get("hits", {}).get("hits", [])):
         day = date.fromisoformat(source["as_of"])
         by_day.setdefault(day, {}).setdefault(source["base"], []).append(source)
@@ -187,7 +187,7 @@ def common_rates(response: dict[str, Any],
 
 
 def convert(amount: Decimal, source: str, target: str, on: date | None,
-            quotes: dict[str, dict[str, Any]], digits: int) -> Conversion:
+            quotes: dict[str, QuoteSource], digits: int) -> Conversion:
     """Exact through the dollar; the answer's numbers rounded to `digits`."""
     used = [(code, _exact(code, quotes)) for code in dict.fromkeys((source, target))]
     rate = dict(used)
@@ -201,7 +201,7 @@ def convert(amount: Decimal, source: str, target: str, on: date | None,
                for code, exact in used])
 
 
-def _exact(code: str, quotes: dict[str, dict[str, Any]]) -> Decimal:
+def _exact(code: str, quotes: dict[str, QuoteSource]) -> Decimal:
     if code == QUOTE_CURRENCY:
         return Decimal(1)
     return Decimal(quotes[code]["rate"])

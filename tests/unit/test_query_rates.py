@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -19,17 +20,18 @@ from services.query.rates import (
     shape_currencies,
     shape_history,
 )
+from shared.index import QUOTE_SOURCE, QuoteSource
 
 
 def _source(provider: str, as_of: str, rate: str, *, primary: bool | None = None,
-            stale_after: str | None = None, base: str = "KZT") -> dict[str, Any]:
+            stale_after: str | None = None, base: str = "KZT") -> QuoteSource:
     source: dict[str, Any] = {"base": base, "quote": "USD", "rate": rate, "as_of": as_of,
                               "provider": provider, "change_pct": None}
     if primary is not None:
         source["primary"] = primary
     if stale_after is not None:
         source["stale_after"] = stale_after
-    return source
+    return QUOTE_SOURCE.validate_python(source)
 
 
 NEWEST_FIRST = [
@@ -90,7 +92,7 @@ def test_convert_of_dollars_needs_no_quote() -> None:
     assert convert(Decimal("2.5"), "USD", "USD", None, {}, 10).result == "2.500000000"
 
 
-def _search_hits(*sources: dict[str, Any]) -> dict[str, Any]:
+def _search_hits(*sources: Mapping[str, object]) -> dict[str, Any]:
     return {"hits": {"hits": [{"_source": source} for source in sources]}}
 
 
@@ -148,7 +150,7 @@ ABSURD_STORED = [
 ]
 
 
-def _hits(*sources: dict[str, Any]) -> dict[str, Any]:
+def _hits(*sources: Mapping[str, object]) -> dict[str, Any]:
     return {"hits": {"hits": [{"_source": source} for source in sources]}}
 
 
