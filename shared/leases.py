@@ -193,8 +193,9 @@ class WorkShare:
             *_, live = await pipe.execute()
         self._live = int(live)
         for item, lease in list(self._held.items()):
-            if not await self._redis.eval(_RENEW, 1, lease.key, lease.value,
-                                          self._ttl_ms):
+            renewed = await self._redis.eval(_RENEW, 1, lease.key, lease.value, self._ttl_ms)
+            # The work under it may have found it lost (and dropped it) meanwhile.
+            if not renewed and self._held.get(item) is lease:
                 log.warning("lease lost", item=item, fence=lease.token)
                 del self._held[item]
         excess = len(self._held) - self.share

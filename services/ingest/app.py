@@ -83,8 +83,12 @@ def create_service(settings: Settings) -> BackgroundService:
         try:
             async with resources as ingestor:
                 await share.beat()
-                await asyncio.gather(share.keep(), *(
-                    run_source_forever(ingestor, source, share=share) for source in sources))
+                # A task group: when one fails the others are cancelled, rather than
+                # polling on with the fetcher this block closes on the way out.
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(share.keep())
+                    for source in sources:
+                        group.create_task(run_source_forever(ingestor, source, share=share))
         finally:
             # A rolling update hands the sources over now, not after the leases expire.
             await share.release_all()

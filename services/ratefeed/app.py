@@ -114,7 +114,10 @@ async def _lead(ctx: ServiceContext, settings: RateFeedSettings,
                       default_consumer(), settings.lease_seconds)
     try:
         await share.beat()
-        await asyncio.gather(share.keep(), lead(share, "providers", work))
+        # A task group: if one ends in failure, the other is cancelled with it.
+        async with asyncio.TaskGroup() as group:
+            group.create_task(share.keep())
+            group.create_task(lead(share, "providers", work))
     finally:
         # A rolling update hands the polling over now, not after the lease expires.
         await share.release_all()

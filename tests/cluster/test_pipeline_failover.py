@@ -220,10 +220,6 @@ def pipeline(redis_cluster: str, tmp_path: Path) -> Iterator[Pipeline]:
     fixture.close()
 
 
-@pytest.mark.xfail(reason="redis-py 8.1's async cluster client can raise AttributeError "
-                   "('NoneType' has no 'writelines') instead of ConnectionError when a "
-                   "connection is disconnected after a topology refresh while another task "
-                   "reconnects it; ingest's lease loop then stops", strict=False)
 def test_every_service_follows_the_promoted_replica_and_nothing_is_lost(
     pipeline: Pipeline,
 ) -> None:
