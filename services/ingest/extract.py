@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,9 @@ _NEEDLE_CHARS = 40
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _HTML_LANG = re.compile(r"""<html\b[^>]*?\blang\s*=\s*["']?([A-Za-z]{2,3})\b""", re.IGNORECASE)
 _JSON_LD = "application/ld+json"
+# A paragraph at most this long and at least this much link text is a teaser.
+_TEASER_MAX_CHARS = 300
+_TEASER_LINK_SHARE = 0.8
 _CODE = re.compile(r"<(?:script|style)\b([^>]*)>.*?</(?:script|style)\s*>",
                    re.IGNORECASE | re.DOTALL)
 # Kept for trafilatura to decide: it keeps a form that holds most of the page's
@@ -91,7 +95,8 @@ def extract_article(html: str, url: str) -> Extracted | None:
     raw, path = main_text(tree, url)
     title = html_to_text(metadata.title or "")
     description = html_to_text(metadata.description or "")
-    text = restore_lead(without_heading(paragraphs(raw), title), description, tree)
+    text = restore_lead(without_link_teasers(without_heading(paragraphs(raw), title), tree),
+                        description, tree)
     if len(text) < MIN_TEXT_CHARS:
         return None
     return Extracted(
@@ -155,6 +160,26 @@ def without_heading(text: str, title: str) -> str:
     """The text without a first paragraph that only repeats the title (the page's <h1>)."""
     first, _, rest = text.partition("\n\n")
     return rest if title and first == title else text
+
+
+def without_link_teasers(text: str, tree: HtmlElement) -> str:
+    """The text without the paragraphs that are, on the page, a short paragraph or
+    list item made (almost) only of a link: "Read more: <headline>", "Related:
+    <headline>", lists of other articles, which trafilatura keeps when they sit
+    inside the article's container."""
+    teasers = {block for block, share in _link_shares(tree) if share >= _TEASER_LINK_SHARE}
+    if not teasers:
+        return text
+    return "\n\n".join(p for p in text.split("\n\n") if _one_line(p) not in teasers)
+
+
+def _link_shares(tree: HtmlElement) -> Iterator[tuple[str, float]]:
+    """Each short paragraph or list item's text with the share of it that is link text."""
+    for block in tree.iter("p", "li"):
+        text = _one_line(block.text_content())
+        if text and len(text) <= _TEASER_MAX_CHARS:
+            linked = sum(len(_one_line(link.text_content())) for link in block.iter("a"))
+            yield text, linked / len(text)
 
 
 def restore_lead(text: str, description: str, tree: HtmlElement) -> str:
