@@ -170,7 +170,9 @@ def without_link_teasers(text: str, tree: HtmlElement) -> str:
     teasers = {block for block, share in _link_shares(tree) if share >= _TEASER_LINK_SHARE}
     if not teasers:
         return text
-    return "\n\n".join(p for p in text.split("\n\n") if _one_line(p) not in teasers)
+    # trafilatura writes a list item as "- item".
+    return "\n\n".join(p for p in text.split("\n\n")
+                       if _one_line(p).removeprefix("- ") not in teasers)
 
 
 def _link_shares(tree: HtmlElement) -> Iterator[tuple[str, float]]:
