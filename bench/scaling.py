@@ -64,10 +64,14 @@ SAMPLES = REPO / "samples" / "sources.toml"
 PAGES = ("article-dw-fruehburgunder.html", "article-heraldsun.html", "article-lsm-lv.html")
 COUNTS = (1, 2, 3)
 GROUP = "indexer"
-# Ingest: short leases so that the replicas spread the sources within seconds, and
-# a short interval so that every source is polled soon after the feeds fill.
+# Ingest: leases short enough that the replicas spread the sources within seconds (a
+# share is given back at a renewal, every third of the lease), long enough that
+# renewing 60 of them one by one on a loaded machine stays within the lease; a short
+# interval, so that every source is polled soon after the feeds fill.
 INGEST_INTERVAL = 2.0
-INGEST_LEASE = 3.0
+INGEST_LEASE = 10.0
+# No part should take this long; past it the run stops with the services' logs.
+PART_TIMEOUT = 600.0
 _CANONICAL = re.compile(r'(rel="canonical"[^>]*href="|property="og:url" content=")([^"]+)')
 
 
@@ -158,9 +162,15 @@ class Services:
                 process.wait()
         self.running.clear()
 
+    def report_logs(self) -> None:
+        """The end of every running service's log, on stderr (the logs go with their
+        temporary directory)."""
+        for label, _ in self.running:
+            tail = (self.logs / f"{label}.log").read_text(errors="replace")[-2000:]
+            print(f"--- {label}\n{tail}", file=sys.stderr)
+
     def check(self) -> None:
-        """Fail fast when a service died, with the end of its log (the logs go with
-        their temporary directory)."""
+        """Fail fast when a service died, with the end of its log."""
         for label, process in self.running:
             if process.poll() is not None:
                 tail = (self.logs / f"{label}.log").read_text(errors="replace")[-3000:]
@@ -317,6 +327,7 @@ async def ingest_throughput(services: Services, redis: Redis, run: str, sources:
              for name in PAGES]
     rates: dict[int, float] = {}
     spread: dict[int, bool] = {}
+    seen = 0
     for count in COUNTS:
         web = Web(sources, items, pages)
         prefix = f"{run}-ing{count}"
@@ -343,12 +354,22 @@ async def ingest_throughput(services: Services, redis: Redis, run: str, sources:
             first, last = await _first_and_last_ms(redis, stream)
             rates[count] = (sources * items - 1) / max(last - first, 1) * 1000
             services.stop()
+        if count == 1:
+            seen = await _mean_memory(redis, f"{prefix}:ingest:seen:*")
         print(f"ingest x{count}: {rates[count]:.1f} articles/s", file=sys.stderr)
     return {"sources": sources, "items_per_source": items, "articles": sources * items,
             "articles_per_s": {k: round(v, 1) for k, v in rates.items()},
             "ratio": ratios(rates), "leases_spread_before_start": spread,
+            # What ingest remembers of each published article (CARAVAN_INGEST_STATE_TTL_DAYS).
+            "redis_bytes_per_seen_article": seen,
             "politeness": {"CARAVAN_INGEST_HOST_DELAY": 0,
                            "CARAVAN_INGEST_HOST_CONCURRENCY": 16}}
+
+
+async def _mean_memory(redis: Redis, pattern: str) -> int:
+    keys = [key async for key in redis.scan_iter(match=pattern, count=1000)]
+    sizes = [await redis.memory_usage(key, samples=0) or 0 for key in keys]
+    return round(sum(sizes) / max(1, len(sizes)))
 
 
 async def _first_and_last_ms(redis: Redis, stream: str) -> tuple[int, int]:
@@ -372,6 +393,7 @@ async def freshness(services: Services, es: AsyncElasticsearch, redis: Redis, ru
     outstanding: dict[str, float] = {}
     latencies: list[float] = []
     published = asyncio.Event()
+    achieved: list[float] = []  # the rate the producer kept up
 
     async def produce() -> None:
         tick = 0.05
@@ -388,6 +410,7 @@ async def freshness(services: Services, es: AsyncElasticsearch, redis: Redis, ru
                     if index % every == 0:
                         outstanding[doc_id] = now
                 await pipe.execute()
+        achieved.append(len(payloads) / (time.monotonic() - started))
         published.set()
 
     async def watch() -> None:
@@ -403,13 +426,13 @@ async def freshness(services: Services, es: AsyncElasticsearch, redis: Redis, ru
                     latencies.append(asked - outstanding.pop(hit["_id"]))
             await asyncio.sleep(max(0.0, asked + poll_interval - time.monotonic()))
 
-    async with asyncio.timeout(len(payloads) / rate + 120):
-        await asyncio.gather(produce(), watch())
+    await asyncio.gather(produce(), watch())
     services.stop()
     interval = _seconds(refresh)
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     print(f"freshness: p50 {p50:.3f} s, p99 {p99:.3f} s (refresh {refresh})", file=sys.stderr)
-    return {"rate_per_s": rate, "events": len(payloads), "sampled": len(latencies),
+    return {"rate_per_s": rate, "published_per_s": round(achieved[0], 1),
+            "events": len(payloads), "sampled": len(latencies),
             "poll_interval_s": poll_interval, "refresh_interval": refresh,
             "p50_s": round(p50, 3), "p99_s": round(p99, 3), "max_s": round(max(latencies), 3),
             "p50_per_refresh_interval": round(p50 / interval, 2),
@@ -451,11 +474,19 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as logs:
         services = Services(Path(logs))
         try:
-            result["indexer"] = await indexer_throughput(services, es, redis, run, payloads)
-            result["ingest"] = await ingest_throughput(services, redis, run, args.sources,
-                                                       args.items)
-            result["freshness"] = await freshness(services, es, redis, run, fresh, args.rate,
-                                                  args.sample_every, args.poll_interval)
+            async with asyncio.timeout(PART_TIMEOUT):
+                result["indexer"] = await indexer_throughput(services, es, redis, run,
+                                                             payloads)
+            async with asyncio.timeout(PART_TIMEOUT):
+                result["ingest"] = await ingest_throughput(services, redis, run, args.sources,
+                                                           args.items)
+            async with asyncio.timeout(PART_TIMEOUT + args.duration):
+                result["freshness"] = await freshness(services, es, redis, run, fresh,
+                                                      args.rate, args.sample_every,
+                                                      args.poll_interval)
+        except TimeoutError:
+            services.report_logs()
+            raise
         finally:
             services.stop()
             await cleanup(es, redis, run)
