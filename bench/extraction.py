@@ -174,8 +174,8 @@ def main() -> None:
                       "recall": round(counts[p.name].recall, 3)} for p in low[:args.worst]]
     print(f"{'extractor':12} {'set':9} {'pages':>5} {'F1':>6} {'P':>6} {'R':>6} {'pages/s':>8}")
     for row in rows:
-        print(f"{row['extractor']:12} {row['set']:9} {row['pages']:>5} {row['f1']:>6.3f} "
-              f"{row['precision']:>6.3f} {row['recall']:>6.3f} "
+        print(f"{row['extractor']:12} {row['set']:9} {row['pages']:>5} {row['f1']:>6.4f} "
+              f"{row['precision']:>6.4f} {row['recall']:>6.4f} "
               f"{row.get('pages_per_second', ''):>8}")
     ratio = bench_speed["caravan"] / bench_speed["trafilatura"]
     print(f"speed caravan/trafilatura on the benchmark pages: {ratio:.2f}x; "
