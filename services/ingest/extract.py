@@ -29,8 +29,10 @@ FALLBACK_BELOW_CHARS = 500
 # (a parsed tree takes several times its page's size). Real article pages are
 # under 1 MB; what makes a page larger is mostly inline scripts and data.
 MAX_HTML_CHARS = 3_000_000
-_TEXT_CONTAINING = XPath("//body//text()[contains(normalize-space(.), $needle)]"
-                         "[not(ancestor::script or ancestor::style or ancestor::noscript)]")
+# Scripts, styles and noscript are gone from the tree by the time this runs.
+_TEXT_CONTAINING = XPath("//body//text()[contains(normalize-space(.), $needle)]")
+# Paragraphs and list items with a link: the only ones that can be link teasers.
+_LINKED_BLOCKS = XPath("//p[.//a]|//li[.//a]")
 # Enough of a paragraph to find it on the page, short enough to sit in one text node.
 _NEEDLE_CHARS = 40
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
@@ -177,7 +179,7 @@ def without_link_teasers(text: str, tree: HtmlElement) -> str:
 
 def _link_shares(tree: HtmlElement) -> Iterator[tuple[str, float]]:
     """Each short paragraph or list item's text with the share of it that is link text."""
-    for block in tree.iter("p", "li"):
+    for block in _LINKED_BLOCKS(tree):
         text = _one_line(block.text_content())
         if text and len(text) <= _TEASER_MAX_CHARS:
             linked = sum(len(_one_line(link.text_content())) for link in block.iter("a"))
