@@ -189,7 +189,7 @@ class IndexerSettings(_Settings):
 
     group: str = "indexer"
     consumer: str = Field(default_factory=default_consumer)
-    batch_size: int = Field(default=500, ge=1)
+    batch_size: int = Field(default=1000, ge=1)
     block_ms: int = Field(default=1000, ge=1)
     # An entry pending this long on any consumer is presumed abandoned and claimed.
     claim_idle_ms: int = Field(default=60_000, ge=1000)
@@ -200,9 +200,10 @@ class IndexerSettings(_Settings):
     bulk_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     # After a read that did not fill the batch, wait this long for more entries.
     linger_ms: int = Field(default=50, ge=0)
-    # Batches being written at once; also the bound on what the indexer holds
-    # in memory while Elasticsearch is slow or away.
-    max_in_flight: int = Field(default=2, ge=1, le=16)
+    # The most batches written at once (the adaptive limit moves below it, see
+    # services/indexer/concurrency.py); also the bound on what the indexer holds
+    # in memory while Elasticsearch is slow or away: max_in_flight × batch_size.
+    max_in_flight: int = Field(default=4, ge=1, le=16)
     stats_interval: float = Field(default=5.0, gt=0)
     trim_interval: float = Field(default=60.0, gt=0)
     # Entries older than this are trimmed once every consumer group has them.

@@ -65,12 +65,20 @@ def declined_stems(name: str) -> list[str]:
                                                    for ending in RUSSIAN_CASE_ENDINGS)]))
 
 
+# Every indexed text is analysed twice in a row (its `stem` and `fold` copies): its
+# words are found once. map/filter keep the per-word loop in C: this is the
+# indexer's hottest code.
+@lru_cache(maxsize=8)
+def _text_words(text: str) -> tuple[str, ...]:
+    return tuple(WORD.findall(text))
+
+
 def stem_text(text: str) -> str:
-    return " ".join(t for t in (stem_token(w) for w in words(text)) if t)
+    return " ".join(filter(None, map(stem_token, _text_words(text))))
 
 
 def fold_text(text: str) -> str:
-    return " ".join(t for t in (fold(w) for w in words(text)) if t)
+    return " ".join(filter(None, map(fold, _text_words(text))))
 
 
 def stem_prefix(word: str) -> str:
