@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
         "extract", help="print what ingest extracts from article pages, one JSON line each")
     extract.add_argument("sources", nargs="+", metavar="PATH_OR_URL",
                          help="HTML files, - for standard input, or URLs (guarded fetcher)")
-    extract.set_defaults(handler=lambda args: extract_command.main(args.sources))
+    extract.set_defaults(
+        handler=lambda args: extract_command.main(Settings.from_env(), args.sources))
 
     _add_ratefeed(commands)
 

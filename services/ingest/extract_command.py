@@ -18,7 +18,7 @@ from services.ingest.charset import decode
 from services.ingest.extract import MIN_TEXT_CHARS, Extracted, extract_article
 from shared.fetch import FetchError
 from shared.fetcher import FetchPolicy, PoliteFetcher
-from shared.settings import CommonSettings, FetchSettings, IngestSettings
+from shared.settings import Settings
 
 STDIN = "-"
 
@@ -84,10 +84,10 @@ def run(sources: list[str], policy: FetchPolicy, stdin: BinaryIO, out: TextIO) -
     return 1 if any("error" in entry for entry in records) else 0
 
 
-def main(sources: list[str]) -> None:
-    """`caravan extract PATH_OR_URL...`: fetched as ingest fetches (its settings from the
-    environment: CARAVAN_INGEST_*, CARAVAN_FETCH_ALLOW)."""
-    policy = fetch_policy(CommonSettings().user_agent, IngestSettings(), FetchSettings())
+def main(settings: Settings, sources: list[str]) -> None:
+    """`caravan extract PATH_OR_URL...`: fetched as ingest fetches (its settings:
+    CARAVAN_INGEST_*, CARAVAN_FETCH_ALLOW)."""
+    policy = fetch_policy(settings.common.user_agent, settings.ingest, settings.fetch)
     status = run(sources, policy, sys.stdin.buffer, sys.stdout)
     if status:
         raise SystemExit(status)
