@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,9 @@ class Run:
     seconds: float
     p50_ms: float
     p99_ms: float
+    # The service process's CPU time per search over both sides' rounds (it idles in the
+    # direct ones); None for the direct side and where /proc is not there.
+    cpu_ms: float | None = None
 
     @property
     def per_second(self) -> float:
@@ -171,6 +174,16 @@ async def compare(sides: Mapping[str, Callable[[Search], Call]], mix: list[Searc
     return runs
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # utime and stime, the 14th and 15th fields (counting from 1 across the whole line).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -253,7 +266,12 @@ async def main(args: argparse.Namespace) -> None:
             sides = {"elasticsearch": direct, "service": through_service}
             for concurrency in args.concurrency:
                 await compare(sides, mix[:200], 1, concurrency)  # warm-up of both
-                runs += await compare(sides, mix, args.rounds, concurrency)
+                before = process_cpu_seconds(service.pid)
+                direct_run, service_run = await compare(sides, mix, args.rounds, concurrency)
+                after = process_cpu_seconds(service.pid)
+                cpu = (after - before) * 1000 / service_run.requests if (
+                    before is not None and after is not None) else None
+                runs += [direct_run, replace(service_run, cpu_ms=cpu)]
     finally:
         service.terminate()
         service.wait(timeout=30)
@@ -277,6 +295,8 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
             print(f"{run.concurrency:4} {run.name:14} {run.p50_ms:8.1f} {run.p99_ms:8.1f} "
                   f"{run.per_second:8.0f}")
         measured = ratios(direct, service)
+        if service.cpu_ms is not None:
+            print(f"{'':4} service CPU {service.cpu_ms:.2f} ms per search")
         print(f"{'':4} throughput {measured['throughput_ratio']:.2f}x of direct "
               f"(goal ≥ {THROUGHPUT_GOAL}), p99 {measured['p99_ratio']:.2f}x of direct "
               f"(goal ≤ {P99_GOAL})")
