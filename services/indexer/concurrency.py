@@ -9,7 +9,9 @@ grows and to back off on 429s or when requests slow down. So:
   (`CARAVAN_INDEXER_MAX_IN_FLIGHT`, which therefore still bounds what the
   indexer holds in memory: at most ceiling × batch entries);
 - an answer `slowdown` times slower per byte than that halves the limit: the
-  cluster is queueing, more requests would only wait longer;
+  cluster is queueing, more requests would only wait longer. Once per round,
+  as TCP cuts once per round trip: the answers to requests sent before the cut
+  say nothing about the new limit, so they are not judged;
 - a cluster fault (429, 5xx, unreachable: a hold) drops the limit to one.
 
 Small requests (a trickle, not a backlog) say little about the cluster's
@@ -31,6 +33,7 @@ class AdaptiveLimit:
         self._limit = float(max(1, min(start, ceiling)))
         self._slowdown = slowdown
         self._fastest: float | None = None  # seconds per byte
+        self._unjudged = 0  # answers still due to requests sent before the last cut
 
     @property
     def limit(self) -> int:
@@ -44,11 +47,15 @@ class AdaptiveLimit:
         rate = seconds / size
         baseline = rate if self._fastest is None else min(rate, self._fastest * BASELINE_FADE)
         self._fastest = baseline
-        if rate > baseline * self._slowdown:
+        if self._unjudged > 0:
+            self._unjudged -= 1
+        elif rate > baseline * self._slowdown:
+            self._unjudged = self.limit - 1  # the others in flight when this one came back
             self._limit = max(1.0, self._limit / 2)
         else:
             self._limit = min(float(self.ceiling), self._limit + 1 / self._limit)
 
     def refused(self) -> None:
         """The cluster could not take a request (a hold): one at a time from here."""
+        self._unjudged = self.limit - 1
         self._limit = 1.0

@@ -97,6 +97,8 @@ class Consumer:
                 await self.hold.wait_released(self._stopping)
                 continue
             await self._wait_for_slot()
+            if self._stopping.is_set():
+                break  # asked while waiting: read nothing more that would only be released
             try:
                 entries = await self.read()
                 failures = 0

@@ -31,6 +31,16 @@ def test_an_answer_much_slower_per_byte_halves_the_limit() -> None:
     assert limit.limit == 4
 
 
+def test_slow_answers_of_requests_sent_before_a_cut_do_not_cut_again() -> None:
+    limit = AdaptiveLimit(8, start=8)
+    limit.answered(0.1, MIB)
+    for _ in range(8):  # the other requests of the round, all as slow
+        limit.answered(0.5, MIB)
+    assert limit.limit == 4
+    limit.answered(0.5, MIB)  # a request sent at the new limit, still slow
+    assert limit.limit == 2
+
+
 def test_a_cluster_fault_drops_to_one_request() -> None:
     limit = AdaptiveLimit(8, start=6)
     limit.refused()
