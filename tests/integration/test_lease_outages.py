@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
 
-from shared.leases import LeaseLost, WorkShare, current_lease, lead
+from shared.leases import Lease, LeaseLost, WorkShare, current_lease, lead
 from tests.conftest import Namespace
 from tests.processes import free_port
 
@@ -29,10 +30,10 @@ async def test_renewals_outlive_a_redis_that_refuses_connections() -> None:
     await away.aclose()
 
 
-async def test_work_refused_by_the_fence_waits_for_the_lease_again(
-    redis: Redis, namespace: Namespace
-) -> None:
-    share = WorkShare(redis, namespace.stream_prefix, "ratefeed", ["providers"], "a", ttl=1)
+async def _lead_once(share: WorkShare, first_run: Callable[[Lease], Awaitable[None]]
+                    ) -> list[int]:
+    """Lead "providers" with renewals on until the work ends well; the fencing token of
+    each run of the work, whose first run ends in `first_run`."""
     runs: list[int] = []
 
     async def work() -> None:
@@ -40,15 +41,28 @@ async def test_work_refused_by_the_fence_waits_for_the_lease_again(
         assert lease is not None
         runs.append(lease.token)
         if len(runs) == 1:
-            # Another replica took over meanwhile and the work's next write is refused.
-            await redis.delete(lease.key)
-            raise LeaseLost(lease.key)
+            await first_run(lease)
 
     keeping = asyncio.ensure_future(share.keep())
-    await asyncio.wait_for(lead(share, "providers", work), 10)
-    keeping.cancel()
-    await asyncio.gather(keeping, return_exceptions=True)
-    first, second = runs
+    try:
+        await asyncio.wait_for(lead(share, "providers", work), 10)
+    finally:
+        keeping.cancel()
+        await asyncio.gather(keeping, return_exceptions=True)
+    return runs
+
+
+async def test_work_refused_by_the_fence_waits_for_the_lease_again(
+    redis: Redis, namespace: Namespace
+) -> None:
+    share = WorkShare(redis, namespace.stream_prefix, "ratefeed", ["providers"], "a", ttl=1)
+
+    async def taken_over(lease: Lease) -> None:
+        # Another replica took over meanwhile and the work's next write is refused.
+        await redis.delete(lease.key)
+        raise LeaseLost(lease.key)
+
+    first, second = await _lead_once(share, taken_over)
     assert second == first + 1
 
 
@@ -56,18 +70,10 @@ async def test_work_that_lost_redis_starts_again_under_its_lease(
     redis: Redis, namespace: Namespace
 ) -> None:
     share = WorkShare(redis, namespace.stream_prefix, "ratefeed", ["providers"], "a", ttl=1)
-    runs: list[int] = []
 
-    async def work() -> None:
-        lease = current_lease.get()
-        assert lease is not None
-        runs.append(lease.token)
-        if len(runs) == 1:
-            # What a publish raises while the primary is failing over.
-            await Redis(port=free_port(), socket_connect_timeout=0.2).ping()
+    async def redis_away(_: Lease) -> None:
+        # What a publish raises while the primary is failing over.
+        await Redis(port=free_port(), socket_connect_timeout=0.2).ping()
 
-    keeping = asyncio.ensure_future(share.keep())
-    await asyncio.wait_for(lead(share, "providers", work), 10)
-    keeping.cancel()
-    await asyncio.gather(keeping, return_exceptions=True)
+    runs = await _lead_once(share, redis_away)
     assert runs == [runs[0], runs[0]]  # the same tenure: the lease was never lost
