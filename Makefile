@@ -23,38 +23,20 @@ lint: provision
 docs: provision
 	$(VENV)/caravan docs
 
-# Not part of `make test`. Uses ELASTICSEARCH_URL, else starts (and leaves running) the
-# test Elasticsearch on 9291; see bench/README.md.
+# Benches are not part of `make test`; see bench/README.md. Each uses ELASTICSEARCH_URL,
+# else starts (and leaves running) the test Elasticsearch on 9291, and those that need
+# Redis use REDIS_URL, else the test Redis on 6391 (bench-scaling: one of its own, 6395).
 bench-query: provision
-	@if [ -z "$$ELASTICSEARCH_URL" ]; then deploy/local/elasticsearch.sh start test 9291; fi
-	ELASTICSEARCH_URL=$${ELASTICSEARCH_URL:-http://127.0.0.1:9291} \
-	  $(VENV)/python -m bench.query_latency $(BENCH_ARGS)
+	deploy/local/bench.sh query_latency -- $(BENCH_ARGS)
 
-# Not part of `make test`. Uses REDIS_URL / ELASTICSEARCH_URL, else starts (and leaves
-# running) the test servers on 6391 / 9291; see bench/README.md.
 bench-indexer: provision
-	@if [ -z "$$REDIS_URL" ]; then deploy/local/redis.sh start test 6391; fi
-	@if [ -z "$$ELASTICSEARCH_URL" ]; then deploy/local/elasticsearch.sh start test 9291; fi
-	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6391/0} \
-	ELASTICSEARCH_URL=$${ELASTICSEARCH_URL:-http://127.0.0.1:9291} \
-	  $(VENV)/python -m bench.indexer $(BENCH_ARGS)
+	deploy/local/bench.sh indexer test 6391 -- $(BENCH_ARGS)
 
-# Not part of `make test`. Uses ELASTICSEARCH_URL, else starts (and leaves running) the
-# test Elasticsearch on 9291; see bench/README.md.
 bench-relevance: provision
-	@if [ -z "$$ELASTICSEARCH_URL" ]; then deploy/local/elasticsearch.sh start test 9291; fi
-	ELASTICSEARCH_URL=$${ELASTICSEARCH_URL:-http://127.0.0.1:9291} \
-	  $(VENV)/python -m bench.relevance $(BENCH_ARGS)
+	deploy/local/bench.sh relevance -- $(BENCH_ARGS)
 
-# Not part of `make test`. Uses REDIS_URL, else starts (and leaves running) a Redis of its
-# own on 6395, apart from the tests' one; ELASTICSEARCH_URL, else the test Elasticsearch
-# on 9291; see bench/README.md.
 bench-scaling: provision
-	@if [ -z "$$REDIS_URL" ]; then deploy/local/redis.sh start bench 6395; fi
-	@if [ -z "$$ELASTICSEARCH_URL" ]; then deploy/local/elasticsearch.sh start test 9291; fi
-	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6395/0} \
-	ELASTICSEARCH_URL=$${ELASTICSEARCH_URL:-http://127.0.0.1:9291} \
-	  $(VENV)/python -m bench.scaling $(BENCH_ARGS)
+	deploy/local/bench.sh scaling bench 6395 -- $(BENCH_ARGS)
 
 # Not part of `make test`: needs no server. Reads the public extraction benchmark's pages
 # from ../shared/extraction-benchmark (or CARAVAN_EXTRACTION_BENCHMARK); see bench/README.md.
