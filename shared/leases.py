@@ -184,6 +184,17 @@ class WorkShare:
                 log.warning("leases not renewed: redis unreachable", error=str(exc))
             await asyncio.sleep(self._tick)
 
+    async def join(self) -> None:
+        """The first beat, which tells this replica its fair share before it takes
+        leases; retried while Redis is away (a replica starting during a failover)."""
+        while True:
+            try:
+                await self.beat()
+                return
+            except UNREACHABLE as exc:
+                log.warning("not joined yet: redis unreachable", error=str(exc))
+            await asyncio.sleep(self._tick)
+
     async def beat(self) -> None:
         now = int(time.time() * 1000)
         async with self._redis.pipeline(transaction=False) as pipe:

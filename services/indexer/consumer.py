@@ -90,9 +90,11 @@ class Consumer:
     async def run(self) -> None:
         log.info("indexer consuming", consumer=self._settings.consumer,
                  group=self._settings.group, streams=list(self._streams.consumed))
-        await self.ensure_groups()
         keeper = asyncio.create_task(self.reader.keep_ownership(self._stopping))
         failures = 0
+        # The groups are made (or found) on the first read that reaches Redis: a replica
+        # starting while Redis fails over waits for it like one already running.
+        groups_ready = False
         while not self._stopping.is_set():
             if self.hold.active:
                 await self.hold.wait_released(self._stopping)
@@ -101,6 +103,9 @@ class Consumer:
             if self._stopping.is_set():
                 break  # asked while waiting: read nothing more that would only be released
             try:
+                if not groups_ready:
+                    await self.ensure_groups()
+                    groups_ready = True
                 entries = await self.read()
                 failures = 0
             # RedisClusterException: no seed node of a Redis Cluster answers (not a RedisError).
@@ -113,7 +118,7 @@ class Consumer:
                 if "NOGROUP" not in str(exc):
                     raise
                 log.warning("consumer group vanished, recreating it", error=str(exc))
-                await self.ensure_groups()
+                groups_ready = False
                 continue
             if entries:
                 self._dispatch(entries)

@@ -82,7 +82,7 @@ def create_service(settings: Settings) -> BackgroundService:
                           default_consumer(), settings.ingest.lease_seconds)
         try:
             async with resources as ingestor:
-                await share.beat()
+                await share.join()
                 # A task group: when one fails the others are cancelled, rather than
                 # polling on with the fetcher this block closes on the way out.
                 async with asyncio.TaskGroup() as group:

@@ -113,7 +113,7 @@ async def _lead(ctx: ServiceContext, settings: RateFeedSettings,
     share = WorkShare(redis, ctx.common.stream_prefix, SERVICE, ["providers"],
                       default_consumer(), settings.lease_seconds)
     try:
-        await share.beat()
+        await share.join()
         # A task group: if one ends in failure, the other is cancelled with it.
         async with asyncio.TaskGroup() as group:
             group.create_task(share.keep())

@@ -19,14 +19,13 @@ async def test_renewals_outlive_a_redis_that_refuses_connections() -> None:
     # Nothing listens there: what a failing-over primary looks like to a client.
     away = Redis(port=free_port(), socket_connect_timeout=0.2)
     share = WorkShare(away, "outage:", "ratefeed", ["providers"], "a", ttl=0.3)
-    keeping = asyncio.ensure_future(share.keep())
-    turning = asyncio.ensure_future(share.turn("providers"))
+    tasks = [asyncio.ensure_future(share.join()), asyncio.ensure_future(share.keep()),
+             asyncio.ensure_future(share.turn("providers"))]
     await asyncio.sleep(share.tick * 3)
-    assert not keeping.done()
-    assert not turning.done()
-    for task in (keeping, turning):
+    assert not any(task.done() for task in tasks)  # none raised: all wait for Redis
+    for task in tasks:
         task.cancel()
-    await asyncio.gather(keeping, turning, return_exceptions=True)
+    await asyncio.gather(*tasks, return_exceptions=True)
     await away.aclose()
 
 
