@@ -48,6 +48,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from bench.corpus import generate, sample_articles
+from bench.namespace import drop_namespace
 from services.indexer.documents import BulkAction, article_action
 from services.indexer.mappings import ensure_indices
 from shared.clients import make_elasticsearch, make_redis
@@ -207,12 +208,7 @@ async def _all_acknowledged(redis: Redis, stream: str, count: int) -> bool:
 
 
 async def cleanup(es: AsyncElasticsearch, redis: Redis, prefix: str) -> None:
-    indices = await es.indices.get(index=f"{prefix}*", allow_no_indices=True)
-    if indices:
-        await es.indices.delete(index=",".join(indices))
-    keys = [key async for key in redis.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await redis.delete(*keys)
+    await drop_namespace(es, redis, f"{prefix}*", f"{prefix}:*")
 
 
 def profile_top(raw_profile: Path, lines: int = 40) -> str:

@@ -55,6 +55,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from bench.corpus import generate, sample_articles
+from bench.namespace import drop_namespace
 from shared.clients import make_elasticsearch, make_redis
 from shared.index import IndexNames
 from shared.settings import ElasticsearchSettings, RedisSettings
@@ -450,13 +451,7 @@ def _seconds(interval: str) -> float:
 # --- the run ---------------------------------------------------------------------------
 
 async def cleanup(es: AsyncElasticsearch, redis: Redis, run: str) -> None:
-    # By name: deleting by wildcard is refused (action.destructive_requires_name).
-    indices = await es.indices.get(index=f"{run}-*", allow_no_indices=True)
-    if indices:
-        await es.indices.delete(index=",".join(indices))
-    keys = [key async for key in redis.scan_iter(match=f"{run}-*")]
-    if keys:
-        await redis.delete(*keys)
+    await drop_namespace(es, redis, f"{run}-*", f"{run}-*")
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
