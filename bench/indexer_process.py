@@ -18,20 +18,20 @@ from services.indexer.consumer import Consumer
 from shared.clients import make_elasticsearch, make_redis
 from shared.events import DeadLetter
 from shared.index import IndexNames
-from shared.settings import CommonSettings, ElasticsearchSettings, IndexerSettings, RedisSettings
+from shared.settings import Settings
 from shared.streams import DATA_FIELD, Streams
 
 
-async def run() -> None:
-    common = CommonSettings()
-    redis = make_redis(RedisSettings())
-    es = make_elasticsearch(ElasticsearchSettings())
+async def run(settings: Settings) -> None:
+    common = settings.common
+    redis = make_redis(settings.redis)
+    es = make_elasticsearch(settings.elasticsearch)
     streams = Streams(common)
 
     async def publish_dead_letter(letter: DeadLetter) -> None:
         await redis.xadd(streams.deadletters, {DATA_FIELD: letter.model_dump_json()})
 
-    consumer = Consumer(redis, es, streams, IndexNames(common.index_prefix), IndexerSettings(),
+    consumer = Consumer(redis, es, streams, IndexNames(common.index_prefix), settings.indexer,
                         publish_dead_letter)
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, consumer.stop)
     try:
@@ -42,4 +42,4 @@ async def run() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(run())
+    asyncio.run(run(Settings.from_env()))
