@@ -203,7 +203,7 @@ class IndexerSettings(_Settings):
     # The most batches written at once (the adaptive limit moves below it, see
     # services/indexer/concurrency.py); also the bound on what the indexer holds
     # in memory while Elasticsearch is slow or away: max_in_flight × batch_size.
-    max_in_flight: int = Field(default=4, ge=1, le=16)
+    max_in_flight: int = Field(default=2, ge=1, le=16)
     stats_interval: float = Field(default=5.0, gt=0)
     trim_interval: float = Field(default=60.0, gt=0)
     # Entries older than this are trimmed once every consumer group has them.
