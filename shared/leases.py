@@ -176,24 +176,27 @@ class WorkShare:
     async def keep(self) -> None:
         """For ever: say this replica is alive, renew its leases, give back its excess."""
         while True:
-            try:
-                await self.beat()
-            except UNREACHABLE as exc:
-                # Unrenewed leases may expire meanwhile: the fence refuses this
-                # replica's writes on them, and the next beat finds them lost.
-                log.warning("leases not renewed: redis unreachable", error=str(exc))
+            # Unrenewed leases may expire meanwhile: the fence refuses this replica's
+            # writes on them, and the next beat finds them lost.
+            await self._beat_or_warn("leases not renewed: redis unreachable")
             await asyncio.sleep(self._tick)
 
     async def join(self) -> None:
         """The first beat, which tells this replica its fair share before it takes
         leases; retried while Redis is away (a replica starting during a failover)."""
         while True:
-            try:
-                await self.beat()
+            if await self._beat_or_warn("not joined yet: redis unreachable"):
                 return
-            except UNREACHABLE as exc:
-                log.warning("not joined yet: redis unreachable", error=str(exc))
             await asyncio.sleep(self._tick)
+
+    async def _beat_or_warn(self, warning: str) -> bool:
+        """One beat; False, with `warning` logged, while Redis is unreachable."""
+        try:
+            await self.beat()
+        except UNREACHABLE as exc:
+            log.warning(warning, error=str(exc))
+            return False
+        return True
 
     async def beat(self) -> None:
         now = int(time.time() * 1000)

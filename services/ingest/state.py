@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from services.ingest.sitemaps import ChildVisit
 from shared.fetcher import Validators
-from shared.leases import Command, LeaseLost, current_lease
+from shared.leases import Command, check_current, write_current
 
 
 class Novelty(StrEnum):
@@ -54,20 +54,11 @@ class IngestState:
         return f"{self._prefix}sitemap:{hashlib.sha256(index_url.encode()).hexdigest()[:32]}"
 
     async def _write(self, *commands: Command) -> None:
-        lease = current_lease.get()
-        if lease is not None:
-            await lease.write(commands)
-            return
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            await pipe.execute()
+        await write_current(self._redis, commands)
 
     async def still_ours(self) -> None:
         """Before publishing under a lease: LeaseLost if another replica has it now."""
-        lease = current_lease.get()
-        if lease is not None and not await lease.held():
-            raise LeaseLost(lease.key)
+        await check_current()
 
     async def record(self, key: str) -> Record | None:
         """What was published under this article key, if anything."""
