@@ -7,6 +7,7 @@ once (the ids, counted with duplicates) and nothing else is.
 from __future__ import annotations
 
 import signal
+import statistics
 import time
 
 import pytest
@@ -54,13 +55,12 @@ def test_elasticsearch_down_for_30s_under_load_loses_nothing_and_holds_memory(
     servers.elasticsearch("stop")
     try:
         world.publish(during)  # ~124 MB waiting, while nothing can be written
-        first_half, second_half = baseline, baseline
+        first_half: list[int] = []
+        second_half: list[int] = []
         halfway, outage_ends = time.monotonic() + 15, time.monotonic() + 30
         while time.monotonic() < outage_ends:
-            if time.monotonic() < halfway:
-                first_half = max(first_half, rss_kib(indexer.pid))
-            else:
-                second_half = max(second_half, rss_kib(indexer.pid))
+            (first_half if time.monotonic() < halfway else second_half).append(
+                rss_kib(indexer.pid))
             assert indexer.poll() is None
             time.sleep(0.5)
     finally:
@@ -73,8 +73,12 @@ def test_elasticsearch_down_for_30s_under_load_loses_nothing_and_holds_memory(
     # The backlog waited in Redis. The indexer holds its in-flight batches (with their
     # derived search fields, about three times the entry) and nothing more: it does not
     # grow while the outage lasts, and its working set is well below the backlog.
-    assert second_half - first_half < 8 * 1024, "the indexer kept growing while holding"
-    peak = max(first_half, second_half)
+    # Growth is a rising level, so the halves compare by median: a sample caught while
+    # a retry's request body is alive (a few MB, freed when the attempt fails) is a
+    # spike, not growth; the peak bound below covers spikes.
+    growth = statistics.median(second_half) - statistics.median(first_half)
+    assert growth < 4 * 1024, f"the indexer kept growing while holding: {growth} KiB"
+    peak = max(first_half + second_half)
     assert peak - baseline < 100 * 1024, f"indexer grew {(peak - baseline) // 1024} MiB"
 
 
