@@ -18,8 +18,8 @@ cluster, in the same run:
 
 Reports the documents per second of each, the best raw strategy, the
 pipeline ÷ best-raw ratio, the indexer's CPU seconds per 1,000 documents and
-its peak RSS. `--profile` runs the pipeline once more (untimed) with the indexer
-under cProfile and writes the top of the profile to
+its peak RSS. `--profile` runs the pipeline once more (untimed) with py-spy sampling
+the indexer and writes the top of the profile to
 bench/results/indexer-profile-<time>.txt.
 Needs REDIS_URL and ELASTICSEARCH_URL (`make bench-indexer` starts local ones).
 """
@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
+import contextlib
 import json
 import os
-import pstats
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -47,6 +47,7 @@ from uuid import uuid4
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
+from bench import cores
 from bench.corpus import generate, sample_articles
 from bench.namespace import drop_namespace
 from services.indexer.documents import BulkAction, article_action
@@ -165,41 +166,60 @@ class PipelineRun:
 
 
 async def pipeline(es: AsyncElasticsearch, redis: Redis, events: list[ArticleEvent],
-                   prefix: str, env_extra: dict[str, str], profile: Path | None) -> PipelineRun:
+                   prefix: str, env_extra: dict[str, str], *, backlog: bool,
+                   profile: Path | None) -> PipelineRun:
     names = IndexNames(prefix)
+    stream = f"{prefix}:articles"
     env = {**os.environ, "CARAVAN_STREAM_PREFIX": f"{prefix}:", "CARAVAN_INDEX_PREFIX": prefix,
            "CARAVAN_HEALTH_PORT": str(_free_port()), "CARAVAN_LOG_LEVEL": "WARNING",
            **env_extra}
     await ensure_indices(es, names, CommonSettings())
+    payloads = [e.model_dump_json() for e in events]
+    if backlog:
+        await _publish(redis, stream, payloads)
     command = [sys.executable, "-m", "bench.indexer_process"]
-    if profile is not None:
-        command[1:1] = ["-m", "cProfile", "-o", str(profile)]
     indexer = subprocess.Popen(command, cwd=REPO, env=env)  # noqa: ASYNC220 (before the clock)
+    # py-spy, not cProfile: it samples every thread, and the decoding runs in one.
+    sampler = None if profile is None else subprocess.Popen(  # noqa: ASYNC220
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(indexer.pid),
+         "--format", "raw", "--rate", "250", "--output", str(profile)],
+        stdout=subprocess.DEVNULL)
     try:
-        # The clock starts once the indexer runs (it made its group): not its imports.
-        while not await redis.exists(f"{prefix}:articles"):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)  # another process's start: no event to wait on
-        payloads = [e.model_dump_json() for e in events]
+        # The clock starts once the indexer runs (it made its group), not at its
+        # imports; polled finely, as with a backlog it starts reading at once.
+        while not await _has_group(redis, stream):  # noqa: ASYNC110
+            await asyncio.sleep(0.005)  # another process's start: no event to wait on
         cpu_before = _cpu_seconds(indexer.pid)
         started = time.perf_counter()
-        for chunk in range(0, len(payloads), 1000):
-            async with redis.pipeline(transaction=False) as pipe:
-                for payload in payloads[chunk:chunk + 1000]:
-                    pipe.xadd(f"{prefix}:articles", {"__data__": payload})
-                await pipe.execute()
+        if not backlog:
+            await _publish(redis, stream, payloads)
         # Done when the group has read and acknowledged everything (each ack
         # follows Elasticsearch's confirmation), then one refresh, as for raw:
         # polling refreshes during the run would slow the cluster.
-        while not await _all_acknowledged(  # noqa: ASYNC110 (another process's progress)
-                redis, f"{prefix}:articles", len(events)):
+        while not await _all_acknowledged(redis, stream, len(events)):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         await wait_searchable(es, names.articles, len(events))
         elapsed = time.perf_counter() - started
         return PipelineRun(elapsed, _cpu_seconds(indexer.pid) - cpu_before,
                            _peak_rss_mib(indexer.pid))
     finally:
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
+            sampler.wait(timeout=60)
         indexer.send_signal(signal.SIGTERM)
         indexer.wait(timeout=60)
+
+
+async def _publish(redis: Redis, stream: str, payloads: list[str]) -> None:
+    for chunk in range(0, len(payloads), 1000):
+        async with redis.pipeline(transaction=False) as pipe:
+            for payload in payloads[chunk:chunk + 1000]:
+                pipe.xadd(stream, {"__data__": payload})
+            await pipe.execute()
+
+
+async def _has_group(redis: Redis, stream: str) -> bool:
+    return bool(await redis.exists(stream)) and bool(await redis.xinfo_groups(stream))
 
 
 async def _all_acknowledged(redis: Redis, stream: str, count: int) -> bool:
@@ -211,18 +231,32 @@ async def cleanup(es: AsyncElasticsearch, redis: Redis, prefix: str) -> None:
     await drop_namespace(es, redis, f"{prefix}*", f"{prefix}:*")
 
 
-def profile_top(raw_profile: Path, lines: int = 40) -> str:
-    """The functions that cost the indexer most, by own time and by cumulative time."""
-    out: list[str] = []
-    for key in ("tottime", "cumulative"):
-        stream = io.StringIO()
-        pstats.Stats(str(raw_profile), stream=stream).strip_dirs().sort_stats(key).print_stats(
-            lines)
-        out.append(f"== sorted by {key} ==\n{stream.getvalue()}")
-    return "\n".join(out)
+def profile_top(samples: Path, lines: int = 40) -> str:
+    """The functions that cost the indexer most: own samples, then inclusive ones.
+
+    `samples` is py-spy's raw output, a line per distinct stack: `frame;frame;... count`.
+    """
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in samples.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        total += int(count)
+        own[frames[-1]] += int(count)
+        for frame in set(frames):
+            inclusive[frame] += int(count)
+    out = [f"{total} samples of the indexer's busy threads (py-spy, 250 Hz)"]
+    for title, counter in (("own", own), ("inclusive", inclusive)):
+        out.append(f"\n== by {title} samples ==")
+        out += [f"{n / total:6.1%}  {frame}" for frame, n in counter.most_common(lines)]
+    return "\n".join(out) + "\n"
 
 
-async def main(count: int, in_flight: list[int], profile: Path | None) -> dict[str, Any]:
+async def main(args: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
+    count = args.events
+    in_flight = [int(n) for n in args.pipeline_in_flight.split(",")]
+    backlog = args.publish == "before"
     events = corpus(count)
     actions = documents(events)
     run = uuid4().hex[:8]
@@ -230,7 +264,10 @@ async def main(count: int, in_flight: list[int], profile: Path | None) -> dict[s
     redis = make_redis(RedisSettings())
     raw_rates: dict[str, float] = {}
     pipelines: list[dict[str, Any]] = []
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        placement = await stack.enter_async_context(cores.placed(args.cores, es, redis))
+        stack.push_async_callback(redis.aclose)
+        stack.push_async_callback(es.close)
         warm = f"bench-{run}-warm-"
         await raw(es, actions[:2000], warm, Strategy(2, 500))  # caches and JIT warm
         await cleanup(es, redis, warm)
@@ -242,7 +279,8 @@ async def main(count: int, in_flight: list[int], profile: Path | None) -> dict[s
         for limit in in_flight:
             prefix = f"bench-{run}-pipe{limit}-"
             env = {"CARAVAN_INDEXER_MAX_IN_FLIGHT": str(limit)} if limit else {}
-            result = await pipeline(es, redis, events, prefix, env, None)
+            result = await pipeline(es, redis, events, prefix, env, backlog=backlog,
+                                    profile=None)
             await cleanup(es, redis, prefix)
             pipelines.append({
                 "max_in_flight": limit or "default",
@@ -253,14 +291,13 @@ async def main(count: int, in_flight: list[int], profile: Path | None) -> dict[s
         if profile is not None:
             # A run of its own: the profiler's overhead stays out of the figures above.
             prefix = f"bench-{run}-profiled-"
-            await pipeline(es, redis, events, prefix, {}, profile)
+            await pipeline(es, redis, events, prefix, {}, backlog=backlog, profile=profile)
             await cleanup(es, redis, prefix)
-    finally:
-        await es.close()
-        await redis.aclose()
     best = max(raw_rates, key=raw_rates.__getitem__)
     return {
         "events": count,
+        "published": args.publish,
+        **placement,
         "mean_event_bytes": round(sum(len(e.model_dump_json()) for e in events) / count),
         "raw_docs_per_s": {name: round(rate) for name, rate in raw_rates.items()},
         "best_raw": best,
@@ -278,13 +315,17 @@ def cli() -> None:
         help="comma-separated CARAVAN_INDEXER_MAX_IN_FLIGHT values to run the pipeline "
              "with, one run each (0: the indexer's default); the ratio is the first's")
     parser.add_argument("--profile", action="store_true",
-                        help="one more pipeline run, untimed, with the indexer under cProfile")
+                        help="one more pipeline run, untimed, with py-spy sampling the indexer")
+    parser.add_argument(
+        "--publish", choices=("before", "during"), default="before",
+        help="the events wait in the stream when the indexer starts, as the raw side's "
+             "bodies wait in memory (default), or are published while it runs")
+    cores.add_argument(parser)
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    raw_profile = RESULTS / f"indexer-profile-{stamp}.prof" if args.profile else None
-    in_flight = [int(n) for n in args.pipeline_in_flight.split(",")]
-    result = asyncio.run(main(args.events, in_flight, raw_profile))
+    raw_profile = RESULTS / f"indexer-profile-{stamp}.raw" if args.profile else None
+    result = asyncio.run(main(args, raw_profile))
     print(json.dumps(result, indent=2))
     (RESULTS / f"indexer-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
     if raw_profile is not None and raw_profile.exists():

@@ -36,6 +36,7 @@ import aiohttp
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_bulk
 
+from bench import cores
 from bench.corpus import generate, query_mix, sample_articles
 from services.indexer.documents import article_action
 from services.indexer.mappings import ensure_indices
@@ -228,8 +229,15 @@ def elasticsearch_session(settings: ElasticsearchSettings) -> aiohttp.ClientSess
 async def main(args: argparse.Namespace) -> None:
     settings = ElasticsearchSettings()
     es = make_elasticsearch(settings)
+    async with cores.placed(args.cores, es) as placement:
+        runs = await measure(args, es, settings)
+    report(runs, args, placement)
+
+
+async def measure(args: argparse.Namespace, es: AsyncElasticsearch,
+                  settings: ElasticsearchSettings) -> list[Run]:
     port = _free_port()
-    service = start_service(port)
+    service = start_service(port)  # placed with this process
     runs: list[Run] = []
     try:
         index = await fill(es, args.articles)
@@ -276,7 +284,7 @@ async def main(args: argparse.Namespace) -> None:
         service.terminate()
         service.wait(timeout=30)
         await es.close()
-    report(runs, args)
+    return runs
 
 
 def ratios(direct: Run, service: Run) -> dict[str, float]:
@@ -284,9 +292,9 @@ def ratios(direct: Run, service: Run) -> dict[str, float]:
             "p99_ratio": service.p99_ms / direct.p99_ms}
 
 
-def report(runs: list[Run], args: argparse.Namespace) -> None:
+def report(runs: list[Run], args: argparse.Namespace, placement: dict[str, object]) -> None:
     print(f"{args.articles} articles, {args.requests} searches per concurrency, "
-          f"{args.rounds} alternating rounds, service answer cache off")
+          f"{args.rounds} alternating rounds, service answer cache off, {placement}")
     print(f"{'conc':>4} {'side':14} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
     pairs = [(runs[i], runs[i + 1]) for i in range(0, len(runs), 2)]
     rows = []
@@ -307,7 +315,8 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
     results.mkdir(exist_ok=True)
     path = results / f"query-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps({"articles": args.articles, "requests": args.requests,
-                                "rounds": args.rounds, "concurrencies": rows}, indent=2))
+                                "rounds": args.rounds, **placement,
+                                "concurrencies": rows}, indent=2))
     print(f"written to {path.relative_to(REPO)}")
 
 
@@ -321,6 +330,7 @@ def parse_args() -> argparse.Namespace:
                         help="comma-separated, each measured in turn (default 1,8)")
     parser.add_argument("--rounds", type=int, default=10,
                         help="alternating rounds of each side (fair under drifting load)")
+    cores.add_argument(parser)
     return parser.parse_args()
 
 
