@@ -202,7 +202,8 @@ class IndexerSettings(_Settings):
     linger_ms: int = Field(default=50, ge=0)
     # The most batches written at once (the adaptive limit moves below it, see
     # services/indexer/concurrency.py); also the bound on what the indexer holds
-    # in memory while Elasticsearch is slow or away: max_in_flight × batch_size.
+    # in memory while Elasticsearch is slow or away: (max_in_flight + 1) × batch_size
+    # (one batch is decoded ahead while the others are written).
     max_in_flight: int = Field(default=2, ge=1, le=16)
     stats_interval: float = Field(default=5.0, gt=0)
     trim_interval: float = Field(default=60.0, gt=0)

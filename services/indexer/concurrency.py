@@ -7,7 +7,8 @@ grows and to back off on 429s or when requests slow down. So:
 - an answer about as fast per byte as the fastest seen lately adds about one
   request per round (1 / limit per answer), up to the ceiling
   (`CARAVAN_INDEXER_MAX_IN_FLIGHT`, which therefore still bounds what the
-  indexer holds in memory: at most ceiling × batch entries);
+  indexer holds in memory: at most (ceiling + 1) × batch entries, one batch
+  being decoded ahead);
 - an answer `slowdown` times slower per byte than that halves the limit: the
   cluster is queueing, more requests would only wait longer. Once per round,
   as TCP cuts once per round trip: the answers to requests sent before the cut

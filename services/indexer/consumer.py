@@ -5,15 +5,16 @@
 2. Loop until asked to stop:
    a. while holding for the cluster (services/indexer/writer.py, `Hold`), read
       nothing: the backlog waits in Redis, not in this process;
-   b. wait for a batch slot (as many batches in hand as the adaptive limit
-      allows, services/indexer/concurrency.py, never more than `max_in_flight`),
-      then read a batch: entries abandoned by a dead consumer every so often,
-      else new ones (shared/consumer.py, `GroupReader`). The next batch is read
-      and decoded while the earlier ones are being written;
-   c. in the batch: an entry that is not a valid event, or that was delivered
-      too often without ever being held for the cluster, goes to the
-      dead-letter stream with the reason; the rest go to Elasticsearch and are
-      acknowledged only once stored.
+   b. read a batch: entries abandoned by a dead consumer every so often, else
+      new ones (shared/consumer.py, `GroupReader`);
+   c. prepare it while the batches before it are being written: an entry that
+      is not a valid event, or that was delivered too often without ever being
+      held for the cluster, goes to the dead-letter stream with the reason; the
+      rest are decoded into bulk actions;
+   d. wait for a slot (as many batches being written as the adaptive limit
+      allows, services/indexer/concurrency.py, never more than `max_in_flight`)
+      and write it: the entries are acknowledged only once stored. So the
+      indexer holds at most `max_in_flight` + 1 batches.
 3. Beside the loop, `keep_ownership` refreshes the idle time of every entry in
    hand, so that no other indexer claims what this one is still working on.
 4. On stop, the batches in hand are finished; an entry not confirmed by then
@@ -99,9 +100,6 @@ class Consumer:
             if self.hold.active:
                 await self.hold.wait_released(self._stopping)
                 continue
-            await self._wait_for_slot()
-            if self._stopping.is_set():
-                break  # asked while waiting: read nothing more that would only be released
             try:
                 if not groups_ready:
                     await self.ensure_groups()
@@ -120,8 +118,24 @@ class Consumer:
                 log.warning("consumer group vanished, recreating it", error=str(exc))
                 groups_ready = False
                 continue
-            if entries:
-                self._dispatch(entries)
+            if not entries:
+                continue
+            # Decoded while the batches before it are being written: when a slot frees,
+            # this one goes out at once instead of leaving the cluster idle while it decodes.
+            try:
+                work = await self.prepare(entries)
+            except Exception:
+                # Redis lost while dead-lettering: the entries stay pending (see _batch_done).
+                log.exception("batch failed; its entries stay pending")
+                work = []
+            if work:
+                await self._wait_for_slot()
+            if self._stopping.is_set() or not work:
+                # Asked to stop while waiting: not sent, so still pending, and claimed by
+                # another indexer (or this one, restarted) after the claim idle time.
+                self._release_unsettled(entries)
+                continue
+            self._dispatch(entries, work)
         if self._in_flight:
             await asyncio.wait(self._in_flight)
         keeper.cancel()
@@ -163,8 +177,8 @@ class Consumer:
 
     # Handling ----------------------------------------------------------------
 
-    def _dispatch(self, entries: list[Entry]) -> None:
-        task = asyncio.create_task(self.handle(entries))
+    def _dispatch(self, entries: list[Entry], work: Work) -> None:
+        task = asyncio.create_task(self._write(entries, work))
         self._in_flight.add(task)
         task.add_done_callback(lambda done: self._batch_done(done, entries))
 
@@ -184,13 +198,24 @@ class Consumer:
         metrics.HELD_ENTRIES.set(self.reader.held)
 
     async def handle(self, entries: Sequence[Entry]) -> None:
+        """Prepare a batch and write it."""
+        await self._write(entries, await self.prepare(entries))
+
+    async def _write(self, entries: Sequence[Entry], work: Work) -> None:
         # Bound once per batch (each batch is its own task, so its own context): every
         # line logged while writing it says which batch, at no cost per entry.
         with structlog.contextvars.bound_contextvars(
                 batch_first=entries[0].key, batch_entries=len(entries)):
-            await self._handle(entries)
+            if work:
+                await self._writer.write(work)
 
-    async def _handle(self, entries: Sequence[Entry]) -> None:
+    async def prepare(self, entries: Sequence[Entry]) -> Work:
+        """Dead-letter what cannot be indexed; the rest as bulk actions, to write."""
+        with structlog.contextvars.bound_contextvars(
+                batch_first=entries[0].key, batch_entries=len(entries)):
+            return await self._prepare(entries)
+
+    async def _prepare(self, entries: Sequence[Entry]) -> Work:
         to_decode: list[Entry] = []
         for entry in entries:
             if entry.deliveries > self._settings.max_deliveries:
@@ -201,9 +226,9 @@ class Consumer:
                     await self._ledger.dead_letter(entry, "TooManyDeliveries", reason)
                     continue
             to_decode.append(entry)
-        # Deriving the search fields is the indexer's CPU work (tens of milliseconds a
-        # batch). In a thread, the loop keeps sending and acknowledging the other
-        # batches in flight between the interpreter's switches, instead of leaving
+        # Deriving the search fields is the indexer's CPU work (about a tenth of a second
+        # for a batch of 1,000). In a thread, the loop keeps sending and acknowledging
+        # the batches in flight between the interpreter's switches, instead of leaving
         # their answers unread until this batch is decoded.
         decoded = await asyncio.to_thread(self._decode_all, to_decode)
         work: Work = []
@@ -212,8 +237,7 @@ class Consumer:
                 await self._ledger.dead_letter(entry, result.error_class, result.message)
             else:
                 work.append((entry, result))
-        if work:
-            await self._writer.write(work)
+        return work
 
     def _decode_all(self, entries: Sequence[Entry]) -> list[BulkAction | Invalid]:
         return [decode_entry(entry, self._streams, self._names) for entry in entries]
