@@ -50,6 +50,7 @@ from redis.asyncio import Redis
 from bench import cores
 from bench.corpus import generate, sample_articles
 from bench.namespace import drop_namespace
+from bench.publish import publish
 from services.indexer.documents import BulkAction, article_action
 from services.indexer.mappings import ensure_indices
 from shared.clients import make_elasticsearch, make_redis
@@ -176,7 +177,7 @@ async def pipeline(es: AsyncElasticsearch, redis: Redis, events: list[ArticleEve
     await ensure_indices(es, names, CommonSettings())
     payloads = [e.model_dump_json() for e in events]
     if backlog:
-        await _publish(redis, stream, payloads)
+        await publish(redis, stream, payloads)
     command = [sys.executable, "-m", "bench.indexer_process"]
     indexer = subprocess.Popen(command, cwd=REPO, env=env)  # noqa: ASYNC220 (before the clock)
     # py-spy, not cProfile: it samples every thread, and the decoding runs in one.
@@ -192,7 +193,7 @@ async def pipeline(es: AsyncElasticsearch, redis: Redis, events: list[ArticleEve
         cpu_before = _cpu_seconds(indexer.pid)
         started = time.perf_counter()
         if not backlog:
-            await _publish(redis, stream, payloads)
+            await publish(redis, stream, payloads)
         # Done when the group has read and acknowledged everything (each ack
         # follows Elasticsearch's confirmation), then one refresh, as for raw:
         # polling refreshes during the run would slow the cluster.
@@ -208,14 +209,6 @@ async def pipeline(es: AsyncElasticsearch, redis: Redis, events: list[ArticleEve
             sampler.wait(timeout=60)
         indexer.send_signal(signal.SIGTERM)
         indexer.wait(timeout=60)
-
-
-async def _publish(redis: Redis, stream: str, payloads: list[str]) -> None:
-    for chunk in range(0, len(payloads), 1000):
-        async with redis.pipeline(transaction=False) as pipe:
-            for payload in payloads[chunk:chunk + 1000]:
-                pipe.xadd(stream, {"__data__": payload})
-            await pipe.execute()
 
 
 async def _has_group(redis: Redis, stream: str) -> bool:

@@ -56,6 +56,7 @@ from redis.asyncio import Redis
 
 from bench.corpus import generate, sample_articles
 from bench.namespace import drop_namespace
+from bench.publish import publish
 from shared.clients import make_elasticsearch, make_redis
 from shared.index import IndexNames
 from shared.settings import ElasticsearchSettings, RedisSettings
@@ -211,14 +212,6 @@ async def _start_indexers(services: Services, prefix: str, count: int) -> None:
 
 # --- indexer ---------------------------------------------------------------------------
 
-async def _publish(redis: Redis, stream: str, payloads: list[str]) -> None:
-    for chunk in range(0, len(payloads), 1000):
-        async with redis.pipeline(transaction=False) as pipe:
-            for payload in payloads[chunk:chunk + 1000]:
-                pipe.xadd(stream, {"__data__": payload})
-            await pipe.execute()
-
-
 async def _drained(redis: Redis, stream: str, count: int) -> bool:
     groups: list[dict[str, Any]] = await redis.xinfo_groups(stream)
     group = next(g for g in groups if g["name"] in (GROUP, GROUP.encode()))
@@ -231,7 +224,7 @@ async def _drain_seconds(services: Services, redis: Redis, prefix: str, count: i
     stream = f"{prefix}:articles"
     await _start_indexers(services, prefix, count)
     started = time.perf_counter()
-    await _publish(redis, stream, payloads)
+    await publish(redis, stream, payloads)
     while not await _drained(redis, stream, len(payloads)):
         await _poll(services)
     elapsed = time.perf_counter() - started
