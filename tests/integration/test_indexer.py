@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -12,7 +14,9 @@ from redis.asyncio import Redis
 
 from services.indexer.app import deadletters_publisher
 from services.indexer.consumer import Consumer
+from services.indexer.writer import Work
 from shared.clients import make_elasticsearch
+from shared.consumer import Entry
 from shared.events import QuoteEvent
 from shared.index import IndexNames
 from shared.service import ServiceContext
@@ -202,3 +206,51 @@ async def test_stop_mid_outage_leaves_the_batch_pending_for_another_indexer(
 
     assert await pending(redis, namespace.streams.articles) == 2
     assert await dead_letters(redis, namespace) == []
+
+
+async def test_the_next_batch_is_prepared_while_one_is_being_written(
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    articles = [article(n) for n in range(30)]
+    await publish(redis, namespace.streams.articles, *articles)
+    # One write slot: without reading ahead, the second batch would be read only after
+    # the first is written, and the cluster would wait for its decoding.
+    consumer = make_consumer(batch_size=10, max_in_flight=1)
+    second_prepared = asyncio.Event()
+    prepared = 0
+    prepare, write = consumer.prepare, consumer._writer.write  # observed, not replaced
+
+    async def counting_prepare(entries: Sequence[Entry]) -> Work:
+        nonlocal prepared
+        work = await prepare(entries)
+        prepared += 1
+        if prepared == 2:
+            second_prepared.set()
+        return work
+
+    ready_while_writing: list[bool] = []
+    written: list[Work] = []
+    all_written = asyncio.Event()
+
+    async def observed_write(work: Work) -> None:
+        if not ready_while_writing:  # the first write: the next batch gets ready meanwhile
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(second_prepared.wait(), timeout=10)
+            ready_while_writing.append(second_prepared.is_set())
+        await write(work)  # stored and acknowledged when it returns
+        written.append(work)
+        if sum(map(len, written)) == len(articles):
+            all_written.set()
+
+    monkeypatch.setattr(consumer, "prepare", counting_prepare)
+    monkeypatch.setattr(consumer._writer, "write", observed_write)
+    running = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(all_written.wait(), timeout=60)
+    consumer.stop()
+    await running
+    await es.indices.refresh(index=namespace.articles)
+
+    assert ready_while_writing == [True]
+    assert await pending(redis, namespace.streams.articles) == 0
+    assert await ids_in(es, namespace.articles) == sorted(a.idempotency_key for a in articles)
