@@ -32,6 +32,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -206,8 +207,8 @@ class WorkShare:
             pipe.zcard(self._members)
             *_, live = await pipe.execute()
         self._live = int(live)
-        for item, lease in list(self._held.items()):
-            renewed = await self._redis.eval(_RENEW, 1, lease.key, lease.value, self._ttl_ms)
+        held = list(self._held.items())
+        for (item, lease), renewed in zip(held, await self._each(_RENEW, held), strict=True):
             # The work under it may have found it lost (and dropped it) meanwhile.
             if not renewed and self._held.get(item) is lease:
                 log.warning("lease lost", item=item, fence=lease.token)
@@ -215,6 +216,16 @@ class WorkShare:
         excess = len(self._held) - self.share
         for item in [i for i in self._held if i not in self._busy][:max(0, excess)]:
             await self._give_back(item)
+
+    async def _each(self, script: str, held: Sequence[tuple[str, Lease]]) -> list[Any]:
+        """`script` on each lease, in one pipeline: a replica holding thousands of
+        leases renews or hands them over in a few round trips, not one per lease."""
+        if not held:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for _, lease in held:
+                pipe.eval(script, 1, lease.key, lease.value, self._ttl_ms)
+            return list(await pipe.execute())
 
     async def _give_back(self, item: str) -> None:
         lease = self._held.pop(item, None)
@@ -277,9 +288,11 @@ class WorkShare:
 
     async def release_all(self) -> None:
         """On shutdown: hand every lease over now, not after it expires."""
-        for item in list(self._held):
-            await self._give_back(item)
+        held = list(self._held.items())
+        self._held.clear()
+        await self._each(_RELEASE, held)
         await self._redis.zrem(self._members, self._owner)
+        log.info("leases handed over", leases=len(held))
 
 
 async def lead(share: WorkShare, item: str, work: Callable[[], Awaitable[None]]) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Connection, ConnectionPool, Redis
 
 from services.ingest.state import IngestState
 from shared.leases import LeaseLost, WorkShare, current_lease
@@ -62,3 +65,43 @@ async def test_each_replica_takes_its_fair_share_and_gives_back_the_rest(
     await first.beat()
     assert await first._try_acquire(second_item := sorted(set(items) - set(first.held))[0])
     assert second_item in first.held
+
+
+class CountingConnection(Connection):
+    """Counts what is written to Redis in one go: a round trip each."""
+
+    sends = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.sends += 1
+        await super().send_packed_command(command, check_health)
+
+
+async def test_thousands_of_leases_are_renewed_and_handed_over_in_a_few_round_trips(
+    redis: Redis, namespace: Namespace
+) -> None:
+    items = [f"s{n}" for n in range(2000)]
+    counted = Redis(connection_pool=ConnectionPool.from_url(
+        os.environ["REDIS_URL"], connection_class=CountingConnection))
+    first = WorkShare(counted, namespace.stream_prefix, "ingest", items, "first", ttl=30)
+    await first.beat()
+    for item in items:
+        await first._try_acquire(item)
+    assert len(first.held) == len(items)
+    holders = [f"{namespace.stream_prefix}lease:holder:ingest:{item}" for item in items]
+    await redis.pexpire(holders[0], 1000)  # nearly expired: the next beat renews it
+
+    CountingConnection.sends = 0
+    await first.beat()
+    assert await redis.pttl(holders[0]) > 20_000
+    await first.release_all()
+    # One round trip per lease took a SIGTERMed replica past its grace period under
+    # load; together they take a handful (the beat's, the renewals', the hand-over's).
+    assert CountingConnection.sends <= 5
+    assert await redis.exists(*holders) == 0
+    await counted.aclose()
+
+    second = WorkShare(redis, namespace.stream_prefix, "ingest", items, "second", ttl=30)
+    await second.beat()  # alone now: the first left the members too
+    assert second.share == len(items)
+    assert await second._try_acquire(items[0]) is not None
