@@ -74,6 +74,7 @@ def create_service(settings: Settings) -> BackgroundService:
     publisher = articles_publisher(ctx)
     sources = load_sources(settings.ingest.sources)
     resources = _ingestor(ctx, publisher)
+    stopping = asyncio.Event()
 
     async def run_all() -> None:
         # Any number of replicas: each polls the sources whose leases it holds.
@@ -83,12 +84,17 @@ def create_service(settings: Settings) -> BackgroundService:
         try:
             async with resources as ingestor:
                 await share.join()
-                # A task group: when one fails the others are cancelled, rather than
-                # polling on with the fetcher this block closes on the way out.
+                # Task groups: when one fails the others are cancelled, rather than
+                # polling on with the fetcher this block closes on the way out. On
+                # stop, each source ends after the poll in hand, and the leases are
+                # renewed until they all have.
                 async with asyncio.TaskGroup() as group:
-                    group.create_task(share.keep())
-                    for source in sources:
-                        group.create_task(run_source_forever(ingestor, source, share=share))
+                    keeper = group.create_task(share.keep())
+                    async with asyncio.TaskGroup() as polling:
+                        for source in sources:
+                            polling.create_task(run_source_forever(
+                                ingestor, source, share=share, stopping=stopping))
+                    keeper.cancel()
         finally:
             # A rolling update hands the sources over now, not after the leases expire.
             await share.release_all()
@@ -99,7 +105,7 @@ def create_service(settings: Settings) -> BackgroundService:
 
     return BackgroundService(ctx.broker, tasks, probe=ctx.redis_probe(),
                              grace=settings.common.shutdown_grace, health=settings.health,
-                             health_port=8081)
+                             health_port=8081, request_stop=stopping.set)
 
 
 @asynccontextmanager

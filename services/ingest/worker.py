@@ -507,18 +507,24 @@ def next_poll_in(configured: float, requested: float | None) -> float:
 async def run_source_forever(ingestor: Ingestor, source: Source, *,
                              sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                              rng: random.Random | None = None,
-                             share: WorkShare | None = None) -> None:
-    """Poll one source on its interval, for ever; a failed poll is retried with
-    backoff, and whatever it raised stays with this source (poll_safely). With
-    `share`, only while this replica holds the source's lease, and the next poll
-    is due when the schedule kept with the lease says, whoever holds it then."""
+                             share: WorkShare | None = None,
+                             stopping: asyncio.Event | None = None) -> None:
+    """Poll one source on its interval until `stopping` is set; a failed poll is
+    retried with backoff, and whatever it raised stays with this source
+    (poll_safely). With `share`, only while this replica holds the source's lease,
+    and the next poll is due when the schedule kept with the lease says, whoever
+    holds it then. On stop, the poll in hand is finished first."""
     rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
     requested: float | None = None
     failures = 0
     with structlog.contextvars.bound_contextvars(source=source.name):
-        while True:
-            if share is not None:
-                await share.turn(source.name)
+        # Asked, not only cancelled: a cancellation swallowed somewhere inside a poll
+        # (a library that catches it) would otherwise leave the source polling after
+        # its lease keeper stopped, and the process not exiting.
+        while stopping is None or not stopping.is_set():
+            if share is not None and not await _turn_unless_stopped(share, source.name,
+                                                                    stopping):
+                return
             result = await poll_safely(ingestor, source)
             if result.error is None:
                 failures = 0
@@ -533,3 +539,26 @@ async def run_source_forever(ingestor: Ingestor, source: Source, *,
                 await share.done(source.name, wait)
                 continue
             await sleep(wait)
+
+
+async def _turn_unless_stopped(share: WorkShare, item: str,
+                               stopping: asyncio.Event | None) -> bool:
+    """Wait for `item`'s turn (share.turn); False if asked to stop first."""
+    if stopping is None:
+        await share.turn(item)
+        return True
+    turn = asyncio.ensure_future(share.turn(item))
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({turn, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in (turn, stopped):
+            if not waiter.done():
+                waiter.cancel()
+        # Not `await turn` under suppress(CancelledError): that would swallow this
+        # task's own cancellation too. wait() only waits.
+        await asyncio.wait({turn, stopped})
+    if turn.cancelled():
+        return False
+    turn.result()  # its error, if it raised one
+    return True
