@@ -32,12 +32,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
+
+from shared.consumer import wait_or_stop
 
 log = structlog.get_logger(__name__)
 
@@ -247,10 +249,17 @@ class WorkShare:
         log.info("lease taken", item=item, fence=token)
         return lease
 
-    async def turn(self, item: str) -> Lease:
+    @overload
+    async def turn(self, item: str) -> Lease: ...
+
+    @overload
+    async def turn(self, item: str, stopping: asyncio.Event | None) -> Lease | None: ...
+
+    async def turn(self, item: str, stopping: asyncio.Event | None = None) -> Lease | None:
         """Wait until this replica holds `item`'s lease and the item is due; it is
-        then busy (never given back) until `done`."""
-        while True:
+        then busy (never given back) until `done`. None once `stopping` is set."""
+        stop = stopping or asyncio.Event()  # without one: an event never set
+        while not stop.is_set():
             wait = self._tick * (0.5 + self._rng.random())
             try:
                 lease = self._held.get(item) or await self._try_acquire(item)
@@ -263,7 +272,8 @@ class WorkShare:
                         return lease
             except UNREACHABLE as exc:
                 log.warning("lease not taken: redis unreachable", item=item, error=str(exc))
-            await asyncio.sleep(max(0.0, wait))
+            await wait_or_stop(stop, wait)
+        return None
 
     async def done(self, item: str, next_in: float) -> None:
         """The item was worked on; it is next due in `next_in` seconds, whoever holds it."""

@@ -130,12 +130,13 @@ class Consumer:
                 work = []
             if work:
                 await self._wait_for_slot()
-            if self._stopping.is_set() or not work:
-                # Asked to stop while waiting: not sent, so still pending, and claimed by
-                # another indexer (or this one, restarted) after the claim idle time.
-                self._release_unsettled(entries)
-                continue
-            self._dispatch(entries, work)
+                if not self._stopping.is_set():
+                    self._dispatch(entries, work)
+                    continue
+            # Nothing to write (all dead-lettered, or the batch failed), or asked to stop
+            # while waiting: what was not sent stays pending, and is claimed by another
+            # indexer (or this one, restarted) after the claim idle time.
+            self._release_unsettled(entries)
         if self._in_flight:
             await asyncio.wait(self._in_flight)
         keeper.cancel()
@@ -202,17 +203,13 @@ class Consumer:
         await self._write(entries, await self.prepare(entries))
 
     async def _write(self, entries: Sequence[Entry], work: Work) -> None:
-        # Bound once per batch (each batch is its own task, so its own context): every
-        # line logged while writing it says which batch, at no cost per entry.
-        with structlog.contextvars.bound_contextvars(
-                batch_first=entries[0].key, batch_entries=len(entries)):
+        with _batch_logged(entries):
             if work:
                 await self._writer.write(work)
 
     async def prepare(self, entries: Sequence[Entry]) -> Work:
         """Dead-letter what cannot be indexed; the rest as bulk actions, to write."""
-        with structlog.contextvars.bound_contextvars(
-                batch_first=entries[0].key, batch_entries=len(entries)):
+        with _batch_logged(entries):
             return await self._prepare(entries)
 
     async def _prepare(self, entries: Sequence[Entry]) -> Work:
@@ -241,3 +238,10 @@ class Consumer:
 
     def _decode_all(self, entries: Sequence[Entry]) -> list[BulkAction | Invalid]:
         return [decode_entry(entry, self._streams, self._names) for entry in entries]
+
+
+def _batch_logged(entries: Sequence[Entry]) -> contextlib.AbstractContextManager[None]:
+    # Bound once per batch (each batch is written in its own task, so its own context):
+    # every line logged while preparing or writing it says which batch, at no cost per entry.
+    return structlog.contextvars.bound_contextvars(
+        batch_first=entries[0].key, batch_entries=len(entries))

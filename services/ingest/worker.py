@@ -522,9 +522,8 @@ async def run_source_forever(ingestor: Ingestor, source: Source, *,
         # (a library that catches it) would otherwise leave the source polling after
         # its lease keeper stopped, and the process not exiting.
         while stopping is None or not stopping.is_set():
-            if share is not None and not await _turn_unless_stopped(share, source.name,
-                                                                    stopping):
-                return
+            if share is not None and await share.turn(source.name, stopping) is None:
+                return  # asked to stop while waiting for the turn
             result = await poll_safely(ingestor, source)
             if result.error is None:
                 failures = 0
@@ -540,25 +539,3 @@ async def run_source_forever(ingestor: Ingestor, source: Source, *,
                 continue
             await sleep(wait)
 
-
-async def _turn_unless_stopped(share: WorkShare, item: str,
-                               stopping: asyncio.Event | None) -> bool:
-    """Wait for `item`'s turn (share.turn); False if asked to stop first."""
-    if stopping is None:
-        await share.turn(item)
-        return True
-    turn = asyncio.ensure_future(share.turn(item))
-    stopped = asyncio.ensure_future(stopping.wait())
-    try:
-        await asyncio.wait({turn, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in (turn, stopped):
-            if not waiter.done():
-                waiter.cancel()
-        # Not `await turn` under suppress(CancelledError): that would swallow this
-        # task's own cancellation too. wait() only waits.
-        await asyncio.wait({turn, stopped})
-    if turn.cancelled():
-        return False
-    turn.result()  # its error, if it raised one
-    return True
