@@ -1,25 +1,33 @@
 # One image for all four services; the command picks the service:
 #   docker run caravan ingest | ratefeed | indexer | query
-# Build stage: wheels only. Runtime stage: no compilers, no caches, non-root.
-FROM python:3.11.11-slim-bookworm AS build
+# Build stage: a virtual environment of exactly the locked versions (hashes checked) and
+# Caravan built with the locked setuptools. Runtime stage: that environment only, no
+# compilers, no caches, non-root. PYTHON_IMAGE swaps the base (tests build on a local
+# stand-in; the default is the official image).
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
+RUN python3 -m venv /opt/caravan
+COPY requirements.lock ./
+RUN /opt/caravan/bin/pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN /opt/caravan/bin/pip install --no-cache-dir --no-deps --no-build-isolation . \
+ && /opt/caravan/bin/pip uninstall --yes setuptools
 
-FROM python:3.11.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 # Every service answers /healthz, /readyz (and the workers /metrics) on 8080 in the
 # container: the query API on its own port, the workers on their health server's.
-ENV PYTHONDONTWRITEBYTECODE=1 \
+ENV PATH=/opt/caravan/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     CARAVAN_QUERY_HOST=0.0.0.0 \
     CARAVAN_HEALTH_HOST=0.0.0.0 \
     CARAVAN_HEALTH_PORT=8080
 RUN groupadd --system --gid 10001 caravan \
  && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin caravan
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
+COPY --from=build /opt/caravan /opt/caravan
 WORKDIR /app
 COPY --chown=10001:10001 samples ./samples
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.

@@ -17,8 +17,6 @@ from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import Connection
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.settings import ElasticsearchSettings, RedisSettings
 from shared.streams import JsonMessageFormat
@@ -44,11 +42,16 @@ def make_redis(settings: RedisSettings) -> Redis:
         # and Caravan's keys that are used together share a hash tag (the stream
         # prefix), so every multi-key command, transaction and script stays in one
         # slot. It follows a failover by itself (MOVED, then a new slot map).
+        # A write on a connection torn down under it (redis/redis-py#4287, or the
+        # topology refresh after a failover closing a connection another task writes
+        # on) is a plain ConnectionError, which the cluster client retries: redis-py
+        # 8.2, the locked version and the lower bound, raises it itself, so Caravan
+        # keeps no connection class of its own (tests/integration/test_redis_torn_writes.py).
         first, *others = _cluster_seeds(settings.url)
         cluster = RedisCluster.from_url(
             first, health_check_interval=15, **_redis_options(settings),
             startup_nodes=[ClusterNode(*_host_port(url)) for url in others])
-        return cast("Redis", with_torn_writes_as_connection_errors(cluster))
+        return cast("Redis", cluster)
     return Redis.from_url(
         settings.url, health_check_interval=15, retry_on_timeout=True,
         **_redis_options(settings),
@@ -66,46 +69,6 @@ def _host_port(url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 6379
 
 
-class TornWriteConnection(Connection):
-    """A connection that reports a write on a torn-down transport as a ConnectionError.
-
-    redis-py's asyncio client lets the transport's own AttributeError or TypeError out
-    when a connection is closed under a write (redis/redis-py#4287). The cluster client
-    does it too when its topology refresh, after a failover, closes a connection another
-    task is writing on. Neither is a RedisError, so the cluster client's own retry (new
-    slot map, next node) never sees it and it reaches the caller as a crash.
-    """
-
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        try:
-            await super().send_packed_command(command, check_health)
-        except (AttributeError, TypeError) as exc:
-            if self.is_connected:
-                raise  # a live transport: a real bug, not this race
-            # Exactly this type: the cluster client retries the types it lists, not subclasses.
-            raise RedisConnectionError(f"connection closed under a write: {exc}") from exc
-
-
-def with_torn_writes_as_connection_errors(cluster: RedisCluster) -> RedisCluster:
-    """`cluster`, its nodes now and those it discovers later opening TornWriteConnection.
-
-    RedisCluster fixes its connection class itself (no argument for it); its nodes are
-    made from the `connection_kwargs` it shares with its nodes manager.
-    """
-    cluster.connection_kwargs["connection_class"] = TornWriteConnection
-    manager = cluster.nodes_manager
-    for node in (*manager.startup_nodes.values(), *manager.nodes_cache.values()):
-        node.connection_class = TornWriteConnection
-    return cluster
-
-
-class _ClusterBroker(RedisClusterBroker):
-    """FastStream's cluster broker on a client whose torn writes are ConnectionErrors."""
-
-    async def _connect(self) -> Any:
-        return with_torn_writes_as_connection_errors(await super()._connect())
-
-
 def make_broker(settings: RedisSettings, tracer_provider: TracerProvider | None = None
                 ) -> RedisBroker:
     # With tracing on, FastStream opens a span per publish and puts its context in
@@ -114,7 +77,7 @@ def make_broker(settings: RedisSettings, tracer_provider: TracerProvider | None 
                    ) if tracer_provider else ()
     if settings.cluster:
         first, *others = _cluster_seeds(settings.url)
-        return _ClusterBroker(
+        return RedisClusterBroker(
             first, startup_nodes=[_host_port(url) for url in others],
             message_format=JsonMessageFormat, middlewares=middlewares,
             **_redis_options(settings))

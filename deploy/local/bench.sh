@@ -18,4 +18,4 @@ if [ -z "${ELASTICSEARCH_URL:-}" ]; then
   export ELASTICSEARCH_URL="http://127.0.0.1:9291"
 fi
 cd "$REPO_ROOT"
-exec .venv/bin/python -m "bench.$module" "$@"
+exec "$VENV_DIR"/bin/python -m "bench.$module" "$@"

@@ -17,3 +17,5 @@ ES_HOME="$CARAVAN_LOCAL_DIR/dist/elasticsearch-$CARAVAN_ES_VERSION"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 say() { printf '[caravan] %s\n' "$*" >&2; }
+# The Python environment: the locked one, unless CARAVAN_VENV names another.
+VENV_DIR="${CARAVAN_VENV:-$REPO_ROOT/.venv}"

@@ -4,12 +4,26 @@
 # from Maven Central (fetched by its coordinates with mvn; no bundled JDK).
 source "$(dirname "$0")/common.sh"
 
-if [ ! -x "$REPO_ROOT/.venv/bin/caravan" ] || [ "$REPO_ROOT/pyproject.toml" -nt "$REPO_ROOT/.venv/.installed" ]; then
-  say "creating the Python environment in .venv"
-  python3 -m venv "$REPO_ROOT/.venv"
-  "$REPO_ROOT/.venv/bin/pip" install --quiet --upgrade pip
-  "$REPO_ROOT/.venv/bin/pip" install --quiet -e "$REPO_ROOT[dev]"
-  touch "$REPO_ROOT/.venv/.installed"
+# Exactly the locked versions (requirements-dev.lock, hashes checked; see README,
+# "Dependencies"): a fresh clone installs what CI tested, never what is newest today.
+# CARAVAN_UNLOCKED=1 builds $CARAVAN_VENV from the newest allowed versions instead
+# (`make test-latest`).
+if [ "${CARAVAN_UNLOCKED:-}" = "1" ]; then
+  if [ ! -x "$VENV_DIR/bin/caravan" ] || [ "$REPO_ROOT/pyproject.toml" -nt "$VENV_DIR/.installed" ]; then
+    say "creating $VENV_DIR from the newest versions pyproject.toml allows (not the lock)"
+    python3 -m venv "$VENV_DIR"
+    "$VENV_DIR/bin/pip" install --quiet --upgrade pip
+    "$VENV_DIR/bin/pip" install --quiet --upgrade --upgrade-strategy eager -e "$REPO_ROOT[dev]"
+    touch "$VENV_DIR/.installed"
+  fi
+elif [ ! -x "$VENV_DIR/bin/caravan" ] || [ "$REPO_ROOT/requirements-dev.lock" -nt "$VENV_DIR/.installed" ] \
+    || [ "$REPO_ROOT/pyproject.toml" -nt "$VENV_DIR/.installed" ]; then
+  say "installing the locked Python environment in $VENV_DIR"
+  python3 -m venv "$VENV_DIR"
+  "$VENV_DIR/bin/pip" install --quiet --require-hashes --no-deps -r "$REPO_ROOT/requirements-dev.lock"
+  # Caravan itself, built with the locked setuptools (no isolated, unpinned build env).
+  "$VENV_DIR/bin/pip" install --quiet --no-deps --no-build-isolation -e "$REPO_ROOT"
+  touch "$VENV_DIR/.installed"
 fi
 
 if ! command -v redis-server >/dev/null; then

@@ -27,8 +27,8 @@ fi
 if [ "${CARAVAN_KEEP_TEST_SERVERS:-}" != "1" ]; then trap cleanup EXIT; fi
 
 say "lint, types and import boundaries"
-.venv/bin/ruff check .
-.venv/bin/mypy
-.venv/bin/lint-imports
+"$VENV_DIR"/bin/ruff check .
+"$VENV_DIR"/bin/mypy
+"$VENV_DIR"/bin/lint-imports
 say "tests"
-.venv/bin/pytest "$@"
+"$VENV_DIR"/bin/pytest "$@"

@@ -105,10 +105,18 @@ def test_image_serves_health_on_8080_as_a_non_root_user() -> None:
     assert "http://127.0.0.1:8080/healthz" in DOCKERFILE.split("HEALTHCHECK", 1)[1]
     assert re.search(r"^USER 10001:10001$", DOCKERFILE, flags=re.MULTILINE)
     assert re.search(r"^STOPSIGNAL SIGTERM$", DOCKERFILE, flags=re.MULTILINE)
-    # Both stages on one pinned patch release, never a floating tag.
+    # Both stages on one base, by default a pinned patch release, never a floating tag.
     bases = re.findall(r"^FROM (\S+)", DOCKERFILE, flags=re.MULTILINE)
-    assert len(bases) == 2
-    assert all(re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base) for base in bases)
+    assert bases == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
+    default = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE, flags=re.MULTILINE)
+    assert default
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", default[1])
+
+
+def test_image_installs_exactly_the_runtime_lock() -> None:
+    assert "--require-hashes --no-deps -r requirements.lock" in DOCKERFILE
+    # Caravan itself: no dependency resolution, no isolated (unpinned) build environment.
+    assert "--no-deps --no-build-isolation ." in DOCKERFILE
 
 
 def test_every_setting_is_in_env_example() -> None:
