@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,20 +40,33 @@ class _Attempt:
     attempt_number: int
 
 
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """The Retry-After header as seconds from `now`: delta-seconds or an HTTP date."""
+def retry_after_seconds(value: str | None, now: datetime, cap: float) -> float | None:
+    """The Retry-After header as seconds from `now`, at most `cap`: delta-seconds (ASCII
+    digits only) or an HTTP date; None for anything else.
+
+    A server's header is not trusted with how long a worker waits: `99999999999`
+    would defer its host for millennia, and `²` passes str.isdigit() but not int().
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return capped_seconds(float(value[:12]), cap)
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - now).total_seconds())
+    return capped_seconds((moment - now).total_seconds(), cap)
+
+
+def capped_seconds(value: float, cap: float) -> float:
+    """A delay a remote party asked for (Retry-After, Crawl-delay), within [0, cap]:
+    NaN and negatives are 0, infinity is `cap`."""
+    if math.isnan(value) or value <= 0:
+        return 0.0
+    return min(value, cap)
 
 
 def retry_poll_in(failures: int, interval: float, rng: random.Random) -> float:

@@ -2,11 +2,13 @@
 
 Per host: robots.txt honoured for our User-Agent (and its Crawl-delay), at most
 `host_concurrency` requests at once and `host_delay` seconds between their
-starts. Per request: conditional GET, a timeout, a body limit counted after
-decompression (no gzip bombs), redirects followed one by one so each hop is
-checked (robots, loops, the SSRF guard in ssrf.py dials only public addresses),
-and retries with jittered exponential backoff on 429, 5xx and timeouts,
-waiting at least what Retry-After asks.
+starts. Per request: conditional GET, a timeout, a body limit counted while
+decompressing (inflate.py: no gzip bombs, no stacked encodings), redirects
+followed one by one so each hop is checked (robots, loops, the SSRF guard in
+ssrf.py dials only public addresses), and retries with jittered exponential
+backoff on 429, 5xx and timeouts, waiting at least what Retry-After asks (capped:
+a server does not decide how long a worker sleeps; a host deferred for longer
+than a poll can wait fails fast).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import structlog
 
-from shared.backoff import RETRYABLE_STATUSES, Backoff, retry_after_seconds
+from shared.backoff import RETRYABLE_STATUSES, Backoff, capped_seconds, retry_after_seconds
 from shared.fetch import FetchError, read_local
+from shared.inflate import ACCEPT_ENCODING, BoundedDecoder
 from shared.robots import RobotsRules, rules_from_response
 from shared.ssrf import AddressRefused, AllowList, guarded_transport
 
@@ -33,7 +36,6 @@ _ROBOTS_MAX_BYTES = 500 * 1024  # what crawlers must read at least (RFC 9309)
 _ROBOTS_TTL = 24 * 3600.0
 _ROBOTS_UNREACHABLE_TTL = 600.0
 _MAX_HOSTS = 10_000
-_MAX_CRAWL_DELAY = 60.0
 # The timeout bounds each read; a whole request gets this many of them, so a
 # server dripping a byte per read cannot hold a host slot forever.
 _DEADLINE_TIMEOUTS = 3
@@ -41,6 +43,11 @@ _DEADLINE_TIMEOUTS = 3
 
 class Refused(FetchError):
     """Not fetched on purpose (robots.txt, an internal address); retrying will not help."""
+
+
+class HostDeferred(FetchError):
+    """The host asked for a pause longer than a request may wait (Retry-After): the
+    request fails at once rather than sleeping in the host's queue."""
 
 
 class _TimedOut(FetchError):
@@ -58,6 +65,9 @@ class FetchPolicy:
     backoff_max: float = 60.0
     host_delay: float = 1.0
     host_concurrency: int = 2
+    # The longest a server may defer us (Retry-After) and space our requests (Crawl-delay).
+    max_retry_after: float = 3600.0
+    max_crawl_delay: float = 60.0
     allow: AllowList = field(default_factory=AllowList)
 
 
@@ -89,11 +99,13 @@ class Fetched:
 class _HostGate:
     """At most `concurrency` requests to one host at once, starts `delay` apart."""
 
-    def __init__(self, concurrency: int, delay: float) -> None:
+    def __init__(self, concurrency: int, delay: float, max_wait: float) -> None:
         self.delay = delay
+        self._max_wait = max_wait
         self._slots = asyncio.Semaphore(concurrency)
         self._lock = asyncio.Lock()
         self._next_start = 0.0
+        self._deferred_until = 0.0
         self._users = 0  # requests in flight or waiting
 
     @property
@@ -101,13 +113,16 @@ class _HostGate:
         return self._users == 0 and self._next_start <= time.monotonic()
 
     async def enter(self) -> None:
-        """Wait for a slot and for the host's turn; on cancellation hold nothing."""
+        """Wait for a slot and for the host's turn; on cancellation hold nothing.
+        HostDeferred when the host asked for a pause longer than `max_wait`."""
+        self._check_deferral()
         self._users += 1
         acquired = False
         try:
             await self._slots.acquire()
             acquired = True
             async with self._lock:
+                self._check_deferral()  # deferred while this request waited for a slot
                 now = time.monotonic()
                 start = max(now, self._next_start)
                 self._next_start = start + self.delay
@@ -124,7 +139,15 @@ class _HostGate:
 
     def defer(self, seconds: float) -> None:
         """The host asked us to back off: nobody starts a request to it for `seconds`."""
-        self._next_start = max(self._next_start, time.monotonic() + seconds)
+        until = time.monotonic() + seconds
+        self._next_start = max(self._next_start, until)
+        self._deferred_until = max(self._deferred_until, until)
+
+    def _check_deferral(self) -> None:
+        remaining = self._deferred_until - time.monotonic()
+        if remaining > self._max_wait:
+            msg = f"host deferred for another {remaining:.0f}s (it asked, with Retry-After)"
+            raise HostDeferred(msg)
 
 
 @dataclass
@@ -138,7 +161,8 @@ class PoliteFetcher:
         self.policy = policy
         self._backoff = Backoff(policy.backoff_base, policy.backoff_max, rng)
         self._client = httpx.AsyncClient(
-            headers={"User-Agent": policy.user_agent},
+            # Only what inflate.py decodes: the raw body is read and inflated there.
+            headers={"User-Agent": policy.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             timeout=httpx.Timeout(policy.timeout),
             follow_redirects=False,
             transport=guarded_transport(policy.allow, max_connections=100),
@@ -201,7 +225,8 @@ class PoliteFetcher:
                 continue
             if response.status not in RETRYABLE_STATUSES:
                 return response
-            asked = retry_after_seconds(response.retry_after, datetime.now(UTC))
+            asked = retry_after_seconds(response.retry_after, datetime.now(UTC),
+                                        self.policy.max_retry_after)
             if asked is not None and asked > self.policy.backoff_max:
                 # Waiting that long inside one poll would stall the source; the host
                 # stays deferred and the next poll tries again.
@@ -249,7 +274,7 @@ class PoliteFetcher:
             if len(self._gates) >= _MAX_HOSTS:
                 self._forget_idle_hosts()
             self._gates[origin] = _HostGate(self.policy.host_concurrency,
-                                            self.policy.host_delay)
+                                            self.policy.host_delay, self.policy.backoff_max)
         return self._gates[origin]
 
     def _forget_idle_hosts(self) -> None:
@@ -281,7 +306,8 @@ class PoliteFetcher:
             self._robots[origin] = _Robots(rules, time.monotonic() + ttl)
             crawl_delay = rules.crawl_delay(self.policy.user_agent) or 0.0
             gate = self._gate(origin)
-            gate.delay = max(self.policy.host_delay, min(crawl_delay, _MAX_CRAWL_DELAY))
+            gate.delay = max(self.policy.host_delay,
+                             capped_seconds(crawl_delay, self.policy.max_crawl_delay))
             return rules
 
     async def _load_robots(self, origin: str) -> RobotsRules:
@@ -320,16 +346,15 @@ class _Response:
 
 
 async def _read_limited(response: httpx.Response, url: str, max_bytes: int) -> bytes:
+    """The body, decoded from the raw stream with `max_bytes` bounding what it inflates to."""
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(f"{url}: body of {declared} bytes is over the {max_bytes}-byte limit")
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in response.aiter_bytes():
-        received += len(chunk)
-        if received > max_bytes:
-            raise FetchError(f"{url}: body over the {max_bytes}-byte limit")
-        chunks.append(chunk)
+    try:
+        decoder = BoundedDecoder(response.headers.get("content-encoding"), max_bytes)
+        chunks = [decoder.feed(chunk) async for chunk in response.aiter_raw()]
+    except FetchError as exc:
+        raise FetchError(f"{url}: {exc}") from exc
     return b"".join(chunks)
 
 

@@ -142,6 +142,11 @@ class IngestSettings(_Settings):
     # Replicas share the sources by lease (shared/leases.py): a dead replica's
     # sources are taken over within this many seconds; renewed every third of it.
     lease_seconds: float = Field(default=30.0, ge=1)
+    # Article pages are parsed in worker processes (shared/sandbox.py): this many, each
+    # stopped after this many seconds on one page and capped at this much memory.
+    parse_workers: int = Field(default=2, ge=1, le=64)
+    parse_timeout: float = Field(default=20.0, gt=0)
+    parse_memory_mb: int = Field(default=1024, ge=256)
 
 
 class FetchSettings(_Settings):
@@ -152,6 +157,10 @@ class FetchSettings(_Settings):
     # Hosts or CIDRs that may be fetched although internal (loopback, private,
     # link-local): comma-separated, empty by default, so no fetch reaches inside.
     allow: str = ""
+    # Seconds: the most a server's Retry-After may defer its host, and its robots.txt
+    # Crawl-delay space our requests; larger values (or nonsense) are capped.
+    max_retry_after: float = Field(default=3600.0, gt=0)
+    max_crawl_delay: float = Field(default=60.0, gt=0)
 
 
 class RateFeedSettings(_Settings):

@@ -21,6 +21,7 @@ from shared.events import ArticleEvent
 from shared.fetcher import FetchPolicy, PoliteFetcher
 from shared.groups import check_lag_within_maxlen
 from shared.leases import WorkShare
+from shared.sandbox import Sandbox, SandboxLimits
 from shared.service import BackgroundService, ServiceContext
 from shared.settings import FetchSettings, IngestSettings, Settings, default_consumer
 from shared.ssrf import AllowList
@@ -47,8 +48,20 @@ def fetch_policy(user_agent: str, settings: IngestSettings, fetch: FetchSettings
         backoff_max=settings.retry_max_delay,
         host_delay=settings.host_delay,
         host_concurrency=settings.host_concurrency,
+        max_retry_after=fetch.max_retry_after,
+        max_crawl_delay=fetch.max_crawl_delay,
         allow=AllowList.parse(fetch.allow),
     )
+
+
+def parse_limits(settings: IngestSettings) -> SandboxLimits:
+    return SandboxLimits(settings.parse_workers, settings.parse_timeout,
+                         settings.parse_memory_mb << 20)
+
+
+def page_sandbox(limits: SandboxLimits) -> Sandbox:
+    """Where article pages are parsed: worker processes that start with the extractor loaded."""
+    return Sandbox(limits, preload=["services.ingest.extract"])
 
 
 @asynccontextmanager
@@ -60,10 +73,12 @@ async def _ingestor(ctx: ServiceContext, publisher: StreamPublisher) -> AsyncIte
     check_lag_within_maxlen(settings.max_lag, ctx.common.stream_maxlen)
     backpressure = Backpressure(redis, ctx.streams.articles, settings.max_lag,
                                 ctx.common.stream_groups)
+    sandbox = page_sandbox(parse_limits(settings))
     try:
-        yield Ingestor(publisher, fetcher, state, backpressure,
+        yield Ingestor(publisher, fetcher, state, sandbox, backpressure,
                        sitemap_fetches=settings.sitemap_max_fetches_per_poll)
     finally:
+        sandbox.close()
         await fetcher.aclose()
         await redis.aclose()
 

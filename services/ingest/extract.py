@@ -41,8 +41,11 @@ _JSON_LD = "application/ld+json"
 # A paragraph at most this long and at least this much link text is a teaser.
 _TEASER_MAX_CHARS = 300
 _TEASER_LINK_SHARE = 0.8
-_CODE = re.compile(r"<(?:script|style)\b([^>]*)>.*?</(?:script|style)\s*>",
-                   re.IGNORECASE | re.DOTALL)
+# An opening script or style tag, its attributes bounded: a page of `<script` with no
+# `>` costs a bounded look per tag, not a scan to the end for each.
+_CODE_START = re.compile(r"<(script|style)\b([^<>]{0,2000})>", re.IGNORECASE)
+_CODE_END = {name: re.compile(rf"</{name}\b[^<>]{{0,200}}>", re.IGNORECASE)
+             for name in ("script", "style")}
 # Kept for trafilatura to decide: it keeps a form that holds most of the page's
 # text, a figure with a table, formulas; head has the JSON-LD it reads.
 _CLEANED = tuple(set(MANUALLY_CLEANED) - {"form", "figure", "math", "head"})
@@ -121,11 +124,30 @@ def bounded_html(html: str) -> str:
     (but JSON-LD) and styles, so that the cut takes markup, not the article."""
     if len(html) <= MAX_HTML_CHARS:
         return html
-    return _CODE.sub(_code_or_json_ld, html)[:MAX_HTML_CHARS]
+    return "".join(_without_code(html, MAX_HTML_CHARS))[:MAX_HTML_CHARS]
 
 
-def _code_or_json_ld(match: re.Match[str]) -> str:
-    return match.group(0) if _JSON_LD in match.group(1).lower() else ""
+def _without_code(html: str, wanted: int) -> Iterator[str]:
+    """The page's pieces outside scripts (but JSON-LD) and styles, until `wanted`
+    characters are out: one pass forward, each character looked at a bounded number
+    of times, so no page makes it quadratic (a regex spanning from each opening tag
+    to its closing one rescans the rest of the page for every unclosed tag)."""
+    position = given = 0
+    while given < wanted:
+        start = _CODE_START.search(html, position)
+        if start is None:
+            yield html[position:]
+            return
+        end = _CODE_END[start.group(1).lower()].search(html, start.end())
+        # Unclosed: an HTML parser reads the rest of the page as the script's text.
+        stop = end.end() if end else len(html)
+        keep = _JSON_LD in start.group(2).lower()
+        piece = html[position:stop] if keep else html[position:start.start()]
+        given += len(piece)
+        yield piece
+        if end is None:
+            return
+        position = stop
 
 
 def without_code(tree: HtmlElement) -> None:

@@ -14,9 +14,15 @@ EXTRACTIONS = Counter(
     "Articles published, by where their text came from: page (trafilatura) or feed.",
     ["source", "path"],
 )
+PARSE_FAILURES = Counter(
+    "caravan_ingest_parse_failures_total",
+    "Article pages whose parse ran out of time or memory or crashed (read from the "
+    "source's fields, not fetched again until their lead changes), by error class.",
+    ["source", "error"],
+)
 FETCHES = Counter(
     "caravan_ingest_fetches_total",
-    "Documents requested, by outcome: ok, not_modified, refused, failed.",
+    "Documents requested, by outcome: ok, not_modified, refused, deferred, failed.",
     ["outcome"],
 )
 POLLS = Counter(

@@ -30,7 +30,7 @@ from services.ingest.articles import Lead, lead_event, page_event
 from services.ingest.backpressure import Backpressure
 from services.ingest.charset import decode, xml_as_utf8
 from services.ingest.dates import parse_date
-from services.ingest.extract import Extracted, extract_article
+from services.ingest.extract import extract_article
 from services.ingest.feeds import parse_feed
 from services.ingest.kinds import Kind, document_kind
 from services.ingest.listing import is_article_page, is_listing, parse_html, parse_listing
@@ -48,8 +48,9 @@ from services.ingest.urls import canonicalize_url
 from shared.backoff import retry_poll_in
 from shared.events import ArticleEvent, article_key
 from shared.fetch import FetchError
-from shared.fetcher import Fetched, PoliteFetcher, Refused
+from shared.fetcher import Fetched, HostDeferred, PoliteFetcher, Refused
 from shared.leases import LeaseLost, WorkShare
+from shared.sandbox import Sandbox
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -164,9 +165,11 @@ def first_of_each(items: Iterable[T], key: Callable[[T], str]) -> tuple[list[T],
 
 class Ingestor:
     def __init__(self, publisher: StreamPublisher, fetcher: PoliteFetcher, state: IngestState,
-                 backpressure: Backpressure | None = None, *, sitemap_fetches: int = 50) -> None:
+                 sandbox: Sandbox, backpressure: Backpressure | None = None, *,
+                 sitemap_fetches: int = 50) -> None:
         self._publisher = publisher
         self._fetcher = fetcher
+        self._sandbox = sandbox  # where pages are parsed: bounded, off the event loop
         self._state = state
         self._backpressure = backpressure
         self._sitemap_fetches = sitemap_fetches  # child sitemaps fetched per poll at most
@@ -223,6 +226,9 @@ class Ingestor:
             fetched = await self._fetcher.fetch(url, validators)
         except Refused:
             metrics.FETCHES.labels("refused").inc()
+            raise
+        except HostDeferred:  # the host asked for a pause: not a failure of its own
+            metrics.FETCHES.labels("deferred").inc()
             raise
         except FetchError:
             metrics.FETCHES.labels("failed").inc()
@@ -390,8 +396,9 @@ class Ingestor:
             self._count(source, result, Novelty.UNCHANGED)
             return
         try:
-            event = await self._event(source, lead, fallback, page,
-                                      fetch_page=fetch_page, conditional=record is not None)
+            event, page_read = await self._event(source, lead, fallback, page,
+                                                 fetch_page=fetch_page,
+                                                 conditional=record is not None)
         except ValueError as exc:  # NoArticleError, or pydantic refusing the event
             log.warning("article failed", url=lead.url, error=str(exc),
                         error_class=type(exc).__name__)
@@ -413,15 +420,17 @@ class Ingestor:
             log.debug("article published", url=event.url, novelty=str(novelty),
                       extraction=event.extraction)
         # A page that could not be read is tried again the next time its lead is
-        # seen, rather than the source's fields standing in for it for good.
-        page_failed = fetch_page and event.extraction != "page"
+        # seen, rather than the source's fields standing in for it for good. One that
+        # was read but poisoned its parser is not: it would poison every poll.
+        page_failed = fetch_page and event.extraction != "page" and not page_read
         await self._state.remember(key, event.content_hash, "" if page_failed else fingerprint)
         self._count(source, result, novelty)
 
     async def _event(self, source: Source, lead: Lead, fallback: ArticleEvent | None,
                      page: Fetched | None, *, fetch_page: bool,
-                     conditional: bool) -> ArticleEvent | None:
-        """The article from its page, else from its lead; None when the page is unchanged.
+                     conditional: bool) -> tuple[ArticleEvent | None, bool]:
+        """The article from its page, else from its lead (None when the page is
+        unchanged), and whether the page was read but its parse failed for good.
 
         Only an article already published is fetched conditionally: a 304 for
         one whose publication was lost (a crash) would otherwise hide it forever.
@@ -432,33 +441,29 @@ class Ingestor:
                 if page is None:
                     page = await self._fetch_conditionally(lead.url, conditional=conditional)
                 if page.not_modified:
-                    return None
+                    return None, False
                 html, _ = decode(page.content, page.content_type)
-                extracted = await asyncio.to_thread(_extract, html, page.url)
+                try:
+                    extracted = await self._sandbox.run(extract_article, html, page.url)
+                except Exception as exc:  # ParseFailed, or a crash of the extractor's own
+                    log.warning("article page poisoned its parser, using the source's fields",
+                                url=page.url, error=str(exc), error_class=type(exc).__name__)
+                    metrics.PARSE_FAILURES.labels(source.name, type(exc).__name__).inc()
+                    return fallback or lead_event(lead, source, now), True
                 await self._state.remember_validators(lead.url, page.validators)
                 if extracted is not None:
-                    return page_event(lead, extracted, source, page.url, now)
+                    return page_event(lead, extracted, source, page.url, now), False
                 log.warning("no article text on the page, using the source's fields",
                             url=page.url)
             except FetchError as exc:
                 log.warning("article page unreadable, using the source's fields",
                             url=lead.url, error=str(exc))
-        return fallback or lead_event(lead, source, now)
+        return fallback or lead_event(lead, source, now), False
 
     @staticmethod
     def _count(source: Source, result: PollResult, outcome: Novelty | str) -> None:
         result.count(outcome)
         metrics.ITEMS.labels(source.name, str(outcome)).inc()
-
-
-def _extract(html: str, url: str) -> Extracted | None:
-    """extract_article, where a crash on one page's HTML (trafilatura is a large
-    parser of hostile input) counts as no article text on it, not as a failed poll."""
-    try:
-        return extract_article(html, url)
-    except Exception as exc:
-        log.exception("article extraction crashed", url=url, error_class=type(exc).__name__)
-        return None
 
 
 def _lead_key(lead: Lead) -> str:

@@ -68,6 +68,7 @@ def fetcher(user_agent: str, settings: RateFeedSettings, fetch: FetchSettings) -
     return PoliteFetcher(FetchPolicy(
         user_agent=user_agent, timeout=settings.timeout, max_bytes=settings.max_bytes,
         retries=settings.retries, host_delay=settings.host_delay, host_concurrency=1,
+        max_retry_after=fetch.max_retry_after, max_crawl_delay=fetch.max_crawl_delay,
         allow=AllowList.parse(fetch.allow)))
 
 

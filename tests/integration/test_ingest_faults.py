@@ -146,17 +146,23 @@ async def test_a_page_that_crashes_the_extractor_is_one_article_from_the_feed(
     web.routes["/a/crash"] = static(page, HTML)
     web.routes["/a/fine"] = static(page, HTML)
 
-    def crashing_extract(html: str, url: str) -> Extracted | None:
-        if url.endswith("/a/crash"):
-            raise RecursionError("maximum recursion depth exceeded")
-        return extract_article(html, url)
-
+    # Run in the parsing worker, which imports it from here by name.
     monkeypatch.setattr("services.ingest.worker.extract_article", crashing_extract)
 
     async with connected_ingestor(web_settings) as ingestor:
         result = await worker.poll_safely(ingestor, Source(name="x", url=web.url("/feed.xml")))
+        again = await worker.poll_safely(ingestor, Source(name="x", url=web.url("/feed.xml")))
 
     assert (result.error, result.published) == (None, 2)
     events = {e.title: e for e in await published_articles(redis, namespace)}
     assert events["Crasher"].extraction != "page"  # the feed item stood in
     assert events["A title"].extraction == "page"
+    # Recorded, not fetched and crashed on again at every poll.
+    assert (again.error, again.published) == (None, 0)
+    assert web.paths().count("/a/crash") == 1
+
+
+def crashing_extract(html: str, url: str) -> Extracted | None:
+    if url.endswith("/a/crash"):
+        raise RecursionError("maximum recursion depth exceeded")
+    return extract_article(html, url)

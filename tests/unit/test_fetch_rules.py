@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.backoff import Backoff, retry_after_seconds, retry_poll_in
+from shared.backoff import Backoff, capped_seconds, retry_after_seconds, retry_poll_in
 from shared.robots import rules_from_response
 from shared.ssrf import AddressRefused, AllowList, check_all, refusal
 
@@ -108,9 +108,25 @@ def test_a_failed_source_is_polled_again_sooner_then_no_more_than_its_interval()
     ("soon", None),
     ("", None),
     (None, None),
+    # Hostile: capped at an hour, or not a delay at all.
+    ("99999999999", 3600.0),
+    ("9" * 5000, 3600.0),
+    ("Fri, 27 Nov 9999 12:00:00 GMT", 3600.0),
+    ("²", None),  # a Unicode digit: str.isdigit() says yes, int() says no
+    ("١٢٠", None),  # Arabic-Indic digits
+    ("-5", None),
+    ("1e9", None),
+    ("Fri, 27 Nov 2026 12:00:00 +9999", None),
 ])
 def test_retry_after_as_seconds_or_http_date(header: str | None, seconds: float | None) -> None:
-    assert retry_after_seconds(header, NOW) == seconds
+    assert retry_after_seconds(header, NOW, cap=3600.0) == seconds
+
+
+@pytest.mark.parametrize(("asked", "seconds"), [
+    (5.0, 5.0), (-1.0, 0.0), (float("nan"), 0.0), (float("inf"), 60.0), (1e308, 60.0),
+])
+def test_remote_delays_are_capped(asked: float, seconds: float) -> None:
+    assert capped_seconds(asked, 60.0) == seconds
 
 
 def test_robots_rules_for_our_agent_and_everyone_else() -> None:

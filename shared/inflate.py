@@ -1,0 +1,89 @@
+"""Response bodies decoded with a bound on what they inflate to; pure.
+
+A compressed body is decoded from the raw bytes here, not by the HTTP client:
+the client inflates a whole network chunk before anyone can count it, so a few
+kilobytes of gzip (stacked, `gzip, gzip`) become gigabytes before a limit on
+the decoded body can fire. Here every step asks zlib for at most what the limit
+still allows, and a stack of encodings is refused outright: no server needs one.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from shared.fetch import FetchError
+
+# What the fetcher asks for: the encodings this module decodes, and nothing else.
+ACCEPT_ENCODING = "gzip, deflate"
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_ZLIB_WBITS = zlib.MAX_WBITS
+_RAW_DEFLATE_WBITS = -zlib.MAX_WBITS
+
+
+class BodyRefused(FetchError):
+    """A body over the limit once decoded, or in an encoding this does not decode."""
+
+
+class BoundedDecoder:
+    """Feed raw chunks, get decoded ones; raises BodyRefused past `max_bytes` decoded."""
+
+    def __init__(self, content_encoding: str | None, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._decoded = 0
+        self._encoding = _single_encoding(content_encoding)
+        self._inflater: zlib._Decompress | None = None
+        if self._encoding == "gzip":
+            self._inflater = zlib.decompressobj(_GZIP_WBITS)
+        elif self._encoding == "deflate":
+            self._inflater = zlib.decompressobj(_ZLIB_WBITS)
+        self._first = True
+
+    def feed(self, raw: bytes) -> bytes:
+        if self._inflater is None:
+            return self._count(raw)
+        if self._first and self._encoding == "deflate":
+            self._first = False
+            # "deflate" is zlib-wrapped by the standard, raw by many servers: the
+            # first bytes tell which (as browsers and httpx decide).
+            if not _is_zlib_header(raw):
+                self._inflater = zlib.decompressobj(_RAW_DEFLATE_WBITS)
+        return self._inflate(raw)
+
+    def _inflate(self, data: bytes) -> bytes:
+        assert self._inflater is not None
+        out: list[bytes] = []
+        try:
+            while data and not self._inflater.eof:
+                # One byte past the limit: enough to know the body is over it.
+                room = self._max_bytes - self._decoded + 1
+                piece = self._inflater.decompress(data, room)
+                out.append(self._count(piece))
+                data = self._inflater.unconsumed_tail
+        except zlib.error as exc:
+            raise BodyRefused(f"{self._encoding} body does not decode: {exc}") from exc
+        return b"".join(out)
+
+    def _count(self, piece: bytes) -> bytes:
+        self._decoded += len(piece)
+        if self._decoded > self._max_bytes:
+            raise BodyRefused(f"body over the {self._max_bytes}-byte limit once decoded")
+        return piece
+
+
+def _single_encoding(header: str | None) -> str:
+    codings = [c.strip().lower() for c in (header or "").split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if len(codings) > 1:
+        raise BodyRefused(f"stacked content encodings refused: {header!r}")
+    coding = codings[0] if codings else "identity"
+    if coding == "x-gzip":
+        coding = "gzip"
+    if coding not in ("identity", "gzip", "deflate"):
+        raise BodyRefused(f"content encoding {coding!r} not accepted (asked for "
+                          f"{ACCEPT_ENCODING})")
+    return coding
+
+
+def _is_zlib_header(data: bytes) -> bool:
+    # RFC 1950: method 8 (deflate) in the low nibble, the two bytes a multiple of 31.
+    return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0

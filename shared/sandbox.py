@@ -1,0 +1,85 @@
+"""Parses of untrusted documents in worker processes bounded in time and memory.
+
+trafilatura, lxml and feedparser are large parsers of whatever the web sends. Run in
+the service's own process (or a thread of it, which shares its GIL), one page that
+sends one of them into a long loop freezes the event loop: lease renewals, health
+checks and every other source stop with it. Here each parse runs in a process of a
+pool (pebble's): past its time limit the process is killed and replaced, its address
+space is capped (a parse that wants more gets MemoryError there, not the kernel's OOM
+killer here), and a crash or kill of a worker is one failed document, nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import resource
+from collections.abc import Callable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pebble import ProcessExpired, ProcessPool
+
+T = TypeVar("T")
+# A worker is replaced after this many parses, so what a parser leaks stays bounded.
+_TASKS_PER_WORKER = 200
+
+
+class ParseFailed(ValueError):
+    """The document could not be parsed within the bounds: the document's fault.
+
+    A ValueError, like every other refusal of bad input: the caller records the
+    document as failed and does not try it again until it changes."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    workers: int = 2
+    timeout: float = 20.0  # seconds per document
+    memory_bytes: int = 1 << 30  # address space per worker
+
+
+class Sandbox:
+    """A pool of worker processes; `run(fn, *args)` runs `fn` in one of them.
+
+    `fn` and its arguments and result cross a process boundary: module-level
+    functions and picklable data only. `preload` names modules every worker has
+    imported before its first task (forked from a server that imported them once).
+    """
+
+    def __init__(self, limits: SandboxLimits, preload: Sequence[str] = ()) -> None:
+        self.limits = limits
+        # forkserver: workers fork from a clean process, never from this one's
+        # threads (a fork of a threaded process can inherit a held lock).
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(preload))
+        self._pool = ProcessPool(max_workers=limits.workers, max_tasks=_TASKS_PER_WORKER,
+                                 initializer=_limit_memory, initargs=(limits.memory_bytes,),
+                                 context=context)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in a worker. ParseFailed when it runs out of time or memory or
+        its worker dies; any other exception `fn` raises is raised here as it was."""
+        future = self._pool.schedule(fn, args=args, timeout=self.limits.timeout)
+        try:
+            return await asyncio.wrap_future(future)
+        except FutureTimeout as exc:
+            msg = f"not parsed within {self.limits.timeout:g}s (worker stopped)"
+            raise ParseFailed(msg) from exc
+        except MemoryError as exc:
+            msg = f"over {self.limits.memory_bytes >> 20} MiB while parsing"
+            raise ParseFailed(msg) from exc
+        except RecursionError as exc:
+            raise ParseFailed(f"nested too deeply to parse: {exc}") from exc
+        except ProcessExpired as exc:
+            raise ParseFailed(f"the parsing worker died ({exc})") from exc
+
+    def close(self) -> None:
+        """Stop the workers now: what they were parsing is abandoned."""
+        self._pool.stop()  # type: ignore[no-untyped-call]
+        self._pool.join()
+
+
+def _limit_memory(memory_bytes: int) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))

@@ -1,0 +1,76 @@
+"""Bodies inflated with a bound: what the fetcher reads from a server it does not trust."""
+
+from __future__ import annotations
+
+import gzip
+import tracemalloc
+import zlib
+
+import pytest
+
+from shared.inflate import BodyRefused, BoundedDecoder
+
+PAGE = "<p>Курс сома к доллару</p>".encode() * 200
+
+
+def _decode(encoding: str | None, body: bytes, max_bytes: int = 1 << 20, chunk: int = 1000
+            ) -> bytes:
+    decoder = BoundedDecoder(encoding, max_bytes)
+    return b"".join(decoder.feed(body[i:i + chunk]) for i in range(0, len(body), chunk))
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize(("encoding", "body"), [
+    (None, PAGE),
+    ("identity", PAGE),
+    ("gzip", gzip.compress(PAGE)),
+    ("x-gzip", gzip.compress(PAGE)),
+    ("GZIP", gzip.compress(PAGE)),
+    ("deflate", zlib.compress(PAGE)),  # zlib-wrapped, as the standard says
+    ("deflate", _raw_deflate(PAGE)),  # raw, as many servers send it
+])
+def test_each_accepted_encoding_decodes(encoding: str | None, body: bytes) -> None:
+    assert _decode(encoding, body) == PAGE
+
+
+@pytest.mark.parametrize("encoding", ["gzip, gzip", "gzip,deflate", "deflate, gzip"])
+def test_stacked_encodings_are_refused(encoding: str) -> None:
+    with pytest.raises(BodyRefused, match="stacked"):
+        BoundedDecoder(encoding, 1000)
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "compress", "chunked"])
+def test_encodings_not_asked_for_are_refused(encoding: str) -> None:
+    with pytest.raises(BodyRefused, match="not accepted"):
+        BoundedDecoder(encoding, 1000)
+
+
+def test_a_corrupt_body_is_refused() -> None:
+    with pytest.raises(BodyRefused, match="does not decode"):
+        _decode("gzip", b"\x1f\x8b\x08\x00garbage" * 10)
+
+
+def test_a_body_over_the_limit_is_refused() -> None:
+    assert len(_decode(None, PAGE, max_bytes=len(PAGE))) == len(PAGE)
+    with pytest.raises(BodyRefused, match="over the"):
+        _decode(None, PAGE, max_bytes=len(PAGE) - 1)
+    with pytest.raises(BodyRefused, match="over the"):
+        _decode("gzip", gzip.compress(PAGE), max_bytes=len(PAGE) - 1)
+
+
+def test_a_gzip_bomb_costs_the_limit_not_its_inflated_size() -> None:
+    # 1 GiB of zeros is about 1 MB of gzip; one network chunk of it holds ~1 GB.
+    bomb = gzip.compress(b"\0" * (256 << 20), compresslevel=9)
+    tracemalloc.start()
+    try:
+        with pytest.raises(BodyRefused, match="over the"):
+            _decode("gzip", bomb, max_bytes=4 << 20, chunk=len(bomb))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The limit plus the chunk it came in, give or take zlib's windows: not 256 MiB.
+    assert peak < 4 * (4 << 20) + 2 * len(bomb)
