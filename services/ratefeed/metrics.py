@@ -15,6 +15,12 @@ LAST_ERROR = Gauge(
     "caravan_ratefeed_last_error_timestamp_seconds",
     "When reading the provider last failed.", ["provider"],
 )
+POLL_ERRORS = Counter(
+    "caravan_ratefeed_poll_errors_total",
+    "Failed polls of a provider, by the class of the error (FetchError, RatesError, or "
+    "anything its document made a parser raise: RecursionError, MemoryError, a bug).",
+    ["provider", "error"],
+)
 QUOTES = Counter(
     "caravan_ratefeed_quotes_total",
     "Quotes by provider and outcome (published, quarantined).", ["provider", "outcome"],

@@ -21,6 +21,7 @@ class ProviderStatus:
         self._providers = providers
         self._as_of: dict[str, date] = {}
         self._errors: dict[str, str] = {}
+        self._failures: dict[str, int] = {}  # failed polls in a row
         for provider in providers:
             # Worked out at scrape time: a provider goes stale as days pass, not on a poll.
             metrics.STALE.labels(provider.name).set_function(partial(self._stale_now, provider))
@@ -28,11 +29,18 @@ class ProviderStatus:
     def read(self, provider: str, as_of: date) -> None:
         self._as_of[provider] = max(as_of, self._as_of.get(provider, as_of))
         self._errors.pop(provider, None)
+        self._failures.pop(provider, None)
         metrics.LAST_SUCCESS.labels(provider).set_to_current_time()
 
-    def failed(self, provider: str, error: str) -> None:
-        self._errors[provider] = error
+    def failed(self, provider: str, error: BaseException) -> None:
+        self._errors[provider] = str(error)
+        self._failures[provider] = self._failures.get(provider, 0) + 1
         metrics.LAST_ERROR.labels(provider).set_to_current_time()
+        metrics.POLL_ERRORS.labels(provider, type(error).__name__).inc()
+
+    def failures(self, provider: str) -> int:
+        """The provider's failed polls since its last good one."""
+        return self._failures.get(provider, 0)
 
     def details(self, now: datetime) -> dict[str, dict[str, Any]]:
         details: dict[str, dict[str, Any]] = {}

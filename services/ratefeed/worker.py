@@ -15,6 +15,7 @@ structlog context, bound once per provider poll, per document and per quote.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -35,6 +36,7 @@ from services.ratefeed.providers import OfficialRates, RatesError
 from services.ratefeed.rates import usd_rates, within_bounds
 from services.ratefeed.status import ProviderStatus
 from services.ratefeed.store import LastRateStore
+from shared.backoff import retry_poll_in
 from shared.events import DeadLetter, QuoteEvent
 from shared.fetch import FetchError
 from shared.fetcher import PoliteFetcher
@@ -305,7 +307,14 @@ async def _poll_provider(provider: Provider, config: RatesConfig, fetcher: Polit
             reading = await read_provider(provider, config, fetcher, now)
         except (FetchError, RatesError) as exc:
             log.error("rates poll failed", error=str(exc), error_class=type(exc).__name__)
-            status.failed(provider.name, str(exc))
+            status.failed(provider.name, exc)
+            return None
+        except Exception as exc:
+            # Whatever one provider's document makes a parser raise (RecursionError
+            # from a deep nest, MemoryError, a bug) is that provider's failure: the
+            # others go on, and the process does not exit to read it again on restart.
+            log.exception("rates poll crashed", error=str(exc), error_class=type(exc).__name__)
+            status.failed(provider.name, exc)
             return None
     status.read(provider.name, reading.rates.as_of)
     return reading
@@ -334,8 +343,9 @@ async def _history(provider: Provider, since: date, until: date, config: RatesCo
     for day in days(since, until):
         try:
             readings.append(await read_provider(provider, config, fetcher, now, day))
-        except (FetchError, RatesError) as exc:
-            log.warning("history day failed", day=str(day), error=str(exc))
+        except Exception as exc:  # one day's document, whatever it raises, is that day's loss
+            log.warning("history day failed", day=str(day), error=str(exc),
+                        error_class=type(exc).__name__)
     return readings
 
 
@@ -343,11 +353,16 @@ async def run_forever(config: RatesConfig, default_interval: float, outlets: Out
                       fetcher: PoliteFetcher, status: ProviderStatus) -> None:
     """Poll every provider on its own interval; those due together are polled together."""
     due = dict.fromkeys((p.name for p in config.providers), 0.0)
+    rng = random.Random()  # noqa: S311 - jitter, not cryptography
     while True:
         started = time.monotonic()
         ready = [p for p in config.providers if due[p.name] <= started]
         if ready:
             await poll_providers(ready, config, outlets, fetcher, status)
         for provider in ready:
-            due[provider.name] = started + (provider.interval or default_interval)
+            interval = provider.interval or default_interval
+            failures = status.failures(provider.name)
+            # A failed provider is tried again sooner, backing off up to its interval.
+            due[provider.name] = started + (
+                retry_poll_in(failures, interval, rng) if failures else interval)
         await asyncio.sleep(max(0.0, min(due.values()) - time.monotonic()))

@@ -26,6 +26,7 @@ from services.ratefeed.rates import LastRate
 from services.ratefeed.status import ProviderStatus
 from services.ratefeed.store import LastRateStore
 from shared.events import DeadLetter, QuoteEvent
+from shared.fetch import FetchError
 from shared.service import ServiceContext
 from shared.settings import FetchSettings, Settings
 from shared.streams import DATA_FIELD
@@ -281,6 +282,44 @@ async def test_a_failing_provider_does_not_stop_the_others(
     assert sorted(re.findall(r"provider=(\w+)", " ".join(failures))) == ["cbr", "nbk", "nbkr"]
 
 
+async def test_a_hostile_provider_is_that_providers_failure_and_counted(
+    redis: Redis, namespace: Namespace, tmp_path: Path, server: LoopbackServer,
+    server_settings: Settings
+) -> None:
+    # Each of these stopped the whole rate feed before: RecursionError out of the JSON
+    # parser, and ValueError out of a Retry-After of a Unicode digit.
+    nest = tmp_path / "nest.json"
+    nest.write_bytes(b"[" * 200_000)
+    server.routes["/busy"] = lambda _: Reply(503, b"", {"Retry-After": "²"})
+    server_settings = _providers_file(server_settings, tmp_path, f"""
+        [[providers]]
+        name = "nest"
+        kind = "cbu"
+        url = "{nest}"
+        [[providers]]
+        name = "busy"
+        kind = "cbr"
+        url = "{server.url('/busy')}"
+        [[providers]]
+        name = "cbu"
+        kind = "cbu"
+        url = "{REALDATA / 'cbu-uz-rates-2022-04-11.json'}"
+    """)
+    before = {name: _errors(name) for name in ("nest", "busy")}
+
+    published = await ratefeed_once(server_settings)
+
+    assert {q.provider for q in published} == {"cbu"}
+    assert _errors("nest") - before["nest"] == 1
+    assert _errors("busy") - before["busy"] == 1
+
+
+def _errors(provider: str) -> float:
+    return sum(REGISTRY.get_sample_value("caravan_ratefeed_poll_errors_total",
+                                         {"provider": provider, "error": error}) or 0.0
+               for error in ("RecursionError", "FetchError", "RatesError", "ValueError"))
+
+
 async def test_a_document_of_no_known_provider_is_refused(
     redis: Redis, namespace: Namespace, settings: Settings
 ) -> None:
@@ -349,7 +388,7 @@ async def test_readiness_details_say_which_providers_are_stale(
     config = load_rates_config(REPO / "samples" / "rates.toml")
     status = ProviderStatus(config.providers)
     status.read("cbr", date(2023, 9, 27))
-    status.failed("nbkr", "https://www.nbkr.kg/XML/daily.xml: HTTP 503")
+    status.failed("nbkr", FetchError("https://www.nbkr.kg/XML/daily.xml: HTTP 503"))
 
     readiness = (await readiness_probe(ServiceContext("ratefeed", settings), status)()).as_json()
 

@@ -18,6 +18,7 @@ from services.ratefeed.peg import Peg, pegged_rates
 from services.ratefeed.providers import OfficialRates, RatesError
 from services.ratefeed.rates import usd_rates
 from services.ratefeed.status import ProviderStatus
+from shared.fetch import FetchError
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 REALDATA = SAMPLES / "realdata"
@@ -107,7 +108,7 @@ def test_status_marks_a_provider_stale_after_its_cadence() -> None:
     config = load_rates_config(SAMPLES / "rates.toml")
     status = ProviderStatus(config.providers)
     status.read("cbr", date(2023, 9, 27))
-    status.failed("nbk", "https://…: HTTP 503")
+    status.failed("nbk", FetchError("https://…: HTTP 503"))
     details = status.details(datetime(2023, 10, 1, 12, tzinfo=UTC))
     assert details["cbr"] == {"as_of": "2023-09-27", "stale": False, "error": None}
     assert details["nbk"] == {"as_of": None, "stale": True, "error": "https://…: HTTP 503"}

@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY
 
 from services.ratefeed.config import Provider
 from services.ratefeed.status import ProviderStatus
+from shared.fetch import FetchError
 
 
 def _sample(name: str, provider: str) -> float | None:
@@ -26,7 +27,7 @@ def test_staleness_and_last_read_and_error_times_are_exported() -> None:
     assert _sample("caravan_ratefeed_stale", name) == 0.0
     assert (_sample("caravan_ratefeed_last_success_timestamp_seconds", name) or 0) > 0
 
-    status.failed(name, "timed out")
+    status.failed(name, FetchError("timed out"))
     assert (_sample("caravan_ratefeed_last_error_timestamp_seconds", name) or 0) > 0
     assert status.details(datetime.now(UTC))[name]["error"] == "timed out"
     later = datetime.now(UTC) + timedelta(days=10)
