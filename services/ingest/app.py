@@ -60,8 +60,9 @@ def parse_limits(settings: IngestSettings) -> SandboxLimits:
 
 
 def page_sandbox(limits: SandboxLimits) -> Sandbox:
-    """Where article pages are parsed: worker processes that start with the extractor loaded."""
-    return Sandbox(limits, preload=["services.ingest.extract"])
+    """Where fetched documents are parsed: worker processes that start with the parsers loaded."""
+    return Sandbox(limits, preload=["services.ingest.extract", "services.ingest.feeds",
+                                    "services.ingest.sitemaps", "services.ingest.listing"])
 
 
 @asynccontextmanager

@@ -31,6 +31,7 @@ _DOCUMENT_CHARSET = re.compile(
 # Where browsers look for a <meta> declaration (HTML standard: the first 1024 bytes;
 # real pages put long <head> scripts first, so look a little further).
 _PRESCAN_BYTES = 4096
+_WIDE_LABELS = ("utf-16", "utf16", "utf-32", "utf32", "ucs-2", "ucs2", "unicode")
 # Labels that name Windows-1252 in practice (WHATWG Encoding standard).
 _WINDOWS_1252_LABELS = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "us-ascii",
                                   "ascii"})
@@ -45,7 +46,11 @@ def document_charset(content: bytes) -> str | None:
     match = _DOCUMENT_CHARSET.search(content[:_PRESCAN_BYTES])
     if not match:
         return None
-    return (match.group(1) or match.group(2)).decode("ascii")
+    label = (match.group(1) or match.group(2)).decode("ascii")
+    # A declaration found by reading the bytes as ASCII cannot be right about UTF-16
+    # (or 32): the HTML standard's prescan takes UTF-8 then, never the wide encoding
+    # that would turn an ASCII page into CJK.
+    return "utf-8" if label.lower().replace("_", "-").startswith(_WIDE_LABELS) else label
 
 
 def decode(content: bytes, content_type: str | None = None) -> tuple[str, str]:

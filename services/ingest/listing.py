@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
@@ -52,6 +52,22 @@ def parse_html(html: str) -> Any | None:
         return lxml.html.document_fromstring(html)
     except (ParserError, ValueError):
         return None
+
+
+def read_listing(html: str, base_url: str) -> Listing | None:
+    """The listing a page holds, or None when it does not parse: parse and read in one
+    call, for a parsing worker (a tree cannot cross a process boundary)."""
+    root = parse_html(html)
+    return None if root is None else parse_listing(root, base_url)
+
+
+def page_kind(html: str, base_url: str) -> Literal["article", "listing"]:
+    """An HTML page is a listing when it lists enough headlines and does not say it is
+    one article; one that does not parse is read as an article page."""
+    root = parse_html(html)
+    if root is None or is_article_page(root):
+        return "article"
+    return "listing" if is_listing(parse_listing(root, base_url)) else "article"
 
 
 def is_article_page(root: Any) -> bool:

@@ -33,7 +33,7 @@ from services.ingest.dates import parse_date
 from services.ingest.extract import extract_article
 from services.ingest.feeds import parse_feed
 from services.ingest.kinds import Kind, document_kind
-from services.ingest.listing import is_article_page, is_listing, parse_html, parse_listing
+from services.ingest.listing import page_kind, read_listing
 from services.ingest.sitemaps import (
     ChildVisit,
     SitemapEntry,
@@ -196,7 +196,7 @@ class Ingestor:
             log.info("source not modified since last poll")
             return result
         if kind is None:
-            kind = source.kind or self._kind(fetched)
+            kind = source.kind or await self._kind(fetched)
         result.kind = kind
         complete = True
         if kind == "feed":
@@ -236,19 +236,17 @@ class Ingestor:
         metrics.FETCHES.labels("not_modified" if fetched.not_modified else "ok").inc()
         return fetched
 
-    @staticmethod
-    def _kind(fetched: Fetched) -> Kind:
+    async def _kind(self, fetched: Fetched) -> Kind:
         found = document_kind(fetched.content)
         if found != "html":
             return found
-        root = parse_html(decode(fetched.content, fetched.content_type)[0])
-        if root is None or is_article_page(root):
-            return "article"
-        return "listing" if is_listing(parse_listing(root, fetched.url)) else "article"
+        html = decode(fetched.content, fetched.content_type)[0]
+        return await self._sandbox.run(page_kind, html, fetched.url)
 
     async def _feed(self, source: Source, fetched: Fetched, result: PollResult) -> None:
         now = datetime.now(UTC)
-        parsed = parse_feed(xml_as_utf8(fetched.content, fetched.content_type), source, now)
+        parsed = await self._sandbox.run(
+            parse_feed, xml_as_utf8(fetched.content, fetched.content_type), source, now)
         if parsed.warning:
             log.warning("feed not well-formed, read what could be recovered",
                         detail=parsed.warning)
@@ -276,7 +274,7 @@ class Ingestor:
         """Read a sitemap, or a sitemap index and (within the walk's budget) its
         children; True when it was read in full: every entry looked at, every
         child read in full or unchanged."""
-        sitemap = parse_sitemap(fetched.content)
+        sitemap = await self._sandbox.run(parse_sitemap, fetched.content)
         complete = True
         if sitemap.children:
             complete = await self._children(source, location, sitemap.children, result,
@@ -349,10 +347,10 @@ class Ingestor:
         for number in range(1, source.max_pages + 1):
             if page is None:
                 break
-            root = parse_html(decode(page.content, page.content_type)[0])
-            if root is None:
+            listing = await self._sandbox.run(
+                read_listing, decode(page.content, page.content_type)[0], page.url)
+            if listing is None:
                 break
-            listing = parse_listing(root, page.url)
             result.feeds.extend(f for f in listing.feeds if f not in result.feeds)
             leads.extend(Lead(url=link.url, title=link.title, summary=link.excerpt)
                          for link in listing.links)

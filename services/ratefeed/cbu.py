@@ -39,7 +39,8 @@ def parse_cbu(content: bytes) -> OfficialRates:
 def _entries(content: bytes) -> list[dict[str, Any]]:
     try:
         data = json.loads(content)
-    except (UnicodeDecodeError, ValueError) as exc:
+    # RecursionError: a document nested deeper than the parser recurses ("[" * 200_000).
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise WrongFormat(f"not a {WHAT}: not JSON ({exc})") from exc
     if (not isinstance(data, list) or not data
             or not all(isinstance(e, dict) and "Ccy" in e and "Rate" in e for e in data)):

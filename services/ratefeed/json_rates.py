@@ -61,7 +61,8 @@ def parse_json_rates(content: bytes, spec: JsonRatesSpec, provider: str) -> Offi
     try:
         # Decimal, not float: 443.9 stays 443.9 exactly.
         document = json.loads(content, parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError) as exc:
+    # RecursionError: a document nested deeper than the parser recurses ("[" * 200_000).
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise WrongFormat(f"{provider}: not JSON ({exc})") from exc
     base = spec.base or str(_at(document, spec.base_path or "", provider))
     if not is_currency_code(base):

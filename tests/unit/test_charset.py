@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 
 import feedparser
@@ -72,3 +73,17 @@ def test_a_header_naming_a_codec_that_is_no_charset_is_ignored() -> None:
 def test_python_only_codecs_named_by_a_page_are_not_used() -> None:
     assert decode(rb"<p>a\sb</p>", "text/html; charset=unicode_escape") == (
         "<p>a\\sb</p>", "utf-8")
+
+
+@pytest.mark.parametrize("label", ["utf-16", "UTF-16LE", "utf-16be", "utf_16", "utf-32",
+                                   "unicodeFFFE"])
+def test_a_meta_declaring_a_wide_encoding_on_an_ascii_page_is_read_as_utf8(label: str) -> None:
+    page = f'<html><head><meta charset="{label}"></head><body><p>Tashkent</p></body></html>'
+    text, encoding = decode(page.encode("ascii"))
+    assert "<p>Tashkent</p>" in text
+    assert encoding == "utf-8"
+
+
+def test_a_utf16_page_with_its_byte_order_mark_is_still_utf16() -> None:
+    page = "<meta charset='utf-16'><p>Ташкент</p>"
+    assert decode(codecs.BOM_UTF16_LE + page.encode("utf-16-le")) == (page, "utf-16")
