@@ -40,7 +40,8 @@ def decode_cursor(text: str, sort_keys: int) -> Cursor:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         data = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:
+    # RecursionError: a cursor of nested arrays deeper than the parser recurses.
+    except (binascii.Error, ValueError, RecursionError) as exc:
         raise InvalidCursor("cursor is not one this API issued") from exc
     if not isinstance(data, dict) or set(data) != {"o", "s", "a"}:
         raise InvalidCursor("cursor is not one this API issued")

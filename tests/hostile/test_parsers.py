@@ -1,0 +1,166 @@
+"""Every parser of untrusted bytes against input made to be expensive: its work grows
+about linearly (the doubling check), and it answers with its own clear error or a
+result, never anything else.
+
+Each case is a shape that made a parser of this kind (ours or a library's) quadratic,
+recursive or explosive somewhere; the ones found in Caravan itself are marked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.indexer.decode import Invalid, decode_entry
+from services.ingest.charset import decode, xml_as_utf8
+from services.ingest.extract import bounded_html
+from services.ingest.feeds import FeedError, parse_feed
+from services.ingest.listing import page_kind, read_listing
+from services.ingest.sitemaps import SitemapError, parse_sitemap
+from services.ingest.sources import Source
+from services.query.cursors import InvalidCursor, decode_cursor
+from services.query.search import SearchRequest, build_search, query_text
+from services.ratefeed.catalog import DOCUMENT_PARSERS, detect
+from services.ratefeed.providers import RatesError
+from shared.backoff import retry_after_seconds
+from shared.consumer import Entry
+from shared.events import ArticleEvent, content_hash
+from shared.index import IndexNames
+from shared.language.analysis import fold_text, stem_text
+from shared.settings import CommonSettings
+from shared.streams import DATA_FIELD, Streams
+from tests.hostile.scaling import MAX_DOUBLING_RATIO, doubling_ratio
+
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+SOURCE = Source(name="hostile", url="https://site.example/feed.xml")
+STREAMS = Streams(CommonSettings(stream_prefix="t:"))
+NAMES = IndexNames("t-")
+
+
+def _article_entry(body: str) -> Entry:
+    event = ArticleEvent(source="hostile", url="https://site.example/a",
+                         canonical_url="https://site.example/a", title="Hostile",
+                         body=body, fetched_at=NOW, content_hash=content_hash("Hostile", body))
+    return Entry(STREAMS.articles, "1-0", {DATA_FIELD: event.model_dump_json().encode()})
+
+
+def _decoded(entry: Entry) -> object:
+    return decode_entry(entry, STREAMS, NAMES)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    work: Callable[[Any], object]
+    make: Callable[[int], Any]
+    size: int
+
+
+CASES = [
+    # Caravan's own, before: an unclosed tag rescanned the rest of the page (43 s for 2,000).
+    Case("page over the cut, <script without >", bounded_html,
+         lambda n: "<p>text</p>" * 300_000 + "<script " * n, 1000),
+    Case("page over the cut, unclosed <script>", bounded_html,
+         lambda n: "<script>" * n + "<p>x</p>" * 400_000, 1000),
+    Case("page over the cut, <style> closed by </script>", bounded_html,
+         lambda n: "<p>x</p>" * 400_000 + "<style>a</script>" * n, 1000),
+    Case("listing of many links", lambda html: read_listing(html, "https://s.example/"),
+         lambda n: "<html><body>" + "<h2><a href='/a/1'>Headline</a></h2>" * n, 500),
+    Case("page nested deeply", lambda html: page_kind(html, "https://s.example/"),
+         lambda n: "<div>" * n + "text" + "</div>" * n, 500),
+    Case("feed of many items", lambda xml: parse_feed(xml, SOURCE, NOW),
+         lambda n: (b"<rss><channel><title>t</title>"
+                    + b"<item><title>t</title><link>https://s.example/a</link></item>" * n),
+         100),
+    Case("feed of unclosed items", lambda xml: parse_feed(xml, SOURCE, NOW),
+         lambda n: b"<rss><channel><title>t</title>" + b"<item><title>t" * n, 100),
+    Case("sitemap of many urls", parse_sitemap,
+         lambda n: b"<urlset>" + b"<url><loc>https://s.example/a</loc></url>" * n, 500),
+    Case("sitemap nested deeply", parse_sitemap,
+         lambda n: b"<urlset>" + b"<url>" * n, 500),
+    Case("bytes of no charset", decode, lambda n: bytes(range(128, 256)) * n, 100),
+    Case("xml declaration never closed", xml_as_utf8,
+         lambda n: b"<?xml version='1.0' " + b"a" * n, 10_000),
+    Case("rates: JSON nested deeply", detect, lambda n: b"[" * n, 1000),
+    Case("rates: XML of many entries", detect,
+         lambda n: b"<ValCurs Date='01.01.2026'>" + b"<Valute><CharCode>KZT</CharCode>"
+                   b"<Nominal>1</Nominal><Value>1,0</Value></Valute>" * n, 100),
+    # Caravan's own, before: folding lost one character per pass (24 s for 78 KiB).
+    Case("article of one long word", _decoded, lambda n: _article_entry("k" * n + "h"), 10_000),
+    Case("article of digraph runs", _decoded, lambda n: _article_entry("kh" * n), 10_000),
+    Case("fold of a long Cyrillic word", fold_text, lambda n: "Ўзбекистон" * n, 1000),
+    Case("stems of many words", stem_text, lambda n: "Ташкентдаги ярмаркалар " * n, 1000),
+    Case("event JSON nested deeply", _decoded,
+         lambda n: Entry(STREAMS.articles, "1-0", {DATA_FIELD: b'{"title":' * n}), 1000),
+    Case("search text with many ORs", lambda q: build_search(SearchRequest(q=q)),
+         lambda n: "a OR " * n, 100),
+    Case("search text of quotes", query_text, lambda n: '"a OR b" ' * n, 1000),
+    Case("cursor of nested JSON", lambda c: decode_cursor(c, 2),
+         lambda n: "W" * (4 * n), 1000),
+    Case("Retry-After of many digits",
+         lambda value: retry_after_seconds(value, NOW, cap=3600.0), lambda n: "9" * n, 10_000),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_work_grows_about_linearly(case: Case) -> None:
+    ratio = doubling_ratio(case.work, case.make, case.size)
+    assert ratio < MAX_DOUBLING_RATIO, f"{case.name}: doubling the input took {ratio:.1f}×"
+
+
+def test_a_deeply_nested_event_is_one_invalid_entry() -> None:
+    result = decode_entry(Entry(STREAMS.articles, "1-0", {DATA_FIELD: b"[" * 200_000}),
+                          STREAMS, NAMES)
+    assert isinstance(result, Invalid)
+
+
+def test_an_article_of_one_long_word_is_decoded() -> None:
+    assert not isinstance(decode_entry(_article_entry("k" * 1_000_000 + "h"), STREAMS, NAMES),
+                          Invalid)
+
+
+@pytest.mark.parametrize("kind", sorted(DOCUMENT_PARSERS))
+@settings(max_examples=40, deadline=None)
+@given(document=st.binary(max_size=2000) | st.text(max_size=500).map(str.encode))
+def test_rate_documents_are_parsed_or_refused_clearly(kind: str, document: bytes) -> None:
+    try:
+        DOCUMENT_PARSERS[kind](document)
+    except RatesError:
+        pass
+
+
+@settings(max_examples=60, deadline=None)
+@given(document=st.binary(max_size=3000))
+def test_feeds_and_sitemaps_are_parsed_or_refused_clearly(document: bytes) -> None:
+    try:
+        parse_feed(document, SOURCE, NOW)
+    except FeedError:
+        pass
+    try:
+        parse_sitemap(document)
+    except SitemapError:
+        pass
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(max_size=300))
+def test_cursors_are_read_or_refused_clearly(text: str) -> None:
+    try:
+        decode_cursor(text, 2)
+    except InvalidCursor:
+        pass
+
+
+def test_a_cursor_of_deep_json_is_refused_clearly() -> None:
+    import base64
+
+    text = base64.urlsafe_b64encode(json.dumps([]).encode()[:1] * 100_000).decode()
+    with pytest.raises(InvalidCursor):
+        decode_cursor(text, 2)
