@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -110,6 +110,19 @@ def _metric(url: str, name: str, **labels: str) -> float:
                if line.startswith(name + "{") and all(w in line for w in wanted))
 
 
+def _survives(process: subprocess.Popen[bytes], url: str, done: Callable[[], bool],
+              what: str) -> None:
+    """Wait for `done`, the service answering /healthz all along; then it is still
+    running, and it never grew past MAX_RSS_KIB."""
+    with HealthWatch(f"{url}/healthz") as health:
+        wait_for(done, 120, what)
+        seen = health.answered
+        wait_for(lambda: health.answered > seen, 30, "health after that")
+    assert process.poll() is None, "the service exited"
+    assert health.unanswered == []
+    assert _max_rss_kib(process.pid) < MAX_RSS_KIB
+
+
 @pytest.fixture
 def hosts() -> Iterator[dict[str, LoopbackServer]]:
     """A server (so a host, for the fetcher's per-host politeness) per source."""
@@ -153,15 +166,9 @@ async def test_ingest_publishes_the_good_source_and_survives_the_hostile_ones(
     process, url = _start("ingest", tmp_path, CARAVAN_INGEST_SOURCES=str(sources),
                           CARAVAN_INGEST_HOST_DELAY="0", CARAVAN_INGEST_RETRIES="1")
     try:
-        with HealthWatch(f"{url}/healthz") as health:
-            # State, not time: every source has been polled once.
-            wait_for(lambda: _metric(f"{url}/metrics", "caravan_ingest_polls_total") >= 5,
-                     120, "every source polled")
-            polls_seen = health.answered
-            wait_for(lambda: health.answered > polls_seen, 30, "health after the polls")
-        assert process.poll() is None, "ingest exited"
-        assert health.unanswered == []
-        assert _max_rss_kib(process.pid) < MAX_RSS_KIB
+        # State, not time: every source has been polled once.
+        _survives(process, url, lambda: _metric(
+            f"{url}/metrics", "caravan_ingest_polls_total") >= 5, "every source polled")
         for name in ("stacked", "bomb", "later", "digit"):
             assert _metric(f"{url}/metrics", "caravan_ingest_poll_errors_total",
                            source=name) >= 1, name
@@ -203,16 +210,9 @@ url = "{REALDATA / 'cbu-uz-rates-2022-04-11.json'}"
     process, url = _start("ratefeed", tmp_path, CARAVAN_RATEFEED_PROVIDERS=str(providers),
                           CARAVAN_RATEFEED_HOST_DELAY="0", CARAVAN_RATEFEED_RETRIES="0")
     try:
-        with HealthWatch(f"{url}/healthz") as health:
-            wait_for(lambda: all(
-                _metric(f"{url}/metrics", "caravan_ratefeed_poll_errors_total",
-                        provider=name) >= 1 for name in ("nest", "busy", "bomb")),
-                120, "each hostile provider failed once")
-            seen = health.answered
-            wait_for(lambda: health.answered > seen, 30, "health after the polls")
-        assert process.poll() is None, "the rate feed exited"
-        assert health.unanswered == []
-        assert _max_rss_kib(process.pid) < MAX_RSS_KIB
+        _survives(process, url, lambda: all(
+            _metric(f"{url}/metrics", "caravan_ratefeed_poll_errors_total", provider=name) >= 1
+            for name in ("nest", "busy", "bomb")), "each hostile provider failed once")
     finally:
         stop_processes([process])
     quotes = await entries(redis, namespace.streams.quotes)

@@ -282,47 +282,6 @@ async def test_a_failing_provider_does_not_stop_the_others(
     assert sorted(re.findall(r"provider=(\w+)", " ".join(failures))) == ["cbr", "nbk", "nbkr"]
 
 
-async def test_a_hostile_provider_is_that_providers_failure_and_counted(
-    redis: Redis, namespace: Namespace, tmp_path: Path, server: LoopbackServer,
-    server_settings: Settings
-) -> None:
-    # Each of these stopped the whole rate feed before: RecursionError out of the JSON
-    # parser (now a clear WrongFormat), and ValueError out of a Retry-After of a
-    # Unicode digit (now ignored: the 503 is the failure).
-    nest = tmp_path / "nest.json"
-    nest.write_bytes(b"[" * 200_000)
-    server.routes["/busy"] = lambda _: Reply(503, b"", {"Retry-After": "²"})
-    server_settings = _providers_file(server_settings, tmp_path, f"""
-        [[providers]]
-        name = "nest"
-        kind = "cbu"
-        url = "{nest}"
-        [[providers]]
-        name = "busy"
-        kind = "cbr"
-        url = "{server.url('/busy')}"
-        [[providers]]
-        name = "cbu"
-        kind = "cbu"
-        url = "{REALDATA / 'cbu-uz-rates-2022-04-11.json'}"
-    """)
-    before = {name: _errors(name) for name in ("nest", "busy")}
-
-    published = await ratefeed_once(server_settings)
-
-    assert {q.provider for q in published} == {"cbu"}
-    assert _errors("nest") - before["nest"] == 1
-    assert _errors("busy") - before["busy"] == 1
-
-
-def _errors(provider: str) -> float:
-    """The provider's failed polls, whatever their class."""
-    return sum(sample.value for metric in REGISTRY.collect()
-               if metric.name == "caravan_ratefeed_poll_errors"
-               for sample in metric.samples
-               if sample.name.endswith("_total") and sample.labels["provider"] == provider)
-
-
 async def test_a_document_of_no_known_provider_is_refused(
     redis: Redis, namespace: Namespace, settings: Settings
 ) -> None:
