@@ -25,9 +25,12 @@ class Invalid:
 def decode_entry(entry: Entry, streams: Streams, names: IndexNames) -> BulkAction | Invalid:
     try:
         return _decode(entry, streams, names)
-    # Whatever a malformed entry makes go wrong, it must not stop the batch.
+    # Whatever a malformed entry makes go wrong (the analysis included, RecursionError
+    # and MemoryError too), it costs that entry a dead letter, never the batch. The
+    # type is in the message as well: a MemoryError has no message of its own.
     except Exception as exc:
-        return Invalid(type(exc).__name__, f"could not decode the entry: {exc}")
+        return Invalid(type(exc).__name__,
+                       f"could not decode the entry: {type(exc).__name__}: {exc}")
 
 
 def _decode(entry: Entry, streams: Streams, names: IndexNames) -> BulkAction | Invalid:

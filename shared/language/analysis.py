@@ -28,12 +28,20 @@ RUSSIAN_CASE_ENDINGS = ("а", "у", "е", "ом", "ой", "ы", "и")
 # one word); hyphens and other punctuation separate words, as Elasticsearch's
 # standard tokenizer does.
 WORD = re.compile(r"[^\W_]+(?:[" + re.escape(OKINA_MARKS) + r"][^\W_]+)*")
+# Longer "words" are dropped: no reader types one, and analysing one is work an
+# attacker chooses. (Elasticsearch's own tokenizers cut them into pieces this long.)
+MAX_TOKEN_LENGTH = 255
+# Text past this many characters of a field is not analysed (its words are not in the
+# `stem` and `fold` copies; the plain field still has them): about 30,000 words, a
+# short book, more than any article, so that one huge document cannot hold a batch up.
+MAX_ANALYSED_CHARS = 200_000
 _ENGLISH = Stemmer.Stemmer("english")
 _RUSSIAN = Stemmer.Stemmer("russian")
 
 
 def words(text: str) -> list[str]:
-    return WORD.findall(text)
+    """The words in `text`'s first MAX_ANALYSED_CHARS characters, up to MAX_TOKEN_LENGTH long."""
+    return [w for w in WORD.findall(text[:MAX_ANALYSED_CHARS]) if len(w) <= MAX_TOKEN_LENGTH]
 
 
 @lru_cache(maxsize=65_536)
@@ -70,7 +78,7 @@ def declined_stems(name: str) -> list[str]:
 # indexer's hottest code.
 @lru_cache(maxsize=8)
 def _text_words(text: str) -> tuple[str, ...]:
-    return tuple(WORD.findall(text))
+    return tuple(words(text))
 
 
 def stem_text(text: str) -> str:

@@ -18,6 +18,7 @@ from services.ratefeed.rates import usd_rates
 from shared.consumer import Entry
 from shared.events import ArticleEvent, QuoteEvent
 from shared.index import IndexNames
+from shared.language.analysis import fold_text, stem_text
 from shared.settings import CommonSettings
 from shared.streams import DATA_FIELD, Streams
 
@@ -186,3 +187,41 @@ def test_unknown_stream(
 
 def test_entry_key() -> None:
     assert _entry("t:articles", b"{}").key == "t:articles/1700000000000-0"
+
+
+@pytest.mark.parametrize("error", [RecursionError("maximum recursion depth exceeded"),
+                                   MemoryError(), ValueError("bad"), KeyError("k")])
+def test_an_analysis_that_raises_costs_its_entry_a_dead_letter_not_the_batch(
+    streams: Streams, names: IndexNames, article: ArticleEvent,
+    monkeypatch: pytest.MonkeyPatch, error: Exception,
+) -> None:
+    def analyse(text: str) -> str:
+        if "poison" in text:
+            raise error
+        return stem_text(text)
+
+    monkeypatch.setattr("shared.index.stem_text", analyse)
+    poison = article.model_copy(update={"body": "a poison body"})
+    results = [decode_entry(_entry("t:articles", a.model_dump_json().encode()), streams, names)
+               for a in (article, poison, article)]
+
+    assert isinstance(results[0], BulkAction)
+    assert isinstance(results[2], BulkAction)
+    invalid = results[1]
+    assert isinstance(invalid, Invalid)
+    assert invalid.error_class  # pydantic's PydanticSerializationError, wrapping the error
+    assert invalid.message.startswith("could not decode the entry: ")
+    assert type(error).__name__ in invalid.message
+
+
+def test_an_article_of_one_huge_word_decodes_with_no_tokens_for_it(
+    streams: Streams, names: IndexNames, article: ArticleEvent,
+) -> None:
+    # Once an hour of folding in the indexer ("k…kh" lost one letter per pass).
+    huge = article.model_copy(update={"body": "k" * 1_000_000 + "h", "summary": "zh" * 500_000})
+    action = decode_entry(_entry("t:articles", huge.model_dump_json().encode()), streams, names)
+    assert isinstance(action, BulkAction)
+    source = json.loads(action.document)
+    assert source["stem"]["body"] == source["fold"]["body"] == ""
+    assert source["stem"]["summary"] == source["fold"]["summary"] == ""
+    assert source["fold"]["title"] == fold_text(article.title) != ""
