@@ -30,6 +30,8 @@ RUN groupadd --system --gid 10001 caravan \
 COPY --from=build /opt/caravan /opt/caravan
 WORKDIR /app
 COPY --chown=10001:10001 samples ./samples
+# Runs with a read-only root filesystem given a writable /tmp (a tmpfs, or Kubernetes'
+# emptyDir): ingest parses pages in worker processes, which need a socket directory.
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
 EXPOSE 8080

@@ -1,5 +1,5 @@
 # Every target provisions what it needs first (idempotent, quick when done).
-.PHONY: run test test-latest lock test-unit test-faults lint docs bench-indexer bench-query bench-relevance bench-scaling bench-extraction provision
+.PHONY: run test test-latest lock test-containers test-unit test-faults lint docs bench-indexer bench-query bench-relevance bench-scaling bench-extraction provision
 
 VENV := .venv/bin
 
@@ -18,6 +18,10 @@ test-latest:
 
 lock: provision
 	deploy/local/lock.sh
+
+# The image and the compose file for real, under podman (also part of `make test`).
+test-containers: provision
+	deploy/local/test.sh tests/containers
 
 test-unit: provision
 	$(VENV)/pytest tests/unit

@@ -26,6 +26,12 @@ if [ -z "${ELASTICSEARCH_URL:-}" ]; then
 fi
 if [ "${CARAVAN_KEEP_TEST_SERVERS:-}" != "1" ]; then trap cleanup EXIT; fi
 
+# The container tests' podman, stand-in images and the project's image (as root: apt).
+if [ "$(id -u)" -eq 0 ]; then
+  deploy/local/containers.sh
+  export CONTAINERS_CONF="$REPO_ROOT/deploy/containers/containers.conf"
+fi
+
 say "lint, types and import boundaries"
 "$VENV_DIR"/bin/ruff check .
 "$VENV_DIR"/bin/mypy
