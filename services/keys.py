@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,10 +83,29 @@ class CreatedKey:
 
 
 def write_secret(path: Path, secret: str) -> None:
-    """Write a secret readable by its owner only, from the first byte on."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-        out.write(secret + "\n")
+    """Put a secret at `path`, readable by its owner only (mode 600), in one step.
+
+    Written to a new file beside it, then renamed over it: whatever was at `path`
+    is replaced, never written into, so an older file's wider mode does not carry
+    over and a symlink planted there is replaced rather than followed. A service
+    reading the file (ELASTICSEARCH_API_KEY_FILE is read again when it changes)
+    sees the old key or the new one, never half of one.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    # O_EXCL|O_NOFOLLOW: a fresh file of ours, not anything already at that name.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                         0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), 0o600)  # exactly 600, whatever the umask
+            out.write(secret + "\n")
+            out.flush()
+            # On disk before the rename, so a crash cannot leave an empty key behind.
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 async def create_keys(es: AsyncElasticsearch, index_prefix: str, out_dir: Path,
