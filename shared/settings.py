@@ -235,6 +235,12 @@ class QuerySettings(_Settings):
     cache_seconds: float = Field(default=5.0, ge=0)
     # Open live-ticker (Server-Sent Events) connections per process; past it, 503.
     live_max_connections: int = Field(default=500, ge=1)
+    # Of those, per client (as the rate limit counts clients: an address, an IPv6 /64);
+    # past it, 429: no one client can take the places everyone else's pages need.
+    live_max_per_client: int = Field(default=4, ge=1)
+    # The longest one stream stays open: then it ends and the page reconnects by itself.
+    # Bounds how long a connection whose close is never seen holds its place.
+    live_max_seconds: float = Field(default=600.0, gt=0)
     # Proxies whose X-Forwarded-For entries the rate limit believes: how many stand in
     # front (1: an Ingress controller), or their networks (comma-separated CIDRs).
     trusted_proxies: int = Field(default=0, ge=0)

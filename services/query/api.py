@@ -9,14 +9,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from fastapi.responses import Response, StreamingResponse
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from services.query.articles import ARTICLE_ID, Article, Similar, Suggestions
 from services.query.backend import Backend
 from services.query.cursors import SortMode, decode_cursor
-from services.query.live import QuoteBroadcaster
+from services.query.limits import TrustedProxies
+from services.query.live import LiveStream, QuoteBroadcaster
+from services.query.middleware import client_of
 from services.query.quotes import LatestQuotes
 from services.query.search import SORTS, SearchPage, SearchRequest
 
@@ -84,7 +86,8 @@ def as_json(model: BaseModel) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
-def api_router(backend: Backend, broadcaster: QuoteBroadcaster, max_page_size: int) -> APIRouter:
+def api_router(backend: Backend, broadcaster: QuoteBroadcaster, max_page_size: int,
+               proxies: TrustedProxies) -> APIRouter:
     router = APIRouter(prefix="/api")
     params_dependency = search_params_dependency(max_page_size)
 
@@ -114,15 +117,9 @@ def api_router(backend: Backend, broadcaster: QuoteBroadcaster, max_page_size: i
 
     # Left out of the OpenAPI document: an endless event stream is no request/response pair.
     @router.get("/quotes/stream", include_in_schema=False)
-    async def quotes_stream() -> StreamingResponse:
-        stream = broadcaster.subscribe()
-        if stream is None:
-            # Each open page holds a connection and a queue: past the cap, say so
-            # plainly; the page's EventSource retries by itself.
-            raise HTTPException(503, "too many live ticker connections on this server; "
-                                     "retry shortly", headers={"Retry-After": "30"})
-        return StreamingResponse(stream, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store",
-                                          "X-Accel-Buffering": "no"})
+    async def quotes_stream(request: Request) -> Response:
+        # Each open page holds a connection and a queue: past a cap, a 429 or 503 that
+        # says so plainly (the page's script tries again later).
+        return LiveStream(broadcaster, client_of(request.scope, proxies))
 
     return router

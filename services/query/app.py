@@ -19,11 +19,12 @@ from services.query.api import api_router
 from services.query.backend import Backend
 from services.query.errors import install_error_handlers
 from services.query.limits import RateLimiter, TrustedProxies
-from services.query.live import QuoteBroadcaster
+from services.query.live import Places, QuoteBroadcaster
 from services.query.middleware import CacheControlMiddleware, RateLimitMiddleware
 from services.query.pages import HERE, PageRenderer, pages_router
 from services.query.rates_api import rates_router
 from services.query.search import language_features
+from services.query.server import PipelineSafeHttpToolsProtocol
 from shared.clients import elasticsearch_ready, make_elasticsearch, make_redis
 from shared.health import Readiness, redis_ready
 from shared.index import IndexNames
@@ -44,8 +45,11 @@ def create_app(all_settings: Settings) -> FastAPI:
     backend = Backend(state["es"], names.articles, names.quotes, settings.exact_total_up_to,
                       settings.cache_seconds, settings.rate_digits)
     renderer = PageRenderer(backend)
-    broadcaster = QuoteBroadcaster(state["redis"], Streams(common).quotes,
-                                   settings.live_max_connections)
+    broadcaster = QuoteBroadcaster(
+        state["redis"], Streams(common).quotes,
+        Places(settings.live_max_connections, settings.live_max_per_client),
+        settings.live_max_seconds)
+    proxies = TrustedProxies.parse(settings.trusted_proxies, settings.trusted_proxy_cidrs)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -67,8 +71,8 @@ def create_app(all_settings: Settings) -> FastAPI:
     app.add_middleware(CacheControlMiddleware, seconds=settings.cache_seconds)
     app.add_middleware(RateLimitMiddleware, limiter=(
         RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None),
-        proxies=TrustedProxies.parse(settings.trusted_proxies, settings.trusted_proxy_cidrs))
-    app.include_router(api_router(backend, broadcaster, settings.max_page_size))
+        proxies=proxies)
+    app.include_router(api_router(backend, broadcaster, settings.max_page_size, proxies))
     app.include_router(pages_router(renderer, settings.max_page_size))
     app.include_router(rates_router(es, backend.quotes, settings.rate_digits,
                                     settings.convert_window_days))
@@ -105,5 +109,5 @@ def main() -> None:
     # proxy_headers off: the client address is the socket peer, and X-Forwarded-For is
     # read by the rate limit alone, as CARAVAN_QUERY_TRUSTED_PROXIES* say.
     uvicorn.run(create_app(settings), host=settings.query.host, port=settings.query.port,
-                log_config=None, proxy_headers=False,
+                http=PipelineSafeHttpToolsProtocol, log_config=None, proxy_headers=False,
                 timeout_graceful_shutdown=int(settings.common.shutdown_grace))

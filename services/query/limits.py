@@ -9,6 +9,10 @@ our own stand in front: each appends the address it saw to X-Forwarded-For, so
 the entries they wrote are the rightmost ones, and everything to their left is
 whatever the client chose to send. The client is therefore read from the right,
 past the trusted proxies, never from the left.
+
+An IPv6 client is counted per /64 network, not per address: a /64 is what one
+home or host is given, and any of its 2^64 addresses is the client's to use, so
+per address it could send each request from a fresh one and never be limited.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 V = TypeVar("V")
+# The IPv6 network one client is counted as (see the module's docstring).
+IPV6_CLIENT_PREFIX = 64
 
 
 @dataclass
@@ -53,8 +59,10 @@ class TrustedProxies:
 
 def client_address(peer: str | None, forwarded_for: Iterable[str],
                    proxies: TrustedProxies) -> str:
-    """The address a request is counted against, from the socket peer and the
-    X-Forwarded-For header lines (in the order received)."""
+    """The client a request is counted against, from the socket peer and the
+    X-Forwarded-For header lines (in the order received): an IPv4 address, an IPv6
+    client's /64 network (`2001:db8:1:2::/64`), or the entry as written when it is
+    no address."""
     chain = [entry.strip() for line in forwarded_for for entry in line.split(",")
              if entry.strip()]
     chain.append(peer or "unknown")
@@ -66,7 +74,10 @@ def client_address(peer: str | None, forwarded_for: Iterable[str],
         # The peer is the nearest proxy, each further hop one entry to the left; with
         # fewer entries than hops, the leftmost is the furthest anyone vouches for.
         entry = chain[max(0, len(chain) - 1 - proxies.hops)]
-    return str(_address(entry) or entry)
+    address = _address(entry)
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
+    return str(address or entry)
 
 
 def _trusted(entry: str, networks: tuple[IPNetwork, ...]) -> bool:

@@ -4,6 +4,12 @@ One reader per process follows the stream with XREAD (no consumer group: every
 API process shows every quote and none of them owns or acknowledges entries)
 and hands each new quote to every open page through a small queue. A page that
 cannot keep up loses updates rather than holding the reader back.
+
+Each open page holds a place: so many per process, fewer per client. The place is
+given back however the stream ends: the server reports the client gone, a write
+finds it gone, or the stream reaches its lifetime, after which the page's
+EventSource reconnects by itself. The lifetime is what frees a place whose closed
+connection nobody reports.
 """
 
 from __future__ import annotations
@@ -11,13 +17,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
+from types import TracebackType
+from typing import Literal
 
 import structlog
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import Counter as MetricCounter
+from prometheus_client import Gauge
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from starlette.types import Receive, Scope, Send
 
 from services.query.quotes import ticker_line
 from shared.backoff import Backoff
@@ -28,6 +41,25 @@ from shared.streams import DATA_FIELD
 log = structlog.get_logger(__name__)
 QUEUE_SIZE = 32
 KEEPALIVE_SECONDS = 15.0
+# How long a page waits before it reconnects after its stream ended (the `retry:` hint).
+RECONNECT_MS = 3000
+OPENING = f"retry: {RECONNECT_MS}\n: connected\n\n"
+KEEPALIVE = ": keepalive\n\n"
+STREAM_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
+                  (b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")]
+
+# Which cap refused a stream: the client's own, or the process's.
+Refusal = Literal["client", "process"]
+REFUSALS: dict[Refusal, tuple[int, str]] = {
+    "client": (429, "too many live ticker connections from your address; "
+                    "close one or retry later"),
+    "process": (503, "too many live ticker connections on this server; retry shortly"),
+}
+RETRY_AFTER_SECONDS = 30
+
+OPEN_STREAMS = Gauge("caravan_query_live_streams", "Live ticker streams open in this process.")
+REFUSED = MetricCounter("caravan_query_live_refused_total",
+                        "Live ticker streams refused, by the cap that refused them.", ["cap"])
 
 
 def ticker_update(data: bytes) -> dict[str, str] | None:
@@ -52,44 +84,99 @@ def sse_message(event: str, data: dict[str, str]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+class Places:
+    """The places of open streams: at most `most` in all, `most_per_client` per client."""
+
+    def __init__(self, most: int, most_per_client: int) -> None:
+        self.most = most
+        self.most_per_client = most_per_client
+        self.taken = 0
+        self._per_client: Counter[str] = Counter()
+
+    def take(self, client: str) -> Refusal | None:
+        """None when `client` got a place, else the cap that refused it."""
+        if self._per_client[client] >= self.most_per_client:
+            return "client"
+        if self.taken >= self.most:
+            return "process"
+        self._per_client[client] += 1
+        self.taken += 1
+        return None
+
+    def give_back(self, client: str) -> None:
+        self.taken -= 1
+        self._per_client[client] -= 1
+        if self._per_client[client] <= 0:
+            # Forgotten at zero: a flood of distinct clients leaves nothing behind.
+            del self._per_client[client]
+
+
+class Subscription:
+    """One page's place and its queue of updates; closing it gives the place back, once."""
+
+    def __init__(self, queue: asyncio.Queue[dict[str, str]],
+                 release: Callable[[], None]) -> None:
+        self.queue = queue
+        self._release: Callable[[], None] | None = release
+
+    async def next_message(self) -> str:
+        """The next quote update as SSE text, or a comment to keep the connection open."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that
+        # arrives as the update does, and the stream would outlive its end.
+        try:
+            async with asyncio.timeout(KEEPALIVE_SECONDS):
+                update = await self.queue.get()
+        except TimeoutError:
+            return KEEPALIVE
+        return sse_message("quote", update)
+
+    def close(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+
 class QuoteBroadcaster:
-    def __init__(self, redis: Redis, stream: str, max_subscribers: int,
+    def __init__(self, redis: Redis, stream: str, places: Places, lifetime: float,
                  block_ms: int = 5000) -> None:
         self._redis = redis
-        self._max_subscribers = max_subscribers
+        self._places = places
+        self.lifetime = lifetime
         self._stream = stream
         self._block_ms = block_ms
         self._subscribers: set[asyncio.Queue[dict[str, str]]] = set()
         self._task: asyncio.Task[None] | None = None
         self._backoff = Backoff(base=0.5, cap=10.0)
 
-    def subscribe(self) -> AsyncIterator[str] | None:
-        """SSE text for one page, or None when the process already serves its cap of pages.
+    def subscribe(self, client: str) -> Subscription | Refusal:
+        """A place for one of `client`'s pages, or the cap that refused it.
 
-        The place is taken here, before the response starts, so that concurrent
-        requests cannot all pass a check and then exceed the cap together.
+        Taken without an await in between, so that concurrent requests cannot all
+        pass a check and then exceed a cap together.
         """
-        if len(self._subscribers) >= self._max_subscribers:
-            return None
+        refusal = self._places.take(client)
+        if refusal is not None:
+            REFUSED.labels(refusal).inc()
+            return refusal
         queue: asyncio.Queue[dict[str, str]] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers.add(queue)
+        OPEN_STREAMS.inc()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._follow())
-        return self._updates(queue)
 
-    async def _updates(self, queue: asyncio.Queue[dict[str, str]]) -> AsyncIterator[str]:
-        """Quote updates, and a comment now and then to keep the connection open."""
-        try:
-            yield ": connected\n\n"
-            while True:
-                try:
-                    update = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-                except TimeoutError:
-                    yield ": keepalive\n\n"
-                else:
-                    yield sse_message("quote", update)
-        finally:
+        def release() -> None:
             self._subscribers.discard(queue)
+            self._places.give_back(client)
+            OPEN_STREAMS.dec()
+
+        return Subscription(queue, release)
 
     async def _follow(self) -> None:
         # Started by the first page and kept on: a reader that stopped with its last page
@@ -116,7 +203,66 @@ class QuoteBroadcaster:
                 queue.put_nowait(update)
 
     async def close(self) -> None:
-        if self._task is not None:
+        # Cancelled until it has ended: on Python 3.11 a cancel that arrives as a command
+        # is sent is lost inside redis-py (its asyncio.wait_for), and the reader goes on.
+        while self._task is not None and not self._task.done():
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=1)
+
+
+class LiveStream(Response):
+    """One page's live ticker, as the response to its request.
+
+    The place is taken when the response starts and given back when it ends,
+    whatever ends it, so no path between the two can keep it.
+    """
+
+    def __init__(self, broadcaster: QuoteBroadcaster, client: str) -> None:
+        # Not Response.__init__: that is for a body known before it is sent.
+        self.broadcaster = broadcaster
+        self.client = client
+        self.background = None  # FastAPI hangs a request's background tasks here: none
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        subscription = self.broadcaster.subscribe(self.client)
+        if isinstance(subscription, str):
+            status, detail = REFUSALS[subscription]
+            refusal = JSONResponse({"detail": detail}, status,
+                                   {"Retry-After": str(RETRY_AFTER_SECONDS)})
+            await refusal(scope, receive, send)
+            return
+        # ASGI 2.4 servers report a client gone by raising OSError from `send`.
+        with contextlib.suppress(OSError):
+            with subscription:
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": STREAM_HEADERS})
+                async with asyncio.TaskGroup() as group:
+                    writer = group.create_task(
+                        _write(subscription, send, self.broadcaster.lifetime))
+                    watcher = group.create_task(_until_gone(receive))
+                    # Whichever ends first ends the other.
+                    writer.add_done_callback(lambda _: watcher.cancel())
+                    watcher.add_done_callback(lambda _: writer.cancel())
+            # The end of the stream, its place given back: the page reconnects after the
+            # `retry:` hint. Bounded, as a client that stopped reading would hold it up.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(KEEPALIVE_SECONDS):
+                    await send({"type": "http.response.body", "body": b"",
+                                "more_body": False})
+
+
+async def _write(subscription: Subscription, send: Send, lifetime: float) -> None:
+    """The stream's text for `lifetime` seconds, or until a write finds the client gone."""
+    with contextlib.suppress(TimeoutError, OSError):
+        async with asyncio.timeout(lifetime):
+            text = OPENING
+            while True:
+                await send({"type": "http.response.body", "body": text.encode(),
+                            "more_body": True})
+                text = await subscription.next_message()
+
+
+async def _until_gone(receive: Receive) -> None:
+    """Returns when the server reports the client gone (its connection closed)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass

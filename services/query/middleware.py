@@ -18,6 +18,14 @@ UNLIMITED = ("/healthz", "/readyz", "/static/")
 CACHEABLE = ("/api/search", "/api/articles/", "/api/suggest", "/api/quotes/latest")
 
 
+def client_of(scope: Scope, proxies: TrustedProxies) -> str:
+    """The client an HTTP request is counted against (see `client_address`)."""
+    peer = scope["client"][0] if scope.get("client") else None
+    forwarded = [value.decode("latin-1") for name, value in scope["headers"]
+                 if name == b"x-forwarded-for"]
+    return client_address(peer, forwarded, proxies)
+
+
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, limiter: RateLimiter | None,
                  proxies: TrustedProxies) -> None:
@@ -29,11 +37,7 @@ class RateLimitMiddleware:
         if self.limiter is None or scope["type"] != "http" or scope["path"].startswith(UNLIMITED):
             await self.app(scope, receive, send)
             return
-        peer = scope["client"][0] if scope.get("client") else None
-        forwarded = [value.decode("latin-1") for name, value in scope["headers"]
-                     if name == b"x-forwarded-for"]
-        client = client_address(peer, forwarded, self.proxies)
-        wait = self.limiter.acquire(client, time.monotonic())
+        wait = self.limiter.acquire(client_of(scope, self.proxies), time.monotonic())
         if not wait:
             await self.app(scope, receive, send)
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -48,17 +49,25 @@ async def samples(redis: Redis, es: AsyncElasticsearch, settings: Settings) -> N
     await fill_from_samples(redis, es, settings)
 
 
-@pytest.fixture
-def query_service(samples: None, namespace: Namespace) -> Iterator[QueryService]:
+@contextlib.contextmanager
+def query_process(**env: str) -> Iterator[str]:
+    """`caravan query` as a process of its own on a free port, with `env` added to the
+    test's environment, once ready; its URL."""
     port = free_port()
-    env = {**os.environ, "CARAVAN_QUERY_PORT": str(port), "CARAVAN_QUERY_RATE_LIMIT": "0",
-           "CARAVAN_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "CARAVAN_QUERY_PORT": str(port), "CARAVAN_LOG_LEVEL": "WARNING",
+           **env}
     process = subprocess.Popen([sys.executable, "-m", "services", "query"], env=env, cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process)
-        yield QueryService(url, namespace)
+        yield url
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def query_service(samples: None, namespace: Namespace) -> Iterator[QueryService]:
+    with query_process(CARAVAN_QUERY_RATE_LIMIT="0") as url:
+        yield QueryService(url, namespace)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, cast
 
 import pytest
 from redis.asyncio import Redis
+from starlette.types import Message, Scope
 
-from services.query.live import QuoteBroadcaster
+from services.query.live import LiveStream, Places, QuoteBroadcaster, Subscription
 from shared import consumer as consumer_module
 from shared.consumer import GroupReader
 from shared.events import QuoteEvent
@@ -98,25 +98,51 @@ async def test_a_refresh_never_takes_back_an_entry_another_consumer_owns(
 async def test_the_live_ticker_is_capped_per_process_and_frees_its_places(
     redis: Redis, namespace: Namespace
 ) -> None:
-    broadcaster = QuoteBroadcaster(redis, namespace.streams.quotes, max_subscribers=2,
-                                   block_ms=50)
-    first, second = broadcaster.subscribe(), broadcaster.subscribe()
-    assert first is not None
-    assert second is not None
-    assert broadcaster.subscribe() is None  # the cap: the API answers 503
+    broadcaster = QuoteBroadcaster(redis, namespace.streams.quotes, Places(2, 1),
+                                   lifetime=60, block_ms=50)
+    first, second = broadcaster.subscribe("a"), broadcaster.subscribe("b")
+    assert isinstance(first, Subscription)
+    assert isinstance(second, Subscription)
+    assert broadcaster.subscribe("c") == "process"  # the cap: the API answers 503
 
-    assert await anext(first) == ": connected\n\n"
     quote = QuoteEvent(base="KGS", rate=Decimal("0.01156"), as_of=date(2026, 11, 27),
                        provider="cbr", fetched_at=datetime.now(UTC))
     # The tail starts at the stream's end: publish until the reader has seen one.
-    update = asyncio.ensure_future(anext(first))
+    update = asyncio.ensure_future(first.next_message())
     while not update.done():
         await add(redis, namespace.streams.quotes, {DATA_FIELD: quote.model_dump_json().encode()})
         await asyncio.wait({update}, timeout=0.2)
     assert "KGS/USD = 0.01156" in update.result()
 
-    await cast("AsyncGenerator[str, None]", first).aclose()
-    assert broadcaster.subscribe() is not None
+    first.close()
+    first.close()  # closing twice gives one place back, not two
+    assert isinstance(broadcaster.subscribe("c"), Subscription)
+    assert broadcaster.subscribe("d") == "process"
+    await broadcaster.close()
+
+
+async def test_a_write_that_finds_the_client_gone_ends_the_stream_and_frees_its_place(
+    redis: Redis, namespace: Namespace
+) -> None:
+    broadcaster = QuoteBroadcaster(redis, namespace.streams.quotes, Places(1, 1),
+                                   lifetime=60, block_ms=50)
+    sent: list[Message] = []
+
+    async def never_disconnects() -> Message:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def gone(message: Message) -> None:
+        # How an ASGI 2.4 server says the client is gone.
+        if message["type"] == "http.response.body":
+            raise OSError("connection reset")
+        sent.append(message)
+
+    scope: Scope = {"type": "http", "method": "GET", "path": "/api/quotes/stream",
+                    "headers": []}
+    await asyncio.wait_for(LiveStream(broadcaster, "a")(scope, never_disconnects, gone), 10)
+    assert [m["status"] for m in sent] == [200]
+    assert isinstance(broadcaster.subscribe("a"), Subscription)
     await broadcaster.close()
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ipaddress
 import json
 from dataclasses import replace
 from datetime import date
@@ -14,13 +16,13 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.query.api import SearchParams
 from services.query.articles import build_similar, build_suggest, shape_article, shape_suggest
 from services.query.cursors import Cursor, InvalidCursor, decode_cursor
 from services.query.limits import RateLimiter, TrustedProxies, TtlCache, client_address
-from services.query.live import sse_message, ticker_update
+from services.query.live import Places, Subscription, sse_message, ticker_update
 from services.query.middleware import RateLimitMiddleware
 from services.query.pages import facet_links, long_date, pager, search_url
 from services.query.search import Facet, Facets, SearchPage
@@ -90,9 +92,13 @@ PRIVATE = TrustedProxies.parse(0, "10.0.0.0/8, fd00::/8")
     ("203.0.113.7", ["6.6.6.6"], PRIVATE, "203.0.113.7"),  # the peer is no proxy of ours
     ("10.0.0.5", ["10.9.9.9"], PRIVATE, "10.9.9.9"),  # all ours: the furthest
     ("10.0.0.5", ["6.6.6.6, not-an-address"], PRIVATE, "not-an-address"),
-    ("fd00::5", ["[2001:db8::1]:443"], PRIVATE, "2001:db8::1"),
+    ("fd00::5", ["[2001:db8::1]:443"], PRIVATE, "2001:db8::/64"),
     ("10.0.0.5", ["203.0.113.7:5555"], INGRESS, "203.0.113.7"),
     ("10.0.0.5", ["::ffff:203.0.113.7"], INGRESS, "203.0.113.7"),
+    # IPv6 per /64: the network one home or host is given, all its addresses one client.
+    ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", [], NO_PROXY, "2001:db8:1:2::/64"),
+    ("10.0.0.5", ["2001:db8:1:2::1"], INGRESS, "2001:db8:1:2::/64"),
+    ("::ffff:203.0.113.7", [], NO_PROXY, "203.0.113.7"),
 ])
 def test_the_client_is_read_from_the_right_past_trusted_proxies(
     peer: str | None, forwarded: list[str], proxies: TrustedProxies, client: str
@@ -107,6 +113,19 @@ def test_no_leftmost_entry_a_client_sends_changes_its_key(
     # What the Ingress controller (10.0.0.5) forwards: the client's header, then its peer.
     forwarded = [*spoofed, "203.0.113.7"]
     assert client_address("10.0.0.5", forwarded, proxies) == "203.0.113.7"
+
+
+@given(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+def test_an_ipv6_client_is_one_key_across_its_64_and_another_64_is_another(
+    network: int, host: int, other_host: int
+) -> None:
+    def key(address: int) -> str:
+        return client_address(str(ipaddress.IPv6Address(address)), [], NO_PROXY)
+
+    # 2000::/3 (global unicast): no IPv4-mapped or other special form among them.
+    prefix = (0x2000 << 112) | ((network % 2**61) << 64)
+    assert key(prefix | host) == key(prefix | other_host)
+    assert key(prefix | host) != key((prefix ^ (1 << 64)) | host)
 
 
 def test_trusted_proxies_are_a_count_or_networks_not_both() -> None:
@@ -131,6 +150,42 @@ async def test_the_rate_limit_counts_a_spoofing_client_once() -> None:
         other = await client.get("/api/search", headers={"X-Forwarded-For": "198.51.100.1"})
     assert statuses == [200, 200, 429]
     assert other.status_code == 200
+
+
+async def _status_from(app: ASGIApp, client: str) -> int:
+    """The status `app` answers a search from the socket peer `client`."""
+    statuses: list[int] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    scope = {"type": "http", "method": "GET", "path": "/api/search", "headers": [],
+             "client": (client, 40000)}
+    await app(scope, receive, send)
+    return statuses[0]
+
+
+@pytest.mark.parametrize(("addresses", "allowed"), [
+    # One /64, a fresh address for every request: still one client's burst.
+    ([f"2001:db8:1:2::{n:x}" for n in range(1, 1001)], 60),
+    # IPv4 is per address: a thousand of them are a thousand clients.
+    ([f"10.1.{n // 250}.{n % 250 + 1}" for n in range(1000)], 1000),
+])
+async def test_the_rate_limit_counts_an_ipv6_client_per_64(
+    addresses: list[str], allowed: int
+) -> None:
+    async def ok(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    limited = RateLimitMiddleware(ok, RateLimiter(rate=0.001, burst=60), NO_PROXY)
+    statuses = [await _status_from(limited, address) for address in addresses]
+    assert statuses.count(200) == allowed
+    assert set(statuses) <= {200, 429}
 
 
 def test_ttl_cache_expires_and_is_bounded() -> None:
@@ -194,6 +249,46 @@ def test_only_the_primary_providers_quotes_move_the_ticker() -> None:
     cross_rate = QuoteEvent(base="KZT", rate=Decimal("0.0021"), as_of=date(2025, 3, 29),
                             provider="cbr", fetched_at="2025-03-29T10:00:00Z", primary=False)
     assert ticker_update(cross_rate.model_dump_json().encode()) is None
+
+
+def test_live_places_are_capped_per_client_and_per_process() -> None:
+    places = Places(most=3, most_per_client=2)
+    assert [places.take("a"), places.take("a"), places.take("a")] == [None, None, "client"]
+    assert places.take("b") is None
+    assert places.take("c") == "process"
+    assert places.take("a") == "client"  # its own cap first: the one it can do something about
+    places.give_back("a")
+    assert places.take("c") is None
+    assert places.taken == 3
+    places.give_back("c")
+    places.give_back("b")
+    places.give_back("a")
+    assert places.taken == 0
+    assert [places.take("a"), places.take("a")] == [None, None]  # nothing left over
+
+
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.booleans()), max_size=60))
+def test_no_sequence_of_opens_and_closes_exceeds_a_cap(steps: list[tuple[str, bool]]) -> None:
+    places = Places(most=4, most_per_client=2)
+    held: list[str] = []
+    for client, opens in steps:
+        if opens and places.take(client) is None:
+            held.append(client)
+        elif not opens and client in held:
+            held.remove(client)
+            places.give_back(client)
+        assert places.taken == len(held) <= 4
+        assert all(held.count(c) <= 2 for c in "abc")
+
+
+async def test_a_subscription_gives_its_place_back_once() -> None:
+    released = []
+    queue: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    with Subscription(queue, lambda: released.append(True)) as subscription:
+        queue.put_nowait({"base": "KGS"})
+        assert await subscription.next_message() == sse_message("quote", {"base": "KGS"})
+        subscription.close()
+    assert released == [True]
 
 
 def _params(**changes: Any) -> SearchParams:

@@ -4,10 +4,11 @@
   "use strict";
   var ticker = document.getElementById("ticker");
   if (!ticker || !window.EventSource) { return; }
-  var source = new EventSource("/api/quotes/stream");
-  ticker.dataset.live = "connecting";
-  source.addEventListener("open", function () { ticker.dataset.live = "on"; });
-  source.addEventListener("quote", function (message) {
+  // A stream that ends (the server bounds how long one lasts) is reopened by EventSource
+  // itself; a refusal (429 or 503: too many open) closes it for good, so try again later.
+  var REFUSED_RETRY_MS = 30000;
+
+  function show(message) {
     var update = JSON.parse(message.data);
     var item = ticker.querySelector('li[data-base="' + update.base + '"]');
     if (!item) {
@@ -19,5 +20,20 @@
     item.title = "as of " + update.as_of;
     item.classList.remove("stale");  // a quote just published is current
     item.classList.add("updated");
-  });
+  }
+
+  function connect() {
+    var source = new EventSource("/api/quotes/stream");
+    ticker.dataset.live = "connecting";
+    source.addEventListener("open", function () { ticker.dataset.live = "on"; });
+    source.addEventListener("quote", show);
+    source.addEventListener("error", function () {
+      if (source.readyState === EventSource.CLOSED) {
+        ticker.dataset.live = "off";
+        window.setTimeout(connect, REFUSED_RETRY_MS);
+      }
+    });
+  }
+
+  connect();
 })();

@@ -1,0 +1,63 @@
+"""The query service's HTTP protocol tells a response in progress that its client left,
+pipelined requests behind it or not (uvicorn on loopback, no other servers)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from services.query.server import PipelineSafeHttpToolsProtocol
+
+REQUEST = b"GET /stream HTTP/1.1\r\nHost: query\r\n\r\n"
+
+
+class EndlessResponse:
+    """An ASGI app that starts a response and never finishes it, as the live ticker does,
+    and notes when the server says the client is gone."""
+
+    def __init__(self) -> None:
+        self.gone = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"started\n", "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.gone.set()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[EndlessResponse, int]]:
+    app = EndlessResponse()
+    config = uvicorn.Config(app, http=PipelineSafeHttpToolsProtocol, lifespan="off",
+                            log_config=None)
+    server = uvicorn.Server(config)
+    # Listening before uvicorn serves it: a connection made sooner waits in the backlog.
+    listener = socket.create_server(("127.0.0.1", 0))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    yield app, listener.getsockname()[1]
+    server.should_exit = True
+    server.force_exit = True
+    await serving
+    listener.close()
+
+
+@pytest.mark.parametrize("requests", [1, 2, 5])
+async def test_a_closed_connection_reaches_the_response_in_progress(
+    server: tuple[EndlessResponse, int], requests: int
+) -> None:
+    app, port = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(REQUEST * requests)  # all at once: the later ones wait behind the first
+    await writer.drain()
+    await reader.readuntil(b"started\n")
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.wait_for(app.gone.wait(), timeout=10)
