@@ -134,9 +134,17 @@ def test_stopping_the_indexer_while_articles_arrive_loses_nothing(stack: float) 
     podman("stop", "-t", "30", f"{PROJECT}_indexer_1")
     _publish(100, 100)
     podman("start", f"{PROJECT}_indexer_1")
+    restarted = time.monotonic()
     wait_for(lambda: _answers(f"/api/search?q={WORD}&size=1",
                               lambda page: page["total"] >= 200), 300, "all 200 indexed")
+    recovered = time.monotonic() - restarted
     assert _total(WORD) == 200  # nothing lost, nothing twice
+    dead = podman("exec", f"{PROJECT}_redis_1", "redis-cli", "XLEN", "caravan:deadletters")
+    assert int(dead.stdout) == 0
+    row = {"kill": "indexer container stopped and started", "sent": 200, "indexed": 200,
+           "dead_lettered": 0, "duplicated": 0, "recovered_s": round(recovered, 1)}
+    with (ARTIFACTS / "container-faults.jsonl").open("a", encoding="utf-8") as report:
+        report.write(json.dumps(row) + "\n")
 
 
 def test_down_then_up_keeps_the_data(stack: float, env_file: Path) -> None:

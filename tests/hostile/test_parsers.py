@@ -13,7 +13,6 @@ import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -33,24 +32,20 @@ from services.ratefeed.catalog import DOCUMENT_PARSERS, detect
 from services.ratefeed.providers import RatesError
 from shared.backoff import retry_after_seconds
 from shared.consumer import Entry
-from shared.events import ArticleEvent, content_hash
 from shared.index import IndexNames
 from shared.language.analysis import fold_text, stem_text
 from shared.settings import CommonSettings
 from shared.streams import DATA_FIELD, Streams
+from tests.hostile.corpus import DEEP_NEST, NOW, ONE_LONG_WORD, article
 from tests.hostile.scaling import MAX_DOUBLING_RATIO, doubling_ratio
 
-NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 SOURCE = Source(name="hostile", url="https://site.example/feed.xml")
 STREAMS = Streams(CommonSettings(stream_prefix="t:"))
 NAMES = IndexNames("t-")
 
 
 def _article_entry(body: str) -> Entry:
-    event = ArticleEvent(source="hostile", url="https://site.example/a",
-                         canonical_url="https://site.example/a", title="Hostile",
-                         body=body, fetched_at=NOW, content_hash=content_hash("Hostile", body))
-    return Entry(STREAMS.articles, "1-0", {DATA_FIELD: event.model_dump_json().encode()})
+    return Entry(STREAMS.articles, "1-0", {DATA_FIELD: article(body).model_dump_json().encode()})
 
 
 def _decoded(entry: Entry) -> object:
@@ -118,14 +113,13 @@ def test_work_grows_about_linearly(case: Case) -> None:
 
 
 def test_a_deeply_nested_event_is_one_invalid_entry() -> None:
-    result = decode_entry(Entry(STREAMS.articles, "1-0", {DATA_FIELD: b"[" * 200_000}),
+    result = decode_entry(Entry(STREAMS.articles, "1-0", {DATA_FIELD: DEEP_NEST}),
                           STREAMS, NAMES)
     assert isinstance(result, Invalid)
 
 
 def test_an_article_of_one_long_word_is_decoded() -> None:
-    assert not isinstance(decode_entry(_article_entry("k" * 1_000_000 + "h"), STREAMS, NAMES),
-                          Invalid)
+    assert not isinstance(decode_entry(_article_entry(ONE_LONG_WORD), STREAMS, NAMES), Invalid)
 
 
 @pytest.mark.parametrize("kind", sorted(DOCUMENT_PARSERS))

@@ -20,10 +20,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from elasticsearch import AsyncElasticsearch
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from tests.conftest import REALDATA, REPO, Namespace
-from tests.integration.conftest import published_articles
+from shared.streams import DATA_FIELD
+from tests.conftest import REALDATA, REPO, Namespace, _require
+from tests.hostile.corpus import DEEP_NEST, ONE_LONG_WORD, article
+from tests.integration.conftest import dead_letters, published_articles
 from tests.loopback import LoopbackServer, Reply, static
 from tests.processes import free_port, stop_processes, wait_for
 from tests.streams import entries
@@ -217,3 +221,30 @@ url = "{REALDATA / 'cbu-uz-rates-2022-04-11.json'}"
         stop_processes([process])
     quotes = await entries(redis, namespace.streams.quotes)
     assert len(quotes) == 5  # the good provider's five currencies
+
+
+async def test_the_indexer_indexes_a_one_word_article_and_dead_letters_a_deep_nest(
+    redis: Redis, es: AsyncElasticsearch, namespace: Namespace, tmp_path: Path
+) -> None:
+    articles = namespace.streams.articles
+    await redis.xadd(articles, {DATA_FIELD: article(ONE_LONG_WORD, "long").model_dump_json()})
+    await redis.xadd(articles, {DATA_FIELD: DEEP_NEST})
+    await redis.xadd(articles, {DATA_FIELD: article("A plain article.", "plain").model_dump_json()})
+    count = f"{_require('ELASTICSEARCH_URL')}/{namespace.index_prefix}articles/_count"
+    dead = SyncRedis.from_url(_require("REDIS_URL"))
+
+    def settled() -> bool:
+        response = httpx.get(count, timeout=5)
+        indexed = response.json().get("count", 0) if response.status_code == 200 else 0
+        return bool(indexed == 2 and dead.xlen(namespace.streams.deadletters) == 1)
+
+    process, url = _start("indexer", tmp_path)
+    try:
+        _survives(process, url, settled, "two articles indexed, one entry dead-lettered")
+    finally:
+        stop_processes([process])
+        dead.close()
+    [letter] = await dead_letters(redis, namespace)
+    # One dead letter, with the reason and the original bytes.
+    assert (letter.error_class, letter.payload) == ("ValidationError", DEEP_NEST)
+    assert "recursion limit" in letter.error_message
