@@ -183,8 +183,13 @@ def _ingest(args: argparse.Namespace) -> None:
                                                        kind=args.kind,
                                                        max_items=args.max_items)))
     elif args.once:
-        for result in asyncio.run(ingest_app.ingest_configured_once(Settings.from_env())):
+        results = asyncio.run(ingest_app.ingest_configured_once(Settings.from_env()))
+        for result in results:
             print(result.summary())
+        # A one-off load (compose's samples, a cron job) must not pass for done when a
+        # source could not be read.
+        if any(result.error for result in results):
+            raise SystemExit(1)
     else:
         ingest_app.main()
 

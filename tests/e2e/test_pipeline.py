@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from decimal import ROUND_HALF_EVEN, Context, Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -164,6 +165,21 @@ def test_bad_input_is_refused_clearly_and_the_indexer_goes_on(
     assert "url: Field required" in listing
     eventually(both_indexed)
     assert services["indexer"].poll() is None
+
+
+def test_a_one_off_ingest_with_a_source_it_cannot_read_exits_1(
+    environment: dict[str, str], tmp_path: Path
+) -> None:
+    sources = tmp_path / "sources.toml"
+    feed = REALDATA / "feed-andijonfk-uz.xml"
+    sources.write_text(f'[[sources]]\nname = "andijon"\nurl = "{feed}"\n'
+                       '[[sources]]\nname = "gone"\nurl = "/nonexistent/feed.xml"\n',
+                       encoding="utf-8")
+    done = caravan({**environment, "CARAVAN_INGEST_SOURCES": str(sources)}, "ingest", "--once")
+    assert done.returncode == 1
+    # The readable one is read and reported all the same.
+    assert "andijon (feed): 2 articles published" in done.stdout
+    assert "gone: failed" in done.stdout
 
 
 def test_services_stop_cleanly_on_sigterm(services: dict[str, subprocess.Popen[bytes]],
