@@ -31,34 +31,29 @@ class BoundedDecoder:
         self._max_bytes = max_bytes
         self._decoded = 0
         self._encoding = _single_encoding(content_encoding)
-        self._inflater: zlib._Decompress | None = None
-        if self._encoding == "gzip":
-            self._inflater = zlib.decompressobj(_GZIP_WBITS)
-        elif self._encoding == "deflate":
-            self._inflater = zlib.decompressobj(_ZLIB_WBITS)
-        self._first = True
+        # deflate's is made from its first bytes (see feed).
+        self._inflater = (zlib.decompressobj(_GZIP_WBITS) if self._encoding == "gzip"
+                          else None)
 
     def feed(self, raw: bytes) -> bytes:
-        if self._inflater is None:
+        if self._encoding == "identity":
             return self._count(raw)
-        if self._first and self._encoding == "deflate":
-            self._first = False
+        if self._inflater is None:
             # "deflate" is zlib-wrapped by the standard, raw by many servers: the
             # first bytes tell which (as browsers and httpx decide).
-            if not _is_zlib_header(raw):
-                self._inflater = zlib.decompressobj(_RAW_DEFLATE_WBITS)
-        return self._inflate(raw)
+            self._inflater = zlib.decompressobj(
+                _ZLIB_WBITS if _is_zlib_header(raw) else _RAW_DEFLATE_WBITS)
+        return self._inflate(self._inflater, raw)
 
-    def _inflate(self, data: bytes) -> bytes:
-        assert self._inflater is not None
+    def _inflate(self, inflater: zlib._Decompress, data: bytes) -> bytes:
         out: list[bytes] = []
         try:
-            while data and not self._inflater.eof:
+            while data and not inflater.eof:
                 # One byte past the limit: enough to know the body is over it.
                 room = self._max_bytes - self._decoded + 1
-                piece = self._inflater.decompress(data, room)
+                piece = inflater.decompress(data, room)
                 out.append(self._count(piece))
-                data = self._inflater.unconsumed_tail
+                data = inflater.unconsumed_tail
         except zlib.error as exc:
             raise BodyRefused(f"{self._encoding} body does not decode: {exc}") from exc
         return b"".join(out)

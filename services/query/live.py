@@ -90,8 +90,11 @@ class Places:
     def __init__(self, most: int, most_per_client: int) -> None:
         self.most = most
         self.most_per_client = most_per_client
-        self.taken = 0
         self._per_client: Counter[str] = Counter()
+
+    @property
+    def taken(self) -> int:
+        return self._per_client.total()
 
     def take(self, client: str) -> Refusal | None:
         """None when `client` got a place, else the cap that refused it."""
@@ -100,11 +103,9 @@ class Places:
         if self.taken >= self.most:
             return "process"
         self._per_client[client] += 1
-        self.taken += 1
         return None
 
     def give_back(self, client: str) -> None:
-        self.taken -= 1
         self._per_client[client] -= 1
         if self._per_client[client] <= 0:
             # Forgotten at zero: a flood of distinct clients leaves nothing behind.

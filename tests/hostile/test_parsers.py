@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -147,6 +146,6 @@ def test_cursors_are_read_or_refused_clearly(text: str) -> None:
 
 
 def test_a_cursor_of_deep_json_is_refused_clearly() -> None:
-    text = base64.urlsafe_b64encode(json.dumps([]).encode()[:1] * 100_000).decode()
+    text = base64.urlsafe_b64encode(b"[" * 100_000).decode()
     with pytest.raises(InvalidCursor):
         decode_cursor(text, 2)
