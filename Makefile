@@ -30,6 +30,7 @@ test-faults: provision
 	deploy/local/test.sh -m faults
 
 lint: provision
+	$(VENV)/ruff format --check .
 	$(VENV)/ruff check .
 	$(VENV)/mypy
 	$(VENV)/lint-imports

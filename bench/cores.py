@@ -85,15 +85,20 @@ def apart(cluster: list[int], measured: list[int], cores: Split) -> Iterator[Non
 
 
 def add_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cores", choices=("separate", "shared"), default="separate",
-                        help="Elasticsearch on half of the cores and the measured side on "
-                             "the other half, as on hosts of their own (default), or all "
-                             "on every core")
+    parser.add_argument(
+        "--cores",
+        choices=("separate", "shared"),
+        default="separate",
+        help="Elasticsearch on half of the cores and the measured side on "
+        "the other half, as on hosts of their own (default), or all "
+        "on every core",
+    )
 
 
 @contextlib.asynccontextmanager
-async def placed(mode: str, es: AsyncElasticsearch,
-                 redis: Redis | None = None) -> AsyncIterator[dict[str, object]]:
+async def placed(
+    mode: str, es: AsyncElasticsearch, redis: Redis | None = None
+) -> AsyncIterator[dict[str, object]]:
     """Run the body with the placement `mode` names; yields it, for the results."""
     if mode == "shared":
         yield {"cores": "shared"}

@@ -35,8 +35,9 @@ def sample_articles(sources_file: Path) -> list[ArticleEvent]:
 
 def generate(samples: list[ArticleEvent], count: int, seed: int = 7) -> Iterator[ArticleEvent]:
     rng = random.Random(seed)  # noqa: S311 — reproducible test data, no secrets
-    sentences = [s for a in samples for s in SENTENCE_END.split(f"{a.summary} {a.body}")
-                 if len(s) > 20]
+    sentences = [
+        s for a in samples for s in SENTENCE_END.split(f"{a.summary} {a.body}") if len(s) > 20
+    ]
     words = [w for a in samples for w in a.title.split() if len(w) > 3]
     for n in range(count):
         base = samples[n % len(samples)]
@@ -47,9 +48,15 @@ def generate(samples: list[ArticleEvent], count: int, seed: int = 7) -> Iterator
         body = " ".join(rng.choices(sentences, k=rng.randint(3, 12)))
         url = f"https://bench.invalid/{base.source}/{n}"
         yield ArticleEvent(
-            source=base.source, url=url, canonical_url=url, title=title,
-            summary=body.split(". ")[0][:300], body=body, language=base.language,
-            tags=base.tags, countries=base.countries,
+            source=base.source,
+            url=url,
+            canonical_url=url,
+            title=title,
+            summary=body.split(". ")[0][:300],
+            body=body,
+            language=base.language,
+            tags=base.tags,
+            countries=base.countries,
             published_at=EPOCH + timedelta(minutes=rng.randrange(3 * 365 * 24 * 60)),
             fetched_at=EPOCH + timedelta(days=3 * 365),
             content_hash=content_hash(title, body),
@@ -65,9 +72,19 @@ def query_mix(samples: list[ArticleEvent], count: int, seed: int = 11) -> list[d
     mix: list[dict[str, object]] = []
     for _ in range(count):
         first, second = rng.choice(words), rng.choice(words)
-        params: dict[str, object] = {"q": rng.choice([
-            first, f"{first} {second}", f'"{first} {second}"', f"{first} OR {second}",
-            f"{first} -{second}", "", first[:5]])}
+        params: dict[str, object] = {
+            "q": rng.choice(
+                [
+                    first,
+                    f"{first} {second}",
+                    f'"{first} {second}"',
+                    f"{first} OR {second}",
+                    f"{first} -{second}",
+                    "",
+                    first[:5],
+                ]
+            )
+        }
         if rng.random() < 0.3:
             params["source"] = rng.choice(sources)
         if rng.random() < 0.2:

@@ -43,8 +43,9 @@ from services.ingest.extract import extract_article
 
 REPO = Path(__file__).resolve().parents[1]
 REALDATA = REPO / "samples" / "realdata"
-BENCHMARK = Path(os.environ.get("CARAVAN_EXTRACTION_BENCHMARK",
-                                REPO.parent / "shared" / "extraction-benchmark"))
+BENCHMARK = Path(
+    os.environ.get("CARAVAN_EXTRACTION_BENCHMARK", REPO.parent / "shared" / "extraction-benchmark")
+)
 PARTS = ("dev", "held-out")
 
 
@@ -72,26 +73,46 @@ def benchmark_pages(root: Path = BENCHMARK) -> list[Page]:
     pages = []
     for path in sorted((root / "html").glob("*.html.gz")):
         key = path.name.removesuffix(".html.gz")
-        pages.append(Page(key, truth[key]["url"], gzip.decompress(path.read_bytes()),
-                          expected=truth[key]["articleBody"], part=part_of(key)))
+        pages.append(
+            Page(
+                key,
+                truth[key]["url"],
+                gzip.decompress(path.read_bytes()),
+                expected=truth[key]["articleBody"],
+                part=part_of(key),
+            )
+        )
     return pages
 
 
 def realdata_pages() -> list[Page]:
     herald_expected = lxml.html.fromstring(
-        (REALDATA / "article-heraldsun.expected.html").read_text(encoding="utf-8"))
+        (REALDATA / "article-heraldsun.expected.html").read_text(encoding="utf-8")
+    )
     return [
-        Page("lsm-lv", "https://www.lsm.lv/raksts/zinas/arzemes/a387519/",
-             (REALDATA / "article-lsm-lv.html").read_bytes(),
-             expected=(REALDATA / "article-lsm-lv.expected.txt").read_text(encoding="utf-8")),
-        Page("heraldsun", "http://www.heraldsun.com.au/news/opinion/story-1227261886014",
-             (REALDATA / "article-heraldsun.html").read_bytes(),
-             expected=herald_expected.text_content()),
-        Page("dw", "https://www.dw.com/en/a-16863843",
-             (REALDATA / "article-dw-fruehburgunder.html").read_bytes(),
-             contains=("No grape variety invites as much intrigue", "With just 0.9 hectares"),
-             not_contains=("Related Subjects", "Audios and videos on the topic",
-                           "But boozers in Berlin")),
+        Page(
+            "lsm-lv",
+            "https://www.lsm.lv/raksts/zinas/arzemes/a387519/",
+            (REALDATA / "article-lsm-lv.html").read_bytes(),
+            expected=(REALDATA / "article-lsm-lv.expected.txt").read_text(encoding="utf-8"),
+        ),
+        Page(
+            "heraldsun",
+            "http://www.heraldsun.com.au/news/opinion/story-1227261886014",
+            (REALDATA / "article-heraldsun.html").read_bytes(),
+            expected=herald_expected.text_content(),
+        ),
+        Page(
+            "dw",
+            "https://www.dw.com/en/a-16863843",
+            (REALDATA / "article-dw-fruehburgunder.html").read_bytes(),
+            contains=("No grape variety invites as much intrigue", "With just 0.9 hectares"),
+            not_contains=(
+                "Related Subjects",
+                "Audios and videos on the topic",
+                "But boozers in Berlin",
+            ),
+        ),
     ]
 
 
@@ -112,8 +133,9 @@ def rules_passed(page: Page, text: str) -> int:
     return sum(s in text for s in page.contains) + sum(s not in text for s in page.not_contains)
 
 
-def pages_per_second(corpus: list[Page], extractors: dict[str, Extractor],
-                     rounds: int) -> dict[str, float]:
+def pages_per_second(
+    corpus: list[Page], extractors: dict[str, Extractor], rounds: int
+) -> dict[str, float]:
     """Each extractor's pages per second in its fastest round. Within a round the
     extractors take turns page by page, so a burst of load from elsewhere on the
     machine slows them alike; the fastest round is the one least disturbed."""
@@ -130,8 +152,10 @@ def pages_per_second(corpus: list[Page], extractors: dict[str, Extractor],
 
 
 def _row(label: str, scored: Score, speed: float | None) -> dict[str, object]:
-    row: dict[str, object] = {"set": label, **{k: round(v, 4) if isinstance(v, float) else v
-                                               for k, v in asdict(scored).items()}}
+    row: dict[str, object] = {
+        "set": label,
+        **{k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(scored).items()},
+    }
     if speed is not None:
         row["pages_per_second"] = round(speed, 1)
     return row
@@ -144,8 +168,9 @@ def _scores(corpus: Iterable[Page], counts: dict[str, Counts]) -> Score:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the pages")
-    parser.add_argument("--worst", type=int, default=0,
-                        help="list the N dev pages where caravan scores lowest")
+    parser.add_argument(
+        "--worst", type=int, default=0, help="list the N dev pages where caravan scores lowest"
+    )
     args = parser.parse_args()
     bench, real = benchmark_pages(), realdata_pages()
     scored = [page for page in real if page.expected is not None]
@@ -156,35 +181,72 @@ def main() -> None:
     real_speed = pages_per_second(real * 20, EXTRACTORS, args.rounds)
     for name, extract in EXTRACTORS.items():
         texts = {page.name: extract(page) for page in [*bench, *real]}
-        counts = {page.name: page_counts(page.expected or "", texts[page.name])
-                  for page in [*bench, *scored]}
+        counts = {
+            page.name: page_counts(page.expected or "", texts[page.name])
+            for page in [*bench, *scored]
+        }
         for part in PARTS:
-            rows.append({"extractor": name, **_row(
-                part, _scores((p for p in bench if p.part == part), counts), None)})
+            rows.append(
+                {
+                    "extractor": name,
+                    **_row(part, _scores((p for p in bench if p.part == part), counts), None),
+                }
+            )
         rows.append({"extractor": name, **_row("all", _scores(bench, counts), bench_speed[name])})
-        rows.append({"extractor": name, **_row("realdata", _scores(scored, counts),
-                                               real_speed[name])})
-        rules[name] = "{}/{}".format(*map(sum, zip(*(
-            (rules_passed(page, texts[page.name]),
-             len(page.contains) + len(page.not_contains)) for page in real), strict=True)))
+        rows.append(
+            {"extractor": name, **_row("realdata", _scores(scored, counts), real_speed[name])}
+        )
+        rules[name] = "{}/{}".format(
+            *map(
+                sum,
+                zip(
+                    *(
+                        (
+                            rules_passed(page, texts[page.name]),
+                            len(page.contains) + len(page.not_contains),
+                        )
+                        for page in real
+                    ),
+                    strict=True,
+                ),
+            )
+        )
         if name == "caravan":
-            low = sorted((p for p in bench if p.part == "dev"),
-                         key=lambda p: counts[p.name].precision + counts[p.name].recall)
-            worst = [{"page": p.name, "url": p.url, "precision": round(counts[p.name].precision, 3),
-                      "recall": round(counts[p.name].recall, 3)} for p in low[:args.worst]]
+            low = sorted(
+                (p for p in bench if p.part == "dev"),
+                key=lambda p: counts[p.name].precision + counts[p.name].recall,
+            )
+            worst = [
+                {
+                    "page": p.name,
+                    "url": p.url,
+                    "precision": round(counts[p.name].precision, 3),
+                    "recall": round(counts[p.name].recall, 3),
+                }
+                for p in low[: args.worst]
+            ]
     print(f"{'extractor':12} {'set':9} {'pages':>5} {'F1':>6} {'P':>6} {'R':>6} {'pages/s':>8}")
     for row in rows:
-        print(f"{row['extractor']:12} {row['set']:9} {row['pages']:>5} {row['f1']:>6.4f} "
-              f"{row['precision']:>6.4f} {row['recall']:>6.4f} "
-              f"{row.get('pages_per_second', ''):>8}")
+        print(
+            f"{row['extractor']:12} {row['set']:9} {row['pages']:>5} {row['f1']:>6.4f} "
+            f"{row['precision']:>6.4f} {row['recall']:>6.4f} "
+            f"{row.get('pages_per_second', ''):>8}"
+        )
     ratio = bench_speed["caravan"] / bench_speed["trafilatura"]
-    print(f"speed caravan/trafilatura on the benchmark pages: {ratio:.2f}x; "
-          f"realdata rules (DW) passed: {rules}")
+    print(
+        f"speed caravan/trafilatura on the benchmark pages: {ratio:.2f}x; "
+        f"realdata rules (DW) passed: {rules}"
+    )
     for entry in worst:
         print(json.dumps(entry))
-    result = {"rows": rows, "speed_ratio": round(ratio, 3), "realdata_rules": rules,
-              "worst_dev": worst, "rounds": args.rounds,
-              "trafilatura_version": trafilatura.__version__}
+    result = {
+        "rows": rows,
+        "speed_ratio": round(ratio, 3),
+        "realdata_rules": rules,
+        "worst_dev": worst,
+        "rounds": args.rounds,
+        "trafilatura_version": trafilatura.__version__,
+    }
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

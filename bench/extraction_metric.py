@@ -47,13 +47,14 @@ class Score:
 
 def shingles(text: str, size: int = SHINGLE) -> Counter[tuple[str, ...]]:
     tokens = _TOKEN.findall(text)
-    return Counter(tuple(tokens[i:i + size]) for i in range(len(tokens) - size + 1))
+    return Counter(tuple(tokens[i : i + size]) for i in range(len(tokens) - size + 1))
 
 
 def page_counts(truth: str, prediction: str) -> Counts:
     expected, got = shingles(truth), shingles(prediction)
-    return Counts(tp=(expected & got).total(), fp=(got - expected).total(),
-                  fn=(expected - got).total())
+    return Counts(
+        tp=(expected & got).total(), fp=(got - expected).total(), fn=(expected - got).total()
+    )
 
 
 def score(pages: Iterable[Counts]) -> Score:

@@ -125,8 +125,9 @@ async def wait_searchable(es: AsyncElasticsearch, alias: str, count: int) -> Non
         await asyncio.sleep(0.1)
 
 
-async def raw(es: AsyncElasticsearch, actions: list[BulkAction], prefix: str,
-              strategy: Strategy) -> float:
+async def raw(
+    es: AsyncElasticsearch, actions: list[BulkAction], prefix: str, strategy: Strategy
+) -> float:
     names = IndexNames(prefix)
     await ensure_indices(es, names, CommonSettings())
     # The alias is the target, as for the indexer; ready-made bytes, nothing to serialize.
@@ -172,14 +173,26 @@ class PipelineRun:
     peak_rss_mib: float
 
 
-async def pipeline(es: AsyncElasticsearch, redis: Redis, events: list[ArticleEvent],
-                   prefix: str, env_extra: dict[str, str], *, backlog: bool,
-                   profile: Path | None) -> PipelineRun:
+async def pipeline(
+    es: AsyncElasticsearch,
+    redis: Redis,
+    events: list[ArticleEvent],
+    prefix: str,
+    env_extra: dict[str, str],
+    *,
+    backlog: bool,
+    profile: Path | None,
+) -> PipelineRun:
     names = IndexNames(prefix)
     stream = f"{prefix}:articles"
-    env = {**os.environ, "CARAVAN_STREAM_PREFIX": f"{prefix}:", "CARAVAN_INDEX_PREFIX": prefix,
-           "CARAVAN_HEALTH_PORT": str(_free_port()), "CARAVAN_LOG_LEVEL": "WARNING",
-           **env_extra}
+    env = {
+        **os.environ,
+        "CARAVAN_STREAM_PREFIX": f"{prefix}:",
+        "CARAVAN_INDEX_PREFIX": prefix,
+        "CARAVAN_HEALTH_PORT": str(_free_port()),
+        "CARAVAN_LOG_LEVEL": "WARNING",
+        **env_extra,
+    }
     await ensure_indices(es, names, CommonSettings())
     payloads = [e.model_dump_json() for e in events]
     if backlog:
@@ -187,10 +200,25 @@ async def pipeline(es: AsyncElasticsearch, redis: Redis, events: list[ArticleEve
     command = [sys.executable, "-m", "bench.indexer_process"]
     indexer = subprocess.Popen(command, cwd=REPO, env=env)  # noqa: ASYNC220 (before the clock)
     # py-spy, not cProfile: it samples every thread, and the decoding runs in one.
-    sampler = None if profile is None else subprocess.Popen(  # noqa: ASYNC220
-        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(indexer.pid),
-         "--format", "raw", "--rate", "250", "--output", str(profile)],
-        stdout=subprocess.DEVNULL)
+    sampler = (
+        None
+        if profile is None
+        else subprocess.Popen(  # noqa: ASYNC220
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(indexer.pid),
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--output",
+                str(profile),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+    )
     try:
         # The clock starts once the indexer runs (it made its group), not at its
         # imports; polled finely, as with a backlog it starts reading at once.
@@ -207,8 +235,9 @@ async def pipeline(es: AsyncElasticsearch, redis: Redis, events: list[ArticleEve
             await asyncio.sleep(0.05)
         await wait_searchable(es, names.articles, len(events))
         elapsed = time.perf_counter() - started
-        return PipelineRun(elapsed, _cpu_seconds(indexer.pid) - cpu_before,
-                           _peak_rss_mib(indexer.pid))
+        return PipelineRun(
+            elapsed, _cpu_seconds(indexer.pid) - cpu_before, _peak_rss_mib(indexer.pid)
+        )
     finally:
         if sampler is not None:
             sampler.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
@@ -275,10 +304,12 @@ async def main(args: argparse.Namespace, profile: Path | None) -> dict[str, Any]
         env = {"CARAVAN_INDEXER_MAX_IN_FLIGHT": str(limit)} if limit else {}
         result = await pipeline(es, redis, events, prefix, env, backlog=backlog, profile=None)
         await cleanup(es, redis, prefix)
-        measured = {"max_in_flight": limit or "default",
-                    "docs_per_s": round(count / result.seconds),
-                    "cpu_seconds_per_1000_docs": round(result.cpu_seconds * 1000 / count, 3),
-                    "peak_rss_mib": round(result.peak_rss_mib, 1)}
+        measured = {
+            "max_in_flight": limit or "default",
+            "docs_per_s": round(count / result.seconds),
+            "cpu_seconds_per_1000_docs": round(result.cpu_seconds * 1000 / count, 3),
+            "peak_rss_mib": round(result.peak_rss_mib, 1),
+        }
         print(f"pipeline {measured}", file=sys.stderr)
         return measured
 
@@ -297,10 +328,12 @@ async def main(args: argparse.Namespace, profile: Path | None) -> dict[str, Any]
         best = max(STRATEGIES, key=lambda strategy: raw_rates[strategy.name])
         head_to_head: dict[str, list[float]] = {"raw": [], "pipeline": []}
         for round_ in range(args.rounds):
-            for side in (("raw", "pipeline") if round_ % 2 else ("pipeline", "raw")):
+            for side in ("raw", "pipeline") if round_ % 2 else ("pipeline", "raw"):
                 head_to_head[side].append(
-                    await raw_rate(best) if side == "raw"
-                    else (await pipeline_run(in_flight[0]))["docs_per_s"])
+                    await raw_rate(best)
+                    if side == "raw"
+                    else (await pipeline_run(in_flight[0]))["docs_per_s"]
+                )
         if profile is not None:
             # A run of its own: the profiler's overhead stays out of the figures above.
             prefix = f"bench-{run}-profiled-"
@@ -315,8 +348,9 @@ async def main(args: argparse.Namespace, profile: Path | None) -> dict[str, Any]
         "best_raw": best.name,
         "pipeline": pipelines,
         "rounds": {side: [round(rate) for rate in rates] for side, rates in head_to_head.items()},
-        "ratio": round(statistics.median(head_to_head["pipeline"])
-                       / statistics.median(head_to_head["raw"]), 3),
+        "ratio": round(
+            statistics.median(head_to_head["pipeline"]) / statistics.median(head_to_head["raw"]), 3
+        ),
     }
 
 
@@ -324,18 +358,30 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument(
-        "--pipeline-in-flight", default="0",
+        "--pipeline-in-flight",
+        default="0",
         help="comma-separated CARAVAN_INDEXER_MAX_IN_FLIGHT values to run the pipeline "
-             "with, one run each (0: the indexer's default); the ratio is the first's")
-    parser.add_argument("--profile", action="store_true",
-                        help="one more pipeline run, untimed, with py-spy sampling the indexer")
+        "with, one run each (0: the indexer's default); the ratio is the first's",
+    )
     parser.add_argument(
-        "--publish", choices=("before", "during"), default="before",
+        "--profile",
+        action="store_true",
+        help="one more pipeline run, untimed, with py-spy sampling the indexer",
+    )
+    parser.add_argument(
+        "--publish",
+        choices=("before", "during"),
+        default="before",
         help="the events wait in the stream when the indexer starts, as the raw side's "
-             "bodies wait in memory (default), or are published while it runs")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="alternating rounds of the best raw strategy and the pipeline "
-                             "for the ratio (median of each)")
+        "bodies wait in memory (default), or are published while it runs",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating rounds of the best raw strategy and the pipeline "
+        "for the ratio (median of each)",
+    )
     cores.add_argument(parser)
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)

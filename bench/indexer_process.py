@@ -31,8 +31,9 @@ async def run(settings: Settings) -> None:
     async def publish_dead_letter(letter: DeadLetter) -> None:
         await redis.xadd(streams.deadletters, {DATA_FIELD: letter.model_dump_json()})
 
-    consumer = Consumer(redis, es, streams, IndexNames(common.index_prefix), settings.indexer,
-                        publish_dead_letter)
+    consumer = Consumer(
+        redis, es, streams, IndexNames(common.index_prefix), settings.indexer, publish_dead_letter
+    )
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, consumer.stop)
     try:
         await consumer.run()

@@ -6,8 +6,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 
-async def drop_namespace(es: AsyncElasticsearch, redis: Redis, indices: str,
-                         keys: str) -> None:
+async def drop_namespace(es: AsyncElasticsearch, redis: Redis, indices: str, keys: str) -> None:
     """Delete the indices matching `indices` and the keys matching `keys` (patterns)."""
     # By name: deleting by wildcard is refused (action.destructive_requires_name).
     found = await es.indices.get(index=indices, allow_no_indices=True)

@@ -10,6 +10,6 @@ from shared.streams import DATA_FIELD
 async def publish(redis: Redis, stream: str, payloads: list[str]) -> None:
     for chunk in range(0, len(payloads), 1000):
         async with redis.pipeline(transaction=False) as pipe:
-            for payload in payloads[chunk:chunk + 1000]:
+            for payload in payloads[chunk : chunk + 1000]:
                 pipe.xadd(stream, {DATA_FIELD: payload})
             await pipe.execute()

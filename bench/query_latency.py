@@ -99,22 +99,31 @@ async def fill(es: AsyncElasticsearch, count: int) -> str:
                 header, source = article_action(event, names.articles).operations()
                 yield {**header["index"], "_op_type": "index", "_source": source}
 
-        await async_bulk(es.options(request_timeout=120), actions(), chunk_size=1000,
-                         raise_on_error=False, max_retries=3)
+        await async_bulk(
+            es.options(request_timeout=120),
+            actions(),
+            chunk_size=1000,
+            raise_on_error=False,
+            max_retries=3,
+        )
         await es.indices.refresh(index=names.articles)
     return names.articles
 
 
 def _request(params: dict[str, Any]) -> SearchRequest:
     return SearchRequest(
-        q=params["q"], page=params["page"], size=10,
+        q=params["q"],
+        page=params["page"],
+        size=10,
         sources=(params["source"],) if "source" in params else (),
         date_from=date.fromisoformat(params["date_from"]) if "date_from" in params else None,
-        sort=params.get("sort", "relevance"))
+        sort=params.get("sort", "relevance"),
+    )
 
 
-async def plan(es: AsyncElasticsearch, index: str, mix: list[dict[str, Any]],
-               bound: int) -> list[Search]:
+async def plan(
+    es: AsyncElasticsearch, index: str, mix: list[dict[str, Any]], bound: int
+) -> list[Search]:
     """The requests the service makes for each search: asked once, as Backend.search does."""
     gate = asyncio.Semaphore(8)
 
@@ -122,13 +131,16 @@ async def plan(es: AsyncElasticsearch, index: str, mix: list[dict[str, Any]],
         request = _request(params)
         first = build_search(request, bound)
         async with gate:
-            response = await es.search(index=index, body=first, ignore_unavailable=True,
-                                       filter_path=SEARCH_FILTER_PATH)
+            response = await es.search(
+                index=index, body=first, ignore_unavailable=True, filter_path=SEARCH_FILTER_PATH
+            )
         bodies = [first]
         if wants_fuzzy(request, shape_results(dict(response), request)):
             bodies.append(build_search(request, bound, fuzzy=True))
-        return Search([(k, str(v)) for k, v in params.items()],
-                      tuple(json.dumps(body).encode() for body in bodies))
+        return Search(
+            [(k, str(v)) for k, v in params.items()],
+            tuple(json.dumps(body).encode() for body in bodies),
+        )
 
     return list(await asyncio.gather(*(one(params) for params in mix)))
 
@@ -150,8 +162,9 @@ async def timed(calls: list[Call], concurrency: int) -> tuple[list[float], float
     return latencies, time.perf_counter() - started
 
 
-async def compare(sides: Mapping[str, Callable[[Search], Call]], mix: list[Search],
-                  rounds: int, concurrency: int) -> list[Run]:
+async def compare(
+    sides: Mapping[str, Callable[[Search], Call]], mix: list[Search], rounds: int, concurrency: int
+) -> list[Run]:
     """Both sides in alternating rounds over the same slices of the mix.
 
     On a shared machine the background load drifts within a run; alternating
@@ -170,8 +183,9 @@ async def compare(sides: Mapping[str, Callable[[Search], Call]], mix: list[Searc
     runs = []
     for name, values in latencies.items():
         cuts = statistics.quantiles(values, n=100)
-        runs.append(Run(name, concurrency, len(values), seconds[name],
-                        cuts[49] * 1000, cuts[98] * 1000))
+        runs.append(
+            Run(name, concurrency, len(values), seconds[name], cuts[49] * 1000, cuts[98] * 1000)
+        )
     return runs
 
 
@@ -194,9 +208,14 @@ def _free_port() -> int:
 def start_service(port: int) -> subprocess.Popen[bytes]:
     # The answer cache off: every search of the mix reaches Elasticsearch, as on the
     # direct side (a repeated search would otherwise be answered from memory).
-    env = {**os.environ, "CARAVAN_INDEX_PREFIX": PREFIX, "CARAVAN_QUERY_PORT": str(port),
-           "CARAVAN_QUERY_RATE_LIMIT": "0", "CARAVAN_QUERY_CACHE_SECONDS": "0",
-           "CARAVAN_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "CARAVAN_INDEX_PREFIX": PREFIX,
+        "CARAVAN_QUERY_PORT": str(port),
+        "CARAVAN_QUERY_RATE_LIMIT": "0",
+        "CARAVAN_QUERY_CACHE_SECONDS": "0",
+        "CARAVAN_LOG_LEVEL": "WARNING",
+    }
     return subprocess.Popen([sys.executable, "-m", "services", "query"], env=env, cwd=REPO)
 
 
@@ -222,8 +241,12 @@ def elasticsearch_session(settings: ElasticsearchSettings) -> aiohttp.ClientSess
     elif settings.username and settings.password:
         auth = aiohttp.BasicAuth(settings.username, settings.password.get_secret_value())
     context = ssl.create_default_context(cafile=settings.ca_certs) if settings.ca_certs else None
-    return aiohttp.ClientSession(settings.url.split(",")[0].strip(), headers=headers, auth=auth,
-                                 connector=aiohttp.TCPConnector(ssl=context or True))
+    return aiohttp.ClientSession(
+        settings.url.split(",")[0].strip(),
+        headers=headers,
+        auth=auth,
+        connector=aiohttp.TCPConnector(ssl=context or True),
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -234,16 +257,18 @@ async def main(args: argparse.Namespace) -> None:
     report(runs, args, placement)
 
 
-async def measure(args: argparse.Namespace, es: AsyncElasticsearch,
-                  settings: ElasticsearchSettings) -> list[Run]:
+async def measure(
+    args: argparse.Namespace, es: AsyncElasticsearch, settings: ElasticsearchSettings
+) -> list[Run]:
     port = _free_port()
     service = start_service(port)  # placed with this process
     runs: list[Run] = []
     try:
         index = await fill(es, args.articles)
         samples = sample_articles(REPO / "samples" / "sources.toml")
-        mix = await plan(es, index, query_mix(samples, args.requests),
-                         QuerySettings().exact_total_up_to)
+        mix = await plan(
+            es, index, query_mix(samples, args.requests), QuerySettings().exact_total_up_to
+        )
         second_tries = sum(len(search.bodies) > 1 for search in mix)
         print(f"{len(mix)} searches, {second_tries} of them with a second try")
         path = f"/{index}/_search"
@@ -251,8 +276,10 @@ async def measure(args: argparse.Namespace, es: AsyncElasticsearch,
         # Both sides through aiohttp (the HTTP client under the service's Elasticsearch
         # client too), each reading the whole answer as bytes: the same client cost on
         # both, so the difference is the service's.
-        async with (aiohttp.ClientSession(f"http://127.0.0.1:{port}") as client,
-                    elasticsearch_session(settings) as direct_client):
+        async with (
+            aiohttp.ClientSession(f"http://127.0.0.1:{port}") as client,
+            elasticsearch_session(settings) as direct_client,
+        ):
             await wait_ready(client)
 
             def through_service(search: Search) -> Call:
@@ -260,15 +287,16 @@ async def measure(args: argparse.Namespace, es: AsyncElasticsearch,
                     async with client.get("/api/search", params=search.params) as response:
                         response.raise_for_status()
                         await response.read()
+
                 return call
 
             def direct(search: Search) -> Call:
                 async def call() -> None:
                     for body in search.bodies:
-                        async with direct_client.post(path, params=query,
-                                                      data=body) as response:
+                        async with direct_client.post(path, params=query, data=body) as response:
                             response.raise_for_status()
                             await response.read()
+
                 return call
 
             sides = {"elasticsearch": direct, "service": through_service}
@@ -277,8 +305,11 @@ async def measure(args: argparse.Namespace, es: AsyncElasticsearch,
                 before = process_cpu_seconds(service.pid)
                 direct_run, service_run = await compare(sides, mix, args.rounds, concurrency)
                 after = process_cpu_seconds(service.pid)
-                cpu = (after - before) * 1000 / service_run.requests if (
-                    before is not None and after is not None) else None
+                cpu = (
+                    (after - before) * 1000 / service_run.requests
+                    if (before is not None and after is not None)
+                    else None
+                )
                 runs += [direct_run, replace(service_run, cpu_ms=cpu)]
     finally:
         service.terminate()
@@ -288,48 +319,77 @@ async def measure(args: argparse.Namespace, es: AsyncElasticsearch,
 
 
 def ratios(direct: Run, service: Run) -> dict[str, float]:
-    return {"throughput_ratio": service.per_second / direct.per_second,
-            "p99_ratio": service.p99_ms / direct.p99_ms}
+    return {
+        "throughput_ratio": service.per_second / direct.per_second,
+        "p99_ratio": service.p99_ms / direct.p99_ms,
+    }
 
 
 def report(runs: list[Run], args: argparse.Namespace, placement: dict[str, object]) -> None:
-    print(f"{args.articles} articles, {args.requests} searches per concurrency, "
-          f"{args.rounds} alternating rounds, service answer cache off, {placement}")
+    print(
+        f"{args.articles} articles, {args.requests} searches per concurrency, "
+        f"{args.rounds} alternating rounds, service answer cache off, {placement}"
+    )
     print(f"{'conc':>4} {'side':14} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
     pairs = [(runs[i], runs[i + 1]) for i in range(0, len(runs), 2)]
     rows = []
     for direct, service in pairs:
         for run in (direct, service):
-            print(f"{run.concurrency:4} {run.name:14} {run.p50_ms:8.1f} {run.p99_ms:8.1f} "
-                  f"{run.per_second:8.0f}")
+            print(
+                f"{run.concurrency:4} {run.name:14} {run.p50_ms:8.1f} {run.p99_ms:8.1f} "
+                f"{run.per_second:8.0f}"
+            )
         measured = ratios(direct, service)
         if service.cpu_ms is not None:
             print(f"{'':4} service CPU {service.cpu_ms:.2f} ms per search")
-        print(f"{'':4} throughput {measured['throughput_ratio']:.2f}x of direct "
-              f"(goal ≥ {THROUGHPUT_GOAL}), p99 {measured['p99_ratio']:.2f}x of direct "
-              f"(goal ≤ {P99_GOAL})")
-        rows.append({"concurrency": direct.concurrency, **measured,
-                     "runs": [{**asdict(r), "per_second": r.per_second}
-                              for r in (direct, service)]})
+        print(
+            f"{'':4} throughput {measured['throughput_ratio']:.2f}x of direct "
+            f"(goal ≥ {THROUGHPUT_GOAL}), p99 {measured['p99_ratio']:.2f}x of direct "
+            f"(goal ≤ {P99_GOAL})"
+        )
+        rows.append(
+            {
+                "concurrency": direct.concurrency,
+                **measured,
+                "runs": [{**asdict(r), "per_second": r.per_second} for r in (direct, service)],
+            }
+        )
     results = REPO / "bench" / "results"
     results.mkdir(exist_ok=True)
     path = results / f"query-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps({"articles": args.articles, "requests": args.requests,
-                                "rounds": args.rounds, **placement,
-                                "concurrencies": rows}, indent=2))
+    path.write_text(
+        json.dumps(
+            {
+                "articles": args.articles,
+                "requests": args.requests,
+                "rounds": args.rounds,
+                **placement,
+                "concurrencies": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"written to {path.relative_to(REPO)}")
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--articles", type=int, default=50_000)
     parser.add_argument("--requests", type=int, default=2_000)
-    parser.add_argument("--concurrency", default=[1, 8],
-                        type=lambda text: [int(part) for part in text.split(",")],
-                        help="comma-separated, each measured in turn (default 1,8)")
-    parser.add_argument("--rounds", type=int, default=10,
-                        help="alternating rounds of each side (fair under drifting load)")
+    parser.add_argument(
+        "--concurrency",
+        default=[1, 8],
+        type=lambda text: [int(part) for part in text.split(",")],
+        help="comma-separated, each measured in turn (default 1,8)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=10,
+        help="alternating rounds of each side (fair under drifting load)",
+    )
     cores.add_argument(parser)
     return parser.parse_args()
 

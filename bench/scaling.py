@@ -79,6 +79,7 @@ _CANONICAL = re.compile(r'(rel="canonical"[^>]*href="|property="og:url" content=
 
 # --- pure functions -------------------------------------------------------------------
 
+
 def percentile(values: list[float], q: float) -> float:
     """The nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(values)
@@ -106,15 +107,23 @@ def evenly_spread(latest: dict[int, str], replicas: list[str], sources: int) -> 
 
 
 def feed_xml(source: int, items: int, port: int, filled: bool) -> bytes:
-    entries = "".join(
-        f"<item><title>Source {source} article {i}</title>"
-        f"<link>http://127.0.0.1:{port}/a/{source}/{i}</link><guid>s{source}-{i}</guid>"
-        f"<pubDate>{format_datetime(datetime(2024, 5, 1, 12, i % 60, tzinfo=UTC))}</pubDate>"
-        f"<description>{escape(f'Summary of article {i} of source {source}.')}</description>"
-        "</item>" for i in range(items)) if filled else ""
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-            f"<title>bench {source}</title><link>http://127.0.0.1:{port}/</link>"
-            f"<description>bench</description>{entries}</channel></rss>").encode()
+    entries = (
+        "".join(
+            f"<item><title>Source {source} article {i}</title>"
+            f"<link>http://127.0.0.1:{port}/a/{source}/{i}</link><guid>s{source}-{i}</guid>"
+            f"<pubDate>{format_datetime(datetime(2024, 5, 1, 12, i % 60, tzinfo=UTC))}</pubDate>"
+            f"<description>{escape(f'Summary of article {i} of source {source}.')}</description>"
+            "</item>"
+            for i in range(items)
+        )
+        if filled
+        else ""
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>bench {source}</title><link>http://127.0.0.1:{port}/</link>"
+        f"<description>bench</description>{entries}</channel></rss>"
+    ).encode()
 
 
 def article_page(template: str, url: str) -> bytes:
@@ -123,11 +132,15 @@ def article_page(template: str, url: str) -> bytes:
 
 
 def sources_toml(sources: int, port: int) -> str:
-    return "".join(f'[[sources]]\nname = "s{n}"\nurl = "http://127.0.0.1:{port}/feed/{n}"\n'
-                   f"interval = {INGEST_INTERVAL}\n\n" for n in range(sources))
+    return "".join(
+        f'[[sources]]\nname = "s{n}"\nurl = "http://127.0.0.1:{port}/feed/{n}"\n'
+        f"interval = {INGEST_INTERVAL}\n\n"
+        for n in range(sources)
+    )
 
 
 # --- processes -------------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -146,11 +159,23 @@ class Services:
         """Start one; its health port."""
         port = _free_port()
         with (self.logs / f"{label}.log").open("wb") as log:
-            self.running.append((label, subprocess.Popen(
-                [sys.executable, "-m", f"services.{module}"], cwd=REPO,
-                env={**os.environ, "CARAVAN_LOG_LEVEL": "WARNING",
-                     "CARAVAN_HEALTH_PORT": str(port), **env},
-                stdout=log, stderr=subprocess.STDOUT)))
+            self.running.append(
+                (
+                    label,
+                    subprocess.Popen(
+                        [sys.executable, "-m", f"services.{module}"],
+                        cwd=REPO,
+                        env={
+                            **os.environ,
+                            "CARAVAN_LOG_LEVEL": "WARNING",
+                            "CARAVAN_HEALTH_PORT": str(port),
+                            **env,
+                        },
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    ),
+                )
+            )
         return port
 
     def stop(self) -> None:
@@ -204,13 +229,21 @@ async def _wait_ready(services: Services, ports: list[int]) -> None:
 
 
 async def _start_indexers(services: Services, prefix: str, count: int) -> None:
-    await _wait_ready(services, [
-        services.start("indexer", f"{prefix}-indexer-{n}",
-                       {**_prefixes(prefix), "CARAVAN_INDEXER_CONSUMER": f"{prefix}-{n}"})
-        for n in range(count)])
+    await _wait_ready(
+        services,
+        [
+            services.start(
+                "indexer",
+                f"{prefix}-indexer-{n}",
+                {**_prefixes(prefix), "CARAVAN_INDEXER_CONSUMER": f"{prefix}-{n}"},
+            )
+            for n in range(count)
+        ],
+    )
 
 
 # --- indexer ---------------------------------------------------------------------------
+
 
 async def _drained(redis: Redis, stream: str, count: int) -> bool:
     groups: list[dict[str, Any]] = await redis.xinfo_groups(stream)
@@ -218,8 +251,9 @@ async def _drained(redis: Redis, stream: str, count: int) -> bool:
     return bool(group["entries-read"] >= count and group["pending"] == 0)
 
 
-async def _drain_seconds(services: Services, redis: Redis, prefix: str, count: int,
-                         payloads: list[str]) -> float:
+async def _drain_seconds(
+    services: Services, redis: Redis, prefix: str, count: int, payloads: list[str]
+) -> float:
     """Seconds from the first publish until `count` indexers have acknowledged all."""
     stream = f"{prefix}:articles"
     await _start_indexers(services, prefix, count)
@@ -232,36 +266,45 @@ async def _drain_seconds(services: Services, redis: Redis, prefix: str, count: i
     return elapsed
 
 
-async def indexer_throughput(services: Services, es: AsyncElasticsearch, redis: Redis,
-                             run: str, payloads: list[str]) -> dict[str, Any]:
+async def indexer_throughput(
+    services: Services, es: AsyncElasticsearch, redis: Redis, run: str, payloads: list[str]
+) -> dict[str, Any]:
     # A first pass, not counted: Elasticsearch's JIT and caches warm up on it, so the
     # one-process run is not the only one paying for that.
     await _drain_seconds(services, redis, f"{run}-idxwarm", 1, payloads)
     rates: dict[int, float] = {}
     for count in COUNTS:
         rates[count] = len(payloads) / await _drain_seconds(
-            services, redis, f"{run}-idx{count}", count, payloads)
+            services, redis, f"{run}-idx{count}", count, payloads
+        )
         print(f"indexer x{count}: {rates[count]:.0f} docs/s", file=sys.stderr)
     sizes = await _sizes(es, redis, f"{run}-idx1", len(payloads))
-    return {"events": len(payloads), "docs_per_s": {k: round(v) for k, v in rates.items()},
-            "ratio": ratios(rates), **sizes}
+    return {
+        "events": len(payloads),
+        "docs_per_s": {k: round(v) for k, v in rates.items()},
+        "ratio": ratios(rates),
+        **sizes,
+    }
 
 
-async def _sizes(es: AsyncElasticsearch, redis: Redis, prefix: str,
-                 count: int) -> dict[str, float]:
+async def _sizes(es: AsyncElasticsearch, redis: Redis, prefix: str, count: int) -> dict[str, float]:
     stream = f"{prefix}:articles"
     alias = IndexNames(f"{prefix}-").articles
     await es.indices.refresh(index=alias)
     await es.indices.forcemerge(index=alias, max_num_segments=1)
     stats = (await es.indices.stats(index=alias, metric="store,docs"))["_all"]["primaries"]
     stream_bytes = await redis.memory_usage(stream, samples=0) or 0
-    return {"index_store_bytes_per_doc": round(stats["store"]["size_in_bytes"]
-                                               / stats["docs"]["count"]),
-            "indexed_docs": stats["docs"]["count"],
-            "redis_bytes_per_entry": round(stream_bytes / count)}
+    return {
+        "index_store_bytes_per_doc": round(
+            stats["store"]["size_in_bytes"] / stats["docs"]["count"]
+        ),
+        "indexed_docs": stats["docs"]["count"],
+        "redis_bytes_per_entry": round(stream_bytes / count),
+    }
 
 
 # --- ingest ----------------------------------------------------------------------------
+
 
 @dataclass
 class Web:
@@ -294,8 +337,12 @@ def serve(web: Web) -> Iterator[int]:
         def do_GET(self) -> None:
             body = web.answer(self.path, self.headers.get("User-Agent", ""), port)
             self.send_response(200 if body is not None else 404)
-            self.send_header("Content-Type", "text/html; charset=utf-8"
-                             if self.path.startswith("/a/") else "application/rss+xml")
+            self.send_header(
+                "Content-Type",
+                "text/html; charset=utf-8"
+                if self.path.startswith("/a/")
+                else "application/rss+xml",
+            )
             self.send_header("Content-Length", str(len(body or b"")))
             self.end_headers()
             self.wfile.write(body or b"")
@@ -315,10 +362,10 @@ def serve(web: Web) -> Iterator[int]:
         httpd.server_close()
 
 
-async def ingest_throughput(services: Services, redis: Redis, run: str, sources: int,
-                            items: int) -> dict[str, Any]:
-    pages = [(REPO / "samples" / "realdata" / name).read_text(encoding="utf-8")
-             for name in PAGES]
+async def ingest_throughput(
+    services: Services, redis: Redis, run: str, sources: int, items: int
+) -> dict[str, Any]:
+    pages = [(REPO / "samples" / "realdata" / name).read_text(encoding="utf-8") for name in PAGES]
     rates: dict[int, float] = {}
     spread: dict[int, bool] = {}
     seen = 0
@@ -331,15 +378,30 @@ async def ingest_throughput(services: Services, redis: Redis, run: str, sources:
             config.write_text(sources_toml(sources, port), encoding="utf-8")
             agents = [f"bench-replica-{n}" for n in range(count)]
             for agent in agents:
-                services.start("ingest", f"{prefix}-{agent}", {
-                    **_prefixes(prefix), "CARAVAN_INGEST_SOURCES": str(config),
-                    "CARAVAN_INGEST_LEASE_SECONDS": str(INGEST_LEASE),
-                    "CARAVAN_INGEST_HOST_DELAY": "0", "CARAVAN_INGEST_HOST_CONCURRENCY": "16",
-                    "CARAVAN_FETCH_ALLOW": "127.0.0.1", "CARAVAN_USER_AGENT": agent})
+                services.start(
+                    "ingest",
+                    f"{prefix}-{agent}",
+                    {
+                        **_prefixes(prefix),
+                        "CARAVAN_INGEST_SOURCES": str(config),
+                        "CARAVAN_INGEST_LEASE_SECONDS": str(INGEST_LEASE),
+                        "CARAVAN_INGEST_HOST_DELAY": "0",
+                        "CARAVAN_INGEST_HOST_CONCURRENCY": "16",
+                        "CARAVAN_FETCH_ALLOW": "127.0.0.1",
+                        "CARAVAN_USER_AGENT": agent,
+                    },
+                )
             deadline = time.monotonic() + 90
-            while not (spread_now := evenly_spread(
-                    web.latest_fetcher(time.monotonic() - INGEST_INTERVAL * 1.5),
-                    agents, sources)) and time.monotonic() < deadline:
+            while (
+                not (
+                    spread_now := evenly_spread(
+                        web.latest_fetcher(time.monotonic() - INGEST_INTERVAL * 1.5),
+                        agents,
+                        sources,
+                    )
+                )
+                and time.monotonic() < deadline
+            ):
                 await _poll(services, 0.2)
             spread[count] = spread_now
             web.filled = True
@@ -351,13 +413,17 @@ async def ingest_throughput(services: Services, redis: Redis, run: str, sources:
         if count == 1:
             seen = await _mean_memory(redis, f"{prefix}:ingest:seen:*")
         print(f"ingest x{count}: {rates[count]:.1f} articles/s", file=sys.stderr)
-    return {"sources": sources, "items_per_source": items, "articles": sources * items,
-            "articles_per_s": {k: round(v, 1) for k, v in rates.items()},
-            "ratio": ratios(rates), "leases_spread_before_start": spread,
-            # What ingest remembers of each published article (CARAVAN_INGEST_STATE_TTL_DAYS).
-            "redis_bytes_per_seen_article": seen,
-            "politeness": {"CARAVAN_INGEST_HOST_DELAY": 0,
-                           "CARAVAN_INGEST_HOST_CONCURRENCY": 16}}
+    return {
+        "sources": sources,
+        "items_per_source": items,
+        "articles": sources * items,
+        "articles_per_s": {k: round(v, 1) for k, v in rates.items()},
+        "ratio": ratios(rates),
+        "leases_spread_before_start": spread,
+        # What ingest remembers of each published article (CARAVAN_INGEST_STATE_TTL_DAYS).
+        "redis_bytes_per_seen_article": seen,
+        "politeness": {"CARAVAN_INGEST_HOST_DELAY": 0, "CARAVAN_INGEST_HOST_CONCURRENCY": 16},
+    }
 
 
 async def _mean_memory(redis: Redis, pattern: str) -> int:
@@ -375,9 +441,17 @@ async def _first_and_last_ms(redis: Redis, stream: str) -> tuple[int, int]:
 
 # --- freshness -------------------------------------------------------------------------
 
-async def freshness(services: Services, es: AsyncElasticsearch, redis: Redis, run: str,
-                    payloads: list[tuple[str, str]], rate: float, every: int,
-                    poll_interval: float) -> dict[str, Any]:
+
+async def freshness(
+    services: Services,
+    es: AsyncElasticsearch,
+    redis: Redis,
+    run: str,
+    payloads: list[tuple[str, str]],
+    rate: float,
+    every: int,
+    poll_interval: float,
+) -> dict[str, Any]:
     """`payloads`: (document id, event JSON), published at `rate` per second."""
     prefix = f"{run}-fresh"
     alias = IndexNames(f"{prefix}-").articles
@@ -398,8 +472,9 @@ async def freshness(services: Services, es: AsyncElasticsearch, redis: Redis, ru
             await asyncio.sleep(max(0.0, started + n * tick - time.monotonic()))
             now = time.monotonic()
             async with redis.pipeline(transaction=False) as pipe:
-                for index, (doc_id, payload) in enumerate(payloads[start:start + per_tick],
-                                                          start):
+                for index, (doc_id, payload) in enumerate(
+                    payloads[start : start + per_tick], start
+                ):
                     pipe.xadd(f"{prefix}:articles", {"__data__": payload})
                     if index % every == 0:
                         outstanding[doc_id] = now
@@ -413,9 +488,13 @@ async def freshness(services: Services, es: AsyncElasticsearch, redis: Redis, ru
             asked = time.monotonic()
             ids = list(outstanding)
             if ids:
-                found = await es.search(index=alias, query={"ids": {"values": ids}},
-                                        size=len(ids), source=False,
-                                        filter_path=["hits.hits._id"])
+                found = await es.search(
+                    index=alias,
+                    query={"ids": {"values": ids}},
+                    size=len(ids),
+                    source=False,
+                    filter_path=["hits.hits._id"],
+                )
                 for hit in found.body.get("hits", {}).get("hits", []):
                     latencies.append(asked - outstanding.pop(hit["_id"]))
             await asyncio.sleep(max(0.0, asked + poll_interval - time.monotonic()))
@@ -425,12 +504,19 @@ async def freshness(services: Services, es: AsyncElasticsearch, redis: Redis, ru
     interval = _seconds(refresh)
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     print(f"freshness: p50 {p50:.3f} s, p99 {p99:.3f} s (refresh {refresh})", file=sys.stderr)
-    return {"rate_per_s": rate, "published_per_s": round(achieved[0], 1),
-            "events": len(payloads), "sampled": len(latencies),
-            "poll_interval_s": poll_interval, "refresh_interval": refresh,
-            "p50_s": round(p50, 3), "p99_s": round(p99, 3), "max_s": round(max(latencies), 3),
-            "p50_per_refresh_interval": round(p50 / interval, 2),
-            "p99_per_refresh_interval": round(p99 / interval, 2)}
+    return {
+        "rate_per_s": rate,
+        "published_per_s": round(achieved[0], 1),
+        "events": len(payloads),
+        "sampled": len(latencies),
+        "poll_interval_s": poll_interval,
+        "refresh_interval": refresh,
+        "p50_s": round(p50, 3),
+        "p99_s": round(p99, 3),
+        "max_s": round(max(latencies), 3),
+        "p50_per_refresh_interval": round(p50 / interval, 2),
+        "p99_per_refresh_interval": round(p99 / interval, 2),
+    }
 
 
 def _seconds(interval: str) -> float:
@@ -442,6 +528,7 @@ def _seconds(interval: str) -> float:
 
 
 # --- the run ---------------------------------------------------------------------------
+
 
 async def cleanup(es: AsyncElasticsearch, redis: Redis, run: str) -> None:
     await drop_namespace(es, redis, f"{run}-*", f"{run}-*")
@@ -456,22 +543,32 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     run = f"bench-scaling-{uuid4().hex[:8]}"
     es = make_elasticsearch(ElasticsearchSettings())
     redis = make_redis(RedisSettings())
-    result: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
-                              "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-                              "mean_event_bytes": round(sum(map(len, payloads)) / len(payloads))}
+    result: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "mean_event_bytes": round(sum(map(len, payloads)) / len(payloads)),
+    }
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as logs:
         services = Services(Path(logs))
         try:
             async with asyncio.timeout(PART_TIMEOUT):
-                result["indexer"] = await indexer_throughput(services, es, redis, run,
-                                                             payloads)
+                result["indexer"] = await indexer_throughput(services, es, redis, run, payloads)
             async with asyncio.timeout(PART_TIMEOUT):
-                result["ingest"] = await ingest_throughput(services, redis, run, args.sources,
-                                                           args.items)
+                result["ingest"] = await ingest_throughput(
+                    services, redis, run, args.sources, args.items
+                )
             async with asyncio.timeout(PART_TIMEOUT + args.duration):
-                result["freshness"] = await freshness(services, es, redis, run, fresh,
-                                                      args.rate, args.sample_every,
-                                                      args.poll_interval)
+                result["freshness"] = await freshness(
+                    services,
+                    es,
+                    redis,
+                    run,
+                    fresh,
+                    args.rate,
+                    args.sample_every,
+                    args.poll_interval,
+                )
         except TimeoutError:
             services.report_logs()
             raise
@@ -486,18 +583,24 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000,
-                        help="article events per indexer run")
+    parser.add_argument("--events", type=int, default=20_000, help="article events per indexer run")
     parser.add_argument("--sources", type=int, default=60, help="loopback feeds")
     parser.add_argument("--items", type=int, default=10, help="articles per feed")
-    parser.add_argument("--rate", type=float, default=200.0,
-                        help="events per second of the freshness part")
-    parser.add_argument("--duration", type=float, default=60.0,
-                        help="seconds the freshness part publishes")
-    parser.add_argument("--sample-every", type=int, default=4,
-                        help="freshness: search for every n-th event")
-    parser.add_argument("--poll-interval", type=float, default=0.05,
-                        help="freshness: seconds between searches (the measurement's resolution)")
+    parser.add_argument(
+        "--rate", type=float, default=200.0, help="events per second of the freshness part"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=60.0, help="seconds the freshness part publishes"
+    )
+    parser.add_argument(
+        "--sample-every", type=int, default=4, help="freshness: search for every n-th event"
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.05,
+        help="freshness: seconds between searches (the measurement's resolution)",
+    )
     result = asyncio.run(main(parser.parse_args()))
     print(json.dumps(result, indent=2))
     out = REPO / "bench" / "results"

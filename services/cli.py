@@ -61,17 +61,24 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
-        "run", help="start Redis, Elasticsearch and the four services on the bundled samples")
+        "run", help="start Redis, Elasticsearch and the four services on the bundled samples"
+    )
     run.set_defaults(handler=_run)
 
     _add_ingest(commands)
 
     extract = commands.add_parser(
-        "extract", help="print what ingest extracts from article pages, one JSON line each")
-    extract.add_argument("sources", nargs="+", metavar="PATH_OR_URL",
-                         help="HTML files, - for standard input, or URLs (guarded fetcher)")
+        "extract", help="print what ingest extracts from article pages, one JSON line each"
+    )
+    extract.add_argument(
+        "sources",
+        nargs="+",
+        metavar="PATH_OR_URL",
+        help="HTML files, - for standard input, or URLs (guarded fetcher)",
+    )
     extract.set_defaults(
-        handler=lambda args: extract_command.main(Settings.from_env(), args.sources))
+        handler=lambda args: extract_command.main(Settings.from_env(), args.sources)
+    )
 
     _add_ratefeed(commands)
 
@@ -94,94 +101,156 @@ def _parser() -> argparse.ArgumentParser:
     dead_list.add_argument("--limit", type=int, default=50)
     dead_list.set_defaults(handler=_deadletters_list)
     replay = dead_commands.add_parser(
-        "replay", help="put dead letters back into their stream (after a fix) and drop them")
+        "replay", help="put dead letters back into their stream (after a fix) and drop them"
+    )
     replay.add_argument("ids", nargs="+", metavar="ID", help="dead-letter entry ids")
     replay.set_defaults(handler=_deadletters_replay)
 
     groups = commands.add_parser(
-        "groups", help="consumer groups of the streams: live or abandoned; drop one")
+        "groups", help="consumer groups of the streams: live or abandoned; drop one"
+    )
     groups_commands = groups.add_subparsers(dest="action", metavar="ACTION")
     groups.set_defaults(handler=_groups_list)
-    groups_commands.add_parser("list", help="every group with its lag, pending and state"
-                               ).set_defaults(handler=_groups_list)
+    groups_commands.add_parser(
+        "list", help="every group with its lag, pending and state"
+    ).set_defaults(handler=_groups_list)
     drop = groups_commands.add_parser(
-        "drop", help="destroy a group on the article and quote streams (its pending go too)")
+        "drop", help="destroy a group on the article and quote streams (its pending go too)"
+    )
     drop.add_argument("name")
-    drop.add_argument("--force", action="store_true",
-                      help="drop it even if it is configured or still active")
+    drop.add_argument(
+        "--force", action="store_true", help="drop it even if it is configured or still active"
+    )
     drop.set_defaults(handler=_groups_drop)
 
     rebuild = commands.add_parser(
-        "reindex", help="rebuild an index into its next version and swap the alias, no downtime")
+        "reindex", help="rebuild an index into its next version and swap the alias, no downtime"
+    )
     rebuild.add_argument("index", choices=("articles", "quotes"))
-    rebuild.add_argument("--from-streams", action="store_true",
-                         help="replay what the streams retain instead of copying the live index")
+    rebuild.add_argument(
+        "--from-streams",
+        action="store_true",
+        help="replay what the streams retain instead of copying the live index",
+    )
     rebuild.set_defaults(handler=_reindex)
 
     add_keys_command(commands)
     docs = commands.add_parser("docs", help="write JSON Schemas, AsyncAPI and OpenAPI to docs/")
     docs.add_argument("--dir", type=Path, default=Path("docs"))
-    docs.add_argument("--check", action="store_true",
-                      help="write nothing; fail if a committed document is out of date")
+    docs.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; fail if a committed document is out of date",
+    )
     docs.set_defaults(handler=_docs)
     return parser
 
 
 def _add_ratefeed(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ratefeed = commands.add_parser("ratefeed", help="run the rate feed, or read one rates file")
-    ratefeed.add_argument("--source", metavar="PATH_OR_URL",
-                          help="read this one rates document, publish its quotes and exit")
-    ratefeed.add_argument("--once", action="store_true",
-                          help="poll the configured providers once and exit")
-    ratefeed.add_argument("--provider", metavar="NAME",
-                          help="the provider of --source (detected from the document if not "
-                               "given), or the one provider --once polls")
+    ratefeed.add_argument(
+        "--source",
+        metavar="PATH_OR_URL",
+        help="read this one rates document, publish its quotes and exit",
+    )
+    ratefeed.add_argument(
+        "--once", action="store_true", help="poll the configured providers once and exit"
+    )
+    ratefeed.add_argument(
+        "--provider",
+        metavar="NAME",
+        help="the provider of --source (detected from the document if not "
+        "given), or the one provider --once polls",
+    )
     ratefeed.set_defaults(handler=_ratefeed)
     ratefeed_commands = ratefeed.add_subparsers(dest="action", metavar="ACTION")
     backfill = ratefeed_commands.add_parser(
-        "backfill", help="load past rates, one day at a time, from providers that offer them")
-    backfill.add_argument("--since", type=date.fromisoformat, required=True, metavar="DATE",
-                          help="first day, YYYY-MM-DD")
-    backfill.add_argument("--until", type=date.fromisoformat, metavar="DATE",
-                          help="last day, YYYY-MM-DD (default: today, UTC)")
+        "backfill", help="load past rates, one day at a time, from providers that offer them"
+    )
+    backfill.add_argument(
+        "--since",
+        type=date.fromisoformat,
+        required=True,
+        metavar="DATE",
+        help="first day, YYYY-MM-DD",
+    )
+    backfill.add_argument(
+        "--until",
+        type=date.fromisoformat,
+        metavar="DATE",
+        help="last day, YYYY-MM-DD (default: today, UTC)",
+    )
     backfill.add_argument("--provider", metavar="NAME", help="only this configured provider")
     backfill.set_defaults(handler=_ratefeed_backfill)
     release = ratefeed_commands.add_parser(
-        "release", help="publish quotes held as jumps (with those held before them) and make "
-                        "them the rate later moves are judged against")
-    release.add_argument("keys", nargs="+", metavar="KEY",
-                         help="a held quote's dead-letter entry_id, e.g. KZT-USD-2015-08-20-nbk")
+        "release",
+        help="publish quotes held as jumps (with those held before them) and make "
+        "them the rate later moves are judged against",
+    )
+    release.add_argument(
+        "keys",
+        nargs="+",
+        metavar="KEY",
+        help="a held quote's dead-letter entry_id, e.g. KZT-USD-2015-08-20-nbk",
+    )
     release.set_defaults(handler=_ratefeed_release)
 
 
 def _add_ingest(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ingest = commands.add_parser("ingest", help="run the ingest service, or ingest one source")
-    ingest.add_argument("--source", metavar="PATH_OR_URL",
-                        help="ingest this one feed, sitemap, listing page or article page, "
-                             "publish its new and changed articles and exit")
-    ingest.add_argument("--kind", choices=["feed", "sitemap", "listing", "article"],
-                        help="what --source is (default: recognised from its content)")
-    ingest.add_argument("--once", action="store_true",
-                        help="poll every configured source once and exit")
-    ingest.add_argument("--limit", type=_positive_int, metavar="N", dest="max_items",
-                        help="with --source: read at most N of its articles (default: all)")
+    ingest.add_argument(
+        "--source",
+        metavar="PATH_OR_URL",
+        help="ingest this one feed, sitemap, listing page or article page, "
+        "publish its new and changed articles and exit",
+    )
+    ingest.add_argument(
+        "--kind",
+        choices=["feed", "sitemap", "listing", "article"],
+        help="what --source is (default: recognised from its content)",
+    )
+    ingest.add_argument(
+        "--once", action="store_true", help="poll every configured source once and exit"
+    )
+    ingest.add_argument(
+        "--limit",
+        type=_positive_int,
+        metavar="N",
+        dest="max_items",
+        help="with --source: read at most N of its articles (default: all)",
+    )
     ingest.set_defaults(handler=_ingest)
     backfill = ingest.add_subparsers(dest="action", metavar="ACTION").add_parser(
-        "backfill", help="ingest the articles of a sitemap (or sitemap index) since a date")
+        "backfill", help="ingest the articles of a sitemap (or sitemap index) since a date"
+    )
     backfill.add_argument("--sitemap", metavar="PATH_OR_URL", required=True)
-    backfill.add_argument("--since", metavar="DATE", required=True, type=_utc_date,
-                          help="YYYY-MM-DD (UTC): entries dated earlier are left out")
-    backfill.add_argument("--limit", type=int, default=1000, metavar="N",
-                          help="read at most N articles, newest first (default 1000)")
+    backfill.add_argument(
+        "--since",
+        metavar="DATE",
+        required=True,
+        type=_utc_date,
+        help="YYYY-MM-DD (UTC): entries dated earlier are left out",
+    )
+    backfill.add_argument(
+        "--limit",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="read at most N articles, newest first (default 1000)",
+    )
     backfill.set_defaults(handler=_backfill)
 
 
 def _ingest(args: argparse.Namespace) -> None:
 
     if args.source:
-        _print_poll(asyncio.run(ingest_app.ingest_once(Settings.from_env(), args.source,
-                                                       kind=args.kind,
-                                                       max_items=args.max_items)))
+        _print_poll(
+            asyncio.run(
+                ingest_app.ingest_once(
+                    Settings.from_env(), args.source, kind=args.kind, max_items=args.max_items
+                )
+            )
+        )
     elif args.once:
         results = asyncio.run(ingest_app.ingest_configured_once(Settings.from_env()))
         for result in results:
@@ -196,9 +265,17 @@ def _ingest(args: argparse.Namespace) -> None:
 
 def _backfill(args: argparse.Namespace) -> None:
 
-    _print_poll(asyncio.run(ingest_app.ingest_once(Settings.from_env(), args.sitemap,
-                                                   kind="sitemap",
-                                                   since=args.since, max_items=args.limit)))
+    _print_poll(
+        asyncio.run(
+            ingest_app.ingest_once(
+                Settings.from_env(),
+                args.sitemap,
+                kind="sitemap",
+                since=args.since,
+                max_items=args.limit,
+            )
+        )
+    )
 
 
 def _print_poll(result: PollResult) -> None:
@@ -223,16 +300,22 @@ def _utc_date(text: str) -> datetime:
 def _ratefeed(args: argparse.Namespace) -> None:
 
     if args.source or args.once:
-        _print_quotes(asyncio.run(ratefeed_app.ratefeed_once(Settings.from_env(), args.source,
-                                                             args.provider)))
+        _print_quotes(
+            asyncio.run(ratefeed_app.ratefeed_once(Settings.from_env(), args.source, args.provider))
+        )
     else:
         ratefeed_app.main()
 
 
 def _ratefeed_backfill(args: argparse.Namespace) -> None:
 
-    _print_quotes(asyncio.run(ratefeed_app.ratefeed_backfill(Settings.from_env(), args.since,
-                                                             args.until, args.provider)))
+    _print_quotes(
+        asyncio.run(
+            ratefeed_app.ratefeed_backfill(
+                Settings.from_env(), args.since, args.until, args.provider
+            )
+        )
+    )
 
 
 def _ratefeed_release(args: argparse.Namespace) -> None:
@@ -243,8 +326,9 @@ def _ratefeed_release(args: argparse.Namespace) -> None:
 def _print_quotes(quotes: list[QuoteEvent]) -> None:
     for quote in quotes:
         flags = f" [{', '.join(quote.flags)}]" if quote.flags else ""
-        print(f"{quote.base}/{quote.quote} {quote.rate} as of {quote.as_of} "
-              f"({quote.provider}){flags}")
+        print(
+            f"{quote.base}/{quote.quote} {quote.rate} as of {quote.as_of} ({quote.provider}){flags}"
+        )
     print(f"{len(quotes)} quotes published")
 
 
@@ -262,35 +346,42 @@ def _deadletters_list(args: argparse.Namespace) -> None:
     if not letters:
         print("no dead letters")
     for entry_id, letter in letters:
-        print(f"{entry_id}  {letter.stream} {letter.entry_id}  {letter.error_class} "
-              f"(attempts {letter.attempts}, {letter.failed_at:%Y-%m-%d %H:%M:%S}Z)\n"
-              f"    {letter.error_message}")
+        print(
+            f"{entry_id}  {letter.stream} {letter.entry_id}  {letter.error_class} "
+            f"(attempts {letter.attempts}, {letter.failed_at:%Y-%m-%d %H:%M:%S}Z)\n"
+            f"    {letter.error_message}"
+        )
 
 
 def _deadletters_replay(args: argparse.Namespace) -> None:
 
-    for entry_id, outcome in asyncio.run(replay_dead_letters(Settings.from_env(),
-                                                             args.ids)).items():
+    for entry_id, outcome in asyncio.run(
+        replay_dead_letters(Settings.from_env(), args.ids)
+    ).items():
         print(f"{entry_id}: {outcome}")
 
 
 def _groups_list(_: argparse.Namespace) -> None:
     for stream, group, live in asyncio.run(_read_all_groups(Settings.from_env())):
         state = "live" if live else "ABANDONED (not waited for, not kept from trimming)"
-        print(f"{stream}  {group.name}: behind {group.behind}, pending {group.pending}, "
-              f"consumers {group.consumers}, idle {_idle(group.idle_ms)}  {state}")
+        print(
+            f"{stream}  {group.name}: behind {group.behind}, pending {group.pending}, "
+            f"consumers {group.consumers}, idle {_idle(group.idle_ms)}  {state}"
+        )
 
 
 def _groups_drop(args: argparse.Namespace) -> None:
     settings = Settings.from_env()
-    found = [(stream, live) for stream, group, live in asyncio.run(_read_all_groups(settings))
-             if group.name == args.name]
+    found = [
+        (stream, live)
+        for stream, group, live in asyncio.run(_read_all_groups(settings))
+        if group.name == args.name
+    ]
     if not found:
         print(f"no group {args.name!r} on the streams", file=sys.stderr)
         raise SystemExit(1)
     if any(live for _, live in found) and not args.force:
-        print(f"{args.name!r} is configured or active: refusing without --force",
-              file=sys.stderr)
+        print(f"{args.name!r} is configured or active: refusing without --force", file=sys.stderr)
         raise SystemExit(1)
 
     async def drop() -> None:
@@ -309,8 +400,9 @@ async def _read_all_groups(settings: Settings) -> list[tuple[str, GroupState, bo
     async with make_redis(settings.redis) as redis:
         for stream in streams.consumed:
             for group in await read_groups(redis, stream):
-                rows.append((stream, group,
-                             is_live(group, common.stream_groups, common.abandon_after_ms)))
+                rows.append(
+                    (stream, group, is_live(group, common.stream_groups, common.abandon_after_ms))
+                )
     return rows
 
 
@@ -320,17 +412,23 @@ def _idle(idle_ms: int | None) -> str:
 
 def _reindex(args: argparse.Namespace) -> None:
     try:
-        result = asyncio.run(reindex_configured(Settings.from_env(), args.index,
-                                                from_streams=args.from_streams))
+        result = asyncio.run(
+            reindex_configured(Settings.from_env(), args.index, from_streams=args.from_streams)
+        )
     except ReindexIncomplete as exc:
         print(f"caravan reindex: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc
-    print(f"{result.alias}: {result.old_index} -> {result.new_index}, {result.copied} documents "
-          f"copied, {result.skipped} left alone; the old index is kept")
+    print(
+        f"{result.alias}: {result.old_index} -> {result.new_index}, {result.copied} documents "
+        f"copied, {result.skipped} left alone; the old index is kept"
+    )
     if result.late_failures:
-        print(f"caravan reindex: {len(result.late_failures)} documents written during the "
-              f"rebuild are only in {result.old_index}: " + "; ".join(
-                  f"{f.doc_id}: {f.reason}" for f in result.late_failures), file=sys.stderr)
+        print(
+            f"caravan reindex: {len(result.late_failures)} documents written during the "
+            f"rebuild are only in {result.old_index}: "
+            + "; ".join(f"{f.doc_id}: {f.reason}" for f in result.late_failures),
+            file=sys.stderr,
+        )
         raise SystemExit(1)
 
 

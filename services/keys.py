@@ -47,6 +47,7 @@ def role_descriptors(index_prefix: str) -> dict[str, dict[str, Any]]:
     re-point anything; reindex moves an alias and deletes the index it failed to
     fill, so it has `manage` (which includes both) and `read` to copy documents.
     """
+
     def on_indices(*privileges: str) -> list[dict[str, Any]]:
         # A list of its own per role: callers may change one role without the others.
         return [{"names": index_names(index_prefix), "privileges": list(privileges)}]
@@ -54,8 +55,13 @@ def role_descriptors(index_prefix: str) -> dict[str, dict[str, Any]]:
     return {
         "indexer": {
             "cluster": ["monitor", "manage_index_templates", "cluster:admin/analyze"],
-            "indices": on_indices("create_index", "view_index_metadata", "write",
-                                  "indices:admin/mapping/put", "indices:admin/aliases"),
+            "indices": on_indices(
+                "create_index",
+                "view_index_metadata",
+                "write",
+                "indices:admin/mapping/put",
+                "indices:admin/aliases",
+            ),
         },
         "query": {
             "cluster": ["monitor", "cluster:admin/analyze"],
@@ -93,8 +99,7 @@ def write_secret(path: Path, secret: str) -> None:
     """
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     # O_EXCL|O_NOFOLLOW: a fresh file of ours, not anything already at that name.
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                         0o600)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as out:
             os.fchmod(out.fileno(), 0o600)  # exactly 600, whatever the umask
@@ -108,9 +113,13 @@ def write_secret(path: Path, secret: str) -> None:
         raise
 
 
-async def create_keys(es: AsyncElasticsearch, index_prefix: str, out_dir: Path,
-                      expiration: str | None = None,
-                      services: tuple[str, ...] = SERVICES) -> list[CreatedKey]:
+async def create_keys(
+    es: AsyncElasticsearch,
+    index_prefix: str,
+    out_dir: Path,
+    expiration: str | None = None,
+    services: tuple[str, ...] = SERVICES,
+) -> list[CreatedKey]:
     """Put each service's role and create its key, written to `out_dir/SERVICE.api-key`.
 
     The roles are for users who authenticate with a password instead; a key
@@ -123,45 +132,67 @@ async def create_keys(es: AsyncElasticsearch, index_prefix: str, out_dir: Path,
         role = role_name(service, index_prefix)
         await es.security.put_role(name=role, **descriptors[service])
         answer = await es.security.create_api_key(
-            name=f"{role}-{stamp}", role_descriptors={role: descriptors[service]},
-            expiration=expiration, metadata={"caravan_service": service})
+            name=f"{role}-{stamp}",
+            role_descriptors={role: descriptors[service]},
+            expiration=expiration,
+            metadata={"caravan_service": service},
+        )
         path = out_dir / f"{service}.api-key"
         write_secret(path, answer["encoded"])
         created.append(CreatedKey(service, role, answer["name"], answer["id"], path))
     return created
 
 
-async def _create_configured(settings: Settings, out_dir: Path, expiration: str | None,
-                             services: tuple[str, ...]) -> list[CreatedKey]:
+async def _create_configured(
+    settings: Settings, out_dir: Path, expiration: str | None, services: tuple[str, ...]
+) -> list[CreatedKey]:
     async with make_elasticsearch(settings.elasticsearch) as es:
-        return await create_keys(es, settings.common.index_prefix, out_dir, expiration,
-                                 services)
+        return await create_keys(es, settings.common.index_prefix, out_dir, expiration, services)
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`caravan keys roles | create`."""
     keys = commands.add_parser(
-        "keys", help="each service's Elasticsearch role, and one API key per service")
+        "keys", help="each service's Elasticsearch role, and one API key per service"
+    )
     actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
     roles = actions.add_parser(
-        "roles", help="print the roles as JSON, keyed by name (the body of PUT "
-                      "/_security/role/NAME; as YAML, a roles.yml)")
+        "roles",
+        help="print the roles as JSON, keyed by name (the body of PUT "
+        "/_security/role/NAME; as YAML, a roles.yml)",
+    )
     roles.set_defaults(handler=_print_roles)
     create = actions.add_parser(
-        "create", help="put the roles and create one API key per service, each written to "
-                       "DIR/SERVICE.api-key (mode 600) for ELASTICSEARCH_API_KEY_FILE")
+        "create",
+        help="put the roles and create one API key per service, each written to "
+        "DIR/SERVICE.api-key (mode 600) for ELASTICSEARCH_API_KEY_FILE",
+    )
     create.add_argument("--out", type=Path, required=True, metavar="DIR")
-    create.add_argument("--expiration", metavar="DURATION",
-                        help="lifetime of the keys, e.g. 90d (default: they never expire)")
-    create.add_argument("--service", choices=SERVICES, action="append",
-                        help="only this service's key (repeatable; default: all)")
+    create.add_argument(
+        "--expiration",
+        metavar="DURATION",
+        help="lifetime of the keys, e.g. 90d (default: they never expire)",
+    )
+    create.add_argument(
+        "--service",
+        choices=SERVICES,
+        action="append",
+        help="only this service's key (repeatable; default: all)",
+    )
     create.set_defaults(handler=_create)
 
 
 def _print_roles(_: argparse.Namespace) -> None:
     prefix = Settings.from_env().common.index_prefix
-    print(json.dumps({role_name(service, prefix): descriptor
-                      for service, descriptor in role_descriptors(prefix).items()}, indent=2))
+    print(
+        json.dumps(
+            {
+                role_name(service, prefix): descriptor
+                for service, descriptor in role_descriptors(prefix).items()
+            },
+            indent=2,
+        )
+    )
 
 
 def _create(args: argparse.Namespace) -> None:
@@ -170,5 +201,7 @@ def _create(args: argparse.Namespace) -> None:
     settings = Settings.from_env()
     for key in asyncio.run(_create_configured(settings, args.out, args.expiration, services)):
         # Names and ids only: the secret goes to its file and nowhere else.
-        print(f"{key.service}: API key {key.name} (id {key.key_id}), role {key.role}, "
-              f"written to {key.path}")
+        print(
+            f"{key.service}: API key {key.name} (id {key.key_id}), role {key.role}, "
+            f"written to {key.path}"
+        )

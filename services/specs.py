@@ -40,9 +40,11 @@ def schema_id(name: str) -> str:
 
 def event_schemas() -> dict[str, Any]:
     # Serialization mode: what a consumer reads off the stream, computed fields included.
-    return {name: {"$schema": JSON_SCHEMA_DIALECT, "$id": schema_id(name)}
-            | model.model_json_schema(mode="serialization")
-            for name, model in EVENT_MODELS.items()}
+    return {
+        name: {"$schema": JSON_SCHEMA_DIALECT, "$id": schema_id(name)}
+        | model.model_json_schema(mode="serialization")
+        for name, model in EVENT_MODELS.items()
+    }
 
 
 def _wire_message(message: dict[str, Any]) -> dict[str, Any]:
@@ -57,19 +59,25 @@ def _wire_message(message: dict[str, Any]) -> dict[str, Any]:
         "name": name,
         "contentType": "application/json",
         "description": f"The stream entry's one field, `{DATA_KEY}`, holds the {name} "
-                       "as UTF-8 JSON; entries have no other fields.",
+        "as UTF-8 JSON; entries have no other fields.",
         "payload": {"$ref": f"../schemas/{name}.json"},
     }
 
 
 def _asyncapi(service: str, description: str, broker: RedisBroker) -> Any:
-    spec = AsyncAPI(broker, title=f"caravan {service}", version=VERSION,
-                    description=description, schema_version="3.0.0")
+    spec = AsyncAPI(
+        broker,
+        title=f"caravan {service}",
+        version=VERSION,
+        description=description,
+        schema_version="3.0.0",
+    )
     document: dict[str, Any] = spec.to_specification().to_jsonable()
     components = document["components"]
     del components["schemas"]
-    components["messages"] = {key: _wire_message(message)
-                              for key, message in components["messages"].items()}
+    components["messages"] = {
+        key: _wire_message(message) for key, message in components["messages"].items()
+    }
     for channel in document["channels"].values():
         channel["bindings"]["redis"]["field"] = DATA_KEY
     return document
@@ -85,14 +93,18 @@ def asyncapi_documents(settings: Settings) -> dict[str, Any]:
     deadletters_publisher(indexer)
     return {
         "ingest": _asyncapi("ingest", "Publishes ArticleEvents read from feeds.", ingest.broker),
-        "ratefeed": _asyncapi("ratefeed", "Publishes QuoteEvents computed from official rates, "
-                              "and quarantines unconfirmed jumps as DeadLetters.",
-                              ratefeed.broker),
+        "ratefeed": _asyncapi(
+            "ratefeed",
+            "Publishes QuoteEvents computed from official rates, "
+            "and quarantines unconfirmed jumps as DeadLetters.",
+            ratefeed.broker,
+        ),
         "indexer": _asyncapi(
             "indexer",
             "Consumes the articles and quotes streams (consumer group `indexer`; see "
             "docs/events.md) and publishes the entries it cannot index as DeadLetters.",
-            indexer.broker),
+            indexer.broker,
+        ),
     }
 
 
@@ -102,8 +114,9 @@ def all_documents(settings: Settings) -> dict[str, Any]:
     documents: dict[str, Any] = {
         f"schemas/{name}.json": schema for name, schema in event_schemas().items()
     }
-    documents |= {f"asyncapi/{name}.json": doc
-                  for name, doc in asyncapi_documents(settings).items()}
+    documents |= {
+        f"asyncapi/{name}.json": doc for name, doc in asyncapi_documents(settings).items()
+    }
     documents["openapi/query.json"] = create_query_app(settings).openapi()
     return documents
 

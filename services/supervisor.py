@@ -69,16 +69,18 @@ def plan_restart(policy: RestartPolicy, previous_streak: int, uptime: float) -> 
 
 
 def restart_delay(policy: RestartPolicy, streak: int) -> float:
-    wait = wait_exponential_jitter(multiplier=policy.first_delay, max=policy.max_delay,
-                                   jitter=policy.jitter)
+    wait = wait_exponential_jitter(
+        multiplier=policy.first_delay, max=policy.max_delay, jitter=policy.jitter
+    )
     # tenacity's strategies read only the attempt number of a retry state.
     state = RetryCallState(Retrying(), None, (), {})
     state.attempt_number = streak
     return wait(state)
 
 
-def stop_processes(processes: Iterable[subprocess.Popen[bytes]],
-                   timeout: float = STOP_TIMEOUT) -> None:
+def stop_processes(
+    processes: Iterable[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT
+) -> None:
     """SIGTERM every process still running, then wait for each, killing what outlasts
     `timeout`: all are signalled before any wait, so their graceful shutdowns overlap."""
     processes = list(processes)
@@ -142,8 +144,10 @@ class Supervisor:
             restart = plan_restart(self._policy, service.streak, uptime)
             service.process, service.streak = None, restart.streak
             service.restart_at = now + restart.delay
-            say(f"{service.name} exited ({describe_exit(returncode)}) after {uptime:.1f} s; "
-                f"restarting in {restart.delay:.1f} s (restart {restart.streak} in a row)")
+            say(
+                f"{service.name} exited ({describe_exit(returncode)}) after {uptime:.1f} s; "
+                f"restarting in {restart.delay:.1f} s (restart {restart.streak} in a row)"
+            )
 
     def stop_all(self) -> None:
         stop_processes([s.process for s in self._services if s.process is not None])
@@ -152,7 +156,8 @@ class Supervisor:
         # A process group of its own: a Ctrl-C at the terminal reaches only this
         # supervisor, which stops the services itself, in order and once.
         service.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service.name}"], env=self._env, process_group=0)
+            [sys.executable, "-m", f"services.{service.name}"], env=self._env, process_group=0
+        )
         service.started_at = time.monotonic()
         say(f"started {service.name} (pid {service.process.pid})")
 
@@ -216,16 +221,21 @@ def _supervise(supervisor: Supervisor, stop: _StopRequest, settings: QuerySettin
                 next_probe = now + 1
                 if viewing := _search_hits(client, base):
                     waiting_until = None
-                    print(f"\nCaravan is running ({viewing}).\n"
-                          f"  Search:      {base}/api/search?q={EXAMPLE_QUERY}\n"
-                          f"  Quotes:      {base}/api/quotes/latest\n"
-                          f"  API docs:    {base}/docs\n"
-                          f"  From a shell: caravan search {EXAMPLE_QUERY}\n"
-                          "Press Ctrl-C to stop.\n", flush=True)
+                    print(
+                        f"\nCaravan is running ({viewing}).\n"
+                        f"  Search:      {base}/api/search?q={EXAMPLE_QUERY}\n"
+                        f"  Quotes:      {base}/api/quotes/latest\n"
+                        f"  API docs:    {base}/docs\n"
+                        f"  From a shell: caravan search {EXAMPLE_QUERY}\n"
+                        "Press Ctrl-C to stop.\n",
+                        flush=True,
+                    )
                 elif now > waiting_until:
                     waiting_until = None
-                    say(f"no search hits within {STARTUP_TIMEOUT:.0f} s; see the logs above "
-                        "(the services keep running)")
+                    say(
+                        f"no search hits within {STARTUP_TIMEOUT:.0f} s; see the logs above "
+                        "(the services keep running)"
+                    )
             time.sleep(TICK)
 
 
@@ -236,5 +246,6 @@ def _search_hits(client: httpx.Client, base: str) -> str | None:
         return None
     if not isinstance(found, dict) or not found.get("total"):
         return None
-    return f"Viewing results {found['from']} - {found['to']} of {found['total']} " \
-           f"for {EXAMPLE_QUERY!r}"
+    return (
+        f"Viewing results {found['from']} - {found['to']} of {found['total']} for {EXAMPLE_QUERY!r}"
+    )

@@ -49,11 +49,16 @@ def make_redis(settings: RedisSettings) -> Redis:
         # keeps no connection class of its own (tests/integration/test_redis_torn_writes.py).
         first, *others = _cluster_seeds(settings.url)
         cluster = RedisCluster.from_url(
-            first, health_check_interval=15, **_redis_options(settings),
-            startup_nodes=[ClusterNode(*_host_port(url)) for url in others])
+            first,
+            health_check_interval=15,
+            **_redis_options(settings),
+            startup_nodes=[ClusterNode(*_host_port(url)) for url in others],
+        )
         return cast("Redis", cluster)
     return Redis.from_url(
-        settings.url, health_check_interval=15, retry_on_timeout=True,
+        settings.url,
+        health_check_interval=15,
+        retry_on_timeout=True,
         **_redis_options(settings),
     )
 
@@ -69,18 +74,23 @@ def _host_port(url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 6379
 
 
-def make_broker(settings: RedisSettings, tracer_provider: TracerProvider | None = None
-                ) -> RedisBroker:
+def make_broker(
+    settings: RedisSettings, tracer_provider: TracerProvider | None = None
+) -> RedisBroker:
     # With tracing on, FastStream opens a span per publish and puts its context in
     # the message headers, which JsonMessageFormat writes into the event.
-    middlewares = (RedisTelemetryMiddleware(tracer_provider=tracer_provider),
-                   ) if tracer_provider else ()
+    middlewares = (
+        (RedisTelemetryMiddleware(tracer_provider=tracer_provider),) if tracer_provider else ()
+    )
     if settings.cluster:
         first, *others = _cluster_seeds(settings.url)
         return RedisClusterBroker(
-            first, startup_nodes=[_host_port(url) for url in others],
-            message_format=JsonMessageFormat, middlewares=middlewares,
-            **_redis_options(settings))
+            first,
+            startup_nodes=[_host_port(url) for url in others],
+            message_format=JsonMessageFormat,
+            middlewares=middlewares,
+            **_redis_options(settings),
+        )
     return RedisBroker(
         settings.url,
         message_format=JsonMessageFormat,
@@ -114,8 +124,11 @@ class SecretFile:
         except OSError as exc:
             # Mid-rotation the file can be missing for a moment: keep the last secret.
             if not self._unreadable:
-                log.warning("credential file unreadable, keeping the last one read",
-                            path=str(self.path), error=type(exc).__name__)
+                log.warning(
+                    "credential file unreadable, keeping the last one read",
+                    path=str(self.path),
+                    error=type(exc).__name__,
+                )
             self._unreadable = True
             return False
         self._seen, self._unreadable = seen, False
@@ -137,8 +150,9 @@ class _FileCredentialTransport(AsyncTransport):
         self, method: str, target: str, **options: Any
     ) -> TransportApiResponse:
         if self.secret.refresh():
-            log.info("elasticsearch credential read again from its file",
-                     path=str(self.secret.path))
+            log.info(
+                "elasticsearch credential read again from its file", path=str(self.secret.path)
+            )
         headers = HttpHeaders(options.get("headers") or {})
         if self.username is None:
             headers["authorization"] = f"ApiKey {self.secret.value}"
@@ -158,9 +172,13 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
     elif settings.username and settings.password:
         auth["basic_auth"] = (settings.username, settings.password.get_secret_value())
     # A secret read from a *_FILE is followed: rotating it needs no restart.
-    followed = (settings.api_key_file if settings.api_key
-                else settings.password_file if settings.username and settings.password
-                else None)
+    followed = (
+        settings.api_key_file
+        if settings.api_key
+        else settings.password_file
+        if settings.username and settings.password
+        else None
+    )
     if followed is not None:
         auth["transport_class"] = _FileCredentialTransport
     es = AsyncElasticsearch(

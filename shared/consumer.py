@@ -138,9 +138,16 @@ class GroupReader:
         return self._hold(entries)
 
     async def _read_new(self, count: int, block_ms: int) -> list[Entry]:
-        reply = cast("ReadReply", await self._redis.xreadgroup(
-            self.group, self.consumer, dict.fromkeys(self.streams, ">"),
-            count=count, block=block_ms))
+        reply = cast(
+            "ReadReply",
+            await self._redis.xreadgroup(
+                self.group,
+                self.consumer,
+                dict.fromkeys(self.streams, ">"),
+                count=count,
+                block=block_ms,
+            ),
+        )
         return [
             Entry(stream.decode(), entry_id.decode(), fields)
             for stream, items in reply or []
@@ -154,16 +161,27 @@ class GroupReader:
         claimed: list[Entry] = []
         for stream in self.streams:
             _, items, deleted = await self._redis.xautoclaim(
-                stream, self.group, self.consumer, min_idle_time=self.claim_idle_ms,
-                start_id="0-0", count=self._batch_size)
+                stream,
+                self.group,
+                self.consumer,
+                min_idle_time=self.claim_idle_ms,
+                start_id="0-0",
+                count=self._batch_size,
+            )
             if deleted:
                 # Trimmed while pending (only possible with a MAXLEN cap).
-                log.error("pending entries were trimmed before being read", stream=stream,
-                          entry_ids=[d.decode() for d in deleted])
+                log.error(
+                    "pending entries were trimmed before being read",
+                    stream=stream,
+                    entry_ids=[d.decode() for d in deleted],
+                )
             # XAUTOCLAIM also returns this consumer's own entries when the loop stalled
             # past the idle time: those are in hand already, not abandoned.
-            batch = [Entry(stream, i.decode(), f) for i, f in items
-                     if f is not None and i.decode() not in self._held[stream]]
+            batch = [
+                Entry(stream, i.decode(), f)
+                for i, f in items
+                if f is not None and i.decode() not in self._held[stream]
+            ]
             await self._load_delivery_counts(stream, batch)
             claimed.extend(batch)
         if claimed:
@@ -173,9 +191,17 @@ class GroupReader:
     async def _load_delivery_counts(self, stream: str, batch: list[Entry]) -> None:
         if not batch:
             return
-        details = cast("list[dict[str, Any]]", await self._redis.xpending_range(
-            stream, self.group, min=batch[0].entry_id, max=batch[-1].entry_id,
-            count=len(batch) * 2, consumername=self.consumer))
+        details = cast(
+            "list[dict[str, Any]]",
+            await self._redis.xpending_range(
+                stream,
+                self.group,
+                min=batch[0].entry_id,
+                max=batch[-1].entry_id,
+                count=len(batch) * 2,
+                consumername=self.consumer,
+            ),
+        )
         counts = {d["message_id"].decode(): int(d["times_delivered"]) for d in details}
         for entry in batch:
             entry.deliveries = counts.get(entry.entry_id, entry.deliveries)
@@ -217,10 +243,17 @@ class GroupReader:
                 continue
             # Typed as redis-py's stub wants its id list (a list is invariant).
             mine: list[int | bytes | str | memoryview[int]] = [
-                i for i in await self._pending_here(stream, held) if i in held]
+                i for i in await self._pending_here(stream, held) if i in held
+            ]
             if mine:
-                await self._redis.xclaim(stream, self.group, self.consumer, min_idle_time=0,
-                                         message_ids=mine, justid=True)
+                await self._redis.xclaim(
+                    stream,
+                    self.group,
+                    self.consumer,
+                    min_idle_time=0,
+                    message_ids=mine,
+                    justid=True,
+                )
                 refreshed += len(mine)
         return refreshed
 
@@ -230,9 +263,17 @@ class GroupReader:
         start, end = ordered[0], ordered[-1]
         found: list[str] = []
         while True:
-            page = cast("list[dict[str, Any]]", await self._redis.xpending_range(
-                stream, self.group, min=start, max=end, count=PENDING_PAGE,
-                consumername=self.consumer))
+            page = cast(
+                "list[dict[str, Any]]",
+                await self._redis.xpending_range(
+                    stream,
+                    self.group,
+                    min=start,
+                    max=end,
+                    count=PENDING_PAGE,
+                    consumername=self.consumer,
+                ),
+            )
             found.extend(d["message_id"].decode() for d in page)
             if len(page) < PENDING_PAGE:
                 return found
@@ -252,12 +293,14 @@ class GroupReader:
         """Remove consumers that hold nothing and have been silent for long: dead processes."""
         idle_limit = self.claim_idle_ms * 10
         for stream in self.streams:
-            consumers: list[dict[str, Any]] = await self._redis.xinfo_consumers(
-                stream, self.group)
+            consumers: list[dict[str, Any]] = await self._redis.xinfo_consumers(stream, self.group)
             for consumer in consumers:
                 name = _text(consumer["name"])
-                if (name != self.consumer and consumer["pending"] == 0
-                        and consumer["idle"] > idle_limit):
+                if (
+                    name != self.consumer
+                    and consumer["pending"] == 0
+                    and consumer["idle"] > idle_limit
+                ):
                     await self._redis.xgroup_delconsumer(stream, self.group, name)
                     log.info("removed idle consumer", stream=stream, consumer=name)
 
@@ -276,11 +319,16 @@ class TailReader:
         if self._last == "$":
             # Pinned to the entry that is last now: "$" asked again after Redis was
             # away (a failover) would skip whatever was added meanwhile.
-            newest = cast("list[tuple[bytes, Any]]",
-                          await self._redis.xrevrange(self._stream, count=1))
+            newest = cast(
+                "list[tuple[bytes, Any]]", await self._redis.xrevrange(self._stream, count=1)
+            )
             self._last = newest[0][0].decode() if newest else "0-0"
-        reply = cast("ReadReply", await self._redis.xread(
-            {self._stream: self._last}, count=self._count, block=self._block_ms))
+        reply = cast(
+            "ReadReply",
+            await self._redis.xread(
+                {self._stream: self._last}, count=self._count, block=self._block_ms
+            ),
+        )
         entries: list[Entry] = []
         for _, items in reply or []:
             for entry_id, fields in items:

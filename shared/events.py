@@ -67,8 +67,9 @@ def _http_url(url: str) -> str:
 # The check is a validator, not a JSON Schema pattern: v1 consumers accept any
 # string here, and what producers may send only narrows, so nothing breaks for them
 # (tests/contracts counts every constraint change in the schema as breaking).
-HttpUrl = Annotated[NonEmpty, AfterValidator(_http_url),
-                    Field(description="an http:// or https:// URL")]
+HttpUrl = Annotated[
+    NonEmpty, AfterValidator(_http_url), Field(description="an http:// or https:// URL")
+]
 
 
 def _bounded(bounds: Bounds) -> AfterValidator:
@@ -119,8 +120,9 @@ SCHEMA_VERSION: Literal[1] = 1
 class Event(BaseModel):
     # Every field with a default is still always written, so the published schema
     # lists it as required: consumers can rely on it being there.
-    model_config = ConfigDict(frozen=True, extra="ignore",
-                              json_schema_serialization_defaults_required=True)
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", json_schema_serialization_defaults_required=True
+    )
 
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: UUID = Field(default_factory=uuid4)
@@ -153,8 +155,8 @@ class ArticleEvent(Event):
     extraction: Literal["page", "feed"] | None = Field(
         default=None,
         description="where title and body came from: the article page (trafilatura) "
-                    "or, when that failed, the source's own fields (feed item, news "
-                    "sitemap entry, listing excerpt)",
+        "or, when that failed, the source's own fields (feed item, news "
+        "sitemap entry, listing excerpt)",
     )
 
     @computed_field  # type: ignore[prop-decorator]
@@ -176,7 +178,8 @@ class QuoteEvent(Event):
     # Bounded by validators, not in the JSON Schema, for the reason given at HttpUrl.
     rate: Annotated[Decimal, Field(gt=0, description=f"X/USD, {RATE}"), _bounded(RATE)]
     change_pct: Annotated[Decimal, _bounded(CHANGE_PCT)] | None = Field(
-        default=None, description=f"percent, {CHANGE_PCT}")
+        default=None, description=f"percent, {CHANGE_PCT}"
+    )
     previous_rate: Annotated[Decimal, Field(gt=0)] | None = None
     as_of: date
     provider: NonEmpty
@@ -212,9 +215,12 @@ class DeadLetter(Event):
     """A stream entry that could not be processed, kept byte for byte with the reason."""
 
     stream: NonEmpty
-    entry_id: NonEmpty = Field(description=(
-        "the ID of the failed entry in `stream`; a quote the rate feed held back "
-        "(`error_class` `RateJump`) never had one, and carries its idempotency_key"))
+    entry_id: NonEmpty = Field(
+        description=(
+            "the ID of the failed entry in `stream`; a quote the rate feed held back "
+            "(`error_class` `RateJump`) never had one, and carries its idempotency_key"
+        )
+    )
     payload: Base64Bytes = b""
     other_fields: dict[str, Base64Bytes] = Field(default_factory=dict)
     error_class: NonEmpty

@@ -220,13 +220,13 @@ class PoliteFetcher:
                     raise
                 wait = self._backoff.delay(attempt)
                 self._gate(host).defer(wait)
-                log.info("fetch timed out, retrying", url=url, attempt=attempt,
-                         wait=round(wait, 3))
+                log.info("fetch timed out, retrying", url=url, attempt=attempt, wait=round(wait, 3))
                 continue
             if response.status not in RETRYABLE_STATUSES:
                 return response
-            asked = retry_after_seconds(response.retry_after, datetime.now(UTC),
-                                        self.policy.max_retry_after)
+            asked = retry_after_seconds(
+                response.retry_after, datetime.now(UTC), self.policy.max_retry_after
+            )
             if asked is not None and asked > self.policy.backoff_max:
                 # Waiting that long inside one poll would stall the source; the host
                 # stays deferred and the next poll tries again.
@@ -236,15 +236,22 @@ class PoliteFetcher:
                 raise FetchError(f"{url}: HTTP {response.status} after {attempt} attempts")
             wait = max(asked or 0.0, self._backoff.delay(attempt))
             self._gate(host).defer(wait)
-            log.info("fetch answered with a retryable status", url=url,
-                     status=response.status, attempt=attempt, wait=round(wait, 3))
+            log.info(
+                "fetch answered with a retryable status",
+                url=url,
+                status=response.status,
+                attempt=attempt,
+                wait=round(wait, 3),
+            )
 
     async def _get(self, url: str, headers: dict[str, str], max_bytes: int) -> _Response:
         gate = self._gate(_origin(url))
         await gate.enter()
         try:
-            async with asyncio.timeout(self.policy.timeout * _DEADLINE_TIMEOUTS), \
-                    self._client.stream("GET", url, headers=headers) as response:
+            async with (
+                asyncio.timeout(self.policy.timeout * _DEADLINE_TIMEOUTS),
+                self._client.stream("GET", url, headers=headers) as response,
+            ):
                 content = b""
                 if 200 <= response.status_code < 300:
                     content = await _read_limited(response, url, max_bytes)
@@ -254,16 +261,18 @@ class PoliteFetcher:
                     content_type=response.headers.get("content-type"),
                     location=response.headers.get("location"),
                     retry_after=response.headers.get("retry-after"),
-                    validators=Validators(response.headers.get("etag"),
-                                          response.headers.get("last-modified")),
+                    validators=Validators(
+                        response.headers.get("etag"), response.headers.get("last-modified")
+                    ),
                 )
         except AddressRefused as exc:
             raise Refused(f"{url}: {exc}") from exc
         except httpx.TimeoutException as exc:
             raise _TimedOut(f"{url}: timed out ({type(exc).__name__})") from exc
         except TimeoutError as exc:
-            raise _TimedOut(f"{url}: not complete within "
-                            f"{self.policy.timeout * _DEADLINE_TIMEOUTS:g}s") from exc
+            raise _TimedOut(
+                f"{url}: not complete within {self.policy.timeout * _DEADLINE_TIMEOUTS:g}s"
+            ) from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
         finally:
@@ -273,8 +282,9 @@ class PoliteFetcher:
         if origin not in self._gates:
             if len(self._gates) >= _MAX_HOSTS:
                 self._forget_idle_hosts()
-            self._gates[origin] = _HostGate(self.policy.host_concurrency,
-                                            self.policy.host_delay, self.policy.backoff_max)
+            self._gates[origin] = _HostGate(
+                self.policy.host_concurrency, self.policy.host_delay, self.policy.backoff_max
+            )
         return self._gates[origin]
 
     def _forget_idle_hosts(self) -> None:
@@ -291,8 +301,7 @@ class PoliteFetcher:
     async def _check_robots(self, url: str) -> None:
         rules = await self._rules(_origin(url))
         if not rules.allows(self.policy.user_agent, url):
-            reason = ("robots.txt unreachable" if rules.disallow_all
-                      else "disallowed by robots.txt")
+            reason = "robots.txt unreachable" if rules.disallow_all else "disallowed by robots.txt"
             raise Refused(f"{url}: {reason} for {self.policy.user_agent.split('/')[0]}")
 
     async def _rules(self, origin: str) -> RobotsRules:
@@ -306,8 +315,9 @@ class PoliteFetcher:
             self._robots[origin] = _Robots(rules, time.monotonic() + ttl)
             crawl_delay = rules.crawl_delay(self.policy.user_agent) or 0.0
             gate = self._gate(origin)
-            gate.delay = max(self.policy.host_delay,
-                             capped_seconds(crawl_delay, self.policy.max_crawl_delay))
+            gate.delay = max(
+                self.policy.host_delay, capped_seconds(crawl_delay, self.policy.max_crawl_delay)
+            )
             return rules
 
     async def _load_robots(self, origin: str) -> RobotsRules:
@@ -321,11 +331,13 @@ class PoliteFetcher:
         except Refused:  # an internal address: the document's fetch must fail the same way
             raise
         except FetchError as exc:
-            log.warning("robots.txt unreachable, host skipped for now", origin=origin,
-                        error=str(exc))
+            log.warning(
+                "robots.txt unreachable, host skipped for now", origin=origin, error=str(exc)
+            )
             return rules_from_response(None, "")
-        return rules_from_response(response.status,
-                                   response.content.decode("utf-8", errors="replace"))
+        return rules_from_response(
+            response.status, response.content.decode("utf-8", errors="replace")
+        )
 
 
 @dataclass(frozen=True)

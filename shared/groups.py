@@ -78,9 +78,11 @@ def trim_floor(now_ms: int, retention_ms: int, groups: Sequence[GroupState]) -> 
 def check_lag_within_maxlen(max_lag: int, maxlen: int | None) -> None:
     """Refuse a MAXLEN cap that would trim entries before the backpressure pauses ingest."""
     if maxlen is not None and max_lag >= maxlen:
-        msg = (f"CARAVAN_INGEST_MAX_LAG ({max_lag}) must be below CARAVAN_STREAM_MAXLEN "
-               f"({maxlen}): otherwise the cap trims entries no consumer has read "
-               "before ingest pauses. Lower the lag or raise (or unset) the cap.")
+        msg = (
+            f"CARAVAN_INGEST_MAX_LAG ({max_lag}) must be below CARAVAN_STREAM_MAXLEN "
+            f"({maxlen}): otherwise the cap trims entries no consumer has read "
+            "before ingest pauses. Lower the lag or raise (or unset) the cap."
+        )
         raise LimitsError(msg)
 
 
@@ -101,10 +103,17 @@ async def read_groups(redis: Redis, stream: str) -> list[GroupState]:
         if info["consumers"]:
             consumers: list[dict[str, Any]] = await redis.xinfo_consumers(stream, name)
             idle = min((int(c["idle"]) for c in consumers), default=None)
-        groups.append(GroupState(
-            name, _text(info["last-delivered-id"]), int(info["pending"]), oldest,
-            None if info.get("lag") is None else int(info["lag"]),
-            int(info["consumers"]), idle))
+        groups.append(
+            GroupState(
+                name,
+                _text(info["last-delivered-id"]),
+                int(info["pending"]),
+                oldest,
+                None if info.get("lag") is None else int(info["lag"]),
+                int(info["consumers"]),
+                idle,
+            )
+        )
     return groups
 
 

@@ -54,11 +54,13 @@ def health_app(probe: ReadinessProbe) -> Starlette:
         readiness = await probe()
         return JSONResponse(readiness.as_json(), status_code=200 if readiness.ready else 503)
 
-    return Starlette(routes=[
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Mount("/metrics", make_asgi_app()),
-    ])
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Mount("/metrics", make_asgi_app()),
+        ]
+    )
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -71,8 +73,9 @@ class _EmbeddedServer(uvicorn.Server):
 
 class HealthServer:
     def __init__(self, probe: ReadinessProbe, host: str, port: int) -> None:
-        config = uvicorn.Config(health_app(probe), log_config=None, lifespan="off",
-                                access_log=False)
+        config = uvicorn.Config(
+            health_app(probe), log_config=None, lifespan="off", access_log=False
+        )
         self._server = _EmbeddedServer(config)
         # Bound here, not inside uvicorn, so a taken port fails the start-up
         # with a plain OSError instead of uvicorn's sys.exit in a task.

@@ -33,8 +33,11 @@ MAPPING_VERSION = 1
 
 TEXT = {"type": "text", "analyzer": "standard"}
 # Tokens made by shared/language.analysis: split on spaces, nothing else.
-NORMALISED = {"properties": {name: {"type": "text", "analyzer": "whitespace"}
-                             for name in ("title", "summary", "body")}}
+NORMALISED = {
+    "properties": {
+        name: {"type": "text", "analyzer": "whitespace"} for name in ("title", "summary", "body")
+    }
+}
 
 
 def articles_mapping() -> dict[str, Any]:
@@ -105,8 +108,6 @@ class IndexNames:
         return f"{alias}-v{version}"
 
 
-
-
 # An index document is the event plus a few fields derived for search, declared as
 # computed fields so a document is validated and serialized to JSON in one pass of
 # pydantic's Rust core.
@@ -121,14 +122,20 @@ class ArticleDocument(ArticleEvent):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def stem(self) -> dict[str, str]:
-        return {"title": stem_text(self.title), "summary": stem_text(self.summary),
-                "body": stem_text(self.body)}
+        return {
+            "title": stem_text(self.title),
+            "summary": stem_text(self.summary),
+            "body": stem_text(self.body),
+        }
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def fold(self) -> dict[str, str]:
-        return {"title": fold_text(self.title), "summary": fold_text(self.summary),
-                "body": fold_text(self.body)}
+        return {
+            "title": fold_text(self.title),
+            "summary": fold_text(self.summary),
+            "body": fold_text(self.body),
+        }
 
 
 class QuoteDocument(QuoteEvent):

@@ -32,8 +32,7 @@ class BoundedDecoder:
         self._decoded = 0
         self._encoding = _single_encoding(content_encoding)
         # deflate's is made from its first bytes (see feed).
-        self._inflater = (zlib.decompressobj(_GZIP_WBITS) if self._encoding == "gzip"
-                          else None)
+        self._inflater = zlib.decompressobj(_GZIP_WBITS) if self._encoding == "gzip" else None
 
     def feed(self, raw: bytes) -> bytes:
         if self._encoding == "identity":
@@ -42,7 +41,8 @@ class BoundedDecoder:
             # "deflate" is zlib-wrapped by the standard, raw by many servers: the
             # first bytes tell which (as browsers and httpx decide).
             self._inflater = zlib.decompressobj(
-                _ZLIB_WBITS if _is_zlib_header(raw) else _RAW_DEFLATE_WBITS)
+                _ZLIB_WBITS if _is_zlib_header(raw) else _RAW_DEFLATE_WBITS
+            )
         return self._inflate(self._inflater, raw)
 
     def _inflate(self, inflater: zlib._Decompress, data: bytes) -> bytes:
@@ -74,8 +74,7 @@ def _single_encoding(header: str | None) -> str:
     if coding == "x-gzip":
         coding = "gzip"
     if coding not in ("identity", "gzip", "deflate"):
-        raise BodyRefused(f"content encoding {coding!r} not accepted (asked for "
-                          f"{ACCEPT_ENCODING})")
+        raise BodyRefused(f"content encoding {coding!r} not accepted (asked for {ACCEPT_ENCODING})")
     return coding
 
 

@@ -115,7 +115,8 @@ class Lease:
 # The lease the current task works under (each ingest source is polled in a task
 # of its own): state writes made in that task are fenced by it.
 current_lease: contextvars.ContextVar[Lease | None] = contextvars.ContextVar(
-    "current_lease", default=None)
+    "current_lease", default=None
+)
 
 
 async def write_current(redis: AnyRedis, commands: Sequence[Command]) -> None:
@@ -142,8 +143,16 @@ async def check_current() -> None:
 class WorkShare:
     """Items of a group shared among its live replicas by lease (see the module)."""
 
-    def __init__(self, redis: AnyRedis, prefix: str, group: str, items: Sequence[str],
-                 owner: str, ttl: float, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        redis: AnyRedis,
+        prefix: str,
+        group: str,
+        items: Sequence[str],
+        owner: str,
+        ttl: float,
+        rng: random.Random | None = None,
+    ) -> None:
         self._redis = redis
         self._base = f"{prefix}lease"
         self._group = group
@@ -216,7 +225,7 @@ class WorkShare:
                 log.warning("lease lost", item=item, fence=lease.token)
                 del self._held[item]
         excess = len(self._held) - self.share
-        for item in [i for i in self._held if i not in self._busy][:max(0, excess)]:
+        for item in [i for i in self._held if i not in self._busy][: max(0, excess)]:
             await self._give_back(item)
 
     async def _each(self, script: str, held: Sequence[tuple[str, Lease]]) -> list[Any]:
@@ -240,8 +249,11 @@ class WorkShare:
         if len(self._held) >= self.share:
             return None
         key = self._key("holder", item)
-        token = int(await self._redis.eval(
-            _ACQUIRE, 2, key, self._key("fence", item), self._owner, self._ttl_ms))
+        token = int(
+            await self._redis.eval(
+                _ACQUIRE, 2, key, self._key("fence", item), self._owner, self._ttl_ms
+            )
+        )
         if not token:
             return None
         lease = Lease(self._redis, key, self._owner, token)
@@ -289,8 +301,7 @@ class WorkShare:
             self._held.pop(item, None)
         except UNREACHABLE as exc:
             # The schedule is not kept this time: the item is due again at once.
-            log.warning("next turn not recorded: redis unreachable", item=item,
-                        error=str(exc))
+            log.warning("next turn not recorded: redis unreachable", item=item, error=str(exc))
 
     def lost(self, item: str) -> None:
         """The work found the lease lost (a fenced write refused) before a renewal did."""

@@ -54,9 +54,13 @@ class Sandbox:
         # threads (a fork of a threaded process can inherit a held lock).
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(list(preload))
-        self._pool = ProcessPool(max_workers=limits.workers, max_tasks=_TASKS_PER_WORKER,
-                                 initializer=_limit_memory, initargs=(limits.memory_bytes,),
-                                 context=context)
+        self._pool = ProcessPool(
+            max_workers=limits.workers,
+            max_tasks=_TASKS_PER_WORKER,
+            initializer=_limit_memory,
+            initargs=(limits.memory_bytes,),
+            context=context,
+        )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` in a worker. ParseFailed when it runs out of time or memory or

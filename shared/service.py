@@ -28,8 +28,9 @@ class ServiceContext:
         self.common = settings.common
         self.redis_settings = settings.redis
         self.streams = Streams(self.common)
-        self.broker: RedisBroker = make_broker(self.redis_settings,
-                                               start_tracing(service, settings.tracing))
+        self.broker: RedisBroker = make_broker(
+            self.redis_settings, start_tracing(service, settings.tracing)
+        )
 
     def configure_logging(self) -> None:
         configure_logging(self.service, self.common.log_level, self.common.log_format)
@@ -76,8 +77,9 @@ class BackgroundService:
         self._grace = grace
         self._tasks: list[asyncio.Task[None]] = []
         self._health_task: asyncio.Task[None] | None = None
-        self._health = HealthServer(probe, health.host,
-                                    health_port if health.port is None else health.port)
+        self._health = HealthServer(
+            probe, health.host, health_port if health.port is None else health.port
+        )
         self.app.after_startup(self._start)
         self.app.on_shutdown(self._stop)
 
@@ -116,4 +118,3 @@ class BackgroundService:
         if self._on_closed is not None:
             await self._on_closed()
         _log.info("service stopped")
-

@@ -295,8 +295,15 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(common=CommonSettings(), redis=RedisSettings(),
-                   elasticsearch=ElasticsearchSettings(), ingest=IngestSettings(),
-                   fetch=FetchSettings(), ratefeed=RateFeedSettings(),
-                   indexer=IndexerSettings(), query=QuerySettings(), health=HealthSettings(),
-                   tracing=TracingSettings())
+        return cls(
+            common=CommonSettings(),
+            redis=RedisSettings(),
+            elasticsearch=ElasticsearchSettings(),
+            ingest=IngestSettings(),
+            fetch=FetchSettings(),
+            ratefeed=RateFeedSettings(),
+            indexer=IndexerSettings(),
+            query=QuerySettings(),
+            health=HealthSettings(),
+            tracing=TracingSettings(),
+        )

@@ -74,9 +74,14 @@ def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
 def _internal(address: IPAddress) -> bool:
     # is_global is False for loopback, private, link-local (169.254.169.254, the
     # cloud metadata address), carrier-grade NAT, documentation and reserved ranges.
-    return (not address.is_global or address.is_multicast
-            or (isinstance(address, ipaddress.IPv6Address)
-                and any(address in network for network in REFUSED_WHOLE)))
+    return (
+        not address.is_global
+        or address.is_multicast
+        or (
+            isinstance(address, ipaddress.IPv6Address)
+            and any(address in network for network in REFUSED_WHOLE)
+        )
+    )
 
 
 def refusal(host: str, address: IPAddress, allow: AllowList) -> str | None:
@@ -108,13 +113,13 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     except ValueError:
         pass
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror}") from exc
     # The scope id (`%eth0`) of a link-local IPv6 address is not part of the address.
-    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0])
-                              for info in infos))
+    return list(
+        dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos)
+    )
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -141,8 +146,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         # TLS still verifies the certificate against `host`: httpcore passes the
         # origin's name to start_tls, not the address dialled here.
         return await self._backend.connect_tcp(
-            str(addresses[0]), port, timeout=timeout, local_address=local_address,
-            socket_options=socket_options)
+            str(addresses[0]),
+            port,
+            timeout=timeout,
+            local_address=local_address,
+            socket_options=socket_options,
+        )
 
     async def connect_unix_socket(
         self,

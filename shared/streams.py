@@ -51,8 +51,11 @@ class Encoder(Protocol):
     """The part of a FastStream codec an encode uses. FastStream's own protocol for it is
     private (`faststream._internal`); this one is satisfied by every codec it passes."""
 
-    async def encode(self, msg: SendableMessage, serializer: SerializerProto | None = None,
-                     ) -> tuple[bytes, str | None]: ...
+    async def encode(
+        self,
+        msg: SendableMessage,
+        serializer: SerializerProto | None = None,
+    ) -> tuple[bytes, str | None]: ...
 
 
 class JsonMessageFormat(MessageFormat):
@@ -71,8 +74,11 @@ class JsonMessageFormat(MessageFormat):
         serializer: SerializerProto | None = None,
         codec: Encoder | None = None,
     ) -> bytes:
-        payload, _ = (await codec.encode(message, serializer) if codec
-                      else encode_message(message, serializer))
+        payload, _ = (
+            await codec.encode(message, serializer)
+            if codec
+            else encode_message(message, serializer)
+        )
         trace = {key: headers[key] for key in TRACE_HEADERS if headers and headers.get(key)}
         if not trace or not payload.startswith(b"{"):
             return payload

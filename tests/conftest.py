@@ -72,10 +72,14 @@ def settings(namespace: Namespace) -> Settings:
     """
     return replace(
         Settings.from_env(),
-        common=CommonSettings(stream_prefix=namespace.stream_prefix,
-                              index_prefix=namespace.index_prefix, log_format="console"),
+        common=CommonSettings(
+            stream_prefix=namespace.stream_prefix,
+            index_prefix=namespace.index_prefix,
+            log_format="console",
+        ),
         redis=RedisSettings(url=_require("REDIS_URL")),
-        elasticsearch=ElasticsearchSettings(url=_require("ELASTICSEARCH_URL")))
+        elasticsearch=ElasticsearchSettings(url=_require("ELASTICSEARCH_URL")),
+    )
 
 
 @pytest.fixture
@@ -93,12 +97,12 @@ async def es(namespace: Namespace) -> AsyncIterator[AsyncElasticsearch]:
     client = make_elasticsearch(ElasticsearchSettings(url=_require("ELASTICSEARCH_URL")))
     yield client
     # Deleting by wildcard is refused (action.destructive_requires_name): name them.
-    indices = await client.indices.get(index=f"{namespace.index_prefix}*",
-                                       allow_no_indices=True)
+    indices = await client.indices.get(index=f"{namespace.index_prefix}*", allow_no_indices=True)
     if indices:
         await client.indices.delete(index=",".join(indices))
     templates = await client.options(ignore_status=404).indices.get_index_template(
-        name=f"{namespace.index_prefix}*")
+        name=f"{namespace.index_prefix}*"
+    )
     for template in templates.get("index_templates", []):
         await client.indices.delete_index_template(name=template["name"])
     await client.close()

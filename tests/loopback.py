@@ -69,8 +69,12 @@ class LoopbackServer:
                 self._answer(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
 
             def _answer(self, body: bytes) -> None:
-                hit = Hit(self.path, {k.lower(): v for k, v in self.headers.items()},
-                          time.monotonic(), body)
+                hit = Hit(
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    time.monotonic(),
+                    body,
+                )
                 server.hits.append(hit)
                 route = server.routes.get(self.path)
                 reply = route(hit) if route else Reply(404, b"not found")

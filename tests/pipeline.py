@@ -33,9 +33,14 @@ async def index_streams(redis: Redis, es: AsyncElasticsearch, settings: Settings
     ctx = ServiceContext("indexer", settings)
     names = IndexNames(settings.common.index_prefix)
     await ensure_indices(es, names, settings.common)
-    consumer = Consumer(redis, es, Streams(settings.common), names,
-                        IndexerSettings(consumer="t", block_ms=50),
-                        deadletters_publisher(ctx).publish)
+    consumer = Consumer(
+        redis,
+        es,
+        Streams(settings.common),
+        names,
+        IndexerSettings(consumer="t", block_ms=50),
+        deadletters_publisher(ctx).publish,
+    )
     await consumer.ensure_groups()
     async with ctx.broker:
         await ctx.broker.connect()
@@ -55,7 +60,10 @@ async def fill_from_samples(redis: Redis, es: AsyncElasticsearch, settings: Sett
 @asynccontextmanager
 async def query_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
-    async with (app.router.lifespan_context(app),
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                  base_url="http://query") as client):
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://query"
+        ) as client,
+    ):
         yield client

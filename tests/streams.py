@@ -21,8 +21,10 @@ async def add(redis: Redis, stream: str, fields: dict[bytes, bytes] | dict[str, 
 async def wait_claimable(redis: Redis, stream: str, group: str, idle_ms: int) -> None:
     """Wait on Redis's own clock until every pending entry of the group is idle past `idle_ms`."""
     while True:
-        pending = cast("list[dict[str, Any]]", await redis.xpending_range(
-            stream, group, min="-", max="+", count=1000))
+        pending = cast(
+            "list[dict[str, Any]]",
+            await redis.xpending_range(stream, group, min="-", max="+", count=1000),
+        )
         idle = min(int(p["time_since_delivered"]) for p in pending)
         if idle > idle_ms:
             return

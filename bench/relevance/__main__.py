@@ -52,8 +52,9 @@ async def fill(es: AsyncElasticsearch) -> IndexNames:
 
 
 async def baseline(es: AsyncElasticsearch, index: str, q: str) -> list[str]:
-    response = await es.search(index=index, size=K, query={
-        "multi_match": {"query": q, "fields": ["title", "body"]}})
+    response = await es.search(
+        index=index, size=K, query={"multi_match": {"query": q, "fields": ["title", "body"]}}
+    )
     return [hit["_source"]["url"].rsplit("/", 1)[1] for hit in response["hits"]["hits"]]
 
 
@@ -67,14 +68,20 @@ def table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         groups[(row["split"], row["language"])].append(row)
         groups[(row["split"], "all")].append(row)
-    lines = ["| part | language | queries | nDCG@10 baseline | nDCG@10 Caravan | Δ | "
-             "recall@10 baseline | recall@10 Caravan |", "|---|---|---|---|---|---|---|---|"]
-    for (split, language), members in sorted(groups.items(), key=lambda g: (
-            g[0][0], g[0][1] == "all", g[0][1])):
+    lines = [
+        "| part | language | queries | nDCG@10 baseline | nDCG@10 Caravan | Δ | "
+        "recall@10 baseline | recall@10 Caravan |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (split, language), members in sorted(
+        groups.items(), key=lambda g: (g[0][0], g[0][1] == "all", g[0][1])
+    ):
         b, c = (mean(r[f"ndcg_{s}"] for r in members) for s in ("baseline", "caravan"))
         rb, rc = (mean(r[f"recall_{s}"] for r in members) for s in ("baseline", "caravan"))
-        lines.append(f"| {split} | {language} | {len(members)} | {b:.3f} | {c:.3f} | "
-                     f"{c - b:+.3f} | {rb:.3f} | {rc:.3f} |")
+        lines.append(
+            f"| {split} | {language} | {len(members)} | {b:.3f} | {c:.3f} | "
+            f"{c - b:+.3f} | {rb:.3f} | {rc:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -83,13 +90,21 @@ async def main(args: argparse.Namespace) -> None:
     es = make_elasticsearch(ElasticsearchSettings())
     try:
         names = await fill(es)
-        backend = Backend(es, names.articles, names.quotes, exact_total_up_to=10_000,
-                          cache_seconds=0, rate_digits=10)
+        backend = Backend(
+            es,
+            names.articles,
+            names.quotes,
+            exact_total_up_to=10_000,
+            cache_seconds=0,
+            rate_digits=10,
+        )
         rows = []
         for query in queries:
             judged: dict[str, int] = query["relevant"]
-            ranked = {"baseline": await baseline(es, names.articles, query["q"]),
-                      "caravan": await caravan(backend, query["q"])}
+            ranked = {
+                "baseline": await baseline(es, names.articles, query["q"]),
+                "caravan": await caravan(backend, query["q"]),
+            }
             row = {k: query[k] for k in ("id", "language", "split", "q")}
             for side, found in ranked.items():
                 row[f"ndcg_{side}"] = ndcg(found, judged, K)
@@ -101,8 +116,10 @@ async def main(args: argparse.Namespace) -> None:
     print(table(rows))
     if args.verbose:
         for row in rows:
-            print(f"{row['id']:>10} {row['split']:<7} nDCG {row['ndcg_baseline']:.2f} → "
-                  f"{row['ndcg_caravan']:.2f}  {row['q']}")
+            print(
+                f"{row['id']:>10} {row['split']:<7} nDCG {row['ndcg_baseline']:.2f} → "
+                f"{row['ndcg_caravan']:.2f}  {row['q']}"
+            )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "relevance.json").write_text(json.dumps(rows, ensure_ascii=False, indent=1))
 

@@ -32,12 +32,21 @@ FETCHED = datetime(2026, 1, 1, tzinfo=UTC)
 CBU_LANGUAGES = {"RU": "ru", "UZ": "uz", "UZC": "uz-Cyrl", "EN": "en"}
 
 
-def _doc(doc_id: str, source: str, language: str, title: str, body: str = "",
-         summary: str = "") -> ArticleEvent:
+def _doc(
+    doc_id: str, source: str, language: str, title: str, body: str = "", summary: str = ""
+) -> ArticleEvent:
     url = f"https://relevance.invalid/{doc_id}"
-    return ArticleEvent(source=source, url=url, canonical_url=url, title=title, summary=summary,
-                        body=body, language=language, fetched_at=FETCHED,
-                        content_hash=content_hash(title, body))
+    return ArticleEvent(
+        source=source,
+        url=url,
+        canonical_url=url,
+        title=title,
+        summary=summary,
+        body=body,
+        language=language,
+        fetched_at=FETCHED,
+        content_hash=content_hash(title, body),
+    )
 
 
 def _feed_items() -> list[ArticleEvent]:
@@ -46,12 +55,27 @@ def _feed_items() -> list[ArticleEvent]:
     for item in sample_articles(REPO / "samples" / "sources.toml"):
         source = item.source.split(".")[0]
         n = counts[source] = counts.get(source, -1) + 1
-        docs.append(_doc(f"{source}-{n}", item.source, item.language or "", item.title,
-                         item.body, item.summary))
+        docs.append(
+            _doc(
+                f"{source}-{n}",
+                item.source,
+                item.language or "",
+                item.title,
+                item.body,
+                item.summary,
+            )
+        )
         if item.language == "uz":
-            docs.append(_doc(f"{source}-{n}-cyrl", item.source, "uz-Cyrl",
-                             uzbek_to_cyrillic(item.title), uzbek_to_cyrillic(item.body),
-                             uzbek_to_cyrillic(item.summary)))
+            docs.append(
+                _doc(
+                    f"{source}-{n}-cyrl",
+                    item.source,
+                    "uz-Cyrl",
+                    uzbek_to_cyrillic(item.title),
+                    uzbek_to_cyrillic(item.body),
+                    uzbek_to_cyrillic(item.summary),
+                )
+            )
     return docs
 
 
@@ -68,8 +92,13 @@ def _pages() -> list[ArticleEvent]:
     herald = json.loads((REALDATA / "article-heraldsun.expected-metadata.json").read_text())
     lsm = (REALDATA / "article-lsm-lv.expected.txt").read_text(encoding="utf-8")
     return [
-        _doc("heraldsun-0", "heraldsun", "en", herald["title"].split("\n")[0].strip(),
-             herald["excerpt"]),
+        _doc(
+            "heraldsun-0",
+            "heraldsun",
+            "en",
+            herald["title"].split("\n")[0].strip(),
+            herald["excerpt"],
+        ),
         _doc("lsm-0", "lsm", "lv", lsm.split(".")[0], lsm),
     ]
 
@@ -78,14 +107,28 @@ def _currency_names() -> list[ArticleEvent]:
     docs = []
     for row in json.loads((REALDATA / "cbu-uz-rates-2022-04-11.json").read_text()):
         for key, language in CBU_LANGUAGES.items():
-            docs.append(_doc(f"cbu-{row['Ccy']}-{language}", "cbu.uz", language,
-                             row[f"CcyNm_{key}"], f"{row['Ccy']} {row['Rate']} ({row['Date']})"))
+            docs.append(
+                _doc(
+                    f"cbu-{row['Ccy']}-{language}",
+                    "cbu.uz",
+                    language,
+                    row[f"CcyNm_{key}"],
+                    f"{row['Ccy']} {row['Rate']} ({row['Date']})",
+                )
+            )
     cbr = (REALDATA / "cbr-xml-daily-2023-09-27.xml").read_text(encoding="utf-8")
     for code, name in re.findall(r"<CharCode>(\w+)</CharCode>.*?<Name>(.*?)</Name>", cbr, re.S):
         docs.append(_doc(f"cbr-{code}", "cbr.ru", "ru", name, code))
     for row in json.loads((REALDATA / "nbk-derived-rates-2023-11-18.json").read_text()):
-        docs.append(_doc(f"nbk-{row['code']}", "nationalbank.kz", "ru", row["title"],
-                         f"{row['code']} {row['value']}"))
+        docs.append(
+            _doc(
+                f"nbk-{row['code']}",
+                "nationalbank.kz",
+                "ru",
+                row["title"],
+                f"{row['code']} {row['value']}",
+            )
+        )
     return docs
 
 

@@ -6,7 +6,7 @@ import math
 
 
 def dcg(grades: list[int]) -> float:
-    return sum((2.0 ** grade - 1) / math.log2(rank + 2) for rank, grade in enumerate(grades))
+    return sum((2.0**grade - 1) / math.log2(rank + 2) for rank, grade in enumerate(grades))
 
 
 def ndcg(ranked: list[str], judged: dict[str, int], k: int = 10) -> float:

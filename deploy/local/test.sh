@@ -32,7 +32,8 @@ if [ "$(id -u)" -eq 0 ]; then
   export CONTAINERS_CONF="$REPO_ROOT/deploy/containers/containers.conf"
 fi
 
-say "lint, types and import boundaries"
+say "format, lint, types and import boundaries"
+"$VENV_DIR"/bin/ruff format --check .
 "$VENV_DIR"/bin/ruff check .
 "$VENV_DIR"/bin/mypy
 "$VENV_DIR"/bin/lint-imports

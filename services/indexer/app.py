@@ -44,8 +44,9 @@ def create_service(all_settings: Settings) -> BackgroundService:
     es = make_elasticsearch(all_settings.elasticsearch)
     names = IndexNames(ctx.common.index_prefix)
     consumer = Consumer(redis, es, ctx.streams, names, settings, publisher.publish)
-    upkeep = Upkeep(redis, ctx.streams, settings, ctx.common.stream_groups,
-                    ctx.common.abandon_after_ms)
+    upkeep = Upkeep(
+        redis, ctx.streams, settings, ctx.common.stream_groups, ctx.common.abandon_after_ms
+    )
     state: dict[str, bool] = {}
 
     async def consume() -> None:
@@ -55,10 +56,15 @@ def create_service(all_settings: Settings) -> BackgroundService:
 
     async def probe() -> Readiness:
         hold = consumer.hold.describe()
-        checks = {"redis": await redis_ready(redis), "elasticsearch": await elasticsearch_ready(es),
-                  "indices": "languages" in state, "writing": hold is None}
-        return Readiness(checks, {**upkeep.snapshot, "hold": hold,
-                                  "language_analyzers": state.get("languages")})
+        checks = {
+            "redis": await redis_ready(redis),
+            "elasticsearch": await elasticsearch_ready(es),
+            "indices": "languages" in state,
+            "writing": hold is None,
+        }
+        return Readiness(
+            checks, {**upkeep.snapshot, "hold": hold, "language_analyzers": state.get("languages")}
+        )
 
     async def close() -> None:
         await es.close()
@@ -68,10 +74,16 @@ def create_service(all_settings: Settings) -> BackgroundService:
         yield consume()
         yield upkeep.run(consumer.stopping)
 
-    return BackgroundService(ctx.broker, tasks, probe=probe,
-                             grace=all_settings.common.shutdown_grace,
-                             health=all_settings.health, health_port=HEALTH_PORT,
-                             request_stop=consumer.stop, on_closed=close)
+    return BackgroundService(
+        ctx.broker,
+        tasks,
+        probe=probe,
+        grace=all_settings.common.shutdown_grace,
+        health=all_settings.health,
+        health_port=HEALTH_PORT,
+        request_stop=consumer.stop,
+        on_closed=close,
+    )
 
 
 def main() -> None:

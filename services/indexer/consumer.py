@@ -68,16 +68,27 @@ class Consumer:
         self._stopping = asyncio.Event()
         self._backoff = Backoff(settings.retry_base_delay, settings.retry_max_delay)
         self.reader = GroupReader(
-            redis, streams.consumed, settings.group, settings.consumer,
-            batch_size=settings.batch_size, block_ms=settings.block_ms,
-            linger_ms=settings.linger_ms, claim_idle_ms=settings.claim_idle_ms, clock=clock)
-        self._ledger = Ledger(redis, self.reader,
-                              f"{streams.deadletters}:last-error:{settings.group}",
-                              publish_dead_letter)
+            redis,
+            streams.consumed,
+            settings.group,
+            settings.consumer,
+            batch_size=settings.batch_size,
+            block_ms=settings.block_ms,
+            linger_ms=settings.linger_ms,
+            claim_idle_ms=settings.claim_idle_ms,
+            clock=clock,
+        )
+        self._ledger = Ledger(
+            redis,
+            self.reader,
+            f"{streams.deadletters}:last-error:{settings.group}",
+            publish_dead_letter,
+        )
         self.hold = Hold(clock)
         self.limit = AdaptiveLimit(settings.max_in_flight, start=min(2, settings.max_in_flight))
-        self._writer = Writer(es, self._ledger, settings, self._stopping, self.hold,
-                              self._backoff, limit=self.limit)
+        self._writer = Writer(
+            es, self._ledger, settings, self._stopping, self.hold, self._backoff, limit=self.limit
+        )
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
 
@@ -89,8 +100,12 @@ class Consumer:
         return self._stopping
 
     async def run(self) -> None:
-        log.info("indexer consuming", consumer=self._settings.consumer,
-                 group=self._settings.group, streams=list(self._streams.consumed))
+        log.info(
+            "indexer consuming",
+            consumer=self._settings.consumer,
+            group=self._settings.group,
+            streams=list(self._streams.consumed),
+        )
         keeper = asyncio.create_task(self.reader.keep_ownership(self._stopping))
         failures = 0
         # The groups are made (or found) on the first read that reaches Redis: a replica
@@ -218,8 +233,11 @@ class Consumer:
             if entry.deliveries > self._settings.max_deliveries:
                 last = await self._ledger.last_error(entry)
                 if last is None or last[0] is not Fault.CLUSTER:
-                    reason = (last[1] if last is not None
-                              else f"delivered {entry.deliveries} times without success")
+                    reason = (
+                        last[1]
+                        if last is not None
+                        else f"delivered {entry.deliveries} times without success"
+                    )
                     await self._ledger.dead_letter(entry, "TooManyDeliveries", reason)
                     continue
             to_decode.append(entry)
@@ -244,4 +262,5 @@ def _batch_logged(entries: Sequence[Entry]) -> contextlib.AbstractContextManager
     # Bound once per batch (each batch is written in its own task, so its own context):
     # every line logged while preparing or writing it says which batch, at no cost per entry.
     return structlog.contextvars.bound_contextvars(
-        batch_first=entries[0].key, batch_entries=len(entries))
+        batch_first=entries[0].key, batch_entries=len(entries)
+    )

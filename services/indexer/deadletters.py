@@ -16,8 +16,10 @@ async def list_dead_letters(settings: Settings, limit: int) -> list[tuple[str, D
     """Newest first: (dead-letter entry id, letter)."""
     streams = Streams(settings.common)
     async with make_redis(settings.redis) as redis:
-        entries = cast("list[tuple[bytes, dict[bytes, bytes]]]",
-                       await redis.xrevrange(streams.deadletters, count=limit))
+        entries = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]",
+            await redis.xrevrange(streams.deadletters, count=limit),
+        )
     letters = []
     for entry_id, fields in entries:
         try:
@@ -38,8 +40,10 @@ async def replay_dead_letters(settings: Settings, ids: list[str]) -> dict[str, s
     outcomes: dict[str, str] = {}
     async with make_redis(settings.redis) as redis:
         for entry_id in ids:
-            found = cast("list[tuple[bytes, dict[bytes, bytes]]]",
-                         await redis.xrange(streams.deadletters, min=entry_id, max=entry_id))
+            found = cast(
+                "list[tuple[bytes, dict[bytes, bytes]]]",
+                await redis.xrange(streams.deadletters, min=entry_id, max=entry_id),
+            )
             if not found:
                 outcomes[entry_id] = "not found"
                 continue
@@ -47,8 +51,15 @@ async def replay_dead_letters(settings: Settings, ids: list[str]) -> dict[str, s
             fields: dict[bytes, bytes] = {k.encode(): v for k, v in letter.other_fields.items()}
             if letter.payload:
                 fields[DATA_FIELD] = letter.payload
-            new_id = cast("bytes", await redis.xadd(
-                letter.stream, fields, maxlen=streams.maxlen, approximate=True))  # type: ignore[arg-type]
+            new_id = cast(
+                "bytes",
+                await redis.xadd(
+                    letter.stream,
+                    fields,  # type: ignore[arg-type]
+                    maxlen=streams.maxlen,
+                    approximate=True,
+                ),
+            )
             await redis.xdel(streams.deadletters, entry_id)
             outcomes[entry_id] = f"replayed to {letter.stream} as {new_id.decode()}"
     return outcomes

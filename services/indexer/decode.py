@@ -29,8 +29,9 @@ def decode_entry(entry: Entry, streams: Streams, names: IndexNames) -> BulkActio
     # and MemoryError too), it costs that entry a dead letter, never the batch. The
     # type is in the message as well: a MemoryError has no message of its own.
     except Exception as exc:
-        return Invalid(type(exc).__name__,
-                       f"could not decode the entry: {type(exc).__name__}: {exc}")
+        return Invalid(
+            type(exc).__name__, f"could not decode the entry: {type(exc).__name__}: {exc}"
+        )
 
 
 def _decode(entry: Entry, streams: Streams, names: IndexNames) -> BulkAction | Invalid:
@@ -40,9 +41,11 @@ def _decode(entry: Entry, streams: Streams, names: IndexNames) -> BulkAction | I
         return Invalid("MissingDataField", f"entry has no __data__ field (fields: {found})")
     version = _SCHEMA_VERSION.search(payload[:4096])
     if version is not None and int(version.group(1)) != SCHEMA_VERSION:
-        return Invalid("UnknownSchemaVersion",
-                       f"schema_version {int(version.group(1))} is not one this indexer reads "
-                       f"({SCHEMA_VERSION}); replay the dead letter after upgrading")
+        return Invalid(
+            "UnknownSchemaVersion",
+            f"schema_version {int(version.group(1))} is not one this indexer reads "
+            f"({SCHEMA_VERSION}); replay the dead letter after upgrading",
+        )
     if entry.stream == streams.articles:
         try:
             return article_action(ArticleDocument.model_validate_json(payload), names.articles)

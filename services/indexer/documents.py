@@ -34,8 +34,14 @@ class BulkAction:
     def operations(self) -> tuple[dict[str, Any], str]:
         # External versioning: a replay of an older event is refused with a 409
         # instead of overwriting a newer one.
-        header = {"index": {"_index": self.index, "_id": self.doc_id,
-                            "version": self.version, "version_type": "external"}}
+        header = {
+            "index": {
+                "_index": self.index,
+                "_id": self.doc_id,
+                "version": self.version,
+                "version_type": "external",
+            }
+        }
         return header, self.document
 
     def ndjson(self) -> bytes:
@@ -49,10 +55,18 @@ class BulkAction:
 
 
 def article_action(event: ArticleEvent, alias: str) -> BulkAction:
-    document = event if isinstance(event, ArticleDocument) else ArticleDocument.model_validate(
-        event.model_dump())
-    return BulkAction(alias, document.idempotency_key, document.version,
-                      document.model_dump_json(), _trace(document))
+    document = (
+        event
+        if isinstance(event, ArticleDocument)
+        else ArticleDocument.model_validate(event.model_dump())
+    )
+    return BulkAction(
+        alias,
+        document.idempotency_key,
+        document.version,
+        document.model_dump_json(),
+        _trace(document),
+    )
 
 
 def stored_source(source: dict[str, Any], alias_is_articles: bool) -> str:
@@ -70,10 +84,18 @@ def stored_source(source: dict[str, Any], alias_is_articles: bool) -> str:
 
 
 def quote_action(event: QuoteEvent, alias: str) -> BulkAction:
-    document = event if isinstance(event, QuoteDocument) else QuoteDocument.model_validate(
-        event.model_dump())
-    return BulkAction(alias, document.idempotency_key, document.version,
-                      document.model_dump_json(), _trace(document))
+    document = (
+        event
+        if isinstance(event, QuoteDocument)
+        else QuoteDocument.model_validate(event.model_dump())
+    )
+    return BulkAction(
+        alias,
+        document.idempotency_key,
+        document.version,
+        document.model_dump_json(),
+        _trace(document),
+    )
 
 
 def _trace(event: ArticleEvent | QuoteEvent) -> dict[str, str] | None:

@@ -49,7 +49,8 @@ CLUSTER_STATUSES = frozenset({401, 403, 404, 408, 429})
 # coordinating_operation_bytes=N, max_coordinating_bytes=M]" (likewise primary
 # and replica operations).
 _PRESSURE = re.compile(
-    r"(?:coordinating|primary|replica)_operation_bytes=(\d+),\s*max_[a-z_]*bytes=(\d+)")
+    r"(?:coordinating|primary|replica)_operation_bytes=(\d+),\s*max_[a-z_]*bytes=(\d+)"
+)
 
 
 def status_fault(status: int) -> Fault:

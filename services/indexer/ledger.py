@@ -61,8 +61,9 @@ class Ledger:
             stream=entry.stream,
             entry_id=entry.entry_id,
             payload=entry.fields.get(DATA_FIELD, b""),
-            other_fields={k.decode(errors="replace"): v
-                          for k, v in entry.fields.items() if k != DATA_FIELD},
+            other_fields={
+                k.decode(errors="replace"): v for k, v in entry.fields.items() if k != DATA_FIELD
+            },
             error_class=error_class or "Unknown",
             error_message=reason,
             service=SERVICE,
@@ -70,14 +71,18 @@ class Ledger:
         )
         # Everything logged from here on (publishing, acknowledging) names the event.
         with structlog.contextvars.bound_contextvars(
-                stream=entry.stream, entry_id=entry.entry_id,
-                event_id=event_id_of(letter.payload)):
+            stream=entry.stream, entry_id=entry.entry_id, event_id=event_id_of(letter.payload)
+        ):
             # Published before the ack: a crash in between leaves the entry pending,
             # and the letter may be written twice (same idempotency_key), never lost.
             await self._publish(letter)
             metrics.DEADLETTERS.labels(entry.stream, error_class).inc()
-            log.warning("entry dead-lettered", error_class=error_class, reason=reason,
-                        attempts=entry.deliveries)
+            log.warning(
+                "entry dead-lettered",
+                error_class=error_class,
+                reason=reason,
+                attempts=entry.deliveries,
+            )
             await self.ack([entry])
 
     async def remember(self, entries: Sequence[Entry], fault: Fault, reason: str) -> None:

@@ -14,16 +14,19 @@ from shared.settings import CommonSettings
 
 log = structlog.get_logger(__name__)
 
+
 def layout_settings(common: CommonSettings) -> dict[str, Any]:
     """The dynamic index settings of CARAVAN_INDEX_REPLICAS and _WAIT_FOR_ACTIVE_SHARDS."""
     replicas = common.index_replicas
-    counted = ({"number_of_replicas": int(replicas), "auto_expand_replicas": "false"}
-               if replicas.isdigit() else {"auto_expand_replicas": replicas})
+    counted = (
+        {"number_of_replicas": int(replicas), "auto_expand_replicas": "false"}
+        if replicas.isdigit()
+        else {"auto_expand_replicas": replicas}
+    )
     return {**counted, "write.wait_for_active_shards": common.index_wait_for_active_shards}
 
 
-async def ensure_indices(es: AsyncElasticsearch, names: IndexNames,
-                         common: CommonSettings) -> bool:
+async def ensure_indices(es: AsyncElasticsearch, names: IndexNames, common: CommonSettings) -> bool:
     """Create templates, the versioned indices and their aliases if missing.
 
     An index that exists gets the fields the mapping has added since it was
@@ -37,14 +40,16 @@ async def ensure_indices(es: AsyncElasticsearch, names: IndexNames,
     """
     layout = layout_settings(common)
     languages = await has_language_analyzers(es)
-    for alias, mapping in ((names.articles, articles_mapping()),
-                           (names.quotes, quotes_mapping())):
+    for alias, mapping in ((names.articles, articles_mapping()), (names.quotes, quotes_mapping())):
         await es.indices.put_index_template(
             name=f"{alias}-template",
             index_patterns=[f"{alias}-v*"],
             template={
-                "settings": {"number_of_shards": common.index_shards,
-                             "refresh_interval": "1s", **layout},
+                "settings": {
+                    "number_of_shards": common.index_shards,
+                    "refresh_interval": "1s",
+                    **layout,
+                },
                 "mappings": mapping,
             },
             priority=100,
@@ -54,8 +59,12 @@ async def ensure_indices(es: AsyncElasticsearch, names: IndexNames,
             try:
                 await es.indices.put_mapping(index=alias, properties=mapping["properties"])
             except BadRequestError as exc:
-                log.warning("live index mapping differs from this version's; "
-                            "run `caravan reindex` to move to it", alias=alias, error=str(exc))
+                log.warning(
+                    "live index mapping differs from this version's; "
+                    "run `caravan reindex` to move to it",
+                    alias=alias,
+                    error=str(exc),
+                )
             continue
         index = IndexNames.versioned(alias)
         try:

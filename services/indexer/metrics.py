@@ -27,7 +27,8 @@ BATCH_SIZE = Histogram(
 )
 STREAM_LENGTH = Gauge("caravan_stream_length", "Entries in the stream.", ["stream"])
 PENDING = Gauge(
-    "caravan_stream_pending", "Entries delivered to the group and not yet acknowledged.",
+    "caravan_stream_pending",
+    "Entries delivered to the group and not yet acknowledged.",
     ["stream", "group"],
 )
 LAG = Gauge("caravan_stream_lag", "Entries not yet delivered to the group.", ["stream", "group"])

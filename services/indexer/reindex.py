@@ -72,11 +72,12 @@ class ReindexIncomplete(Exception):
 
     def __init__(self, alias: str, old: str, new: str, failures: list[CopyFailure]) -> None:
         self.failures = failures
-        listed = "; ".join(f"{f.doc_id}: {f.reason}" for f in failures[:self.SHOWN])
+        listed = "; ".join(f"{f.doc_id}: {f.reason}" for f in failures[: self.SHOWN])
         more = f"; and {len(failures) - self.SHOWN} more" if len(failures) > self.SHOWN else ""
         super().__init__(
             f"{len(failures)} documents of {old} failed to copy, so {alias} still points at "
-            f"{old} and {new} was deleted; fix them and run again: {listed}{more}")
+            f"{old} and {new} was deleted; fix them and run again: {listed}{more}"
+        )
 
 
 @dataclass
@@ -125,23 +126,37 @@ async def reindex(
         tally = await _copy(es, new, _from_index(es, old, alias == names.articles))
     if tally.failed:
         await es.indices.delete(index=new)
-        log.error("reindex abandoned, alias kept", alias=alias, old=old, deleted=new,
-                  failed=len(tally.failed))
+        log.error(
+            "reindex abandoned, alias kept",
+            alias=alias,
+            old=old,
+            deleted=new,
+            failed=len(tally.failed),
+        )
         raise ReindexIncomplete(alias, old, new, tally.failed)
     await es.indices.refresh(index=new)
-    await es.indices.update_aliases(actions=[
-        {"remove": {"index": old, "alias": alias}},
-        {"add": {"index": new, "alias": alias, "is_write_index": True}},
-    ])
+    await es.indices.update_aliases(
+        actions=[
+            {"remove": {"index": old, "alias": alias}},
+            {"add": {"index": new, "alias": alias, "is_write_index": True}},
+        ]
+    )
     log.info("alias swapped", alias=alias, to=new)
     late = await _copy(es, new, _from_index(es, old, alias == names.articles))
-    log.info("reindex finished", alias=alias, copied=tally.stored, skipped=tally.stale,
-             caught_up=late.stored, late_failures=len(late.failed))
+    log.info(
+        "reindex finished",
+        alias=alias,
+        copied=tally.stored,
+        skipped=tally.stale,
+        caught_up=late.stored,
+        late_failures=len(late.failed),
+    )
     return ReindexResult(alias, old, new, tally.stored, tally.stale, late.failed)
 
 
-async def _copy(es: AsyncElasticsearch, index: str,
-                actions: AsyncIterator[list[BulkAction]]) -> _Tally:
+async def _copy(
+    es: AsyncElasticsearch, index: str, actions: AsyncIterator[list[BulkAction]]
+) -> _Tally:
     """Bulk the pages into `index`: what was stored, left alone as stale, or failed."""
     tally = _Tally()
     async for page in actions:
@@ -150,8 +165,9 @@ async def _copy(es: AsyncElasticsearch, index: str,
             header, document = action.operations()
             header["index"]["_index"] = index
             operations.extend((header, document))
-        results = classify_response(dict(await es.bulk(operations=operations,
-                                                       filter_path=BULK_RESPONSE)))
+        results = classify_response(
+            dict(await es.bulk(operations=operations, filter_path=BULK_RESPONSE))
+        )
         for action, result in zip(page, results, strict=True):
             if result.outcome is Outcome.STORED:
                 tally.stored += 1
@@ -163,15 +179,18 @@ async def _copy(es: AsyncElasticsearch, index: str,
     return tally
 
 
-async def _from_index(es: AsyncElasticsearch, index: str,
-                      articles: bool) -> AsyncIterator[list[BulkAction]]:
+async def _from_index(
+    es: AsyncElasticsearch, index: str, articles: bool
+) -> AsyncIterator[list[BulkAction]]:
     pit = await es.open_point_in_time(index=index, keep_alive="2m")
     pit_id = pit["id"]
     after: list[Any] | None = None
     try:
         while True:
             body: dict[str, Any] = {
-                "size": PAGE, "version": True, "sort": ["_shard_doc"],
+                "size": PAGE,
+                "version": True,
+                "sort": ["_shard_doc"],
                 "pit": {"id": pit_id, "keep_alive": "2m"},
             }
             if after is not None:
@@ -182,9 +201,12 @@ async def _from_index(es: AsyncElasticsearch, index: str,
                 return
             pit_id = response.get("pit_id", pit_id)
             after = hits[-1]["sort"]
-            yield [BulkAction(index, h["_id"], int(h["_version"]),
-                              stored_source(h["_source"], articles))
-                   for h in hits]
+            yield [
+                BulkAction(
+                    index, h["_id"], int(h["_version"]), stored_source(h["_source"], articles)
+                )
+                for h in hits
+            ]
     finally:
         await es.close_point_in_time(id=pit_id)
 
@@ -194,8 +216,10 @@ async def _from_stream(
 ) -> AsyncIterator[list[BulkAction]]:
     start = "-"
     while True:
-        raw = cast("list[tuple[bytes, dict[bytes, bytes]]]",
-                   await redis.xrange(stream, min=start, count=PAGE))
+        raw = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]",
+            await redis.xrange(stream, min=start, count=PAGE),
+        )
         if not raw:
             return
         page = []
@@ -207,8 +231,9 @@ async def _from_stream(
         start = "(" + raw[-1][0].decode()
 
 
-async def reindex_configured(settings: Settings, which: str, *,
-                             from_streams: bool) -> ReindexResult:
+async def reindex_configured(
+    settings: Settings, which: str, *, from_streams: bool
+) -> ReindexResult:
     """`caravan reindex`: the clients and names come from the command's settings."""
     common = settings.common
     names = IndexNames(common.index_prefix)
@@ -217,5 +242,4 @@ async def reindex_configured(settings: Settings, which: str, *,
         if not from_streams:
             return await reindex(es, names, alias, common)
         async with make_redis(settings.redis) as redis:
-            return await reindex(es, names, alias, common, redis=redis,
-                                 streams=Streams(common))
+            return await reindex(es, names, alias, common, redis=redis, streams=Streams(common))

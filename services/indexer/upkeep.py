@@ -42,8 +42,14 @@ class StreamState:
 
 
 class Upkeep:
-    def __init__(self, redis: Redis, streams: Streams, settings: IndexerSettings,
-                 configured_groups: Collection[str], abandon_after_ms: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        streams: Streams,
+        settings: IndexerSettings,
+        configured_groups: Collection[str],
+        abandon_after_ms: int,
+    ) -> None:
         self._redis = redis
         self._streams = streams
         self._settings = settings
@@ -59,8 +65,10 @@ class Upkeep:
                 states = {s: await self.stream_state(s) for s in self._streams.consumed}
                 dead_letters = int(await self._redis.xlen(self._streams.deadletters))
                 metrics.DEADLETTER_COUNT.set(dead_letters)
-                self.snapshot = {"streams": self._publish_metrics(states),
-                                 "deadletters": dead_letters}
+                self.snapshot = {
+                    "streams": self._publish_metrics(states),
+                    "deadletters": dead_letters,
+                }
                 if time.monotonic() >= next_trim:
                     next_trim = time.monotonic() + self._settings.trim_interval
                     await self.trim(states)
@@ -100,21 +108,29 @@ class Upkeep:
                 if group.lag is not None:
                     metrics.LAG.labels(stream, group.name).set(group.lag)
                 if group.name == self._settings.group:
-                    snapshot[stream] = {"pending": group.pending, "lag": group.lag,
-                                        "oldest_pending_seconds": round(age, 1)}
+                    snapshot[stream] = {
+                        "pending": group.pending,
+                        "lag": group.lag,
+                        "oldest_pending_seconds": round(age, 1),
+                    }
         return snapshot
 
-
-    def _report_abandoned(self, stream: str, groups: list[GroupState],
-                          abandoned: list[GroupState]) -> None:
+    def _report_abandoned(
+        self, stream: str, groups: list[GroupState], abandoned: list[GroupState]
+    ) -> None:
         for group in groups:
             gone = group in abandoned
             metrics.GROUP_ABANDONED.labels(stream, group.name).set(1 if gone else 0)
             key = (stream, group.name)
             if gone and key not in self._reported:
-                log.warning("consumer group abandoned: no longer waited for nor kept from "
-                            "trimming; `caravan groups drop` removes it", stream=stream,
-                            group=group.name, behind=group.behind, idle_ms=group.idle_ms)
+                log.warning(
+                    "consumer group abandoned: no longer waited for nor kept from "
+                    "trimming; `caravan groups drop` removes it",
+                    stream=stream,
+                    group=group.name,
+                    behind=group.behind,
+                    idle_ms=group.idle_ms,
+                )
                 self._reported.add(key)
             elif not gone:
                 self._reported.discard(key)

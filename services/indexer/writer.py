@@ -80,8 +80,10 @@ class Hold:
 
     def release(self) -> None:
         if self.since is not None:
-            log.info("hold released: the cluster takes writes again",
-                     held_seconds=round(self._clock() - self.since, 1))
+            log.info(
+                "hold released: the cluster takes writes again",
+                held_seconds=round(self._clock() - self.since, 1),
+            )
         self.reason = None
         self.since = None
         self._released.set()
@@ -107,12 +109,17 @@ def _trace_written(work: Work, results: list[ItemResult], started_ns: int) -> No
         if action.trace is None:
             continue
         span = _tracer.start_span(
-            "index", context=_propagator.extract(action.trace), start_time=started_ns,
+            "index",
+            context=_propagator.extract(action.trace),
+            start_time=started_ns,
             kind=SpanKind.CONSUMER,
-            attributes={"messaging.destination.name": entry.stream,
-                        "messaging.message.id": entry.entry_id,
-                        "caravan.document.id": action.doc_id,
-                        "caravan.outcome": result.outcome.value})
+            attributes={
+                "messaging.destination.name": entry.stream,
+                "messaging.message.id": entry.entry_id,
+                "caravan.document.id": action.doc_id,
+                "caravan.outcome": result.outcome.value,
+            },
+        )
         span.end()
 
 
@@ -186,17 +193,24 @@ class Writer:
                 results = await self._bulk([action for _, action in work])
             except (ApiError, TransportError) as exc:
                 failure = classify_request_error(
-                    exc, entries=len(work), size=sum(action.size for _, action in work))
+                    exc, entries=len(work), size=sum(action.size for _, action in work)
+                )
                 release_frames(exc)
                 if failure.verdict is Verdict.REJECT:
                     entry, _ = work[0]
                     await self._ledger.dead_letter(
-                        entry, f"Elasticsearch{failure.status}",
-                        f"bulk request refused: {failure.reason}")
+                        entry,
+                        f"Elasticsearch{failure.status}",
+                        f"bulk request refused: {failure.reason}",
+                    )
                     return
                 if failure.verdict is Verdict.SPLIT:
-                    log.warning("bulk request refused, splitting to find the entry at fault",
-                                status=failure.status, entries=len(work), reason=failure.reason)
+                    log.warning(
+                        "bulk request refused, splitting to find the entry at fault",
+                        status=failure.status,
+                        entries=len(work),
+                        reason=failure.reason,
+                    )
                     middle = len(work) // 2
                     await self._write(work[:middle])
                     await self._write(work[middle:])
@@ -212,8 +226,9 @@ class Writer:
                 self._hold.release()
             else:
                 attempt += 1
-                reasons = "; ".join(sorted({r.reason for r in results
-                                            if r.outcome is Outcome.HOLD}))
+                reasons = "; ".join(
+                    sorted({r.reason for r in results if r.outcome is Outcome.HOLD})
+                )
                 await self._hold_for(work, reasons, attempt)
 
     async def _hold_for(self, work: Work, reason: str, attempt: int) -> None:
@@ -226,8 +241,13 @@ class Writer:
             # entries are not poison, whatever their delivery count says.
             await self._ledger.remember([e for e, _ in work], Fault.CLUSTER, reason)
         delay = self._backoff.delay(attempt)
-        log.warning("holding entries for the cluster", entries=len(work), attempt=attempt,
-                    retry_in=round(delay, 2), reason=reason)
+        log.warning(
+            "holding entries for the cluster",
+            entries=len(work),
+            attempt=attempt,
+            retry_in=round(delay, 2),
+            reason=reason,
+        )
         await wait_or_stop(self._stopping, delay)
 
     async def _bulk(self, actions: Sequence[BulkAction]) -> list[ItemResult]:
@@ -252,8 +272,9 @@ class Writer:
             if result.done:
                 done.append(entry)
             elif result.outcome is Outcome.REJECTED:
-                await self._ledger.dead_letter(entry, f"Elasticsearch{result.status}",
-                                               result.reason)
+                await self._ledger.dead_letter(
+                    entry, f"Elasticsearch{result.status}", result.reason
+                )
             else:
                 held.append((entry, action))
         for (index, outcome), count in outcomes.items():

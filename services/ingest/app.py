@@ -55,14 +55,22 @@ def fetch_policy(user_agent: str, settings: IngestSettings, fetch: FetchSettings
 
 
 def parse_limits(settings: IngestSettings) -> SandboxLimits:
-    return SandboxLimits(settings.parse_workers, settings.parse_timeout,
-                         settings.parse_memory_mb << 20)
+    return SandboxLimits(
+        settings.parse_workers, settings.parse_timeout, settings.parse_memory_mb << 20
+    )
 
 
 def page_sandbox(limits: SandboxLimits) -> Sandbox:
     """Where fetched documents are parsed: worker processes that start with the parsers loaded."""
-    return Sandbox(limits, preload=["services.ingest.extract", "services.ingest.feeds",
-                                    "services.ingest.sitemaps", "services.ingest.listing"])
+    return Sandbox(
+        limits,
+        preload=[
+            "services.ingest.extract",
+            "services.ingest.feeds",
+            "services.ingest.sitemaps",
+            "services.ingest.listing",
+        ],
+    )
 
 
 @asynccontextmanager
@@ -72,12 +80,19 @@ async def _ingestor(ctx: ServiceContext, publisher: StreamPublisher) -> AsyncIte
     fetcher = PoliteFetcher(fetch_policy(ctx.common.user_agent, settings, ctx.settings.fetch))
     state = IngestState(redis, ctx.common.stream_prefix, int(settings.state_ttl_days * 86400))
     check_lag_within_maxlen(settings.max_lag, ctx.common.stream_maxlen)
-    backpressure = Backpressure(redis, ctx.streams.articles, settings.max_lag,
-                                ctx.common.stream_groups)
+    backpressure = Backpressure(
+        redis, ctx.streams.articles, settings.max_lag, ctx.common.stream_groups
+    )
     sandbox = page_sandbox(parse_limits(settings))
     try:
-        yield Ingestor(publisher, fetcher, state, sandbox, backpressure,
-                       sitemap_fetches=settings.sitemap_max_fetches_per_poll)
+        yield Ingestor(
+            publisher,
+            fetcher,
+            state,
+            sandbox,
+            backpressure,
+            sitemap_fetches=settings.sitemap_max_fetches_per_poll,
+        )
     finally:
         sandbox.close()
         await fetcher.aclose()
@@ -95,8 +110,14 @@ def create_service(settings: Settings) -> BackgroundService:
     async def run_all() -> None:
         # Any number of replicas: each polls the sources whose leases it holds.
         redis = make_redis(ctx.redis_settings)
-        share = WorkShare(redis, ctx.common.stream_prefix, SERVICE, [s.name for s in sources],
-                          default_consumer(), settings.ingest.lease_seconds)
+        share = WorkShare(
+            redis,
+            ctx.common.stream_prefix,
+            SERVICE,
+            [s.name for s in sources],
+            default_consumer(),
+            settings.ingest.lease_seconds,
+        )
         try:
             async with resources as ingestor:
                 await share.join()
@@ -108,8 +129,9 @@ def create_service(settings: Settings) -> BackgroundService:
                     keeper = group.create_task(share.keep())
                     async with asyncio.TaskGroup() as polling:
                         for source in sources:
-                            polling.create_task(run_source_forever(
-                                ingestor, source, share=share, stopping=stopping))
+                            polling.create_task(
+                                run_source_forever(ingestor, source, share=share, stopping=stopping)
+                            )
                     keeper.cancel()
         finally:
             # A rolling update hands the sources over now, not after the leases expire.
@@ -119,9 +141,15 @@ def create_service(settings: Settings) -> BackgroundService:
     def tasks() -> Iterator[Awaitable[None]]:
         yield run_all()
 
-    return BackgroundService(ctx.broker, tasks, probe=ctx.redis_probe(),
-                             grace=settings.common.shutdown_grace, health=settings.health,
-                             health_port=8081, request_stop=stopping.set)
+    return BackgroundService(
+        ctx.broker,
+        tasks,
+        probe=ctx.redis_probe(),
+        grace=settings.common.shutdown_grace,
+        health=settings.health,
+        health_port=8081,
+        request_stop=stopping.set,
+    )
 
 
 @asynccontextmanager
@@ -135,15 +163,18 @@ async def connected_ingestor(settings: Settings) -> AsyncIterator[Ingestor]:
         yield ingestor
 
 
-async def ingest_once(settings: Settings, location: str, name: str | None = None,
-                      kind: Kind | None = None,
-                      since: datetime | None = None,
-                      max_items: int | None = None) -> PollResult:
+async def ingest_once(
+    settings: Settings,
+    location: str,
+    name: str | None = None,
+    kind: Kind | None = None,
+    since: datetime | None = None,
+    max_items: int | None = None,
+) -> PollResult:
     """Read one source (a feed, sitemap, listing or article; URL or path), the whole
     of it unless `max_items` bounds it, and publish its new and changed articles.
     Raises on a source that cannot be read."""
-    source = Source(name=name or Path(location).stem or location, url=location,
-                    max_items=max_items)
+    source = Source(name=name or Path(location).stem or location, url=location, max_items=max_items)
     async with connected_ingestor(settings) as ingestor:
         return await ingestor.poll(source, kind, since)
 
@@ -151,8 +182,9 @@ async def ingest_once(settings: Settings, location: str, name: str | None = None
 async def ingest_configured_once(settings: Settings) -> list[PollResult]:
     """Poll every configured source once; failures are reported, not raised."""
     async with connected_ingestor(settings) as ingestor:
-        return [await poll_safely(ingestor, source)
-                for source in load_sources(settings.ingest.sources)]
+        return [
+            await poll_safely(ingestor, source) for source in load_sources(settings.ingest.sources)
+        ]
 
 
 def main() -> None:

@@ -29,17 +29,25 @@ class Lead:
 
     @classmethod
     def from_event(cls, event: ArticleEvent) -> Lead:
-        return cls(url=event.url, title=event.title, summary=event.summary,
-                   published_at=event.published_at, authors=list(event.authors),
-                   tags=list(event.tags), language=event.language, body=event.body)
+        return cls(
+            url=event.url,
+            title=event.title,
+            summary=event.summary,
+            published_at=event.published_at,
+            authors=list(event.authors),
+            tags=list(event.tags),
+            language=event.language,
+            body=event.body,
+        )
 
 
 class NoArticleError(ValueError):
     """Neither the page nor its lead has what an article needs (a title)."""
 
 
-def page_event(lead: Lead, page: Extracted, source: Source, final_url: str,
-               fetched_at: datetime) -> ArticleEvent:
+def page_event(
+    lead: Lead, page: Extracted, source: Source, final_url: str, fetched_at: datetime
+) -> ArticleEvent:
     """The article as its page shows it; the lead fills what the page lacks.
 
     The lead's date wins: feeds and news sitemaps carry a full timestamp, pages

@@ -27,8 +27,14 @@ class Backpressure:
     indexer's upkeep, and retention is the contract with them (docs/events.md).
     """
 
-    def __init__(self, redis: Redis, stream: str, max_lag: int, configured: Collection[str],
-                 pause: float = 1.0) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        stream: str,
+        max_lag: int,
+        configured: Collection[str],
+        pause: float = 1.0,
+    ) -> None:
         self._redis = redis
         self._stream = stream
         self._max_lag = max_lag
@@ -46,8 +52,9 @@ class Backpressure:
         if lag <= self._max_lag:
             return
         metrics.BACKPRESSURE_WAITS.inc()
-        log.warning("consumers behind, ingest paused", stream=self._stream, lag=lag,
-                    max_lag=self._max_lag)
+        log.warning(
+            "consumers behind, ingest paused", stream=self._stream, lag=lag, max_lag=self._max_lag
+        )
         while lag > self._max_lag:
             await asyncio.sleep(self._pause)
             lag = await self.lag()

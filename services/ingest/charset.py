@@ -33,8 +33,9 @@ _DOCUMENT_CHARSET = re.compile(
 _PRESCAN_BYTES = 4096
 _WIDE_LABELS = ("utf-16", "utf16", "utf-32", "utf32", "ucs-2", "ucs2", "unicode")
 # Labels that name Windows-1252 in practice (WHATWG Encoding standard).
-_WINDOWS_1252_LABELS = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "us-ascii",
-                                  "ascii"})
+_WINDOWS_1252_LABELS = frozenset(
+    {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "us-ascii", "ascii"}
+)
 
 
 def header_charset(content_type: str | None) -> str | None:
@@ -84,8 +85,9 @@ def _strict(content: bytes, label: str) -> tuple[str, str] | None:
 
 # Python's own codecs that no page is written in: a header naming one would have the
 # body read as escapes or host names, not as text.
-_NOT_WEB_ENCODINGS = frozenset({"unicode-escape", "raw-unicode-escape", "punycode", "idna",
-                                "undefined"})
+_NOT_WEB_ENCODINGS = frozenset(
+    {"unicode-escape", "raw-unicode-escape", "punycode", "idna", "undefined"}
+)
 
 
 _XML_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?encoding\s*=\s*["'])([\w.:-]+)""")

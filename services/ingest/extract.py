@@ -44,8 +44,9 @@ _TEASER_LINK_SHARE = 0.8
 # An opening script or style tag, its attributes bounded: a page of `<script` with no
 # `>` costs a bounded look per tag, not a scan to the end for each.
 _CODE_START = re.compile(r"<(script|style)\b([^<>]{0,2000})>", re.IGNORECASE)
-_CODE_END = {name: re.compile(rf"</{name}\b[^<>]{{0,200}}>", re.IGNORECASE)
-             for name in ("script", "style")}
+_CODE_END = {
+    name: re.compile(rf"</{name}\b[^<>]{{0,200}}>", re.IGNORECASE) for name in ("script", "style")
+}
 # Kept for trafilatura to decide: it keeps a form that holds most of the page's
 # text, a figure with a table, formulas; head has the JSON-LD it reads.
 _CLEANED = tuple(set(MANUALLY_CLEANED) - {"form", "figure", "math", "head"})
@@ -55,14 +56,20 @@ _LINES = re.compile(r"\n+")
 # structured places (meta tags, JSON-LD, <time>, the URL) first; the extensive
 # search of the page's text (a fifth of an extraction's time) only when they give
 # no date or a day without its time.
-_DATE_PARAMS: dict[str, Any] = {"extensive_search": False, "original_date": True,
-                                "outputformat": "%Y-%m-%dT%H:%M:%S"}
+_DATE_PARAMS: dict[str, Any] = {
+    "extensive_search": False,
+    "original_date": True,
+    "outputformat": "%Y-%m-%dT%H:%M:%S",
+}
 _DAY_ONLY = "T00:00:00"
 # Precision mode keeps out the newsletter boxes, cookie notes and "report an
 # error" blocks that recall mode lets in; it also drops the lead paragraph
 # that pages set apart, which restore_lead puts back.
-_TEXT_OPTIONS: dict[str, Any] = {"include_comments": False, "favor_precision": True,
-                                 "with_metadata": False}
+_TEXT_OPTIONS: dict[str, Any] = {
+    "include_comments": False,
+    "favor_precision": True,
+    "with_metadata": False,
+}
 
 
 @dataclass(frozen=True)
@@ -91,8 +98,10 @@ def extract_article(html: str, url: str) -> Extracted | None:
     # its own copy), instead of each parsing the page again.
     metadata: Any = extract_metadata(tree, url, _DATE_PARAMS)
     if not metadata.date or metadata.date.endswith(_DAY_ONLY):
-        metadata.date = find_date(tree, url=metadata.url, **{
-            **_DATE_PARAMS, "extensive_search": True}) or metadata.date
+        metadata.date = (
+            find_date(tree, url=metadata.url, **{**_DATE_PARAMS, "extensive_search": True})
+            or metadata.date
+        )
     # What trafilatura's cleaning deletes anyway, deleted once here, so that its
     # copies of the tree and its many searches of it (on the raw tree, before its
     # cleaning) go over the page's content only.
@@ -100,8 +109,9 @@ def extract_article(html: str, url: str) -> Extracted | None:
     raw, path = main_text(tree, url)
     title = html_to_text(metadata.title or "")
     description = html_to_text(metadata.description or "")
-    text = restore_lead(without_link_teasers(without_heading(paragraphs(raw), title), tree),
-                        description, tree)
+    text = restore_lead(
+        without_link_teasers(without_heading(paragraphs(raw), title), tree), description, tree
+    )
     if len(text) < MIN_TEXT_CHARS:
         return None
     return Extracted(
@@ -142,7 +152,7 @@ def _without_code(html: str, wanted: int) -> Iterator[str]:
         # Unclosed: an HTML parser reads the rest of the page as the script's text.
         stop = end.end() if end else len(html)
         keep = _JSON_LD in start.group(2).lower()
-        piece = html[position:stop] if keep else html[position:start.start()]
+        piece = html[position:stop] if keep else html[position : start.start()]
         given += len(piece)
         yield piece
         if end is None:
@@ -195,8 +205,9 @@ def without_link_teasers(text: str, tree: HtmlElement) -> str:
     if not teasers:
         return text
     # trafilatura writes a list item as "- item".
-    return "\n\n".join(p for p in text.split("\n\n")
-                       if _one_line(p).removeprefix("- ") not in teasers)
+    return "\n\n".join(
+        p for p in text.split("\n\n") if _one_line(p).removeprefix("- ") not in teasers
+    )
 
 
 def _link_shares(tree: HtmlElement) -> Iterator[tuple[str, float]]:

@@ -27,8 +27,11 @@ STDIN = "-"
 def record(source: str, extracted: Extracted | None) -> dict[str, object]:
     """The JSON object for one page; a page without an article says so instead of failing."""
     if extracted is None:
-        return {"source": source, "path": None,
-                "error": f"no article text (under {MIN_TEXT_CHARS} characters)"}
+        return {
+            "source": source,
+            "path": None,
+            "error": f"no article text (under {MIN_TEXT_CHARS} characters)",
+        }
     return {
         "source": source,
         "title": extracted.title,
@@ -52,8 +55,9 @@ def page_url(source: str, fetched_url: str) -> str:
     return Path(fetched_url).resolve().as_uri()
 
 
-async def extract_sources(sources: Iterable[str], policy: FetchPolicy, stdin: BinaryIO,
-                          limits: SandboxLimits) -> list[dict[str, object]]:
+async def extract_sources(
+    sources: Iterable[str], policy: FetchPolicy, stdin: BinaryIO, limits: SandboxLimits
+) -> list[dict[str, object]]:
     """One record per source, in order; a source that cannot be read gets an `error`."""
     records: list[dict[str, object]] = []
     sandbox = page_sandbox(limits)
@@ -66,8 +70,9 @@ async def extract_sources(sources: Iterable[str], policy: FetchPolicy, stdin: Bi
     return records
 
 
-async def _extract_one(source: str, fetcher: PoliteFetcher, sandbox: Sandbox,
-                       stdin: BinaryIO) -> dict[str, object]:
+async def _extract_one(
+    source: str, fetcher: PoliteFetcher, sandbox: Sandbox, stdin: BinaryIO
+) -> dict[str, object]:
     policy = fetcher.policy
     try:
         if source == STDIN:
@@ -85,8 +90,13 @@ async def _extract_one(source: str, fetcher: PoliteFetcher, sandbox: Sandbox,
     return record(source, extracted)
 
 
-def run(sources: list[str], policy: FetchPolicy, stdin: BinaryIO, out: TextIO,
-        limits: SandboxLimits | None = None) -> int:
+def run(
+    sources: list[str],
+    policy: FetchPolicy,
+    stdin: BinaryIO,
+    out: TextIO,
+    limits: SandboxLimits | None = None,
+) -> int:
     """Write the records as JSON lines; the exit status: 1 when any page had no article."""
     records = asyncio.run(extract_sources(sources, policy, stdin, limits or SandboxLimits()))
     for entry in records:

@@ -56,16 +56,20 @@ class FeedParse:
 def parse_feed(content: bytes, source: Source, fetched_at: datetime) -> FeedParse:
     # Always a stream: given bytes or str, feedparser opens a body that looks like a
     # path (`/dev/zero`, `/etc/...`) as a local file, or fetches one that looks like a URL.
-    parsed: Any = feedparser.parse(io.BytesIO(content), sanitize_html=False,
-                                   resolve_relative_uris=False)
+    parsed: Any = feedparser.parse(
+        io.BytesIO(content), sanitize_html=False, resolve_relative_uris=False
+    )
     entries: list[Any] = list(parsed.entries)
     warning = str(parsed.get("bozo_exception")) if parsed.get("bozo") else None
     if not entries and not parsed.feed.get("title"):
         msg = f"not a readable RSS/Atom feed: {warning or 'no channel and no items'}"
         raise FeedError(msg)
 
-    result = FeedParse(title=normalize_whitespace(parsed.feed.get("title", "")), warning=warning,
-                       requested_interval=requested_interval(parsed.feed))
+    result = FeedParse(
+        title=normalize_whitespace(parsed.feed.get("title", "")),
+        warning=warning,
+        requested_interval=requested_interval(parsed.feed),
+    )
     link_counts = Counter(entry.get("link", "").strip() for entry in entries)
     feed_language = _language(parsed.feed.get("language")) or source.language
     for position, entry in enumerate(entries):
@@ -78,8 +82,13 @@ def parse_feed(content: bytes, source: Source, fetched_at: datetime) -> FeedPars
     return result
 
 
-_PERIODS = {"hourly": 3600.0, "daily": 86400.0, "weekly": 7 * 86400.0,
-            "monthly": 30 * 86400.0, "yearly": 365 * 86400.0}
+_PERIODS = {
+    "hourly": 3600.0,
+    "daily": 86400.0,
+    "weekly": 7 * 86400.0,
+    "monthly": 30 * 86400.0,
+    "yearly": 365 * 86400.0,
+}
 
 
 def requested_interval(channel: Any) -> float | None:

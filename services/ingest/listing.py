@@ -24,12 +24,37 @@ _MIN_TITLE_CHARS = 15
 _MIN_LISTING_LINKS = 3
 _HEADLINE_TAGS = frozenset({"h1", "h2", "h3", "h4"})
 _BLOCK_TAGS = frozenset({"article", "li", "div", "section"})
-_NEXT_TEXTS = frozenset({"next", "next page", "older", "older posts", "»", "›", ">", ">>",
-                         "следующая", "далее", "вперёд", "вперед", "keyingi", "келесі"})
-_FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml",
-                         "application/feed+json"})
-_ARTICLE_TYPES = frozenset({"article", "newsarticle", "blogposting", "reportagenewsarticle",
-                            "analysisnewsarticle", "opinionnewsarticle"})
+_NEXT_TEXTS = frozenset(
+    {
+        "next",
+        "next page",
+        "older",
+        "older posts",
+        "»",
+        "›",
+        ">",
+        ">>",
+        "следующая",
+        "далее",
+        "вперёд",
+        "вперед",
+        "keyingi",
+        "келесі",
+    }
+)
+_FEED_TYPES = frozenset(
+    {"application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json"}
+)
+_ARTICLE_TYPES = frozenset(
+    {
+        "article",
+        "newsarticle",
+        "blogposting",
+        "reportagenewsarticle",
+        "analysisnewsarticle",
+        "opinionnewsarticle",
+    }
+)
 _LD_TYPE = re.compile(r'"@type"\s*:\s*"([A-Za-z]+)"')
 
 
@@ -89,8 +114,11 @@ def is_listing(listing: Listing) -> bool:
 
 def parse_listing(root: Any, base_url: str) -> Listing:
     base = _base(root, base_url)
-    return Listing(links=_article_links(root, base), next_page=_next_page(root, base),
-                   feeds=advertised_feeds(root, base))
+    return Listing(
+        links=_article_links(root, base),
+        next_page=_next_page(root, base),
+        feeds=advertised_feeds(root, base),
+    )
 
 
 def advertised_feeds(root: Any, base_url: str) -> list[str]:
@@ -110,9 +138,14 @@ def _article_links(root: Any, base: str) -> list[ListingLink]:
     for anchor in root.iter("a"):
         url = _absolute(base, anchor.get("href"))
         title = _one_line(anchor.text_content())
-        if (not url or len(title) < _MIN_TITLE_CHARS or _site(url) != site
-                or not urlsplit(url).path.strip("/") or canonicalize_url(url) == page
-                or not _in_headline(anchor)):
+        if (
+            not url
+            or len(title) < _MIN_TITLE_CHARS
+            or _site(url) != site
+            or not urlsplit(url).path.strip("/")
+            or canonicalize_url(url) == page
+            or not _in_headline(anchor)
+        ):
             continue
         key = canonicalize_url(url)
         if key not in found:
@@ -172,4 +205,3 @@ def _absolute(base: str, href: str | None) -> str | None:
 
 def _site(url: str) -> str:
     return (urlsplit(url).hostname or "").removeprefix("www.")
-

@@ -26,7 +26,8 @@ FETCHES = Counter(
     ["outcome"],
 )
 POLLS = Counter(
-    "caravan_ingest_polls_total", "Polls of a source, by outcome: ok, failed.",
+    "caravan_ingest_polls_total",
+    "Polls of a source, by outcome: ok, failed.",
     ["source", "outcome"],
 )
 POLL_ERRORS = Counter(
@@ -36,11 +37,13 @@ POLL_ERRORS = Counter(
     ["source", "error"],
 )
 LAST_SUCCESS = Gauge(
-    "caravan_ingest_last_success_timestamp_seconds", "When a poll of the source last succeeded.",
+    "caravan_ingest_last_success_timestamp_seconds",
+    "When a poll of the source last succeeded.",
     ["source"],
 )
 LAST_ERROR = Gauge(
-    "caravan_ingest_last_error_timestamp_seconds", "When a poll of the source last failed.",
+    "caravan_ingest_last_error_timestamp_seconds",
+    "When a poll of the source last failed.",
     ["source"],
 )
 STREAM_LAG = Gauge(

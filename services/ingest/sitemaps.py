@@ -62,8 +62,14 @@ class ChildPlan:
 _LONGEST_REST = 86400.0
 
 
-def plan_children(children: Sequence[SitemapEntry], visits: Mapping[str, ChildVisit], *,
-                  budget: int, now: float, interval: float) -> ChildPlan:
+def plan_children(
+    children: Sequence[SitemapEntry],
+    visits: Mapping[str, ChildVisit],
+    *,
+    budget: int,
+    now: float,
+    interval: float,
+) -> ChildPlan:
     """Which children of a sitemap index one poll fetches, and in what order.
 
     A child read in full under the lastmod the index still gives it is not
@@ -87,7 +93,7 @@ def plan_children(children: Sequence[SitemapEntry], visits: Mapping[str, ChildVi
     # Two stable sorts: least recently visited first, then newest lastmod first.
     due.sort(key=lambda c: visits[c.url].visited if c.url in visits else 0.0)
     due.sort(key=lambda c: c.lastmod or "", reverse=True)
-    fetch = due[:max(0, budget)]
+    fetch = due[: max(0, budget)]
     return ChildPlan(fetch, unchanged, resting, len(due) - len(fetch))
 
 
@@ -108,8 +114,9 @@ def is_sitemap(content: bytes) -> bool:
 
 def parse_sitemap(content: bytes) -> Sitemap:
     # No DTDs, entities or network: a sitemap is untrusted input (XXE, billion laughs).
-    parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True,
-                             load_dtd=False, huge_tree=False)
+    parser = etree.XMLParser(
+        recover=True, resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+    )
     try:
         root = etree.fromstring(content, parser)
     except etree.XMLSyntaxError as exc:
@@ -125,8 +132,9 @@ def parse_sitemap(content: bytes) -> Sitemap:
 
 
 def _children(node: Any, name: str) -> list[Any]:
-    return [child for child in node if isinstance(child.tag, str)
-            and _local_name(child.tag) == name]
+    return [
+        child for child in node if isinstance(child.tag, str) and _local_name(child.tag) == name
+    ]
 
 
 def _local_name(tag: str) -> str:

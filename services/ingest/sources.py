@@ -23,10 +23,16 @@ class Source(BaseModel):
     tags: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
     language: str | None = None
-    timezone: TimeZoneName = Field(default="UTC", description="IANA zone of dates the source "
-                                   "writes without an offset, e.g. Asia/Almaty")
-    max_items: int | None = Field(default=100, ge=1, description="articles read per poll at "
-                                  "most; None (one-shot `caravan ingest --source`): all")
+    timezone: TimeZoneName = Field(
+        default="UTC",
+        description="IANA zone of dates the source writes without an offset, e.g. Asia/Almaty",
+    )
+    max_items: int | None = Field(
+        default=100,
+        ge=1,
+        description="articles read per poll at "
+        "most; None (one-shot `caravan ingest --source`): all",
+    )
     max_pages: int = Field(default=5, ge=1, description="listing pages followed per poll")
     sitemap_depth: int = Field(default=2, ge=0, description="sitemap index levels followed")
 
@@ -45,5 +51,7 @@ def load_sources(path: Path) -> list[Source]:
     """Read a TOML file of `[[sources]]` tables; local paths become absolute."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     parsed = SourcesFile.model_validate(data).sources
-    return [source.model_copy(update={"url": resolve_location(source.url, path.parent)})
-            for source in parsed]
+    return [
+        source.model_copy(update={"url": resolve_location(source.url, path.parent)})
+        for source in parsed
+    ]

@@ -70,8 +70,9 @@ class IngestState:
     async def remember(self, key: str, content: str, lead: str) -> None:
         """Call after publishing: a crash in between republishes rather than loses."""
         name = self._article_key(key)
-        await self._write(("HSET", name, "content", content, "lead", lead),
-                          ("EXPIRE", name, self._ttl))
+        await self._write(
+            ("HSET", name, "content", content, "lead", lead), ("EXPIRE", name, self._ttl)
+        )
 
     async def touch(self, key: str) -> None:
         """Still listed by its source: keep remembering it for another ttl."""
@@ -79,22 +80,30 @@ class IngestState:
 
     async def validators(self, url: str) -> Validators:
         raw: dict[bytes, bytes] = await self._redis.hgetall(self._document_key(url))  # type: ignore[assignment]
-        return Validators(etag=_text(raw.get(b"etag")),
-                          last_modified=_text(raw.get(b"last_modified")))
+        return Validators(
+            etag=_text(raw.get(b"etag")), last_modified=_text(raw.get(b"last_modified"))
+        )
 
     async def remember_validators(self, url: str, validators: Validators) -> None:
         """Call once the document is processed, so a crash means fetching it again."""
         key = self._document_key(url)
-        fields = [word for name, value in (("etag", validators.etag),
-                                           ("last_modified", validators.last_modified))
-                  if value for word in (name, value)]
+        fields = [
+            word
+            for name, value in (
+                ("etag", validators.etag),
+                ("last_modified", validators.last_modified),
+            )
+            if value
+            for word in (name, value)
+        ]
         commands: list[Command] = [("DEL", key)]
         if fields:
             commands += [("HSET", key, *fields), ("EXPIRE", key, self._ttl)]
         await self._write(*commands)
 
-    async def recall_sitemap_children(self, index_url: str,
-                                      listed: Collection[str]) -> dict[str, ChildVisit]:
+    async def recall_sitemap_children(
+        self, index_url: str, listed: Collection[str]
+    ) -> dict[str, ChildVisit]:
         """The visits of the children the index lists; the ones it no longer lists
         are forgotten, so one hash per index stays the size of the index."""
         key = self._children_key(index_url)
@@ -105,11 +114,14 @@ class IngestState:
             await self._write(("HDEL", key, *gone))
         return {url: visit for url, visit in visits.items() if url in listed}
 
-    async def remember_sitemap_child(self, index_url: str, child_url: str,
-                                     visit: ChildVisit) -> None:
+    async def remember_sitemap_child(
+        self, index_url: str, child_url: str, visit: ChildVisit
+    ) -> None:
         key = self._children_key(index_url)
-        await self._write(("HSET", key, child_url, json.dumps(dataclasses.asdict(visit))),
-                          ("EXPIRE", key, self._ttl))
+        await self._write(
+            ("HSET", key, child_url, json.dumps(dataclasses.asdict(visit))),
+            ("EXPIRE", key, self._ttl),
+        )
 
 
 def _text(value: bytes | None) -> str | None:

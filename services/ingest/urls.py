@@ -6,8 +6,25 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "__hs", "wt_")
 _TRACKING_NAMES = frozenset(
-    {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid",
-     "_ga", "_gl", "ref_src", "cmpid", "ncid", "mkt_tok", "spm", "at_medium", "at_campaign"}
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "igshid",
+        "_ga",
+        "_gl",
+        "ref_src",
+        "cmpid",
+        "ncid",
+        "mkt_tok",
+        "spm",
+        "at_medium",
+        "at_campaign",
+    }
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -31,8 +48,11 @@ def canonicalize_url(url: str) -> str:
     if parts.port and parts.port != _DEFAULT_PORTS.get(scheme):
         netloc = f"{host}:{parts.port}"
     query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-         if not is_tracking_param(k)]
+        [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if not is_tracking_param(k)
+        ]
     )
     return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
 

@@ -101,9 +101,11 @@ class PollResult:
 
     @property
     def sitemaps(self) -> dict[str, int]:
-        return {"sitemaps_read": self.sitemaps_read,
-                "sitemaps_unchanged": self.sitemaps_unchanged,
-                "sitemaps_deferred": self.sitemaps_deferred}
+        return {
+            "sitemaps_read": self.sitemaps_read,
+            "sitemaps_unchanged": self.sitemaps_unchanged,
+            "sitemaps_deferred": self.sitemaps_deferred,
+        }
 
     def full(self, max_items: int | None) -> bool:
         return max_items is not None and self.seen >= max_items
@@ -115,7 +117,7 @@ class PollResult:
     def within_limit(self, items: list[T], max_items: int | None) -> list[T]:
         """The first of `items` that still fit in `max_items` articles looked at
         in this poll (all of them for None); the rest are left out for the limit."""
-        kept = items if max_items is None else items[:max(0, max_items - self.seen)]
+        kept = items if max_items is None else items[: max(0, max_items - self.seen)]
         self.leave_out("limit", len(items) - len(kept))
         return kept
 
@@ -127,12 +129,16 @@ class PollResult:
             return f"{self.source}: not modified since the last poll"
         left = self.left_out + Counter({"failed": self.failed})  # + drops the zeros
         reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(left.items()))
-        line = (f"{self.source} ({self.kind}): {self.published} articles published "
-                f"({self.new} new, {self.updated} updated), {self.unchanged} unchanged, "
-                f"{left.total()} items left out" + (f" ({reasons})" if reasons else ""))
+        line = (
+            f"{self.source} ({self.kind}): {self.published} articles published "
+            f"({self.new} new, {self.updated} updated), {self.unchanged} unchanged, "
+            f"{left.total()} items left out" + (f" ({reasons})" if reasons else "")
+        )
         if any(self.sitemaps.values()):
-            line += (f"; child sitemaps: {self.sitemaps_read} read, {self.sitemaps_unchanged} "
-                     f"unchanged, {self.sitemaps_deferred} left for a later poll")
+            line += (
+                f"; child sitemaps: {self.sitemaps_read} read, {self.sitemaps_unchanged} "
+                f"unchanged, {self.sitemaps_deferred} left for a later poll"
+            )
         return line
 
 
@@ -164,9 +170,16 @@ def first_of_each(items: Iterable[T], key: Callable[[T], str]) -> tuple[list[T],
 
 
 class Ingestor:
-    def __init__(self, publisher: StreamPublisher, fetcher: PoliteFetcher, state: IngestState,
-                 sandbox: Sandbox, backpressure: Backpressure | None = None, *,
-                 sitemap_fetches: int = 50) -> None:
+    def __init__(
+        self,
+        publisher: StreamPublisher,
+        fetcher: PoliteFetcher,
+        state: IngestState,
+        sandbox: Sandbox,
+        backpressure: Backpressure | None = None,
+        *,
+        sitemap_fetches: int = 50,
+    ) -> None:
         self._publisher = publisher
         self._fetcher = fetcher
         self._sandbox = sandbox  # where pages are parsed: bounded, off the event loop
@@ -174,21 +187,24 @@ class Ingestor:
         self._backpressure = backpressure
         self._sitemap_fetches = sitemap_fetches  # child sitemaps fetched per poll at most
 
-    async def poll(self, source: Source, kind: Kind | None = None,
-                   since: datetime | None = None) -> PollResult:
+    async def poll(
+        self, source: Source, kind: Kind | None = None, since: datetime | None = None
+    ) -> PollResult:
         """Read a source once and publish its new and changed articles.
 
         Raises FetchError, FeedError or SitemapError when the source itself
         cannot be read; a bad article is counted as failed and logged.
         `since` keeps only sitemap entries dated on or after it (backfill).
         """
-        with structlog.contextvars.bound_contextvars(source=source.name), \
-                _tracer.start_as_current_span("ingest poll", attributes={
-                    "caravan.source": source.name, "url.full": source.url}):
+        with (
+            structlog.contextvars.bound_contextvars(source=source.name),
+            _tracer.start_as_current_span(
+                "ingest poll", attributes={"caravan.source": source.name, "url.full": source.url}
+            ),
+        ):
             return await self._poll(source, kind, since)
 
-    async def _poll(self, source: Source, kind: Kind | None,
-                    since: datetime | None) -> PollResult:
+    async def _poll(self, source: Source, kind: Kind | None, since: datetime | None) -> PollResult:
         result = PollResult(source.name)
         fetched = await self._fetch_conditionally(source.url)
         if fetched.not_modified:
@@ -203,8 +219,9 @@ class Ingestor:
             await self._feed(source, fetched, result)
         elif kind == "sitemap":
             walk = _SitemapWalk(since, datetime.now(UTC), self._sitemap_fetches)
-            complete = await self._sitemap(source, source.url, fetched, result,
-                                           source.sitemap_depth, walk)
+            complete = await self._sitemap(
+                source, source.url, fetched, result, source.sitemap_depth, walk
+            )
         elif kind == "listing":
             await self._listing(source, fetched, result)
         else:
@@ -213,10 +230,17 @@ class Ingestor:
             # Not after a partial read of a sitemap index: a 304 for it next
             # time would stop the poll before it continued with the children.
             await self._state.remember_validators(source.url, fetched.validators)
-        log.info("source polled", kind=kind, published=result.published,
-                 new=result.new, updated=result.updated, unchanged=result.unchanged,
-                 failed=result.failed, left_out=dict(result.left_out),
-                 **(result.sitemaps if kind == "sitemap" else {}))
+        log.info(
+            "source polled",
+            kind=kind,
+            published=result.published,
+            new=result.new,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            failed=result.failed,
+            left_out=dict(result.left_out),
+            **(result.sitemaps if kind == "sitemap" else {}),
+        )
         return result
 
     async def _fetch_conditionally(self, url: str, *, conditional: bool = True) -> Fetched:
@@ -246,13 +270,12 @@ class Ingestor:
     async def _feed(self, source: Source, fetched: Fetched, result: PollResult) -> None:
         now = datetime.now(UTC)
         parsed = await self._sandbox.run(
-            parse_feed, xml_as_utf8(fetched.content, fetched.content_type), source, now)
+            parse_feed, xml_as_utf8(fetched.content, fetched.content_type), source, now
+        )
         if parsed.warning:
-            log.warning("feed not well-formed, read what could be recovered",
-                        detail=parsed.warning)
+            log.warning("feed not well-formed, read what could be recovered", detail=parsed.warning)
         for skipped in parsed.skipped:
-            log.warning("feed item skipped", position=skipped.position,
-                        reason=skipped.reason)
+            log.warning("feed item skipped", position=skipped.position, reason=skipped.reason)
             metrics.ITEMS.labels(source.name, "skipped").inc()
         result.leave_out("unusable", len(parsed.skipped))
         result.requested_interval = parsed.requested_interval
@@ -266,35 +289,54 @@ class Ingestor:
             # An item whose link is shared with other items (keyed by guid) has
             # no page of its own: the link is the site's home page.
             own_page = from_web and "#" not in item.canonical_url
-            await self._lead(source, Lead.from_event(item), result, fallback=item,
-                             fetch_page=own_page)
+            await self._lead(
+                source, Lead.from_event(item), result, fallback=item, fetch_page=own_page
+            )
 
-    async def _sitemap(self, source: Source, location: str, fetched: Fetched,
-                       result: PollResult, depth: int, walk: _SitemapWalk) -> bool:
+    async def _sitemap(
+        self,
+        source: Source,
+        location: str,
+        fetched: Fetched,
+        result: PollResult,
+        depth: int,
+        walk: _SitemapWalk,
+    ) -> bool:
         """Read a sitemap, or a sitemap index and (within the walk's budget) its
         children; True when it was read in full: every entry looked at, every
         child read in full or unchanged."""
         sitemap = await self._sandbox.run(parse_sitemap, fetched.content)
         complete = True
         if sitemap.children:
-            complete = await self._children(source, location, sitemap.children, result,
-                                            depth, walk)
-        entries, repeats = first_of_each(sitemap.entries,
-                                          lambda e: article_key(canonicalize_url(e.url)))
+            complete = await self._children(source, location, sitemap.children, result, depth, walk)
+        entries, repeats = first_of_each(
+            sitemap.entries, lambda e: article_key(canonicalize_url(e.url))
+        )
         result.leave_out("duplicate", repeats)
         dated = [e for e in entries if walk.recent(e, source)]
         result.leave_out("before since", len(entries) - len(dated))
         dated.sort(key=lambda e: e.date or "", reverse=True)
         kept = result.within_limit(dated, source.max_items)
         for entry in kept:
-            lead = Lead(url=entry.url, title=entry.news_title or "",
-                        published_at=parse_date(entry.date, source.zone, walk.now),
-                        language=entry.news_language, tags=entry.keywords)
+            lead = Lead(
+                url=entry.url,
+                title=entry.news_title or "",
+                published_at=parse_date(entry.date, source.zone, walk.now),
+                language=entry.news_language,
+                tags=entry.keywords,
+            )
             await self._lead(source, lead, result)
         return complete and len(kept) == len(entries)
 
-    async def _children(self, source: Source, index_url: str, children: list[SitemapEntry],
-                        result: PollResult, depth: int, walk: _SitemapWalk) -> bool:
+    async def _children(
+        self,
+        source: Source,
+        index_url: str,
+        children: list[SitemapEntry],
+        result: PollResult,
+        depth: int,
+        walk: _SitemapWalk,
+    ) -> bool:
         """The children of an index due in this poll; True when every child is
         settled: a later poll, finding the index as it is, would fetch none of them."""
         if depth <= 0:  # as deep as configured: all there is to read here is read
@@ -302,8 +344,9 @@ class Ingestor:
             return True
         listed = [c for c in children if walk.recent(c, source)]
         visits = await self._state.recall_sitemap_children(index_url, {c.url for c in children})
-        plan = plan_children(listed, visits, budget=walk.budget, now=walk.started,
-                             interval=source.interval)
+        plan = plan_children(
+            listed, visits, budget=walk.budget, now=walk.started, interval=source.interval
+        )
         result.sitemaps_unchanged += plan.unchanged + plan.resting
         deferred = plan.deferred
         complete = len(listed) == len(children) and plan.resting == 0
@@ -318,12 +361,23 @@ class Ingestor:
             complete = complete and settled(child, visit)
         result.sitemaps_deferred += deferred
         if deferred:
-            log.info("children of the sitemap index left for a later poll", sitemap=index_url,
-                     deferred=deferred, fetch_budget=self._sitemap_fetches)
+            log.info(
+                "children of the sitemap index left for a later poll",
+                sitemap=index_url,
+                deferred=deferred,
+                fetch_budget=self._sitemap_fetches,
+            )
         return complete and deferred == 0
 
-    async def _child(self, source: Source, child: SitemapEntry, previous: ChildVisit | None,
-                     result: PollResult, depth: int, walk: _SitemapWalk) -> ChildVisit:
+    async def _child(
+        self,
+        source: Source,
+        child: SitemapEntry,
+        previous: ChildVisit | None,
+        result: PollResult,
+        depth: int,
+        walk: _SitemapWalk,
+    ) -> ChildVisit:
         """Fetch and read one child sitemap; what to remember of the visit."""
         try:
             document = await self._fetch_conditionally(child.url)
@@ -348,23 +402,31 @@ class Ingestor:
             if page is None:
                 break
             listing = await self._sandbox.run(
-                read_listing, decode(page.content, page.content_type)[0], page.url)
+                read_listing, decode(page.content, page.content_type)[0], page.url
+            )
             if listing is None:
                 break
             result.feeds.extend(f for f in listing.feeds if f not in result.feeds)
-            leads.extend(Lead(url=link.url, title=link.title, summary=link.excerpt)
-                         for link in listing.links)
-            log.info("listing page read", page=number,
-                     links=len(listing.links), next_page=listing.next_page)
+            leads.extend(
+                Lead(url=link.url, title=link.title, summary=link.excerpt) for link in listing.links
+            )
+            log.info(
+                "listing page read",
+                page=number,
+                links=len(listing.links),
+                next_page=listing.next_page,
+            )
             page = None
-            if listing.next_page and listing.next_page not in seen_pages \
-                    and number < source.max_pages:
+            if (
+                listing.next_page
+                and listing.next_page not in seen_pages
+                and number < source.max_pages
+            ):
                 seen_pages.add(listing.next_page)
                 try:
                     page = await self._fetcher.fetch(listing.next_page)
                 except FetchError as exc:
-                    log.warning("next listing page failed", url=listing.next_page,
-                                error=str(exc))
+                    log.warning("next listing page failed", url=listing.next_page, error=str(exc))
         if result.feeds:
             log.info("listing advertises feeds", feeds=result.feeds)
         # Pages overlap (a headline moves to page 2 between two requests).
@@ -373,18 +435,31 @@ class Ingestor:
         for lead in result.within_limit(unique, source.max_items):
             await self._lead(source, lead, result)
 
-    async def _lead(self, source: Source, lead: Lead, result: PollResult, *,
-                    fallback: ArticleEvent | None = None, fetch_page: bool = True,
-                    page: Fetched | None = None) -> None:
+    async def _lead(
+        self,
+        source: Source,
+        lead: Lead,
+        result: PollResult,
+        *,
+        fallback: ArticleEvent | None = None,
+        fetch_page: bool = True,
+        page: Fetched | None = None,
+    ) -> None:
         """One article: skip it when nothing about it changed, else read and publish it."""
         # The article's own span: its page fetch and the publish (whose context
         # the event carries to the indexer) are its children.
         with _tracer.start_as_current_span("ingest article", attributes={"url.full": lead.url}):
             await self._article(source, lead, result, fallback, fetch_page, page)
 
-    async def _article(self, source: Source, lead: Lead, result: PollResult,
-                       fallback: ArticleEvent | None, fetch_page: bool,
-                       page: Fetched | None) -> None:
+    async def _article(
+        self,
+        source: Source,
+        lead: Lead,
+        result: PollResult,
+        fallback: ArticleEvent | None,
+        fetch_page: bool,
+        page: Fetched | None,
+    ) -> None:
         key = fallback.idempotency_key if fallback else _lead_key(lead)
         fingerprint = fallback.content_hash if fallback else _lead_fingerprint(lead)
         record = await self._state.record(key)
@@ -394,12 +469,13 @@ class Ingestor:
             self._count(source, result, Novelty.UNCHANGED)
             return
         try:
-            event, page_read = await self._event(source, lead, fallback, page,
-                                                 fetch_page=fetch_page,
-                                                 conditional=record is not None)
+            event, page_read = await self._event(
+                source, lead, fallback, page, fetch_page=fetch_page, conditional=record is not None
+            )
         except ValueError as exc:  # NoArticleError, or pydantic refusing the event
-            log.warning("article failed", url=lead.url, error=str(exc),
-                        error_class=type(exc).__name__)
+            log.warning(
+                "article failed", url=lead.url, error=str(exc), error_class=type(exc).__name__
+            )
             self._count(source, result, "failed")
             return
         if event is None:  # 304, asked only about a page already published: as it was
@@ -407,16 +483,23 @@ class Ingestor:
                 await self._state.remember(key, record.content, fingerprint)
             self._count(source, result, Novelty.UNCHANGED)
             return
-        novelty = Novelty.NEW if record is None else (
-            Novelty.UNCHANGED if record.content == event.content_hash else Novelty.UPDATED)
+        novelty = (
+            Novelty.NEW
+            if record is None
+            else (Novelty.UNCHANGED if record.content == event.content_hash else Novelty.UPDATED)
+        )
         if novelty != Novelty.UNCHANGED:
             if self._backpressure is not None:
                 await self._backpressure.wait()
             await self._state.still_ours()
             await self._publisher.publish(event)
             metrics.EXTRACTIONS.labels(source.name, event.extraction or "feed").inc()
-            log.debug("article published", url=event.url, novelty=str(novelty),
-                      extraction=event.extraction)
+            log.debug(
+                "article published",
+                url=event.url,
+                novelty=str(novelty),
+                extraction=event.extraction,
+            )
         # A page that could not be read is tried again the next time its lead is
         # seen, rather than the source's fields standing in for it for good. One that
         # was read but poisoned its parser is not: it would poison every poll.
@@ -424,9 +507,16 @@ class Ingestor:
         await self._state.remember(key, event.content_hash, "" if page_failed else fingerprint)
         self._count(source, result, novelty)
 
-    async def _event(self, source: Source, lead: Lead, fallback: ArticleEvent | None,
-                     page: Fetched | None, *, fetch_page: bool,
-                     conditional: bool) -> tuple[ArticleEvent | None, bool]:
+    async def _event(
+        self,
+        source: Source,
+        lead: Lead,
+        fallback: ArticleEvent | None,
+        page: Fetched | None,
+        *,
+        fetch_page: bool,
+        conditional: bool,
+    ) -> tuple[ArticleEvent | None, bool]:
         """The article from its page, else from its lead (None when the page is
         unchanged), and whether the page was read but its parse failed for good.
 
@@ -444,18 +534,24 @@ class Ingestor:
                 try:
                     extracted = await self._sandbox.run(extract_article, html, page.url)
                 except Exception as exc:  # ParseFailed, or a crash of the extractor's own
-                    log.warning("article page poisoned its parser, using the source's fields",
-                                url=page.url, error=str(exc), error_class=type(exc).__name__)
+                    log.warning(
+                        "article page poisoned its parser, using the source's fields",
+                        url=page.url,
+                        error=str(exc),
+                        error_class=type(exc).__name__,
+                    )
                     metrics.PARSE_FAILURES.labels(source.name, type(exc).__name__).inc()
                     return fallback or lead_event(lead, source, now), True
                 await self._state.remember_validators(lead.url, page.validators)
                 if extracted is not None:
                     return page_event(lead, extracted, source, page.url, now), False
-                log.warning("no article text on the page, using the source's fields",
-                            url=page.url)
+                log.warning("no article text on the page, using the source's fields", url=page.url)
             except FetchError as exc:
-                log.warning("article page unreadable, using the source's fields",
-                            url=lead.url, error=str(exc))
+                log.warning(
+                    "article page unreadable, using the source's fields",
+                    url=lead.url,
+                    error=str(exc),
+                )
         return fallback or lead_event(lead, source, now), False
 
     @staticmethod
@@ -507,11 +603,15 @@ def next_poll_in(configured: float, requested: float | None) -> float:
     return max(configured, min(requested, _LONGEST_REQUESTED_INTERVAL))
 
 
-async def run_source_forever(ingestor: Ingestor, source: Source, *,
-                             sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                             rng: random.Random | None = None,
-                             share: WorkShare | None = None,
-                             stopping: asyncio.Event | None = None) -> None:
+async def run_source_forever(
+    ingestor: Ingestor,
+    source: Source,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: random.Random | None = None,
+    share: WorkShare | None = None,
+    stopping: asyncio.Event | None = None,
+) -> None:
     """Poll one source on its interval until `stopping` is set; a failed poll is
     retried with backoff, and whatever it raised stays with this source
     (poll_safely). With `share`, only while this replica holds the source's lease,
@@ -541,4 +641,3 @@ async def run_source_forever(ingestor: Ingestor, source: Source, *,
                 await share.done(source.name, wait)
                 continue
             await sleep(wait)
-

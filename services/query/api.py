@@ -3,7 +3,6 @@
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time,
 # and their Depends/Query markers refer to values local to the router factories.
 
-
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
@@ -47,18 +46,39 @@ class SearchParams:
         """Raises InvalidSearch, InvalidCursor or PageOutOfRange (ValueErrors: 400s)."""
         cursor = decode_cursor(self.cursor, len(SORTS[self.sort])) if self.cursor else None
         return SearchRequest(
-            q=self.q, page=self.page, size=self.size, sources=self.source,
-            countries=self.country, tags=self.tag, languages=self.language,
-            date_from=self.date_from, date_to=self.date_to, sort=self.sort, cursor=cursor)
+            q=self.q,
+            page=self.page,
+            size=self.size,
+            sources=self.source,
+            countries=self.country,
+            tags=self.tag,
+            languages=self.language,
+            date_from=self.date_from,
+            date_to=self.date_to,
+            sort=self.sort,
+            cursor=cursor,
+        )
 
 
 def search_params_dependency(max_page_size: int) -> Callable[..., Awaitable[SearchParams]]:
     # async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
     async def search_params(
-        q: Annotated[str, Query(max_length=500, description=(
-            'simple_query_string: words (all must match), "a phrase", -excluded, a OR b'))] = "",
-        page: Annotated[int, Query(ge=1, description="pages of `size` inside the first "
-                                                     "10,000 hits; past that use `cursor`")] = 1,
+        q: Annotated[
+            str,
+            Query(
+                max_length=500,
+                description=(
+                    'simple_query_string: words (all must match), "a phrase", -excluded, a OR b'
+                ),
+            ),
+        ] = "",
+        page: Annotated[
+            int,
+            Query(
+                ge=1,
+                description="pages of `size` inside the first 10,000 hits; past that use `cursor`",
+            ),
+        ] = 1,
         size: Annotated[int, Query(ge=1, le=max_page_size)] = 10,
         source: Terms = [],  # noqa: B006 — FastAPI copies defaults per request
         country: Terms = [],  # noqa: B006
@@ -66,15 +86,27 @@ def search_params_dependency(max_page_size: int) -> Callable[..., Awaitable[Sear
         language: Terms = [],  # noqa: B006
         date_from: Annotated[date | None, Query(description="published on or after")] = None,
         date_to: Annotated[date | None, Query(description="published on or before")] = None,
-        sort: Annotated[SortMode, Query(description="`relevance` needs `q`; "
-                                                    "without it results are newest first")
-                        ] = "relevance",
-        cursor: Annotated[str | None, Query(max_length=2000,
-                                            description="`next_cursor` of the page before")
-                          ] = None,
+        sort: Annotated[
+            SortMode,
+            Query(description="`relevance` needs `q`; without it results are newest first"),
+        ] = "relevance",
+        cursor: Annotated[
+            str | None, Query(max_length=2000, description="`next_cursor` of the page before")
+        ] = None,
     ) -> SearchParams:
-        return SearchParams(q, page, size, tuple(source), tuple(country), tuple(tag),
-                            tuple(language), date_from, date_to, sort, cursor)
+        return SearchParams(
+            q,
+            page,
+            size,
+            tuple(source),
+            tuple(country),
+            tuple(tag),
+            tuple(language),
+            date_from,
+            date_to,
+            sort,
+            cursor,
+        )
 
     return search_params
 
@@ -86,8 +118,9 @@ def as_json(model: BaseModel) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
-def api_router(backend: Backend, broadcaster: QuoteBroadcaster, max_page_size: int,
-               proxies: TrustedProxies) -> APIRouter:
+def api_router(
+    backend: Backend, broadcaster: QuoteBroadcaster, max_page_size: int, proxies: TrustedProxies
+) -> APIRouter:
     router = APIRouter(prefix="/api")
     params_dependency = search_params_dependency(max_page_size)
 
@@ -95,20 +128,30 @@ def api_router(backend: Backend, broadcaster: QuoteBroadcaster, max_page_size: i
     async def search(params: Annotated[SearchParams, Depends(params_dependency)]) -> Response:
         return as_json(await backend.search(params.request()))
 
-    @router.get("/articles/{article_id}", response_model=Article,
-                responses={404: {"description": "no such article"}})
+    @router.get(
+        "/articles/{article_id}",
+        response_model=Article,
+        responses={404: {"description": "no such article"}},
+    )
     async def article(article_id: Annotated[str, Path(pattern=ARTICLE_ID)]) -> Response:
         return as_json(await backend.article(article_id))
 
-    @router.get("/articles/{article_id}/similar", response_model=Similar,
-                responses={404: {"description": "no such article"}})
-    async def similar(article_id: Annotated[str, Path(pattern=ARTICLE_ID)],
-                      size: Annotated[int, Query(ge=1, le=MAX_SIMILAR)] = 5) -> Response:
+    @router.get(
+        "/articles/{article_id}/similar",
+        response_model=Similar,
+        responses={404: {"description": "no such article"}},
+    )
+    async def similar(
+        article_id: Annotated[str, Path(pattern=ARTICLE_ID)],
+        size: Annotated[int, Query(ge=1, le=MAX_SIMILAR)] = 5,
+    ) -> Response:
         return as_json(await backend.similar(article_id, size))
 
     @router.get("/suggest", response_model=Suggestions)
-    async def suggest(q: Annotated[str, Query(max_length=100, description="title prefix")] = "",
-                      size: Annotated[int, Query(ge=1, le=MAX_SUGGESTIONS)] = 5) -> Response:
+    async def suggest(
+        q: Annotated[str, Query(max_length=100, description="title prefix")] = "",
+        size: Annotated[int, Query(ge=1, le=MAX_SUGGESTIONS)] = 5,
+    ) -> Response:
         return as_json(await backend.suggest(q, size))
 
     @router.get("/quotes/latest", response_model=LatestQuotes)

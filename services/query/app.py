@@ -1,6 +1,5 @@
 """query entry point: the HTTP API and the search page over the index."""
 
-
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,16 +38,26 @@ log = structlog.get_logger(__name__)
 def create_app(all_settings: Settings) -> FastAPI:
     common, settings = all_settings.common, all_settings.query
     configure_logging(SERVICE, common.log_level, common.log_format)
-    state: dict[str, Any] = {"es": make_elasticsearch(all_settings.elasticsearch),
-                             "redis": make_redis(all_settings.redis)}
+    state: dict[str, Any] = {
+        "es": make_elasticsearch(all_settings.elasticsearch),
+        "redis": make_redis(all_settings.redis),
+    }
     names = IndexNames(common.index_prefix)
-    backend = Backend(state["es"], names.articles, names.quotes, settings.exact_total_up_to,
-                      settings.cache_seconds, settings.rate_digits)
+    backend = Backend(
+        state["es"],
+        names.articles,
+        names.quotes,
+        settings.exact_total_up_to,
+        settings.cache_seconds,
+        settings.rate_digits,
+    )
     renderer = PageRenderer(backend)
     broadcaster = QuoteBroadcaster(
-        state["redis"], Streams(common).quotes,
+        state["redis"],
+        Streams(common).quotes,
         Places(settings.live_max_connections, settings.live_max_per_client),
-        settings.live_max_seconds)
+        settings.live_max_seconds,
+    )
     proxies = TrustedProxies.parse(settings.trusted_proxies, settings.trusted_proxy_cidrs)
 
     @asynccontextmanager
@@ -60,8 +69,12 @@ def create_app(all_settings: Settings) -> FastAPI:
         await state["es"].close()
         await state["redis"].aclose()
 
-    app = FastAPI(title="Caravan query API", version="0.1.0", lifespan=lifespan,
-                  description="Full-text search over articles and the latest currency quotes.")
+    app = FastAPI(
+        title="Caravan query API",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Full-text search over articles and the latest currency quotes.",
+    )
 
     def es() -> AsyncElasticsearch:
         client: AsyncElasticsearch = state["es"]
@@ -69,13 +82,18 @@ def create_app(all_settings: Settings) -> FastAPI:
 
     install_error_handlers(app, renderer)
     app.add_middleware(CacheControlMiddleware, seconds=settings.cache_seconds)
-    app.add_middleware(RateLimitMiddleware, limiter=(
-        RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None),
-        proxies=proxies)
+    app.add_middleware(
+        RateLimitMiddleware,
+        limiter=(
+            RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None
+        ),
+        proxies=proxies,
+    )
     app.include_router(api_router(backend, broadcaster, settings.max_page_size, proxies))
     app.include_router(pages_router(renderer, settings.max_page_size))
-    app.include_router(rates_router(es, backend.quotes, settings.rate_digits,
-                                    settings.convert_window_days))
+    app.include_router(
+        rates_router(es, backend.quotes, settings.rate_digits, settings.convert_window_days)
+    )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/metrics", make_asgi_app())
 
@@ -96,10 +114,15 @@ def create_app(all_settings: Settings) -> FastAPI:
         # stops, which is no reason to take the pod out of its Service.
         readiness = Readiness(
             checks={"elasticsearch": es_ok},
-            details={"analyzers": backend.analyzers, "language": language,
-                     "redis_live_ticker": await redis_ready(state["redis"])})
-        return JSONResponse(status_code=200 if readiness.ready else 503,
-                            content=readiness.as_json())
+            details={
+                "analyzers": backend.analyzers,
+                "language": language,
+                "redis_live_ticker": await redis_ready(state["redis"]),
+            },
+        )
+        return JSONResponse(
+            status_code=200 if readiness.ready else 503, content=readiness.as_json()
+        )
 
     return app
 
@@ -108,6 +131,12 @@ def main() -> None:
     settings = Settings.from_env()
     # proxy_headers off: the client address is the socket peer, and X-Forwarded-For is
     # read by the rate limit alone, as CARAVAN_QUERY_TRUSTED_PROXIES* say.
-    uvicorn.run(create_app(settings), host=settings.query.host, port=settings.query.port,
-                http=PipelineSafeHttpToolsProtocol, log_config=None, proxy_headers=False,
-                timeout_graceful_shutdown=int(settings.common.shutdown_grace))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.query.host,
+        port=settings.query.port,
+        http=PipelineSafeHttpToolsProtocol,
+        log_config=None,
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.common.shutdown_grace),
+    )

@@ -46,29 +46,36 @@ class Suggestions(BaseModel):
 
 def shape_article(document: Mapping[str, Any]) -> Article:
     # The stored _source read as the index contract has it (fields it does not name dropped).
-    return Article.model_validate({**ARTICLE_SOURCE.validate_python(document["_source"]),
-                                   "id": document["_id"]})
+    return Article.model_validate(
+        {**ARTICLE_SOURCE.validate_python(document["_source"]), "id": document["_id"]}
+    )
 
 
 def build_similar(index: str, doc_id: str, size: int) -> dict[str, Any]:
     return {
-        "query": {"more_like_this": {
-            # The stemmed copies too: "санкции" in one article links it to "санкций" in another.
-            "fields": [f"{form}{name}" for name, _ in TEXT_FIELDS for form in ("", "stem.")],
-            "like": [{"_index": index, "_id": doc_id}],
-            # News corpora are small per topic: a word in two articles already links them.
-            "min_term_freq": 1,
-            "min_doc_freq": 2,
-            "max_query_terms": 25,
-        }},
+        "query": {
+            "more_like_this": {
+                # The stemmed copies too: "санкции" in one article links it to "санкций" in another.
+                "fields": [f"{form}{name}" for name, _ in TEXT_FIELDS for form in ("", "stem.")],
+                "like": [{"_index": index, "_id": doc_id}],
+                # News corpora are small per topic: a word in two articles already links them.
+                "min_term_freq": 1,
+                "min_doc_freq": 2,
+                "max_query_terms": 25,
+            }
+        },
         "size": size,
         "_source": {"excludes": ["body", "title_suggest", *FORMS]},
     }
 
 
 def shape_similar(doc_id: str, response: Mapping[str, Any]) -> Similar:
-    return Similar.model_validate({"id": doc_id, "results": [
-        hit_fields(h) for h in HITS.validate_python(response["hits"]["hits"])]})
+    return Similar.model_validate(
+        {
+            "id": doc_id,
+            "results": [hit_fields(h) for h in HITS.validate_python(response["hits"]["hits"])],
+        }
+    )
 
 
 def build_suggest(prefix: str, size: int) -> dict[str, Any]:
@@ -77,13 +84,21 @@ def build_suggest(prefix: str, size: int) -> dict[str, Any]:
         # The suggestion text is the indexed input, cut at 50 characters: the title
         # comes from _source whole.
         "_source": ["title"],
-        "suggest": {"titles": {"prefix": prefix, "completion": {
-            "field": "title_suggest", "size": size, "skip_duplicates": True}}},
+        "suggest": {
+            "titles": {
+                "prefix": prefix,
+                "completion": {"field": "title_suggest", "size": size, "skip_duplicates": True},
+            }
+        },
     }
 
 
 def shape_suggest(prefix: str, response: dict[str, Any]) -> Suggestions:
     options = response.get("suggest", {}).get("titles", [{}])[0].get("options", [])
-    return Suggestions(q=prefix, suggestions=[
-        Suggestion(id=o["_id"], title=o.get("_source", {}).get("title", o["text"]))
-        for o in options])
+    return Suggestions(
+        q=prefix,
+        suggestions=[
+            Suggestion(id=o["_id"], title=o.get("_source", {}).get("title", o["text"]))
+            for o in options
+        ],
+    )

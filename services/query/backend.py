@@ -46,8 +46,15 @@ class ArticleNotFound(LookupError):
 
 
 class Backend:
-    def __init__(self, es: AsyncElasticsearch, articles: str, quotes: str,
-                 exact_total_up_to: int, cache_seconds: float, rate_digits: int) -> None:
+    def __init__(
+        self,
+        es: AsyncElasticsearch,
+        articles: str,
+        quotes: str,
+        exact_total_up_to: int,
+        cache_seconds: float,
+        rate_digits: int,
+    ) -> None:
         self.es = es
         self.rate_digits = rate_digits
         self.articles = articles
@@ -77,8 +84,11 @@ class Backend:
 
     async def unanalysed(self) -> int:
         """Articles indexed before the normalised fields existed: found only as typed."""
-        response = await self.es.count(index=self.articles, ignore_unavailable=True, query={
-            "bool": {"must_not": {"exists": {"field": "fold.title"}}}})
+        response = await self.es.count(
+            index=self.articles,
+            ignore_unavailable=True,
+            query={"bool": {"must_not": {"exists": {"field": "fold.title"}}}},
+        )
         return int(response["count"])
 
     def _cached(self, key: tuple[Any, ...]) -> Any:
@@ -94,8 +104,11 @@ class Backend:
         page = await self._search(request, fuzzy=False)
         if wants_fuzzy(request, page):
             near = await self._search(request, fuzzy=True)
-            page = (near.model_copy(update={"broadened": True}) if near.total > page.total
-                    else page.model_copy(update={"did_you_mean": near.did_you_mean}))
+            page = (
+                near.model_copy(update={"broadened": True})
+                if near.total > page.total
+                else page.model_copy(update={"did_you_mean": near.did_you_mean})
+            )
         self._keep(key, page)
         return page
 
@@ -105,15 +118,21 @@ class Backend:
         # faster than the client's json.dumps) and sent as these bytes; perform_request
         # because search() is typed for a dict body.
         response = await self.es.perform_request(
-            "POST", f"/{quote(self.articles, safe=',')}/_search", params=SEARCH_PARAMS,
-            headers=JSON_HEADERS, body=to_json(body), endpoint_id="search",
-            path_parts={"index": self.articles})
+            "POST",
+            f"/{quote(self.articles, safe=',')}/_search",
+            params=SEARCH_PARAMS,
+            headers=JSON_HEADERS,
+            body=to_json(body),
+            endpoint_id="search",
+            path_parts={"index": self.articles},
+        )
         return shape_results(response.body, request)
 
     async def article(self, doc_id: str) -> Article:
         try:
-            document = await self.es.get(index=self.articles, id=doc_id,
-                                         source_excludes=["title_suggest", *FORMS])
+            document = await self.es.get(
+                index=self.articles, id=doc_id, source_excludes=["title_suggest", *FORMS]
+            )
         except NotFoundError as exc:
             raise ArticleNotFound(doc_id) from exc
         return shape_article(dict(document))
@@ -131,16 +150,17 @@ class Backend:
         key = ("suggest", prefix, size)
         if (found := self._cached(key)) is not None:
             return found  # type: ignore[no-any-return]
-        response = await self.es.search(index=self.articles, body=build_suggest(prefix, size),
-                                        ignore_unavailable=True)
+        response = await self.es.search(
+            index=self.articles, body=build_suggest(prefix, size), ignore_unavailable=True
+        )
         found = shape_suggest(prefix, dict(response))
         self._keep(key, found)
         return found
 
     async def latest_quotes(self) -> LatestQuotes:
-        response = await self.es.search(index=self.quotes,
-                                        body=build_latest(candidates=CANDIDATES),
-                                        ignore_unavailable=True)
+        response = await self.es.search(
+            index=self.quotes, body=build_latest(candidates=CANDIDATES), ignore_unavailable=True
+        )
         if "aggregations" not in response:
             return LatestQuotes(quotes=[], ticker=[])
         return shape_latest(dict(response), self.rate_digits, today=datetime.now(UTC).date())

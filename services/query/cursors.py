@@ -30,8 +30,9 @@ class Cursor:
     after: tuple[SortValue, ...]
 
     def encode(self) -> str:
-        data = json.dumps({"o": self.offset, "s": self.sort, "a": list(self.after)},
-                          separators=(",", ":"))
+        data = json.dumps(
+            {"o": self.offset, "s": self.sort, "a": list(self.after)}, separators=(",", ":")
+        )
         return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
 
 
@@ -50,7 +51,10 @@ def decode_cursor(text: str, sort_keys: int) -> Cursor:
         raise InvalidCursor("cursor offset must be a positive integer")
     if sort not in SORT_MODES:
         raise InvalidCursor("cursor sort is unknown")
-    if (not isinstance(after, list) or len(after) != sort_keys
-            or not all(v is None or isinstance(v, str | int | float) for v in after)):
+    if (
+        not isinstance(after, list)
+        or len(after) != sort_keys
+        or not all(v is None or isinstance(v, str | int | float) for v in after)
+    ):
         raise InvalidCursor("cursor sort values do not fit the sort")
     return Cursor(offset, sort, tuple(after))

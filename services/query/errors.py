@@ -25,6 +25,7 @@ log = structlog.get_logger(__name__)
 def _refuse(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def handler(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=status, content={"detail": str(exc)})
+
     return handler
 
 
@@ -42,8 +43,9 @@ def install_error_handlers(app: FastAPI, renderer: PageRenderer) -> None:
     # The bodies are built to be valid; a refusal would be a bug, still answered as a 400.
     @app.exception_handler(BadRequestError)
     async def _refused(_: Request, exc: BadRequestError) -> JSONResponse:
-        return JSONResponse(status_code=400, content={
-            "detail": f"Elasticsearch refused the search: {exc.message}"})
+        return JSONResponse(
+            status_code=400, content={"detail": f"Elasticsearch refused the search: {exc.message}"}
+        )
 
     @app.exception_handler(ApiError)
     @app.exception_handler(ESTransportError)
@@ -51,5 +53,8 @@ def install_error_handlers(app: FastAPI, renderer: PageRenderer) -> None:
         log.warning("elasticsearch unavailable", error=str(exc))
         if not request.url.path.startswith("/api/"):
             return renderer.unavailable(request)
-        return JSONResponse(status_code=503, content={"detail": "search is unavailable"},
-                            headers={"Retry-After": "5"})
+        return JSONResponse(
+            status_code=503,
+            content={"detail": "search is unavailable"},
+            headers={"Retry-After": "5"},
+        )

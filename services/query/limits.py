@@ -48,28 +48,30 @@ class TrustedProxies:
     @classmethod
     def parse(cls, hops: int, cidrs: str) -> TrustedProxies:
         """From the settings: a count of hops, or comma-separated CIDRs; ValueError on both."""
-        networks = tuple(ipaddress.ip_network(part.strip(), strict=False)
-                         for part in cidrs.split(",") if part.strip())
+        networks = tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in cidrs.split(",")
+            if part.strip()
+        )
         if hops and networks:
-            msg = ("set CARAVAN_QUERY_TRUSTED_PROXIES or CARAVAN_QUERY_TRUSTED_PROXY_CIDRS, "
-                   "not both: they would disagree on where the client is")
+            msg = (
+                "set CARAVAN_QUERY_TRUSTED_PROXIES or CARAVAN_QUERY_TRUSTED_PROXY_CIDRS, "
+                "not both: they would disagree on where the client is"
+            )
             raise ValueError(msg)
         return cls(hops, networks)
 
 
-def client_address(peer: str | None, forwarded_for: Iterable[str],
-                   proxies: TrustedProxies) -> str:
+def client_address(peer: str | None, forwarded_for: Iterable[str], proxies: TrustedProxies) -> str:
     """The client a request is counted against, from the socket peer and the
     X-Forwarded-For header lines (in the order received): an IPv4 address, an IPv6
     client's /64 network (`2001:db8:1:2::/64`), or the entry as written when it is
     no address."""
-    chain = [entry.strip() for line in forwarded_for for entry in line.split(",")
-             if entry.strip()]
+    chain = [entry.strip() for line in forwarded_for for entry in line.split(",") if entry.strip()]
     chain.append(peer or "unknown")
     if proxies.networks:
         # From the peer leftwards, past every address of a trusted proxy.
-        entry = next((e for e in reversed(chain) if not _trusted(e, proxies.networks)),
-                     chain[0])
+        entry = next((e for e in reversed(chain) if not _trusted(e, proxies.networks)), chain[0])
     else:
         # The peer is the nearest proxy, each further hop one entry to the left; with
         # fewer entries than hops, the leftmost is the furthest anyone vouches for.

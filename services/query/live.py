@@ -45,21 +45,26 @@ KEEPALIVE_SECONDS = 15.0
 RECONNECT_MS = 3000
 OPENING = f"retry: {RECONNECT_MS}\n: connected\n\n"
 KEEPALIVE = ": keepalive\n\n"
-STREAM_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
-                  (b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")]
+STREAM_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),
+]
 
 # Which cap refused a stream: the client's own, or the process's.
 Refusal = Literal["client", "process"]
 REFUSALS: dict[Refusal, tuple[int, str]] = {
-    "client": (429, "too many live ticker connections from your address; "
-                    "close one or retry later"),
+    "client": (429, "too many live ticker connections from your address; close one or retry later"),
     "process": (503, "too many live ticker connections on this server; retry shortly"),
 }
 RETRY_AFTER_SECONDS = 30
 
 OPEN_STREAMS = Gauge("caravan_query_live_streams", "Live ticker streams open in this process.")
-REFUSED = MetricCounter("caravan_query_live_refused_total",
-                        "Live ticker streams refused, by the cap that refused them.", ["cap"])
+REFUSED = MetricCounter(
+    "caravan_query_live_refused_total",
+    "Live ticker streams refused, by the cap that refused them.",
+    ["cap"],
+)
 
 
 def ticker_update(data: bytes) -> dict[str, str] | None:
@@ -76,8 +81,12 @@ def ticker_update(data: bytes) -> dict[str, str] | None:
     if not event.primary:
         return None
     change = Decimal(event.change_pct) if event.change_pct is not None else None
-    return {"base": event.base, "quote": event.quote, "as_of": event.as_of.isoformat(),
-            "ticker": ticker_line(event.base, event.quote, event.rate, change)}
+    return {
+        "base": event.base,
+        "quote": event.quote,
+        "as_of": event.as_of.isoformat(),
+        "ticker": ticker_line(event.base, event.quote, event.rate, change),
+    }
 
 
 def sse_message(event: str, data: dict[str, str]) -> str:
@@ -115,8 +124,7 @@ class Places:
 class Subscription:
     """One page's place and its queue of updates; closing it gives the place back, once."""
 
-    def __init__(self, queue: asyncio.Queue[dict[str, str]],
-                 release: Callable[[], None]) -> None:
+    def __init__(self, queue: asyncio.Queue[dict[str, str]], release: Callable[[], None]) -> None:
         self.queue = queue
         self._release: Callable[[], None] | None = release
 
@@ -139,14 +147,19 @@ class Subscription:
     def __enter__(self) -> Subscription:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.close()
 
 
 class QuoteBroadcaster:
-    def __init__(self, redis: Redis, stream: str, places: Places, lifetime: float,
-                 block_ms: int = 5000) -> None:
+    def __init__(
+        self, redis: Redis, stream: str, places: Places, lifetime: float, block_ms: int = 5000
+    ) -> None:
         self._redis = redis
         self._places = places
         self.lifetime = lifetime
@@ -228,18 +241,21 @@ class LiveStream(Response):
         subscription = self.broadcaster.subscribe(self.client)
         if isinstance(subscription, str):
             status, detail = REFUSALS[subscription]
-            refusal = JSONResponse({"detail": detail}, status,
-                                   {"Retry-After": str(RETRY_AFTER_SECONDS)})
+            refusal = JSONResponse(
+                {"detail": detail}, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            )
             await refusal(scope, receive, send)
             return
         # ASGI 2.4 servers report a client gone by raising OSError from `send`.
         with contextlib.suppress(OSError):
             with subscription:
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": STREAM_HEADERS})
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS}
+                )
                 async with asyncio.TaskGroup() as group:
                     writer = group.create_task(
-                        _write(subscription, send, self.broadcaster.lifetime))
+                        _write(subscription, send, self.broadcaster.lifetime)
+                    )
                     watcher = group.create_task(_until_gone(receive))
                     # Whichever ends first ends the other.
                     writer.add_done_callback(lambda _: watcher.cancel())
@@ -248,8 +264,7 @@ class LiveStream(Response):
             # `retry:` hint. Bounded, as a client that stopped reading would hold it up.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(KEEPALIVE_SECONDS):
-                    await send({"type": "http.response.body", "body": b"",
-                                "more_body": False})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _write(subscription: Subscription, send: Send, lifetime: float) -> None:
@@ -258,8 +273,7 @@ async def _write(subscription: Subscription, send: Send, lifetime: float) -> Non
         async with asyncio.timeout(lifetime):
             text = OPENING
             while True:
-                await send({"type": "http.response.body", "body": text.encode(),
-                            "more_body": True})
+                await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
                 text = await subscription.next_message()
 
 

@@ -21,14 +21,14 @@ CACHEABLE = ("/api/search", "/api/articles/", "/api/suggest", "/api/quotes/lates
 def client_of(scope: Scope, proxies: TrustedProxies) -> str:
     """The client an HTTP request is counted against (see `client_address`)."""
     peer = scope["client"][0] if scope.get("client") else None
-    forwarded = [value.decode("latin-1") for name, value in scope["headers"]
-                 if name == b"x-forwarded-for"]
+    forwarded = [
+        value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"
+    ]
     return client_address(peer, forwarded, proxies)
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, limiter: RateLimiter | None,
-                 proxies: TrustedProxies) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter | None, proxies: TrustedProxies) -> None:
         self.app = app
         self.limiter = limiter
         self.proxies = proxies
@@ -42,10 +42,17 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         body = json.dumps({"detail": f"too many requests; try again in {wait:.1f} s"}).encode()
-        await send({"type": "http.response.start", "status": 429, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(max(1, round(wait))).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(max(1, round(wait))).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -56,8 +63,12 @@ class CacheControlMiddleware:
         self.enabled = seconds > 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (not self.enabled or scope["type"] != "http" or scope["method"] != "GET"
-                or not scope["path"].startswith(CACHEABLE)):
+        if (
+            not self.enabled
+            or scope["type"] != "http"
+            or scope["method"] != "GET"
+            or not scope["path"].startswith(CACHEABLE)
+        ):
             await self.app(scope, receive, send)
             return
 

@@ -42,8 +42,13 @@ def search_url(params: SearchParams, **changes: Any) -> str:
     """The page URL for `params` with `changes`; a filter change starts again at page 1."""
     state = replace(params, **changes)
     query: dict[str, Any] = {
-        "q": state.q, "source": state.source, "country": state.country, "tag": state.tag,
-        "language": state.language, "date_from": state.date_from, "date_to": state.date_to,
+        "q": state.q,
+        "source": state.source,
+        "country": state.country,
+        "tag": state.tag,
+        "language": state.language,
+        "date_from": state.date_from,
+        "date_to": state.date_to,
         "sort": state.sort if state.sort != "relevance" else None,
         "size": state.size if state.size != 10 else None,
         "page": state.page if state.page != 1 and not state.cursor else None,
@@ -69,19 +74,34 @@ def facet_links(params: SearchParams, page: SearchPage) -> dict[str, list[tuple[
     start = {"page": 1, "cursor": None}
     links: dict[str, list[tuple[Link, int]]] = {"Source": [], "Country": [], "Month": []}
     for facet in page.facets.source:
-        links["Source"].append((Link(facet.value, search_url(
-            params, source=toggle(params.source, facet.value), **start),
-            facet.value in params.source), facet.count))
+        links["Source"].append(
+            (
+                Link(
+                    facet.value,
+                    search_url(params, source=toggle(params.source, facet.value), **start),
+                    facet.value in params.source,
+                ),
+                facet.count,
+            )
+        )
     for facet in page.facets.country:
-        links["Country"].append((Link(facet.value, search_url(
-            params, country=toggle(params.country, facet.value), **start),
-            facet.value in params.country), facet.count))
+        links["Country"].append(
+            (
+                Link(
+                    facet.value,
+                    search_url(params, country=toggle(params.country, facet.value), **start),
+                    facet.value in params.country,
+                ),
+                facet.count,
+            )
+        )
     for facet in page.facets.month:
         first, last = month_range(facet.value)
         chosen = (params.date_from, params.date_to) == (first, last)
         label = f"{first:%B %Y}"
-        url = search_url(params, date_from=None if chosen else first,
-                         date_to=None if chosen else last, **start)
+        url = search_url(
+            params, date_from=None if chosen else first, date_to=None if chosen else last, **start
+        )
         links["Month"].append((Link(label, url, chosen), facet.count))
     return {name: entries for name, entries in links.items() if entries}
 
@@ -95,20 +115,26 @@ def pager(params: SearchParams, page: SearchPage) -> list[Link]:
     if 1 < page.page <= in_window + 1:
         links.append(Link("Previous", search_url(params, page=page.page - 1, cursor=None)))
     for number in range(max(1, page.page - PAGER_SPAN), min(last, page.page + PAGER_SPAN) + 1):
-        links.append(Link(str(number), search_url(params, page=number, cursor=None),
-                          number == page.page))
+        links.append(
+            Link(str(number), search_url(params, page=number, cursor=None), number == page.page)
+        )
     if page.next_cursor:
         following = page.page + 1
-        url = (search_url(params, page=following, cursor=None) if following <= in_window
-               else search_url(params, page=1, cursor=page.next_cursor))
+        url = (
+            search_url(params, page=following, cursor=None)
+            if following <= in_window
+            else search_url(params, page=1, cursor=page.next_cursor)
+        )
         links.append(Link("Next", url))
     return links
 
 
 def problems(exc: RequestValidationError) -> list[str]:
     """`size: Input should be less than or equal to 50`: one line per refused parameter."""
-    return [f"{'.'.join(str(part) for part in error['loc'][1:])}: {error['msg']}"
-            for error in exc.errors()]
+    return [
+        f"{'.'.join(str(part) for part in error['loc'][1:])}: {error['msg']}"
+        for error in exc.errors()
+    ]
 
 
 class PageRenderer:
@@ -120,24 +146,32 @@ class PageRenderer:
         # javascript: or data: URL: the templates link only what passes this test.
         self.templates.env.tests["http_url"] = is_http_url
 
-    async def render(self, request: Request, name: str, context: dict[str, Any],
-                     status_code: int = 200) -> HTMLResponse:
+    async def render(
+        self, request: Request, name: str, context: dict[str, Any], status_code: int = 200
+    ) -> HTMLResponse:
         quotes = await self.backend.latest_quotes()
         return self.templates.TemplateResponse(
-            request, name, {"quotes": quotes, "today": datetime.now(UTC).date(), **context},
-            status_code=status_code)
+            request,
+            name,
+            {"quotes": quotes, "today": datetime.now(UTC).date(), **context},
+            status_code=status_code,
+        )
 
     def unavailable(self, request: Request) -> HTMLResponse:
         """The page while Elasticsearch cannot be reached: no ticker, since it lives there too."""
         return self.templates.TemplateResponse(
-            request, "unavailable.html",
+            request,
+            "unavailable.html",
             {"quotes": LatestQuotes(quotes=[], ticker=[]), "today": datetime.now(UTC).date()},
-            status_code=503, headers={"Retry-After": "5"})
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     async def invalid(self, request: Request, exc: RequestValidationError) -> HTMLResponse:
         """A page address with values that are not values (`?page=two`), for a person."""
-        return await self.render(request, "invalid.html", {"problems": problems(exc)},
-                                 status_code=422)
+        return await self.render(
+            request, "invalid.html", {"problems": problems(exc)}, status_code=422
+        )
 
 
 def pages_router(renderer: PageRenderer, max_page_size: int) -> APIRouter:
@@ -146,36 +180,62 @@ def pages_router(renderer: PageRenderer, max_page_size: int) -> APIRouter:
     params_dependency = search_params_dependency(max_page_size)
 
     @router.get("/", response_class=HTMLResponse)
-    async def search_page(request: Request,
-                          params: Annotated[SearchParams, Depends(params_dependency)]
-                          ) -> HTMLResponse:
+    async def search_page(
+        request: Request, params: Annotated[SearchParams, Depends(params_dependency)]
+    ) -> HTMLResponse:
         try:
             search = params.request()
         except ValueError as exc:
-            return await render(request, "search.html", {"params": params, "error": str(exc)},
-                                status_code=400)
+            return await render(
+                request, "search.html", {"params": params, "error": str(exc)}, status_code=400
+            )
         page = await backend.search(search)
-        return await render(request, "search.html", {
-            "params": params, "page": page, "facets": facet_links(params, page),
-            "pager": pager(params, page),
-            "did_you_mean_url": (search_url(params, q=page.did_you_mean, page=1, cursor=None)
-                                 if page.did_you_mean else None),
-            "clear_url": search_url(params, source=(), country=(), tag=(), language=(),
-                                    date_from=None, date_to=None, page=1, cursor=None),
-        })
+        return await render(
+            request,
+            "search.html",
+            {
+                "params": params,
+                "page": page,
+                "facets": facet_links(params, page),
+                "pager": pager(params, page),
+                "did_you_mean_url": (
+                    search_url(params, q=page.did_you_mean, page=1, cursor=None)
+                    if page.did_you_mean
+                    else None
+                ),
+                "clear_url": search_url(
+                    params,
+                    source=(),
+                    country=(),
+                    tag=(),
+                    language=(),
+                    date_from=None,
+                    date_to=None,
+                    page=1,
+                    cursor=None,
+                ),
+            },
+        )
 
     @router.get("/articles/{article_id}", response_class=HTMLResponse)
-    async def article_page(request: Request,
-                           article_id: Annotated[str, Path(pattern=ARTICLE_ID)]) -> HTMLResponse:
+    async def article_page(
+        request: Request, article_id: Annotated[str, Path(pattern=ARTICLE_ID)]
+    ) -> HTMLResponse:
         try:
             article = await backend.article(article_id)
         except ArticleNotFound:
             return await render(request, "missing.html", {}, status_code=404)
         similar = await backend.similar(article_id, 5)
-        return await render(request, "article.html", {
-            "article": article, "paragraphs": [p for p in article.body.split("\n") if p.strip()],
-            # Many feeds repeat the summary as the body's first words: show it once.
-            "summary": "" if article.body.startswith(article.summary) else article.summary,
-            "similar": similar.results})
+        return await render(
+            request,
+            "article.html",
+            {
+                "article": article,
+                "paragraphs": [p for p in article.body.split("\n") if p.strip()],
+                # Many feeds repeat the summary as the body's first words: show it once.
+                "summary": "" if article.body.startswith(article.summary) else article.summary,
+                "similar": similar.results,
+            },
+        )
 
     return router

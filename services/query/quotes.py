@@ -47,11 +47,10 @@ class Quote(BaseModel):
     provider: str
     ticker: str
     stale: bool = False
-    age_days: int | None = Field(
-        default=None, description="days from `as_of` to today (UTC)")
+    age_days: int | None = Field(default=None, description="days from `as_of` to today (UTC)")
     fallback: bool = Field(
-        default=False, description="not the primary provider's quote: its own is stale "
-                                   "or missing")
+        default=False, description="not the primary provider's quote: its own is stale or missing"
+    )
     flags: list[str] = Field(default_factory=list)
 
 
@@ -81,16 +80,17 @@ def ticker_line(base: str, quote: str, rate: Decimal, change: Decimal | None) ->
     return f"{line} {format_change(change)}" if change is not None else line
 
 
-def build_latest(currencies: tuple[str, ...] = CURRENCIES,
-                 candidates: int = 1) -> dict[str, Any]:
+def build_latest(currencies: tuple[str, ...] = CURRENCIES, candidates: int = 1) -> dict[str, Any]:
     """The newest quotes of each currency: as-of date first, then the latest observation."""
     return {
         "size": 0,
         "query": {"terms": {"base": list(currencies)}},
-        "aggs": {"by_base": {
-            "terms": {"field": "base", "size": len(currencies)},
-            "aggs": {"latest": {"top_hits": {"size": candidates, "sort": NEWEST_FIRST}}},
-        }},
+        "aggs": {
+            "by_base": {
+                "terms": {"field": "base", "size": len(currencies)},
+                "aggs": {"latest": {"top_hits": {"size": candidates, "sort": NEWEST_FIRST}}},
+            }
+        },
     }
 
 
@@ -134,10 +134,12 @@ def quote_of(source: QuoteSource, today: date | None, digits: int) -> Quote:
     change = Decimal(stored_change) if stored_change is not None else None
     as_of = date.fromisoformat(source["as_of"])
     return Quote(
-        base=source["base"], quote=source["quote"],
+        base=source["base"],
+        quote=source["quote"],
         rate=significant(Decimal(source["rate"]), digits),
         change_pct=significant(change, digits) if change is not None else None,
-        as_of=source["as_of"], provider=source["provider"],
+        as_of=source["as_of"],
+        provider=source["provider"],
         ticker=ticker_line(source["base"], source["quote"], Decimal(source["rate"]), change),
         stale=today is not None and is_stale(source, today),
         age_days=(today - as_of).days if today is not None else None,
@@ -146,9 +148,12 @@ def quote_of(source: QuoteSource, today: date | None, digits: int) -> Quote:
     )
 
 
-def shape_latest(response: Mapping[str, Any], digits: int,
-                 currencies: tuple[str, ...] = CURRENCIES,
-                 today: date | None = None) -> LatestQuotes:
+def shape_latest(
+    response: Mapping[str, Any],
+    digits: int,
+    currencies: tuple[str, ...] = CURRENCIES,
+    today: date | None = None,
+) -> LatestQuotes:
     """`today` (UTC) enables the staleness rule; without it the newest primary quote wins."""
     found: dict[str, Quote] = {}
     for bucket in response["aggregations"]["by_base"]["buckets"]:

@@ -102,24 +102,30 @@ def _as_of_range(start: date | None, end: date | None) -> list[dict[str, Any]]:
     return [{"range": {"as_of": bounds}}] if bounds else []
 
 
-def build_history(base: str, start: date | None, end: date | None, interval: Interval,
-                  provider: str | None = None) -> dict[str, Any]:
+def build_history(
+    base: str, start: date | None, end: date | None, interval: Interval, provider: str | None = None
+) -> dict[str, Any]:
     filters: list[dict[str, Any]] = [{"term": {"base": base}}, *_as_of_range(start, end)]
     if provider is not None:
         filters.append({"term": {"provider": provider}})
     return {
         "size": 0,
         "query": {"bool": {"filter": filters}},
-        "aggs": {"periods": {
-            "date_histogram": {"field": "as_of", "calendar_interval": interval,
-                               "min_doc_count": 1, "format": "yyyy-MM-dd"},
-            "aggs": {"last": {"top_hits": {"size": CANDIDATES, "sort": NEWEST_FIRST}}},
-        }},
+        "aggs": {
+            "periods": {
+                "date_histogram": {
+                    "field": "as_of",
+                    "calendar_interval": interval,
+                    "min_doc_count": 1,
+                    "format": "yyyy-MM-dd",
+                },
+                "aggs": {"last": {"top_hits": {"size": CANDIDATES, "sort": NEWEST_FIRST}}},
+            }
+        },
     }
 
 
-def shape_history(response: dict[str, Any], base: str, interval: Interval,
-                  digits: int) -> History:
+def shape_history(response: dict[str, Any], base: str, interval: Interval, digits: int) -> History:
     points = []
     for bucket in response.get("aggregations", {}).get("periods", {}).get("buckets", []):
         sources = usable_sources(bucket["last"]["hits"]["hits"])
@@ -127,11 +133,16 @@ def shape_history(response: dict[str, Any], base: str, interval: Interval,
             continue
         chosen = choose_quote(sources, None)
         change = chosen.get("change_pct")
-        points.append(HistoryPoint(
-            period=bucket["key_as_string"], as_of=chosen["as_of"],
-            rate=significant(Decimal(chosen["rate"]), digits),
-            change_pct=significant(Decimal(change), digits) if change is not None else None,
-            provider=chosen["provider"], flags=chosen.get("flags", [])))
+        points.append(
+            HistoryPoint(
+                period=bucket["key_as_string"],
+                as_of=chosen["as_of"],
+                rate=significant(Decimal(chosen["rate"]), digits),
+                change_pct=significant(Decimal(change), digits) if change is not None else None,
+                provider=chosen["provider"],
+                flags=chosen.get("flags", []),
+            )
+        )
     return History(base=base, quote=QUOTE_CURRENCY, interval=interval, points=points)
 
 
@@ -140,18 +151,22 @@ def build_newest(bases: list[str], on: date | None) -> dict[str, Any]:
     return {
         "size": 0,
         "query": {"bool": {"filter": [{"terms": {"base": bases}}, *_as_of_range(None, on)]}},
-        "aggs": {"by_base": {
-            "terms": {"field": "base", "size": max(1, len(bases))},
-            "aggs": {"latest": {"top_hits": {"size": CANDIDATES, "sort": NEWEST_FIRST}}},
-        }},
+        "aggs": {
+            "by_base": {
+                "terms": {"field": "base", "size": max(1, len(bases))},
+                "aggs": {"latest": {"top_hits": {"size": CANDIDATES, "sort": NEWEST_FIRST}}},
+            }
+        },
     }
 
 
 def newest_date(response: dict[str, Any]) -> date | None:
     """The newest as-of date of any currency in a build_newest answer."""
-    dates = [date.fromisoformat(source["as_of"])
-             for bucket in response.get("aggregations", {}).get("by_base", {}).get("buckets", [])
-             for source in usable_sources(bucket["latest"]["hits"]["hits"])]
+    dates = [
+        date.fromisoformat(source["as_of"])
+        for bucket in response.get("aggregations", {}).get("by_base", {}).get("buckets", [])
+        for source in usable_sources(bucket["latest"]["hits"]["hits"])
+    ]
     return max(dates, default=None)
 
 
@@ -159,20 +174,19 @@ def window(anchor: date, days: int) -> tuple[date, date]:
     return anchor - timedelta(days=days), anchor
 
 
-def build_rates_between(bases: list[str], start: date, end: date,
-                        providers: int) -> dict[str, Any]:
+def build_rates_between(bases: list[str], start: date, end: date, providers: int) -> dict[str, Any]:
     """Every quote of the currencies dated within [start, end], newest first."""
     days = (end - start).days + 1
     return {
         "size": min(10_000, len(bases) * providers * days),
-        "query": {"bool": {"filter": [{"terms": {"base": bases}},
-                                      *_as_of_range(start, end)]}},
+        "query": {"bool": {"filter": [{"terms": {"base": bases}}, *_as_of_range(start, end)]}},
         "sort": NEWEST_FIRST,
     }
 
 
-def common_rates(response: dict[str, Any],
-                 bases: list[str]) -> tuple[date, dict[str, QuoteSource]] | None:
+def common_rates(
+    response: dict[str, Any], bases: list[str]
+) -> tuple[date, dict[str, QuoteSource]] | None:
     """The newest as-of date on which every currency has a quote, and the quote chosen
     for each on it (its primary provider's where current), or None."""
     by_day: dict[date, dict[str, list[QuoteSource]]] = {}
@@ -186,19 +200,33 @@ def common_rates(response: dict[str, Any],
     return None
 
 
-def convert(amount: Decimal, source: str, target: str, on: date | None,
-            quotes: dict[str, QuoteSource], digits: int) -> Conversion:
+def convert(
+    amount: Decimal,
+    source: str,
+    target: str,
+    on: date | None,
+    quotes: dict[str, QuoteSource],
+    digits: int,
+) -> Conversion:
     """Exact through the dollar; the answer's numbers rounded to `digits`."""
     used = [(code, _exact(code, quotes)) for code in dict.fromkeys((source, target))]
     rate = dict(used)
     return Conversion(
-        from_=source, to=target, amount=str(amount),
+        from_=source,
+        to=target,
+        amount=str(amount),
         result=significant(amount * rate[source] / rate[target], digits),
         as_of=on.isoformat() if on else None,
-        rates=[UsedRate(base=code, rate=significant(exact, digits),
-                        as_of=quotes[code]["as_of"] if code in quotes else None,
-                        provider=quotes[code]["provider"] if code in quotes else None)
-               for code, exact in used])
+        rates=[
+            UsedRate(
+                base=code,
+                rate=significant(exact, digits),
+                as_of=quotes[code]["as_of"] if code in quotes else None,
+                provider=quotes[code]["provider"] if code in quotes else None,
+            )
+            for code, exact in used
+        ],
+    )
 
 
 def _exact(code: str, quotes: dict[str, QuoteSource]) -> Decimal:
@@ -210,22 +238,33 @@ def _exact(code: str, quotes: dict[str, QuoteSource]) -> Decimal:
 def build_currencies() -> dict[str, Any]:
     return {
         "size": 0,
-        "aggs": {"by_base": {
-            "terms": {"field": "base", "size": 100},
-            "aggs": {"providers": {"terms": {"field": "provider", "size": 50}},
-                     "latest": {"max": {"field": "as_of", "format": "yyyy-MM-dd"}}},
-        }},
+        "aggs": {
+            "by_base": {
+                "terms": {"field": "base", "size": 100},
+                "aggs": {
+                    "providers": {"terms": {"field": "provider", "size": 50}},
+                    "latest": {"max": {"field": "as_of", "format": "yyyy-MM-dd"}},
+                },
+            }
+        },
     }
 
 
 def shape_currencies(response: dict[str, Any]) -> Currencies:
-    seen = {b["key"]: b for b in
-            response.get("aggregations", {}).get("by_base", {}).get("buckets", [])}
+    seen = {
+        b["key"]: b for b in response.get("aggregations", {}).get("by_base", {}).get("buckets", [])
+    }
     currencies = []
     for code in (*CURRENCIES, QUOTE_CURRENCY):
         bucket = seen.get(code)
-        currencies.append(Currency(
-            code=code, name=CURRENCY_NAMES[code],
-            providers=sorted(b["key"] for b in bucket["providers"]["buckets"]) if bucket else [],
-            latest_as_of=bucket["latest"].get("value_as_string") if bucket else None))
+        currencies.append(
+            Currency(
+                code=code,
+                name=CURRENCY_NAMES[code],
+                providers=sorted(b["key"] for b in bucket["providers"]["buckets"])
+                if bucket
+                else [],
+                latest_as_of=bucket["latest"].get("value_as_string") if bucket else None,
+            )
+        )
     return Currencies(quote=QUOTE_CURRENCY, currencies=currencies)

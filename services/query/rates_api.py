@@ -35,8 +35,9 @@ MAX_AMOUNT_LENGTH = 40
 PROVIDERS_PER_DAY = 10
 
 
-def rates_router(es: Callable[[], AsyncElasticsearch], quotes_index: str, digits: int,
-                 convert_window_days: int) -> APIRouter:
+def rates_router(
+    es: Callable[[], AsyncElasticsearch], quotes_index: str, digits: int, convert_window_days: int
+) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["rates"])
 
     async def search(body: dict[str, Any]) -> dict[str, Any]:
@@ -48,8 +49,9 @@ def rates_router(es: Callable[[], AsyncElasticsearch], quotes_index: str, digits
         start: Annotated[date | None, Query(alias="from")] = None,
         end: Annotated[date | None, Query(alias="to")] = None,
         interval: Interval = "day",
-        provider: Annotated[str | None, Query(max_length=50,
-                                              description="only this provider's quotes")] = None,
+        provider: Annotated[
+            str | None, Query(max_length=50, description="only this provider's quotes")
+        ] = None,
     ) -> History:
         """X/USD over time: one point per day, week or month (its last as-of date)."""
         code = _currency(base)
@@ -62,10 +64,16 @@ def rates_router(es: Callable[[], AsyncElasticsearch], quotes_index: str, digits
     async def convert_amount(
         source: Annotated[str, Query(alias="from", min_length=3, max_length=3)],
         target: Annotated[str, Query(alias="to", min_length=3, max_length=3)],
-        amount: Annotated[str, Query(max_length=MAX_AMOUNT_LENGTH,
-                                     description=f"a decimal number {AMOUNT}, e.g. 1000")],
-        on: Annotated[date | None, Query(
-            alias="date", description="default: the newest date both currencies have")] = None,
+        amount: Annotated[
+            str,
+            Query(
+                max_length=MAX_AMOUNT_LENGTH, description=f"a decimal number {AMOUNT}, e.g. 1000"
+            ),
+        ],
+        on: Annotated[
+            date | None,
+            Query(alias="date", description="default: the newest date both currencies have"),
+        ] = None,
     ) -> Conversion:
         """`amount` of one currency in another, through the US dollar, with rates of one
         as-of date, named in the answer with each rate's provider."""
@@ -78,11 +86,13 @@ def rates_router(es: Callable[[], AsyncElasticsearch], quotes_index: str, digits
         found = None
         if anchor is not None:
             start, end = window(anchor, convert_window_days)
-            found = common_rates(await search(
-                build_rates_between(bases, start, end, PROVIDERS_PER_DAY)), bases)
+            found = common_rates(
+                await search(build_rates_between(bases, start, end, PROVIDERS_PER_DAY)), bases
+            )
         if found is None:
-            raise HTTPException(status_code=404, detail=_no_common_date(bases, anchor,
-                                                                        convert_window_days))
+            raise HTTPException(
+                status_code=404, detail=_no_common_date(bases, anchor, convert_window_days)
+            )
         day, quotes = found
         return convert(value, codes[0], codes[1], day, quotes, digits)
 
@@ -98,9 +108,11 @@ def _no_common_date(bases: list[str], anchor: date | None, days: int) -> str:
     wanted = " and ".join(f"{code}/USD" for code in bases)
     if anchor is None:
         return f"no {wanted} rate at all"
-    return (f"no as-of date from {window(anchor, days)[0]} to {anchor} with "
-            f"{'both ' if len(bases) > 1 else ''}{wanted} rates (the window is "
-            f"{days} days: CARAVAN_QUERY_CONVERT_WINDOW_DAYS)")
+    return (
+        f"no as-of date from {window(anchor, days)[0]} to {anchor} with "
+        f"{'both ' if len(bases) > 1 else ''}{wanted} rates (the window is "
+        f"{days} days: CARAVAN_QUERY_CONVERT_WINDOW_DAYS)"
+    )
 
 
 def _currency(code: str) -> str:

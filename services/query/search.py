@@ -133,7 +133,8 @@ class SearchPage(BaseModel):
 
     total: int
     total_relation: Literal["eq", "gte"] = Field(
-        default="eq", description="`gte`: more hits than counted exactly; `total` is a lower bound")
+        default="eq", description="`gte`: more hits than counted exactly; `total` is a lower bound"
+    )
     page: int
     size: int
     from_: int = Field(alias="from")
@@ -141,12 +142,16 @@ class SearchPage(BaseModel):
     results: list[SearchHit]
     facets: Facets = Facets()
     did_you_mean: str | None = Field(
-        default=None, description="the query with misspelt words corrected from the titles")
+        default=None, description="the query with misspelt words corrected from the titles"
+    )
     broadened: bool = Field(
-        default=False, description="few hits for all the words as typed: titles within an edit "
-                                   "or two of them, and articles with all but one, are included")
+        default=False,
+        description="few hits for all the words as typed: titles within an edit "
+        "or two of them, and articles with all but one, are included",
+    )
     next_cursor: str | None = Field(
-        default=None, description="pass as `cursor` for the next page, also past 10,000 hits")
+        default=None, description="pass as `cursor` for the next page, also past 10,000 hits"
+    )
 
     def viewing(self) -> str:
         total = f"{self.total}+" if self.total_relation == "gte" else str(self.total)
@@ -156,8 +161,10 @@ class SearchPage(BaseModel):
 def offset(page: int, size: int) -> int:
     start = (page - 1) * size
     if start + size > RESULT_WINDOW:
-        msg = (f"page {page} of size {size} is past the first {RESULT_WINDOW} results; "
-               "follow next_cursor to read further")
+        msg = (
+            f"page {page} of size {size} is past the first {RESULT_WINDOW} results; "
+            "follow next_cursor to read further"
+        )
         raise PageOutOfRange(msg)
     return start
 
@@ -183,8 +190,12 @@ def month_range(month: str) -> tuple[date, date]:
 def _filters(request: SearchRequest) -> list[dict[str, Any]]:
     filters: list[dict[str, Any]] = [
         {"terms": {name: list(values)}}
-        for name, values in (("source", request.sources), ("countries", request.countries),
-                             ("tags", request.tags), ("language", request.languages))
+        for name, values in (
+            ("source", request.sources),
+            ("countries", request.countries),
+            ("tags", request.tags),
+            ("language", request.languages),
+        )
         if values
     ]
     dates: dict[str, str] = {}
@@ -199,8 +210,7 @@ def _filters(request: SearchRequest) -> list[dict[str, Any]]:
 
 
 def _words_query(text: str, fields: list[str]) -> dict[str, Any]:
-    return {"simple_query_string": {"query": text, "fields": fields,
-                                    "default_operator": "and"}}
+    return {"simple_query_string": {"query": text, "fields": fields, "default_operator": "and"}}
 
 
 def _query(request: SearchRequest, fuzzy: bool, synonyms: Synonyms) -> dict[str, Any]:
@@ -213,9 +223,16 @@ def _query(request: SearchRequest, fuzzy: bool, synonyms: Synonyms) -> dict[str,
             if loosenable(typed):
                 # Every word but one: "Bobur Arena" finds "Bobur Arenada", whose
                 # Uzbek ending no stemmer here knows.
-                should.append({"simple_query_string": {
-                    "query": expand(typed, synonyms), "fields": search_fields(),
-                    "default_operator": "or", "minimum_should_match": "-1"}})
+                should.append(
+                    {
+                        "simple_query_string": {
+                            "query": expand(typed, synonyms),
+                            "fields": search_fields(),
+                            "default_operator": "or",
+                            "minimum_should_match": "-1",
+                        }
+                    }
+                )
             must = {"bool": {"should": should}}
     filters = _filters(request)
     return {"bool": {"must": [must], "filter": filters}} if filters else must
@@ -225,8 +242,9 @@ def _highlight(request: SearchRequest, synonyms: Synonyms) -> dict[str, Any]:
     return {
         "fields": {name: {} for name in HIGHLIGHTED},
         # The words as typed and their other forms, marked in the text as written.
-        "highlight_query": highlight_query(request.text, query_text(request.text), HIGHLIGHTED,
-                                           synonyms),
+        "highlight_query": highlight_query(
+            request.text, query_text(request.text), HIGHLIGHTED, synonyms
+        ),
         "fragment_size": 150,
         "number_of_fragments": 2,
         "pre_tags": ["<mark>"],
@@ -237,27 +255,46 @@ def _highlight(request: SearchRequest, synonyms: Synonyms) -> dict[str, Any]:
 
 def _suggest(text: str) -> dict[str, Any]:
     # "missing": only words no title has get a correction, from the titles' words.
-    return {"did_you_mean": {"text": text, "term": {"field": "title",
-                                                    "suggest_mode": "missing"}}}
+    return {"did_you_mean": {"text": text, "term": {"field": "title", "suggest_mode": "missing"}}}
 
 
 # Only what shape_results reads: Elasticsearch writes, and the service parses, less.
-SEARCH_FILTER_PATH = ["hits.total", "hits.hits._id", "hits.hits._source", "hits.hits.sort",
-                      "hits.hits.highlight", "aggregations.*.buckets.key",
-                      "aggregations.*.buckets.key_as_string", "aggregations.*.buckets.doc_count",
-                      "suggest.*.offset", "suggest.*.length", "suggest.*.options.text"]
+SEARCH_FILTER_PATH = [
+    "hits.total",
+    "hits.hits._id",
+    "hits.hits._source",
+    "hits.hits.sort",
+    "hits.hits.highlight",
+    "aggregations.*.buckets.key",
+    "aggregations.*.buckets.key_as_string",
+    "aggregations.*.buckets.doc_count",
+    "suggest.*.offset",
+    "suggest.*.length",
+    "suggest.*.options.text",
+]
 
 FACET_AGGS: dict[str, Any] = {
     "source": {"terms": {"field": "source", "size": FACET_SIZE}},
     "country": {"terms": {"field": "countries", "size": FACET_SIZE}},
-    "month": {"date_histogram": {"field": "published_at", "calendar_interval": "month",
-                                 "format": "yyyy-MM", "min_doc_count": 1,
-                                 "order": {"_key": "desc"}}},
+    "month": {
+        "date_histogram": {
+            "field": "published_at",
+            "calendar_interval": "month",
+            "format": "yyyy-MM",
+            "min_doc_count": 1,
+            "order": {"_key": "desc"},
+        }
+    },
 }
 
 
-def build_search(request: SearchRequest, exact_total_up_to: int = RESULT_WINDOW, *,
-                 fuzzy: bool = False, synonyms: Synonyms = PLACES) -> dict[str, Any]:
+def build_search(
+    request: SearchRequest,
+    exact_total_up_to: int = RESULT_WINDOW,
+    *,
+    fuzzy: bool = False,
+    synonyms: Synonyms = PLACES,
+) -> dict[str, Any]:
     """The Elasticsearch body for `request`; `fuzzy`: the second try, when few hits."""
     sort = request.effective_sort
     body: dict[str, Any] = {
@@ -284,13 +321,12 @@ def language_features(synonyms: Synonyms = PLACES) -> dict[str, Any]:
     """What /readyz reports: the language features in use, and on what they rest."""
     return {
         "analysis": "in Python at index and query time, so alike on every Elasticsearch "
-                    "distribution; the cluster's own analysers are not used",
+        "distribution; the cluster's own analysers are not used",
         "word_forms": list(STEMMERS),
-        "scripts": "Uzbek and Kazakh Latin and Cyrillic searched as one, okina look-alikes "
-                   "folded",
+        "scripts": "Uzbek and Kazakh Latin and Cyrillic searched as one, okina look-alikes folded",
         "place_names": len(synonyms.groups),
         "typos": f"under {FUZZY_BELOW} hits: titles within one or two edits, articles with "
-                 "all words but one, and did_you_mean",
+        "all words but one, and did_you_mean",
     }
 
 
@@ -351,7 +387,7 @@ def did_you_mean(text: str, suggest: dict[str, list[Correction]]) -> str | None:
         options = entry.get("options", [])
         if not options:
             continue
-        out += [text[last:entry["offset"]], options[0]["text"]]
+        out += [text[last : entry["offset"]], options[0]["text"]]
         last = entry["offset"] + entry["length"]
     return "".join([*out, text[last:]]) if out else None
 
@@ -366,31 +402,40 @@ def shape_results(answer: Mapping[str, Any], request: SearchRequest) -> SearchPa
     end = start + len(hits)
     more = end < total or relation == "gte"
     last = hits[-1] if hits else None
-    next_cursor = (Cursor(end, request.effective_sort, tuple(last["sort"])).encode()
-                   if last and len(hits) == request.size and more and "sort" in last
-                   else None)
+    next_cursor = (
+        Cursor(end, request.effective_sort, tuple(last["sort"])).encode()
+        if last and len(hits) == request.size and more and "sort" in last
+        else None
+    )
     # Validated in one call too: the page, its hits and its facets as one plain dict.
-    return SearchPage.model_validate({
-        "total": total,
-        "total_relation": relation,
-        "page": start // request.size + 1,
-        "size": request.size,
-        "from": start + 1 if hits else 0,
-        "to": end if hits else 0,
-        "results": [hit_fields(h) for h in hits],
-        "facets": _facets(response.get("aggregations", {})),
-        "did_you_mean": did_you_mean(request.text, response.get("suggest", {})),
-        "next_cursor": next_cursor,
-    })
+    return SearchPage.model_validate(
+        {
+            "total": total,
+            "total_relation": relation,
+            "page": start // request.size + 1,
+            "size": request.size,
+            "from": start + 1 if hits else 0,
+            "to": end if hits else 0,
+            "results": [hit_fields(h) for h in hits],
+            "facets": _facets(response.get("aggregations", {})),
+            "did_you_mean": did_you_mean(request.text, response.get("suggest", {})),
+            "next_cursor": next_cursor,
+        }
+    )
 
 
 def _facets(aggregations: dict[str, _Aggregation]) -> dict[str, list[dict[str, Any]]]:
     def buckets(name: str, key: Literal["key", "key_as_string"] = "key") -> list[dict[str, Any]]:
-        return [{"value": str(b.get(key, b["key"])), "count": b["doc_count"]}
-                for b in aggregations.get(name, {}).get("buckets", [])]
+        return [
+            {"value": str(b.get(key, b["key"])), "count": b["doc_count"]}
+            for b in aggregations.get(name, {}).get("buckets", [])
+        ]
 
-    return {"source": buckets("source"), "country": buckets("country"),
-            "month": buckets("month", "key_as_string")}
+    return {
+        "source": buckets("source"),
+        "country": buckets("country"),
+        "month": buckets("month", "key_as_string"),
+    }
 
 
 def hit_fields(hit: ArticleHit) -> dict[str, Any]:
@@ -399,12 +444,22 @@ def hit_fields(hit: ArticleHit) -> dict[str, Any]:
     highlight = hit.get("highlight", {})
     # Feeds often repeat the summary as the body's start: the same fragment shows once.
     fragments = list(dict.fromkeys([*highlight.get("body", []), *highlight.get("summary", [])]))
-    excerpt = (" … ".join(fragments[:2]) if fragments
-               else html.escape(_clip(src.get("summary", "")), quote=False))
-    return {"id": hit["_id"], "title": src["title"], "url": src["url"], "source": src["source"],
-            "published_at": src.get("published_at"), "excerpt": excerpt,
-            "language": src.get("language"), "tags": src.get("tags", []),
-            "countries": src.get("countries", [])}
+    excerpt = (
+        " … ".join(fragments[:2])
+        if fragments
+        else html.escape(_clip(src.get("summary", "")), quote=False)
+    )
+    return {
+        "id": hit["_id"],
+        "title": src["title"],
+        "url": src["url"],
+        "source": src["source"],
+        "published_at": src.get("published_at"),
+        "excerpt": excerpt,
+        "language": src.get("language"),
+        "tags": src.get("tags", []),
+        "countries": src.get("countries", []),
+    }
 
 
 def _clip(text: str) -> str:

@@ -91,7 +91,7 @@ def parse(text: str) -> list[Part]:
         if i < len(text) and text[i] == '"':
             end = text.find('"', i + 1)
             end = len(text) if end < 0 else end
-            phrase = text[i + 1:end]
+            phrase = text[i + 1 : end]
             i = end + 1
             slop = re.match(r"~\d+", text[i:])
             parts.append(Phrase(phrase, signs, slop.group() if slop else ""))
@@ -105,8 +105,11 @@ def parse(text: str) -> list[Part]:
             parts.append(signs)
             continue
         suffix = _SUFFIX.search(word)
-        parts.append(Word(word[:suffix.start()] if suffix else word, signs,
-                          suffix.group() if suffix else ""))
+        parts.append(
+            Word(
+                word[: suffix.start()] if suffix else word, signs, suffix.group() if suffix else ""
+            )
+        )
     return parts
 
 
@@ -250,12 +253,16 @@ def highlight_patterns(text: str, synonyms: Synonyms = PLACES) -> list[str]:
     return list(patterns)[:MAX_HIGHLIGHT_PATTERNS]
 
 
-def highlight_query(text: str, plain_query: str, fields: list[str],
-                    synonyms: Synonyms = PLACES) -> dict[str, Any]:
+def highlight_query(
+    text: str, plain_query: str, fields: list[str], synonyms: Synonyms = PLACES
+) -> dict[str, Any]:
     """What the highlighter marks in `fields`: the words as typed, and their other forms."""
     should: list[dict[str, Any]] = [
-        {"simple_query_string": {"query": plain_query, "fields": fields,
-                                 "default_operator": "or"}}]
-    should += [{"regexp": {field: {"value": pattern}}}
-               for pattern in highlight_patterns(text, synonyms) for field in fields]
+        {"simple_query_string": {"query": plain_query, "fields": fields, "default_operator": "or"}}
+    ]
+    should += [
+        {"regexp": {field: {"value": pattern}}}
+        for pattern in highlight_patterns(text, synonyms)
+        for field in fields
+    ]
     return {"bool": {"should": should}}

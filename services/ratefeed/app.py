@@ -43,7 +43,7 @@ def quotes_publisher(ctx: ServiceContext) -> StreamPublisher:
         schema=QuoteEvent,
         title="quotes",
         description="One QuoteEvent per currency, provider and new as-of date: X/USD with "
-                    "its daily change and cross-check flags.",
+        "its daily change and cross-check flags.",
     )
 
 
@@ -53,23 +53,37 @@ def quarantine_publisher(ctx: ServiceContext) -> StreamPublisher:
         schema=DeadLetter,
         title="deadletters",
         description="Quarantined quotes: a day-on-day move beyond the configured bound that "
-                    "no second provider confirms, with the reason (`RateJump`).",
+        "no second provider confirms, with the reason (`RateJump`).",
     )
 
 
 def _outlets(ctx: ServiceContext, settings: RateFeedSettings) -> tuple[Outlets, LastRateStore]:
     store = LastRateStore(make_redis(ctx.redis_settings), ctx.common.stream_prefix)
-    return Outlets(quotes_publisher(ctx), quarantine_publisher(ctx), ctx.streams.quotes,
-                   store, settings.jump_confirmations, settings.gap_after_days), store
+    return Outlets(
+        quotes_publisher(ctx),
+        quarantine_publisher(ctx),
+        ctx.streams.quotes,
+        store,
+        settings.jump_confirmations,
+        settings.gap_after_days,
+    ), store
 
 
 def fetcher(user_agent: str, settings: RateFeedSettings, fetch: FetchSettings) -> PoliteFetcher:
     """Ingest's guarded fetcher, with the rate feed's limits: one request at a time per bank."""
-    return PoliteFetcher(FetchPolicy(
-        user_agent=user_agent, timeout=settings.timeout, max_bytes=settings.max_bytes,
-        retries=settings.retries, host_delay=settings.host_delay, host_concurrency=1,
-        max_retry_after=fetch.max_retry_after, max_crawl_delay=fetch.max_crawl_delay,
-        allow=AllowList.parse(fetch.allow)))
+    return PoliteFetcher(
+        FetchPolicy(
+            user_agent=user_agent,
+            timeout=settings.timeout,
+            max_bytes=settings.max_bytes,
+            retries=settings.retries,
+            host_delay=settings.host_delay,
+            host_concurrency=1,
+            max_retry_after=fetch.max_retry_after,
+            max_crawl_delay=fetch.max_crawl_delay,
+            allow=AllowList.parse(fetch.allow),
+        )
+    )
 
 
 def readiness_probe(ctx: ServiceContext, status: ProviderStatus) -> ReadinessProbe:
@@ -77,8 +91,7 @@ def readiness_probe(ctx: ServiceContext, status: ProviderStatus) -> ReadinessPro
 
     async def probe() -> Readiness:
         readiness = await redis_probe()
-        return Readiness(readiness.checks,
-                         {"providers": status.details(datetime.now(UTC))})
+        return Readiness(readiness.checks, {"providers": status.details(datetime.now(UTC))})
 
     return probe
 
@@ -94,25 +107,40 @@ def create_service(all_settings: Settings) -> BackgroundService:
     async def poll() -> None:
         # The client's connections close with the task (on shutdown), not with the process.
         async with fetcher(ctx.common.user_agent, settings, all_settings.fetch) as client:
-            await _lead(ctx, settings, lambda: run_forever(config, settings.interval, outlets,
-                                                           client, status))
+            await _lead(
+                ctx,
+                settings,
+                lambda: run_forever(config, settings.interval, outlets, client, status),
+            )
 
     def tasks() -> Iterator[Awaitable[None]]:
         yield poll()
 
-    return BackgroundService(ctx.broker, tasks, probe=readiness_probe(ctx, status),
-                             grace=all_settings.common.shutdown_grace,
-                             health=all_settings.health, health_port=8082,
-                             on_closed=store.close)
+    return BackgroundService(
+        ctx.broker,
+        tasks,
+        probe=readiness_probe(ctx, status),
+        grace=all_settings.common.shutdown_grace,
+        health=all_settings.health,
+        health_port=8082,
+        on_closed=store.close,
+    )
 
 
-async def _lead(ctx: ServiceContext, settings: RateFeedSettings,
-                work: Callable[[], Awaitable[None]]) -> None:
+async def _lead(
+    ctx: ServiceContext, settings: RateFeedSettings, work: Callable[[], Awaitable[None]]
+) -> None:
     """Any number of replicas, one polling: the providers are cross-checked
     together, so they go together, under one lease."""
     redis = make_redis(ctx.redis_settings)
-    share = WorkShare(redis, ctx.common.stream_prefix, SERVICE, ["providers"],
-                      default_consumer(), settings.lease_seconds)
+    share = WorkShare(
+        redis,
+        ctx.common.stream_prefix,
+        SERVICE,
+        ["providers"],
+        default_consumer(),
+        settings.lease_seconds,
+    )
     try:
         await share.join()
         # A task group: if one ends in failure, the other is cancelled with it.
@@ -140,16 +168,19 @@ async def _session(all_settings: Settings) -> AsyncIterator[_Session]:
     config = load_rates_config(settings.providers)
     outlets, store = _outlets(ctx, settings)
     try:
-        async with ctx.broker, fetcher(ctx.common.user_agent, settings,
-                                       all_settings.fetch) as client:
+        async with (
+            ctx.broker,
+            fetcher(ctx.common.user_agent, settings, all_settings.fetch) as client,
+        ):
             await ctx.broker.connect()
             yield _Session(config, outlets, client)
     finally:
         await store.close()
 
 
-def select_providers(config: RatesConfig, name: str | None,
-                     location: str | None = None) -> list[Provider]:
+def select_providers(
+    config: RatesConfig, name: str | None, location: str | None = None
+) -> list[Provider]:
     """The configured providers, the one named, or a built-in parser by its kind name."""
     if name is None:
         return list(config.providers)
@@ -163,8 +194,9 @@ def select_providers(config: RatesConfig, name: str | None,
     raise RatesError(msg)
 
 
-async def ratefeed_once(settings: Settings, location: str | None = None,
-                        provider: str | None = None) -> list[QuoteEvent]:
+async def ratefeed_once(
+    settings: Settings, location: str | None = None, provider: str | None = None
+) -> list[QuoteEvent]:
     """One document (`location`, its provider named or detected), or one poll of the providers.
 
     A single document's errors are raised; in a poll, a failing provider is
@@ -173,20 +205,32 @@ async def ratefeed_once(settings: Settings, location: str | None = None,
     async with _session(settings) as session:
         config, outlets, client = session.config, session.outlets, session.fetcher
         if location is None:
-            return await poll_providers(select_providers(config, provider), config, outlets,
-                                        client, ProviderStatus(config.providers))
+            return await poll_providers(
+                select_providers(config, provider),
+                config,
+                outlets,
+                client,
+                ProviderStatus(config.providers),
+            )
         chosen = select_providers(config, provider, location)[0] if provider else None
         now = datetime.now(UTC)
         reading = await read_location(location, chosen, config, client, now)
         return await publish_readings([reading], config, outlets, now)
 
 
-async def ratefeed_backfill(settings: Settings, since: date, until: date | None = None,
-                            provider: str | None = None) -> list[QuoteEvent]:
+async def ratefeed_backfill(
+    settings: Settings, since: date, until: date | None = None, provider: str | None = None
+) -> list[QuoteEvent]:
     async with _session(settings) as session:
         until = until or datetime.now(UTC).date()
-        return await backfill(select_providers(session.config, provider), since, until,
-                              session.config, session.outlets, session.fetcher)
+        return await backfill(
+            select_providers(session.config, provider),
+            since,
+            until,
+            session.config,
+            session.outlets,
+            session.fetcher,
+        )
 
 
 def main() -> None:

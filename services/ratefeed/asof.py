@@ -25,8 +25,10 @@ def local_today(timezone: str, now: datetime) -> date:
 
 def check_not_future(official: OfficialRates, today: date, max_lead_days: int) -> None:
     if official.as_of > today + timedelta(days=max_lead_days):
-        msg = (f"{official.provider}: as-of date {official.as_of} is in the future "
-               f"(today is {today} in the provider's time zone)")
+        msg = (
+            f"{official.provider}: as-of date {official.as_of} is in the future "
+            f"(today is {today} in the provider's time zone)"
+        )
         raise RatesError(msg)
 
 

@@ -30,8 +30,16 @@ def parse_cbr(content: bytes) -> OfficialRates:
         raise RatesError(f"ValCurs has no valid Date attribute: {raw_date!r}") from exc
 
     per_unit, problems = per_unit_values(
-        (((valute.findtext("CharCode") or "").strip(), valute.findtext("Value"),
-          valute.findtext("Nominal")) for valute in root.iter("Valute")), ",")
+        (
+            (
+                (valute.findtext("CharCode") or "").strip(),
+                valute.findtext("Value"),
+                valute.findtext("Nominal"),
+            )
+            for valute in root.iter("Valute")
+        ),
+        ",",
+    )
     if not per_unit:
         msg = "no usable Valute entries"
         raise RatesError(msg)

@@ -26,8 +26,16 @@ def parse_cbu(content: bytes) -> OfficialRates:
     dated = [(_date(entry.get("Date")), entry) for entry in entries]
     as_of, current = commonest_date(dated)
     per_unit, problems = per_unit_values(
-        ((str(entry.get("Ccy", "")).strip(), _text(entry.get("Rate")),
-          _text(entry.get("Nominal"))) for entry in current), ".")
+        (
+            (
+                str(entry.get("Ccy", "")).strip(),
+                _text(entry.get("Rate")),
+                _text(entry.get("Nominal")),
+            )
+            for entry in current
+        ),
+        ".",
+    )
     if len(current) < len(entries):
         problems.append(f"{len(entries) - len(current)} entries dated other than {as_of} left out")
     if not per_unit:
@@ -42,8 +50,11 @@ def _entries(content: bytes) -> list[dict[str, Any]]:
     # RecursionError: a document nested deeper than the parser recurses ("[" * 200_000).
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise WrongFormat(f"not a {WHAT}: not JSON ({exc})") from exc
-    if (not isinstance(data, list) or not data
-            or not all(isinstance(e, dict) and "Ccy" in e and "Rate" in e for e in data)):
+    if (
+        not isinstance(data, list)
+        or not data
+        or not all(isinstance(e, dict) and "Ccy" in e and "Rate" in e for e in data)
+    ):
         raise WrongFormat(f"not a {WHAT}: not an array of Ccy/Rate objects")
     return data
 

@@ -1,18 +1,18 @@
 """The providers file (TOML): which rate providers to read, how often, and how to check them.
 
-    [crosscheck]
-    tolerance_pct = "1.0"   # providers further apart than this flag the quote
-    jump_pct = "5.0"        # a day-on-day move beyond this is quarantined unless confirmed
+[crosscheck]
+tolerance_pct = "1.0"   # providers further apart than this flag the quote
+jump_pct = "5.0"        # a day-on-day move beyond this is quarantined unless confirmed
 
-    [primary]               # whose quote of each currency the API shows first
-    KZT = "nbk"
+[primary]               # whose quote of each currency the API shows first
+KZT = "nbk"
 
-    [[providers]]
-    name = "nbk"
-    kind = "nbk"            # cbr, nbk, nbkr, cbu, nbt, peg or json
-    url = "realdata/nbk-rates-all-2016-04-18.xml"   # URL, or path relative to this file
-    history_url = "https://…/get_rates.cfm?fdate={date:%d.%m.%Y}"
-    timezone = "Asia/Almaty"
+[[providers]]
+name = "nbk"
+kind = "nbk"            # cbr, nbk, nbkr, cbu, nbt, peg or json
+url = "realdata/nbk-rates-all-2016-04-18.xml"   # URL, or path relative to this file
+history_url = "https://…/get_rates.cfm?fdate={date:%d.%m.%Y}"
+timezone = "Asia/Almaty"
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class Provider(BaseModel):
     kind: Kind
     url: str | None = Field(default=None, description="the current rates: URL or path")
     history_url: str | None = Field(
-        default=None, description="rates of one day; `{date:%d/%m/%Y}` is replaced by the day")
+        default=None, description="rates of one day; `{date:%d/%m/%Y}` is replaced by the day"
+    )
     interval: float | None = Field(default=None, gt=0, description="seconds between polls")
     timezone: TimeZoneName = "UTC"
     max_lead_days: int = Field(default=1, ge=0)
@@ -93,7 +94,8 @@ class RatesConfig(BaseModel):
 def load_rates_config(path: Path) -> RatesConfig:
     """Read the providers file; local paths become absolute, relative to the file."""
     config = RatesConfig.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
-    providers = [p if p.url is None else
-                 p.model_copy(update={"url": resolve_location(p.url, path.parent)})
-                 for p in config.providers]
+    providers = [
+        p if p.url is None else p.model_copy(update={"url": resolve_location(p.url, path.parent)})
+        for p in config.providers
+    ]
     return config.model_copy(update={"providers": providers})

@@ -30,18 +30,25 @@ def gap_pct(rate: Decimal, reference: Decimal) -> Decimal:
 
 
 def comparable(candidate: Candidate, others: Iterable[Candidate]) -> list[Candidate]:
-    return [o for o in others if o.base == candidate.base and o.as_of == candidate.as_of
-            and o.provider != candidate.provider]
+    return [
+        o
+        for o in others
+        if o.base == candidate.base
+        and o.as_of == candidate.as_of
+        and o.provider != candidate.provider
+    ]
 
 
-def disagreements(candidate: Candidate, references: Iterable[Candidate],
-                  tolerance_pct: Decimal) -> dict[str, Decimal]:
+def disagreements(
+    candidate: Candidate, references: Iterable[Candidate], tolerance_pct: Decimal
+) -> dict[str, Decimal]:
     """Providers whose rate differs beyond the tolerance, with the gap in percent."""
     gaps = {r.provider: gap_pct(candidate.rate, r.rate) for r in references}
     return {provider: gap for provider, gap in gaps.items() if gap > tolerance_pct}
 
 
-def confirmed(candidate: Candidate, references: Iterable[Candidate],
-              tolerance_pct: Decimal) -> bool:
+def confirmed(
+    candidate: Candidate, references: Iterable[Candidate], tolerance_pct: Decimal
+) -> bool:
     """Whether another provider states (within the tolerance) the same rate."""
     return any(gap_pct(candidate.rate, r.rate) <= tolerance_pct for r in references)

@@ -44,7 +44,8 @@ class JsonRatesSpec(BaseModel):
     value_field: str = "value"
     nominal_field: str | None = None
     nominals: dict[str, int] = Field(
-        default_factory=dict, description="units a value is quoted for, where the API omits it")
+        default_factory=dict, description="units a value is quoted for, where the API omits it"
+    )
 
     @model_validator(mode="after")
     def _one_of_each(self) -> JsonRatesSpec:
@@ -70,8 +71,9 @@ def parse_json_rates(content: bytes, spec: JsonRatesSpec, provider: str) -> Offi
         raise RatesError(msg)
     rates = _at(document, spec.rates_path, provider)
     if isinstance(rates, dict):
-        records = [{spec.code_field: code, spec.value_field: value}
-                   for code, value in rates.items()]
+        records = [
+            {spec.code_field: code, spec.value_field: value} for code, value in rates.items()
+        ]
     elif isinstance(rates, list) and all(isinstance(r, dict) for r in rates):
         records = rates
     else:
@@ -79,8 +81,16 @@ def parse_json_rates(content: bytes, spec: JsonRatesSpec, provider: str) -> Offi
         raise WrongFormat(msg)
     as_of, records, problems = _dated(document, records, spec, provider)
     per_unit, entry_problems = per_unit_values(
-        ((str(r.get(spec.code_field, "")).strip(), _number(r.get(spec.value_field)),
-          _nominal(r, spec)) for r in records), ".")
+        (
+            (
+                str(r.get(spec.code_field, "")).strip(),
+                _number(r.get(spec.value_field)),
+                _nominal(r, spec),
+            )
+            for r in records
+        ),
+        ".",
+    )
     problems += entry_problems
     if spec.quotation == "per_base":
         # Units per base unit -> value of one unit in the base.
@@ -102,8 +112,9 @@ def _at(document: Any, path: str, provider: str) -> Any:
     return node
 
 
-def _dated(document: Any, records: list[dict[str, Any]], spec: JsonRatesSpec,
-           provider: str) -> tuple[date, list[dict[str, Any]], list[str]]:
+def _dated(
+    document: Any, records: list[dict[str, Any]], spec: JsonRatesSpec, provider: str
+) -> tuple[date, list[dict[str, Any]], list[str]]:
     if spec.date_path is not None:
         return _date(_at(document, spec.date_path, provider), spec, provider), records, []
     field = spec.date_field or ""

@@ -86,19 +86,30 @@ def bound(earlier: date, later: date, policy: JumpPolicy) -> Decimal:
     return policy.jump_pct * widening
 
 
-def step(previous: Held | None, as_of: date, rate: Decimal, policy: JumpPolicy,
-         flags: tuple[str, ...] = ()) -> Step:
+def step(
+    previous: Held | None,
+    as_of: date,
+    rate: Decimal,
+    policy: JumpPolicy,
+    flags: tuple[str, ...] = (),
+) -> Step:
     """The quote as published after `previous` (None: a first quote, without change)."""
     if previous is None:
         return Step(as_of, rate, None, None, None, flags)
     gap = is_gap(previous.as_of, as_of, policy)
-    return Step(as_of, rate, previous.as_of, previous.rate,
-                None if gap else change_pct(rate, previous.rate),
-                (GAP, *flags) if gap else flags)
+    return Step(
+        as_of,
+        rate,
+        previous.as_of,
+        previous.rate,
+        None if gap else change_pct(rate, previous.rate),
+        (GAP, *flags) if gap else flags,
+    )
 
 
-def chain(baseline: Held | None, quotes: list[Held], policy: JumpPolicy,
-          flag: str) -> tuple[Step, ...]:
+def chain(
+    baseline: Held | None, quotes: list[Held], policy: JumpPolicy, flag: str
+) -> tuple[Step, ...]:
     """Quotes published in as-of order, each compared with the one before."""
     steps = []
     previous = baseline
@@ -111,12 +122,22 @@ def chain(baseline: Held | None, quotes: list[Held], policy: JumpPolicy,
 def _remembered(quotes: list[Held], before: Held | None) -> LastRate:
     last = quotes[-1]
     previous = quotes[-2] if len(quotes) > 1 else before
-    return LastRate(last.as_of, last.rate, previous.as_of if previous else None,
-                    previous.rate if previous else None)
+    return LastRate(
+        last.as_of,
+        last.rate,
+        previous.as_of if previous else None,
+        previous.rate if previous else None,
+    )
 
 
-def assess(last: LastRate | None, held: tuple[Held, ...], as_of: date, rate: Decimal,
-           confirmed: bool, policy: JumpPolicy) -> Outcome:
+def assess(
+    last: LastRate | None,
+    held: tuple[Held, ...],
+    as_of: date,
+    rate: Decimal,
+    confirmed: bool,
+    policy: JumpPolicy,
+) -> Outcome:
     """What to do with a provider's rate of `as_of` for one currency."""
     if any(h.as_of == as_of and h.rate == rate for h in held):
         return Outcome()  # held already: its dead letter exists, a re-poll adds none
@@ -130,37 +151,49 @@ def assess(last: LastRate | None, held: tuple[Held, ...], as_of: date, rate: Dec
         if rate == last.rate:
             return Outcome()
         # A correction of the baseline's day: judged against the day before it.
-        before = (Held(last.previous_as_of, last.previous_rate)
-                  if last.previous_as_of and last.previous_rate else None)
+        before = (
+            Held(last.previous_as_of, last.previous_rate)
+            if last.previous_as_of and last.previous_rate
+            else None
+        )
         return _move(before, held, as_of, rate, confirmed, policy)
     return _move(Held(last.as_of, last.rate), held, as_of, rate, confirmed, policy)
 
 
-def _move(before: Held | None, held: tuple[Held, ...], as_of: date, rate: Decimal,
-          confirmed: bool, policy: JumpPolicy) -> Outcome:
+def _move(
+    before: Held | None,
+    held: tuple[Held, ...],
+    as_of: date,
+    rate: Decimal,
+    confirmed: bool,
+    policy: JumpPolicy,
+) -> Outcome:
     candidate = Held(as_of, rate)
     if before is None:
         return Outcome((step(None, as_of, rate, policy),), LastRate(as_of, rate), ())
     move = change_pct(rate, before.rate)
     if abs(move) <= bound(before.as_of, as_of, policy):
         # Within the bound of the accepted level: anything held was a blip.
-        return Outcome((step(before, as_of, rate, policy),),
-                       _remembered([candidate], before), ())
+        return Outcome((step(before, as_of, rate, policy),), _remembered([candidate], before), ())
     same_side = [h for h in held if (h.rate > before.rate) == (rate > before.rate)]
     moved = [*same_side, candidate] if len(same_side) == len(held) else [candidate]
     if confirmed or len(moved) > policy.confirmations:
         flag = CONFIRMED if confirmed else REPEATED
         return Outcome(chain(before, moved, policy, flag), _remembered(moved, before), ())
-    reason = (f"moved {move:.4f}% from {before.rate} ({before.as_of}) to {rate} ({as_of}), "
-              f"beyond the {bound(before.as_of, as_of, policy):.2f}% bound, and no other "
-              f"provider confirms it; published once the next {policy.confirmations} "
-              "as-of dates repeat it, or on `caravan ratefeed release`")
-    return Outcome(held=tuple(moved), quarantine=reason,
-                   held_step=step(before, as_of, rate, policy))
+    reason = (
+        f"moved {move:.4f}% from {before.rate} ({before.as_of}) to {rate} ({as_of}), "
+        f"beyond the {bound(before.as_of, as_of, policy):.2f}% bound, and no other "
+        f"provider confirms it; published once the next {policy.confirmations} "
+        "as-of dates repeat it, or on `caravan ratefeed release`"
+    )
+    return Outcome(
+        held=tuple(moved), quarantine=reason, held_step=step(before, as_of, rate, policy)
+    )
 
 
-def release(last: LastRate | None, held: tuple[Held, ...], as_of: date,
-            policy: JumpPolicy) -> Outcome:
+def release(
+    last: LastRate | None, held: tuple[Held, ...], as_of: date, policy: JumpPolicy
+) -> Outcome:
     """An operator accepts the held quote of `as_of`: it and the held ones before it."""
     released = [h for h in held if h.as_of <= as_of]
     if not released or released[-1].as_of != as_of:
@@ -169,6 +202,8 @@ def release(last: LastRate | None, held: tuple[Held, ...], as_of: date,
     # Released behind a newer accepted rate (the level came back meanwhile), it is
     # history: published, and the newer rate stays the baseline.
     moves_on = last is None or as_of > last.as_of
-    return Outcome(chain(before, released, policy, RELEASED),
-                   _remembered(released, before) if moves_on else None,
-                   tuple(h for h in held if h.as_of > as_of))
+    return Outcome(
+        chain(before, released, policy, RELEASED),
+        _remembered(released, before) if moves_on else None,
+        tuple(h for h in held if h.as_of > as_of),
+    )

@@ -9,11 +9,13 @@ STALE = Gauge(
 )
 LAST_SUCCESS = Gauge(
     "caravan_ratefeed_last_success_timestamp_seconds",
-    "When the provider's document was last read and parsed.", ["provider"],
+    "When the provider's document was last read and parsed.",
+    ["provider"],
 )
 LAST_ERROR = Gauge(
     "caravan_ratefeed_last_error_timestamp_seconds",
-    "When reading the provider last failed.", ["provider"],
+    "When reading the provider last failed.",
+    ["provider"],
 )
 POLL_ERRORS = Counter(
     "caravan_ratefeed_poll_errors_total",
@@ -23,7 +25,8 @@ POLL_ERRORS = Counter(
 )
 QUOTES = Counter(
     "caravan_ratefeed_quotes_total",
-    "Quotes by provider and outcome (published, quarantined).", ["provider", "outcome"],
+    "Quotes by provider and outcome (published, quarantined).",
+    ["provider", "outcome"],
 )
 LEFT_OUT = Counter(
     "caravan_ratefeed_left_out_total",

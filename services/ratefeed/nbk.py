@@ -39,8 +39,16 @@ def parse_nbk(content: bytes) -> OfficialRates:
     else:
         raise WrongFormat(f"not a {WHAT}: root element is <{root.tag!s}> without quant items")
     per_unit, problems = per_unit_values(
-        (((item.findtext("title") or "").strip(), item.findtext("description"),
-          item.findtext("quant")) for item in items), ".")
+        (
+            (
+                (item.findtext("title") or "").strip(),
+                item.findtext("description"),
+                item.findtext("quant"),
+            )
+            for item in items
+        ),
+        ".",
+    )
     left_out = len(root.findall(".//item")) - len(items)
     if left_out:
         problems.append(f"{left_out} items dated other than {as_of} left out")

@@ -28,8 +28,16 @@ def parse_nbkr(content: bytes) -> OfficialRates:
     except ValueError as exc:
         raise RatesError(f"CurrencyRates has no valid Date attribute: {raw_date!r}") from exc
     per_unit, problems = per_unit_values(
-        (((currency.get("ISOCode") or "").strip(), currency.findtext("Value"),
-          currency.findtext("Nominal")) for currency in root.iter("Currency")), ",")
+        (
+            (
+                (currency.get("ISOCode") or "").strip(),
+                currency.findtext("Value"),
+                currency.findtext("Nominal"),
+            )
+            for currency in root.iter("Currency")
+        ),
+        ",",
+    )
     if not per_unit:
         msg = f"no usable Currency entry in the {WHAT} of {as_of}"
         raise RatesError(msg)

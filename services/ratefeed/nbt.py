@@ -31,8 +31,12 @@ def parse_nbt(content: bytes) -> OfficialRates:
         raise WrongFormat(f"not a {WHAT}: Bank of Russia currency IDs")
     as_of = _date(root.get("Date"))
     per_unit, problems = per_unit_values(
-        (((v.findtext("CharCode") or "").strip(), v.findtext("Value"), v.findtext("Nominal"))
-         for v in valutes), ".")
+        (
+            ((v.findtext("CharCode") or "").strip(), v.findtext("Value"), v.findtext("Nominal"))
+            for v in valutes
+        ),
+        ".",
+    )
     if not per_unit:
         msg = f"no usable Valute entry in the {WHAT} of {as_of}"
         raise RatesError(msg)

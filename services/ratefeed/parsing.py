@@ -81,8 +81,9 @@ Entry = tuple[str, str | None, str | None]
 """(currency code, value text, nominal text) as the document writes them."""
 
 
-def per_unit_values(entries: Iterable[Entry], separator: str) -> tuple[dict[str, Decimal],
-                                                                        list[str]]:
+def per_unit_values(
+    entries: Iterable[Entry], separator: str
+) -> tuple[dict[str, Decimal], list[str]]:
     """Value of one unit of each currency, and the entries left out with the reason."""
     per_unit: dict[str, Decimal] = {}
     problems: list[str] = []

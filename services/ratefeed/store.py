@@ -40,16 +40,21 @@ class LastRateStore:
     async def held(self, provider: str, base: str) -> list[QuoteEvent]:
         """The held quotes, oldest as-of date first."""
         raw: dict[bytes, bytes] = await self._redis.hgetall(self._held_key(provider, base))  # type: ignore[assignment]
-        return sorted((QuoteEvent.model_validate_json(v) for v in raw.values()),
-                      key=lambda event: event.as_of)
+        return sorted(
+            (QuoteEvent.model_validate_json(v) for v in raw.values()), key=lambda event: event.as_of
+        )
 
     async def put_held(self, provider: str, base: str, held: list[QuoteEvent]) -> None:
         key = self._held_key(provider, base)
         commands: list[Command] = [("DEL", key)]
         if held:
-            commands.append(("HSET", key, *(word for e in held
-                                            for word in (e.as_of.isoformat(),
-                                                         e.model_dump_json()))))
+            commands.append(
+                (
+                    "HSET",
+                    key,
+                    *(word for e in held for word in (e.as_of.isoformat(), e.model_dump_json())),
+                )
+            )
         await write_current(self._redis, commands)
 
     async def get(self, provider: str, base: str) -> LastRate | None:
@@ -75,8 +80,12 @@ class LastRateStore:
     async def put(self, provider: str, base: str, last: LastRate) -> None:
         fields = ["as_of", last.as_of.isoformat(), "rate", str(last.rate)]
         if last.previous_as_of and last.previous_rate:
-            fields += ["previous_as_of", last.previous_as_of.isoformat(),
-                       "previous_rate", str(last.previous_rate)]
+            fields += [
+                "previous_as_of",
+                last.previous_as_of.isoformat(),
+                "previous_rate",
+                str(last.previous_rate),
+            ]
         key = self._key(provider, base)
         await write_current(self._redis, [("DEL", key), ("HSET", key, *fields)])
 

@@ -69,28 +69,41 @@ class Outlets:
         return JumpPolicy(config.crosscheck.jump_pct, self.gap_after_days, self.confirmations)
 
 
-async def read_location(location: str, provider: Provider | None, config: RatesConfig,
-                        fetcher: PoliteFetcher, now: datetime) -> Reading:
+async def read_location(
+    location: str,
+    provider: Provider | None,
+    config: RatesConfig,
+    fetcher: PoliteFetcher,
+    now: datetime,
+) -> Reading:
     """One document from a URL or path, of the given provider or of the one it is detected as."""
     content = (await fetcher.fetch(location)).content
     if provider is None:
         kind = detect(content)
-        provider = next((p for p in config.providers if p.kind == kind), None) or \
-            Provider.model_validate({"name": kind, "kind": kind, "url": location})
+        provider = next(
+            (p for p in config.providers if p.kind == kind), None
+        ) or Provider.model_validate({"name": kind, "kind": kind, "url": location})
     with bound_contextvars(provider=provider.name):
         return _checked(provider, parse_document(provider, content), now)
 
 
-async def read_provider(provider: Provider, config: RatesConfig, fetcher: PoliteFetcher,
-                        now: datetime, day: date | None = None) -> Reading:
+async def read_provider(
+    provider: Provider,
+    config: RatesConfig,
+    fetcher: PoliteFetcher,
+    now: datetime,
+    day: date | None = None,
+) -> Reading:
     """The provider's current rates, or with `day` its rates of that day (history)."""
-    with _tracer.start_as_current_span("ratefeed read",
-                                       attributes={"caravan.provider": provider.name}):
+    with _tracer.start_as_current_span(
+        "ratefeed read", attributes={"caravan.provider": provider.name}
+    ):
         return await _read_provider(provider, config, fetcher, now, day)
 
 
-async def _read_provider(provider: Provider, config: RatesConfig, fetcher: PoliteFetcher,
-                         now: datetime, day: date | None) -> Reading:
+async def _read_provider(
+    provider: Provider, config: RatesConfig, fetcher: PoliteFetcher, now: datetime, day: date | None
+) -> Reading:
     if provider.peg is not None:
         on = day or local_today(provider.timezone, now)
         return _checked(provider, pegged_rates(provider.name, provider.peg, on), now)
@@ -116,8 +129,9 @@ def _left_out(provider: str, problem: str) -> None:
     metrics.LEFT_OUT.labels(provider).inc()
 
 
-async def publish_readings(readings: list[Reading], config: RatesConfig, outlets: Outlets,
-                           fetched_at: datetime) -> list[QuoteEvent]:
+async def publish_readings(
+    readings: list[Reading], config: RatesConfig, outlets: Outlets, fetched_at: datetime
+) -> list[QuoteEvent]:
     """Publish every new quote of the readings, oldest as-of date first."""
     settings: dict[str, Provider] = {r.provider.name: r.provider for r in readings}
     candidates: list[Candidate] = []
@@ -129,10 +143,10 @@ async def publish_readings(readings: list[Reading], config: RatesConfig, outlets
     for candidate in candidates:
         with bound_contextvars(provider=candidate.provider, base=candidate.base):
             references = comparable(candidate, candidates)
-            references += await _stored_references(candidate, references, config,
-                                                   outlets.store)
-            published += await _settle(candidate, references, settings[candidate.provider],
-                                       config, outlets, fetched_at)
+            references += await _stored_references(candidate, references, config, outlets.store)
+            published += await _settle(
+                candidate, references, settings[candidate.provider], config, outlets, fetched_at
+            )
     return published
 
 
@@ -148,12 +162,15 @@ def _candidates(reading: Reading) -> list[Candidate]:
     missing = sorted(set(CURRENCIES) - set(usd))
     if missing:
         log.info("currencies not in document", missing=missing)
-    return [Candidate(reading.provider.name, base, reading.rates.as_of, rate)
-            for base, rate in usd.items()]
+    return [
+        Candidate(reading.provider.name, base, reading.rates.as_of, rate)
+        for base, rate in usd.items()
+    ]
 
 
-async def _stored_references(candidate: Candidate, known: list[Candidate], config: RatesConfig,
-                             store: LastRateStore) -> list[Candidate]:
+async def _stored_references(
+    candidate: Candidate, known: list[Candidate], config: RatesConfig, store: LastRateStore
+) -> list[Candidate]:
     """Other providers' stored rates of the same currency and date, from earlier polls.
 
     Held quotes count too: two providers stating the same jump confirm each other.
@@ -163,33 +180,53 @@ async def _stored_references(candidate: Candidate, known: list[Candidate], confi
     for provider in config.providers:
         if provider.name in seen:
             continue
-        stored = [e.rate for e in await store.held(provider.name, candidate.base)
-                  if e.as_of == candidate.as_of]
+        stored = [
+            e.rate
+            for e in await store.held(provider.name, candidate.base)
+            if e.as_of == candidate.as_of
+        ]
         last = await store.get(provider.name, candidate.base)
         if last is not None and last.as_of == candidate.as_of:
             stored.append(last.rate)
-        elif (last is not None and last.previous_as_of == candidate.as_of
-              and last.previous_rate is not None):
+        elif (
+            last is not None
+            and last.previous_as_of == candidate.as_of
+            and last.previous_rate is not None
+        ):
             stored.append(last.previous_rate)
-        found += [Candidate(provider.name, candidate.base, candidate.as_of, rate)
-                  for rate in stored]
+        found += [
+            Candidate(provider.name, candidate.base, candidate.as_of, rate) for rate in stored
+        ]
     return found
 
 
-async def _settle(candidate: Candidate, references: list[Candidate], provider: Provider,
-                  config: RatesConfig, outlets: Outlets,
-                  fetched_at: datetime) -> list[QuoteEvent]:
+async def _settle(
+    candidate: Candidate,
+    references: list[Candidate],
+    provider: Provider,
+    config: RatesConfig,
+    outlets: Outlets,
+    fetched_at: datetime,
+) -> list[QuoteEvent]:
     store = outlets.store
     last = await store.get(candidate.provider, candidate.base)
     held = await store.held(candidate.provider, candidate.base)
     tolerance = config.crosscheck.tolerance_pct
     disagreeing = disagreements(candidate, references, tolerance)
-    outcome = assess(last, tuple(Held(e.as_of, e.rate) for e in held), candidate.as_of,
-                     candidate.rate, confirmed(candidate, references, tolerance),
-                     outlets.policy(config))
+    outcome = assess(
+        last,
+        tuple(Held(e.as_of, e.rate) for e in held),
+        candidate.as_of,
+        candidate.rate,
+        confirmed(candidate, references, tolerance),
+        outlets.policy(config),
+    )
     fresh = QuoteEvent(
-        base=candidate.base, rate=candidate.rate, as_of=candidate.as_of,
-        provider=candidate.provider, fetched_at=fetched_at,
+        base=candidate.base,
+        rate=candidate.rate,
+        as_of=candidate.as_of,
+        provider=candidate.provider,
+        fetched_at=fetched_at,
         primary=config.primary.get(candidate.base) == candidate.provider,
         flags=[f"disagrees:{name}" for name in sorted(disagreeing)],
         stale_after=stale_after(candidate.as_of, provider.stale_after_days),
@@ -202,15 +239,26 @@ async def _settle(candidate: Candidate, references: list[Candidate], provider: P
     elif not outcome.publish and outcome.held is None:
         log.debug("rate unchanged", as_of=str(candidate.as_of))
     if disagreeing and outcome.publish:
-        log.warning("providers disagree", as_of=str(candidate.as_of), rate=str(candidate.rate),
-                    tolerance_pct=str(tolerance),
-                    gaps_pct={name: f"{gap:.4f}" for name, gap in disagreeing.items()})
-    return await _apply(outcome, [*held, fresh], candidate.provider, candidate.base, outlets,
-                        "published")
+        log.warning(
+            "providers disagree",
+            as_of=str(candidate.as_of),
+            rate=str(candidate.rate),
+            tolerance_pct=str(tolerance),
+            gaps_pct={name: f"{gap:.4f}" for name, gap in disagreeing.items()},
+        )
+    return await _apply(
+        outcome, [*held, fresh], candidate.provider, candidate.base, outlets, "published"
+    )
 
 
-async def _apply(outcome: Outcome, known: list[QuoteEvent], provider: str, base: str,
-                 outlets: Outlets, outcome_label: str) -> list[QuoteEvent]:
+async def _apply(
+    outcome: Outcome,
+    known: list[QuoteEvent],
+    provider: str,
+    base: str,
+    outlets: Outlets,
+    outcome_label: str,
+) -> list[QuoteEvent]:
     """Publish the outcome's quotes in as-of order, then remember what it says."""
     events = {e.as_of: e for e in known}
     published: list[QuoteEvent] = []
@@ -220,8 +268,13 @@ async def _apply(outcome: Outcome, known: list[QuoteEvent], provider: str, base:
         await outlets.store.still_ours()
         await outlets.quotes.publish(event)
         metrics.QUOTES.labels(provider, outcome_label).inc()
-        log.info("quote published", event_id=str(event.event_id), rate=str(event.rate),
-                 as_of=str(event.as_of), flags=event.flags)
+        log.info(
+            "quote published",
+            event_id=str(event.event_id),
+            rate=str(event.rate),
+            as_of=str(event.as_of),
+            flags=event.flags,
+        )
         published.append(event)
     # Remembered only once on the stream: a crash in between re-publishes them next
     # time (the indexer's _id makes that harmless).
@@ -236,18 +289,29 @@ async def _apply(outcome: Outcome, known: list[QuoteEvent], provider: str, base:
 def _as_step(event: QuoteEvent, step: Step) -> QuoteEvent:
     """The event as the step publishes it: compared with the step's previous quote."""
     own = [flag for flag in event.flags if flag.startswith("disagrees:")]
-    return QuoteEvent.model_validate({
-        **event.model_dump(exclude={"idempotency_key", "version"}),
-        "change_pct": step.change_pct, "previous_rate": step.previous_rate,
-        "previous_as_of": step.previous_as_of, "flags": [*step.flags, *own]})
+    return QuoteEvent.model_validate(
+        {
+            **event.model_dump(exclude={"idempotency_key", "version"}),
+            "change_pct": step.change_pct,
+            "previous_rate": step.previous_rate,
+            "previous_as_of": step.previous_as_of,
+            "flags": [*step.flags, *own],
+        }
+    )
 
 
 async def _quarantine(event: QuoteEvent, reason: str, outlets: Outlets) -> None:
     # Held, not remembered as the baseline: tomorrow compares against the last
     # accepted rate, and the held ones are published once the move is accepted.
-    letter = DeadLetter(stream=outlets.quotes_stream, entry_id=event.idempotency_key,
-                        payload=event.model_dump_json().encode(), error_class="RateJump",
-                        error_message=reason, service=SERVICE, attempts=1)
+    letter = DeadLetter(
+        stream=outlets.quotes_stream,
+        entry_id=event.idempotency_key,
+        payload=event.model_dump_json().encode(),
+        error_class="RateJump",
+        error_message=reason,
+        service=SERVICE,
+        attempts=1,
+    )
     await outlets.store.still_ours()
     await outlets.quarantine.publish(letter)
     log.warning("quote quarantined", as_of=str(event.as_of), reason=reason)
@@ -271,25 +335,39 @@ async def release_held(key: str, config: RatesConfig, outlets: Outlets) -> list[
         return await _release(base, as_of, provider, key, config, outlets)
 
 
-async def _release(base: str, as_of: date, provider: str, key: str, config: RatesConfig,
-                   outlets: Outlets) -> list[QuoteEvent]:
+async def _release(
+    base: str, as_of: date, provider: str, key: str, config: RatesConfig, outlets: Outlets
+) -> list[QuoteEvent]:
     held = await outlets.store.held(provider, base)
-    outcome = release(await outlets.store.get(provider, base),
-                      tuple(Held(e.as_of, e.rate) for e in held), as_of, outlets.policy(config))
+    outcome = release(
+        await outlets.store.get(provider, base),
+        tuple(Held(e.as_of, e.rate) for e in held),
+        as_of,
+        outlets.policy(config),
+    )
     if not outcome.publish:
-        msg = (f"{key} is not held: it was published, or the provider's rate came back "
-               "within the bound and the hold ended")
+        msg = (
+            f"{key} is not held: it was published, or the provider's rate came back "
+            "within the bound and the hold ended"
+        )
         raise RatesError(msg)
     return await _apply(outcome, held, provider, base, outlets, "released")
 
 
-async def poll_providers(providers: list[Provider], config: RatesConfig, outlets: Outlets,
-                         fetcher: PoliteFetcher, status: ProviderStatus) -> list[QuoteEvent]:
+async def poll_providers(
+    providers: list[Provider],
+    config: RatesConfig,
+    outlets: Outlets,
+    fetcher: PoliteFetcher,
+    status: ProviderStatus,
+) -> list[QuoteEvent]:
     """Read the providers at once; one that fails or times out does not hold up the others."""
     now = datetime.now(UTC)
     # Each provider's poll is a task of its own, so its binding stays with it.
-    results = await asyncio.gather(*(_poll_provider(p, config, fetcher, status, now)
-                                     for p in providers), return_exceptions=True)
+    results = await asyncio.gather(
+        *(_poll_provider(p, config, fetcher, status, now) for p in providers),
+        return_exceptions=True,
+    )
     readings: list[Reading] = []
     for result in results:
         if isinstance(result, BaseException):
@@ -299,8 +377,13 @@ async def poll_providers(providers: list[Provider], config: RatesConfig, outlets
     return await publish_readings(readings, config, outlets, now)
 
 
-async def _poll_provider(provider: Provider, config: RatesConfig, fetcher: PoliteFetcher,
-                         status: ProviderStatus, now: datetime) -> Reading | None:
+async def _poll_provider(
+    provider: Provider,
+    config: RatesConfig,
+    fetcher: PoliteFetcher,
+    status: ProviderStatus,
+    now: datetime,
+) -> Reading | None:
     """One provider's part of a poll, recorded in `status`: None when it failed."""
     with bound_contextvars(provider=provider.name):
         try:
@@ -320,8 +403,14 @@ async def _poll_provider(provider: Provider, config: RatesConfig, fetcher: Polit
     return reading
 
 
-async def backfill(providers: list[Provider], since: date, until: date, config: RatesConfig,
-                   outlets: Outlets, fetcher: PoliteFetcher) -> list[QuoteEvent]:
+async def backfill(
+    providers: list[Provider],
+    since: date,
+    until: date,
+    config: RatesConfig,
+    outlets: Outlets,
+    fetcher: PoliteFetcher,
+) -> list[QuoteEvent]:
     """Load each day's rates from the providers that offer history, and publish them."""
     now = datetime.now(UTC)
     readings: dict[tuple[str, date], Reading] = {}
@@ -333,8 +422,14 @@ async def backfill(providers: list[Provider], since: date, until: date, config: 
     return await publish_readings(list(readings.values()), config, outlets, now)
 
 
-async def _history(provider: Provider, since: date, until: date, config: RatesConfig,
-                   fetcher: PoliteFetcher, now: datetime) -> list[Reading]:
+async def _history(
+    provider: Provider,
+    since: date,
+    until: date,
+    config: RatesConfig,
+    fetcher: PoliteFetcher,
+    now: datetime,
+) -> list[Reading]:
     """The provider's reading of each day it could be read for."""
     if provider.history_url is None and provider.peg is None:
         log.info("no history offered")
@@ -344,13 +439,19 @@ async def _history(provider: Provider, since: date, until: date, config: RatesCo
         try:
             readings.append(await read_provider(provider, config, fetcher, now, day))
         except Exception as exc:  # one day's document, whatever it raises, is that day's loss
-            log.warning("history day failed", day=str(day), error=str(exc),
-                        error_class=type(exc).__name__)
+            log.warning(
+                "history day failed", day=str(day), error=str(exc), error_class=type(exc).__name__
+            )
     return readings
 
 
-async def run_forever(config: RatesConfig, default_interval: float, outlets: Outlets,
-                      fetcher: PoliteFetcher, status: ProviderStatus) -> None:
+async def run_forever(
+    config: RatesConfig,
+    default_interval: float,
+    outlets: Outlets,
+    fetcher: PoliteFetcher,
+    status: ProviderStatus,
+) -> None:
     """Poll every provider on its own interval; those due together are polled together."""
     due = dict.fromkeys((p.name for p in config.providers), 0.0)
     rng = random.Random()  # noqa: S311 - jitter, not cryptography
@@ -364,5 +465,6 @@ async def run_forever(config: RatesConfig, default_interval: float, outlets: Out
             failures = status.failures(provider.name)
             # A failed provider is tried again sooner, backing off up to its interval.
             due[provider.name] = started + (
-                retry_poll_in(failures, interval, rng) if failures else interval)
+                retry_poll_in(failures, interval, rng) if failures else interval
+            )
         await asyncio.sleep(max(0.0, min(due.values()) - time.monotonic()))

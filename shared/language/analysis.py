@@ -69,8 +69,11 @@ def declined_stems(name: str) -> list[str]:
     if not has_cyrillic(name):
         return [stem_token(name)]
     base = name[:-1] if name[-1].lower() in "аяоеиыь" else name
-    return list(dict.fromkeys([stem_token(name), *(stem_token(base + ending)
-                                                   for ending in RUSSIAN_CASE_ENDINGS)]))
+    return list(
+        dict.fromkeys(
+            [stem_token(name), *(stem_token(base + ending) for ending in RUSSIAN_CASE_ENDINGS)]
+        )
+    )
 
 
 # Every indexed text is analysed twice in a row (its `stem` and `fold` copies): its

@@ -39,8 +39,10 @@ class EsCluster:
         return ",".join(self.url(node) for node in range(1, self.nodes + 1))
 
     def script(self, action: str, arg: int) -> None:
-        subprocess.run([str(SCRIPTS / "es-cluster.sh"), action, "cluster", str(self.port),
-                        str(arg)], check=True)
+        subprocess.run(
+            [str(SCRIPTS / "es-cluster.sh"), action, "cluster", str(self.port), str(arg)],
+            check=True,
+        )
 
     def kill_node(self, node: int) -> None:
         self.script("kill-node", node)

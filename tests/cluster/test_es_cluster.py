@@ -30,8 +30,9 @@ def _health(cluster: EsCluster) -> str:
 
 def _search_answers(world: Fixture) -> dict[str, Any]:
     """One search through node 1; what it says about its shards and hits."""
-    answer = world.es().search(index=world.alias, query={"match": {"title": "article"}},
-                               size=1, track_total_hits=True)
+    answer = world.es().search(
+        index=world.alias, query={"match": {"title": "article"}}, size=1, track_total_hits=True
+    )
     return {"failed": answer["_shards"]["failed"], "total": answer["hits"]["total"]["value"]}
 
 
@@ -76,11 +77,22 @@ def test_a_data_node_lost_mid_burst_costs_nothing_and_searches_go_on(
     expected = sorted(e.idempotency_key for e in first + second)
     assert world.indexed_ids() == expected
     assert world.dead_letters() == []
-    report("es data node killed mid-burst (3 nodes, 3 shards, 1 replica, 2 indexers)",
-           sent=len(expected), indexed=len(expected), dead_lettered=0, duplicated=0,
-           recovered_in=caught_up_in)
-    report("es node back: green again after", sent=0, indexed=0, dead_lettered=0,
-           duplicated=0, recovered_in=green_in)
+    report(
+        "es data node killed mid-burst (3 nodes, 3 shards, 1 replica, 2 indexers)",
+        sent=len(expected),
+        indexed=len(expected),
+        dead_lettered=0,
+        duplicated=0,
+        recovered_in=caught_up_in,
+    )
+    report(
+        "es node back: green again after",
+        sent=0,
+        indexed=0,
+        dead_lettered=0,
+        duplicated=0,
+        recovered_in=green_in,
+    )
 
 
 def test_an_indexer_killed_mid_burst_leaves_its_work_to_the_others(
@@ -88,16 +100,21 @@ def test_an_indexer_killed_mid_burst_leaves_its_work_to_the_others(
 ) -> None:
     world = cluster_world
     first, second = articles(3000, prefix="first"), articles(3000, prefix="second")
-    indexers = {name: world.start_indexer(name, ELASTICSEARCH_URL=es_cluster.urls, **LAYOUT)
-                for name in ("a", "b", "c")}
+    indexers = {
+        name: world.start_indexer(name, ELASTICSEARCH_URL=es_cluster.urls, **LAYOUT)
+        for name in ("a", "b", "c")
+    }
     world.publish(first)
     # Killed while it owns entries it has not acknowledged.
     wait_for(lambda: _pending_of(world).get("b", 0) > 0, 120, "indexer b to hold entries")
     indexers["b"].send_signal(signal.SIGKILL)
     indexers["b"].wait()
     world.publish(second)
-    wait_for(lambda: world.count() == len(first) + len(second) and world.pending() == 0,
-             180, "the other indexers to finish b's work")
+    wait_for(
+        lambda: world.count() == len(first) + len(second) and world.pending() == 0,
+        180,
+        "the other indexers to finish b's work",
+    )
 
     expected = sorted(e.idempotency_key for e in first + second)
     assert world.indexed_ids() == expected

@@ -51,10 +51,13 @@ def _feed(source: int, port: int) -> bytes:
         f"<item><title>Caravan failover item {source}-{n}</title>"
         f"<link>http://127.0.0.1:{port}/home</link><guid>item-{source}-{n}</guid>"
         f"<description>Body of item {n} of source {source}.</description></item>"
-        for n in range(ITEMS))
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>s{source}</title>'
-            f"<link>http://127.0.0.1:{port}/</link><description>d</description>"
-            f"{items}</channel></rss>").encode()
+        for n in range(ITEMS)
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>s{source}</title>'
+        f"<link>http://127.0.0.1:{port}/</link><description>d</description>"
+        f"{items}</channel></rss>"
+    ).encode()
 
 
 def _next_day(document: bytes) -> bytes:
@@ -72,20 +75,27 @@ class Pipeline:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.server = LoopbackServer()
         for n in range(SOURCES):
-            self.server.routes[f"/feed/{n}"] = static(_feed(n, self.server.port),
-                                                      "application/rss+xml")
+            self.server.routes[f"/feed/{n}"] = static(
+                _feed(n, self.server.port), "application/rss+xml"
+            )
         self.server.routes["/cbr.xml"] = static(CBR.read_bytes(), "application/xml")
         self.server.start()
         self.sources = workdir / "sources.toml"
-        self.sources.write_text("".join(
-            f'[[sources]]\nname = "s{n}"\nurl = "{self.server.url(f"/feed/{n}")}"\n'
-            f"interval = {INTERVAL}\n\n" for n in range(SOURCES)))
+        self.sources.write_text(
+            "".join(
+                f'[[sources]]\nname = "s{n}"\nurl = "{self.server.url(f"/feed/{n}")}"\n'
+                f"interval = {INTERVAL}\n\n"
+                for n in range(SOURCES)
+            )
+        )
         self.rates = workdir / "rates.toml"
         # The bank is every currency's primary, so its quotes reach the live ticker.
         self.rates.write_text(
-            "[primary]\n" + "".join(f'{c} = "cbr"\n' for c in ("KGS", "KZT", "TJS", "UZS", "TMT"))
+            "[primary]\n"
+            + "".join(f'{c} = "cbr"\n' for c in ("KGS", "KZT", "TJS", "UZS", "TMT"))
             + f'[[providers]]\nname = "cbr"\nkind = "cbr"\nurl = "{self.server.url("/cbr.xml")}"\n'
-            'timezone = "Europe/Moscow"\ninterval = 1\n')
+            'timezone = "Europe/Moscow"\ninterval = 1\n'
+        )
         self.query_port = free_port()
 
     @property
@@ -95,33 +105,64 @@ class Pipeline:
     def env(self, **extra: str) -> dict[str, str]:
         # Every node as a seed: the one named first may be the one that dies.
         seeds = ",".join(f"redis://127.0.0.1:{PORT + n}/0" for n in range(6))
-        return {**os.environ, "REDIS_URL": seeds, "REDIS_CLUSTER": "true",
-                "CARAVAN_STREAM_PREFIX": self.prefix, "CARAVAN_INDEX_PREFIX": self.index_prefix,
-                "CARAVAN_HEALTH_PORT": str(free_port()), "CARAVAN_LOG_FORMAT": "console",
-                "CARAVAN_FETCH_ALLOW": "127.0.0.1", **extra}
+        return {
+            **os.environ,
+            "REDIS_URL": seeds,
+            "REDIS_CLUSTER": "true",
+            "CARAVAN_STREAM_PREFIX": self.prefix,
+            "CARAVAN_INDEX_PREFIX": self.index_prefix,
+            "CARAVAN_HEALTH_PORT": str(free_port()),
+            "CARAVAN_LOG_FORMAT": "console",
+            "CARAVAN_FETCH_ALLOW": "127.0.0.1",
+            **extra,
+        }
 
     def start(self, name: str, service: str, **extra: str) -> None:
         log = (self.workdir / f"{name}.log").open("wb")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"], cwd=REPO, env=self.env(**extra),
-            stdout=log, stderr=subprocess.STDOUT)
+            [sys.executable, "-m", f"services.{service}"],
+            cwd=REPO,
+            env=self.env(**extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     def start_all_but_ingest(self) -> None:
         for name in ("a", "b"):
-            self.start(f"indexer-{name}", "indexer", CARAVAN_INDEXER_CONSUMER=name,
-                       CARAVAN_INDEXER_BATCH_SIZE="100", CARAVAN_INDEXER_BLOCK_MS="100",
-                       CARAVAN_INDEXER_CLAIM_IDLE_MS="1000",
-                       CARAVAN_INDEXER_RETRY_BASE_DELAY="0.05",
-                       CARAVAN_INDEXER_RETRY_MAX_DELAY="1")
-        self.start("ratefeed", "ratefeed", CARAVAN_RATEFEED_PROVIDERS=str(self.rates),
-                   CARAVAN_RATEFEED_LEASE_SECONDS=str(LEASE), CARAVAN_RATEFEED_HOST_DELAY="0")
-        self.start("query", "query", CARAVAN_QUERY_PORT=str(self.query_port),
-                   CARAVAN_QUERY_RATE_LIMIT="0", CARAVAN_QUERY_CACHE_SECONDS="0")
+            self.start(
+                f"indexer-{name}",
+                "indexer",
+                CARAVAN_INDEXER_CONSUMER=name,
+                CARAVAN_INDEXER_BATCH_SIZE="100",
+                CARAVAN_INDEXER_BLOCK_MS="100",
+                CARAVAN_INDEXER_CLAIM_IDLE_MS="1000",
+                CARAVAN_INDEXER_RETRY_BASE_DELAY="0.05",
+                CARAVAN_INDEXER_RETRY_MAX_DELAY="1",
+            )
+        self.start(
+            "ratefeed",
+            "ratefeed",
+            CARAVAN_RATEFEED_PROVIDERS=str(self.rates),
+            CARAVAN_RATEFEED_LEASE_SECONDS=str(LEASE),
+            CARAVAN_RATEFEED_HOST_DELAY="0",
+        )
+        self.start(
+            "query",
+            "query",
+            CARAVAN_QUERY_PORT=str(self.query_port),
+            CARAVAN_QUERY_RATE_LIMIT="0",
+            CARAVAN_QUERY_CACHE_SECONDS="0",
+        )
 
     def start_ingest(self) -> None:
-        self.start("ingest", "ingest", CARAVAN_INGEST_SOURCES=str(self.sources),
-                   CARAVAN_INGEST_LEASE_SECONDS=str(LEASE), CARAVAN_INGEST_HOST_DELAY="0",
-                   CARAVAN_INGEST_HOST_CONCURRENCY="16")
+        self.start(
+            "ingest",
+            "ingest",
+            CARAVAN_INGEST_SOURCES=str(self.sources),
+            CARAVAN_INGEST_LEASE_SECONDS=str(LEASE),
+            CARAVAN_INGEST_HOST_DELAY="0",
+            CARAVAN_INGEST_HOST_CONCURRENCY="16",
+        )
 
     def alive(self) -> bool:
         return all(process.poll() is None for process in self.processes.values())
@@ -151,8 +192,9 @@ class Pipeline:
         if not es.indices.exists_alias(name=self.index_prefix + alias):
             return []
         es.indices.refresh(index=self.index_prefix + alias)
-        hits = es.search(index=self.index_prefix + alias, size=10_000,
-                         source_includes=fields)["hits"]["hits"]
+        hits = es.search(index=self.index_prefix + alias, size=10_000, source_includes=fields)[
+            "hits"
+        ]["hits"]
         return [{"_id": hit["_id"], **hit["_source"]} for hit in hits]
 
     def count(self, alias: str) -> int:
@@ -165,8 +207,9 @@ class Pipeline:
     def search(self, q: str) -> int | None:
         """Hits of a search through the query service; None while it does not answer."""
         try:
-            answer = httpx.get(f"http://127.0.0.1:{self.query_port}/api/search",
-                               params={"q": q}, timeout=10)
+            answer = httpx.get(
+                f"http://127.0.0.1:{self.query_port}/api/search", params={"q": q}, timeout=10
+            )
         except httpx.HTTPError:
             return None
         return int(answer.json()["total"]) if answer.status_code == 200 else None
@@ -196,9 +239,11 @@ class Ticker:
 
     def _read(self) -> None:
         # The connection ends with the query service, when the test stops it.
-        with contextlib.suppress(httpx.HTTPError), \
-                httpx.Client(timeout=httpx.Timeout(5, read=None)) as client, \
-                client.stream("GET", self.url) as answer:
+        with (
+            contextlib.suppress(httpx.HTTPError),
+            httpx.Client(timeout=httpx.Timeout(5, read=None)) as client,
+            client.stream("GET", self.url) as answer,
+        ):
             for line in answer.iter_lines():
                 self.connected.set()
                 self.lines.append(line)
@@ -206,8 +251,11 @@ class Ticker:
                     return
 
     def quotes_of(self, day: str) -> list[str]:
-        return [line for line in list(self.lines)
-                if line.startswith("data:") and f'"as_of": "{day}"' in line]
+        return [
+            line
+            for line in list(self.lines)
+            if line.startswith("data:") and f'"as_of": "{day}"' in line
+        ]
 
     def stop(self) -> None:
         self._stop.set()
@@ -225,8 +273,11 @@ def test_every_service_follows_the_promoted_replica_and_nothing_is_lost(
 ) -> None:
     expected = SOURCES * ITEMS
     pipeline.start_all_but_ingest()
-    wait_for(lambda: pipeline.count("quotes") > 0 and pipeline.search("caravan") == 0, 120,
-             "the first quotes indexed and the query service answering")
+    wait_for(
+        lambda: pipeline.count("quotes") > 0 and pipeline.search("caravan") == 0,
+        120,
+        "the first quotes indexed and the query service answering",
+    )
     ticker = Ticker(f"http://127.0.0.1:{pipeline.query_port}/api/quotes/stream")
     assert ticker.connected.wait(30), "the live ticker did not answer"
 
@@ -246,12 +297,21 @@ def test_every_service_follows_the_promoted_replica_and_nothing_is_lost(
 
     # The bank publishes the next day: the quotes reach the open page after the failover.
     pipeline.server.routes["/cbr.xml"] = static(_next_day(CBR.read_bytes()), "application/xml")
-    wait_for(lambda: bool(ticker.quotes_of(NEXT_DAY)), 120,
-             "the live ticker to deliver a quote published after the failover")
+    wait_for(
+        lambda: bool(ticker.quotes_of(NEXT_DAY)),
+        120,
+        "the live ticker to deliver a quote published after the failover",
+    )
     ticker_in = time.monotonic() - killed_at
     ticker.stop()
-    wait_for(lambda: (pipeline.count("articles") >= expected and pipeline.pending() == 0)
-             or not pipeline.alive(), 300, "every article indexed")
+    wait_for(
+        lambda: (
+            (pipeline.count("articles") >= expected and pipeline.pending() == 0)
+            or not pipeline.alive()
+        ),
+        300,
+        "every article indexed",
+    )
     caught_up_in = time.monotonic() - killed_at
 
     assert pipeline.alive(), "a service did not follow the promoted replica"
@@ -261,17 +321,26 @@ def test_every_service_follows_the_promoted_replica_and_nothing_is_lost(
     assert guids == sorted(f"item-{s}-{n}" for s in range(SOURCES) for n in range(ITEMS))
     assert duplicates(ids) == 0
     quotes = pipeline.documents("quotes", ["base", "as_of"])
-    bases = {day: sorted(q["base"] for q in quotes if q["as_of"] == day)
-             for day in (FIRST_DAY, NEXT_DAY)}
+    bases = {
+        day: sorted(q["base"] for q in quotes if q["as_of"] == day) for day in (FIRST_DAY, NEXT_DAY)
+    }
     assert bases[FIRST_DAY]
     assert bases[NEXT_DAY] == bases[FIRST_DAY]
     assert len(quotes) == 2 * len(bases[FIRST_DAY])
     assert pipeline.client.xlen(f"{pipeline.prefix}deadletters") == 0
     assert (pipeline.search("caravan") or 0) == expected
     republished = pipeline.published() - expected
-    report(f"redis cluster: slot primary killed mid-burst under the whole pipeline (promoted "
-           f"in {promoted_in:.1f} s, live ticker after {ticker_in:.1f} s, {republished} "
-           "stream entries republished)", sent=expected, indexed=len(ids), dead_lettered=0,
-           duplicated=duplicates(ids), recovered_in=caught_up_in)
-    print(f"promoted in {promoted_in:.1f} s; ticker after {ticker_in:.1f} s; "
-          f"caught up in {caught_up_in:.1f} s; {republished} entries republished")
+    report(
+        f"redis cluster: slot primary killed mid-burst under the whole pipeline (promoted "
+        f"in {promoted_in:.1f} s, live ticker after {ticker_in:.1f} s, {republished} "
+        "stream entries republished)",
+        sent=expected,
+        indexed=len(ids),
+        dead_lettered=0,
+        duplicated=duplicates(ids),
+        recovered_in=caught_up_in,
+    )
+    print(
+        f"promoted in {promoted_in:.1f} s; ticker after {ticker_in:.1f} s; "
+        f"caught up in {caught_up_in:.1f} s; {republished} entries republished"
+    )

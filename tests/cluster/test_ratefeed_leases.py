@@ -30,12 +30,15 @@ LEASE = 3.0
 def bank(tmp_path: Path) -> Iterator[tuple[LoopbackServer, Path]]:
     server = LoopbackServer()
     server.routes["/cbr.xml"] = static(
-        (REALDATA / "cbr-xml-daily-2023-09-27.xml").read_bytes(), "application/xml")
+        (REALDATA / "cbr-xml-daily-2023-09-27.xml").read_bytes(), "application/xml"
+    )
     server.start()
     providers = tmp_path / "rates.toml"
-    providers.write_text(f'[[providers]]\nname = "cbr"\nkind = "cbr"\n'
-                         f'url = "{server.url("/cbr.xml")}"\ntimezone = "Europe/Moscow"\n'
-                         f"interval = {INTERVAL}\n")
+    providers.write_text(
+        f'[[providers]]\nname = "cbr"\nkind = "cbr"\n'
+        f'url = "{server.url("/cbr.xml")}"\ntimezone = "Europe/Moscow"\n'
+        f"interval = {INTERVAL}\n"
+    )
     yield server, providers
     server.stop()
 
@@ -44,8 +47,9 @@ def bank(tmp_path: Path) -> Iterator[tuple[LoopbackServer, Path]]:
 def backend(request: pytest.FixtureRequest) -> tuple[str, bool]:
     """Redis's URL and whether it is a Redis Cluster."""
     cluster = request.param == "redis-cluster"
-    return (request.getfixturevalue("redis_cluster") if cluster
-            else os.environ["REDIS_URL"]), cluster
+    return (
+        request.getfixturevalue("redis_cluster") if cluster else os.environ["REDIS_URL"]
+    ), cluster
 
 
 def test_one_replica_polls_and_another_takes_over_when_it_dies(
@@ -60,17 +64,27 @@ def test_one_replica_polls_and_another_takes_over_when_it_dies(
     processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(name: str) -> None:
-        env = {**os.environ, "REDIS_URL": redis_url, "REDIS_CLUSTER": str(cluster).lower(),
-               "CARAVAN_STREAM_PREFIX": prefix,
-               "CARAVAN_RATEFEED_PROVIDERS": str(providers),
-               "CARAVAN_RATEFEED_LEASE_SECONDS": str(LEASE),
-               "CARAVAN_RATEFEED_HOST_DELAY": "0", "CARAVAN_FETCH_ALLOW": "127.0.0.1",
-               "CARAVAN_USER_AGENT": f"replica-{name}",
-               "CARAVAN_HEALTH_PORT": str(free_port()), "CARAVAN_LOG_FORMAT": "console"}
+        env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "REDIS_CLUSTER": str(cluster).lower(),
+            "CARAVAN_STREAM_PREFIX": prefix,
+            "CARAVAN_RATEFEED_PROVIDERS": str(providers),
+            "CARAVAN_RATEFEED_LEASE_SECONDS": str(LEASE),
+            "CARAVAN_RATEFEED_HOST_DELAY": "0",
+            "CARAVAN_FETCH_ALLOW": "127.0.0.1",
+            "CARAVAN_USER_AGENT": f"replica-{name}",
+            "CARAVAN_HEALTH_PORT": str(free_port()),
+            "CARAVAN_LOG_FORMAT": "console",
+        }
         log = (tmp_path / f"ratefeed-{name}.log").open("wb")
-        processes[name] = subprocess.Popen([sys.executable, "-m", "services.ratefeed"],
-                                           cwd=REPO, env=env, stdout=log,
-                                           stderr=subprocess.STDOUT)
+        processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "services.ratefeed"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     def pollers(since: float) -> list[str]:
         return [h.headers.get("user-agent", "") for h in list(server.hits) if h.at >= since]
@@ -80,8 +94,7 @@ def test_one_replica_polls_and_another_takes_over_when_it_dies(
         wait_for(lambda: "replica-a" in pollers(0), 60, "a to poll")
         start("b")
         # b is up (it talked to Redis) while a keeps polling alone.
-        wait_for(lambda: client.zcard(f"{prefix}lease:members:ratefeed") == 2, 60,
-                 "b to join")
+        wait_for(lambda: client.zcard(f"{prefix}lease:members:ratefeed") == 2, 60, "b to join")
         joined = time.monotonic()
         wait_for(lambda: pollers(joined).count("replica-a") >= 3, 60, "a to poll again")
         assert "replica-b" not in pollers(0)

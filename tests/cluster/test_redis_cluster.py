@@ -30,7 +30,6 @@ from tests.processes import free_port, stop_processes, wait_for
 pytestmark = pytest.mark.cluster
 
 
-
 class Burst:
     def __init__(self, url: str, tmp_path: Path) -> None:
         self.url = url
@@ -52,7 +51,7 @@ class Burst:
         """XADD in batches on the slot's primary, each confirmed by WAIT 1; an
         unconfirmed or failed batch is sent again (to the new primary, after a failover)."""
         for start in range(0, len(events), batch):
-            chunk = events[start:start + batch]
+            chunk = events[start : start + batch]
             while not self._confirmed(chunk):
                 self.retried += 1
             self.confirmed += len(chunk)
@@ -74,18 +73,31 @@ class Burst:
     def start_indexer(self, name: str) -> None:
         # Every node as a seed: the one named first may be the one that dies.
         seeds = ",".join(f"redis://127.0.0.1:{PORT + n}/0" for n in range(6))
-        env = {**os.environ, "REDIS_URL": seeds, "REDIS_CLUSTER": "true",
-               "CARAVAN_STREAM_PREFIX": self.prefix,
-               "CARAVAN_INDEX_PREFIX": f"clu-{self.token}-",
-               "CARAVAN_INDEXER_CONSUMER": name, "CARAVAN_HEALTH_PORT": str(free_port()),
-               "CARAVAN_INDEXER_BATCH_SIZE": "100", "CARAVAN_INDEXER_BLOCK_MS": "100",
-               "CARAVAN_INDEXER_CLAIM_IDLE_MS": "1000",
-               "CARAVAN_INDEXER_RETRY_BASE_DELAY": "0.05", "CARAVAN_INDEXER_RETRY_MAX_DELAY": "1",
-               "CARAVAN_LOG_FORMAT": "console"}
+        env = {
+            **os.environ,
+            "REDIS_URL": seeds,
+            "REDIS_CLUSTER": "true",
+            "CARAVAN_STREAM_PREFIX": self.prefix,
+            "CARAVAN_INDEX_PREFIX": f"clu-{self.token}-",
+            "CARAVAN_INDEXER_CONSUMER": name,
+            "CARAVAN_HEALTH_PORT": str(free_port()),
+            "CARAVAN_INDEXER_BATCH_SIZE": "100",
+            "CARAVAN_INDEXER_BLOCK_MS": "100",
+            "CARAVAN_INDEXER_CLAIM_IDLE_MS": "1000",
+            "CARAVAN_INDEXER_RETRY_BASE_DELAY": "0.05",
+            "CARAVAN_INDEXER_RETRY_MAX_DELAY": "1",
+            "CARAVAN_LOG_FORMAT": "console",
+        }
         log = (self.workdir / f"indexer-{name}.log").open("wb")
-        self.processes.append(subprocess.Popen(
-            [sys.executable, "-m", "services.indexer"], cwd=Path(__file__).parents[2], env=env,
-            stdout=log, stderr=subprocess.STDOUT))
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "services.indexer"],
+                cwd=Path(__file__).parents[2],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
 
     def es(self) -> Elasticsearch:
         return Elasticsearch(os.environ["ELASTICSEARCH_URL"], request_timeout=30)
@@ -151,8 +163,11 @@ def test_the_streams_primary_killed_mid_burst_loses_nothing(burst: Burst) -> Non
     restarter.start()
     burst.publish(second)  # blocks through the failover: unconfirmed batches are resent
     restarter.join()
-    wait_for(lambda: burst.count() == len(first) + len(second) and burst.pending() == 0,
-             180, "the indexers to finish on the promoted replica")
+    wait_for(
+        lambda: burst.count() == len(first) + len(second) and burst.pending() == 0,
+        180,
+        "the indexers to finish on the promoted replica",
+    )
     caught_up_in = time.monotonic() - killed_at
 
     expected = sorted(e.idempotency_key for e in first + second)
@@ -160,6 +175,12 @@ def test_the_streams_primary_killed_mid_burst_loses_nothing(burst: Burst) -> Non
     assert all(process.poll() is None for process in burst.processes)
     dead = burst.client.xlen(f"{burst.prefix}deadletters")
     assert dead == 0
-    report(f"redis cluster: streams' primary killed mid-burst (promoted in {promoted[0]:.1f} s,"
-           f" {burst.retried} batches of 200 retried unconfirmed)", sent=len(expected),
-           indexed=len(expected), dead_lettered=0, duplicated=0, recovered_in=caught_up_in)
+    report(
+        f"redis cluster: streams' primary killed mid-burst (promoted in {promoted[0]:.1f} s,"
+        f" {burst.retried} batches of 200 retried unconfirmed)",
+        sent=len(expected),
+        indexed=len(expected),
+        dead_lettered=0,
+        duplicated=0,
+        recovered_in=caught_up_in,
+    )

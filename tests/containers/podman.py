@@ -25,15 +25,24 @@ def environment() -> dict[str, str]:
     return {**os.environ, "CONTAINERS_CONF": str(CONFIG)}
 
 
-def podman(*args: str, stdin: bytes | None = None, check: bool = True,
-           timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
+def podman(
+    *args: str, stdin: bytes | None = None, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[bytes]:
     if shutil.which("podman") is None:
         pytest.fail("no podman: run the suite with `make test` (deploy/local/containers.sh)")
-    done = subprocess.run(["podman", *args], input=stdin, capture_output=True,
-                          env=environment(), timeout=timeout, check=False)
+    done = subprocess.run(
+        ["podman", *args],
+        input=stdin,
+        capture_output=True,
+        env=environment(),
+        timeout=timeout,
+        check=False,
+    )
     if check and done.returncode != 0:
-        pytest.fail(f"podman {' '.join(args)} exited {done.returncode}:\n"
-                    f"{done.stderr.decode(errors='replace')[-3000:]}")
+        pytest.fail(
+            f"podman {' '.join(args)} exited {done.returncode}:\n"
+            f"{done.stderr.decode(errors='replace')[-3000:]}"
+        )
     return done
 
 

@@ -43,14 +43,25 @@ WORD = "Containerflow"
 def compose(env_file: Path, *args: str) -> None:
     # As on a platform team's machine: only .env configures the stack, not the test
     # servers' variables this process has (compose interpolates the environment too).
-    env = {name: value for name, value in environment().items()
-           if not name.startswith(("REDIS_", "ELASTIC", "CARAVAN_"))}
-    done = subprocess.run([*COMPOSE, "--env-file", str(env_file), "-p", PROJECT, *args],
-                          cwd=REPO, env=env, capture_output=True, timeout=600, check=False)
+    env = {
+        name: value
+        for name, value in environment().items()
+        if not name.startswith(("REDIS_", "ELASTIC", "CARAVAN_"))
+    }
+    done = subprocess.run(
+        [*COMPOSE, "--env-file", str(env_file), "-p", PROJECT, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
     if done.returncode != 0:
-        pytest.fail(f"podman-compose {' '.join(args)} exited {done.returncode}:\n"
-                    f"{done.stdout.decode(errors='replace')[-3000:]}"
-                    f"{done.stderr.decode(errors='replace')[-3000:]}")
+        pytest.fail(
+            f"podman-compose {' '.join(args)} exited {done.returncode}:\n"
+            f"{done.stdout.decode(errors='replace')[-3000:]}"
+            f"{done.stderr.decode(errors='replace')[-3000:]}"
+        )
 
 
 def _get(path: str) -> Any:
@@ -77,15 +88,20 @@ def _publish(count: int, start: int) -> None:
     for number in range(start, start + count):
         title = f"{WORD} {number}"
         body = f"Article {number} sent while the indexer came and went."
-        event = ArticleEvent(source="containers", url=f"https://site.example/{number}",
-                             canonical_url=f"https://site.example/{number}", title=title,
-                             body=body, fetched_at=now, content_hash=content_hash(title, body))
-        parts = [b"XADD", b"caravan:articles", b"*", DATA_FIELD,
-                 event.model_dump_json().encode()]
-        commands.append(b"*%d\r\n" % len(parts)
-                        + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
-    podman("exec", "-i", f"{PROJECT}_redis_1", "redis-cli", "--pipe",
-           stdin=b"".join(commands))
+        event = ArticleEvent(
+            source="containers",
+            url=f"https://site.example/{number}",
+            canonical_url=f"https://site.example/{number}",
+            title=title,
+            body=body,
+            fetched_at=now,
+            content_hash=content_hash(title, body),
+        )
+        parts = [b"XADD", b"caravan:articles", b"*", DATA_FIELD, event.model_dump_json().encode()]
+        commands.append(
+            b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+        )
+    podman("exec", "-i", f"{PROJECT}_redis_1", "redis-cli", "--pipe", stdin=b"".join(commands))
 
 
 @pytest.fixture(scope="module")
@@ -104,18 +120,27 @@ def stack(env_file: Path) -> float:
     compose(env_file, *DOWN, "-v")  # whatever an earlier run left
     started = time.monotonic()
     compose(env_file, *UP)
-    wait_for(lambda: _answers("/api/search?q=", lambda page: page["total"] > 0), 300,
-             "the first search hit")
+    wait_for(
+        lambda: _answers("/api/search?q=", lambda page: page["total"] > 0),
+        300,
+        "the first search hit",
+    )
     return time.monotonic() - started
 
 
 def test_samples_are_searchable_the_ticker_answers_and_it_is_ready(stack: float) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "compose.json").write_text(json.dumps({"up_to_first_hit_s": round(stack, 1)}))
-    wait_for(lambda: _answers("/api/search?q=", lambda page: page["total"] >= 56), 300,
-             "every sample article indexed")
-    wait_for(lambda: _answers("/api/quotes/latest", lambda quotes: len(quotes["ticker"]) == 5),
-             300, "the five ticker lines")
+    wait_for(
+        lambda: _answers("/api/search?q=", lambda page: page["total"] >= 56),
+        300,
+        "every sample article indexed",
+    )
+    wait_for(
+        lambda: _answers("/api/quotes/latest", lambda quotes: len(quotes["ticker"]) == 5),
+        300,
+        "the five ticker lines",
+    )
     assert any(line.startswith("KGS/USD = ") for line in _get("/api/quotes/latest")["ticker"])
     assert httpx.get(f"{API}/readyz", timeout=10).status_code == 200
 
@@ -135,14 +160,23 @@ def test_stopping_the_indexer_while_articles_arrive_loses_nothing(stack: float) 
     _publish(100, 100)
     podman("start", f"{PROJECT}_indexer_1")
     restarted = time.monotonic()
-    wait_for(lambda: _answers(f"/api/search?q={WORD}&size=1",
-                              lambda page: page["total"] >= 200), 300, "all 200 indexed")
+    wait_for(
+        lambda: _answers(f"/api/search?q={WORD}&size=1", lambda page: page["total"] >= 200),
+        300,
+        "all 200 indexed",
+    )
     recovered = time.monotonic() - restarted
     assert _total(WORD) == 200  # nothing lost, nothing twice
     dead = podman("exec", f"{PROJECT}_redis_1", "redis-cli", "XLEN", "caravan:deadletters")
     assert int(dead.stdout) == 0
-    row = {"kill": "indexer container stopped and started", "sent": 200, "indexed": 200,
-           "dead_lettered": 0, "duplicated": 0, "recovered_s": round(recovered, 1)}
+    row = {
+        "kill": "indexer container stopped and started",
+        "sent": 200,
+        "indexed": 200,
+        "dead_lettered": 0,
+        "duplicated": 0,
+        "recovered_s": round(recovered, 1),
+    }
     with (ARTIFACTS / "container-faults.jsonl").open("a", encoding="utf-8") as report:
         report.write(json.dumps(row) + "\n")
 
@@ -152,8 +186,11 @@ def test_down_then_up_keeps_the_data(stack: float, env_file: Path) -> None:
     compose(env_file, *DOWN)
     compose(env_file, *UP)
     wait_for(lambda: _answers("/readyz", lambda _: True), 300, "ready again")
-    wait_for(lambda: _answers("/api/search?q=", lambda page: page["total"] >= before), 300,
-             "the index back")
+    wait_for(
+        lambda: _answers("/api/search?q=", lambda page: page["total"] >= before),
+        300,
+        "the index back",
+    )
     assert _total("") == before
     assert _total(WORD) == 200
 

@@ -34,9 +34,11 @@ def test_runs_as_10001_and_reports_its_size() -> None:
 
 
 def test_no_compilers_pip_caches_or_build_leftovers_inside() -> None:
-    script = ("for tool in gcc cc c++ make; do command -v $tool && exit 1; done; "
-              "for dir in /root/.cache/pip /app/.cache /wheels /src; do "
-              "[ -e $dir ] && echo $dir && exit 1; done; exit 0")
+    script = (
+        "for tool in gcc cc c++ make; do command -v $tool && exit 1; done; "
+        "for dir in /root/.cache/pip /app/.cache /wheels /src; do "
+        "[ -e $dir ] && echo $dir && exit 1; done; exit 0"
+    )
     done = podman("run", "--rm", "--entrypoint", "sh", IMAGE, "-c", script, check=False)
     assert done.returncode == 0, done.stdout.decode()
 
@@ -54,19 +56,24 @@ def test_help_and_extract_work_on_a_read_only_root() -> None:
 def test_each_services_healthcheck_passes(service: str, namespace: Namespace) -> None:
     # Its own HEALTHCHECK (the Dockerfile's, on 8080), run as the engine would run it.
     name = f"caravan-health-{service}-{namespace.stream_prefix.strip(':')}"
-    env = {"REDIS_URL": _require("REDIS_URL"), "ELASTICSEARCH_URL": _require("ELASTICSEARCH_URL"),
-           "CARAVAN_STREAM_PREFIX": namespace.stream_prefix,
-           "CARAVAN_INDEX_PREFIX": namespace.index_prefix,
-           # The host's loopback is the container's: nothing is fetched from outside.
-           "CARAVAN_INGEST_SOURCES": "/app/samples/sources.toml",
-           "CARAVAN_RATEFEED_PROVIDERS": "/app/samples/rates.toml"}
+    env = {
+        "REDIS_URL": _require("REDIS_URL"),
+        "ELASTICSEARCH_URL": _require("ELASTICSEARCH_URL"),
+        "CARAVAN_STREAM_PREFIX": namespace.stream_prefix,
+        "CARAVAN_INDEX_PREFIX": namespace.index_prefix,
+        # The host's loopback is the container's: nothing is fetched from outside.
+        "CARAVAN_INGEST_SOURCES": "/app/samples/sources.toml",
+        "CARAVAN_RATEFEED_PROVIDERS": "/app/samples/rates.toml",
+    }
     flags = [flag for key, value in env.items() for flag in ("--env", f"{key}={value}")]
-    podman("run", "-d", "--name", name, "--network", "host", *READ_ONLY, *flags,
-           IMAGE, service)
+    podman("run", "-d", "--name", name, "--network", "host", *READ_ONLY, *flags, IMAGE, service)
     try:
         assert "/healthz" in " ".join(inspect("image", IMAGE)["Healthcheck"]["Test"])
-        wait_for(lambda: podman("healthcheck", "run", name, check=False).returncode == 0,
-                 90, f"{service}'s healthcheck to pass")
+        wait_for(
+            lambda: podman("healthcheck", "run", name, check=False).returncode == 0,
+            90,
+            f"{service}'s healthcheck to pass",
+        )
         assert inspect("container", name)["State"]["Running"]
     finally:
         podman("rm", "-f", "-t", "5", name, check=False)

@@ -29,9 +29,11 @@ OVERLAY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "overl
 NETWORK = "caravan-kube-test"
 # What podman 4.3 runs of a rendering; the rest is left out (see the module docstring).
 PLAYED = ("Deployment", "ConfigMap")
-PROBE = ("import sys, urllib.request as u; "
-         "sys.exit(0 if u.urlopen('http://127.0.0.1:8080' + sys.argv[1], timeout=3).status"
-         " == 200 else 1)")
+PROBE = (
+    "import sys, urllib.request as u; "
+    "sys.exit(0 if u.urlopen('http://127.0.0.1:8080' + sys.argv[1], timeout=3).status"
+    " == 200 else 1)"
+)
 
 
 def _playable(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -61,8 +63,9 @@ def _playable(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _answers(container: str, path: str) -> Callable[[], bool]:
     """Whether the service in `container` answers 200 on `path`, asked from inside its pod."""
-    return lambda: podman("exec", container, "python", "-c", PROBE, path,
-                          check=False).returncode == 0
+    return lambda: (
+        podman("exec", container, "python", "-c", PROBE, path, check=False).returncode == 0
+    )
 
 
 @pytest.fixture
@@ -75,19 +78,49 @@ def rendered(tmp_path: Path) -> Iterator[tuple[Path, list[dict[str, Any]]]]:
     path = tmp_path / "caravan.yaml"
     path.write_text(yaml.safe_dump_all(played), encoding="utf-8")
     # The overlay's image name for the image built from the Dockerfile.
-    [image] = {c["image"] for o in played if o["kind"] == "Deployment"
-               for c in o["spec"]["template"]["spec"]["containers"]}
+    [image] = {
+        c["image"]
+        for o in played
+        if o["kind"] == "Deployment"
+        for c in o["spec"]["template"]["spec"]["containers"]
+    }
     podman("network", "create", NETWORK)
     podman("tag", IMAGE, image)
-    podman("run", "-d", "--name", f"{NETWORK}-redis", "--network", NETWORK,
-           "--network-alias", "redis", "redis:7.4-bookworm",
-           "redis-server", "--requirepass", redis_password)
-    podman("run", "-d", "--name", f"{NETWORK}-es", "--network", NETWORK,
-           "--network-alias", "elasticsearch", "--env", "discovery.type=single-node",
-           "--env", "xpack.security.enabled=true",
-           "--env", "xpack.security.http.ssl.enabled=false",
-           "--env", f"ELASTIC_PASSWORD={password}", "--env", "ES_JAVA_OPTS=-Xms512m -Xmx512m",
-           "elasticsearch:9.2.8")
+    podman(
+        "run",
+        "-d",
+        "--name",
+        f"{NETWORK}-redis",
+        "--network",
+        NETWORK,
+        "--network-alias",
+        "redis",
+        "redis:7.4-bookworm",
+        "redis-server",
+        "--requirepass",
+        redis_password,
+    )
+    podman(
+        "run",
+        "-d",
+        "--name",
+        f"{NETWORK}-es",
+        "--network",
+        NETWORK,
+        "--network-alias",
+        "elasticsearch",
+        "--env",
+        "discovery.type=single-node",
+        "--env",
+        "xpack.security.enabled=true",
+        "--env",
+        "xpack.security.http.ssl.enabled=false",
+        "--env",
+        f"ELASTIC_PASSWORD={password}",
+        "--env",
+        "ES_JAVA_OPTS=-Xms512m -Xmx512m",
+        "elasticsearch:9.2.8",
+    )
     try:
         yield path, played
     finally:
@@ -98,7 +131,8 @@ def rendered(tmp_path: Path) -> Iterator[tuple[Path, list[dict[str, Any]]]]:
 
 
 def test_each_services_pod_starts_and_answers_its_probes_ready(
-        rendered: tuple[Path, list[dict[str, Any]]]) -> None:
+    rendered: tuple[Path, list[dict[str, Any]]],
+) -> None:
     path, played = rendered
     podman("kube", "play", "--network", NETWORK, str(path))
     deployments = [o for o in played if o["kind"] == "Deployment"]
@@ -106,8 +140,10 @@ def test_each_services_pod_starts_and_answers_its_probes_ready(
     for deployment in deployments:
         spec = deployment["spec"]["template"]["spec"]
         [container] = spec["containers"]
-        probes = {container["livenessProbe"]["httpGet"]["path"],
-                  container["readinessProbe"]["httpGet"]["path"]}
+        probes = {
+            container["livenessProbe"]["httpGet"]["path"],
+            container["readinessProbe"]["httpGet"]["path"],
+        }
         name = f"{deployment['metadata']['name']}-pod-0-{container['name']}"
         for probe in sorted(probes):
             wait_for(_answers(name, probe), 180, f"{name} to answer {probe}")

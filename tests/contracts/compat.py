@@ -23,8 +23,9 @@ def _resolve(schema: dict[str, Any], fragment: Any) -> Any:
     if "$ref" in fragment:
         name = fragment["$ref"].rsplit("/", 1)[-1]
         return _resolve(schema, schema["$defs"][name])
-    return {key: _resolve(schema, value) for key, value in fragment.items()
-            if key not in _ANNOTATIONS}
+    return {
+        key: _resolve(schema, value) for key, value in fragment.items() if key not in _ANNOTATIONS
+    }
 
 
 def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

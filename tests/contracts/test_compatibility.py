@@ -21,7 +21,8 @@ def test_no_breaking_change_without_a_schema_version_bump(name: str) -> None:
     baseline = BASELINES / f"v{version}" / f"{name}.json"
     assert baseline.exists(), (
         f"{name} is at schema_version {version}: freeze its schema as {baseline} "
-        "(and keep the older ones)")
+        "(and keep the older ones)"
+    )
     problems = breaking_changes(json.loads(baseline.read_text()), event_schemas()[name])
     assert problems == [], f"{name} breaks v{version} consumers, bump schema_version: {problems}"
 

@@ -18,13 +18,13 @@ from shared.events import EVENT_MODELS
 from tests.conftest import REPO
 
 FIXTURES = REPO / "docs" / "examples" / "events"
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 # jsonschema checks date-time only with an optional extra installed; the rule is short.
 _FORMATS = FormatChecker()
-_FORMATS.checks("date-time")(lambda value: not isinstance(value, str)
-                             or _RFC3339.match(value) is not None)
+_FORMATS.checks("date-time")(
+    lambda value: not isinstance(value, str) or _RFC3339.match(value) is not None
+)
 
 
 def _validator(event_type: str) -> Draft202012Validator:

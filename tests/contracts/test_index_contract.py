@@ -35,8 +35,7 @@ def _stored(document: ArticleDocument | QuoteDocument) -> dict[str, Any]:
 
 
 def _article() -> dict[str, Any]:
-    return _stored(ArticleDocument.model_validate_json(
-        (EVENTS / "ArticleEvent.json").read_bytes()))
+    return _stored(ArticleDocument.model_validate_json((EVENTS / "ArticleEvent.json").read_bytes()))
 
 
 def _quote() -> dict[str, Any]:

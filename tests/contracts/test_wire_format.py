@@ -17,9 +17,16 @@ from tests.conftest import REPO
 
 
 def _letter(payload: bytes) -> DeadLetter:
-    return DeadLetter(stream="caravan:articles", entry_id="1732665600123-0", payload=payload,
-                      other_fields={"extra": b"\xfb\xff"}, error_class="ValidationError",
-                      error_message="bad", service="indexer", attempts=1)
+    return DeadLetter(
+        stream="caravan:articles",
+        entry_id="1732665600123-0",
+        payload=payload,
+        other_fields={"extra": b"\xfb\xff"},
+        error_class="ValidationError",
+        error_message="bad",
+        service="indexer",
+        attempts=1,
+    )
 
 
 def test_dead_letter_bytes_are_standard_base64() -> None:
@@ -44,8 +51,13 @@ def test_dead_letter_payload_that_is_not_base64_is_refused() -> None:
 
 
 def test_trace_context_is_left_out_rather_than_null() -> None:
-    quote = QuoteEvent(base="KZT", rate=Decimal("0.0021"), as_of=date(2024, 5, 2),
-                       provider="nbk", fetched_at=datetime(2024, 5, 2, tzinfo=UTC))
+    quote = QuoteEvent(
+        base="KZT",
+        rate=Decimal("0.0021"),
+        as_of=date(2024, 5, 2),
+        provider="nbk",
+        fetched_at=datetime(2024, 5, 2, tzinfo=UTC),
+    )
     assert "traceparent" not in json.loads(quote.model_dump_json())
     traced = quote.model_copy(update={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"})
     assert json.loads(traced.model_dump_json())["traceparent"].startswith("00-")
@@ -64,13 +76,21 @@ def test_every_field_always_written_is_required(name: str) -> None:
     schema = event_schemas()[name]
     optional = set(schema["properties"]) - set(schema["required"])
     assert optional == {"traceparent", "tracestate"}
-    assert {"schema_version", "event_id", "occurred_at", "idempotency_key",
-            "version" if name != "DeadLetter" else "failed_at"} <= set(schema["required"])
+    assert {
+        "schema_version",
+        "event_id",
+        "occurred_at",
+        "idempotency_key",
+        "version" if name != "DeadLetter" else "failed_at",
+    } <= set(schema["required"])
 
 
 def _asyncapi() -> dict[str, Any]:
-    return {path: doc for path, doc in all_documents(Settings.from_env()).items()
-            if path.startswith("asyncapi/")}
+    return {
+        path: doc
+        for path, doc in all_documents(Settings.from_env()).items()
+        if path.startswith("asyncapi/")
+    }
 
 
 @pytest.mark.parametrize("path", sorted(_asyncapi()))

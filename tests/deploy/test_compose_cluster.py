@@ -15,12 +15,17 @@ from tests.test_documentation import _environment_variables
 PATH = REPO / "docker-compose.cluster.yml"
 COMPOSE = load_yaml(PATH)
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-CARAVAN = {name: s for name, s in SERVICES.items()
-           if s["image"].startswith("${CARAVAN_IMAGE")}
-ES_NODES = {name: s for name, s in SERVICES.items()
-            if s["image"].startswith("elasticsearch:") and "node.name" in s.get("environment", {})}
-REDIS_NODES = {name: s for name, s in SERVICES.items()
-               if "--cluster-enabled yes" in " ".join(s.get("command", []))}
+CARAVAN = {name: s for name, s in SERVICES.items() if s["image"].startswith("${CARAVAN_IMAGE")}
+ES_NODES = {
+    name: s
+    for name, s in SERVICES.items()
+    if s["image"].startswith("elasticsearch:") and "node.name" in s.get("environment", {})
+}
+REDIS_NODES = {
+    name: s
+    for name, s in SERVICES.items()
+    if "--cluster-enabled yes" in " ".join(s.get("command", []))
+}
 REPLICAS = {"ingest": 2, "ratefeed": 2, "indexer": 2, "query": 1}
 
 
@@ -33,8 +38,10 @@ def _csv(value: str) -> set[str]:
 
 
 def test_follows_the_compose_specification() -> None:
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in COMPOSE_SPEC.iter_errors(COMPOSE)]
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in COMPOSE_SPEC.iter_errors(COMPOSE)
+    ]
     assert errors == []
 
 
@@ -60,8 +67,7 @@ def test_every_elasticsearch_node_is_a_seed_and_an_initial_master() -> None:
         # Security on needs TLS between the nodes; each presents its own certificate.
         assert environment["xpack.security.enabled"] == "true"
         assert environment["xpack.security.transport.ssl.enabled"] == "true"
-        assert environment["xpack.security.transport.ssl.certificate"] == \
-            f"certs/{name}/{name}.crt"
+        assert environment["xpack.security.transport.ssl.certificate"] == f"certs/{name}/{name}.crt"
         assert f"{name}-data:/usr/share/elasticsearch/data" in node["volumes"]
         assert "es-certs:/usr/share/elasticsearch/config/certs:ro" in node["volumes"]
         assert "_cluster/health" in " ".join(node["healthcheck"]["test"])
@@ -77,7 +83,7 @@ def test_redis_nodes_are_clustered_persistent_and_password_protected() -> None:
     for name, node in REDIS_NODES.items():
         command = " ".join(node["command"])
         assert node["hostname"] == name  # what --cluster-announce-hostname announces
-        assert "--cluster-announce-hostname \"$$HOSTNAME\"" in command
+        assert '--cluster-announce-hostname "$$HOSTNAME"' in command
         assert "--appendonly yes" in command
         assert "--requirepass" in command
         assert "--masterauth" in command
@@ -99,7 +105,7 @@ def test_the_init_creates_three_primaries_with_a_replica_each_once() -> None:
     # Idempotent: a formed cluster (every slot assigned) is left alone.
     check = script.index("cluster_slots_assigned:16384")
     assert check < script.index("--cluster create")
-    assert "exit 0" in script[check:script.index("--cluster create")]
+    assert "exit 0" in script[check : script.index("--cluster create")]
     assert init["depends_on"] == {n: {"condition": "service_healthy"} for n in REDIS_NODES}
 
 
@@ -139,7 +145,8 @@ def test_services_start_after_the_cluster_is_formed_and_the_nodes_are_healthy() 
     for service in CARAVAN.values():
         assert service["depends_on"] == {
             "redis-cluster-init": {"condition": "service_completed_successfully"},
-            **{n: {"condition": "service_healthy"} for n in ES_NODES}}
+            **{n: {"condition": "service_healthy"} for n in ES_NODES},
+        }
     for node in ES_NODES.values():
         assert node["depends_on"] == {"es-certs": {"condition": "service_completed_successfully"}}
 
@@ -165,7 +172,9 @@ def test_sets_only_variables_the_services_read_and_env_example_lists() -> None:
         assert set(service["environment"]) <= known
     interpolated = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", PATH.read_text(encoding="utf-8")))
     assert sorted(interpolated - _env_example_names()) == []
-    for name, variable in (("ingest", "CARAVAN_INGEST_SOURCES"),
-                           ("ratefeed", "CARAVAN_RATEFEED_PROVIDERS")):
+    for name, variable in (
+        ("ingest", "CARAVAN_INGEST_SOURCES"),
+        ("ratefeed", "CARAVAN_RATEFEED_PROVIDERS"),
+    ):
         default = CARAVAN[name]["environment"][variable].split(":-", 1)[1].rstrip("}")
         assert (REPO / default.removeprefix("/app/")).is_file()

@@ -20,12 +20,16 @@ from tests.test_documentation import _environment_variables
 COMPOSE = load_yaml(REPO / "docker-compose.yml")
 SERVICES = ("ingest", "ratefeed", "indexer", "query")
 LOADERS = ("load-articles", "load-rates")
-COMMANDS = {**{name: name for name in SERVICES},
-            "load-articles": "ingest", "load-rates": "ratefeed"}
+COMMANDS = {
+    **{name: name for name in SERVICES},
+    "load-articles": "ingest",
+    "load-rates": "ratefeed",
+}
 ENV_EXAMPLE = (REPO / ".env.example").read_text(encoding="utf-8")
 DOCKERFILE = (REPO / "Dockerfile").read_text(encoding="utf-8")
-COMPOSE_SPEC = Draft7Validator(json.loads((REPO / "tests" / "data" / "compose-spec.json")
-                                          .read_text(encoding="utf-8")))
+COMPOSE_SPEC = Draft7Validator(
+    json.loads((REPO / "tests" / "data" / "compose-spec.json").read_text(encoding="utf-8"))
+)
 
 
 def _env_example_names() -> set[str]:
@@ -38,22 +42,29 @@ def _service(name: str) -> dict[str, Any]:
 
 
 def test_compose_file_follows_the_compose_specification() -> None:
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in COMPOSE_SPEC.iter_errors(COMPOSE)]
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in COMPOSE_SPEC.iter_errors(COMPOSE)
+    ]
     assert errors == []
 
 
 def test_the_schema_copy_catches_a_mistake() -> None:
-    broken = {"services": {"query": {"image": "caravan", "depends_on": {"redis": {
-        "condition": "service_up"}}}}}
+    broken = {
+        "services": {
+            "query": {"image": "caravan", "depends_on": {"redis": {"condition": "service_up"}}}
+        }
+    }
     assert not COMPOSE_SPEC.is_valid(broken)
 
 
 @pytest.mark.parametrize("name", SERVICES + LOADERS)
 def test_services_start_once_redis_and_elasticsearch_are_healthy(name: str) -> None:
     service = _service(name)
-    assert service["depends_on"] == {"redis": {"condition": "service_healthy"},
-                                     "elasticsearch": {"condition": "service_healthy"}}
+    assert service["depends_on"] == {
+        "redis": {"condition": "service_healthy"},
+        "elasticsearch": {"condition": "service_healthy"},
+    }
     assert service["deploy"]["resources"]["limits"]["memory"]
     assert service["restart"] == ("no" if name in LOADERS else "unless-stopped")
     assert service["command"][0] == COMMANDS[name]
@@ -85,8 +96,10 @@ def test_samples_profile_loads_the_bundled_files_once() -> None:
         assert _service(name)["profiles"] == ["samples"]
     assert _service("load-articles")["command"] == ["ingest", "--once"]
     assert _service("load-rates")["command"] == ["ratefeed", "--once"]
-    for name, variable in (("load-articles", "CARAVAN_INGEST_SOURCES"),
-                           ("load-rates", "CARAVAN_RATEFEED_PROVIDERS")):
+    for name, variable in (
+        ("load-articles", "CARAVAN_INGEST_SOURCES"),
+        ("load-rates", "CARAVAN_RATEFEED_PROVIDERS"),
+    ):
         path = _service(name)["environment"][variable]
         # The image copies samples/ to /app/samples.
         assert (REPO / path.removeprefix("/app/")).is_file()

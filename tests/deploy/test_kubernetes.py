@@ -37,8 +37,11 @@ def _one(objects: Objects, kind: str, name: str) -> dict[str, Any]:
 
 
 def _deployments(objects: Objects) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"].removeprefix("caravan-"): o
-            for o in objects if o["kind"] == "Deployment"}
+    return {
+        o["metadata"]["name"].removeprefix("caravan-"): o
+        for o in objects
+        if o["kind"] == "Deployment"
+    }
 
 
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -57,8 +60,14 @@ def _settings(objects: Objects) -> dict[str, str]:
 def test_every_rendered_object_is_valid_kubernetes(overlay: str) -> None:
     objects = render(KUBERNETES / overlay)
     kinds = {o["kind"] for o in objects}
-    assert {"Deployment", "Service", "Ingress", "ConfigMap", "PodDisruptionBudget",
-            "HorizontalPodAutoscaler"} <= kinds
+    assert {
+        "Deployment",
+        "Service",
+        "Ingress",
+        "ConfigMap",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+    } <= kinds
     for obj in objects:
         for version in VERSIONS:
             kubernetes_validate.validate(obj, version, strict=True)
@@ -73,10 +82,16 @@ def test_the_validation_catches_a_misspelt_field(local: Objects) -> None:
 
 def test_lag_component_scales_the_indexer_on_an_exported_metric(tmp_path: Path) -> None:
     overlay = tmp_path / "kustomization.yaml"
-    overlay.write_text(yaml.safe_dump({
-        "resources": [os.path.relpath(KUBERNETES / "base", tmp_path)],
-        "components": [os.path.relpath(KUBERNETES / "components" / "scale-on-lag", tmp_path)],
-    }))
+    overlay.write_text(
+        yaml.safe_dump(
+            {
+                "resources": [os.path.relpath(KUBERNETES / "base", tmp_path)],
+                "components": [
+                    os.path.relpath(KUBERNETES / "components" / "scale-on-lag", tmp_path)
+                ],
+            }
+        )
+    )
     autoscaler = _one(render(tmp_path), "HorizontalPodAutoscaler", "caravan-indexer")
     kubernetes_validate.validate(autoscaler, VERSIONS[-1], strict=True)
     [metric] = autoscaler["spec"]["metrics"]
@@ -101,8 +116,10 @@ def test_every_pod_is_probed_limited_and_locked_down(local: Objects) -> None:
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         assert container["securityContext"] == {
-            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]}}
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
         [mount] = container["volumeMounts"]
         [volume] = pod["volumes"]
         assert mount == {"name": volume["name"], "mountPath": "/tmp"}
@@ -153,14 +170,18 @@ def test_indexer_is_autoscaled_and_disruption_bounded(local: Objects) -> None:
 def test_query_is_reachable_through_its_service_and_ingress(local: Objects) -> None:
     query = _deployments(local)["query"]
     service = _one(local, "Service", "caravan-query")
-    assert service["spec"]["selector"].items() <= query["spec"]["template"]["metadata"][
-        "labels"].items()
+    assert (
+        service["spec"]["selector"].items()
+        <= query["spec"]["template"]["metadata"]["labels"].items()
+    )
     [port] = service["spec"]["ports"]
     assert port["targetPort"] == _container(query)["ports"][0]["name"]
     ingress = _one(local, "Ingress", "caravan-query")
     for path in ingress["spec"]["rules"][0]["http"]["paths"]:
-        assert path["backend"]["service"] == {"name": "caravan-query",
-                                              "port": {"name": port["name"]}}
+        assert path["backend"]["service"] == {
+            "name": "caravan-query",
+            "port": {"name": port["name"]},
+        }
 
 
 def _routed(ingress: dict[str, Any], request_path: str) -> bool:
@@ -171,7 +192,7 @@ def _routed(ingress: dict[str, Any], request_path: str) -> bool:
         if path["pathType"] == "Exact" and path["path"] == request_path:
             return True
         prefix = [e for e in path["path"].split("/") if e]
-        if path["pathType"] == "Prefix" and elements[:len(prefix)] == prefix:
+        if path["pathType"] == "Prefix" and elements[: len(prefix)] == prefix:
             return True
     return False
 
@@ -179,11 +200,28 @@ def _routed(ingress: dict[str, Any], request_path: str) -> bool:
 @pytest.mark.parametrize("overlay", ["base", "overlays/local"])
 def test_the_ingress_routes_the_public_paths_and_not_metrics_or_probes(overlay: str) -> None:
     ingress = _one(render(KUBERNETES / overlay), "Ingress", "caravan-query")
-    public = ["/", "/articles/0123456789abcdef0123456789abcdef", "/api/search",
-              "/api/quotes/latest", "/api/quotes/stream", "/api/convert", "/static/style.css",
-              "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"]
-    internal = ["/metrics", "/metrics/", "/metrics/x", "/healthz", "/readyz", "/apix",
-                "/openapi.json/x"]
+    public = [
+        "/",
+        "/articles/0123456789abcdef0123456789abcdef",
+        "/api/search",
+        "/api/quotes/latest",
+        "/api/quotes/stream",
+        "/api/convert",
+        "/static/style.css",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/openapi.json",
+    ]
+    internal = [
+        "/metrics",
+        "/metrics/",
+        "/metrics/x",
+        "/healthz",
+        "/readyz",
+        "/apix",
+        "/openapi.json/x",
+    ]
     assert [p for p in public if not _routed(ingress, p)] == []
     assert [p for p in internal if _routed(ingress, p)] == []
 
@@ -194,7 +232,9 @@ def test_the_query_rate_limit_trusts_the_ingress_controller_hop(local: Objects) 
 
 def test_workers_invite_prometheus_to_scrape_them(local: Objects) -> None:
     for service in WORKERS:
-        annotations = _deployments(local)[service]["spec"]["template"]["metadata"][
-            "annotations"]
-        assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": "8080",
-                               "prometheus.io/path": "/metrics"}
+        annotations = _deployments(local)[service]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": "8080",
+            "prometheus.io/path": "/metrics",
+        }

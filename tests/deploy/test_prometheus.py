@@ -39,8 +39,10 @@ def test_alerts_and_panels_read_only_metrics_the_services_define() -> None:
 
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     # Grafana's interval variable stands in for a range; promtool parses the rest.
-    records = [{"record": f"caravan:panel_{n}", "expr": expr.replace("$__rate_interval", "5m")}
-               for n, expr in enumerate(_panel_expressions())]
+    records = [
+        {"record": f"caravan:panel_{n}", "expr": expr.replace("$__rate_interval", "5m")}
+        for n, expr in enumerate(_panel_expressions())
+    ]
     rules = tmp_path / "panels.yml"
     rules.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": records}]}))
     assert "SUCCESS" in run_tool("promtool", "check", "rules", rules)
@@ -57,8 +59,9 @@ def test_scrape_config_passes_promtool(tmp_path: Path) -> None:
     # Debian's promtool is built without Kubernetes discovery: check the rest here
     # and the Kubernetes job in the next test.
     config = load_yaml(PROMETHEUS / "prometheus.yml")
-    config["scrape_configs"] = [job for job in config["scrape_configs"]
-                                if "kubernetes_sd_configs" not in job]
+    config["scrape_configs"] = [
+        job for job in config["scrape_configs"] if "kubernetes_sd_configs" not in job
+    ]
     config["rule_files"] = [str(PROMETHEUS / path) for path in config["rule_files"]]
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
@@ -66,8 +69,11 @@ def test_scrape_config_passes_promtool(tmp_path: Path) -> None:
 
 
 def test_compose_job_scrapes_the_compose_workers() -> None:
-    [job] = [j for j in load_yaml(PROMETHEUS / "prometheus.yml")["scrape_configs"]
-             if j["job_name"] == "compose"]
+    [job] = [
+        j
+        for j in load_yaml(PROMETHEUS / "prometheus.yml")["scrape_configs"]
+        if j["job_name"] == "compose"
+    ]
     compose = load_yaml(DEPLOY.parent / "docker-compose.yml")["services"]
     for target in job["static_configs"][0]["targets"]:
         host, port = target.split(":")
@@ -76,27 +82,38 @@ def test_compose_job_scrapes_the_compose_workers() -> None:
 
 
 def test_kubernetes_job_follows_the_annotations_the_pods_carry() -> None:
-    [job] = [j for j in load_yaml(PROMETHEUS / "prometheus.yml")["scrape_configs"]
-             if j["job_name"] == "kubernetes-pods"]
+    [job] = [
+        j
+        for j in load_yaml(PROMETHEUS / "prometheus.yml")["scrape_configs"]
+        if j["job_name"] == "kubernetes-pods"
+    ]
     relabels = {tuple(r["source_labels"]): r for r in job["relabel_configs"]}
-    pods = [o["spec"]["template"]["metadata"] for o in render(DEPLOY / "kubernetes" / "base")
-            if o["kind"] == "Deployment"]
+    pods = [
+        o["spec"]["template"]["metadata"]
+        for o in render(DEPLOY / "kubernetes" / "base")
+        if o["kind"] == "Deployment"
+    ]
     annotated = [pod["annotations"] for pod in pods if "annotations" in pod]
     assert annotated
     for pod_annotations in annotated:
         # Prometheus turns each annotation into a label, other characters as `_`.
-        meta = {"__meta_kubernetes_pod_annotation_" + re.sub(r"\W", "_", key): value
-                for key, value in pod_annotations.items()}
+        meta = {
+            "__meta_kubernetes_pod_annotation_" + re.sub(r"\W", "_", key): value
+            for key, value in pod_annotations.items()
+        }
         keep = relabels[("__meta_kubernetes_pod_annotation_prometheus_io_scrape",)]
         assert re.fullmatch(keep["regex"], meta[keep["source_labels"][0]])
         path = relabels[("__meta_kubernetes_pod_annotation_prometheus_io_path",)]
         assert re.fullmatch(path["regex"], meta[path["source_labels"][0]])
         address = relabels[("__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port")]
-        match = re.fullmatch(address["regex"],
-                             f"10.1.2.3:9999;{meta['__meta_kubernetes_pod_annotation_prometheus_io_port']}")
+        match = re.fullmatch(
+            address["regex"],
+            f"10.1.2.3:9999;{meta['__meta_kubernetes_pod_annotation_prometheus_io_port']}",
+        )
         assert match
         assert address["replacement"].replace("$1", match[1]).replace("$2", match[2]) == (
-            "10.1.2.3:8080")
+            "10.1.2.3:8080"
+        )
 
 
 def test_alerts_fire_on_the_series_they_watch(tmp_path: Path) -> None:
@@ -110,58 +127,108 @@ def test_alerts_fire_on_the_series_they_watch(tmp_path: Path) -> None:
     articles = {"stream": "caravan:articles"}
 
     def alert(name: str, at: str, *firing: dict[str, str]) -> dict[str, Any]:
-        return {"eval_time": at, "alertname": name,
-                "exp_alerts": [{"exp_labels": labels} for labels in firing]}
+        return {
+            "eval_time": at,
+            "alertname": name,
+            "exp_alerts": [{"exp_labels": labels} for labels in firing],
+        }
 
     tests = {
         "rule_files": [str(rules)],
         "evaluation_interval": "1m",
-        "tests": [{
-            "interval": "1m",
-            "input_series": [
-                {"series": 'caravan_stream_lag{stream="caravan:articles",group="indexer"}',
-                 "values": "20000x40"},
-                {"series": 'caravan_stream_lag{stream="caravan:articles",group="mine"}',
-                 "values": "500x40"},
-                {"series": 'caravan_indexer_documents_total{index="articles",outcome="stored"}',
-                 "values": "7x40"},
-                {"series": 'caravan_indexer_deadletters_total{stream="caravan:quotes",'
-                           'error_class="RateJump"}', "values": "0 0 0 3x37"},
-                {"series": 'caravan_ingest_last_success_timestamp_seconds{source="a"}',
-                 "values": "100x80"},
-                {"series": 'caravan_ingest_last_error_timestamp_seconds{source="a"}',
-                 "values": "200x80"},
-                {"series": 'caravan_ingest_last_success_timestamp_seconds{source="b"}',
-                 "values": "300x80"},
-                {"series": 'caravan_ingest_last_error_timestamp_seconds{source="b"}',
-                 "values": "200x80"},
-                {"series": 'caravan_ingest_last_error_timestamp_seconds{source="c"}',
-                 "values": "200x80"},
-                {"series": 'caravan_indexer_holding{instance="indexer-1"}',
-                 "values": "0 0 1x10 0x30"},
-                {"series": 'caravan_stream_group_abandoned{stream="caravan:articles",'
-                           'group="debug"}', "values": "1x80"},
-            ],
-            "alert_rule_test": [
-                alert("CaravanConsumerLagHigh", "5m"),
-                alert("CaravanConsumerLagHigh", "15m",
-                      {"severity": "warning", **articles, "group": "indexer"}),
-                alert("CaravanIndexerStalled", "25m", {"severity": "critical", **articles}),
-                alert("CaravanDeadLetters", "5m", {"severity": "warning",
-                                                   "stream": "caravan:quotes",
-                                                   "error_class": "RateJump"}),
-                alert("CaravanIndexerHolding", "4m"),
-                alert("CaravanIndexerHolding", "9m", {"severity": "critical",
-                                                      "instance": "indexer-1"}),
-                alert("CaravanIndexerHolding", "20m"),
-                alert("CaravanConsumerGroupAbandoned", "30m"),
-                alert("CaravanConsumerGroupAbandoned", "70m",
-                      {"severity": "info", **articles, "group": "debug"}),
-                alert("CaravanSourceFailing", "30m"),
-                alert("CaravanSourceFailing", "70m", {"severity": "warning", "source": "a"},
-                      {"severity": "warning", "source": "c"}),
-            ],
-        }],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": 'caravan_stream_lag{stream="caravan:articles",group="indexer"}',
+                        "values": "20000x40",
+                    },
+                    {
+                        "series": 'caravan_stream_lag{stream="caravan:articles",group="mine"}',
+                        "values": "500x40",
+                    },
+                    {
+                        "series": (
+                            'caravan_indexer_documents_total{index="articles",outcome="stored"}'
+                        ),
+                        "values": "7x40",
+                    },
+                    {
+                        "series": 'caravan_indexer_deadletters_total{stream="caravan:quotes",'
+                        'error_class="RateJump"}',
+                        "values": "0 0 0 3x37",
+                    },
+                    {
+                        "series": 'caravan_ingest_last_success_timestamp_seconds{source="a"}',
+                        "values": "100x80",
+                    },
+                    {
+                        "series": 'caravan_ingest_last_error_timestamp_seconds{source="a"}',
+                        "values": "200x80",
+                    },
+                    {
+                        "series": 'caravan_ingest_last_success_timestamp_seconds{source="b"}',
+                        "values": "300x80",
+                    },
+                    {
+                        "series": 'caravan_ingest_last_error_timestamp_seconds{source="b"}',
+                        "values": "200x80",
+                    },
+                    {
+                        "series": 'caravan_ingest_last_error_timestamp_seconds{source="c"}',
+                        "values": "200x80",
+                    },
+                    {
+                        "series": 'caravan_indexer_holding{instance="indexer-1"}',
+                        "values": "0 0 1x10 0x30",
+                    },
+                    {
+                        "series": 'caravan_stream_group_abandoned{stream="caravan:articles",'
+                        'group="debug"}',
+                        "values": "1x80",
+                    },
+                ],
+                "alert_rule_test": [
+                    alert("CaravanConsumerLagHigh", "5m"),
+                    alert(
+                        "CaravanConsumerLagHigh",
+                        "15m",
+                        {"severity": "warning", **articles, "group": "indexer"},
+                    ),
+                    alert("CaravanIndexerStalled", "25m", {"severity": "critical", **articles}),
+                    alert(
+                        "CaravanDeadLetters",
+                        "5m",
+                        {
+                            "severity": "warning",
+                            "stream": "caravan:quotes",
+                            "error_class": "RateJump",
+                        },
+                    ),
+                    alert("CaravanIndexerHolding", "4m"),
+                    alert(
+                        "CaravanIndexerHolding",
+                        "9m",
+                        {"severity": "critical", "instance": "indexer-1"},
+                    ),
+                    alert("CaravanIndexerHolding", "20m"),
+                    alert("CaravanConsumerGroupAbandoned", "30m"),
+                    alert(
+                        "CaravanConsumerGroupAbandoned",
+                        "70m",
+                        {"severity": "info", **articles, "group": "debug"},
+                    ),
+                    alert("CaravanSourceFailing", "30m"),
+                    alert(
+                        "CaravanSourceFailing",
+                        "70m",
+                        {"severity": "warning", "source": "a"},
+                        {"severity": "warning", "source": "c"},
+                    ),
+                ],
+            }
+        ],
     }
     path = tmp_path / "tests.yml"
     path.write_text(yaml.safe_dump(tests))

@@ -27,8 +27,7 @@ def run_tool(name: str, *args: str | Path) -> str:
     path = REPO / ".venv" / "bin" / name
     if not path.exists():
         pytest.fail(f"{name} is missing: run deploy/local/provision.sh")
-    result = subprocess.run([path, *map(str, args)], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run([path, *map(str, args)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, f"{name} {args}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 

@@ -28,7 +28,6 @@ class QueryService:
     namespace: Namespace
 
 
-
 def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -54,10 +53,14 @@ def query_process(**env: str) -> Iterator[str]:
     """`caravan query` as a process of its own on a free port, with `env` added to the
     test's environment, once ready; its URL."""
     port = free_port()
-    env = {**os.environ, "CARAVAN_QUERY_PORT": str(port), "CARAVAN_LOG_LEVEL": "WARNING",
-           **env}
-    process = subprocess.Popen([sys.executable, "-m", "services", "query"], env=env, cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = {**os.environ, "CARAVAN_QUERY_PORT": str(port), "CARAVAN_LOG_LEVEL": "WARNING", **env}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services", "query"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process)

@@ -49,8 +49,9 @@ def _build_go() -> list[str]:
     binary = CACHE / "go" / "consumer"
     if _stale(binary, [*source.glob("*.go"), source / "go.mod", source / "go.sum"]):
         binary.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["go", "build", "-buildvcs=false", "-o", str(binary), "."],
-                       cwd=source, check=True)
+        subprocess.run(
+            ["go", "build", "-buildvcs=false", "-o", str(binary), "."], cwd=source, check=True
+        )
     return [str(binary)]
 
 
@@ -62,8 +63,11 @@ def _build_node() -> list[str]:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=source, check=True)
     script = CACHE / "node" / "consumer.js"
     if _stale(script, [*(source / "src").glob("*.ts"), source / "tsconfig.json", lock]):
-        subprocess.run(["node", "node_modules/typescript/bin/tsc", "-p", ".",
-                        "--outDir", str(script.parent)], cwd=source, check=True)
+        subprocess.run(
+            ["node", "node_modules/typescript/bin/tsc", "-p", ".", "--outDir", str(script.parent)],
+            cwd=source,
+            check=True,
+        )
     return ["node", str(script)]
 
 
@@ -93,15 +97,19 @@ def published() -> Iterator[Published]:
     """The entries the real producers write for a sample feed and a sample rates file."""
     prefix = f"test-{uuid4().hex[:10]}:"
     env = {**os.environ, "CARAVAN_STREAM_PREFIX": prefix, "CARAVAN_LOG_FORMAT": "console"}
-    for command in (["ingest", "--source", str(REALDATA / "feed-heise-developer.atom")],
-                    ["ratefeed", "--source", str(REALDATA / "cbr-xml-daily-2023-09-27.xml")]):
-        subprocess.run([str(CARAVAN), *command], env=env, cwd=REPO, check=True,
-                       capture_output=True)
+    for command in (
+        ["ingest", "--source", str(REALDATA / "feed-heise-developer.atom")],
+        ["ratefeed", "--source", str(REALDATA / "cbr-xml-daily-2023-09-27.xml")],
+    ):
+        subprocess.run([str(CARAVAN), *command], env=env, cwd=REPO, check=True, capture_output=True)
     client = sync_redis.Redis.from_url(_redis_url())
     try:
-        yield Published(*(
-            [fields for _, fields in cast("list[tuple[bytes, Fields]]", client.xrange(stream))]
-            for stream in (f"{prefix}articles", f"{prefix}quotes")))
+        yield Published(
+            *(
+                [fields for _, fields in cast("list[tuple[bytes, Fields]]", client.xrange(stream))]
+                for stream in (f"{prefix}articles", f"{prefix}quotes")
+            )
+        )
     finally:
         keys = list(client.scan_iter(match=f"{prefix}*"))
         if keys:
@@ -158,17 +166,25 @@ class Run:
         return summary
 
 
-def _run(command: list[str], streams: Streams, name: str, *args: str,
-         claim_idle_ms: int = 60_000) -> Run:
+def _run(
+    command: list[str], streams: Streams, name: str, *args: str, claim_idle_ms: int = 60_000
+) -> Run:
     prefix = streams.namespace.stream_prefix
-    env = {**os.environ, "REDIS_URL": _redis_url(), "CARAVAN_STREAM_PREFIX": prefix,
-           "CONSUMER_GROUP": "downstream", "CONSUMER_NAME": name,
-           "DEADLETTER_STREAM": f"{prefix}downstream:deadletters",
-           "SCHEMAS_DIR": str(REPO / "docs" / "schemas"), "BLOCK_MS": "100",
-           "CLAIM_IDLE_MS": str(claim_idle_ms),
-           "NODE_PATH": str(EXAMPLES / "node" / "node_modules")}
-    done = subprocess.run([*command, *args], env=env, cwd=REPO, capture_output=True,
-                          timeout=120, check=False)
+    env = {
+        **os.environ,
+        "REDIS_URL": _redis_url(),
+        "CARAVAN_STREAM_PREFIX": prefix,
+        "CONSUMER_GROUP": "downstream",
+        "CONSUMER_NAME": name,
+        "DEADLETTER_STREAM": f"{prefix}downstream:deadletters",
+        "SCHEMAS_DIR": str(REPO / "docs" / "schemas"),
+        "BLOCK_MS": "100",
+        "CLAIM_IDLE_MS": str(claim_idle_ms),
+        "NODE_PATH": str(EXAMPLES / "node" / "node_modules"),
+    }
+    done = subprocess.run(
+        [*command, *args], env=env, cwd=REPO, capture_output=True, timeout=120, check=False
+    )
     assert done.returncode in (0, 3), done.stderr.decode()
     return Run(done.returncode, [json.loads(line) for line in done.stdout.splitlines()])
 
@@ -186,16 +202,23 @@ LANGUAGES = sorted(BUILDERS)
 
 @pytest.mark.parametrize("language", LANGUAGES)
 async def test_consumer_validates_acknowledges_and_dead_letters_poison_in_its_own_stream(
-        language: str, commands: dict[str, list[str]], streams: Streams, redis: Redis) -> None:
+    language: str, commands: dict[str, list[str]], streams: Streams, redis: Redis
+) -> None:
     run = _run(commands[language], streams, "worker-1", "--once")
 
     assert run.returncode == 0
     assert _valid(run) == sorted(streams.events)
     assert {_entry(line): line["error_class"] for line in run.of("poison")} == streams.poison
     assert run.summary == {
-        "event": "summary", "consumer": "worker-1", "valid": len(streams.events),
-        "duplicates": 0, "poison": len(streams.poison), "pending_reread": 0, "claimed": 0,
-        "removed_consumers": []}
+        "event": "summary",
+        "consumer": "worker-1",
+        "valid": len(streams.events),
+        "duplicates": 0,
+        "poison": len(streams.poison),
+        "pending_reread": 0,
+        "claimed": 0,
+        "removed_consumers": [],
+    }
 
     names = streams.namespace.streams
     for stream in names.consumed:
@@ -203,8 +226,10 @@ async def test_consumer_validates_acknowledges_and_dead_letters_poison_in_its_ow
         assert pending["pending"] == 0
     assert await redis.xlen(names.deadletters) == 0  # never Caravan's dead-letter stream
     schema = json.loads((REPO / "docs" / "schemas" / "DeadLetter.json").read_text())
-    letters = cast("list[tuple[bytes, Fields]]", await redis.xrange(
-        f"{streams.namespace.stream_prefix}downstream:deadletters"))
+    letters = cast(
+        "list[tuple[bytes, Fields]]",
+        await redis.xrange(f"{streams.namespace.stream_prefix}downstream:deadletters"),
+    )
     assert len(letters) == len(streams.poison)
     for _, fields in letters:
         letter = json.loads(fields[b"__data__"])
@@ -216,7 +241,8 @@ async def test_consumer_validates_acknowledges_and_dead_letters_poison_in_its_ow
 
 @pytest.mark.parametrize("language", LANGUAGES)
 async def test_a_restarted_consumer_reads_its_own_pending_entries_first(
-        language: str, commands: dict[str, list[str]], streams: Streams) -> None:
+    language: str, commands: dict[str, list[str]], streams: Streams
+) -> None:
     crash = _run(commands[language], streams, "worker-1", "--crash-after-read", "3")
     assert crash.returncode == 3
     (crashed,) = crash.of("crash")
@@ -227,7 +253,7 @@ async def test_a_restarted_consumer_reads_its_own_pending_entries_first(
     run = _run(commands[language], streams, "worker-1", "--once")
 
     handled = [line for line in run.lines if line["event"] in ("valid", "poison")]
-    assert {_entry(line) for line in handled[:len(held)]} == set(held)
+    assert {_entry(line) for line in handled[: len(held)]} == set(held)
     assert _valid(run, "pending") == sorted(held)
     assert run.summary["pending_reread"] == len(held)
     assert _valid(run) == sorted(streams.events)
@@ -235,7 +261,8 @@ async def test_a_restarted_consumer_reads_its_own_pending_entries_first(
 
 @pytest.mark.parametrize("language", LANGUAGES)
 async def test_a_consumer_claims_what_a_dead_one_left_and_removes_it(
-        language: str, commands: dict[str, list[str]], streams: Streams, redis: Redis) -> None:
+    language: str, commands: dict[str, list[str]], streams: Streams, redis: Redis
+) -> None:
     crash = _run(commands[language], streams, "worker-1", "--crash-after-read", "3")
     (crashed,) = crash.of("crash")
     held = crashed["entries"]

@@ -55,33 +55,44 @@ def test_a_closed_connection_frees_its_place_pipelined_requests_or_not(
     # A lifetime long past the test's waits, and waits shorter than the first keepalive
     # (a write into the closed connection may fail and end the stream too): what frees
     # the place is the close, seen as it happens.
-    with query_process(CARAVAN_QUERY_RATE_LIMIT="0", CARAVAN_QUERY_LIVE_MAX_SECONDS="3600",
-                       CARAVAN_QUERY_LIVE_MAX_CONNECTIONS="3",
-                       CARAVAN_QUERY_LIVE_MAX_PER_CLIENT="3") as url:
+    with query_process(
+        CARAVAN_QUERY_RATE_LIMIT="0",
+        CARAVAN_QUERY_LIVE_MAX_SECONDS="3600",
+        CARAVAN_QUERY_LIVE_MAX_CONNECTIONS="3",
+        CARAVAN_QUERY_LIVE_MAX_PER_CLIENT="3",
+    ) as url:
         for requests in (1, 2, 5):
             pipelined_and_closed(url, requests)
-            wait_for(lambda: open_streams(url) == 0, SOONER_THAN_A_KEEPALIVE,
-                     f"the place of a stream closed with {requests} requests on its connection")
+            wait_for(
+                lambda: open_streams(url) == 0,
+                SOONER_THAN_A_KEEPALIVE,
+                f"the place of a stream closed with {requests} requests on its connection",
+            )
 
         # What turned the ticker off for everyone: as many such connections as places.
         for _ in range(3):
             pipelined_and_closed(url, 2)
-        wait_for(lambda: open_streams(url) == 0, SOONER_THAN_A_KEEPALIVE,
-                 "every place given back")
+        wait_for(lambda: open_streams(url) == 0, SOONER_THAN_A_KEEPALIVE, "every place given back")
         with httpx.stream("GET", f"{url}{STREAM}", timeout=10) as page:
             assert page.status_code == 200
 
 
 def test_one_client_gets_a_few_streams_counted_per_ipv6_64(settings: Settings) -> None:
     # Behind one trusted proxy (as under the Ingress): the client is X-Forwarded-For's.
-    with query_process(CARAVAN_QUERY_RATE_LIMIT="0", CARAVAN_QUERY_TRUSTED_PROXIES="1",
-                       CARAVAN_QUERY_LIVE_MAX_PER_CLIENT="2") as url, \
-            httpx.Client(base_url=url, timeout=httpx.Timeout(10, read=30)) as client, \
-            contextlib.ExitStack() as pages:
+    with (
+        query_process(
+            CARAVAN_QUERY_RATE_LIMIT="0",
+            CARAVAN_QUERY_TRUSTED_PROXIES="1",
+            CARAVAN_QUERY_LIVE_MAX_PER_CLIENT="2",
+        ) as url,
+        httpx.Client(base_url=url, timeout=httpx.Timeout(10, read=30)) as client,
+        contextlib.ExitStack() as pages,
+    ):
 
         def open_from(address: str) -> httpx.Response:
             return pages.enter_context(
-                client.stream("GET", STREAM, headers={"X-Forwarded-For": address}))
+                client.stream("GET", STREAM, headers={"X-Forwarded-For": address})
+            )
 
         first = open_from("2001:db8:0:1::a")
         second = open_from("2001:db8:0:1::b")
@@ -103,8 +114,7 @@ def test_one_client_gets_a_few_streams_counted_per_ipv6_64(settings: Settings) -
 def test_a_stream_ends_at_its_lifetime_and_says_when_to_reconnect(settings: Settings) -> None:
     with query_process(CARAVAN_QUERY_RATE_LIMIT="0", CARAVAN_QUERY_LIVE_MAX_SECONDS="1") as url:
         started = time.monotonic()
-        with httpx.stream("GET", f"{url}{STREAM}",
-                          timeout=httpx.Timeout(10, read=30)) as page:
+        with httpx.stream("GET", f"{url}{STREAM}", timeout=httpx.Timeout(10, read=30)) as page:
             assert page.status_code == 200
             assert page.headers["content-type"].startswith("text/event-stream")
             lines = list(page.iter_lines())  # returns once the service ends the stream

@@ -32,20 +32,29 @@ CARAVAN = [sys.executable, "-m", "services"]
 CBR_FILE = REALDATA / "cbr-xml-daily-2023-09-27.xml"
 
 
-
 @pytest.fixture
 def environment(namespace: Namespace, redis: Redis, es: AsyncElasticsearch) -> dict[str, str]:
     # `redis` and `es` clean the namespace up afterwards.
-    return {**os.environ, "CARAVAN_QUERY_PORT": str(free_port()),
-            "CARAVAN_HEALTH_PORT": str(free_port()), "CARAVAN_INDEXER_STATS_INTERVAL": "0.5",
-            "CARAVAN_INDEXER_BLOCK_MS": "100", "CARAVAN_LOG_FORMAT": "json"}
+    return {
+        **os.environ,
+        "CARAVAN_QUERY_PORT": str(free_port()),
+        "CARAVAN_HEALTH_PORT": str(free_port()),
+        "CARAVAN_INDEXER_STATS_INTERVAL": "0.5",
+        "CARAVAN_INDEXER_BLOCK_MS": "100",
+        "CARAVAN_LOG_FORMAT": "json",
+    }
 
 
 @pytest.fixture
 def services(environment: dict[str, str]) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     running = {
-        name: subprocess.Popen([*CARAVAN, name], env=environment, cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        name: subprocess.Popen(
+            [*CARAVAN, name],
+            env=environment,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         for name in ("indexer", "query")
     }
     yield running
@@ -53,8 +62,15 @@ def services(environment: dict[str, str]) -> Iterator[dict[str, subprocess.Popen
 
 
 def caravan(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CARAVAN, *args], env=environment, cwd=REPO, capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [*CARAVAN, *args],
+        env=environment,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def eventually(probe: Callable[[], Any], timeout: float = 60) -> Any:
@@ -74,8 +90,11 @@ def _expected_rate(code: str) -> Decimal:
     text = CBR_FILE.read_text(encoding="utf-8")
 
     def per_unit(char_code: str) -> Decimal:
-        match = re.search(rf"<CharCode>{char_code}</CharCode>\s*<Nominal>(\d+)</Nominal>"
-                          rf"\s*<Name>[^<]*</Name>\s*<Value>([\d,]+)</Value>", text)
+        match = re.search(
+            rf"<CharCode>{char_code}</CharCode>\s*<Nominal>(\d+)</Nominal>"
+            rf"\s*<Name>[^<]*</Name>\s*<Value>([\d,]+)</Value>",
+            text,
+        )
         assert match
         return Decimal(match.group(2).replace(",", ".")) / Decimal(match.group(1))
 
@@ -124,8 +143,12 @@ def test_feed_and_rates_in_search_and_quotes_out(
         return ready
 
     ready = eventually(indexer_settled)
-    assert ready["checks"] == {"redis": True, "elasticsearch": True, "indices": True,
-                               "writing": True}
+    assert ready["checks"] == {
+        "redis": True,
+        "elasticsearch": True,
+        "indices": True,
+        "writing": True,
+    }
     assert all(s["pending"] == 0 for s in ready["details"]["streams"].values())
     metrics = httpx.get(f"{indexer}/metrics/").text
     assert 'caravan_indexer_documents_total{index="' in metrics
@@ -133,13 +156,15 @@ def test_feed_and_rates_in_search_and_quotes_out(
 
 
 def test_bad_input_is_refused_clearly_and_the_indexer_goes_on(
-    environment: dict[str, str], services: dict[str, subprocess.Popen[bytes]],
+    environment: dict[str, str],
+    services: dict[str, subprocess.Popen[bytes]],
     namespace: Namespace,
 ) -> None:
     api = f"http://127.0.0.1:{environment['CARAVAN_QUERY_PORT']}"
     not_a_feed = caravan(environment, "ingest", "--source", str(CBR_FILE))
-    not_rates = caravan(environment, "ratefeed", "--source",
-                        str(REALDATA / "feed-heise-developer.atom"))
+    not_rates = caravan(
+        environment, "ratefeed", "--source", str(REALDATA / "feed-heise-developer.atom")
+    )
     missing = caravan(environment, "ingest", "--source", "/nonexistent/feed.xml")
     assert (not_a_feed.returncode, not_rates.returncode, missing.returncode) == (2, 2, 2)
     assert "not a readable RSS/Atom feed" in not_a_feed.stderr
@@ -147,8 +172,20 @@ def test_bad_input_is_refused_clearly_and_the_indexer_goes_on(
     assert "No such file" in missing.stderr
 
     poison = subprocess.run(
-        ["redis-cli", "-u", environment["REDIS_URL"], "XADD", namespace.streams.articles, "*",
-         "__data__", '{"title": "no url"}'], capture_output=True, text=True, check=True)
+        [
+            "redis-cli",
+            "-u",
+            environment["REDIS_URL"],
+            "XADD",
+            namespace.streams.articles,
+            "*",
+            "__data__",
+            '{"title": "no url"}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     good = caravan(environment, "ingest", "--source", str(REALDATA / "feed-andijonfk-uz.xml"))
     assert good.returncode == 0
 
@@ -172,9 +209,11 @@ def test_a_one_off_ingest_with_a_source_it_cannot_read_exits_1(
 ) -> None:
     sources = tmp_path / "sources.toml"
     feed = REALDATA / "feed-andijonfk-uz.xml"
-    sources.write_text(f'[[sources]]\nname = "andijon"\nurl = "{feed}"\n'
-                       '[[sources]]\nname = "gone"\nurl = "/nonexistent/feed.xml"\n',
-                       encoding="utf-8")
+    sources.write_text(
+        f'[[sources]]\nname = "andijon"\nurl = "{feed}"\n'
+        '[[sources]]\nname = "gone"\nurl = "/nonexistent/feed.xml"\n',
+        encoding="utf-8",
+    )
     done = caravan({**environment, "CARAVAN_INGEST_SOURCES": str(sources)}, "ingest", "--once")
     assert done.returncode == 1
     # The readable one is read and reported all the same.
@@ -182,8 +221,9 @@ def test_a_one_off_ingest_with_a_source_it_cannot_read_exits_1(
     assert "gone: failed" in done.stdout
 
 
-def test_services_stop_cleanly_on_sigterm(services: dict[str, subprocess.Popen[bytes]],
-                                          environment: dict[str, str]) -> None:
+def test_services_stop_cleanly_on_sigterm(
+    services: dict[str, subprocess.Popen[bytes]], environment: dict[str, str]
+) -> None:
     api = f"http://127.0.0.1:{environment['CARAVAN_QUERY_PORT']}"
     eventually(lambda: httpx.get(f"{api}/healthz").raise_for_status())
     time.sleep(1)  # let the indexer reach its loop

@@ -20,9 +20,29 @@ pytestmark = pytest.mark.e2e
 
 # Any text a URL can carry: lone surrogates cannot be encoded as UTF-8 at all.
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
-SYNTAX = st.lists(st.sampled_from(['"', "-", "|", "+", "OR", "*", "~2", "(", ")", "\\", " ",
-                                   "Java", "Плисецкая", "title:x", "🎪", "\x00"]),
-                  max_size=12).map("".join)
+SYNTAX = st.lists(
+    st.sampled_from(
+        [
+            '"',
+            "-",
+            "|",
+            "+",
+            "OR",
+            "*",
+            "~2",
+            "(",
+            ")",
+            "\\",
+            " ",
+            "Java",
+            "Плисецкая",
+            "title:x",
+            "🎪",
+            "\x00",
+        ]
+    ),
+    max_size=12,
+).map("".join)
 
 
 def _schema_values(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
@@ -48,16 +68,25 @@ def _schema_values(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
 
 def _any_values() -> st.SearchStrategy[Any]:
     """Values the schema may refuse: those must be 4xx, not 5xx."""
-    return (TEXT | SYNTAX | st.integers() | st.sampled_from(["", "-1", "1e9", "9" * 30])
-            | st.lists(TEXT, max_size=3))
+    return (
+        TEXT
+        | SYNTAX
+        | st.integers()
+        | st.sampled_from(["", "-1", "1e9", "9" * 30])
+        | st.lists(TEXT, max_size=3)
+    )
 
 
 def _operations() -> list[tuple[str, list[dict[str, Any]]]]:
     from services.query.app import create_app  # noqa: PLC0415 — read the document as served
 
     document = create_app(Settings.from_env()).openapi()
-    operations = [(path, op.get("parameters", [])) for path, item in document["paths"].items()
-                  for method, op in item.items() if method == "get"]
+    operations = [
+        (path, op.get("parameters", []))
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if method == "get"
+    ]
     # The search page takes the same parameters as the search API.
     return [*operations, ("/", document["paths"]["/api/search"]["get"]["parameters"])]
 
@@ -80,14 +109,17 @@ def _request(draw: st.DrawFn, path: str, parameters: list[dict[str, Any]]) -> tu
     return url, query
 
 
-def test_no_request_the_schema_describes_gets_a_server_error(
-        query_service: QueryService) -> None:
+def test_no_request_the_schema_describes_gets_a_server_error(query_service: QueryService) -> None:
     # One service for every operation: starting it is most of this test's time.
     with httpx.Client(base_url=query_service.url) as client:
         for path, parameters in OPERATIONS:
 
-            @settings(max_examples=60 if parameters else 3, deadline=None, database=None,
-                      suppress_health_check=[HealthCheck.function_scoped_fixture])
+            @settings(
+                max_examples=60 if parameters else 3,
+                deadline=None,
+                database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture],
+            )
             @given(_request(path, parameters))
             def check(request: tuple[str, Any]) -> None:
                 url, query = request

@@ -20,14 +20,21 @@ from tests.e2e.conftest import QueryService
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
-                       reason="needs Debian's chromium at /usr/bin/chromium "
-                              "(deploy/local/provision.sh installs it)"),
+    pytest.mark.skipif(
+        not Path("/usr/bin/chromium").exists(),
+        reason="needs Debian's chromium at /usr/bin/chromium "
+        "(deploy/local/provision.sh installs it)",
+    ),
 ]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 ARTIFACTS = REPO / "test-artifacts"
 VIEWING = re.compile(r"Viewing results (\d+) - (\d+) of (\d+)")
 
@@ -52,8 +59,9 @@ async def test_search_page_in_a_browser(query_service: QueryService, redis: Redi
         box = page.get_by_label("Search articles")
         await box.press_sequentially("Сто л")
         await expect(page.locator("#suggestions option")).to_have_count(1)
-        assert (await page.locator("#suggestions option").get_attribute("value") or ""
-                ).startswith("Сто лет назад родилась Майя Плисецкая")
+        assert (await page.locator("#suggestions option").get_attribute("value") or "").startswith(
+            "Сто лет назад родилась Майя Плисецкая"
+        )
         await box.fill("Java OR Microsoft OR Scrum")
         await box.press("Enter")
         await expect(page.locator(".viewing")).to_have_text(VIEWING)
@@ -77,21 +85,28 @@ async def test_search_page_in_a_browser(query_service: QueryService, redis: Redi
         meduza = facets.get_by_role("listitem").filter(has_text="meduza.io")
         count = await meduza.locator(".count").inner_text()
         await meduza.get_by_role("link").click()
-        await expect(page.locator(".viewing")).to_have_text(
-            f"Viewing results 1 - 10 of {count}")
+        await expect(page.locator(".viewing")).to_have_text(f"Viewing results 1 - 10 of {count}")
         sources = await page.locator(".hits .meta").all_inner_texts()
         assert sources
         assert all(text.startswith("meduza.io") for text in sources)
 
         # A new quote on the stream reaches the open page without a reload.
         await expect(page.locator("#ticker")).to_have_attribute("data-live", "on")
-        quote = QuoteEvent(base="KGS", rate=Decimal("0.0123456"), change_pct=Decimal("-1.5"),
-                           previous_rate=Decimal("0.0125335"), as_of=date(2023, 9, 28),
-                           provider="cbr", fetched_at="2023-09-28T09:00:00Z")
-        await redis.xadd(query_service.namespace.streams.quotes,
-                         {DATA_FIELD: quote.model_dump_json().encode()})
+        quote = QuoteEvent(
+            base="KGS",
+            rate=Decimal("0.0123456"),
+            change_pct=Decimal("-1.5"),
+            previous_rate=Decimal("0.0125335"),
+            as_of=date(2023, 9, 28),
+            provider="cbr",
+            fetched_at="2023-09-28T09:00:00Z",
+        )
+        await redis.xadd(
+            query_service.namespace.streams.quotes, {DATA_FIELD: quote.model_dump_json().encode()}
+        )
         await expect(page.locator('#ticker li[data-base="KGS"]')).to_have_text(
-            "KGS/USD = 0.01235 -1.5%")
+            "KGS/USD = 0.01235 -1.5%"
+        )
         await page.screenshot(path=str(ARTIFACTS / "search-page.png"), full_page=True)
 
         # The article page, from the first result.

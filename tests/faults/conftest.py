@@ -45,12 +45,12 @@ class Servers:
 
     def elasticsearch(self, action: str) -> None:
         env = {**os.environ, "CARAVAN_ES_SETTINGS": ES_SETTINGS}
-        subprocess.run([str(SCRIPTS / "elasticsearch.sh"), action, "faults", str(ES_PORT)],
-                       check=True, env=env)
+        subprocess.run(
+            [str(SCRIPTS / "elasticsearch.sh"), action, "faults", str(ES_PORT)], check=True, env=env
+        )
 
     def redis(self, action: str) -> None:
-        subprocess.run([str(SCRIPTS / "redis.sh"), action, "faults", str(REDIS_PORT)],
-                       check=True)
+        subprocess.run([str(SCRIPTS / "redis.sh"), action, "faults", str(REDIS_PORT)], check=True)
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +90,6 @@ def es_proxy(servers: Servers, toxiproxy: Toxiproxy) -> Iterator[Proxy]:
     toxiproxy.delete(proxy)
 
 
-
 @dataclass
 class Fixture:
     """One test's world: its namespace on the fault servers and its indexer processes."""
@@ -114,22 +113,31 @@ class Fixture:
         return f"faults-{self.token}-articles"
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "REDIS_URL": self.servers.redis_url,
-                "ELASTICSEARCH_URL": self.servers.es_url,
-                "CARAVAN_STREAM_PREFIX": f"faults-{self.token}:",
-                "CARAVAN_INDEX_PREFIX": f"faults-{self.token}-",
-                "CARAVAN_HEALTH_PORT": str(free_port()),
-                "CARAVAN_INDEXER_BLOCK_MS": "100", "CARAVAN_INDEXER_CLAIM_IDLE_MS": "1000",
-                "CARAVAN_INDEXER_RETRY_BASE_DELAY": "0.05",
-                "CARAVAN_INDEXER_RETRY_MAX_DELAY": "1", **extra}
+        return {
+            **os.environ,
+            "REDIS_URL": self.servers.redis_url,
+            "ELASTICSEARCH_URL": self.servers.es_url,
+            "CARAVAN_STREAM_PREFIX": f"faults-{self.token}:",
+            "CARAVAN_INDEX_PREFIX": f"faults-{self.token}-",
+            "CARAVAN_HEALTH_PORT": str(free_port()),
+            "CARAVAN_INDEXER_BLOCK_MS": "100",
+            "CARAVAN_INDEXER_CLAIM_IDLE_MS": "1000",
+            "CARAVAN_INDEXER_RETRY_BASE_DELAY": "0.05",
+            "CARAVAN_INDEXER_RETRY_MAX_DELAY": "1",
+            **extra,
+        }
 
     def start_indexer(self, name: str, **extra: str) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"indexer-{name}.log").open("wb")
         env = self.env(CARAVAN_INDEXER_CONSUMER=name, **extra)
         self.health_ports[name] = int(env["CARAVAN_HEALTH_PORT"])
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.indexer"], cwd=REPO, stdout=log,
-            stderr=subprocess.STDOUT, env=env)
+            [sys.executable, "-m", "services.indexer"],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         self.processes.append(process)
         return process
 
@@ -142,8 +150,7 @@ class Fixture:
         return cast("dict[str, Any]", answer.json())
 
     def hold(self, name: str) -> dict[str, Any] | None:
-        return cast("dict[str, Any] | None",
-                    self.readiness(name).get("details", {}).get("hold"))
+        return cast("dict[str, Any] | None", self.readiness(name).get("details", {}).get("hold"))
 
     def metric(self, name: str, metric: str, **labels: str) -> float:
         """Sum of one metric's samples with these labels, from the indexer's /metrics."""
@@ -183,8 +190,13 @@ class Fixture:
         after: list[Any] | None = None
         try:
             while True:
-                page = es.search(size=5000, sort=["_shard_doc"], source=False,
-                                 search_after=after, pit={"id": pit, "keep_alive": "1m"})
+                page = es.search(
+                    size=5000,
+                    sort=["_shard_doc"],
+                    source=False,
+                    search_after=after,
+                    pit={"id": pit, "keep_alive": "1m"},
+                )
                 hits = page["hits"]["hits"]
                 if not hits:
                     return sorted(found)
@@ -207,8 +219,9 @@ class Fixture:
             return 0
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        entries = cast("list[tuple[bytes, dict[bytes, bytes]]]",
-                       self.redis().xrange(self.deadletters_stream))
+        entries = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]", self.redis().xrange(self.deadletters_stream)
+        )
         return [json.loads(fields[b"__data__"]) for _, fields in entries]
 
 
@@ -227,16 +240,22 @@ def world(servers: Servers, tmp_path: Path) -> Iterator[Fixture]:
         es.indices.delete(index=",".join(indices))
 
 
-def articles(count: int, *, body_bytes: int = 1000, version_day: int = 1,
-             prefix: str = "a") -> list[ArticleEvent]:
+def articles(
+    count: int, *, body_bytes: int = 1000, version_day: int = 1, prefix: str = "a"
+) -> list[ArticleEvent]:
     sentence = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. "
     filler = (sentence * (body_bytes // len(sentence) + 1))[:body_bytes]
     fetched = datetime(2026, 1, version_day, tzinfo=UTC)
     return [
-        ArticleEvent(source="faults", url=f"https://news.example/{prefix}/{n}",
-                     canonical_url=f"https://news.example/{prefix}/{n}",
-                     title=f"Article {n} of the fault tests", body=filler,
-                     fetched_at=fetched, content_hash=content_hash(f"Article {n}", filler))
+        ArticleEvent(
+            source="faults",
+            url=f"https://news.example/{prefix}/{n}",
+            canonical_url=f"https://news.example/{prefix}/{n}",
+            title=f"Article {n} of the fault tests",
+            body=filler,
+            fetched_at=fetched,
+            content_hash=content_hash(f"Article {n}", filler),
+        )
         for n in range(count)
     ]
 
@@ -252,18 +271,31 @@ def rss_kib(pid: int) -> int:
 REPORT = REPO / "test-artifacts" / "fault-report.jsonl"
 
 
-def report(scenario: str, *, sent: int, indexed: int, dead_lettered: int, duplicated: int,
-           recovered_in: float | None, resent_stale: int = 0) -> None:
+def report(
+    scenario: str,
+    *,
+    sent: int,
+    indexed: int,
+    dead_lettered: int,
+    duplicated: int,
+    recovered_in: float | None,
+    resent_stale: int = 0,
+) -> None:
     """One row of the fault table (test-artifacts/fault-report.jsonl): what each scenario cost.
 
     `duplicated` counts documents stored twice; `resent_stale` the writes sent again
     and answered "already there" (a version conflict), which store nothing.
     """
     REPORT.parent.mkdir(exist_ok=True)
-    row = {"scenario": scenario, "sent": sent, "indexed": indexed,
-           "dead_lettered": dead_lettered, "duplicated": duplicated,
-           "resent_stale": resent_stale,
-           "recovered_in_s": None if recovered_in is None else round(recovered_in, 1)}
+    row = {
+        "scenario": scenario,
+        "sent": sent,
+        "indexed": indexed,
+        "dead_lettered": dead_lettered,
+        "duplicated": duplicated,
+        "resent_stale": resent_stale,
+        "recovered_in_s": None if recovered_in is None else round(recovered_in, 1),
+    }
     with REPORT.open("a", encoding="utf-8") as out:
         out.write(json.dumps(row) + "\n")
 

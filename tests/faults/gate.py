@@ -21,8 +21,7 @@ EXPIRED_KEY = {
         "root_cause": [{"type": "security_exception", "reason": "api key is expired"}],
         "type": "security_exception",
         "reason": "api key is expired",
-        "header": {"WWW-Authenticate": ['Basic realm="security", charset="UTF-8"',
-                                        "ApiKey"]},
+        "header": {"WWW-Authenticate": ['Basic realm="security", charset="UTF-8"', "ApiKey"]},
     },
     "status": 401,
 }
@@ -45,25 +44,29 @@ class ElasticsearchGate:
                 body = self.rfile.read(length) if length else b""
                 if gate.refusing.is_set():
                     gate.refused += 1
-                    self._answer(401, json.dumps(EXPIRED_KEY).encode(),
-                                 [("Content-Type", "application/json"),
-                                  ("WWW-Authenticate", "ApiKey")])
+                    self._answer(
+                        401,
+                        json.dumps(EXPIRED_KEY).encode(),
+                        [("Content-Type", "application/json"), ("WWW-Authenticate", "ApiKey")],
+                    )
                     return
                 upstream = http.client.HTTPConnection(*gate._upstream, timeout=60)
                 try:
-                    headers = {k: v for k, v in self.headers.items()
-                               if k.lower() not in _HOP_BY_HOP}
+                    headers = {
+                        k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP
+                    }
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     answer = upstream.getresponse()
                     payload = answer.read()
-                    self._answer(answer.status, payload,
-                                 [(k, v) for k, v in answer.getheaders()
-                                  if k.lower() not in _HOP_BY_HOP])
+                    self._answer(
+                        answer.status,
+                        payload,
+                        [(k, v) for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP],
+                    )
                 finally:
                     upstream.close()
 
-            def _answer(self, status: int, payload: bytes, headers: list[tuple[str, str]]
-                        ) -> None:
+            def _answer(self, status: int, payload: bytes, headers: list[tuple[str, str]]) -> None:
                 self.send_response(status)
                 for key, value in headers:
                     self.send_header(key, value)

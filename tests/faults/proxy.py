@@ -41,8 +41,7 @@ class Proxy:
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
 
-    def latency(self, ms: int, *, jitter_ms: int = 0,
-                stream: Stream = "downstream") -> Toxic:
+    def latency(self, ms: int, *, jitter_ms: int = 0, stream: Stream = "downstream") -> Toxic:
         """Delays every chunk of data by `ms` (± `jitter_ms`)."""
         return self._add("latency", stream, latency=ms, jitter=jitter_ms)
 
@@ -77,9 +76,16 @@ class Proxy:
     def _add(self, kind: ToxicType, stream: Stream, **attributes: int) -> Toxic:
         # One toxic of a kind per direction: the name says which, so adding it twice fails.
         toxic = Toxic(f"{kind}_{stream}", kind, stream, attributes)
-        answer = self._api.post(f"/proxies/{self.name}/toxics", json={
-            "name": toxic.name, "type": kind, "stream": stream, "toxicity": 1.0,
-            "attributes": attributes})
+        answer = self._api.post(
+            f"/proxies/{self.name}/toxics",
+            json={
+                "name": toxic.name,
+                "type": kind,
+                "stream": stream,
+                "toxicity": 1.0,
+                "attributes": attributes,
+            },
+        )
         answer.raise_for_status()
         return toxic
 
@@ -91,8 +97,9 @@ class Toxiproxy:
         self._api = httpx.Client(base_url=url, timeout=10)
 
     def create(self, name: str, upstream: str, listen: str = "127.0.0.1:0") -> Proxy:
-        answer = self._api.post("/proxies", json={"name": name, "upstream": upstream,
-                                                  "listen": listen, "enabled": True})
+        answer = self._api.post(
+            "/proxies", json={"name": name, "upstream": upstream, "listen": listen, "enabled": True}
+        )
         answer.raise_for_status()
         return Proxy(self._api, answer.json())
 

@@ -35,8 +35,11 @@ def test_kill_9_mid_batch_then_another_indexer_delivers_everything(world: Fixtur
     assert world.pending() > 0
 
     world.start_indexer("second", CARAVAN_INDEXER_BATCH_SIZE="500")
-    wait_for(lambda: world.count() == len(events) and world.pending() == 0, 120,
-             "the second indexer to catch up")
+    wait_for(
+        lambda: world.count() == len(events) and world.pending() == 0,
+        120,
+        "the second indexer to catch up",
+    )
 
     assert world.indexed_ids() == _expected([e.idempotency_key for e in events])
     assert world.dead_letters() == []
@@ -59,15 +62,17 @@ def test_elasticsearch_down_for_30s_under_load_loses_nothing_and_holds_memory(
         second_half: list[int] = []
         halfway, outage_ends = time.monotonic() + 15, time.monotonic() + 30
         while time.monotonic() < outage_ends:
-            (first_half if time.monotonic() < halfway else second_half).append(
-                rss_kib(indexer.pid))
+            (first_half if time.monotonic() < halfway else second_half).append(rss_kib(indexer.pid))
             assert indexer.poll() is None
             time.sleep(0.5)
     finally:
         servers.elasticsearch("start")
 
-    wait_for(lambda: world.count() == len(before) + len(during) and world.pending() == 0,
-             240, "the backlog to drain")
+    wait_for(
+        lambda: world.count() == len(before) + len(during) and world.pending() == 0,
+        240,
+        "the backlog to drain",
+    )
     assert world.indexed_ids() == _expected([e.idempotency_key for e in before + during])
     assert world.dead_letters() == []
     # The backlog waited in Redis. The indexer holds its in-flight batches (with their
@@ -91,13 +96,22 @@ def test_replaying_the_stream_twice_neither_duplicates_nor_rolls_back(world: Fix
 
     world.publish(old + new)  # a replay that carries older versions too...
     world.publish(old + new)  # ...twice
-    wait_for(lambda: world.pending() == 0 and world.redis().xlen(world.articles_stream) == 2500
-             and _lag(world) == 0, 60, "the replays")
+    wait_for(
+        lambda: (
+            world.pending() == 0
+            and world.redis().xlen(world.articles_stream) == 2500
+            and _lag(world) == 0
+        ),
+        60,
+        "the replays",
+    )
 
     assert world.indexed_ids() == _expected([e.idempotency_key for e in new])
     es: Elasticsearch = world.es()
-    versions = {hit["_version"] for hit in es.search(index=world.alias, size=500,
-                                                     version=True)["hits"]["hits"]}
+    versions = {
+        hit["_version"]
+        for hit in es.search(index=world.alias, size=500, version=True)["hits"]["hits"]
+    }
     assert versions == {new[0].version}
     assert world.dead_letters() == []
 
@@ -116,8 +130,9 @@ def test_redis_restart_with_aof_loses_nothing(world: Fixture, servers: Servers) 
 
     servers.redis("restart")  # a clean shutdown flushes the AOF; the indexer must reconnect
     world.publish(second)
-    wait_for(lambda: world.count() == 4000 and world.pending() == 0, 120,
-             "everything after the restart")
+    wait_for(
+        lambda: world.count() == 4000 and world.pending() == 0, 120, "everything after the restart"
+    )
 
     assert world.indexed_ids() == _expected([e.idempotency_key for e in first + second])
     assert world.dead_letters() == []

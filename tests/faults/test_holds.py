@@ -49,11 +49,13 @@ def _blocked(es: Elasticsearch, index: str) -> bool:
 
 def _watermarks(free: str) -> dict[str, Any]:
     """Disk watermarks as free space: "1000tb" puts any real disk past the flood stage."""
-    return {"cluster.routing.allocation.disk.threshold_enabled": True,
-            "cluster.info.update.interval": "10s",  # its minimum
-            "cluster.routing.allocation.disk.watermark.low": free,
-            "cluster.routing.allocation.disk.watermark.high": free,
-            "cluster.routing.allocation.disk.watermark.flood_stage": free}
+    return {
+        "cluster.routing.allocation.disk.threshold_enabled": True,
+        "cluster.info.update.interval": "10s",  # its minimum
+        "cluster.routing.allocation.disk.watermark.low": free,
+        "cluster.routing.allocation.disk.watermark.high": free,
+        "cluster.routing.allocation.disk.watermark.flood_stage": free,
+    }
 
 
 @contextmanager
@@ -86,8 +88,7 @@ def test_a_flood_stage_block_holds_everything_and_resumes_by_itself(world: Fixtu
     (index,) = es.indices.get_alias(name=world.alias)
     with flood_stage(es, str(index)):
         world.publish(during)
-        wait_for(lambda: _held_for(world, "only", HOLD_SECONDS), HOLD_SECONDS + 60,
-                 "a long hold")
+        wait_for(lambda: _held_for(world, "only", HOLD_SECONDS), HOLD_SECONDS + 60, "a long hold")
         readiness = world.readiness("only")
         assert readiness["ready"] is False
         assert readiness["checks"]["writing"] is False
@@ -103,9 +104,14 @@ def test_a_flood_stage_block_holds_everything_and_resumes_by_itself(world: Fixtu
     assert world.dead_letters() == []
     wait_for(lambda: world.hold("only") is None, 30, "the hold to be released")
     assert world.metric("only", "caravan_indexer_documents_total", outcome="stale") == 0
-    report(f"flood-stage disk watermark (429 block on every write), held {HOLD_SECONDS:.0f} s",
-           sent=1000, indexed=len(ids), dead_lettered=0, duplicated=duplicates(ids),
-           recovered_in=recovered)
+    report(
+        f"flood-stage disk watermark (429 block on every write), held {HOLD_SECONDS:.0f} s",
+        sent=1000,
+        indexed=len(ids),
+        dead_lettered=0,
+        duplicated=duplicates(ids),
+        recovered_in=recovered,
+    )
 
 
 @pytest.fixture
@@ -126,8 +132,7 @@ def test_an_expired_key_holds_and_a_valid_one_resumes(
 
     gate.refusing.set()
     world.publish(during)
-    wait_for(lambda: _held_for(world, "only", HOLD_SECONDS), HOLD_SECONDS + 60,
-                 "a long hold")
+    wait_for(lambda: _held_for(world, "only", HOLD_SECONDS), HOLD_SECONDS + 60, "a long hold")
     hold = world.hold("only")
     assert hold is not None
     assert "security_exception" in hold["reason"]
@@ -142,8 +147,14 @@ def test_an_expired_key_holds_and_a_valid_one_resumes(
     assert ids == sorted(e.idempotency_key for e in before + during)
     assert world.dead_letters() == []
     assert gate.refused > 0
-    report(f"401 expired API key, held {HOLD_SECONDS:.0f} s", sent=500, indexed=len(ids),
-           dead_lettered=0, duplicated=duplicates(ids), recovered_in=recovered)
+    report(
+        f"401 expired API key, held {HOLD_SECONDS:.0f} s",
+        sent=500,
+        indexed=len(ids),
+        dead_lettered=0,
+        duplicated=duplicates(ids),
+        recovered_in=recovered,
+    )
 
 
 def test_three_indexers_through_a_long_outage_write_once_and_dead_letter_nothing(
@@ -160,8 +171,11 @@ def test_three_indexers_through_a_long_outage_write_once_and_dead_letter_nothing
     try:
         world.publish(during)
         # Every indexer holds entries it read, for many claim periods.
-        wait_for(lambda: all(_held_for(world, n, HOLD_SECONDS) for n in names),
-                 HOLD_SECONDS + 90, "all three to hold")
+        wait_for(
+            lambda: all(_held_for(world, n, HOLD_SECONDS) for n in names),
+            HOLD_SECONDS + 90,
+            "all three to hold",
+        )
     finally:
         restarted = time.monotonic()
         servers.elasticsearch("start")
@@ -172,28 +186,33 @@ def test_three_indexers_through_a_long_outage_write_once_and_dead_letter_nothing
     assert ids == sorted(e.idempotency_key for e in before + during)
     assert world.dead_letters() == []
     # No entry changed hands while held, so none was written twice.
-    stale = sum(world.metric(n, "caravan_indexer_documents_total", outcome="stale")
-                for n in names)
+    stale = sum(world.metric(n, "caravan_indexer_documents_total", outcome="stale") for n in names)
     assert stale == 0
     assert all("claimed abandoned entries" not in world.log_of(n) for n in names)
-    report(f"Elasticsearch down for {HOLD_SECONDS:.0f} s or more, 3 indexers", sent=3600,
-           indexed=len(ids), dead_lettered=0, duplicated=duplicates(ids), recovered_in=recovered,
-           resent_stale=int(stale))
+    report(
+        f"Elasticsearch down for {HOLD_SECONDS:.0f} s or more, 3 indexers",
+        sent=3600,
+        indexed=len(ids),
+        dead_lettered=0,
+        duplicated=duplicates(ids),
+        recovered_in=recovered,
+        resent_stale=int(stale),
+    )
 
 
 def test_a_black_holed_cluster_times_out_holds_and_recovers(
     world: Fixture, es_proxy: Proxy
 ) -> None:
     before, during = articles(200, prefix="before"), articles(600, prefix="during")
-    world.start_indexer("only", ELASTICSEARCH_URL=f"http://{es_proxy.listen}",
-                        ELASTICSEARCH_REQUEST_TIMEOUT="2")
+    world.start_indexer(
+        "only", ELASTICSEARCH_URL=f"http://{es_proxy.listen}", ELASTICSEARCH_REQUEST_TIMEOUT="2"
+    )
     world.publish(before)
     wait_for(lambda: world.count() == len(before), 60, "the first events")
 
     hole = es_proxy.timeout()  # packets vanish: no reset, no answer
     world.publish(during)
-    wait_for(lambda: _held_for(world, "only", HOLD_SECONDS), HOLD_SECONDS + 60,
-                 "a long hold")
+    wait_for(lambda: _held_for(world, "only", HOLD_SECONDS), HOLD_SECONDS + 60, "a long hold")
     assert world.dead_letters() == []
     released = time.monotonic()
     es_proxy.remove(hole)
@@ -207,17 +226,22 @@ def test_a_black_holed_cluster_times_out_holds_and_recovers(
     # their resends are answered "stale" (external versions), never stored twice.
     stale = world.metric("only", "caravan_indexer_documents_total", outcome="stale")
     assert stale <= len(during)
-    report(f"Elasticsearch black-holed (toxiproxy timeout), held {HOLD_SECONDS:.0f} s", sent=800,
-           indexed=len(ids), dead_lettered=0, duplicated=duplicates(ids),
-           recovered_in=recovered, resent_stale=int(stale))
+    report(
+        f"Elasticsearch black-holed (toxiproxy timeout), held {HOLD_SECONDS:.0f} s",
+        sent=800,
+        indexed=len(ids),
+        dead_lettered=0,
+        duplicated=duplicates(ids),
+        recovered_in=recovered,
+        resent_stale=int(stale),
+    )
 
 
-def test_redis_connections_reset_and_slow_lose_nothing(
-    world: Fixture, redis_proxy: Proxy
-) -> None:
+def test_redis_connections_reset_and_slow_lose_nothing(world: Fixture, redis_proxy: Proxy) -> None:
     events = articles(2000)
-    world.start_indexer("only", REDIS_URL=f"redis://{redis_proxy.listen}/0",
-                        CARAVAN_INDEXER_BATCH_SIZE="100")
+    world.start_indexer(
+        "only", REDIS_URL=f"redis://{redis_proxy.listen}/0", CARAVAN_INDEXER_BATCH_SIZE="100"
+    )
     world.publish(events[:500])
     wait_for(lambda: world.count() > 0, 60, "indexing to start")
 
@@ -235,16 +259,29 @@ def test_redis_connections_reset_and_slow_lose_nothing(
     ids = world.indexed_ids()
     assert ids == sorted(e.idempotency_key for e in events)
     assert world.dead_letters() == []
-    report("Redis connections reset and delayed (toxiproxy)", sent=2000, indexed=len(ids),
-           dead_lettered=0, duplicated=duplicates(ids), recovered_in=recovered)
+    report(
+        "Redis connections reset and delayed (toxiproxy)",
+        sent=2000,
+        indexed=len(ids),
+        dead_lettered=0,
+        duplicated=duplicates(ids),
+        recovered_in=recovered,
+    )
 
 
 def test_poison_of_every_shape_costs_one_dead_letter_and_stops_no_neighbour(
     world: Fixture,
 ) -> None:
     good = articles(300)
-    quote = QuoteEvent.model_validate({"base": "KZT", "rate": "0.00192", "as_of": "2026-11-27",
-                                       "provider": "nbk", "fetched_at": "2026-11-27T09:00:00Z"})
+    quote = QuoteEvent.model_validate(
+        {
+            "base": "KZT",
+            "rate": "0.00192",
+            "as_of": "2026-11-27",
+            "provider": "nbk",
+            "fetched_at": "2026-11-27T09:00:00Z",
+        }
+    )
     valid = good[0].model_dump_json()
     poisons: dict[str, dict[bytes, bytes]] = {
         "deeply nested JSON": {b"__data__": b"[" * 100_000},
@@ -252,12 +289,15 @@ def test_poison_of_every_shape_costs_one_dead_letter_and_stops_no_neighbour(
         "invalid UTF-8": {b"__data__": b'{"title": "\xff\xfe\xfd"}'},
         "no payload field": {b"title": b"an envelope of another system"},
         "unknown schema_version": {
-            b"__data__": valid.replace('"schema_version":1', '"schema_version":99').encode()},
+            b"__data__": valid.replace('"schema_version":1', '"schema_version":99').encode()
+        },
         "a quote on the article stream": {b"__data__": quote.model_dump_json().encode()},
         # Valid, but over the cluster's indexing-pressure limit: refused on its own.
         "a document the cluster cannot take": {
             b"__data__": articles(1, body_bytes=3 << 20, prefix="huge")[0]
-            .model_dump_json().encode()},
+            .model_dump_json()
+            .encode()
+        },
     }
     client = world.redis()
     world.publish(good[:150])
@@ -266,20 +306,41 @@ def test_poison_of_every_shape_costs_one_dead_letter_and_stops_no_neighbour(
     world.publish(good[150:])
 
     indexer = world.start_indexer("only", CARAVAN_INDEXER_BATCH_SIZE="100")
-    wait_for(lambda: len(world.dead_letters()) >= len(poisons) and world.pending() == 0
-             and world.count() == len(good), 120, "every poison to be dead-lettered")
+    wait_for(
+        lambda: (
+            len(world.dead_letters()) >= len(poisons)
+            and world.pending() == 0
+            and world.count() == len(good)
+        ),
+        120,
+        "every poison to be dead-lettered",
+    )
 
     ids = world.indexed_ids()
     assert ids == sorted(e.idempotency_key for e in good)
     letters = world.dead_letters()
     assert len(letters) == len(poisons)  # one each, however often they were seen
     classes = sorted(letter["error_class"] for letter in letters)
-    assert classes == sorted(["ValidationError", "ValidationError", "ValidationError",
-                              "MissingDataField", "UnknownSchemaVersion", "ValidationError",
-                              "Elasticsearch429"])
+    assert classes == sorted(
+        [
+            "ValidationError",
+            "ValidationError",
+            "ValidationError",
+            "MissingDataField",
+            "UnknownSchemaVersion",
+            "ValidationError",
+            "Elasticsearch429",
+        ]
+    )
     huge = next(x for x in letters if x["error_class"] == "Elasticsearch429")
     assert "es_rejected_execution_exception" in huge["error_message"]
     assert all(len(x["error_message"]) < 5000 for x in letters)
     assert indexer.poll() is None
-    report("poison: 7 shapes among 300 good events", sent=307, indexed=len(ids),
-           dead_lettered=len(letters), duplicated=duplicates(ids), recovered_in=None)
+    report(
+        "poison: 7 shapes among 300 good events",
+        sent=307,
+        indexed=len(ids),
+        dead_lettered=len(letters),
+        duplicated=duplicates(ids),
+        recovered_in=None,
+    )

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.faults
 
 def _redis(proxy: Proxy) -> redis.Redis:
     # No client-side retries: each call shows what one attempt met.
-    return redis.Redis(host=proxy.host, port=proxy.port, socket_timeout=5,
-                       retry=Retry(NoBackoff(), 0))
+    return redis.Redis(
+        host=proxy.host, port=proxy.port, socket_timeout=5, retry=Retry(NoBackoff(), 0)
+    )
 
 
 def _timed_ping(client: redis.Redis) -> float:

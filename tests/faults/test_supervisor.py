@@ -43,8 +43,9 @@ class Output:
             self._closed = True
             self._changed.notify_all()
 
-    def wait_for(self, pattern: str, *, after: int = 0,
-                 timeout: float = 60) -> tuple[int, re.Match[str]]:
+    def wait_for(
+        self, pattern: str, *, after: int = 0, timeout: float = 60
+    ) -> tuple[int, re.Match[str]]:
         """The first line at index `after` or later that matches, and its index."""
         deadline = time.monotonic() + timeout
         with self._changed:
@@ -55,8 +56,9 @@ class Output:
                 after = len(self.lines)
                 remaining = deadline - time.monotonic()
                 if self._closed or remaining <= 0:
-                    pytest.fail(f"no line matching {pattern!r}; the output:\n"
-                                + "\n".join(self.lines[-80:]))
+                    pytest.fail(
+                        f"no line matching {pattern!r}; the output:\n" + "\n".join(self.lines[-80:])
+                    )
                 self._changed.wait(remaining)
 
     def until_closed(self, timeout: float = 60) -> list[str]:
@@ -66,8 +68,9 @@ class Output:
                 pytest.fail("the output stayed open")
             return list(self.lines)
 
-    def json_line(self, event: str, service: str, *, after: int,
-                  timeout: float = 60) -> tuple[int, dict[str, Any]]:
+    def json_line(
+        self, event: str, service: str, *, after: int, timeout: float = 60
+    ) -> tuple[int, dict[str, Any]]:
         """The first log record of `event` by `service` at index `after` or later."""
         while True:
             index, _ = self.wait_for(re.escape(json.dumps(event)), after=after, timeout=timeout)
@@ -88,8 +91,13 @@ def test_a_killed_service_is_restarted_and_ctrl_c_stops_all_quietly(world: Fixtu
     query_port = free_port()
     # Port 0: each worker's health server takes a free port and logs it.
     env = world.env(CARAVAN_HEALTH_PORT="0", CARAVAN_QUERY_PORT=str(query_port))
-    run = subprocess.Popen([sys.executable, "-m", "services", "run"], cwd=REPO, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "services", "run"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     world.processes.append(run)
     assert run.stdout is not None
     output = Output(run.stdout)
@@ -101,7 +109,9 @@ def test_a_killed_service_is_restarted_and_ctrl_c_stops_all_quietly(world: Fixtu
     os.kill(killed_pid, signal.SIGKILL)
     exited, _ = output.wait_for(
         r"indexer exited \(killed by SIGKILL\) after [\d.]+ s; restarting in [\d.]+ s "
-        r"\(restart 1 in a row\)", after=running)
+        r"\(restart 1 in a row\)",
+        after=running,
+    )
     restarted, again = output.wait_for(r"started indexer \(pid (\d+)\)", after=exited)
     assert int(again[1]) != killed_pid
     _, record = output.json_line("service started", "indexer", after=restarted)
@@ -113,7 +123,8 @@ def test_a_killed_service_is_restarted_and_ctrl_c_stops_all_quietly(world: Fixtu
     run.send_signal(signal.SIGINT)
     assert run.wait(timeout=60) == 0
     lines = output.until_closed()
-    assert [line for line in lines if " exited (" in line] == [lines[exited]], \
+    assert [line for line in lines if " exited (" in line] == [lines[exited]], (
         "a service stopped on request was reported as exited"
+    )
     assert "caravan run: stopping" in lines
     assert not [line for line in lines if "Traceback" in line]

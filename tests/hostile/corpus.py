@@ -15,5 +15,12 @@ DEEP_NEST = b"[" * 200_000
 
 def article(body: str, path: str = "a") -> ArticleEvent:
     url = f"https://site.example/{path}"
-    return ArticleEvent(source="hostile", url=url, canonical_url=url, title="Hostile",
-                        body=body, fetched_at=NOW, content_hash=content_hash("Hostile", body))
+    return ArticleEvent(
+        source="hostile",
+        url=url,
+        canonical_url=url,
+        title="Hostile",
+        body=body,
+        fetched_at=NOW,
+        content_hash=content_hash("Hostile", body),
+    )

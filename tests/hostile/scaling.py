@@ -28,8 +28,9 @@ def _cpu_seconds(work: Callable[[T], object], document: T) -> float:
     return time.process_time() - started
 
 
-def doubling_ratio(work: Callable[[T], object], make: Callable[[int], T], size: int,
-                   repeats: int = 5) -> float:
+def doubling_ratio(
+    work: Callable[[T], object], make: Callable[[int], T], size: int, repeats: int = 5
+) -> float:
     """CPU time of `work(make(2n))` over that of `work(make(n))`, each the median of
     `repeats` runs, n grown from `size` until one run is measurable."""
     while _cpu_seconds(work, make(size)) < _MEASURABLE_SECONDS and size < _LARGEST_SIZE:
@@ -41,5 +42,6 @@ def doubling_ratio(work: Callable[[T], object], make: Callable[[int], T], size: 
         times[2].append(_cpu_seconds(work, large))
     # Work too small to measure even at the largest size is bounded: it counts as the
     # smallest measurable amount, so noise cannot pass for growth.
-    return (max(statistics.median(times[2]), _MEASURABLE_SECONDS)
-            / max(statistics.median(times[1]), _MEASURABLE_SECONDS))
+    return max(statistics.median(times[2]), _MEASURABLE_SECONDS) / max(
+        statistics.median(times[1]), _MEASURABLE_SECONDS
+    )

@@ -61,47 +61,100 @@ class Case:
 
 CASES = [
     # Caravan's own, before: an unclosed tag rescanned the rest of the page (43 s for 2,000).
-    Case("page over the cut, <script without >", bounded_html,
-         lambda n: "<p>text</p>" * 300_000 + "<script " * n, 1000),
-    Case("page over the cut, unclosed <script>", bounded_html,
-         lambda n: "<script>" * n + "<p>x</p>" * 400_000, 1000),
-    Case("page over the cut, <style> closed by </script>", bounded_html,
-         lambda n: "<p>x</p>" * 400_000 + "<style>a</script>" * n, 1000),
-    Case("listing of many links", lambda html: read_listing(html, "https://s.example/"),
-         lambda n: "<html><body>" + "<h2><a href='/a/1'>Headline</a></h2>" * n, 500),
-    Case("page nested deeply", lambda html: page_kind(html, "https://s.example/"),
-         lambda n: "<div>" * n + "text" + "</div>" * n, 500),
-    Case("feed of many items", lambda xml: parse_feed(xml, SOURCE, NOW),
-         lambda n: (b"<rss><channel><title>t</title>"
-                    + b"<item><title>t</title><link>https://s.example/a</link></item>" * n),
-         100),
-    Case("feed of unclosed items", lambda xml: parse_feed(xml, SOURCE, NOW),
-         lambda n: b"<rss><channel><title>t</title>" + b"<item><title>t" * n, 100),
-    Case("sitemap of many urls", parse_sitemap,
-         lambda n: b"<urlset>" + b"<url><loc>https://s.example/a</loc></url>" * n, 500),
-    Case("sitemap nested deeply", parse_sitemap,
-         lambda n: b"<urlset>" + b"<url>" * n, 500),
+    Case(
+        "page over the cut, <script without >",
+        bounded_html,
+        lambda n: "<p>text</p>" * 300_000 + "<script " * n,
+        1000,
+    ),
+    Case(
+        "page over the cut, unclosed <script>",
+        bounded_html,
+        lambda n: "<script>" * n + "<p>x</p>" * 400_000,
+        1000,
+    ),
+    Case(
+        "page over the cut, <style> closed by </script>",
+        bounded_html,
+        lambda n: "<p>x</p>" * 400_000 + "<style>a</script>" * n,
+        1000,
+    ),
+    Case(
+        "listing of many links",
+        lambda html: read_listing(html, "https://s.example/"),
+        lambda n: "<html><body>" + "<h2><a href='/a/1'>Headline</a></h2>" * n,
+        500,
+    ),
+    Case(
+        "page nested deeply",
+        lambda html: page_kind(html, "https://s.example/"),
+        lambda n: "<div>" * n + "text" + "</div>" * n,
+        500,
+    ),
+    Case(
+        "feed of many items",
+        lambda xml: parse_feed(xml, SOURCE, NOW),
+        lambda n: (
+            b"<rss><channel><title>t</title>"
+            + b"<item><title>t</title><link>https://s.example/a</link></item>" * n
+        ),
+        100,
+    ),
+    Case(
+        "feed of unclosed items",
+        lambda xml: parse_feed(xml, SOURCE, NOW),
+        lambda n: b"<rss><channel><title>t</title>" + b"<item><title>t" * n,
+        100,
+    ),
+    Case(
+        "sitemap of many urls",
+        parse_sitemap,
+        lambda n: b"<urlset>" + b"<url><loc>https://s.example/a</loc></url>" * n,
+        500,
+    ),
+    Case("sitemap nested deeply", parse_sitemap, lambda n: b"<urlset>" + b"<url>" * n, 500),
     Case("bytes of no charset", decode, lambda n: bytes(range(128, 256)) * n, 100),
-    Case("xml declaration never closed", xml_as_utf8,
-         lambda n: b"<?xml version='1.0' " + b"a" * n, 10_000),
+    Case(
+        "xml declaration never closed",
+        xml_as_utf8,
+        lambda n: b"<?xml version='1.0' " + b"a" * n,
+        10_000,
+    ),
     Case("rates: JSON nested deeply", detect, lambda n: b"[" * n, 1000),
-    Case("rates: XML of many entries", detect,
-         lambda n: b"<ValCurs Date='01.01.2026'>" + b"<Valute><CharCode>KZT</CharCode>"
-                   b"<Nominal>1</Nominal><Value>1,0</Value></Valute>" * n, 100),
+    Case(
+        "rates: XML of many entries",
+        detect,
+        lambda n: (
+            b"<ValCurs Date='01.01.2026'>" + b"<Valute><CharCode>KZT</CharCode>"
+            b"<Nominal>1</Nominal><Value>1,0</Value></Valute>" * n
+        ),
+        100,
+    ),
     # Caravan's own, before: folding lost one character per pass (24 s for 78 KiB).
     Case("article of one long word", _decoded, lambda n: _article_entry("k" * n + "h"), 10_000),
     Case("article of digraph runs", _decoded, lambda n: _article_entry("kh" * n), 10_000),
     Case("fold of a long Cyrillic word", fold_text, lambda n: "Ўзбекистон" * n, 1000),
     Case("stems of many words", stem_text, lambda n: "Ташкентдаги ярмаркалар " * n, 1000),
-    Case("event JSON nested deeply", _decoded,
-         lambda n: Entry(STREAMS.articles, "1-0", {DATA_FIELD: b'{"title":' * n}), 1000),
-    Case("search text with many ORs", lambda q: build_search(SearchRequest(q=q)),
-         lambda n: "a OR " * n, 100),
+    Case(
+        "event JSON nested deeply",
+        _decoded,
+        lambda n: Entry(STREAMS.articles, "1-0", {DATA_FIELD: b'{"title":' * n}),
+        1000,
+    ),
+    Case(
+        "search text with many ORs",
+        lambda q: build_search(SearchRequest(q=q)),
+        lambda n: "a OR " * n,
+        100,
+    ),
     Case("search text of quotes", query_text, lambda n: '"a OR b" ' * n, 1000),
-    Case("cursor of nested JSON", lambda c: decode_cursor(c, 2),
-         lambda n: "W" * (4 * n), 1000),
-    Case("Retry-After of many digits",
-         lambda value: retry_after_seconds(value, NOW, cap=3600.0), lambda n: "9" * n, 10_000),
+    Case("cursor of nested JSON", lambda c: decode_cursor(c, 2), lambda n: "W" * (4 * n), 1000),
+    Case(
+        "Retry-After of many digits",
+        lambda value: retry_after_seconds(value, NOW, cap=3600.0),
+        lambda n: "9" * n,
+        10_000,
+    ),
 ]
 
 
@@ -112,8 +165,7 @@ def test_work_grows_about_linearly(case: Case) -> None:
 
 
 def test_a_deeply_nested_event_is_one_invalid_entry() -> None:
-    result = decode_entry(Entry(STREAMS.articles, "1-0", {DATA_FIELD: DEEP_NEST}),
-                          STREAMS, NAMES)
+    result = decode_entry(Entry(STREAMS.articles, "1-0", {DATA_FIELD: DEEP_NEST}), STREAMS, NAMES)
     assert isinstance(result, Invalid)
 
 

@@ -38,8 +38,13 @@ RSS = "application/rss+xml"
 HTML = "text/html; charset=utf-8"
 ARTICLE = (REALDATA / "article-lsm-lv.html").read_bytes()
 # Over the 3 MB cut, its scripts never closed: minutes of regex before.
-SCRIPTS = (b"<html><head><title>Scripts</title></head><body>" + b"<script>" * 2000
-           + b"<p>" + b"words and more words " * 160_000 + b"</p></body></html>")
+SCRIPTS = (
+    b"<html><head><title>Scripts</title></head><body>"
+    + b"<script>" * 2000
+    + b"<p>"
+    + b"words and more words " * 160_000
+    + b"</p></body></html>"
+)
 # The most a service may grow to: a gzip bomb inflated in memory took 3.26 GB.
 MAX_RSS_KIB = 400 * 1024
 
@@ -49,8 +54,13 @@ def bomb() -> bytes:
     """256 MiB of zeros gzipped: about 250 KB on the wire, 25 times the body limit inflated."""
     compressor = zlib.compressobj(9, wbits=16 + zlib.MAX_WBITS)
     chunk = b"\0" * (1 << 20)
-    return b"".join([compressor.compress(b"<rss>"),
-                     *(compressor.compress(chunk) for _ in range(256)), compressor.flush()])
+    return b"".join(
+        [
+            compressor.compress(b"<rss>"),
+            *(compressor.compress(chunk) for _ in range(256)),
+            compressor.flush(),
+        ]
+    )
 
 
 @cache
@@ -60,9 +70,11 @@ def stacked() -> bytes:
 
 
 def _feed(web: LoopbackServer, *items: tuple[str, str]) -> bytes:
-    entries_xml = "".join(f"<item><title>{title}</title><link>{web.url(path)}</link>"
-                          f"<description>{title}, the feed's own words.</description></item>"
-                          for title, path in items)
+    entries_xml = "".join(
+        f"<item><title>{title}</title><link>{web.url(path)}</link>"
+        f"<description>{title}, the feed's own words.</description></item>"
+        for title, path in items
+    )
     return f"<rss><channel><title>t</title>{entries_xml}</channel></rss>".encode()
 
 
@@ -110,12 +122,16 @@ def _max_rss_kib(pid: int) -> int:
 def _metric(url: str, name: str, **labels: str) -> float:
     text = httpx.get(url, timeout=5, follow_redirects=True).text
     wanted = [f'{k}="{v}"' for k, v in labels.items()]
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") and all(w in line for w in wanted))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") and all(w in line for w in wanted)
+    )
 
 
-def _survives(process: subprocess.Popen[bytes], url: str, done: Callable[[], bool],
-              what: str) -> None:
+def _survives(
+    process: subprocess.Popen[bytes], url: str, done: Callable[[], bool], what: str
+) -> None:
     """Wait for `done`, the service answering /healthz all along; then it is still
     running, and it never grew past MAX_RSS_KIB."""
     with HealthWatch(f"{url}/healthz") as health:
@@ -140,11 +156,20 @@ def hosts() -> Iterator[dict[str, LoopbackServer]]:
 
 def _start(service: str, tmp_path: Path, **variables: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "CARAVAN_HEALTH_PORT": str(port), "CARAVAN_FETCH_ALLOW": "127.0.0.1",
-           **variables}
+    env = {
+        **os.environ,
+        "CARAVAN_HEALTH_PORT": str(port),
+        "CARAVAN_FETCH_ALLOW": "127.0.0.1",
+        **variables,
+    }
     log = (tmp_path / f"{service}.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "services", service], env=env, cwd=REPO,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services", service],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -152,30 +177,46 @@ async def test_ingest_publishes_the_good_source_and_survives_the_hostile_ones(
     hosts: dict[str, LoopbackServer], redis: Redis, namespace: Namespace, tmp_path: Path
 ) -> None:
     good = hosts["good"]
-    good.routes["/good.xml"] = static(_feed(good, ("Good news", "/a/good"),
-                                            ("Scripts", "/a/scripts")), RSS)
+    good.routes["/good.xml"] = static(
+        _feed(good, ("Good news", "/a/good"), ("Scripts", "/a/scripts")), RSS
+    )
     good.routes["/a/good"] = static(ARTICLE, HTML)
     good.routes["/a/scripts"] = static(SCRIPTS, HTML)
-    hosts["stacked"].routes["/stacked.xml"] = lambda _: Reply(200, stacked(), {
-        "Content-Type": RSS, "Content-Encoding": "gzip, gzip"})
-    hosts["bomb"].routes["/bomb.xml"] = lambda _: Reply(200, bomb(), {
-        "Content-Type": RSS, "Content-Encoding": "gzip"})
-    hosts["later"].routes["/later.xml"] = lambda _: Reply(503, b"", {
-        "Retry-After": "99999999999"})
+    hosts["stacked"].routes["/stacked.xml"] = lambda _: Reply(
+        200, stacked(), {"Content-Type": RSS, "Content-Encoding": "gzip, gzip"}
+    )
+    hosts["bomb"].routes["/bomb.xml"] = lambda _: Reply(
+        200, bomb(), {"Content-Type": RSS, "Content-Encoding": "gzip"}
+    )
+    hosts["later"].routes["/later.xml"] = lambda _: Reply(503, b"", {"Retry-After": "99999999999"})
     hosts["digit"].routes["/digit.xml"] = lambda _: Reply(429, b"", {"Retry-After": "²"})
     sources = tmp_path / "sources.toml"
-    sources.write_text("".join(
-        f'[[sources]]\nname = "{name}"\nurl = "{server.url(f"/{name}.xml")}"\n'
-        for name, server in hosts.items()), encoding="utf-8")
-    process, url = _start("ingest", tmp_path, CARAVAN_INGEST_SOURCES=str(sources),
-                          CARAVAN_INGEST_HOST_DELAY="0", CARAVAN_INGEST_RETRIES="1")
+    sources.write_text(
+        "".join(
+            f'[[sources]]\nname = "{name}"\nurl = "{server.url(f"/{name}.xml")}"\n'
+            for name, server in hosts.items()
+        ),
+        encoding="utf-8",
+    )
+    process, url = _start(
+        "ingest",
+        tmp_path,
+        CARAVAN_INGEST_SOURCES=str(sources),
+        CARAVAN_INGEST_HOST_DELAY="0",
+        CARAVAN_INGEST_RETRIES="1",
+    )
     try:
         # State, not time: every source has been polled once.
-        _survives(process, url, lambda: _metric(
-            f"{url}/metrics", "caravan_ingest_polls_total") >= 5, "every source polled")
+        _survives(
+            process,
+            url,
+            lambda: _metric(f"{url}/metrics", "caravan_ingest_polls_total") >= 5,
+            "every source polled",
+        )
         for name in ("stacked", "bomb", "later", "digit"):
-            assert _metric(f"{url}/metrics", "caravan_ingest_poll_errors_total",
-                           source=name) >= 1, name
+            assert (
+                _metric(f"{url}/metrics", "caravan_ingest_poll_errors_total", source=name) >= 1
+            ), name
     finally:
         stop_processes([process])
     titles = sorted(event.title for event in await published_articles(redis, namespace))
@@ -193,7 +234,8 @@ async def test_ratefeed_publishes_the_good_provider_and_survives_the_hostile_one
     busy.routes["/busy"] = lambda _: Reply(503, b"", {"Retry-After": "²"})
     bombing.routes["/bomb"] = lambda _: Reply(200, stacked(), {"Content-Encoding": "gzip, gzip"})
     providers = tmp_path / "rates.toml"
-    providers.write_text(f"""
+    providers.write_text(
+        f"""
 [[providers]]
 name = "nest"
 kind = "cbu"
@@ -201,22 +243,35 @@ url = "{nest}"
 [[providers]]
 name = "busy"
 kind = "cbr"
-url = "{busy.url('/busy')}"
+url = "{busy.url("/busy")}"
 [[providers]]
 name = "bomb"
 kind = "nbk"
-url = "{bombing.url('/bomb')}"
+url = "{bombing.url("/bomb")}"
 [[providers]]
 name = "cbu"
 kind = "cbu"
-url = "{REALDATA / 'cbu-uz-rates-2022-04-11.json'}"
-""", encoding="utf-8")
-    process, url = _start("ratefeed", tmp_path, CARAVAN_RATEFEED_PROVIDERS=str(providers),
-                          CARAVAN_RATEFEED_HOST_DELAY="0", CARAVAN_RATEFEED_RETRIES="0")
+url = "{REALDATA / "cbu-uz-rates-2022-04-11.json"}"
+""",
+        encoding="utf-8",
+    )
+    process, url = _start(
+        "ratefeed",
+        tmp_path,
+        CARAVAN_RATEFEED_PROVIDERS=str(providers),
+        CARAVAN_RATEFEED_HOST_DELAY="0",
+        CARAVAN_RATEFEED_RETRIES="0",
+    )
     try:
-        _survives(process, url, lambda: all(
-            _metric(f"{url}/metrics", "caravan_ratefeed_poll_errors_total", provider=name) >= 1
-            for name in ("nest", "busy", "bomb")), "each hostile provider failed once")
+        _survives(
+            process,
+            url,
+            lambda: all(
+                _metric(f"{url}/metrics", "caravan_ratefeed_poll_errors_total", provider=name) >= 1
+                for name in ("nest", "busy", "bomb")
+            ),
+            "each hostile provider failed once",
+        )
     finally:
         stop_processes([process])
     quotes = await entries(redis, namespace.streams.quotes)

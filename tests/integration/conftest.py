@@ -36,10 +36,15 @@ async def make_consumer(
     await ensure_indices(es, names, settings.common)
 
     def build(**settings: Any) -> Consumer:
-        defaults: dict[str, Any] = {"consumer": "live", "block_ms": 50,
-                                    "retry_base_delay": 0.01}
-        return Consumer(redis, es, namespace.streams, names,
-                        IndexerSettings(**(defaults | settings)), publisher.publish)
+        defaults: dict[str, Any] = {"consumer": "live", "block_ms": 50, "retry_base_delay": 0.01}
+        return Consumer(
+            redis,
+            es,
+            namespace.streams,
+            names,
+            IndexerSettings(**(defaults | settings)),
+            publisher.publish,
+        )
 
     async with ctx.broker:
         await ctx.broker.connect()
@@ -51,8 +56,11 @@ def article(
 ) -> ArticleEvent:
     title = title or f"Article number {n} about the Caspian"
     return ArticleEvent(
-        source="test", url=f"https://news.example/{n}", canonical_url=f"https://news.example/{n}",
-        title=title, body=f"Body of article {n}.",
+        source="test",
+        url=f"https://news.example/{n}",
+        canonical_url=f"https://news.example/{n}",
+        title=title,
+        body=f"Body of article {n}.",
         fetched_at=fetched_at or datetime(2026, 1, 1, tzinfo=UTC),
         content_hash=content_hash(title, f"Body of article {n}."),
     )
@@ -76,8 +84,10 @@ async def ids_in(es: AsyncElasticsearch, index: str) -> list[str]:
 
 
 async def dead_letters(redis: Redis, namespace: Namespace) -> list[DeadLetter]:
-    return [DeadLetter.model_validate_json(fields[DATA_FIELD])
-            for _, fields in await entries(redis, namespace.streams.deadletters)]
+    return [
+        DeadLetter.model_validate_json(fields[DATA_FIELD])
+        for _, fields in await entries(redis, namespace.streams.deadletters)
+    ]
 
 
 async def pending(redis: Redis, stream: str) -> int:
@@ -89,8 +99,7 @@ async def pending(redis: Redis, stream: str) -> int:
 def web() -> Iterator[LoopbackServer]:
     """A real HTTP server on loopback that ingest may fetch from (see `web_settings`)."""
     server = LoopbackServer()
-    server.routes["/robots.txt"] = static(b"User-agent: *\nDisallow: /private/\n",
-                                          "text/plain")
+    server.routes["/robots.txt"] = static(b"User-agent: *\nDisallow: /private/\n", "text/plain")
     server.start()
     yield server
     server.stop()
@@ -99,11 +108,15 @@ def web() -> Iterator[LoopbackServer]:
 @pytest.fixture
 def web_settings(settings: Settings) -> Settings:
     """`settings` that let ingest fetch from `web` (allow-listed), without delays to wait out."""
-    return replace(settings, fetch=FetchSettings(allow="127.0.0.1"),
-                   ingest=settings.ingest.model_copy(update={"host_delay": 0,
-                                                            "retry_max_delay": 2}))
+    return replace(
+        settings,
+        fetch=FetchSettings(allow="127.0.0.1"),
+        ingest=settings.ingest.model_copy(update={"host_delay": 0, "retry_max_delay": 2}),
+    )
 
 
 async def published_articles(redis: Redis, namespace: Namespace) -> list[ArticleEvent]:
-    return [ArticleEvent.model_validate_json(fields[DATA_FIELD])
-            for _, fields in await entries(redis, namespace.streams.articles)]
+    return [
+        ArticleEvent.model_validate_json(fields[DATA_FIELD])
+        for _, fields in await entries(redis, namespace.streams.articles)
+    ]

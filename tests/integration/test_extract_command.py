@@ -13,8 +13,7 @@ from tests.loopback import LoopbackServer, static
 
 
 def _policy(allow: str) -> FetchPolicy:
-    return FetchPolicy(user_agent="test", host_delay=0, backoff_max=2,
-                       allow=AllowList.parse(allow))
+    return FetchPolicy(user_agent="test", host_delay=0, backoff_max=2, allow=AllowList.parse(allow))
 
 
 def _records(out: io.StringIO) -> list[dict[str, object]]:
@@ -22,8 +21,9 @@ def _records(out: io.StringIO) -> list[dict[str, object]]:
 
 
 def test_a_url_is_fetched_and_extracted(web: LoopbackServer) -> None:
-    web.routes["/news/landslide"] = static((REALDATA / "article-lsm-lv.html").read_bytes(),
-                                           "text/html; charset=utf-8")
+    web.routes["/news/landslide"] = static(
+        (REALDATA / "article-lsm-lv.html").read_bytes(), "text/html; charset=utf-8"
+    )
     out = io.StringIO()
     status = run([web.url("/news/landslide")], _policy("127.0.0.1"), io.BytesIO(), out)
     (record,) = _records(out)

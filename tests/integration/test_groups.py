@@ -40,8 +40,13 @@ async def test_an_outside_group_never_pauses_ingest_and_once_abandoned_not_trimm
     backpressure = Backpressure(redis, stream, max_lag=10, configured=["indexer"])
     assert await backpressure.lag() == 0
     # Abandoned after `idle` ms: the group's consumer has been silent longer than that.
-    upkeep = Upkeep(redis, namespace.streams, IndexerSettings(retention_hours=1e-9),
-                    ["indexer"], abandon_after_ms=idle)
+    upkeep = Upkeep(
+        redis,
+        namespace.streams,
+        IndexerSettings(retention_hours=1e-9),
+        ["indexer"],
+        abandon_after_ms=idle,
+    )
     await upkeep.trim({stream: await upkeep.stream_state(stream)})
     assert await redis.xlen(stream) < ENTRIES
 
@@ -56,7 +61,12 @@ async def test_a_configured_group_is_waited_for_however_long_it_is_away(
 
     backpressure = Backpressure(redis, stream, max_lag=10, configured=["indexer", "debug"])
     assert await backpressure.lag() == ENTRIES - 1
-    upkeep = Upkeep(redis, namespace.streams, IndexerSettings(retention_hours=1e-9),
-                    ["indexer", "debug"], abandon_after_ms=idle)
+    upkeep = Upkeep(
+        redis,
+        namespace.streams,
+        IndexerSettings(retention_hours=1e-9),
+        ["indexer", "debug"],
+        abandon_after_ms=idle,
+    )
     await upkeep.trim({stream: await upkeep.stream_state(stream)})
     assert await redis.xlen(stream) == ENTRIES

@@ -42,8 +42,12 @@ async def test_settings_reach_the_template_a_live_index_and_a_reindex(
     await ensure_indices(es, names, settings.common)
 
     # Replicas change in place on the live index; shards only in the next version.
-    common = CommonSettings(index_prefix=namespace.index_prefix, index_shards=3,
-                            index_replicas="0", index_wait_for_active_shards="all")
+    common = CommonSettings(
+        index_prefix=namespace.index_prefix,
+        index_shards=3,
+        index_replicas="0",
+        index_wait_for_active_shards="all",
+    )
     await ensure_indices(es, names, common)
     live = await _layout(es, names.quotes)
     assert live["number_of_shards"] == "1"

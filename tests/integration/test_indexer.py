@@ -36,12 +36,18 @@ from tests.streams import add, wait_claimable
 
 pytestmark = pytest.mark.integration
 
+
 async def test_every_event_is_indexed_once_under_its_idempotency_key(
     make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
 ) -> None:
     articles = [article(n) for n in range(25)]
-    quote = QuoteEvent(base="KGS", rate=Decimal("0.01127270157879752030906774677"),
-                       as_of=date(2023, 9, 27), provider="cbr", fetched_at=datetime.now(UTC))
+    quote = QuoteEvent(
+        base="KGS",
+        rate=Decimal("0.01127270157879752030906774677"),
+        as_of=date(2023, 9, 27),
+        provider="cbr",
+        fetched_at=datetime.now(UTC),
+    )
     await publish(redis, namespace.streams.articles, *articles)
     await publish(redis, namespace.streams.quotes, quote)
 
@@ -67,7 +73,8 @@ async def test_invalid_entries_are_dead_lettered_with_reason_and_the_rest_indexe
     await drain(make_consumer(), es)
 
     assert await ids_in(es, namespace.articles) == sorted(
-        [article(1).idempotency_key, article(2).idempotency_key])
+        [article(1).idempotency_key, article(2).idempotency_key]
+    )
     letters = {d.entry_id: d for d in await dead_letters(redis, namespace)}
     assert set(letters) == {no_data, not_json, missing}
     assert letters[no_data].error_class == "MissingDataField"
@@ -123,8 +130,9 @@ async def test_an_entry_that_keeps_failing_ends_in_the_dead_letters(
     poison_id = await add(redis, stream, {DATA_FIELD: article(1).model_dump_json().encode()})
     await redis.xreadgroup("indexer", "dead", {stream: ">"}, count=1)
     # It has been delivered (and has failed) many times already.
-    await redis.xclaim(stream, "indexer", "dead", min_idle_time=0, message_ids=[poison_id],
-                       retrycount=7)
+    await redis.xclaim(
+        stream, "indexer", "dead", min_idle_time=0, message_ids=[poison_id], retrycount=7
+    )
     await publish(redis, stream, article(2))
 
     await wait_claimable(redis, stream, "indexer", 1000)
@@ -146,8 +154,11 @@ async def test_a_document_elasticsearch_refuses_is_dead_lettered_with_its_reason
     # must be a number there, and events carry a name.
     broken = f"{namespace.articles}-broken"
     await es.indices.delete(index=IndexNames.versioned(namespace.articles))
-    await es.indices.create(index=broken, aliases={namespace.articles: {"is_write_index": True}},
-                            mappings={"properties": {"source": {"type": "long"}}})
+    await es.indices.create(
+        index=broken,
+        aliases={namespace.articles: {"is_write_index": True}},
+        mappings={"properties": {"source": {"type": "long"}}},
+    )
     await publish(redis, namespace.streams.articles, article(1))
 
     await drain(consumer, es)
@@ -176,20 +187,25 @@ async def test_a_vanished_group_is_recreated_without_skipping_entries(
     await drain(consumer, es)
 
     assert await ids_in(es, namespace.articles) == sorted(
-        [article(1).idempotency_key, article(2).idempotency_key])
+        [article(1).idempotency_key, article(2).idempotency_key]
+    )
 
 
 async def test_stop_mid_outage_leaves_the_batch_pending_for_another_indexer(
     redis: Redis, es: AsyncElasticsearch, namespace: Namespace, settings: Settings
 ) -> None:
     # Elasticsearch unreachable: the batch is held, never acknowledged, never dropped.
-    down = make_elasticsearch(ElasticsearchSettings(url="http://127.0.0.1:1",
-                                                    request_timeout=0.2))
+    down = make_elasticsearch(ElasticsearchSettings(url="http://127.0.0.1:1", request_timeout=0.2))
     ctx = ServiceContext("indexer", settings)
     publisher = deadletters_publisher(ctx)
-    consumer = Consumer(redis, down, namespace.streams, IndexNames(namespace.index_prefix),
-                        IndexerSettings(consumer="doomed", block_ms=50, retry_base_delay=0.05),
-                        publisher.publish)
+    consumer = Consumer(
+        redis,
+        down,
+        namespace.streams,
+        IndexNames(namespace.index_prefix),
+        IndexerSettings(consumer="doomed", block_ms=50, retry_base_delay=0.05),
+        publisher.publish,
+    )
     await consumer.ensure_groups()
     await publish(redis, namespace.streams.articles, article(1), article(2))
 
@@ -209,7 +225,10 @@ async def test_stop_mid_outage_leaves_the_batch_pending_for_another_indexer(
 
 
 async def test_the_next_batch_is_prepared_while_one_is_being_written(
-    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace,
+    make_consumer: MakeConsumer,
+    redis: Redis,
+    es: AsyncElasticsearch,
+    namespace: Namespace,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     articles = [article(n) for n in range(30)]

@@ -43,10 +43,17 @@ async def all_acknowledged(redis: Redis, stream: str, count: int) -> bool:
 async def test_what_the_indexer_holds_is_bounded_by_in_flight_times_batch(
     redis: Redis, es: AsyncElasticsearch, namespace: Namespace
 ) -> None:
-    settings = IndexerSettings(consumer="bounded", block_ms=50, batch_size=7, max_in_flight=3,
-                               linger_ms=0)
-    consumer = WatchedConsumer(redis, es, namespace.streams, IndexNames(namespace.index_prefix),
-                               settings, refuse_dead_letters)
+    settings = IndexerSettings(
+        consumer="bounded", block_ms=50, batch_size=7, max_in_flight=3, linger_ms=0
+    )
+    consumer = WatchedConsumer(
+        redis,
+        es,
+        namespace.streams,
+        IndexNames(namespace.index_prefix),
+        settings,
+        refuse_dead_letters,
+    )
     await consumer.ensure_groups()
     articles = [article(n) for n in range(150)]
     await publish(redis, namespace.streams.articles, *articles)

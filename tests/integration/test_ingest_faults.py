@@ -38,10 +38,14 @@ HTML = "text/html; charset=utf-8"
 
 def _feed(web: LoopbackServer, *items: tuple[str, str, str]) -> bytes:
     """An RSS feed of (title, path on `web`, pubDate) items."""
-    body = "".join(f"<item><title>{title}</title><link>{web.url(path)}</link>"
-                   f"<pubDate>{date}</pubDate></item>" for title, path, date in items)
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Invented</title>'
-            f"{body}</channel></rss>").encode()
+    body = "".join(
+        f"<item><title>{title}</title><link>{web.url(path)}</link><pubDate>{date}</pubDate></item>"
+        for title, path, date in items
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Invented</title>'
+        f"{body}</channel></rss>"
+    ).encode()
 
 
 def _sample(name: str, **labels: str) -> float:
@@ -49,27 +53,39 @@ def _sample(name: str, **labels: str) -> float:
 
 
 async def test_year_1_dates_in_a_feed_and_a_sitemap_index_fail_no_poll(
-    web: LoopbackServer, redis: Redis, namespace: Namespace,
-    tmp_path: Path, web_settings: Settings
+    web: LoopbackServer, redis: Redis, namespace: Namespace, tmp_path: Path, web_settings: Settings
 ) -> None:
     # The dates of the issue: year 1 in a UTC+5 source, written with and without the offset.
-    web.routes["/feed.xml"] = static(_feed(
-        web, ("Zero hour", "/a/1", "0001-01-01T00:00:00"),
-        ("Zero hour east", "/a/2", "0001-01-01T00:00:00+05:00")), RSS)
+    web.routes["/feed.xml"] = static(
+        _feed(
+            web,
+            ("Zero hour", "/a/1", "0001-01-01T00:00:00"),
+            ("Zero hour east", "/a/2", "0001-01-01T00:00:00+05:00"),
+        ),
+        RSS,
+    )
     web.routes["/sitemap.xml"] = static(
         f"<sitemapindex><sitemap><loc>{web.url('/sitemap-1.xml')}</loc>"
-        "<lastmod>0001-01-01T00:00:00</lastmod></sitemap></sitemapindex>".encode(), XML)
+        "<lastmod>0001-01-01T00:00:00</lastmod></sitemap></sitemapindex>".encode(),
+        XML,
+    )
     web.routes["/sitemap-1.xml"] = static(
         f"<urlset><url><loc>{web.url('/a/3')}</loc><lastmod>0001-01-01T00:00:00+05:00</lastmod>"
         "<news:news><news:title>Zero hour, mapped</news:title></news:news></url>"
-        "</urlset>".encode(), XML)
+        "</urlset>".encode(),
+        XML,
+    )
     config = tmp_path / "sources.toml"
-    config.write_text("".join(
-        f'[[sources]]\nname = "{name}"\nurl = "{web.url(path)}"\ntimezone = "Asia/Almaty"\n'
-        for name, path in [("feed", "/feed.xml"), ("sitemap", "/sitemap.xml")]),
-        encoding="utf-8")
-    web_settings = replace(web_settings, ingest=web_settings.ingest.model_copy(
-        update={"sources": config}))
+    config.write_text(
+        "".join(
+            f'[[sources]]\nname = "{name}"\nurl = "{web.url(path)}"\ntimezone = "Asia/Almaty"\n'
+            for name, path in [("feed", "/feed.xml"), ("sitemap", "/sitemap.xml")]
+        ),
+        encoding="utf-8",
+    )
+    web_settings = replace(
+        web_settings, ingest=web_settings.ingest.model_copy(update={"sources": config})
+    )
 
     feed, sitemap = await ingest_configured_once(web_settings)
 
@@ -89,8 +105,12 @@ def crashing_parse_feed(content: bytes, source: Source, fetched_at: datetime) ->
 
 
 async def test_a_crashing_source_is_retried_with_backoff_while_the_others_keep_polling(
-    web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], web_settings: Settings
+    web: LoopbackServer,
+    redis: Redis,
+    namespace: Namespace,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    web_settings: Settings,
 ) -> None:
     web.routes["/good.xml"] = static(_feed(web, ("Good news", "/a/good", "")), RSS, etag='"g"')
     web.routes["/bad.xml"] = static(_feed(web, ("Bad news", "/a/bad", "")), RSS)
@@ -109,14 +129,19 @@ async def test_a_crashing_source_is_retried_with_backoff_while_the_others_keep_p
                 polled_enough.set()
             if len(waits[name]) >= 3:
                 await asyncio.Future()  # this source has polled enough: hold here
+
         return sleep
 
-    errors_before = _sample("caravan_ingest_poll_errors_total", source="bad",
-                            error="OverflowError")
+    errors_before = _sample("caravan_ingest_poll_errors_total", source="bad", error="OverflowError")
     async with connected_ingestor(web_settings) as ingestor:
-        tasks = [asyncio.create_task(worker.run_source_forever(
-                     ingestor, source, sleep=recorder(source.name), rng=random.Random(1)))
-                 for source in (good, bad)]
+        tasks = [
+            asyncio.create_task(
+                worker.run_source_forever(
+                    ingestor, source, sleep=recorder(source.name), rng=random.Random(1)
+                )
+            )
+            for source in (good, bad)
+        ]
         await asyncio.wait_for(polled_enough.wait(), timeout=60)
         assert not any(task.done() for task in tasks)  # neither loop died
         for task in tasks:
@@ -129,22 +154,29 @@ async def test_a_crashing_source_is_retried_with_backoff_while_the_others_keep_p
     assert 15 <= first <= 30
     assert 30 <= second <= 60
     assert 60 <= third <= 120
-    assert _sample("caravan_ingest_poll_errors_total", source="bad",
-                   error="OverflowError") == errors_before + 3
+    assert (
+        _sample("caravan_ingest_poll_errors_total", source="bad", error="OverflowError")
+        == errors_before + 3
+    )
     assert [e.title for e in await published_articles(redis, namespace)] == ["Good news"]
-    crashes = [line for line in capsys.readouterr().out.splitlines()
-               if "source poll crashed" in line]
+    crashes = [
+        line for line in capsys.readouterr().out.splitlines() if "source poll crashed" in line
+    ]
     assert len(crashes) == 3
     assert all("source=bad" in line for line in crashes)  # bound once, on every line
 
 
 async def test_a_page_that_crashes_the_extractor_is_one_article_from_the_feed(
-    web: LoopbackServer, redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch,
-    web_settings: Settings
+    web: LoopbackServer,
+    redis: Redis,
+    namespace: Namespace,
+    monkeypatch: pytest.MonkeyPatch,
+    web_settings: Settings,
 ) -> None:
     page = b"<html><body><article><h1>A title</h1><p>" + b"Text. " * 100 + b"</p></article>"
-    web.routes["/feed.xml"] = static(_feed(web, ("Crasher", "/a/crash", ""),
-                                           ("Fine", "/a/fine", "")), RSS)
+    web.routes["/feed.xml"] = static(
+        _feed(web, ("Crasher", "/a/crash", ""), ("Fine", "/a/fine", "")), RSS
+    )
     web.routes["/a/crash"] = static(page, HTML)
     web.routes["/a/fine"] = static(page, HTML)
 

@@ -30,8 +30,9 @@ async def _events(redis: Redis, stream: str) -> list[dict[bytes, bytes]]:
     return [fields for _, fields in await entries(redis, stream)]
 
 
-async def test_ingest_publishes_one_event_per_feed_item(redis: Redis, namespace: Namespace,
-                                                        settings: Settings) -> None:
+async def test_ingest_publishes_one_event_per_feed_item(
+    redis: Redis, namespace: Namespace, settings: Settings
+) -> None:
     result = await ingest_once(settings, str(REALDATA / "feed-heise-developer.atom"), name="heise")
 
     entries = await _events(redis, namespace.streams.articles)
@@ -63,14 +64,17 @@ async def test_ingest_of_something_that_is_no_feed_raises_a_clear_error(
 async def test_configured_sources_keep_going_past_a_broken_one(
     redis: Redis, namespace: Namespace, settings: Settings
 ) -> None:
-    settings = replace(settings, ingest=settings.ingest.model_copy(
-        update={"sources": REALDATA.parent / "sources.toml"}))
+    settings = replace(
+        settings,
+        ingest=settings.ingest.model_copy(update={"sources": REALDATA.parent / "sources.toml"}),
+    )
     results = {r.source: r for r in await ingest_configured_once(settings)}
 
     assert results["heise.de"].published == 15
     assert results["nenoksa"].published == 0
     assert await redis.xlen(namespace.streams.articles) == sum(
-        r.published for r in results.values())
+        r.published for r in results.values()
+    )
 
 
 def _cbr_rate(code: str) -> Decimal:
@@ -78,8 +82,11 @@ def _cbr_rate(code: str) -> Decimal:
     text = (REALDATA / "cbr-xml-daily-2023-09-27.xml").read_text(encoding="utf-8")
 
     def per_unit(char_code: str) -> Decimal:
-        match = re.search(rf"<CharCode>{char_code}</CharCode>\s*<Nominal>(\d+)</Nominal>"
-                          rf"\s*<Name>[^<]*</Name>\s*<Value>([\d,]+)</Value>", text)
+        match = re.search(
+            rf"<CharCode>{char_code}</CharCode>\s*<Nominal>(\d+)</Nominal>"
+            rf"\s*<Name>[^<]*</Name>\s*<Value>([\d,]+)</Value>",
+            text,
+        )
         assert match, char_code
         return Decimal(match.group(2).replace(",", ".")) / Decimal(match.group(1))
 
@@ -118,13 +125,20 @@ async def test_ratefeed_rejects_a_document_without_its_date(
 def _long_feed(path: Path, items: int) -> Path:
     """A feed file of `items` articles, one of them listed twice (under a tracking
     parameter) and one without a link."""
-    body = "".join(f"<item><title>Item {n}</title><link>https://invented.example/{n}</link>"
-                   "</item>" for n in range(items))
-    body += ("<item><title>Item 5 again</title>"
-             "<link>https://invented.example/5?utm_source=rss</link></item>"
-             "<item><title>No link</title></item>")
-    path.write_text(f'<?xml version="1.0"?><rss version="2.0"><channel><title>Long</title>'
-                    f"{body}</channel></rss>", encoding="utf-8")
+    body = "".join(
+        f"<item><title>Item {n}</title><link>https://invented.example/{n}</link></item>"
+        for n in range(items)
+    )
+    body += (
+        "<item><title>Item 5 again</title>"
+        "<link>https://invented.example/5?utm_source=rss</link></item>"
+        "<item><title>No link</title></item>"
+    )
+    path.write_text(
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Long</title>'
+        f"{body}</channel></rss>",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -138,14 +152,23 @@ def test_ingest_source_reads_the_whole_file_and_says_what_it_left_out(
         assert client.xlen(namespace.streams.articles) == 3000
         assert capsys.readouterr().out.splitlines()[-1] == (
             "long (feed): 3000 articles published (3000 new, 0 updated), 0 unchanged, "
-            "2 items left out (duplicate: 1, unusable: 1)")
+            "2 items left out (duplicate: 1, unusable: 1)"
+        )
 
-        cli.main(["ingest", "--source", str(_long_feed(tmp_path / "longer.xml", 3100)),
-                  "--limit", "1000"])
+        cli.main(
+            [
+                "ingest",
+                "--source",
+                str(_long_feed(tmp_path / "longer.xml", 3100)),
+                "--limit",
+                "1000",
+            ]
+        )
         assert client.xlen(namespace.streams.articles) == 3000  # its first 1000: as they were
         assert capsys.readouterr().out.splitlines()[-1] == (
             "longer (feed): 0 articles published (0 new, 0 updated), 1000 unchanged, "
-            "2102 items left out (duplicate: 1, limit: 2100, unusable: 1)")
+            "2102 items left out (duplicate: 1, limit: 2100, unusable: 1)"
+        )
     finally:
         keys = list(client.scan_iter(match=f"{namespace.stream_prefix}*"))
         if keys:

@@ -49,12 +49,13 @@ def _slug(title: str) -> str:
 
 def _listing_page(number: int, articles: list[tuple[str, str]]) -> bytes:
     first = (number - 1) * PAGE_SIZE
-    shown = articles[first:first + PAGE_SIZE]
-    ticker = "".join(f"<li>{html.escape(line.strip(' •'))}</li>"
-                     for line in SEED.splitlines()[:5])
+    shown = articles[first : first + PAGE_SIZE]
+    ticker = "".join(f"<li>{html.escape(line.strip(' •'))}</li>" for line in SEED.splitlines()[:5])
     items = "".join(
         f'<article class="teaser"><h2><a href="/kz/{_slug(t)}">{html.escape(t)}</a></h2>'
-        f"<p>{html.escape(text[:280])}…</p></article>" for t, text in shown)
+        f"<p>{html.escape(text[:280])}…</p></article>"
+        for t, text in shown
+    )
     more = first + PAGE_SIZE < len(articles)
     nav = f'<a href="/kz/?page={number + 1}">Next</a>' if more else ""
     return (
@@ -75,10 +76,6 @@ def _article_page(title: str, text: str) -> bytes:
         f'<nav><a href="/">Home</a></nav><article><h1>{html.escape(title)}</h1>{paragraphs}'
         "</article><footer>© the publication</footer></body></html>"
     ).encode()
-
-
-
-
 
 
 def _serve_seed_site(web: LoopbackServer) -> list[tuple[str, str]]:
@@ -112,27 +109,30 @@ async def test_listing_pages_are_followed_and_each_article_read_from_its_page(
 
 
 async def test_configured_limits_bound_pages_items_and_sitemap_depth(
-    web: LoopbackServer, redis: Redis, namespace: Namespace,
-    tmp_path: Path, web_settings: Settings
+    web: LoopbackServer, redis: Redis, namespace: Namespace, tmp_path: Path, web_settings: Settings
 ) -> None:
     _serve_seed_site(web)
     _serve_arnews(web, {})
     config = tmp_path / "sources.toml"
-    config.write_text(f"""
+    config.write_text(
+        f"""
 [[sources]]
 name = "seed"
-url = "{web.url('/kz/')}"
+url = "{web.url("/kz/")}"
 max_pages = 1
 max_items = 2
 timezone = "Asia/Almaty"
 
 [[sources]]
 name = "arnews"
-url = "{web.url('/sitemap.xml')}"
+url = "{web.url("/sitemap.xml")}"
 sitemap_depth = 0
-""", encoding="utf-8")
-    web_settings = replace(web_settings, ingest=web_settings.ingest.model_copy(
-        update={"sources": config}))
+""",
+        encoding="utf-8",
+    )
+    web_settings = replace(
+        web_settings, ingest=web_settings.ingest.model_copy(update={"sources": config})
+    )
 
     seed, arnews = await ingest_configured_once(web_settings)
 
@@ -142,10 +142,18 @@ sitemap_depth = 0
     assert (arnews.kind, arnews.published, arnews.error) == ("sitemap", 0, None)
     assert "/sitemap-news.xml" not in web.paths()
     # The per-source status, as /metrics shows it.
-    assert (REGISTRY.get_sample_value("caravan_ingest_last_success_timestamp_seconds",
-                                      {"source": "seed"}) or 0) > 0
-    assert (REGISTRY.get_sample_value("caravan_ingest_items_total",
-                                      {"source": "seed", "outcome": "new"}) or 0) >= 2
+    assert (
+        REGISTRY.get_sample_value(
+            "caravan_ingest_last_success_timestamp_seconds", {"source": "seed"}
+        )
+        or 0
+    ) > 0
+    assert (
+        REGISTRY.get_sample_value(
+            "caravan_ingest_items_total", {"source": "seed", "outcome": "new"}
+        )
+        or 0
+    ) >= 2
 
 
 def _serve_arnews(web: LoopbackServer, pages: dict[int, bytes]) -> list[str]:
@@ -161,14 +169,18 @@ def _serve_arnews(web: LoopbackServer, pages: dict[int, bytes]) -> list[str]:
     web.routes["/sitemap-old.xml"] = static(
         b'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
         + f"<url><loc>{web.url('/old/1')}</loc><lastmod>2019-01-01</lastmod></url>".encode()
-        + b"</urlset>", XML)
+        + b"</urlset>",
+        XML,
+    )
     web.routes["/sitemap.xml"] = static(
         b'<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
         + f"<sitemap><loc>{web.url('/sitemap-news.xml')}</loc>"
-          f"<lastmod>2026-05-29T10:00:00+00:00</lastmod></sitemap>".encode()
+        f"<lastmod>2026-05-29T10:00:00+00:00</lastmod></sitemap>".encode()
         + f"<sitemap><loc>{web.url('/sitemap-old.xml')}</loc>"
-          f"<lastmod>2019-01-02</lastmod></sitemap>".encode()
-        + b"</sitemapindex>", XML)
+        f"<lastmod>2019-01-02</lastmod></sitemap>".encode()
+        + b"</sitemapindex>",
+        XML,
+    )
     return [re.sub(r"^https://[^/]+", "", u) for u in urls]
 
 
@@ -177,8 +189,13 @@ async def test_backfill_follows_the_sitemap_index_and_keeps_what_is_recent_enoug
 ) -> None:
     _serve_arnews(web, {0: (REALDATA / "article-lsm-lv.html").read_bytes()})
 
-    result = await ingest_once(web_settings, web.url("/sitemap.xml"), name="arnews", kind="sitemap",
-                               since=datetime(2026, 5, 1, tzinfo=UTC))
+    result = await ingest_once(
+        web_settings,
+        web.url("/sitemap.xml"),
+        name="arnews",
+        kind="sitemap",
+        since=datetime(2026, 5, 1, tzinfo=UTC),
+    )
 
     events = {e.url: e for e in await published_articles(redis, namespace)}
     assert (result.kind, result.published) == ("sitemap", 5)
@@ -190,7 +207,8 @@ async def test_backfill_follows_the_sitemap_index_and_keeps_what_is_recent_enoug
     fallback = events[web.url("/news/1.html")]
     assert fallback.extraction == "feed"
     assert fallback.title == (
-        "Novo medicamento oferece 'cura funcional' para vírus hepático perigoso")
+        "Novo medicamento oferece 'cura funcional' para vírus hepático perigoso"
+    )
     assert fallback.language == "pt"
     assert fallback.published_at is not None
     assert fallback.published_at.date().isoformat() == "2026-05-29"
@@ -202,8 +220,13 @@ async def test_sitemap_since_a_later_date_publishes_nothing(
 ) -> None:
     _serve_arnews(web, {})
 
-    later = await ingest_once(web_settings, web.url("/sitemap.xml"), name="arnews", kind="sitemap",
-                              since=datetime(2026, 6, 1, tzinfo=UTC))
+    later = await ingest_once(
+        web_settings,
+        web.url("/sitemap.xml"),
+        name="arnews",
+        kind="sitemap",
+        since=datetime(2026, 6, 1, tzinfo=UTC),
+    )
     assert later.published == 0
     assert "/sitemap-news.xml" not in web.paths()
 
@@ -214,11 +237,11 @@ async def test_sitemap_since_a_later_date_publishes_nothing(
 async def test_requests_to_one_host_start_no_closer_than_its_crawl_delay(
     web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
-    web_settings = replace(web_settings, ingest=web_settings.ingest.model_copy(
-        update={"host_delay": 0.1}))
+    web_settings = replace(
+        web_settings, ingest=web_settings.ingest.model_copy(update={"host_delay": 0.1})
+    )
     # robots.txt asks for more than the configured delay: it wins.
-    web.routes["/robots.txt"] = static(b"User-agent: CaravanBot\nCrawl-delay: 0.3\n",
-                                       "text/plain")
+    web.routes["/robots.txt"] = static(b"User-agent: CaravanBot\nCrawl-delay: 0.3\n", "text/plain")
     _serve_seed_site(web)
 
     result = await ingest_once(web_settings, web.url("/kz/"), name="seed")
@@ -231,34 +254,44 @@ async def test_requests_to_one_host_start_no_closer_than_its_crawl_delay(
     assert min(gaps) >= 0.25
 
 
-SITEMAP_NS = ('xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
-              'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"')
+SITEMAP_NS = (
+    'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+    'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"'
+)
 
 
 def _index(web: LoopbackServer, children: Sequence[tuple[str, str | None]]) -> bytes:
     """A sitemap index of (path on `web`, lastmod or None) children."""
-    listed = "".join(f"<sitemap><loc>{web.url(path)}</loc>"
-                     + (f"<lastmod>{lastmod}</lastmod>" if lastmod else "") + "</sitemap>"
-                     for path, lastmod in children)
+    listed = "".join(
+        f"<sitemap><loc>{web.url(path)}</loc>"
+        + (f"<lastmod>{lastmod}</lastmod>" if lastmod else "")
+        + "</sitemap>"
+        for path, lastmod in children
+    )
     return f'<?xml version="1.0"?><sitemapindex {SITEMAP_NS}>{listed}</sitemapindex>'.encode()
 
 
 def _news_sitemap(web: LoopbackServer, path: str, title: str) -> bytes:
-    return (f'<?xml version="1.0"?><urlset {SITEMAP_NS}><url><loc>{web.url(path)}</loc>'
-            f"<news:news><news:title>{title}</news:title></news:news></url></urlset>").encode()
+    return (
+        f'<?xml version="1.0"?><urlset {SITEMAP_NS}><url><loc>{web.url(path)}</loc>'
+        f"<news:news><news:title>{title}</news:title></news:news></url></urlset>"
+    ).encode()
 
 
 async def test_a_2000_child_index_costs_the_fetch_budget_per_poll_and_goes_on_where_it_stopped(
     web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
-    web_settings = replace(web_settings, ingest=web_settings.ingest.model_copy(
-        update={"sitemap_max_fetches_per_poll": 40}))
+    web_settings = replace(
+        web_settings,
+        ingest=web_settings.ingest.model_copy(update={"sitemap_max_fetches_per_poll": 40}),
+    )
     newest = datetime(2026, 5, 1, tzinfo=UTC)
-    children = [(f"/sitemaps/{n}.xml", (newest - timedelta(days=n)).date().isoformat())
-                for n in range(2000)]
+    children = [
+        (f"/sitemaps/{n}.xml", (newest - timedelta(days=n)).date().isoformat()) for n in range(2000)
+    ]
     web.routes["/sitemap.xml"] = static(_index(web, children), XML, etag='"i1"')
     for path, _ in children:
-        web.routes[path] = static(f'<urlset {SITEMAP_NS}></urlset>'.encode(), XML)
+        web.routes[path] = static(f"<urlset {SITEMAP_NS}></urlset>".encode(), XML)
 
     def fetched() -> list[str]:
         return [path for path in web.paths() if path.startswith("/sitemaps/")]
@@ -267,45 +300,59 @@ async def test_a_2000_child_index_costs_the_fetch_budget_per_poll_and_goes_on_wh
     assert fetched() == [path for path, _ in children[:40]]  # the newest first
     assert (first.sitemaps_read, first.sitemaps_deferred) == (40, 1960)
 
-    second = await ingest_once(web_settings, web.url("/sitemap.xml"),
-                               name="big")  # a restarted ingest
+    second = await ingest_once(
+        web_settings, web.url("/sitemap.xml"), name="big"
+    )  # a restarted ingest
     assert fetched()[40:] == [path for path, _ in children[40:80]]  # where the first stopped
     assert second.summary().endswith(
-        "child sitemaps: 40 read, 40 unchanged, 1920 left for a later poll")
+        "child sitemaps: 40 read, 40 unchanged, 1920 left for a later poll"
+    )
     # Read in full again, not answered 304: the first poll was partial.
     assert [h.headers.get("if-none-match") for h in web.hits if h.path == "/sitemap.xml"] == [
-        None, None]
+        None,
+        None,
+    ]
 
 
 async def test_children_unchanged_by_lastmod_or_answering_304_are_not_fetched_every_poll(
-    web: LoopbackServer, redis: Redis, namespace: Namespace,
-    tmp_path: Path, web_settings: Settings
+    web: LoopbackServer, redis: Redis, namespace: Namespace, tmp_path: Path, web_settings: Settings
 ) -> None:
     web.routes["/a.xml"] = static(_news_sitemap(web, "/a/1", "Article A"), XML)
     web.routes["/b.xml"] = static(_news_sitemap(web, "/b/1", "Article B"), XML)
     web.routes["/c.xml"] = static(_news_sitemap(web, "/c/1", "Article C"), XML, etag='"c1"')
     children: list[tuple[str, str | None]] = [
-        ("/a.xml", "2026-05-02"), ("/b.xml", "2026-05-01"), ("/c.xml", None)]
+        ("/a.xml", "2026-05-02"),
+        ("/b.xml", "2026-05-01"),
+        ("/c.xml", None),
+    ]
     web.routes["/sitemap.xml"] = static(_index(web, children), XML)
     config = tmp_path / "sources.toml"
-    config.write_text(f'[[sources]]\nname = "site"\nurl = "{web.url("/sitemap.xml")}"\n'
-                      "interval = 3600\n", encoding="utf-8")
-    web_settings = replace(web_settings, ingest=web_settings.ingest.model_copy(
-        update={"sources": config}))
+    config.write_text(
+        f'[[sources]]\nname = "site"\nurl = "{web.url("/sitemap.xml")}"\ninterval = 3600\n',
+        encoding="utf-8",
+    )
+    web_settings = replace(
+        web_settings, ingest=web_settings.ingest.model_copy(update={"sources": config})
+    )
 
     async def poll() -> list[str]:
         before = len(web.hits)
         (result,) = await ingest_configured_once(web_settings)
         assert result.error is None
-        return [hit.path for hit in web.hits[before:] if hit.path.endswith(".xml")
-                and hit.path != "/sitemap.xml"]
+        return [
+            hit.path
+            for hit in web.hits[before:]
+            if hit.path.endswith(".xml") and hit.path != "/sitemap.xml"
+        ]
 
     assert await poll() == ["/a.xml", "/b.xml", "/c.xml"]
     assert len(await published_articles(redis, namespace)) == 3
     # a and b: same lastmod as when read. c has none: asked again, conditionally.
     assert await poll() == ["/c.xml"]
     assert [h.headers.get("if-none-match") for h in web.hits if h.path == "/c.xml"] == [
-        None, '"c1"']
+        None,
+        '"c1"',
+    ]
     # c answered 304: it rests for the next poll (two intervals).
     assert await poll() == []
     children[1] = ("/b.xml", "2026-05-03")  # b changed
@@ -320,8 +367,9 @@ async def test_children_an_index_no_longer_lists_are_forgotten(
     state = IngestState(redis, namespace.stream_prefix, ttl=60)
     index = "https://s.kz/sitemap.xml"
     for name in ("a", "b"):
-        await state.remember_sitemap_child(index, f"https://s.kz/{name}.xml",
-                                           ChildVisit(1.0, lastmod="2026-05-01", quiet=2))
+        await state.remember_sitemap_child(
+            index, f"https://s.kz/{name}.xml", ChildVisit(1.0, lastmod="2026-05-01", quiet=2)
+        )
 
     visits = await state.recall_sitemap_children(index, {"https://s.kz/b.xml"})
 

@@ -37,10 +37,6 @@ ANDIJON = (REALDATA / "feed-andijonfk-uz.xml").read_text(encoding="utf-8")
 MEDUZA = (REALDATA / "feed-meduza-scraped.xml").read_text(encoding="utf-8")
 
 
-
-
-
-
 def _serve_andijon(web: LoopbackServer) -> None:
     """The linking feed (ETag "v1") and the two real article pages it points at."""
     web.routes["/feed.xml"] = static(_andijon_linking(web), RSS, etag='"v1"')
@@ -50,12 +46,17 @@ def _serve_andijon(web: LoopbackServer) -> None:
 
 def _andijon_linking(web: LoopbackServer, *, title_suffix: str = "") -> bytes:
     """The real Andijon feed, its two items pointing at two real article pages on `web`."""
-    text = ANDIJON.replace("https://andijonfk.uz/sayt/damir-temirov-haqli-galabaga-erishdik-2",
-                           web.url("/news/lsm?utm_source=rss"))
-    text = text.replace("https://andijonfk.uz/sayt/bugun-bobur-arenada-andijon-horazm",
-                        web.url("/news/herald"))
-    return text.replace("Haqli g&#x27;alabaga erishdik</description>",
-                        f"Haqli g&#x27;alabaga erishdik{title_suffix}</description>").encode()
+    text = ANDIJON.replace(
+        "https://andijonfk.uz/sayt/damir-temirov-haqli-galabaga-erishdik-2",
+        web.url("/news/lsm?utm_source=rss"),
+    )
+    text = text.replace(
+        "https://andijonfk.uz/sayt/bugun-bobur-arenada-andijon-horazm", web.url("/news/herald")
+    )
+    return text.replace(
+        "Haqli g&#x27;alabaga erishdik</description>",
+        f"Haqli g&#x27;alabaga erishdik{title_suffix}</description>",
+    ).encode()
 
 
 async def test_feed_items_become_full_articles_from_their_pages(
@@ -77,8 +78,7 @@ async def test_feed_items_become_full_articles_from_their_pages(
     assert lsm.image_url == "https://static.lsm.lv/media/2021/01/large/1/ej08.jpg"
     # The feed's own date (2026-08-28 15:19:10 -0000) beats the page's.
     assert lsm.published_at is not None
-    assert lsm.published_at.isoformat() == (
-        "2026-08-28T15:19:10+00:00")
+    assert lsm.published_at.isoformat() == ("2026-08-28T15:19:10+00:00")
     herald = events[web.url("/news/herald")]
     assert herald.authors == ["Laurie Oakes"]
     assert "A HIGH-powered federal government team" in herald.body
@@ -115,14 +115,17 @@ async def test_a_changed_article_is_published_again_as_a_newer_version_of_the_sa
     updated_before = _sample("caravan_ingest_items_total", source="andijon", outcome="updated")
 
     corrected = LSM_PAGE.replace("piekto bojāgājušo".encode(), "sesto bojāgājušo".encode())
-    web.routes["/feed.xml"] = static(_andijon_linking(web, title_suffix=" (yangilandi)"), RSS,
-                                     etag='"v2"')
+    web.routes["/feed.xml"] = static(
+        _andijon_linking(web, title_suffix=" (yangilandi)"), RSS, etag='"v2"'
+    )
     web.routes["/news/lsm?utm_source=rss"] = static(corrected, HTML)
     result = await ingest_once(web_settings, web.url("/feed.xml"), name="andijon")
 
     assert (result.updated, result.unchanged, result.published) == (1, 1, 1)
-    assert _sample("caravan_ingest_items_total", source="andijon",
-                   outcome="updated") == updated_before + 1
+    assert (
+        _sample("caravan_ingest_items_total", source="andijon", outcome="updated")
+        == updated_before + 1
+    )
     events = await published_articles(redis, namespace)
     newer = events[-1]
     (older,) = [e for e in events[:-1] if e.idempotency_key == newer.idempotency_key]
@@ -153,9 +156,15 @@ async def test_an_article_page_in_a_cyrillic_code_page_without_any_declaration(
     web: LoopbackServer, redis: Redis, namespace: Namespace, encoding: str, web_settings: Settings
 ) -> None:
     sentences = re.findall(r"<description>([^<]+)</description>", MEDUZA)[1:]
-    page = ("<html><head><title>" + sentences[0] + "</title></head><body><article><h1>"
-            + sentences[0] + "</h1>" + "".join(f"<p>{s}.</p>" for s in sentences)
-            + "</article></body></html>")
+    page = (
+        "<html><head><title>"
+        + sentences[0]
+        + "</title></head><body><article><h1>"
+        + sentences[0]
+        + "</h1>"
+        + "".join(f"<p>{s}.</p>" for s in sentences)
+        + "</article></body></html>"
+    )
     web.routes["/page"] = static(page.encode(encoding, errors="replace"), "text/html")
 
     result = await ingest_once(web_settings, web.url("/page"), name=encoding, kind="article")
@@ -185,8 +194,9 @@ async def test_malformed_feed_over_http_skips_its_broken_item(
 async def test_a_page_without_an_article_is_a_clear_failure_not_an_event(
     web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
-    web.routes["/empty"] = static(b"<html><body><nav><a href='/'>Home</a></nav></body></html>",
-                                  HTML)
+    web.routes["/empty"] = static(
+        b"<html><body><nav><a href='/'>Home</a></nav></body></html>", HTML
+    )
 
     result = await ingest_once(web_settings, web.url("/empty"), name="empty", kind="article")
 
@@ -209,8 +219,12 @@ async def test_429_with_retry_after_is_waited_out_then_fetched(
 ) -> None:
     web.routes["/busy.xml"] = sequence(
         Reply(429, b"slow down", {"Retry-After": "1"}),
-        Reply(200, (REALDATA / "feed-heise-developer.atom").read_bytes(),
-              {"Content-Type": "application/atom+xml"}))
+        Reply(
+            200,
+            (REALDATA / "feed-heise-developer.atom").read_bytes(),
+            {"Content-Type": "application/atom+xml"},
+        ),
+    )
 
     result = await ingest_once(web_settings, web.url("/busy.xml"), name="heise")
 
@@ -255,7 +269,8 @@ async def test_internal_addresses_are_refused_unless_allowed(
 ) -> None:
     web.routes["/feed.xml"] = static(_andijon_linking(web), RSS)
     web.routes["/to-metadata"] = lambda _: Reply(
-        302, b"", {"Location": "http://169.254.169.254/latest/meta-data/"})
+        302, b"", {"Location": "http://169.254.169.254/latest/meta-data/"}
+    )
 
     with pytest.raises(Refused, match=r"169\.254\.169\.254 is an internal address"):
         await ingest_once(web_settings, "http://169.254.169.254/latest/meta-data/")
@@ -305,7 +320,8 @@ async def test_ingest_pauses_while_the_consumers_are_too_far_behind(
     web_settings = replace(
         web_settings,
         common=web_settings.common.model_copy(update={"stream_groups": ["slow-indexer"]}),
-        ingest=web_settings.ingest.model_copy(update={"max_lag": 30}))
+        ingest=web_settings.ingest.model_copy(update={"max_lag": 30}),
+    )
     web.routes["/meduza.xml"] = static(MEDUZA.encode(), RSS)  # 24 items
     waits_before = _sample("caravan_ingest_backpressure_waits_total")
 
@@ -351,8 +367,9 @@ async def test_feed_items_without_link_or_date(
 async def test_a_server_dripping_its_answer_is_cut_off_by_the_deadline(
     web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
-    web_settings = replace(web_settings, ingest=web_settings.ingest.model_copy(
-        update={"timeout": 0.3, "retries": 1}))
+    web_settings = replace(
+        web_settings, ingest=web_settings.ingest.model_copy(update={"timeout": 0.3, "retries": 1})
+    )
 
     def drip() -> Iterator[bytes]:
         for _ in range(100):

@@ -19,8 +19,11 @@ async def test_renewals_outlive_a_redis_that_refuses_connections() -> None:
     # Nothing listens there: what a failing-over primary looks like to a client.
     away = Redis(port=free_port(), socket_connect_timeout=0.2)
     share = WorkShare(away, "outage:", "ratefeed", ["providers"], "a", ttl=0.3)
-    tasks = [asyncio.ensure_future(share.join()), asyncio.ensure_future(share.keep()),
-             asyncio.ensure_future(share.turn("providers"))]
+    tasks = [
+        asyncio.ensure_future(share.join()),
+        asyncio.ensure_future(share.keep()),
+        asyncio.ensure_future(share.turn("providers")),
+    ]
     await asyncio.sleep(share.tick * 3)
     assert not any(task.done() for task in tasks)  # none raised: all wait for Redis
     for task in tasks:
@@ -29,8 +32,7 @@ async def test_renewals_outlive_a_redis_that_refuses_connections() -> None:
     await away.aclose()
 
 
-async def _lead_once(share: WorkShare, first_run: Callable[[Lease], Awaitable[None]]
-                    ) -> list[int]:
+async def _lead_once(share: WorkShare, first_run: Callable[[Lease], Awaitable[None]]) -> list[int]:
     """Lead "providers" with renewals on until the work ends well; the fencing token of
     each run of the work, whose first run ends in `first_run`."""
     runs: list[int] = []

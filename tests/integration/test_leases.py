@@ -81,8 +81,11 @@ async def test_thousands_of_leases_are_renewed_and_handed_over_in_a_few_round_tr
     redis: Redis, namespace: Namespace
 ) -> None:
     items = [f"s{n}" for n in range(2000)]
-    counted = Redis(connection_pool=ConnectionPool.from_url(
-        os.environ["REDIS_URL"], connection_class=CountingConnection))
+    counted = Redis(
+        connection_pool=ConnectionPool.from_url(
+            os.environ["REDIS_URL"], connection_class=CountingConnection
+        )
+    )
     first = WorkShare(counted, namespace.stream_prefix, "ingest", items, "first", ttl=30)
     await first.beat()
     for item in items:

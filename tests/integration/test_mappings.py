@@ -21,8 +21,11 @@ async def test_a_live_index_gains_fields_added_since_it_was_made(
     names = IndexNames(namespace.index_prefix)
     older = quotes_mapping()
     del older["properties"]["flags"]
-    await es.indices.create(index=IndexNames.versioned(names.quotes), mappings=older,
-                            aliases={names.quotes: {"is_write_index": True}})
+    await es.indices.create(
+        index=IndexNames.versioned(names.quotes),
+        mappings=older,
+        aliases={names.quotes: {"is_write_index": True}},
+    )
 
     languages = await ensure_indices(es, names, settings.common)
 
@@ -37,9 +40,11 @@ async def test_a_conflicting_live_mapping_is_reported_not_fatal(
     es: AsyncElasticsearch, namespace: Namespace, settings: Settings
 ) -> None:
     names = IndexNames(namespace.index_prefix)
-    await es.indices.create(index=IndexNames.versioned(names.quotes),
-                            mappings={"properties": {"rate": {"type": "long"}}},
-                            aliases={names.quotes: {"is_write_index": True}})
+    await es.indices.create(
+        index=IndexNames.versioned(names.quotes),
+        mappings={"properties": {"rate": {"type": "long"}}},
+        aliases={names.quotes: {"is_write_index": True}},
+    )
 
     await ensure_indices(es, names, settings.common)  # does not raise
 
@@ -54,8 +59,11 @@ async def test_a_live_articles_index_gains_the_normalised_fields_and_reindex_fil
     names = IndexNames(namespace.index_prefix)
     older = articles_mapping()
     del older["properties"]["stem"], older["properties"]["fold"]
-    await es.indices.create(index=IndexNames.versioned(names.articles), mappings=older,
-                            aliases={names.articles: {"is_write_index": True}})
+    await es.indices.create(
+        index=IndexNames.versioned(names.articles),
+        mappings=older,
+        aliases={names.articles: {"is_write_index": True}},
+    )
     stored = article(1, title="Ўзбекистон банки").model_dump(mode="json")
     await es.index(index=names.articles, id="a1", document=stored, refresh=True)
 
@@ -63,7 +71,9 @@ async def test_a_live_articles_index_gains_the_normalised_fields_and_reindex_fil
     mapping = await es.indices.get_mapping(index=names.articles)
     (index_mapping,) = mapping.values()
     assert index_mapping["mappings"]["properties"]["fold"]["properties"]["title"] == {
-        "type": "text", "analyzer": "whitespace"}
+        "type": "text",
+        "analyzer": "whitespace",
+    }
 
     await reindex(es, names, names.articles, settings.common)
     await es.indices.refresh(index=names.articles)

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def api(redis: Redis, es: AsyncElasticsearch, namespace: Namespace, settings: Settings
-              ) -> AsyncIterator[httpx.AsyncClient]:
+async def api(
+    redis: Redis, es: AsyncElasticsearch, namespace: Namespace, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
     await ingest_once(settings, str(REALDATA / "feed-uol-noticias.rss"), name="uol")
     await ingest_once(settings, str(REALDATA / "feed-heise-developer.atom"), name="heise")
     await ratefeed_once(settings, str(REALDATA / "cbr-xml-daily-2023-09-27.xml"))
@@ -43,8 +44,7 @@ async def test_search_finds_words_and_highlights_them(api: httpx.AsyncClient) ->
     by_title = (await api.get("/api/search", params={"q": "WildFly"})).json()
     by_summary = (await api.get("/api/search", params={"q": "JBoss"})).json()
 
-    assert by_title["results"][0]["title"] == \
-        "Java-Anwendungsserver: Red Hat gibt WildFly 10 frei"
+    assert by_title["results"][0]["title"] == "Java-Anwendungsserver: Red Hat gibt WildFly 10 frei"
     assert by_title["results"][0]["url"].startswith("http://www.heise.de/developer/meldung/")
     assert by_summary["results"][0]["id"] == by_title["results"][0]["id"]
     assert "<mark>JBoss</mark>" in by_summary["results"][0]["excerpt"]
@@ -70,8 +70,13 @@ async def test_latest_quotes_and_ticker(api: httpx.AsyncClient) -> None:
     body = (await api.get("/api/quotes/latest")).json()
 
     assert [q["base"] for q in body["quotes"]] == ["KGS", "KZT", "TJS", "UZS", "TMT"]
-    assert body["ticker"] == ["KGS/USD = 0.01127", "KZT/USD = 0.00211", "TJS/USD = 0.09123",
-                              "UZS/USD = 0.00008", "TMT/USD = 0.28571"]
+    assert body["ticker"] == [
+        "KGS/USD = 0.01127",
+        "KZT/USD = 0.00211",
+        "TJS/USD = 0.09123",
+        "UZS/USD = 0.00008",
+        "TMT/USD = 0.28571",
+    ]
     assert all(q["as_of"] == "2023-09-27" and q["provider"] == "cbr" for q in body["quotes"])
 
 
@@ -88,10 +93,15 @@ async def test_an_indexed_url_of_another_scheme_is_never_a_link(
     api: httpx.AsyncClient, es: AsyncElasticsearch, namespace: Namespace
 ) -> None:
     [kept, spoiled] = (await api.get("/api/search", params={"q": "Java", "size": 2})).json()[
-        "results"]
+        "results"
+    ]
     # As a document indexed before the event contract refused such URLs would hold it.
-    await es.update(index=namespace.articles, id=spoiled["id"],
-                    doc={"url": "javascript:alert(document.cookie)"}, refresh=True)
+    await es.update(
+        index=namespace.articles,
+        id=spoiled["id"],
+        doc={"url": "javascript:alert(document.cookie)"},
+        refresh=True,
+    )
 
     linked = await api.get(f"/articles/{kept['id']}")
     unlinked = await api.get(f"/articles/{spoiled['id']}")

@@ -32,26 +32,33 @@ FIXTURES = REPO / "samples" / "fixtures" / "devaluations"
 def _providers_file(settings: Settings, tmp_path: Path, name: str) -> Settings:
     """`settings` with a providers file of the one provider `name`, reading the fixtures."""
     path = tmp_path / "rates.toml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
         [crosscheck]
         jump_pct = "5"
         [[providers]]
         name = "{name}"
         kind = "{name}"
         url = "{FIXTURES}"
-    """, encoding="utf-8")
+    """,
+        encoding="utf-8",
+    )
     return replace(settings, ratefeed=settings.ratefeed.model_copy(update={"providers": path}))
 
 
 async def _stream(redis: Redis, namespace: Namespace, base: str) -> list[QuoteEvent]:
-    quotes = [QuoteEvent.model_validate_json(fields[DATA_FIELD])
-              for _, fields in await entries(redis, namespace.streams.quotes)]
+    quotes = [
+        QuoteEvent.model_validate_json(fields[DATA_FIELD])
+        for _, fields in await entries(redis, namespace.streams.quotes)
+    ]
     return [q for q in quotes if q.base == base]
 
 
 async def _letters(redis: Redis, namespace: Namespace) -> list[DeadLetter]:
-    return [DeadLetter.model_validate_json(fields[DATA_FIELD])
-            for _, fields in await entries(redis, namespace.streams.deadletters)]
+    return [
+        DeadLetter.model_validate_json(fields[DATA_FIELD])
+        for _, fields in await entries(redis, namespace.streams.deadletters)
+    ]
 
 
 def _pct(value: Decimal | None) -> Decimal | None:
@@ -78,7 +85,9 @@ async def test_the_tenge_float_of_2015_is_held_then_published_when_repeated(
     assert kzt[-1].previous_as_of == date(2015, 8, 25)
     # One dead letter per held quote, none for the re-poll.
     assert [letter.entry_id for letter in await _letters(redis, namespace)] == [
-        "KZT-USD-2015-08-20-nbk", "KZT-USD-2015-08-21-nbk"]
+        "KZT-USD-2015-08-20-nbk",
+        "KZT-USD-2015-08-21-nbk",
+    ]
 
 
 async def test_the_sum_devaluation_of_2017_is_released_by_an_operator(

@@ -52,8 +52,11 @@ def server() -> Iterator[LoopbackServer]:
 @pytest.fixture
 def server_settings(settings: Settings) -> Settings:
     """`settings` that let the rate feed fetch from `server` (allow-listed), without delays."""
-    return replace(settings, fetch=FetchSettings(allow="127.0.0.1"),
-                   ratefeed=settings.ratefeed.model_copy(update={"host_delay": 0, "retries": 0}))
+    return replace(
+        settings,
+        fetch=FetchSettings(allow="127.0.0.1"),
+        ratefeed=settings.ratefeed.model_copy(update={"host_delay": 0, "retries": 0}),
+    )
 
 
 def _slow(body: bytes, seconds: float) -> Route:
@@ -72,20 +75,28 @@ def _providers_file(settings: Settings, tmp_path: Path, body: str) -> Settings:
 
 
 async def _quotes(redis: Redis, namespace: Namespace) -> list[QuoteEvent]:
-    return [QuoteEvent.model_validate_json(fields[DATA_FIELD])
-            for _, fields in await entries(redis, namespace.streams.quotes)]
+    return [
+        QuoteEvent.model_validate_json(fields[DATA_FIELD])
+        for _, fields in await entries(redis, namespace.streams.quotes)
+    ]
 
 
 async def _dead_letters(redis: Redis, namespace: Namespace) -> list[DeadLetter]:
-    return [DeadLetter.model_validate_json(fields[DATA_FIELD])
-            for _, fields in await entries(redis, namespace.streams.deadletters)]
+    return [
+        DeadLetter.model_validate_json(fields[DATA_FIELD])
+        for _, fields in await entries(redis, namespace.streams.deadletters)
+    ]
 
 
 async def test_one_poll_of_the_bundled_providers_publishes_every_providers_quotes(
     redis: Redis, namespace: Namespace, settings: Settings
 ) -> None:
-    settings = replace(settings, ratefeed=settings.ratefeed.model_copy(
-        update={"providers": REPO / "samples" / "rates.toml"}))
+    settings = replace(
+        settings,
+        ratefeed=settings.ratefeed.model_copy(
+            update={"providers": REPO / "samples" / "rates.toml"}
+        ),
+    )
     first = await ratefeed_once(settings)
     again = await ratefeed_once(settings)
 
@@ -105,10 +116,16 @@ async def test_one_poll_of_the_bundled_providers_publishes_every_providers_quote
 
 
 async def test_providers_disagreeing_on_the_same_date_flag_the_quote(
-    redis: Redis, namespace: Namespace, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str], settings: Settings
+    redis: Redis,
+    namespace: Namespace,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
 ) -> None:
-    settings = _providers_file(settings, tmp_path, f"""
+    settings = _providers_file(
+        settings,
+        tmp_path,
+        f"""
         [crosscheck]
         tolerance_pct = "0.2"
         [primary]
@@ -121,7 +138,8 @@ async def test_providers_disagreeing_on_the_same_date_flag_the_quote(
         name = "nbt"
         kind = "nbt"
         url = "{NBT_FIXTURE}"
-    """)
+    """,
+    )
     published = await ratefeed_once(settings)
 
     flagged = {(q.provider, q.base): q.flags for q in published if q.flags}
@@ -134,32 +152,41 @@ async def test_providers_disagreeing_on_the_same_date_flag_the_quote(
 
 @pytest.mark.faults
 async def test_absurd_numbers_are_left_out_logged_and_counted_and_the_rest_published(
-    redis: Redis, namespace: Namespace, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str], settings: Settings
+    redis: Redis,
+    namespace: Namespace,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
 ) -> None:
     provider = f"cbr-{namespace.index_prefix.strip('-')}"
     document = tmp_path / "cbr-absurd.xml"
-    document.write_text(CBR_FILE.read_text(encoding="utf-8")
-                        .replace("<Value>20,3042</Value>", "<Value>1E+999999</Value>")
-                        .replace("<Value>78,8438</Value>", "<Value>1E-999999</Value>"),
-                        encoding="utf-8")
-    settings = _providers_file(settings, tmp_path, f"""
+    document.write_text(
+        CBR_FILE.read_text(encoding="utf-8")
+        .replace("<Value>20,3042</Value>", "<Value>1E+999999</Value>")
+        .replace("<Value>78,8438</Value>", "<Value>1E-999999</Value>"),
+        encoding="utf-8",
+    )
+    settings = _providers_file(
+        settings,
+        tmp_path,
+        f"""
         [[providers]]
         name = "{provider}"
         kind = "cbr"
         url = "{document}"
-    """)
+    """,
+    )
     # A last rate stored before rates were bounded: no change can be computed from it.
     await LastRateStore(redis, namespace.stream_prefix).put(
-        provider, "KGS", LastRate(date(2023, 9, 26), Decimal("1E-999999")))
+        provider, "KGS", LastRate(date(2023, 9, 26), Decimal("1E-999999"))
+    )
 
     published = await ratefeed_once(settings)
 
     assert sorted(q.base for q in published) == ["KGS", "TJS", "TMT"]
     kgs = next(q for q in published if q.base == "KGS")
     assert (kgs.change_pct, kgs.previous_rate) == (None, None)
-    assert REGISTRY.get_sample_value("caravan_ratefeed_left_out_total",
-                                     {"provider": provider}) == 2
+    assert REGISTRY.get_sample_value("caravan_ratefeed_left_out_total", {"provider": provider}) == 2
     logged = capsys.readouterr().out
     left_out = [line for line in logged.splitlines() if "rate entry left out" in line]
     assert len(left_out) == 2
@@ -169,21 +196,28 @@ async def test_absurd_numbers_are_left_out_logged_and_counted_and_the_rest_publi
 
 
 def _jumped(text: str, day: str, kzt_value: str) -> bytes:
-    return (text.replace('Date="27.09.2023"', f'Date="{day}"')
-            .replace("<Value>20,3042</Value>", f"<Value>{kzt_value}</Value>").encode())
+    return (
+        text.replace('Date="27.09.2023"', f'Date="{day}"')
+        .replace("<Value>20,3042</Value>", f"<Value>{kzt_value}</Value>")
+        .encode()
+    )
 
 
 async def test_a_jump_no_other_provider_confirms_is_quarantined_with_the_reason(
     redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
 ) -> None:
-    settings = _providers_file(settings, tmp_path, f"""
+    settings = _providers_file(
+        settings,
+        tmp_path,
+        f"""
         [crosscheck]
         jump_pct = "5"
         [[providers]]
         name = "cbr"
         kind = "cbr"
         url = "{CBR_FILE}"
-    """)
+    """,
+    )
     next_day = tmp_path / "cbr-28.xml"
     next_day.write_bytes(_jumped(CBR_FILE.read_text(encoding="utf-8"), "28.09.2023", "24,3650"))
     await ratefeed_once(settings, str(CBR_FILE))
@@ -209,7 +243,10 @@ async def test_a_jump_no_other_provider_confirms_is_quarantined_with_the_reason(
 async def test_a_jump_a_second_provider_confirms_is_published(
     redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
 ) -> None:
-    settings = _providers_file(settings, tmp_path, f"""
+    settings = _providers_file(
+        settings,
+        tmp_path,
+        f"""
         [crosscheck]
         jump_pct = "5"
         [[providers]]
@@ -220,17 +257,21 @@ async def test_a_jump_a_second_provider_confirms_is_published(
         name = "nbt"
         kind = "nbt"
         url = "{NBT_FIXTURE}"
-    """)
+    """,
+    )
     cbr_next = tmp_path / "cbr-28.xml"
     cbr_next.write_bytes(_jumped(CBR_FILE.read_text(encoding="utf-8"), "28.09.2023", "24,3650"))
     # NBT states the same devaluation the same day: KZT/USD = 0.02430 / 10.9430 * ...
     nbt_next = tmp_path / "nbt-28.xml"
     kzt_in_tjs = (Decimal("0.243650") / Decimal("96.2378") * Decimal("10.9430")).quantize(
-        Decimal("0.000001"))
-    nbt_next.write_text(NBT_FIXTURE.read_text(encoding="utf-8")
-                        .replace('Date="27.09.2023"', 'Date="28.09.2023"')
-                        .replace("<Value>0.0231</Value>", f"<Value>{kzt_in_tjs}</Value>"),
-                        encoding="utf-8")
+        Decimal("0.000001")
+    )
+    nbt_next.write_text(
+        NBT_FIXTURE.read_text(encoding="utf-8")
+        .replace('Date="27.09.2023"', 'Date="28.09.2023"')
+        .replace("<Value>0.0231</Value>", f"<Value>{kzt_in_tjs}</Value>"),
+        encoding="utf-8",
+    )
     await ratefeed_once(settings, str(CBR_FILE))
     await ratefeed_once(settings, str(nbt_next), "nbt")
     published = await ratefeed_once(settings, str(cbr_next), "cbr")
@@ -242,26 +283,39 @@ async def test_a_jump_a_second_provider_confirms_is_published(
 
 
 async def test_a_failing_provider_does_not_stop_the_others(
-    redis: Redis, namespace: Namespace, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    server: LoopbackServer, server_settings: Settings
+    redis: Redis,
+    namespace: Namespace,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    server: LoopbackServer,
+    server_settings: Settings,
 ) -> None:
     server.routes["/slow"] = _slow(CBR_FILE.read_bytes(), 1.5)
-    server.routes["/html"] = static(b"<!DOCTYPE html><html><body><h1>Service Unavailable"
-                                    b"</h1></body></html>", "text/html")
+    server.routes["/html"] = static(
+        b"<!DOCTYPE html><html><body><h1>Service Unavailable</h1></body></html>", "text/html"
+    )
     future = tmp_path / "nbkr-future.xml"
-    future.write_text((REALDATA / "nbkr-daily-2020-12-14.xml").read_text(encoding="utf-8")
-                      .replace('Date="14.12.2020"', 'Date="14.12.2099"'), encoding="utf-8")
-    server_settings = replace(server_settings, ratefeed=server_settings.ratefeed.model_copy(
-        update={"timeout": 0.3}))
-    server_settings = _providers_file(server_settings, tmp_path, f"""
+    future.write_text(
+        (REALDATA / "nbkr-daily-2020-12-14.xml")
+        .read_text(encoding="utf-8")
+        .replace('Date="14.12.2020"', 'Date="14.12.2099"'),
+        encoding="utf-8",
+    )
+    server_settings = replace(
+        server_settings, ratefeed=server_settings.ratefeed.model_copy(update={"timeout": 0.3})
+    )
+    server_settings = _providers_file(
+        server_settings,
+        tmp_path,
+        f"""
         [[providers]]
         name = "cbr"
         kind = "cbr"
-        url = "{server.url('/slow')}"
+        url = "{server.url("/slow")}"
         [[providers]]
         name = "nbk"
         kind = "nbk"
-        url = "{server.url('/html')}"
+        url = "{server.url("/html")}"
         [[providers]]
         name = "nbkr"
         kind = "nbkr"
@@ -269,15 +323,17 @@ async def test_a_failing_provider_does_not_stop_the_others(
         [[providers]]
         name = "cbu"
         kind = "cbu"
-        url = "{REALDATA / 'cbu-uz-rates-2022-04-11.json'}"
-    """)
+        url = "{REALDATA / "cbu-uz-rates-2022-04-11.json"}"
+    """,
+    )
     published = await ratefeed_once(server_settings)
 
     assert {q.provider for q in published} == {"cbu"}
     assert len(published) == 5
     assert len(await _quotes(redis, namespace)) == 5
-    failures = [line for line in capsys.readouterr().out.splitlines()
-                if "rates poll failed" in line]
+    failures = [
+        line for line in capsys.readouterr().out.splitlines() if "rates poll failed" in line
+    ]
     # Bound in each provider's own task of the poll, so never another provider's name.
     assert sorted(re.findall(r"provider=(\w+)", " ".join(failures))) == ["cbr", "nbk", "nbkr"]
 
@@ -291,56 +347,75 @@ async def test_a_document_of_no_known_provider_is_refused(
 
 
 async def test_backfill_reads_each_day_from_the_history_url(
-    redis: Redis, namespace: Namespace, tmp_path: Path,
-    server: LoopbackServer, server_settings: Settings
+    redis: Redis,
+    namespace: Namespace,
+    tmp_path: Path,
+    server: LoopbackServer,
+    server_settings: Settings,
 ) -> None:
     text = CBR_FILE.read_text(encoding="utf-8")
-    day_after = (text.replace('Date="27.09.2023"', 'Date="28.09.2023"')
-                 .replace("<Value>96,2378</Value>", "<Value>96,5000</Value>").encode())
+    day_after = (
+        text.replace('Date="27.09.2023"', 'Date="28.09.2023"')
+        .replace("<Value>96,2378</Value>", "<Value>96,5000</Value>")
+        .encode()
+    )
     server.routes["/cbr?date_req=27/09/2023"] = static(CBR_FILE.read_bytes(), "application/xml")
     server.routes["/cbr?date_req=28/09/2023"] = static(day_after, "application/xml")
     # Like a weekend: the service answers with the last business day's document.
     server.routes["/cbr?date_req=29/09/2023"] = static(day_after, "application/xml")
     server.routes["/nbk?fdate=18.04.2016"] = static(
-        (REALDATA / "nbk-rates-all-2016-04-18.xml").read_bytes(), "application/xml")
+        (REALDATA / "nbk-rates-all-2016-04-18.xml").read_bytes(), "application/xml"
+    )
     server.routes["/cbu/2022-04-11/"] = static(
-        (REALDATA / "cbu-uz-rates-2022-04-11.json").read_bytes(), "application/json")
-    server_settings = _providers_file(server_settings, tmp_path, f"""
+        (REALDATA / "cbu-uz-rates-2022-04-11.json").read_bytes(), "application/json"
+    )
+    server_settings = _providers_file(
+        server_settings,
+        tmp_path,
+        f"""
         [[providers]]
         name = "cbr"
         kind = "cbr"
         url = "{CBR_FILE}"
-        history_url = "{server.url('/cbr?date_req=')}{{date:%d/%m/%Y}}"
+        history_url = "{server.url("/cbr?date_req=")}{{date:%d/%m/%Y}}"
         [[providers]]
         name = "nbk"
         kind = "nbk"
         url = "{CBR_FILE}"
-        history_url = "{server.url('/nbk?fdate=')}{{date:%d.%m.%Y}}"
+        history_url = "{server.url("/nbk?fdate=")}{{date:%d.%m.%Y}}"
         [[providers]]
         name = "cbu"
         kind = "cbu"
         url = "{CBR_FILE}"
-        history_url = "{server.url('/cbu/')}{{date:%Y-%m-%d}}/"
-    """)
+        history_url = "{server.url("/cbu/")}{{date:%Y-%m-%d}}/"
+    """,
+    )
     cbr = await ratefeed_backfill(server_settings, date(2023, 9, 26), date(2023, 9, 29), "cbr")
-    others = [*await ratefeed_backfill(server_settings, date(2016, 4, 18), date(2016, 4, 18),
-              "nbk"),
-              *await ratefeed_backfill(server_settings, date(2022, 4, 11), date(2022, 4, 11),
-                                       "cbu")]
+    others = [
+        *await ratefeed_backfill(server_settings, date(2016, 4, 18), date(2016, 4, 18), "nbk"),
+        *await ratefeed_backfill(server_settings, date(2022, 4, 11), date(2022, 4, 11), "cbu"),
+    ]
 
     assert [r for r in server.paths() if r.startswith("/cbr")] == [
-        "/cbr?date_req=26/09/2023", "/cbr?date_req=27/09/2023",
-        "/cbr?date_req=28/09/2023", "/cbr?date_req=29/09/2023"]
+        "/cbr?date_req=26/09/2023",
+        "/cbr?date_req=27/09/2023",
+        "/cbr?date_req=28/09/2023",
+        "/cbr?date_req=29/09/2023",
+    ]
     assert sorted((q.as_of.isoformat(), q.base) for q in cbr) == sorted(
-        (day, base) for day in ("2023-09-27", "2023-09-28")
-        for base in ("KGS", "KZT", "TJS", "UZS", "TMT"))
+        (day, base)
+        for day in ("2023-09-27", "2023-09-28")
+        for base in ("KGS", "KZT", "TJS", "UZS", "TMT")
+    )
     [kzt_28] = [q for q in cbr if q.base == "KZT" and q.as_of.isoformat() == "2023-09-28"]
     kzt_27 = Decimal("0.203042") / Decimal("96.2378")
     assert kzt_28.previous_rate == kzt_27
     assert kzt_28.rate == Decimal("0.203042") / Decimal("96.5000")
     assert kzt_28.change_pct == (kzt_28.rate - kzt_27) / kzt_27 * 100
     assert {(q.provider, q.as_of.isoformat()) for q in others} == {
-        ("nbk", "2016-04-18"), ("cbu", "2022-04-11")}
+        ("nbk", "2016-04-18"),
+        ("cbu", "2022-04-11"),
+    }
     assert len(await _quotes(redis, namespace)) == 10 + len(others)
 
 

@@ -18,8 +18,13 @@ pytestmark = pytest.mark.integration
 
 
 def _quote(day: int, rate: str) -> QuoteEvent:
-    return QuoteEvent(base="KZT", rate=Decimal(rate), as_of=date(2026, 1, day),
-                      provider="nbk", fetched_at=datetime(2026, 1, day, tzinfo=UTC))
+    return QuoteEvent(
+        base="KZT",
+        rate=Decimal(rate),
+        as_of=date(2026, 1, day),
+        provider="nbk",
+        fetched_at=datetime(2026, 1, day, tzinfo=UTC),
+    )
 
 
 async def test_a_poller_that_lost_its_lease_writes_nothing_and_may_not_publish(
@@ -37,8 +42,7 @@ async def test_a_poller_that_lost_its_lease_writes_nothing_and_may_not_publish(
     current_lease.set(None)
     fresh = await new.turn("providers")
     assert fresh.token == stale.token + 1
-    successors = LastRate(date(2026, 1, 2), Decimal("0.0021"), date(2026, 1, 1),
-                          Decimal("0.0020"))
+    successors = LastRate(date(2026, 1, 2), Decimal("0.0021"), date(2026, 1, 1), Decimal("0.0020"))
     await store.put("nbk", "KZT", successors)
     await store.put_held("nbk", "KZT", [_quote(3, "0.0030")])
 
@@ -54,15 +58,12 @@ async def test_a_poller_that_lost_its_lease_writes_nothing_and_may_not_publish(
     current_lease.set(None)
 
 
-async def test_one_shot_commands_write_without_a_lease(
-    redis: Redis, namespace: Namespace
-) -> None:
+async def test_one_shot_commands_write_without_a_lease(redis: Redis, namespace: Namespace) -> None:
     store = LastRateStore(redis, namespace.stream_prefix)
     current_lease.set(None)
     await store.still_ours()
     await store.put_held("nbk", "KZT", [_quote(4, "0.0030"), _quote(3, "0.0031")])
-    assert [e.as_of for e in await store.held("nbk", "KZT")] == [date(2026, 1, 3),
-                                                                  date(2026, 1, 4)]
+    assert [e.as_of for e in await store.held("nbk", "KZT")] == [date(2026, 1, 3), date(2026, 1, 4)]
     await store.put_held("nbk", "KZT", [])
     assert await store.held("nbk", "KZT") == []
     first = LastRate(date(2026, 1, 1), Decimal("0.0020"), date(2025, 12, 31), Decimal("0.0019"))

@@ -34,7 +34,8 @@ def _address() -> tuple[str, int]:
 
 
 async def test_torn_write_is_a_connection_error_the_cluster_client_retries(
-        namespace: Namespace) -> None:
+    namespace: Namespace,
+) -> None:
     host, port = _address()
     connection = _ClosedDuringHealthCheck(host=host, port=port)
     await connection.connect()  # type: ignore[no-untyped-call]
@@ -48,4 +49,3 @@ async def test_torn_write_is_a_connection_error_the_cluster_client_retries(
     await connection.send_command("PING")
     assert await connection.read_response() in (b"PONG", "PONG")
     await connection.disconnect()
-

@@ -30,8 +30,12 @@ async def _search_until(es: AsyncElasticsearch, alias: str, done: asyncio.Event)
 
 @pytest.mark.parametrize("from_streams", [False, True], ids=["from-index", "from-streams"])
 async def test_reindex_swaps_the_alias_with_everything_and_no_gap_for_searches(
-    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace,
-    from_streams: bool, settings: Settings
+    make_consumer: MakeConsumer,
+    redis: Redis,
+    es: AsyncElasticsearch,
+    namespace: Namespace,
+    from_streams: bool,
+    settings: Settings,
 ) -> None:
     events = [article(n) for n in range(1200)]
     await publish(redis, namespace.streams.articles, *events)
@@ -42,8 +46,9 @@ async def test_reindex_swaps_the_alias_with_everything_and_no_gap_for_searches(
     searcher = asyncio.create_task(_search_until(es, names.articles, done))
     await asyncio.sleep(0.05)
     if from_streams:
-        result = await reindex(es, names, names.articles, settings.common, redis=redis,
-                               streams=namespace.streams)
+        result = await reindex(
+            es, names, names.articles, settings.common, redis=redis, streams=namespace.streams
+        )
     else:
         result = await reindex(es, names, names.articles, settings.common)
     done.set()
@@ -61,8 +66,11 @@ async def test_reindex_swaps_the_alias_with_everything_and_no_gap_for_searches(
 
 
 async def test_writes_after_the_swap_land_in_the_new_index(
-    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace,
-    settings: Settings
+    make_consumer: MakeConsumer,
+    redis: Redis,
+    es: AsyncElasticsearch,
+    namespace: Namespace,
+    settings: Settings,
 ) -> None:
     names = IndexNames(namespace.index_prefix)
     await publish(redis, namespace.streams.articles, article(1))
@@ -75,8 +83,10 @@ async def test_writes_after_the_swap_land_in_the_new_index(
 
     new = await es.search(index=result.new_index, query={"match_all": {}})
     old = await es.search(index=result.old_index, query={"match_all": {}})
-    assert {h["_id"] for h in new["hits"]["hits"]} == {article(1).idempotency_key,
-                                                       article(2).idempotency_key}
+    assert {h["_id"] for h in new["hits"]["hits"]} == {
+        article(1).idempotency_key,
+        article(2).idempotency_key,
+    }
     assert {h["_id"] for h in old["hits"]["hits"]} == {article(1).idempotency_key}
 
 
@@ -84,13 +94,16 @@ async def _old_index_with_a_misfit(es: AsyncElasticsearch, names: IndexNames) ->
     """An articles-v1 made by an older mapping (published_at a keyword), holding three
     documents, one of which the current mapping (published_at a date) refuses."""
     old = IndexNames.versioned(names.articles)
-    await es.indices.create(index=old, aliases={names.articles: {"is_write_index": True}},
-                            mappings={"properties": {"published_at": {"type": "keyword"}}})
-    for n, published in enumerate(["2026-01-01T00:00:00Z", "last Tuesday",
-                                   "2026-01-03T00:00:00Z"]):
+    await es.indices.create(
+        index=old,
+        aliases={names.articles: {"is_write_index": True}},
+        mappings={"properties": {"published_at": {"type": "keyword"}}},
+    )
+    for n, published in enumerate(["2026-01-01T00:00:00Z", "last Tuesday", "2026-01-03T00:00:00Z"]):
         document = article(n).model_dump(mode="json") | {"published_at": published}
-        await es.index(index=old, id=f"doc-{n}", document=document, version=1,
-                       version_type="external")
+        await es.index(
+            index=old, id=f"doc-{n}", document=document, version=1, version_type="external"
+        )
     await es.indices.refresh(index=old)
     return old
 
@@ -120,8 +133,16 @@ async def test_caravan_reindex_reports_the_failures_and_exits_non_zero(
 
     # The namespace fixture has put its index prefix into this process's environment.
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services", "reindex", "articles", cwd=REPO, env=dict(os.environ),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "services",
+        "reindex",
+        "articles",
+        cwd=REPO,
+        env=dict(os.environ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await process.communicate()
 
     assert process.returncode == 1, out.decode()

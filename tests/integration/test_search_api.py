@@ -21,13 +21,16 @@ from tests.conftest import Namespace
 from tests.pipeline import fill_from_samples, query_client
 
 pytestmark = pytest.mark.integration
-PLISETSKAYA = ("Сто лет назад родилась Майя Плисецкая — великая балерина и мировая звезда, "
-               "которая «на сцене всегда чувствовала себя лучше, чем в жизни»")
+PLISETSKAYA = (
+    "Сто лет назад родилась Майя Плисецкая — великая балерина и мировая звезда, "
+    "которая «на сцене всегда чувствовала себя лучше, чем в жизни»"
+)
 
 
 @pytest.fixture
-async def filled(redis: Redis, es: AsyncElasticsearch, namespace: Namespace,
-                 settings: Settings) -> None:
+async def filled(
+    redis: Redis, es: AsyncElasticsearch, namespace: Namespace, settings: Settings
+) -> None:
     await fill_from_samples(redis, es, settings)
 
 
@@ -83,8 +86,7 @@ async def test_newest_sort_orders_by_publication(api: httpx.AsyncClient) -> None
     assert len(dates) > 3
     assert dates == sorted(dates, reverse=True)
     relevance = await _search(api, q="Java OR Microsoft OR Scrum", size=50)
-    assert sorted(r["id"] for r in relevance["results"]) == sorted(
-        r["id"] for r in page["results"])
+    assert sorted(r["id"] for r in relevance["results"]) == sorted(r["id"] for r in page["results"])
 
 
 async def test_facets_count_what_their_filter_finds(api: httpx.AsyncClient) -> None:
@@ -98,8 +100,9 @@ async def test_facets_count_what_their_filter_finds(api: httpx.AsyncClient) -> N
         assert (await _search(api, **{param: facet["value"]}))["total"] == facet["count"]
     month = facets["month"][0]
     year, number = month["value"].split("-")
-    last_day = (await _search(api, date_from=f"{month['value']}-01",
-                              date_to=f"{year}-{number}-28"))["total"]
+    last_day = (
+        await _search(api, date_from=f"{month['value']}-01", date_to=f"{year}-{number}-28")
+    )["total"]
     assert last_day <= month["count"]
 
 
@@ -185,7 +188,8 @@ async def test_suggestions_complete_title_prefixes(api: httpx.AsyncClient) -> No
 
 
 async def test_readiness_reports_the_analyzers_and_answers_are_cacheable(
-        api: httpx.AsyncClient) -> None:
+    api: httpx.AsyncClient,
+) -> None:
     ready = (await api.get("/readyz")).json()
     assert ready["checks"] == {"elasticsearch": True}
     assert ready["details"]["analyzers"] in {"standard", "standard+english+russian"}
@@ -194,8 +198,7 @@ async def test_readiness_reports_the_analyzers_and_answers_are_cacheable(
     assert "cache-control" not in (await api.get("/readyz")).headers
 
 
-async def test_total_beyond_the_bound_is_a_lower_bound(
-        filled: None, settings: Settings) -> None:
+async def test_total_beyond_the_bound_is_a_lower_bound(filled: None, settings: Settings) -> None:
     bounded = settings.query.model_copy(update={"exact_total_up_to": 5})
     async with query_client(replace(settings, query=bounded)) as api:
         body = await _search(api, size=3)
@@ -215,7 +218,8 @@ async def test_each_client_is_rate_limited(filled: None, settings: Settings) -> 
 
 
 async def test_the_search_page_shows_ticker_results_facets_and_pages(
-        api: httpx.AsyncClient) -> None:
+    api: httpx.AsyncClient,
+) -> None:
     total = (await _search(api))["total"]
     page = await api.get("/")
     html = page.text
@@ -234,8 +238,10 @@ async def test_the_search_page_shows_ticker_results_facets_and_pages(
     assert not_a_number.status_code == 422
     assert not_a_number.headers["content-type"].startswith("text/html")
     assert "page: Input should be a valid integer" in not_a_number.text
-    assert (await api.get("/api/search", params={"page": "two"})).json()["detail"][0]["loc"] \
-        == ["query", "page"]
+    assert (await api.get("/api/search", params={"page": "two"})).json()["detail"][0]["loc"] == [
+        "query",
+        "page",
+    ]
     too_deep = await api.get("/", params={"page": 5000})
     assert too_deep.status_code == 400
     assert too_deep.headers["content-type"].startswith("text/html")
@@ -243,7 +249,8 @@ async def test_the_search_page_shows_ticker_results_facets_and_pages(
 
 
 async def test_without_elasticsearch_answers_are_503_and_readiness_says_why(
-        redis: Redis, namespace: Namespace, settings: Settings) -> None:
+    redis: Redis, namespace: Namespace, settings: Settings
+) -> None:
     with socket.socket() as closed:  # a port nothing listens on
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]

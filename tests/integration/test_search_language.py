@@ -27,33 +27,59 @@ from tests.pipeline import query_client
 pytestmark = pytest.mark.integration
 
 ARTICLES = {
-    "station": ("Поезда снова ходят по расписанию", "Ненокса",
-                "Первый поезд ушёл с железнодорожного вокзала Ненокса в шесть утра."),
-    "envoy": ("EU Sanctions Envoy’s Kazakh Visit Signals Rising Stakes", "Astana",
-              "David O’Sullivan discussed the new sanctions package in Astana."),
+    "station": (
+        "Поезда снова ходят по расписанию",
+        "Ненокса",
+        "Первый поезд ушёл с железнодорожного вокзала Ненокса в шесть утра.",
+    ),
+    "envoy": (
+        "EU Sanctions Envoy’s Kazakh Visit Signals Rising Stakes",
+        "Astana",
+        "David O’Sullivan discussed the new sanctions package in Astana.",
+    ),
     "counter": ("Moscow answers with Counter Sanctions", "Russia", "Counter measures follow."),
-    "derby": ("Ўзбекистон Суперлигаси: Андижон — Хоразм", "Superliga",
-              "Ўзбекистон Суперлигаси 19-турида жамоамиз ўз майдонида Хоразмни қабул қилади."),
-    "victory": ("Damir Temirov: “Haqli g'alabaga erishdik”", "FK Andijon",
-                "Haqli g'alabaga erishdik, dedi murabbiy."),
-    "visit": ("Токаев встретился с Путиным в Астане", "Казахстан",
-              "Президент Казахстана Касым-Жомарт Токаев принял гостя в Акорде."),
-    "ballet": ("Сто лет назад родилась Майя Плисецкая — великая балерина", "Балет",
-               "Великая балерина и мировая звезда."),
+    "derby": (
+        "Ўзбекистон Суперлигаси: Андижон — Хоразм",
+        "Superliga",
+        "Ўзбекистон Суперлигаси 19-турида жамоамиз ўз майдонида Хоразмни қабул қилади.",
+    ),
+    "victory": (
+        "Damir Temirov: “Haqli g'alabaga erishdik”",
+        "FK Andijon",
+        "Haqli g'alabaga erishdik, dedi murabbiy.",
+    ),
+    "visit": (
+        "Токаев встретился с Путиным в Астане",
+        "Казахстан",
+        "Президент Казахстана Касым-Жомарт Токаев принял гостя в Акорде.",
+    ),
+    "ballet": (
+        "Сто лет назад родилась Майя Плисецкая — великая балерина",
+        "Балет",
+        "Великая балерина и мировая звезда.",
+    ),
     "tenge": ("Теңге бағамы нығайды", "Ұлттық банк", "Ұлттық банк теңге бағамын жариялады."),
 }
 
 
 def _event(key: str, title: str, summary: str, body: str) -> ArticleEvent:
     url = f"https://news.example/{key}"
-    return ArticleEvent(source="example", url=url, canonical_url=url, title=title,
-                        summary=summary, body=body, fetched_at=datetime(2026, 1, 1, tzinfo=UTC),
-                        content_hash=content_hash(title, body))
+    return ArticleEvent(
+        source="example",
+        url=url,
+        canonical_url=url,
+        title=title,
+        summary=summary,
+        body=body,
+        fetched_at=datetime(2026, 1, 1, tzinfo=UTC),
+        content_hash=content_hash(title, body),
+    )
 
 
 @pytest.fixture
-async def api(es: AsyncElasticsearch, namespace: Namespace,
-              settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def api(
+    es: AsyncElasticsearch, namespace: Namespace, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
     names = IndexNames(namespace.index_prefix)
     await ensure_indices(es, names, settings.common)
     operations: list[Any] = []
@@ -78,7 +104,8 @@ async def _found(api: httpx.AsyncClient, q: str) -> set[str]:
 
 
 async def test_word_forms_are_found_and_the_forms_in_the_text_are_marked(
-        api: httpx.AsyncClient) -> None:
+    api: httpx.AsyncClient,
+) -> None:
     page = await _search(api, "вокзал")
     assert [r["url"].rsplit("/", 1)[1] for r in page["results"]] == ["station"]
     assert "<mark>вокзала</mark>" in page["results"][0]["excerpt"]
@@ -86,8 +113,7 @@ async def test_word_forms_are_found_and_the_forms_in_the_text_are_marked(
     assert await _found(api, "балерины") == {"ballet"}
 
 
-async def test_phrases_or_and_exclusions_keep_working_on_word_forms(
-        api: httpx.AsyncClient) -> None:
+async def test_phrases_or_and_exclusions_keep_working_on_word_forms(api: httpx.AsyncClient) -> None:
     assert await _found(api, '"железнодорожный вокзал"') == {"station"}
     assert await _found(api, '"вокзал железнодорожный"') == set()
     assert await _found(api, "вокзал -Ненокса") == set()
@@ -104,8 +130,7 @@ async def test_uzbek_is_found_in_either_script_with_any_okina(api: httpx.AsyncCl
     assert await _found(api, "ғалабага") == {"victory"}
 
 
-async def test_place_and_currency_names_cross_languages_and_scripts(
-        api: httpx.AsyncClient) -> None:
+async def test_place_and_currency_names_cross_languages_and_scripts(api: httpx.AsyncClient) -> None:
     assert await _found(api, "Kazakhstan") == {"visit"}  # "Президент Казахстана"
     assert await _found(api, "Қазақстан") == {"visit"}
     assert await _found(api, "Nur-Sultan") == {"visit", "envoy"}
@@ -116,7 +141,8 @@ async def test_place_and_currency_names_cross_languages_and_scripts(
 
 
 async def test_a_typo_finds_near_titles_and_the_page_offers_the_correction(
-        api: httpx.AsyncClient) -> None:
+    api: httpx.AsyncClient,
+) -> None:
     page = await _search(api, "Плесецкая")
     assert page["broadened"] is True
     assert [r["url"].rsplit("/", 1)[1] for r in page["results"]] == ["ballet"]
@@ -129,8 +155,7 @@ async def test_a_typo_finds_near_titles_and_the_page_offers_the_correction(
     assert exact["did_you_mean"] is None
 
 
-async def test_readiness_says_which_language_features_are_active(
-        api: httpx.AsyncClient) -> None:
+async def test_readiness_says_which_language_features_are_active(api: httpx.AsyncClient) -> None:
     language = (await api.get("/readyz")).json()["details"]["language"]
     assert language["word_forms"] == ["english", "russian"]
     assert language["place_names"] > 20

@@ -25,16 +25,28 @@ SECRET = f"not-for-logs-{uuid4().hex}"
 async def acl_user(redis: Redis, namespace: Namespace) -> AsyncIterator[str]:
     # A user confined to this test's keys: proves the services authenticate as it.
     name = f"caravan-{uuid4().hex[:8]}"
-    await redis.acl_setuser(name, enabled=True, passwords=[f"+{SECRET}"],
-                            keys=[f"{namespace.stream_prefix}*"], commands=["+@all"],
-                            channels=["*"])
+    await redis.acl_setuser(
+        name,
+        enabled=True,
+        passwords=[f"+{SECRET}"],
+        keys=[f"{namespace.stream_prefix}*"],
+        commands=["+@all"],
+        channels=["*"],
+    )
     yield name
     await redis.acl_deluser(name)
 
 
 def _caravan(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "services", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 async def test_acl_user_with_secrets_from_files_works_and_no_secret_is_logged(
@@ -44,11 +56,14 @@ async def test_acl_user_with_secrets_from_files_works_and_no_secret_is_logged(
     password_file.write_text(SECRET + "\n")
     es_password_file = tmp_path / "es-password"
     es_password_file.write_text(SECRET + "\n")
-    env = {**os.environ, "REDIS_USERNAME": acl_user,
-           "REDIS_PASSWORD_FILE": str(password_file),
-           "ELASTICSEARCH_USERNAME": "caravan",
-           "ELASTICSEARCH_PASSWORD_FILE": str(es_password_file),
-           "CARAVAN_LOG_LEVEL": "DEBUG"}
+    env = {
+        **os.environ,
+        "REDIS_USERNAME": acl_user,
+        "REDIS_PASSWORD_FILE": str(password_file),
+        "ELASTICSEARCH_USERNAME": "caravan",
+        "ELASTICSEARCH_PASSWORD_FILE": str(es_password_file),
+        "CARAVAN_LOG_LEVEL": "DEBUG",
+    }
 
     rates = str(REALDATA / "cbr-xml-daily-2023-09-27.xml")
     published = _caravan(env, "ratefeed", "--source", rates)
@@ -75,7 +90,6 @@ async def test_a_wrong_password_fails_clearly_without_echoing_it(
     assert wrong not in result.stdout + result.stderr
 
 
-
 @pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A Redis that speaks only TLS, with a certificate from a throwaway CA."""
@@ -83,24 +97,86 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
-            "-out", "ca.crt", "-days", "1", "-subj", "/CN=caravan-test-ca")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
-            "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=caravan-test-ca",
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
     (tmp_path / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "san.cnf")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "1",
+        "-extfile",
+        "san.cnf",
+    )
     port = free_port()
     server = subprocess.Popen(
-        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", "server.crt", "--tls-key-file", "server.key",
-         "--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no", "--save", "",
-         "--appendonly", "no"], cwd=tmp_path, stdout=subprocess.DEVNULL)
+        [
+            "redis-server",
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            "server.crt",
+            "--tls-key-file",
+            "server.key",
+            "--tls-ca-cert-file",
+            "ca.crt",
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         for _ in range(50):
-            ping = subprocess.run(["redis-cli", "--tls", "--cacert", "ca.crt", "-p", str(port),
-                                   "ping"], cwd=tmp_path, capture_output=True, text=True,
-                                  check=False)
+            ping = subprocess.run(
+                ["redis-cli", "--tls", "--cacert", "ca.crt", "-p", str(port), "ping"],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if ping.stdout.strip() == "PONG":
                 break
             time.sleep(0.1)

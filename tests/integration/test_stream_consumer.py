@@ -25,13 +25,23 @@ CLAIM_IDLE_MS = 300
 
 
 def _reader(redis: Redis, stream: str, consumer: str) -> GroupReader:
-    return GroupReader(redis, [stream], "indexer", consumer, batch_size=100, block_ms=50,
-                       linger_ms=0, claim_idle_ms=CLAIM_IDLE_MS)
+    return GroupReader(
+        redis,
+        [stream],
+        "indexer",
+        consumer,
+        batch_size=100,
+        block_ms=50,
+        linger_ms=0,
+        claim_idle_ms=CLAIM_IDLE_MS,
+    )
 
 
 async def _pending(redis: Redis, stream: str) -> list[dict[str, Any]]:
-    return cast("list[dict[str, Any]]", await redis.xpending_range(
-        stream, "indexer", min="-", max="+", count=1000))
+    return cast(
+        "list[dict[str, Any]]",
+        await redis.xpending_range(stream, "indexer", min="-", max="+", count=1000),
+    )
 
 
 async def _holder_and_other(
@@ -98,15 +108,21 @@ async def test_a_refresh_never_takes_back_an_entry_another_consumer_owns(
 async def test_the_live_ticker_is_capped_per_process_and_frees_its_places(
     redis: Redis, namespace: Namespace
 ) -> None:
-    broadcaster = QuoteBroadcaster(redis, namespace.streams.quotes, Places(2, 1),
-                                   lifetime=60, block_ms=50)
+    broadcaster = QuoteBroadcaster(
+        redis, namespace.streams.quotes, Places(2, 1), lifetime=60, block_ms=50
+    )
     first, second = broadcaster.subscribe("a"), broadcaster.subscribe("b")
     assert isinstance(first, Subscription)
     assert isinstance(second, Subscription)
     assert broadcaster.subscribe("c") == "process"  # the cap: the API answers 503
 
-    quote = QuoteEvent(base="KGS", rate=Decimal("0.01156"), as_of=date(2026, 11, 27),
-                       provider="cbr", fetched_at=datetime.now(UTC))
+    quote = QuoteEvent(
+        base="KGS",
+        rate=Decimal("0.01156"),
+        as_of=date(2026, 11, 27),
+        provider="cbr",
+        fetched_at=datetime.now(UTC),
+    )
     # The tail starts at the stream's end: publish until the reader has seen one.
     update = asyncio.ensure_future(first.next_message())
     while not update.done():
@@ -124,8 +140,9 @@ async def test_the_live_ticker_is_capped_per_process_and_frees_its_places(
 async def test_a_write_that_finds_the_client_gone_ends_the_stream_and_frees_its_place(
     redis: Redis, namespace: Namespace
 ) -> None:
-    broadcaster = QuoteBroadcaster(redis, namespace.streams.quotes, Places(1, 1),
-                                   lifetime=60, block_ms=50)
+    broadcaster = QuoteBroadcaster(
+        redis, namespace.streams.quotes, Places(1, 1), lifetime=60, block_ms=50
+    )
     sent: list[Message] = []
 
     async def never_disconnects() -> Message:
@@ -138,8 +155,7 @@ async def test_a_write_that_finds_the_client_gone_ends_the_stream_and_frees_its_
             raise OSError("connection reset")
         sent.append(message)
 
-    scope: Scope = {"type": "http", "method": "GET", "path": "/api/quotes/stream",
-                    "headers": []}
+    scope: Scope = {"type": "http", "method": "GET", "path": "/api/quotes/stream", "headers": []}
     await asyncio.wait_for(LiveStream(broadcaster, "a")(scope, never_disconnects, gone), 10)
     assert [m["status"] for m in sent] == [200]
     assert isinstance(broadcaster.subscribe("a"), Subscription)
@@ -159,5 +175,4 @@ async def test_ownership_is_refreshed_across_pages_of_pending_entries(
 
     await _idle_past_claim_time(redis, stream)
     assert await holder.refresh_ownership() == 25
-    assert {e.entry_id for e in await other.claim_abandoned()} == {
-        e.entry_id for e in first[:5]}
+    assert {e.entry_id for e in await other.claim_abandoned()} == {e.entry_id for e in first[:5]}

@@ -39,8 +39,9 @@ class Span:
 @pytest.fixture
 def collector() -> Iterator[LoopbackServer]:
     server = LoopbackServer()
-    server.routes["/v1/traces"] = lambda _: Reply(200, b"", {"Content-Type":
-                                                              "application/x-protobuf"})
+    server.routes["/v1/traces"] = lambda _: Reply(
+        200, b"", {"Content-Type": "application/x-protobuf"}
+    )
     server.start()
     yield server
     server.stop()
@@ -52,29 +53,50 @@ def _spans(collector: LoopbackServer) -> list[Span]:
         request = ExportTraceServiceRequest()
         request.ParseFromString(hit.body)
         for resource_spans in request.resource_spans:
-            service = next(a.value.string_value for a in resource_spans.resource.attributes
-                           if a.key == "service.name")
+            service = next(
+                a.value.string_value
+                for a in resource_spans.resource.attributes
+                if a.key == "service.name"
+            )
             for scope in resource_spans.scope_spans:
-                found += [Span(service, s.name, s.trace_id.hex(), s.span_id.hex(),
-                               s.parent_span_id.hex()) for s in scope.spans]
+                found += [
+                    Span(service, s.name, s.trace_id.hex(), s.span_id.hex(), s.parent_span_id.hex())
+                    for s in scope.spans
+                ]
     return found
-
 
 
 async def test_an_article_is_one_trace_from_ingest_to_index(
     collector: LoopbackServer, namespace: Namespace, redis: Redis, es: AsyncElasticsearch
 ) -> None:
-    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url(""),
-           "OTEL_BSP_SCHEDULE_DELAY": "100", "CARAVAN_HEALTH_PORT": str(free_port()),
-           "CARAVAN_INDEXER_BLOCK_MS": "100"}
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url(""),
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "CARAVAN_HEALTH_PORT": str(free_port()),
+        "CARAVAN_INDEXER_BLOCK_MS": "100",
+    }
     indexer = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.indexer", cwd=REPO, env=env,
-        stdout=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "services.indexer",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
     try:
         ingest = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services", "ingest", "--source",
-            str(REALDATA / "feed-andijonfk-uz.xml"), cwd=REPO, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "services",
+            "ingest",
+            "--source",
+            str(REALDATA / "feed-andijonfk-uz.xml"),
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         _, stderr = await asyncio.wait_for(ingest.communicate(), timeout=60)
         assert ingest.returncode == 0, stderr.decode()
         for _ in range(300):
@@ -87,8 +109,10 @@ async def test_an_article_is_one_trace_from_ingest_to_index(
         indexer.send_signal(signal.SIGTERM)
         await asyncio.wait_for(indexer.wait(), timeout=30)  # exiting flushes its spans
 
-    events = [ArticleEvent.model_validate_json(fields[b"__data__"])
-              for _, fields in await entries(redis, namespace.streams.articles)]
+    events = [
+        ArticleEvent.model_validate_json(fields[b"__data__"])
+        for _, fields in await entries(redis, namespace.streams.articles)
+    ]
     assert len(events) == 2
     assert all(e.traceparent for e in events)  # the context rode in the event itself
 

@@ -56,8 +56,9 @@ class SecureCluster:
         return (self.home / "bootstrap-password").read_text().strip()
 
     def client(self, username: str, password: str) -> AsyncElasticsearch:
-        return AsyncElasticsearch(URL, ca_certs=str(self.ca), basic_auth=(username, password),
-                                  request_timeout=30)
+        return AsyncElasticsearch(
+            URL, ca_certs=str(self.ca), basic_auth=(username, password), request_timeout=30
+        )
 
     def bootstrap(self) -> AsyncElasticsearch:
         return self.client(BOOTSTRAP, self.bootstrap_password)
@@ -67,13 +68,15 @@ class SecureCluster:
 def secure_cluster() -> Iterator[SecureCluster]:
     # A small heap (other JVMs share two cores), and the realm and role files
     # re-read every second so a revoked user or a changed role applies at once.
-    env = {**os.environ, "CARAVAN_ES_HEAP": "256m",
-           "CARAVAN_ES_SETTINGS": "resource.reload.interval.high: 1s"}
+    env = {
+        **os.environ,
+        "CARAVAN_ES_HEAP": "256m",
+        "CARAVAN_ES_SETTINGS": "resource.reload.interval.high: 1s",
+    }
     command = [str(SCRIPT), "start", "secure", str(PORT), "secure"]
     subprocess.run(command, check=True, env=env)
     yield SecureCluster(_instance_dir())
     subprocess.run([str(SCRIPT), "stop", "secure", str(PORT)], check=True)
-
 
 
 @dataclass
@@ -97,8 +100,9 @@ class Secured:
     async def grant(self, service: str, descriptor: dict[str, Any] | None = None) -> None:
         """(Re)define the service's role: its own, or `descriptor` instead."""
         prefix = self.namespace.index_prefix
-        self.realm.put_role(role_name(service, prefix),
-                            descriptor or role_descriptors(prefix)[service])
+        self.realm.put_role(
+            role_name(service, prefix), descriptor or role_descriptors(prefix)[service]
+        )
 
     async def provide_user(self, service: str) -> str:
         """Create (or give a new password to) the service's user; the password file follows."""
@@ -124,33 +128,48 @@ class Secured:
 
     def env(self, service: str | None, **extra: str) -> dict[str, str]:
         """A service's environment: verified TLS, its user, its password from a file."""
-        env = {**os.environ, "ELASTICSEARCH_URL": URL,
-               "ELASTICSEARCH_CA_CERTS": str(self.cluster.ca),
-               "CARAVAN_LOG_FORMAT": "json", **extra}
+        env = {
+            **os.environ,
+            "ELASTICSEARCH_URL": URL,
+            "ELASTICSEARCH_CA_CERTS": str(self.cluster.ca),
+            "CARAVAN_LOG_FORMAT": "json",
+            **extra,
+        }
         for name in ("ELASTICSEARCH_API_KEY", "ELASTICSEARCH_USERNAME", "ELASTICSEARCH_PASSWORD"):
             env.pop(name, None)
         if service is not None:
             self.password_file(service).write_text(self.passwords[service] + "\n")
-            env |= {"ELASTICSEARCH_USERNAME": self.user(service),
-                    "ELASTICSEARCH_PASSWORD_FILE": str(self.password_file(service))}
+            env |= {
+                "ELASTICSEARCH_USERNAME": self.user(service),
+                "ELASTICSEARCH_PASSWORD_FILE": str(self.password_file(service)),
+            }
         return env
 
     def log_path(self, name: str) -> Path:
         return self.workdir / f"{name}.log"
 
     def start(self, name: str, module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen([sys.executable, "-m", module], cwd=REPO, env=env,
-                                   stdout=self.log_path(name).open("wb"),
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=REPO,
+            env=env,
+            stdout=self.log_path(name).open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         self.processes.append(process)
         return process
 
     def start_indexer(self, **extra: str) -> subprocess.Popen[bytes]:
         port = free_port()
         self.health_ports["indexer"] = port
-        env = self.env("indexer", CARAVAN_HEALTH_PORT=str(port), CARAVAN_INDEXER_BLOCK_MS="100",
-                       CARAVAN_INDEXER_RETRY_BASE_DELAY="0.05",
-                       CARAVAN_INDEXER_RETRY_MAX_DELAY="0.5", **extra)
+        env = self.env(
+            "indexer",
+            CARAVAN_HEALTH_PORT=str(port),
+            CARAVAN_INDEXER_BLOCK_MS="100",
+            CARAVAN_INDEXER_RETRY_BASE_DELAY="0.05",
+            CARAVAN_INDEXER_RETRY_MAX_DELAY="0.5",
+            **extra,
+        )
         return self.start("indexer", "services.indexer", env)
 
     def readiness(self, name: str = "indexer") -> dict[str, Any]:
@@ -165,8 +184,15 @@ class Secured:
         return cast("dict[str, Any] | None", self.readiness().get("details", {}).get("hold"))
 
     def caravan(self, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "services", *args], env=env, cwd=REPO,
-                              capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "services", *args],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     def secrets(self) -> list[str]:
         return [*self.passwords.values(), self.cluster.bootstrap_password]
@@ -176,21 +202,21 @@ class Secured:
 
 
 @pytest.fixture
-async def secured(secure_cluster: SecureCluster, namespace: Namespace,
-                  tmp_path: Path) -> AsyncIterator[Secured]:
-    world = Secured(secure_cluster, namespace, FileRealm(secure_cluster.home / "config"),
-                    tmp_path)
+async def secured(
+    secure_cluster: SecureCluster, namespace: Namespace, tmp_path: Path
+) -> AsyncIterator[Secured]:
+    world = Secured(secure_cluster, namespace, FileRealm(secure_cluster.home / "config"), tmp_path)
     yield world
     stop_processes(world.processes)
     for service in SERVICES:
         world.realm.delete_user(world.user(service))
         world.realm.delete_role(role_name(service, namespace.index_prefix))
     async with secure_cluster.bootstrap() as es:
-        indices = await es.indices.get(index=f"{namespace.index_prefix}*",
-                                       allow_no_indices=True)
+        indices = await es.indices.get(index=f"{namespace.index_prefix}*", allow_no_indices=True)
         if indices:
             await es.indices.delete(index=",".join(indices))
         templates = await es.options(ignore_status=404).indices.get_index_template(
-            name=f"{namespace.index_prefix}*")
+            name=f"{namespace.index_prefix}*"
+        )
         for template in templates.get("index_templates", []):
             await es.indices.delete_index_template(name=template["name"])

@@ -41,8 +41,7 @@ class FileRealm:
         # The bootstrap user's line, written by deploy/local/elasticsearch.sh, is kept;
         # users a previous run left behind are not.
         lines = (config / "users").read_text().splitlines()
-        self._users = dict(line.split(":", 1) for line in lines
-                           if line.startswith(f"{BOOTSTRAP}:"))
+        self._users = dict(line.split(":", 1) for line in lines if line.startswith(f"{BOOTSTRAP}:"))
         self._user_roles: dict[str, str] = {BOOTSTRAP: "superuser"}
         self._roles: dict[str, Any] = {}
 
@@ -77,8 +76,9 @@ class FileRealm:
         by_role: dict[str, list[str]] = {}
         for user, role in self._user_roles.items():
             by_role.setdefault(role, []).append(user)
-        self._write("users_roles", "".join(f"{role}:{','.join(users)}\n"
-                                           for role, users in by_role.items()))
+        self._write(
+            "users_roles", "".join(f"{role}:{','.join(users)}\n" for role, users in by_role.items())
+        )
 
     def _write(self, name: str, text: str) -> None:
         # Written aside and renamed: the node never reads half a file.

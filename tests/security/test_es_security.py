@@ -63,11 +63,15 @@ async def test_each_service_works_under_its_own_role_over_verified_tls(
         await secured.grant(service)
         await secured.provide_user(service)
     # The rate feed needs no Elasticsearch credential at all: it only publishes.
-    published = secured.caravan(secured.env(None), "ratefeed", "--source",
-                                str(REALDATA / "cbr-xml-daily-2023-09-27.xml"))
+    published = secured.caravan(
+        secured.env(None), "ratefeed", "--source", str(REALDATA / "cbr-xml-daily-2023-09-27.xml")
+    )
     assert published.returncode == 0, published.stderr
-    await publish(redis, namespace.streams.articles,
-                  *(article(n, title=f"Caspian shipping report {n}") for n in range(12)))
+    await publish(
+        redis,
+        namespace.streams.articles,
+        *(article(n, title=f"Caspian shipping report {n}") for n in range(12)),
+    )
 
     secured.start_indexer()
     await _until_count(secured, 12, "the articles")
@@ -75,8 +79,11 @@ async def test_each_service_works_under_its_own_role_over_verified_tls(
 
     port = free_port()
     secured.health_ports["query"] = port
-    secured.start("query", "services.query", secured.env(
-        "query", CARAVAN_QUERY_PORT=str(port), CARAVAN_QUERY_RATE_LIMIT="0"))
+    secured.start(
+        "query",
+        "services.query",
+        secured.env("query", CARAVAN_QUERY_PORT=str(port), CARAVAN_QUERY_RATE_LIMIT="0"),
+    )
     wait_for(lambda: secured.readiness("query").get("ready") is True, 60, "the query service")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
         found = (await api.get("/api/search", params={"q": "Caspian shipping"})).json()
@@ -96,8 +103,7 @@ async def test_each_service_works_under_its_own_role_over_verified_tls(
     refused = secured.caravan(secured.env("indexer"), "search", "Caspian")
     assert refused.returncode == 3
     assert "indices:data/read/search] is unauthorized" in refused.stderr
-    async with secured.cluster.client(secured.user("indexer"),
-                                      secured.passwords["indexer"]) as es:
+    async with secured.cluster.client(secured.user("indexer"), secured.passwords["indexer"]) as es:
         with pytest.raises(AuthorizationException, match="indices:admin/delete"):
             await es.indices.delete(index=f"{namespace.index_prefix}articles-v1")
 
@@ -108,8 +114,16 @@ async def test_each_service_works_under_its_own_role_over_verified_tls(
     assert unverified.returncode == 3
     assert "CERTIFICATE_VERIFY_FAILED" in unverified.stderr.upper().replace(" ", "_")
 
-    _no_secret_in(secured, published.stdout, published.stderr, rebuilt.stdout,
-                  rebuilt.stderr, searched.stdout, searched.stderr, refused.stderr)
+    _no_secret_in(
+        secured,
+        published.stdout,
+        published.stderr,
+        rebuilt.stdout,
+        rebuilt.stderr,
+        searched.stdout,
+        searched.stderr,
+        refused.stderr,
+    )
 
 
 async def test_a_role_without_write_is_held_with_the_reason_and_resumes_once_granted(
@@ -178,8 +192,10 @@ async def test_an_api_key_file_is_read_again_when_it_changes(
     # loopback cluster shows what the client sends: the key the file holds now.
     server = LoopbackServer()
     server.routes["/_cluster/health"] = lambda _: Reply(
-        200, b'{"status": "green"}', {"Content-Type": "application/json",
-                                      "X-Elastic-Product": "Elasticsearch"})
+        200,
+        b'{"status": "green"}',
+        {"Content-Type": "application/json", "X-Elastic-Product": "Elasticsearch"},
+    )
     key_file = tmp_path / "indexer.api-key"
     key_file.write_text("first-key\n")
     monkeypatch.setenv("ELASTICSEARCH_API_KEY_FILE", str(key_file))
@@ -216,23 +232,26 @@ def test_a_key_set_directly_wins_and_its_file_is_not_followed(
 def test_the_roles_in_the_operations_guide_are_the_ones_the_services_get() -> None:
     guide = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
     start = guide.index("<!-- roles -->")
-    block = guide[guide.index("```json", start) + len("```json"):guide.index("```\n", start + 8)]
+    block = guide[guide.index("```json", start) + len("```json") : guide.index("```\n", start + 8)]
     documented = json.loads(block)
 
-    assert documented == {role_name(service, ""): descriptor
-                          for service, descriptor in role_descriptors("").items()}
+    assert documented == {
+        role_name(service, ""): descriptor for service, descriptor in role_descriptors("").items()
+    }
 
 
 def test_keys_create_says_why_the_minimal_distribution_cannot_hold_keys(
     secured: Secured, tmp_path: Path
 ) -> None:
     # Tripwire: once the local distribution can store keys, test them directly.
-    env = {**secured.env(None), "ELASTICSEARCH_USERNAME": "caravan-bootstrap",
-           "ELASTICSEARCH_PASSWORD": secured.cluster.bootstrap_password}
+    env = {
+        **secured.env(None),
+        "ELASTICSEARCH_USERNAME": "caravan-bootstrap",
+        "ELASTICSEARCH_PASSWORD": secured.cluster.bootstrap_password,
+    }
     created = secured.caravan(env, "keys", "create", "--out", str(tmp_path / "keys"))
 
     assert created.returncode == 3
     assert "Unknown filter type [pattern_capture]" in created.stderr
     assert secured.cluster.bootstrap_password not in created.stdout + created.stderr
     assert not list((tmp_path / "keys").iterdir())
-

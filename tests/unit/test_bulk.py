@@ -30,10 +30,13 @@ def test_200_updated_is_stored() -> None:
 
 
 def test_409_version_conflict_is_stale_and_done() -> None:
-    error = {"type": "version_conflict_engine_exception",
-             "reason": "[abc]: version conflict, current version [2] is higher or equal to "
-                       "the one provided [1]",
-             "index": "articles-v1", "shard": "0"}
+    error = {
+        "type": "version_conflict_engine_exception",
+        "reason": "[abc]: version conflict, current version [2] is higher or equal to "
+        "the one provided [1]",
+        "index": "articles-v1",
+        "shard": "0",
+    }
     result = classify_item(_item(409, error))
     assert result.outcome is Outcome.STALE
     assert result.status == 409
@@ -42,8 +45,10 @@ def test_409_version_conflict_is_stale_and_done() -> None:
 
 
 def test_429_is_held() -> None:
-    error = {"type": "es_rejected_execution_exception",
-             "reason": "rejected execution of coordinating operation"}
+    error = {
+        "type": "es_rejected_execution_exception",
+        "reason": "rejected execution of coordinating operation",
+    }
     result = classify_item(_item(429, error))
     assert result.outcome is Outcome.HOLD
     assert not result.done
@@ -60,10 +65,14 @@ def test_5xx_is_held(status: int) -> None:
 
 
 def test_400_mapping_error_is_rejected_with_type_and_cause() -> None:
-    error = {"type": "mapper_parsing_exception",
-             "reason": "failed to parse field [published_at] of type [date]",
-             "caused_by": {"type": "illegal_argument_exception",
-                           "reason": "failed to parse date field [Seg, 24 Set 2018]"}}
+    error = {
+        "type": "mapper_parsing_exception",
+        "reason": "failed to parse field [published_at] of type [date]",
+        "caused_by": {
+            "type": "illegal_argument_exception",
+            "reason": "failed to parse date field [Seg, 24 Set 2018]",
+        },
+    }
     result = classify_item(_item(400, error))
     assert result.outcome is Outcome.REJECTED
     assert result.status == 400
@@ -76,9 +85,15 @@ def test_400_mapping_error_is_rejected_with_type_and_cause() -> None:
 
 
 def test_nested_causes_are_all_reported() -> None:
-    error = {"type": "a", "reason": "outer",
-             "caused_by": {"type": "b", "reason": "middle",
-                           "caused_by": {"type": "c", "reason": "inner"}}}
+    error = {
+        "type": "a",
+        "reason": "outer",
+        "caused_by": {
+            "type": "b",
+            "reason": "middle",
+            "caused_by": {"type": "c", "reason": "inner"},
+        },
+    }
     reason = classify_item(_item(400, error)).reason
     assert reason == "a: outer (caused by b: middle (caused by c: inner))"
 
@@ -93,12 +108,19 @@ def test_other_action_types_are_read_the_same() -> None:
 
 
 def test_classify_response_keeps_item_order() -> None:
-    response = {"errors": True, "items": [
-        _item(201), _item(409, {"type": "version_conflict_engine_exception", "reason": "r"}),
-        _item(429, {"type": "es_rejected_execution_exception", "reason": "r"}),
-        _item(400, {"type": "mapper_parsing_exception", "reason": "r"}),
-    ]}
+    response = {
+        "errors": True,
+        "items": [
+            _item(201),
+            _item(409, {"type": "version_conflict_engine_exception", "reason": "r"}),
+            _item(429, {"type": "es_rejected_execution_exception", "reason": "r"}),
+            _item(400, {"type": "mapper_parsing_exception", "reason": "r"}),
+        ],
+    }
     assert [r.outcome for r in classify_response(response)] == [
-        Outcome.STORED, Outcome.STALE, Outcome.HOLD, Outcome.REJECTED,
+        Outcome.STORED,
+        Outcome.STALE,
+        Outcome.HOLD,
+        Outcome.REJECTED,
     ]
     assert classify_response({"errors": False}) == []

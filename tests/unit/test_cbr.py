@@ -86,8 +86,10 @@ def test_windows_1251_bytes_without_declaration_are_refused(cbr_text: str) -> No
 
 
 def test_html_error_page_is_refused() -> None:
-    page = (b"<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head>"
-            b"<body><h1>Service Unavailable</h1><br></body></html>")
+    page = (
+        b"<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head>"
+        b"<body><h1>Service Unavailable</h1><br></body></html>"
+    )
     with pytest.raises(RatesError):
         parse_cbr(page)
 
@@ -129,8 +131,11 @@ def test_zero_or_negative_value_is_left_out_with_a_problem(cbr_text: str, bad_va
 
 
 def test_zero_nominal_is_left_out_with_a_problem(cbr_text: str) -> None:
-    changed = cbr_text.replace("<CharCode>KGS</CharCode>\n<Nominal>10</Nominal>",
-                               "<CharCode>KGS</CharCode>\n<Nominal>0</Nominal>", 1)
+    changed = cbr_text.replace(
+        "<CharCode>KGS</CharCode>\n<Nominal>10</Nominal>",
+        "<CharCode>KGS</CharCode>\n<Nominal>0</Nominal>",
+        1,
+    )
     assert changed != cbr_text
     rates = parse_cbr(changed.encode())
     assert "KGS" not in rates.per_unit
@@ -167,9 +172,11 @@ def test_bad_char_code_is_a_problem(cbr_text: str) -> None:
 
 
 def test_document_with_no_usable_entry_is_refused() -> None:
-    doc = ('<ValCurs Date="27.09.2023" name="Foreign Currency Market">'
-           '<Valute ID="R01235"><CharCode>USD</CharCode><Nominal>1</Nominal>'
-           "<Value>0</Value></Valute></ValCurs>")
+    doc = (
+        '<ValCurs Date="27.09.2023" name="Foreign Currency Market">'
+        '<Valute ID="R01235"><CharCode>USD</CharCode><Nominal>1</Nominal>'
+        "<Value>0</Value></Valute></ValCurs>"
+    )
     with pytest.raises(RatesError, match="no usable Valute"):
         parse_cbr(doc.encode())
 

@@ -42,7 +42,9 @@ def test_a_declaration_the_bytes_contradict_is_ignored() -> None:
 
 def test_byte_order_mark_wins_and_is_dropped() -> None:
     assert decode("\ufeffПривет, мир".encode("utf-16"), "text/html; charset=koi8-r") == (
-        "Привет, мир", "utf-16")
+        "Привет, мир",
+        "utf-16",
+    )
     assert decode(b"\xef\xbb\xbf<p>ok</p>")[0] == "<p>ok</p>"
 
 
@@ -55,7 +57,8 @@ def test_declarations_are_read_from_header_and_document() -> None:
     assert header_charset("text/html") is None
     assert document_charset(b"<?xml version='1.0' encoding='KOI8-R'?><rss/>") == "KOI8-R"
     assert document_charset(b'<meta content="text/html; charset=cp1251" http-equiv=x>') == (
-        "cp1251")
+        "cp1251"
+    )
 
 
 def test_a_windows_1251_feed_declaring_its_encoding_parses_to_unicode() -> None:
@@ -71,12 +74,12 @@ def test_a_header_naming_a_codec_that_is_no_charset_is_ignored() -> None:
 
 
 def test_python_only_codecs_named_by_a_page_are_not_used() -> None:
-    assert decode(rb"<p>a\sb</p>", "text/html; charset=unicode_escape") == (
-        "<p>a\\sb</p>", "utf-8")
+    assert decode(rb"<p>a\sb</p>", "text/html; charset=unicode_escape") == ("<p>a\\sb</p>", "utf-8")
 
 
-@pytest.mark.parametrize("label", ["utf-16", "UTF-16LE", "utf-16be", "utf_16", "utf-32",
-                                   "unicodeFFFE"])
+@pytest.mark.parametrize(
+    "label", ["utf-16", "UTF-16LE", "utf-16be", "utf_16", "utf-32", "unicodeFFFE"]
+)
 def test_a_meta_declaring_a_wide_encoding_on_an_ascii_page_is_read_as_utf8(label: str) -> None:
     page = f'<html><head><meta charset="{label}"></head><body><p>Tashkent</p></body></html>'
     text, encoding = decode(page.encode("ascii"))

@@ -23,11 +23,39 @@ from shared.decimals import (
 )
 
 ALL_BOUNDS = [AMOUNT, PROVIDER_VALUE, RATE, CHANGE_PCT]
-EXTREMES = ["NaN", "-NaN", "sNaN", "NaN123", "Infinity", "-Infinity", "inf", "1E+999999",
-            "9E+999999", "-1E+999999", "1E-999999", "1E-1000026", "1E+999999999999",
-            "1E+9999999999999999999999", "0E+999999", "-0", "0", "0.0", "1" * 5000,
-            "0." + "0" * 5000 + "1", "1." + "0" * 5000 + "1", "-5", "1e9", "1E-9", " 42 ",
-            "1_000", "", " ", "lots", "1,5", "0x10"]
+EXTREMES = [
+    "NaN",
+    "-NaN",
+    "sNaN",
+    "NaN123",
+    "Infinity",
+    "-Infinity",
+    "inf",
+    "1E+999999",
+    "9E+999999",
+    "-1E+999999",
+    "1E-999999",
+    "1E-1000026",
+    "1E+999999999999",
+    "1E+9999999999999999999999",
+    "0E+999999",
+    "-0",
+    "0",
+    "0.0",
+    "1" * 5000,
+    "0." + "0" * 5000 + "1",
+    "1." + "0" * 5000 + "1",
+    "-5",
+    "1e9",
+    "1E-9",
+    " 42 ",
+    "1_000",
+    "",
+    " ",
+    "lots",
+    "1,5",
+    "0x10",
+]
 # Modest: the whole suite must stay quick; the strategies aim at the edges.
 edgy = settings(max_examples=300, deadline=None)
 
@@ -36,17 +64,21 @@ edgy = settings(max_examples=300, deadline=None)
 def decimal_strings(draw: st.DrawFn) -> str:
     """Signs, long digit strings and exponents far past what the context can hold."""
     sign = draw(st.sampled_from(["", "-", "+"]))
-    digits = draw(st.one_of(st.text("0123456789", min_size=1, max_size=40),
-                            st.integers(1, 3000).map(lambda n: "9" * n)))
+    digits = draw(
+        st.one_of(
+            st.text("0123456789", min_size=1, max_size=40),
+            st.integers(1, 3000).map(lambda n: "9" * n),
+        )
+    )
     point = draw(st.integers(0, len(digits)))
     mantissa = f"{digits[:point]}.{digits[point:]}" if draw(st.booleans()) else digits
-    exponent = draw(st.one_of(st.none(), st.integers(-40, 40),
-                              st.integers(-(10**20), 10**20)))
+    exponent = draw(st.one_of(st.none(), st.integers(-40, 40), st.integers(-(10**20), 10**20)))
     return f"{sign}{mantissa}" + (f"E{exponent:+d}" if exponent is not None else "")
 
 
-outside_text = st.one_of(st.sampled_from(EXTREMES), decimal_strings(),
-                         st.decimals().map(str), st.text(max_size=30))
+outside_text = st.one_of(
+    st.sampled_from(EXTREMES), decimal_strings(), st.decimals().map(str), st.text(max_size=30)
+)
 
 
 def _in(value: Decimal, bounds: Bounds) -> bool:
@@ -71,22 +103,24 @@ def test_any_text_is_a_number_within_the_bounds_or_a_refusal_naming_them(
         assert _in(value, bounds)
 
 
-@pytest.mark.parametrize("text", ["0", "-0", "0.000", "+0E+999999", "-0E-999999",
-                                  "0E+99999999999"])
+@pytest.mark.parametrize("text", ["0", "-0", "0.000", "+0E+999999", "-0E-999999", "0E+99999999999"])
 def test_a_zero_amount_comes_back_as_plain_zero(text: str) -> None:
     assert str(parse_within(text, AMOUNT)) == "0"
 
 
-@pytest.mark.parametrize(("text", "bounds", "message"), [
-    ("9E+999999", AMOUNT, "amount must be 0 or between 1E-12 and 1E+15, not '9E+999999'"),
-    ("-5", AMOUNT, "amount must be 0 or between 1E-12 and 1E+15, not '-5'"),
-    ("1E-999999", AMOUNT, "amount must be 0 or between 1E-12 and 1E+15, not '1E-999999'"),
-    ("NaN", RATE, "rate must be between 1E-9 and 1E+9, not 'NaN'"),
-    ("0", PROVIDER_VALUE, "provider value must be between 1E-9 and 1E+9, not '0'"),
-    ("-1E+22", CHANGE_PCT, "change in percent must be between -1E+21 and 1E+21, not '-1E+22'"),
-    ("lots", AMOUNT, "amount must be a decimal number, not 'lots'"),
-    ("1" * 5000, RATE, f"rate must be between 1E-9 and 1E+9, not '{'1' * 32}...'"),
-])
+@pytest.mark.parametrize(
+    ("text", "bounds", "message"),
+    [
+        ("9E+999999", AMOUNT, "amount must be 0 or between 1E-12 and 1E+15, not '9E+999999'"),
+        ("-5", AMOUNT, "amount must be 0 or between 1E-12 and 1E+15, not '-5'"),
+        ("1E-999999", AMOUNT, "amount must be 0 or between 1E-12 and 1E+15, not '1E-999999'"),
+        ("NaN", RATE, "rate must be between 1E-9 and 1E+9, not 'NaN'"),
+        ("0", PROVIDER_VALUE, "provider value must be between 1E-9 and 1E+9, not '0'"),
+        ("-1E+22", CHANGE_PCT, "change in percent must be between -1E+21 and 1E+21, not '-1E+22'"),
+        ("lots", AMOUNT, "amount must be a decimal number, not 'lots'"),
+        ("1" * 5000, RATE, f"rate must be between 1E-9 and 1E+9, not '{'1' * 32}...'"),
+    ],
+)
 def test_refusals_say_the_bounds(text: str, bounds: Bounds, message: str) -> None:
     with pytest.raises(BadDecimal) as caught:
         parse_within(text, bounds)
@@ -108,16 +142,26 @@ def test_stored_values_must_be_decimal_strings(stored: object) -> None:
 
 def _strict() -> decimal.Context:
     """The default context, with every signal that means a lost or absurd result trapped."""
-    return decimal.Context(traps=[decimal.Overflow, decimal.Underflow, decimal.Subnormal,
-                                  decimal.InvalidOperation, decimal.DivisionByZero,
-                                  decimal.Clamped])
+    return decimal.Context(
+        traps=[
+            decimal.Overflow,
+            decimal.Underflow,
+            decimal.Subnormal,
+            decimal.InvalidOperation,
+            decimal.DivisionByZero,
+            decimal.Clamped,
+        ]
+    )
 
 
 def _decimals_within(bounds: Bounds) -> st.SearchStrategy[Decimal]:
     edges = [bounds.low, bounds.high] + ([Decimal(0)] if bounds.zero else [])
-    return st.one_of(st.sampled_from(edges),
-                     st.decimals(min_value=bounds.low, max_value=bounds.high,
-                                 allow_nan=False, allow_infinity=False))
+    return st.one_of(
+        st.sampled_from(edges),
+        st.decimals(
+            min_value=bounds.low, max_value=bounds.high, allow_nan=False, allow_infinity=False
+        ),
+    )
 
 
 @edgy
@@ -143,8 +187,12 @@ def test_a_change_between_rates_within_the_bounds_is_within_its_own(
 
 
 @edgy
-@given(_decimals_within(PROVIDER_VALUE), _decimals_within(PROVIDER_VALUE),
-       _decimals_within(PROVIDER_VALUE), _decimals_within(PROVIDER_VALUE))
+@given(
+    _decimals_within(PROVIDER_VALUE),
+    _decimals_within(PROVIDER_VALUE),
+    _decimals_within(PROVIDER_VALUE),
+    _decimals_within(PROVIDER_VALUE),
+)
 def test_rates_from_provider_values_within_the_bounds_stay_in_the_context(
     value: Decimal, nominal: Decimal, usd_value: Decimal, usd_nominal: Decimal
 ) -> None:

@@ -49,9 +49,15 @@ def quote() -> QuoteEvent:
     """KGS/USD from the real Bank of Russia document, with its full Decimal precision."""
     official = parse_cbr((REALDATA / "cbr-xml-daily-2023-09-27.xml").read_bytes())
     rate = usd_rates(official, ("KGS",))["KGS"]
-    return QuoteEvent(base="KGS", rate=rate, change_pct=Decimal("-0.0004"),
-                      previous_rate=Decimal("0.0112771"), as_of=official.as_of,
-                      provider=official.provider, fetched_at=FETCHED_AT)
+    return QuoteEvent(
+        base="KGS",
+        rate=rate,
+        change_pct=Decimal("-0.0004"),
+        previous_rate=Decimal("0.0112771"),
+        as_of=official.as_of,
+        provider=official.provider,
+        fetched_at=FETCHED_AT,
+    )
 
 
 def _entry(stream: str, payload: bytes | None, **fields: bytes) -> Entry:
@@ -81,8 +87,14 @@ def test_article_entry_becomes_versioned_index_action(
     assert action.version == int(FETCHED_AT.timestamp() * 1000)
     header, document = action.operations()
     source = json.loads(document)
-    assert header == {"index": {"_index": "t-articles", "_id": article.idempotency_key,
-                                "version": article.version, "version_type": "external"}}
+    assert header == {
+        "index": {
+            "_index": "t-articles",
+            "_id": article.idempotency_key,
+            "version": article.version,
+            "version_type": "external",
+        }
+    }
     assert source["title"] == "Damir Temirov: “Haqli g'alabaga erishdik”"
     assert source["title_suggest"] == {"input": [article.title]}
     assert source["canonical_url"] == article.canonical_url
@@ -112,8 +124,13 @@ def test_quote_entry_keeps_rate_as_exact_string(
 
 
 def test_quote_action_without_change(names: IndexNames) -> None:
-    event = QuoteEvent(base="UZS", rate=Decimal("0.0000819"), as_of=date(2023, 9, 27),
-                       provider="cbr", fetched_at=FETCHED_AT)
+    event = QuoteEvent(
+        base="UZS",
+        rate=Decimal("0.0000819"),
+        as_of=date(2023, 9, 27),
+        provider="cbr",
+        fetched_at=FETCHED_AT,
+    )
     _, document = quote_action(event, names.quotes).operations()
     source = json.loads(document)
     assert source["change_pct"] is None
@@ -145,8 +162,9 @@ def test_invalid_json(streams: Streams, names: IndexNames, payload: bytes) -> No
 
 
 def test_json_missing_fields_names_them(streams: Streams, names: IndexNames) -> None:
-    result = decode_entry(_entry("t:articles", b'{"source": "x", "url": "https://e.org"}'),
-                          streams, names)
+    result = decode_entry(
+        _entry("t:articles", b'{"source": "x", "url": "https://e.org"}'), streams, names
+    )
     assert isinstance(result, Invalid)
     assert result.error_class == "ValidationError"
     for field in ("canonical_url", "title", "fetched_at", "content_hash"):
@@ -189,11 +207,21 @@ def test_entry_key() -> None:
     assert _entry("t:articles", b"{}").key == "t:articles/1700000000000-0"
 
 
-@pytest.mark.parametrize("error", [RecursionError("maximum recursion depth exceeded"),
-                                   MemoryError(), ValueError("bad"), KeyError("k")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        RecursionError("maximum recursion depth exceeded"),
+        MemoryError(),
+        ValueError("bad"),
+        KeyError("k"),
+    ],
+)
 def test_an_analysis_that_raises_costs_its_entry_a_dead_letter_not_the_batch(
-    streams: Streams, names: IndexNames, article: ArticleEvent,
-    monkeypatch: pytest.MonkeyPatch, error: Exception,
+    streams: Streams,
+    names: IndexNames,
+    article: ArticleEvent,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
 ) -> None:
     def analyse(text: str) -> str:
         if "poison" in text:
@@ -202,8 +230,10 @@ def test_an_analysis_that_raises_costs_its_entry_a_dead_letter_not_the_batch(
 
     monkeypatch.setattr("shared.index.stem_text", analyse)
     poison = article.model_copy(update={"body": "a poison body"})
-    results = [decode_entry(_entry("t:articles", a.model_dump_json().encode()), streams, names)
-               for a in (article, poison, article)]
+    results = [
+        decode_entry(_entry("t:articles", a.model_dump_json().encode()), streams, names)
+        for a in (article, poison, article)
+    ]
 
     assert isinstance(results[0], BulkAction)
     assert isinstance(results[2], BulkAction)
@@ -215,7 +245,9 @@ def test_an_analysis_that_raises_costs_its_entry_a_dead_letter_not_the_batch(
 
 
 def test_an_article_of_one_huge_word_decodes_with_no_tokens_for_it(
-    streams: Streams, names: IndexNames, article: ArticleEvent,
+    streams: Streams,
+    names: IndexNames,
+    article: ArticleEvent,
 ) -> None:
     # Once an hour of folding in the indexer ("k…kh" lost one letter per pass).
     huge = article.model_copy(update={"body": "k" * 1_000_000 + "h", "summary": "zh" * 500_000})

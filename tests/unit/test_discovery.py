@@ -18,15 +18,18 @@ from services.ingest.worker import PollResult, first_of_each, next_poll_in
 from tests.conftest import REALDATA
 
 
-@pytest.mark.parametrize(("name", "kind"), [
-    ("feed-heise-developer.atom", "feed"),
-    ("feed-uol-noticias.rss", "feed"),
-    ("feed-nenoksa-turbo-malformed.xml", "feed"),
-    ("sitemap-news-arnews.xml", "sitemap"),
-    ("article-heraldsun.html", "html"),
-    ("article-lsm-lv.html", "html"),
-    ("cbr-xml-daily-2023-09-27.xml", "feed"),  # not a feed: the feed parser says so clearly
-])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("feed-heise-developer.atom", "feed"),
+        ("feed-uol-noticias.rss", "feed"),
+        ("feed-nenoksa-turbo-malformed.xml", "feed"),
+        ("sitemap-news-arnews.xml", "sitemap"),
+        ("article-heraldsun.html", "html"),
+        ("article-lsm-lv.html", "html"),
+        ("cbr-xml-daily-2023-09-27.xml", "feed"),  # not a feed: the feed parser says so clearly
+    ],
+)
 def test_document_kind_from_the_content(name: str, kind: str) -> None:
     assert document_kind((REALDATA / name).read_bytes()) == kind
 
@@ -36,8 +39,9 @@ def test_google_news_sitemap_entries() -> None:
     assert len(sitemap.entries) == 5
     assert sitemap.children == []
     first = sitemap.entries[0]
-    assert first.news_title == ("Sofisma da soberania: como o medo de cooperar fortalece o crime "
-                                "organizado no Brasil")
+    assert first.news_title == (
+        "Sofisma da soberania: como o medo de cooperar fortalece o crime organizado no Brasil"
+    )
     assert (first.date, first.news_language) == ("2026-05-29", "pt")
     assert "crime organizado" in first.keywords
     # A dot inside the slug and a double hyphen survive.
@@ -46,23 +50,31 @@ def test_google_news_sitemap_entries() -> None:
 
 
 def test_sitemap_index_and_namespace_free_sitemaps() -> None:
-    index = parse_sitemap(b"<sitemapindex><sitemap><loc> https://s.kz/a.xml </loc>"
-                          b"<lastmod>2025-01-02</lastmod></sitemap>"
-                          b"<sitemap><loc>ftp://s.kz/b.xml</loc></sitemap></sitemapindex>")
+    index = parse_sitemap(
+        b"<sitemapindex><sitemap><loc> https://s.kz/a.xml </loc>"
+        b"<lastmod>2025-01-02</lastmod></sitemap>"
+        b"<sitemap><loc>ftp://s.kz/b.xml</loc></sitemap></sitemapindex>"
+    )
     assert [(c.url, c.date) for c in index.children] == [("https://s.kz/a.xml", "2025-01-02")]
 
 
 def test_a_news_sitemap_with_its_prefix_left_undeclared_is_read() -> None:
-    sitemap = parse_sitemap(b"<urlset><url><loc>https://s.kz/1</loc><news:news>"
-                            b"<news:title>Title</news:title></news:news></url></urlset>")
+    sitemap = parse_sitemap(
+        b"<urlset><url><loc>https://s.kz/1</loc><news:news>"
+        b"<news:title>Title</news:title></news:news></url></urlset>"
+    )
     assert [(e.url, e.news_title) for e in sitemap.entries] == [("https://s.kz/1", "Title")]
 
 
-@pytest.mark.parametrize("content", [
-    b"", b"<rss><channel/></rss>",
-    b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><urlset><url><loc>&e;</loc></url>'
-    b"</urlset>",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"<rss><channel/></rss>",
+        b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><urlset><url><loc>&e;</loc></url>'
+        b"</urlset>",
+    ],
+)
 def test_what_is_not_a_usable_sitemap(content: bytes) -> None:
     try:
         sitemap = parse_sitemap(content)
@@ -91,8 +103,10 @@ def test_listing_finds_headline_links_excerpts_next_page_and_feeds() -> None:
     root = parse_html(LISTING)
     listing = parse_listing(root, "https://site.kz/section/")
     assert [link.url for link in listing.links] == [
-        "https://site.kz/news/1?utm_source=x", "https://www.site.kz/news/2",
-        "https://site.kz/news/4"]
+        "https://site.kz/news/1?utm_source=x",
+        "https://www.site.kz/news/2",
+        "https://site.kz/news/4",
+    ]
     assert listing.links[1].title == "EU Sanctions Envoy’s Kazakh Visit"
     assert listing.links[1].excerpt == "On January 30, David O’Sullivan ..."
     assert listing.links[2].excerpt == "Despite its superpower ambitions ..."
@@ -106,9 +120,12 @@ def test_next_page_by_its_label_and_article_pages_by_their_metadata() -> None:
     root = parse_html('<html><body><a href="/p/3">Next</a></body></html>')
     assert parse_listing(root, "https://s.kz/p/2").next_page == "https://s.kz/p/3"
     assert is_article_page(parse_html((REALDATA / "article-lsm-lv.html").read_text("utf-8")))
-    assert is_article_page(parse_html(
-        '<html><head><script type="application/ld+json">{"@type": "NewsArticle"}</script>'
-        "</head></html>"))
+    assert is_article_page(
+        parse_html(
+            '<html><head><script type="application/ld+json">{"@type": "NewsArticle"}</script>'
+            "</head></html>"
+        )
+    )
 
 
 def test_feeds_asking_for_slower_polling() -> None:
@@ -131,9 +148,11 @@ def test_a_poll_summary_says_what_was_left_out_and_why() -> None:
     assert result.within_limit(items, 4) == ["a", "b", "c"]  # one failed already looked at
     result.count("new")
     result.count("new")
-    assert result.summary() == ("site (feed): 2 articles published (2 new, 0 updated), "
-                                "0 unchanged, 4 items left out "
-                                "(duplicate: 1, failed: 1, limit: 2)")
+    assert result.summary() == (
+        "site (feed): 2 articles published (2 new, 0 updated), "
+        "0 unchanged, 4 items left out "
+        "(duplicate: 1, failed: 1, limit: 2)"
+    )
     assert result.within_limit(items, None) == items
     assert PollResult("s", error="FetchError: x").summary() == "s: failed: FetchError: x"
 
@@ -143,23 +162,32 @@ def _child(name: str, lastmod: str | None = None) -> SitemapEntry:
 
 
 def test_children_of_a_sitemap_index_newest_lastmod_then_least_recently_visited_first() -> None:
-    children = [_child("old", "2024-01-01"), _child("new", "2026-05-01"), _child("a"),
-                _child("b"), _child("mid", "2025-01-01")]
-    visits = {_child("a").url: ChildVisit(visited=200.0), _child("b").url: ChildVisit(100.0),
-              _child("mid").url: ChildVisit(300.0, lastmod="2024-12-01")}  # changed since
+    children = [
+        _child("old", "2024-01-01"),
+        _child("new", "2026-05-01"),
+        _child("a"),
+        _child("b"),
+        _child("mid", "2025-01-01"),
+    ]
+    visits = {
+        _child("a").url: ChildVisit(visited=200.0),
+        _child("b").url: ChildVisit(100.0),
+        _child("mid").url: ChildVisit(300.0, lastmod="2024-12-01"),
+    }  # changed since
 
     plan = plan_children(children, visits, budget=4, now=1000.0, interval=900.0)
 
-    assert [c.url.split("/")[-1] for c in plan.fetch] == ["new.xml", "mid.xml", "old.xml",
-                                                          "b.xml"]
+    assert [c.url.split("/")[-1] for c in plan.fetch] == ["new.xml", "mid.xml", "old.xml", "b.xml"]
     assert (plan.unchanged, plan.resting, plan.deferred) == (0, 0, 1)
 
 
 def test_children_unchanged_by_lastmod_or_resting_after_304s_are_not_fetched() -> None:
     children = [_child("same", "2026-05-01"), _child("quiet"), _child("quieter")]
-    visits = {_child("same").url: ChildVisit(0.0, lastmod="2026-05-01"),
-              _child("quiet").url: ChildVisit(0.0, quiet=1),
-              _child("quieter").url: ChildVisit(0.0, quiet=2)}
+    visits = {
+        _child("same").url: ChildVisit(0.0, lastmod="2026-05-01"),
+        _child("quiet").url: ChildVisit(0.0, quiet=1),
+        _child("quieter").url: ChildVisit(0.0, quiet=2),
+    }
 
     def fetched(now: float) -> list[str]:
         plan = plan_children(children, visits, budget=50, now=now, interval=900.0)

@@ -40,9 +40,13 @@ def _article(**overrides: Any) -> ArticleEvent:
 
 
 def _quote(**overrides: Any) -> QuoteEvent:
-    fields: dict[str, Any] = {"base": "KGS", "rate": Decimal("0.01127266"),
-                              "as_of": date(2023, 9, 27), "provider": "cbr",
-                              "fetched_at": FETCHED_AT}
+    fields: dict[str, Any] = {
+        "base": "KGS",
+        "rate": Decimal("0.01127266"),
+        "as_of": date(2023, 9, 27),
+        "provider": "cbr",
+        "fetched_at": FETCHED_AT,
+    }
     fields.update(overrides)
     return QuoteEvent(**fields)
 
@@ -88,8 +92,10 @@ def test_naive_datetimes_are_rejected(field: str) -> None:
 
 def test_aware_datetimes_are_converted_to_utc() -> None:
     tashkent = timezone(timedelta(hours=5))
-    event = _article(published_at=datetime(2026, 8, 28, 20, 19, 10, tzinfo=tashkent),
-                     fetched_at=datetime(2026, 9, 1, 17, 0, tzinfo=tashkent))
+    event = _article(
+        published_at=datetime(2026, 8, 28, 20, 19, 10, tzinfo=tashkent),
+        fetched_at=datetime(2026, 9, 1, 17, 0, tzinfo=tashkent),
+    )
     assert event.published_at == datetime(2026, 8, 28, 15, 19, 10, tzinfo=UTC)
     assert event.published_at is not None
     assert event.published_at.tzinfo is UTC
@@ -164,10 +170,14 @@ def test_quote_idempotency_key() -> None:
 
 def _dead_letter(**overrides: Any) -> DeadLetter:
     fields: dict[str, Any] = {
-        "stream": "caravan:articles", "entry_id": "1700000000000-0",
-        "payload": b"\xff\x00{not json", "other_fields": {"junk": b"\x00\x01\xfe"},
-        "error_class": "ValidationError", "error_message": "ArticleEvent: invalid JSON",
-        "service": "indexer", "attempts": 5,
+        "stream": "caravan:articles",
+        "entry_id": "1700000000000-0",
+        "payload": b"\xff\x00{not json",
+        "other_fields": {"junk": b"\x00\x01\xfe"},
+        "error_class": "ValidationError",
+        "error_message": "ArticleEvent: invalid JSON",
+        "service": "indexer",
+        "attempts": 5,
     }
     fields.update(overrides)
     return DeadLetter(**fields)
@@ -219,12 +229,26 @@ def test_event_models_registry() -> None:
     assert expected == EVENT_MODELS
 
 
-@pytest.mark.parametrize("url", [
-    "javascript:alert(1)", "JavaScript:alert(1)", " javascript:alert(1)", "java\tscript:alert(1)",
-    "data:text/html,<script>alert(1)</script>", "file:///etc/passwd", "ftp://example.org/a",
-    "vbscript:msgbox", "//example.org/a", "/sayt/a", "http:/example.org", "https://",
-    "http:///example.org", "https:// example.org", "mailto:a@example.org",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        " javascript:alert(1)",
+        "java\tscript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "file:///etc/passwd",
+        "ftp://example.org/a",
+        "vbscript:msgbox",
+        "//example.org/a",
+        "/sayt/a",
+        "http:/example.org",
+        "https://",
+        "http:///example.org",
+        "https:// example.org",
+        "mailto:a@example.org",
+    ],
+)
 @pytest.mark.parametrize("field", ["url", "canonical_url"])
 def test_article_urls_must_be_http_or_https(field: str, url: str) -> None:
     with pytest.raises(ValidationError, match=r"not an http\(s\) URL"):
@@ -236,10 +260,20 @@ def test_http_urls_of_any_case_are_articles() -> None:
     assert article.url == "HTTPS://Andijonfk.uz/a"
 
 
-@given(st.one_of(st.text(max_size=40),
-                 st.builds("".join, st.lists(st.sampled_from(
-                     ["h", "t", "p", "s", "H", ":", "/", " ", "\t", "java", "script", "x"]),
-                     max_size=12))))
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.builds(
+            "".join,
+            st.lists(
+                st.sampled_from(
+                    ["h", "t", "p", "s", "H", ":", "/", " ", "\t", "java", "script", "x"]
+                ),
+                max_size=12,
+            ),
+        ),
+    )
+)
 def test_only_text_that_opens_with_an_http_scheme_and_a_host_is_an_http_url(text: str) -> None:
     if is_http_url(text):
         scheme, rest = text.split("://", 1)
@@ -247,13 +281,16 @@ def test_only_text_that_opens_with_an_http_scheme_and_a_host_is_an_http_url(text
         assert rest[0] not in " \t\n\r/?#"
 
 
-@pytest.mark.parametrize(("field", "value", "bound"), [
-    ("rate", "1E+999999", "rate must be between 1E-9 and 1E+9"),
-    ("rate", "1E-999999", "rate must be between 1E-9 and 1E+9"),
-    ("rate", "1" * 5000, "rate must be between 1E-9 and 1E+9"),
-    ("change_pct", "1E+999999", "change in percent must be between -1E+21 and 1E+21"),
-    ("change_pct", "-1E+22", "change in percent must be between -1E+21 and 1E+21"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "bound"),
+    [
+        ("rate", "1E+999999", "rate must be between 1E-9 and 1E+9"),
+        ("rate", "1E-999999", "rate must be between 1E-9 and 1E+9"),
+        ("rate", "1" * 5000, "rate must be between 1E-9 and 1E+9"),
+        ("change_pct", "1E+999999", "change in percent must be between -1E+21 and 1E+21"),
+        ("change_pct", "-1E+22", "change in percent must be between -1E+21 and 1E+21"),
+    ],
+)
 def test_quotes_outside_the_sane_bounds_are_refused(field: str, value: str, bound: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(bound)):
         _quote(**{field: Decimal(value)})

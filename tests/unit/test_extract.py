@@ -33,7 +33,8 @@ def test_lsm_page_gives_every_expected_paragraph_and_its_metadata() -> None:
     assert page.language == "lv"
     assert page.canonical_url == (
         "https://www.lsm.lv/raksts/zinas/arzemes/norvegija-pec-zemes-nogruvuma-pieci-bojagajusie"
-        ".a387519/")
+        ".a387519/"
+    )
 
 
 def test_dw_page_keeps_the_article_and_drops_the_teasers() -> None:
@@ -56,59 +57,83 @@ def test_herald_sun_byline_and_title_whitespace() -> None:
     assert "\t" not in page.text
 
 
-@pytest.mark.parametrize("html", [
-    "<html><body><nav><a href='/'>Home</a> <a href='/news'>News</a></nav></body></html>",
-    "<html><body><p>Cookies?</p></body></html>",
-    "",
-])
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<html><body><nav><a href='/'>Home</a> <a href='/news'>News</a></nav></body></html>",
+        "<html><body><p>Cookies?</p></body></html>",
+        "",
+    ],
+)
 def test_a_page_without_an_article_gives_nothing(html: str) -> None:
     assert extract_article(html, "https://site.example/") is None
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("2024-03-01T10:00:00", "2024-03-01T05:00:00+00:00"),  # local time of a UTC+5 source
-    ("2024-03-01", "2024-02-29T19:00:00+00:00"),
-    ("2024-03-01T10:00:00+03:00", "2024-03-01T07:00:00+00:00"),
-    ("2024-03-01T10:00:00Z", "2024-03-01T10:00:00+00:00"),
-    ("Fri, 28 Aug 2026 15:19:10 -0000", "2026-08-28T15:19:10+00:00"),
-    ("Fri, 28 Aug 2026 15:19:10 +0600", "2026-08-28T09:19:10+00:00"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-03-01T10:00:00", "2024-03-01T05:00:00+00:00"),  # local time of a UTC+5 source
+        ("2024-03-01", "2024-02-29T19:00:00+00:00"),
+        ("2024-03-01T10:00:00+03:00", "2024-03-01T07:00:00+00:00"),
+        ("2024-03-01T10:00:00Z", "2024-03-01T10:00:00+00:00"),
+        ("Fri, 28 Aug 2026 15:19:10 -0000", "2026-08-28T15:19:10+00:00"),
+        ("Fri, 28 Aug 2026 15:19:10 +0600", "2026-08-28T09:19:10+00:00"),
+    ],
+)
 def test_dates_become_utc_in_the_source_zone(value: str, expected: str) -> None:
     moment = parse_date(value, ALMATY, FETCHED)
     assert moment is not None
     assert moment.isoformat() == expected
 
 
-@pytest.mark.parametrize("value", ["2099-01-01", "1970-01-01T00:00:00Z", "yesterday", "", None,
-                                   "2026-11-29T12:00:00+00:00"])
+@pytest.mark.parametrize(
+    "value",
+    ["2099-01-01", "1970-01-01T00:00:00Z", "yesterday", "", None, "2026-11-29T12:00:00+00:00"],
+)
 def test_absurd_or_unreadable_dates_are_unknown(value: str | None) -> None:
     assert parse_date(value, ALMATY, FETCHED) is None
 
 
-@pytest.mark.parametrize(("link", "declared", "expected"), [
-    ("https://www.site.kz/news/1?utm_source=rss", "https://site.kz/news/1/amp#top",
-     "https://site.kz/news/1/amp"),
-    ("https://site.kz/news/1", "https://site.kz/", "https://site.kz/news/1"),  # home page
-    ("https://site.kz/news/1", "https://partner.example/story", "https://site.kz/news/1"),
-    ("https://site.kz/news/1?utm_medium=x", None, "https://site.kz/news/1"),
-    ("https://site.kz/news/1", "/relative", "https://site.kz/news/1"),
-])
+@pytest.mark.parametrize(
+    ("link", "declared", "expected"),
+    [
+        (
+            "https://www.site.kz/news/1?utm_source=rss",
+            "https://site.kz/news/1/amp#top",
+            "https://site.kz/news/1/amp",
+        ),
+        ("https://site.kz/news/1", "https://site.kz/", "https://site.kz/news/1"),  # home page
+        ("https://site.kz/news/1", "https://partner.example/story", "https://site.kz/news/1"),
+        ("https://site.kz/news/1?utm_medium=x", None, "https://site.kz/news/1"),
+        ("https://site.kz/news/1", "/relative", "https://site.kz/news/1"),
+    ],
+)
 def test_canonical_url_from_the_page_only_when_plausible(
     link: str, declared: str | None, expected: str
 ) -> None:
     assert canonical_for(link, declared) == expected
 
 
-SOURCE = Source(name="kz", url="https://site.kz/rss", tags=("politics",), countries=("KZ",),
-                language="ru", timezone="Asia/Almaty")
+SOURCE = Source(
+    name="kz",
+    url="https://site.kz/rss",
+    tags=("politics",),
+    countries=("KZ",),
+    language="ru",
+    timezone="Asia/Almaty",
+)
 
 
 def test_page_event_prefers_the_page_text_and_the_leads_date() -> None:
     page = extract_article(_page("article-lsm-lv.html"), "https://www.lsm.lv/raksts/x")
     assert page is not None
-    lead = Lead(url="https://www.lsm.lv/raksts/x?utm_source=rss", title="Feed title",
-                summary="Feed summary", tags=["Pasaulē"],
-                published_at=datetime(2021, 1, 3, 15, 40, tzinfo=UTC))
+    lead = Lead(
+        url="https://www.lsm.lv/raksts/x?utm_source=rss",
+        title="Feed title",
+        summary="Feed summary",
+        tags=["Pasaulē"],
+        published_at=datetime(2021, 1, 3, 15, 40, tzinfo=UTC),
+    )
     event = page_event(lead, page, SOURCE, "https://www.lsm.lv/raksts/x", FETCHED)
     assert event.title == page.title
     assert event.body == page.text
@@ -123,33 +148,44 @@ def test_page_event_prefers_the_page_text_and_the_leads_date() -> None:
 def test_page_event_without_a_lead_date_reads_the_pages_in_the_source_zone() -> None:
     page = extract_article(_page("article-lsm-lv.html"), "https://www.lsm.lv/raksts/x")
     assert page is not None
-    event = page_event(Lead(url="https://www.lsm.lv/raksts/x"), page, SOURCE,
-                       "https://www.lsm.lv/raksts/x", FETCHED)
+    event = page_event(
+        Lead(url="https://www.lsm.lv/raksts/x"),
+        page,
+        SOURCE,
+        "https://www.lsm.lv/raksts/x",
+        FETCHED,
+    )
     # 2021-01-03T17:40:00 written without an offset, read as Asia/Almaty time.
     assert event.published_at == datetime(2021, 1, 3, 17, 40, tzinfo=ALMATY)
 
 
 def test_lead_event_is_the_fallback_and_needs_a_title() -> None:
-    event = lead_event(Lead(url="https://site.kz/a?gclid=1", title="<b>Title</b> &amp; more",
-                            summary="Summary"), SOURCE, FETCHED)
+    event = lead_event(
+        Lead(url="https://site.kz/a?gclid=1", title="<b>Title</b> &amp; more", summary="Summary"),
+        SOURCE,
+        FETCHED,
+    )
     assert (event.title, event.body, event.extraction) == ("Title & more", "Summary", "feed")
     assert event.canonical_url == "https://site.kz/a"
     with pytest.raises(NoArticleError, match="no title"):
         lead_event(Lead(url="https://site.kz/b"), SOURCE, FETCHED)
 
 
-@pytest.mark.parametrize(("written", "expected"), [
-    ("Fri, 28 Aug 2026 15:19:10", "2026-08-28T10:19:10+00:00"),  # no zone: Almaty time
-    ("2026-08-28T15:19:10", "2026-08-28T10:19:10+00:00"),
-    ("Fri, 28 Aug 2026 15:19:10 -0000", "2026-08-28T15:19:10+00:00"),
-    ("Fri, 28 Aug 2026 15:19:10 GMT", "2026-08-28T15:19:10+00:00"),
-    ("2026-08-28T15:19:10+06:00", "2026-08-28T09:19:10+00:00"),
-])
-def test_feed_dates_without_a_zone_are_the_sources_local_time(
-    written: str, expected: str
-) -> None:
-    feed = (f'<rss version="2.0"><channel><title>t</title><item><title>a</title>'
-            f"<link>https://site.kz/a</link><pubDate>{written}</pubDate></item></channel></rss>")
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("Fri, 28 Aug 2026 15:19:10", "2026-08-28T10:19:10+00:00"),  # no zone: Almaty time
+        ("2026-08-28T15:19:10", "2026-08-28T10:19:10+00:00"),
+        ("Fri, 28 Aug 2026 15:19:10 -0000", "2026-08-28T15:19:10+00:00"),
+        ("Fri, 28 Aug 2026 15:19:10 GMT", "2026-08-28T15:19:10+00:00"),
+        ("2026-08-28T15:19:10+06:00", "2026-08-28T09:19:10+00:00"),
+    ],
+)
+def test_feed_dates_without_a_zone_are_the_sources_local_time(written: str, expected: str) -> None:
+    feed = (
+        f'<rss version="2.0"><channel><title>t</title><item><title>a</title>'
+        f"<link>https://site.kz/a</link><pubDate>{written}</pubDate></item></channel></rss>"
+    )
     (event,) = parse_feed(feed.encode(), SOURCE, FETCHED).events
     assert event.published_at is not None
     assert event.published_at.isoformat() == expected

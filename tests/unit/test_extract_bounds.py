@@ -8,8 +8,9 @@ import sys
 from services.ingest.extract import MAX_HTML_CHARS, bounded_html, extract_article
 from tests.conftest import REPO
 
-ARTICLE = "".join(f"<p>Paragraph {n} of the article tells what happened in the valley.</p>"
-                  for n in range(20))
+ARTICLE = "".join(
+    f"<p>Paragraph {n} of the article tells what happened in the valley.</p>" for n in range(20)
+)
 JSON_LD = '<script type="application/ld+json">{"@type": "NewsArticle"}</script>'
 
 
@@ -56,8 +57,13 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
 
 def _peak_kib(filler_bytes: int) -> int:
     """The growth of peak memory while extracting a page, in a fresh interpreter."""
-    done = subprocess.run([sys.executable, "-c", _PEAK, str(filler_bytes)], cwd=REPO,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(filler_bytes)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(done.stdout.split()[-1])
 
 

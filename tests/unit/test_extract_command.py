@@ -13,8 +13,17 @@ from services.ingest.extract_command import run
 from shared.fetcher import FetchPolicy
 from tests.conftest import REALDATA
 
-FIELDS = {"source", "title", "text", "authors", "date", "language", "site_name",
-          "canonical_url", "path"}
+FIELDS = {
+    "source",
+    "title",
+    "text",
+    "authors",
+    "date",
+    "language",
+    "site_name",
+    "canonical_url",
+    "path",
+}
 
 
 def _lines(out: io.StringIO) -> list[dict[str, object]]:
@@ -39,7 +48,8 @@ def test_files_and_stdin_give_one_record_each_in_order() -> None:
 
 
 def test_a_page_without_an_article_and_a_missing_file_are_reported_not_fatal(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     empty = tmp_path / "home.html"
     empty.write_text("<html><body><nav><a href='/a'>A</a></nav></body></html>")
     out = io.StringIO()
@@ -52,8 +62,9 @@ def test_a_page_without_an_article_and_a_missing_file_are_reported_not_fatal(
     assert article["title"]
 
 
-def test_the_command_line_reads_standard_input(monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_command_line_reads_standard_input(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     html = (REALDATA / "article-lsm-lv.html").read_bytes()
 
     class Stdin(io.StringIO):

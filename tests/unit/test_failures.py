@@ -17,31 +17,53 @@ from services.indexer.failures import (
 from services.indexer.ledger import bounded, event_id_of, read_note
 
 # As Elasticsearch 9.2 words it (seen in the fault tests).
-PRESSURE = ("rejected execution of coordinating operation [coordinating_and_primary_bytes=0, "
-            "replica_bytes=0, all_bytes=0, coordinating_operation_bytes={op}, "
-            "max_coordinating_bytes=2097152]")
-FLOOD = ("index [a-v1] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage "
-         "watermark, index has read-only-allow-delete block]")
+PRESSURE = (
+    "rejected execution of coordinating operation [coordinating_and_primary_bytes=0, "
+    "replica_bytes=0, all_bytes=0, coordinating_operation_bytes={op}, "
+    "max_coordinating_bytes=2097152]"
+)
+FLOOD = (
+    "index [a-v1] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage "
+    "watermark, index has read-only-allow-delete block]"
+)
 
 
 def _api_error(status: int, error: dict[str, Any] | None = None) -> ApiError:
-    meta = ApiResponseMeta(status=status, http_version="1.1", headers=HttpHeaders(),
-                           duration=0.0, node=None)  # type: ignore[arg-type]
+    meta = ApiResponseMeta(
+        status=status,
+        http_version="1.1",
+        headers=HttpHeaders(),
+        duration=0.0,
+        node=None,  # type: ignore[arg-type]
+    )
     body: Any = {"error": error, "status": status} if error else "<html>gateway</html>"
     return ApiError(message=str(status), meta=meta, body=body)
 
 
-@pytest.mark.parametrize("exc", [
-    ConnectionError("refused"), ConnectionTimeout("timed out"),
-    _api_error(429, {"type": "es_rejected_execution_exception",
-                     "reason": PRESSURE.format(op=1000)}),
-    _api_error(429, {"type": "cluster_block_exception", "reason": FLOOD}),
-    _api_error(401, {"type": "security_exception", "reason": "api key is expired"}),
-    _api_error(403, {"type": "security_exception",
-                     "reason": "action [indices:data/write/bulk] is unauthorized"}),
-    _api_error(500), _api_error(502), _api_error(503), _api_error(504),
-    _api_error(404, {"type": "index_not_found_exception", "reason": "no such index"}),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionError("refused"),
+        ConnectionTimeout("timed out"),
+        _api_error(
+            429, {"type": "es_rejected_execution_exception", "reason": PRESSURE.format(op=1000)}
+        ),
+        _api_error(429, {"type": "cluster_block_exception", "reason": FLOOD}),
+        _api_error(401, {"type": "security_exception", "reason": "api key is expired"}),
+        _api_error(
+            403,
+            {
+                "type": "security_exception",
+                "reason": "action [indices:data/write/bulk] is unauthorized",
+            },
+        ),
+        _api_error(500),
+        _api_error(502),
+        _api_error(503),
+        _api_error(504),
+        _api_error(404, {"type": "index_not_found_exception", "reason": "no such index"}),
+    ],
+)
 @pytest.mark.parametrize("entries", [1, 500])
 def test_cluster_and_credential_faults_hold_however_small_the_request(
     exc: Exception, entries: int
@@ -50,8 +72,9 @@ def test_cluster_and_credential_faults_hold_however_small_the_request(
 
 
 def test_a_request_too_large_for_indexing_pressure_is_split_then_its_entry_rejected() -> None:
-    exc = _api_error(429, {"type": "es_rejected_execution_exception",
-                           "reason": PRESSURE.format(op=3_200_000)})
+    exc = _api_error(
+        429, {"type": "es_rejected_execution_exception", "reason": PRESSURE.format(op=3_200_000)}
+    )
     assert classify_request_error(exc, entries=100, size=3_300_000).verdict is Verdict.SPLIT
     failure = classify_request_error(exc, entries=1, size=3_200_000)
     assert failure.verdict is Verdict.REJECT
@@ -72,19 +95,23 @@ def test_pressure_parsing() -> None:
     assert not larger_than_the_cluster_takes(FLOOD)
     assert larger_than_the_cluster_takes(
         "rejected execution of primary operation [primary_operation_bytes=9000, "
-        "max_primary_bytes=100]")
+        "max_primary_bytes=100]"
+    )
 
 
-@pytest.mark.parametrize(("status", "error_type", "outcome"), [
-    (429, "cluster_block_exception", Outcome.HOLD),
-    (403, "cluster_block_exception", Outcome.HOLD),
-    (403, "security_exception", Outcome.HOLD),
-    (401, "security_exception", Outcome.HOLD),
-    (404, "index_not_found_exception", Outcome.HOLD),
-    (503, "unavailable_shards_exception", Outcome.HOLD),
-    (400, "document_parsing_exception", Outcome.REJECTED),
-    (400, "illegal_argument_exception", Outcome.REJECTED),
-])
+@pytest.mark.parametrize(
+    ("status", "error_type", "outcome"),
+    [
+        (429, "cluster_block_exception", Outcome.HOLD),
+        (403, "cluster_block_exception", Outcome.HOLD),
+        (403, "security_exception", Outcome.HOLD),
+        (401, "security_exception", Outcome.HOLD),
+        (404, "index_not_found_exception", Outcome.HOLD),
+        (503, "unavailable_shards_exception", Outcome.HOLD),
+        (400, "document_parsing_exception", Outcome.REJECTED),
+        (400, "illegal_argument_exception", Outcome.REJECTED),
+    ],
+)
 def test_item_outcomes_follow_the_policy(status: int, error_type: str, outcome: Outcome) -> None:
     item = {"index": {"status": status, "error": {"type": error_type, "reason": "r"}}}
     assert classify_item(item).outcome is outcome
@@ -93,8 +120,10 @@ def test_item_outcomes_follow_the_policy(status: int, error_type: str, outcome: 
 def test_nothing_in_the_dead_letter_path_parses_a_hostile_payload() -> None:
     assert event_id_of(b"[" * 100_000) is None
     assert event_id_of(b"\xff\xfe\x00") is None
-    assert event_id_of(b'{"schema_version":1,"event_id":"3f1c7c1e-5b8a-4a59-9d1e-2a5f0c8b9e11"}'
-                       ) == "3f1c7c1e-5b8a-4a59-9d1e-2a5f0c8b9e11"
+    assert (
+        event_id_of(b'{"schema_version":1,"event_id":"3f1c7c1e-5b8a-4a59-9d1e-2a5f0c8b9e11"}')
+        == "3f1c7c1e-5b8a-4a59-9d1e-2a5f0c8b9e11"
+    )
     assert len(bounded("x" * 10_000_000)) < 5000
     assert bounded("short") == "short"
 
@@ -107,10 +136,17 @@ def test_notes_of_older_indexers_read_as_the_entrys_fault() -> None:
 def test_a_request_near_the_pressure_limit_is_split_not_held_forever() -> None:
     # Elasticsearch reads a bulk body in chunks and counts the request's own earlier
     # chunks: a 2.1 MB request on an idle 2 MB node is refused on a 24 kB chunk.
-    exc = _api_error(429, {"type": "es_rejected_execution_exception", "reason": (
-        "rejected execution of coordinating operation [coordinating_and_primary_bytes="
-        "2094960, replica_bytes=0, all_bytes=2094960, coordinating_operation_bytes=24080, "
-        "max_coordinating_bytes=2097152]")})
+    exc = _api_error(
+        429,
+        {
+            "type": "es_rejected_execution_exception",
+            "reason": (
+                "rejected execution of coordinating operation [coordinating_and_primary_bytes="
+                "2094960, replica_bytes=0, all_bytes=2094960, coordinating_operation_bytes=24080, "
+                "max_coordinating_bytes=2097152]"
+            ),
+        },
+    )
     assert classify_request_error(exc, entries=100, size=2_119_040).verdict is Verdict.SPLIT
     # A small request refused so is the cluster's load: held.
     assert classify_request_error(exc, entries=10, size=240_800).verdict is Verdict.HOLD

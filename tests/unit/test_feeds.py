@@ -61,8 +61,9 @@ def test_andijon_minus_0000_dates_are_utc(sources: dict[str, Source]) -> None:
         datetime(2026, 8, 28, 15, 19, 10, tzinfo=UTC),
         datetime(2026, 8, 25, 6, 3, 17, tzinfo=UTC),
     ]
-    assert all(e.published_at is not None and e.published_at.utcoffset() == timedelta(0)
-               for e in events)
+    assert all(
+        e.published_at is not None and e.published_at.utcoffset() == timedelta(0) for e in events
+    )
 
 
 def test_andijon_language_tags_countries_and_source(sources: dict[str, Source]) -> None:
@@ -164,8 +165,9 @@ def test_meduza_cyrillic_and_source_language(sources: dict[str, Source]) -> None
 
 def test_meduza_keys_are_stable_across_polls(sources: dict[str, Source]) -> None:
     first = _parse("feed-meduza-scraped.xml", sources).events
-    later = _parse("feed-meduza-scraped.xml", sources,
-                   fetched_at=FETCHED_AT + timedelta(hours=1)).events
+    later = _parse(
+        "feed-meduza-scraped.xml", sources, fetched_at=FETCHED_AT + timedelta(hours=1)
+    ).events
     assert [e.idempotency_key for e in first] == [e.idempotency_key for e in later]
     assert all(b.version > a.version for a, b in zip(first, later, strict=True))
 
@@ -228,8 +230,12 @@ def test_nenoksa_malformed_feed_warns_and_skips_its_titleless_item(
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"hello world, not a feed", b'{"items": []}',
-     b"<html><body><p>503 Service Unavailable</p></body></html>"],
+    [
+        b"",
+        b"hello world, not a feed",
+        b'{"items": []}',
+        b"<html><body><p>503 Service Unavailable</p></body></html>",
+    ],
 )
 def test_not_a_feed_raises_feed_error(content: bytes) -> None:
     with pytest.raises(FeedError, match="not a readable RSS/Atom feed"):
@@ -263,7 +269,9 @@ def test_far_future_and_pre_1991_dates_are_unknown_near_future_is_kept() -> None
     )
     events = parse_feed(content, Source(name="x", url="x"), FETCHED_AT).events
     assert [e.published_at for e in events] == [
-        None, None, datetime(2026, 9, 1, 23, 0, tzinfo=UTC),
+        None,
+        None,
+        datetime(2026, 9, 1, 23, 0, tzinfo=UTC),
     ]
 
 
@@ -301,13 +309,18 @@ def test_text_title_mentioning_a_tag_is_kept() -> None:
 
 def test_shared_link_item_key_does_not_depend_on_other_items() -> None:
     def feed(*titles: str) -> bytes:
-        return _rss("".join(
-            f"<item><title>{t}</title><link>https://invented.example/</link></item>"
-            for t in titles))
+        return _rss(
+            "".join(
+                f"<item><title>{t}</title><link>https://invented.example/</link></item>"
+                for t in titles
+            )
+        )
 
     source = Source(name="x", url="x")
-    both = {e.title: e.idempotency_key
-            for e in parse_feed(feed("Alpha", "Beta"), source, FETCHED_AT).events}
+    both = {
+        e.title: e.idempotency_key
+        for e in parse_feed(feed("Alpha", "Beta"), source, FETCHED_AT).events
+    }
     (alpha_alone,) = parse_feed(feed("Alpha"), source, FETCHED_AT).events
     (gamma_alone,) = parse_feed(feed("Gamma"), source, FETCHED_AT).events
     # Two different articles seen alone must not share a key (the later would overwrite
@@ -316,28 +329,38 @@ def test_shared_link_item_key_does_not_depend_on_other_items() -> None:
     assert alpha_alone.idempotency_key == both["Alpha"]
 
 
-@pytest.mark.parametrize("date", [
-    "0001-01-01T00:00:00",  # year 1 in the source's zone (Asia/Almaty, UTC+5): before year 1
-    "0001-01-01T00:00:00+05:00",
-    "9999-12-31T23:59:59-05:00",  # after year 9999 in UTC
-    "Fri, 31 Dec 9999 23:59:59 -1200",
-    "99999-01-01T00:00:00Z",
-])
+@pytest.mark.parametrize(
+    "date",
+    [
+        "0001-01-01T00:00:00",  # year 1 in the source's zone (Asia/Almaty, UTC+5): before year 1
+        "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:59:59-05:00",  # after year 9999 in UTC
+        "Fri, 31 Dec 9999 23:59:59 -1200",
+        "99999-01-01T00:00:00Z",
+    ],
+)
 def test_dates_outside_what_a_datetime_holds_are_unknown_not_an_error(date: str) -> None:
-    content = _rss("<item><title>Placeholder date</title><link>https://invented.example/p</link>"
-                   f"<pubDate>{date}</pubDate></item>"
-                   "<item><title>Fine</title><link>https://invented.example/f</link></item>")
+    content = _rss(
+        "<item><title>Placeholder date</title><link>https://invented.example/p</link>"
+        f"<pubDate>{date}</pubDate></item>"
+        "<item><title>Fine</title><link>https://invented.example/f</link></item>"
+    )
     source = Source(name="x", url="x", timezone="Asia/Almaty")
     events = parse_feed(content, source, FETCHED_AT).events
     assert [(e.title, e.published_at) for e in events] == [
-        ("Placeholder date", None), ("Fine", None)]
+        ("Placeholder date", None),
+        ("Fine", None),
+    ]
 
 
-@pytest.mark.parametrize("body", [
-    b"/etc/hostname",
-    b"/dev/zero",  # read as a path, it would never end
-    str(REALDATA / "feed-heise-developer.atom").encode(),  # a feed, if it were read
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"/etc/hostname",
+        b"/dev/zero",  # read as a path, it would never end
+        str(REALDATA / "feed-heise-developer.atom").encode(),  # a feed, if it were read
+    ],
+)
 def test_a_body_that_looks_like_a_path_is_read_as_a_body_not_opened(
     body: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,10 +15,23 @@ from shared.ssrf import AddressRefused, AllowList, check_all, refusal
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "100.100.100.200",
-    "0.0.0.0", "::1", "fd00:ec2::254", "fe80::1", "::ffff:127.0.0.1", "224.0.0.1",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.9",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.100.100.200",
+        "0.0.0.0",
+        "::1",
+        "fd00:ec2::254",
+        "fe80::1",
+        "::ffff:127.0.0.1",
+        "224.0.0.1",
+    ],
+)
 def test_internal_addresses_are_refused_by_default(address: str) -> None:
     reason = refusal("example.org", ipaddress.ip_address(address), AllowList())
     assert reason is not None
@@ -39,18 +52,32 @@ def test_allow_list_takes_hosts_addresses_and_networks() -> None:
     assert refusal("a", ipaddress.ip_address("169.254.169.254"), allow) is not None
 
 
-@pytest.mark.parametrize("address", [
-    # IPv4-compatible (deprecated) and IPv4-mapped forms
-    "::127.0.0.1", "::10.0.0.1", "::169.254.169.254", "::ffff:192.168.0.1",
-    "::ffff:169.254.169.254",
-    # NAT64, the well-known prefix: the gateway dials the embedded IPv4 address
-    "64:ff9b::127.0.0.1", "64:ff9b::10.1.2.3", "64:ff9b::169.254.169.254",
-    "64:ff9b::172.16.0.1", "64:ff9b::100.100.100.200",
-    # NAT64, a site's local-use prefix: refused whatever it embeds
-    "64:ff9b:1::1", "64:ff9b:1:808:808::",
-    # 6to4, deprecated: refused whatever it embeds
-    "2002:7f00:1::", "2002:a00:1::1", "2002:a9fe:a9fe::", "2002:c0a8:101::", "2002:5db8:d70e::",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        # IPv4-compatible (deprecated) and IPv4-mapped forms
+        "::127.0.0.1",
+        "::10.0.0.1",
+        "::169.254.169.254",
+        "::ffff:192.168.0.1",
+        "::ffff:169.254.169.254",
+        # NAT64, the well-known prefix: the gateway dials the embedded IPv4 address
+        "64:ff9b::127.0.0.1",
+        "64:ff9b::10.1.2.3",
+        "64:ff9b::169.254.169.254",
+        "64:ff9b::172.16.0.1",
+        "64:ff9b::100.100.100.200",
+        # NAT64, a site's local-use prefix: refused whatever it embeds
+        "64:ff9b:1::1",
+        "64:ff9b:1:808:808::",
+        # 6to4, deprecated: refused whatever it embeds
+        "2002:7f00:1::",
+        "2002:a00:1::1",
+        "2002:a9fe:a9fe::",
+        "2002:c0a8:101::",
+        "2002:5db8:d70e::",
+    ],
+)
 def test_ipv6_wrappers_of_internal_ipv4_addresses_are_refused(address: str) -> None:
     reason = refusal("example.org", ipaddress.ip_address(address), AllowList())
     assert reason is not None
@@ -59,8 +86,10 @@ def test_ipv6_wrappers_of_internal_ipv4_addresses_are_refused(address: str) -> N
 
 def test_the_refusal_names_the_embedded_address() -> None:
     reason = refusal("rebind.example", ipaddress.ip_address("64:ff9b::a9fe:a9fe"), AllowList())
-    assert reason == ("rebind.example resolves to 64:ff9b::a9fe:a9fe (169.254.169.254), "
-                      "an internal address (see CARAVAN_FETCH_ALLOW)")
+    assert reason == (
+        "rebind.example resolves to 64:ff9b::a9fe:a9fe (169.254.169.254), "
+        "an internal address (see CARAVAN_FETCH_ALLOW)"
+    )
 
 
 @pytest.mark.parametrize("address", ["64:ff9b::93.184.215.14", "::ffff:93.184.215.14"])
@@ -100,38 +129,50 @@ def test_a_failed_source_is_polled_again_sooner_then_no_more_than_its_interval()
     assert retry_poll_in(1, 10.0, rng) <= 10.0  # a source polled more often than 30 s
 
 
-@pytest.mark.parametrize(("header", "seconds"), [
-    ("120", 120.0),
-    (" 0 ", 0.0),
-    ("Fri, 27 Nov 2026 12:01:30 GMT", 90.0),
-    ("Fri, 27 Nov 2026 11:00:00 GMT", 0.0),  # in the past: go now
-    ("soon", None),
-    ("", None),
-    (None, None),
-    # Hostile: capped at an hour, or not a delay at all.
-    ("99999999999", 3600.0),
-    ("9" * 5000, 3600.0),
-    ("Fri, 27 Nov 9999 12:00:00 GMT", 3600.0),
-    ("²", None),  # a Unicode digit: str.isdigit() says yes, int() says no
-    ("١٢٠", None),  # Arabic-Indic digits
-    ("-5", None),
-    ("1e9", None),
-    ("Fri, 27 Nov 2026 12:00:00 +9999", None),
-])
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        (" 0 ", 0.0),
+        ("Fri, 27 Nov 2026 12:01:30 GMT", 90.0),
+        ("Fri, 27 Nov 2026 11:00:00 GMT", 0.0),  # in the past: go now
+        ("soon", None),
+        ("", None),
+        (None, None),
+        # Hostile: capped at an hour, or not a delay at all.
+        ("99999999999", 3600.0),
+        ("9" * 5000, 3600.0),
+        ("Fri, 27 Nov 9999 12:00:00 GMT", 3600.0),
+        ("²", None),  # a Unicode digit: str.isdigit() says yes, int() says no
+        ("١٢٠", None),  # Arabic-Indic digits
+        ("-5", None),
+        ("1e9", None),
+        ("Fri, 27 Nov 2026 12:00:00 +9999", None),
+    ],
+)
 def test_retry_after_as_seconds_or_http_date(header: str | None, seconds: float | None) -> None:
     assert retry_after_seconds(header, NOW, cap=3600.0) == seconds
 
 
-@pytest.mark.parametrize(("asked", "seconds"), [
-    (5.0, 5.0), (-1.0, 0.0), (float("nan"), 0.0), (float("inf"), 60.0), (1e308, 60.0),
-])
+@pytest.mark.parametrize(
+    ("asked", "seconds"),
+    [
+        (5.0, 5.0),
+        (-1.0, 0.0),
+        (float("nan"), 0.0),
+        (float("inf"), 60.0),
+        (1e308, 60.0),
+    ],
+)
 def test_remote_delays_are_capped(asked: float, seconds: float) -> None:
     assert capped_seconds(asked, 60.0) == seconds
 
 
 def test_robots_rules_for_our_agent_and_everyone_else() -> None:
-    body = ("User-agent: CaravanBot\nDisallow: /private/\nCrawl-delay: 5\n\n"
-            "User-agent: *\nDisallow: /\n")
+    body = (
+        "User-agent: CaravanBot\nDisallow: /private/\nCrawl-delay: 5\n\n"
+        "User-agent: *\nDisallow: /\n"
+    )
     rules = rules_from_response(200, body)
     agent = "CaravanBot/0.1 (+https://github.com/caravan-news/caravan)"
     assert rules.allows(agent, "https://site.example/news/1")
@@ -140,8 +181,9 @@ def test_robots_rules_for_our_agent_and_everyone_else() -> None:
     assert rules.crawl_delay(agent) == 5.0
 
 
-@pytest.mark.parametrize(("status", "allowed"), [(404, True), (410, True), (500, False),
-                                                 (503, False), (None, False)])
+@pytest.mark.parametrize(
+    ("status", "allowed"), [(404, True), (410, True), (500, False), (503, False), (None, False)]
+)
 def test_missing_robots_allows_everything_unreachable_robots_nothing(
     status: int | None, allowed: bool
 ) -> None:
@@ -150,8 +192,10 @@ def test_missing_robots_allows_everything_unreachable_robots_nothing(
 
 
 def test_crawl_delays_per_group_with_fractions() -> None:
-    body = ("User-agent: Googlebot\nUser-agent: CaravanBot\nCrawl-delay: 0.5 # be gentle\n"
-            "Disallow: /tmp/\n\nUser-agent: *\nCrawl-delay: 10\n")
+    body = (
+        "User-agent: Googlebot\nUser-agent: CaravanBot\nCrawl-delay: 0.5 # be gentle\n"
+        "Disallow: /tmp/\n\nUser-agent: *\nCrawl-delay: 10\n"
+    )
     rules = rules_from_response(200, body)
     assert rules.crawl_delay("CaravanBot/0.1 (+https://x)") == 0.5
     assert rules.crawl_delay("OtherBot/2") == 10.0
@@ -160,19 +204,22 @@ def test_crawl_delays_per_group_with_fractions() -> None:
 
 # RFC 9309 §2.2.2: the longest matching path wins, `*` matches any run of characters and
 # `$` anchors the end; urllib.robotparser took the first match and read both literally.
-@pytest.mark.parametrize(("body", "path", "allowed"), [
-    ("Disallow: /a\nAllow: /a/b\n", "/a/b/c", True),  # the longer Allow wins
-    ("Allow: /a/b\nDisallow: /a\n", "/a/b/c", True),  # whatever the order
-    ("Disallow: /a\nAllow: /a/b\n", "/a/c", False),
-    ("Disallow: /*.pdf$\n", "/doc.pdf", False),
-    ("Disallow: /*.pdf$\n", "/doc.pdf?page=2", True),  # `$`: nothing may follow
-    ("Disallow: /*.pdf$\n", "/doc.pdfs/index.html", True),
-    ("Disallow: /news/*/print\n", "/news/2026/11/print", False),
-    ("Disallow: /news/*/print\n", "/news/print", True),
-    ("Disallow: /\nAllow: /$\n", "/", True),
-    ("Disallow: /\nAllow: /$\n", "/page", False),
-    ("Disallow: /page\nAllow: /page\n", "/page", True),  # equal length: Allow
-])
+@pytest.mark.parametrize(
+    ("body", "path", "allowed"),
+    [
+        ("Disallow: /a\nAllow: /a/b\n", "/a/b/c", True),  # the longer Allow wins
+        ("Allow: /a/b\nDisallow: /a\n", "/a/b/c", True),  # whatever the order
+        ("Disallow: /a\nAllow: /a/b\n", "/a/c", False),
+        ("Disallow: /*.pdf$\n", "/doc.pdf", False),
+        ("Disallow: /*.pdf$\n", "/doc.pdf?page=2", True),  # `$`: nothing may follow
+        ("Disallow: /*.pdf$\n", "/doc.pdfs/index.html", True),
+        ("Disallow: /news/*/print\n", "/news/2026/11/print", False),
+        ("Disallow: /news/*/print\n", "/news/print", True),
+        ("Disallow: /\nAllow: /$\n", "/", True),
+        ("Disallow: /\nAllow: /$\n", "/page", False),
+        ("Disallow: /page\nAllow: /page\n", "/page", True),  # equal length: Allow
+    ],
+)
 def test_robots_rfc_9309_wildcards_end_anchor_and_longest_match(
     body: str, path: str, allowed: bool
 ) -> None:

@@ -16,8 +16,14 @@ from shared.groups import (
 HOUR_MS = 3_600_000
 
 
-def _group(name: str, *, lag: int | None = 0, pending: int = 0, idle_ms: int | None = None,
-           last: str = "9000000-0") -> GroupState:
+def _group(
+    name: str,
+    *,
+    lag: int | None = 0,
+    pending: int = 0,
+    idle_ms: int | None = None,
+    last: str = "9000000-0",
+) -> GroupState:
     return GroupState(name, last, pending, None, lag, 0 if idle_ms is None else 1, idle_ms)
 
 

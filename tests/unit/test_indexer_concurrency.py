@@ -54,11 +54,21 @@ def test_small_requests_leave_the_limit_alone() -> None:
     assert limit.limit == 3
 
 
-@given(st.integers(min_value=1, max_value=16), st.lists(st.one_of(
-    st.none(), st.tuples(st.floats(min_value=0.0001, max_value=60),
-                         st.integers(min_value=0, max_value=50 * MIB)))))
+@given(
+    st.integers(min_value=1, max_value=16),
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.tuples(
+                st.floats(min_value=0.0001, max_value=60),
+                st.integers(min_value=0, max_value=50 * MIB),
+            ),
+        )
+    ),
+)
 def test_the_limit_stays_between_one_and_the_ceiling(
-        ceiling: int, answers: list[tuple[float, int] | None]) -> None:
+    ceiling: int, answers: list[tuple[float, int] | None]
+) -> None:
     # The ceiling is what bounds the batches, so the entries, held in memory.
     limit = AdaptiveLimit(ceiling, start=ceiling)
     for answer in answers:
@@ -70,9 +80,10 @@ def test_the_limit_stays_between_one_and_the_ceiling(
 
 
 def test_an_action_is_two_ndjson_lines_with_an_external_version() -> None:
-    action = BulkAction("articles", "id\"1", 7, '{"title":"Ташкент"}')
+    action = BulkAction("articles", 'id"1', 7, '{"title":"Ташкент"}')
     header, document, tail = action.ndjson().split(b"\n")
-    assert json.loads(header) == {"index": {"_index": "articles", "_id": "id\"1", "version": 7,
-                                            "version_type": "external"}}
+    assert json.loads(header) == {
+        "index": {"_index": "articles", "_id": 'id"1', "version": 7, "version_type": "external"}
+    }
     assert json.loads(document) == {"title": "Ташкент"}
     assert tail == b""

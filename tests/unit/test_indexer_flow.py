@@ -15,8 +15,10 @@ from shared.groups import GroupState, trim_floor
 
 def _work(sizes: list[int]) -> Work:
     """Actions whose bulk weight (document plus ~82 header bytes) is `size` + 82."""
-    return [(Entry("s", f"{n}-0", {b"__data__": b"{}"}),
-             BulkAction("i", str(n), 1, "x" * size)) for n, size in enumerate(sizes)]
+    return [
+        (Entry("s", f"{n}-0", {b"__data__": b"{}"}), BulkAction("i", str(n), 1, "x" * size))
+        for n, size in enumerate(sizes)
+    ]
 
 
 def test_chunks_respect_count_and_bytes_and_keep_order() -> None:
@@ -26,7 +28,10 @@ def test_chunks_respect_count_and_bytes_and_keep_order() -> None:
     chunks = list(chunked(work, max_count=3, max_bytes=1000))
 
     assert [[e.entry_id for e, _ in c] for c in chunks] == [
-        ["0-0", "1-0", "2-0"], ["3-0"], ["4-0", "5-0"]]
+        ["0-0", "1-0", "2-0"],
+        ["3-0"],
+        ["4-0", "5-0"],
+    ]
 
 
 def test_an_entry_larger_than_the_byte_bound_travels_alone() -> None:
@@ -34,8 +39,11 @@ def test_an_entry_larger_than_the_byte_bound_travels_alone() -> None:
     assert [len(c) for c in chunks] == [1, 1, 1]
 
 
-@given(st.lists(st.integers(min_value=1, max_value=3000), max_size=60),
-       st.integers(min_value=1, max_value=10), st.integers(min_value=100, max_value=5000))
+@given(
+    st.lists(st.integers(min_value=1, max_value=3000), max_size=60),
+    st.integers(min_value=1, max_value=10),
+    st.integers(min_value=100, max_value=5000),
+)
 def test_chunking_loses_and_duplicates_nothing(sizes: list[int], count: int, size: int) -> None:
     work = _work(sizes)
     chunks = list(chunked(work, count, size))
@@ -61,8 +69,8 @@ def test_trim_floor_is_the_retention_cutoff_when_every_group_is_past_it() -> Non
 
 def test_trim_floor_never_passes_a_pending_or_undelivered_entry() -> None:
     now, retention = 10_000_000, 1_000_000
-    behind = _group("5000000-3")                      # has not read past 5000000-3
-    stuck = _group("9900000-0", oldest="4000000-7")   # still holds 4000000-7 pending
+    behind = _group("5000000-3")  # has not read past 5000000-3
+    stuck = _group("9900000-0", oldest="4000000-7")  # still holds 4000000-7 pending
     assert trim_floor(now, retention, [behind]) == "5000000-3"
     assert trim_floor(now, retention, [behind, stuck]) == "4000000-7"
     assert trim_floor(now, retention, [_group("0-0")]) == "0-0"

@@ -13,10 +13,11 @@ from shared.inflate import BodyRefused, BoundedDecoder
 PAGE = "<p>Курс сома к доллару</p>".encode() * 200
 
 
-def _decode(encoding: str | None, body: bytes, max_bytes: int = 1 << 20, chunk: int = 1000
-            ) -> bytes:
+def _decode(
+    encoding: str | None, body: bytes, max_bytes: int = 1 << 20, chunk: int = 1000
+) -> bytes:
     decoder = BoundedDecoder(encoding, max_bytes)
-    return b"".join(decoder.feed(body[i:i + chunk]) for i in range(0, len(body), chunk))
+    return b"".join(decoder.feed(body[i : i + chunk]) for i in range(0, len(body), chunk))
 
 
 def _raw_deflate(data: bytes) -> bytes:
@@ -24,15 +25,18 @@ def _raw_deflate(data: bytes) -> bytes:
     return compressor.compress(data) + compressor.flush()
 
 
-@pytest.mark.parametrize(("encoding", "body"), [
-    (None, PAGE),
-    ("identity", PAGE),
-    ("gzip", gzip.compress(PAGE)),
-    ("x-gzip", gzip.compress(PAGE)),
-    ("GZIP", gzip.compress(PAGE)),
-    ("deflate", zlib.compress(PAGE)),  # zlib-wrapped, as the standard says
-    ("deflate", _raw_deflate(PAGE)),  # raw, as many servers send it
-])
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        (None, PAGE),
+        ("identity", PAGE),
+        ("gzip", gzip.compress(PAGE)),
+        ("x-gzip", gzip.compress(PAGE)),
+        ("GZIP", gzip.compress(PAGE)),
+        ("deflate", zlib.compress(PAGE)),  # zlib-wrapped, as the standard says
+        ("deflate", _raw_deflate(PAGE)),  # raw, as many servers send it
+    ],
+)
 def test_each_accepted_encoding_decodes(encoding: str | None, body: bytes) -> None:
     assert _decode(encoding, body) == PAGE
 

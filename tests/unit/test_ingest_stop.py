@@ -36,13 +36,18 @@ async def _no_wait(_: float) -> None:
 async def test_a_source_asked_to_stop_ends_even_when_its_poll_swallowed_the_cancel() -> None:
     ingestor = SwallowingIngestor()
     stopping = asyncio.Event()
-    task = asyncio.create_task(run_source_forever(
-        cast(Ingestor, ingestor), Source(name="s", url="https://news.example/feed"),
-        sleep=_no_wait, stopping=stopping))
+    task = asyncio.create_task(
+        run_source_forever(
+            cast(Ingestor, ingestor),
+            Source(name="s", url="https://news.example/feed"),
+            sleep=_no_wait,
+            stopping=stopping,
+        )
+    )
     await ingestor.polling.wait()
 
     stopping.set()  # what the service does first on SIGTERM...
-    task.cancel()   # ...then, after the grace, this: lost inside the poll
+    task.cancel()  # ...then, after the grace, this: lost inside the poll
     await asyncio.wait_for(task, timeout=5)
 
     assert ingestor.polls == 1
@@ -53,9 +58,14 @@ async def test_a_source_not_asked_polls_on() -> None:
     ingestor = SwallowingIngestor()
     ingestor.release.set()
     stopping = asyncio.Event()
-    task = asyncio.create_task(run_source_forever(
-        cast(Ingestor, ingestor), Source(name="s", url="https://news.example/feed"),
-        sleep=_no_wait, stopping=stopping))
+    task = asyncio.create_task(
+        run_source_forever(
+            cast(Ingestor, ingestor),
+            Source(name="s", url="https://news.example/feed"),
+            sleep=_no_wait,
+            stopping=stopping,
+        )
+    )
     await asyncio.wait_for(ingestor.third_poll.wait(), timeout=5)
     stopping.set()
     await asyncio.wait_for(task, timeout=5)

@@ -40,10 +40,12 @@ def test_the_next_business_day_has_its_daily_change() -> None:
 
 def test_friday_to_monday_is_no_gap_but_a_holiday_after_it_is() -> None:
     friday = date(2023, 9, 29)
-    monday = assess(LastRate(friday, Decimal(100)), (), date(2023, 10, 2), Decimal(101), False,
-                    POLICY)
-    tuesday = assess(LastRate(friday, Decimal(100)), (), date(2023, 10, 3), Decimal(101),
-                     False, POLICY)
+    monday = assess(
+        LastRate(friday, Decimal(100)), (), date(2023, 10, 2), Decimal(101), False, POLICY
+    )
+    tuesday = assess(
+        LastRate(friday, Decimal(100)), (), date(2023, 10, 3), Decimal(101), False, POLICY
+    )
     assert monday.publish[0].change_pct == Decimal(1)
     assert tuesday.publish[0].change_pct is None
     assert tuesday.publish[0].flags == (GAP,)
@@ -101,16 +103,25 @@ def test_a_jump_another_provider_confirms_is_published_with_the_held_ones_before
     held = (Held(date(2015, 8, 20), 1 / Decimal("255.26")),)
     outcome = assess(last, held, date(2015, 8, 21), 1 / Decimal("252.47"), True, POLICY)
     assert [(s.as_of, s.flags) for s in outcome.publish] == [
-        (date(2015, 8, 20), (CONFIRMED,)), (date(2015, 8, 21), (CONFIRMED,))]
+        (date(2015, 8, 20), (CONFIRMED,)),
+        (date(2015, 8, 21), (CONFIRMED,)),
+    ]
     assert outcome.held == ()
-    assert outcome.baseline == LastRate(date(2015, 8, 21), 1 / Decimal("252.47"),
-                                        date(2015, 8, 20), 1 / Decimal("255.26"))
+    assert outcome.baseline == LastRate(
+        date(2015, 8, 21), 1 / Decimal("252.47"), date(2015, 8, 20), 1 / Decimal("255.26")
+    )
 
 
 def test_a_jump_repeated_on_the_next_k_dates_completes_the_history_in_order() -> None:
-    tenge = {day: 1 / Decimal(usd) for day, usd in (
-        (date(2015, 8, 19), "188.38"), (date(2015, 8, 20), "255.26"),
-        (date(2015, 8, 21), "252.47"), (date(2015, 8, 25), "230.11"))}
+    tenge = {
+        day: 1 / Decimal(usd)
+        for day, usd in (
+            (date(2015, 8, 19), "188.38"),
+            (date(2015, 8, 20), "255.26"),
+            (date(2015, 8, 21), "252.47"),
+            (date(2015, 8, 25), "230.11"),
+        )
+    }
     days = sorted(tenge)
     last = LastRate(days[0], tenge[days[0]])
     first = assess(last, (), days[1], tenge[days[1]], False, POLICY)

@@ -16,20 +16,30 @@ from shared.language.scripts import (
 )
 from shared.language.synonyms import Synonyms
 
-OKINA_SPELLINGS = ["Oʻzbekiston", "O'zbekiston", "O‘zbekiston", "O’zbekiston", "Oʼzbekiston",
-                   "O`zbekiston", "Ozbekiston"]
+OKINA_SPELLINGS = [
+    "Oʻzbekiston",
+    "O'zbekiston",
+    "O‘zbekiston",
+    "O’zbekiston",
+    "Oʼzbekiston",
+    "O`zbekiston",
+    "Ozbekiston",
+]
 
 
-@pytest.mark.parametrize(("cyrillic", "latin"), [
-    ("Ўзбекистон", "Oʻzbekiston"),
-    ("Ғалаба", "Gʻalaba"),
-    ("Тошкент шаҳри", "Toshkent shahri"),
-    ("Қорақалпоғистон", "Qoraqalpogʻiston"),
-    ("Европа", "Yevropa"),
-    ("Эргаш", "Ergash"),
-    ("маъмурий", "maʼmuriy"),
-    ("ШАҲАР", "SHAHAR"),
-])
+@pytest.mark.parametrize(
+    ("cyrillic", "latin"),
+    [
+        ("Ўзбекистон", "Oʻzbekiston"),
+        ("Ғалаба", "Gʻalaba"),
+        ("Тошкент шаҳри", "Toshkent shahri"),
+        ("Қорақалпоғистон", "Qoraqalpogʻiston"),
+        ("Европа", "Yevropa"),
+        ("Эргаш", "Ergash"),
+        ("маъмурий", "maʼmuriy"),
+        ("ШАҲАР", "SHAHAR"),
+    ],
+)
 def test_uzbek_both_ways(cyrillic: str, latin: str) -> None:
     assert uzbek_to_latin(cyrillic) == latin
     assert uzbek_to_cyrillic(latin) == cyrillic
@@ -40,27 +50,33 @@ def test_every_okina_look_alike_transliterates_as_the_okina(spelling: str) -> No
     assert uzbek_to_cyrillic(spelling) == "Ўзбекистон"
 
 
-@pytest.mark.parametrize(("cyrillic", "latin"), [
-    ("Қазақстан", "Qazaqstan"),
-    ("теңге", "teñge"),
-    ("Жаңаөзен", "Jañaözen"),
-    ("Шымкент", "Şymkent"),
-    ("Үкімет", "Ükımet"),
-])
+@pytest.mark.parametrize(
+    ("cyrillic", "latin"),
+    [
+        ("Қазақстан", "Qazaqstan"),
+        ("теңге", "teñge"),
+        ("Жаңаөзен", "Jañaözen"),
+        ("Шымкент", "Şymkent"),
+        ("Үкімет", "Ükımet"),
+    ],
+)
 def test_kazakh_both_ways(cyrillic: str, latin: str) -> None:
     assert kazakh_to_latin(cyrillic) == latin
     assert kazakh_to_cyrillic(latin) == cyrillic
 
 
-@pytest.mark.parametrize("spellings", [
-    [*OKINA_SPELLINGS, "Ўзбекистон", "ЎЗБЕКИСТОН"],
-    ["Aktau", "Актау", "Ақтау", "Aqtau"],
-    ["Tokayev", "Токаев", "Тоқаев"],
-    ["tenge", "теңге", "тенге", "teñge"],
-    ["Zhanaozen", "Жаңаөзен", "Jañaözen"],
-    ["Xorazm", "Хоразм", "Khorazm"],
-    ["Kazakhstan", "Казахстан"],
-])
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        [*OKINA_SPELLINGS, "Ўзбекистон", "ЎЗБЕКИСТОН"],
+        ["Aktau", "Актау", "Ақтау", "Aqtau"],
+        ["Tokayev", "Токаев", "Тоқаев"],
+        ["tenge", "теңге", "тенге", "teñge"],
+        ["Zhanaozen", "Жаңаөзен", "Jañaözen"],
+        ["Xorazm", "Хоразм", "Khorazm"],
+        ["Kazakhstan", "Казахстан"],
+    ],
+)
 def test_spellings_of_one_word_fold_alike(spellings: list[str]) -> None:
     assert len({fold(s) for s in spellings}) == 1, {s: fold(s) for s in spellings}
 
@@ -72,7 +88,12 @@ def test_fold_is_idempotent_and_never_raises(text: str) -> None:
 
 def test_words_keep_the_okina_inside_and_split_on_hyphens() -> None:
     assert words("«Oʻzbekiston» — Нур-Султан, O‘zbek 2025!") == [
-        "Oʻzbekiston", "Нур", "Султан", "O‘zbek", "2025"]
+        "Oʻzbekiston",
+        "Нур",
+        "Султан",
+        "O‘zbek",
+        "2025",
+    ]
 
 
 def test_word_forms_meet_in_the_stem_field() -> None:

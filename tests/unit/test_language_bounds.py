@@ -59,8 +59,9 @@ def _repeated(unit: str, length: int) -> str:
     return unit * (length // len(unit) + 1)
 
 
-def _assert_linear(work: Callable[[str], object], make: Callable[[int], str],
-                   length: int = LENGTH) -> None:
+def _assert_linear(
+    work: Callable[[str], object], make: Callable[[int], str], length: int = LENGTH
+) -> None:
     growth = _growth(work, make(length), make(2 * length))
     assert growth < MAX_GROWTH, f"doubling the input multiplied the work by {growth:.1f}"
 
@@ -105,14 +106,16 @@ TEXTS: dict[str, Callable[[int], str]] = {
 
 @pytest.mark.parametrize("analyse", [stem_text, fold_text, words])
 @pytest.mark.parametrize("make", TEXTS.values(), ids=TEXTS.keys())
-def test_analysing_a_text_is_linear(analyse: Callable[[str], object],
-                                    make: Callable[[int], str]) -> None:
+def test_analysing_a_text_is_linear(
+    analyse: Callable[[str], object], make: Callable[[int], str]
+) -> None:
     _assert_linear(analyse, make)
 
 
 # Letters (of any script), digits, the okina marks and the letters folding rewrites.
-_LETTERS = st.one_of(st.sampled_from(FOLDED_LETTERS + OKINA_MARKS),
-                     st.characters(categories=["L", "N"]))
+_LETTERS = st.one_of(
+    st.sampled_from(FOLDED_LETTERS + OKINA_MARKS), st.characters(categories=["L", "N"])
+)
 
 
 # Shorter: letters with diacritics take a microsecond each to fold.

@@ -21,8 +21,7 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\$", re.MULTILINE)
 
 def _locked(name: str) -> dict[str, Version]:
     text = (REPO / name).read_text(encoding="utf-8")
-    return {canonicalize_name(package): Version(version)
-            for package, version in PIN.findall(text)}
+    return {canonicalize_name(package): Version(version) for package, version in PIN.findall(text)}
 
 
 def _unsatisfied(requirements: list[str], locked: dict[str, Version]) -> list[str]:

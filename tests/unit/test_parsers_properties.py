@@ -30,18 +30,23 @@ from services.ingest.sources import Source
 FETCHED_AT = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 ZONES = ["UTC", "Asia/Almaty", "Asia/Tashkent", "Pacific/Kiritimati", "Etc/GMT+12"]
 # Modest: the whole suite must stay quick; the strategies aim at the edges.
-hostile = settings(max_examples=60, deadline=None,
-                   suppress_health_check=[HealthCheck.too_slow])
+hostile = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # --- dates -------------------------------------------------------------------------------
 
-years = st.one_of(st.sampled_from([1, 2, 1970, 1990, 1991, 2026, 9998, 9999]),
-                  st.integers(1, 9999))
-offsets = st.one_of(st.sampled_from(["", "Z", "+05:00", "-05:00", "+23:59", "-23:59", "+14:00",
-                                     "-12:00", "+0500", "-0000"]),
-                    st.builds(lambda sign, h, m: f"{sign}{h:02d}:{m:02d}",
-                              st.sampled_from("+-"), st.integers(0, 23), st.integers(0, 59)))
+years = st.one_of(st.sampled_from([1, 2, 1970, 1990, 1991, 2026, 9998, 9999]), st.integers(1, 9999))
+offsets = st.one_of(
+    st.sampled_from(
+        ["", "Z", "+05:00", "-05:00", "+23:59", "-23:59", "+14:00", "-12:00", "+0500", "-0000"]
+    ),
+    st.builds(
+        lambda sign, h, m: f"{sign}{h:02d}:{m:02d}",
+        st.sampled_from("+-"),
+        st.integers(0, 23),
+        st.integers(0, 59),
+    ),
+)
 
 
 @st.composite
@@ -59,16 +64,23 @@ def rfc822_dates(draw: st.DrawFn) -> str:
     return f"Mon, {day:02d} Jan {year} 23:59:59 {zone}".strip()
 
 
-date_texts = st.one_of(iso_dates(), rfc822_dates(), st.text(max_size=40),
-                       st.sampled_from(["", " ", "0", "-1", "Z", "9" * 5000]))
+date_texts = st.one_of(
+    iso_dates(),
+    rfc822_dates(),
+    st.text(max_size=40),
+    st.sampled_from(["", " ", "0", "-1", "Z", "9" * 5000]),
+)
 
 
-@pytest.mark.parametrize(("value", "zone"), [
-    ("0001-01-01T00:00:00", "Asia/Almaty"),  # the date of the issue: before year 1 in UTC
-    ("0001-01-01T00:00:00+05:00", "UTC"),
-    ("9999-12-31T23:59:59-05:00", "UTC"),
-    ("9999-12-31T23:59:59", "Etc/GMT+12"),
-])
+@pytest.mark.parametrize(
+    ("value", "zone"),
+    [
+        ("0001-01-01T00:00:00", "Asia/Almaty"),  # the date of the issue: before year 1 in UTC
+        ("0001-01-01T00:00:00+05:00", "UTC"),
+        ("9999-12-31T23:59:59-05:00", "UTC"),
+        ("9999-12-31T23:59:59", "Etc/GMT+12"),
+    ],
+)
 def test_dates_beyond_year_1_or_9999_in_utc_are_unknown(value: str, zone: str) -> None:
     assert parse_date(value, ZoneInfo(zone), FETCHED_AT) is None
 
@@ -83,9 +95,19 @@ def test_parse_date_gives_a_plausible_utc_moment_or_none(value: str, zone: str) 
 
 
 @hostile
-@given(st.tuples(st.integers(-10**6, 10**6), st.integers(-100, 100), st.integers(-100, 100),
-                 st.integers(-100, 100), st.integers(-100, 100), st.integers(-100, 100),
-                 st.integers(0, 6), st.integers(0, 366), st.integers(-1, 1)))
+@given(
+    st.tuples(
+        st.integers(-(10**6), 10**6),
+        st.integers(-100, 100),
+        st.integers(-100, 100),
+        st.integers(-100, 100),
+        st.integers(-100, 100),
+        st.integers(-100, 100),
+        st.integers(0, 6),
+        st.integers(0, 366),
+        st.integers(-1, 1),
+    )
+)
 def test_a_time_tuple_of_any_values_gives_a_moment_or_none(fields: tuple[int, ...]) -> None:
     moment = from_utc_struct(time.struct_time(fields), FETCHED_AT)
     assert moment is None or moment.tzinfo == UTC
@@ -93,22 +115,51 @@ def test_a_time_tuple_of_any_values_gives_a_moment_or_none(fields: tuple[int, ..
 
 # --- feeds -------------------------------------------------------------------------------
 
+
 def _text(max_size: int = 30) -> st.SearchStrategy[str]:
-    return st.one_of(st.text(max_size=max_size),
-                     st.sampled_from(["", " ", "<![CDATA[x]]>", "&amp;", "&bogus;", "\x00",
-                                      "²", "٣", "9" * 5000, "-1", "0", "x" * 10_000]))
+    return st.one_of(
+        st.text(max_size=max_size),
+        st.sampled_from(
+            [
+                "",
+                " ",
+                "<![CDATA[x]]>",
+                "&amp;",
+                "&bogus;",
+                "\x00",
+                "²",
+                "٣",
+                "9" * 5000,
+                "-1",
+                "0",
+                "x" * 10_000,
+            ]
+        ),
+    )
 
 
 @st.composite
 def feeds(draw: st.DrawFn) -> bytes:
     """RSS 2.0 or Atom with hostile values where the fields go, sometimes cut short."""
+
     def field(strategy: st.SearchStrategy[str]) -> str:
         value = draw(strategy)
         return value if draw(st.booleans()) else escape(value)
 
-    links = st.one_of(_text(), st.sampled_from([
-        "https://a.example/x", "http://[::1", "https://a.example:99999/x", "https://[zz]/",
-        "https://a.example/" + "p" * 5000, "/etc/hostname", "file:///etc/hostname"]))
+    links = st.one_of(
+        _text(),
+        st.sampled_from(
+            [
+                "https://a.example/x",
+                "http://[::1",
+                "https://a.example:99999/x",
+                "https://[zz]/",
+                "https://a.example/" + "p" * 5000,
+                "/etc/hostname",
+                "file:///etc/hostname",
+            ]
+        ),
+    )
     dates = st.one_of(date_texts, st.sampled_from(["0001-01-01T00:00:00+05:00"]))
     items = []
     for _ in range(draw(st.integers(0, 4))):
@@ -116,22 +167,29 @@ def feeds(draw: st.DrawFn) -> bytes:
             f"<item><title>{field(_text())}</title><link>{field(links)}</link>"
             f"<guid>{field(_text())}</guid><pubDate>{field(dates)}</pubDate>"
             f"<description>{field(_text())}</description>"
-            f"<category>{field(_text())}</category><language>{field(_text())}</language></item>")
-    channel = (f"<title>{field(_text())}</title><ttl>{field(_text())}</ttl>"
-               f"<sy:updatePeriod>{field(_text())}</sy:updatePeriod>"
-               f"<sy:updateFrequency>{field(_text())}</sy:updateFrequency>"
-               f"<language>{field(_text())}</language>")
+            f"<category>{field(_text())}</category><language>{field(_text())}</language></item>"
+        )
+    channel = (
+        f"<title>{field(_text())}</title><ttl>{field(_text())}</ttl>"
+        f"<sy:updatePeriod>{field(_text())}</sy:updatePeriod>"
+        f"<sy:updateFrequency>{field(_text())}</sy:updateFrequency>"
+        f"<language>{field(_text())}</language>"
+    )
     if draw(st.booleans()):
-        document = ('<rss version="2.0" xmlns:sy="http://purl.org/rss/1.0/modules/syndication/">'
-                    f"<channel>{channel}{''.join(items)}</channel></rss>")
+        document = (
+            '<rss version="2.0" xmlns:sy="http://purl.org/rss/1.0/modules/syndication/">'
+            f"<channel>{channel}{''.join(items)}</channel></rss>"
+        )
     else:
         entries = "".join(
             f'<entry><title>{field(_text())}</title><link href="{field(links)}"/>'
             f"<id>{field(_text())}</id><updated>{field(dates)}</updated>"
-            f"<published>{field(dates)}</published></entry>" for _ in items)
+            f"<published>{field(dates)}</published></entry>"
+            for _ in items
+        )
         document = f'<feed xmlns="http://www.w3.org/2005/Atom">{channel}{entries}</feed>'
     encoded = document.encode("utf-8", errors="surrogatepass")
-    return encoded[:draw(st.integers(0, len(encoded)))] if draw(st.booleans()) else encoded
+    return encoded[: draw(st.integers(0, len(encoded)))] if draw(st.booleans()) else encoded
 
 
 def _read_feed(content: bytes) -> FeedParse | None:
@@ -160,22 +218,34 @@ def test_a_feed_re_encoded_from_any_bytes_and_header_still_parses_or_says_why(
 
 
 @hostile
-@given(st.dictionaries(st.sampled_from(["ttl", "sy_updateperiod", "sy_updatefrequency"]),
-                       _text()))
+@given(st.dictionaries(st.sampled_from(["ttl", "sy_updateperiod", "sy_updatefrequency"]), _text()))
 def test_requested_interval_of_any_channel_is_a_positive_number_or_none(
-    channel: dict[str, str]
+    channel: dict[str, str],
 ) -> None:
     asked = requested_interval(channel)
     assert asked is None or asked > 0
 
 
 @hostile
-@given(st.binary(max_size=3000),
-       st.one_of(st.none(), st.sampled_from(["text/html; charset=idna", "charset=punycode",
-                                             "charset=utf-7", "charset=unicode_escape",
-                                             "charset=rot13", "charset=base64", "charset=",
-                                             "charset=utf-32"]),
-                 st.text(max_size=40)))
+@given(
+    st.binary(max_size=3000),
+    st.one_of(
+        st.none(),
+        st.sampled_from(
+            [
+                "text/html; charset=idna",
+                "charset=punycode",
+                "charset=utf-7",
+                "charset=unicode_escape",
+                "charset=rot13",
+                "charset=base64",
+                "charset=",
+                "charset=utf-32",
+            ]
+        ),
+        st.text(max_size=40),
+    ),
+)
 def test_any_bytes_decode_to_text_and_have_a_kind(content: bytes, content_type: str | None) -> None:
     text, encoding = decode(content, content_type)
     assert isinstance(text, str)
@@ -185,10 +255,12 @@ def test_any_bytes_decode_to_text_and_have_a_kind(content: bytes, content_type: 
 
 # --- sitemaps ----------------------------------------------------------------------------
 
+
 @st.composite
 def sitemaps(draw: st.DrawFn) -> bytes:
-    locs = st.one_of(_text(), st.sampled_from(["https://a.example/1", "http://[::1",
-                                               "https://a.example:99999/"]))
+    locs = st.one_of(
+        _text(), st.sampled_from(["https://a.example/1", "http://[::1", "https://a.example:99999/"])
+    )
     dates = st.one_of(date_texts, st.just("0001-01-01T00:00:00+05:00"))
     index = draw(st.booleans())
     node, root = ("sitemap", "sitemapindex") if index else ("url", "urlset")
@@ -198,13 +270,24 @@ def sitemaps(draw: st.DrawFn) -> bytes:
         f"</news:publication><news:publication_date>{escape(draw(dates))}"
         f"</news:publication_date><news:title>{escape(draw(_text()))}</news:title>"
         f"<news:keywords>{escape(draw(_text()))}</news:keywords></news:news></{node}>"
-        for _ in range(draw(st.integers(0, 4))))
-    prolog = draw(st.sampled_from(["", '<?xml version="1.0"?>', '<?xml version="1.0" '
-                                   'encoding="koi8-r"?>', '<!DOCTYPE x [<!ENTITY e "e">]>']))
-    document = (f'{prolog}<{root} xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
-                f'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">{children}</{root}>')
+        for _ in range(draw(st.integers(0, 4)))
+    )
+    prolog = draw(
+        st.sampled_from(
+            [
+                "",
+                '<?xml version="1.0"?>',
+                '<?xml version="1.0" encoding="koi8-r"?>',
+                '<!DOCTYPE x [<!ENTITY e "e">]>',
+            ]
+        )
+    )
+    document = (
+        f'{prolog}<{root} xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+        f'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">{children}</{root}>'
+    )
     encoded = document.encode("utf-8", errors="surrogatepass")
-    return encoded[:draw(st.integers(0, len(encoded)))] if draw(st.booleans()) else encoded
+    return encoded[: draw(st.integers(0, len(encoded)))] if draw(st.booleans()) else encoded
 
 
 @hostile
@@ -222,10 +305,25 @@ def test_parse_sitemap_gives_a_sitemap_or_a_sitemap_error(content: bytes) -> Non
 
 # --- listing pages -----------------------------------------------------------------------
 
-hrefs = st.one_of(_text(), st.sampled_from([
-    "http://[::1", "https://[zz]/a", "https://a.example:99999/news/1", "//[::1/x",
-    "javascript:alert(1)", "#top", "/news/a-long-enough-headline", "https://b.example/x",
-    "https://a.example/" + "n" * 5000, "mailto:x@a.example", " ", "\x00"]))
+hrefs = st.one_of(
+    _text(),
+    st.sampled_from(
+        [
+            "http://[::1",
+            "https://[zz]/a",
+            "https://a.example:99999/news/1",
+            "//[::1/x",
+            "javascript:alert(1)",
+            "#top",
+            "/news/a-long-enough-headline",
+            "https://b.example/x",
+            "https://a.example/" + "n" * 5000,
+            "mailto:x@a.example",
+            " ",
+            "\x00",
+        ]
+    ),
+)
 
 
 @st.composite
@@ -234,21 +332,26 @@ def html_pages(draw: st.DrawFn) -> str:
         return escape(draw(strategy), {'"': "&quot;"})
 
     anchors = "".join(
-        f'<{draw(st.sampled_from(["h2", "article", "li", "div", "h3"]))}>'
+        f"<{draw(st.sampled_from(['h2', 'article', 'li', 'div', 'h3']))}>"
         f'<a href="{attr(hrefs)}" class="{attr(_text())}" rel="{attr(_text())}" '
         f'aria-label="{attr(_text())}">{escape(draw(_text(80)))}</a></h2>'
-        for _ in range(draw(st.integers(0, 6))))
-    head = (f'<base href="{attr(hrefs)}"><link rel="alternate" type="application/rss+xml" '
-            f'href="{attr(hrefs)}"><link rel="next" href="{attr(hrefs)}">'
-            f'<meta property="og:type" content="{attr(_text())}">'
-            f'<script type="application/ld+json">{escape(draw(_text()))}</script>')
+        for _ in range(draw(st.integers(0, 6)))
+    )
+    head = (
+        f'<base href="{attr(hrefs)}"><link rel="alternate" type="application/rss+xml" '
+        f'href="{attr(hrefs)}"><link rel="next" href="{attr(hrefs)}">'
+        f'<meta property="og:type" content="{attr(_text())}">'
+        f'<script type="application/ld+json">{escape(draw(_text()))}</script>'
+    )
     page = f"<html><head>{head}</head><body>{anchors}</body></html>"
-    return page[:draw(st.integers(0, len(page)))] if draw(st.booleans()) else page
+    return page[: draw(st.integers(0, len(page)))] if draw(st.booleans()) else page
 
 
 @hostile
-@given(st.one_of(html_pages(), st.text(max_size=2000)),
-       st.sampled_from(["https://a.example/news/", "https://a.example", "http://[::1]:8080/x"]))
+@given(
+    st.one_of(html_pages(), st.text(max_size=2000)),
+    st.sampled_from(["https://a.example/news/", "https://a.example", "http://[::1]:8080/x"]),
+)
 def test_a_listing_page_gives_links_or_nothing(html: str, base_url: str) -> None:
     root = parse_html(html)
     if root is None:
@@ -256,7 +359,10 @@ def test_a_listing_page_gives_links_or_nothing(html: str, base_url: str) -> None
     assert isinstance(is_article_page(root), bool)
     listing = parse_listing(root, base_url)
     assert isinstance(listing, Listing)
-    for url in [*(link.url for link in listing.links), *listing.feeds,
-                *([listing.next_page] if listing.next_page else [])]:
+    for url in [
+        *(link.url for link in listing.links),
+        *listing.feeds,
+        *([listing.next_page] if listing.next_page else []),
+    ]:
         assert url.startswith(("http://", "https://"))
     assert all(url.startswith(("http://", "https://")) for url in advertised_feeds(root, base_url))

@@ -51,10 +51,12 @@ def test_the_bank_of_russia_cross_rate_of_the_manat_is_the_peg() -> None:
 def test_only_other_providers_of_the_same_currency_and_date_are_compared() -> None:
     day = date(2023, 9, 27)
     candidate = Candidate("nbk", "KZT", day, Decimal("0.0021"))
-    others = [Candidate("cbr", "KZT", day, Decimal("0.0022")),
-              Candidate("cbr", "KZT", date(2023, 9, 26), Decimal("0.0021")),
-              Candidate("cbr", "KGS", day, Decimal("0.0021")),
-              Candidate("nbk", "KZT", day, Decimal("0.0021"))]
+    others = [
+        Candidate("cbr", "KZT", day, Decimal("0.0022")),
+        Candidate("cbr", "KZT", date(2023, 9, 26), Decimal("0.0021")),
+        Candidate("cbr", "KGS", day, Decimal("0.0021")),
+        Candidate("nbk", "KZT", day, Decimal("0.0021")),
+    ]
     assert comparable(candidate, others) == [others[0]]
 
 
@@ -73,7 +75,10 @@ def test_today_is_the_providers_own_calendar_day() -> None:
 
 def test_days_and_stale_after() -> None:
     assert list(days(date(2023, 9, 29), date(2023, 10, 1))) == [
-        date(2023, 9, 29), date(2023, 9, 30), date(2023, 10, 1)]
+        date(2023, 9, 29),
+        date(2023, 9, 30),
+        date(2023, 10, 1),
+    ]
     assert stale_after(date(2023, 9, 29), 4) == date(2023, 10, 3)
 
 
@@ -92,16 +97,18 @@ def test_the_bundled_providers_file_loads_with_absolute_sample_paths() -> None:
 
 def test_a_primary_that_is_not_configured_is_refused() -> None:
     with pytest.raises(ValidationError, match="primary providers not configured"):
-        RatesConfig.model_validate({"primary": {"KZT": "nbk"},
-                                    "providers": [{"name": "cbr", "kind": "cbr", "url": "x"}]})
+        RatesConfig.model_validate(
+            {"primary": {"KZT": "nbk"}, "providers": [{"name": "cbr", "kind": "cbr", "url": "x"}]}
+        )
 
 
 def test_a_provider_needs_what_its_kind_reads() -> None:
     with pytest.raises(ValidationError, match="peg"):
         RatesConfig.model_validate({"providers": [{"name": "cbt", "kind": "peg"}]})
     with pytest.raises(ValidationError, match="time zone"):
-        RatesConfig.model_validate({"providers": [
-            {"name": "cbr", "kind": "cbr", "url": "x", "timezone": "Mars/Olympus"}]})
+        RatesConfig.model_validate(
+            {"providers": [{"name": "cbr", "kind": "cbr", "url": "x", "timezone": "Mars/Olympus"}]}
+        )
 
 
 def test_status_marks_a_provider_stale_after_its_cadence() -> None:

@@ -33,6 +33,7 @@ CENTRAL_ASIA = ("KGS", "KZT", "TJS", "UZS", "TMT")
 
 # --- National Bank of Kazakhstan --------------------------------------------------------
 
+
 def test_nbk_reads_kzt_per_quant_units_as_of_the_common_item_date() -> None:
     rates = parse_nbk(NBK_FILE.read_bytes())
     assert (rates.provider, rates.base, rates.as_of) == ("nbk", "KZT", date(2016, 4, 18))
@@ -56,20 +57,27 @@ def test_nbk_usd_rates_put_its_own_currency_at_one_over_the_dollar() -> None:
 
 
 def test_nbk_by_date_shape_is_read_too() -> None:
-    doc = ("<rates><date>18.04.2016</date><item><fullname>US Dollar</fullname>"
-           "<title>USD</title><description>334.41</description><quant>1</quant></item>"
-           "</rates>")
+    doc = (
+        "<rates><date>18.04.2016</date><item><fullname>US Dollar</fullname>"
+        "<title>USD</title><description>334.41</description><quant>1</quant></item>"
+        "</rates>"
+    )
     rates = parse_nbk(doc.encode())
     assert (rates.as_of, rates.per_unit) == (date(2016, 4, 18), {"USD": Decimal("334.41")})
 
 
 # --- National Bank of the Kyrgyz Republic -----------------------------------------------
 
+
 def test_nbkr_reads_kgs_per_nominal_with_comma_decimals() -> None:
     rates = parse_nbkr(NBKR_FILE.read_bytes())
     assert (rates.provider, rates.base, rates.as_of) == ("nbkr", "KGS", date(2020, 12, 14))
-    assert rates.per_unit == {"USD": Decimal("84.7999"), "EUR": Decimal("102.8623"),
-                              "KZT": Decimal("0.2024"), "RUB": Decimal("1.1597")}
+    assert rates.per_unit == {
+        "USD": Decimal("84.7999"),
+        "EUR": Decimal("102.8623"),
+        "KZT": Decimal("0.2024"),
+        "RUB": Decimal("1.1597"),
+    }
     usd = usd_rates(rates, CENTRAL_ASIA)
     assert usd == {"KGS": 1 / Decimal("84.7999"), "KZT": Decimal("0.2024") / Decimal("84.7999")}
 
@@ -80,6 +88,7 @@ def test_nbkr_windows_1251_bytes_are_decoded_as_declared() -> None:
 
 
 # --- Central Bank of Uzbekistan ---------------------------------------------------------
+
 
 def test_cbu_reads_uzs_per_nominal_from_string_numbers() -> None:
     rates = parse_cbu(CBU_FILE.read_bytes())
@@ -105,6 +114,7 @@ def test_cbu_entry_with_another_date_is_left_out() -> None:
 
 # --- National Bank of Tajikistan (fixture, not a captured document) ---------------------
 
+
 def test_nbt_fixture_reads_tjs_per_nominal() -> None:
     rates = parse_nbt(NBT_FIXTURE.read_bytes())
     assert (rates.provider, rates.base, rates.as_of) == ("nbt", "TJS", date(2023, 9, 27))
@@ -125,7 +135,10 @@ TMT_PEG = Peg(currency="TMT", per_usd=Decimal("3.5"), since=date(2015, 1, 1))
 def test_peg_yields_the_official_rate_dated_the_business_day() -> None:
     wednesday = pegged_rates("cbt", TMT_PEG, date(2023, 9, 27))
     assert (wednesday.base, wednesday.as_of, wednesday.per_unit) == (
-        "TMT", date(2023, 9, 27), {"USD": Decimal("3.5")})
+        "TMT",
+        date(2023, 9, 27),
+        {"USD": Decimal("3.5")},
+    )
     assert usd_rates(wednesday, ("TMT",))["TMT"] == 1 / Decimal("3.5")
     # A weekend is the Friday's rate again: no new as-of date, so no new quote.
     assert pegged_rates("cbt", TMT_PEG, date(2023, 9, 30)).as_of == date(2023, 9, 29)
@@ -139,10 +152,18 @@ def test_peg_has_no_rate_before_it_took_effect() -> None:
 
 # --- generic JSON, configured by field paths --------------------------------------------
 
+
 def test_json_records_on_a_real_third_party_dump_with_fixed_nominals() -> None:
     # The dump omits NBK's quant: UZS is quoted per 100, which the config supplies.
-    spec = JsonRatesSpec(rates_path="", quotation="in_base", base="KZT", date_field="date",
-                         code_field="code", value_field="value", nominals={"UZS": 100})
+    spec = JsonRatesSpec(
+        rates_path="",
+        quotation="in_base",
+        base="KZT",
+        date_field="date",
+        code_field="code",
+        value_field="value",
+        nominals={"UZS": 100},
+    )
     rates = parse_json_rates(NBK_DERIVED_FILE.read_bytes(), spec, "nbk-dump")
     assert (rates.provider, rates.base, rates.as_of) == ("nbk-dump", "KZT", date(2023, 11, 18))
     assert rates.per_unit["USD"] == Decimal("462.79")
@@ -152,8 +173,9 @@ def test_json_records_on_a_real_third_party_dump_with_fixed_nominals() -> None:
 
 def test_json_rates_per_base_object() -> None:
     doc = b'{"meta": {"base": "USD", "day": "2024-05-02"}, "rates": {"KZT": 443.9, "UZS": "12650"}}'
-    spec = JsonRatesSpec(rates_path="rates", quotation="per_base", base_path="meta.base",
-                         date_path="meta.day")
+    spec = JsonRatesSpec(
+        rates_path="rates", quotation="per_base", base_path="meta.base", date_path="meta.day"
+    )
     rates = parse_json_rates(doc, spec, "api")
     assert (rates.base, rates.as_of) == ("USD", date(2024, 5, 2))
     usd = usd_rates(rates, ("KZT", "UZS"))
@@ -167,13 +189,17 @@ def test_json_spec_needs_one_base_and_one_date() -> None:
 
 # --- detection --------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("path", "kind"), [
-    (REALDATA / "cbr-xml-daily-2023-09-27.xml", "cbr"),
-    (NBK_FILE, "nbk"),
-    (NBKR_FILE, "nbkr"),
-    (CBU_FILE, "cbu"),
-    (NBT_FIXTURE, "nbt"),
-])
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        (REALDATA / "cbr-xml-daily-2023-09-27.xml", "cbr"),
+        (NBK_FILE, "nbk"),
+        (NBKR_FILE, "nbkr"),
+        (CBU_FILE, "cbu"),
+        (NBT_FIXTURE, "nbt"),
+    ],
+)
 def test_detect_names_the_provider_of_each_document(path: Path, kind: str) -> None:
     assert detect(path.read_bytes()) == kind
 
@@ -192,8 +218,10 @@ def test_parse_document_names_quotes_after_the_configured_provider() -> None:
 
 # --- bad input --------------------------------------------------------------------------
 
-HTML_ERROR_PAGE = (b"<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head>"
-                   b"<body><h1>Service Unavailable</h1><p>Try again later.<br></p></body></html>")
+HTML_ERROR_PAGE = (
+    b"<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head>"
+    b"<body><h1>Service Unavailable</h1><p>Try again later.<br></p></body></html>"
+)
 
 
 @pytest.mark.parametrize("kind", sorted(DOCUMENT_PARSERS))
@@ -206,8 +234,9 @@ def test_an_html_error_page_is_no_rates_document(kind: str) -> None:
 
 def test_a_document_missing_the_dollar_yields_no_quotes() -> None:
     text = NBKR_FILE.read_text(encoding="utf-8")
-    without_usd = text.replace('<Currency ISOCode="USD">\n<Nominal>1</Nominal>\n'
-                               "<Value>84,7999</Value>\n</Currency>\n", "")
+    without_usd = text.replace(
+        '<Currency ISOCode="USD">\n<Nominal>1</Nominal>\n<Value>84,7999</Value>\n</Currency>\n', ""
+    )
     rates = parse_nbkr(without_usd.encode())
     assert "USD" not in rates.per_unit
     with pytest.raises(RatesError, match="has no USD rate"):
@@ -224,7 +253,8 @@ def test_a_document_missing_a_currency_still_yields_the_others() -> None:
 def test_a_zero_or_negative_rate_is_left_out(bad: str) -> None:
     text = NBK_FILE.read_text(encoding="utf-8").replace(
         "<title>KGS</title><pubDate>18.04.16</pubDate><description>4.78</description>",
-        f"<title>KGS</title><pubDate>18.04.16</pubDate><description>{bad}</description>")
+        f"<title>KGS</title><pubDate>18.04.16</pubDate><description>{bad}</description>",
+    )
     rates = parse_nbk(text.encode())
     assert "KGS" not in rates.per_unit
     assert any(p.startswith("KGS:") and "not positive" in p for p in rates.problems)
@@ -233,7 +263,8 @@ def test_a_zero_or_negative_rate_is_left_out(bad: str) -> None:
 def test_a_comma_in_a_point_decimal_document_is_refused_not_guessed() -> None:
     # 334,41 could be 334.41 or 33441: either guess may be a hundredfold error.
     text = NBK_FILE.read_text(encoding="utf-8").replace(
-        "<description>334.41</description>", "<description>334,41</description>")
+        "<description>334.41</description>", "<description>334,41</description>"
+    )
     rates = parse_nbk(text.encode())
     assert "USD" not in rates.per_unit
     assert "USD: '334,41' uses ',', but this provider writes decimals with '.'" in rates.problems

@@ -15,9 +15,16 @@ async def test_a_refused_credential_at_start_up_is_probed_again_not_a_crash(
 ) -> None:
     answers: list[bool | Exception] = [
         AuthenticationException(
-            message="api key is expired", body={},
-            meta=ApiResponseMeta(status=401, http_version="1.1", headers=HttpHeaders(),
-                                 duration=0.0, node=None)),  # type: ignore[arg-type]
+            message="api key is expired",
+            body={},
+            meta=ApiResponseMeta(
+                status=401,
+                http_version="1.1",
+                headers=HttpHeaders(),
+                duration=0.0,
+                node=None,  # type: ignore[arg-type]
+            ),
+        ),
         True,
     ]
 
@@ -28,8 +35,14 @@ async def test_a_refused_credential_at_start_up_is_probed_again_not_a_crash(
         return answer
 
     monkeypatch.setattr(backend_module, "has_language_analyzers", probe)
-    backend = Backend(AsyncElasticsearch("http://127.0.0.1:1"), "articles", "quotes",
-                      exact_total_up_to=10_000, cache_seconds=0, rate_digits=10)
+    backend = Backend(
+        AsyncElasticsearch("http://127.0.0.1:1"),
+        "articles",
+        "quotes",
+        exact_total_up_to=10_000,
+        cache_seconds=0,
+        rate_digits=10,
+    )
 
     assert await backend.languages() is False
     assert backend.analyzers == "unknown"

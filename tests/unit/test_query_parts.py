@@ -35,13 +35,19 @@ def test_cursor_round_trip() -> None:
     assert "=" not in cursor.encode()
 
 
-@pytest.mark.parametrize("text", [
-    "", "!!!", "bm90IGpzb24", Cursor(0, "newest", (1, 2, "u")).encode(),
-    Cursor(5, "newest", (1, 2)).encode(),
-    "eyJvIjo1LCJzIjoiYm9ndXMiLCJhIjpbMSwyLDNdfQ",  # sort "bogus"
-    "eyJvIjp0cnVlLCJzIjoibmV3ZXN0IiwiYSI6WzEsMiwzXX0",  # offset true
-    "eyJvIjo1LCJzIjoibmV3ZXN0IiwiYSI6W1tdLDIsM119",  # a list inside the values
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "!!!",
+        "bm90IGpzb24",
+        Cursor(0, "newest", (1, 2, "u")).encode(),
+        Cursor(5, "newest", (1, 2)).encode(),
+        "eyJvIjo1LCJzIjoiYm9ndXMiLCJhIjpbMSwyLDNdfQ",  # sort "bogus"
+        "eyJvIjp0cnVlLCJzIjoibmV3ZXN0IiwiYSI6WzEsMiwzXX0",  # offset true
+        "eyJvIjo1LCJzIjoibmV3ZXN0IiwiYSI6W1tdLDIsM119",  # a list inside the values
+    ],
+)
 def test_anything_but_an_issued_cursor_is_refused(text: str) -> None:
     with pytest.raises(InvalidCursor):
         decode_cursor(text, 3)
@@ -75,31 +81,34 @@ INGRESS = TrustedProxies(hops=1)
 PRIVATE = TrustedProxies.parse(0, "10.0.0.0/8, fd00::/8")
 
 
-@pytest.mark.parametrize(("peer", "forwarded", "proxies", "client"), [
-    # Without configuration X-Forwarded-For is anybody's say: the socket peer counts.
-    ("203.0.113.7", ["198.51.100.1"], NO_PROXY, "203.0.113.7"),
-    (None, [], NO_PROXY, "unknown"),
-    # One hop (the Ingress controller): the rightmost entry, the one it appended.
-    ("10.0.0.5", ["6.6.6.6, 203.0.113.7"], INGRESS, "203.0.113.7"),
-    ("10.0.0.5", ["6.6.6.6", "7.7.7.7, 203.0.113.7"], INGRESS, "203.0.113.7"),
-    ("10.0.0.5", [" 203.0.113.7 "], INGRESS, "203.0.113.7"),
-    ("10.0.0.5", [], INGRESS, "10.0.0.5"),  # not through the proxy at all
-    # Two hops (a CDN, then the Ingress controller).
-    ("10.0.0.5", ["6.6.6.6, 203.0.113.7, 192.0.2.1"], TrustedProxies(hops=2), "203.0.113.7"),
-    ("10.0.0.5", ["203.0.113.7"], TrustedProxies(hops=2), "203.0.113.7"),
-    # Networks: leftwards past every trusted address, whatever the client wrote before.
-    ("10.0.0.5", ["6.6.6.6, 203.0.113.7, 10.1.2.3"], PRIVATE, "203.0.113.7"),
-    ("203.0.113.7", ["6.6.6.6"], PRIVATE, "203.0.113.7"),  # the peer is no proxy of ours
-    ("10.0.0.5", ["10.9.9.9"], PRIVATE, "10.9.9.9"),  # all ours: the furthest
-    ("10.0.0.5", ["6.6.6.6, not-an-address"], PRIVATE, "not-an-address"),
-    ("fd00::5", ["[2001:db8::1]:443"], PRIVATE, "2001:db8::/64"),
-    ("10.0.0.5", ["203.0.113.7:5555"], INGRESS, "203.0.113.7"),
-    ("10.0.0.5", ["::ffff:203.0.113.7"], INGRESS, "203.0.113.7"),
-    # IPv6 per /64: the network one home or host is given, all its addresses one client.
-    ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", [], NO_PROXY, "2001:db8:1:2::/64"),
-    ("10.0.0.5", ["2001:db8:1:2::1"], INGRESS, "2001:db8:1:2::/64"),
-    ("::ffff:203.0.113.7", [], NO_PROXY, "203.0.113.7"),
-])
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "proxies", "client"),
+    [
+        # Without configuration X-Forwarded-For is anybody's say: the socket peer counts.
+        ("203.0.113.7", ["198.51.100.1"], NO_PROXY, "203.0.113.7"),
+        (None, [], NO_PROXY, "unknown"),
+        # One hop (the Ingress controller): the rightmost entry, the one it appended.
+        ("10.0.0.5", ["6.6.6.6, 203.0.113.7"], INGRESS, "203.0.113.7"),
+        ("10.0.0.5", ["6.6.6.6", "7.7.7.7, 203.0.113.7"], INGRESS, "203.0.113.7"),
+        ("10.0.0.5", [" 203.0.113.7 "], INGRESS, "203.0.113.7"),
+        ("10.0.0.5", [], INGRESS, "10.0.0.5"),  # not through the proxy at all
+        # Two hops (a CDN, then the Ingress controller).
+        ("10.0.0.5", ["6.6.6.6, 203.0.113.7, 192.0.2.1"], TrustedProxies(hops=2), "203.0.113.7"),
+        ("10.0.0.5", ["203.0.113.7"], TrustedProxies(hops=2), "203.0.113.7"),
+        # Networks: leftwards past every trusted address, whatever the client wrote before.
+        ("10.0.0.5", ["6.6.6.6, 203.0.113.7, 10.1.2.3"], PRIVATE, "203.0.113.7"),
+        ("203.0.113.7", ["6.6.6.6"], PRIVATE, "203.0.113.7"),  # the peer is no proxy of ours
+        ("10.0.0.5", ["10.9.9.9"], PRIVATE, "10.9.9.9"),  # all ours: the furthest
+        ("10.0.0.5", ["6.6.6.6, not-an-address"], PRIVATE, "not-an-address"),
+        ("fd00::5", ["[2001:db8::1]:443"], PRIVATE, "2001:db8::/64"),
+        ("10.0.0.5", ["203.0.113.7:5555"], INGRESS, "203.0.113.7"),
+        ("10.0.0.5", ["::ffff:203.0.113.7"], INGRESS, "203.0.113.7"),
+        # IPv6 per /64: the network one home or host is given, all its addresses one client.
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", [], NO_PROXY, "2001:db8:1:2::/64"),
+        ("10.0.0.5", ["2001:db8:1:2::1"], INGRESS, "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", [], NO_PROXY, "203.0.113.7"),
+    ],
+)
 def test_the_client_is_read_from_the_right_past_trusted_proxies(
     peer: str | None, forwarded: list[str], proxies: TrustedProxies, client: str
 ) -> None:
@@ -145,8 +154,14 @@ async def test_the_rate_limit_counts_a_spoofing_client_once() -> None:
     limited = RateLimitMiddleware(ok, RateLimiter(rate=0.001, burst=2), INGRESS)
     transport = httpx.ASGITransport(app=limited, client=("10.0.0.5", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://query") as client:
-        statuses = [(await client.get("/api/search", headers={
-            "X-Forwarded-For": f"6.6.6.{n}, 203.0.113.7"})).status_code for n in range(3)]
+        statuses = [
+            (
+                await client.get(
+                    "/api/search", headers={"X-Forwarded-For": f"6.6.6.{n}, 203.0.113.7"}
+                )
+            ).status_code
+            for n in range(3)
+        ]
         other = await client.get("/api/search", headers={"X-Forwarded-For": "198.51.100.1"})
     assert statuses == [200, 200, 429]
     assert other.status_code == 200
@@ -163,18 +178,26 @@ async def _status_from(app: ASGIApp, client: str) -> int:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
-    scope = {"type": "http", "method": "GET", "path": "/api/search", "headers": [],
-             "client": (client, 40000)}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/api/search",
+        "headers": [],
+        "client": (client, 40000),
+    }
     await app(scope, receive, send)
     return statuses[0]
 
 
-@pytest.mark.parametrize(("addresses", "allowed"), [
-    # One /64, a fresh address for every request: still one client's burst.
-    ([f"2001:db8:1:2::{n:x}" for n in range(1, 1001)], 60),
-    # IPv4 is per address: a thousand of them are a thousand clients.
-    ([f"10.1.{n // 250}.{n % 250 + 1}" for n in range(1000)], 1000),
-])
+@pytest.mark.parametrize(
+    ("addresses", "allowed"),
+    [
+        # One /64, a fresh address for every request: still one client's burst.
+        ([f"2001:db8:1:2::{n:x}" for n in range(1, 1001)], 60),
+        # IPv4 is per address: a thousand of them are a thousand clients.
+        ([f"10.1.{n // 250}.{n % 250 + 1}" for n in range(1000)], 1000),
+    ],
+)
 async def test_the_rate_limit_counts_an_ipv6_client_per_64(
     addresses: list[str], allowed: int
 ) -> None:
@@ -206,34 +229,70 @@ def test_similar_and_suggest_bodies() -> None:
     similar = build_similar("articles", "ab" * 16, 5)
     mlt = similar["query"]["more_like_this"]
     assert mlt["like"] == [{"_index": "articles", "_id": "ab" * 16}]
-    assert mlt["fields"] == ["title", "stem.title", "summary", "stem.summary", "body",
-                             "stem.body"]
+    assert mlt["fields"] == ["title", "stem.title", "summary", "stem.summary", "body", "stem.body"]
     assert similar["size"] == 5
     suggest = build_suggest("Kaz", 5)["suggest"]["titles"]
-    assert suggest == {"prefix": "Kaz", "completion": {
-        "field": "title_suggest", "size": 5, "skip_duplicates": True}}
+    assert suggest == {
+        "prefix": "Kaz",
+        "completion": {"field": "title_suggest", "size": 5, "skip_duplicates": True},
+    }
 
 
 def test_article_and_suggestions_are_shaped() -> None:
-    article = shape_article({"_id": "x", "_source": {
-        "title": "T", "url": "u", "source": "s", "body": "B", "version": 7, "countries": ["KZ"]}})
+    article = shape_article(
+        {
+            "_id": "x",
+            "_source": {
+                "title": "T",
+                "url": "u",
+                "source": "s",
+                "body": "B",
+                "version": 7,
+                "countries": ["KZ"],
+            },
+        }
+    )
     assert (article.id, article.title, article.body, article.countries) == ("x", "T", "B", ["KZ"])
-    response = {"suggest": {"titles": [{"text": "Kaz", "options": [
-        {"_id": "a", "text": "Kazakhstan as an Emerging Mi",
-         "_source": {"title": "Kazakhstan as an Emerging Middle Power"}}]}]}}
+    response = {
+        "suggest": {
+            "titles": [
+                {
+                    "text": "Kaz",
+                    "options": [
+                        {
+                            "_id": "a",
+                            "text": "Kazakhstan as an Emerging Mi",
+                            "_source": {"title": "Kazakhstan as an Emerging Middle Power"},
+                        }
+                    ],
+                }
+            ]
+        }
+    }
     suggestions = shape_suggest("Kaz", response)
     assert [(s.id, s.title) for s in suggestions.suggestions] == [
-        ("a", "Kazakhstan as an Emerging Middle Power")]
+        ("a", "Kazakhstan as an Emerging Middle Power")
+    ]
     assert shape_suggest("Kaz", {}).suggestions == []
 
 
 def test_a_quote_event_becomes_a_ticker_update_as_the_seed_shows_it() -> None:
-    event = QuoteEvent(base="TJS", rate=Decimal("0.0917431"), change_pct=Decimal("0.334"),
-                       previous_rate=Decimal("0.0914"), as_of=date(2025, 3, 29),
-                       provider="cbr", fetched_at="2025-03-29T10:00:00Z")
+    event = QuoteEvent(
+        base="TJS",
+        rate=Decimal("0.0917431"),
+        change_pct=Decimal("0.334"),
+        previous_rate=Decimal("0.0914"),
+        as_of=date(2025, 3, 29),
+        provider="cbr",
+        fetched_at="2025-03-29T10:00:00Z",
+    )
     update = ticker_update(event.model_dump_json().encode())
-    assert update == {"base": "TJS", "quote": "USD", "as_of": "2025-03-29",
-                      "ticker": "TJS/USD = 0.09174 0.33%"}
+    assert update == {
+        "base": "TJS",
+        "quote": "USD",
+        "as_of": "2025-03-29",
+        "ticker": "TJS/USD = 0.09174 0.33%",
+    }
     message = sse_message("quote", update)
     assert message.startswith("event: quote\ndata: ")
     assert message.endswith("\n\n")
@@ -246,8 +305,14 @@ def test_entries_that_are_not_quotes_are_skipped() -> None:
 
 
 def test_only_the_primary_providers_quotes_move_the_ticker() -> None:
-    cross_rate = QuoteEvent(base="KZT", rate=Decimal("0.0021"), as_of=date(2025, 3, 29),
-                            provider="cbr", fetched_at="2025-03-29T10:00:00Z", primary=False)
+    cross_rate = QuoteEvent(
+        base="KZT",
+        rate=Decimal("0.0021"),
+        as_of=date(2025, 3, 29),
+        provider="cbr",
+        fetched_at="2025-03-29T10:00:00Z",
+        primary=False,
+    )
     assert ticker_update(cross_rate.model_dump_json().encode()) is None
 
 
@@ -292,8 +357,19 @@ async def test_a_subscription_gives_its_place_back_once() -> None:
 
 
 def _params(**changes: Any) -> SearchParams:
-    base = SearchParams(q="gas", page=1, size=10, source=(), country=(), tag=(), language=(),
-                        date_from=None, date_to=None, sort="relevance", cursor=None)
+    base = SearchParams(
+        q="gas",
+        page=1,
+        size=10,
+        source=(),
+        country=(),
+        tag=(),
+        language=(),
+        date_from=None,
+        date_to=None,
+        sort="relevance",
+        cursor=None,
+    )
     return replace(base, **changes)
 
 
@@ -310,10 +386,18 @@ def test_search_url_carries_only_what_differs_from_the_defaults() -> None:
 
 def _page(total: int, page: int, size: int = 10, cursor: str | None = "next") -> SearchPage:
     start = (page - 1) * size
-    return SearchPage(total=total, page=page, size=size, from_=start + 1,
-                      to=min(start + size, total), results=[], next_cursor=cursor,
-                      facets=Facets(source=[Facet(value="meduza.io", count=4)],
-                                    month=[Facet(value="2025-03", count=2)]))
+    return SearchPage(
+        total=total,
+        page=page,
+        size=size,
+        from_=start + 1,
+        to=min(start + size, total),
+        results=[],
+        next_cursor=cursor,
+        facets=Facets(
+            source=[Facet(value="meduza.io", count=4)], month=[Facet(value="2025-03", count=2)]
+        ),
+    )
 
 
 def test_pager_numbers_around_the_current_page() -> None:
@@ -332,13 +416,13 @@ def test_pager_goes_past_the_window_with_the_cursor() -> None:
 
 def test_facet_links_add_and_remove_their_filter() -> None:
     facets = facet_links(_params(page=4), _page(30, 4))
-    (source_link, count), = facets["Source"]
+    ((source_link, count),) = facets["Source"]
     assert (source_link.label, source_link.current, count) == ("meduza.io", False, 4)
     assert _query(source_link.url) == {"q": ["gas"], "source": ["meduza.io"]}
     chosen = facet_links(_params(source=("meduza.io",)), _page(30, 1))
     assert chosen["Source"][0][0].current
     assert "source" not in _query(chosen["Source"][0][0].url)
-    (month_link, _), = facets["Month"]
+    ((month_link, _),) = facets["Month"]
     assert month_link.label == "March 2025"
     assert _query(month_link.url)["date_to"] == ["2025-03-31"]
 

@@ -36,8 +36,9 @@ class EndlessResponse:
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[EndlessResponse, int]]:
     app = EndlessResponse()
-    config = uvicorn.Config(app, http=PipelineSafeHttpToolsProtocol, lifespan="off",
-                            log_config=None)
+    config = uvicorn.Config(
+        app, http=PipelineSafeHttpToolsProtocol, lifespan="off", log_config=None
+    )
     server = uvicorn.Server(config)
     # Listening before uvicorn serves it: a connection made sooner waits in the backlog.
     listener = socket.create_server(("127.0.0.1", 0))

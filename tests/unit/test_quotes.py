@@ -96,8 +96,7 @@ def test_ticker_rate_is_rounded_half_even_to_five_places() -> None:
 
 
 def test_real_cbr_uzs_rate_rounds_like_the_seed_page() -> None:
-    rates = usd_rates(parse_cbr((REALDATA / "cbr-xml-daily-2023-09-27.xml").read_bytes()),
-                      ("UZS",))
+    rates = usd_rates(parse_cbr((REALDATA / "cbr-xml-daily-2023-09-27.xml").read_bytes()), ("UZS",))
     assert ticker_line("UZS", "USD", rates["UZS"], Decimal("0")) == "UZS/USD = 0.00008 0%"
 
 
@@ -119,19 +118,38 @@ def test_build_latest_custom_currencies() -> None:
 
 
 def _bucket(base: str, rate: str, change: str | None) -> dict[str, Any]:
-    source = {"base": base, "quote": "USD", "rate": rate, "change_pct": change,
-              "as_of": "2025-03-29", "provider": "cbr", "pair": f"{base}/USD"}
-    return {"key": base, "doc_count": 3,
-            "latest": {"hits": {"total": {"value": 3, "relation": "eq"},
-                                "hits": [{"_index": "quotes-v1", "_id": f"{base}-USD",
-                                          "_source": source}]}}}
+    source = {
+        "base": base,
+        "quote": "USD",
+        "rate": rate,
+        "change_pct": change,
+        "as_of": "2025-03-29",
+        "provider": "cbr",
+        "pair": f"{base}/USD",
+    }
+    return {
+        "key": base,
+        "doc_count": 3,
+        "latest": {
+            "hits": {
+                "total": {"value": 3, "relation": "eq"},
+                "hits": [{"_index": "quotes-v1", "_id": f"{base}-USD", "_source": source}],
+            }
+        },
+    }
 
 
 def _aggregation(*buckets: dict[str, Any]) -> dict[str, Any]:
-    return {"hits": {"total": {"value": 15, "relation": "eq"}, "hits": []},
-            "aggregations": {"by_base": {"doc_count_error_upper_bound": 0,
-                                         "sum_other_doc_count": 0,
-                                         "buckets": list(buckets)}}}
+    return {
+        "hits": {"total": {"value": 15, "relation": "eq"}, "hits": []},
+        "aggregations": {
+            "by_base": {
+                "doc_count_error_upper_bound": 0,
+                "sum_other_doc_count": 0,
+                "buckets": list(buckets),
+            }
+        },
+    }
 
 
 def test_shape_latest_orders_as_the_ticker_and_formats_lines() -> None:
@@ -155,16 +173,18 @@ def test_shape_latest_orders_as_the_ticker_and_formats_lines() -> None:
 
 
 def test_shape_latest_without_change_and_with_missing_currencies() -> None:
-    latest = shape_latest(_aggregation(_bucket("UZS", "0.0000819", None),
-                                       _bucket("KGS", "0.01156", "0.1")), 10)
+    latest = shape_latest(
+        _aggregation(_bucket("UZS", "0.0000819", None), _bucket("KGS", "0.01156", "0.1")), 10
+    )
     assert [q.base for q in latest.quotes] == ["KGS", "UZS"]
     assert latest.ticker == ["KGS/USD = 0.01156 0.1%", "UZS/USD = 0.00008"]
     assert latest.quotes[1].change_pct is None
 
 
 def test_shape_latest_ignores_currencies_outside_the_ticker() -> None:
-    latest = shape_latest(_aggregation(_bucket("EUR", "1.05", "0"),
-                                       _bucket("KZT", "0.002", "0")), 10)
+    latest = shape_latest(
+        _aggregation(_bucket("EUR", "1.05", "0"), _bucket("KZT", "0.002", "0")), 10
+    )
     assert [q.base for q in latest.quotes] == ["KZT"]
 
 
@@ -172,15 +192,19 @@ def test_shape_latest_of_no_buckets_is_empty() -> None:
     assert shape_latest(_aggregation(), 10) == LatestQuotes(quotes=[], ticker=[])
 
 
-@pytest.mark.parametrize(("exact", "digits", "shown"), [
-    ("0.01143510064016375348678533443", 10, "0.01143510064"),
-    ("0.002109794696054980475447277473", 4, "0.002110"),
-    ("11344.69", 10, "11344.69000"),
-    ("0.00012345678905", 10, "0.0001234567890"),  # half-even: ...05 rounds to even
-    ("-48.02037037037037037037037038", 6, "-48.0204"),
-    ("2.5E+15", 4, "2500000000000000"),
-    ("0", 10, "0"),
-])
-def test_numbers_are_answered_with_fixed_significant_digits(exact: str, digits: int,
-                                                             shown: str) -> None:
+@pytest.mark.parametrize(
+    ("exact", "digits", "shown"),
+    [
+        ("0.01143510064016375348678533443", 10, "0.01143510064"),
+        ("0.002109794696054980475447277473", 4, "0.002110"),
+        ("11344.69", 10, "11344.69000"),
+        ("0.00012345678905", 10, "0.0001234567890"),  # half-even: ...05 rounds to even
+        ("-48.02037037037037037037037038", 6, "-48.0204"),
+        ("2.5E+15", 4, "2500000000000000"),
+        ("0", 10, "0"),
+    ],
+)
+def test_numbers_are_answered_with_fixed_significant_digits(
+    exact: str, digits: int, shown: str
+) -> None:
     assert significant(Decimal(exact), digits) == shown

@@ -26,8 +26,15 @@ REALDATA = Path(__file__).resolve().parents[2] / "samples" / "realdata"
 CBR_TEXT = (REALDATA / "cbr-xml-daily-2023-09-27.xml").read_text(encoding="utf-8")
 NBK_TEXT = (REALDATA / "nbk-rates-all-2016-04-18.xml").read_text(encoding="utf-8")
 CENTRAL_ASIA = ("KGS", "KZT", "TJS", "UZS", "TMT")
-EXTREMES = ["1E+999999", "9E+999999", "1E-999999", "1E+10", "1E-10", "9" * 5000,
-            "0." + "0" * 5000 + "1"]
+EXTREMES = [
+    "1E+999999",
+    "9E+999999",
+    "1E-999999",
+    "1E+10",
+    "1E-10",
+    "9" * 5000,
+    "0." + "0" * 5000 + "1",
+]
 POLICY = JumpPolicy(Decimal(5), gap_after_days=3, confirmations=2)
 PROVIDER_BOUND = "provider value must be between 1E-9 and 1E+9"
 
@@ -35,8 +42,9 @@ PROVIDER_BOUND = "provider value must be between 1E-9 and 1E+9"
 @pytest.mark.parametrize("absurd", EXTREMES)
 def test_an_absurd_value_leaves_out_its_currency_only(absurd: str) -> None:
     written = absurd.replace(".", ",")  # the Bank of Russia writes decimal commas
-    rates = parse_cbr(CBR_TEXT.replace("<Value>20,3042</Value>", f"<Value>{written}</Value>")
-                      .encode())
+    rates = parse_cbr(
+        CBR_TEXT.replace("<Value>20,3042</Value>", f"<Value>{written}</Value>").encode()
+    )
 
     assert "KZT" not in rates.per_unit
     [problem] = rates.problems
@@ -46,22 +54,27 @@ def test_an_absurd_value_leaves_out_its_currency_only(absurd: str) -> None:
 
 
 def test_an_absurd_nominal_is_left_out_too() -> None:
-    rates = parse_cbr(CBR_TEXT.replace("<Nominal>100</Nominal>", "<Nominal>1E+999999</Nominal>",
-                                       1).encode())
+    rates = parse_cbr(
+        CBR_TEXT.replace("<Nominal>100</Nominal>", "<Nominal>1E+999999</Nominal>", 1).encode()
+    )
     assert any(p.endswith(f"{PROVIDER_BOUND}, not '1E+999999'") for p in rates.problems)
 
 
 def test_point_decimal_documents_are_bounded_alike() -> None:
-    rates = parse_nbk(NBK_TEXT.replace("<description>4.78</description>",
-                                       "<description>1E+999999</description>").encode())
+    rates = parse_nbk(
+        NBK_TEXT.replace(
+            "<description>4.78</description>", "<description>1E+999999</description>"
+        ).encode()
+    )
     assert "KGS" not in rates.per_unit
     assert f"KGS: {PROVIDER_BOUND}, not '1E+999999'" in rates.problems
 
 
 def test_a_json_api_value_is_bounded_before_it_is_inverted() -> None:
     spec = JsonRatesSpec(rates_path="rates", quotation="per_base", base="USD", date_path="date")
-    document = json.dumps({"date": "2024-05-02", "rates": {
-        "KZT": 443.9, "UZS": "1E-999999", "KGS": "1E+999999"}}).encode()
+    document = json.dumps(
+        {"date": "2024-05-02", "rates": {"KZT": 443.9, "UZS": "1E-999999", "KGS": "1E+999999"}}
+    ).encode()
     rates = parse_json_rates(document, spec, "my-api")
     assert set(rates.per_unit) == {"KZT"}
     assert len(rates.problems) == 2
@@ -69,8 +82,12 @@ def test_a_json_api_value_is_bounded_before_it_is_inverted() -> None:
 
 def test_rates_outside_their_bounds_are_left_out_with_the_reason() -> None:
     # Each value is within its own bounds; the quotient is not.
-    rates = OfficialRates("my-api", "XXX", date(2024, 5, 2), {
-        "USD": Decimal("1E+9"), "KZT": Decimal("1E-9"), "KGS": Decimal("1E+7")})
+    rates = OfficialRates(
+        "my-api",
+        "XXX",
+        date(2024, 5, 2),
+        {"USD": Decimal("1E+9"), "KZT": Decimal("1E-9"), "KGS": Decimal("1E+7")},
+    )
     kept, problems = within_bounds(usd_rates(rates, CENTRAL_ASIA))
     assert kept == {"KGS": Decimal("0.01")}
     assert problems == ["KZT/USD: rate must be between 1E-9 and 1E+9, not '1E-18'"]
@@ -78,16 +95,25 @@ def test_rates_outside_their_bounds_are_left_out_with_the_reason() -> None:
 
 @st.composite
 def number_texts(draw: st.DrawFn) -> str:
-    return draw(st.one_of(
-        st.sampled_from([*EXTREMES, "NaN", "Infinity", "-1", "0", "0,5", "1.5", "", "x"]),
-        st.decimals(allow_nan=True, allow_infinity=True).map(str),
-        st.builds(lambda m, e: f"{m}E{e:+d}", st.integers(1, 10**6),
-                  st.integers(-(10**7), 10**7))))
+    return draw(
+        st.one_of(
+            st.sampled_from([*EXTREMES, "NaN", "Infinity", "-1", "0", "0,5", "1.5", "", "x"]),
+            st.decimals(allow_nan=True, allow_infinity=True).map(str),
+            st.builds(
+                lambda m, e: f"{m}E{e:+d}", st.integers(1, 10**6), st.integers(-(10**7), 10**7)
+            ),
+        )
+    )
 
 
-entries = st.lists(st.tuples(st.sampled_from([*CENTRAL_ASIA, "USD", "RUB", "usd"]),
-                             number_texts(), st.one_of(st.none(), number_texts())),
-                   max_size=8)
+entries = st.lists(
+    st.tuples(
+        st.sampled_from([*CENTRAL_ASIA, "USD", "RUB", "usd"]),
+        number_texts(),
+        st.one_of(st.none(), number_texts()),
+    ),
+    max_size=8,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -110,6 +136,12 @@ def test_from_any_numbers_to_a_published_quote_nothing_raises(
         [step] = [*outcome.publish, *filter(None, [outcome.held_step])]
         if step.change_pct is not None:
             assert CHANGE_PCT.low <= step.change_pct <= CHANGE_PCT.high
-        QuoteEvent(base=base, rate=rate, change_pct=step.change_pct,
-                   previous_rate=step.previous_rate, as_of=date(2024, 5, 2), provider="p",
-                   fetched_at=datetime(2024, 5, 2, tzinfo=UTC))
+        QuoteEvent(
+            base=base,
+            rate=rate,
+            change_pct=step.change_pct,
+            previous_rate=step.previous_rate,
+            as_of=date(2024, 5, 2),
+            provider="p",
+            fetched_at=datetime(2024, 5, 2, tzinfo=UTC),
+        )

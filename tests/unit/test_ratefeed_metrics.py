@@ -18,8 +18,9 @@ def _sample(name: str, provider: str) -> float | None:
 
 def test_staleness_and_last_read_and_error_times_are_exported() -> None:
     name = f"p{uuid4().hex[:8]}"
-    provider = Provider.model_validate({"name": name, "kind": "cbr", "url": "x",
-                                        "stale_after_days": 2})
+    provider = Provider.model_validate(
+        {"name": name, "kind": "cbr", "url": "x", "stale_after_days": 2}
+    )
     status = ProviderStatus([provider])
 
     assert _sample("caravan_ratefeed_stale", name) == 1.0  # nothing read yet

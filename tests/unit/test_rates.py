@@ -17,10 +17,22 @@ CBR_FILE = REALDATA / "cbr-xml-daily-2023-09-27.xml"
 CENTRAL_ASIA = ("KGS", "KZT", "TJS", "UZS", "TMT")
 
 # Value and Nominal of each currency in the file (RUB per Nominal units).
-V = {"USD": Decimal("96.2378"), "KZT": Decimal("20.3042"), "KGS": Decimal("10.8486"),
-     "TJS": Decimal("87.8002"), "TMT": Decimal("27.4965"), "UZS": Decimal("78.8438")}
-N = {"USD": Decimal(1), "KZT": Decimal(100), "KGS": Decimal(10), "TJS": Decimal(10),
-     "TMT": Decimal(1), "UZS": Decimal(10000)}
+V = {
+    "USD": Decimal("96.2378"),
+    "KZT": Decimal("20.3042"),
+    "KGS": Decimal("10.8486"),
+    "TJS": Decimal("87.8002"),
+    "TMT": Decimal("27.4965"),
+    "UZS": Decimal("78.8438"),
+}
+N = {
+    "USD": Decimal(1),
+    "KZT": Decimal(100),
+    "KGS": Decimal(10),
+    "TJS": Decimal(10),
+    "TMT": Decimal(1),
+    "UZS": Decimal(10000),
+}
 
 
 @pytest.fixture(scope="module")

@@ -32,5 +32,10 @@ def test_the_judged_set_covers_the_languages_with_a_held_out_part() -> None:
     assert {q["language"] for q in queries} == {"ru", "en", "uz", "uz-Cyrl", "kk"}
     for split in ("dev", "heldout"):
         assert {q["language"] for q in queries if q["split"] == split} == {
-            "ru", "en", "uz", "uz-Cyrl", "kk"}
+            "ru",
+            "en",
+            "uz",
+            "uz-Cyrl",
+            "kk",
+        }
     assert all(q["relevant"] and set(q["relevant"].values()) <= {1, 2} for q in queries)

@@ -48,9 +48,19 @@ def test_text_query_uses_simple_query_string_with_boosts_and_highlight() -> None
     sqs = body["query"]["simple_query_string"]
     assert sqs["query"] == (
         "(Kazakhstan | kazahstan | kazahsta | kazakstan | kazaksta | kozogiston)"
-        " (sanctions | sanction)")
-    assert sqs["fields"] == ["title^3", "stem.title^3", "fold.title^3", "summary^2",
-                             "stem.summary^2", "fold.summary^2", "body", "stem.body", "fold.body"]
+        " (sanctions | sanction)"
+    )
+    assert sqs["fields"] == [
+        "title^3",
+        "stem.title^3",
+        "fold.title^3",
+        "summary^2",
+        "stem.summary^2",
+        "fold.summary^2",
+        "body",
+        "stem.body",
+        "fold.body",
+    ]
     assert sqs["default_operator"] == "and"
     assert body["sort"] == ["_score", NEWEST_FIRST, TIEBREAK]
     highlight = body["highlight"]
@@ -65,8 +75,9 @@ def test_body_is_not_returned_in_source() -> None:
     assert set(body["_source"]["excludes"]) == {"body", "title_suggest", "stem", "fold"}
 
 
-@pytest.mark.parametrize(("page", "size", "start"), [(1, 6, 0), (2, 6, 6), (3, 10, 20),
-                                                     (1000, 10, 9990)])
+@pytest.mark.parametrize(
+    ("page", "size", "start"), [(1, 6, 0), (2, 6, 6), (3, 10, 20), (1000, 10, 9990)]
+)
 def test_from_is_page_minus_one_times_size(page: int, size: int, start: int) -> None:
     assert offset(page, size) == start
     assert build_search(SearchRequest(q="q", page=page, size=size))["from"] == start
@@ -84,8 +95,11 @@ def test_last_page_inside_the_window_is_allowed() -> None:
     assert offset(200, 50) + 50 == RESULT_WINDOW
 
 
-@given(q=st.text(), page=st.integers(min_value=1, max_value=200),
-       size=st.integers(min_value=1, max_value=50))
+@given(
+    q=st.text(),
+    page=st.integers(min_value=1, max_value=200),
+    size=st.integers(min_value=1, max_value=50),
+)
 def test_build_search_never_raises_for_any_text(q: str, page: int, size: int) -> None:
     body = build_search(SearchRequest(q=q, page=page, size=size))
     assert body["from"] == (page - 1) * size
@@ -107,17 +121,24 @@ def _seed_titles() -> list[str]:
 
 
 def _hit(n: int, title: str, **extra: Any) -> dict[str, Any]:
-    source: dict[str, Any] = {"title": title, "url": f"https://example.org/{n}",
-                              "source": "seed", "summary": f"Summary {n}",
-                              "published_at": "2025-03-29T00:00:00Z", "language": "en",
-                              "tags": ["politics"]}
+    source: dict[str, Any] = {
+        "title": title,
+        "url": f"https://example.org/{n}",
+        "source": "seed",
+        "summary": f"Summary {n}",
+        "published_at": "2025-03-29T00:00:00Z",
+        "language": "en",
+        "tags": ["politics"],
+    }
     return {"_index": "articles-v1", "_id": f"id{n}", "_score": 1.0, "_source": source, **extra}
 
 
 def _response(total: int, hits: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"took": 3, "timed_out": False,
-            "hits": {"total": {"value": total, "relation": "eq"}, "max_score": 1.0,
-                     "hits": hits}}
+    return {
+        "took": 3,
+        "timed_out": False,
+        "hits": {"total": {"value": total, "relation": "eq"}, "max_score": 1.0, "hits": hits},
+    }
 
 
 def _nine_hits() -> list[dict[str, Any]]:
@@ -185,8 +206,14 @@ def test_hit_fields_and_excerpt_from_summary() -> None:
 
 
 def test_excerpt_prefers_highlights_body_then_summary_at_most_two() -> None:
-    hit = _hit(1, "T", highlight={"body": ["a <mark>x</mark>", "b <mark>x</mark>"],
-                                  "summary": ["c <mark>x</mark>"]})
+    hit = _hit(
+        1,
+        "T",
+        highlight={
+            "body": ["a <mark>x</mark>", "b <mark>x</mark>"],
+            "summary": ["c <mark>x</mark>"],
+        },
+    )
     (result,) = shape_results(_response(1, [hit]), SearchRequest()).results
     assert result.excerpt == "a <mark>x</mark> … b <mark>x</mark>"
 
@@ -224,9 +251,17 @@ def test_seed_titles_are_plain_headings() -> None:
 
 
 def test_filters_go_in_a_bool_filter_beside_the_words() -> None:
-    body = build_search(SearchRequest(
-        q="gas", sources=("meduza.io",), countries=("KZ", "UZ"), tags=("sport",),
-        languages=("ru",), date_from=date(2025, 3, 1), date_to=date(2025, 3, 31)))
+    body = build_search(
+        SearchRequest(
+            q="gas",
+            sources=("meduza.io",),
+            countries=("KZ", "UZ"),
+            tags=("sport",),
+            languages=("ru",),
+            date_from=date(2025, 3, 1),
+            date_to=date(2025, 3, 31),
+        )
+    )
     bool_query = body["query"]["bool"]
     assert bool_query["must"][0]["simple_query_string"]["query"] == "gas"
     assert bool_query["filter"] == [
@@ -247,8 +282,9 @@ def test_highlights_mark_the_typed_words_and_their_forms_in_the_plain_text() -> 
     body = build_search(SearchRequest(q="вокзала -Ташкент"))
     should = body["highlight"]["highlight_query"]["bool"]["should"]
     assert should[0]["simple_query_string"]["query"] == "вокзала -Ташкент"
-    patterns = {clause["regexp"]["body"]["value"] for clause in should[1:]
-                if "body" in clause["regexp"]}
+    patterns = {
+        clause["regexp"]["body"]["value"] for clause in should[1:] if "body" in clause["regexp"]
+    }
     assert "вокза.*" in patterns  # вокзал, вокзала, вокзалы
     assert not any("ташк" in p for p in patterns)  # an excluded word is not marked
 
@@ -269,8 +305,9 @@ def test_exact_total_bound_is_passed_on_and_a_lower_bound_is_shown_as_such() -> 
 
 
 def _sorted(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**h, "sort": [1.5, 1743206400000, f"https://example.org/{n}"]}
-            for n, h in enumerate(hits)]
+    return [
+        {**h, "sort": [1.5, 1743206400000, f"https://example.org/{n}"]} for n, h in enumerate(hits)
+    ]
 
 
 def test_a_full_page_with_more_behind_it_carries_a_cursor_past_its_last_hit() -> None:
@@ -305,8 +342,7 @@ def test_facets_are_read_from_the_aggregations() -> None:
     response["aggregations"] = {
         "source": {"buckets": [{"key": "meduza.io", "doc_count": 7}]},
         "country": {"buckets": [{"key": "KZ", "doc_count": 3}]},
-        "month": {"buckets": [{"key_as_string": "2025-03", "key": 1740787200000,
-                               "doc_count": 9}]},
+        "month": {"buckets": [{"key_as_string": "2025-03", "key": 1740787200000, "doc_count": 9}]},
     }
     facets = shape_results(response, SearchRequest(size=6)).facets
     assert [(f.value, f.count) for f in facets.source] == [("meduza.io", 7)]
@@ -316,11 +352,14 @@ def test_facets_are_read_from_the_aggregations() -> None:
     assert "aggs" not in build_search(SearchRequest(facets=False))
 
 
-@pytest.mark.parametrize(("month", "first", "last"), [
-    ("2025-03", date(2025, 3, 1), date(2025, 3, 31)),
-    ("2024-02", date(2024, 2, 1), date(2024, 2, 29)),
-    ("2023-12", date(2023, 12, 1), date(2023, 12, 31)),
-])
+@pytest.mark.parametrize(
+    ("month", "first", "last"),
+    [
+        ("2025-03", date(2025, 3, 1), date(2025, 3, 31)),
+        ("2024-02", date(2024, 2, 1), date(2024, 2, 29)),
+        ("2023-12", date(2023, 12, 1), date(2023, 12, 31)),
+    ],
+)
 def test_month_range(month: str, first: date, last: date) -> None:
     assert month_range(month) == (first, last)
 
@@ -332,20 +371,26 @@ def test_summary_excerpts_are_html_escaped_like_highlights() -> None:
     assert result.excerpt == "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more"
 
 
-@pytest.mark.parametrize(("typed", "sent"), [
-    ("gas OR oil", "gas | oil"),
-    ("OR OR", "| |"),
-    ('"black OR white" OR grey', '"black OR white" | grey'),
-    ("ORACLE or OR-free", "ORACLE or OR-free"),
-    ('"unbalanced OR', '"unbalanced OR'),
-])
+@pytest.mark.parametrize(
+    ("typed", "sent"),
+    [
+        ("gas OR oil", "gas | oil"),
+        ("OR OR", "| |"),
+        ('"black OR white" OR grey', '"black OR white" | grey'),
+        ("ORACLE or OR-free", "ORACLE or OR-free"),
+        ('"unbalanced OR', '"unbalanced OR'),
+    ],
+)
 def test_the_word_or_is_the_or_operator_outside_phrases(typed: str, sent: str) -> None:
     assert query_text(typed) == sent
 
 
 def test_a_fragment_repeated_in_summary_and_body_shows_once() -> None:
-    hit = _hit(1, "T", highlight={"body": ["Die <mark>Java</mark> VM"],
-                                  "summary": ["Die <mark>Java</mark> VM"]})
+    hit = _hit(
+        1,
+        "T",
+        highlight={"body": ["Die <mark>Java</mark> VM"], "summary": ["Die <mark>Java</mark> VM"]},
+    )
     (result,) = shape_results(_response(1, [hit]), SearchRequest()).results
     assert result.excerpt == "Die <mark>Java</mark> VM"
 

@@ -23,7 +23,9 @@ def test_relative_paths_resolve_against_the_config_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the working directory must not matter
-    config = _write(tmp_path, """
+    config = _write(
+        tmp_path,
+        """
 [[sources]]
 name = "local"
 url = "feeds/a.xml"
@@ -31,7 +33,8 @@ url = "feeds/a.xml"
 [[sources]]
 name = "parent"
 url = "../shared/b.xml"
-""")
+""",
+    )
     local, parent = load_sources(config)
     assert local.url == str((tmp_path / "conf" / "feeds" / "a.xml").resolve())
     assert parent.url == str((tmp_path / "shared" / "b.xml").resolve())
@@ -39,7 +42,9 @@ url = "../shared/b.xml"
 
 
 def test_urls_are_kept_as_written(tmp_path: Path) -> None:
-    config = _write(tmp_path, """
+    config = _write(
+        tmp_path,
+        """
 [[sources]]
 name = "remote"
 url = "https://andijonfk.uz/lenta.xml"
@@ -47,10 +52,17 @@ interval = 300
 tags = ["sport"]
 countries = ["UZ"]
 language = "uz"
-""")
+""",
+    )
     (source,) = load_sources(config)
-    assert source == Source(name="remote", url="https://andijonfk.uz/lenta.xml", interval=300,
-                            tags=("sport",), countries=("UZ",), language="uz")
+    assert source == Source(
+        name="remote",
+        url="https://andijonfk.uz/lenta.xml",
+        interval=300,
+        tags=("sport",),
+        countries=("UZ",),
+        language="uz",
+    )
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -87,7 +99,11 @@ def test_unknown_key_error_names_the_key(tmp_path: Path) -> None:
 def test_bundled_sample_sources_all_point_at_existing_files() -> None:
     sources = load_sources(SAMPLES / "sources.toml")
     assert [s.name for s in sources] == [
-        "andijonfk.uz", "meduza.io", "heise.de", "noticias.uol.com.br", "nenoksa",
+        "andijonfk.uz",
+        "meduza.io",
+        "heise.de",
+        "noticias.uol.com.br",
+        "nenoksa",
     ]
     for source in sources:
         path = Path(source.url)

@@ -9,11 +9,19 @@ from services.supervisor import RestartPolicy, describe_exit, plan_restart, rest
 POLICY = RestartPolicy(first_delay=1.0, max_delay=30.0, jitter=1.0, reset_after=60.0)
 
 
-@pytest.mark.parametrize(("streak", "low", "high"), [
-    (1, 1.0, 2.0), (2, 2.0, 3.0), (3, 4.0, 5.0), (5, 16.0, 17.0), (6, 30.0, 30.0),
-])
+@pytest.mark.parametrize(
+    ("streak", "low", "high"),
+    [
+        (1, 1.0, 2.0),
+        (2, 2.0, 3.0),
+        (3, 4.0, 5.0),
+        (5, 16.0, 17.0),
+        (6, 30.0, 30.0),
+    ],
+)
 def test_the_delay_doubles_with_each_restart_in_a_row_up_to_the_cap(
-        streak: int, low: float, high: float) -> None:
+    streak: int, low: float, high: float
+) -> None:
     for _ in range(20):
         assert low <= restart_delay(POLICY, streak) <= high
 
@@ -40,9 +48,15 @@ def test_a_run_that_lasted_starts_the_streak_over() -> None:
     assert 1.0 <= restart.delay <= 2.0
 
 
-@pytest.mark.parametrize(("returncode", "said"), [
-    (0, "exit status 0"), (1, "exit status 1"), (-9, "killed by SIGKILL"),
-    (-15, "killed by SIGTERM"), (-50, "killed by signal 50"),
-])
+@pytest.mark.parametrize(
+    ("returncode", "said"),
+    [
+        (0, "exit status 0"),
+        (1, "exit status 1"),
+        (-9, "killed by SIGKILL"),
+        (-15, "killed by SIGTERM"),
+        (-50, "killed by signal 50"),
+    ],
+)
 def test_exits_are_described_as_a_person_reads_them(returncode: int, said: str) -> None:
     assert describe_exit(returncode) == said

@@ -30,8 +30,10 @@ def test_entities_are_decoded(fragment: str, expected: str) -> None:
 
 
 def test_scripts_styles_and_noscript_are_dropped_but_surrounding_text_kept() -> None:
-    fragment = ("<p>Before<script>window.Ya.adfoxCode.create({});</script> after</p>"
-                "<style>p { color: red }</style><noscript>enable js</noscript>end")
+    fragment = (
+        "<p>Before<script>window.Ya.adfoxCode.create({});</script> after</p>"
+        "<style>p { color: red }</style><noscript>enable js</noscript>end"
+    )
     text = html_to_text(fragment)
     assert "adfox" not in text
     assert "color" not in text
@@ -42,8 +44,10 @@ def test_scripts_styles_and_noscript_are_dropped_but_surrounding_text_kept() -> 
 
 def test_tags_are_removed_and_img_leaves_nothing() -> None:
     # UOL-style description: an <img> then text after a whitespace run.
-    fragment = ("<img src='https://conteudo.imguol.com.br/x.jpg' align=\"left\" />  \t"
-                "Líder na pesquisa <b>Ibope</b>")
+    fragment = (
+        "<img src='https://conteudo.imguol.com.br/x.jpg' align=\"left\" />  \t"
+        "Líder na pesquisa <b>Ibope</b>"
+    )
     assert html_to_text(fragment) == "Líder na pesquisa Ibope"
 
 

@@ -13,8 +13,18 @@ from services.ingest.urls import canonicalize_url, is_tracking_param, is_web_url
 
 @pytest.mark.parametrize(
     "param",
-    ["utm_source", "utm_medium", "UTM_Campaign", "fbclid", "gclid", "yclid", "msclkid",
-     "mc_eid", "_ga", "igshid"],
+    [
+        "utm_source",
+        "utm_medium",
+        "UTM_Campaign",
+        "fbclid",
+        "gclid",
+        "yclid",
+        "msclkid",
+        "mc_eid",
+        "_ga",
+        "igshid",
+    ],
 )
 def test_tracking_parameters_are_recognised(param: str) -> None:
     assert is_tracking_param(param)
@@ -26,8 +36,10 @@ def test_ordinary_parameters_are_not_tracking(param: str) -> None:
 
 
 def test_tracking_parameters_and_fragment_are_dropped_other_params_keep_order() -> None:
-    url = ("https://example.com/news/item?z=9&utm_source=rss&a=1&fbclid=abc"
-           "&gclid=xyz&utm_medium=feed&m=2#comments")
+    url = (
+        "https://example.com/news/item?z=9&utm_source=rss&a=1&fbclid=abc"
+        "&gclid=xyz&utm_medium=feed&m=2#comments"
+    )
     assert canonicalize_url(url) == "https://example.com/news/item?z=9&a=1&m=2"
 
 
@@ -120,14 +132,17 @@ def test_webtrekk_campaign_parameters_seen_in_real_feeds_are_tracking() -> None:
     assert canonicalize_url(rss) == "http://www.heise.de/developer/meldung/WildFly-10-3091370.html"
 
 
-@pytest.mark.parametrize(("url", "usable"), [
-    ("https://site.kz/news/1", True),
-    ("http://[::1]:8080/a", True),
-    ("http://[::1/a", False),  # urlsplit: "Invalid IPv6 URL"
-    ("https://site.kz:99999/a", False),  # port out of range
-    ("https://", False),
-    ("/news/1", False),
-    ("ftp://site.kz/a", False),
-])
+@pytest.mark.parametrize(
+    ("url", "usable"),
+    [
+        ("https://site.kz/news/1", True),
+        ("http://[::1]:8080/a", True),
+        ("http://[::1/a", False),  # urlsplit: "Invalid IPv6 URL"
+        ("https://site.kz:99999/a", False),  # port out of range
+        ("https://", False),
+        ("/news/1", False),
+        ("ftp://site.kz/a", False),
+    ],
+)
 def test_a_web_url_is_an_http_url_with_a_host_that_canonicalizes(url: str, usable: bool) -> None:
     assert is_web_url(url) is usable

@@ -22,8 +22,20 @@ NONE = Synonyms([])
 
 def test_the_syntax_is_parsed_into_words_phrases_and_operators() -> None:
     assert parse('a -"b c"~2 | (d* e~1) +f') == [
-        Word("a"), " ", Phrase("b c", "-", "~2"), " ", "|", " ", "(", Word("d", "", "*"), " ",
-        Word("e", "", "~1"), ")", " ", Word("f", "+")]
+        Word("a"),
+        " ",
+        Phrase("b c", "-", "~2"),
+        " ",
+        "|",
+        " ",
+        "(",
+        Word("d", "", "*"),
+        " ",
+        Word("e", "", "~1"),
+        ")",
+        " ",
+        Word("f", "+"),
+    ]
     assert parse('"open') == [Phrase("open")]
 
 
@@ -37,7 +49,8 @@ def test_a_word_is_searched_as_typed_stemmed_and_folded() -> None:
 def test_operators_phrases_and_exclusions_keep_their_meaning() -> None:
     assert expand('"железнодорожного вокзала" | поезд -Москва', NONE) == (
         '("железнодорожного вокзала" | "jeleznodorojn vokza" | "jeleznodorojnogo vokzala")'
-        " | (поезд | poezd) -(Москва | moskv | moskva)")
+        " | (поезд | poezd) -(Москва | moskv | moskva)"
+    )
     assert expand("(a | b) 2025 -", NONE) == "(a | b) 2025 -"
     assert expand("Oʻzb* kaza~1", NONE) == "(Oʻzb* | ozb*) kaza~1"
 
@@ -65,7 +78,8 @@ def test_any_text_expands_without_adding_unbalanced_syntax(text: str) -> None:
 
 def test_the_second_try_allows_edits_by_word_length() -> None:
     assert expand("вокзла sanctons tax", NONE, fuzzy=True) == (
-        "(вокзла~2 | vokzla~2) sanctons~2 (tax | tah)")
+        "(вокзла~2 | vokzla~2) sanctons~2 (tax | tah)"
+    )
     assert expand("Kazak", NONE, fuzzy=True) == "(Kazak~1 | kazak~1)"
 
 
@@ -91,15 +105,21 @@ def test_few_hits_ask_for_a_fuzzy_second_try_with_a_suggestion() -> None:
 
 
 def test_did_you_mean_replaces_only_the_corrected_words() -> None:
-    suggest: dict[str, list[Correction]] = {"did_you_mean": [
-        {"offset": 0, "length": 9, "options": [{"text": "kazakhstan"}]},
-        {"offset": 10, "length": 8, "options": [{"text": "sanctions"}]},
-        {"offset": 19, "length": 3, "options": []}]}
+    suggest: dict[str, list[Correction]] = {
+        "did_you_mean": [
+            {"offset": 0, "length": 9, "options": [{"text": "kazakhstan"}]},
+            {"offset": 10, "length": 8, "options": [{"text": "sanctions"}]},
+            {"offset": 19, "length": 3, "options": []},
+        ]
+    }
     assert did_you_mean("Kazakstan sanctons now", suggest) == "kazakhstan sanctions now"
-    assert did_you_mean("fine", {"did_you_mean": [{"offset": 0, "length": 4,
-                                                   "options": []}]}) is None
-    page = shape_results({"hits": {"total": {"value": 0}}, "suggest": suggest},
-                         SearchRequest(q="Kazakstan sanctons now"))
+    assert (
+        did_you_mean("fine", {"did_you_mean": [{"offset": 0, "length": 4, "options": []}]}) is None
+    )
+    page = shape_results(
+        {"hits": {"total": {"value": 0}}, "suggest": suggest},
+        SearchRequest(q="Kazakstan sanctons now"),
+    )
     assert page.did_you_mean == "kazakhstan sanctions now"
 
 
@@ -110,5 +130,7 @@ def test_the_second_try_also_takes_all_words_but_one_when_that_keeps_the_meaning
     assert not loosenable("Bobur | Arena")
     should = build_search(SearchRequest(q="Bobur Arena"), fuzzy=True)["query"]["bool"]["should"]
     assert should[2]["simple_query_string"]["minimum_should_match"] == "-1"
-    assert len(build_search(SearchRequest(q="Bobur -Arena"), fuzzy=True)["query"]["bool"][
-        "should"]) == 2
+    assert (
+        len(build_search(SearchRequest(q="Bobur -Arena"), fuzzy=True)["query"]["bool"]["should"])
+        == 2
+    )
