@@ -41,11 +41,9 @@ async def index_streams(redis: Redis, es: AsyncElasticsearch, settings: Settings
         IndexerSettings(consumer="t", block_ms=50),
         deadletters_publisher(ctx).publish,
     )
-    await consumer.ensure_groups()
     async with ctx.broker:
         await ctx.broker.connect()
-        while await consumer.step():
-            pass
+        await consumer.run(burst=True)
     await es.indices.refresh(index=f"{settings.common.index_prefix}*")
 
 

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Callable
-
-import pytest
 
 # One way to stop what a test started: the one `caravan run` uses.
 from services.supervisor import stop_processes
 
-__all__ = ["free_port", "stop_processes", "wait_for"]
+__all__ = ["free_port", "stop_processes"]
 
 
 def free_port() -> int:
@@ -19,12 +15,3 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(probe: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll another process's observable state until `probe` holds, or fail the test."""
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.2)

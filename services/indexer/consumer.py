@@ -2,7 +2,8 @@
 
 1. Make sure each stream has the consumer group (created at `0`, so entries
    published before the first indexer started are indexed too).
-2. Loop until asked to stop:
+2. Loop until asked to stop (or, in burst mode, until a read finds nothing new and
+   nothing is being written: how tests and one-off drains run the real loop):
    a. while holding for the cluster (services/indexer/writer.py, `Hold`), read
       nothing: the backlog waits in Redis, not in this process;
    b. read a batch: entries abandoned by a dead consumer every so often, else
@@ -99,7 +100,7 @@ class Consumer:
     def stopping(self) -> asyncio.Event:
         return self._stopping
 
-    async def run(self) -> None:
+    async def run(self, *, burst: bool = False) -> None:
         log.info(
             "indexer consuming",
             consumer=self._settings.consumer,
@@ -119,7 +120,7 @@ class Consumer:
                 if not groups_ready:
                     await self.ensure_groups()
                     groups_ready = True
-                entries = await self.read()
+                entries = await self._read()
                 failures = 0
             # RedisClusterException: no seed node of a Redis Cluster answers (not a RedisError).
             except (RedisConnectionError, RedisTimeoutError, RedisClusterException) as exc:
@@ -134,6 +135,10 @@ class Consumer:
                 groups_ready = False
                 continue
             if not entries:
+                if burst and not self._in_flight:
+                    break
+                if burst:  # what is being written may fail and be read again
+                    await asyncio.wait(self._in_flight)
                 continue
             # Decoded while the batches before it are being written: when a slot frees,
             # this one goes out at once instead of leaving the cluster idle while it decodes.
@@ -159,16 +164,6 @@ class Consumer:
             await keeper
         log.info("indexer stopped", consumer=self._settings.consumer)
 
-    async def step(self) -> int:
-        """Read one batch and write it before returning; how many entries it had."""
-        entries = await self.read()
-        if entries:
-            try:
-                await self.handle(entries)
-            finally:
-                self._release_unsettled(entries)
-        return len(entries)
-
     async def ensure_groups(self) -> None:
         """Create the group at `0` where missing: everything retained gets indexed.
 
@@ -178,7 +173,7 @@ class Consumer:
         """
         await self.reader.ensure_groups()
 
-    async def read(self) -> list[Entry]:
+    async def _read(self) -> list[Entry]:
         entries = await self.reader.read()
         if entries:
             metrics.BATCH_SIZE.observe(len(entries))
@@ -212,10 +207,6 @@ class Consumer:
         for stream in {e.stream for e in entries}:
             self.reader.release(stream, [e.entry_id for e in entries if e.stream == stream])
         metrics.HELD_ENTRIES.set(self.reader.held)
-
-    async def handle(self, entries: Sequence[Entry]) -> None:
-        """Prepare a batch and write it."""
-        await self._write(entries, await self.prepare(entries))
 
     async def _write(self, entries: Sequence[Entry], work: Work) -> None:
         with _batch_logged(entries):

@@ -15,7 +15,7 @@ import redis
 
 from tests.cluster.conftest import EsCluster
 from tests.faults.conftest import Fixture, articles, report
-from tests.processes import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

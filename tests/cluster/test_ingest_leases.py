@@ -24,7 +24,8 @@ from redis.cluster import RedisCluster
 
 from tests.conftest import REPO
 from tests.loopback import Hit, LoopbackServer, static
-from tests.processes import free_port, wait_for
+from tests.processes import free_port
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -32,7 +32,8 @@ from tests.cluster.conftest import REDIS_PORT as PORT
 from tests.conftest import REALDATA, REPO
 from tests.faults.conftest import SCRIPTS, duplicates, report
 from tests.loopback import LoopbackServer, static
-from tests.processes import free_port, stop_processes, wait_for
+from tests.processes import free_port, stop_processes
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -18,7 +18,8 @@ from redis.cluster import RedisCluster
 
 from tests.conftest import REALDATA, REPO
 from tests.loopback import LoopbackServer, static
-from tests.processes import free_port, wait_for
+from tests.processes import free_port
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

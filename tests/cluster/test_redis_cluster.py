@@ -25,7 +25,8 @@ from redis.exceptions import RedisClusterException, RedisError
 from shared.events import ArticleEvent
 from tests.cluster.conftest import REDIS_PORT as PORT
 from tests.faults.conftest import SCRIPTS, articles, report
-from tests.processes import free_port, stop_processes, wait_for
+from tests.processes import free_port, stop_processes
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

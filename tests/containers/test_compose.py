@@ -26,7 +26,7 @@ from shared.events import ArticleEvent, content_hash
 from shared.streams import DATA_FIELD
 from tests.conftest import REPO
 from tests.containers.podman import environment, inspect, podman
-from tests.processes import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.containers
 

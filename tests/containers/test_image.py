@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REALDATA, Namespace, _require
 from tests.containers.podman import IMAGE, inspect, podman
-from tests.processes import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.containers
 

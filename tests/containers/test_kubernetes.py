@@ -21,7 +21,7 @@ import yaml
 
 from tests.containers.podman import IMAGE, inspect, podman
 from tests.deploy.tools import render
-from tests.processes import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.containers
 

@@ -19,7 +19,7 @@ import pytest
 from services.query.live import KEEPALIVE_SECONDS, RECONNECT_MS
 from shared.settings import Settings
 from tests.e2e.conftest import query_process
-from tests.processes import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

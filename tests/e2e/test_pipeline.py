@@ -226,7 +226,9 @@ def test_services_stop_cleanly_on_sigterm(
 ) -> None:
     api = f"http://127.0.0.1:{environment['CARAVAN_QUERY_PORT']}"
     eventually(lambda: httpx.get(f"{api}/healthz").raise_for_status())
-    time.sleep(1)  # let the indexer reach its loop
+    # Ready once its indices exist, that is in its consumer loop: a stop now tests the loop's.
+    health = f"http://127.0.0.1:{environment['CARAVAN_HEALTH_PORT']}"
+    eventually(lambda: httpx.get(f"{health}/readyz").raise_for_status())
     for process in services.values():
         process.send_signal(signal.SIGTERM)
     codes = {name: process.wait(timeout=30) for name, process in services.items()}

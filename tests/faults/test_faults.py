@@ -14,7 +14,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.faults.conftest import Fixture, Servers, articles, rss_kib
-from tests.processes import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.faults
 

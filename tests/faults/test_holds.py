@@ -27,7 +27,7 @@ from tests.faults.conftest import (
 )
 from tests.faults.gate import ElasticsearchGate
 from tests.faults.proxy import Proxy
-from tests.processes import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.faults
 

@@ -19,7 +19,8 @@ import pytest
 
 from tests.conftest import REPO
 from tests.faults.conftest import Fixture
-from tests.processes import free_port, wait_for
+from tests.processes import free_port
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.faults
 

@@ -29,8 +29,9 @@ from tests.conftest import REALDATA, REPO, Namespace, _require
 from tests.hostile.corpus import DEEP_NEST, ONE_LONG_WORD, article
 from tests.integration.conftest import dead_letters, published_articles
 from tests.loopback import LoopbackServer, Reply, static
-from tests.processes import free_port, stop_processes, wait_for
+from tests.processes import free_port, stop_processes
 from tests.streams import entries
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

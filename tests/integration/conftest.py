@@ -72,9 +72,7 @@ async def publish(redis: Redis, stream: str, *events: ArticleEvent | QuoteEvent)
 
 
 async def drain(consumer: Consumer, es: AsyncElasticsearch) -> None:
-    await consumer.ensure_groups()
-    while await consumer.step():
-        pass
+    await consumer.run(burst=True)
     await es.indices.refresh(index="*")
 
 

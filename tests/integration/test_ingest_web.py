@@ -26,6 +26,7 @@ from shared.streams import DATA_FIELD
 from tests.conftest import REALDATA, Namespace
 from tests.integration.conftest import published_articles
 from tests.loopback import LoopbackServer, Reply, endless, sequence, static
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -326,12 +327,11 @@ async def test_ingest_pauses_while_the_consumers_are_too_far_behind(
     waits_before = _sample("caravan_ingest_backpressure_waits_total")
 
     task = asyncio.create_task(ingest_once(web_settings, web.url("/meduza.xml"), name="meduza"))
-    for _ in range(600):
-        if _sample("caravan_ingest_backpressure_waits_total") > waits_before:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        pytest.fail("ingest never paused")
+
+    async def paused() -> bool:
+        return _sample("caravan_ingest_backpressure_waits_total") > waits_before
+
+    await until(paused, "ingest to pause")
     assert await redis.xlen(stream) == 31  # paused before publishing anything
     assert not task.done()
 

@@ -23,6 +23,7 @@ from tests.conftest import REALDATA, REPO, Namespace
 from tests.loopback import LoopbackServer, Reply
 from tests.processes import free_port
 from tests.streams import entries
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -99,12 +100,14 @@ async def test_an_article_is_one_trace_from_ingest_to_index(
         )
         _, stderr = await asyncio.wait_for(ingest.communicate(), timeout=60)
         assert ingest.returncode == 0, stderr.decode()
-        for _ in range(300):
-            if await es.indices.exists_alias(name=namespace.articles):
-                await es.indices.refresh(index=namespace.articles)
-                if (await es.count(index=namespace.articles))["count"] == 2:
-                    break
-            await asyncio.sleep(0.1)
+
+        async def both_indexed() -> bool:
+            if not await es.indices.exists_alias(name=namespace.articles):
+                return False
+            await es.indices.refresh(index=namespace.articles)
+            return (await es.count(index=namespace.articles))["count"] == 2
+
+        await until(both_indexed, "both articles to be indexed")
     finally:
         indexer.send_signal(signal.SIGTERM)
         await asyncio.wait_for(indexer.wait(), timeout=30)  # exiting flushes its spans

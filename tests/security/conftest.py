@@ -9,11 +9,9 @@ removes them and its indices when done.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ from services.keys import SERVICES, role_descriptors, role_name
 from tests.conftest import REPO, Namespace
 from tests.processes import free_port, stop_processes
 from tests.security.realm import BOOTSTRAP, FileRealm
+from tests.waiting import until
 
 PORT = 9293
 URL = f"https://127.0.0.1:{PORT}"
@@ -115,16 +114,15 @@ class Secured:
     async def until_authenticated(self, user: str, password: str) -> None:
         """Poll until the node has read the realm and role files with this user in them."""
         async with self.cluster.client(user, password) as es:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
+
+            async def taken() -> bool:
                 try:
                     answer = await es.security.has_privileges(cluster=["monitor"])
-                    if answer["has_all_requested"]:
-                        return
                 except (AuthenticationException, AuthorizationException):
-                    pass
-                await asyncio.sleep(0.2)
-        pytest.fail(f"the node did not take user {user}")
+                    return False
+                return bool(answer["has_all_requested"])
+
+            await until(taken, f"the node to take user {user}", within=30)
 
     def env(self, service: str | None, **extra: str) -> dict[str, str]:
         """A service's environment: verified TLS, its user, its password from a file."""

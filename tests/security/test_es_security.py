@@ -8,9 +8,7 @@ secure 9293 secure` (conftest.py). Services run as processes, as in production.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from pathlib import Path
 
 import httpx
@@ -25,9 +23,10 @@ from shared.settings import ElasticsearchSettings
 from tests.conftest import REALDATA, REPO, Namespace
 from tests.integration.conftest import article, publish
 from tests.loopback import LoopbackServer, Reply
-from tests.processes import free_port, wait_for
+from tests.processes import free_port
 from tests.security.conftest import Secured
 from tests.streams import entries
+from tests.waiting import until, wait_for
 
 pytestmark = pytest.mark.security
 
@@ -43,11 +42,10 @@ async def _count(secured: Secured) -> int:
 
 async def _until_count(secured: Secured, expected: int, what: str) -> None:
     # Counted as the bootstrap user, never with the service's own credential.
-    deadline = time.monotonic() + 60
-    while (count := await _count(secured)) != expected:
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}: {count} of {expected}")
-        await asyncio.sleep(0.2)
+    async def counted() -> bool:
+        return await _count(secured) == expected
+
+    await until(counted, what)
 
 
 def _no_secret_in(secured: Secured, *outputs: str) -> None:
