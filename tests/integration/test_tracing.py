@@ -105,7 +105,7 @@ async def test_an_article_is_one_trace_from_ingest_to_index(
             if not await es.indices.exists_alias(name=namespace.articles):
                 return False
             await es.indices.refresh(index=namespace.articles)
-            return (await es.count(index=namespace.articles))["count"] == 2
+            return int((await es.count(index=namespace.articles))["count"]) == 2
 
         await until(both_indexed, "both articles to be indexed")
     finally:
