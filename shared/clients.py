@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 from elastic_transport import AsyncTransport, HttpHeaders, TransportApiResponse
-from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError
+from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch import TransportError as ESTransportError
 from faststream.redis import RedisBroker, RedisClusterBroker
 from faststream.redis.opentelemetry import RedisTelemetryMiddleware
@@ -195,20 +195,6 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
         transport.secret = SecretFile(followed)
         transport.username = None if settings.api_key else settings.username
     return es
-
-
-# Language analysers of the full distribution (its analysis-common module). Reported
-# by /readyz only: search analyses word forms in Python, alike on every distribution.
-LANGUAGE_ANALYZERS = ("english", "russian")
-
-
-async def has_language_analyzers(es: AsyncElasticsearch) -> bool:
-    """Whether the cluster has them; the minimal distribution has not. Raises if unreachable."""
-    try:
-        await es.indices.analyze(analyzer=LANGUAGE_ANALYZERS[0], text="probe")
-    except BadRequestError:
-        return False
-    return True
 
 
 def with_default_port(url: str) -> str:

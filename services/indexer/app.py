@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Iterator
 
 from faststream.redis import StreamSub
@@ -47,11 +48,12 @@ def create_service(all_settings: Settings) -> BackgroundService:
     upkeep = Upkeep(
         redis, ctx.streams, settings, ctx.common.stream_groups, ctx.common.abandon_after_ms
     )
-    state: dict[str, bool] = {}
+    indices_ready = asyncio.Event()
 
     async def consume() -> None:
         await wait_for_elasticsearch(es)
-        state["languages"] = await ensure_indices(es, names, ctx.common)
+        await ensure_indices(es, names, ctx.common)
+        indices_ready.set()
         await consumer.run()
 
     async def probe() -> Readiness:
@@ -59,12 +61,10 @@ def create_service(all_settings: Settings) -> BackgroundService:
         checks = {
             "redis": await redis_ready(redis),
             "elasticsearch": await elasticsearch_ready(es),
-            "indices": "languages" in state,
+            "indices": indices_ready.is_set(),
             "writing": hold is None,
         }
-        return Readiness(
-            checks, {**upkeep.snapshot, "hold": hold, "language_analyzers": state.get("languages")}
-        )
+        return Readiness(checks, {**upkeep.snapshot, "hold": hold})
 
     async def close() -> None:
         await es.close()

@@ -92,6 +92,8 @@ class Consumer:
         )
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
+        self._groups_ready = False
+        self._read_failures = 0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -108,61 +110,67 @@ class Consumer:
             streams=list(self._streams.consumed),
         )
         keeper = asyncio.create_task(self.reader.keep_ownership(self._stopping))
-        failures = 0
-        # The groups are made (or found) on the first read that reaches Redis: a replica
-        # starting while Redis fails over waits for it like one already running.
-        groups_ready = False
         while not self._stopping.is_set():
             if self.hold.active:
                 await self.hold.wait_released(self._stopping)
                 continue
-            try:
-                if not groups_ready:
-                    await self.ensure_groups()
-                    groups_ready = True
-                entries = await self._read()
-                failures = 0
-            # RedisClusterException: no seed node of a Redis Cluster answers (not a RedisError).
-            except (RedisConnectionError, RedisTimeoutError, RedisClusterException) as exc:
-                failures += 1
-                log.warning("redis unavailable, retrying", error=str(exc))
-                await wait_or_stop(self._stopping, self._backoff.delay(failures))
-                continue
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                log.warning("consumer group vanished, recreating it", error=str(exc))
-                groups_ready = False
-                continue
-            if not entries:
-                if burst and not self._in_flight:
+            entries = await self._next_batch()
+            if entries:
+                await self._take(entries)
+            elif burst and entries is not None:
+                if not self._in_flight:
                     break
-                if burst:  # what is being written may fail and be read again
-                    await asyncio.wait(self._in_flight)
-                continue
-            # Decoded while the batches before it are being written: when a slot frees,
-            # this one goes out at once instead of leaving the cluster idle while it decodes.
-            try:
-                work = await self.prepare(entries)
-            except Exception:
-                # Redis lost while dead-lettering: the entries stay pending (see _batch_done).
-                log.exception("batch failed; its entries stay pending")
-                work = []
-            if work:
-                await self._wait_for_slot()
-                if not self._stopping.is_set():
-                    self._dispatch(entries, work)
-                    continue
-            # Nothing to write (all dead-lettered, or the batch failed), or asked to stop
-            # while waiting: what was not sent stays pending, and is claimed by another
-            # indexer (or this one, restarted) after the claim idle time.
-            self._release_unsettled(entries)
+                await asyncio.wait(self._in_flight)  # a write that fails is read again
         if self._in_flight:
             await asyncio.wait(self._in_flight)
         keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeper
         log.info("indexer stopped", consumer=self._settings.consumer)
+
+    async def _next_batch(self) -> list[Entry] | None:
+        """The next batch (maybe empty); None after waiting out Redis or recreating groups."""
+        try:
+            # The groups are made (or found) on the first read that reaches Redis: a replica
+            # starting while Redis fails over waits for it like one already running.
+            if not self._groups_ready:
+                await self.ensure_groups()
+                self._groups_ready = True
+            entries = await self._read()
+        # RedisClusterException: no seed node of a Redis Cluster answers (not a RedisError).
+        except (RedisConnectionError, RedisTimeoutError, RedisClusterException) as exc:
+            self._read_failures += 1
+            log.warning("redis unavailable, retrying", error=str(exc))
+            await wait_or_stop(self._stopping, self._backoff.delay(self._read_failures))
+            return None
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            log.warning("consumer group vanished, recreating it", error=str(exc))
+            self._groups_ready = False
+            return None
+        self._read_failures = 0
+        return entries
+
+    async def _take(self, entries: list[Entry]) -> None:
+        """Prepare a batch and send it when a slot frees; else leave it pending."""
+        # Decoded while the batches before it are being written: when a slot frees,
+        # this one goes out at once instead of leaving the cluster idle while it decodes.
+        try:
+            work = await self.prepare(entries)
+        except Exception:
+            # Redis lost while dead-lettering: the entries stay pending (see _batch_done).
+            log.exception("batch failed; its entries stay pending")
+            work = []
+        if work:
+            await self._wait_for_slot()
+            if not self._stopping.is_set():
+                self._dispatch(entries, work)
+                return
+        # Nothing to write (all dead-lettered, or the batch failed), or asked to stop
+        # while waiting: what was not sent stays pending, and is claimed by another
+        # indexer (or this one, restarted) after the claim idle time.
+        self._release_unsettled(entries)
 
     async def ensure_groups(self) -> None:
         """Create the group at `0` where missing: everything retained gets indexed.

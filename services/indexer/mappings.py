@@ -8,7 +8,6 @@ from typing import Any
 import structlog
 from elasticsearch import AsyncElasticsearch, BadRequestError
 
-from shared.clients import has_language_analyzers
 from shared.index import IndexNames, articles_mapping, quotes_mapping
 from shared.settings import CommonSettings
 
@@ -26,20 +25,17 @@ def layout_settings(common: CommonSettings) -> dict[str, Any]:
     return {**counted, "write.wait_for_active_shards": common.index_wait_for_active_shards}
 
 
-async def ensure_indices(es: AsyncElasticsearch, names: IndexNames, common: CommonSettings) -> bool:
+async def ensure_indices(es: AsyncElasticsearch, names: IndexNames, common: CommonSettings) -> None:
     """Create templates, the versioned indices and their aliases if missing.
 
     An index that exists gets the fields the mapping has added since it was
     made (new fields are the one mapping change Elasticsearch takes in place;
-    anything else needs `caravan reindex`). Returns whether the cluster has
-    language analysers of its own, for the record: the mapping does not use them.
-    Safe to run from several processes at once: creation races end
-    in "already exists", which is fine. Shards and replicas come from `common`;
-    an existing index takes the new replica settings
-    in place, a new shard count needs `caravan reindex`.
+    anything else needs `caravan reindex`). Safe to run from several processes at
+    once: creation races end in "already exists", which is fine. Shards and replicas
+    come from `common`; an existing index takes the new replica settings in place, a
+    new shard count needs `caravan reindex`.
     """
     layout = layout_settings(common)
-    languages = await has_language_analyzers(es)
     for alias, mapping in ((names.articles, articles_mapping()), (names.quotes, quotes_mapping())):
         await es.indices.put_index_template(
             name=f"{alias}-template",
@@ -72,4 +68,3 @@ async def ensure_indices(es: AsyncElasticsearch, names: IndexNames, common: Comm
         except BadRequestError as exc:
             if exc.error != "resource_already_exists_exception":
                 raise
-    return languages

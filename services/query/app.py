@@ -62,8 +62,6 @@ def create_app(all_settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await backend.languages()
-        log.info("analyzers probed", analyzers=backend.analyzers)
         yield
         await broadcaster.close()
         await state["es"].close()
@@ -106,7 +104,6 @@ def create_app(all_settings: Settings) -> FastAPI:
         es_ok = await elasticsearch_ready(es())
         language = language_features()
         if es_ok:
-            await backend.languages()
             # Why a search may still miss other forms: articles indexed before them.
             with contextlib.suppress(ESTransportError, OSError):
                 language["unanalysed_articles"] = await backend.unanalysed()
@@ -115,7 +112,6 @@ def create_app(all_settings: Settings) -> FastAPI:
         readiness = Readiness(
             checks={"elasticsearch": es_ok},
             details={
-                "analyzers": backend.analyzers,
                 "language": language,
                 "redis_live_ticker": await redis_ready(state["redis"]),
             },

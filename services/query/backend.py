@@ -8,8 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import structlog
-from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
-from elasticsearch import TransportError as ESTransportError
+from elasticsearch import AsyncElasticsearch, NotFoundError
 from pydantic_core import to_json
 
 from services.query.articles import (
@@ -33,7 +32,6 @@ from services.query.search import (
     wants_fuzzy,
 )
 from services.query.wording import FORMS
-from shared.clients import has_language_analyzers
 
 log = structlog.get_logger(__name__)
 
@@ -61,26 +59,6 @@ class Backend:
         self.quotes = quotes
         self.exact_total_up_to = exact_total_up_to
         self._cache: TtlCache[Any] = TtlCache(cache_seconds)
-        self._languages: bool | None = None
-
-    async def languages(self) -> bool:
-        """Language sub-fields in use; probed until the cluster first answers."""
-        if self._languages is None:
-            # Unreachable, or the credential refused (401/403): answer without them for
-            # now and probe again next time; the service must start and say so in /readyz.
-            try:
-                self._languages = await has_language_analyzers(self.es)
-            except (ESTransportError, OSError):
-                pass
-            except ApiError as exc:
-                log.warning("analyzer probe refused", status=exc.status_code, error=str(exc))
-        return bool(self._languages)
-
-    @property
-    def analyzers(self) -> str:
-        if self._languages is None:
-            return "unknown"
-        return "standard+english+russian" if self._languages else "standard"
 
     async def unanalysed(self) -> int:
         """Articles indexed before the normalised fields existed: found only as typed."""
