@@ -22,8 +22,8 @@ from pathlib import Path
 from types import FrameType
 
 import httpx
-from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
+from shared.backoff import Backoff
 from shared.settings import QuerySettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,16 +41,15 @@ STOP_TIMEOUT = 30.0
 class RestartPolicy:
     """When a service that exited starts again.
 
-    The delay doubles with each restart in a row, from `first_delay` up to
-    `max_delay`, so a service that cannot start does not spin; up to `jitter`
-    seconds are added at random, so services that fell together (Redis went
-    away) do not come back in lock-step. A run that lasted `reset_after`
+    The delay follows the one backoff policy (shared/backoff.py) from
+    `first_delay` up to `max_delay`, so a service that cannot start does not
+    spin and services that fell together (Redis went away) do not come back in
+    lock-step. A run that lasted `reset_after`
     seconds ends the streak: the next exit is restarted quickly again.
     """
 
     first_delay: float = 1.0
     max_delay: float = 30.0
-    jitter: float = 1.0
     reset_after: float = 60.0
 
 
@@ -69,13 +68,7 @@ def plan_restart(policy: RestartPolicy, previous_streak: int, uptime: float) -> 
 
 
 def restart_delay(policy: RestartPolicy, streak: int) -> float:
-    wait = wait_exponential_jitter(
-        multiplier=policy.first_delay, max=policy.max_delay, jitter=policy.jitter
-    )
-    # tenacity's strategies read only the attempt number of a retry state.
-    state = RetryCallState(Retrying(), None, (), {})
-    state.attempt_number = streak
-    return wait(state)
+    return Backoff(policy.first_delay, policy.max_delay).delay(streak)
 
 
 def stop_processes(

@@ -4,40 +4,35 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from tenacity import wait_exponential
-
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-_FIRST_POLL_RETRY = 30.0
+# A source or provider whose poll failed is polled again from this many seconds,
+# doubling up to its own interval: a passing fault costs little, a lasting one no
+# more requests than a healthy source.
+POLL_RETRY_FIRST = 30.0
 
 
 class Backoff:
-    """Exponential backoff with full jitter: retry n (1-based) waits U(0, min(cap, base·2^(n-1))).
+    """Retry n (1-based) waits between half and all of min(cap, first·2^(n-1)), at random.
 
-    The ceiling is tenacity's exponential strategy; the jitter draws from a
-    `random.Random` of the caller's (tenacity's random strategies use the
-    module's generator, which a test cannot seed per policy). Full jitter
-    spreads the retries of many clients that failed together, so replicas
-    held by the same outage do not come back in step.
+    Doubling keeps a lasting fault cheap. The random half ("equal jitter")
+    spreads the retries of clients that failed together (replicas held by one
+    outage, sources that failed while Redis was away, services that fell at
+    once) so that they do not come back in step; the fixed half means a retry
+    is never immediate, so nothing spins. `rng` is the caller's, so that a test
+    can seed one policy.
     """
 
-    def __init__(self, base: float, cap: float, rng: random.Random | None = None) -> None:
-        self._ceiling = wait_exponential(multiplier=base, max=cap)
+    def __init__(self, first: float, cap: float, rng: random.Random | None = None) -> None:
+        self.first = first
+        self.cap = cap
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
 
     def delay(self, attempt: int) -> float:
-        ceiling = float(self._ceiling(_Attempt(max(attempt, 1))))  # type: ignore[arg-type]
-        return self._rng.uniform(0, ceiling)
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    """The one field of tenacity's RetryCallState that its wait strategies read."""
-
-    attempt_number: int
+        ceiling = min(self.cap, self.first * 2.0 ** min(max(attempt, 1) - 1, 64))
+        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
 
 def retry_after_seconds(value: str | None, now: datetime, cap: float) -> float | None:
@@ -67,14 +62,3 @@ def capped_seconds(value: float, cap: float) -> float:
     if math.isnan(value) or value <= 0:
         return 0.0
     return min(value, cap)
-
-
-def retry_poll_in(failures: int, interval: float, rng: random.Random) -> float:
-    """Seconds before polling a source again after `failures` failed polls in a row.
-
-    From 30 s, doubling, up to the source's interval: a passing fault costs
-    little, a lasting one no more requests than a healthy source. Half of it is
-    jittered, so the sources that failed together (Redis away) come back apart.
-    """
-    ceiling = min(interval, _FIRST_POLL_RETRY * 2.0 ** min(failures - 1, 32))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)

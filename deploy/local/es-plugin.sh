@@ -11,6 +11,9 @@ source "$(dirname "$0")/common.sh"
 plugin=caravan-analysis
 src="$REPO_ROOT/deploy/elasticsearch/analysis-plugin"
 installed="$ES_HOME/plugins/$plugin/stable-plugin-descriptor.properties"
+if [ ! -x "$ES_HOME/bin/elasticsearch-plugin" ]; then
+  say "no Elasticsearch distribution at $ES_HOME (deploy/local/provision.sh fetches it)"; exit 1
+fi
 
 # The build is named by a hash of its inputs (sources, this script, the Elasticsearch
 # version) and carried as the plugin's version, so the installed descriptor itself
@@ -46,10 +49,10 @@ find "$src/src/main/java" -name '*.java' > "$work/sources"
 # Gradle build runs, so the file has the format this version reads.
 "$CARAVAN_ES_JAVA_HOME/bin/java" -cp "$ES_HOME/lib/tools/plugin-cli/*:$work/api/*:$work/classes" \
   org.elasticsearch.plugin.scanner.NamedComponentScanner "$work/zip/named_components.json"
-for name in pattern_capture uax_url_email unique; do
-  grep -q "\"$name\"" "$work/zip/named_components.json" \
-    || { say "the scanner did not find the component $name"; exit 1; }
-done
+names="$(grep -o '"[a-z_]*":"caravan\.' "$work/zip/named_components.json" | cut -d'"' -f2 | LC_ALL=C sort | xargs)"
+if [ "$names" != "pattern_capture uax_url_email unique" ]; then
+  say "the scanner found the components [$names], not the three expected"; exit 1
+fi
 
 cat > "$work/zip/stable-plugin-descriptor.properties" <<PROPERTIES
 name=$plugin

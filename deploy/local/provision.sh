@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local run and the tests need, skipping whatever is already there:
 # the Python environment, Debian's redis-server, and the Elasticsearch distribution
-# from Maven Central (fetched by its coordinates with mvn; no bundled JDK).
+# from Maven Central (fetched by its coordinates with mvn; no bundled JDK) with our
+# analysis plugin (es-plugin.sh).
 source "$(dirname "$0")/common.sh"
 
 # Exactly the locked versions (requirements-dev.lock, hashes checked; see README,
@@ -52,6 +53,8 @@ if [ ! -x "$ES_HOME/bin/elasticsearch" ]; then
   unzip -q -o "$CARAVAN_LOCAL_DIR/dist/elasticsearch-$CARAVAN_ES_VERSION.zip" -d "$CARAVAN_LOCAL_DIR/dist"
   rm -f "$CARAVAN_LOCAL_DIR/dist/elasticsearch-$CARAVAN_ES_VERSION.zip"
 fi
+# The three analysis-common components that API keys and native roles need.
+"$(dirname "$0")/es-plugin.sh"
 
 if [ "$(id -u)" -eq 0 ] && ! id "$CARAVAN_ES_USER" >/dev/null 2>&1; then
   say "creating system user $CARAVAN_ES_USER (Elasticsearch refuses to run as root)"

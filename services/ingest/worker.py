@@ -45,7 +45,7 @@ from services.ingest.sitemaps import (
 from services.ingest.sources import Source
 from services.ingest.state import IngestState, Novelty
 from services.ingest.urls import canonicalize_url
-from shared.backoff import retry_poll_in
+from shared.backoff import POLL_RETRY_FIRST, Backoff
 from shared.events import ArticleEvent, article_key
 from shared.fetch import FetchError
 from shared.fetcher import Fetched, HostDeferred, PoliteFetcher, Refused
@@ -635,7 +635,7 @@ async def run_source_forever(
                 wait = next_poll_in(source.interval, requested)
             else:
                 failures += 1
-                wait = retry_poll_in(failures, source.interval, rng)
+                wait = Backoff(POLL_RETRY_FIRST, source.interval, rng).delay(failures)
                 log.info("source poll will be retried", failures=failures, wait=round(wait, 1))
             if share is not None:
                 await share.done(source.name, wait)

@@ -167,7 +167,7 @@ class QuoteBroadcaster:
         self._block_ms = block_ms
         self._subscribers: set[asyncio.Queue[dict[str, str]]] = set()
         self._task: asyncio.Task[None] | None = None
-        self._backoff = Backoff(base=0.5, cap=10.0)
+        self._backoff = Backoff(first=0.5, cap=10.0)
 
     def subscribe(self, client: str) -> Subscription | Refusal:
         """A place for one of `client`'s pages, or the cap that refused it.

@@ -36,7 +36,7 @@ from services.ratefeed.providers import OfficialRates, RatesError
 from services.ratefeed.rates import usd_rates, within_bounds
 from services.ratefeed.status import ProviderStatus
 from services.ratefeed.store import LastRateStore
-from shared.backoff import retry_poll_in
+from shared.backoff import POLL_RETRY_FIRST, Backoff
 from shared.events import DeadLetter, QuoteEvent
 from shared.fetch import FetchError
 from shared.fetcher import PoliteFetcher
@@ -465,6 +465,6 @@ async def run_forever(
             failures = status.failures(provider.name)
             # A failed provider is tried again sooner, backing off up to its interval.
             due[provider.name] = started + (
-                retry_poll_in(failures, interval, rng) if failures else interval
+                Backoff(POLL_RETRY_FIRST, interval, rng).delay(failures) if failures else interval
             )
         await asyncio.sleep(max(0.0, min(due.values()) - time.monotonic()))

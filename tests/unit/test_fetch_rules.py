@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.backoff import Backoff, capped_seconds, retry_after_seconds, retry_poll_in
+from shared.backoff import POLL_RETRY_FIRST, Backoff, capped_seconds, retry_after_seconds
 from shared.robots import rules_from_response
 from shared.ssrf import AddressRefused, AllowList, check_all, refusal
 
@@ -111,22 +111,23 @@ def test_one_internal_address_among_public_ones_taints_the_name() -> None:
         check_all("rebind.example", addresses, AllowList())
 
 
-def test_backoff_grows_exponentially_within_the_cap_with_full_jitter() -> None:
+def test_backoff_grows_exponentially_within_the_cap_with_equal_jitter() -> None:
     backoff = Backoff(1.0, 60.0, random.Random(7))
     for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (8, 60.0), (30, 60.0)]:
         delays = [backoff.delay(attempt) for _ in range(200)]
-        assert all(0 <= d <= ceiling for d in delays)
-        assert max(delays) > ceiling * 0.8  # spread over the whole range
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)  # never immediate
+        assert min(delays) < ceiling * 0.6  # spread over the whole upper half
+        assert max(delays) > ceiling * 0.9
         assert len(set(delays)) == 200
 
 
 def test_a_failed_source_is_polled_again_sooner_then_no_more_than_its_interval() -> None:
     rng = random.Random(7)
     for failures, ceiling in [(1, 30.0), (2, 60.0), (3, 120.0), (6, 900.0), (10_000, 900.0)]:
-        delays = [retry_poll_in(failures, 900.0, rng) for _ in range(200)]
+        delays = [Backoff(POLL_RETRY_FIRST, 900.0, rng).delay(failures) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)  # never a tight loop
         assert len(set(delays)) == 200
-    assert retry_poll_in(1, 10.0, rng) <= 10.0  # a source polled more often than 30 s
+    assert Backoff(POLL_RETRY_FIRST, 10.0, rng).delay(1) <= 10.0  # polled more often than 30 s
 
 
 @pytest.mark.parametrize(

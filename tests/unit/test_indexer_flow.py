@@ -53,9 +53,9 @@ def test_chunking_loses_and_duplicates_nothing(sizes: list[int], count: int, siz
 
 
 @given(st.integers(min_value=1, max_value=10_000))
-def test_backoff_is_full_jitter_within_its_cap(attempt: int) -> None:
-    delay = Backoff(base=0.5, cap=30.0).delay(attempt)
-    assert 0 <= delay <= min(30.0, 0.5 * 2 ** min(attempt, 64))
+def test_backoff_is_equal_jitter_within_its_cap(attempt: int) -> None:
+    ceiling = min(30.0, 0.5 * 2 ** min(attempt - 1, 64))
+    assert ceiling / 2 <= Backoff(first=0.5, cap=30.0).delay(attempt) <= ceiling
 
 
 def _group(last: str, oldest: str | None = None) -> GroupState:
