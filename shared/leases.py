@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, Protocol, overload
 
 import structlog
 from redis.asyncio import Redis
@@ -111,33 +110,41 @@ class Lease:
     async def held(self) -> bool:
         return bool(await self.redis.get(self.key) == self.value.encode())
 
-
-# The lease the current task works under (each ingest source is polled in a task
-# of its own): state writes made in that task are fenced by it.
-current_lease: contextvars.ContextVar[Lease | None] = contextvars.ContextVar(
-    "current_lease", default=None
-)
+    async def check(self) -> None:
+        if not await self.held():
+            raise LeaseLost(self.key)
 
 
-async def write_current(redis: AnyRedis, commands: Sequence[Command]) -> None:
-    """Run `commands` atomically: fenced by the current task's lease when it works
-    under one (LeaseLost if that is lost), in a MULTI when it does not (one-shot
-    commands, which no other replica competes with)."""
-    lease = current_lease.get()
-    if lease is not None:
-        await lease.write(commands)
-        return
-    async with redis.pipeline(transaction=True) as pipe:
-        for command in commands:
-            pipe.execute_command(*command)
-        await pipe.execute()
+class Fence(Protocol):
+    """Where a worker's state writes go: through its lease, or straight in.
+
+    A store is given its fence explicitly (`store.under(lease)`): what a call
+    site writes with is in plain sight, never a side effect of taking a turn.
+    """
+
+    async def write(self, commands: Sequence[Command]) -> None:
+        """Run `commands` (each `(NAME, key, *args)`) atomically; LeaseLost if fenced out."""
+        ...
+
+    async def check(self) -> None:
+        """Before publishing: LeaseLost if another replica holds the lease now."""
+        ...
 
 
-async def check_current() -> None:
-    """Before publishing under a lease: LeaseLost if another replica holds it now."""
-    lease = current_lease.get()
-    if lease is not None and not await lease.held():
-        raise LeaseLost(lease.key)
+@dataclass(frozen=True)
+class Unfenced:
+    """For one-shot commands, which no other replica competes with: a MULTI."""
+
+    redis: AnyRedis
+
+    async def write(self, commands: Sequence[Command]) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            await pipe.execute()
+
+    async def check(self) -> None:
+        return None
 
 
 class WorkShare:
@@ -280,7 +287,6 @@ class WorkShare:
                     wait = min(wait, (int(due or 0) - time.time() * 1000) / 1000)
                     if wait <= 0 and self._held.get(item) is lease:
                         self._busy.add(item)
-                        current_lease.set(lease)
                         return lease
             except UNREACHABLE as exc:
                 log.warning("lease not taken: redis unreachable", item=item, error=str(exc))
@@ -290,7 +296,6 @@ class WorkShare:
     async def done(self, item: str, next_in: float) -> None:
         """The item was worked on; it is next due in `next_in` seconds, whoever holds it."""
         self._busy.discard(item)
-        current_lease.set(None)
         lease = self._held.get(item)
         if lease is None:
             return
@@ -316,8 +321,8 @@ class WorkShare:
         log.info("leases handed over", leases=len(held))
 
 
-async def lead(share: WorkShare, item: str, work: Callable[[], Awaitable[None]]) -> None:
-    """For ever: wait for `item`'s lease, run `work` while it is held, and cancel
+async def lead(share: WorkShare, item: str, work: Callable[[Lease], Awaitable[None]]) -> None:
+    """For ever: wait for `item`'s lease, run `work` under it while it is held, and cancel
     `work` the moment a renewal finds it lost (a stalled replica woke up late).
 
     For work that cannot be split by item (the rate feed cross-checks its
@@ -326,9 +331,9 @@ async def lead(share: WorkShare, item: str, work: Callable[[], Awaitable[None]])
     work that ends because Redis is unreachable starts again when it answers.
     """
     while True:
-        await share.turn(item)
+        lease = await share.turn(item)
         log.info("leading", item=item)
-        task = asyncio.ensure_future(work())
+        task = asyncio.ensure_future(work(lease))
         try:
             while not task.done() and item in share.held:
                 await asyncio.wait({task}, timeout=share.tick)

@@ -19,14 +19,22 @@ fi
 # version) and carried as the plugin's version, so the installed descriptor itself
 # tells whether it is current.
 build="$(cd "$REPO_ROOT" && {
-  find deploy/elasticsearch/analysis-plugin -type f | LC_ALL=C sort | xargs sha256sum
+  find deploy/elasticsearch/analysis-plugin -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
   sha256sum deploy/local/es-plugin.sh
   echo "$CARAVAN_ES_VERSION"
 } | sha256sum | cut -c1-16)"
-if grep -qx "version=$build" "$installed" 2>/dev/null; then exit 0; fi
+current() { grep -qx "version=$build" "$installed" 2>/dev/null; }
+if current; then exit 0; fi
+
+# Two provisions at once (two `make test`s on one machine) would share the build
+# directory and the plugin folder: one builds, the other waits and finds it done.
+work="$CARAVAN_LOCAL_DIR/build/$plugin"
+mkdir -p "$CARAVAN_LOCAL_DIR/build"
+exec 9>"$CARAVAN_LOCAL_DIR/build/$plugin.lock"
+flock 9
+if current; then exit 0; fi
 
 say "building the Elasticsearch plugin $plugin ($build)"
-work="$CARAVAN_LOCAL_DIR/build/$plugin"
 rm -rf "$work"
 mkdir -p "$work/api" "$work/classes" "$work/zip"
 
@@ -38,7 +46,7 @@ for artifact in elasticsearch-plugin-api elasticsearch-plugin-analysis-api; do
 done
 
 # Lucene from the distribution itself: the plugin runs against exactly those jars.
-# Release 21: the Java level Elasticsearch 9.2 is built for (its own class files).
+# Release 21: the level Elasticsearch 9.2's own class files have (major version 65).
 classpath="$work/api/*:$(printf '%s:' "$ES_HOME"/lib/lucene-core-*.jar "$ES_HOME"/lib/lucene-analysis-common-*.jar)"
 find "$src/src/main/java" -name '*.java' > "$work/sources"
 "$CARAVAN_ES_JAVA_HOME/bin/javac" --release 21 -Xlint:all -Werror -encoding UTF-8 \

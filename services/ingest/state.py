@@ -5,13 +5,15 @@ when it visited each child of a sitemap index and what it found.
 Every key expires after `ttl` seconds without being refreshed, which bounds
 Redis to what the sources published within that window.
 
-Each update is atomic (MULTI, or one script). A poll made under a source's
-lease (shared/leases.py) writes through that lease: a replica that lost the
-lease cannot overwrite what its successor recorded (LeaseLost ends its poll).
+Each update is atomic, through the state's fence (shared/leases.py): a MULTI,
+or, for a poll made under a source's lease, `state.under(lease)`, whose writes
+that lease checks atomically: a replica that lost the lease cannot overwrite
+what its successor recorded (LeaseLost ends its poll).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -23,7 +25,7 @@ from redis.asyncio import Redis
 
 from services.ingest.sitemaps import ChildVisit
 from shared.fetcher import Validators
-from shared.leases import Command, check_current, write_current
+from shared.leases import Command, Fence, Unfenced
 
 
 class Novelty(StrEnum):
@@ -39,10 +41,17 @@ class Record:
 
 
 class IngestState:
-    def __init__(self, redis: Redis, prefix: str, ttl: int) -> None:
+    def __init__(self, redis: Redis, prefix: str, ttl: int, fence: Fence | None = None) -> None:
         self._redis = redis
         self._prefix = f"{prefix}ingest:"
         self._ttl = ttl
+        self._fence = fence or Unfenced(redis)
+
+    def under(self, fence: Fence) -> IngestState:
+        """The same state, written through `fence` (a source's lease)."""
+        fenced = copy.copy(self)
+        fenced._fence = fence
+        return fenced
 
     def _article_key(self, key: str) -> str:
         return f"{self._prefix}seen:{key}"
@@ -54,11 +63,11 @@ class IngestState:
         return f"{self._prefix}sitemap:{hashlib.sha256(index_url.encode()).hexdigest()[:32]}"
 
     async def _write(self, *commands: Command) -> None:
-        await write_current(self._redis, commands)
+        await self._fence.write(commands)
 
     async def still_ours(self) -> None:
         """Before publishing under a lease: LeaseLost if another replica has it now."""
-        await check_current()
+        await self._fence.check()
 
     async def record(self, key: str) -> Record | None:
         """What was published under this article key, if anything."""

@@ -11,6 +11,7 @@ articles nor downloads unchanged documents again.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import random
 import time
@@ -49,7 +50,7 @@ from shared.backoff import POLL_RETRY_FIRST, Backoff
 from shared.events import ArticleEvent, article_key
 from shared.fetch import FetchError
 from shared.fetcher import Fetched, HostDeferred, PoliteFetcher, Refused
-from shared.leases import LeaseLost, WorkShare
+from shared.leases import Fence, LeaseLost, WorkShare
 from shared.sandbox import Sandbox
 
 log = structlog.get_logger(__name__)
@@ -186,6 +187,12 @@ class Ingestor:
         self._state = state
         self._backpressure = backpressure
         self._sitemap_fetches = sitemap_fetches  # child sitemaps fetched per poll at most
+
+    def under(self, lease: Fence) -> Ingestor:
+        """The same ingestor, its state written through `lease` (a source's)."""
+        fenced = copy.copy(self)
+        fenced._state = self._state.under(lease)
+        return fenced
 
     async def poll(
         self, source: Source, kind: Kind | None = None, since: datetime | None = None
@@ -625,9 +632,13 @@ async def run_source_forever(
         # (a library that catches it) would otherwise leave the source polling after
         # its lease keeper stopped, and the process not exiting.
         while stopping is None or not stopping.is_set():
-            if share is not None and await share.turn(source.name, stopping) is None:
-                return  # asked to stop while waiting for the turn
-            result = await poll_safely(ingestor, source)
+            polling = ingestor
+            if share is not None:
+                lease = await share.turn(source.name, stopping)
+                if lease is None:
+                    return  # asked to stop while waiting for the turn
+                polling = ingestor.under(lease)
+            result = await poll_safely(polling, source)
             if result.error is None:
                 failures = 0
                 if result.kind is not None:  # a not-modified poll read nothing new

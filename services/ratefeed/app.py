@@ -29,7 +29,7 @@ from shared.clients import make_redis
 from shared.events import DeadLetter, QuoteEvent
 from shared.fetcher import FetchPolicy, PoliteFetcher
 from shared.health import Readiness, ReadinessProbe
-from shared.leases import WorkShare, lead
+from shared.leases import Lease, WorkShare, lead
 from shared.service import BackgroundService, ServiceContext
 from shared.settings import FetchSettings, RateFeedSettings, Settings, default_consumer
 from shared.ssrf import AllowList
@@ -110,7 +110,9 @@ def create_service(all_settings: Settings) -> BackgroundService:
             await _lead(
                 ctx,
                 settings,
-                lambda: run_forever(config, settings.interval, outlets, client, status),
+                lambda lease: run_forever(
+                    config, settings.interval, outlets.under(lease), client, status
+                ),
             )
 
     def tasks() -> Iterator[Awaitable[None]]:
@@ -128,7 +130,7 @@ def create_service(all_settings: Settings) -> BackgroundService:
 
 
 async def _lead(
-    ctx: ServiceContext, settings: RateFeedSettings, work: Callable[[], Awaitable[None]]
+    ctx: ServiceContext, settings: RateFeedSettings, work: Callable[[Lease], Awaitable[None]]
 ) -> None:
     """Any number of replicas, one polling: the providers are cross-checked
     together, so they go together, under one lease."""

@@ -4,11 +4,12 @@ The accepted rate (the baseline a move is judged against) in one hash, and the
 quotes held as jumps in another, keyed by as-of date, each the QuoteEvent that
 went to the dead letters: published as it is once the move is accepted.
 
-Each update is atomic. The long-running poller works under the rate feed's
-lease (shared/leases.py): its updates go through that lease, so a poller that
-stalled past it cannot overwrite what its successor stored (LeaseLost), and
-`still_ours` lets it check the lease before each publish. One-shot commands
-(a single poll, backfill, release) hold no lease and write in a MULTI.
+Each update is atomic, through the store's fence (shared/leases.py). The
+long-running poller works under the rate feed's lease, with `store.under(lease)`:
+its updates go through that lease, so a poller that stalled past it cannot
+overwrite what its successor stored (LeaseLost), and `still_ours` checks the
+lease before each publish. One-shot commands (a single poll, backfill, release)
+hold no lease and write in a MULTI.
 """
 
 from __future__ import annotations
@@ -21,15 +22,20 @@ from redis.asyncio import Redis
 from services.ratefeed.rates import LastRate
 from shared.decimals import RATE, BadDecimal, read_within
 from shared.events import QuoteEvent
-from shared.leases import Command, check_current, write_current
+from shared.leases import Command, Fence, Unfenced
 
 log = structlog.get_logger(__name__)
 
 
 class LastRateStore:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, fence: Fence | None = None) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._fence = fence or Unfenced(redis)
+
+    def under(self, fence: Fence) -> LastRateStore:
+        """The same store, written through `fence` (the poller's lease)."""
+        return LastRateStore(self._redis, self._prefix, fence)
 
     def _key(self, provider: str, base: str) -> str:
         return f"{self._prefix}ratefeed:last:{provider}:{base}"
@@ -55,7 +61,7 @@ class LastRateStore:
                     *(word for e in held for word in (e.as_of.isoformat(), e.model_dump_json())),
                 )
             )
-        await write_current(self._redis, commands)
+        await self._fence.write(commands)
 
     async def get(self, provider: str, base: str) -> LastRate | None:
         raw: dict[bytes, bytes] = await self._redis.hgetall(self._key(provider, base))  # type: ignore[assignment]
@@ -87,11 +93,11 @@ class LastRateStore:
                 str(last.previous_rate),
             ]
         key = self._key(provider, base)
-        await write_current(self._redis, [("DEL", key), ("HSET", key, *fields)])
+        await self._fence.write([("DEL", key), ("HSET", key, *fields)])
 
     async def still_ours(self) -> None:
         """Before a publish: LeaseLost if the poller's lease passed to another replica."""
-        await check_current()
+        await self._fence.check()
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -15,6 +15,7 @@ structlog context, bound once per provider poll, per document and per quote.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from shared.events import DeadLetter, QuoteEvent
 from shared.fetch import FetchError
 from shared.fetcher import PoliteFetcher
 from shared.index import CURRENCIES
+from shared.leases import Fence
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -67,6 +69,10 @@ class Outlets:
 
     def policy(self, config: RatesConfig) -> JumpPolicy:
         return JumpPolicy(config.crosscheck.jump_pct, self.gap_after_days, self.confirmations)
+
+    def under(self, lease: Fence) -> Outlets:
+        """The same outlets, the rate memory written through `lease` (the poller's)."""
+        return dataclasses.replace(self, store=self.store.under(lease))
 
 
 async def read_location(

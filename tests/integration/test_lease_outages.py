@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from redis.asyncio import Redis
 
-from shared.leases import Lease, LeaseLost, WorkShare, current_lease, lead
+from shared.leases import Lease, LeaseLost, WorkShare, lead
 from tests.conftest import Namespace
 from tests.processes import free_port
 
@@ -37,9 +37,7 @@ async def _lead_once(share: WorkShare, first_run: Callable[[Lease], Awaitable[No
     each run of the work, whose first run ends in `first_run`."""
     runs: list[int] = []
 
-    async def work() -> None:
-        lease = current_lease.get()
-        assert lease is not None
+    async def work(lease: Lease) -> None:
         runs.append(lease.token)
         if len(runs) == 1:
             await first_run(lease)

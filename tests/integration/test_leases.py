@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Connection, ConnectionPool, Redis
 
 from services.ingest.state import IngestState
-from shared.leases import LeaseLost, WorkShare, current_lease
+from shared.leases import LeaseLost, WorkShare
 from tests.conftest import Namespace
 
 pytestmark = pytest.mark.integration
@@ -22,24 +22,21 @@ async def test_a_holder_that_lost_its_lease_cannot_write_on_it(
     new = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "new", ttl=1)
     state = IngestState(redis, namespace.stream_prefix, ttl=60)
     stale = await old.turn("s")
-    await state.remember("k", "old-content", "lead")
+    await state.under(stale).remember("k", "old-content", "lead")
 
     # The old holder stalls past its lease; the new one takes the next token.
     await redis.delete(stale.key)
-    current_lease.set(None)
     fresh = await new.turn("s")
     assert fresh.token == stale.token + 1
-    await state.remember("k", "new-content", "lead")
+    await state.under(fresh).remember("k", "new-content", "lead")
 
-    current_lease.set(stale)
     with pytest.raises(LeaseLost):
-        await state.remember("k", "old-content", "lead")
+        await state.under(stale).remember("k", "old-content", "lead")
     with pytest.raises(LeaseLost):
-        await state.still_ours()
+        await state.under(stale).still_ours()
     record = await state.record("k")
     assert record is not None
     assert record.content == "new-content"
-    current_lease.set(None)
 
 
 async def test_each_replica_takes_its_fair_share_and_gives_back_the_rest(

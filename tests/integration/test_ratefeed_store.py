@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from services.ratefeed.rates import LastRate
 from services.ratefeed.store import LastRateStore
 from shared.events import QuoteEvent
-from shared.leases import LeaseLost, WorkShare, current_lease
+from shared.leases import LeaseLost, WorkShare
 from tests.conftest import Namespace
 
 pytestmark = pytest.mark.integration
@@ -34,33 +34,30 @@ async def test_a_poller_that_lost_its_lease_writes_nothing_and_may_not_publish(
     old = WorkShare(redis, namespace.stream_prefix, "ratefeed", ["providers"], "old", ttl=30)
     new = WorkShare(redis, namespace.stream_prefix, "ratefeed", ["providers"], "new", ttl=30)
     stale = await old.turn("providers")
-    await store.put("nbk", "KZT", LastRate(date(2026, 1, 1), Decimal("0.0020")))
-    await store.still_ours()
+    await store.under(stale).put("nbk", "KZT", LastRate(date(2026, 1, 1), Decimal("0.0020")))
+    await store.under(stale).still_ours()
 
     # The old poller stalls past its lease; the new one takes the next token.
     await redis.delete(stale.key)
-    current_lease.set(None)
     fresh = await new.turn("providers")
     assert fresh.token == stale.token + 1
     successors = LastRate(date(2026, 1, 2), Decimal("0.0021"), date(2026, 1, 1), Decimal("0.0020"))
-    await store.put("nbk", "KZT", successors)
-    await store.put_held("nbk", "KZT", [_quote(3, "0.0030")])
+    await store.under(fresh).put("nbk", "KZT", successors)
+    await store.under(fresh).put_held("nbk", "KZT", [_quote(3, "0.0030")])
 
-    current_lease.set(stale)
+    late = store.under(stale)
     with pytest.raises(LeaseLost):
-        await store.still_ours()
+        await late.still_ours()
     with pytest.raises(LeaseLost):
-        await store.put("nbk", "KZT", LastRate(date(2026, 1, 5), Decimal("0.0019")))
+        await late.put("nbk", "KZT", LastRate(date(2026, 1, 5), Decimal("0.0019")))
     with pytest.raises(LeaseLost):
-        await store.put_held("nbk", "KZT", [])
+        await late.put_held("nbk", "KZT", [])
     assert await store.get("nbk", "KZT") == successors
     assert [e.as_of for e in await store.held("nbk", "KZT")] == [date(2026, 1, 3)]
-    current_lease.set(None)
 
 
 async def test_one_shot_commands_write_without_a_lease(redis: Redis, namespace: Namespace) -> None:
     store = LastRateStore(redis, namespace.stream_prefix)
-    current_lease.set(None)
     await store.still_ours()
     await store.put_held("nbk", "KZT", [_quote(4, "0.0030"), _quote(3, "0.0031")])
     assert [e.as_of for e in await store.held("nbk", "KZT")] == [date(2026, 1, 3), date(2026, 1, 4)]
