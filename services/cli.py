@@ -14,6 +14,7 @@ from pathlib import Path
 
 from elastic_transport import TransportError as ESTransportError
 from elasticsearch import ApiError
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from services import supervisor
@@ -43,8 +44,14 @@ from shared.streams import Streams
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
+    # Read once, here, and passed to the command: nothing below reads the environment.
     try:
-        args.handler(args)
+        settings = Settings.from_env()
+    except ValidationError as exc:
+        print(f"caravan {args.command}: settings: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    try:
+        args.handler(args, settings)
     except (FetchError, FeedError, SitemapError, RatesError, PageOutOfRange) as exc:
         print(f"caravan {args.command}: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
@@ -77,16 +84,16 @@ def _parser() -> argparse.ArgumentParser:
         help="HTML files, - for standard input, or URLs (guarded fetcher)",
     )
     extract.set_defaults(
-        handler=lambda args: extract_command.main(Settings.from_env(), args.sources)
+        handler=lambda args, settings: extract_command.main(settings, args.sources)
     )
 
     _add_ratefeed(commands)
 
     indexer = commands.add_parser("indexer", help="run the indexer")
-    indexer.set_defaults(handler=lambda _: indexer_app.main())
+    indexer.set_defaults(handler=lambda _, settings: indexer_app.main(settings))
 
     query = commands.add_parser("query", help="run the query API (127.0.0.1:8080 by default)")
-    query.set_defaults(handler=lambda _: query_app.main())
+    query.set_defaults(handler=lambda _, settings: query_app.main(settings))
 
     search = commands.add_parser("search", help="search the article index")
     search.add_argument("query", help="words; quotes for phrases, -word to exclude, OR")
@@ -241,18 +248,17 @@ def _add_ingest(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     backfill.set_defaults(handler=_backfill)
 
 
-def _ingest(args: argparse.Namespace) -> None:
-
+def _ingest(args: argparse.Namespace, settings: Settings) -> None:
     if args.source:
         _print_poll(
             asyncio.run(
                 ingest_app.ingest_once(
-                    Settings.from_env(), args.source, kind=args.kind, max_items=args.max_items
+                    settings, args.source, kind=args.kind, max_items=args.max_items
                 )
             )
         )
     elif args.once:
-        results = asyncio.run(ingest_app.ingest_configured_once(Settings.from_env()))
+        results = asyncio.run(ingest_app.ingest_configured_once(settings))
         for result in results:
             print(result.summary())
         # A one-off load (compose's samples, a cron job) must not pass for done when a
@@ -260,15 +266,14 @@ def _ingest(args: argparse.Namespace) -> None:
         if any(result.error for result in results):
             raise SystemExit(1)
     else:
-        ingest_app.main()
+        ingest_app.main(settings)
 
 
-def _backfill(args: argparse.Namespace) -> None:
-
+def _backfill(args: argparse.Namespace, settings: Settings) -> None:
     _print_poll(
         asyncio.run(
             ingest_app.ingest_once(
-                Settings.from_env(),
+                settings,
                 args.sitemap,
                 kind="sitemap",
                 since=args.since,
@@ -297,30 +302,21 @@ def _utc_date(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from exc
 
 
-def _ratefeed(args: argparse.Namespace) -> None:
-
+def _ratefeed(args: argparse.Namespace, settings: Settings) -> None:
     if args.source or args.once:
-        _print_quotes(
-            asyncio.run(ratefeed_app.ratefeed_once(Settings.from_env(), args.source, args.provider))
-        )
+        _print_quotes(asyncio.run(ratefeed_app.ratefeed_once(settings, args.source, args.provider)))
     else:
-        ratefeed_app.main()
+        ratefeed_app.main(settings)
 
 
-def _ratefeed_backfill(args: argparse.Namespace) -> None:
-
+def _ratefeed_backfill(args: argparse.Namespace, settings: Settings) -> None:
     _print_quotes(
-        asyncio.run(
-            ratefeed_app.ratefeed_backfill(
-                Settings.from_env(), args.since, args.until, args.provider
-            )
-        )
+        asyncio.run(ratefeed_app.ratefeed_backfill(settings, args.since, args.until, args.provider))
     )
 
 
-def _ratefeed_release(args: argparse.Namespace) -> None:
-
-    _print_quotes(asyncio.run(ratefeed_app.ratefeed_release(Settings.from_env(), args.keys)))
+def _ratefeed_release(args: argparse.Namespace, settings: Settings) -> None:
+    _print_quotes(asyncio.run(ratefeed_app.ratefeed_release(settings, args.keys)))
 
 
 def _print_quotes(quotes: list[QuoteEvent]) -> None:
@@ -332,17 +328,15 @@ def _print_quotes(quotes: list[QuoteEvent]) -> None:
     print(f"{len(quotes)} quotes published")
 
 
-def _search(args: argparse.Namespace) -> None:
-
-    page = asyncio.run(search_once(Settings.from_env(), args.query, args.page, args.size))
+def _search(args: argparse.Namespace, settings: Settings) -> None:
+    page = asyncio.run(search_once(settings, args.query, args.page, args.size))
     print(page.viewing())
     for hit in page.results:
         print(f"- {hit.title} ({hit.source}, {hit.published_at or 'undated'})\n  {hit.url}")
 
 
-def _deadletters_list(args: argparse.Namespace) -> None:
-
-    letters = asyncio.run(list_dead_letters(Settings.from_env(), args.limit))
+def _deadletters_list(args: argparse.Namespace, settings: Settings) -> None:
+    letters = asyncio.run(list_dead_letters(settings, args.limit))
     if not letters:
         print("no dead letters")
     for entry_id, letter in letters:
@@ -353,16 +347,13 @@ def _deadletters_list(args: argparse.Namespace) -> None:
         )
 
 
-def _deadletters_replay(args: argparse.Namespace) -> None:
-
-    for entry_id, outcome in asyncio.run(
-        replay_dead_letters(Settings.from_env(), args.ids)
-    ).items():
+def _deadletters_replay(args: argparse.Namespace, settings: Settings) -> None:
+    for entry_id, outcome in asyncio.run(replay_dead_letters(settings, args.ids)).items():
         print(f"{entry_id}: {outcome}")
 
 
-def _groups_list(_: argparse.Namespace) -> None:
-    for stream, group, live in asyncio.run(_read_all_groups(Settings.from_env())):
+def _groups_list(_: argparse.Namespace, settings: Settings) -> None:
+    for stream, group, live in asyncio.run(_read_all_groups(settings)):
         state = "live" if live else "ABANDONED (not waited for, not kept from trimming)"
         print(
             f"{stream}  {group.name}: behind {group.behind}, pending {group.pending}, "
@@ -370,8 +361,7 @@ def _groups_list(_: argparse.Namespace) -> None:
         )
 
 
-def _groups_drop(args: argparse.Namespace) -> None:
-    settings = Settings.from_env()
+def _groups_drop(args: argparse.Namespace, settings: Settings) -> None:
     found = [
         (stream, live)
         for stream, group, live in asyncio.run(_read_all_groups(settings))
@@ -410,10 +400,10 @@ def _idle(idle_ms: int | None) -> str:
     return "no consumers" if idle_ms is None else f"{idle_ms / 1000:.0f}s"
 
 
-def _reindex(args: argparse.Namespace) -> None:
+def _reindex(args: argparse.Namespace, settings: Settings) -> None:
     try:
         result = asyncio.run(
-            reindex_configured(Settings.from_env(), args.index, from_streams=args.from_streams)
+            reindex_configured(settings, args.index, from_streams=args.from_streams)
         )
     except ReindexIncomplete as exc:
         print(f"caravan reindex: {exc}", file=sys.stderr)
@@ -432,15 +422,13 @@ def _reindex(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
-def _docs(args: argparse.Namespace) -> None:
-
-    stale = write_documents(Settings.from_env(), args.dir, check=args.check)
+def _docs(args: argparse.Namespace, settings: Settings) -> None:
+    stale = write_documents(settings, args.dir, check=args.check)
     if args.check and stale:
         print("out of date (run `caravan docs`): " + ", ".join(stale), file=sys.stderr)
         raise SystemExit(1)
     print(json.dumps({"written" if not args.check else "checked": stale or "all up to date"}))
 
 
-def _run(_: argparse.Namespace) -> None:
-
-    raise SystemExit(supervisor.run_local(Settings.from_env().query))
+def _run(_: argparse.Namespace, settings: Settings) -> None:
+    raise SystemExit(supervisor.run_local(settings.query))

@@ -182,8 +182,8 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     create.set_defaults(handler=_create)
 
 
-def _print_roles(_: argparse.Namespace) -> None:
-    prefix = Settings.from_env().common.index_prefix
+def _print_roles(_: argparse.Namespace, settings: Settings) -> None:
+    prefix = settings.common.index_prefix
     print(
         json.dumps(
             {
@@ -195,10 +195,9 @@ def _print_roles(_: argparse.Namespace) -> None:
     )
 
 
-def _create(args: argparse.Namespace) -> None:
+def _create(args: argparse.Namespace, settings: Settings) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     services = tuple(args.service or SERVICES)
-    settings = Settings.from_env()
     for key in asyncio.run(_create_configured(settings, args.out, args.expiration, services)):
         # Names and ids only: the secret goes to its file and nowhere else.
         print(

@@ -22,15 +22,13 @@ from services.query.app import create_app as create_query_app
 from services.ratefeed.app import quarantine_publisher, quotes_publisher
 from shared.events import EVENT_MODELS
 from shared.service import ServiceContext
-from shared.settings import CommonSettings, RedisSettings, Settings
+from shared.settings import Settings
 
 VERSION = "0.1.0"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # An identifier in the project's own namespace, versioned by schema_version; validators
 # resolve it from docs/schemas, never over the network.
 SCHEMA_ID_BASE = "https://caravan-news.github.io/caravan/schemas"
-_REDIS = RedisSettings(url="redis://redis:6379/0")
-_COMMON = CommonSettings(stream_prefix="caravan:")
 
 
 def schema_id(name: str) -> str:
@@ -110,7 +108,13 @@ def asyncapi_documents(settings: Settings) -> dict[str, Any]:
 
 def all_documents(settings: Settings) -> dict[str, Any]:
     """The documents, with the stream names and broker address fixed whatever `settings` say."""
-    settings = replace(settings, common=_COMMON, redis=_REDIS)
+    # The documented deployment's names and address, not this machine's: built here,
+    # at call time, since settings classes read the environment when constructed.
+    settings = replace(
+        settings,
+        common=settings.common.model_copy(update={"stream_prefix": "caravan:"}),
+        redis=settings.redis.model_copy(update={"url": "redis://redis:6379/0"}),
+    )
     documents: dict[str, Any] = {
         f"schemas/{name}.json": schema for name, schema in event_schemas().items()
     }

@@ -1,3 +1,4 @@
 from services.indexer.app import main
+from shared.settings import Settings
 
-main()
+main(Settings.from_env())

@@ -86,5 +86,5 @@ def create_service(all_settings: Settings) -> BackgroundService:
     )
 
 
-def main() -> None:
-    create_service(Settings.from_env()).main()
+def main(settings: Settings) -> None:
+    create_service(settings).main()

@@ -187,5 +187,5 @@ async def ingest_configured_once(settings: Settings) -> list[PollResult]:
         ]
 
 
-def main() -> None:
-    create_service(Settings.from_env()).main()
+def main(settings: Settings) -> None:
+    create_service(settings).main()

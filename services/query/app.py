@@ -123,8 +123,7 @@ def create_app(all_settings: Settings) -> FastAPI:
     return app
 
 
-def main() -> None:
-    settings = Settings.from_env()
+def main(settings: Settings) -> None:
     # proxy_headers off: the client address is the socket peer, and X-Forwarded-For is
     # read by the rate limit alone, as CARAVAN_QUERY_TRUSTED_PROXIES* say.
     uvicorn.run(

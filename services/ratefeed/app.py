@@ -235,8 +235,8 @@ async def ratefeed_backfill(
         )
 
 
-def main() -> None:
-    create_service(Settings.from_env()).main()
+def main(settings: Settings) -> None:
+    create_service(settings).main()
 
 
 async def ratefeed_release(settings: Settings, keys: list[str]) -> list[QuoteEvent]:
