@@ -138,6 +138,13 @@ class ArticleDocument(ArticleEvent):
         }
 
 
+# The fields ArticleDocument adds for search alone: no reader is shown them.
+DERIVED_FIELDS = ("title_suggest", "stem", "fold")
+# What search hits and similar articles leave out of `_source`: a hit shows the body
+# only as highlighted excerpts.
+HIT_EXCLUDES = ("body", *DERIVED_FIELDS)
+
+
 class QuoteDocument(QuoteEvent):
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.query.search import HITS, SearchHit, hit_fields
-from services.query.wording import FORMS, TEXT_FIELDS
-from shared.index import ARTICLE_SOURCE
+from services.query.wording import TEXT_FIELDS
+from shared.index import ARTICLE_SOURCE, HIT_EXCLUDES
 
 # The article `_id`: the first 32 hex digits of sha256(canonical URL).
 ARTICLE_ID = r"^[0-9a-f]{32}$"
@@ -65,7 +65,7 @@ def build_similar(index: str, doc_id: str, size: int) -> dict[str, Any]:
             }
         },
         "size": size,
-        "_source": {"excludes": ["body", "title_suggest", *FORMS]},
+        "_source": {"excludes": list(HIT_EXCLUDES)},
     }
 
 

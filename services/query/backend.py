@@ -31,7 +31,7 @@ from services.query.search import (
     shape_results,
     wants_fuzzy,
 )
-from services.query.wording import FORMS
+from shared.index import DERIVED_FIELDS
 
 log = structlog.get_logger(__name__)
 
@@ -109,7 +109,7 @@ class Backend:
     async def article(self, doc_id: str) -> Article:
         try:
             document = await self.es.get(
-                index=self.articles, id=doc_id, source_excludes=["title_suggest", *FORMS]
+                index=self.articles, id=doc_id, source_excludes=DERIVED_FIELDS
             )
         except NotFoundError as exc:
             raise ArticleNotFound(doc_id) from exc

@@ -24,7 +24,6 @@ from typing_extensions import TypedDict
 
 from services.query.cursors import Cursor, SortMode
 from services.query.wording import (
-    FORMS,
     FUZZY_FIELDS,
     PLACES,
     expand,
@@ -32,7 +31,7 @@ from services.query.wording import (
     loosenable,
     search_fields,
 )
-from shared.index import ArticleHit
+from shared.index import HIT_EXCLUDES, ArticleHit
 from shared.language.analysis import STEMMERS
 from shared.language.synonyms import Synonyms
 
@@ -301,7 +300,7 @@ def build_search(
         "query": _query(request, fuzzy, synonyms),
         "size": request.size,
         "track_total_hits": exact_total_up_to,
-        "_source": {"excludes": ["body", "title_suggest", *FORMS]},
+        "_source": {"excludes": list(HIT_EXCLUDES)},
         "sort": SORTS[sort],
     }
     if request.cursor:

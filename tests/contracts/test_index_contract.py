@@ -10,9 +10,11 @@ import json
 from typing import Any
 
 from services.query.search import HITS
-from services.query.wording import FORMS
+from shared.events import ArticleEvent
 from shared.index import (
     ARTICLE_SOURCE,
+    DERIVED_FIELDS,
+    HIT_EXCLUDES,
     QUOTE_SOURCE,
     ArticleDocument,
     ArticleSource,
@@ -24,8 +26,6 @@ from shared.index import (
 from tests.conftest import REPO
 
 EVENTS = REPO / "docs" / "examples" / "events" / "valid"
-# What the search and similar-articles requests leave out of `_source`.
-SEARCH_EXCLUDES = ("body", "title_suggest", *FORMS)
 
 
 def _stored(document: ArticleDocument | QuoteDocument) -> dict[str, Any]:
@@ -58,9 +58,14 @@ def test_a_written_article_reads_back_with_every_field_as_written() -> None:
     assert read == {name: stored[name] for name in _fields(ArticleSource)}
 
 
+def test_the_fields_readers_are_not_shown_are_the_ones_the_document_adds() -> None:
+    added = set(ArticleDocument.model_computed_fields) - set(ArticleEvent.model_computed_fields)
+    assert set(DERIVED_FIELDS) == added
+
+
 def test_an_article_filtered_as_the_search_asks_still_reads() -> None:
     stored = _article()
-    filtered = {name: value for name, value in stored.items() if name not in SEARCH_EXCLUDES}
+    filtered = {name: value for name, value in stored.items() if name not in HIT_EXCLUDES}
     (hit,) = HITS.validate_python([{"_id": "x", "_source": filtered}])
     assert "body" not in hit["_source"]
     assert hit["_source"] == {name: stored[name] for name in _fields(ArticleSource) - {"body"}}
