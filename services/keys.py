@@ -1,8 +1,9 @@
 """Least-privilege Elasticsearch roles and one API key per service (`caravan keys create`).
 
 The role definitions below are the ones docs/operations.md lists (a test keeps
-the two equal), and tests/integration/test_es_security.py runs every service
-under them against the local distribution with security on. Only the indexer,
+the two equal), and tests/security/test_es_security.py runs every service with
+its own key, made by this command, against the local distribution with
+security on. Only the indexer,
 the query service and `caravan reindex` talk to Elasticsearch; ingest and the
 rate feed need no key.
 
@@ -40,8 +41,8 @@ def index_names(index_prefix: str) -> list[str]:
 def role_descriptors(index_prefix: str) -> dict[str, dict[str, Any]]:
     """Each service's role: the privileges its requests need, and no more.
 
-    `monitor` is for `_cluster/health` (every service's readiness) and the
-    language-analyser probe; `manage_index_templates` for the templates the
+    `monitor` is for `_cluster/health` (every service's readiness);
+    `manage_index_templates` for the templates the
     indexer (and reindex) put at start. The indexer creates its versioned
     indices with their alias and adds new fields to them, but cannot delete or
     re-point anything; reindex moves an alias and deletes the index it failed to
@@ -54,7 +55,7 @@ def role_descriptors(index_prefix: str) -> dict[str, dict[str, Any]]:
 
     return {
         "indexer": {
-            "cluster": ["monitor", "manage_index_templates", "cluster:admin/analyze"],
+            "cluster": ["monitor", "manage_index_templates"],
             "indices": on_indices(
                 "create_index",
                 "view_index_metadata",
@@ -64,11 +65,11 @@ def role_descriptors(index_prefix: str) -> dict[str, dict[str, Any]]:
             ),
         },
         "query": {
-            "cluster": ["monitor", "cluster:admin/analyze"],
+            "cluster": ["monitor"],
             "indices": on_indices("read"),
         },
         "reindex": {
-            "cluster": ["monitor", "manage_index_templates", "cluster:admin/analyze"],
+            "cluster": ["monitor", "manage_index_templates"],
             "indices": on_indices("manage", "read", "write"),
         },
     }

@@ -61,19 +61,19 @@ def status_fault(status: int) -> Fault:
     return Fault.ENTRY
 
 
-def larger_than_the_cluster_takes(reason: str) -> bool:
+def larger_than_the_cluster_takes(status: int, reason: str) -> bool:
     """Whether a 429 says this operation alone exceeds the indexing-pressure limit.
 
     Such an operation is refused however idle the cluster is: not overload but
     size. A single document that does not fit is the entry's fault.
     """
-    match = _PRESSURE.search(reason)
+    match = _PRESSURE.search(reason) if status == 429 else None
     return match is not None and int(match.group(1)) > int(match.group(2))
 
 
-def pressure_limit(reason: str) -> int | None:
+def pressure_limit(status: int, reason: str) -> int | None:
     """The indexing-pressure limit a 429 names, when it is one."""
-    match = _PRESSURE.search(reason)
+    match = _PRESSURE.search(reason) if status == 429 else None
     return int(match.group(2)) if match else None
 
 
@@ -110,9 +110,9 @@ def classify_request_error(exc: Exception, *, entries: int, size: int) -> Reques
         return RequestFailure(Verdict.HOLD, None, f"{type(exc).__name__}: {exc}")
     status = exc.status_code
     reason = describe_api_error(exc)
-    if status == 429 and larger_than_the_cluster_takes(reason):
+    if larger_than_the_cluster_takes(status, reason):
         return RequestFailure(Verdict.SPLIT if entries > 1 else Verdict.REJECT, status, reason)
-    limit = pressure_limit(reason) if status == 429 else None
+    limit = pressure_limit(status, reason)
     if limit is not None and entries > 1 and size > limit // 2:
         return RequestFailure(Verdict.SPLIT, status, reason)
     if status_fault(status) is Fault.CLUSTER:
@@ -132,5 +132,8 @@ def describe_error(error: Any) -> str:
     if not isinstance(error, dict):
         return str(error)
     text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
+    # A refused API key's 401 says why only here ("api key [id] has been invalidated").
+    if refused := error.get("additional_unsuccessful_credentials"):
+        text += f" ({refused})"
     cause = error.get("caused_by")
     return f"{text} (caused by {describe_error(cause)})" if cause else text

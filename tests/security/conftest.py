@@ -1,15 +1,18 @@
 """An Elasticsearch with security on, started for these tests: instance "secure" on 9293.
 
-HTTPS with a certificate from its own CA, verified by every client; the file
-realm holds the bootstrap user and one user per service with the role
-`caravan keys roles` prints (see realm.py for why users stand in for API keys).
-Each test gets its own roles and users, named after its index prefix, and
-removes them and its indices when done.
+HTTPS with a certificate from its own CA, verified by every client. Its file
+realm holds one bootstrap superuser; every service runs with its own API key,
+made by `caravan keys create` (the local distribution stores keys thanks to
+deploy/local/es-plugin.sh) and read from its file. Each test makes its own
+keys and roles, named after its index prefix, and removes them and its indices
+when done.
 """
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -19,15 +22,16 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from elasticsearch import AsyncElasticsearch, AuthenticationException, AuthorizationException
+from elasticsearch import AsyncElasticsearch, AuthenticationException
 
-from services.keys import SERVICES, role_descriptors, role_name
+from services.keys import SERVICES, role_name
 from tests.conftest import REPO, Namespace
 from tests.processes import free_port, stop_processes
-from tests.security.realm import BOOTSTRAP, FileRealm
 from tests.waiting import until
 
 PORT = 9293
+# The file-realm superuser deploy/local/elasticsearch.sh makes, for creating keys only.
+BOOTSTRAP = "caravan-bootstrap"
 URL = f"https://127.0.0.1:{PORT}"
 SCRIPT = REPO / "deploy" / "local" / "elasticsearch.sh"
 
@@ -65,13 +69,8 @@ class SecureCluster:
 
 @pytest.fixture(scope="package")
 def secure_cluster() -> Iterator[SecureCluster]:
-    # A small heap (other JVMs share two cores), and the realm and role files
-    # re-read every second so a revoked user or a changed role applies at once.
-    env = {
-        **os.environ,
-        "CARAVAN_ES_HEAP": "256m",
-        "CARAVAN_ES_SETTINGS": "resource.reload.interval.high: 1s",
-    }
+    # A small heap: other JVMs share two cores.
+    env = {**os.environ, "CARAVAN_ES_HEAP": "256m"}
     command = [str(SCRIPT), "start", "secure", str(PORT), "secure"]
     subprocess.run(command, check=True, env=env)
     yield SecureCluster(_instance_dir())
@@ -80,52 +79,83 @@ def secure_cluster() -> Iterator[SecureCluster]:
 
 @dataclass
 class Secured:
-    """One test's users, secret files and service processes on the secure cluster."""
+    """One test's API keys, their files and service processes on the secure cluster."""
 
     cluster: SecureCluster
     namespace: Namespace
-    realm: FileRealm
     workdir: Path
-    passwords: dict[str, str] = field(default_factory=dict)
+    key_ids: dict[str, str] = field(default_factory=dict)
+    retired: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     health_ports: dict[str, int] = field(default_factory=dict)
 
-    def user(self, service: str) -> str:
-        return f"caravan-{self.namespace.index_prefix}{service}"
+    @property
+    def key_dir(self) -> Path:
+        return self.workdir / "keys"
 
-    def password_file(self, service: str) -> Path:
-        return self.workdir / f"{service}.password"
+    def key_file(self, service: str) -> Path:
+        return self.key_dir / f"{service}.api-key"
 
-    async def grant(self, service: str, descriptor: dict[str, Any] | None = None) -> None:
-        """(Re)define the service's role: its own, or `descriptor` instead."""
-        prefix = self.namespace.index_prefix
-        self.realm.put_role(
-            role_name(service, prefix), descriptor or role_descriptors(prefix)[service]
+    def key(self, service: str) -> str:
+        return self.key_file(service).read_text().strip()
+
+    def bootstrap_env(self) -> dict[str, str]:
+        return {
+            **self.env(None),
+            "ELASTICSEARCH_USERNAME": BOOTSTRAP,
+            "ELASTICSEARCH_PASSWORD": self.cluster.bootstrap_password,
+        }
+
+    def create_keys(self, *services: str, expiration: str | None = None) -> str:
+        """`caravan keys create` as the bootstrap user; its output. The keys replace
+        whatever the services' files held (a rotation), the old ones stay valid."""
+        args = ["keys", "create", "--out", str(self.key_dir)]
+        args += [word for service in services for word in ("--service", service)]
+        args += ["--expiration", expiration] if expiration else []
+        created = self.caravan(self.bootstrap_env(), *args)
+        assert created.returncode == 0, created.stderr
+        for service, key_id in re.findall(
+            r"^(\w+): API key \S+ \(id (\S+)\)", created.stdout, re.M
+        ):
+            if service in self.key_ids:
+                self.retired.append(self.key_ids[service])
+            self.key_ids[service] = key_id
+        return created.stdout
+
+    async def set_privileges(self, service: str, descriptor: dict[str, Any]) -> None:
+        """Change what the service's key may do (as its owner may), in place."""
+        role = role_name(service, self.namespace.index_prefix)
+        async with self.cluster.bootstrap() as es:
+            await es.security.update_api_key(
+                id=self.key_ids[service], role_descriptors={role: descriptor}
+            )
+
+    async def invalidate(self, service: str) -> None:
+        async with self.cluster.bootstrap() as es:
+            await es.security.invalidate_api_key(ids=[self.key_ids[service]])
+
+    def client(self, service: str) -> AsyncElasticsearch:
+        return AsyncElasticsearch(
+            URL, ca_certs=str(self.cluster.ca), api_key=self.key(service), request_timeout=30
         )
 
-    async def provide_user(self, service: str) -> str:
-        """Create (or give a new password to) the service's user; the password file follows."""
-        prefix = self.namespace.index_prefix
-        password = self.realm.put_user(self.user(service), role_name(service, prefix))
-        self.passwords[service] = password
-        await self.until_authenticated(self.user(service), password)
-        return password
+    async def until_refused(self, key: str, what: str) -> None:
+        """Until the cluster refuses `key` (401): an expiry, seen from outside."""
+        async with AsyncElasticsearch(
+            URL, ca_certs=str(self.cluster.ca), api_key=key, request_timeout=30
+        ) as es:
 
-    async def until_authenticated(self, user: str, password: str) -> None:
-        """Poll until the node has read the realm and role files with this user in them."""
-        async with self.cluster.client(user, password) as es:
-
-            async def taken() -> bool:
+            async def refused() -> bool:
                 try:
-                    answer = await es.security.has_privileges(cluster=["monitor"])
-                except (AuthenticationException, AuthorizationException):
-                    return False
-                return bool(answer["has_all_requested"])
+                    await es.security.authenticate()
+                except AuthenticationException:
+                    return True
+                return False
 
-            await until(taken, f"the node to take user {user}", within=30)
+            await until(refused, what)
 
     def env(self, service: str | None, **extra: str) -> dict[str, str]:
-        """A service's environment: verified TLS, its user, its password from a file."""
+        """A service's environment: verified TLS and its own key, from its file."""
         env = {
             **os.environ,
             "ELASTICSEARCH_URL": URL,
@@ -136,11 +166,7 @@ class Secured:
         for name in ("ELASTICSEARCH_API_KEY", "ELASTICSEARCH_USERNAME", "ELASTICSEARCH_PASSWORD"):
             env.pop(name, None)
         if service is not None:
-            self.password_file(service).write_text(self.passwords[service] + "\n")
-            env |= {
-                "ELASTICSEARCH_USERNAME": self.user(service),
-                "ELASTICSEARCH_PASSWORD_FILE": str(self.password_file(service)),
-            }
+            env["ELASTICSEARCH_API_KEY_FILE"] = str(self.key_file(service))
         return env
 
     def log_path(self, name: str) -> Path:
@@ -193,7 +219,10 @@ class Secured:
         )
 
     def secrets(self) -> list[str]:
-        return [*self.passwords.values(), self.cluster.bootstrap_password]
+        """Every secret this test handed out, the keys' own halves included."""
+        keys = [path.read_text().strip() for path in self.key_dir.glob("*.api-key")]
+        halves = [base64.b64decode(key).decode().split(":", 1)[1] for key in keys]
+        return [*keys, *halves, self.cluster.bootstrap_password]
 
     def logs(self) -> str:
         return "".join(path.read_text(errors="replace") for path in self.workdir.glob("*.log"))
@@ -203,13 +232,16 @@ class Secured:
 async def secured(
     secure_cluster: SecureCluster, namespace: Namespace, tmp_path: Path
 ) -> AsyncIterator[Secured]:
-    world = Secured(secure_cluster, namespace, FileRealm(secure_cluster.home / "config"), tmp_path)
+    world = Secured(secure_cluster, namespace, tmp_path)
     yield world
     stop_processes(world.processes)
-    for service in SERVICES:
-        world.realm.delete_user(world.user(service))
-        world.realm.delete_role(role_name(service, namespace.index_prefix))
     async with secure_cluster.bootstrap() as es:
+        if ids := [*world.key_ids.values(), *world.retired]:
+            await es.security.invalidate_api_key(ids=ids)
+        for service in SERVICES:
+            await es.options(ignore_status=404).security.delete_role(
+                name=role_name(service, namespace.index_prefix)
+            )
         indices = await es.indices.get(index=f"{namespace.index_prefix}*", allow_no_indices=True)
         if indices:
             await es.indices.delete(index=",".join(indices))

@@ -1,6 +1,7 @@
-"""Elasticsearch with security on: verified TLS, one least-privilege role per service,
-refused credentials held by the indexer, rotated secrets followed from their files,
-and never a secret in a log.
+"""Elasticsearch with security on: verified TLS, one API key per service holding
+its least-privilege role, keys refused mid-run (a missing privilege, invalidated,
+expired) held by the indexer with the reason, rotated keys followed from their
+files without a restart, and never a secret in a log.
 
 Against the local distribution started with `deploy/local/elasticsearch.sh start
 secure 9293 secure` (conftest.py). Services run as processes, as in production.
@@ -17,12 +18,10 @@ from elasticsearch import AuthorizationException
 from redis.asyncio import Redis
 
 from services.keys import role_descriptors, role_name
-from shared.clients import make_elasticsearch
 from shared.index import IndexNames
 from shared.settings import ElasticsearchSettings
 from tests.conftest import REALDATA, REPO, Namespace
 from tests.integration.conftest import article, publish
-from tests.loopback import LoopbackServer, Reply
 from tests.processes import free_port
 from tests.security.conftest import Secured
 from tests.streams import entries
@@ -54,12 +53,15 @@ def _no_secret_in(secured: Secured, *outputs: str) -> None:
         assert secret not in text
 
 
-async def test_each_service_works_under_its_own_role_over_verified_tls(
+async def test_each_service_works_under_its_own_key_over_verified_tls(
     secured: Secured, redis: Redis, namespace: Namespace
 ) -> None:
+    created = secured.create_keys()
     for service in ("indexer", "query", "reindex"):
-        await secured.grant(service)
-        await secured.provide_user(service)
+        role = role_name(service, namespace.index_prefix)
+        assert f"{service}: API key {role}-" in created
+        assert f"role {role}, written to {secured.key_file(service)}" in created
+        assert secured.key_file(service).stat().st_mode & 0o777 == 0o600
     # The rate feed needs no Elasticsearch credential at all: it only publishes.
     published = secured.caravan(
         secured.env(None), "ratefeed", "--source", str(REALDATA / "cbr-xml-daily-2023-09-27.xml")
@@ -97,13 +99,17 @@ async def test_each_service_works_under_its_own_role_over_verified_tls(
     assert searched.returncode == 0, searched.stderr
     assert "of 12" in searched.stdout
 
-    # Least privilege: the indexer's role reads nothing and deletes nothing.
+    # Least privilege: the indexer's key reads nothing and deletes nothing, and the
+    # query service's writes nothing.
     refused = secured.caravan(secured.env("indexer"), "search", "Caspian")
     assert refused.returncode == 3
     assert "indices:data/read/search] is unauthorized" in refused.stderr
-    async with secured.cluster.client(secured.user("indexer"), secured.passwords["indexer"]) as es:
+    async with secured.client("indexer") as es:
         with pytest.raises(AuthorizationException, match="indices:admin/delete"):
             await es.indices.delete(index=f"{namespace.index_prefix}articles-v1")
+    async with secured.client("query") as es:
+        with pytest.raises(AuthorizationException, match="indices:data/write"):
+            await es.index(index=f"{namespace.index_prefix}articles", document={"title": "x"})
 
     # Certificate verification is on: without the CA the cluster is not trusted.
     untrusted = secured.env("query")
@@ -114,6 +120,7 @@ async def test_each_service_works_under_its_own_role_over_verified_tls(
 
     _no_secret_in(
         secured,
+        created,
         published.stdout,
         published.stderr,
         rebuilt.stdout,
@@ -124,13 +131,13 @@ async def test_each_service_works_under_its_own_role_over_verified_tls(
     )
 
 
-async def test_a_role_without_write_is_held_with_the_reason_and_resumes_once_granted(
+async def test_a_key_without_write_is_held_with_the_reason_and_resumes_once_granted(
     secured: Secured, redis: Redis, namespace: Namespace
 ) -> None:
+    secured.create_keys("indexer")
     lacking = role_descriptors(namespace.index_prefix)["indexer"]
     lacking["indices"][0]["privileges"].remove("write")
-    await secured.grant("indexer", lacking)
-    await secured.provide_user("indexer")
+    await secured.set_privileges("indexer", lacking)
     await publish(redis, namespace.streams.articles, *(article(n) for n in range(20)))
 
     secured.start_indexer()
@@ -139,77 +146,67 @@ async def test_a_role_without_write_is_held_with_the_reason_and_resumes_once_gra
     assert readiness["checks"]["writing"] is False
     reason = readiness["details"]["hold"]["reason"]
     assert "security_exception" in reason
-    assert "is unauthorized for user" in reason
+    assert "is unauthorized for API key" in reason
     assert "holding: the cluster cannot take writes" in secured.logs()
-    assert "is unauthorized for user" in secured.logs()
     assert await entries(redis, namespace.streams.deadletters) == []
     assert await _count(secured) == 0
 
-    await secured.grant("indexer")  # the operator fixes the role
+    # The operator gives the key its role back.
+    await secured.set_privileges("indexer", role_descriptors(namespace.index_prefix)["indexer"])
     await _until_count(secured, 20, "the held articles")
     wait_for(lambda: secured.hold() is None, 30, "the hold to be released")
     assert await entries(redis, namespace.streams.deadletters) == []
     _no_secret_in(secured)
 
 
-async def test_a_revoked_credential_holds_and_a_new_one_in_its_file_resumes_without_restart(
-    secured: Secured, redis: Redis, namespace: Namespace
+async def _refused_then_rotated(
+    secured: Secured, redis: Redis, namespace: Namespace, refusal: str
 ) -> None:
-    await secured.grant("indexer")
-    first = await secured.provide_user("indexer")
-    indexer = secured.start_indexer()
-    await publish(redis, namespace.streams.articles, *(article(n) for n in range(10)))
-    await _until_count(secured, 10, "the first articles")
-
-    # Revoked: the user now has another password, which the indexer does not know.
-    second = await secured.provide_user("indexer")
+    """With the indexer's key refused: held with `refusal`, nothing dead-lettered; then
+    a new key written to its file (as a Secret update does) resumes the same process."""
     await publish(redis, namespace.streams.articles, *(article(n) for n in range(10, 25)))
     wait_for(lambda: (secured.hold() or {}).get("for_seconds", 0) >= 3, 60, "a hold")
     readiness = secured.readiness()
     assert readiness["ready"] is False
     assert readiness["checks"]["elasticsearch"] is False
     assert readiness["checks"]["writing"] is False
-    assert "unable to authenticate user" in readiness["details"]["hold"]["reason"]
+    assert refusal in readiness["details"]["hold"]["reason"]
     assert await entries(redis, namespace.streams.deadletters) == []
 
-    # The rotated secret reaches the file (as a Kubernetes Secret update does).
-    secured.password_file("indexer").write_text(second + "\n")
+    secured.create_keys("indexer")
     await _until_count(secured, 25, "the held articles")
     wait_for(lambda: secured.readiness().get("ready") is True, 30, "the indexer to be ready")
-    assert indexer.poll() is None  # the same process: no restart
     assert await entries(redis, namespace.streams.deadletters) == []
     assert "elasticsearch credential read again from its file" in secured.logs()
-    secured.passwords["indexer-first"] = first
     _no_secret_in(secured)
 
 
-async def test_an_api_key_file_is_read_again_when_it_changes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_an_invalidated_key_holds_and_a_rotated_one_resumes_without_restart(
+    secured: Secured, redis: Redis, namespace: Namespace
 ) -> None:
-    # No API key can be stored by the minimal distribution (realm.py), so a
-    # loopback cluster shows what the client sends: the key the file holds now.
-    server = LoopbackServer()
-    server.routes["/_cluster/health"] = lambda _: Reply(
-        200,
-        b'{"status": "green"}',
-        {"Content-Type": "application/json", "X-Elastic-Product": "Elasticsearch"},
-    )
-    key_file = tmp_path / "indexer.api-key"
-    key_file.write_text("first-key\n")
-    monkeypatch.setenv("ELASTICSEARCH_API_KEY_FILE", str(key_file))
-    server.start()
-    try:
-        es = make_elasticsearch(ElasticsearchSettings(url=server.url("")))
-        await es.cluster.health()
-        key_file.write_text("second-key-of-another-length\n")
-        # Through a copy made by options(), as the readiness probe makes one.
-        await es.options(request_timeout=5).cluster.health()
-        await es.close()
-    finally:
-        server.stop()
+    secured.create_keys("indexer")
+    indexer = secured.start_indexer()
+    await publish(redis, namespace.streams.articles, *(article(n) for n in range(10)))
+    await _until_count(secured, 10, "the first articles")
 
-    sent = [hit.headers["authorization"] for hit in server.hits]
-    assert sent == ["ApiKey first-key", "ApiKey second-key-of-another-length"]
+    await secured.invalidate("indexer")
+    await _refused_then_rotated(secured, redis, namespace, "has been invalidated")
+    assert indexer.poll() is None  # the same process: no restart
+
+
+async def test_a_key_that_expires_mid_run_holds_and_its_successor_resumes(
+    secured: Secured, redis: Redis, namespace: Namespace
+) -> None:
+    secured.create_keys("indexer")
+    indexer = secured.start_indexer()
+    await publish(redis, namespace.streams.articles, *(article(n) for n in range(10)))
+    await _until_count(secured, 10, "the first articles")
+
+    # A short-lived key replaces the first in its file, and runs out.
+    secured.create_keys("indexer", expiration="3s")
+    await secured.until_refused(secured.key("indexer"), "the short-lived key to expire")
+    await _refused_then_rotated(secured, redis, namespace, "api key is expired")
+    assert indexer.poll() is None
 
 
 def test_a_key_set_directly_wins_and_its_file_is_not_followed(
@@ -236,20 +233,3 @@ def test_the_roles_in_the_operations_guide_are_the_ones_the_services_get() -> No
     assert documented == {
         role_name(service, ""): descriptor for service, descriptor in role_descriptors("").items()
     }
-
-
-def test_keys_create_says_why_the_minimal_distribution_cannot_hold_keys(
-    secured: Secured, tmp_path: Path
-) -> None:
-    # Tripwire: once the local distribution can store keys, test them directly.
-    env = {
-        **secured.env(None),
-        "ELASTICSEARCH_USERNAME": "caravan-bootstrap",
-        "ELASTICSEARCH_PASSWORD": secured.cluster.bootstrap_password,
-    }
-    created = secured.caravan(env, "keys", "create", "--out", str(tmp_path / "keys"))
-
-    assert created.returncode == 3
-    assert "Unknown filter type [pattern_capture]" in created.stderr
-    assert secured.cluster.bootstrap_password not in created.stdout + created.stderr
-    assert not list((tmp_path / "keys").iterdir())

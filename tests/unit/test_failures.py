@@ -12,6 +12,7 @@ from services.indexer.bulk import Outcome, classify_item
 from services.indexer.failures import (
     Verdict,
     classify_request_error,
+    describe_error,
     larger_than_the_cluster_takes,
 )
 from services.indexer.ledger import bounded, event_id_of, read_note
@@ -90,12 +91,15 @@ def test_a_request_refused_for_its_content_is_narrowed_down(status: int) -> None
 
 
 def test_pressure_parsing() -> None:
-    assert larger_than_the_cluster_takes(PRESSURE.format(op=2097153))
-    assert not larger_than_the_cluster_takes(PRESSURE.format(op=2097152))
-    assert not larger_than_the_cluster_takes(FLOOD)
+    assert larger_than_the_cluster_takes(429, PRESSURE.format(op=2097153))
+    assert not larger_than_the_cluster_takes(429, PRESSURE.format(op=2097152))
+    assert not larger_than_the_cluster_takes(429, FLOOD)
+    # The limit is named only in a 429; another status is never the pressure rule.
+    assert not larger_than_the_cluster_takes(503, PRESSURE.format(op=2097153))
     assert larger_than_the_cluster_takes(
+        429,
         "rejected execution of primary operation [primary_operation_bytes=9000, "
-        "max_primary_bytes=100]"
+        "max_primary_bytes=100]",
     )
 
 
@@ -151,3 +155,15 @@ def test_a_request_near_the_pressure_limit_is_split_not_held_forever() -> None:
     # A small request refused so is the cluster's load: held.
     assert classify_request_error(exc, entries=10, size=240_800).verdict is Verdict.HOLD
     assert classify_request_error(exc, entries=1, size=24_080).verdict is Verdict.HOLD
+
+
+def test_a_refused_api_key_says_why_in_the_hold_reason() -> None:
+    refused = {
+        "type": "security_exception",
+        "reason": "unable to authenticate with provided credentials",
+        "additional_unsuccessful_credentials": "API key: api key [k1] has been invalidated",
+    }
+    assert describe_error(refused) == (
+        "security_exception: unable to authenticate with provided credentials "
+        "(API key: api key [k1] has been invalidated)"
+    )
