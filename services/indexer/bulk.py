@@ -47,7 +47,7 @@ def classify_item(item: dict[str, Any]) -> ItemResult:
     reason = describe_error(error) if error is not None else f"HTTP {status}"
     if status == 409:
         return ItemResult(Outcome.STALE, status, reason)
-    if status == 429 and larger_than_the_cluster_takes(reason):
+    if larger_than_the_cluster_takes(status, reason):
         return ItemResult(Outcome.REJECTED, status, reason)
     if status_fault(status) is Fault.CLUSTER:
         return ItemResult(Outcome.HOLD, status, reason)
