@@ -171,14 +171,13 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
         auth["api_key"] = settings.api_key.get_secret_value()
     elif settings.username and settings.password:
         auth["basic_auth"] = (settings.username, settings.password.get_secret_value())
-    # A secret read from a *_FILE is followed: rotating it needs no restart.
-    followed = (
-        settings.api_key_file
-        if settings.api_key
-        else settings.password_file
-        if settings.username and settings.password
-        else None
-    )
+    # A secret read from a *_FILE is followed: rotating it needs no restart, and one
+    # not there yet at start is sent once it appears (refused meanwhile: the services wait).
+    followed: Path | None = None
+    if settings.api_key_file:
+        followed, username = settings.api_key_file, None
+    elif settings.password_file and settings.username and not settings.api_key:
+        followed, username = settings.password_file, settings.username
     if followed is not None:
         auth["transport_class"] = _FileCredentialTransport
     es = AsyncElasticsearch(
@@ -193,7 +192,7 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
     if followed is not None:
         transport = cast("_FileCredentialTransport", es.transport)
         transport.secret = SecretFile(followed)
-        transport.username = None if settings.api_key else settings.username
+        transport.username = username
     return es
 
 

@@ -6,7 +6,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +18,10 @@ class _Settings(BaseSettings):
     The `_FILE` form lets containers mount secrets instead of exposing them in env.
     """
 
+    # Secrets whose file the client follows (shared/clients.py): one not there yet at
+    # start (a key an init job is still making) is waited for, not a failed start.
+    _followed: ClassVar[frozenset[str]] = frozenset()
+
     @model_validator(mode="before")
     @classmethod
     def _read_secret_files(cls, data: object) -> object:
@@ -25,9 +29,15 @@ class _Settings(BaseSettings):
             return data
         prefix = cls.model_config.get("env_prefix", "")
         for name in cls.model_fields:
-            path = os.environ.get(f"{prefix}{name}_FILE".upper())
-            if path and name not in data:
+            variable = f"{prefix}{name}_FILE".upper()
+            path = os.environ.get(variable)
+            if not path or name in data:
+                continue
+            try:
                 data[name] = Path(path).read_text(encoding="utf-8").strip()
+            except FileNotFoundError as exc:
+                if name not in cls._followed:
+                    raise ValueError(f"{variable}: no file at {path}") from exc
         return data
 
 
@@ -60,6 +70,7 @@ class ElasticsearchSettings(_Settings):
     # a rotated key is used without a restart (shared/clients.py).
     api_key_file: Path | None = None
     password_file: Path | None = None
+    _followed: ClassVar[frozenset[str]] = frozenset({"api_key", "password"})
 
     @model_validator(mode="before")
     @classmethod

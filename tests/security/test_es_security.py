@@ -233,3 +233,18 @@ def test_the_roles_in_the_operations_guide_are_the_ones_the_services_get() -> No
     assert documented == {
         role_name(service, ""): descriptor for service, descriptor in role_descriptors("").items()
     }
+
+
+async def test_an_indexer_started_before_its_key_exists_waits_for_it(
+    secured: Secured, redis: Redis, namespace: Namespace
+) -> None:
+    # As under compose or an init job: the service is up before the key is made.
+    await publish(redis, namespace.streams.articles, *(article(n) for n in range(5)))
+    indexer = secured.start_indexer()
+    wait_for(lambda: "waiting for elasticsearch" in secured.logs(), 60, "the indexer to wait")
+    assert indexer.poll() is None
+
+    secured.create_keys("indexer")
+    await _until_count(secured, 5, "the articles")
+    assert await entries(redis, namespace.streams.deadletters) == []
+    _no_secret_in(secured)

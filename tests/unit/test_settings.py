@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings, Settings
 
@@ -109,3 +109,24 @@ def test_the_bundle_reads_every_group_from_the_environment_once(
 
     assert (settings.query.port, settings.indexer.batch_size) == (9999, 7)
     assert settings.elasticsearch.password == SecretStr("s3cret")
+
+
+def test_a_followed_key_file_not_there_yet_is_waited_for_not_a_failed_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    later = tmp_path / "indexer.api-key"
+    monkeypatch.setenv("ELASTICSEARCH_API_KEY_FILE", str(later))
+
+    settings = ElasticsearchSettings()
+
+    assert settings.api_key is None
+    assert settings.api_key_file == later
+
+
+def test_any_other_secret_file_missing_is_a_clear_settings_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD_FILE", str(tmp_path / "nowhere"))
+
+    with pytest.raises(ValidationError, match=r"REDIS_PASSWORD_FILE: no file at .*nowhere"):
+        RedisSettings()
