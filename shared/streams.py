@@ -1,4 +1,4 @@
-"""Stream names and the wire format of a stream entry.
+"""Stream names, the wire format of a stream entry, and what is asked of a publisher.
 
 An entry holds one field, `__data__` (the field FastStream reads and writes),
 whose value is the event as UTF-8 JSON. No envelope and no binary framing, so a
@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from faststream.message import encode_message
 from faststream.redis.message import DATA_KEY
@@ -45,6 +45,19 @@ class Streams:
     def consumed(self) -> tuple[str, str]:
         """The streams the indexer consumes."""
         return (self.articles, self.quotes)
+
+
+Event_contra = TypeVar("Event_contra", contravariant=True)
+
+
+class Publisher(Protocol[Event_contra]):
+    """The one call the services make on a stream publisher: publish an event.
+
+    `broker.publisher(stream=...)` returns FastStream's StreamPublisher, a class the
+    package does not export: the services depend on this call, not on that class.
+    """
+
+    async def publish(self, message: Event_contra, /) -> object: ...
 
 
 class Encoder(Protocol):

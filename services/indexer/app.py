@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Awaitable, Iterator
 
 from faststream.redis import StreamSub
-from faststream.redis.publisher.usecase import StreamPublisher
 
 from services.indexer.consumer import Consumer
 from services.indexer.ledger import SERVICE
@@ -23,11 +22,12 @@ from shared.health import Readiness, redis_ready
 from shared.index import IndexNames
 from shared.service import BackgroundService, ServiceContext
 from shared.settings import Settings
+from shared.streams import Publisher
 
 HEALTH_PORT = 8083
 
 
-def deadletters_publisher(ctx: ServiceContext) -> StreamPublisher:
+def deadletters_publisher(ctx: ServiceContext) -> Publisher[DeadLetter]:
     return ctx.broker.publisher(
         stream=StreamSub(ctx.streams.deadletters, maxlen=ctx.streams.maxlen),
         schema=DeadLetter,

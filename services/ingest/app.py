@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 
 from faststream.redis import StreamSub
-from faststream.redis.publisher.usecase import StreamPublisher
 
 from services.ingest.backpressure import Backpressure
 from services.ingest.kinds import Kind
@@ -25,11 +24,12 @@ from shared.sandbox import Sandbox, SandboxLimits
 from shared.service import BackgroundService, ServiceContext
 from shared.settings import FetchSettings, IngestSettings, Settings, default_consumer
 from shared.ssrf import AllowList
+from shared.streams import Publisher
 
 SERVICE = "ingest"
 
 
-def articles_publisher(ctx: ServiceContext) -> StreamPublisher:
+def articles_publisher(ctx: ServiceContext) -> Publisher[ArticleEvent]:
     return ctx.broker.publisher(
         stream=StreamSub(ctx.streams.articles, maxlen=ctx.streams.maxlen),
         schema=ArticleEvent,
@@ -74,7 +74,9 @@ def page_sandbox(limits: SandboxLimits) -> Sandbox:
 
 
 @asynccontextmanager
-async def _ingestor(ctx: ServiceContext, publisher: StreamPublisher) -> AsyncIterator[Ingestor]:
+async def _ingestor(
+    ctx: ServiceContext, publisher: Publisher[ArticleEvent]
+) -> AsyncIterator[Ingestor]:
     settings = ctx.settings.ingest
     redis = make_redis(ctx.redis_settings)
     fetcher = PoliteFetcher(fetch_policy(ctx.common.user_agent, settings, ctx.settings.fetch))

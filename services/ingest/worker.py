@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import structlog
-from faststream.redis.publisher.usecase import StreamPublisher
 from opentelemetry import trace
 from redis.exceptions import RedisError
 
@@ -52,6 +51,7 @@ from shared.fetch import FetchError
 from shared.fetcher import Fetched, HostDeferred, PoliteFetcher, Refused
 from shared.leases import Fence, LeaseLost, WorkShare
 from shared.sandbox import Sandbox
+from shared.streams import Publisher
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -173,7 +173,7 @@ def first_of_each(items: Iterable[T], key: Callable[[T], str]) -> tuple[list[T],
 class Ingestor:
     def __init__(
         self,
-        publisher: StreamPublisher,
+        publisher: Publisher[ArticleEvent],
         fetcher: PoliteFetcher,
         state: IngestState,
         sandbox: Sandbox,

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from faststream.redis import StreamSub
-from faststream.redis.publisher.usecase import StreamPublisher
 
 from services.ratefeed.catalog import DOCUMENT_PARSERS
 from services.ratefeed.config import Provider, RatesConfig, load_rates_config
@@ -33,11 +32,12 @@ from shared.leases import Lease, WorkShare, lead
 from shared.service import BackgroundService, ServiceContext
 from shared.settings import FetchSettings, RateFeedSettings, Settings, default_consumer
 from shared.ssrf import AllowList
+from shared.streams import Publisher
 
 SERVICE = "ratefeed"
 
 
-def quotes_publisher(ctx: ServiceContext) -> StreamPublisher:
+def quotes_publisher(ctx: ServiceContext) -> Publisher[QuoteEvent]:
     return ctx.broker.publisher(
         stream=StreamSub(ctx.streams.quotes, maxlen=ctx.streams.maxlen),
         schema=QuoteEvent,
@@ -47,7 +47,7 @@ def quotes_publisher(ctx: ServiceContext) -> StreamPublisher:
     )
 
 
-def quarantine_publisher(ctx: ServiceContext) -> StreamPublisher:
+def quarantine_publisher(ctx: ServiceContext) -> Publisher[DeadLetter]:
     return ctx.broker.publisher(
         stream=StreamSub(ctx.streams.deadletters, maxlen=ctx.streams.maxlen),
         schema=DeadLetter,

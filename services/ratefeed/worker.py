@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import structlog
-from faststream.redis.publisher.usecase import StreamPublisher
 from opentelemetry import trace
 from structlog.contextvars import bound_contextvars
 
@@ -43,6 +42,7 @@ from shared.fetch import FetchError
 from shared.fetcher import PoliteFetcher
 from shared.index import CURRENCIES
 from shared.leases import Fence
+from shared.streams import Publisher
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -60,8 +60,8 @@ class Reading:
 class Outlets:
     """Where quotes go, where quarantined ones go, the memory of the last rates, the rules."""
 
-    quotes: StreamPublisher
-    quarantine: StreamPublisher
+    quotes: Publisher[QuoteEvent]
+    quarantine: Publisher[DeadLetter]
     quotes_stream: str
     store: LastRateStore
     confirmations: int
