@@ -114,14 +114,24 @@ def write_secret(path: Path, secret: str) -> None:
         raise
 
 
+def key_path(out: str, service: str) -> Path:
+    """Where a service's key goes: `out/SERVICE.api-key`, `{service}` in `out` replaced
+    (`/run/keys/{service}`: a directory per service, each mounted into that service only)."""
+    return Path(out.replace("{service}", service)) / f"{service}.api-key"
+
+
 async def create_keys(
     es: AsyncElasticsearch,
     index_prefix: str,
-    out_dir: Path,
+    out: str,
     expiration: str | None = None,
     services: tuple[str, ...] = SERVICES,
+    *,
+    if_missing: bool = False,
 ) -> list[CreatedKey]:
-    """Put each service's role and create its key, written to `out_dir/SERVICE.api-key`.
+    """Put each service's role and create its key, written to `key_path(out, SERVICE)`;
+    with `if_missing`, only for services that have no key file yet (an init job run
+    on every start makes each key once).
 
     The roles are for users who authenticate with a password instead; a key
     carries its role inline (API keys cannot refer to named roles).
@@ -130,6 +140,10 @@ async def create_keys(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     created = []
     for service in services:
+        path = key_path(out, service)
+        if if_missing and path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
         role = role_name(service, index_prefix)
         await es.security.put_role(name=role, **descriptors[service])
         answer = await es.security.create_api_key(
@@ -138,17 +152,23 @@ async def create_keys(
             expiration=expiration,
             metadata={"caravan_service": service},
         )
-        path = out_dir / f"{service}.api-key"
         write_secret(path, answer["encoded"])
         created.append(CreatedKey(service, role, answer["name"], answer["id"], path))
     return created
 
 
 async def _create_configured(
-    settings: Settings, out_dir: Path, expiration: str | None, services: tuple[str, ...]
+    settings: Settings, args: argparse.Namespace, services: tuple[str, ...]
 ) -> list[CreatedKey]:
     async with make_elasticsearch(settings.elasticsearch) as es:
-        return await create_keys(es, settings.common.index_prefix, out_dir, expiration, services)
+        return await create_keys(
+            es,
+            settings.common.index_prefix,
+            args.out,
+            args.expiration,
+            services,
+            if_missing=args.if_missing,
+        )
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -168,7 +188,17 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="put the roles and create one API key per service, each written to "
         "DIR/SERVICE.api-key (mode 600) for ELASTICSEARCH_API_KEY_FILE",
     )
-    create.add_argument("--out", type=Path, required=True, metavar="DIR")
+    create.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="where the keys go; {service} in it is replaced, for a directory per service",
+    )
+    create.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="only for services without a key file yet (an init job run on every start)",
+    )
     create.add_argument(
         "--expiration",
         metavar="DURATION",
@@ -197,9 +227,11 @@ def _print_roles(_: argparse.Namespace, settings: Settings) -> None:
 
 
 def _create(args: argparse.Namespace, settings: Settings) -> None:
-    args.out.mkdir(parents=True, exist_ok=True)
     services = tuple(args.service or SERVICES)
-    for key in asyncio.run(_create_configured(settings, args.out, args.expiration, services)):
+    created = asyncio.run(_create_configured(settings, args, services))
+    for service in sorted(set(services) - {key.service for key in created}):
+        print(f"{service}: key file already there, {key_path(args.out, service)}")
+    for key in created:
         # Names and ids only: the secret goes to its file and nowhere else.
         print(
             f"{key.service}: API key {key.name} (id {key.key_id}), role {key.role}, "

@@ -10,6 +10,7 @@ secure 9293 secure` (conftest.py). Services run as processes, as in production.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -248,3 +249,22 @@ async def test_an_indexer_started_before_its_key_exists_waits_for_it(
     await _until_count(secured, 5, "the articles")
     assert await entries(redis, namespace.streams.deadletters) == []
     _no_secret_in(secured)
+
+
+def test_an_init_job_makes_each_key_once_in_a_directory_of_its_own(
+    secured: Secured, tmp_path: Path
+) -> None:
+    out = str(tmp_path / "per-service" / "{service}")
+    command = ["keys", "create", "--out", out, "--service", "indexer", "--service", "query"]
+    first = secured.caravan(secured.bootstrap_env(), *command, "--if-missing")
+    assert first.returncode == 0, first.stderr
+    files = [tmp_path / "per-service" / s / f"{s}.api-key" for s in ("indexer", "query")]
+    keys = [path.read_text() for path in files]
+    secured.key_ids |= dict(re.findall(r"^(\w+): API key \S+ \(id (\S+)\)", first.stdout, re.M))
+
+    again = secured.caravan(secured.bootstrap_env(), *command, "--if-missing")
+
+    assert again.returncode == 0, again.stderr
+    assert f"indexer: key file already there, {files[0]}" in again.stdout
+    assert "API key" not in again.stdout
+    assert [path.read_text() for path in files] == keys
