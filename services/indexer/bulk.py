@@ -17,7 +17,7 @@ from services.indexer.failures import (
 )
 
 
-class Outcome(enum.Enum):
+class ItemOutcome(enum.Enum):
     STORED = "stored"
     STALE = "stale"
     """A version conflict: the index already holds this version or a newer one."""
@@ -29,13 +29,13 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True)
 class ItemResult:
-    outcome: Outcome
+    outcome: ItemOutcome
     status: int
     reason: str = ""
 
     @property
     def done(self) -> bool:
-        return self.outcome in (Outcome.STORED, Outcome.STALE)
+        return self.outcome in (ItemOutcome.STORED, ItemOutcome.STALE)
 
 
 def classify_item(item: dict[str, Any]) -> ItemResult:
@@ -43,15 +43,15 @@ def classify_item(item: dict[str, Any]) -> ItemResult:
     status = int(result.get("status", 500))
     error = result.get("error")
     if error is None and status < 300:
-        return ItemResult(Outcome.STORED, status)
+        return ItemResult(ItemOutcome.STORED, status)
     reason = describe_error(error) if error is not None else f"HTTP {status}"
     if status == 409:
-        return ItemResult(Outcome.STALE, status, reason)
+        return ItemResult(ItemOutcome.STALE, status, reason)
     if larger_than_the_cluster_takes(status, reason):
-        return ItemResult(Outcome.REJECTED, status, reason)
+        return ItemResult(ItemOutcome.REJECTED, status, reason)
     if status_fault(status) is Fault.CLUSTER:
-        return ItemResult(Outcome.HOLD, status, reason)
-    return ItemResult(Outcome.REJECTED, status, reason)
+        return ItemResult(ItemOutcome.HOLD, status, reason)
+    return ItemResult(ItemOutcome.REJECTED, status, reason)
 
 
 def classify_response(response: dict[str, Any]) -> list[ItemResult]:

@@ -30,7 +30,7 @@ import structlog
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from services.indexer.bulk import Outcome, classify_response
+from services.indexer.bulk import ItemOutcome, classify_response
 from services.indexer.decode import Invalid, decode_entry
 from services.indexer.documents import BulkAction, stored_source
 from services.indexer.mappings import ensure_indices
@@ -169,9 +169,9 @@ async def _copy(
             dict(await es.bulk(operations=operations, filter_path=BULK_RESPONSE))
         )
         for action, result in zip(page, results, strict=True):
-            if result.outcome is Outcome.STORED:
+            if result.outcome is ItemOutcome.STORED:
                 tally.stored += 1
-            elif result.outcome is Outcome.STALE:
+            elif result.outcome is ItemOutcome.STALE:
                 tally.stale += 1
             else:
                 log.warning("document not copied", id=action.doc_id, reason=result.reason)

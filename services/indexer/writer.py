@@ -32,7 +32,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from services.indexer import metrics
-from services.indexer.bulk import ItemResult, Outcome, classify_response
+from services.indexer.bulk import ItemOutcome, ItemResult, classify_response
 from services.indexer.concurrency import AdaptiveLimit
 from services.indexer.documents import BulkAction
 from services.indexer.failures import Fault, Verdict, classify_request_error
@@ -219,7 +219,7 @@ class Writer:
                 await self._hold_for(work, failure.reason, attempt)
                 continue
             _trace_written(work, results, started_ns)
-            work = await self._settle(work, results)
+            work = await self._settle_items(work, results)
             if not work:
                 # Released only by an answer with nothing held: a bulk request answered
                 # 200 whose items all meet an index block is still the cluster refusing.
@@ -227,7 +227,7 @@ class Writer:
             else:
                 attempt += 1
                 reasons = "; ".join(
-                    sorted({r.reason for r in results if r.outcome is Outcome.HOLD})
+                    sorted({r.reason for r in results if r.outcome is ItemOutcome.HOLD})
                 )
                 await self._hold_for(work, reasons, attempt)
 
@@ -262,7 +262,7 @@ class Writer:
         metrics.IN_FLIGHT_LIMIT.set(self._limit.limit)
         return classify_response(dict(response))
 
-    async def _settle(self, work: Work, results: list[ItemResult]) -> Work:
+    async def _settle_items(self, work: Work, results: list[ItemResult]) -> Work:
         """Acknowledge what is done, dead-letter what is refused; return what to hold."""
         done: list[Entry] = []
         held: Work = []
@@ -271,7 +271,7 @@ class Writer:
             outcomes[action.index, result.outcome.value] += 1
             if result.done:
                 done.append(entry)
-            elif result.outcome is Outcome.REJECTED:
+            elif result.outcome is ItemOutcome.REJECTED:
                 await self._ledger.dead_letter(
                     entry, f"Elasticsearch{result.status}", result.reason
                 )

@@ -206,25 +206,30 @@ def without_link_teasers(text: str, tree: HtmlElement) -> str:
         return text
     # trafilatura writes a list item as "- item".
     return "\n\n".join(
-        p for p in text.split("\n\n") if _one_line(p).removeprefix("- ") not in teasers
+        p for p in text.split("\n\n") if _single_spaced(p).removeprefix("- ") not in teasers
     )
 
 
 def _link_shares(tree: HtmlElement) -> Iterator[tuple[str, float]]:
     """Each short paragraph or list item's text with the share of it that is link text."""
     for block in _LINKED_BLOCKS(tree):
-        text = _one_line(block.text_content())
+        text = _single_spaced(block.text_content())
         if text and len(text) <= _TEASER_MAX_CHARS:
-            linked = sum(len(_one_line(link.text_content())) for link in block.iter("a"))
+            linked = sum(len(_single_spaced(link.text_content())) for link in block.iter("a"))
             yield text, linked / len(text)
 
 
 def restore_lead(text: str, description: str, tree: HtmlElement) -> str:
     """The page's description as the first paragraph, when the page shows it as its
     lead (see lead_beside_body) but the extracted text lacks it."""
-    lead = _one_line(description)
+    lead = _single_spaced(description)
     first = text.partition("\n\n")[0]
-    if not lead or not first or lead in _one_line(text) or not lead_beside_body(tree, lead, first):
+    if (
+        not lead
+        or not first
+        or lead in _single_spaced(text)
+        or not lead_beside_body(tree, lead, first)
+    ):
         return text
     return f"{description}\n\n{text}"
 
@@ -242,7 +247,7 @@ def lead_beside_body(tree: HtmlElement, lead: str, first_paragraph: str) -> bool
     body_block = _block_with(tree, first_paragraph)
     if lead_block is None or body_block is None or lead_block.tag in _HEADINGS:
         return False
-    if lead not in _one_line(lead_block.text_content()):  # a teaser that starts alike
+    if lead not in _single_spaced(lead_block.text_content()):  # a teaser that starts alike
         return False
     if any(ancestor.tag == "header" for ancestor in lead_block.iterancestors()):
         return False
@@ -252,7 +257,7 @@ def lead_beside_body(tree: HtmlElement, lead: str, first_paragraph: str) -> bool
 
 def _block_with(tree: HtmlElement, text: str) -> HtmlElement | None:
     """The element whose own text starts like `text` (whitespace collapsed), if any."""
-    needle = _one_line(text)[:_NEEDLE_CHARS]
+    needle = _single_spaced(text)[:_NEEDLE_CHARS]
     for node in _TEXT_CONTAINING(tree, needle=needle):
         element: HtmlElement | None = node.getparent()
         if element is not None and node.is_tail:
@@ -262,7 +267,8 @@ def _block_with(tree: HtmlElement, text: str) -> HtmlElement | None:
     return None
 
 
-def _one_line(text: str) -> str:
+def _single_spaced(text: str) -> str:
+    """Each whitespace run one space: the text as compared and measured, not as shown."""
     return " ".join(text.split())
 
 

@@ -137,7 +137,7 @@ def _article_links(root: Any, base: str) -> list[ListingLink]:
     found: dict[str, ListingLink] = {}
     for anchor in root.iter("a"):
         url = _absolute(base, anchor.get("href"))
-        title = _one_line(anchor.text_content())
+        title = _clean_line(anchor.text_content())
         if (
             not url
             or len(title) < _MIN_TITLE_CHARS
@@ -167,7 +167,7 @@ def _excerpt(anchor: Any, title: str) -> str:
     """The text of the headline's block (its <article>, <li> or <div>), minus the headline."""
     for ancestor in anchor.iterancestors():
         if ancestor.tag in _BLOCK_TAGS:
-            return _one_line(_one_line(ancestor.text_content()).replace(title, "", 1))
+            return _clean_line(_clean_line(ancestor.text_content()).replace(title, "", 1))
     return ""
 
 
@@ -176,13 +176,14 @@ def _next_page(root: Any, base: str) -> str | None:
         if "next" in (element.get("rel") or "").lower().split():
             return _absolute(base, element.get("href"))
     for anchor in root.iter("a"):
-        label = _one_line(anchor.text_content()).lower()
+        label = _clean_line(anchor.text_content()).lower()
         if label in _NEXT_TEXTS or (anchor.get("aria-label") or "").lower() in _NEXT_TEXTS:
             return _absolute(base, anchor.get("href"))
     return None
 
 
-def _one_line(text: str) -> str:
+def _clean_line(text: str) -> str:
+    """One line of text as shown: single spaces, no invisible characters, NFC."""
     return normalize_whitespace(" ".join(text.split()))
 
 

@@ -1,6 +1,6 @@
 """Whether a provider's new rate is published, held as a jump, or completes a held move.
 
-Pure: the accepted baseline, the held quotes and the candidate in, an Outcome out.
+Pure: the accepted baseline, the held quotes and the candidate in, a JumpOutcome out.
 
 - Time. A move is judged against the same provider's previous quote. Quotes at most
   `gap_after_days` calendar days apart are consecutive business days (Friday to
@@ -58,7 +58,7 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class JumpOutcome:
     publish: tuple[Step, ...] = ()
     baseline: LastRate | None = None
     """The new accepted rate to remember, or None to leave the stored one."""
@@ -137,19 +137,19 @@ def assess(
     rate: Decimal,
     confirmed: bool,
     policy: JumpPolicy,
-) -> Outcome:
+) -> JumpOutcome:
     """What to do with a provider's rate of `as_of` for one currency."""
     if any(h.as_of == as_of and h.rate == rate for h in held):
-        return Outcome()  # held already: its dead letter exists, a re-poll adds none
+        return JumpOutcome()  # held already: its dead letter exists, a re-poll adds none
     held = tuple(h for h in held if h.as_of < as_of)
     if last is None:
-        return Outcome((step(None, as_of, rate, policy),), LastRate(as_of, rate), ())
+        return JumpOutcome((step(None, as_of, rate, policy),), LastRate(as_of, rate), ())
     if as_of < last.as_of:
         # A late or historical document: for history, without a change.
-        return Outcome((step(None, as_of, rate, policy),))
+        return JumpOutcome((step(None, as_of, rate, policy),))
     if as_of == last.as_of:
         if rate == last.rate:
-            return Outcome()
+            return JumpOutcome()
         # A correction of the baseline's day: judged against the day before it.
         before = (
             Held(last.previous_as_of, last.previous_rate)
@@ -167,42 +167,44 @@ def _move(
     rate: Decimal,
     confirmed: bool,
     policy: JumpPolicy,
-) -> Outcome:
+) -> JumpOutcome:
     candidate = Held(as_of, rate)
     if before is None:
-        return Outcome((step(None, as_of, rate, policy),), LastRate(as_of, rate), ())
+        return JumpOutcome((step(None, as_of, rate, policy),), LastRate(as_of, rate), ())
     move = change_pct(rate, before.rate)
     if abs(move) <= bound(before.as_of, as_of, policy):
         # Within the bound of the accepted level: anything held was a blip.
-        return Outcome((step(before, as_of, rate, policy),), _remembered([candidate], before), ())
+        return JumpOutcome(
+            (step(before, as_of, rate, policy),), _remembered([candidate], before), ()
+        )
     same_side = [h for h in held if (h.rate > before.rate) == (rate > before.rate)]
     moved = [*same_side, candidate] if len(same_side) == len(held) else [candidate]
     if confirmed or len(moved) > policy.confirmations:
         flag = CONFIRMED if confirmed else REPEATED
-        return Outcome(chain(before, moved, policy, flag), _remembered(moved, before), ())
+        return JumpOutcome(chain(before, moved, policy, flag), _remembered(moved, before), ())
     reason = (
         f"moved {move:.4f}% from {before.rate} ({before.as_of}) to {rate} ({as_of}), "
         f"beyond the {bound(before.as_of, as_of, policy):.2f}% bound, and no other "
         f"provider confirms it; published once the next {policy.confirmations} "
         "as-of dates repeat it, or on `caravan ratefeed release`"
     )
-    return Outcome(
+    return JumpOutcome(
         held=tuple(moved), quarantine=reason, held_step=step(before, as_of, rate, policy)
     )
 
 
 def release(
     last: LastRate | None, held: tuple[Held, ...], as_of: date, policy: JumpPolicy
-) -> Outcome:
+) -> JumpOutcome:
     """An operator accepts the held quote of `as_of`: it and the held ones before it."""
     released = [h for h in held if h.as_of <= as_of]
     if not released or released[-1].as_of != as_of:
-        return Outcome()
+        return JumpOutcome()
     before = Held(last.as_of, last.rate) if last else None
     # Released behind a newer accepted rate (the level came back meanwhile), it is
     # history: published, and the newer rate stays the baseline.
     moves_on = last is None or as_of > last.as_of
-    return Outcome(
+    return JumpOutcome(
         chain(before, released, policy, RELEASED),
         _remembered(released, before) if moves_on else None,
         tuple(h for h in held if h.as_of > as_of),

@@ -30,7 +30,7 @@ from services.ratefeed.asof import check_not_future, days, local_today, stale_af
 from services.ratefeed.catalog import detect, parse_document
 from services.ratefeed.config import Provider, RatesConfig
 from services.ratefeed.crosscheck import Candidate, comparable, confirmed, disagreements
-from services.ratefeed.jumps import Held, JumpPolicy, Outcome, Step, assess, release
+from services.ratefeed.jumps import Held, JumpOutcome, JumpPolicy, Step, assess, release
 from services.ratefeed.peg import pegged_rates
 from services.ratefeed.providers import OfficialRates, RatesError
 from services.ratefeed.rates import usd_rates, within_bounds
@@ -150,7 +150,7 @@ async def publish_readings(
         with bound_contextvars(provider=candidate.provider, base=candidate.base):
             references = comparable(candidate, candidates)
             references += await _stored_references(candidate, references, config, outlets.store)
-            published += await _settle(
+            published += await _settle_candidate(
                 candidate, references, settings[candidate.provider], config, outlets, fetched_at
             )
     return published
@@ -206,7 +206,7 @@ async def _stored_references(
     return found
 
 
-async def _settle(
+async def _settle_candidate(
     candidate: Candidate,
     references: list[Candidate],
     provider: Provider,
@@ -258,7 +258,7 @@ async def _settle(
 
 
 async def _apply(
-    outcome: Outcome,
+    outcome: JumpOutcome,
     known: list[QuoteEvent],
     provider: str,
     base: str,

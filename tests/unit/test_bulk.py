@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.indexer.bulk import ItemResult, Outcome, classify_item, classify_response
+from services.indexer.bulk import ItemOutcome, ItemResult, classify_item, classify_response
 
 
 def _item(status: int, error: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
@@ -18,14 +18,14 @@ def _item(status: int, error: dict[str, Any] | None = None, **extra: Any) -> dic
 
 def test_201_created_is_stored() -> None:
     result = classify_item(_item(201, result="created", _version=1700000000000))
-    assert result == ItemResult(Outcome.STORED, 201)
+    assert result == ItemResult(ItemOutcome.STORED, 201)
     assert result.done
     assert result.reason == ""
 
 
 def test_200_updated_is_stored() -> None:
     result = classify_item(_item(200, result="updated"))
-    assert result.outcome is Outcome.STORED
+    assert result.outcome is ItemOutcome.STORED
     assert result.done
 
 
@@ -38,7 +38,7 @@ def test_409_version_conflict_is_stale_and_done() -> None:
         "shard": "0",
     }
     result = classify_item(_item(409, error))
-    assert result.outcome is Outcome.STALE
+    assert result.outcome is ItemOutcome.STALE
     assert result.status == 409
     assert result.done
     assert result.reason.startswith("version_conflict_engine_exception: [abc]: version conflict")
@@ -50,7 +50,7 @@ def test_429_is_held() -> None:
         "reason": "rejected execution of coordinating operation",
     }
     result = classify_item(_item(429, error))
-    assert result.outcome is Outcome.HOLD
+    assert result.outcome is ItemOutcome.HOLD
     assert not result.done
     assert "es_rejected_execution_exception" in result.reason
 
@@ -59,7 +59,7 @@ def test_429_is_held() -> None:
 def test_5xx_is_held(status: int) -> None:
     error = {"type": "unavailable_shards_exception", "reason": "primary shard is not active"}
     result = classify_item(_item(status, error))
-    assert result.outcome is Outcome.HOLD
+    assert result.outcome is ItemOutcome.HOLD
     assert result.status == status
     assert not result.done
 
@@ -74,7 +74,7 @@ def test_400_mapping_error_is_rejected_with_type_and_cause() -> None:
         },
     }
     result = classify_item(_item(400, error))
-    assert result.outcome is Outcome.REJECTED
+    assert result.outcome is ItemOutcome.REJECTED
     assert result.status == 400
     assert not result.done
     assert "mapper_parsing_exception" in result.reason
@@ -100,11 +100,11 @@ def test_nested_causes_are_all_reported() -> None:
 
 def test_error_without_details_uses_the_status() -> None:
     assert classify_item(_item(503)).reason == "HTTP 503"
-    assert classify_item({"create": {"_id": "x"}}).outcome is Outcome.HOLD  # no status: 500
+    assert classify_item({"create": {"_id": "x"}}).outcome is ItemOutcome.HOLD  # no status: 500
 
 
 def test_other_action_types_are_read_the_same() -> None:
-    assert classify_item({"create": {"status": 201}}).outcome is Outcome.STORED
+    assert classify_item({"create": {"status": 201}}).outcome is ItemOutcome.STORED
 
 
 def test_classify_response_keeps_item_order() -> None:
@@ -118,9 +118,9 @@ def test_classify_response_keeps_item_order() -> None:
         ],
     }
     assert [r.outcome for r in classify_response(response)] == [
-        Outcome.STORED,
-        Outcome.STALE,
-        Outcome.HOLD,
-        Outcome.REJECTED,
+        ItemOutcome.STORED,
+        ItemOutcome.STALE,
+        ItemOutcome.HOLD,
+        ItemOutcome.REJECTED,
     ]
     assert classify_response({"errors": False}) == []

@@ -8,7 +8,7 @@ import pytest
 from elastic_transport import ApiResponseMeta, ConnectionError, ConnectionTimeout, HttpHeaders
 from elasticsearch import ApiError
 
-from services.indexer.bulk import Outcome, classify_item
+from services.indexer.bulk import ItemOutcome, classify_item
 from services.indexer.failures import (
     Verdict,
     classify_request_error,
@@ -106,17 +106,19 @@ def test_pressure_parsing() -> None:
 @pytest.mark.parametrize(
     ("status", "error_type", "outcome"),
     [
-        (429, "cluster_block_exception", Outcome.HOLD),
-        (403, "cluster_block_exception", Outcome.HOLD),
-        (403, "security_exception", Outcome.HOLD),
-        (401, "security_exception", Outcome.HOLD),
-        (404, "index_not_found_exception", Outcome.HOLD),
-        (503, "unavailable_shards_exception", Outcome.HOLD),
-        (400, "document_parsing_exception", Outcome.REJECTED),
-        (400, "illegal_argument_exception", Outcome.REJECTED),
+        (429, "cluster_block_exception", ItemOutcome.HOLD),
+        (403, "cluster_block_exception", ItemOutcome.HOLD),
+        (403, "security_exception", ItemOutcome.HOLD),
+        (401, "security_exception", ItemOutcome.HOLD),
+        (404, "index_not_found_exception", ItemOutcome.HOLD),
+        (503, "unavailable_shards_exception", ItemOutcome.HOLD),
+        (400, "document_parsing_exception", ItemOutcome.REJECTED),
+        (400, "illegal_argument_exception", ItemOutcome.REJECTED),
     ],
 )
-def test_item_outcomes_follow_the_policy(status: int, error_type: str, outcome: Outcome) -> None:
+def test_item_outcomes_follow_the_policy(
+    status: int, error_type: str, outcome: ItemOutcome
+) -> None:
     item = {"index": {"status": status, "error": {"type": error_type, "reason": "r"}}}
     assert classify_item(item).outcome is outcome
 
