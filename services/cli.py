@@ -24,8 +24,8 @@ from services.indexer.reindex import ReindexIncomplete, reindex_configured
 from services.ingest import app as ingest_app
 from services.ingest import extract_command
 from services.ingest.feeds import FeedError
+from services.ingest.results import PollResult
 from services.ingest.sitemaps import SitemapError
-from services.ingest.worker import PollResult
 from services.keys import add_command as add_keys_command
 from services.query import app as query_app
 from services.query.client import search_once

@@ -12,9 +12,11 @@ from faststream.redis import StreamSub
 
 from services.ingest.backpressure import Backpressure
 from services.ingest.kinds import Kind
+from services.ingest.results import PollResult
+from services.ingest.schedule import poll_safely, run_source_forever
 from services.ingest.sources import Source, load_sources
 from services.ingest.state import IngestState
-from services.ingest.worker import Ingestor, PollResult, poll_safely, run_source_forever
+from services.ingest.worker import Ingestor
 from shared.clients import make_redis
 from shared.events import ArticleEvent
 from shared.fetcher import FetchPolicy, PoliteFetcher

@@ -1,5 +1,5 @@
-"""The ingest loop: fetch a source, find its articles, read each article's page,
-publish what is new or changed; then wait for the source's interval.
+"""The Ingestor: one poll of a source. Fetch it, find its articles, read each
+article's page, publish what is new or changed (schedule.py polls it again).
 
 A source is a feed, a sitemap (or sitemap index), a listing page, or one
 article page; which one is read from the document itself unless forced.
@@ -10,20 +10,12 @@ articles nor downloads unchanged documents again.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
-import random
-import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import structlog
 from opentelemetry import trace
-from redis.exceptions import RedisError
 
 from services.ingest import metrics
 from services.ingest.articles import Lead, lead_event, page_event
@@ -34,6 +26,8 @@ from services.ingest.extract import extract_article
 from services.ingest.feeds import parse_feed
 from services.ingest.kinds import Kind, document_kind
 from services.ingest.listing import page_kind, read_listing
+from services.ingest.results import PollResult, first_of_each
+from services.ingest.sitemap_walk import SitemapWalk
 from services.ingest.sitemaps import (
     ChildVisit,
     SitemapEntry,
@@ -45,129 +39,15 @@ from services.ingest.sitemaps import (
 from services.ingest.sources import Source
 from services.ingest.state import IngestState, Novelty
 from services.ingest.urls import canonicalize_url
-from shared.backoff import POLL_RETRY_FIRST, Backoff
 from shared.events import ArticleEvent, article_key
 from shared.fetch import FetchError
 from shared.fetcher import Fetched, HostDeferred, PoliteFetcher, Refused
-from shared.leases import Fence, LeaseLost, WorkShare
+from shared.leases import Fence
 from shared.sandbox import Sandbox
 from shared.streams import Publisher
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
-
-# FeedError, SitemapError and NoArticleError are ValueErrors, and so is pydantic's
-# ValidationError: what a source's content or server does wrong, or Redis being
-# away, fails that poll with a one-line error, and so does a lease lost to
-# another replica mid-poll. Anything else is a bug, and fails that poll too
-# (poll_safely).
-EXPECTED_ERRORS = (FetchError, ValueError, RedisError, LeaseLost)
-_LONGEST_REQUESTED_INTERVAL = 86400.0
-T = TypeVar("T")
-
-
-@dataclass
-class PollResult:
-    source: str
-    published: int = 0
-    error: str | None = None
-    kind: Kind | None = None
-    new: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    failed: int = 0
-    not_modified: bool = False
-    feeds: list[str] = field(default_factory=list)
-    requested_interval: float | None = None  # what a feed asked for (<ttl>, sy:updatePeriod)
-    # Items of the document not looked at in this poll, by why: "limit" (past the
-    # source's max_items), "duplicate" (listed again), "unusable" (no usable link
-    # or title), "before since" (older than a backfill's --since).
-    left_out: Counter[str] = field(default_factory=Counter)
-    # Children of a sitemap index: fetched and read, not fetched because unchanged
-    # (or resting after 304s), and left for a later poll (the fetch budget, the limit).
-    sitemaps_read: int = 0
-    sitemaps_unchanged: int = 0
-    sitemaps_deferred: int = 0
-
-    @property
-    def seen(self) -> int:
-        """Articles looked at in this poll, whatever came of them."""
-        return self.new + self.updated + self.unchanged + self.failed
-
-    def count(self, outcome: Novelty | str) -> None:
-        name = str(outcome)
-        setattr(self, name, getattr(self, name) + 1)
-        if outcome in (Novelty.NEW, Novelty.UPDATED):
-            self.published += 1
-
-    @property
-    def sitemaps(self) -> dict[str, int]:
-        return {
-            "sitemaps_read": self.sitemaps_read,
-            "sitemaps_unchanged": self.sitemaps_unchanged,
-            "sitemaps_deferred": self.sitemaps_deferred,
-        }
-
-    def full(self, max_items: int | None) -> bool:
-        return max_items is not None and self.seen >= max_items
-
-    def leave_out(self, reason: str, count: int = 1) -> None:
-        if count > 0:
-            self.left_out[reason] += count
-
-    def within_limit(self, items: list[T], max_items: int | None) -> list[T]:
-        """The first of `items` that still fit in `max_items` articles looked at
-        in this poll (all of them for None); the rest are left out for the limit."""
-        kept = items if max_items is None else items[: max(0, max_items - self.seen)]
-        self.leave_out("limit", len(items) - len(kept))
-        return kept
-
-    def summary(self) -> str:
-        """One line for people: what the poll published, and what it left out and why."""
-        if self.error is not None:
-            return f"{self.source}: failed: {self.error}"
-        if self.not_modified:
-            return f"{self.source}: not modified since the last poll"
-        left = self.left_out + Counter({"failed": self.failed})  # + drops the zeros
-        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(left.items()))
-        line = (
-            f"{self.source} ({self.kind}): {self.published} articles published "
-            f"({self.new} new, {self.updated} updated), {self.unchanged} unchanged, "
-            f"{left.total()} items left out" + (f" ({reasons})" if reasons else "")
-        )
-        if any(self.sitemaps.values()):
-            line += (
-                f"; child sitemaps: {self.sitemaps_read} read, {self.sitemaps_unchanged} "
-                f"unchanged, {self.sitemaps_deferred} left for a later poll"
-            )
-        return line
-
-
-@dataclass
-class _SitemapWalk:
-    """One poll's way through a sitemap, its children and theirs."""
-
-    since: datetime | None  # entries dated earlier are left out (backfill)
-    now: datetime  # when the poll started: the children it fetches were visited then
-    budget: int  # child sitemaps this poll may still fetch
-
-    @property
-    def started(self) -> float:
-        return self.now.timestamp()
-
-    def recent(self, entry: SitemapEntry, source: Source) -> bool:
-        moment = parse_date(entry.date, source.zone, self.now)
-        return self.since is None or moment is None or moment >= self.since
-
-
-def first_of_each(items: Iterable[T], key: Callable[[T], str]) -> tuple[list[T], int]:
-    """The first item of each key, in order, and how many repeats there were."""
-    firsts: dict[str, T] = {}
-    repeats = 0
-    for item in items:
-        if firsts.setdefault(key(item), item) is not item:
-            repeats += 1
-    return list(firsts.values()), repeats
 
 
 class Ingestor:
@@ -225,7 +105,7 @@ class Ingestor:
         if kind == "feed":
             await self._feed(source, fetched, result)
         elif kind == "sitemap":
-            walk = _SitemapWalk(since, datetime.now(UTC), self._sitemap_fetches)
+            walk = SitemapWalk(since, datetime.now(UTC), self._sitemap_fetches)
             complete = await self._sitemap(
                 source, source.url, fetched, result, source.sitemap_depth, walk
             )
@@ -307,7 +187,7 @@ class Ingestor:
         fetched: Fetched,
         result: PollResult,
         depth: int,
-        walk: _SitemapWalk,
+        walk: SitemapWalk,
     ) -> bool:
         """Read a sitemap, or a sitemap index and (within the walk's budget) its
         children; True when it was read in full: every entry looked at, every
@@ -342,7 +222,7 @@ class Ingestor:
         children: list[SitemapEntry],
         result: PollResult,
         depth: int,
-        walk: _SitemapWalk,
+        walk: SitemapWalk,
     ) -> bool:
         """The children of an index due in this poll; True when every child is
         settled: a later poll, finding the index as it is, would fetch none of them."""
@@ -383,7 +263,7 @@ class Ingestor:
         previous: ChildVisit | None,
         result: PollResult,
         depth: int,
-        walk: _SitemapWalk,
+        walk: SitemapWalk,
     ) -> ChildVisit:
         """Fetch and read one child sitemap; what to remember of the visit."""
         try:
@@ -574,81 +454,3 @@ def _lead_key(lead: Lead) -> str:
 def _lead_fingerprint(lead: Lead) -> str:
     text = "\n".join([lead.title, lead.summary, str(lead.published_at or "")])
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-async def poll_safely(ingestor: Ingestor, source: Source) -> PollResult:
-    """Like Ingestor.poll, but whatever goes wrong is logged, counted and reported,
-    never raised: one source's data, or a bug it brings out, stops that source's
-    poll only, never the others or the process."""
-    with structlog.contextvars.bound_contextvars(source=source.name):
-        try:
-            result = await ingestor.poll(source)
-        except EXPECTED_ERRORS as exc:
-            log.error("source failed", error=str(exc), error_class=type(exc).__name__)
-            return _failed(source, exc)
-        except Exception as exc:
-            # Not an error a source is expected to cause: the traceback is for a bug report.
-            log.exception("source poll crashed", error=str(exc), error_class=type(exc).__name__)
-            return _failed(source, exc)
-    metrics.POLLS.labels(source.name, "ok").inc()
-    metrics.LAST_SUCCESS.labels(source.name).set(time.time())
-    return result
-
-
-def _failed(source: Source, exc: Exception) -> PollResult:
-    metrics.POLLS.labels(source.name, "failed").inc()
-    metrics.POLL_ERRORS.labels(source.name, type(exc).__name__).inc()
-    metrics.LAST_ERROR.labels(source.name).set(time.time())
-    return PollResult(source.name, error=f"{type(exc).__name__}: {exc}")
-
-
-def next_poll_in(configured: float, requested: float | None) -> float:
-    """A feed may ask for slower polling than configured, never for faster; and no
-    slower than daily, so a feed claiming a week-long ttl is not lost for a week."""
-    if requested is None:
-        return configured
-    return max(configured, min(requested, _LONGEST_REQUESTED_INTERVAL))
-
-
-async def run_source_forever(
-    ingestor: Ingestor,
-    source: Source,
-    *,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    rng: random.Random | None = None,
-    share: WorkShare | None = None,
-    stopping: asyncio.Event | None = None,
-) -> None:
-    """Poll one source on its interval until `stopping` is set; a failed poll is
-    retried with backoff, and whatever it raised stays with this source
-    (poll_safely). With `share`, only while this replica holds the source's lease,
-    and the next poll is due when the schedule kept with the lease says, whoever
-    holds it then. On stop, the poll in hand is finished first."""
-    rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-    requested: float | None = None
-    failures = 0
-    with structlog.contextvars.bound_contextvars(source=source.name):
-        # Asked, not only cancelled: a cancellation swallowed somewhere inside a poll
-        # (a library that catches it) would otherwise leave the source polling after
-        # its lease keeper stopped, and the process not exiting.
-        while stopping is None or not stopping.is_set():
-            polling = ingestor
-            if share is not None:
-                lease = await share.turn(source.name, stopping)
-                if lease is None:
-                    return  # asked to stop while waiting for the turn
-                polling = ingestor.under(lease)
-            result = await poll_safely(polling, source)
-            if result.error is None:
-                failures = 0
-                if result.kind is not None:  # a not-modified poll read nothing new
-                    requested = result.requested_interval
-                wait = next_poll_in(source.interval, requested)
-            else:
-                failures += 1
-                wait = Backoff(POLL_RETRY_FIRST, source.interval, rng).delay(failures)
-                log.info("source poll will be retried", failures=failures, wait=round(wait, 1))
-            if share is not None:
-                await share.done(source.name, wait)
-                continue
-            await sleep(wait)

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from services.ingest import worker
+from services.ingest import schedule
 from services.ingest.app import connected_ingestor, ingest_configured_once
 from services.ingest.extract import Extracted, extract_article
 from services.ingest.feeds import FeedParse, parse_feed
@@ -136,7 +136,7 @@ async def test_a_crashing_source_is_retried_with_backoff_while_the_others_keep_p
     async with connected_ingestor(web_settings) as ingestor:
         tasks = [
             asyncio.create_task(
-                worker.run_source_forever(
+                schedule.run_source_forever(
                     ingestor, source, sleep=recorder(source.name), rng=random.Random(1)
                 )
             )
@@ -184,8 +184,8 @@ async def test_a_page_that_crashes_the_extractor_is_one_article_from_the_feed(
     monkeypatch.setattr("services.ingest.worker.extract_article", crashing_extract)
 
     async with connected_ingestor(web_settings) as ingestor:
-        result = await worker.poll_safely(ingestor, Source(name="x", url=web.url("/feed.xml")))
-        again = await worker.poll_safely(ingestor, Source(name="x", url=web.url("/feed.xml")))
+        result = await schedule.poll_safely(ingestor, Source(name="x", url=web.url("/feed.xml")))
+        again = await schedule.poll_safely(ingestor, Source(name="x", url=web.url("/feed.xml")))
 
     assert (result.error, result.published) == (None, 2)
     events = {e.title: e for e in await published_articles(redis, namespace)}

@@ -7,6 +7,8 @@ import pytest
 from services.ingest.feeds import requested_interval
 from services.ingest.kinds import document_kind
 from services.ingest.listing import is_article_page, is_listing, parse_html, parse_listing
+from services.ingest.results import PollResult, first_of_each
+from services.ingest.schedule import next_poll_in
 from services.ingest.sitemaps import (
     ChildVisit,
     SitemapEntry,
@@ -14,7 +16,6 @@ from services.ingest.sitemaps import (
     parse_sitemap,
     plan_children,
 )
-from services.ingest.worker import PollResult, first_of_each, next_poll_in
 from tests.conftest import REALDATA
 
 

@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 from typing import Any, cast
 
+from services.ingest.results import PollResult
+from services.ingest.schedule import run_source_forever
 from services.ingest.sources import Source
-from services.ingest.worker import Ingestor, PollResult, run_source_forever
+from services.ingest.worker import Ingestor
 
 
 class SwallowingIngestor:
