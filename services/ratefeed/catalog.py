@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from services.ratefeed.cbr import parse_cbr
-from services.ratefeed.cbu import parse_cbu
 from services.ratefeed.config import Provider
-from services.ratefeed.json_rates import parse_json_rates
-from services.ratefeed.nbk import parse_nbk
-from services.ratefeed.nbkr import parse_nbkr
-from services.ratefeed.nbt import parse_nbt
+from services.ratefeed.parsers.cbr import parse_cbr
+from services.ratefeed.parsers.cbu import parse_cbu
+from services.ratefeed.parsers.json_rates import parse_json_rates
+from services.ratefeed.parsers.nbk import parse_nbk
+from services.ratefeed.parsers.nbkr import parse_nbkr
+from services.ratefeed.parsers.nbt import parse_nbt
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 
 Parser = Callable[[bytes], OfficialRates]

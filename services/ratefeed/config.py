@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.ratefeed.json_rates import JsonRatesSpec
+from services.ratefeed.parsers.json_rates import JsonRatesSpec
 from services.ratefeed.peg import Peg
 from shared.configfiles import TimeZoneName, resolve_location
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.ratefeed.parsing import is_currency_code
+from services.ratefeed.parsers.parsing import is_currency_code
 from services.ratefeed.providers import OfficialRates, RatesError
 
 

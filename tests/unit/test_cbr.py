@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.ratefeed.cbr import parse_cbr
+from services.ratefeed.parsers.cbr import parse_cbr
 from services.ratefeed.providers import RatesError
 
 REALDATA = Path(__file__).resolve().parents[2] / "samples" / "realdata"

@@ -13,7 +13,7 @@ from services.indexer.decode import Invalid, decode_entry
 from services.indexer.documents import BulkAction, article_action, quote_action
 from services.ingest.feeds import parse_feed
 from services.ingest.sources import Source
-from services.ratefeed.cbr import parse_cbr
+from services.ratefeed.parsers.cbr import parse_cbr
 from services.ratefeed.rates import usd_rates
 from shared.consumer import Entry
 from shared.events import ArticleEvent, QuoteEvent

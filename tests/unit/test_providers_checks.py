@@ -10,10 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from services.ratefeed.asof import check_not_future, days, local_today, stale_after
-from services.ratefeed.cbr import parse_cbr
-from services.ratefeed.cbu import parse_cbu
 from services.ratefeed.config import RatesConfig, load_rates_config
 from services.ratefeed.crosscheck import Candidate, comparable, confirmed, disagreements, gap_pct
+from services.ratefeed.parsers.cbr import parse_cbr
+from services.ratefeed.parsers.cbu import parse_cbu
 from services.ratefeed.peg import Peg, pegged_rates
 from services.ratefeed.providers import OfficialRates, RatesError
 from services.ratefeed.rates import usd_rates

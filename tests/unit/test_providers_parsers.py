@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from services.ratefeed.catalog import DOCUMENT_PARSERS, detect, parse_document
-from services.ratefeed.cbu import parse_cbu
 from services.ratefeed.config import Provider
-from services.ratefeed.json_rates import JsonRatesSpec, parse_json_rates
-from services.ratefeed.nbk import parse_nbk
-from services.ratefeed.nbkr import parse_nbkr
-from services.ratefeed.nbt import parse_nbt
+from services.ratefeed.parsers.cbu import parse_cbu
+from services.ratefeed.parsers.json_rates import JsonRatesSpec, parse_json_rates
+from services.ratefeed.parsers.nbk import parse_nbk
+from services.ratefeed.parsers.nbkr import parse_nbkr
+from services.ratefeed.parsers.nbt import parse_nbt
 from services.ratefeed.peg import Peg, pegged_rates
 from services.ratefeed.providers import RatesError, WrongFormat
 from services.ratefeed.rates import usd_rates

@@ -17,7 +17,7 @@ from services.query.quotes import (
     significant,
     ticker_line,
 )
-from services.ratefeed.cbr import parse_cbr
+from services.ratefeed.parsers.cbr import parse_cbr
 from services.ratefeed.rates import usd_rates
 from shared.index import CURRENCIES
 

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.ratefeed.cbr import parse_cbr
-from services.ratefeed.json_rates import JsonRatesSpec, parse_json_rates
 from services.ratefeed.jumps import JumpPolicy, assess
-from services.ratefeed.nbk import parse_nbk
-from services.ratefeed.parsing import per_unit_values
+from services.ratefeed.parsers.cbr import parse_cbr
+from services.ratefeed.parsers.json_rates import JsonRatesSpec, parse_json_rates
+from services.ratefeed.parsers.nbk import parse_nbk
+from services.ratefeed.parsers.parsing import per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError
 from services.ratefeed.rates import LastRate, usd_rates, within_bounds
 from shared.decimals import CHANGE_PCT, RATE

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.ratefeed.cbr import parse_cbr
+from services.ratefeed.parsers.cbr import parse_cbr
 from services.ratefeed.providers import OfficialRates, RatesError
 from services.ratefeed.rates import change_pct, usd_rates
 

@@ -14,7 +14,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from services.ratefeed.parsing import commonest_date, per_unit_values
+from services.ratefeed.parsers.parsing import commonest_date, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 
 PROVIDER = "cbu"

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.ratefeed.parsing import commonest_date, is_currency_code, per_unit_values
+from services.ratefeed.parsers.parsing import commonest_date, is_currency_code, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.ratefeed.parsing import parse_xml, per_unit_values
+from services.ratefeed.parsers.parsing import parse_xml, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 
 PROVIDER = "cbr"

@@ -21,7 +21,7 @@ from datetime import date, datetime
 
 from lxml import etree
 
-from services.ratefeed.parsing import commonest_date, parse_xml, per_unit_values
+from services.ratefeed.parsers.parsing import commonest_date, parse_xml, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 
 PROVIDER = "nbk"
