@@ -30,6 +30,9 @@ RUN groupadd --system --gid 10001 caravan \
 COPY --from=build /opt/caravan /opt/caravan
 WORKDIR /app
 COPY --chown=10001:10001 samples ./samples
+# Where compose mounts each service's own Elasticsearch key (a volume per service,
+# filled by its `keys` one-off): owned by the service user, as a new volume then is.
+RUN install -d -o 10001 -g 10001 -m 0700 /run/keys/indexer /run/keys/query
 # Runs with a read-only root filesystem given a writable /tmp (a tmpfs, or Kubernetes'
 # emptyDir): ingest parses pages in worker processes, which need a socket directory.
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.

@@ -26,7 +26,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 
-from shared.clients import make_elasticsearch
+from shared.clients import elasticsearch_refusal, make_elasticsearch, wait_for_elasticsearch
 from shared.index import ALIASES
 from shared.settings import Settings
 
@@ -44,7 +44,8 @@ def role_descriptors(index_prefix: str) -> dict[str, dict[str, Any]]:
     `monitor` is for `_cluster/health` (every service's readiness);
     `manage_index_templates` for the templates the
     indexer (and reindex) put at start. The indexer creates its versioned
-    indices with their alias and adds new fields to them, but cannot delete or
+    indices with their alias, adds new fields to them and applies the replica
+    settings to the existing ones at each start, but cannot delete or
     re-point anything; reindex moves an alias and deletes the index it failed to
     fill, so it has `manage` (which includes both) and `read` to copy documents.
     """
@@ -61,6 +62,7 @@ def role_descriptors(index_prefix: str) -> dict[str, dict[str, Any]]:
                 "view_index_metadata",
                 "write",
                 "indices:admin/mapping/put",
+                "indices:admin/settings/update",
                 "indices:admin/aliases",
             ),
         },
@@ -161,6 +163,16 @@ async def _create_configured(
     settings: Settings, args: argparse.Namespace, services: tuple[str, ...]
 ) -> list[CreatedKey]:
     async with make_elasticsearch(settings.elasticsearch) as es:
+        if args.wait:
+            # An init job starts with the cluster: give it time to come up (or say why not).
+            try:
+                async with asyncio.timeout(args.wait):
+                    await wait_for_elasticsearch(es)
+            except TimeoutError:
+                raise SystemExit(
+                    f"caravan keys: Elasticsearch not ready within {args.wait:g} s: "
+                    f"{await elasticsearch_refusal(es)}"
+                ) from None
         return await create_keys(
             es,
             settings.common.index_prefix,
@@ -193,6 +205,13 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         required=True,
         metavar="DIR",
         help="where the keys go; {service} in it is replaced, for a directory per service",
+    )
+    create.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="wait this long for the cluster to be ready first (an init job starting with it)",
     )
     create.add_argument(
         "--if-missing",

@@ -101,11 +101,13 @@ if [ "$imported" = 0 ] || ! podman image exists "$base"; then
     --change 'CMD ["bash"]' "$rootfs" "$base" >/dev/null
 fi
 
-# build IMAGE FOLDER [podman build options]: unless already built from this folder.
+# build IMAGE FOLDER [podman build options]: unless already built from this folder
+# (and from $also: what else goes in, such as the plugins of the distribution).
 build() {
   local image="$1" folder="$standins/$2"; shift 2
   local digest
-  digest="$(cd "$folder" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+  digest="$( { (cd "$folder" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+               printf '%s' "${also:-}"; } | sha256sum | cut -c1-16)"
   if [ "$force" != 1 ] && [ "$(podman image inspect --format \
       '{{ index .Labels "org.caravan.standin" }}' "$image" 2>/dev/null)" = "$digest" ]; then
     return 0
@@ -127,5 +129,7 @@ build() {
 
 build "$python_image" python
 build "$redis_image" redis
-build "$es_image" elasticsearch --build-context es="$ES_HOME" \
+# The analysis plugin (deploy/local/es-plugin.sh) goes in with the distribution.
+also="$(cat "$ES_HOME"/plugins/*/stable-plugin-descriptor.properties 2>/dev/null || true)" \
+  build "$es_image" elasticsearch --build-context es="$ES_HOME" \
   --build-context jdk="$CARAVAN_ES_JAVA_HOME"

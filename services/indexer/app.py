@@ -9,8 +9,9 @@ from faststream.redis import StreamSub
 
 from services.indexer.consumer import Consumer
 from services.indexer.ledger import SERVICE
-from services.indexer.mappings import ensure_indices
+from services.indexer.mappings import ensure_indices_held
 from services.indexer.upkeep import Upkeep
+from shared.backoff import Backoff
 from shared.clients import (
     elasticsearch_ready,
     make_elasticsearch,
@@ -52,7 +53,9 @@ def create_service(all_settings: Settings) -> BackgroundService:
 
     async def consume() -> None:
         await wait_for_elasticsearch(es)
-        await ensure_indices(es, names, ctx.common)
+        await ensure_indices_held(
+            es, names, ctx.common, Backoff(settings.retry_base_delay, settings.retry_max_delay)
+        )
         indices_ready.set()
         await consumer.run()
 

@@ -3,11 +3,15 @@ mappings."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
-from elasticsearch import AsyncElasticsearch, BadRequestError
+from elastic_transport import TransportError
+from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError
 
+from services.indexer.failures import Verdict, classify_request_error
+from shared.backoff import Backoff
 from shared.index import IndexNames, articles_mapping, quotes_mapping
 from shared.settings import CommonSettings
 
@@ -68,3 +72,24 @@ async def ensure_indices(es: AsyncElasticsearch, names: IndexNames, common: Comm
         except BadRequestError as exc:
             if exc.error != "resource_already_exists_exception":
                 raise
+
+
+async def ensure_indices_held(
+    es: AsyncElasticsearch, names: IndexNames, common: CommonSettings, backoff: Backoff
+) -> None:
+    """`ensure_indices`, held like a write until the cluster takes it: what it refuses
+    for now (a key lacking a privilege, a node away) is retried with the reason logged,
+    never the end of the service; anything else (a bug, a bad mapping) is raised."""
+    attempt = 0
+    while True:
+        try:
+            await ensure_indices(es, names, common)
+        except (ApiError, TransportError) as exc:
+            failure = classify_request_error(exc, entries=1, size=0)
+            if failure.verdict is not Verdict.HOLD:
+                raise
+            attempt += 1
+            log.warning("indices not ensured, holding", reason=failure.reason)
+            await asyncio.sleep(backoff.delay(attempt))
+        else:
+            return

@@ -9,13 +9,17 @@ from urllib.parse import urlsplit
 
 from tests.conftest import REPO
 from tests.deploy.test_containers import COMPOSE_SPEC, _env_example_names
-from tests.deploy.tools import load_yaml
+from tests.deploy.tools import check_own_keys, load_yaml
 from tests.test_documentation import _environment_variables
 
 PATH = REPO / "docker-compose.cluster.yml"
 COMPOSE = load_yaml(PATH)
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-CARAVAN = {name: s for name, s in SERVICES.items() if s["image"].startswith("${CARAVAN_IMAGE")}
+CARAVAN = {
+    name: s
+    for name, s in SERVICES.items()
+    if s["image"].startswith("${CARAVAN_IMAGE") and s["restart"] != "no"
+}
 ES_NODES = {
     name: s
     for name, s in SERVICES.items()
@@ -178,3 +182,7 @@ def test_sets_only_variables_the_services_read_and_env_example_lists() -> None:
     ):
         default = CARAVAN[name]["environment"][variable].split(":-", 1)[1].rstrip("}")
         assert (REPO / default.removeprefix("/app/")).is_file()
+
+
+def test_each_service_has_its_own_elasticsearch_key_from_a_volume_of_its_own() -> None:
+    check_own_keys(SERVICES)

@@ -14,7 +14,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from tests.conftest import REPO
-from tests.deploy.tools import load_yaml
+from tests.deploy.tools import KEYED, check_own_keys, load_yaml
 from tests.test_documentation import _environment_variables
 
 COMPOSE = load_yaml(REPO / "docker-compose.yml")
@@ -147,3 +147,10 @@ def test_every_variable_compose_reads_is_in_env_example() -> None:
 def test_every_variable_of_env_example_is_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert sorted(v for v in _env_example_names() if f"`{v}`" not in readme) == []
+
+
+def test_each_service_has_its_own_elasticsearch_key_from_a_volume_of_its_own() -> None:
+    check_own_keys(COMPOSE["services"])
+    # New volumes take the mount point's owner: the service user may write and read.
+    dirs = " ".join(f"/run/keys/{service}" for service in KEYED)
+    assert f"install -d -o 10001 -g 10001 -m 0700 {dirs}" in DOCKERFILE

@@ -120,10 +120,11 @@ def test_every_pod_is_probed_limited_and_locked_down(local: Objects) -> None:
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         }
-        [mount] = container["volumeMounts"]
-        [volume] = pod["volumes"]
-        assert mount == {"name": volume["name"], "mountPath": "/tmp"}
-        assert "emptyDir" in volume
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert set(mounts) == {"/tmp", "/run/secrets/caravan"}
+        assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+        assert mounts["/run/secrets/caravan"]["readOnly"] is True
         for bound in ("requests", "limits"):
             assert set(container["resources"][bound]) == {"cpu", "memory"}
         [port] = container["ports"]
@@ -136,20 +137,41 @@ def test_every_pod_is_probed_limited_and_locked_down(local: Objects) -> None:
 
 def test_settings_and_credentials_resolve(local: Objects) -> None:
     names = {(o["kind"], o["metadata"]["name"]) for o in local}
-    secret = next(o for o in local if o["kind"] == "Secret")
     known = _environment_variables()
     assert set(_settings(local)) <= known
     for deployment in _deployments(local).values():
         container = _container(deployment)
         [source] = container["envFrom"]
         assert ("ConfigMap", source["configMapRef"]["name"]) in names
-        for variable in container["env"]:
-            assert variable["name"] in known
-            ref = variable["valueFrom"].get("secretKeyRef")
-            if ref:
-                assert ref["name"] == secret["metadata"]["name"]
-        passwords = {v["name"] for v in container["env"]}
-        assert {"REDIS_PASSWORD", "ELASTICSEARCH_PASSWORD", "ELASTICSEARCH_API_KEY"} <= passwords
+        # Any setting may come from a file instead: NAME_FILE (shared/settings.py).
+        readable = known | {f"{name}_FILE" for name in known}
+        assert {variable["name"] for variable in container["env"]} <= readable
+
+
+def test_each_service_reads_its_own_secret_from_files_never_the_environment(
+    local: Objects,
+) -> None:
+    secrets = {o["metadata"]["name"]: o for o in local if o["kind"] == "Secret"}
+    keyed = {"indexer", "query"}  # the only services that talk to Elasticsearch
+    for service, deployment in _deployments(local).items():
+        pod = deployment["spec"]["template"]["spec"]
+        container = _container(deployment)
+        env = {v["name"]: v for v in container["env"]}
+        assert not any("secretKeyRef" in v.get("valueFrom", {}) for v in env.values())
+        [volume] = [v for v in pod["volumes"] if "secret" in v]
+        secret = secrets[volume["secret"]["secretName"]]
+        assert secret["metadata"]["name"].startswith(f"caravan-{service}-")  # kustomize's hash
+        assert volume["secret"]["defaultMode"] == 0o440
+        assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+        files = {f"/run/secrets/caravan/{key}" for key in secret["data"]}
+        expected = {"REDIS_PASSWORD_FILE": "redis-password"}
+        if service in keyed:
+            expected["ELASTICSEARCH_API_KEY_FILE"] = "elasticsearch-api-key"
+        for variable, key in expected.items():
+            assert env[variable]["value"] == f"/run/secrets/caravan/{key}"
+            assert env[variable]["value"] in files
+        assert ("ELASTICSEARCH_API_KEY_FILE" in env) == (service in keyed)
+        assert "elasticsearch-api-key" in secret["data"] or service not in keyed
 
 
 def test_indexer_consumers_are_named_after_their_pod(local: Objects) -> None:

@@ -53,3 +53,31 @@ def defined_metrics() -> set[str]:
 def unknown_metrics(expressions: list[str]) -> set[str]:
     used = {name for expr in expressions for name in _REFERENCE.findall(expr)}
     return used - defined_metrics()
+
+
+# The services that talk to Elasticsearch, each with an API key of its own (services/keys.py).
+KEYED = ("indexer", "query")
+_CREDENTIALS = ("ELASTICSEARCH_USERNAME", "ELASTICSEARCH_PASSWORD", "ELASTICSEARCH_API_KEY")
+
+
+def check_own_keys(services: dict[str, dict[str, Any]]) -> None:
+    """Each keyed service reads its own key from a volume only it mounts; nothing else
+    holds an Elasticsearch credential but the `keys` one-off, the only one given the
+    `elastic` password, which makes each key once."""
+    keys = services["keys"]
+    assert keys["restart"] == "no"
+    assert keys["command"][:5] == ["keys", "create", "--out", "/run/keys/{service}", "--if-missing"]
+    assert keys["environment"]["ELASTICSEARCH_USERNAME"] == "elastic"
+    assert keys["environment"]["ELASTICSEARCH_PASSWORD"].startswith("${ELASTIC_PASSWORD:?")
+    assert sorted(keys["volumes"]) == [f"{s}-key:/run/keys/{s}" for s in KEYED]
+    for name, service in services.items():
+        if name == "keys" or not service.get("image", "").startswith("${CARAVAN_IMAGE"):
+            continue
+        environment = service["environment"]
+        assert not set(_CREDENTIALS) & set(environment), name
+        if name in KEYED:
+            assert environment["ELASTICSEARCH_API_KEY_FILE"] == f"/run/keys/{name}/{name}.api-key"
+            assert service["volumes"] == [f"{name}-key:/run/keys/{name}:ro"]
+        else:
+            assert "ELASTICSEARCH_API_KEY_FILE" not in environment, name
+            assert not any("-key:" in volume for volume in service.get("volumes", [])), name

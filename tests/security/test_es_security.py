@@ -268,3 +268,31 @@ def test_an_init_job_makes_each_key_once_in_a_directory_of_its_own(
     assert f"indexer: key file already there, {files[0]}" in again.stdout
     assert "API key" not in again.stdout
     assert [path.read_text() for path in files] == keys
+
+
+async def test_a_restart_over_its_indices_works_and_a_refusal_there_is_held_not_fatal(
+    secured: Secured, redis: Redis, namespace: Namespace
+) -> None:
+    secured.create_keys("indexer")
+    first = secured.start_indexer()
+    await publish(redis, namespace.streams.articles, *(article(n) for n in range(5)))
+    await _until_count(secured, 5, "the first articles")
+    first.terminate()
+    assert first.wait(timeout=60) == 0
+
+    # Restarted over the indices it made, with a key that may not update their settings:
+    # the start is held with the reason, the process stays up.
+    lacking = role_descriptors(namespace.index_prefix)["indexer"]
+    lacking["indices"][0]["privileges"].remove("indices:admin/settings/update")
+    await secured.set_privileges("indexer", lacking)
+    again = secured.start_indexer()
+    await publish(redis, namespace.streams.articles, *(article(n) for n in range(5, 10)))
+    wait_for(lambda: "indices not ensured, holding" in secured.logs(), 60, "the start to hold")
+    assert "indices:admin/settings/update] is unauthorized" in secured.logs()
+    assert secured.readiness()["checks"]["indices"] is False
+    assert again.poll() is None
+
+    await secured.set_privileges("indexer", role_descriptors(namespace.index_prefix)["indexer"])
+    await _until_count(secured, 10, "the articles published meanwhile")
+    wait_for(lambda: secured.readiness().get("ready") is True, 30, "the indexer to be ready")
+    assert await entries(redis, namespace.streams.deadletters) == []
