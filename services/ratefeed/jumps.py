@@ -9,6 +9,11 @@ Pure: the accepted baseline, the held quotes and the candidate in, a JumpOutcome
   late) the change is not a daily change: `change_pct` is None, the quote carries
   the `gap` flag, and the jump bound widens with the square root of the gap, as
   the spread of a random walk does (two years after 2023-09-27, 5 % becomes 82 %).
+- Order. A document older than the accepted rate (a late provider, a backfill run
+  after the live poll) is published for history, compared with the provider's
+  quote before it, whichever exists; and the quote after it, which was compared
+  with something older (or was a `gap`), is compared with it now and published
+  again (`follow_up`), so a quote's change never depends on the arrival order.
 - Jumps. A move beyond the bound is held (one dead letter, once) unless another
   provider states the same rate that day. It is accepted when another provider
   confirms it, or when the provider's next `confirmations` as-of dates stay beyond
@@ -137,16 +142,19 @@ def assess(
     rate: Decimal,
     confirmed: bool,
     policy: JumpPolicy,
+    earlier: Held | None = None,
 ) -> JumpOutcome:
-    """What to do with a provider's rate of `as_of` for one currency."""
+    """What to do with a provider's rate of `as_of` for one currency; `earlier` is the
+    provider's latest published quote before `as_of`, which a late document is
+    compared with."""
     if any(h.as_of == as_of and h.rate == rate for h in held):
         return JumpOutcome()  # held already: its dead letter exists, a re-poll adds none
     held = tuple(h for h in held if h.as_of < as_of)
     if last is None:
         return JumpOutcome((step(None, as_of, rate, policy),), LastRate(as_of, rate), ())
     if as_of < last.as_of:
-        # A late or historical document: for history, without a change.
-        return JumpOutcome((step(None, as_of, rate, policy),))
+        # A late or historical document: for history, not judged as a move.
+        return JumpOutcome((step(earlier, as_of, rate, policy),))
     if as_of == last.as_of:
         if rate == last.rate:
             return JumpOutcome()
@@ -158,6 +166,19 @@ def assess(
         )
         return _move(before, held, as_of, rate, confirmed, policy)
     return _move(Held(last.as_of, last.rate), held, as_of, rate, confirmed, policy)
+
+
+def follow_up(
+    late: Held, after: Held, compared_with: date | None, flags: tuple[str, ...], policy: JumpPolicy
+) -> Step | None:
+    """The quote `after` a late one, compared with it now; None when it already is
+    compared with the late one's day or a later one (`compared_with`)."""
+    if compared_with is not None and compared_with >= late.as_of:
+        return None
+    # Its own doubts stay (a jump accepted, a disagreement, added back by the caller);
+    # whether it follows a gap is judged again.
+    kept = tuple(f for f in flags if f != GAP and not f.startswith("disagrees:"))
+    return step(late, after.as_of, after.rate, policy, kept)
 
 
 def _move(

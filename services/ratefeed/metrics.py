@@ -25,7 +25,7 @@ POLL_ERRORS = Counter(
 )
 QUOTES = Counter(
     "caravan_ratefeed_quotes_total",
-    "Quotes by provider and outcome (published, quarantined).",
+    "Quotes by provider and outcome (published, quarantined, released, rederived).",
     ["provider", "outcome"],
 )
 LEFT_OUT = Counter(

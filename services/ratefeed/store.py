@@ -1,8 +1,11 @@
 """What the rate feed remembers per (provider, currency), in Redis, so a restart knows yesterday.
 
-The accepted rate (the baseline a move is judged against) in one hash, and the
+The accepted rate (the baseline a move is judged against) in one hash, the
 quotes held as jumps in another, keyed by as-of date, each the QuoteEvent that
-went to the dead letters: published as it is once the move is accepted.
+went to the dead letters: published as it is once the move is accepted; and the
+quotes published, in a sorted set scored by as-of date (the newest
+`HISTORY_QUOTES`), so that a quote arriving late finds the one before it and
+the one after it, whatever the order the documents came in.
 
 Each update is atomic, through the store's fence (shared/leases.py). The
 long-running poller works under the rate feed's lease, with `store.under(lease)`:
@@ -26,6 +29,9 @@ from shared.leases import Command, Fence, Unfenced
 
 log = structlog.get_logger(__name__)
 
+# About eight years of business days per provider and currency (~350 bytes each).
+HISTORY_QUOTES = 2000
+
 
 class LastRateStore:
     def __init__(self, redis: Redis, prefix: str, fence: Fence | None = None) -> None:
@@ -42,6 +48,39 @@ class LastRateStore:
 
     def _held_key(self, provider: str, base: str) -> str:
         return f"{self._prefix}ratefeed:held:{provider}:{base}"
+
+    def _history_key(self, provider: str, base: str) -> str:
+        return f"{self._prefix}ratefeed:history:{provider}:{base}"
+
+    async def published(
+        self, provider: str, base: str, as_of: date
+    ) -> tuple[QuoteEvent | None, QuoteEvent | None, QuoteEvent | None]:
+        """The quotes published before `as_of` (the latest), on it, and after it (the earliest)."""
+        key = self._history_key(provider, base)
+        day = as_of.toordinal()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrevrangebyscore(key, f"({day}", "-inf", start=0, num=1)
+            pipe.zrangebyscore(key, day, day)
+            pipe.zrangebyscore(key, f"({day}", "+inf", start=0, num=1)
+            found: list[list[bytes]] = await pipe.execute()
+        before, same, after = (
+            QuoteEvent.model_validate_json(members[0]) if members else None for members in found
+        )
+        return before, same, after
+
+    async def remember_published(self, events: list[QuoteEvent]) -> None:
+        """Keep each as the version of its day; the oldest beyond HISTORY_QUOTES go."""
+        commands: list[Command] = []
+        for event in events:
+            key = self._history_key(event.provider, event.base)
+            day = event.as_of.toordinal()
+            commands += [
+                ("ZREMRANGEBYSCORE", key, day, day),
+                ("ZADD", key, day, event.model_dump_json()),
+                ("ZREMRANGEBYRANK", key, 0, -(HISTORY_QUOTES + 1)),
+            ]
+        if commands:
+            await self._fence.write(commands)
 
     async def held(self, provider: str, base: str) -> list[QuoteEvent]:
         """The held quotes, oldest as-of date first."""

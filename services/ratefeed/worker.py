@@ -19,7 +19,7 @@ import dataclasses
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import structlog
 from opentelemetry import trace
@@ -30,10 +30,18 @@ from services.ratefeed.asof import check_not_future, days, local_today, stale_af
 from services.ratefeed.catalog import detect, parse_document
 from services.ratefeed.config import Provider, RatesConfig
 from services.ratefeed.crosscheck import Candidate, comparable, confirmed, disagreements
-from services.ratefeed.jumps import Held, JumpOutcome, JumpPolicy, Step, assess, release
+from services.ratefeed.jumps import (
+    Held,
+    JumpOutcome,
+    JumpPolicy,
+    Step,
+    assess,
+    follow_up,
+    release,
+)
 from services.ratefeed.peg import pegged_rates
 from services.ratefeed.providers import OfficialRates, RatesError
-from services.ratefeed.rates import usd_rates, within_bounds
+from services.ratefeed.rates import LastRate, usd_rates, within_bounds
 from services.ratefeed.status import ProviderStatus
 from services.ratefeed.store import LastRateStore
 from shared.backoff import POLL_RETRY_FIRST, Backoff
@@ -217,6 +225,10 @@ async def _settle_candidate(
     store = outlets.store
     last = await store.get(candidate.provider, candidate.base)
     held = await store.held(candidate.provider, candidate.base)
+    before, same, after = await store.published(candidate.provider, candidate.base, candidate.as_of)
+    late = last is not None and candidate.as_of < last.as_of
+    if late and same is not None and same.rate == candidate.rate:
+        return []  # a late document read before: published already
     tolerance = config.crosscheck.tolerance_pct
     disagreeing = disagreements(candidate, references, tolerance)
     outcome = assess(
@@ -226,6 +238,7 @@ async def _settle_candidate(
         candidate.rate,
         confirmed(candidate, references, tolerance),
         outlets.policy(config),
+        Held(before.as_of, before.rate) if before else None,
     )
     fresh = QuoteEvent(
         base=candidate.base,
@@ -252,8 +265,48 @@ async def _settle_candidate(
             tolerance_pct=str(tolerance),
             gaps_pct={name: f"{gap:.4f}" for name, gap in disagreeing.items()},
         )
-    return await _apply(
+    published = await _apply(
         outcome, [*held, fresh], candidate.provider, candidate.base, outlets, "published"
+    )
+    if late and last is not None and after is not None and published:
+        published += await _rederive_after(published[-1], after, last, config, outlets)
+    return published
+
+
+async def _rederive_after(
+    late: QuoteEvent, after: QuoteEvent, last: LastRate, config: RatesConfig, outlets: Outlets
+) -> list[QuoteEvent]:
+    """Publish the quote after a late one again, compared with it: a new version of the
+    same event (same idempotency key, a later fetched_at, so a higher version)."""
+    followed = follow_up(
+        Held(late.as_of, late.rate),
+        Held(after.as_of, after.rate),
+        after.previous_as_of,
+        tuple(after.flags),
+        outlets.policy(config),
+    )
+    if followed is None:
+        return []
+    # Strictly later than the version it replaces, even within one poll's fetched_at.
+    version_time = max(late.fetched_at, after.fetched_at + timedelta(milliseconds=1))
+    again = after.model_copy(update={"fetched_at": version_time})
+    baseline = (
+        LastRate(last.as_of, last.rate, late.as_of, late.rate)
+        if after.as_of == last.as_of
+        else None
+    )
+    log.info(
+        "quote re-derived after a late one",
+        as_of=str(after.as_of),
+        previous_as_of=str(late.as_of),
+    )
+    return await _apply(
+        JumpOutcome((followed,), baseline),
+        [again],
+        after.provider,
+        after.base,
+        outlets,
+        "rederived",
     )
 
 
@@ -284,6 +337,7 @@ async def _apply(
         published.append(event)
     # Remembered only once on the stream: a crash in between re-publishes them next
     # time (the indexer's _id makes that harmless).
+    await outlets.store.remember_published(published)
     if outcome.baseline is not None:
         await outlets.store.put(provider, base, outcome.baseline)
     if outcome.held is not None:

@@ -16,6 +16,7 @@ from services.ratefeed.jumps import (
     JumpPolicy,
     assess,
     bound,
+    follow_up,
     release,
 )
 from services.ratefeed.rates import LastRate, change_pct
@@ -165,3 +166,34 @@ def test_release_publishes_up_to_the_quote_and_moves_the_baseline() -> None:
     assert outcome.baseline is not None
     assert outcome.baseline.rate == 1 / Decimal("8100.00")
     assert release(last, held, date(2017, 9, 6), POLICY).publish == ()
+
+
+def test_a_late_document_is_compared_with_the_quote_before_it_and_never_judged() -> None:
+    last = LastRate(DAY3, Decimal("0.0112"))
+    earlier = Held(DAY1, Decimal("0.0100"))
+    # 20 % up on the day before: history, not a move to hold.
+    outcome = assess(last, (), DAY2, Decimal("0.0120"), False, POLICY, earlier)
+    [step] = outcome.publish
+    assert (step.previous_as_of, step.change_pct, step.flags) == (
+        DAY1,
+        change_pct(Decimal("0.0120"), Decimal("0.0100")),
+        (),
+    )
+    assert outcome.baseline is None
+
+
+def test_the_quote_after_a_late_one_is_compared_with_it_keeping_its_own_doubts() -> None:
+    late, after = Held(DAY2, Decimal("0.0110")), Held(DAY3, Decimal("0.0112"))
+    followed = follow_up(late, after, date(2023, 1, 2), (GAP, CONFIRMED, "disagrees:nbk"), POLICY)
+    assert followed is not None
+    assert (followed.previous_as_of, followed.change_pct, followed.flags) == (
+        DAY2,
+        change_pct(after.rate, late.rate),
+        (CONFIRMED,),
+    )
+    # Compared with the late day, or a later one, already: nothing to publish again.
+    assert follow_up(late, after, DAY2, (), POLICY) is None
+    # A late day still far before it: the gap stays, judged again.
+    far = follow_up(Held(date(2023, 9, 1), Decimal("0.0110")), after, None, (), POLICY)
+    assert far is not None
+    assert (far.change_pct, far.flags) == (None, (GAP,))

@@ -1,0 +1,157 @@
+"""A quote's change is against the provider's previous as-of date that exists, whatever
+the order its documents arrive in: late, backfilled after the live poll, or filling a
+gap. The quote after a late one is published again, a new version of the same event,
+and the index follows.
+
+Bank of Russia documents (its own format) through the rate feed one at a time, against
+the real Redis and Elasticsearch.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+
+from services.ratefeed.app import ratefeed_once
+from shared.events import QuoteEvent
+from shared.index import IndexNames
+from shared.settings import Settings
+from shared.streams import DATA_FIELD
+from tests.conftest import Namespace
+from tests.pipeline import index_streams
+from tests.streams import entries
+
+pytestmark = pytest.mark.integration
+
+USD_IN_RUB = Decimal(78)
+
+
+def _document(tmp_path: Path, day: date, tenge_per_100_rub: str) -> str:
+    """A CBR daily document of `day`: the dollar at 78 roubles, 100 tenge at the given price."""
+    path = tmp_path / f"cbr-{day.isoformat()}.xml"
+    path.write_text(
+        f'<ValCurs Date="{day:%d.%m.%Y}" name="Foreign Currency Market">'
+        '<Valute ID="R01235"><NumCode>840</NumCode><CharCode>USD</CharCode>'
+        "<Nominal>1</Nominal><Name>Dollar</Name><Value>78,0000</Value></Valute>"
+        '<Valute ID="R01335"><NumCode>398</NumCode><CharCode>KZT</CharCode>'
+        f"<Nominal>100</Nominal><Name>Tenge</Name><Value>{tenge_per_100_rub}</Value></Valute>"
+        "</ValCurs>",
+        encoding="utf-8",
+    )
+    return str(path)
+
+
+def _kzt(price: str) -> Decimal:
+    return Decimal(price.replace(",", ".")) / 100 / USD_IN_RUB
+
+
+async def _publish(settings: Settings, tmp_path: Path, *days: tuple[date, str]) -> None:
+    for day, price in days:
+        await ratefeed_once(settings, _document(tmp_path, day, price), "cbr")
+
+
+async def _latest(redis: Redis, namespace: Namespace) -> dict[date, QuoteEvent]:
+    """Each KZT day's quote as a reader ends with it: the highest version on the stream."""
+    latest: dict[date, QuoteEvent] = {}
+    for _, fields in await entries(redis, namespace.streams.quotes):
+        quote = QuoteEvent.model_validate_json(fields[DATA_FIELD])
+        if quote.base == "KZT" and (
+            quote.as_of not in latest or quote.version > latest[quote.as_of].version
+        ):
+            latest[quote.as_of] = quote
+    return latest
+
+
+def _compared(quote: QuoteEvent) -> tuple[date | None, Decimal | None, list[str]]:
+    change = None if quote.change_pct is None else quote.change_pct.quantize(Decimal("0.0001"))
+    return quote.previous_as_of, change, quote.flags
+
+
+def _pct(now: str, before: str) -> Decimal:
+    return ((_kzt(now) - _kzt(before)) / _kzt(before) * 100).quantize(Decimal("0.0001"))
+
+
+async def test_a_late_previous_day_gives_the_next_day_its_change_and_the_index_follows(
+    redis: Redis, es: AsyncElasticsearch, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    await _publish(settings, tmp_path, (date(2023, 9, 27), "15,0000"))
+    await _publish(settings, tmp_path, (date(2025, 12, 13), "14,9000"))
+    first = (await _latest(redis, namespace))[date(2025, 12, 13)]
+    assert _compared(first) == (date(2023, 9, 27), None, ["gap"])
+
+    await _publish(settings, tmp_path, (date(2025, 12, 12), "15,1000"))
+
+    latest = await _latest(redis, namespace)
+    assert _compared(latest[date(2025, 12, 12)]) == (date(2023, 9, 27), None, ["gap"])
+    again = latest[date(2025, 12, 13)]
+    assert _compared(again) == (date(2025, 12, 12), _pct("14,9000", "15,1000"), [])
+    assert again.idempotency_key == first.idempotency_key
+    assert again.version > first.version
+    assert again.rate == first.rate
+
+    await index_streams(redis, es, settings)
+    quotes = IndexNames(namespace.index_prefix).quotes
+    stored = (await es.get(index=quotes, id=again.idempotency_key))["_source"]
+    assert Decimal(stored["change_pct"]).quantize(Decimal("0.0001")) == _pct("14,9000", "15,1000")
+    assert "gap" not in stored.get("flags", [])
+
+
+async def test_a_backfill_after_the_live_poll_compares_every_day_with_the_day_before(
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    days = [(date(2025, 12, d), f"15,{d:02d}00") for d in (9, 10, 11, 12)]
+    await _publish(settings, tmp_path, (date(2025, 12, 13), "15,1300"))  # live, first ever
+    await _publish(settings, tmp_path, *days)  # then the backfill, oldest first
+    await _publish(settings, tmp_path, *days)  # and once more: nothing new
+
+    latest = await _latest(redis, namespace)
+    assert _compared(latest[date(2025, 12, 9)]) == (None, None, [])
+    for day in (10, 11, 12, 13):
+        now, before = f"15,{day:02d}00", f"15,{day - 1:02d}00"
+        assert _compared(latest[date(2025, 12, day)]) == (
+            date(2025, 12, day - 1),
+            _pct(now, before),
+            [],
+        )
+    quotes = [
+        QuoteEvent.model_validate_json(fields[DATA_FIELD])
+        for _, fields in await entries(redis, namespace.streams.quotes)
+    ]
+    # Published: the live day, the four backfilled ones, and the live day once per
+    # backfilled day before it that it came to follow; the repeat published nothing.
+    assert len(quotes) == 1 + 4 + 4
+
+
+async def test_a_day_filling_a_gap_joins_both_sides(
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    await _publish(
+        settings, tmp_path, (date(2025, 12, 8), "15,0000"), (date(2025, 12, 12), "15,2000")
+    )
+    assert _compared((await _latest(redis, namespace))[date(2025, 12, 12)])[2] == ["gap"]
+
+    await _publish(settings, tmp_path, (date(2025, 12, 10), "15,1000"))
+
+    latest = await _latest(redis, namespace)
+    assert _compared(latest[date(2025, 12, 10)]) == (
+        date(2025, 12, 8),
+        _pct("15,1000", "15,0000"),
+        [],
+    )
+    assert _compared(latest[date(2025, 12, 12)]) == (
+        date(2025, 12, 10),
+        _pct("15,2000", "15,1000"),
+        [],
+    )
+    # The next live day is compared with the baseline, whose previous day is now the 10th.
+    await _publish(settings, tmp_path, (date(2025, 12, 13), "15,3000"))
+    assert _compared((await _latest(redis, namespace))[date(2025, 12, 13)]) == (
+        date(2025, 12, 12),
+        _pct("15,3000", "15,2000"),
+        [],
+    )
