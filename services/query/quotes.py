@@ -1,9 +1,10 @@
 """Latest quotes and the ticker line, as the seed page shows them: `KGS/USD = 0.01156 -0%`.
 
-Ticker rule: the rate rounded half-even to five decimal places; the change
-rounded half-even to two decimals with trailing zeros dropped; a change that
-rounds to zero keeps its sign when it was negative (`-0%`), as the seed does.
-A quote with no previous rate shows no change.
+Ticker rule: the rate rounded half-even to four significant digits (the seed's
+`0.01156` for KGS, and `0.00008301` for UZS, whose rate five fixed decimals would
+leave one digit of); the change rounded half-even to two decimals with trailing
+zeros dropped; a change that rounds to zero keeps its sign when it was negative
+(`-0%`), as the seed does. A quote with no previous rate shows no change.
 
 Several providers quote each currency (its national bank, and cross rates
 through other banks). The quote shown is the newest one of the currency's
@@ -36,6 +37,7 @@ from shared.index import CURRENCIES, QUOTE_SOURCE, QuoteSource
 # a quote stays current, with room to spare.
 CANDIDATES = 32
 NEWEST_FIRST = [{"as_of": "desc"}, {"fetched_at": "desc"}]
+TICKER_DIGITS = 4
 
 
 class Quote(BaseModel):
@@ -76,7 +78,7 @@ def format_change(change: Decimal) -> str:
 
 
 def ticker_line(base: str, quote: str, rate: Decimal, change: Decimal | None) -> str:
-    line = f"{base}/{quote} = {rate.quantize(Decimal('0.00001'), rounding=ROUND_HALF_EVEN)}"
+    line = f"{base}/{quote} = {significant(rate, TICKER_DIGITS)}"
     return f"{line} {format_change(change)}" if change is not None else line
 
 

@@ -72,10 +72,10 @@ async def test_latest_quotes_and_ticker(api: httpx.AsyncClient) -> None:
     assert [q["base"] for q in body["quotes"]] == ["KGS", "KZT", "TJS", "UZS", "TMT"]
     assert body["ticker"] == [
         "KGS/USD = 0.01127",
-        "KZT/USD = 0.00211",
+        "KZT/USD = 0.002110",
         "TJS/USD = 0.09123",
-        "UZS/USD = 0.00008",
-        "TMT/USD = 0.28571",
+        "UZS/USD = 0.00008193",
+        "TMT/USD = 0.2857",
     ]
     assert all(q["as_of"] == "2023-09-27" and q["provider"] == "cbr" for q in body["quotes"])
 

@@ -69,7 +69,7 @@ async def test_latest_shows_the_current_primary_else_the_newest_and_says_stale(
         quotes["KZT"]["age_days"]
         == (datetime.now(UTC).date() - date.fromisoformat("2023-09-28")).days
     )
-    assert quotes["KZT"]["ticker"].startswith("KZT/USD = 0.00210 ")
+    assert quotes["KZT"]["ticker"].startswith("KZT/USD = 0.002104 ")
     assert quotes["KZT"]["rate"] == significant(Decimal("0.203042") / Decimal("96.5000"), 10)
     # The page's ticker keeps the seed's line and says which ones are stale.
     page = (await api.get("/")).text

@@ -1,4 +1,5 @@
-"""format_change / ticker_line reproduce the seed page ticker; latest-quotes aggregation."""
+"""format_change / ticker_line: the seed page ticker at four significant digits;
+latest-quotes aggregation."""
 
 from __future__ import annotations
 
@@ -71,10 +72,7 @@ def test_format_change(change: Decimal, expected: str) -> None:
     ("base", "rate", "change", "expected"),
     [
         ("KGS", Decimal("0.0115600"), Decimal("-0.0004"), "KGS/USD = 0.01156 -0%"),
-        ("KZT", Decimal("0.001994"), Decimal("-0.003"), "KZT/USD = 0.00199 -0%"),
         ("TJS", Decimal("0.091738"), Decimal("0.3300"), "TJS/USD = 0.09174 0.33%"),
-        ("UZS", Decimal("0.0000819"), Decimal("0"), "UZS/USD = 0.00008 0%"),
-        ("TMT", Decimal("0.286150"), Decimal("0.1400"), "TMT/USD = 0.28615 0.14%"),
     ],
 )
 def test_ticker_line_reproduces_the_seed_page(
@@ -85,19 +83,48 @@ def test_ticker_line_reproduces_the_seed_page(
     assert line in SEED_TICKER
 
 
+@pytest.mark.parametrize(
+    ("base", "rate", "change", "expected"),
+    [
+        # The seed's fixed five decimals left these fewer than four digits, or one more.
+        ("UZS", Decimal("0.0000819"), Decimal("0"), "UZS/USD = 0.00008190 0%"),
+        ("KZT", Decimal("0.001994"), Decimal("-0.003"), "KZT/USD = 0.001994 -0%"),
+        ("TMT", Decimal("0.286150"), Decimal("0.1400"), "TMT/USD = 0.2862 0.14%"),
+    ],
+)
+def test_ticker_line_has_four_significant_digits_where_the_seed_had_other(
+    base: str, rate: Decimal, change: Decimal, expected: str
+) -> None:
+    assert ticker_line(base, "USD", rate, change) == expected
+
+
 def test_ticker_line_without_previous_rate_has_no_percentage() -> None:
     assert ticker_line("KGS", "USD", Decimal("0.01156"), None) == "KGS/USD = 0.01156"
 
 
-def test_ticker_rate_is_rounded_half_even_to_five_places() -> None:
-    assert ticker_line("X", "USD", Decimal("0.000015"), None) == "X/USD = 0.00002"
-    assert ticker_line("X", "USD", Decimal("0.000025"), None) == "X/USD = 0.00002"
-    assert ticker_line("X", "USD", Decimal("3.5"), None) == "X/USD = 3.50000"
+@pytest.mark.parametrize(
+    ("rate", "shown"),
+    [
+        (Decimal("0.011562"), "0.01156"),
+        (Decimal("0.0000830123"), "0.00008301"),
+        (Decimal("1234.567"), "1235"),
+        (Decimal("12.3456"), "12.35"),
+        (Decimal("3.5"), "3.500"),
+        (Decimal("0.000015"), "0.00001500"),
+        (Decimal("0.000012345"), "0.00001234"),  # half-even: ...45 rounds to even
+        (Decimal("0.000012355"), "0.00001236"),
+        (Decimal("1E-9"), "0.000000001000"),  # the smallest rate the bounds allow
+        (Decimal("123456789"), "123500000"),
+    ],
+)
+def test_ticker_rate_has_four_significant_digits_written_out(rate: Decimal, shown: str) -> None:
+    assert ticker_line("X", "USD", rate, None) == f"X/USD = {shown}"
+    assert "E" not in shown
 
 
-def test_real_cbr_uzs_rate_rounds_like_the_seed_page() -> None:
+def test_real_cbr_uzs_rate_keeps_four_digits() -> None:
     rates = usd_rates(parse_cbr((REALDATA / "cbr-xml-daily-2023-09-27.xml").read_bytes()), ("UZS",))
-    assert ticker_line("UZS", "USD", rates["UZS"], Decimal("0")) == "UZS/USD = 0.00008 0%"
+    assert ticker_line("UZS", "USD", rates["UZS"], Decimal("0")) == "UZS/USD = 0.00008193 0%"
 
 
 def test_build_latest_asks_for_newest_quote_per_currency() -> None:
@@ -163,7 +190,13 @@ def test_shape_latest_orders_as_the_ticker_and_formats_lines() -> None:
     latest = shape_latest(response, 10)
     assert isinstance(latest, LatestQuotes)
     assert [q.base for q in latest.quotes] == ["KGS", "KZT", "TJS", "UZS", "TMT"]
-    assert latest.ticker == SEED_TICKER
+    assert latest.ticker == [
+        "KGS/USD = 0.01156 -0%",
+        "KZT/USD = 0.001994 -0%",
+        "TJS/USD = 0.09174 0.33%",
+        "UZS/USD = 0.00008190 0%",
+        "TMT/USD = 0.2862 0.14%",
+    ]
     kgs = latest.quotes[0]
     assert kgs.rate == "0.01156000000"  # ten significant digits; the ticker rounds the exact
     assert kgs.change_pct == "-0.0004000000000"
@@ -177,7 +210,7 @@ def test_shape_latest_without_change_and_with_missing_currencies() -> None:
         _aggregation(_bucket("UZS", "0.0000819", None), _bucket("KGS", "0.01156", "0.1")), 10
     )
     assert [q.base for q in latest.quotes] == ["KGS", "UZS"]
-    assert latest.ticker == ["KGS/USD = 0.01156 0.1%", "UZS/USD = 0.00008"]
+    assert latest.ticker == ["KGS/USD = 0.01156 0.1%", "UZS/USD = 0.00008190"]
     assert latest.quotes[1].change_pct is None
 
 
