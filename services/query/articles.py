@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.query.search import HITS, SearchHit, hit_fields
-from services.query.wording import TEXT_FIELDS
 from shared.index import ARTICLE_SOURCE, HIT_EXCLUDES
+from shared.language.wording import TEXT_FIELDS
 
 # The article `_id`: the first 32 hex digits of sha256(canonical URL).
 ARTICLE_ID = r"^[0-9a-f]{32}$"

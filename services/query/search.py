@@ -4,8 +4,9 @@ Queries use `simple_query_string`, which never fails on syntax: any string a
 person types (unbalanced quotes, stray operators) yields results or none.
 Pages inside the first 10,000 hits use from/size; past that a reader follows
 `next_cursor` (search_after), so a deep page is a cursor, not an error.
-What the reader typed is searched in all its forms (services/query/wording.py);
-when that finds little, a second try matches titles within an edit or two and
+What the reader typed is searched in all its forms (shared/language/wording.py;
+shared/searching.py builds the query the indexer's saved searches use too); when that
+finds little, a second try matches titles within an edit or two and
 asks the term suggester for a "Did you mean".
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import calendar
 import html
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,7 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
 
 from services.query.cursors import Cursor, SortMode
-from services.query.wording import (
+from shared.index import HIT_EXCLUDES, ArticleHit
+from shared.language.analysis import STEMMERS
+from shared.language.synonyms import Synonyms
+from shared.language.wording import (
     FUZZY_FIELDS,
     PLACES,
     expand,
@@ -31,9 +34,14 @@ from services.query.wording import (
     loosenable,
     search_fields,
 )
-from shared.index import HIT_EXCLUDES, ArticleHit
-from shared.language.analysis import STEMMERS
-from shared.language.synonyms import Synonyms
+from shared.searching import (
+    MATCH_ALL,
+    Criteria,
+    query_text,
+    with_filters,
+    words_clause,
+    words_query,
+)
 
 # Elasticsearch's default index.max_result_window: from + size may not pass it.
 RESULT_WINDOW = 10_000
@@ -47,7 +55,6 @@ HIGHLIGHTED = ["body", "summary"]
 NEWEST = {"published_at": {"order": "desc", "missing": "_last"}}
 # A unique keyword last in every sort, so search_after never skips or repeats ties.
 TIEBREAK = {"canonical_url": "asc"}
-OR_WORD = re.compile(r"(?<!\S)OR(?!\S)")
 SORTS: dict[SortMode, list[Any]] = {
     "relevance": ["_score", NEWEST, TIEBREAK],
     "newest": [NEWEST, {"fetched_at": "desc"}, TIEBREAK],
@@ -95,6 +102,18 @@ class SearchRequest:
     def effective_sort(self) -> SortMode:
         # Without words there is no relevance to rank by: newest first.
         return self.sort if self.text else "newest"
+
+    @property
+    def criteria(self) -> Criteria:
+        return Criteria(
+            self.q,
+            self.sources,
+            self.countries,
+            self.tags,
+            self.languages,
+            self.date_from,
+            self.date_to,
+        )
 
     @property
     def start(self) -> int:
@@ -168,57 +187,19 @@ def offset(page: int, size: int) -> int:
     return start
 
 
-def query_text(text: str) -> str:
-    """`a OR b` as people write it, in simple_query_string's own syntax (`a | b`).
-
-    Only a bare upper-case OR between spaces and outside quotes is an operator;
-    "or" in a phrase or in lower case stays a word.
-    """
-    parts = text.split('"')
-    for i in range(0, len(parts), 2):
-        parts[i] = OR_WORD.sub("|", parts[i])
-    return '"'.join(parts)
-
-
 def month_range(month: str) -> tuple[date, date]:
     """`2025-03` → (2025-03-01, 2025-03-31): the dates a month facet filters on."""
     year, number = (int(part) for part in month.split("-"))
     return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
 
 
-def _filters(request: SearchRequest) -> list[dict[str, Any]]:
-    filters: list[dict[str, Any]] = [
-        {"terms": {name: list(values)}}
-        for name, values in (
-            ("source", request.sources),
-            ("countries", request.countries),
-            ("tags", request.tags),
-            ("language", request.languages),
-        )
-        if values
-    ]
-    dates: dict[str, str] = {}
-    if request.date_from:
-        dates["gte"] = f"{request.date_from.isoformat()}||/d"
-    if request.date_to:
-        # Rounded up: the whole of the last day is in the range.
-        dates["lte"] = f"{request.date_to.isoformat()}||/d"
-    if dates:
-        filters.append({"range": {"published_at": dates}})
-    return filters
-
-
-def _words_query(text: str, fields: list[str]) -> dict[str, Any]:
-    return {"simple_query_string": {"query": text, "fields": fields, "default_operator": "and"}}
-
-
 def _query(request: SearchRequest, fuzzy: bool, synonyms: Synonyms) -> dict[str, Any]:
-    must: dict[str, Any] = {"match_all": {}}
+    must: dict[str, Any] = MATCH_ALL
     if request.text:
         typed = query_text(request.text)
-        must = _words_query(expand(typed, synonyms), search_fields())
+        must = words_clause(request.text, synonyms)
         if fuzzy:
-            should = [must, _words_query(expand(typed, synonyms, fuzzy=True), FUZZY_FIELDS)]
+            should = [must, words_query(expand(typed, synonyms, fuzzy=True), FUZZY_FIELDS)]
             if loosenable(typed):
                 # Every word but one: "Bobur Arena" finds "Bobur Arenada", whose
                 # Uzbek ending no stemmer here knows.
@@ -233,8 +214,7 @@ def _query(request: SearchRequest, fuzzy: bool, synonyms: Synonyms) -> dict[str,
                     }
                 )
             must = {"bool": {"should": should}}
-    filters = _filters(request)
-    return {"bool": {"must": [must], "filter": filters}} if filters else must
+    return with_filters(must, request.criteria)
 
 
 def _highlight(request: SearchRequest, synonyms: Synonyms) -> dict[str, Any]:

@@ -26,13 +26,14 @@ from services.ingest.listing import page_kind, read_listing
 from services.ingest.sitemaps import SitemapError, parse_sitemap
 from services.ingest.sources import Source
 from services.query.cursors import InvalidCursor, decode_cursor
-from services.query.search import SearchRequest, build_search, query_text
+from services.query.search import SearchRequest, build_search
 from services.ratefeed.catalog import DOCUMENT_PARSERS, detect
 from services.ratefeed.providers import RatesError
 from shared.backoff import retry_after_seconds
 from shared.consumer import Entry
 from shared.index import IndexNames
 from shared.language.analysis import fold_text, stem_text
+from shared.searching import query_text
 from shared.settings import CommonSettings
 from shared.streams import DATA_FIELD, Streams
 from tests.hostile.corpus import DEEP_NEST, NOW, ONE_LONG_WORD, article

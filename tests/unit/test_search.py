@@ -22,10 +22,10 @@ from services.query.search import (
     build_search,
     month_range,
     offset,
-    query_text,
     shape_results,
 )
-from services.query.wording import expand
+from shared.language.wording import expand
+from shared.searching import query_text
 
 REALDATA = Path(__file__).resolve().parents[2] / "samples" / "realdata"
 NEWEST_FIRST = {"published_at": {"order": "desc", "missing": "_last"}}

@@ -1,4 +1,4 @@
-"""Query words in all their forms, near spellings and "Did you mean" (services/query/wording.py)."""
+"""Query words in all their forms, near spellings and "Did you mean" (shared/language/wording)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from services.query.search import (
     shape_results,
     wants_fuzzy,
 )
-from services.query.wording import Phrase, Word, expand, highlight_patterns, loosenable, parse
 from shared.language.synonyms import Synonyms
+from shared.language.wording import Phrase, Word, expand, highlight_patterns, loosenable, parse
 
 NONE = Synonyms([])
 

@@ -9,6 +9,10 @@ and, for a place or currency name, every other name of it (places.toml):
 
 A document that matches the typed form matches several alternatives and ranks
 above one found through a stem or a synonym alone.
+
+Here in shared/ because two services read queries: the query service for searches
+and feeds, the indexer for the saved searches it runs against new articles
+(shared/searching.py builds both from these).
 """
 
 from __future__ import annotations
