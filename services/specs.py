@@ -16,7 +16,7 @@ from faststream.redis import RedisBroker
 from faststream.redis.message import DATA_KEY
 from faststream.specification import AsyncAPI
 
-from services.indexer.app import deadletters_publisher
+from services.indexer.app import deadletters_publisher, matches_publisher
 from services.ingest.app import articles_publisher
 from services.query.app import create_app as create_query_app
 from services.ratefeed.app import quarantine_publisher, quotes_publisher
@@ -89,6 +89,7 @@ def asyncapi_documents(settings: Settings) -> dict[str, Any]:
     quarantine_publisher(ratefeed)
     indexer = ServiceContext("indexer", settings)
     deadletters_publisher(indexer)
+    matches_publisher(indexer)
     return {
         "ingest": _asyncapi("ingest", "Publishes ArticleEvents read from feeds.", ingest.broker),
         "ratefeed": _asyncapi(
@@ -100,7 +101,8 @@ def asyncapi_documents(settings: Settings) -> dict[str, Any]:
         "indexer": _asyncapi(
             "indexer",
             "Consumes the articles and quotes streams (consumer group `indexer`; see "
-            "docs/events.md) and publishes the entries it cannot index as DeadLetters.",
+            "docs/events.md), publishes the entries it cannot index as DeadLetters, and "
+            "the saved searches the articles it stores match as SavedSearchMatches.",
             indexer.broker,
         ),
     }

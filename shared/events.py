@@ -72,6 +72,14 @@ HttpUrl = Annotated[
 ]
 
 
+ArticleId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-f]{32}$"),
+    Field(description="the article's `_id`: the first 32 hex digits of sha256(canonical URL)"),
+]
+ContentHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
 def _bounded(bounds: Bounds) -> AfterValidator:
     # BadDecimal is a ValueError, which pydantic reports as a validation error.
     return AfterValidator(lambda value: within(value, bounds))
@@ -149,7 +157,7 @@ class ArticleEvent(Event):
     tags: list[str] = Field(default_factory=list)
     countries: list[str] = Field(default_factory=list)
     fetched_at: UtcDatetime
-    content_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    content_hash: ContentHash
     site_name: str | None = None
     image_url: str | None = None
     extraction: Literal["page", "feed"] | None = Field(
@@ -235,6 +243,38 @@ class DeadLetter(Event):
         return f"{self.stream}/{self.entry_id}"
 
 
+class SavedSearchMatch(Event):
+    """A saved search matched an article the indexer has just stored.
+
+    Published once per saved search, article and text: a later version of the
+    article is announced again only when its `content_hash` (title and body)
+    changed. A downstream service consumes these to send mail or webhooks.
+    """
+
+    saved_search_id: NonEmpty = Field(
+        description="the saved search (`GET /api/saved-searches/{id}` of the query API)"
+    )
+    article_id: ArticleId
+    url: HttpUrl
+    title: NonEmpty
+    source: NonEmpty
+    published_at: UtcDatetime | None = None
+    fetched_at: UtcDatetime = Field(description="when the matched version was fetched")
+    content_hash: ContentHash
+    matched_at: UtcDatetime = Field(default_factory=utcnow)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.saved_search_id}/{self.article_id}/{self.content_hash}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def version(self) -> int:
+        """The matched article's version (its fetch time in ms)."""
+        return _version_of(self.fetched_at)
+
+
 def article_key(canonical_url: str) -> str:
     return hashlib.sha256(canonical_url.encode()).hexdigest()[:32]
 
@@ -247,4 +287,5 @@ EVENT_MODELS: dict[str, type[Event]] = {
     "ArticleEvent": ArticleEvent,
     "QuoteEvent": QuoteEvent,
     "DeadLetter": DeadLetter,
+    "SavedSearchMatch": SavedSearchMatch,
 }

@@ -39,6 +39,8 @@ class Streams:
         self.articles = f"{prefix}articles"
         self.quotes = f"{prefix}quotes"
         self.deadletters = f"{prefix}deadletters"
+        # Saved-search matches, published by the indexer for downstream consumers.
+        self.matches = f"{prefix}matches"
         self.maxlen = settings.stream_maxlen
 
     @property

@@ -18,7 +18,7 @@ from shared.clients import (
     make_redis,
     wait_for_elasticsearch,
 )
-from shared.events import DeadLetter
+from shared.events import DeadLetter, SavedSearchMatch
 from shared.health import Readiness, redis_ready
 from shared.index import IndexNames
 from shared.service import BackgroundService, ServiceContext
@@ -34,6 +34,16 @@ def deadletters_publisher(ctx: ServiceContext) -> Publisher[DeadLetter]:
         schema=DeadLetter,
         title="deadletters",
         description="Entries the indexer could not index, byte for byte, with the reason.",
+    )
+
+
+def matches_publisher(ctx: ServiceContext) -> Publisher[SavedSearchMatch]:
+    return ctx.broker.publisher(
+        stream=StreamSub(ctx.streams.matches, maxlen=ctx.streams.maxlen),
+        schema=SavedSearchMatch,
+        title="matches",
+        description="Saved searches matched by the articles the indexer has just stored: "
+        "one event per saved search, article and text (see docs/events.md).",
     )
 
 

@@ -18,6 +18,7 @@ from shared.events import (
     ArticleEvent,
     DeadLetter,
     QuoteEvent,
+    SavedSearchMatch,
     article_key,
     content_hash,
     is_http_url,
@@ -225,8 +226,58 @@ def test_events_are_frozen() -> None:
 
 
 def test_event_models_registry() -> None:
-    expected = {"ArticleEvent": ArticleEvent, "QuoteEvent": QuoteEvent, "DeadLetter": DeadLetter}
+    expected = {
+        "ArticleEvent": ArticleEvent,
+        "QuoteEvent": QuoteEvent,
+        "DeadLetter": DeadLetter,
+        "SavedSearchMatch": SavedSearchMatch,
+    }
     assert expected == EVENT_MODELS
+
+
+def _match(**overrides: Any) -> SavedSearchMatch:
+    article = _article()
+    fields: dict[str, Any] = {
+        "saved_search_id": "Qm3v8Zr1Xc0LwT5yHn2KpA",
+        "article_id": article.idempotency_key,
+        "url": article.url,
+        "title": article.title,
+        "source": article.source,
+        "fetched_at": article.fetched_at,
+        "content_hash": article.content_hash,
+    }
+    return SavedSearchMatch(**(fields | overrides))
+
+
+def test_a_match_is_one_per_saved_search_article_and_text() -> None:
+    match = _match()
+    other_text = _match(content_hash=content_hash("Bugun Bobur Arenada", "yangi matn"))
+    refetched = _match(fetched_at=FETCHED_AT + timedelta(hours=1))
+
+    assert match.idempotency_key == (
+        f"Qm3v8Zr1Xc0LwT5yHn2KpA/{_article().idempotency_key}/{_article().content_hash}"
+    )
+    assert other_text.idempotency_key != match.idempotency_key
+    assert refetched.idempotency_key == match.idempotency_key
+    assert refetched.version > match.version == _article().version
+    wire = json.loads(match.model_dump_json())
+    assert wire["matched_at"].endswith("Z")
+    assert wire["published_at"] is None
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"article_id": "not-an-article-id"},
+        {"url": "javascript:alert(1)"},
+        {"content_hash": "abc"},
+        {"saved_search_id": " "},
+        {"title": ""},
+    ],
+)
+def test_a_match_refuses_what_no_article_has(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        _match(**overrides)
 
 
 @pytest.mark.parametrize(
