@@ -1,15 +1,16 @@
 """The search page and the article page: server-rendered HTML, usable without JavaScript.
 
-Links carry the whole state in the query string (words, filters, page or cursor),
-so every view can be bookmarked, shared and followed with the keyboard. The
-only script updates the rate ticker live; without it the ticker is as rendered.
+Links carry the whole state in the query string (words, filters, page or cursor,
+and the language when the reader chose one), so every view can be bookmarked,
+shared and followed with the keyboard. The scripts update the rate ticker live
+and suggest titles; without them the ticker is as rendered and the box a plain one.
 """
 
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time,
 # and their Depends/Query markers refer to values local to the router factories.
 
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -22,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 from services.query.api import SearchParams, search_params_dependency
 from services.query.articles import ARTICLE_ID
 from services.query.backend import ArticleNotFound, Backend
+from services.query.languages import LANGUAGES, NAMES, Language, choose, content_language
 from services.query.quotes import LatestQuotes
 from services.query.search import RESULT_WINDOW, SearchPage, month_range
 from shared.events import is_http_url
@@ -30,16 +32,9 @@ HERE = FilePath(__file__).parent
 PAGER_SPAN = 2
 
 
-def long_date(value: date | str | None) -> str:
-    """`29 March 2025`, as the seed page writes dates."""
-    if value is None:
-        return ""
-    day = value if isinstance(value, date) else datetime.fromisoformat(value).date()
-    return f"{day.day} {day:%B %Y}"
-
-
-def search_url(params: SearchParams, **changes: Any) -> str:
-    """The page URL for `params` with `changes`; a filter change starts again at page 1."""
+def search_url(params: SearchParams, lang: str | None = None, **changes: Any) -> str:
+    """The page URL for `params` with `changes`, in `lang` if given; a filter change
+    starts again at page 1."""
     state = replace(params, **changes)
     query: dict[str, Any] = {
         "q": state.q,
@@ -53,6 +48,7 @@ def search_url(params: SearchParams, **changes: Any) -> str:
         "size": state.size if state.size != 10 else None,
         "page": state.page if state.page != 1 and not state.cursor else None,
         "cursor": state.cursor,
+        "lang": lang,
     }
     pairs = [(k, v) for k, v in query.items() if v not in (None, "", ())]
     return "/?" + urlencode(pairs, doseq=True) if pairs else "/"
@@ -69,12 +65,19 @@ def toggle(values: tuple[str, ...], value: str) -> tuple[str, ...]:
     return tuple(v for v in values if v != value) if value in values else (*values, value)
 
 
-def facet_links(params: SearchParams, page: SearchPage) -> dict[str, list[tuple[Link, int]]]:
-    """Each facet value as a link that adds (or, when already chosen, removes) its filter."""
-    start = {"page": 1, "cursor": None}
-    links: dict[str, list[tuple[Link, int]]] = {"Source": [], "Country": [], "Month": []}
+def facet_links(
+    params: SearchParams, page: SearchPage, language: Language
+) -> dict[str, list[tuple[Link, int]]]:
+    """Each facet value as a link that adds (or, when already chosen, removes) its filter,
+    under the facet's name in `language`."""
+    start: dict[str, Any] = {"page": 1, "cursor": None, "lang": language.carried}
+    links: dict[str, list[tuple[Link, int]]] = {
+        "facet_source": [],
+        "facet_country": [],
+        "facet_month": [],
+    }
     for facet in page.facets.source:
-        links["Source"].append(
+        links["facet_source"].append(
             (
                 Link(
                     facet.value,
@@ -85,7 +88,7 @@ def facet_links(params: SearchParams, page: SearchPage) -> dict[str, list[tuple[
             )
         )
     for facet in page.facets.country:
-        links["Country"].append(
+        links["facet_country"].append(
             (
                 Link(
                     facet.value,
@@ -98,35 +101,61 @@ def facet_links(params: SearchParams, page: SearchPage) -> dict[str, list[tuple[
     for facet in page.facets.month:
         first, last = month_range(facet.value)
         chosen = (params.date_from, params.date_to) == (first, last)
-        label = f"{first:%B %Y}"
+        label = language.month(first)
         url = search_url(
             params, date_from=None if chosen else first, date_to=None if chosen else last, **start
         )
-        links["Month"].append((Link(label, url, chosen), facet.count))
-    return {name: entries for name, entries in links.items() if entries}
+        links["facet_month"].append((Link(label, url, chosen), facet.count))
+    return {str(language.text(name)): entries for name, entries in links.items() if entries}
 
 
-def pager(params: SearchParams, page: SearchPage) -> list[Link]:
+def pager(params: SearchParams, page: SearchPage, language: Language) -> list[Link]:
     """Previous, nearby page numbers and next; past the 10,000-hit window, next is a cursor."""
     size = page.size
     in_window = RESULT_WINDOW // size
     last = min(in_window, -(-page.total // size)) if page.total else 1
+    lang = language.carried
     links: list[Link] = []
     if 1 < page.page <= in_window + 1:
-        links.append(Link("Previous", search_url(params, page=page.page - 1, cursor=None)))
+        links.append(
+            Link(
+                str(language.text("pager_previous")),
+                search_url(params, lang, page=page.page - 1, cursor=None),
+            )
+        )
     for number in range(max(1, page.page - PAGER_SPAN), min(last, page.page + PAGER_SPAN) + 1):
         links.append(
-            Link(str(number), search_url(params, page=number, cursor=None), number == page.page)
+            Link(
+                language.number(number),
+                search_url(params, lang, page=number, cursor=None),
+                number == page.page,
+            )
         )
     if page.next_cursor:
         following = page.page + 1
         url = (
-            search_url(params, page=following, cursor=None)
+            search_url(params, lang, page=following, cursor=None)
             if following <= in_window
-            else search_url(params, page=1, cursor=page.next_cursor)
+            else search_url(params, lang, page=1, cursor=page.next_cursor)
         )
-        links.append(Link("Next", url))
+        links.append(Link(str(language.text("pager_next")), url))
     return links
+
+
+def language_links(
+    path: str, query: list[tuple[str, str]], current: Language
+) -> list[tuple[str, Link]]:
+    """The switch: each language the page speaks, with this page (`path` with its
+    `query`) in it."""
+    kept = [(name, value) for name, value in query if name != "lang"]
+    return [
+        (tag, Link(NAMES[tag], f"{path}?{urlencode([*kept, ('lang', tag)])}", tag == current.tag))
+        for tag in LANGUAGES
+    ]
+
+
+def language_of(request: Request) -> Language:
+    return choose(request.query_params.get("lang"), request.headers.get("accept-language"))
 
 
 def problems(exc: RequestValidationError) -> list[str]:
@@ -141,28 +170,52 @@ class PageRenderer:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.templates = Jinja2Templates(directory=HERE / "templates")
-        self.templates.env.filters["long_date"] = long_date
+        self.templates.env.filters["content_lang"] = content_language
         # Documents indexed before the contract refused other schemes may hold a
         # javascript: or data: URL: the templates link only what passes this test.
         self.templates.env.tests["http_url"] = is_http_url
+
+    def _respond(
+        self,
+        request: Request,
+        name: str,
+        context: dict[str, Any],
+        status_code: int,
+        headers: dict[str, str] | None = None,
+    ) -> HTMLResponse:
+        language = language_of(request)
+        return self.templates.TemplateResponse(
+            request,
+            name,
+            {
+                "lang": language,
+                "languages": language_links(
+                    request.url.path, request.query_params.multi_items(), language
+                ),
+                "today": datetime.now(UTC).date(),
+                **context,
+            },
+            status_code=status_code,
+            # The same address answers in the language its Accept-Language asks for.
+            headers={
+                "Vary": "Accept-Language",
+                "Content-Language": language.tag,
+                **(headers or {}),
+            },
+        )
 
     async def render(
         self, request: Request, name: str, context: dict[str, Any], status_code: int = 200
     ) -> HTMLResponse:
         quotes = await self.backend.latest_quotes()
-        return self.templates.TemplateResponse(
-            request,
-            name,
-            {"quotes": quotes, "today": datetime.now(UTC).date(), **context},
-            status_code=status_code,
-        )
+        return self._respond(request, name, {"quotes": quotes, **context}, status_code)
 
     def unavailable(self, request: Request) -> HTMLResponse:
         """The page while Elasticsearch cannot be reached: no ticker, since it lives there too."""
-        return self.templates.TemplateResponse(
+        return self._respond(
             request,
             "unavailable.html",
-            {"quotes": LatestQuotes(quotes=[], ticker=[]), "today": datetime.now(UTC).date()},
+            {"quotes": LatestQuotes(quotes=[], ticker=[])},
             status_code=503,
             headers={"Retry-After": "5"},
         )
@@ -190,21 +243,23 @@ def pages_router(renderer: PageRenderer, max_page_size: int) -> APIRouter:
                 request, "search.html", {"params": params, "error": str(exc)}, status_code=400
             )
         page = await backend.search(search)
+        language = language_of(request)
         return await render(
             request,
             "search.html",
             {
                 "params": params,
                 "page": page,
-                "facets": facet_links(params, page),
-                "pager": pager(params, page),
+                "facets": facet_links(params, page, language),
+                "pager": pager(params, page, language),
                 "did_you_mean_url": (
-                    search_url(params, q=page.did_you_mean, page=1, cursor=None)
+                    search_url(params, language.carried, q=page.did_you_mean, page=1, cursor=None)
                     if page.did_you_mean
                     else None
                 ),
                 "clear_url": search_url(
                     params,
+                    language.carried,
                     source=(),
                     country=(),
                     tag=(),

@@ -75,7 +75,7 @@ async def test_latest_shows_the_current_primary_else_the_newest_and_says_stale(
     page = (await api.get("/")).text
     assert (
         '<li data-base="KZT" class="stale" title="as of 28 September 2023, '
-        f'{quotes["KZT"]["age_days"]} days ago: no newer rate since">'
+        f'{quotes["KZT"]["age_days"]:,} days ago: no newer rate since">'
         f'{quotes["KZT"]["ticker"]} <small class="stale-note">stale, as of 28 September '
         "2023</small></li>"
     ) in page

@@ -21,10 +21,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.query.api import SearchParams
 from services.query.articles import build_similar, build_suggest, shape_article, shape_suggest
 from services.query.cursors import Cursor, InvalidCursor, decode_cursor
+from services.query.languages import Language
 from services.query.limits import RateLimiter, TrustedProxies, TtlCache, client_address
 from services.query.live import Places, Subscription, sse_message, ticker_update
 from services.query.middleware import RateLimitMiddleware
-from services.query.pages import facet_links, long_date, pager, search_url
+from services.query.pages import facet_links, language_links, pager, search_url
 from services.query.search import Facet, Facets, SearchPage
 from shared.events import QuoteEvent
 
@@ -382,6 +383,11 @@ def test_search_url_carries_only_what_differs_from_the_defaults() -> None:
     assert _query(search_url(_params(), page=3)) == {"q": ["gas"], "page": ["3"]}
     url = search_url(_params(source=("a b", "c&d")), date_from=date(2025, 3, 1))
     assert _query(url) == {"q": ["gas"], "source": ["a b", "c&d"], "date_from": ["2025-03-01"]}
+    assert _query(search_url(_params(), "kk", page=2)) == {
+        "q": ["gas"],
+        "page": ["2"],
+        "lang": ["kk"],
+    }
 
 
 def _page(total: int, page: int, size: int = 10, cursor: str | None = "next") -> SearchPage:
@@ -401,25 +407,32 @@ def _page(total: int, page: int, size: int = 10, cursor: str | None = "next") ->
 
 
 def test_pager_numbers_around_the_current_page() -> None:
-    links = pager(_params(), _page(95, 5))
+    links = pager(_params(), _page(95, 5), Language())
     assert [link.label for link in links] == ["Previous", "3", "4", "5", "6", "7", "Next"]
     assert [link.label for link in links if link.current] == ["5"]
     assert _query(links[0].url)["page"] == ["4"]
+    assert all("lang" not in _query(link.url) for link in links)
+
+
+def test_pager_in_a_chosen_language_keeps_it() -> None:
+    links = pager(_params(), _page(95, 5), Language("ru", chosen=True))
+    assert [link.label for link in links] == ["Назад", "3", "4", "5", "6", "7", "Далее"]
+    assert all(_query(link.url)["lang"] == ["ru"] for link in links)
 
 
 def test_pager_goes_past_the_window_with_the_cursor() -> None:
-    links = pager(_params(), _page(50_000, 1000))
+    links = pager(_params(), _page(50_000, 1000), Language())
     assert links[-1].label == "Next"
     assert _query(links[-1].url)["cursor"] == ["next"]
     assert "page" not in _query(links[-1].url)
 
 
 def test_facet_links_add_and_remove_their_filter() -> None:
-    facets = facet_links(_params(page=4), _page(30, 4))
+    facets = facet_links(_params(page=4), _page(30, 4), Language())
     ((source_link, count),) = facets["Source"]
     assert (source_link.label, source_link.current, count) == ("meduza.io", False, 4)
     assert _query(source_link.url) == {"q": ["gas"], "source": ["meduza.io"]}
-    chosen = facet_links(_params(source=("meduza.io",)), _page(30, 1))
+    chosen = facet_links(_params(source=("meduza.io",)), _page(30, 1), Language())
     assert chosen["Source"][0][0].current
     assert "source" not in _query(chosen["Source"][0][0].url)
     ((month_link, _),) = facets["Month"]
@@ -427,7 +440,25 @@ def test_facet_links_add_and_remove_their_filter() -> None:
     assert _query(month_link.url)["date_to"] == ["2025-03-31"]
 
 
-def test_long_date_as_on_the_seed_page() -> None:
-    assert long_date("2025-03-29T08:00:00Z") == "29 March 2025"
-    assert long_date(date(2025, 3, 9)) == "9 March 2025"
-    assert long_date(None) == ""
+def test_facet_links_in_a_chosen_language_are_named_and_kept_in_it() -> None:
+    facets = facet_links(_params(), _page(30, 1), Language("kk", chosen=True))
+    assert list(facets) == ["Дереккөз", "Ай"]
+    ((month_link, _),) = facets["Ай"]
+    assert month_link.label == "2025\u202fж. наурыз"  # CLDR: a narrow no-break space
+    assert _query(month_link.url)["lang"] == ["kk"]
+
+
+def test_the_language_switch_links_this_page_in_each_language() -> None:
+    links = language_links(
+        "/", [("q", "газ"), ("page", "2"), ("lang", "ru")], Language("ru", chosen=True)
+    )
+    assert [tag for tag, _ in links] == ["en", "ru", "uz-Latn", "uz-Cyrl", "kk"]
+    assert [link.label for _, link in links] == [
+        "English",
+        "Русский",
+        "Oʻzbekcha",
+        "Ўзбекча",
+        "Қазақша",
+    ]
+    assert [tag for tag, link in links if link.current] == ["ru"]
+    assert _query(links[3][1].url) == {"q": ["газ"], "page": ["2"], "lang": ["uz-Cyrl"]}

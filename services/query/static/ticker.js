@@ -7,6 +7,19 @@
   // A stream that ends (the server bounds how long one lasts) is reopened by EventSource
   // itself; a refusal (429 or 503: too many open) closes it for good, so try again later.
   var REFUSED_RETRY_MS = 30000;
+  // The page's language: its decimal sign and its "as of {date}", as the server wrote them.
+  var decimal = ticker.dataset.decimal || ".";
+  var asOf = ticker.dataset.asOf || "{date}";
+
+  function longDate(iso) {
+    try {
+      return new Intl.DateTimeFormat(document.documentElement.lang, {
+        day: "numeric", month: "long", year: "numeric", timeZone: "UTC"
+      }).format(new Date(iso + "T00:00:00Z"));
+    } catch (error) {
+      return iso;  // a language this browser cannot format dates in
+    }
+  }
 
   function show(message) {
     var update = JSON.parse(message.data);
@@ -16,8 +29,8 @@
       item.dataset.base = update.base;
       ticker.appendChild(item);
     }
-    item.textContent = update.ticker;
-    item.title = "as of " + update.as_of;
+    item.textContent = update.ticker.split(".").join(decimal);
+    item.title = asOf.replace("{date}", longDate(update.as_of));
     item.classList.remove("stale");  // a quote just published is current
     item.classList.add("updated");
   }
