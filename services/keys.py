@@ -33,9 +33,9 @@ from shared.settings import Settings
 SERVICES = ("indexer", "query", "reindex")
 
 
-def index_names(index_prefix: str) -> list[str]:
+def index_names(index_prefix: str, aliases: tuple[str, ...] = ALIASES) -> list[str]:
     """Caravan's aliases and their versioned indices (`articles`, `articles-v1`, …)."""
-    return [f"{index_prefix}{alias}{suffix}" for alias in ALIASES for suffix in ("", "-v*")]
+    return [f"{index_prefix}{alias}{suffix}" for alias in aliases for suffix in ("", "-v*")]
 
 
 def role_descriptors(index_prefix: str) -> dict[str, dict[str, Any]]:
@@ -48,31 +48,41 @@ def role_descriptors(index_prefix: str) -> dict[str, dict[str, Any]]:
     settings to the existing ones at each start, but cannot delete or
     re-point anything; reindex moves an alias and deletes the index it failed to
     fill, so it has `manage` (which includes both) and `read` to copy documents.
+    Saved searches are the query service's to create (`create_doc`: never to
+    overwrite) and delete; the indexer only reads them, and the articles it matches
+    them against, after a refresh that makes the articles it stored searchable.
     """
 
-    def on_indices(*privileges: str) -> list[dict[str, Any]]:
+    def on_indices(*privileges: str, aliases: tuple[str, ...] = ALIASES) -> dict[str, Any]:
         # A list of its own per role: callers may change one role without the others.
-        return [{"names": index_names(index_prefix), "privileges": list(privileges)}]
+        return {"names": index_names(index_prefix, aliases), "privileges": list(privileges)}
 
+    articles, quotes, saved_searches = ALIASES
     return {
         "indexer": {
             "cluster": ["monitor", "manage_index_templates"],
-            "indices": on_indices(
-                "create_index",
-                "view_index_metadata",
-                "write",
-                "indices:admin/mapping/put",
-                "indices:admin/settings/update",
-                "indices:admin/aliases",
-            ),
+            "indices": [
+                on_indices(
+                    "create_index",
+                    "view_index_metadata",
+                    "indices:admin/mapping/put",
+                    "indices:admin/settings/update",
+                    "indices:admin/aliases",
+                ),
+                on_indices("write", aliases=(articles, quotes)),
+                on_indices("read", "indices:admin/refresh*", aliases=(articles, saved_searches)),
+            ],
         },
         "query": {
             "cluster": ["monitor"],
-            "indices": on_indices("read"),
+            "indices": [
+                on_indices("read"),
+                on_indices("create_doc", "delete", aliases=(saved_searches,)),
+            ],
         },
         "reindex": {
             "cluster": ["monitor", "manage_index_templates"],
-            "indices": on_indices("manage", "read", "write"),
+            "indices": [on_indices("manage", "read", "write")],
         },
     }
 

@@ -25,7 +25,9 @@ from typing_extensions import TypedDict
 from shared.events import ArticleEvent, QuoteEvent
 from shared.language.analysis import fold_text, stem_text
 
-ALIASES = ("articles", "quotes")
+# Saved searches (shared/saved_searches.py) are written by the query service, read by
+# the indexer.
+ALIASES = ("articles", "quotes", "saved-searches")
 # The currencies the rate feed publishes and the ticker shows, each per US dollar.
 CURRENCIES = ("KGS", "KZT", "TJS", "UZS", "TMT")
 
@@ -96,12 +98,22 @@ def quotes_mapping() -> dict[str, Any]:
     }
 
 
+def saved_searches_mapping() -> dict[str, Any]:
+    # Read whole, by id, and listed by `id`: nothing else is searched.
+    return {
+        "dynamic": False,
+        "properties": {"id": {"type": "keyword"}, "created_at": {"type": "date"}},
+    }
+
+
 class IndexNames:
-    """The aliases under one CARAVAN_INDEX_PREFIX: `{prefix}articles`, `{prefix}quotes`."""
+    """The aliases under one CARAVAN_INDEX_PREFIX: `{prefix}articles`, `{prefix}quotes`,
+    `{prefix}saved-searches`."""
 
     def __init__(self, prefix: str) -> None:
         self.articles = f"{prefix}{ALIASES[0]}"
         self.quotes = f"{prefix}{ALIASES[1]}"
+        self.saved_searches = f"{prefix}{ALIASES[2]}"
 
     @staticmethod
     def versioned(alias: str, version: int = MAPPING_VERSION) -> str:

@@ -12,7 +12,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError
 
 from services.indexer.failures import Verdict, classify_request_error
 from shared.backoff import Backoff
-from shared.index import IndexNames, articles_mapping, quotes_mapping
+from shared.index import IndexNames, articles_mapping, quotes_mapping, saved_searches_mapping
 from shared.settings import CommonSettings
 
 log = structlog.get_logger(__name__)
@@ -40,7 +40,11 @@ async def ensure_indices(es: AsyncElasticsearch, names: IndexNames, common: Comm
     new shard count needs `caravan reindex`.
     """
     layout = layout_settings(common)
-    for alias, mapping in ((names.articles, articles_mapping()), (names.quotes, quotes_mapping())):
+    for alias, mapping in (
+        (names.articles, articles_mapping()),
+        (names.quotes, quotes_mapping()),
+        (names.saved_searches, saved_searches_mapping()),
+    ):
         await es.indices.put_index_template(
             name=f"{alias}-template",
             index_patterns=[f"{alias}-v*"],
