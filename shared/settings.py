@@ -262,6 +262,12 @@ class QuerySettings(_Settings):
     # /api/convert uses rates of one as-of date at most this many days before the
     # date asked (or before the newest rate of the two currencies).
     convert_window_days: int = Field(default=7, ge=0, le=366)
+    # Where readers reach the service (`https://news.example`): the base of the absolute
+    # links in feeds and saved searches. Unset: the address each request came to.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    # The most saved searches kept (a POST past it is a 409). The indexer runs every one
+    # against every batch it stores, so its matching cost grows with this number.
+    saved_searches_max: int = Field(default=10_000, ge=1, le=1_000_000)
 
 
 class HealthSettings(_Settings):

@@ -17,6 +17,7 @@ from prometheus_client import make_asgi_app
 from services.query.api import api_router
 from services.query.backend import Backend
 from services.query.errors import install_error_handlers
+from services.query.following_api import following_router
 from services.query.limits import RateLimiter, TrustedProxies
 from services.query.live import Places, QuoteBroadcaster
 from services.query.middleware import CacheControlMiddleware, RateLimitMiddleware
@@ -88,6 +89,7 @@ def create_app(all_settings: Settings) -> FastAPI:
         proxies=proxies,
     )
     app.include_router(api_router(backend, broadcaster, settings.max_page_size, proxies))
+    app.include_router(following_router(state["es"], names, settings))
     app.include_router(pages_router(renderer, settings.max_page_size))
     app.include_router(
         rates_router(es, backend.quotes, settings.rate_digits, settings.convert_window_days)
