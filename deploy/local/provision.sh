@@ -87,7 +87,7 @@ fi
 # The example consumers (tests/e2e/test_example_consumers.py builds them into .cache/):
 # the Node one's packages exactly as locked, the Go one's modules into the module cache.
 if ! command -v npm >/dev/null && [ "$(id -u)" -eq 0 ]; then
-  say "installing Debian's nodejs and npm (for the Node example consumer)"
+  say "installing Debian's nodejs and npm (for the Node example consumer and axe-core)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
@@ -95,6 +95,12 @@ node_example="$REPO_ROOT/examples/node"
 if [ "$node_example/package-lock.json" -nt "$node_example/node_modules/.package-lock.json" ]; then
   say "installing the Node example consumer's packages (npm ci)"
   (cd "$node_example" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# axe-core, exactly as locked, for the accessibility checks of the search page test.
+browser_tests="$REPO_ROOT/tests/e2e"
+if [ "$browser_tests/package-lock.json" -nt "$browser_tests/node_modules/.package-lock.json" ]; then
+  say "installing the browser test's packages (npm ci: axe-core)"
+  (cd "$browser_tests" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 go_example="$REPO_ROOT/examples/go"
 if [ "$go_example/go.sum" -nt "$CARAVAN_LOCAL_DIR/go-example.downloaded" ]; then

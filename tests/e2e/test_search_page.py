@@ -1,14 +1,19 @@
 """The search page in a real headless Chromium: title suggestions, search, page, filter
 by a facet, watch the ticker change live when a quote arrives on the stream, and keep
-screenshots.
+screenshots; axe-core finds nothing serious on any page, in English and Russian; it is
+used with the keyboard alone, in the language Accept-Language asks for or the switch
+picks, and on a phone's width.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from redis.asyncio import Redis
@@ -17,6 +22,9 @@ from shared.events import QuoteEvent
 from shared.streams import DATA_FIELD
 from tests.conftest import REPO
 from tests.e2e.conftest import QueryService
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page, ViewportSize
 
 pytestmark = [
     pytest.mark.e2e,
@@ -37,6 +45,45 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = REPO / "test-artifacts"
 VIEWING = re.compile(r"Viewing results (\d+) - (\d+) of (\d+)")
+# Installed by deploy/local/provision.sh from tests/e2e/package-lock.json (npm ci).
+AXE = REPO / "tests" / "e2e" / "node_modules" / "axe-core" / "axe.min.js"
+BLOCKING = ("serious", "critical")
+PHONE: ViewportSize = {"width": 390, "height": 844}
+# A query the samples answer with highlighted hits, and one nothing matches.
+FOUND = "Java OR Microsoft OR Scrum"
+NOTHING = "qxzvqxzvqxzv"
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    from playwright.async_api import async_playwright  # noqa: PLC0415 — e2e only
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def blocking_violations(page: Page) -> list[str]:
+    """What axe-core finds serious or critical on the page as it is now, one line each."""
+    await page.add_script_tag(path=str(AXE))
+    results: dict[str, Any] = await page.evaluate("() => axe.run(document)")
+    return [
+        f"{found['id']} ({found['impact']}): {found['help']} at "
+        + ", ".join(str(node["target"]) for node in found["nodes"])
+        for found in results["violations"]
+        if found["impact"] in BLOCKING
+    ]
+
+
+async def first_article_url(page: Page, base: str, query: str) -> str:
+    await page.goto(f"{base}/?{query}")
+    href = await page.locator(".hits h2 a").first.get_attribute("href")
+    assert href
+    return f"{base}{href}"
 
 
 async def test_search_page_in_a_browser(query_service: QueryService, redis: Redis) -> None:
@@ -114,3 +161,142 @@ async def test_search_page_in_a_browser(query_service: QueryService, redis: Redi
         await expect(page.get_by_role("heading", level=1)).to_be_visible()
         await page.screenshot(path=str(ARTIFACTS / "article-page.png"), full_page=True)
         await browser.close()
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core: deploy/local/provision.sh")
+@pytest.mark.parametrize(
+    ("locale", "lang", "status"),
+    [
+        ("en-US", "en", {"search": "Viewing results 1 - 10 of", "empty": "No articles match."}),
+        ("ru-RU", "ru", {"search": "Показаны 1–10, всего", "empty": "Подходящих статей нет."}),
+        ("uz", "uz-Latn", {"search": "ta natijadan 1–10", "empty": "Mos maqola topilmadi."}),
+        ("uz-Cyrl", "uz-Cyrl", {"search": "та натижадан 1–10", "empty": "Мос мақола топилмади."}),
+        ("kk-KZ", "kk", {"search": "нәтиженің 1–10 аралығы", "empty": "Сәйкес мақала табылмады."}),
+    ],
+)
+async def test_axe_finds_nothing_serious_on_any_page(
+    query_service: QueryService, locale: str, lang: str, status: dict[str, str]
+) -> None:
+    from playwright.async_api import expect  # noqa: PLC0415 — e2e only
+
+    base = query_service.url
+    async with chromium() as browser:
+        # The language comes from the browser's Accept-Language, as a reader's would.
+        page = await browser.new_page(locale=locale, viewport={"width": 1280, "height": 1000})
+        pages = {
+            "search": f"{base}/",
+            "results": f"{base}/?q={FOUND}",
+            "article": await first_article_url(page, base, f"q={FOUND}"),
+            "empty": f"{base}/?q={NOTHING}",
+        }
+        found = {}
+        for name, url in pages.items():
+            await page.goto(url)
+            await expect(page.locator("html")).to_have_attribute("lang", lang)
+            if name in status:
+                await expect(page.locator(".viewing")).to_contain_text(status[name])
+            found[name] = await blocking_violations(page)
+        assert found == {name: [] for name in pages}
+        # And the check can fail: an image with no text alternative is critical.
+        await page.evaluate("() => document.querySelector('main').append(new Image())")
+        assert any(line.startswith("image-alt") for line in await blocking_violations(page))
+
+
+async def test_keyboard_alone_searches_and_opens_a_result(query_service: QueryService) -> None:
+    from playwright.async_api import expect  # noqa: PLC0415 — e2e only
+
+    async with chromium() as browser:
+        page = await browser.new_page(locale="ru-RU", viewport={"width": 1280, "height": 1000})
+        await page.goto(query_service.url)
+        keyboard = page.keyboard
+
+        # The skip link first; Enter on it, and the next Tab is the search box.
+        await keyboard.press("Tab")
+        await expect(page.get_by_role("link", name="Перейти к содержанию")).to_be_focused()
+        await keyboard.press("Enter")
+        await keyboard.press("Tab")
+        box = page.get_by_label("Поиск статей")
+        await expect(box).to_be_focused()
+        await keyboard.type(FOUND)
+        await keyboard.press("Enter")
+        await expect(page.locator(".viewing")).to_contain_text("Показаны 1–")
+
+        # Tab on (skip link, masthead, form) until the first result's link has focus.
+        first = page.locator(".hits h2 a").first
+        title = await first.inner_text()
+        for _ in range(30):
+            await keyboard.press("Tab")
+            if await first.evaluate("link => link === document.activeElement"):
+                break
+        await expect(first).to_be_focused()
+        # A visible focus ring: the outline the style sheet gives :focus-visible.
+        outline = await first.evaluate("link => getComputedStyle(link).outlineStyle")
+        assert outline == "solid"
+        await keyboard.press("Enter")
+        await expect(page.get_by_role("heading", level=1)).to_have_text(title)
+        await expect(page.locator("html")).to_have_attribute("lang", "ru")
+
+
+async def test_the_switch_keeps_its_language_across_search_paging_and_filters(
+    query_service: QueryService,
+) -> None:
+    from playwright.async_api import expect  # noqa: PLC0415 — e2e only
+
+    async with chromium() as browser:
+        page = await browser.new_page(locale="en-GB", viewport={"width": 1280, "height": 1000})
+        await page.goto(query_service.url)
+        await expect(page.locator("html")).to_have_attribute("lang", "en")
+        switch = page.get_by_role("navigation", name="Language")
+        await switch.get_by_role("link", name="Қазақша").click()
+        await expect(page.locator("html")).to_have_attribute("lang", "kk")
+        await expect(page.locator(".viewing")).to_contain_text("нәтиженің 1–10 аралығы")
+
+        pages = page.get_by_role("navigation", name="Нәтиже беттері")
+        await pages.get_by_role("link", name="Келесі").click()
+        await expect(page.locator(".viewing")).to_contain_text("нәтиженің 11–20 аралығы")
+        box = page.get_by_label("Мақалаларды іздеу")
+        await box.fill(FOUND)
+        await box.press("Enter")
+        await expect(page.locator("html")).to_have_attribute("lang", "kk")
+        assert "lang=kk" in page.url
+        facets = page.get_by_role("navigation", name="Нәтижелерді сүзу")
+        await facets.get_by_role("link").first.click()
+        await expect(page.locator(".hits .chosen, .facets .chosen")).to_have_count(1)
+        await expect(page.locator("html")).to_have_attribute("lang", "kk")
+        await page.locator(".hits h2 a").first.click()
+        await expect(page.locator("html")).to_have_attribute("lang", "kk")
+        await expect(page.get_by_role("link", name="Іздеуге оралу")).to_have_attribute(
+            "href", "/?lang=kk"
+        )
+        # Uzbek in Cyrillic from the switch, on the same article.
+        await page.get_by_role("navigation", name="Тіл").get_by_role("link", name="Ўзбекча").click()
+        await expect(page.locator("html")).to_have_attribute("lang", "uz-Cyrl")
+        await expect(page.get_by_role("link", name="Қидирувга қайтиш")).to_be_visible()
+
+
+async def test_a_phone_wide_page_needs_no_sideways_scrolling(query_service: QueryService) -> None:
+    from playwright.async_api import expect  # noqa: PLC0415 — e2e only
+
+    base = query_service.url
+    async with chromium() as browser:
+        for locale, lang in (("en-GB", "en"), ("ru-RU", "ru")):
+            page = await browser.new_page(
+                locale=locale, viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+            )
+            pages = {
+                "search": f"{base}/",
+                "results": f"{base}/?q={FOUND}",
+                "article": await first_article_url(page, base, f"q={FOUND}"),
+                "empty": f"{base}/?q={NOTHING}",
+            }
+            for name, url in pages.items():
+                await page.goto(url)
+                await expect(page.locator("html")).to_have_attribute("lang", lang)
+                widths = await page.evaluate(
+                    "() => [document.scrollingElement.scrollWidth, window.innerWidth]"
+                )
+                assert widths[0] <= widths[1], f"{name} ({lang}) scrolls sideways: {widths}"
+                await page.screenshot(
+                    path=str(ARTIFACTS / f"phone-{name}-{lang}.png"), full_page=True
+                )
+            await page.close()
