@@ -238,7 +238,7 @@ async def test_keyboard_alone_searches_and_opens_a_result(query_service: QuerySe
 
 
 async def test_the_switch_keeps_its_language_across_search_paging_and_filters(
-    query_service: QueryService,
+    query_service: QueryService, redis: Redis
 ) -> None:
     from playwright.async_api import expect  # noqa: PLC0415 — e2e only
 
@@ -250,6 +250,23 @@ async def test_the_switch_keeps_its_language_across_search_paging_and_filters(
         await switch.get_by_role("link", name="Қазақша").click()
         await expect(page.locator("html")).to_have_attribute("lang", "kk")
         await expect(page.locator(".viewing")).to_contain_text("нәтиженің 1–10 аралығы")
+        # The live ticker writes a new quote as the page's language does.
+        await expect(page.locator("#ticker")).to_have_attribute("data-live", "on")
+        quote = QuoteEvent(
+            base="KGS",
+            rate=Decimal("0.0123456"),
+            change_pct=Decimal("-1.5"),
+            previous_rate=Decimal("0.0125335"),
+            as_of=date(2023, 9, 28),
+            provider="cbr",
+            fetched_at="2023-09-28T09:00:00Z",
+        )
+        await redis.xadd(
+            query_service.namespace.streams.quotes, {DATA_FIELD: quote.model_dump_json().encode()}
+        )
+        kgs = page.locator('#ticker li[data-base="KGS"]')
+        await expect(kgs).to_have_text("KGS/USD = 0,01235 -1,5%")
+        await expect(kgs).to_have_attribute("title", re.compile(r"2023.* жағдай бойынша$"))
 
         pages = page.get_by_role("navigation", name="Нәтиже беттері")
         await pages.get_by_role("link", name="Келесі").click()
