@@ -15,16 +15,12 @@ from trafilatura.metadata import extract_metadata
 from trafilatura.settings import MANUALLY_CLEANED
 from trafilatura.utils import load_html
 
+from services.ingest.acceptance import needs_fallback, replaces
 from services.ingest.text import html_to_text, normalize_whitespace
 
 # Less main text than this is a page without an article (a home page, a
 # consent wall, an error page dressed as 200), not a very short article.
 MIN_TEXT_CHARS = 200
-# trafilatura's own extractor alone (no readability/jusText comparison) gives the
-# right text on nearly every page, and the comparison sometimes swaps in a whole
-# page of teasers for it. Only a short result (a page its rules do not fit) is
-# worth the comparison's cost and risk.
-FALLBACK_BELOW_CHARS = 500
 # Parse at most this much of a page: bounds the memory and time of one extraction
 # (a parsed tree takes several times its page's size). Real article pages are
 # under 1 MB; what makes a page larger is mostly inline scripts and data.
@@ -70,6 +66,16 @@ _TEXT_OPTIONS: dict[str, Any] = {
     "favor_precision": True,
     "with_metadata": False,
 }
+# trafilatura's own extractor alone (no readability/jusText comparison) gives the
+# right text on nearly every page, and the comparison sometimes swaps in a whole
+# page of teasers for it. Only a result with too little article in it (a page its
+# rules do not fit, or one where they took a reprint notice for the article) is
+# worth the fallbacks' cost and risk: the comparison in precision mode, then in
+# trafilatura's default mode (looser), which keeps the blocks precision mode prunes.
+_FALLBACKS: tuple[tuple[dict[str, Any], str, bool], ...] = (
+    (_TEXT_OPTIONS, "trafilatura-precision+fallback", False),
+    ({**_TEXT_OPTIONS, "favor_precision": False}, "trafilatura-default+fallback", True),
+)
 
 
 @dataclass(frozen=True)
@@ -172,16 +178,21 @@ def without_code(tree: HtmlElement) -> None:
 
 
 def main_text(tree: HtmlElement, url: str) -> tuple[str, str]:
-    """The main text (one paragraph a line) and which extractor gave it."""
+    """The main text (one paragraph a line) and which extractor gave it: the first
+    pass, unless it holds too little article (see needs_fallback); then each
+    fallback in turn, as long as the best text so far still does."""
+    body = tree.find("body")
+    page_chars = len(_single_spaced((tree if body is None else body).text_content()))
     document: Any = bare_extraction(tree, url=url, fast=True, **_TEXT_OPTIONS)
-    text = (document.text if document else "") or ""
-    if len(text) >= FALLBACK_BELOW_CHARS:
-        return text, "trafilatura-precision"
-    document = bare_extraction(tree, url=url, **_TEXT_OPTIONS)
-    fallback = (document.text if document else "") or ""
-    if len(fallback) > len(text):
-        return fallback, "trafilatura-precision+fallback"
-    return text, "trafilatura-precision"
+    text, path = (document.text if document else "") or "", "trafilatura-precision"
+    for options, name, looser in _FALLBACKS:
+        if not needs_fallback(text, page_chars):
+            break
+        document = bare_extraction(tree, url=url, **options)
+        candidate = (document.text if document else "") or ""
+        if replaces(candidate, text, looser=looser):
+            text, path = candidate, name
+    return text, path
 
 
 def paragraphs(text: str) -> str:
