@@ -128,6 +128,11 @@ class Language:
         return _locale(self.tag)
 
     @property
+    def formats(self) -> str:
+        """The locale dates are written in, as a BCP 47 tag for the browser (`en-GB`)."""
+        return BABEL_LOCALES[self.tag].replace("_", "-")
+
+    @property
     def carried(self) -> str | None:
         """The `lang` a link from this page carries on: only one the reader chose."""
         return self.tag if self.chosen else None

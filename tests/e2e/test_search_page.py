@@ -154,6 +154,9 @@ async def test_search_page_in_a_browser(query_service: QueryService, redis: Redi
         await expect(page.locator('#ticker li[data-base="KGS"]')).to_have_text(
             "KGS/USD = 0.01235 -1.5%"
         )
+        await expect(page.locator('#ticker li[data-base="KGS"]')).to_have_attribute(
+            "title", "as of 28 September 2023"
+        )
         await page.screenshot(path=str(ARTIFACTS / "search-page.png"), full_page=True)
 
         # The article page, from the first result.

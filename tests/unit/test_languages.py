@@ -78,6 +78,13 @@ def test_the_address_wins_over_accept_language_and_is_carried_on() -> None:
     assert choose(None, "kk").carried is None
     assert Language("kk", chosen=True).url("/articles/ab") == "/articles/ab?lang=kk"
     assert Language("kk").url("/") == "/"
+    assert [Language(tag).formats for tag in LANGUAGES] == [
+        "en-GB",
+        "ru",
+        "uz-Latn",
+        "uz-Cyrl",
+        "kk",
+    ]
 
 
 def test_every_catalog_has_every_key_and_no_other() -> None:

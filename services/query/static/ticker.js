@@ -7,13 +7,15 @@
   // A stream that ends (the server bounds how long one lasts) is reopened by EventSource
   // itself; a refusal (429 or 503: too many open) closes it for good, so try again later.
   var REFUSED_RETRY_MS = 30000;
-  // The page's language: its decimal sign and its "as of {date}", as the server wrote them.
+  // The page's language: its decimal sign, its "as of {date}" and the locale of its dates,
+  // as the server wrote them.
   var decimal = ticker.dataset.decimal || ".";
   var asOf = ticker.dataset.asOf || "{date}";
+  var locale = ticker.dataset.locale || document.documentElement.lang;
 
   function longDate(iso) {
     try {
-      return new Intl.DateTimeFormat(document.documentElement.lang, {
+      return new Intl.DateTimeFormat(locale, {
         day: "numeric", month: "long", year: "numeric", timeZone: "UTC"
       }).format(new Date(iso + "T00:00:00Z"));
     } catch (error) {
