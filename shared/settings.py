@@ -229,6 +229,14 @@ class IndexerSettings(_Settings):
     trim_interval: float = Field(default=60.0, gt=0)
     # Entries older than this are trimmed once every consumer group has them.
     retention_hours: float = Field(default=168.0, gt=0)
+    # Saved searches run against the articles stored (services/indexer/matcher.py):
+    # Lucene clauses per search of the _msearch, as estimated (halved while the cluster
+    # refuses more); articles waiting to be matched at most (past it a batch is not
+    # matched, and counted); days the content hash last announced per saved search
+    # and article is remembered (a new version with the same text announces nothing).
+    match_max_clauses: int = Field(default=4000, ge=16)
+    match_backlog: int = Field(default=10_000, ge=1)
+    match_memory_days: float = Field(default=45.0, gt=0)
 
 
 class QuerySettings(_Settings):

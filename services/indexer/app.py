@@ -10,6 +10,7 @@ from faststream.redis import StreamSub
 from services.indexer.consumer import Consumer
 from services.indexer.ledger import SERVICE
 from services.indexer.mappings import ensure_indices_held
+from services.indexer.matcher import Matcher
 from services.indexer.upkeep import Upkeep
 from shared.backoff import Backoff
 from shared.clients import (
@@ -52,10 +53,12 @@ def create_service(all_settings: Settings) -> BackgroundService:
     ctx.configure_logging()
     settings = all_settings.indexer
     publisher = deadletters_publisher(ctx)
+    matches = matches_publisher(ctx)
     redis = make_redis(ctx.redis_settings)
     es = make_elasticsearch(all_settings.elasticsearch)
     names = IndexNames(ctx.common.index_prefix)
-    consumer = Consumer(redis, es, ctx.streams, names, settings, publisher.publish)
+    matcher = Matcher(es, redis, names, ctx.streams, settings, matches.publish)
+    consumer = Consumer(redis, es, ctx.streams, names, settings, publisher.publish, matcher=matcher)
     upkeep = Upkeep(
         redis, ctx.streams, settings, ctx.common.stream_groups, ctx.common.abandon_after_ms
     )

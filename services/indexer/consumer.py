@@ -17,9 +17,11 @@
       and write it: the entries are acknowledged only once stored. So the
       indexer holds at most `max_in_flight` + 1 batches.
 3. Beside the loop, `keep_ownership` refreshes the idle time of every entry in
-   hand, so that no other indexer claims what this one is still working on.
-4. On stop, the batches in hand are finished; an entry not confirmed by then
-   stays pending and another indexer claims it.
+   hand, so that no other indexer claims what this one is still working on; and,
+   when there is a matcher, the articles each bulk request stored are run against
+   the saved searches (services/indexer/matcher.py), without the loop waiting.
+4. On stop, the batches in hand are finished, then the matching of what they
+   stored; an entry not confirmed by then stays pending and another indexer claims it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from services.indexer.decode import Invalid, decode_entry
 from services.indexer.documents import BulkAction
 from services.indexer.failures import Fault
 from services.indexer.ledger import Ledger, PublishDeadLetter
+from services.indexer.matcher import Matcher
 from services.indexer.writer import Hold, Work, Writer
 from shared.backoff import Backoff
 from shared.consumer import Clock, Entry, GroupReader, wait_or_stop
@@ -62,6 +65,8 @@ class Consumer:
         settings: IndexerSettings,
         publish_dead_letter: PublishDeadLetter,
         clock: Clock = time.monotonic,
+        *,
+        matcher: Matcher | None = None,
     ) -> None:
         self._streams = streams
         self._names = names
@@ -87,8 +92,16 @@ class Consumer:
         )
         self.hold = Hold(clock)
         self.limit = AdaptiveLimit(settings.max_in_flight, start=min(2, settings.max_in_flight))
+        self.matcher = matcher
         self._writer = Writer(
-            es, self._ledger, settings, self._stopping, self.hold, self._backoff, limit=self.limit
+            es,
+            self._ledger,
+            settings,
+            self._stopping,
+            self.hold,
+            self._backoff,
+            limit=self.limit,
+            on_stored=self._stored if matcher is not None else None,
         )
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
@@ -110,6 +123,7 @@ class Consumer:
             streams=list(self._streams.consumed),
         )
         keeper = asyncio.create_task(self.reader.keep_ownership(self._stopping))
+        matching = asyncio.create_task(self.matcher.run()) if self.matcher else None
         while not self._stopping.is_set():
             if self.hold.active:
                 await self.hold.wait_released(self._stopping)
@@ -123,6 +137,9 @@ class Consumer:
                 await asyncio.wait(self._in_flight)  # a write that fails is read again
         if self._in_flight:
             await asyncio.wait(self._in_flight)
+        if self.matcher is not None and matching is not None:
+            self.matcher.close()
+            await matching
         keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeper
@@ -195,6 +212,11 @@ class Consumer:
             await self._slot_freed.wait()
 
     # Handling ----------------------------------------------------------------
+
+    def _stored(self, actions: list[BulkAction]) -> None:
+        """Articles just stored, new or changed, for the saved searches to be run against."""
+        assert self.matcher is not None
+        self.matcher.offer([a.doc_id for a in actions if a.index == self._names.articles])
 
     def _dispatch(self, entries: list[Entry], work: Work) -> None:
         task = asyncio.create_task(self._write(entries, work))

@@ -56,3 +56,28 @@ GROUP_ABANDONED = Gauge(
     "kept from trimming (see `caravan groups`).",
     ["stream", "group"],
 )
+SAVED_SEARCHES = Gauge(
+    "caravan_saved_searches", "Saved searches the indexer runs against the articles it stores."
+)
+MATCH_SECONDS = Histogram(
+    "caravan_indexer_match_seconds",
+    "Matching the saved searches against one round of stored articles (refresh, searches, "
+    "publishing).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+MATCHES = Counter(
+    "caravan_indexer_matches_total",
+    "SavedSearchMatch events published (a saved search matched an article just stored).",
+)
+MATCH_FAILURES = Counter(
+    "caravan_indexer_match_failures_total",
+    "Matching that failed, by reason: `elasticsearch` or `redis` (a round's articles go "
+    "unmatched), `backlog` (a batch not matched: too many articles waiting), "
+    "`saved_search` (one saved search the cluster refused, alone).",
+    ["reason"],
+)
+UNMATCHED = Counter(
+    "caravan_indexer_match_unmatched_articles_total",
+    "Articles stored but not matched against every saved search, after a failure.",
+)
+MATCH_BACKLOG = Gauge("caravan_indexer_match_backlog", "Articles stored and waiting to be matched.")

@@ -62,7 +62,10 @@ class Upkeep:
         next_trim = 0.0
         while not stopping.is_set():
             try:
-                states = {s: await self.stream_state(s) for s in self._streams.consumed}
+                # The matches stream is read by downstream groups alone: kept for them
+                # as the others are, by age and never past a live group's position.
+                watched = (*self._streams.consumed, self._streams.matches)
+                states = {s: await self.stream_state(s) for s in watched}
                 dead_letters = int(await self._redis.xlen(self._streams.deadletters))
                 metrics.DEADLETTER_COUNT.set(dead_letters)
                 self.snapshot = {

@@ -21,7 +21,7 @@ import asyncio
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import structlog
@@ -46,6 +46,9 @@ _tracer = trace.get_tracer(__name__)
 _propagator = TraceContextTextMapPropagator()
 
 Work = list[tuple[Entry, BulkAction]]
+# Told the actions each bulk request stored (not those refused as stale), before they
+# are acknowledged; must not wait nor fail (the saved-search matcher's `offer`).
+OnStored = Callable[[list[BulkAction]], None]
 # Only what classify_item reads: a smaller response to send, receive and parse.
 BULK_RESPONSE = "errors,items.*.status,items.*.error"
 
@@ -169,6 +172,7 @@ class Writer:
         backoff: Backoff,
         *,
         limit: AdaptiveLimit | None = None,
+        on_stored: OnStored | None = None,
     ) -> None:
         # The hold loop below is the one retry policy: the client's own retries would
         # only repeat a refused request at once and chain their errors.
@@ -180,6 +184,7 @@ class Writer:
         self._backoff = backoff
         # Told how each request went, so the consumer keeps as many in flight as pay.
         self._limit = limit or AdaptiveLimit(settings.max_in_flight)
+        self._on_stored = on_stored
 
     async def write(self, work: Work) -> None:
         for chunk in chunked(work, self._settings.batch_size, self._settings.bulk_max_bytes):
@@ -265,12 +270,15 @@ class Writer:
     async def _settle_items(self, work: Work, results: list[ItemResult]) -> Work:
         """Acknowledge what is done, dead-letter what is refused; return what to hold."""
         done: list[Entry] = []
+        stored: list[BulkAction] = []
         held: Work = []
         outcomes: Counter[tuple[str, str]] = Counter()
         for (entry, action), result in zip(work, results, strict=True):
             outcomes[action.index, result.outcome.value] += 1
             if result.done:
                 done.append(entry)
+                if result.outcome is ItemOutcome.STORED:
+                    stored.append(action)
             elif result.outcome is ItemOutcome.REJECTED:
                 await self._ledger.dead_letter(
                     entry, f"Elasticsearch{result.status}", result.reason
@@ -279,5 +287,7 @@ class Writer:
                 held.append((entry, action))
         for (index, outcome), count in outcomes.items():
             metrics.DOCUMENTS.labels(index, outcome).inc(count)
+        if stored and self._on_stored is not None:
+            self._on_stored(stored)
         await self._ledger.ack(done)
         return held

@@ -188,6 +188,10 @@ def test_alerts_fire_on_the_series_they_watch(tmp_path: Path) -> None:
                         'group="debug"}',
                         "values": "1x80",
                     },
+                    {
+                        "series": 'caravan_indexer_match_failures_total{reason="backlog"}',
+                        "values": "0 0 0 2x37",
+                    },
                 ],
                 "alert_rule_test": [
                     alert("CaravanConsumerLagHigh", "5m"),
@@ -219,6 +223,13 @@ def test_alerts_fire_on_the_series_they_watch(tmp_path: Path) -> None:
                         "70m",
                         {"severity": "info", **articles, "group": "debug"},
                     ),
+                    alert("CaravanSavedSearchMatchingFailing", "2m"),
+                    alert(
+                        "CaravanSavedSearchMatchingFailing",
+                        "5m",
+                        {"severity": "warning", "reason": "backlog"},
+                    ),
+                    alert("CaravanSavedSearchMatchingFailing", "30m"),
                     alert("CaravanSourceFailing", "30m"),
                     alert(
                         "CaravanSourceFailing",

@@ -1,0 +1,284 @@
+"""Saved-search matching beside the indexer's loop: the I/O edge of matching.py.
+
+The writer hands over the ids of the articles each bulk request stored (new documents
+and new versions; never one refused as stale, so a delivery again or a replay is not
+matched twice) with `offer`, which never waits and never fails. A task of its own then,
+round after round, takes what is waiting (up to `ROUND_ARTICLES`):
+
+1. lists the saved searches (ids only; each new one is read once and its query kept:
+   a saved search never changes), so one deleted is not run again;
+2. refreshes the articles, so that what was just stored is searchable;
+3. runs every saved search restricted to those articles, in one `_msearch`
+   (matching.py), splitting a search the cluster refuses for its clauses;
+4. publishes a SavedSearchMatch for each saved search and article whose text
+   (`content_hash`) differs from the one last announced for them (kept in Redis,
+   `CARAVAN_INDEXER_MATCH_MEMORY_DAYS`).
+
+Indexing never waits for it. A round that fails is logged and counted, and its articles
+stay unmatched: at most once per batch. An indexer stopped finishes what is waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from elastic_transport import TransportError
+from elasticsearch import ApiError, AsyncElasticsearch
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisClusterException, RedisError
+
+from services.indexer import metrics
+from services.indexer.matching import (
+    MSEARCH_FILTER_PATH,
+    Compiled,
+    Failed,
+    MatchHit,
+    announced_key,
+    compile_search,
+    halves,
+    match_events,
+    msearch_lines,
+    packed,
+    read_answers,
+    unannounced,
+)
+from shared.events import SavedSearchMatch
+from shared.index import IndexNames
+from shared.saved_searches import SavedSearch
+from shared.settings import IndexerSettings
+from shared.streams import Streams
+
+log = structlog.get_logger(__name__)
+
+PublishMatch = Callable[[SavedSearchMatch], Awaitable[Any]]
+# Articles matched at once at most: the size of each search's `ids` filter and hits.
+ROUND_ARTICLES = 1000
+# Saved search ids listed per request (Elasticsearch's result window).
+LIST_PAGE = 10_000
+# The cluster may refuse fewer clauses than configured: never below this per search.
+MIN_BUDGET = 16
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Matcher:
+    def __init__(
+        self,
+        es: AsyncElasticsearch,
+        redis: Redis,
+        names: IndexNames,
+        streams: Streams,
+        settings: IndexerSettings,
+        publish: PublishMatch,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._es = es
+        self._redis = redis
+        self._names = names
+        self._memory_prefix = f"{streams.matches}:announced:"
+        self._memory_seconds = int(settings.match_memory_days * 86_400)
+        self._backlog = settings.match_backlog
+        self._budget = settings.match_max_clauses
+        self._publish = publish
+        self._clock = clock
+        self._waiting: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._compiled: dict[str, Compiled] = {}
+
+    # Beside the writer --------------------------------------------------------
+
+    def offer(self, article_ids: Sequence[str]) -> None:
+        """Queue stored articles for matching; past the backlog they are counted, not kept."""
+        room = self._backlog - len(self._waiting)
+        if len(article_ids) > room:
+            left_out = len(article_ids) - max(room, 0)
+            metrics.MATCH_FAILURES.labels("backlog").inc()
+            metrics.UNMATCHED.inc(left_out)
+            log.warning(
+                "articles not matched against saved searches: too many waiting",
+                left_out=left_out,
+                waiting=len(self._waiting),
+            )
+            article_ids = article_ids[: max(room, 0)]
+        self._waiting.extend(article_ids)
+        metrics.MATCH_BACKLOG.set(len(self._waiting))
+        if article_ids:
+            self._wake.set()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    async def run(self) -> None:
+        """Match round after round until `close()` is called and nothing waits."""
+        while True:
+            if not self._waiting:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = [
+                self._waiting.popleft() for _ in range(min(ROUND_ARTICLES, len(self._waiting)))
+            ]
+            metrics.MATCH_BACKLOG.set(len(self._waiting))
+            await self.match(batch)
+
+    def close(self) -> None:
+        """Finish what is waiting, then let `run` return."""
+        self._closing = True
+        self._wake.set()
+
+    # A round ------------------------------------------------------------------
+
+    async def match(self, article_ids: Sequence[str]) -> list[SavedSearchMatch]:
+        """Match `article_ids` against every saved search and publish what is new; never
+        raises (a failure is logged and counted). Returns what was published."""
+        started = time.perf_counter()
+        ids = list(dict.fromkeys(article_ids))
+        try:
+            return await self._match(ids)
+        except (ApiError, TransportError) as exc:
+            self._failed("elasticsearch", exc, len(ids))
+        except (RedisError, RedisClusterException) as exc:
+            self._failed("redis", exc, len(ids))
+        # Whatever else goes wrong costs this round, never the indexer.
+        except Exception as exc:
+            self._failed("error", exc, len(ids))
+        finally:
+            metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
+        return []
+
+    def _failed(self, reason: str, exc: BaseException, articles: int) -> None:
+        metrics.MATCH_FAILURES.labels(reason).inc()
+        metrics.UNMATCHED.inc(articles)
+        log.warning(
+            "saved-search matching failed; these articles stay unmatched",
+            reason=reason,
+            error=f"{type(exc).__name__}: {exc}",
+            articles=articles,
+        )
+
+    async def _match(self, ids: list[str]) -> list[SavedSearchMatch]:
+        searches = await self.saved_searches()
+        if not searches or not ids:
+            return []
+        # Searchable now: the articles stored since the last refresh are in the batch.
+        await self._es.indices.refresh(index=self._names.articles)
+        found = await self._search(packed(searches, self._budget), ids)
+        events, refused = match_events(found, self._clock())
+        for reason in refused:
+            log.warning("stored article cannot be announced", reason=reason)
+        return await self._announce(events)
+
+    async def saved_searches(self) -> list[Compiled]:
+        """Every saved search now, its query compiled once per process."""
+        listed = await self._list()
+        new = [saved_id for saved_id in listed if saved_id not in self._compiled]
+        if new:
+            response = await self._es.mget(index=self._names.saved_searches, ids=new)
+            for document in response["docs"]:
+                if not document.get("found"):
+                    continue  # deleted since it was listed
+                try:
+                    saved = SavedSearch.model_validate(document["_source"])
+                except ValidationError as exc:
+                    log.warning(
+                        "saved search unreadable, skipped", id=document["_id"], error=str(exc)
+                    )
+                    continue
+                self._compiled[saved.id] = compile_search(saved)
+        self._compiled = {i: self._compiled[i] for i in listed if i in self._compiled}
+        metrics.SAVED_SEARCHES.set(len(self._compiled))
+        return list(self._compiled.values())
+
+    async def _list(self) -> list[str]:
+        ids: list[str] = []
+        after: list[Any] | None = None
+        while True:
+            body: dict[str, Any] = {
+                "size": LIST_PAGE,
+                "_source": False,
+                "sort": [{"id": "asc"}],
+                "query": {"match_all": {}},
+            }
+            if after is not None:
+                body["search_after"] = after
+            response = await self._es.search(
+                index=self._names.saved_searches,
+                body=body,
+                ignore_unavailable=True,
+                filter_path="hits.hits._id,hits.hits.sort",
+            )
+            hits = response.get("hits", {}).get("hits", [])
+            ids += [hit["_id"] for hit in hits]
+            if len(hits) < LIST_PAGE:
+                return ids
+            after = hits[-1]["sort"]
+
+    async def _search(
+        self, groups: list[list[Compiled]], ids: list[str]
+    ) -> list[tuple[str, MatchHit]]:
+        """What every group matches; a group refused for its clauses is split and run
+        again (and the budget lowered), one that fails otherwise or alone is counted."""
+        found: list[tuple[str, MatchHit]] = []
+        while groups:
+            response = await self._es.msearch(
+                index=self._names.articles,
+                searches=msearch_lines(groups, ids),
+                filter_path=MSEARCH_FILTER_PATH,
+            )
+            readings = read_answers(dict(response), groups)
+            found += readings.found
+            groups = []
+            for failed in readings.failed:
+                groups += self._after_failure(failed)
+        return found
+
+    def _after_failure(self, failed: Failed) -> list[list[Compiled]]:
+        if failed.too_many_clauses and len(failed.group) > 1:
+            weight = sum(search.weight for search in failed.group)
+            if weight <= self._budget:
+                self._budget = max(weight // 2, MIN_BUDGET)
+                log.info("fewer clauses per saved-search search", budget=self._budget)
+            return list(halves(failed.group))
+        metrics.MATCH_FAILURES.labels("saved_search").inc(len(failed.group))
+        log.warning(
+            "saved searches not matched in this round",
+            saved_searches=[search.id for search in failed.group],
+            reason=failed.reason,
+        )
+        return []
+
+    async def _announce(self, events: list[SavedSearchMatch]) -> list[SavedSearchMatch]:
+        if not events:
+            return []
+        keys = [announced_key(self._memory_prefix, event) for event in events]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.get(key)
+            announced = await pipe.execute()
+        fresh = unannounced(events, announced)
+        for event in fresh:
+            await self._publish(event)
+        if fresh:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for event in fresh:
+                    pipe.set(
+                        announced_key(self._memory_prefix, event),
+                        event.content_hash,
+                        ex=self._memory_seconds,
+                    )
+                await pipe.execute()
+        metrics.MATCHES.inc(len(fresh))
+        return fresh

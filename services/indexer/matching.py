@@ -1,0 +1,256 @@
+"""Saved searches against the articles just stored: pure request bodies and readings.
+
+The minimal distribution has no percolator, so the saved searches are run as ordinary
+searches, restricted to the articles a batch stored. Not one search per saved search
+and article: every saved search is a named query (`_name` is its id), many of them
+`should` clauses of one search whose `ids` filter holds the batch's article ids, and
+every hit says which of them it matched (`matched_queries`). A search holds as many
+saved searches as fit a budget of Lucene clauses (a cluster refuses a query past its
+`maxClauseCount`, 1,024 at the least), and all of a round's searches go in one
+`_msearch`. So the cost grows with saved searches × batches, not per article.
+
+Everything runs in filter context: nothing is scored, only matched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NotRequired
+
+from pydantic import TypeAdapter, ValidationError
+from typing_extensions import TypedDict
+
+from shared.events import SavedSearchMatch
+from shared.saved_searches import SavedSearch
+
+# What a match event carries of the article, read from the index (the version stored).
+MATCH_FIELDS = ["url", "title", "source", "published_at", "fetched_at", "content_hash"]
+# A phrase, or a term: what simple_query_string makes one clause of per field.
+_TERM = re.compile(r'"[^"]*"|[^\s|()"]+')
+_LEAVES = ("terms", "term", "range", "match_all", "match_none", "ids", "exists")
+# How Elasticsearch says a query has more clauses than it takes.
+_TOO_MANY = ("maxClauseCount", "too_many_clauses", "too_many_nested_clauses")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A saved search ready to run: its query, named by its id, and what it weighs."""
+
+    id: str
+    clause: dict[str, Any]
+    weight: int
+
+
+def estimated_clauses(query: Any) -> int:
+    """Roughly the Lucene clauses `query` rewrites to: one per term (or phrase) and field of
+    a simple_query_string, one per other leaf. Low when the analyser splits a term; a
+    search the cluster refuses for its clauses is split in two and tried again."""
+    if isinstance(query, list):
+        return sum(estimated_clauses(item) for item in query)
+    if not isinstance(query, dict):
+        return 0
+    total = 0
+    for key, value in query.items():
+        if key == "simple_query_string":
+            terms = [t for t in _TERM.findall(value["query"]) if t.strip("+-")]
+            total += max(len(terms), 1) * max(len(value.get("fields", [])), 1)
+        elif key in _LEAVES:
+            total += 1
+        else:
+            total += estimated_clauses(value)
+    return total
+
+
+def compile_search(saved: SavedSearch) -> Compiled:
+    query = saved.query()
+    return Compiled(
+        saved.id, {"bool": {"filter": [query], "_name": saved.id}}, estimated_clauses(query)
+    )
+
+
+def packed(searches: Sequence[Compiled], budget: int) -> list[list[Compiled]]:
+    """The saved searches in groups of at most `budget` estimated clauses (one search over
+    budget goes alone), in the order given."""
+    groups: list[list[Compiled]] = []
+    group: list[Compiled] = []
+    weight = 0
+    for search in searches:
+        if group and weight + search.weight > budget:
+            groups.append(group)
+            group, weight = [], 0
+        group.append(search)
+        weight += search.weight
+    if group:
+        groups.append(group)
+    return groups
+
+
+def search_body(group: Sequence[Compiled], article_ids: Sequence[str]) -> dict[str, Any]:
+    """One search: which of `article_ids` each saved search of `group` matches."""
+    return {
+        "size": len(article_ids),
+        "track_total_hits": False,
+        "_source": MATCH_FIELDS,
+        "query": {
+            "bool": {
+                "filter": [
+                    {"ids": {"values": list(article_ids)}},
+                    {
+                        "bool": {
+                            "should": [search.clause for search in group],
+                            "minimum_should_match": 1,
+                        }
+                    },
+                ]
+            }
+        },
+    }
+
+
+def msearch_lines(
+    groups: Sequence[Sequence[Compiled]], article_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The `_msearch` body: a header (the index is the request's) and a search per group."""
+    lines: list[dict[str, Any]] = []
+    for group in groups:
+        lines += [{}, search_body(group, article_ids)]
+    return lines
+
+
+class MatchSource(TypedDict):
+    url: str
+    title: str
+    source: str
+    fetched_at: str
+    content_hash: str
+    published_at: NotRequired[str | None]
+
+
+class MatchHit(TypedDict):
+    _id: str
+    _source: MatchSource
+    matched_queries: NotRequired[list[str]]
+
+
+class _Hits(TypedDict):
+    hits: NotRequired[list[MatchHit]]
+
+
+class _Shards(TypedDict):
+    failed: NotRequired[int]
+    failures: NotRequired[list[Any]]
+
+
+class _Answer(TypedDict):
+    status: NotRequired[int]
+    error: NotRequired[Any]
+    _shards: NotRequired[_Shards]
+    hits: NotRequired[_Hits]
+
+
+class _Answers(TypedDict):
+    responses: list[_Answer]
+
+
+MSEARCH_FILTER_PATH = (
+    "responses.status,responses.error,responses._shards.failed,responses._shards.failures,"
+    "responses.hits.hits._id,responses.hits.hits._source,responses.hits.hits.matched_queries"
+)
+ANSWERS: TypeAdapter[_Answers] = TypeAdapter(_Answers)
+
+
+@dataclass(frozen=True)
+class Failed:
+    group: Sequence[Compiled]
+    reason: str
+
+    @property
+    def too_many_clauses(self) -> bool:
+        return any(marker in self.reason for marker in _TOO_MANY)
+
+
+@dataclass(frozen=True)
+class Readings:
+    found: list[tuple[str, MatchHit]]
+    """(saved search id, the article as stored) for every match."""
+    failed: list[Failed]
+
+
+def read_answers(answer: Mapping[str, Any], groups: Sequence[Sequence[Compiled]]) -> Readings:
+    """What each search found; a search that failed, even on one shard, found nothing
+    (its other shards' hits are left out: it is run again or counted as failed)."""
+    responses = ANSWERS.validate_python(answer)["responses"]
+    found: list[tuple[str, MatchHit]] = []
+    failed: list[Failed] = []
+    for group, response in zip(groups, responses, strict=True):
+        reason = _failure(response)
+        if reason is not None:
+            failed.append(Failed(group, reason))
+            continue
+        names = {search.id for search in group}
+        for hit in response.get("hits", {}).get("hits", []):
+            found += [(name, hit) for name in hit.get("matched_queries", []) if name in names]
+    return Readings(found, failed)
+
+
+def _failure(response: _Answer) -> str | None:
+    if "error" in response or response.get("status", 200) >= 300:
+        return f"HTTP {response.get('status', '?')}: {str(response.get('error'))[:500]}"
+    shards = response.get("_shards", {})
+    if shards.get("failed", 0):
+        return f"{shards['failed']} shards failed: {str(shards.get('failures'))[:500]}"
+    return None
+
+
+def halves(group: Sequence[Compiled]) -> Iterator[list[Compiled]]:
+    middle = len(group) // 2
+    yield list(group[:middle])
+    yield list(group[middle:])
+
+
+def match_event(saved_search_id: str, hit: MatchHit, matched_at: datetime) -> SavedSearchMatch:
+    """Raises ValidationError for a stored article no event may carry (say, a URL that is
+    not http(s), indexed before that was checked)."""
+    return SavedSearchMatch.model_validate(
+        {
+            **hit["_source"],
+            "saved_search_id": saved_search_id,
+            "article_id": hit["_id"],
+            "matched_at": matched_at,
+        }
+    )
+
+
+def match_events(
+    found: Sequence[tuple[str, MatchHit]], matched_at: datetime
+) -> tuple[list[SavedSearchMatch], list[str]]:
+    """The events of what was found, once per saved search and article, and why any
+    could not be one."""
+    events: dict[tuple[str, str], SavedSearchMatch] = {}
+    refused: list[str] = []
+    for saved_id, hit in found:
+        try:
+            events.setdefault((saved_id, hit["_id"]), match_event(saved_id, hit, matched_at))
+        except ValidationError as exc:
+            refused.append(f"{hit['_id']}: {exc.error_count()} invalid fields")
+    return list(events.values()), refused
+
+
+def announced_key(prefix: str, match: SavedSearchMatch) -> str:
+    """Where the content hash last announced for this saved search and article is kept."""
+    return f"{prefix}{match.saved_search_id}:{match.article_id}"
+
+
+def unannounced(
+    matches: Sequence[SavedSearchMatch], announced: Sequence[bytes | str | None]
+) -> list[SavedSearchMatch]:
+    """The matches whose article text differs from what was last announced for them."""
+    fresh = []
+    for match, last in zip(matches, announced, strict=True):
+        text = last.decode() if isinstance(last, bytes) else last
+        if text != match.content_hash:
+            fresh.append(match)
+    return fresh

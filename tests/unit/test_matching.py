@@ -1,0 +1,206 @@
+"""Saved searches against stored articles, the pure parts: bodies, packing, readings,
+match events and what was already announced."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+from redis.asyncio import Redis
+
+from services.indexer.matcher import Matcher
+from services.indexer.matching import (
+    Compiled,
+    Failed,
+    MatchHit,
+    announced_key,
+    compile_search,
+    estimated_clauses,
+    halves,
+    match_events,
+    msearch_lines,
+    packed,
+    read_answers,
+    search_body,
+    unannounced,
+)
+from shared.events import content_hash
+from shared.index import IndexNames
+from shared.saved_searches import SavedSearch, SavedSearchFields
+from shared.settings import CommonSettings, IndexerSettings
+from shared.streams import Streams
+
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+HASH = content_hash("Neft narxi tushdi", "Batafsil.")
+
+
+def _saved(saved_id: str, **fields: Any) -> SavedSearch:
+    return SavedSearch.made(SavedSearchFields(**fields), saved_id.ljust(22, "x"), NOW)
+
+
+def _compiled(name: str, weight: int) -> Compiled:
+    return Compiled(name, {"bool": {"filter": [{"match_all": {}}], "_name": name}}, weight)
+
+
+def test_a_saved_search_is_its_query_named_by_its_id_in_filter_context() -> None:
+    saved = _saved("a", q="neft", source=["kun.uz"])
+    compiled = compile_search(saved)
+    assert compiled.id == saved.id
+    assert compiled.clause == {"bool": {"filter": [saved.query()], "_name": saved.id}}
+    # "neft" expands to (neft | neft | …) alternatives over the nine text fields, + a filter.
+    assert compiled.weight == estimated_clauses(saved.query())
+    assert compiled.weight % 9 == 1
+
+
+def test_clauses_are_estimated_per_term_and_field() -> None:
+    fields = ["title", "body", "stem.title"]
+    query = {
+        "bool": {
+            "must": [
+                {
+                    "simple_query_string": {
+                        "query": '(a | b) -(c | "d e") +f',
+                        "fields": fields,
+                    }
+                }
+            ],
+            "filter": [{"terms": {"source": ["x", "y"]}}, {"range": {"published_at": {}}}],
+        }
+    }
+    assert estimated_clauses(query) == 5 * 3 + 2
+    assert estimated_clauses({"match_all": {}}) == 1
+
+
+def test_saved_searches_are_packed_within_the_clause_budget_in_order() -> None:
+    searches = [_compiled(n, w) for n, w in (("a", 40), ("b", 50), ("c", 200), ("d", 10))]
+    assert [[s.id for s in g] for g in packed(searches, 100)] == [["a", "b"], ["c"], ["d"]]
+    assert [[s.id for s in g] for g in packed(searches, 1000)] == [["a", "b", "c", "d"]]
+    assert packed([], 100) == []
+    assert [[s.id for s in g] for g in halves(searches)] == [["a", "b"], ["c", "d"]]
+
+
+def test_each_search_is_restricted_to_the_batch_and_matches_any_of_its_group() -> None:
+    group = [_compiled("a", 1), _compiled("b", 1)]
+    body = search_body(group, ["1" * 32, "2" * 32])
+    assert body["size"] == 2
+    assert body["track_total_hits"] is False
+    assert body["_source"] == [
+        "url",
+        "title",
+        "source",
+        "published_at",
+        "fetched_at",
+        "content_hash",
+    ]
+    ids, named = body["query"]["bool"]["filter"]
+    assert ids == {"ids": {"values": ["1" * 32, "2" * 32]}}
+    assert named["bool"]["should"] == [g.clause for g in group]
+    assert named["bool"]["minimum_should_match"] == 1
+    assert "must" not in body["query"]["bool"]  # nothing scored
+    assert msearch_lines([group, group], ["1" * 32]) == [{}, search_body(group, ["1" * 32])] * 2
+
+
+def _hit(article: str, *names: str, url: str = "https://kun.uz/news/4") -> dict[str, Any]:
+    return {
+        "_id": article,
+        "_source": {
+            "url": url,
+            "title": "Neft narxi tushdi",
+            "source": "kun.uz",
+            "published_at": "2026-11-24T09:00:00Z",
+            "fetched_at": "2026-11-30T09:04:00Z",
+            "content_hash": HASH,
+        },
+        "matched_queries": list(names),
+    }
+
+
+def test_answers_are_read_per_saved_search_and_failures_kept_apart() -> None:
+    one, two, three = (
+        [_compiled("a", 1), _compiled("b", 1)],
+        [_compiled("c", 1)],
+        [_compiled("d", 1)],
+    )
+    answer = {
+        "responses": [
+            {"status": 200, "hits": {"hits": [_hit("1" * 32, "a", "b"), _hit("2" * 32, "b")]}},
+            {
+                "status": 200,
+                "_shards": {"failed": 1, "failures": [{"reason": "maxClauseCount is set to 1024"}]},
+                "hits": {"hits": [_hit("3" * 32, "c")]},
+            },
+            {"status": 400, "error": {"type": "search_phase_execution_exception"}},
+        ]
+    }
+    readings = read_answers(answer, [one, two, three])
+    assert [(name, hit["_id"]) for name, hit in readings.found] == [
+        ("a", "1" * 32),
+        ("b", "1" * 32),
+        ("b", "2" * 32),
+    ]
+    assert [(f.group, f.too_many_clauses) for f in readings.failed] == [
+        (two, True),
+        (three, False),
+    ]
+    assert "HTTP 400" in readings.failed[1].reason
+    assert read_answers({"responses": [{"status": 200}]}, [one]).found == []
+    assert Failed(one, "too_many_nested_clauses: x").too_many_clauses
+
+
+def test_a_match_event_is_the_article_as_stored_once_per_saved_search() -> None:
+    found = [
+        ("a" * 22, cast(MatchHit, _hit("1" * 32))),
+        ("a" * 22, cast(MatchHit, _hit("1" * 32))),
+        ("b" * 22, cast(MatchHit, _hit("1" * 32))),
+        ("b" * 22, cast(MatchHit, _hit("2" * 32, url="javascript:alert(1)"))),
+    ]
+    events, refused = match_events(found, NOW)
+    assert [(e.saved_search_id, e.article_id) for e in events] == [
+        ("a" * 22, "1" * 32),
+        ("b" * 22, "1" * 32),
+    ]
+    assert refused == [f"{'2' * 32}: 1 invalid fields"]
+    event = events[0]
+    assert event.url == "https://kun.uz/news/4"
+    assert event.content_hash == HASH
+    assert event.matched_at == NOW
+    assert event.published_at == datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    assert event.idempotency_key == f"{'a' * 22}/{'1' * 32}/{HASH}"
+    assert announced_key("caravan:matches:announced:", event) == (
+        f"caravan:matches:announced:{'a' * 22}:{'1' * 32}"
+    )
+
+
+def test_only_text_not_announced_before_is_announced() -> None:
+    events, _ = match_events(
+        [
+            (name * 22, cast(MatchHit, _hit(article * 32)))
+            for name, article in (("a", "1"), ("b", "1"), ("c", "1"))
+        ],
+        NOW,
+    )
+    fresh = unannounced(events, [None, HASH.encode(), b"0" * 64])
+    assert [e.saved_search_id for e in fresh] == ["a" * 22, "c" * 22]
+    with pytest.raises(ValueError, match="shorter"):
+        unannounced(events, [None])
+
+
+def test_offers_past_the_backlog_are_counted_not_kept() -> None:
+    streams = Streams(CommonSettings())
+
+    async def publish(_: object) -> None:
+        return None
+
+    matcher = Matcher(
+        cast(Any, None),
+        cast(Redis, None),
+        IndexNames(""),
+        streams,
+        IndexerSettings(match_backlog=3),
+        publish,
+    )
+    matcher.offer(["1", "2"])
+    matcher.offer(["3", "4", "5"])
+    matcher.offer(["6"])
+    assert matcher.waiting == 3
