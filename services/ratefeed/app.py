@@ -60,9 +60,9 @@ def quarantine_publisher(ctx: ServiceContext) -> Publisher[DeadLetter]:
 def _outlets(ctx: ServiceContext, settings: RateFeedSettings) -> tuple[Outlets, LastRateStore]:
     store = LastRateStore(make_redis(ctx.redis_settings), ctx.common.stream_prefix)
     return Outlets(
-        quotes_publisher(ctx),
         quarantine_publisher(ctx),
         ctx.streams.quotes,
+        ctx.streams.maxlen,
         store,
         settings.jump_confirmations,
         settings.gap_after_days,

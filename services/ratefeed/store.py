@@ -17,15 +17,19 @@ hold no lease and write in a MULTI.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import date
 
 import structlog
+from opentelemetry.propagate import inject
 from redis.asyncio import Redis
 
 from services.ratefeed.rates import LastRate
 from shared.decimals import RATE, BadDecimal, read_within
 from shared.events import QuoteEvent
 from shared.leases import Command, Fence, Unfenced
+from shared.streams import DATA_FIELD, TRACE_HEADERS
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +72,14 @@ class LastRateStore:
         )
         return before, same, after
 
+    async def commit(self, commands: Sequence[Command]) -> None:
+        """Run `commands` in one atomic write through the store's fence."""
+        await self._fence.write(commands)
+
     async def remember_published(self, events: list[QuoteEvent]) -> None:
+        await self._fence.write(self.published_commands(events))
+
+    def published_commands(self, events: list[QuoteEvent]) -> list[Command]:
         """Keep each as the version of its day; the oldest beyond HISTORY_QUOTES go."""
         commands: list[Command] = []
         for event in events:
@@ -79,8 +90,7 @@ class LastRateStore:
                 ("ZADD", key, day, event.model_dump_json()),
                 ("ZREMRANGEBYRANK", key, 0, -(HISTORY_QUOTES + 1)),
             ]
-        if commands:
-            await self._fence.write(commands)
+        return commands
 
     async def held(self, provider: str, base: str) -> list[QuoteEvent]:
         """The held quotes, oldest as-of date first."""
@@ -90,6 +100,9 @@ class LastRateStore:
         )
 
     async def put_held(self, provider: str, base: str, held: list[QuoteEvent]) -> None:
+        await self._fence.write(self.held_commands(provider, base, held))
+
+    def held_commands(self, provider: str, base: str, held: list[QuoteEvent]) -> list[Command]:
         key = self._held_key(provider, base)
         commands: list[Command] = [("DEL", key)]
         if held:
@@ -100,7 +113,7 @@ class LastRateStore:
                     *(word for e in held for word in (e.as_of.isoformat(), e.model_dump_json())),
                 )
             )
-        await self._fence.write(commands)
+        return commands
 
     async def get(self, provider: str, base: str) -> LastRate | None:
         raw: dict[bytes, bytes] = await self._redis.hgetall(self._key(provider, base))  # type: ignore[assignment]
@@ -123,6 +136,9 @@ class LastRateStore:
         )
 
     async def put(self, provider: str, base: str, last: LastRate) -> None:
+        await self._fence.write(self.put_commands(provider, base, last))
+
+    def put_commands(self, provider: str, base: str, last: LastRate) -> list[Command]:
         fields = ["as_of", last.as_of.isoformat(), "rate", str(last.rate)]
         if last.previous_as_of and last.previous_rate:
             fields += [
@@ -132,7 +148,7 @@ class LastRateStore:
                 str(last.previous_rate),
             ]
         key = self._key(provider, base)
-        await self._fence.write([("DEL", key), ("HSET", key, *fields)])
+        return [("DEL", key), ("HSET", key, *fields)]
 
     async def still_ours(self) -> None:
         """Before a publish: LeaseLost if the poller's lease passed to another replica."""
@@ -140,3 +156,16 @@ class LastRateStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def entry_command(stream: str, event: QuoteEvent, maxlen: int | None) -> Command:
+    """The stream entry FastStream's publisher would add for `event` (its JSON in
+    `__data__`, with the trace context), as a command for an atomic write beside the
+    store's own."""
+    payload = event.model_dump(mode="json")
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    payload |= {key: carrier[key] for key in TRACE_HEADERS if carrier.get(key)}
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    trim: tuple[str | int, ...] = ("MAXLEN", "~", maxlen) if maxlen else ()
+    return ("XADD", stream, *trim, "*", DATA_FIELD, data)

@@ -43,7 +43,7 @@ from services.ratefeed.peg import pegged_rates
 from services.ratefeed.providers import OfficialRates, RatesError
 from services.ratefeed.rates import LastRate, usd_rates, within_bounds
 from services.ratefeed.status import ProviderStatus
-from services.ratefeed.store import LastRateStore
+from services.ratefeed.store import LastRateStore, entry_command
 from shared.backoff import POLL_RETRY_FIRST, Backoff
 from shared.events import DeadLetter, QuoteEvent
 from shared.fetch import FetchError
@@ -53,6 +53,9 @@ from shared.leases import Fence
 from shared.streams import Publisher
 
 log = structlog.get_logger(__name__)
+
+# The most days a poll reads back from a provider's history to fill what it missed.
+CATCH_UP_DAYS = 14
 _tracer = trace.get_tracer(__name__)
 
 SERVICE = "ratefeed"
@@ -68,9 +71,9 @@ class Reading:
 class Outlets:
     """Where quotes go, where quarantined ones go, the memory of the last rates, the rules."""
 
-    quotes: Publisher[QuoteEvent]
     quarantine: Publisher[DeadLetter]
     quotes_stream: str
+    maxlen: int | None
     store: LastRateStore
     confirmations: int
     gap_after_days: int
@@ -318,14 +321,27 @@ async def _apply(
     outlets: Outlets,
     outcome_label: str,
 ) -> list[QuoteEvent]:
-    """Publish the outcome's quotes in as-of order, then remember what it says."""
+    """Publish the outcome's quotes in as-of order and remember what it says, at once.
+
+    One atomic write, through the poller's lease: the stream entries and the store's
+    memory of them are kept or lost together. A Redis failover can lose a write the
+    old primary acknowledged; had the entry been lost and the memory kept, the quote
+    would never be published again (found by `make chaos`). Lost together, the next
+    poll publishes it again, or the catch-up does once the bank has moved on.
+    """
+    store = outlets.store
     events = {e.as_of: e for e in known}
-    published: list[QuoteEvent] = []
-    for step in outcome.publish:
-        event = _as_step(events[step.as_of], step)
-        # Under the poller's lease: one that lost it (stalled) publishes nothing more.
-        await outlets.store.still_ours()
-        await outlets.quotes.publish(event)
+    published = [_as_step(events[step.as_of], step) for step in outcome.publish]
+    commands = [entry_command(outlets.quotes_stream, e, outlets.maxlen) for e in published]
+    commands += store.published_commands(published)
+    if outcome.baseline is not None:
+        commands += store.put_commands(provider, base, outcome.baseline)
+    if outcome.held is not None:
+        kept = {h.as_of for h in outcome.held}
+        commands += store.held_commands(provider, base, [events[d] for d in sorted(kept)])
+    if commands:
+        await store.commit(commands)
+    for event in published:
         metrics.QUOTES.labels(provider, outcome_label).inc()
         log.info(
             "quote published",
@@ -334,15 +350,6 @@ async def _apply(
             as_of=str(event.as_of),
             flags=event.flags,
         )
-        published.append(event)
-    # Remembered only once on the stream: a crash in between re-publishes them next
-    # time (the indexer's _id makes that harmless).
-    await outlets.store.remember_published(published)
-    if outcome.baseline is not None:
-        await outlets.store.put(provider, base, outcome.baseline)
-    if outcome.held is not None:
-        kept = {h.as_of for h in outcome.held}
-        await outlets.store.put_held(provider, base, [events[d] for d in sorted(kept)])
     return published
 
 
@@ -434,7 +441,41 @@ async def poll_providers(
             raise result
         if result is not None:
             readings.append(result)
+            readings += await _catch_up(result, config, outlets.store, fetcher, now)
     return await publish_readings(readings, config, outlets, now)
+
+
+async def _catch_up(
+    reading: Reading,
+    config: RatesConfig,
+    store: LastRateStore,
+    fetcher: PoliteFetcher,
+    now: datetime,
+) -> list[Reading]:
+    """The days a provider published between its last quote the feed remembers and this
+    reading, read from its history (when it offers one): what an outage of the feed, or
+    a Redis failover that lost its latest quotes and its memory of them, made it miss.
+    At most CATCH_UP_DAYS; a longer outage is `caravan ratefeed backfill`'s."""
+    provider = reading.provider
+    if provider.history_url is None:
+        return []
+    try:
+        listed = usd_rates(reading.rates, CURRENCIES)
+    except RatesError:
+        return []
+    # Only the currencies this document lists: one the provider dropped is not missed.
+    remembered = [
+        last.as_of for base in listed if (last := await store.get(provider.name, base)) is not None
+    ]
+    if not remembered:
+        return []  # a first poll: nothing was missed
+    since = max(min(remembered) + timedelta(days=1), reading.rates.as_of - timedelta(CATCH_UP_DAYS))
+    until = reading.rates.as_of - timedelta(days=1)
+    if since > until:
+        return []
+    with bound_contextvars(provider=provider.name):
+        log.info("catching up on missed days", since=str(since), until=str(until))
+        return await _history(provider, since, until, config, fetcher, now)
 
 
 async def _poll_provider(

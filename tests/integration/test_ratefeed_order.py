@@ -9,6 +9,7 @@ the real Redis and Elasticsearch.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -20,9 +21,10 @@ from redis.asyncio import Redis
 from services.ratefeed.app import ratefeed_once
 from shared.events import QuoteEvent
 from shared.index import IndexNames
-from shared.settings import Settings
+from shared.settings import FetchSettings, Settings
 from shared.streams import DATA_FIELD
 from tests.conftest import Namespace
+from tests.loopback import LoopbackServer, static
 from tests.pipeline import index_streams
 from tests.streams import entries
 
@@ -31,18 +33,21 @@ pytestmark = pytest.mark.integration
 USD_IN_RUB = Decimal(78)
 
 
-def _document(tmp_path: Path, day: date, tenge_per_100_rub: str) -> str:
+def _xml(day: date, tenge_per_100_rub: str) -> str:
     """A CBR daily document of `day`: the dollar at 78 roubles, 100 tenge at the given price."""
-    path = tmp_path / f"cbr-{day.isoformat()}.xml"
-    path.write_text(
+    return (
         f'<ValCurs Date="{day:%d.%m.%Y}" name="Foreign Currency Market">'
         '<Valute ID="R01235"><NumCode>840</NumCode><CharCode>USD</CharCode>'
         "<Nominal>1</Nominal><Name>Dollar</Name><Value>78,0000</Value></Valute>"
         '<Valute ID="R01335"><NumCode>398</NumCode><CharCode>KZT</CharCode>'
         f"<Nominal>100</Nominal><Name>Tenge</Name><Value>{tenge_per_100_rub}</Value></Valute>"
-        "</ValCurs>",
-        encoding="utf-8",
+        "</ValCurs>"
     )
+
+
+def _document(tmp_path: Path, day: date, tenge_per_100_rub: str) -> str:
+    path = tmp_path / f"cbr-{day.isoformat()}.xml"
+    path.write_text(_xml(day, tenge_per_100_rub), encoding="utf-8")
     return str(path)
 
 
@@ -155,3 +160,47 @@ async def test_a_day_filling_a_gap_joins_both_sides(
         _pct("15,3000", "15,2000"),
         [],
     )
+
+
+async def test_a_poll_after_missed_days_reads_them_from_the_banks_history(
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    # The feed missed two days (an outage, or a failover that lost them and its memory
+    # of them together): the bank's history has them, and the next poll reads them.
+    days = {date(2025, 12, d): f"15,{d:02d}00" for d in (9, 10, 11, 12)}
+    bank = LoopbackServer()
+    for day, price in days.items():
+        bank.routes[f"/history/{day:%d.%m.%Y}"] = static(
+            _xml(day, price).encode(), "application/xml"
+        )
+    bank.start()
+    rates = tmp_path / "rates.toml"
+    rates.write_text(
+        '[[providers]]\nname = "cbr"\nkind = "cbr"\n'
+        f'url = "{bank.url("/today")}"\n'
+        f'history_url = "{bank.url("/history/")}{{date:%d.%m.%Y}}"\n'
+        'timezone = "Europe/Moscow"\n',
+        encoding="utf-8",
+    )
+    polling = replace(
+        settings,
+        fetch=FetchSettings(allow="127.0.0.1"),
+        ratefeed=settings.ratefeed.model_copy(
+            update={"providers": rates, "host_delay": 0, "retries": 0}
+        ),
+    )
+    try:
+        for today in (date(2025, 12, 9), date(2025, 12, 12)):
+            bank.routes["/today"] = static(_xml(today, days[today]).encode(), "application/xml")
+            await ratefeed_once(polling, None, "cbr")
+    finally:
+        bank.stop()
+
+    latest = await _latest(redis, namespace)
+    assert sorted(latest) == sorted(days)
+    for day in (10, 11, 12):
+        assert _compared(latest[date(2025, 12, day)]) == (
+            date(2025, 12, day - 1),
+            _pct(f"15,{day:02d}00", f"15,{day - 1:02d}00"),
+            [],
+        )
