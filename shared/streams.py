@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from faststream.message import encode_message
 from faststream.redis.message import DATA_KEY
 from faststream.redis.parser import MessageFormat
+from pydantic import BaseModel
+from redis.asyncio import Redis
 
 from shared.settings import CommonSettings
 
@@ -60,6 +62,22 @@ class Publisher(Protocol[Event_contra]):
     """
 
     async def publish(self, message: Event_contra, /) -> object: ...
+
+
+async def add_events(
+    redis: Redis, stream: str, events: Sequence[BaseModel], maxlen: int | None = None
+) -> None:
+    """Add `events` to `stream` in one round trip, each an entry of one field, `__data__`,
+    its JSON: the bytes FastStream's publisher writes for the event, without its cost per
+    message (a copy of the stream's settings and a round trip for each). For events
+    published by the thousand, such as saved-search matches; they carry no trace context."""
+    if not events:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for event in events:
+            fields: dict[bytes, bytes] = {DATA_FIELD: event.model_dump_json().encode()}
+            pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+        await pipe.execute()
 
 
 class Encoder(Protocol):

@@ -12,7 +12,7 @@ round after round, takes what is waiting (up to `ROUND_ARTICLES`):
    (matching.py), splitting a search the cluster refuses for its clauses;
 4. publishes a SavedSearchMatch for each saved search and article whose text
    (`content_hash`) differs from the one last announced for them (kept in Redis,
-   `CARAVAN_INDEXER_MATCH_MEMORY_DAYS`).
+   `CARAVAN_INDEXER_MATCH_MEMORY_DAYS`), all of them in one round trip.
 
 Indexing never waits for it. A round that fails is logged and counted, and its articles
 stay unmatched: at most once per batch. An indexer stopped finishes what is waiting.
@@ -24,6 +24,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,7 +58,8 @@ from shared.streams import Streams
 
 log = structlog.get_logger(__name__)
 
-PublishMatch = Callable[[SavedSearchMatch], Awaitable[Any]]
+# Publishes a round's matches together (shared/streams.py `add_events`).
+PublishMatches = Callable[[list[SavedSearchMatch]], Awaitable[Any]]
 # Articles matched at once at most: the size of each search's `ids` filter and hits.
 ROUND_ARTICLES = 1000
 # Saved search ids listed per request (Elasticsearch's result window).
@@ -70,6 +72,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass
+class Round:
+    """What one round did, and where its time went."""
+
+    articles: int
+    saved_searches: int = 0
+    searches: int = 0
+    """Searches sent in `_msearch` requests (more than planned when some were split)."""
+    published: list[SavedSearchMatch] = field(default_factory=list)
+    find_seconds: float = 0.0
+    """Listing the saved searches, the refresh, the searches and reading their hits."""
+    announce_seconds: float = 0.0
+    """Checking what was announced before, publishing, remembering."""
+
+
 class Matcher:
     def __init__(
         self,
@@ -78,7 +95,7 @@ class Matcher:
         names: IndexNames,
         streams: Streams,
         settings: IndexerSettings,
-        publish: PublishMatch,
+        publish: PublishMatches,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._es = es
@@ -141,13 +158,14 @@ class Matcher:
 
     # A round ------------------------------------------------------------------
 
-    async def match(self, article_ids: Sequence[str]) -> list[SavedSearchMatch]:
+    async def match(self, article_ids: Sequence[str]) -> Round:
         """Match `article_ids` against every saved search and publish what is new; never
-        raises (a failure is logged and counted). Returns what was published."""
+        raises (a failure is logged and counted)."""
         started = time.perf_counter()
         ids = list(dict.fromkeys(article_ids))
+        done = Round(len(ids))
         try:
-            return await self._match(ids)
+            await self._match(ids, done)
         except (ApiError, TransportError) as exc:
             self._failed("elasticsearch", exc, len(ids))
         except (RedisError, RedisClusterException) as exc:
@@ -157,7 +175,16 @@ class Matcher:
             self._failed("error", exc, len(ids))
         finally:
             metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
-        return []
+        log.debug(
+            "saved searches matched",
+            articles=done.articles,
+            saved_searches=done.saved_searches,
+            searches=done.searches,
+            published=len(done.published),
+            find_seconds=round(done.find_seconds, 3),
+            announce_seconds=round(done.announce_seconds, 3),
+        )
+        return done
 
     def _failed(self, reason: str, exc: BaseException, articles: int) -> None:
         metrics.MATCH_FAILURES.labels(reason).inc()
@@ -169,17 +196,22 @@ class Matcher:
             articles=articles,
         )
 
-    async def _match(self, ids: list[str]) -> list[SavedSearchMatch]:
+    async def _match(self, ids: list[str], done: Round) -> None:
+        started = time.perf_counter()
         searches = await self.saved_searches()
+        done.saved_searches = len(searches)
         if not searches or not ids:
-            return []
+            return
         # Searchable now: the articles stored since the last refresh are in the batch.
         await self._es.indices.refresh(index=self._names.articles)
-        found = await self._search(packed(searches, self._budget), ids)
+        found = await self._search(packed(searches, self._budget), ids, done)
         events, refused = match_events(found, self._clock())
         for reason in refused:
             log.warning("stored article cannot be announced", reason=reason)
-        return await self._announce(events)
+        announcing = time.perf_counter()
+        done.find_seconds = announcing - started
+        done.published = await self._announce(events)
+        done.announce_seconds = time.perf_counter() - announcing
 
     async def saved_searches(self) -> list[Compiled]:
         """Every saved search now, its query compiled once per process."""
@@ -227,12 +259,13 @@ class Matcher:
             after = hits[-1]["sort"]
 
     async def _search(
-        self, groups: list[list[Compiled]], ids: list[str]
+        self, groups: list[list[Compiled]], ids: list[str], done: Round
     ) -> list[tuple[str, MatchHit]]:
         """What every group matches; a group refused for its clauses is split and run
         again (and the budget lowered), one that fails otherwise or alone is counted."""
         found: list[tuple[str, MatchHit]] = []
         while groups:
+            done.searches += len(groups)
             response = await self._es.msearch(
                 index=self._names.articles,
                 searches=msearch_lines(groups, ids),
@@ -269,9 +302,8 @@ class Matcher:
                 pipe.get(key)
             announced = await pipe.execute()
         fresh = unannounced(events, announced)
-        for event in fresh:
-            await self._publish(event)
         if fresh:
+            await self._publish(fresh)
             async with self._redis.pipeline(transaction=False) as pipe:
                 for event in fresh:
                     pipe.set(

@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from services.indexer.app import deadletters_publisher, matches_publisher
+from services.indexer.app import deadletters_publisher
 from services.indexer.consumer import Consumer
 from services.indexer.mappings import ensure_indices
 from services.indexer.matcher import Matcher
@@ -28,7 +28,7 @@ from shared.events import ArticleEvent, SavedSearchMatch, content_hash
 from shared.index import IndexNames
 from shared.service import ServiceContext
 from shared.settings import ElasticsearchSettings, IndexerSettings, Settings
-from shared.streams import DATA_FIELD
+from shared.streams import DATA_FIELD, add_events
 from tests.conftest import REPO, Namespace
 from tests.integration.conftest import ids_in, pending, publish
 from tests.integration.test_following import STORIES, story
@@ -46,7 +46,10 @@ async def indexer(
     """An in-process indexer with its matcher; `matcher_es` to give the matcher its own client."""
     ctx = ServiceContext("indexer", settings)
     dead_letters = deadletters_publisher(ctx)
-    matches = matches_publisher(ctx)
+
+    async def publish_matches(matches: list[SavedSearchMatch]) -> None:
+        await add_events(redis, namespace.streams.matches, matches)
+
     names = IndexNames(namespace.index_prefix)
     await ensure_indices(es, names, settings.common)
 
@@ -54,7 +57,7 @@ async def indexer(
         defaults: dict[str, Any] = {"consumer": "live", "block_ms": 50, "retry_base_delay": 0.01}
         indexer_settings = IndexerSettings(**(defaults | overrides))
         matcher = Matcher(
-            matcher_es or es, redis, names, namespace.streams, indexer_settings, matches.publish
+            matcher_es or es, redis, names, namespace.streams, indexer_settings, publish_matches
         )
         return Consumer(
             redis,

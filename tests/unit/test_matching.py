@@ -25,7 +25,7 @@ from services.indexer.matching import (
     search_body,
     unannounced,
 )
-from shared.events import content_hash
+from shared.events import SavedSearchMatch, content_hash
 from shared.index import IndexNames
 from shared.saved_searches import SavedSearch, SavedSearchFields
 from shared.settings import CommonSettings, IndexerSettings
@@ -189,7 +189,7 @@ def test_only_text_not_announced_before_is_announced() -> None:
 def test_offers_past_the_backlog_are_counted_not_kept() -> None:
     streams = Streams(CommonSettings())
 
-    async def publish(_: object) -> None:
+    async def publish(_: list[SavedSearchMatch]) -> None:
         return None
 
     matcher = Matcher(
