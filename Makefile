@@ -1,5 +1,5 @@
 # Every target provisions what it needs first (idempotent, quick when done).
-.PHONY: run test test-latest lock test-containers test-unit test-faults lint docs bench-indexer bench-query bench-relevance bench-scaling bench-extraction provision
+.PHONY: run test test-latest lock test-containers test-unit test-faults lint docs bench-indexer bench-query bench-relevance bench-scaling bench-matching bench-extraction provision
 
 VENV := .venv/bin
 
@@ -52,6 +52,10 @@ bench-relevance: provision
 
 bench-scaling: provision
 	deploy/local/bench.sh scaling bench 6395 -- $(BENCH_ARGS)
+
+# Saved-search matching per batch against writing the batch (bench/README.md).
+bench-matching: provision
+	deploy/local/bench.sh matching test 6391 -- $(BENCH_ARGS)
 
 # Not part of `make test`: needs no server. Reads the public extraction benchmark's pages
 # from ../shared/extraction-benchmark (or CARAVAN_EXTRACTION_BENCHMARK); see bench/README.md.
