@@ -388,7 +388,8 @@ async def _read_all_groups(settings: Settings) -> list[tuple[str, GroupState, bo
     streams = Streams(common)
     rows = []
     async with make_redis(settings.redis) as redis:
-        for stream in streams.consumed:
+        # The matches stream has downstream groups only; listed (and dropped) alike.
+        for stream in (*streams.consumed, streams.matches):
             for group in await read_groups(redis, stream):
                 rows.append(
                     (stream, group, is_live(group, common.stream_groups, common.abandon_after_ms))

@@ -6,7 +6,10 @@ at the cost of indexing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -312,3 +315,22 @@ async def test_saved_searches_beyond_a_clause_budget_are_split_and_all_matched(
     assert by_search[saved[1]] == {_id(4)}
     assert _id(4) in by_search[saved[3]]
     assert all(by_search.values())
+
+
+async def test_a_downstream_group_of_the_matches_is_listed_by_caravan_groups(
+    redis: Redis, namespace: Namespace
+) -> None:
+    await redis.xgroup_create(namespace.streams.matches, "mail", id="0", mkstream=True)
+    listed = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services",
+        "groups",
+        "list",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=os.environ,
+    )
+    out, err = await asyncio.wait_for(listed.communicate(), 120)
+    assert listed.returncode == 0, err.decode()
+    assert f"{namespace.streams.matches}  mail: behind 0, pending 0" in out.decode()
