@@ -113,7 +113,8 @@ def _base(request: Request, public_url: str | None) -> str:
 
 def _self_and_next(request: Request, base: str, page: FeedPage) -> tuple[str, str | None]:
     """The feed's own URL as asked, and the next page's (RFC 5005 paging) when full."""
-    path = f"{base}{request.url.path}"
+    # The base already holds the root path a proxy may mount the service under.
+    path = base + request.url.path.removeprefix(request.scope.get("root_path", ""))
     query = request.url.query
     self_url = f"{path}?{query}" if query else path
     if page.next_cursor is None:

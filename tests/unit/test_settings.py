@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings, Settings
+from shared.settings import (
+    CommonSettings,
+    ElasticsearchSettings,
+    QuerySettings,
+    RedisSettings,
+    Settings,
+)
 
 _VARS = (
     "ELASTICSEARCH_PASSWORD",
@@ -130,3 +136,18 @@ def test_any_other_secret_file_missing_is_a_clear_settings_error(
 
     with pytest.raises(ValidationError, match=r"REDIS_PASSWORD_FILE: no file at .*nowhere"):
         RedisSettings()
+
+
+@pytest.mark.parametrize(
+    "url", ["news.example", "javascript:alert(1)", "https://", "https://news.example/a b"]
+)
+def test_the_public_url_of_feeds_must_be_an_http_base(url: str) -> None:
+    with pytest.raises(ValidationError, match="public_url"):
+        QuerySettings(public_url=url)
+
+
+def test_a_public_url_may_have_a_path() -> None:
+    assert QuerySettings(public_url="https://news.example/caravan/").public_url == (
+        "https://news.example/caravan/"
+    )
+    assert QuerySettings().public_url is None
