@@ -1,5 +1,5 @@
 # Every target provisions what it needs first (idempotent, quick when done).
-.PHONY: run test test-latest lock test-containers test-unit test-faults lint docs bench-indexer bench-query bench-relevance bench-scaling bench-matching bench-extraction provision
+.PHONY: run test test-latest lock test-containers test-unit test-faults chaos lint docs bench-indexer bench-query bench-relevance bench-scaling bench-matching bench-extraction provision
 
 VENV := .venv/bin
 
@@ -28,6 +28,14 @@ test-unit: provision
 
 test-faults: provision
 	deploy/local/test.sh -m faults
+
+# Randomized, seeded fault schedules over the whole clustered pipeline (tests/chaos;
+# docs/operations.md, "Correctness under faults"). `make test` runs a short one.
+# CHAOS_SEED replays a run's schedule exactly; CHAOS_MINUTES sets its length.
+CHAOS_SEED ?=
+CHAOS_MINUTES ?= 5
+chaos: provision
+	CHAOS_SEED=$(CHAOS_SEED) CHAOS_MINUTES=$(CHAOS_MINUTES) $(VENV)/python -m tests.chaos.run
 
 lint: provision
 	$(VENV)/ruff format --check .

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 # One way to stop what a test started: the one `caravan run` uses.
 from services.supervisor import stop_processes
 
-__all__ = ["free_port", "stop_processes"]
+__all__ = ["free_port", "local_dir", "stop_processes"]
 
 
 def free_port() -> int:
@@ -15,3 +17,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def local_dir() -> Path:
+    """Where deploy/local/common.sh keeps the local servers' state (CARAVAN_LOCAL_DIR)."""
+    if local := os.environ.get("CARAVAN_LOCAL_DIR"):
+        return Path(local)
+    if os.getuid() == 0:
+        return Path("/var/lib/caravan")
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "caravan"

@@ -198,9 +198,9 @@ async def test_a_poll_after_missed_days_reads_them_from_the_banks_history(
 
     latest = await _latest(redis, namespace)
     assert sorted(latest) == sorted(days)
-    for day in (10, 11, 12):
-        assert _compared(latest[date(2025, 12, day)]) == (
-            date(2025, 12, day - 1),
-            _pct(f"15,{day:02d}00", f"15,{day - 1:02d}00"),
+    for number in (10, 11, 12):
+        assert _compared(latest[date(2025, 12, number)]) == (
+            date(2025, 12, number - 1),
+            _pct(f"15,{number:02d}00", f"15,{number - 1:02d}00"),
             [],
         )

@@ -26,7 +26,7 @@ from elasticsearch import AsyncElasticsearch, AuthenticationException
 
 from services.keys import SERVICES, role_name
 from tests.conftest import REPO, Namespace
-from tests.processes import free_port, stop_processes
+from tests.processes import free_port, local_dir, stop_processes
 from tests.waiting import until
 
 PORT = 9293
@@ -34,16 +34,6 @@ PORT = 9293
 BOOTSTRAP = "caravan-bootstrap"
 URL = f"https://127.0.0.1:{PORT}"
 SCRIPT = REPO / "deploy" / "local" / "elasticsearch.sh"
-
-
-def _instance_dir() -> Path:
-    # As deploy/local/common.sh places it.
-    if local := os.environ.get("CARAVAN_LOCAL_DIR"):
-        return Path(local) / "secure" / "es"
-    if os.getuid() == 0:
-        return Path("/var/lib/caravan/secure/es")
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "caravan" / "secure" / "es"
 
 
 @dataclass(frozen=True)
@@ -73,7 +63,7 @@ def secure_cluster() -> Iterator[SecureCluster]:
     env = {**os.environ, "CARAVAN_ES_HEAP": "256m"}
     command = [str(SCRIPT), "start", "secure", str(PORT), "secure"]
     subprocess.run(command, check=True, env=env)
-    yield SecureCluster(_instance_dir())
+    yield SecureCluster(local_dir() / "secure" / "es")
     subprocess.run([str(SCRIPT), "stop", "secure", str(PORT)], check=True)
 
 
