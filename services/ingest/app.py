@@ -16,7 +16,7 @@ from services.ingest.results import PollResult
 from services.ingest.schedule import poll_safely, run_source_forever
 from services.ingest.sources import Source, load_sources
 from services.ingest.state import IngestState
-from services.ingest.worker import Ingestor
+from services.ingest.worker import ArticleStream, Ingestor
 from shared.clients import make_redis
 from shared.events import ArticleEvent
 from shared.fetcher import FetchPolicy, PoliteFetcher
@@ -76,9 +76,7 @@ def page_sandbox(limits: SandboxLimits) -> Sandbox:
 
 
 @asynccontextmanager
-async def _ingestor(
-    ctx: ServiceContext, publisher: Publisher[ArticleEvent]
-) -> AsyncIterator[Ingestor]:
+async def _ingestor(ctx: ServiceContext) -> AsyncIterator[Ingestor]:
     settings = ctx.settings.ingest
     redis = make_redis(ctx.redis_settings)
     fetcher = PoliteFetcher(fetch_policy(ctx.common.user_agent, settings, ctx.settings.fetch))
@@ -90,7 +88,7 @@ async def _ingestor(
     sandbox = page_sandbox(parse_limits(settings))
     try:
         yield Ingestor(
-            publisher,
+            ArticleStream(ctx.streams.articles, ctx.streams.maxlen),
             fetcher,
             state,
             sandbox,
@@ -106,9 +104,8 @@ async def _ingestor(
 def create_service(settings: Settings) -> BackgroundService:
     ctx = ServiceContext(SERVICE, settings)
     ctx.configure_logging()
-    publisher = articles_publisher(ctx)
     sources = load_sources(settings.ingest.sources)
-    resources = _ingestor(ctx, publisher)
+    resources = _ingestor(ctx)
     stopping = asyncio.Event()
 
     async def run_all() -> None:
@@ -161,8 +158,7 @@ async def connected_ingestor(settings: Settings) -> AsyncIterator[Ingestor]:
     """An Ingestor on the configured Redis, for work that ends (one-shot commands)."""
     ctx = ServiceContext(SERVICE, settings)
     ctx.configure_logging()
-    publisher = articles_publisher(ctx)
-    async with ctx.broker, _ingestor(ctx, publisher) as ingestor:
+    async with ctx.broker, _ingestor(ctx) as ingestor:
         await ctx.broker.connect()
         yield ingestor
 

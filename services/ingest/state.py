@@ -65,10 +65,6 @@ class IngestState:
     async def _write(self, *commands: Command) -> None:
         await self._fence.write(commands)
 
-    async def still_ours(self) -> None:
-        """Before publishing under a lease: LeaseLost if another replica has it now."""
-        await self._fence.check()
-
     async def record(self, key: str) -> Record | None:
         """What was published under this article key, if anything."""
         raw: dict[bytes, bytes] = await self._redis.hgetall(self._article_key(key))  # type: ignore[assignment]
@@ -77,10 +73,17 @@ class IngestState:
         return Record(raw[b"content"].decode(), raw.get(b"lead", b"").decode())
 
     async def remember(self, key: str, content: str, lead: str) -> None:
-        """Call after publishing: a crash in between republishes rather than loses."""
         name = self._article_key(key)
         await self._write(
             ("HSET", name, "content", content, "lead", lead), ("EXPIRE", name, self._ttl)
+        )
+
+    async def publish(self, entry: Command, key: str, content: str, lead: str) -> None:
+        """Add the article's stream `entry` and remember it, in one atomic write: both
+        are kept or both lost (shared/entries.py), so it is never remembered unpublished."""
+        name = self._article_key(key)
+        await self._write(
+            entry, ("HSET", name, "content", content, "lead", lead), ("EXPIRE", name, self._ttl)
         )
 
     async def touch(self, key: str) -> None:

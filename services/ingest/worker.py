@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -39,21 +40,29 @@ from services.ingest.sitemaps import (
 from services.ingest.sources import Source
 from services.ingest.state import IngestState, Novelty
 from services.ingest.urls import canonicalize_url
+from shared.entries import entry_command
 from shared.events import ArticleEvent, article_key
 from shared.fetch import FetchError
 from shared.fetcher import Fetched, HostDeferred, PoliteFetcher, Refused
 from shared.leases import Fence
 from shared.sandbox import Sandbox
-from shared.streams import Publisher
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
 
 
+@dataclass(frozen=True)
+class ArticleStream:
+    """Where article events go: the stream, and the cap it is trimmed to."""
+
+    name: str
+    maxlen: int | None = None
+
+
 class Ingestor:
     def __init__(
         self,
-        publisher: Publisher[ArticleEvent],
+        stream: ArticleStream,
         fetcher: PoliteFetcher,
         state: IngestState,
         sandbox: Sandbox,
@@ -61,7 +70,7 @@ class Ingestor:
         *,
         sitemap_fetches: int = 50,
     ) -> None:
-        self._publisher = publisher
+        self._stream = stream
         self._fetcher = fetcher
         self._sandbox = sandbox  # where pages are parsed: bounded, off the event loop
         self._state = state
@@ -375,11 +384,20 @@ class Ingestor:
             if record is None
             else (Novelty.UNCHANGED if record.content == event.content_hash else Novelty.UPDATED)
         )
-        if novelty != Novelty.UNCHANGED:
+        # A page that could not be read is tried again the next time its lead is
+        # seen, rather than the source's fields standing in for it for good. One that
+        # was read but poisoned its parser is not: it would poison every poll.
+        page_failed = fetch_page and event.extraction != "page" and not page_read
+        lead_seen = "" if page_failed else fingerprint
+        if novelty == Novelty.UNCHANGED:
+            await self._state.remember(key, event.content_hash, lead_seen)
+        else:
             if self._backpressure is not None:
                 await self._backpressure.wait()
-            await self._state.still_ours()
-            await self._publisher.publish(event)
+            # Published and remembered at once, through the source's lease (a replica
+            # that lost it publishes nothing): never remembered yet lost in a failover.
+            entry = entry_command(self._stream.name, event, self._stream.maxlen)
+            await self._state.publish(entry, key, event.content_hash, lead_seen)
             metrics.EXTRACTIONS.labels(source.name, event.extraction or "feed").inc()
             log.debug(
                 "article published",
@@ -387,11 +405,6 @@ class Ingestor:
                 novelty=str(novelty),
                 extraction=event.extraction,
             )
-        # A page that could not be read is tried again the next time its lead is
-        # seen, rather than the source's fields standing in for it for good. One that
-        # was read but poisoned its parser is not: it would poison every poll.
-        page_failed = fetch_page and event.extraction != "page" and not page_read
-        await self._state.remember(key, event.content_hash, "" if page_failed else fingerprint)
         self._count(source, result, novelty)
 
     async def _event(

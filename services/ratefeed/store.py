@@ -17,19 +17,16 @@ hold no lease and write in a MULTI.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import date
 
 import structlog
-from opentelemetry.propagate import inject
 from redis.asyncio import Redis
 
 from services.ratefeed.rates import LastRate
 from shared.decimals import RATE, BadDecimal, read_within
 from shared.events import QuoteEvent
 from shared.leases import Command, Fence, Unfenced
-from shared.streams import DATA_FIELD, TRACE_HEADERS
 
 log = structlog.get_logger(__name__)
 
@@ -156,16 +153,3 @@ class LastRateStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
-
-
-def entry_command(stream: str, event: QuoteEvent, maxlen: int | None) -> Command:
-    """The stream entry FastStream's publisher would add for `event` (its JSON in
-    `__data__`, with the trace context), as a command for an atomic write beside the
-    store's own."""
-    payload = event.model_dump(mode="json")
-    carrier: dict[str, str] = {}
-    inject(carrier)
-    payload |= {key: carrier[key] for key in TRACE_HEADERS if carrier.get(key)}
-    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    trim: tuple[str | int, ...] = ("MAXLEN", "~", maxlen) if maxlen else ()
-    return ("XADD", stream, *trim, "*", DATA_FIELD, data)

@@ -43,8 +43,9 @@ from services.ratefeed.peg import pegged_rates
 from services.ratefeed.providers import OfficialRates, RatesError
 from services.ratefeed.rates import LastRate, usd_rates, within_bounds
 from services.ratefeed.status import ProviderStatus
-from services.ratefeed.store import LastRateStore, entry_command
+from services.ratefeed.store import LastRateStore
 from shared.backoff import POLL_RETRY_FIRST, Backoff
+from shared.entries import entry_command
 from shared.events import DeadLetter, QuoteEvent
 from shared.fetch import FetchError
 from shared.fetcher import PoliteFetcher

@@ -32,8 +32,10 @@ async def test_a_holder_that_lost_its_lease_cannot_write_on_it(
 
     with pytest.raises(LeaseLost):
         await state.under(stale).remember("k", "old-content", "lead")
-    with pytest.raises(LeaseLost):
-        await state.under(stale).still_ours()
+    stream = f"{namespace.stream_prefix}articles"
+    with pytest.raises(LeaseLost):  # neither the entry nor the memory of it
+        await state.under(stale).publish(("XADD", stream, "*", "f", "v"), "k", "old", "lead")
+    assert await redis.xlen(stream) == 0
     record = await state.record("k")
     assert record is not None
     assert record.content == "new-content"
