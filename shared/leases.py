@@ -17,7 +17,10 @@ lease, so whoever holds it next keeps the schedule: no item is worked on twice
 in one interval because its holder changed.
 
 Keys: `{prefix}lease:{group}:{item}` (holder), `…:fence:{group}:{item}` (the
-counter), `…:due:{group}:{item}` (epoch ms), `…:members:{group}` (live replicas).
+counter), `…:due:{group}:{item}` (epoch ms), `…:members:{group}` (live replicas),
+and with `audit`, `…:audit:{group}:{item}`: a stream of the token of every write
+accepted through the lease, so a run can check that no write of an older token was
+accepted after one of a newer token (tests/chaos).
 In Redis Cluster, the fenced writes and the lease key must share a slot: use a
 hash-tagged prefix (`{caravan}:`).
 """
@@ -47,6 +50,8 @@ AnyRedis = Redis | RedisCluster
 # Redis away for a while (restarting, failing over to a replica): the lease work
 # waits and tries again instead of ending the service.
 UNREACHABLE = (RedisError, RedisClusterException, OSError)
+# Entries an audit stream keeps (about; see Lease.audit).
+AUDIT_MAXLEN = 10_000
 
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -91,6 +96,8 @@ class Lease:
     key: str
     owner: str
     token: int
+    audit: str | None = None
+    """A stream to log each write's token to, in the write's own script (CARAVAN_LEASE_AUDIT)."""
 
     @property
     def value(self) -> str:
@@ -101,6 +108,10 @@ class Lease:
         atomically with the check; LeaseLost if it is not."""
         keys: list[str] = [self.key]
         argv: list[str | int | float | bytes] = [self.value]
+        if self.audit is not None:
+            logged = ",".join(str(command[1]) for command in commands)
+            entry = ("token", self.token, "keys", logged)
+            commands = [*commands, ("XADD", self.audit, "MAXLEN", "~", AUDIT_MAXLEN, "*", *entry)]
         for name, key, *args in commands:
             keys.append(str(key))
             argv.extend((len(args) + 2, name, len(keys), *args))
@@ -159,6 +170,8 @@ class WorkShare:
         owner: str,
         ttl: float,
         rng: random.Random | None = None,
+        *,
+        audit: bool = False,
     ) -> None:
         self._redis = redis
         self._base = f"{prefix}lease"
@@ -169,6 +182,7 @@ class WorkShare:
         # Renewals three times per lease: one lost round trip does not lose it.
         self._tick = ttl / 3
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._audit = audit
         self._held: dict[str, Lease] = {}
         self._busy: set[str] = set()
         self._live = 1
@@ -263,7 +277,8 @@ class WorkShare:
         )
         if not token:
             return None
-        lease = Lease(self._redis, key, self._owner, token)
+        audit = self._key("audit", item) if self._audit else None
+        lease = Lease(self._redis, key, self._owner, token, audit)
         self._held[item] = lease
         log.info("lease taken", item=item, fence=token)
         return lease

@@ -111,6 +111,9 @@ class CommonSettings(_Settings):
     # `stream_group_abandon_hours`; after that it is reported as abandoned.
     stream_groups: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["indexer"])
     stream_group_abandon_hours: float = Field(default=24.0, gt=0)
+    # Every write made through a lease also logs its fencing token to a stream of that
+    # lease's (`…lease:audit:GROUP:ITEM`, capped): what `make chaos` checks fencing with.
+    lease_audit: bool = False
     user_agent: str = "CaravanBot/0.1 (+https://github.com/caravan-news/caravan)"
     # Seconds a service gets on SIGTERM to finish what it holds before it is
     # cancelled; keep it below the orchestrator's own grace period.

@@ -118,6 +118,7 @@ def create_service(settings: Settings) -> BackgroundService:
             [s.name for s in sources],
             default_consumer(),
             settings.ingest.lease_seconds,
+            audit=settings.common.lease_audit,
         )
         try:
             async with resources as ingestor:

@@ -142,6 +142,7 @@ async def _lead(
         ["providers"],
         default_consumer(),
         settings.lease_seconds,
+        audit=ctx.common.lease_audit,
     )
     try:
         await share.join()

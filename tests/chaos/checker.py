@@ -6,7 +6,8 @@ own counters. A clean verdict is: every article a source showed long enough to b
 read is searchable exactly once, at the latest version shown; every quote the bank
 showed is in the index with its exact value; nothing is indexed that no source
 showed; the poison, and only the poison, is dead-lettered, each exactly once;
-nothing is left pending.
+nothing is left pending; no lease accepted a write of an older holder after a newer
+holder's (fencing).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from tests.chaos.schedule import Fault
@@ -41,6 +43,9 @@ class Final:
     pending: int
     stream_lengths: dict[str, int]
     maxlen: int
+    fencing: dict[str, list[int]] = field(default_factory=dict)
+    """Per lease (an ingest source, the rate feed's providers): the fencing token of each
+    write accepted through it, in the order Redis accepted them (CARAVAN_LEASE_AUDIT)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class Verdict:
     dead_lettered_wrongly: list[str] = field(default_factory=list)
     pending: int = 0
     overlong: list[str] = field(default_factory=list)
+    unfenced: list[str] = field(default_factory=list)
+    """Leases under which a write of an older token was accepted after a newer one's."""
 
     @property
     def ok(self) -> bool:
@@ -81,6 +88,7 @@ class Verdict:
                 self.dead_lettered_wrongly,
                 self.pending,
                 self.overlong,
+                self.unfenced,
             )
         )
 
@@ -120,6 +128,12 @@ def check(truth: Truth, final: Final) -> Verdict:
     verdict.poison_repeated = sorted(e for e in truth.poison if lettered[e] > 1)
     verdict.dead_lettered_wrongly = sorted(
         f"{entry} ({kind})" for entry, kind in final.dead_letters if entry not in truth.poison
+    )
+    verdict.unfenced = sorted(
+        f"{lease}: {a} after {b}"
+        for lease, tokens in final.fencing.items()
+        for b, a in pairwise(tokens)
+        if a < b
     )
     # Trimmed by MAXLEN ~ (approximate: a node's worth of slack).
     verdict.overlong = sorted(

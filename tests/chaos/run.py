@@ -174,6 +174,7 @@ class Chaos:
             "CARAVAN_HEALTH_PORT": str(self.ports[name]),
             "CARAVAN_LOG_FORMAT": "console",
             "CARAVAN_FETCH_ALLOW": "127.0.0.1",
+            "CARAVAN_LEASE_AUDIT": "true",
         }
         for variable in (
             "ELASTICSEARCH_API_KEY",
@@ -400,7 +401,20 @@ class Chaos:
             stream: int(self._retry(lambda s=stream: self.redis.xlen(s)))
             for stream in (self.articles, f"{self.prefix}quotes")
         }
-        return Final(articles, quotes, self._dead_letters(), pending, lengths, MAXLEN)
+        return Final(
+            articles, quotes, self._dead_letters(), pending, lengths, MAXLEN, self._fencing()
+        )
+
+    def _fencing(self) -> dict[str, list[int]]:
+        """Each lease's audit stream: the tokens of the writes it accepted, in order."""
+        logs: dict[str, list[int]] = {}
+        for key in self._retry(
+            lambda: list(self.redis.scan_iter(match=f"{self.prefix}lease:audit:*"))
+        ):
+            name = key.decode().removeprefix(f"{self.prefix}lease:audit:")
+            entries = self._retry(lambda k=key: self.redis.xrange(k))
+            logs[name] = [int(fields[b"token"]) for _, fields in entries]
+        return logs
 
     def _dead_letters(self) -> list[tuple[str, str]]:
         entries = self._retry(lambda: self.redis.xrange(f"{self.prefix}deadletters"))

@@ -107,3 +107,22 @@ async def test_thousands_of_leases_are_renewed_and_handed_over_in_a_few_round_tr
     await second.beat()  # alone now: the first left the members too
     assert second.share == len(items)
     assert await second._try_acquire(items[0]) is not None
+
+
+async def test_with_audit_every_accepted_write_logs_its_token_and_a_refused_one_none(
+    redis: Redis, namespace: Namespace
+) -> None:
+    old = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "old", ttl=1, audit=True)
+    new = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "new", ttl=1, audit=True)
+    state = IngestState(redis, namespace.stream_prefix, ttl=60)
+    stale = await old.turn("s")
+    await state.under(stale).remember("k", "old-content", "lead")
+    await redis.delete(stale.key)
+    fresh = await new.turn("s")
+    await state.under(fresh).remember("k", "new-content", "lead")
+    with pytest.raises(LeaseLost):
+        await state.under(stale).remember("k", "late", "lead")
+
+    audit = await redis.xrange(f"{namespace.stream_prefix}lease:audit:ingest:s")
+    assert [int(fields[b"token"]) for _, fields in audit] == [stale.token, fresh.token]
+    assert all(fields[b"keys"].endswith(b"ingest:seen:k") for _, fields in audit)

@@ -49,6 +49,7 @@ def test_the_verdict_names_what_is_lost_stale_doubled_or_dead_lettered_wrongly()
         pending=2,
         stream_lengths={"s": 99_999},
         maxlen=20_000,
+        fencing={"ingest:feed-1": [1, 1, 2, 3], "ratefeed:providers": [4, 5, 4]},
     )
 
     verdict = check(truth, final)
@@ -64,6 +65,7 @@ def test_the_verdict_names_what_is_lost_stale_doubled_or_dead_lettered_wrongly()
     assert verdict.poison_missing == []
     assert verdict.pending == 2
     assert verdict.overlong == ["s: 99999"]
+    assert verdict.unfenced == ["ratefeed:providers: 4 after 5"]
 
 
 def test_availability_is_counted_per_fault_window() -> None:
