@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 Kind = Literal[
     "kill",
@@ -39,18 +39,7 @@ Kind = Literal[
     "es-blackhole",
     "es-one-way",
 ]
-KINDS: tuple[Kind, ...] = (
-    "kill",
-    "pause",
-    "redis-kill",
-    "redis-pause",
-    "es-kill",
-    "es-pause",
-    "es-latency",
-    "es-reset",
-    "es-blackhole",
-    "es-one-way",
-)
+KINDS: tuple[Kind, ...] = get_args(Kind)
 # How often each is drawn: process faults most, as in production.
 WEIGHTS: dict[Kind, int] = {
     "kill": 4,

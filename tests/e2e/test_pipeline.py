@@ -24,7 +24,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from tests.conftest import REALDATA, REPO, Namespace
-from tests.processes import free_port, stop_processes
+from tests.processes import caravan, free_port, stop_processes
 
 pytestmark = pytest.mark.e2e
 
@@ -59,18 +59,6 @@ def services(environment: dict[str, str]) -> Iterator[dict[str, subprocess.Popen
     }
     yield running
     stop_processes(running.values())
-
-
-def caravan(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CARAVAN, *args],
-        env=environment,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def eventually(probe: Callable[[], Any], timeout: float = 60) -> Any:

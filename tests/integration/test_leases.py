@@ -11,6 +11,7 @@ from redis.asyncio import Connection, ConnectionPool, Redis
 from services.ingest.state import IngestState
 from shared.leases import LeaseLost, WorkShare
 from tests.conftest import Namespace
+from tests.streams import entries
 
 pytestmark = pytest.mark.integration
 
@@ -123,6 +124,6 @@ async def test_with_audit_every_accepted_write_logs_its_token_and_a_refused_one_
     with pytest.raises(LeaseLost):
         await state.under(stale).remember("k", "late", "lead")
 
-    audit = await redis.xrange(f"{namespace.stream_prefix}lease:audit:ingest:s")
+    audit = await entries(redis, f"{namespace.stream_prefix}lease:audit:ingest:s")
     assert [int(fields[b"token"]) for _, fields in audit] == [stale.token, fresh.token]
     assert all(fields[b"keys"].endswith(b"ingest:seen:k") for _, fields in audit)

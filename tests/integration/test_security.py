@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,8 +12,8 @@ from uuid import uuid4
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import REALDATA, REPO, Namespace
-from tests.processes import free_port
+from tests.conftest import REALDATA, Namespace
+from tests.processes import caravan, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -37,18 +36,6 @@ async def acl_user(redis: Redis, namespace: Namespace) -> AsyncIterator[str]:
     await redis.acl_deluser(name)
 
 
-def _caravan(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 async def test_acl_user_with_secrets_from_files_works_and_no_secret_is_logged(
     acl_user: str, tmp_path: Path, namespace: Namespace
 ) -> None:
@@ -66,8 +53,8 @@ async def test_acl_user_with_secrets_from_files_works_and_no_secret_is_logged(
     }
 
     rates = str(REALDATA / "cbr-xml-daily-2023-09-27.xml")
-    published = _caravan(env, "ratefeed", "--source", rates)
-    searched = _caravan(env, "search", "anything")
+    published = caravan(env, "ratefeed", "--source", rates)
+    searched = caravan(env, "search", "anything")
 
     assert published.returncode == 0, published.stderr
     assert "5 quotes published" in published.stdout
@@ -82,7 +69,7 @@ async def test_a_wrong_password_fails_clearly_without_echoing_it(
     wrong = f"wrong-{SECRET}"
     env = {**os.environ, "REDIS_USERNAME": acl_user, "REDIS_PASSWORD": wrong}
 
-    result = _caravan(env, "ratefeed", "--source", str(REALDATA / "cbr-xml-daily-2023-09-27.xml"))
+    result = caravan(env, "ratefeed", "--source", str(REALDATA / "cbr-xml-daily-2023-09-27.xml"))
 
     assert result.returncode == 3
     assert result.stderr.startswith("caravan ratefeed: Redis: AuthenticationError:")
@@ -192,9 +179,9 @@ def test_services_speak_tls_to_redis_with_a_ca_file(tls_redis: tuple[str, Path])
     trusted = {**os.environ, "REDIS_URL": url, "REDIS_SSL_CA_CERTS": str(ca)}
     untrusted = {**os.environ, "REDIS_URL": url}
 
-    published = _caravan(trusted, "ratefeed", "--source", rates)  # broker and plain client
-    listed = _caravan(trusted, "deadletters", "list")
-    refused = _caravan(untrusted, "ratefeed", "--source", rates)
+    published = caravan(trusted, "ratefeed", "--source", rates)  # broker and plain client
+    listed = caravan(trusted, "deadletters", "list")
+    refused = caravan(untrusted, "ratefeed", "--source", rates)
 
     assert published.returncode == 0, published.stderr
     assert "5 quotes published" in published.stdout

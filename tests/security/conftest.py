@@ -26,7 +26,7 @@ from elasticsearch import AsyncElasticsearch, AuthenticationException
 
 from services.keys import SERVICES, role_name
 from tests.conftest import REPO, Namespace
-from tests.processes import free_port, local_dir, stop_processes
+from tests.processes import caravan, free_port, local_dir, stop_processes
 from tests.waiting import until
 
 PORT = 9293
@@ -198,15 +198,7 @@ class Secured:
         return cast("dict[str, Any] | None", self.readiness().get("details", {}).get("hold"))
 
     def caravan(self, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "services", *args],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return caravan(env, *args, timeout=120)
 
     def secrets(self) -> list[str]:
         """Every secret this test handed out, the keys' own halves included."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -161,6 +162,17 @@ async def test_a_key_without_write_is_held_with_the_reason_and_resumes_once_gran
     _no_secret_in(secured)
 
 
+async def _indexing_with_its_key(
+    secured: Secured, redis: Redis, namespace: Namespace
+) -> subprocess.Popen[bytes]:
+    """An indexer running with a key of its own, ten articles in."""
+    secured.create_keys("indexer")
+    indexer = secured.start_indexer()
+    await publish(redis, namespace.streams.articles, *(article(n) for n in range(10)))
+    await _until_count(secured, 10, "the first articles")
+    return indexer
+
+
 async def _refused_then_rotated(
     secured: Secured, redis: Redis, namespace: Namespace, refusal: str
 ) -> None:
@@ -186,11 +198,7 @@ async def _refused_then_rotated(
 async def test_an_invalidated_key_holds_and_a_rotated_one_resumes_without_restart(
     secured: Secured, redis: Redis, namespace: Namespace
 ) -> None:
-    secured.create_keys("indexer")
-    indexer = secured.start_indexer()
-    await publish(redis, namespace.streams.articles, *(article(n) for n in range(10)))
-    await _until_count(secured, 10, "the first articles")
-
+    indexer = await _indexing_with_its_key(secured, redis, namespace)
     await secured.invalidate("indexer")
     await _refused_then_rotated(secured, redis, namespace, "has been invalidated")
     assert indexer.poll() is None  # the same process: no restart
@@ -199,11 +207,7 @@ async def test_an_invalidated_key_holds_and_a_rotated_one_resumes_without_restar
 async def test_a_key_that_expires_mid_run_holds_and_its_successor_resumes(
     secured: Secured, redis: Redis, namespace: Namespace
 ) -> None:
-    secured.create_keys("indexer")
-    indexer = secured.start_indexer()
-    await publish(redis, namespace.streams.articles, *(article(n) for n in range(10)))
-    await _until_count(secured, 10, "the first articles")
-
+    indexer = await _indexing_with_its_key(secured, redis, namespace)
     # A short-lived key replaces the first in its file, and runs out.
     secured.create_keys("indexer", expiration="3s")
     await secured.until_refused(secured.key("indexer"), "the short-lived key to expire")
