@@ -126,6 +126,9 @@ def test_no_request_the_schema_describes_gets_a_server_error(query_service: Quer
                 response = client.get(url, params=query)
                 assert response.status_code < 500, (url, query, response.text)
                 if url.startswith("/api/"):
-                    assert response.headers["content-type"].startswith("application/json")
+                    # Feeds answer as Atom, and everything else (their errors too) as JSON.
+                    feed = url.endswith(".atom") and response.status_code == 200
+                    expected = "application/atom+xml" if feed else "application/json"
+                    assert response.headers["content-type"].startswith(expected)
 
             check()
