@@ -16,7 +16,11 @@ which every distribution has: positions line up with the words, so phrases work.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
+from itertools import islice
+from operator import itemgetter
+from typing import cast
 
 import Stemmer
 
@@ -41,7 +45,12 @@ _RUSSIAN = Stemmer.Stemmer("russian")
 
 def words(text: str) -> list[str]:
     """The words in `text`'s first MAX_ANALYSED_CHARS characters, up to MAX_TOKEN_LENGTH long."""
-    return [w for w in WORD.findall(text[:MAX_ANALYSED_CHARS]) if len(w) <= MAX_TOKEN_LENGTH]
+    found = WORD.findall(text[:MAX_ANALYSED_CHARS])
+    # Checked in C first: a text with no overlong word (nearly all) is not filtered word
+    # by word in Python.
+    if max(map(len, found), default=0) <= MAX_TOKEN_LENGTH:
+        return found
+    return [w for w in found if len(w) <= MAX_TOKEN_LENGTH]
 
 
 @lru_cache(maxsize=65_536)
@@ -57,7 +66,9 @@ def stem(word: str) -> str:
 @lru_cache(maxsize=65_536)
 def stem_token(word: str) -> str:
     """The `stem` field's token for a word."""
-    return fold(stem(word))
+    # Not through stem's cache, which would hold the words a second time: in the
+    # indexer nearly every lookup there was a miss, an insert and an eviction.
+    return fold(stem.__wrapped__(word))
 
 
 def declined_stems(name: str) -> list[str]:
@@ -76,20 +87,82 @@ def declined_stems(name: str) -> list[str]:
     )
 
 
-# Every indexed text is analysed twice in a row (its `stem` and `fold` copies): its
-# words are found once. map/filter keep the per-word loop in C: this is the
-# indexer's hottest code.
+# A text's words are those of its whitespace-separated chunks (whitespace is never
+# part of a word), and many chunks recur from article to article ("the", "в",
+# "said,"): a chunk's `stem` and `fold` tokens are kept, so a text of known chunks
+# costs a split and a dictionary lookup per chunk instead of a regular expression
+# over every character and two lookups per word. Whether a text is one is told from
+# its first _PROBE_CHARS characters; one with more than _NEW_CHUNKS_SHARE of new
+# chunks there is analysed word by word (a new chunk costs several times what the
+# lookups save) and _LEARNT_PER_TEXT of them are learnt, so the cache fills with the
+# chunks that recur. Bounded, whatever the input: only chunks of up to
+# _KEPT_CHUNK_CHARS characters are kept, in two generations of at most
+# _CHUNKS_PER_GENERATION (a full one becomes the old one; the old chunks still in use
+# move on): under 30 MB at the very worst, a few MB on real text.
+_KEPT_CHUNK_CHARS = 40
+_CHUNKS_PER_GENERATION = 16_384
+_PROBE_CHARS = 200
+_NEW_CHUNKS_SHARE = 0.03
+_LEARNT_PER_TEXT = 2
+# A chunk's tokens, each followed by a space, so that a text's are its chunks' joined
+# as they are, without a separator or leaving out the chunks that have none.
+_chunks: dict[str, tuple[str, str]] = {}
+_older_chunks: dict[str, tuple[str, str]] = {}
+_STEMS = itemgetter(0)
+_FOLDS = itemgetter(1)
+
+
+def _spaced(tokens: Iterable[str]) -> str:
+    joined = " ".join(filter(None, tokens))
+    return f"{joined} " if joined else ""
+
+
+def _chunk_tokens(chunk: str) -> tuple[str, str]:
+    global _chunks, _older_chunks
+    tokens = _older_chunks.get(chunk)
+    if tokens is None:
+        found = words(chunk)
+        tokens = _spaced(map(stem_token, found)), _spaced(map(fold, found))
+    if len(chunk) <= _KEPT_CHUNK_CHARS:
+        if len(_chunks) >= _CHUNKS_PER_GENERATION:
+            _older_chunks, _chunks = _chunks, {}
+        _chunks[chunk] = tokens
+    return tokens
+
+
+# Every indexed text is analysed twice in a row (its `stem` and `fold` copies): once.
+# map keeps the per-chunk and per-word loops in C: this is the indexer's hottest code.
 @lru_cache(maxsize=8)
-def _text_words(text: str) -> tuple[str, ...]:
-    return tuple(words(text))
+def _analysed(text: str) -> tuple[str, str]:
+    text = text[:MAX_ANALYSED_CHARS]
+    head = text[:_PROBE_CHARS].split()
+    new = list(map(_chunks.get, head)).count(None)
+    if new > _NEW_CHUNKS_SHARE * len(head):
+        for chunk in islice((c for c in head if c not in _chunks), _LEARNT_PER_TEXT):
+            _chunk_tokens(chunk)
+        each = words(text)
+        return " ".join(filter(None, map(stem_token, each))), " ".join(
+            filter(None, map(fold, each))
+        )
+    chunks = text.split()
+    found: list[tuple[str, str] | None] = list(map(_chunks.get, chunks))
+    known = (
+        cast("list[tuple[str, str]]", found)
+        if all(found)
+        else [tokens or _chunk_tokens(chunk) for tokens, chunk in zip(found, chunks, strict=True)]
+    )
+    # Without the last token's space.
+    return "".join(map(_STEMS, known))[:-1], "".join(map(_FOLDS, known))[:-1]
 
 
 def stem_text(text: str) -> str:
-    return " ".join(filter(None, map(stem_token, _text_words(text))))
+    """The `stem` field of a text: each word's `stem_token`, space-separated."""
+    return _analysed(text)[0]
 
 
 def fold_text(text: str) -> str:
-    return " ".join(filter(None, map(fold, _text_words(text))))
+    """The `fold` field of a text: each word folded, space-separated."""
+    return _analysed(text)[1]
 
 
 def stem_prefix(word: str) -> str:

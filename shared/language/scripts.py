@@ -328,10 +328,15 @@ def fold(word: str) -> str:
     of combining marks in quadratic time, and a word has none.
     """
     text = _OKINA.sub("", word.lower())
+    transliterated = text.translate(_FOLD_CYRILLIC).translate(_FOLD_LATIN)
+    if transliterated.isascii():
+        # Most words (all Russian ones, English ones): nothing to decompose, and the
+        # loop below would stop after its first pass with this.
+        text = transliterated
     # Transliterate, then take diacritics off (ä → a, ğ → g), until stable: a letter
     # the tables lack may decompose to one they have ("ӛ" → "ә" + diaeresis). Every
     # character of Unicode is stable within three passes ("ǣ" → "æ" → "ae").
-    while True:
+    while not text.isascii():
         plain = "".join(
             c
             for c in unicodedata.normalize(

@@ -34,8 +34,10 @@ FOLDED_LETTERS = "khzyeqxKHZYEQXхҳқкжзйеёэ"
 
 
 def _clear_caches() -> None:
-    for cached in (fold, analysis.stem, analysis.stem_token, analysis._text_words):
+    for cached in (fold, analysis.stem, analysis.stem_token, analysis._analysed):
         cached.cache_clear()
+    analysis._chunks.clear()
+    analysis._older_chunks.clear()
 
 
 def _seconds(work: Callable[[str], object], text: str) -> float:
