@@ -67,13 +67,7 @@ def article_action(event: ArticleEvent, alias: str) -> BulkAction:
         if isinstance(event, ArticleDocument)
         else ArticleDocument.model_validate(event.model_dump())
     )
-    return BulkAction(
-        alias,
-        document.idempotency_key,
-        document.version,
-        document.model_dump_json(),
-        _trace(document),
-    )
+    return _action(document, alias)
 
 
 def stored_source(source: dict[str, Any], alias_is_articles: bool) -> str:
@@ -96,6 +90,11 @@ def quote_action(event: QuoteEvent, alias: str) -> BulkAction:
         if isinstance(event, QuoteDocument)
         else QuoteDocument.model_validate(event.model_dump())
     )
+    return _action(document, alias)
+
+
+def _action(document: ArticleDocument | QuoteDocument, alias: str) -> BulkAction:
+    """The index operation of a document: its id, external version and trace context."""
     return BulkAction(
         alias,
         document.idempotency_key,
