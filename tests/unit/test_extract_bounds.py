@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from services.ingest.extract import MAX_HTML_CHARS, bounded_html, extract_article
+import pytest
+from lxml.html import HtmlElement, tostring
+from trafilatura.utils import load_html
+
+from services.ingest.extract import MAX_HTML_CHARS, bounded_html, extract_article, parse_page
 from tests.conftest import REPO
 
 ARTICLE = "".join(
@@ -44,14 +48,43 @@ def test_the_article_of_a_multi_megabyte_page_is_extracted() -> None:
     assert "teaser" not in extracted.text
 
 
+@pytest.mark.parametrize(
+    "html",
+    [
+        _page(1000),
+        '<?xml version="1.0" encoding="utf-8"?><html><body><p>caf\u00e9</p></body></html>',
+        "<html/>",
+        "<div>a</div><div>b</div>",
+        "<html><body><form><input name='q'><select><option>x</select></form></body></html>",
+        "just text",
+        "<p>one block</p>",
+        "\x00\x01",
+    ],
+)
+def test_the_page_is_parsed_as_trafilatura_parses_it(html: str) -> None:
+    tree, theirs = parse_page(html), load_html(html)
+    if theirs is None:
+        assert tree is None
+        return
+    assert tree is not None
+    assert tostring(tree) == tostring(theirs)
+    # One element class for all, forms and inputs included (picked without Python).
+    assert {type(element) for element in tree.iter()} == {HtmlElement}
+
+
+# The peak is the process's own (VmHWM): ru_maxrss would start at the peak of the pytest
+# process that forked it, which the tests run before decide.
 _PEAK = """
-import resource, sys
+import sys
 from services.ingest.extract import extract_article
 from tests.unit.test_extract_bounds import _page
+def peak():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 page = _page(int(sys.argv[1]))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak()
 assert extract_article(page, "https://site.example/valley") is not None
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+print(peak() - before)
 """
 
 
