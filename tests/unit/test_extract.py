@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from trafilatura.metadata import extract_metadata
 
 from services.ingest.articles import Lead, NoArticleError, canonical_for, lead_event, page_event
 from services.ingest.dates import parse_date
-from services.ingest.extract import extract_article
+from services.ingest.extract import extract_article, page_metadata, parse_page, without_code
 from services.ingest.feeds import parse_feed
 from services.ingest.sources import Source
 from tests.conftest import REALDATA
@@ -35,6 +36,26 @@ def test_lsm_page_gives_every_expected_paragraph_and_its_metadata() -> None:
         "https://www.lsm.lv/raksts/zinas/arzemes/norvegija-pec-zemes-nogruvuma-pieci-bojagajusie"
         ".a387519/"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("article-lsm-lv.html", "https://www.lsm.lv/raksts/x"),
+        ("article-heraldsun.html", "http://www.heraldsun.com.au/news/opinion/story-1227261886014"),
+        ("article-dw-fruehburgunder.html", "https://www.dw.com/en/a-16863843"),
+    ],
+)
+def test_page_metadata_is_trafilaturas_for_every_published_field(name: str, url: str) -> None:
+    tree = parse_page(_page(name))
+    assert tree is not None
+    without_code(tree)
+    ours, theirs = page_metadata(tree, url), extract_metadata(tree, url)
+    # The date is page_date's (tested with the dates); the licence is not looked for.
+    published = ("title", "author", "url", "sitename", "description", "categories", "tags", "image")
+    assert {f: getattr(ours, f) for f in published} == {f: getattr(theirs, f) for f in published}
+    assert ours.title
+    assert ours.license is None
 
 
 def test_dw_page_keeps_the_article_and_drops_the_teasers() -> None:
