@@ -30,7 +30,7 @@ from trafilatura.metadata import (
     extract_url,
 )
 from trafilatura.settings import MANUALLY_CLEANED, Document
-from trafilatura.utils import is_dubious_html, repair_faulty_html
+from trafilatura.utils import is_dubious_html, line_processing, repair_faulty_html
 
 from services.ingest.acceptance import needs_fallback, replaces
 from services.ingest.text import html_to_text, normalize_whitespace
@@ -94,6 +94,15 @@ _DATE_PARAMS: dict[str, Any] = {
     "outputformat": "%Y-%m-%dT%H:%M:%S",
 }
 _DAY_ONLY = "T00:00:00"
+# The links extract_catstags can keep: it keeps those whose address matches
+# /categor(?:y|ies|s)?/ or /tag(?:y|ies|s)?/, which all contain these.
+_CATEGORY_OR_TAG_LINK = {
+    kind: XPath(f"//a[contains(@href, '/{stem}')]")
+    for kind, stem in (("category", "categor"), ("tag", "tag"))
+}
+_SECTION_META = XPath(
+    './/head//meta[@property="article:section" or contains(@name, "subject")][@content]'
+)
 # Precision mode keeps out the newsletter boxes, cookie notes and "report an
 # error" blocks that recall mode lets in; it also drops the lead paragraph
 # that pages set apart, which restore_lead puts back.
@@ -214,11 +223,24 @@ def page_metadata(tree: HtmlElement, url: str) -> Document:
     elif metadata.url and (host := META_URL.match(metadata.url)):
         metadata.sitename = host[1]
     if not metadata.categories:
-        metadata.categories = extract_catstags("category", tree)
+        metadata.categories = categories_or_tags("category", tree)
     if not metadata.tags:
-        metadata.tags = extract_catstags("tag", tree)
+        metadata.tags = categories_or_tags("tag", tree)
     metadata.clean_and_trim()
     return metadata
+
+
+def categories_or_tags(kind: str, tree: HtmlElement) -> list[str]:
+    """trafilatura's extract_catstags(kind, tree), without its ten searches of the whole
+    page when none can find anything: each keeps only links whose address has a
+    /category/ or /tag/ part (in some spelling), and most pages have no such link."""
+    if _CATEGORY_OR_TAG_LINK[kind](tree):
+        return extract_catstags(kind, tree)
+    if kind != "category":
+        return []
+    # What extract_catstags falls back to for categories when its searches find none.
+    sections = (meta.get("content") for meta in _SECTION_META(tree))
+    return [name for name in dict.fromkeys(line_processing(s) for s in sections if s) if name]
 
 
 def page_date(tree: HtmlElement, url: str | None) -> str | None:

@@ -6,11 +6,17 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from trafilatura.metadata import extract_metadata
+from trafilatura.metadata import extract_catstags, extract_metadata
 
 from services.ingest.articles import Lead, NoArticleError, canonical_for, lead_event, page_event
 from services.ingest.dates import parse_date
-from services.ingest.extract import extract_article, page_metadata, parse_page, without_code
+from services.ingest.extract import (
+    categories_or_tags,
+    extract_article,
+    page_metadata,
+    parse_page,
+    without_code,
+)
 from services.ingest.feeds import parse_feed
 from services.ingest.sources import Source
 from tests.conftest import REALDATA
@@ -56,6 +62,32 @@ def test_page_metadata_is_trafilaturas_for_every_published_field(name: str, url:
     assert {f: getattr(ours, f) for f in published} == {f: getattr(theirs, f) for f in published}
     assert ours.title
     assert ours.license is None
+
+
+_SECTION = '<head><meta property="article:section" content="World"></head>'
+
+
+@pytest.mark.parametrize(
+    ("body", "categories", "tags"),
+    [
+        (
+            '<div class="tags"><a href="/tag/rain/">Rain</a><a href="/about">About</a></div>'
+            '<div class="entry-meta"><a href="/category/news/">News</a></div>',
+            ["News"],
+            ["Rain"],
+        ),
+        # No link that could be one: the categories come from the section meta tag.
+        ('<div class="tags"><a href="/about">About</a></div>', ["World"], []),
+        ("<p>No links at all.</p>", ["World"], []),
+    ],
+)
+def test_categories_and_tags_are_trafilaturas(
+    body: str, categories: list[str], tags: list[str]
+) -> None:
+    tree = parse_page(f"<html>{_SECTION}<body>{body}</body></html>")
+    assert tree is not None
+    for kind, expected in (("category", categories), ("tag", tags)):
+        assert categories_or_tags(kind, tree) == extract_catstags(kind, tree) == expected
 
 
 def test_dw_page_keeps_the_article_and_drops_the_teasers() -> None:
