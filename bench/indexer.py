@@ -20,7 +20,9 @@ cluster, in the same run:
 After the sweep of both, `--rounds` alternating runs of the best raw strategy
 and the pipeline's first setting give the ratio (median ÷ median), so that the
 machine's drifting load falls on both. Reports the documents per second of
-each, the indexer's CPU seconds per 1,000 documents and its peak RSS.
+each, the indexer's CPU seconds per 1,000 documents and its peak RSS, and, when
+Elasticsearch runs on this machine, the node's CPU seconds per 1,000 documents over
+the same pipeline run and the indexer's as a share of it.
 `--profile` runs the pipeline once more (untimed) with py-spy sampling the
 indexer and writes the top of the profile to
 bench/results/indexer-profile-<time>.txt. Elasticsearch and the measured side
@@ -171,6 +173,16 @@ class PipelineRun:
     seconds: float
     cpu_seconds: float
     peak_rss_mib: float
+    node_cpu_seconds: float | None = None
+    """The local Elasticsearch node's CPU time over the same clock (None if not local)."""
+
+
+async def node_pids(es: AsyncElasticsearch) -> list[int] | None:
+    """The Elasticsearch nodes' pids when they run on this machine, else None."""
+    try:
+        return await cores.elasticsearch_pids(es)
+    except SystemExit:
+        return None
 
 
 async def pipeline(
@@ -182,6 +194,7 @@ async def pipeline(
     *,
     backlog: bool,
     profile: Path | None,
+    nodes: list[int] | None = None,
 ) -> PipelineRun:
     names = IndexNames(prefix)
     stream = f"{prefix}:articles"
@@ -225,6 +238,7 @@ async def pipeline(
         while not await _has_group(redis, stream):  # noqa: ASYNC110
             await asyncio.sleep(0.005)  # another process's start: no event to wait on
         cpu_before = _cpu_seconds(indexer.pid)
+        node_before = sum(map(_cpu_seconds, nodes)) if nodes else None
         started = time.perf_counter()
         if not backlog:
             await publish(redis, stream, payloads)
@@ -236,7 +250,12 @@ async def pipeline(
         await wait_searchable(es, names.articles, len(events))
         elapsed = time.perf_counter() - started
         return PipelineRun(
-            elapsed, _cpu_seconds(indexer.pid) - cpu_before, _peak_rss_mib(indexer.pid)
+            elapsed,
+            _cpu_seconds(indexer.pid) - cpu_before,
+            _peak_rss_mib(indexer.pid),
+            None
+            if nodes is None or node_before is None
+            else sum(map(_cpu_seconds, nodes)) - node_before,
         )
     finally:
         if sampler is not None:
@@ -291,6 +310,7 @@ async def main(args: argparse.Namespace, profile: Path | None) -> dict[str, Any]
     es = make_elasticsearch(ElasticsearchSettings())
     redis = make_redis(RedisSettings())
     runs = itertools.count()
+    nodes = await node_pids(es)
 
     async def raw_rate(strategy: Strategy) -> float:
         prefix = f"bench-{run}-{next(runs)}-"
@@ -302,14 +322,23 @@ async def main(args: argparse.Namespace, profile: Path | None) -> dict[str, Any]
     async def pipeline_run(limit: int) -> dict[str, Any]:
         prefix = f"bench-{run}-{next(runs)}-"
         env = {"CARAVAN_INDEXER_MAX_IN_FLIGHT": str(limit)} if limit else {}
-        result = await pipeline(es, redis, events, prefix, env, backlog=backlog, profile=None)
+        result = await pipeline(
+            es, redis, events, prefix, env, backlog=backlog, profile=None, nodes=nodes
+        )
         await cleanup(es, redis, prefix)
-        measured = {
+        measured: dict[str, Any] = {
             "max_in_flight": limit or "default",
             "docs_per_s": round(count / result.seconds),
             "cpu_seconds_per_1000_docs": round(result.cpu_seconds * 1000 / count, 3),
             "peak_rss_mib": round(result.peak_rss_mib, 1),
         }
+        if result.node_cpu_seconds:
+            # The issue's yardstick (#27): the indexer's CPU against the node's own for
+            # the same documents, in the same run.
+            measured["node_cpu_seconds_per_1000_docs"] = round(
+                result.node_cpu_seconds * 1000 / count, 3
+            )
+            measured["indexer_to_node_cpu"] = round(result.cpu_seconds / result.node_cpu_seconds, 3)
         print(f"pipeline {measured}", file=sys.stderr)
         return measured
 

@@ -40,7 +40,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.indexer import metrics
 from services.indexer.concurrency import AdaptiveLimit
-from services.indexer.decode import Invalid, decode_entry
+from services.indexer.decode import Invalid, decode_entries
 from services.indexer.documents import BulkAction
 from services.indexer.failures import Fault
 from services.indexer.ledger import Ledger, PublishDeadLetter
@@ -276,7 +276,7 @@ class Consumer:
         return work
 
     def _decode_all(self, entries: Sequence[Entry]) -> list[BulkAction | Invalid]:
-        return [decode_entry(entry, self._streams, self._names) for entry in entries]
+        return decode_entries(entries, self._streams, self._names)
 
 
 def _batch_logged(entries: Sequence[Entry]) -> contextlib.AbstractContextManager[None]:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, cast, overload
 
 from pydantic import ValidationError
 
-from services.indexer.documents import BulkAction, article_action, quote_action
+from services.indexer.documents import (
+    BulkAction,
+    analysed_article_action,
+    article_action,
+    quote_action,
+)
 from shared.consumer import Entry
-from shared.events import SCHEMA_VERSION
+from shared.events import SCHEMA_VERSION, ArticleEvent
 from shared.index import ArticleDocument, IndexNames, QuoteDocument
+from shared.language import analysis
 from shared.streams import DATA_FIELD, Streams
 
 _SCHEMA_VERSION = re.compile(rb'"schema_version"\s*:\s*(-?\d{1,12})')
@@ -22,6 +30,45 @@ class Invalid:
     message: str
 
 
+def decode_entries(
+    entries: Sequence[Entry], streams: Streams, names: IndexNames
+) -> list[BulkAction | Invalid]:
+    """decode_entry of each entry, the same results, made for the batch at once.
+
+    The articles are validated one by one and their texts analysed together
+    (`analysis.analyse`: each distinct chunk and word of the batch once); an entry
+    whose document cannot be made so (the analysis of the batch raising included) is
+    decoded alone by decode_entry, so that it costs that entry a dead letter, with the
+    reason decode_entry gives, never the batch.
+    """
+    decoded: list[BulkAction | Invalid | ArticleEvent] = []
+    for entry in entries:
+        try:
+            decoded.append(_decode(entry, streams, names, batched=True))
+        except Exception as exc:
+            decoded.append(_failed(exc))
+    articles = [n for n, result in enumerate(decoded) if isinstance(result, ArticleEvent)]
+    if not articles:
+        return cast("list[BulkAction | Invalid]", decoded)
+    events = cast("list[ArticleEvent]", [decoded[n] for n in articles])
+    try:
+        analysed = analysis.analyse([t for e in events for t in (e.title, e.summary, e.body)])
+    except Exception:
+        analysed = None
+    for i, (n, event) in enumerate(zip(articles, events, strict=True)):
+        try:
+            if analysed is None:
+                raise _Alone
+            decoded[n] = analysed_article_action(event, analysed[3 * i : 3 * i + 3], names.articles)
+        except Exception:
+            decoded[n] = decode_entry(entries[n], streams, names)
+    return cast("list[BulkAction | Invalid]", decoded)
+
+
+class _Alone(Exception):
+    """The batch's analysis failed: each article is decoded alone."""
+
+
 def decode_entry(entry: Entry, streams: Streams, names: IndexNames) -> BulkAction | Invalid:
     try:
         return _decode(entry, streams, names)
@@ -29,12 +76,26 @@ def decode_entry(entry: Entry, streams: Streams, names: IndexNames) -> BulkActio
     # and MemoryError too), it costs that entry a dead letter, never the batch. The
     # type is in the message as well: a MemoryError has no message of its own.
     except Exception as exc:
-        return Invalid(
-            type(exc).__name__, f"could not decode the entry: {type(exc).__name__}: {exc}"
-        )
+        return _failed(exc)
 
 
-def _decode(entry: Entry, streams: Streams, names: IndexNames) -> BulkAction | Invalid:
+def _failed(exc: Exception) -> Invalid:
+    return Invalid(type(exc).__name__, f"could not decode the entry: {type(exc).__name__}: {exc}")
+
+
+@overload
+def _decode(
+    entry: Entry, streams: Streams, names: IndexNames, *, batched: Literal[False] = False
+) -> BulkAction | Invalid: ...
+@overload
+def _decode(
+    entry: Entry, streams: Streams, names: IndexNames, *, batched: Literal[True]
+) -> BulkAction | Invalid | ArticleEvent: ...
+def _decode(
+    entry: Entry, streams: Streams, names: IndexNames, *, batched: bool = False
+) -> BulkAction | Invalid | ArticleEvent:
+    """The entry's bulk action, or why it has none; `batched`: a valid article's event,
+    for decode_entries to analyse with the batch's others."""
     payload = entry.fields.get(DATA_FIELD)
     if payload is None:
         found = sorted(k.decode(errors="replace") for k in entry.fields)
@@ -48,6 +109,8 @@ def _decode(entry: Entry, streams: Streams, names: IndexNames) -> BulkAction | I
         )
     if entry.stream == streams.articles:
         try:
+            if batched:
+                return ArticleEvent.model_validate_json(payload)
             return article_action(ArticleDocument.model_validate_json(payload), names.articles)
         except ValidationError as exc:
             return Invalid("ValidationError", _describe(exc, "ArticleEvent"))

@@ -16,15 +16,14 @@ which every distribution has: positions line up with the words, so phrases work.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 from functools import lru_cache
-from itertools import islice
-from operator import itemgetter
-from typing import cast
+from itertools import compress
+from typing import Any
 
 import Stemmer
 
-from shared.language.scripts import OKINA_MARKS, fold, has_cyrillic
+from shared.language.scripts import OKINA_MARKS, fold, fold_many, has_cyrillic
 
 STEMMERS = ("english", "russian")
 RUSSIAN_CASE_ENDINGS = ("а", "у", "е", "ом", "ой", "ы", "и")
@@ -87,72 +86,190 @@ def declined_stems(name: str) -> list[str]:
     )
 
 
-# A text's words are those of its whitespace-separated chunks (whitespace is never
-# part of a word), and many chunks recur from article to article ("the", "в",
-# "said,"): a chunk's `stem` and `fold` tokens are kept, so a text of known chunks
-# costs a split and a dictionary lookup per chunk instead of a regular expression
-# over every character and two lookups per word. Whether a text is one is told from
-# its first _PROBE_CHARS characters; one with more than _NEW_CHUNKS_SHARE of new
-# chunks there is analysed word by word (a new chunk costs several times what the
-# lookups save) and _LEARNT_PER_TEXT of them are learnt, so the cache fills with the
-# chunks that recur. Bounded, whatever the input: only chunks of up to
-# _KEPT_CHUNK_CHARS characters are kept, in two generations of at most
-# _CHUNKS_PER_GENERATION (a full one becomes the old one; the old chunks still in use
-# move on): under 30 MB at the very worst, a few MB on real text.
-_KEPT_CHUNK_CHARS = 40
-_CHUNKS_PER_GENERATION = 16_384
-_PROBE_CHARS = 200
-_NEW_CHUNKS_SHARE = 0.03
-_LEARNT_PER_TEXT = 2
-# A chunk's tokens, each followed by a space, so that a text's are its chunks' joined
-# as they are, without a separator or leaving out the chunks that have none.
-_chunks: dict[str, tuple[str, str]] = {}
-_older_chunks: dict[str, tuple[str, str]] = {}
-_STEMS = itemgetter(0)
-_FOLDS = itemgetter(1)
+# The indexer analyses a batch of texts at once (`analyse`), and its cost is what each
+# word occurrence costs. A text's words are those of its chunks (split at ASCII
+# whitespace, which is never part of a word), and chunks recur ("the", "в", "said,"):
+# each chunk's `stem` and `fold` tokens are kept, so a text of known chunks costs its
+# UTF-8 split and two dictionary lookups and joins per chunk, all in C. The chunks of
+# a batch not known yet are analysed together, each distinct one once: their words
+# found by one regular expression over all of them, each distinct word of those
+# stemmed and folded once (`_words_tokens`), and every chunk's tokens made by joins
+# and one split. Bounded, whatever the input: chunks of up to _KEPT_CHUNK_BYTES and
+# words of up to _KEPT_WORD_CHARS are kept, each in two generations of at most
+# _PER_GENERATION (a full one becomes the old one; what the old one still holds and
+# a batch uses moves on): under 60 MB at the very worst, a few MB on real text.
+_KEPT_CHUNK_BYTES = 64
+_KEPT_WORD_CHARS = 40
+_PER_GENERATION = 32_768
+# A chunk's or a word's tokens, each followed by a space, so that a text's are its
+# chunks' joined as they are, without a separator or leaving out those that have none.
+# (stems, folds) of the generation that takes new entries, and of the one before it.
+_chunks: tuple[dict[bytes, str], dict[bytes, str]] = ({}, {})
+_older_chunks: tuple[dict[bytes, str], dict[bytes, str]] = ({}, {})
+_words: tuple[dict[str, str], dict[str, str]] = ({}, {})
+_older_words: tuple[dict[str, str], dict[str, str]] = ({}, {})
+_WORD_OR_LINE = re.compile(WORD.pattern + r"|\n")
+# Uncached: the batch sees each word once, and the stemmers' own cache costs more than
+# it saves then.
+_BATCH_STEMMERS = {
+    "english": Stemmer.Stemmer("english", 0),
+    "russian": Stemmer.Stemmer("russian", 0),
+}
 
 
-def _spaced(tokens: Iterable[str]) -> str:
-    joined = " ".join(filter(None, tokens))
-    return f"{joined} " if joined else ""
+def clear_caches() -> None:
+    """Forget every kept token (tests measuring the whole work)."""
+    for kept in (*_chunks, *_older_chunks, *_words, *_older_words):
+        kept.clear()
+    for cached in (stem, stem_token, fold, _analysed):
+        cached.cache_clear()
 
 
-def _chunk_tokens(chunk: str) -> tuple[str, str]:
-    global _chunks, _older_chunks
-    tokens = _older_chunks.get(chunk)
-    if tokens is None:
-        found = words(chunk)
-        tokens = _spaced(map(stem_token, found)), _spaced(map(fold, found))
-    if len(chunk) <= _KEPT_CHUNK_CHARS:
-        if len(_chunks) >= _CHUNKS_PER_GENERATION:
-            _older_chunks, _chunks = _chunks, {}
-        _chunks[chunk] = tokens
-    return tokens
+def _spaced(tokens: list[str]) -> list[str]:
+    return [f"{token} " if token else "" for token in tokens]
+
+
+def _new_words_tokens(new: list[str]) -> tuple[list[str], list[str]]:
+    """The `stem` and `fold` tokens of words, as stem_token and fold make them."""
+    if not new:
+        return [], []
+    # stem: lower case, then the Russian stemmer (ё as е) for words with a Cyrillic
+    # letter, the English one for the rest. Lower-cased joined, as fold_many does.
+    lower = "\n".join(new).lower().split("\n")
+    cyrillic = [has_cyrillic(word) for word in lower]
+    latin = [not c for c in cyrillic]
+    stemmed = dict(
+        zip(
+            compress(new, latin),
+            _BATCH_STEMMERS["english"].stemWords(list(compress(lower, latin))),
+            strict=True,
+        )
+    )
+    russian = list(compress(new, cyrillic))
+    if russian:
+        joined = "\n".join(compress(lower, cyrillic)).replace("ё", "е")
+        stemmed.update(
+            zip(russian, _BATCH_STEMMERS["russian"].stemWords(joined.split("\n")), strict=True)
+        )
+    stems = fold_many([stemmed[word] for word in new])
+    return stems, fold_many(new)
+
+
+def _words_tokens(found: set[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Every word's spaced `stem` and `fold` tokens, from those kept or made now."""
+    stems, folds = _words
+    old_stems, old_folds = _older_words
+    known = list(found.intersection(stems))
+    # copied: another thread may add to the generation meanwhile (a value once there
+    # never changes, so what is read is right).
+    batch_stems = dict(zip(known, map(stems.__getitem__, known), strict=True))
+    batch_folds = dict(zip(known, map(folds.__getitem__, known), strict=True))
+    rest = found.difference(known)
+    older = [w for w in rest.intersection(old_stems) if w in old_folds]
+    batch_stems.update(zip(older, map(old_stems.__getitem__, older), strict=True))
+    batch_folds.update(zip(older, map(old_folds.__getitem__, older), strict=True))
+    rest.difference_update(older)
+    over = [w for w in rest if len(w) > MAX_TOKEN_LENGTH]
+    rest.difference_update(over)
+    new = list(rest)
+    new_stems, new_folds = (_spaced(tokens) for tokens in _new_words_tokens(new))
+    batch_stems.update(dict.fromkeys(over, ""))
+    batch_folds.update(dict.fromkeys(over, ""))
+    batch_stems.update(zip(new, new_stems, strict=True))
+    batch_folds.update(zip(new, new_folds, strict=True))
+    kept = [w for w in older if len(w) <= _KEPT_WORD_CHARS]
+    kept += [w for w in new if len(w) <= _KEPT_WORD_CHARS]
+    _keep(kept, batch_stems, batch_folds, words=True)
+    return batch_stems, batch_folds
+
+
+def _keep(keys: list[Any], stems: dict[Any, str], folds: dict[Any, str], *, words: bool) -> None:
+    """Keep these entries in the newest generation, a new one once it is full."""
+    global _chunks, _older_chunks, _words, _older_words
+    keys = keys[:_PER_GENERATION]
+    newest = _words if words else _chunks
+    if len(newest[0]) + len(keys) > _PER_GENERATION:
+        newest = ({}, {})
+        if words:
+            _older_words, _words = _words, newest
+        else:
+            _older_chunks, _chunks = _chunks, newest
+    # Stems first: a reader that finds a fold finds its stem.
+    newest[0].update(zip(keys, map(stems.__getitem__, keys), strict=True))
+    newest[1].update(zip(keys, map(folds.__getitem__, keys), strict=True))
+
+
+def _chunks_tokens(found: set[bytes]) -> tuple[dict[bytes, str], dict[bytes, str]]:
+    """Every chunk's spaced `stem` and `fold` tokens, from those kept or made now."""
+    stems, folds = _chunks
+    old_stems, old_folds = _older_chunks
+    known = list(found.intersection(stems))
+    batch_stems = dict(zip(known, map(stems.__getitem__, known), strict=True))
+    batch_folds = dict(zip(known, map(folds.__getitem__, known), strict=True))
+    rest = found.difference(known)
+    older = [c for c in rest.intersection(old_stems) if c in old_folds]
+    batch_stems.update(zip(older, map(old_stems.__getitem__, older), strict=True))
+    batch_folds.update(zip(older, map(old_folds.__getitem__, older), strict=True))
+    rest.difference_update(older)
+    new = list(rest)
+    if new:
+        # The new chunks' words, line by line, with a newline between chunks. A chunk
+        # holds no ASCII whitespace, so no word spans two, and no multi-byte character
+        # was cut by the split.
+        found_words = _WORD_OR_LINE.findall(b"\n".join(new).decode("utf-8", "surrogatepass"))
+        distinct = set(found_words)
+        distinct.discard("\n")
+        word_stems, word_folds = _words_tokens(distinct)
+        word_stems["\n"] = word_folds["\n"] = "\n"
+        new_stems = "".join(map(word_stems.__getitem__, found_words)).split("\n")
+        new_folds = "".join(map(word_folds.__getitem__, found_words)).split("\n")
+        batch_stems.update(zip(new, new_stems, strict=True))
+        batch_folds.update(zip(new, new_folds, strict=True))
+    kept = [c for c in older if len(c) <= _KEPT_CHUNK_BYTES]
+    kept += [c for c in new if len(c) <= _KEPT_CHUNK_BYTES]
+    _keep(kept, batch_stems, batch_folds, words=False)
+    return batch_stems, batch_folds
+
+
+def analyse(texts: Sequence[str]) -> list[tuple[str, str]]:
+    """Each text's `stem` and `fold` fields, as stem_text and fold_text give them.
+
+    The indexer's hottest code: a batch's texts at once, so that each distinct chunk
+    and word of the batch is analysed once. map and join keep the per-chunk loops in C.
+    """
+    stems, folds = _chunks
+    analysed: list[tuple[str, str]] = []
+    # Text by text, so that a text's chunks are freed (and their memory reused, still in
+    # the processor's cache) before the next one's are made; only those of texts with
+    # unknown chunks wait for the batch's new chunks to be analysed.
+    unknown: dict[int, list[bytes]] = {}
+    for text in texts:
+        chunks = text[:MAX_ANALYSED_CHARS].encode("utf-8", "surrogatepass").split()
+        try:
+            # Without the last token's space.
+            analysed.append(
+                (
+                    "".join(map(stems.__getitem__, chunks))[:-1],
+                    "".join(map(folds.__getitem__, chunks))[:-1],
+                )
+            )
+        except KeyError:
+            unknown[len(analysed)] = chunks
+            analysed.append(("", ""))
+    if unknown:
+        batch_stems, batch_folds = _chunks_tokens(set().union(*unknown.values()))
+        for n, chunks in unknown.items():
+            analysed[n] = (
+                "".join(map(batch_stems.__getitem__, chunks))[:-1],
+                "".join(map(batch_folds.__getitem__, chunks))[:-1],
+            )
+    return analysed
 
 
 # Every indexed text is analysed twice in a row (its `stem` and `fold` copies): once.
-# map keeps the per-chunk and per-word loops in C: this is the indexer's hottest code.
 @lru_cache(maxsize=8)
 def _analysed(text: str) -> tuple[str, str]:
-    text = text[:MAX_ANALYSED_CHARS]
-    head = text[:_PROBE_CHARS].split()
-    new = list(map(_chunks.get, head)).count(None)
-    if new > _NEW_CHUNKS_SHARE * len(head):
-        for chunk in islice((c for c in head if c not in _chunks), _LEARNT_PER_TEXT):
-            _chunk_tokens(chunk)
-        each = words(text)
-        return " ".join(filter(None, map(stem_token, each))), " ".join(
-            filter(None, map(fold, each))
-        )
-    chunks = text.split()
-    found: list[tuple[str, str] | None] = list(map(_chunks.get, chunks))
-    known = (
-        cast("list[tuple[str, str]]", found)
-        if all(found)
-        else [tokens or _chunk_tokens(chunk) for tokens, chunk in zip(found, chunks, strict=True)]
-    )
-    # Without the last token's space.
-    return "".join(map(_STEMS, known))[:-1], "".join(map(_FOLDS, known))[:-1]
+    return analyse([text])[0]
 
 
 def stem_text(text: str) -> str:

@@ -17,6 +17,8 @@ from functools import lru_cache
 OKINA_MARKS = "ʻʼʽ‘’'`´ʹ"
 OKINA_CLASS = "[" + re.escape(OKINA_MARKS) + "]"
 _OKINA = re.compile(OKINA_CLASS)
+# The same marks, deleted by str.translate (fold_many).
+_NO_OKINA = str.maketrans(dict.fromkeys(OKINA_MARKS))
 
 _UZ_TO_LATIN = {
     "а": "a",
@@ -353,3 +355,34 @@ def fold(word: str) -> str:
     if "kh" in text or "zh" in text or "ye" in text:
         return _FOLD_RUNS.sub(_fold_run, text)
     return text
+
+
+def fold_many(words: list[str]) -> list[str]:
+    """Each word's `fold`, the same as fold(word), for many words at once.
+
+    The per-word steps are character by character or, for the digraph runs, within a
+    word, so they are made once over the words joined by newlines (no word holds one,
+    and a newline neither has a case nor is ignored by one, so `lower` treats each word
+    as it would alone): a few calls in C instead of a dozen per word. Only the words
+    that are still not ASCII after the transliteration (no Russian or English one)
+    are folded one by one, by fold itself. Not cached.
+    """
+    if not words:
+        return []
+    text = (
+        "\n".join(words)
+        .lower()
+        .translate(_NO_OKINA)
+        .translate(_FOLD_CYRILLIC)
+        .translate(_FOLD_LATIN)
+        .replace("x", "h")
+        .replace("q", "k")
+    )
+    if "kh" in text or "zh" in text or "ye" in text:
+        text = _FOLD_RUNS.sub(_fold_run, text)
+    folded = text.split("\n")
+    if not text.isascii():
+        for i, word in enumerate(folded):
+            if not word.isascii():
+                folded[i] = fold.__wrapped__(words[i])
+    return folded

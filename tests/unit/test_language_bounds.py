@@ -34,10 +34,7 @@ FOLDED_LETTERS = "khzyeqxKHZYEQXхҳқкжзйеёэ"
 
 
 def _clear_caches() -> None:
-    for cached in (fold, analysis.stem, analysis.stem_token, analysis._analysed):
-        cached.cache_clear()
-    analysis._chunks.clear()
-    analysis._older_chunks.clear()
+    analysis.clear_caches()
 
 
 def _seconds(work: Callable[[str], object], text: str) -> float:
