@@ -13,7 +13,9 @@ index prefix:
   real article page (samples/realdata); 1, 2 and 3 ingest processes share the sources
   by lease; articles published per second (first to last entry of the stream) and
   the ratio to one replica. The feeds stay empty until the leases are spread, so the
-  start-up handover of sources is not measured;
+  start-up handover of sources is not measured. Also per replica, per core (articles
+  per CPU second of the ingest processes and their parse workers, from /proc), their
+  peak resident memory, and what the rest of the machine was busy with meanwhile;
 - freshness: a producer publishes article events at a steady rate (200/s) with one
   indexer running; sampled events are searched for by _id (a search, so it sees only
   what a refresh made visible, unlike a realtime GET) every poll interval; p50 and p99
@@ -21,7 +23,8 @@ index prefix:
 
 Also the sizes a capacity estimate needs: mean event bytes, index store bytes per
 document (primaries, merged to one segment), Redis bytes per stream entry.
-Needs REDIS_URL and ELASTICSEARCH_URL (`make bench-scaling` starts local ones).
+Needs REDIS_URL and ELASTICSEARCH_URL (`make bench-scaling` starts local ones);
+`--parts ingest` runs that part alone, without Elasticsearch.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples" / "sources.toml"
 PAGES = ("article-dw-fruehburgunder.html", "article-heraldsun.html", "article-lsm-lv.html")
 COUNTS = (1, 2, 3)
+PARTS = ("indexer", "ingest", "freshness")
+PARTS_ON_ELASTICSEARCH = {"indexer", "freshness"}
 GROUP = "indexer"
 # Ingest: leases short enough that the replicas spread the sources within seconds (a
 # share is given back at a renewal, every third of the lease), long enough that
@@ -95,6 +100,27 @@ def entry_ms(entry_id: bytes | str) -> int:
     """The milliseconds part of a stream entry id: when Redis appended it."""
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     return int(text.split("-", 1)[0])
+
+
+def parse_stat(text: str) -> tuple[int, int, int]:
+    """A /proc/<pid>/stat line: the parent's pid, the CPU clock ticks of the process and
+    of its children it reaped (utime, stime, cutime, cstime), and its resident pages."""
+    # The command name (field 2) may hold spaces and parentheses: split after its ")".
+    fields = text[text.rindex(")") + 2 :].split()
+    return int(fields[1]), sum(int(f) for f in fields[11:15]), int(fields[21])
+
+
+def descendants(parents: dict[int, int], roots: list[int]) -> list[int]:
+    """The roots and every process below them, from a pid -> parent's pid map."""
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = [], [r for r in roots if r in parents]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
 
 
 def evenly_spread(latest: dict[int, str], replicas: list[str], sources: int) -> bool:
@@ -141,6 +167,41 @@ def sources_toml(sources: int, port: int) -> str:
 
 # --- processes -------------------------------------------------------------------------
 
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class TreeUsage:
+    """What a set of processes and their descendants (the ingest services and their
+    parse workers) used: CPU seconds so far, including those of the workers that were
+    replaced (their time is in the c-fields of the process that reaped them), and
+    resident bytes now."""
+
+    cpu_seconds: float
+    rss_bytes: int
+
+
+def busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (not idle, not waiting on I/O) since boot."""
+    # user nice system idle iowait irq softirq steal (guest time is counted in user).
+    ticks = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / _TICK
+
+
+def tree_usage(roots: list[int]) -> TreeUsage:
+    stats: dict[int, tuple[int, int, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = parse_stat((entry / "stat").read_text())
+            except (OSError, ValueError):  # ended meanwhile
+                continue
+    tree = descendants({pid: stat[0] for pid, stat in stats.items()}, roots)
+    return TreeUsage(
+        sum(stats[pid][1] for pid in tree) / _TICK, sum(stats[pid][2] for pid in tree) * _PAGE
+    )
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -177,6 +238,9 @@ class Services:
                 )
             )
         return port
+
+    def pids(self) -> list[int]:
+        return [process.pid for _, process in self.running]
 
     def stop(self) -> None:
         for _, process in self.running:
@@ -367,6 +431,7 @@ async def ingest_throughput(
 ) -> dict[str, Any]:
     pages = [(REPO / "samples" / "realdata" / name).read_text(encoding="utf-8") for name in PAGES]
     rates: dict[int, float] = {}
+    usage: dict[int, dict[str, float]] = {}
     spread: dict[int, bool] = {}
     seen = 0
     for count in COUNTS:
@@ -404,21 +469,44 @@ async def ingest_throughput(
             ):
                 await _poll(services, 0.2)
             spread[count] = spread_now
+            before = tree_usage(services.pids())
+            peak = before.rss_bytes
+            started, server_cpu, machine = time.monotonic(), time.process_time(), busy_seconds()
             web.filled = True
             while await redis.xlen(stream) < sources * items:
                 await _poll(services, 0.2)
+                peak = max(peak, tree_usage(services.pids()).rss_bytes)
+            elapsed = time.monotonic() - started
+            cpu = tree_usage(services.pids()).cpu_seconds - before.cpu_seconds
+            server_cpu = time.process_time() - server_cpu
+            machine = busy_seconds() - machine
             first, last = await _first_and_last_ms(redis, stream)
             rates[count] = (sources * items - 1) / max(last - first, 1) * 1000
+            usage[count] = {
+                "articles_per_s_per_replica": round(rates[count] / count, 1),
+                # From filling the feeds to the last entry, the services and their workers.
+                "cpu_s_per_article": round(cpu / (sources * items), 4),
+                "cores_used": round(cpu / elapsed, 2),
+                "articles_per_core_s": round(sources * items / cpu, 1),
+                "peak_rss_mib": round(peak / (1 << 20)),
+                # What else ran meanwhile: this process (the loopback server), and every
+                # process of the machine (the other helpers', Redis, ...) in cores.
+                "loopback_server_cores": round(server_cpu / elapsed, 2),
+                "machine_cores_busy": round(machine / elapsed, 2),
+            }
             services.stop()
         if count == 1:
             seen = await _mean_memory(redis, f"{prefix}:ingest:seen:*")
-        print(f"ingest x{count}: {rates[count]:.1f} articles/s", file=sys.stderr)
+        print(f"ingest x{count}: {rates[count]:.1f} articles/s, {usage[count]}", file=sys.stderr)
     return {
         "sources": sources,
         "items_per_source": items,
         "articles": sources * items,
         "articles_per_s": {k: round(v, 1) for k, v in rates.items()},
         "ratio": ratios(rates),
+        # Per replica, per core (the CPU the ingest processes and their parse workers
+        # used, from /proc) and peak resident memory of them all (sampled every 0.2 s).
+        "usage": usage,
         "leases_spread_before_start": spread,
         # What ingest remembers of each published article (CARAVAN_INGEST_STATE_TTL_DAYS).
         "redis_bytes_per_seen_article": seen,
@@ -530,15 +618,22 @@ def _seconds(interval: str) -> float:
 # --- the run ---------------------------------------------------------------------------
 
 
-async def cleanup(es: AsyncElasticsearch, redis: Redis, run: str) -> None:
-    await drop_namespace(es, redis, f"{run}-*", f"{run}-*")
+async def cleanup(es: AsyncElasticsearch | None, redis: Redis, run: str) -> None:
+    """The run's keys, and its indices when a part made some (`es`)."""
+    if es is not None:
+        await drop_namespace(es, redis, f"{run}-*", f"{run}-*")
+        return
+    names = [key async for key in redis.scan_iter(match=f"{run}-*")]
+    if names:
+        await redis.delete(*names)
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     samples = sample_articles(SAMPLES)
-    events = list(generate(samples, args.events))
+    events = list(generate(samples, args.events if "indexer" in args.parts else 1))
     payloads = [e.model_dump_json() for e in events]
-    fresh_events = list(generate(samples, round(args.rate * args.duration), seed=13))
+    fresh_count = round(args.rate * args.duration) if "freshness" in args.parts else 0
+    fresh_events = list(generate(samples, fresh_count, seed=13))
     fresh = [(e.idempotency_key, e.model_dump_json()) for e in fresh_events]
     run = f"bench-scaling-{uuid4().hex[:8]}"
     es = make_elasticsearch(ElasticsearchSettings())
@@ -552,29 +647,32 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as logs:
         services = Services(Path(logs))
         try:
-            async with asyncio.timeout(PART_TIMEOUT):
-                result["indexer"] = await indexer_throughput(services, es, redis, run, payloads)
-            async with asyncio.timeout(PART_TIMEOUT):
-                result["ingest"] = await ingest_throughput(
-                    services, redis, run, args.sources, args.items
-                )
-            async with asyncio.timeout(PART_TIMEOUT + args.duration):
-                result["freshness"] = await freshness(
-                    services,
-                    es,
-                    redis,
-                    run,
-                    fresh,
-                    args.rate,
-                    args.sample_every,
-                    args.poll_interval,
-                )
+            if "indexer" in args.parts:
+                async with asyncio.timeout(PART_TIMEOUT):
+                    result["indexer"] = await indexer_throughput(services, es, redis, run, payloads)
+            if "ingest" in args.parts:
+                async with asyncio.timeout(PART_TIMEOUT):
+                    result["ingest"] = await ingest_throughput(
+                        services, redis, run, args.sources, args.items
+                    )
+            if "freshness" in args.parts:
+                async with asyncio.timeout(PART_TIMEOUT + args.duration):
+                    result["freshness"] = await freshness(
+                        services,
+                        es,
+                        redis,
+                        run,
+                        fresh,
+                        args.rate,
+                        args.sample_every,
+                        args.poll_interval,
+                    )
         except TimeoutError:
             services.report_logs()
             raise
         finally:
             services.stop()
-            await cleanup(es, redis, run)
+            await cleanup(es if PARTS_ON_ELASTICSEARCH & set(args.parts) else None, redis, run)
             await es.close()
             await redis.aclose()
     result["load_average_after"] = os.getloadavg()
@@ -583,6 +681,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="which parts to run (ingest alone needs no Elasticsearch)",
+    )
     parser.add_argument("--events", type=int, default=20_000, help="article events per indexer run")
     parser.add_argument("--sources", type=int, default=60, help="loopback feeds")
     parser.add_argument("--items", type=int, default=10, help="articles per feed")
