@@ -161,6 +161,9 @@ class IngestSettings(_Settings):
     parse_workers: int = Field(default=2, ge=1, le=64)
     parse_timeout: float = Field(default=20.0, gt=0)
     parse_memory_mb: int = Field(default=1024, ge=256)
+    # Articles of one feed, sitemap or listing read at once (fetch, parse, publish):
+    # the pages a poll holds in memory at most (per-host politeness still applies).
+    articles_in_flight: int = Field(default=4, ge=1, le=64)
 
 
 class FetchSettings(_Settings):

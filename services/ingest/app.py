@@ -94,6 +94,7 @@ async def _ingestor(ctx: ServiceContext) -> AsyncIterator[Ingestor]:
             sandbox,
             backpressure,
             sitemap_fetches=settings.sitemap_max_fetches_per_poll,
+            articles_in_flight=settings.articles_in_flight,
         )
     finally:
         sandbox.close()
@@ -181,11 +182,12 @@ async def ingest_once(
 
 
 async def ingest_configured_once(settings: Settings) -> list[PollResult]:
-    """Poll every configured source once; failures are reported, not raised."""
+    """Poll every configured source once, all at once as the service does (the fetcher
+    keeps each host's pace); failures are reported, not raised, in the sources' order."""
     async with connected_ingestor(settings) as ingestor:
-        return [
-            await poll_safely(ingestor, source) for source in load_sources(settings.ingest.sources)
-        ]
+        return await asyncio.gather(
+            *(poll_safely(ingestor, source) for source in load_sources(settings.ingest.sources))
+        )
 
 
 def main(settings: Settings) -> None:

@@ -10,10 +10,13 @@ articles nor downloads unchanged documents again.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import structlog
 from opentelemetry import trace
@@ -49,6 +52,7 @@ from shared.sandbox import Sandbox
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class Ingestor:
         backpressure: Backpressure | None = None,
         *,
         sitemap_fetches: int = 50,
+        articles_in_flight: int = 8,
     ) -> None:
         self._stream = stream
         self._fetcher = fetcher
@@ -76,6 +81,9 @@ class Ingestor:
         self._state = state
         self._backpressure = backpressure
         self._sitemap_fetches = sitemap_fetches  # child sitemaps fetched per poll at most
+        # Articles of one document read at once (fetch, parse, publish): a poll holds
+        # at most this many pages, however long its feed, sitemap or listing.
+        self._articles_in_flight = articles_in_flight
 
     def under(self, lease: Fence) -> Ingestor:
         """The same ingestor, its state written through `lease` (a source's)."""
@@ -181,13 +189,16 @@ class Ingestor:
         # The same article twice in one feed is published once, as it first appears.
         items, repeats = first_of_each(parsed.events, lambda event: event.idempotency_key)
         result.leave_out("duplicate", repeats)
-        for item in result.within_limit(items, source.max_items):
+
+        async def read(item: ArticleEvent) -> None:
             # An item whose link is shared with other items (keyed by guid) has
             # no page of its own: the link is the site's home page.
             own_page = from_web and "#" not in item.canonical_url
             await self._lead(
                 source, Lead.from_event(item), result, fallback=item, fetch_page=own_page
             )
+
+        await read_all(result.within_limit(items, source.max_items), read, self._articles_in_flight)
 
     async def _sitemap(
         self,
@@ -213,7 +224,8 @@ class Ingestor:
         result.leave_out("before since", len(entries) - len(dated))
         dated.sort(key=lambda e: e.date or "", reverse=True)
         kept = result.within_limit(dated, source.max_items)
-        for entry in kept:
+
+        async def read(entry: SitemapEntry) -> None:
             lead = Lead(
                 url=entry.url,
                 title=entry.news_title or "",
@@ -222,6 +234,8 @@ class Ingestor:
                 tags=entry.keywords,
             )
             await self._lead(source, lead, result)
+
+        await read_all(kept, read, self._articles_in_flight)
         return complete and len(kept) == len(entries)
 
     async def _children(
@@ -328,8 +342,13 @@ class Ingestor:
         # Pages overlap (a headline moves to page 2 between two requests).
         unique, repeats = first_of_each(leads, _lead_key)
         result.leave_out("duplicate", repeats)
-        for lead in result.within_limit(unique, source.max_items):
+
+        async def read(lead: Lead) -> None:
             await self._lead(source, lead, result)
+
+        await read_all(
+            result.within_limit(unique, source.max_items), read, self._articles_in_flight
+        )
 
     async def _lead(
         self,
@@ -458,6 +477,31 @@ class Ingestor:
     def _count(source: Source, result: PollResult, outcome: Novelty | str) -> None:
         result.count(outcome)
         metrics.ITEMS.labels(source.name, str(outcome)).inc()
+
+
+async def read_all(items: Sequence[T], read: Callable[[T], Awaitable[None]], at_once: int) -> None:
+    """`read` every item of a document, up to `at_once` of them at a time, so that the
+    parse workers are busy while other pages are fetched and published. Items are
+    taken in order, one at a time: a long document holds no more pages than that. An
+    error (the lease lost, Redis away) ends the poll as it did one item at a time: the
+    items in hand finish, no other starts, and the first error is raised. Politeness
+    is the fetcher's, per host, whatever asks it."""
+    pending = iter(items)
+    errors: list[Exception] = []
+
+    async def reader() -> None:
+        for item in pending:  # shared: each item is taken by one reader
+            if errors:
+                return
+            try:
+                await read(item)
+            except Exception as exc:
+                errors.append(exc)
+                return
+
+    await asyncio.gather(*(reader() for _ in range(min(at_once, len(items)))))
+    if errors:
+        raise errors[0]
 
 
 def _lead_key(lead: Lead) -> str:

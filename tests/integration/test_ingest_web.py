@@ -321,7 +321,8 @@ async def test_ingest_pauses_while_the_consumers_are_too_far_behind(
     web_settings = replace(
         web_settings,
         common=web_settings.common.model_copy(update={"stream_groups": ["slow-indexer"]}),
-        ingest=web_settings.ingest.model_copy(update={"max_lag": 30}),
+        # One article at a time, so that the lag last measured is known exactly.
+        ingest=web_settings.ingest.model_copy(update={"max_lag": 30, "articles_in_flight": 1}),
     )
     web.routes["/meduza.xml"] = static(MEDUZA.encode(), RSS)  # 24 items
     waits_before = _sample("caravan_ingest_backpressure_waits_total")
