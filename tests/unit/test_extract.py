@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from trafilatura.metadata import extract_catstags, extract_metadata
+from trafilatura.metadata import extract_author, extract_catstags, extract_metadata
+from trafilatura.xpaths import AUTHOR_DISCARD_XPATHS, AUTHOR_XPATHS
 
 from services.ingest.articles import Lead, NoArticleError, canonical_for, lead_event, page_event
 from services.ingest.dates import parse_date
 from services.ingest.extract import (
     categories_or_tags,
     extract_article,
+    page_author,
     page_metadata,
     parse_page,
     without_code,
@@ -88,6 +91,44 @@ def test_categories_and_tags_are_trafilaturas(
     assert tree is not None
     for kind, expected in (("category", categories), ("tag", tags)):
         assert categories_or_tags(kind, tree) == extract_catstags(kind, tree) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "author"),
+    [
+        # The discarded <time> goes, its tail joins the text before it.
+        ('<div class="byline">By <time>Monday</time>Jane Doe</div>', "Jane Doe"),
+        ('<span class="writer">Jo<span class="date">x</span>hn Smith</span>', "John Smith"),
+        # Nothing inside a discarded block (a sidebar, the comments) is a candidate.
+        (
+            '<div class="sidebar"><span class="author">Side Bar</span></div>'
+            '<p class="author-name">Real Name</p>',
+            "Real Name",
+        ),
+        (
+            '<div id="comments"><a rel="author">Commenter Name</a></div>'
+            '<span itemprop="author">Staff Writer</span>',
+            "Staff Writer",
+        ),
+        # The first search's candidates before the later ones', each in document order.
+        ('<div class="post-author">Later Search</div><author>Ann Other</author>', "Ann Other"),
+        ('<span class="author">x</span><span class="author">Long Enough</span>', "Long Enough"),
+        ("<p>Nobody signed this.</p>", None),
+    ],
+)
+def test_page_author_is_trafilaturas(body: str, author: str | None) -> None:
+    tree = parse_page(f"<html><body>{body}</body></html>")
+    assert tree is not None
+    assert page_author(tree) == extract_author(tree) == author
+
+
+def test_page_author_follows_trafilaturas_searches() -> None:
+    # page_author writes out these expressions; a trafilatura that changes them needs
+    # page_author changed to match (and this digest taken again).
+    expressions = "\n".join(x.path for x in (*AUTHOR_DISCARD_XPATHS, *AUTHOR_XPATHS))
+    assert hashlib.sha256(expressions.encode()).hexdigest() == (
+        "29298d1fa7279c607cd343aa1c4a80736b0596b305bfd93ea59b6de61624f264"
+    )
 
 
 def test_dw_page_keeps_the_article_and_drops_the_teasers() -> None:
