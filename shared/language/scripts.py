@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from functools import lru_cache
 
 # The okina (U+02BB) and what people type for it: apostrophes, quotes, accents.
@@ -234,7 +235,7 @@ _FOLD_LATIN = str.maketrans(
 )
 
 
-def _indexed(table: dict[int, str | None], size: int = 0x800) -> list[int | str | None]:
+def _indexed(table: Mapping[int, str | None], size: int = 0x800) -> list[int | str | None]:
     """The same translation as a sequence, each code point below `size` its own entry.
 
     str.translate looks a dictionary up once per character and raises and clears a
