@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.indexer.decode import Invalid, decode_entry
+from services.indexer.decode import Invalid, decode_entries, decode_entry
 from services.indexer.documents import BulkAction, article_action, quote_action
 from services.ingest.feeds import parse_feed
 from services.ingest.sources import Source
@@ -18,6 +18,7 @@ from services.ratefeed.rates import usd_rates
 from shared.consumer import Entry
 from shared.events import ArticleEvent, QuoteEvent
 from shared.index import IndexNames
+from shared.language import analysis
 from shared.language.analysis import fold_text, stem_text
 from shared.settings import CommonSettings
 from shared.streams import DATA_FIELD, Streams
@@ -257,3 +258,74 @@ def test_an_article_of_one_huge_word_decodes_with_no_tokens_for_it(
     assert source["stem"]["body"] == source["fold"]["body"] == ""
     assert source["stem"]["summary"] == source["fold"]["summary"] == ""
     assert source["fold"]["title"] == fold_text(article.title) != ""
+
+
+def _mixed_batch(article: ArticleEvent, quote: QuoteEvent) -> list[Entry]:
+    data = json.loads(quote.model_dump_json())
+    data["rate"] = "-1"
+    return [
+        _entry("t:articles", article.model_dump_json().encode()),
+        _entry("t:articles", None, other=b"x"),
+        _entry("t:articles", b"{not json"),
+        _entry("t:articles", b'{"schema_version": 2, "title": "x"}'),
+        _entry("t:quotes", quote.model_dump_json().encode()),
+        _entry("t:quotes", json.dumps(data).encode()),
+        _entry("t:other", article.model_dump_json().encode()),
+        _entry(
+            "t:articles",
+            article.model_copy(update={"body": "", "summary": ""}).model_dump_json().encode(),
+        ),
+        _entry(
+            "t:articles",
+            article.model_copy(update={"title": "Ўзбекистон «банки»"}).model_dump_json().encode(),
+        ),
+    ]
+
+
+def test_a_batch_decodes_each_entry_as_decode_entry_does(
+    streams: Streams, names: IndexNames, article: ArticleEvent, quote: QuoteEvent
+) -> None:
+    entries = _mixed_batch(article, quote)
+    together = decode_entries(entries, streams, names)
+    alone = [decode_entry(entry, streams, names) for entry in entries]
+    assert [type(r) for r in together] == [type(r) for r in alone]
+    for mine, theirs in zip(together, alone, strict=True):
+        if isinstance(mine, BulkAction):
+            assert isinstance(theirs, BulkAction)
+            assert mine.ndjson() == theirs.ndjson()
+            assert mine.operations() == theirs.operations()
+        else:
+            assert mine == theirs
+    assert decode_entries([], streams, names) == []
+
+
+@pytest.mark.parametrize("error", [MemoryError(), ValueError("bad")])
+def test_a_batch_whose_analysis_raises_decodes_its_entries_alone(
+    streams: Streams,
+    names: IndexNames,
+    article: ArticleEvent,
+    quote: QuoteEvent,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+) -> None:
+    analyse = analysis.analyse
+
+    def poisoned(texts: list[str]) -> list[tuple[str, str]]:
+        if any("poison" in text for text in texts):
+            raise error
+        return analyse(texts)
+
+    monkeypatch.setattr(analysis, "analyse", poisoned)
+    analysis.clear_caches()
+    poison = article.model_copy(update={"body": "a poison body"})
+    entries = [
+        *_mixed_batch(article, quote),
+        _entry("t:articles", poison.model_dump_json().encode()),
+    ]
+    together = decode_entries(entries, streams, names)
+    alone = [decode_entry(entry, streams, names) for entry in entries]
+    assert together[:-1] == alone[:-1]  # the same actions, the same reasons
+    invalid = together[-1]
+    assert isinstance(invalid, Invalid)
+    assert invalid == alone[-1]
+    assert type(error).__name__ in invalid.message
