@@ -443,22 +443,23 @@ def without_link_teasers(text: str, tree: HtmlElement) -> str:
     list item made (almost) only of a link: "Read more: <headline>", "Related:
     <headline>", lists of other articles, which trafilatura keeps when they sit
     inside the article's container."""
-    teasers = {block for block, share in _link_shares(tree) if share >= _TEASER_LINK_SHARE}
+    # trafilatura writes a list item as "- item".
+    paragraphs = [(p, _single_spaced(p).removeprefix("- ")) for p in text.split("\n\n")]
+    teasers = set(_link_teasers(tree, {key for _, key in paragraphs}))
     if not teasers:
         return text
-    # trafilatura writes a list item as "- item".
-    return "\n\n".join(
-        p for p in text.split("\n\n") if _single_spaced(p).removeprefix("- ") not in teasers
-    )
+    return "\n\n".join(p for p, key in paragraphs if key not in teasers)
 
 
-def _link_shares(tree: HtmlElement) -> Iterator[tuple[str, float]]:
-    """Each short paragraph or list item's text with the share of it that is link text."""
+def _link_teasers(tree: HtmlElement, among: set[str]) -> Iterator[str]:
+    """The texts, of those `among`, of the page's short paragraphs and list items that
+    are mostly link text (the links measured only for blocks the text holds)."""
     for block in _LINKED_BLOCKS(tree):
         text = _single_spaced(block.text_content())
-        if text and len(text) <= _TEASER_MAX_CHARS:
+        if text and text in among and len(text) <= _TEASER_MAX_CHARS:
             linked = sum(len(_single_spaced(link.text_content())) for link in block.iter("a"))
-            yield text, linked / len(text)
+            if linked / len(text) >= _TEASER_LINK_SHARE:
+                yield text
 
 
 def restore_lead(text: str, description: str, tree: HtmlElement) -> str:
