@@ -35,6 +35,14 @@ class Novelty(StrEnum):
 
 
 @dataclass(frozen=True)
+class Page:
+    """An article's page as read: its address and the validators it came with."""
+
+    url: str
+    validators: Validators
+
+
+@dataclass(frozen=True)
 class Record:
     content: str  # content_hash of the version published
     lead: str  # fingerprint of what pointed at it (feed item, sitemap entry, listing link)
@@ -72,19 +80,25 @@ class IngestState:
             return None
         return Record(raw[b"content"].decode(), raw.get(b"lead", b"").decode())
 
-    async def remember(self, key: str, content: str, lead: str) -> None:
-        name = self._article_key(key)
-        await self._write(
-            ("HSET", name, "content", content, "lead", lead), ("EXPIRE", name, self._ttl)
-        )
+    async def remember(self, key: str, content: str, lead: str, page: Page | None = None) -> None:
+        """Remember the article, and the validators of its `page` when it was read."""
+        await self._write(*self._article(key, content, lead, page))
 
-    async def publish(self, entry: Command, key: str, content: str, lead: str) -> None:
+    async def publish(
+        self, entry: Command, key: str, content: str, lead: str, page: Page | None = None
+    ) -> None:
         """Add the article's stream `entry` and remember it, in one atomic write: both
-        are kept or both lost (shared/entries.py), so it is never remembered unpublished."""
+        are kept or both lost (shared/entries.py), so it is never remembered unpublished.
+        The validators of its `page`, when it was read, go in the same write."""
+        await self._write(entry, *self._article(key, content, lead, page))
+
+    def _article(self, key: str, content: str, lead: str, page: Page | None) -> list[Command]:
         name = self._article_key(key)
-        await self._write(
-            entry, ("HSET", name, "content", content, "lead", lead), ("EXPIRE", name, self._ttl)
-        )
+        commands: list[Command] = [
+            ("HSET", name, "content", content, "lead", lead),
+            ("EXPIRE", name, self._ttl),
+        ]
+        return commands + (self._validators(page.url, page.validators) if page else [])
 
     async def touch(self, key: str) -> None:
         """Still listed by its source: keep remembering it for another ttl."""
@@ -98,6 +112,9 @@ class IngestState:
 
     async def remember_validators(self, url: str, validators: Validators) -> None:
         """Call once the document is processed, so a crash means fetching it again."""
+        await self._write(*self._validators(url, validators))
+
+    def _validators(self, url: str, validators: Validators) -> list[Command]:
         key = self._document_key(url)
         fields = [
             word
@@ -111,7 +128,7 @@ class IngestState:
         commands: list[Command] = [("DEL", key)]
         if fields:
             commands += [("HSET", key, *fields), ("EXPIRE", key, self._ttl)]
-        await self._write(*commands)
+        return commands
 
     async def recall_sitemap_children(
         self, index_url: str, listed: Collection[str]

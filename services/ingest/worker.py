@@ -41,7 +41,7 @@ from services.ingest.sitemaps import (
     settled,
 )
 from services.ingest.sources import Source
-from services.ingest.state import IngestState, Novelty
+from services.ingest.state import IngestState, Novelty, Page
 from services.ingest.urls import canonicalize_url
 from shared.entries import entry_command
 from shared.events import ArticleEvent, article_key
@@ -384,7 +384,7 @@ class Ingestor:
             self._count(source, result, Novelty.UNCHANGED)
             return
         try:
-            event, page_read = await self._event(
+            event, page_read, read = await self._event(
                 source, lead, fallback, page, fetch_page=fetch_page, conditional=record is not None
             )
         except ValueError as exc:  # NoArticleError, or pydantic refusing the event
@@ -409,14 +409,14 @@ class Ingestor:
         page_failed = fetch_page and event.extraction != "page" and not page_read
         lead_seen = "" if page_failed else fingerprint
         if novelty == Novelty.UNCHANGED:
-            await self._state.remember(key, event.content_hash, lead_seen)
+            await self._state.remember(key, event.content_hash, lead_seen, read)
         else:
             if self._backpressure is not None:
                 await self._backpressure.wait()
             # Published and remembered at once, through the source's lease (a replica
             # that lost it publishes nothing): never remembered yet lost in a failover.
             entry = entry_command(self._stream.name, event, self._stream.maxlen)
-            await self._state.publish(entry, key, event.content_hash, lead_seen)
+            await self._state.publish(entry, key, event.content_hash, lead_seen, read)
             metrics.EXTRACTIONS.labels(source.name, event.extraction or "feed").inc()
             log.debug(
                 "article published",
@@ -435,9 +435,10 @@ class Ingestor:
         *,
         fetch_page: bool,
         conditional: bool,
-    ) -> tuple[ArticleEvent | None, bool]:
+    ) -> tuple[ArticleEvent | None, bool, Page | None]:
         """The article from its page, else from its lead (None when the page is
-        unchanged), and whether the page was read but its parse failed for good.
+        unchanged), whether the page was read but its parse failed for good, and the
+        page read, whose validators are remembered with the article (one write).
 
         Only an article already published is fetched conditionally: a 304 for
         one whose publication was lost (a crash) would otherwise hide it forever.
@@ -448,7 +449,7 @@ class Ingestor:
                 if page is None:
                     page = await self._fetch_conditionally(lead.url, conditional=conditional)
                 if page.not_modified:
-                    return None, False
+                    return None, False, None
                 html, _ = decode(page.content, page.content_type)
                 try:
                     extracted = await self._sandbox.run(extract_article, html, page.url)
@@ -460,18 +461,25 @@ class Ingestor:
                         error_class=type(exc).__name__,
                     )
                     metrics.PARSE_FAILURES.labels(source.name, type(exc).__name__).inc()
-                    return fallback or lead_event(lead, source, now), True
-                await self._state.remember_validators(lead.url, page.validators)
-                if extracted is not None:
-                    return page_event(lead, extracted, source, page.url, now), False
-                log.warning("no article text on the page, using the source's fields", url=page.url)
+                    return fallback or lead_event(lead, source, now), True, None
+                read = Page(lead.url, page.validators)
+                try:
+                    if extracted is not None:
+                        return page_event(lead, extracted, source, page.url, now), False, read
+                    log.warning(
+                        "no article text on the page, using the source's fields", url=page.url
+                    )
+                    return fallback or lead_event(lead, source, now), False, read
+                except ValueError:  # no event to remember it with, but the page was read
+                    await self._state.remember_validators(read.url, read.validators)
+                    raise
             except FetchError as exc:
                 log.warning(
                     "article page unreadable, using the source's fields",
                     url=lead.url,
                     error=str(exc),
                 )
-        return fallback or lead_event(lead, source, now), False
+        return fallback or lead_event(lead, source, now), False, None
 
     @staticmethod
     def _count(source: Source, result: PollResult, outcome: Novelty | str) -> None:

@@ -1,6 +1,7 @@
 """A document's articles read several at once (services/ingest/worker.py, read_all):
 never more than the bound, every one of them, and an error ending the poll as it did
-when they were read one after another. Synchronised on events, never on time."""
+when they were read one after another; synchronised on events, never on time. And how
+often the articles in flight read the consumers' lag (backpressure.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 
 import pytest
 
+from services.ingest.backpressure import unread_allowance
 from services.ingest.worker import read_all
 
 
@@ -110,3 +112,19 @@ async def test_cancelling_the_poll_cancels_its_reads() -> None:
         await task
 
     assert (reads.in_flight, reads.finished, reads.started) == (0, [], [0, 1])
+
+
+@pytest.mark.parametrize(
+    ("lag", "max_lag", "allowance"),
+    [
+        (0, 30, 15),  # half the room: other replicas publish into it too
+        (29, 30, 0),  # one article of room: read before each
+        (30, 30, 0),
+        (0, 100_000, 100),  # never more than a hundred articles unread
+        (99_900, 100_000, 50),
+    ],
+)
+def test_the_lag_is_read_again_before_the_room_left_could_run_out(
+    lag: int, max_lag: int, allowance: int
+) -> None:
+    assert unread_allowance(lag, max_lag) == allowance
