@@ -1,6 +1,6 @@
 """Article extraction quality and speed: ingest's extraction against `trafilatura.extract`.
 
-    python -m bench.extraction [--rounds 3] [--worst 10]
+    python -m bench.extraction [--rounds 3] [--worst 10] [--off-kit DIR] [--trafilatura-eval DIR]
 
 Pages:
 - the public article extraction benchmark's pages in the team kit
@@ -11,6 +11,12 @@ Pages:
   change generalises). Both parts are reported, and all pages together.
 - the real article pages in samples/realdata/ with an expected text (lsm.lv, Herald
   Sun; same metric) and the DW page's contains / does-not-contain rules (SOURCES.md).
+- with --off-kit, pages of the same benchmark that the kit leaves out (a directory laid
+  out like the kit: ground-truth.json and html/), never used to tune the extraction,
+  scored and timed as the kit's pages are;
+- with --trafilatura-eval, trafilatura's own evaluation set (its repository's tests/
+  directory: evaldata.json, eval/ and cache/), scored by its rule: the snippets of the
+  article each page lists should be in the text, the others not.
 
 "caravan" is what ingest publishes as the body (charset detection, then
 extract_article); "trafilatura" is `trafilatura.extract` with its defaults on the same
@@ -37,7 +43,14 @@ from pathlib import Path
 import lxml.html
 import trafilatura
 
-from bench.extraction_metric import Counts, Score, page_counts, score
+from bench.extraction_metric import (
+    Counts,
+    Score,
+    page_counts,
+    score,
+    snippet_counts,
+    snippet_score,
+)
 from services.ingest.charset import decode
 from services.ingest.extract import extract_article
 
@@ -68,7 +81,8 @@ def part_of(key: str) -> str:
     return "held-out" if int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 3 == 0 else "dev"
 
 
-def benchmark_pages(root: Path = BENCHMARK) -> list[Page]:
+def benchmark_pages(root: Path = BENCHMARK, part: str | None = None) -> list[Page]:
+    """The benchmark's pages under `root`, each in `part`, or else in its dev/held-out part."""
     truth = json.loads((root / "ground-truth.json").read_text(encoding="utf-8"))
     pages = []
     for path in sorted((root / "html").glob("*.html.gz")):
@@ -79,7 +93,29 @@ def benchmark_pages(root: Path = BENCHMARK) -> list[Page]:
                 truth[key]["url"],
                 gzip.decompress(path.read_bytes()),
                 expected=truth[key]["articleBody"],
-                part=part_of(key),
+                part=part or part_of(key),
+            )
+        )
+    return pages
+
+
+def trafilatura_eval_pages(tests: Path) -> list[Page]:
+    """trafilatura's evaluation set: each page with the snippets its text should and
+    should not hold (the page file is in eval/ or, for the older ones, cache/)."""
+    listed = json.loads((tests / "evaldata.json").read_text(encoding="utf-8"))
+    pages = []
+    for url, entry in listed.items():
+        path = tests / "eval" / entry["file"]
+        if not path.exists():
+            path = tests / "cache" / entry["file"]
+        pages.append(
+            Page(
+                url,
+                url,
+                path.read_bytes(),
+                contains=tuple(entry["with"]),
+                not_contains=tuple(entry["without"]),
+                part="trafilatura-eval",
             )
         )
     return pages
@@ -171,19 +207,28 @@ def main() -> None:
     parser.add_argument(
         "--worst", type=int, default=0, help="list the N dev pages where caravan scores lowest"
     )
+    parser.add_argument(
+        "--off-kit", type=Path, help="benchmark pages outside the kit (ground-truth.json, html/)"
+    )
+    parser.add_argument(
+        "--trafilatura-eval", type=Path, help="trafilatura's tests/ (evaldata.json, eval/, cache/)"
+    )
     args = parser.parse_args()
     bench, real = benchmark_pages(), realdata_pages()
+    off_kit = benchmark_pages(args.off_kit, part="off-kit") if args.off_kit else []
+    evaluation = trafilatura_eval_pages(args.trafilatura_eval) if args.trafilatura_eval else []
     scored = [page for page in real if page.expected is not None]
     rows: list[dict[str, object]] = []
     worst: list[dict[str, object]] = []
     rules: dict[str, str] = {}
     bench_speed = pages_per_second(bench, EXTRACTORS, args.rounds)
     real_speed = pages_per_second(real * 20, EXTRACTORS, args.rounds)
+    off_speed = pages_per_second(off_kit, EXTRACTORS, args.rounds) if off_kit else {}
     for name, extract in EXTRACTORS.items():
-        texts = {page.name: extract(page) for page in [*bench, *real]}
+        texts = {page.name: extract(page) for page in [*bench, *off_kit, *real]}
         counts = {
             page.name: page_counts(page.expected or "", texts[page.name])
-            for page in [*bench, *scored]
+            for page in [*bench, *off_kit, *scored]
         }
         for part in PARTS:
             rows.append(
@@ -196,6 +241,16 @@ def main() -> None:
         rows.append(
             {"extractor": name, **_row("realdata", _scores(scored, counts), real_speed[name])}
         )
+        if off_kit:
+            rows.append(
+                {"extractor": name, **_row("off-kit", _scores(off_kit, counts), off_speed[name])}
+            )
+        if evaluation:
+            snippets = (
+                snippet_counts(extract(page), page.contains, page.not_contains)
+                for page in evaluation
+            )
+            rows.append({"extractor": name, **_row("traf-eval", snippet_score(snippets), None)})
         rules[name] = "{}/{}".format(
             *map(
                 sum,
@@ -233,15 +288,18 @@ def main() -> None:
             f"{row.get('pages_per_second', ''):>8}"
         )
     ratio = bench_speed["caravan"] / bench_speed["trafilatura"]
+    off_ratio = off_speed["caravan"] / off_speed["trafilatura"] if off_speed else None
     print(
-        f"speed caravan/trafilatura on the benchmark pages: {ratio:.2f}x; "
-        f"realdata rules (DW) passed: {rules}"
+        f"speed caravan/trafilatura on the benchmark pages: {ratio:.2f}x"
+        + (f" (off the kit: {off_ratio:.2f}x)" if off_ratio else "")
+        + f"; realdata rules (DW) passed: {rules}"
     )
     for entry in worst:
         print(json.dumps(entry))
     result = {
         "rows": rows,
         "speed_ratio": round(ratio, 3),
+        "off_kit_speed_ratio": round(off_ratio, 3) if off_ratio else None,
         "realdata_rules": rules,
         "worst_dev": worst,
         "rounds": args.rounds,

@@ -65,3 +65,34 @@ def score(pages: Iterable[Counts]) -> Score:
     recall = sum(c.recall for c in counted) / len(counted)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return Score(f1=f1, precision=precision, recall=recall, pages=len(counted))
+
+
+@dataclass(frozen=True)
+class Snippets:
+    """trafilatura's own evaluation rule for one page: of its snippets that belong to the
+    article, how many the text holds (found) or lacks (missed); of those that do not
+    belong, how many it holds (unwanted)."""
+
+    found: int
+    missed: int
+    unwanted: int
+
+
+def snippet_counts(text: str, wanted: Iterable[str], unwanted: Iterable[str]) -> Snippets:
+    inside = [snippet in text for snippet in wanted]
+    return Snippets(
+        found=sum(inside),
+        missed=len(inside) - sum(inside),
+        unwanted=sum(snippet in text for snippet in unwanted),
+    )
+
+
+def snippet_score(pages: Iterable[Snippets]) -> Score:
+    """Precision, recall and F1 of the snippets counted over all pages together, as
+    trafilatura's evaluation reports them."""
+    counted = list(pages)
+    found = sum(p.found for p in counted)
+    precision = found / (found + sum(p.unwanted for p in counted)) if found else 0.0
+    recall = found / (found + sum(p.missed for p in counted)) if found else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Score(f1=f1, precision=precision, recall=recall, pages=len(counted))

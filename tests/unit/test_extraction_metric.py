@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from bench.extraction import part_of
-from bench.extraction_metric import Counts, page_counts, score, shingles
+from bench.extraction_metric import (
+    Counts,
+    Snippets,
+    page_counts,
+    score,
+    shingles,
+    snippet_counts,
+    snippet_score,
+)
 
 
 def test_shingles_are_four_tokens_case_kept_with_multiplicity() -> None:
@@ -43,3 +51,19 @@ def test_the_split_depends_on_the_key_alone_and_holds_out_about_a_third() -> Non
     parts = [part_of(key) for key in keys]
     assert parts == [part_of(key) for key in keys]
     assert 70 < parts.count("held-out") < 130
+
+
+def test_snippets_found_missed_and_unwanted() -> None:
+    text = "The river rose overnight. Subscribe to our newsletter."
+    assert snippet_counts(text, ["river rose", "dam held"], ["newsletter", "cookies"]) == Snippets(
+        found=1, missed=1, unwanted=1
+    )
+
+
+def test_snippet_score_sums_the_pages_before_dividing() -> None:
+    scored = snippet_score([Snippets(3, 1, 0), Snippets(1, 0, 1)])
+    assert scored.precision == pytest.approx(4 / 5)
+    assert scored.recall == pytest.approx(4 / 5)
+    assert scored.f1 == pytest.approx(4 / 5)
+    assert scored.pages == 2
+    assert snippet_score([Snippets(0, 2, 1)]).f1 == 0.0
