@@ -1,7 +1,7 @@
 """Throughput and latency of /api/search next to the same requests sent to Elasticsearch.
 
     python -m bench.query_latency [--articles 50000] [--requests 2000] [--concurrency 1,8]
-                                  [--rounds 10]
+                                  [--rounds 10] [--cores separate|shared] [--profile]
 
 Fills `bench-query-articles` (once; later runs reuse it) with articles generated from
 the sample feeds and starts the query service on a free port with its answer cache
@@ -12,6 +12,10 @@ concurrency, sends the mix straight to Elasticsearch and through `GET /api/searc
 alternating rounds, both from one HTTP client library with the same settings, after a
 warm-up of both. Prints p50/p99 and requests per second of both sides, the throughput
 ratio and the p99 ratio, and writes them as JSON under bench/results/.
+
+`--profile` has py-spy (`pip install py-spy` into the environment: a tool, not a
+dependency) sample the service through the measured rounds, and writes its raw
+samples and their top (own and inclusive) to bench/results/query-profile-<time>.*.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import ssl
 import statistics
@@ -38,6 +43,7 @@ from elasticsearch.helpers import async_bulk
 
 from bench import cores
 from bench.corpus import generate, query_mix, sample_articles
+from bench.indexer import profile_top
 from services.indexer.documents import article_action
 from services.indexer.mappings import ensure_indices
 from services.query.search import (
@@ -263,6 +269,9 @@ async def measure(
     port = _free_port()
     service = start_service(port)  # placed with this process
     runs: list[Run] = []
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    profile = REPO / "bench" / "results" / f"query-profile-{stamp}.raw" if args.profile else None
+    sampler: subprocess.Popen[bytes] | None = None
     try:
         index = await fill(es, args.articles)
         samples = sample_articles(REPO / "samples" / "sources.toml")
@@ -302,6 +311,8 @@ async def measure(
             sides = {"elasticsearch": direct, "service": through_service}
             for concurrency in args.concurrency:
                 await compare(sides, mix[:200], 1, concurrency)  # warm-up of both
+                if profile is not None and sampler is None:
+                    sampler = start_sampler(service.pid, profile)
                 before = process_cpu_seconds(service.pid)
                 direct_run, service_run = await compare(sides, mix, args.rounds, concurrency)
                 after = process_cpu_seconds(service.pid)
@@ -312,10 +323,36 @@ async def measure(
                 )
                 runs += [direct_run, replace(service_run, cpu_ms=cpu)]
     finally:
+        if sampler is not None and profile is not None:
+            sampler.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
+            sampler.wait(timeout=60)
+            top = profile.with_suffix(".txt")
+            top.write_text(profile_top(profile, lines=60))
+            print(f"profile: {top.relative_to(REPO)}")
         service.terminate()
         service.wait(timeout=30)
         await es.close()
     return runs
+
+
+def start_sampler(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy on the service (every thread, the idle ones left out), raw samples."""
+    output.parent.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "250",
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def ratios(direct: Run, service: Run) -> dict[str, float]:
@@ -389,6 +426,9 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=10,
         help="alternating rounds of each side (fair under drifting load)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy samples of the service (see above)"
     )
     cores.add_argument(parser)
     return parser.parse_args()

@@ -18,6 +18,7 @@ from services.query.api import api_router
 from services.query.backend import Backend
 from services.query.errors import install_error_handlers
 from services.query.following_api import following_router
+from services.query.lean import LeanSearch
 from services.query.limits import RateLimiter, TrustedProxies
 from services.query.live import Places, QuoteBroadcaster
 from services.query.middleware import CacheControlMiddleware, RateLimitMiddleware
@@ -80,6 +81,13 @@ def create_app(all_settings: Settings) -> FastAPI:
         return client
 
     install_error_handlers(app, renderer)
+    # Innermost: the rate limit and the cache headers apply to its answers as to the routes'.
+    app.add_middleware(
+        LeanSearch,
+        backend=backend,
+        max_page_size=settings.max_page_size,
+        exception_handlers=app.exception_handlers,
+    )
     app.add_middleware(CacheControlMiddleware, seconds=settings.cache_seconds)
     app.add_middleware(
         RateLimitMiddleware,

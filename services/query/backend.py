@@ -36,6 +36,11 @@ from shared.index import DERIVED_FIELDS
 log = structlog.get_logger(__name__)
 
 SEARCH_PARAMS = {"ignore_unavailable": "true", "filter_path": ",".join(SEARCH_FILTER_PATH)}
+# The query string the client would make of SEARCH_PARAMS, made once (its characters
+# need no escaping, as the client's own quoting leaves them).
+SEARCH_QUERY = "&".join(
+    f"{name}={quote(value, safe=',*')}" for name, value in SEARCH_PARAMS.items()
+)
 JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
 
 
@@ -59,6 +64,7 @@ class Backend:
         self.quotes = quotes
         self.exact_total_up_to = exact_total_up_to
         self._cache: TtlCache[Any] = TtlCache(cache_seconds)
+        self._search_target = f"/{quote(articles, safe=',')}/_search?{SEARCH_QUERY}"
 
     async def unanalysed(self) -> int:
         """Articles indexed before the normalised fields existed: found only as typed."""
@@ -94,11 +100,10 @@ class Backend:
         body = build_search(request, self.exact_total_up_to, fuzzy=fuzzy)
         # The body written by pydantic's core (the word forms make it long: a few times
         # faster than the client's json.dumps) and sent as these bytes; perform_request
-        # because search() is typed for a dict body.
+        # because search() is typed for a dict body, with its query string made once.
         response = await self.es.perform_request(
             "POST",
-            f"/{quote(self.articles, safe=',')}/_search",
-            params=SEARCH_PARAMS,
+            self._search_target,
             headers=JSON_HEADERS,
             body=to_json(body),
             endpoint_id="search",

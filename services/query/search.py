@@ -17,6 +17,7 @@ import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -52,6 +53,8 @@ FACET_SIZE = 20
 # "Did you mean".
 FUZZY_BELOW = 3
 HIGHLIGHTED = ["body", "summary"]
+# Distinct search texts whose analysed clauses are kept (a few kilobytes each).
+ANALYSED_TEXTS = 2048
 NEWEST = {"published_at": {"order": "desc", "missing": "_last"}}
 # A unique keyword last in every sort, so search_after never skips or repeats ties.
 TIEBREAK = {"canonical_url": "asc"}
@@ -196,40 +199,69 @@ def month_range(month: str) -> tuple[date, date]:
 def _query(request: SearchRequest, fuzzy: bool, synonyms: Synonyms) -> dict[str, Any]:
     must: dict[str, Any] = MATCH_ALL
     if request.text:
-        typed = query_text(request.text)
-        must = words_clause(request.text, synonyms)
-        if fuzzy:
-            should = [must, words_query(expand(typed, synonyms, fuzzy=True), FUZZY_FIELDS)]
-            if loosenable(typed):
-                # Every word but one: "Bobur Arena" finds "Bobur Arenada", whose
-                # Uzbek ending no stemmer here knows.
-                should.append(
-                    {
-                        "simple_query_string": {
-                            "query": expand(typed, synonyms),
-                            "fields": search_fields(),
-                            "default_operator": "or",
-                            "minimum_should_match": "-1",
-                        }
-                    }
-                )
-            must = {"bool": {"should": should}}
+        must = (
+            _analysed_words(request.text, fuzzy)
+            if synonyms is PLACES
+            else _words(request.text, fuzzy, synonyms)
+        )
     return with_filters(must, request.criteria)
 
 
+def _words(text: str, fuzzy: bool, synonyms: Synonyms) -> dict[str, Any]:
+    """The clause for what the reader typed (stripped, not empty), in every form."""
+    typed = query_text(text)
+    must = words_clause(text, synonyms)
+    if not fuzzy:
+        return must
+    should = [must, words_query(expand(typed, synonyms, fuzzy=True), FUZZY_FIELDS)]
+    if loosenable(typed):
+        # Every word but one: "Bobur Arena" finds "Bobur Arenada", whose
+        # Uzbek ending no stemmer here knows.
+        should.append(
+            {
+                "simple_query_string": {
+                    "query": expand(typed, synonyms),
+                    "fields": search_fields(),
+                    "default_operator": "or",
+                    "minimum_should_match": "-1",
+                }
+            }
+        )
+    return {"bool": {"should": should}}
+
+
 def _highlight(request: SearchRequest, synonyms: Synonyms) -> dict[str, Any]:
+    if synonyms is PLACES:
+        return _analysed_highlight(request.text)
+    return _highlight_of(request.text, synonyms)
+
+
+def _highlight_of(text: str, synonyms: Synonyms) -> dict[str, Any]:
     return {
         "fields": {name: {} for name in HIGHLIGHTED},
         # The words as typed and their other forms, marked in the text as written.
-        "highlight_query": highlight_query(
-            request.text, query_text(request.text), HIGHLIGHTED, synonyms
-        ),
+        "highlight_query": highlight_query(text, query_text(text), HIGHLIGHTED, synonyms),
         "fragment_size": 150,
         "number_of_fragments": 2,
         "pre_tags": ["<mark>"],
         "post_tags": ["</mark>"],
         "encoder": "html",
     }
+
+
+# The analysis of what readers type (word forms, transliterations, place names, the
+# highlighter's patterns) is most of building a body, and readers type the same
+# words again and again: the clauses of the bundled place names' searches are kept,
+# the most recently used ones, as the parts of a body they are. Shared, so never
+# changed in place (a body is built around them; callers replace its keys whole).
+@lru_cache(maxsize=ANALYSED_TEXTS)
+def _analysed_words(text: str, fuzzy: bool) -> dict[str, Any]:
+    return _words(text, fuzzy, PLACES)
+
+
+@lru_cache(maxsize=ANALYSED_TEXTS)
+def _analysed_highlight(text: str) -> dict[str, Any]:
+    return _highlight_of(text, PLACES)
 
 
 def _suggest(text: str) -> dict[str, Any]:
