@@ -33,6 +33,7 @@ from trafilatura.settings import MANUALLY_CLEANED, Document
 from trafilatura.utils import is_dubious_html, line_processing, repair_faulty_html, trim
 
 from services.ingest.acceptance import needs_fallback, replaces
+from services.ingest.precision import precision_text
 from services.ingest.text import html_to_text, normalize_whitespace
 
 log = structlog.get_logger(__name__)
@@ -414,12 +415,11 @@ def main_text(tree: HtmlElement, url: str) -> tuple[str, str]:
     fallback in turn, as long as the best text so far still does."""
     body = tree.find("body")
     page_chars = len(_single_spaced((tree if body is None else body).text_content()))
-    document: Any = bare_extraction(tree, url=url, fast=True, **_TEXT_OPTIONS)
-    text, path = (document.text if document else "") or "", "trafilatura-precision"
+    text, path = precision_text(tree, url), "trafilatura-precision"
     for options, name, looser in _FALLBACKS:
         if not needs_fallback(text, page_chars):
             break
-        document = bare_extraction(tree, url=url, **options)
+        document: Any = bare_extraction(tree, url=url, **options)
         candidate = (document.text if document else "") or ""
         if replaces(candidate, text, looser=looser):
             text, path = candidate, name
