@@ -163,7 +163,8 @@ class IngestSettings(_Settings):
     parse_memory_mb: int = Field(default=1024, ge=256)
     # Articles of one feed, sitemap or listing read at once (fetch, parse, publish):
     # the pages a poll holds in memory at most (per-host politeness still applies).
-    articles_in_flight: int = Field(default=4, ge=1, le=64)
+    # Unset: as many as there are parse workers, enough to keep them all busy.
+    articles_in_flight: int | None = Field(default=None, ge=1, le=64)
 
 
 class FetchSettings(_Settings):
