@@ -95,12 +95,15 @@ def declined_stems(name: str) -> list[str]:
 # found by one regular expression over all of them, each distinct word of those
 # stemmed and folded once (`_words_tokens`), and every chunk's tokens made by joins
 # and one split. Bounded, whatever the input: chunks of up to _KEPT_CHUNK_BYTES and
-# words of up to _KEPT_WORD_CHARS are kept, each in two generations of at most
+# words of up to _KEPT_WORD_CHARS whose two fields' tokens have at most
+# _KEPT_TOKENS_CHARS together are kept, each in two generations of at most
 # _PER_GENERATION (a full one becomes the old one; what the old one still holds and
-# a batch uses moves on): under 60 MB at the very worst, a few MB on real text.
+# a batch uses moves on): under 60 MB at the very worst (every entry as long as
+# allowed, in four-byte characters). A batch's own tables last as long as the batch.
 _KEPT_CHUNK_BYTES = 64
 _KEPT_WORD_CHARS = 40
-_PER_GENERATION = 32_768
+_KEPT_TOKENS_CHARS = 128
+_PER_GENERATION = 16_384
 # A chunk's or a word's tokens, each followed by a space, so that a text's are its
 # chunks' joined as they are, without a separator or leaving out those that have none.
 # (stems, folds) of the generation that takes new entries, and of the one before it.
@@ -186,6 +189,9 @@ def _words_tokens(found: set[str]) -> tuple[dict[str, str], dict[str, str]]:
 def _keep(keys: list[Any], stems: dict[Any, str], folds: dict[Any, str], *, words: bool) -> None:
     """Keep these entries in the newest generation, a new one once it is full."""
     global _chunks, _older_chunks, _words, _older_words
+    # Not the entries whose tokens are long (letters that fold to several, ligatures):
+    # they would make the bound below many times larger.
+    keys = [k for k in keys if len(stems[k]) + len(folds[k]) <= _KEPT_TOKENS_CHARS]
     keys = keys[:_PER_GENERATION]
     newest = _words if words else _chunks
     if len(newest[0]) + len(keys) > _PER_GENERATION:
