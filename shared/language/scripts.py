@@ -377,9 +377,9 @@ def fold_many(words: list[str]) -> list[str]:
     The per-word steps are character by character or, for the digraph runs, within a
     word, so they are made once over the words joined by newlines (no word holds one,
     and a newline neither has a case nor is ignored by one, so `lower` treats each word
-    as it would alone): a few calls in C instead of a dozen per word. Only the words
-    that are still not ASCII after the transliteration (no Russian or English one)
-    are folded one by one, by fold itself. Not cached.
+    as it would alone): a few calls in C instead of a dozen per word. The words still
+    not ASCII after the transliteration (no Russian or English one) go on through
+    fold's loop together (_fold_rest). Not cached.
     """
     if not words:
         return []
@@ -394,7 +394,50 @@ def fold_many(words: list[str]) -> list[str]:
         text = _FOLD_RUNS.sub(_fold_run, text)
     folded = text.split("\n")
     if not text.isascii():
-        for i, word in enumerate(folded):
-            if not word.isascii():
-                folded[i] = fold.__wrapped__(words[i])
+        rest = [i for i, word in enumerate(folded) if not word.isascii()]
+        for i, word in zip(rest, _fold_rest([words[i] for i in rest]), strict=True):
+            folded[i] = word
     return folded
+
+
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_combining_deleted: list[int | None] = []
+
+
+def _without_combining(text: str) -> str:
+    """ "".join(c for c in text if not unicodedata.combining(c)), by str.translate."""
+    if _ASTRAL.search(text) is not None:
+        return "".join(c for c in text if not unicodedata.combining(c))
+    if not _combining_deleted:
+        _combining_deleted.extend(
+            None if unicodedata.combining(chr(code)) else code for code in range(0x10000)
+        )
+    return text.translate(_combining_deleted)
+
+
+def _fold_rest(words: list[str]) -> list[str]:
+    """fold of words still not ASCII after the transliteration, together: fold's loop
+    (transliterate, decompose, drop the combining marks, until stable) over the words
+    that have not settled, joined by newlines (NFKD and its ordering of marks never
+    cross one: a newline is a starter)."""
+    texts = _OKINA.sub("", "\n".join(words).lower()).split("\n")
+    unsettled = [i for i, text in enumerate(texts) if not text.isascii()]
+    while unsettled:
+        joined = "\n".join([texts[i] for i in unsettled])
+        decomposed = unicodedata.normalize(
+            "NFKD", joined.translate(_FOLD_CYRILLIC_INDEXED).translate(_FOLD_LATIN_INDEXED)
+        )
+        plain = _without_combining(decomposed).lower().split("\n")
+        if len(plain) != len(unsettled):  # never: no character decomposes to a newline
+            return [fold.__wrapped__(word) for word in words]
+        left = []
+        for i, word in zip(unsettled, plain, strict=True):
+            if word != texts[i]:
+                texts[i] = word
+                if not word.isascii():
+                    left.append(i)
+        unsettled = left
+    text = "\n".join(texts).replace("x", "h").replace("q", "k")
+    if "kh" in text or "zh" in text or "ye" in text:
+        text = _FOLD_RUNS.sub(_fold_run, text)
+    return text.split("\n")
