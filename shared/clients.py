@@ -12,6 +12,7 @@ import structlog
 from elastic_transport import AsyncTransport, HttpHeaders, TransportApiResponse
 from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch import TransportError as ESTransportError
+from elasticsearch.serializer import CompatibilityModeNdjsonSerializer, NdjsonSerializer
 from faststream.redis import RedisBroker, RedisClusterBroker
 from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
@@ -163,6 +164,24 @@ class _FileCredentialTransport(AsyncTransport):
         return await super().perform_request(method, target, **options)
 
 
+class _NdjsonAsIs(NdjsonSerializer):
+    """Sends an NDJSON body of bytes that ends in a newline as it is.
+
+    The library's own copies such a body twice (into a bytearray, then back into bytes):
+    for the indexer's 5 MB bulk bodies about a tenth of its CPU. Anything else is
+    serialised as the library does.
+    """
+
+    def dumps(self, data: Any) -> bytes:
+        if isinstance(data, bytes) and data.endswith(b"\n"):
+            return data
+        return super().dumps(data)
+
+
+class _CompatibilityNdjsonAsIs(_NdjsonAsIs, CompatibilityModeNdjsonSerializer):
+    pass
+
+
 def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
     auth: dict[str, Any] = {}
     if settings.ca_certs:
@@ -187,6 +206,10 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
         request_timeout=settings.request_timeout,
         retry_on_timeout=True,
         max_retries=2,
+        serializers={
+            serializer.mimetype: serializer
+            for serializer in (_NdjsonAsIs(), _CompatibilityNdjsonAsIs())
+        },
         **auth,
     )
     if followed is not None:

@@ -53,39 +53,6 @@ OnStored = Callable[[list[BulkAction]], None]
 BULK_RESPONSE = "errors,items.*.status,items.*.error"
 
 
-class _BodyAsIs:
-    """An NDJSON serializer that sends a body of bytes ending in a newline as it is.
-
-    What the library's own makes of one, without its two copies (into a bytearray, then
-    back into bytes): for a batch's 5 MB body, about a tenth of the indexer's CPU. Any
-    other body is the wrapped serializer's.
-    """
-
-    def __init__(self, wrapped: Any) -> None:
-        self.wrapped = wrapped
-        self.mimetype = wrapped.mimetype
-
-    def dumps(self, data: Any) -> bytes:
-        if isinstance(data, bytes) and data.endswith(b"\n"):
-            return data
-        return bytes(self.wrapped.dumps(data))
-
-    def loads(self, data: bytes) -> Any:
-        return self.wrapped.loads(data)
-
-
-def _send_bodies_as_they_are(es: AsyncElasticsearch) -> None:
-    """Install _BodyAsIs for the client's NDJSON types (its transport's, so every copy
-    made by `options` has it too)."""
-    collection = getattr(getattr(es, "transport", None), "serializers", None)
-    serializers = getattr(collection, "serializers", None)
-    if not isinstance(serializers, dict):
-        return  # not the library's client (a test's stand-in)
-    for mimetype, serializer in list(serializers.items()):
-        if mimetype.endswith("x-ndjson") and not isinstance(serializer, _BodyAsIs):
-            serializers[mimetype] = _BodyAsIs(serializer)
-
-
 class Hold:
     """Whether the indexer is holding for the cluster, since when, and why.
 
@@ -210,7 +177,6 @@ class Writer:
         # The hold loop below is the one retry policy: the client's own retries would
         # only repeat a refused request at once and chain their errors.
         self._es = es.options(max_retries=0)
-        _send_bodies_as_they_are(es)
         self._ledger = ledger
         self._settings = settings
         self._stopping = stopping
