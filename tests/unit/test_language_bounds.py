@@ -1,7 +1,9 @@
 """The language analysis is linear and bounded: no text an attacker writes makes it stall.
 
-Work is compared, not timed: the time for an input twice as long, measured in the same
-run, must be at most about twice (under three times; a quadratic step makes it four).
+Work is compared, not timed: the CPU time for an input twice as long, measured in the
+same run, must be at most about twice (under three times; a quadratic step makes it
+four). CPU time of this process, not the clock, so other work on the machine does not
+count against either side.
 The caches are emptied before each measurement, so every run does the whole work.
 """
 
@@ -39,9 +41,9 @@ def _clear_caches() -> None:
 
 def _seconds(work: Callable[[str], object], text: str) -> float:
     _clear_caches()
-    start = time.perf_counter()
+    start = time.process_time()
     work(text)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def _growth(work: Callable[[str], object], text: str, double: str) -> float:
