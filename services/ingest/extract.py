@@ -32,7 +32,7 @@ from trafilatura.metadata import (
 from trafilatura.settings import MANUALLY_CLEANED, Document
 from trafilatura.utils import is_dubious_html, line_processing, repair_faulty_html, trim
 
-from services.ingest.acceptance import needs_fallback, replaces
+from services.ingest.acceptance import SHARE_PAGE_MAX_CHARS, needs_fallback, replaces
 from services.ingest.precision import precision_text
 from services.ingest.text import html_to_text, normalize_whitespace
 
@@ -414,16 +414,25 @@ def main_text(tree: HtmlElement, url: str) -> tuple[str, str]:
     pass, unless it holds too little article (see needs_fallback); then each
     fallback in turn, as long as the best text so far still does."""
     body = tree.find("body")
-    page_chars = len(_single_spaced((tree if body is None else body).text_content()))
+    page = (tree if body is None else body).text_content()
     text, path = precision_text(tree, url), "trafilatura-precision"
     for options, name, looser in _FALLBACKS:
-        if not needs_fallback(text, page_chars):
+        if not _needs_fallback(text, page):
             break
         document: Any = bare_extraction(tree, url=url, **options)
         candidate = (document.text if document else "") or ""
         if replaces(candidate, text, looser=looser):
             text, path = candidate, name
     return text, path
+
+
+def _needs_fallback(text: str, page: str) -> bool:
+    """needs_fallback(text, the page's text single-spaced), the page's text single-spaced
+    only when it matters: the text as it is is no shorter, so a result that needs no
+    fallback for it (within SHARE_PAGE_MAX_CHARS) needs none for the shorter one."""
+    if len(page) <= SHARE_PAGE_MAX_CHARS and not needs_fallback(text, len(page)):
+        return False
+    return needs_fallback(text, len(_single_spaced(page)))
 
 
 def paragraphs(text: str) -> str:

@@ -18,7 +18,13 @@ from services.ingest.acceptance import (
     replaces,
     substance,
 )
-from services.ingest.extract import _CLEANED, _TEXT_OPTIONS, extract_article, without_code
+from services.ingest.extract import (
+    _CLEANED,
+    _TEXT_OPTIONS,
+    _needs_fallback,
+    extract_article,
+    without_code,
+)
 
 REPRINT = (
     "This copy is for your personal, non-commercial use only. To order presentation-ready "
@@ -94,6 +100,15 @@ def test_a_result_short_for_its_page_needs_the_fallback() -> None:
     assert needs_fallback(text, page_chars=len(text) * 11)
     # Not on a page with more text than article pages have: its teasers would win.
     assert not needs_fallback(text, page_chars=SHARE_PAGE_MAX_CHARS + 1)
+
+
+@pytest.mark.parametrize("spaces", [1, 3, 30])
+@pytest.mark.parametrize("pages", [5, 9, 11, 200, 3000])
+def test_the_page_is_measured_single_spaced(spaces: int, pages: int) -> None:
+    text = PROSE * 5
+    page = (" " * spaces).join((text * pages).split(" "))
+    counted = len(" ".join(page.split()))
+    assert _needs_fallback(text, page) == needs_fallback(text, page_chars=counted)
 
 
 def test_a_fallback_replaces_a_result_with_more_article() -> None:
