@@ -13,8 +13,8 @@ alternating rounds, both from one HTTP client library with the same settings, af
 warm-up of both. Prints p50/p99 and requests per second of both sides, the throughput
 ratio and the p99 ratio, and writes them as JSON under bench/results/.
 
-`--profile` has py-spy (`pip install py-spy` into the environment: a tool, not a
-dependency) sample the service through the measured rounds, and writes its raw
+`--profile` has py-spy (a development dependency, locked) sample the service through
+the measured rounds, and writes its raw
 samples and their top (own and inclusive) to bench/results/query-profile-<time>.*.
 """
 
