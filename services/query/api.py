@@ -23,7 +23,11 @@ from services.query.search import SORTS, SearchPage, SearchRequest
 
 MAX_SUGGESTIONS = 10
 MAX_SIMILAR = 20
-Terms = Annotated[list[str], Query(max_length=20)]
+# The search's limits, read by its declaration here and by its short path (lean.py).
+MAX_QUERY_LENGTH = 500
+MAX_CURSOR_LENGTH = 2000
+MAX_TERMS = 20
+Terms = Annotated[list[str], Query(max_length=MAX_TERMS)]
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ def search_params_dependency(max_page_size: int) -> Callable[..., Awaitable[Sear
         q: Annotated[
             str,
             Query(
-                max_length=500,
+                max_length=MAX_QUERY_LENGTH,
                 description=(
                     'simple_query_string: words (all must match), "a phrase", -excluded, a OR b'
                 ),
@@ -91,7 +95,8 @@ def search_params_dependency(max_page_size: int) -> Callable[..., Awaitable[Sear
             Query(description="`relevance` needs `q`; without it results are newest first"),
         ] = "relevance",
         cursor: Annotated[
-            str | None, Query(max_length=2000, description="`next_cursor` of the page before")
+            str | None,
+            Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the page before"),
         ] = None,
     ) -> SearchParams:
         return SearchParams(

@@ -32,16 +32,12 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.query.api import SearchParams
+from services.query.api import MAX_CURSOR_LENGTH, MAX_QUERY_LENGTH, MAX_TERMS, SearchParams
 from services.query.backend import Backend
 from services.query.cursors import SORT_MODES, SortMode
 from services.query.search import SearchPage
 
 PATH = "/api/search"
-# The limits of the route's declarations (api.py): a value past one goes to the route.
-MAX_Q = 500
-MAX_CURSOR = 2000
-MAX_TERMS = 20
 _NUMBER = re.compile(r"[1-9][0-9]{0,8}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TERMS = ("source", "country", "tag", "language")
@@ -64,7 +60,7 @@ def plain_params(query_string: bytes, max_page_size: int) -> SearchParams | None
             scalars[name] = value
     q = scalars.get("q", "")
     cursor = scalars.get("cursor")
-    if len(q) > MAX_Q or (cursor is not None and len(cursor) > MAX_CURSOR):
+    if len(q) > MAX_QUERY_LENGTH or (cursor is not None and len(cursor) > MAX_CURSOR_LENGTH):
         return None
     if any(len(values) > MAX_TERMS for values in terms.values()):
         return None
