@@ -496,12 +496,15 @@ def lead_beside_body(tree: HtmlElement, lead: str, first_paragraph: str) -> bool
     the article's text and stays out.
     """
     lead_block = _block_with(tree, lead)
-    body_block = _block_with(tree, first_paragraph)
-    if lead_block is None or body_block is None or lead_block.tag in _HEADINGS:
+    if lead_block is None or lead_block.tag in _HEADINGS:
         return False
     if lead not in _single_spaced(lead_block.text_content()):  # a teaser that starts alike
         return False
     if any(ancestor.tag == "header" for ancestor in lead_block.iterancestors()):
+        return False
+    # looked for only now: a search of every text node of the page
+    body_block = _block_with(tree, first_paragraph)
+    if body_block is None:
         return False
     parent = lead_block.getparent()
     return parent is not None and any(a is parent for a in body_block.iterancestors())
