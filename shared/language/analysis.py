@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 from itertools import compress
-from typing import Any
+from typing import Any, TypeVar
 
 import Stemmer
 
@@ -104,13 +104,16 @@ _KEPT_CHUNK_BYTES = 64
 _KEPT_WORD_CHARS = 40
 _KEPT_TOKENS_CHARS = 128
 _PER_GENERATION = 16_384
+_Key = TypeVar("_Key", str, bytes)
+# A generation of kept entries: the `stem` tokens and the `fold` tokens by key.
+_Generation = tuple[dict[_Key, str], dict[_Key, str]]
 # A chunk's or a word's tokens, each followed by a space, so that a text's are its
 # chunks' joined as they are, without a separator or leaving out those that have none.
 # (stems, folds) of the generation that takes new entries, and of the one before it.
-_chunks: tuple[dict[bytes, str], dict[bytes, str]] = ({}, {})
-_older_chunks: tuple[dict[bytes, str], dict[bytes, str]] = ({}, {})
-_words: tuple[dict[str, str], dict[str, str]] = ({}, {})
-_older_words: tuple[dict[str, str], dict[str, str]] = ({}, {})
+_chunks: _Generation[bytes] = ({}, {})
+_older_chunks: _Generation[bytes] = ({}, {})
+_words: _Generation[str] = ({}, {})
+_older_words: _Generation[str] = ({}, {})
 _WORD_OR_LINE = re.compile(WORD.pattern + r"|\n")
 # Uncached: the batch sees each word once, and the stemmers' own cache costs more than
 # it saves then.
@@ -158,20 +161,29 @@ def _new_words_tokens(new: list[str]) -> tuple[list[str], list[str]]:
     return stems, fold_many(new)
 
 
-def _words_tokens(found: set[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """Every word's spaced `stem` and `fold` tokens, from those kept or made now."""
-    stems, folds = _words
-    old_stems, old_folds = _older_words
+def _from_kept(
+    found: set[_Key], newest: _Generation[_Key], older: _Generation[_Key]
+) -> tuple[dict[_Key, str], dict[_Key, str], list[_Key], set[_Key]]:
+    """The `stem` and `fold` tokens kept for the keys found, in either generation; the
+    keys found in the older one (to keep again); the keys not kept at all."""
+    stems, folds = newest
+    old_stems, old_folds = older
     known = list(found.intersection(stems))
     # copied: another thread may add to the generation meanwhile (a value once there
     # never changes, so what is read is right).
     batch_stems = dict(zip(known, map(stems.__getitem__, known), strict=True))
     batch_folds = dict(zip(known, map(folds.__getitem__, known), strict=True))
     rest = found.difference(known)
-    older = [w for w in rest.intersection(old_stems) if w in old_folds]
-    batch_stems.update(zip(older, map(old_stems.__getitem__, older), strict=True))
-    batch_folds.update(zip(older, map(old_folds.__getitem__, older), strict=True))
-    rest.difference_update(older)
+    from_older = [k for k in rest.intersection(old_stems) if k in old_folds]
+    batch_stems.update(zip(from_older, map(old_stems.__getitem__, from_older), strict=True))
+    batch_folds.update(zip(from_older, map(old_folds.__getitem__, from_older), strict=True))
+    rest.difference_update(from_older)
+    return batch_stems, batch_folds, from_older, rest
+
+
+def _words_tokens(found: set[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Every word's spaced `stem` and `fold` tokens, from those kept or made now."""
+    batch_stems, batch_folds, older, rest = _from_kept(found, _words, _older_words)
     over = [w for w in rest if len(w) > MAX_TOKEN_LENGTH]
     rest.difference_update(over)
     new = list(rest)
@@ -207,16 +219,7 @@ def _keep(keys: list[Any], stems: dict[Any, str], folds: dict[Any, str], *, word
 
 def _chunks_tokens(found: set[bytes]) -> tuple[dict[bytes, str], dict[bytes, str]]:
     """Every chunk's spaced `stem` and `fold` tokens, from those kept or made now."""
-    stems, folds = _chunks
-    old_stems, old_folds = _older_chunks
-    known = list(found.intersection(stems))
-    batch_stems = dict(zip(known, map(stems.__getitem__, known), strict=True))
-    batch_folds = dict(zip(known, map(folds.__getitem__, known), strict=True))
-    rest = found.difference(known)
-    older = [c for c in rest.intersection(old_stems) if c in old_folds]
-    batch_stems.update(zip(older, map(old_stems.__getitem__, older), strict=True))
-    batch_folds.update(zip(older, map(old_folds.__getitem__, older), strict=True))
-    rest.difference_update(older)
+    batch_stems, batch_folds, older, rest = _from_kept(found, _chunks, _older_chunks)
     new = list(rest)
     if new:
         # The new chunks' words, line by line, with a newline between chunks. A chunk
