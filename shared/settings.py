@@ -163,8 +163,9 @@ class IngestSettings(_Settings):
     parse_memory_mb: int = Field(default=1024, ge=256)
     # Articles of one feed, sitemap or listing read at once (fetch, parse, publish):
     # the pages a poll holds in memory at most (per-host politeness still applies).
-    # Unset: as many as there are parse workers, enough to keep them all busy.
-    articles_in_flight: int | None = Field(default=None, ge=1, le=64)
+    # 1 keeps a process's pages to one per source it polls; sources are polled at once,
+    # which keeps the parse workers busy when there are several.
+    articles_in_flight: int = Field(default=1, ge=1, le=64)
 
 
 class FetchSettings(_Settings):

@@ -94,7 +94,7 @@ async def _ingestor(ctx: ServiceContext) -> AsyncIterator[Ingestor]:
             sandbox,
             backpressure,
             sitemap_fetches=settings.sitemap_max_fetches_per_poll,
-            articles_in_flight=settings.articles_in_flight or settings.parse_workers,
+            articles_in_flight=settings.articles_in_flight,
         )
     finally:
         sandbox.close()

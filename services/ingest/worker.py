@@ -73,7 +73,7 @@ class Ingestor:
         backpressure: Backpressure | None = None,
         *,
         sitemap_fetches: int = 50,
-        articles_in_flight: int = 2,
+        articles_in_flight: int = 1,
     ) -> None:
         self._stream = stream
         self._fetcher = fetcher
