@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,17 +57,13 @@ def decode_entries(
     except Exception:
         analysed = None
     for i, (n, event) in enumerate(zip(articles, events, strict=True)):
-        try:
-            if analysed is None:
-                raise _Alone
-            decoded[n] = analysed_article_action(event, analysed[3 * i : 3 * i + 3], names.articles)
-        except Exception:
-            decoded[n] = decode_entry(entries[n], streams, names)
+        action = None
+        if analysed is not None:
+            # Not made so: decoded alone below, whose error is the dead letter's reason.
+            with contextlib.suppress(Exception):
+                action = analysed_article_action(event, analysed[3 * i : 3 * i + 3], names.articles)
+        decoded[n] = action or decode_entry(entries[n], streams, names)
     return cast("list[BulkAction | Invalid]", decoded)
-
-
-class _Alone(Exception):
-    """The batch's analysis failed: each article is decoded alone."""
 
 
 def decode_entry(entry: Entry, streams: Streams, names: IndexNames) -> BulkAction | Invalid:

@@ -192,18 +192,19 @@ def _words_tokens(found: set[str]) -> tuple[dict[str, str], dict[str, str]]:
     batch_folds.update(dict.fromkeys(over, ""))
     batch_stems.update(zip(new, new_stems, strict=True))
     batch_folds.update(zip(new, new_folds, strict=True))
-    kept = [w for w in older if len(w) <= _KEPT_WORD_CHARS]
-    kept += [w for w in new if len(w) <= _KEPT_WORD_CHARS]
-    _keep(kept, batch_stems, batch_folds, words=True)
+    _keep(older + new, batch_stems, batch_folds, words=True)
     return batch_stems, batch_folds
 
 
 def _keep(keys: list[Any], stems: dict[Any, str], folds: dict[Any, str], *, words: bool) -> None:
     """Keep these entries in the newest generation, a new one once it is full."""
     global _chunks, _older_chunks, _words, _older_words
-    # Not the entries whose tokens are long (letters that fold to several, ligatures):
-    # they would make the bound below many times larger.
-    keys = [k for k in keys if len(stems[k]) + len(folds[k]) <= _KEPT_TOKENS_CHARS]
+    longest = _KEPT_WORD_CHARS if words else _KEPT_CHUNK_BYTES
+    # Not the long keys, nor the entries whose tokens are long (letters that fold to
+    # several, ligatures): they would make the bound below many times larger.
+    keys = [
+        k for k in keys if len(k) <= longest and len(stems[k]) + len(folds[k]) <= _KEPT_TOKENS_CHARS
+    ]
     keys = keys[:_PER_GENERATION]
     newest = _words if words else _chunks
     if len(newest[0]) + len(keys) > _PER_GENERATION:
@@ -234,9 +235,7 @@ def _chunks_tokens(found: set[bytes]) -> tuple[dict[bytes, str], dict[bytes, str
         new_folds = "".join(map(word_folds.__getitem__, found_words)).split("\n")
         batch_stems.update(zip(new, new_stems, strict=True))
         batch_folds.update(zip(new, new_folds, strict=True))
-    kept = [c for c in older if len(c) <= _KEPT_CHUNK_BYTES]
-    kept += [c for c in new if len(c) <= _KEPT_CHUNK_BYTES]
-    _keep(kept, batch_stems, batch_folds, words=False)
+    _keep(older + new, batch_stems, batch_folds, words=False)
     return batch_stems, batch_folds
 
 
