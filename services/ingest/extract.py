@@ -119,6 +119,19 @@ _USUAL_AUTHOR_CLASS = re.compile(
 )
 _ANY_AUTHOR_ID = re.compile("[Aa]uthor")
 _ANY_AUTHOR_CLASS = re.compile("[Aa]uthor|screenname|writer|[Bb]yline")
+# Every element that one of the searches can find has one of these attributes matching
+# (or is an <author>, or the parent of a <rel>): "uthor" for author and Author.
+_AUTHOR_HINTS = {
+    "class": re.compile(
+        "uthor|byl|yline|username|BBL|channel-name|zuozhe|bianji|xiaobian|submitted-by"
+        "|posted-by|journalist-name|screenname|writer"
+    ),
+    "id": re.compile("uthor|zuozhe|bianji|xiaobian"),
+    "itemprop": re.compile("author"),
+    "data-testid": re.compile("Author"),
+    "data-component": re.compile("Byline"),
+    "rel": re.compile("^author$"),
+}
 _SECTION_META = XPath(
     './/head//meta[@property="article:section" or contains(@name, "subject")][@content]'
 )
@@ -263,24 +276,18 @@ def categories_or_tags(kind: str, tree: HtmlElement) -> list[str]:
 
 
 def page_author(tree: HtmlElement) -> str | None:
-    """trafilatura's extract_author, by one walk of the tree: the first element of its
-    first search that finds one (in document order) whose text, once the discarded
-    elements are left out, is a plausible name. extract_author copies the page, prunes
-    the copy and searches it three times, libxml2 calling a Python regular expression
-    for each element: a fifth of an extraction's time on pages without an author tag."""
+    """trafilatura's extract_author, without its copy of the page and its three searches
+    of it, where libxml2 calls a Python regular expression for each element: the first
+    element of its first search that finds one (in document order), outside the
+    discarded elements, whose text without them is a plausible name. The candidates
+    come from one walk that looks at little more than the attributes."""
     found: tuple[list[HtmlElement], ...] = ([], [], [])
-    stack = [tree]
-    while stack:
-        element = stack.pop()
-        if not isinstance(element.tag, str):
+    for element in _author_candidates(tree):
+        if _discarded(element) or any(_discarded(a) for a in _up_to(element, tree)):
             continue
-        searches = _author_searches(element)
-        if searches is None:  # discarded, with all it holds
-            continue
-        for matches, matched in zip(found, searches, strict=True):
+        for matches, matched in zip(found, _author_searches(element), strict=True):
             if matched:
                 matches.append(element)
-        stack.extend(reversed(element))
     for matches in found:
         for element in matches:
             content = trim(" ".join(_kept_text(element)))
@@ -289,13 +296,44 @@ def page_author(tree: HtmlElement) -> str | None:
     return None
 
 
+def _author_candidates(tree: HtmlElement) -> list[HtmlElement]:
+    """In document order, the elements that pass _AUTHOR_HINTS."""
+    found: list[HtmlElement] = []
+    rel_parents: set[HtmlElement] = set()
+    hint = _AUTHOR_HINTS.get
+    for element in tree.iter():
+        tag = element.tag
+        if tag == "author":
+            found.append(element)
+            continue
+        if tag == "rel" and (parent := element.getparent()) is not None:
+            rel_parents.add(parent)
+        for name, value in element.items():
+            pattern = hint(name)
+            if pattern is not None and pattern.search(value):
+                found.append(element)
+                break
+    if rel_parents:  # a parent comes before its <rel>: in document order again
+        hinted = rel_parents.union(found)
+        return [element for element in tree.iter() if element in hinted]
+    return found
+
+
+def _up_to(element: HtmlElement, top: HtmlElement) -> Iterator[HtmlElement]:
+    """The element's ancestors, up to and with `top`."""
+    for ancestor in element.iterancestors():
+        yield ancestor
+        if ancestor is top:
+            return
+
+
 def _kept_text(element: HtmlElement) -> list[str]:
     """element.itertext() once the discarded elements below it are deleted as trafilatura
     deletes them: a deleted element's tail joins the text before it."""
     pieces: list[str] = []
     pending = element.text
     for child in element:
-        if isinstance(child.tag, str) and _author_searches(child) is None:
+        if isinstance(child.tag, str) and _discarded(child):
             if child.tail:
                 pending = (pending or "") + child.tail
             continue
@@ -308,34 +346,35 @@ def _kept_text(element: HtmlElement) -> list[str]:
     return pieces
 
 
-def _author_searches(element: HtmlElement) -> tuple[bool, bool, bool] | None:
-    """None when AUTHOR_DISCARD_XPATHS take the element, else whether each of the
-    AUTHOR_XPATHS finds it."""
+def _discarded(element: HtmlElement) -> bool:
+    """Whether AUTHOR_DISCARD_XPATHS take the element."""
     tag = element.tag
     if tag in ("time", "figure"):
-        return None
-    specific = tag == "author" or (
-        tag in _SPECIFIC_AUTHOR_TAGS
-        # XPath's rel='me': a child <rel> whose text is "me"
-        and any(child.tag == "rel" and "".join(_kept_text(child)) == "me" for child in element)
-    )
-    attributes = element.attrib
-    if not attributes:
-        return specific, False, False
-    ident, cls = attributes.get("id", ""), attributes.get("class", "")
-    itemprop, component = attributes.get("itemprop", ""), attributes.get("data-component", "")
-    if tag in _AUTHOR_DISCARD_TAGS and (
+        return True
+    if tag not in _AUTHOR_DISCARD_TAGS:
+        return False
+    ident, cls = element.get("id", ""), element.get("class", "")
+    return bool(
         ident == "comments"
         or cls in ("comments", "title", "date")
         or _AUTHOR_DISCARD_ID.search(ident)
         or _AUTHOR_DISCARD_CLASS.search(cls)
-        or "Figure" in component
-    ):
-        return None
-    specific = specific or (
+        or "Figure" in element.get("data-component", "")
+    )
+
+
+def _author_searches(element: HtmlElement) -> tuple[bool, bool, bool]:
+    """Whether each of the AUTHOR_XPATHS finds the element."""
+    tag = element.tag
+    attributes = element.attrib
+    ident, cls = attributes.get("id", ""), attributes.get("class", "")
+    itemprop, component = attributes.get("itemprop", ""), attributes.get("data-component", "")
+    specific = tag == "author" or (
         tag in _SPECIFIC_AUTHOR_TAGS
         and (
-            attributes.get("rel") == "author"
+            # XPath's rel='me': a child <rel> whose text is "me"
+            any(child.tag == "rel" and "".join(_kept_text(child)) == "me" for child in element)
+            or attributes.get("rel") == "author"
             or ident == "author"
             or cls == "author"
             or itemprop == "author name"

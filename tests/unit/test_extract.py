@@ -113,6 +113,9 @@ def test_categories_and_tags_are_trafilaturas(
         # The first search's candidates before the later ones', each in document order.
         ('<div class="post-author">Later Search</div><author>Ann Other</author>', "Ann Other"),
         ('<span class="author">x</span><span class="author">Long Enough</span>', "Long Enough"),
+        # XPath's rel='me' (a child <rel> saying "me"), found after the page's start.
+        ("<p>Intro</p><span>Jane Roe <rel>me</rel></span>", "Jane Roe me"),
+        ('<div data-component="Byline">Kim Lee</div>', "Kim Lee"),
         ("<p>Nobody signed this.</p>", None),
     ],
 )
