@@ -97,10 +97,7 @@ _DATE_PARAMS: dict[str, Any] = {
 _DAY_ONLY = "T00:00:00"
 # The links extract_catstags can keep: it keeps those whose address matches
 # /categor(?:y|ies|s)?/ or /tag(?:y|ies|s)?/, which all contain these.
-_CATEGORY_OR_TAG_LINK = {
-    kind: XPath(f"//a[contains(@href, '/{stem}')]")
-    for kind, stem in (("category", "categor"), ("tag", "tag"))
-}
+_CATEGORY_OR_TAG_LINK = {"category": "/categor", "tag": "/tag"}
 # trafilatura's AUTHOR_DISCARD_XPATHS and AUTHOR_XPATHS (trafilatura/xpaths.py), their
 # tests written out for page_author; a test holds them to the library's expressions.
 _AUTHOR_MAX_CHARS = 120
@@ -266,7 +263,8 @@ def categories_or_tags(kind: str, tree: HtmlElement) -> list[str]:
     """trafilatura's extract_catstags(kind, tree), without its ten searches of the whole
     page when none can find anything: each keeps only links whose address has a
     /category/ or /tag/ part (in some spelling), and most pages have no such link."""
-    if _CATEGORY_OR_TAG_LINK[kind](tree):
+    stem = _CATEGORY_OR_TAG_LINK[kind]
+    if any(stem in link.get("href", "") for link in tree.iter("a")):
         return extract_catstags(kind, tree)
     if kind != "category":
         return []
