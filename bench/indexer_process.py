@@ -18,6 +18,7 @@ from services.indexer.consumer import Consumer
 from shared.clients import make_elasticsearch, make_redis
 from shared.events import DeadLetter
 from shared.index import IndexNames
+from shared.runtime import settle_after_startup
 from shared.settings import Settings
 from shared.streams import DATA_FIELD, Streams
 
@@ -35,6 +36,7 @@ async def run(settings: Settings) -> None:
         redis, es, streams, IndexNames(common.index_prefix), settings.indexer, publish_dead_letter
     )
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, consumer.stop)
+    settle_after_startup()  # as the service's start does
     try:
         await consumer.run()
     finally:

@@ -12,6 +12,7 @@ from faststream.redis import RedisBroker
 from shared.clients import make_broker, make_redis
 from shared.health import HealthServer, Readiness, ReadinessProbe, redis_ready
 from shared.logging import configure_logging
+from shared.runtime import settle_after_startup
 from shared.settings import HealthSettings, Settings
 from shared.streams import Streams
 from shared.tracing import start_tracing
@@ -89,6 +90,7 @@ class BackgroundService:
             raise SystemExit(1)
 
     async def _start(self) -> None:
+        settle_after_startup()
         self._health_task = asyncio.ensure_future(self._health.serve())
         self._health_task.add_done_callback(self._on_done)
         for awaitable in self._start_tasks():

@@ -30,6 +30,7 @@ from shared.clients import elasticsearch_ready, make_elasticsearch, make_redis
 from shared.health import Readiness, redis_ready
 from shared.index import IndexNames
 from shared.logging import configure_logging
+from shared.runtime import settle_after_startup
 from shared.settings import Settings
 from shared.streams import Streams
 
@@ -64,6 +65,7 @@ def create_app(all_settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        settle_after_startup()
         yield
         await broadcaster.close()
         await state["es"].close()
