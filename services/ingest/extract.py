@@ -318,7 +318,9 @@ def _author_candidates(tree: HtmlElement) -> list[HtmlElement]:
 
 
 def _up_to(element: HtmlElement, top: HtmlElement) -> Iterator[HtmlElement]:
-    """The element's ancestors, up to and with `top`."""
+    """The element's ancestors, up to and with `top` (none for `top` itself)."""
+    if element is top:
+        return
     for ancestor in element.iterancestors():
         yield ancestor
         if ancestor is top:
