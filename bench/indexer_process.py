@@ -36,7 +36,6 @@ async def run(settings: Settings) -> None:
         redis, es, streams, IndexNames(common.index_prefix), settings.indexer, publish_dead_letter
     )
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, consumer.stop)
-    settle_after_startup()  # as the service's start does
     try:
         await consumer.run()
     finally:
@@ -45,4 +44,5 @@ async def run(settings: Settings) -> None:
 
 
 if __name__ == "__main__":
+    settle_after_startup()  # as the service's entry point does
     asyncio.run(run(Settings.from_env()))

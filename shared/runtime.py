@@ -14,11 +14,12 @@ YOUNG_GENERATION_THRESHOLD = 20_000
 
 
 def settle_after_startup() -> None:
-    """Set the collector for the service's steady state, once start-up is done.
+    """Set the collector for the service's steady state, once its code is loaded and
+    its app built (a service's entry point, never a library or a test).
 
-    What start-up made and keeps (modules, settings, clients, compiled patterns) is
-    moved out of the collector's sight, so a full collection no longer walks it, and
-    the youngest generation is collected less often."""
+    What start-up made and keeps (modules, settings, compiled patterns) is moved out of
+    the collector's sight, so a full collection no longer walks it, and the youngest
+    generation is collected less often."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD)

@@ -85,12 +85,12 @@ class BackgroundService:
         self.app.on_shutdown(self._stop)
 
     def main(self) -> None:
+        settle_after_startup()
         asyncio.run(self.app.run())
         if self.failed:
             raise SystemExit(1)
 
     async def _start(self) -> None:
-        settle_after_startup()
         self._health_task = asyncio.ensure_future(self._health.serve())
         self._health_task.add_done_callback(self._on_done)
         for awaitable in self._start_tasks():

@@ -65,7 +65,6 @@ def create_app(all_settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        settle_after_startup()
         yield
         await broadcaster.close()
         await state["es"].close()
@@ -136,10 +135,12 @@ def create_app(all_settings: Settings) -> FastAPI:
 
 
 def main(settings: Settings) -> None:
+    app = create_app(settings)
+    settle_after_startup()
     # proxy_headers off: the client address is the socket peer, and X-Forwarded-For is
     # read by the rate limit alone, as CARAVAN_QUERY_TRUSTED_PROXIES* say.
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.query.host,
         port=settings.query.port,
         http=PipelineSafeHttpToolsProtocol,
