@@ -119,18 +119,23 @@ def _prune_raw(tree: HtmlElement) -> None:
             comments.append(element)
     # Deleted in the searches' order: what a search finds in a part that an earlier one
     # deleted is deleted from that part alone (delete_element leaves a removed top alone).
-    for element in (*follow_ups, *share_buttons, *comments):
-        delete_element(element)
+    _delete([*follow_ups, *share_buttons, *comments])
 
 
 def _prune_comments(tree: HtmlElement) -> None:
     """prune_unwanted_nodes(tree, REMOVE_COMMENTS_XPATH), by one walk of the tree."""
-    found = [
-        element
-        for element in tree.iterdescendants(*_COMMENT_TAGS)
-        if _is_comments(element.tag, element.get("id", ""), element.get("class", ""))
-    ]
-    for element in found:
+    _delete(
+        [
+            element
+            for element in tree.iterdescendants(*_COMMENT_TAGS)
+            if _is_comments(element.tag, element.get("id", ""), element.get("class", ""))
+        ]
+    )
+
+
+def _delete(elements: list[HtmlElement]) -> None:
+    """Each element out of the tree, its tail kept (delete_element)."""
+    for element in elements:
         delete_element(element)
 
 
@@ -193,11 +198,6 @@ def _prune_sections(
         tree = delete_by_link_density(tree, "quote", False, True)
     strip_tags(tree, "span", *(() if "ref" in potential_tags else ("ref",)))
     return tree
-
-
-def _delete(elements: list[HtmlElement]) -> None:
-    for element in elements:
-        delete_element(element)
 
 
 def _sections(tree: HtmlElement) -> _Sections:
