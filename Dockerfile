@@ -1,11 +1,16 @@
 # One image for all four services; the command picks the service:
 #   docker run caravan ingest | ratefeed | indexer | query
 # Build stage: a virtual environment of exactly the locked versions (hashes checked) and
-# Caravan built with the locked setuptools. Runtime stage: that environment only, no
-# compilers, no caches, non-root. PYTHON_IMAGE swaps the base (tests build on a local
+# Caravan built with the locked setuptools and setuptools-rust (the chunk table in
+# shared/language/chunks is Rust: Debian's cargo builds it from its Cargo.lock). Runtime
+# stage: that environment only, no compilers, no caches, non-root. PYTHON_IMAGE swaps the base (tests build on a local
 # stand-in; the default is the official image).
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
+# Debian 12's current Rust toolchain is cargo-web (its `cargo` is too old for the lock file).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cargo-web \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 RUN python3 -m venv /opt/caravan
 COPY requirements.lock ./

@@ -42,6 +42,7 @@ lint: provision
 	$(VENV)/ruff check .
 	$(VENV)/mypy
 	$(VENV)/lint-imports
+	deploy/local/lint-rust.sh
 
 docs: provision
 	$(VENV)/caravan docs

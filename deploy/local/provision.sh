@@ -5,12 +5,31 @@
 # analysis plugin (es-plugin.sh).
 source "$(dirname "$0")/common.sh"
 
+# The chunk table (shared/language/chunks) is Rust, built with Caravan: cargo first.
+# Debian 12 packages a current toolchain as cargo-web (its `cargo` is too old for the
+# crate's lock file); later releases as cargo.
+if ! command -v cargo >/dev/null; then
+  say "installing Debian's cargo (the chunk table in shared/language/chunks is Rust)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo-web >/dev/null 2>&1 \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo >/dev/null
+fi
+# Whether the chunk table is built, from its sources as they are now (after a pull
+# that changed them, it is built again).
+chunks_built() {
+  local built
+  built="$(find "$REPO_ROOT/shared/language" -maxdepth 1 -name '_chunks.*.so' -print -quit)"
+  [ -n "$built" ] && [ -z "$(find "$REPO_ROOT/shared/language/chunks" -name target -prune \
+                                 -o -type f -newer "$built" -print -quit)" ]
+}
+
 # Exactly the locked versions (requirements-dev.lock, hashes checked; see README,
 # "Dependencies"): a fresh clone installs what CI tested, never what is newest today.
 # CARAVAN_UNLOCKED=1 builds $CARAVAN_VENV from the newest allowed versions instead
 # (`make test-latest`).
 if [ "${CARAVAN_UNLOCKED:-}" = "1" ]; then
-  if [ ! -x "$VENV_DIR/bin/caravan" ] || [ "$REPO_ROOT/pyproject.toml" -nt "$VENV_DIR/.installed" ]; then
+  if [ ! -x "$VENV_DIR/bin/caravan" ] || [ "$REPO_ROOT/pyproject.toml" -nt "$VENV_DIR/.installed" ] \
+      || ! chunks_built; then
     say "creating $VENV_DIR from the newest versions pyproject.toml allows (not the lock)"
     python3 -m venv "$VENV_DIR"
     "$VENV_DIR/bin/pip" install --quiet --upgrade pip
@@ -18,7 +37,7 @@ if [ "${CARAVAN_UNLOCKED:-}" = "1" ]; then
     touch "$VENV_DIR/.installed"
   fi
 elif [ ! -x "$VENV_DIR/bin/caravan" ] || [ "$REPO_ROOT/requirements-dev.lock" -nt "$VENV_DIR/.installed" ] \
-    || [ "$REPO_ROOT/pyproject.toml" -nt "$VENV_DIR/.installed" ]; then
+    || [ "$REPO_ROOT/pyproject.toml" -nt "$VENV_DIR/.installed" ] || ! chunks_built; then
   say "installing the locked Python environment in $VENV_DIR"
   python3 -m venv "$VENV_DIR"
   "$VENV_DIR/bin/pip" install --quiet --require-hashes --no-deps -r "$REPO_ROOT/requirements-dev.lock"

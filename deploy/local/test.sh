@@ -37,5 +37,6 @@ say "format, lint, types and import boundaries"
 "$VENV_DIR"/bin/ruff check .
 "$VENV_DIR"/bin/mypy
 "$VENV_DIR"/bin/lint-imports
+deploy/local/lint-rust.sh
 say "tests"
 "$VENV_DIR"/bin/pytest "$@"

@@ -19,10 +19,10 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 from itertools import compress
-from typing import Any, TypeVar
 
 import Stemmer
 
+from shared.language._chunks import ChunkTable
 from shared.language.scripts import OKINA_MARKS, fold, fold_many, has_cyrillic
 
 STEMMERS = ("english", "russian")
@@ -89,31 +89,30 @@ def declined_stems(name: str) -> list[str]:
 # The indexer analyses a batch of texts at once (`analyse`), and its cost is what each
 # word occurrence costs. A text's words are those of its chunks (split at ASCII
 # whitespace, which is never part of a word), and chunks recur ("the", "в", "said,"):
-# each chunk's `stem` and `fold` tokens are kept, so a text of known chunks costs its
-# UTF-8 split and two dictionary lookups and joins per chunk, all in C. The chunks of
-# a batch not known yet are analysed together, each distinct one once: their words
-# found by one regular expression over all of them, each distinct word of those
-# stemmed and folded once (`_words_tokens`), and every chunk's tokens made by joins
-# and one split. Bounded, whatever the input: chunks of up to _KEPT_CHUNK_BYTES and
-# words of up to _KEPT_WORD_CHARS whose two fields' tokens have at most
-# _KEPT_TOKENS_CHARS together are kept, each in two generations of at most
-# _PER_GENERATION (a full one becomes the old one; what the old one still holds and
-# a batch uses moves on): under 60 MB at the very worst (every entry as long as
-# allowed, in four-byte characters). A batch's own tables last as long as the batch.
+# the chunk table (`_chunks`, Rust: shared/language/chunks) keeps each chunk's `stem`
+# and `fold` tokens, so a text of known chunks costs a split and a lookup per chunk
+# there, without a Python object per chunk. The chunks of a batch not known yet are
+# analysed here, together, each distinct one once: their words found by one regular
+# expression over all of them, each distinct word of those stemmed and folded once
+# (`_words_tokens`), and every chunk's tokens made by joins and one split. Bounded,
+# whatever the input: chunks of up to _KEPT_CHUNK_BYTES and words of up to
+# _KEPT_WORD_CHARS whose two fields' tokens have at most _KEPT_TOKENS_CHARS together
+# are kept, each in two generations of at most _PER_GENERATION (a full one becomes the
+# old one; what the old one still holds and a batch uses moves on): under 60 MB at the
+# very worst (every entry as long as allowed, in four-byte characters). A batch's own
+# tables last as long as the batch.
 _KEPT_CHUNK_BYTES = 64
 _KEPT_WORD_CHARS = 40
 _KEPT_TOKENS_CHARS = 128
 _PER_GENERATION = 16_384
-_Key = TypeVar("_Key", str, bytes)
-# A generation of kept entries: the `stem` tokens and the `fold` tokens by key.
-_Generation = tuple[dict[_Key, str], dict[_Key, str]]
-# A chunk's or a word's tokens, each followed by a space, so that a text's are its
-# chunks' joined as they are, without a separator or leaving out those that have none.
-# (stems, folds) of the generation that takes new entries, and of the one before it.
-_chunks: _Generation[bytes] = ({}, {})
-_older_chunks: _Generation[bytes] = ({}, {})
-_words: _Generation[str] = ({}, {})
-_older_words: _Generation[str] = ({}, {})
+_chunks = ChunkTable(MAX_ANALYSED_CHARS, _KEPT_CHUNK_BYTES, _KEPT_TOKENS_CHARS, _PER_GENERATION)
+# A generation of kept words: the `stem` tokens and the `fold` tokens by word, each
+# followed by a space, so that a chunk's are its words' joined as they are, without a
+# separator or leaving out those that have none. (stems, folds) of the generation that
+# takes new entries, and of the one before it.
+_Generation = tuple[dict[str, str], dict[str, str]]
+_words: _Generation = ({}, {})
+_older_words: _Generation = ({}, {})
 _WORD_OR_LINE = re.compile(WORD.pattern + r"|\n")
 # Uncached: the batch sees each word once, and the stemmers' own cache costs more than
 # it saves then.
@@ -125,7 +124,8 @@ _BATCH_STEMMERS = {
 
 def clear_caches() -> None:
     """Forget every kept token (tests measuring the whole work)."""
-    for kept in (*_chunks, *_older_chunks, *_words, *_older_words):
+    _chunks.clear()
+    for kept in (*_words, *_older_words):
         kept.clear()
     for cached in (stem, stem_token, fold, _analysed):
         cached.cache_clear()
@@ -161,29 +161,21 @@ def _new_words_tokens(new: list[str]) -> tuple[list[str], list[str]]:
     return stems, fold_many(new)
 
 
-def _from_kept(
-    found: set[_Key], newest: _Generation[_Key], older: _Generation[_Key]
-) -> tuple[dict[_Key, str], dict[_Key, str], list[_Key], set[_Key]]:
-    """The `stem` and `fold` tokens kept for the keys found, in either generation; the
-    keys found in the older one (to keep again); the keys not kept at all."""
-    stems, folds = newest
-    old_stems, old_folds = older
+def _words_tokens(found: set[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Every word's spaced `stem` and `fold` tokens, from those kept or made now."""
+    global _words, _older_words
+    stems, folds = _words
+    old_stems, old_folds = _older_words
     known = list(found.intersection(stems))
     # copied: another thread may add to the generation meanwhile (a value once there
     # never changes, so what is read is right).
     batch_stems = dict(zip(known, map(stems.__getitem__, known), strict=True))
     batch_folds = dict(zip(known, map(folds.__getitem__, known), strict=True))
     rest = found.difference(known)
-    from_older = [k for k in rest.intersection(old_stems) if k in old_folds]
-    batch_stems.update(zip(from_older, map(old_stems.__getitem__, from_older), strict=True))
-    batch_folds.update(zip(from_older, map(old_folds.__getitem__, from_older), strict=True))
-    rest.difference_update(from_older)
-    return batch_stems, batch_folds, from_older, rest
-
-
-def _words_tokens(found: set[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """Every word's spaced `stem` and `fold` tokens, from those kept or made now."""
-    batch_stems, batch_folds, older, rest = _from_kept(found, _words, _older_words)
+    older = [k for k in rest.intersection(old_stems) if k in old_folds]
+    batch_stems.update(zip(older, map(old_stems.__getitem__, older), strict=True))
+    batch_folds.update(zip(older, map(old_folds.__getitem__, older), strict=True))
+    rest.difference_update(older)
     over = [w for w in rest if len(w) > MAX_TOKEN_LENGTH]
     rest.difference_update(over)
     new = list(rest)
@@ -192,86 +184,46 @@ def _words_tokens(found: set[str]) -> tuple[dict[str, str], dict[str, str]]:
     batch_folds.update(dict.fromkeys(over, ""))
     batch_stems.update(zip(new, new_stems, strict=True))
     batch_folds.update(zip(new, new_folds, strict=True))
-    _keep(older + new, batch_stems, batch_folds, words=True)
-    return batch_stems, batch_folds
-
-
-def _keep(keys: list[Any], stems: dict[Any, str], folds: dict[Any, str], *, words: bool) -> None:
-    """Keep these entries in the newest generation, a new one once it is full."""
-    global _chunks, _older_chunks, _words, _older_words
-    longest = _KEPT_WORD_CHARS if words else _KEPT_CHUNK_BYTES
-    # Not the long keys, nor the entries whose tokens are long (letters that fold to
-    # several, ligatures): they would make the bound below many times larger.
+    # Kept in the newest generation, a new one once it is full. Not the long words,
+    # nor those whose tokens are long (letters that fold to several, ligatures): they
+    # would make the bound above many times larger.
     keys = [
-        k for k in keys if len(k) <= longest and len(stems[k]) + len(folds[k]) <= _KEPT_TOKENS_CHARS
-    ]
-    keys = keys[:_PER_GENERATION]
-    newest = _words if words else _chunks
-    if len(newest[0]) + len(keys) > _PER_GENERATION:
-        newest = ({}, {})
-        if words:
-            _older_words, _words = _words, newest
-        else:
-            _older_chunks, _chunks = _chunks, newest
+        k
+        for k in older + new
+        if len(k) <= _KEPT_WORD_CHARS
+        and len(batch_stems[k]) + len(batch_folds[k]) <= _KEPT_TOKENS_CHARS
+    ][:_PER_GENERATION]
+    if len(_words[0]) + len(keys) > _PER_GENERATION:
+        _older_words, _words = _words, ({}, {})
     # Stems first: a reader that finds a fold finds its stem.
-    newest[0].update(zip(keys, map(stems.__getitem__, keys), strict=True))
-    newest[1].update(zip(keys, map(folds.__getitem__, keys), strict=True))
-
-
-def _chunks_tokens(found: set[bytes]) -> tuple[dict[bytes, str], dict[bytes, str]]:
-    """Every chunk's spaced `stem` and `fold` tokens, from those kept or made now."""
-    batch_stems, batch_folds, older, rest = _from_kept(found, _chunks, _older_chunks)
-    new = list(rest)
-    if new:
-        # The new chunks' words, line by line, with a newline between chunks. A chunk
-        # holds no ASCII whitespace, so no word spans two, and no multi-byte character
-        # was cut by the split.
-        found_words = _WORD_OR_LINE.findall(b"\n".join(new).decode("utf-8", "surrogatepass"))
-        distinct = set(found_words)
-        distinct.discard("\n")
-        word_stems, word_folds = _words_tokens(distinct)
-        word_stems["\n"] = word_folds["\n"] = "\n"
-        new_stems = "".join(map(word_stems.__getitem__, found_words)).split("\n")
-        new_folds = "".join(map(word_folds.__getitem__, found_words)).split("\n")
-        batch_stems.update(zip(new, new_stems, strict=True))
-        batch_folds.update(zip(new, new_folds, strict=True))
-    _keep(older + new, batch_stems, batch_folds, words=False)
+    _words[0].update(zip(keys, map(batch_stems.__getitem__, keys), strict=True))
+    _words[1].update(zip(keys, map(batch_folds.__getitem__, keys), strict=True))
     return batch_stems, batch_folds
+
+
+def _new_chunks_tokens(new: list[bytes]) -> tuple[list[str], list[str]]:
+    """The chunks' spaced `stem` and `fold` tokens: the chunk table's `make`."""
+    # The new chunks' words, line by line, with a newline between chunks. A chunk
+    # holds no ASCII whitespace, so no word spans two, and no multi-byte character
+    # was cut by the split.
+    found_words = _WORD_OR_LINE.findall(b"\n".join(new).decode("utf-8", "surrogatepass"))
+    distinct = set(found_words)
+    distinct.discard("\n")
+    word_stems, word_folds = _words_tokens(distinct)
+    word_stems["\n"] = word_folds["\n"] = "\n"
+    return (
+        "".join(map(word_stems.__getitem__, found_words)).split("\n"),
+        "".join(map(word_folds.__getitem__, found_words)).split("\n"),
+    )
 
 
 def analyse(texts: Sequence[str]) -> list[tuple[str, str]]:
     """Each text's `stem` and `fold` fields, as stem_text and fold_text give them.
 
     The indexer's hottest code: a batch's texts at once, so that each distinct chunk
-    and word of the batch is analysed once. map and join keep the per-chunk loops in C.
+    and word of the batch is analysed once.
     """
-    stems, folds = _chunks
-    analysed: list[tuple[str, str]] = []
-    # Text by text, so that a text's chunks are freed (and their memory reused, still in
-    # the processor's cache) before the next one's are made; only those of texts with
-    # unknown chunks wait for the batch's new chunks to be analysed.
-    unknown: dict[int, list[bytes]] = {}
-    for text in texts:
-        chunks = text[:MAX_ANALYSED_CHARS].encode("utf-8", "surrogatepass").split()
-        try:
-            # Without the last token's space.
-            analysed.append(
-                (
-                    "".join(map(stems.__getitem__, chunks))[:-1],
-                    "".join(map(folds.__getitem__, chunks))[:-1],
-                )
-            )
-        except KeyError:
-            unknown[len(analysed)] = chunks
-            analysed.append(("", ""))
-    if unknown:
-        batch_stems, batch_folds = _chunks_tokens(set().union(*unknown.values()))
-        for n, chunks in unknown.items():
-            analysed[n] = (
-                "".join(map(batch_stems.__getitem__, chunks))[:-1],
-                "".join(map(batch_folds.__getitem__, chunks))[:-1],
-            )
-    return analysed
+    return _chunks.analyse(list(texts), _new_chunks_tokens)
 
 
 # Every indexed text is analysed twice in a row (its `stem` and `fold` copies): once.

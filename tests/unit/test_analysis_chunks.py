@@ -3,10 +3,15 @@ each word's tokens, whatever else is in the batch, and the kept tokens stay boun
 
 from __future__ import annotations
 
+import sys
+import threading
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.language import analysis
+from shared.language._chunks import ChunkTable
 from shared.language.analysis import analyse, fold_text, stem_text, stem_token, words
 from shared.language.scripts import OKINA_MARKS, fold, fold_many
 
@@ -70,7 +75,7 @@ def test_recurring_chunks_and_words_are_kept() -> None:
     analysis.clear_caches()
     text = "the council met, and the council voted"
     analyse([text])
-    assert {c.decode() for c in analysis._chunks[0]} == set(text.split())
+    assert {c.decode() for c in analysis._chunks.kept()[0]} == set(text.split())
     assert set(analysis._words[0]) == set(words(text))
 
 
@@ -79,13 +84,61 @@ def test_what_is_kept_is_bounded() -> None:
     per = analysis._PER_GENERATION
     for start in range(0, 3 * per, per // 2):
         analyse([" ".join(f"w{n}" for n in range(start, start + per // 2))])
-    for kept in (analysis._chunks, analysis._older_chunks, analysis._words, analysis._older_words):
-        assert all(len(tokens) <= per for tokens in kept)
+    for kept in (*analysis._chunks.kept(), *analysis._words, *analysis._older_words):
+        assert len(kept) <= per
     long_chunk = "y" * (analysis._KEPT_CHUNK_BYTES + 1)
     long_word = "z" * (analysis._KEPT_WORD_CHARS + 1)
     assert analyse([long_chunk, f"{long_word}."]) == [
         (stem_token(long_chunk), fold(long_chunk)),
         (stem_token(long_word), fold(long_word)),
     ]
-    assert long_chunk.encode() not in analysis._chunks[0]
+    assert long_chunk.encode() not in analysis._chunks.kept()[0]
     assert long_word not in analysis._words[0]
+
+
+def test_lone_surrogates_are_split_as_their_utf8_with_surrogatepass() -> None:
+    # Text decoded with surrogateescape or from a JSON \ud800 escape can hold them.
+    texts = ["a\ud800b c", "\udcff", "вок\ud83dзал x"]
+    analysis.clear_caches()
+    assert analyse(texts) == [_word_by_word(text) for text in texts]
+    assert analyse(texts) == [_word_by_word(text) for text in texts]
+
+
+def test_threads_sharing_a_small_table_each_get_their_texts_fields() -> None:
+    # A generation of four entries turns over on every call, while other threads read it
+    # and add to it (the indexer's decoding thread and a saved-search check, say).
+    table = ChunkTable(analysis.MAX_ANALYSED_CHARS, 64, 128, 4)
+    texts = [f"w{n} common, w{n + 1} v{n % 7}." for n in range(200)]
+    expected = [_word_by_word(text) for text in texts]
+    start = threading.Barrier(4)
+    failures: list[int] = []
+
+    def work(offset: int) -> None:
+        start.wait()
+        for round_ in range(20):
+            at = (offset * 17 + round_ * 5) % len(texts)
+            batch = texts[at : at + 7]
+            if table.analyse(batch, analysis._new_chunks_tokens) != expected[at : at + 7]:
+                failures.append(at)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns inside `make`, between the locks
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+    newest, older = table.kept()
+    assert len(newest) <= 4
+    assert len(older) <= 4
+
+
+def test_a_make_that_answers_for_other_chunks_fails_the_call() -> None:
+    table = ChunkTable(analysis.MAX_ANALYSED_CHARS, 64, 128, 16)
+    with pytest.raises(ValueError, match="other chunks"):
+        table.analyse(["two chunks"], lambda new: (["x "], ["x "]))
+    assert table.kept() == ([], [])

@@ -1,0 +1,280 @@
+//! The table of known chunks behind `shared.language.analysis.analyse`.
+//!
+//! A text's `stem` and `fold` fields are its chunks' tokens joined (a chunk: what
+//! `bytes.split()` makes of its UTF-8, each chunk's tokens followed by a space). In
+//! Python each chunk cost a bytes object, its hash and two lookups; here a text is
+//! split and looked up without an object per chunk. What a chunk's tokens are is
+//! still decided in Python: the chunks not known yet are handed to the `make`
+//! callback, all of a call's at once, so this module only remembers and joins.
+//!
+//! Bounded as the Python tables were: chunks of at most `kept_chunk_bytes` whose
+//! tokens have at most `kept_tokens_chars` characters, in two generations of at
+//! most `per_generation` entries (a full one becomes the older one, whose entries
+//! a call uses move on to the newest). Hashed by foldhash (hashbrown's default), a
+//! third of a text's cost less than the standard library's SipHash, seeded at random
+//! per table: the chunks come from the open web, and a fixed seed would let a page
+//! choose its collisions.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use foldhash::fast::RandomState;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString};
+
+/// A chunk's spaced `stem` and `fold` tokens.
+type Tokens = Arc<(Box<str>, Box<str>)>;
+type Chunk = Box<[u8]>;
+type Generation = HashMap<Chunk, Tokens, RandomState>;
+
+#[derive(Default)]
+struct Generations {
+    newest: Generation,
+    older: Generation,
+}
+
+#[pyclass(frozen)]
+struct ChunkTable {
+    max_chars: usize,
+    kept_chunk_bytes: usize,
+    kept_tokens_chars: usize,
+    per_generation: usize,
+    // Locked only while no Python code runs (the GIL is held throughout, so
+    // another thread can take it only between those sections, never wait on it).
+    generations: Mutex<Generations>,
+}
+
+/// What `bytes.split()` splits at: ASCII whitespace, vertical tab and form feed
+/// included (`u8::is_ascii_whitespace` leaves out the vertical tab).
+fn is_space(byte: &u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+fn chunks(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    text.split(is_space).filter(|chunk| !chunk.is_empty())
+}
+
+/// The UTF-8 of the text's first `max_chars` characters: a character starts at
+/// every byte that is not a continuation byte (a lone surrogate, encoded with
+/// `surrogatepass`, too), as Python counts them.
+fn head(text: &[u8], max_chars: usize) -> &[u8] {
+    if text.len() <= max_chars {
+        return text;
+    }
+    let mut starts = 0;
+    for (at, byte) in text.iter().enumerate() {
+        if byte & 0xC0 != 0x80 {
+            if starts == max_chars {
+                return &text[..at];
+            }
+            starts += 1;
+        }
+    }
+    text
+}
+
+/// The fields from the tokens of every chunk in turn, without the last space.
+fn joined<'a>(tokens: impl Iterator<Item = &'a Tokens>) -> (String, String) {
+    let (mut stem, mut fold) = (String::new(), String::new());
+    for pair in tokens {
+        stem.push_str(&pair.0);
+        fold.push_str(&pair.1);
+    }
+    stem.pop();
+    fold.pop();
+    (stem, fold)
+}
+
+/// The fields of a text whose chunks are all in `generation`.
+fn known(generation: &Generation, text: &[u8]) -> Option<(String, String)> {
+    // Tokens are about as long as the text: room for them at once, not by doubling.
+    let (mut stem, mut fold) = (
+        String::with_capacity(text.len()),
+        String::with_capacity(text.len()),
+    );
+    for chunk in chunks(text) {
+        let pair = generation.get(chunk)?;
+        stem.push_str(&pair.0);
+        fold.push_str(&pair.1);
+    }
+    stem.pop();
+    fold.pop();
+    Some((stem, fold))
+}
+
+impl ChunkTable {
+    fn locked(&self) -> MutexGuard<'_, Generations> {
+        // A panic while locked leaves whole entries only: the tables stay usable.
+        self.generations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn keepable(&self, chunk: &[u8], tokens: &Tokens) -> bool {
+        chunk.len() <= self.kept_chunk_bytes
+            && tokens.0.chars().count() + tokens.1.chars().count() <= self.kept_tokens_chars
+    }
+
+    /// Keep these entries in the newest generation, a new one once it is full.
+    fn keep(&self, entries: Vec<(&[u8], Tokens)>) {
+        let entries: Vec<_> = entries
+            .into_iter()
+            .filter(|(chunk, tokens)| self.keepable(chunk, tokens))
+            .take(self.per_generation)
+            .collect();
+        let mut generations = self.locked();
+        if generations.newest.len() + entries.len() > self.per_generation {
+            generations.older = std::mem::take(&mut generations.newest);
+        }
+        for (chunk, tokens) in entries {
+            generations.newest.insert(chunk.into(), tokens);
+        }
+    }
+}
+
+#[pymethods]
+impl ChunkTable {
+    #[new]
+    fn new(
+        max_chars: usize,
+        kept_chunk_bytes: usize,
+        kept_tokens_chars: usize,
+        per_generation: usize,
+    ) -> Self {
+        Self {
+            max_chars,
+            kept_chunk_bytes,
+            kept_tokens_chars,
+            per_generation,
+            generations: Mutex::default(),
+        }
+    }
+
+    /// Each text's `stem` and `fold` fields. `make` is given the chunks not known yet
+    /// (a list of bytes, each once) and returns their spaced `stem` and `fold` tokens.
+    fn analyse<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<Bound<'py, PyString>>,
+        make: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<(Bound<'py, PyString>, Bound<'py, PyString>)>> {
+        // UTF-8 as Python's `encode("utf-8", "surrogatepass")` makes it: the string's
+        // own cached UTF-8 where it has one, the encoding only for lone surrogates.
+        let mut encoded: Vec<Cow<'_, [u8]>> = Vec::with_capacity(texts.len());
+        for text in &texts {
+            encoded.push(match text.to_str() {
+                Ok(utf8) => Cow::Borrowed(utf8.as_bytes()),
+                Err(_) => Cow::Owned(
+                    text.call_method1("encode", ("utf-8", "surrogatepass"))?
+                        .extract::<Vec<u8>>()?,
+                ),
+            });
+        }
+        let heads: Vec<&[u8]> = encoded
+            .iter()
+            .map(|text| head(text, self.max_chars))
+            .collect();
+
+        let mut fields: Vec<Option<(String, String)>> = Vec::with_capacity(heads.len());
+        // Per text not made of known chunks: each chunk's tokens, if known.
+        let mut pending: Vec<(usize, Vec<Option<Tokens>>)> = Vec::new();
+        let mut unknown: Vec<&[u8]> = Vec::new();
+        let mut promoted: Vec<(&[u8], Tokens)> = Vec::new();
+        {
+            let generations = self.locked();
+            let mut seen: HashSet<&[u8], RandomState> = HashSet::default();
+            for (n, text) in heads.iter().enumerate() {
+                if let Some(field) = known(&generations.newest, text) {
+                    fields.push(Some(field));
+                    continue;
+                }
+                fields.push(None);
+                let tokens = chunks(text)
+                    .map(|chunk| {
+                        if let Some(tokens) = generations.newest.get(chunk) {
+                            return Some(Arc::clone(tokens));
+                        }
+                        let first = seen.insert(chunk);
+                        if let Some(tokens) = generations.older.get(chunk) {
+                            if first {
+                                promoted.push((chunk, Arc::clone(tokens)));
+                            }
+                            return Some(Arc::clone(tokens));
+                        }
+                        if first {
+                            unknown.push(chunk);
+                        }
+                        None
+                    })
+                    .collect();
+                pending.push((n, tokens));
+            }
+        }
+
+        let mut made: HashMap<&[u8], Tokens, RandomState> =
+            HashMap::with_capacity_and_hasher(unknown.len(), RandomState::default());
+        if !unknown.is_empty() {
+            let given = PyList::new(py, unknown.iter().map(|chunk| PyBytes::new(py, chunk)))?;
+            let (stems, folds): (Vec<String>, Vec<String>) = make.call1((given,))?.extract()?;
+            if stems.len() != unknown.len() || folds.len() != unknown.len() {
+                return Err(PyValueError::new_err(
+                    "make returned tokens for other chunks",
+                ));
+            }
+            for ((chunk, stem), fold) in unknown.iter().zip(stems).zip(folds) {
+                made.insert(chunk, Arc::new((stem.into(), fold.into())));
+            }
+        }
+        for (n, tokens) in pending {
+            let text = heads[n];
+            let all = chunks(text).zip(tokens).map(|(chunk, known)| match known {
+                Some(tokens) => tokens,
+                None => Arc::clone(&made[chunk]),
+            });
+            let all: Vec<Tokens> = all.collect();
+            fields[n] = Some(joined(all.iter()));
+        }
+        promoted.extend(
+            unknown
+                .iter()
+                .map(|chunk| (*chunk, Arc::clone(&made[chunk]))),
+        );
+        if !promoted.is_empty() {
+            self.keep(promoted);
+        }
+
+        Ok(fields
+            .into_iter()
+            .map(|field| {
+                let (stem, fold) = field.unwrap_or_default();
+                (PyString::new(py, &stem), PyString::new(py, &fold))
+            })
+            .collect())
+    }
+
+    /// The chunks kept, newest generation first (for tests).
+    fn kept<'py>(&self, py: Python<'py>) -> (Vec<Bound<'py, PyBytes>>, Vec<Bound<'py, PyBytes>>) {
+        // Copied out first: no Python object is made while the table is locked.
+        let (newest, older): (Vec<Chunk>, Vec<Chunk>) = {
+            let generations = self.locked();
+            (
+                generations.newest.keys().cloned().collect(),
+                generations.older.keys().cloned().collect(),
+            )
+        };
+        let objects = |keys: Vec<Chunk>| keys.iter().map(|key| PyBytes::new(py, key)).collect();
+        (objects(newest), objects(older))
+    }
+
+    /// Forget every kept chunk.
+    fn clear(&self) {
+        *self.locked() = Generations::default();
+    }
+}
+
+#[pymodule]
+fn _chunks(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<ChunkTable>()
+}
