@@ -19,7 +19,7 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
 RUN /opt/caravan/bin/pip install --no-cache-dir --no-deps --no-build-isolation . \
- && /opt/caravan/bin/pip uninstall --yes setuptools
+ && /opt/caravan/bin/pip uninstall --yes setuptools setuptools-rust semantic-version
 
 FROM ${PYTHON_IMAGE}
 # Every service answers /healthz, /readyz (and the workers /metrics) on 8080 in the

@@ -5,14 +5,25 @@
 # analysis plugin (es-plugin.sh).
 source "$(dirname "$0")/common.sh"
 
-# The chunk table (shared/language/chunks) is Rust, built with Caravan: cargo first.
-# Debian 12 packages a current toolchain as cargo-web (its `cargo` is too old for the
-# crate's lock file); later releases as cargo.
-if ! command -v cargo >/dev/null; then
-  say "installing Debian's cargo (the chunk table in shared/language/chunks is Rust)"
+# The chunk table (shared/language/chunks) is Rust, built with Caravan: a cargo at
+# least as new as its Cargo.toml's rust-version first. Debian 12 packages a current
+# toolchain as cargo-web (its `cargo` is too old); later releases as cargo.
+rust_version="$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' "$REPO_ROOT/shared/language/chunks/Cargo.toml")"
+cargo_current() {
+  local found
+  found="$(cargo --version 2>/dev/null | cut -d' ' -f2)" || return 1
+  [ -n "$found" ] && [ "$(printf '%s\n%s\n' "$rust_version" "$found" | sort -V | head -n 1)" = "$rust_version" ]
+}
+if ! cargo_current; then
+  say "installing Debian's cargo (the chunk table in shared/language/chunks is Rust; it needs $rust_version or later)"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo-web >/dev/null 2>&1 \
-    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo >/dev/null
+  package=cargo
+  if apt-cache show cargo-web >/dev/null 2>&1; then package=cargo-web; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+  if ! cargo_current; then
+    say "cargo $(cargo --version 2>/dev/null | cut -d' ' -f2) is older than $rust_version: install a newer one (rustup)"
+    exit 1
+  fi
 fi
 # Whether the chunk table is built, from its sources as they are now (after a pull
 # that changed them, it is built again).

@@ -10,29 +10,62 @@
 //! Bounded as the Python tables were: chunks of at most `kept_chunk_bytes` whose
 //! tokens have at most `kept_tokens_chars` characters, in two generations of at
 //! most `per_generation` entries (a full one becomes the older one, whose entries
-//! a call uses move on to the newest). Hashed by foldhash (hashbrown's default), a
-//! third of a text's cost less than the standard library's SipHash, seeded at random
-//! per table: the chunks come from the open web, and a fixed seed would let a page
-//! choose its collisions.
+//! a call uses move on to the newest). Hashed by foldhash (hashbrown's default): a
+//! third of a text's cost less than the standard library's SipHash. The chunks come
+//! from the open web, and a known seed would let a page choose its collisions, so the
+//! seeds come from the operating system's randomness (through the standard library's
+//! keys), not from foldhash's own (addresses and the clock). foldhash does not
+//! claim to resist an attacker who can watch its timing; the indexer's is not
+//! observable from a page, and a generation holds at most `per_generation` entries.
 
 use std::borrow::Cow;
+use std::collections::hash_map::RandomState as KeyedAtRandom;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use foldhash::fast::RandomState;
+use foldhash::fast::SeedableRandomState as Seeded;
+use foldhash::SharedSeed;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString};
+use pyo3::types::{PyBytes, PyList, PySlice, PyString};
 
 /// A chunk's spaced `stem` and `fold` tokens.
 type Tokens = Arc<(Box<str>, Box<str>)>;
 type Chunk = Box<[u8]>;
-type Generation = HashMap<Chunk, Tokens, RandomState>;
+type Generation = HashMap<Chunk, Tokens, Seeded>;
 
-#[derive(Default)]
+/// 64 bits the operating system chose: the standard library keys its SipHash with
+/// its randomness, and what an empty hasher finishes with depends on nothing else.
+fn os_random() -> u64 {
+    KeyedAtRandom::new().build_hasher().finish()
+}
+
+/// A foldhash state seeded from the operating system's randomness.
+fn seeded() -> Seeded {
+    static SHARED: OnceLock<SharedSeed> = OnceLock::new();
+    Seeded::with_seed(
+        os_random(),
+        SHARED.get_or_init(|| SharedSeed::from_u64(os_random())),
+    )
+}
+
+fn generation() -> Generation {
+    HashMap::with_hasher(seeded())
+}
+
 struct Generations {
     newest: Generation,
     older: Generation,
+}
+
+impl Generations {
+    fn new() -> Self {
+        Self {
+            newest: generation(),
+            older: generation(),
+        }
+    }
 }
 
 #[pyclass(frozen)]
@@ -54,25 +87,6 @@ fn is_space(byte: &u8) -> bool {
 
 fn chunks(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     text.split(is_space).filter(|chunk| !chunk.is_empty())
-}
-
-/// The UTF-8 of the text's first `max_chars` characters: a character starts at
-/// every byte that is not a continuation byte (a lone surrogate, encoded with
-/// `surrogatepass`, too), as Python counts them.
-fn head(text: &[u8], max_chars: usize) -> &[u8] {
-    if text.len() <= max_chars {
-        return text;
-    }
-    let mut starts = 0;
-    for (at, byte) in text.iter().enumerate() {
-        if byte & 0xC0 != 0x80 {
-            if starts == max_chars {
-                return &text[..at];
-            }
-            starts += 1;
-        }
-    }
-    text
 }
 
 /// The fields from the tokens of every chunk in turn, without the last space.
@@ -126,7 +140,7 @@ impl ChunkTable {
             .collect();
         let mut generations = self.locked();
         if generations.newest.len() + entries.len() > self.per_generation {
-            generations.older = std::mem::take(&mut generations.newest);
+            generations.older = std::mem::replace(&mut generations.newest, generation());
         }
         for (chunk, tokens) in entries {
             generations.newest.insert(chunk.into(), tokens);
@@ -148,7 +162,7 @@ impl ChunkTable {
             kept_chunk_bytes,
             kept_tokens_chars,
             per_generation,
-            generations: Mutex::default(),
+            generations: Mutex::new(Generations::new()),
         }
     }
 
@@ -160,10 +174,22 @@ impl ChunkTable {
         texts: Vec<Bound<'py, PyString>>,
         make: &Bound<'py, PyAny>,
     ) -> PyResult<Vec<(Bound<'py, PyString>, Bound<'py, PyString>)>> {
-        // UTF-8 as Python's `encode("utf-8", "surrogatepass")` makes it: the string's
-        // own cached UTF-8 where it has one, the encoding only for lone surrogates.
-        let mut encoded: Vec<Cow<'_, [u8]>> = Vec::with_capacity(texts.len());
-        for text in &texts {
+        // The first `max_chars` characters of each text, cut before any is encoded (a
+        // huge text costs its slice, not its whole length)...
+        let mut cut: Vec<Bound<'py, PyString>> = Vec::with_capacity(texts.len());
+        for text in texts {
+            cut.push(if text.len()? > self.max_chars {
+                let max = isize::try_from(self.max_chars)?;
+                text.get_item(PySlice::new(py, 0, max, 1))?
+                    .cast_into::<PyString>()?
+            } else {
+                text
+            });
+        }
+        // ...in UTF-8 as Python's `encode("utf-8", "surrogatepass")` makes it: the
+        // string's own UTF-8 where it has one, the encoding only for lone surrogates.
+        let mut encoded: Vec<Cow<'_, [u8]>> = Vec::with_capacity(cut.len());
+        for text in &cut {
             encoded.push(match text.to_str() {
                 Ok(utf8) => Cow::Borrowed(utf8.as_bytes()),
                 Err(_) => Cow::Owned(
@@ -172,10 +198,7 @@ impl ChunkTable {
                 ),
             });
         }
-        let heads: Vec<&[u8]> = encoded
-            .iter()
-            .map(|text| head(text, self.max_chars))
-            .collect();
+        let heads: Vec<&[u8]> = encoded.iter().map(|text| &text[..]).collect();
 
         let mut fields: Vec<Option<(String, String)>> = Vec::with_capacity(heads.len());
         // Per text not made of known chunks: each chunk's tokens, if known.
@@ -184,7 +207,7 @@ impl ChunkTable {
         let mut promoted: Vec<(&[u8], Tokens)> = Vec::new();
         {
             let generations = self.locked();
-            let mut seen: HashSet<&[u8], RandomState> = HashSet::default();
+            let mut seen: HashSet<&[u8], Seeded> = HashSet::with_hasher(seeded());
             for (n, text) in heads.iter().enumerate() {
                 if let Some(field) = known(&generations.newest, text) {
                     fields.push(Some(field));
@@ -213,8 +236,8 @@ impl ChunkTable {
             }
         }
 
-        let mut made: HashMap<&[u8], Tokens, RandomState> =
-            HashMap::with_capacity_and_hasher(unknown.len(), RandomState::default());
+        let mut made: HashMap<&[u8], Tokens, Seeded> =
+            HashMap::with_capacity_and_hasher(unknown.len(), seeded());
         if !unknown.is_empty() {
             let given = PyList::new(py, unknown.iter().map(|chunk| PyBytes::new(py, chunk)))?;
             let (stems, folds): (Vec<String>, Vec<String>) = make.call1((given,))?.extract()?;
@@ -270,7 +293,7 @@ impl ChunkTable {
 
     /// Forget every kept chunk.
     fn clear(&self) {
-        *self.locked() = Generations::default();
+        *self.locked() = Generations::new();
     }
 }
 
