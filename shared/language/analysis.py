@@ -166,13 +166,14 @@ def _words_tokens(found: set[str]) -> tuple[dict[str, str], dict[str, str]]:
     global _words, _older_words
     stems, folds = _words
     old_stems, old_folds = _older_words
-    known = list(found.intersection(stems))
-    # copied: another thread may add to the generation meanwhile (a value once there
-    # never changes, so what is read is right).
+    # Found by their folds, written after their stems: another thread may be adding
+    # to the generation meanwhile, and a word whose fold is there has its stem. Copied
+    # (a value once there never changes, so what is read is right).
+    known = list(found.intersection(folds))
     batch_stems = dict(zip(known, map(stems.__getitem__, known), strict=True))
     batch_folds = dict(zip(known, map(folds.__getitem__, known), strict=True))
     rest = found.difference(known)
-    older = [k for k in rest.intersection(old_stems) if k in old_folds]
+    older = [k for k in rest.intersection(old_folds) if k in old_stems]
     batch_stems.update(zip(older, map(old_stems.__getitem__, older), strict=True))
     batch_folds.update(zip(older, map(old_folds.__getitem__, older), strict=True))
     rest.difference_update(older)
@@ -195,9 +196,11 @@ def _words_tokens(found: set[str]) -> tuple[dict[str, str], dict[str, str]]:
     ][:_PER_GENERATION]
     if len(_words[0]) + len(keys) > _PER_GENERATION:
         _older_words, _words = _words, ({}, {})
-    # Stems first: a reader that finds a fold finds its stem.
-    _words[0].update(zip(keys, map(batch_stems.__getitem__, keys), strict=True))
-    _words[1].update(zip(keys, map(batch_folds.__getitem__, keys), strict=True))
+    # Both into the one generation taken here, though another thread may start a new
+    # one in between; stems first, so that a reader that finds a fold finds its stem.
+    stems, folds = _words
+    stems.update(zip(keys, map(batch_stems.__getitem__, keys), strict=True))
+    folds.update(zip(keys, map(batch_folds.__getitem__, keys), strict=True))
     return batch_stems, batch_folds
 
 

@@ -104,22 +104,30 @@ def test_lone_surrogates_are_split_as_their_utf8_with_surrogatepass() -> None:
     assert analyse(texts) == [_word_by_word(text) for text in texts]
 
 
-def test_threads_sharing_a_small_table_each_get_their_texts_fields() -> None:
-    # A generation of four entries turns over on every call, while other threads read it
-    # and add to it (the indexer's decoding thread and a saved-search check, say).
+def test_threads_sharing_small_tables_each_get_their_texts_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Generations of four entries (chunks and words) turn over on every call, while other
+    # threads read them and add to them (the indexer's decoding thread and a saved-search
+    # check, say).
+    monkeypatch.setattr(analysis, "_PER_GENERATION", 4)
+    analysis.clear_caches()
     table = ChunkTable(analysis.MAX_ANALYSED_CHARS, 64, 128, 4)
     texts = [f"w{n} common, w{n + 1} v{n % 7}." for n in range(200)]
     expected = [_word_by_word(text) for text in texts]
     start = threading.Barrier(4)
-    failures: list[int] = []
+    failures: list[object] = []
 
     def work(offset: int) -> None:
         start.wait()
-        for round_ in range(20):
+        for round_ in range(150):
             at = (offset * 17 + round_ * 5) % len(texts)
             batch = texts[at : at + 7]
-            if table.analyse(batch, analysis._new_chunks_tokens) != expected[at : at + 7]:
-                failures.append(at)
+            try:
+                if table.analyse(batch, analysis._new_chunks_tokens) != expected[at : at + 7]:
+                    failures.append(at)
+            except Exception as exc:  # a thread's own would not fail the test
+                failures.append(exc)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
     interval = sys.getswitchinterval()
