@@ -1,5 +1,5 @@
 # Every target provisions what it needs first (idempotent, quick when done).
-.PHONY: run test test-latest lock test-containers test-unit test-faults chaos lint docs bench-indexer bench-query bench-relevance bench-scaling bench-matching bench-extraction provision
+.PHONY: run test test-latest lock test-containers test-unit test-faults chaos lint docs bench-indexer bench-query bench-relevance bench-scaling bench-matching bench-extraction bench-hops provision
 
 VENV := .venv/bin
 
@@ -70,6 +70,10 @@ bench-matching: provision
 # from ../shared/extraction-benchmark (or CARAVAN_EXTRACTION_BENCHMARK); see bench/README.md.
 bench-extraction: provision
 	$(VENV)/python -m bench.extraction $(BENCH_ARGS)
+
+# The floor under the query service's CPU: a forwarder doing only its two HTTP hops.
+bench-hops: provision
+	$(VENV)/python -m bench.two_hops $(BENCH_ARGS)
 
 provision:
 	@deploy/local/provision.sh

@@ -39,7 +39,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,7 @@ from redis.asyncio import Redis
 from bench import cores
 from bench.corpus import generate, sample_articles
 from bench.namespace import drop_namespace
+from bench.ports import free_port
 from bench.publish import publish
 from services.indexer.documents import BulkAction, article_action
 from services.indexer.mappings import ensure_indices
@@ -149,12 +149,6 @@ async def raw(
     return time.perf_counter() - started
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -202,7 +196,7 @@ async def pipeline(
         **os.environ,
         "CARAVAN_STREAM_PREFIX": f"{prefix}:",
         "CARAVAN_INDEX_PREFIX": prefix,
-        "CARAVAN_HEALTH_PORT": str(_free_port()),
+        "CARAVAN_HEALTH_PORT": str(free_port()),
         "CARAVAN_LOG_LEVEL": "WARNING",
         **env_extra,
     }

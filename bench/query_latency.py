@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -44,6 +43,7 @@ from elasticsearch.helpers import async_bulk
 from bench import cores
 from bench.corpus import generate, query_mix, sample_articles
 from bench.indexer import profile_top
+from bench.ports import free_port
 from services.indexer.documents import article_action
 from services.indexer.mappings import ensure_indices
 from services.query.search import (
@@ -205,12 +205,6 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_service(port: int) -> subprocess.Popen[bytes]:
     # The answer cache off: every search of the mix reaches Elasticsearch, as on the
     # direct side (a repeated search would otherwise be answered from memory).
@@ -266,7 +260,7 @@ async def main(args: argparse.Namespace) -> None:
 async def measure(
     args: argparse.Namespace, es: AsyncElasticsearch, settings: ElasticsearchSettings
 ) -> list[Run]:
-    port = _free_port()
+    port = free_port()
     service = start_service(port)  # placed with this process
     runs: list[Run] = []
     stamp = time.strftime("%Y%m%dT%H%M%S")

@@ -36,7 +36,6 @@ import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -59,6 +58,7 @@ from redis.asyncio import Redis
 
 from bench.corpus import generate, sample_articles
 from bench.namespace import drop_namespace
+from bench.ports import free_port
 from bench.publish import publish
 from shared.clients import make_elasticsearch, make_redis
 from shared.index import IndexNames
@@ -203,12 +203,6 @@ def tree_usage(roots: list[int]) -> TreeUsage:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Services:
     """Service processes started with `python -m services.<name>`, logs in `logs`."""
@@ -218,7 +212,7 @@ class Services:
 
     def start(self, module: str, label: str, env: dict[str, str]) -> int:
         """Start one; its health port."""
-        port = _free_port()
+        port = free_port()
         with (self.logs / f"{label}.log").open("wb") as log:
             self.running.append(
                 (
