@@ -160,7 +160,7 @@ def parse_args() -> argparse.Namespace:
         type=lambda text: [int(part) for part in text.split(",")],
         help="comma-separated, each measured in turn (default 8,1)",
     )
-    parser.add_argument("--cores", choices=("separate", "shared"), default="separate")
+    cores.add_argument(parser)  # the upstream stands where Elasticsearch would
     # The two servers, as this module starts them.
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--forwarder", type=int, nargs=2, help=argparse.SUPPRESS)
