@@ -89,27 +89,19 @@ fn chunks(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     text.split(is_space).filter(|chunk| !chunk.is_empty())
 }
 
-/// The fields from the tokens of every chunk in turn, without the last space.
-fn joined<'a>(tokens: impl Iterator<Item = &'a Tokens>) -> (String, String) {
-    let (mut stem, mut fold) = (String::new(), String::new());
-    for pair in tokens {
-        stem.push_str(&pair.0);
-        fold.push_str(&pair.1);
-    }
-    stem.pop();
-    fold.pop();
-    (stem, fold)
-}
-
-/// The fields of a text whose chunks are all in `generation`.
-fn known(generation: &Generation, text: &[u8]) -> Option<(String, String)> {
+/// A text's fields from the tokens of each of its chunks in turn, without the last
+/// space; None as soon as a chunk has none.
+fn joined<'a>(
+    text: &[u8],
+    tokens: impl Iterator<Item = Option<&'a Tokens>>,
+) -> Option<(String, String)> {
     // Tokens are about as long as the text: room for them at once, not by doubling.
     let (mut stem, mut fold) = (
         String::with_capacity(text.len()),
         String::with_capacity(text.len()),
     );
-    for chunk in chunks(text) {
-        let pair = generation.get(chunk)?;
+    for pair in tokens {
+        let pair = pair?;
         stem.push_str(&pair.0);
         fold.push_str(&pair.1);
     }
@@ -198,9 +190,8 @@ impl ChunkTable {
                 ),
             });
         }
-        let heads: Vec<&[u8]> = encoded.iter().map(|text| &text[..]).collect();
 
-        let mut fields: Vec<Option<(String, String)>> = Vec::with_capacity(heads.len());
+        let mut fields: Vec<Option<(String, String)>> = Vec::with_capacity(encoded.len());
         // Per text not made of known chunks: each chunk's tokens, if known.
         let mut pending: Vec<(usize, Vec<Option<Tokens>>)> = Vec::new();
         let mut unknown: Vec<&[u8]> = Vec::new();
@@ -208,8 +199,9 @@ impl ChunkTable {
         {
             let generations = self.locked();
             let mut seen: HashSet<&[u8], Seeded> = HashSet::with_hasher(seeded());
-            for (n, text) in heads.iter().enumerate() {
-                if let Some(field) = known(&generations.newest, text) {
+            for (n, text) in encoded.iter().enumerate() {
+                let found = chunks(text).map(|chunk| generations.newest.get(chunk));
+                if let Some(field) = joined(text, found) {
                     fields.push(Some(field));
                     continue;
                 }
@@ -250,14 +242,13 @@ impl ChunkTable {
                 made.insert(chunk, Arc::new((stem.into(), fold.into())));
             }
         }
-        for (n, tokens) in pending {
-            let text = heads[n];
-            let all = chunks(text).zip(tokens).map(|(chunk, known)| match known {
-                Some(tokens) => tokens,
-                None => Arc::clone(&made[chunk]),
-            });
-            let all: Vec<Tokens> = all.collect();
-            fields[n] = Some(joined(all.iter()));
+        for (n, tokens) in &pending {
+            let text = &encoded[*n];
+            let all = chunks(text)
+                .zip(tokens)
+                .map(|(chunk, known)| known.as_ref().or_else(|| made.get(chunk)));
+            // Every chunk not known then is in `made`, from the same locked section.
+            fields[*n] = Some(joined(text, all).expect("a chunk neither known nor made"));
         }
         promoted.extend(
             unknown
