@@ -241,9 +241,12 @@ def elasticsearch_session(settings: ElasticsearchSettings) -> aiohttp.ClientSess
     elif settings.username and settings.password:
         auth = aiohttp.BasicAuth(settings.username, settings.password.get_secret_value())
     context = ssl.create_default_context(cafile=settings.ca_certs) if settings.ca_certs else None
+    # Without aiohttp's Accept-Encoding, as the service's client asks: a gzipped answer
+    # would cost the node the compression on the direct side only.
     return aiohttp.ClientSession(
         settings.url.split(",")[0].strip(),
         headers=headers,
+        skip_auto_headers=("accept-encoding",),
         auth=auth,
         connector=aiohttp.TCPConnector(ssl=context or True),
     )

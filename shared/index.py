@@ -152,9 +152,10 @@ class ArticleDocument(ArticleEvent):
 
 # The fields ArticleDocument adds for search alone: no reader is shown them.
 DERIVED_FIELDS = ("title_suggest", "stem", "fold")
-# What search hits and similar articles leave out of `_source`: a hit shows the body
-# only as highlighted excerpts.
-HIT_EXCLUDES = ("body", *DERIVED_FIELDS)
+# What search hits and similar articles ask of `_source`: the fields a hit shows (its
+# body only as highlighted excerpts). Named, not excluded: the event's bookkeeping
+# (ids, hashes, versions) would otherwise be a quarter of every answer, read for nothing.
+HIT_FIELDS = ("title", "url", "source", "summary", "published_at", "language", "tags", "countries")
 
 
 class QuoteDocument(QuoteEvent):

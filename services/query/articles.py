@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.query.search import HITS, SearchHit, hit_fields
-from shared.index import ARTICLE_SOURCE, HIT_EXCLUDES
+from shared.index import ARTICLE_SOURCE, HIT_FIELDS
 from shared.language.wording import TEXT_FIELDS
 
 # The article `_id`: the first 32 hex digits of sha256(canonical URL).
@@ -65,7 +65,7 @@ def build_similar(index: str, doc_id: str, size: int) -> dict[str, Any]:
             }
         },
         "size": size,
-        "_source": {"excludes": list(HIT_EXCLUDES)},
+        "_source": list(HIT_FIELDS),
     }
 
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
 
 from services.query.cursors import Cursor, SortMode
-from shared.index import HIT_EXCLUDES, ArticleHit
+from shared.index import HIT_FIELDS, ArticleHit
 from shared.language.analysis import STEMMERS
 from shared.language.synonyms import Synonyms
 from shared.language.wording import (
@@ -312,7 +312,7 @@ def build_search(
         "query": _query(request, fuzzy, synonyms),
         "size": request.size,
         "track_total_hits": exact_total_up_to,
-        "_source": {"excludes": list(HIT_EXCLUDES)},
+        "_source": list(HIT_FIELDS),
         "sort": SORTS[sort],
     }
     if request.cursor:

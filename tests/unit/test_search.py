@@ -24,6 +24,7 @@ from services.query.search import (
     offset,
     shape_results,
 )
+from shared.index import DERIVED_FIELDS, HIT_FIELDS
 from shared.language.wording import expand
 from shared.searching import query_text
 
@@ -70,9 +71,10 @@ def test_text_query_uses_simple_query_string_with_boosts_and_highlight() -> None
     assert highlight["encoder"] == "html"
 
 
-def test_body_is_not_returned_in_source() -> None:
+def test_source_asks_for_the_shown_fields_only() -> None:
     body = build_search(SearchRequest(q="x", page=1, size=10))
-    assert set(body["_source"]["excludes"]) == {"body", "title_suggest", "stem", "fold"}
+    assert set(body["_source"]) == set(HIT_FIELDS)
+    assert not {"body", "event_id", "content_hash", *DERIVED_FIELDS} & set(body["_source"])
 
 
 @pytest.mark.parametrize(
