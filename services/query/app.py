@@ -98,7 +98,7 @@ def create_app(all_settings: Settings) -> FastAPI:
         proxies=proxies,
     )
     app.include_router(api_router(backend, broadcaster, settings.max_page_size, proxies))
-    app.include_router(following_router(state["es"], names, settings))
+    app.include_router(following_router(state["es"], names, settings, proxies))
     app.include_router(pages_router(renderer, settings.max_page_size))
     app.include_router(
         rates_router(es, backend.quotes, settings.rate_digits, settings.convert_window_days)

@@ -11,6 +11,7 @@
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time,
 # and their Depends/Query markers refer to values local to the router factory.
 
+import time
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -40,6 +41,8 @@ from services.query.following import (
     SavedSearchNotFound,
     TooManySavedSearches,
 )
+from services.query.limits import RateLimiter, TrustedProxies
+from services.query.middleware import client_of
 from services.query.search import SORTS, SearchRequest
 from shared.index import IndexNames
 from shared.saved_searches import SAVED_SEARCH_ID, SavedSearch, SavedSearchFields
@@ -49,6 +52,7 @@ from shared.settings import QuerySettings
 # room for long words and filter values while refusing anything else unread.
 MAX_BODY_BYTES = 16 * 1024
 FEED_SIZE = 20
+HOUR = 3600.0
 
 
 class AtomResponse(Response):
@@ -127,8 +131,20 @@ def _atom(feed: Feed) -> Response:
     return AtomResponse(render(feed))
 
 
+def _hold_back(makers: RateLimiter, client: str) -> None:
+    """A 429 once `client` has made its saved searches for the hour."""
+    wait = makers.acquire(client, time.monotonic())
+    if wait:
+        raise HTTPException(
+            429,
+            f"at most {makers.burst} saved searches an hour from one client; "
+            f"try again in {wait:.0f} s",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
+
+
 def following_router(
-    es: AsyncElasticsearch, names: IndexNames, settings: QuerySettings
+    es: AsyncElasticsearch, names: IndexNames, settings: QuerySettings, proxies: TrustedProxies
 ) -> APIRouter:
     following = Following(
         es,
@@ -137,6 +153,8 @@ def following_router(
         settings.exact_total_up_to,
         settings.saved_searches_max,
     )
+    per_hour = settings.saved_searches_per_client_hour
+    makers = RateLimiter(per_hour / HOUR, per_hour) if per_hour else None
     router = APIRouter(prefix="/api")
     params_dependency = search_params_dependency(settings.max_page_size)
 
@@ -205,6 +223,8 @@ def following_router(
             raise RequestValidationError(
                 [{**error, "loc": ("body", *error["loc"])} for error in errors]
             ) from None
+        if makers is not None:
+            _hold_back(makers, client_of(request.scope, proxies))
         try:
             saved = await following.create(fields)
         except TooManySavedSearches as exc:

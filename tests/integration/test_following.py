@@ -16,6 +16,7 @@ from lxml import etree
 from redis.asyncio import Redis
 
 from shared.events import ArticleEvent, content_hash
+from shared.index import IndexNames
 from shared.saved_searches import MAX_VALUES
 from shared.settings import Settings
 from tests.atom import ATOM, atom_problems
@@ -231,6 +232,33 @@ async def test_saved_searches_are_bounded_in_size_and_number(api: httpx.AsyncCli
     assert "delete one first" in full.json()["detail"]
     await api.delete(f"/api/saved-searches/{made[0]['id']}")
     await _save(api, q="one more")
+
+
+async def test_one_client_makes_a_bounded_number_of_saved_searches_an_hour(
+    make_consumer: MakeConsumer,
+    redis: Redis,
+    es: AsyncElasticsearch,
+    namespace: Namespace,
+    settings: Settings,
+) -> None:
+    await publish(redis, namespace.streams.articles, STORIES[0])
+    await drain(make_consumer(), es)
+    update = {"rate_limit": 0, "saved_searches_per_client_hour": 2, "trusted_proxies": 1}
+    query = settings.query.model_copy(update=update)
+    one, other = {"x-forwarded-for": "203.0.113.7"}, {"x-forwarded-for": "203.0.113.8"}
+    async with query_client(replace(settings, query=query)) as api:
+        for n in range(2):
+            made = await api.post("/api/saved-searches", json={"q": f"metro {n}"}, headers=one)
+            assert made.status_code == 201, made.text
+        refused = await api.post("/api/saved-searches", json={"q": "metro 2"}, headers=one)
+        assert refused.status_code == 429
+        assert "at most 2 saved searches an hour from one client" in refused.json()["detail"]
+        # Two an hour: the next one in half an hour.
+        assert 1790 <= int(refused.headers["retry-after"]) <= 1800
+        # Another client is not held by the first one's searches.
+        assert (await api.post("/api/saved-searches", json={"q": "x"}, headers=other)).is_success
+    saved = await es.count(index=IndexNames(settings.common.index_prefix).saved_searches)
+    assert saved["count"] == 3
 
 
 async def test_unknown_and_malformed_ids(api: httpx.AsyncClient) -> None:
