@@ -1,5 +1,5 @@
 # Every target provisions what it needs first (idempotent, quick when done).
-.PHONY: run test test-latest lock test-containers test-unit test-faults chaos lint docs bench-indexer bench-query bench-relevance bench-scaling bench-matching bench-extraction bench-hops provision
+.PHONY: run test test-latest lock test-containers test-unit test-faults chaos lint docs bench-indexer bench-query bench-relevance bench-scaling bench-matching bench-extraction bench-hops bench-layers provision
 
 VENV := .venv/bin
 
@@ -74,6 +74,9 @@ bench-extraction: provision
 # The floor under the query service's CPU: a forwarder doing only its two HTTP hops.
 bench-hops: provision
 	$(VENV)/python -m bench.two_hops $(BENCH_ARGS)
+
+bench-layers: provision
+	deploy/local/bench.sh client_layers -- $(BENCH_ARGS)
 
 provision:
 	@deploy/local/provision.sh
