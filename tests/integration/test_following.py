@@ -63,15 +63,16 @@ STORIES = [
 
 
 @pytest.fixture
-async def api(
-    make_consumer: MakeConsumer,
-    redis: Redis,
-    es: AsyncElasticsearch,
-    namespace: Namespace,
-    settings: Settings,
-) -> AsyncIterator[httpx.AsyncClient]:
+async def indexed(
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    """The stories stored, and the indexes (saved searches' too) made by the indexer."""
     await publish(redis, namespace.streams.articles, *STORIES)
     await drain(make_consumer(), es)
+
+
+@pytest.fixture
+async def api(indexed: None, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     query = settings.query.model_copy(update={"rate_limit": 0, "saved_searches_max": 3})
     async with query_client(replace(settings, query=query)) as client:
         yield client
@@ -235,14 +236,8 @@ async def test_saved_searches_are_bounded_in_size_and_number(api: httpx.AsyncCli
 
 
 async def test_one_client_makes_a_bounded_number_of_saved_searches_an_hour(
-    make_consumer: MakeConsumer,
-    redis: Redis,
-    es: AsyncElasticsearch,
-    namespace: Namespace,
-    settings: Settings,
+    indexed: None, es: AsyncElasticsearch, settings: Settings
 ) -> None:
-    await publish(redis, namespace.streams.articles, STORIES[0])
-    await drain(make_consumer(), es)
     update = {"rate_limit": 0, "saved_searches_per_client_hour": 2, "trusted_proxies": 1}
     query = settings.query.model_copy(update=update)
     one, other = {"x-forwarded-for": "203.0.113.7"}, {"x-forwarded-for": "203.0.113.8"}
