@@ -284,8 +284,8 @@ class QuerySettings(_Settings):
     # The most saved searches kept (a POST past it is a 409). The indexer runs every one
     # against every batch it stores, so its matching cost grows with this number.
     saved_searches_max: int = Field(default=10_000, ge=1, le=1_000_000)
-    # Saved searches one client may make an hour (a token bucket per process: this many
-    # at once, then one every 3600/N seconds); past it a POST is a 429. Without it one
+    # Saved searches one client may make (a token bucket per process: this many at once,
+    # then one every 3600/N seconds); past it a POST is a 429. Without it one
     # client could fill the bound above for everyone else in minutes. 0 turns it off.
     saved_searches_per_client_hour: int = Field(default=20, ge=0, le=100_000)
 

@@ -12,6 +12,8 @@
 # and their Depends/Query markers refer to values local to the router factory.
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -131,16 +133,26 @@ def _atom(feed: Feed) -> Response:
     return AtomResponse(render(feed))
 
 
-def _hold_back(makers: RateLimiter, client: str) -> None:
-    """A 429 once `client` has made its saved searches for the hour."""
+@contextmanager
+def _allowance(makers: RateLimiter | None, client: str) -> Iterator[None]:
+    """One of `client`'s saved searches (a 429 when it has none left), given back when
+    the write is refused (the bound reached, the index not there, Elasticsearch away)."""
+    if makers is None:
+        yield
+        return
     wait = makers.acquire(client, time.monotonic())
     if wait:
         raise HTTPException(
             429,
-            f"at most {makers.burst} saved searches an hour from one client; "
-            f"try again in {wait:.0f} s",
+            f"at most {makers.burst} saved searches at once from one client, then one "
+            f"every {HOUR / makers.burst:.0f} s; try again in {wait:.0f} s",
             headers={"Retry-After": str(max(1, round(wait)))},
         )
+    try:
+        yield
+    except Exception:
+        makers.refund(client)
+        raise
 
 
 def following_router(
@@ -223,14 +235,13 @@ def following_router(
             raise RequestValidationError(
                 [{**error, "loc": ("body", *error["loc"])} for error in errors]
             ) from None
-        if makers is not None:
-            _hold_back(makers, client_of(request.scope, proxies))
-        try:
-            saved = await following.create(fields)
-        except TooManySavedSearches as exc:
-            raise HTTPException(409, str(exc)) from None
-        except SavedSearchesUnavailable:
-            raise _unavailable() from None
+        with _allowance(makers, client_of(request.scope, proxies)):
+            try:
+                saved = await following.create(fields)
+            except TooManySavedSearches as exc:
+                raise HTTPException(409, str(exc)) from None
+            except SavedSearchesUnavailable:
+                raise _unavailable() from None
         answer = SavedSearchAnswer.of(saved, _base(request, settings.public_url))
         return JSONResponse(
             answer.model_dump(mode="json"), status_code=201, headers={"Location": answer.url}

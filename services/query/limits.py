@@ -126,6 +126,12 @@ class RateLimiter:
             return 0.0
         return (1 - bucket.tokens) / self.rate
 
+    def refund(self, client: str) -> None:
+        """Give back the token of a request that did nothing (a write refused)."""
+        bucket = self._buckets.get(client)
+        if bucket is not None:
+            bucket.tokens = min(float(self.burst), bucket.tokens + 1)
+
 
 class TtlCache(Generic[V]):
     """Values kept for `seconds`; a `seconds` of 0 keeps nothing."""

@@ -238,7 +238,12 @@ async def test_saved_searches_are_bounded_in_size_and_number(api: httpx.AsyncCli
 async def test_one_client_makes_a_bounded_number_of_saved_searches_an_hour(
     indexed: None, es: AsyncElasticsearch, settings: Settings
 ) -> None:
-    update = {"rate_limit": 0, "saved_searches_per_client_hour": 2, "trusted_proxies": 1}
+    update = {
+        "rate_limit": 0,
+        "saved_searches_per_client_hour": 2,
+        "saved_searches_max": 3,
+        "trusted_proxies": 1,
+    }
     query = settings.query.model_copy(update=update)
     one, other = {"x-forwarded-for": "203.0.113.7"}, {"x-forwarded-for": "203.0.113.8"}
     async with query_client(replace(settings, query=query)) as api:
@@ -247,11 +252,16 @@ async def test_one_client_makes_a_bounded_number_of_saved_searches_an_hour(
             assert made.status_code == 201, made.text
         refused = await api.post("/api/saved-searches", json={"q": "metro 2"}, headers=one)
         assert refused.status_code == 429
-        assert "at most 2 saved searches an hour from one client" in refused.json()["detail"]
+        detail = refused.json()["detail"]
+        assert "at most 2 saved searches at once from one client, then one every 1800 s" in detail
         # Two an hour: the next one in half an hour.
         assert 1790 <= int(refused.headers["retry-after"]) <= 1800
-        # Another client is not held by the first one's searches.
+        # Another client is not held by the first one's searches...
         assert (await api.post("/api/saved-searches", json={"q": "x"}, headers=other)).is_success
+        # ...and a write refused (the store is full) costs it none of its allowance.
+        for _ in range(3):
+            full = await api.post("/api/saved-searches", json={"q": "y"}, headers=other)
+            assert full.status_code == 409
     saved = await es.count(index=IndexNames(settings.common.index_prefix).saved_searches)
     assert saved["count"] == 3
 

@@ -69,6 +69,19 @@ def test_rate_limiter_allows_a_burst_then_refills_at_the_rate() -> None:
     assert limiter.acquire("a", 0.5) > 0
 
 
+def test_a_refund_gives_back_one_token_up_to_the_burst() -> None:
+    limiter = RateLimiter(rate=0.001, burst=2)
+    assert [limiter.acquire("a", 0.0) for _ in range(2)] == [0, 0]
+    limiter.refund("a")
+    assert limiter.acquire("a", 0.0) == 0
+    assert limiter.acquire("a", 0.0) > 0
+    limiter.refund("unknown")  # a client never counted has nothing to give back
+    assert limiter.acquire("unknown", 0.0) == 0
+    for _ in range(5):
+        limiter.refund("unknown")
+    assert [limiter.acquire("unknown", 0.0) for _ in range(3)] == [0, 0, pytest.approx(1000)]
+
+
 def test_rate_limiter_forgets_the_least_recent_clients() -> None:
     limiter = RateLimiter(rate=1, burst=1, max_keys=2)
     limiter.acquire("a", 0.0)
