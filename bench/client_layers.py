@@ -95,7 +95,14 @@ async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
         await es.transport.perform_request("POST", target, body=bodies[n], headers=headers)
 
     async def client(n: int) -> None:
-        await es.perform_request("POST", target, headers=JSON_HEADERS, body=bodies[n])
+        await es.perform_request(
+            "POST",
+            target,
+            headers=JSON_HEADERS,
+            body=bodies[n],
+            endpoint_id="search",
+            path_parts={"index": names.articles},
+        )
 
     async def search(n: int) -> None:
         await backend.search(requests[n])
