@@ -43,7 +43,7 @@ from services.query.following import (
     SavedSearchNotFound,
     TooManySavedSearches,
 )
-from services.query.limits import RateLimiter, TrustedProxies
+from services.query.limits import RateLimiter, TrustedProxies, retry_after
 from services.query.middleware import client_of
 from services.query.search import SORTS, SearchRequest
 from shared.index import IndexNames
@@ -146,7 +146,7 @@ def _allowance(makers: RateLimiter | None, client: str) -> Iterator[None]:
             429,
             f"at most {makers.burst} saved searches at once from one client, then one "
             f"every {HOUR / makers.burst:.0f} s; try again in {wait:.0f} s",
-            headers={"Retry-After": str(max(1, round(wait)))},
+            headers={"Retry-After": retry_after(wait)},
         )
     try:
         yield

@@ -133,6 +133,11 @@ class RateLimiter:
             bucket.tokens = min(float(self.burst), bucket.tokens + 1)
 
 
+def retry_after(wait: float) -> str:
+    """A Retry-After header's whole seconds for `wait`: never 0, which would invite a retry now."""
+    return str(max(1, round(wait)))
+
+
 class TtlCache(Generic[V]):
     """Values kept for `seconds`; a `seconds` of 0 keeps nothing."""
 

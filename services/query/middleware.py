@@ -10,7 +10,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.query.limits import RateLimiter, TrustedProxies, client_address
+from services.query.limits import RateLimiter, TrustedProxies, client_address, retry_after
 
 # Paths every client may call as often as it likes: probes and the page's own files.
 UNLIMITED = ("/healthz", "/readyz", "/static/")
@@ -49,7 +49,7 @@ class RateLimitMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(max(1, round(wait))).encode()),
+                    (b"retry-after", retry_after(wait).encode()),
                 ],
             }
         )
