@@ -12,7 +12,11 @@ import structlog
 from elastic_transport import AsyncTransport, HttpHeaders, TransportApiResponse
 from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch import TransportError as ESTransportError
-from elasticsearch.serializer import CompatibilityModeNdjsonSerializer, NdjsonSerializer
+from elasticsearch.serializer import (
+    CompatibilityModeNdjsonSerializer,
+    NdjsonSerializer,
+    OrjsonSerializer,
+)
 from faststream.redis import RedisBroker, RedisClusterBroker
 from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
@@ -206,9 +210,11 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
         request_timeout=settings.request_timeout,
         retry_on_timeout=True,
         max_retries=2,
+        # JSON answers parsed by orjson (also for the compatibility mimetype): a search
+        # answer takes a third of the standard library's time (make bench-layers).
         serializers={
             serializer.mimetype: serializer
-            for serializer in (_NdjsonAsIs(), _CompatibilityNdjsonAsIs())
+            for serializer in (OrjsonSerializer(), _NdjsonAsIs(), _CompatibilityNdjsonAsIs())
         },
         **auth,
     )
