@@ -22,7 +22,10 @@ and the pipeline's first setting give the ratio (median ÷ median), so that the
 machine's drifting load falls on both. Reports the documents per second of
 each, the indexer's CPU seconds per 1,000 documents and its peak RSS, and, when
 Elasticsearch runs on this machine, the node's CPU seconds per 1,000 documents over
-the same pipeline run and the indexer's as a share of it.
+the same pipeline run and the indexer's as a share of it. Every run, raw or
+pipeline, also reports the node's and the whole machine's CPU seconds per 1,000
+documents and the cores the machine kept busy: co-located, where both sides keep it
+about as busy, the ratio is the raw side's machine CPU over the pipeline's.
 `--profile` runs the pipeline once more (untimed) with py-spy sampling the
 indexer and writes the top of the profile to
 bench/results/indexer-profile-<time>.txt. Elasticsearch and the measured side
@@ -128,8 +131,12 @@ async def wait_searchable(es: AsyncElasticsearch, alias: str, count: int) -> Non
 
 
 async def raw(
-    es: AsyncElasticsearch, actions: list[BulkAction], prefix: str, strategy: Strategy
-) -> float:
+    es: AsyncElasticsearch,
+    actions: list[BulkAction],
+    prefix: str,
+    strategy: Strategy,
+    nodes: list[int] | None = None,
+) -> tuple[float, Span]:
     names = IndexNames(prefix)
     await ensure_indices(es, names, CommonSettings())
     # The alias is the target, as for the indexer; ready-made bytes, nothing to serialize.
@@ -143,10 +150,11 @@ async def raw(
             if answer.get("errors"):
                 raise RuntimeError(f"raw bulk refused documents ({strategy.name})")
 
+    spent = Spent(nodes)
     started = time.perf_counter()
     await asyncio.gather(*(sender() for _ in range(strategy.in_flight)))
     await wait_searchable(es, names.articles, len(actions))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, spent.stop()
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -162,13 +170,47 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def _machine_ticks() -> tuple[int, int]:
+    """Busy and total CPU ticks of the whole machine so far (every core), from /proc/stat."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+@dataclass(frozen=True)
+class Span:
+    """What the node and the machine spent between two moments of one run."""
+
+    node_cpu_seconds: float | None
+    busy_cores: float
+    """The machine's busy CPU over the span, in cores (2.0: both cores all the time)."""
+
+
+class Spent:
+    """Started at a run's clock; `stop()` gives the node's CPU and the busy cores since."""
+
+    def __init__(self, nodes: list[int] | None) -> None:
+        self._nodes = nodes
+        self._node = sum(map(_cpu_seconds, nodes)) if nodes else None
+        self._busy, self._total = _machine_ticks()
+
+    def stop(self) -> Span:
+        busy, total = _machine_ticks()
+        node = (
+            sum(map(_cpu_seconds, self._nodes)) - self._node
+            if self._nodes and self._node is not None
+            else None
+        )
+        cores_ = os.cpu_count() or 1
+        return Span(node, cores_ * (busy - self._busy) / max(1, total - self._total))
+
+
 @dataclass(frozen=True)
 class PipelineRun:
     seconds: float
     cpu_seconds: float
     peak_rss_mib: float
-    node_cpu_seconds: float | None = None
-    """The local Elasticsearch node's CPU time over the same clock (None if not local)."""
+    spent: Span
 
 
 async def node_pids(es: AsyncElasticsearch) -> list[int] | None:
@@ -232,7 +274,7 @@ async def pipeline(
         while not await _has_group(redis, stream):  # noqa: ASYNC110
             await asyncio.sleep(0.005)  # another process's start: no event to wait on
         cpu_before = _cpu_seconds(indexer.pid)
-        node_before = sum(map(_cpu_seconds, nodes)) if nodes else None
+        spent = Spent(nodes)
         started = time.perf_counter()
         if not backlog:
             await publish(redis, stream, payloads)
@@ -247,9 +289,7 @@ async def pipeline(
             elapsed,
             _cpu_seconds(indexer.pid) - cpu_before,
             _peak_rss_mib(indexer.pid),
-            None
-            if nodes is None or node_before is None
-            else sum(map(_cpu_seconds, nodes)) - node_before,
+            spent.stop(),
         )
     finally:
         if sampler is not None:
@@ -306,12 +346,25 @@ async def main(args: argparse.Namespace, profile: Path | None) -> dict[str, Any]
     runs = itertools.count()
     nodes = await node_pids(es)
 
-    async def raw_rate(strategy: Strategy) -> float:
+    def spent(span: Span, seconds: float) -> dict[str, Any]:
+        """The node's CPU and the whole machine's per 1,000 documents, and its busy cores."""
+        measured = {
+            "machine_cpu_seconds_per_1000_docs": round(span.busy_cores * seconds * 1000 / count, 3),
+            "busy_cores": round(span.busy_cores, 2),
+        }
+        if span.node_cpu_seconds:
+            measured["node_cpu_seconds_per_1000_docs"] = round(
+                span.node_cpu_seconds * 1000 / count, 3
+            )
+        return measured
+
+    async def raw_run(strategy: Strategy) -> dict[str, Any]:
         prefix = f"bench-{run}-{next(runs)}-"
-        rate = count / await raw(es, actions, prefix, strategy)
+        seconds, span = await raw(es, actions, prefix, strategy, nodes)
         await cleanup(es, redis, prefix)
-        print(f"raw {strategy.name}: {rate:.0f} docs/s", file=sys.stderr)
-        return rate
+        measured = {"docs_per_s": round(count / seconds), **spent(span, seconds)}
+        print(f"raw {strategy.name}: {measured}", file=sys.stderr)
+        return measured
 
     async def pipeline_run(limit: int) -> dict[str, Any]:
         prefix = f"bench-{run}-{next(runs)}-"
@@ -325,14 +378,14 @@ async def main(args: argparse.Namespace, profile: Path | None) -> dict[str, Any]
             "docs_per_s": round(count / result.seconds),
             "cpu_seconds_per_1000_docs": round(result.cpu_seconds * 1000 / count, 3),
             "peak_rss_mib": round(result.peak_rss_mib, 1),
+            **spent(result.spent, result.seconds),
         }
-        if result.node_cpu_seconds:
+        if result.spent.node_cpu_seconds:
             # The issue's yardstick (#27): the indexer's CPU against the node's own for
             # the same documents, in the same run.
-            measured["node_cpu_seconds_per_1000_docs"] = round(
-                result.node_cpu_seconds * 1000 / count, 3
+            measured["indexer_to_node_cpu"] = round(
+                result.cpu_seconds / result.spent.node_cpu_seconds, 3
             )
-            measured["indexer_to_node_cpu"] = round(result.cpu_seconds / result.node_cpu_seconds, 3)
         print(f"pipeline {measured}", file=sys.stderr)
         return measured
 
@@ -343,19 +396,19 @@ async def main(args: argparse.Namespace, profile: Path | None) -> dict[str, Any]
         warm = f"bench-{run}-warm-"
         await raw(es, actions[:2000], warm, Strategy(2, 500))  # caches and JIT warm
         await cleanup(es, redis, warm)
-        raw_rates = {strategy.name: await raw_rate(strategy) for strategy in STRATEGIES}
+        raw_rates = {
+            strategy.name: (await raw_run(strategy))["docs_per_s"] for strategy in STRATEGIES
+        }
         pipelines = [await pipeline_run(limit) for limit in in_flight]
         # The sweep finds the best raw strategy; single runs drift with the machine's
         # load, so the ratio comes from rounds of that strategy and the pipeline's
         # first setting, alternating which goes first.
         best = max(STRATEGIES, key=lambda strategy: raw_rates[strategy.name])
-        head_to_head: dict[str, list[float]] = {"raw": [], "pipeline": []}
+        head_to_head: dict[str, list[dict[str, Any]]] = {"raw": [], "pipeline": []}
         for round_ in range(args.rounds):
             for side in ("raw", "pipeline") if round_ % 2 else ("pipeline", "raw"):
                 head_to_head[side].append(
-                    await raw_rate(best)
-                    if side == "raw"
-                    else (await pipeline_run(in_flight[0]))["docs_per_s"]
+                    await raw_run(best) if side == "raw" else await pipeline_run(in_flight[0])
                 )
         if profile is not None:
             # A run of its own: the profiler's overhead stays out of the figures above.
@@ -370,9 +423,17 @@ async def main(args: argparse.Namespace, profile: Path | None) -> dict[str, Any]
         "raw_docs_per_s": {name: round(rate) for name, rate in raw_rates.items()},
         "best_raw": best.name,
         "pipeline": pipelines,
-        "rounds": {side: [round(rate) for rate in rates] for side, rates in head_to_head.items()},
+        "rounds": {
+            side: [measured["docs_per_s"] for measured in sides]
+            for side, sides in head_to_head.items()
+        },
+        # Where the co-located gap goes: each round's node and whole-machine CPU per
+        # 1,000 documents and busy cores, for both sides.
+        "rounds_spent": head_to_head,
         "ratio": round(
-            statistics.median(head_to_head["pipeline"]) / statistics.median(head_to_head["raw"]), 3
+            statistics.median(r["docs_per_s"] for r in head_to_head["pipeline"])
+            / statistics.median(r["docs_per_s"] for r in head_to_head["raw"]),
+            3,
         ),
     }
 
