@@ -15,6 +15,7 @@ from elasticsearch import AsyncElasticsearch
 from lxml import etree
 from redis.asyncio import Redis
 
+from services.query.cursors import Cursor
 from shared.events import ArticleEvent, content_hash
 from shared.index import IndexNames
 from shared.saved_searches import MAX_VALUES
@@ -134,6 +135,9 @@ async def test_a_search_feed_is_checked_as_the_search_is(api: httpx.AsyncClient)
     assert (await api.get("/api/search.atom", params={"size": 0})).status_code == 422
     assert (await api.get("/api/search.atom", params={"date_from": "soon"})).status_code == 422
     assert (await api.get("/api/search.atom", params={"cursor": "forged"})).status_code == 400
+    # A number past a long is a forged cursor too, not Elasticsearch unavailable (503).
+    past_a_long = Cursor(11, "newest", (1, 2**64, "u")).encode()
+    assert (await api.get("/api/search.atom", params={"cursor": past_a_long})).status_code == 400
 
 
 async def test_a_full_feed_page_links_to_the_next(api: httpx.AsyncClient) -> None:

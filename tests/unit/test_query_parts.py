@@ -47,11 +47,23 @@ def test_cursor_round_trip() -> None:
         "eyJvIjo1LCJzIjoiYm9ndXMiLCJhIjpbMSwyLDNdfQ",  # sort "bogus"
         "eyJvIjp0cnVlLCJzIjoibmV3ZXN0IiwiYSI6WzEsMiwzXX0",  # offset true
         "eyJvIjo1LCJzIjoibmV3ZXN0IiwiYSI6W1tdLDIsM119",  # a list inside the values
+        # Numbers no Elasticsearch sort value can be: refused as forged (400), not left
+        # to fail while the search body is written (a 503 for Elasticsearch "away").
+        Cursor(5, "newest", (1, 2, 2**64)).encode(),
+        Cursor(5, "newest", (1, 2, float("nan"))).encode(),
+        Cursor(5, "newest", (1, 2, float("-inf"))).encode(),
+        Cursor(2**63, "newest", (1, 2, 3)).encode(),
     ],
 )
 def test_anything_but_an_issued_cursor_is_refused(text: str) -> None:
     with pytest.raises(InvalidCursor):
         decode_cursor(text, 3)
+
+
+def test_a_cursor_holds_any_long_and_any_finite_double() -> None:
+    for after in ((-(2**63), 2**63 - 1, "u"), (1.5, -0.0, None)):
+        cursor = Cursor(2**63 - 1, "newest", after)
+        assert decode_cursor(cursor.encode(), 3) == cursor
 
 
 @given(st.text(max_size=200))
