@@ -10,7 +10,8 @@ time through each layer in turn:
 
 - `aiohttp`: a plain session, asking no gzip, as the service's client asks none;
 - `node`: the client's own aiohttp node (its headers, timeout and response meta);
-- `node + json.loads`: and the answer parsed, as the transport parses it;
+- `node + parse`: and the answer parsed by the client's JSON serializer, as the
+  transport parses it (orjson since session 11; `json.loads` before);
 - `transport`: the node pool, its retries and failover, the answer parsed;
 - `client`: `AsyncElasticsearch.perform_request`, as `Backend._search` calls it (its
   header merge, error mapping and OpenTelemetry span);
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -82,6 +82,7 @@ async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
     await es.perform_request("POST", target, headers=JSON_HEADERS, body=bodies[0])
     # The pool is typed for sync nodes; an AsyncTransport's are async.
     node = cast("BaseAsyncNode", es.transport.node_pool.get())
+    parse = es.transport.serializers.get_serializer(JSON_HEADERS["accept"]).loads
 
     async def plain(n: int) -> None:
         async with session.post(target, data=bodies[n]) as response:
@@ -92,7 +93,7 @@ async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
         return answer.body
 
     async def parsed(n: int) -> None:
-        json.loads(await at_node(n))
+        parse(await at_node(n))
 
     async def transport(n: int) -> None:
         await es.transport.perform_request("POST", target, body=bodies[n], headers=headers)
@@ -113,7 +114,7 @@ async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
     layers: dict[str, Callable[[int], Awaitable[object]]] = {
         "aiohttp": plain,
         "node": at_node,
-        "node + json.loads": parsed,
+        "node + parse": parsed,
         "transport": transport,
         "client": client,
         "Backend.search (per search)": search,

@@ -23,9 +23,10 @@ machine's drifting load falls on both. Reports the documents per second of
 each, the indexer's CPU seconds per 1,000 documents and its peak RSS, and, when
 Elasticsearch runs on this machine, the node's CPU seconds per 1,000 documents over
 the same pipeline run and the indexer's as a share of it. Every run, raw or
-pipeline, also reports the node's and the whole machine's CPU seconds per 1,000
-documents and the cores the machine kept busy: co-located, where both sides keep it
-about as busy, the ratio is the raw side's machine CPU over the pipeline's.
+pipeline, also reports the whole machine's CPU seconds per 1,000 documents and the
+cores it kept busy (and the node's, when local): co-located, where both sides keep
+the machine about as busy, the ratio follows the raw side's machine CPU over the
+pipeline's.
 `--profile` runs the pipeline once more (untimed) with py-spy sampling the
 indexer and writes the top of the profile to
 bench/results/indexer-profile-<time>.txt. Elasticsearch and the measured side
@@ -172,7 +173,8 @@ def _cpu_seconds(pid: int) -> float:
 
 def _machine_ticks() -> tuple[int, int]:
     """Busy and total CPU ticks of the whole machine so far (every core), from /proc/stat."""
-    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal; guest time is already in user.
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     idle = ticks[3] + ticks[4]  # idle and iowait
     return sum(ticks) - idle, sum(ticks)
 
@@ -312,8 +314,8 @@ async def cleanup(es: AsyncElasticsearch, redis: Redis, prefix: str) -> None:
     await drop_namespace(es, redis, f"{prefix}*", f"{prefix}:*")
 
 
-def profile_top(samples: Path, lines: int = 40) -> str:
-    """The functions that cost the indexer most: own samples, then inclusive ones.
+def profile_top(samples: Path, lines: int = 40, *, process: str = "the indexer") -> str:
+    """The functions that cost `process` most: own samples, then inclusive ones.
 
     `samples` is py-spy's raw output, a line per distinct stack: `frame;frame;... count`.
     """
@@ -327,7 +329,7 @@ def profile_top(samples: Path, lines: int = 40) -> str:
         own[frames[-1]] += int(count)
         for frame in set(frames):
             inclusive[frame] += int(count)
-    out = [f"{total} samples of the indexer's busy threads (py-spy, 250 Hz)"]
+    out = [f"{total} samples of {process}'s busy threads (py-spy, 250 Hz)"]
     for title, counter in (("own", own), ("inclusive", inclusive)):
         out.append(f"\n== by {title} samples ==")
         out += [f"{n / total:6.1%}  {frame}" for frame, n in counter.most_common(lines)]

@@ -14,8 +14,10 @@ warm-up of both. Prints p50/p99 and requests per second of both sides, the throu
 ratio and the p99 ratio, and writes them as JSON under bench/results/.
 
 `--profile` has py-spy (a development dependency, locked) sample the service through
-the measured rounds, and writes its raw
-samples and their top (own and inclusive) to bench/results/query-profile-<time>.*.
+the measured rounds, native frames included, and writes its raw samples and their top
+(own and inclusive) to bench/results/query-profile-<time>.*. py-spy counts a thread
+waiting in the kernel as busy; with native frames those samples show as what they are
+(libc's `write`, `epoll_pwait`) instead of landing on the Python line that called them.
 """
 
 from __future__ import annotations
@@ -324,7 +326,7 @@ async def measure(
             sampler.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
             sampler.wait(timeout=60)
             top = profile.with_suffix(".txt")
-            top.write_text(profile_top(profile, lines=60))
+            top.write_text(profile_top(profile, lines=60, process="the query service"))
             print(f"profile: {top.relative_to(REPO)}")
         service.terminate()
         service.wait(timeout=30)
@@ -333,7 +335,7 @@ async def measure(
 
 
 def start_sampler(pid: int, output: Path) -> subprocess.Popen[bytes]:
-    """py-spy on the service (every thread, the idle ones left out), raw samples."""
+    """py-spy on the service (every thread, the idle ones left out, native frames), raw samples."""
     output.parent.mkdir(exist_ok=True)
     return subprocess.Popen(
         [
@@ -345,6 +347,7 @@ def start_sampler(pid: int, output: Path) -> subprocess.Popen[bytes]:
             "raw",
             "--rate",
             "250",
+            "--native",
             "--output",
             str(output),
         ],

@@ -211,7 +211,7 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
         retry_on_timeout=True,
         max_retries=2,
         # JSON answers parsed by orjson (also for the compatibility mimetype): a search
-        # answer takes a third of the standard library's time (make bench-layers).
+        # answer in less than half the standard library's time.
         serializers={
             serializer.mimetype: serializer
             for serializer in (OrjsonSerializer(), _NdjsonAsIs(), _CompatibilityNdjsonAsIs())
