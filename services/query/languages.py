@@ -43,6 +43,9 @@ BABEL_LOCALES = {"en": "en_GB", "ru": "ru", "uz-Latn": "uz_Latn", "uz-Cyrl": "uz
 # A tag without a script: Uzbek is written in Latin script officially.
 ALIASES = {"uz": "uz-Latn"}
 _BY_LOWER = {tag.lower(): tag for tag in LANGUAGES} | ALIASES
+# Subtags past the most any known tag has can never match: a 64 KB header of them
+# would otherwise be joined again for each one dropped (seconds, on the event loop).
+_MOST_SUBTAGS = max(known.count("-") + 1 for known in _BY_LOWER)
 _RANGE = re.compile(r"^(\*|[a-z]{1,8}(-[a-z0-9]{1,8})*)$", re.IGNORECASE)
 _CONTENT_TAG = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$", re.IGNORECASE)
 _QUALITY = re.compile(r"^q=(0(\.\d{0,3})?|1(\.0{0,3})?)$", re.IGNORECASE)
@@ -62,7 +65,7 @@ CATALOGS = {tag: load_catalog(tag) for tag in LANGUAGES}
 def lookup(tag: str) -> str | None:
     """The page's language for a language tag, dropping subtags from the end until one
     matches (RFC 4647 lookup): `uz-Cyrl-UZ` is `uz-Cyrl`, `ru-KZ` is `ru`."""
-    subtags = tag.lower().split("-")
+    subtags = tag.lower().split("-", _MOST_SUBTAGS)[:_MOST_SUBTAGS]
     while subtags:
         found = _BY_LOWER.get("-".join(subtags))
         if found:
