@@ -19,7 +19,7 @@ from services.query.limits import TrustedProxies
 from services.query.live import LiveStream, QuoteBroadcaster
 from services.query.middleware import client_of
 from services.query.quotes import LatestQuotes
-from services.query.search import SORTS, SearchPage, SearchRequest
+from services.query.search import SearchPage, SearchRequest
 
 MAX_SUGGESTIONS = 10
 MAX_SIMILAR = 20
@@ -48,7 +48,7 @@ class SearchParams:
 
     def request(self) -> SearchRequest:
         """Raises InvalidSearch, InvalidCursor or PageOutOfRange (ValueErrors: 400s)."""
-        cursor = decode_cursor(self.cursor, len(SORTS[self.sort])) if self.cursor else None
+        cursor = decode_cursor(self.cursor) if self.cursor else None
         return SearchRequest(
             q=self.q,
             page=self.page,

@@ -18,8 +18,18 @@ from typing import Literal
 SortMode = Literal["relevance", "newest"]
 SORT_MODES: tuple[SortMode, ...] = ("relevance", "newest")
 SortValue = str | int | float | None
-# What a sort value can be in Elasticsearch: a long, a finite double, a keyword, null.
+Kind = Literal["score", "date", "keyword"]
+# What Elasticsearch gives back for each sort of search.py's SORTS, value by value:
+# `_score` a finite double; a date its epoch milliseconds, a long (a missing one is
+# Long.MIN_VALUE, never null); the tiebreak, `canonical_url`, a keyword.
+SORT_VALUES: dict[SortMode, tuple[Kind, ...]] = {
+    "relevance": ("score", "date", "keyword"),
+    "newest": ("date", "date", "keyword"),
+}
 _LONGS = range(-(2**63), 2**63)
+# The offset is shown ("Viewing results …") and sent on in JSON: within the integers
+# every JSON reader keeps exact.
+MAX_OFFSET = 2**53
 
 
 class InvalidCursor(ValueError):
@@ -39,8 +49,8 @@ class Cursor:
         return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
 
 
-def decode_cursor(text: str, sort_keys: int) -> Cursor:
-    """The cursor in `text`; `sort_keys` is how many sort values its sort has."""
+def decode_cursor(text: str) -> Cursor:
+    """The cursor in `text`, its sort values each of the kind its sort gives."""
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         data = json.loads(raw)
@@ -50,25 +60,38 @@ def decode_cursor(text: str, sort_keys: int) -> Cursor:
     if not isinstance(data, dict) or set(data) != {"o", "s", "a"}:
         raise InvalidCursor("cursor is not one this API issued")
     offset, sort, after = data["o"], data["s"], data["a"]
-    if not isinstance(offset, int) or isinstance(offset, bool) or not 1 <= offset < 2**63:
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 1 <= offset < MAX_OFFSET:
         raise InvalidCursor("cursor offset must be a positive integer")
     if sort not in SORT_MODES:
         raise InvalidCursor("cursor sort is unknown")
+    kinds = SORT_VALUES[sort]
     if (
         not isinstance(after, list)
-        or len(after) != sort_keys
-        or not all(_sort_value(v) for v in after)
+        or len(after) != len(kinds)
+        or not all(_fits(value, kind) for value, kind in zip(after, kinds, strict=True))
     ):
         raise InvalidCursor("cursor sort values do not fit the sort")
     return Cursor(offset, sort, tuple(after))
 
 
-def _sort_value(value: object) -> bool:
-    """Whether `value` is one Elasticsearch could have given. A number past a long or a
-    double (2**64, NaN, Infinity) is a forged cursor: refused here, as a 400, not
-    left to fail while the search body is written."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, int):
-        return value in _LONGS
-    return value is None or isinstance(value, str)
+def _fits(value: object, kind: Kind) -> bool:
+    """Whether `value` is one Elasticsearch could have given for a sort of `kind`.
+
+    Anything else is a forged cursor, refused here as a 400: a null or a string
+    where a date goes fails inside Elasticsearch (a 500 it answers, the API's
+    503); a number past a long or a double (2**64, NaN, Infinity) or a lone
+    surrogate fails while the search body is written.
+    """
+    if isinstance(value, bool):
+        return False
+    if kind == "score":
+        return isinstance(value, int | float) and math.isfinite(value)
+    if kind == "date":
+        return isinstance(value, int) and value in _LONGS
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -45,7 +45,7 @@ from services.query.following import (
 )
 from services.query.limits import RateLimiter, TrustedProxies, retry_after
 from services.query.middleware import client_of
-from services.query.search import SORTS, SearchRequest
+from services.query.search import SearchRequest
 from shared.index import IndexNames
 from shared.saved_searches import SAVED_SEARCH_ID, SavedSearch, SavedSearchFields
 from shared.settings import QuerySettings
@@ -273,7 +273,7 @@ def following_router(
             date_from=criteria.date_from,
             date_to=criteria.date_to,
             sort="newest",
-            cursor=decode_cursor(cursor, len(SORTS["newest"])) if cursor else None,
+            cursor=decode_cursor(cursor) if cursor else None,
         )
         base = _base(request, settings.public_url)
         page = await following.feed(search, f"{base}/articles/{{id}}")

@@ -135,9 +135,13 @@ async def test_a_search_feed_is_checked_as_the_search_is(api: httpx.AsyncClient)
     assert (await api.get("/api/search.atom", params={"size": 0})).status_code == 422
     assert (await api.get("/api/search.atom", params={"date_from": "soon"})).status_code == 422
     assert (await api.get("/api/search.atom", params={"cursor": "forged"})).status_code == 400
-    # A number past a long is a forged cursor too, not Elasticsearch unavailable (503).
-    past_a_long = Cursor(11, "newest", (1, 2**64, "u")).encode()
-    assert (await api.get("/api/search.atom", params={"cursor": past_a_long})).status_code == 400
+    # A number past a long, or a null date, is a forged cursor too: not Elasticsearch
+    # unavailable (503), as when the first failed in the client and the second inside
+    # Elasticsearch.
+    for after in ((1, 2**64, "u"), (None, 1, "u")):
+        forged = Cursor(11, "newest", after).encode()
+        assert (await api.get("/api/search.atom", params={"cursor": forged})).status_code == 400
+        assert (await api.get("/api/search", params={"cursor": forged})).status_code == 400
 
 
 async def test_a_full_feed_page_links_to_the_next(api: httpx.AsyncClient) -> None:

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.query.cursors import Cursor, decode_cursor
+from services.query.cursors import SORT_VALUES, Cursor, decode_cursor
 from services.query.search import (
     EXCERPT_CHARS,
     RESULT_WINDOW,
+    SORTS,
     InvalidSearch,
     PageOutOfRange,
     SearchPage,
@@ -315,7 +316,7 @@ def _sorted(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_a_full_page_with_more_behind_it_carries_a_cursor_past_its_last_hit() -> None:
     page = shape_results(_response(9, _sorted(_nine_hits()[:6])), SearchRequest(q="x", size=6))
     assert page.next_cursor is not None
-    cursor = decode_cursor(page.next_cursor, 3)
+    cursor = decode_cursor(page.next_cursor)
     assert cursor == Cursor(6, "relevance", (1.5, 1743206400000, "https://example.org/5"))
 
 
@@ -332,6 +333,19 @@ def test_a_cursor_page_uses_search_after_and_counts_from_its_offset() -> None:
     assert "from" not in body
     page = shape_results(_response(20_000, _sorted(_nine_hits()[:6])), request)
     assert (page.from_, page.to, page.page) == (10_001, 10_006, 1001)
+
+
+def test_a_cursors_kinds_of_sort_value_are_those_of_its_sort() -> None:
+    kinds = {
+        "_score": "score",
+        "published_at": "date",
+        "fetched_at": "date",
+        "canonical_url": "keyword",
+    }
+    for mode, sort in SORTS.items():
+        fields = [entry if isinstance(entry, str) else next(iter(entry)) for entry in sort]
+        assert SORT_VALUES[mode] == tuple(kinds[field] for field in fields)
+        assert fields[-1] == "canonical_url"  # the keyword tiebreak
 
 
 def test_a_cursor_for_another_sort_is_refused() -> None:
