@@ -231,7 +231,9 @@ def following_router(
         try:
             fields = SavedSearchFields.model_validate_json(body)
         except ValidationError as exc:
-            errors = exc.errors(include_url=False)
+            # Without the input each error was about: a client has its own body, and
+            # what it sent may not be JSON again (NaN, bytes not UTF-8): a 500, not a 422.
+            errors = exc.errors(include_url=False, include_input=False)
             raise RequestValidationError(
                 [{**error, "loc": ("body", *error["loc"])} for error in errors]
             ) from None

@@ -230,10 +230,12 @@ async def test_saved_searches_are_bounded_in_size_and_number(api: httpx.AsyncCli
     )
     assert huge.status_code == 413
     assert "16384 bytes" in huge.json()["detail"]
-    broken = await api.post(
-        "/api/saved-searches", content=b'{"q": ', headers={"content-type": "application/json"}
-    )
-    assert broken.status_code == 422
+    for content in (b'{"q": ', b'{"q": NaN}', b'{"q": "caf\xe9"}', b'{"q": 1e999}'):
+        broken = await api.post(
+            "/api/saved-searches", content=content, headers={"content-type": "application/json"}
+        )
+        assert broken.status_code == 422, content
+        assert all(error["loc"][0] == "body" for error in broken.json()["detail"])
 
     made = [await _save(api, q=f"metro {n}") for n in range(3)]
     full = await api.post("/api/saved-searches", json={"q": "one more"})
