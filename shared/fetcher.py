@@ -301,7 +301,7 @@ class PoliteFetcher:
     async def _check_robots(self, url: str) -> None:
         rules = await self._rules(_origin(url))
         if not rules.allows(self.policy.user_agent, url):
-            reason = "robots.txt unreachable" if rules.disallow_all else "disallowed by robots.txt"
+            reason = rules.why if rules.disallow_all else "disallowed by robots.txt"
             raise Refused(f"{url}: {reason} for {self.policy.user_agent.split('/')[0]}")
 
     async def _rules(self, origin: str) -> RobotsRules:
