@@ -10,7 +10,7 @@ from services.ingest.dates import parse_date
 from services.ingest.extract import Extracted
 from services.ingest.sources import Source
 from services.ingest.text import html_to_text
-from services.ingest.urls import canonicalize_url
+from services.ingest.urls import canonicalize_url, is_web_url
 from shared.events import ArticleEvent, content_hash
 
 
@@ -108,7 +108,9 @@ def canonical_for(link: str, declared: str | None) -> str:
     which would merge them all into one document.
     """
     own = canonicalize_url(link)
-    if not declared or not declared.startswith(("http://", "https://")):
+    # A declared URL that is no web address (a port past 65535, `http://[`) is as if
+    # none were declared: the article keeps its link's.
+    if not declared or not is_web_url(declared):
         return own
     candidate = canonicalize_url(declared)
     same_site = _site(candidate) == _site(own)

@@ -27,6 +27,10 @@ _TRACKING_NAMES = frozenset(
     }
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# What servers are asked to accept at least (RFC 9110 §4.1). Past it a link is no
+# article's: a sitemap of two 5 MB URLs held the event loop for seconds each time
+# one was canonicalized.
+MAX_URL_LENGTH = 8192
 
 
 def is_tracking_param(name: str) -> bool:
@@ -60,10 +64,11 @@ def canonicalize_url(url: str) -> str:
 def is_web_url(url: str) -> bool:
     """An http(s) URL with a host, which canonicalize_url (hence article keys) can read.
 
-    Sources write `http://[`, ports past 65535 and `https://` alone; such a link
-    is left out where it is found rather than failing whatever uses it later.
+    Sources write `http://[`, ports past 65535, `https://` alone and URLs of
+    megabytes; such a link is left out where it is found rather than failing (or
+    stalling) whatever uses it later.
     """
-    if not url.startswith(("http://", "https://")):
+    if len(url) > MAX_URL_LENGTH or not url.startswith(("http://", "https://")):
         return False
     try:
         return bool(urlsplit(canonicalize_url(url)).hostname)

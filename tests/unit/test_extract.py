@@ -203,6 +203,10 @@ def test_absurd_or_unreadable_dates_are_unknown(value: str | None) -> None:
         ("https://site.kz/news/1", "https://partner.example/story", "https://site.kz/news/1"),
         ("https://site.kz/news/1?utm_medium=x", None, "https://site.kz/news/1"),
         ("https://site.kz/news/1", "/relative", "https://site.kz/news/1"),
+        # No web address: as if none were declared, not a lost article.
+        ("https://site.kz/news/1", "https://site.kz:99999/news/1", "https://site.kz/news/1"),
+        ("https://site.kz/news/1", "https://site.kz:8O/news/1", "https://site.kz/news/1"),
+        ("https://site.kz/news/1", "http://[site.kz/news/1", "https://site.kz/news/1"),
     ],
 )
 def test_canonical_url_from_the_page_only_when_plausible(

@@ -142,6 +142,8 @@ def test_webtrekk_campaign_parameters_seen_in_real_feeds_are_tracking() -> None:
         ("https://", False),
         ("/news/1", False),
         ("ftp://site.kz/a", False),
+        ("https://site.kz/a?" + "b&" * 4087, True),  # 8,192 characters
+        ("https://site.kz/a?" + "b&" * 4087 + "b", False),  # past what servers must accept
     ],
 )
 def test_a_web_url_is_an_http_url_with_a_host_that_canonicalizes(url: str, usable: bool) -> None:
