@@ -30,6 +30,24 @@ from services.ingest.text import html_to_text, normalize_whitespace
 from services.ingest.urls import canonicalize_url, is_web_url
 from shared.events import ArticleEvent, content_hash
 
+# A numeric character reference to no character (a surrogate, past U+10FFFF, or of
+# more digits than any has) makes feedparser raise (OverflowError, ValueError,
+# UnicodeEncodeError) and lose the whole feed, good items too: it is read as U+FFFD.
+_CHARACTER_REFERENCE = re.compile(rb"&#(?:([0-9]+)|[xX]([0-9a-fA-F]+));")
+_NO_CHARACTER = b"&#xFFFD;"
+
+
+def _character(reference: re.Match[bytes]) -> bytes:
+    decimal, hexadecimal = reference.groups()
+    digits = (decimal if decimal is not None else hexadecimal).lstrip(b"0")
+    if len(digits) > 7:  # more than 1114111 or 10FFFF has, read without converting
+        return _NO_CHARACTER
+    code = int(digits or b"0", 10 if decimal is not None else 16)
+    if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF:
+        return reference[0]
+    return _NO_CHARACTER
+
+
 _HAS_ZONE = re.compile(r"(Z|[+-]\d{2}:?\d{2}|\b(UTC?|GMT|[ECMP][SD]T))$", re.IGNORECASE)
 
 
@@ -56,6 +74,7 @@ class FeedParse:
 def parse_feed(content: bytes, source: Source, fetched_at: datetime) -> FeedParse:
     # Always a stream: given bytes or str, feedparser opens a body that looks like a
     # path (`/dev/zero`, `/etc/...`) as a local file, or fetches one that looks like a URL.
+    content = _CHARACTER_REFERENCE.sub(_character, content)
     parsed: Any = feedparser.parse(
         io.BytesIO(content), sanitize_html=False, resolve_relative_uris=False
     )

@@ -258,6 +258,19 @@ def test_item_without_usable_link_is_skipped_with_reason() -> None:
     ]
 
 
+def test_a_reference_to_no_character_is_read_as_a_replacement_not_the_feeds_end() -> None:
+    # feedparser raised OverflowError, ValueError or UnicodeEncodeError on each of these,
+    # and the whole feed, good items too, was lost on every poll.
+    references = ["&#99999999999999999999;", "&#xD800;", "&#x110000;", "&#0;"]
+    items = "".join(
+        f"<item><title>T{reference}</title><link>https://invented.example/{n}</link></item>"
+        for n, reference in enumerate(references)
+    )
+    good = "<item><title>&#0000065;&#x42;</title><link>https://invented.example/g</link></item>"
+    parsed = parse_feed(_rss(items + good), Source(name="x", url="x"), FETCHED_AT)
+    assert [e.title for e in parsed.events] == ["T\ufffd"] * len(references) + ["AB"]
+
+
 def test_far_future_and_pre_1991_dates_are_unknown_near_future_is_kept() -> None:
     content = _rss(
         "<item><title>Future</title><link>https://invented.example/f</link>"
