@@ -198,7 +198,7 @@ class PoliteFetcher:
                 return response.fetched(url)
             if not response.location:
                 raise FetchError(f"{url}: HTTP {response.status} without a Location")
-            target = urljoin(url, response.location)
+            target = _redirect_target(url, response.location)
             if urlsplit(target).scheme not in ("http", "https"):
                 raise Refused(f"{url}: redirect to a non-web URL {target!r}")
             if target in seen:
@@ -327,7 +327,7 @@ class PoliteFetcher:
                 response = await self._get(url, {}, _ROBOTS_MAX_BYTES)
                 if response.status not in _REDIRECTS or not response.location:
                     break
-                url = urljoin(url, response.location)
+                url = _redirect_target(url, response.location)
         except Refused:  # an internal address: the document's fetch must fail the same way
             raise
         except FetchError as exc:
@@ -368,6 +368,17 @@ async def _read_limited(response: httpx.Response, url: str, max_bytes: int) -> b
     except FetchError as exc:
         raise FetchError(f"{url}: {exc}") from exc
     return b"".join(chunks)
+
+
+def _redirect_target(url: str, location: str) -> str:
+    """Where a redirect from `url` leads; FetchError when its Location is no URL
+    (`http://[::1`): a ValueError there failed the whole poll it happened in."""
+    try:
+        target = urljoin(url, location)
+        httpx.URL(target)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise FetchError(f"{url}: redirect to an unusable URL {location!r} ({exc})") from exc
+    return target
 
 
 def _origin(url: str) -> str:

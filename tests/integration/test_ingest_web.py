@@ -285,6 +285,17 @@ async def test_a_redirect_loop_is_detected(
     assert web.paths().count("/loop/a") == 1
 
 
+async def test_a_redirect_to_no_url_is_a_fetch_error(
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
+) -> None:
+    # A ValueError before ("Invalid IPv6 URL"): it failed whatever poll it happened in,
+    # a listing's or a sitemap index's with every page read before it.
+    web.routes["/nowhere"] = lambda _: Reply(302, b"", {"Location": "http://[v1.x"})
+
+    with pytest.raises(FetchError, match=r"redirect to an unusable URL 'http://\[v1\.x'"):
+        await ingest_once(web_settings, web.url("/nowhere"))
+
+
 async def test_internal_addresses_are_refused_unless_allowed(
     web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
