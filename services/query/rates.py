@@ -11,7 +11,7 @@ or month.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -171,7 +171,8 @@ def newest_date(response: dict[str, Any]) -> date | None:
 
 
 def window(anchor: date, days: int) -> tuple[date, date]:
-    return anchor - timedelta(days=days), anchor
+    # Not before the calendar's first day: an anchor in year 1's first days overflowed.
+    return date.fromordinal(max(1, anchor.toordinal() - days)), anchor
 
 
 def build_rates_between(bases: list[str], start: date, end: date, providers: int) -> dict[str, Any]:

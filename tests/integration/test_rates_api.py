@@ -174,6 +174,8 @@ async def test_convert_refuses_rates_of_different_dates(api: httpx.AsyncClient) 
         ({"from": "KZT", "to": "UZS", "amount": "1E-999999"}, 400),
         ({"from": "KZT", "to": "UZS", "amount": "9" * 41}, 422),
         ({"from": "KZT", "to": "UZS", "amount": "1", "date": "2001-01-01"}, 404),
+        # The window before the calendar's first day: an OverflowError (500) before.
+        ({"from": "KZT", "to": "UZS", "amount": "1", "date": "0001-01-01"}, 404),
     ],
 )
 async def test_convert_refuses_what_it_cannot_answer(
