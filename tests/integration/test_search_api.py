@@ -16,6 +16,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
+from services.query.cursors import Cursor
 from shared.settings import ElasticsearchSettings, Settings
 from tests.conftest import Namespace
 from tests.pipeline import fill_from_samples, query_client
@@ -245,6 +246,12 @@ async def test_the_search_page_shows_ticker_results_facets_and_pages(
     assert too_deep.status_code == 400
     assert too_deep.headers["content-type"].startswith("text/html")
     assert "next_cursor" in too_deep.text
+    # A string where a date goes: refused here as forged, on the page, not sent on for
+    # Elasticsearch to refuse (which answered the page with the API's JSON).
+    forged = Cursor(5, "newest", ("abc", 1, "x")).encode()
+    refused = await api.get("/", params={"cursor": forged})
+    assert refused.status_code == 400
+    assert refused.headers["content-type"].startswith("text/html")
 
 
 async def test_without_elasticsearch_answers_are_503_and_readiness_says_why(
