@@ -52,6 +52,9 @@ FACET_SIZE = 20
 # and articles with all words but one, are searched too, and the page offers a
 # "Did you mean".
 FUZZY_BELOW = 3
+# ... and for so many words at most: near spellings of every word of a long text cost
+# Elasticsearch seconds (38 words: 1.4-2.5 s), and a text that long is no typo.
+FUZZY_MOST_WORDS = 8
 HIGHLIGHTED = ["body", "summary"]
 # Distinct search texts whose analysed clauses are kept (a few kilobytes each).
 ANALYSED_TEXTS = 2048
@@ -336,14 +339,18 @@ def language_features(synonyms: Synonyms = PLACES) -> dict[str, Any]:
         "word_forms": list(STEMMERS),
         "scripts": "Uzbek and Kazakh Latin and Cyrillic searched as one, okina look-alikes folded",
         "place_names": len(synonyms.groups),
-        "typos": f"under {FUZZY_BELOW} hits: titles within one or two edits, articles with "
-        "all words but one, and did_you_mean",
+        "typos": f"under {FUZZY_BELOW} hits, up to {FUZZY_MOST_WORDS} words: titles within "
+        "one or two edits, articles with all words but one, and did_you_mean",
     }
 
 
 def wants_fuzzy(request: SearchRequest, page: SearchPage) -> bool:
     """Whether the words as typed found so little that near spellings are worth a try."""
-    return bool(request.text) and page.total < FUZZY_BELOW
+    return (
+        bool(request.text)
+        and page.total < FUZZY_BELOW
+        and len(request.text.split()) <= FUZZY_MOST_WORDS
+    )
 
 
 class _Total(TypedDict):
