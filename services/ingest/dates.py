@@ -17,6 +17,8 @@ from email.utils import parsedate_to_datetime
 
 _EARLIEST = datetime(1991, 1, 1, tzinfo=UTC)
 _NUMERIC_ZONE = re.compile(r"[+-]\d{4}\s*$")
+# A year written with four digits (not a zone's +0500).
+_FOUR_DIGIT_YEAR = re.compile(r"(?<![+\-\d])(\d{4})(?!\d)")
 _FUTURE_SLACK = timedelta(days=1)
 
 
@@ -60,6 +62,11 @@ def _parse(value: str) -> datetime | None:
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    # RFC 2822's reading of two-digit years also turns a written `0001` into 2001: a
+    # placeholder date, not one of this century.
+    written = _FOUR_DIGIT_YEAR.search(value)
+    if written is not None and int(written[1]) != moment.year:
         return None
     # `-0000` ("UTC, local zone unknown") comes back naive like a date with no zone at all.
     if moment.tzinfo is None and _NUMERIC_ZONE.search(value):
