@@ -16,6 +16,7 @@ from services.ratefeed.parsers.json_rates import JsonRatesSpec, parse_json_rates
 from services.ratefeed.parsers.nbk import parse_nbk
 from services.ratefeed.parsers.nbkr import parse_nbkr
 from services.ratefeed.parsers.nbt import parse_nbt
+from services.ratefeed.parsers.parsing import official_decimal
 from services.ratefeed.peg import Peg, pegged_rates
 from services.ratefeed.providers import RatesError, WrongFormat
 from services.ratefeed.rates import usd_rates
@@ -275,6 +276,18 @@ def test_a_point_in_a_comma_decimal_document_is_refused_not_guessed() -> None:
     rates = parse_nbkr(text.encode())
     assert "USD" not in rates.per_unit
     assert rates.problems == ["USD: '84.7999' uses '.', but this provider writes decimals with ','"]
+
+
+def test_a_number_decimal_would_guess_at_is_left_out() -> None:
+    # Decimal() reads an underscore, Arabic-Indic and full-width digits; no bank writes them.
+    text = NBKR_FILE.read_text(encoding="utf-8").replace("0,2024", "0_2024")
+    rates = parse_nbkr(text.encode())
+    assert "KZT" not in rates.per_unit
+    assert rates.problems == ["KZT: not a number in plain digits: '0_2024'"]
+    for bad in ("٠,٢٠٢٤", "０,２０２４"):
+        with pytest.raises(RatesError, match="not a number in plain digits"):
+            official_decimal(bad, ",")
+    assert official_decimal("0,2024", ",") == Decimal("0.2024")
 
 
 @pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity"])

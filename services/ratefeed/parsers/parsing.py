@@ -11,6 +11,7 @@ shared/decimals.py: `1E+999999` is a number, but no rate can be computed from it
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import date
@@ -40,6 +41,11 @@ def parse_xml(content: bytes, what: str) -> etree._Element:
         raise WrongFormat(f"not a {what}: not well-formed XML ({exc})") from exc
 
 
+# Decimal() also reads `1_000`, Arabic-Indic and full-width digits; an official
+# document writes none of them, so they are refused, not guessed.
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]*\.?[0-9]*(?:[eE][+-]?[0-9]+)?")
+
+
 def official_decimal(text: str | None, separator: str) -> Decimal:
     raw = (text or "").strip().replace("\u00a0", "").replace(" ", "")
     if not raw:
@@ -52,12 +58,16 @@ def official_decimal(text: str | None, separator: str) -> Decimal:
     if raw.count(separator) > 1:
         msg = f"ambiguous number {shown(raw)}"
         raise RatesError(msg)
+    number = raw.replace(separator, ".")
     try:
-        value = Decimal(raw.replace(separator, "."))
+        value = Decimal(number)
     except InvalidOperation as exc:
         raise RatesError(f"not a number: {shown(raw)}") from exc
     if not value.is_finite():
         msg = f"not a finite number: {shown(raw)}"
+        raise RatesError(msg)
+    if not _PLAIN_NUMBER.fullmatch(number):
+        msg = f"not a number in plain digits: {shown(raw)}"
         raise RatesError(msg)
     return value
 
