@@ -43,6 +43,10 @@ def header_charset(content_type: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+def _wide(label: str) -> bool:
+    return label.lower().replace("_", "-").startswith(_WIDE_LABELS)
+
+
 def document_charset(content: bytes) -> str | None:
     match = _DOCUMENT_CHARSET.search(content[:_PRESCAN_BYTES])
     if not match:
@@ -51,7 +55,7 @@ def document_charset(content: bytes) -> str | None:
     # A declaration found by reading the bytes as ASCII cannot be right about UTF-16
     # (or 32): the HTML standard's prescan takes UTF-8 then, never the wide encoding
     # that would turn an ASCII page into CJK.
-    return "utf-8" if label.lower().replace("_", "-").startswith(_WIDE_LABELS) else label
+    return "utf-8" if _wide(label) else label
 
 
 def decode(content: bytes, content_type: str | None = None) -> tuple[str, str]:
@@ -59,7 +63,12 @@ def decode(content: bytes, content_type: str | None = None) -> tuple[str, str]:
     for bom, encoding in _BOMS:
         if content.startswith(bom):
             return content.decode(encoding, errors="replace").lstrip("\ufeff"), encoding
-    for label in (header_charset(content_type), document_charset(content), "utf-8"):
+    header = header_charset(content_type)
+    if header and _wide(header) and b"\x00" not in content[:_PRESCAN_BYTES]:
+        # UTF-16 or 32 without a byte order mark and without a single NUL among the
+        # first bytes is not what they are: read so, an ASCII page becomes CJK.
+        header = None
+    for label in (header, document_charset(content), "utf-8"):
         if label and (decoded := _strict(content, label)) is not None:
             return decoded
     guess = charset_normalizer.from_bytes(content).best()

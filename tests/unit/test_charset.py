@@ -87,6 +87,17 @@ def test_a_meta_declaring_a_wide_encoding_on_an_ascii_page_is_read_as_utf8(label
     assert encoding == "utf-8"
 
 
+@pytest.mark.parametrize("label", ["utf-16", "UTF-16LE", "utf-32"])
+def test_a_header_declaring_a_wide_encoding_on_an_ascii_page_is_not_believed(label: str) -> None:
+    page = b"<html><body><p>Tashkent</p></body></html>"
+    text, encoding = decode(page, f"text/html; charset={label}")
+    assert "<p>Tashkent</p>" in text
+    assert encoding == "utf-8"
+    # A UTF-16 page the header names rightly, without a byte order mark, is still read so.
+    wide = "<p>Ташкент</p>".encode("utf-16-le")
+    assert decode(wide, "text/html; charset=utf-16le") == ("<p>Ташкент</p>", "utf-16-le")
+
+
 def test_a_utf16_page_with_its_byte_order_mark_is_still_utf16() -> None:
     page = "<meta charset='utf-16'><p>Ташкент</p>"
     assert decode(codecs.BOM_UTF16_LE + page.encode("utf-16-le")) == (page, "utf-16")
