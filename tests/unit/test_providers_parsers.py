@@ -16,7 +16,7 @@ from services.ratefeed.parsers.json_rates import JsonRatesSpec, parse_json_rates
 from services.ratefeed.parsers.nbk import parse_nbk
 from services.ratefeed.parsers.nbkr import parse_nbkr
 from services.ratefeed.parsers.nbt import parse_nbt
-from services.ratefeed.parsers.parsing import official_decimal
+from services.ratefeed.parsers.parsing import official_decimal, per_unit_values
 from services.ratefeed.peg import Peg, pegged_rates
 from services.ratefeed.providers import RatesError, WrongFormat
 from services.ratefeed.rates import usd_rates
@@ -276,6 +276,18 @@ def test_a_point_in_a_comma_decimal_document_is_refused_not_guessed() -> None:
     rates = parse_nbkr(text.encode())
     assert "USD" not in rates.per_unit
     assert rates.problems == ["USD: '84.7999' uses '.', but this provider writes decimals with ','"]
+
+
+def test_a_currency_listed_twice_with_two_values_is_left_out() -> None:
+    entries = [
+        ("USD", "90,5", "1"),
+        ("USD", "9050,0", "1"),
+        ("EUR", "98,0", "1"),
+        ("EUR", "9800,0", "100"),  # the same rate per unit, written for 100 units
+    ]
+    per_unit, problems = per_unit_values(entries, ",")
+    assert per_unit == {"EUR": Decimal("98.0")}
+    assert problems == ["USD: listed more than once, with different values"]
 
 
 def test_a_number_decimal_would_guess_at_is_left_out() -> None:

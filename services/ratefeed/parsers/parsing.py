@@ -97,6 +97,7 @@ def per_unit_values(
     """Value of one unit of each currency, and the entries left out with the reason."""
     per_unit: dict[str, Decimal] = {}
     problems: list[str] = []
+    disagreeing: set[str] = set()
     for code, value_text, nominal_text in entries:
         if not is_currency_code(code):
             problems.append(f"bad currency code {code!r}")
@@ -105,7 +106,15 @@ def per_unit_values(
             value = official_decimal(value_text, separator)
             # Nominals are whole numbers of units; no separator question there.
             nominal = official_decimal(nominal_text or "1", separator)
-            per_unit[code] = unit_value(value, nominal)
+            unit = unit_value(value, nominal)
         except RatesError as exc:
             problems.append(f"{code}: {exc}")
+            continue
+        if per_unit.get(code, unit) != unit:
+            disagreeing.add(code)
+        per_unit[code] = unit
+    # A currency listed twice with two values: which one is the rate is a guess.
+    for code in sorted(disagreeing):
+        del per_unit[code]
+        problems.append(f"{code}: listed more than once, with different values")
     return per_unit, problems
