@@ -93,6 +93,14 @@ async def corpus(es: AsyncElasticsearch, settings: Settings) -> list[str]:
     operations: list[Any] = [part for action in actions for part in action.operations()]
     response = await es.options(request_timeout=120).bulk(operations=operations, refresh=True)
     assert not response["errors"]
+    # The corpus rewrites some articles (a newer version of the same page): the completion
+    # suggester still sees the copies they replaced until a merge drops them, and when
+    # that merge runs is the node's choice. One segment, the replaced copies gone, makes
+    # the suggestions the same on every run.
+    await es.options(request_timeout=120).indices.forcemerge(
+        index=names.articles, max_num_segments=1
+    )
+    await es.indices.refresh(index=names.articles)
     return [action.doc_id for action in actions]
 
 
