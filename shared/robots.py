@@ -7,19 +7,35 @@ deciding are pure; the fetcher hands in what /robots.txt answered.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from protego import Protego
+from protego._protego import (
+    _ALLOW_DIRECTIVE,
+    _CRAWL_DELAY_DIRECTIVE,
+    _DISALLOW_DIRECTIVE,
+    _REQUEST_RATE_DIRECTIVE,
+    _SITE_WIDE_DIRECTIVES,
+    _USER_AGENT_DIRECTIVE,
+    _VISIT_TIME_DIRECTIVE,
+    _extract_directive,
+)
 
 # protego keeps each rule of a group once per user agent the group names: a group of
 # thousands of agents over thousands of rules (a 66 KB file) took 4 s and 200 MB of
 # the event loop. Past this many copies a robots.txt is an attack, not a policy: its
 # host is not fetched, as when robots.txt is unreachable.
 MAX_RULE_COPIES = 200_000
-# The user-agent line in the spellings protego reads ("User-agent", "useragent",
-# "User agent"), counted generously: a miss here would be a group counted too small.
-_AGENT_LINE = re.compile(r"user[\s_-]*agent", re.IGNORECASE)
+# The directives protego keeps once per agent, in its spellings. The count reads and
+# groups lines with its own reader and rules: any other reading could count a file
+# small that protego parses large.
+_PER_AGENT = (
+    _ALLOW_DIRECTIVE
+    | _DISALLOW_DIRECTIVE
+    | _CRAWL_DELAY_DIRECTIVE
+    | _REQUEST_RATE_DIRECTIVE
+    | _VISIT_TIME_DIRECTIVE
+)
 
 
 @dataclass(frozen=True)
@@ -59,18 +75,25 @@ def rules_from_response(status: int | None, body: str) -> RobotsRules:
 
 
 def rule_copies(body: str) -> int:
-    """How many rules a parser keeping each group's rules per user agent would hold:
-    each group's agents times its other lines (an upper bound: every line counts)."""
-    copies = agents = rules = 0
+    """How many rules protego would keep: each per-agent rule once per rule set of its
+    group, read with protego's own directive reader and grouping (an agent with a `*`
+    makes two rule sets); linear, without building any."""
+    copies = rule_sets = 0
+    previous: str | None = None
     for raw in body.splitlines():
         line = raw.split("#", 1)[0].strip()
-        if not line:
+        parsed = _extract_directive(line) if line else None
+        if parsed is None:
             continue
-        if _AGENT_LINE.match(line):
-            if rules:  # an agent after rules starts the next group
-                copies += agents * rules
-                agents = rules = 0
-            agents += 1
-        else:
-            rules += 1
-    return copies + agents * rules
+        field, value = parsed
+        if field in _USER_AGENT_DIRECTIVE and previous not in (None, *_USER_AGENT_DIRECTIVE):
+            rule_sets = 0  # an agent after a rule starts the next group
+        if field not in _SITE_WIDE_DIRECTIVES:
+            previous = field
+        if not value:
+            continue
+        if field in _USER_AGENT_DIRECTIVE:
+            rule_sets += 2 if "*" in value and value.strip() != "*" else 1
+        elif field in _PER_AGENT:
+            copies += rule_sets
+    return copies

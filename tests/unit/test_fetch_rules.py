@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.backoff import POLL_RETRY_FIRST, Backoff, capped_seconds, retry_after_seconds
-from shared.robots import rules_from_response
+from shared.robots import rule_copies, rules_from_response
 from shared.ssrf import AddressRefused, AllowList, check_all, refusal
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -199,6 +199,13 @@ def test_a_robots_txt_of_thousands_of_agents_over_thousands_of_rules_shuts_its_h
     shut = rules_from_response(200, agents + "User agent: CaravanBot\n" + rules)
     assert not shut.allows("CaravanBot/0.1", "https://site.example/a")
     assert shut.why == "robots.txt too large to apply (4002000 rules, per agent)"
+    # Lines protego reads as no group's end (Sitemap, Host, no directive at all) keep
+    # the agents one group, so they are counted as one: 2,000 agents, 2,000 rules.
+    interleaved = "".join(f"User-agent: b{n}\nSitemap: /s\nHost: h\nx\n" for n in range(2000))
+    assert not rules_from_response(200, interleaved + rules).allows("CaravanBot", "https://s/a")
+    # An agent with a `*` is two rule sets (with and without it).
+    starred = "".join(f"User-agent: b{n}*\n" for n in range(100))
+    assert rule_copies(starred + rules) == 200 * 2000
     # A large policy of few agents is read as it is.
     big = rules_from_response(200, "User-agent: *\nUser-agent: x\n" + rules)
     assert big.allows("CaravanBot/0.1", "https://site.example/a")
