@@ -34,6 +34,7 @@ from shared.language.wording import (
     highlight_query,
     loosenable,
     search_fields,
+    spelled_words,
 )
 from shared.searching import (
     MATCH_ALL,
@@ -349,7 +350,7 @@ def wants_fuzzy(request: SearchRequest, page: SearchPage) -> bool:
     return (
         bool(request.text)
         and page.total < FUZZY_BELOW
-        and len(request.text.split()) <= FUZZY_MOST_WORDS
+        and spelled_words(query_text(request.text)) <= FUZZY_MOST_WORDS
     )
 
 

@@ -193,6 +193,12 @@ def expand(text: str, synonyms: Synonyms = PLACES, *, fuzzy: bool = False) -> st
     return "".join(out)
 
 
+def spelled_words(text: str) -> int:
+    """How many words the near-spelling try would spell: those of every word typed,
+    as the analysis splits them (`a|b|c` is three); phrases are never spelt nearly."""
+    return sum(len(words(part.text)) for part in parse(text) if isinstance(part, Word))
+
+
 def loosenable(text: str) -> bool:
     """Whether "all words but one" keeps the query's meaning: two words or more, plain.
 

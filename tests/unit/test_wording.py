@@ -98,9 +98,13 @@ def test_few_hits_ask_for_a_fuzzy_second_try_with_a_suggestion() -> None:
     few = SearchPage(total=2, page=1, size=10, from_=1, to=2, results=[])
     assert wants_fuzzy(request, few)
     assert not wants_fuzzy(SearchRequest(), few)
-    # A long text is no typo: near spellings of each of its words cost seconds.
-    assert wants_fuzzy(SearchRequest(q=" ".join(["sanctons"] * FUZZY_MOST_WORDS)), few)
-    assert not wants_fuzzy(SearchRequest(q=" ".join(["sanctons"] * (FUZZY_MOST_WORDS + 1))), few)
+    # A long text is no typo: near spellings of each of its words cost seconds. Words
+    # are counted as the try would spell them: `|` joins none, a phrase spells none.
+    most = FUZZY_MOST_WORDS
+    assert wants_fuzzy(SearchRequest(q=" ".join(["sanctons"] * most)), few)
+    assert not wants_fuzzy(SearchRequest(q=" ".join(["sanctons"] * (most + 1))), few)
+    assert not wants_fuzzy(SearchRequest(q="|".join(["sanctons"] * (most + 1))), few)
+    assert wants_fuzzy(SearchRequest(q=f'sanctons "{" ".join(["a"] * 20)}"'), few)
     body = build_search(request, fuzzy=True)
     near = body["query"]["bool"]["should"][1]
     assert near["simple_query_string"]["fields"] == ["title", "fold.title"]
