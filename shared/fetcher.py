@@ -376,6 +376,7 @@ def _redirect_target(url: str, location: str) -> str:
     try:
         target = urljoin(url, location)
         httpx.URL(target)
+        urlsplit(target).port  # noqa: B018 (raises past 65535, which httpx lets through)
     except (httpx.InvalidURL, ValueError) as exc:
         raise FetchError(f"{url}: redirect to an unusable URL {location!r} ({exc})") from exc
     return target

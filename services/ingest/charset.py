@@ -44,7 +44,14 @@ def header_charset(content_type: str | None) -> str | None:
 
 
 def _wide(label: str) -> bool:
-    return label.lower().replace("_", "-").startswith(_WIDE_LABELS)
+    """A label of UTF-16 or 32, as written (`unicodeFFFE`) or as Python's codecs read
+    it (`u16`)."""
+    if label.lower().replace("_", "-").startswith(_WIDE_LABELS):
+        return True
+    try:
+        return codecs.lookup(label).name.startswith(("utf-16", "utf-32"))
+    except LookupError:
+        return False
 
 
 def document_charset(content: bytes) -> str | None:

@@ -17,8 +17,8 @@ from email.utils import parsedate_to_datetime
 
 _EARLIEST = datetime(1991, 1, 1, tzinfo=UTC)
 _NUMERIC_ZONE = re.compile(r"[+-]\d{4}\s*$")
-# A year written with four digits (not a zone's +0500).
-_FOUR_DIGIT_YEAR = re.compile(r"(?<![+\-\d])(\d{4})(?!\d)")
+# A year written with four digits: not a zone's +0500, but 01-Jan-0001's.
+_FOUR_DIGIT_YEAR = re.compile(r"(?:(?<![+\-\d])|(?<=[a-z]-))(\d{4})(?!\d)", re.IGNORECASE)
 _FUTURE_SLACK = timedelta(days=1)
 
 

@@ -75,9 +75,15 @@ def parse_feed(content: bytes, source: Source, fetched_at: datetime) -> FeedPars
     # Always a stream: given bytes or str, feedparser opens a body that looks like a
     # path (`/dev/zero`, `/etc/...`) as a local file, or fetches one that looks like a URL.
     content = _CHARACTER_REFERENCE.sub(_character, content)
-    parsed: Any = feedparser.parse(
-        io.BytesIO(content), sanitize_html=False, resolve_relative_uris=False
-    )
+    try:
+        parsed: Any = feedparser.parse(
+            io.BytesIO(content), sanitize_html=False, resolve_relative_uris=False
+        )
+    # What feedparser raises on what it cannot read (a wide encoding's references the
+    # bytes pattern above cannot see; the worker hands it UTF-8): this feed's error.
+    except (OverflowError, ValueError, UnicodeError) as exc:
+        msg = f"not a readable RSS/Atom feed: {type(exc).__name__}: {exc}"
+        raise FeedError(msg) from exc
     entries: list[Any] = list(parsed.entries)
     warning = str(parsed.get("bozo_exception")) if parsed.get("bozo") else None
     if not entries and not parsed.feed.get("title"):

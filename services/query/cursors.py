@@ -28,7 +28,7 @@ SORT_VALUES: dict[SortMode, tuple[Kind, ...]] = {
 }
 _LONGS = range(-(2**63), 2**63)
 # The offset is shown ("Viewing results …") and sent on in JSON: within the integers
-# every JSON reader keeps exact.
+# every JSON reader keeps exact (below this bound).
 MAX_OFFSET = 2**53
 
 

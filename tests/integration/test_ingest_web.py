@@ -291,9 +291,12 @@ async def test_a_redirect_to_no_url_is_a_fetch_error(
     # A ValueError before ("Invalid IPv6 URL"): it failed whatever poll it happened in,
     # a listing's or a sitemap index's with every page read before it.
     web.routes["/nowhere"] = lambda _: Reply(302, b"", {"Location": "http://[v1.x"})
+    web.routes["/no-port"] = lambda _: Reply(302, b"", {"Location": "http://a.example:99999/"})
 
     with pytest.raises(FetchError, match=r"redirect to an unusable URL 'http://\[v1\.x'"):
         await ingest_once(web_settings, web.url("/nowhere"))
+    with pytest.raises(FetchError, match=r"redirect to an unusable URL .*Port out of range"):
+        await ingest_once(web_settings, web.url("/no-port"))
 
 
 async def test_internal_addresses_are_refused_unless_allowed(

@@ -78,7 +78,7 @@ def test_python_only_codecs_named_by_a_page_are_not_used() -> None:
 
 
 @pytest.mark.parametrize(
-    "label", ["utf-16", "UTF-16LE", "utf-16be", "utf_16", "utf-32", "unicodeFFFE"]
+    "label", ["utf-16", "UTF-16LE", "utf-16be", "utf_16", "utf-32", "unicodeFFFE", "u16"]
 )
 def test_a_meta_declaring_a_wide_encoding_on_an_ascii_page_is_read_as_utf8(label: str) -> None:
     page = f'<html><head><meta charset="{label}"></head><body><p>Tashkent</p></body></html>'
@@ -87,7 +87,7 @@ def test_a_meta_declaring_a_wide_encoding_on_an_ascii_page_is_read_as_utf8(label
     assert encoding == "utf-8"
 
 
-@pytest.mark.parametrize("label", ["utf-16", "UTF-16LE", "utf-32"])
+@pytest.mark.parametrize("label", ["utf-16", "UTF-16LE", "utf-32", "u16", "U32"])
 def test_a_header_declaring_a_wide_encoding_on_an_ascii_page_is_not_believed(label: str) -> None:
     page = b"<html><body><p>Tashkent</p></body></html>"
     text, encoding = decode(page, f"text/html; charset={label}")

@@ -202,6 +202,7 @@ def test_dates_become_utc_in_the_source_zone(value: str, expected: str) -> None:
         # Placeholders, which RFC 2822's reading of two-digit years made 2001 and 2000.
         "Mon, 01 Jan 0001 00:00:00 GMT",
         "Sat, 01 Jan 0000 00:00:00 GMT",
+        "Mon, 01-Jan-0001 00:00:00 GMT",
     ],
 )
 def test_absurd_or_unreadable_dates_are_unknown(value: str | None) -> None:

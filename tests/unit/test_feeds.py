@@ -271,6 +271,14 @@ def test_a_reference_to_no_character_is_read_as_a_replacement_not_the_feeds_end(
     assert [e.title for e in parsed.events] == ["T\ufffd"] * len(references) + ["AB"]
 
 
+def test_a_wide_feed_with_a_reference_to_no_character_is_a_feed_error() -> None:
+    # The worker re-encodes feeds as UTF-8 first; handed UTF-16 whole, it is this error.
+    content = _rss("<item><title>T&#xD800;</title><link>https://invented.example/a</link></item>")
+    wide = content.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16")
+    with pytest.raises(FeedError, match="not a readable RSS/Atom feed: UnicodeEncodeError"):
+        parse_feed(wide, Source(name="x", url="x"), FETCHED_AT)
+
+
 def test_far_future_and_pre_1991_dates_are_unknown_near_future_is_kept() -> None:
     content = _rss(
         "<item><title>Future</title><link>https://invented.example/f</link>"
