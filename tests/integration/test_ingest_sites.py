@@ -12,7 +12,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -249,9 +248,12 @@ async def test_requests_to_one_host_start_no_closer_than_its_crawl_delay(
     assert result.published == 6
     arrivals = [hit.at for hit in web.hits if hit.path != "/robots.txt"]
     assert len(arrivals) == 8  # two listing pages, six articles
-    gaps = [later - earlier for earlier, later in pairwise(arrivals)]
-    # Arrival times jitter by scheduling; starts are spaced by the delay.
-    assert min(gaps) >= 0.25
+    # An arrival is when the server's thread got to the request: on a loaded machine one
+    # comes late by a few hundred ms, lengthening the gap before it by what it takes from
+    # the one after (0.495 s then 0.103 s, seen in CI). So the starts are judged as a
+    # whole: spaced by the 0.3 s delay, one delay allowed for that lateness. At the
+    # configured 0.1 s they would span about 0.7 s.
+    assert arrivals[-1] - arrivals[0] >= 0.3 * (len(arrivals) - 2)
 
 
 SITEMAP_NS = (
