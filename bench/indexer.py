@@ -192,17 +192,13 @@ class Spent:
     """Started at a run's clock; `stop()` gives the node's CPU and the busy cores since."""
 
     def __init__(self, nodes: list[int] | None) -> None:
-        self._nodes = nodes
-        self._node = sum(map(_cpu_seconds, nodes)) if nodes else None
+        self._nodes = nodes or []
+        self._node = sum(map(_cpu_seconds, self._nodes))
         self._busy, self._total = _machine_ticks()
 
     def stop(self) -> Span:
         busy, total = _machine_ticks()
-        node = (
-            sum(map(_cpu_seconds, self._nodes)) - self._node
-            if self._nodes and self._node is not None
-            else None
-        )
+        node = sum(map(_cpu_seconds, self._nodes)) - self._node if self._nodes else None
         cores_ = os.cpu_count() or 1
         return Span(node, cores_ * (busy - self._busy) / max(1, total - self._total))
 
