@@ -8,8 +8,10 @@ index (filled here as `make bench-query` fills it, when it has fewer than `--art
 the searches of the query bench's mix, each body made once, go `--concurrency` at a
 time through each layer in turn:
 
-- `aiohttp`: a plain session, asking no gzip, as the service's client asks none;
-- `node`: the client's own aiohttp node (its headers, timeout and response meta);
+- `aiohttp`: a plain session, asking no gzip, as the service's client asks none (the
+  library's default node is built on it);
+- `node`: the client's node (since session 12 Caravan's plain-HTTP node,
+  `shared/esnode.py`: its headers, timeout and response meta);
 - `node + parse`: and the answer parsed by the client's JSON serializer, as the
   transport parses it (orjson since session 11; `json.loads` before);
 - `transport`: the node pool, its retries and failover, the answer parsed;
@@ -78,7 +80,7 @@ async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
     target = backend._search_target  # the path the service asks, made once
     headers = HttpHeaders(JSON_HEADERS)
     session = elasticsearch_session(settings)
-    # The first request opens the client's node; its aiohttp session is made then.
+    # The first request opens the client's node and its first connection.
     await es.perform_request("POST", target, headers=JSON_HEADERS, body=bodies[0])
     # The pool is typed for sync nodes; an AsyncTransport's are async.
     node = cast("BaseAsyncNode", es.transport.node_pool.get())

@@ -1,0 +1,210 @@
+"""The plain-HTTP Elasticsearch node (shared/esnode.py): what the transport relies on.
+
+Against the real Elasticsearch: answers, errors, HEAD, gzip and kept-alive connections,
+counted by the node itself (`_nodes/stats/http`). Against a local TCP peer that
+misbehaves on purpose: a node that never answers, one that hangs up mid-answer, one
+that closes after each answer, and a request cancelled before its answer came.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from elastic_transport import ConnectionError, ConnectionTimeout
+from elasticsearch import AsyncElasticsearch, NotFoundError
+
+from shared.clients import make_elasticsearch
+from shared.esnode import PlainHttpNode
+from shared.settings import ElasticsearchSettings
+from tests.conftest import Namespace
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def client(url: str, **options: object) -> AsyncElasticsearch:
+    es = make_elasticsearch(ElasticsearchSettings(url=url))
+    return es.options(**options) if options else es  # type: ignore[arg-type]
+
+
+async def opened(es: AsyncElasticsearch) -> int:
+    """Connections the node has accepted since it started."""
+    stats = await es.nodes.stats(metric="http")
+    return sum(node["http"]["total_opened"] for node in stats["nodes"].values())
+
+
+def test_plain_http_urls_take_the_node() -> None:
+    es = make_elasticsearch(ElasticsearchSettings(url="http://127.0.0.1:9200"))
+    assert isinstance(es.transport.node_pool.get(), PlainHttpNode)
+    tls = make_elasticsearch(ElasticsearchSettings(url="https://127.0.0.1:9200"))
+    assert not isinstance(tls.transport.node_pool.get(), PlainHttpNode)
+
+
+async def test_requests_share_kept_alive_connections(es: AsyncElasticsearch) -> None:
+    fresh = make_elasticsearch(ElasticsearchSettings(url=os.environ["ELASTICSEARCH_URL"]))
+    try:
+        before = await opened(es)
+        for _ in range(20):
+            await fresh.cluster.health()
+        assert await opened(es) - before <= 1
+        # 30 at once: no more connections than the node's limit (10 by default).
+        before = await opened(es)
+        await asyncio.gather(*(fresh.cluster.health() for _ in range(30)))
+        assert await opened(es) - before <= 10
+    finally:
+        await fresh.close()
+
+
+async def test_answers_errors_and_head(es: AsyncElasticsearch, namespace: Namespace) -> None:
+    index = f"{namespace.index_prefix}node"
+    assert not await es.indices.exists(index=index)
+    with pytest.raises(NotFoundError):
+        await es.get(index=index, id="1")
+    await es.index(index=index, id="1", document={"title": "Ташкент"}, refresh=True)
+    # A HEAD answer carries a length but no body: the next answer must be its own.
+    assert await es.indices.exists(index=index)
+    assert (await es.get(index=index, id="1"))["_source"] == {"title": "Ташкент"}
+    assert await es.exists(index=index, id="1")
+    assert not await es.exists(index=index, id="2")
+    assert (await es.count(index=index))["count"] == 1
+
+
+async def test_gzip_both_ways(namespace: Namespace, es: AsyncElasticsearch) -> None:
+    # `es` deletes the test's indices afterwards.
+    index = f"{namespace.index_prefix}gzip"
+    compressed = AsyncElasticsearch(
+        os.environ["ELASTICSEARCH_URL"], node_class=PlainHttpNode, http_compress=True
+    )
+    try:
+        body = {"title": "Самарканд " * 500}
+        await compressed.index(index=index, id="1", document=body, refresh=True)
+        answer = await compressed.get(index=index, id="1")
+        assert answer["_source"] == body
+        assert answer.meta.headers.get("content-encoding") == "gzip"
+    finally:
+        await compressed.close()
+
+
+async def test_a_line_break_in_a_header_is_refused() -> None:
+    es = client("http://127.0.0.1:9")  # refused before any connection is made
+    try:
+        with pytest.raises(ValueError, match="line break"):
+            await es.options(opaque_id="a\r\nx-forged: 1").cluster.health()
+    finally:
+        await es.close()
+
+
+@asynccontextmanager
+async def peer(handler: Handler) -> AsyncIterator[str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+
+
+def answer(body: bytes, *, close: bool = False) -> bytes:
+    head = (
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        f"x-elastic-product: Elasticsearch\r\ncontent-length: {len(body)}\r\n"
+    )
+    return (head + ("connection: close\r\n" if close else "") + "\r\n").encode() + body
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n\r\n")
+
+
+async def test_a_node_that_never_answers_times_out() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await reader.read()  # until the client gives up
+
+    async with peer(silent) as url:
+        es = client(url, request_timeout=0.3, max_retries=0)
+        try:
+            with pytest.raises(ConnectionTimeout):
+                await es.cluster.health()
+        finally:
+            await es.close()
+
+
+async def test_a_hang_up_mid_answer_is_a_connection_error() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(b'{"status": "green"}')[:-5])
+        await writer.drain()
+        writer.close()
+
+    async with peer(hang_up) as url:
+        es = client(url, max_retries=0)
+        try:
+            with pytest.raises(ConnectionError):
+                await es.cluster.health()
+        finally:
+            await es.close()
+
+
+async def test_a_node_closing_after_each_answer_is_reconnected() -> None:
+    served = 0
+
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal served
+        await read_request(reader)
+        served += 1
+        writer.write(answer(b'{"n": %d}' % served, close=True))
+        await writer.drain()
+        writer.close()
+
+    async with peer(once) as url:
+        es = client(url, max_retries=0)
+        try:
+            answers = [(await es.perform_request("GET", "/n")).body["n"] for _ in range(3)]
+        finally:
+            await es.close()
+    assert answers == [1, 2, 3]
+
+
+async def test_a_cancelled_request_leaves_no_answer_behind() -> None:
+    """The late answer of a cancelled request must not be read as the next one's."""
+    late_arrived, prompt_arrived, late_sent = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def late_then_prompt(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                request = await read_request(reader)
+            except (asyncio.IncompleteReadError, ConnectionResetError):
+                return
+            if b"/late" in request:
+                late_arrived.set()
+                # Held until a later request has come (on whichever connection), so
+                # that request would read this answer if it shared the connection.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(prompt_arrived.wait(), 2)
+                writer.write(answer(b'{"which": "late"}'))
+                late_sent.set()
+            else:
+                prompt_arrived.set()
+                writer.write(answer(b'{"which": "prompt"}'))
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+
+    async with peer(late_then_prompt) as url:
+        es = client(url, max_retries=0, request_timeout=5)
+        try:
+            late = asyncio.create_task(es.perform_request("GET", "/late"))
+            await late_arrived.wait()
+            late.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await late
+            replies = [(await es.perform_request("GET", "/prompt")).body]
+            await late_sent.wait()
+            replies += [(await es.perform_request("GET", "/prompt")).body for _ in range(2)]
+        finally:
+            await es.close()
+    assert replies == [{"which": "prompt"}] * 3
