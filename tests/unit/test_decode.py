@@ -279,6 +279,24 @@ def _mixed_batch(article: ArticleEvent, quote: QuoteEvent) -> list[Entry]:
             "t:articles",
             article.model_copy(update={"title": "Ўзбекистон «банки»"}).model_dump_json().encode(),
         ),
+        # Every kind of value the batch's writer (orjson) must write as pydantic's core
+        # does: a trace context, microseconds, an offset made UTC, no date, escapes.
+        _entry(
+            "t:articles",
+            json.dumps(
+                json.loads(article.model_dump_json())
+                | {
+                    "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                    "tracestate": "vendor=1",
+                    "fetched_at": "2026-09-01T17:00:00.000250+05:00",
+                    "occurred_at": "0999-01-01T00:00:00.5Z",
+                    "published_at": None,
+                    "body": 'a "quote"\\ \u0000\u001f\u007f \u2028 tab\t 😀 </script>',
+                    "authors": ["Ана", ""],
+                    "language": None,
+                }
+            ).encode(),
+        ),
     ]
 
 
