@@ -2,33 +2,54 @@
 
 The client's default node sends each request through aiohttp, which cost 0.25 ms of CPU
 per search request on the development machine; this node costs 0.07 (bench/README.md,
-"Session 12"). It keeps what the transport relies on: a pool of kept-alive connections
-capped at the node's `connections_per_node`, the request timeout, gzip when
-`http_compress` is set, the library's error types (so its retries, failover and error
-mapping work as before) and its request log. TLS nodes keep the library's aiohttp node
-(`shared/clients.py`), with its certificate checks.
+"Session 12"). It keeps what the transport relies on and what aiohttp did for it:
+
+- a pool of kept-alive connections, at most the node's `connections_per_node`, each
+  dropped after `KEEPALIVE_SECONDS` idle (before a proxy or NAT drops it silently);
+- a request on a reused connection that the far side closed before answering is sent
+  once more on a new one, for the methods that may be repeated;
+- the request timeout (0 or None: none), gzip when `http_compress` is set, interim (1xx)
+  answers skipped, answers delimited by the connection's close;
+- the library's error types (so its retries, failover and error mapping hold) and its
+  request log.
+
+TLS nodes keep the library's aiohttp node, with its certificate checks (shared/clients.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import re
+import zlib
 
 import httptools
 from elastic_transport import (
     ApiResponseMeta,
     BaseAsyncNode,
-    ConnectionError,
     ConnectionTimeout,
     HttpHeaders,
     NodeConfig,
 )
+from elastic_transport import ConnectionError as NodeUnreachable
 from elastic_transport._node._base import (  # the library's own split of what it wraps
     BUILTIN_EXCEPTIONS,
     RERAISE_EXCEPTIONS,
     NodeApiResponse,
 )
 from elastic_transport.client_utils import DEFAULT, DefaultType
+
+# aiohttp's keep-alive: under the idle limits of common proxies and load balancers.
+KEEPALIVE_SECONDS = 15.0
+# Methods a server may see twice with no other effect (RFC 9110 9.2.2), as aiohttp has them.
+_REPEATABLE = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+# What may not be in a header or the target: control characters (tab allowed in values).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Headers that say where an answer's body ends; without them, the connection's close does.
+_FRAMING = frozenset({"content-length", "transfer-encoding"})
+# Bodies up to this size go out joined to their head, in one write; a bulk body does not
+# get copied for it.
+_JOIN_BELOW = 64 * 1024
 
 
 class _Answer:
@@ -48,23 +69,34 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reusable = False
+        self.heard = False  # a byte of the current request's answer came
+        self.idle_since = 0.0
         self._answer: asyncio.Future[_Answer] | None = None
+        self._head_only = False
         self._headers: list[tuple[str, str]] = []
         self._chunks: list[bytes] = []
-        self._head_only = False
+        self._until_close = False  # the answer's body ends with the connection
+        self._between = True  # the parser is between two messages
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if exc is None and self._until_close:
+            self._finish(reusable=False)
+            return
         self._fail(exc or ConnectionResetError("the node closed the connection"))
 
     def send(self, head: bytes, body: bytes | None, head_only: bool) -> asyncio.Future[_Answer]:
         assert self.transport is not None
         self._answer = asyncio.get_running_loop().create_future()
-        self._head_only = head_only
-        self.transport.writelines((head, body) if body else (head,))
+        self._head_only, self.heard = head_only, False
+        if body and len(body) >= _JOIN_BELOW:
+            self.transport.write(head)
+            self.transport.write(body)
+        else:
+            self.transport.write(head + body if body else head)
         return self._answer
 
     def close(self) -> None:
@@ -73,37 +105,60 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        self.heard = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(exc)
             self.close()
+            return
+        if self._head_only and self._answer is None:
+            # A HEAD answer declares a length but has no body, which httptools cannot
+            # be told: its parser waits for that body, so a new one reads the next answer.
+            self.parser = httptools.HttpResponseParser(self)
+            self._between = True
 
     # httptools' callbacks
+    def on_message_begin(self) -> None:
+        # Unasked for, the message keeps the connection from being reused (`idle`).
+        self._between, self._until_close = False, False
+        self._headers, self._chunks = [], []
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        # As aiohttp reads them: UTF-8, anything else kept as it came.
+        self._headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status < 200:
+            return  # an interim answer: the final one follows
         if self._head_only:
-            # A HEAD answer has a length but no body, which httptools cannot be told:
-            # the answer is complete here, and the connection is not used again.
-            self._finish(reusable=False)
+            self._finish(reusable=self.parser.should_keep_alive())
+            return
+        self._until_close = status not in (204, 304) and not any(
+            name.lower() in _FRAMING for name, _ in self._headers
+        )
 
     def on_body(self, body: bytes) -> None:
+        if self._head_only:
+            self.close()  # a body after a HEAD answer: out of step
+            return
         self._chunks.append(body)
 
     def on_message_complete(self) -> None:
-        if not self._head_only:
-            self._finish(reusable=self.parser.should_keep_alive())
+        self._between = True
+        if self.parser.get_status_code() < 200 or self._head_only:
+            return
+        self._finish(reusable=self.parser.should_keep_alive())
 
     def _finish(self, reusable: bool) -> None:
         answer, self._answer = self._answer, None
         body = b"".join(self._chunks)
         headers, self._headers, self._chunks = self._headers, [], []
+        self._until_close = False
         self.reusable = reusable
         if answer is None or answer.done():
-            # Bytes nobody asked for: the connection is out of step.
-            self.close()
+            self.close()  # a whole answer nobody asked for: the connection is out of step
             return
         answer.set_result(_Answer(self.parser.get_status_code(), headers, body))
 
@@ -111,6 +166,11 @@ class _Connection(asyncio.Protocol):
         answer, self._answer = self._answer, None
         if answer is not None and not answer.done():
             answer.set_exception(exc)
+
+    @property
+    def idle(self) -> bool:
+        """Ready for the next request: open, kept alive, between two messages."""
+        return self.reusable and self._between and not self.closed
 
 
 class PlainHttpNode(BaseAsyncNode):
@@ -148,27 +208,30 @@ class PlainHttpNode(BaseAsyncNode):
             head = _request_head(
                 method, self.path_prefix + target, self._host_header, request_headers, sent
             )
-            # The wait for a free connection counts, as it does in aiohttp's total timeout.
-            async with asyncio.timeout(timeout), self._slots:
-                answer = await self._exchange(head, sent, head_only=method == "HEAD")
+            # The wait for a free connection counts, as it does in aiohttp's total
+            # timeout; 0 is no timeout, as there.
+            async with asyncio.timeout(timeout or None), self._slots:
+                answer = await self._exchange(method, head, sent)
+            response_headers = HttpHeaders(_joined(answer.headers))
+            raw = answer.body
+            if raw and response_headers.get("content-encoding") == "gzip":
+                raw = gzip.decompress(raw)
         except RERAISE_EXCEPTIONS:
             raise
         except Exception as exc:
             err: Exception
             if isinstance(exc, TimeoutError):
                 err = ConnectionTimeout("Connection timed out during request", errors=(exc,))
+            elif isinstance(exc, (gzip.BadGzipFile, zlib.error, EOFError)):
+                err = NodeUnreachable(f"an answer not gzip as it said: {exc}", errors=(exc,))
             elif isinstance(exc, BUILTIN_EXCEPTIONS):
                 raise
             else:
-                err = ConnectionError(str(exc) or type(exc).__name__, errors=(exc,))
+                err = NodeUnreachable(str(exc) or type(exc).__name__, errors=(exc,))
             self._log_request(
                 method=method, target=target, headers=request_headers, body=body, exception=err
             )
             raise err from None
-        response_headers = HttpHeaders(_joined(answer.headers))
-        raw = answer.body
-        if raw and response_headers.get("content-encoding") == "gzip":
-            raw = gzip.decompress(raw)
         meta = ApiResponseMeta(
             node=self.config,
             duration=loop.time() - start,
@@ -186,27 +249,43 @@ class PlainHttpNode(BaseAsyncNode):
         )
         return NodeApiResponse(meta, raw)
 
-    async def _exchange(self, head: bytes, body: bytes | None, head_only: bool) -> _Answer:
-        connection = self._take_idle() or await self._connect()
+    async def _exchange(self, method: str, head: bytes, body: bytes | None) -> _Answer:
+        connection = self._take_idle()
+        if connection is not None and method in _REPEATABLE:
+            try:
+                return await self._on(connection, head, body, method)
+            except ConnectionError:
+                # Closed by the far side as the request went out (RFC 9112 9.3.1):
+                # once more on a new connection. Anything heard of an answer is a fault.
+                if connection.heard:
+                    raise
+            connection = None
+        return await self._on(connection or await self._connect(), head, body, method)
+
+    async def _on(
+        self, connection: _Connection, head: bytes, body: bytes | None, method: str
+    ) -> _Answer:
         try:
-            answer = await connection.send(head, body, head_only)
+            answer = await connection.send(head, body, head_only=method == "HEAD")
         except BaseException:
             # A timeout, a cancellation or a broken answer: whatever was half-read stays
             # on this connection, so it is never used again.
             self._discard(connection)
             raise
-        if connection.reusable and not connection.closed:
+        if connection.idle:
+            connection.idle_since = asyncio.get_running_loop().time()
             self._idle.append(connection)
         else:
             self._discard(connection)
         return answer
 
     def _take_idle(self) -> _Connection | None:
+        now = asyncio.get_running_loop().time()
         while self._idle:
             connection = self._idle.pop()
-            if not connection.closed:
+            if connection.idle and now - connection.idle_since < KEEPALIVE_SECONDS:
                 return connection
-            self._open.discard(connection)
+            self._discard(connection)
         return None
 
     async def _connect(self) -> _Connection:
@@ -233,11 +312,11 @@ def _request_head(
     lines.extend(f"{name}: {value}" for name, value in headers.items())
     if body is not None or method in ("POST", "PUT"):
         lines.append(f"content-length: {len(body or b'')}")
-    # Nothing in a header or the target may start a line of its own.
-    if any("\r" in line or "\n" in line for line in lines) or " " in target:
-        raise ValueError("a request line or header holds a line break or a space")
+    # Nothing in a header or the target may end its line or hide in it.
+    if _CONTROL.search("".join(lines)) or " " in target:
+        raise ValueError("a request line or header holds a control character or a space")
     lines.append("\r\n")
-    return "\r\n".join(lines).encode("latin-1")
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape")
 
 
 def _joined(headers: list[tuple[str, str]]) -> dict[str, str]:

@@ -18,11 +18,13 @@ import pytest
 from elastic_transport import ConnectionError, ConnectionTimeout
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
+from shared import esnode
 from shared.clients import make_elasticsearch
 from shared.esnode import PlainHttpNode
 from shared.settings import ElasticsearchSettings
 from tests.conftest import Namespace
 
+JSON = {"content-type": "application/json"}
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -50,6 +52,8 @@ async def test_requests_share_kept_alive_connections(es: AsyncElasticsearch) -> 
         before = await opened(es)
         for _ in range(20):
             await fresh.cluster.health()
+            # A HEAD answer has no body: its connection is kept too.
+            await fresh.indices.exists(index="caravan-no-such-index")
         assert await opened(es) - before <= 1
         # 30 at once: no more connections than the node's limit (10 by default).
         before = await opened(es)
@@ -89,13 +93,22 @@ async def test_gzip_both_ways(namespace: Namespace, es: AsyncElasticsearch) -> N
         await compressed.close()
 
 
-async def test_a_line_break_in_a_header_is_refused() -> None:
+@pytest.mark.parametrize("opaque_id", ["a\r\nx-forged: 1", "a\nb", "a\x00b", "a\x0bb"])
+async def test_a_control_character_in_a_header_is_refused(opaque_id: str) -> None:
     es = client("http://127.0.0.1:9")  # refused before any connection is made
     try:
-        with pytest.raises(ValueError, match="line break"):
-            await es.options(opaque_id="a\r\nx-forged: 1").cluster.health()
+        with pytest.raises(ValueError, match="control character"):
+            await es.options(opaque_id=opaque_id).cluster.health()
     finally:
         await es.close()
+
+
+async def test_header_values_beyond_latin_1_go_and_come_back_as_utf_8(
+    es: AsyncElasticsearch,
+) -> None:
+    # Elasticsearch echoes X-Opaque-Id: the value must survive both ways.
+    answer = await es.options(opaque_id="Ташкент «дом»").cluster.health()
+    assert answer.meta.headers["x-opaque-id"] == "Ташкент «дом»"
 
 
 @asynccontextmanager
@@ -208,3 +221,155 @@ async def test_a_cancelled_request_leaves_no_answer_behind() -> None:
         finally:
             await es.close()
     assert replies == [{"which": "prompt"}] * 3
+
+
+def answered(raw: bytes) -> Handler:
+    """A peer that answers every request on a connection with `raw`, as it is."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await read_request(reader)
+                writer.write(raw)
+                await writer.drain()
+
+    return handler
+
+
+async def test_an_interim_answer_is_skipped_for_the_final_one() -> None:
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n"
+    async with peer(answered(interim + answer(b'{"n": 1}'))) as url:
+        es = client(url, max_retries=0)
+        try:
+            replies = [(await es.perform_request("GET", "/")).body for _ in range(3)]
+            head = await es.perform_request("HEAD", "/")
+        finally:
+            await es.close()
+    assert replies == [{"n": 1}] * 3
+    assert head.meta.status == 200
+
+
+async def test_an_answer_ended_by_the_close_is_read_whole() -> None:
+    http_1_0 = (
+        b"HTTP/1.0 200 OK\r\ncontent-type: application/json\r\n"
+        b'x-elastic-product: Elasticsearch\r\n\r\n{"status": "green"}'
+    )
+
+    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(http_1_0)
+        await writer.drain()
+        writer.close()
+
+    async with peer(until_close) as url:
+        es = client(url, max_retries=0)
+        try:
+            assert (await es.cluster.health())["status"] == "green"
+        finally:
+            await es.close()
+
+
+async def test_a_broken_gzip_answer_is_a_connection_error() -> None:
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        b"content-encoding: gzip\r\ncontent-length: 4\r\n\r\nnope"
+    )
+    async with peer(answered(head)) as url:
+        es = client(url, max_retries=0)
+        try:
+            with pytest.raises(ConnectionError) as failed:
+                await es.cluster.health()
+            assert "not gzip" in failed.value.message
+        finally:
+            await es.close()
+
+
+async def test_a_timeout_of_zero_is_no_timeout() -> None:
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(0.2)
+        writer.write(answer(b'{"status": "green"}'))
+        await writer.drain()
+
+    async with peer(slow) as url:
+        es = client(url, max_retries=0, request_timeout=0)
+        try:
+            assert (await es.cluster.health())["status"] == "green"
+        finally:
+            await es.close()
+
+
+@pytest.mark.parametrize("extra", [b"HTTP/1.1 200 OK\r\ncon", answer(b'{"connection": 0}')])
+async def test_bytes_nobody_asked_for_retire_the_connection(extra: bytes) -> None:
+    """An answer, or half of one, that nobody asked for must not become the next one's."""
+    connections = 0
+
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        number = connections
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await read_request(reader)
+                writer.write(answer(b'{"connection": %d}' % number) + extra)
+                await writer.drain()
+
+    async with peer(chatty) as url:
+        es = client(url, max_retries=0)
+        try:
+            replies = [(await es.perform_request("GET", "/")).body for _ in range(3)]
+        finally:
+            await es.close()
+    assert replies == [{"connection": 1}, {"connection": 2}, {"connection": 3}]
+
+
+async def test_idle_connections_are_dropped_after_the_keep_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connections = 0
+
+    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await answered(answer(b"{}"))(reader, writer)
+
+    async with peer(counted) as url:
+        es = client(url, max_retries=0)
+        try:
+            await es.perform_request("GET", "/")
+            await es.perform_request("GET", "/")
+            assert connections == 1
+            monkeypatch.setattr(esnode, "KEEPALIVE_SECONDS", 0.0)
+            await es.perform_request("GET", "/")
+            assert connections == 2
+        finally:
+            await es.close()
+
+
+@pytest.mark.parametrize(("method", "repeated"), [("PUT", True), ("GET", True), ("POST", False)])
+async def test_a_kept_alive_connection_closed_as_a_request_comes(
+    method: str, repeated: bool
+) -> None:
+    """The keep-alive race: the far side closes an idle connection as a request goes out.
+    A request that may be repeated goes again on a new connection; others fail, for
+    the transport to retry or not."""
+
+    async def closes_the_second(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await read_request(reader)
+            writer.write(answer(b'{"n": 1}'))
+            await writer.drain()
+            await read_request(reader)
+            writer.transport.abort()
+
+    async with peer(closes_the_second) as url:
+        es = client(url, max_retries=0)
+        try:
+            await es.perform_request(method, "/", body=b"{}", headers=JSON)
+            if repeated:
+                assert (await es.perform_request(method, "/", body=b"{}", headers=JSON)).body
+            else:
+                with pytest.raises(ConnectionError):
+                    await es.perform_request(method, "/", body=b"{}", headers=JSON)
+        finally:
+            await es.close()
