@@ -208,7 +208,7 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
     # retried on the next, so losing a node of a cluster costs no write.
     urls = [with_default_port(url.strip()) for url in settings.url.split(",")]
     if all(urlsplit(url).scheme == "http" for url in urls):
-        # A third of aiohttp's CPU per request; TLS keeps the library's node.
+        # About half of aiohttp's CPU per request; TLS keeps the library's node.
         options["node_class"] = PlainHttpNode
     es = AsyncElasticsearch(
         urls,

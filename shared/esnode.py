@@ -1,8 +1,9 @@
 """An Elasticsearch node over plain HTTP: asyncio's own transport and httptools' parser.
 
-The client's default node sends each request through aiohttp, which cost 0.25 ms of CPU
-per search request on the development machine; this node costs 0.07 (bench/README.md,
-"Session 12"). It keeps what the transport relies on and what aiohttp did for it:
+The client's default node sends each request through aiohttp: 0.20-0.25 ms of CPU per
+search request on the development machine, against 0.11-0.13 through this node in the
+same runs (`make bench-layers`; bench/README.md, "Session 12"). It keeps what the
+transport relies on and what aiohttp did for it:
 
 - a pool of kept-alive connections, at most the node's `connections_per_node`, each
   dropped after `KEEPALIVE_SECONDS` idle (before a proxy or NAT drops it silently);
