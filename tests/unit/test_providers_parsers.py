@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -48,6 +49,27 @@ def test_nbk_leaves_out_currencies_dated_years_ago() -> None:
     # LVL (31.12.13), EEK (31.12.10) and TRL (05.01.05) are kept in the feed with old dates.
     assert not {"LVL", "EEK", "TRL"} & set(rates.per_unit)
     assert rates.problems == ["3 items dated other than 2016-04-18 left out"]
+
+
+def test_nbk_item_without_a_valid_date_is_left_out_not_the_document() -> None:
+    text = NBK_FILE.read_text(encoding="utf-8")
+    usd = text.index("<title>USD</title>")
+    broken = text[:usd] + text[usd:].replace(
+        "<pubDate>18.04.16</pubDate>", "<pubDate>31.02.16</pubDate>", 1
+    )
+    rates = parse_nbk(broken.encode())
+    assert "USD" not in rates.per_unit
+    assert rates.per_unit["KGS"] == Decimal("4.78")
+    assert rates.problems == [
+        "1 items without a valid date left out",
+        "3 items dated other than 2016-04-18 left out",
+    ]
+
+
+def test_nbk_without_any_valid_date_is_refused() -> None:
+    text = NBK_FILE.read_text(encoding="utf-8")
+    with pytest.raises(RatesError, match="no valid date"):
+        parse_nbk(re.sub(r"<pubDate>[^<]*</pubDate>", "<pubDate>soon</pubDate>", text).encode())
 
 
 def test_nbk_usd_rates_put_its_own_currency_at_one_over_the_dollar() -> None:
@@ -111,6 +133,25 @@ def test_cbu_entry_with_another_date_is_left_out() -> None:
     rates = parse_cbu(json.dumps(entries).encode())
     assert "KZT" not in rates.per_unit
     assert rates.problems == ["1 entries dated other than 2022-04-11 left out"]
+
+
+def test_cbu_entry_without_a_valid_date_is_left_out_not_the_document() -> None:
+    entries = json.loads(CBU_FILE.read_bytes())
+    for entry in entries:
+        if entry["Ccy"] == "KZT":
+            entry["Date"] = "31.02.2022"
+        if entry["Ccy"] == "KGS":
+            del entry["Date"]
+    rates = parse_cbu(json.dumps(entries).encode())
+    assert not {"KZT", "KGS"} & set(rates.per_unit)
+    assert len(rates.per_unit) == 73
+    assert rates.problems == ["2 entries without a valid Date left out"]
+
+
+def test_cbu_without_any_valid_date_is_refused() -> None:
+    entries = [entry | {"Date": "2022-04-11"} for entry in json.loads(CBU_FILE.read_bytes())]
+    with pytest.raises(RatesError, match="no valid Date"):
+        parse_cbu(json.dumps(entries).encode())
 
 
 # --- National Bank of Tajikistan (fixture, not a captured document) ---------------------

@@ -5,7 +5,7 @@ A JSON array of objects, every number a string, point decimals:
     [{"Ccy": "USD", "Nominal": "1", "Rate": "11344.69", "Date": "11.04.2022", ...}, ...]
 
 Each entry carries its own `Date`; the document's as-of date is the one they
-share, and entries dated otherwise are left out.
+share, and entries dated otherwise, or not dated at all, are left out.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ WHAT = "Central Bank of Uzbekistan rates document"
 
 def parse_cbu(content: bytes) -> OfficialRates:
     entries = _entries(content)
-    dated = [(_date(entry.get("Date")), entry) for entry in entries]
+    dated = [(day, entry) for entry in entries if (day := _date(entry.get("Date"))) is not None]
+    if not dated:
+        msg = f"no valid Date in the {WHAT}: {entries[0].get('Date')!r}"
+        raise RatesError(msg)
     as_of, current = commonest_date(dated)
     per_unit, problems = per_unit_values(
         (
@@ -36,8 +39,10 @@ def parse_cbu(content: bytes) -> OfficialRates:
         ),
         ".",
     )
-    if len(current) < len(entries):
-        problems.append(f"{len(entries) - len(current)} entries dated other than {as_of} left out")
+    if len(dated) < len(entries):
+        problems.append(f"{len(entries) - len(dated)} entries without a valid Date left out")
+    if len(current) < len(dated):
+        problems.append(f"{len(dated) - len(current)} entries dated other than {as_of} left out")
     if not per_unit:
         msg = f"no usable rate in the {WHAT} of {as_of}"
         raise RatesError(msg)
@@ -63,8 +68,8 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _date(text: object) -> date:
+def _date(text: object) -> date | None:
     try:
         return datetime.strptime(str(text).strip(), "%d.%m.%Y").date()
-    except ValueError as exc:
-        raise RatesError(f"no valid Date in the {WHAT}: {text!r}") from exc
+    except ValueError:
+        return None

@@ -31,11 +31,14 @@ WHAT = "National Bank of Kazakhstan rates document"
 def parse_nbk(content: bytes) -> OfficialRates:
     root = parse_xml(content, WHAT)
     if root.tag == "rss" and root.find("channel/item/quant") is not None:
-        items = root.findall("channel/item")
-        as_of, items = _dated_items(items)
+        all_items = root.findall("channel/item")
+        dated = _dated_items(all_items)
+        as_of, items = commonest_date(dated)
+        undated, other_days = len(all_items) - len(dated), len(dated) - len(items)
     elif root.tag == "rates" and root.find("item/quant") is not None:
-        items = root.findall("item")
-        as_of = _date(root.findtext("date"), "%d.%m.%Y")
+        # One date, the document's.
+        items, undated, other_days = root.findall("item"), 0, 0
+        as_of = _document_date(root.findtext("date"))
     else:
         raise WrongFormat(f"not a {WHAT}: root element is <{root.tag!s}> without quant items")
     per_unit, problems = per_unit_values(
@@ -49,25 +52,39 @@ def parse_nbk(content: bytes) -> OfficialRates:
         ),
         ".",
     )
-    left_out = len(root.findall(".//item")) - len(items)
-    if left_out:
-        problems.append(f"{left_out} items dated other than {as_of} left out")
+    if undated:
+        problems.append(f"{undated} items without a valid date left out")
+    if other_days:
+        problems.append(f"{other_days} items dated other than {as_of} left out")
     if not per_unit:
         msg = f"no usable rate in the {WHAT} of {as_of}"
         raise RatesError(msg)
     return OfficialRates(PROVIDER, "KZT", as_of, per_unit, problems)
 
 
-def _dated_items(items: list[etree._Element]) -> tuple[date, list[etree._Element]]:
-    dated = [(_date(item.findtext("pubDate"), "%d.%m.%y"), item) for item in items]
+def _dated_items(items: list[etree._Element]) -> list[tuple[date, etree._Element]]:
+    """The items with a valid date, each with it; refused if none has one."""
+    dated = [
+        (day, item)
+        for item in items
+        if (day := _date(item.findtext("pubDate"), "%d.%m.%y")) is not None
+    ]
     if not dated:
-        msg = f"no items in the {WHAT}"
+        first = items[0].findtext("pubDate") if items else None
+        msg = f"no valid date in the {WHAT}: {first!r}"
         raise RatesError(msg)
-    return commonest_date(dated)
+    return dated
 
 
-def _date(text: str | None, pattern: str) -> date:
+def _document_date(text: str | None) -> date:
+    day = _date(text, "%d.%m.%Y")
+    if day is None:
+        raise RatesError(f"no valid date in the {WHAT}: {text!r}")
+    return day
+
+
+def _date(text: str | None, pattern: str) -> date | None:
     try:
         return datetime.strptime((text or "").strip(), pattern).date()
-    except ValueError as exc:
-        raise RatesError(f"no valid date in the {WHAT}: {text!r}") from exc
+    except ValueError:
+        return None
