@@ -40,12 +40,14 @@ def install_error_handlers(app: FastAPI, renderer: PageRenderer) -> None:
             return await request_validation_exception_handler(request, exc)
         return await renderer.invalid(request, exc)
 
-    # The bodies are built to be valid; a refusal would be a bug, still answered as a 400.
+    # The bodies are built to be valid; a refusal would be a bug (or an index not made by
+    # Caravan), still answered as a 400, on a page as a page.
     @app.exception_handler(BadRequestError)
-    async def _refused(_: Request, exc: BadRequestError) -> JSONResponse:
-        return JSONResponse(
-            status_code=400, content={"detail": f"Elasticsearch refused the search: {exc.message}"}
-        )
+    async def _refused(request: Request, exc: BadRequestError) -> Response:
+        problem = f"Elasticsearch refused the search: {exc.message}"
+        if not request.url.path.startswith("/api/"):
+            return await renderer.refused(request, problem)
+        return JSONResponse(status_code=400, content={"detail": problem})
 
     @app.exception_handler(ApiError)
     @app.exception_handler(ESTransportError)

@@ -226,6 +226,10 @@ class PageRenderer:
             request, "invalid.html", {"problems": problems(exc)}, status_code=422
         )
 
+    async def refused(self, request: Request, problem: str) -> HTMLResponse:
+        """A search Elasticsearch refused (a 400 of its own), for a person."""
+        return await self.render(request, "invalid.html", {"problems": [problem]}, status_code=400)
+
 
 def pages_router(renderer: PageRenderer, max_page_size: int) -> APIRouter:
     router = APIRouter(include_in_schema=False)

@@ -111,3 +111,21 @@ async def test_an_indexed_url_of_another_scheme_is_never_a_link(
     assert spoiled["title"] in unlinked.text
     assert "javascript:" not in unlinked.text
     assert "Read the original" not in unlinked.text
+
+
+async def test_a_search_elasticsearch_refuses_is_a_400_page_on_the_page(
+    es: AsyncElasticsearch, namespace: Namespace, settings: Settings
+) -> None:
+    """An articles index not made by Caravan (its dates mapped as text) makes Elasticsearch
+    refuse a newest-first search with a 400 of its own: a person gets it as a page, a
+    program as JSON."""
+    await es.indices.create(
+        index=namespace.articles, mappings={"properties": {"published_at": {"type": "text"}}}
+    )
+    async with query_client(settings) as client:
+        page = await client.get("/", params={"q": "x", "sort": "newest"})
+        api = await client.get("/api/search", params={"q": "x", "sort": "newest"})
+    assert page.status_code == api.status_code == 400
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Elasticsearch refused the search" in page.text
+    assert api.json()["detail"].startswith("Elasticsearch refused the search")
