@@ -260,6 +260,8 @@ async def pipeline(
                 "raw",
                 "--rate",
                 "250",
+                # C frames too: a thread in a system call shows as one, not as Python.
+                "--native",
                 "--output",
                 str(profile),
             ],
