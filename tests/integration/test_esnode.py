@@ -13,6 +13,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from elastic_transport import ConnectionError, ConnectionTimeout
@@ -121,6 +122,18 @@ async def peer(handler: Handler) -> AsyncIterator[str]:
         server.close()
 
 
+@asynccontextmanager
+async def talking_to(handler: Handler, **options: Any) -> AsyncIterator[AsyncElasticsearch]:
+    """A client of a local peer run by `handler`, without the transport's retries: what
+    the node itself does is what the test sees."""
+    async with peer(handler) as url:
+        es = client(url, max_retries=0, **options)
+        try:
+            yield es
+        finally:
+            await es.close()
+
+
 def answer(body: bytes, *, close: bool = False) -> bytes:
     head = (
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
@@ -138,13 +151,9 @@ async def test_a_node_that_never_answers_times_out() -> None:
         await read_request(reader)
         await reader.read()  # until the client gives up
 
-    async with peer(silent) as url:
-        es = client(url, request_timeout=0.3, max_retries=0)
-        try:
-            with pytest.raises(ConnectionTimeout):
-                await es.cluster.health()
-        finally:
-            await es.close()
+    async with talking_to(silent, request_timeout=0.3) as es:
+        with pytest.raises(ConnectionTimeout):
+            await es.cluster.health()
 
 
 async def test_a_hang_up_mid_answer_is_a_connection_error() -> None:
@@ -154,13 +163,9 @@ async def test_a_hang_up_mid_answer_is_a_connection_error() -> None:
         await writer.drain()
         writer.close()
 
-    async with peer(hang_up) as url:
-        es = client(url, max_retries=0)
-        try:
-            with pytest.raises(ConnectionError):
-                await es.cluster.health()
-        finally:
-            await es.close()
+    async with talking_to(hang_up) as es:
+        with pytest.raises(ConnectionError):
+            await es.cluster.health()
 
 
 async def test_a_node_closing_after_each_answer_is_reconnected() -> None:
@@ -174,12 +179,8 @@ async def test_a_node_closing_after_each_answer_is_reconnected() -> None:
         await writer.drain()
         writer.close()
 
-    async with peer(once) as url:
-        es = client(url, max_retries=0)
-        try:
-            answers = [(await es.perform_request("GET", "/n")).body["n"] for _ in range(3)]
-        finally:
-            await es.close()
+    async with talking_to(once) as es:
+        answers = [(await es.perform_request("GET", "/n")).body["n"] for _ in range(3)]
     assert answers == [1, 2, 3]
 
 
@@ -207,19 +208,15 @@ async def test_a_cancelled_request_leaves_no_answer_behind() -> None:
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
 
-    async with peer(late_then_prompt) as url:
-        es = client(url, max_retries=0, request_timeout=5)
-        try:
-            late = asyncio.create_task(es.perform_request("GET", "/late"))
-            await late_arrived.wait()
-            late.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await late
-            replies = [(await es.perform_request("GET", "/prompt")).body]
-            await late_sent.wait()
-            replies += [(await es.perform_request("GET", "/prompt")).body for _ in range(2)]
-        finally:
-            await es.close()
+    async with talking_to(late_then_prompt, request_timeout=5) as es:
+        late = asyncio.create_task(es.perform_request("GET", "/late"))
+        await late_arrived.wait()
+        late.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await late
+        replies = [(await es.perform_request("GET", "/prompt")).body]
+        await late_sent.wait()
+        replies += [(await es.perform_request("GET", "/prompt")).body for _ in range(2)]
     assert replies == [{"which": "prompt"}] * 3
 
 
@@ -238,13 +235,9 @@ def answered(raw: bytes) -> Handler:
 
 async def test_an_interim_answer_is_skipped_for_the_final_one() -> None:
     interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n"
-    async with peer(answered(interim + answer(b'{"n": 1}'))) as url:
-        es = client(url, max_retries=0)
-        try:
-            replies = [(await es.perform_request("GET", "/")).body for _ in range(3)]
-            head = await es.perform_request("HEAD", "/")
-        finally:
-            await es.close()
+    async with talking_to(answered(interim + answer(b'{"n": 1}'))) as es:
+        replies = [(await es.perform_request("GET", "/")).body for _ in range(3)]
+        head = await es.perform_request("HEAD", "/")
     assert replies == [{"n": 1}] * 3
     assert head.meta.status == 200
 
@@ -261,12 +254,8 @@ async def test_an_answer_ended_by_the_close_is_read_whole() -> None:
         await writer.drain()
         writer.close()
 
-    async with peer(until_close) as url:
-        es = client(url, max_retries=0)
-        try:
-            assert (await es.cluster.health())["status"] == "green"
-        finally:
-            await es.close()
+    async with talking_to(until_close) as es:
+        assert (await es.cluster.health())["status"] == "green"
 
 
 async def test_a_broken_gzip_answer_is_a_connection_error() -> None:
@@ -274,14 +263,10 @@ async def test_a_broken_gzip_answer_is_a_connection_error() -> None:
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
         b"content-encoding: gzip\r\ncontent-length: 4\r\n\r\nnope"
     )
-    async with peer(answered(head)) as url:
-        es = client(url, max_retries=0)
-        try:
-            with pytest.raises(ConnectionError) as failed:
-                await es.cluster.health()
-            assert "not gzip" in failed.value.message
-        finally:
-            await es.close()
+    async with talking_to(answered(head)) as es:
+        with pytest.raises(ConnectionError) as failed:
+            await es.cluster.health()
+        assert "not gzip" in failed.value.message
 
 
 async def test_a_timeout_of_zero_is_no_timeout() -> None:
@@ -291,12 +276,8 @@ async def test_a_timeout_of_zero_is_no_timeout() -> None:
         writer.write(answer(b'{"status": "green"}'))
         await writer.drain()
 
-    async with peer(slow) as url:
-        es = client(url, max_retries=0, request_timeout=0)
-        try:
-            assert (await es.cluster.health())["status"] == "green"
-        finally:
-            await es.close()
+    async with talking_to(slow, request_timeout=0) as es:
+        assert (await es.cluster.health())["status"] == "green"
 
 
 @pytest.mark.parametrize("extra", [b"HTTP/1.1 200 OK\r\ncon", answer(b'{"connection": 0}')])
@@ -314,12 +295,8 @@ async def test_bytes_nobody_asked_for_retire_the_connection(extra: bytes) -> Non
                 writer.write(answer(b'{"connection": %d}' % number) + extra)
                 await writer.drain()
 
-    async with peer(chatty) as url:
-        es = client(url, max_retries=0)
-        try:
-            replies = [(await es.perform_request("GET", "/")).body for _ in range(3)]
-        finally:
-            await es.close()
+    async with talking_to(chatty) as es:
+        replies = [(await es.perform_request("GET", "/")).body for _ in range(3)]
     assert replies == [{"connection": 1}, {"connection": 2}, {"connection": 3}]
 
 
@@ -333,17 +310,13 @@ async def test_idle_connections_are_dropped_after_the_keep_alive(
         connections += 1
         await answered(answer(b"{}"))(reader, writer)
 
-    async with peer(counted) as url:
-        es = client(url, max_retries=0)
-        try:
-            await es.perform_request("GET", "/")
-            await es.perform_request("GET", "/")
-            assert connections == 1
-            monkeypatch.setattr(esnode, "KEEPALIVE_SECONDS", 0.0)
-            await es.perform_request("GET", "/")
-            assert connections == 2
-        finally:
-            await es.close()
+    async with talking_to(counted) as es:
+        await es.perform_request("GET", "/")
+        await es.perform_request("GET", "/")
+        assert connections == 1
+        monkeypatch.setattr(esnode, "KEEPALIVE_SECONDS", 0.0)
+        await es.perform_request("GET", "/")
+        assert connections == 2
 
 
 @pytest.mark.parametrize(("method", "repeated"), [("PUT", True), ("GET", True), ("POST", False)])
@@ -362,14 +335,10 @@ async def test_a_kept_alive_connection_closed_as_a_request_comes(
             await read_request(reader)
             writer.transport.abort()
 
-    async with peer(closes_the_second) as url:
-        es = client(url, max_retries=0)
-        try:
-            await es.perform_request(method, "/", body=b"{}", headers=JSON)
-            if repeated:
-                assert (await es.perform_request(method, "/", body=b"{}", headers=JSON)).body
-            else:
-                with pytest.raises(ConnectionError):
-                    await es.perform_request(method, "/", body=b"{}", headers=JSON)
-        finally:
-            await es.close()
+    async with talking_to(closes_the_second) as es:
+        await es.perform_request(method, "/", body=b"{}", headers=JSON)
+        if repeated:
+            assert (await es.perform_request(method, "/", body=b"{}", headers=JSON)).body
+        else:
+            with pytest.raises(ConnectionError):
+                await es.perform_request(method, "/", body=b"{}", headers=JSON)
