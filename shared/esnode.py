@@ -46,8 +46,6 @@ KEEPALIVE_SECONDS = 15.0
 _REPEATABLE = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 # What may not be in a header or the target: control characters (tab allowed in values).
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-# Headers that say where an answer's body ends; without them, the connection's close does.
-_FRAMING = frozenset({"content-length", "transfer-encoding"})
 # Bodies up to this size go out joined to their head, in one write; a bulk body does not
 # get copied for it.
 _JOIN_BELOW = 64 * 1024
@@ -69,6 +67,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.closed_here = False  # by this side: an answer then is cut short, not ended
         self.reusable = False
         self.heard = False  # a byte of the current request's answer came
         self.idle_since = 0.0
@@ -84,7 +83,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if exc is None and self._until_close:
+        if exc is None and self._until_close and not self.closed_here:
             self._finish(reusable=False)
             return
         self._fail(exc or ConnectionResetError("the node closed the connection"))
@@ -101,7 +100,7 @@ class _Connection(asyncio.Protocol):
         return self._answer
 
     def close(self) -> None:
-        self.closed = True
+        self.closed = self.closed_here = True
         if self.transport is not None:
             self.transport.close()
 
@@ -109,11 +108,11 @@ class _Connection(asyncio.Protocol):
         self.heard = True
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             self._fail(exc)
             self.close()
             return
-        if self._head_only and self._answer is None:
+        if self._head_only and self._answer is None and not self.closed:
             # A HEAD answer declares a length but has no body, which httptools cannot
             # be told: its parser waits for that body, so a new one reads the next answer.
             self.parser = httptools.HttpResponseParser(self)
@@ -121,7 +120,10 @@ class _Connection(asyncio.Protocol):
 
     # httptools' callbacks
     def on_message_begin(self) -> None:
-        # Unasked for, the message keeps the connection from being reused (`idle`).
+        if self._answer is None:
+            # Bytes nobody asked for: the connection is out of step. (After a HEAD
+            # answer in the same read too, which the parser swap below would hide.)
+            self.close()
         self._between, self._until_close = False, False
         self._headers, self._chunks = [], []
 
@@ -137,7 +139,7 @@ class _Connection(asyncio.Protocol):
             self._finish(reusable=self.parser.should_keep_alive())
             return
         self._until_close = status not in (204, 304) and not any(
-            name.lower() in _FRAMING for name, _ in self._headers
+            _frames(name.lower(), value) for name, value in self._headers
         )
 
     def on_body(self, body: bytes) -> None:
@@ -183,8 +185,10 @@ class PlainHttpNode(BaseAsyncNode):
             raise ValueError(f"PlainHttpNode speaks plain HTTP, not {config.scheme}")
         host = f"[{config.host}]" if ":" in config.host else config.host
         self._host_header = f"{host}:{config.port}"
-        self._idle: list[_Connection] = []
+        self._idle: list[_Connection] = []  # oldest first
         self._open: set[_Connection] = set()
+        self._retiring: asyncio.TimerHandle | None = None
+        self._closings = 0
         self._slots = asyncio.Semaphore(config.connections_per_node)
 
     async def perform_request(  # type: ignore[override]
@@ -253,12 +257,14 @@ class PlainHttpNode(BaseAsyncNode):
     async def _exchange(self, method: str, head: bytes, body: bytes | None) -> _Answer:
         connection = self._take_idle()
         if connection is not None and method in _REPEATABLE:
+            closings = self._closings
             try:
                 return await self._on(connection, head, body, method)
             except ConnectionError:
                 # Closed by the far side as the request went out (RFC 9112 9.3.1):
-                # once more on a new connection. Anything heard of an answer is a fault.
-                if connection.heard:
+                # once more on a new connection. Anything heard of an answer is a fault,
+                # and so is the node's own close() meanwhile.
+                if connection.heard or self._closings != closings:
                     raise
             connection = None
         return await self._on(connection or await self._connect(), head, body, method)
@@ -274,11 +280,25 @@ class PlainHttpNode(BaseAsyncNode):
             self._discard(connection)
             raise
         if connection.idle:
-            connection.idle_since = asyncio.get_running_loop().time()
+            loop = asyncio.get_running_loop()
+            connection.idle_since = loop.time()
             self._idle.append(connection)
+            if self._retiring is None:
+                self._retiring = loop.call_later(KEEPALIVE_SECONDS, self._retire)
         else:
             self._discard(connection)
         return answer
+
+    def _retire(self) -> None:
+        """Closes the connections idle for KEEPALIVE_SECONDS; runs while any is idle."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self._idle and now - self._idle[0].idle_since >= KEEPALIVE_SECONDS:
+            self._discard(self._idle.pop(0))
+        self._retiring = None
+        if self._idle:
+            due = self._idle[0].idle_since + KEEPALIVE_SECONDS - now
+            self._retiring = loop.call_later(due, self._retire)
 
     def _take_idle(self) -> _Connection | None:
         now = asyncio.get_running_loop().time()
@@ -300,6 +320,10 @@ class PlainHttpNode(BaseAsyncNode):
         self._open.discard(connection)
 
     async def close(self) -> None:  # type: ignore[override]
+        self._closings += 1
+        if self._retiring is not None:
+            self._retiring.cancel()
+            self._retiring = None
         for connection in self._open:
             connection.close()
         self._open.clear()
@@ -318,6 +342,14 @@ def _request_head(
         raise ValueError("a request line or header holds a control character or a space")
     lines.append("\r\n")
     return "\r\n".join(lines).encode("utf-8", "surrogateescape")
+
+
+def _frames(name: str, value: str) -> bool:
+    """Whether a header says where the body ends; without one, the connection's close does.
+    A transfer coding frames the body only when chunked is its last (RFC 9112 6.3)."""
+    if name == "content-length":
+        return True
+    return name == "transfer-encoding" and value.rsplit(",", 1)[-1].strip().lower() == "chunked"
 
 
 def _joined(headers: list[tuple[str, str]]) -> dict[str, str]:

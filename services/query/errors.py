@@ -29,6 +29,11 @@ def _refuse(status: int) -> Callable[[Request, Exception], Awaitable[JSONRespons
     return handler
 
 
+def _for_a_program(request: Request) -> bool:
+    """An API address, wherever a proxy mounts the service (its root path stripped)."""
+    return request.url.path.removeprefix(request.scope.get("root_path", "")).startswith("/api/")
+
+
 def install_error_handlers(app: FastAPI, renderer: PageRenderer) -> None:
     for error in (PageOutOfRange, InvalidSearch, InvalidCursor):
         app.add_exception_handler(error, _refuse(400))
@@ -36,7 +41,7 @@ def install_error_handlers(app: FastAPI, renderer: PageRenderer) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        if request.url.path.startswith("/api/"):
+        if _for_a_program(request):
             return await request_validation_exception_handler(request, exc)
         return await renderer.invalid(request, exc)
 
@@ -45,7 +50,7 @@ def install_error_handlers(app: FastAPI, renderer: PageRenderer) -> None:
     @app.exception_handler(BadRequestError)
     async def _refused(request: Request, exc: BadRequestError) -> Response:
         problem = f"Elasticsearch refused the search: {exc.message}"
-        if not request.url.path.startswith("/api/"):
+        if not _for_a_program(request):
             return await renderer.refused(request, problem)
         return JSONResponse(status_code=400, content={"detail": problem})
 
@@ -53,7 +58,7 @@ def install_error_handlers(app: FastAPI, renderer: PageRenderer) -> None:
     @app.exception_handler(ESTransportError)
     async def _unavailable(request: Request, exc: Exception) -> Response:
         log.warning("elasticsearch unavailable", error=str(exc))
-        if not request.url.path.startswith("/api/"):
+        if not _for_a_program(request):
             return renderer.unavailable(request)
         return JSONResponse(
             status_code=503,

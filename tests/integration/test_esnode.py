@@ -24,6 +24,7 @@ from shared.clients import make_elasticsearch
 from shared.esnode import PlainHttpNode
 from shared.settings import ElasticsearchSettings
 from tests.conftest import Namespace
+from tests.waiting import until
 
 JSON = {"content-type": "application/json"}
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -342,3 +343,114 @@ async def test_a_kept_alive_connection_closed_as_a_request_comes(
         else:
             with pytest.raises(ConnectionError):
                 await es.perform_request(method, "/", body=b"{}", headers=JSON)
+
+
+async def test_an_answer_cut_short_by_closing_the_client_is_no_answer() -> None:
+    """An answer ended by the connection's close does not count as whole when this side
+    closed it, and the request in flight is not sent again on a new connection."""
+    connections, cut = 0, asyncio.Event()
+
+    async def slow_to_end(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await read_request(reader)
+            writer.write(answer(b"{}"))  # the first, for the connection to be reused
+            await read_request(reader)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nx-elastic-product: Elasticsearch\r\n"
+                b'content-type: application/json\r\nconnection: close\r\n\r\n{"partial": '
+            )
+            await writer.drain()
+            cut.set()
+            await reader.read()
+
+    async with talking_to(slow_to_end) as es:
+        await es.perform_request("GET", "/")
+        pending = asyncio.create_task(es.perform_request("GET", "/"))
+        await cut.wait()
+        node = es.transport.node_pool.get()
+        assert isinstance(node, PlainHttpNode)
+
+        async def head_read() -> bool:  # the client has the head: the body runs to the close
+            return any(connection.heard for connection in node._open)
+
+        await until(head_read, "the answer's head read")
+        await es.close()
+        with pytest.raises(ConnectionError):
+            await pending
+    assert connections == 1
+
+
+async def test_bytes_after_a_head_answer_retire_the_connection() -> None:
+    connections = 0
+
+    async def head_then_chatter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        number = connections
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                request = await read_request(reader)
+                if request.startswith(b"HEAD"):
+                    writer.write(answer(b"") + b"HTTP/1.1 200 OK\r\ncon")
+                else:
+                    writer.write(answer(b'{"connection": %d}' % number))
+                await writer.drain()
+
+    async with talking_to(head_then_chatter) as es:
+        assert (await es.perform_request("HEAD", "/")).meta.status == 200
+        assert (await es.perform_request("GET", "/")).body == {"connection": 2}
+
+
+async def test_a_body_to_the_close_under_another_transfer_coding_is_read() -> None:
+    identity = (
+        b"HTTP/1.1 200 OK\r\nx-elastic-product: Elasticsearch\r\n"
+        b'content-type: application/json\r\ntransfer-encoding: identity\r\n\r\n{"a": 1}'
+    )
+
+    async def then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(identity)
+        await writer.drain()
+        writer.close()
+
+    async with talking_to(then_close) as es:
+        assert (await es.perform_request("GET", "/")).body == {"a": 1}
+
+
+async def test_an_upgrade_answer_is_a_connection_error(caplog: pytest.LogCaptureFixture) -> None:
+    upgrade = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: x\r\n\r\n"
+    async with talking_to(answered(upgrade)) as es:
+        with pytest.raises(ConnectionError):
+            await es.perform_request("GET", "/")
+    assert not [r for r in caplog.records if r.name == "asyncio" and r.levelname == "ERROR"]
+
+
+async def test_idle_connections_are_closed_when_their_keep_alive_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without any request after them: a timer retires them, not only the next request."""
+    monkeypatch.setattr(esnode, "KEEPALIVE_SECONDS", 0.2)
+    arrived, closed = asyncio.Semaphore(0), asyncio.Semaphore(0)
+    go = asyncio.Event()
+
+    async def three_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await read_request(reader)
+            arrived.release()
+            await go.wait()  # held until all three connections are open
+            writer.write(answer(b"{}"))
+            await writer.drain()
+            await reader.read()  # until the client closes it
+        closed.release()
+
+    async with talking_to(three_at_once) as es:
+        requests = [asyncio.create_task(es.perform_request("GET", "/")) for _ in range(3)]
+        for _ in range(3):
+            await arrived.acquire()
+        go.set()
+        await asyncio.gather(*requests)
+        async with asyncio.timeout(5):
+            for _ in range(3):
+                await closed.acquire()

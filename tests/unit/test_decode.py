@@ -279,8 +279,10 @@ def _mixed_batch(article: ArticleEvent, quote: QuoteEvent) -> list[Entry]:
             "t:articles",
             article.model_copy(update={"title": "Ўзбекистон «банки»"}).model_dump_json().encode(),
         ),
-        # Every kind of value the batch's writer (orjson) must write as pydantic's core
-        # does: a trace context, microseconds, an offset made UTC, no date, escapes.
+        # The title reaches the batch's writer (orjson) as it is, in `title_suggest`:
+        # every escape must come out as pydantic's core writes it. The rest of the event
+        # (trace context, microseconds, an offset made UTC, no date) is written by
+        # pydantic on both paths and must be joined to it unchanged.
         _entry(
             "t:articles",
             json.dumps(
@@ -291,6 +293,7 @@ def _mixed_batch(article: ArticleEvent, quote: QuoteEvent) -> list[Entry]:
                     "fetched_at": "2026-09-01T17:00:00.000250+05:00",
                     "occurred_at": "0999-01-01T00:00:00.5Z",
                     "published_at": None,
+                    "title": 'a "quote"\\ \u0000\u001f\u007f \u2028 tab\t 😀 </script> \ufeff',
                     "body": 'a "quote"\\ \u0000\u001f\u007f \u2028 tab\t 😀 </script>',
                     "authors": ["Ана", ""],
                     "language": None,

@@ -15,7 +15,7 @@ import pytest
 from elastic_transport import ApiResponseMeta, ConnectionError, HttpHeaders, NodeConfig
 from elasticsearch import ApiError, BadRequestError
 from fastapi import Depends, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from starlette.types import Receive, Scope, Send
@@ -242,3 +242,32 @@ async def test_an_error_without_a_handler_goes_up() -> None:
     ) as client:
         with pytest.raises(KeyError):
             await client.get("/api/search")
+
+
+class _Pages:
+    """The page renderer's stand-in: says that a page answered."""
+
+    def unavailable(self, _: Any) -> HTMLResponse:
+        return HTMLResponse("page", status_code=503)
+
+
+@pytest.mark.parametrize("root_path", ["", "/caravan"])
+async def test_api_failures_are_json_wherever_the_service_is_mounted(root_path: str) -> None:
+    app = FastAPI()  # mounted by the server (the transport here), as a proxy has it
+    install_error_handlers(app, renderer=_Pages())  # type: ignore[arg-type]
+
+    @app.get("/api/thing")
+    async def thing() -> None:
+        raise ConnectionError("refused")
+
+    @app.get("/thing")
+    async def search_page() -> None:
+        raise ConnectionError("refused")
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, root_path=root_path), base_url="http://q"
+    ) as client:
+        api = await client.get(f"{root_path}/api/thing")
+        page = await client.get(f"{root_path}/thing")
+    assert api.json() == {"detail": "search is unavailable"}
+    assert page.text == "page"
