@@ -76,7 +76,6 @@ class _Connection(asyncio.Protocol):
         self._headers: list[tuple[str, str]] = []
         self._chunks: list[bytes] = []
         self._until_close = False  # the answer's body ends with the connection
-        self._between = True  # the parser is between two messages
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -116,15 +115,14 @@ class _Connection(asyncio.Protocol):
             # A HEAD answer declares a length but has no body, which httptools cannot
             # be told: its parser waits for that body, so a new one reads the next answer.
             self.parser = httptools.HttpResponseParser(self)
-            self._between = True
 
     # httptools' callbacks
     def on_message_begin(self) -> None:
         if self._answer is None:
             # Bytes nobody asked for: the connection is out of step. (After a HEAD
-            # answer in the same read too, which the parser swap below would hide.)
+            # answer in the same read too, which data_received's parser swap would hide.)
             self.close()
-        self._between, self._until_close = False, False
+        self._until_close = False
         self._headers, self._chunks = [], []
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -149,7 +147,6 @@ class _Connection(asyncio.Protocol):
         self._chunks.append(body)
 
     def on_message_complete(self) -> None:
-        self._between = True
         if self.parser.get_status_code() < 200 or self._head_only:
             return
         self._finish(reusable=self.parser.should_keep_alive())
@@ -172,8 +169,9 @@ class _Connection(asyncio.Protocol):
 
     @property
     def idle(self) -> bool:
-        """Ready for the next request: open, kept alive, between two messages."""
-        return self.reusable and self._between and not self.closed
+        """Ready for the next request: open and kept alive. (Bytes of a message nobody
+        asked for close it as they begin.)"""
+        return self.reusable and not self.closed
 
 
 class PlainHttpNode(BaseAsyncNode):
