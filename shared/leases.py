@@ -28,7 +28,6 @@ hash-tagged prefix (`{caravan}:`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import random
 import time
@@ -353,10 +352,13 @@ async def lead(share: WorkShare, item: str, work: Callable[[Lease], Awaitable[No
             while not task.done() and item in share.held:
                 await asyncio.wait({task}, timeout=share.tick)
         finally:
-            if not task.done():
+            # Cancelled until it has ended, its outcome read below, never raised here: a
+            # cancel that arrives as a command is sent can be lost inside redis-py (its
+            # asyncio.wait_for on Python 3.11), and the work then ends in that command's
+            # own outcome (LeaseLost from a refused write, Redis unreachable) or goes on.
+            while not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await asyncio.wait({task}, timeout=share.tick)
         error = None if task.cancelled() else task.exception()
         if isinstance(error, UNREACHABLE):
             # Redis failing over: the work starts again once its lease answers.

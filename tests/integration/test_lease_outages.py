@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -43,11 +44,16 @@ async def _lead_once(share: WorkShare, first_run: Callable[[Lease], Awaitable[No
             await first_run(lease)
 
     keeping = asyncio.ensure_future(share.keep())
+    # Not wait_for: its cancel at the deadline would end a lead stuck on its work.
+    leading = asyncio.ensure_future(lead(share, "providers", work))
     try:
-        await asyncio.wait_for(lead(share, "providers", work), 10)
+        done, _ = await asyncio.wait({leading}, timeout=10)
     finally:
-        keeping.cancel()
-        await asyncio.gather(keeping, return_exceptions=True)
+        for task in (keeping, leading):
+            task.cancel()
+        await asyncio.gather(keeping, leading, return_exceptions=True)
+    assert leading in done, "the lead never came back from its work"
+    leading.result()
     return runs
 
 
@@ -60,6 +66,37 @@ async def test_work_refused_by_the_fence_waits_for_the_lease_again(
         # Another replica took over meanwhile and the work's next write is refused.
         await redis.delete(lease.key)
         raise LeaseLost(lease.key)
+
+    first, second = await _lead_once(share, taken_over)
+    assert second == first + 1
+
+
+async def _refused_as_cancelled(lease: Lease) -> None:
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        # The cancel arrived as a fenced write was sent and redis-py lost it: the work
+        # ends in the write's refusal instead.
+        raise LeaseLost(lease.key) from None
+
+
+async def _deaf_to_one_cancel(_: Lease) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.Event().wait()  # the cancel lost inside a command
+    await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize("cancelled", [_refused_as_cancelled, _deaf_to_one_cancel])
+async def test_work_whose_cancel_is_lost_waits_for_the_lease_again(
+    redis: Redis, namespace: Namespace, cancelled: Callable[[Lease], Awaitable[None]]
+) -> None:
+    # The renewal finds the lease taken over and cancels the work; the cancel must end
+    # it however it lands, and the replica wait for the lease instead of stopping.
+    share = WorkShare(redis, namespace.stream_prefix, "ratefeed", ["providers"], "a", ttl=1)
+
+    async def taken_over(lease: Lease) -> None:
+        await redis.delete(lease.key)
+        await cancelled(lease)
 
     first, second = await _lead_once(share, taken_over)
     assert second == first + 1
