@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from shared.esnode import PlainHttpNode
-from shared.settings import ElasticsearchSettings, RedisSettings
+from shared.settings import REDIS_READ_TIMEOUT, ElasticsearchSettings, RedisSettings
 from shared.streams import JsonMessageFormat
 
 log = structlog.get_logger(__name__)
@@ -57,6 +57,7 @@ def make_redis(settings: RedisSettings) -> Redis:
         cluster = RedisCluster.from_url(
             first,
             health_check_interval=15,
+            socket_timeout=REDIS_READ_TIMEOUT,
             **_redis_options(settings),
             startup_nodes=[ClusterNode(*_host_port(url)) for url in others],
         )
@@ -64,6 +65,7 @@ def make_redis(settings: RedisSettings) -> Redis:
     return Redis.from_url(
         settings.url,
         health_check_interval=15,
+        socket_timeout=REDIS_READ_TIMEOUT,
         retry_on_timeout=True,
         **_redis_options(settings),
     )

@@ -41,6 +41,12 @@ class _Settings(BaseSettings):
         return data
 
 
+# Seconds a Redis reply may take before the client gives up on the connection. A
+# blocking read (XREAD BLOCK) must ask for less, or an idle stream ends it as an error.
+REDIS_READ_TIMEOUT = 5.0
+LONGEST_BLOCK_MS = 4000
+
+
 class RedisSettings(_Settings):
     model_config = SettingsConfigDict(env_prefix="REDIS_")
 
@@ -218,7 +224,7 @@ class IndexerSettings(_Settings):
     group: str = "indexer"
     consumer: str = Field(default_factory=default_consumer)
     batch_size: int = Field(default=1000, ge=1)
-    block_ms: int = Field(default=1000, ge=1)
+    block_ms: int = Field(default=1000, ge=1, le=LONGEST_BLOCK_MS)
     # An entry pending this long on any consumer is presumed abandoned and claimed.
     claim_idle_ms: int = Field(default=60_000, ge=1000)
     # Deliveries after which an entry that keeps failing goes to the dead letters.

@@ -36,6 +36,7 @@ from services.query.quotes import ticker_line
 from shared.backoff import Backoff
 from shared.consumer import TailReader
 from shared.events import QuoteEvent
+from shared.settings import LONGEST_BLOCK_MS
 from shared.streams import DATA_FIELD
 
 log = structlog.get_logger(__name__)
@@ -158,7 +159,12 @@ class Subscription:
 
 class QuoteBroadcaster:
     def __init__(
-        self, redis: Redis, stream: str, places: Places, lifetime: float, block_ms: int = 5000
+        self,
+        redis: Redis,
+        stream: str,
+        places: Places,
+        lifetime: float,
+        block_ms: int = LONGEST_BLOCK_MS,
     ) -> None:
         self._redis = redis
         self._places = places

@@ -7,9 +7,13 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from services.query.live import Places, QuoteBroadcaster
+from shared.clients import make_redis
 from shared.settings import (
+    LONGEST_BLOCK_MS,
     CommonSettings,
     ElasticsearchSettings,
+    IndexerSettings,
     QuerySettings,
     RedisSettings,
     Settings,
@@ -151,3 +155,16 @@ def test_a_public_url_may_have_a_path() -> None:
         "https://news.example/caravan/"
     )
     assert QuerySettings().public_url is None
+
+
+@pytest.mark.parametrize("cluster", [False, True])
+async def test_a_blocking_read_asks_redis_for_less_than_the_client_waits(cluster: bool) -> None:
+    # A read blocked as long as the client waits for a reply races its own timeout:
+    # an idle stream then ends it as an error (a warning and a backoff each time).
+    redis = make_redis(RedisSettings(url="redis://127.0.0.1:1/0", cluster=cluster))
+    waits = redis.get_connection_kwargs()["socket_timeout"]  # type: ignore[no-untyped-call]
+    assert waits * 1000 > LONGEST_BLOCK_MS
+    assert QuoteBroadcaster(redis, "quotes", Places(1, 1), 60)._block_ms <= LONGEST_BLOCK_MS
+    with pytest.raises(ValidationError, match="less than or equal to 4000"):
+        IndexerSettings(block_ms=LONGEST_BLOCK_MS + 1)
+    await redis.aclose()
