@@ -22,15 +22,27 @@ launch() {
   redis-server --bind 127.0.0.1 --port "$(node_port "$node")" --dir "$dir" \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" \
     --appendonly yes --appendfsync everysec \
-    --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000
+    --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+    --repl-diskless-sync-delay 0
   for _ in $(seq 300); do up "$node" && return 0; sleep 0.1; done
   say "redis cluster node $node did not start; see $dir/redis.log"; exit 1
 }
 
-# Formed: every slot served, and every primary with its replica attached.
+# Node $1 is not a primary, or its replica has finished its first sync: only such a
+# replica takes over when the primary dies (one that never synced refuses to).
+synced() {
+  local info
+  info="$(redis-cli -p "$(node_port "$1")" info replication 2>/dev/null)" || return 0
+  grep -q "role:master" <<<"$info" || return 0
+  grep -q "state=online" <<<"$info"
+}
+
+# Formed: every slot served, and every primary with its replica attached and synced.
 formed() {
+  local i
   redis-cli -p "$port" cluster info 2>/dev/null | grep -q "cluster_state:ok" &&
-    [ "$(redis-cli -p "$port" cluster nodes | grep -c slave)" -eq $((nodes / 2)) ]
+    [ "$(redis-cli -p "$port" cluster nodes | grep -c slave)" -eq $((nodes / 2)) ] || return 1
+  for i in $(seq "$nodes"); do synced "$i" || return 1; done
 }
 
 start() {
@@ -62,6 +74,12 @@ case "$action" in
   # The cluster's state is thrown away on stop: the tests want a fresh one each run.
   stop) for i in $(seq "$nodes"); do stop_node "$i"; done; rm -rf "$base" ;;
   kill-node) stop_node "$4" KILL ;;
-  start-node) launch "$4" ;;
+  # Back once the cluster is whole again, every replica synced, so that the next kill
+  # of a primary can be failed over; a cluster still short of a node (another one
+  # down) is waited for 30 s at most.
+  start-node)
+    launch "$4"
+    for _ in $(seq 300); do formed && break; sleep 0.1; done
+    ;;
   *) say "usage: $0 start|stop NAME PORT | kill-node|start-node NAME PORT NODE"; exit 2 ;;
 esac

@@ -139,14 +139,19 @@ def burst(redis_cluster: str, tmp_path: Path) -> Iterator[Burst]:
 
 
 def test_the_streams_primary_killed_mid_burst_loses_nothing(burst: Burst) -> None:
-    first, second = articles(3000, prefix="first"), articles(3000, prefix="second")
+    # The first burst large enough that the indexers are still at it when the kill
+    # lands; both within the 10,000 hits indexed_ids reads.
+    first, second = articles(8000, prefix="first"), articles(2000, prefix="second")
     for name in ("a", "b"):
         burst.start_indexer(name)
-    burst.publish(first)
-    wait_for(lambda: burst.count() > 0 and burst.pending() > 0, 120, "indexing to start")
-
     victim = burst.primary_port()
     node = str(victim - PORT + 1)
+    # Killed as soon as indexing starts, the first burst maybe still being published:
+    # waiting for the whole of it left the indexers time to finish before the kill.
+    publisher = threading.Thread(target=burst.publish, args=(first,))
+    publisher.start()
+    wait_for(lambda: burst.count() > 0, 120, "indexing to start")
+
     script = str(SCRIPTS / "redis-cluster.sh")
     subprocess.run([script, "kill-node", "cluster", str(PORT), node], check=True)
     killed_at = time.monotonic()
@@ -162,6 +167,7 @@ def test_the_streams_primary_killed_mid_burst_loses_nothing(burst: Burst) -> Non
 
     restarter = threading.Thread(target=replace_the_dead_node)
     restarter.start()
+    publisher.join()
     burst.publish(second)  # blocks through the failover: unconfirmed batches are resent
     restarter.join()
     wait_for(
