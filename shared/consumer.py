@@ -73,8 +73,11 @@ class Entry:
 
 async def wait_or_stop(stopping: asyncio.Event, seconds: float) -> bool:
     """Sleep `seconds` unless asked to stop first; whether a stop was asked."""
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that
+    # arrives as the stop does (CPython gh-86296), and the caller would go on.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), timeout=max(seconds, 0))
+        async with asyncio.timeout(max(seconds, 0)):
+            await stopping.wait()
     return stopping.is_set()
 
 

@@ -41,6 +41,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from shared.consumer import wait_or_stop
+from shared.tasks import cancel_until_done
 
 log = structlog.get_logger(__name__)
 
@@ -352,13 +353,9 @@ async def lead(share: WorkShare, item: str, work: Callable[[Lease], Awaitable[No
             while not task.done() and item in share.held:
                 await asyncio.wait({task}, timeout=share.tick)
         finally:
-            # Cancelled until it has ended, its outcome read below, never raised here: a
-            # cancel that arrives as a command is sent can be lost inside redis-py (its
-            # asyncio.wait_for on Python 3.11), and the work then ends in that command's
-            # own outcome (LeaseLost from a refused write, Redis unreachable) or goes on.
-            while not task.done():
-                task.cancel()
-                await asyncio.wait({task}, timeout=share.tick)
+            # Its outcome is read below: with a cancel lost inside redis-py, the work ends
+            # in its command's own (LeaseLost from a refused write, Redis unreachable).
+            await cancel_until_done({task}, share.tick)
         error = None if task.cancelled() else task.exception()
         if isinstance(error, UNREACHABLE):
             # Redis failing over: the work starts again once its lease answers.

@@ -15,6 +15,7 @@ from shared.logging import configure_logging
 from shared.runtime import settle_after_startup
 from shared.settings import HealthSettings, Settings
 from shared.streams import Streams
+from shared.tasks import cancel_until_done
 from shared.tracing import start_tracing
 
 _log = structlog.get_logger("service")
@@ -110,9 +111,7 @@ class BackgroundService:
         if self._request_stop is not None and self._tasks:
             self._request_stop()
             await asyncio.wait(self._tasks, timeout=self._grace)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_until_done(self._tasks)
         # Last: /readyz and /metrics stay up while the work drains.
         self._health.stop()
         if self._health_task is not None:

@@ -27,6 +27,7 @@ from shared.service import BackgroundService, ServiceContext
 from shared.settings import FetchSettings, IngestSettings, Settings, default_consumer
 from shared.ssrf import AllowList
 from shared.streams import Publisher
+from shared.tasks import cancel_until_done
 
 SERVICE = "ingest"
 
@@ -135,7 +136,7 @@ def create_service(settings: Settings) -> BackgroundService:
                             polling.create_task(
                                 run_source_forever(ingestor, source, share=share, stopping=stopping)
                             )
-                    keeper.cancel()
+                    await cancel_until_done({keeper})
         finally:
             # A rolling update hands the sources over now, not after the leases expire.
             await share.release_all()

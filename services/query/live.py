@@ -38,6 +38,7 @@ from shared.consumer import TailReader
 from shared.events import QuoteEvent
 from shared.settings import LONGEST_BLOCK_MS
 from shared.streams import DATA_FIELD
+from shared.tasks import cancel_until_done
 
 log = structlog.get_logger(__name__)
 QUEUE_SIZE = 32
@@ -223,11 +224,8 @@ class QuoteBroadcaster:
                 queue.put_nowait(update)
 
     async def close(self) -> None:
-        # Cancelled until it has ended: on Python 3.11 a cancel that arrives as a command
-        # is sent is lost inside redis-py (its asyncio.wait_for), and the reader goes on.
-        while self._task is not None and not self._task.done():
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=1)
+        if self._task is not None:
+            await cancel_until_done({self._task})
 
 
 class LiveStream(Response):
