@@ -62,6 +62,7 @@ from bench import cores
 from bench.corpus import generate, sample_articles
 from bench.namespace import drop_namespace
 from bench.ports import free_port
+from bench.proc import machine_ticks, process_cpu_seconds
 from bench.publish import publish
 from services.indexer.documents import BulkAction, article_action
 from services.indexer.mappings import ensure_indices
@@ -74,7 +75,6 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 IN_FLIGHT = (1, 2, 4, 8)
 BY_BYTES = 5 * 1024 * 1024
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -165,20 +165,6 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far (its threads included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def _machine_ticks() -> tuple[int, int]:
-    """Busy and total CPU ticks of the whole machine so far (every core), from /proc/stat."""
-    # user nice system idle iowait irq softirq steal; guest time is already in user.
-    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    idle = ticks[3] + ticks[4]  # idle and iowait
-    return sum(ticks) - idle, sum(ticks)
-
-
 @dataclass(frozen=True)
 class Span:
     """What the node and the machine spent between two moments of one run."""
@@ -193,12 +179,12 @@ class Spent:
 
     def __init__(self, nodes: list[int] | None) -> None:
         self._nodes = nodes or []
-        self._node = sum(map(_cpu_seconds, self._nodes))
-        self._busy, self._total = _machine_ticks()
+        self._node = sum(map(process_cpu_seconds, self._nodes))
+        self._busy, self._total = machine_ticks()
 
     def stop(self) -> Span:
-        busy, total = _machine_ticks()
-        node = sum(map(_cpu_seconds, self._nodes)) - self._node if self._nodes else None
+        busy, total = machine_ticks()
+        node = sum(map(process_cpu_seconds, self._nodes)) - self._node if self._nodes else None
         cores_ = os.cpu_count() or 1
         return Span(node, cores_ * (busy - self._busy) / max(1, total - self._total))
 
@@ -273,7 +259,7 @@ async def pipeline(
         # imports; polled finely, as with a backlog it starts reading at once.
         while not await _has_group(redis, stream):  # noqa: ASYNC110
             await asyncio.sleep(0.005)  # another process's start: no event to wait on
-        cpu_before = _cpu_seconds(indexer.pid)
+        cpu_before = process_cpu_seconds(indexer.pid)
         spent = Spent(nodes)
         started = time.perf_counter()
         if not backlog:
@@ -287,7 +273,7 @@ async def pipeline(
         elapsed = time.perf_counter() - started
         return PipelineRun(
             elapsed,
-            _cpu_seconds(indexer.pid) - cpu_before,
+            process_cpu_seconds(indexer.pid) - cpu_before,
             _peak_rss_mib(indexer.pid),
             spent.stop(),
         )

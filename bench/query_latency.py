@@ -46,6 +46,7 @@ from bench import cores
 from bench.corpus import generate, query_mix, sample_articles
 from bench.indexer import profile_top
 from bench.ports import free_port
+from bench.proc import process_cpu_seconds
 from services.indexer.documents import article_action
 from services.indexer.mappings import ensure_indices
 from services.query.search import (
@@ -78,7 +79,7 @@ class Run:
     p50_ms: float
     p99_ms: float
     # The service process's CPU time per search over both sides' rounds (it idles in the
-    # direct ones); None for the direct side and where /proc is not there.
+    # direct ones); None for the direct side.
     cpu_ms: float | None = None
 
     @property
@@ -197,16 +198,6 @@ async def compare(
     return runs
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far, from /proc (Linux)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    # utime and stime, the 14th and 15th fields (counting from 1 across the whole line).
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def start_service(port: int) -> subprocess.Popen[bytes]:
     # The answer cache off: every search of the mix reaches Elasticsearch, as on the
     # direct side (a repeated search would otherwise be answered from memory).
@@ -315,11 +306,7 @@ async def measure(
                 before = process_cpu_seconds(service.pid)
                 direct_run, service_run = await compare(sides, mix, args.rounds, concurrency)
                 after = process_cpu_seconds(service.pid)
-                cpu = (
-                    (after - before) * 1000 / service_run.requests
-                    if (before is not None and after is not None)
-                    else None
-                )
+                cpu = (after - before) * 1000 / service_run.requests
                 runs += [direct_run, replace(service_run, cpu_ms=cpu)]
     finally:
         if sampler is not None and profile is not None:

@@ -59,6 +59,7 @@ from redis.asyncio import Redis
 from bench.corpus import generate, sample_articles
 from bench.namespace import drop_namespace
 from bench.ports import free_port
+from bench.proc import TICK, machine_ticks, stat_fields
 from bench.publish import publish
 from shared.clients import make_elasticsearch, make_redis
 from shared.index import IndexNames
@@ -105,8 +106,7 @@ def entry_ms(entry_id: bytes | str) -> int:
 def parse_stat(text: str) -> tuple[int, int, int]:
     """A /proc/<pid>/stat line: the parent's pid, the CPU clock ticks of the process and
     of its children it reaped (utime, stime, cutime, cstime), and its resident pages."""
-    # The command name (field 2) may hold spaces and parentheses: split after its ")".
-    fields = text[text.rindex(")") + 2 :].split()
+    fields = stat_fields(text)
     return int(fields[1]), sum(int(f) for f in fields[11:15]), int(fields[21])
 
 
@@ -167,7 +167,6 @@ def sources_toml(sources: int, port: int) -> str:
 
 # --- processes -------------------------------------------------------------------------
 
-_TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -184,9 +183,7 @@ class TreeUsage:
 
 def busy_seconds() -> float:
     """CPU seconds the whole machine spent busy (not idle, not waiting on I/O) since boot."""
-    # user nice system idle iowait irq softirq steal (guest time is counted in user).
-    ticks = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / _TICK
+    return machine_ticks()[0] / TICK
 
 
 def tree_usage(roots: list[int]) -> TreeUsage:
@@ -199,7 +196,7 @@ def tree_usage(roots: list[int]) -> TreeUsage:
                 continue
     tree = descendants({pid: stat[0] for pid, stat in stats.items()}, roots)
     return TreeUsage(
-        sum(stats[pid][1] for pid in tree) / _TICK, sum(stats[pid][2] for pid in tree) * _PAGE
+        sum(stats[pid][1] for pid in tree) / TICK, sum(stats[pid][2] for pid in tree) * _PAGE
     )
 
 

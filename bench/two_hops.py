@@ -27,6 +27,7 @@ import uvloop
 
 from bench import cores
 from bench.ports import free_port
+from bench.proc import process_cpu_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM_ANSWER = b"x" * 13_600
@@ -101,11 +102,6 @@ async def clients(port: int, requests: int, concurrency: int) -> float:
     return time.perf_counter() - started
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def listening(port: int) -> None:
     while True:
         try:
@@ -136,9 +132,9 @@ def measure(args: argparse.Namespace) -> None:
         print(f"{args.requests} requests per concurrency, cores {args.cores}")
         for concurrency in args.concurrency:
             uvloop.run(clients(forwarder_port, 400, concurrency))  # warm-up
-            before = cpu_seconds(forward.pid)
+            before = process_cpu_seconds(forward.pid)
             took = uvloop.run(clients(forwarder_port, args.requests, concurrency))
-            used = cpu_seconds(forward.pid) - before
+            used = process_cpu_seconds(forward.pid) - before
             print(
                 f"concurrency {concurrency}: {args.requests / took:,.0f} requests/s, "
                 f"forwarder CPU {used / args.requests * 1000:.3f} ms per request"
