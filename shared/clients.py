@@ -22,12 +22,18 @@ from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from shared.esnode import PlainHttpNode
 from shared.settings import REDIS_READ_TIMEOUT, ElasticsearchSettings, RedisSettings
 from shared.streams import JsonMessageFormat
 
 log = structlog.get_logger(__name__)
+# Redis away: refusing connections, timing out, failing over (CLUSTERDOWN, TRYAGAIN,
+# MASTERDOWN, READONLY are ResponseErrors, "TTL exhausted" a ClusterError), or no node
+# of a cluster answering (RedisClusterException, not a RedisError). What a loop that
+# talks to Redis waits out instead of ending its service.
+REDIS_AWAY = (RedisError, RedisClusterException, OSError)
 # Seconds a readiness check may wait for Elasticsearch's answer.
 READY_TIMEOUT = 2.5
 

@@ -44,7 +44,9 @@ from typing import Any, cast
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import ResponseError
+
+from shared.clients import REDIS_AWAY
 
 log = structlog.get_logger(__name__)
 
@@ -288,7 +290,7 @@ class GroupReader:
         while not await wait_or_stop(stopping, period):
             try:
                 await self.refresh_ownership()
-            except (RedisError, RedisClusterException, OSError) as exc:
+            except REDIS_AWAY as exc:
                 # Redis is away: nobody can claim meanwhile, and the next round retries.
                 log.warning("could not refresh held entries", error=str(exc))
 

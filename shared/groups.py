@@ -90,8 +90,10 @@ async def read_groups(redis: Redis, stream: str) -> list[GroupState]:
     """The groups of a stream as Redis sees them now; none when the stream does not exist."""
     try:
         raw: list[dict[str, Any]] = await redis.xinfo_groups(stream)
-    except ResponseError:  # no such stream yet
-        return []
+    except ResponseError as exc:
+        if _no_such_stream(exc):
+            return []
+        raise
     groups = []
     for info in raw:
         name = _text(info["name"])
@@ -125,5 +127,15 @@ async def drop_group(redis: Redis, stream: str, name: str) -> bool:
     """Destroy a group on one stream; whether it existed. Its pending entries go with it."""
     try:
         return bool(await redis.xgroup_destroy(stream, name))
-    except ResponseError:  # no such stream
-        return False
+    except ResponseError as exc:
+        if _no_such_stream(exc):
+            return False
+        raise
+
+
+def _no_such_stream(exc: ResponseError) -> bool:
+    """Whether Redis refused a command because the stream does not exist; any other
+    refusal (CLUSTERDOWN, MASTERDOWN, in a failover) is not "no groups": read as that,
+    the trim's floor would pass over entries still pending."""
+    message = str(exc)
+    return "no such key" in message or "requires the key to exist" in message

@@ -16,11 +16,12 @@ from typing import Any
 import uvicorn
 from prometheus_client import make_asgi_app
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
+
+from shared.clients import REDIS_AWAY
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ ReadinessProbe = Callable[[], Awaitable[Readiness]]
 async def redis_ready(redis: Redis) -> bool:
     try:
         return bool(await redis.ping())
-    except (RedisError, OSError):
+    except REDIS_AWAY:
         return False
 
 

@@ -38,8 +38,8 @@ from typing import Any, Protocol, overload
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
 
+from shared.clients import REDIS_AWAY
 from shared.consumer import wait_or_stop
 from shared.tasks import cancel_until_done
 
@@ -47,9 +47,6 @@ log = structlog.get_logger(__name__)
 
 Command = tuple[str | int | float | bytes, ...]
 AnyRedis = Redis | RedisCluster
-# Redis away for a while (restarting, failing over to a replica): the lease work
-# waits and tries again instead of ending the service.
-UNREACHABLE = (RedisError, RedisClusterException, OSError)
 # Entries an audit stream keeps (about; see Lease.audit).
 AUDIT_MAXLEN = 10_000
 
@@ -226,7 +223,7 @@ class WorkShare:
         """One beat; False, with `warning` logged, while Redis is unreachable."""
         try:
             await self.beat()
-        except UNREACHABLE as exc:
+        except REDIS_AWAY as exc:
             log.warning(warning, error=str(exc))
             return False
         return True
@@ -303,7 +300,7 @@ class WorkShare:
                     if wait <= 0 and self._held.get(item) is lease:
                         self._busy.add(item)
                         return lease
-            except UNREACHABLE as exc:
+            except REDIS_AWAY as exc:
                 log.warning("lease not taken: redis unreachable", item=item, error=str(exc))
             await wait_or_stop(stop, wait)
         return None
@@ -319,7 +316,7 @@ class WorkShare:
             await lease.write([("SET", self._key("due", item), due)])
         except LeaseLost:
             self._held.pop(item, None)
-        except UNREACHABLE as exc:
+        except REDIS_AWAY as exc:
             # The schedule is not kept this time: the item is due again at once.
             log.warning("next turn not recorded: redis unreachable", item=item, error=str(exc))
 
@@ -357,7 +354,7 @@ async def lead(share: WorkShare, item: str, work: Callable[[Lease], Awaitable[No
             # in its command's own (LeaseLost from a refused write, Redis unreachable).
             await cancel_until_done({task}, share.tick)
         error = None if task.cancelled() else task.exception()
-        if isinstance(error, UNREACHABLE):
+        if isinstance(error, REDIS_AWAY):
             # Redis failing over: the work starts again once its lease answers.
             log.warning("work stopped: redis unreachable", item=item, error=str(error))
             await asyncio.sleep(share.tick)

@@ -34,9 +34,7 @@ from collections.abc import Sequence
 import structlog
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import ResponseError
 
 from services.indexer import metrics
 from services.indexer.concurrency import AdaptiveLimit
@@ -47,6 +45,7 @@ from services.indexer.ledger import Ledger, PublishDeadLetter
 from services.indexer.matcher import Matcher
 from services.indexer.writer import Hold, Work, Writer
 from shared.backoff import Backoff
+from shared.clients import REDIS_AWAY
 from shared.consumer import Clock, Entry, GroupReader, wait_or_stop
 from shared.index import IndexNames
 from shared.settings import IndexerSettings
@@ -154,17 +153,14 @@ class Consumer:
                 await self.ensure_groups()
                 self._groups_ready = True
             entries = await self._read()
-        # RedisClusterException: no seed node of a Redis Cluster answers (not a RedisError).
-        except (RedisConnectionError, RedisTimeoutError, RedisClusterException) as exc:
+        except REDIS_AWAY as exc:
+            if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                log.warning("consumer group vanished, recreating it", error=str(exc))
+                self._groups_ready = False
+                return None
             self._read_failures += 1
             log.warning("redis unavailable, retrying", error=str(exc))
             await wait_or_stop(self._stopping, self._backoff.delay(self._read_failures))
-            return None
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            log.warning("consumer group vanished, recreating it", error=str(exc))
-            self._groups_ready = False
             return None
         self._read_failures = 0
         return entries
@@ -232,6 +228,12 @@ class Consumer:
             # idle time this or another indexer claims them, and the delivery count
             # sends an entry that keeps breaking the batch to the dead letters.
             log.error("batch failed; its entries stay pending", exc_info=exc)
+            if not self._in_flight:
+                # A hold this batch entered (Redis away as it remembered, dead-lettered or
+                # acknowledged) has nothing left to release it: released here, or the
+                # consumer would wait on it for ever. The next batch the cluster refuses
+                # enters it again.
+                self.hold.release()
 
     def _release_unsettled(self, entries: Sequence[Entry]) -> None:
         for stream in {e.stream for e in entries}:

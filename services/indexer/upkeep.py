@@ -18,9 +18,9 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisClusterException, RedisError
 
 from services.indexer import metrics
+from shared.clients import REDIS_AWAY
 from shared.consumer import parse_id, wait_or_stop
 from shared.groups import GroupState, read_groups, split_groups, trim_floor
 from shared.settings import IndexerSettings
@@ -75,7 +75,7 @@ class Upkeep:
                 if time.monotonic() >= next_trim:
                     next_trim = time.monotonic() + self._settings.trim_interval
                     await self.trim(states)
-            except (RedisError, RedisClusterException) as exc:
+            except REDIS_AWAY as exc:
                 log.warning("stream upkeep failed, will retry", error=str(exc))
             await wait_or_stop(stopping, self._settings.stats_interval)
 

@@ -224,12 +224,13 @@ class Writer:
                 await self._hold_for(work, failure.reason, attempt)
                 continue
             _trace_written(work, results, started_ns)
-            work = await self._settle_items(work, results)
-            if not work:
+            if all(result.outcome is not ItemOutcome.HOLD for result in results):
                 # Released only by an answer with nothing held: a bulk request answered
                 # 200 whose items all meet an index block is still the cluster refusing.
+                # Before settling, which fails the batch if Redis is away meanwhile.
                 self._hold.release()
-            else:
+            work = await self._settle_items(work, results)
+            if work:
                 attempt += 1
                 reasons = "; ".join(
                     sorted({r.reason for r in results if r.outcome is ItemOutcome.HOLD})

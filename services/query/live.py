@@ -29,11 +29,11 @@ from prometheus_client import Counter as MetricCounter
 from prometheus_client import Gauge
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
 from services.query.quotes import ticker_line
 from shared.backoff import Backoff
+from shared.clients import REDIS_AWAY
 from shared.consumer import TailReader
 from shared.events import QuoteEvent
 from shared.settings import LONGEST_BLOCK_MS
@@ -208,7 +208,7 @@ class QuoteBroadcaster:
             try:
                 entries = await tail.read()
                 failures = 0
-            except (RedisError, OSError) as exc:
+            except REDIS_AWAY as exc:
                 failures += 1
                 log.warning("quotes stream unreadable", error=str(exc))
                 await asyncio.sleep(self._backoff.delay(failures))

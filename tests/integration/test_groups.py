@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from services.indexer.upkeep import Upkeep
 from services.ingest.backpressure import Backpressure
-from shared.groups import read_groups
+from shared.groups import drop_group, read_groups
 from shared.settings import IndexerSettings
 from tests.conftest import Namespace
 from tests.streams import add
@@ -70,3 +71,16 @@ async def test_a_configured_group_is_waited_for_however_long_it_is_away(
     )
     await upkeep.trim({stream: await upkeep.stream_state(stream)})
     assert await redis.xlen(stream) == ENTRIES
+
+
+async def test_only_a_missing_stream_reads_as_no_groups(redis: Redis, namespace: Namespace) -> None:
+    missing, wrong = f"{namespace.stream_prefix}nothing", f"{namespace.stream_prefix}text"
+    assert await read_groups(redis, missing) == []
+    assert await drop_group(redis, missing, "indexer") is False
+    # Any other refusal (here a key of another type; in a failover CLUSTERDOWN) is not
+    # "no groups": the trim's floor would pass over entries still pending.
+    await redis.set(wrong, "not a stream")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await read_groups(redis, wrong)
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await drop_group(redis, wrong, "indexer")

@@ -1,0 +1,226 @@
+"""Redis away, as a failover shows it, never ends or freezes the indexer or the live ticker.
+
+Fakes stand in for Redis and Elasticsearch here: the errors are the ones redis-py
+raises in a Redis Cluster failover (CLUSTERDOWN, TRYAGAIN, "TTL exhausted", no node
+answering), which the real cluster tests (tests/cluster) meet only by chance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+from elastic_transport import ConnectionError as ESConnectionError
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+from redis.exceptions import (
+    ClusterDownError,
+    ClusterError,
+    ConnectionError,
+    MasterDownError,
+    RedisClusterUnreachableError,
+    ResponseError,
+    TryAgainError,
+)
+
+from services.indexer.consumer import Consumer
+from services.indexer.ledger import Ledger
+from services.indexer.writer import Hold, Writer
+from services.query.live import Places, QuoteBroadcaster
+from shared.backoff import Backoff
+from shared.consumer import Entry
+from shared.events import ArticleEvent, QuoteEvent, content_hash
+from shared.index import IndexNames
+from shared.settings import CommonSettings, IndexerSettings
+from shared.streams import DATA_FIELD, Streams
+
+STREAMS = Streams(CommonSettings())
+NAMES = IndexNames("away-")
+FAILOVER = [
+    ClusterDownError("CLUSTERDOWN The cluster is down"),
+    MasterDownError("MASTERDOWN Link with MASTER is down"),
+    TryAgainError("TRYAGAIN Multiple keys request during rehashing of slot"),
+    ClusterError("TTL exhausted."),
+    RedisClusterUnreachableError("no node of the cluster answers"),
+    TimeoutError(),
+    ConnectionRefusedError(),
+]
+
+
+def _entry() -> Entry:
+    title, body = "Caravan away", "Body of the article."
+    event = ArticleEvent(
+        source="test",
+        url="https://news.example/1",
+        canonical_url="https://news.example/1",
+        title=title,
+        body=body,
+        fetched_at=datetime(2026, 1, 1, tzinfo=UTC),
+        content_hash=content_hash(title, body),
+    )
+    return Entry(STREAMS.articles, "1-0", {DATA_FIELD: event.model_dump_json().encode()})
+
+
+class FakeElasticsearch:
+    """Refuses connections `refusals` times, then stores every document."""
+
+    def __init__(self, refusals: float) -> None:
+        self.refusals = refusals
+
+    def options(self, **_: Any) -> FakeElasticsearch:
+        return self
+
+    async def bulk(self, **_: Any) -> dict[str, Any]:
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise ESConnectionError("connection refused")
+        return {"errors": False, "items": [{"index": {"status": 201}}]}
+
+
+class FakeRedis:
+    """A Redis whose every command fails as in a failover."""
+
+    def __getattr__(self, command: str) -> Callable[..., Any]:
+        async def away(*_: Any, **__: Any) -> None:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:7312. Connection refused.")
+
+        return away
+
+
+def _consumer(es: FakeElasticsearch, read: Callable[[], Any]) -> Consumer:
+    settings = IndexerSettings(retry_base_delay=0.01, retry_max_delay=0.01)
+
+    async def publish(_: Any) -> None:
+        raise AssertionError("nothing is dead-lettered for Redis or the cluster being away")
+
+    consumer = Consumer(
+        cast("Redis", FakeRedis()),
+        cast("AsyncElasticsearch", es),
+        STREAMS,
+        NAMES,
+        settings,
+        publish,
+    )
+    consumer.reader.read = read  # type: ignore[method-assign]
+    consumer.reader.ensure_groups = _nothing  # type: ignore[method-assign]
+    return consumer
+
+
+async def _nothing() -> None:
+    return None
+
+
+@pytest.mark.parametrize("error", FAILOVER, ids=lambda e: type(e).__name__)
+async def test_a_read_that_meets_a_failover_is_retried_not_the_end_of_the_indexer(
+    error: Exception,
+) -> None:
+    reads: list[int] = []
+
+    async def read() -> list[Entry]:
+        reads.append(1)
+        if len(reads) == 1:
+            raise error
+        return []
+
+    consumer = _consumer(FakeElasticsearch(0), read)
+    async with asyncio.timeout(10):
+        await consumer.run(burst=True)
+    assert len(reads) == 2
+
+
+async def test_a_vanished_group_is_made_again_and_other_refusals_are_waited_out() -> None:
+    made: list[int] = []
+    errors = [ResponseError("NOGROUP No such key 'articles' or consumer group 'indexer'")]
+
+    async def read() -> list[Entry]:
+        if errors:
+            raise errors.pop()
+        return []
+
+    async def ensure_groups() -> None:
+        made.append(1)
+
+    consumer = _consumer(FakeElasticsearch(0), read)
+    consumer.reader.ensure_groups = ensure_groups  # type: ignore[method-assign]
+    async with asyncio.timeout(10):
+        await consumer.run(burst=True)
+    assert made == [1, 1]
+
+
+async def test_a_hold_is_released_when_the_batch_that_entered_it_fails_on_redis() -> None:
+    # Elasticsearch and Redis away together: the batch holds for the cluster, then
+    # fails as it remembers why. Nothing else is in flight to release the hold.
+    batches = [[_entry()]]
+
+    async def read() -> list[Entry]:
+        return batches.pop() if batches else []
+
+    consumer = _consumer(FakeElasticsearch(float("inf")), read)
+    async with asyncio.timeout(10):
+        await consumer.run(burst=True)
+    assert not consumer.hold.active
+
+
+async def test_the_answer_that_takes_the_batch_releases_the_hold_before_redis_is_asked() -> None:
+    # Elasticsearch back, the acknowledgement refused by a Redis failing over (which
+    # took the note of why the batch was held, before).
+    class Noting(FakeRedis):
+        async def hset(self, *_: Any, **__: Any) -> int:
+            return 1
+
+    redis = Noting()
+    ledger = Ledger(cast("Redis", redis), cast("Any", redis), "errors", _no_dead_letters)
+    hold = Hold()
+    writer = Writer(
+        cast("AsyncElasticsearch", FakeElasticsearch(1)),
+        ledger,
+        IndexerSettings(),
+        asyncio.Event(),
+        hold,
+        Backoff(0.01, 0.01),
+    )
+    entry = _entry()
+    consumer = _consumer(FakeElasticsearch(0), _nothing)
+    work = await consumer.prepare([entry])
+    with pytest.raises(ConnectionError):
+        await writer.write(work)
+    assert not hold.active
+
+
+async def _no_dead_letters(_: Any) -> None:
+    raise AssertionError("nothing is dead-lettered here")
+
+
+async def test_the_live_ticker_follows_on_after_no_node_of_the_cluster_answered() -> None:
+    answers: list[Any] = [RedisClusterUnreachableError("no node of the cluster answers")]
+    quote = QuoteEvent.model_validate(
+        {
+            "provider": "cbr",
+            "base": "KGS",
+            "quote": "USD",
+            "rate": "0.01156",
+            "as_of": "2026-12-05",
+            "fetched_at": "2026-12-05T10:00:00Z",
+            "primary": True,
+        }
+    )
+
+    class Stream:
+        async def xrevrange(self, *_: Any, **__: Any) -> list[Any]:
+            if answers:
+                raise answers.pop()
+            return []
+
+        async def xread(self, *_: Any, **__: Any) -> list[Any]:
+            await asyncio.sleep(0.01)
+            return [[b"quotes", [(b"2-0", {DATA_FIELD: quote.model_dump_json().encode()})]]]
+
+    broadcaster = QuoteBroadcaster(cast("Redis", Stream()), "quotes", Places(1, 1), 60)
+    with broadcaster.subscribe("203.0.113.7") as subscription:  # type: ignore[union-attr]
+        async with asyncio.timeout(10):
+            message = await subscription.next_message()
+    await broadcaster.close()
+    assert message.startswith("event: quote")
