@@ -27,7 +27,7 @@ from shared.service import BackgroundService, ServiceContext
 from shared.settings import FetchSettings, IngestSettings, Settings, default_consumer
 from shared.ssrf import AllowList
 from shared.streams import Publisher
-from shared.tasks import cancel_until_done
+from shared.tasks import together
 
 SERVICE = "ingest"
 
@@ -125,18 +125,17 @@ def create_service(settings: Settings) -> BackgroundService:
         try:
             async with resources as ingestor:
                 await share.join()
-                # Task groups: when one fails the others are cancelled, rather than
-                # polling on with the fetcher this block closes on the way out. On
-                # stop, each source ends after the poll in hand, and the leases are
-                # renewed until they all have.
-                async with asyncio.TaskGroup() as group:
-                    keeper = group.create_task(share.keep())
-                    async with asyncio.TaskGroup() as polling:
-                        for source in sources:
-                            polling.create_task(
-                                run_source_forever(ingestor, source, share=share, stopping=stopping)
-                            )
-                    await cancel_until_done({keeper})
+                # When one fails the others are cancelled, rather than polling on with
+                # the fetcher this block closes on the way out. On stop, each source
+                # ends after the poll in hand, and the leases are renewed until they
+                # all have.
+                await together(
+                    [
+                        run_source_forever(ingestor, source, share=share, stopping=stopping)
+                        for source in sources
+                    ],
+                    beside=[share.keep()],
+                )
         finally:
             # A rolling update hands the sources over now, not after the leases expire.
             await share.release_all()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from shared.service import BackgroundService, ServiceContext
 from shared.settings import FetchSettings, RateFeedSettings, Settings, default_consumer
 from shared.ssrf import AllowList
 from shared.streams import Publisher
+from shared.tasks import together
 
 SERVICE = "ratefeed"
 
@@ -146,10 +146,7 @@ async def _lead(
     )
     try:
         await share.join()
-        # A task group: if one ends in failure, the other is cancelled with it.
-        async with asyncio.TaskGroup() as group:
-            group.create_task(share.keep())
-            group.create_task(lead(share, "providers", work))
+        await together([lead(share, "providers", work)], beside=[share.keep()])
     finally:
         # A rolling update hands the polling over now, not after the lease expires.
         await share.release_all()

@@ -1,4 +1,4 @@
-"""cancel_until_done: a task ends however its cancels land, its outcome left on it."""
+"""Ending tasks for good: however their cancels land, nothing runs on for ever."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from shared.tasks import cancel_until_done
+from shared.tasks import cancel_until_done, together
 
 
 async def _deaf_to_one_cancel(cancels: list[int]) -> None:
@@ -48,3 +48,45 @@ async def test_tasks_already_ended_are_left_alone() -> None:
     await task
     await cancel_until_done({task})
     assert task.result() == 42
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
+
+
+async def test_together_runs_beside_only_while_the_work_runs() -> None:
+    beside = asyncio.Event()
+
+    async def keeper() -> None:
+        beside.set()
+        await _forever()
+
+    async def work() -> None:
+        await beside.wait()
+
+    async with asyncio.timeout(5):
+        await together([work()], beside=[keeper()])
+
+
+async def test_together_raises_the_first_failure_once_the_others_have_ended() -> None:
+    cancels: list[int] = []
+
+    async def failing() -> None:
+        await asyncio.sleep(0)
+        raise LookupError("a source's poll broke")
+
+    async with asyncio.timeout(5):
+        with pytest.raises(LookupError):
+            await together([failing(), _deaf_to_one_cancel(cancels)], beside=[_forever()])
+    assert cancels == [1]  # cancelled again after it lost the first
+
+
+async def test_together_cancelled_ends_all_of_its_work() -> None:
+    cancels: list[int] = []
+    task = asyncio.ensure_future(together([_deaf_to_one_cancel(cancels)], beside=[_forever()]))
+    await asyncio.sleep(0.01)
+    await cancel_until_done({task})
+    assert task.cancelled()
+    assert cancels == [1]
+    # Nothing of it runs on: only this test's own task is left.
+    assert asyncio.all_tasks() == {asyncio.current_task()}
