@@ -23,7 +23,20 @@ def local_today(timezone: str, now: datetime) -> date:
     return now.astimezone(ZoneInfo(timezone)).date()
 
 
-def check_not_future(official: OfficialRates, today: date, max_lead_days: int) -> None:
+# The earliest official rate any of the region's banks publishes (the Bank of Russia's
+# series starts on 1 July 1992; the som and the tenge came in 1993): a document dated
+# before it is broken, and its date would overflow the catch-up's arithmetic.
+EARLIEST_AS_OF = date(1992, 7, 1)
+
+
+def check_as_of(official: OfficialRates, today: date, max_lead_days: int) -> None:
+    """RatesError unless the as-of date is one a provider can mean."""
+    if official.as_of < EARLIEST_AS_OF:
+        msg = (
+            f"{official.provider}: as-of date {official.as_of} is before any official "
+            f"rate ({EARLIEST_AS_OF})"
+        )
+        raise RatesError(msg)
     if official.as_of > today + timedelta(days=max_lead_days):
         msg = (
             f"{official.provider}: as-of date {official.as_of} is in the future "

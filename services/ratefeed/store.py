@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import date
 
 import structlog
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from services.ratefeed.rates import LastRate
@@ -64,9 +65,7 @@ class LastRateStore:
             pipe.zrangebyscore(key, day, day)
             pipe.zrangebyscore(key, f"({day}", "+inf", start=0, num=1)
             found: list[list[bytes]] = await pipe.execute()
-        before, same, after = (
-            QuoteEvent.model_validate_json(members[0]) if members else None for members in found
-        )
+        before, same, after = (_stored_quote(members[0]) if members else None for members in found)
         return before, same, after
 
     async def commit(self, commands: Sequence[Command]) -> None:
@@ -92,9 +91,8 @@ class LastRateStore:
     async def held(self, provider: str, base: str) -> list[QuoteEvent]:
         """The held quotes, oldest as-of date first."""
         raw: dict[bytes, bytes] = await self._redis.hgetall(self._held_key(provider, base))  # type: ignore[assignment]
-        return sorted(
-            (QuoteEvent.model_validate_json(v) for v in raw.values()), key=lambda event: event.as_of
-        )
+        held = [event for v in raw.values() if (event := _stored_quote(v)) is not None]
+        return sorted(held, key=lambda event: event.as_of)
 
     async def put_held(self, provider: str, base: str, held: list[QuoteEvent]) -> None:
         await self._fence.write(self.held_commands(provider, base, held))
@@ -116,21 +114,21 @@ class LastRateStore:
         raw: dict[bytes, bytes] = await self._redis.hgetall(self._key(provider, base))  # type: ignore[assignment]
         if not raw:
             return None
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        fields = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
+        previous_as_of, previous_rate = fields.get("previous_as_of"), fields.get("previous_rate")
         try:
-            rate = read_within(fields["rate"], RATE)
-            previous = read_within(p, RATE) if (p := fields.get("previous_rate")) else None
-        except BadDecimal as exc:
-            # Stored before rates were bounded: a change against it would overflow or
-            # mean nothing, so the next rate counts as the first.
-            log.warning("stored rate ignored", provider=provider, base=base, error=str(exc))
+            return LastRate(
+                as_of=date.fromisoformat(fields["as_of"]),
+                rate=read_within(fields["rate"], RATE),
+                previous_as_of=date.fromisoformat(previous_as_of) if previous_as_of else None,
+                previous_rate=read_within(previous_rate, RATE) if previous_rate else None,
+            )
+        # BadDecimal is a ValueError: named for the reader.
+        except (BadDecimal, ValueError, KeyError) as exc:
+            # Stored before rates were bounded, or damaged: a change against it would
+            # overflow or mean nothing, so the next rate counts as the first.
+            log.warning("stored rate ignored", provider=provider, base=base, error=repr(exc))
             return None
-        return LastRate(
-            as_of=date.fromisoformat(fields["as_of"]),
-            rate=rate,
-            previous_as_of=date.fromisoformat(p) if (p := fields.get("previous_as_of")) else None,
-            previous_rate=previous,
-        )
 
     async def put(self, provider: str, base: str, last: LastRate) -> None:
         await self._fence.write(self.put_commands(provider, base, last))
@@ -153,3 +151,15 @@ class LastRateStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _stored_quote(raw: bytes) -> QuoteEvent | None:
+    """A quote the store kept; None for one the contract no longer admits (stored
+    before rates were bounded): forgotten with a warning, as `get` forgets such a rate,
+    rather than refusing every poll after it."""
+    try:
+        return QuoteEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False, include_input=False)
+        log.warning("stored quote ignored", errors=[f"{e['loc']}: {e['msg']}" for e in problems])
+        return None

@@ -26,7 +26,7 @@ from opentelemetry import trace
 from structlog.contextvars import bound_contextvars
 
 from services.ratefeed import metrics
-from services.ratefeed.asof import check_not_future, days, local_today, stale_after
+from services.ratefeed.asof import check_as_of, days, local_today, stale_after
 from services.ratefeed.catalog import detect, parse_document
 from services.ratefeed.config import Provider, RatesConfig
 from services.ratefeed.crosscheck import Candidate, comparable, confirmed, disagreements
@@ -45,6 +45,7 @@ from services.ratefeed.rates import LastRate, usd_rates, within_bounds
 from services.ratefeed.status import ProviderStatus
 from services.ratefeed.store import LastRateStore
 from shared.backoff import POLL_RETRY_FIRST, Backoff
+from shared.clients import REDIS_AWAY
 from shared.entries import entry_command
 from shared.events import DeadLetter, QuoteEvent
 from shared.fetch import FetchError
@@ -136,7 +137,7 @@ async def _read_provider(
 
 
 def _checked(provider: Provider, rates: OfficialRates, now: datetime) -> Reading:
-    check_not_future(rates, local_today(provider.timezone, now), provider.max_lead_days)
+    check_as_of(rates, local_today(provider.timezone, now), provider.max_lead_days)
     for problem in rates.problems:
         _left_out(provider.name, problem)
     return Reading(provider, rates)
@@ -442,8 +443,27 @@ async def poll_providers(
             raise result
         if result is not None:
             readings.append(result)
-            readings += await _catch_up(result, config, outlets.store, fetcher, now)
+            readings += await _caught_up(result, config, outlets.store, fetcher, now)
     return await publish_readings(readings, config, outlets, now)
+
+
+async def _caught_up(
+    reading: Reading,
+    config: RatesConfig,
+    store: LastRateStore,
+    fetcher: PoliteFetcher,
+    now: datetime,
+) -> list[Reading]:
+    """_catch_up, whose failure costs the missed days, never the reading in hand: it runs
+    outside the provider's own poll, where a failure would stop the feed."""
+    try:
+        return await _catch_up(reading, config, store, fetcher, now)
+    except REDIS_AWAY:
+        raise  # the lead waits for Redis and starts the work again
+    except Exception as exc:
+        with bound_contextvars(provider=reading.provider.name):
+            log.warning("missed days not caught up", error=f"{type(exc).__name__}: {exc}")
+        return []
 
 
 async def _catch_up(

@@ -195,6 +195,50 @@ async def test_absurd_numbers_are_left_out_logged_and_counted_and_the_rest_publi
     assert "stored rate ignored" in logged
 
 
+@pytest.mark.parametrize("failure", ["damaged state", "catch-up broken"])
+async def test_a_broken_catch_up_costs_the_missed_days_never_the_reading(
+    redis: Redis,
+    namespace: Namespace,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+) -> None:
+    # The catch-up runs outside the provider's own poll: before, its failure stopped
+    # the feed (a date of year 1, or a stored date that does not read, did).
+    provider = f"cbr-{namespace.index_prefix.strip('-')}"
+    settings = _providers_file(
+        settings,
+        tmp_path,
+        f"""
+        [[providers]]
+        name = "{provider}"
+        kind = "cbr"
+        url = "{CBR_FILE}"
+        history_url = "{tmp_path}/{{date:%d.%m.%Y}}.xml"
+    """,
+    )
+    store = LastRateStore(redis, namespace.stream_prefix)
+    await store.put(provider, "KZT", LastRate(date(2023, 9, 20), Decimal("0.0021")))
+    if failure == "damaged state":
+        key = f"{namespace.stream_prefix}ratefeed:last:{provider}:KGS"
+        await redis.hset(key, mapping={"as_of": "2023-13-45", "rate": "0.0112"})
+    else:
+
+        async def broken(*_: object) -> list[object]:
+            raise ZeroDivisionError("a defect in the catch-up")
+
+        monkeypatch.setattr("services.ratefeed.worker._catch_up", broken)
+
+    published = await ratefeed_once(settings)
+
+    assert sorted(q.base for q in published) == ["KGS", "KZT", "TJS", "TMT", "UZS"]
+    logged = capsys.readouterr().out
+    said = "stored rate ignored" if failure == "damaged state" else "missed days not caught up"
+    assert said in logged
+
+
 def _jumped(text: str, day: str, kzt_value: str) -> bytes:
     return (
         text.replace('Date="27.09.2023"', f'Date="{day}"')

@@ -69,3 +69,25 @@ async def test_one_shot_commands_write_without_a_lease(redis: Redis, namespace: 
     second = LastRate(date(2026, 1, 2), Decimal("0.0021"))
     await store.put("nbk", "KZT", second)
     assert await store.get("nbk", "KZT") == second
+
+
+async def test_quotes_stored_before_rates_were_bounded_are_forgotten_not_fatal(
+    redis: Redis, namespace: Namespace
+) -> None:
+    store = LastRateStore(redis, namespace.stream_prefix)
+    await store.put_held("nbk", "KZT", [_quote(2, "0.0021")])
+    await store.remember_published([_quote(1, "0.0020"), _quote(3, "0.0022")])
+    # The same quotes as an older version of the contract let them be kept: a rate of
+    # 1E-12 (held jumps are where absurd rates were kept). Every poll read them again.
+    absurd = _quote(2, "0.0021").model_dump_json().replace('"0.0021"', '"1E-12"')
+    await redis.hset(f"{namespace.stream_prefix}ratefeed:held:nbk:KZT", "2026-01-04", absurd)
+    history = f"{namespace.stream_prefix}ratefeed:history:nbk:KZT"
+    await redis.zadd(history, {absurd: date(2026, 1, 2).toordinal()})
+
+    assert [q.as_of.day for q in await store.held("nbk", "KZT")] == [2]
+    before, same, after = await store.published("nbk", "KZT", date(2026, 1, 2))
+    assert same is None
+    assert before is not None
+    assert (before.as_of.day, before.rate) == (1, Decimal("0.0020"))
+    assert after is not None
+    assert (after.as_of.day, after.rate) == (3, Decimal("0.0022"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from services.ratefeed.asof import check_not_future, days, local_today, stale_after
+from services.ratefeed.asof import check_as_of, days, local_today, stale_after
 from services.ratefeed.config import RatesConfig, load_rates_config
 from services.ratefeed.crosscheck import Candidate, comparable, confirmed, disagreements, gap_pct
 from services.ratefeed.parsers.cbr import parse_cbr
@@ -62,9 +63,18 @@ def test_only_other_providers_of_the_same_currency_and_date_are_compared() -> No
 
 def test_future_dates_beyond_the_lead_are_refused() -> None:
     rates = OfficialRates("cbr", "RUB", date(2023, 9, 28), {"USD": Decimal("96.2378")})
-    check_not_future(rates, date(2023, 9, 27), max_lead_days=1)  # tomorrow's, as CBR does
+    check_as_of(rates, date(2023, 9, 27), max_lead_days=1)  # tomorrow's, as CBR does
     with pytest.raises(RatesError, match="as-of date 2023-09-28 is in the future"):
-        check_not_future(rates, date(2023, 9, 27), max_lead_days=0)
+        check_as_of(rates, date(2023, 9, 27), max_lead_days=0)
+
+
+@pytest.mark.parametrize("day", [date(1, 1, 3), date(1992, 6, 30)])
+def test_dates_before_any_official_rate_are_refused(day: date) -> None:
+    # Year 1 once got through, and its catch-up's date arithmetic stopped the rate feed.
+    rates = OfficialRates("cbr", "RUB", day, {"USD": Decimal("96.2378")})
+    with pytest.raises(RatesError, match="is before any official rate"):
+        check_as_of(rates, date(2023, 9, 27), max_lead_days=1)
+    check_as_of(replace(rates, as_of=date(1992, 7, 1)), date(2023, 9, 27), max_lead_days=1)
 
 
 def test_today_is_the_providers_own_calendar_day() -> None:
