@@ -9,8 +9,11 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from elastic_transport import SerializationError
+
 from services.indexer.failures import (
     Fault,
+    cluster_state,
     describe_error,
     larger_than_the_cluster_takes,
     status_fault,
@@ -49,10 +52,26 @@ def classify_item(item: dict[str, Any]) -> ItemResult:
         return ItemResult(ItemOutcome.STALE, status, reason)
     if larger_than_the_cluster_takes(status, reason):
         return ItemResult(ItemOutcome.REJECTED, status, reason)
-    if status_fault(status) is Fault.CLUSTER:
+    if status_fault(status) is Fault.CLUSTER or cluster_state(reason):
         return ItemResult(ItemOutcome.HOLD, status, reason)
     return ItemResult(ItemOutcome.REJECTED, status, reason)
 
 
-def classify_response(response: dict[str, Any]) -> list[ItemResult]:
-    return [classify_item(item) for item in response.get("items", [])]
+def classify_response(response: object, actions: int) -> list[ItemResult]:
+    """Each of `actions` items of a bulk answer, classified in order.
+
+    SerializationError (held, as any unreadable answer) for a body that is not the
+    answer to a bulk request of `actions` (a proxy's page sent with a 200, an answer
+    cut short): read as one, its items would be matched to the wrong entries.
+    """
+    items = response.get("items", []) if isinstance(response, dict) else None
+    if not isinstance(items, list) or len(items) != actions:
+        msg = f"not the answer to a bulk request of {actions} actions"
+        raise SerializationError(msg)
+    if not all(
+        isinstance(item, dict) and len(item) == 1 and isinstance(next(iter(item.values())), dict)
+        for item in items
+    ):
+        msg = "a bulk answer whose items are not one operation's result each"
+        raise SerializationError(msg)
+    return [classify_item(item) for item in items]

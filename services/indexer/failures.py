@@ -16,7 +16,9 @@ Every outcome of a bulk write is one of:
 
 A whole-request refusal that is not the cluster's (a 400 for a malformed
 body, a 413 for a request over `http.max_content_length`) is narrowed by
-splitting the request until the entry at fault stands alone.
+splitting the request until the entry at fault stands alone. A 400 that is the
+cluster's state (a closed index, an alias with no write index, the shard limit)
+or that Elasticsearch did not write (a proxy's) is held.
 """
 
 from __future__ import annotations
@@ -51,6 +53,19 @@ CLUSTER_STATUSES = frozenset({401, 403, 404, 408, 429})
 _PRESSURE = re.compile(
     r"(?:coordinating|primary|replica)_operation_bytes=(\d+),\s*max_[a-z_]*bytes=(\d+)"
 )
+
+
+# What the cluster answers with a 400 about its own state, not the document: an index
+# closed (to change its static settings), an alias with no write index (a rollover half
+# done), the cluster's shard limit reached (an index not made).
+_CLUSTER_STATE = re.compile(
+    r"index_closed_exception|no write index is defined|maximum (?:normal )?shards open"
+)
+
+
+def cluster_state(reason: str) -> bool:
+    """Whether an error, as describe_error tells it, is the cluster's state."""
+    return _CLUSTER_STATE.search(reason) is not None
 
 
 def status_fault(status: int) -> Fault:
@@ -115,9 +130,22 @@ def classify_request_error(exc: Exception, *, entries: int, size: int) -> Reques
     limit = pressure_limit(status, reason)
     if limit is not None and entries > 1 and size > limit // 2:
         return RequestFailure(Verdict.SPLIT, status, reason)
-    if status_fault(status) is Fault.CLUSTER:
+    if status_fault(status) is Fault.CLUSTER or cluster_state(reason):
         return RequestFailure(Verdict.HOLD, status, reason)
+    if status < 300:
+        # An answer the client refused although it says success: no Elasticsearch behind
+        # the address (a failed product check), nothing the documents did.
+        return RequestFailure(Verdict.HOLD, status, reason)
+    if status != 413 and not _from_elasticsearch(exc):
+        # A 400 with no Elasticsearch error in it: a proxy's (plain HTTP sent to an HTTPS
+        # port), not a refusal of the documents. A 413 is about size, whoever sends it.
+        return RequestFailure(Verdict.HOLD, status, f"not Elasticsearch's answer: {reason}")
     return RequestFailure(Verdict.SPLIT if entries > 1 else Verdict.REJECT, status, reason)
+
+
+def _from_elasticsearch(exc: ApiError) -> bool:
+    body = exc.body
+    return isinstance(body, dict) and isinstance(body.get("error"), (dict, str))
 
 
 def describe_api_error(exc: ApiError) -> str:

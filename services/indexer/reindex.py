@@ -165,9 +165,8 @@ async def _copy(
             header, document = action.operations()
             header["index"]["_index"] = index
             operations.extend((header, document))
-        results = classify_response(
-            dict(await es.bulk(operations=operations, filter_path=BULK_RESPONSE))
-        )
+        answer = await es.bulk(operations=operations, filter_path=BULK_RESPONSE)
+        results = classify_response(answer.body, len(page))
         for action, result in zip(page, results, strict=True):
             if result.outcome is ItemOutcome.STORED:
                 tally.stored += 1

@@ -266,7 +266,7 @@ class Writer:
         metrics.BULK_SECONDS.observe(seconds)
         self._limit.answered(seconds, len(body))
         metrics.IN_FLIGHT_LIMIT.set(self._limit.limit)
-        return classify_response(dict(response))
+        return classify_response(response.body, len(actions))
 
     async def _settle_items(self, work: Work, results: list[ItemResult]) -> Work:
         """Acknowledge what is done, dead-letter what is refused; return what to hold."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from elastic_transport import SerializationError
 
 from services.indexer.bulk import ItemOutcome, ItemResult, classify_item, classify_response
 
@@ -117,10 +118,26 @@ def test_classify_response_keeps_item_order() -> None:
             _item(400, {"type": "mapper_parsing_exception", "reason": "r"}),
         ],
     }
-    assert [r.outcome for r in classify_response(response)] == [
+    assert [r.outcome for r in classify_response(response, 4)] == [
         ItemOutcome.STORED,
         ItemOutcome.STALE,
         ItemOutcome.HOLD,
         ItemOutcome.REJECTED,
     ]
-    assert classify_response({"errors": False}) == []
+    assert classify_response({"errors": False}, 0) == []
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "<html>Service Unavailable</html>",  # a proxy's page, sent with a 200
+        {"took": 3},  # no items
+        {"errors": False, "items": [_item(201)]},  # fewer items than actions
+        {"errors": False, "items": [_item(201), {"index": "ok"}]},  # not a result
+    ],
+)
+def test_an_answer_that_is_not_the_bulk_answer_is_unreadable_not_an_error(answer: object) -> None:
+    # Unreadable is held (failures.classify_request_error); a ValueError failed the batch
+    # until its entries were dead-lettered for their deliveries.
+    with pytest.raises(SerializationError):
+        classify_response(answer, 2)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from elastic_transport import ApiResponseMeta, ConnectionError, ConnectionTimeout, HttpHeaders
-from elasticsearch import ApiError
+from elasticsearch import ApiError, UnsupportedProductError
 
 from services.indexer.bulk import ItemOutcome, classify_item
 from services.indexer.failures import (
@@ -88,6 +88,49 @@ def test_a_request_refused_for_its_content_is_narrowed_down(status: int) -> None
     exc = _api_error(status, {"type": "parse_exception", "reason": "bad"})
     assert classify_request_error(exc, entries=8, size=8000).verdict is Verdict.SPLIT
     assert classify_request_error(exc, entries=1, size=3_200_000).verdict is Verdict.REJECT
+
+
+# The cluster's own state, answered with a 400: never the document's fault.
+CLOSED = {"type": "index_closed_exception", "reason": "closed", "index": "articles-v1"}
+NO_WRITE_INDEX = {
+    "type": "illegal_argument_exception",
+    "reason": "no write index is defined for alias [articles]. The write index may be "
+    "explicitly disabled using is_write_index=false or the alias points to multiple "
+    "indices without one being designated as a write index",
+}
+SHARD_LIMIT = {
+    "type": "validation_exception",
+    "reason": "Validation Failed: 1: this action would add [2] shards, but this cluster "
+    "currently has [1000]/[1000] maximum normal shards open;",
+}
+
+
+@pytest.mark.parametrize("error", [CLOSED, NO_WRITE_INDEX, SHARD_LIMIT])
+def test_the_clusters_own_state_answered_with_a_400_is_held(error: dict[str, Any]) -> None:
+    item = {"index": {"status": 400, "error": error}}
+    assert classify_item(item).outcome is ItemOutcome.HOLD
+    failure = classify_request_error(_api_error(400, error), entries=1, size=1000)
+    assert failure.verdict is Verdict.HOLD
+
+
+def test_a_400_elasticsearch_did_not_write_is_held_a_413_narrowed() -> None:
+    # A proxy's page ("plain HTTP request was sent to HTTPS port"), no error object in it.
+    proxy = classify_request_error(_api_error(400), entries=8, size=8000)
+    assert proxy.verdict is Verdict.HOLD
+    assert proxy.reason.startswith("not Elasticsearch's answer")
+    # A size limit, Elasticsearch's or a proxy's: halves may pass, one entry never will.
+    assert classify_request_error(_api_error(413), entries=8, size=8000).verdict is Verdict.SPLIT
+    assert classify_request_error(_api_error(413), entries=1, size=8000).verdict is Verdict.REJECT
+
+
+def test_a_success_the_client_refused_is_held() -> None:
+    # What the client raises when the answer lacks Elasticsearch's product header.
+    refused = UnsupportedProductError(
+        message="The client noticed that the server is not Elasticsearch",
+        meta=_api_error(200).meta,
+        body="<html>a login page</html>",
+    )
+    assert classify_request_error(refused, entries=8, size=8000).verdict is Verdict.HOLD
 
 
 def test_pressure_parsing() -> None:
