@@ -247,13 +247,16 @@ def with_default_port(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{port}"))
 
 
-async def elasticsearch_ready(es: AsyncElasticsearch) -> bool:
-    """True when the cluster answers and is at least yellow."""
-    return await elasticsearch_refusal(es) is None
+async def elasticsearch_ready(es: AsyncElasticsearch, indices: str | None = None) -> bool:
+    """True when the cluster answers and `indices` (a pattern; all if None) are at
+    least yellow."""
+    return await elasticsearch_refusal(es, indices) is None
 
 
-async def elasticsearch_refusal(es: AsyncElasticsearch) -> str | None:
-    """Why the cluster is not ready (unreachable, a refused credential, not yellow); None if it is.
+async def elasticsearch_refusal(es: AsyncElasticsearch, indices: str | None = None) -> str | None:
+    """Why the cluster is not ready (unreachable, a refused credential, `indices` not
+    yellow); None if it is. A service names its own indices (IndexNames.owned): another
+    team's red index is not its outage.
 
     Uses cluster health, not `ping()`/`info()`: the minimal distribution has no `GET /`.
     """
@@ -261,7 +264,7 @@ async def elasticsearch_refusal(es: AsyncElasticsearch) -> str | None:
         # Bounded, without the client's retries: a probe must answer within the
         # orchestrator's probe timeout even while the cluster is black-holed.
         quick = es.options(request_timeout=READY_TIMEOUT, max_retries=0)
-        health = await quick.cluster.health(wait_for_status="yellow", timeout="1s")
+        health = await quick.cluster.health(index=indices, wait_for_status="yellow", timeout="1s")
     except (ESTransportError, OSError, TimeoutError) as exc:
         return f"unreachable: {type(exc).__name__}"
     except ApiError as exc:
@@ -272,9 +275,9 @@ async def elasticsearch_refusal(es: AsyncElasticsearch) -> str | None:
     return "not yellow within 1 s" if health.get("timed_out", False) else None
 
 
-async def wait_for_elasticsearch(es: AsyncElasticsearch) -> None:
+async def wait_for_elasticsearch(es: AsyncElasticsearch, indices: str | None = None) -> None:
     """Wait until the cluster is ready; bound it with `asyncio.timeout` where needed."""
-    while (refusal := await elasticsearch_refusal(es)) is not None:
+    while (refusal := await elasticsearch_refusal(es, indices)) is not None:
         # The reason, so that a refused credential is told apart from an outage.
         log.info("waiting for elasticsearch", reason=refusal)
         await asyncio.sleep(1)

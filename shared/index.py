@@ -115,6 +115,12 @@ class IndexNames:
         self.quotes = f"{prefix}{ALIASES[1]}"
         self.saved_searches = f"{prefix}{ALIASES[2]}"
 
+    @property
+    def owned(self) -> str:
+        """Every index and alias of these, as a pattern (`{prefix}articles*,…`): what a
+        health check of Caravan's own looks at. A pattern matching nothing is green."""
+        return ",".join(f"{alias}*" for alias in (self.articles, self.quotes, self.saved_searches))
+
     @staticmethod
     def versioned(alias: str, version: int = MAPPING_VERSION) -> str:
         return f"{alias}-v{version}"

@@ -71,7 +71,7 @@ def create_service(all_settings: Settings) -> BackgroundService:
     indices_ready = asyncio.Event()
 
     async def consume() -> None:
-        await wait_for_elasticsearch(es)
+        await wait_for_elasticsearch(es, names.owned)
         await ensure_indices_held(
             es, names, ctx.common, Backoff(settings.retry_base_delay, settings.retry_max_delay)
         )
@@ -82,7 +82,7 @@ def create_service(all_settings: Settings) -> BackgroundService:
         hold = consumer.hold.describe()
         checks = {
             "redis": await redis_ready(redis),
-            "elasticsearch": await elasticsearch_ready(es),
+            "elasticsearch": await elasticsearch_ready(es, names.owned),
             "indices": indices_ready.is_set(),
             "writing": hold is None,
         }

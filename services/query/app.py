@@ -112,7 +112,7 @@ def create_app(all_settings: Settings) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        es_ok = await elasticsearch_ready(es())
+        es_ok = await elasticsearch_ready(es(), names.owned)
         language = language_features()
         if es_ok:
             # Why a search may still miss other forms: articles indexed before them.

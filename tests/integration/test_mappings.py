@@ -7,6 +7,7 @@ from elasticsearch import AsyncElasticsearch
 
 from services.indexer.mappings import ensure_indices
 from services.indexer.reindex import reindex
+from shared.clients import elasticsearch_ready
 from shared.index import IndexNames, articles_mapping, quotes_mapping
 from shared.settings import Settings
 from tests.conftest import Namespace
@@ -78,3 +79,19 @@ async def test_a_live_articles_index_gains_the_normalised_fields_and_reindex_fil
     await es.indices.refresh(index=names.articles)
     found = await es.search(index=names.articles, query={"match": {"fold.title": "ozbekiston"}})
     assert [hit["_id"] for hit in found["hits"]["hits"]] == ["a1"]
+
+
+async def test_readiness_looks_at_caravans_indices_not_another_teams(
+    es: AsyncElasticsearch, namespace: Namespace, settings: Settings
+) -> None:
+    names = IndexNames(namespace.index_prefix)
+    assert await elasticsearch_ready(es, names.owned)  # none made yet: nothing to wait for
+    await ensure_indices(es, names, settings.common)
+    # Another team's index, red: its shard may live on no node there is.
+    await es.indices.create(
+        index=f"{namespace.index_prefix}other-team",
+        settings={"index.routing.allocation.require._name": "nowhere", "number_of_replicas": 0},
+        wait_for_active_shards="0",
+    )
+    assert await elasticsearch_ready(es, names.owned)
+    assert not await elasticsearch_ready(es)  # the whole cluster is red
