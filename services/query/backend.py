@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import structlog
+from elastic_transport import SerializationError
 from elasticsearch import AsyncElasticsearch, NotFoundError
 from pydantic_core import to_json
 
@@ -109,7 +112,8 @@ class Backend:
             endpoint_id="search",
             path_parts={"index": self.articles},
         )
-        return shape_results(response.body, request)
+        with answer_read():
+            return shape_results(response.body, request)
 
     async def article(self, doc_id: str) -> Article:
         try:
@@ -118,14 +122,16 @@ class Backend:
             )
         except NotFoundError as exc:
             raise ArticleNotFound(doc_id) from exc
-        return shape_article(dict(document))
+        with answer_read():
+            return shape_article(dict(document))
 
     async def similar(self, doc_id: str, size: int) -> Similar:
         # The article must exist: more_like_this on a missing one is an empty list, not a 404.
         await self.article(doc_id)
         body = build_similar(self.articles, doc_id, size)
         response = await self.es.search(index=self.articles, body=body)
-        return shape_similar(doc_id, dict(response))
+        with answer_read():
+            return shape_similar(doc_id, dict(response))
 
     async def suggest(self, prefix: str, size: int) -> Suggestions:
         if not prefix.strip():
@@ -136,7 +142,8 @@ class Backend:
         response = await self.es.search(
             index=self.articles, body=build_suggest(prefix, size), ignore_unavailable=True
         )
-        found = shape_suggest(prefix, dict(response))
+        with answer_read():
+            found = shape_suggest(prefix, dict(response))
         self._keep(key, found)
         return found
 
@@ -144,6 +151,19 @@ class Backend:
         response = await self.es.search(
             index=self.quotes, body=build_latest(candidates=CANDIDATES), ignore_unavailable=True
         )
-        if "aggregations" not in response:
-            return LatestQuotes(quotes=[], ticker=[])
-        return shape_latest(dict(response), self.rate_digits, today=datetime.now(UTC).date())
+        with answer_read():
+            if "aggregations" not in response:
+                return LatestQuotes(quotes=[], ticker=[])
+            return shape_latest(dict(response), self.rate_digits, today=datetime.now(UTC).date())
+
+
+@contextmanager
+def answer_read() -> Iterator[None]:
+    """Where an answer of Elasticsearch is read: one that cannot be (a proxy's page sent
+    with a 200, a body cut short or of another shape) is the cluster's trouble, answered
+    503 as any other (errors.py), not a 500. pydantic's ValidationError is a ValueError."""
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        msg = f"unreadable answer: {type(exc).__name__}: {exc}"
+        raise SerializationError(msg) from exc

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, HTTPException, Query
 
+from services.query.backend import answer_read
 from services.query.rates import (
     Conversion,
     Currencies,
@@ -41,7 +42,9 @@ def rates_router(
     router = APIRouter(prefix="/api", tags=["rates"])
 
     async def search(body: dict[str, Any]) -> dict[str, Any]:
-        return dict(await es().search(index=quotes_index, body=body, ignore_unavailable=True))
+        answer = await es().search(index=quotes_index, body=body, ignore_unavailable=True)
+        with answer_read():
+            return dict(answer)
 
     @router.get("/quotes/{base}/history", response_model=History)
     async def history(
@@ -58,7 +61,8 @@ def rates_router(
         if start and end and start > end:
             raise HTTPException(status_code=400, detail="`from` is after `to`")
         response = await search(build_history(code, start, end, interval, provider))
-        return shape_history(response, code, interval, digits)
+        with answer_read():
+            return shape_history(response, code, interval, digits)
 
     @router.get("/convert", response_model=Conversion, response_model_by_alias=True)
     async def convert_amount(
@@ -99,7 +103,9 @@ def rates_router(
     @router.get("/currencies", response_model=Currencies)
     async def currencies() -> Currencies:
         """The currencies quoted, with their providers and newest as-of date."""
-        return shape_currencies(await search(build_currencies()))
+        response = await search(build_currencies())
+        with answer_read():
+            return shape_currencies(response)
 
     return router
 

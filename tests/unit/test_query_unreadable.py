@@ -1,0 +1,52 @@
+"""An answer of Elasticsearch the query service cannot read is the cluster's trouble.
+
+A proxy's maintenance page sent with a 200, or a body of another shape, used to end
+in a 500; it is a SerializationError now, which the app answers 503 like any other
+trouble of the cluster (services/query/errors.py). Fakes stand in for the node: a
+real one never answers so.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from elastic_transport import SerializationError
+from elasticsearch import AsyncElasticsearch
+
+from services.query.backend import Backend, answer_read
+from services.query.rates import shape_currencies
+from services.query.search import SearchRequest
+
+PAGES: list[Any] = [
+    "<html>Down for maintenance</html>",
+    {"took": 3},
+    {"hits": {"total": "lots", "hits": []}},
+]
+
+
+class Answering:
+    """A node that answers every request with `body` and a 200."""
+
+    def __init__(self, body: Any) -> None:
+        self.body = body
+
+    async def perform_request(self, *_: Any, **__: Any) -> SimpleNamespace:
+        return SimpleNamespace(body=self.body)
+
+
+@pytest.mark.parametrize("body", PAGES)
+async def test_a_search_answered_with_what_is_not_a_search_answer_is_unreadable(
+    body: Any,
+) -> None:
+    es = cast("AsyncElasticsearch", Answering(body))
+    backend = Backend(es, "articles", "quotes", 1000, cache_seconds=0, rate_digits=6)
+    with pytest.raises(SerializationError, match="unreadable answer"):
+        await backend.search(SearchRequest(q="caravan"))
+
+
+@pytest.mark.parametrize("aggregations", ["x", {"by_base": "x"}, {"by_base": {"buckets": [{}]}}])
+def test_rates_answered_out_of_shape_are_unreadable(aggregations: Any) -> None:
+    with pytest.raises(SerializationError), answer_read():
+        shape_currencies({"aggregations": aggregations})
