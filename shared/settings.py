@@ -266,6 +266,9 @@ class QuerySettings(_Settings):
     rate_burst: int = Field(default=60, ge=1)
     # Search and suggest answers are reused this long; 0 turns the cache off.
     cache_seconds: float = Field(default=5.0, ge=0)
+    # Seconds one try of a request to Elasticsearch may take (then the next node, at most
+    # three tries, then a 503): a person waits for a page, not for three times 30 s.
+    search_timeout: float = Field(default=5.0, gt=0)
     # Open live-ticker (Server-Sent Events) connections per process; past it, 503.
     live_max_connections: int = Field(default=500, ge=1)
     # Of those, per client (as the rate limit counts clients: an address, an IPv6 /64);

@@ -42,7 +42,9 @@ def create_app(all_settings: Settings) -> FastAPI:
     common, settings = all_settings.common, all_settings.query
     configure_logging(SERVICE, common.log_level, common.log_format)
     state: dict[str, Any] = {
-        "es": make_elasticsearch(all_settings.elasticsearch),
+        "es": make_elasticsearch(all_settings.elasticsearch).options(
+            request_timeout=settings.search_timeout
+        ),
         "redis": make_redis(all_settings.redis),
     }
     names = IndexNames(common.index_prefix)

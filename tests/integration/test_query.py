@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -13,6 +15,7 @@ from services.ingest.app import ingest_once
 from services.ratefeed.app import ratefeed_once
 from shared.settings import Settings
 from tests.conftest import REALDATA, Namespace
+from tests.integration.test_esnode import peer
 from tests.pipeline import index_streams, query_client
 
 pytestmark = pytest.mark.integration
@@ -129,3 +132,22 @@ async def test_a_search_elasticsearch_refuses_is_a_400_page_on_the_page(
     assert page.headers["content-type"].startswith("text/html")
     assert "Elasticsearch refused the search" in page.text
     assert api.json()["detail"].startswith("Elasticsearch refused the search")
+
+
+async def test_a_cluster_that_never_answers_costs_a_search_its_budget_then_a_503(
+    settings: Settings,
+) -> None:
+    async def silent(reader: asyncio.StreamReader, _: asyncio.StreamWriter) -> None:
+        await reader.read()  # a black-holed node: the request is read, never answered
+
+    async with peer(silent) as url:
+        quick = replace(
+            settings,
+            elasticsearch=settings.elasticsearch.model_copy(update={"url": url}),
+            query=settings.query.model_copy(update={"search_timeout": 0.2}),
+        )
+        # The client's default (30 s a try, three tries) held a search 90 s.
+        async with query_client(quick) as client, asyncio.timeout(20):
+            answer = await client.get("/api/search", params={"q": "caravan"})
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
