@@ -152,9 +152,10 @@ class Backend:
             index=self.quotes, body=build_latest(candidates=CANDIDATES), ignore_unavailable=True
         )
         with answer_read():
-            if "aggregations" not in response:
+            answer = dict(response)
+            if "aggregations" not in answer:
                 return LatestQuotes(quotes=[], ticker=[])
-            return shape_latest(dict(response), self.rate_digits, today=datetime.now(UTC).date())
+            return shape_latest(answer, self.rate_digits, today=datetime.now(UTC).date())
 
 
 @contextmanager

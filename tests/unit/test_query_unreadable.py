@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-from elastic_transport import SerializationError
+from elastic_transport import ApiResponseMeta, HttpHeaders, SerializationError, TextApiResponse
 from elasticsearch import AsyncElasticsearch
 
 from services.query.backend import Backend, answer_read
@@ -35,6 +35,10 @@ class Answering:
     async def perform_request(self, *_: Any, **__: Any) -> SimpleNamespace:
         return SimpleNamespace(body=self.body)
 
+    async def search(self, **_: Any) -> TextApiResponse:
+        meta = ApiResponseMeta(200, "1.1", HttpHeaders(), 0.0, None)  # type: ignore[arg-type]
+        return TextApiResponse(body=self.body, meta=meta)
+
 
 @pytest.mark.parametrize("body", PAGES)
 async def test_a_search_answered_with_what_is_not_a_search_answer_is_unreadable(
@@ -44,6 +48,13 @@ async def test_a_search_answered_with_what_is_not_a_search_answer_is_unreadable(
     backend = Backend(es, "articles", "quotes", 1000, cache_seconds=0, rate_digits=6)
     with pytest.raises(SerializationError, match="unreadable answer"):
         await backend.search(SearchRequest(q="caravan"))
+
+
+async def test_the_latest_quotes_answered_with_a_page_are_unreadable_not_none() -> None:
+    es = cast("AsyncElasticsearch", Answering("<html>Down for maintenance</html>"))
+    backend = Backend(es, "articles", "quotes", 1000, cache_seconds=0, rate_digits=6)
+    with pytest.raises(SerializationError, match="unreadable answer"):
+        await backend.latest_quotes()
 
 
 @pytest.mark.parametrize("aggregations", ["x", {"by_base": "x"}, {"by_base": {"buckets": [{}]}}])
