@@ -443,27 +443,16 @@ async def poll_providers(
             raise result
         if result is not None:
             readings.append(result)
-            readings += await _caught_up(result, config, outlets.store, fetcher, now)
+            # Outside the provider's own poll: a failure here would stop the feed, so it
+            # costs the missed days, never the reading in hand.
+            try:
+                readings += await _catch_up(result, config, outlets.store, fetcher, now)
+            except REDIS_AWAY:
+                raise  # the lead waits for Redis and starts the work again
+            except Exception as exc:
+                with bound_contextvars(provider=result.provider.name):
+                    log.warning("missed days not caught up", error=f"{type(exc).__name__}: {exc}")
     return await publish_readings(readings, config, outlets, now)
-
-
-async def _caught_up(
-    reading: Reading,
-    config: RatesConfig,
-    store: LastRateStore,
-    fetcher: PoliteFetcher,
-    now: datetime,
-) -> list[Reading]:
-    """_catch_up, whose failure costs the missed days, never the reading in hand: it runs
-    outside the provider's own poll, where a failure would stop the feed."""
-    try:
-        return await _catch_up(reading, config, store, fetcher, now)
-    except REDIS_AWAY:
-        raise  # the lead waits for Redis and starts the work again
-    except Exception as exc:
-        with bound_contextvars(provider=reading.provider.name):
-            log.warning("missed days not caught up", error=f"{type(exc).__name__}: {exc}")
-        return []
 
 
 async def _catch_up(

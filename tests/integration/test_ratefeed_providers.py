@@ -74,6 +74,14 @@ def _providers_file(settings: Settings, tmp_path: Path, body: str) -> Settings:
     return replace(settings, ratefeed=settings.ratefeed.model_copy(update={"providers": path}))
 
 
+def _one_cbr(settings: Settings, tmp_path: Path, name: str, url: object, *more: str) -> Settings:
+    """`settings` with one provider of the Bank of Russia's kind, and `more` lines."""
+    lines = "".join(f"{line}\n" for line in more)
+    return _providers_file(
+        settings, tmp_path, f'[[providers]]\nname = "{name}"\nkind = "cbr"\nurl = "{url}"\n{lines}'
+    )
+
+
 async def _quotes(redis: Redis, namespace: Namespace) -> list[QuoteEvent]:
     return [
         QuoteEvent.model_validate_json(fields[DATA_FIELD])
@@ -166,16 +174,7 @@ async def test_absurd_numbers_are_left_out_logged_and_counted_and_the_rest_publi
         .replace("<Value>78,8438</Value>", "<Value>1E-999999</Value>"),
         encoding="utf-8",
     )
-    settings = _providers_file(
-        settings,
-        tmp_path,
-        f"""
-        [[providers]]
-        name = "{provider}"
-        kind = "cbr"
-        url = "{document}"
-    """,
-    )
+    settings = _one_cbr(settings, tmp_path, provider, document)
     # A last rate stored before rates were bounded: no change can be computed from it.
     await LastRateStore(redis, namespace.stream_prefix).put(
         provider, "KGS", LastRate(date(2023, 9, 26), Decimal("1E-999999"))
@@ -208,17 +207,8 @@ async def test_a_broken_catch_up_costs_the_missed_days_never_the_reading(
     # The catch-up runs outside the provider's own poll: before, its failure stopped
     # the feed (a date of year 1, or a stored date that does not read, did).
     provider = f"cbr-{namespace.index_prefix.strip('-')}"
-    settings = _providers_file(
-        settings,
-        tmp_path,
-        f"""
-        [[providers]]
-        name = "{provider}"
-        kind = "cbr"
-        url = "{CBR_FILE}"
-        history_url = "{tmp_path}/{{date:%d.%m.%Y}}.xml"
-    """,
-    )
+    history = f'history_url = "{tmp_path}/{{date:%d.%m.%Y}}.xml"'
+    settings = _one_cbr(settings, tmp_path, provider, CBR_FILE, history)
     store = LastRateStore(redis, namespace.stream_prefix)
     await store.put(provider, "KZT", LastRate(date(2023, 9, 20), Decimal("0.0021")))
     if failure == "damaged state":
