@@ -48,7 +48,7 @@ from shared.events import ArticleEvent, article_key
 from shared.fetch import FetchError
 from shared.fetcher import Fetched, HostDeferred, PoliteFetcher, Refused
 from shared.leases import Fence
-from shared.sandbox import Sandbox
+from shared.sandbox import ParseFailed, Sandbox
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -295,7 +295,8 @@ class Ingestor:
                 quiet = previous.quiet + 1 if previous else 1
                 return ChildVisit(walk.started, child.lastmod, quiet)
             complete = await self._sitemap(source, child.url, document, result, depth - 1, walk)
-        except (FetchError, SitemapError) as exc:
+        # ParseFailed: the sandbox's time or memory limit; one child's, not the index's.
+        except (FetchError, SitemapError, ParseFailed) as exc:
             log.warning("child sitemap failed", sitemap=child.url, error=str(exc))
             return ChildVisit(walk.started)
         result.sitemaps_read += 1
