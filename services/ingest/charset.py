@@ -11,6 +11,9 @@ turns a whole article into mojibake.
 from __future__ import annotations
 
 import codecs
+import encodings
+import encodings.aliases
+import pkgutil
 import re
 
 import charset_normalizer
@@ -38,6 +41,24 @@ _WINDOWS_1252_LABELS = frozenset(
 )
 
 
+# What Python's codecs know, by the names their search function reads: a label looked
+# up there that is none of these is remembered in its cache for ever, so a server
+# sending a new made-up label with every page grew the process without bound.
+_KNOWN_CODECS = frozenset(
+    {*encodings.aliases.aliases, *encodings.aliases.aliases.values()}
+    | {module.name for module in pkgutil.iter_modules(encodings.__path__)}
+)
+
+
+def _lookup(label: str) -> codecs.CodecInfo:
+    """codecs.lookup of a label from the web; LookupError, without asking the codecs'
+    search function, for one that names none of Python's codecs."""
+    name = encodings.normalize_encoding(label.lower())
+    if name not in _KNOWN_CODECS and name.replace(".", "_") not in _KNOWN_CODECS:
+        raise LookupError(f"unknown encoding: {label[:40]}")
+    return codecs.lookup(label)
+
+
 def header_charset(content_type: str | None) -> str | None:
     match = _HEADER_CHARSET.search(content_type or "")
     return match.group(1) if match else None
@@ -49,7 +70,7 @@ def _wide(label: str) -> bool:
     if label.lower().replace("_", "-").startswith(_WIDE_LABELS):
         return True
     try:
-        return codecs.lookup(label).name.startswith(("utf-16", "utf-32"))
+        return _lookup(label).name.startswith(("utf-16", "utf-32"))
     except LookupError:
         return False
 
@@ -89,7 +110,7 @@ def _strict(content: bytes, label: str) -> tuple[str, str] | None:
     if label in _WINDOWS_1252_LABELS:
         label = "windows-1252"
     try:
-        name = codecs.lookup(label).name
+        name = _lookup(label).name
         if name in _NOT_WEB_ENCODINGS:
             return None
         return content.decode(name), name

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import encodings
+import encodings.aliases
 import re
 
 import feedparser
 import pytest
 
-from services.ingest.charset import decode, document_charset, header_charset, xml_as_utf8
+from services.ingest.charset import _lookup, decode, document_charset, header_charset, xml_as_utf8
 from tests.conftest import REALDATA
 
 MEDUZA = re.sub(r"<\?xml[^>]*\?>", "", (REALDATA / "feed-meduza-scraped.xml").read_text("utf-8"))
@@ -101,3 +103,28 @@ def test_a_header_declaring_a_wide_encoding_on_an_ascii_page_is_not_believed(lab
 def test_a_utf16_page_with_its_byte_order_mark_is_still_utf16() -> None:
     page = "<meta charset='utf-16'><p>Ташкент</p>"
     assert decode(codecs.BOM_UTF16_LE + page.encode("utf-16-le")) == (page, "utf-16")
+
+
+def test_every_label_pythons_codecs_know_is_still_read() -> None:
+    labels = {*encodings.aliases.aliases, *encodings.aliases.aliases.values()}
+    labels |= {"UTF-8", "utf 8", "Windows-1251", "KOI8-R", "ISO_8859-5", "x-mac-cyrillic"}
+    for label in sorted(labels):
+        try:
+            expected = codecs.lookup(label).name
+        except LookupError:
+            expected = None
+        try:
+            found: str | None = _lookup(label).name
+        except LookupError:
+            found = None
+        assert found == expected, label
+
+
+def test_made_up_labels_leave_nothing_behind() -> None:
+    # Python's codec search remembers every label it was asked for, known or not:
+    # a server sending a new made-up label with each page grew the process for ever.
+    before = len(encodings._cache)
+    for n in range(300):
+        text, _ = decode(b"plain text", f"text/html; charset=x-made-up-{n}-{'z' * 1000}")
+        assert text == "plain text"
+    assert len(encodings._cache) == before
