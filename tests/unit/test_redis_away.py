@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -73,11 +74,11 @@ class FakeElasticsearch:
     def options(self, **_: Any) -> FakeElasticsearch:
         return self
 
-    async def bulk(self, **_: Any) -> dict[str, Any]:
+    async def bulk(self, **_: Any) -> SimpleNamespace:
         if self.refusals > 0:
             self.refusals -= 1
             raise ESConnectionError("connection refused")
-        return {"errors": False, "items": [{"index": {"status": 201}}]}
+        return SimpleNamespace(body={"errors": False, "items": [{"index": {"status": 201}}]})
 
 
 class FakeRedis:
