@@ -1,4 +1,5 @@
-"""uvicorn's HTTP protocol, made to tell a response in progress that its client is gone.
+"""uvicorn's HTTP protocol, made to tell a response in progress that its client is gone,
+and to bound what a request's head may cost.
 
 uvicorn (0.54, httptools) reports a lost connection to the newest request on it
 only. A request pipelined behind a response still being sent is the newest, so
@@ -6,6 +7,12 @@ the close reaches a request that never started, and the response in progress
 (the live ticker's never ends by itself) goes on writing into a closed socket,
 holding its place for good. Here every unfinished request on the connection is
 told. h11 keeps the running request as its current one and needs no such fix.
+
+Nor does uvicorn bound a request's line and headers with httptools: a request line of
+96 MB was kept whole (and joined at a quadratic cost), and a head sent a byte at a
+time held its connection for ever, as the keep-alive timer stops at the first byte.
+A head is refused past MAX_HEAD_BYTES (431, as nginx's buffers would) and its
+connection closed once HEAD_SECONDS pass before it is complete.
 """
 
 from __future__ import annotations
@@ -17,8 +24,20 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+# A request line and headers together; nginx reads at most 4 x 8 KB.
+MAX_HEAD_BYTES = 64 * 1024
+HEAD_SECONDS = 10.0
+LINGER_SECONDS = 1.0
+_REFUSAL = b"request line or headers too long\n"
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_REFUSAL), _REFUSAL)
+)
+
 
 class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
+    head_seconds = HEAD_SECONDS
+
     def __init__(
         self,
         config: Config,
@@ -28,8 +47,51 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._unfinished: list[RequestResponseCycle] = []
+        self._head_bytes: int | None = 0  # None while no head is being read
+        self._head_deadline: asyncio.TimerHandle | None = None
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._start_head_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # read and dropped until the close, or the refusal would be a reset
+        if self._head_bytes is not None:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse_head()
+                return
+        super().data_received(data)
+
+    def _start_head_deadline(self) -> None:
+        if self._head_deadline is None:
+            self._head_deadline = self.loop.call_later(self.head_seconds, self._too_slow)
+
+    def _refuse_head(self) -> None:
+        self.logger.warning("request head over %d bytes refused", MAX_HEAD_BYTES)
+        self.transport.write(_TOO_LARGE)
+        self._refused = True
+        # Closed a moment later: closing with the rest of the head unread would reset
+        # the connection, and the client might never read why.
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    def _too_slow(self) -> None:
+        if self._head_bytes is not None and not self.transport.is_closing():
+            self.logger.warning("request head not complete in %gs: closed", self.head_seconds)
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        self._start_head_deadline()
 
     def on_headers_complete(self) -> None:
+        self._head_bytes = None
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
         previous = self.cycle
         super().on_headers_complete()
         if self.cycle is not previous:
@@ -43,4 +105,6 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
                 cycle.disconnected = True
                 cycle.message_event.set()
         self._unfinished = []
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
         super().connection_lost(exc)

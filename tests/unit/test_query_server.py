@@ -1,5 +1,6 @@
 """The query service's HTTP protocol tells a response in progress that its client left,
-pipelined requests behind it or not (uvicorn on loopback, no other servers)."""
+pipelined requests behind it or not, and bounds a request's head in size and time
+(uvicorn on loopback, no other servers)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from services.query.server import PipelineSafeHttpToolsProtocol
+from services.query.server import MAX_HEAD_BYTES, PipelineSafeHttpToolsProtocol
 
 REQUEST = b"GET /stream HTTP/1.1\r\nHost: query\r\n\r\n"
 
@@ -33,12 +34,14 @@ class EndlessResponse:
         self.gone.set()
 
 
+class QuickToCloseSlowHeads(PipelineSafeHttpToolsProtocol):
+    head_seconds = 0.2
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[EndlessResponse, int]]:
     app = EndlessResponse()
-    config = uvicorn.Config(
-        app, http=PipelineSafeHttpToolsProtocol, lifespan="off", log_config=None
-    )
+    config = uvicorn.Config(app, http=QuickToCloseSlowHeads, lifespan="off", log_config=None)
     server = uvicorn.Server(config)
     # Listening before uvicorn serves it: a connection made sooner waits in the backlog.
     listener = socket.create_server(("127.0.0.1", 0))
@@ -62,3 +65,32 @@ async def test_a_closed_connection_reaches_the_response_in_progress(
     writer.close()
     await writer.wait_closed()
     await asyncio.wait_for(app.gone.wait(), timeout=10)
+
+
+async def test_a_request_head_past_its_size_is_refused_and_the_server_answers_on(
+    server: tuple[EndlessResponse, int],
+) -> None:
+    # uvicorn with httptools kept a request line whole however long: 96 MB grew the
+    # process by as much, at a quadratic cost.
+    _, port = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /" + b"a" * (4 * MAX_HEAD_BYTES))
+    answer = await asyncio.wait_for(reader.read(), timeout=10)  # to the close
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    writer.close()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(REQUEST)
+    await asyncio.wait_for(reader.readuntil(b"started\n"), timeout=10)
+    writer.close()
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /stream HTTP/1.1\r\nHost: qu"])
+async def test_a_head_not_complete_in_time_loses_its_connection(
+    server: tuple[EndlessResponse, int], sent: bytes
+) -> None:
+    # A head sent a byte at a time (or not at all) held its connection for ever.
+    _, port = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(sent)
+    assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # closed, unanswered
+    writer.close()
