@@ -2,13 +2,17 @@
 
 It runs in a thread beside the test's event loop, so the fetcher under test
 speaks real HTTP to it: redirects, conditional GET and robots.txt included.
+`peer` is the other kind: a raw TCP peer in the test's own loop, for a client
+facing a server that misbehaves on purpose.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -120,3 +124,17 @@ def endless(chunk_size: int = 64 * 1024, total: int = 50 * 1024 * 1024) -> Itera
     chunk = b"<p>" + b"x" * (chunk_size - 3)
     for _ in range(total // chunk_size):
         yield chunk
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def peer(handler: Handler) -> AsyncIterator[str]:
+    """The base URL of a TCP peer on 127.0.0.1 that runs `handler` per connection."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()

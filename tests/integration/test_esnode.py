@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,10 +24,10 @@ from shared.clients import make_elasticsearch
 from shared.esnode import PlainHttpNode
 from shared.settings import ElasticsearchSettings
 from tests.conftest import Namespace
+from tests.loopback import Handler, peer
 from tests.waiting import until
 
 JSON = {"content-type": "application/json"}
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 def client(url: str, **options: object) -> AsyncElasticsearch:
@@ -111,16 +111,6 @@ async def test_header_values_beyond_latin_1_go_and_come_back_as_utf_8(
     # Elasticsearch echoes X-Opaque-Id: the value must survive both ways.
     answer = await es.options(opaque_id="Ташкент «дом»").cluster.health()
     assert answer.meta.headers["x-opaque-id"] == "Ташкент «дом»"
-
-
-@asynccontextmanager
-async def peer(handler: Handler) -> AsyncIterator[str]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.close()
 
 
 @asynccontextmanager

@@ -15,7 +15,7 @@ from services.ingest.app import ingest_once
 from services.ratefeed.app import ratefeed_once
 from shared.settings import Settings
 from tests.conftest import REALDATA, Namespace
-from tests.integration.test_esnode import peer
+from tests.loopback import peer
 from tests.pipeline import index_streams, query_client
 
 pytestmark = pytest.mark.integration
