@@ -39,6 +39,10 @@ _MAX_HOSTS = 10_000
 # The timeout bounds each read; a whole request gets this many of them, so a
 # server dripping a byte per read cannot hold a host slot forever.
 _DEADLINE_TIMEOUTS = 3
+# What servers are asked to accept at least (RFC 9110 §4.1). Past it a URL is no
+# article's, and everything done with it (robots.txt matching, canonicalising) costs
+# its length: a link or a redirect of megabytes held the event loop for seconds.
+MAX_URL_LENGTH = 8192
 
 
 class Refused(FetchError):
@@ -185,6 +189,8 @@ class PoliteFetcher:
         if not location.startswith(("http://", "https://")):
             content = await read_local(location, max_bytes=self.policy.max_bytes)
             return Fetched(location, content)
+        if len(location) > MAX_URL_LENGTH:
+            raise FetchError(f"{location[:100]}…: a URL of {len(location)} characters")
         try:
             httpx.URL(location)
             _origin(location)
@@ -300,8 +306,8 @@ class PoliteFetcher:
 
     async def _check_robots(self, url: str) -> None:
         rules = await self._rules(_origin(url))
-        if not rules.allows(self.policy.user_agent, url):
-            reason = rules.why if rules.disallow_all else "disallowed by robots.txt"
+        reason = rules.refusal(self.policy.user_agent, url)
+        if reason is not None:
             raise Refused(f"{url}: {reason} for {self.policy.user_agent.split('/')[0]}")
 
     async def _rules(self, origin: str) -> RobotsRules:
@@ -373,6 +379,8 @@ async def _read_limited(response: httpx.Response, url: str, max_bytes: int) -> b
 def _redirect_target(url: str, location: str) -> str:
     """Where a redirect from `url` leads; FetchError when its Location is no URL
     (`http://[::1`): a ValueError there failed the whole poll it happened in."""
+    if len(location) > MAX_URL_LENGTH:
+        raise FetchError(f"{url}: redirect to a URL of {len(location)} characters")
     try:
         target = urljoin(url, location)
         httpx.URL(target)

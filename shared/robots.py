@@ -26,6 +26,10 @@ from protego._protego import (
 # the event loop. Past this many copies a robots.txt is an attack, not a policy: its
 # host is not fetched, as when robots.txt is unreachable.
 MAX_RULE_COPIES = 200_000
+# protego scans the whole URL once per rule with a `*`, on the event loop: 39,000 of
+# them (a 500 KB robots.txt) took 0.4 s per check of an 8 KB URL. A check costing
+# more than this many characters scanned (about 10 ms) is refused, with the reason.
+MAX_MATCH_WORK = 8_000_000
 # The directives protego keeps once per agent, in its spellings. The count reads and
 # groups lines with its own reader and rules: any other reading could count a file
 # small that protego parses large.
@@ -46,11 +50,18 @@ class RobotsRules:
     disallow_all: bool = False
     why: str = "robots.txt unreachable"
     """What a refusal says when everything is disallowed."""
+    wildcards: int = 0
+    """Rules with a `*`, counted once per rule set that keeps them: each scans the URL."""
 
-    def allows(self, user_agent: str, url: str) -> bool:
+    def refusal(self, user_agent: str, url: str) -> str | None:
+        """Why `url` may not be fetched, or None when it may."""
         if self.disallow_all:
-            return False
-        return self.parser is None or self.parser.can_fetch(url, user_agent)
+            return self.why
+        if self.parser is None:
+            return None
+        if self.wildcards * len(url) > MAX_MATCH_WORK:
+            return f"robots.txt too costly to apply ({self.wildcards} wildcard rules)"
+        return None if self.parser.can_fetch(url, user_agent) else "disallowed by robots.txt"
 
     def crawl_delay(self, user_agent: str) -> float | None:
         """The Crawl-delay of the group that applies to us (ours, else `*`), fractions
@@ -64,21 +75,22 @@ def rules_from_response(status: int | None, body: str) -> RobotsRules:
         return RobotsRules(None, disallow_all=True)
     if status >= 400:
         return RobotsRules(None)
-    copies = rule_copies(body)
+    copies, wildcards = rule_copies(body)
     if copies > MAX_RULE_COPIES:
         return RobotsRules(
             None,
             disallow_all=True,
             why=f"robots.txt too large to apply ({copies} rules, per agent)",
         )
-    return RobotsRules(Protego.parse(body))
+    return RobotsRules(Protego.parse(body), wildcards=wildcards)
 
 
-def rule_copies(body: str) -> int:
-    """How many rules protego would keep: each per-agent rule once per rule set of its
-    group, read with protego's own directive reader and grouping (an agent with a `*`
-    makes two rule sets); linear, without building any."""
-    copies = rule_sets = 0
+def rule_copies(body: str) -> tuple[int, int]:
+    """How many rules protego would keep, and how many of them have a `*`: each
+    per-agent rule once per rule set of its group, read with protego's own directive
+    reader and grouping (an agent with a `*` makes two rule sets); linear, without
+    building any. A wildcard rule with a `$` counts twice, as protego keeps it twice."""
+    copies = wildcards = rule_sets = 0
     previous: str | None = None
     for raw in body.splitlines():
         line = raw.split("#", 1)[0].strip()
@@ -96,4 +108,6 @@ def rule_copies(body: str) -> int:
             rule_sets += 2 if "*" in value and value.strip() != "*" else 1
         elif field in _PER_AGENT:
             copies += rule_sets
-    return copies
+            if "*" in value:
+                wildcards += rule_sets * (2 if "$" in value else 1)
+    return copies, wildcards

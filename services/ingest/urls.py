@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from shared.fetcher import MAX_URL_LENGTH
+
 _TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "__hs", "wt_")
 _TRACKING_NAMES = frozenset(
     {
@@ -27,10 +29,6 @@ _TRACKING_NAMES = frozenset(
     }
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-# What servers are asked to accept at least (RFC 9110 §4.1). Past it a link is no
-# article's: a sitemap of two 5 MB URLs held the event loop for seconds each time
-# one was canonicalized.
-MAX_URL_LENGTH = 8192
 
 
 def is_tracking_param(name: str) -> bool:

@@ -299,6 +299,20 @@ async def test_a_redirect_to_no_url_is_a_fetch_error(
         await ingest_once(web_settings, web.url("/no-port"))
 
 
+async def test_urls_past_8_kb_are_not_followed(
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
+) -> None:
+    # Every check of a URL (robots.txt's wildcards above all) costs its length.
+    far = "/far?" + "a" * 10_000
+    web.routes["/far-away"] = lambda _: Reply(302, b"", {"Location": far})
+
+    with pytest.raises(FetchError, match="redirect to a URL of 10005 characters"):
+        await ingest_once(web_settings, web.url("/far-away"))
+    with pytest.raises(FetchError, match=f"a URL of {len(web.url(far))} characters"):
+        await ingest_once(web_settings, web.url(far))
+    assert web.paths() == ["/robots.txt", "/far-away"]
+
+
 async def test_internal_addresses_are_refused_unless_allowed(
     web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:
