@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from shared.clients import REDIS_AWAY
+from shared.httpserver import PipelineSafeHttpToolsProtocol
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,13 @@ class _EmbeddedServer(uvicorn.Server):
 class HealthServer:
     def __init__(self, probe: ReadinessProbe, host: str, port: int) -> None:
         config = uvicorn.Config(
-            health_app(probe), log_config=None, lifespan="off", access_log=False
+            health_app(probe),
+            # Probes and scrapers are clients too: a head of megabytes, or one that
+            # never ends, must not cost the worker beside it.
+            http=PipelineSafeHttpToolsProtocol,
+            log_config=None,
+            lifespan="off",
+            access_log=False,
         )
         self._server = _EmbeddedServer(config)
         # Bound here, not inside uvicorn, so a taken port fails the start-up

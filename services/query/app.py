@@ -25,9 +25,9 @@ from services.query.middleware import CacheControlMiddleware, RateLimitMiddlewar
 from services.query.pages import HERE, PageRenderer, pages_router
 from services.query.rates_api import rates_router
 from services.query.search import language_features
-from services.query.server import PipelineSafeHttpToolsProtocol
 from shared.clients import elasticsearch_ready, make_elasticsearch, make_redis
 from shared.health import Readiness, redis_ready
+from shared.httpserver import PipelineSafeHttpToolsProtocol
 from shared.index import IndexNames
 from shared.logging import configure_logging
 from shared.runtime import settle_after_startup

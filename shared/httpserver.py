@@ -1,5 +1,6 @@
 """uvicorn's HTTP protocol, made to tell a response in progress that its client is gone,
-and to bound what a request's head may cost.
+and to bound what a request's head may cost: the query service's and every health
+server's.
 
 uvicorn (0.54, httptools) reports a lost connection to the newest request on it
 only. A request pipelined behind a response still being sent is the newest, so

@@ -1,6 +1,6 @@
-"""The query service's HTTP protocol tells a response in progress that its client left,
-pipelined requests behind it or not, and bounds a request's head in size and time
-(uvicorn on loopback, no other servers)."""
+"""The HTTP protocol of the query service and the health servers tells a response in
+progress that its client left, pipelined requests behind it or not, and bounds a
+request's head in size and time (uvicorn on loopback, no other servers)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from services.query.server import MAX_HEAD_BYTES, PipelineSafeHttpToolsProtocol
+from shared.health import HealthServer, Readiness
+from shared.httpserver import MAX_HEAD_BYTES, PipelineSafeHttpToolsProtocol
 
 REQUEST = b"GET /stream HTTP/1.1\r\nHost: query\r\n\r\n"
 
@@ -94,3 +95,23 @@ async def test_a_head_not_complete_in_time_loses_its_connection(
     writer.write(sent)
     assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # closed, unanswered
     writer.close()
+
+
+async def test_a_health_server_bounds_a_head_too() -> None:
+    async def probe() -> Readiness:
+        return Readiness({"redis": True})
+
+    health = HealthServer(probe, "127.0.0.1", 0)
+    serving = asyncio.create_task(health.serve())
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", health.port)
+        writer.write(b"GET /" + b"a" * (4 * MAX_HEAD_BYTES))
+        assert (await asyncio.wait_for(reader.read(), timeout=10)).startswith(b"HTTP/1.1 431 ")
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", health.port)
+        writer.write(b"GET /readyz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        assert (await asyncio.wait_for(reader.read(), timeout=10)).startswith(b"HTTP/1.1 200 ")
+        writer.close()
+    finally:
+        health.stop()
+        await serving
