@@ -66,10 +66,15 @@ class PollResult:
         if count > 0:
             self.left_out[reason] += count
 
+    def room(self, max_items: int | None) -> int | None:
+        """How many more articles this poll may look at (None: no limit)."""
+        return None if max_items is None else max(0, max_items - self.seen)
+
     def within_limit(self, items: list[T], max_items: int | None) -> list[T]:
         """The first of `items` that still fit in `max_items` articles looked at
         in this poll (all of them for None); the rest are left out for the limit."""
-        kept = items if max_items is None else items[: max(0, max_items - self.seen)]
+        room = self.room(max_items)
+        kept = items if room is None else items[:room]
         self.leave_out("limit", len(items) - len(kept))
         return kept
 

@@ -1,13 +1,67 @@
-"""Where a poll stands in a sitemap index: how far back it reads, how many fetches are left."""
+"""Where a poll stands in a sitemap index: how far back it reads, how many fetches are
+left; and which entries of one sitemap it reads (read_sitemap, run in the parse sandbox:
+de-duplicating and sorting 116,000 entries took 1.7 s of the event loop)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 
 from services.ingest.dates import parse_date
-from services.ingest.sitemaps import SitemapEntry
+from services.ingest.results import first_of_each
+from services.ingest.sitemaps import Sitemap, SitemapEntry, parse_sitemap
 from services.ingest.sources import Source
+from services.ingest.urls import canonicalize_url
+from shared.events import article_key
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which entries of a sitemap a poll reads: those dated `since` or later (undated
+    ones too), newest first, at most `limit` (None: all)."""
+
+    since: datetime | None
+    now: datetime  # what a date without a year or a zone is read against
+    zone: tzinfo
+    limit: int | None = None
+
+    def recent(self, entry: SitemapEntry) -> bool:
+        moment = parse_date(entry.date, self.zone, self.now)
+        return self.since is None or moment is None or moment >= self.since
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A sitemap as a poll reads it: of a urlset, only the entries selected."""
+
+    sitemap: Sitemap
+    left_out: Counter[str] = field(default_factory=Counter)  # entries not selected, by why
+
+    @property
+    def whole(self) -> bool:
+        """Every article of the sitemap selected: none too old, none past the limit."""
+        return not (self.left_out["before since"] or self.left_out["limit"])
+
+
+def read_sitemap(content: bytes, selection: Selection) -> Reading:
+    sitemap = parse_sitemap(content)
+    if sitemap.children:
+        return Reading(sitemap)
+    entries, repeats = first_of_each(
+        sitemap.entries, lambda e: article_key(canonicalize_url(e.url))
+    )
+    dated = [e for e in entries if selection.recent(e)]
+    dated.sort(key=lambda e: e.date or "", reverse=True)
+    kept = dated if selection.limit is None else dated[: selection.limit]
+    left_out = Counter(
+        {
+            "duplicate": repeats,
+            "before since": len(entries) - len(dated),
+            "limit": len(dated) - len(kept),
+        }
+    )
+    return Reading(Sitemap(entries=kept), +left_out)
 
 
 @dataclass
@@ -22,6 +76,5 @@ class SitemapWalk:
     def started(self) -> float:
         return self.now.timestamp()
 
-    def recent(self, entry: SitemapEntry, source: Source) -> bool:
-        moment = parse_date(entry.date, source.zone, self.now)
-        return self.since is None or moment is None or moment >= self.since
+    def selection(self, source: Source, limit: int | None = None) -> Selection:
+        return Selection(self.since, self.now, source.zone, limit)

@@ -31,12 +31,11 @@ from services.ingest.feeds import parse_feed
 from services.ingest.kinds import Kind, document_kind
 from services.ingest.listing import page_kind, read_listing
 from services.ingest.results import PollResult, first_of_each
-from services.ingest.sitemap_walk import SitemapWalk
+from services.ingest.sitemap_walk import SitemapWalk, read_sitemap
 from services.ingest.sitemaps import (
     ChildVisit,
     SitemapEntry,
     SitemapError,
-    parse_sitemap,
     plan_children,
     settled,
 )
@@ -212,18 +211,14 @@ class Ingestor:
         """Read a sitemap, or a sitemap index and (within the walk's budget) its
         children; True when it was read in full: every entry looked at, every
         child read in full or unchanged."""
-        sitemap = await self._sandbox.run(parse_sitemap, fetched.content)
+        selection = walk.selection(source, result.room(source.max_items))
+        reading = await self._sandbox.run(read_sitemap, fetched.content, selection)
         complete = True
-        if sitemap.children:
-            complete = await self._children(source, location, sitemap.children, result, depth, walk)
-        entries, repeats = first_of_each(
-            sitemap.entries, lambda e: article_key(canonicalize_url(e.url))
-        )
-        result.leave_out("duplicate", repeats)
-        dated = [e for e in entries if walk.recent(e, source)]
-        result.leave_out("before since", len(entries) - len(dated))
-        dated.sort(key=lambda e: e.date or "", reverse=True)
-        kept = result.within_limit(dated, source.max_items)
+        if reading.sitemap.children:
+            complete = await self._children(
+                source, location, reading.sitemap.children, result, depth, walk
+            )
+        result.left_out.update(reading.left_out)
 
         async def read(entry: SitemapEntry) -> None:
             lead = Lead(
@@ -235,8 +230,8 @@ class Ingestor:
             )
             await self._lead(source, lead, result)
 
-        await read_all(kept, read, self._articles_in_flight)
-        return complete and len(kept) == len(entries)
+        await read_all(reading.sitemap.entries, read, self._articles_in_flight)
+        return complete and reading.whole
 
     async def _children(
         self,
@@ -252,7 +247,8 @@ class Ingestor:
         if depth <= 0:  # as deep as configured: all there is to read here is read
             log.info("sitemap index deeper than configured, not followed", sitemap=index_url)
             return True
-        listed = [c for c in children if walk.recent(c, source)]
+        recent = walk.selection(source).recent
+        listed = [c for c in children if recent(c)]
         visits = await self._state.recall_sitemap_children(index_url, {c.url for c in children})
         plan = plan_children(
             listed, visits, budget=walk.budget, now=walk.started, interval=source.interval

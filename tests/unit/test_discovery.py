@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from services.ingest.feeds import requested_interval
@@ -9,6 +11,7 @@ from services.ingest.kinds import document_kind
 from services.ingest.listing import is_article_page, is_listing, parse_html, parse_listing
 from services.ingest.results import PollResult, first_of_each
 from services.ingest.schedule import next_poll_in
+from services.ingest.sitemap_walk import Selection, read_sitemap
 from services.ingest.sitemaps import (
     ChildVisit,
     SitemapEntry,
@@ -48,6 +51,38 @@ def test_google_news_sitemap_entries() -> None:
     # A dot inside the slug and a double hyphen survive.
     assert any("repressao.pcc" in e.url for e in sitemap.entries)
     assert any("figado--hepatite" in e.url for e in sitemap.entries)
+
+
+def test_a_poll_reads_one_entry_per_article_recent_enough_newest_first_up_to_its_room() -> None:
+    # Selected where the sitemap is parsed (the sandbox), so the service's own process
+    # gets only what it reads.
+    urls = [
+        ("https://s.kz/a", "2026-11-03"),
+        ("https://s.kz/a?utm_source=x", "2026-11-04"),  # the same article again
+        ("https://s.kz/b", "2026-10-01"),  # before since
+        ("https://s.kz/c", "2026-11-05"),
+        ("https://s.kz/d", None),  # undated: kept, last
+        ("https://s.kz/e", "2026-11-02"),
+    ]
+    content = b"<urlset>%s</urlset>" % b"".join(
+        b"<url><loc>%s</loc>%s</url>"
+        % (url.encode(), b"<lastmod>%s</lastmod>" % date.encode() if date else b"")
+        for url, date in urls
+    )
+    since, now = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 6, tzinfo=UTC)
+
+    everything = read_sitemap(content, Selection(since, now, UTC))
+    assert [e.url[-1] for e in everything.sitemap.entries] == ["c", "a", "e", "d"]
+    assert everything.left_out == {"duplicate": 1, "before since": 1}
+    assert not everything.whole
+    room_for_two = read_sitemap(content, Selection(None, now, UTC, limit=2))
+    assert [e.url[-1] for e in room_for_two.sitemap.entries] == ["c", "a"]
+    assert room_for_two.left_out == {"duplicate": 1, "limit": 3}
+    assert read_sitemap(content, Selection(None, now, UTC, limit=5)).whole  # repeats aside
+    index = b"<sitemapindex><sitemap><loc>https://s.kz/1.xml</loc></sitemap></sitemapindex>"
+    assert [c.url for c in read_sitemap(index, Selection(since, now, UTC, 0)).sitemap.children] == [
+        "https://s.kz/1.xml"
+    ]
 
 
 def test_sitemap_index_and_namespace_free_sitemaps() -> None:
