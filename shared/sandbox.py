@@ -7,15 +7,22 @@ checks and every other source stop with it. Here each parse runs in a process of
 pool (pebble's): past its time limit the process is killed and replaced, its address
 space is capped (a parse that wants more gets MemoryError there, not the kernel's OOM
 killer here), and a crash or kill of a worker is one failed document, nothing more.
+
+The workers are shared fairly between whoever parses (`parses_of`, a source's name):
+a free worker goes to the waiting share holding the fewest, so one source whose every
+page takes nearly the time limit holds one worker, not all of them in turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import resource
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +31,17 @@ from pebble import ProcessExpired, ProcessPool
 T = TypeVar("T")
 # A worker is replaced after this many parses, so what a parser leaks stays bounded.
 _TASKS_PER_WORKER = 200
+_SHARE: ContextVar[str] = ContextVar("sandbox_share", default="")
+
+
+@contextlib.contextmanager
+def parses_of(share: str) -> Iterator[None]:
+    """The sandbox's parses started in this context (and its tasks) are `share`'s."""
+    token = _SHARE.set(share)
+    try:
+        yield
+    finally:
+        _SHARE.reset(token)
 
 
 class ParseFailed(ValueError):
@@ -61,10 +79,17 @@ class Sandbox:
             initargs=(limits.memory_bytes,),
             context=context,
         )
+        # At most one parse per worker is handed to the pool (its queue is first come,
+        # first served); the rest wait here for their share's turn.
+        self._turns = Turns(limits.workers)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` in a worker. ParseFailed when it runs out of time or memory or
         its worker dies; any other exception `fn` raises is raised here as it was."""
+        async with self._turns.turn(_SHARE.get()):
+            return await self._run(fn, args)
+
+    async def _run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         future = self._pool.schedule(fn, args=args, timeout=self.limits.timeout)
         try:
             return await asyncio.wrap_future(future)
@@ -83,6 +108,54 @@ class Sandbox:
         """Stop the workers now: what they were parsing is abandoned."""
         self._pool.stop()  # type: ignore[no-untyped-call]
         self._pool.join()
+
+
+class Turns:
+    """`places` shared between named shares: a free place goes to the waiting share that
+    holds the fewest, and among equals to the one given a place longest ago."""
+
+    def __init__(self, places: int) -> None:
+        self._free = places
+        self._held: Counter[str] = Counter()
+        self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
+        self._given: dict[str, int] = {}  # when each share was last given a place
+        self._gifts = 0
+
+    @contextlib.asynccontextmanager
+    async def turn(self, share: str) -> AsyncIterator[None]:
+        if self._free:  # then nobody waits
+            self._free -= 1
+        else:
+            granted = asyncio.get_running_loop().create_future()
+            self._waiting.setdefault(share, deque()).append(granted)
+            try:
+                await granted
+            except asyncio.CancelledError:
+                if granted.done() and not granted.cancelled():
+                    self._pass_on()  # given, then cancelled before it was taken
+                raise
+        self._held[share] += 1
+        self._gifts += 1
+        self._given[share] = self._gifts
+        try:
+            yield
+        finally:
+            self._held[share] -= 1
+            if not self._held[share]:
+                del self._held[share]
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        for share in sorted(self._waiting, key=lambda s: (self._held[s], self._given.get(s, 0))):
+            queue = self._waiting.pop(share)
+            while queue and queue[0].done():  # cancelled while waiting
+                queue.popleft()
+            if queue:
+                queue.popleft().set_result(None)
+                if queue:
+                    self._waiting[share] = queue  # behind the others now
+                return
+        self._free += 1
 
 
 def _limit_memory(memory_bytes: int) -> None:

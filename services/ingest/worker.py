@@ -47,7 +47,7 @@ from shared.events import ArticleEvent, article_key
 from shared.fetch import FetchError
 from shared.fetcher import Fetched, HostDeferred, PoliteFetcher, Refused
 from shared.leases import Fence
-from shared.sandbox import ParseFailed, Sandbox
+from shared.sandbox import ParseFailed, Sandbox, parses_of
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -101,6 +101,7 @@ class Ingestor:
         """
         with (
             structlog.contextvars.bound_contextvars(source=source.name),
+            parses_of(source.name),
             _tracer.start_as_current_span(
                 "ingest poll", attributes={"caravan.source": source.name, "url.full": source.url}
             ),
