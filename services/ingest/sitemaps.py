@@ -137,6 +137,15 @@ def _children(node: Any, name: str) -> list[Any]:
     ]
 
 
+def _firsts(node: Any) -> dict[str, Any]:
+    """A node's child elements by local name, the first of each: one pass over them."""
+    found: dict[str, Any] = {}
+    for child in node:
+        if isinstance(child.tag, str):
+            found.setdefault(_local_name(child.tag), child)
+    return found
+
+
 def _local_name(tag: str) -> str:
     """`{namespace}loc`, `news:title` or `title` alike. Not etree.QName: with the
     prefix left undeclared (common in news sitemaps) the recovering parser keeps
@@ -144,25 +153,24 @@ def _local_name(tag: str) -> str:
     return tag.rpartition("}")[2].rpartition(":")[2]
 
 
-def _text(node: Any, *path: str) -> str | None:
-    for name in path:
-        found = _children(node, name)
-        if not found:
-            return None
-        node = found[0]
-    return normalize_whitespace(node.text or "") or None
+def _text(node: Any | None) -> str | None:
+    return None if node is None else normalize_whitespace(node.text or "") or None
 
 
 def _entry(node: Any) -> SitemapEntry | None:
-    url = _text(node, "loc")
+    fields = _firsts(node)
+    url = _text(fields.get("loc"))
     if not url or not is_web_url(url):
         return None
-    keywords = _text(node, "news", "keywords") or ""
+    news_node = fields.get("news")
+    news = {} if news_node is None else _firsts(news_node)
+    publication = news.get("publication")
+    keywords = _text(news.get("keywords")) or ""
     return SitemapEntry(
         url=url,
-        lastmod=_text(node, "lastmod"),
-        news_title=_text(node, "news", "title"),
-        news_date=_text(node, "news", "publication_date"),
-        news_language=_text(node, "news", "publication", "language"),
+        lastmod=_text(fields.get("lastmod")),
+        news_title=_text(news.get("title")),
+        news_date=_text(news.get("publication_date")),
+        news_language=None if publication is None else _text(_firsts(publication).get("language")),
         keywords=[k for k in (normalize_whitespace(k) for k in keywords.split(",")) if k],
     )

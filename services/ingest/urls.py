@@ -68,7 +68,11 @@ def is_web_url(url: str) -> bool:
     """
     if len(url) > MAX_URL_LENGTH or not url.startswith(("http://", "https://")):
         return False
+    # What canonicalize_url reads, without building it: its query handling cannot fail,
+    # and its host is the one read here (a third of a sitemap's parse, before).
     try:
-        return bool(urlsplit(canonicalize_url(url)).hostname)
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 (raises past 65535)
     except ValueError:  # "Invalid IPv6 URL", "Port out of range"
         return False
+    return bool(parts.hostname)

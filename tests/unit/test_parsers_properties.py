@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from services.ingest.listing import (
 )
 from services.ingest.sitemaps import Sitemap, SitemapError, parse_sitemap
 from services.ingest.sources import Source
+from services.ingest.urls import canonicalize_url, is_web_url
 
 FETCHED_AT = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 ZONES = ["UTC", "Asia/Almaty", "Asia/Tashkent", "Pacific/Kiritimati", "Etc/GMT+12"]
@@ -366,3 +368,32 @@ def test_a_listing_page_gives_links_or_nothing(html: str, base_url: str) -> None
     ]:
         assert url.startswith(("http://", "https://"))
     assert all(url.startswith(("http://", "https://")) for url in advertised_feeds(root, base_url))
+
+
+# --- URLs --------------------------------------------------------------------------------
+
+
+def _host(url: str) -> str | None:
+    """The host of `url`, or None when it has none or urlsplit cannot read it."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises past 65535
+    except ValueError:
+        return None
+    return parts.hostname or None
+
+
+@hostile
+@given(
+    st.sampled_from(["http://", "https://", "HTTP://", " https://", "ftp://"]),
+    st.text(alphabet=st.sampled_from("a.-[]:@%/?#&= \t\n\x00\u0130\u212a1:9"), max_size=24),
+    st.text(max_size=12),
+)
+def test_a_web_url_is_one_canonicalize_url_can_key(scheme: str, authority: str, rest: str) -> None:
+    # What is_web_url promises the code after it: canonicalize_url reads the URL, and
+    # the article key it gives names a host. Only URLs without a host are refused.
+    url = scheme + authority + rest
+    if is_web_url(url):
+        assert _host(canonicalize_url(url))
+    elif url.startswith(("http://", "https://")):
+        assert _host(url.strip()) is None
