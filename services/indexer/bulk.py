@@ -52,7 +52,7 @@ def classify_item(item: dict[str, Any]) -> ItemResult:
         return ItemResult(ItemOutcome.STALE, status, reason)
     if larger_than_the_cluster_takes(status, reason):
         return ItemResult(ItemOutcome.REJECTED, status, reason)
-    if status_fault(status) is Fault.CLUSTER or cluster_state(reason):
+    if status_fault(status) is Fault.CLUSTER or cluster_state(error):
         return ItemResult(ItemOutcome.HOLD, status, reason)
     return ItemResult(ItemOutcome.REJECTED, status, reason)
 

@@ -57,15 +57,29 @@ _PRESSURE = re.compile(
 
 # What the cluster answers with a 400 about its own state, not the document: an index
 # closed (to change its static settings), an alias with no write index (a rollover half
-# done), the cluster's shard limit reached (an index not made).
-_CLUSTER_STATE = re.compile(
-    r"index_closed_exception|no write index is defined|maximum (?:normal )?shards open"
+# done), the cluster's shard limit reached (an index not made). Read from the error's
+# type and the start of its reason, never found anywhere in it: a refusal's reason can
+# quote the document ("id [...] is too long"), and words in the document would then
+# hold it, and the indexer with it, for ever.
+_NO_WRITE_INDEX = re.compile(r"no write index is defined for alias \[")
+_SHARD_LIMIT = re.compile(
+    r"Validation Failed: 1: this action would add \[\d+\] (?:[a-z]+ )?shards, "
+    r"but this cluster currently has \[\d+\]/\[\d+\] maximum (?:[a-z]+ )?shards open;"
 )
 
 
-def cluster_state(reason: str) -> bool:
-    """Whether an error, as describe_error tells it, is the cluster's state."""
-    return _CLUSTER_STATE.search(reason) is not None
+def cluster_state(error: object) -> bool:
+    """Whether Elasticsearch's error object is about the cluster's state."""
+    if not isinstance(error, dict):
+        return False
+    kind, reason = error.get("type"), error.get("reason")
+    if kind == "index_closed_exception":
+        return True
+    if not isinstance(reason, str):
+        return False
+    if kind == "illegal_argument_exception":
+        return _NO_WRITE_INDEX.match(reason) is not None
+    return kind == "validation_exception" and _SHARD_LIMIT.match(reason) is not None
 
 
 def status_fault(status: int) -> Fault:
@@ -130,7 +144,7 @@ def classify_request_error(exc: Exception, *, entries: int, size: int) -> Reques
     limit = pressure_limit(status, reason)
     if limit is not None and entries > 1 and size > limit // 2:
         return RequestFailure(Verdict.SPLIT, status, reason)
-    if status_fault(status) is Fault.CLUSTER or cluster_state(reason):
+    if status_fault(status) is Fault.CLUSTER or cluster_state(_error_of(exc)):
         return RequestFailure(Verdict.HOLD, status, reason)
     if status < 300:
         # An answer the client refused although it says success: no Elasticsearch behind
@@ -144,8 +158,11 @@ def classify_request_error(exc: Exception, *, entries: int, size: int) -> Reques
 
 
 def _from_elasticsearch(exc: ApiError) -> bool:
-    body = exc.body
-    return isinstance(body, dict) and isinstance(body.get("error"), (dict, str))
+    return isinstance(_error_of(exc), (dict, str))
+
+
+def _error_of(exc: ApiError) -> object:
+    return exc.body.get("error") if isinstance(exc.body, dict) else None
 
 
 def describe_api_error(exc: ApiError) -> str:

@@ -172,6 +172,30 @@ async def test_a_document_elasticsearch_refuses_is_dead_lettered_with_its_reason
     assert await pending(redis, namespace.streams.articles) == 0
 
 
+async def test_a_refusal_that_quotes_the_clusters_words_is_still_the_documents(
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    # Elasticsearch refuses the whole bulk for an id past 512 bytes, quoting the id: these
+    # words in it held the entry (and the indexer) for ever as the cluster's state.
+    quote = QuoteEvent(
+        base="KGS",
+        rate=Decimal("0.0115"),
+        as_of=date(2026, 12, 4),
+        provider="index_closed_exception " + "p" * 600,
+        fetched_at=datetime.now(UTC),
+    )
+    await publish(redis, namespace.streams.quotes, quote)
+    await publish(redis, namespace.streams.articles, article(1))
+
+    await drain(make_consumer(), es)
+
+    (letter,) = await dead_letters(redis, namespace)
+    assert letter.error_class == "Elasticsearch400"
+    assert "is too long" in letter.error_message
+    assert await ids_in(es, namespace.articles) == [article(1).idempotency_key]
+    assert await pending(redis, namespace.streams.quotes) == 0
+
+
 async def test_a_vanished_group_is_recreated_without_skipping_entries(
     make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
 ) -> None:

@@ -113,6 +113,30 @@ def test_the_clusters_own_state_answered_with_a_400_is_held(error: dict[str, Any
     assert failure.verdict is Verdict.HOLD
 
 
+@pytest.mark.parametrize(
+    "words",
+    ["index_closed_exception", "no write index is defined for alias [a]", SHARD_LIMIT["reason"]],
+)
+def test_a_refusal_quoting_the_document_is_the_documents_whatever_it_says(words: str) -> None:
+    # A refusal's reason can quote the document: these words in an id held the entry,
+    # and the indexer behind it, for ever.
+    quoted = {
+        "type": "action_request_validation_exception",
+        "reason": f"Validation Failed: 1: id [{words} {'p' * 600}] is too long, must be no "
+        "longer than 512 bytes but was: 640;",
+    }
+    failure = classify_request_error(_api_error(400, quoted), entries=2, size=1000)
+    assert failure.verdict is Verdict.SPLIT
+    for error in (
+        quoted,
+        {"type": "illegal_argument_exception", "reason": f"field [tags] of {words}"},
+        {"type": "validation_exception", "reason": f"Validation Failed: 1: {words}"},
+        {"type": "mapper_parsing_exception", "reason": "failed", "caused_by": CLOSED},
+    ):
+        item = {"index": {"status": 400, "error": error}}
+        assert classify_item(item).outcome is ItemOutcome.REJECTED
+
+
 def test_a_400_elasticsearch_did_not_write_is_held_a_413_narrowed() -> None:
     # A proxy's page ("plain HTTP request was sent to HTTPS port"), no error object in it.
     proxy = classify_request_error(_api_error(400), entries=8, size=8000)
