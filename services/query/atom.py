@@ -31,7 +31,7 @@ from pydantic import TypeAdapter
 from typing_extensions import TypedDict
 
 from services.query.cursors import Cursor
-from services.query.search import SearchRequest, build_search
+from services.query.search import HIGHLIGHT_CHARS, SearchRequest, build_search
 from shared.events import is_http_url
 from shared.searching import Criteria
 
@@ -206,6 +206,7 @@ def build_feed_search(request: SearchRequest, exact_total_up_to: int) -> dict[st
             }
         },
         "encoder": "default",
+        "max_analyzed_offset": HIGHLIGHT_CHARS,
     }
     return body
 

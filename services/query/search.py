@@ -240,9 +240,16 @@ def _highlight(request: SearchRequest, synonyms: Synonyms) -> dict[str, Any]:
     return _highlight_of(request.text, synonyms)
 
 
+# How far into a field the highlighter reads. Past the index's own limit (1,000,000
+# characters) Elasticsearch refuses the whole search: one article of a longer body
+# made every search that found it a 400, and the newest-first feed with it.
+HIGHLIGHT_CHARS = 500_000
+
+
 def _highlight_of(text: str, synonyms: Synonyms) -> dict[str, Any]:
     return {
         "fields": {name: {} for name in HIGHLIGHTED},
+        "max_analyzed_offset": HIGHLIGHT_CHARS,
         # The words as typed and their other forms, marked in the text as written.
         "highlight_query": highlight_query(text, query_text(text), HIGHLIGHTED, synonyms),
         "fragment_size": 150,

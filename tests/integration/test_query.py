@@ -116,6 +116,22 @@ async def test_an_indexed_url_of_another_scheme_is_never_a_link(
     assert "Read the original" not in unlinked.text
 
 
+async def test_an_article_past_the_highlighters_reach_is_found_and_fed(
+    api: httpx.AsyncClient, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    # Past the index's highlight limit (1,000,000 characters), Elasticsearch refused
+    # every search that found the article, and the newest-first feed.
+    [found] = (await api.get("/api/search", params={"q": "Java", "size": 1})).json()["results"]
+    body = "Java " + "and then some more words " * 45_000 + "Java."
+    await es.update(index=namespace.articles, id=found["id"], doc={"body": body}, refresh=True)
+
+    search = await api.get("/api/search", params={"q": "Java"})
+    feed = await api.get("/api/search.atom")
+
+    assert search.status_code == feed.status_code == 200
+    assert found["id"] in {hit["id"] for hit in search.json()["results"]}
+
+
 async def test_a_search_elasticsearch_refuses_is_a_400_page_on_the_page(
     es: AsyncElasticsearch, namespace: Namespace, settings: Settings
 ) -> None:
