@@ -131,8 +131,17 @@ def clear_caches() -> None:
         cached.cache_clear()
 
 
-def _spaced(tokens: list[str]) -> list[str]:
-    return [f"{token} " if token else "" for token in tokens]
+def _spaced(words: list[str], tokens: list[str]) -> list[str]:
+    """Each word's token and a space; none for a token past twice the word and two.
+
+    Folding can make a word many times longer (U+FDFA is 18 letters): unbounded, an
+    article of such words became a document twenty times its size. Real words grow
+    less ("щ" → "shch", "ﬃ" → "ffi").
+    """
+    return [
+        f"{token} " if 0 < len(token) <= min(2 * len(word) + 2, MAX_TOKEN_LENGTH) else ""
+        for word, token in zip(words, tokens, strict=True)
+    ]
 
 
 def _new_words_tokens(new: list[str]) -> tuple[list[str], list[str]]:
@@ -180,7 +189,7 @@ def _words_tokens(found: set[str]) -> tuple[dict[str, str], dict[str, str]]:
     over = [w for w in rest if len(w) > MAX_TOKEN_LENGTH]
     rest.difference_update(over)
     new = list(rest)
-    new_stems, new_folds = (_spaced(tokens) for tokens in _new_words_tokens(new))
+    new_stems, new_folds = (_spaced(new, tokens) for tokens in _new_words_tokens(new))
     batch_stems.update(dict.fromkeys(over, ""))
     batch_folds.update(dict.fromkeys(over, ""))
     batch_stems.update(zip(new, new_stems, strict=True))

@@ -155,6 +155,17 @@ def test_words_over_the_token_length_are_dropped() -> None:
     assert fold_text(f"Toshkent {over}h Xorazm") == "toshkent horazm"
 
 
+def test_what_folds_many_times_longer_than_its_word_is_dropped() -> None:
+    # U+FDFA folds to 18 letters: 200,000 characters of them were 6.6 million in the
+    # document's `stem` and `fold` fields (a 1.8 MB event became a 42 MB document).
+    text = ("\ufdfa" * 14 + " ") * 13_000
+    assert len(stem_text(text)) + len(fold_text(text)) == 0
+    assert fold_text("\ufdfa Щука щи ﬃ") == "shuka shi ffi"
+    for unit in ("\ufdfa ", "щ ", "ﬃx "):
+        text = unit * (MAX_ANALYSED_CHARS // len(unit))
+        assert len(stem_text(text)) + len(fold_text(text)) <= 5 * len(text)
+
+
 def test_text_past_the_bound_is_not_analysed() -> None:
     text = "a " * MAX_ANALYSED_CHARS
     assert len(words(text)) == MAX_ANALYSED_CHARS // 2
