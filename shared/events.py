@@ -220,7 +220,7 @@ class QuoteEvent(Event):
 
 
 class DeadLetter(Event):
-    """A stream entry that could not be processed, kept byte for byte with the reason."""
+    """An entry that could not be processed, kept byte for byte (up to 16 MiB) with the reason."""
 
     stream: NonEmpty
     entry_id: NonEmpty = Field(

@@ -5,12 +5,14 @@ that a dead letter after too many deliveries says what went wrong, and an entry
 held through a cluster outage is never taken for a poison.
 
 Nothing an entry carries can make the dead-letter path raise: the letter is
-built from bytes, the reason is bounded, and the event_id for the log is found
-without parsing the payload (a payload of 100,000 `[` must not recurse).
+built from bytes, the reason and the letter's size are bounded, and the event_id
+for the log is found without parsing the payload (a payload of 100,000 `[` must
+not recurse).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,6 +36,11 @@ MAX_REASON_CHARS = 4000
 _EVENT_ID = re.compile(rb'"event_id"\s*:\s*"([0-9A-Za-z_-]{1,64})"')
 # Only the head of a payload is searched: the event_id is a top-level field written early.
 _EVENT_ID_WINDOW = 4096
+# A letter is one Redis entry whatever the entry held, and a Redis value is at most
+# 512 MB, base64 adding a third: an entry of 410 MB could not be dead-lettered, stayed
+# pending, and took the entries read with it to TooManyDeliveries. Past this many bytes
+# a letter keeps the start of the entry, and says so. Caravan's events are far smaller.
+MAX_LETTER_BYTES = 16 << 20
 
 
 class Ledger:
@@ -57,15 +64,14 @@ class Ledger:
 
     async def dead_letter(self, entry: Entry, error_class: str, message: str) -> None:
         reason = bounded(message)
+        payload, other_fields, cut = kept_of(entry.fields)
         letter = DeadLetter(
             stream=entry.stream,
             entry_id=entry.entry_id,
-            payload=entry.fields.get(DATA_FIELD, b""),
-            other_fields={
-                k.decode(errors="replace"): v for k, v in entry.fields.items() if k != DATA_FIELD
-            },
+            payload=payload,
+            other_fields=other_fields,
             error_class=error_class or "Unknown",
-            error_message=reason,
+            error_message=f"{reason} ({cut})" if cut else reason,
             service=SERVICE,
             attempts=max(entry.deliveries, 1),
         )
@@ -104,6 +110,32 @@ def read_note(raw: bytes) -> tuple[Fault, str]:
         return Fault(note["fault"]), str(note["reason"])
     except (ValueError, KeyError, TypeError):
         return Fault.ENTRY, raw.decode(errors="replace")
+
+
+def kept_of(
+    fields: dict[bytes, bytes], most: int = MAX_LETTER_BYTES
+) -> tuple[bytes, dict[str, bytes], str]:
+    """The payload and other fields a letter keeps of an entry, byte for byte up to
+    `most` bytes in all, and what it says of the rest when it was cut."""
+    size = sum(len(name) + len(value) for name, value in fields.items())
+    payload = fields.get(DATA_FIELD, b"")
+    others = {k.decode(errors="replace"): v for k, v in fields.items() if k != DATA_FIELD}
+    if size <= most:
+        return payload, others, ""
+    room = most
+    kept_payload, room = payload[:room], max(0, room - len(payload))
+    kept: dict[str, bytes] = {}
+    for name, value in others.items():
+        if room <= len(name):
+            break
+        kept[name] = value[: room - len(name)]
+        room = max(0, room - len(name) - len(value))
+    digest = hashlib.sha256(payload).hexdigest()
+    cut = (
+        f"the letter keeps the first {most} of the entry's {size} bytes; "
+        f"the whole {DATA_FIELD.decode()} had {len(payload)} bytes, sha256 {digest}"
+    )
+    return kept_payload, kept, cut
 
 
 def bounded(text: str) -> str:

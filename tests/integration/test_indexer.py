@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from services.indexer.app import deadletters_publisher
 from services.indexer.consumer import Consumer
+from services.indexer.ledger import MAX_LETTER_BYTES
 from services.indexer.writer import Work
 from shared.clients import make_elasticsearch
 from shared.consumer import Entry
@@ -83,6 +84,28 @@ async def test_invalid_entries_are_dead_lettered_with_reason_and_the_rest_indexe
     assert letters[not_json].payload == b"\xff\xfe not json"  # bytes kept intact
     assert "url: Field required" in letters[missing].error_message
     assert all(d.stream == stream and d.service == "indexer" for d in letters.values())
+    assert await pending(redis, stream) == 0
+
+
+async def test_an_entry_too_large_for_a_letter_is_dead_lettered_once_cut_and_said_so(
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    # Whole, its letter would not fit in Redis: the entry stayed pending, and the
+    # entries read with it went to TooManyDeliveries.
+    stream = namespace.streams.articles
+    await publish(redis, stream, article(1))
+    huge = await add(redis, stream, {b"blob": b"x" * (MAX_LETTER_BYTES + 1000)})
+    await publish(redis, stream, article(2))
+
+    await drain(make_consumer(), es)
+
+    (letter,) = await dead_letters(redis, namespace)
+    assert (letter.entry_id, letter.error_class) == (huge, "MissingDataField")
+    assert len(letter.other_fields["blob"]) == MAX_LETTER_BYTES - len("blob")
+    assert f"the letter keeps the first {MAX_LETTER_BYTES} of" in letter.error_message
+    assert await ids_in(es, namespace.articles) == sorted(
+        [article(1).idempotency_key, article(2).idempotency_key]
+    )
     assert await pending(redis, stream) == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from services.indexer.failures import (
     describe_error,
     larger_than_the_cluster_takes,
 )
-from services.indexer.ledger import bounded, event_id_of, read_note
+from services.indexer.ledger import bounded, event_id_of, kept_of, read_note
 
 # As Elasticsearch 9.2 words it (seen in the fault tests).
 PRESSURE = (
@@ -236,3 +237,13 @@ def test_a_refused_api_key_says_why_in_the_hold_reason() -> None:
         "security_exception: unable to authenticate with provided credentials "
         "(API key: api key [k1] has been invalidated)"
     )
+
+
+def test_a_letter_keeps_an_entry_byte_for_byte_up_to_its_bound_then_says_what_was_cut() -> None:
+    small = {b"__data__": b"{}", b"trace": b"t"}
+    assert kept_of(small, most=100) == (b"{}", {"trace": b"t"}, "")
+    huge = {b"a": b"x" * 50, b"__data__": b"y" * 80, b"b": b"z" * 10}
+    payload, others, cut = kept_of(huge, most=100)
+    assert (payload, others) == (b"y" * 80, {"a": b"x" * 19})
+    assert cut.startswith("the letter keeps the first 100 of the entry's 150 bytes;")
+    assert cut.endswith(hashlib.sha256(b"y" * 80).hexdigest())
