@@ -33,6 +33,7 @@ from shared.language.wording import (
     expand,
     highlight_query,
     loosenable,
+    operators_refusal,
     search_fields,
     spelled_words,
 )
@@ -104,6 +105,8 @@ class SearchRequest:
             raise InvalidSearch(msg)
         if not self.cursor:
             offset(self.page, self.size)  # raises PageOutOfRange past the window
+        if ("*" in self.text or "~" in self.text) and (refusal := operators_refusal(self.text)):
+            raise InvalidSearch(refusal)
 
     @property
     def effective_sort(self) -> SortMode:

@@ -131,15 +131,21 @@ def clear_caches() -> None:
         cached.cache_clear()
 
 
-def _spaced(words: list[str], tokens: list[str]) -> list[str]:
-    """Each word's token and a space; none for a token past twice the word and two.
+def indexed(word: str, token: str) -> bool:
+    """Whether a word's `stem` or `fold` token is in the index: one token, at most twice
+    the word and two long.
 
-    Folding can make a word many times longer (U+FDFA is 18 letters): unbounded, an
-    article of such words became a document twenty times its size. Real words grow
-    less ("щ" → "shch", "ﬃ" → "ffi").
+    Folding can make a word many times longer, and split it (U+FDFA is 18 letters and
+    three spaces): unbounded, an article of such words became a document twenty times
+    its size, and a query of them a thousand terms. Real words grow less ("щ" → "sh",
+    "ﬃ" → "ffi").
     """
+    return 0 < len(token) <= min(2 * len(word) + 2, MAX_TOKEN_LENGTH) and " " not in token
+
+
+def _spaced(words: list[str], tokens: list[str]) -> list[str]:
     return [
-        f"{token} " if 0 < len(token) <= min(2 * len(word) + 2, MAX_TOKEN_LENGTH) else ""
+        f"{token} " if indexed(word, token) else ""
         for word, token in zip(words, tokens, strict=True)
     ]
 

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from shared.language.analysis import declined_stems, stem_prefix, stem_token, words
+from shared.language.analysis import declined_stems, indexed, stem_prefix, stem_token, words
 from shared.language.scripts import (
     OKINA_MARKS,
     fold,
@@ -44,6 +44,11 @@ MAX_HIGHLIGHT_PATTERNS = 24
 # Longer "words" are not words, and Elasticsearch refuses regexps over 1,000 characters.
 MAX_HIGHLIGHT_WORD = 40
 _OKINA_OPTIONAL = "[" + OKINA_MARKS.replace("\\", "") + "]?"
+# A word with `*` or `~` makes Elasticsearch read every term it could be, in every
+# field: 125 one-letter prefixes (389 characters) took 1.75 s of the node's CPU, and
+# 18 near spellings were refused as too many clauses after 0.24 s.
+MAX_OPERATORS = 4
+MIN_PREFIX_CHARS = 2
 _SPECIAL = re.compile(r'[\s"|()]')
 _SUFFIX = re.compile(r"(\*|~\d*)$")
 
@@ -117,7 +122,20 @@ def parse(text: str) -> list[Part]:
     return parts
 
 
+def operators_refusal(text: str) -> str | None:
+    """Why the `*` and `~` words of `text` would cost the cluster too much, or None."""
+    marked = [p for p in parse(text) if isinstance(p, Word) and p.suffix]
+    if len(marked) > MAX_OPERATORS:
+        return f"at most {MAX_OPERATORS} words may end in * or ~ ({len(marked)} do)"
+    for word in marked:
+        if word.suffix == "*" and len(_plain(word.text)) < MIN_PREFIX_CHARS:
+            return f"a word ending in * needs {MIN_PREFIX_CHARS} characters before it"
+    return None
+
+
 def _joined(tokens: list[str]) -> str:
+    if not tokens:
+        return ""
     return tokens[0] if len(tokens) == 1 else '"' + " ".join(tokens) + '"'
 
 
@@ -126,7 +144,9 @@ def _forms(text: str) -> list[str]:
     found = words(text)
     if not found:
         return []
-    return [_joined([stem_token(w) for w in found]), _joined([fold(w) for w in found])]
+    stems = [t for w in found if indexed(w, t := stem_token(w))]
+    folds = [t for w in found if indexed(w, t := fold(w))]
+    return [_joined(stems), _joined(folds)]
 
 
 def _group(signs: str, alternatives: list[str]) -> str:
@@ -146,14 +166,14 @@ def _word_query(word: Word, synonyms: Synonyms, fuzzy: bool) -> str:
     found = words(plain)
     if not found:
         return word.signs + plain + word.suffix
-    folded = "".join(fold(w) for w in found)
+    folded = fold(found[0]) if len(found) == 1 and indexed(found[0], fold(found[0])) else ""
     if word.suffix:
         # Prefix and fuzzy terms are not analysed: the folded spelling is given as well.
-        single = [folded + word.suffix] if len(found) == 1 else []
+        single = [folded + word.suffix] if folded else []
         return _group(word.signs, [plain + word.suffix, *single])
     if fuzzy:
         edits = _edits(plain)
-        if len(found) == 1 and edits:
+        if folded and edits:
             return _group(word.signs, [f"{plain}~{edits}", f"{folded}~{edits}"])
         return _group(word.signs, [plain, *_forms(plain)])
     alternatives = [plain, *_forms(plain)]

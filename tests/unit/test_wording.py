@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,7 +19,16 @@ from services.query.search import (
     wants_fuzzy,
 )
 from shared.language.synonyms import Synonyms
-from shared.language.wording import Phrase, Word, expand, highlight_patterns, loosenable, parse
+from shared.language.wording import (
+    MAX_OPERATORS,
+    Phrase,
+    Word,
+    expand,
+    highlight_patterns,
+    loosenable,
+    operators_refusal,
+    parse,
+)
 
 NONE = Synonyms([])
 
@@ -142,3 +154,34 @@ def test_the_second_try_also_takes_all_words_but_one_when_that_keeps_the_meaning
         len(build_search(SearchRequest(q="Bobur -Arena"), fuzzy=True)["query"]["bool"]["should"])
         == 2
     )
+
+
+def test_a_word_that_folds_into_many_is_searched_as_typed() -> None:
+    # U+FDFA folds to 18 letters and three spaces: 500 of them were 9,500 characters
+    # and about a thousand terms, seconds of the cluster's CPU for one search.
+    typed = "\ufdfa" * 255 + " " + "\ufdfa" * 244
+    assert expand(typed, NONE) == typed
+    assert expand(typed, NONE, fuzzy=True) == typed
+    assert expand("Щука", NONE) == "(Щука | shuk | shuka)"
+
+
+@pytest.mark.parametrize(
+    ("typed", "refusal"),
+    [
+        ("ab* cd~ ef~1 title:* plain", None),
+        ("a*", "a word ending in * needs 2 characters before it"),
+        ("*", "a word ending in * needs 2 characters before it"),
+        (" ".join(f"w{n}~" for n in range(MAX_OPERATORS + 1)), "at most 4 words may end in"),
+    ],
+)
+def test_words_ending_in_a_star_or_a_tilde_are_few_and_long_enough(
+    typed: str, refusal: str | None
+) -> None:
+    found = operators_refusal(typed)
+    if refusal is None:
+        assert found is None
+        return
+    assert found is not None
+    assert found.startswith(refusal)
+    with pytest.raises(ValueError, match=re.escape(found)):
+        SearchRequest(q=typed)
