@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 
 from services.query.articles import ARTICLE_ID, Article, Similar, Suggestions
 from services.query.backend import Backend
@@ -20,6 +20,7 @@ from services.query.live import LiveStream, QuoteBroadcaster
 from services.query.middleware import client_of
 from services.query.quotes import LatestQuotes
 from services.query.search import SearchPage, SearchRequest
+from shared.saved_searches import MAX_VALUE_CHARS
 
 MAX_SUGGESTIONS = 10
 MAX_SIMILAR = 20
@@ -27,7 +28,10 @@ MAX_SIMILAR = 20
 MAX_QUERY_LENGTH = 500
 MAX_CURSOR_LENGTH = 2000
 MAX_TERMS = 20
-Terms = Annotated[list[str], Query(max_length=MAX_TERMS)]
+# Each filter value as long as a saved search takes it: 20 values of 3 KB made a page of
+# 1.2 MB, each repeated in every facet link.
+Term = Annotated[str, StringConstraints(max_length=MAX_VALUE_CHARS)]
+Terms = Annotated[list[Term], Query(max_length=MAX_TERMS)]
 
 
 @dataclass(frozen=True)

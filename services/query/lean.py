@@ -36,6 +36,7 @@ from services.query.api import MAX_CURSOR_LENGTH, MAX_QUERY_LENGTH, MAX_TERMS, S
 from services.query.backend import Backend
 from services.query.cursors import SORT_MODES, SortMode
 from services.query.search import SearchPage
+from shared.saved_searches import MAX_VALUE_CHARS
 
 PATH = "/api/search"
 _NUMBER = re.compile(r"[1-9][0-9]{0,8}")
@@ -62,7 +63,10 @@ def plain_params(query_string: bytes, max_page_size: int) -> SearchParams | None
     cursor = scalars.get("cursor")
     if len(q) > MAX_QUERY_LENGTH or (cursor is not None and len(cursor) > MAX_CURSOR_LENGTH):
         return None
-    if any(len(values) > MAX_TERMS for values in terms.values()):
+    if any(
+        len(values) > MAX_TERMS or any(len(v) > MAX_VALUE_CHARS for v in values)
+        for values in terms.values()
+    ):
         return None
     page = _number(scalars.get("page", "1"))
     size = _number(scalars.get("size", "10"))

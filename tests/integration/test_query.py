@@ -69,6 +69,8 @@ async def test_a_search_of_many_prefixes_is_refused_before_the_cluster_pays(
         response = await api.get("/api/search", params={"q": q})
         assert response.status_code == 400
         assert "ending in *" in response.json()["detail"] or "end in *" in response.json()["detail"]
+    long_source = await api.get("/api/search", params={"q": "Java", "source": "s" * 201})
+    assert long_source.status_code == 422  # a filter value as long as a saved search takes
     saved = await api.post("/api/saved-searches", json={"q": many})
     assert saved.status_code == 422
     assert (await api.get("/api/search", params={"q": "Jav* Red~"})).status_code == 200
