@@ -11,6 +11,7 @@
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time,
 # and their Depends/Query markers refer to values local to the router factory.
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 from services.query.api import SearchParams, search_params_dependency
 from services.query.atom import (
@@ -53,6 +55,9 @@ from shared.settings import QuerySettings
 # A saved search's JSON is well under 2 KiB at its bounds' ordinary use; this leaves
 # room for long words and filter values while refusing anything else unread.
 MAX_BODY_BYTES = 16 * 1024
+# A body sent a byte and then nothing held its connection, and a file descriptor, for
+# ever: uvicorn bounds no body in time. Incomplete after this long, it is a 408.
+BODY_SECONDS = 10.0
 FEED_SIZE = 20
 HOUR = 3600.0
 
@@ -100,16 +105,33 @@ class _BodyTooLarge(Exception):
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The request's body, at most `limit` bytes and complete within BODY_SECONDS.
+
+    Raises _BodyTooLarge, TimeoutError, or ClientDisconnect (the client left).
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _BodyTooLarge
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
+    async with asyncio.timeout(BODY_SECONDS):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _BodyTooLarge
+            chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _saved_search_body(request: Request) -> bytes:
+    try:
+        return await _bounded_body(request, MAX_BODY_BYTES)
+    except _BodyTooLarge:
+        msg = f"a saved search is at most {MAX_BODY_BYTES} bytes of JSON"
+        raise HTTPException(413, msg) from None
+    except TimeoutError:
+        raise HTTPException(408, f"the body was not sent within {BODY_SECONDS:g}s") from None
+    except ClientDisconnect:  # nobody to answer, and nothing to log as an error
+        raise HTTPException(400, "the client left before sending its body") from None
 
 
 def _base(request: Request, public_url: str | None) -> str:
@@ -222,12 +244,7 @@ def following_router(
         """Save a search to follow: its feed, and a `SavedSearchMatch` on the matches
         stream for each article stored from now on that it matches. Words (`q`), or a
         filter, or both; the bounds of `/api/search`."""
-        try:
-            body = await _bounded_body(request, MAX_BODY_BYTES)
-        except _BodyTooLarge:
-            raise HTTPException(
-                413, f"a saved search is at most {MAX_BODY_BYTES} bytes of JSON"
-            ) from None
+        body = await _saved_search_body(request)
         try:
             fields = SavedSearchFields.model_validate_json(body)
         except ValidationError as exc:
