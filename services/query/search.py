@@ -60,6 +60,9 @@ FUZZY_MOST_WORDS = 8
 HIGHLIGHTED = ["body", "summary"]
 # Distinct search texts whose analysed clauses are kept (a few kilobytes each).
 ANALYSED_TEXTS = 2048
+# Longer texts are analysed again each time: kept, 2,048 of 500 characters each could
+# hold a hundred megabytes of query parts, and readers type short ones.
+LONGEST_CACHED_TEXT = 100
 NEWEST = {"published_at": {"order": "desc", "missing": "_last"}}
 # A unique keyword last in every sort, so search_after never skips or repeats ties.
 TIEBREAK = {"canonical_url": "asc"}
@@ -208,7 +211,7 @@ def _query(request: SearchRequest, fuzzy: bool, synonyms: Synonyms) -> dict[str,
     if request.text:
         must = (
             _analysed_words(request.text, fuzzy)
-            if synonyms is PLACES
+            if synonyms is PLACES and len(request.text) <= LONGEST_CACHED_TEXT
             else _words(request.text, fuzzy, synonyms)
         )
     return with_filters(must, request.criteria)
@@ -238,7 +241,7 @@ def _words(text: str, fuzzy: bool, synonyms: Synonyms) -> dict[str, Any]:
 
 
 def _highlight(request: SearchRequest, synonyms: Synonyms) -> dict[str, Any]:
-    if synonyms is PLACES:
+    if synonyms is PLACES and len(request.text) <= LONGEST_CACHED_TEXT:
         return _analysed_highlight(request.text)
     return _highlight_of(request.text, synonyms)
 

@@ -23,7 +23,7 @@ from itertools import compress
 import Stemmer
 
 from shared.language._chunks import ChunkTable
-from shared.language.scripts import OKINA_MARKS, fold, fold_many, has_cyrillic
+from shared.language.scripts import OKINA_MARKS, WordCache, fold, fold_many, has_cyrillic
 
 STEMMERS = ("english", "russian")
 RUSSIAN_CASE_ENDINGS = ("а", "у", "е", "ом", "ой", "ы", "и")
@@ -52,7 +52,7 @@ def words(text: str) -> list[str]:
     return [w for w in found if len(w) <= MAX_TOKEN_LENGTH]
 
 
-@lru_cache(maxsize=65_536)
+@WordCache
 def stem(word: str) -> str:
     """The stem in the word's own script, lower case: "Вокзала" → "вокза"."""
     lower = word.lower()
@@ -62,7 +62,7 @@ def stem(word: str) -> str:
     return str(_ENGLISH.stemWord(lower))
 
 
-@lru_cache(maxsize=65_536)
+@WordCache
 def stem_token(word: str) -> str:
     """The `stem` field's token for a word."""
     # Not through stem's cache, which would hold the words a second time: in the

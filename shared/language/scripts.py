@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 
 # The okina (U+02BB) and what people type for it: apostrophes, quotes, accents.
@@ -335,8 +335,30 @@ def _fold_run(match: re.Match[str]) -> str:
     return _RUN_FOLDS[match.group()[0]]
 
 
+# Words longer than this are not kept by a WordCache: "ﷺ" folds to 18 letters, and
+# 65,536 kept forms of 255 of them grew the query service by 600 MB, one search each.
+LONGEST_CACHED_WORD = 40
+
+
+class WordCache:
+    """`fn(word)`, the most recently used `size` kept for words up to
+    LONGEST_CACHED_WORD characters; a longer word's is made again."""
+
+    def __init__(self, fn: Callable[[str], str], size: int = 65_536) -> None:
+        self.__wrapped__ = fn
+        self._cached = lru_cache(maxsize=size)(fn)
+
+    def __call__(self, word: str) -> str:
+        if len(word) <= LONGEST_CACHED_WORD:
+            return self._cached(word)
+        return self.__wrapped__(word)
+
+    def cache_clear(self) -> None:
+        self._cached.cache_clear()
+
+
 # Pure and called for every word of every indexed text: the indexer's hottest function.
-@lru_cache(maxsize=65_536)
+@WordCache
 def fold(word: str) -> str:
     """One lower-case ASCII spelling for the search index, whatever the script typed.
 

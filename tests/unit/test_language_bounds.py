@@ -24,7 +24,7 @@ from shared.language.analysis import (
     stem_text,
     words,
 )
-from shared.language.scripts import OKINA_MARKS, fold
+from shared.language.scripts import LONGEST_CACHED_WORD, OKINA_MARKS, WordCache, fold
 
 # Long enough that the work, not the call, is measured (a few milliseconds).
 LENGTH = 40_000
@@ -170,3 +170,22 @@ def test_text_past_the_bound_is_not_analysed() -> None:
     text = "a " * MAX_ANALYSED_CHARS
     assert len(words(text)) == MAX_ANALYSED_CHARS // 2
     assert stem_text(text) == " ".join(["a"] * (MAX_ANALYSED_CHARS // 2))
+
+
+def test_only_short_words_are_kept_by_a_word_cache() -> None:
+    # 65,536 kept forms of 255-letter words grew the query service by 600 MB.
+    calls: list[str] = []
+
+    def made(word: str) -> str:
+        calls.append(word)
+        return word.upper()
+
+    cached = WordCache(made, size=4)
+    short, long = "a" * LONGEST_CACHED_WORD, "b" * (LONGEST_CACHED_WORD + 1)
+    assert [cached(w) for w in (short, short, long, long)] == [
+        w.upper() for w in (short, short, long, long)
+    ]
+    assert calls == [short, long, long]
+    cached.cache_clear()
+    cached(short)
+    assert calls == [short, long, long, short]
