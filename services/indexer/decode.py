@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, cast, overload
@@ -21,8 +20,6 @@ from shared.events import SCHEMA_VERSION, ArticleEvent
 from shared.index import ArticleDocument, IndexNames, QuoteDocument
 from shared.language import analysis
 from shared.streams import DATA_FIELD, Streams
-
-_SCHEMA_VERSION = re.compile(rb'"schema_version"\s*:\s*(-?\d{1,12})')
 
 
 @dataclass(frozen=True)
@@ -97,26 +94,33 @@ def _decode(
     if payload is None:
         found = sorted(k.decode(errors="replace") for k in entry.fields)
         return Invalid("MissingDataField", f"entry has no __data__ field (fields: {found})")
-    version = _SCHEMA_VERSION.search(payload[:4096])
-    if version is not None and int(version.group(1)) != SCHEMA_VERSION:
-        return Invalid(
-            "UnknownSchemaVersion",
-            f"schema_version {int(version.group(1))} is not one this indexer reads "
-            f"({SCHEMA_VERSION}); replay the dead letter after upgrading",
-        )
     if entry.stream == streams.articles:
         try:
             if batched:
                 return ArticleEvent.model_validate_json(payload)
             return article_action(ArticleDocument.model_validate_json(payload), names.articles)
         except ValidationError as exc:
-            return Invalid("ValidationError", _describe(exc, "ArticleEvent"))
+            return _refusal(exc, "ArticleEvent")
     if entry.stream == streams.quotes:
         try:
             return quote_action(QuoteDocument.model_validate_json(payload), names.quotes)
         except ValidationError as exc:
-            return Invalid("ValidationError", _describe(exc, "QuoteEvent"))
+            return _refusal(exc, "QuoteEvent")
     return Invalid("UnknownStream", f"no event type is consumed from {entry.stream!r}")
+
+
+def _refusal(exc: ValidationError, contract: str) -> Invalid:
+    """Why an event was refused: a schema_version this indexer does not read (from the
+    event's own top-level field, not a search of its bytes, which found a nested one),
+    or what did not validate."""
+    for error in exc.errors(include_url=False):
+        if error["loc"] == ("schema_version",) and error["type"] == "literal_error":
+            return Invalid(
+                "UnknownSchemaVersion",
+                f"schema_version {str(error['input'])[:40]} is not one this indexer reads "
+                f"({SCHEMA_VERSION}); replay the dead letter after upgrading",
+            )
+    return Invalid("ValidationError", _describe(exc, contract))
 
 
 def _describe(exc: ValidationError, contract: str) -> str:

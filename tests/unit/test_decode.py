@@ -350,3 +350,19 @@ def test_a_batch_whose_analysis_raises_decodes_its_entries_alone(
     assert isinstance(invalid, Invalid)
     assert invalid == alone[-1]
     assert type(error).__name__ in invalid.message
+
+
+def test_the_schema_version_is_the_events_own_not_a_nested_one(
+    article: ArticleEvent, streams: Streams, names: IndexNames
+) -> None:
+    # A search of the bytes found a nested "schema_version" first: a valid event was
+    # dead-lettered as UnknownSchemaVersion.
+    nested = b'{"meta": {"schema_version": 2}, ' + article.model_dump_json().encode()[1:]
+    assert isinstance(decode_entry(_entry("t:articles", nested), streams, names), BulkAction)
+    two = json.loads(article.model_dump_json()) | {"schema_version": 2}
+    refused = decode_entry(_entry("t:articles", json.dumps(two).encode()), streams, names)
+    assert refused == Invalid(
+        "UnknownSchemaVersion",
+        "schema_version 2 is not one this indexer reads (1); replay the dead letter after "
+        "upgrading",
+    )
