@@ -126,6 +126,17 @@ class IndexNames:
         return f"{alias}-v{version}"
 
 
+# The completion field refuses a document whose input holds one of these (its own
+# separators): a title with a NUL lost its whole article from search.
+_SUGGEST_RESERVED = dict.fromkeys(map(ord, "\x00\x1e\x1f"))
+
+
+def suggest_input(title: str) -> dict[str, list[str]]:
+    """The `title_suggest` field of a title."""
+    plain = title.translate(_SUGGEST_RESERVED)
+    return {"input": [plain] if plain else []}
+
+
 # An index document is the event plus a few fields derived for search, declared as
 # computed fields so a document is validated and serialized to JSON in one pass of
 # pydantic's Rust core.
@@ -133,7 +144,7 @@ class ArticleDocument(ArticleEvent):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def title_suggest(self) -> dict[str, list[str]]:
-        return {"input": [self.title]}
+        return suggest_input(self.title)
 
     # Word forms and one script for search (shared/language), for the `stem.*` and
     # `fold.*` fields: Elasticsearch's minimal distribution cannot make them.

@@ -15,7 +15,7 @@ import orjson
 from pydantic import ValidationError
 
 from shared.events import ArticleEvent, QuoteEvent
-from shared.index import ArticleDocument, QuoteDocument
+from shared.index import ArticleDocument, QuoteDocument, suggest_input
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def analysed_article_action(
             # What ArticleEvent computes: a hex digest and an int.
             "idempotency_key": key,
             "version": version,
-            "title_suggest": {"input": [event.title]},
+            "title_suggest": suggest_input(event.title),
             "stem": {"title": title_stem, "summary": summary_stem, "body": body_stem},
             "fold": {"title": title_fold, "summary": summary_fold, "body": body_fold},
         }

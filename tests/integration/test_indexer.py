@@ -109,6 +109,20 @@ async def test_an_entry_too_large_for_a_letter_is_dead_lettered_once_cut_and_sai
     assert await pending(redis, stream) == 0
 
 
+async def test_a_title_with_the_suggesters_separators_is_indexed_without_them(
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    # The completion field refused the whole document: the article was lost to search.
+    spoiled = article(1, title="Caspian\x00 ferry\x1f timetable\x1e")
+    await publish(redis, namespace.streams.articles, spoiled, article(2, title="\x1f"))
+
+    await drain(make_consumer(), es)
+
+    assert await dead_letters(redis, namespace) == []
+    stored = await es.get(index=namespace.articles, id=spoiled.idempotency_key)
+    assert stored["_source"]["title_suggest"] == {"input": ["Caspian ferry timetable"]}
+
+
 async def test_replaying_the_stream_twice_neither_duplicates_nor_rolls_back(
     make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
 ) -> None:
