@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from services.indexer.matcher import Matcher
 from services.indexer.matching import (
+    MATCH_TITLE_CHARS,
     Compiled,
     Failed,
     MatchHit,
@@ -170,6 +171,14 @@ def test_a_match_event_is_the_article_as_stored_once_per_saved_search() -> None:
     assert announced_key("caravan:matches:announced:", event) == (
         f"caravan:matches:announced:{'a' * 22}:{'1' * 32}"
     )
+
+
+def test_a_match_carries_the_start_of_a_long_title() -> None:
+    # Repeated in every match: a 0.5 MB title matching 200 searches took 105 MB of Redis.
+    hit = _hit("1" * 32)
+    hit["_source"]["title"] = "Neft " * 100_000
+    [event], _ = match_events([("a" * 22, cast(MatchHit, hit))], NOW)
+    assert event.title == ("Neft " * 100_000)[:MATCH_TITLE_CHARS]
 
 
 def test_only_text_not_announced_before_is_announced() -> None:
