@@ -20,7 +20,6 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from shared.language.wording import operators_refusal
 from shared.searching import Criteria, match_query
 
 # 16 random bytes in URL-safe base64: unguessable, so knowing the id is what allows
@@ -64,8 +63,6 @@ class SavedSearchFields(BaseModel):
         if self.date_from and self.date_to and self.date_from > self.date_to:
             msg = f"date_from {self.date_from} is after date_to {self.date_to}"
             raise ValueError(msg)
-        if refusal := operators_refusal(self.q):
-            raise ValueError(refusal)
         if not self.q.strip() and not (self.source or self.country or self.tag or self.language):
             msg = "a saved search needs words (q) or a source, country, tag or language filter"
             raise ValueError(msg)

@@ -49,6 +49,7 @@ from services.query.limits import RateLimiter, TrustedProxies, retry_after
 from services.query.middleware import client_of
 from services.query.search import SearchRequest
 from shared.index import IndexNames
+from shared.language.wording import operators_refusal
 from shared.saved_searches import SAVED_SEARCH_ID, SavedSearch, SavedSearchFields
 from shared.settings import QuerySettings
 
@@ -58,6 +59,7 @@ MAX_BODY_BYTES = 16 * 1024
 # A body sent a byte and then nothing held its connection, and a file descriptor, for
 # ever: uvicorn bounds no body in time. Incomplete after this long, it is a 408.
 BODY_SECONDS = 10.0
+_CLOSE = {"Connection": "close"}
 FEED_SIZE = 20
 HOUR = 3600.0
 
@@ -122,14 +124,35 @@ async def _bounded_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _saved_search_fields(body: bytes) -> SavedSearchFields:
+    try:
+        fields = SavedSearchFields.model_validate_json(body)
+    except ValidationError as exc:
+        # Without the input each error was about: a client has its own body, and
+        # what it sent may not be JSON again (NaN, bytes not UTF-8): a 500, not a 422.
+        errors = exc.errors(include_url=False, include_input=False)
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in errors]
+        ) from None
+    # Here, not in the model: saved searches stored before the bound must still read.
+    if refusal := operators_refusal(fields.q):
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", "q"), "msg": refusal}]
+        )
+    return fields
+
+
 async def _saved_search_body(request: Request) -> bytes:
     try:
         return await _bounded_body(request, MAX_BODY_BYTES)
+    # Closed after the answer: with the rest of the body unread, the connection would
+    # stay open for whatever the client sends next, a byte at a time.
     except _BodyTooLarge:
         msg = f"a saved search is at most {MAX_BODY_BYTES} bytes of JSON"
-        raise HTTPException(413, msg) from None
+        raise HTTPException(413, msg, headers=_CLOSE) from None
     except TimeoutError:
-        raise HTTPException(408, f"the body was not sent within {BODY_SECONDS:g}s") from None
+        msg = f"the body was not sent within {BODY_SECONDS:g}s"
+        raise HTTPException(408, msg, headers=_CLOSE) from None
     except ClientDisconnect:  # nobody to answer, and nothing to log as an error
         raise HTTPException(400, "the client left before sending its body") from None
 
@@ -245,15 +268,7 @@ def following_router(
         stream for each article stored from now on that it matches. Words (`q`), or a
         filter, or both; the bounds of `/api/search`."""
         body = await _saved_search_body(request)
-        try:
-            fields = SavedSearchFields.model_validate_json(body)
-        except ValidationError as exc:
-            # Without the input each error was about: a client has its own body, and
-            # what it sent may not be JSON again (NaN, bytes not UTF-8): a 500, not a 422.
-            errors = exc.errors(include_url=False, include_input=False)
-            raise RequestValidationError(
-                [{**error, "loc": ("body", *error["loc"])} for error in errors]
-            ) from None
+        fields = _saved_search_fields(body)
         with _allowance(makers, client_of(request.scope, proxies)):
             try:
                 saved = await following.create(fields)

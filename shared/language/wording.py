@@ -128,9 +128,17 @@ def operators_refusal(text: str) -> str | None:
     if len(marked) > MAX_OPERATORS:
         return f"at most {MAX_OPERATORS} words may end in * or ~ ({len(marked)} do)"
     for word in marked:
-        if word.suffix == "*" and len(_plain(word.text)) < MIN_PREFIX_CHARS:
-            return f"a word ending in * needs {MIN_PREFIX_CHARS} characters before it"
+        if word.suffix == "*" and _shortest_prefix(word.text) < MIN_PREFIX_CHARS:
+            return f"a word ending in * needs {MIN_PREFIX_CHARS} letters before it"
     return None
+
+
+def _shortest_prefix(text: str) -> int:
+    """The letters of the shortest prefix a word with `*` sends: as typed (its words
+    only: `.a*` is `a*` to the index) and, for one word, folded (`ьa*` is `a*`)."""
+    found = words(_plain(text))
+    typed = sum(map(len, found))
+    return min(typed, len(fold(found[0]))) if len(found) == 1 else typed
 
 
 def _joined(tokens: list[str]) -> str:
@@ -193,7 +201,8 @@ def _edits(word: str) -> int:
 
 def _phrase_query(phrase: Phrase) -> str:
     text = _plain(phrase.text)
-    alternatives = [f'"{text}"', *(f'"{form.strip(chr(34))}"' for form in _forms(text))]
+    forms = (form.strip(chr(34)) for form in _forms(text))
+    alternatives = [f'"{text}"', *(f'"{form}"' for form in forms if form)]
     return _group(phrase.signs, [a + phrase.slop for a in alternatives])
 
 

@@ -38,6 +38,8 @@ async def test_a_body_not_sent_in_time_is_a_408(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(HTTPException) as refused:
         await following_api._saved_search_body(request)
     assert refused.value.status_code == 408
+    # Closed after the answer: kept alive, a byte now and then held it all the same.
+    assert refused.value.headers == {"Connection": "close"}
 
 
 async def test_a_client_that_left_mid_body_is_a_plain_400() -> None:

@@ -163,14 +163,17 @@ def test_a_word_that_folds_into_many_is_searched_as_typed() -> None:
     assert expand(typed, NONE) == typed
     assert expand(typed, NONE, fuzzy=True) == typed
     assert expand("Щука", NONE) == "(Щука | shuk | shuka)"
+    assert expand('"\ufdfa"', NONE) == '"\ufdfa"'  # no empty phrase beside it
 
 
 @pytest.mark.parametrize(
     ("typed", "refusal"),
     [
         ("ab* cd~ ef~1 title:* plain", None),
-        ("a*", "a word ending in * needs 2 characters before it"),
-        ("*", "a word ending in * needs 2 characters before it"),
+        ("a*", "a word ending in * needs 2 letters before it"),
+        ("*", "a word ending in * needs 2 letters before it"),
+        (".a*", "a word ending in * needs 2 letters before it"),  # `a*` to the index
+        ("ьa*", "a word ending in * needs 2 letters before it"),  # folded: `a*`
         (" ".join(f"w{n}~" for n in range(MAX_OPERATORS + 1)), "at most 4 words may end in"),
     ],
 )
