@@ -1,5 +1,6 @@
 """query entry point: the HTTP API and the search page over the index."""
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -116,16 +117,17 @@ def create_app(all_settings: Settings) -> FastAPI:
 
     # Probes are not rate-limited, and each reading asks Elasticsearch twice: 1,500 a
     # second from one client cost the cluster 0.7 s of CPU each second. A reading
-    # answers every probe for a second.
+    # answers every probe for a second after it ends; probes meanwhile wait for it.
     readings: TtlCache[Readiness] = TtlCache(READINESS_SECONDS, max_keys=1)
+    reading = asyncio.Lock()
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        now = time.monotonic()
-        readiness = readings.get("readyz", now)
-        if readiness is None:
-            readiness = await _readiness()
-            readings.put("readyz", readiness, now)
+        async with reading:
+            readiness = readings.get("readyz", time.monotonic())
+            if readiness is None:
+                readiness = await _readiness()
+                readings.put("readyz", readiness, time.monotonic())
         return JSONResponse(
             status_code=200 if readiness.ready else 503, content=readiness.as_json()
         )
