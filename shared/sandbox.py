@@ -125,33 +125,42 @@ class Turns:
     async def turn(self, share: str) -> AsyncIterator[None]:
         if self._free:  # then nobody waits
             self._free -= 1
+            self._take(share)
         else:
             granted = asyncio.get_running_loop().create_future()
             self._waiting.setdefault(share, deque()).append(granted)
             try:
-                await granted
+                await granted  # taken for `share` when granted
             except asyncio.CancelledError:
                 if granted.done() and not granted.cancelled():
-                    self._pass_on()  # given, then cancelled before it was taken
+                    self._release(share)  # given, then cancelled before it was used
                 raise
-        self._held[share] += 1
-        self._gifts += 1
-        self._given[share] = self._gifts
         try:
             yield
         finally:
-            self._held[share] -= 1
-            if not self._held[share]:
-                del self._held[share]
-            self._pass_on()
+            self._release(share)
+
+    def _take(self, share: str) -> None:
+        self._held[share] += 1
+        self._gifts += 1
+        self._given[share] = self._gifts
+
+    def _release(self, share: str) -> None:
+        self._held[share] -= 1
+        if not self._held[share]:
+            del self._held[share]
+        self._pass_on()
 
     def _pass_on(self) -> None:
+        # Counted as the share's at once: two places freed in one turn of the loop go
+        # to two shares, not both to the first.
         for share in sorted(self._waiting, key=lambda s: (self._held[s], self._given.get(s, 0))):
             queue = self._waiting.pop(share)
             while queue and queue[0].done():  # cancelled while waiting
                 queue.popleft()
             if queue:
                 queue.popleft().set_result(None)
+                self._take(share)
                 if queue:
                     self._waiting[share] = queue  # behind the others now
                 return

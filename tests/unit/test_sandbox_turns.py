@@ -42,6 +42,23 @@ async def test_a_free_place_goes_to_the_waiting_share_holding_the_fewest() -> No
     assert order == ["slow", "quick", "slow", "slow"]
 
 
+async def test_places_freed_together_go_to_different_shares() -> None:
+    # Counted only once the waiter ran, both went to the share served longest ago.
+    turns = Turns(2)
+    order: list[str] = []
+    first, waiting = asyncio.Event(), asyncio.Event()
+    holders = [asyncio.create_task(_take(turns, share, order, first)) for share in "ab"]
+    await _settle()
+    waiters = [asyncio.create_task(_take(turns, share, order, waiting)) for share in "aaab"]
+    await _settle()
+    first.set()  # both holders leave in the same turn of the loop
+    await asyncio.gather(*holders)
+    await _settle()
+    assert order == ["a", "b", "a", "b"]
+    waiting.set()
+    await asyncio.gather(*waiters)
+
+
 async def test_a_cancelled_waiter_loses_no_place() -> None:
     turns = Turns(1)
     order: list[str] = []
