@@ -6,6 +6,7 @@ from typing import cast
 
 from pydantic import ValidationError
 
+from services.indexer.ledger import CUT
 from shared.clients import make_redis
 from shared.events import DeadLetter
 from shared.settings import Settings
@@ -48,6 +49,9 @@ async def replay_dead_letters(settings: Settings, ids: list[str]) -> dict[str, s
                 outcomes[entry_id] = "not found"
                 continue
             letter = DeadLetter.model_validate_json(found[0][1][DATA_FIELD])
+            if CUT in letter.error_message:
+                outcomes[entry_id] = "not replayed: the letter holds only the entry's start"
+                continue
             fields: dict[bytes, bytes] = {k.encode(): v for k, v in letter.other_fields.items()}
             if letter.payload:
                 fields[DATA_FIELD] = letter.payload

@@ -114,10 +114,11 @@ def _refusal(exc: ValidationError, contract: str) -> Invalid:
     event's own top-level field, not a search of its bytes, which found a nested one),
     or what did not validate."""
     for error in exc.errors(include_url=False):
-        if error["loc"] == ("schema_version",) and error["type"] == "literal_error":
+        version = error["input"] if error["loc"] == ("schema_version",) else None
+        if isinstance(version, int) and error["type"] == "literal_error":
             return Invalid(
                 "UnknownSchemaVersion",
-                f"schema_version {str(error['input'])[:40]} is not one this indexer reads "
+                f"schema_version {version} is not one this indexer reads "
                 f"({SCHEMA_VERSION}); replay the dead letter after upgrading",
             )
     return Invalid("ValidationError", _describe(exc, contract))

@@ -41,6 +41,7 @@ _EVENT_ID_WINDOW = 4096
 # pending, and took the entries read with it to TooManyDeliveries. Past this many bytes
 # a letter keeps the start of the entry, and says so. Caravan's events are far smaller.
 MAX_LETTER_BYTES = 16 << 20
+CUT = "the letter keeps the first"
 
 
 class Ledger:
@@ -117,9 +118,10 @@ def kept_of(
 ) -> tuple[bytes, dict[str, bytes], str]:
     """The payload and other fields a letter keeps of an entry, byte for byte up to
     `most` bytes in all, and what it says of the rest when it was cut."""
-    size = sum(len(name) + len(value) for name, value in fields.items())
     payload = fields.get(DATA_FIELD, b"")
     others = {k.decode(errors="replace"): v for k, v in fields.items() if k != DATA_FIELD}
+    # What the letter holds: the payload, and each other field's name and value.
+    size = len(payload) + sum(len(name) + len(value) for name, value in others.items())
     if size <= most:
         return payload, others, ""
     room = most
@@ -132,7 +134,7 @@ def kept_of(
         room = max(0, room - len(name) - len(value))
     digest = hashlib.sha256(payload).hexdigest()
     cut = (
-        f"the letter keeps the first {most} of the entry's {size} bytes; "
+        f"{CUT} {most} of the entry's {size} bytes; "
         f"the whole {DATA_FIELD.decode()} had {len(payload)} bytes, sha256 {digest}"
     )
     return kept_payload, kept, cut

@@ -14,11 +14,12 @@ from redis.asyncio import Redis
 
 from services.indexer.app import deadletters_publisher
 from services.indexer.consumer import Consumer
+from services.indexer.deadletters import replay_dead_letters
 from services.indexer.ledger import MAX_LETTER_BYTES
 from services.indexer.writer import Work
 from shared.clients import make_elasticsearch
 from shared.consumer import Entry
-from shared.events import QuoteEvent
+from shared.events import DeadLetter, QuoteEvent
 from shared.index import IndexNames
 from shared.service import ServiceContext
 from shared.settings import ElasticsearchSettings, IndexerSettings, Settings
@@ -33,7 +34,7 @@ from tests.integration.conftest import (
     pending,
     publish,
 )
-from tests.streams import add, wait_claimable
+from tests.streams import add, entries, wait_claimable
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -63,7 +64,11 @@ async def test_every_event_is_indexed_once_under_its_idempotency_key(
 
 
 async def test_invalid_entries_are_dead_lettered_with_reason_and_the_rest_indexed(
-    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+    make_consumer: MakeConsumer,
+    redis: Redis,
+    es: AsyncElasticsearch,
+    namespace: Namespace,
+    settings: Settings,
 ) -> None:
     stream = namespace.streams.articles
     await publish(redis, stream, article(1))
@@ -85,10 +90,25 @@ async def test_invalid_entries_are_dead_lettered_with_reason_and_the_rest_indexe
     assert "url: Field required" in letters[missing].error_message
     assert all(d.stream == stream and d.service == "indexer" for d in letters.values())
     assert await pending(redis, stream) == 0
+    # Replayed, a letter is its entry again, on its stream, and is gone.
+    [letter_id] = [
+        letter_id
+        for letter_id, fields in await entries(redis, namespace.streams.deadletters)
+        if DeadLetter.model_validate_json(fields[DATA_FIELD]).entry_id == no_data
+    ]
+    outcomes = await replay_dead_letters(settings, [letter_id])
+    assert outcomes[letter_id].startswith(f"replayed to {stream} as ")
+    assert await redis.xlen(namespace.streams.deadletters) == 2
+    [*_, (_, fields)] = await entries(redis, stream)
+    assert fields == {b"title": b"no envelope"}
 
 
 async def test_an_entry_too_large_for_a_letter_is_dead_lettered_once_cut_and_said_so(
-    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+    make_consumer: MakeConsumer,
+    redis: Redis,
+    es: AsyncElasticsearch,
+    namespace: Namespace,
+    settings: Settings,
 ) -> None:
     # Whole, its letter would not fit in Redis: the entry stayed pending, and the
     # entries read with it went to TooManyDeliveries.
@@ -107,6 +127,11 @@ async def test_an_entry_too_large_for_a_letter_is_dead_lettered_once_cut_and_sai
         [article(1).idempotency_key, article(2).idempotency_key]
     )
     assert await pending(redis, stream) == 0
+    # Replayed, the start of the entry would be another entry: it is kept, and said so.
+    [(letter_id, _)] = await entries(redis, namespace.streams.deadletters)
+    outcomes = await replay_dead_letters(settings, [letter_id])
+    assert outcomes == {letter_id: "not replayed: the letter holds only the entry's start"}
+    assert await redis.xlen(namespace.streams.deadletters) == 1
 
 
 async def test_a_title_with_the_suggesters_separators_is_indexed_without_them(

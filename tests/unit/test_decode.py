@@ -366,3 +366,7 @@ def test_the_schema_version_is_the_events_own_not_a_nested_one(
         "schema_version 2 is not one this indexer reads (1); replay the dead letter after "
         "upgrading",
     )
+    text = json.loads(article.model_dump_json()) | {"schema_version": "1"}
+    wrong = decode_entry(_entry("t:articles", json.dumps(text).encode()), streams, names)
+    assert isinstance(wrong, Invalid)
+    assert wrong.error_class == "ValidationError"  # not "an unknown version 1"

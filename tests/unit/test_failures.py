@@ -242,8 +242,10 @@ def test_a_refused_api_key_says_why_in_the_hold_reason() -> None:
 def test_a_letter_keeps_an_entry_byte_for_byte_up_to_its_bound_then_says_what_was_cut() -> None:
     small = {b"__data__": b"{}", b"trace": b"t"}
     assert kept_of(small, most=100) == (b"{}", {"trace": b"t"}, "")
+    exactly = {b"__data__": b"x" * 100}  # the payload's own name is no part of the letter
+    assert kept_of(exactly, most=100) == (b"x" * 100, {}, "")
     huge = {b"a": b"x" * 50, b"__data__": b"y" * 80, b"b": b"z" * 10}
     payload, others, cut = kept_of(huge, most=100)
     assert (payload, others) == (b"y" * 80, {"a": b"x" * 19})
-    assert cut.startswith("the letter keeps the first 100 of the entry's 150 bytes;")
+    assert cut.startswith("the letter keeps the first 100 of the entry's 142 bytes;")
     assert cut.endswith(hashlib.sha256(b"y" * 80).hexdigest())
