@@ -153,6 +153,7 @@ def pager(params: SearchParams, page: SearchPage, language: Language) -> list[Li
 # What a page's links carry of its address: the parameters the pages read, as many
 # values as they take, each as long as they take it. 20,000 unknown parameters were
 # copied into each of the five links: 200 ms of CPU and 700 KB a page.
+_FILTERS = frozenset({"source", "country", "tag", "language"})
 _CARRIED = {f.name: MAX_VALUE_CHARS for f in fields(SearchParams)} | {
     "q": MAX_QUERY_LENGTH,
     "cursor": MAX_CURSOR_LENGTH,
@@ -160,14 +161,20 @@ _CARRIED = {f.name: MAX_VALUE_CHARS for f in fields(SearchParams)} | {
 
 
 def carried(query: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The parameters of a page's address its links keep (`lang` aside)."""
+    """The parameters of a page's address its links keep (`lang` aside): of a filter,
+    its first values; of any other, the last, which is the one the page reads."""
     kept: list[tuple[str, str]] = []
     counts: Counter[str] = Counter()
+    last: dict[str, str] = {}
     for name, value in query:
-        if name != "lang" and len(value) <= _CARRIED.get(name, -1) and counts[name] < MAX_TERMS:
+        if len(value) > _CARRIED.get(name, -1):
+            continue
+        if name not in _FILTERS:
+            last[name] = value
+        elif counts[name] < MAX_TERMS:
             counts[name] += 1
             kept.append((name, value))
-    return kept
+    return kept + list(last.items())
 
 
 def language_links(
