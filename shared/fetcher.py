@@ -379,7 +379,7 @@ async def _read_limited(response: httpx.Response, url: str, max_bytes: int) -> b
 def _redirect_target(url: str, location: str) -> str:
     """Where a redirect from `url` leads; FetchError when its Location is no URL
     (`http://[::1`): a ValueError there failed the whole poll it happened in."""
-    if len(location) > MAX_URL_LENGTH:
+    if len(location) > MAX_URL_LENGTH:  # before joining it: that costs its length too
         raise FetchError(f"{url}: redirect to a URL of {len(location)} characters")
     try:
         target = urljoin(url, location)
@@ -387,6 +387,8 @@ def _redirect_target(url: str, location: str) -> str:
         urlsplit(target).port  # noqa: B018 (raises past 65535, which httpx lets through)
     except (httpx.InvalidURL, ValueError) as exc:
         raise FetchError(f"{url}: redirect to an unusable URL {location!r} ({exc})") from exc
+    if len(target) > MAX_URL_LENGTH:  # a relative Location, joined
+        raise FetchError(f"{url}: redirect to a URL of {len(target)} characters")
     return target
 
 

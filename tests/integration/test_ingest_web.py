@@ -305,12 +305,19 @@ async def test_urls_past_8_kb_are_not_followed(
     # Every check of a URL (robots.txt's wildcards above all) costs its length.
     far = "/far?" + "a" * 10_000
     web.routes["/far-away"] = lambda _: Reply(302, b"", {"Location": far})
+    # Relative, under the bound; joined to the page's own long address, past it.
+    near = "?" + "b" * 4_000
+    web.routes["/" + "c" * 4_500] = lambda _: Reply(302, b"", {"Location": near})
 
     with pytest.raises(FetchError, match="redirect to a URL of 10005 characters"):
         await ingest_once(web_settings, web.url("/far-away"))
+    joined = len(web.url("/" + "c" * 4_500)) + len(near)
+    with pytest.raises(FetchError, match=f"redirect to a URL of {joined} characters"):
+        await ingest_once(web_settings, web.url("/" + "c" * 4_500))
     with pytest.raises(FetchError, match=f"a URL of {len(web.url(far))} characters"):
         await ingest_once(web_settings, web.url(far))
-    assert web.paths() == ["/robots.txt", "/far-away"]
+    fetched = [path for path in web.paths() if path != "/robots.txt"]
+    assert fetched == ["/far-away", "/" + "c" * 4_500]  # never a target past the bound
 
 
 async def test_internal_addresses_are_refused_unless_allowed(

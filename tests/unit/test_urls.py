@@ -140,6 +140,8 @@ def test_webtrekk_campaign_parameters_seen_in_real_feeds_are_tracking() -> None:
         ("http://[::1/a", False),  # urlsplit: "Invalid IPv6 URL"
         ("https://site.kz:99999/a", False),  # port out of range
         ("https://", False),
+        ("http:////example.com/x", False),  # no host: canonicalising made one up
+        ("https://site.kz", True),
         ("/news/1", False),
         ("ftp://site.kz/a", False),
         ("https://site.kz/a?" + "b&" * 4087, True),  # 8,192 characters
