@@ -91,13 +91,20 @@ async def corpus(es: AsyncElasticsearch, settings: Settings) -> list[str]:
     names = IndexNames(common.index_prefix)
     await ensure_indices(es, names, common)
     actions = [article_action(event, names.articles) for event in articles()]
-    operations: list[Any] = [part for action in actions for part in action.operations()]
+    # The corpus rewrites some articles (a newer version of the same page). Written in
+    # turn, the copies they replace stay in the index, deleted, until a merge drops
+    # them; until then the completion suggester and the similar articles' term counts
+    # see them, and when that merge runs is the node's choice (a force merge to one
+    # segment does nothing to an index already of one). Only the newest version of
+    # each (its last, as versions only grow) is written, where it was: the index every
+    # merge ends in, its documents in the same order, from the start.
+    last = {action.doc_id: i for i, action in enumerate(actions)}
+    newest = [action for i, action in enumerate(actions) if last[action.doc_id] == i]
+    operations: list[Any] = [part for action in newest for part in action.operations()]
     response = await es.options(request_timeout=120).bulk(operations=operations, refresh=True)
     assert not response["errors"]
-    # The corpus rewrites some articles (a newer version of the same page): the completion
-    # suggester still sees the copies they replaced until a merge drops them, and when
-    # that merge runs is the node's choice. One segment, the replaced copies gone, makes
-    # the suggestions the same on every run.
+    # One segment: the suggester takes its best per segment, and how a bulk is cut into
+    # segments is the node's choice too.
     await es.options(request_timeout=120).indices.forcemerge(
         index=names.articles, max_num_segments=1
     )
