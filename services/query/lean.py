@@ -36,6 +36,7 @@ from services.query.api import MAX_CURSOR_LENGTH, MAX_QUERY_LENGTH, MAX_TERMS, S
 from services.query.backend import Backend
 from services.query.cursors import SORT_MODES, SortMode
 from services.query.search import SearchPage
+from shared.language.wording import operators_refusal
 from shared.saved_searches import MAX_VALUE_CHARS
 
 PATH = "/api/search"
@@ -63,6 +64,8 @@ def plain_params(query_string: bytes, max_page_size: int) -> SearchParams | None
     cursor = scalars.get("cursor")
     if len(q) > MAX_QUERY_LENGTH or (cursor is not None and len(cursor) > MAX_CURSOR_LENGTH):
         return None
+    if ("*" in q or "~" in q) and operators_refusal(q) is not None:
+        return None  # the route refuses it, and says why
     if any(
         len(values) > MAX_TERMS or any(len(v) > MAX_VALUE_CHARS for v in values)
         for values in terms.values()
