@@ -28,6 +28,8 @@ MAX_SIMILAR = 20
 MAX_QUERY_LENGTH = 500
 MAX_CURSOR_LENGTH = 2000
 MAX_TERMS = 20
+# The parameters that take many values (each a filter); the others take one.
+FILTERS = ("source", "country", "tag", "language")
 # Each filter value as long as a saved search takes it: 20 values of 3 KB made a page of
 # 1.2 MB, each repeated in every facet link.
 Term = Annotated[str, StringConstraints(max_length=MAX_VALUE_CHARS)]

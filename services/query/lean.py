@@ -32,7 +32,13 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.query.api import MAX_CURSOR_LENGTH, MAX_QUERY_LENGTH, MAX_TERMS, SearchParams
+from services.query.api import (
+    FILTERS,
+    MAX_CURSOR_LENGTH,
+    MAX_QUERY_LENGTH,
+    MAX_TERMS,
+    SearchParams,
+)
 from services.query.backend import Backend
 from services.query.cursors import SORT_MODES, SortMode
 from services.query.search import SearchPage
@@ -42,7 +48,6 @@ from shared.saved_searches import MAX_VALUE_CHARS
 PATH = "/api/search"
 _NUMBER = re.compile(r"[1-9][0-9]{0,8}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_TERMS = ("source", "country", "tag", "language")
 _SORTS: Mapping[str, SortMode] = {mode: mode for mode in SORT_MODES}
 _PAGE_SERIALIZER = SearchPage.__pydantic_serializer__
 _JSON = b"application/json"
@@ -56,7 +61,7 @@ def plain_params(query_string: bytes, max_page_size: int) -> SearchParams | None
     scalars: dict[str, str] = {}
     terms: dict[str, list[str]] = {}
     for name, value in pairs:
-        if name in _TERMS:
+        if name in FILTERS:
             terms.setdefault(name, []).append(value)
         else:
             scalars[name] = value
@@ -64,7 +69,7 @@ def plain_params(query_string: bytes, max_page_size: int) -> SearchParams | None
     cursor = scalars.get("cursor")
     if len(q) > MAX_QUERY_LENGTH or (cursor is not None and len(cursor) > MAX_CURSOR_LENGTH):
         return None
-    if ("*" in q or "~" in q) and operators_refusal(q) is not None:
+    if operators_refusal(q) is not None:
         return None  # the route refuses it, and says why
     if any(
         len(values) > MAX_TERMS or any(len(v) > MAX_VALUE_CHARS for v in values)

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from services.query.api import (
+    FILTERS,
     MAX_CURSOR_LENGTH,
     MAX_QUERY_LENGTH,
     MAX_TERMS,
@@ -153,7 +154,6 @@ def pager(params: SearchParams, page: SearchPage, language: Language) -> list[Li
 # What a page's links carry of its address: the parameters the pages read, as many
 # values as they take, each as long as they take it. 20,000 unknown parameters were
 # copied into each of the five links: 200 ms of CPU and 700 KB a page.
-_FILTERS = frozenset({"source", "country", "tag", "language"})
 _CARRIED = {f.name: MAX_VALUE_CHARS for f in fields(SearchParams)} | {
     "q": MAX_QUERY_LENGTH,
     "cursor": MAX_CURSOR_LENGTH,
@@ -169,7 +169,7 @@ def carried(query: list[tuple[str, str]]) -> list[tuple[str, str]]:
     for name, value in query:
         if len(value) > _CARRIED.get(name, -1):
             continue
-        if name not in _FILTERS:
+        if name not in FILTERS:
             last[name] = value
         elif counts[name] < MAX_TERMS:
             counts[name] += 1

@@ -108,7 +108,7 @@ class SearchRequest:
             raise InvalidSearch(msg)
         if not self.cursor:
             offset(self.page, self.size)  # raises PageOutOfRange past the window
-        if ("*" in self.text or "~" in self.text) and (refusal := operators_refusal(self.text)):
+        if refusal := operators_refusal(self.text):
             raise InvalidSearch(refusal)
 
     @property
