@@ -128,12 +128,17 @@ class IndexNames:
 
 # The completion field refuses a document whose input holds one of these (its own
 # separators): a title with a NUL lost its whole article from search.
-_SUGGEST_RESERVED = dict.fromkeys(map(ord, "\x00\x1e\x1f"))
+_SUGGEST_RESERVED = "\x00\x1e\x1f"
 
 
 def suggest_input(title: str) -> dict[str, list[str]]:
     """The `title_suggest` field of a title."""
-    plain = title.translate(_SUGGEST_RESERVED)
+    plain = title
+    for reserved in _SUGGEST_RESERVED:
+        # Looked for first: `translate` with a table of three raises and clears a
+        # KeyError for every other character, 7 µs a title, a tenth of the indexer's.
+        if reserved in plain:
+            plain = plain.replace(reserved, "")
     return {"input": [plain] if plain else []}
 
 
