@@ -88,6 +88,8 @@ class Consumer:
             self.reader,
             f"{streams.deadletters}:last-error:{settings.group}",
             publish_dead_letter,
+            stopping=self._stopping,
+            backoff=self._backoff,
         )
         self.hold = Hold(clock)
         self.limit = AdaptiveLimit(settings.max_in_flight, start=min(2, settings.max_in_flight))
@@ -172,7 +174,8 @@ class Consumer:
         try:
             work = await self.prepare(entries)
         except Exception:
-            # Redis lost while dead-lettering: the entries stay pending (see _batch_done).
+            # Redis away while dead-lettering as the indexer stops (the ledger waits it
+            # out until then), or any other failure: the entries stay pending.
             log.exception("batch failed; its entries stay pending")
             work = []
         if work:
@@ -229,10 +232,10 @@ class Consumer:
             # sends an entry that keeps breaking the batch to the dead letters.
             log.error("batch failed; its entries stay pending", exc_info=exc)
             if not self._in_flight:
-                # A hold this batch entered (Redis away as it remembered, dead-lettered or
-                # acknowledged) has nothing left to release it: released here, or the
-                # consumer would wait on it for ever. The next batch the cluster refuses
-                # enters it again.
+                # A hold this batch entered (then failed: Redis away as it settled, once
+                # a stop was asked, or anything else) has nothing left to release it:
+                # released here, or the consumer would wait on it for ever. The next
+                # batch the cluster refuses enters it again.
                 self.hold.release()
 
     def _release_unsettled(self, entries: Sequence[Entry]) -> None:

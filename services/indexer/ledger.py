@@ -4,6 +4,11 @@ Also remembers, per pending entry, the last failure and whose fault it was, so
 that a dead letter after too many deliveries says what went wrong, and an entry
 held through a cluster outage is never taken for a poison.
 
+Each of these writes waits Redis out, until asked to stop: a write that failed
+instead would leave its entries pending, to be read, written and counted as
+delivered again, and an entry whose acknowledgement Redis missed five times would
+be dead-lettered for it, although stored.
+
 Nothing an entry carries can make the dead-letter path raise: the letter is
 built from bytes, the reason and the letter's size are bounded, and the event_id
 for the log is found without parsing the payload (a payload of 100,000 `[` must
@@ -12,18 +17,21 @@ not recurse).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from redis.asyncio import Redis
 
 from services.indexer import metrics
 from services.indexer.failures import Fault
-from shared.consumer import Entry, GroupReader
+from shared.backoff import Backoff
+from shared.clients import REDIS_AWAY
+from shared.consumer import Entry, GroupReader, wait_or_stop
 from shared.events import DeadLetter
 from shared.streams import DATA_FIELD
 
@@ -31,6 +39,7 @@ log = structlog.get_logger(__name__)
 
 SERVICE = "indexer"
 PublishDeadLetter = Callable[[DeadLetter], Awaitable[Any]]
+T = TypeVar("T")
 # Enough for Elasticsearch's longest explanations; a reason is for people, not a payload copy.
 MAX_REASON_CHARS = 4000
 _EVENT_ID = re.compile(rb'"event_id"\s*:\s*"([0-9A-Za-z_-]{1,64})"')
@@ -46,21 +55,30 @@ CUT = "the letter keeps the first"
 
 class Ledger:
     def __init__(
-        self, redis: Redis, reader: GroupReader, errors_key: str, publish: PublishDeadLetter
+        self,
+        redis: Redis,
+        reader: GroupReader,
+        errors_key: str,
+        publish: PublishDeadLetter,
+        *,
+        stopping: asyncio.Event,
+        backoff: Backoff,
     ) -> None:
         self._redis = redis
         self._reader = reader
         self._errors_key = errors_key
         self._publish = publish
+        self._stopping = stopping
+        self._backoff = backoff
         # Keys this process has remembered an error for: the only ones to forget
         # on ack, besides redelivered entries (which another process may have noted).
         self._noted: set[str] = set()
 
     async def ack(self, entries: Sequence[Entry]) -> None:
-        await self._reader.ack(entries)
+        await self._answered("acknowledge", lambda: self._reader.ack(entries))
         noted = [e.key for e in entries if e.key in self._noted or e.deliveries > 1]
         if noted:
-            await self._redis.hdel(self._errors_key, *noted)
+            await self._answered("forget_error", lambda: self._redis.hdel(self._errors_key, *noted))
             self._noted.difference_update(noted)
 
     async def dead_letter(self, entry: Entry, error_class: str, message: str) -> None:
@@ -82,7 +100,7 @@ class Ledger:
         ):
             # Published before the ack: a crash in between leaves the entry pending,
             # and the letter may be written twice (same idempotency_key), never lost.
-            await self._publish(letter)
+            await self._answered("dead_letter", lambda: self._publish(letter))
             metrics.DEADLETTERS.labels(entry.stream, error_class).inc()
             log.warning(
                 "entry dead-lettered",
@@ -96,12 +114,35 @@ class Ledger:
         if entries:
             note = json.dumps({"fault": fault.value, "reason": bounded(reason)})
             mapping: dict[str | bytes, str | bytes] = {e.key: note for e in entries}
-            await self._redis.hset(self._errors_key, mapping=mapping)  # type: ignore[arg-type]
+            await self._answered(
+                "note_error",
+                lambda: self._redis.hset(self._errors_key, mapping=mapping),  # type: ignore[arg-type]
+            )
             self._noted.update(e.key for e in entries)
 
     async def last_error(self, entry: Entry) -> tuple[Fault, str] | None:
-        raw: bytes | None = await self._redis.hget(self._errors_key, entry.key)  # type: ignore[assignment]
+        raw: bytes | None = await self._answered(
+            "read_error",
+            lambda: self._redis.hget(self._errors_key, entry.key),  # type: ignore[arg-type,return-value]
+        )
         return None if raw is None else read_note(raw)
+
+    async def _answered(self, doing: str, command: Callable[[], Awaitable[T]]) -> T:
+        """`command`'s answer, once Redis gives one; Redis away after a stop was asked
+        is raised, and the entries stay pending for whichever indexer reads them next."""
+        attempt = 0
+        while True:
+            try:
+                return await command()
+            except REDIS_AWAY as exc:
+                if self._stopping.is_set():
+                    raise
+                attempt += 1
+                metrics.REDIS_RETRIES.labels(doing).inc()
+                log.warning(
+                    "redis unavailable, retrying", doing=doing, attempt=attempt, error=str(exc)
+                )
+                await wait_or_stop(self._stopping, self._backoff.delay(attempt))
 
 
 def read_note(raw: bytes) -> tuple[Fault, str]:

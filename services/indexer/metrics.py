@@ -46,6 +46,12 @@ HOLD_RETRIES = Counter(
     "caravan_indexer_hold_retries_total",
     "Bulk requests sent again after a cluster fault (429, 5xx, 401/403, unreachable).",
 )
+REDIS_RETRIES = Counter(
+    "caravan_indexer_redis_retries_total",
+    "Writes settling entries (acknowledge, dead-letter, note or read an error) sent to Redis "
+    "again after it did not answer, by what was being done.",
+    ["doing"],
+)
 HELD_ENTRIES = Gauge(
     "caravan_indexer_held_entries",
     "Entries this indexer has read and not yet settled (their ownership is kept fresh).",

@@ -35,10 +35,11 @@ async def make_consumer(
     names = IndexNames(namespace.index_prefix)
     await ensure_indices(es, names, settings.common)
 
-    def build(**settings: Any) -> Consumer:
+    def build(client: Redis | None = None, **settings: Any) -> Consumer:
+        """A consumer of `settings` over `client` (by default the test's own Redis)."""
         defaults: dict[str, Any] = {"consumer": "live", "block_ms": 50, "retry_base_delay": 0.01}
         return Consumer(
-            redis,
+            client or redis,
             es,
             namespace.streams,
             names,

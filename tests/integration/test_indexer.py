@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from uuid import uuid4
 
 import pytest
 from elasticsearch import AsyncElasticsearch
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from services.indexer.app import deadletters_publisher
@@ -17,12 +21,12 @@ from services.indexer.consumer import Consumer
 from services.indexer.deadletters import replay_dead_letters
 from services.indexer.ledger import MAX_LETTER_BYTES
 from services.indexer.writer import Work
-from shared.clients import make_elasticsearch
+from shared.clients import make_elasticsearch, make_redis
 from shared.consumer import Entry
 from shared.events import DeadLetter, QuoteEvent
 from shared.index import IndexNames
 from shared.service import ServiceContext
-from shared.settings import ElasticsearchSettings, IndexerSettings, Settings
+from shared.settings import ElasticsearchSettings, IndexerSettings, RedisSettings, Settings
 from shared.streams import DATA_FIELD
 from tests.conftest import Namespace
 from tests.integration.conftest import (
@@ -315,6 +319,71 @@ async def test_stop_mid_outage_leaves_the_batch_pending_for_another_indexer(
 
     assert await pending(redis, namespace.streams.articles) == 2
     assert await dead_letters(redis, namespace) == []
+
+
+async def test_acknowledgements_redis_refuses_wait_for_it_and_cost_no_dead_letter(
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    # Redis serves reads but refuses the acknowledgements (an ACL without XACK on the
+    # real server, as a failing-over node would time them out): the stored batch waits,
+    # owned and delivered once, and is acknowledged when Redis takes it. Before, the
+    # batch failed, was read again after the claim idle time, and past max_deliveries
+    # went to the dead letters although stored.
+    user = f"caravan-no-ack-{uuid4().hex[:8]}"
+    await redis.acl_setuser(
+        user,
+        enabled=True,
+        passwords=["+no-ack"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-xack"],
+    )
+    refused = make_redis(
+        RedisSettings(url=os.environ["REDIS_URL"], username=user, password=SecretStr("no-ack"))
+    )
+    consumer = make_consumer(
+        refused,
+        consumer="refused",
+        claim_idle_ms=1000,
+        max_deliveries=1,
+        retry_base_delay=0.05,
+        retry_max_delay=0.2,
+    )
+    await consumer.ensure_groups()
+    events = [article(n) for n in range(3)]
+    await publish(redis, namespace.streams.articles, *events)
+    before = _acknowledgements_retried()
+    try:
+        task = asyncio.create_task(consumer.run(burst=True))
+        # Twelve refusals take over a second even at the shortest backoff: past the
+        # claim idle time, when the old code read the batch again.
+        await until(lambda: _retried(before + 12, task), "twelve refused acknowledgements")
+        held = await redis.xpending_range(
+            namespace.streams.articles, "indexer", min="-", max="+", count=10
+        )
+        assert [(p["consumer"], p["times_delivered"]) for p in held] == [(b"refused", 1)] * 3
+        await redis.acl_setuser(user, commands=["+xack"])
+        await asyncio.wait_for(task, timeout=30)
+    finally:
+        await redis.acl_deluser(user)
+        await refused.aclose()
+
+    assert await pending(redis, namespace.streams.articles) == 0
+    assert await dead_letters(redis, namespace) == []
+    await es.indices.refresh(index=namespace.articles)
+    assert await ids_in(es, namespace.articles) == sorted(e.idempotency_key for e in events)
+
+
+def _acknowledgements_retried() -> float:
+    return (
+        REGISTRY.get_sample_value("caravan_indexer_redis_retries_total", {"doing": "acknowledge"})
+        or 0.0
+    )
+
+
+async def _retried(count: float, task: asyncio.Task[None]) -> bool:
+    assert not task.done(), "the indexer stopped while Redis refused its acknowledgements"
+    return _acknowledgements_retried() >= count
 
 
 async def test_the_next_batch_is_prepared_while_one_is_being_written(

@@ -32,7 +32,7 @@ from services.indexer.ledger import Ledger
 from services.indexer.writer import Hold, Writer
 from services.query.live import Places, QuoteBroadcaster
 from shared.backoff import Backoff
-from shared.consumer import Entry
+from shared.consumer import Entry, GroupReader
 from shared.events import ArticleEvent, QuoteEvent, content_hash
 from shared.index import IndexNames
 from shared.settings import CommonSettings, IndexerSettings
@@ -91,14 +91,16 @@ class FakeRedis:
         return away
 
 
-def _consumer(es: FakeElasticsearch, read: Callable[[], Any]) -> Consumer:
+def _consumer(
+    es: FakeElasticsearch, read: Callable[[], Any], redis: FakeRedis | None = None
+) -> Consumer:
     settings = IndexerSettings(retry_base_delay=0.01, retry_max_delay=0.01)
 
     async def publish(_: Any) -> None:
         raise AssertionError("nothing is dead-lettered for Redis or the cluster being away")
 
     consumer = Consumer(
-        cast("Redis", FakeRedis()),
+        cast("Redis", redis or FakeRedis()),
         cast("AsyncElasticsearch", es),
         STREAMS,
         NAMES,
@@ -151,33 +153,81 @@ async def test_a_vanished_group_is_made_again_and_other_refusals_are_waited_out(
     assert made == [1, 1]
 
 
-async def test_a_hold_is_released_when_the_batch_that_entered_it_fails_on_redis() -> None:
-    # Elasticsearch and Redis away together: the batch holds for the cluster, then
-    # fails as it remembers why. Nothing else is in flight to release the hold.
+async def test_a_batch_held_for_the_cluster_waits_redis_out_as_it_notes_why() -> None:
+    # Elasticsearch and Redis away together: the batch holds for the cluster and, as
+    # it notes why, waits for Redis instead of failing (which would leave it to be
+    # read and counted as delivered again). Asked to stop, it ends with the hold released.
+    noted = asyncio.Event()
+
+    class Away(FakeRedis):
+        notes = 0
+
+        async def hset(self, *_: Any, **__: Any) -> int:
+            self.notes += 1
+            if self.notes == 3:
+                noted.set()
+            raise ConnectionError("Connection reset by peer")
+
     batches = [[_entry()]]
 
     async def read() -> list[Entry]:
         return batches.pop() if batches else []
 
-    consumer = _consumer(FakeElasticsearch(float("inf")), read)
+    consumer = _consumer(FakeElasticsearch(float("inf")), read, Away())
+    running = asyncio.create_task(consumer.run(burst=True))
     async with asyncio.timeout(10):
-        await consumer.run(burst=True)
+        await noted.wait()
+        assert consumer.hold.active
+        assert not running.done()
+        consumer.stop()
+        await running
     assert not consumer.hold.active
+
+
+async def test_an_acknowledgement_redis_missed_is_sent_again_until_it_lands() -> None:
+    acknowledged: list[tuple[Any, ...]] = []
+
+    class Flapping(FakeRedis):
+        misses = 2
+
+        async def xack(self, *args: Any) -> int:
+            if self.misses:
+                self.misses -= 1
+                raise ConnectionError("Connection reset by peer")
+            acknowledged.append(args)
+            return 1
+
+    redis = Flapping()
+    consumer = _consumer(FakeElasticsearch(0), _nothing, redis)
+    entry = _entry()
+    work = await consumer.prepare([entry])
+    writer = Writer(
+        cast("AsyncElasticsearch", FakeElasticsearch(0)),
+        _ledger(redis, asyncio.Event(), consumer.reader),
+        IndexerSettings(),
+        asyncio.Event(),
+        Hold(),
+        Backoff(0.01, 0.01),
+    )
+    async with asyncio.timeout(10):
+        await writer.write(work)
+    assert acknowledged == [(STREAMS.articles, "indexer", entry.entry_id)]
+    assert redis.misses == 0
 
 
 async def test_the_answer_that_takes_the_batch_releases_the_hold_before_redis_is_asked() -> None:
     # Elasticsearch back, the acknowledgement refused by a Redis failing over (which
-    # took the note of why the batch was held, before).
+    # took the note of why the batch was held, before), as the indexer stops.
     class Noting(FakeRedis):
         async def hset(self, *_: Any, **__: Any) -> int:
             return 1
 
-    redis = Noting()
-    ledger = Ledger(cast("Redis", redis), cast("Any", redis), "errors", _no_dead_letters)
+    stopping = asyncio.Event()
+    stopping.set()
     hold = Hold()
     writer = Writer(
         cast("AsyncElasticsearch", FakeElasticsearch(1)),
-        ledger,
+        _ledger(Noting(), stopping),
         IndexerSettings(),
         asyncio.Event(),
         hold,
@@ -189,6 +239,17 @@ async def test_the_answer_that_takes_the_batch_releases_the_hold_before_redis_is
     with pytest.raises(ConnectionError):
         await writer.write(work)
     assert not hold.active
+
+
+def _ledger(redis: FakeRedis, stopping: asyncio.Event, reader: Any = None) -> Ledger:
+    return Ledger(
+        cast("Redis", redis),
+        cast("GroupReader", reader or redis),
+        "errors",
+        _no_dead_letters,
+        stopping=stopping,
+        backoff=Backoff(0.01, 0.01),
+    )
 
 
 async def _no_dead_letters(_: Any) -> None:
