@@ -29,7 +29,13 @@ from services.query.limits import (
     TtlCache,
     client_address,
 )
-from services.query.live import Places, Subscription, sse_message, ticker_update
+from services.query.live import (
+    MAX_QUOTE_BYTES,
+    Places,
+    Subscription,
+    sse_message,
+    ticker_update,
+)
 from services.query.middleware import RateLimitMiddleware
 from services.query.pages import facet_links, language_links, pager, search_url
 from services.query.search import Facet, Facets, SearchPage
@@ -352,6 +358,21 @@ def test_a_quote_event_becomes_a_ticker_update_as_the_seed_shows_it() -> None:
 def test_entries_that_are_not_quotes_are_skipped() -> None:
     assert ticker_update(b'{"title": "no quote"}') is None
     assert ticker_update(b"not json") is None
+
+
+def test_an_entry_longer_than_any_quote_is_not_parsed() -> None:
+    event = QuoteEvent(
+        base="KGS",
+        rate=Decimal("0.01156"),
+        as_of=date(2025, 3, 29),
+        provider="nbkr",
+        fetched_at="2025-03-29T10:00:00Z",
+    )
+    quote = event.model_dump_json().encode()
+    # A valid quote with an unknown field, which a reader ignores, past the bound.
+    padded = quote[:-1] + b',"padding":"' + b"x" * MAX_QUOTE_BYTES + b'"}'
+    assert ticker_update(quote) is not None
+    assert ticker_update(padded) is None
 
 
 def test_only_the_primary_providers_quotes_move_the_ticker() -> None:
