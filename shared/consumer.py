@@ -300,13 +300,14 @@ class GroupReader:
         for stream in self.streams:
             consumers: list[dict[str, Any]] = await self._redis.xinfo_consumers(stream, self.group)
             for consumer in consumers:
-                name = _text(consumer["name"])
+                name = redis_text(consumer["name"])
                 if (
                     name != self.consumer
                     and consumer["pending"] == 0
                     and consumer["idle"] > idle_limit
                 ):
-                    await self._redis.xgroup_delconsumer(stream, self.group, name)
+                    # By the name's own bytes: any bytes make a name in Redis.
+                    await self._redis.xgroup_delconsumer(stream, self.group, consumer["name"])
                     log.info("removed idle consumer", stream=stream, consumer=name)
 
 
@@ -349,5 +350,7 @@ def parse_id(entry_id: str) -> tuple[int, int]:
     return int(millis), int(seq or 0)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def redis_text(value: Any) -> str:
+    """A name or id Redis answered, as text: any bytes make a group's or a consumer's
+    name (another team's, or a typo's), and one not UTF-8 must not stop a reader."""
+    return value.decode(errors="backslashreplace") if isinstance(value, bytes) else str(value)

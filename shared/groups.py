@@ -18,7 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared.consumer import parse_id
+from shared.consumer import parse_id, redis_text
 
 
 class LimitsError(ValueError):
@@ -96,19 +96,20 @@ async def read_groups(redis: Redis, stream: str) -> list[GroupState]:
         raise
     groups = []
     for info in raw:
-        name = _text(info["name"])
+        # Asked about by the name's own bytes, shown as text (redis_text).
+        raw_name = info["name"]
         oldest = None
         if info["pending"]:
-            summary: dict[str, Any] = await redis.xpending(stream, name)
-            oldest = _text(summary["min"]) if summary.get("min") else None
+            summary: dict[str, Any] = await redis.xpending(stream, raw_name)
+            oldest = redis_text(summary["min"]) if summary.get("min") else None
         idle = None
         if info["consumers"]:
-            consumers: list[dict[str, Any]] = await redis.xinfo_consumers(stream, name)
+            consumers: list[dict[str, Any]] = await redis.xinfo_consumers(stream, raw_name)
             idle = min((int(c["idle"]) for c in consumers), default=None)
         groups.append(
             GroupState(
-                name,
-                _text(info["last-delivered-id"]),
+                redis_text(raw_name),
+                redis_text(info["last-delivered-id"]),
                 int(info["pending"]),
                 oldest,
                 None if info.get("lag") is None else int(info["lag"]),
@@ -117,10 +118,6 @@ async def read_groups(redis: Redis, stream: str) -> list[GroupState]:
             )
         )
     return groups
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def drop_group(redis: Redis, stream: str, name: str) -> bool:

@@ -8,6 +8,7 @@ from redis.exceptions import ResponseError
 
 from services.indexer.upkeep import Upkeep
 from services.ingest.backpressure import Backpressure
+from shared.consumer import GroupReader
 from shared.groups import drop_group, read_groups
 from shared.settings import IndexerSettings
 from tests.conftest import Namespace
@@ -84,3 +85,37 @@ async def test_only_a_missing_stream_reads_as_no_groups(redis: Redis, namespace:
         await read_groups(redis, wrong)
     with pytest.raises(ResponseError, match="WRONGTYPE"):
         await drop_group(redis, wrong, "indexer")
+
+
+async def test_names_that_are_not_utf8_are_read_and_stop_no_reader(
+    redis: Redis, namespace: Namespace
+) -> None:
+    # Any bytes make a group's or a consumer's name: another team's tool, or a typo.
+    stream = namespace.streams.articles
+    await add(redis, stream, {"n": "1"})
+    await redis.xgroup_create(stream, "indexer", id="0")
+    for command in (
+        ("XGROUP", "CREATE", stream, b"\xc3\x28", "0"),
+        ("XREADGROUP", "GROUP", b"\xc3\x28", b"\xff", "COUNT", 1, "STREAMS", stream, ">"),
+        ("XGROUP", "CREATECONSUMER", stream, "indexer", b"\xff\xfe"),
+    ):
+        await redis.execute_command(*command)  # type: ignore[no-untyped-call]
+
+    groups = {g.name: g for g in await read_groups(redis, stream)}
+    assert set(groups) == {"indexer", "\\xc3("}
+    assert groups["\\xc3("].pending == 1
+    assert groups["\\xc3("].idle_ms is not None
+
+    reader = GroupReader(
+        redis,
+        [stream],
+        "indexer",
+        "live",
+        batch_size=10,
+        block_ms=10,
+        linger_ms=0,
+        claim_idle_ms=1000,
+    )
+    await reader.forget_idle_consumers()
+    (entry,) = await reader.read()
+    assert entry.fields == {b"n": b"1"}
