@@ -33,7 +33,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, overload
+from typing import Any, Protocol, cast, overload
 
 import structlog
 from redis.asyncio import Redis
@@ -295,8 +295,8 @@ class WorkShare:
             try:
                 lease = self._held.get(item) or await self._try_acquire(item)
                 if lease is not None:
-                    due = await self._redis.get(self._key("due", item))
-                    wait = min(wait, (int(due or 0) - time.time() * 1000) / 1000)
+                    due = cast("bytes | None", await self._redis.get(self._key("due", item)))
+                    wait = min(wait, seconds_until_due(due, time.time() * 1000, item))
                     if wait <= 0 and self._held.get(item) is lease:
                         self._busy.add(item)
                         return lease
@@ -331,6 +331,23 @@ class WorkShare:
         await self._each(_RELEASE, held)
         await self._redis.zrem(self._members, self._owner)
         log.info("leases handed over", leases=len(held))
+
+
+# No interval or backoff Caravan schedules comes near it: a due time further ahead was
+# not written by Caravan, and would leave its item unworked for ever.
+LONGEST_DUE_MS = 366 * 24 * 3600 * 1000
+
+
+def seconds_until_due(due: bytes | None, now_ms: float, item: str) -> float:
+    """Seconds until an item is due, by its stored due time (`done`): at once when it
+    has none, or one no Caravan wrote (not digits, or a year and more ahead)."""
+    if due is None:
+        return 0.0
+    ahead = int(due) - now_ms if due.isdigit() and len(due) <= 16 else None
+    if ahead is None or ahead > LONGEST_DUE_MS:
+        log.warning("due time unreadable, due now", item=item, due=due[:64])
+        return 0.0
+    return ahead / 1000
 
 
 async def lead(share: WorkShare, item: str, work: Callable[[Lease], Awaitable[None]]) -> None:

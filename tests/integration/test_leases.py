@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -127,3 +128,16 @@ async def test_with_audit_every_accepted_write_logs_its_token_and_a_refused_one_
     audit = await entries(redis, f"{namespace.stream_prefix}lease:audit:ingest:s")
     assert [int(fields[b"token"]) for _, fields in audit] == [stale.token, fresh.token]
     assert all(fields[b"keys"].endswith(b"ingest:seen:k") for _, fields in audit)
+
+
+@pytest.mark.parametrize("due", [b"garbage", b"1.7e12", b"\xff", b"99999999999999"])
+async def test_a_due_time_caravan_did_not_write_makes_the_item_due_now(
+    redis: Redis, namespace: Namespace, due: bytes
+) -> None:
+    # Not digits, or centuries ahead: before, the first crash-looped the service and the
+    # last left its source unpolled for ever.
+    share = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "only", ttl=30)
+    await redis.set(f"{namespace.stream_prefix}lease:due:ingest:s", due)
+    async with asyncio.timeout(10):
+        lease = await share.turn("s")
+    assert lease.token >= 1
