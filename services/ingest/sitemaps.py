@@ -6,6 +6,8 @@ namespace, and the news extension's prefix varies.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +62,34 @@ class ChildPlan:
 
 
 _LONGEST_REST = 86400.0
+# `remember_sitemap_child` writes well under this: anything longer was not written by it.
+_LONGEST_VISIT = 4096
+
+
+def read_visit(raw: bytes) -> ChildVisit | None:
+    """A child's visit as `IngestState.remember_sitemap_child` stored it (a JSON object);
+    None when it is not one: written by hand, cut, or by a Caravan that stores other
+    fields (unknown ones are left out, so a newer or older version reads it too)."""
+    if len(raw) > _LONGEST_VISIT:
+        return None
+    try:
+        fields = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(fields, dict):
+        return None
+    visited, lastmod, quiet = fields.get("visited"), fields.get("lastmod"), fields.get("quiet", 0)
+    if (
+        not isinstance(visited, int | float)
+        or isinstance(visited, bool)
+        or not math.isfinite(visited)
+        or not (lastmod is None or isinstance(lastmod, str))
+        or not isinstance(quiet, int)
+        or isinstance(quiet, bool)
+        or quiet < 0
+    ):
+        return None
+    return ChildVisit(float(visited), lastmod, quiet)
 
 
 def plan_children(
@@ -86,7 +116,9 @@ def plan_children(
             due.append(child)
         elif settled(child, visit):
             unchanged += 1
-        elif child.lastmod is None and now - visit.visited < _rest(visit.quiet, interval):
+        # A visit from the future (another replica's clock, or a value nobody should
+        # have written) is no reason to rest: the child would rest until then.
+        elif child.lastmod is None and 0 <= now - visit.visited < _rest(visit.quiet, interval):
             resting += 1
         else:
             due.append(child)

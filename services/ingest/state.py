@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from redis.asyncio import Redis
 
-from services.ingest.sitemaps import ChildVisit
+from services.ingest.sitemaps import ChildVisit, read_visit
 from shared.fetcher import Validators
 from shared.leases import Command, Fence, Unfenced
 
@@ -78,7 +78,11 @@ class IngestState:
         raw: dict[bytes, bytes] = await self._redis.hgetall(self._article_key(key))  # type: ignore[assignment]
         if b"content" not in raw:
             return None
-        return Record(raw[b"content"].decode(), raw.get(b"lead", b"").decode())
+        # A value not UTF-8 (not written by Caravan) reads as another version's: the
+        # article is published again and the record rewritten, never the poll failed.
+        return Record(
+            raw[b"content"].decode(errors="replace"), raw.get(b"lead", b"").decode(errors="replace")
+        )
 
     async def remember(self, key: str, content: str, lead: str, page: Page | None = None) -> None:
         """Remember the article, and the validators of its `page` when it was read."""
@@ -137,11 +141,17 @@ class IngestState:
         are forgotten, so one hash per index stays the size of the index."""
         key = self._children_key(index_url)
         raw: dict[bytes, bytes] = await self._redis.hgetall(key)  # type: ignore[assignment]
-        visits = {url.decode(): ChildVisit(**json.loads(value)) for url, value in raw.items()}
-        gone = [url for url in visits if url not in listed]
+        urls = {name: name.decode(errors="replace") for name in raw}
+        gone = [name for name, url in urls.items() if url not in listed]
         if gone:
             await self._write(("HDEL", key, *gone))
-        return {url: visit for url, visit in visits.items() if url in listed}
+        # A visit that does not read (read_visit) is none: the child is fetched, and
+        # its visit written anew.
+        return {
+            urls[name]: visit
+            for name, value in raw.items()
+            if urls[name] in listed and (visit := read_visit(value)) is not None
+        }
 
     async def remember_sitemap_child(
         self, index_url: str, child_url: str, visit: ChildVisit
@@ -154,4 +164,8 @@ class IngestState:
 
 
 def _text(value: bytes | None) -> str | None:
-    return value.decode() if value else None
+    # A validator not UTF-8 (not one Caravan stored) is none: the page is fetched whole.
+    try:
+        return value.decode() if value else None
+    except UnicodeDecodeError:
+        return None

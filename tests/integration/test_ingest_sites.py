@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from services.ingest.app import ingest_configured_once, ingest_once
 from services.ingest.sitemaps import ChildVisit
-from services.ingest.state import IngestState
+from services.ingest.state import IngestState, Record
 from shared.settings import Settings
 from tests.conftest import REALDATA, Namespace
 from tests.integration.conftest import published_articles
@@ -377,3 +377,36 @@ async def test_children_an_index_no_longer_lists_are_forgotten(
 
     assert visits == {"https://s.kz/b.xml": ChildVisit(1.0, lastmod="2026-05-01", quiet=2)}
     assert await state.recall_sitemap_children(index, {"https://s.kz/a.xml"}) == {}
+
+
+async def test_state_caravan_did_not_write_reads_as_none_and_fails_no_poll(
+    redis: Redis, namespace: Namespace
+) -> None:
+    # Written by hand, cut, or by another version: before, each of these raised on every
+    # poll of its source until the key expired (30 days).
+    state = IngestState(redis, namespace.stream_prefix, ttl=60)
+    index = "https://s.kz/sitemap.xml"
+    listed = {f"https://s.kz/{n}.xml" for n in range(6)}
+    await redis.hset(
+        state._children_key(index),
+        mapping={
+            "https://s.kz/0.xml": b"not json",
+            "https://s.kz/1.xml": b"[1]",
+            "https://s.kz/2.xml": b'{"visited": "yesterday"}',
+            "https://s.kz/3.xml": b'{"visited": 1e999}',
+            "https://s.kz/4.xml": b"[" * 3000 + b"]" * 3000,
+            # A newer Caravan's visit, with a field this one does not know: still read.
+            "https://s.kz/5.xml": b'{"visited": 5.0, "lastmod": null, "quiet": 1, "etag": "x"}',
+            b"https://s.kz/\xff.xml": b'{"visited": 1.0}',
+        },
+    )
+    visits = await state.recall_sitemap_children(index, listed)
+    assert visits == {"https://s.kz/5.xml": ChildVisit(5.0, None, 1)}
+    # The field that is not UTF-8 is not listed, so forgotten like any other.
+    assert b"https://s.kz/\xff.xml" not in await redis.hkeys(state._children_key(index))
+
+    await redis.hset(state._article_key("k"), mapping={"content": b"\xff", "lead": b"\xfe"})
+    # Another content than any hash: the article is published again, its record rewritten.
+    assert await state.record("k") == Record("\ufffd", "\ufffd")
+    await redis.hset(state._document_key("https://s.kz/a"), mapping={"etag": b"\xff"})
+    assert (await state.validators("https://s.kz/a")).etag is None

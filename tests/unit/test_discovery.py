@@ -234,3 +234,14 @@ def test_children_unchanged_by_lastmod_or_resting_after_304s_are_not_fetched() -
     assert fetched(2 * 900.0 + 1) == ["quiet.xml"]
     assert fetched(4 * 900.0 + 1) == ["quiet.xml", "quieter.xml"]
     assert fetched(10**9) == ["quiet.xml", "quieter.xml"]  # never longer than a day
+
+
+def test_a_visit_from_the_future_is_no_reason_to_rest() -> None:
+    # Another replica's clock ahead, or a value nobody should have written (1e308).
+    children = [_child("skewed"), _child("absurd")]
+    visits = {
+        _child("skewed").url: ChildVisit(1000.0 + 5, quiet=3),
+        _child("absurd").url: ChildVisit(1e308, quiet=3),
+    }
+    plan = plan_children(children, visits, budget=50, now=1000.0, interval=900.0)
+    assert sorted(c.url.split("/")[-1] for c in plan.fetch) == ["absurd.xml", "skewed.xml"]
