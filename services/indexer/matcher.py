@@ -229,6 +229,15 @@ class Matcher:
                         "saved search unreadable, skipped", id=document["_id"], error=str(exc)
                     )
                     continue
+                if saved.id != document["_id"]:
+                    # Not one the query service wrote (it stores each under its own id):
+                    # kept by its source's id, it ran in place of that saved search.
+                    log.warning(
+                        "saved search unreadable, skipped",
+                        id=document["_id"],
+                        error=f"its source names another id, {saved.id}",
+                    )
+                    continue
                 self._compiled[saved.id] = compile_search(saved)
         self._compiled = {i: self._compiled[i] for i in listed if i in self._compiled}
         metrics.SAVED_SEARCHES.set(len(self._compiled))
@@ -300,7 +309,8 @@ class Matcher:
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.get(key)
-            announced = await pipe.execute()
+            # A key of another type answers its own error, not the round's.
+            announced = await pipe.execute(raise_on_error=False)
         fresh = unannounced(events, announced)
         if fresh:
             await self._publish(fresh)

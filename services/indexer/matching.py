@@ -253,12 +253,15 @@ def announced_key(prefix: str, match: SavedSearchMatch) -> str:
 
 
 def unannounced(
-    matches: Sequence[SavedSearchMatch], announced: Sequence[bytes | str | None]
+    matches: Sequence[SavedSearchMatch], announced: Sequence[bytes | str | Exception | None]
 ) -> list[SavedSearchMatch]:
-    """The matches whose article text differs from what was last announced for them."""
+    """The matches whose article text differs from what was last announced for them.
+
+    A memory Caravan did not write (not UTF-8, or Redis's refusal to read a key of
+    another type) is no announcement: the match is announced, and remembered anew."""
     fresh = []
     for match, last in zip(matches, announced, strict=True):
-        text = last.decode() if isinstance(last, bytes) else last
+        text = last.decode(errors="replace") if isinstance(last, bytes) else last
         if text != match.content_hash:
             fresh.append(match)
     return fresh

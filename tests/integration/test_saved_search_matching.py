@@ -201,6 +201,37 @@ async def test_a_deleted_saved_search_announces_nothing(
     )
 
 
+async def test_a_stored_search_naming_another_id_stands_in_for_no_other(
+    api: httpx.AsyncClient,
+    indexer: BuildIndexer,
+    redis: Redis,
+    es: AsyncElasticsearch,
+    namespace: Namespace,
+) -> None:
+    oil = await _save(api, q="Neft")
+    impostor = await _save(api, q="metro")
+    # Rewritten by hand (or by a tool) to say it is the other one, with its own query.
+    index = IndexNames(namespace.index_prefix).saved_searches
+    source = (await es.get(index=index, id=oil))["_source"]
+    await es.index(index=index, id=impostor, document=source | {"q": "metro"}, refresh=True)
+
+    await _index(indexer, redis, namespace, STORIES[3])
+    assert _pairs(await _matches(redis, namespace)) == [(oil, _id(4))]
+
+
+async def test_a_memory_of_announcements_caravan_did_not_write_fails_no_round(
+    api: httpx.AsyncClient, indexer: BuildIndexer, redis: Redis, namespace: Namespace
+) -> None:
+    oil, price = await _save(api, q="Neft"), await _save(api, q="Neft narxi")
+    memory = f"{namespace.streams.matches}:announced:"
+    await redis.hset(f"{memory}{oil}:{_id(4)}", mapping={"a": "b"})  # another type
+    await redis.set(f"{memory}{price}:{_id(4)}", b"\xff\xfe")  # not UTF-8
+
+    await _index(indexer, redis, namespace, STORIES[3])
+    assert _pairs(await _matches(redis, namespace)) == sorted([(oil, _id(4)), (price, _id(4))])
+    assert await redis.get(f"{memory}{oil}:{_id(4)}") == STORIES[3].content_hash.encode()
+
+
 async def test_a_delivery_again_or_the_same_text_announces_nothing_a_new_text_does(
     api: httpx.AsyncClient, indexer: BuildIndexer, redis: Redis, namespace: Namespace
 ) -> None:

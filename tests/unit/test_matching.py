@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from services.indexer.matcher import Matcher
 from services.indexer.matching import (
@@ -191,6 +192,10 @@ def test_only_text_not_announced_before_is_announced() -> None:
     )
     fresh = unannounced(events, [None, HASH.encode(), b"0" * 64])
     assert [e.saved_search_id for e in fresh] == ["a" * 22, "c" * 22]
+    # Memories Caravan did not write are none; they fail no round.
+    refused = ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
+    fresh = unannounced(events, [b"\xff\xfe", refused, HASH.encode()])
+    assert [e.saved_search_id for e in fresh] == ["a" * 22, "b" * 22]
     with pytest.raises(ValueError, match="shorter"):
         unannounced(events, [None])
 
