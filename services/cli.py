@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import TextIO
 
 from elastic_transport import TransportError as ESTransportError
 from elasticsearch import ApiError
@@ -40,6 +42,22 @@ from shared.groups import GroupState, drop_group, is_live, read_groups
 from shared.settings import Settings
 from shared.streams import Streams
 
+# What a terminal acts on rather than shows: C0 controls but the command's own line
+# breaks and tabs, DEL, C1, and the bidirectional overrides. What the command prints
+# comes from the web and the streams (titles, dead letters' reasons, group names): one
+# must not retitle the window, clear the screen or hide what follows.
+_UNSHOWN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(text: str) -> str:
+    """`text` with what a terminal would act on written out as escapes."""
+    return _UNSHOWN.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
+def say(text: str, *, file: TextIO | None = None, flush: bool = False) -> None:
+    """print(), every character shown (`shown`)."""
+    print(shown(text), file=file, flush=flush)
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
@@ -48,18 +66,18 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = Settings.from_env()
     except ValidationError as exc:
-        print(f"caravan {args.command}: settings: {exc}", file=sys.stderr)
+        say(f"caravan {args.command}: settings: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     try:
         args.handler(args, settings)
     except (FetchError, FeedError, SitemapError, RatesError, PageOutOfRange) as exc:
-        print(f"caravan {args.command}: {exc}", file=sys.stderr)
+        say(f"caravan {args.command}: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     except RedisError as exc:
-        print(f"caravan {args.command}: Redis: {type(exc).__name__}: {exc}", file=sys.stderr)
+        say(f"caravan {args.command}: Redis: {type(exc).__name__}: {exc}", file=sys.stderr)
         raise SystemExit(3) from exc
     except (ESTransportError, ApiError) as exc:
-        print(f"caravan {args.command}: Elasticsearch: {exc}", file=sys.stderr)
+        say(f"caravan {args.command}: Elasticsearch: {exc}", file=sys.stderr)
         raise SystemExit(3) from exc
 
 
@@ -260,7 +278,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> None:
     elif args.once:
         results = asyncio.run(ingest_app.ingest_configured_once(settings))
         for result in results:
-            print(result.summary())
+            say(result.summary())
         # A one-off load (compose's samples, a cron job) must not pass for done when a
         # source could not be read.
         if any(result.error for result in results):
@@ -284,9 +302,9 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _print_poll(result: PollResult) -> None:
-    print(result.summary())
+    say(result.summary())
     for feed in result.feeds:
-        print(f"advertised feed: {feed}")
+        say(f"advertised feed: {feed}")
 
 
 def _positive_int(text: str) -> int:
@@ -322,25 +340,28 @@ def _ratefeed_release(args: argparse.Namespace, settings: Settings) -> None:
 def _print_quotes(quotes: list[QuoteEvent]) -> None:
     for quote in quotes:
         flags = f" [{', '.join(quote.flags)}]" if quote.flags else ""
-        print(
+        say(
             f"{quote.base}/{quote.quote} {quote.rate} as of {quote.as_of} ({quote.provider}){flags}"
         )
-    print(f"{len(quotes)} quotes published")
+    say(f"{len(quotes)} quotes published")
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> None:
     page = asyncio.run(search_once(settings, args.query, args.page, args.size))
-    print(page.viewing())
+    say(page.viewing())
     for hit in page.results:
-        print(f"- {hit.title} ({hit.source}, {hit.published_at or 'undated'})\n  {hit.url}")
+        say(f"- {hit.title} ({hit.source}, {hit.published_at or 'undated'})\n  {hit.url}")
 
 
 def _deadletters_list(args: argparse.Namespace, settings: Settings) -> None:
     letters = asyncio.run(list_dead_letters(settings, args.limit))
     if not letters:
-        print("no dead letters")
+        say("no dead letters")
     for entry_id, letter in letters:
-        print(
+        if isinstance(letter, str):
+            say(f"{entry_id}  {letter}")
+            continue
+        say(
             f"{entry_id}  {letter.stream} {letter.entry_id}  {letter.error_class} "
             f"(attempts {letter.attempts}, {letter.failed_at:%Y-%m-%d %H:%M:%S}Z)\n"
             f"    {letter.error_message}"
@@ -348,14 +369,17 @@ def _deadletters_list(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _deadletters_replay(args: argparse.Namespace, settings: Settings) -> None:
-    for entry_id, outcome in asyncio.run(replay_dead_letters(settings, args.ids)).items():
-        print(f"{entry_id}: {outcome}")
+    async def replay() -> None:
+        async for entry_id, outcome in replay_dead_letters(settings, args.ids):
+            say(f"{entry_id}: {outcome}", flush=True)
+
+    asyncio.run(replay())
 
 
 def _groups_list(_: argparse.Namespace, settings: Settings) -> None:
     for stream, group, live in asyncio.run(_read_all_groups(settings)):
         state = "live" if live else "ABANDONED (not waited for, not kept from trimming)"
-        print(
+        say(
             f"{stream}  {group.name}: behind {group.behind}, pending {group.pending}, "
             f"consumers {group.consumers}, idle {_idle(group.idle_ms)}  {state}"
         )
@@ -368,17 +392,17 @@ def _groups_drop(args: argparse.Namespace, settings: Settings) -> None:
         if group.name == args.name
     ]
     if not found:
-        print(f"no group {args.name!r} on the streams", file=sys.stderr)
+        say(f"no group {args.name!r} on the streams", file=sys.stderr)
         raise SystemExit(1)
     if any(live for _, live in found) and not args.force:
-        print(f"{args.name!r} is configured or active: refusing without --force", file=sys.stderr)
+        say(f"{args.name!r} is configured or active: refusing without --force", file=sys.stderr)
         raise SystemExit(1)
 
     async def drop() -> None:
         async with make_redis(settings.redis) as redis:
             for stream, _ in found:
                 await drop_group(redis, stream, args.name)
-                print(f"{stream}: dropped {args.name}")
+                say(f"{stream}: dropped {args.name}")
 
     asyncio.run(drop())
 
@@ -407,14 +431,14 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> None:
             reindex_configured(settings, args.index, from_streams=args.from_streams)
         )
     except ReindexIncomplete as exc:
-        print(f"caravan reindex: {exc}", file=sys.stderr)
+        say(f"caravan reindex: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc
-    print(
+    say(
         f"{result.alias}: {result.old_index} -> {result.new_index}, {result.copied} documents "
         f"copied, {result.skipped} left alone; the old index is kept"
     )
     if result.late_failures:
-        print(
+        say(
             f"caravan reindex: {len(result.late_failures)} documents written during the "
             f"rebuild are only in {result.old_index}: "
             + "; ".join(f"{f.doc_id}: {f.reason}" for f in result.late_failures),
@@ -426,9 +450,9 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> None:
 def _docs(args: argparse.Namespace, settings: Settings) -> None:
     stale = write_documents(settings, args.dir, check=args.check)
     if args.check and stale:
-        print("out of date (run `caravan docs`): " + ", ".join(stale), file=sys.stderr)
+        say("out of date (run `caravan docs`): " + ", ".join(stale), file=sys.stderr)
         raise SystemExit(1)
-    print(json.dumps({"written" if not args.check else "checked": stale or "all up to date"}))
+    say(json.dumps({"written" if not args.check else "checked": stale or "all up to date"}))
 
 
 def _run(_: argparse.Namespace, settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import cast
 
 from pydantic import ValidationError
@@ -13,32 +14,39 @@ from shared.settings import Settings
 from shared.streams import DATA_FIELD, Streams
 
 
-async def list_dead_letters(settings: Settings, limit: int) -> list[tuple[str, DeadLetter]]:
-    """Newest first: (dead-letter entry id, letter)."""
+async def list_dead_letters(settings: Settings, limit: int) -> list[tuple[str, DeadLetter | str]]:
+    """Newest first: (dead-letter entry id, the letter, or why it does not read).
+
+    A letter this version cannot read (another version's, or not one at all) is listed
+    with the reason, never left out: the stream holds more than what was shown otherwise.
+    """
     streams = Streams(settings.common)
     async with make_redis(settings.redis) as redis:
         entries = cast(
             "list[tuple[bytes, dict[bytes, bytes]]]",
             await redis.xrevrange(streams.deadletters, count=limit),
         )
-    letters = []
-    for entry_id, fields in entries:
-        try:
-            letter = DeadLetter.model_validate_json(fields[DATA_FIELD])
-        except (KeyError, ValidationError):
-            continue
-        letters.append((entry_id.decode(), letter))
-    return letters
+    return [(entry_id.decode(), read_letter(fields)) for entry_id, fields in entries]
 
 
-async def replay_dead_letters(settings: Settings, ids: list[str]) -> dict[str, str]:
-    """Re-add each letter's original fields to its origin stream, then delete the letter.
+def read_letter(fields: dict[bytes, bytes]) -> DeadLetter | str:
+    """A dead-letter entry's letter, or why it is not one this version reads."""
+    if DATA_FIELD not in fields:
+        return f"unreadable: no {DATA_FIELD.decode()} field"
+    try:
+        return DeadLetter.model_validate_json(fields[DATA_FIELD])
+    except ValidationError as exc:
+        return f"unreadable: {exc.error_count()} errors, first {exc.errors()[0]['msg']}"
+
+
+async def replay_dead_letters(settings: Settings, ids: list[str]) -> AsyncIterator[tuple[str, str]]:
+    """Re-add each letter's original fields to its origin stream, then delete the letter;
+    each id's outcome as it is known, so that whatever stops the run, what was done is said.
 
     The indexer writes with deterministic ids, so replaying an entry that did
     get indexed after all is harmless.
     """
     streams = Streams(settings.common)
-    outcomes: dict[str, str] = {}
     async with make_redis(settings.redis) as redis:
         for entry_id in ids:
             found = cast(
@@ -46,11 +54,14 @@ async def replay_dead_letters(settings: Settings, ids: list[str]) -> dict[str, s
                 await redis.xrange(streams.deadletters, min=entry_id, max=entry_id),
             )
             if not found:
-                outcomes[entry_id] = "not found"
+                yield entry_id, "not found"
                 continue
-            letter = DeadLetter.model_validate_json(found[0][1][DATA_FIELD])
+            letter = read_letter(found[0][1])
+            if isinstance(letter, str):
+                yield entry_id, f"not replayed: {letter}"
+                continue
             if CUT in letter.error_message:
-                outcomes[entry_id] = "not replayed: the letter holds only the entry's start"
+                yield entry_id, "not replayed: the letter holds only the entry's start"
                 continue
             fields: dict[bytes, bytes] = {k.encode(): v for k, v in letter.other_fields.items()}
             if letter.payload:
@@ -65,5 +76,4 @@ async def replay_dead_letters(settings: Settings, ids: list[str]) -> dict[str, s
                 ),
             )
             await redis.xdel(streams.deadletters, entry_id)
-            outcomes[entry_id] = f"replayed to {letter.stream} as {new_id.decode()}"
-    return outcomes
+            yield entry_id, f"replayed to {letter.stream} as {new_id.decode()}"

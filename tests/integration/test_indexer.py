@@ -16,9 +16,10 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from services.cli import main
 from services.indexer.app import deadletters_publisher
 from services.indexer.consumer import Consumer
-from services.indexer.deadletters import replay_dead_letters
+from services.indexer.deadletters import list_dead_letters, replay_dead_letters
 from services.indexer.ledger import MAX_LETTER_BYTES
 from services.indexer.writer import Work
 from shared.clients import make_elasticsearch, make_redis
@@ -100,11 +101,73 @@ async def test_invalid_entries_are_dead_lettered_with_reason_and_the_rest_indexe
         for letter_id, fields in await entries(redis, namespace.streams.deadletters)
         if DeadLetter.model_validate_json(fields[DATA_FIELD]).entry_id == no_data
     ]
-    outcomes = await replay_dead_letters(settings, [letter_id])
+    outcomes = {i: outcome async for i, outcome in replay_dead_letters(settings, [letter_id])}
     assert outcomes[letter_id].startswith(f"replayed to {stream} as ")
     assert await redis.xlen(namespace.streams.deadletters) == 2
     [*_, (_, fields)] = await entries(redis, stream)
     assert fields == {b"title": b"no envelope"}
+
+
+async def test_letters_that_do_not_read_are_listed_and_replay_goes_on_past_them(
+    redis: Redis, namespace: Namespace, settings: Settings
+) -> None:
+    stream, letters = namespace.streams.articles, namespace.streams.deadletters
+
+    def letter(n: int) -> dict[bytes, bytes]:
+        made = DeadLetter(
+            stream=stream,
+            entry_id=f"{n}-0",
+            payload=b"{}",
+            error_class="ValidationError",
+            error_message="ArticleEvent: title: Field required",
+            service="indexer",
+            attempts=1,
+        )
+        return {DATA_FIELD: made.model_dump_json().encode()}
+
+    first = await add(redis, letters, letter(1))
+    broken = await add(redis, letters, {DATA_FIELD: b"not json"})
+    newer = await add(redis, letters, {DATA_FIELD: b'{"schema_version": 2}'})
+    bare = await add(redis, letters, {b"other": b"field"})
+    last = await add(redis, letters, letter(2))
+
+    listed = dict(await list_dead_letters(settings, 10))
+    assert list(listed) == [last, bare, newer, broken, first]
+    assert isinstance(listed[first], DeadLetter)
+    assert listed[bare] == "unreadable: no __data__ field"
+    assert all(str(listed[i]).startswith("unreadable: ") for i in (broken, newer))
+
+    outcomes = dict(
+        [o async for o in replay_dead_letters(settings, [first, broken, newer, bare, last])]
+    )
+    assert outcomes[first].startswith(f"replayed to {stream} as ")
+    assert outcomes[last].startswith(f"replayed to {stream} as ")
+    assert all(outcomes[i].startswith("not replayed: unreadable") for i in (broken, newer, bare))
+    assert await redis.xlen(letters) == 3
+
+
+async def test_a_letter_is_listed_with_what_a_terminal_would_act_on_written_out(
+    redis: Redis, namespace: Namespace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A reason quotes the entry: this one retitles the window, clears the screen,
+    # fakes the answer and hides what follows.
+    hostile = "\x1b]0;pwned\x07\x1b[2J\x1b[1;1Hno dead letters\x1b[8m \u202e\x9b31m"
+    letter = DeadLetter(
+        stream=namespace.streams.articles,
+        entry_id="1-0",
+        payload=b"{}",
+        error_class="ValidationError",
+        error_message=f"title: {hostile}",
+        service="indexer",
+        attempts=1,
+    )
+    await add(redis, namespace.streams.deadletters, {DATA_FIELD: letter.model_dump_json().encode()})
+
+    await asyncio.to_thread(main, ["deadletters", "list"])
+
+    shown = capsys.readouterr().out
+    assert "title: \\u001b]0;pwned\\u0007\\u001b[2J" in shown
+    assert not {"\x1b", "\x07", "\u202e", "\x9b"} & set(shown)
 
 
 async def test_an_entry_too_large_for_a_letter_is_dead_lettered_once_cut_and_said_so(
@@ -133,8 +196,8 @@ async def test_an_entry_too_large_for_a_letter_is_dead_lettered_once_cut_and_sai
     assert await pending(redis, stream) == 0
     # Replayed, the start of the entry would be another entry: it is kept, and said so.
     [(letter_id, _)] = await entries(redis, namespace.streams.deadletters)
-    outcomes = await replay_dead_letters(settings, [letter_id])
-    assert outcomes == {letter_id: "not replayed: the letter holds only the entry's start"}
+    outcomes = [outcome async for outcome in replay_dead_letters(settings, [letter_id])]
+    assert outcomes == [(letter_id, "not replayed: the letter holds only the entry's start")]
     assert await redis.xlen(namespace.streams.deadletters) == 1
 
 
