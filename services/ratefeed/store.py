@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import cast
 
 import structlog
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from services.ratefeed.rates import LastRate
 from shared.decimals import RATE, BadDecimal, read_within
@@ -64,8 +66,15 @@ class LastRateStore:
             pipe.zrevrangebyscore(key, f"({day}", "-inf", start=0, num=1)
             pipe.zrangebyscore(key, day, day)
             pipe.zrangebyscore(key, f"({day}", "+inf", start=0, num=1)
-            found: list[list[bytes]] = await pipe.execute()
-        before, same, after = (_stored_quote(members[0]) if members else None for members in found)
+            found: list[list[bytes] | ResponseError] = await pipe.execute(raise_on_error=False)
+        for answer in found:
+            if isinstance(answer, ResponseError):
+                await self._forget(key, answer)
+                return None, None, None
+        before, same, after = (
+            _stored_quote(members[0]) if members else None
+            for members in cast("list[list[bytes]]", found)
+        )
         return before, same, after
 
     async def commit(self, commands: Sequence[Command]) -> None:
@@ -90,7 +99,7 @@ class LastRateStore:
 
     async def held(self, provider: str, base: str) -> list[QuoteEvent]:
         """The held quotes, oldest as-of date first."""
-        raw: dict[bytes, bytes] = await self._redis.hgetall(self._held_key(provider, base))  # type: ignore[assignment]
+        raw = await self._hash(self._held_key(provider, base))
         held = [event for v in raw.values() if (event := _stored_quote(v)) is not None]
         return sorted(held, key=lambda event: event.as_of)
 
@@ -111,7 +120,7 @@ class LastRateStore:
         return commands
 
     async def get(self, provider: str, base: str) -> LastRate | None:
-        raw: dict[bytes, bytes] = await self._redis.hgetall(self._key(provider, base))  # type: ignore[assignment]
+        raw = await self._hash(self._key(provider, base))
         if not raw:
             return None
         fields = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
@@ -144,6 +153,22 @@ class LastRateStore:
             ]
         key = self._key(provider, base)
         return [("DEL", key), ("HSET", key, *fields)]
+
+    async def _hash(self, key: str) -> dict[bytes, bytes]:
+        try:
+            return cast("dict[bytes, bytes]", await self._redis.hgetall(key))
+        except ResponseError as exc:
+            await self._forget(key, exc)
+            return {}
+
+    async def _forget(self, key: str, refusal: ResponseError) -> None:
+        """A key of another type than the store keeps there (not written by Caravan) is
+        forgotten, through the fence, as stored state that does not read is: left, every
+        read and write of it was refused, and each refusal restarted the whole poll."""
+        if not str(refusal).startswith("WRONGTYPE"):
+            raise refusal
+        log.warning("stored state of another type forgotten", key=key)
+        await self._fence.write([("DEL", key)])
 
     async def still_ours(self) -> None:
         """Before a publish: LeaseLost if the poller's lease passed to another replica."""

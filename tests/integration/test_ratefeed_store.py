@@ -91,3 +91,25 @@ async def test_quotes_stored_before_rates_were_bounded_are_forgotten_not_fatal(
     assert (before.as_of.day, before.rate) == (1, Decimal("0.0020"))
     assert after is not None
     assert (after.as_of.day, after.rate) == (3, Decimal("0.0022"))
+
+
+async def test_a_key_of_another_type_is_forgotten_not_a_poll_restarted_for_ever(
+    redis: Redis, namespace: Namespace
+) -> None:
+    # Set by hand where the store keeps a hash or a sorted set: every read was refused
+    # (WRONGTYPE), taken for Redis away, and the whole poll restarted every few seconds.
+    store = LastRateStore(redis, namespace.stream_prefix)
+    keys = [
+        f"{namespace.stream_prefix}ratefeed:{kind}:nbk:KZT" for kind in ("last", "held", "history")
+    ]
+    for key in keys:
+        await redis.set(key, "oops")
+
+    assert await store.get("nbk", "KZT") is None
+    assert await store.held("nbk", "KZT") == []
+    assert await store.published("nbk", "KZT", date(2026, 1, 2)) == (None, None, None)
+    assert await redis.exists(*keys) == 0
+    # And written again as the store keeps them.
+    await store.remember_published([_quote(1, "0.0020")])
+    before, _, _ = await store.published("nbk", "KZT", date(2026, 1, 2))
+    assert before is not None
