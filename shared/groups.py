@@ -86,8 +86,12 @@ def check_lag_within_maxlen(max_lag: int, maxlen: int | None) -> None:
         raise LimitsError(msg)
 
 
-async def read_groups(redis: Redis, stream: str) -> list[GroupState]:
-    """The groups of a stream as Redis sees them now; none when the stream does not exist."""
+async def read_groups(
+    redis: Redis, stream: str, only: Collection[str] | None = None
+) -> list[GroupState]:
+    """The groups of a stream as Redis sees them now (`only` these names, when given: each
+    group costs two more round trips, and anyone may add groups); none when the stream
+    does not exist."""
     try:
         raw: list[dict[str, Any]] = await redis.xinfo_groups(stream)
     except ResponseError as exc:
@@ -98,6 +102,8 @@ async def read_groups(redis: Redis, stream: str) -> list[GroupState]:
     for info in raw:
         # Asked about by the name's own bytes, shown as text (redis_text).
         raw_name = info["name"]
+        if only is not None and redis_text(raw_name) not in only:
+            continue
         oldest = None
         if info["pending"]:
             summary: dict[str, Any] = await redis.xpending(stream, raw_name)

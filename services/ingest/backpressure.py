@@ -55,8 +55,7 @@ class Backpressure:
         self._reading = asyncio.Lock()
 
     async def lag(self) -> int:
-        groups = await read_groups(self._redis, self._stream)
-        return worst_lag([g for g in groups if g.name in self._configured])
+        return worst_lag(await read_groups(self._redis, self._stream, only=self._configured))
 
     async def wait(self) -> None:
         """Return once the slowest configured consumer group is within `max_lag` entries

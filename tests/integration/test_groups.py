@@ -105,6 +105,8 @@ async def test_names_that_are_not_utf8_are_read_and_stop_no_reader(
     assert set(groups) == {"indexer", "\\xc3("}
     assert groups["\\xc3("].pending == 1
     assert groups["\\xc3("].idle_ms is not None
+    # Asked only about some (ingest's lag check: its configured groups), only those.
+    assert [g.name for g in await read_groups(redis, stream, only={"indexer"})] == ["indexer"]
 
     reader = GroupReader(
         redis,
