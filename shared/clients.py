@@ -22,7 +22,7 @@ from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from shared.esnode import PlainHttpNode
 from shared.settings import REDIS_READ_TIMEOUT, ElasticsearchSettings, RedisSettings
@@ -34,6 +34,14 @@ log = structlog.get_logger(__name__)
 # of a cluster answering (RedisClusterException, not a RedisError). What a loop that
 # talks to Redis waits out instead of ending its service.
 REDIS_AWAY = (RedisError, RedisClusterException, OSError)
+
+
+def wrong_type(answer: object) -> bool:
+    """Whether Redis refused a command for its key holding another type than the command
+    reads or writes: not Redis away, but a key Caravan did not write so."""
+    return isinstance(answer, ResponseError) and str(answer).startswith("WRONGTYPE")
+
+
 # Seconds a readiness check may wait for Elasticsearch's answer.
 READY_TIMEOUT = 2.5
 

@@ -23,6 +23,7 @@ from typing import Any, NotRequired
 from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
+from shared.clients import wrong_type
 from shared.events import SavedSearchMatch
 from shared.saved_searches import SavedSearch
 
@@ -257,10 +258,13 @@ def unannounced(
 ) -> list[SavedSearchMatch]:
     """The matches whose article text differs from what was last announced for them.
 
-    A memory Caravan did not write (not UTF-8, or Redis's refusal to read a key of
-    another type) is no announcement: the match is announced, and remembered anew."""
+    A memory Caravan did not write (not UTF-8, or a key of another type, which Redis
+    refuses to read) is no announcement: the match is announced, and remembered anew.
+    Any other error answered is raised: Redis in trouble must not announce again."""
     fresh = []
     for match, last in zip(matches, announced, strict=True):
+        if isinstance(last, Exception) and not wrong_type(last):
+            raise last
         text = last.decode(errors="replace") if isinstance(last, bytes) else last
         if text != match.content_hash:
             fresh.append(match)

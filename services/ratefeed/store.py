@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from services.ratefeed.rates import LastRate
+from shared.clients import wrong_type
 from shared.decimals import RATE, BadDecimal, read_within
 from shared.events import QuoteEvent
 from shared.leases import Command, Fence, Unfenced
@@ -66,9 +67,11 @@ class LastRateStore:
             pipe.zrevrangebyscore(key, f"({day}", "-inf", start=0, num=1)
             pipe.zrangebyscore(key, day, day)
             pipe.zrangebyscore(key, f"({day}", "+inf", start=0, num=1)
-            found: list[list[bytes] | ResponseError] = await pipe.execute(raise_on_error=False)
+            found: list[list[bytes] | Exception] = await pipe.execute(raise_on_error=False)
         for answer in found:
-            if isinstance(answer, ResponseError):
+            # An error is an answer here (a cluster's pipeline puts a dropped
+            # connection there too): one of another type is forgotten, the rest raised.
+            if isinstance(answer, Exception):
                 await self._forget(key, answer)
                 return None, None, None
         before, same, after = (
@@ -161,11 +164,12 @@ class LastRateStore:
             await self._forget(key, exc)
             return {}
 
-    async def _forget(self, key: str, refusal: ResponseError) -> None:
+    async def _forget(self, key: str, refusal: Exception) -> None:
         """A key of another type than the store keeps there (not written by Caravan) is
         forgotten, through the fence, as stored state that does not read is: left, every
-        read and write of it was refused, and each refusal restarted the whole poll."""
-        if not str(refusal).startswith("WRONGTYPE"):
+        read and write of it was refused, and each refusal restarted the whole poll.
+        Any other error is raised."""
+        if not wrong_type(refusal):
             raise refusal
         log.warning("stored state of another type forgotten", key=key)
         await self._fence.write([("DEL", key)])

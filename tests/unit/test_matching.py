@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError, NoPermissionError, ResponseError
 
 from services.indexer.matcher import Matcher
 from services.indexer.matching import (
@@ -196,6 +196,10 @@ def test_only_text_not_announced_before_is_announced() -> None:
     refused = ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
     fresh = unannounced(events, [b"\xff\xfe", refused, HASH.encode()])
     assert [e.saved_search_id for e in fresh] == ["a" * 22, "b" * 22]
+    # Any other error answered is Redis in trouble: raised, never announced again.
+    for trouble in (ConnectionError("reset"), NoPermissionError("NOPERM"), ResponseError("BUSY")):
+        with pytest.raises(type(trouble)):
+            unannounced(events, [None, trouble, None])
     with pytest.raises(ValueError, match="shorter"):
         unannounced(events, [None])
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -31,6 +31,7 @@ from services.indexer.consumer import Consumer
 from services.indexer.ledger import Ledger
 from services.indexer.writer import Hold, Writer
 from services.query.live import Places, QuoteBroadcaster
+from services.ratefeed.store import LastRateStore
 from shared.backoff import Backoff
 from shared.consumer import Entry, GroupReader
 from shared.events import ArticleEvent, QuoteEvent, content_hash
@@ -286,3 +287,28 @@ async def test_the_live_ticker_follows_on_after_no_node_of_the_cluster_answered(
             message = await subscription.next_message()
     await broadcaster.close()
     assert message.startswith("event: quote")
+
+
+async def test_an_error_a_cluster_pipeline_answers_is_raised_as_redis_away() -> None:
+    # Asked not to raise on errors, redis-py's cluster pipeline puts a connection lost
+    # mid-read among the answers: taken for stored quotes, it crashed the rate feed.
+    class Pipeline:
+        def __getattr__(self, _: str) -> Callable[..., None]:
+            return lambda *_, **__: None
+
+        async def execute(self, **_: Any) -> list[Exception]:
+            return [ConnectionError("Connection lost")] * 3
+
+        async def __aenter__(self) -> Pipeline:
+            return self
+
+        async def __aexit__(self, *_: object) -> None:
+            return None
+
+    class Dropping(FakeRedis):
+        def pipeline(self, **_: Any) -> Pipeline:
+            return Pipeline()
+
+    store = LastRateStore(cast("Redis", Dropping()), "caravan:")
+    with pytest.raises(ConnectionError):
+        await store.published("nbk", "KZT", date(2026, 1, 2))
