@@ -41,9 +41,10 @@ from services.indexer.concurrency import AdaptiveLimit
 from services.indexer.decode import Invalid, decode_entries
 from services.indexer.documents import BulkAction
 from services.indexer.failures import Fault
+from services.indexer.hold import Hold
 from services.indexer.ledger import Ledger, PublishDeadLetter
 from services.indexer.matcher import Matcher
-from services.indexer.writer import Hold, Work, Writer
+from services.indexer.writer import Work, Writer
 from shared.backoff import Backoff
 from shared.clients import REDIS_AWAY
 from shared.consumer import Clock, Entry, GroupReader, wait_or_stop

@@ -22,7 +22,6 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 import structlog
 from elastic_transport import TransportError
@@ -36,9 +35,10 @@ from services.indexer.bulk import ItemOutcome, ItemResult, classify_response
 from services.indexer.concurrency import AdaptiveLimit
 from services.indexer.documents import BulkAction
 from services.indexer.failures import Fault, Verdict, classify_request_error
+from services.indexer.hold import Hold
 from services.indexer.ledger import Ledger
 from shared.backoff import Backoff
-from shared.consumer import Clock, Entry, wait_or_stop
+from shared.consumer import Entry, wait_or_stop
 from shared.settings import IndexerSettings
 
 log = structlog.get_logger(__name__)
@@ -51,59 +51,6 @@ Work = list[tuple[Entry, BulkAction]]
 OnStored = Callable[[list[BulkAction]], None]
 # Only what classify_item reads: a smaller response to send, receive and parse.
 BULK_RESPONSE = "errors,items.*.status,items.*.error"
-
-
-class Hold:
-    """Whether the indexer is holding for the cluster, since when, and why.
-
-    Set by any batch that meets a cluster fault, cleared by the next bulk
-    request the cluster accepts. While set, the consumer reads nothing new,
-    /readyz is not ready with the reason, and the `caravan_indexer_holding`
-    gauge is 1 (the alert rule fires on it).
-    """
-
-    def __init__(self, clock: Clock = time.monotonic) -> None:
-        self._clock = clock
-        self.reason: str | None = None
-        self.since: float | None = None
-        self._released = asyncio.Event()
-        self._released.set()
-
-    @property
-    def active(self) -> bool:
-        return self.reason is not None
-
-    def enter(self, reason: str) -> None:
-        if self.since is None:
-            self.since = self._clock()
-            log.warning("holding: the cluster cannot take writes", reason=reason)
-        self.reason = reason
-        self._released.clear()
-        metrics.HOLDING.set(1)
-
-    def release(self) -> None:
-        if self.since is not None:
-            log.info(
-                "hold released: the cluster takes writes again",
-                held_seconds=round(self._clock() - self.since, 1),
-            )
-        self.reason = None
-        self.since = None
-        self._released.set()
-        metrics.HOLDING.set(0)
-
-    async def wait_released(self, stopping: asyncio.Event) -> None:
-        """Return once the hold is released, or stop is asked."""
-        released = asyncio.ensure_future(self._released.wait())
-        stopped = asyncio.ensure_future(stopping.wait())
-        await asyncio.wait({released, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (released, stopped):
-            task.cancel()
-
-    def describe(self) -> dict[str, Any] | None:
-        if self.reason is None or self.since is None:
-            return None
-        return {"reason": self.reason, "for_seconds": round(self._clock() - self.since, 1)}
 
 
 def _trace_written(work: Work, results: list[ItemResult], started_ns: int) -> None:

@@ -28,8 +28,9 @@ from redis.exceptions import (
 )
 
 from services.indexer.consumer import Consumer
+from services.indexer.hold import Hold
 from services.indexer.ledger import Ledger
-from services.indexer.writer import Hold, Writer
+from services.indexer.writer import Writer
 from services.query.live import Places, QuoteBroadcaster
 from services.ratefeed.store import LastRateStore
 from shared.backoff import Backoff
