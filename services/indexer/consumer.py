@@ -84,6 +84,7 @@ class Consumer:
             claim_idle_ms=settings.claim_idle_ms,
             clock=clock,
         )
+        self.hold = Hold(clock)
         self._ledger = Ledger(
             redis,
             self.reader,
@@ -91,8 +92,8 @@ class Consumer:
             publish_dead_letter,
             stopping=self._stopping,
             backoff=self._backoff,
+            hold=self.hold,
         )
-        self.hold = Hold(clock)
         self.limit = AdaptiveLimit(settings.max_in_flight, start=min(2, settings.max_in_flight))
         self.matcher = matcher
         self._writer = Writer(

@@ -29,8 +29,9 @@ from redis.asyncio import Redis
 
 from services.indexer import metrics
 from services.indexer.failures import Fault
+from services.indexer.hold import Hold
 from shared.backoff import Backoff
-from shared.clients import REDIS_AWAY
+from shared.clients import REDIS_AWAY, wrong_type
 from shared.consumer import Entry, GroupReader, wait_or_stop
 from shared.events import DeadLetter
 from shared.streams import DATA_FIELD
@@ -63,6 +64,7 @@ class Ledger:
         *,
         stopping: asyncio.Event,
         backoff: Backoff,
+        hold: Hold,
     ) -> None:
         self._redis = redis
         self._reader = reader
@@ -70,6 +72,7 @@ class Ledger:
         self._publish = publish
         self._stopping = stopping
         self._backoff = backoff
+        self._hold = hold
         # Keys this process has remembered an error for: the only ones to forget
         # on ack, besides redelivered entries (which another process may have noted).
         self._noted: set[str] = set()
@@ -78,8 +81,13 @@ class Ledger:
         await self._answered("acknowledge", lambda: self._reader.ack(entries))
         noted = [e.key for e in entries if e.key in self._noted or e.deliveries > 1]
         if noted:
-            await self._answered("forget_error", lambda: self._redis.hdel(self._errors_key, *noted))
             self._noted.difference_update(noted)
+            # Tidying only: a note left behind is read for no other entry (entry ids are
+            # never reused), so a refusal costs a warning, not a wait.
+            try:
+                await self._redis.hdel(self._errors_key, *noted)
+            except REDIS_AWAY as exc:
+                log.warning("error notes left behind", entries=len(noted), error=str(exc))
 
     async def dead_letter(self, entry: Entry, error_class: str, message: str) -> None:
         reason = bounded(message)
@@ -117,6 +125,7 @@ class Ledger:
             await self._answered(
                 "note_error",
                 lambda: self._redis.hset(self._errors_key, mapping=mapping),  # type: ignore[arg-type]
+                own=self._errors_key,
             )
             self._noted.update(e.key for e in entries)
 
@@ -124,25 +133,45 @@ class Ledger:
         raw: bytes | None = await self._answered(
             "read_error",
             lambda: self._redis.hget(self._errors_key, entry.key),  # type: ignore[arg-type,return-value]
+            own=self._errors_key,
         )
         return None if raw is None else read_note(raw)
 
-    async def _answered(self, doing: str, command: Callable[[], Awaitable[T]]) -> T:
+    async def _answered(
+        self, doing: str, command: Callable[[], Awaitable[T]], *, own: str | None = None
+    ) -> T:
         """`command`'s answer, once Redis gives one; Redis away after a stop was asked
-        is raised, and the entries stay pending for whichever indexer reads them next."""
+        is raised, and the entries stay pending for whichever indexer reads them next.
+
+        Meanwhile the indexer holds (reads nothing new, /readyz says why), unless it
+        held already. A refusal for `own`, the ledger's own bookkeeping key, holding
+        another type (not written by Caravan) replaces the key rather than waiting on it.
+        """
         attempt = 0
-        while True:
-            try:
-                return await command()
-            except REDIS_AWAY as exc:
-                if self._stopping.is_set():
-                    raise
-                attempt += 1
-                metrics.REDIS_RETRIES.labels(doing).inc()
-                log.warning(
-                    "redis unavailable, retrying", doing=doing, attempt=attempt, error=str(exc)
-                )
-                await wait_or_stop(self._stopping, self._backoff.delay(attempt))
+        entered = False
+        try:
+            while True:
+                try:
+                    return await command()
+                except REDIS_AWAY as exc:
+                    if self._stopping.is_set():
+                        raise
+                    if own is not None and wrong_type(exc):
+                        log.warning("bookkeeping key of another type replaced", key=own)
+                        await self._redis.delete(own)
+                        continue
+                    attempt += 1
+                    metrics.REDIS_RETRIES.labels(doing).inc()
+                    log.warning(
+                        "redis unavailable, retrying", doing=doing, attempt=attempt, error=str(exc)
+                    )
+                    if not self._hold.active:
+                        self._hold.enter(f"Redis refuses to {doing.replace('_', ' ')}: {exc}")
+                        entered = True
+                    await wait_or_stop(self._stopping, self._backoff.delay(attempt))
+        finally:
+            if entered:
+                self._hold.release()
 
 
 def read_note(raw: bytes) -> tuple[Fault, str]:

@@ -48,8 +48,8 @@ HOLD_RETRIES = Counter(
 )
 REDIS_RETRIES = Counter(
     "caravan_indexer_redis_retries_total",
-    "Writes settling entries (acknowledge, dead-letter, note or read an error) sent to Redis "
-    "again after it did not answer, by what was being done.",
+    "Commands settling entries (acknowledge, dead_letter, note_error, read_error) sent to "
+    "Redis again after it did not answer or refused, by what was being done.",
     ["doing"],
 )
 HELD_ENTRIES = Gauge(

@@ -425,7 +425,9 @@ async def test_acknowledgements_redis_refuses_wait_for_it_and_cost_no_dead_lette
             namespace.streams.articles, "indexer", min="-", max="+", count=10
         )
         assert [(p["consumer"], p["times_delivered"]) for p in held] == [(b"refused", 1)] * 3
-        await redis.acl_setuser(user, commands=["+xack"])
+        assert "Redis refuses to acknowledge" in (consumer.hold.reason or "")
+        # Each call sets the user whole: enabled, as redis-py's default would disable it.
+        await redis.acl_setuser(user, enabled=True, commands=["+xack"])
         await asyncio.wait_for(task, timeout=30)
     finally:
         await redis.acl_deluser(user)

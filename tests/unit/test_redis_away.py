@@ -188,11 +188,14 @@ async def test_a_batch_held_for_the_cluster_waits_redis_out_as_it_notes_why() ->
 
 async def test_an_acknowledgement_redis_missed_is_sent_again_until_it_lands() -> None:
     acknowledged: list[tuple[Any, ...]] = []
+    hold = Hold()
+    held: list[bool] = []
 
     class Flapping(FakeRedis):
         misses = 2
 
         async def xack(self, *args: Any) -> int:
+            held.append(hold.active)
             if self.misses:
                 self.misses -= 1
                 raise ConnectionError("Connection reset by peer")
@@ -205,16 +208,41 @@ async def test_an_acknowledgement_redis_missed_is_sent_again_until_it_lands() ->
     work = await consumer.prepare([entry])
     writer = Writer(
         cast("AsyncElasticsearch", FakeElasticsearch(0)),
-        _ledger(redis, asyncio.Event(), consumer.reader),
+        _ledger(redis, asyncio.Event(), consumer.reader, hold),
         IndexerSettings(),
         asyncio.Event(),
-        Hold(),
+        hold,
         Backoff(0.01, 0.01),
     )
     async with asyncio.timeout(10):
         await writer.write(work)
     assert acknowledged == [(STREAMS.articles, "indexer", entry.entry_id)]
-    assert redis.misses == 0
+    # Held (nothing new read, /readyz not ready) while Redis refused, released after.
+    assert held == [False, True, True]
+    assert not hold.active
+
+
+async def test_a_bookkeeping_key_of_another_type_is_replaced_not_waited_on() -> None:
+    # The ledger's own notes of errors, set by hand to a string: every read of them was
+    # refused, and the indexer waited for ever on the first entry past max_deliveries.
+    class Damaged(FakeRedis):
+        def __init__(self) -> None:
+            self.deleted: list[str] = []
+
+        async def hget(self, key: str, _: str) -> bytes | None:
+            if key not in self.deleted:
+                raise ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
+            return None
+
+        async def delete(self, key: str) -> int:
+            self.deleted.append(key)
+            return 1
+
+    redis = Damaged()
+    ledger = _ledger(redis, asyncio.Event())
+    async with asyncio.timeout(10):
+        assert await ledger.last_error(_entry()) is None
+    assert redis.deleted == ["errors"]
 
 
 async def test_the_answer_that_takes_the_batch_releases_the_hold_before_redis_is_asked() -> None:
@@ -243,7 +271,9 @@ async def test_the_answer_that_takes_the_batch_releases_the_hold_before_redis_is
     assert not hold.active
 
 
-def _ledger(redis: FakeRedis, stopping: asyncio.Event, reader: Any = None) -> Ledger:
+def _ledger(
+    redis: FakeRedis, stopping: asyncio.Event, reader: Any = None, hold: Hold | None = None
+) -> Ledger:
     return Ledger(
         cast("Redis", redis),
         cast("GroupReader", reader or redis),
@@ -251,6 +281,7 @@ def _ledger(redis: FakeRedis, stopping: asyncio.Event, reader: Any = None) -> Le
         _no_dead_letters,
         stopping=stopping,
         backoff=Backoff(0.01, 0.01),
+        hold=hold or Hold(),
     )
 
 
