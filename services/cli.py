@@ -47,11 +47,23 @@ from shared.streams import Streams
 # comes from the web and the streams (titles, dead letters' reasons, group names): one
 # must not retitle the window, clear the screen or hide what follows.
 _UNSHOWN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Within one value, line breaks and tabs too: a reason must not print as another line
+# of the listing (a letter with another id, which an operator would then replay).
+_UNSHOWN_IN_A_VALUE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(text: str, unshown: re.Pattern[str]) -> str:
+    return unshown.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def shown(text: str) -> str:
     """`text` with what a terminal would act on written out as escapes."""
-    return _UNSHOWN.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+    return _escaped(text, _UNSHOWN)
+
+
+def value(text: object) -> str:
+    """One value from the data within a line: `shown`, its line breaks and tabs too."""
+    return _escaped(str(text), _UNSHOWN_IN_A_VALUE)
 
 
 def say(text: str, *, file: TextIO | None = None, flush: bool = False) -> None:
@@ -304,7 +316,7 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> None:
 def _print_poll(result: PollResult) -> None:
     say(result.summary())
     for feed in result.feeds:
-        say(f"advertised feed: {feed}")
+        say(f"advertised feed: {value(feed)}")
 
 
 def _positive_int(text: str) -> int:
@@ -350,7 +362,8 @@ def _search(args: argparse.Namespace, settings: Settings) -> None:
     page = asyncio.run(search_once(settings, args.query, args.page, args.size))
     say(page.viewing())
     for hit in page.results:
-        say(f"- {hit.title} ({hit.source}, {hit.published_at or 'undated'})\n  {hit.url}")
+        when = hit.published_at or "undated"
+        say(f"- {value(hit.title)} ({value(hit.source)}, {when})\n  {value(hit.url)}")
 
 
 def _deadletters_list(args: argparse.Namespace, settings: Settings) -> None:
@@ -359,19 +372,20 @@ def _deadletters_list(args: argparse.Namespace, settings: Settings) -> None:
         say("no dead letters")
     for entry_id, letter in letters:
         if isinstance(letter, str):
-            say(f"{entry_id}  {letter}")
+            say(f"{entry_id}  {value(letter)}")
             continue
         say(
-            f"{entry_id}  {letter.stream} {letter.entry_id}  {letter.error_class} "
+            f"{entry_id}  {value(letter.stream)} {value(letter.entry_id)}  "
+            f"{value(letter.error_class)} "
             f"(attempts {letter.attempts}, {letter.failed_at:%Y-%m-%d %H:%M:%S}Z)\n"
-            f"    {letter.error_message}"
+            f"    {value(letter.error_message)}"
         )
 
 
 def _deadletters_replay(args: argparse.Namespace, settings: Settings) -> None:
     async def replay() -> None:
         async for entry_id, outcome in replay_dead_letters(settings, args.ids):
-            say(f"{entry_id}: {outcome}", flush=True)
+            say(f"{value(entry_id)}: {value(outcome)}", flush=True)
 
     asyncio.run(replay())
 
@@ -380,7 +394,7 @@ def _groups_list(_: argparse.Namespace, settings: Settings) -> None:
     for stream, group, live in asyncio.run(_read_all_groups(settings)):
         state = "live" if live else "ABANDONED (not waited for, not kept from trimming)"
         say(
-            f"{stream}  {group.name}: behind {group.behind}, pending {group.pending}, "
+            f"{stream}  {value(group.name)}: behind {group.behind}, pending {group.pending}, "
             f"consumers {group.consumers}, idle {_idle(group.idle_ms)}  {state}"
         )
 
@@ -401,8 +415,16 @@ def _groups_drop(args: argparse.Namespace, settings: Settings) -> None:
     async def drop() -> None:
         async with make_redis(settings.redis) as redis:
             for stream, _ in found:
-                await drop_group(redis, stream, args.name)
-                say(f"{stream}: dropped {args.name}")
+                if await drop_group(redis, stream, args.name):
+                    say(f"{stream}: dropped {value(args.name)}")
+                else:
+                    # Listed with its bytes that are not UTF-8 escaped (`\xc3`), or gone.
+                    say(
+                        f"{stream}: no group named exactly {value(args.name)}; a name "
+                        "listed with \\x escapes must be destroyed by its bytes "
+                        "(redis-cli XGROUP DESTROY)",
+                        file=sys.stderr,
+                    )
 
     asyncio.run(drop())
 

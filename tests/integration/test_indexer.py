@@ -151,7 +151,10 @@ async def test_a_letter_is_listed_with_what_a_terminal_would_act_on_written_out(
 ) -> None:
     # A reason quotes the entry: this one retitles the window, clears the screen,
     # fakes the answer and hides what follows.
-    hostile = "\x1b]0;pwned\x07\x1b[2J\x1b[1;1Hno dead letters\x1b[8m \u202e\x9b31m"
+    hostile = (
+        "\x1b]0;pwned\x07\x1b[2J\x1b[1;1Hno dead letters\x1b[8m \u202e\x9b31m"
+        "\n1732665600123-0  caravan:articles 1-0  ValidationError"
+    )
     letter = DeadLetter(
         stream=namespace.streams.articles,
         entry_id="1-0",
@@ -168,6 +171,9 @@ async def test_a_letter_is_listed_with_what_a_terminal_would_act_on_written_out(
     shown = capsys.readouterr().out
     assert "title: \\u001b]0;pwned\\u0007\\u001b[2J" in shown
     assert not {"\x1b", "\x07", "\u202e", "\x9b"} & set(shown)
+    # The reason stays on its own line: no forged letter to replay.
+    assert shown.count("\n") == 2
+    assert "\\u000a1732665600123-0" in shown
 
 
 async def test_an_entry_too_large_for_a_letter_is_dead_lettered_once_cut_and_said_so(
