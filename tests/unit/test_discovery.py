@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -18,6 +20,7 @@ from services.ingest.sitemaps import (
     SitemapError,
     parse_sitemap,
     plan_children,
+    read_visit,
 )
 from tests.conftest import REALDATA
 
@@ -245,3 +248,11 @@ def test_a_visit_from_the_future_is_no_reason_to_rest() -> None:
     }
     plan = plan_children(children, visits, budget=50, now=1000.0, interval=900.0)
     assert sorted(c.url.split("/")[-1] for c in plan.fetch) == ["absurd.xml", "skewed.xml"]
+
+
+def test_every_visit_caravan_stores_reads_back() -> None:
+    # As IngestState writes it: JSON with non-ASCII escaped, six bytes a character.
+    visit = ChildVisit(1.5, lastmod="понедельник, 4 мая 2026 " * 60, quiet=2)
+    stored = json.dumps(dataclasses.asdict(visit)).encode()
+    assert len(stored) > 4096
+    assert read_visit(stored) == visit
