@@ -38,8 +38,9 @@ from typing import Any, Protocol, cast, overload
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ResponseError
 
-from shared.clients import REDIS_AWAY
+from shared.clients import REDIS_AWAY, wrong_type
 from shared.consumer import wait_or_stop
 from shared.tasks import cancel_until_done
 
@@ -295,8 +296,9 @@ class WorkShare:
             try:
                 lease = self._held.get(item) or await self._try_acquire(item)
                 if lease is not None:
-                    due = cast("bytes | None", await self._redis.get(self._key("due", item)))
-                    wait = min(wait, seconds_until_due(due, time.time() * 1000, item))
+                    wait = min(
+                        wait, seconds_until_due(await self._due(item), time.time() * 1000, item)
+                    )
                     if wait <= 0 and self._held.get(item) is lease:
                         self._busy.add(item)
                         return lease
@@ -304,6 +306,16 @@ class WorkShare:
                 log.warning("lease not taken: redis unreachable", item=item, error=str(exc))
             await wait_or_stop(stop, wait)
         return None
+
+    async def _due(self, item: str) -> bytes | None:
+        try:
+            return cast("bytes | None", await self._redis.get(self._key("due", item)))
+        except ResponseError as exc:
+            # Another type than `done` writes (set by hand): none, so due now, and
+            # `done`'s SET replaces it. Taken for Redis away, it stalled the item for ever.
+            if not wrong_type(exc):
+                raise
+            return b""
 
     async def done(self, item: str, next_in: float) -> None:
         """The item was worked on; it is next due in `next_in` seconds, whoever holds it."""

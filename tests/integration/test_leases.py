@@ -141,3 +141,15 @@ async def test_a_due_time_caravan_did_not_write_makes_the_item_due_now(
     async with asyncio.timeout(10):
         lease = await share.turn("s")
     assert lease.token >= 1
+
+
+async def test_a_due_key_of_another_type_makes_the_item_due_now_and_is_replaced(
+    redis: Redis, namespace: Namespace
+) -> None:
+    share = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "only", ttl=30)
+    due = f"{namespace.stream_prefix}lease:due:ingest:s"
+    await redis.hset(due, "when", "tomorrow")
+    async with asyncio.timeout(10):
+        await share.turn("s")
+    await share.done("s", 60)
+    assert int(await redis.get(due) or 0) > 0
