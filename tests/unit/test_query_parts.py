@@ -332,15 +332,24 @@ def test_article_and_suggestions_are_shaped() -> None:
     assert shape_suggest("Kaz", {}).suggestions == []
 
 
+def _quote(**changes: Any) -> QuoteEvent:
+    """A quote of 29 March 2025, with `changes`."""
+    fields: dict[str, Any] = {
+        "base": "KGS",
+        "rate": Decimal("0.01156"),
+        "as_of": date(2025, 3, 29),
+        "provider": "cbr",
+        "fetched_at": "2025-03-29T10:00:00Z",
+    }
+    return QuoteEvent.model_validate(fields | changes)
+
+
 def test_a_quote_event_becomes_a_ticker_update_as_the_seed_shows_it() -> None:
-    event = QuoteEvent(
+    event = _quote(
         base="TJS",
         rate=Decimal("0.0917431"),
         change_pct=Decimal("0.334"),
         previous_rate=Decimal("0.0914"),
-        as_of=date(2025, 3, 29),
-        provider="cbr",
-        fetched_at="2025-03-29T10:00:00Z",
     )
     update = ticker_update(event.model_dump_json().encode())
     assert update == {
@@ -361,14 +370,7 @@ def test_entries_that_are_not_quotes_are_skipped() -> None:
 
 
 def test_an_entry_longer_than_any_quote_is_not_parsed() -> None:
-    event = QuoteEvent(
-        base="KGS",
-        rate=Decimal("0.01156"),
-        as_of=date(2025, 3, 29),
-        provider="nbkr",
-        fetched_at="2025-03-29T10:00:00Z",
-    )
-    quote = event.model_dump_json().encode()
+    quote = _quote().model_dump_json().encode()
     # A valid quote with an unknown field, which a reader ignores, past the bound.
     padded = quote[:-1] + b',"padding":"' + b"x" * MAX_QUOTE_BYTES + b'"}'
     assert ticker_update(quote) is not None
@@ -376,14 +378,7 @@ def test_an_entry_longer_than_any_quote_is_not_parsed() -> None:
 
 
 def test_only_the_primary_providers_quotes_move_the_ticker() -> None:
-    cross_rate = QuoteEvent(
-        base="KZT",
-        rate=Decimal("0.0021"),
-        as_of=date(2025, 3, 29),
-        provider="cbr",
-        fetched_at="2025-03-29T10:00:00Z",
-        primary=False,
-    )
+    cross_rate = _quote(base="KZT", rate=Decimal("0.0021"), primary=False)
     assert ticker_update(cross_rate.model_dump_json().encode()) is None
 
 
