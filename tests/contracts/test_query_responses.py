@@ -101,14 +101,18 @@ async def corpus(es: AsyncElasticsearch, settings: Settings) -> list[str]:
     last = {action.doc_id: i for i, action in enumerate(actions)}
     newest = [action for i, action in enumerate(actions) if last[action.doc_id] == i]
     operations: list[Any] = [part for action in newest for part in action.operations()]
-    response = await es.options(request_timeout=120).bulk(operations=operations, refresh=True)
+    # One segment, its documents in the order written: the suggester takes its best
+    # per segment, and equal scores go by the order of the documents. A bulk that a
+    # busy node's scheduled refresh cut in two became, merged, another order (a force
+    # merge puts the larger segment first), and other suggestions and similar articles.
+    # Not refreshed until written, it is one segment as written.
+    await es.indices.put_settings(index=names.articles, settings={"refresh_interval": "-1"})
+    response = await es.options(request_timeout=120).bulk(operations=operations)
     assert not response["errors"]
-    # One segment: the suggester takes its best per segment, and how a bulk is cut into
-    # segments is the node's choice too.
-    await es.options(request_timeout=120).indices.forcemerge(
-        index=names.articles, max_num_segments=1
-    )
     await es.indices.refresh(index=names.articles)
+    segments = await es.indices.segments(index=names.articles)
+    [shard] = [copy for shards in segments["indices"].values() for copy in shards["shards"]["0"]]
+    assert shard["num_search_segments"] == 1, "the corpus is not one segment: answers would vary"
     return [action.doc_id for action in actions]
 
 
