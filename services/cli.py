@@ -412,21 +412,25 @@ def _groups_drop(args: argparse.Namespace, settings: Settings) -> None:
         say(f"{args.name!r} is configured or active: refusing without --force", file=sys.stderr)
         raise SystemExit(1)
 
-    async def drop() -> None:
+    async def drop() -> bool:
+        dropped = True
         async with make_redis(settings.redis) as redis:
             for stream, _ in found:
                 if await drop_group(redis, stream, args.name):
                     say(f"{stream}: dropped {value(args.name)}")
-                else:
-                    # Listed with its bytes that are not UTF-8 escaped (`\xc3`), or gone.
-                    say(
-                        f"{stream}: no group named exactly {value(args.name)}; a name "
-                        "listed with \\x escapes must be destroyed by its bytes "
-                        "(redis-cli XGROUP DESTROY)",
-                        file=sys.stderr,
-                    )
+                    continue
+                dropped = False
+                # Listed with its bytes that are not UTF-8 escaped (`\xc3`), or gone.
+                say(
+                    f"{stream}: no group named exactly {value(args.name)}; a name "
+                    "listed with \\x escapes must be destroyed by its bytes "
+                    "(redis-cli XGROUP DESTROY)",
+                    file=sys.stderr,
+                )
+        return dropped
 
-    asyncio.run(drop())
+    if not asyncio.run(drop()):
+        raise SystemExit(1)
 
 
 async def _read_all_groups(settings: Settings) -> list[tuple[str, GroupState, bool]]:

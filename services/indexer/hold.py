@@ -14,42 +14,56 @@ from shared.consumer import Clock
 log = structlog.get_logger(__name__)
 
 
-class Hold:
-    """Whether the indexer is holding for the cluster, since when, and why.
+# Who holds when no one is named: the writer, for the cluster's refusals.
+CLUSTER = "cluster"
 
-    Set by any batch that meets a cluster fault, cleared by the next bulk
-    request the cluster accepts; and while Redis refuses to settle entries
-    (services/indexer/ledger.py), cleared when it takes them. While set, the
-    consumer reads nothing new, /readyz is not ready with the reason, and the
+
+class Hold:
+    """Whether the indexer is holding, since when, and why.
+
+    Each holder enters and releases its own part: the writer for the cluster (entered
+    by any batch that meets a cluster fault, released by the next bulk request the
+    cluster accepts), and each settling command Redis refuses (services/indexer/
+    ledger.py), released when Redis takes it. The hold lasts while any part does: one
+    holder's release must not end another's. While it lasts, the consumer reads
+    nothing new, /readyz is not ready with the latest reason, and the
     `caravan_indexer_holding` gauge is 1 (the alert rule fires on it).
     """
 
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self._clock = clock
-        self.reason: str | None = None
+        self._reasons: dict[object, str] = {}
         self.since: float | None = None
         self._released = asyncio.Event()
         self._released.set()
 
     @property
     def active(self) -> bool:
-        return self.reason is not None
+        return bool(self._reasons)
 
-    def enter(self, reason: str) -> None:
+    @property
+    def reason(self) -> str | None:
+        """The latest reason of those holding."""
+        return next(reversed(self._reasons.values()), None)
+
+    def enter(self, reason: str, holder: object = CLUSTER) -> None:
         if self.since is None:
             self.since = self._clock()
             log.warning("holding: the cluster cannot take writes", reason=reason)
-        self.reason = reason
+        self._reasons.pop(holder, None)
+        self._reasons[holder] = reason
         self._released.clear()
         metrics.HOLDING.set(1)
 
-    def release(self) -> None:
+    def release(self, holder: object = CLUSTER) -> None:
+        self._reasons.pop(holder, None)
+        if self._reasons:
+            return
         if self.since is not None:
             log.info(
                 "hold released: the cluster takes writes again",
                 held_seconds=round(self._clock() - self.since, 1),
             )
-        self.reason = None
         self.since = None
         self._released.set()
         metrics.HOLDING.set(0)

@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 from redis.asyncio import Redis
@@ -143,35 +143,49 @@ class Ledger:
         """`command`'s answer, once Redis gives one; Redis away after a stop was asked
         is raised, and the entries stay pending for whichever indexer reads them next.
 
-        Meanwhile the indexer holds (reads nothing new, /readyz says why), unless it
-        held already. A refusal for `own`, the ledger's own bookkeeping key, holding
+        Meanwhile the indexer holds (reads nothing new, /readyz says why), as a holder
+        of its own. A refusal for `own`, the ledger's own bookkeeping key, holding
         another type (not written by Caravan) replaces the key rather than waiting on it.
         """
         attempt = 0
-        entered = False
+        replace = replaced = False
+        holder = object()
         try:
             while True:
                 try:
+                    if replace:
+                        await _replace_unless_hash(self._redis, cast("str", own))
+                        replace, replaced = False, True
                     return await command()
                 except REDIS_AWAY as exc:
                     if self._stopping.is_set():
                         raise
                     if own is not None and wrong_type(exc):
-                        log.warning("bookkeeping key of another type replaced", key=own)
-                        await self._redis.delete(own)
-                        continue
+                        log.warning("bookkeeping key of another type: replacing it", key=own)
+                        replace = True
+                        if not replaced:
+                            continue  # at once, the first time; then as any refusal
                     attempt += 1
                     metrics.REDIS_RETRIES.labels(doing).inc()
                     log.warning(
                         "redis unavailable, retrying", doing=doing, attempt=attempt, error=str(exc)
                     )
-                    if not self._hold.active:
-                        self._hold.enter(f"Redis refuses to {doing.replace('_', ' ')}: {exc}")
-                        entered = True
+                    self._hold.enter(f"Redis refuses to {doing.replace('_', ' ')}: {exc}", holder)
                     await wait_or_stop(self._stopping, self._backoff.delay(attempt))
         finally:
-            if entered:
-                self._hold.release()
+            self._hold.release(holder)
+
+
+# In one step: replicas and batches note their errors at once when a hold begins, and
+# a check, then a delete, could delete a note written in between.
+_REPLACE_UNLESS_HASH = """
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+async def _replace_unless_hash(redis: Redis, key: str) -> None:
+    await redis.eval(_REPLACE_UNLESS_HASH, 1, key)
 
 
 def read_note(raw: bytes) -> tuple[Fault, str]:

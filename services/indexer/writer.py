@@ -149,6 +149,9 @@ class Writer:
                 )
                 release_frames(exc)
                 if failure.verdict is Verdict.REJECT:
+                    # The cluster answered, about the entry: a hold this batch entered
+                    # (a timeout, then this answer) has nothing else to release it.
+                    self._hold.release()
                     entry, _ = work[0]
                     await self._ledger.dead_letter(
                         entry,

@@ -20,6 +20,7 @@ from services.cli import main
 from services.indexer.app import deadletters_publisher
 from services.indexer.consumer import Consumer
 from services.indexer.deadletters import list_dead_letters, replay_dead_letters
+from services.indexer.failures import Fault
 from services.indexer.ledger import MAX_LETTER_BYTES
 from services.indexer.writer import Work
 from shared.clients import make_elasticsearch, make_redis
@@ -506,3 +507,33 @@ async def test_the_next_batch_is_prepared_while_one_is_being_written(
     assert ready_while_writing == [True]
     assert await pending(redis, namespace.streams.articles) == 0
     assert await ids_in(es, namespace.articles) == sorted(a.idempotency_key for a in articles)
+
+
+async def test_the_ledgers_notes_of_another_type_are_replaced_not_waited_on(
+    redis: Redis, namespace: Namespace
+) -> None:
+    # Set by hand to a string: every read of a note was refused, and the indexer waited
+    # for ever at the first entry past max_deliveries.
+    unused = make_elasticsearch(ElasticsearchSettings(url="http://127.0.0.1:1"))
+    consumer = Consumer(
+        redis,
+        unused,
+        namespace.streams,
+        IndexNames(namespace.index_prefix),
+        IndexerSettings(),
+        _no_letters,
+    )
+    notes = f"{namespace.streams.deadletters}:last-error:indexer"
+    await redis.set(notes, "not a hash")
+    entry = Entry(namespace.streams.articles, "1-0", {}, deliveries=9)
+    ledger = consumer._ledger
+    async with asyncio.timeout(10):
+        assert await ledger.last_error(entry) is None
+        await ledger.remember([entry], Fault.CLUSTER, "ConnectionError")
+        assert await ledger.last_error(entry) == (Fault.CLUSTER, "ConnectionError")
+    assert not consumer.hold.active
+    await unused.close()
+
+
+async def _no_letters(_: DeadLetter) -> None:
+    raise AssertionError("nothing is dead-lettered here")

@@ -14,8 +14,9 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from elastic_transport import ApiResponseMeta, HttpHeaders
 from elastic_transport import ConnectionError as ESConnectionError
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import ApiError, AsyncElasticsearch
 from redis.asyncio import Redis
 from redis.exceptions import (
     ClusterDownError,
@@ -234,9 +235,10 @@ async def test_a_bookkeeping_key_of_another_type_is_replaced_not_waited_on() -> 
                 raise ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
             return None
 
-        async def delete(self, key: str) -> int:
+        async def eval(self, _: str, keys: int, key: str) -> int:
+            # The ledger's replacing script: a key that is not a hash is deleted.
             self.deleted.append(key)
-            return 1
+            return keys
 
     redis = Damaged()
     ledger = _ledger(redis, asyncio.Event())
@@ -344,3 +346,70 @@ async def test_an_error_a_cluster_pipeline_answers_is_raised_as_redis_away() -> 
     store = LastRateStore(cast("Redis", Dropping()), "caravan:")
     with pytest.raises(ConnectionError):
         await store.published("nbk", "KZT", date(2026, 1, 2))
+
+
+def test_each_holder_releases_only_its_own_part_of_the_hold() -> None:
+    # The writer holds for Elasticsearch while two batches wait on Redis: neither
+    # Redis coming back for one batch, nor for both, ends the writer's hold.
+    hold = Hold()
+    first, second = object(), object()
+    hold.enter("Elasticsearch: ConnectionError")
+    hold.enter("Redis refuses to acknowledge", first)
+    hold.enter("Redis refuses to acknowledge", second)
+    hold.release(first)
+    hold.release(second)
+    assert hold.reason == "Elasticsearch: ConnectionError"
+    hold.enter("Redis refuses to dead letter", first)
+    hold.release()  # the cluster takes writes again; Redis still refuses
+    assert hold.reason == "Redis refuses to dead letter"
+    hold.release(first)
+    assert not hold.active
+
+
+async def test_an_entry_refused_after_a_hold_releases_it() -> None:
+    # A timeout held the batch; the cluster then answers that the entry is too large.
+    class Refusing(FakeElasticsearch):
+        async def bulk(self, **_: Any) -> SimpleNamespace:
+            if self.refusals > 0:
+                self.refusals -= 1
+                raise ESConnectionError("timed out")
+            meta = ApiResponseMeta(413, "1.1", HttpHeaders(), 0.0, None)  # type: ignore[arg-type]
+            raise ApiError("413", meta, "<html>Request Entity Too Large</html>")
+
+    letters: list[Any] = []
+
+    async def publish(letter: Any) -> None:
+        letters.append(letter)
+
+    class Settling(FakeRedis):
+        async def hset(self, *_: Any, **__: Any) -> int:
+            return 1
+
+        async def xack(self, *_: Any) -> int:
+            return 1
+
+    redis = Settling()
+    consumer = _consumer(FakeElasticsearch(0), _nothing, redis)
+    work = await consumer.prepare([_entry()])
+    hold = Hold()
+    ledger = Ledger(
+        cast("Redis", redis),
+        consumer.reader,
+        "errors",
+        publish,
+        stopping=asyncio.Event(),
+        backoff=Backoff(0.01, 0.01),
+        hold=hold,
+    )
+    writer = Writer(
+        cast("AsyncElasticsearch", Refusing(1)),
+        ledger,
+        IndexerSettings(),
+        asyncio.Event(),
+        hold,
+        Backoff(0.01, 0.01),
+    )
+    async with asyncio.timeout(10):
+        await writer.write(work)
+    assert [letter.error_class for letter in letters] == ["Elasticsearch413"]
+    assert not hold.active
