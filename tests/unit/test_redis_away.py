@@ -207,13 +207,8 @@ async def test_an_acknowledgement_redis_missed_is_sent_again_until_it_lands() ->
     consumer = _consumer(FakeElasticsearch(0), _nothing, redis)
     entry = _entry()
     work = await consumer.prepare([entry])
-    writer = Writer(
-        cast("AsyncElasticsearch", FakeElasticsearch(0)),
-        _ledger(redis, asyncio.Event(), consumer.reader, hold),
-        IndexerSettings(),
-        asyncio.Event(),
-        hold,
-        Backoff(0.01, 0.01),
+    writer = _writer(
+        FakeElasticsearch(0), _ledger(redis, asyncio.Event(), consumer.reader, hold), hold
     )
     async with asyncio.timeout(10):
         await writer.write(work)
@@ -257,14 +252,7 @@ async def test_the_answer_that_takes_the_batch_releases_the_hold_before_redis_is
     stopping = asyncio.Event()
     stopping.set()
     hold = Hold()
-    writer = Writer(
-        cast("AsyncElasticsearch", FakeElasticsearch(1)),
-        _ledger(Noting(), stopping),
-        IndexerSettings(),
-        asyncio.Event(),
-        hold,
-        Backoff(0.01, 0.01),
-    )
+    writer = _writer(FakeElasticsearch(1), _ledger(Noting(), stopping, hold=hold), hold)
     entry = _entry()
     consumer = _consumer(FakeElasticsearch(0), _nothing)
     work = await consumer.prepare([entry])
@@ -274,16 +262,31 @@ async def test_the_answer_that_takes_the_batch_releases_the_hold_before_redis_is
 
 
 def _ledger(
-    redis: FakeRedis, stopping: asyncio.Event, reader: Any = None, hold: Hold | None = None
+    redis: FakeRedis,
+    stopping: asyncio.Event,
+    reader: Any = None,
+    hold: Hold | None = None,
+    publish: Callable[[Any], Any] | None = None,
 ) -> Ledger:
     return Ledger(
         cast("Redis", redis),
         cast("GroupReader", reader or redis),
         "errors",
-        _no_dead_letters,
+        publish or _no_dead_letters,
         stopping=stopping,
         backoff=Backoff(0.01, 0.01),
         hold=hold or Hold(),
+    )
+
+
+def _writer(es: FakeElasticsearch, ledger: Ledger, hold: Hold) -> Writer:
+    return Writer(
+        cast("AsyncElasticsearch", es),
+        ledger,
+        IndexerSettings(),
+        asyncio.Event(),
+        hold,
+        Backoff(0.01, 0.01),
     )
 
 
@@ -392,23 +395,8 @@ async def test_an_entry_refused_after_a_hold_releases_it() -> None:
     consumer = _consumer(FakeElasticsearch(0), _nothing, redis)
     work = await consumer.prepare([_entry()])
     hold = Hold()
-    ledger = Ledger(
-        cast("Redis", redis),
-        consumer.reader,
-        "errors",
-        publish,
-        stopping=asyncio.Event(),
-        backoff=Backoff(0.01, 0.01),
-        hold=hold,
-    )
-    writer = Writer(
-        cast("AsyncElasticsearch", Refusing(1)),
-        ledger,
-        IndexerSettings(),
-        asyncio.Event(),
-        hold,
-        Backoff(0.01, 0.01),
-    )
+    ledger = _ledger(redis, asyncio.Event(), consumer.reader, hold, publish)
+    writer = _writer(Refusing(1), ledger, hold)
     async with asyncio.timeout(10):
         await writer.write(work)
     assert [letter.error_class for letter in letters] == ["Elasticsearch413"]
