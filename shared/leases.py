@@ -51,24 +51,58 @@ AnyRedis = Redis | RedisCluster
 # Entries an audit stream keeps (about; see Lease.audit).
 AUDIT_MAXLEN = 10_000
 
-_ACQUIRE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
-return token
+# A holder key of another type, or one that never expires, is not a lease Caravan wrote
+# (set by hand): it is no one's, and is taken over, or its item would go unworked for ever.
+_HOLDS = """
+local function holds(key, value)
+  return redis.call('TYPE', key)['ok'] == 'string' and redis.call('GET', key) == value
+end
 """
-_RENEW = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+# Returns the token and what was replaced: 1 a holder, 2 a fence counter that was not one
+# (restarted at the time in milliseconds, past any token INCR could have given).
+_ACQUIRE = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'string' and redis.call('PTTL', KEYS[1]) >= 0 then return {0, 0} end
+local replaced = kind == 'none' and 0 or 1
+local counted, token = pcall(redis.call, 'INCR', KEYS[2])
+if not counted then
+  local now = redis.call('TIME')
+  token = now[1] * 1000 + math.floor(now[2] / 1000)
+  redis.call('SET', KEYS[2], token)
+  replaced = replaced + 2
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
+return {token, replaced}
+"""
+_RENEW = (
+    _HOLDS
+    + """
+if not holds(KEYS[1], ARGV[1]) then return 0 end
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
-_RELEASE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+)
+_RELEASE = (
+    _HOLDS
+    + """
+if not holds(KEYS[1], ARGV[1]) then return 0 end
 return redis.call('DEL', KEYS[1])
+"""
+)
+# The live replicas: a key of another type in its place is replaced, or no replica
+# could ever join. ARGV: the replica, its expiry, now (both epoch ms).
+_BEAT = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+return redis.call('ZCARD', KEYS[1])
 """
 # ARGV[1] the holder's value; then each command as its length and its words, the
 # key being the index of a KEYS entry (declared, so Redis Cluster routes it).
-_FENCED = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+_FENCED = (
+    _HOLDS
+    + """
+if not holds(KEYS[1], ARGV[1]) then return 0 end
 local i = 2
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
@@ -80,6 +114,7 @@ while i <= #ARGV do
 end
 return 1
 """
+)
 
 
 class LeaseLost(Exception):
@@ -117,7 +152,12 @@ class Lease:
             raise LeaseLost(self.key)
 
     async def held(self) -> bool:
-        return bool(await self.redis.get(self.key) == self.value.encode())
+        try:
+            return bool(await self.redis.get(self.key) == self.value.encode())
+        except ResponseError as exc:
+            if not wrong_type(exc):  # another type: not this holder's (see _HOLDS)
+                raise
+            return False
 
     async def check(self) -> None:
         if not await self.held():
@@ -231,11 +271,7 @@ class WorkShare:
 
     async def beat(self) -> None:
         now = int(time.time() * 1000)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self._members, {self._owner: now + self._ttl_ms})
-            pipe.zremrangebyscore(self._members, "-inf", now)
-            pipe.zcard(self._members)
-            *_, live = await pipe.execute()
+        live = await self._redis.eval(_BEAT, 1, self._members, self._owner, now + self._ttl_ms, now)
         self._live = int(live)
         held = list(self._held.items())
         for (item, lease), renewed in zip(held, await self._each(_RENEW, held), strict=True):
@@ -268,11 +304,15 @@ class WorkShare:
         if len(self._held) >= self.share:
             return None
         key = self._key("holder", item)
-        token = int(
-            await self._redis.eval(
-                _ACQUIRE, 2, key, self._key("fence", item), self._owner, self._ttl_ms
+        fence = self._key("fence", item)
+        token, replaced = await self._redis.eval(_ACQUIRE, 2, key, fence, self._owner, self._ttl_ms)
+        if replaced:
+            log.warning(
+                "lease keys not written by caravan, replaced",
+                item=item,
+                holder=bool(replaced & 1),
+                fence=bool(replaced & 2),
             )
-        )
         if not token:
             return None
         audit = self._key("audit", item) if self._audit else None

@@ -153,3 +153,82 @@ async def test_a_due_key_of_another_type_makes_the_item_due_now_and_is_replaced(
         await share.turn("s")
     await share.done("s", 60)
     assert int(await redis.get(due) or 0) > 0
+
+
+@pytest.mark.parametrize("kind", ["hash", "string without expiry"])
+async def test_a_holder_key_caravan_did_not_write_is_taken_over(
+    redis: Redis, namespace: Namespace, kind: str
+) -> None:
+    # Set by hand: before, the item waited for it to expire, which it never does.
+    holder = f"{namespace.stream_prefix}lease:holder:ingest:s"
+    if kind == "hash":
+        await redis.hset(holder, "who", "nobody")
+    else:
+        await redis.set(holder, "nobody:7")
+    share = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "only", ttl=30)
+    async with asyncio.timeout(10):
+        lease = await share.turn("s")
+    assert await lease.held()
+    assert 0 < await redis.pttl(holder) <= 30_000
+    live = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "other", ttl=30)
+    assert await live._try_acquire("s") is None  # a lease Caravan wrote is respected
+
+
+@pytest.mark.parametrize("counter", ["garbage", "hash"])
+async def test_a_fence_counter_caravan_did_not_write_restarts_past_every_token(
+    redis: Redis, namespace: Namespace, counter: str
+) -> None:
+    fence = f"{namespace.stream_prefix}lease:fence:ingest:s"
+    first = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "first", ttl=30)
+    earlier = await first.turn("s")
+    await first.release_all()
+    await redis.delete(fence)
+    if counter == "hash":
+        await redis.hset(fence, "n", "1")
+    else:
+        await redis.set(fence, counter)
+
+    # Before, INCR's refusal read as Redis away: the item was never worked on again.
+    second = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "second", ttl=30)
+    async with asyncio.timeout(10):
+        lease = await second.turn("s")
+    assert lease.token > earlier.token
+    assert await lease.held()
+    await second.release_all()
+    assert (await second.turn("s")).token == lease.token + 1
+
+
+async def test_a_holder_turned_into_another_type_is_lost_not_redis_away(
+    redis: Redis, namespace: Namespace
+) -> None:
+    share = WorkShare(redis, namespace.stream_prefix, "ingest", ["s", "t"], "only", ttl=30)
+    await share.beat()
+    lease = await share.turn("s")
+    other = await share.turn("t")
+    await redis.delete(lease.key)
+    await redis.hset(lease.key, "who", "nobody")
+    state = IngestState(redis, namespace.stream_prefix, ttl=60)
+
+    assert not await lease.held()
+    with pytest.raises(LeaseLost):
+        await state.under(lease).remember("k", "content", "lead")
+    await share.beat()  # the renewal finds it lost; the other lease is renewed
+    assert share.held == ["t"]
+    assert await other.held()
+    async with asyncio.timeout(10):
+        retaken = await share.turn("s")
+    assert retaken.token > lease.token
+
+
+async def test_a_members_key_of_another_type_is_replaced_so_replicas_can_join(
+    redis: Redis, namespace: Namespace
+) -> None:
+    members = f"{namespace.stream_prefix}lease:members:ingest"
+    await redis.set(members, "garbage")
+    first = WorkShare(redis, namespace.stream_prefix, "ingest", ["s", "t"], "first", ttl=30)
+    second = WorkShare(redis, namespace.stream_prefix, "ingest", ["s", "t"], "second", ttl=30)
+    async with asyncio.timeout(10):
+        await first.join()
+        await second.join()
+    assert second.share == 1
+    assert await redis.zcard(members) == 2
