@@ -67,6 +67,11 @@ REFUSED = MetricCounter(
     "Live ticker streams refused, by the cap that refused them.",
     ["cap"],
 )
+SKIPPED = MetricCounter(
+    "caravan_query_live_skipped_total",
+    "Quotes stream entries the live ticker could not read, by why.",
+    ["reason"],
+)
 
 
 # A quote event is well under a kilobyte. A far larger entry is not one, and is not
@@ -78,19 +83,30 @@ MAX_QUOTE_BYTES = 16 << 10
 READ_COUNT = 16
 
 
+class Unreadable(ValueError):
+    """A quotes stream entry that is not a quote event this version reads (another
+    schema version among them, in a mixed rollout): the ticker stays where it was."""
+
+    def __init__(self, reason: Literal["oversized", "invalid"], detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 def ticker_update(data: bytes) -> dict[str, str] | None:
     """The ticker update carried by one stream entry's `__data__`.
 
-    None when it is not a quote (or longer than any), or not the primary provider's:
-    the other providers' quotes are for history and cross-checks, and would make the
-    ticker jump between sources.
+    None when it is not the primary provider's: the other providers' quotes are for
+    history and cross-checks, and would make the ticker jump between sources.
+    Unreadable when it is not a quote (or longer than any).
     """
     if len(data) > MAX_QUOTE_BYTES:
-        return None
+        raise Unreadable("oversized", f"{len(data)} bytes, past {MAX_QUOTE_BYTES}")
     try:
         event = QuoteEvent.model_validate_json(data)
-    except ValidationError:
-        return None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise Unreadable("invalid", f"{where}: {first['msg']}"[:200]) from None
     if not event.primary:
         return None
     change = Decimal(event.change_pct) if event.change_pct is not None else None
@@ -225,7 +241,17 @@ class QuoteBroadcaster:
                 await asyncio.sleep(self._backoff.delay(failures))
                 continue
             for entry in entries:
-                update = ticker_update(entry.fields.get(DATA_FIELD, b""))
+                try:
+                    update = ticker_update(entry.fields.get(DATA_FIELD, b""))
+                except Unreadable as exc:
+                    SKIPPED.labels(exc.reason).inc()
+                    log.warning(
+                        "quote not shown on the ticker",
+                        entry=entry.entry_id,
+                        reason=exc.reason,
+                        error=str(exc),
+                    )
+                    continue
                 if update is not None:
                     self._publish(update)
 

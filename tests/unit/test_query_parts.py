@@ -33,6 +33,7 @@ from services.query.live import (
     MAX_QUOTE_BYTES,
     Places,
     Subscription,
+    Unreadable,
     sse_message,
     ticker_update,
 )
@@ -364,9 +365,17 @@ def test_a_quote_event_becomes_a_ticker_update_as_the_seed_shows_it() -> None:
     assert json.loads(message.split("data: ", 1)[1]) == update
 
 
-def test_entries_that_are_not_quotes_are_skipped() -> None:
-    assert ticker_update(b'{"title": "no quote"}') is None
-    assert ticker_update(b"not json") is None
+def test_entries_that_are_not_quotes_say_why() -> None:
+    # Another version's quote in a mixed rollout was dropped without a word before.
+    newer = _quote().model_dump(mode="json") | {"schema_version": 2}
+    for data, error in [
+        (b'{"title": "no quote"}', r"^\w+: Field required"),
+        (b"not json", r"^: Invalid JSON"),
+        (json.dumps(newer).encode(), r"^schema_version: Input should be 1"),
+    ]:
+        with pytest.raises(Unreadable, match=error) as caught:
+            ticker_update(data)
+        assert caught.value.reason == "invalid"
 
 
 def test_an_entry_longer_than_any_quote_is_not_parsed() -> None:
@@ -374,7 +383,9 @@ def test_an_entry_longer_than_any_quote_is_not_parsed() -> None:
     # A valid quote with an unknown field, which a reader ignores, past the bound.
     padded = quote[:-1] + b',"padding":"' + b"x" * MAX_QUOTE_BYTES + b'"}'
     assert ticker_update(quote) is not None
-    assert ticker_update(padded) is None
+    with pytest.raises(Unreadable, match="past 16384") as caught:
+        ticker_update(padded)
+    assert caught.value.reason == "oversized"
 
 
 def test_only_the_primary_providers_quotes_move_the_ticker() -> None:
