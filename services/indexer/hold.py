@@ -49,7 +49,10 @@ class Hold:
     def enter(self, reason: str, holder: object = CLUSTER) -> None:
         if self.since is None:
             self.since = self._clock()
-            log.warning("holding: the cluster cannot take writes", reason=reason)
+            if holder is CLUSTER:
+                log.warning("holding: the cluster cannot take writes", reason=reason)
+            else:  # the ledger's: an operator must look at Redis, not the cluster
+                log.warning("holding: redis cannot settle entries", reason=reason)
         self._reasons.pop(holder, None)
         self._reasons[holder] = reason
         self._released.clear()
@@ -61,7 +64,7 @@ class Hold:
             return
         if self.since is not None:
             log.info(
-                "hold released: the cluster takes writes again",
+                "hold released: writing and settling again",
                 held_seconds=round(self._clock() - self.since, 1),
             )
         self.since = None

@@ -40,7 +40,8 @@ OLDEST_PENDING_SECONDS = Gauge(
 DEADLETTER_COUNT = Gauge("caravan_deadletters", "Entries in the dead-letter stream.")
 HOLDING = Gauge(
     "caravan_indexer_holding",
-    "1 while the indexer holds its entries because Elasticsearch cannot take writes.",
+    "1 while the indexer holds its entries: Elasticsearch cannot take writes, or Redis"
+    " cannot settle them.",
 )
 HOLD_RETRIES = Counter(
     "caravan_indexer_hold_retries_total",

@@ -27,6 +27,7 @@ from redis.exceptions import (
     ResponseError,
     TryAgainError,
 )
+from structlog.testing import capture_logs
 
 from services.indexer.consumer import Consumer
 from services.indexer.hold import Hold
@@ -210,9 +211,13 @@ async def test_an_acknowledgement_redis_missed_is_sent_again_until_it_lands() ->
     writer = _writer(
         FakeElasticsearch(0), _ledger(redis, asyncio.Event(), consumer.reader, hold), hold
     )
-    async with asyncio.timeout(10):
-        await writer.write(work)
+    with capture_logs() as logs:
+        async with asyncio.timeout(10):
+            await writer.write(work)
     assert acknowledged == [(STREAMS.articles, "indexer", entry.entry_id)]
+    # Not "the cluster cannot take writes": that sent operators to the wrong system.
+    holding = [line["event"] for line in logs if line["event"].startswith("holding")]
+    assert holding == ["holding: redis cannot settle entries"]
     # Held (nothing new read, /readyz not ready) while Redis refused, released after.
     assert held == [False, True, True]
     assert not hold.active
