@@ -13,8 +13,10 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from itertools import islice
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
@@ -273,6 +275,29 @@ class SavedSearchMatch(Event):
     def version(self) -> int:
         """The matched article's version (its fetch time in ms)."""
         return _version_of(self.fetched_at)
+
+
+# The longest title a reader is shown. A page's <title> of a megabyte is not a title:
+# ingest cuts longer ones, and the query service clips those indexed before it did, or
+# every search that found the article carried it.
+TITLE_CHARS = 500
+
+
+# Tags and authors the same way: a page's ten thousand keywords, or one of a megabyte.
+LABELS = 50
+LABEL_CHARS = 200
+
+
+def labels(items: Iterable[str]) -> list[str]:
+    """The first LABELS of `items` that are at most LABEL_CHARS long."""
+    return list(islice((item for item in items if len(item) <= LABEL_CHARS), LABELS))
+
+
+def clipped(text: str, most: int) -> str:
+    """`text`, or its first `most` characters cut back to a word and an ellipsis."""
+    if len(text) <= most:
+        return text
+    return text[:most].rsplit(" ", 1)[0] + "…"
 
 
 def article_key(canonical_url: str) -> str:

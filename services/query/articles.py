@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.query.search import HITS, SearchHit, hit_fields
+from shared.events import TITLE_CHARS, clipped
 from shared.index import ARTICLE_SOURCE, HIT_FIELDS
 from shared.language.wording import TEXT_FIELDS
 
@@ -98,7 +99,10 @@ def shape_suggest(prefix: str, response: dict[str, Any]) -> Suggestions:
     return Suggestions(
         q=prefix,
         suggestions=[
-            Suggestion(id=o["_id"], title=o.get("_source", {}).get("title", o["text"]))
+            Suggestion(
+                id=o["_id"],
+                title=clipped(o.get("_source", {}).get("title", o["text"]), TITLE_CHARS),
+            )
             for o in options
         ],
     )

@@ -32,7 +32,7 @@ from typing_extensions import TypedDict
 
 from services.query.cursors import Cursor
 from services.query.search import HIGHLIGHT_CHARS, SearchRequest, build_search
-from shared.events import is_http_url
+from shared.events import TITLE_CHARS, clipped, is_http_url, labels
 from shared.searching import Criteria
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -252,13 +252,6 @@ def _instant(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _clip(text: str, limit: int = SUMMARY_CHARS) -> str:
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    return text[:limit].rsplit(" ", 1)[0] + "…"
-
-
 def feed_entry(hit: FeedHit, article_page: str) -> FeedEntry:
     """One entry from a hit; `article_page`: the article's page here, for a link that
     is not http(s)."""
@@ -268,12 +261,13 @@ def feed_entry(hit: FeedHit, article_page: str) -> FeedEntry:
     published = source.get("published_at")
     return FeedEntry(
         article_id=hit["_id"],
-        title=source["title"],
+        title=clipped(source["title"], TITLE_CHARS),
         link=source["url"] if is_http_url(source["url"]) else article_page,
         updated=_instant(source["fetched_at"]),
         published=_instant(published) if published else None,
-        summary=_clip(summary),
-        authors=tuple(a for a in source.get("authors", []) if a.strip()) or (source["source"],),
+        summary=clipped(" ".join(summary.split()), SUMMARY_CHARS),
+        authors=tuple(a for a in labels(source.get("authors", [])) if a.strip())
+        or (source["source"],),
         language=source.get("language"),
     )
 

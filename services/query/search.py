@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import html
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
 
 from services.query.cursors import Cursor, SortMode
+from shared.events import LABELS, TITLE_CHARS, clipped, labels
 from shared.index import HIT_FIELDS, ArticleHit
 from shared.language.analysis import STEMMERS
 from shared.language.synonyms import Synonyms
@@ -477,24 +479,56 @@ def hit_fields(hit: ArticleHit) -> dict[str, Any]:
     # Feeds often repeat the summary as the body's start: the same fragment shows once.
     fragments = list(dict.fromkeys([*highlight.get("body", []), *highlight.get("summary", [])]))
     excerpt = (
-        " … ".join(fragments[:2])
+        " … ".join(clip_fragment(fragment) for fragment in fragments[:2])
         if fragments
-        else html.escape(_clip(src.get("summary", "")), quote=False)
+        else html.escape(clipped(src.get("summary", ""), EXCERPT_CHARS), quote=False)
     )
+    tags = src.get("tags", [])
     return {
         "id": hit["_id"],
-        "title": src["title"],
+        "title": clipped(src["title"], TITLE_CHARS),
         "url": src["url"],
         "source": src["source"],
         "published_at": src.get("published_at"),
         "excerpt": excerpt,
         "language": src.get("language"),
-        "tags": src.get("tags", []),
+        "tags": tags if len(tags) <= LABELS else labels(tags),
         "countries": src.get("countries", []),
     }
 
 
-def _clip(text: str) -> str:
-    if len(text) <= EXCERPT_CHARS:
-        return text
-    return text[:EXCERPT_CHARS].rsplit(" ", 1)[0] + "…"
+# A fragment ends at a word's end, and a page's one "word" of 450,000 characters made
+# each hit's excerpt 900 KB. Past this many characters a fragment is cut.
+FRAGMENT_CHARS = 600
+# What the html encoder and the tags put in a fragment: each stands for one character
+# of text, or none.
+_MARKUP = re.compile(r"&#?\w{1,8};|</?mark>")
+
+
+def clip_fragment(fragment: str, most: int = FRAGMENT_CHARS) -> str:
+    """A highlighted fragment (escaped text, matches in <mark>) cut to `most` characters
+    of text and an ellipsis, never inside an entity or a tag, an open mark closed."""
+    if len(fragment) <= most:
+        return fragment
+    out: list[str] = []
+    shown = 0
+    marked = False
+    at = 0
+    # An entity or a tag is at most 8 characters for one of text: the cut is in here.
+    for markup in _MARKUP.finditer(fragment, 0, most * 8 + 8):
+        text = fragment[at : markup.start()]
+        if shown + len(text) >= most:
+            break
+        out.append(text)
+        shown += len(text)
+        at = markup.end()
+        tag = markup.group()
+        out.append(tag)
+        if tag in ("<mark>", "</mark>"):
+            marked = tag == "<mark>"
+        else:
+            shown += 1
+    out.append(fragment[at : at + most - shown])
+    if at + most - shown >= len(fragment):
+        return fragment
+    return "".join(out) + ("</mark>" if marked else "") + "…"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import ipaddress
 import json
+import re
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -39,7 +41,7 @@ from services.query.live import (
 )
 from services.query.middleware import RateLimitMiddleware
 from services.query.pages import facet_links, language_links, pager, search_url
-from services.query.search import Facet, Facets, SearchPage
+from services.query.search import FRAGMENT_CHARS, Facet, Facets, SearchPage, clip_fragment
 from shared.events import QuoteEvent
 
 
@@ -547,3 +549,52 @@ def test_the_language_switch_links_this_page_in_each_language() -> None:
     ]
     assert [tag for tag, link in links if link.current] == ["ru"]
     assert _query(links[3][1].url) == {"q": ["газ"], "page": ["2"], "lang": ["uz-Cyrl"]}
+
+
+def _visible(fragment: str) -> str:
+    return html.unescape(fragment.replace("<mark>", "").replace("</mark>", ""))
+
+
+def test_a_fragment_of_one_endless_word_is_cut_its_mark_closed() -> None:
+    # A page's one "word" of 450,000 characters made every hit's excerpt 900 KB.
+    word = "<mark>dollar</mark>" + "&amp;x" * 200_000
+    cut = clip_fragment(word)
+    assert cut.startswith("<mark>dollar</mark>&amp;x")
+    assert cut.endswith("…")
+    assert len(_visible(cut)) == FRAGMENT_CHARS + 1
+    inside = clip_fragment("a <mark>" + "y" * 5000 + "</mark> b")
+    assert inside.endswith("y</mark>…")
+    assert len(_visible(inside)) == FRAGMENT_CHARS + 1
+    normal = "a <mark>rate</mark> of &lt;1%, " * 10
+    assert clip_fragment(normal) == normal
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "word ",
+                "&amp;",
+                "&#39;",
+                "<mark>hit</mark>",
+                "x" * 97,
+                "<mark>" + "z" * 300 + "</mark>",
+            ]
+        ),
+        max_size=40,
+    ),
+    st.integers(1, 700),
+)
+def test_a_cut_fragment_shows_the_start_of_the_text_with_whole_markup(
+    pieces: list[str], most: int
+) -> None:
+    fragment = "".join(pieces)
+    cut = clip_fragment(fragment, most)
+    if cut == fragment:
+        assert len(fragment) <= most or len(_visible(fragment)) <= most
+        return
+    shown = _visible(cut.removesuffix("…"))
+    assert _visible(fragment).startswith(shown)
+    assert len(shown) == most
+    assert cut.count("<mark>") == cut.count("</mark>")
+    assert re.fullmatch(r"([^&<]|&amp;|&#39;|</?mark>)*…", cut)
