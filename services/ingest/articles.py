@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -11,7 +12,7 @@ from services.ingest.extract import Extracted
 from services.ingest.sources import Source
 from services.ingest.text import html_to_text
 from services.ingest.urls import canonicalize_url, is_web_url
-from shared.events import ArticleEvent, content_hash
+from shared.events import TITLE_CHARS, ArticleEvent, clipped, content_hash, labels
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def page_event(
     The lead's date wins: feeds and news sitemaps carry a full timestamp, pages
     often only a day or a wrong one.
     """
-    title = page.title or lead.title
+    title = clipped(page.title or lead.title, TITLE_CHARS)
     if not title:
         raise NoArticleError(f"{final_url}: no title on the page or in the source")
     return ArticleEvent(
@@ -63,17 +64,29 @@ def page_event(
         title=title,
         summary=lead.summary or page.description,
         body=page.text,
-        authors=page.authors or lead.authors,
+        authors=labels(page.authors or lead.authors),
         published_at=lead.published_at or parse_date(page.date, source.zone, fetched_at),
-        language=page.language or lead.language or source.language,
-        tags=sorted({*source.tags, *lead.tags, *page.tags}),
+        language=language_code(page.language) or language_code(lead.language) or source.language,
+        tags=labels(sorted({*source.tags, *lead.tags, *page.tags})),
         countries=list(source.countries),
         fetched_at=fetched_at,
         content_hash=content_hash(title, page.text),
         site_name=page.site_name,
-        image_url=page.image,
+        # Shown as a picture by whoever reads the event: a web address or none.
+        image_url=page.image if page.image and is_web_url(page.image) else None,
         extraction="page",
     )
+
+
+# ISO 639 as pages, feeds and sitemaps write it (`ru`, `uzb`, `uz-Latn`, `ru_RU`), without
+# its region. Anything else is no language: a feed's 33,000-character <dc:language> made
+# Elasticsearch refuse the article (a keyword past its 32,766 bytes).
+_LANGUAGE = re.compile(r"([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*")
+
+
+def language_code(value: str | None) -> str | None:
+    found = _LANGUAGE.fullmatch(value.strip()) if value else None
+    return found.group(1).lower() if found else None
 
 
 # A lead's title is parsed as HTML in the service's own process, not in a sandboxed
@@ -84,7 +97,7 @@ TITLE_HTML_CHARS = 4096
 
 def lead_event(lead: Lead, source: Source, fetched_at: datetime) -> ArticleEvent:
     """The article as its lead describes it, when the page could not be read."""
-    title = html_to_text(lead.title[:TITLE_HTML_CHARS])
+    title = clipped(html_to_text(lead.title[:TITLE_HTML_CHARS]), TITLE_CHARS)
     if not title:
         raise NoArticleError(f"{lead.url}: page unreadable and no title in the source")
     body = lead.body or lead.summary
@@ -95,10 +108,10 @@ def lead_event(lead: Lead, source: Source, fetched_at: datetime) -> ArticleEvent
         title=title,
         summary=lead.summary,
         body=body,
-        authors=lead.authors,
+        authors=labels(lead.authors),
         published_at=lead.published_at,
-        language=lead.language or source.language,
-        tags=sorted({*source.tags, *lead.tags}),
+        language=language_code(lead.language) or source.language,
+        tags=labels(sorted({*source.tags, *lead.tags})),
         countries=list(source.countries),
         fetched_at=fetched_at,
         content_hash=content_hash(title, body),
