@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -103,7 +104,10 @@ async def read_location(
             (p for p in config.providers if p.kind == kind), None
         ) or Provider.model_validate({"name": kind, "kind": kind, "url": location})
     with bound_contextvars(provider=provider.name):
-        return _checked(provider, parse_document(provider, content), now)
+        # Off the event loop: a document of 2 MiB takes a second to read, and the loop
+        # renews the lease and answers the health checks meanwhile.
+        rates = await asyncio.to_thread(parse_document, provider, content)
+        return _checked(provider, rates, now)
 
 
 async def read_provider(
@@ -138,14 +142,21 @@ async def _read_provider(
 
 def _checked(provider: Provider, rates: OfficialRates, now: datetime) -> Reading:
     check_as_of(rates, local_today(provider.timezone, now), provider.max_lead_days)
-    for problem in rates.problems:
-        _left_out(provider.name, problem)
+    _left_out(provider.name, rates.problems)
     return Reading(provider, rates)
 
 
-def _left_out(provider: str, problem: str) -> None:
-    log.warning("rate entry left out", detail=problem)
-    metrics.LEFT_OUT.labels(provider).inc()
+# A document of 2 MiB holds 200,000 entries: the first few left out are told, the rest
+# counted (one line each was 50 MB of log a poll).
+PROBLEMS_LOGGED = 20
+
+
+def _left_out(provider: str, problems: Sequence[str]) -> None:
+    for problem in problems[:PROBLEMS_LOGGED]:
+        log.warning("rate entry left out", detail=problem)
+    if len(problems) > PROBLEMS_LOGGED:
+        log.warning("more rate entries left out", count=len(problems) - PROBLEMS_LOGGED)
+    metrics.LEFT_OUT.labels(provider).inc(len(problems))
 
 
 async def publish_readings(
@@ -176,8 +187,7 @@ def _candidates(reading: Reading) -> list[Candidate]:
     except RatesError as exc:
         log.error("rates unusable", error=str(exc))
         return []
-    for problem in rejected:
-        _left_out(reading.provider.name, problem)
+    _left_out(reading.provider.name, rejected)
     missing = sorted(set(CURRENCIES) - set(usd))
     if missing:
         log.info("currencies not in document", missing=missing)

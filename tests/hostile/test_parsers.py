@@ -131,6 +131,17 @@ CASES = [
         ),
         100,
     ),
+    # Caravan's own, before: the plain-number check tried every split of the digits
+    # (34 s for a 47 KB value, each poll, the rate feed's loop held).
+    Case(
+        "rates: one number of many digits",
+        detect,
+        lambda n: (
+            b"<ValCurs Date='01.01.2026'><Valute><CharCode>KZT</CharCode>"
+            b"<Nominal>1</Nominal><Value>" + b"1" * n + b"_1</Value></Valute></ValCurs>"
+        ),
+        4000,
+    ),
     # Caravan's own, before: folding lost one character per pass (24 s for 78 KiB).
     Case("article of one long word", _decoded, lambda n: _article_entry("k" * n + "h"), 10_000),
     Case("article of digraph runs", _decoded, lambda n: _article_entry("kh" * n), 10_000),

@@ -48,7 +48,8 @@ def test_an_absurd_value_leaves_out_its_currency_only(absurd: str) -> None:
 
     assert "KZT" not in rates.per_unit
     [problem] = rates.problems
-    assert problem.startswith(f"KZT: {PROVIDER_BOUND}, not '")
+    # Thousands of digits are refused before they are read as a number.
+    assert problem.startswith((f"KZT: {PROVIDER_BOUND}, not '", "KZT: a number of 5"))
     assert len(problem) < 200
     assert set(usd_rates(rates, CENTRAL_ASIA)) == {"KGS", "TJS", "UZS", "TMT"}
 

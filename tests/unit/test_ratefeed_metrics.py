@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from services.ratefeed.config import Provider
 from services.ratefeed.status import ProviderStatus
+from services.ratefeed.worker import PROBLEMS_LOGGED, _left_out
 from shared.fetch import FetchError
 
 
@@ -33,3 +35,16 @@ def test_staleness_and_last_read_and_error_times_are_exported() -> None:
     assert status.details(datetime.now(UTC))[name]["error"] == "timed out"
     later = datetime.now(UTC) + timedelta(days=10)
     assert status.details(later)[name]["stale"] is True
+
+
+def test_entries_left_out_are_all_counted_and_the_first_few_logged() -> None:
+    # 200,000 bad entries in a 2 MiB document were a warning each: 50 MB of log a poll.
+    name = f"p{uuid4().hex[:8]}"
+    problems = [f"X{n}: not a number" for n in range(1000)]
+    with capture_logs() as logs:
+        _left_out(name, problems)
+    told = [line for line in logs if line["event"] == "rate entry left out"]
+    assert [line["detail"] for line in told] == problems[:PROBLEMS_LOGGED]
+    rest = [line for line in logs if line["event"] == "more rate entries left out"]
+    assert [line["count"] for line in rest] == [1000 - PROBLEMS_LOGGED]
+    assert _sample("caravan_ratefeed_left_out_total", name) == 1000

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from services.ratefeed.parsers.parsing import parse_xml, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
+from shared.decimals import shown
 
 PROVIDER = "cbr"
 
@@ -27,7 +28,7 @@ def parse_cbr(content: bytes) -> OfficialRates:
     try:
         as_of = datetime.strptime(raw_date or "", "%d.%m.%Y").date()
     except ValueError as exc:
-        raise RatesError(f"ValCurs has no valid Date attribute: {raw_date!r}") from exc
+        raise RatesError(f"ValCurs has no valid Date attribute: {shown(raw_date)}") from exc
 
     per_unit, problems = per_unit_values(
         (

@@ -16,6 +16,7 @@ from typing import Any
 
 from services.ratefeed.parsers.parsing import commonest_date, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
+from shared.decimals import shown
 
 PROVIDER = "cbu"
 WHAT = "Central Bank of Uzbekistan rates document"
@@ -25,7 +26,7 @@ def parse_cbu(content: bytes) -> OfficialRates:
     entries = _entries(content)
     dated = [(day, entry) for entry in entries if (day := _date(entry.get("Date"))) is not None]
     if not dated:
-        msg = f"no valid Date in the {WHAT}: {entries[0].get('Date')!r}"
+        msg = f"no valid Date in the {WHAT}: {shown(entries[0].get('Date'))}"
         raise RatesError(msg)
     as_of, current = commonest_date(dated)
     per_unit, problems = per_unit_values(

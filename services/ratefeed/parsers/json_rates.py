@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.ratefeed.parsers.parsing import commonest_date, is_currency_code, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
+from shared.decimals import shown
 
 
 class JsonRatesSpec(BaseModel):
@@ -67,7 +68,7 @@ def parse_json_rates(content: bytes, spec: JsonRatesSpec, provider: str) -> Offi
         raise WrongFormat(f"{provider}: not JSON ({exc})") from exc
     base = spec.base or str(_at(document, spec.base_path or "", provider))
     if not is_currency_code(base):
-        msg = f"{provider}: bad base currency {base!r}"
+        msg = f"{provider}: bad base currency {shown(base)}"
         raise RatesError(msg)
     rates = _at(document, spec.rates_path, provider)
     if isinstance(rates, dict):
@@ -132,7 +133,7 @@ def _date(value: object, spec: JsonRatesSpec, provider: str) -> date:
     try:
         return datetime.strptime(str(value).strip(), spec.date_format).date()
     except ValueError as exc:
-        raise RatesError(f"{provider}: no valid date: {value!r}") from exc
+        raise RatesError(f"{provider}: no valid date: {shown(value)}") from exc
 
 
 def _number(value: object) -> str | None:

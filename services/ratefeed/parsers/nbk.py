@@ -23,6 +23,7 @@ from lxml import etree
 
 from services.ratefeed.parsers.parsing import commonest_date, parse_xml, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
+from shared.decimals import shown
 
 PROVIDER = "nbk"
 WHAT = "National Bank of Kazakhstan rates document"
@@ -71,7 +72,7 @@ def _dated_items(items: list[etree._Element]) -> list[tuple[date, etree._Element
     ]
     if not dated:
         first = items[0].findtext("pubDate") if items else None
-        msg = f"no valid date in the {WHAT}: {first!r}"
+        msg = f"no valid date in the {WHAT}: {shown(first)}"
         raise RatesError(msg)
     return dated
 
@@ -79,7 +80,7 @@ def _dated_items(items: list[etree._Element]) -> list[tuple[date, etree._Element
 def _document_date(text: str | None) -> date:
     day = _date(text, "%d.%m.%Y")
     if day is None:
-        raise RatesError(f"no valid date in the {WHAT}: {text!r}")
+        raise RatesError(f"no valid date in the {WHAT}: {shown(text)}")
     return day
 
 

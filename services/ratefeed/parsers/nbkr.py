@@ -13,6 +13,7 @@ from datetime import datetime
 
 from services.ratefeed.parsers.parsing import parse_xml, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
+from shared.decimals import shown
 
 PROVIDER = "nbkr"
 WHAT = "National Bank of the Kyrgyz Republic rates document"
@@ -26,7 +27,7 @@ def parse_nbkr(content: bytes) -> OfficialRates:
     try:
         as_of = datetime.strptime(raw_date or "", "%d.%m.%Y").date()
     except ValueError as exc:
-        raise RatesError(f"CurrencyRates has no valid Date attribute: {raw_date!r}") from exc
+        raise RatesError(f"CurrencyRates has no valid Date attribute: {shown(raw_date)}") from exc
     per_unit, problems = per_unit_values(
         (
             (

@@ -17,6 +17,7 @@ from datetime import date, datetime
 
 from services.ratefeed.parsers.parsing import parse_xml, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
+from shared.decimals import shown
 
 PROVIDER = "nbt"
 WHAT = "National Bank of Tajikistan rates document"
@@ -49,5 +50,5 @@ def _date(text: str | None) -> date:
             return datetime.strptime((text or "").strip(), pattern).date()
         except ValueError:
             continue
-    msg = f"ValCurs has no valid Date attribute: {text!r}"
+    msg = f"ValCurs has no valid Date attribute: {shown(text)}"
     raise RatesError(msg)
