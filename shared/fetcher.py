@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,12 +84,24 @@ class Validators:
     last_modified: str | None = None
 
     def headers(self) -> dict[str, str]:
-        headers = {}
-        if self.etag:
-            headers["If-None-Match"] = self.etag
-        if self.last_modified:
-            headers["If-Modified-Since"] = self.last_modified
-        return headers
+        # Checked again here: values kept in Redis before they were checked on arrival.
+        sent = {
+            "If-None-Match": usable_validator(self.etag),
+            "If-Modified-Since": usable_validator(self.last_modified),
+        }
+        return {name: value for name, value in sent.items() if value}
+
+
+# A validator goes back in a request header, which is ASCII: httpx refuses anything else
+# while building the request, so one answer's `ETag: "p\xff"` (or a Last-Modified in
+# French) failed every poll of its source for the 30 days it was kept. And no version
+# needs more than this to name it: a 60 KB ETag was 99 KB of Redis an article.
+_VALIDATOR = re.compile(r"[\x20-\x7e]{1,256}")
+
+
+def usable_validator(value: str | None) -> str | None:
+    """`value` when it can be sent back as it came, else None (the GET is unconditional)."""
+    return value if value is not None and _VALIDATOR.fullmatch(value) else None
 
 
 @dataclass(frozen=True)
@@ -268,7 +281,8 @@ class PoliteFetcher:
                     location=response.headers.get("location"),
                     retry_after=response.headers.get("retry-after"),
                     validators=Validators(
-                        response.headers.get("etag"), response.headers.get("last-modified")
+                        usable_validator(response.headers.get("etag")),
+                        usable_validator(response.headers.get("last-modified")),
                     ),
                 )
         except AddressRefused as exc:

@@ -156,6 +156,39 @@ async def test_a_published_page_is_asked_for_again_with_the_validators_it_was_re
     assert len(await published_articles(redis, namespace)) == 2
 
 
+@pytest.mark.parametrize(
+    "validators",
+    [
+        {"ETag": '"v\xff"', "Last-Modified": "Dim, 06 d\xe9c 2026 10:00:00 GMT"},
+        {"ETag": '"' + "v" * 60_000 + '"', "Last-Modified": "x" * 30_000},
+    ],
+    ids=["not-ascii", "huge"],
+)
+async def test_validators_that_cannot_be_sent_back_are_not_kept(
+    web: LoopbackServer, web_settings: Settings, validators: dict[str, str]
+) -> None:
+    # Not ASCII: httpx refused to send them back, and the source failed every poll for
+    # the 30 days they were kept, the server never asked again. Huge: 99 KB of Redis
+    # an article.
+    _serve_andijon(web)
+    page = "/news/lsm?utm_source=rss"
+    feed = _andijon_linking(web)
+    web.routes["/feed.xml"] = lambda _: Reply(200, feed, {"Content-Type": RSS, **validators})
+    web.routes[page] = lambda _: Reply(200, LSM_PAGE, {"Content-Type": HTML, **validators})
+    first = await ingest_once(web_settings, web.url("/feed.xml"), name="andijon")
+    assert first.published == 2
+
+    # The feed item changes, so its page is asked for again too.
+    web.routes["/feed.xml"] = lambda _: Reply(
+        200, _andijon_linking(web, title_suffix=" (yangilandi)"), {"Content-Type": RSS}
+    )
+    again = await ingest_once(web_settings, web.url("/feed.xml"), name="andijon")
+    assert (again.failed, again.unchanged) == (0, 2)
+    asked = [h for h in web.hits if h.path in ("/feed.xml", page)]
+    assert len(asked) == 4  # each asked again, unconditionally
+    assert not any("if-none-match" in h.headers or "if-modified-since" in h.headers for h in asked)
+
+
 async def test_a_feed_in_windows_1251_comes_out_as_unicode(
     web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
 ) -> None:

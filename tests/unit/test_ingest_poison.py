@@ -112,3 +112,13 @@ async def test_a_child_past_the_parse_limit_costs_that_child_not_the_index() -> 
     assert "http://site.test/new.xml" in state.children  # remembered: not first for ever
     second = await ingestor.poll(source)  # the failing child again: still not the poll's end
     assert second.sitemaps_unchanged == 1
+
+
+def test_validators_kept_before_they_were_checked_are_not_sent_back() -> None:
+    # Stored in Redis by an earlier version: sending them failed the request, every poll.
+    assert Validators('"p\xff"', "Dim, 06 d\xe9c 2026").headers() == {}
+    assert Validators('"' + "v" * 300 + '"', None).headers() == {}
+    assert Validators('"v1"', "Sun, 06 Dec 2026 10:00:00 GMT").headers() == {
+        "If-None-Match": '"v1"',
+        "If-Modified-Since": "Sun, 06 Dec 2026 10:00:00 GMT",
+    }
