@@ -64,14 +64,29 @@ class Skipped:
 @dataclass
 class FeedParse:
     title: str
+    # Each article once, as it first appears, as many as the poll has room for.
     events: list[ArticleEvent] = field(default_factory=list)
+    # The first SKIPPED_KEPT items left out as unusable, and how many there were.
     skipped: list[Skipped] = field(default_factory=list)
+    unusable: int = 0
+    repeats: int = 0
+    # Articles the poll had no room for.
+    beyond: int = 0
     warning: str | None = None
     # Seconds between polls the feed itself asks for (<ttl>, sy:updatePeriod).
     requested_interval: float | None = None
 
 
-def parse_feed(content: bytes, source: Source, fetched_at: datetime) -> FeedParse:
+# What crosses from the parse's process to the service's is pickled there and read on
+# the event loop: a feed of 80,000 items took 5.6 s and 240 MB of it as whole events,
+# when its poll looked at one. So the parse keeps what the poll reads.
+SKIPPED_KEPT = 20
+
+
+def parse_feed(
+    content: bytes, source: Source, fetched_at: datetime, room: int | None = None
+) -> FeedParse:
+    """The feed's articles; with `room`, only the first that many distinct ones."""
     # Always a stream: given bytes or str, feedparser opens a body that looks like a
     # path (`/dev/zero`, `/etc/...`) as a local file, or fetches one that looks like a URL.
     content = _CHARACTER_REFERENCE.sub(_character, content)
@@ -97,11 +112,21 @@ def parse_feed(content: bytes, source: Source, fetched_at: datetime) -> FeedPars
     )
     link_counts = Counter(entry.get("link", "").strip() for entry in entries)
     feed_language = _language(parsed.feed.get("language")) or source.language
+    keys: set[str] = set()
     for position, entry in enumerate(entries):
         try:
             event = _to_event(entry, source, fetched_at, feed_language, link_counts)
         except _SkipError as skip:
-            result.skipped.append(Skipped(position, str(skip)))
+            result.unusable += 1
+            if len(result.skipped) < SKIPPED_KEPT:
+                result.skipped.append(Skipped(position, str(skip)))
+            continue
+        if event.idempotency_key in keys:
+            result.repeats += 1
+            continue
+        keys.add(event.idempotency_key)
+        if room is not None and len(result.events) >= room:
+            result.beyond += 1
         else:
             result.events.append(event)
     return result

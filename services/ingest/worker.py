@@ -174,21 +174,27 @@ class Ingestor:
     async def _feed(self, source: Source, fetched: Fetched, result: PollResult) -> None:
         now = datetime.now(UTC)
         parsed = await self._sandbox.run(
-            parse_feed, xml_as_utf8(fetched.content, fetched.content_type), source, now
+            parse_feed,
+            xml_as_utf8(fetched.content, fetched.content_type),
+            source,
+            now,
+            result.room(source.max_items),
         )
         if parsed.warning:
             log.warning("feed not well-formed, read what could be recovered", detail=parsed.warning)
         for skipped in parsed.skipped:
             log.warning("feed item skipped", position=skipped.position, reason=skipped.reason)
-            metrics.ITEMS.labels(source.name, "skipped").inc()
-        result.leave_out("unusable", len(parsed.skipped))
+        if parsed.unusable > len(parsed.skipped):
+            log.warning("more feed items skipped", count=parsed.unusable - len(parsed.skipped))
+        metrics.ITEMS.labels(source.name, "skipped").inc(parsed.unusable)
+        result.leave_out("unusable", parsed.unusable)
+        # The same article twice in one feed is published once, as it first appears.
+        result.leave_out("duplicate", parsed.repeats)
+        result.leave_out("limit", parsed.beyond)
         result.requested_interval = parsed.requested_interval
         # A feed read from a file is a snapshot, typically offline: its items are
         # published from the feed's own fields, their pages are not fetched.
         from_web = fetched.url.startswith(("http://", "https://"))
-        # The same article twice in one feed is published once, as it first appears.
-        items, repeats = first_of_each(parsed.events, lambda event: event.idempotency_key)
-        result.leave_out("duplicate", repeats)
 
         async def read(item: ArticleEvent) -> None:
             # An item whose link is shared with other items (keyed by guid) has
@@ -198,7 +204,7 @@ class Ingestor:
                 source, Lead.from_event(item), result, fallback=item, fetch_page=own_page
             )
 
-        await read_all(result.within_limit(items, source.max_items), read, self._articles_in_flight)
+        await read_all(parsed.events, read, self._articles_in_flight)
 
     async def _sitemap(
         self,

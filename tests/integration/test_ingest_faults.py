@@ -98,10 +98,12 @@ async def test_year_1_dates_in_a_feed_and_a_sitemap_index_fail_no_poll(
 Sleep = Callable[[float], Awaitable[None]]
 
 
-def crashing_parse_feed(content: bytes, source: Source, fetched_at: datetime) -> FeedParse:
+def crashing_parse_feed(
+    content: bytes, source: Source, fetched_at: datetime, room: int | None
+) -> FeedParse:
     if source.name == "bad":  # a bug some source's data brings out
         raise OverflowError("date value out of range")
-    return parse_feed(content, source, fetched_at)
+    return parse_feed(content, source, fetched_at, room)
 
 
 async def test_a_crashing_source_is_retried_with_backoff_while_the_others_keep_polling(
