@@ -36,6 +36,7 @@ from shared.backoff import Backoff
 from shared.clients import REDIS_AWAY
 from shared.consumer import TailReader
 from shared.events import QuoteEvent
+from shared.index import CURRENCIES
 from shared.settings import LONGEST_BLOCK_MS
 from shared.streams import DATA_FIELD
 from shared.tasks import cancel_until_done
@@ -95,8 +96,9 @@ class Unreadable(ValueError):
 def ticker_update(data: bytes) -> dict[str, str] | None:
     """The ticker update carried by one stream entry's `__data__`.
 
-    None when it is not the primary provider's: the other providers' quotes are for
-    history and cross-checks, and would make the ticker jump between sources.
+    None when it is not the primary provider's (the other providers' quotes are for
+    history and cross-checks, and would make the ticker jump between sources), or not
+    of a currency the ticker shows.
     Unreadable when it is not a quote (or longer than any).
     """
     if len(data) > MAX_QUOTE_BYTES:
@@ -107,7 +109,7 @@ def ticker_update(data: bytes) -> dict[str, str] | None:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"])
         raise Unreadable("invalid", f"{where}: {first['msg']}"[:200]) from None
-    if not event.primary:
+    if not event.primary or event.base not in CURRENCIES:
         return None
     change = Decimal(event.change_pct) if event.change_pct is not None else None
     return {
@@ -202,6 +204,8 @@ class QuoteBroadcaster:
         self._subscribers: set[asyncio.Queue[dict[str, str]]] = set()
         self._task: asyncio.Task[None] | None = None
         self._backoff = Backoff(first=0.5, cap=10.0)
+        # The newest day each currency's quotes have reached, as ISO dates.
+        self._days: dict[str, str] = {}
 
     def subscribe(self, client: str) -> Subscription | Refusal:
         """A place for one of `client`'s pages, or the cap that refused it.
@@ -252,7 +256,9 @@ class QuoteBroadcaster:
                         error=str(exc),
                     )
                     continue
-                if update is not None:
+                if update is not None and update["as_of"] >= self._days.get(update["base"], ""):
+                    # An older day's quote (a backfill, a catch-up) is not the current rate.
+                    self._days[update["base"]] = update["as_of"]
                     self._publish(update)
 
     def _publish(self, update: dict[str, str]) -> None:

@@ -137,8 +137,30 @@ async def test_search_page_in_a_browser(query_service: QueryService, redis: Redi
         assert sources
         assert all(text.startswith("meduza.io") for text in sources)
 
-        # A new quote on the stream reaches the open page without a reload.
+        # A new quote on the stream reaches the open page without a reload; an older
+        # day's (a backfill's) does not replace the rate the page shows.
         await expect(page.locator("#ticker")).to_have_attribute("data-live", "on")
+        for base, rate, day in [("KGS", "0.02", date(2020, 1, 1)), ("KZT", "0.0021", None)]:
+            shown = await page.locator(f'#ticker li[data-base="{base}"]').get_attribute("data-day")
+            assert shown
+            older = QuoteEvent(
+                base=base,
+                rate=Decimal(rate),
+                as_of=day or date.fromisoformat(shown),
+                provider="cbr",
+                fetched_at="2023-09-28T09:00:00Z",
+            )
+            await redis.xadd(
+                query_service.namespace.streams.quotes,
+                {DATA_FIELD: older.model_dump_json().encode()},
+            )
+        # The KZT quote of the page's own day came after the older KGS one, and shows.
+        await expect(page.locator('#ticker li[data-base="KZT"]')).to_have_text(
+            re.compile(r"^KZT/USD = 0\.002100")
+        )
+        await expect(page.locator('#ticker li[data-base="KGS"]')).to_have_text(
+            re.compile(r"^KGS/USD = 0\.01127")
+        )
         quote = QuoteEvent(
             base="KGS",
             rate=Decimal("0.0123456"),

@@ -74,12 +74,13 @@ async def test_latest_shows_the_current_primary_else_the_newest_and_says_stale(
     # The page's ticker keeps the seed's line and says which ones are stale.
     page = (await api.get("/")).text
     assert (
-        '<li data-base="KZT" class="stale" title="as of 28 September 2023, '
+        '<li data-base="KZT" data-day="2023-09-28" class="stale" '
+        'title="as of 28 September 2023, '
         f'{quotes["KZT"]["age_days"]:,} days ago: no newer rate since">'
         f'{quotes["KZT"]["ticker"]} <small class="stale-note">stale, as of 28 September '
         "2023</small></li>"
     ) in page
-    assert '<li data-base="TMT" title="as of' in page
+    assert '<li data-base="TMT" data-day="' in page
 
 
 async def test_history_by_day_and_month(api: httpx.AsyncClient) -> None:

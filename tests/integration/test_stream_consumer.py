@@ -137,6 +137,40 @@ async def test_the_live_ticker_is_capped_per_process_and_frees_its_places(
     await broadcaster.close()
 
 
+async def test_the_live_ticker_shows_no_older_day_and_no_other_currency(
+    redis: Redis, namespace: Namespace
+) -> None:
+    # A backfill's quotes of 2024 replaced the current rate on every open page, and a
+    # currency the ticker does not show added a line.
+    broadcaster = QuoteBroadcaster(
+        redis, namespace.streams.quotes, Places(1, 1), lifetime=60, block_ms=50
+    )
+    page = broadcaster.subscribe("a")
+    assert isinstance(page, Subscription)
+
+    def quote(base: str, day: date, rate: str) -> dict[bytes, bytes]:
+        event = QuoteEvent(
+            base=base, rate=Decimal(rate), as_of=day, provider="cbr", fetched_at=datetime.now(UTC)
+        )
+        return {DATA_FIELD: event.model_dump_json().encode()}
+
+    update = asyncio.ensure_future(page.next_message())
+    while not update.done():
+        await add(redis, namespace.streams.quotes, quote("KGS", date(2026, 11, 27), "0.01156"))
+        await asyncio.wait({update}, timeout=0.2)
+    await add(redis, namespace.streams.quotes, quote("KGS", date(2024, 1, 3), "0.0112"))
+    await add(redis, namespace.streams.quotes, quote("EUR", date(2026, 11, 28), "1.05"))
+    await add(redis, namespace.streams.quotes, quote("KGS", date(2026, 11, 28), "0.01157"))
+    async with asyncio.timeout(10):
+        shown = await page.next_message()
+        while '"2026-11-27"' in shown:  # the first day, published until seen
+            shown = await page.next_message()
+    assert '"as_of": "2026-11-28"' in shown
+    assert "KGS/USD = 0.01157" in shown
+    page.close()
+    await broadcaster.close()
+
+
 async def test_a_write_that_finds_the_client_gone_ends_the_stream_and_frees_its_place(
     redis: Redis, namespace: Namespace
 ) -> None:

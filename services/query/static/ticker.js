@@ -31,6 +31,10 @@
       item.dataset.base = update.base;
       ticker.appendChild(item);
     }
+    // An older day's quote (a backfill, a catch-up) is history, not the current rate.
+    // ISO dates compare as strings.
+    if (item.dataset.day && update.as_of < item.dataset.day) { return; }
+    item.dataset.day = update.as_of;
     item.textContent = update.ticker.split(".").join(decimal);
     item.title = asOf.replace("{date}", longDate(update.as_of));
     item.classList.remove("stale");  // a quote just published is current
