@@ -26,7 +26,10 @@ MAX_SUGGESTIONS = 10
 MAX_SIMILAR = 20
 # The search's limits, read by its declaration here and by its short path (lean.py).
 MAX_QUERY_LENGTH = 500
-MAX_CURSOR_LENGTH = 2000
+# The longest cursor the service writes: the last hit's canonical URL is in it, and the
+# index keeps one of up to 32,766 bytes (a keyword's most), in base64. At 2,000, an
+# article with a URL of 250 Cyrillic letters stopped paging there, and its feed's next link.
+MAX_CURSOR_LENGTH = 44_000
 MAX_TERMS = 20
 # The parameters that take many values (each a filter); the others take one.
 FILTERS = ("source", "country", "tag", "language")

@@ -32,6 +32,10 @@ _LONGS = range(-(2**63), 2**63)
 MAX_OFFSET = 2**53
 
 
+# Cursors of up to this many characters of JSON are written as they always were.
+SHORT_CURSOR = 1024
+
+
 class InvalidCursor(ValueError):
     pass
 
@@ -43,9 +47,12 @@ class Cursor:
     after: tuple[SortValue, ...]
 
     def encode(self) -> str:
-        data = json.dumps(
-            {"o": self.offset, "s": self.sort, "a": list(self.after)}, separators=(",", ":")
-        )
+        fields = {"o": self.offset, "s": self.sort, "a": list(self.after)}
+        data = json.dumps(fields, separators=(",", ":"))
+        if len(data) > SHORT_CURSOR:
+            # Escaped, a letter past ASCII is six characters, and a URL's can make the
+            # cursor longer than any the service reads back: as UTF-8, two or three bytes.
+            data = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
         return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
 
 

@@ -20,7 +20,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from starlette.types import Receive, Scope, Send
 
-from services.query.api import SearchParams, search_params_dependency
+from services.query.api import MAX_CURSOR_LENGTH, SearchParams, search_params_dependency
 from services.query.backend import SEARCH_PARAMS, SEARCH_QUERY
 from services.query.errors import install_error_handlers
 from services.query.lean import LeanSearch, plain_params
@@ -162,7 +162,7 @@ def test_plainly_valid_parameters_take_the_short_path() -> None:
         b"date_from=20250301",
         b"date_from=2025-02-30",
         b"q=" + b"x" * 501,
-        b"cursor=" + b"x" * 2001,
+        b"cursor=" + b"x" * (MAX_CURSOR_LENGTH + 1),
         b"&".join([b"tag=t"] * 21),
     ],
 )

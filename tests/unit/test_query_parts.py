@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import html
 import ipaddress
@@ -20,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.query.api import SearchParams
+from services.query.api import MAX_CURSOR_LENGTH, SearchParams
 from services.query.articles import build_similar, build_suggest, shape_article, shape_suggest
 from services.query.cursors import Cursor, InvalidCursor, decode_cursor
 from services.query.languages import Language
@@ -598,3 +599,17 @@ def test_a_cut_fragment_shows_the_start_of_the_text_with_whole_markup(
     assert len(shown) == most
     assert cut.count("<mark>") == cut.count("</mark>")
     assert re.fullmatch(r"([^&<]|&amp;|&#39;|</?mark>)*…", cut)
+
+
+@pytest.mark.parametrize("letter", ["я", "😀", "a"])
+def test_a_cursor_after_the_longest_url_the_index_keeps_is_read_back(letter: str) -> None:
+    # At 2,000 characters, an article with a URL of 250 Cyrillic letters ended paging
+    # there (a 422 for its next page), and its Atom feed's next link.
+    url = "https://site.example/" + letter * (32_000 // len(letter.encode()))
+    cursor = Cursor(10_000, "relevance", (1.5, 1_700_000_000_000, url))
+    encoded = cursor.encode()
+    assert len(encoded) <= MAX_CURSOR_LENGTH
+    assert decode_cursor(encoded) == cursor
+    short = Cursor(10, "newest", (1_700_000_000_000, 1_700_000_000_000, "https://s.example/я"))
+    assert decode_cursor(short.encode()) == short
+    assert "\\u044f" in base64.urlsafe_b64decode(short.encode() + "==").decode()  # as before
