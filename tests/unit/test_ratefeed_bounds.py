@@ -146,3 +146,34 @@ def test_from_any_numbers_to_a_published_quote_nothing_raises(
             provider="p",
             fetched_at=datetime(2024, 5, 2, tzinfo=UTC),
         )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1&nbsp;020,3042", "1<!-- 020,3042 -->", "1<?pi x?>020,3042", "1<b>020</b>,3042"],
+)
+def test_a_value_with_markup_inside_is_refused_not_cut(value: str) -> None:
+    # findtext read the text before the first markup: `1&nbsp;020,3042` (an entity a
+    # DTD declares, left unresolved) was KZT at 1, a rate a thousand times off.
+    document = '<!DOCTYPE ValCurs [<!ENTITY nbsp " ">]>' + CBR_TEXT.replace(
+        "<Value>20,3042</Value>", f"<Value>{value}</Value>"
+    )
+    rates = parse_cbr(document.encode())
+    assert "KZT" not in rates.per_unit
+    [problem] = rates.problems
+    assert problem.startswith("KZT: not a number: '1<…>")
+    assert set(usd_rates(rates, CENTRAL_ASIA)) == {"KGS", "TJS", "UZS", "TMT"}
+
+
+def test_a_json_rate_written_twice_differently_is_left_out_and_a_huge_one_alone() -> None:
+    # The last of two values won, silently; an integer of 5,000 digits made the whole
+    # document "not JSON".
+    spec = JsonRatesSpec(rates_path="rates", quotation="per_base", base="USD", date_path="date")
+    document = (
+        b'{"date": "2024-05-02", "rates": {"KZT": 443.9, "KZT": 4.439, "UZS": 12650, '
+        b'"UZS": 12650, "KGS": ' + b"9" * 5000 + b', "TJS": 10.93}}'
+    )
+    rates = parse_json_rates(document, spec, "my-api")
+    assert set(rates.per_unit) == {"UZS", "TJS"}  # the same value twice is no conflict
+    assert sorted(problem.split(":")[0] for problem in rates.problems) == ["KGS", "KZT"]
+    assert "KZT: not a number: '<written_twice_differently>'" in rates.problems

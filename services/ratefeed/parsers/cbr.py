@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.ratefeed.parsers.parsing import parse_xml, per_unit_values
+from services.ratefeed.parsers.parsing import child_text, parse_xml, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 from shared.decimals import shown
 
@@ -34,8 +34,8 @@ def parse_cbr(content: bytes) -> OfficialRates:
         (
             (
                 (valute.findtext("CharCode") or "").strip(),
-                valute.findtext("Value"),
-                valute.findtext("Nominal"),
+                child_text(valute, "Value"),
+                child_text(valute, "Nominal"),
             )
             for valute in root.iter("Valute")
         ),

@@ -10,11 +10,10 @@ share, and entries dated otherwise, or not dated at all, are left out.
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 from typing import Any
 
-from services.ratefeed.parsers.parsing import commonest_date, per_unit_values
+from services.ratefeed.parsers.parsing import commonest_date, parse_json, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 from shared.decimals import shown
 
@@ -52,7 +51,7 @@ def parse_cbu(content: bytes) -> OfficialRates:
 
 def _entries(content: bytes) -> list[dict[str, Any]]:
     try:
-        data = json.loads(content)
+        data = parse_json(content)
     # RecursionError: a document nested deeper than the parser recurses ("[" * 200_000).
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise WrongFormat(f"not a {WHAT}: not JSON ({exc})") from exc

@@ -19,14 +19,17 @@ write. Numbers may be JSON numbers or strings with a point decimal.
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.ratefeed.parsers.parsing import commonest_date, is_currency_code, per_unit_values
+from services.ratefeed.parsers.parsing import (
+    commonest_date,
+    is_currency_code,
+    parse_json,
+    per_unit_values,
+)
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 from shared.decimals import shown
 
@@ -61,8 +64,7 @@ class JsonRatesSpec(BaseModel):
 
 def parse_json_rates(content: bytes, spec: JsonRatesSpec, provider: str) -> OfficialRates:
     try:
-        # Decimal, not float: 443.9 stays 443.9 exactly.
-        document = json.loads(content, parse_float=Decimal)
+        document = parse_json(content)
     # RecursionError: a document nested deeper than the parser recurses ("[" * 200_000).
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise WrongFormat(f"{provider}: not JSON ({exc})") from exc

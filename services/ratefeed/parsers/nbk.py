@@ -21,7 +21,7 @@ from datetime import date, datetime
 
 from lxml import etree
 
-from services.ratefeed.parsers.parsing import commonest_date, parse_xml, per_unit_values
+from services.ratefeed.parsers.parsing import child_text, commonest_date, parse_xml, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 from shared.decimals import shown
 
@@ -46,8 +46,8 @@ def parse_nbk(content: bytes) -> OfficialRates:
         (
             (
                 (item.findtext("title") or "").strip(),
-                item.findtext("description"),
-                item.findtext("quant"),
+                child_text(item, "description"),
+                child_text(item, "quant"),
             )
             for item in items
         ),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.ratefeed.parsers.parsing import parse_xml, per_unit_values
+from services.ratefeed.parsers.parsing import child_text, parse_xml, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 from shared.decimals import shown
 
@@ -32,8 +32,8 @@ def parse_nbkr(content: bytes) -> OfficialRates:
         (
             (
                 (currency.get("ISOCode") or "").strip(),
-                currency.findtext("Value"),
-                currency.findtext("Nominal"),
+                child_text(currency, "Value"),
+                child_text(currency, "Nominal"),
             )
             for currency in root.iter("Currency")
         ),

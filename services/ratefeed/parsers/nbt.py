@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from services.ratefeed.parsers.parsing import parse_xml, per_unit_values
+from services.ratefeed.parsers.parsing import child_text, parse_xml, per_unit_values
 from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 from shared.decimals import shown
 
@@ -33,7 +33,11 @@ def parse_nbt(content: bytes) -> OfficialRates:
     as_of = _date(root.get("Date"))
     per_unit, problems = per_unit_values(
         (
-            ((v.findtext("CharCode") or "").strip(), v.findtext("Value"), v.findtext("Nominal"))
+            (
+                (v.findtext("CharCode") or "").strip(),
+                child_text(v, "Value"),
+                child_text(v, "Nominal"),
+            )
             for v in valutes
         ),
         ".",

@@ -11,12 +11,13 @@ shared/decimals.py: `1E+999999` is a number, but no rate can be computed from it
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lxml import etree
 
@@ -39,6 +40,42 @@ def parse_xml(content: bytes, what: str) -> etree._Element:
         return etree.fromstring(content, parser)
     except etree.XMLSyntaxError as exc:
         raise WrongFormat(f"not a {what}: not well-formed XML ({exc})") from exc
+
+
+class Conflict:
+    """A key one JSON object writes twice, with two values: which is meant is a guess, and
+    the last one won before. Read as a number, it is refused with this."""
+
+    def __str__(self) -> str:
+        return "<written_twice_differently>"
+
+
+def _without_guesses(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        earlier = found.get(key, value)
+        found[key] = value if earlier == value else Conflict()
+    return found
+
+
+def parse_json(content: bytes) -> Any:
+    """A rates document's JSON: numbers as Decimal (443.9 stays 443.9, and an integer of
+    5,000 digits is one value refused, where int() refused the whole document), a key
+    written twice with two values a Conflict. ValueError or RecursionError if not JSON."""
+    return json.loads(
+        content, parse_float=Decimal, parse_int=Decimal, object_pairs_hook=_without_guesses
+    )
+
+
+def child_text(parent: etree._Element, tag: str) -> str | None:
+    """The text of `parent`'s first child `tag` as written, None without one. Markup
+    inside it (an entity left unresolved, a comment, an element) is shown as `<…>`, which
+    no number has: findtext read only the text before it, `1&nbsp;020,3042` as 1, a rate
+    a thousand times off."""
+    child = parent.find(tag)
+    if child is None:
+        return None
+    return "".join([child.text or "", *(f"<…>{inner.tail or ''}" for inner in child)])
 
 
 # Decimal() also reads `1_000`, Arabic-Indic and full-width digits; an official
