@@ -520,6 +520,17 @@ async def _poll_provider(
             log.exception("rates poll crashed", error=str(exc), error_class=type(exc).__name__)
             status.failed(provider.name, exc)
             return None
+        try:
+            usable, _ = within_bounds(usd_rates(reading.rates, CURRENCIES))
+        except RatesError as exc:
+            usable, error = {}, exc
+        else:
+            error = RatesError(f"no rate of {', '.join(CURRENCIES)} within bounds")
+        if not usable:
+            # Read, but nothing to publish: not a provider to show as healthy in /readyz.
+            log.error("rates poll failed", error=str(error), error_class="RatesError")
+            status.failed(provider.name, error)
+            return None
     status.read(provider.name, reading.rates.as_of)
     return reading
 

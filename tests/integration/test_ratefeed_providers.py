@@ -335,6 +335,17 @@ async def test_a_failing_provider_does_not_stop_the_others(
         .replace('Date="14.12.2020"', 'Date="14.12.2099"'),
         encoding="utf-8",
     )
+    # Read, but no rate against the dollar in it: before, /readyz showed it healthy.
+    no_dollar = tmp_path / "cbr-without-usd.xml"
+    no_dollar.write_text(
+        re.sub(
+            r"<Valute ID=\"R01235\">.*?</Valute>",
+            "",
+            CBR_FILE.read_text(encoding="utf-8"),
+            flags=re.DOTALL,
+        ),
+        encoding="utf-8",
+    )
     server_settings = replace(
         server_settings, ratefeed=server_settings.ratefeed.model_copy(update={"timeout": 0.3})
     )
@@ -346,6 +357,10 @@ async def test_a_failing_provider_does_not_stop_the_others(
         name = "cbr"
         kind = "cbr"
         url = "{server.url("/slow")}"
+        [[providers]]
+        name = "cbt"
+        kind = "cbr"
+        url = "{no_dollar}"
         [[providers]]
         name = "nbk"
         kind = "nbk"
@@ -369,7 +384,12 @@ async def test_a_failing_provider_does_not_stop_the_others(
         line for line in capsys.readouterr().out.splitlines() if "rates poll failed" in line
     ]
     # Bound in each provider's own task of the poll, so never another provider's name.
-    assert sorted(re.findall(r"provider=(\w+)", " ".join(failures))) == ["cbr", "nbk", "nbkr"]
+    assert sorted(re.findall(r"provider=(\w+)", " ".join(failures))) == [
+        "cbr",
+        "cbt",
+        "nbk",
+        "nbkr",
+    ]
 
 
 async def test_a_document_of_no_known_provider_is_refused(
