@@ -275,7 +275,8 @@ def feed_entry(hit: FeedHit, article_page: str) -> FeedEntry:
 def shape_feed(answer: Mapping[str, Any], request: SearchRequest, article_page: str) -> FeedPage:
     """The entries of Elasticsearch's answer; `article_page` has `{id}` for the article id."""
     hits = FEED_RESPONSE.validate_python(answer).get("hits", {}).get("hits", [])
-    entries = [feed_entry(hit, article_page.format(id=hit["_id"])) for hit in hits]
+    # Not str.format: the base URL is configuration, and `{` in it is no field to fill.
+    entries = [feed_entry(hit, article_page.replace("{id}", hit["_id"])) for hit in hits]
     last = hits[-1] if hits else None
     next_cursor = (
         Cursor(request.start + len(hits), "newest", tuple(last["sort"])).encode()

@@ -219,3 +219,13 @@ def test_the_checker_sees_what_rfc_4287_forbids() -> None:
         "entry 0: no author, and the feed has none",
     ]
     assert atom_problems(b"<rss/>") == ["the root is 'rss', not atom:feed"]
+
+
+def test_the_article_page_of_a_base_url_with_braces_is_only_its_id_filled_in() -> None:
+    # str.format read the configured base as a format string: a `{` in it was a 500,
+    # and `{id:>999999999}` a gigabyte an entry.
+    request = SearchRequest(q="neft", size=3, sort="newest")
+    answer = {"hits": {"hits": [_hit(1, url="javascript:alert(1)")]}}
+    base = "https://news.example/{x}/{id:>999999999}"
+    page = shape_feed(answer, request, base + "/articles/{id}")
+    assert [e.link for e in page.entries] == [base + "/articles/" + f"{1:032x}"]
