@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.query.search import HITS, SearchHit, hit_fields
+from services.query.search import HIT, HITS, UNREADABLE, SearchHit, hit_fields, readable_hits
 from shared.events import TITLE_CHARS, clipped
 from shared.index import ARTICLE_SOURCE, HIT_FIELDS
 from shared.language.wording import TEXT_FIELDS
@@ -70,13 +70,18 @@ def build_similar(index: str, doc_id: str, size: int) -> dict[str, Any]:
     }
 
 
-def shape_similar(doc_id: str, response: Mapping[str, Any]) -> Similar:
-    return Similar.model_validate(
-        {
-            "id": doc_id,
-            "results": [hit_fields(h) for h in HITS.validate_python(response["hits"]["hits"])],
-        }
-    )
+def shape_similar(doc_id: str, response: Mapping[str, Any]) -> tuple[Similar, list[str]]:
+    """The similar articles, and why each hit that does not read was left out."""
+    try:
+        results = [hit_fields(h) for h in HITS.validate_python(response["hits"]["hits"])]
+        return Similar.model_validate({"id": doc_id, "results": results}), []
+    except UNREADABLE:
+        kept, left_out = readable_hits(response["hits"]["hits"], _similar_result)
+        return Similar.model_validate({"id": doc_id, "results": kept}), left_out
+
+
+def _similar_result(hit: object) -> dict[str, Any]:
+    return SearchHit.model_validate(hit_fields(HIT.validate_python(hit))).model_dump()
 
 
 def build_suggest(prefix: str, size: int) -> dict[str, Any]:

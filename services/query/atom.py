@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, NotRequired
 from urllib.parse import urlencode
@@ -31,7 +31,7 @@ from pydantic import TypeAdapter
 from typing_extensions import TypedDict
 
 from services.query.cursors import Cursor
-from services.query.search import HIGHLIGHT_CHARS, SearchRequest, build_search
+from services.query.search import HIGHLIGHT_CHARS, SearchRequest, build_search, readable_hits
 from shared.events import TITLE_CHARS, clipped, is_http_url, labels
 from shared.searching import Criteria
 
@@ -229,22 +229,32 @@ class FeedHit(TypedDict):
     highlight: NotRequired[dict[str, list[str]]]
 
 
-class _FeedHits(TypedDict):
-    hits: NotRequired[list[FeedHit]]
+FEED_HIT: TypeAdapter[FeedHit] = TypeAdapter(FeedHit)
 
 
-class _FeedResponse(TypedDict):
+class _Sorted(TypedDict):
+    sort: NotRequired[list[Any]]
+
+
+class _SortedHits(TypedDict):
+    hits: NotRequired[list[_Sorted]]
+
+
+class _SortedResponse(TypedDict):
     # filter_path leaves nothing of an answer without hits.
-    hits: NotRequired[_FeedHits]
+    hits: NotRequired[_SortedHits]
 
 
-FEED_RESPONSE: TypeAdapter[_FeedResponse] = TypeAdapter(_FeedResponse)
+# The answer as the feed's numbers and cursor read it, whatever each hit's `_source`.
+FEED_SORTS: TypeAdapter[_SortedResponse] = TypeAdapter(_SortedResponse)
 
 
 @dataclass(frozen=True)
 class FeedPage:
     entries: list[FeedEntry]
     next_cursor: str | None
+    # Why each hit that did not read as the index contract was left out.
+    left_out: list[str] = field(default_factory=list)
 
 
 def _instant(value: str) -> datetime:
@@ -273,14 +283,20 @@ def feed_entry(hit: FeedHit, article_page: str) -> FeedEntry:
 
 
 def shape_feed(answer: Mapping[str, Any], request: SearchRequest, article_page: str) -> FeedPage:
-    """The entries of Elasticsearch's answer; `article_page` has `{id}` for the article id."""
-    hits = FEED_RESPONSE.validate_python(answer).get("hits", {}).get("hits", [])
-    # Not str.format: the base URL is configuration, and `{` in it is no field to fill.
-    entries = [feed_entry(hit, article_page.replace("{id}", hit["_id"])) for hit in hits]
+    """The entries of Elasticsearch's answer; `article_page` has `{id}` for the article id.
+    A hit that does not read as the index contract is left out (FeedPage.left_out)."""
+    hits = FEED_SORTS.validate_python(answer).get("hits", {}).get("hits", [])
+
+    def entry(hit: object) -> FeedEntry:
+        checked = FEED_HIT.validate_python(hit)
+        # Not str.format: the base URL is configuration, and `{` in it is no field to fill.
+        return feed_entry(checked, article_page.replace("{id}", checked["_id"]))
+
+    entries, left_out = readable_hits(answer.get("hits", {}).get("hits", []), entry)
     last = hits[-1] if hits else None
     next_cursor = (
         Cursor(request.start + len(hits), "newest", tuple(last["sort"])).encode()
         if last and len(hits) == request.size and "sort" in last
         else None
     )
-    return FeedPage(entries, next_cursor)
+    return FeedPage(entries, next_cursor, left_out)

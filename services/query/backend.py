@@ -12,6 +12,7 @@ from urllib.parse import quote
 import structlog
 from elastic_transport import SerializationError
 from elasticsearch import AsyncElasticsearch, NotFoundError
+from prometheus_client import Counter
 from pydantic_core import to_json
 
 from services.query.articles import (
@@ -28,9 +29,11 @@ from services.query.limits import TtlCache
 from services.query.quotes import CANDIDATES, LatestQuotes, build_latest, shape_latest
 from services.query.search import (
     SEARCH_FILTER_PATH,
+    UNREADABLE,
     SearchPage,
     SearchRequest,
     build_search,
+    shape_readable,
     shape_results,
     wants_fuzzy,
 )
@@ -113,7 +116,12 @@ class Backend:
             path_parts={"index": self.articles},
         )
         with answer_read():
-            return shape_results(response.body, request)
+            try:
+                return shape_results(response.body, request)
+            except UNREADABLE:
+                page, left_out = shape_readable(response.body, request)
+        hits_left_out("search", left_out)
+        return page
 
     async def article(self, doc_id: str) -> Article:
         try:
@@ -131,7 +139,9 @@ class Backend:
         body = build_similar(self.articles, doc_id, size)
         response = await self.es.search(index=self.articles, body=body)
         with answer_read():
-            return shape_similar(doc_id, dict(response))
+            similar, left_out = shape_similar(doc_id, dict(response))
+        hits_left_out("similar", left_out)
+        return similar
 
     async def suggest(self, prefix: str, size: int) -> Suggestions:
         if not prefix.strip():
@@ -156,6 +166,24 @@ class Backend:
             if "aggregations" not in answer:
                 return LatestQuotes(quotes=[], ticker=[])
             return shape_latest(answer, self.rate_digits, today=datetime.now(UTC).date())
+
+
+UNREADABLE_HITS = Counter(
+    "caravan_query_unreadable_hits_total",
+    "Hits left out of an answer for not reading as the index contract has them "
+    "(written by another version or tool).",
+    ["endpoint"],
+)
+# The first few of an answer are told; the metric counts them all.
+HITS_LOGGED = 3
+
+
+def hits_left_out(endpoint: str, left_out: list[str]) -> None:
+    if not left_out:
+        return
+    UNREADABLE_HITS.labels(endpoint).inc(len(left_out))
+    for detail in left_out[:HITS_LOGGED]:
+        log.warning("hit left out: not as the index contract has it", detail=detail)
 
 
 @contextmanager

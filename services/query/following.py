@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from services.query.atom import FeedPage, build_feed_search, shape_feed
+from services.query.backend import answer_read, hits_left_out
 from services.query.search import SearchRequest
 from shared.saved_searches import SavedSearch, SavedSearchFields
 
@@ -66,7 +67,10 @@ class Following:
             ignore_unavailable=True,
             filter_path=FEED_FILTER_PATH,
         )
-        return shape_feed(dict(response), request, article_page)
+        with answer_read():
+            page = shape_feed(dict(response), request, article_page)
+        hits_left_out("feed", page.left_out)
+        return page
 
     async def create(self, fields: SavedSearchFields) -> SavedSearch:
         """Store a new saved search, visible to the indexer's next batch once this returns.

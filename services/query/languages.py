@@ -161,7 +161,12 @@ class Language:
         """`29 March 2025`, `29 марта 2025 г.`, `29-mart, 2025`, `2025 ж. 29 наурыз`."""
         if value is None:
             return ""
-        day = value if isinstance(value, date) else datetime.fromisoformat(value).date()
+        try:
+            day = value if isinstance(value, date) else datetime.fromisoformat(value).date()
+        except ValueError:
+            # Not as the indexer writes dates (`2025`, written by another tool): shown as
+            # stored, where it failed the whole page.
+            return str(value)
         return format_date(day, "long", locale=self.locale)
 
     def month(self, day: date) -> str:

@@ -106,7 +106,12 @@ def usable_sources(hits: Sequence[Mapping[str, Any]]) -> list[QuoteSource]:
             read_within(source["rate"], RATE)
             if source.get("change_pct") is not None:
                 read_within(source.get("change_pct"), CHANGE_PCT)
-        except (ValidationError, BadDecimal):
+            # Dates Elasticsearch takes and Python does not (`0000-01-01`) failed every
+            # page with the ticker on it.
+            for day in (source["as_of"], source.get("stale_after")):
+                if day is not None:
+                    date.fromisoformat(day)
+        except (ValidationError, BadDecimal, ValueError):
             continue
         usable.append(source)
     return usable

@@ -15,16 +15,17 @@ from __future__ import annotations
 import calendar
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from typing import Any, Literal, NotRequired
+from typing import Any, Literal, NotRequired, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
 
 from services.query.cursors import Cursor, SortMode
+from shared.decimals import shown
 from shared.events import LABELS, TITLE_CHARS, clipped, labels
 from shared.index import HIT_FIELDS, ArticleHit
 from shared.language.analysis import STEMMERS
@@ -412,6 +413,16 @@ class SearchResponse(TypedDict):
 # One validation of the whole answer in pydantic's core, not one per hit.
 SEARCH_RESPONSE: TypeAdapter[SearchResponse] = TypeAdapter(SearchResponse)
 HITS: TypeAdapter[list[ArticleHit]] = TypeAdapter(list[ArticleHit])
+HIT: TypeAdapter[ArticleHit] = TypeAdapter(ArticleHit)
+
+
+class _Sorted(TypedDict):
+    """A hit as the page's numbers and cursor read it, whatever its `_source`."""
+
+    sort: NotRequired[list[Any]]
+
+
+HITS_SORTS: TypeAdapter[list[_Sorted]] = TypeAdapter(list[_Sorted])
 
 
 def did_you_mean(text: str, suggest: dict[str, list[Correction]]) -> str | None:
@@ -430,6 +441,60 @@ def shape_results(answer: Mapping[str, Any], request: SearchRequest) -> SearchPa
     """The page of results from Elasticsearch's answer (checked against SearchResponse)."""
     response = SEARCH_RESPONSE.validate_python(answer)
     hits = response["hits"].get("hits", [])
+    return _page(response, request, [hit_fields(h) for h in hits], hits)
+
+
+T = TypeVar("T")
+# What reading a hit another writer left in the index raises (pydantic's ValidationError
+# is a ValueError): a field of another type, one missing, a date no date.
+UNREADABLE = (ValueError, KeyError, TypeError, AttributeError)
+
+
+def readable_hits(hits: object, read: Callable[[Any], T]) -> tuple[list[T], list[str]]:
+    """What `read` makes of each hit, and why each it cannot read was left out.
+
+    An article an older version or another tool wrote, not as the index contract has it,
+    is one hit fewer: it was a 503 for every search that found it, and for the front page
+    while it was the newest. Not a list of hits at all: the answer's fault (TypeError).
+    """
+    if not isinstance(hits, list):
+        msg = f"hits are {type(hits).__name__}, not a list"
+        raise TypeError(msg)
+    kept: list[T] = []
+    left_out: list[str] = []
+    for hit in hits:
+        try:
+            kept.append(read(hit))
+        except UNREADABLE as exc:
+            name = hit.get("_id") if isinstance(hit, dict) else None
+            left_out.append(f"{shown(name)}: {type(exc).__name__}: {shown(exc)}")
+    return kept, left_out
+
+
+def _readable_result(hit: object) -> tuple[Any, dict[str, Any]]:
+    checked = HIT.validate_python(hit)
+    return hit, SearchHit.model_validate(hit_fields(checked)).model_dump()
+
+
+def shape_readable(
+    answer: Mapping[str, Any], request: SearchRequest
+) -> tuple[SearchPage, list[str]]:
+    """shape_results for an answer it could not read: its readable hits, and why the
+    others were left out. The numbers of the page and its cursor are the answer's."""
+    raw = answer["hits"]["hits"]
+    kept, left_out = readable_hits(raw, _readable_result)
+    hits = {**answer["hits"], "hits": [hit for hit, _ in kept]}
+    response = SEARCH_RESPONSE.validate_python({**answer, "hits": hits})
+    shaped = [result for _, result in kept]
+    return _page(response, request, shaped, HITS_SORTS.validate_python(raw)), left_out
+
+
+def _page(
+    response: SearchResponse,
+    request: SearchRequest,
+    results: list[dict[str, Any]],
+    hits: Sequence[_Sorted],
+) -> SearchPage:
     total = response["hits"]["total"]["value"]
     relation = response["hits"]["total"].get("relation", "eq")
     start = request.start
@@ -450,7 +515,7 @@ def shape_results(answer: Mapping[str, Any], request: SearchRequest) -> SearchPa
             "size": request.size,
             "from": start + 1 if hits else 0,
             "to": end if hits else 0,
-            "results": [hit_fields(h) for h in hits],
+            "results": results,
             "facets": _facets(response.get("aggregations", {})),
             "did_you_mean": did_you_mean(request.text, response.get("suggest", {})),
             "next_cursor": next_cursor,

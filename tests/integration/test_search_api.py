@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from services.query.app import READINESS_SECONDS
 from services.query.cursors import Cursor
+from shared.index import IndexNames
 from shared.settings import ElasticsearchSettings, Settings
 from tests.conftest import Namespace
 from tests.pipeline import fill_from_samples, query_client
@@ -180,6 +181,41 @@ async def test_article_similar_and_missing(api: httpx.AsyncClient) -> None:
     assert (missing.status_code, missing.json()) == (404, {"detail": "0" * 32})
     assert (await api.get(f"/api/articles/{'0' * 32}/similar")).status_code == 404
     assert (await api.get("/api/articles/not-an-id")).status_code == 422
+
+
+async def test_a_document_another_writer_left_is_one_hit_fewer_not_the_page_lost(
+    api: httpx.AsyncClient, es: AsyncElasticsearch, settings: Settings
+) -> None:
+    # Written by an older version or another tool, not as the index contract has them:
+    # one such document made every search that found it a 503 (the feed a 500, the
+    # page a 500 on a date Elasticsearch takes and Python does not).
+    articles = IndexNames(settings.common.index_prefix).articles
+    fields = {"url": "https://x.example/a", "source": "x.example", "body": "Плисецкая"}
+    when = {"fetched_at": "2026-01-01T00:00:00Z"}
+    odd: dict[str, dict[str, Any]] = {
+        "a" * 32: {**fields, **when, "title": 12345},  # not text
+        "b" * 32: {**fields, **when, "title": "Плисецкая", "published_at": "2025"},
+        "c" * 32: {**fields, "title": "Плисецкая", "tags": [None]},  # and no fetched_at
+    }
+    for doc_id, document in odd.items():
+        await es.index(index=articles, id=doc_id, document=document)
+    await es.indices.refresh(index=articles)
+
+    found = await _search(api, q="Плисецкая", size=50)
+    titles = {r["title"] for r in found["results"]}
+    assert PLISETSKAYA in titles
+    assert "Плисецкая" in titles  # the one with the date of another form
+    assert {r["id"] for r in found["results"]} & set(odd) == {"b" * 32}
+    assert found["total"] == len(found["results"]) + 2  # counted, as Elasticsearch found them
+    page = await api.get("/", params={"q": "Плисецкая"})
+    assert page.status_code == 200
+    assert "2025" in page.text  # the date as stored
+    feed = await api.get("/api/search.atom", params={"q": "Плисецкая", "sort": "newest"})
+    assert feed.status_code == 200
+    assert PLISETSKAYA in feed.text
+    assert "x.example/a" not in feed.text
+    hit = found["results"][0]
+    assert (await api.get(f"/api/articles/{hit['id']}/similar")).status_code == 200
 
 
 async def test_suggestions_complete_title_prefixes(api: httpx.AsyncClient) -> None:

@@ -17,6 +17,7 @@ from services.query.quotes import (
     shape_latest,
     significant,
     ticker_line,
+    usable_sources,
 )
 from services.ratefeed.parsers.cbr import parse_cbr
 from services.ratefeed.rates import usd_rates
@@ -241,3 +242,11 @@ def test_numbers_are_answered_with_fixed_significant_digits(
     exact: str, digits: int, shown: str
 ) -> None:
     assert significant(Decimal(exact), digits) == shown
+
+
+@pytest.mark.parametrize(("field", "day"), [("as_of", "0000-01-01"), ("stale_after", "2025-13-01")])
+def test_a_quote_of_a_date_python_cannot_read_is_left_out(field: str, day: str) -> None:
+    # Elasticsearch takes year 0; every page with the ticker on it failed to read it.
+    good = {"base": "KZT", "quote": "USD", "rate": "0.0021", "as_of": "2025-03-29"}
+    good["provider"] = "cbr"
+    assert usable_sources([{"_source": good}, {"_source": good | {field: day}}]) == [good]
