@@ -196,6 +196,9 @@ class RateFeedSettings(_Settings):
     # Poll interval of a provider that does not set its own.
     interval: float = Field(default=3600.0, gt=0)
     timeout: float = 20.0
+    # One provider's poll, the days it missed included: past it, the others' quotes are
+    # published without it (a source answering a byte at a time held them all).
+    provider_deadline: float = Field(default=300.0, gt=0)
     # Fetches go through the guarded fetcher (shared/fetcher.py) with these limits;
     # the address guard's exceptions are CARAVAN_FETCH_ALLOW.
     max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)

@@ -111,7 +111,12 @@ def create_service(all_settings: Settings) -> BackgroundService:
                 ctx,
                 settings,
                 lambda lease: run_forever(
-                    config, settings.interval, outlets.under(lease), client, status
+                    config,
+                    settings.interval,
+                    outlets.under(lease),
+                    client,
+                    status,
+                    settings.provider_deadline,
                 ),
             )
 
@@ -211,6 +216,7 @@ async def ratefeed_once(
                 outlets,
                 client,
                 ProviderStatus(config.providers),
+                settings.ratefeed.provider_deadline,
             )
         chosen = select_providers(config, provider, location)[0] if provider else None
         now = datetime.now(UTC)

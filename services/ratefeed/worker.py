@@ -439,30 +439,63 @@ async def poll_providers(
     outlets: Outlets,
     fetcher: PoliteFetcher,
     status: ProviderStatus,
+    deadline: float,
 ) -> list[QuoteEvent]:
-    """Read the providers at once; one that fails or times out does not hold up the others."""
+    """Read the providers at once, each with the days it missed; one that fails, or is not
+    done within `deadline` seconds, does not hold up the others."""
     now = datetime.now(UTC)
     # Each provider's poll is a task of its own, so its binding stays with it.
     results = await asyncio.gather(
-        *(_poll_provider(p, config, fetcher, status, now) for p in providers),
+        *(
+            _poll_within(p, config, outlets.store, fetcher, status, now, deadline)
+            for p in providers
+        ),
         return_exceptions=True,
     )
     readings: list[Reading] = []
     for result in results:
         if isinstance(result, BaseException):
             raise result
-        if result is not None:
-            readings.append(result)
-            # Outside the provider's own poll: a failure here would stop the feed, so it
-            # costs the missed days, never the reading in hand.
+        readings += result
+    return await publish_readings(readings, config, outlets, now)
+
+
+async def _poll_within(
+    provider: Provider,
+    config: RatesConfig,
+    store: LastRateStore,
+    fetcher: PoliteFetcher,
+    status: ProviderStatus,
+    now: datetime,
+    deadline: float,
+) -> list[Reading]:
+    """One provider's reading and the days it missed, as far as `deadline` allows: the
+    quotes are published once every provider is done, and a source answering a byte at a
+    time held all of them for minutes a poll (hours, with days to catch up on)."""
+    readings: list[Reading] = []
+    try:
+        async with asyncio.timeout(deadline):
+            reading = await _poll_provider(provider, config, fetcher, status, now)
+            if reading is None:
+                return readings
+            readings.append(reading)
+            # A failure here costs the missed days, never the reading in hand.
             try:
-                readings += await _catch_up(result, config, outlets.store, fetcher, now)
+                readings += await _catch_up(reading, config, store, fetcher, now)
             except REDIS_AWAY:
                 raise  # the lead waits for Redis and starts the work again
             except Exception as exc:
-                with bound_contextvars(provider=result.provider.name):
+                with bound_contextvars(provider=provider.name):
                     log.warning("missed days not caught up", error=f"{type(exc).__name__}: {exc}")
-    return await publish_readings(readings, config, outlets, now)
+    except TimeoutError:
+        with bound_contextvars(provider=provider.name):
+            late = f"not done within {deadline:g}s"
+            if readings:
+                log.warning("missed days not caught up", error=late)
+            else:
+                log.error("rates poll failed", error=late, error_class="TimeoutError")
+                status.failed(provider.name, RatesError(late))
+    return readings
 
 
 async def _catch_up(
@@ -583,6 +616,7 @@ async def run_forever(
     outlets: Outlets,
     fetcher: PoliteFetcher,
     status: ProviderStatus,
+    deadline: float,
 ) -> None:
     """Poll every provider on its own interval; those due together are polled together."""
     due = dict.fromkeys((p.name for p in config.providers), 0.0)
@@ -591,7 +625,7 @@ async def run_forever(
         started = time.monotonic()
         ready = [p for p in config.providers if due[p.name] <= started]
         if ready:
-            await poll_providers(ready, config, outlets, fetcher, status)
+            await poll_providers(ready, config, outlets, fetcher, status, deadline)
         for provider in ready:
             interval = provider.interval or default_interval
             failures = status.failures(provider.name)

@@ -392,6 +392,45 @@ async def test_a_failing_provider_does_not_stop_the_others(
     ]
 
 
+async def test_a_provider_past_its_deadline_does_not_hold_the_others(
+    redis: Redis,
+    namespace: Namespace,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    server: LoopbackServer,
+    server_settings: Settings,
+) -> None:
+    # Its answer within each fetch's timeout, but late: every provider's quotes waited
+    # for it (a source dripping its answer held them for minutes, hours with catch-up).
+    server.routes["/slow"] = _slow(CBR_FILE.read_bytes(), 3)
+    update = {"timeout": 10.0, "provider_deadline": 0.5}
+    server_settings = replace(
+        server_settings, ratefeed=server_settings.ratefeed.model_copy(update=update)
+    )
+    server_settings = _providers_file(
+        server_settings,
+        tmp_path,
+        f"""
+        [[providers]]
+        name = "cbr"
+        kind = "cbr"
+        url = "{server.url("/slow")}"
+        [[providers]]
+        name = "cbu"
+        kind = "cbu"
+        url = "{REALDATA / "cbu-uz-rates-2022-04-11.json"}"
+    """,
+    )
+    published = await ratefeed_once(server_settings)
+
+    assert {q.provider for q in published} == {"cbu"}
+    assert len(await _quotes(redis, namespace)) == 5
+    failed = [line for line in capsys.readouterr().out.splitlines() if "rates poll failed" in line]
+    assert len(failed) == 1
+    assert "provider=cbr" in failed[0]
+    assert "not done within 0.5s" in failed[0]
+
+
 async def test_a_document_of_no_known_provider_is_refused(
     redis: Redis, namespace: Namespace, settings: Settings
 ) -> None:
