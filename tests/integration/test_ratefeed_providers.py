@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -67,11 +68,12 @@ def _slow(body: bytes, seconds: float) -> Route:
     return route
 
 
-def _providers_file(settings: Settings, tmp_path: Path, body: str) -> Settings:
-    """`settings` with a providers file of `body`."""
+def _providers_file(settings: Settings, tmp_path: Path, body: str, **ratefeed: Any) -> Settings:
+    """`settings` with a providers file of `body`, and the rate feed's `ratefeed` settings."""
     path = tmp_path / "rates.toml"
     path.write_text(body, encoding="utf-8")
-    return replace(settings, ratefeed=settings.ratefeed.model_copy(update={"providers": path}))
+    update = {"providers": path, **ratefeed}
+    return replace(settings, ratefeed=settings.ratefeed.model_copy(update=update))
 
 
 def _one_cbr(settings: Settings, tmp_path: Path, name: str, url: object, *more: str) -> Settings:
@@ -346,9 +348,6 @@ async def test_a_failing_provider_does_not_stop_the_others(
         ),
         encoding="utf-8",
     )
-    server_settings = replace(
-        server_settings, ratefeed=server_settings.ratefeed.model_copy(update={"timeout": 0.3})
-    )
     server_settings = _providers_file(
         server_settings,
         tmp_path,
@@ -374,6 +373,7 @@ async def test_a_failing_provider_does_not_stop_the_others(
         kind = "cbu"
         url = "{REALDATA / "cbu-uz-rates-2022-04-11.json"}"
     """,
+        timeout=0.3,
     )
     published = await ratefeed_once(server_settings)
 
@@ -403,10 +403,6 @@ async def test_a_provider_past_its_deadline_does_not_hold_the_others(
     # Its answer within each fetch's timeout, but late: every provider's quotes waited
     # for it (a source dripping its answer held them for minutes, hours with catch-up).
     server.routes["/slow"] = _slow(CBR_FILE.read_bytes(), 3)
-    update = {"timeout": 10.0, "provider_deadline": 0.5}
-    server_settings = replace(
-        server_settings, ratefeed=server_settings.ratefeed.model_copy(update=update)
-    )
     server_settings = _providers_file(
         server_settings,
         tmp_path,
@@ -420,6 +416,8 @@ async def test_a_provider_past_its_deadline_does_not_hold_the_others(
         kind = "cbu"
         url = "{REALDATA / "cbu-uz-rates-2022-04-11.json"}"
     """,
+        timeout=10.0,
+        provider_deadline=0.5,
     )
     published = await ratefeed_once(server_settings)
 
