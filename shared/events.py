@@ -293,6 +293,18 @@ def labels(items: Iterable[str]) -> list[str]:
     return list(islice((item for item in items if len(item) <= LABEL_CHARS), LABELS))
 
 
+# ISO 639 as pages, feeds and sitemaps write it (`ru`, `uzb`, `uz-Latn`, `ru_RU`), without
+# its region. Anything else is no language: a feed's 33,000-character <dc:language> made
+# Elasticsearch refuse the article (a keyword past its 32,766 bytes).
+_LANGUAGE = re.compile(r"([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*")
+
+
+def language_code(value: object) -> str | None:
+    """The ISO 639 code `value` writes, lower case, or None."""
+    found = _LANGUAGE.fullmatch(value.strip()) if isinstance(value, str) else None
+    return found.group(1).lower() if found else None
+
+
 def clipped(text: str, most: int) -> str:
     """`text`, or its first `most` characters cut back to a word and an ellipsis."""
     if len(text) <= most:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -12,7 +11,14 @@ from services.ingest.extract import Extracted
 from services.ingest.sources import Source
 from services.ingest.text import html_to_text
 from services.ingest.urls import canonicalize_url, is_web_url
-from shared.events import TITLE_CHARS, ArticleEvent, clipped, content_hash, labels
+from shared.events import (
+    TITLE_CHARS,
+    ArticleEvent,
+    clipped,
+    content_hash,
+    labels,
+    language_code,
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ def page_event(
         authors=labels(page.authors or lead.authors),
         published_at=lead.published_at or parse_date(page.date, source.zone, fetched_at),
         language=language_code(page.language) or language_code(lead.language) or source.language,
-        tags=labels(sorted({*source.tags, *lead.tags, *page.tags})),
+        tags=sorted({*source.tags, *labels(sorted({*lead.tags, *page.tags}))}),
         countries=list(source.countries),
         fetched_at=fetched_at,
         content_hash=content_hash(title, page.text),
@@ -76,17 +82,6 @@ def page_event(
         image_url=page.image if page.image and is_web_url(page.image) else None,
         extraction="page",
     )
-
-
-# ISO 639 as pages, feeds and sitemaps write it (`ru`, `uzb`, `uz-Latn`, `ru_RU`), without
-# its region. Anything else is no language: a feed's 33,000-character <dc:language> made
-# Elasticsearch refuse the article (a keyword past its 32,766 bytes).
-_LANGUAGE = re.compile(r"([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*")
-
-
-def language_code(value: str | None) -> str | None:
-    found = _LANGUAGE.fullmatch(value.strip()) if value else None
-    return found.group(1).lower() if found else None
 
 
 # A lead's title is parsed as HTML in the service's own process, not in a sandboxed
@@ -111,7 +106,7 @@ def lead_event(lead: Lead, source: Source, fetched_at: datetime) -> ArticleEvent
         authors=labels(lead.authors),
         published_at=lead.published_at,
         language=language_code(lead.language) or source.language,
-        tags=labels(sorted({*source.tags, *lead.tags})),
+        tags=sorted({*source.tags, *labels(sorted(lead.tags))}),
         countries=list(source.countries),
         fetched_at=fetched_at,
         content_hash=content_hash(title, body),

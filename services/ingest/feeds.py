@@ -28,7 +28,14 @@ from services.ingest.dates import from_utc_struct, parse_date
 from services.ingest.sources import Source
 from services.ingest.text import html_to_text, normalize_whitespace
 from services.ingest.urls import canonicalize_url, is_web_url
-from shared.events import ArticleEvent, content_hash
+from shared.events import (
+    TITLE_CHARS,
+    ArticleEvent,
+    clipped,
+    content_hash,
+    labels,
+    language_code,
+)
 
 # A numeric character reference to no character (a surrogate, past U+10FFFF, or of
 # more digits than any has) makes feedparser raise (OverflowError, ValueError,
@@ -111,7 +118,7 @@ def parse_feed(
         requested_interval=requested_interval(parsed.feed),
     )
     link_counts = Counter(entry.get("link", "").strip() for entry in entries)
-    feed_language = _language(parsed.feed.get("language")) or source.language
+    feed_language = language_code(parsed.feed.get("language")) or source.language
     keys: set[str] = set()
     for position, entry in enumerate(entries):
         try:
@@ -195,16 +202,16 @@ def _to_event(
         source=source.name,
         url=link,
         canonical_url=canonical,
-        title=title,
+        title=clipped(title, TITLE_CHARS),
         summary=summary,
         body=body or summary,
-        authors=_authors(entry),
+        authors=labels(_authors(entry)),
         published_at=_date(entry, source, fetched_at),
-        language=_language(entry.get("language")) or feed_language,
-        tags=sorted({*source.tags, *_tags(entry)}),
+        language=language_code(entry.get("language")) or feed_language,
+        tags=sorted({*source.tags, *labels(sorted(_tags(entry)))}),
         countries=list(source.countries),
         fetched_at=fetched_at,
-        content_hash=content_hash(title, body or summary),
+        content_hash=content_hash(clipped(title, TITLE_CHARS), body or summary),
     )
 
 
@@ -249,9 +256,3 @@ def _authors(entry: Any) -> list[str]:
 def _tags(entry: Any) -> list[str]:
     terms = (normalize_whitespace(t.get("term") or "") for t in entry.get("tags", []))
     return [term for term in terms if term]
-
-
-def _language(value: Any) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    return value.strip().split("-")[0].lower()

@@ -15,7 +15,6 @@ from services.ingest.articles import (
     Lead,
     NoArticleError,
     canonical_for,
-    language_code,
     lead_event,
     page_event,
 )
@@ -31,7 +30,7 @@ from services.ingest.extract import (
 )
 from services.ingest.feeds import parse_feed
 from services.ingest.sources import Source
-from shared.events import LABEL_CHARS, LABELS, TITLE_CHARS
+from shared.events import LABEL_CHARS, LABELS, TITLE_CHARS, language_code
 from tests.conftest import REALDATA
 
 FETCHED = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -285,8 +284,8 @@ def test_what_a_page_or_feed_labels_an_article_with_is_bounded() -> None:
     assert event.title.endswith("word…")
     assert len(event.title) <= TITLE_CHARS + 1
     assert event.authors == ["Ann"]
-    assert len(event.tags) == LABELS
-    assert event.tags[:2] == ["politics", "tag00000"]  # the same ones, poll after poll
+    # The source's own tag always, and the same page tags poll after poll.
+    assert event.tags == sorted(["politics", *[f"tag{n:05}" for n in range(LABELS)]])
     assert max(map(len, event.tags)) <= LABEL_CHARS
     assert event.language == "ru"  # the source's
     assert event.image_url is None
@@ -298,6 +297,18 @@ def test_what_a_page_or_feed_labels_an_article_with_is_bounded() -> None:
     assert len(fallback.title) <= TITLE_CHARS + 1
     assert fallback.tags == ["politics"]
     assert fallback.language == "uz"
+    many = "".join(f"<category>c{n:03}</category>" for n in range(60))
+    feed = (
+        "<rss><channel><title>t</title><item><title>" + "t " * 1000 + "</title>"
+        "<link>https://site.kz/c</link>" + many + f"<category>{huge}</category>"
+        f"<dc:creator xmlns:dc='http://purl.org/dc/elements/1.1/'>{huge}</dc:creator>"
+        f"<dc:language xmlns:dc='http://purl.org/dc/elements/1.1/'>{huge}</dc:language>"
+        "</item></channel></rss>"
+    )
+    (item,) = parse_feed(feed.encode(), SOURCE, FETCHED).events
+    assert len(item.title) <= TITLE_CHARS + 1
+    assert item.tags == sorted(["politics", *[f"c{n:03}" for n in range(LABELS)]])
+    assert (item.authors, item.language) == ([], "ru")
 
 
 @pytest.mark.parametrize(
