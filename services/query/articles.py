@@ -101,13 +101,14 @@ def build_suggest(prefix: str, size: int) -> dict[str, Any]:
 
 def shape_suggest(prefix: str, response: dict[str, Any]) -> Suggestions:
     options = response.get("suggest", {}).get("titles", [{}])[0].get("options", [])
+    titles = ((o["_id"], o.get("_source", {}).get("title", o["text"])) for o in options)
     return Suggestions(
         q=prefix,
+        # A title that is no text (another writer's document) is no suggestion, where it
+        # failed every prefix that reached it.
         suggestions=[
-            Suggestion(
-                id=o["_id"],
-                title=clipped(o.get("_source", {}).get("title", o["text"]), TITLE_CHARS),
-            )
-            for o in options
+            Suggestion(id=doc_id, title=clipped(title, TITLE_CHARS))
+            for doc_id, title in titles
+            if isinstance(title, str)
         ],
     )

@@ -26,7 +26,7 @@ from typing_extensions import TypedDict
 
 from services.query.cursors import Cursor, SortMode
 from shared.decimals import shown
-from shared.events import LABELS, TITLE_CHARS, clipped, labels
+from shared.events import TITLE_CHARS, clipped, labels
 from shared.index import HIT_FIELDS, ArticleHit
 from shared.language.analysis import STEMMERS
 from shared.language.synonyms import Synonyms
@@ -548,7 +548,6 @@ def hit_fields(hit: ArticleHit) -> dict[str, Any]:
         if fragments
         else html.escape(clipped(src.get("summary", ""), EXCERPT_CHARS), quote=False)
     )
-    tags = src.get("tags", [])
     return {
         "id": hit["_id"],
         "title": clipped(src["title"], TITLE_CHARS),
@@ -557,7 +556,7 @@ def hit_fields(hit: ArticleHit) -> dict[str, Any]:
         "published_at": src.get("published_at"),
         "excerpt": excerpt,
         "language": src.get("language"),
-        "tags": tags if len(tags) <= LABELS else labels(tags),
+        "tags": labels(src.get("tags", [])),
         "countries": src.get("countries", []),
     }
 
@@ -579,8 +578,7 @@ def clip_fragment(fragment: str, most: int = FRAGMENT_CHARS) -> str:
     shown = 0
     marked = False
     at = 0
-    # An entity or a tag is at most 8 characters for one of text: the cut is in here.
-    for markup in _MARKUP.finditer(fragment, 0, most * 8 + 8):
+    for markup in _MARKUP.finditer(fragment):
         text = fragment[at : markup.start()]
         if shown + len(text) >= most:
             break

@@ -42,7 +42,14 @@ from services.query.live import (
 )
 from services.query.middleware import RateLimitMiddleware
 from services.query.pages import facet_links, language_links, pager, search_url
-from services.query.search import FRAGMENT_CHARS, Facet, Facets, SearchPage, clip_fragment
+from services.query.search import (
+    FRAGMENT_CHARS,
+    Facet,
+    Facets,
+    SearchPage,
+    clip_fragment,
+    hit_fields,
+)
 from shared.events import QuoteEvent
 
 
@@ -580,6 +587,8 @@ def test_a_fragment_of_one_endless_word_is_cut_its_mark_closed() -> None:
                 "<mark>hit</mark>",
                 "x" * 97,
                 "<mark>" + "z" * 300 + "</mark>",
+                # More markup than text: 20 characters for one.
+                "<mark>a</mark>&#x27;" * 40,
             ]
         ),
         max_size=40,
@@ -598,7 +607,7 @@ def test_a_cut_fragment_shows_the_start_of_the_text_with_whole_markup(
     assert _visible(fragment).startswith(shown)
     assert len(shown) == most
     assert cut.count("<mark>") == cut.count("</mark>")
-    assert re.fullmatch(r"([^&<]|&amp;|&#39;|</?mark>)*…", cut)
+    assert re.fullmatch(r"([^&<]|&amp;|&#39;|&#x27;|</?mark>)*…", cut)
 
 
 @pytest.mark.parametrize("letter", ["я", "😀", "a"])
@@ -613,3 +622,22 @@ def test_a_cursor_after_the_longest_url_the_index_keeps_is_read_back(letter: str
     short = Cursor(10, "newest", (1_700_000_000_000, 1_700_000_000_000, "https://s.example/я"))
     assert decode_cursor(short.encode()) == short
     assert "\\u044f" in base64.urlsafe_b64decode(short.encode() + "==").decode()  # as before
+
+
+def test_a_hit_shows_no_label_longer_than_any_and_no_title_that_is_not_text() -> None:
+    # Fifty tags of 30,000 characters went out whole: 1.5 MB a hit. A title that is
+    # a number failed every suggestion reaching its document.
+    source = {
+        "title": "t",
+        "url": "https://s.example/a",
+        "source": "s",
+        "tags": ["x" * 30_000] * 50,
+    }
+    hit = hit_fields({"_id": "a" * 32, "_source": source})  # type: ignore[typeddict-item]
+    assert hit["tags"] == []
+    options = [
+        {"_id": "b" * 32, "text": "Ta", "_source": {"title": 12345}},
+        {"_id": "c" * 32, "text": "Ta", "_source": {"title": "Tashkent"}},
+    ]
+    found = shape_suggest("Ta", {"suggest": {"titles": [{"options": options}]}})
+    assert [s.title for s in found.suggestions] == ["Tashkent"]
