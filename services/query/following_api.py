@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
-from services.query.api import SearchParams, search_params_dependency
+from services.query.api import MAX_CURSOR_LENGTH, SearchParams, search_params_dependency
 from services.query.atom import (
     MEDIA_TYPE,
     Feed,
@@ -291,7 +291,8 @@ def following_router(
         saved_id: Annotated[str, saved_id_path],
         size: Annotated[int, Query(ge=1, le=settings.max_page_size)] = FEED_SIZE,
         cursor: Annotated[
-            str | None, Query(max_length=2000, description="from the feed's `next` link")
+            str | None,
+            Query(max_length=MAX_CURSOR_LENGTH, description="from the feed's `next` link"),
         ] = None,
     ) -> Response:
         """A saved search's own feed: the newest articles its words and filters find."""
