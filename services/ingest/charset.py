@@ -118,12 +118,30 @@ def guess_sample(content: bytes) -> bytes:
         return content
     pieces: list[bytes] = []
     size = at = 0
-    while size < GUESS_BYTES and (found := _PAST_ASCII.search(content, at)) is not None:
-        piece = content[max(at, found.start() - 256) : found.start() + 4096]
+    while (found := _PAST_ASCII.search(content, at)) is not None:
+        start = max(at, found.start() - 256)
+        piece = content[start : found.start() + 4096]
+        # Not in the middle of a character: a guess given half of one rules out the right
+        # multibyte encoding (a Shift_JIS page read as UTF-8).
+        end = _character_end(piece)
+        if start + end > found.start():
+            piece = piece[:end]
+        if size + len(piece) > GUESS_BYTES:
+            break
         pieces.append(piece)
         size += len(piece)
-        at = found.start() + 4096
-    return b"".join(pieces)[:GUESS_BYTES] or content[:GUESS_BYTES]
+        at = start + len(piece)
+    return b"".join(pieces) or content[:GUESS_BYTES]
+
+
+# Bytes below 0x40 are no multibyte encoding's second byte (Shift_JIS, GBK, Big5, EUC,
+# UTF-8): a character ends right after one.
+_CHARACTER_ENDS = [bytes([byte]) for byte in range(0x40)]
+
+
+def _character_end(piece: bytes) -> int:
+    """Where `piece` is cut after its last byte below 0x40 (0 if it has none)."""
+    return max(piece.rfind(byte) for byte in _CHARACTER_ENDS) + 1
 
 
 def _strict(content: bytes, label: str) -> tuple[str, str] | None:

@@ -153,3 +153,15 @@ def test_a_long_page_is_guessed_by_its_bytes_past_ascii() -> None:
     assert len(sample) <= GUESS_BYTES
     assert b"<p>plain text</p>" in sample[:256]  # what precedes the first byte past ASCII
     assert article.encode("cp1251")[:1000] in sample
+
+
+@pytest.mark.parametrize("shift", range(4))
+def test_the_sample_never_ends_inside_a_character(shift: int) -> None:
+    # Cut at 256 KiB, half of a Shift_JIS character ruled Shift_JIS out: the page came
+    # out as UTF-8 with replacement characters, depending on where the cut fell.
+    text = "日本語のニュース記事です。東京の天気は晴れでした。" * 20_000
+    page = b"<p>" + b" " * shift + text.encode("shift_jis") + b"</p>"
+    decoded, encoding = decode(page)
+    assert encoding in ("cp932", "shift_jis")
+    assert text in decoded
+    assert len(guess_sample(page)) <= GUESS_BYTES
