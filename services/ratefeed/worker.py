@@ -553,13 +553,15 @@ async def _poll_provider(
             log.exception("rates poll crashed", error=str(exc), error_class=type(exc).__name__)
             status.failed(provider.name, exc)
             return None
+        rejected: list[str] = []
         try:
-            usable, _ = within_bounds(usd_rates(reading.rates, CURRENCIES))
+            usable, rejected = within_bounds(usd_rates(reading.rates, CURRENCIES))
         except RatesError as exc:
             usable, error = {}, exc
         else:
             error = RatesError(f"no rate of {', '.join(CURRENCIES)} within bounds")
         if not usable:
+            _left_out(provider.name, rejected)  # why each rate was, told as any poll tells
             # Read, but nothing to publish: not a provider to show as healthy in /readyz.
             log.error("rates poll failed", error=str(error), error_class="RatesError")
             status.failed(provider.name, error)
