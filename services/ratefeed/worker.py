@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -473,28 +473,32 @@ async def _poll_within(
     quotes are published once every provider is done, and a source answering a byte at a
     time held all of them for minutes a poll (hours, with days to catch up on)."""
     readings: list[Reading] = []
+    within = asyncio.timeout(deadline)
     try:
-        async with asyncio.timeout(deadline):
+        async with within:
             reading = await _poll_provider(provider, config, fetcher, status, now)
             if reading is None:
                 return readings
             readings.append(reading)
-            # A failure here costs the missed days, never the reading in hand.
+            # A failure here costs the missed days not read yet, never what is in hand.
             try:
-                readings += await _catch_up(reading, config, store, fetcher, now)
+                async for missed in _catch_up(reading, config, store, fetcher, now):
+                    readings.append(missed)
             except REDIS_AWAY:
                 raise  # the lead waits for Redis and starts the work again
             except Exception as exc:
                 with bound_contextvars(provider=provider.name):
                     log.warning("missed days not caught up", error=f"{type(exc).__name__}: {exc}")
     except TimeoutError:
+        if not within.expired():
+            raise  # Redis's own timeout (an OSError, so REDIS_AWAY), not the deadline
         with bound_contextvars(provider=provider.name):
             late = f"not done within {deadline:g}s"
             if readings:
-                log.warning("missed days not caught up", error=late)
+                log.warning("missed days not caught up", error=late, caught_up=len(readings) - 1)
             else:
                 log.error("rates poll failed", error=late, error_class="TimeoutError")
-                status.failed(provider.name, RatesError(late))
+                status.failed(provider.name, TimeoutError(late))
     return readings
 
 
@@ -504,31 +508,33 @@ async def _catch_up(
     store: LastRateStore,
     fetcher: PoliteFetcher,
     now: datetime,
-) -> list[Reading]:
+) -> AsyncIterator[Reading]:
     """The days a provider published between its last quote the feed remembers and this
     reading, read from its history (when it offers one): what an outage of the feed, or
     a Redis failover that lost its latest quotes and its memory of them, made it miss.
-    At most CATCH_UP_DAYS; a longer outage is `caravan ratefeed backfill`'s."""
+    At most CATCH_UP_DAYS; a longer outage is `caravan ratefeed backfill`'s. Each day as it
+    is read: a poll cut short keeps the days read before."""
     provider = reading.provider
     if provider.history_url is None:
-        return []
+        return
     try:
         listed = usd_rates(reading.rates, CURRENCIES)
     except RatesError:
-        return []
+        return
     # Only the currencies this document lists: one the provider dropped is not missed.
     remembered = [
         last.as_of for base in listed if (last := await store.get(provider.name, base)) is not None
     ]
     if not remembered:
-        return []  # a first poll: nothing was missed
+        return  # a first poll: nothing was missed
     since = max(min(remembered) + timedelta(days=1), reading.rates.as_of - timedelta(CATCH_UP_DAYS))
     until = reading.rates.as_of - timedelta(days=1)
     if since > until:
-        return []
+        return
     with bound_contextvars(provider=provider.name):
         log.info("catching up on missed days", since=str(since), until=str(until))
-        return await _history(provider, since, until, config, fetcher, now)
+        async for missed in _history(provider, since, until, config, fetcher, now):
+            yield missed
 
 
 async def _poll_provider(
@@ -583,7 +589,7 @@ async def backfill(
     readings: dict[tuple[str, date], Reading] = {}
     for provider in providers:
         with bound_contextvars(provider=provider.name):
-            for reading in await _history(provider, since, until, config, fetcher, now):
+            async for reading in _history(provider, since, until, config, fetcher, now):
                 # Weekends and holidays answer with the last business day's document.
                 readings.setdefault((provider.name, reading.rates.as_of), reading)
     return await publish_readings(list(readings.values()), config, outlets, now)
@@ -596,20 +602,20 @@ async def _history(
     config: RatesConfig,
     fetcher: PoliteFetcher,
     now: datetime,
-) -> list[Reading]:
-    """The provider's reading of each day it could be read for."""
+) -> AsyncIterator[Reading]:
+    """The provider's reading of each day it could be read for, as each is read."""
     if provider.history_url is None and provider.peg is None:
         log.info("no history offered")
-        return []
-    readings = []
+        return
     for day in days(since, until):
         try:
-            readings.append(await read_provider(provider, config, fetcher, now, day))
+            reading = await read_provider(provider, config, fetcher, now, day)
         except Exception as exc:  # one day's document, whatever it raises, is that day's loss
             log.warning(
                 "history day failed", day=str(day), error=str(exc), error_class=type(exc).__name__
             )
-    return readings
+            continue
+        yield reading
 
 
 async def run_forever(

@@ -7,9 +7,10 @@ quotes and dead-letter streams.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -20,6 +21,7 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from services.ratefeed import worker
 from services.ratefeed.app import ratefeed_backfill, ratefeed_once, readiness_probe
 from services.ratefeed.config import load_rates_config
 from services.ratefeed.providers import WrongFormat
@@ -218,8 +220,9 @@ async def test_a_broken_catch_up_costs_the_missed_days_never_the_reading(
         await redis.hset(key, mapping={"as_of": "2023-13-45", "rate": "0.0112"})
     else:
 
-        async def broken(*_: object) -> list[object]:
+        async def broken(*_: object) -> AsyncIterator[object]:
             raise ZeroDivisionError("a defect in the catch-up")
+            yield  # an async generator, as the catch-up is
 
         monkeypatch.setattr("services.ratefeed.worker._catch_up", broken)
 
@@ -229,6 +232,47 @@ async def test_a_broken_catch_up_costs_the_missed_days_never_the_reading(
     logged = capsys.readouterr().out
     said = "stored rate ignored" if failure == "damaged state" else "missed days not caught up"
     assert said in logged
+
+
+async def test_days_caught_up_before_the_deadline_are_published(
+    redis: Redis,
+    namespace: Namespace,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Cut short by the deadline, the catch-up's days already read were dropped, and the
+    # reading of today moved the stored day past them: missed for good.
+    provider = f"cbr-{namespace.index_prefix.strip('-')}"
+    for day in range(21, 27):
+        text = CBR_FILE.read_text(encoding="utf-8").replace("27.09.2023", f"{day}.09.2023")
+        (tmp_path / f"{day}.09.2023.xml").write_text(text, encoding="utf-8")
+    history = f'history_url = "{tmp_path}/{{date:%d.%m.%Y}}.xml"'
+    settings = _one_cbr(settings, tmp_path, provider, CBR_FILE, history)
+    settings = replace(
+        settings, ratefeed=settings.ratefeed.model_copy(update={"provider_deadline": 1})
+    )
+    await LastRateStore(redis, namespace.stream_prefix).put(
+        provider, "KZT", LastRate(date(2023, 9, 20), Decimal("0.0021"))
+    )
+    read = worker.read_provider
+    days_read = asyncio.Event()
+
+    async def slow_history(*args: Any) -> Any:
+        if args[-1] is not None and days_read.is_set():
+            await asyncio.Event().wait()  # the rest of the days: past the deadline
+        reading = await read(*args)
+        if args[-1] is not None and reading.rates.as_of == date(2023, 9, 22):
+            days_read.set()
+        return reading
+
+    monkeypatch.setattr(worker, "read_provider", slow_history)
+    published = await ratefeed_once(settings)
+
+    days = sorted({q.as_of.isoformat() for q in published if q.base == "KZT"})
+    assert days == ["2023-09-21", "2023-09-22", "2023-09-27"]
+    assert "not done within 1s" in capsys.readouterr().out
 
 
 def _jumped(text: str, day: str, kzt_value: str) -> bytes:
