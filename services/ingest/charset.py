@@ -120,23 +120,28 @@ def guess_sample(content: bytes) -> bytes:
     size = at = 0
     while (found := _PAST_ASCII.search(content, at)) is not None:
         start = max(at, found.start() - 256)
-        piece = content[start : found.start() + 4096]
         # Not in the middle of a character: a guess given half of one rules out the right
         # multibyte encoding (a Shift_JIS page read as UTF-8).
-        end = _character_end(piece)
-        if start + end > found.start():
-            piece = piece[:end]
-        if size + len(piece) > GUESS_BYTES:
+        cut = start + _character_end(content[start : found.start() + 4096])
+        if cut <= found.start():
+            # No character ends in the window (a long run of CJK): the first that does.
+            ending = _CHARACTER_ENDING.search(content, found.start(), start + GUESS_BYTES - size)
+            if ending is None:
+                break
+            cut = ending.end()
+        if size + cut - start > GUESS_BYTES:
             break
-        pieces.append(piece)
-        size += len(piece)
-        at = start + len(piece)
+        pieces.append(content[start:cut])
+        size += cut - start
+        at = cut
     return b"".join(pieces) or content[:GUESS_BYTES]
 
 
-# Bytes below 0x40 are no multibyte encoding's second byte (Shift_JIS, GBK, Big5, EUC,
-# UTF-8): a character ends right after one.
+# A byte below 0x40 is no second byte of a two-byte encoding (Shift_JIS, GBK, Big5, EUC)
+# nor a UTF-8 continuation: a character ends right after one (GB18030's four-byte
+# characters aside, whose second and fourth bytes are digits).
 _CHARACTER_ENDS = [bytes([byte]) for byte in range(0x40)]
+_CHARACTER_ENDING = re.compile(rb"[\x00-\x3f]")
 
 
 def _character_end(piece: bytes) -> int:

@@ -157,9 +157,12 @@ def test_a_long_page_is_guessed_by_its_bytes_past_ascii() -> None:
 
 @pytest.mark.parametrize("shift", range(4))
 def test_the_sample_never_ends_inside_a_character(shift: int) -> None:
-    # Cut at 256 KiB, half of a Shift_JIS character ruled Shift_JIS out: the page came
-    # out as UTF-8 with replacement characters, depending on where the cut fell.
-    text = "日本語のニュース記事です。東京の天気は晴れでした。" * 20_000
+    # Cut at 256 KiB, or at 4 KiB into a run of CJK with no byte that ends a character,
+    # half of a Shift_JIS character ruled Shift_JIS out: the page came out as UTF-8 with
+    # replacement characters, depending on where the cut fell. A half-width kana (one
+    # byte) starts each paragraph, so the characters do not fall on even bytes.
+    paragraph = "ｱ" + "日本語のニュース記事です。東京の天気は晴れでした。" * 300 + "\n"
+    text = paragraph * 60
     page = b"<p>" + b" " * shift + text.encode("shift_jis") + b"</p>"
     decoded, encoding = decode(page)
     assert encoding in ("cp932", "shift_jis")
