@@ -106,7 +106,7 @@ def lead_event(lead: Lead, source: Source, fetched_at: datetime) -> ArticleEvent
         authors=labels(lead.authors),
         published_at=lead.published_at,
         language=language_code(lead.language) or source.language,
-        tags=sorted({*source.tags, *labels(sorted(lead.tags))}),
+        tags=sorted({*source.tags, *labels(sorted(set(lead.tags)))}),
         countries=list(source.countries),
         fetched_at=fetched_at,
         content_hash=content_hash(title, body),

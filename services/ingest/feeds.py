@@ -208,7 +208,7 @@ def _to_event(
         authors=labels(_authors(entry)),
         published_at=_date(entry, source, fetched_at),
         language=language_code(entry.get("language")) or feed_language,
-        tags=sorted({*source.tags, *labels(sorted(_tags(entry)))}),
+        tags=sorted({*source.tags, *labels(sorted(set(_tags(entry))))}),
         countries=list(source.countries),
         fetched_at=fetched_at,
         content_hash=content_hash(clipped(title, TITLE_CHARS), body or summary),

@@ -297,6 +297,9 @@ def test_what_a_page_or_feed_labels_an_article_with_is_bounded() -> None:
     assert len(fallback.title) <= TITLE_CHARS + 1
     assert fallback.tags == ["politics"]
     assert fallback.language == "uz"
+    keywords = [f"k{n:02}" for n in range(60)] * 2  # a sitemap's news:keywords, repeated
+    repeated = lead_event(Lead(url="https://site.kz/d", title="t", tags=keywords), SOURCE, FETCHED)
+    assert repeated.tags == sorted(["politics", *[f"k{n:02}" for n in range(LABELS)]])
     many = "".join(f"<category>c{n:03}</category>" for n in range(60))
     feed = (
         "<rss><channel><title>t</title><item><title>" + "t " * 1000 + "</title>"
