@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import pytest
 from prometheus_client import REGISTRY
-from structlog.testing import capture_logs
 
+from services.ratefeed import worker
 from services.ratefeed.config import Provider
 from services.ratefeed.status import ProviderStatus
 from services.ratefeed.worker import PROBLEMS_LOGGED, _left_out
 from shared.fetch import FetchError
+from tests.logs import Said
 
 
 def _sample(name: str, provider: str) -> float | None:
@@ -37,12 +39,16 @@ def test_staleness_and_last_read_and_error_times_are_exported() -> None:
     assert status.details(later)[name]["stale"] is True
 
 
-def test_entries_left_out_are_all_counted_and_the_first_few_logged() -> None:
+def test_entries_left_out_are_all_counted_and_the_first_few_logged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # 200,000 bad entries in a 2 MiB document were a warning each: 50 MB of log a poll.
     name = f"p{uuid4().hex[:8]}"
     problems = [f"X{n}: not a number" for n in range(1000)]
-    with capture_logs() as logs:
-        _left_out(name, problems)
+    said = Said()
+    monkeypatch.setattr(worker, "log", said)
+    _left_out(name, problems)
+    logs = said.lines
     told = [line for line in logs if line["event"] == "rate entry left out"]
     assert [line["detail"] for line in told] == problems[:PROBLEMS_LOGGED]
     rest = [line for line in logs if line["event"] == "more rate entries left out"]

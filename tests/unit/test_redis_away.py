@@ -27,8 +27,8 @@ from redis.exceptions import (
     ResponseError,
     TryAgainError,
 )
-from structlog.testing import capture_logs
 
+from services.indexer import hold as hold_module
 from services.indexer.consumer import Consumer
 from services.indexer.hold import Hold
 from services.indexer.ledger import Ledger
@@ -41,6 +41,7 @@ from shared.events import ArticleEvent, QuoteEvent, content_hash
 from shared.index import IndexNames
 from shared.settings import CommonSettings, IndexerSettings
 from shared.streams import DATA_FIELD, Streams
+from tests.logs import Said
 
 STREAMS = Streams(CommonSettings())
 NAMES = IndexNames("away-")
@@ -188,7 +189,9 @@ async def test_a_batch_held_for_the_cluster_waits_redis_out_as_it_notes_why() ->
     assert not consumer.hold.active
 
 
-async def test_an_acknowledgement_redis_missed_is_sent_again_until_it_lands() -> None:
+async def test_an_acknowledgement_redis_missed_is_sent_again_until_it_lands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     acknowledged: list[tuple[Any, ...]] = []
     hold = Hold()
     held: list[bool] = []
@@ -211,13 +214,13 @@ async def test_an_acknowledgement_redis_missed_is_sent_again_until_it_lands() ->
     writer = _writer(
         FakeElasticsearch(0), _ledger(redis, asyncio.Event(), consumer.reader, hold), hold
     )
-    with capture_logs() as logs:
-        async with asyncio.timeout(10):
-            await writer.write(work)
+    said = Said()
+    monkeypatch.setattr(hold_module, "log", said)
+    async with asyncio.timeout(10):
+        await writer.write(work)
     assert acknowledged == [(STREAMS.articles, "indexer", entry.entry_id)]
     # Not "the cluster cannot take writes": that sent operators to the wrong system.
-    holding = [line["event"] for line in logs if line["event"].startswith("holding")]
-    assert holding == ["holding: redis cannot settle entries"]
+    assert said.events("holding") == ["holding: redis cannot settle entries"]
     # Held (nothing new read, /readyz not ready) while Redis refused, released after.
     assert held == [False, True, True]
     assert not hold.active
