@@ -293,6 +293,12 @@ def labels(items: Iterable[str]) -> list[str]:
     return list(islice((item for item in items if len(item) <= LABEL_CHARS), LABELS))
 
 
+def article_tags(own: Iterable[str], found: Iterable[str]) -> list[str]:
+    """A source's own tags, which filters and saved searches rely on, all of them; and of
+    the tags its pages and feeds write, the first LABELS distinct ones, sorted."""
+    return sorted({*own, *labels(sorted(set(found)))})
+
+
 # ISO 639 as pages, feeds and sitemaps write it (`ru`, `uzb`, `uz-Latn`, `ru_RU`), without
 # its region. Anything else is no language: a feed's 33,000-character <dc:language> made
 # Elasticsearch refuse the article (a keyword past its 32,766 bytes).

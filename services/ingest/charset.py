@@ -140,13 +140,13 @@ def guess_sample(content: bytes) -> bytes:
 # A byte below 0x40 is no second byte of a two-byte encoding (Shift_JIS, GBK, Big5, EUC)
 # nor a UTF-8 continuation: a character ends right after one (GB18030's four-byte
 # characters aside, whose second and fourth bytes are digits).
-_CHARACTER_ENDS = [bytes([byte]) for byte in range(0x40)]
 _CHARACTER_ENDING = re.compile(rb"[\x00-\x3f]")
+_NOT_ENDING = bytes(range(0x40, 0x100))
 
 
 def _character_end(piece: bytes) -> int:
     """Where `piece` is cut after its last byte below 0x40 (0 if it has none)."""
-    return max(piece.rfind(byte) for byte in _CHARACTER_ENDS) + 1
+    return len(piece.rstrip(_NOT_ENDING))
 
 
 def _strict(content: bytes, label: str) -> tuple[str, str] | None:

@@ -31,6 +31,7 @@ from services.ingest.urls import canonicalize_url, is_web_url
 from shared.events import (
     TITLE_CHARS,
     ArticleEvent,
+    article_tags,
     clipped,
     content_hash,
     labels,
@@ -198,20 +199,22 @@ def _to_event(
         # its title, the same way in every poll whatever else the feed holds.
         discriminator = entry.get("id") or hashlib.sha256(title.encode()).hexdigest()[:16]
         canonical = f"{canonical}#item={discriminator}"
+    # Keyed above by the whole title, as before it was bounded: the same key as ever.
+    shown = clipped(title, TITLE_CHARS)
     return ArticleEvent(
         source=source.name,
         url=link,
         canonical_url=canonical,
-        title=clipped(title, TITLE_CHARS),
+        title=shown,
         summary=summary,
         body=body or summary,
         authors=labels(_authors(entry)),
         published_at=_date(entry, source, fetched_at),
         language=language_code(entry.get("language")) or feed_language,
-        tags=sorted({*source.tags, *labels(sorted(set(_tags(entry))))}),
+        tags=article_tags(source.tags, _tags(entry)),
         countries=list(source.countries),
         fetched_at=fetched_at,
-        content_hash=content_hash(clipped(title, TITLE_CHARS), body or summary),
+        content_hash=content_hash(shown, body or summary),
     )
 
 

@@ -7,7 +7,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.query.search import HIT, HITS, UNREADABLE, SearchHit, hit_fields, readable_hits
+from services.query.search import (
+    HITS,
+    UNREADABLE,
+    SearchHit,
+    hit_fields,
+    readable_hits,
+    readable_result,
+)
 from shared.events import TITLE_CHARS, clipped
 from shared.index import ARTICLE_SOURCE, HIT_FIELDS
 from shared.language.wording import TEXT_FIELDS
@@ -76,12 +83,8 @@ def shape_similar(doc_id: str, response: Mapping[str, Any]) -> tuple[Similar, li
         results = [hit_fields(h) for h in HITS.validate_python(response["hits"]["hits"])]
         return Similar.model_validate({"id": doc_id, "results": results}), []
     except UNREADABLE:
-        kept, left_out = readable_hits(response["hits"]["hits"], _similar_result)
+        kept, left_out = readable_hits(response["hits"]["hits"], readable_result)
         return Similar.model_validate({"id": doc_id, "results": kept}), left_out
-
-
-def _similar_result(hit: object) -> dict[str, Any]:
-    return SearchHit.model_validate(hit_fields(HIT.validate_python(hit))).model_dump()
 
 
 def build_suggest(prefix: str, size: int) -> dict[str, Any]:

@@ -31,7 +31,13 @@ from pydantic import TypeAdapter
 from typing_extensions import TypedDict
 
 from services.query.cursors import Cursor
-from services.query.search import HIGHLIGHT_CHARS, SearchRequest, build_search, readable_hits
+from services.query.search import (
+    HIGHLIGHT_CHARS,
+    HITS_SORTS,
+    SearchRequest,
+    build_search,
+    readable_hits,
+)
 from shared.events import TITLE_CHARS, clipped, is_http_url, labels
 from shared.searching import Criteria
 
@@ -232,23 +238,6 @@ class FeedHit(TypedDict):
 FEED_HIT: TypeAdapter[FeedHit] = TypeAdapter(FeedHit)
 
 
-class _Sorted(TypedDict):
-    sort: NotRequired[list[Any]]
-
-
-class _SortedHits(TypedDict):
-    hits: NotRequired[list[_Sorted]]
-
-
-class _SortedResponse(TypedDict):
-    # filter_path leaves nothing of an answer without hits.
-    hits: NotRequired[_SortedHits]
-
-
-# The answer as the feed's numbers and cursor read it, whatever each hit's `_source`.
-FEED_SORTS: TypeAdapter[_SortedResponse] = TypeAdapter(_SortedResponse)
-
-
 @dataclass(frozen=True)
 class FeedPage:
     entries: list[FeedEntry]
@@ -285,14 +274,16 @@ def feed_entry(hit: FeedHit, article_page: str) -> FeedEntry:
 def shape_feed(answer: Mapping[str, Any], request: SearchRequest, article_page: str) -> FeedPage:
     """The entries of Elasticsearch's answer; `article_page` has `{id}` for the article id.
     A hit that does not read as the index contract is left out (FeedPage.left_out)."""
-    hits = FEED_SORTS.validate_python(answer).get("hits", {}).get("hits", [])
+    # filter_path leaves nothing of an answer without hits.
+    raw = answer.get("hits", {}).get("hits", [])
 
     def entry(hit: object) -> FeedEntry:
         checked = FEED_HIT.validate_python(hit)
         # Not str.format: the base URL is configuration, and `{` in it is no field to fill.
         return feed_entry(checked, article_page.replace("{id}", checked["_id"]))
 
-    entries, left_out = readable_hits(answer.get("hits", {}).get("hits", []), entry)
+    entries, left_out = readable_hits(raw, entry)
+    hits = HITS_SORTS.validate_python(raw)
     last = hits[-1] if hits else None
     next_cursor = (
         Cursor(request.start + len(hits), "newest", tuple(last["sort"])).encode()

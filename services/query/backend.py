@@ -29,12 +29,10 @@ from services.query.limits import TtlCache
 from services.query.quotes import CANDIDATES, LatestQuotes, build_latest, shape_latest
 from services.query.search import (
     SEARCH_FILTER_PATH,
-    UNREADABLE,
     SearchPage,
     SearchRequest,
     build_search,
     shape_readable,
-    shape_results,
     wants_fuzzy,
 )
 from shared.index import DERIVED_FIELDS
@@ -116,10 +114,7 @@ class Backend:
             path_parts={"index": self.articles},
         )
         with answer_read():
-            try:
-                return shape_results(response.body, request)
-            except UNREADABLE:
-                page, left_out = shape_readable(response.body, request)
+            page, left_out = shape_readable(response.body, request)
         hits_left_out("search", left_out)
         return page
 

@@ -416,13 +416,13 @@ HITS: TypeAdapter[list[ArticleHit]] = TypeAdapter(list[ArticleHit])
 HIT: TypeAdapter[ArticleHit] = TypeAdapter(ArticleHit)
 
 
-class _Sorted(TypedDict):
-    """A hit as the page's numbers and cursor read it, whatever its `_source`."""
+class Sorted(TypedDict):
+    """A hit as a page's numbers and cursor read it, whatever its `_source`."""
 
     sort: NotRequired[list[Any]]
 
 
-HITS_SORTS: TypeAdapter[list[_Sorted]] = TypeAdapter(list[_Sorted])
+HITS_SORTS: TypeAdapter[list[Sorted]] = TypeAdapter(list[Sorted])
 
 
 def did_you_mean(text: str, suggest: dict[str, list[Correction]]) -> str | None:
@@ -471,29 +471,31 @@ def readable_hits(hits: object, read: Callable[[Any], T]) -> tuple[list[T], list
     return kept, left_out
 
 
-def _readable_result(hit: object) -> tuple[Any, dict[str, Any]]:
-    checked = HIT.validate_python(hit)
-    return hit, SearchHit.model_validate(hit_fields(checked)).model_dump()
+def readable_result(hit: object) -> dict[str, Any]:
+    """One hit as a SearchHit's fields, checked on its own (ValueError if it cannot be)."""
+    return SearchHit.model_validate(hit_fields(HIT.validate_python(hit))).model_dump()
 
 
 def shape_readable(
     answer: Mapping[str, Any], request: SearchRequest
 ) -> tuple[SearchPage, list[str]]:
-    """shape_results for an answer it could not read: its readable hits, and why the
-    others were left out. The numbers of the page and its cursor are the answer's."""
-    raw = answer["hits"]["hits"]
-    kept, left_out = readable_hits(raw, _readable_result)
-    hits = {**answer["hits"], "hits": [hit for hit, _ in kept]}
-    response = SEARCH_RESPONSE.validate_python({**answer, "hits": hits})
-    shaped = [result for _, result in kept]
-    return _page(response, request, shaped, HITS_SORTS.validate_python(raw)), left_out
+    """shape_results, and for an answer it cannot read, its readable hits and why the
+    others were left out; the numbers of the page and its cursor are the answer's."""
+    try:
+        return shape_results(answer, request), []
+    except UNREADABLE:
+        raw = answer["hits"]["hits"]
+    results, left_out = readable_hits(raw, readable_result)
+    # The rest of the answer checked as ever: a fault there is the answer's, not a hit's.
+    response = SEARCH_RESPONSE.validate_python({**answer, "hits": {**answer["hits"], "hits": []}})
+    return _page(response, request, results, HITS_SORTS.validate_python(raw)), left_out
 
 
 def _page(
     response: SearchResponse,
     request: SearchRequest,
     results: list[dict[str, Any]],
-    hits: Sequence[_Sorted],
+    hits: Sequence[Sorted],
 ) -> SearchPage:
     total = response["hits"]["total"]["value"]
     relation = response["hits"]["total"].get("relation", "eq")
