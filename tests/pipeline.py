@@ -15,14 +15,13 @@ import httpx
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from services.indexer.app import deadletters_publisher
 from services.indexer.consumer import Consumer
+from services.indexer.deadletters import letter_writer
 from services.indexer.mappings import ensure_indices
 from services.ingest.app import ingest_configured_once
 from services.query.app import create_app
 from services.ratefeed.app import ratefeed_once
 from shared.index import IndexNames
-from shared.service import ServiceContext
 from shared.settings import IndexerSettings, Settings
 from shared.streams import Streams
 from tests.conftest import REALDATA, REPO
@@ -30,20 +29,18 @@ from tests.conftest import REALDATA, REPO
 
 async def index_streams(redis: Redis, es: AsyncElasticsearch, settings: Settings) -> None:
     """Index everything on the streams of `settings`, then make it searchable."""
-    ctx = ServiceContext("indexer", settings)
     names = IndexNames(settings.common.index_prefix)
+    streams = Streams(settings.common)
     await ensure_indices(es, names, settings.common)
     consumer = Consumer(
         redis,
         es,
-        Streams(settings.common),
+        streams,
         names,
         IndexerSettings(consumer="t", block_ms=50),
-        deadletters_publisher(ctx).publish,
+        letter_writer(redis, streams, settings.indexer.retention_hours),
     )
-    async with ctx.broker:
-        await ctx.broker.connect()
-        await consumer.run(burst=True)
+    await consumer.run(burst=True)
     await es.indices.refresh(index=f"{settings.common.index_prefix}*")
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Iterator
 from faststream.redis import StreamSub
 
 from services.indexer.consumer import Consumer
+from services.indexer.deadletters import letter_writer
 from services.indexer.ledger import SERVICE
 from services.indexer.mappings import ensure_indices_held
 from services.indexer.matcher import Matcher
@@ -54,7 +55,9 @@ def create_service(all_settings: Settings) -> BackgroundService:
     ctx = ServiceContext(SERVICE, all_settings)
     ctx.configure_logging()
     settings = all_settings.indexer
-    publisher = deadletters_publisher(ctx)
+    # Both streams as the AsyncAPI document declares them; the letters are written once
+    # each (`letter_writer`), the matches a round at a time.
+    deadletters_publisher(ctx)
     matches_publisher(ctx)
     redis = make_redis(ctx.redis_settings)
     es = make_elasticsearch(all_settings.elasticsearch)
@@ -64,7 +67,8 @@ def create_service(all_settings: Settings) -> BackgroundService:
         await add_events(redis, ctx.streams.matches, matches, ctx.streams.maxlen)
 
     matcher = Matcher(es, redis, names, ctx.streams, settings, publish_matches)
-    consumer = Consumer(redis, es, ctx.streams, names, settings, publisher.publish, matcher=matcher)
+    letters = letter_writer(redis, ctx.streams, settings.retention_hours)
+    consumer = Consumer(redis, es, ctx.streams, names, settings, letters, matcher=matcher)
     upkeep = Upkeep(
         redis, ctx.streams, settings, ctx.common.stream_groups, ctx.common.abandon_after_ms
     )

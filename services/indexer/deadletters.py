@@ -6,12 +6,32 @@ from collections.abc import AsyncIterator
 from typing import cast
 
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
-from services.indexer.ledger import CUT
+from services.indexer.ledger import CUT, PublishDeadLetter
 from shared.clients import make_redis
+from shared.entries import add_once
 from shared.events import DeadLetter
 from shared.settings import Settings
 from shared.streams import DATA_FIELD, Streams
+
+
+def letter_writer(redis: Redis, streams: Streams, keep_hours: float) -> PublishDeadLetter:
+    """Writes a letter once per failed entry (its idempotency_key), however often it is
+    sent: again after a lost answer, or by a replica that read the entry again after a
+    crash between the letter and the acknowledgement. Whether it was written now.
+
+    The marker is kept as long as the letters are (the retention), and shares the
+    stream's hash slot through the stream prefix, as every key used together does.
+    """
+
+    async def write(letter: DeadLetter) -> bool:
+        marker = f"{streams.deadletters}:written:{letter.idempotency_key}"
+        return await add_once(
+            redis, marker, keep_hours * 3600, streams.deadletters, letter, streams.maxlen
+        )
+
+    return write
 
 
 async def list_dead_letters(settings: Settings, limit: int) -> list[tuple[str, DeadLetter | str]]:

@@ -39,6 +39,7 @@ from shared.streams import DATA_FIELD
 log = structlog.get_logger(__name__)
 
 SERVICE = "indexer"
+# False when the letter was written before (services/indexer/deadletters.py).
 PublishDeadLetter = Callable[[DeadLetter], Awaitable[Any]]
 T = TypeVar("T")
 # Enough for Elasticsearch's longest explanations; a reason is for people, not a payload copy.
@@ -106,16 +107,19 @@ class Ledger:
         with structlog.contextvars.bound_contextvars(
             stream=entry.stream, entry_id=entry.entry_id, event_id=event_id_of(letter.payload)
         ):
-            # Published before the ack: a crash in between leaves the entry pending,
-            # and the letter may be written twice (same idempotency_key), never lost.
-            await self._answered("dead_letter", lambda: self._publish(letter))
-            metrics.DEADLETTERS.labels(entry.stream, error_class).inc()
-            log.warning(
-                "entry dead-lettered",
-                error_class=error_class,
-                reason=reason,
-                attempts=entry.deliveries,
-            )
+            # Written before the ack: a crash in between leaves the entry pending, and
+            # whoever reads it again finds its letter written (`letter_writer`).
+            written = await self._answered("dead_letter", lambda: self._publish(letter))
+            if written is False:
+                log.info("entry dead-lettered already", error_class=error_class)
+            else:
+                metrics.DEADLETTERS.labels(entry.stream, error_class).inc()
+                log.warning(
+                    "entry dead-lettered",
+                    error_class=error_class,
+                    reason=reason,
+                    attempts=entry.deliveries,
+                )
             await self.ack([entry])
 
     async def remember(self, entries: Sequence[Entry], fault: Fault, reason: str) -> None:

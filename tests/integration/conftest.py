@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -11,12 +11,11 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from services.indexer.app import deadletters_publisher
 from services.indexer.consumer import Consumer
+from services.indexer.deadletters import letter_writer
 from services.indexer.mappings import ensure_indices
 from shared.events import ArticleEvent, DeadLetter, QuoteEvent, content_hash
 from shared.index import IndexNames
-from shared.service import ServiceContext
 from shared.settings import FetchSettings, IndexerSettings, Settings
 from shared.streams import DATA_FIELD
 from tests.conftest import Namespace
@@ -29,9 +28,8 @@ MakeConsumer = Callable[..., Consumer]
 @pytest.fixture
 async def make_consumer(
     redis: Redis, es: AsyncElasticsearch, namespace: Namespace, settings: Settings
-) -> AsyncIterator[MakeConsumer]:
-    ctx = ServiceContext("indexer", settings)
-    publisher = deadletters_publisher(ctx)
+) -> MakeConsumer:
+    letters = letter_writer(redis, namespace.streams, settings.indexer.retention_hours)
     names = IndexNames(namespace.index_prefix)
     await ensure_indices(es, names, settings.common)
 
@@ -44,12 +42,10 @@ async def make_consumer(
             namespace.streams,
             names,
             IndexerSettings(**(defaults | settings)),
-            publisher.publish,
+            letters,
         )
 
-    async with ctx.broker:
-        await ctx.broker.connect()
-        yield build
+    return build
 
 
 def article(

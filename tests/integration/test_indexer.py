@@ -17,9 +17,8 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from services.cli import main
-from services.indexer.app import deadletters_publisher
 from services.indexer.consumer import Consumer
-from services.indexer.deadletters import list_dead_letters, replay_dead_letters
+from services.indexer.deadletters import letter_writer, list_dead_letters, replay_dead_letters
 from services.indexer.failures import Fault
 from services.indexer.ledger import MAX_LETTER_BYTES
 from services.indexer.writer import Work
@@ -27,7 +26,6 @@ from shared.clients import make_elasticsearch, make_redis
 from shared.consumer import Entry
 from shared.events import DeadLetter, QuoteEvent
 from shared.index import IndexNames
-from shared.service import ServiceContext
 from shared.settings import ElasticsearchSettings, IndexerSettings, RedisSettings, Settings
 from shared.streams import DATA_FIELD
 from tests.conftest import Namespace
@@ -363,28 +361,24 @@ async def test_stop_mid_outage_leaves_the_batch_pending_for_another_indexer(
 ) -> None:
     # Elasticsearch unreachable: the batch is held, never acknowledged, never dropped.
     down = make_elasticsearch(ElasticsearchSettings(url="http://127.0.0.1:1", request_timeout=0.2))
-    ctx = ServiceContext("indexer", settings)
-    publisher = deadletters_publisher(ctx)
     consumer = Consumer(
         redis,
         down,
         namespace.streams,
         IndexNames(namespace.index_prefix),
         IndexerSettings(consumer="doomed", block_ms=50, retry_base_delay=0.05),
-        publisher.publish,
+        letter_writer(redis, namespace.streams, settings.indexer.retention_hours),
     )
     await consumer.ensure_groups()
     await publish(redis, namespace.streams.articles, article(1), article(2))
 
-    async with ctx.broker:
-        await ctx.broker.connect()
-        task = asyncio.create_task(consumer.run(burst=True))
-        while not consumer.hold.active:  # the batch is read, the write refused: holding
-            await asyncio.wait({task}, timeout=0.05)
-            assert not task.done()
-        assert "ConnectionError" in (consumer.hold.reason or "")
-        consumer.stop()
-        await asyncio.wait_for(task, timeout=5)
+    task = asyncio.create_task(consumer.run(burst=True))
+    while not consumer.hold.active:  # the batch is read, the write refused: holding
+        await asyncio.wait({task}, timeout=0.05)
+        assert not task.done()
+    assert "ConnectionError" in (consumer.hold.reason or "")
+    consumer.stop()
+    await asyncio.wait_for(task, timeout=5)
     await down.close()
 
     assert await pending(redis, namespace.streams.articles) == 2
@@ -444,6 +438,54 @@ async def test_acknowledgements_redis_refuses_wait_for_it_and_cost_no_dead_lette
     assert await dead_letters(redis, namespace) == []
     await es.indices.refresh(index=namespace.articles)
     assert await ids_in(es, namespace.articles) == sorted(e.idempotency_key for e in events)
+
+
+async def test_an_entry_read_again_after_its_letter_was_written_gets_no_second_letter(
+    make_consumer: MakeConsumer, redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    # The letter is written, then the indexer stops (a crash, a deploy) before Redis
+    # takes the acknowledgement: another indexer reads the entry again after the claim
+    # idle time and fails it the same way. Before, that wrote a second letter, as did a
+    # letter sent again after its answer was lost.
+    user = f"caravan-no-ack-{uuid4().hex[:8]}"
+    await redis.acl_setuser(
+        user,
+        enabled=True,
+        passwords=["+no-ack"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-xack"],
+    )
+    refused = make_redis(
+        RedisSettings(url=os.environ["REDIS_URL"], username=user, password=SecretStr("no-ack"))
+    )
+    stream = namespace.streams.articles
+    first = make_consumer(refused, consumer="first", retry_base_delay=0.05)
+    await first.ensure_groups()
+    poison = await add(redis, stream, {DATA_FIELD: b"not json"})
+    try:
+        task = asyncio.create_task(first.run(burst=True))
+        await until(lambda: _letters_or_stopped(redis, namespace, task), "the first letter")
+        first.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=10)  # the refused acknowledgement raised
+    finally:
+        await redis.acl_deluser(user)
+        await refused.aclose()
+    assert await pending(redis, stream) == 1
+
+    second = make_consumer(consumer="second", claim_idle_ms=1000)
+    await wait_claimable(redis, stream, "indexer", 1000)
+    await drain(second, es)
+
+    (letter,) = await dead_letters(redis, namespace)
+    assert letter.entry_id == poison
+    assert await pending(redis, stream) == 0
+
+
+async def _letters_or_stopped(redis: Redis, namespace: Namespace, task: asyncio.Task[None]) -> bool:
+    assert not task.done(), "the indexer stopped before writing its letter"
+    return bool(await redis.xlen(namespace.streams.deadletters))
 
 
 def _acknowledgements_retried() -> float:

@@ -22,14 +22,13 @@ from jsonschema import Draft202012Validator
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from services.indexer.app import deadletters_publisher
 from services.indexer.consumer import Consumer
+from services.indexer.deadletters import letter_writer
 from services.indexer.mappings import ensure_indices
 from services.indexer.matcher import Matcher
 from shared.clients import make_elasticsearch
 from shared.events import ArticleEvent, SavedSearchMatch, content_hash
 from shared.index import IndexNames
-from shared.service import ServiceContext
 from shared.settings import ElasticsearchSettings, IndexerSettings, Settings
 from shared.streams import DATA_FIELD, add_events
 from tests.conftest import REPO, Namespace
@@ -45,10 +44,9 @@ BuildIndexer = Callable[..., Consumer]
 @pytest.fixture
 async def indexer(
     redis: Redis, es: AsyncElasticsearch, namespace: Namespace, settings: Settings
-) -> AsyncIterator[BuildIndexer]:
+) -> BuildIndexer:
     """An in-process indexer with its matcher; `matcher_es` to give the matcher its own client."""
-    ctx = ServiceContext("indexer", settings)
-    dead_letters = deadletters_publisher(ctx)
+    letters = letter_writer(redis, namespace.streams, settings.indexer.retention_hours)
 
     async def publish_matches(matches: list[SavedSearchMatch]) -> None:
         await add_events(redis, namespace.streams.matches, matches)
@@ -68,13 +66,11 @@ async def indexer(
             namespace.streams,
             names,
             indexer_settings,
-            dead_letters.publish,
+            letters,
             matcher=matcher,
         )
 
-    async with ctx.broker:
-        await ctx.broker.connect()
-        yield build
+    return build
 
 
 @pytest.fixture
