@@ -10,10 +10,12 @@ Pure: the accepted baseline, the held quotes and the candidate in, a JumpOutcome
   the `gap` flag, and the jump bound widens with the square root of the gap, as
   the spread of a random walk does (two years after 2023-09-27, 5 % becomes 82 %).
 - Order. A document older than the accepted rate (a late provider, a backfill run
-  after the live poll) is published for history, compared with the provider's
-  quote before it, whichever exists; and the quote after it, which was compared
-  with something older (or was a `gap`), is compared with it now and published
-  again (`follow_up`), so a quote's change never depends on the arrival order.
+  after the live poll, a correction of a past day) is published for history, compared
+  with the provider's latest published quote before it, if any; and the quote after
+  it, which was compared with something older, with a `gap` or with the corrected
+  day's old rate, is compared with it now and published again (`follow_up`), with the
+  accepted rate's memory of its previous quote, so a quote's change never depends on
+  the arrival order.
 - Jumps. A move beyond the bound is held (one dead letter, once) unless another
   provider states the same rate that day. It is accepted when another provider
   confirms it, or when the provider's next `confirmations` as-of dates stay beyond
@@ -169,16 +171,30 @@ def assess(
 
 
 def follow_up(
-    late: Held, after: Held, compared_with: date | None, flags: tuple[str, ...], policy: JumpPolicy
-) -> Step | None:
-    """The quote `after` a late one, compared with it now; None when it already is
-    compared with the late one's day or a later one (`compared_with`)."""
-    if compared_with is not None and compared_with >= late.as_of:
-        return None
+    last: LastRate,
+    late: Held,
+    after: Held,
+    compared_with: Held | None,
+    flags: tuple[str, ...],
+    policy: JumpPolicy,
+) -> JumpOutcome:
+    """The quote `after` a late one, compared with it now, and the accepted rate `last`
+    remembering the late one as its previous quote when `after` is it. Nothing when
+    `after` is compared with the late quote already (`compared_with`, the same day and
+    rate), or with a later day."""
+    if compared_with is not None and (compared_with.as_of > late.as_of or compared_with == late):
+        return JumpOutcome()
     # Its own doubts stay (a jump accepted, a disagreement, added back by the caller);
     # whether it follows a gap is judged again.
     kept = tuple(f for f in flags if f != GAP and not f.startswith("disagrees:"))
-    return step(late, after.as_of, after.rate, policy, kept)
+    followed = step(late, after.as_of, after.rate, policy, kept)
+    # So that a correction of the accepted rate's day is judged against the late quote.
+    baseline = (
+        LastRate(last.as_of, last.rate, late.as_of, late.rate)
+        if after.as_of == last.as_of
+        else None
+    )
+    return JumpOutcome((followed,), baseline)
 
 
 def _move(

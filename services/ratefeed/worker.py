@@ -293,36 +293,27 @@ async def _rederive_after(
 ) -> list[QuoteEvent]:
     """Publish the quote after a late one again, compared with it: a new version of the
     same event (same idempotency key, a later fetched_at, so a higher version)."""
-    followed = follow_up(
+    outcome = follow_up(
+        last,
         Held(late.as_of, late.rate),
         Held(after.as_of, after.rate),
-        after.previous_as_of,
+        Held(after.previous_as_of, after.previous_rate)
+        if after.previous_as_of is not None and after.previous_rate is not None
+        else None,
         tuple(after.flags),
         outlets.policy(config),
     )
-    if followed is None:
+    if not outcome.publish:
         return []
     # Strictly later than the version it replaces, even within one poll's fetched_at.
     version_time = max(late.fetched_at, after.fetched_at + timedelta(milliseconds=1))
     again = after.model_copy(update={"fetched_at": version_time})
-    baseline = (
-        LastRate(last.as_of, last.rate, late.as_of, late.rate)
-        if after.as_of == last.as_of
-        else None
-    )
     log.info(
         "quote re-derived after a late one",
         as_of=str(after.as_of),
         previous_as_of=str(late.as_of),
     )
-    return await _apply(
-        JumpOutcome((followed,), baseline),
-        [again],
-        after.provider,
-        after.base,
-        outlets,
-        "rederived",
-    )
+    return await _apply(outcome, [again], after.provider, after.base, outlets, "rederived")
 
 
 async def _apply(

@@ -1,7 +1,8 @@
 """A quote's change is against the provider's previous as-of date that exists, whatever
 the order its documents arrive in: late, backfilled after the live poll, or filling a
 gap. The quote after a late one is published again, a new version of the same event,
-and the index follows.
+and the index follows. A corrected past day is followed by the day after it and by
+the rate feed's memory of it.
 
 Bank of Russia documents (its own format) through the rate feed one at a time, against
 the real Redis and Elasticsearch.
@@ -19,7 +20,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from services.ratefeed.app import ratefeed_once
-from shared.events import QuoteEvent
+from shared.events import DeadLetter, QuoteEvent
 from shared.index import IndexNames
 from shared.settings import FetchSettings, Settings
 from shared.streams import DATA_FIELD
@@ -204,3 +205,31 @@ async def test_a_poll_after_missed_days_reads_them_from_the_banks_history(
             _pct(f"15,{number:02d}00", f"15,{number - 1:02d}00"),
             [],
         )
+
+
+async def _letters(redis: Redis, namespace: Namespace) -> list[DeadLetter]:
+    return [
+        DeadLetter.model_validate_json(fields[DATA_FIELD])
+        for _, fields in await entries(redis, namespace.streams.deadletters)
+    ]
+
+
+async def test_a_corrected_past_day_is_what_the_next_day_and_its_correction_follow(
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    yesterday, today = date(2025, 12, 11), date(2025, 12, 12)
+    await _publish(settings, tmp_path, (yesterday, "15,0000"), (today, "15,0000"))
+
+    await _publish(settings, tmp_path, (yesterday, "15,6000"))  # the bank corrects it
+
+    latest = await _latest(redis, namespace)
+    assert latest[yesterday].rate == _kzt("15,6000")
+    assert _compared(latest[today]) == (yesterday, _pct("15,0000", "15,6000"), [])
+
+    # Then today: +2.56 % on the corrected day before, +6.67 % on its old rate.
+    await _publish(settings, tmp_path, (today, "16,0000"))
+
+    assert await _letters(redis, namespace) == []
+    latest = await _latest(redis, namespace)
+    assert latest[today].rate == _kzt("16,0000")
+    assert _compared(latest[today]) == (yesterday, _pct("16,0000", "15,6000"), [])

@@ -184,16 +184,44 @@ def test_a_late_document_is_compared_with_the_quote_before_it_and_never_judged()
 
 def test_the_quote_after_a_late_one_is_compared_with_it_keeping_its_own_doubts() -> None:
     late, after = Held(DAY2, Decimal("0.0110")), Held(DAY3, Decimal("0.0112"))
-    followed = follow_up(late, after, date(2023, 1, 2), (GAP, CONFIRMED, "disagrees:nbk"), POLICY)
-    assert followed is not None
+    last = LastRate(date(2023, 9, 29), Decimal("0.0113"))
+    doubts = (GAP, CONFIRMED, "disagrees:nbk")
+    old = Held(date(2023, 1, 2), Decimal("0.0100"))
+    [followed] = follow_up(last, late, after, old, doubts, POLICY).publish
     assert (followed.previous_as_of, followed.change_pct, followed.flags) == (
         DAY2,
         change_pct(after.rate, late.rate),
         (CONFIRMED,),
     )
-    # Compared with the late day, or a later one, already: nothing to publish again.
-    assert follow_up(late, after, DAY2, (), POLICY) is None
+    # Compared with the late quote, or a later day, already: nothing to publish again.
+    assert follow_up(last, late, after, late, (), POLICY).publish == ()
+    assert follow_up(last, late, after, Held(DAY3, Decimal(1)), (), POLICY).publish == ()
     # A late day still far before it: the gap stays, judged again.
-    far = follow_up(Held(date(2023, 9, 1), Decimal("0.0110")), after, None, (), POLICY)
-    assert far is not None
-    assert (far.change_pct, far.flags) == (None, (GAP,))
+    far = Held(date(2023, 9, 1), Decimal("0.0110"))
+    [again] = follow_up(last, far, after, None, (), POLICY).publish
+    assert (again.change_pct, again.flags) == (None, (GAP,))
+
+
+def test_a_correction_of_a_past_day_derives_the_next_day_again() -> None:
+    corrected, after = Held(DAY2, Decimal("0.0110")), Held(DAY3, Decimal("0.0112"))
+    last = LastRate(date(2023, 9, 29), Decimal("0.0113"), DAY3, Decimal("0.0112"))
+    # The day after was compared with the same day's old rate.
+    outcome = follow_up(last, corrected, after, Held(DAY2, Decimal("0.0105")), (), POLICY)
+    [step] = outcome.publish
+    assert (step.previous_rate, step.change_pct) == (
+        corrected.rate,
+        change_pct(after.rate, corrected.rate),
+    )
+    assert outcome.baseline is None  # the accepted rate follows another day
+
+
+def test_the_accepted_rate_remembers_a_corrected_previous_day() -> None:
+    stale = LastRate(DAY3, Decimal("0.0112"), DAY2, Decimal("0.0105"))
+    corrected, after = Held(DAY2, Decimal("0.0110")), Held(DAY3, Decimal("0.0112"))
+    outcome = follow_up(stale, corrected, after, Held(DAY2, Decimal("0.0105")), (), POLICY)
+    assert outcome.baseline == LastRate(DAY3, Decimal("0.0112"), DAY2, Decimal("0.0110"))
+    # A small correction of the day after: +4.5 % on the corrected rate, +9.5 % on
+    # the stale one.
+    small = assess(outcome.baseline, (), DAY3, Decimal("0.0115"), False, POLICY)
+    assert small.quarantine is None
+    assert [s.previous_rate for s in small.publish] == [corrected.rate]
