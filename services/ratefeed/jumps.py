@@ -15,7 +15,13 @@ Pure: the accepted baseline, the held quotes and the candidate in, a JumpOutcome
   it, which was compared with something older, with a `gap` or with the corrected
   day's old rate, is compared with it now and published again (`follow_up`), with the
   accepted rate's memory of its previous quote, so a quote's change never depends on
-  the arrival order.
+  the arrival order. A late rate beyond the bound of both published neighbours (of
+  the quote after it alone when there is none before) is a spike, not a level change:
+  unless another provider confirms it, it is held (one dead letter, once), the quote
+  after it stays as it is, and `caravan ratefeed release` publishes it (another
+  document of that day replaces it). Held late quotes are the only held ones older
+  than the accepted rate, as the baseline moves only past the held quotes of a move:
+  the two are told apart by date.
 - Jumps. A move beyond the bound is held (one dead letter, once) unless another
   provider states the same rate that day. It is accepted when another provider
   confirms it, or when the provider's next `confirmations` as-of dates stay beyond
@@ -27,7 +33,7 @@ Pure: the accepted baseline, the held quotes and the candidate in, a JumpOutcome
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
@@ -145,18 +151,19 @@ def assess(
     confirmed: bool,
     policy: JumpPolicy,
     earlier: Held | None = None,
+    later: Held | None = None,
 ) -> JumpOutcome:
-    """What to do with a provider's rate of `as_of` for one currency; `earlier` is the
-    provider's latest published quote before `as_of`, which a late document is
-    compared with."""
+    """What to do with a provider's rate of `as_of` for one currency; `earlier` and
+    `later` are the provider's published quotes next before and after `as_of`, which a
+    late document is judged against."""
     if any(h.as_of == as_of and h.rate == rate for h in held):
         return JumpOutcome()  # held already: its dead letter exists, a re-poll adds none
-    held = tuple(h for h in held if h.as_of < as_of)
     if last is None:
         return JumpOutcome((step(None, as_of, rate, policy),), LastRate(as_of, rate), ())
     if as_of < last.as_of:
-        # A late or historical document: for history, not judged as a move.
-        return JumpOutcome((step(earlier, as_of, rate, policy),))
+        return _late(held, as_of, rate, confirmed, policy, earlier, later)
+    late = tuple(h for h in held if h.as_of < last.as_of)
+    moving = tuple(h for h in held if last.as_of <= h.as_of < as_of)
     if as_of == last.as_of:
         if rate == last.rate:
             return JumpOutcome()
@@ -166,8 +173,62 @@ def assess(
             if last.previous_as_of and last.previous_rate
             else None
         )
-        return _move(before, held, as_of, rate, confirmed, policy)
-    return _move(Held(last.as_of, last.rate), held, as_of, rate, confirmed, policy)
+        return _keeping(late, _move(before, moving, as_of, rate, confirmed, policy))
+    return _keeping(
+        late, _move(Held(last.as_of, last.rate), moving, as_of, rate, confirmed, policy)
+    )
+
+
+def _keeping(late: tuple[Held, ...], outcome: JumpOutcome) -> JumpOutcome:
+    """The outcome of a move, the held late quotes kept: they are no part of it."""
+    if outcome.held is None:
+        return outcome
+    return replace(outcome, held=(*late, *outcome.held))
+
+
+def _late(
+    held: tuple[Held, ...],
+    as_of: date,
+    rate: Decimal,
+    confirmed: bool,
+    policy: JumpPolicy,
+    earlier: Held | None,
+    later: Held | None,
+) -> JumpOutcome:
+    """A document older than the accepted rate, for history: published, compared with
+    `earlier`, unless it is beyond the bound of every published neighbour it has."""
+    others = tuple(h for h in held if h.as_of != as_of)
+    # A held quote of the same day is replaced by this one, whatever becomes of it.
+    replaced = others if len(others) < len(held) else None
+    neighbours = [(side, n) for side, n in (("before", earlier), ("after", later)) if n is not None]
+    # Beyond only one of them, it is a level change in history, not a blip.
+    if not neighbours or any(not _beyond(n, as_of, rate, policy) for _, n in neighbours):
+        return JumpOutcome((step(earlier, as_of, rate, policy),), held=replaced)
+    if confirmed:
+        return JumpOutcome((step(earlier, as_of, rate, policy, (CONFIRMED,)),), held=replaced)
+    moves = " and ".join(
+        f"{change_pct(rate, n.rate):.4f}% from {n.rate} ({n.as_of}, the quote {side} it, "
+        f"bound {_bound_apart(n.as_of, as_of, policy):.2f}%)"
+        for side, n in neighbours
+    )
+    reason = (
+        f"late quote {rate} ({as_of}) moved {moves}, and no other provider confirms it: "
+        "a spike, not a level change; published on `caravan ratefeed release`"
+    )
+    return JumpOutcome(
+        held=(*others, Held(as_of, rate)),
+        quarantine=reason,
+        held_step=step(earlier, as_of, rate, policy),
+    )
+
+
+def _bound_apart(one: date, other: date, policy: JumpPolicy) -> Decimal:
+    return bound(min(one, other), max(one, other), policy)
+
+
+def _beyond(neighbour: Held, as_of: date, rate: Decimal, policy: JumpPolicy) -> bool:
+    move = change_pct(rate, neighbour.rate)
+    return abs(move) > _bound_apart(neighbour.as_of, as_of, policy)
 
 
 def follow_up(
@@ -231,10 +292,23 @@ def _move(
 
 
 def release(
-    last: LastRate | None, held: tuple[Held, ...], as_of: date, policy: JumpPolicy
+    last: LastRate | None,
+    held: tuple[Held, ...],
+    as_of: date,
+    policy: JumpPolicy,
+    earlier: Held | None = None,
 ) -> JumpOutcome:
-    """An operator accepts the held quote of `as_of`: it and the held ones before it."""
-    released = [h for h in held if h.as_of <= as_of]
+    """An operator accepts the held quote of `as_of`: it and the held ones of its move
+    before it; a late one alone, for history, compared with `earlier` (as `assess`)."""
+    if last is not None and as_of < last.as_of:
+        late = [h for h in held if h.as_of == as_of]
+        if not late:
+            return JumpOutcome()
+        return JumpOutcome(
+            (step(earlier, as_of, late[0].rate, policy, (RELEASED,)),),
+            held=tuple(h for h in held if h.as_of != as_of),
+        )
+    released = [h for h in held if h.as_of <= as_of and (last is None or h.as_of >= last.as_of)]
     if not released or released[-1].as_of != as_of:
         return JumpOutcome()
     before = Held(last.as_of, last.rate) if last else None
@@ -244,5 +318,5 @@ def release(
     return JumpOutcome(
         chain(before, released, policy, RELEASED),
         _remembered(released, before) if moves_on else None,
-        tuple(h for h in held if h.as_of > as_of),
+        tuple(h for h in held if h not in released),
     )

@@ -4,8 +4,10 @@ Per quote, in as-of order: the accepted rate and the held quotes of the same
 provider and currency decide whether it is news, its change and whether it is a
 jump (jumps.assess, which knows about gaps); a jump that no other provider
 confirms is held and goes to the dead letters once, and is published with the
-quotes held before it when the move is confirmed, repeated or released; a quote
-that another provider contradicts for the same date is published with a
+quotes held before it when the move is confirmed, repeated or released; a late
+quote is judged against the provider's published quotes before and after it, and
+one that is published makes the quote after it published again, compared with it;
+a quote that another provider contradicts for the same date is published with a
 `disagrees:<provider>` flag.
 
 Log lines carry `provider` (and `base` while a quote is settled) from the
@@ -253,7 +255,8 @@ async def _settle_candidate(
         candidate.rate,
         confirmed(candidate, references, tolerance),
         outlets.policy(config),
-        Held(before.as_of, before.rate) if before else None,
+        _quote(before),
+        _quote(after),
     )
     fresh = QuoteEvent(
         base=candidate.base,
@@ -286,6 +289,11 @@ async def _settle_candidate(
     if late and last is not None and after is not None and published:
         published += await _rederive_after(published[-1], after, last, config, outlets)
     return published
+
+
+def _quote(event: QuoteEvent | None) -> Held | None:
+    """A published quote's date and rate, as the jump rules read a neighbour."""
+    return Held(event.as_of, event.rate) if event else None
 
 
 async def _rederive_after(
@@ -408,12 +416,16 @@ async def release_held(key: str, config: RatesConfig, outlets: Outlets) -> list[
 async def _release(
     base: str, as_of: date, provider: str, key: str, config: RatesConfig, outlets: Outlets
 ) -> list[QuoteEvent]:
-    held = await outlets.store.held(provider, base)
+    store = outlets.store
+    held = await store.held(provider, base)
+    last = await store.get(provider, base)
+    before, _same, after = await store.published(provider, base, as_of)
     outcome = release(
-        await outlets.store.get(provider, base),
+        last,
         tuple(Held(e.as_of, e.rate) for e in held),
         as_of,
         outlets.policy(config),
+        _quote(before),
     )
     if not outcome.publish:
         msg = (
@@ -421,7 +433,11 @@ async def _release(
             "within the bound and the hold ended"
         )
         raise RatesError(msg)
-    return await _apply(outcome, held, provider, base, outlets, "released")
+    released = await _apply(outcome, held, provider, base, outlets, "released")
+    if last is not None and as_of < last.as_of and after is not None:
+        # A late quote released, as one published at once: the quote after it follows.
+        released += await _rederive_after(released[-1], after, last, config, outlets)
+    return released
 
 
 async def poll_providers(

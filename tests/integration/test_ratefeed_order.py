@@ -1,8 +1,9 @@
 """A quote's change is against the provider's previous as-of date that exists, whatever
 the order its documents arrive in: late, backfilled after the live poll, or filling a
 gap. The quote after a late one is published again, a new version of the same event,
-and the index follows. A corrected past day is followed by the day after it and by
-the rate feed's memory of it.
+and the index follows. A late day beyond the bound of both its neighbours is a spike:
+held, not published, until an operator releases it; a corrected past day is followed by
+the day after it and by the rate feed's memory of it.
 
 Bank of Russia documents (its own format) through the rate feed one at a time, against
 the real Redis and Elasticsearch.
@@ -19,7 +20,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from services.ratefeed.app import ratefeed_once
+from services.ratefeed.app import ratefeed_once, ratefeed_release
 from shared.events import DeadLetter, QuoteEvent
 from shared.index import IndexNames
 from shared.settings import FetchSettings, Settings
@@ -207,11 +208,52 @@ async def test_a_poll_after_missed_days_reads_them_from_the_banks_history(
         )
 
 
+async def _kzt_versions(redis: Redis, namespace: Namespace, day: date) -> int:
+    return sum(
+        1
+        for _, fields in await entries(redis, namespace.streams.quotes)
+        if (quote := QuoteEvent.model_validate_json(fields[DATA_FIELD])).base == "KZT"
+        and quote.as_of == day
+    )
+
+
 async def _letters(redis: Redis, namespace: Namespace) -> list[DeadLetter]:
     return [
         DeadLetter.model_validate_json(fields[DATA_FIELD])
         for _, fields in await entries(redis, namespace.streams.deadletters)
     ]
+
+
+async def test_a_late_spike_is_held_once_and_published_only_when_released(
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    yesterday, today = date(2025, 12, 11), date(2025, 12, 12)
+    await _publish(settings, tmp_path, (date(2025, 12, 10), "15,0000"), (today, "15,1000"))
+
+    spike = (yesterday, "1510,0000")  # the tenge 100 times dearer, for one day
+    await _publish(settings, tmp_path, spike)
+    await _publish(settings, tmp_path, spike)  # polled again
+
+    [letter] = await _letters(redis, namespace)
+    assert letter.entry_id == "KZT-USD-2025-12-11-cbr"
+    assert "late quote" in letter.error_message
+    assert "(2025-12-10, the quote before it" in letter.error_message
+    assert "(2025-12-12, the quote after it" in letter.error_message
+    latest = await _latest(redis, namespace)
+    assert yesterday not in latest
+    assert _compared(latest[today]) == (date(2025, 12, 10), _pct("15,1000", "15,0000"), [])
+    assert await _kzt_versions(redis, namespace, today) == 1
+
+    released = await ratefeed_release(settings, [letter.entry_id])
+
+    assert [(q.as_of, q.flags) for q in released] == [(yesterday, ["jump:released"]), (today, [])]
+    latest = await _latest(redis, namespace)
+    assert _compared(latest[yesterday]) == (
+        date(2025, 12, 10),
+        _pct("1510,0000", "15,0000"),
+        ["jump:released"],
+    )
+    assert _compared(latest[today]) == (yesterday, _pct("15,1000", "1510,0000"), [])
 
 
 async def test_a_corrected_past_day_is_what_the_next_day_and_its_correction_follow(

@@ -168,18 +168,103 @@ def test_release_publishes_up_to_the_quote_and_moves_the_baseline() -> None:
     assert release(last, held, date(2017, 9, 6), POLICY).publish == ()
 
 
-def test_a_late_document_is_compared_with_the_quote_before_it_and_never_judged() -> None:
-    last = LastRate(DAY3, Decimal("0.0112"))
-    earlier = Held(DAY1, Decimal("0.0100"))
-    # 20 % up on the day before: history, not a move to hold.
-    outcome = assess(last, (), DAY2, Decimal("0.0120"), False, POLICY, earlier)
+def test_a_late_level_change_is_history_compared_with_the_quote_before_it() -> None:
+    last = LastRate(DAY3, Decimal("0.0121"))
+    earlier, later = Held(DAY1, Decimal("0.0100")), Held(DAY3, Decimal("0.0121"))
+    # 20 % up on the day before, where the day after stays: a level change, not a blip.
+    outcome = assess(last, (), DAY2, Decimal("0.0120"), False, POLICY, earlier, later)
     [step] = outcome.publish
     assert (step.previous_as_of, step.change_pct, step.flags) == (
         DAY1,
         change_pct(Decimal("0.0120"), Decimal("0.0100")),
         (),
     )
-    assert outcome.baseline is None
+    assert (outcome.baseline, outcome.held, outcome.quarantine) == (None, None, None)
+
+
+# The case: a 100x rate for the day between two ordinary ones, late.
+SPIKE = Decimal("1.12")
+BEFORE, AFTER = Held(DAY1, Decimal("0.0110")), Held(DAY3, Decimal("0.0112"))
+TODAY = LastRate(DAY3, Decimal("0.0112"), DAY1, Decimal("0.0110"))
+
+
+def test_a_late_spike_beyond_both_neighbours_is_held_once_naming_them() -> None:
+    outcome = assess(TODAY, (), DAY2, SPIKE, False, POLICY, BEFORE, AFTER)
+    assert (outcome.publish, outcome.baseline) == ((), None)
+    assert outcome.held == (Held(DAY2, SPIKE),)
+    assert outcome.quarantine is not None
+    assert "from 0.0110 (2023-09-26, the quote before it, bound 5.00%)" in outcome.quarantine
+    assert "from 0.0112 (2023-09-28, the quote after it, bound 5.00%)" in outcome.quarantine
+    assert outcome.held_step is not None
+    assert (outcome.held_step.previous_as_of, outcome.held_step.change_pct) == (
+        DAY1,
+        change_pct(SPIKE, BEFORE.rate),
+    )
+    again = assess(TODAY, outcome.held, DAY2, SPIKE, False, POLICY, BEFORE, AFTER)
+    assert (again.publish, again.quarantine, again.held) == ((), None, None)
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later"),
+    [
+        (Held(DAY1, Decimal("0.0110")), Held(DAY3, Decimal("1.10"))),  # the level after it
+        (Held(DAY1, Decimal("1.10")), Held(DAY3, Decimal("0.0112"))),  # the level before it
+    ],
+)
+def test_a_late_rate_within_the_bound_of_either_neighbour_is_published(
+    earlier: Held, later: Held
+) -> None:
+    outcome = assess(TODAY, (), DAY2, SPIKE, False, POLICY, earlier, later)
+    assert outcome.quarantine is None
+    assert [(s.as_of, s.previous_as_of, s.flags) for s in outcome.publish] == [(DAY2, DAY1, ())]
+
+
+def test_a_late_rate_with_no_quote_before_it_is_judged_against_the_one_after() -> None:
+    held = assess(TODAY, (), DAY2, SPIKE, False, POLICY, None, AFTER)
+    assert held.quarantine is not None
+    assert "the quote before it" not in held.quarantine
+    assert held.held_step is not None
+    assert held.held_step.previous_as_of is None
+    published = assess(TODAY, (), DAY2, Decimal("0.0111"), False, POLICY, None, AFTER)
+    assert [s.previous_as_of for s in published.publish] == [None]
+
+
+def test_a_late_spike_another_provider_confirms_is_published() -> None:
+    outcome = assess(TODAY, (), DAY2, SPIKE, True, POLICY, BEFORE, AFTER)
+    [step] = outcome.publish
+    assert (step.previous_as_of, step.flags) == (DAY1, (CONFIRMED,))
+    assert (outcome.quarantine, outcome.held) == (None, None)
+
+
+def test_another_document_of_a_held_late_day_replaces_it() -> None:
+    outcome = assess(TODAY, (Held(DAY2, SPIKE),), DAY2, Decimal("0.0111"), False, POLICY, BEFORE)
+    assert [s.as_of for s in outcome.publish] == [DAY2]
+    assert outcome.held == ()
+
+
+def test_a_held_late_quote_is_no_part_of_a_move() -> None:
+    late = Held(DAY1, SPIKE)
+    last = LastRate(DAY2, Decimal(100))
+    # A move held after it is neither repeated by it nor ends it...
+    jump = assess(last, (late,), DAY3, Decimal(130), False, POLICY)
+    assert jump.quarantine is not None
+    assert jump.held == (late, Held(DAY3, Decimal(130)))
+    # ...and a rate back within the bound, ending the move's hold, keeps it held.
+    back = assess(last, jump.held or (), date(2023, 9, 29), Decimal(101), False, POLICY)
+    assert back.held == (late,)
+
+
+def test_release_of_a_late_quote_publishes_it_alone_for_history() -> None:
+    move = Held(date(2023, 9, 29), Decimal("0.02"))
+    held = (Held(DAY2, SPIKE), move)
+    outcome = release(TODAY, held, DAY2, POLICY, BEFORE)
+    [step] = outcome.publish
+    assert (step.as_of, step.previous_as_of, step.flags) == (DAY2, DAY1, (RELEASED,))
+    assert (outcome.baseline, outcome.held) == (None, (move,))
+    # Releasing the move publishes the move alone, the late quote stays held.
+    moved = release(TODAY, held, move.as_of, POLICY)
+    assert [s.as_of for s in moved.publish] == [move.as_of]
+    assert moved.held == (Held(DAY2, SPIKE),)
 
 
 def test_the_quote_after_a_late_one_is_compared_with_it_keeping_its_own_doubts() -> None:
