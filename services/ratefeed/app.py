@@ -52,8 +52,9 @@ def quarantine_publisher(ctx: ServiceContext) -> Publisher[DeadLetter]:
         stream=StreamSub(ctx.streams.deadletters, maxlen=ctx.streams.maxlen),
         schema=DeadLetter,
         title="deadletters",
-        description="Quarantined quotes: a day-on-day move beyond the configured bound that "
-        "no second provider confirms, with the reason (`RateJump`).",
+        description="Quarantined quotes: a day-on-day move beyond the configured bound, or a "
+        "late quote beyond it from both its published neighbours, that no second provider "
+        "confirms, with the reason (`RateJump`).",
     )
 
 

@@ -15,8 +15,9 @@ Pure: the accepted baseline, the held quotes and the candidate in, a JumpOutcome
   it, which was compared with something older, with a `gap` or with the corrected
   day's old rate, is compared with it now and published again (`follow_up`), with the
   accepted rate's memory of its previous quote, so a quote's change never depends on
-  the arrival order. A late rate beyond the bound of both published neighbours (of
-  the quote after it alone when there is none before) is a spike, not a level change:
+  the arrival order. A late rate beyond the bound of both published neighbours is a
+  spike, not a level change (with one neighbour the two cannot be told apart, and a
+  backfill before a devaluation would be held whole):
   unless another provider confirms it, it is held (one dead letter, once), the quote
   after it stays as it is, and `caravan ratefeed release` publishes it (another
   document of that day replaces it). Held late quotes are the only held ones older
@@ -201,8 +202,9 @@ def _late(
     # A held quote of the same day is replaced by this one, whatever becomes of it.
     replaced = others if len(others) < len(held) else None
     neighbours = [(side, n) for side, n in (("before", earlier), ("after", later)) if n is not None]
-    # Beyond only one of them, it is a level change in history, not a blip.
-    if not neighbours or any(not _beyond(n, as_of, rate, policy) for _, n in neighbours):
+    # Beyond only one of them, it is a level change in history, not a blip; with one
+    # neighbour, a backfill's first day before a devaluation would be taken for a spike.
+    if len(neighbours) < 2 or any(not _beyond(n, as_of, rate, policy) for _, n in neighbours):
         return JumpOutcome((step(earlier, as_of, rate, policy),), held=replaced)
     if confirmed:
         return JumpOutcome((step(earlier, as_of, rate, policy, (CONFIRMED,)),), held=replaced)

@@ -219,14 +219,13 @@ def test_a_late_rate_within_the_bound_of_either_neighbour_is_published(
     assert [(s.as_of, s.previous_as_of, s.flags) for s in outcome.publish] == [(DAY2, DAY1, ())]
 
 
-def test_a_late_rate_with_no_quote_before_it_is_judged_against_the_one_after() -> None:
-    held = assess(TODAY, (), DAY2, SPIKE, False, POLICY, None, AFTER)
-    assert held.quarantine is not None
-    assert "the quote before it" not in held.quarantine
-    assert held.held_step is not None
-    assert held.held_step.previous_as_of is None
-    published = assess(TODAY, (), DAY2, Decimal("0.0111"), False, POLICY, None, AFTER)
-    assert [s.previous_as_of for s in published.publish] == [None]
+def test_a_late_rate_with_one_published_neighbour_is_history() -> None:
+    # A backfill's first day before a devaluation: beyond the one quote after it, and
+    # nothing before it to tell a spike from the old level.
+    for earlier, later in ((None, AFTER), (BEFORE, None)):
+        outcome = assess(TODAY, (), DAY2, SPIKE, False, POLICY, earlier, later)
+        assert outcome.quarantine is None
+        assert [s.as_of for s in outcome.publish] == [DAY2]
 
 
 def test_a_late_spike_another_provider_confirms_is_published() -> None:
