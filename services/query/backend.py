@@ -32,6 +32,7 @@ from services.query.search import (
     SearchPage,
     SearchRequest,
     build_search,
+    readable_hits,
     shape_readable,
     wants_fuzzy,
 )
@@ -125,8 +126,14 @@ class Backend:
             )
         except NotFoundError as exc:
             raise ArticleNotFound(doc_id) from exc
+        # A document another version or tool wrote, not as the index contract has it, is
+        # not served, as the searches leave it out: a 404, not the cluster's 503.
         with answer_read():
-            return shape_article(dict(document))
+            kept, left_out = readable_hits([dict(document)], shape_article)
+        hits_left_out("article", left_out)
+        if not kept:
+            raise ArticleNotFound(doc_id)
+        return kept[0]
 
     async def similar(self, doc_id: str, size: int) -> Similar:
         # The article must exist: more_like_this on a missing one is an empty list, not a 404.

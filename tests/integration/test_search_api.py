@@ -216,6 +216,12 @@ async def test_a_document_another_writer_left_is_one_hit_fewer_not_the_page_lost
     assert "x.example/a" not in feed.text
     hit = found["results"][0]
     assert (await api.get(f"/api/articles/{hit['id']}/similar")).status_code == 200
+    # Asked for by its id, it is not served either: a 404, not "search is unavailable".
+    unreadable = await api.get(f"/api/articles/{'a' * 32}")
+    assert (unreadable.status_code, unreadable.json()) == (404, {"detail": "a" * 32})
+    assert (await api.get(f"/api/articles/{'a' * 32}/similar")).status_code == 404
+    assert (await api.get(f"/articles/{'a' * 32}")).status_code == 404
+    assert (await api.get(f"/api/articles/{'b' * 32}")).json()["published_at"] == "2025"
 
 
 async def test_suggestions_complete_title_prefixes(api: httpx.AsyncClient) -> None:
