@@ -159,10 +159,6 @@ class Lease:
                 raise
             return False
 
-    async def check(self) -> None:
-        if not await self.held():
-            raise LeaseLost(self.key)
-
 
 class Fence(Protocol):
     """Where a worker's state writes go: through its lease, or straight in.
@@ -173,10 +169,6 @@ class Fence(Protocol):
 
     async def write(self, commands: Sequence[Command]) -> None:
         """Run `commands` (each `(NAME, key, *args)`) atomically; LeaseLost if fenced out."""
-        ...
-
-    async def check(self) -> None:
-        """Before publishing: LeaseLost if another replica holds the lease now."""
         ...
 
 
@@ -191,9 +183,6 @@ class Unfenced:
             for command in commands:
                 pipe.execute_command(*command)
             await pipe.execute()
-
-    async def check(self) -> None:
-        return None
 
 
 class WorkShare:

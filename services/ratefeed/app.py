@@ -60,8 +60,9 @@ def quarantine_publisher(ctx: ServiceContext) -> Publisher[DeadLetter]:
 
 def _outlets(ctx: ServiceContext, settings: RateFeedSettings) -> tuple[Outlets, LastRateStore]:
     store = LastRateStore(make_redis(ctx.redis_settings), ctx.common.stream_prefix)
+    quarantine_publisher(ctx)  # as the AsyncAPI document declares it; written with the hold
     return Outlets(
-        quarantine_publisher(ctx),
+        ctx.streams.deadletters,
         ctx.streams.quotes,
         ctx.streams.maxlen,
         store,

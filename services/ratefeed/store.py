@@ -10,8 +10,8 @@ the one after it, whatever the order the documents came in.
 Each update is atomic, through the store's fence (shared/leases.py). The
 long-running poller works under the rate feed's lease, with `store.under(lease)`:
 its updates go through that lease, so a poller that stalled past it cannot
-overwrite what its successor stored (LeaseLost), and `still_ours` checks the
-lease before each publish. One-shot commands (a single poll, backfill, release)
+overwrite what its successor stored (LeaseLost); quotes and the dead letters of
+held ones are written in the same fenced step. One-shot commands (a single poll, backfill, release)
 hold no lease and write in a MULTI.
 """
 
@@ -173,10 +173,6 @@ class LastRateStore:
             raise refusal
         log.warning("stored state of another type forgotten", key=key)
         await self._fence.write([("DEL", key)])
-
-    async def still_ours(self) -> None:
-        """Before a publish: LeaseLost if the poller's lease passed to another replica."""
-        await self._fence.check()
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -54,8 +54,7 @@ from shared.events import DeadLetter, QuoteEvent
 from shared.fetch import FetchError
 from shared.fetcher import PoliteFetcher
 from shared.index import CURRENCIES
-from shared.leases import Fence
-from shared.streams import Publisher
+from shared.leases import Command, Fence
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +75,7 @@ class Reading:
 class Outlets:
     """Where quotes go, where quarantined ones go, the memory of the last rates, the rules."""
 
-    quarantine: Publisher[DeadLetter]
+    deadletters_stream: str
     quotes_stream: str
     maxlen: int | None
     store: LastRateStore
@@ -268,11 +267,12 @@ async def _settle_candidate(
         flags=[f"disagrees:{name}" for name in sorted(disagreeing)],
         stale_after=stale_after(candidate.as_of, provider.stale_after_days),
     )
+    letters: list[Command] = []
     if outcome.quarantine is not None and outcome.held_step is not None:
         # Kept as the dead letter carries it, so a release publishes that very event.
         fresh = _as_step(fresh, outcome.held_step)
-        metrics.QUOTES.labels(candidate.provider, "quarantined").inc()
-        await _quarantine(fresh, f"{candidate.base}/USD {outcome.quarantine}", outlets)
+        reason = f"{candidate.base}/USD {outcome.quarantine}"
+        letters.append(_letter_command(fresh, reason, outlets))
     elif not outcome.publish and outcome.held is None:
         log.debug("rate unchanged", as_of=str(candidate.as_of))
     if disagreeing and outcome.publish:
@@ -284,8 +284,11 @@ async def _settle_candidate(
             gaps_pct={name: f"{gap:.4f}" for name, gap in disagreeing.items()},
         )
     published = await _apply(
-        outcome, [*held, fresh], candidate.provider, candidate.base, outlets, "published"
+        outcome, [*held, fresh], candidate.provider, candidate.base, outlets, "published", letters
     )
+    if letters:
+        metrics.QUOTES.labels(candidate.provider, "quarantined").inc()
+        log.warning("quote quarantined", as_of=str(candidate.as_of), reason=reason)
     if late and last is not None and after is not None and published:
         published += await _rederive_after(published[-1], after, last, config, outlets)
     return published
@@ -331,14 +334,18 @@ async def _apply(
     base: str,
     outlets: Outlets,
     outcome_label: str,
+    letters: Sequence[Command] = (),
 ) -> list[QuoteEvent]:
-    """Publish the outcome's quotes in as-of order and remember what it says, at once.
+    """Publish the outcome's quotes in as-of order and remember what it says, at once,
+    with the dead `letters` of the quotes it holds.
 
     One atomic write, through the poller's lease: the stream entries and the store's
     memory of them are kept or lost together. A Redis failover can lose a write the
     old primary acknowledged; had the entry been lost and the memory kept, the quote
     would never be published again (found by `make chaos`). Lost together, the next
-    poll publishes it again, or the catch-up does once the bank has moved on.
+    poll publishes it again, or the catch-up does once the bank has moved on. So with
+    a held quote's letter: written apart, a letter kept and its hold lost was written
+    again by the next poll, and a hold kept without its letter left nothing to release.
     """
     store = outlets.store
     events = {e.as_of: e for e in known}
@@ -350,6 +357,7 @@ async def _apply(
     if outcome.held is not None:
         kept = {h.as_of for h in outcome.held}
         commands += store.held_commands(provider, base, [events[d] for d in sorted(kept)])
+    commands += letters
     if commands:
         await store.commit(commands)
     for event in published:
@@ -378,7 +386,7 @@ def _as_step(event: QuoteEvent, step: Step) -> QuoteEvent:
     )
 
 
-async def _quarantine(event: QuoteEvent, reason: str, outlets: Outlets) -> None:
+def _letter_command(event: QuoteEvent, reason: str, outlets: Outlets) -> Command:
     # Held, not remembered as the baseline: tomorrow compares against the last
     # accepted rate, and the held ones are published once the move is accepted.
     letter = DeadLetter(
@@ -390,9 +398,7 @@ async def _quarantine(event: QuoteEvent, reason: str, outlets: Outlets) -> None:
         service=SERVICE,
         attempts=1,
     )
-    await outlets.store.still_ours()
-    await outlets.quarantine.publish(letter)
-    log.warning("quote quarantined", as_of=str(event.as_of), reason=reason)
+    return entry_command(outlets.deadletters_stream, letter, outlets.maxlen)
 
 
 def parse_quote_key(key: str) -> tuple[str, date, str]:

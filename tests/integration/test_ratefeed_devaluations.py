@@ -12,9 +12,12 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
+from pydantic import SecretStr
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from services.ratefeed.app import ratefeed_once, ratefeed_release
 from services.ratefeed.providers import RatesError
@@ -88,6 +91,39 @@ async def test_the_tenge_float_of_2015_is_held_then_published_when_repeated(
         "KZT-USD-2015-08-20-nbk",
         "KZT-USD-2015-08-21-nbk",
     ]
+
+
+async def test_a_held_quote_and_its_dead_letter_are_written_together(
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    # Redis refuses the write of the hold (an ACL without EXEC here; a failover or a lost
+    # lease in production). Before, the letter had gone out on its own: the next poll,
+    # finding nothing held, wrote a second one.
+    settings = _providers_file(settings, tmp_path, "cbu")
+    await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-04.json"), "cbu")
+    user = f"caravan-no-exec-{uuid4().hex[:8]}"
+    await redis.acl_setuser(
+        user,
+        enabled=True,
+        passwords=["+no-exec"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-exec"],
+    )
+    refused = settings.redis.model_copy(update={"username": user, "password": SecretStr("no-exec")})
+    try:
+        with pytest.raises(RedisError):
+            await ratefeed_once(
+                replace(settings, redis=refused), str(FIXTURES / "cbu-2017-09-05.json"), "cbu"
+            )
+    finally:
+        await redis.acl_deluser(user)
+    assert await _letters(redis, namespace) == []
+
+    assert await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
+    assert await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
+    [letter] = await _letters(redis, namespace)
+    assert letter.entry_id == "UZS-USD-2017-09-05-cbu"
 
 
 async def test_the_sum_devaluation_of_2017_is_released_by_an_operator(

@@ -35,7 +35,6 @@ async def test_a_poller_that_lost_its_lease_writes_nothing_and_may_not_publish(
     new = WorkShare(redis, namespace.stream_prefix, "ratefeed", ["providers"], "new", ttl=30)
     stale = await old.turn("providers")
     await store.under(stale).put("nbk", "KZT", LastRate(date(2026, 1, 1), Decimal("0.0020")))
-    await store.under(stale).still_ours()
 
     # The old poller stalls past its lease; the new one takes the next token.
     await redis.delete(stale.key)
@@ -47,8 +46,6 @@ async def test_a_poller_that_lost_its_lease_writes_nothing_and_may_not_publish(
 
     late = store.under(stale)
     with pytest.raises(LeaseLost):
-        await late.still_ours()
-    with pytest.raises(LeaseLost):
         await late.put("nbk", "KZT", LastRate(date(2026, 1, 5), Decimal("0.0019")))
     with pytest.raises(LeaseLost):
         await late.put_held("nbk", "KZT", [])
@@ -58,7 +55,6 @@ async def test_a_poller_that_lost_its_lease_writes_nothing_and_may_not_publish(
 
 async def test_one_shot_commands_write_without_a_lease(redis: Redis, namespace: Namespace) -> None:
     store = LastRateStore(redis, namespace.stream_prefix)
-    await store.still_ours()
     await store.put_held("nbk", "KZT", [_quote(4, "0.0030"), _quote(3, "0.0031")])
     assert [e.as_of for e in await store.held("nbk", "KZT")] == [date(2026, 1, 3), date(2026, 1, 4)]
     await store.put_held("nbk", "KZT", [])
