@@ -42,7 +42,7 @@ from services.indexer.decode import Invalid, decode_entries
 from services.indexer.documents import BulkAction
 from services.indexer.failures import Fault
 from services.indexer.hold import Hold
-from services.indexer.ledger import Ledger, PublishDeadLetter
+from services.indexer.ledger import Ledger, PublishDeadLetter, notes_key
 from services.indexer.matcher import Matcher
 from services.indexer.writer import Work, Writer
 from shared.backoff import Backoff
@@ -88,7 +88,7 @@ class Consumer:
         self._ledger = Ledger(
             redis,
             self.reader,
-            f"{streams.deadletters}:last-error:{settings.group}",
+            notes_key(streams.deadletters, settings.group),
             publish_dead_letter,
             stopping=self._stopping,
             backoff=self._backoff,

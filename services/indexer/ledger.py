@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import structlog
@@ -32,8 +32,9 @@ from services.indexer.failures import Fault
 from services.indexer.hold import Hold
 from shared.backoff import Backoff
 from shared.clients import REDIS_AWAY, wrong_type
-from shared.consumer import Entry, GroupReader, wait_or_stop
+from shared.consumer import Entry, GroupReader, parse_id, wait_or_stop
 from shared.events import DeadLetter
+from shared.groups import GroupState
 from shared.streams import DATA_FIELD
 
 log = structlog.get_logger(__name__)
@@ -53,6 +54,31 @@ _EVENT_ID_WINDOW = 4096
 # a letter keeps the start of the entry, and says so. Caravan's events are far smaller.
 MAX_LETTER_BYTES = 16 << 20
 CUT = "the letter keeps the first"
+
+
+def notes_key(deadletters: str, group: str) -> str:
+    """The hash of the group's last failure per pending entry (`Entry.key` to a note)."""
+    return f"{deadletters}:last-error:{group}"
+
+
+def settled_notes(keys: Iterable[str], ours: Mapping[str, GroupState]) -> list[str]:
+    """The notes among `keys` of entries the group (`ours`, per stream, read before the
+    keys) had acknowledged: below its oldest pending entry, or any when none was pending,
+    and delivered by then. Left behind when Redis refused their deletion, they would be
+    kept for good; a note of an entry delivered since is newer, or of a pending one."""
+    settled = []
+    for key in keys:
+        stream, _, entry_id = key.rpartition("/")
+        group = ours.get(stream)
+        try:
+            entry = parse_id(entry_id)
+            if group is None or entry > parse_id(group.last_delivered):
+                continue
+            if group.oldest_pending is None or entry < parse_id(group.oldest_pending):
+                settled.append(key)
+        except ValueError:
+            continue  # not a note of Caravan's: another tool's field, left alone
+    return settled
 
 
 class Ledger:
@@ -84,7 +110,7 @@ class Ledger:
         if noted:
             self._noted.difference_update(noted)
             # Tidying only: a note left behind is read for no other entry (entry ids are
-            # never reused), so a refusal costs a warning, not a wait.
+            # never reused), so a refusal costs a warning, not a wait (upkeep forgets it).
             try:
                 await self._redis.hdel(self._errors_key, *noted)
             except REDIS_AWAY as exc:

@@ -1,4 +1,5 @@
-"""Periodic upkeep of the streams: stream metrics, retention, idle consumers.
+"""Periodic upkeep of the streams: stream metrics, retention, idle consumers, and the
+ledger's notes of errors that outlived their entries.
 
 Retention trims by MINID, never by count: an entry is removed only once it is
 older than the retention period AND every live consumer group of the stream
@@ -20,8 +21,9 @@ import structlog
 from redis.asyncio import Redis
 
 from services.indexer import metrics
+from services.indexer.ledger import notes_key, settled_notes
 from shared.clients import REDIS_AWAY
-from shared.consumer import parse_id, wait_or_stop
+from shared.consumer import parse_id, redis_text, wait_or_stop
 from shared.groups import GroupState, read_groups, split_groups, trim_floor
 from shared.settings import IndexerSettings
 from shared.streams import Streams
@@ -95,6 +97,24 @@ class Upkeep:
         # Dead letters have no consumer group: only the retention period applies.
         cutoff = max(now_ms - retention_ms, 0)
         await self._redis.xtrim(self._streams.deadletters, minid=f"{cutoff}-0", approximate=True)
+        await self.forget_settled_notes(states)
+
+    async def forget_settled_notes(self, states: dict[str, StreamState]) -> None:
+        """The ledger's notes of errors that outlived their entries (ledger.settled_notes)."""
+        ours = {
+            stream: group
+            for stream, state in states.items()
+            for group in state.groups
+            if group.name == self._settings.group
+        }
+        key = notes_key(self._streams.deadletters, self._settings.group)
+        if await self._redis.type(key) != b"hash":
+            return  # none, or not Caravan's: the ledger replaces it when it next notes
+        fields = [redis_text(field) async for field, _ in self._redis.hscan_iter(key)]
+        settled = settled_notes(fields, ours)
+        if settled:
+            await self._redis.hdel(key, *settled)
+            log.info("error notes of settled entries forgotten", notes=len(settled))
 
     def _publish_metrics(self, states: dict[str, StreamState]) -> dict[str, Any]:
         """Set the gauges; return our group's figures per stream for /readyz."""

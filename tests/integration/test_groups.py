@@ -6,6 +6,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from services.indexer.ledger import notes_key
 from services.indexer.upkeep import Upkeep
 from services.ingest.backpressure import Backpressure
 from shared.consumer import GroupReader
@@ -121,3 +122,22 @@ async def test_names_that_are_not_utf8_are_read_and_stop_no_reader(
     await reader.forget_idle_consumers()
     (entry,) = await reader.read()
     assert entry.fields == {b"n": b"1"}
+
+
+async def test_upkeep_forgets_error_notes_of_settled_entries_and_keeps_the_pending_ones(
+    redis: Redis, namespace: Namespace
+) -> None:
+    # Notes the ledger could not delete after an acknowledgement (Redis refused the HDEL)
+    # were kept for good: a hash that grew with every flaky hour.
+    stream = namespace.streams.articles
+    await redis.xgroup_create(stream, "indexer", id="0", mkstream=True)
+    settled, pending = await add(redis, stream, {"n": "1"}), await add(redis, stream, {"n": "2"})
+    await redis.xreadgroup("indexer", "live", {stream: ">"}, count=10)
+    await redis.xack(stream, "indexer", settled)
+    notes = notes_key(namespace.streams.deadletters, "indexer")
+    await redis.hset(notes, mapping={f"{stream}/{settled}": "x", f"{stream}/{pending}": "y"})
+    upkeep = Upkeep(redis, namespace.streams, IndexerSettings(), ["indexer"], abandon_after_ms=1)
+
+    await upkeep.trim({stream: await upkeep.stream_state(stream)})
+
+    assert await redis.hgetall(notes) == {f"{stream}/{pending}".encode(): b"y"}
