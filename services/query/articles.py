@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
+from typing_extensions import TypedDict  # pydantic validates only this one on 3.11
 
 from services.query.search import (
     HITS,
@@ -50,6 +51,16 @@ class Suggestion(BaseModel):
 class Suggestions(BaseModel):
     q: str
     suggestions: list[Suggestion]
+
+
+class Found(TypedDict):
+    """A get's answer, as far as it is the cluster's to get right: a document's source."""
+
+    _id: str
+    _source: dict[str, Any]
+
+
+FOUND: TypeAdapter[Found] = TypeAdapter(Found)
 
 
 def shape_article(document: Mapping[str, Any]) -> Article:

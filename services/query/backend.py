@@ -16,6 +16,7 @@ from prometheus_client import Counter
 from pydantic_core import to_json
 
 from services.query.articles import (
+    FOUND,
     Article,
     Similar,
     Suggestions,
@@ -127,8 +128,10 @@ class Backend:
         except NotFoundError as exc:
             raise ArticleNotFound(doc_id) from exc
         # A document another version or tool wrote, not as the index contract has it, is
-        # not served, as the searches leave it out: a 404, not the cluster's 503.
+        # not served, as the searches leave it out: a 404, not the cluster's 503. An
+        # answer that is no document at all (a proxy's page) is still the cluster's.
         with answer_read():
+            FOUND.validate_python(dict(document))
             kept, left_out = readable_hits([dict(document)], shape_article)
         hits_left_out("article", left_out)
         if not kept:

@@ -39,6 +39,8 @@ class Answering:
         meta = ApiResponseMeta(200, "1.1", HttpHeaders(), 0.0, None)  # type: ignore[arg-type]
         return TextApiResponse(body=self.body, meta=meta)
 
+    get = search
+
 
 @pytest.mark.parametrize("body", PAGES)
 async def test_a_search_answered_with_what_is_not_a_search_answer_is_unreadable(
@@ -48,6 +50,17 @@ async def test_a_search_answered_with_what_is_not_a_search_answer_is_unreadable(
     backend = Backend(es, "articles", "quotes", 1000, cache_seconds=0, rate_digits=6)
     with pytest.raises(SerializationError, match="unreadable answer"):
         await backend.search(SearchRequest(q="caravan"))
+
+
+@pytest.mark.parametrize("body", [*PAGES, {"_id": "a" * 32, "found": True}])
+async def test_an_article_answered_with_what_is_no_document_is_unreadable_not_missing(
+    body: Any,
+) -> None:
+    # Not "no such article" (a 404 a crawler believes): the cluster's trouble, a 503.
+    es = cast("AsyncElasticsearch", Answering(body))
+    backend = Backend(es, "articles", "quotes", 1000, cache_seconds=0, rate_digits=6)
+    with pytest.raises(SerializationError, match="unreadable answer"):
+        await backend.article("a" * 32)
 
 
 async def test_the_latest_quotes_answered_with_a_page_are_unreadable_not_none() -> None:
