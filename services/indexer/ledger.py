@@ -136,16 +136,15 @@ class Ledger:
             # Written before the ack: a crash in between leaves the entry pending, and
             # whoever reads it again finds its letter written (`letter_writer`).
             written = await self._answered("dead_letter", lambda: self._publish(letter))
-            if written is False:
-                log.info("entry dead-lettered already", error_class=error_class)
-            else:
-                metrics.DEADLETTERS.labels(entry.stream, error_class).inc()
-                log.warning(
-                    "entry dead-lettered",
-                    error_class=error_class,
-                    reason=reason,
-                    attempts=entry.deliveries,
-                )
+            # Counted either way: a letter found written may be this very call's, its
+            # answer lost, or one whose writer stopped before it was scraped.
+            metrics.DEADLETTERS.labels(entry.stream, error_class).inc()
+            log.warning(
+                "entry dead-lettered" if written is not False else "entry dead-lettered already",
+                error_class=error_class,
+                reason=reason,
+                attempts=entry.deliveries,
+            )
             await self.ack([entry])
 
     async def remember(self, entries: Sequence[Entry], fault: Fault, reason: str) -> None:
