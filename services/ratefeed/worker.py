@@ -243,8 +243,16 @@ async def _settle_candidate(
     held = await store.held(candidate.provider, candidate.base)
     before, same, after = await store.published(candidate.provider, candidate.base, candidate.as_of)
     late = last is not None and candidate.as_of < last.as_of
-    if late and same is not None and same.rate == candidate.rate:
-        return []  # a late document read before: published already
+    if same is not None and same.rate == candidate.rate:
+        # The day as published: a correction of it still held (a spike) is withdrawn, or
+        # a release would publish it and other providers would read it as a reference.
+        kept = [e for e in held if e.as_of != candidate.as_of]
+        if len(kept) < len(held):
+            await store.commit(store.held_commands(candidate.provider, candidate.base, kept))
+            log.info("held correction withdrawn", as_of=str(candidate.as_of))
+            held = kept
+        if late:
+            return []  # a late document read before: published already
     tolerance = config.crosscheck.tolerance_pct
     disagreeing = disagreements(candidate, references, tolerance)
     outcome = assess(

@@ -21,6 +21,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from services.ratefeed.app import ratefeed_once, ratefeed_release
+from services.ratefeed.providers import RatesError
 from shared.events import DeadLetter, QuoteEvent
 from shared.index import IndexNames
 from shared.settings import FetchSettings, Settings
@@ -275,3 +276,21 @@ async def test_a_corrected_past_day_is_what_the_next_day_and_its_correction_foll
     latest = await _latest(redis, namespace)
     assert latest[today].rate == _kzt("16,0000")
     assert _compared(latest[today]) == (yesterday, _pct("16,0000", "15,6000"), [])
+
+
+async def test_a_held_correction_the_bank_takes_back_is_held_no_more(
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    before, yesterday, today = date(2025, 12, 10), date(2025, 12, 11), date(2025, 12, 12)
+    await _publish(
+        settings, tmp_path, (before, "15,0000"), (yesterday, "15,0500"), (today, "15,1000")
+    )
+    await _publish(settings, tmp_path, (yesterday, "1505,0000"))  # a slip: held
+    [letter] = await _letters(redis, namespace)
+
+    await _publish(settings, tmp_path, (yesterday, "15,0500"))  # the day as published again
+
+    # Were it still held, a release would publish the slip the bank took back.
+    with pytest.raises(RatesError, match="is not held"):
+        await ratefeed_release(settings, [letter.entry_id])
+    assert (await _latest(redis, namespace))[yesterday].rate == _kzt("15,0500")
