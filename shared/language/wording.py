@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from shared.language.analysis import declined_stems, indexed, stem_prefix, stem_token, words
@@ -171,6 +172,12 @@ def _plain(text: str) -> str:
     return text.replace("\\", "")
 
 
+# Words repeat (a reader's, and the place names a long text lists: 490 characters of them
+# took 25 ms to expand and 110 to mark, each search); a word's forms are its own.
+WORDS_KEPT = 4096
+
+
+@lru_cache(maxsize=WORDS_KEPT)
 def _word_query(word: Word, synonyms: Synonyms, fuzzy: bool) -> str:
     plain = _plain(word.text)
     found = words(plain)
@@ -275,10 +282,12 @@ def _pattern(word: str) -> str:
     return "".join(out) + tail
 
 
-def _spellings(word: str) -> list[str]:
-    """The word and its Uzbek transliteration: marks "Ўзбекистон" for "Oʻzbekiston"."""
+@lru_cache(maxsize=WORDS_KEPT)
+def _word_patterns(word: str) -> tuple[str, ...]:
+    """The patterns of the word and its Uzbek transliteration: marks "Ўзбекистон" for
+    "Oʻzbekiston"."""
     other = uzbek_to_latin(word) if has_cyrillic(word) else uzbek_to_cyrillic(word)
-    return [word, other]
+    return (_pattern(word), _pattern(other))
 
 
 def highlight_patterns(text: str, synonyms: Synonyms = PLACES) -> list[str]:
@@ -290,8 +299,10 @@ def highlight_patterns(text: str, synonyms: Synonyms = PLACES) -> list[str]:
         names = synonyms.names_for(part.text) if isinstance(part, Word) else ()
         for source in (part.text, *names):
             for word in (w for w in words(_plain(source)) if len(w) <= MAX_HIGHLIGHT_WORD):
-                patterns.update(dict.fromkeys(_pattern(s) for s in _spellings(word)))
-    return list(patterns)[:MAX_HIGHLIGHT_PATTERNS]
+                patterns.update(dict.fromkeys(_word_patterns(word)))
+                if len(patterns) >= MAX_HIGHLIGHT_PATTERNS:  # the rest would be cut
+                    return list(patterns)[:MAX_HIGHLIGHT_PATTERNS]
+    return list(patterns)
 
 
 def highlight_query(

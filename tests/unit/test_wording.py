@@ -18,6 +18,7 @@ from services.query.search import (
     shape_results,
     wants_fuzzy,
 )
+from shared.language import wording
 from shared.language.synonyms import Synonyms
 from shared.language.wording import (
     MAX_OPERATORS,
@@ -188,3 +189,26 @@ def test_words_ending_in_a_star_or_a_tilde_are_few_and_long_enough(
     assert found.startswith(refusal)
     with pytest.raises(ValueError, match=re.escape(found)):
         SearchRequest(q=typed)
+
+
+def test_a_long_text_of_repeated_names_is_worked_out_once_per_word(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 490 characters of place names took 25 ms to expand and 110 to mark for each search
+    # (every name's spellings over and over, then all but 24 patterns thrown away):
+    # within the rate limit, one client held the event loop for everyone.
+    made: list[str] = []
+    pattern = wording._pattern
+
+    def counted(word: str) -> str:
+        made.append(word)
+        return pattern(word)
+
+    monkeypatch.setattr(wording, "_pattern", counted)
+    wording._word_patterns.cache_clear()
+    names = ["Kyrgyzstan", "Astana", "uz", "сом", "Тәжік"] * 14
+    patterns = highlight_patterns(" ".join(names))
+
+    assert len(patterns) == wording.MAX_HIGHLIGHT_PATTERNS
+    # A word and its other script each once, none past the cut: 34 here, 1,288 before.
+    assert len(made) <= 2 * wording.MAX_HIGHLIGHT_PATTERNS
