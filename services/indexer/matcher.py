@@ -8,8 +8,8 @@ round after round, takes what is waiting (up to `ROUND_ARTICLES`):
 1. lists the saved searches (ids only; each new one is read once and its query kept:
    a saved search never changes), so one deleted is not run again;
 2. refreshes the articles, so that what was just stored is searchable;
-3. runs every saved search restricted to those articles, in one `_msearch`
-   (matching.py), splitting a search the cluster refuses for its clauses;
+3. runs every saved search restricted to those articles, in `_msearch` requests of
+   bounded size (matching.py), splitting a search the cluster refuses for its clauses;
 4. publishes a SavedSearchMatch for each saved search and article whose text
    (`content_hash`) differs from the one last announced for them (kept in Redis,
    `CARAVAN_INDEXER_MATCH_MEMORY_DAYS`), all of them in one round trip.
@@ -66,6 +66,10 @@ ROUND_ARTICLES = 1000
 LIST_PAGE = 10_000
 # The cluster may refuse fewer clauses than configured: never below this per search.
 MIN_BUDGET = 16
+# Searches per `_msearch` request at most: each repeats the round's article ids (34 KB
+# for 1,000), and with the budget at its least 10,000 saved searches made one request of
+# 235 MB, past the 100 MB a node takes by default.
+MSEARCH_SEARCHES = 64
 
 
 def _now() -> datetime:
@@ -104,7 +108,7 @@ class Matcher:
         self._memory_prefix = f"{streams.matches}:announced:"
         self._memory_seconds = int(settings.match_memory_days * 86_400)
         self._backlog = settings.match_backlog
-        self._budget = settings.match_max_clauses
+        self._budget = self._most_clauses = settings.match_max_clauses
         self._publish = publish
         self._clock = clock
         self._waiting: deque[str] = deque()
@@ -273,18 +277,25 @@ class Matcher:
         """What every group matches; a group refused for its clauses is split and run
         again (and the budget lowered), one that fails otherwise or alone is counted."""
         found: list[tuple[str, MatchHit]] = []
+        refused = False
         while groups:
-            done.searches += len(groups)
+            sent, groups = groups[:MSEARCH_SEARCHES], groups[MSEARCH_SEARCHES:]
+            done.searches += len(sent)
             response = await self._es.msearch(
                 index=self._names.articles,
-                searches=msearch_lines(groups, ids),
+                searches=msearch_lines(sent, ids),
                 filter_path=MSEARCH_FILTER_PATH,
             )
-            readings = read_answers(dict(response), groups)
+            readings = read_answers(dict(response), sent)
             found += readings.found
-            groups = []
             for failed in readings.failed:
+                refused |= failed.too_many_clauses
                 groups += self._after_failure(failed)
+        if not refused and self._budget < self._most_clauses:
+            # A round the cluster took whole: the budget grows back, or one saved search
+            # the estimate missed would have cost every later round its splitting.
+            self._budget = min(self._budget * 2, self._most_clauses)
+            log.info("more clauses per saved-search search", budget=self._budget)
         return found
 
     def _after_failure(self, failed: Failed) -> list[list[Compiled]]:

@@ -6,15 +6,15 @@ and article: every saved search is a named query (`_name` is its id), many of th
 `should` clauses of one search whose `ids` filter holds the batch's article ids, and
 every hit says which of them it matched (`matched_queries`). A search holds as many
 saved searches as fit a budget of Lucene clauses (a cluster refuses a query past its
-`maxClauseCount`, 1,024 at the least), and all of a round's searches go in one
-`_msearch`. So the cost grows with saved searches × batches, not per article.
+`maxClauseCount`, 1,024 at the least, so no saved search may have more: see
+shared/saved_searches.py), and a round's searches go in a few `_msearch` requests.
+So the cost grows with saved searches × batches, not per article.
 
 Everything runs in filter context: nothing is scored, only matched.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,13 +25,10 @@ from typing_extensions import TypedDict
 
 from shared.clients import wrong_type
 from shared.events import SavedSearchMatch
-from shared.saved_searches import SavedSearch
+from shared.saved_searches import SavedSearch, estimated_clauses
 
 # What a match event carries of the article, read from the index (the version stored).
 MATCH_FIELDS = ["url", "title", "source", "published_at", "fetched_at", "content_hash"]
-# A phrase, or a term: what simple_query_string makes one clause of per field.
-_TERM = re.compile(r'"[^"]*"|[^\s|()"]+')
-_LEAVES = ("terms", "term", "range", "match_all", "match_none", "ids", "exists")
 # How Elasticsearch says a query has more clauses than it takes.
 _TOO_MANY = ("maxClauseCount", "too_many_clauses", "too_many_nested_clauses")
 
@@ -43,26 +40,6 @@ class Compiled:
     id: str
     clause: dict[str, Any]
     weight: int
-
-
-def estimated_clauses(query: Any) -> int:
-    """Roughly the Lucene clauses `query` rewrites to: one per term (or phrase) and field of
-    a simple_query_string, one per other leaf. Low when the analyser splits a term; a
-    search the cluster refuses for its clauses is split in two and tried again."""
-    if isinstance(query, list):
-        return sum(estimated_clauses(item) for item in query)
-    if not isinstance(query, dict):
-        return 0
-    total = 0
-    for key, value in query.items():
-        if key == "simple_query_string":
-            terms = [t for t in _TERM.findall(value["query"]) if t.strip("+-")]
-            total += max(len(terms), 1) * max(len(value.get("fields", [])), 1)
-        elif key in _LEAVES:
-            total += 1
-        else:
-            total += estimated_clauses(value)
-    return total
 
 
 def compile_search(saved: SavedSearch) -> Compiled:

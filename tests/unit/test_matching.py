@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, NoPermissionError, ResponseError
 
-from services.indexer.matcher import Matcher
+from services.indexer.matcher import MSEARCH_SEARCHES, Matcher, Round
 from services.indexer.matching import (
     MATCH_TITLE_CHARS,
     Compiled,
@@ -18,7 +18,6 @@ from services.indexer.matching import (
     MatchHit,
     announced_key,
     compile_search,
-    estimated_clauses,
     halves,
     match_events,
     msearch_lines,
@@ -29,7 +28,12 @@ from services.indexer.matching import (
 )
 from shared.events import SavedSearchMatch, content_hash
 from shared.index import IndexNames
-from shared.saved_searches import SavedSearch, SavedSearchFields
+from shared.saved_searches import (
+    SavedSearch,
+    SavedSearchFields,
+    clauses_refusal,
+    estimated_clauses,
+)
 from shared.settings import CommonSettings, IndexerSettings
 from shared.streams import Streams
 
@@ -70,8 +74,26 @@ def test_clauses_are_estimated_per_term_and_field() -> None:
             "filter": [{"terms": {"source": ["x", "y"]}}, {"range": {"published_at": {}}}],
         }
     }
-    assert estimated_clauses(query) == 5 * 3 + 2
+    assert estimated_clauses(query) == 6 * 3 + 2  # a b c d e f, each on three fields
     assert estimated_clauses({"match_all": {}}) == 1
+
+
+def test_clauses_are_counted_in_the_analysers_tokens_each_distinct_once() -> None:
+    def sqs(text: str) -> dict[str, Any]:
+        return {"simple_query_string": {"query": text, "fields": ["title", "body"]}}
+
+    # Han and kana a character at a time: one "word" of 244 ideographs was 54 clauses.
+    assert estimated_clauses(sqs("北京市政府" + "ラーメン")) == (5 + 4) * 2
+    assert estimated_clauses(sqs("Toshkent,Samarqand.Buxoro")) == 3 * 2
+    assert estimated_clauses(sqs("neft NEFT neft")) == 1 * 2  # the cluster merges them
+
+
+def test_a_saved_search_past_the_clause_limit_is_refused_with_the_reason() -> None:
+    many = "".join(chr(0x4E00 + n) for n in range(200))  # 200 ideographs, nine fields each
+    refusal = clauses_refusal(SavedSearchFields(q=many))
+    assert refusal is not None
+    assert "more than the 1024 a saved search may have" in refusal
+    assert clauses_refusal(SavedSearchFields(q=many[:100])) is None
 
 
 def test_saved_searches_are_packed_within_the_clause_budget_in_order() -> None:
@@ -222,3 +244,61 @@ def test_offers_past_the_backlog_are_counted_not_kept() -> None:
     matcher.offer(["3", "4", "5"])
     matcher.offer(["6"])
     assert matcher.waiting == 3
+
+
+class _Refusing:
+    """A node whose clause limit is `limit` estimated clauses a search; it records the
+    searches of each `_msearch` request."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.requests: list[int] = []
+
+    async def msearch(self, *, searches: list[dict[str, Any]], **_: Any) -> dict[str, Any]:
+        bodies = searches[1::2]
+        self.requests.append(len(bodies))
+        return {"responses": [self._answer(body) for body in bodies]}
+
+    def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        [_, group] = body["query"]["bool"]["filter"]
+        if len(group["bool"]["should"]) * 10 > self.limit:  # _compiled(_, 10) each
+            return {"status": 400, "error": {"type": "too_many_nested_clauses"}}
+        return {"hits": {"hits": []}}
+
+
+def _matcher(es: _Refusing, most: int) -> Matcher:
+    async def publish(_: list[SavedSearchMatch]) -> None:
+        return None
+
+    return Matcher(
+        cast(Any, es),
+        cast(Redis, None),
+        IndexNames(""),
+        Streams(CommonSettings()),
+        IndexerSettings(match_max_clauses=most),
+        publish,
+    )
+
+
+async def test_the_budget_a_refusal_lowered_grows_back_after_rounds_the_cluster_takes() -> None:
+    # One saved search the estimate missed (a hostile one) lowered the budget for good:
+    # every later round split into ever more searches, until the indexer restarted.
+    es = _Refusing(limit=40)
+    matcher = _matcher(es, most=160)
+    searches = [_compiled(str(n), 10) for n in range(16)]
+    await matcher._search(packed(searches, matcher._budget), ["1" * 32], Round(1))
+    lowered = matcher._budget
+    assert lowered < 160
+
+    es.limit = 10_000  # the hostile search deleted
+    for _ in range(3):
+        await matcher._search(packed(searches, matcher._budget), ["1" * 32], Round(1))
+    assert matcher._budget == 160
+
+
+async def test_a_round_of_many_searches_goes_in_requests_of_bounded_size() -> None:
+    es = _Refusing(limit=10_000)
+    matcher = _matcher(es, most=16)
+    searches = [_compiled(str(n), 16) for n in range(150)]
+    await matcher._search(packed(searches, 16), ["1" * 32], Round(1))
+    assert es.requests == [MSEARCH_SEARCHES, MSEARCH_SEARCHES, 150 - 2 * MSEARCH_SEARCHES]
