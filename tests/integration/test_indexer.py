@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from uuid import uuid4
 
 import pytest
 from elasticsearch import AsyncElasticsearch
 from prometheus_client import REGISTRY
-from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from services.cli import main
@@ -26,8 +23,9 @@ from shared.clients import make_elasticsearch, make_redis
 from shared.consumer import Entry
 from shared.events import DeadLetter, QuoteEvent
 from shared.index import IndexNames
-from shared.settings import ElasticsearchSettings, IndexerSettings, RedisSettings, Settings
+from shared.settings import ElasticsearchSettings, IndexerSettings, Settings
 from shared.streams import DATA_FIELD
+from tests.acl import refusing
 from tests.conftest import Namespace
 from tests.integration.conftest import (
     MakeConsumer,
@@ -393,31 +391,20 @@ async def test_acknowledgements_redis_refuses_wait_for_it_and_cost_no_dead_lette
     # owned and delivered once, and is acknowledged when Redis takes it. Before, the
     # batch failed, was read again after the claim idle time, and past max_deliveries
     # went to the dead letters although stored.
-    user = f"caravan-no-ack-{uuid4().hex[:8]}"
-    await redis.acl_setuser(
-        user,
-        enabled=True,
-        passwords=["+no-ack"],
-        keys=["*"],
-        channels=["*"],
-        commands=["+@all", "-xack"],
-    )
-    refused = make_redis(
-        RedisSettings(url=os.environ["REDIS_URL"], username=user, password=SecretStr("no-ack"))
-    )
-    consumer = make_consumer(
-        refused,
-        consumer="refused",
-        claim_idle_ms=1000,
-        max_deliveries=1,
-        retry_base_delay=0.05,
-        retry_max_delay=0.2,
-    )
-    await consumer.ensure_groups()
-    events = [article(n) for n in range(3)]
-    await publish(redis, namespace.streams.articles, *events)
-    before = _acknowledgements_retried()
-    try:
+    async with refusing(redis, "xack") as user:
+        refused = make_redis(user)
+        consumer = make_consumer(
+            refused,
+            consumer="refused",
+            claim_idle_ms=1000,
+            max_deliveries=1,
+            retry_base_delay=0.05,
+            retry_max_delay=0.2,
+        )
+        await consumer.ensure_groups()
+        events = [article(n) for n in range(3)]
+        await publish(redis, namespace.streams.articles, *events)
+        before = _acknowledgements_retried()
         task = asyncio.create_task(consumer.run(burst=True))
         # Twelve refusals take over a second even at the shortest backoff: past the
         # claim idle time, when the old code read the batch again.
@@ -428,10 +415,8 @@ async def test_acknowledgements_redis_refuses_wait_for_it_and_cost_no_dead_lette
         assert [(p["consumer"], p["times_delivered"]) for p in held] == [(b"refused", 1)] * 3
         assert "Redis refuses to acknowledge" in (consumer.hold.reason or "")
         # Each call sets the user whole: enabled, as redis-py's default would disable it.
-        await redis.acl_setuser(user, enabled=True, commands=["+xack"])
+        await redis.acl_setuser(str(user.username), enabled=True, commands=["+xack"])
         await asyncio.wait_for(task, timeout=30)
-    finally:
-        await redis.acl_deluser(user)
         await refused.aclose()
 
     assert await pending(redis, namespace.streams.articles) == 0
@@ -447,30 +432,17 @@ async def test_an_entry_read_again_after_its_letter_was_written_gets_no_second_l
     # takes the acknowledgement: another indexer reads the entry again after the claim
     # idle time and fails it the same way. Before, that wrote a second letter, as did a
     # letter sent again after its answer was lost.
-    user = f"caravan-no-ack-{uuid4().hex[:8]}"
-    await redis.acl_setuser(
-        user,
-        enabled=True,
-        passwords=["+no-ack"],
-        keys=["*"],
-        channels=["*"],
-        commands=["+@all", "-xack"],
-    )
-    refused = make_redis(
-        RedisSettings(url=os.environ["REDIS_URL"], username=user, password=SecretStr("no-ack"))
-    )
     stream = namespace.streams.articles
-    first = make_consumer(refused, consumer="first", retry_base_delay=0.05)
-    await first.ensure_groups()
-    poison = await add(redis, stream, {DATA_FIELD: b"not json"})
-    try:
+    async with refusing(redis, "xack") as user:
+        refused = make_redis(user)
+        first = make_consumer(refused, consumer="first", retry_base_delay=0.05)
+        await first.ensure_groups()
+        poison = await add(redis, stream, {DATA_FIELD: b"not json"})
         task = asyncio.create_task(first.run(burst=True))
         await until(lambda: _letters_or_stopped(redis, namespace, task), "the first letter")
         first.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, timeout=10)  # the refused acknowledgement raised
-    finally:
-        await redis.acl_deluser(user)
         await refused.aclose()
     assert await pending(redis, stream) == 1
 

@@ -12,10 +12,8 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
-from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -24,6 +22,7 @@ from services.ratefeed.providers import RatesError
 from shared.events import DeadLetter, QuoteEvent
 from shared.settings import Settings
 from shared.streams import DATA_FIELD
+from tests.acl import refusing
 from tests.conftest import REALDATA, REPO, Namespace
 from tests.streams import entries
 
@@ -101,23 +100,11 @@ async def test_a_held_quote_and_its_dead_letter_are_written_together(
     # finding nothing held, wrote a second one.
     settings = _providers_file(settings, tmp_path, "cbu")
     await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-04.json"), "cbu")
-    user = f"caravan-no-exec-{uuid4().hex[:8]}"
-    await redis.acl_setuser(
-        user,
-        enabled=True,
-        passwords=["+no-exec"],
-        keys=["*"],
-        channels=["*"],
-        commands=["+@all", "-exec"],
-    )
-    refused = settings.redis.model_copy(update={"username": user, "password": SecretStr("no-exec")})
-    try:
+    async with refusing(redis, "exec") as refused:
         with pytest.raises(RedisError):
             await ratefeed_once(
                 replace(settings, redis=refused), str(FIXTURES / "cbu-2017-09-05.json"), "cbu"
             )
-    finally:
-        await redis.acl_deluser(user)
     assert await _letters(redis, namespace) == []
 
     assert await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
