@@ -8,6 +8,7 @@ real one never answers so.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -42,25 +43,25 @@ class Answering:
     get = search
 
 
-@pytest.mark.parametrize("body", PAGES)
-async def test_a_search_answered_with_what_is_not_a_search_answer_is_unreadable(
-    body: Any,
+# A search's answer, and an article's (not "no such article": a 404 a crawler believes).
+ASKED: list[tuple[str, Any]] = [
+    *(("search", body) for body in PAGES),
+    *(("article", body) for body in [*PAGES, {"_id": "a" * 32, "found": True}]),
+]
+
+
+@pytest.mark.parametrize(("asked", "body"), ASKED)
+async def test_an_answer_that_is_not_what_was_asked_for_is_unreadable(
+    asked: str, body: Any
 ) -> None:
     es = cast("AsyncElasticsearch", Answering(body))
     backend = Backend(es, "articles", "quotes", 1000, cache_seconds=0, rate_digits=6)
+    ask: dict[str, Callable[[], Awaitable[object]]] = {
+        "search": lambda: backend.search(SearchRequest(q="caravan")),
+        "article": lambda: backend.article("a" * 32),
+    }
     with pytest.raises(SerializationError, match="unreadable answer"):
-        await backend.search(SearchRequest(q="caravan"))
-
-
-@pytest.mark.parametrize("body", [*PAGES, {"_id": "a" * 32, "found": True}])
-async def test_an_article_answered_with_what_is_no_document_is_unreadable_not_missing(
-    body: Any,
-) -> None:
-    # Not "no such article" (a 404 a crawler believes): the cluster's trouble, a 503.
-    es = cast("AsyncElasticsearch", Answering(body))
-    backend = Backend(es, "articles", "quotes", 1000, cache_seconds=0, rate_digits=6)
-    with pytest.raises(SerializationError, match="unreadable answer"):
-        await backend.article("a" * 32)
+        await ask[asked]()
 
 
 async def test_the_latest_quotes_answered_with_a_page_are_unreadable_not_none() -> None:
