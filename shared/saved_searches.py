@@ -15,7 +15,6 @@ one's query for as long as the search exists.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -31,38 +30,6 @@ MAX_QUERY_CHARS = 500
 MAX_VALUES = 20
 MAX_VALUE_CHARS = 200
 MAX_NAME_CHARS = 200
-# The least maxClauseCount a cluster has: a saved search past it could not run alone, and
-# the indexer runs thousands together, as many as fit its budget of clauses.
-MAX_CLAUSES = 1024
-
-# One token of the analysers: an ideograph or a kana alone (the standard tokenizer splits
-# Han and Hiragana text a character at a time), else a run of letters and digits.
-_IDEOGRAPHIC = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_TOKEN = re.compile(rf"[{_IDEOGRAPHIC}]|[^\W{_IDEOGRAPHIC}]+")
-_LEAVES = ("terms", "term", "range", "match_all", "match_none", "ids", "exists")
-
-
-def estimated_clauses(query: Any) -> int:
-    """Roughly the Lucene clauses `query` rewrites to: one per distinct token and field of
-    a simple_query_string (the same token twice is one clause), one per other leaf.
-
-    Counted in tokens, not words: 244 random ideographs were one word and 4,400 clauses.
-    """
-    if isinstance(query, list):
-        return sum(estimated_clauses(item) for item in query)
-    if not isinstance(query, dict):
-        return 0
-    total = 0
-    for key, value in query.items():
-        if key == "simple_query_string":
-            tokens = set(_TOKEN.findall(value["query"].casefold()))
-            total += max(len(tokens), 1) * max(len(value.get("fields", [])), 1)
-        elif key in _LEAVES:
-            total += 1
-        else:
-            total += estimated_clauses(value)
-    return total
-
 
 Value = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_VALUE_CHARS)
@@ -116,18 +83,6 @@ class SavedSearchFields(BaseModel):
         """What an article must match: the query the search box sends for the same words
         and filters, without its near-spelling second try."""
         return match_query(self.criteria())
-
-
-def clauses_refusal(fields: SavedSearchFields) -> str | None:
-    """Why a new saved search is refused for its clauses, if it is; checked on creation
-    only, as the operators are, so that ones stored before the bound still read."""
-    clauses = estimated_clauses(fields.query())
-    if clauses <= MAX_CLAUSES:
-        return None
-    return (
-        f"the words and filters make about {clauses} search clauses, more than the "
-        f"{MAX_CLAUSES} a saved search may have: fewer or shorter words"
-    )
 
 
 class SavedSearch(SavedSearchFields):

@@ -24,7 +24,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,8 +64,6 @@ PublishMatches = Callable[[list[SavedSearchMatch]], Awaitable[Any]]
 ROUND_ARTICLES = 1000
 # Saved search ids listed per request (Elasticsearch's result window).
 LIST_PAGE = 10_000
-# The cluster may refuse fewer clauses than configured: never below this per search.
-MIN_BUDGET = 16
 # Searches per `_msearch` request at most: each repeats the round's article ids (34 KB
 # for 1,000), and with the budget at its least 10,000 saved searches made one request of
 # 235 MB, past the 100 MB a node takes by default.
@@ -108,7 +106,7 @@ class Matcher:
         self._memory_prefix = f"{streams.matches}:announced:"
         self._memory_seconds = int(settings.match_memory_days * 86_400)
         self._backlog = settings.match_backlog
-        self._budget = self._most_clauses = settings.match_max_clauses
+        self._budget = settings.match_max_clauses
         self._publish = publish
         self._clock = clock
         self._waiting: deque[str] = deque()
@@ -277,7 +275,6 @@ class Matcher:
         """What every group matches; a group refused for its clauses is split and run
         again (and the budget lowered), one that fails otherwise or alone is counted."""
         found: list[tuple[str, MatchHit]] = []
-        refused = False
         while groups:
             sent, groups = groups[:MSEARCH_SEARCHES], groups[MSEARCH_SEARCHES:]
             done.searches += len(sent)
@@ -289,22 +286,22 @@ class Matcher:
             readings = read_answers(dict(response), sent)
             found += readings.found
             for failed in readings.failed:
-                refused |= failed.too_many_clauses
                 groups += self._after_failure(failed)
-        if not refused and self._budget < self._most_clauses:
-            # A round the cluster took whole: the budget grows back, or one saved search
-            # the estimate missed would have cost every later round its splitting.
-            self._budget = min(self._budget * 2, self._most_clauses)
-            log.info("more clauses per saved-search search", budget=self._budget)
         return found
 
     def _after_failure(self, failed: Failed) -> list[list[Compiled]]:
         if failed.too_many_clauses and len(failed.group) > 1:
-            weight = sum(search.weight for search in failed.group)
-            if weight <= self._budget:
-                self._budget = max(weight // 2, MIN_BUDGET)
-                log.info("fewer clauses per saved-search search", budget=self._budget)
-            return list(halves(failed.group))
+            # Heavier together than estimated: each of them weighs double from now on, so
+            # later rounds pack them in smaller groups, and one the estimate missed ends
+            # up alone. Lowering the budget instead cost every saved search a smaller
+            # group for one hostile search, and every round the splitting again.
+            heavier = [
+                replace(search, weight=min(search.weight * 2, self._budget + 1))
+                for search in failed.group
+            ]
+            self._compiled.update((search.id, search) for search in heavier)
+            log.info("saved searches weigh more than estimated", saved_searches=len(heavier))
+            return list(halves(heavier))
         metrics.MATCH_FAILURES.labels("saved_search").inc(len(failed.group))
         log.warning(
             "saved searches not matched in this round",

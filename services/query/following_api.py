@@ -50,12 +50,7 @@ from services.query.middleware import client_of
 from services.query.search import SearchRequest
 from shared.index import IndexNames
 from shared.language.wording import operators_refusal
-from shared.saved_searches import (
-    SAVED_SEARCH_ID,
-    SavedSearch,
-    SavedSearchFields,
-    clauses_refusal,
-)
+from shared.saved_searches import SAVED_SEARCH_ID, SavedSearch, SavedSearchFields
 from shared.settings import QuerySettings
 
 # A saved search's JSON is well under 2 KiB at its bounds' ordinary use; this leaves
@@ -139,8 +134,8 @@ def _saved_search_fields(body: bytes) -> SavedSearchFields:
         raise RequestValidationError(
             [{**error, "loc": ("body", *error["loc"])} for error in errors]
         ) from None
-    # Here, not in the model: saved searches stored before the bounds must still read.
-    if refusal := operators_refusal(fields.q) or clauses_refusal(fields):
+    # Here, not in the model: saved searches stored before the bound must still read.
+    if refusal := operators_refusal(fields.q):
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("body", "q"), "msg": refusal}]
         )

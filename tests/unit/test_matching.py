@@ -18,6 +18,7 @@ from services.indexer.matching import (
     MatchHit,
     announced_key,
     compile_search,
+    estimated_clauses,
     halves,
     match_events,
     msearch_lines,
@@ -28,12 +29,7 @@ from services.indexer.matching import (
 )
 from shared.events import SavedSearchMatch, content_hash
 from shared.index import IndexNames
-from shared.saved_searches import (
-    SavedSearch,
-    SavedSearchFields,
-    clauses_refusal,
-    estimated_clauses,
-)
+from shared.saved_searches import SavedSearch, SavedSearchFields
 from shared.settings import CommonSettings, IndexerSettings
 from shared.streams import Streams
 
@@ -82,18 +78,12 @@ def test_clauses_are_counted_in_the_analysers_tokens_each_distinct_once() -> Non
     def sqs(text: str) -> dict[str, Any]:
         return {"simple_query_string": {"query": text, "fields": ["title", "body"]}}
 
-    # Han and kana a character at a time: one "word" of 244 ideographs was 54 clauses.
-    assert estimated_clauses(sqs("北京市政府" + "ラーメン")) == (5 + 4) * 2
+    # Han and hiragana a character at a time (katakana a word at a time): one "word" of
+    # 244 ideographs was 54 clauses.
+    assert estimated_clauses(sqs("北京市政府" + "ラーメン" + "ひらがな")) == (5 + 1 + 4) * 2
+    assert estimated_clauses(sqs("\U00020000\U00020001\U00020002")) == 3 * 2
     assert estimated_clauses(sqs("Toshkent,Samarqand.Buxoro")) == 3 * 2
     assert estimated_clauses(sqs("neft NEFT neft")) == 1 * 2  # the cluster merges them
-
-
-def test_a_saved_search_past_the_clause_limit_is_refused_with_the_reason() -> None:
-    many = "".join(chr(0x4E00 + n) for n in range(200))  # 200 ideographs, nine fields each
-    refusal = clauses_refusal(SavedSearchFields(q=many))
-    assert refusal is not None
-    assert "more than the 1024 a saved search may have" in refusal
-    assert clauses_refusal(SavedSearchFields(q=many[:100])) is None
 
 
 def test_saved_searches_are_packed_within_the_clause_budget_in_order() -> None:
@@ -247,12 +237,14 @@ def test_offers_past_the_backlog_are_counted_not_kept() -> None:
 
 
 class _Refusing:
-    """A node whose clause limit is `limit` estimated clauses a search; it records the
-    searches of each `_msearch` request."""
+    """A node that refuses a search past `limit` clauses, each saved search weighing its
+    `real` clauses (10 unless said); it records each request's searches and refusals."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, real: dict[str, int] | None = None) -> None:
         self.limit = limit
+        self.real = real or {}
         self.requests: list[int] = []
+        self.refused: list[list[str]] = []
 
     async def msearch(self, *, searches: list[dict[str, Any]], **_: Any) -> dict[str, Any]:
         bodies = searches[1::2]
@@ -261,16 +253,18 @@ class _Refusing:
 
     def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
         [_, group] = body["query"]["bool"]["filter"]
-        if len(group["bool"]["should"]) * 10 > self.limit:  # _compiled(_, 10) each
+        names = [clause["bool"]["_name"] for clause in group["bool"]["should"]]
+        if sum(self.real.get(name, 10) for name in names) > self.limit:
+            self.refused.append(names)
             return {"status": 400, "error": {"type": "too_many_nested_clauses"}}
         return {"hits": {"hits": []}}
 
 
-def _matcher(es: _Refusing, most: int) -> Matcher:
+def _matcher(es: _Refusing, most: int, searches: list[Compiled]) -> Matcher:
     async def publish(_: list[SavedSearchMatch]) -> None:
         return None
 
-    return Matcher(
+    matcher = Matcher(
         cast(Any, es),
         cast(Redis, None),
         IndexNames(""),
@@ -278,27 +272,49 @@ def _matcher(es: _Refusing, most: int) -> Matcher:
         IndexerSettings(match_max_clauses=most),
         publish,
     )
+    matcher._compiled = {search.id: search for search in searches}
+    return matcher
 
 
-async def test_the_budget_a_refusal_lowered_grows_back_after_rounds_the_cluster_takes() -> None:
-    # One saved search the estimate missed (a hostile one) lowered the budget for good:
-    # every later round split into ever more searches, until the indexer restarted.
+async def _round(matcher: Matcher) -> int:
+    """One round's searches, packed as `_match` packs them; how many were sent."""
+    done = Round(1)
+    searches = list(matcher._compiled.values())
+    await matcher._search(packed(searches, matcher._budget), ["1" * 32], done)
+    return done.searches
+
+
+async def test_a_saved_search_the_estimate_missed_ends_up_alone_the_others_unharmed() -> None:
+    # Twenty hostile saved searches lowered the budget for good: every later round split
+    # into ever more searches for everyone, until the indexer restarted.
+    es = _Refusing(limit=100, real={"hostile": 1000})
+    searches = [_compiled(str(n), 10) for n in range(40)]
+    matcher = _matcher(es, 100, [*searches[:15], _compiled("hostile", 10), *searches[15:]])
+    first = await _round(matcher)
+    es.refused.clear()
+    later = [await _round(matcher) for _ in range(3)]
+
+    assert es.refused == [["hostile"]] * 3  # refused alone, once a round
+    assert later == [later[0]] * 3  # settled
+    assert later[0] < first
+    assert later[0] <= 1 + 40 * 20 // 100  # at most twice the innocents' groups
+    assert matcher._budget == 100
+
+
+async def test_a_cluster_taking_fewer_clauses_than_the_budget_is_learnt_once() -> None:
+    # Halved at a refusal and doubled back after a round taken whole, the budget swung:
+    # every other round refused and split again.
     es = _Refusing(limit=40)
-    matcher = _matcher(es, most=160)
-    searches = [_compiled(str(n), 10) for n in range(16)]
-    await matcher._search(packed(searches, matcher._budget), ["1" * 32], Round(1))
-    lowered = matcher._budget
-    assert lowered < 160
-
-    es.limit = 10_000  # the hostile search deleted
-    for _ in range(3):
-        await matcher._search(packed(searches, matcher._budget), ["1" * 32], Round(1))
-    assert matcher._budget == 160
+    matcher = _matcher(es, 160, [_compiled(str(n), 10) for n in range(16)])
+    await _round(matcher)
+    es.refused.clear()
+    later = [await _round(matcher) for _ in range(4)]
+    assert es.refused == []
+    assert later == [later[0]] * 4
 
 
 async def test_a_round_of_many_searches_goes_in_requests_of_bounded_size() -> None:
     es = _Refusing(limit=10_000)
-    matcher = _matcher(es, most=16)
-    searches = [_compiled(str(n), 16) for n in range(150)]
-    await matcher._search(packed(searches, 16), ["1" * 32], Round(1))
+    matcher = _matcher(es, 16, [_compiled(str(n), 16) for n in range(150)])
+    await _round(matcher)
     assert es.requests == [MSEARCH_SEARCHES, MSEARCH_SEARCHES, 150 - 2 * MSEARCH_SEARCHES]
