@@ -217,19 +217,7 @@ def test_only_text_not_announced_before_is_announced() -> None:
 
 
 def test_offers_past_the_backlog_are_counted_not_kept() -> None:
-    streams = Streams(CommonSettings())
-
-    async def publish(_: list[SavedSearchMatch]) -> None:
-        return None
-
-    matcher = Matcher(
-        cast(Any, None),
-        cast(Redis, None),
-        IndexNames(""),
-        streams,
-        IndexerSettings(match_backlog=3),
-        publish,
-    )
+    matcher = _matcher(None, [], match_backlog=3)
     matcher.offer(["1", "2"])
     matcher.offer(["3", "4", "5"])
     matcher.offer(["6"])
@@ -260,7 +248,7 @@ class _Refusing:
         return {"hits": {"hits": []}}
 
 
-def _matcher(es: _Refusing, most: int, searches: list[Compiled]) -> Matcher:
+def _matcher(es: _Refusing | None, searches: list[Compiled], **settings: Any) -> Matcher:
     async def publish(_: list[SavedSearchMatch]) -> None:
         return None
 
@@ -269,7 +257,7 @@ def _matcher(es: _Refusing, most: int, searches: list[Compiled]) -> Matcher:
         cast(Redis, None),
         IndexNames(""),
         Streams(CommonSettings()),
-        IndexerSettings(match_max_clauses=most),
+        IndexerSettings(**settings),
         publish,
     )
     matcher._compiled = {search.id: search for search in searches}
@@ -289,7 +277,9 @@ async def test_a_saved_search_the_estimate_missed_ends_up_alone_the_others_unhar
     # into ever more searches for everyone, until the indexer restarted.
     es = _Refusing(limit=100, real={"hostile": 1000})
     searches = [_compiled(str(n), 10) for n in range(40)]
-    matcher = _matcher(es, 100, [*searches[:15], _compiled("hostile", 10), *searches[15:]])
+    matcher = _matcher(
+        es, [*searches[:15], _compiled("hostile", 10), *searches[15:]], match_max_clauses=100
+    )
     first = await _round(matcher)
     es.refused.clear()
     later = [await _round(matcher) for _ in range(3)]
@@ -305,7 +295,7 @@ async def test_a_cluster_taking_fewer_clauses_than_the_budget_is_learnt_once() -
     # Halved at a refusal and doubled back after a round taken whole, the budget swung:
     # every other round refused and split again.
     es = _Refusing(limit=40)
-    matcher = _matcher(es, 160, [_compiled(str(n), 10) for n in range(16)])
+    matcher = _matcher(es, [_compiled(str(n), 10) for n in range(16)], match_max_clauses=160)
     await _round(matcher)
     es.refused.clear()
     later = [await _round(matcher) for _ in range(4)]
@@ -315,6 +305,6 @@ async def test_a_cluster_taking_fewer_clauses_than_the_budget_is_learnt_once() -
 
 async def test_a_round_of_many_searches_goes_in_requests_of_bounded_size() -> None:
     es = _Refusing(limit=10_000)
-    matcher = _matcher(es, 16, [_compiled(str(n), 16) for n in range(150)])
+    matcher = _matcher(es, [_compiled(str(n), 16) for n in range(150)], match_max_clauses=16)
     await _round(matcher)
     assert es.requests == [MSEARCH_SEARCHES, MSEARCH_SEARCHES, 150 - 2 * MSEARCH_SEARCHES]
