@@ -273,7 +273,8 @@ class Matcher:
         self, groups: list[list[Compiled]], ids: list[str], done: Round
     ) -> list[tuple[str, MatchHit]]:
         """What every group matches; a group refused for its clauses is split and run
-        again (and the budget lowered), one that fails otherwise or alone is counted."""
+        again (its saved searches heavier from then on), one that fails otherwise or alone
+        is counted."""
         found: list[tuple[str, MatchHit]] = []
         while groups:
             sent, groups = groups[:MSEARCH_SEARCHES], groups[MSEARCH_SEARCHES:]

@@ -7,8 +7,7 @@ and article: every saved search is a named query (`_name` is its id), many of th
 every hit says which of them it matched (`matched_queries`). A search holds as many
 saved searches as fit a budget of Lucene clauses (a cluster refuses a query past its
 `maxClauseCount`, 1,024 at the least), and a round's searches go in a few `_msearch`
-requests.
-So the cost grows with saved searches × batches, not per article.
+requests. So the cost grows with saved searches × batches, not per article.
 
 Everything runs in filter context: nothing is scored, only matched.
 """

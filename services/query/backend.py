@@ -131,8 +131,7 @@ class Backend:
         # not served, as the searches leave it out: a 404, not the cluster's 503. An
         # answer that is no document at all (a proxy's page) is still the cluster's.
         with answer_read():
-            FOUND.validate_python(dict(document))
-            kept, left_out = readable_hits([dict(document)], shape_article)
+            kept, left_out = readable_hits([FOUND.validate_python(dict(document))], shape_article)
         hits_left_out("article", left_out)
         if not kept:
             raise ArticleNotFound(doc_id)

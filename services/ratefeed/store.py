@@ -11,8 +11,8 @@ Each update is atomic, through the store's fence (shared/leases.py). The
 long-running poller works under the rate feed's lease, with `store.under(lease)`:
 its updates go through that lease, so a poller that stalled past it cannot
 overwrite what its successor stored (LeaseLost); quotes and the dead letters of
-held ones are written in the same fenced step. One-shot commands (a single poll, backfill, release)
-hold no lease and write in a MULTI.
+held ones are written in the same fenced step. One-shot commands (a single poll,
+backfill, release) hold no lease and write in a MULTI.
 """
 
 from __future__ import annotations

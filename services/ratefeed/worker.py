@@ -275,12 +275,11 @@ async def _settle_candidate(
         flags=[f"disagrees:{name}" for name in sorted(disagreeing)],
         stale_after=stale_after(candidate.as_of, provider.stale_after_days),
     )
-    letters: list[Command] = []
+    reason = None
     if outcome.quarantine is not None and outcome.held_step is not None:
         # Kept as the dead letter carries it, so a release publishes that very event.
         fresh = _as_step(fresh, outcome.held_step)
         reason = f"{candidate.base}/USD {outcome.quarantine}"
-        letters.append(_letter_command(fresh, reason, outlets))
     elif not outcome.publish and outcome.held is None:
         log.debug("rate unchanged", as_of=str(candidate.as_of))
     if disagreeing and outcome.publish:
@@ -291,10 +290,11 @@ async def _settle_candidate(
             tolerance_pct=str(tolerance),
             gaps_pct={name: f"{gap:.4f}" for name, gap in disagreeing.items()},
         )
+    letters = [_letter_command(fresh, reason, outlets)] if reason is not None else []
     published = await _apply(
         outcome, [*held, fresh], candidate.provider, candidate.base, outlets, "published", letters
     )
-    if letters:
+    if reason is not None:
         metrics.QUOTES.labels(candidate.provider, "quarantined").inc()
         log.warning("quote quarantined", as_of=str(candidate.as_of), reason=reason)
     if late and last is not None and after is not None and published:
