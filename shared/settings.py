@@ -274,7 +274,8 @@ class QuerySettings(_Settings):
     search_timeout: float = Field(default=5.0, gt=0)
     # Open live-ticker (Server-Sent Events) connections per process; past it, 503.
     live_max_connections: int = Field(default=500, ge=1)
-    # Of those, per client (as the rate limit counts clients: an address, an IPv6 /64);
+    # Of those, per client (as the rate limit counts clients: an address, an IPv6 /64,
+    # its /56 and /48 four and sixteen times as many);
     # past it, 429: no one client can take the places everyone else's pages need.
     live_max_per_client: int = Field(default=4, ge=1)
     # The longest one stream stays open: then it ends and the page reconnects by itself.

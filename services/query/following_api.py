@@ -45,7 +45,7 @@ from services.query.following import (
     SavedSearchNotFound,
     TooManySavedSearches,
 )
-from services.query.limits import RateLimiter, TrustedProxies, retry_after
+from services.query.limits import Client, RateLimiter, TrustedProxies, retry_after
 from services.query.middleware import client_of
 from services.query.search import SearchRequest
 from shared.index import IndexNames
@@ -179,7 +179,7 @@ def _atom(feed: Feed) -> Response:
 
 
 @contextmanager
-def _allowance(makers: RateLimiter | None, client: str) -> Iterator[None]:
+def _allowance(makers: RateLimiter | None, client: Client) -> Iterator[None]:
     """One of `client`'s saved searches (a 429 when it has none left), given back when
     the write is refused (the bound reached, the index not there, Elasticsearch away)."""
     if makers is None:

@@ -13,6 +13,9 @@ past the trusted proxies, never from the left.
 An IPv6 client is counted per /64 network, not per address: a /64 is what one
 home or host is given, and any of its 2^64 addresses is the client's to use, so
 per address it could send each request from a fresh one and never be limited.
+Providers also give one customer a /56 or a /48 (256 or 65,536 /64s), so each
+request also counts against its /56 and /48, allowed four and sixteen times what
+one client is (`SCALES`): a /48 has sixteen clients' allowance, not 65,536.
 """
 
 from __future__ import annotations
@@ -27,8 +30,17 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 V = TypeVar("V")
-# The IPv6 network one client is counted as (see the module's docstring).
-IPV6_CLIENT_PREFIX = 64
+# A client and the wider networks it is counted in as well, narrowest first (see the
+# module's docstring): an IPv4 address alone; an IPv6 client's /64, its /56 and /48.
+Client = tuple[str, ...]
+IPV6_NETWORKS = (64, 56, 48)
+# What each of a Client's networks is allowed, in allowances of the client itself.
+SCALES = (1, 4, 16)
+
+
+def allowance(base: int, level: int) -> int:
+    """What the network at `level` of a Client (0: the client itself) is allowed."""
+    return base * SCALES[level]
 
 
 @dataclass
@@ -65,11 +77,13 @@ class TrustedProxies:
         return cls(hops, networks)
 
 
-def client_address(peer: str | None, forwarded_for: Iterable[str], proxies: TrustedProxies) -> str:
+def client_address(
+    peer: str | None, forwarded_for: Iterable[str], proxies: TrustedProxies
+) -> Client:
     """The client a request is counted against, from the socket peer and the
     X-Forwarded-For header lines (in the order received): an IPv4 address, an IPv6
-    client's /64 network (`2001:db8:1:2::/64`), or the entry as written when it is
-    no address."""
+    client's /64 network (`2001:db8:1:2::/64`) then its /56 and /48, or the entry as
+    written when it is no address."""
     chain = [entry.strip() for line in forwarded_for for entry in line.split(",") if entry.strip()]
     chain.append(peer or "unknown")
     if proxies.networks:
@@ -86,8 +100,10 @@ def client_address(peer: str | None, forwarded_for: Iterable[str], proxies: Trus
         entry = chain[max(0, len(chain) - 1 - proxies.hops)]
     address = _address(entry)
     if isinstance(address, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
-    return str(address or entry)
+        return tuple(
+            str(ipaddress.IPv6Network((address, prefix), strict=False)) for prefix in IPV6_NETWORKS
+        )
+    return (str(address or entry),)
 
 
 def _trusted(entry: str, networks: tuple[IPNetwork, ...]) -> bool:
@@ -113,7 +129,8 @@ def _address(entry: str) -> IPAddress | None:
 
 
 class RateLimiter:
-    """Token bucket per client: `rate` requests a second on average, bursts up to `burst`."""
+    """Token bucket per client: `rate` requests a second on average, bursts up to `burst`;
+    a client's wider networks (`Client`) each have a bucket of their `allowance`."""
 
     def __init__(self, rate: float, burst: int, max_keys: int = 10_000) -> None:
         self.rate = rate
@@ -121,24 +138,38 @@ class RateLimiter:
         self.max_keys = max_keys
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
-    def acquire(self, client: str, now: float) -> float:
-        """0 when the request may go on, else the seconds until it would be allowed."""
-        bucket = self._buckets.pop(client, None) or _Bucket(float(self.burst), now)
-        bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.updated) * self.rate)
+    def acquire(self, client: Client, now: float) -> float:
+        """0 when the request may go on, else the seconds until it would be allowed.
+        A request refused by any of the client's buckets takes from none of them."""
+        buckets = [self._refilled(key, level, now) for level, key in enumerate(client)]
+        if all(bucket.tokens >= 1 for bucket in buckets):
+            for bucket in buckets:
+                bucket.tokens -= 1
+            return 0.0
+        return max(
+            (1 - bucket.tokens) / (self.rate * SCALES[level])
+            for level, bucket in enumerate(buckets)
+            if bucket.tokens < 1
+        )
+
+    def refund(self, client: Client) -> None:
+        """Give back the token of a request that did nothing (a write refused)."""
+        for level, key in enumerate(client):
+            bucket = self._buckets.get(key)
+            if bucket is not None:
+                bucket.tokens = min(float(allowance(self.burst, level)), bucket.tokens + 1)
+
+    def _refilled(self, key: str, level: int, now: float) -> _Bucket:
+        burst = float(allowance(self.burst, level))
+        bucket = self._buckets.pop(key, None) or _Bucket(burst, now)
+        bucket.tokens = min(
+            burst, bucket.tokens + (now - bucket.updated) * self.rate * SCALES[level]
+        )
         bucket.updated = now
-        self._buckets[client] = bucket
+        self._buckets[key] = bucket
         if len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / self.rate
-
-    def refund(self, client: str) -> None:
-        """Give back the token of a request that did nothing (a write refused)."""
-        bucket = self._buckets.get(client)
-        if bucket is not None:
-            bucket.tokens = min(float(self.burst), bucket.tokens + 1)
+        return bucket
 
 
 def retry_after(wait: float) -> str:

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from starlette.types import Receive, Scope, Send
 
+from services.query.limits import Client, allowance
 from services.query.quotes import ticker_line
 from shared.backoff import Backoff
 from shared.clients import REDIS_AWAY
@@ -125,31 +126,35 @@ def sse_message(event: str, data: dict[str, str]) -> str:
 
 
 class Places:
-    """The places of open streams: at most `most` in all, `most_per_client` per client."""
+    """The places of open streams: at most `most` in all, `most_per_client` per client
+    (and per wider network of a client, their `allowance`)."""
 
     def __init__(self, most: int, most_per_client: int) -> None:
         self.most = most
         self.most_per_client = most_per_client
-        self._per_client: Counter[str] = Counter()
+        self.taken = 0
+        self._per_key: Counter[str] = Counter()
 
-    @property
-    def taken(self) -> int:
-        return self._per_client.total()
-
-    def take(self, client: str) -> Refusal | None:
+    def take(self, client: Client) -> Refusal | None:
         """None when `client` got a place, else the cap that refused it."""
-        if self._per_client[client] >= self.most_per_client:
+        if any(
+            self._per_key[key] >= allowance(self.most_per_client, level)
+            for level, key in enumerate(client)
+        ):
             return "client"
         if self.taken >= self.most:
             return "process"
-        self._per_client[client] += 1
+        self._per_key.update(client)
+        self.taken += 1
         return None
 
-    def give_back(self, client: str) -> None:
-        self._per_client[client] -= 1
-        if self._per_client[client] <= 0:
-            # Forgotten at zero: a flood of distinct clients leaves nothing behind.
-            del self._per_client[client]
+    def give_back(self, client: Client) -> None:
+        self.taken -= 1
+        for key in client:
+            self._per_key[key] -= 1
+            if self._per_key[key] <= 0:
+                # Forgotten at zero: a flood of distinct clients leaves nothing behind.
+                del self._per_key[key]
 
 
 class Subscription:
@@ -207,7 +212,7 @@ class QuoteBroadcaster:
         # The newest day each currency's quotes have reached, as ISO dates.
         self._days: dict[str, str] = {}
 
-    def subscribe(self, client: str) -> Subscription | Refusal:
+    def subscribe(self, client: Client) -> Subscription | Refusal:
         """A place for one of `client`'s pages, or the cap that refused it.
 
         Taken without an await in between, so that concurrent requests cannot all
@@ -278,7 +283,7 @@ class LiveStream(Response):
     whatever ends it, so no path between the two can keep it.
     """
 
-    def __init__(self, broadcaster: QuoteBroadcaster, client: str) -> None:
+    def __init__(self, broadcaster: QuoteBroadcaster, client: Client) -> None:
         # Not Response.__init__: that is for a body known before it is sent.
         self.broadcaster = broadcaster
         self.client = client

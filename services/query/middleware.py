@@ -10,7 +10,13 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.query.limits import RateLimiter, TrustedProxies, client_address, retry_after
+from services.query.limits import (
+    Client,
+    RateLimiter,
+    TrustedProxies,
+    client_address,
+    retry_after,
+)
 
 # Paths every client may call as often as it likes: probes and the page's own files.
 UNLIMITED = ("/healthz", "/readyz", "/static/")
@@ -18,7 +24,7 @@ UNLIMITED = ("/healthz", "/readyz", "/static/")
 CACHEABLE = ("/api/search", "/api/articles/", "/api/suggest", "/api/quotes/latest")
 
 
-def client_of(scope: Scope, proxies: TrustedProxies) -> str:
+def client_of(scope: Scope, proxies: TrustedProxies) -> Client:
     """The client an HTTP request is counted against (see `client_address`)."""
     peer = scope["client"][0] if scope.get("client") else None
     forwarded = [

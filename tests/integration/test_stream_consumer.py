@@ -111,10 +111,10 @@ async def test_the_live_ticker_is_capped_per_process_and_frees_its_places(
     broadcaster = QuoteBroadcaster(
         redis, namespace.streams.quotes, Places(2, 1), lifetime=60, block_ms=50
     )
-    first, second = broadcaster.subscribe("a"), broadcaster.subscribe("b")
+    first, second = broadcaster.subscribe(("a",)), broadcaster.subscribe(("b",))
     assert isinstance(first, Subscription)
     assert isinstance(second, Subscription)
-    assert broadcaster.subscribe("c") == "process"  # the cap: the API answers 503
+    assert broadcaster.subscribe(("c",)) == "process"  # the cap: the API answers 503
 
     quote = QuoteEvent(
         base="KGS",
@@ -132,8 +132,8 @@ async def test_the_live_ticker_is_capped_per_process_and_frees_its_places(
 
     first.close()
     first.close()  # closing twice gives one place back, not two
-    assert isinstance(broadcaster.subscribe("c"), Subscription)
-    assert broadcaster.subscribe("d") == "process"
+    assert isinstance(broadcaster.subscribe(("c",)), Subscription)
+    assert broadcaster.subscribe(("d",)) == "process"
     await broadcaster.close()
 
 
@@ -145,7 +145,7 @@ async def test_the_live_ticker_shows_no_older_day_and_no_other_currency(
     broadcaster = QuoteBroadcaster(
         redis, namespace.streams.quotes, Places(1, 1), lifetime=60, block_ms=50
     )
-    page = broadcaster.subscribe("a")
+    page = broadcaster.subscribe(("a",))
     assert isinstance(page, Subscription)
 
     def quote(base: str, day: date, rate: str) -> dict[bytes, bytes]:
@@ -190,9 +190,9 @@ async def test_a_write_that_finds_the_client_gone_ends_the_stream_and_frees_its_
         sent.append(message)
 
     scope: Scope = {"type": "http", "method": "GET", "path": "/api/quotes/stream", "headers": []}
-    await asyncio.wait_for(LiveStream(broadcaster, "a")(scope, never_disconnects, gone), 10)
+    await asyncio.wait_for(LiveStream(broadcaster, ("a",))(scope, never_disconnects, gone), 10)
     assert [m["status"] for m in sent] == [200]
-    assert isinstance(broadcaster.subscribe("a"), Subscription)
+    assert isinstance(broadcaster.subscribe(("a",)), Subscription)
     await broadcaster.close()
 
 

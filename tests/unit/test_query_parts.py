@@ -107,32 +107,32 @@ def test_decoding_any_text_either_works_or_raises_invalid_cursor(text: str) -> N
 
 def test_rate_limiter_allows_a_burst_then_refills_at_the_rate() -> None:
     limiter = RateLimiter(rate=2, burst=3)
-    assert [limiter.acquire("a", 0.0) for _ in range(3)] == [0, 0, 0]
-    assert limiter.acquire("a", 0.0) == pytest.approx(0.5)
-    assert limiter.acquire("b", 0.0) == 0  # another client has its own bucket
-    assert limiter.acquire("a", 0.5) == 0
-    assert limiter.acquire("a", 0.5) > 0
+    assert [limiter.acquire(("a",), 0.0) for _ in range(3)] == [0, 0, 0]
+    assert limiter.acquire(("a",), 0.0) == pytest.approx(0.5)
+    assert limiter.acquire(("b",), 0.0) == 0  # another client has its own bucket
+    assert limiter.acquire(("a",), 0.5) == 0
+    assert limiter.acquire(("a",), 0.5) > 0
 
 
 def test_a_refund_gives_back_one_token_up_to_the_burst() -> None:
     limiter = RateLimiter(rate=0.001, burst=2)
-    assert [limiter.acquire("a", 0.0) for _ in range(2)] == [0, 0]
-    limiter.refund("a")
-    assert limiter.acquire("a", 0.0) == 0
-    assert limiter.acquire("a", 0.0) > 0
-    limiter.refund("unknown")  # a client never counted has nothing to give back
-    assert limiter.acquire("unknown", 0.0) == 0
+    assert [limiter.acquire(("a",), 0.0) for _ in range(2)] == [0, 0]
+    limiter.refund(("a",))
+    assert limiter.acquire(("a",), 0.0) == 0
+    assert limiter.acquire(("a",), 0.0) > 0
+    limiter.refund(("unknown",))  # a client never counted has nothing to give back
+    assert limiter.acquire(("unknown",), 0.0) == 0
     for _ in range(5):
-        limiter.refund("unknown")
-    assert [limiter.acquire("unknown", 0.0) for _ in range(3)] == [0, 0, pytest.approx(1000)]
+        limiter.refund(("unknown",))
+    assert [limiter.acquire(("unknown",), 0.0) for _ in range(3)] == [0, 0, pytest.approx(1000)]
 
 
 def test_rate_limiter_forgets_the_least_recent_clients() -> None:
     limiter = RateLimiter(rate=1, burst=1, max_keys=2)
-    limiter.acquire("a", 0.0)
-    limiter.acquire("b", 0.0)
-    limiter.acquire("c", 0.0)
-    assert limiter.acquire("a", 0.0) == 0  # "a" was dropped, so it starts with a full bucket
+    limiter.acquire(("a",), 0.0)
+    limiter.acquire(("b",), 0.0)
+    limiter.acquire(("c",), 0.0)
+    assert limiter.acquire(("a",), 0.0) == 0  # "a" was dropped, so it starts with a full bucket
 
 
 NO_PROXY = TrustedProxies()
@@ -159,27 +159,44 @@ PRIVATE = TrustedProxies.parse(0, "10.0.0.0/8, fd00::/8")
         ("203.0.113.7", ["6.6.6.6"], PRIVATE, "203.0.113.7"),  # the peer is no proxy of ours
         ("10.0.0.5", ["10.9.9.9"], PRIVATE, "10.9.9.9"),  # all ours: the furthest
         ("10.0.0.5", ["6.6.6.6, not-an-address"], PRIVATE, "not-an-address"),
-        ("fd00::5", ["[2001:db8::1]:443"], PRIVATE, "2001:db8::/64"),
+        ("fd00::5", ["[2001:db8::1]:443"], PRIVATE, "2001:db8::/64 2001:db8::/56 2001:db8::/48"),
         ("10.0.0.5", ["203.0.113.7:5555"], INGRESS, "203.0.113.7"),
         ("10.0.0.5", ["::ffff:203.0.113.7"], INGRESS, "203.0.113.7"),
-        # IPv6 per /64: the network one home or host is given, all its addresses one client.
-        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", [], NO_PROXY, "2001:db8:1:2::/64"),
-        ("10.0.0.5", ["2001:db8:1:2::1"], INGRESS, "2001:db8:1:2::/64"),
+        # IPv6 per /64, the network one home or host is given, all its addresses one
+        # client; and in the /56 and /48 a provider may give one customer.
+        (
+            "2001:db8:1:2:aaaa:bbbb:cccc:dddd",
+            [],
+            NO_PROXY,
+            "2001:db8:1:2::/64 2001:db8:1::/56 2001:db8:1::/48",
+        ),
+        (
+            "10.0.0.5",
+            ["2001:db8:1:2::1"],
+            INGRESS,
+            "2001:db8:1:2::/64 2001:db8:1::/56 2001:db8:1::/48",
+        ),
+        (
+            "2001:db8:1:3ff::1",
+            [],
+            NO_PROXY,
+            "2001:db8:1:3ff::/64 2001:db8:1:300::/56 2001:db8:1::/48",
+        ),
         ("::ffff:203.0.113.7", [], NO_PROXY, "203.0.113.7"),
     ],
 )
 def test_the_client_is_read_from_the_right_past_trusted_proxies(
     peer: str | None, forwarded: list[str], proxies: TrustedProxies, client: str
 ) -> None:
-    assert client_address(peer, forwarded, proxies) == client
+    assert client_address(peer, forwarded, proxies) == tuple(client.split())
 
 
 def test_a_long_chain_of_trusted_proxies_is_read_by_its_nearest_hops() -> None:
     # Each entry parsed: a 60 KB header of trusted addresses cost 30 ms a request.
     forwarded = ["203.0.113.7", ", ".join(["10.0.0.9"] * 5_000)]
-    assert client_address("10.0.0.5", forwarded, PRIVATE) == "10.0.0.9"
+    assert client_address("10.0.0.5", forwarded, PRIVATE) == ("10.0.0.9",)
     nearer = ["203.0.113.7", ", ".join(["10.0.0.9"] * (MOST_TRUSTED_HOPS - 1))]
-    assert client_address("10.0.0.5", nearer, PRIVATE) == "203.0.113.7"
+    assert client_address("10.0.0.5", nearer, PRIVATE) == ("203.0.113.7",)
 
 
 @given(st.lists(st.text(max_size=20), max_size=5), st.sampled_from([INGRESS, PRIVATE]))
@@ -188,7 +205,7 @@ def test_no_leftmost_entry_a_client_sends_changes_its_key(
 ) -> None:
     # What the Ingress controller (10.0.0.5) forwards: the client's header, then its peer.
     forwarded = [*spoofed, "203.0.113.7"]
-    assert client_address("10.0.0.5", forwarded, proxies) == "203.0.113.7"
+    assert client_address("10.0.0.5", forwarded, proxies) == ("203.0.113.7",)
 
 
 @given(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
@@ -196,7 +213,7 @@ def test_an_ipv6_client_is_one_key_across_its_64_and_another_64_is_another(
     network: int, host: int, other_host: int
 ) -> None:
     def key(address: int) -> str:
-        return client_address(str(ipaddress.IPv6Address(address)), [], NO_PROXY)
+        return client_address(str(ipaddress.IPv6Address(address)), [], NO_PROXY)[0]
 
     # 2000::/3 (global unicast): no IPv4-mapped or other special form among them.
     prefix = (0x2000 << 112) | ((network % 2**61) << 64)
@@ -263,9 +280,16 @@ async def _status_from(app: ASGIApp, client: str) -> int:
         ([f"2001:db8:1:2::{n:x}" for n in range(1, 1001)], 60),
         # IPv4 is per address: a thousand of them are a thousand clients.
         ([f"10.1.{n // 250}.{n % 250 + 1}" for n in range(1000)], 1000),
+        # A fresh /64 for every request: its /56 has four clients' burst, its /48 sixteen.
+        ([f"2001:db8:1:{n:x}::1" for n in range(256)], 4 * 60),
+        ([f"2001:db8:1:{(n % 256) << 8 | n // 256:x}::1" for n in range(2000)], 16 * 60),
+        # Each a /48 of its own: a thousand customers.
+        ([f"2001:db8:{n:x}::1" for n in range(1000)], 1000),
+        # One /64 spent first refuses the rest, and its refusals take nothing from its /56.
+        ([*["2001:db8:1:1::1"] * 100, *[f"2001:db8:1:{n:x}::1" for n in range(2, 256)]], 4 * 60),
     ],
 )
-async def test_the_rate_limit_counts_an_ipv6_client_per_64(
+async def test_the_rate_limit_counts_an_ipv6_client_per_64_and_its_wider_networks(
     addresses: list[str], allowed: int
 ) -> None:
     async def ok(scope: Scope, receive: Receive, send: Send) -> None:
@@ -405,18 +429,35 @@ def test_only_the_primary_providers_quotes_move_the_ticker() -> None:
 
 def test_live_places_are_capped_per_client_and_per_process() -> None:
     places = Places(most=3, most_per_client=2)
-    assert [places.take("a"), places.take("a"), places.take("a")] == [None, None, "client"]
-    assert places.take("b") is None
-    assert places.take("c") == "process"
-    assert places.take("a") == "client"  # its own cap first: the one it can do something about
-    places.give_back("a")
-    assert places.take("c") is None
+    a, b, c = ("a",), ("b",), ("c",)
+    assert [places.take(a), places.take(a), places.take(a)] == [None, None, "client"]
+    assert places.take(b) is None
+    assert places.take(c) == "process"
+    assert places.take(a) == "client"  # its own cap first: the one it can do something about
+    places.give_back(a)
+    assert places.take(c) is None
     assert places.taken == 3
-    places.give_back("c")
-    places.give_back("b")
-    places.give_back("a")
+    places.give_back(c)
+    places.give_back(b)
+    places.give_back(a)
     assert places.taken == 0
-    assert [places.take("a"), places.take("a")] == [None, None]  # nothing left over
+    assert [places.take(a), places.take(a)] == [None, None]  # nothing left over
+
+
+def test_an_ipv6_clients_wider_networks_have_places_of_their_own() -> None:
+    places = Places(most=1000, most_per_client=2)
+
+    def opened(addresses: list[str]) -> int:
+        clients = [client_address(address, [], NO_PROXY) for address in addresses]
+        return sum(places.take(client) is None for client in clients)
+
+    assert opened([f"2001:db8:1:1::{n:x}" for n in range(1, 10)]) == 2  # one /64
+    assert opened([f"2001:db8:1:{n:x}::1" for n in range(2, 40)]) == 4 * 2 - 2  # its /56
+    assert opened([f"2001:db8:1:{n:x}00::1" for n in range(1, 40)]) == 16 * 2 - 4 * 2  # /48
+    assert opened([f"2001:db8:{n:x}::1" for n in range(2, 12)]) == 10  # other customers
+    assert places.taken == 16 * 2 + 10
+    places.give_back(client_address("2001:db8:1:1::1", [], NO_PROXY))
+    assert opened(["2001:db8:1:1::1", "2001:db8:1:1::2"]) == 1  # the /48's place, once
 
 
 @given(st.lists(st.tuples(st.sampled_from("abc"), st.booleans()), max_size=60))
@@ -424,13 +465,25 @@ def test_no_sequence_of_opens_and_closes_exceeds_a_cap(steps: list[tuple[str, bo
     places = Places(most=4, most_per_client=2)
     held: list[str] = []
     for client, opens in steps:
-        if opens and places.take(client) is None:
+        if opens and places.take((client,)) is None:
             held.append(client)
         elif not opens and client in held:
             held.remove(client)
-            places.give_back(client)
+            places.give_back((client,))
         assert places.taken == len(held) <= 4
         assert all(held.count(c) <= 2 for c in "abc")
+
+
+def test_a_refund_gives_the_token_back_to_every_network_of_the_client() -> None:
+    limiter = RateLimiter(rate=0.001, burst=1)
+    client = client_address("2001:db8:1:1::1", [], NO_PROXY)
+    assert limiter.acquire(client, now=0) == 0
+    assert limiter.acquire(client, now=0) > 0
+    limiter.refund(client)
+    assert limiter.acquire(client, now=0) == 0
+    # Three more /64s of the /56 (burst 4) take what it has left, the refund included.
+    others = [client_address(f"2001:db8:1:{n}::1", [], NO_PROXY) for n in range(2, 6)]
+    assert [limiter.acquire(other, now=0) == 0 for other in others] == [True, True, True, False]
 
 
 async def test_a_subscription_gives_its_place_back_once() -> None:

@@ -327,7 +327,7 @@ async def test_the_live_ticker_follows_on_after_no_node_of_the_cluster_answered(
             return [[b"quotes", [(b"2-0", {DATA_FIELD: quote.model_dump_json().encode()})]]]
 
     broadcaster = QuoteBroadcaster(cast("Redis", Stream()), "quotes", Places(1, 1), 60)
-    with broadcaster.subscribe("203.0.113.7") as subscription:  # type: ignore[union-attr]
+    with broadcaster.subscribe(("203.0.113.7",)) as subscription:  # type: ignore[union-attr]
         async with asyncio.timeout(10):
             message = await subscription.next_message()
     await broadcaster.close()
