@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
-from shared.esnode import PlainHttpNode
+from shared.esnode import HttpNode
 from shared.settings import REDIS_READ_TIMEOUT, ElasticsearchSettings, RedisSettings
 from shared.streams import JsonMessageFormat
 
@@ -223,9 +223,8 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
     # Several nodes (comma-separated): a request that cannot reach one is
     # retried on the next, so losing a node of a cluster costs no write.
     urls = [with_default_port(url.strip()) for url in settings.url.split(",")]
-    if all(urlsplit(url).scheme == "http" for url in urls):
-        # About half of aiohttp's CPU per request; TLS keeps the library's node.
-        options["node_class"] = PlainHttpNode
+    # About half of aiohttp's CPU per request, over HTTP and HTTPS alike.
+    options["node_class"] = HttpNode
     es = AsyncElasticsearch(
         urls,
         request_timeout=settings.request_timeout,

@@ -1,4 +1,4 @@
-"""An Elasticsearch node over plain HTTP: asyncio's own transport and httptools' parser.
+"""An Elasticsearch node over HTTP or HTTPS: asyncio's own transport and httptools' parser.
 
 The client's default node sends each request through aiohttp: 0.20-0.25 ms of CPU per
 search request on the development machine, against 0.11-0.13 through this node in the
@@ -14,14 +14,19 @@ transport relies on and what aiohttp did for it:
 - the library's error types (so its retries, failover and error mapping hold) and its
   request log.
 
-TLS nodes keep the library's aiohttp node, with its certificate checks (shared/clients.py).
+Over HTTPS it checks certificates as the library's aiohttp node does (its own TLS context:
+TLS 1.2 at least, the peer's certificate against `ca_certs` or certifi's, the host name
+unless it is an address); a certificate fingerprint, a client certificate or unchecked
+certificates are refused, for that node to serve. A TLS failure is the library's TlsError.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 import re
+import ssl
 import zlib
 
 import httptools
@@ -31,12 +36,15 @@ from elastic_transport import (
     ConnectionTimeout,
     HttpHeaders,
     NodeConfig,
+    TlsError,
 )
 from elastic_transport import ConnectionError as NodeUnreachable
 from elastic_transport._node._base import (  # the library's own split of what it wraps
     BUILTIN_EXCEPTIONS,
+    DEFAULT_CA_CERTS,
     RERAISE_EXCEPTIONS,
     NodeApiResponse,
+    ssl_context_from_node_config,
 )
 from elastic_transport.client_utils import DEFAULT, DefaultType
 
@@ -174,13 +182,14 @@ class _Connection(asyncio.Protocol):
         return self.reusable and not self.closed
 
 
-class PlainHttpNode(BaseAsyncNode):
-    """A node reached over http://, for `AsyncElasticsearch(node_class=...)`."""
+class HttpNode(BaseAsyncNode):
+    """A node reached over http:// or https://, for `AsyncElasticsearch(node_class=...)`."""
 
     def __init__(self, config: NodeConfig) -> None:
         super().__init__(config)
-        if config.scheme != "http":
-            raise ValueError(f"PlainHttpNode speaks plain HTTP, not {config.scheme}")
+        if config.scheme not in ("http", "https"):
+            raise ValueError(f"HttpNode speaks HTTP and HTTPS, not {config.scheme}")
+        self._tls = tls_context(config) if config.scheme == "https" else None
         host = f"[{config.host}]" if ":" in config.host else config.host
         self._host_header = f"{host}:{config.port}"
         self._idle: list[_Connection] = []  # oldest first
@@ -225,6 +234,8 @@ class PlainHttpNode(BaseAsyncNode):
             err: Exception
             if isinstance(exc, TimeoutError):
                 err = ConnectionTimeout("Connection timed out during request", errors=(exc,))
+            elif isinstance(exc, ssl.SSLError):  # before BUILTIN_EXCEPTIONS: a ValueError too
+                err = TlsError(str(exc), errors=(exc,))
             elif isinstance(exc, (gzip.BadGzipFile, zlib.error, EOFError)):
                 err = NodeUnreachable(f"an answer not gzip as it said: {exc}", errors=(exc,))
             elif isinstance(exc, BUILTIN_EXCEPTIONS):
@@ -309,7 +320,9 @@ class PlainHttpNode(BaseAsyncNode):
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
-        _, connection = await loop.create_connection(_Connection, self.host, self.port)
+        _, connection = await loop.create_connection(
+            _Connection, self.host, self.port, ssl=self._tls
+        )
         self._open.add(connection)
         return connection
 
@@ -326,6 +339,25 @@ class PlainHttpNode(BaseAsyncNode):
             connection.close()
         self._open.clear()
         self._idle.clear()
+
+
+def tls_context(config: NodeConfig) -> ssl.SSLContext:
+    """The TLS context of an https:// node: the library's own (`ssl_context` when given),
+    with the CA certificates loaded as its aiohttp node loads them."""
+    context = ssl_context_from_node_config(config)
+    if config.ssl_context is not None:
+        return context
+    if config.ssl_assert_fingerprint or config.client_cert or not config.verify_certs:
+        msg = "a fingerprint, a client certificate or unchecked certificates need AiohttpHttpNode"
+        raise ValueError(msg)
+    ca_certs = config.ca_certs or DEFAULT_CA_CERTS
+    if ca_certs is None:
+        raise ValueError("no CA certificates to check the node's with: set ca_certs")
+    if os.path.isdir(ca_certs):
+        context.load_verify_locations(capath=ca_certs)
+    else:
+        context.load_verify_locations(cafile=ca_certs)
+    return context
 
 
 def _request_head(

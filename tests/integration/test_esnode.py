@@ -1,4 +1,4 @@
-"""The plain-HTTP Elasticsearch node (shared/esnode.py): what the transport relies on.
+"""The HTTP Elasticsearch node (shared/esnode.py): what the transport relies on.
 
 Against the real Elasticsearch: answers, errors, HEAD, gzip and kept-alive connections,
 counted by the node itself (`_nodes/stats/http`). Against a local TCP peer that
@@ -21,7 +21,7 @@ from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from shared import esnode
 from shared.clients import make_elasticsearch
-from shared.esnode import PlainHttpNode
+from shared.esnode import HttpNode
 from shared.settings import ElasticsearchSettings
 from tests.conftest import Namespace
 from tests.loopback import Handler, peer
@@ -41,11 +41,10 @@ async def opened(es: AsyncElasticsearch) -> int:
     return sum(node["http"]["total_opened"] for node in stats["nodes"].values())
 
 
-def test_plain_http_urls_take_the_node() -> None:
-    es = make_elasticsearch(ElasticsearchSettings(url="http://127.0.0.1:9200"))
-    assert isinstance(es.transport.node_pool.get(), PlainHttpNode)
-    tls = make_elasticsearch(ElasticsearchSettings(url="https://127.0.0.1:9200"))
-    assert not isinstance(tls.transport.node_pool.get(), PlainHttpNode)
+def test_http_and_https_urls_take_the_node() -> None:
+    for url in ("http://127.0.0.1:9200", "https://127.0.0.1:9200"):
+        es = make_elasticsearch(ElasticsearchSettings(url=url))
+        assert isinstance(es.transport.node_pool.get(), HttpNode)
 
 
 async def test_requests_share_kept_alive_connections(es: AsyncElasticsearch) -> None:
@@ -83,7 +82,7 @@ async def test_gzip_both_ways(namespace: Namespace, es: AsyncElasticsearch) -> N
     # `es` deletes the test's indices afterwards.
     index = f"{namespace.index_prefix}gzip"
     compressed = AsyncElasticsearch(
-        os.environ["ELASTICSEARCH_URL"], node_class=PlainHttpNode, http_compress=True
+        os.environ["ELASTICSEARCH_URL"], node_class=HttpNode, http_compress=True
     )
     try:
         body = {"title": "Самарканд " * 500}
@@ -373,7 +372,7 @@ async def test_an_answer_cut_short_by_closing_the_client_is_no_answer() -> None:
         pending = asyncio.create_task(es.perform_request("GET", "/"))
         await cut.wait()
         node = es.transport.node_pool.get()
-        assert isinstance(node, PlainHttpNode)
+        assert isinstance(node, HttpNode)
 
         async def head_read() -> bool:  # the client has the head: the body runs to the close
             return any(connection.heard for connection in node._open)
