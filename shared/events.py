@@ -59,7 +59,8 @@ def is_http_url(url: str) -> bool:
     return _HTTP_URL.match(url) is not None
 
 
-def _http_url(url: str) -> str:
+def http_url(url: str) -> str:
+    """`url` if it is an http(s) URL; else a ValueError (to pydantic, a validation error)."""
     if not is_http_url(url):
         msg = f"not an http(s) URL: {shown(url)}"
         raise ValueError(msg)
@@ -70,7 +71,7 @@ def _http_url(url: str) -> str:
 # string here, and what producers may send only narrows, so nothing breaks for them
 # (tests/contracts counts every constraint change in the schema as breaking).
 HttpUrl = Annotated[
-    NonEmpty, AfterValidator(_http_url), Field(description="an http:// or https:// URL")
+    NonEmpty, AfterValidator(http_url), Field(description="an http:// or https:// URL")
 ]
 
 

@@ -11,6 +11,7 @@ from typing_extensions import TypedDict  # pydantic validates only this one on 3
 from services.query.search import (
     HITS,
     UNREADABLE,
+    LinkUrl,
     SearchHit,
     hit_fields,
     readable_hits,
@@ -27,7 +28,7 @@ ARTICLE_ID = r"^[0-9a-f]{32}$"
 class Article(BaseModel):
     id: str
     title: str
-    url: str
+    url: LinkUrl
     source: str
     published_at: str | None = None
     summary: str = ""

@@ -14,7 +14,7 @@ What RFC 4287 requires, and where it comes from here:
 - each entry: one `id` (a tag: URI of the article's id, so the same article is the
   same entry in every feed and every deployment), `title`, `updated` (when the
   version shown was fetched), and, having no `content`, a `link rel="alternate"` (the
-  article's own URL, else its page here); `published` and `summary` when known.
+  article's own URL); `published` and `summary` when known.
 """
 
 from __future__ import annotations
@@ -34,11 +34,12 @@ from services.query.cursors import Cursor
 from services.query.search import (
     HIGHLIGHT_CHARS,
     HITS_SORTS,
+    LinkUrl,
     SearchRequest,
     build_search,
     readable_hits,
 )
-from shared.events import TITLE_CHARS, clipped, is_http_url, labels
+from shared.events import TITLE_CHARS, clipped, labels
 from shared.searching import Criteria
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -219,7 +220,8 @@ def build_feed_search(request: SearchRequest, exact_total_up_to: int) -> dict[st
 
 class _FeedSource(TypedDict):
     title: str
-    url: str
+    # Not an http(s) URL: the hit is left out, as from the searches (search.py).
+    url: LinkUrl
     source: str
     fetched_at: str
     summary: NotRequired[str]
@@ -251,9 +253,8 @@ def _instant(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def feed_entry(hit: FeedHit, article_page: str) -> FeedEntry:
-    """One entry from a hit; `article_page`: the article's page here, for a link that
-    is not http(s)."""
+def feed_entry(hit: FeedHit) -> FeedEntry:
+    """One entry from a hit."""
     source = hit["_source"]
     fallback = hit.get("highlight", {}).get("body", [])
     summary = source.get("summary") or (fallback[0] if fallback else "")
@@ -261,7 +262,7 @@ def feed_entry(hit: FeedHit, article_page: str) -> FeedEntry:
     return FeedEntry(
         article_id=hit["_id"],
         title=clipped(source["title"], TITLE_CHARS),
-        link=source["url"] if is_http_url(source["url"]) else article_page,
+        link=source["url"],
         updated=_instant(source["fetched_at"]),
         published=_instant(published) if published else None,
         summary=clipped(" ".join(summary.split()), SUMMARY_CHARS),
@@ -271,18 +272,16 @@ def feed_entry(hit: FeedHit, article_page: str) -> FeedEntry:
     )
 
 
-def shape_feed(answer: Mapping[str, Any], request: SearchRequest, article_page: str) -> FeedPage:
-    """The entries of Elasticsearch's answer; `article_page` has `{id}` for the article id.
-    A hit that does not read as the index contract is left out (FeedPage.left_out)."""
+def _entry(hit: object) -> FeedEntry:
+    return feed_entry(FEED_HIT.validate_python(hit))
+
+
+def shape_feed(answer: Mapping[str, Any], request: SearchRequest) -> FeedPage:
+    """The entries of Elasticsearch's answer. A hit that does not read as the index
+    contract, or whose URL is no http(s) one, is left out (FeedPage.left_out)."""
     # filter_path leaves nothing of an answer without hits.
     raw = answer.get("hits", {}).get("hits", [])
-
-    def entry(hit: object) -> FeedEntry:
-        checked = FEED_HIT.validate_python(hit)
-        # Not str.format: the base URL is configuration, and `{` in it is no field to fill.
-        return feed_entry(checked, article_page.replace("{id}", checked["_id"]))
-
-    entries, left_out = readable_hits(raw, entry)
+    entries, left_out = readable_hits(raw, _entry)
     hits = HITS_SORTS.validate_python(raw)
     last = hits[-1] if hits else None
     next_cursor = (

@@ -60,7 +60,7 @@ class Following:
     def now(self) -> datetime:
         return self._clock()
 
-    async def feed(self, request: SearchRequest, article_page: str) -> FeedPage:
+    async def feed(self, request: SearchRequest) -> FeedPage:
         response = await self._es.search(
             index=self._articles,
             body=build_feed_search(request, self._exact_total_up_to),
@@ -68,7 +68,7 @@ class Following:
             filter_path=FEED_FILTER_PATH,
         )
         with answer_read():
-            page = shape_feed(dict(response), request, article_page)
+            page = shape_feed(dict(response), request)
         hits_left_out("feed", page.left_out)
         return page
 

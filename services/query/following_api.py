@@ -223,7 +223,7 @@ def following_router(
         by publication date (`sort` is ignored)."""
         search = replace(params, sort="newest").request()
         base = _base(request, settings.public_url)
-        page = await following.feed(search, f"{base}/articles/{{id}}")
+        page = await following.feed(search)
         self_url, next_url = _self_and_next(request, base, page)
         criteria = search.criteria
         return _atom(
@@ -311,7 +311,7 @@ def following_router(
             cursor=decode_cursor(cursor) if cursor else None,
         )
         base = _base(request, settings.public_url)
-        page = await following.feed(search, f"{base}/articles/{{id}}")
+        page = await following.feed(search)
         self_url, next_url = _self_and_next(request, base, page)
         return _atom(
             Feed(

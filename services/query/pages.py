@@ -34,7 +34,6 @@ from services.query.backend import ArticleNotFound, Backend
 from services.query.languages import LANGUAGES, NAMES, Language, choose, content_language
 from services.query.quotes import LatestQuotes
 from services.query.search import RESULT_WINDOW, SearchPage, month_range
-from shared.events import is_http_url
 from shared.saved_searches import MAX_VALUE_CHARS
 
 HERE = FilePath(__file__).parent
@@ -206,9 +205,6 @@ class PageRenderer:
         self.backend = backend
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters["content_lang"] = content_language
-        # Documents indexed before the contract refused other schemes may hold a
-        # javascript: or data: URL: the templates link only what passes this test.
-        self.templates.env.tests["http_url"] = is_http_url
 
     def _respond(
         self,

@@ -108,7 +108,7 @@ async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
     assert "process_cpu_seconds_total" in (await api.get("/metrics/")).text
 
 
-async def test_an_indexed_url_of_another_scheme_is_never_a_link(
+async def test_an_indexed_url_of_another_scheme_is_never_served(
     api: httpx.AsyncClient, es: AsyncElasticsearch, namespace: Namespace
 ) -> None:
     [kept, spoiled] = (await api.get("/api/search", params={"q": "Java", "size": 2})).json()[
@@ -122,14 +122,19 @@ async def test_an_indexed_url_of_another_scheme_is_never_a_link(
         refresh=True,
     )
 
+    found = (await api.get("/api/search", params={"q": "Java", "size": 50})).json()
+    feed = await api.get("/api/search.atom", params={"q": "Java"})
     linked = await api.get(f"/articles/{kept['id']}")
-    unlinked = await api.get(f"/articles/{spoiled['id']}")
 
+    assert spoiled["id"] not in {hit["id"] for hit in found["results"]}
+    assert kept["id"] in {hit["id"] for hit in found["results"]}
+    assert "javascript:" not in feed.text
+    assert spoiled["title"] not in feed.text
     assert f'<a href="{kept["url"]}" rel="noopener">Read the original' in linked.text
-    assert unlinked.status_code == 200
-    assert spoiled["title"] in unlinked.text
-    assert "javascript:" not in unlinked.text
-    assert "Read the original" not in unlinked.text
+    for address in (f"/api/articles/{spoiled['id']}", f"/articles/{spoiled['id']}"):
+        unlinked = await api.get(address)
+        assert unlinked.status_code == 404, address
+        assert "javascript:" not in unlinked.text
 
 
 async def test_an_article_past_the_highlighters_reach_is_found_and_fed(

@@ -196,6 +196,8 @@ async def test_a_document_another_writer_left_is_one_hit_fewer_not_the_page_lost
         "a" * 32: {**fields, **when, "title": 12345},  # not text
         "b" * 32: {**fields, **when, "title": "Плисецкая", "published_at": "2025"},
         "c" * 32: {**fields, "title": "Плисецкая", "tags": [None]},  # and no fetched_at
+        # Indexed before the event contract refused other schemes: no link to give.
+        "d" * 32: {**fields, **when, "title": "Плисецкая", "url": "javascript:alert(1)"},
     }
     for doc_id, document in odd.items():
         await es.index(index=articles, id=doc_id, document=document)
@@ -206,7 +208,7 @@ async def test_a_document_another_writer_left_is_one_hit_fewer_not_the_page_lost
     assert PLISETSKAYA in titles
     assert "Плисецкая" in titles  # the one with the date of another form
     assert {r["id"] for r in found["results"]} & set(odd) == {"b" * 32}
-    assert found["total"] == len(found["results"]) + 2  # counted, as Elasticsearch found them
+    assert found["total"] == len(found["results"]) + 3  # counted, as Elasticsearch found them
     page = await api.get("/", params={"q": "Плисецкая"})
     assert page.status_code == 200
     assert "2025" in page.text  # the date as stored
@@ -214,13 +216,16 @@ async def test_a_document_another_writer_left_is_one_hit_fewer_not_the_page_lost
     assert feed.status_code == 200
     assert PLISETSKAYA in feed.text
     assert "x.example/a" not in feed.text
+    assert "javascript:" not in feed.text
+    assert "javascript:" not in page.text
     hit = found["results"][0]
     assert (await api.get(f"/api/articles/{hit['id']}/similar")).status_code == 200
     # Asked for by its id, it is not served either: a 404, not "search is unavailable".
-    unreadable = await api.get(f"/api/articles/{'a' * 32}")
-    assert (unreadable.status_code, unreadable.json()) == (404, {"detail": "a" * 32})
-    assert (await api.get(f"/api/articles/{'a' * 32}/similar")).status_code == 404
-    assert (await api.get(f"/articles/{'a' * 32}")).status_code == 404
+    for doc_id in ("a" * 32, "d" * 32):
+        unreadable = await api.get(f"/api/articles/{doc_id}")
+        assert (unreadable.status_code, unreadable.json()) == (404, {"detail": doc_id})
+        assert (await api.get(f"/api/articles/{doc_id}/similar")).status_code == 404
+        assert (await api.get(f"/articles/{doc_id}")).status_code == 404
     assert (await api.get(f"/api/articles/{'b' * 32}")).json()["published_at"] == "2025"
 
 

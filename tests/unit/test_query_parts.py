@@ -335,7 +335,7 @@ def test_article_and_suggestions_are_shaped() -> None:
             "_id": "x",
             "_source": {
                 "title": "T",
-                "url": "u",
+                "url": "https://s.example/x",
                 "source": "s",
                 "body": "B",
                 "version": 7,

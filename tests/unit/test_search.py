@@ -236,7 +236,7 @@ def test_long_summary_is_clipped_at_a_word_boundary() -> None:
 
 
 def test_missing_optional_fields_in_source() -> None:
-    hit = {"_id": "x", "_source": {"title": "T", "url": "u", "source": "s"}}
+    hit = {"_id": "x", "_source": {"title": "T", "url": "https://s.example/x", "source": "s"}}
     (result,) = shape_results(_response(1, [hit]), SearchRequest()).results
     assert result.published_at is None
     assert result.language is None
