@@ -42,13 +42,16 @@ def article(doc_id: str, **source: Any) -> dict[str, Any]:
 class Node:
     """Elasticsearch as the query service asks it, holding `documents`."""
 
-    def __init__(self, *documents: dict[str, Any]) -> None:
+    def __init__(self, *documents: dict[str, Any], error: Exception | None = None) -> None:
         self.documents = {document["_id"]: document for document in documents}
+        self.error = error  # raised by every request instead of an answer
 
     def options(self, **_: Any) -> Node:
         return self
 
     def _hits(self) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
         hits = [{**doc, "sort": [n, doc["_id"]]} for n, doc in enumerate(self.documents.values())]
         return {"hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": hits}}
 
@@ -59,6 +62,8 @@ class Node:
         return self._hits()  # no aggregations: the ticker is empty
 
     async def get(self, *, id: str, **_: Any) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
         if id not in self.documents:
             raise NotFoundError("not found", NOT_FOUND, {"found": False})
         return self.documents[id]
@@ -85,13 +90,14 @@ class QuietRedis:
 async def query_over(
     node: Node, monkeypatch: pytest.MonkeyPatch, **query: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the query app over `node`; `query`: settings of the service."""
+    """A client of the query app over `node`; `query`: settings of the service. An
+    exception no handler answers is the app's 500, as a server sends it."""
     monkeypatch.setattr(query_app, "make_elasticsearch", lambda _: node)
     monkeypatch.setattr(query_app, "make_redis", lambda _: QuietRedis())
     settings = Settings.from_env()
     fixed = {"cache_seconds": 0.0, "rate_limit": 0.0, **query}
     app = query_app.create_app(replace(settings, query=settings.query.model_copy(update=fixed)))
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://query") as client,

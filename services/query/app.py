@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import make_asgi_app
+from starlette.types import ASGIApp
 
 from services.query.api import api_router
 from services.query.backend import Backend
@@ -23,7 +24,11 @@ from services.query.following_api import following_router
 from services.query.lean import LeanSearch
 from services.query.limits import RateLimiter, TrustedProxies, TtlCache
 from services.query.live import Places, QuoteBroadcaster
-from services.query.middleware import CacheControlMiddleware, RateLimitMiddleware
+from services.query.middleware import (
+    CacheControlMiddleware,
+    NoSniffMiddleware,
+    RateLimitMiddleware,
+)
 from services.query.pages import HERE, PageRenderer, pages_router
 from services.query.rates_api import rates_router
 from services.query.search import language_features
@@ -39,6 +44,13 @@ from shared.streams import Streams
 SERVICE = "query"
 READINESS_SECONDS = 1.0
 log = structlog.get_logger(__name__)
+
+
+class QueryApp(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Around the server-error middleware too, outside every added one: its 500s,
+        # the rate limit's 429s and the short path's searches carry the header as well.
+        return NoSniffMiddleware(super().build_middleware_stack())
 
 
 def create_app(all_settings: Settings) -> FastAPI:
@@ -75,7 +87,7 @@ def create_app(all_settings: Settings) -> FastAPI:
         await state["es"].close()
         await state["redis"].aclose()
 
-    app = FastAPI(
+    app = QueryApp(
         title="Caravan query API",
         version="0.1.0",
         lifespan=lifespan,

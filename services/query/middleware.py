@@ -1,4 +1,4 @@
-"""Rate limit and cache headers as plain ASGI middleware.
+"""Rate limit, cache headers and the header every answer carries, as plain ASGI middleware.
 
 Plain ASGI rather than Starlette's BaseHTTPMiddleware: that one runs every
 request through extra tasks and memory streams, a cost on each search and a
@@ -22,6 +22,9 @@ from services.query.limits import (
 UNLIMITED = ("/healthz", "/readyz", "/static/")
 # Answers that may be reused for a few seconds by the browser or a proxy.
 CACHEABLE = ("/api/search", "/api/articles/", "/api/suggest", "/api/quotes/latest")
+# A browser reads each answer as the type it is sent as, never as one it guesses: a
+# stored title in a JSON body, or a feed, is never run as HTML, nor a page as script.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 def client_of(scope: Scope, proxies: TrustedProxies) -> Client:
@@ -83,6 +86,26 @@ class CacheControlMiddleware:
                 headers = list(message.get("headers", []))
                 if not any(name.lower() == b"cache-control" for name, _ in headers):
                     message = {**message, "headers": [*headers, self.header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+class NoSniffMiddleware:
+    """X-Content-Type-Options on every HTTP answer, whoever writes it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # A new list: the one sent may be a module's constant (the live ticker's).
+                message["headers"] = [*message.get("headers", ()), NOSNIFF]
             await send(message)
 
         await self.app(scope, receive, send_with_header)
