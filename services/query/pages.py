@@ -38,6 +38,22 @@ from shared.saved_searches import MAX_VALUE_CHARS
 
 HERE = FilePath(__file__).parent
 PAGER_SPAN = 2
+# What the pages load, and nothing else: their script and style files from /static (no
+# inline script or style, no image, no font), the title suggestions and the live
+# ticker from this origin, the search form sent here. A title or excerpt that got
+# markup past the escaping could run nothing, load nothing, and send nothing away.
+# No frame may show a page, and no <base> may move its links.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+# What a modern browser does unasked, said so for any other: a link followed to an
+# article's own site tells it this origin only, never the page's address, which holds
+# the reader's words and filters.
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
 
 
 def search_url(params: SearchParams, lang: str | None = None, **changes: Any) -> str:
@@ -229,6 +245,7 @@ class PageRenderer:
             status_code=status_code,
             # The same address answers in the language its Accept-Language asks for.
             headers={
+                **PAGE_HEADERS,
                 "Vary": "Accept-Language",
                 "Content-Language": language.tag,
                 **(headers or {}),

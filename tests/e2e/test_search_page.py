@@ -49,6 +49,8 @@ VIEWING = re.compile(r"Viewing results (\d+) - (\d+) of (\d+)")
 AXE = REPO / "tests" / "e2e" / "node_modules" / "axe-core" / "axe.min.js"
 BLOCKING = ("serious", "critical")
 PHONE: ViewportSize = {"width": 390, "height": 844}
+# How the browser names the policy when it reports what the page may not load.
+POLICY = "Content Security Policy"
 # A query the samples answer with highlighted hits, and one nothing matches.
 FOUND = "Java OR Microsoft OR Scrum"
 NOTHING = "qxzvqxzvqxzv"
@@ -93,6 +95,10 @@ async def test_search_page_in_a_browser(query_service: QueryService, redis: Redi
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = await browser.new_page(viewport={"width": 1280, "height": 1000})
+        # The pages' Content-Security-Policy lets them load all they use: what it
+        # refuses, the browser reports on the console, naming the policy.
+        refused: list[str] = []
+        page.on("console", lambda message: refused.append(message.text))
         await page.goto(query_service.url)
 
         ticker = page.get_by_role("list", name="Currency rates per US dollar")
@@ -185,6 +191,13 @@ async def test_search_page_in_a_browser(query_service: QueryService, redis: Redi
         await page.locator(".hits h2 a").first.click()
         await expect(page.get_by_role("heading", level=1)).to_be_visible()
         await page.screenshot(path=str(ARTIFACTS / "article-page.png"), full_page=True)
+        assert [text for text in refused if POLICY in text] == []
+        # And the check can fail: an inline script is refused.
+        async with page.expect_console_message(lambda message: POLICY in message.text):
+            await page.evaluate(
+                "() => document.body.append(Object.assign("
+                "document.createElement('script'), {textContent: '1'}))"
+            )
         await browser.close()
 
 
@@ -206,8 +219,11 @@ async def test_axe_finds_nothing_serious_on_any_page(
 
     base = query_service.url
     async with chromium() as browser:
-        # The language comes from the browser's Accept-Language, as a reader's would.
-        page = await browser.new_page(locale=locale, viewport={"width": 1280, "height": 1000})
+        # The language comes from the browser's Accept-Language, as a reader's would;
+        # axe-core is put in the page as an inline script, which its policy refuses.
+        page = await browser.new_page(
+            locale=locale, viewport={"width": 1280, "height": 1000}, bypass_csp=True
+        )
         pages = {
             "search": f"{base}/",
             "results": f"{base}/?q={FOUND}",

@@ -69,3 +69,41 @@ async def test_failures_are_nosniff(
     assert [answer.status_code for answer in answers] == [status, status]
     assert all(_nosniff(answer) for answer in answers)
 
+
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+async def test_pages_say_what_they_may_load_and_what_a_link_tells(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with query_over(Node(article(KEPT)), monkeypatch) as client:
+        pages = {
+            "search": await client.get("/", params={"q": "caravan"}),
+            "article": await client.get(f"/articles/{KEPT}"),
+            "missing": await client.get(f"/articles/{MISSING}"),
+            "invalid": await client.get("/", params={"page": "two"}),
+        }
+        others = [await client.get(target) for target in ("/api/search", "/docs")]
+    assert {name: page.status_code for name, page in pages.items()} == {
+        "search": 200,
+        "article": 200,
+        "missing": 404,
+        "invalid": 422,
+    }
+    for page in pages.values():
+        assert page.headers["content-security-policy"] == PAGE_POLICY
+        assert page.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    # The API's answers load nothing; the OpenAPI page loads its viewer from elsewhere.
+    assert all("content-security-policy" not in other.headers for other in others)
+
+
+async def test_the_page_while_elasticsearch_is_away_has_the_policy_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with query_over(Node(error=TransportConnectionError("refused")), monkeypatch) as client:
+        page = await client.get("/")
+    assert page.status_code == 503
+    assert page.headers["content-security-policy"] == PAGE_POLICY
