@@ -1,0 +1,59 @@
+"""A title, source, author or excerpt holding bidirectional controls reorders only
+itself on the pages: each is isolated (an element with `dir`, or a <bdi>), and the
+source, date and authors beside it stay outside."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import html
+
+from tests.querynode import Node, article, query_over
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows it, to the paragraph's end, reversed
+SHOWN, OTHER = "a" * 32, "b" * 32
+TITLE = f"{RLO}Caravan crosses the steppe"
+SOURCE = f"news{RLO}.example"
+AUTHORS = [f"{RLO}Ann", "Bob"]
+EXCERPT = f"{RLO}A caravan crossed the steppe."
+
+
+def _isolating(element: html.HtmlElement) -> str:
+    """The whole text of the nearest element at or above `element` that isolates what it
+    holds (a <bdi>, or an element with `dir`); '' when none does."""
+    for above in (element, *element.iterancestors()):
+        if above.tag == "bdi" or "dir" in above.attrib:
+            return str(above.text_content())
+    return ""
+
+
+def _isolated(page: str, text: str) -> list[str]:
+    """What isolates `text` wherever the page's body shows it."""
+    body = html.fromstring(page).body
+    assert body is not None
+    holders = body.xpath(".//*[text()[contains(., $text)]]", text=text)
+    assert holders, f"{text!r} is not on the page"
+    return [_isolating(holder) for holder in holders]
+
+
+def _metas(page: str) -> set[str]:
+    return {meta.text_content() for meta in html.fromstring(page).find_class("meta")}
+
+
+async def test_stored_texts_are_isolated_from_what_stands_beside_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    documents = [
+        article(doc_id, title=TITLE, source=SOURCE, summary=EXCERPT, authors=AUTHORS)
+        for doc_id in (SHOWN, OTHER)
+    ]
+    async with query_over(Node(*documents), monkeypatch) as client:
+        search = (await client.get("/")).text
+        shown = (await client.get(f"/articles/{SHOWN}")).text
+    for page in (search, shown):  # the article page lists the other as similar
+        assert set(_isolated(page, TITLE)) == {TITLE}
+        assert set(_isolated(page, SOURCE)) == {SOURCE}
+    assert _isolated(search, EXCERPT) == [EXCERPT, EXCERPT]
+    assert _isolated(shown, AUTHORS[0]) == [AUTHORS[0]]
+    # Beside them, outside what isolates each: the date, and the other authors.
+    assert _metas(search) == {f"{SOURCE} · 2 January 2026"}
+    assert _metas(shown) == {f"{SOURCE} · 2 January 2026 · {RLO}Ann, Bob", SOURCE}
