@@ -188,7 +188,15 @@ PRIVATE = TrustedProxies.parse(0, "10.0.0.0/8, fd00::/8")
 def test_the_client_is_read_from_the_right_past_trusted_proxies(
     peer: str | None, forwarded: list[str], proxies: TrustedProxies, client: str
 ) -> None:
-    assert client_address(peer, forwarded, proxies) == tuple(client.split())
+    assert client_address(peer, forwarded, proxies) == tuple(map(_key, client.split()))
+
+
+def _key(written: str) -> str:
+    """The key of a client as the table above writes it: an IPv6 network by its prefix."""
+    if "/" not in written:
+        return written
+    network = ipaddress.IPv6Network(written)
+    return f"{int(network.network_address) >> (128 - network.prefixlen):x}/{network.prefixlen}"
 
 
 def test_a_long_chain_of_trusted_proxies_is_read_by_its_nearest_hops() -> None:
@@ -457,7 +465,8 @@ def test_an_ipv6_clients_wider_networks_have_places_of_their_own() -> None:
     assert opened([f"2001:db8:{n:x}::1" for n in range(2, 12)]) == 10  # other customers
     assert places.taken == 16 * 2 + 10
     places.give_back(client_address("2001:db8:1:1::1", [], NO_PROXY))
-    assert opened(["2001:db8:1:1::1", "2001:db8:1:1::2"]) == 1  # the /48's place, once
+    # The /48's place given back, once: a /64 and a /56 never used take one of them.
+    assert opened(["2001:db8:1:1::1", "2001:db8:1:ff00::1"]) == 1
 
 
 @given(st.lists(st.tuples(st.sampled_from("abc"), st.booleans()), max_size=60))
@@ -472,6 +481,16 @@ def test_no_sequence_of_opens_and_closes_exceeds_a_cap(steps: list[tuple[str, bo
             places.give_back((client,))
         assert places.taken == len(held) <= 4
         assert all(held.count(c) <= 2 for c in "abc")
+
+
+def test_refused_requests_make_no_buckets_to_push_out_anothers() -> None:
+    limiter = RateLimiter(rate=0.001, burst=1, max_keys=100)
+    assert limiter.acquire(("203.0.113.7",), now=0) == 0
+    # A /48 sends from a thousand fresh /64s: sixteen go on, and the refused rest, which
+    # cost it nothing, must not flush the table (and the IPv4 client's bucket with it).
+    flood = [client_address(f"2001:db8:1:{n:x}::1", [], NO_PROXY) for n in range(1000)]
+    assert sum(limiter.acquire(client, now=0) == 0 for client in flood) == 16
+    assert limiter.acquire(("203.0.113.7",), now=0) > 0
 
 
 def test_a_refund_gives_the_token_back_to_every_network_of_the_client() -> None:
