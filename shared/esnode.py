@@ -344,12 +344,12 @@ class HttpNode(BaseAsyncNode):
 def tls_context(config: NodeConfig) -> ssl.SSLContext:
     """The TLS context of an https:// node: the library's own (`ssl_context` when given),
     with the CA certificates loaded as its aiohttp node loads them."""
-    context = ssl_context_from_node_config(config)
-    if config.ssl_context is not None:
-        return context
     if config.ssl_assert_fingerprint or config.client_cert or not config.verify_certs:
         msg = "a fingerprint, a client certificate or unchecked certificates need AiohttpHttpNode"
         raise ValueError(msg)
+    context = ssl_context_from_node_config(config)
+    if config.ssl_context is not None:
+        return context
     ca_certs = config.ca_certs or DEFAULT_CA_CERTS
     if ca_certs is None:
         raise ValueError("no CA certificates to check the node's with: set ca_certs")

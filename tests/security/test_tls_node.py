@@ -74,6 +74,8 @@ def test_what_the_node_cannot_check_is_refused_not_ignored(tmp_path: Path) -> No
         {"ssl_assert_fingerprint": "AA:BB"},
         {"verify_certs": False},
         {"client_cert": str(tmp_path / "client.pem")},
+        # A context of the caller's own does not make a fingerprint checked.
+        {"ssl_context": ssl.create_default_context(), "ssl_assert_fingerprint": "AA:BB"},
     ):
         with pytest.raises(ValueError, match="need AiohttpHttpNode"):
             HttpNode(NodeConfig(**https, **unchecked))  # type: ignore[arg-type]
