@@ -104,8 +104,8 @@ class NoSniffMiddleware:
 
         async def send_with_header(message: Message) -> None:
             if message["type"] == "http.response.start":
-                # A new list: the one sent may be a module's constant (the live ticker's).
-                message["headers"] = [*message.get("headers", ()), NOSNIFF]
+                # A new message and list: the ones sent may be shared (the ticker's list).
+                message = {**message, "headers": [*message.get("headers", ()), NOSNIFF]}
             await send(message)
 
         await self.app(scope, receive, send_with_header)
