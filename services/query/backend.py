@@ -91,18 +91,19 @@ class Backend:
         key = ("search", request)
         if (page := self._cached(key)) is not None:
             return page  # type: ignore[no-any-return]
-        page = await self._search(request, fuzzy=False)
+        page, left_out = await self._search(request, fuzzy=False)
         if wants_fuzzy(request, page):
-            near = await self._search(request, fuzzy=True)
-            page = (
-                near.model_copy(update={"broadened": True})
-                if near.total > page.total
-                else page.model_copy(update={"did_you_mean": near.did_you_mean})
-            )
+            near, near_left_out = await self._search(request, fuzzy=True)
+            if near.total > page.total:
+                page, left_out = near.model_copy(update={"broadened": True}), near_left_out
+            else:
+                page = page.model_copy(update={"did_you_mean": near.did_you_mean})
+        # Counted for the page answered, once, however many tries made it.
+        hits_left_out("search", left_out)
         self._keep(key, page)
         return page
 
-    async def _search(self, request: SearchRequest, *, fuzzy: bool) -> SearchPage:
+    async def _search(self, request: SearchRequest, *, fuzzy: bool) -> tuple[SearchPage, list[str]]:
         body = build_search(request, self.exact_total_up_to, fuzzy=fuzzy)
         # The body written by pydantic's core (the word forms make it long: a few times
         # faster than the client's json.dumps) and sent as these bytes; perform_request
@@ -116,9 +117,7 @@ class Backend:
             path_parts={"index": self.articles},
         )
         with answer_read():
-            page, left_out = shape_readable(response.body, request)
-        hits_left_out("search", left_out)
-        return page
+            return shape_readable(response.body, request)
 
     async def article(self, doc_id: str) -> Article:
         try:
