@@ -50,8 +50,10 @@ NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)
 
 # The scheme written out at the very start, then a host: a browser strips leading
 # blanks and drops tabs and newlines inside a scheme ("java\tscript:"), so anything
-# looser could still be a javascript: link on the search page.
-_HTTP_URL = re.compile(r"https?://[^\s/?#]", re.IGNORECASE)
+# looser could still be a javascript: link on the search page. The scheme's cases spelt
+# out: IGNORECASE would take the long s (U+017F) for "s", and "httpſ://" is no scheme
+# to a browser or a consumer's URL parser.
+_HTTP_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]")
 
 
 def is_http_url(url: str) -> bool:
