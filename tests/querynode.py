@@ -42,9 +42,16 @@ def article(doc_id: str, **source: Any) -> dict[str, Any]:
 class Node:
     """Elasticsearch as the query service asks it, holding `documents`."""
 
-    def __init__(self, *documents: dict[str, Any], error: Exception | None = None) -> None:
+    def __init__(
+        self,
+        *documents: dict[str, Any],
+        error: Exception | None = None,
+        search_extra: dict[str, Any] | None = None,
+    ) -> None:
         self.documents = {document["_id"]: document for document in documents}
         self.error = error  # raised by every request instead of an answer
+        # What every search answer holds besides its hits: aggregations, suggestions.
+        self.search_extra = search_extra or {}
 
     def options(self, **_: Any) -> Node:
         return self
@@ -56,7 +63,7 @@ class Node:
         return {"hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": hits}}
 
     async def perform_request(self, *_: Any, **__: Any) -> SimpleNamespace:
-        return SimpleNamespace(body=self._hits())
+        return SimpleNamespace(body=self._hits() | self.search_extra)
 
     async def search(self, **_: Any) -> dict[str, Any]:
         return self._hits()  # no aggregations: the ticker is empty

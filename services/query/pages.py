@@ -204,6 +204,22 @@ def language_links(
     ]
 
 
+# The explicit bidirectional controls (embeddings, overrides and isolates with their
+# ends) dropped; the paragraph separators, which end every isolate, made spaces.
+_BIDI_CONTROLS: dict[int, str | None] = {
+    **dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)]),
+    **dict.fromkeys([0x1C, 0x1D, 0x1E, 0x85, 0x2029], " "),
+}
+
+
+def isolated(text: str) -> str:
+    """`text` for the tab's <title>, where no element can isolate it: its own bidi
+    controls dropped (one unmatched end would close the isolate early) and the rest
+    between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE, so that a stored title or a
+    reader's words reorder only themselves, never the " – Caravan" after them."""
+    return f"\u2068{text.translate(_BIDI_CONTROLS)}\u2069"
+
+
 def language_of(request: Request) -> Language:
     return choose(request.query_params.get("lang"), request.headers.get("accept-language"))
 
@@ -221,6 +237,7 @@ class PageRenderer:
         self.backend = backend
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters["content_lang"] = content_language
+        self.templates.env.filters["isolated"] = isolated
 
     def _respond(
         self,

@@ -57,3 +57,41 @@ async def test_stored_texts_are_isolated_from_what_stands_beside_them(
     # Beside them, outside what isolates each: the date, and the other authors.
     assert _metas(search) == {f"{SOURCE} · 2 January 2026"}
     assert _metas(shown) == {f"{SOURCE} · 2 January 2026 · {RLO}Ann, Bob", SOURCE}
+
+
+async def test_the_tab_title_isolates_a_stored_title_and_the_readers_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An unmatched POP DIRECTIONAL ISOLATE first would close the isolate early; a
+    # paragraph separator ends every isolate.
+    words = f"\u2069{RLO}steppe\u2029אב"
+    async with query_over(Node(article(SHOWN, title=TITLE)), monkeypatch) as client:
+        shown = (await client.get(f"/articles/{SHOWN}")).text
+        search = (await client.get("/", params={"q": words})).text
+
+    def tab(page: str) -> str:
+        return str(html.fromstring(page).findtext(".//title"))
+
+    assert tab(shown) == "\u2068Caravan crosses the steppe\u2069 – Caravan"
+    assert tab(search).startswith("\u2068steppe אב\u2069 – ")
+
+
+async def test_facet_labels_and_the_suggested_words_are_isolated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    country, correction = f"{RLO}UZ", f"{RLO}caravan"
+    answer = {
+        "aggregations": {
+            "source": {"buckets": [{"key": SOURCE, "doc_count": 123}]},
+            "country": {"buckets": [{"key": country, "doc_count": 45}]},
+        },
+        "suggest": {
+            "did_you_mean": [{"offset": 0, "length": 7, "options": [{"text": correction}]}]
+        },
+    }
+    node = Node(article(SHOWN), article(OTHER), search_extra=answer)
+    async with query_over(node, monkeypatch) as client:
+        search = (await client.get("/", params={"q": "karavan"})).text
+    assert _isolated(search, SOURCE) == [SOURCE]  # the facet's label, not its count beside it
+    assert _isolated(search, country) == [country]
+    assert _isolated(search, correction) == [correction]
