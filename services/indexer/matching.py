@@ -29,10 +29,17 @@ from shared.saved_searches import SavedSearch
 
 # What a match event carries of the article, read from the index (the version stored).
 MATCH_FIELDS = ["url", "title", "source", "published_at", "fetched_at", "content_hash"]
-# One token of the standard tokenizer: a Han ideograph (the supplementary planes too) or
-# a hiragana alone, as it splits those a character at a time, else a run of letters and
-# digits. Each distinct token is a clause per field.
-_BY_CHARACTER = "\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
+# One token of the standard tokenizer: a Han ideograph (the supplementary planes too), a
+# hiragana or an emoji alone, as it splits those a character at a time, else a run of
+# letters and digits. Each distinct token is a clause per field. The emoji are taken
+# broadly (©, ★, arrows, every pictograph; a flag or a joined sequence, one token there,
+# counts a token per character): too many is only a smaller group.
+_BY_CHARACTER = (
+    "\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
+    "\u00a9\u00ae\u203c\u2049\u2122\u2139\u2190-\u21ff\u2300-\u23ff\u24c2"
+    "\u25a0-\u27bf\u2900-\u297f\u2b00-\u2bff\u3030\u303d\u3297\u3299"
+    "\U0001f000-\U0001faff"
+)
 _TOKEN = re.compile(rf"[{_BY_CHARACTER}]|[^\W{_BY_CHARACTER}]+")
 _LEAVES = ("terms", "term", "range", "match_all", "match_none", "ids", "exists")
 # How Elasticsearch says a query has more clauses than it takes.

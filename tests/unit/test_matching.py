@@ -82,6 +82,9 @@ def test_clauses_are_counted_in_the_analysers_tokens_each_distinct_once() -> Non
     # 244 ideographs was 54 clauses.
     assert estimated_clauses(sqs("北京市政府" + "ラーメン" + "ひらがな")) == (5 + 1 + 4) * 2
     assert estimated_clauses(sqs("\U00020000\U00020001\U00020002")) == 3 * 2
+    # Emoji, each a token of its own there: 250 were 2 clauses here, 500 in Elasticsearch.
+    assert estimated_clauses(sqs("neft😀😃 🚀☀✈ ⌚© ★")) == (1 + 8) * 2
+    assert estimated_clauses(sqs("".join(map(chr, range(0x1F600, 0x1F600 + 250))))) == 250 * 2
     assert estimated_clauses(sqs("Toshkent,Samarqand.Buxoro")) == 3 * 2
     assert estimated_clauses(sqs("neft NEFT neft")) == 1 * 2  # the cluster merges them
 
