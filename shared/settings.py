@@ -267,6 +267,11 @@ class QuerySettings(_Settings):
     # Requests a second per client (token bucket, per process); 0 turns the limit off.
     rate_limit: float = Field(default=20.0, ge=0)
     rate_burst: int = Field(default=60, ge=1)
+    # A request whose searches take Elasticsearch longer than this (their `took`) costs
+    # one request of the limit per this many ms: within the limit, one client's long
+    # texts of place names (500 ms each) kept the node's cores busy for everyone. 0:
+    # every request costs one.
+    rate_limit_search_ms: float = Field(default=25.0, ge=0)
     # Search and suggest answers are reused this long; 0 turns the cache off.
     cache_seconds: float = Field(default=5.0, ge=0)
     # Seconds one try of a request to Elasticsearch may take (then the next node, at most

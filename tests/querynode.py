@@ -47,11 +47,13 @@ class Node:
         *documents: dict[str, Any],
         error: Exception | None = None,
         search_extra: dict[str, Any] | None = None,
+        took: int = 1,
     ) -> None:
         self.documents = {document["_id"]: document for document in documents}
         self.error = error  # raised by every request instead of an answer
         # What every search answer holds besides its hits: aggregations, suggestions.
         self.search_extra = search_extra or {}
+        self.took = took  # every answer's, in ms
 
     def options(self, **_: Any) -> Node:
         return self
@@ -60,7 +62,8 @@ class Node:
         if self.error is not None:
             raise self.error
         hits = [{**doc, "sort": [n, doc["_id"]]} for n, doc in enumerate(self.documents.values())]
-        return {"hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": hits}}
+        total = {"value": len(hits), "relation": "eq"}
+        return {"took": self.took, "hits": {"total": total, "hits": hits}}
 
     async def perform_request(self, *_: Any, **__: Any) -> SimpleNamespace:
         return SimpleNamespace(body=self._hits() | self.search_extra)

@@ -110,7 +110,11 @@ def create_app(all_settings: Settings) -> FastAPI:
     app.add_middleware(
         RateLimitMiddleware,
         limiter=(
-            RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None
+            RateLimiter(
+                settings.rate_limit, settings.rate_burst, search_ms=settings.rate_limit_search_ms
+            )
+            if settings.rate_limit
+            else None
         ),
         proxies=proxies,
     )

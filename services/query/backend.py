@@ -26,7 +26,7 @@ from services.query.articles import (
     shape_similar,
     shape_suggest,
 )
-from services.query.limits import TtlCache
+from services.query.limits import TtlCache, spent
 from services.query.quotes import CANDIDATES, LatestQuotes, build_latest, shape_latest
 from services.query.search import (
     SEARCH_FILTER_PATH,
@@ -116,6 +116,7 @@ class Backend:
             endpoint_id="search",
             path_parts={"index": self.articles},
         )
+        spent(response.body)
         with answer_read():
             return shape_readable(response.body, request)
 
@@ -142,7 +143,9 @@ class Backend:
         body = build_similar(self.articles, doc_id, size)
         response = await self.es.search(index=self.articles, body=body)
         with answer_read():
-            similar, left_out = shape_similar(doc_id, dict(response))
+            answer = dict(response)
+            similar, left_out = shape_similar(doc_id, answer)
+        spent(answer)
         hits_left_out("similar", left_out)
         return similar
 

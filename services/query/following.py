@@ -13,10 +13,11 @@ from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from services.query.atom import FeedPage, build_feed_search, shape_feed
 from services.query.backend import answer_read, hits_left_out
+from services.query.limits import spent
 from services.query.search import SearchRequest
 from shared.saved_searches import SavedSearch, SavedSearchFields
 
-FEED_FILTER_PATH = "hits.hits._id,hits.hits._source,hits.hits.sort,hits.hits.highlight"
+FEED_FILTER_PATH = "took,hits.hits._id,hits.hits._source,hits.hits.sort,hits.hits.highlight"
 
 
 class SavedSearchNotFound(LookupError):
@@ -68,7 +69,9 @@ class Following:
             filter_path=FEED_FILTER_PATH,
         )
         with answer_read():
-            page = shape_feed(dict(response), request)
+            answer = dict(response)
+            page = shape_feed(answer, request)
+        spent(answer)
         hits_left_out("feed", page.left_out)
         return page
 

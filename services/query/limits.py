@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -132,15 +133,54 @@ def _address(entry: str) -> IPAddress | None:
     return address
 
 
+@dataclass
+class Spent:
+    """Elasticsearch's time (its `took`) on the searches of the request in progress."""
+
+    ms: float = 0.0
+
+
+# Set by the rate limit around each request it lets through; the backend adds to it.
+SPENT: ContextVar[Spent | None] = ContextVar("caravan_query_spent", default=None)
+
+
+def spent(answer: object) -> None:
+    """Adds a search answer's `took` (ms) to the request in progress, if one is counted
+    (an answer that is no search answer, a proxy's page, adds nothing)."""
+    record = SPENT.get()
+    if record is not None and isinstance(answer, Mapping):
+        took = answer.get("took")
+        if isinstance(took, int):
+            record.ms += took
+
+
 class RateLimiter:
     """Token bucket per client: `rate` requests a second on average, bursts up to `burst`;
-    a client's wider networks (`Client`) each have a bucket of their `allowance`."""
+    a client's wider networks (`Client`) each have a bucket of their `allowance`. With
+    `search_ms`, a request whose searches took Elasticsearch longer than that costs one
+    request per `search_ms` (`charge`): the limit then bounds what a client costs the
+    cluster, not only how often it asks."""
 
-    def __init__(self, rate: float, burst: int, max_keys: int = 10_000) -> None:
+    def __init__(
+        self, rate: float, burst: int, max_keys: int = 10_000, search_ms: float = 0.0
+    ) -> None:
         self.rate = rate
         self.burst = burst
         self.max_keys = max_keys
+        self.search_ms = search_ms
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def charge(self, client: Client, ms: float) -> None:
+        """Takes what a request let through cost beyond its one token: `ms` of searching
+        at a token per `search_ms`. The buckets may go below zero; the client's next
+        requests wait until the rate has paid it back."""
+        if self.search_ms <= 0 or ms <= self.search_ms:
+            return
+        extra = ms / self.search_ms - 1
+        for key in client:
+            bucket = self._buckets.get(key)
+            if bucket is not None:
+                bucket.tokens -= extra
 
     def acquire(self, client: Client, now: float) -> float:
         """0 when the request may go on, else the seconds until it would be allowed.

@@ -11,8 +11,10 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.query.limits import (
+    SPENT,
     Client,
     RateLimiter,
+    Spent,
     TrustedProxies,
     client_address,
     retry_after,
@@ -46,9 +48,16 @@ class RateLimitMiddleware:
         if self.limiter is None or scope["type"] != "http" or scope["path"].startswith(UNLIMITED):
             await self.app(scope, receive, send)
             return
-        wait = self.limiter.acquire(client_of(scope, self.proxies), time.monotonic())
+        client = client_of(scope, self.proxies)
+        wait = self.limiter.acquire(client, time.monotonic())
         if not wait:
-            await self.app(scope, receive, send)
+            record = Spent()
+            token = SPENT.set(record)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                SPENT.reset(token)
+                self.limiter.charge(client, record.ms)
             return
         body = json.dumps({"detail": f"too many requests; try again in {wait:.1f} s"}).encode()
         await send(

@@ -299,6 +299,7 @@ def _suggest(text: str) -> dict[str, Any]:
 
 # Only what shape_results reads: Elasticsearch writes, and the service parses, less.
 SEARCH_FILTER_PATH = [
+    "took",  # what the search cost the cluster, charged by the rate limit
     "hits.total",
     "hits.hits._id",
     "hits.hits._source",
@@ -413,6 +414,7 @@ class SearchResponse(TypedDict):
     """What SEARCH_FILTER_PATH keeps of a search answer, the hits' `_source` as the index
     contract (shared/index.py) reads it."""
 
+    took: NotRequired[int]
     hits: _Hits
     aggregations: NotRequired[dict[str, _Aggregation]]
     suggest: NotRequired[dict[str, list[Correction]]]
