@@ -22,8 +22,8 @@ from services.query.backend import Backend
 from services.query.errors import install_error_handlers
 from services.query.following_api import following_router
 from services.query.lean import LeanSearch
-from services.query.limits import RateLimiter, TrustedProxies, TtlCache
-from services.query.live import Places, QuoteBroadcaster
+from services.query.limits import Places, RateLimiter, TrustedProxies, TtlCache
+from services.query.live import QuoteBroadcaster
 from services.query.middleware import (
     CacheControlMiddleware,
     NoSniffMiddleware,

@@ -21,16 +21,18 @@ one client is (`SCALES`): a /48 has sixteen clients' allowance, not 65,536.
 from __future__ import annotations
 
 import ipaddress
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 V = TypeVar("V")
+# Which cap refused a place: the client's own, or the process's.
+Refusal = Literal["client", "process"]
 # A client and the wider networks it is counted in as well, narrowest first (see the
 # module's docstring): an IPv4 address alone; an IPv6 client's /64, its /56 and /48.
 Client = tuple[str, ...]
@@ -221,6 +223,39 @@ class RateLimiter:
         self._buckets.move_to_end(key)
         if len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)
+
+
+class Places:
+    """What clients hold at once (open streams, requests in flight): at most `most` in
+    all, `most_per_client` per client (and per wider network of a client, their
+    `allowance`)."""
+
+    def __init__(self, most: int, most_per_client: int) -> None:
+        self.most = most
+        self.most_per_client = most_per_client
+        self.taken = 0
+        self._per_key: Counter[str] = Counter()
+
+    def take(self, client: Client) -> Refusal | None:
+        """None when `client` got a place, else the cap that refused it."""
+        if any(
+            self._per_key[key] >= allowance(self.most_per_client, level)
+            for level, key in enumerate(client)
+        ):
+            return "client"
+        if self.taken >= self.most:
+            return "process"
+        self._per_key.update(client)
+        self.taken += 1
+        return None
+
+    def give_back(self, client: Client) -> None:
+        self.taken -= 1
+        for key in client:
+            self._per_key[key] -= 1
+            if self._per_key[key] <= 0:
+                # Forgotten at zero: a flood of distinct clients leaves nothing behind.
+                del self._per_key[key]
 
 
 def retry_after(wait: float) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 from types import TracebackType
@@ -31,7 +30,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from starlette.types import Receive, Scope, Send
 
-from services.query.limits import Client, allowance
+from services.query.limits import Client, Places, Refusal
 from services.query.quotes import ticker_line
 from shared.backoff import Backoff
 from shared.clients import REDIS_AWAY
@@ -55,8 +54,7 @@ STREAM_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 
-# Which cap refused a stream: the client's own, or the process's.
-Refusal = Literal["client", "process"]
+# Which cap refused a stream (Places): the client's own, or the process's.
 REFUSALS: dict[Refusal, tuple[int, str]] = {
     "client": (429, "too many live ticker connections from your address; close one or retry later"),
     "process": (503, "too many live ticker connections on this server; retry shortly"),
@@ -123,38 +121,6 @@ def ticker_update(data: bytes) -> dict[str, str] | None:
 
 def sse_message(event: str, data: dict[str, str]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
-class Places:
-    """The places of open streams: at most `most` in all, `most_per_client` per client
-    (and per wider network of a client, their `allowance`)."""
-
-    def __init__(self, most: int, most_per_client: int) -> None:
-        self.most = most
-        self.most_per_client = most_per_client
-        self.taken = 0
-        self._per_key: Counter[str] = Counter()
-
-    def take(self, client: Client) -> Refusal | None:
-        """None when `client` got a place, else the cap that refused it."""
-        if any(
-            self._per_key[key] >= allowance(self.most_per_client, level)
-            for level, key in enumerate(client)
-        ):
-            return "client"
-        if self.taken >= self.most:
-            return "process"
-        self._per_key.update(client)
-        self.taken += 1
-        return None
-
-    def give_back(self, client: Client) -> None:
-        self.taken -= 1
-        for key in client:
-            self._per_key[key] -= 1
-            if self._per_key[key] <= 0:
-                # Forgotten at zero: a flood of distinct clients leaves nothing behind.
-                del self._per_key[key]
 
 
 class Subscription:

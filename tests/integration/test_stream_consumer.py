@@ -11,7 +11,8 @@ import pytest
 from redis.asyncio import Redis
 from starlette.types import Message, Scope
 
-from services.query.live import LiveStream, Places, QuoteBroadcaster, Subscription
+from services.query.limits import Places
+from services.query.live import LiveStream, QuoteBroadcaster, Subscription
 from shared import consumer as consumer_module
 from shared.consumer import GroupReader
 from shared.events import QuoteEvent

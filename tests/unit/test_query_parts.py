@@ -27,6 +27,7 @@ from services.query.cursors import Cursor, InvalidCursor, decode_cursor
 from services.query.languages import Language
 from services.query.limits import (
     MOST_TRUSTED_HOPS,
+    Places,
     RateLimiter,
     TrustedProxies,
     TtlCache,
@@ -34,7 +35,6 @@ from services.query.limits import (
 )
 from services.query.live import (
     MAX_QUOTE_BYTES,
-    Places,
     Subscription,
     Unreadable,
     sse_message,

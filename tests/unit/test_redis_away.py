@@ -33,7 +33,8 @@ from services.indexer.consumer import Consumer
 from services.indexer.hold import Hold
 from services.indexer.ledger import Ledger
 from services.indexer.writer import Writer
-from services.query.live import Places, QuoteBroadcaster
+from services.query.limits import Places
+from services.query.live import QuoteBroadcaster
 from services.ratefeed.store import LastRateStore
 from shared.backoff import Backoff
 from shared.consumer import Entry, GroupReader

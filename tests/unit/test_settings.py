@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from services.query.live import Places, QuoteBroadcaster
+from services.query.limits import Places
+from services.query.live import QuoteBroadcaster
 from shared.clients import make_redis
 from shared.settings import (
     LONGEST_BLOCK_MS,
