@@ -272,6 +272,10 @@ class QuerySettings(_Settings):
     # texts of place names (500 ms each) kept the node's cores busy for everyone. 0:
     # every request costs one.
     rate_limit_search_ms: float = Field(default=25.0, ge=0)
+    # Requests of one client the service works on at once (per process; its IPv6 /56 and
+    # /48 four and sixteen times as many); past it, 429. With the rate limit only: a
+    # burst of slow searches would all reach Elasticsearch before the first was charged.
+    max_in_flight_per_client: int = Field(default=8, ge=1)
     # Search and suggest answers are reused this long; 0 turns the cache off.
     cache_seconds: float = Field(default=5.0, ge=0)
     # Seconds one try of a request to Elasticsearch may take (then the next node, at most

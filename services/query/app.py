@@ -117,6 +117,7 @@ def create_app(all_settings: Settings) -> FastAPI:
             else None
         ),
         proxies=proxies,
+        in_flight=Places(None, settings.max_in_flight_per_client),
     )
     app.include_router(api_router(backend, broadcaster, settings.max_page_size, proxies))
     app.include_router(following_router(state["es"], names, settings, proxies))

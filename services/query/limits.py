@@ -230,8 +230,8 @@ class Places:
     all, `most_per_client` per client (and per wider network of a client, their
     `allowance`)."""
 
-    def __init__(self, most: int, most_per_client: int) -> None:
-        self.most = most
+    def __init__(self, most: int | None, most_per_client: int) -> None:
+        self.most = most  # None: no bound in all
         self.most_per_client = most_per_client
         self.taken = 0
         self._per_key: Counter[str] = Counter()
@@ -243,7 +243,7 @@ class Places:
             for level, key in enumerate(client)
         ):
             return "client"
-        if self.taken >= self.most:
+        if self.most is not None and self.taken >= self.most:
             return "process"
         self._per_key.update(client)
         self.taken += 1

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.query.limits import (
     SPENT,
     Client,
+    Places,
     RateLimiter,
     Spent,
     TrustedProxies,
@@ -22,6 +23,8 @@ from services.query.limits import (
 
 # Paths every client may call as often as it likes: probes and the page's own files.
 UNLIMITED = ("/healthz", "/readyz", "/static/")
+# Paths whose answers are held open for minutes (the live ticker's stream).
+LONG_LIVED = ("/api/quotes/stream",)
 # Answers that may be reused for a few seconds by the browser or a proxy.
 CACHEABLE = ("/api/search", "/api/articles/", "/api/suggest", "/api/quotes/latest")
 # A browser reads each answer as the type it is sent as, never as one it guesses: a
@@ -39,10 +42,21 @@ def client_of(scope: Scope, proxies: TrustedProxies) -> Client:
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, limiter: RateLimiter | None, proxies: TrustedProxies) -> None:
+    """The rate limit, charged by what each request's searches cost (`RateLimiter`), and
+    at most `in_flight` requests of a client at once: a burst of slow searches would all
+    reach Elasticsearch before the first was charged."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: RateLimiter | None,
+        proxies: TrustedProxies,
+        in_flight: Places | None = None,
+    ) -> None:
         self.app = app
         self.limiter = limiter
         self.proxies = proxies
+        self.in_flight = in_flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.limiter is None or scope["type"] != "http" or scope["path"].startswith(UNLIMITED):
@@ -50,28 +64,40 @@ class RateLimitMiddleware:
             return
         client = client_of(scope, self.proxies)
         wait = self.limiter.acquire(client, time.monotonic())
-        if not wait:
-            record = Spent()
-            token = SPENT.set(record)
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                SPENT.reset(token)
-                self.limiter.charge(client, record.ms)
+        if wait:
+            await _too_many(send, f"too many requests; try again in {wait:.1f} s", wait)
             return
-        body = json.dumps({"detail": f"too many requests; try again in {wait:.1f} s"}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", retry_after(wait).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        # The live ticker's streams are held for minutes, and have places of their own.
+        places = None if scope["path"].startswith(LONG_LIVED) else self.in_flight
+        if places is not None and places.take(client) is not None:
+            self.limiter.refund(client)
+            await _too_many(send, "too many requests at once from your address", 1.0)
+            return
+        record = Spent()
+        token = SPENT.set(record)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            SPENT.reset(token)
+            self.limiter.charge(client, record.ms)
+            if places is not None:
+                places.give_back(client)
+
+
+async def _too_many(send: Send, detail: str, wait: float) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", retry_after(wait).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class CacheControlMiddleware:

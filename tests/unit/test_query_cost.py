@@ -4,12 +4,19 @@ of Elasticsearch each) kept the node's cores busy for everyone."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
-from services.query.limits import RateLimiter
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from services.query.limits import Places, RateLimiter, TrustedProxies
+from services.query.middleware import RateLimitMiddleware
 from tests.querynode import Node, article, query_over
+from tests.waiting import until
 
 ONE = ("203.0.113.7",)
+NO_PROXY = TrustedProxies()
 
 
 def test_a_request_costs_a_token_per_search_ms_it_took_beyond_the_first() -> None:
@@ -67,3 +74,33 @@ async def test_a_search_that_took_the_cluster_long_costs_its_client_more(
             forwarded = {"X-Forwarded-For": f"198.51.100.{n}"}
             statuses = [(await client.get(path, headers=forwarded)).status_code for _ in range(3)]
             assert statuses == [200] * answered + [429] * (3 - answered), path
+
+
+async def test_a_client_has_so_many_requests_in_flight_and_a_refused_one_costs_nothing() -> None:
+    entered, release = 0, asyncio.Event()
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal entered
+        entered += 1
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    limiter = RateLimiter(rate=0.001, burst=11)
+    limited = RateLimitMiddleware(slow, limiter, NO_PROXY, in_flight=Places(None, 8))
+    transport = httpx.ASGITransport(app=limited, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://query") as client:
+        searches = [asyncio.create_task(client.get("/api/search")) for _ in range(10)]
+        stream = asyncio.create_task(client.get("/api/quotes/stream"))  # places of its own
+
+        async def eight_and_the_stream_in() -> bool:
+            return entered == 9 and sum(task.done() for task in searches) == 2
+
+        await until(eight_and_the_stream_in, "eight searches and the stream let in")
+        refused = [task for task in searches if task.done()]
+        assert [(await task).status_code for task in refused] == [429, 429]
+        release.set()
+        answered = await asyncio.gather(*(t for t in searches if t not in refused), stream)
+        assert {response.status_code for response in answered} == {200}
+        # 11 tokens: the 9 let through took theirs, the two refused took none.
+        assert [(await client.get("/api/search")).status_code for _ in range(3)] == [200, 200, 429]
