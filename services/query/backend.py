@@ -26,7 +26,7 @@ from services.query.articles import (
     shape_similar,
     shape_suggest,
 )
-from services.query.limits import TtlCache, spent
+from services.query.limits import TtlCache, charged
 from services.query.quotes import CANDIDATES, LatestQuotes, build_latest, shape_latest
 from services.query.search import (
     SEARCH_FILTER_PATH,
@@ -108,15 +108,16 @@ class Backend:
         # The body written by pydantic's core (the word forms make it long: a few times
         # faster than the client's json.dumps) and sent as these bytes; perform_request
         # because search() is typed for a dict body, with its query string made once.
-        response = await self.es.perform_request(
-            "POST",
-            self._search_target,
-            headers=JSON_HEADERS,
-            body=to_json(body),
-            endpoint_id="search",
-            path_parts={"index": self.articles},
+        response = await charged(
+            self.es.perform_request(
+                "POST",
+                self._search_target,
+                headers=JSON_HEADERS,
+                body=to_json(body),
+                endpoint_id="search",
+                path_parts={"index": self.articles},
+            )
         )
-        spent(response.body)
         with answer_read():
             return shape_readable(response.body, request)
 
@@ -141,11 +142,9 @@ class Backend:
         # The article must exist: more_like_this on a missing one is an empty list, not a 404.
         await self.article(doc_id)
         body = build_similar(self.articles, doc_id, size)
-        response = await self.es.search(index=self.articles, body=body)
+        response = await charged(self.es.search(index=self.articles, body=body))
         with answer_read():
-            answer = dict(response)
-            similar, left_out = shape_similar(doc_id, answer)
-        spent(answer)
+            similar, left_out = shape_similar(doc_id, dict(response))
         hits_left_out("similar", left_out)
         return similar
 
@@ -155,8 +154,10 @@ class Backend:
         key = ("suggest", prefix, size)
         if (found := self._cached(key)) is not None:
             return found  # type: ignore[no-any-return]
-        response = await self.es.search(
-            index=self.articles, body=build_suggest(prefix, size), ignore_unavailable=True
+        response = await charged(
+            self.es.search(
+                index=self.articles, body=build_suggest(prefix, size), ignore_unavailable=True
+            )
         )
         with answer_read():
             found = shape_suggest(prefix, dict(response))
@@ -164,8 +165,10 @@ class Backend:
         return found
 
     async def latest_quotes(self) -> LatestQuotes:
-        response = await self.es.search(
-            index=self.quotes, body=build_latest(candidates=CANDIDATES), ignore_unavailable=True
+        response = await charged(
+            self.es.search(
+                index=self.quotes, body=build_latest(candidates=CANDIDATES), ignore_unavailable=True
+            )
         )
         with answer_read():
             answer = dict(response)

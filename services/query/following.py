@@ -13,7 +13,7 @@ from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from services.query.atom import FeedPage, build_feed_search, shape_feed
 from services.query.backend import answer_read, hits_left_out
-from services.query.limits import spent
+from services.query.limits import charged
 from services.query.search import SearchRequest
 from shared.saved_searches import SavedSearch, SavedSearchFields
 
@@ -62,16 +62,16 @@ class Following:
         return self._clock()
 
     async def feed(self, request: SearchRequest) -> FeedPage:
-        response = await self._es.search(
-            index=self._articles,
-            body=build_feed_search(request, self._exact_total_up_to),
-            ignore_unavailable=True,
-            filter_path=FEED_FILTER_PATH,
+        response = await charged(
+            self._es.search(
+                index=self._articles,
+                body=build_feed_search(request, self._exact_total_up_to),
+                ignore_unavailable=True,
+                filter_path=FEED_FILTER_PATH,
+            )
         )
         with answer_read():
-            answer = dict(response)
-            page = shape_feed(answer, request)
-        spent(answer)
+            page = shape_feed(dict(response), request)
         hits_left_out("feed", page.left_out)
         return page
 

@@ -21,8 +21,9 @@ one client is (`SCALES`): a /48 has sixteen clients' allowance, not 65,536.
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections import Counter, OrderedDict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Hashable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
@@ -31,6 +32,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 V = TypeVar("V")
+T = TypeVar("T")
 # Which cap refused a place: the client's own, or the process's.
 Refusal = Literal["client", "process"]
 # A client and the wider networks it is counted in as well, narrowest first (see the
@@ -53,6 +55,8 @@ class _Bucket:
 
 
 MOST_TRUSTED_HOPS = 16
+# The most a client's searches can put it in debt, in seconds of its rate.
+MOST_DEBT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -142,18 +146,28 @@ class Spent:
     ms: float = 0.0
 
 
-# Set by the rate limit around each request it lets through; the backend adds to it.
+# Set by the rate limit around each request it lets through; `charged` adds to it.
 SPENT: ContextVar[Spent | None] = ContextVar("caravan_query_spent", default=None)
 
 
-def spent(answer: object) -> None:
-    """Adds a search answer's `took` (ms) to the request in progress, if one is counted
-    (an answer that is no search answer, a proxy's page, adds nothing)."""
+async def charged(search: Awaitable[T]) -> T:
+    """Awaits an Elasticsearch search, adding what it cost to the request in progress
+    (if one is counted): the answer's `took`; or the time waited when no answer came (a
+    timeout: the cluster worked at least that long, and a retried one longer) or one
+    without a `took` (a proxy's page)."""
     record = SPENT.get()
-    if record is not None and isinstance(answer, Mapping):
-        took = answer.get("took")
-        if isinstance(took, int):
-            record.ms += took
+    if record is None:
+        return await search
+    started = time.monotonic()
+    try:
+        answer = await search
+    except Exception:
+        record.ms += (time.monotonic() - started) * 1000
+        raise
+    body = answer if isinstance(answer, Mapping) else getattr(answer, "body", None)
+    took = body.get("took") if isinstance(body, Mapping) else None
+    record.ms += took if isinstance(took, int) else (time.monotonic() - started) * 1000
+    return answer
 
 
 class RateLimiter:
@@ -174,15 +188,18 @@ class RateLimiter:
 
     def charge(self, client: Client, ms: float) -> None:
         """Takes what a request let through cost beyond its one token: `ms` of searching
-        at a token per `search_ms`. The buckets may go below zero; the client's next
-        requests wait until the rate has paid it back."""
+        at a token per `search_ms`. The buckets may go below zero, the client's next
+        requests waiting until the rate has paid it back, but never further than
+        MOST_DEBT_SECONDS of it: searches that time out while the cluster is away cost
+        an honest reader that long at most once it is back."""
         if self.search_ms <= 0 or ms <= self.search_ms:
             return
         extra = ms / self.search_ms - 1
-        for key in client:
+        for level, key in enumerate(client):
             bucket = self._buckets.get(key)
             if bucket is not None:
-                bucket.tokens -= extra
+                floor = -self.rate * SCALES[level] * MOST_DEBT_SECONDS
+                bucket.tokens = max(floor, bucket.tokens - extra)
 
     def acquire(self, client: Client, now: float) -> float:
         """0 when the request may go on, else the seconds until it would be allowed.

@@ -32,6 +32,12 @@ CACHEABLE = ("/api/search", "/api/articles/", "/api/suggest", "/api/quotes/lates
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
+def _path(scope: Scope) -> str:
+    """The request's path within the app, whatever prefix a proxy mounts it under."""
+    path: str = scope["path"]
+    return path.removeprefix(scope.get("root_path", ""))
+
+
 def client_of(scope: Scope, proxies: TrustedProxies) -> Client:
     """The client an HTTP request is counted against (see `client_address`)."""
     peer = scope["client"][0] if scope.get("client") else None
@@ -59,7 +65,7 @@ class RateLimitMiddleware:
         self.in_flight = in_flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.limiter is None or scope["type"] != "http" or scope["path"].startswith(UNLIMITED):
+        if self.limiter is None or scope["type"] != "http" or _path(scope).startswith(UNLIMITED):
             await self.app(scope, receive, send)
             return
         client = client_of(scope, self.proxies)
@@ -68,7 +74,7 @@ class RateLimitMiddleware:
             await _too_many(send, f"too many requests; try again in {wait:.1f} s", wait)
             return
         # The live ticker's streams are held for minutes, and have places of their own.
-        places = None if scope["path"].startswith(LONG_LIVED) else self.in_flight
+        places = None if _path(scope).startswith(LONG_LIVED) else self.in_flight
         if places is not None and places.take(client) is not None:
             self.limiter.refund(client)
             await _too_many(send, "too many requests at once from your address", 1.0)
@@ -111,7 +117,7 @@ class CacheControlMiddleware:
             not self.enabled
             or scope["type"] != "http"
             or scope["method"] != "GET"
-            or not scope["path"].startswith(CACHEABLE)
+            or not _path(scope).startswith(CACHEABLE)
         ):
             await self.app(scope, receive, send)
             return

@@ -11,6 +11,7 @@ from elasticsearch import AsyncElasticsearch
 from fastapi import APIRouter, HTTPException, Query
 
 from services.query.backend import answer_read
+from services.query.limits import charged
 from services.query.rates import (
     Conversion,
     Currencies,
@@ -42,7 +43,7 @@ def rates_router(
     router = APIRouter(prefix="/api", tags=["rates"])
 
     async def search(body: dict[str, Any]) -> dict[str, Any]:
-        answer = await es().search(index=quotes_index, body=body, ignore_unavailable=True)
+        answer = await charged(es().search(index=quotes_index, body=body, ignore_unavailable=True))
         with answer_read():
             return dict(answer)
 

@@ -10,7 +10,15 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from services.query.limits import Places, RateLimiter, TrustedProxies
+from services.query.limits import (
+    MOST_DEBT_SECONDS,
+    SPENT,
+    Places,
+    RateLimiter,
+    Spent,
+    TrustedProxies,
+    charged,
+)
 from services.query.middleware import RateLimitMiddleware
 from tests.querynode import Node, article, query_over
 from tests.waiting import until
@@ -47,9 +55,7 @@ def test_without_search_ms_every_request_costs_one() -> None:
     assert limiter.acquire(ONE, now=0) == 0
 
 
-@pytest.mark.parametrize(
-    ("took", "search_ms", "answered"), [(10, 25, 3), (500, 25, 1), (500, 0, 3)]
-)
+@pytest.mark.parametrize(("took", "search_ms", "answered"), [(5, 25, 3), (500, 25, 1), (500, 0, 3)])
 async def test_a_search_that_took_the_cluster_long_costs_its_client_more(
     monkeypatch: pytest.MonkeyPatch, took: int, search_ms: float, answered: int
 ) -> None:
@@ -62,13 +68,16 @@ async def test_a_search_that_took_the_cluster_long_costs_its_client_more(
     }
     async with query_over(node, monkeypatch, **limits) as client:
         # The short path, the route (a page past the short path's bounds), the page, similar
-        # articles and the feed: each alone, each client a fresh one.
+        # articles, the feed, suggestions and the quotes: each alone, each client a fresh one.
         paths = [
             "/api/search?q=caravan",
             "/api/search?q=caravan&page=01",
             "/?q=caravan",
             f"/api/articles/{'a' * 32}/similar",
             "/api/search.atom?q=caravan",
+            "/api/suggest?q=ca",
+            "/api/quotes/latest",
+            "/api/quotes/UZS/history?from=2000-01-01",
         ]
         for n, path in enumerate(paths):
             forwarded = {"X-Forwarded-For": f"198.51.100.{n}"}
@@ -76,7 +85,11 @@ async def test_a_search_that_took_the_cluster_long_costs_its_client_more(
             assert statuses == [200] * answered + [429] * (3 - answered), path
 
 
-async def test_a_client_has_so_many_requests_in_flight_and_a_refused_one_costs_nothing() -> None:
+# Mounted under a prefix by a proxy, the paths keep their rules.
+@pytest.mark.parametrize("root", ["", "/caravan"])
+async def test_a_client_has_so_many_requests_in_flight_and_a_refused_one_costs_nothing(
+    root: str,
+) -> None:
     entered, release = 0, asyncio.Event()
 
     async def slow(scope: Scope, receive: Receive, send: Send) -> None:
@@ -88,19 +101,47 @@ async def test_a_client_has_so_many_requests_in_flight_and_a_refused_one_costs_n
 
     limiter = RateLimiter(rate=0.001, burst=11)
     limited = RateLimitMiddleware(slow, limiter, NO_PROXY, in_flight=Places(None, 8))
-    transport = httpx.ASGITransport(app=limited, client=("203.0.113.7", 40000))
+    transport = httpx.ASGITransport(app=limited, client=("203.0.113.7", 40000), root_path=root)
     async with httpx.AsyncClient(transport=transport, base_url="http://query") as client:
-        searches = [asyncio.create_task(client.get("/api/search")) for _ in range(10)]
-        stream = asyncio.create_task(client.get("/api/quotes/stream"))  # places of its own
+        searches = [asyncio.create_task(client.get(f"{root}/api/search")) for _ in range(10)]
+        # The stream has places of its own; a static file is not limited at all.
+        stream = asyncio.create_task(client.get(f"{root}/api/quotes/stream"))
+        style = asyncio.create_task(client.get(f"{root}/static/style.css"))
 
-        async def eight_and_the_stream_in() -> bool:
-            return entered == 9 and sum(task.done() for task in searches) == 2
+        async def eight_searches_and_the_others_in() -> bool:
+            return entered == 10 and sum(task.done() for task in searches) == 2
 
-        await until(eight_and_the_stream_in, "eight searches and the stream let in")
+        await until(
+            eight_searches_and_the_others_in, "eight searches, the stream and the file let in"
+        )
         refused = [task for task in searches if task.done()]
         assert [(await task).status_code for task in refused] == [429, 429]
         release.set()
-        answered = await asyncio.gather(*(t for t in searches if t not in refused), stream)
+        answered = await asyncio.gather(*(t for t in searches if t not in refused), stream, style)
         assert {response.status_code for response in answered} == {200}
         # 11 tokens: the 9 let through took theirs, the two refused took none.
-        assert [(await client.get("/api/search")).status_code for _ in range(3)] == [200, 200, 429]
+        again = [(await client.get(f"{root}/api/search")).status_code for _ in range(3)]
+        assert again == [200, 200, 429]
+
+
+async def test_a_search_that_ends_without_an_answer_costs_the_time_waited() -> None:
+    async def timed_out() -> None:
+        await asyncio.sleep(0.05)
+        raise TimeoutError
+
+    record = Spent()
+    token = SPENT.set(record)
+    try:
+        with pytest.raises(TimeoutError):
+            await charged(timed_out())
+        await charged(asyncio.sleep(0, result={"took": 7}))
+    finally:
+        SPENT.reset(token)
+    assert 57 <= record.ms < 1000
+
+
+def test_debt_stops_at_thirty_seconds_of_the_rate() -> None:
+    limiter = RateLimiter(rate=2, burst=4, search_ms=25)
+    assert limiter.acquire(ONE, now=0) == 0
+    limiter.charge(ONE, 3_600_000)  # an hour of searching: a cluster away, not a client
+    assert limiter.acquire(ONE, now=0) == pytest.approx((1 + 2 * MOST_DEBT_SECONDS) / 2)
