@@ -41,6 +41,7 @@ from services.query.api import (
 )
 from services.query.backend import Backend
 from services.query.cursors import SORT_MODES, SortMode
+from services.query.middleware import app_path
 from services.query.search import SearchPage
 from shared.language.wording import operators_refusal
 from shared.saved_searches import MAX_VALUE_CHARS
@@ -140,7 +141,7 @@ class LeanSearch:
         if (
             scope["type"] != "http"
             or scope["method"] != "GET"
-            or scope["path"].removeprefix(scope.get("root_path", "")) != PATH
+            or app_path(scope) != PATH
             or "fastapi.telemetry" in scope
         ):
             await self.app(scope, receive, send)

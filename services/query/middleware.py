@@ -32,7 +32,7 @@ CACHEABLE = ("/api/search", "/api/articles/", "/api/suggest", "/api/quotes/lates
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
-def _path(scope: Scope) -> str:
+def app_path(scope: Scope) -> str:
     """The request's path within the app, whatever prefix a proxy mounts it under."""
     path: str = scope["path"]
     return path.removeprefix(scope.get("root_path", ""))
@@ -65,7 +65,7 @@ class RateLimitMiddleware:
         self.in_flight = in_flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.limiter is None or scope["type"] != "http" or _path(scope).startswith(UNLIMITED):
+        if self.limiter is None or scope["type"] != "http" or app_path(scope).startswith(UNLIMITED):
             await self.app(scope, receive, send)
             return
         client = client_of(scope, self.proxies)
@@ -74,7 +74,7 @@ class RateLimitMiddleware:
             await _too_many(send, f"too many requests; try again in {wait:.1f} s", wait)
             return
         # The live ticker's streams are held for minutes, and have places of their own.
-        places = None if _path(scope).startswith(LONG_LIVED) else self.in_flight
+        places = None if app_path(scope).startswith(LONG_LIVED) else self.in_flight
         if places is not None and places.take(client) is not None:
             self.limiter.refund(client)
             await _too_many(send, "too many requests at once from your address", 1.0)
@@ -117,7 +117,7 @@ class CacheControlMiddleware:
             not self.enabled
             or scope["type"] != "http"
             or scope["method"] != "GET"
-            or not _path(scope).startswith(CACHEABLE)
+            or not app_path(scope).startswith(CACHEABLE)
         ):
             await self.app(scope, receive, send)
             return
