@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from services.query.backend import ArticleNotFound
 from services.query.cursors import InvalidCursor
+from services.query.middleware import app_path
 from services.query.pages import PageRenderer
 from services.query.search import InvalidSearch, PageOutOfRange
 
@@ -31,7 +32,7 @@ def _refuse(status: int) -> Callable[[Request, Exception], Awaitable[JSONRespons
 
 def _for_a_program(request: Request) -> bool:
     """An API address, wherever a proxy mounts the service (its root path stripped)."""
-    return request.url.path.removeprefix(request.scope.get("root_path", "")).startswith("/api/")
+    return app_path(request.scope).startswith("/api/")
 
 
 def install_error_handlers(app: FastAPI, renderer: PageRenderer) -> None:
