@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -223,6 +223,25 @@ class Fixture:
             "list[tuple[bytes, dict[bytes, bytes]]]", self.redis().xrange(self.deadletters_stream)
         )
         return [json.loads(fields[b"__data__"]) for _, fields in entries]
+
+
+# Lines of each indexer's log shown with a failed scenario: its logs live in tmp_path,
+# which later runs remove, and a failure seen once under the whole suite needs them.
+LOG_TAIL_LINES = 60
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    fixture = getattr(item, "funcargs", {}).get("world")
+    if report.when == "call" and report.failed and isinstance(fixture, Fixture):
+        for name in fixture.health_ports:
+            lines = fixture.log_of(name).splitlines()[-LOG_TAIL_LINES:]
+            state = json.dumps(fixture.readiness(name).get("details"))
+            report.sections.append((f"indexer {name}", "\n".join([state, *lines])))
+    return report
 
 
 @pytest.fixture
