@@ -19,3 +19,20 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 say() { printf '[caravan] %s\n' "$*" >&2; }
 # The Python environment: the locked one, unless CARAVAN_VENV names another.
 VENV_DIR="${CARAVAN_VENV:-$REPO_ROOT/.venv}"
+
+# The pid of the Elasticsearch node configured in $1 (its directory) and serving HTTP on
+# port $2, if it runs: its pid file's, else the process holding the port with that
+# configuration. A second start while a node runs but does not answer yet fails on the
+# node lock and deletes the pid file as it goes: the node would then outlive every stop.
+es_pid() {
+  local dir="$1" port="$2" pid=""
+  [ -f "$dir/es.pid" ] && pid="$(cat "$dir/es.pid")"
+  if [ -z "$pid" ] || ! es_configured_by "$dir" "$pid"; then
+    pid="$(ss -Hltnp "sport = :$port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)"
+  fi
+  if [ -n "$pid" ] && es_configured_by "$dir" "$pid"; then echo "$pid"; fi
+}
+
+es_configured_by() {
+  tr '\0' '\n' < "/proc/$2/environ" 2>/dev/null | grep -qx "ES_PATH_CONF=$1/config"
+}

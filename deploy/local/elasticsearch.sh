@@ -75,6 +75,15 @@ as_es_user() {
 
 start() {
   if healthy; then return 0; fi
+  if [ -z "$(es_pid "$dir" "$port")" ]; then launch; fi
+  for _ in $(seq 180); do
+    healthy && { say "elasticsearch up on $url"; return 0; }
+    sleep 1
+  done
+  say "elasticsearch did not become ready; see $dir/logs"; exit 1
+}
+
+launch() {
   mkdir -p "$dir/config" "$dir/data" "$dir/logs"
   cp "$ES_HOME/config/jvm.options" "$ES_HOME/config/log4j2.properties" "$dir/config/"
   mkdir -p "$dir/config/jvm.options.d"
@@ -97,22 +106,18 @@ YML
   as_es_user env ES_PATH_CONF="$dir/config" ES_JAVA_HOME="$CARAVAN_ES_JAVA_HOME" \
     ES_JAVA_OPTS="-Xms$CARAVAN_ES_HEAP -Xmx$CARAVAN_ES_HEAP" \
     "$ES_HOME/bin/elasticsearch" -d -p "$pidfile" >/dev/null
-  for _ in $(seq 180); do
-    healthy && { say "elasticsearch up on $url"; return 0; }
-    sleep 1
-  done
-  say "elasticsearch did not become ready; see $dir/logs"; exit 1
 }
 
 stop() {
-  [ -f "$pidfile" ] || return 0
-  pid="$(cat "$pidfile")"
+  pid="$(es_pid "$dir" "$port")"
+  [ -n "$pid" ] || return 0
   kill "$pid" 2>/dev/null || return 0
   for _ in $(seq 60); do
     kill -0 "$pid" 2>/dev/null || return 0
     sleep 1
   done
   kill -9 "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
 }
 
 case "$action" in

@@ -16,7 +16,6 @@ as_es_user() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u "$CARAVAN_ES_USER" -- "$@"; else "$@"; fi
 }
 
-answers() { curl -fsS "http://127.0.0.1:$(http_port "$1")/_cluster/health?timeout=1s" >/dev/null 2>&1; }
 
 # Every node of a cluster of $1 nodes is listed as a seed and, for the first
 # formation only, as an initial master (ignored once the cluster has formed).
@@ -49,7 +48,7 @@ YML
 launch() {
   local node="$1" dir
   dir="$(node_dir "$node")"
-  answers "$node" && return 0
+  [ -n "$(es_pid "$dir" "$(http_port "$node")")" ] && return 0
   as_es_user env ES_PATH_CONF="$dir/config" ES_JAVA_HOME="$CARAVAN_ES_JAVA_HOME" \
     ES_JAVA_OPTS="-Xms$CARAVAN_ES_HEAP -Xmx$CARAVAN_ES_HEAP" \
     "$ES_HOME/bin/elasticsearch" -d -p "$dir/es.pid" >/dev/null
@@ -75,8 +74,8 @@ wait_nodes() {
 stop_node() {
   local node="$1" signal="${2:-TERM}" pidfile pid
   pidfile="$(node_dir "$node")/es.pid"
-  [ -f "$pidfile" ] || return 0
-  pid="$(cat "$pidfile")"
+  pid="$(es_pid "$(node_dir "$node")" "$(http_port "$node")")"
+  [ -n "$pid" ] || return 0
   kill "-$signal" "$pid" 2>/dev/null || return 0
   for _ in $(seq 60); do
     kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; return 0; }
