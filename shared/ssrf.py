@@ -116,6 +116,10 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror}") from exc
+    except UnicodeError as exc:
+        # A label empty or over 63 characters (`a..example`): no name to look up, and
+        # the IDNA codec's error would escape every caller's fetch failure.
+        raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
     # The scope id (`%eth0`) of a link-local IPv6 address is not part of the address.
     return list(
         dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos)

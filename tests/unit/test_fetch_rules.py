@@ -6,11 +6,12 @@ import ipaddress
 import random
 from datetime import UTC, datetime
 
+import httpcore
 import pytest
 
 from shared.backoff import POLL_RETRY_FIRST, Backoff, capped_seconds, retry_after_seconds
 from shared.robots import rule_copies, rules_from_response
-from shared.ssrf import AddressRefused, AllowList, check_all, refusal
+from shared.ssrf import AddressRefused, AllowList, check_all, refusal, resolve
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -109,6 +110,14 @@ def test_one_internal_address_among_public_ones_taints_the_name() -> None:
     addresses = [ipaddress.ip_address("93.184.215.14"), ipaddress.ip_address("127.0.0.1")]
     with pytest.raises(AddressRefused, match=r"rebind\.example resolves to 127\.0\.0\.1"):
         check_all("rebind.example", addresses, AllowList())
+
+
+@pytest.mark.parametrize("host", ["news..example", "a" * 64 + ".example"])
+async def test_a_host_name_with_no_valid_labels_is_a_connection_failure(host: str) -> None:
+    # The IDNA codec's UnicodeError escaped every fetch's failure handling: a feed item
+    # or a sitemap child on such a host failed its whole poll, every poll.
+    with pytest.raises(httpcore.ConnectError, match="cannot resolve"):
+        await resolve(host, 80)
 
 
 def test_backoff_grows_exponentially_within_the_cap_with_equal_jitter() -> None:
