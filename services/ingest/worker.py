@@ -320,7 +320,7 @@ class Ingestor:
             )
             if listing is None:
                 break
-            result.feeds.extend(f for f in listing.feeds if f not in result.feeds)
+            result.feeds = list(dict.fromkeys([*result.feeds, *listing.feeds]))
             leads.extend(
                 Lead(url=link.url, title=link.title, summary=link.excerpt) for link in listing.links
             )
