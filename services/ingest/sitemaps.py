@@ -66,6 +66,8 @@ _LONGEST_REST = 86400.0
 # for its lastmod, the index's own text (JSON writes a non-ASCII character in 6 bytes):
 # 64 KiB holds any lastmod a sitemap can mean, and parses in about a millisecond.
 _LONGEST_VISIT = 64 << 10
+# A W3C datetime is at most about 35 characters; room for whitespace around it.
+MAX_DATE_CHARS = 256
 
 
 def read_visit(raw: bytes) -> ChildVisit | None:
@@ -191,6 +193,14 @@ def _text(node: Any | None) -> str | None:
     return None if node is None else normalize_whitespace(node.text or "") or None
 
 
+def _date(node: Any | None) -> str | None:
+    """A date's text; None when too long to be one. It is parsed on the event loop, and
+    a child's is kept in Redis with its visit for a month."""
+    if node is not None and len(node.text or "") > MAX_DATE_CHARS:
+        return None
+    return _text(node)
+
+
 def _entry(node: Any) -> SitemapEntry | None:
     fields = _firsts(node)
     url = _text(fields.get("loc"))
@@ -202,9 +212,9 @@ def _entry(node: Any) -> SitemapEntry | None:
     keywords = _text(news.get("keywords")) or ""
     return SitemapEntry(
         url=url,
-        lastmod=_text(fields.get("lastmod")),
+        lastmod=_date(fields.get("lastmod")),
         news_title=_text(news.get("title")),
-        news_date=_text(news.get("publication_date")),
+        news_date=_date(news.get("publication_date")),
         news_language=None if publication is None else _text(_firsts(publication).get("language")),
         keywords=[k for k in (normalize_whitespace(k) for k in keywords.split(",")) if k],
     )

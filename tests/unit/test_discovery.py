@@ -15,6 +15,7 @@ from services.ingest.results import PollResult, first_of_each
 from services.ingest.schedule import next_poll_in
 from services.ingest.sitemap_walk import Selection, read_sitemap
 from services.ingest.sitemaps import (
+    MAX_DATE_CHARS,
     ChildVisit,
     SitemapEntry,
     SitemapError,
@@ -95,6 +96,25 @@ def test_sitemap_index_and_namespace_free_sitemaps() -> None:
         b"<sitemap><loc>ftp://s.kz/b.xml</loc></sitemap></sitemapindex>"
     )
     assert [(c.url, c.date) for c in index.children] == [("https://s.kz/a.xml", "2025-01-02")]
+
+
+def test_a_date_too_long_to_be_one_is_no_date() -> None:
+    # A 4 MB <lastmod> was kept with the child's visit in Redis for a month, each poll.
+    long = b"2025-01-02 " + b"x" * MAX_DATE_CHARS
+    index = parse_sitemap(
+        b"<sitemapindex><sitemap><loc>https://s.kz/a.xml</loc><lastmod>%s</lastmod></sitemap>"
+        b"<sitemap><loc>https://s.kz/b.xml</loc><lastmod>\n  2025-01-03\n</lastmod></sitemap>"
+        b"</sitemapindex>" % long
+    )
+    assert [(c.url, c.lastmod) for c in index.children] == [
+        ("https://s.kz/a.xml", None),
+        ("https://s.kz/b.xml", "2025-01-03"),
+    ]
+    news = parse_sitemap(
+        b"<urlset><url><loc>https://s.kz/1</loc><news:news><news:publication_date>%s"
+        b"</news:publication_date></news:news><lastmod>%s</lastmod></url></urlset>" % (long, long)
+    )
+    assert [(e.news_date, e.lastmod) for e in news.entries] == [(None, None)]
 
 
 def test_a_news_sitemap_with_its_prefix_left_undeclared_is_read() -> None:
