@@ -64,8 +64,14 @@ class IngestState:
     def _article_key(self, key: str) -> str:
         return f"{self._prefix}seen:{key}"
 
-    def _document_key(self, url: str) -> str:
-        return f"{self._prefix}http:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
+    def _document_key(self, url: str, source: str | None) -> str:
+        """Where a document's validators are kept: a source's own documents (its feed,
+        sitemaps, listing pages) per source, article pages by address alone. Another
+        source's item linking to a source's feed must not make its next poll a 304."""
+        if source is None:
+            return f"{self._prefix}page:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
+        named = f"{source}\n{url}".encode()
+        return f"{self._prefix}http:{hashlib.sha256(named).hexdigest()[:32]}"
 
     def _children_key(self, index_url: str) -> str:
         return f"{self._prefix}sitemap:{hashlib.sha256(index_url.encode()).hexdigest()[:32]}"
@@ -108,18 +114,24 @@ class IngestState:
         """Still listed by its source: keep remembering it for another ttl."""
         await self._write(("EXPIRE", self._article_key(key), self._ttl))
 
-    async def validators(self, url: str) -> Validators:
-        raw: dict[bytes, bytes] = await self._redis.hgetall(self._document_key(url))  # type: ignore[assignment]
+    async def validators(self, url: str, source: str | None = None) -> Validators:
+        """The validators `source` last read `url` with; an article page's without one."""
+        key = self._document_key(url, source)
+        raw: dict[bytes, bytes] = await self._redis.hgetall(key)  # type: ignore[assignment]
         return Validators(
             etag=_text(raw.get(b"etag")), last_modified=_text(raw.get(b"last_modified"))
         )
 
-    async def remember_validators(self, url: str, validators: Validators) -> None:
+    async def remember_validators(
+        self, url: str, validators: Validators, source: str | None = None
+    ) -> None:
         """Call once the document is processed, so a crash means fetching it again."""
-        await self._write(*self._validators(url, validators))
+        await self._write(*self._validators(url, validators, source))
 
-    def _validators(self, url: str, validators: Validators) -> list[Command]:
-        key = self._document_key(url)
+    def _validators(
+        self, url: str, validators: Validators, source: str | None = None
+    ) -> list[Command]:
+        key = self._document_key(url, source)
         fields = [
             word
             for name, value in (

@@ -110,7 +110,7 @@ class Ingestor:
 
     async def _poll(self, source: Source, kind: Kind | None, since: datetime | None) -> PollResult:
         result = PollResult(source.name)
-        fetched = await self._fetch_conditionally(source.url)
+        fetched = await self._fetch_conditionally(source.url, source=source.name)
         if fetched.not_modified:
             result.not_modified = True
             log.info("source not modified since last poll")
@@ -133,7 +133,7 @@ class Ingestor:
         if complete:
             # Not after a partial read of a sitemap index: a 304 for it next
             # time would stop the poll before it continued with the children.
-            await self._state.remember_validators(source.url, fetched.validators)
+            await self._state.remember_validators(source.url, fetched.validators, source.name)
         log.info(
             "source polled",
             kind=kind,
@@ -147,9 +147,13 @@ class Ingestor:
         )
         return result
 
-    async def _fetch_conditionally(self, url: str, *, conditional: bool = True) -> Fetched:
+    async def _fetch_conditionally(
+        self, url: str, *, conditional: bool = True, source: str | None = None
+    ) -> Fetched:
+        """Fetch `url`, asking only for a change since the validators last kept for it:
+        a `source`'s own document's, or an article page's without one."""
         web = url.startswith(("http://", "https://"))
-        validators = await self._state.validators(url) if conditional and web else None
+        validators = await self._state.validators(url, source) if conditional and web else None
         try:
             fetched = await self._fetcher.fetch(url, validators)
         except Refused:
@@ -293,7 +297,7 @@ class Ingestor:
     ) -> ChildVisit:
         """Fetch and read one child sitemap; what to remember of the visit."""
         try:
-            document = await self._fetch_conditionally(child.url)
+            document = await self._fetch_conditionally(child.url, source=source.name)
             if document.not_modified:  # its validators are kept only once read in full
                 quiet = previous.quiet + 1 if previous else 1
                 return ChildVisit(walk.started, child.lastmod, quiet)
@@ -305,7 +309,7 @@ class Ingestor:
         result.sitemaps_read += 1
         if not complete:
             return ChildVisit(walk.started)
-        await self._state.remember_validators(child.url, document.validators)
+        await self._state.remember_validators(child.url, document.validators, source.name)
         return ChildVisit(walk.started, child.lastmod)
 
     async def _listing(self, source: Source, fetched: Fetched, result: PollResult) -> None:
@@ -411,6 +415,13 @@ class Ingestor:
         # seen, rather than the source's fields standing in for it for good. One that
         # was read but poisoned its parser is not: it would poison every poll.
         page_failed = fetch_page and event.extraction != "page" and not page_read
+        if page_failed and record is not None:
+            # The source's own fields never replace an article already published: a
+            # page down for a moment would turn its text into a summary, and another
+            # source's link to it, unfetchable on purpose, would put its words there.
+            log.warning("article page unreadable, the published article kept", url=lead.url)
+            self._count(source, result, "failed")
+            return
         lead_seen = "" if page_failed else fingerprint
         if novelty == Novelty.UNCHANGED:
             await self._state.remember(key, event.content_hash, lead_seen, read)

@@ -408,5 +408,5 @@ async def test_state_caravan_did_not_write_reads_as_none_and_fails_no_poll(
     await redis.hset(state._article_key("k"), mapping={"content": b"\xff", "lead": b"\xfe"})
     # Another content than any hash: the article is published again, its record rewritten.
     assert await state.record("k") == Record("\ufffd", "\ufffd")
-    await redis.hset(state._document_key("https://s.kz/a"), mapping={"etag": b"\xff"})
+    await redis.hset(state._document_key("https://s.kz/a", None), mapping={"etag": b"\xff"})
     assert (await state.validators("https://s.kz/a")).etag is None

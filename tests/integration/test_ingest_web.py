@@ -156,6 +156,54 @@ async def test_a_published_page_is_asked_for_again_with_the_validators_it_was_re
     assert len(await published_articles(redis, namespace)) == 2
 
 
+async def test_another_sources_link_to_a_feed_leaves_its_next_poll_unconditional(
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
+) -> None:
+    # Validators were kept by address alone: a hostile feed linking to this source's
+    # feed, read as an article page, left the newest ETag for it, and the source's own
+    # next poll was a 304 that hid every item added meanwhile.
+    _serve_andijon(web)
+    await ingest_once(web_settings, web.url("/feed.xml"), name="andijon")
+    web.routes["/feed.xml"] = static(
+        _andijon_linking(web, title_suffix=" (yangilandi)"), RSS, etag='"v2"'
+    )
+    link = f"<item><title>Read this feed</title><link>{web.url('/feed.xml')}</link></item>"
+    web.routes["/hostile.xml"] = static(
+        f"<rss><channel><title>h</title>{link}</channel></rss>".encode(), RSS
+    )
+    await ingest_once(web_settings, web.url("/hostile.xml"), name="hostile")
+
+    result = await ingest_once(web_settings, web.url("/feed.xml"), name="andijon")
+
+    asked = [h.headers.get("if-none-match") for h in web.hits if h.path == "/feed.xml"]
+    assert asked == [None, None, '"v1"']  # the hostile source's read asked nothing
+    assert (result.not_modified, result.unchanged) == (False, 2)  # its items read again
+
+
+async def test_an_unreadable_page_never_replaces_an_article_already_published(
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
+) -> None:
+    # Another source linked to the same article (the same key once tracking parameters
+    # are dropped) at an address that fails: its own title and summary were published
+    # over the page's text as a newer version.
+    _serve_andijon(web)
+    await ingest_once(web_settings, web.url("/feed.xml"), name="andijon")
+    forged = web.url("/news/lsm?utm_source=rss&utm_medium=gone")
+    item = (
+        f"<item><title>FORGED</title><link>{forged}</link><description>Lies.</description></item>"
+    )
+    web.routes["/hostile.xml"] = static(
+        f"<rss><channel><title>h</title>{item}</channel></rss>".encode(), RSS
+    )
+
+    result = await ingest_once(web_settings, web.url("/hostile.xml"), name="hostile")
+
+    assert (result.published, result.failed) == (0, 1)
+    events = await published_articles(redis, namespace)
+    assert len(events) == 2
+    assert all(e.extraction == "page" and e.title != "FORGED" for e in events)
+
+
 @pytest.mark.parametrize(
     "validators",
     [

@@ -68,7 +68,7 @@ class Memory:
     def under(self, _: Any) -> Memory:
         return self
 
-    async def validators(self, _: str) -> Validators:
+    async def validators(self, *_: Any) -> Validators:
         return Validators()
 
     async def remember_validators(self, *_: Any) -> None:
