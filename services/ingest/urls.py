@@ -66,7 +66,12 @@ def is_web_url(url: str) -> bool:
     megabytes; such a link is left out where it is found rather than failing (or
     stalling) whatever uses it later.
     """
-    if len(url) > MAX_URL_LENGTH or not url.startswith(("http://", "https://")):
+    if not url.startswith(("http://", "https://")) or len(url) > MAX_URL_LENGTH:
+        return False
+    # Counted in UTF-8 bytes too: canonicalising percent-encodes each byte of the query
+    # (three characters a byte), and the canonical URL is a keyword Elasticsearch
+    # refuses past 32,766 bytes. 8,192 bytes stay under it; 8,192 emoji did not.
+    if len(url.encode(errors="replace")) > MAX_URL_LENGTH:
         return False
     # What canonicalize_url reads, without building it: its query handling cannot fail,
     # and its host is the one read here (a third of a sitemap's parse, before).

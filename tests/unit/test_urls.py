@@ -146,6 +146,7 @@ def test_webtrekk_campaign_parameters_seen_in_real_feeds_are_tracking() -> None:
         ("ftp://site.kz/a", False),
         ("https://site.kz/a?" + "b&" * 4087, True),  # 8,192 characters
         ("https://site.kz/a?" + "b&" * 4087 + "b", False),  # past what servers must accept
+        ("https://site.kz/a?q=" + "\U0001f600" * 2045, False),  # 8,192 bytes past: 48 KB keyed
     ],
 )
 def test_a_web_url_is_an_http_url_with_a_host_that_canonicalizes(url: str, usable: bool) -> None:
