@@ -1,0 +1,78 @@
+"""What a body costs the fetcher when a server chooses how to cut it up (a raw TCP
+peer on loopback sends chunked bodies in pieces of the test's size)."""
+
+from __future__ import annotations
+
+import asyncio
+import tracemalloc
+
+import pytest
+
+from shared.fetch import FetchError
+from shared.fetcher import FetchPolicy, PoliteFetcher
+from shared.ssrf import AllowList
+from tests.loopback import Handler, peer
+
+LIMIT = 10 * 1024 * 1024
+
+
+def _chunked(piece: int, total: int) -> Handler:
+    """A server answering every GET but robots.txt with `total` bytes in `piece`-byte chunks."""
+    chunk = b"%x\r\n%s\r\n" % (piece, b"x" * piece)
+    per_block = max(1, 65536 // len(chunk))
+    block = chunk * per_block  # reused: the server allocates nothing per chunk
+    blocks, rest = divmod(total // piece, per_block)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        try:
+            if head.startswith(b"GET /robots.txt "):
+                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                for _ in range(blocks):
+                    writer.write(block)
+                    await writer.drain()
+                writer.write(chunk * rest + b"0\r\n\r\n")
+            await writer.drain()
+        except ConnectionError:
+            pass  # the fetcher stopped reading: what a refusal does
+        finally:
+            writer.close()
+
+    return handler
+
+
+def _fetcher() -> PoliteFetcher:
+    return PoliteFetcher(
+        FetchPolicy(
+            user_agent="test",
+            max_bytes=LIMIT,
+            host_delay=0,
+            retries=0,
+            allow=AllowList.parse("127.0.0.1"),
+        )
+    )
+
+
+async def test_a_body_in_tiny_pieces_is_refused_before_it_costs_its_pieces() -> None:
+    # 1 MB in 2-byte chunks, well under the byte limit: half a million events to parse
+    # and keep, once each took a Python object and seconds of the event loop.
+    async with peer(_chunked(2, 1 << 20)) as base, _fetcher() as fetcher:
+        tracemalloc.start()
+        try:
+            with pytest.raises(FetchError, match="body sent in too many pieces"):
+                await fetcher.fetch(f"{base}/page")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    # The pieces read before the refusal and the client's buffers, not one object a piece.
+    assert peak < 2 << 20
+
+
+async def test_an_honest_body_in_segment_sized_pieces_is_read_whole() -> None:
+    # Near the limit, in pieces of a TCP segment: what a slow link delivers.
+    total = LIMIT - LIMIT % 1400
+    async with peer(_chunked(1400, total)) as base, _fetcher() as fetcher:
+        fetched = await fetcher.fetch(f"{base}/page")
+    assert len(fetched.content) == total
