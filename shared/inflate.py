@@ -31,15 +31,21 @@ class BoundedDecoder:
         self._max_bytes = max_bytes
         self._decoded = 0
         self._encoding = _single_encoding(content_encoding)
-        # deflate's is made from its first bytes (see feed).
+        # deflate's is made from its first two bytes (see feed), kept here until both came.
         self._inflater = zlib.decompressobj(_GZIP_WBITS) if self._encoding == "gzip" else None
+        self._head = b""
 
     def feed(self, raw: bytes) -> bytes:
         if self._encoding == "identity":
             return self._count(raw)
         if self._inflater is None:
             # "deflate" is zlib-wrapped by the standard, raw by many servers: the
-            # first bytes tell which (as browsers and httpx decide).
+            # first two bytes tell which (as browsers and httpx decide), and a server
+            # may send them in two pieces.
+            raw = self._head + raw
+            if len(raw) < 2:
+                self._head = raw
+                return b""
             self._inflater = zlib.decompressobj(
                 _ZLIB_WBITS if _is_zlib_header(raw) else _RAW_DEFLATE_WBITS
             )
@@ -79,5 +85,5 @@ def _single_encoding(header: str | None) -> str:
 
 
 def _is_zlib_header(data: bytes) -> bool:
-    # RFC 1950: method 8 (deflate) in the low nibble, the two bytes a multiple of 31.
-    return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+    # RFC 1950: method 8 (deflate) in the low nibble, the first two bytes a multiple of 31.
+    return data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0

@@ -78,3 +78,11 @@ def test_a_gzip_bomb_costs_the_limit_not_its_inflated_size() -> None:
         tracemalloc.stop()
     # The limit plus the chunk it came in, give or take zlib's windows: not 256 MiB.
     assert peak < 4 * (4 << 20) + 2 * len(bomb)
+
+
+@pytest.mark.parametrize("body", [zlib.compress(PAGE), _raw_deflate(PAGE)], ids=["zlib", "raw"])
+def test_deflate_whose_first_piece_is_one_byte_decodes(body: bytes) -> None:
+    # Which deflate it is takes two bytes to tell; a server may send one first.
+    decoder = BoundedDecoder("deflate", 1 << 20)
+    assert decoder.feed(body[:1]) + decoder.feed(body[1:]) == PAGE
+    assert _decode("deflate", body, chunk=1) == PAGE
