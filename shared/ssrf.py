@@ -52,21 +52,31 @@ class AllowList:
 # so it is checked too: 64:ff9b::a9fe:a9fe is the metadata address.
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT (RFC 2765)
 # Refused whole: RFC 8215's local-use NAT64 prefix leads wherever the site's own
 # translator points, and 6to4 (deprecated by RFC 7526) goes through relays anyone
 # can run (Python 3.12.4 and later count 2002::/16 as not global, 3.11 does not).
-REFUSED_WHOLE = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("2002::/16"))
+# Site-local addresses (fec0::/10, deprecated by RFC 3879) still route inside some
+# networks, and Python counts them as global.
+REFUSED_WHOLE = (
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("2002::/16"),
+    ipaddress.IPv6Network("fec0::/10"),
+)
+# IANA's IETF protocol assignments, not globally reachable (but for two anycast
+# addresses no news site is on); Python counts 192.0.0.8, the dummy address, as global.
+REFUSED_IPV4 = ipaddress.IPv4Network("192.0.0.0/24")
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address that an IPv4-mapped, IPv4-compatible, NAT64 or 6to4 address reaches."""
+    """The IPv4 address an IPv4-mapped, -compatible or -translated, NAT64 or 6to4 one reaches."""
     if isinstance(address, ipaddress.IPv4Address):
         return None
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if address in NAT64 or address in IPV4_COMPATIBLE:
+    if address in NAT64 or address in IPV4_COMPATIBLE or address in IPV4_TRANSLATED:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
@@ -78,8 +88,9 @@ def _internal(address: IPAddress) -> bool:
         not address.is_global
         or address.is_multicast
         or (
-            isinstance(address, ipaddress.IPv6Address)
-            and any(address in network for network in REFUSED_WHOLE)
+            any(address in network for network in REFUSED_WHOLE)
+            if isinstance(address, ipaddress.IPv6Address)
+            else address in REFUSED_IPV4
         )
     )
 

@@ -31,6 +31,8 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
         "fe80::1",
         "::ffff:127.0.0.1",
         "224.0.0.1",
+        "192.0.0.8",  # the IPv4 dummy address, global to Python
+        "fec0::1",  # site-local, global to Python
     ],
 )
 def test_internal_addresses_are_refused_by_default(address: str) -> None:
@@ -62,6 +64,9 @@ def test_allow_list_takes_hosts_addresses_and_networks() -> None:
         "::169.254.169.254",
         "::ffff:192.168.0.1",
         "::ffff:169.254.169.254",
+        # SIIT's IPv4-translated addresses
+        "::ffff:0:7f00:1",
+        "::ffff:0:a00:1",
         # NAT64, the well-known prefix: the gateway dials the embedded IPv4 address
         "64:ff9b::127.0.0.1",
         "64:ff9b::10.1.2.3",
@@ -93,7 +98,9 @@ def test_the_refusal_names_the_embedded_address() -> None:
     )
 
 
-@pytest.mark.parametrize("address", ["64:ff9b::93.184.215.14", "::ffff:93.184.215.14"])
+@pytest.mark.parametrize(
+    "address", ["64:ff9b::93.184.215.14", "::ffff:93.184.215.14", "::ffff:0:5db8:d70e"]
+)
 def test_ipv6_wrappers_of_public_ipv4_addresses_pass(address: str) -> None:
     # DNS64 on an IPv6-only network answers every IPv4-only site in 64:ff9b::/96.
     assert refusal("example.org", ipaddress.ip_address(address), AllowList()) is None
