@@ -19,7 +19,17 @@ from lxml.etree import ParserError
 
 from services.ingest.text import normalize_whitespace
 from services.ingest.urls import canonicalize_url, is_web_url
+from shared.events import TITLE_CHARS, clipped
 
+# The seed page's excerpts run to 3,600 characters, and an excerpt is the article's
+# body when its page cannot be read; a block of a thousand headlines made each
+# excerpt the whole block's text.
+EXCERPT_CHARS = 4_000
+# Of a block's text, what its headline (a longer one than TITLE_CHARS is cut anyway)
+# and an excerpt after it can take up; one more, so that clipped() sees it go on.
+_BLOCK_HEAD_CHARS = TITLE_CHARS + EXCERPT_CHARS + 1
+# Of a block's text as written, with its markup's indentation and line breaks.
+_BLOCK_READ_CHARS = 10 * _BLOCK_HEAD_CHARS
 _MIN_TITLE_CHARS = 15
 _MIN_LISTING_LINKS = 3
 _HEADLINE_TAGS = frozenset({"h1", "h2", "h3", "h4"})
@@ -135,6 +145,7 @@ def _article_links(root: Any, base: str) -> list[ListingLink]:
     site = _site(base)
     page = canonicalize_url(base)
     found: dict[str, ListingLink] = {}
+    block_heads: dict[Any, str] = {}
     for anchor in root.iter("a"):
         url = _absolute(base, anchor.get("href"))
         title = _clean_line(anchor.text_content())
@@ -149,7 +160,7 @@ def _article_links(root: Any, base: str) -> list[ListingLink]:
             continue
         key = canonicalize_url(url)
         if key not in found:
-            found[key] = ListingLink(url, title, _excerpt(anchor, title))
+            found[key] = ListingLink(url, title, _excerpt(anchor, title, block_heads))
     return list(found.values())
 
 
@@ -163,12 +174,32 @@ def _in_headline(anchor: Any) -> bool:
     return False
 
 
-def _excerpt(anchor: Any, title: str) -> str:
-    """The text of the headline's block (its <article>, <li> or <div>), minus the headline."""
+def _excerpt(anchor: Any, title: str, block_heads: dict[Any, str]) -> str:
+    """The text of the headline's block (its <article>, <li> or <div>), minus the headline,
+    at most EXCERPT_CHARS of it. `block_heads` holds the blocks read so far."""
     for ancestor in anchor.iterancestors():
         if ancestor.tag in _BLOCK_TAGS:
-            return _clean_line(_clean_line(ancestor.text_content()).replace(title, "", 1))
+            # Once per block, not per headline: one <div> may hold a thousand of them.
+            if ancestor not in block_heads:
+                block_heads[ancestor] = _block_head(ancestor)
+            # The head is clean already: only the headline's place needs closing up.
+            excerpt = " ".join(block_heads[ancestor].replace(title, "", 1).split())
+            return clipped(excerpt, EXCERPT_CHARS)
     return ""
+
+
+def _block_head(block: Any) -> str:
+    """The start of a block's text as shown, as much as a headline and its excerpt can
+    take up. Only that much is read and cleaned: each of 250 nested blocks may hold
+    the whole page's text."""
+    pieces: list[str] = []
+    read = 0
+    for piece in block.itertext():
+        pieces.append(piece[: _BLOCK_READ_CHARS - read])
+        read += len(pieces[-1])
+        if read == _BLOCK_READ_CHARS:
+            break
+    return normalize_whitespace(" ".join("".join(pieces).split())[:_BLOCK_HEAD_CHARS])
 
 
 def _next_page(root: Any, base: str) -> str | None:

@@ -86,6 +86,16 @@ CASES = [
         lambda n: "<html><body>" + "<h2><a href='/a/1'>Headline</a></h2>" * n,
         500,
     ),
+    # Caravan's own, before: each headline re-read the whole block (11 s for 1,000).
+    Case(
+        "listing of many headlines in one block",
+        lambda html: read_listing(html, "https://s.example/"),
+        lambda n: (
+            "<html><body><div>"
+            + "".join(f"<h2><a href='/a/{i}'>A headline long enough {i}</a></h2>" for i in range(n))
+        ),
+        100,
+    ),
     Case(
         "page nested deeply",
         lambda html: page_kind(html, "https://s.example/"),

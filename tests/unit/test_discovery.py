@@ -10,7 +10,14 @@ import pytest
 
 from services.ingest.feeds import requested_interval
 from services.ingest.kinds import document_kind
-from services.ingest.listing import is_article_page, is_listing, parse_html, parse_listing
+from services.ingest.listing import (
+    EXCERPT_CHARS,
+    is_article_page,
+    is_listing,
+    parse_html,
+    parse_listing,
+    read_listing,
+)
 from services.ingest.results import PollResult, first_of_each
 from services.ingest.schedule import next_poll_in
 from services.ingest.sitemap_walk import Selection, read_sitemap
@@ -23,6 +30,7 @@ from services.ingest.sitemaps import (
     plan_children,
     read_visit,
 )
+from services.ingest.text import normalize_whitespace
 from tests.conftest import REALDATA
 
 
@@ -185,6 +193,47 @@ def test_next_page_by_its_label_and_article_pages_by_their_metadata() -> None:
             "</head></html>"
         )
     )
+
+
+def _headlines(count: int) -> str:
+    return "".join(
+        f"<h2><a href='/p/{i}'>A headline long enough {i}</a></h2>" for i in range(count)
+    )
+
+
+def _characters_cleaned(html: str) -> int:
+    """How much text reading the listing of `html` passed through the text cleaning."""
+    cleaned = 0
+
+    def counting(text: str) -> str:
+        nonlocal cleaned
+        cleaned += len(text)
+        return normalize_whitespace(text)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("services.ingest.listing.normalize_whitespace", counting)
+        read_listing(html, "https://s.example/")
+    return cleaned
+
+
+def test_headlines_sharing_one_block_read_it_once_and_excerpt_a_bounded_part() -> None:
+    # Each of these headlines' excerpts was the whole <div>'s text: 11 s and 26 MB for 1,000.
+    page = f"<html><body><div>{_headlines(500)}</div></body></html>"
+    listing = read_listing(page, "https://s.example/")
+    assert listing is not None
+    assert len(listing.links) == 500
+    assert all(0 < len(link.excerpt) <= EXCERPT_CHARS + 1 for link in listing.links)
+    assert all(link.excerpt.endswith("…") for link in listing.links)  # cut, not whole
+    # Each anchor's text for its title and its label, and the block once.
+    assert _characters_cleaned(page) < 2 * len(page)
+
+
+def test_nested_blocks_are_each_read_only_as_far_as_an_excerpt_goes() -> None:
+    nested = "".join(
+        f"<div><h2><a href='/p/{i}'>A headline long enough</a></h2>" for i in range(50)
+    )
+    page = f"<html><body>{nested}{'word ' * 100_000}</body></html>"
+    assert _characters_cleaned(page) < len(page)
 
 
 def test_feeds_asking_for_slower_polling() -> None:
