@@ -21,6 +21,12 @@ from services.ingest.text import normalize_whitespace
 from services.ingest.urls import canonicalize_url, is_web_url
 from shared.events import TITLE_CHARS, clipped
 
+# A listing shows tens to a few hundred articles, and a poll reads 100 by default; a
+# page of 833,000 headline links made the worker hold 684 MiB of them.
+MAX_LINKS = 1_000
+# A page names a feed or two (one per language or section); one of 100,000 such tags
+# stalled the ingest worker for 89 s.
+MAX_FEEDS = 20
 # The seed page's excerpts run to 3,600 characters, and an excerpt is the article's
 # body when its page cannot be read; a block of a thousand headlines made each
 # excerpt the whole block's text.
@@ -132,16 +138,20 @@ def parse_listing(root: Any, base_url: str) -> Listing:
 
 
 def advertised_feeds(root: Any, base_url: str) -> list[str]:
-    feeds = []
+    """The first MAX_FEEDS distinct feeds the page links to, in its order."""
+    feeds: dict[str, None] = {}
     for link in root.iter("link"):
         rels = (link.get("rel") or "").lower().split()
         feed_type = (link.get("type") or "").lower() in _FEED_TYPES
         if "alternate" in rels and feed_type and (href := _absolute(base_url, link.get("href"))):
-            feeds.append(href)
-    return list(dict.fromkeys(feeds))
+            feeds[href] = None
+            if len(feeds) == MAX_FEEDS:
+                break
+    return list(feeds)
 
 
 def _article_links(root: Any, base: str) -> list[ListingLink]:
+    """The first MAX_LINKS distinct headline links, in the page's order."""
     site = _site(base)
     page = canonicalize_url(base)
     found: dict[str, ListingLink] = {}
@@ -161,6 +171,8 @@ def _article_links(root: Any, base: str) -> list[ListingLink]:
         key = canonicalize_url(url)
         if key not in found:
             found[key] = ListingLink(url, title, _excerpt(anchor, title, block_heads))
+            if len(found) == MAX_LINKS:
+                break
     return list(found.values())
 
 

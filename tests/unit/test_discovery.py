@@ -12,6 +12,8 @@ from services.ingest.feeds import requested_interval
 from services.ingest.kinds import document_kind
 from services.ingest.listing import (
     EXCERPT_CHARS,
+    MAX_FEEDS,
+    MAX_LINKS,
     is_article_page,
     is_listing,
     parse_html,
@@ -234,6 +236,25 @@ def test_nested_blocks_are_each_read_only_as_far_as_an_excerpt_goes() -> None:
     )
     page = f"<html><body>{nested}{'word ' * 100_000}</body></html>"
     assert _characters_cleaned(page) < len(page)
+
+
+def test_a_listing_gives_its_first_links_up_to_the_bound_in_page_order() -> None:
+    page = f"<html><body>{_headlines(MAX_LINKS + 10)}</body></html>"
+    listing = read_listing(page, "https://s.example/")
+    assert listing is not None
+    assert [link.url for link in listing.links] == [
+        f"https://s.example/p/{i}" for i in range(MAX_LINKS)
+    ]
+
+
+def test_a_page_advertises_its_first_distinct_feeds_up_to_the_bound() -> None:
+    tags = "".join(
+        f'<link rel="alternate" type="application/rss+xml" href="/feed/{i}">' * 2
+        for i in range(5 * MAX_FEEDS)
+    )
+    listing = read_listing(f"<html><head>{tags}</head><body></body></html>", "https://s.example/")
+    assert listing is not None
+    assert listing.feeds == [f"https://s.example/feed/{i}" for i in range(MAX_FEEDS)]
 
 
 def test_feeds_asking_for_slower_polling() -> None:
