@@ -320,7 +320,7 @@ class PoliteFetcher:
 
     async def _check_robots(self, url: str) -> None:
         rules = await self._rules(_origin(url))
-        reason = rules.refusal(self.policy.user_agent, url)
+        reason = rules.refusal(url)
         if reason is not None:
             raise Refused(f"{url}: {reason} for {self.policy.user_agent.split('/')[0]}")
 
@@ -333,7 +333,7 @@ class PoliteFetcher:
             rules = await self._load_robots(origin)
             ttl = _ROBOTS_UNREACHABLE_TTL if rules.disallow_all else _ROBOTS_TTL
             self._robots[origin] = _Robots(rules, time.monotonic() + ttl)
-            crawl_delay = rules.crawl_delay(self.policy.user_agent) or 0.0
+            crawl_delay = rules.crawl_delay() or 0.0
             gate = self._gate(origin)
             gate.delay = max(
                 self.policy.host_delay, capped_seconds(crawl_delay, self.policy.max_crawl_delay)
@@ -354,9 +354,11 @@ class PoliteFetcher:
             log.warning(
                 "robots.txt unreachable, host skipped for now", origin=origin, error=str(exc)
             )
-            return rules_from_response(None, "")
+            return rules_from_response(None, "", self.policy.user_agent)
         return rules_from_response(
-            response.status, response.content.decode("utf-8", errors="replace")
+            response.status,
+            response.content.decode("utf-8", errors="replace"),
+            self.policy.user_agent,
         )
 
 
