@@ -37,6 +37,11 @@ _ROBOTS_MAX_BYTES = 500 * 1024  # what crawlers must read at least (RFC 9309)
 _ROBOTS_TTL = 24 * 3600.0
 _ROBOTS_UNREACHABLE_TTL = 600.0
 _MAX_HOSTS = 10_000
+# What the robots.txt rules of all hosts may weigh together, in characters of rules. One
+# host's 5,000 long wildcard rules keep about 9 MiB, and hosts cost nothing to make
+# (wildcard DNS): a count of hosts alone bounds no memory. Past it the rules loaded
+# longest ago are forgotten, and read again when their host is fetched next.
+_ROBOTS_MAX_CHARS = 4_000_000
 # The timeout bounds each read; a whole request gets this many of them, so a
 # server dripping a byte per read cannot hold a host slot forever.
 _DEADLINE_TIMEOUTS = 3
@@ -185,7 +190,8 @@ class PoliteFetcher:
             transport=guarded_transport(policy.allow, max_connections=100),
         )
         self._gates: dict[str, _HostGate] = {}
-        self._robots: dict[str, _Robots] = {}
+        self._robots: dict[str, _Robots] = {}  # oldest loaded first
+        self._robots_chars = 0
         self._robots_locks: dict[str, asyncio.Lock] = {}
 
     async def aclose(self) -> None:
@@ -315,8 +321,13 @@ class PoliteFetcher:
                 continue
             # Together: a gate's delay comes from the host's robots.txt (Crawl-delay).
             del self._gates[origin]
-            self._robots.pop(origin, None)
+            self._forget_robots(origin)
             self._robots_locks.pop(origin, None)
+
+    def _forget_robots(self, origin: str) -> None:
+        forgotten = self._robots.pop(origin, None)
+        if forgotten is not None:
+            self._robots_chars -= forgotten.rules.size
 
     async def _check_robots(self, url: str) -> None:
         rules = await self._rules(_origin(url))
@@ -332,7 +343,13 @@ class PoliteFetcher:
                 return cached.rules
             rules = await self._load_robots(origin)
             ttl = _ROBOTS_UNREACHABLE_TTL if rules.disallow_all else _ROBOTS_TTL
+            self._forget_robots(origin)
+            for oldest in list(self._robots):
+                if self._robots_chars + rules.size <= _ROBOTS_MAX_CHARS:
+                    break
+                self._forget_robots(oldest)
             self._robots[origin] = _Robots(rules, time.monotonic() + ttl)
+            self._robots_chars += rules.size
             crawl_delay = rules.crawl_delay() or 0.0
             gate = self._gate(origin)
             gate.delay = max(

@@ -52,6 +52,8 @@ class RobotsRules:
     """What a refusal says when everything is disallowed."""
     wildcards: int = 0
     """Rules protego keeps with a `*`: each scans the URL."""
+    size: int = 0
+    """Characters of the rules kept: what they weigh in memory, a dozen bytes each."""
 
     def refusal(self, url: str) -> str | None:
         """Why `url` may not be fetched, or None when it may."""
@@ -82,7 +84,8 @@ def rules_from_response(status: int | None, body: str, user_agent: str) -> Robot
         why = f"robots.txt too large to apply (over {MAX_RULES} rules for us)"
         return RobotsRules(None, disallow_all=True, why=why)
     group = "".join(f"{field}: {value}\n" for field, value in lines)
-    return RobotsRules(Protego.parse(f"User-agent: {_ANY_AGENT}\n{group}"), wildcards=wildcards)
+    parser = Protego.parse(f"User-agent: {_ANY_AGENT}\n{group}")
+    return RobotsRules(parser, wildcards=wildcards, size=len(group))
 
 
 def our_lines(body: str, user_agent: str) -> list[tuple[str, str]]:
