@@ -46,6 +46,7 @@ class Page:
 class Record:
     content: str  # content_hash of the version published
     lead: str  # fingerprint of what pointed at it (feed item, sitemap entry, listing link)
+    from_page: bool = False  # that version was read from the article's page
 
 
 class IngestState:
@@ -87,25 +88,44 @@ class IngestState:
         # A value not UTF-8 (not written by Caravan) reads as another version's: the
         # article is published again and the record rewritten, never the poll failed.
         return Record(
-            raw[b"content"].decode(errors="replace"), raw.get(b"lead", b"").decode(errors="replace")
+            raw[b"content"].decode(errors="replace"),
+            raw.get(b"lead", b"").decode(errors="replace"),
+            raw.get(b"page") == b"1",
         )
 
-    async def remember(self, key: str, content: str, lead: str, page: Page | None = None) -> None:
+    async def remember(
+        self,
+        key: str,
+        content: str,
+        lead: str,
+        page: Page | None = None,
+        *,
+        from_page: bool = False,
+    ) -> None:
         """Remember the article, and the validators of its `page` when it was read."""
-        await self._write(*self._article(key, content, lead, page))
+        await self._write(*self._article(key, content, lead, page, from_page))
 
     async def publish(
-        self, entry: Command, key: str, content: str, lead: str, page: Page | None = None
+        self,
+        entry: Command,
+        key: str,
+        content: str,
+        lead: str,
+        page: Page | None = None,
+        *,
+        from_page: bool = False,
     ) -> None:
         """Add the article's stream `entry` and remember it, in one atomic write: both
         are kept or both lost (shared/entries.py), so it is never remembered unpublished.
         The validators of its `page`, when it was read, go in the same write."""
-        await self._write(entry, *self._article(key, content, lead, page))
+        await self._write(entry, *self._article(key, content, lead, page, from_page))
 
-    def _article(self, key: str, content: str, lead: str, page: Page | None) -> list[Command]:
+    def _article(
+        self, key: str, content: str, lead: str, page: Page | None, from_page: bool
+    ) -> list[Command]:
         name = self._article_key(key)
         commands: list[Command] = [
-            ("HSET", name, "content", content, "lead", lead),
+            ("HSET", name, "content", content, "lead", lead, "page", "1" if from_page else "0"),
             ("EXPIRE", name, self._ttl),
         ]
         return commands + (self._validators(page.url, page.validators) if page else [])

@@ -403,7 +403,9 @@ class Ingestor:
             return
         if event is None:  # 304, asked only about a page already published: as it was
             if record is not None:
-                await self._state.remember(key, record.content, fingerprint)
+                await self._state.remember(
+                    key, record.content, fingerprint, from_page=record.from_page
+                )
             self._count(source, result, Novelty.UNCHANGED)
             return
         novelty = (
@@ -415,23 +417,31 @@ class Ingestor:
         # seen, rather than the source's fields standing in for it for good. One that
         # was read but poisoned its parser is not: it would poison every poll.
         page_failed = fetch_page and event.extraction != "page" and not page_read
-        if page_failed and record is not None:
-            # The source's own fields never replace an article already published: a
+        if page_failed and record is not None and record.from_page:
+            # The source's own fields never replace an article read from its page: a
             # page down for a moment would turn its text into a summary, and another
             # source's link to it, unfetchable on purpose, would put its words there.
+            # Kept as it was, for another ttl, its page asked for when its lead is next
+            # seen (with the validators of what was read of it now, if anything).
             log.warning("article page unreadable, the published article kept", url=lead.url)
-            self._count(source, result, "failed")
+            await self._state.remember(key, record.content, "", read, from_page=True)
+            self._count(source, result, Novelty.UNCHANGED)
             return
         lead_seen = "" if page_failed else fingerprint
+        from_page = event.extraction == "page"
         if novelty == Novelty.UNCHANGED:
-            await self._state.remember(key, event.content_hash, lead_seen, read)
+            await self._state.remember(
+                key, event.content_hash, lead_seen, read, from_page=from_page
+            )
         else:
             if self._backpressure is not None:
                 await self._backpressure.wait()
             # Published and remembered at once, through the source's lease (a replica
             # that lost it publishes nothing): never remembered yet lost in a failover.
             entry = entry_command(self._stream.name, event, self._stream.maxlen)
-            await self._state.publish(entry, key, event.content_hash, lead_seen, read)
+            await self._state.publish(
+                entry, key, event.content_hash, lead_seen, read, from_page=from_page
+            )
             metrics.EXTRACTIONS.labels(source.name, event.extraction or "feed").inc()
             log.debug(
                 "article published",

@@ -198,10 +198,33 @@ async def test_an_unreadable_page_never_replaces_an_article_already_published(
 
     result = await ingest_once(web_settings, web.url("/hostile.xml"), name="hostile")
 
-    assert (result.published, result.failed) == (0, 1)
+    assert (result.published, result.unchanged) == (0, 1)
     events = await published_articles(redis, namespace)
     assert len(events) == 2
     assert all(e.extraction == "page" and e.title != "FORGED" for e in events)
+
+
+async def test_an_article_only_its_feed_describes_is_updated_from_the_feed(
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
+) -> None:
+    # Its page never readable (gone, or refused by robots.txt): the feed's own fields
+    # are the article, and a corrected item is a newer version of it.
+    def feed(summary: str) -> bytes:
+        item = f"<item><title>Budget</title><link>{web.url('/gone')}</link>"
+        return (
+            f"<rss><channel><title>f</title>{item}<description>{summary}</description>"
+            "</item></channel></rss>".encode()
+        )
+
+    web.routes["/feed.xml"] = static(feed("First word."), RSS)
+    await ingest_once(web_settings, web.url("/feed.xml"), name="feedonly")
+    web.routes["/feed.xml"] = static(feed("Corrected word."), RSS)
+
+    result = await ingest_once(web_settings, web.url("/feed.xml"), name="feedonly")
+
+    assert (result.updated, result.failed) == (1, 0)
+    events = await published_articles(redis, namespace)
+    assert [e.summary for e in events] == ["First word.", "Corrected word."]
 
 
 @pytest.mark.parametrize(

@@ -86,10 +86,10 @@ class Memory:
     async def touch(self, _: str) -> None:
         return None
 
-    async def remember(self, *_: Any) -> None:
+    async def remember(self, *_: Any, **__: Any) -> None:
         return None
 
-    async def publish(self, _: Any, key: str, *__: Any) -> None:
+    async def publish(self, _: Any, key: str, *__: Any, **___: Any) -> None:
         self.published.append(key)
 
 
