@@ -399,27 +399,29 @@ class _Response:
 # A body costs per piece it arrives in (a read or a chunk: a parse, an event, an
 # await), not only per byte: 10 MB sent as 2-byte chunks held the event loop for
 # most of a minute. Honest servers send pieces of a TCP segment (536 bytes at the
-# least) or kilobyte chunks, so a body may take one piece per this many bytes of
-# its limit, and a small limit still lets a slow server send a few thousand.
-_BODY_BYTES_PER_PIECE = 512
-_BODY_MIN_PIECES = 4096
+# least) or the items a streaming server writes (a sitemap's <url>, a few hundred
+# bytes), so past the first few thousand pieces a body must average at least this
+# many bytes a piece: 10 MB then costs at most about 80,000 pieces.
+_BODY_FREE_PIECES = 4096
+_BODY_MIN_PIECE_BYTES = 128
 
 
 async def _read_limited(response: httpx.Response, url: str, max_bytes: int) -> bytes:
     """The body, decoded from the raw stream with `max_bytes` bounding what it inflates to
-    and the number of pieces it may arrive in."""
+    and the size of the pieces it may arrive in."""
     declared = response.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(f"{url}: body of {declared} bytes is over the {max_bytes}-byte limit")
-    max_pieces = max(max_bytes // _BODY_BYTES_PER_PIECE, _BODY_MIN_PIECES)
     body = bytearray()
-    pieces = 0
+    pieces = received = 0
     try:
         decoder = BoundedDecoder(response.headers.get("content-encoding"), max_bytes)
         async for chunk in response.aiter_raw():
             pieces += 1
-            if pieces > max_pieces:
-                raise FetchError(f"body sent in too many pieces (over {max_pieces})")
+            received += len(chunk)
+            if pieces > _BODY_FREE_PIECES and received < pieces * _BODY_MIN_PIECE_BYTES:
+                msg = f"body sent in too many pieces ({pieces} for {received} bytes)"
+                raise FetchError(msg)
             body += decoder.feed(chunk)
     except FetchError as exc:
         raise FetchError(f"{url}: {exc}") from exc

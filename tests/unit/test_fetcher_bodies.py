@@ -76,3 +76,11 @@ async def test_an_honest_body_in_segment_sized_pieces_is_read_whole() -> None:
     async with peer(_chunked(1400, total)) as base, _fetcher() as fetcher:
         fetched = await fetcher.fetch(f"{base}/page")
     assert len(fetched.content) == total
+
+
+async def test_a_streamed_body_of_small_items_is_read_whole() -> None:
+    # A streaming server writes a chunk per item: a 6 MB sitemap of 250-byte <url>s.
+    total = 6_000_000
+    async with peer(_chunked(250, total)) as base, _fetcher() as fetcher:
+        fetched = await fetcher.fetch(f"{base}/sitemap.xml")
+    assert len(fetched.content) == total
