@@ -34,5 +34,5 @@ es_pid() {
 }
 
 es_configured_by() {
-  tr '\0' '\n' < "/proc/$2/environ" 2>/dev/null | grep -qx "ES_PATH_CONF=$1/config"
+  grep -qzxF "ES_PATH_CONF=$1/config" "/proc/$2/environ" 2>/dev/null
 }

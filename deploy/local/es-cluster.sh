@@ -11,6 +11,7 @@ nodes="${4:-3}"
 
 node_dir() { echo "$CARAVAN_LOCAL_DIR/$name/es-$1"; }
 http_port() { echo $((port + $1 - 1)); }
+answers() { curl -fsS "http://127.0.0.1:$(http_port "$1")/_cluster/health?timeout=1s" >/dev/null 2>&1; }
 
 as_es_user() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u "$CARAVAN_ES_USER" -- "$@"; else "$@"; fi
@@ -48,7 +49,7 @@ YML
 launch() {
   local node="$1" dir
   dir="$(node_dir "$node")"
-  [ -n "$(es_pid "$dir" "$(http_port "$node")")" ] && return 0
+  if answers "$node" || [ -n "$(es_pid "$dir" "$(http_port "$node")")" ]; then return 0; fi
   as_es_user env ES_PATH_CONF="$dir/config" ES_JAVA_HOME="$CARAVAN_ES_JAVA_HOME" \
     ES_JAVA_OPTS="-Xms$CARAVAN_ES_HEAP -Xmx$CARAVAN_ES_HEAP" \
     "$ES_HOME/bin/elasticsearch" -d -p "$dir/es.pid" >/dev/null
