@@ -239,7 +239,10 @@ def pytest_runtest_makereport(
     if report.when == "call" and report.failed and isinstance(fixture, Fixture):
         for name in fixture.health_ports:
             lines = fixture.log_of(name).splitlines()[-LOG_TAIL_LINES:]
-            state = json.dumps(fixture.readiness(name).get("details"))
+            try:
+                state = json.dumps(fixture.readiness(name).get("details"))
+            except ValueError:  # an answer that is no JSON: the log says more
+                state = "/readyz: no readable answer"
             report.sections.append((f"indexer {name}", "\n".join([state, *lines])))
     return report
 
