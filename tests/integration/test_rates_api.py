@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 
 from services.query.quotes import significant
 from services.ratefeed.app import ratefeed_once
+from services.ratefeed.asof import local_today
+from services.ratefeed.config import load_rates_config
 from shared.settings import Settings
 from tests.conftest import REALDATA, REPO, Namespace
 from tests.pipeline import index_streams, query_client
@@ -26,6 +28,7 @@ from tests.pipeline import index_streams, query_client
 pytestmark = pytest.mark.integration
 
 CBR_FILE = REALDATA / "cbr-xml-daily-2023-09-27.xml"
+SAMPLE_RATES = REPO / "samples" / "rates.toml"
 
 
 @pytest.fixture
@@ -34,9 +37,7 @@ async def api(
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = replace(
         settings,
-        ratefeed=settings.ratefeed.model_copy(
-            update={"providers": REPO / "samples" / "rates.toml"}
-        ),
+        ratefeed=settings.ratefeed.model_copy(update={"providers": SAMPLE_RATES}),
     )
     await ratefeed_once(settings)
     next_day = tmp_path / "cbr-28.xml"
@@ -239,5 +240,8 @@ async def test_currencies_lists_providers_and_newest_dates(api: httpx.AsyncClien
     assert list(by_code) == ["KGS", "KZT", "TJS", "UZS", "TMT", "USD"]
     assert by_code["KZT"]["providers"] == ["cbr", "cbu", "nbk", "nbkr"]
     assert by_code["KZT"]["latest_as_of"] == "2023-09-28"
-    assert by_code["TMT"]["latest_as_of"] <= datetime.now(UTC).date().isoformat()
+    # The peg is dated in its bank's calendar: Ashgabat's day begins at 19:00 UTC.
+    (cbt,) = [p for p in load_rates_config(SAMPLE_RATES).providers if p.name == "cbt"]
+    today = local_today(cbt.timezone, datetime.now(UTC)).isoformat()
+    assert by_code["TMT"]["latest_as_of"] <= today
     assert by_code["USD"]["providers"] == []
