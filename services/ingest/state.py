@@ -93,39 +93,23 @@ class IngestState:
             raw.get(b"page") == b"1",
         )
 
-    async def remember(
-        self,
-        key: str,
-        content: str,
-        lead: str,
-        page: Page | None = None,
-        *,
-        from_page: bool = False,
-    ) -> None:
+    async def remember(self, key: str, record: Record, page: Page | None = None) -> None:
         """Remember the article, and the validators of its `page` when it was read."""
-        await self._write(*self._article(key, content, lead, page, from_page))
+        await self._write(*self._article(key, record, page))
 
     async def publish(
-        self,
-        entry: Command,
-        key: str,
-        content: str,
-        lead: str,
-        page: Page | None = None,
-        *,
-        from_page: bool = False,
+        self, entry: Command, key: str, record: Record, page: Page | None = None
     ) -> None:
         """Add the article's stream `entry` and remember it, in one atomic write: both
         are kept or both lost (shared/entries.py), so it is never remembered unpublished.
         The validators of its `page`, when it was read, go in the same write."""
-        await self._write(entry, *self._article(key, content, lead, page, from_page))
+        await self._write(entry, *self._article(key, record, page))
 
-    def _article(
-        self, key: str, content: str, lead: str, page: Page | None, from_page: bool
-    ) -> list[Command]:
+    def _article(self, key: str, record: Record, page: Page | None) -> list[Command]:
         name = self._article_key(key)
+        page_read = "1" if record.from_page else "0"
         commands: list[Command] = [
-            ("HSET", name, "content", content, "lead", lead, "page", "1" if from_page else "0"),
+            ("HSET", name, "content", record.content, "lead", record.lead, "page", page_read),
             ("EXPIRE", name, self._ttl),
         ]
         return commands + (self._validators(page.url, page.validators) if page else [])

@@ -14,7 +14,7 @@ import asyncio
 import copy
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -40,7 +40,7 @@ from services.ingest.sitemaps import (
     settled,
 )
 from services.ingest.sources import Source
-from services.ingest.state import IngestState, Novelty, Page
+from services.ingest.state import IngestState, Novelty, Page, Record
 from services.ingest.urls import canonicalize_url
 from shared.entries import entry_command
 from shared.events import ArticleEvent, article_key
@@ -403,9 +403,7 @@ class Ingestor:
             return
         if event is None:  # 304, asked only about a page already published: as it was
             if record is not None:
-                await self._state.remember(
-                    key, record.content, fingerprint, from_page=record.from_page
-                )
+                await self._state.remember(key, replace(record, lead=fingerprint))
             self._count(source, result, Novelty.UNCHANGED)
             return
         novelty = (
@@ -424,24 +422,20 @@ class Ingestor:
             # Kept as it was, for another ttl, its page asked for when its lead is next
             # seen (with the validators of what was read of it now, if anything).
             log.warning("article page unreadable, the published article kept", url=lead.url)
-            await self._state.remember(key, record.content, "", read, from_page=True)
+            await self._state.remember(key, replace(record, lead=""), read)
             self._count(source, result, Novelty.UNCHANGED)
             return
         lead_seen = "" if page_failed else fingerprint
-        from_page = event.extraction == "page"
+        version = Record(event.content_hash, lead_seen, event.extraction == "page")
         if novelty == Novelty.UNCHANGED:
-            await self._state.remember(
-                key, event.content_hash, lead_seen, read, from_page=from_page
-            )
+            await self._state.remember(key, version, read)
         else:
             if self._backpressure is not None:
                 await self._backpressure.wait()
             # Published and remembered at once, through the source's lease (a replica
             # that lost it publishes nothing): never remembered yet lost in a failover.
             entry = entry_command(self._stream.name, event, self._stream.maxlen)
-            await self._state.publish(
-                entry, key, event.content_hash, lead_seen, read, from_page=from_page
-            )
+            await self._state.publish(entry, key, version, read)
             metrics.EXTRACTIONS.labels(source.name, event.extraction or "feed").inc()
             log.debug(
                 "article published",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Connection, ConnectionPool, Redis
 
-from services.ingest.state import IngestState
+from services.ingest.state import IngestState, Record
 from shared.leases import LeaseLost, WorkShare
 from tests.conftest import Namespace
 from tests.streams import entries
@@ -24,19 +24,21 @@ async def test_a_holder_that_lost_its_lease_cannot_write_on_it(
     new = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "new", ttl=1)
     state = IngestState(redis, namespace.stream_prefix, ttl=60)
     stale = await old.turn("s")
-    await state.under(stale).remember("k", "old-content", "lead")
+    await state.under(stale).remember("k", Record("old-content", "lead"))
 
     # The old holder stalls past its lease; the new one takes the next token.
     await redis.delete(stale.key)
     fresh = await new.turn("s")
     assert fresh.token == stale.token + 1
-    await state.under(fresh).remember("k", "new-content", "lead")
+    await state.under(fresh).remember("k", Record("new-content", "lead"))
 
     with pytest.raises(LeaseLost):
-        await state.under(stale).remember("k", "old-content", "lead")
+        await state.under(stale).remember("k", Record("old-content", "lead"))
     stream = f"{namespace.stream_prefix}articles"
     with pytest.raises(LeaseLost):  # neither the entry nor the memory of it
-        await state.under(stale).publish(("XADD", stream, "*", "f", "v"), "k", "old", "lead")
+        await state.under(stale).publish(
+            ("XADD", stream, "*", "f", "v"), "k", Record("old", "lead")
+        )
     assert await redis.xlen(stream) == 0
     record = await state.record("k")
     assert record is not None
@@ -118,12 +120,12 @@ async def test_with_audit_every_accepted_write_logs_its_token_and_a_refused_one_
     new = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "new", ttl=1, audit=True)
     state = IngestState(redis, namespace.stream_prefix, ttl=60)
     stale = await old.turn("s")
-    await state.under(stale).remember("k", "old-content", "lead")
+    await state.under(stale).remember("k", Record("old-content", "lead"))
     await redis.delete(stale.key)
     fresh = await new.turn("s")
-    await state.under(fresh).remember("k", "new-content", "lead")
+    await state.under(fresh).remember("k", Record("new-content", "lead"))
     with pytest.raises(LeaseLost):
-        await state.under(stale).remember("k", "late", "lead")
+        await state.under(stale).remember("k", Record("late", "lead"))
 
     audit = await entries(redis, f"{namespace.stream_prefix}lease:audit:ingest:s")
     assert [int(fields[b"token"]) for _, fields in audit] == [stale.token, fresh.token]
@@ -211,7 +213,7 @@ async def test_a_holder_turned_into_another_type_is_lost_not_redis_away(
 
     assert not await lease.held()
     with pytest.raises(LeaseLost):
-        await state.under(lease).remember("k", "content", "lead")
+        await state.under(lease).remember("k", Record("content", "lead"))
     await share.beat()  # the renewal finds it lost; the other lease is renewed
     assert share.held == ["t"]
     assert await other.held()
