@@ -70,12 +70,11 @@ class IngestState:
         sitemaps, listing pages) per source, article pages by address alone. Another
         source's item linking to a source's feed must not make its next poll a 304."""
         if source is None:
-            return f"{self._prefix}page:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
-        named = f"{source}\n{url}".encode()
-        return f"{self._prefix}http:{hashlib.sha256(named).hexdigest()[:32]}"
+            return f"{self._prefix}page:{_digest(url)}"
+        return f"{self._prefix}http:{_digest(source, url)}"
 
     def _children_key(self, index_url: str) -> str:
-        return f"{self._prefix}sitemap:{hashlib.sha256(index_url.encode()).hexdigest()[:32]}"
+        return f"{self._prefix}sitemap:{_digest(index_url)}"
 
     async def _write(self, *commands: Command) -> None:
         await self._fence.write(commands)
@@ -185,3 +184,8 @@ def _text(value: bytes | None) -> str | None:
         return value.decode() if value else None
     except UnicodeDecodeError:
         return None
+
+
+def _digest(*parts: str) -> str:
+    """A fixed-length key part for any address (lines apart, as a URL holds no newline)."""
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
