@@ -276,6 +276,9 @@ class QuerySettings(_Settings):
     # /48 four and sixteen times as many); past it, 429. With the rate limit only: a
     # burst of slow searches would all reach Elasticsearch before the first was charged.
     max_in_flight_per_client: int = Field(default=8, ge=1)
+    # Requests of all clients the service works on at once (per process); past it, 503
+    # with Retry-After. 0: no bound.
+    max_in_flight: int = Field(default=64, ge=0)
     # Search and suggest answers are reused this long; 0 turns the cache off.
     cache_seconds: float = Field(default=5.0, ge=0)
     # Seconds one try of a request to Elasticsearch may take (then the next node, at most

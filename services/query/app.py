@@ -25,6 +25,7 @@ from services.query.lean import LeanSearch
 from services.query.limits import Places, RateLimiter, TrustedProxies, TtlCache
 from services.query.live import QuoteBroadcaster
 from services.query.middleware import (
+    BusyMiddleware,
     CacheControlMiddleware,
     NoSniffMiddleware,
     RateLimitMiddleware,
@@ -119,6 +120,8 @@ def create_app(all_settings: Settings) -> FastAPI:
         proxies=proxies,
         in_flight=Places(None, settings.max_in_flight_per_client),
     )
+    # Outside the rate limit: a request shed for the process's load costs its client nothing.
+    app.add_middleware(BusyMiddleware, most=settings.max_in_flight)
     app.include_router(api_router(backend, broadcaster, settings.max_page_size, proxies))
     app.include_router(following_router(state["es"], names, settings, proxies))
     app.include_router(pages_router(renderer, settings.max_page_size))

@@ -8,6 +8,7 @@ buffer in front of the live ticker's endless response.
 import json
 import time
 
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.query.limits import (
@@ -30,6 +31,10 @@ CACHEABLE = ("/api/search", "/api/articles/", "/api/suggest", "/api/quotes/lates
 # A browser reads each answer as the type it is sent as, never as one it guesses: a
 # stored title in a JSON body, or a feed, is never run as HTML, nor a page as script.
 NOSNIFF = (b"x-content-type-options", b"nosniff")
+SHED = Counter(
+    "caravan_query_shed_total",
+    "Requests answered 503 at once: the process already worked on its most at once.",
+)
 
 
 def app_path(scope: Scope) -> str:
@@ -90,12 +95,43 @@ class RateLimitMiddleware:
                 places.give_back(client)
 
 
-async def _too_many(send: Send, detail: str, wait: float) -> None:
+class BusyMiddleware:
+    """At most `most` requests worked on at once by this process, of all clients together;
+    past it, a 503 at once. The per-client bounds leave many clients free to queue
+    searches in the node until they time out for everyone; shed here, a reader is told
+    to come back in a second. Probes, the page's files and the live ticker's streams
+    (places of their own) are not counted."""
+
+    def __init__(self, app: ASGIApp, most: int) -> None:
+        self.app = app
+        self.most = most  # 0: no bound
+        self.taken = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            not self.most
+            or scope["type"] != "http"
+            or app_path(scope).startswith((*UNLIMITED, *LONG_LIVED))
+        ):
+            await self.app(scope, receive, send)
+            return
+        if self.taken >= self.most:
+            SHED.inc()
+            await _too_many(send, "busy: too many requests at once; try again shortly", 1.0, 503)
+            return
+        self.taken += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.taken -= 1
+
+
+async def _too_many(send: Send, detail: str, wait: float, status: int = 429) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 429,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
