@@ -17,7 +17,7 @@ from services.query.search import (
     readable_hits,
     readable_result,
 )
-from shared.events import TITLE_CHARS, clipped
+from shared.events import TITLE_CHARS, clipped, is_http_url
 from shared.index import ARTICLE_SOURCE, HIT_FIELDS
 from shared.language.wording import TEXT_FIELDS
 
@@ -103,8 +103,8 @@ def build_suggest(prefix: str, size: int) -> dict[str, Any]:
     return {
         "size": 0,
         # The suggestion text is the indexed input, cut at 50 characters: the title
-        # comes from _source whole.
-        "_source": ["title"],
+        # comes from _source whole; its URL says whether a search would show it.
+        "_source": ["title", "url"],
         "suggest": {
             "titles": {
                 "prefix": prefix,
@@ -116,14 +116,17 @@ def build_suggest(prefix: str, size: int) -> dict[str, Any]:
 
 def shape_suggest(prefix: str, response: dict[str, Any]) -> Suggestions:
     options = response.get("suggest", {}).get("titles", [{}])[0].get("options", [])
-    titles = ((o["_id"], o.get("_source", {}).get("title", o["text"])) for o in options)
+    sources = ((o["_id"], o.get("_source", {})) for o in options)
     return Suggestions(
         q=prefix,
         # A title that is no text (another writer's document) is no suggestion, where it
-        # failed every prefix that reached it.
+        # failed every prefix that reached it; nor one whose URL is no http(s) link, as
+        # searches leave its document out and its article is a 404.
         suggestions=[
-            Suggestion(id=doc_id, title=clipped(title, TITLE_CHARS))
-            for doc_id, title in titles
-            if isinstance(title, str)
+            Suggestion(id=doc_id, title=clipped(source["title"], TITLE_CHARS))
+            for doc_id, source in sources
+            if isinstance(source.get("title"), str)
+            and isinstance(source.get("url"), str)
+            and is_http_url(source["url"])
         ],
     )

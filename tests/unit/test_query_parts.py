@@ -361,7 +361,10 @@ def test_article_and_suggestions_are_shaped() -> None:
                         {
                             "_id": "a",
                             "text": "Kazakhstan as an Emerging Mi",
-                            "_source": {"title": "Kazakhstan as an Emerging Middle Power"},
+                            "_source": {
+                                "title": "Kazakhstan as an Emerging Middle Power",
+                                "url": "https://s.example/a",
+                            },
                         }
                     ],
                 }
@@ -707,9 +710,27 @@ def test_a_hit_shows_no_label_longer_than_any_and_no_title_that_is_not_text() ->
     }
     hit = hit_fields({"_id": "a" * 32, "_source": source})  # type: ignore[typeddict-item]
     assert hit["tags"] == []
+    link = "https://s.example/a"
     options = [
-        {"_id": "b" * 32, "text": "Ta", "_source": {"title": 12345}},
-        {"_id": "c" * 32, "text": "Ta", "_source": {"title": "Tashkent"}},
+        {"_id": "b" * 32, "text": "Ta", "_source": {"title": 12345, "url": link}},
+        {"_id": "c" * 32, "text": "Ta", "_source": {"title": "Tashkent", "url": link}},
     ]
     found = shape_suggest("Ta", {"suggest": {"titles": [{"options": options}]}})
     assert [s.title for s in found.suggestions] == ["Tashkent"]
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "ftp://s.example/a", 7, None])
+def test_no_suggestion_of_an_article_searches_leave_out(url: object) -> None:
+    # Its document is left out of every search and its article is a 404: a suggestion
+    # of it led to nothing.
+    spoiled = {"title": "Tashkent nights", **({} if url is None else {"url": url})}
+    options = [
+        {"_id": "b" * 32, "text": "Ta", "_source": spoiled},
+        {
+            "_id": "c" * 32,
+            "text": "Ta",
+            "_source": {"title": "Tashkent", "url": "http://s.example/"},
+        },
+    ]
+    found = shape_suggest("Ta", {"suggest": {"titles": [{"options": options}]}})
+    assert [s.id for s in found.suggestions] == ["c" * 32]
