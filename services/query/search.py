@@ -21,7 +21,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Annotated, Any, Literal, NotRequired, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from services.query.cursors import Cursor, SortMode
@@ -477,8 +477,18 @@ def readable_hits(hits: object, read: Callable[[Any], T]) -> tuple[list[T], list
             kept.append(read(hit))
         except UNREADABLE as exc:
             name = hit.get("_id") if isinstance(hit, dict) else None
-            left_out.append(f"{shown(name)}: {type(exc).__name__}: {shown(exc)}")
+            left_out.append(f"{shown(name)}: {type(exc).__name__}: {_why(exc)}")
     return kept, left_out
+
+
+def _why(exc: Exception) -> str:
+    """What reading a hit raised, short: a validation error's text begins with its
+    model's name, all that 32 characters of it showed, so its first field is named."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the hit"
+        return f"at {shown(where)}: {shown(first['msg'])} ({exc.error_count()} in all)"
+    return shown(exc)
 
 
 def readable_result(hit: object) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 from services.query.backend import ArticleNotFound, Backend, answer_read
 from services.query.following import Following
 from services.query.rates import shape_currencies
-from services.query.search import SearchRequest
+from services.query.search import SearchRequest, readable_hits, readable_result
 from tests.querynode import Node, article, query_over
 
 PAGES: list[Any] = [
@@ -138,3 +138,21 @@ async def test_the_pages_neither_list_nor_show_an_article_whose_url_is_no_http_u
     assert shown.status_code == 404
     assert "javascript:" not in shown.text
     assert f'<a href="https://news.example/{KEPT}" rel="noopener">' in kept.text
+
+
+def test_why_a_hit_was_left_out_names_its_field() -> None:
+    # The reason logged was cut after 32 characters: "1 validation error for SearchHit".
+    hits = [
+        article(KEPT),
+        article(SPOILED, url="javascript:alert(1)"),
+        article("c" * 32, title=3, url=5),
+        "no hit",
+    ]
+    kept, left_out = readable_hits(hits, readable_result)
+    assert [hit["id"] for hit in kept] == [KEPT]
+    assert left_out == [
+        f"'{SPOILED}': ValidationError: at 'url': 'Value error, not an http(s) URL:...' (1 in all)",
+        f"'{'c' * 32}': ValidationError: at '_source.title': 'Input should be a valid string' "
+        "(2 in all)",
+        "'None': ValidationError: at 'the hit': 'Input should be a valid dictiona...' (1 in all)",
+    ]
