@@ -35,13 +35,19 @@ class ItemResult:
     outcome: ItemOutcome
     status: int
     reason: str = ""
+    # Held only for the weight of the request that carried it (see
+    # larger_than_the_cluster_takes): sent again in smaller requests, it may fit.
+    narrow: bool = False
 
     @property
     def done(self) -> bool:
         return self.outcome in (ItemOutcome.STORED, ItemOutcome.STALE)
 
 
-def classify_item(item: dict[str, Any]) -> ItemResult:
+def classify_item(
+    item: dict[str, Any], *, request_bytes: int = 0, alone: bool = True
+) -> ItemResult:
+    """One item of the answer to a bulk request of `request_bytes` (`alone`: its only one)."""
     (result,) = item.values()
     status = int(result.get("status", 500))
     error = result.get("error")
@@ -50,15 +56,20 @@ def classify_item(item: dict[str, Any]) -> ItemResult:
     reason = describe_error(error) if error is not None else f"HTTP {status}"
     if status == 409:
         return ItemResult(ItemOutcome.STALE, status, reason)
-    if larger_than_the_cluster_takes(status, reason):
-        return ItemResult(ItemOutcome.REJECTED, status, reason)
+    if larger_than_the_cluster_takes(status, reason, request_bytes):
+        if alone:
+            return ItemResult(ItemOutcome.REJECTED, status, reason)
+        return ItemResult(ItemOutcome.HOLD, status, reason, narrow=True)
     if status_fault(status) is Fault.CLUSTER or cluster_state(error):
         return ItemResult(ItemOutcome.HOLD, status, reason)
     return ItemResult(ItemOutcome.REJECTED, status, reason)
 
 
-def classify_response(response: object, actions: int) -> list[ItemResult]:
-    """Each of `actions` items of a bulk answer, classified in order.
+def classify_response(
+    response: object, actions: int, *, request_bytes: int = 0
+) -> list[ItemResult]:
+    """Each of `actions` items of the answer to a bulk request of `request_bytes`,
+    classified in order.
 
     SerializationError (held, as any unreadable answer) for a body that is not the
     answer to a bulk request of `actions` (a proxy's page sent with a 200, an answer
@@ -74,4 +85,5 @@ def classify_response(response: object, actions: int) -> list[ItemResult]:
     ):
         msg = "a bulk answer whose items are not one operation's result each"
         raise SerializationError(msg)
-    return [classify_item(item) for item in items]
+    alone = actions == 1
+    return [classify_item(item, request_bytes=request_bytes, alone=alone) for item in items]

@@ -180,6 +180,16 @@ class Writer:
                 # Before settling, which fails the batch if Redis is away meanwhile.
                 self._hold.release()
             work = await self._settle_items(work, results)
+            held = [result for result in results if result.outcome is ItemOutcome.HOLD]
+            if held and all(result.narrow for result in held):
+                # Held only for this request's own weight: smaller requests may fit, and
+                # a document that fits in none stands alone, refused as the entry's fault.
+                if len(work) == 1:
+                    continue
+                middle = len(work) // 2
+                await self._write(work[:middle])
+                await self._write(work[middle:])
+                return
             if work:
                 attempt += 1
                 reasons = "; ".join(
@@ -216,7 +226,7 @@ class Writer:
         metrics.BULK_SECONDS.observe(seconds)
         self._limit.answered(seconds, len(body))
         metrics.IN_FLIGHT_LIMIT.set(self._limit.limit)
-        return classify_response(response.body, len(actions))
+        return classify_response(response.body, len(actions), request_bytes=len(body))
 
     async def _settle_items(self, work: Work, results: list[ItemResult]) -> Work:
         """Acknowledge what is done, dead-letter what is refused; return what to hold."""

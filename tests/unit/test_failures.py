@@ -159,16 +159,47 @@ def test_a_success_the_client_refused_is_held() -> None:
 
 
 def test_pressure_parsing() -> None:
-    assert larger_than_the_cluster_takes(429, PRESSURE.format(op=2097153))
-    assert not larger_than_the_cluster_takes(429, PRESSURE.format(op=2097152))
-    assert not larger_than_the_cluster_takes(429, FLOOD)
+    assert larger_than_the_cluster_takes(429, PRESSURE.format(op=2097153), 0)
+    assert not larger_than_the_cluster_takes(429, PRESSURE.format(op=2097152), 0)
+    assert not larger_than_the_cluster_takes(429, FLOOD, 0)
     # The limit is named only in a 429; another status is never the pressure rule.
-    assert not larger_than_the_cluster_takes(503, PRESSURE.format(op=2097153))
+    assert not larger_than_the_cluster_takes(503, PRESSURE.format(op=2097153), 0)
     assert larger_than_the_cluster_takes(
         429,
         "rejected execution of primary operation [primary_operation_bytes=9000, "
         "max_primary_bytes=100]",
+        0,
     )
+
+
+# An article of a 10 MiB body on an idle node of a 512 MiB heap (51 MiB of indexing
+# pressure), as Elasticsearch 9.2 refused it again and again: the request's own 10.9 MB
+# and the primary operation's 43.5 MB.
+OWN_WEIGHT = (
+    "rejected execution of primary operation [coordinating_and_primary_bytes=10886724, "
+    "replica_bytes=0, all_bytes=10886724, primary_operation_bytes=43545904, "
+    "max_primary_bytes=53687091]"
+)
+
+
+def test_an_operation_over_the_limit_with_only_its_own_request_never_fits() -> None:
+    assert larger_than_the_cluster_takes(429, OWN_WEIGHT, 10_886_000)
+    # Other requests in flight besides it (ten times its size): the cluster's load.
+    assert not larger_than_the_cluster_takes(429, OWN_WEIGHT, 1_088_000)
+    # Under the limit with what is in flight: not refused for pressure at all.
+    under = OWN_WEIGHT.replace("primary_operation_bytes=43545904", "primary_operation_bytes=9")
+    assert not larger_than_the_cluster_takes(429, under, 10_886_000)
+
+
+def test_a_document_too_heavy_for_its_request_is_refused_alone_and_narrowed_among_others() -> None:
+    error = {"type": "es_rejected_execution_exception", "reason": OWN_WEIGHT}
+    item = {"index": {"status": 429, "error": error}}
+    alone = classify_item(item, request_bytes=10_900_000, alone=True)
+    assert alone.outcome is ItemOutcome.REJECTED
+    among = classify_item(item, request_bytes=10_900_000, alone=False)
+    assert (among.outcome, among.narrow) == (ItemOutcome.HOLD, True)
+    busy = classify_item(item, request_bytes=1_000_000, alone=True)
+    assert (busy.outcome, busy.narrow) == (ItemOutcome.HOLD, False)
 
 
 @pytest.mark.parametrize(
