@@ -14,7 +14,7 @@ import binascii
 import hashlib
 import re
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
 from typing import Annotated, Literal
@@ -41,10 +41,32 @@ def utcnow() -> datetime:
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        # 0001-01-01T00:00+14:00 is no moment in UTC's range: a validation error naming
+        # the field, where an OverflowError was a dead letter that said nothing of which.
+        msg = "outside the range of dates once in UTC"
+        raise ValueError(msg) from exc
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+# How far ahead of this clock an observation may be dated: clocks drift by seconds. The
+# version is the observation's time, so one event dated 9999 outranked every later real
+# update of its document, each acknowledged as stale without a word, for good.
+MOST_AHEAD = timedelta(hours=1)
+
+
+def _not_ahead(value: datetime) -> datetime:
+    if value - utcnow() > MOST_AHEAD:
+        msg = f"more than {MOST_AHEAD.total_seconds() / 60:.0f} minutes ahead of this clock"
+        raise ValueError(msg)
+    return value
+
+
+# The moment a version was observed (fetched_at): its external version in the index.
+ObservedAt = Annotated[UtcDatetime, AfterValidator(_not_ahead)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -156,12 +178,13 @@ class ArticleEvent(Event):
     title: NonEmpty
     summary: str = ""
     body: str = ""
-    authors: list[str] = Field(default_factory=list)
+    # fail_fast: a list of a million numbers was a million errors, a gigabyte to tell.
+    authors: list[str] = Field(default_factory=list, fail_fast=True)
     published_at: UtcDatetime | None = None
     language: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    countries: list[str] = Field(default_factory=list)
-    fetched_at: UtcDatetime
+    tags: list[str] = Field(default_factory=list, fail_fast=True)
+    countries: list[str] = Field(default_factory=list, fail_fast=True)
+    fetched_at: ObservedAt
     content_hash: ContentHash
     site_name: str | None = None
     image_url: str | None = None
@@ -196,12 +219,12 @@ class QuoteEvent(Event):
     previous_rate: Annotated[Decimal, Field(gt=0)] | None = None
     as_of: date
     provider: NonEmpty
-    fetched_at: UtcDatetime
+    fetched_at: ObservedAt
     # Optional additions (schema_version stays 1; older events read as the defaults).
     primary: bool = True
     """Whether `provider` is the configured primary source of `base`; the others'
     quotes are kept for history and cross-checks."""
-    flags: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list, fail_fast=True)
     """Doubts about the quote and how it was accepted: `disagrees:cbr` (another
     provider's rate for the same date differs beyond the tolerance), `gap` (the
     provider's previous quote is older than the previous business day, so

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, cast, overload
@@ -26,6 +27,34 @@ from shared.streams import DATA_FIELD, Streams
 class Invalid:
     error_class: str
     message: str
+
+
+# The payload's bytes at most: a dead letter keeps 16 MiB of an entry, and Elasticsearch
+# refuses a document a fifth that size on a 512 MiB heap anyway.
+MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+# JSON values outside strings at most. Parsed, 16 MiB of "{}," were 5.6 million objects
+# and 940 MB, past a 512 MiB container's limit: a crash loop, then every entry of the
+# batch dead-lettered for its deliveries. An event has tens; a long list of tags some
+# thousands.
+MAX_VALUES = 100_000
+# Escapes out first, then strings: each pattern linear, where one pattern for a string
+# with its escapes scanned a long unterminated one again from every escaped quote.
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_STRING = re.compile(rb'"[^"]*"')
+
+
+def payload_refusal(payload: bytes) -> Invalid | None:
+    """Why a payload is not parsed at all: its size, or more values than an event has."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return Invalid("TooLarge", f"payload of {len(payload)} bytes, over {MAX_PAYLOAD_BYTES}")
+    if len(payload) <= MAX_VALUES:
+        return None  # too short to hold so many
+    # Strings taken out first (their commas are text), in one linear pass.
+    rest = _STRING.sub(b"", _ESCAPE.sub(b"", payload))
+    values = rest.count(b",") + rest.count(b"[") + rest.count(b"{")
+    if values > MAX_VALUES:
+        return Invalid("TooManyValues", f"payload of about {values} JSON values, over {MAX_VALUES}")
+    return None
 
 
 def decode_entries(
@@ -94,6 +123,8 @@ def _decode(
     if payload is None:
         found = sorted(k.decode(errors="replace") for k in entry.fields)
         return Invalid("MissingDataField", f"entry has no __data__ field (fields: {found})")
+    if (refusal := payload_refusal(payload)) is not None:
+        return refusal
     if entry.stream == streams.articles:
         try:
             if batched:

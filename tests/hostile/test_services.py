@@ -301,6 +301,7 @@ async def test_the_indexer_indexes_a_one_word_article_and_dead_letters_a_deep_ne
         stop_processes([process])
         dead.close()
     [letter] = await dead_letters(redis, namespace)
-    # One dead letter, with the reason and the original bytes.
-    assert (letter.error_class, letter.payload) == ("ValidationError", DEEP_NEST)
-    assert "recursion limit" in letter.error_message
+    # One dead letter, with the reason and the original bytes: refused unparsed, as
+    # 200,000 values are more than any event has.
+    assert (letter.error_class, letter.payload) == ("TooManyValues", DEEP_NEST)
+    assert "200000 JSON values" in letter.error_message

@@ -370,3 +370,47 @@ def test_the_schema_version_is_the_events_own_not_a_nested_one(
     wrong = decode_entry(_entry("t:articles", json.dumps(text).encode()), streams, names)
     assert isinstance(wrong, Invalid)
     assert wrong.error_class == "ValidationError"  # not "an unknown version 1"
+
+
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("payload", "error_class"),
+    [
+        # 16 MiB of "{}," parsed into 5.6 million objects and 940 MB.
+        (b"[" + b"{}," * (16 * MIB // 3 - 1) + b"1]", "TooManyValues"),
+        (b'{"tags": [' + b"1," * 200_000 + b"1]}", "TooManyValues"),
+        (b"x" * (16 * MIB + 1), "TooLarge"),
+    ],
+)
+def test_a_payload_is_refused_unparsed_past_its_bounds(
+    streams: Streams, names: IndexNames, payload: bytes, error_class: str
+) -> None:
+    for stream in ("t:articles", "t:quotes"):
+        result = decode_entry(_entry(stream, payload), streams, names)
+        assert isinstance(result, Invalid)
+        assert result.error_class == error_class
+    (batched,) = decode_entries([_entry("t:articles", payload)], streams, names)
+    assert batched == result
+
+
+def test_commas_and_brackets_of_text_are_no_values(
+    article: ArticleEvent, streams: Streams, names: IndexNames
+) -> None:
+    # A long article of punctuation, quotes and escapes is an article, indexed.
+    text = 'Ташкент, "Самарканд", [Бухара] {Хива}\\ ' * 30_000
+    long = article.model_copy(update={"body": text, "tags": [f"t{n}" for n in range(5000)]})
+    payload = long.model_dump_json().encode()
+    assert len(payload) > 1 * MIB
+    action = decode_entry(_entry("t:articles", payload), streams, names)
+    assert isinstance(action, BulkAction)
+
+
+def test_a_list_of_wrong_items_is_one_error(streams: Streams, names: IndexNames) -> None:
+    # A million of them were a million errors, a gigabyte and ten seconds to describe.
+    payload = json.dumps({"tags": [1] * 50_000, "authors": [{}] * 9_000}).encode()
+    result = decode_entry(_entry("t:articles", payload), streams, names)
+    assert isinstance(result, Invalid)
+    assert result.message.count("tags.") == 1
+    assert result.message.count("authors.") == 1

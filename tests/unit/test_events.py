@@ -105,6 +105,27 @@ def test_aware_datetimes_are_converted_to_utc() -> None:
     assert '"published_at":"2026-08-28T15:19:10Z"' in event.model_dump_json()
 
 
+@pytest.mark.parametrize("field", ["fetched_at", "published_at", "occurred_at"])
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-00:01"])
+def test_a_moment_beyond_utcs_range_of_dates_names_its_field(field: str, moment: str) -> None:
+    # It raised an OverflowError: a dead letter "date value out of range", naming no field.
+    with pytest.raises(ValidationError, match=rf"{field}\n.*outside the range of dates"):
+        ArticleEvent.model_validate({**_article().model_dump(), field: moment})
+
+
+@pytest.mark.parametrize("make", [_article, _quote])
+def test_a_version_observed_later_than_an_hour_from_now_is_refused(
+    make: Any,
+) -> None:
+    # Its version would outrank every real update of the document until then (one dated
+    # 9999 for good), each acknowledged as stale without a word.
+    for ahead in (timedelta(hours=1, minutes=1), timedelta(days=365 * 7000)):
+        with pytest.raises(ValidationError, match=r"fetched_at\n.*ahead of this clock"):
+            make(fetched_at=datetime.now(UTC) + ahead)
+    # A producer's clock a little ahead of the reader's is no reason to refuse.
+    assert make(fetched_at=datetime.now(UTC) + timedelta(minutes=59)).version
+
+
 def test_iso_strings_with_offsets_are_converted_too() -> None:
     data = json.loads(_article().model_dump_json())
     data["published_at"] = "2016-02-01T17:22:00+01:00"
