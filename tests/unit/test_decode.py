@@ -422,7 +422,7 @@ def test_a_batch_of_long_texts_is_analysed_a_part_at_a_time(
 ) -> None:
     # Analysed at once, twelve articles of 1.1 MB of distinct words took 790 MB.
     long = [
-        article.model_copy(update={"url": f"https://a.example/{n}", "body": f"слово{n} " * 150_000})
+        article.model_copy(update={"url": f"https://a.example/{n}", "body": f"слово{n} " * 50_000})
         for n in range(6)
     ]
     entries = [_entry("t:articles", event.model_dump_json().encode()) for event in long]
