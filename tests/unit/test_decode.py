@@ -442,3 +442,14 @@ def test_a_batch_of_long_texts_is_analysed_a_part_at_a_time(
         assert isinstance(mine, BulkAction)
         assert isinstance(theirs, BulkAction)
         assert mine.ndjson() == theirs.ndjson()
+
+
+def test_an_entry_of_many_fields_and_no_payload_names_a_few(
+    streams: Streams, names: IndexNames
+) -> None:
+    fields = {f"f{n:07d}": b"v" for n in range(100_000)}
+    result = decode_entry(_entry("t:articles", None, **fields), streams, names)
+    assert isinstance(result, Invalid)
+    assert result.error_class == "MissingDataField"
+    assert result.message.endswith("'f0000019'], 100000 in all)")
+    assert len(result.message) < 500
