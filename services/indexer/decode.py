@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Literal, cast, overload
@@ -17,6 +17,7 @@ from services.indexer.documents import (
     article_action,
     quote_action,
 )
+from services.indexer.grouping import groups
 from shared.consumer import Entry
 from shared.events import SCHEMA_VERSION, ArticleEvent
 from shared.index import ArticleDocument, IndexNames, QuoteDocument
@@ -67,19 +68,8 @@ def payload_refusal(payload: bytes) -> Invalid | None:
 ANALYSE_CHARS = 1_000_000
 
 
-def _groups(events: Sequence[ArticleEvent], most: int) -> Iterator[list[ArticleEvent]]:
-    """`events` in order, in groups of at most `most` characters of text (or one event)."""
-    group: list[ArticleEvent] = []
-    size = 0
-    for event in events:
-        chars = len(event.title) + len(event.summary) + len(event.body)
-        if group and size + chars > most:
-            yield group
-            group, size = [], 0
-        group.append(event)
-        size += chars
-    if group:
-        yield group
+def _chars(event: ArticleEvent) -> int:
+    return len(event.title) + len(event.summary) + len(event.body)
 
 
 def decode_entries(
@@ -106,7 +96,7 @@ def decode_entries(
     try:
         analysed = [
             fields
-            for group in _groups(events, ANALYSE_CHARS)
+            for group in groups(events, _chars, ANALYSE_CHARS)
             for fields in analysis.analyse([t for e in group for t in (e.title, e.summary, e.body)])
         ]
     except Exception:

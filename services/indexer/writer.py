@@ -35,6 +35,7 @@ from services.indexer.bulk import ItemOutcome, ItemResult, classify_response
 from services.indexer.concurrency import AdaptiveLimit
 from services.indexer.documents import BulkAction
 from services.indexer.failures import Fault, Verdict, classify_request_error
+from services.indexer.grouping import groups
 from services.indexer.hold import Hold
 from services.indexer.ledger import Ledger
 from shared.backoff import Backoff
@@ -94,18 +95,8 @@ def release_frames(exc: BaseException) -> None:
 
 def chunked(work: Work, max_count: int, max_bytes: int) -> Iterator[Work]:
     """Split work into bulk requests of at most `max_count` items and about `max_bytes`."""
-    chunk: Work = []
-    size = 0
-    for item in work:
-        # The document as sent, derived search fields included: what the cluster weighs.
-        weight = item[1].size
-        if chunk and (len(chunk) >= max_count or size + weight > max_bytes):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(item)
-        size += weight
-    if chunk:
-        yield chunk
+    # The document as sent, derived search fields included: what the cluster weighs.
+    return groups(work, lambda item: item[1].size, max_bytes, max_count)
 
 
 class Writer:

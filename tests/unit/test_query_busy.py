@@ -10,25 +10,15 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from starlette.types import Receive, Scope, Send
 
 from services.query.middleware import BusyMiddleware
+from tests.heldapp import HeldApp
 from tests.querynode import Node, article, query_over
 from tests.waiting import until
 
 
 async def test_past_its_bound_the_process_sheds_requests_and_takes_them_again_after() -> None:
-    entered, release = 0, asyncio.Event()
-
-    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
-        nonlocal entered
-        entered += 1
-        await release.wait()
-        if scope["path"] == "/api/articles/broken":
-            raise RuntimeError("a handler's bug")
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
+    slow = HeldApp()
     busy = BusyMiddleware(slow, most=2)
     transport = httpx.ASGITransport(app=busy, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://query") as client:
@@ -41,18 +31,14 @@ async def test_past_its_bound_the_process_sheds_requests_and_takes_them_again_af
             asyncio.create_task(client.get(path))
             for path in ("/readyz", "/static/style.css", "/api/quotes/stream")
         ]
-
-        async def all_in() -> bool:
-            return entered == 5
-
-        await until(all_in, "two requests and the three uncounted ones in")
+        await until(slow.have_entered(5), "two requests and the three uncounted ones in")
         before = REGISTRY.get_sample_value("caravan_query_shed_total") or 0.0
         shed = await client.get("/api/search", params={"q": "steppe"})
         assert shed.status_code == 503
         assert REGISTRY.get_sample_value("caravan_query_shed_total") == before + 1
         assert shed.headers["retry-after"] == "1"
         assert shed.json() == {"detail": "busy: too many requests at once; try again shortly"}
-        release.set()
+        slow.release.set()
         done = await asyncio.gather(*first, *free)
         assert [r.status_code for r in done] == [200, 500, 200, 200, 200]
         # Both places given back, the failed request's too.
@@ -62,24 +48,12 @@ async def test_past_its_bound_the_process_sheds_requests_and_takes_them_again_af
 
 
 async def test_no_bound_when_it_is_zero() -> None:
-    entered, release = 0, asyncio.Event()
-
-    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
-        nonlocal entered
-        entered += 1
-        await release.wait()
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
+    slow = HeldApp()
     transport = httpx.ASGITransport(app=BusyMiddleware(slow, most=0))
     async with httpx.AsyncClient(transport=transport, base_url="http://query") as client:
         many = [asyncio.create_task(client.get("/api/search")) for _ in range(100)]
-
-        async def all_in() -> bool:
-            return entered == 100
-
-        await until(all_in, "a hundred requests in at once")
-        release.set()
+        await until(slow.have_entered(100), "a hundred requests in at once")
+        slow.release.set()
         assert {r.status_code for r in await asyncio.gather(*many)} == {200}
 
 

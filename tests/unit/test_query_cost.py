@@ -8,7 +8,6 @@ import asyncio
 
 import httpx
 import pytest
-from starlette.types import Receive, Scope, Send
 
 from services.query.limits import (
     MOST_DEBT_SECONDS,
@@ -20,6 +19,7 @@ from services.query.limits import (
     charged,
 )
 from services.query.middleware import RateLimitMiddleware
+from tests.heldapp import HeldApp
 from tests.querynode import Node, article, query_over
 from tests.waiting import until
 
@@ -90,15 +90,7 @@ async def test_a_search_that_took_the_cluster_long_costs_its_client_more(
 async def test_a_client_has_so_many_requests_in_flight_and_a_refused_one_costs_nothing(
     root: str,
 ) -> None:
-    entered, release = 0, asyncio.Event()
-
-    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
-        nonlocal entered
-        entered += 1
-        await release.wait()
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
+    slow = HeldApp()
     limiter = RateLimiter(rate=0.001, burst=11)
     limited = RateLimitMiddleware(slow, limiter, NO_PROXY, in_flight=Places(None, 8))
     transport = httpx.ASGITransport(app=limited, client=("203.0.113.7", 40000), root_path=root)
@@ -109,14 +101,14 @@ async def test_a_client_has_so_many_requests_in_flight_and_a_refused_one_costs_n
         style = asyncio.create_task(client.get(f"{root}/static/style.css"))
 
         async def eight_searches_and_the_others_in() -> bool:
-            return entered == 10 and sum(task.done() for task in searches) == 2
+            return slow.entered == 10 and sum(task.done() for task in searches) == 2
 
         await until(
             eight_searches_and_the_others_in, "eight searches, the stream and the file let in"
         )
         refused = [task for task in searches if task.done()]
         assert [(await task).status_code for task in refused] == [429, 429]
-        release.set()
+        slow.release.set()
         answered = await asyncio.gather(*(t for t in searches if t not in refused), stream, style)
         assert {response.status_code for response in answered} == {200}
         # 11 tokens: the 9 let through took theirs, the two refused took none.
