@@ -17,6 +17,7 @@ from services.indexer.failures import (
     describe_error,
     larger_than_the_cluster_takes,
     status_fault,
+    too_heavy_with_its_request,
 )
 
 
@@ -36,7 +37,7 @@ class ItemResult:
     status: int
     reason: str = ""
     # Held only for the weight of the request that carried it (see
-    # larger_than_the_cluster_takes): sent again in smaller requests, it may fit.
+    # too_heavy_with_its_request): sent again in smaller requests, it may fit.
     narrow: bool = False
 
     @property
@@ -44,10 +45,8 @@ class ItemResult:
         return self.outcome in (ItemOutcome.STORED, ItemOutcome.STALE)
 
 
-def classify_item(
-    item: dict[str, Any], *, request_bytes: int = 0, alone: bool = True
-) -> ItemResult:
-    """One item of the answer to a bulk request of `request_bytes` (`alone`: its only one)."""
+def classify_item(item: dict[str, Any], *, request_bytes: int = 0) -> ItemResult:
+    """One item of the answer to a bulk request of `request_bytes`."""
     (result,) = item.values()
     status = int(result.get("status", 500))
     error = result.get("error")
@@ -56,9 +55,9 @@ def classify_item(
     reason = describe_error(error) if error is not None else f"HTTP {status}"
     if status == 409:
         return ItemResult(ItemOutcome.STALE, status, reason)
-    if larger_than_the_cluster_takes(status, reason, request_bytes):
-        if alone:
-            return ItemResult(ItemOutcome.REJECTED, status, reason)
+    if larger_than_the_cluster_takes(status, reason):
+        return ItemResult(ItemOutcome.REJECTED, status, reason)
+    if too_heavy_with_its_request(status, reason, request_bytes):
         return ItemResult(ItemOutcome.HOLD, status, reason, narrow=True)
     if status_fault(status) is Fault.CLUSTER or cluster_state(error):
         return ItemResult(ItemOutcome.HOLD, status, reason)
@@ -85,5 +84,4 @@ def classify_response(
     ):
         msg = "a bulk answer whose items are not one operation's result each"
         raise SerializationError(msg)
-    alone = actions == 1
-    return [classify_item(item, request_bytes=request_bytes, alone=alone) for item in items]
+    return [classify_item(item, request_bytes=request_bytes) for item in items]

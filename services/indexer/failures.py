@@ -52,11 +52,12 @@ CLUSTER_STATUSES = frozenset({401, 403, 404, 408, 429})
 # a replica operation's names no all_bytes): refused as A + N > M.
 _PRESSURE = re.compile(
     r"(?:all_bytes=(\d+),\s*)?"
-    r"(?:coordinating|primary|replica)_operation_bytes=(\d+),\s*max_[a-z_]*bytes=(\d+)"
+    r"(coordinating|primary|replica)_operation_bytes=(\d+),\s*max_[a-z_]*bytes=(\d+)"
 )
-# Elasticsearch weighs a request's coordination as about its body's bytes; this much
-# above them, what else the node held is counted as the request's own.
-OWN_WEIGHT_SLACK = 1.25
+# Elasticsearch weighs a request's coordination as about its body's bytes (a little
+# less: not the action lines); held at least this share of them, the node that refused
+# a primary operation was coordinating its request too.
+OWN_SHARE = 0.9
 
 
 # What the cluster answers with a 400 about its own state, not the document: an index
@@ -94,34 +95,40 @@ def status_fault(status: int) -> Fault:
     return Fault.ENTRY
 
 
-def larger_than_the_cluster_takes(status: int, reason: str, request_bytes: int) -> bool:
-    """Whether a 429 says this operation can never pass in a request of `request_bytes`.
+def larger_than_the_cluster_takes(status: int, reason: str) -> bool:
+    """Whether a 429 says this operation alone exceeds the indexing-pressure limit.
 
     Such an operation is refused however idle the cluster is: not overload but
-    size. Either it alone exceeds the indexing-pressure limit, or it exceeds it with
-    no more in flight than the request carrying it: the node counts the request's own
-    bytes too, and a document's primary operation at about four times its size, so
-    one document of a fifth of the limit (10 MiB of a 512 MiB heap's 51 MiB) was
-    refused on an idle node for ever. A single document that does not fit is the
-    entry's fault; a request of several is split.
+    size. A single document that does not fit is the entry's fault.
     """
     match = _PRESSURE.search(reason) if status == 429 else None
-    if match is None:
+    return match is not None and int(match.group(3)) > int(match.group(4))
+
+
+def too_heavy_with_its_request(status: int, reason: str, request_bytes: int) -> bool:
+    """Whether a 429 says this primary operation exceeds the limit with its own request's
+    bytes alone, whatever else the node held.
+
+    The node coordinating a request counts its bytes, and a document's primary operation
+    at about four times its size: one document of a fifth of the limit (10 MiB of a
+    512 MiB heap's 51 MiB) was refused on an idle node every time, and held for ever.
+    Other requests' bytes (what the node held past the request's own) are load, which
+    passes. A request of several such is split; one alone, refused so again and again,
+    is the entry's fault (the writer decides).
+    """
+    match = _PRESSURE.search(reason) if status == 429 else None
+    if match is None or match.group(2) != "primary" or match.group(1) is None:
         return False
-    in_flight, operation, limit = match.groups()
-    if int(operation) > int(limit):
-        return True
+    in_flight, operation, limit = int(match.group(1)), int(match.group(3)), int(match.group(4))
     return (
-        in_flight is not None
-        and int(in_flight) + int(operation) > int(limit)
-        and int(in_flight) <= request_bytes * OWN_WEIGHT_SLACK
+        in_flight >= request_bytes * OWN_SHARE and min(in_flight, request_bytes) + operation > limit
     )
 
 
 def pressure_limit(status: int, reason: str) -> int | None:
     """The indexing-pressure limit a 429 names, when it is one."""
     match = _PRESSURE.search(reason) if status == 429 else None
-    return int(match.group(3)) if match else None
+    return int(match.group(4)) if match else None
 
 
 class Verdict(enum.Enum):
@@ -157,7 +164,7 @@ def classify_request_error(exc: Exception, *, entries: int, size: int) -> Reques
         return RequestFailure(Verdict.HOLD, None, f"{type(exc).__name__}: {exc}")
     status = exc.status_code
     reason = describe_api_error(exc)
-    if larger_than_the_cluster_takes(status, reason, size):
+    if larger_than_the_cluster_takes(status, reason):
         return RequestFailure(Verdict.SPLIT if entries > 1 else Verdict.REJECT, status, reason)
     limit = pressure_limit(status, reason)
     if limit is not None and entries > 1 and size > limit // 2:

@@ -99,6 +99,11 @@ def chunked(work: Work, max_count: int, max_bytes: int) -> Iterator[Work]:
     return groups(work, lambda item: item[1].size, max_bytes, max_count)
 
 
+# Times one document alone in its request is refused for its own weight before it is
+# the entry's fault: each after the hold's backoff.
+NARROW_TRIES = 3
+
+
 class Writer:
     def __init__(
         self,
@@ -129,7 +134,7 @@ class Writer:
             await self._write(chunk)
 
     async def _write(self, work: Work) -> None:
-        attempt = 0
+        attempt = narrowed = 0
         while work and not self._stopping.is_set():
             started_ns = time.time_ns()
             try:
@@ -173,14 +178,23 @@ class Writer:
             work = await self._settle_items(work, results)
             held = [result for result in results if result.outcome is ItemOutcome.HOLD]
             if held and all(result.narrow for result in held):
-                # Held only for this request's own weight: smaller requests may fit, and
-                # a document that fits in none stands alone, refused as the entry's fault.
-                if len(work) == 1:
-                    continue
-                middle = len(work) // 2
-                await self._write(work[:middle])
-                await self._write(work[middle:])
-                return
+                # Held only for this request's own weight: smaller requests may fit.
+                if len(work) > 1:
+                    middle = len(work) // 2
+                    await self._write(work[:middle])
+                    await self._write(work[middle:])
+                    return
+                # Alone, it is refused so whatever the load: the entry's fault, once the
+                # refusal has repeated over the backoff (another node may yet take it).
+                narrowed += 1
+                if narrowed >= NARROW_TRIES:
+                    self._hold.release()
+                    await self._ledger.dead_letter(
+                        work[0][0],
+                        f"Elasticsearch{held[0].status}",
+                        f"too heavy for any request: {held[0].reason}",
+                    )
+                    return
             if work:
                 attempt += 1
                 reasons = "; ".join(

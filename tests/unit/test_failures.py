@@ -15,6 +15,7 @@ from services.indexer.failures import (
     classify_request_error,
     describe_error,
     larger_than_the_cluster_takes,
+    too_heavy_with_its_request,
 )
 from services.indexer.ledger import bounded, event_id_of, kept_of, read_note
 
@@ -159,16 +160,15 @@ def test_a_success_the_client_refused_is_held() -> None:
 
 
 def test_pressure_parsing() -> None:
-    assert larger_than_the_cluster_takes(429, PRESSURE.format(op=2097153), 0)
-    assert not larger_than_the_cluster_takes(429, PRESSURE.format(op=2097152), 0)
-    assert not larger_than_the_cluster_takes(429, FLOOD, 0)
+    assert larger_than_the_cluster_takes(429, PRESSURE.format(op=2097153))
+    assert not larger_than_the_cluster_takes(429, PRESSURE.format(op=2097152))
+    assert not larger_than_the_cluster_takes(429, FLOOD)
     # The limit is named only in a 429; another status is never the pressure rule.
-    assert not larger_than_the_cluster_takes(503, PRESSURE.format(op=2097153), 0)
+    assert not larger_than_the_cluster_takes(503, PRESSURE.format(op=2097153))
     assert larger_than_the_cluster_takes(
         429,
         "rejected execution of primary operation [primary_operation_bytes=9000, "
         "max_primary_bytes=100]",
-        0,
     )
 
 
@@ -182,23 +182,28 @@ OWN_WEIGHT = (
 )
 
 
-def test_an_operation_over_the_limit_with_only_its_own_request_never_fits() -> None:
-    assert larger_than_the_cluster_takes(429, OWN_WEIGHT, 10_886_000)
-    # Other requests in flight besides it (ten times its size): the cluster's load.
-    assert not larger_than_the_cluster_takes(429, OWN_WEIGHT, 1_088_000)
-    # Under the limit with what is in flight: not refused for pressure at all.
-    under = OWN_WEIGHT.replace("primary_operation_bytes=43545904", "primary_operation_bytes=9")
-    assert not larger_than_the_cluster_takes(429, under, 10_886_000)
+def test_a_primary_operation_over_the_limit_with_its_own_request_alone_is_too_heavy() -> None:
+    assert too_heavy_with_its_request(429, OWN_WEIGHT, 10_886_900)
+    # With 2 MB of another request in flight, but fitting beside its own request alone:
+    # load, which passes (the writer's second request in flight is such).
+    fits = OWN_WEIGHT.replace("all_bytes=10886724", "all_bytes=12500000")
+    assert not too_heavy_with_its_request(429, fits.replace("43545904", "42000000"), 10_500_000)
+    # Far less in flight than its own request: another node's load, not its weight.
+    assert not too_heavy_with_its_request(429, OWN_WEIGHT, 20_000_000)
+    # The coordinating stage counts other requests only besides this one's own bytes.
+    coordinating = OWN_WEIGHT.replace("primary operation", "coordinating operation").replace(
+        "primary_operation_bytes", "coordinating_operation_bytes"
+    )
+    assert not too_heavy_with_its_request(429, coordinating, 10_886_900)
+    assert not too_heavy_with_its_request(503, OWN_WEIGHT, 10_886_900)
 
 
-def test_a_document_too_heavy_for_its_request_is_refused_alone_and_narrowed_among_others() -> None:
+def test_a_document_too_heavy_for_its_request_is_held_to_be_narrowed() -> None:
     error = {"type": "es_rejected_execution_exception", "reason": OWN_WEIGHT}
     item = {"index": {"status": 429, "error": error}}
-    alone = classify_item(item, request_bytes=10_900_000, alone=True)
-    assert alone.outcome is ItemOutcome.REJECTED
-    among = classify_item(item, request_bytes=10_900_000, alone=False)
-    assert (among.outcome, among.narrow) == (ItemOutcome.HOLD, True)
-    busy = classify_item(item, request_bytes=1_000_000, alone=True)
+    heavy = classify_item(item, request_bytes=10_900_000)
+    assert (heavy.outcome, heavy.narrow) == (ItemOutcome.HOLD, True)
+    busy = classify_item(item, request_bytes=30_000_000)
     assert (busy.outcome, busy.narrow) == (ItemOutcome.HOLD, False)
 
 
