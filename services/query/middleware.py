@@ -26,6 +26,9 @@ from services.query.limits import (
 UNLIMITED = ("/healthz", "/readyz", "/static/")
 # Paths whose answers are held open for minutes (the live ticker's stream).
 LONG_LIVED = ("/api/quotes/stream",)
+# Paths the process's bound on requests in flight leaves out: its metrics are read
+# most when it sheds, and the streams have places of their own.
+UNCOUNTED = (*UNLIMITED, *LONG_LIVED, "/metrics")
 # Answers that may be reused for a few seconds by the browser or a proxy.
 CACHEABLE = ("/api/search", "/api/articles/", "/api/suggest", "/api/quotes/latest")
 # A browser reads each answer as the type it is sent as, never as one it guesses: a
@@ -99,8 +102,8 @@ class BusyMiddleware:
     """At most `most` requests worked on at once by this process, of all clients together;
     past it, a 503 at once. The per-client bounds leave many clients free to queue
     searches in the node until they time out for everyone; shed here, a reader is told
-    to come back in a second. Probes, the page's files and the live ticker's streams
-    (places of their own) are not counted."""
+    to come back in a second. Probes, metrics, the page's files and the live ticker's
+    streams are not counted (UNCOUNTED)."""
 
     def __init__(self, app: ASGIApp, most: int) -> None:
         self.app = app
@@ -108,11 +111,7 @@ class BusyMiddleware:
         self.taken = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            not self.most
-            or scope["type"] != "http"
-            or app_path(scope).startswith((*UNLIMITED, *LONG_LIVED))
-        ):
+        if not self.most or scope["type"] != "http" or app_path(scope).startswith(UNCOUNTED):
             await self.app(scope, receive, send)
             return
         if self.taken >= self.most:

@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 
 from shared.streams import DATA_FIELD
 from tests.conftest import REALDATA, REPO, Namespace, _require
-from tests.hostile.corpus import DEEP_NEST, ONE_LONG_WORD, article
+from tests.hostile.corpus import DEEP_NEST, NEST_UNDER_VALUES, ONE_LONG_WORD, article
 from tests.integration.conftest import dead_letters, published_articles
 from tests.loopback import LoopbackServer, Reply, static
 from tests.processes import free_port, stop_processes
@@ -285,6 +285,7 @@ async def test_the_indexer_indexes_a_one_word_article_and_dead_letters_a_deep_ne
     articles = namespace.streams.articles
     await redis.xadd(articles, {DATA_FIELD: article(ONE_LONG_WORD, "long").model_dump_json()})
     await redis.xadd(articles, {DATA_FIELD: DEEP_NEST})
+    await redis.xadd(articles, {DATA_FIELD: NEST_UNDER_VALUES})
     await redis.xadd(articles, {DATA_FIELD: article("A plain article.", "plain").model_dump_json()})
     count = f"{_require('ELASTICSEARCH_URL')}/{namespace.index_prefix}articles/_count"
     dead = SyncRedis.from_url(_require("REDIS_URL"))
@@ -292,16 +293,18 @@ async def test_the_indexer_indexes_a_one_word_article_and_dead_letters_a_deep_ne
     def settled() -> bool:
         response = httpx.get(count, timeout=5)
         indexed = response.json().get("count", 0) if response.status_code == 200 else 0
-        return bool(indexed == 2 and dead.xlen(namespace.streams.deadletters) == 1)
+        return bool(indexed == 2 and dead.xlen(namespace.streams.deadletters) == 2)
 
     process, url = _start("indexer", tmp_path)
     try:
-        _survives(process, url, settled, "two articles indexed, one entry dead-lettered")
+        _survives(process, url, settled, "two articles indexed, two entries dead-lettered")
     finally:
         stop_processes([process])
         dead.close()
-    [letter] = await dead_letters(redis, namespace)
-    # One dead letter, with the reason and the original bytes: refused unparsed, as
-    # 200,000 values are more than any event has.
-    assert (letter.error_class, letter.payload) == ("TooManyValues", DEEP_NEST)
-    assert "200000 JSON values" in letter.error_message
+    letters = {letter.payload: letter for letter in await dead_letters(redis, namespace)}
+    # A dead letter each, with the reason and the original bytes: refused unparsed, as
+    # 200,000 values are more than any event has; or by the parser's depth bound.
+    assert letters[DEEP_NEST].error_class == "TooManyValues"
+    assert "200000 JSON values" in letters[DEEP_NEST].error_message
+    assert letters[NEST_UNDER_VALUES].error_class == "ValidationError"
+    assert "recursion limit" in letters[NEST_UNDER_VALUES].error_message
