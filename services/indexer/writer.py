@@ -175,6 +175,7 @@ class Writer:
                 # 200 whose items all meet an index block is still the cluster refusing.
                 # Before settling, which fails the batch if Redis is away meanwhile.
                 self._hold.release()
+            sent = len(work)
             work = await self._settle_items(work, results)
             held = [result for result in results if result.outcome is ItemOutcome.HOLD]
             if held and all(result.narrow for result in held):
@@ -184,6 +185,8 @@ class Writer:
                     await self._write(work[:middle])
                     await self._write(work[middle:])
                     return
+                if sent > 1:
+                    continue  # tried alone at once: no hold, no count yet
                 # Alone, it is refused so whatever the load: the entry's fault, once the
                 # refusal has repeated over the backoff (another node may yet take it).
                 narrowed += 1
