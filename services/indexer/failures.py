@@ -51,8 +51,8 @@ CLUSTER_STATUSES = frozenset({401, 403, 404, 408, 429})
 # primary_operation_bytes=N, max_primary_bytes=M]" (likewise coordinating operations;
 # a replica operation's names no all_bytes): refused as A + N > M.
 _PRESSURE = re.compile(
-    r"(?:all_bytes=(\d+),\s*)?"
-    r"(coordinating|primary|replica)_operation_bytes=(\d+),\s*max_[a-z_]*bytes=(\d+)"
+    r"(?:all_bytes=(?P<in_flight>\d+),\s*)?(?P<stage>coordinating|primary|replica)"
+    r"_operation_bytes=(?P<operation>\d+),\s*max_[a-z_]*bytes=(?P<limit>\d+)"
 )
 # Elasticsearch weighs a request's coordination as about its body's bytes (a little
 # less: not the action lines); held at least this share of them, the node that refused
@@ -102,7 +102,7 @@ def larger_than_the_cluster_takes(status: int, reason: str) -> bool:
     size. A single document that does not fit is the entry's fault.
     """
     match = _PRESSURE.search(reason) if status == 429 else None
-    return match is not None and int(match.group(3)) > int(match.group(4))
+    return match is not None and int(match["operation"]) > int(match["limit"])
 
 
 def too_heavy_with_its_request(status: int, reason: str, request_bytes: int) -> bool:
@@ -117,9 +117,9 @@ def too_heavy_with_its_request(status: int, reason: str, request_bytes: int) -> 
     is the entry's fault (the writer decides).
     """
     match = _PRESSURE.search(reason) if status == 429 else None
-    if match is None or match.group(2) != "primary" or match.group(1) is None:
+    if match is None or match["stage"] != "primary" or match["in_flight"] is None:
         return False
-    in_flight, operation, limit = int(match.group(1)), int(match.group(3)), int(match.group(4))
+    in_flight, operation, limit = (int(match[name]) for name in ("in_flight", "operation", "limit"))
     return (
         in_flight >= request_bytes * OWN_SHARE and min(in_flight, request_bytes) + operation > limit
     )
@@ -128,7 +128,7 @@ def too_heavy_with_its_request(status: int, reason: str, request_bytes: int) -> 
 def pressure_limit(status: int, reason: str) -> int | None:
     """The indexing-pressure limit a 429 names, when it is one."""
     match = _PRESSURE.search(reason) if status == 429 else None
-    return int(match.group(4)) if match else None
+    return int(match["limit"]) if match else None
 
 
 class Verdict(enum.Enum):
