@@ -7,10 +7,12 @@ so tests never see each other's data and nothing needs flushing.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -23,6 +25,9 @@ from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings
 from shared.streams import Streams
 
 REPO = Path(__file__).resolve().parents[1]
+# The loop every async test and fixture runs on (asyncio_default_test_loop_scope).
+_LOOPS: list[asyncio.AbstractEventLoop] = []
+
 REALDATA = REPO / "samples" / "realdata"
 
 
@@ -106,3 +111,31 @@ async def es(namespace: Namespace) -> AsyncIterator[AsyncElasticsearch]:
     for template in templates.get("index_templates", []):
         await client.indices.delete_index_template(name=template["name"])
     await client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _session_loop() -> None:
+    _LOOPS.append(asyncio.get_running_loop())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A test stopped by pytest-timeout shows its tasks' stacks: the main thread's alone
+    shows the event loop waiting, never what it waits for."""
+    report = yield
+    if call.excinfo is not None and "pytest-timeout" in str(call.excinfo.value) and _LOOPS:
+        stacks = "\n\n".join(map(_awaiting, asyncio.all_tasks(_LOOPS[0])))
+        report.sections.append(("asyncio tasks at the timeout", stacks))
+    return report
+
+
+def _awaiting(task: asyncio.Task[Any]) -> str:
+    """A task and the chain of awaits it is suspended in, outermost first."""
+    lines = [repr(task)]
+    awaited: Any = task.get_coro()
+    while awaited is not None and (frame := getattr(awaited, "cr_frame", None)) is not None:
+        lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        awaited = awaited.cr_await
+    return "\n".join(lines)

@@ -51,6 +51,7 @@ from shared.consumer import Clock, Entry, GroupReader, wait_or_stop
 from shared.index import IndexNames
 from shared.settings import IndexerSettings
 from shared.streams import Streams
+from shared.tasks import cancel_until_done
 
 log = structlog.get_logger(__name__)
 
@@ -143,9 +144,9 @@ class Consumer:
         if self.matcher is not None and matching is not None:
             self.matcher.close()
             await matching
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
+        # A burst ends with no stop asked: the keeper ends only by its cancel, which
+        # can be lost inside redis-py (shared/tasks.py).
+        await cancel_until_done({keeper})
         log.info("indexer stopped", consumer=self._settings.consumer)
 
     async def _next_batch(self) -> list[Entry] | None:

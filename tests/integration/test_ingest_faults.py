@@ -24,6 +24,7 @@ from services.ingest.extract import Extracted, extract_article
 from services.ingest.feeds import FeedParse, parse_feed
 from services.ingest.sources import Source
 from shared.settings import Settings
+from shared.tasks import cancel_until_done
 from tests.conftest import Namespace
 from tests.integration.conftest import published_articles
 from tests.loopback import LoopbackServer, static
@@ -146,9 +147,7 @@ async def test_a_crashing_source_is_retried_with_backoff_while_the_others_keep_p
         ]
         await asyncio.wait_for(polled_enough.wait(), timeout=60)
         assert not any(task.done() for task in tasks)  # neither loop died
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_until_done(tasks)
 
     assert waits["good"] == [600.0, 600.0, 600.0]
     # Retried sooner than the interval at first, then less and less soon.

@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.leases import Lease, LeaseLost, WorkShare, lead
+from shared.tasks import cancel_until_done
 from tests.conftest import Namespace
 from tests.processes import free_port
 
@@ -27,9 +28,7 @@ async def test_renewals_outlive_a_redis_that_refuses_connections() -> None:
     ]
     await asyncio.sleep(share.tick * 3)
     assert not any(task.done() for task in tasks)  # none raised: all wait for Redis
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await cancel_until_done(tasks)
     await away.aclose()
 
 
@@ -49,9 +48,9 @@ async def _lead_once(share: WorkShare, first_run: Callable[[Lease], Awaitable[No
     try:
         done, _ = await asyncio.wait({leading}, timeout=10)
     finally:
-        for task in (keeping, leading):
-            task.cancel()
-        await asyncio.gather(keeping, leading, return_exceptions=True)
+        # One cancel can be lost inside redis-py (shared/tasks.py), and the renewals
+        # would then go on for ever.
+        await cancel_until_done({keeping, leading}, share.tick)
     assert leading in done, "the lead never came back from its work"
     leading.result()
     return runs
