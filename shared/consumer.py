@@ -5,8 +5,10 @@ of Caravan's streams can reuse:
 
 - `ensure_groups` creates the group at `0` where missing (BUSYGROUP is fine);
 - `read` hands out a batch across streams: first, every so often, entries that
-  a dead consumer left pending longer than `claim_idle_ms` (XAUTOCLAIM), then
-  new ones (XREADGROUP `>`), lingering briefly to fill the batch;
+  a dead consumer left pending longer than `claim_idle_ms` (XAUTOCLAIM, a round
+  going on read after read until it has seen every pending entry), then new ones
+  (XREADGROUP `>`), lingering briefly to fill the batch. A batch is as many
+  entries as `max_bytes` holds at the size of the last batch's (`next_read`);
 - every entry handed out is *held* until `settle` is called for it (acked or
   dead-lettered by the caller). `keep_ownership` refreshes the idle time of
   everything held (XCLAIM … JUSTID, which does not count a delivery), so an
@@ -54,6 +56,10 @@ Clock = Callable[[], float]
 # Entries per XPENDING page when checking which held entries are still ours.
 PENDING_PAGE = 1000
 ReadReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]] | None
+# A process's first read asks for this many entries, doubling from read to read while
+# they fit the byte budget: a batch too large for memory (it killed the process before)
+# comes back a few entries at a time, not all at once again.
+FIRST_READ = 8
 
 
 @dataclass
@@ -95,6 +101,7 @@ class GroupReader:
         block_ms: int,
         linger_ms: int,
         claim_idle_ms: int,
+        max_bytes: int = 32 * 1024 * 1024,
         clock: Clock = time.monotonic,
     ) -> None:
         self._redis = redis
@@ -102,6 +109,10 @@ class GroupReader:
         self.group = group
         self.consumer = consumer
         self._batch_size = batch_size
+        self._max_bytes = max_bytes
+        self._count = min(batch_size, FIRST_READ)
+        # Where a round of claims goes on, per stream it has not finished.
+        self._claim_from: dict[str, str] = {}
         self._block_ms = block_ms
         self._linger_ms = linger_ms
         self.claim_idle_ms = claim_idle_ms
@@ -124,19 +135,20 @@ class GroupReader:
 
     async def read(self) -> list[Entry]:
         """The next batch: abandoned entries when it is time to look, else new ones."""
-        if self._clock() >= self._next_claim:
-            self._next_claim = self._clock() + self.claim_idle_ms / 2000
+        if self._claim_from or self._clock() >= self._next_claim:
+            if not self._claim_from:  # a new round
+                self._next_claim = self._clock() + self.claim_idle_ms / 2000
+                await self.forget_idle_consumers()
             claimed = await self.claim_abandoned()
-            await self.forget_idle_consumers()
             if claimed:
                 return self._hold(claimed)
-        entries = await self._read_new(self._batch_size, self._block_ms)
+        entries = await self._read_new(self._count, self._block_ms)
         deadline = self._clock() + self._linger_ms / 1000
-        while entries and len(entries) < self._batch_size:
+        while entries and len(entries) < self._count:
             left_ms = int((deadline - self._clock()) * 1000)
             if left_ms <= 0:
                 break
-            more = await self._read_new(self._batch_size - len(entries), left_ms)
+            more = await self._read_new(self._count - len(entries), left_ms)
             if not more:
                 break
             entries.extend(more)
@@ -164,14 +176,16 @@ class GroupReader:
     async def claim_abandoned(self) -> list[Entry]:
         """Take over entries idle past `claim_idle_ms` on any consumer of the group."""
         claimed: list[Entry] = []
-        for stream in self.streams:
-            _, items, deleted = await self._redis.xautoclaim(
+        # A claim takes a read's count of entries (and looks at ten times as many): a
+        # round not finished goes on at the next read, from where it stopped.
+        for stream in list(self._claim_from) or self.streams:
+            cursor, items, deleted = await self._redis.xautoclaim(
                 stream,
                 self.group,
                 self.consumer,
                 min_idle_time=self.claim_idle_ms,
-                start_id="0-0",
-                count=self._batch_size,
+                start_id=self._claim_from.pop(stream, "0-0"),
+                count=self._count,
             )
             if deleted:
                 # Trimmed while pending (only possible with a MAXLEN cap).
@@ -189,6 +203,8 @@ class GroupReader:
             ]
             await self._load_delivery_counts(stream, batch)
             claimed.extend(batch)
+            if cursor != b"0-0":
+                self._claim_from[stream] = cursor.decode()
         if claimed:
             log.info("claimed abandoned entries", count=len(claimed))
         return claimed
@@ -216,6 +232,7 @@ class GroupReader:
     def _hold(self, entries: list[Entry]) -> list[Entry]:
         for entry in entries:
             self._held[entry.stream].add(entry.entry_id)
+        self._count = next_read(self._count, entries, most=self._batch_size, budget=self._max_bytes)
         return entries
 
     @property
@@ -309,6 +326,18 @@ class GroupReader:
                     # By the name's own bytes: any bytes make a name in Redis.
                     await self._redis.xgroup_delconsumer(stream, self.group, consumer["name"])
                     log.info("removed idle consumer", stream=stream, consumer=name)
+
+
+def next_read(count: int, entries: Sequence[Entry], *, most: int, budget: int) -> int:
+    """How many entries to ask for next, having asked for `count` and read `entries`: as
+    many as `budget` bytes hold at their mean size, at most twice as many as before (only
+    after a full read), and from 1 to `most`. Redis cannot bound a read in bytes, so the
+    last read's sizes stand in for the next one's."""
+    if not entries:
+        return count
+    mean = max(1, sum(entry.size for entry in entries) // len(entries))
+    grown = count * 2 if len(entries) >= count else count
+    return max(1, min(most, budget // mean, grown))
 
 
 class TailReader:

@@ -235,12 +235,16 @@ class IndexerSettings(_Settings):
     retry_base_delay: float = Field(default=0.5, gt=0)
     retry_max_delay: float = Field(default=30.0, gt=0)
     bulk_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # Bytes one read brings in (about: sized by the entries last read; a process's first
+    # reads take 8 entries, then twice as many each time): a backlog of large articles
+    # is read a few at a time, not batch_size at once.
+    read_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
     # After a read that did not fill the batch, wait this long for more entries.
     linger_ms: int = Field(default=50, ge=0)
     # The most batches written at once (the adaptive limit moves below it, see
     # services/indexer/concurrency.py); also the bound on what the indexer holds
-    # in memory while Elasticsearch is slow or away: (max_in_flight + 1) × batch_size
-    # (one batch is decoded ahead while the others are written).
+    # in memory while Elasticsearch is slow or away: max_in_flight + 1 batches (one is
+    # decoded ahead while the others are written) of batch_size and read_max_bytes.
     max_in_flight: int = Field(default=2, ge=1, le=16)
     stats_interval: float = Field(default=5.0, gt=0)
     trim_interval: float = Field(default=60.0, gt=0)

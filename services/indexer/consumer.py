@@ -83,6 +83,7 @@ class Consumer:
             block_ms=settings.block_ms,
             linger_ms=settings.linger_ms,
             claim_idle_ms=settings.claim_idle_ms,
+            max_bytes=settings.read_max_bytes,
             clock=clock,
         )
         self.hold = Hold(clock)

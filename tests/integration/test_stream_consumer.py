@@ -14,7 +14,7 @@ from starlette.types import Message, Scope
 from services.query.limits import Places
 from services.query.live import LiveStream, QuoteBroadcaster, Subscription
 from shared import consumer as consumer_module
-from shared.consumer import GroupReader
+from shared.consumer import Entry, GroupReader
 from shared.events import QuoteEvent
 from shared.streams import DATA_FIELD
 from tests.conftest import Namespace
@@ -204,10 +204,72 @@ async def test_ownership_is_refreshed_across_pages_of_pending_entries(
     stream, holder, other = await _holder_and_other(redis, namespace)
     for _ in range(30):
         await add(redis, stream, {DATA_FIELD: b"{}"})
-    first = await holder.read()
+    first: list[Entry] = []
+    while len(first) < 30:  # a process's first reads are small (FIRST_READ)
+        first += await holder.read()
     # Entries of a failed batch stay pending here but are no longer held: skipped.
     holder.release(stream, [e.entry_id for e in first[:5]])
 
     await _idle_past_claim_time(redis, stream)
     assert await holder.refresh_ownership() == 25
     assert {e.entry_id for e in await other.claim_abandoned()} == {e.entry_id for e in first[:5]}
+
+
+async def test_reads_are_sized_by_the_bytes_of_the_entries_before(
+    redis: Redis, namespace: Namespace
+) -> None:
+    stream = f"{namespace.stream_prefix}articles"
+    reader = GroupReader(
+        redis,
+        [stream],
+        "indexer",
+        "a",
+        batch_size=100,
+        block_ms=50,
+        linger_ms=0,
+        claim_idle_ms=60_000,
+        max_bytes=1024 * 1024,
+    )
+    await reader.ensure_groups()
+    for _ in range(24):
+        await add(redis, stream, {DATA_FIELD: b"x" * 1000})
+    for _ in range(40):
+        await add(redis, stream, {DATA_FIELD: b"x" * 300_000})
+    sizes = []
+    while batch := await reader.read():
+        sizes.append(len(batch))
+    # Doubling from eight while the entries are small; then three of the large ones a
+    # read. The first read to meet them asks for as many as the small ones allowed.
+    assert sizes == [8, 16, 32, 3, 3, 2]
+
+
+async def test_abandoned_entries_past_one_reads_count_are_claimed_read_after_read(
+    redis: Redis, namespace: Namespace
+) -> None:
+    stream, dead, _ = await _holder_and_other(redis, namespace)
+    for _ in range(100):
+        await add(redis, stream, {DATA_FIELD: b"{}"})
+    abandoned: set[str] = set()
+    while len(abandoned) < 100:
+        abandoned |= {e.entry_id for e in await dead.read()}
+    await _idle_past_claim_time(redis, stream)
+    # A clock that never moves: no new round of claims is ever due after the first.
+    heir = GroupReader(
+        redis,
+        [stream],
+        "indexer",
+        "heir",
+        batch_size=100,
+        block_ms=50,
+        linger_ms=0,
+        claim_idle_ms=CLAIM_IDLE_MS,
+        clock=lambda: 0.0,
+    )
+    sizes = []
+    while batch := await heir.read():
+        sizes.append(len(batch))
+    # Eight first, then twice as many while they fill the reads, until all are taken.
+    assert sizes == [8, 16, 32, 44]
+    pending = await _pending(redis, stream)
+    assert len(pending) == 100
+    assert {p["consumer"] for p in pending} == {b"heir"}
