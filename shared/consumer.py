@@ -7,8 +7,9 @@ of Caravan's streams can reuse:
 - `read` hands out a batch across streams: first, every so often, entries that
   a dead consumer left pending longer than `claim_idle_ms` (XAUTOCLAIM, a round
   going on read after read until it has seen every pending entry), then new ones
-  (XREADGROUP `>`), lingering briefly to fill the batch. A batch is as many
-  entries as `max_bytes` holds at the size of the last batch's (`next_read`);
+  (XREADGROUP `>`), lingering briefly to fill the batch. Each stream gives as
+  many entries as its share of `max_bytes` holds at the size of its last ones
+  (`next_read`);
 - every entry handed out is *held* until `settle` is called for it (acked or
   dead-lettered by the caller). `keep_ownership` refreshes the idle time of
   everything held (XCLAIM … JUSTID, which does not count a delivery), so an
@@ -40,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -109,10 +111,13 @@ class GroupReader:
         self.group = group
         self.consumer = consumer
         self._batch_size = batch_size
-        self._max_bytes = max_bytes
-        self._count = min(batch_size, FIRST_READ)
-        # Where a round of claims goes on, per stream it has not finished.
+        # Each stream's share of the bytes a read brings in, and its entries asked for.
+        self._budget = max(1, max_bytes // len(self.streams))
+        self._counts = dict.fromkeys(self.streams, min(batch_size, FIRST_READ))
+        # A round of claims: where it goes on in each stream it has not finished, and
+        # the entries each claim takes (a round starts small, as a process does).
         self._claim_from: dict[str, str] = {}
+        self._claim_counts: dict[str, int] = {}
         self._block_ms = block_ms
         self._linger_ms = linger_ms
         self.claim_idle_ms = claim_idle_ms
@@ -142,27 +147,42 @@ class GroupReader:
             claimed = await self.claim_abandoned()
             if claimed:
                 return self._hold(claimed)
-        entries = await self._read_new(self._count, self._block_ms)
+        # Each stream with a count of its own: XREADGROUP's COUNT is per stream, and an
+        # article can weigh a thousand quotes. Blocking waits on all at once.
+        entries = [e for stream in self.streams for e in await self._read_new([stream], 0)]
+        if not entries:
+            entries = await self._read_new(self.streams, self._block_ms)
         deadline = self._clock() + self._linger_ms / 1000
-        while entries and len(entries) < self._count:
-            left_ms = int((deadline - self._clock()) * 1000)
-            if left_ms <= 0:
+        while entries and (left_ms := int((deadline - self._clock()) * 1000)) > 0:
+            got = Counter(entry.stream for entry in entries)
+            unfilled = [s for s in self.streams if got[s] < self._counts[s]]
+            if not unfilled:
                 break
-            more = await self._read_new(self._count - len(entries), left_ms)
+            more = await self._read_new(unfilled, left_ms, got)
             if not more:
                 break
             entries.extend(more)
+        read = _by_stream(entries)
+        for stream, count in self._counts.items():
+            self._counts[stream] = next_read(
+                count, read.get(stream, []), most=self._batch_size, budget=self._budget
+            )
         return self._hold(entries)
 
-    async def _read_new(self, count: int, block_ms: int) -> list[Entry]:
+    async def _read_new(
+        self, streams: Sequence[str], block_ms: int, got: Counter[str] | None = None
+    ) -> list[Entry]:
+        """New entries of `streams`, none past any one's count (less what it `got`);
+        blocking up to `block_ms` when above 0."""
+        count = min(self._counts[stream] - (got or Counter())[stream] for stream in streams)
         reply = cast(
             "ReadReply",
             await self._redis.xreadgroup(
                 self.group,
                 self.consumer,
-                dict.fromkeys(self.streams, ">"),
+                dict.fromkeys(streams, ">"),
                 count=count,
-                block=block_ms,
+                block=block_ms or None,
             ),
         )
         return [
@@ -174,40 +194,61 @@ class GroupReader:
         ]
 
     async def claim_abandoned(self) -> list[Entry]:
-        """Take over entries idle past `claim_idle_ms` on any consumer of the group."""
+        """Take over entries idle past `claim_idle_ms` on any consumer of the group.
+
+        A round goes through each stream's pending entries from the start, each claim
+        taking a few entries at first and more as they fit the bytes (as reads do), and
+        goes on at the next call until it has seen them all.
+        """
+        if not self._claim_from:
+            self._claim_from = dict.fromkeys(self.streams, "0-0")
+            self._claim_counts = dict.fromkeys(self.streams, min(self._batch_size, FIRST_READ))
         claimed: list[Entry] = []
-        # A claim takes a read's count of entries (and looks at ten times as many): a
-        # round not finished goes on at the next read, from where it stopped.
-        for stream in list(self._claim_from) or self.streams:
-            cursor, items, deleted = await self._redis.xautoclaim(
-                stream,
-                self.group,
-                self.consumer,
-                min_idle_time=self.claim_idle_ms,
-                start_id=self._claim_from.pop(stream, "0-0"),
-                count=self._count,
-            )
-            if deleted:
-                # Trimmed while pending (only possible with a MAXLEN cap).
-                log.error(
-                    "pending entries were trimmed before being read",
-                    stream=stream,
-                    entry_ids=[d.decode() for d in deleted],
-                )
-            # XAUTOCLAIM also returns this consumer's own entries when the loop stalled
-            # past the idle time: those are in hand already, not abandoned.
-            batch = [
-                Entry(stream, i.decode(), f)
-                for i, f in items
-                if f is not None and i.decode() not in self._held[stream]
-            ]
-            await self._load_delivery_counts(stream, batch)
+        for stream in list(self._claim_from):
+            batch: list[Entry] = []
+            # A claim looks at ten times its count of pending entries: past those other
+            # consumers hold, it goes on, so a round ends or claims before returning.
+            while not batch and stream in self._claim_from:
+                batch = await self._claim(stream)
             claimed.extend(batch)
-            if cursor != b"0-0":
-                self._claim_from[stream] = cursor.decode()
         if claimed:
             log.info("claimed abandoned entries", count=len(claimed))
         return claimed
+
+    async def _claim(self, stream: str) -> list[Entry]:
+        """One XAUTOCLAIM of a round, from where the round is in `stream`."""
+        count = self._claim_counts[stream]
+        cursor, items, deleted = await self._redis.xautoclaim(
+            stream,
+            self.group,
+            self.consumer,
+            min_idle_time=self.claim_idle_ms,
+            start_id=self._claim_from[stream],
+            count=count,
+        )
+        if deleted:
+            # Trimmed while pending (only possible with a MAXLEN cap).
+            log.error(
+                "pending entries were trimmed before being read",
+                stream=stream,
+                entry_ids=[d.decode() for d in deleted],
+            )
+        # XAUTOCLAIM also returns this consumer's own entries when the loop stalled
+        # past the idle time: those are in hand already, not abandoned.
+        batch = [
+            Entry(stream, i.decode(), f)
+            for i, f in items
+            if f is not None and i.decode() not in self._held[stream]
+        ]
+        await self._load_delivery_counts(stream, batch)
+        if cursor == b"0-0":
+            del self._claim_from[stream]
+        else:
+            self._claim_from[stream] = cursor.decode()
+        self._claim_counts[stream] = next_read(
+            count, batch, most=self._batch_size, budget=self._budget
+        )
+        return batch
 
     async def _load_delivery_counts(self, stream: str, batch: list[Entry]) -> None:
         if not batch:
@@ -232,7 +273,6 @@ class GroupReader:
     def _hold(self, entries: list[Entry]) -> list[Entry]:
         for entry in entries:
             self._held[entry.stream].add(entry.entry_id)
-        self._count = next_read(self._count, entries, most=self._batch_size, budget=self._max_bytes)
         return entries
 
     @property
@@ -241,10 +281,8 @@ class GroupReader:
 
     async def ack(self, entries: Iterable[Entry]) -> None:
         """Acknowledge entries and stop holding them."""
-        by_stream: dict[str, list[str]] = {}
-        for entry in entries:
-            by_stream.setdefault(entry.stream, []).append(entry.entry_id)
-        for stream, ids in by_stream.items():
+        for stream, acked in _by_stream(entries).items():
+            ids = [entry.entry_id for entry in acked]
             await self._redis.xack(stream, self.group, *ids)
             self.release(stream, ids)
 
@@ -326,6 +364,13 @@ class GroupReader:
                     # By the name's own bytes: any bytes make a name in Redis.
                     await self._redis.xgroup_delconsumer(stream, self.group, consumer["name"])
                     log.info("removed idle consumer", stream=stream, consumer=name)
+
+
+def _by_stream(entries: Iterable[Entry]) -> dict[str, list[Entry]]:
+    by_stream: dict[str, list[Entry]] = {}
+    for entry in entries:
+        by_stream.setdefault(entry.stream, []).append(entry)
+    return by_stream
 
 
 def next_read(count: int, entries: Sequence[Entry], *, most: int, budget: int) -> int:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -273,3 +276,84 @@ async def test_abandoned_entries_past_one_reads_count_are_claimed_read_after_rea
     pending = await _pending(redis, stream)
     assert len(pending) == 100
     assert {p["consumer"] for p in pending} == {b"heir"}
+
+
+def _sized_reader(
+    redis: Redis, namespace: Namespace, consumer: str, clock: Callable[[], float]
+) -> GroupReader:
+    """A reader of articles and quotes with 1 MiB a read, half of it each stream's."""
+    return GroupReader(
+        redis,
+        [namespace.streams.articles, namespace.streams.quotes],
+        "indexer",
+        consumer,
+        batch_size=100,
+        block_ms=50,
+        linger_ms=0,
+        claim_idle_ms=CLAIM_IDLE_MS,
+        max_bytes=1024 * 1024,
+        clock=clock,
+    )
+
+
+async def test_each_stream_is_read_by_the_size_of_its_own_entries(
+    redis: Redis, namespace: Namespace
+) -> None:
+    reader = _sized_reader(redis, namespace, "a", lambda: 0.0)
+    await reader.ensure_groups()
+    for _ in range(20):
+        await add(redis, namespace.streams.articles, {DATA_FIELD: b"x" * 300_000})
+    for _ in range(200):
+        await add(redis, namespace.streams.quotes, {DATA_FIELD: b"x" * 200})
+    reads = []
+    while batch := await reader.read():
+        reads.append(Counter(e.stream.rsplit(":", 1)[-1] for e in batch))
+    # One article a read once their size is known (512 KiB is a stream's share), while
+    # the quotes' count doubles as it would alone: an article weighs 1,500 quotes.
+    assert [r["articles"] for r in reads][:13] == [8] + [1] * 12
+    assert [r["quotes"] for r in reads][:5] == [8, 16, 32, 64, 80]
+
+
+async def test_a_round_of_claims_starts_small_whatever_the_reads_grew_to(
+    redis: Redis, namespace: Namespace
+) -> None:
+    dead = _sized_reader(redis, namespace, "dead", time.monotonic)
+    await dead.ensure_groups()
+    for _ in range(12):
+        await add(redis, namespace.streams.articles, {DATA_FIELD: b"x" * 300_000})
+    held = 0
+    while held < 12:
+        held += len(await dead.read())
+    for _ in range(100):
+        await add(redis, namespace.streams.quotes, {DATA_FIELD: b"x" * 200})
+    now = [0.0]
+    heir = _sized_reader(redis, namespace, "heir", lambda: now[0])
+    quotes = [len(await heir.read()) for _ in range(4)]
+    assert quotes == [8, 16, 32, 44]  # the reads grew on small entries
+    await _idle_past_claim_time(redis, namespace.streams.articles)
+    now[0] = 60.0  # a round of claims is due
+    claims = []
+    while batch := await heir.read():
+        claims.append(len(batch))
+    # The dead consumer's large articles come back eight first, then one at a time.
+    assert claims == [8, 1, 1, 1, 1]
+
+
+async def test_a_claim_looks_past_the_entries_live_consumers_hold(
+    redis: Redis, namespace: Namespace
+) -> None:
+    stream, live, heir = await _holder_and_other(redis, namespace)
+    dead = _reader(redis, stream, "dead")
+    for _ in range(100):
+        await add(redis, stream, {DATA_FIELD: b"{}"})
+    held = 0
+    while held < 100:
+        held += len(await live.read())
+    for _ in range(5):
+        await add(redis, stream, {DATA_FIELD: b"{}"})
+    assert len(await dead.read()) == 5
+    await _idle_past_claim_time(redis, stream)
+    assert await live.refresh_ownership() == 100
+    # A claim of 8 looks at 80 pending entries, all the live consumer's: the round goes
+    # on to the dead one's rather than returning none (which ends a burst).
+    assert len(await heir.claim_abandoned()) == 5
