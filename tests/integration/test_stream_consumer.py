@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -17,7 +16,7 @@ from starlette.types import Message, Scope
 from services.query.limits import Places
 from services.query.live import LiveStream, QuoteBroadcaster, Subscription
 from shared import consumer as consumer_module
-from shared.consumer import Entry, GroupReader
+from shared.consumer import Clock, Entry, GroupReader
 from shared.events import QuoteEvent
 from shared.streams import DATA_FIELD
 from tests.conftest import Namespace
@@ -28,16 +27,25 @@ pytestmark = pytest.mark.integration
 CLAIM_IDLE_MS = 300
 
 
-def _reader(redis: Redis, stream: str, consumer: str) -> GroupReader:
+def _reader(
+    redis: Redis,
+    streams: list[str],
+    consumer: str,
+    *,
+    max_bytes: int = 32 * 1024 * 1024,
+    clock: Clock = time.monotonic,
+) -> GroupReader:
     return GroupReader(
         redis,
-        [stream],
+        streams,
         "indexer",
         consumer,
         batch_size=100,
         block_ms=50,
         linger_ms=0,
         claim_idle_ms=CLAIM_IDLE_MS,
+        max_bytes=max_bytes,
+        clock=clock,
     )
 
 
@@ -53,7 +61,7 @@ async def _holder_and_other(
 ) -> tuple[str, GroupReader, GroupReader]:
     """The articles stream with its group, and two readers of it."""
     stream = namespace.streams.articles
-    holder, other = _reader(redis, stream, "holder"), _reader(redis, stream, "other")
+    holder, other = _reader(redis, [stream], "holder"), _reader(redis, [stream], "other")
     await holder.ensure_groups()
     return stream, holder, other
 
@@ -221,18 +229,8 @@ async def test_ownership_is_refreshed_across_pages_of_pending_entries(
 async def test_reads_are_sized_by_the_bytes_of_the_entries_before(
     redis: Redis, namespace: Namespace
 ) -> None:
-    stream = f"{namespace.stream_prefix}articles"
-    reader = GroupReader(
-        redis,
-        [stream],
-        "indexer",
-        "a",
-        batch_size=100,
-        block_ms=50,
-        linger_ms=0,
-        claim_idle_ms=60_000,
-        max_bytes=1024 * 1024,
-    )
+    stream = namespace.streams.articles
+    reader = _reader(redis, [stream], "a", max_bytes=1024 * 1024)
     await reader.ensure_groups()
     for _ in range(24):
         await add(redis, stream, {DATA_FIELD: b"x" * 1000})
@@ -257,17 +255,7 @@ async def test_abandoned_entries_past_one_reads_count_are_claimed_read_after_rea
         abandoned |= {e.entry_id for e in await dead.read()}
     await _idle_past_claim_time(redis, stream)
     # A clock that never moves: no new round of claims is ever due after the first.
-    heir = GroupReader(
-        redis,
-        [stream],
-        "indexer",
-        "heir",
-        batch_size=100,
-        block_ms=50,
-        linger_ms=0,
-        claim_idle_ms=CLAIM_IDLE_MS,
-        clock=lambda: 0.0,
-    )
+    heir = _reader(redis, [stream], "heir", clock=lambda: 0.0)
     sizes = []
     while batch := await heir.read():
         sizes.append(len(batch))
@@ -278,22 +266,10 @@ async def test_abandoned_entries_past_one_reads_count_are_claimed_read_after_rea
     assert {p["consumer"] for p in pending} == {b"heir"}
 
 
-def _sized_reader(
-    redis: Redis, namespace: Namespace, consumer: str, clock: Callable[[], float]
-) -> GroupReader:
+def _sized_reader(redis: Redis, namespace: Namespace, consumer: str, clock: Clock) -> GroupReader:
     """A reader of articles and quotes with 1 MiB a read, half of it each stream's."""
-    return GroupReader(
-        redis,
-        [namespace.streams.articles, namespace.streams.quotes],
-        "indexer",
-        consumer,
-        batch_size=100,
-        block_ms=50,
-        linger_ms=0,
-        claim_idle_ms=CLAIM_IDLE_MS,
-        max_bytes=1024 * 1024,
-        clock=clock,
-    )
+    streams = [namespace.streams.articles, namespace.streams.quotes]
+    return _reader(redis, streams, consumer, max_bytes=1024 * 1024, clock=clock)
 
 
 async def test_each_stream_is_read_by_the_size_of_its_own_entries(
@@ -343,7 +319,7 @@ async def test_a_claim_looks_past_the_entries_live_consumers_hold(
     redis: Redis, namespace: Namespace
 ) -> None:
     stream, live, heir = await _holder_and_other(redis, namespace)
-    dead = _reader(redis, stream, "dead")
+    dead = _reader(redis, [stream], "dead")
     for _ in range(100):
         await add(redis, stream, {DATA_FIELD: b"{}"})
     held = 0
