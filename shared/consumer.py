@@ -147,11 +147,9 @@ class GroupReader:
             claimed = await self.claim_abandoned()
             if claimed:
                 return self._hold(claimed)
-        # Each stream with a count of its own: XREADGROUP's COUNT is per stream, and an
-        # article can weigh a thousand quotes. Blocking waits on all at once.
-        entries = [e for stream in self.streams for e in await self._read_new([stream], 0)]
+        entries = await self._fill([])
         if not entries:
-            entries = await self._read_new(self.streams, self._block_ms)
+            entries = await self._fill(await self._read_new(self.streams, self._block_ms))
         deadline = self._clock() + self._linger_ms / 1000
         while entries and (left_ms := int((deadline - self._clock()) * 1000)) > 0:
             got = Counter(entry.stream for entry in entries)
@@ -161,13 +159,26 @@ class GroupReader:
             more = await self._read_new(unfilled, left_ms, got)
             if not more:
                 break
-            entries.extend(more)
+            entries = await self._fill(entries + more)
         read = _by_stream(entries)
         for stream, count in self._counts.items():
             self._counts[stream] = next_read(
                 count, read.get(stream, []), most=self._batch_size, budget=self._budget
             )
         return self._hold(entries)
+
+    async def _fill(self, entries: list[Entry]) -> list[Entry]:
+        """`entries` and, without waiting, each stream's new ones up to its own count.
+
+        A stream at a time: XREADGROUP's COUNT is per stream, and an article can weigh
+        a thousand quotes. Only a wait (blocking, lingering) asks them all at once, for
+        the smallest count left, and is followed by this.
+        """
+        got = Counter(entry.stream for entry in entries)
+        for stream in self.streams:
+            if got[stream] < self._counts[stream]:
+                entries = entries + await self._read_new([stream], 0, got)
+        return entries
 
     async def _read_new(
         self, streams: Sequence[str], block_ms: int, got: Counter[str] | None = None
@@ -206,10 +217,18 @@ class GroupReader:
         claimed: list[Entry] = []
         for stream in list(self._claim_from):
             batch: list[Entry] = []
-            # A claim looks at ten times its count of pending entries: past those other
-            # consumers hold, it goes on, so a round ends or claims before returning.
-            while not batch and stream in self._claim_from:
-                batch = await self._claim(stream)
+            try:
+                # A claim looks at ten times its count of pending entries: past those
+                # others hold, it goes on, so a round ends or claims before returning.
+                while not batch and stream in self._claim_from:
+                    batch = await self._claim(stream)
+            except REDIS_AWAY:
+                if not claimed:
+                    raise
+                # Those claimed are this consumer's now: handed out, not left a claim
+                # period and a delivery more. The round goes on where it failed.
+                log.warning("claims stopped: redis unreachable", stream=stream)
+                break
             claimed.extend(batch)
         if claimed:
             log.info("claimed abandoned entries", count=len(claimed))

@@ -21,6 +21,7 @@ from shared.events import QuoteEvent
 from shared.streams import DATA_FIELD
 from tests.conftest import Namespace
 from tests.streams import add, wait_claimable
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -333,3 +334,26 @@ async def test_a_claim_looks_past_the_entries_live_consumers_hold(
     # A claim of 8 looks at 80 pending entries, all the live consumer's: the round goes
     # on to the dead one's rather than returning none (which ends a burst).
     assert len(await heir.claim_abandoned()) == 5
+
+
+async def test_entries_that_end_a_wait_are_read_by_their_own_streams_count(
+    redis: Redis, namespace: Namespace
+) -> None:
+    reader = _sized_reader(redis, namespace, "a", time.monotonic)
+    await reader.ensure_groups()
+    for _ in range(3):
+        await add(redis, namespace.streams.articles, {DATA_FIELD: b"x" * 300_000})
+    assert len(await reader.read()) == 3  # the articles' count is 1 from now on
+    waiting = asyncio.ensure_future(reader.read())
+
+    async def blocked() -> bool:
+        return any("b" in client["flags"] for client in await redis.client_list())
+
+    await until(blocked, "the reader blocking on both streams")
+    async with redis.pipeline(transaction=False) as pipe:
+        for _ in range(50):
+            pipe.xadd(namespace.streams.quotes, {DATA_FIELD: b"x" * 200})
+        await pipe.execute()
+    # The wait asks every stream for the smallest count (the articles' one); the quotes
+    # that end it are then read up to their own.
+    assert len(await waiting) == 8
