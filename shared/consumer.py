@@ -58,9 +58,9 @@ Clock = Callable[[], float]
 # Entries per XPENDING page when checking which held entries are still ours.
 PENDING_PAGE = 1000
 ReadReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]] | None
-# A process's first read asks for this many entries, doubling from read to read while
-# they fit the byte budget: a batch too large for memory (it killed the process before)
-# comes back a few entries at a time, not all at once again.
+# A process's first read, and each round of claims, asks for this many entries of a
+# stream, doubling from read to read while they fit its share of the bytes: a batch too
+# large for memory (it killed the process before) comes back a few entries at a time.
 FIRST_READ = 8
 
 

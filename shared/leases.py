@@ -50,6 +50,9 @@ Command = tuple[str | int | float | bytes, ...]
 AnyRedis = Redis | RedisCluster
 # Entries an audit stream keeps (about; see Lease.audit).
 AUDIT_MAXLEN = 10_000
+# How long a replica stopping spends handing its leases over (release_all): a few round
+# trips, well within a container's grace even when Redis answers nothing.
+HAND_OVER_SECONDS = 5.0
 
 # A holder key of another type, or one that never expires, is not a lease Caravan wrote
 # (set by hand): it is no one's, and is taken over, or its item would go unworked for ever.

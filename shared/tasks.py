@@ -30,6 +30,34 @@ async def cancel_until_done(tasks: Collection[asyncio.Future[Any]], every: float
         raise asyncio.CancelledError
 
 
+async def to_the_end(work: Awaitable[None], within: float) -> None:
+    """Await `work` for up to `within` seconds even when the caller is cancelled
+    meanwhile, as a service stopping cancels again every second; then it is cancelled
+    (and its end awaited). A cancel of the caller is raised once it has ended.
+
+    For the last words of a service (its leases handed over), which one cancel more
+    would otherwise cut off, and which a Redis that answers nothing must not stretch
+    past the container's grace.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    task = asyncio.ensure_future(work)
+    interrupted = False
+    while not task.done() and loop.time() < deadline:
+        try:
+            await asyncio.wait({task}, timeout=deadline - loop.time())
+        except asyncio.CancelledError:
+            interrupted = True
+    try:
+        await cancel_until_done({task})
+    except asyncio.CancelledError:
+        interrupted = True
+    if not task.cancelled() and (error := task.exception()) is not None:
+        raise error
+    if interrupted:
+        raise asyncio.CancelledError
+
+
 async def together(work: Iterable[Awaitable[None]], beside: Iterable[Awaitable[None]] = ()) -> None:
     """Run `work` until all of it has ended, and `beside` (a lease keeper) for as long.
 

@@ -21,13 +21,13 @@ from shared.clients import make_redis
 from shared.events import ArticleEvent
 from shared.fetcher import FetchPolicy, PoliteFetcher
 from shared.groups import check_lag_within_maxlen
-from shared.leases import WorkShare
+from shared.leases import HAND_OVER_SECONDS, WorkShare
 from shared.sandbox import Sandbox, SandboxLimits
 from shared.service import BackgroundService, ServiceContext
 from shared.settings import FetchSettings, IngestSettings, Settings, default_consumer
 from shared.ssrf import AllowList
 from shared.streams import Publisher
-from shared.tasks import together
+from shared.tasks import to_the_end, together
 
 SERVICE = "ingest"
 
@@ -138,7 +138,7 @@ def create_service(settings: Settings) -> BackgroundService:
                 )
         finally:
             # A rolling update hands the sources over now, not after the leases expire.
-            await share.release_all()
+            await to_the_end(share.release_all(), HAND_OVER_SECONDS)
             await redis.aclose()
 
     def tasks() -> Iterator[Awaitable[None]]:

@@ -27,12 +27,12 @@ from shared.clients import make_redis
 from shared.events import DeadLetter, QuoteEvent
 from shared.fetcher import FetchPolicy, PoliteFetcher
 from shared.health import Readiness, ReadinessProbe
-from shared.leases import Lease, WorkShare, lead
+from shared.leases import HAND_OVER_SECONDS, Lease, WorkShare, lead
 from shared.service import BackgroundService, ServiceContext
 from shared.settings import FetchSettings, RateFeedSettings, Settings, default_consumer
 from shared.ssrf import AllowList
 from shared.streams import Publisher
-from shared.tasks import together
+from shared.tasks import to_the_end, together
 
 SERVICE = "ratefeed"
 
@@ -156,7 +156,7 @@ async def _lead(
         await together([lead(share, "providers", work)], beside=[share.keep()])
     finally:
         # A rolling update hands the polling over now, not after the lease expires.
-        await share.release_all()
+        await to_the_end(share.release_all(), HAND_OVER_SECONDS)
         await redis.aclose()
 
 

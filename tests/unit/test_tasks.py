@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from shared.tasks import cancel_until_done, together
+from shared.tasks import cancel_until_done, to_the_end, together
 
 
 async def _deaf_to_one_cancel(cancels: list[int]) -> None:
@@ -90,3 +90,62 @@ async def test_together_cancelled_ends_all_of_its_work() -> None:
     assert cancels == [1]
     # Nothing of it runs on: only this test's own task is left.
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_last_words_end_however_often_the_caller_is_cancelled() -> None:
+    handed_over = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def hand_over() -> None:
+        await go_on.wait()  # a round trip to Redis
+        handed_over.set()
+
+    async def stopping() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await to_the_end(hand_over(), 60)
+
+    caller = asyncio.ensure_future(stopping())
+    await asyncio.sleep(0)
+    for _ in range(3):  # a service stopping cancels again every second
+        caller.cancel()
+        await asyncio.sleep(0)
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert handed_over.is_set()
+
+
+async def test_an_error_of_the_last_words_is_raised_over_the_cancel() -> None:
+    async def refused() -> None:
+        await asyncio.sleep(0)
+        raise ConnectionError("redis away")
+
+    async def stopping() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await to_the_end(refused(), 60)
+
+    caller = asyncio.ensure_future(stopping())
+    await asyncio.sleep(0)
+    caller.cancel()
+    await asyncio.sleep(0)
+    caller.cancel()
+    with pytest.raises(ConnectionError):
+        await caller
+
+
+async def test_last_words_that_never_end_are_cut_off_at_their_bound() -> None:
+    cut: list[str] = []
+
+    async def unanswered() -> None:
+        try:
+            await asyncio.Event().wait()  # Redis answering nothing
+        except asyncio.CancelledError:
+            cut.append("cancelled")
+            raise
+
+    await to_the_end(unanswered(), 0.05)
+    assert cut == ["cancelled"]
