@@ -273,6 +273,17 @@ def _sized_reader(redis: Redis, namespace: Namespace, consumer: str, clock: Cloc
     return _reader(redis, streams, consumer, max_bytes=1024 * 1024, clock=clock)
 
 
+async def _reader_after_large_articles(
+    redis: Redis, namespace: Namespace, consumer: str, articles: int
+) -> GroupReader:
+    """A sized reader, its group made, and `articles` articles of 300 KB added."""
+    reader = _sized_reader(redis, namespace, consumer, time.monotonic)
+    await reader.ensure_groups()
+    for _ in range(articles):
+        await add(redis, namespace.streams.articles, {DATA_FIELD: b"x" * 300_000})
+    return reader
+
+
 async def test_each_stream_is_read_by_the_size_of_its_own_entries(
     redis: Redis, namespace: Namespace
 ) -> None:
@@ -294,10 +305,7 @@ async def test_each_stream_is_read_by_the_size_of_its_own_entries(
 async def test_a_round_of_claims_starts_small_whatever_the_reads_grew_to(
     redis: Redis, namespace: Namespace
 ) -> None:
-    dead = _sized_reader(redis, namespace, "dead", time.monotonic)
-    await dead.ensure_groups()
-    for _ in range(12):
-        await add(redis, namespace.streams.articles, {DATA_FIELD: b"x" * 300_000})
+    dead = await _reader_after_large_articles(redis, namespace, "dead", 12)
     held = 0
     while held < 12:
         held += len(await dead.read())
@@ -339,10 +347,7 @@ async def test_a_claim_looks_past_the_entries_live_consumers_hold(
 async def test_entries_that_end_a_wait_are_read_by_their_own_streams_count(
     redis: Redis, namespace: Namespace
 ) -> None:
-    reader = _sized_reader(redis, namespace, "a", time.monotonic)
-    await reader.ensure_groups()
-    for _ in range(3):
-        await add(redis, namespace.streams.articles, {DATA_FIELD: b"x" * 300_000})
+    reader = await _reader_after_large_articles(redis, namespace, "a", 3)
     assert len(await reader.read()) == 3  # the articles' count is 1 from now on
     waiting = asyncio.ensure_future(reader.read())
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
@@ -92,6 +94,13 @@ async def test_together_cancelled_ends_all_of_its_work() -> None:
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
+async def _working_until_stopped_then(last_words: Coroutine[Any, Any, None]) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await to_the_end(last_words, 60)
+
+
 async def test_last_words_end_however_often_the_caller_is_cancelled() -> None:
     handed_over = asyncio.Event()
     go_on = asyncio.Event()
@@ -100,13 +109,7 @@ async def test_last_words_end_however_often_the_caller_is_cancelled() -> None:
         await go_on.wait()  # a round trip to Redis
         handed_over.set()
 
-    async def stopping() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await to_the_end(hand_over(), 60)
-
-    caller = asyncio.ensure_future(stopping())
+    caller = asyncio.ensure_future(_working_until_stopped_then(hand_over()))
     await asyncio.sleep(0)
     for _ in range(3):  # a service stopping cancels again every second
         caller.cancel()
@@ -122,13 +125,7 @@ async def test_an_error_of_the_last_words_is_raised_over_the_cancel() -> None:
         await asyncio.sleep(0)
         raise ConnectionError("redis away")
 
-    async def stopping() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await to_the_end(refused(), 60)
-
-    caller = asyncio.ensure_future(stopping())
+    caller = asyncio.ensure_future(_working_until_stopped_then(refused()))
     await asyncio.sleep(0)
     caller.cancel()
     await asyncio.sleep(0)
