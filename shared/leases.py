@@ -42,7 +42,7 @@ from redis.exceptions import ResponseError
 
 from shared.clients import REDIS_AWAY, wrong_type
 from shared.consumer import wait_or_stop
-from shared.tasks import cancel_until_done
+from shared.tasks import cancel_until_done, to_the_end
 
 log = structlog.get_logger(__name__)
 
@@ -50,9 +50,9 @@ Command = tuple[str | int | float | bytes, ...]
 AnyRedis = Redis | RedisCluster
 # Entries an audit stream keeps (about; see Lease.audit).
 AUDIT_MAXLEN = 10_000
-# How long a replica stopping spends handing its leases over (release_all): a few round
-# trips, well within a container's grace even when Redis answers nothing.
-HAND_OVER_SECONDS = 5.0
+# How long a replica stopping spends handing its leases over (a few round trips): the
+# work in hand may have had CARAVAN_SHUTDOWN_GRACE (25 s) of a container's 30 s already.
+HAND_OVER_SECONDS = 2.0
 
 # A holder key of another type, or one that never expires, is not a lease Caravan wrote
 # (set by hand): it is no one's, and is taken over, or its item would go unworked for ever.
@@ -369,12 +369,24 @@ class WorkShare:
         self._held.pop(item, None)
 
     async def release_all(self) -> None:
-        """On shutdown: hand every lease over now, not after it expires."""
+        """Hand every lease over now, not after it expires."""
         held = list(self._held.items())
         self._held.clear()
         await self._each(_RELEASE, held)
         await self._redis.zrem(self._members, self._owner)
         log.info("leases handed over", leases=len(held))
+
+    async def hand_over(self) -> None:
+        """On stop: `release_all` within HAND_OVER_SECONDS, however often the stop
+        cancels meanwhile. Leases it could not hand over expire after their ttl: a
+        stop with Redis away is still a stop, not a failure."""
+        try:
+            ended = await to_the_end(self.release_all(), HAND_OVER_SECONDS)
+        except REDIS_AWAY as exc:
+            log.warning("leases not handed over, they expire: redis unreachable", error=str(exc))
+            return
+        if not ended:
+            log.warning("leases not handed over in time, they expire", seconds=HAND_OVER_SECONDS)
 
 
 # No interval or backoff Caravan schedules comes near it: a due time further ahead was

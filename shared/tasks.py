@@ -30,10 +30,11 @@ async def cancel_until_done(tasks: Collection[asyncio.Future[Any]], every: float
         raise asyncio.CancelledError
 
 
-async def to_the_end(work: Awaitable[None], within: float) -> None:
+async def to_the_end(work: Awaitable[None], within: float) -> bool:
     """Await `work` for up to `within` seconds even when the caller is cancelled
     meanwhile, as a service stopping cancels again every second; then it is cancelled
-    (and its end awaited). A cancel of the caller is raised once it has ended.
+    (and its end awaited). Whether it ended by itself; a cancel of the caller is raised
+    once it has ended, and its error, if any, instead.
 
     For the last words of a service (its leases handed over), which one cancel more
     would otherwise cut off, and which a Redis that answers nothing must not stretch
@@ -48,6 +49,7 @@ async def to_the_end(work: Awaitable[None], within: float) -> None:
             await asyncio.wait({task}, timeout=deadline - loop.time())
         except asyncio.CancelledError:
             interrupted = True
+    ended = task.done()
     try:
         await cancel_until_done({task})
     except asyncio.CancelledError:
@@ -56,6 +58,7 @@ async def to_the_end(work: Awaitable[None], within: float) -> None:
         raise error
     if interrupted:
         raise asyncio.CancelledError
+    return ended
 
 
 async def together(work: Iterable[Awaitable[None]], beside: Iterable[Awaitable[None]] = ()) -> None:

@@ -8,7 +8,10 @@ so tests never see each other's data and nothing needs flushing.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import os
+import sys
+import threading
 from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -129,6 +132,34 @@ def pytest_runtest_makereport(
         stacks = "\n\n".join(map(_awaiting, asyncio.all_tasks(_LOOPS[0])))
         report.sections.append(("asyncio tasks at the timeout", stacks))
     return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    """The run ends, with every thread's stack, when a test outlives twice its timeout:
+    pytest-timeout's signal can land in a loop callback, which asyncio logs and drops,
+    and the test would hang on for as long as CI lets it."""
+    limit = float(item.config.getini("timeout") or 0)
+    guard = threading.Timer(2 * limit, _end_the_run, (item,)) if limit else None
+    if guard is not None:
+        guard.daemon = True
+        guard.start()
+    try:
+        return (yield)
+    finally:
+        if guard is not None:
+            guard.cancel()
+
+
+def _end_the_run(item: pytest.Item) -> None:
+    # Out of pytest's capture first (as pytest-timeout's thread method does): what is
+    # written to a capture's file is lost with the process.
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.suspend_global_capture(in_=True)
+    sys.stderr.write(f"\n{item.nodeid} outlived twice its timeout: the run ends here\n")
+    faulthandler.dump_traceback(all_threads=True)
+    os._exit(1)
 
 
 def _awaiting(task: asyncio.Task[Any]) -> str:

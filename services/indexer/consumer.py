@@ -148,6 +148,8 @@ class Consumer:
         # A burst ends with no stop asked: the keeper ends only by its cancel, which
         # can be lost inside redis-py (shared/tasks.py).
         await cancel_until_done({keeper})
+        if not keeper.cancelled() and (error := keeper.exception()) is not None:
+            raise error  # as `await keeper` did: a failure of its own (not Redis away)
         log.info("indexer stopped", consumer=self._settings.consumer)
 
     async def _next_batch(self) -> list[Entry] | None:

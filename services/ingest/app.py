@@ -21,13 +21,13 @@ from shared.clients import make_redis
 from shared.events import ArticleEvent
 from shared.fetcher import FetchPolicy, PoliteFetcher
 from shared.groups import check_lag_within_maxlen
-from shared.leases import HAND_OVER_SECONDS, WorkShare
+from shared.leases import WorkShare
 from shared.sandbox import Sandbox, SandboxLimits
 from shared.service import BackgroundService, ServiceContext
 from shared.settings import FetchSettings, IngestSettings, Settings, default_consumer
 from shared.ssrf import AllowList
 from shared.streams import Publisher
-from shared.tasks import to_the_end, together
+from shared.tasks import together
 
 SERVICE = "ingest"
 
@@ -137,9 +137,11 @@ def create_service(settings: Settings) -> BackgroundService:
                     beside=[share.keep()],
                 )
         finally:
-            # A rolling update hands the sources over now, not after the leases expire.
-            await to_the_end(share.release_all(), HAND_OVER_SECONDS)
-            await redis.aclose()
+            try:
+                # A rolling update hands the sources over now, not after the leases expire.
+                await share.hand_over()
+            finally:
+                await redis.aclose()
 
     def tasks() -> Iterator[Awaitable[None]]:
         yield run_all()

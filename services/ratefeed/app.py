@@ -27,12 +27,12 @@ from shared.clients import make_redis
 from shared.events import DeadLetter, QuoteEvent
 from shared.fetcher import FetchPolicy, PoliteFetcher
 from shared.health import Readiness, ReadinessProbe
-from shared.leases import HAND_OVER_SECONDS, Lease, WorkShare, lead
+from shared.leases import Lease, WorkShare, lead
 from shared.service import BackgroundService, ServiceContext
 from shared.settings import FetchSettings, RateFeedSettings, Settings, default_consumer
 from shared.ssrf import AllowList
 from shared.streams import Publisher
-from shared.tasks import to_the_end, together
+from shared.tasks import together
 
 SERVICE = "ratefeed"
 
@@ -155,9 +155,11 @@ async def _lead(
         await share.join()
         await together([lead(share, "providers", work)], beside=[share.keep()])
     finally:
-        # A rolling update hands the polling over now, not after the lease expires.
-        await to_the_end(share.release_all(), HAND_OVER_SECONDS)
-        await redis.aclose()
+        try:
+            # A rolling update hands the polling over now, not after the lease expires.
+            await share.hand_over()
+        finally:
+            await redis.aclose()
 
 
 @dataclass(frozen=True)

@@ -144,5 +144,5 @@ async def test_last_words_that_never_end_are_cut_off_at_their_bound() -> None:
             cut.append("cancelled")
             raise
 
-    await to_the_end(unanswered(), 0.05)
+    assert not await to_the_end(unanswered(), 0.05)
     assert cut == ["cancelled"]
