@@ -154,7 +154,8 @@ class GroupReader:
         while entries and (left_ms := int((deadline - self._clock()) * 1000)) > 0:
             got = Counter(entry.stream for entry in entries)
             unfilled = [s for s in self.streams if got[s] < self._counts[s]]
-            if not unfilled:
+            # One stream full is a full batch: lingering is for a trickle on all of them.
+            if len(unfilled) < len(self.streams):
                 break
             more = await self._read_new(unfilled, left_ms, got)
             if not more:

@@ -35,6 +35,7 @@ def _reader(
     *,
     max_bytes: int = 32 * 1024 * 1024,
     clock: Clock = time.monotonic,
+    linger_ms: int = 0,
 ) -> GroupReader:
     return GroupReader(
         redis,
@@ -43,7 +44,7 @@ def _reader(
         consumer,
         batch_size=100,
         block_ms=50,
-        linger_ms=0,
+        linger_ms=linger_ms,
         claim_idle_ms=CLAIM_IDLE_MS,
         max_bytes=max_bytes,
         clock=clock,
@@ -362,3 +363,16 @@ async def test_entries_that_end_a_wait_are_read_by_their_own_streams_count(
     # The wait asks every stream for the smallest count (the articles' one); the quotes
     # that end it are then read up to their own.
     assert len(await waiting) == 8
+
+
+async def test_a_stream_that_fills_its_read_is_not_lingered_on_for_the_others(
+    redis: Redis, namespace: Namespace
+) -> None:
+    streams = [namespace.streams.articles, namespace.streams.quotes]
+    reader = _reader(redis, streams, "a", linger_ms=60_000)
+    await reader.ensure_groups()
+    for _ in range(20):
+        await add(redis, namespace.streams.articles, {DATA_FIELD: b"{}"})
+    # Eight articles fill the first read: no minute spent waiting for quotes (nor a
+    # wait cut by the client's 5 s read timeout, which fails the read).
+    assert len(await asyncio.wait_for(reader.read(), 30)) == 8
