@@ -113,7 +113,8 @@ class GroupReader:
         self._batch_size = batch_size
         # Each stream's share of the bytes a read brings in, and its entries asked for.
         self._budget = max(1, max_bytes // len(self.streams))
-        self._counts = dict.fromkeys(self.streams, min(batch_size, FIRST_READ))
+        self._first_count = min(batch_size, FIRST_READ)
+        self._counts = dict.fromkeys(self.streams, self._first_count)
         # A round of claims: where it goes on in each stream it has not finished, and
         # the entries each claim takes (a round starts small, as a process does).
         self._claim_from: dict[str, str] = {}
@@ -214,7 +215,7 @@ class GroupReader:
         """
         if not self._claim_from:
             self._claim_from = dict.fromkeys(self.streams, "0-0")
-            self._claim_counts = dict.fromkeys(self.streams, min(self._batch_size, FIRST_READ))
+            self._claim_counts = dict.fromkeys(self.streams, self._first_count)
         claimed: list[Entry] = []
         for stream in list(self._claim_from):
             batch: list[Entry] = []

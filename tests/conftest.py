@@ -28,10 +28,9 @@ from shared.settings import CommonSettings, ElasticsearchSettings, RedisSettings
 from shared.streams import Streams
 
 REPO = Path(__file__).resolve().parents[1]
+REALDATA = REPO / "samples" / "realdata"
 # The loop every async test and fixture runs on (asyncio_default_test_loop_scope).
 _LOOPS: list[asyncio.AbstractEventLoop] = []
-
-REALDATA = REPO / "samples" / "realdata"
 
 
 @dataclass(frozen=True)
