@@ -423,6 +423,7 @@ async def _read_limited(response: httpx.Response, url: str, max_bytes: int) -> b
                 msg = f"body sent in too many pieces ({pieces} for {received} bytes)"
                 raise FetchError(msg)
             body += decoder.feed(chunk)
+        decoder.finish()
     except FetchError as exc:
         raise FetchError(f"{url}: {exc}") from exc
     return bytes(body)

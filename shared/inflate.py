@@ -34,8 +34,10 @@ class BoundedDecoder:
         # deflate's is made from its first two bytes (see feed), kept here until both came.
         self._inflater = zlib.decompressobj(_GZIP_WBITS) if self._encoding == "gzip" else None
         self._head = b""
+        self._fed = False
 
     def feed(self, raw: bytes) -> bytes:
+        self._fed = self._fed or bool(raw)
         if self._encoding == "identity":
             return self._count(raw)
         if self._inflater is None:
@@ -50,6 +52,14 @@ class BoundedDecoder:
                 _ZLIB_WBITS if _is_zlib_header(raw) else _RAW_DEFLATE_WBITS
             )
         return self._inflate(self._inflater, raw)
+
+    def finish(self) -> None:
+        """Raises BodyRefused when a compressed body stopped before its stream's end: a
+        page cut short (a proxy's or a dying server's) must not be read as the page."""
+        if self._encoding == "identity" or not self._fed:
+            return  # nothing compressed came: a 304's, a HEAD's, an empty body
+        if self._inflater is None or not self._inflater.eof:
+            raise BodyRefused(f"{self._encoding} body ends before its compressed stream does")
 
     def _inflate(self, inflater: zlib._Decompress, data: bytes) -> bytes:
         out: list[bytes] = []

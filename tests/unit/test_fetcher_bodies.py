@@ -4,6 +4,7 @@ peer on loopback sends chunked bodies in pieces of the test's size)."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import tracemalloc
 
 import pytest
@@ -84,3 +85,32 @@ async def test_a_streamed_body_of_small_items_is_read_whole() -> None:
     async with peer(_chunked(250, total)) as base, _fetcher() as fetcher:
         fetched = await fetcher.fetch(f"{base}/sitemap.xml")
     assert len(fetched.content) == total
+
+
+def _gzip_answer(body: bytes) -> Handler:
+    """A server answering every GET but robots.txt with `body` as a whole chunked gzip answer."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        if head.startswith(b"GET /robots.txt "):
+            writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        else:
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+            )
+        await writer.drain()
+        writer.close()
+
+    return handler
+
+
+async def test_a_gzip_body_cut_short_inside_whole_framing_is_refused() -> None:
+    # The HTTP framing ends cleanly, so only the gzip stream shows the page is cut.
+    words = b" ".join(b"%d" % (n * n) for n in range(20_000))  # compresses to ~50 KB
+    page = b"<html><body><p>" + words + b"</p></body></html>"
+    async with peer(_gzip_answer(gzip.compress(page))) as base, _fetcher() as fetcher:
+        assert (await fetcher.fetch(f"{base}/whole")).content == page
+    async with peer(_gzip_answer(gzip.compress(page)[:-600])) as base, _fetcher() as fetcher:
+        with pytest.raises(FetchError, match="ends before its compressed stream does"):
+            await fetcher.fetch(f"{base}/cut")

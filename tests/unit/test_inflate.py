@@ -86,3 +86,43 @@ def test_deflate_whose_first_piece_is_one_byte_decodes(body: bytes) -> None:
     decoder = BoundedDecoder("deflate", 1 << 20)
     assert decoder.feed(body[:1]) + decoder.feed(body[1:]) == PAGE
     assert _decode("deflate", body, chunk=1) == PAGE
+
+
+def _finished(encoding: str, body: bytes, chunk: int = 1000) -> bytes:
+    decoder = BoundedDecoder(encoding, 1 << 20)
+    decoded = b"".join(decoder.feed(body[i : i + chunk]) for i in range(0, len(body), chunk))
+    decoder.finish()
+    return decoded
+
+
+COMPRESSED = [
+    ("gzip", gzip.compress(PAGE)),
+    ("deflate", zlib.compress(PAGE)),
+    ("deflate", _raw_deflate(PAGE)),
+]
+
+
+@pytest.mark.parametrize(("encoding", "body"), COMPRESSED, ids=["gzip", "zlib", "raw"])
+def test_a_whole_compressed_body_finishes(encoding: str, body: bytes) -> None:
+    assert _finished(encoding, body) == PAGE
+
+
+@pytest.mark.parametrize(("encoding", "body"), COMPRESSED, ids=["gzip", "zlib", "raw"])
+@pytest.mark.parametrize("cut", [1, 8, 40], ids=["last-byte", "trailer", "deep"])
+def test_a_compressed_body_cut_short_is_refused(encoding: str, body: bytes, cut: int) -> None:
+    # What was read decodes, so without the end's check a page cut short by a dying
+    # server went out as the article's newest version.
+    with pytest.raises(BodyRefused, match="ends before its compressed stream does"):
+        _finished(encoding, body[:-cut])
+
+
+def test_one_byte_of_deflate_is_refused_at_the_end() -> None:
+    # Too short even to tell which deflate it is.
+    with pytest.raises(BodyRefused, match="ends before"):
+        _finished("deflate", b"\x78")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "identity"])
+def test_an_empty_body_finishes_whatever_its_encoding(encoding: str) -> None:
+    # A 304 or a HEAD answer names the encoding its body would have had.
+    assert _finished(encoding, b"") == b""
