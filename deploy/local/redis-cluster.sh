@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # deploy/local/redis-cluster.sh start|stop NAME PORT
 # deploy/local/redis-cluster.sh kill-node|start-node NAME PORT NODE
+# deploy/local/redis-cluster.sh announce NAME PORT OFFSET
 # A Redis Cluster of Debian's redis-server on loopback: six nodes on PORT..PORT+5
 # (node i on PORT+i-1), three primaries with one replica each, AOF fsync every
 # second as in redis.sh. State in $CARAVAN_LOCAL_DIR/NAME/redis-cluster/N.
+# `announce` makes node i tell clients (and replicas) to reach it on its port + OFFSET,
+# where a TCP proxy stands (the chaos run's toxiproxy), its cluster bus staying direct;
+# OFFSET 0 tells its own port again. A node started again keeps what it announced.
 source "$(dirname "$0")/common.sh"
 action="$1" name="$2" port="$3"
 nodes=6
@@ -17,13 +21,18 @@ launch() {
   dir="$base/$node"
   mkdir -p "$dir"
   up "$node" && return 0
+  local announced=()
+  if [ -f "$dir/announce-port" ]; then
+    announced=(--cluster-announce-port "$(cat "$dir/announce-port")"
+               --cluster-announce-bus-port $(($(node_port "$node") + 10000)))
+  fi
   # cluster-node-timeout 2 s: a lost primary is failed over in a few seconds
   # (the default, 15 s, is meant for flaky networks, not loopback).
   redis-server --bind 127.0.0.1 --port "$(node_port "$node")" --dir "$dir" \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" \
     --appendonly yes --appendfsync everysec \
     --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
-    --repl-diskless-sync-delay 0
+    --repl-diskless-sync-delay 0 "${announced[@]}"
   for _ in $(seq 300); do up "$node" && return 0; sleep 0.1; done
   say "redis cluster node $node did not start; see $dir/redis.log"; exit 1
 }
@@ -69,6 +78,38 @@ stop_node() {
   kill -9 "$pid" 2>/dev/null || true
 }
 
+# Every node seen by every other at the port it announces.
+announced() {
+  local i j want
+  for i in $(seq "$nodes"); do
+    for j in $(seq "$nodes"); do
+      want=$(($(node_port "$j") + offset))
+      redis-cli -p "$(node_port "$i")" cluster nodes 2>/dev/null |
+        grep -q " 127.0.0.1:$want@$(($(node_port "$j") + 10000)) " || return 1
+    done
+  done
+}
+
+announce() {
+  local i dir
+  offset="$1"
+  for i in $(seq "$nodes"); do
+    dir="$base/$i"
+    if [ "$offset" -eq 0 ]; then
+      rm -f "$dir/announce-port"
+      redis-cli -p "$(node_port "$i")" config set cluster-announce-port 0 >/dev/null
+    else
+      echo $(($(node_port "$i") + offset)) >"$dir/announce-port"
+      redis-cli -p "$(node_port "$i")" config set cluster-announce-bus-port \
+        $(($(node_port "$i") + 10000)) >/dev/null
+      redis-cli -p "$(node_port "$i")" config set cluster-announce-port \
+        $(($(node_port "$i") + offset)) >/dev/null
+    fi
+  done
+  for _ in $(seq 300); do announced && return 0; sleep 0.1; done
+  say "redis cluster nodes did not all learn the announced ports; see $base/*/redis.log"; exit 1
+}
+
 case "$action" in
   start) start ;;
   # The cluster's state is thrown away on stop: the tests want a fresh one each run.
@@ -81,5 +122,6 @@ case "$action" in
     launch "$4"
     for _ in $(seq 300); do formed && break; sleep 0.1; done
     ;;
-  *) say "usage: $0 start|stop NAME PORT | kill-node|start-node NAME PORT NODE"; exit 2 ;;
+  announce) announce "$4" ;;
+  *) say "usage: $0 start|stop NAME PORT | kill-node|start-node NAME PORT NODE | announce NAME PORT OFFSET"; exit 2 ;;
 esac

@@ -37,6 +37,8 @@ class Targets:
     es_port: int
     proxies: dict[int, Proxy]
     """Elasticsearch node number -> the proxy the services reach it through."""
+    redis_proxies: dict[int, Proxy]
+    """Redis node number -> the proxy its clients and replica reach it through."""
 
 
 @dataclass
@@ -75,9 +77,11 @@ class Nemesis:
         if fault.kind == "pause":
             t.stop_replica(fault.target, signal.SIGSTOP)
             return lambda: t.stop_replica(fault.target, signal.SIGCONT)
-        if fault.kind in ("redis-kill", "redis-pause"):
+        if fault.kind.startswith("redis-"):
             node = t.redis_primary()
             self.record({"event": "redis-primary", "node": node, "at": self._now()})
+            if fault.kind not in ("redis-kill", "redis-pause"):
+                return _toxics(t.redis_proxies[node], fault)
             if fault.kind == "redis-kill":
                 _cluster_script("redis-cluster.sh", "kill-node", t.redis_port, node)
                 return lambda: _cluster_script("redis-cluster.sh", "start-node", t.redis_port, node)
@@ -95,18 +99,25 @@ class Nemesis:
 
 def _toxics(proxy: Proxy, fault: Fault) -> Callable[[], None]:
     toxics: list[Toxic]
-    if fault.kind == "es-latency":
+    link_fault = fault.kind.split("-", 1)[1]
+    if link_fault == "latency":
         toxics = [proxy.latency(1500, jitter_ms=500)]
-    elif fault.kind == "es-reset":
+    elif link_fault == "reset":
         toxics = [proxy.reset_peer(after_ms=50)]
-    elif fault.kind == "es-blackhole":
+    elif link_fault == "blackhole":
         toxics = [proxy.timeout(stream="upstream"), proxy.timeout(stream="downstream")]
-    else:  # es-one-way: requests reach the node, its answers never come back
+    else:  # one-way: requests reach the node, its answers never come back
         toxics = [proxy.timeout(stream="downstream")]
 
     def heal() -> None:
         for toxic in toxics:
             proxy.remove(toxic)
+        if fault.kind in ("redis-blackhole", "redis-one-way"):
+            # toxiproxy drops what a black hole swallows, where TCP would deliver it
+            # late. A replica's replication stream that went on past such a gap would
+            # skip writes unnoticed; closed, the replica resyncs from what it applied.
+            proxy.disable()
+            proxy.enable()
 
     return heal
 

@@ -5,7 +5,9 @@
 The deployment: a 3-node Elasticsearch cluster (deploy/local/es-cluster.sh, instance
 "cluster" on 9311-9313), a 3+3 Redis Cluster (redis-cluster.sh, 7311-7316), and two
 replicas each of ingest, the rate feed, the indexer and the query service, whose
-links to Elasticsearch go through toxiproxy. The workload (workload.py) feeds them;
+links to Elasticsearch and to Redis go through toxiproxy (each Redis node announces
+its proxy's port, REDIS_PROXY_OFFSET above its own; the run's own client goes
+around them). The workload (workload.py) feeds them;
 the nemesis (nemesis.py) applies the schedule (schedule.py) drawn from the seed;
 probes search through the query service all along, and a live ticker stays open.
 When the schedule is over, every fault healed, the run waits for the deployment to
@@ -49,6 +51,8 @@ from tests.loopback import LoopbackServer
 from tests.processes import free_port, stop_processes
 
 REDIS_PORT = 7311
+REDIS_NODES = 6
+REDIS_PROXY_OFFSET = 100
 ES_PORT = 9311
 ES_NODES = 3
 TOXIPROXY_PORT = 8494
@@ -108,11 +112,27 @@ class Chaos:
         self.history_path.write_text("")
         self._lock = threading.Lock()
         self.started = time.monotonic()
-        self.redis = RedisCluster.from_url(f"redis://127.0.0.1:{REDIS_PORT}/0")
+        self.toxiproxy = toxiproxy
+        self.redis_proxies: dict[int, Proxy] = {
+            node: toxiproxy.create(
+                f"chaos-redis-{self.token}-{node}",
+                f"127.0.0.1:{REDIS_PORT + node - 1}",
+                listen=f"127.0.0.1:{REDIS_PORT + REDIS_PROXY_OFFSET + node - 1}",
+            )
+            for node in range(1, REDIS_NODES + 1)
+        }
+        _redis_cluster("announce", str(REDIS_PROXY_OFFSET))
+        # The run's observer, not a service: straight to the nodes, past the faulted
+        # links, and never waiting on one for ever.
+        self.redis = RedisCluster.from_url(
+            f"redis://127.0.0.1:{REDIS_PORT}/0",
+            address_remap=_around_proxies,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+        )
         self.es = Elasticsearch(
             [f"http://127.0.0.1:{ES_PORT + n}" for n in range(ES_NODES)], request_timeout=30
         )
-        self.toxiproxy = toxiproxy
         self.proxies: dict[int, Proxy] = {
             node: toxiproxy.create(
                 f"chaos-es-{self.token}-{node}", f"127.0.0.1:{ES_PORT + node - 1}"
@@ -158,7 +178,7 @@ class Chaos:
 
     def env(self, name: str) -> dict[str, str]:
         service = name.rsplit("-", 1)[0]
-        seeds = ",".join(f"redis://127.0.0.1:{REDIS_PORT + n}/0" for n in range(6))
+        seeds = ",".join(f"redis://127.0.0.1:{REDIS_PORT + n}/0" for n in range(REDIS_NODES))
         env = {
             **os.environ,
             "REDIS_URL": seeds,
@@ -316,6 +336,7 @@ class Chaos:
                 REDIS_PORT,
                 ES_PORT,
                 self.proxies,
+                self.redis_proxies,
             ),
             self.record,
             self.started,
@@ -472,6 +493,11 @@ class Chaos:
         self.server.stop()
         for proxy in self.proxies.values():
             self.toxiproxy.delete(proxy)
+        # The nodes tell their own ports again before their proxies go, so the cluster
+        # is left as it was found for the tests after this one.
+        _redis_cluster("announce", "0")
+        for proxy in self.redis_proxies.values():
+            self.toxiproxy.delete(proxy)
         with contextlib.suppress(RedisError, RedisClusterException):
             for key in self.redis.scan_iter(match=f"{self.prefix}*"):
                 self.redis.delete(key)
@@ -498,14 +524,26 @@ def _until_or_false(probe: Any, seconds: float) -> bool:
     return bool(probe())
 
 
+def _around_proxies(address: tuple[str, int]) -> tuple[str, int]:
+    host, port = address
+    if port >= REDIS_PORT + REDIS_PROXY_OFFSET:
+        return host, port - REDIS_PROXY_OFFSET
+    return host, port
+
+
+def _redis_cluster(action: str, *args: str) -> None:
+    subprocess.run(
+        [str(SCRIPTS / "redis-cluster.sh"), action, "cluster", str(REDIS_PORT), *args],
+        check=True,
+    )
+
+
 def start_clusters() -> None:
     subprocess.run(
         [str(SCRIPTS / "es-cluster.sh"), "start", "cluster", str(ES_PORT), str(ES_NODES)],
         check=True,
     )
-    subprocess.run(
-        [str(SCRIPTS / "redis-cluster.sh"), "start", "cluster", str(REDIS_PORT)], check=True
-    )
+    _redis_cluster("start")
     subprocess.run(
         [str(SCRIPTS / "toxiproxy.sh"), "start", "chaos", str(TOXIPROXY_PORT)], check=True
     )

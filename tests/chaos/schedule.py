@@ -10,9 +10,11 @@ so a run that found something is replayed with `CHAOS_SEED=…`. What it draws f
   `cluster-node-timeout` (2 s): its replica is promoted, and the old primary comes
   back stale and is demoted;
 - an Elasticsearch node (any, the elected master included) SIGKILLed or SIGSTOPped;
-- TCP faults through toxiproxy on the services' links to one Elasticsearch node:
-  latency, connection resets, a black hole, and a one-way partition (requests
-  reach the node, answers never come back).
+- TCP faults through toxiproxy on the services' links to one Elasticsearch node, or
+  to the Redis primary of the deployment's slot (its replica's replication link
+  too; the cluster bus stays whole, so no failover): latency, connection resets,
+  a black hole, and a one-way partition (requests reach the node, answers never
+  come back).
 
 Several faults overlap, within what the topology is built to survive and what a
 checker can judge: at most one replica of each service, one Elasticsearch node
@@ -38,6 +40,10 @@ Kind = Literal[
     "es-reset",
     "es-blackhole",
     "es-one-way",
+    "redis-latency",
+    "redis-reset",
+    "redis-blackhole",
+    "redis-one-way",
 ]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 # How often each is drawn: process faults most, as in production.
@@ -52,6 +58,10 @@ WEIGHTS: dict[Kind, int] = {
     "es-reset": 1,
     "es-blackhole": 1,
     "es-one-way": 1,
+    "redis-latency": 1,
+    "redis-reset": 1,
+    "redis-blackhole": 1,
+    "redis-one-way": 1,
 }
 
 

@@ -24,7 +24,7 @@ from tests.faults.proxy import Toxiproxy
 pytestmark = pytest.mark.cluster
 
 # A seed whose two minutes draw every kind of fault at least once.
-SEED = 20261205
+SEED = 20261484
 
 
 @pytest.fixture(scope="module")
