@@ -34,6 +34,7 @@ from services.query.client import search_once
 from services.query.search import PageOutOfRange
 from services.ratefeed import app as ratefeed_app
 from services.ratefeed.providers import RatesError
+from services.redis_users import add_command as add_redis_users_command
 from services.specs import write_documents
 from shared.clients import make_redis
 from shared.events import QuoteEvent
@@ -172,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     rebuild.set_defaults(handler=_reindex)
 
     add_keys_command(commands)
+    add_redis_users_command(commands)
     docs = commands.add_parser("docs", help="write JSON Schemas, AsyncAPI and OpenAPI to docs/")
     docs.add_argument("--dir", type=Path, default=Path("docs"))
     docs.add_argument(
