@@ -498,6 +498,9 @@ class Chaos:
         _redis_cluster("announce", "0")
         for proxy in self.redis_proxies.values():
             self.toxiproxy.delete(proxy)
+        # Each replica's link went through its primary's proxy: back, and synced, before
+        # a later test fails a primary over.
+        _redis_cluster("start")
         with contextlib.suppress(RedisError, RedisClusterException):
             for key in self.redis.scan_iter(match=f"{self.prefix}*"):
                 self.redis.delete(key)
