@@ -14,7 +14,9 @@ nodes=6
 base="$CARAVAN_LOCAL_DIR/$name/redis-cluster"
 
 node_port() { echo $((port + $1 - 1)); }
-up() { [ "$(redis-cli -p "$(node_port "$1")" ping 2>/dev/null)" = "PONG" ]; }
+# Bounded: a node paused (SIGSTOP, the chaos run's) never answers.
+cli() { local node="$1"; shift; timeout 5 redis-cli -p "$(node_port "$node")" "$@"; }
+up() { [ "$(cli "$1" ping 2>/dev/null)" = "PONG" ]; }
 
 launch() {
   local node="$1" dir
@@ -41,7 +43,7 @@ launch() {
 # replica takes over when the primary dies (one that never synced refuses to).
 synced() {
   local info
-  info="$(redis-cli -p "$(node_port "$1")" info replication 2>/dev/null)" || return 0
+  info="$(cli "$1" info replication 2>/dev/null)" || return 0
   grep -q "role:master" <<<"$info" || return 0
   grep -q "state=online" <<<"$info"
 }
@@ -49,8 +51,8 @@ synced() {
 # Formed: every slot served, and every primary with its replica attached and synced.
 formed() {
   local i
-  redis-cli -p "$port" cluster info 2>/dev/null | grep -q "cluster_state:ok" &&
-    [ "$(redis-cli -p "$port" cluster nodes | grep -c slave)" -eq $((nodes / 2)) ] || return 1
+  cli 1 cluster info 2>/dev/null | grep -q "cluster_state:ok" &&
+    [ "$(cli 1 cluster nodes | grep -c slave)" -eq $((nodes / 2)) ] || return 1
   for i in $(seq "$nodes"); do synced "$i" || return 1; done
 }
 
@@ -84,7 +86,7 @@ announced() {
   for i in $(seq "$nodes"); do
     for j in $(seq "$nodes"); do
       want=$(($(node_port "$j") + offset))
-      redis-cli -p "$(node_port "$i")" cluster nodes 2>/dev/null |
+      cli "$i" cluster nodes 2>/dev/null |
         grep -q " 127.0.0.1:$want@$(($(node_port "$j") + 10000)) " || return 1
     done
   done
@@ -95,15 +97,15 @@ announce() {
   offset="$1"
   for i in $(seq "$nodes"); do
     dir="$base/$i"
+    # The file is what a node started again announces; a node down now takes it then.
     if [ "$offset" -eq 0 ]; then
       rm -f "$dir/announce-port"
-      redis-cli -p "$(node_port "$i")" config set cluster-announce-port 0 >/dev/null
+      up "$i" && cli "$i" config set cluster-announce-port 0 >/dev/null
     else
       echo $(($(node_port "$i") + offset)) >"$dir/announce-port"
-      redis-cli -p "$(node_port "$i")" config set cluster-announce-bus-port \
-        $(($(node_port "$i") + 10000)) >/dev/null
-      redis-cli -p "$(node_port "$i")" config set cluster-announce-port \
-        $(($(node_port "$i") + offset)) >/dev/null
+      up "$i" && cli "$i" config set cluster-announce-bus-port $(($(node_port "$i") + 10000)) \
+        >/dev/null && cli "$i" config set cluster-announce-port $(($(node_port "$i") + offset)) \
+        >/dev/null
     fi
   done
   for _ in $(seq 300); do announced && return 0; sleep 0.1; done

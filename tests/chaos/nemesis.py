@@ -109,14 +109,18 @@ def _toxics(proxy: Proxy, fault: Fault) -> Callable[[], None]:
     else:  # one-way: requests reach the node, its answers never come back
         toxics = [proxy.timeout(stream="downstream")]
 
+    # toxiproxy drops what a black hole swallows, where TCP would deliver it late. A
+    # replica's replication stream that went on past such a gap would skip writes
+    # unnoticed: its connections are closed before the toxics go (no byte passes after
+    # the gap), and the replica resyncs from what it applied.
+    closes = fault.kind in ("redis-blackhole", "redis-one-way")
+
     def heal() -> None:
+        if closes:
+            proxy.disable()
         for toxic in toxics:
             proxy.remove(toxic)
-        if fault.kind in ("redis-blackhole", "redis-one-way"):
-            # toxiproxy drops what a black hole swallows, where TCP would deliver it
-            # late. A replica's replication stream that went on past such a gap would
-            # skip writes unnoticed; closed, the replica resyncs from what it applied.
-            proxy.disable()
+        if closes:
             proxy.enable()
 
     return heal

@@ -53,6 +53,9 @@ from tests.processes import free_port, stop_processes
 REDIS_PORT = 7311
 REDIS_NODES = 6
 REDIS_PROXY_OFFSET = 100
+# The longest a fault takes to heal: its window (12 s at most), then an Elasticsearch
+# node started again and rejoined.
+HEAL_SECONDS = 180
 ES_PORT = 9311
 ES_NODES = 3
 TOXIPROXY_PORT = 8494
@@ -121,7 +124,7 @@ class Chaos:
             )
             for node in range(1, REDIS_NODES + 1)
         }
-        _redis_cluster("announce", str(REDIS_PROXY_OFFSET))
+        self._announced = False
         # The run's observer, not a service: straight to the nodes, past the faulted
         # links, and never waiting on one for ever.
         self.redis = RedisCluster.from_url(
@@ -147,6 +150,8 @@ class Chaos:
         self.ticker_days: set[str] = set()
         self.poison: list[str] = []
         self._stopping = threading.Event()
+        self._nemesis_stop = threading.Event()
+        self._faulting: threading.Thread | None = None
 
     # History -----------------------------------------------------------------
 
@@ -313,6 +318,9 @@ class Chaos:
     def run(self) -> Result:
         faults = draw(self.plan.seed, self.plan.seconds, REPLICAS, ES_NODES, self.plan.quiet)
         self.record({"event": "plan", **asdict(self.plan)})
+        # Set here, not at construction: close() (in the caller's finally) undoes it.
+        self._announced = True
+        _redis_cluster("announce", str(REDIS_PROXY_OFFSET))
         for fault in faults:
             self.record({"event": "scheduled", **fault.as_dict()})
         self._configure()
@@ -341,11 +349,12 @@ class Chaos:
             self.record,
             self.started,
         )
-        nemesis_stop = threading.Event()
-        faulting = threading.Thread(target=nemesis.run, args=(faults, nemesis_stop), daemon=True)
-        faulting.start()
+        self._faulting = threading.Thread(
+            target=nemesis.run, args=(faults, self._nemesis_stop), daemon=True
+        )
+        self._faulting.start()
         self._drive()
-        faulting.join()
+        self._faulting.join()
         self.record({"event": "schedule over, every fault healed"})
         truth = self._truth()
         settled = _until_or_false(lambda: check(truth, self._final()).ok, self.plan.settle)
@@ -485,6 +494,30 @@ class Chaos:
 
     def close(self) -> None:
         self._stopping.set()
+        # A run that failed mid-schedule: no new fault, and every one applied healed
+        # (a node killed is started again) before the deployment is taken down.
+        self._nemesis_stop.set()
+        if self._faulting is not None:
+            self._faulting.join(timeout=HEAL_SECONDS)
+        try:
+            self._close_deployment()
+        finally:
+            self._leave_redis_as_found()
+
+    def _leave_redis_as_found(self) -> None:
+        """The nodes tell their own ports again before their proxies go, so the cluster
+        is left as it was found for the tests after this one."""
+        try:
+            if self._announced:
+                _redis_cluster("announce", "0")
+        finally:
+            for proxy in self.redis_proxies.values():
+                self.toxiproxy.delete(proxy)
+            # Each replica's link went through its primary's proxy: back, and synced,
+            # before a later test fails a primary over.
+            _redis_cluster("start")
+
+    def _close_deployment(self) -> None:
         for name, process in self.processes.items():
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGCONT)  # a paused one must hear SIGTERM
@@ -493,14 +526,6 @@ class Chaos:
         self.server.stop()
         for proxy in self.proxies.values():
             self.toxiproxy.delete(proxy)
-        # The nodes tell their own ports again before their proxies go, so the cluster
-        # is left as it was found for the tests after this one.
-        _redis_cluster("announce", "0")
-        for proxy in self.redis_proxies.values():
-            self.toxiproxy.delete(proxy)
-        # Each replica's link went through its primary's proxy: back, and synced, before
-        # a later test fails a primary over.
-        _redis_cluster("start")
         with contextlib.suppress(RedisError, RedisClusterException):
             for key in self.redis.scan_iter(match=f"{self.prefix}*"):
                 self.redis.delete(key)
