@@ -16,20 +16,40 @@ commands the leases and the atomic writes run inside them are listed too.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from shared.settings import Settings
 
 SERVICES = ("ingest", "ratefeed", "indexer", "query")
-# What every client needs: PING (health checks), HELLO/AUTH/CLIENT SETNAME and the
-# like (@connection), and a cluster client's view of the slots.
-_BASE = ("+@connection", "+cluster|slots", "+cluster|shards")
+# What every client needs: PING (health checks), what redis-py and FastStream send on
+# connecting, and a cluster client's view of the slots and redirects. Not the rest of
+# @connection: CLIENT TRACKING would tell a user the names of keys others write.
+# (CLIENT SETINFO, which Redis 7.0 lacks, is refused: redis-py goes on without it.)
+_BASE = (
+    "+ping",
+    "+echo",
+    "+hello",
+    "+auth",
+    "+select",
+    "+reset",
+    "+client|setname",
+    "+client|getname",
+    "+client|id",
+    "+command",
+    "+asking",
+    "+readonly",
+    "+readwrite",
+    "+cluster|slots",
+    "+cluster|shards",
+)
 # The commands of a service that writes: its streams (XADD, consumer groups), its
 # state (strings, hashes, sorted sets of the leases), transactions, and the scripts
 # the leases and atomic writes run (TIME: a lease's clock).
 _WRITER = ("+@read", "+@write", "+@stream", "+@transaction", "+eval", "+time")
-# Last, so nothing above brings them back (@write holds FLUSHALL, @connection CLIENT
-# KILL, @read KEYS): every key is confined below, but these reach past keys.
-_NEVER = ("-@dangerous",)
+# Last, so nothing above brings them back (@write holds FLUSHALL, @read KEYS): every
+# key is confined below, but these reach past keys (SCAN, RANDOMKEY and DBSIZE list or
+# count the others' keys; no service uses them).
+_NEVER = ("-@dangerous", "-scan", "-randomkey", "-dbsize")
 
 
 def _glob(text: str) -> str:
@@ -43,9 +63,12 @@ def _leases(prefix: str, group: str) -> tuple[str, ...]:
     return (f"~{prefix}lease:*:{group}:*", f"~{prefix}lease:members:{group}")
 
 
-def acl_rules(stream_prefix: str) -> dict[str, str]:
-    """Each service's ACL rules, as `ACL SETUSER caravan-SERVICE reset on` takes them
-    after it (without the password: add `>PASSWORD` or `#SHA256`)."""
+def acl_rules(stream_prefix: str) -> dict[str, list[str]]:
+    """Each service's ACL rules, the arguments `ACL SETUSER caravan-SERVICE reset on`
+    takes after it (without the password: add `>PASSWORD` or `#SHA256`)."""
+    if any(c.isspace() for c in stream_prefix):
+        msg = f"CARAVAN_STREAM_PREFIX {stream_prefix!r} holds whitespace: no ACL key pattern can"
+        raise ValueError(msg)
     p = _glob(stream_prefix)
     keys: dict[str, tuple[str, ...]] = {
         "ingest": (f"~{p}articles", f"~{p}ingest:*", *_leases(p, "ingest")),
@@ -74,10 +97,7 @@ def acl_rules(stream_prefix: str) -> dict[str, str]:
         # The live ticker: the newest quotes, then the ones after them.
         "query": ("+xrevrange", "+xrange", "+xread"),
     }
-    return {
-        service: " ".join((*_BASE, *commands[service], *_NEVER, *keys[service]))
-        for service in SERVICES
-    }
+    return {service: [*_BASE, *commands[service], *_NEVER, *keys[service]] for service in SERVICES}
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,5 +111,19 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def _print_users(_: argparse.Namespace, settings: Settings) -> None:
     """`caravan redis-users`: one ACL SETUSER line per service for this deployment's prefix."""
-    for service, rules in acl_rules(settings.common.stream_prefix).items():
-        print(f"ACL SETUSER caravan-{service} reset on {rules}")
+    try:
+        users = acl_rules(settings.common.stream_prefix)
+    except ValueError as exc:
+        print(f"caravan redis-users: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    for service, rules in users.items():
+        words = " ".join(_as_typed(rule) for rule in rules)
+        print(f"ACL SETUSER caravan-{service} reset on {words}")
+
+
+def _as_typed(word: str) -> str:
+    """`word` as redis-cli reads it back: quoted when it holds a quote (a prefix may),
+    else as it is (outside quotes a backslash is itself)."""
+    if not any(c in word for c in "'\""):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'

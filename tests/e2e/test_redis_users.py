@@ -54,7 +54,7 @@ def users(namespace: Namespace) -> Iterator[dict[str, str]]:
     names = {service: f"caravan-{service}-{token}" for service in SERVICES}
     for service, rules in acl_rules(namespace.stream_prefix).items():
         admin.execute_command(  # type: ignore[no-untyped-call]
-            "ACL", "SETUSER", names[service], "reset", "on", f">{PASSWORD}", *rules.split()
+            "ACL", "SETUSER", names[service], "reset", "on", f">{PASSWORD}", *rules
         )
     yield names
     admin.execute_command("ACL", "DELUSER", *names.values())  # type: ignore[no-untyped-call]
@@ -258,9 +258,15 @@ def test_a_service_cannot_reach_past_its_own_keys_and_commands(
             ("SET", f"{p}lease:holder:ratefeed:providers", "me:1"),
         ],
     }
+    # Past every user's keys: what lists, counts or (CLIENT TRACKING) names the others'.
     anywhere: list[tuple[str, ...]] = [
         ("FLUSHALL",),
         ("KEYS", "*"),
+        ("SCAN", "0"),
+        ("RANDOMKEY",),
+        ("DBSIZE",),
+        ("CLIENT", "TRACKING", "ON", "BCAST"),
+        ("CLIENT", "LIST"),
         ("CONFIG", "GET", "*"),
         ("ACL", "LIST"),
     ]
@@ -295,3 +301,28 @@ async def test_a_lease_over_a_fence_counter_of_another_type_is_taken_as_its_user
         await share.release_all()
     finally:
         await client.aclose()
+
+
+def test_the_printed_users_typed_into_redis_cli_are_the_users() -> None:
+    # A prefix with quotes and glob characters, as `caravan redis-users` prints it.
+    prefix = f"we'ird\"pre*fix{uuid4().hex[:6]}:"
+    env = {**os.environ, "CARAVAN_STREAM_PREFIX": prefix}
+    lines = caravan(env, "redis-users").stdout.splitlines()
+    names = [line.split()[2] for line in lines]
+    typed = "".join(f"{line} >{PASSWORD}\n" for line in lines)
+    admin = redis_sync.Redis.from_url(_require("REDIS_URL"), decode_responses=True)
+    try:
+        done = subprocess.run(
+            ["redis-cli", "-u", _require("REDIS_URL")],
+            input=typed,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert done.stdout.split() == ["OK"] * len(SERVICES), done.stdout
+        for service, name in zip(SERVICES, names, strict=True):
+            made = cast("dict[str, list[str]]", admin.acl_getuser(name))
+            assert made["keys"] == [rule for rule in acl_rules(prefix)[service] if "~" in rule]
+    finally:
+        admin.execute_command("ACL", "DELUSER", *names)  # type: ignore[no-untyped-call]
+        admin.close()
