@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from shared.inflate import BodyRefused, BoundedDecoder
+from shared.inflate import MAX_GZIP_MEMBERS, BodyRefused, BoundedDecoder
 
 PAGE = "<p>Курс сома к доллару</p>".encode() * 200
 
@@ -126,3 +126,39 @@ def test_one_byte_of_deflate_is_refused_at_the_end() -> None:
 def test_an_empty_body_finishes_whatever_its_encoding(encoding: str) -> None:
     # A 304 or a HEAD answer names the encoding its body would have had.
     assert _finished(encoding, b"") == b""
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000])
+def test_gzip_members_one_after_another_are_all_read(chunk: int) -> None:
+    # Concatenated gzip files: the first member alone was a page cut short.
+    body = gzip.compress(PAGE[:1000]) + gzip.compress(PAGE[1000:]) + gzip.compress(b"")
+    assert _finished("gzip", body, chunk) == PAGE
+
+
+def test_a_later_member_cut_short_is_refused() -> None:
+    body = gzip.compress(PAGE[:1000]) + gzip.compress(PAGE[1000:])
+    with pytest.raises(BodyRefused, match="ends before"):
+        _finished("gzip", body[:-5])
+    with pytest.raises(BodyRefused, match="ends before"):
+        _finished("gzip", gzip.compress(PAGE) + b"\x1f")
+
+
+@pytest.mark.parametrize("trailer", [b"\n", b"\r\n", b"not gzip at all" * 100])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_what_follows_the_stream_is_ignored(encoding: str, trailer: bytes) -> None:
+    # As browsers and urllib3 do: some servers end a body with a newline.
+    body = gzip.compress(PAGE) if encoding == "gzip" else zlib.compress(PAGE)
+    assert _finished(encoding, body + trailer, chunk=3) == PAGE
+
+
+def test_gzip_members_are_bounded() -> None:
+    empty = gzip.compress(b"")
+    assert _finished("gzip", empty * MAX_GZIP_MEMBERS) == b""
+    with pytest.raises(BodyRefused, match=f"more than {MAX_GZIP_MEMBERS} members"):
+        _finished("gzip", empty * (MAX_GZIP_MEMBERS + 1))
+
+
+def test_a_compressed_body_is_bounded_as_sent_too() -> None:
+    # Bytes past the stream's end decode to nothing, so only this bounds them.
+    with pytest.raises(BodyRefused, match="as sent"):
+        _decode("gzip", gzip.compress(b"x") + b"\0" * 2000, max_bytes=1000)
