@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -13,20 +12,16 @@ from services.ingest.app import SERVICE as INGEST
 from services.ratefeed.app import SERVICE as RATEFEED
 from services.redis_users import SERVICES, acl_rules
 from tests.conftest import REPO
+from tests.processes import caravan
 
 
 def test_the_users_in_the_operations_guide_are_the_ones_the_command_prints() -> None:
     guide = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
     start = guide.index("<!-- redis-users -->")
     block = guide[guide.index("```\n", start) + 4 : guide.index("```\n", start + 30)]
-    printed = subprocess.run(
-        [sys.executable, "-m", "services", "redis-users"],
-        env={**os.environ, "CARAVAN_STREAM_PREFIX": "caravan:"},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    done = _redis_users("caravan:")
+    printed = done.stdout
+    assert done.returncode == 0, done.stderr
     assert block == printed
     assert printed.splitlines() == [
         f"ACL SETUSER caravan-{service} reset on {' '.join(rules)}"
@@ -60,14 +55,11 @@ def test_nothing_dangerous_is_added_back_after_it_is_taken_away() -> None:
 def test_a_prefix_no_acl_pattern_can_hold_is_refused_clearly() -> None:
     with pytest.raises(ValueError, match="holds whitespace"):
         acl_rules("my prefix:")
-    refused = subprocess.run(
-        [sys.executable, "-m", "services", "redis-users"],
-        env={**os.environ, "CARAVAN_STREAM_PREFIX": "my prefix:"},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    refused = _redis_users("my prefix:")
     assert refused.returncode == 2
     assert "holds whitespace" in refused.stderr
     assert not refused.stdout
+
+
+def _redis_users(prefix: str) -> subprocess.CompletedProcess[str]:
+    return caravan({**os.environ, "CARAVAN_STREAM_PREFIX": prefix}, "redis-users")
