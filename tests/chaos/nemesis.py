@@ -118,10 +118,12 @@ def _toxics(proxy: Proxy, fault: Fault) -> Callable[[], None]:
     def heal() -> None:
         if closes:
             proxy.disable()
-        for toxic in toxics:
-            proxy.remove(toxic)
-        if closes:
-            proxy.enable()
+        try:
+            for toxic in toxics:
+                proxy.remove(toxic)
+        finally:
+            if closes:
+                proxy.enable()
 
     return heal
 

@@ -318,12 +318,12 @@ class Chaos:
     def run(self) -> Result:
         faults = draw(self.plan.seed, self.plan.seconds, REPLICAS, ES_NODES, self.plan.quiet)
         self.record({"event": "plan", **asdict(self.plan)})
-        # Set here, not at construction: close() (in the caller's finally) undoes it.
-        self._announced = True
-        _redis_cluster("announce", str(REDIS_PROXY_OFFSET))
         for fault in faults:
             self.record({"event": "scheduled", **fault.as_dict()})
         self._configure()
+        # Here, not at construction: close() (in the caller's finally) undoes it.
+        self._announced = True
+        _redis_cluster("announce", str(REDIS_PROXY_OFFSET))
         for name in REPLICAS:
             self.start_replica(name)
         first = workload.FEEDS * workload.WINDOW
