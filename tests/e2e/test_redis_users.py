@@ -267,6 +267,8 @@ def test_a_service_cannot_reach_past_its_own_keys_and_commands(
         ("DBSIZE",),
         ("CLIENT", "TRACKING", "ON", "BCAST"),
         ("CLIENT", "LIST"),
+        ("FUNCTION", "FLUSH"),
+        ("FUNCTION", "DELETE", "anyone's"),
         ("CONFIG", "GET", "*"),
         ("ACL", "LIST"),
     ]
