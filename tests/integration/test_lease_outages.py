@@ -10,12 +10,12 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from structlog.testing import capture_logs
 
 from shared import leases
 from shared.leases import Lease, LeaseLost, WorkShare, lead
 from shared.tasks import cancel_until_done
 from tests.conftest import Namespace
+from tests.logs import Said
 from tests.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -36,17 +36,18 @@ async def test_renewals_outlive_a_redis_that_refuses_connections() -> None:
     await away.aclose()
 
 
-async def test_a_stop_with_redis_refusing_ends_with_its_leases_left_to_expire() -> None:
+async def test_a_stop_with_redis_refusing_ends_with_its_leases_left_to_expire(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # No retries: refused at once (the services' client retries for about 4 s, and is
     # cut off at the hand-over's bound, as the next test shows).
     away = Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     share = WorkShare(away, "outage:", "ratefeed", ["providers"], "a", ttl=0.3)
-    with capture_logs() as logs:
-        await share.hand_over()  # a warning, not an error ending the service
+    said = Said()
+    monkeypatch.setattr(leases, "log", said)
+    await share.hand_over()  # a warning, not an error ending the service
     await away.aclose()
-    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
-        "leases not handed over, they expire: redis unreachable"
-    ]
+    assert said.events("leases not") == ["leases not handed over, they expire: redis unreachable"]
 
 
 async def test_a_stop_with_redis_answering_nothing_ends_at_the_hand_over_bound(
@@ -57,13 +58,12 @@ async def test_a_stop_with_redis_answering_nothing_ends_at_the_hand_over_bound(
     port = silent.sockets[0].getsockname()[1]
     unanswered = Redis(port=port)
     share = WorkShare(unanswered, "outage:", "ratefeed", ["providers"], "a", ttl=0.3)
-    with capture_logs() as logs:
-        await share.hand_over()
+    said = Said()
+    monkeypatch.setattr(leases, "log", said)
+    await share.hand_over()
     silent.close()
     await unanswered.aclose()
-    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
-        "leases not handed over in time, they expire"
-    ]
+    assert said.events("leases not") == ["leases not handed over in time, they expire"]
 
 
 async def _lead_once(share: WorkShare, first_run: Callable[[Lease], Awaitable[None]]) -> list[int]:
