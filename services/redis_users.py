@@ -1,7 +1,7 @@
 """Least-privilege Redis ACL users, one per service (`caravan redis-users`).
 
 Each service is confined to the keys it reads or writes, all under
-CARAVAN_STREAM_PREFIX, and to the commands it sends: the query service, the one
+CARAVAN_STREAM_PREFIX, and to the kinds of command it sends: the query service, the one
 facing the public, can only read the quotes stream (its live ticker), so a
 compromised query process cannot forge an article or a quote or touch any state;
 ingest and the rate feed each write their own stream and state and their own
