@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,11 +41,16 @@ class Readiness:
 ReadinessProbe = Callable[[], Awaitable[Readiness]]
 
 
-async def redis_ready(redis: Redis) -> bool:
+async def redis_ready(redis: Redis, streams: Sequence[str]) -> bool:
+    """Whether Redis answers this service's user on its own streams. A PING passes
+    where the user is refused its keys (an ACL made for another CARAVAN_STREAM_PREFIX,
+    the likeliest slip): a read of an entry that cannot exist (0-0) does not."""
     try:
-        return bool(await redis.ping())
+        for stream in streams:
+            await redis.xrange(stream, "0-0", "0-0")
     except REDIS_AWAY:
         return False
+    return True
 
 
 def health_app(probe: ReadinessProbe) -> Starlette:

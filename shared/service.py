@@ -37,12 +37,12 @@ class ServiceContext:
     def configure_logging(self) -> None:
         configure_logging(self.service, self.common.log_level, self.common.log_format)
 
-    def redis_probe(self) -> ReadinessProbe:
-        """Readiness of a service whose only dependency is Redis."""
+    def redis_probe(self, stream: str) -> ReadinessProbe:
+        """Readiness of a service whose only dependency is Redis, where it writes `stream`."""
         redis = make_redis(self.redis_settings)
 
         async def probe() -> Readiness:
-            return Readiness({"redis": await redis_ready(redis)})
+            return Readiness({"redis": await redis_ready(redis, [stream])})
 
         return probe
 

@@ -149,7 +149,7 @@ def create_service(settings: Settings) -> BackgroundService:
     return BackgroundService(
         ctx.broker,
         tasks,
-        probe=ctx.redis_probe(),
+        probe=ctx.redis_probe(ctx.streams.articles),
         grace=settings.common.shutdown_grace,
         health=settings.health,
         health_port=8081,

@@ -73,9 +73,10 @@ def create_app(all_settings: Settings) -> FastAPI:
         settings.rate_digits,
     )
     renderer = PageRenderer(backend)
+    quotes_stream = Streams(common).quotes
     broadcaster = QuoteBroadcaster(
         state["redis"],
-        Streams(common).quotes,
+        quotes_stream,
         Places(settings.live_max_connections, settings.live_max_per_client),
         settings.live_max_seconds,
     )
@@ -165,7 +166,7 @@ def create_app(all_settings: Settings) -> FastAPI:
             checks={"elasticsearch": es_ok},
             details={
                 "language": language,
-                "redis_live_ticker": await redis_ready(state["redis"]),
+                "redis_live_ticker": await redis_ready(state["redis"], [quotes_stream]),
             },
         )
 

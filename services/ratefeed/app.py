@@ -89,7 +89,7 @@ def fetcher(user_agent: str, settings: RateFeedSettings, fetch: FetchSettings) -
 
 
 def readiness_probe(ctx: ServiceContext, status: ProviderStatus) -> ReadinessProbe:
-    redis_probe = ctx.redis_probe()
+    redis_probe = ctx.redis_probe(ctx.streams.quotes)
 
     async def probe() -> Readiness:
         readiness = await redis_probe()

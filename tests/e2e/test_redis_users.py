@@ -32,6 +32,7 @@ from services.redis_users import SERVICES, acl_rules
 from shared.clients import make_redis
 from shared.consumer import redis_text
 from shared.events import DeadLetter
+from shared.health import redis_ready
 from shared.leases import WorkShare
 from shared.settings import RedisSettings
 from shared.streams import DATA_FIELD
@@ -192,6 +193,8 @@ def test_each_service_does_all_its_work_under_its_own_user_and_no_more(
         for service in SERVICES:
             ready = httpx.get(f"http://127.0.0.1:{ports[service]}/readyz")
             assert ready.status_code == 200, (service, ready.text)
+        ticker = httpx.get(f"{api}/readyz").json()["details"]["redis_live_ticker"]
+        assert ticker is True  # its own read of the quotes, as its user
 
         # The operator's commands, each as the user of the data it changes.
         def run(service: str, *args: str) -> str:
@@ -328,3 +331,26 @@ def test_the_printed_users_typed_into_redis_cli_are_the_users() -> None:
     finally:
         admin.execute_command("ACL", "DELUSER", *names)  # type: ignore[no-untyped-call]
         admin.close()
+
+
+async def test_a_user_refused_its_streams_is_not_ready_though_ping_passes(
+    users: dict[str, str], namespace: Namespace
+) -> None:
+    # The likeliest slip: users printed for another CARAVAN_STREAM_PREFIX than the
+    # services run with. PING passes; a read of the service's own stream does not.
+    streams = namespace.streams
+    for service, own, other in [
+        ("ingest", streams.articles, "another-prefix:articles"),
+        ("query", streams.quotes, streams.articles),
+    ]:
+        client = make_redis(
+            RedisSettings(
+                url=_require("REDIS_URL"), username=users[service], password=SecretStr(PASSWORD)
+            )
+        )
+        try:
+            assert await client.ping()
+            assert await redis_ready(client, [own])
+            assert not await redis_ready(client, [own, other])
+        finally:
+            await client.aclose()
