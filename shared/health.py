@@ -7,9 +7,10 @@ details when one fails; /metrics is the Prometheus text format of this process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from shared.clients import REDIS_AWAY
+from shared.clients import READY_TIMEOUT, REDIS_AWAY
 from shared.httpserver import PipelineSafeHttpToolsProtocol
 
 
@@ -41,14 +42,17 @@ class Readiness:
 ReadinessProbe = Callable[[], Awaitable[Readiness]]
 
 
-async def redis_ready(redis: Redis, streams: Sequence[str]) -> bool:
-    """Whether Redis answers this service's user on its own streams. A PING passes
-    where the user is refused its keys (an ACL made for another CARAVAN_STREAM_PREFIX,
-    the likeliest slip): a read of an entry that cannot exist (0-0) does not."""
+async def redis_ready(redis: Redis, stream: str, *others: str) -> bool:
+    """Whether Redis answers this service's user on its own streams, within
+    READY_TIMEOUT. A PING passes where the user is refused its keys (an ACL made for
+    another CARAVAN_STREAM_PREFIX, the likeliest slip): a read of an entry that cannot
+    exist (0-0) does not. Bounded: the read goes to its slot's node, which a client
+    tries again and again while it fails over, past a probe's own timeout."""
     try:
-        for stream in streams:
-            await redis.xrange(stream, "0-0", "0-0")
-    except REDIS_AWAY:
+        async with asyncio.timeout(READY_TIMEOUT):
+            for key in (stream, *others):
+                await redis.xrange(key, "0-0", "0-0")
+    except (TimeoutError, *REDIS_AWAY):
         return False
     return True
 

@@ -42,7 +42,7 @@ class ServiceContext:
         redis = make_redis(self.redis_settings)
 
         async def probe() -> Readiness:
-            return Readiness({"redis": await redis_ready(redis, [stream])})
+            return Readiness({"redis": await redis_ready(redis, stream)})
 
         return probe
 

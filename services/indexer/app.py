@@ -85,7 +85,7 @@ def create_service(all_settings: Settings) -> BackgroundService:
     async def probe() -> Readiness:
         hold = consumer.hold.describe()
         checks = {
-            "redis": await redis_ready(redis, ctx.streams.consumed),
+            "redis": await redis_ready(redis, *ctx.streams.consumed),
             "elasticsearch": await elasticsearch_ready(es, names.owned),
             "indices": indices_ready.is_set(),
             "writing": hold is None,

@@ -166,7 +166,7 @@ def create_app(all_settings: Settings) -> FastAPI:
             checks={"elasticsearch": es_ok},
             details={
                 "language": language,
-                "redis_live_ticker": await redis_ready(state["redis"], [quotes_stream]),
+                "redis_live_ticker": await redis_ready(state["redis"], quotes_stream),
             },
         )
 

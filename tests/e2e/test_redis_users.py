@@ -15,7 +15,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from pathlib import Path
 from typing import cast
@@ -34,8 +34,8 @@ from shared.consumer import redis_text
 from shared.events import DeadLetter
 from shared.health import redis_ready
 from shared.leases import WorkShare
-from shared.settings import RedisSettings
-from shared.streams import DATA_FIELD
+from shared.settings import CommonSettings, RedisSettings
+from shared.streams import DATA_FIELD, Streams
 from tests.chaos.workload import FEEDS, STEP, WINDOW, Workload, bank_document, prices, quotes
 from tests.conftest import REALDATA, REPO, Namespace, _require
 from tests.loopback import LoopbackServer, static
@@ -337,12 +337,15 @@ async def test_a_user_refused_its_streams_is_not_ready_though_ping_passes(
     users: dict[str, str], namespace: Namespace
 ) -> None:
     # The likeliest slip: users printed for another CARAVAN_STREAM_PREFIX than the
-    # services run with. PING passes; a read of the service's own stream does not.
-    streams = namespace.streams
-    for service, own, other in [
-        ("ingest", streams.articles, "another-prefix:articles"),
-        ("query", streams.quotes, streams.articles),
-    ]:
+    # services run with. PING passes; a read of the service's own streams does not.
+    ours, another = namespace.streams, Streams(CommonSettings(stream_prefix="another:"))
+    streams: dict[str, Callable[[Streams], list[str]]] = {
+        "ingest": lambda s: [s.articles],
+        "ratefeed": lambda s: [s.quotes],
+        "indexer": lambda s: list(s.consumed),
+        "query": lambda s: [s.quotes],
+    }
+    for service, of in streams.items():
         client = make_redis(
             RedisSettings(
                 url=_require("REDIS_URL"), username=users[service], password=SecretStr(PASSWORD)
@@ -350,7 +353,7 @@ async def test_a_user_refused_its_streams_is_not_ready_though_ping_passes(
         )
         try:
             assert await client.ping()
-            assert await redis_ready(client, [own])
-            assert not await redis_ready(client, [own, other])
+            assert await redis_ready(client, *of(ours)), service
+            assert not await redis_ready(client, *of(another)), service
         finally:
             await client.aclose()
