@@ -138,3 +138,14 @@ async def peer(handler: Handler) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.close()
+
+
+@asynccontextmanager
+async def black_hole() -> AsyncIterator[int]:
+    """The port of a peer on 127.0.0.1 that accepts connections and never answers: a
+    host gone silent, or a node failing over, as a client sees it."""
+    server = await asyncio.start_server(lambda *_: None, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()

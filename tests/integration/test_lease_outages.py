@@ -16,6 +16,7 @@ from shared.leases import Lease, LeaseLost, WorkShare, lead
 from shared.tasks import cancel_until_done
 from tests.conftest import Namespace
 from tests.logs import Said
+from tests.loopback import black_hole
 from tests.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -54,15 +55,13 @@ async def test_a_stop_with_redis_answering_nothing_ends_at_the_hand_over_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(leases, "HAND_OVER_SECONDS", 0.2)
-    silent = await asyncio.start_server(lambda *_: None, "127.0.0.1", 0)  # a black hole
-    port = silent.sockets[0].getsockname()[1]
-    unanswered = Redis(port=port)
-    share = WorkShare(unanswered, "outage:", "ratefeed", ["providers"], "a", ttl=0.3)
     said = Said()
     monkeypatch.setattr(leases, "log", said)
-    await share.hand_over()
-    silent.close()
-    await unanswered.aclose()
+    async with black_hole() as port:
+        unanswered = Redis(port=port)
+        share = WorkShare(unanswered, "outage:", "ratefeed", ["providers"], "a", ttl=0.3)
+        await share.hand_over()
+        await unanswered.aclose()
     assert said.events("leases not") == ["leases not handed over in time, they expire"]
 
 

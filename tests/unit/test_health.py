@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from shared import health
 from shared.health import redis_ready
+from tests.loopback import black_hole
 
 
 async def test_a_redis_that_answers_nothing_is_not_ready_within_the_bound(
@@ -16,13 +17,9 @@ async def test_a_redis_that_answers_nothing_is_not_ready_within_the_bound(
 ) -> None:
     # A node failing over, seen from the client: a read that would wait out every retry.
     monkeypatch.setattr(health, "READY_TIMEOUT", 0.3)
-    silent = await asyncio.start_server(lambda *_: None, "127.0.0.1", 0)  # a black hole
-    port = silent.sockets[0].getsockname()[1]
-    client = Redis(port=port, socket_timeout=30)
-    try:
+    async with black_hole() as port:
+        client = Redis(port=port, socket_timeout=30)
         # The bound, not the client's 30 s: past 10 the test fails.
         async with asyncio.timeout(10):
             assert not await redis_ready(client, "s:quotes")
-    finally:
-        silent.close()
         await client.aclose()
