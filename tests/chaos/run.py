@@ -165,21 +165,7 @@ class Chaos:
     def _configure(self) -> None:
         self.workload.show(0)
         self.server.start()
-        self.sources = self.workdir / "sources.toml"
-        self.sources.write_text(
-            "".join(
-                f'[[sources]]\nname = "feed-{n}"\nurl = "{self.server.url(path)}"\ninterval = 2\n\n'
-                for n, path in enumerate(self.workload.feed_paths())
-            )
-        )
-        self.rates = self.workdir / "rates.toml"
-        self.rates.write_text(
-            "[primary]\n"
-            + "".join(f'{code} = "cbr"\n' for code in workload.PRICES)
-            + f'[[providers]]\nname = "cbr"\nkind = "cbr"\nurl = "{self.server.url("/bank.xml")}"\n'
-            + f'history_url = "{self.server.url("/bank/")}{{date:%d.%m.%Y}}"\n'
-            'timezone = "Europe/Moscow"\ninterval = 1\n'
-        )
+        self.sources, self.rates = self.workload.write_config(self.workdir)
 
     def env(self, name: str) -> dict[str, str]:
         service = name.rsplit("-", 1)[0]

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from tests.loopback import LoopbackServer, static
 
@@ -112,6 +113,26 @@ class Workload:
 
     def feed_paths(self) -> list[str]:
         return [f"/feed/{feed}" for feed in range(FEEDS)]
+
+    def write_config(self, directory: Path) -> tuple[Path, Path]:
+        """The services' sources file (ingest) and providers file (the rate feed), naming
+        these feeds and this bank, written in `directory`."""
+        sources = directory / "sources.toml"
+        sources.write_text(
+            "".join(
+                f'[[sources]]\nname = "feed-{n}"\nurl = "{self.server.url(path)}"\ninterval = 2\n\n'
+                for n, path in enumerate(self.feed_paths())
+            )
+        )
+        rates = directory / "rates.toml"
+        rates.write_text(
+            "[primary]\n"
+            + "".join(f'{code} = "cbr"\n' for code in PRICES)
+            + f'[[providers]]\nname = "cbr"\nkind = "cbr"\nurl = "{self.server.url("/bank.xml")}"\n'
+            + f'history_url = "{self.server.url("/bank/")}{{date:%d.%m.%Y}}"\n'
+            'timezone = "Europe/Moscow"\ninterval = 1\n'
+        )
+        return sources, rates
 
     def show(self, epoch: int) -> None:
         """Serve the epoch's feeds and bank document from now on."""

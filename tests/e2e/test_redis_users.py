@@ -70,22 +70,7 @@ def sources(tmp_path: Path) -> Iterator[tuple[Workload, Path, Path]]:
     workload = Workload(server, lambda _: None)
     workload.show(0)
     server.start()
-    feeds = tmp_path / "sources.toml"
-    feeds.write_text(
-        "".join(
-            f'[[sources]]\nname = "feed-{n}"\nurl = "{server.url(path)}"\ninterval = 2\n\n'
-            for n, path in enumerate(workload.feed_paths())
-        )
-    )
-    rates = tmp_path / "rates.toml"
-    rates.write_text(
-        "[primary]\n"
-        + "".join(f'{code} = "cbr"\n' for code, _ in quotes(0))
-        + f'[[providers]]\nname = "cbr"\nkind = "cbr"\nurl = "{server.url("/bank.xml")}"\n'
-        + f'history_url = "{server.url("/bank/")}{{date:%d.%m.%Y}}"\n'
-        'timezone = "Europe/Moscow"\ninterval = 1\n'
-    )
-    yield workload, feeds, rates
+    yield workload, *workload.write_config(tmp_path)
     server.stop()
 
 
@@ -218,6 +203,14 @@ def test_each_service_does_all_its_work_under_its_own_user_and_no_more(
         assert not re.search("NOPERM|no permissions", text), (service, text[-3000:])
 
 
+def _as(users: dict[str, str], service: str) -> Redis:
+    """A client of the test Redis as the service's user, as the service makes its own."""
+    settings = RedisSettings(
+        url=_require("REDIS_URL"), username=users[service], password=SecretStr(PASSWORD)
+    )
+    return make_redis(settings)
+
+
 def _get(url: str) -> httpx.Response | None:
     """The answer, if a 200: None while the service starts or is not ready."""
     try:
@@ -292,11 +285,7 @@ async def test_a_lease_over_a_fence_counter_of_another_type_is_taken_as_its_user
 ) -> None:
     # The rare path of the lease's script (TIME restarts the counter), under the rules.
     await redis.hset(f"{namespace.stream_prefix}lease:fence:{service}:item", "n", "1")
-    client = make_redis(
-        RedisSettings(
-            url=_require("REDIS_URL"), username=users[service], password=SecretStr(PASSWORD)
-        )
-    )
+    client = _as(users, service)
     try:
         share = WorkShare(client, namespace.stream_prefix, service, ["item"], "only", ttl=30)
         async with asyncio.timeout(10):
@@ -346,11 +335,7 @@ async def test_a_user_refused_its_streams_is_not_ready_though_ping_passes(
         "query": lambda s: [s.quotes],
     }
     for service, of in streams.items():
-        client = make_redis(
-            RedisSettings(
-                url=_require("REDIS_URL"), username=users[service], password=SecretStr(PASSWORD)
-            )
-        )
+        client = _as(users, service)
         try:
             assert await client.ping()
             assert await redis_ready(client, *of(ours)), service
