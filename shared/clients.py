@@ -22,7 +22,13 @@ from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    NoPermissionError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 
 from shared.esnode import HttpNode
 from shared.settings import REDIS_READ_TIMEOUT, ElasticsearchSettings, RedisSettings
@@ -34,6 +40,21 @@ log = structlog.get_logger(__name__)
 # of a cluster answering (RedisClusterException, not a RedisError). What a loop that
 # talks to Redis waits out instead of ending its service.
 REDIS_AWAY = (RedisError, RedisClusterException, OSError)
+# How Redis refuses a command its user may not run inside a script (outside one: NOPERM).
+_SCRIPT_REFUSED = "The user executing the script can't"
+
+
+def redis_trouble(exc: BaseException) -> str:
+    """What a Redis failure that a loop waits out is, for its warning. A refusal of the
+    service's own user (its ACL rules, its password) lasts until an operator acts, and
+    read as "unreachable" it sent them to look at the network."""
+    if isinstance(exc, NoPermissionError) or (
+        isinstance(exc, ResponseError) and str(exc).startswith(_SCRIPT_REFUSED)
+    ):
+        return "redis refused this service's user (its ACL rules)"
+    if isinstance(exc, AuthenticationError):
+        return "redis refused this service's credentials"
+    return "redis unreachable"
 
 
 def wrong_type(answer: object) -> bool:

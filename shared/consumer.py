@@ -50,7 +50,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared.clients import REDIS_AWAY
+from shared.clients import REDIS_AWAY, redis_trouble
 
 log = structlog.get_logger(__name__)
 
@@ -224,12 +224,12 @@ class GroupReader:
                 # others hold, it goes on, so a round ends or claims before returning.
                 while not batch and stream in self._claim_from:
                     batch = await self._claim(stream)
-            except REDIS_AWAY:
+            except REDIS_AWAY as exc:
                 if not claimed:
                     raise
                 # Those claimed are this consumer's now: handed out, not left a claim
                 # period and a delivery more. The round goes on where it failed.
-                log.warning("claims stopped: redis unreachable", stream=stream)
+                log.warning(f"claims stopped: {redis_trouble(exc)}", stream=stream, error=str(exc))
                 break
             claimed.extend(batch)
         if claimed:
@@ -368,7 +368,7 @@ class GroupReader:
                 await self.refresh_ownership()
             except REDIS_AWAY as exc:
                 # Redis is away: nobody can claim meanwhile, and the next round retries.
-                log.warning("could not refresh held entries", error=str(exc))
+                log.warning(f"held entries not refreshed: {redis_trouble(exc)}", error=str(exc))
 
     async def forget_idle_consumers(self) -> None:
         """Remove consumers that hold nothing and have been silent for long: dead processes."""

@@ -40,7 +40,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
-from shared.clients import REDIS_AWAY, wrong_type
+from shared.clients import REDIS_AWAY, redis_trouble, wrong_type
 from shared.consumer import wait_or_stop
 from shared.tasks import cancel_until_done, to_the_end
 
@@ -241,23 +241,23 @@ class WorkShare:
         while True:
             # Unrenewed leases may expire meanwhile: the fence refuses this replica's
             # writes on them, and the next beat finds them lost.
-            await self._beat_or_warn("leases not renewed: redis unreachable")
+            await self._beat_or_warn("leases not renewed")
             await asyncio.sleep(self._tick)
 
     async def join(self) -> None:
         """The first beat, which tells this replica its fair share before it takes
         leases; retried while Redis is away (a replica starting during a failover)."""
         while True:
-            if await self._beat_or_warn("not joined yet: redis unreachable"):
+            if await self._beat_or_warn("not joined yet"):
                 return
             await asyncio.sleep(self._tick)
 
     async def _beat_or_warn(self, warning: str) -> bool:
-        """One beat; False, with `warning` logged, while Redis is unreachable."""
+        """One beat; False, with `warning` logged and why, while Redis is away."""
         try:
             await self.beat()
         except REDIS_AWAY as exc:
-            log.warning(warning, error=str(exc))
+            log.warning(f"{warning}: {redis_trouble(exc)}", error=str(exc))
             return False
         return True
 
@@ -335,7 +335,7 @@ class WorkShare:
                         self._busy.add(item)
                         return lease
             except REDIS_AWAY as exc:
-                log.warning("lease not taken: redis unreachable", item=item, error=str(exc))
+                log.warning(f"lease not taken: {redis_trouble(exc)}", item=item, error=str(exc))
             await wait_or_stop(stop, wait)
         return None
 
@@ -362,7 +362,7 @@ class WorkShare:
             self._held.pop(item, None)
         except REDIS_AWAY as exc:
             # The schedule is not kept this time: the item is due again at once.
-            log.warning("next turn not recorded: redis unreachable", item=item, error=str(exc))
+            log.warning(f"next turn not recorded: {redis_trouble(exc)}", item=item, error=str(exc))
 
     def lost(self, item: str) -> None:
         """The work found the lease lost (a fenced write refused) before a renewal did."""
@@ -383,7 +383,9 @@ class WorkShare:
         try:
             ended = await to_the_end(self.release_all(), HAND_OVER_SECONDS)
         except REDIS_AWAY as exc:
-            log.warning("leases not handed over, they expire: redis unreachable", error=str(exc))
+            log.warning(
+                f"leases not handed over, they expire: {redis_trouble(exc)}", error=str(exc)
+            )
             return
         if not ended:
             log.warning("leases not handed over in time, they expire", seconds=HAND_OVER_SECONDS)
@@ -429,7 +431,7 @@ async def lead(share: WorkShare, item: str, work: Callable[[Lease], Awaitable[No
         error = None if task.cancelled() else task.exception()
         if isinstance(error, REDIS_AWAY):
             # Redis failing over: the work starts again once its lease answers.
-            log.warning("work stopped: redis unreachable", item=item, error=str(error))
+            log.warning(f"work stopped: {redis_trouble(error)}", item=item, error=str(error))
             await asyncio.sleep(share.tick)
             continue
         if not task.cancelled() and not isinstance(error, LeaseLost):

@@ -46,7 +46,7 @@ from services.indexer.ledger import Ledger, PublishDeadLetter, notes_key
 from services.indexer.matcher import Matcher
 from services.indexer.writer import Work, Writer
 from shared.backoff import Backoff
-from shared.clients import REDIS_AWAY
+from shared.clients import REDIS_AWAY, redis_trouble
 from shared.consumer import Clock, Entry, GroupReader, wait_or_stop
 from shared.index import IndexNames
 from shared.settings import IndexerSettings
@@ -167,7 +167,7 @@ class Consumer:
                 self._groups_ready = False
                 return None
             self._read_failures += 1
-            log.warning("redis unavailable, retrying", error=str(exc))
+            log.warning(f"reading stopped: {redis_trouble(exc)}, retrying", error=str(exc))
             await wait_or_stop(self._stopping, self._backoff.delay(self._read_failures))
             return None
         self._read_failures = 0

@@ -31,7 +31,7 @@ from services.indexer import metrics
 from services.indexer.failures import Fault
 from services.indexer.hold import Hold
 from shared.backoff import Backoff
-from shared.clients import REDIS_AWAY, wrong_type
+from shared.clients import REDIS_AWAY, redis_trouble, wrong_type
 from shared.consumer import Entry, GroupReader, parse_id, wait_or_stop
 from shared.events import DeadLetter
 from shared.groups import GroupState
@@ -197,7 +197,10 @@ class Ledger:
                     attempt += 1
                     metrics.REDIS_RETRIES.labels(doing).inc()
                     log.warning(
-                        "redis unavailable, retrying", doing=doing, attempt=attempt, error=str(exc)
+                        f"{redis_trouble(exc)}, retrying",
+                        doing=doing,
+                        attempt=attempt,
+                        error=str(exc),
                     )
                     self._hold.enter(f"Redis refuses to {doing.replace('_', ' ')}: {exc}", holder)
                     await wait_or_stop(self._stopping, self._backoff.delay(attempt))

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from services.indexer import metrics
 from services.indexer.ledger import notes_key, settled_notes
-from shared.clients import REDIS_AWAY
+from shared.clients import REDIS_AWAY, redis_trouble
 from shared.consumer import parse_id, redis_text, wait_or_stop
 from shared.groups import GroupState, read_groups, split_groups, trim_floor
 from shared.settings import IndexerSettings
@@ -78,7 +78,9 @@ class Upkeep:
                     next_trim = time.monotonic() + self._settings.trim_interval
                     await self.trim(states)
             except REDIS_AWAY as exc:
-                log.warning("stream upkeep failed, will retry", error=str(exc))
+                log.warning(
+                    f"stream upkeep failed, will retry: {redis_trouble(exc)}", error=str(exc)
+                )
             await wait_or_stop(stopping, self._settings.stats_interval)
 
     async def stream_state(self, stream: str) -> StreamState:

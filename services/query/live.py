@@ -33,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 from services.query.limits import Client, Places, Refusal
 from services.query.quotes import ticker_line
 from shared.backoff import Backoff
-from shared.clients import REDIS_AWAY
+from shared.clients import REDIS_AWAY, redis_trouble
 from shared.consumer import TailReader
 from shared.events import QuoteEvent
 from shared.index import CURRENCIES
@@ -212,7 +212,7 @@ class QuoteBroadcaster:
                 failures = 0
             except REDIS_AWAY as exc:
                 failures += 1
-                log.warning("quotes stream unreadable", error=str(exc))
+                log.warning(f"quotes stream unreadable: {redis_trouble(exc)}", error=str(exc))
                 await asyncio.sleep(self._backoff.delay(failures))
                 continue
             for entry in entries:

@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from services.redis_users import SERVICES, acl_rules
+from shared import leases
 from shared.clients import make_redis
 from shared.consumer import redis_text
 from shared.events import DeadLetter
@@ -38,9 +39,10 @@ from shared.settings import CommonSettings, RedisSettings
 from shared.streams import DATA_FIELD, Streams
 from tests.chaos.workload import FEEDS, STEP, WINDOW, Workload, bank_document, prices, quotes
 from tests.conftest import REALDATA, REPO, Namespace, _require
+from tests.logs import Said
 from tests.loopback import LoopbackServer, static
 from tests.processes import caravan, free_port, stop_processes
-from tests.waiting import wait_for
+from tests.waiting import until, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -342,3 +344,38 @@ async def test_a_user_refused_its_streams_is_not_ready_though_ping_passes(
             assert not await redis_ready(client, *of(another)), service
         finally:
             await client.aclose()
+
+
+async def test_a_refused_user_is_told_apart_from_redis_away(
+    users: dict[str, str], namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Users made for another prefix, and a password gone stale: Redis answers both, and
+    # "redis unreachable" sent the operator to the network instead of to the user.
+    said = Said()
+    monkeypatch.setattr(leases, "log", said)
+    ours = _as(users, "ingest")
+    stale = make_redis(
+        RedisSettings(
+            url=_require("REDIS_URL"), username=users["ingest"], password=SecretStr("stale")
+        )
+    )
+    joining = [
+        asyncio.create_task(WorkShare(client, prefix, "ingest", ["item"], "only", 30).join())
+        for client, prefix in ((ours, "another:"), (stale, namespace.stream_prefix))
+    ]
+
+    async def both_told() -> bool:
+        return len(set(said.events("not joined yet"))) == 2
+
+    try:
+        await until(both_told, "both refusals told")
+        assert sorted(set(said.events("not joined yet"))) == [
+            "not joined yet: redis refused this service's credentials",
+            "not joined yet: redis refused this service's user (its ACL rules)",
+        ]
+    finally:
+        for task in joining:
+            task.cancel()
+        await asyncio.gather(*joining, return_exceptions=True)
+        await ours.aclose()
+        await stale.aclose()

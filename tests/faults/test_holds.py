@@ -249,7 +249,7 @@ def test_redis_connections_reset_and_slow_lose_nothing(world: Fixture, redis_pro
     world.publish(events[500:1000])
     reset = redis_proxy.reset_peer(after_ms=100)
     world.publish(events[1000:])
-    wait_for(lambda: "redis unavailable" in world.log_of("only"), 60, "the resets to bite")
+    wait_for(lambda: "redis unreachable" in world.log_of("only"), 60, "the resets to bite")
     released = time.monotonic()
     redis_proxy.remove(reset)
     redis_proxy.remove(slow)

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 from elastic_transport import SerializerCollection
 from elasticsearch.serializer import OrjsonSerializer
+from redis.exceptions import (
+    AuthenticationError,
+    ClusterDownError,
+    ConnectionError,
+    NoPermissionError,
+    ResponseError,
+)
 
-from shared.clients import make_elasticsearch
+from shared.clients import make_elasticsearch, redis_trouble
 from shared.settings import ElasticsearchSettings
 
 COMPATIBLE = "; compatible-with=9"
@@ -39,3 +46,32 @@ def test_a_ready_bulk_body_goes_out_as_it_is(
 ) -> None:
     body = b'{"index":{"_id":"1"}}\n{"title":"\xd0\x9e\xd1\x88"}\n'
     assert serializers.dumps(body, mimetype) is body
+
+
+@pytest.mark.parametrize(
+    ("error", "told"),
+    [
+        (ConnectionError("Connection refused"), "redis unreachable"),
+        (TimeoutError(), "redis unreachable"),
+        (ClusterDownError("The cluster is down"), "redis unreachable"),
+        (ResponseError("MISCONF errors writing to disk"), "redis unreachable"),
+        (
+            NoPermissionError("this user has no permissions to run the 'xadd' command"),
+            "redis refused this service's user (its ACL rules)",
+        ),
+        # Inside a script Redis 7 refuses with a plain error, as redis-py passes it on.
+        (
+            ResponseError(
+                "The user executing the script can't run this command or subcommand "
+                "script: 2b58b1, on @user_script:1."
+            ),
+            "redis refused this service's user (its ACL rules)",
+        ),
+        (
+            AuthenticationError("invalid username-password pair or user is disabled."),
+            "redis refused this service's credentials",
+        ),
+    ],
+)
+def test_a_refusal_of_the_services_user_is_not_redis_away(error: Exception, told: str) -> None:
+    assert redis_trouble(error) == told
