@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.ratefeed.catalog import detect
 from services.ratefeed.jumps import JumpPolicy, assess
 from services.ratefeed.parsers.cbr import parse_cbr
+from services.ratefeed.parsers.cbu import parse_cbu
 from services.ratefeed.parsers.json_rates import JsonRatesSpec, parse_json_rates
 from services.ratefeed.parsers.nbk import parse_nbk
 from services.ratefeed.parsers.parsing import per_unit_values
@@ -177,3 +179,20 @@ def test_a_json_rate_written_twice_differently_is_left_out_and_a_huge_one_alone(
     assert set(rates.per_unit) == {"UZS", "TJS"}  # the same value twice is no conflict
     assert sorted(problem.split(":")[0] for problem in rates.problems) == ["KGS", "KZT"]
     assert "KZT: not a number: '<written_twice_differently>'" in rates.problems
+
+
+def test_a_json_number_no_decimal_holds_is_one_value_left_out() -> None:
+    # Decimal raised InvalidOperation (an ArithmeticError, not a ValueError) for it: one
+    # currency nobody asked for lost every rate of the document, and `caravan ratefeed
+    # --source` ended in a traceback.
+    huge = b"1e99999999999999999999"
+    real = (REALDATA / "cbu-uz-rates-2022-04-11.json").read_bytes().rstrip()
+    document = real[:-1] + b',{"Ccy": "XAU", "Nominal": "1", "Rate": ' + huge + b', "Date": '
+    document += json.dumps(json.loads(real)[0]["Date"]).encode() + b"}]"
+    assert detect(document) == "cbu"
+    rates = parse_cbu(document)
+    assert set(rates.per_unit) == set(parse_cbu(real).per_unit)
+    assert rates.problems == ["XAU: not a number: '<a_number_past_any_decimal>'"]
+    spec = JsonRatesSpec(rates_path="rates", quotation="per_base", base="USD", date_path="date")
+    api = b'{"date": "2024-05-02", "rates": {"KZT": 443.9, "XAU": ' + huge + b"}}"
+    assert set(parse_json_rates(api, spec, "my-api").per_unit) == {"KZT"}

@@ -58,12 +58,29 @@ def _without_guesses(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
+class Unheld:
+    """A JSON number no Decimal holds (an exponent past its limits, `1e99999999999999999999`):
+    Decimal raised for it, an ArithmeticError no parser expected, and the whole document
+    was lost for one value. Read as a number, it is refused with this."""
+
+    def __str__(self) -> str:
+        return "<a_number_past_any_decimal>"
+
+
+def _number(text: str) -> Decimal | Unheld:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return Unheld()
+
+
 def parse_json(content: bytes) -> Any:
     """A rates document's JSON: numbers as Decimal (443.9 stays 443.9, and an integer of
     5,000 digits is one value refused, where int() refused the whole document), a key
-    written twice with two values a Conflict. ValueError or RecursionError if not JSON."""
+    written twice with two values a Conflict, a number no Decimal holds Unheld.
+    ValueError or RecursionError if not JSON."""
     return json.loads(
-        content, parse_float=Decimal, parse_int=Decimal, object_pairs_hook=_without_guesses
+        content, parse_float=_number, parse_int=_number, object_pairs_hook=_without_guesses
     )
 
 
