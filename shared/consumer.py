@@ -7,9 +7,10 @@ of Caravan's streams can reuse:
 - `read` hands out a batch across streams: first, every so often, entries that
   a dead consumer left pending longer than `claim_idle_ms` (XAUTOCLAIM, a round
   going on read after read until it has seen every pending entry), then new ones
-  (XREADGROUP `>`), lingering briefly to fill the batch. Each stream gives as
-  many entries as its share of `max_bytes` holds at the size of its last ones
-  (`next_read`);
+  (XREADGROUP `>`), lingering briefly to fill the batch. Each stream gives at
+  most `batch_size` entries and about its share of `max_bytes`: Redis cannot
+  bound a read in bytes, so a script reads them one at a time until it has that
+  many bytes (`_READ_BOUNDED`);
 - every entry handed out is *held* until `settle` is called for it (acked or
   dead-lettered by the caller). `keep_ownership` refreshes the idle time of
   everything held (XCLAIM … JUSTID, which does not count a delivery), so an
@@ -41,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -58,10 +58,28 @@ Clock = Callable[[], float]
 # Entries per XPENDING page when checking which held entries are still ours.
 PENDING_PAGE = 1000
 ReadReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]] | None
-# A process's first read, and each round of claims, asks for this many entries of a
-# stream, doubling from read to read while they fit its share of the bytes: a batch too
-# large for memory (it killed the process before) comes back a few entries at a time.
+# Each round of claims asks for this many entries of a stream, doubling from claim to
+# claim while they fit its share of the bytes: a batch too large for memory (it killed
+# the process before) comes back a few entries at a time.
 FIRST_READ = 8
+# New entries of a stream, read one at a time until they reach the bytes given (the
+# last may pass them) or their number does. XREADGROUP's COUNT alone let a read that
+# met far larger entries than the last ones bring in its count of them: a backlog of
+# small articles, then large ones, ran the indexer out of memory. About 6 µs of Redis
+# CPU an entry, against 2 for one XREADGROUP of many (bench/README.md).
+_READ_BOUNDED = """
+local out, bytes = {}, 0
+local most, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
+while #out < most and bytes < budget do
+  local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1,
+    'STREAMS', KEYS[1], '>')
+  if not reply then break end
+  local entry = reply[1][2][1]
+  out[#out + 1] = entry
+  for _, part in ipairs(entry[2]) do bytes = bytes + #part end
+end
+return out
+"""
 
 
 @dataclass
@@ -111,10 +129,9 @@ class GroupReader:
         self.group = group
         self.consumer = consumer
         self._batch_size = batch_size
-        # Each stream's share of the bytes a read brings in, and its entries asked for.
+        # Each stream's share of the bytes a read brings in.
         self._budget = max(1, max_bytes // len(self.streams))
         self._first_count = min(batch_size, FIRST_READ)
-        self._counts = dict.fromkeys(self.streams, self._first_count)
         # A round of claims: where it goes on in each stream it has not finished, and
         # the entries each claim takes (a round starts small, as a process does).
         self._claim_from: dict[str, str] = {}
@@ -150,51 +167,63 @@ class GroupReader:
                 return self._hold(claimed)
         entries = await self._fill([])
         if not entries:
-            entries = await self._fill(await self._read_new(self.streams, self._block_ms))
+            entries = await self._fill(await self._wait_new(self.streams, self._block_ms))
         deadline = self._clock() + self._linger_ms / 1000
         while entries and (left_ms := int((deadline - self._clock()) * 1000)) > 0:
-            got = Counter(entry.stream for entry in entries)
-            unfilled = [s for s in self.streams if got[s] < self._counts[s]]
+            taken = _taken(entries)
+            unfilled = [s for s in self.streams if not self._full(*taken.get(s, (0, 0)))]
             # One stream full is a full batch: lingering is for a trickle on all of them.
             if len(unfilled) < len(self.streams):
                 break
-            more = await self._read_new(unfilled, left_ms, got)
+            more = await self._wait_new(unfilled, left_ms)
             if not more:
                 break
             entries = await self._fill(entries + more)
-        read = _by_stream(entries)
-        for stream, count in self._counts.items():
-            self._counts[stream] = next_read(
-                count, read.get(stream, []), most=self._batch_size, budget=self._budget
-            )
         return self._hold(entries)
 
-    async def _fill(self, entries: list[Entry]) -> list[Entry]:
-        """`entries` and, without waiting, each stream's new ones up to its own count.
+    def _full(self, count: int, size: int) -> bool:
+        return count >= self._batch_size or size >= self._budget
 
-        A stream at a time: XREADGROUP's COUNT is per stream, and an article can weigh
-        a thousand quotes. Only a wait (blocking, lingering) asks them all at once, for
-        the smallest count left, and is followed by this.
+    async def _fill(self, entries: list[Entry]) -> list[Entry]:
+        """`entries` and, without waiting, each stream's new ones up to its own share.
+
+        A stream at a time, each to its own bytes: an article can weigh a thousand
+        quotes. Only a wait (blocking, lingering) asks them all at once, for one entry,
+        and is followed by this.
         """
-        got = Counter(entry.stream for entry in entries)
+        taken = _taken(entries)
         for stream in self.streams:
-            if got[stream] < self._counts[stream]:
-                entries = entries + await self._read_new([stream], 0, got)
+            count, size = taken.get(stream, (0, 0))
+            if not self._full(count, size):
+                entries = entries + await self._read_bounded(
+                    stream, self._batch_size - count, self._budget - size
+                )
         return entries
 
-    async def _read_new(
-        self, streams: Sequence[str], block_ms: int, got: Counter[str] | None = None
-    ) -> list[Entry]:
-        """New entries of `streams`, none past any one's count (less what it `got`);
-        blocking up to `block_ms` when above 0."""
-        count = min(self._counts[stream] - (got or Counter())[stream] for stream in streams)
+    async def _read_bounded(self, stream: str, most: int, budget: int) -> list[Entry]:
+        """Up to `most` new entries of `stream`, until they reach `budget` bytes."""
+        reply = cast(
+            "list[tuple[bytes, list[bytes]]]",
+            await self._redis.eval(
+                _READ_BOUNDED, 1, stream, self.group, self.consumer, most, budget
+            ),
+        )
+        # A field named twice keeps its last value, as redis-py's own reading does.
+        return [
+            Entry(stream, entry_id.decode(), dict(zip(parts[::2], parts[1::2], strict=True)))
+            for entry_id, parts in reply
+        ]
+
+    async def _wait_new(self, streams: Sequence[str], block_ms: int) -> list[Entry]:
+        """The first new entry of any of `streams`, waiting up to `block_ms`: what ends a
+        wait may be many entries at once, so `_fill` reads the rest, bounded."""
         reply = cast(
             "ReadReply",
             await self._redis.xreadgroup(
                 self.group,
                 self.consumer,
                 dict.fromkeys(streams, ">"),
-                count=count,
+                count=1,
                 block=block_ms or None,
             ),
         )
@@ -387,6 +416,15 @@ class GroupReader:
                     log.info("removed idle consumer", stream=stream, consumer=name)
 
 
+def _taken(entries: Iterable[Entry]) -> dict[str, tuple[int, int]]:
+    """Each stream's number of `entries` and their bytes."""
+    taken: dict[str, tuple[int, int]] = {}
+    for entry in entries:
+        count, size = taken.get(entry.stream, (0, 0))
+        taken[entry.stream] = (count + 1, size + entry.size)
+    return taken
+
+
 def _by_stream(entries: Iterable[Entry]) -> dict[str, list[Entry]]:
     by_stream: dict[str, list[Entry]] = {}
     for entry in entries:
@@ -395,10 +433,10 @@ def _by_stream(entries: Iterable[Entry]) -> dict[str, list[Entry]]:
 
 
 def next_read(count: int, entries: Sequence[Entry], *, most: int, budget: int) -> int:
-    """How many entries to ask for next, having asked for `count` and read `entries`: as
+    """How many entries to claim next, having asked for `count` and claimed `entries`: as
     many as `budget` bytes hold at their mean size, at most twice as many as before (only
-    after a full read), and from 1 to `most`. Redis cannot bound a read in bytes, so the
-    last read's sizes stand in for the next one's."""
+    after a full claim), and from 1 to `most`. Redis cannot bound a claim in bytes, so
+    the last claim's sizes stand in for the next one's."""
     if not entries:
         return count
     mean = max(1, sum(entry.size for entry in entries) // len(entries))

@@ -218,7 +218,7 @@ async def test_ownership_is_refreshed_across_pages_of_pending_entries(
     for _ in range(30):
         await add(redis, stream, {DATA_FIELD: b"{}"})
     first: list[Entry] = []
-    while len(first) < 30:  # a process's first reads are small (FIRST_READ)
+    while len(first) < 30:
         first += await holder.read()
     # Entries of a failed batch stay pending here but are no longer held: skipped.
     holder.release(stream, [e.entry_id for e in first[:5]])
@@ -228,22 +228,26 @@ async def test_ownership_is_refreshed_across_pages_of_pending_entries(
     assert {e.entry_id for e in await other.claim_abandoned()} == {e.entry_id for e in first[:5]}
 
 
-async def test_reads_are_sized_by_the_bytes_of_the_entries_before(
+async def test_reads_stop_at_their_bytes_however_small_the_entries_before(
     redis: Redis, namespace: Namespace
 ) -> None:
+    # A backlog of small articles, then large ones: a read sized by the small ones' count
+    # brought in that many large ones, past the process's memory.
     stream = namespace.streams.articles
     reader = _reader(redis, [stream], "a", max_bytes=1024 * 1024)
     await reader.ensure_groups()
-    for _ in range(24):
+    for _ in range(60):
         await add(redis, stream, {DATA_FIELD: b"x" * 1000})
     for _ in range(40):
         await add(redis, stream, {DATA_FIELD: b"x" * 300_000})
-    sizes = []
+    reads = []
     while batch := await reader.read():
-        sizes.append(len(batch))
-    # Doubling from eight while the entries are small; then three of the large ones a
-    # read. The first read to meet them asks for as many as the small ones allowed.
-    assert sizes == [8, 16, 32, 3, 3, 2]
+        reads.append(batch)
+    # The small ones and four large ones (the fourth passes 1 MiB); then four a read.
+    assert [len(batch) for batch in reads] == [64] + [4] * 9
+    assert all(sum(e.size for e in batch[:-1]) < 1024 * 1024 for batch in reads)
+    added = cast("list[tuple[bytes, Any]]", await redis.xrange(stream))
+    assert [e.entry_id for batch in reads for e in batch] == [i.decode() for i, _ in added]
 
 
 async def test_abandoned_entries_past_one_reads_count_are_claimed_read_after_read(
@@ -297,10 +301,10 @@ async def test_each_stream_is_read_by_the_size_of_its_own_entries(
     reads = []
     while batch := await reader.read():
         reads.append(Counter(e.stream.rsplit(":", 1)[-1] for e in batch))
-    # One article a read once their size is known (512 KiB is a stream's share), while
-    # the quotes' count doubles as it would alone: an article weighs 1,500 quotes.
-    assert [r["articles"] for r in reads][:13] == [8] + [1] * 12
-    assert [r["quotes"] for r in reads][:5] == [8, 16, 32, 64, 80]
+    # Two articles a read (the second passes 512 KiB, a stream's share), while the quotes
+    # come a whole batch a read, as they would alone: an article weighs 1,500 quotes.
+    assert [r["articles"] for r in reads] == [2] * 10
+    assert [r["quotes"] for r in reads][:2] == [100, 100]
 
 
 async def test_a_round_of_claims_starts_small_whatever_the_reads_grew_to(
@@ -314,8 +318,7 @@ async def test_a_round_of_claims_starts_small_whatever_the_reads_grew_to(
         await add(redis, namespace.streams.quotes, {DATA_FIELD: b"x" * 200})
     now = [0.0]
     heir = _sized_reader(redis, namespace, "heir", lambda: now[0])
-    quotes = [len(await heir.read()) for _ in range(4)]
-    assert quotes == [8, 16, 32, 44]  # the reads grew on small entries
+    assert len(await heir.read()) == 100  # reads of small entries take a whole batch
     await _idle_past_claim_time(redis, namespace.streams.articles)
     now[0] = 60.0  # a round of claims is due
     claims = []
@@ -348,8 +351,8 @@ async def test_a_claim_looks_past_the_entries_live_consumers_hold(
 async def test_entries_that_end_a_wait_are_read_by_their_own_streams_count(
     redis: Redis, namespace: Namespace
 ) -> None:
-    reader = await _reader_after_large_articles(redis, namespace, "a", 3)
-    assert len(await reader.read()) == 3  # the articles' count is 1 from now on
+    reader = await _reader_after_large_articles(redis, namespace, "a", 2)
+    assert len(await reader.read()) == 2
     waiting = asyncio.ensure_future(reader.read())
 
     async def blocked() -> bool:
@@ -360,9 +363,9 @@ async def test_entries_that_end_a_wait_are_read_by_their_own_streams_count(
         for _ in range(50):
             pipe.xadd(namespace.streams.quotes, {DATA_FIELD: b"x" * 200})
         await pipe.execute()
-    # The wait asks every stream for the smallest count (the articles' one); the quotes
-    # that end it are then read up to their own.
-    assert len(await waiting) == 8
+    # The wait ends on one entry; the quotes that came with it are then read to their
+    # own stream's bytes, not the articles'.
+    assert len(await waiting) == 50
 
 
 async def test_a_stream_that_fills_its_read_is_not_lingered_on_for_the_others(
@@ -371,8 +374,8 @@ async def test_a_stream_that_fills_its_read_is_not_lingered_on_for_the_others(
     streams = [namespace.streams.articles, namespace.streams.quotes]
     reader = _reader(redis, streams, "a", linger_ms=60_000)
     await reader.ensure_groups()
-    for _ in range(20):
+    for _ in range(120):
         await add(redis, namespace.streams.articles, {DATA_FIELD: b"{}"})
-    # Eight articles fill the first read: no minute spent waiting for quotes (nor a
-    # wait cut by the client's 5 s read timeout, which fails the read).
-    assert len(await asyncio.wait_for(reader.read(), 30)) == 8
+    # A batch of articles fills the first read: no minute spent waiting for quotes (nor
+    # a wait cut by the client's 5 s read timeout, which fails the read).
+    assert len(await asyncio.wait_for(reader.read(), 30)) == 100
