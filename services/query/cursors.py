@@ -30,6 +30,8 @@ _LONGS = range(-(2**63), 2**63)
 # The offset is shown ("Viewing results …") and sent on in JSON: within the integers
 # every JSON reader keeps exact (below this bound).
 MAX_OFFSET = 2**53
+# A score written as an integer (7 for 7.0) is one a double holds exactly.
+_EXACT = 2**53
 
 
 # Cursors of up to this many characters of JSON are written as they always were.
@@ -92,7 +94,10 @@ def _fits(value: object, kind: Kind) -> bool:
     if isinstance(value, bool):
         return False
     if kind == "score":
-        return isinstance(value, int | float) and math.isfinite(value)
+        # An integer past a double raised OverflowError in isfinite (a 500); no score is one.
+        if isinstance(value, int):
+            return -_EXACT <= value <= _EXACT
+        return isinstance(value, float) and math.isfinite(value)
     if kind == "date":
         return isinstance(value, int) and value in _LONGS
     if not isinstance(value, str):

@@ -76,6 +76,7 @@ def test_cursor_round_trip() -> None:
         Cursor(5, "newest", (1, 2**63, "u")).encode(),  # past a long
         Cursor(5, "relevance", (float("nan"), 1, "u")).encode(),
         Cursor(5, "relevance", (float("-inf"), 1, "u")).encode(),
+        Cursor(5, "relevance", (10**400, 1, "u")).encode(),  # past a double: was a 500
         Cursor(5, "newest", (None, 2, "u")).encode(),  # a date is never null
         Cursor(5, "newest", (1.5, 2, "u")).encode(),  # nor a fraction
         Cursor(5, "newest", ("1", 2, "u")).encode(),  # nor a string
