@@ -14,6 +14,12 @@ Nor does uvicorn bound a request's line and headers with httptools: a request li
 time held its connection for ever, as the keep-alive timer stops at the first byte.
 A head is refused past MAX_HEAD_BYTES (431, as nginx's buffers would) and its
 connection closed once HEAD_SECONDS pass before it is complete.
+
+Nor does it bound a body the answer did not wait for: uvicorn reads and drops the rest
+of it after the response, and every byte stops the keep-alive timer, so a request
+declaring a gigabyte and sending a byte every few seconds held its connection for
+ever, and a client as many connections as the process has files. The rest of a body
+gets HEAD_SECONDS after the response, which its bytes do not extend.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes: int | None = 0  # None while no head is being read
         self._head_deadline: asyncio.TimerHandle | None = None
         self._refused = False
+        self._body_done = True  # the current request's body all read (or none begun)
+        self._body_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
@@ -86,7 +94,28 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = 0
+        self._body_done = False
         self._start_head_deadline()
+
+    def on_message_complete(self) -> None:
+        self._body_done = True
+        if self._body_deadline is not None:
+            self._body_deadline.cancel()
+            self._body_deadline = None
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self._body_done and self._body_deadline is None and not self.transport.is_closing():
+            self._body_deadline = self.loop.call_later(self.head_seconds, self._body_too_slow)
+
+    def _body_too_slow(self) -> None:
+        self._body_deadline = None
+        if not self._body_done and not self.transport.is_closing():
+            self.logger.warning(
+                "request body not complete %gs after its response: closed", self.head_seconds
+            )
+            self.transport.close()
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
@@ -106,6 +135,7 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
                 cycle.disconnected = True
                 cycle.message_event.set()
         self._unfinished = []
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
+        for deadline in (self._head_deadline, self._body_deadline):
+            if deadline is not None:
+                deadline.cancel()
         super().connection_lost(exc)

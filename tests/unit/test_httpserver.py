@@ -97,6 +97,45 @@ async def test_a_head_not_complete_in_time_loses_its_connection(
     writer.close()
 
 
+async def _answer_at_once(scope: Scope, receive: Receive, send: Send) -> None:
+    """An app that answers without reading the request's body, as most routes do."""
+    if scope["type"] == "http":
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def test_a_body_trickled_after_its_answer_loses_its_connection() -> None:
+    # uvicorn drops the rest of a body after the response, and each byte of it stopped
+    # the keep-alive timer: a byte every few seconds held the connection for ever.
+    config = uvicorn.Config(
+        _answer_at_once, http=QuickToCloseSlowHeads, lifespan="off", log_config=None
+    )
+    server = uvicorn.Server(config)
+    listener = socket.create_server(("127.0.0.1", 0))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
+        writer.write(b"GET / HTTP/1.1\r\nHost: query\r\nContent-Length: 1000000000\r\n\r\n")
+        await asyncio.wait_for(reader.readuntil(b"ok"), timeout=10)
+
+        async def trickle() -> None:
+            while not writer.is_closing():
+                writer.write(b"x")
+                await asyncio.sleep(0.02)  # ten times faster than the bound, for ever
+
+        trickling = asyncio.create_task(trickle())
+        try:
+            assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # closed
+        finally:
+            trickling.cancel()
+        writer.close()
+    finally:
+        server.should_exit = server.force_exit = True
+        await serving
+        listener.close()
+
+
 async def test_a_health_server_bounds_a_head_too() -> None:
     async def probe() -> Readiness:
         return Readiness({"redis": True})
