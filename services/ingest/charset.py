@@ -100,7 +100,7 @@ def decode(content: bytes, content_type: str | None = None) -> tuple[str, str]:
         if label and (decoded := _strict(content, label)) is not None:
             return decoded
     guess = charset_normalizer.from_bytes(guess_sample(content)).best()
-    if guess is not None:
+    if guess is not None and _lookup(guess.encoding).name not in _NOT_WEB_ENCODINGS:
         return content.decode(guess.encoding, errors="replace"), guess.encoding
     return content.decode("utf-8", errors="replace"), "utf-8"
 
@@ -165,9 +165,11 @@ def _strict(content: bytes, label: str) -> tuple[str, str] | None:
 
 
 # Python's own codecs that no page is written in: a header naming one would have the
-# body read as escapes or host names, not as text.
+# body read as escapes or host names, not as text. And UTF-7, which browsers refuse: its
+# decoder makes lone surrogates (`+2D0-`), which no UTF-8 holds, and a feed with one
+# was lost whole.
 _NOT_WEB_ENCODINGS = frozenset(
-    {"unicode-escape", "raw-unicode-escape", "punycode", "idna", "undefined"}
+    {"unicode-escape", "raw-unicode-escape", "punycode", "idna", "undefined", "utf-7"}
 )
 
 

@@ -87,6 +87,20 @@ def test_python_only_codecs_named_by_a_page_are_not_used() -> None:
     assert decode(rb"<p>a\sb</p>", "text/html; charset=unicode_escape") == ("<p>a\\sb</p>", "utf-8")
 
 
+@pytest.mark.parametrize("declared", ["header", "document"])
+def test_a_feed_declaring_utf7_is_not_read_as_utf7(declared: str) -> None:
+    # UTF-7 decodes `+2D0-` to a lone surrogate: re-encoding the feed as UTF-8 raised,
+    # and every item of it was lost, on every poll.
+    feed = b"<rss version='2.0'><channel><item><title>Tashkent +2D0- rates</title>"
+    feed += b"<link>https://example.org/a</link></item></channel></rss>"
+    if declared == "header":
+        text = xml_as_utf8(feed, "application/rss+xml; charset=utf-7")
+    else:
+        text = xml_as_utf8(b"<?xml version='1.0' encoding='UTF-7'?>" + feed)
+    parsed = feedparser.parse(text)
+    assert [entry.title for entry in parsed.entries] == ["Tashkent +2D0- rates"]
+
+
 @pytest.mark.parametrize(
     "label", ["utf-16", "UTF-16LE", "utf-16be", "utf_16", "utf-32", "unicodeFFFE", "u16"]
 )
