@@ -4,6 +4,7 @@ de-duplicating and sorting 116,000 entries took 1.7 s of the event loop)."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -26,8 +27,11 @@ class Selection:
     zone: tzinfo
     limit: int | None = None
 
+    def moment(self, entry: SitemapEntry) -> datetime | None:
+        return parse_date(entry.date, self.zone, self.now)
+
     def recent(self, entry: SitemapEntry) -> bool:
-        moment = parse_date(entry.date, self.zone, self.now)
+        moment = self.moment(entry)
         return self.since is None or moment is None or moment >= self.since
 
 
@@ -52,7 +56,9 @@ def read_sitemap(content: bytes, selection: Selection) -> Reading:
         sitemap.entries, lambda e: article_key(canonicalize_url(e.url))
     )
     dated = [e for e in entries if selection.recent(e)]
-    dated.sort(key=lambda e: e.date or "", reverse=True)
+    # By the moment, not the text: RFC 822 dates ("Thu, …") sorted after every ISO one,
+    # and a limit then cut today's articles, on every poll. Undated ones last.
+    dated.sort(key=lambda e: _timestamp(selection.moment(e)), reverse=True)
     kept = dated if selection.limit is None else dated[: selection.limit]
     left_out = Counter(
         {
@@ -62,6 +68,10 @@ def read_sitemap(content: bytes, selection: Selection) -> Reading:
         }
     )
     return Reading(Sitemap(entries=kept), +left_out)
+
+
+def _timestamp(moment: datetime | None) -> float:
+    return -math.inf if moment is None else moment.timestamp()
 
 
 @dataclass

@@ -10,12 +10,16 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from lxml import etree
 
+from services.ingest.dates import parse_date
 from services.ingest.text import normalize_whitespace
 from services.ingest.urls import is_web_url
+from shared.events import labels
 
 
 class SitemapError(ValueError):
@@ -68,6 +72,9 @@ _LONGEST_REST = 86400.0
 _LONGEST_VISIT = 64 << 10
 # A W3C datetime is at most about 35 characters; room for whitespace around it.
 MAX_DATE_CHARS = 256
+# An index lists at most this many sitemaps (sitemaps.org). The children go back to the
+# event loop, which looks each up: 173,668 of them held it 0.7 s and 150 MB.
+MAX_CHILDREN = 50_000
 
 
 def read_visit(raw: bytes) -> ChildVisit | None:
@@ -126,11 +133,17 @@ def plan_children(
             resting += 1
         else:
             due.append(child)
-    # Two stable sorts: least recently visited first, then newest lastmod first.
+    # Two stable sorts: least recently visited first, then newest lastmod first (by its
+    # moment: as text, an RFC 822 date or another offset sorted wrong).
     due.sort(key=lambda c: visits[c.url].visited if c.url in visits else 0.0)
-    due.sort(key=lambda c: c.lastmod or "", reverse=True)
+    when = datetime.fromtimestamp(now, UTC)
+    due.sort(key=lambda c: _timestamp(parse_date(c.lastmod, UTC, when)), reverse=True)
     fetch = due[: max(0, budget)]
     return ChildPlan(fetch, unchanged, resting, len(due) - len(fetch))
+
+
+def _timestamp(moment: datetime | None) -> float:
+    return -math.inf if moment is None else moment.timestamp()
 
 
 def settled(child: SitemapEntry, visit: ChildVisit) -> bool:
@@ -161,7 +174,8 @@ def parse_sitemap(content: bytes) -> Sitemap:
         raise SitemapError("not a readable sitemap: empty document")
     name = _local_name(root.tag) if isinstance(root.tag, str) else ""
     if name == "sitemapindex":
-        return Sitemap(children=[e for node in _children(root, "sitemap") if (e := _entry(node))])
+        children = (e for node in _children(root, "sitemap") if (e := _entry(node)))
+        return Sitemap(children=list(islice(children, MAX_CHILDREN)))
     if name == "urlset":
         return Sitemap(entries=[e for node in _children(root, "url") if (e := _entry(node))])
     raise SitemapError(f"not a sitemap: the root element is <{name}>")
@@ -216,5 +230,7 @@ def _entry(node: Any) -> SitemapEntry | None:
         news_title=_text(news.get("title")),
         news_date=_date(news.get("publication_date")),
         news_language=None if publication is None else _text(_firsts(publication).get("language")),
-        keywords=[k for k in (normalize_whitespace(k) for k in keywords.split(",")) if k],
+        # As many as an article keeps (the tags): 1.45 million went back to the event
+        # loop, which sorted them for 0.9 s.
+        keywords=labels(k for k in (normalize_whitespace(k) for k in keywords.split(",")) if k),
     )

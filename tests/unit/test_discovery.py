@@ -24,6 +24,7 @@ from services.ingest.results import PollResult, first_of_each
 from services.ingest.schedule import next_poll_in
 from services.ingest.sitemap_walk import Selection, read_sitemap
 from services.ingest.sitemaps import (
+    MAX_CHILDREN,
     MAX_DATE_CHARS,
     ChildVisit,
     SitemapEntry,
@@ -33,6 +34,7 @@ from services.ingest.sitemaps import (
     read_visit,
 )
 from services.ingest.text import normalize_whitespace
+from shared.events import LABELS
 from tests.conftest import REALDATA
 
 
@@ -304,10 +306,59 @@ def test_children_of_a_sitemap_index_newest_lastmod_then_least_recently_visited_
         _child("mid").url: ChildVisit(300.0, lastmod="2024-12-01"),
     }  # changed since
 
-    plan = plan_children(children, visits, budget=4, now=1000.0, interval=900.0)
+    now = datetime(2026, 12, 6, tzinfo=UTC).timestamp()
+    plan = plan_children(children, visits, budget=4, now=now, interval=900.0)
 
     assert [c.url.split("/")[-1] for c in plan.fetch] == ["new.xml", "mid.xml", "old.xml", "b.xml"]
     assert (plan.unchanged, plan.resting, plan.deferred) == (0, 0, 1)
+
+
+def test_children_go_newest_first_by_their_moment_whatever_the_dates_spelling() -> None:
+    # As text, "Thu, …" sorted after every ISO date, and "+05:00" by its figures.
+    children = [
+        _child("rfc822", "Sun, 06 Dec 2026 10:00:00 GMT"),
+        _child("iso", "2026-12-05"),
+        _child("tashkent", "2026-12-06T12:00:00+05:00"),  # 07:00 UTC
+        _child("future", "9999-12-31"),  # absurd: no date
+    ]
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC).timestamp()
+    plan = plan_children(children, {}, budget=4, now=now, interval=900.0)
+    assert [c.url.split("/")[-1] for c in plan.fetch] == [
+        "rfc822.xml",
+        "tashkent.xml",
+        "iso.xml",
+        "future.xml",
+    ]
+
+
+def test_todays_entries_are_kept_whatever_the_older_ones_dates_spelling() -> None:
+    # 120 entries of 2015 in RFC 822 and five of today in ISO 8601, with room for 100:
+    # sorted as text, today's went last and were cut by the limit, on every poll.
+    old = (
+        b"<url><loc>https://s.kz/old-%d</loc><lastmod>Thu, 01 Jan 2015 00:00:00 GMT</lastmod></url>"
+    )
+    new = b"<url><loc>https://s.kz/new-%d</loc><lastmod>2026-12-06T08:00:00Z</lastmod></url>"
+    content = b"<urlset>%s</urlset>" % b"".join(
+        [old % n for n in range(120)] + [new % n for n in range(5)]
+    )
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    kept = read_sitemap(content, Selection(None, now, UTC, limit=100)).sitemap.entries
+    assert [e.url for e in kept[:5]] == [f"https://s.kz/new-{n}" for n in range(5)]
+
+
+def test_what_a_sitemap_gives_back_is_bounded() -> None:
+    # Parsed in the sandbox, but handed to the event loop: 1.45 million keywords of one
+    # entry, or 173,668 children of an index, held it for most of a second.
+    keywords = b",".join(b"k%d" % n for n in range(100_000))
+    entry = parse_sitemap(
+        b"<urlset><url><loc>https://s.kz/a</loc><news><keywords>%s</keywords></news></url>"
+        b"</urlset>" % keywords
+    ).entries[0]
+    assert entry.keywords == [f"k{n}" for n in range(LABELS)]
+    index = b"<sitemapindex>%s</sitemapindex>" % b"".join(
+        b"<sitemap><loc>https://s.kz/%d.xml</loc></sitemap>" % n for n in range(MAX_CHILDREN + 5)
+    )
+    assert len(parse_sitemap(index).children) == MAX_CHILDREN
 
 
 def test_children_unchanged_by_lastmod_or_resting_after_304s_are_not_fetched() -> None:
