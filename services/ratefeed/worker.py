@@ -20,7 +20,7 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -69,6 +69,18 @@ SERVICE = "ratefeed"
 class Reading:
     provider: Provider
     rates: OfficialRates
+
+
+def first_of_each_day(readings: Iterable[Reading]) -> list[Reading]:
+    """One reading per provider and day, the first read: a poll's own document before
+    the history's. A history that answers another day's document (a weekend's with
+    Friday's, or every day's with today's) read one day twice, and both went out as
+    versions of one quote fetched at the same moment: the index kept the one it took
+    first, the feed remembered the other."""
+    firsts: dict[tuple[str, date], Reading] = {}
+    for reading in readings:
+        firsts.setdefault((reading.provider.name, reading.rates.as_of), reading)
+    return list(firsts.values())
 
 
 @dataclass(frozen=True)
@@ -478,7 +490,7 @@ async def poll_providers(
         if isinstance(result, BaseException):
             raise result
         readings += result
-    return await publish_readings(readings, config, outlets, now)
+    return await publish_readings(first_of_each_day(readings), config, outlets, now)
 
 
 async def _poll_within(
@@ -607,13 +619,11 @@ async def backfill(
 ) -> list[QuoteEvent]:
     """Load each day's rates from the providers that offer history, and publish them."""
     now = datetime.now(UTC)
-    readings: dict[tuple[str, date], Reading] = {}
+    readings: list[Reading] = []
     for provider in providers:
         with bound_contextvars(provider=provider.name):
-            async for reading in _history(provider, since, until, config, fetcher, now):
-                # Weekends and holidays answer with the last business day's document.
-                readings.setdefault((provider.name, reading.rates.as_of), reading)
-    return await publish_readings(list(readings.values()), config, outlets, now)
+            readings += [r async for r in _history(provider, since, until, config, fetcher, now)]
+    return await publish_readings(first_of_each_day(readings), config, outlets, now)
 
 
 async def _history(

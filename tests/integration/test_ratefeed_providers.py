@@ -275,6 +275,35 @@ async def test_days_caught_up_before_the_deadline_are_published(
     assert "not done within 1s" in capsys.readouterr().out
 
 
+async def test_a_history_answering_todays_document_again_is_not_published_twice(
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    # Each missed day's history answered with a document dated today, another rate in
+    # it: two versions of today's quote fetched at one moment, the index keeping the
+    # first and the feed remembering the second.
+    provider = f"cbr-{namespace.index_prefix.strip('-')}"
+    other = CBR_FILE.read_text(encoding="utf-8").replace(
+        "<Value>20,3042</Value>", "<Value>20,9</Value>"
+    )
+    for day in range(24, 27):
+        (tmp_path / f"{day}.09.2023.xml").write_text(other, encoding="utf-8")
+    history = f'history_url = "{tmp_path}/{{date:%d.%m.%Y}}.xml"'
+    settings = _one_cbr(settings, tmp_path, provider, CBR_FILE, history)
+    store = LastRateStore(redis, namespace.stream_prefix)
+    await store.put(provider, "KZT", LastRate(date(2023, 9, 23), Decimal("0.0021")))
+
+    published = await ratefeed_once(settings)
+
+    kzt = [q for q in published if q.base == "KZT"]
+    assert [q.as_of for q in kzt] == [date(2023, 9, 27)]
+    today = await store.get(provider, "KZT")
+    assert today is not None
+    assert today.rate == kzt[0].rate  # the poll's own document, remembered as published
+    assert [q.idempotency_key for q in await _quotes(redis, namespace) if q.base == "KZT"] == [
+        kzt[0].idempotency_key
+    ]
+
+
 def _jumped(text: str, day: str, kzt_value: str) -> bytes:
     return (
         text.replace('Date="27.09.2023"', f'Date="{day}"')
