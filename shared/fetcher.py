@@ -445,6 +445,19 @@ def _redirect_target(url: str, location: str) -> str:
     return target
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _origin(url: str) -> str:
+    """The site a URL is on, as its politeness and robots.txt are kept: its scheme, host
+    and port, however spelled. By the netloc as written, `http://u1@host/` and
+    `http://host:80/` were other sites, each with a gate and a robots.txt of its own: a
+    feed could set a crawl of any host free of its Crawl-delay."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.lower()}"
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    shown = "" if port is None or port == _DEFAULT_PORTS.get(scheme) else f":{port}"
+    return f"{scheme}://{host}{shown}"

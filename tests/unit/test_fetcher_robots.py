@@ -57,3 +57,35 @@ async def test_the_rules_of_many_hosts_together_stay_within_their_weight(
             await fetcher.fetch(f"{sites[0]}/private-00001/")
     # Read once each, the newest kept; the first host's forgotten and read again.
     assert asked == [2, 1, 1, 1, 1]
+
+
+async def test_one_site_however_its_urls_spell_it_has_one_robots_txt_and_one_gate() -> None:
+    # Userinfo made other sites of one (so did a default port written out, or a trailing
+    # dot): a feed's links set the crawl of a host free of its Crawl-delay.
+    asked = [0]
+    policy = FetchPolicy(
+        user_agent="test", host_delay=0, retries=0, allow=AllowList.parse("127.0.0.1")
+    )
+    async with peer(_site(asked, 0)) as site, PoliteFetcher(policy) as fetcher:
+        port = site.rsplit(":", 1)[1]
+        for spelling in (
+            site,
+            f"http://u1@127.0.0.1:{port}",
+            f"http://u2:secret@127.0.0.1:{port}",
+        ):
+            await fetcher.fetch(f"{spelling}/news")
+    assert asked == [1]  # and its gate, kept by the same name
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://News.Example.org./a", "https://news.example.org"),
+        ("https://u:p@news.example.org:443/a", "https://news.example.org"),
+        ("http://news.example.org:80/a", "http://news.example.org"),
+        ("http://news.example.org:8080/a", "http://news.example.org:8080"),
+        ("http://[::1]:80/a", "http://[::1]"),
+    ],
+)
+def test_a_sites_spellings_are_one_origin(url: str, origin: str) -> None:
+    assert fetcher_module._origin(url) == origin
