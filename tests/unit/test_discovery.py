@@ -54,6 +54,18 @@ def test_document_kind_from_the_content(name: str, kind: str) -> None:
     assert document_kind((REALDATA / name).read_bytes()) == kind
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("sitemap-news-arnews.xml", "sitemap"), ("article-lsm-lv.html", "html")],
+)
+def test_a_utf16_or_32_document_is_told_apart_too(encoding: str, name: str, kind: str) -> None:
+    # Its markers, read as bytes, have NULs between their letters: a UTF-16 sitemap or
+    # page was taken for a feed, and its source never read.
+    text = (REALDATA / name).read_text(encoding="utf-8")
+    assert document_kind(text.encode(encoding)) == kind
+
+
 def test_google_news_sitemap_entries() -> None:
     sitemap = parse_sitemap((REALDATA / "sitemap-news-arnews.xml").read_bytes())
     assert len(sitemap.entries) == 5
