@@ -48,6 +48,9 @@ SEARCH_QUERY = "&".join(
     f"{name}={quote(value, safe=',*')}" for name, value in SEARCH_PARAMS.items()
 )
 JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
+# What the answers kept for CARAVAN_QUERY_CACHE_SECONDS weigh at most, as JSON (the
+# process holds about four times as much of them as objects).
+CACHE_MAX_BYTES = 8 * 1024 * 1024
 
 
 class ArticleNotFound(LookupError):
@@ -69,7 +72,7 @@ class Backend:
         self.articles = articles
         self.quotes = quotes
         self.exact_total_up_to = exact_total_up_to
-        self._cache: TtlCache[Any] = TtlCache(cache_seconds)
+        self._cache: TtlCache[Any] = TtlCache(cache_seconds, max_weight=CACHE_MAX_BYTES)
         self._search_target = f"/{quote(articles, safe=',')}/_search?{SEARCH_QUERY}"
 
     async def unanalysed(self) -> int:
@@ -85,7 +88,8 @@ class Backend:
         return self._cache.get(key, time.monotonic())
 
     def _keep(self, key: tuple[Any, ...], value: Any) -> None:
-        self._cache.put(key, value, time.monotonic())
+        if self._cache.seconds > 0:  # weighed only to be kept
+            self._cache.put(key, value, time.monotonic(), weight=len(to_json(value)))
 
     async def search(self, request: SearchRequest) -> SearchPage:
         key = ("search", request)

@@ -281,27 +281,40 @@ def retry_after(wait: float) -> str:
 
 
 class TtlCache(Generic[V]):
-    """Values kept for `seconds`; a `seconds` of 0 keeps nothing."""
+    """Values kept for `seconds`; a `seconds` of 0 keeps nothing. At most `max_keys` of
+    them, weighing at most `max_weight` together (as `put` is told they weigh): counted
+    by keys alone, a thousand pages of 50 long hits grew the process by 125 MB."""
 
-    def __init__(self, seconds: float, max_keys: int = 1_000) -> None:
+    def __init__(
+        self, seconds: float, max_keys: int = 1_000, max_weight: int | None = None
+    ) -> None:
         self.seconds = seconds
         self.max_keys = max_keys
-        self._entries: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
+        self.max_weight = max_weight
+        self._entries: OrderedDict[Hashable, tuple[float, V, int]] = OrderedDict()
+        self._weight = 0
 
     def get(self, key: Hashable, now: float) -> V | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
         if entry[0] <= now:
-            del self._entries[key]
+            self._drop(key)
             return None
         self._entries.move_to_end(key)
         return entry[1]
 
-    def put(self, key: Hashable, value: V, now: float) -> None:
-        if self.seconds <= 0:
+    def put(self, key: Hashable, value: V, now: float, weight: int = 0) -> None:
+        if self.seconds <= 0 or (self.max_weight is not None and weight > self.max_weight):
             return
-        self._entries[key] = (now + self.seconds, value)
-        self._entries.move_to_end(key)
-        if len(self._entries) > self.max_keys:
-            self._entries.popitem(last=False)
+        if key in self._entries:
+            self._drop(key)
+        self._entries[key] = (now + self.seconds, value, weight)
+        self._weight += weight
+        while len(self._entries) > self.max_keys or (
+            self.max_weight is not None and self._weight > self.max_weight
+        ):
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: Hashable) -> None:
+        self._weight -= self._entries.pop(key)[2]
