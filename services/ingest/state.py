@@ -47,6 +47,7 @@ class Record:
     content: str  # content_hash of the version published
     lead: str  # fingerprint of what pointed at it (feed item, sitemap entry, listing link)
     from_page: bool = False  # that version was read from the article's page
+    source: str | None = None  # the source that published it (None: before it was kept)
 
 
 class IngestState:
@@ -86,10 +87,12 @@ class IngestState:
             return None
         # A value not UTF-8 (not written by Caravan) reads as another version's: the
         # article is published again and the record rewritten, never the poll failed.
+        source = raw.get(b"source")
         return Record(
             raw[b"content"].decode(errors="replace"),
             raw.get(b"lead", b"").decode(errors="replace"),
             raw.get(b"page") == b"1",
+            None if source is None else source.decode(errors="replace"),
         )
 
     async def remember(self, key: str, record: Record, page: Page | None = None) -> None:
@@ -107,10 +110,10 @@ class IngestState:
     def _article(self, key: str, record: Record, page: Page | None) -> list[Command]:
         name = self._article_key(key)
         page_read = "1" if record.from_page else "0"
-        commands: list[Command] = [
-            ("HSET", name, "content", record.content, "lead", record.lead, "page", page_read),
-            ("EXPIRE", name, self._ttl),
-        ]
+        fields = ["content", record.content, "lead", record.lead, "page", page_read]
+        if record.source is not None:
+            fields += ["source", record.source]
+        commands: list[Command] = [("HSET", name, *fields), ("EXPIRE", name, self._ttl)]
         return commands + (self._validators(page.url, page.validators) if page else [])
 
     async def touch(self, key: str) -> None:

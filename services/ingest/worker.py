@@ -425,8 +425,21 @@ class Ingestor:
             await self._state.remember(key, replace(record, lead=""), read)
             self._count(source, result, Novelty.UNCHANGED)
             return
+        if (
+            record is not None
+            and record.source not in (None, source.name)
+            and event.extraction != "page"
+        ):
+            # Only its page, or the source that published it, may change an article:
+            # another source's feed, linking to it at an address that fails, put its own
+            # title and words under the article's name.
+            log.warning("another source's article kept", url=lead.url, published_by=record.source)
+            self._count(source, result, Novelty.UNCHANGED)
+            return
         lead_seen = "" if page_failed else fingerprint
-        version = Record(event.content_hash, lead_seen, event.extraction == "page")
+        # Who published the version in the index: this source, unless it publishes none.
+        publisher = record.source if record and novelty == Novelty.UNCHANGED else source.name
+        version = Record(event.content_hash, lead_seen, event.extraction == "page", publisher)
         if novelty == Novelty.UNCHANGED:
             await self._state.remember(key, version, read)
         else:

@@ -227,6 +227,34 @@ async def test_an_article_only_its_feed_describes_is_updated_from_the_feed(
     assert [e.summary for e in events] == ["First word.", "Corrected word."]
 
 
+async def test_another_sources_feed_never_replaces_an_article_it_did_not_publish(
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
+) -> None:
+    # An article only its feed describes (its page gone): another source linking to it,
+    # with a tracking parameter (the same key), published its own title and words over
+    # it as a newer version of the same document.
+    def feed(title: str, link: str, summary: str) -> bytes:
+        item = f"<item><title>{title}</title><link>{link}</link>"
+        return (
+            f"<rss><channel><title>f</title>{item}<description>{summary}</description>"
+            "</item></channel></rss>".encode()
+        )
+
+    web.routes["/feed.xml"] = static(feed("Rate kept", web.url("/gone"), "At 14%."), RSS)
+    await ingest_once(web_settings, web.url("/feed.xml"), name="bank")
+    evil = feed("Currency worthless", web.url("/gone?utm_source=evil"), "Collapse.")
+    web.routes["/evil.xml"] = static(evil, RSS)
+
+    result = await ingest_once(web_settings, web.url("/evil.xml"), name="evil")
+
+    assert (result.published, result.updated, result.unchanged) == (0, 0, 1)
+    # Its own source may still correct it.
+    web.routes["/feed.xml"] = static(feed("Rate kept", web.url("/gone"), "At 14.5%."), RSS)
+    assert (await ingest_once(web_settings, web.url("/feed.xml"), name="bank")).updated == 1
+    events = await published_articles(redis, namespace)
+    assert [(e.source, e.summary) for e in events] == [("bank", "At 14%."), ("bank", "At 14.5%.")]
+
+
 @pytest.mark.parametrize(
     "validators",
     [
