@@ -28,7 +28,7 @@ from shared.backoff import RETRYABLE_STATUSES, Backoff, capped_seconds, retry_af
 from shared.fetch import FetchError, read_local
 from shared.inflate import ACCEPT_ENCODING, BoundedDecoder
 from shared.robots import RobotsRules, rules_from_response
-from shared.ssrf import AddressRefused, AllowList, guarded_transport
+from shared.ssrf import AddressRefused, AllowList, HeadBounded, guarded_transport
 
 log = structlog.get_logger(__name__)
 
@@ -277,6 +277,8 @@ class PoliteFetcher:
                 asyncio.timeout(self.policy.timeout * _DEADLINE_TIMEOUTS),
                 self._client.stream("GET", url, headers=headers) as response,
             ):
+                if isinstance(stream := response.extensions.get("network_stream"), HeadBounded):
+                    stream.head_taken()
                 content = b""
                 if 200 <= response.status_code < 300:
                     content = await _read_limited(response, url, max_bytes)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import httpcore
 import httpx
@@ -137,8 +139,55 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     )
 
 
+# What a server may send after a request before its answer's head is whole: the head
+# (h11 takes 16 KiB of it), the first read of the body with it, and a few interim (1xx)
+# answers. httpcore reads interim answers for as long as they come: an endless stream of
+# "100 Continue" kept the process at a full core until the fetch's deadline, every try.
+HEAD_MAX_BYTES = 256 * 1024
+
+
+class HeadBounded(httpcore.AsyncNetworkStream):
+    """A connection that reads at most HEAD_MAX_BYTES from a request going out until its
+    answer's head is taken (`head_taken`); the body's bounds are the fetcher's."""
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+        self._head_bytes: int | None = 0  # None once the head is taken
+
+    def head_taken(self) -> None:
+        self._head_bytes = None
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        data = await self._stream.read(max_bytes, timeout)
+        if self._head_bytes is not None:
+            self._head_bytes += len(data)
+            if self._head_bytes > HEAD_MAX_BYTES:
+                msg = f"over {HEAD_MAX_BYTES} bytes came before the answer's head was whole"
+                raise httpcore.ReadError(msg)
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        self._head_bytes = 0  # a request going out: its answer's head is next
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+    ) -> httpcore.AsyncNetworkStream:
+        return HeadBounded(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's own backend, dialling only addresses that passed the check."""
+    """httpcore's own backend, dialling only addresses that passed the check, its
+    connections bounded in what comes before an answer's head (HeadBounded)."""
 
     def __init__(self, allow: AllowList) -> None:
         self._allow = allow
@@ -160,13 +209,14 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         check_all(host, addresses, self._allow)
         # TLS still verifies the certificate against `host`: httpcore passes the
         # origin's name to start_tls, not the address dialled here.
-        return await self._backend.connect_tcp(
+        stream = await self._backend.connect_tcp(
             str(addresses[0]),
             port,
             timeout=timeout,
             local_address=local_address,
             socket_options=socket_options,
         )
+        return HeadBounded(stream)
 
     async def connect_unix_socket(
         self,

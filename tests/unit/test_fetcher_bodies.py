@@ -114,3 +114,33 @@ async def test_a_gzip_body_cut_short_inside_whole_framing_is_refused() -> None:
     async with peer(_gzip_answer(gzip.compress(page)[:-600])) as base, _fetcher() as fetcher:
         with pytest.raises(FetchError, match="ends before its compressed stream does"):
             await fetcher.fetch(f"{base}/cut")
+
+
+async def test_endless_interim_answers_are_refused_after_a_bounded_read() -> None:
+    # httpcore reads interim (1xx) answers for as long as they come: "100 Continue"
+    # without end held a core until the fetch's deadline, every try.
+    sent = [0]
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n" * 2048
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        try:
+            if head.startswith(b"GET /robots.txt "):
+                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            else:
+                while sent[0] < 1 << 30:  # a gigabyte: the fetch's deadline comes first
+                    writer.write(interim)
+                    sent[0] += len(interim)
+                    await writer.drain()
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async with peer(handler) as site, _fetcher() as fetcher:
+        with pytest.raises(FetchError, match="before the answer's head was whole"):
+            await fetcher.fetch(f"{site}/page")
+    # Past the bound, only what the kernel's socket buffers took (a few MB): before, it
+    # went on to the deadline, hundreds of megabytes.
+    assert sent[0] < 64 * 1024 * 1024
