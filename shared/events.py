@@ -216,7 +216,7 @@ class QuoteEvent(Event):
     change_pct: Annotated[Decimal, _bounded(CHANGE_PCT)] | None = Field(
         default=None, description=f"percent, {CHANGE_PCT}"
     )
-    previous_rate: Annotated[Decimal, Field(gt=0)] | None = None
+    previous_rate: Annotated[Decimal, Field(gt=0), _bounded(RATE)] | None = None
     as_of: date
     provider: NonEmpty
     fetched_at: ObservedAt

@@ -363,6 +363,8 @@ def test_only_text_that_opens_with_an_http_scheme_and_a_host_is_an_http_url(text
         ("rate", "1" * 5000, "rate must be between 1E-9 and 1E+9"),
         ("change_pct", "1E+999999", "change in percent must be between -1E+21 and 1E+21"),
         ("change_pct", "-1E+22", "change in percent must be between -1E+21 and 1E+21"),
+        # The rate it changed from is a rate too: 1E+999999999 was indexed as it came.
+        ("previous_rate", "1E+999999999", "rate must be between 1E-9 and 1E+9"),
     ],
 )
 def test_quotes_outside_the_sane_bounds_are_refused(field: str, value: str, bound: str) -> None:

@@ -196,3 +196,13 @@ def test_a_json_number_no_decimal_holds_is_one_value_left_out() -> None:
     spec = JsonRatesSpec(rates_path="rates", quotation="per_base", base="USD", date_path="date")
     api = b'{"date": "2024-05-02", "rates": {"KZT": 443.9, "XAU": ' + huge + b"}}"
     assert set(parse_json_rates(api, spec, "my-api").per_unit) == {"KZT"}
+
+
+@pytest.mark.parametrize("code", ["KZT<!--x-->ZZ", "KZT<b>X</b>", "K<!-- -->ZT"])
+def test_a_currency_code_with_markup_inside_is_refused_not_cut(code: str) -> None:
+    # findtext read the text before the first markup: `KZT<!--x-->ZZ` was KZT, which
+    # another entry of the document could then stand in for.
+    document = CBR_TEXT.replace("<CharCode>KZT</CharCode>", f"<CharCode>{code}</CharCode>")
+    rates = parse_cbr(document.encode())
+    assert "KZT" not in rates.per_unit
+    assert set(usd_rates(rates, CENTRAL_ASIA)) == {"KGS", "TJS", "UZS", "TMT"}

@@ -33,7 +33,7 @@ def parse_cbr(content: bytes) -> OfficialRates:
     per_unit, problems = per_unit_values(
         (
             (
-                (valute.findtext("CharCode") or "").strip(),
+                (child_text(valute, "CharCode") or "").strip(),
                 child_text(valute, "Value"),
                 child_text(valute, "Nominal"),
             )

@@ -45,7 +45,7 @@ def parse_nbk(content: bytes) -> OfficialRates:
     per_unit, problems = per_unit_values(
         (
             (
-                (item.findtext("title") or "").strip(),
+                (child_text(item, "title") or "").strip(),
                 child_text(item, "description"),
                 child_text(item, "quant"),
             )

@@ -34,7 +34,7 @@ def parse_nbt(content: bytes) -> OfficialRates:
     per_unit, problems = per_unit_values(
         (
             (
-                (v.findtext("CharCode") or "").strip(),
+                (child_text(v, "CharCode") or "").strip(),
                 child_text(v, "Value"),
                 child_text(v, "Nominal"),
             )
