@@ -57,7 +57,9 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes: int | None = 0  # None while no head is being read
         self._head_deadline: asyncio.TimerHandle | None = None
         self._refused = False
-        self._body_done = True  # the current request's body all read (or none begun)
+        # The request whose body is being read (None between messages), and the bound on
+        # what is left of it once its response has gone out.
+        self._reading: RequestResponseCycle | None = None
         self._body_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -94,24 +96,34 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = 0
-        self._body_done = False
         self._start_head_deadline()
 
     def on_message_complete(self) -> None:
-        self._body_done = True
+        reading, self._reading = self._reading, None
         if self._body_deadline is not None:
             self._body_deadline.cancel()
             self._body_deadline = None
         super().on_message_complete()
+        if reading is not None and reading.response_complete and not self.transport.is_closing():
+            # The rest of a body its response did not wait for, read: uvicorn's keep-alive
+            # timer stopped at its bytes, and nothing would close the connection now.
+            self.transport.close()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self._body_done and self._body_deadline is None and not self.transport.is_closing():
+        # Only for the request whose body is being read (not one pipelined behind it).
+        reading = self._reading
+        if (
+            reading is not None
+            and reading.response_complete
+            and self._body_deadline is None
+            and not self.transport.is_closing()
+        ):
             self._body_deadline = self.loop.call_later(self.head_seconds, self._body_too_slow)
 
     def _body_too_slow(self) -> None:
         self._body_deadline = None
-        if not self._body_done and not self.transport.is_closing():
+        if self._reading is not None and not self.transport.is_closing():
             self.logger.warning(
                 "request body not complete %gs after its response: closed", self.head_seconds
             )
@@ -127,6 +139,7 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
         if self.cycle is not previous:
             self._unfinished = [c for c in self._unfinished if not c.response_complete]
             self._unfinished.append(self.cycle)
+            self._reading = self.cycle
 
     def connection_lost(self, exc: Exception | None) -> None:
         # As uvicorn does for the newest request, for each one still unanswered.

@@ -97,43 +97,86 @@ async def test_a_head_not_complete_in_time_loses_its_connection(
     writer.close()
 
 
-async def _answer_at_once(scope: Scope, receive: Receive, send: Send) -> None:
-    """An app that answers without reading the request's body, as most routes do."""
-    if scope["type"] == "http":
-        headers = [(b"content-length", b"2")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"ok"})
+async def _app(scope: Scope, receive: Receive, send: Send) -> None:
+    """GET: answers at once, its body unread, as most routes do (`/slow` after a moment).
+    POST: reads the whole body first, and answers its length."""
+    if scope["type"] != "http":
+        return
+    body = b"ok"
+    if scope["method"] == "POST":
+        length = 0
+        while True:
+            message = await receive()
+            length += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"%d" % length
+    elif scope["path"] == "/slow":
+        await asyncio.sleep(0.1)
+    headers = [(b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
-async def test_a_body_trickled_after_its_answer_loses_its_connection() -> None:
-    # uvicorn drops the rest of a body after the response, and each byte of it stopped
-    # the keep-alive timer: a byte every few seconds held the connection for ever.
-    config = uvicorn.Config(
-        _answer_at_once, http=QuickToCloseSlowHeads, lifespan="off", log_config=None
-    )
+@pytest.fixture
+async def answering() -> AsyncIterator[int]:
+    config = uvicorn.Config(_app, http=QuickToCloseSlowHeads, lifespan="off", log_config=None)
     server = uvicorn.Server(config)
     listener = socket.create_server(("127.0.0.1", 0))
     serving = asyncio.create_task(server.serve(sockets=[listener]))
+    yield listener.getsockname()[1]
+    server.should_exit = server.force_exit = True
+    await serving
+    listener.close()
+
+
+async def test_a_body_trickled_after_its_answer_loses_its_connection(answering: int) -> None:
+    # uvicorn drops the rest of a body after the response, and each byte of it stopped
+    # the keep-alive timer: a byte every few seconds held the connection for ever.
+    reader, writer = await asyncio.open_connection("127.0.0.1", answering)
+    writer.write(b"GET / HTTP/1.1\r\nHost: query\r\nContent-Length: 1000000000\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"ok"), timeout=10)
+
+    async def trickle() -> None:
+        while not writer.is_closing():
+            writer.write(b"x")
+            await asyncio.sleep(0.02)  # ten times faster than the bound, for ever
+
+    trickling = asyncio.create_task(trickle())
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
-        writer.write(b"GET / HTTP/1.1\r\nHost: query\r\nContent-Length: 1000000000\r\n\r\n")
-        await asyncio.wait_for(reader.readuntil(b"ok"), timeout=10)
-
-        async def trickle() -> None:
-            while not writer.is_closing():
-                writer.write(b"x")
-                await asyncio.sleep(0.02)  # ten times faster than the bound, for ever
-
-        trickling = asyncio.create_task(trickle())
-        try:
-            assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # closed
-        finally:
-            trickling.cancel()
-        writer.close()
+        assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # closed
     finally:
-        server.should_exit = server.force_exit = True
-        await serving
-        listener.close()
+        trickling.cancel()
+    writer.close()
+
+
+async def test_a_body_ended_after_its_answer_does_not_leave_its_connection_idle(
+    answering: int,
+) -> None:
+    # Its last byte stopped uvicorn's keep-alive timer, and nothing armed it again: the
+    # connection stayed open, silent, for ever.
+    reader, writer = await asyncio.open_connection("127.0.0.1", answering)
+    writer.write(b"GET / HTTP/1.1\r\nHost: query\r\nContent-Length: 1\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"ok"), timeout=10)
+    writer.write(b"x")
+    assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # closed
+    writer.close()
+
+
+async def test_a_pipelined_body_its_app_reads_is_not_cut(answering: int) -> None:
+    # The bound is for what is left of a body after its own response: a request
+    # pipelined behind another, its body read slowly by its app, is answered whole.
+    reader, writer = await asyncio.open_connection("127.0.0.1", answering)
+    writer.write(
+        b"GET /slow HTTP/1.1\r\nHost: query\r\n\r\n"
+        b"POST /upload HTTP/1.1\r\nHost: query\r\nContent-Length: 10\r\n\r\n"
+    )
+    for _ in range(10):
+        await asyncio.sleep(0.05)  # the bound here is 0.2 s: past it, in all
+        writer.write(b"x")
+    answers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n10"), timeout=10)
+    assert answers.count(b"HTTP/1.1 200 OK") == 2
+    writer.close()
 
 
 async def test_a_health_server_bounds_a_head_too() -> None:
