@@ -40,8 +40,10 @@ log = structlog.get_logger(__name__)
 # of a cluster answering (RedisClusterException, not a RedisError). What a loop that
 # talks to Redis waits out instead of ending its service.
 REDIS_AWAY = (RedisError, RedisClusterException, OSError)
-# How Redis refuses a command its user may not run inside a script (outside one: NOPERM).
-_SCRIPT_REFUSED = "The user executing the script can't"
+# How Redis refuses a command its user may not run inside a script (outside one: NOPERM):
+# 7.0's words, then 7.2's and later's ("ERR ACL failure in script: ...", redis-py
+# leaving out the "ERR ").
+_SCRIPT_REFUSED = ("The user executing the script can't", "ACL failure in script")
 
 
 def redis_trouble(exc: BaseException) -> str:

@@ -68,6 +68,13 @@ def test_a_ready_bulk_body_goes_out_as_it_is(
             "redis refused this service's user (its ACL rules)",
         ),
         (
+            ResponseError(
+                "ACL failure in script: User caravan-ingest has no permissions to run the "
+                "'time' command script: 2b58b1, on @user_script:1."
+            ),
+            "redis refused this service's user (its ACL rules)",
+        ),
+        (
             AuthenticationError("invalid username-password pair or user is disabled."),
             "redis refused this service's credentials",
         ),
