@@ -250,6 +250,20 @@ async def test_reads_stop_at_their_bytes_however_small_the_entries_before(
     assert [e.entry_id for batch in reads for e in batch] == [i.decode() for i, _ in added]
 
 
+async def test_a_read_larger_than_one_run_of_the_script_is_read_in_several(
+    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Redis serves nobody else while the script runs: a batch_size of 600,000 held it
+    # past a client's timeout. A read takes its batch in runs of SCRIPT_ENTRIES.
+    monkeypatch.setattr(consumer_module, "SCRIPT_ENTRIES", 7)
+    stream = namespace.streams.articles
+    reader = _reader(redis, [stream], "a")
+    await reader.ensure_groups()
+    for _ in range(130):
+        await add(redis, stream, {DATA_FIELD: b"{}"})
+    assert [len(await reader.read()) for _ in range(3)] == [100, 30, 0]
+
+
 async def test_abandoned_entries_past_one_reads_count_are_claimed_read_after_read(
     redis: Redis, namespace: Namespace
 ) -> None:
