@@ -447,19 +447,15 @@ def _redirect_target(url: str, location: str) -> str:
     return target
 
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
 def _origin(url: str) -> str:
-    """The site a URL is on, as its politeness and robots.txt are kept: its scheme, host
-    and port, however spelled. By the netloc as written, `http://u1@host/` and
-    `http://host:80/` were other sites, each with a gate and a robots.txt of its own: a
-    feed could set a crawl of any host free of its Crawl-delay."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
+    """The site a URL is on, as its politeness and robots.txt are kept: its scheme, and
+    the host and port httpx dials, however the URL spells them. By the netloc as written,
+    `http://u1@host/`, `http://host:80/`, `http://HOST./`, `http://host。com/` (IDNA's
+    other dots) and a name's Unicode and xn-- forms were other sites, each with a gate
+    and a robots.txt of its own: a feed could set a crawl free of its Crawl-delay."""
+    parsed = httpx.URL(url)
+    host = parsed.raw_host.decode("ascii").rstrip(".")
     if ":" in host:
         host = f"[{host}]"
-    port = parts.port
-    shown = "" if port is None or port == _DEFAULT_PORTS.get(scheme) else f":{port}"
-    return f"{scheme}://{host}{shown}"
+    port = "" if parsed.port is None else f":{parsed.port}"  # None: the scheme's own
+    return f"{parsed.scheme}://{host}{port}"

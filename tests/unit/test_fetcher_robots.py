@@ -85,6 +85,10 @@ async def test_one_site_however_its_urls_spell_it_has_one_robots_txt_and_one_gat
         ("http://news.example.org:80/a", "http://news.example.org"),
         ("http://news.example.org:8080/a", "http://news.example.org:8080"),
         ("http://[::1]:80/a", "http://[::1]"),
+        ("http://example。com/a", "http://example.com"),
+        ("http://Example．COM./a", "http://example.com"),
+        ("http://bücher.example/a", "http://xn--bcher-kva.example"),
+        ("http://xn--bcher-kva.example/a", "http://xn--bcher-kva.example"),
     ],
 )
 def test_a_sites_spellings_are_one_origin(url: str, origin: str) -> None:
