@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 
 from services.ingest.dates import parse_date
 from services.ingest.results import first_of_each
-from services.ingest.sitemaps import Sitemap, SitemapEntry, parse_sitemap
+from services.ingest.sitemaps import MAX_CHILDREN, Sitemap, SitemapEntry, parse_sitemap
 from services.ingest.sources import Source
 from services.ingest.urls import canonicalize_url
 from shared.events import article_key
@@ -51,7 +51,7 @@ class Reading:
 def read_sitemap(content: bytes, selection: Selection) -> Reading:
     sitemap = parse_sitemap(content)
     if sitemap.children:
-        return Reading(sitemap)
+        return _read_index(sitemap.children, selection)
     entries, repeats = first_of_each(
         sitemap.entries, lambda e: article_key(canonicalize_url(e.url))
     )
@@ -70,6 +70,16 @@ def read_sitemap(content: bytes, selection: Selection) -> Reading:
     return Reading(Sitemap(entries=kept), +left_out)
 
 
+def _read_index(children: list[SitemapEntry], selection: Selection) -> Reading:
+    """An index's children, newest first, MAX_CHILDREN at most (the rest said left out);
+    each with its moment, parsed here, once."""
+    dated = [replace(child, moment=_timestamp(selection.moment(child))) for child in children]
+    dated.sort(key=lambda child: child.moment, reverse=True)
+    return Reading(
+        Sitemap(children=dated[:MAX_CHILDREN]), +Counter(limit=len(dated) - MAX_CHILDREN)
+    )
+
+
 def _timestamp(moment: datetime | None) -> float:
     return -math.inf if moment is None else moment.timestamp()
 
@@ -85,6 +95,14 @@ class SitemapWalk:
     @property
     def started(self) -> float:
         return self.now.timestamp()
+
+    def listed(self, children: list[SitemapEntry]) -> list[SitemapEntry]:
+        """The children (as read_sitemap gave them, with their moments) dated `since` or
+        later, undated ones too."""
+        if self.since is None:
+            return children
+        since = self.since.timestamp()
+        return [c for c in children if c.moment >= since or c.moment == -math.inf]
 
     def selection(self, source: Source, limit: int | None = None) -> Selection:
         return Selection(self.since, self.now, source.zone, limit)

@@ -258,8 +258,7 @@ class Ingestor:
         if depth <= 0:  # as deep as configured: all there is to read here is read
             log.info("sitemap index deeper than configured, not followed", sitemap=index_url)
             return True
-        recent = walk.selection(source).recent
-        listed = [c for c in children if recent(c)]
+        listed = walk.listed(children)  # their moments read where the index was parsed
         visits = await self._state.recall_sitemap_children(index_url, {c.url for c in children})
         plan = plan_children(
             listed, visits, budget=walk.budget, now=walk.started, interval=source.interval

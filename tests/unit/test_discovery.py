@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from datetime import UTC, datetime
 
 import pytest
 
+from services.ingest.dates import parse_date
 from services.ingest.feeds import requested_interval
 from services.ingest.kinds import document_kind
 from services.ingest.listing import (
@@ -301,7 +303,13 @@ def test_a_poll_summary_says_what_was_left_out_and_why() -> None:
 
 
 def _child(name: str, lastmod: str | None = None) -> SitemapEntry:
-    return SitemapEntry(f"https://s.kz/{name}.xml", lastmod=lastmod)
+    """A child of an index, its moment as read_sitemap reads it."""
+    moment = parse_date(lastmod, UTC, datetime(2026, 12, 6, 12, tzinfo=UTC))
+    return SitemapEntry(
+        f"https://s.kz/{name}.xml",
+        lastmod=lastmod,
+        moment=-math.inf if moment is None else moment.timestamp(),
+    )
 
 
 def test_children_of_a_sitemap_index_newest_lastmod_then_least_recently_visited_first() -> None:
@@ -327,20 +335,25 @@ def test_children_of_a_sitemap_index_newest_lastmod_then_least_recently_visited_
 
 def test_children_go_newest_first_by_their_moment_whatever_the_dates_spelling() -> None:
     # As text, "Thu, …" sorted after every ISO date, and "+05:00" by its figures.
-    children = [
-        _child("rfc822", "Sun, 06 Dec 2026 10:00:00 GMT"),
-        _child("iso", "2026-12-05"),
-        _child("tashkent", "2026-12-06T12:00:00+05:00"),  # 07:00 UTC
-        _child("future", "9999-12-31"),  # absurd: no date
-    ]
-    now = datetime(2026, 12, 6, 12, tzinfo=UTC).timestamp()
-    plan = plan_children(children, {}, budget=4, now=now, interval=900.0)
-    assert [c.url.split("/")[-1] for c in plan.fetch] == [
-        "rfc822.xml",
-        "tashkent.xml",
-        "iso.xml",
-        "future.xml",
-    ]
+    lastmods = {
+        "rfc822": "Sun, 06 Dec 2026 10:00:00 GMT",
+        "iso": "2026-12-05",
+        "tashkent": "2026-12-06T12:00:00+05:00",  # 07:00 UTC
+        "future": "9999-12-31",  # absurd: no date
+        "none": "",
+    }
+    index = b"<sitemapindex>%s</sitemapindex>" % b"".join(
+        b"<sitemap><loc>https://s.kz/%s.xml</loc><lastmod>%s</lastmod></sitemap>"
+        % (name.encode(), lastmod.encode())
+        for name, lastmod in lastmods.items()
+    )
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    children = read_sitemap(index, Selection(None, now, UTC)).sitemap.children
+    expected = ["rfc822", "tashkent", "iso", "future", "none"]
+    assert [c.url.split("/")[-1][:-4] for c in children] == expected
+    # Given in any order, the plan goes by the moments (the undated as given).
+    plan = plan_children(children[::-1], {}, budget=5, now=now.timestamp(), interval=900.0)
+    assert [c.url.split("/")[-1][:-4] for c in plan.fetch] == [*expected[:3], "none", "future"]
 
 
 def test_todays_entries_are_kept_whatever_the_older_ones_dates_spelling() -> None:
@@ -367,10 +380,21 @@ def test_what_a_sitemap_gives_back_is_bounded() -> None:
         b"</urlset>" % keywords
     ).entries[0]
     assert entry.keywords == [f"k{n}" for n in range(LABELS)]
+    # The newest children of an index past the protocol's bound, listed last as sites
+    # add them, are the ones kept; the cut is said.
+    old = b"<sitemap><loc>https://s.kz/%d.xml</loc><lastmod>2020-01-01</lastmod></sitemap>"
+    new = b"<sitemap><loc>https://s.kz/new-%d.xml</loc><lastmod>2026-12-06</lastmod></sitemap>"
     index = b"<sitemapindex>%s</sitemapindex>" % b"".join(
-        b"<sitemap><loc>https://s.kz/%d.xml</loc></sitemap>" % n for n in range(MAX_CHILDREN + 5)
+        [old % n for n in range(MAX_CHILDREN)] + [new % n for n in range(5)]
     )
-    assert len(parse_sitemap(index).children) == MAX_CHILDREN
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    reading = read_sitemap(index, Selection(None, now, UTC))
+    assert len(reading.sitemap.children) == MAX_CHILDREN
+    assert {c.url for c in reading.sitemap.children[:5]} == {
+        f"https://s.kz/new-{n}.xml" for n in range(5)
+    }
+    assert reading.left_out == {"limit": 5}
+    assert not reading.whole
 
 
 def test_children_unchanged_by_lastmod_or_resting_after_304s_are_not_fetched() -> None:
