@@ -132,6 +132,14 @@ def canonical_for(link: str, declared: str | None) -> str:
     return candidate if same_site and urlsplit(candidate).path.strip("/") else own
 
 
+def on_site(source: Source, url: str) -> bool:
+    """Whether `url` is on the source's own site: its host, or one under or above it
+    (`news.site.kz` and `site.kz`; without a list of public suffixes, `www.` and
+    `feeds.` of one name are two sites). A source read from a file has none."""
+    own, other = _site(source.url), _site(url)
+    return bool(own) and (own == other or own.endswith(f".{other}") or other.endswith(f".{own}"))
+
+
 def _site(url: str) -> str:
     host = urlsplit(url).hostname or ""
     return host.removeprefix("www.")

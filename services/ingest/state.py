@@ -48,6 +48,28 @@ class Record:
     lead: str  # fingerprint of what pointed at it (feed item, sitemap entry, listing link)
     from_page: bool = False  # that version was read from the article's page
     source: str | None = None  # the source that published it (None: before it was kept)
+    home: bool = False  # and the article is on that source's own site (articles.on_site)
+
+    def replaceable(self, source: str, home: bool, from_page: bool) -> bool:
+        """Whether `source`'s version may replace the one published: its page's text
+        always; its feed's fields if it published this one (or nobody is known to), or
+        if the article is on its own site and the publisher's is another. Another
+        source's feed, linking to an article at an address that fails, put its own
+        title and words under the article's name; only its own site's source outranks
+        whoever published it first."""
+        return from_page or self.source in (None, source) or (home and not self.home)
+
+    def after(
+        self, source: str, home: bool, changed: bool, from_page: bool
+    ) -> tuple[str | None, bool]:
+        """Who published the article once `source` has read it: `source` if it published
+        a version (its feed's fields over a record from before sources were kept: nobody,
+        as before); else whoever did, or `source`, whose version it is, if not known."""
+        if not changed:
+            return (self.source, self.home) if self.source is not None else (source, home)
+        if self.source is None and not from_page:
+            return None, False
+        return source, home
 
 
 class IngestState:
@@ -93,6 +115,7 @@ class IngestState:
             raw.get(b"lead", b"").decode(errors="replace"),
             raw.get(b"page") == b"1",
             None if source is None else source.decode(errors="replace"),
+            raw.get(b"home") == b"1",
         )
 
     async def remember(self, key: str, record: Record, page: Page | None = None) -> None:
@@ -112,7 +135,7 @@ class IngestState:
         page_read = "1" if record.from_page else "0"
         fields = ["content", record.content, "lead", record.lead, "page", page_read]
         if record.source is not None:
-            fields += ["source", record.source]
+            fields += ["source", record.source, "home", "1" if record.home else "0"]
         commands: list[Command] = [("HSET", name, *fields), ("EXPIRE", name, self._ttl)]
         return commands + (self._validators(page.url, page.validators) if page else [])
 

@@ -22,7 +22,7 @@ import structlog
 from opentelemetry import trace
 
 from services.ingest import metrics
-from services.ingest.articles import Lead, lead_event, page_event
+from services.ingest.articles import Lead, lead_event, on_site, page_event
 from services.ingest.backpressure import Backpressure
 from services.ingest.charset import decode, xml_as_utf8
 from services.ingest.dates import parse_date
@@ -424,21 +424,18 @@ class Ingestor:
             await self._state.remember(key, replace(record, lead=""), read)
             self._count(source, result, Novelty.UNCHANGED)
             return
-        if (
-            record is not None
-            and record.source not in (None, source.name)
-            and event.extraction != "page"
-        ):
-            # Only its page, or the source that published it, may change an article:
-            # another source's feed, linking to it at an address that fails, put its own
-            # title and words under the article's name.
+        from_page, home = event.extraction == "page", on_site(source, str(event.url))
+        if record is not None and not record.replaceable(source.name, home, from_page):
             log.warning("another source's article kept", url=lead.url, published_by=record.source)
             self._count(source, result, Novelty.UNCHANGED)
             return
         lead_seen = "" if page_failed else fingerprint
-        # Who published the version in the index: this source, unless it publishes none.
-        publisher = record.source if record and novelty == Novelty.UNCHANGED else source.name
-        version = Record(event.content_hash, lead_seen, event.extraction == "page", publisher)
+        publisher, publisher_home = (
+            (source.name, home)
+            if record is None
+            else record.after(source.name, home, novelty != Novelty.UNCHANGED, from_page)
+        )
+        version = Record(event.content_hash, lead_seen, from_page, publisher, publisher_home)
         if novelty == Novelty.UNCHANGED:
             await self._state.remember(key, version, read)
         else:
