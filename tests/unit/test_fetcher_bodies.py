@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import tracemalloc
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -17,12 +18,8 @@ from tests.loopback import Handler, peer
 LIMIT = 10 * 1024 * 1024
 
 
-def _chunked(piece: int, total: int) -> Handler:
-    """A server answering every GET but robots.txt with `total` bytes in `piece`-byte chunks."""
-    chunk = b"%x\r\n%s\r\n" % (piece, b"x" * piece)
-    per_block = max(1, 65536 // len(chunk))
-    block = chunk * per_block  # reused: the server allocates nothing per chunk
-    blocks, rest = divmod(total // piece, per_block)
+def _site(answer: Callable[[asyncio.StreamWriter], Awaitable[None]]) -> Handler:
+    """A server answering robots.txt with a 404, and every other GET with `answer`."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -30,11 +27,7 @@ def _chunked(piece: int, total: int) -> Handler:
             if head.startswith(b"GET /robots.txt "):
                 writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
             else:
-                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-                for _ in range(blocks):
-                    writer.write(block)
-                    await writer.drain()
-                writer.write(chunk * rest + b"0\r\n\r\n")
+                await answer(writer)
             await writer.drain()
         except ConnectionError:
             pass  # the fetcher stopped reading: what a refusal does
@@ -42,6 +35,23 @@ def _chunked(piece: int, total: int) -> Handler:
             writer.close()
 
     return handler
+
+
+def _chunked(piece: int, total: int) -> Handler:
+    """A server answering every GET but robots.txt with `total` bytes in `piece`-byte chunks."""
+    chunk = b"%x\r\n%s\r\n" % (piece, b"x" * piece)
+    per_block = max(1, 65536 // len(chunk))
+    block = chunk * per_block  # reused: the server allocates nothing per chunk
+    blocks, rest = divmod(total // piece, per_block)
+
+    async def answer(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(blocks):
+            writer.write(block)
+            await writer.drain()
+        writer.write(chunk * rest + b"0\r\n\r\n")
+
+    return _site(answer)
 
 
 def _fetcher() -> PoliteFetcher:
@@ -122,23 +132,13 @@ async def test_endless_interim_answers_are_refused_after_a_bounded_read() -> Non
     sent = [0]
     interim = b"HTTP/1.1 100 Continue\r\n\r\n" * 2048
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        try:
-            if head.startswith(b"GET /robots.txt "):
-                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-            else:
-                while sent[0] < 1 << 30:  # a gigabyte: the fetch's deadline comes first
-                    writer.write(interim)
-                    sent[0] += len(interim)
-                    await writer.drain()
+    async def flood(writer: asyncio.StreamWriter) -> None:
+        while sent[0] < 1 << 30:  # a gigabyte: the fetch's deadline comes first
+            writer.write(interim)
+            sent[0] += len(interim)
             await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
 
-    async with peer(handler) as site, _fetcher() as fetcher:
+    async with peer(_site(flood)) as site, _fetcher() as fetcher:
         with pytest.raises(FetchError, match="before the answer's head was whole"):
             await fetcher.fetch(f"{site}/page")
     # Past the bound, only what the kernel's socket buffers took (a few MB): before, it
