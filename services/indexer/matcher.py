@@ -303,6 +303,10 @@ class Matcher:
             self._compiled.update((search.id, search) for search in heavier)
             log.info("saved searches weigh more than estimated", saved_searches=len(heavier))
             return list(halves(heavier))
+        if failed.refused and len(failed.group) > 1:
+            # One saved search Elasticsearch refuses (a query its parser will not take)
+            # failed every search packed with it, every round: split until it is alone.
+            return list(halves(failed.group))
         metrics.MATCH_FAILURES.labels("saved_search").inc(len(failed.group))
         log.warning(
             "saved searches not matched in this round",

@@ -178,6 +178,12 @@ ANSWERS: TypeAdapter[_Answers] = TypeAdapter(_Answers)
 class Failed:
     group: Sequence[Compiled]
     reason: str
+    status: int | None = None  # the search's own, when Elasticsearch answered one
+
+    @property
+    def refused(self) -> bool:
+        """Refused for what was asked (a 400), not for the cluster's state."""
+        return self.status == 400
 
     @property
     def too_many_clauses(self) -> bool:
@@ -200,7 +206,7 @@ def read_answers(answer: Mapping[str, Any], groups: Sequence[Sequence[Compiled]]
     for group, response in zip(groups, responses, strict=True):
         reason = _failure(response)
         if reason is not None:
-            failed.append(Failed(group, reason))
+            failed.append(Failed(group, reason, response.get("status")))
             continue
         names = {search.id for search in group}
         for hit in response.get("hits", {}).get("hits", []):

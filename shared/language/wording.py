@@ -133,6 +133,10 @@ def operators_refusal(text: str) -> str | None:
     for word in marked:
         if word.suffix == "*" and _shortest_prefix(word.text) < MIN_PREFIX_CHARS:
             return f"a word ending in * needs {MIN_PREFIX_CHARS} letters before it"
+        # Elasticsearch takes 0, 1 or 2 edits and refuses the search past them (a 400:
+        # the search API's 503, and every saved search matched with it failed).
+        if word.suffix[1:] and word.suffix[1:] not in ("0", "1", "2"):
+            return "a word ending in ~ may differ by 0, 1 or 2 letters"
     return None
 
 

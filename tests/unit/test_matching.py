@@ -294,6 +294,30 @@ async def test_a_saved_search_the_estimate_missed_ends_up_alone_the_others_unhar
     assert matcher._budget == 100
 
 
+class _RefusingOne(_Refusing):
+    """A node that refuses, as its parser does, any search holding the saved search
+    `bad` (an edit distance past 2, say), whatever its clauses."""
+
+    def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        [_, group] = body["query"]["bool"]["filter"]
+        names = [clause["bool"]["_name"] for clause in group["bool"]["should"]]
+        if "bad" in names:
+            self.refused.append(names)
+            return {"status": 400, "error": {"type": "query_shard_exception"}}
+        return {"hits": {"hits": []}}
+
+
+async def test_a_saved_search_the_cluster_refuses_is_split_off_from_the_others() -> None:
+    # Only refusals for too many clauses were split: one saved search the parser refused
+    # failed all 40 packed with it, every round.
+    es = _RefusingOne(limit=10_000)
+    searches = [_compiled(str(n), 10) for n in range(40)]
+    matcher = _matcher(es, [*searches[:15], _compiled("bad", 10), *searches[15:]])
+    await _round(matcher)
+    assert es.refused[-1] == ["bad"]  # alone at last: the others matched
+    assert len(es.refused) <= 1 + (41).bit_length()
+
+
 async def test_a_cluster_taking_fewer_clauses_than_the_budget_is_learnt_once() -> None:
     # Halved at a refusal and doubled back after a round taken whole, the budget swung:
     # every other round refused and split again.
