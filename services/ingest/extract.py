@@ -35,6 +35,7 @@ from trafilatura.utils import is_dubious_html, line_processing, repair_faulty_ht
 from services.ingest.acceptance import SHARE_PAGE_MAX_CHARS, needs_fallback, replaces
 from services.ingest.precision import precision_text
 from services.ingest.text import html_to_text, normalize_whitespace
+from shared.events import labels
 
 log = structlog.get_logger(__name__)
 
@@ -196,7 +197,9 @@ def extract_article(html: str, url: str) -> Extracted | None:
         authors=_split(metadata.author, ";"),
         date=metadata.date,
         site_name=normalize_whitespace(metadata.sitename or "") or None,
-        tags=sorted({*_split_all(metadata.categories), *_split_all(metadata.tags)}),
+        # As many as an article keeps, chosen here: a million keywords went back to the
+        # event loop, which sorted them for most of a second.
+        tags=labels(sorted({*_split_all(metadata.categories), *_split_all(metadata.tags)})),
         language=page_language(html),
         image=metadata.image or None,
         canonical_url=metadata.url or None,

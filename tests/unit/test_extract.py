@@ -385,3 +385,19 @@ def test_feed_dates_without_a_zone_are_the_sources_local_time(written: str, expe
     (event,) = parse_feed(feed.encode(), SOURCE, FETCHED).events
     assert event.published_at is not None
     assert event.published_at.isoformat() == expected
+
+
+def test_a_page_of_many_keywords_hands_back_only_those_an_article_keeps() -> None:
+    # Extraction runs in the parse sandbox, but its tags went back to the event loop
+    # whole: a million keywords, sorted there, held it for most of a second.
+    keywords = ", ".join(f"k{n:06}" for n in range(20_000))
+    body = "".join(
+        f"<p>Sentence {n} of the article about the budget of Kazakhstan.</p>" for n in range(40)
+    )
+    html = (
+        f'<html><head><title>Budget</title><meta name="keywords" content="{keywords}">'
+        f"</head><body><article><h1>Budget</h1>{body}</article></body></html>"
+    )
+    page = extract_article(html, "https://site.kz/a")
+    assert page is not None
+    assert page.tags == [f"k{n:06}" for n in range(LABELS)]
