@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import cast
 
@@ -14,6 +15,9 @@ from shared.entries import add_once
 from shared.events import DeadLetter
 from shared.settings import Settings
 from shared.streams import DATA_FIELD, Streams
+
+# A stream entry's id, whole (milliseconds-sequence), as `deadletters list` shows it.
+_ENTRY_ID = re.compile(r"[0-9]+-[0-9]+")
 
 
 def letter_writer(redis: Redis, streams: Streams, keep_hours: float) -> PublishDeadLetter:
@@ -69,6 +73,11 @@ async def replay_dead_letters(settings: Settings, ids: list[str]) -> AsyncIterat
     streams = Streams(settings.common)
     async with make_redis(settings.redis) as redis:
         for entry_id in ids:
+            if not _ENTRY_ID.fullmatch(entry_id):
+                # A time alone is a range to XRANGE: its first letter was replayed, and the
+                # id given (another) deleted, so the letter stayed and went out again.
+                yield entry_id, "not replayed: not a whole entry id (milliseconds-sequence)"
+                continue
             found = cast(
                 "list[tuple[bytes, dict[bytes, bytes]]]",
                 await redis.xrange(streams.deadletters, min=entry_id, max=entry_id),
@@ -82,6 +91,12 @@ async def replay_dead_letters(settings: Settings, ids: list[str]) -> AsyncIterat
                 continue
             if CUT in letter.error_message:
                 yield entry_id, "not replayed: the letter holds only the entry's start"
+                continue
+            if letter.stream not in streams.consumed:
+                # A letter names its stream itself, and the rate feed's user may write
+                # letters: replayed as written, a forged one had the operator's login add
+                # to any stream or key (articles the rate feed may not write, matches).
+                yield entry_id, f"not replayed: {letter.stream} is no stream the indexer reads"
                 continue
             fields: dict[bytes, bytes] = {k.encode(): v for k, v in letter.other_fields.items()}
             if letter.payload:

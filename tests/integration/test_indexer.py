@@ -143,6 +143,42 @@ async def test_letters_that_do_not_read_are_listed_and_replay_goes_on_past_them(
     assert await redis.xlen(letters) == 3
 
 
+async def test_a_letter_is_replayed_only_into_a_stream_the_indexer_reads_and_by_its_whole_id(
+    redis: Redis, namespace: Namespace, settings: Settings
+) -> None:
+    # A letter names its stream itself, and the rate feed's user may write letters: a
+    # forged one had the operator's login add to the matches (or any key). And a time
+    # alone replayed the first letter of that millisecond and deleted another id.
+    def letter(stream: str) -> dict[bytes, bytes]:
+        made = DeadLetter(
+            stream=stream,
+            entry_id="1-0",
+            payload=b"{}",
+            error_class="ValidationError",
+            error_message="forged",
+            service="indexer",
+            attempts=1,
+        )
+        return {DATA_FIELD: made.model_dump_json().encode()}
+
+    letters = namespace.streams.deadletters
+    forged = await add(redis, letters, letter(f"{namespace.stream_prefix}matches"))
+    outside = await add(redis, letters, letter("someone-else:stream"))
+    real = await add(redis, letters, letter(namespace.streams.articles))
+    millisecond = real.split("-")[0]
+
+    outcomes = dict(
+        [o async for o in replay_dead_letters(settings, [forged, outside, millisecond, real])]
+    )
+
+    assert outcomes[forged].endswith("matches is no stream the indexer reads")
+    assert outcomes[outside] == "not replayed: someone-else:stream is no stream the indexer reads"
+    assert outcomes[millisecond].startswith("not replayed: not a whole entry id")
+    assert outcomes[real].startswith(f"replayed to {namespace.streams.articles} as ")
+    assert await redis.xlen(f"{namespace.stream_prefix}matches") == 0
+    assert await redis.xlen(letters) == 2
+
+
 async def test_a_letter_is_listed_with_what_a_terminal_would_act_on_written_out(
     redis: Redis, namespace: Namespace, capsys: pytest.CaptureFixture[str]
 ) -> None:
