@@ -12,10 +12,16 @@ _SPACE = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _BLOCK_TAGS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr")
 # Control characters (Unicode Cc) but newline and tab, lone surrogates (Cs), and
-# invisible characters that mean nothing in running text. The zero-width
-# (non-)joiners are not among them: Persian spelling and emoji sequences need them.
+# invisible characters that mean nothing in running text: the bidirectional embeddings,
+# overrides and isolates (a title's "\u202egnp.exe" shows as "exe.png"), interlinear
+# annotations and the tag characters, which hide text. The zero-width (non-)joiners and
+# the left-to-right and right-to-left marks are not among them: Persian and Arabic
+# spelling, and emoji sequences, need them.
 # One regular expression, not a test per character: whole articles pass through here.
-_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u00ad\u200b\u2060\ufeff]")
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u00ad\u200b\u2060\ufeff"
+    "\u202a-\u202e\u2066-\u2069\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
 # UAX #15's stream-safe text format: at most 30 combining marks in a row. NFC orders a
 # run of marks by insertion sort, so a title of 100,000 marks took seconds (a whole
 # feed's parse past its time limit); real text never has more than a handful.

@@ -118,3 +118,15 @@ def test_normalize_whitespace_is_idempotent_without_control_characters(text: str
     assert once == once.strip()
     assert "\n\n\n" not in once
     assert "  " not in once
+
+
+def test_text_that_hides_or_reorders_itself_is_dropped_and_scripts_spelling_kept() -> None:
+    # "\u202egnp.exe" shows as "exe.png"; the tag characters hide text. Persian and
+    # Arabic need the joiners and the directional marks: they stay.
+    spoof = "Official statement\u202e gnp.exe\u202c from the ministry \u2066x\u2069 0"
+    assert normalize_whitespace(spoof) == "Official statement gnp.exe from the ministry x 0"
+    assert normalize_whitespace("hidden\U000e0041\U000e0042 tags\ufff9a\ufffb") == "hidden tagsa"
+    persian = (
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \u200f(\u06f1\u06f4\u06f0\u06f3)\u200e"
+    )
+    assert normalize_whitespace(persian) == persian
