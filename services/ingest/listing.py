@@ -10,6 +10,7 @@ headline-length text on a same-site link with a path leaves mostly articles.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
@@ -206,12 +207,67 @@ def _block_head(block: Any) -> str:
     the whole page's text."""
     pieces: list[str] = []
     read = 0
-    for piece in block.itertext():
+    for piece in _shown(block):
         pieces.append(piece[: _BLOCK_READ_CHARS - read])
         read += len(pieces[-1])
         if read == _BLOCK_READ_CHARS:
             break
     return normalize_whitespace(" ".join("".join(pieces).split())[:_BLOCK_HEAD_CHARS])
+
+
+# Elements a browser shows on lines of their own: in minified pages their text touches
+# the next one's, and "close.</p><span>12 May" read as "close.12 May".
+_LINES = frozenset(
+    {
+        "p",
+        "div",
+        "li",
+        "ul",
+        "ol",
+        "br",
+        "tr",
+        "td",
+        "th",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "time",
+        "figure",
+        "figcaption",
+        "blockquote",
+        "dt",
+        "dd",
+    }
+)
+
+
+def _shown(block: Any) -> Iterator[str]:
+    """The pieces of a block's text in order, as itertext, with a space where a browser
+    would start a line (inline elements, as a word's <b>, add none). A stack, not
+    recursion: a page may nest thousands of elements."""
+    stack: list[tuple[Any, bool]] = [(block, False)]
+    while stack:
+        element, done = stack.pop()
+        named = isinstance(element.tag, str)
+        if done:  # after its children: its end, then what follows it
+            if named and element.tag in _LINES:
+                yield " "
+            if element is not block and element.tail:
+                yield element.tail
+            continue
+        if named and element.tag in _LINES:
+            yield " "
+        if named and element.text:
+            yield element.text
+        stack.append((element, True))
+        stack.extend((child, False) for child in reversed(element))
 
 
 def _next_page(root: Any, base: str) -> str | None:

@@ -201,6 +201,17 @@ def test_listing_finds_headline_links_excerpts_next_page_and_feeds() -> None:
     assert not is_article_page(root)
 
 
+def test_an_excerpt_reads_a_minified_block_as_a_browser_shows_it() -> None:
+    # Its pieces were joined as they came: "close.</p><span>12 May" read "close.12 May".
+    root = parse_html(
+        '<html><body><article><a class="teaser-title" href="/news/1">Parliament votes on the'
+        " budget of the republic</a><p>The vote was close.</p><time>12 May</time>"
+        "<p>Tash<b>kent</b> wins.</p></article></body></html>"
+    )
+    [link] = parse_listing(root, "https://site.kz/").links
+    assert link.excerpt == "The vote was close. 12 May Tashkent wins."
+
+
 def test_next_page_by_its_label_and_article_pages_by_their_metadata() -> None:
     root = parse_html('<html><body><a href="/p/3">Next</a></body></html>')
     assert parse_listing(root, "https://s.kz/p/2").next_page == "https://s.kz/p/3"
