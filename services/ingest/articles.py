@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -119,8 +120,8 @@ def canonical_for(link: str, declared: str | None) -> str:
     """The page's own canonical URL when it is a plausible one, else the link's.
 
     Plausible: an article path on the same site. Misconfigured sites declare
-    their home page (or a syndication partner) as canonical for every article,
-    which would merge them all into one document.
+    their home page, a section page (or a syndication partner) as canonical for every
+    article, which would merge them all into one document.
     """
     own = canonicalize_url(link)
     # A declared URL that is no web address (a port past 65535, `http://[`) is as if
@@ -128,8 +129,24 @@ def canonical_for(link: str, declared: str | None) -> str:
     if not declared or not is_web_url(declared):
         return own
     candidate = canonicalize_url(declared)
-    same_site = _site(candidate) == _site(own)
-    return candidate if same_site and urlsplit(candidate).path.strip("/") else own
+    if _site(candidate) != _site(own) or _section_of(urlsplit(candidate).path, urlsplit(own).path):
+        return own
+    return candidate
+
+
+# A home page's usual names: declared as every article's canonical, they merged them all.
+_HOME_PAGE = re.compile(r"(?:index|default|home|main)\.[a-z0-9]{2,5}", re.IGNORECASE)
+
+
+def _section_of(declared: str, own: str) -> bool:
+    """Whether a declared canonical path is the site's home or a section the link's own
+    path is in (`/ru/` for `/ru/news/1-slug`): no article's. An article's own shorter
+    address (`/news/1/` for its `/news/1/amp/`) has more than one segment."""
+    segments = [part for part in declared.split("/") if part]
+    if not segments or _HOME_PAGE.fullmatch(segments[-1]):
+        return True
+    inside = own.rstrip("/") != declared.rstrip("/") and own.startswith(declared.rstrip("/") + "/")
+    return inside and len(segments) == 1
 
 
 def on_site(source: Source, url: str) -> bool:

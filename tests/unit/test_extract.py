@@ -220,6 +220,18 @@ def test_absurd_or_unreadable_dates_are_unknown(value: str | None) -> None:
             "https://site.kz/news/1/amp",
         ),
         ("https://site.kz/news/1", "https://site.kz/", "https://site.kz/news/1"),  # home page
+        # Home and section pages declared by every article merged them all into one.
+        ("https://site.kz/ru/news/1-vote", "https://site.kz/ru/", "https://site.kz/ru/news/1-vote"),
+        ("https://site.kz/news/1", "https://site.kz/index.php", "https://site.kz/news/1"),
+        ("https://site.kz/news/1", "https://site.kz/ru/Default.aspx", "https://site.kz/news/1"),
+        ("https://site.kz/news/1", "https://site.kz/news/", "https://site.kz/news/1"),
+        # An article's own shorter address, and a one-segment permalink, are its own.
+        ("https://site.kz/news/1/amp/", "https://site.kz/news/1/", "https://site.kz/news/1/"),
+        (
+            "https://site.kz/?p=12",
+            "https://site.kz/vote-on-the-budget/",
+            "https://site.kz/vote-on-the-budget/",
+        ),
         ("https://site.kz/news/1", "https://partner.example/story", "https://site.kz/news/1"),
         ("https://site.kz/news/1?utm_medium=x", None, "https://site.kz/news/1"),
         ("https://site.kz/news/1", "/relative", "https://site.kz/news/1"),
