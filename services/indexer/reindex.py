@@ -119,11 +119,17 @@ async def reindex(
     await es.indices.create(index=new)
     log.info("reindex started", alias=alias, old=old, new=new)
 
-    if redis is not None and streams is not None:
-        stream = streams.articles if alias == names.articles else streams.quotes
-        tally = await _copy(es, new, _from_stream(redis, stream, streams, names, alias))
-    else:
-        tally = await _copy(es, new, _from_index(es, old, alias == names.articles))
+    try:
+        if redis is not None and streams is not None:
+            stream = streams.articles if alias == names.articles else streams.quotes
+            tally = await _copy(es, new, _from_stream(redis, stream, streams, names, alias))
+        else:
+            tally = await _copy(es, new, _from_index(es, old, alias == names.articles))
+    except BaseException:
+        # Left behind, the half-built index took the next version's name: every later
+        # reindex failed to create it until someone deleted it by hand.
+        await es.indices.delete(index=new, ignore_unavailable=True)
+        raise
     if tally.failed:
         await es.indices.delete(index=new)
         log.error(
@@ -160,6 +166,8 @@ async def _copy(
     """Bulk the pages into `index`: what was stored, left alone as stale, or failed."""
     tally = _Tally()
     async for page in actions:
+        if not page:
+            continue  # a bulk of nothing is a 400
         operations: list[Any] = []
         for action in page:
             header, document = action.operations()

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import AsyncIterator
 
 import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
+from services.indexer import reindex as reindex_module
 from services.indexer.reindex import ReindexIncomplete, current_index, reindex
 from shared.index import IndexNames
 from shared.settings import Settings
+from shared.streams import DATA_FIELD
 from tests.conftest import REPO, Namespace
 from tests.integration.conftest import MakeConsumer, article, drain, publish
+from tests.streams import add
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +110,55 @@ async def _old_index_with_a_misfit(es: AsyncElasticsearch, names: IndexNames) ->
         )
     await es.indices.refresh(index=old)
     return old
+
+
+async def test_a_page_of_the_streams_without_one_event_is_passed_over(
+    redis: Redis,
+    es: AsyncElasticsearch,
+    namespace: Namespace,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A page of entries none of which is an event (poison at the stream's end, say) was
+    # sent as a bulk of nothing, which Elasticsearch refuses; and the half-built index
+    # it left took the next version's name, so every later reindex failed too.
+    monkeypatch.setattr(reindex_module, "PAGE", 2)
+    stream = namespace.streams.articles
+    await publish(redis, stream, article(1), article(2))
+    for _ in range(2):
+        await add(redis, stream, {DATA_FIELD: b"not an event"})
+    names = IndexNames(namespace.index_prefix)
+
+    result = await reindex(
+        es, names, names.articles, settings.common, redis=redis, streams=namespace.streams
+    )
+
+    assert result.copied == 2
+    assert await current_index(es, names.articles) == result.new_index
+
+
+async def test_a_reindex_that_fails_leaves_no_index_behind(
+    redis: Redis, es: AsyncElasticsearch, namespace: Namespace, settings: Settings
+) -> None:
+    names = IndexNames(namespace.index_prefix)
+    await publish(redis, namespace.streams.articles, article(1))
+
+    async def broken(*_: object) -> AsyncIterator[list[object]]:
+        raise ConnectionError("redis went away")
+        yield []  # an async generator, as the stream's pages are
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reindex_module, "_from_stream", broken)
+        with pytest.raises(ConnectionError):
+            await reindex(
+                es, names, names.articles, settings.common, redis=redis, streams=namespace.streams
+            )
+    assert not await es.indices.exists(index=IndexNames.versioned(names.articles, 2))
+    # The next one finds the version free.
+    result = await reindex(
+        es, names, names.articles, settings.common, redis=redis, streams=namespace.streams
+    )
+    assert result.new_index == IndexNames.versioned(names.articles, 2)
 
 
 async def test_a_document_that_fails_to_copy_keeps_the_alias_on_the_old_index(
