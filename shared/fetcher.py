@@ -14,8 +14,11 @@ than a poll can wait fails fast).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import random
 import re
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -454,7 +457,14 @@ def _origin(url: str) -> str:
     other dots) and a name's Unicode and xn-- forms were other sites, each with a gate
     and a robots.txt of its own: a feed could set a crawl free of its Crawl-delay."""
     parsed = httpx.URL(url)
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        # httpx takes it, and the resolver wraps it: :65616 dials :80, another origin.
+        raise ValueError(f"port {parsed.port} is past 65535")
     host = parsed.raw_host.decode("ascii").rstrip(".")
+    with contextlib.suppress(OSError, UnicodeError):
+        host = socket.inet_ntoa(socket.inet_aton(host))  # 127.1, 0x7f.1, 2130706433
+    with contextlib.suppress(ValueError):
+        host = ipaddress.ip_address(host).compressed  # one spelling of an IPv6 address
     if ":" in host:
         host = f"[{host}]"
     port = "" if parsed.port is None else f":{parsed.port}"  # None: the scheme's own

@@ -89,7 +89,19 @@ async def test_one_site_however_its_urls_spell_it_has_one_robots_txt_and_one_gat
         ("http://Example．COM./a", "http://example.com"),
         ("http://bücher.example/a", "http://xn--bcher-kva.example"),
         ("http://xn--bcher-kva.example/a", "http://xn--bcher-kva.example"),
+        # Numbers for one address, as the resolver reads them.
+        ("http://2130706433/a", "http://127.0.0.1"),
+        ("http://0x7f.1/a", "http://127.0.0.1"),
+        ("http://[::ffff:127.0.0.1]/a", "http://[::ffff:7f00:1]"),
+        ("http://[0:0:0:0:0:ffff:7f00:1]/a", "http://[::ffff:7f00:1]"),
     ],
 )
 def test_a_sites_spellings_are_one_origin(url: str, origin: str) -> None:
     assert fetcher_module._origin(url) == origin
+
+
+def test_a_port_past_65535_is_no_url() -> None:
+    # httpx takes it and the resolver wraps it (:65616 dials :80): another origin of
+    # one site for every multiple of 65,536.
+    with pytest.raises(ValueError, match="past 65535"):
+        fetcher_module._origin("http://site.kz:65616/a")
