@@ -94,6 +94,9 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def on_message_begin(self) -> None:
+        # A keep-alive timer armed when the body before ended (on_message_complete) is
+        # for an idle connection: this one has a request coming.
+        self._unset_keepalive_if_required()
         super().on_message_begin()
         self._head_bytes = 0
         self._start_head_deadline()
@@ -104,10 +107,19 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
             self._body_deadline.cancel()
             self._body_deadline = None
         super().on_message_complete()
-        if reading is not None and reading.response_complete and not self.transport.is_closing():
+        if (
+            reading is not None
+            and reading.response_complete
+            and not self.pipeline
+            and not self.transport.is_closing()
+        ):
             # The rest of a body its response did not wait for, read: uvicorn's keep-alive
-            # timer stopped at its bytes, and nothing would close the connection now.
-            self.transport.close()
+            # timer stopped at its bytes, and nothing armed it again, so the connection
+            # stayed open and silent for ever. Armed as uvicorn arms it after a response
+            # (closing instead lost the answer to a request pipelined behind the body).
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

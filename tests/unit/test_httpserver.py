@@ -163,6 +163,18 @@ async def test_a_body_ended_after_its_answer_does_not_leave_its_connection_idle(
     writer.close()
 
 
+async def test_a_request_pipelined_behind_a_late_body_is_answered(answering: int) -> None:
+    # Closing the connection once the late body ended lost the answer to a request sent
+    # right behind it, in the same write.
+    reader, writer = await asyncio.open_connection("127.0.0.1", answering)
+    writer.write(b"GET / HTTP/1.1\r\nHost: query\r\nContent-Length: 10\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"ok"), timeout=10)
+    writer.write(b"0123456789GET / HTTP/1.1\r\nHost: query\r\n\r\n")
+    second = await asyncio.wait_for(reader.readuntil(b"ok"), timeout=10)
+    assert second.startswith(b"HTTP/1.1 200 OK")
+    writer.close()
+
+
 async def test_a_pipelined_body_its_app_reads_is_not_cut(answering: int) -> None:
     # The bound is for what is left of a body after its own response: a request
     # pipelined behind another, its body read slowly by its app, is answered whole.
