@@ -150,11 +150,12 @@ def _section_of(declared: str, own: str) -> bool:
 
 
 def on_site(source: Source, url: str) -> bool:
-    """Whether `url` is on the source's own site: its host, or one under or above it
-    (`news.site.kz` and `site.kz`; without a list of public suffixes, `www.` and
-    `feeds.` of one name are two sites). A source read from a file has none."""
+    """Whether `url` is on the source's own site: its host, or one the source's host is
+    under (`feeds.site.kz` for `site.kz`). Not one above it: a source on `gov.kz` is no
+    site of every `*.gov.kz`. Without a list of public suffixes, `www.` and `feeds.` of
+    one name are two sites. A source read from a file has none."""
     own, other = _site(source.url), _site(url)
-    return bool(own) and (own == other or own.endswith(f".{other}") or other.endswith(f".{own}"))
+    return bool(own) and (own == other or own.endswith(f".{other}"))
 
 
 def _site(url: str) -> str:

@@ -63,12 +63,14 @@ class Record:
         self, source: str, home: bool, changed: bool, from_page: bool
     ) -> tuple[str | None, bool]:
         """Who published the article once `source` has read it: `source` if it published
-        a version (its feed's fields over a record from before sources were kept: nobody,
-        as before); else whoever did, or `source`, whose version it is, if not known."""
+        a version (its feed's fields over a record from before sources were kept: only
+        if the article is on its site, else nobody, as before); else whoever did, or
+        `source`, whose version it is, if not known."""
         if not changed:
             return (self.source, self.home) if self.source is not None else (source, home)
         if self.source is None and not from_page:
-            return None, False
+            # Its own site's source stamps it; another leaves it nobody's, as before.
+            return (source, True) if home else (None, False)
         return source, home
 
 
