@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from services.ingest.dates import parse_date
 from services.ingest.extract import Extracted
@@ -129,24 +129,33 @@ def canonical_for(link: str, declared: str | None) -> str:
     if not declared or not is_web_url(declared):
         return own
     candidate = canonicalize_url(declared)
-    if _site(candidate) != _site(own) or _section_of(urlsplit(candidate).path, urlsplit(own).path):
+    if _site(candidate) != _site(own) or _section_of(urlsplit(candidate), urlsplit(own).path):
         return own
     return candidate
 
 
 # A home page's usual names: declared as every article's canonical, they merged them all.
-_HOME_PAGE = re.compile(r"(?:index|default|home|main)\.[a-z0-9]{2,5}", re.IGNORECASE)
+_HOME_PAGE = re.compile(r"(?:index|default|home|main)(?:\.[a-z0-9]{2,5})?", re.IGNORECASE)
+# What an article's other pages add to its address: its canonical is the rest.
+_VARIANTS = frozenset({"amp", "amp.html", "print", "print.html", "mobile", "full", "m"})
 
 
-def _section_of(declared: str, own: str) -> bool:
-    """Whether a declared canonical path is the site's home or a section the link's own
-    path is in (`/ru/` for `/ru/news/1-slug`): no article's. An article's own shorter
-    address (`/news/1/` for its `/news/1/amp/`) has more than one segment."""
-    segments = [part for part in declared.split("/") if part]
+def _section_of(declared: SplitResult, own: str) -> bool:
+    """Whether a declared canonical is the site's home or a section the link's own path
+    is in (`/ru/`, `/ru/news/` for `/ru/news/1-slug`): no article's. Kept: an article's
+    address with its id in the query (`/index.php?newsid=5`), its own shorter address
+    (`/post/` for `/post/amp/`), and one whose last segment holds a number (`/news/123`
+    for `/news/123/slug`)."""
+    segments = [part for part in declared.path.split("/") if part]
+    if declared.query:
+        return False
     if not segments or _HOME_PAGE.fullmatch(segments[-1]):
         return True
-    inside = own.rstrip("/") != declared.rstrip("/") and own.startswith(declared.rstrip("/") + "/")
-    return inside and len(segments) == 1
+    base = declared.path.rstrip("/")
+    if own.rstrip("/") == base or not own.startswith(base + "/"):
+        return False
+    rest = own[len(base) :].strip("/")
+    return rest not in _VARIANTS and not any(char.isdigit() for char in segments[-1])
 
 
 def on_site(source: Source, url: str) -> bool:

@@ -225,7 +225,20 @@ def test_absurd_or_unreadable_dates_are_unknown(value: str | None) -> None:
         ("https://site.kz/news/1", "https://site.kz/index.php", "https://site.kz/news/1"),
         ("https://site.kz/news/1", "https://site.kz/ru/Default.aspx", "https://site.kz/news/1"),
         ("https://site.kz/news/1", "https://site.kz/news/", "https://site.kz/news/1"),
-        # An article's own shorter address, and a one-segment permalink, are its own.
+        (
+            "https://site.kz/ru/news/123-vote",
+            "https://site.kz/ru/news/",
+            "https://site.kz/ru/news/123-vote",
+        ),
+        ("https://site.kz/news/1", "https://site.kz/home", "https://site.kz/news/1"),
+        # An article's own shorter address, its id in the query, a one-segment permalink.
+        ("https://site.kz/my-post/amp/", "https://site.kz/my-post/", "https://site.kz/my-post/"),
+        (
+            "https://site.kz/amp/index.php?newsid=5",
+            "https://site.kz/index.php?newsid=5",
+            "https://site.kz/index.php?newsid=5",
+        ),
+        ("https://site.kz/news/123/vote", "https://site.kz/news/123", "https://site.kz/news/123"),
         ("https://site.kz/news/1/amp/", "https://site.kz/news/1/", "https://site.kz/news/1/"),
         (
             "https://site.kz/?p=12",
