@@ -307,6 +307,10 @@ class Matcher:
             # One saved search Elasticsearch refuses (a query its parser will not take)
             # failed every search packed with it, every round: split until it is alone.
             return list(halves(failed.group))
+        if failed.refused:
+            # Alone from now on, not found by halving again every round.
+            [search] = failed.group
+            self._compiled[search.id] = replace(search, weight=self._budget + 1)
         metrics.MATCH_FAILURES.labels("saved_search").inc(len(failed.group))
         log.warning(
             "saved searches not matched in this round",

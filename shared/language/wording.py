@@ -133,11 +133,16 @@ def operators_refusal(text: str) -> str | None:
     for word in marked:
         if word.suffix == "*" and _shortest_prefix(word.text) < MIN_PREFIX_CHARS:
             return f"a word ending in * needs {MIN_PREFIX_CHARS} letters before it"
-        # Elasticsearch takes 0, 1 or 2 edits and refuses the search past them (a 400:
-        # the search API's 503, and every saved search matched with it failed).
-        if word.suffix[1:] and word.suffix[1:] not in ("0", "1", "2"):
-            return "a word ending in ~ may differ by 0, 1 or 2 letters"
+    # Elasticsearch takes 0, 1 or 2 edits and refuses the search past them (a 400: the
+    # search API's 503, and every saved search matched with it failed). Read from the
+    # text itself: its parser ends a word where this one does not (at `+`).
+    if any(edits not in ("0", "1", "2") for edits in _EDITS.findall(text)):
+        return "a word ending in ~ may differ by 0, 1 or 2 letters"
     return None
+
+
+# A word's `~N` (a phrase's, after its closing quote, is its slop: any N).
+_EDITS = re.compile(r'(?<!")~(\d+)')
 
 
 def _shortest_prefix(text: str) -> int:

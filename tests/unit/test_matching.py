@@ -316,6 +316,9 @@ async def test_a_saved_search_the_cluster_refuses_is_split_off_from_the_others()
     await _round(matcher)
     assert es.refused[-1] == ["bad"]  # alone at last: the others matched
     assert len(es.refused) <= 1 + (41).bit_length()
+    es.refused.clear()
+    await _round(matcher)
+    assert es.refused == [["bad"]]  # and alone from then on, not found again by halving
 
 
 async def test_a_cluster_taking_fewer_clauses_than_the_budget_is_learnt_once() -> None:

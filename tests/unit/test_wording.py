@@ -182,6 +182,8 @@ def test_a_word_that_folds_into_many_is_searched_as_typed() -> None:
         ("tashkent~3", "a word ending in ~ may differ by 0, 1 or 2 letters"),
         ("bishkek~" + "9" * 5000, "a word ending in ~ may differ by 0, 1 or 2 letters"),
         ('"in bishkek"~9', None),  # a phrase's slop is not edits
+        ("tashkent~3+moscow", "a word ending in ~ may differ by 0, 1 or 2 letters"),
+        ("tashkent~\uff13", "a word ending in ~ may differ by 0, 1 or 2 letters"),
     ],
 )
 def test_words_ending_in_a_star_or_a_tilde_are_few_and_long_enough(
