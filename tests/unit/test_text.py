@@ -126,6 +126,9 @@ def test_text_that_hides_or_reorders_itself_is_dropped_and_scripts_spelling_kept
     spoof = "Official statement\u202e gnp.exe\u202c from the ministry \u2066x\u2069 0"
     assert normalize_whitespace(spoof) == "Official statement gnp.exe from the ministry x 0"
     assert normalize_whitespace("hidden\U000e0041\U000e0042 tags\ufff9a\ufffb") == "hidden tagsa"
+    assert normalize_whitespace("a\u2062b\u3164c\u206fd") == "abcd"
+    england = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"
+    assert normalize_whitespace(f"England {england}") == f"England {england}"
     persian = (
         "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \u200f(\u06f1\u06f4\u06f0\u06f3)\u200e"
     )
