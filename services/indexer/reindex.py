@@ -125,22 +125,22 @@ async def reindex(
             tally = await _copy(es, new, _from_stream(redis, stream, streams, names, alias))
         else:
             tally = await _copy(es, new, _from_index(es, old, alias == names.articles))
+        if tally.failed:
+            log.error(
+                "reindex abandoned, alias kept",
+                alias=alias,
+                old=old,
+                deleted=new,
+                failed=len(tally.failed),
+            )
+            raise ReindexIncomplete(alias, old, new, tally.failed)
+        await es.indices.refresh(index=new)
     except BaseException:
         # Left behind, the half-built index took the next version's name: every later
-        # reindex failed to create it until someone deleted it by hand.
-        await es.indices.delete(index=new, ignore_unavailable=True)
+        # reindex failed to create it until someone deleted it by hand. Before the swap
+        # only: after it, the new index is the alias's.
+        await _drop(es, new)
         raise
-    if tally.failed:
-        await es.indices.delete(index=new)
-        log.error(
-            "reindex abandoned, alias kept",
-            alias=alias,
-            old=old,
-            deleted=new,
-            failed=len(tally.failed),
-        )
-        raise ReindexIncomplete(alias, old, new, tally.failed)
-    await es.indices.refresh(index=new)
     await es.indices.update_aliases(
         actions=[
             {"remove": {"index": old, "alias": alias}},
@@ -158,6 +158,14 @@ async def reindex(
         late_failures=len(late.failed),
     )
     return ReindexResult(alias, old, new, tally.stored, tally.stale, late.failed)
+
+
+async def _drop(es: AsyncElasticsearch, index: str) -> None:
+    """Delete a half-built index; a failure is told, the reindex's own error raised."""
+    try:
+        await es.indices.delete(index=index, ignore_unavailable=True)
+    except Exception as exc:  # Elasticsearch away, often why the reindex failed
+        log.warning("half-built index left behind", index=index, error=str(exc))
 
 
 async def _copy(

@@ -161,6 +161,28 @@ async def test_a_reindex_that_fails_leaves_no_index_behind(
     assert result.new_index == IndexNames.versioned(names.articles, 2)
 
 
+async def test_a_failed_cleanup_does_not_hide_why_the_reindex_failed(
+    redis: Redis, es: AsyncElasticsearch, namespace: Namespace, settings: Settings
+) -> None:
+    names = IndexNames(namespace.index_prefix)
+    await publish(redis, namespace.streams.articles, article(1))
+
+    async def broken(*_: object) -> AsyncIterator[list[object]]:
+        raise ConnectionError("redis went away")
+        yield []
+
+    async def refused(**_: object) -> None:
+        raise OSError("elasticsearch went away too")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reindex_module, "_from_stream", broken)
+        patch.setattr(es.indices, "delete", refused)
+        with pytest.raises(ConnectionError, match="redis went away"):
+            await reindex(
+                es, names, names.articles, settings.common, redis=redis, streams=namespace.streams
+            )
+
+
 async def test_a_document_that_fails_to_copy_keeps_the_alias_on_the_old_index(
     es: AsyncElasticsearch, namespace: Namespace, settings: Settings
 ) -> None:
