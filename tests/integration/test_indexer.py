@@ -105,22 +105,27 @@ async def test_invalid_entries_are_dead_lettered_with_reason_and_the_rest_indexe
     assert fields == {b"title": b"no envelope"}
 
 
+def _letter(stream: str, entry_id: str, message: str) -> dict[bytes, bytes]:
+    """A dead letter's stream entry, as the indexer writes one."""
+    made = DeadLetter(
+        stream=stream,
+        entry_id=entry_id,
+        payload=b"{}",
+        error_class="ValidationError",
+        error_message=message,
+        service="indexer",
+        attempts=1,
+    )
+    return {DATA_FIELD: made.model_dump_json().encode()}
+
+
 async def test_letters_that_do_not_read_are_listed_and_replay_goes_on_past_them(
     redis: Redis, namespace: Namespace, settings: Settings
 ) -> None:
     stream, letters = namespace.streams.articles, namespace.streams.deadletters
 
     def letter(n: int) -> dict[bytes, bytes]:
-        made = DeadLetter(
-            stream=stream,
-            entry_id=f"{n}-0",
-            payload=b"{}",
-            error_class="ValidationError",
-            error_message="ArticleEvent: title: Field required",
-            service="indexer",
-            attempts=1,
-        )
-        return {DATA_FIELD: made.model_dump_json().encode()}
+        return _letter(stream, f"{n}-0", "ArticleEvent: title: Field required")
 
     first = await add(redis, letters, letter(1))
     broken = await add(redis, letters, {DATA_FIELD: b"not json"})
@@ -150,16 +155,7 @@ async def test_a_letter_is_replayed_only_into_a_stream_the_indexer_reads_and_by_
     # forged one had the operator's login add to the matches (or any key). And a time
     # alone replayed the first letter of that millisecond and deleted another id.
     def letter(stream: str) -> dict[bytes, bytes]:
-        made = DeadLetter(
-            stream=stream,
-            entry_id="1-0",
-            payload=b"{}",
-            error_class="ValidationError",
-            error_message="forged",
-            service="indexer",
-            attempts=1,
-        )
-        return {DATA_FIELD: made.model_dump_json().encode()}
+        return _letter(stream, "1-0", "forged")
 
     letters = namespace.streams.deadletters
     forged = await add(redis, letters, letter(f"{namespace.stream_prefix}matches"))

@@ -12,7 +12,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from services.indexer import reindex as reindex_module
-from services.indexer.reindex import ReindexIncomplete, current_index, reindex
+from services.indexer.reindex import ReindexIncomplete, ReindexResult, current_index, reindex
 from shared.index import IndexNames
 from shared.settings import Settings
 from shared.streams import DATA_FIELD
@@ -129,9 +129,7 @@ async def test_a_page_of_the_streams_without_one_event_is_passed_over(
         await add(redis, stream, {DATA_FIELD: b"not an event"})
     names = IndexNames(namespace.index_prefix)
 
-    result = await reindex(
-        es, names, names.articles, settings.common, redis=redis, streams=namespace.streams
-    )
+    result = await _from_streams(es, names, settings, redis, namespace)
 
     assert result.copied == 2
     assert await current_index(es, names.articles) == result.new_index
@@ -143,21 +141,13 @@ async def test_a_reindex_that_fails_leaves_no_index_behind(
     names = IndexNames(namespace.index_prefix)
     await publish(redis, namespace.streams.articles, article(1))
 
-    async def broken(*_: object) -> AsyncIterator[list[object]]:
-        raise ConnectionError("redis went away")
-        yield []  # an async generator, as the stream's pages are
-
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(reindex_module, "_from_stream", broken)
+        patch.setattr(reindex_module, "_from_stream", _redis_gone)
         with pytest.raises(ConnectionError):
-            await reindex(
-                es, names, names.articles, settings.common, redis=redis, streams=namespace.streams
-            )
+            await _from_streams(es, names, settings, redis, namespace)
     assert not await es.indices.exists(index=IndexNames.versioned(names.articles, 2))
     # The next one finds the version free.
-    result = await reindex(
-        es, names, names.articles, settings.common, redis=redis, streams=namespace.streams
-    )
+    result = await _from_streams(es, names, settings, redis, namespace)
     assert result.new_index == IndexNames.versioned(names.articles, 2)
 
 
@@ -167,20 +157,32 @@ async def test_a_failed_cleanup_does_not_hide_why_the_reindex_failed(
     names = IndexNames(namespace.index_prefix)
     await publish(redis, namespace.streams.articles, article(1))
 
-    async def broken(*_: object) -> AsyncIterator[list[object]]:
-        raise ConnectionError("redis went away")
-        yield []
-
     async def refused(**_: object) -> None:
         raise OSError("elasticsearch went away too")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(reindex_module, "_from_stream", broken)
+        patch.setattr(reindex_module, "_from_stream", _redis_gone)
         patch.setattr(es.indices, "delete", refused)
         with pytest.raises(ConnectionError, match="redis went away"):
-            await reindex(
-                es, names, names.articles, settings.common, redis=redis, streams=namespace.streams
-            )
+            await _from_streams(es, names, settings, redis, namespace)
+
+
+async def _redis_gone(*_: object) -> AsyncIterator[list[object]]:
+    """The stream's pages, as Redis going away in the middle of a copy leaves them."""
+    raise ConnectionError("redis went away")
+    yield []  # an async generator, as the stream's pages are
+
+
+async def _from_streams(
+    es: AsyncElasticsearch,
+    names: IndexNames,
+    settings: Settings,
+    redis: Redis,
+    namespace: Namespace,
+) -> ReindexResult:
+    return await reindex(
+        es, names, names.articles, settings.common, redis=redis, streams=namespace.streams
+    )
 
 
 async def test_a_document_that_fails_to_copy_keeps_the_alias_on_the_old_index(
