@@ -27,12 +27,11 @@ class Selection:
     zone: tzinfo
     limit: int | None = None
 
-    def moment(self, entry: SitemapEntry) -> datetime | None:
-        return parse_date(entry.date, self.zone, self.now)
-
-    def recent(self, entry: SitemapEntry) -> bool:
-        moment = self.moment(entry)
-        return self.since is None or moment is None or moment >= self.since
+    def dated(self, entries: list[SitemapEntry]) -> list[SitemapEntry]:
+        """Each entry with its moment, parsed here (in the sandbox), once."""
+        return [
+            replace(e, moment=_timestamp(parse_date(e.date, self.zone, self.now))) for e in entries
+        ]
 
 
 @dataclass(frozen=True)
@@ -55,10 +54,10 @@ def read_sitemap(content: bytes, selection: Selection) -> Reading:
     entries, repeats = first_of_each(
         sitemap.entries, lambda e: article_key(canonicalize_url(e.url))
     )
-    dated = [e for e in entries if selection.recent(e)]
+    dated = dated_since(selection.dated(entries), selection.since)
     # By the moment, not the text: RFC 822 dates ("Thu, …") sorted after every ISO one,
     # and a limit then cut today's articles, on every poll. Undated ones last.
-    dated.sort(key=lambda e: _timestamp(selection.moment(e)), reverse=True)
+    dated.sort(key=lambda e: e.moment, reverse=True)
     kept = dated if selection.limit is None else dated[: selection.limit]
     left_out = Counter(
         {
@@ -73,7 +72,7 @@ def read_sitemap(content: bytes, selection: Selection) -> Reading:
 def _read_index(children: list[SitemapEntry], selection: Selection) -> Reading:
     """An index's children, newest first, MAX_CHILDREN at most (the rest said left out);
     each with its moment, parsed here, once."""
-    dated = [replace(child, moment=_timestamp(selection.moment(child))) for child in children]
+    dated = selection.dated(children)
     dated.sort(key=lambda child: child.moment, reverse=True)
     return Reading(
         Sitemap(children=dated[:MAX_CHILDREN]), +Counter(limit=len(dated) - MAX_CHILDREN)
@@ -82,6 +81,14 @@ def _read_index(children: list[SitemapEntry], selection: Selection) -> Reading:
 
 def _timestamp(moment: datetime | None) -> float:
     return -math.inf if moment is None else moment.timestamp()
+
+
+def dated_since(entries: list[SitemapEntry], since: datetime | None) -> list[SitemapEntry]:
+    """The entries (with their moments) dated `since` or later, undated ones too."""
+    if since is None:
+        return entries
+    start = since.timestamp()
+    return [e for e in entries if e.moment >= start or e.moment == -math.inf]
 
 
 @dataclass
@@ -95,14 +102,6 @@ class SitemapWalk:
     @property
     def started(self) -> float:
         return self.now.timestamp()
-
-    def listed(self, children: list[SitemapEntry]) -> list[SitemapEntry]:
-        """The children (as read_sitemap gave them, with their moments) dated `since` or
-        later, undated ones too."""
-        if self.since is None:
-            return children
-        since = self.since.timestamp()
-        return [c for c in children if c.moment >= since or c.moment == -math.inf]
 
     def selection(self, source: Source, limit: int | None = None) -> Selection:
         return Selection(self.since, self.now, source.zone, limit)

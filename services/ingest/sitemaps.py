@@ -31,8 +31,8 @@ class SitemapEntry:
     news_date: str | None = None
     news_language: str | None = None
     keywords: list[str] = field(default_factory=list)
-    # Of a sitemap index's child: when its lastmod says, as a timestamp, read once where
-    # the index is parsed (read_sitemap); -inf without a date.
+    # When its date says, as a timestamp, read once where the sitemap is parsed
+    # (read_sitemap); -inf without a date.
     moment: float = -math.inf
 
     @property

@@ -31,7 +31,7 @@ from services.ingest.feeds import parse_feed
 from services.ingest.kinds import Kind, document_kind
 from services.ingest.listing import page_kind, read_listing
 from services.ingest.results import PollResult, first_of_each
-from services.ingest.sitemap_walk import SitemapWalk, read_sitemap
+from services.ingest.sitemap_walk import SitemapWalk, dated_since, read_sitemap
 from services.ingest.sitemaps import (
     ChildVisit,
     SitemapEntry,
@@ -258,7 +258,7 @@ class Ingestor:
         if depth <= 0:  # as deep as configured: all there is to read here is read
             log.info("sitemap index deeper than configured, not followed", sitemap=index_url)
             return True
-        listed = walk.listed(children)  # their moments read where the index was parsed
+        listed = dated_since(children, walk.since)  # moments read where it was parsed
         visits = await self._state.recall_sitemap_children(index_url, {c.url for c in children})
         plan = plan_children(
             listed, visits, budget=walk.budget, now=walk.started, interval=source.interval
