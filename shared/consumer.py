@@ -9,8 +9,8 @@ of Caravan's streams can reuse:
   going on read after read until it has seen every pending entry), then new ones
   (XREADGROUP `>`), lingering briefly to fill the batch. Each stream gives at
   most `batch_size` entries and about its share of `max_bytes`: Redis cannot
-  bound a read in bytes, so a script reads them one at a time until it has that
-  many bytes (`_READ_BOUNDED`);
+  bound a read or a claim in bytes, so a script reads or claims them one at a
+  time until it has that many bytes (`_READ_BOUNDED`, `_CLAIM_BOUNDED`);
 - every entry handed out is *held* until `settle` is called for it (acked or
   dead-lettered by the caller). `keep_ownership` refreshes the idle time of
   everything held (XCLAIM … JUSTID, which does not count a delivery), so an
@@ -58,11 +58,7 @@ Clock = Callable[[], float]
 # Entries per XPENDING page when checking which held entries are still ours.
 PENDING_PAGE = 1000
 ReadReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]] | None
-# Each round of claims asks for this many entries of a stream, doubling from claim to
-# claim while they fit its share of the bytes: a batch too large for memory (it killed
-# the process before) comes back a few entries at a time.
-FIRST_READ = 8
-# The most entries one run of _READ_BOUNDED reads: Redis serves nobody else meanwhile
+# The most entries one run of a script reads or claims: Redis serves nobody else meanwhile
 # (about 6 ms for these), and a batch_size of 600,000 would have held it past a
 # client's 5 s timeout.
 SCRIPT_ENTRIES = 1000
@@ -83,6 +79,27 @@ while #out < most and bytes < budget do
   for _, part in ipairs(entry[2]) do bytes = bytes + #part end
 end
 return out
+"""
+# Abandoned entries of a stream, claimed one at a time from a round's cursor, as new
+# ones are read: XAUTOCLAIM's COUNT alone let a round that grew on small entries claim
+# its count of large ones. Each claim of one looks at up to ten pending entries, so a
+# run looks at most ten times SCRIPT_ENTRIES of those live consumers hold.
+_CLAIM_BOUNDED = """
+local out, deleted, bytes, calls = {}, {}, 0, 0
+local cursor, most, budget = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+while #out < most and bytes < budget and calls < most do
+  local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], cursor,
+    'COUNT', 1)
+  calls = calls + 1
+  cursor = reply[1]
+  for _, entry in ipairs(reply[2]) do
+    out[#out + 1] = entry
+    for _, part in ipairs(entry[2]) do bytes = bytes + #part end
+  end
+  for _, id in ipairs(reply[3]) do deleted[#deleted + 1] = id end
+  if cursor == '0-0' then break end
+end
+return {cursor, out, deleted}
 """
 
 
@@ -135,11 +152,8 @@ class GroupReader:
         self._batch_size = batch_size
         # Each stream's share of the bytes a read brings in.
         self._budget = max(1, max_bytes // len(self.streams))
-        self._first_count = min(batch_size, FIRST_READ)
-        # A round of claims: where it goes on in each stream it has not finished, and
-        # the entries each claim takes (a round starts small, as a process does).
+        # A round of claims: where it goes on in each stream it has not finished.
         self._claim_from: dict[str, str] = {}
-        self._claim_counts: dict[str, int] = {}
         self._block_ms = block_ms
         self._linger_ms = linger_ms
         self.claim_idle_ms = claim_idle_ms
@@ -247,17 +261,16 @@ class GroupReader:
         """Take over entries idle past `claim_idle_ms` on any consumer of the group.
 
         A round goes through each stream's pending entries from the start, each claim
-        taking a few entries at first and more as they fit the bytes (as reads do), and
-        goes on at the next call until it has seen them all.
+        taking what fits the stream's share of the bytes (as reads do), and goes on at
+        the next call until it has seen them all.
         """
         if not self._claim_from:
             self._claim_from = dict.fromkeys(self.streams, "0-0")
-            self._claim_counts = dict.fromkeys(self.streams, self._first_count)
         claimed: list[Entry] = []
         for stream in list(self._claim_from):
             batch: list[Entry] = []
             try:
-                # A claim looks at ten times its count of pending entries: past those
+                # A claim looks at a bounded number of pending entries: past those
                 # others hold, it goes on, so a round ends or claims before returning.
                 while not batch and stream in self._claim_from:
                     batch = await self._claim(stream)
@@ -274,15 +287,21 @@ class GroupReader:
         return claimed
 
     async def _claim(self, stream: str) -> list[Entry]:
-        """One XAUTOCLAIM of a round, from where the round is in `stream`."""
-        count = self._claim_counts[stream]
-        cursor, items, deleted = await self._redis.xautoclaim(
-            stream,
-            self.group,
-            self.consumer,
-            min_idle_time=self.claim_idle_ms,
-            start_id=self._claim_from[stream],
-            count=count,
+        """One claim of a round, from where the round is in `stream`, up to the stream's
+        share of the bytes (the last entry may pass it) and `batch_size` entries."""
+        cursor, items, deleted = cast(
+            "tuple[bytes, list[tuple[bytes, list[bytes]]], list[bytes]]",
+            await self._redis.eval(
+                _CLAIM_BOUNDED,
+                1,
+                stream,
+                self.group,
+                self.consumer,
+                self.claim_idle_ms,
+                self._claim_from[stream],
+                min(SCRIPT_ENTRIES, self._batch_size),
+                self._budget,
+            ),
         )
         if deleted:
             # Trimmed while pending (only possible with a MAXLEN cap).
@@ -291,21 +310,18 @@ class GroupReader:
                 stream=stream,
                 entry_ids=[d.decode() for d in deleted],
             )
-        # XAUTOCLAIM also returns this consumer's own entries when the loop stalled
-        # past the idle time: those are in hand already, not abandoned.
+        # A claim also returns this consumer's own entries when the loop stalled past
+        # the idle time: those are in hand already, not abandoned.
         batch = [
-            Entry(stream, i.decode(), f)
-            for i, f in items
-            if f is not None and i.decode() not in self._held[stream]
+            Entry(stream, i.decode(), dict(zip(parts[::2], parts[1::2], strict=True)))
+            for i, parts in items
+            if i.decode() not in self._held[stream]
         ]
         await self._load_delivery_counts(stream, batch)
         if cursor == b"0-0":
             del self._claim_from[stream]
         else:
             self._claim_from[stream] = cursor.decode()
-        self._claim_counts[stream] = next_read(
-            count, batch, most=self._batch_size, budget=self._budget
-        )
         return batch
 
     async def _load_delivery_counts(self, stream: str, batch: list[Entry]) -> None:
@@ -438,18 +454,6 @@ def _by_stream(entries: Iterable[Entry]) -> dict[str, list[Entry]]:
     for entry in entries:
         by_stream.setdefault(entry.stream, []).append(entry)
     return by_stream
-
-
-def next_read(count: int, entries: Sequence[Entry], *, most: int, budget: int) -> int:
-    """How many entries to claim next, having asked for `count` and claimed `entries`: as
-    many as `budget` bytes hold at their mean size, at most twice as many as before (only
-    after a full claim), and from 1 to `most`. Redis cannot bound a claim in bytes, so
-    the last claim's sizes stand in for the next one's."""
-    if not entries:
-        return count
-    mean = max(1, sum(entry.size for entry in entries) // len(entries))
-    grown = count * 2 if len(entries) >= count else count
-    return max(1, min(most, budget // mean, grown))
 
 
 class TailReader:

@@ -235,9 +235,9 @@ class IndexerSettings(_Settings):
     retry_base_delay: float = Field(default=0.5, gt=0)
     retry_max_delay: float = Field(default=30.0, gt=0)
     bulk_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
-    # Bytes one read brings in (each stream's share, read an entry at a time until it is
-    # reached, so one entry at most past it; a round of claims takes 8 entries, then at
-    # most twice as many each time): large articles are read a few at a time.
+    # Bytes one read or claim brings in (each stream's share, taken an entry at a time
+    # until it is reached, so one entry at most past it): large articles come a few at
+    # a time.
     read_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
     # After a read that did not fill the batch, wait this long for more entries.
     linger_ms: int = Field(default=50, ge=0)

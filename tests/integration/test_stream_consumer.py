@@ -268,10 +268,10 @@ async def test_abandoned_entries_past_one_reads_count_are_claimed_read_after_rea
     redis: Redis, namespace: Namespace
 ) -> None:
     stream, dead, _ = await _holder_and_other(redis, namespace)
-    for _ in range(100):
+    for _ in range(250):
         await add(redis, stream, {DATA_FIELD: b"{}"})
     abandoned: set[str] = set()
-    while len(abandoned) < 100:
+    while len(abandoned) < 250:
         abandoned |= {e.entry_id for e in await dead.read()}
     await _idle_past_claim_time(redis, stream)
     # A clock that never moves: no new round of claims is ever due after the first.
@@ -279,10 +279,9 @@ async def test_abandoned_entries_past_one_reads_count_are_claimed_read_after_rea
     sizes = []
     while batch := await heir.read():
         sizes.append(len(batch))
-    # Eight first, then twice as many while they fill the reads, until all are taken.
-    assert sizes == [8, 16, 32, 44]
+    assert sizes == [100, 100, 50]
     pending = await _pending(redis, stream)
-    assert len(pending) == 100
+    assert len(pending) == 250
     assert {p["consumer"] for p in pending} == {b"heir"}
 
 
@@ -321,25 +320,27 @@ async def test_each_stream_is_read_by_the_size_of_its_own_entries(
     assert [r["quotes"] for r in reads][:2] == [100, 100]
 
 
-async def test_a_round_of_claims_starts_small_whatever_the_reads_grew_to(
-    redis: Redis, namespace: Namespace
-) -> None:
-    dead = await _reader_after_large_articles(redis, namespace, "dead", 12)
+async def test_claims_are_bounded_by_bytes_as_reads_are(redis: Redis, namespace: Namespace) -> None:
+    articles = namespace.streams.articles
+    dead = _sized_reader(redis, namespace, "dead", time.monotonic)
+    await dead.ensure_groups()
+    # Small articles, then large ones: a claim's count grown on the first must not
+    # bring in that count of the second (1 MiB a read, 512 KiB of it the articles').
+    for _ in range(50):
+        await add(redis, articles, {DATA_FIELD: b"x" * 200})
+    for _ in range(12):
+        await add(redis, articles, {DATA_FIELD: b"x" * 300_000})
     held = 0
-    while held < 12:
+    while held < 62:
         held += len(await dead.read())
-    for _ in range(100):
-        await add(redis, namespace.streams.quotes, {DATA_FIELD: b"x" * 200})
-    now = [0.0]
-    heir = _sized_reader(redis, namespace, "heir", lambda: now[0])
-    assert len(await heir.read()) == 100  # reads of small entries take a whole batch
-    await _idle_past_claim_time(redis, namespace.streams.articles)
-    now[0] = 60.0  # a round of claims is due
+    await _idle_past_claim_time(redis, articles)
+    heir = _sized_reader(redis, namespace, "heir", lambda: 0.0)
     claims = []
     while batch := await heir.read():
-        claims.append(len(batch))
-    # The dead consumer's large articles come back eight first, then one at a time.
-    assert claims == [8, 1, 1, 1, 1]
+        claims.append((len(batch), sum(entry.size for entry in batch)))
+    # The small ones and two large (the second passes the share), then two at a time.
+    assert [count for count, _ in claims] == [52, 2, 2, 2, 2, 2]
+    assert max(size for _, size in claims) < 512 * 1024 + 300_100
 
 
 async def test_a_claim_looks_past_the_entries_live_consumers_hold(
