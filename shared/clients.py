@@ -89,7 +89,7 @@ def make_redis(settings: RedisSettings) -> Redis:
         # topology refresh after a failover closing a connection another task writes
         # on) is a plain ConnectionError, which the cluster client retries: redis-py
         # 8.2, the locked version and the lower bound, raises it itself, so Caravan
-        # keeps no connection class of its own (tests/integration/test_redis_torn_writes.py).
+        # keeps no connection class of its own (tests/cluster/test_redis_torn_writes.py).
         first, *others = _cluster_seeds(settings.url)
         cluster = RedisCluster.from_url(
             first,

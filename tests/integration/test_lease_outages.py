@@ -18,20 +18,34 @@ from tests.conftest import Namespace
 from tests.logs import Said
 from tests.loopback import black_hole
 from tests.processes import free_port
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
 
-async def test_renewals_outlive_a_redis_that_refuses_connections() -> None:
-    # Nothing listens there: what a failing-over primary looks like to a client.
-    away = Redis(port=free_port(), socket_connect_timeout=0.2)
+async def test_renewals_outlive_a_redis_that_refuses_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Nothing listens there: what a failing-over primary looks like to a client. No
+    # retries, so that every tick meets the refusal rather than waiting in the client.
+    away = Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     share = WorkShare(away, "outage:", "ratefeed", ["providers"], "a", ttl=0.3)
+    said = Said()
+    monkeypatch.setattr(leases, "log", said)
     tasks = [
         asyncio.ensure_future(share.join()),
         asyncio.ensure_future(share.keep()),
         asyncio.ensure_future(share.turn("providers")),
     ]
-    await asyncio.sleep(share.tick * 3)
+
+    async def each_refused_twice() -> bool:
+        told = said.events()
+        return all(
+            sum(event.startswith(start) for event in told) >= 2
+            for start in ("not joined yet", "leases not renewed", "lease not taken")
+        )
+
+    await until(each_refused_twice, "joining, renewing and taking each refused twice")
     assert not any(task.done() for task in tasks)  # none raised: all wait for Redis
     await cancel_until_done(tasks)
     await away.aclose()

@@ -68,6 +68,8 @@ async def test_together_runs_beside_only_while_the_work_runs() -> None:
 
     async with asyncio.timeout(5):
         await together([work()], beside=[keeper()])
+    # The keeper ended with the work: only this test's own task is left.
+    assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
 async def test_together_raises_the_first_failure_once_the_others_have_ended() -> None:
