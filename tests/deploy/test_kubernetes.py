@@ -180,13 +180,18 @@ def test_indexer_consumers_are_named_after_their_pod(local: Objects) -> None:
     assert consumer == {"fieldRef": {"fieldPath": "metadata.name"}}
 
 
-def test_indexer_is_autoscaled_and_disruption_bounded(local: Objects) -> None:
-    pod_labels = _deployments(local)["indexer"]["spec"]["template"]["metadata"]["labels"]
+def test_indexer_is_autoscaled(local: Objects) -> None:
     autoscaler = _one(local, "HorizontalPodAutoscaler", "caravan-indexer")
     assert autoscaler["spec"]["scaleTargetRef"]["name"] == "caravan-indexer"
     assert autoscaler["spec"]["metrics"][0]["resource"]["name"] == "cpu"
-    budget = _one(local, "PodDisruptionBudget", "caravan-indexer")
-    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_every_service_has_a_disruption_budget_over_its_pods(local: Objects) -> None:
+    for service, deployment in _deployments(local).items():
+        budget = _one(local, "PodDisruptionBudget", f"caravan-{service}")
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+        assert budget["spec"]["maxUnavailable"] == 1
 
 
 def test_query_is_reachable_through_its_service_and_ingress(local: Objects) -> None:
@@ -252,8 +257,9 @@ def test_the_query_rate_limit_trusts_the_ingress_controller_hop(local: Objects) 
     assert _settings(local)["CARAVAN_QUERY_TRUSTED_PROXIES"] == "1"
 
 
-def test_workers_invite_prometheus_to_scrape_them(local: Objects) -> None:
-    for service in WORKERS:
+def test_every_service_invites_prometheus_to_scrape_it(local: Objects) -> None:
+    # The query service's too: its shedding and live-ticker refusals were unseen.
+    for service in SERVICES:
         annotations = _deployments(local)[service]["spec"]["template"]["metadata"]["annotations"]
         assert annotations == {
             "prometheus.io/scrape": "true",

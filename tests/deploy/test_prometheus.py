@@ -68,15 +68,16 @@ def test_scrape_config_passes_promtool(tmp_path: Path) -> None:
     assert "SUCCESS" in run_tool("promtool", "check", "config", path)
 
 
-def test_compose_job_scrapes_the_compose_workers() -> None:
+def test_compose_job_scrapes_every_compose_service() -> None:
     [job] = [
         j
         for j in load_yaml(PROMETHEUS / "prometheus.yml")["scrape_configs"]
         if j["job_name"] == "compose"
     ]
     compose = load_yaml(DEPLOY.parent / "docker-compose.yml")["services"]
-    for target in job["static_configs"][0]["targets"]:
-        host, port = target.split(":")
+    targets = [target.split(":") for target in job["static_configs"][0]["targets"]]
+    assert sorted(host for host, _ in targets) == ["indexer", "ingest", "query", "ratefeed"]
+    for host, port in targets:
         assert compose[host]["command"] == [host]
         assert port == "8080"
 
@@ -179,6 +180,34 @@ def test_alerts_fire_on_the_series_they_watch(tmp_path: Path) -> None:
                         "series": 'caravan_ingest_last_error_timestamp_seconds{source="c"}',
                         "values": "200x80",
                     },
+                    # Its lease moved: the replica that lost it keeps its last error.
+                    {
+                        "series": 'caravan_ingest_last_error_timestamp_seconds{source="d",'
+                        'instance="ingest-1"}',
+                        "values": "200x80",
+                    },
+                    {
+                        "series": 'caravan_ingest_last_success_timestamp_seconds{source="d",'
+                        'instance="ingest-2"}',
+                        "values": "300x80",
+                    },
+                    # A standby reports stale until it takes the provider over.
+                    {
+                        "series": 'caravan_ratefeed_stale{provider="cbr",instance="ratefeed-1"}',
+                        "values": "0x80",
+                    },
+                    {
+                        "series": 'caravan_ratefeed_stale{provider="cbr",instance="ratefeed-2"}',
+                        "values": "1x80",
+                    },
+                    {
+                        "series": 'caravan_ratefeed_stale{provider="nbk",instance="ratefeed-1"}',
+                        "values": "1x80",
+                    },
+                    {
+                        "series": 'caravan_ratefeed_stale{provider="nbk",instance="ratefeed-2"}',
+                        "values": "1x80",
+                    },
                     {
                         "series": 'caravan_indexer_holding{instance="indexer-1"}',
                         "values": "0 0 1x10 0x30",
@@ -237,6 +266,7 @@ def test_alerts_fire_on_the_series_they_watch(tmp_path: Path) -> None:
                         {"severity": "warning", "source": "a"},
                         {"severity": "warning", "source": "c"},
                     ),
+                    alert("CaravanRatesStale", "70m", {"severity": "warning", "provider": "nbk"}),
                 ],
             }
         ],
