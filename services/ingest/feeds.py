@@ -89,6 +89,9 @@ class FeedParse:
 # the event loop: a feed of 80,000 items took 5.6 s and 240 MB of it as whole events,
 # when its poll looked at one. So the parse keeps what the poll reads.
 SKIPPED_KEPT = 20
+# The longest guid kept as it is in an item's key: with the longest canonical URL
+# (urls.MAX_URL_LENGTH bytes, percent-encoded: 24,576) under Elasticsearch's 32,766.
+GUID_BYTES = 8_000
 
 
 def parse_feed(
@@ -124,7 +127,9 @@ def parse_feed(
     for position, entry in enumerate(entries):
         try:
             event = _to_event(entry, source, fetched_at, feed_language, link_counts)
-        except _SkipError as skip:
+        # ValueError: an item the contract refuses (pydantic's ValidationError is one)
+        # is that item's, never the feed's: it failed every poll, every item lost.
+        except (_SkipError, ValueError) as skip:
             result.unusable += 1
             if len(result.skipped) < SKIPPED_KEPT:
                 result.skipped.append(Skipped(position, str(skip)))
@@ -176,6 +181,15 @@ class _SkipError(Exception):
     pass
 
 
+def _discriminator(guid: str | None, title: str) -> str:
+    """What tells apart the items of one link: the guid, or a digest of the title, or
+    of a guid so long that the key would pass the 32,766 bytes Elasticsearch takes in a
+    keyword (a canonical URL of up to 24,576, and this; every item a dead letter)."""
+    if guid and len(guid.encode(errors="replace")) <= GUID_BYTES:
+        return guid
+    return hashlib.sha256((guid or title).encode(errors="replace")).hexdigest()[:16]
+
+
 def _to_event(
     entry: Any,
     source: Source,
@@ -197,8 +211,7 @@ def _to_event(
     if link_counts[link] > 1 or _is_home_page(canonical):
         # The link names a page of many articles: key the item by its guid, or
         # its title, the same way in every poll whatever else the feed holds.
-        discriminator = entry.get("id") or hashlib.sha256(title.encode()).hexdigest()[:16]
-        canonical = f"{canonical}#item={discriminator}"
+        canonical = f"{canonical}#item={_discriminator(entry.get('id'), title)}"
     # Keyed above by the whole title, as before it was bounded: the same key as ever.
     shown = clipped(title, TITLE_CHARS)
     return ArticleEvent(

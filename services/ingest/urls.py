@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from shared.events import is_http_url
 from shared.fetcher import MAX_URL_LENGTH
 
 _TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "__hs", "wt_")
@@ -49,12 +50,15 @@ def canonicalize_url(url: str) -> str:
     netloc = host
     if parts.port and parts.port != _DEFAULT_PORTS.get(scheme):
         netloc = f"{host}:{parts.port}"
+    # Escapes of bytes that are not UTF-8 (a cp1251 site's `?title=%C0%EB`) kept as
+    # they were: replaced, two articles' addresses became one key.
     query = urlencode(
         [
             (k, v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True, errors="surrogateescape")
             if not is_tracking_param(k)
-        ]
+        ],
+        errors="surrogateescape",
     )
     return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
 
@@ -66,12 +70,20 @@ def is_web_url(url: str) -> bool:
     megabytes; such a link is left out where it is found rather than failing (or
     stalling) whatever uses it later.
     """
-    if not url.startswith(("http://", "https://")) or len(url) > MAX_URL_LENGTH:
+    # The contract's own test too: `https://\n  host/` (a link a pretty-printer wrapped)
+    # has a host to urlsplit, and no event may carry it.
+    if not url.startswith(("http://", "https://")) or not is_http_url(url):
+        return False
+    if len(url) > MAX_URL_LENGTH:
         return False
     # Counted in UTF-8 bytes too: canonicalising percent-encodes each byte of the query
     # (three characters a byte), and the canonical URL is a keyword Elasticsearch
-    # refuses past 32,766 bytes. 8,192 bytes stay under it; 8,192 emoji did not.
-    if len(url.encode(errors="replace")) > MAX_URL_LENGTH:
+    # refuses past 32,766 bytes. 8,192 bytes stay under it; 8,192 emoji did not. A lone
+    # surrogate (a JSON-LD `\ud800`) has no bytes: canonicalising it raised.
+    try:
+        if len(url.encode()) > MAX_URL_LENGTH:
+            return False
+    except UnicodeEncodeError:
         return False
     # What canonicalize_url reads, without building it: its query handling cannot fail,
     # and its host is the one read here (a third of a sitemap's parse, before).

@@ -258,6 +258,32 @@ def test_item_without_usable_link_is_skipped_with_reason() -> None:
     ]
 
 
+def test_an_item_the_contract_refuses_is_left_out_not_the_feed() -> None:
+    # A link a pretty-printer wrapped has a host to urlsplit, and the event refused it:
+    # the whole feed failed, every poll.
+    content = _rss(
+        "<item><title>Wrapped</title><link>https://\n      invented.example/a</link></item>"
+        "<item><title>Fine</title><link>https://invented.example/b</link></item>"
+    )
+    parsed = parse_feed(content, Source(name="x", url="x"), FETCHED_AT)
+    assert [e.title for e in parsed.events] == ["Fine"]
+    assert [s.position for s in parsed.skipped] == [0]
+
+
+def test_a_guid_too_long_for_a_key_is_keyed_by_its_digest() -> None:
+    guid = "Қ" * 17_000  # 34,000 bytes: past what a keyword holds
+    items = "".join(
+        f"<item><title>{title}</title><link>https://invented.example/</link>"
+        f"<guid isPermaLink='false'>{g}</guid></item>"
+        for title, g in (("Long", guid), ("Other", guid + "2"), ("Short", "id-1"))
+    )
+    parsed = parse_feed(_rss(items), Source(name="x", url="x"), FETCHED_AT)
+    keys = {e.title: e.canonical_url for e in parsed.events}
+    assert len(set(keys.values())) == 3
+    assert all(len(key.encode()) < 32_766 for key in keys.values())
+    assert keys["Short"] == "https://invented.example/#item=id-1"  # as it always was
+
+
 def test_a_reference_to_no_character_is_read_as_a_replacement_not_the_feeds_end() -> None:
     # feedparser raised OverflowError, ValueError or UnicodeEncodeError on each of these,
     # and the whole feed, good items too, was lost on every poll.

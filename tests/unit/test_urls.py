@@ -147,7 +147,24 @@ def test_webtrekk_campaign_parameters_seen_in_real_feeds_are_tracking() -> None:
         ("https://site.kz/a?" + "b&" * 4087, True),  # 8,192 characters
         ("https://site.kz/a?" + "b&" * 4087 + "b", False),  # past what servers must accept
         ("https://site.kz/a?q=" + "\U0001f600" * 2045, False),  # 8,192 bytes past: 48 KB keyed
+        ("https://\n      site.kz/a", False),  # wrapped: no event may carry it
+        ("https:// site.kz/a", False),
+        ("https://\u00a0site.kz/a", False),
+        ("https://site.kz/a?q=\ud800", False),  # a lone surrogate has no bytes to key
     ],
 )
 def test_a_web_url_is_an_http_url_with_a_host_that_canonicalizes(url: str, usable: bool) -> None:
     assert is_web_url(url) is usable
+
+
+def test_escapes_of_other_encodings_keep_their_bytes_and_articles_apart() -> None:
+    # A cp1251 site's titles, Алматы and Астана: replaced, both read as six U+FFFD.
+    almaty = canonicalize_url("https://old.kz/index.php?title=%C0%EB%EC%E0%F2%FB&utm_source=x")
+    astana = canonicalize_url("https://old.kz/index.php?title=%C0%F1%F2%E0%ED%E0")
+    assert almaty == "https://old.kz/index.php?title=%C0%EB%EC%E0%F2%FB"
+    assert astana == "https://old.kz/index.php?title=%C0%F1%F2%E0%ED%E0"
+    # UTF-8, escaped or not, keys as before.
+    assert (
+        canonicalize_url("https://a.kz/?q=алматы")
+        == "https://a.kz/?q=%D0%B0%D0%BB%D0%BC%D0%B0%D1%82%D1%8B"
+    )
