@@ -16,7 +16,12 @@ class _Settings(BaseSettings):
     """Base: reads `NAME` from the environment, or the file named by `NAME_FILE`.
 
     The `_FILE` form lets containers mount secrets instead of exposing them in env.
+    An empty variable is an unset one (a line of .env.example uncommented as it is):
+    an empty port or URL stopped every service, and an empty consumer name made every
+    indexer replica one consumer.
     """
+
+    model_config = SettingsConfigDict(env_ignore_empty=True)
 
     # Secrets whose file the client follows (shared/clients.py): one not there yet at
     # start (a key an init job is still making) is waited for, not a failed start.
@@ -45,6 +50,7 @@ class _Settings(BaseSettings):
 # blocking read (XREAD BLOCK) must ask for less, or an idle stream ends it as an error.
 REDIS_READ_TIMEOUT = 5.0
 LONGEST_BLOCK_MS = 4000
+BULK_MAX_BYTES = 5 * 1024 * 1024
 
 
 class RedisSettings(_Settings):
@@ -234,7 +240,7 @@ class IndexerSettings(_Settings):
     max_deliveries: int = Field(default=5, ge=1)
     retry_base_delay: float = Field(default=0.5, gt=0)
     retry_max_delay: float = Field(default=30.0, gt=0)
-    bulk_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    bulk_max_bytes: int = Field(default=BULK_MAX_BYTES, ge=1024)
     # Bytes one read or claim brings in (each stream's share, taken an entry at a time
     # until it is reached, so one entry at most past it): large articles come a few at
     # a time.

@@ -9,8 +9,7 @@ from urllib.parse import urlsplit
 
 from tests.conftest import REPO
 from tests.deploy.test_containers import COMPOSE_SPEC, _env_example_names
-from tests.deploy.tools import check_own_keys, load_yaml
-from tests.test_documentation import _environment_variables
+from tests.deploy.tools import check_environment, check_own_keys, load_yaml
 
 PATH = REPO / "docker-compose.cluster.yml"
 COMPOSE = load_yaml(PATH)
@@ -171,9 +170,7 @@ def test_every_named_volume_is_declared() -> None:
 
 
 def test_sets_only_variables_the_services_read_and_env_example_lists() -> None:
-    known = _environment_variables()
-    for service in CARAVAN.values():
-        assert set(service["environment"]) <= known
+    check_environment([*CARAVAN.values(), SERVICES["keys"]])
     interpolated = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", PATH.read_text(encoding="utf-8")))
     assert sorted(interpolated - _env_example_names()) == []
     for name, variable in (

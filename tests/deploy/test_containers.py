@@ -14,7 +14,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from tests.conftest import REPO
-from tests.deploy.tools import KEYED, check_own_keys, load_yaml
+from tests.deploy.tools import KEYED, check_environment, check_own_keys, load_yaml
 from tests.test_documentation import _environment_variables
 
 COMPOSE = load_yaml(REPO / "docker-compose.yml")
@@ -106,10 +106,8 @@ def test_samples_profile_loads_the_bundled_files_once() -> None:
     assert "COPY --chown=10001:10001 samples ./samples" in DOCKERFILE
 
 
-def test_compose_sets_only_variables_the_services_read() -> None:
-    known = _environment_variables()
-    for name in SERVICES + LOADERS:
-        assert set(_service(name)["environment"]) <= known
+def test_compose_sets_only_variables_the_services_read_and_not_the_elastic_password() -> None:
+    check_environment(_service(name) for name in (*SERVICES, *LOADERS, "keys"))
 
 
 def test_image_serves_health_on_8080_as_a_non_root_user() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.test_documentation import _environment_variables
 
 DEPLOY = REPO / "deploy"
 
@@ -81,3 +83,14 @@ def check_own_keys(services: dict[str, dict[str, Any]]) -> None:
         else:
             assert "ELASTICSEARCH_API_KEY_FILE" not in environment, name
             assert not any("-key:" in volume for volume in service.get("volumes", [])), name
+
+
+def check_environment(services: Iterable[dict[str, Any]]) -> None:
+    """Each of Caravan's compose services sets only variables Caravan reads, and
+    blanks the `elastic` password that `.env` would give it (only `keys` needs it,
+    and gets it as ELASTICSEARCH_PASSWORD)."""
+    known = _environment_variables()
+    for service in services:
+        environment = dict(service["environment"])
+        assert environment.pop("ELASTIC_PASSWORD") == ""
+        assert set(environment) <= known

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings
 
 from services.query.limits import Places
 from services.query.live import QuoteBroadcaster
@@ -19,6 +22,9 @@ from shared.settings import (
     RedisSettings,
     Settings,
 )
+from tests.conftest import REPO
+
+ENV_EXAMPLE = REPO / ".env.example"
 
 _VARS = (
     "ELASTICSEARCH_PASSWORD",
@@ -169,3 +175,37 @@ async def test_a_blocking_read_asks_redis_for_less_than_the_client_waits(cluster
     with pytest.raises(ValidationError, match="less than or equal to 4000"):
         IndexerSettings(block_ms=LONGEST_BLOCK_MS + 1)
     await redis.aclose()
+
+
+def test_an_empty_variable_is_an_unset_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `# NAME=` lines of .env.example uncommented as they are.
+    monkeypatch.setenv("CARAVAN_INDEXER_CONSUMER", "")
+    monkeypatch.setenv("CARAVAN_STREAM_PREFIX", "")
+    monkeypatch.setenv("CARAVAN_QUERY_PUBLIC_URL", "")
+    assert IndexerSettings().consumer != ""  # every replica one consumer, before
+    assert CommonSettings().stream_prefix == "caravan:"
+    assert QuerySettings().public_url is None  # a failed start, before
+
+
+def _settings_classes() -> dict[str, type[BaseSettings]]:
+    """Each settings group by its variables' prefix, longest first."""
+    groups: list[type[BaseSettings]] = list(get_type_hints(Settings).values())
+    classes = {g.model_config.get("env_prefix", ""): g for g in groups}
+    return dict(sorted(classes.items(), key=lambda item: -len(item[0])))
+
+
+def test_the_defaults_env_example_shows_are_the_defaults() -> None:
+    shown = re.findall(r"^# ([A-Z][A-Z0-9_]*)=(\S+)$", ENV_EXAMPLE.read_text(), re.MULTILINE)
+    wrong = []
+    for variable, value in shown:
+        prefix, group = next(
+            (p, g) for p, g in _settings_classes().items() if variable.startswith(p)
+        )
+        name = variable.removeprefix(prefix).lower()
+        if name not in group.model_fields:
+            continue  # compose's own (CARAVAN_IMAGE, CARAVAN_ES_HEAP)
+        default = group.model_fields[name].get_default(call_default_factory=True)
+        if getattr(group(**{name: value}), name) != default:
+            wrong.append(f"{variable}={value}, the default is {default!r}")
+    assert len(shown) > 50
+    assert wrong == []
