@@ -353,9 +353,11 @@ def _ratefeed_release(args: argparse.Namespace, settings: Settings) -> None:
 
 def _print_quotes(quotes: list[QuoteEvent]) -> None:
     for quote in quotes:
-        flags = f" [{', '.join(quote.flags)}]" if quote.flags else ""
+        # Read back from Redis (released quotes): escaped as every stored value is.
+        flags = f" [{', '.join(map(value, quote.flags))}]" if quote.flags else ""
         say(
-            f"{quote.base}/{quote.quote} {quote.rate} as of {quote.as_of} ({quote.provider}){flags}"
+            f"{value(quote.base)}/{quote.quote} {quote.rate} as of {quote.as_of}"
+            f" ({value(quote.provider)}){flags}"
         )
     say(f"{len(quotes)} quotes published")
 
@@ -364,7 +366,7 @@ def _search(args: argparse.Namespace, settings: Settings) -> None:
     page = asyncio.run(search_once(settings, args.query, args.page, args.size))
     say(page.viewing())
     for hit in page.results:
-        when = hit.published_at or "undated"
+        when = value(hit.published_at or "undated")
         say(f"- {value(hit.title)} ({value(hit.source)}, {when})\n  {value(hit.url)}")
 
 

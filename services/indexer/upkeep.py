@@ -12,6 +12,7 @@ drops an entry still pending or not yet read, and the retained window is what
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ class Upkeep:
         self._configured = {*configured_groups, settings.group}
         self._abandon_after_ms = abandon_after_ms
         self._reported: set[tuple[str, str]] = set()
+        # (stream, group) of the gauges set last time: those gone are removed.
+        self._exported: set[tuple[str, str]] = set()
         self.snapshot: dict[str, Any] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -122,6 +125,7 @@ class Upkeep:
         """Set the gauges; return our group's figures per stream for /readyz."""
         now_ms = int(time.time() * 1000)
         snapshot: dict[str, Any] = {}
+        self._forget_gone({(s, g.name) for s, state in states.items() for g in state.groups})
         for stream, state in states.items():
             metrics.STREAM_LENGTH.labels(stream).set(state.length)
             _, abandoned = split_groups(state.groups, self._configured, self._abandon_after_ms)
@@ -139,6 +143,22 @@ class Upkeep:
                         "oldest_pending_seconds": round(age, 1),
                     }
         return snapshot
+
+    def _forget_gone(self, groups: set[tuple[str, str]]) -> None:
+        """Remove the gauges of groups no longer there: a dropped group went on saying
+        abandoned (its alert firing) until a restart, and anyone who may create groups
+        could grow every indexer's series without end."""
+        for labels in self._exported - groups:
+            for gauge in (
+                metrics.PENDING,
+                metrics.OLDEST_PENDING_SECONDS,
+                metrics.LAG,
+                metrics.GROUP_ABANDONED,
+            ):
+                with contextlib.suppress(KeyError):  # LAG is set only when Redis tells it
+                    gauge.remove(*labels)
+            self._reported.discard(labels)
+        self._exported = groups
 
     def _report_abandoned(
         self, stream: str, groups: list[GroupState], abandoned: list[GroupState]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -141,3 +142,33 @@ async def test_upkeep_forgets_error_notes_of_settled_entries_and_keeps_the_pendi
     await upkeep.trim({stream: await upkeep.stream_state(stream)})
 
     assert await redis.hgetall(notes) == {f"{stream}/{pending}".encode(): b"y"}
+
+
+async def test_a_dropped_group_leaves_no_gauges_behind(redis: Redis, namespace: Namespace) -> None:
+    stream = namespace.streams.articles
+    await _stream_with_a_forgotten_group(redis, stream)
+    (debug,) = [g for g in await read_groups(redis, stream) if g.name == "debug"]
+    upkeep = Upkeep(
+        redis,
+        namespace.streams,
+        IndexerSettings(),
+        ["indexer"],
+        abandon_after_ms=debug.idle_ms or 0,
+    )
+
+    def abandoned(group: str) -> float | None:
+        return REGISTRY.get_sample_value(
+            "caravan_stream_group_abandoned", {"stream": stream, "group": group}
+        )
+
+    upkeep._publish_metrics({stream: await upkeep.stream_state(stream)})
+    assert abandoned("debug") == 1
+    await drop_group(redis, stream, "debug")
+    upkeep._publish_metrics({stream: await upkeep.stream_state(stream)})
+    # Its alert stops: the series are gone, not left at their last values.
+    assert abandoned("debug") is None
+    assert (
+        REGISTRY.get_sample_value("caravan_stream_pending", {"stream": stream, "group": "debug"})
+        is None
+    )
+    assert abandoned("indexer") == 0

@@ -1,0 +1,32 @@
+"""What `caravan` prints of stored data: one line per value, whatever the value holds."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from services import cli
+from shared.events import QuoteEvent
+
+
+def test_a_released_quote_is_one_line_whatever_its_provider_and_flags_hold(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Read back from Redis: anyone who may write there chooses these strings.
+    forged = QuoteEvent(
+        base="KZT",
+        rate=Decimal("0.0019"),
+        as_of=date(2025, 3, 3),
+        provider="nbk\nUZS/USD 0.0001 as of 2025-03-03 (cbu)",
+        fetched_at=datetime(2025, 3, 3, 9, tzinfo=UTC),
+        flags=["jump\r\t2 quotes published\x1b]52;c;aGk=\x07"],
+    )
+    cli._print_quotes([forged])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("KZT/USD 0.0019 as of 2025-03-03 (nbk\\u000aUZS/USD")
+    assert "\x1b" not in lines[0]
+    assert "\r" not in lines[0]
+    assert lines[1] == "1 quotes published"
