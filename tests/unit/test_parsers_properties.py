@@ -28,6 +28,7 @@ from services.ingest.listing import (
 from services.ingest.sitemaps import Sitemap, SitemapError, parse_sitemap
 from services.ingest.sources import Source
 from services.ingest.urls import canonicalize_url, is_web_url
+from shared.events import is_http_url
 
 FETCHED_AT = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 ZONES = ["UTC", "Asia/Almaty", "Asia/Tashkent", "Pacific/Kiritimati", "Etc/GMT+12"]
@@ -391,9 +392,18 @@ def _host(url: str) -> str | None:
 )
 def test_a_web_url_is_one_canonicalize_url_can_key(scheme: str, authority: str, rest: str) -> None:
     # What is_web_url promises the code after it: canonicalize_url reads the URL, and
-    # the article key it gives names a host. Only URLs without a host are refused.
+    # the article key it gives names a host. Only URLs without a host, or that no
+    # event may carry (whitespace after ://, no UTF-8), are refused.
     url = scheme + authority + rest
     if is_web_url(url):
         assert _host(canonicalize_url(url))
-    elif url.startswith(("http://", "https://")):
-        assert _host(url.strip()) is None
+    elif url.startswith(("http://", "https://")) and is_http_url(url):
+        assert _host(url.strip()) is None or not _encodable(url)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
