@@ -112,6 +112,25 @@ def _bounded(bounds: Bounds) -> AfterValidator:
     return AfterValidator(lambda value: within(value, bounds))
 
 
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _decimal_text(value: object) -> object:
+    """A decimal as the contract writes it, a string of ASCII digits (or, in Python, a
+    Decimal). A JSON number reaches here as a float, its digits already lost; `1_000`
+    and `٣` are numbers to Python alone, so other consumers refused what was indexed."""
+    if isinstance(value, Decimal) or (isinstance(value, str) and _PLAIN_DECIMAL.fullmatch(value)):
+        return value
+    # Not the value of a number: an int of 5,000 digits has no str() in Python.
+    given = shown(value) if isinstance(value, str) else f"a JSON {type(value).__name__}"
+    msg = f'must be a decimal string such as "0.011560", not {given}'
+    raise ValueError(msg)
+
+
+# A validator, not a JSON Schema pattern, for the reason given at HttpUrl.
+_DECIMAL_STRING = BeforeValidator(_decimal_text)
+
+
 def _version_of(moment: datetime) -> int:
     """Elasticsearch external version: later observations win, replays of older ones lose."""
     return int(moment.timestamp() * 1000)
@@ -212,11 +231,13 @@ class QuoteEvent(Event):
     base: CurrencyCode
     quote: Literal["USD"] = "USD"
     # Bounded by validators, not in the JSON Schema, for the reason given at HttpUrl.
-    rate: Annotated[Decimal, Field(gt=0, description=f"X/USD, {RATE}"), _bounded(RATE)]
-    change_pct: Annotated[Decimal, _bounded(CHANGE_PCT)] | None = Field(
+    rate: Annotated[
+        Decimal, Field(gt=0, description=f"X/USD, {RATE}"), _DECIMAL_STRING, _bounded(RATE)
+    ]
+    change_pct: Annotated[Decimal, _DECIMAL_STRING, _bounded(CHANGE_PCT)] | None = Field(
         default=None, description=f"percent, {CHANGE_PCT}"
     )
-    previous_rate: Annotated[Decimal, Field(gt=0), _bounded(RATE)] | None = None
+    previous_rate: Annotated[Decimal, Field(gt=0), _DECIMAL_STRING, _bounded(RATE)] | None = None
     as_of: date
     provider: NonEmpty
     fetched_at: ObservedAt

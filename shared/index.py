@@ -15,14 +15,15 @@ distribution.
 
 from __future__ import annotations
 
-from typing import Any, NotRequired
+from typing import Any, Literal, NotRequired
+from uuid import UUID
 
 from pydantic import TypeAdapter, computed_field
 
 # typing_extensions' TypedDict, not typing's: pydantic validates only that one on 3.11.
 from typing_extensions import TypedDict
 
-from shared.events import ArticleEvent, QuoteEvent
+from shared.events import ArticleEvent, QuoteEvent, UtcDatetime
 from shared.language.analysis import fold_text, stem_text
 
 # Saved searches (shared/saved_searches.py) are written by the query service, read by
@@ -144,8 +145,13 @@ def suggest_input(title: str) -> dict[str, list[str]]:
 
 # An index document is the event plus a few fields derived for search, declared as
 # computed fields so a document is validated and serialized to JSON in one pass of
-# pydantic's Rust core.
+# pydantic's Rust core. Read from a stream, it has the fields every event is written
+# with, which the event's defaults would make up: a new event_id at every read.
 class ArticleDocument(ArticleEvent):
+    schema_version: Literal[1]
+    event_id: UUID
+    occurred_at: UtcDatetime
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def title_suggest(self) -> dict[str, list[str]]:
@@ -181,6 +187,10 @@ HIT_FIELDS = ("title", "url", "source", "summary", "published_at", "language", "
 
 
 class QuoteDocument(QuoteEvent):
+    schema_version: Literal[1]
+    event_id: UUID
+    occurred_at: UtcDatetime
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def pair(self) -> str:

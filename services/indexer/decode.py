@@ -149,7 +149,7 @@ def _decode(
     if entry.stream == streams.articles:
         try:
             if batched:
-                return ArticleEvent.model_validate_json(payload)
+                return ArticleDocument.model_validate_json(payload)
             return article_action(ArticleDocument.model_validate_json(payload), names.articles)
         except ValidationError as exc:
             return _refusal(exc, "ArticleEvent")

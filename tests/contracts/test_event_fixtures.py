@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
+from services.indexer.decode import Invalid, decode_entry
+from shared.consumer import Entry
 from shared.events import EVENT_MODELS
+from shared.index import IndexNames
+from shared.settings import CommonSettings
+from shared.streams import DATA_FIELD, Streams
 from tests.conftest import REPO
 
 FIXTURES = REPO / "docs" / "examples" / "events"
@@ -57,3 +62,23 @@ def test_valid_fixtures_pass_the_schema_and_the_model(path: Path) -> None:
 def test_invalid_fixtures_fail_the_schema(path: Path) -> None:
     event_type, event = _load(path)
     assert list(_validator(event_type).iter_errors(event)), f"{path.name} passes the schema"
+
+
+# The indexer computes an event's key from its canonical URL, as its producer did:
+# an event without one loses nothing, and is read.
+COMPUTED_BY_THE_READER = {"ArticleEvent-without-idempotency_key"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _fixtures("invalid") if p.stem.startswith(("ArticleEvent", "QuoteEvent"))],
+    ids=lambda p: p.stem,
+)
+def test_the_indexer_refuses_what_it_would_otherwise_alter(path: Path) -> None:
+    # Indexed before: a rate as a JSON number (its digits lost to a float on the way),
+    # and an event without an event_id (a new one made up at every read).
+    streams, names = Streams(CommonSettings(stream_prefix="t:")), IndexNames("t-")
+    stream = streams.articles if path.stem.startswith("Article") else streams.quotes
+    entry = Entry(stream, "1-0", {DATA_FIELD: path.read_bytes()})
+    decoded = decode_entry(entry, streams, names)
+    assert isinstance(decoded, Invalid) is (path.stem not in COMPUTED_BY_THE_READER)

@@ -187,6 +187,37 @@ def test_quote_with_bad_values_names_them(
     assert "base:" in result.message
 
 
+@pytest.mark.parametrize(
+    ("field", "written"),
+    [
+        ("rate", 0.0021097946960549804754),  # a float by the time it is read: digits lost
+        ("rate", "1_000"),  # a number to Python alone
+        ("change_pct", "\u0663"),  # an Arabic-Indic three
+        ("previous_rate", " 0.5"),
+    ],
+)
+def test_a_decimal_is_read_only_as_the_contract_writes_it(
+    streams: Streams, names: IndexNames, quote: QuoteEvent, field: str, written: object
+) -> None:
+    data = json.loads(quote.model_dump_json())
+    data[field] = written
+    result = decode_entry(_entry("t:quotes", json.dumps(data).encode()), streams, names)
+    assert isinstance(result, Invalid)
+    assert f'{field}: Value error, must be a decimal string such as "0.011560"' in result.message
+
+
+@pytest.mark.parametrize("field", ["schema_version", "event_id", "occurred_at"])
+def test_an_event_without_its_envelope_is_not_given_a_made_up_one(
+    streams: Streams, names: IndexNames, quote: QuoteEvent, article: ArticleEvent, field: str
+) -> None:
+    for stream, event in (("t:quotes", quote), ("t:articles", article)):
+        data = json.loads(event.model_dump_json())
+        del data[field]
+        result = decode_entry(_entry(stream, json.dumps(data).encode()), streams, names)
+        assert isinstance(result, Invalid)
+        assert f"{field}: Field required" in result.message
+
+
 def test_article_on_the_quotes_stream_is_invalid(
     streams: Streams, names: IndexNames, article: ArticleEvent
 ) -> None:
