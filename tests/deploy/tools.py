@@ -94,3 +94,8 @@ def check_environment(services: Iterable[dict[str, Any]]) -> None:
         environment = dict(service["environment"])
         assert environment.pop("ELASTIC_PASSWORD") == ""
         assert set(environment) <= known
+
+
+# What ingest's own process takes beside its parse workers (bench/README.md: 280-300 MiB
+# for the process and two workers on the bench's pages).
+SERVICE_MIB = 256
