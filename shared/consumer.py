@@ -102,6 +102,22 @@ end
 return {cursor, out, deleted}
 """
 
+# Entries of a stream after a given id, one at a time until they reach the bytes given
+# (the last may pass them) or their number does: XRANGE's COUNT alone brings in that
+# many of the largest entries a stream holds.
+_RANGE_BOUNDED = """
+local out, bytes, start = {}, 0, ARGV[1]
+local most, budget = tonumber(ARGV[2]), tonumber(ARGV[3])
+while #out < most and bytes < budget do
+  local entry = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 1)[1]
+  if not entry then break end
+  out[#out + 1] = entry
+  for _, part in ipairs(entry[2]) do bytes = bytes + #part end
+  start = '(' .. entry[1]
+end
+return out
+"""
+
 
 @dataclass
 class Entry:
@@ -230,11 +246,7 @@ class GroupReader:
                 _READ_BOUNDED, 1, stream, self.group, self.consumer, most, budget
             ),
         )
-        # A field named twice keeps its last value, as redis-py's own reading does.
-        return [
-            Entry(stream, entry_id.decode(), dict(zip(parts[::2], parts[1::2], strict=True)))
-            for entry_id, parts in reply
-        ]
+        return _entries(stream, reply)
 
     async def _wait_new(self, streams: Sequence[str], block_ms: int) -> list[Entry]:
         """The first new entry of any of `streams`, waiting up to `block_ms`: what ends a
@@ -312,11 +324,7 @@ class GroupReader:
             )
         # A claim also returns this consumer's own entries when the loop stalled past
         # the idle time: those are in hand already, not abandoned.
-        batch = [
-            Entry(stream, i.decode(), dict(zip(parts[::2], parts[1::2], strict=True)))
-            for i, parts in items
-            if i.decode() not in self._held[stream]
-        ]
+        batch = [e for e in _entries(stream, items) if e.entry_id not in self._held[stream]]
         await self._load_delivery_counts(stream, batch)
         if cursor == b"0-0":
             del self._claim_from[stream]
@@ -454,6 +462,29 @@ def _by_stream(entries: Iterable[Entry]) -> dict[str, list[Entry]]:
     for entry in entries:
         by_stream.setdefault(entry.stream, []).append(entry)
     return by_stream
+
+
+async def read_range(
+    redis: Redis, stream: str, after: str, *, most: int, budget: int
+) -> list[Entry]:
+    """Up to `most` entries of `stream` past `after` ("-" for the first), until they
+    reach `budget` bytes: a page of a stream read whole, without a group."""
+    reply = cast(
+        "list[tuple[bytes, list[bytes]]]",
+        await redis.eval(
+            _RANGE_BOUNDED, 1, stream, after if after == "-" else f"({after}", most, budget
+        ),
+    )
+    return _entries(stream, reply)
+
+
+def _entries(stream: str, reply: list[tuple[bytes, list[bytes]]]) -> list[Entry]:
+    """Entries as a script returns them, fields and values in one flat list."""
+    # A field named twice keeps its last value, as redis-py's own reading does.
+    return [
+        Entry(stream, entry_id.decode(), dict(zip(parts[::2], parts[1::2], strict=True)))
+        for entry_id, parts in reply
+    ]
 
 
 class TailReader:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from elasticsearch import AsyncElasticsearch
@@ -33,12 +33,13 @@ from redis.asyncio import Redis
 from services.indexer.bulk import ItemOutcome, classify_response
 from services.indexer.decode import Invalid, decode_entry
 from services.indexer.documents import BulkAction, stored_source
+from services.indexer.grouping import groups
 from services.indexer.mappings import ensure_indices
 from services.indexer.writer import BULK_RESPONSE
 from shared.clients import make_elasticsearch, make_redis
-from shared.consumer import Entry
+from shared.consumer import read_range
 from shared.index import IndexNames
-from shared.settings import CommonSettings, Settings
+from shared.settings import BULK_MAX_BYTES, CommonSettings, Settings
 from shared.streams import Streams
 
 log = structlog.get_logger(__name__)
@@ -107,12 +108,14 @@ async def reindex(
     alias: str,
     common: CommonSettings,
     *,
+    max_bytes: int = BULK_MAX_BYTES,
     redis: Redis | None = None,
     streams: Streams | None = None,
 ) -> ReindexResult:
     """Rebuild `alias`; from the streams when `redis` and `streams` are given.
 
-    The new index takes its layout from `common`, as the indexer's templates do."""
+    The new index takes its layout from `common`, as the indexer's templates do. Bulk
+    requests, and the pages read from the streams, weigh about `max_bytes` at most."""
     await ensure_indices(es, names, common)
     old = await current_index(es, alias)
     new = IndexNames.versioned(alias, next_version(old))
@@ -122,9 +125,10 @@ async def reindex(
     try:
         if redis is not None and streams is not None:
             stream = streams.articles if alias == names.articles else streams.quotes
-            tally = await _copy(es, new, _from_stream(redis, stream, streams, names, alias))
+            pages = _from_stream(redis, stream, streams, names, alias, max_bytes)
         else:
-            tally = await _copy(es, new, _from_index(es, old, alias == names.articles))
+            pages = _from_index(es, old, alias == names.articles)
+        tally = await _copy(es, new, pages, max_bytes)
         if tally.failed:
             log.error(
                 "reindex abandoned, alias kept",
@@ -148,7 +152,7 @@ async def reindex(
         ]
     )
     log.info("alias swapped", alias=alias, to=new)
-    late = await _copy(es, new, _from_index(es, old, alias == names.articles))
+    late = await _copy(es, new, _from_index(es, old, alias == names.articles), max_bytes)
     log.info(
         "reindex finished",
         alias=alias,
@@ -169,28 +173,29 @@ async def _drop(es: AsyncElasticsearch, index: str) -> None:
 
 
 async def _copy(
-    es: AsyncElasticsearch, index: str, actions: AsyncIterator[list[BulkAction]]
+    es: AsyncElasticsearch, index: str, pages: AsyncIterator[list[BulkAction]], max_bytes: int
 ) -> _Tally:
-    """Bulk the pages into `index`: what was stored, left alone as stale, or failed."""
+    """Bulk the pages into `index`, about `max_bytes` a request (a page of 1,000 long
+    articles could pass the cluster's limit on a body, 100 MB by default): what was
+    stored, left alone as stale, or failed."""
     tally = _Tally()
-    async for page in actions:
-        if not page:
-            continue  # a bulk of nothing is a 400
-        operations: list[Any] = []
-        for action in page:
-            header, document = action.operations()
-            header["index"]["_index"] = index
-            operations.extend((header, document))
-        answer = await es.bulk(operations=operations, filter_path=BULK_RESPONSE)
-        results = classify_response(answer.body, len(page))
-        for action, result in zip(page, results, strict=True):
-            if result.outcome is ItemOutcome.STORED:
-                tally.stored += 1
-            elif result.outcome is ItemOutcome.STALE:
-                tally.stale += 1
-            else:
-                log.warning("document not copied", id=action.doc_id, reason=result.reason)
-                tally.failed.append(CopyFailure(action.doc_id, result.reason))
+    async for page in pages:
+        # An empty page makes no group: a bulk of nothing is a 400.
+        for bulk in groups(page, lambda action: action.size, max_bytes):
+            operations: list[Any] = []
+            for action in bulk:
+                header, document = action.operations()
+                header["index"]["_index"] = index
+                operations.extend((header, document))
+            answer = await es.bulk(operations=operations, filter_path=BULK_RESPONSE)
+            for action, result in zip(bulk, classify_response(answer.body, len(bulk)), strict=True):
+                if result.outcome is ItemOutcome.STORED:
+                    tally.stored += 1
+                elif result.outcome is ItemOutcome.STALE:
+                    tally.stale += 1
+                else:
+                    log.warning("document not copied", id=action.doc_id, reason=result.reason)
+                    tally.failed.append(CopyFailure(action.doc_id, result.reason))
     return tally
 
 
@@ -227,23 +232,17 @@ async def _from_index(
 
 
 async def _from_stream(
-    redis: Redis, stream: str, streams: Streams, names: IndexNames, alias: str
+    redis: Redis, stream: str, streams: Streams, names: IndexNames, alias: str, max_bytes: int
 ) -> AsyncIterator[list[BulkAction]]:
-    start = "-"
-    while True:
-        raw = cast(
-            "list[tuple[bytes, dict[bytes, bytes]]]",
-            await redis.xrange(stream, min=start, count=PAGE),
-        )
-        if not raw:
-            return
+    after = "-"
+    while entries := await read_range(redis, stream, after, most=PAGE, budget=max_bytes):
         page = []
-        for entry_id, fields in raw:
-            decoded = decode_entry(Entry(stream, entry_id.decode(), fields), streams, names)
+        for entry in entries:
+            decoded = decode_entry(entry, streams, names)
             if not isinstance(decoded, Invalid) and decoded.index == alias:
                 page.append(decoded)
         yield page
-        start = "(" + raw[-1][0].decode()
+        after = entries[-1].entry_id
 
 
 async def reindex_configured(
@@ -253,8 +252,11 @@ async def reindex_configured(
     common = settings.common
     names = IndexNames(common.index_prefix)
     alias = names.articles if which == "articles" else names.quotes
+    max_bytes = settings.indexer.bulk_max_bytes
     async with make_elasticsearch(settings.elasticsearch) as es:
         if not from_streams:
-            return await reindex(es, names, alias, common)
+            return await reindex(es, names, alias, common, max_bytes=max_bytes)
         async with make_redis(settings.redis) as redis:
-            return await reindex(es, names, alias, common, redis=redis, streams=Streams(common))
+            return await reindex(
+                es, names, alias, common, max_bytes=max_bytes, redis=redis, streams=Streams(common)
+            )

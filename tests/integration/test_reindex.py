@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from elasticsearch import AsyncElasticsearch
@@ -67,6 +68,44 @@ async def test_reindex_swaps_the_alias_with_everything_and_no_gap_for_searches(
     count = await es.count(index=result.new_index)
     assert count["count"] == 1200
     assert await es.indices.exists(index=result.old_index)  # kept until someone drops it
+
+
+@pytest.mark.parametrize("from_streams", [False, True], ids=["from-index", "from-streams"])
+async def test_reindex_bulks_are_bounded_in_bytes(
+    make_consumer: MakeConsumer,
+    redis: Redis,
+    es: AsyncElasticsearch,
+    namespace: Namespace,
+    from_streams: bool,
+    settings: Settings,
+) -> None:
+    await publish(redis, namespace.streams.articles, *(article(n) for n in range(300)))
+    await drain(make_consumer(batch_size=500), es)
+    names = IndexNames(namespace.index_prefix)
+    bulks: list[list[int]] = []
+    bulk = es.bulk
+
+    async def weighed(*, operations: list[Any], **options: Any) -> Any:
+        bulks.append([len(str(line)) for line in operations[1::2]])
+        return await bulk(operations=operations, **options)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(es, "bulk", weighed)
+        result = await reindex(
+            es,
+            names,
+            names.articles,
+            settings.common,
+            max_bytes=20_000,
+            redis=redis if from_streams else None,
+            streams=namespace.streams if from_streams else None,
+        )
+
+    assert result.copied == 300
+    # The copy, then the catch-up from the old index after the swap.
+    assert sum(len(documents) for documents in bulks) == 2 * 300
+    # The last document of a bulk may pass the bound; the ones before it never do.
+    assert all(sum(documents[:-1]) < 20_000 for documents in bulks)
 
 
 async def test_writes_after_the_swap_land_in_the_new_index(

@@ -16,7 +16,7 @@ from starlette.types import Message, Scope
 from services.query.limits import Places
 from services.query.live import LiveStream, QuoteBroadcaster, Subscription
 from shared import consumer as consumer_module
-from shared.consumer import Clock, Entry, GroupReader
+from shared.consumer import Clock, Entry, GroupReader, read_range
 from shared.events import QuoteEvent
 from shared.streams import DATA_FIELD
 from tests.conftest import Namespace
@@ -341,6 +341,21 @@ async def test_claims_are_bounded_by_bytes_as_reads_are(redis: Redis, namespace:
     # The small ones and two large (the second passes the share), then two at a time.
     assert [count for count, _ in claims] == [52, 2, 2, 2, 2, 2]
     assert max(size for _, size in claims) < 512 * 1024 + 300_100
+
+
+async def test_a_range_is_read_to_its_bytes(redis: Redis, namespace: Namespace) -> None:
+    stream = namespace.streams.articles
+    for _ in range(5):
+        await add(redis, stream, {DATA_FIELD: b"x" * 300_000})
+    ids = [e.entry_id for e in await read_range(redis, stream, "-", most=10, budget=10**9)]
+    pages = []
+    after = "-"
+    while page := await read_range(redis, stream, after, most=10, budget=512 * 1024):
+        pages.append([e.entry_id for e in page])
+        after = page[-1].entry_id
+    # The second entry passes the budget: two a page, in order, each once.
+    assert pages == [ids[:2], ids[2:4], ids[4:]]
+    assert len(await read_range(redis, stream, "-", most=3, budget=10**9)) == 3
 
 
 async def test_a_claim_looks_past_the_entries_live_consumers_hold(
