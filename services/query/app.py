@@ -14,7 +14,6 @@ from elasticsearch import TransportError as ESTransportError
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import make_asgi_app
 from starlette.types import ASGIApp
 
 from services.query.api import api_router
@@ -34,7 +33,7 @@ from services.query.pages import HERE, PageRenderer, pages_router
 from services.query.rates_api import rates_router
 from services.query.search import language_features
 from shared.clients import elasticsearch_ready, make_elasticsearch, make_redis
-from shared.health import Readiness, redis_ready
+from shared.health import Readiness, metrics_route, redis_ready
 from shared.httpserver import PipelineSafeHttpToolsProtocol
 from shared.index import IndexNames
 from shared.logging import configure_logging
@@ -130,7 +129,7 @@ def create_app(all_settings: Settings) -> FastAPI:
         rates_router(es, backend.quotes, settings.rate_digits, settings.convert_window_days)
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.mount("/metrics", make_asgi_app())
+    app.router.routes.append(metrics_route())
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

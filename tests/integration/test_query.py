@@ -129,7 +129,7 @@ async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"elasticsearch": True}
     assert ready.json()["details"]["redis_live_ticker"] is True
-    assert "process_cpu_seconds_total" in (await api.get("/metrics/")).text
+    assert "process_cpu_seconds_total" in (await api.get("/metrics")).text
 
 
 async def test_an_indexed_url_of_another_scheme_is_never_served(

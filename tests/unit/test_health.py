@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 
@@ -23,3 +24,16 @@ async def test_a_redis_that_answers_nothing_is_not_ready_within_the_bound(
         async with asyncio.timeout(10):
             assert not await redis_ready(client, "s:quotes")
         await client.aclose()
+
+
+async def test_metrics_are_served_at_their_path_not_redirected() -> None:
+    # Mounted, /metrics answered 307 to /metrics/: down, to a scraper that follows none.
+    async def ready() -> health.Readiness:
+        return health.Readiness({})
+
+    app = health.health_app(ready)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert "process_cpu_seconds_total" in response.text
