@@ -83,9 +83,12 @@ return out
 # Abandoned entries of a stream, claimed one at a time from a round's cursor, as new
 # ones are read: XAUTOCLAIM's COUNT alone let a round that grew on small entries claim
 # its count of large ones. Each claim of one looks at up to ten pending entries, so a
-# run looks at most ten times SCRIPT_ENTRIES of those live consumers hold.
+# run looks at most ten times SCRIPT_ENTRIES of those live consumers hold. Each entry
+# comes with its delivery count, this claim's included: read afterwards as one page
+# of the range, the claimer's own entries in it crowded them out, and an entry that
+# failed every delivery read as delivered once, never reaching the dead letters.
 _CLAIM_BOUNDED = """
-local out, deleted, bytes, calls = {}, {}, 0, 0
+local out, counts, deleted, bytes, calls = {}, {}, {}, 0, 0
 local cursor, most, budget = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 while #out < most and bytes < budget and calls < most do
   local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], cursor,
@@ -94,12 +97,13 @@ while #out < most and bytes < budget and calls < most do
   cursor = reply[1]
   for _, entry in ipairs(reply[2]) do
     out[#out + 1] = entry
+    counts[#counts + 1] = redis.call('XPENDING', KEYS[1], ARGV[1], entry[1], entry[1], 1)[1][4]
     for _, part in ipairs(entry[2]) do bytes = bytes + #part end
   end
   for _, id in ipairs(reply[3]) do deleted[#deleted + 1] = id end
   if cursor == '0-0' then break end
 end
-return {cursor, out, deleted}
+return {cursor, out, counts, deleted}
 """
 
 # Entries of a stream after a given id, one at a time until they reach the bytes given
@@ -301,8 +305,8 @@ class GroupReader:
     async def _claim(self, stream: str) -> list[Entry]:
         """One claim of a round, from where the round is in `stream`, up to the stream's
         share of the bytes (the last entry may pass it) and `batch_size` entries."""
-        cursor, items, deleted = cast(
-            "tuple[bytes, list[tuple[bytes, list[bytes]]], list[bytes]]",
+        cursor, items, counts, deleted = cast(
+            "tuple[bytes, list[tuple[bytes, list[bytes]]], list[int], list[bytes]]",
             await self._redis.eval(
                 _CLAIM_BOUNDED,
                 1,
@@ -324,31 +328,16 @@ class GroupReader:
             )
         # A claim also returns this consumer's own entries when the loop stalled past
         # the idle time: those are in hand already, not abandoned.
-        batch = [e for e in _entries(stream, items) if e.entry_id not in self._held[stream]]
-        await self._load_delivery_counts(stream, batch)
+        batch = []
+        for entry, deliveries in zip(_entries(stream, items), counts, strict=True):
+            if entry.entry_id not in self._held[stream]:
+                entry.deliveries = deliveries
+                batch.append(entry)
         if cursor == b"0-0":
             del self._claim_from[stream]
         else:
             self._claim_from[stream] = cursor.decode()
         return batch
-
-    async def _load_delivery_counts(self, stream: str, batch: list[Entry]) -> None:
-        if not batch:
-            return
-        details = cast(
-            "list[dict[str, Any]]",
-            await self._redis.xpending_range(
-                stream,
-                self.group,
-                min=batch[0].entry_id,
-                max=batch[-1].entry_id,
-                count=len(batch) * 2,
-                consumername=self.consumer,
-            ),
-        )
-        counts = {d["message_id"].decode(): int(d["times_delivered"]) for d in details}
-        for entry in batch:
-            entry.deliveries = counts.get(entry.entry_id, entry.deliveries)
 
     # Ownership ---------------------------------------------------------------
 

@@ -36,13 +36,14 @@ def _reader(
     max_bytes: int = 32 * 1024 * 1024,
     clock: Clock = time.monotonic,
     linger_ms: int = 0,
+    batch_size: int = 100,
 ) -> GroupReader:
     return GroupReader(
         redis,
         streams,
         "indexer",
         consumer,
-        batch_size=100,
+        batch_size=batch_size,
         block_ms=50,
         linger_ms=linger_ms,
         claim_idle_ms=CLAIM_IDLE_MS,
@@ -341,6 +342,28 @@ async def test_claims_are_bounded_by_bytes_as_reads_are(redis: Redis, namespace:
     # The small ones and two large (the second passes the share), then two at a time.
     assert [count for count, _ in claims] == [52, 2, 2, 2, 2, 2]
     assert max(size for _, size in claims) < 512 * 1024 + 300_100
+
+
+async def test_claimed_entries_carry_their_own_delivery_counts(
+    redis: Redis, namespace: Namespace
+) -> None:
+    # The claimer's own fresh entries between a dead consumer's: read as one page of
+    # the range after the claim, they crowded the dead one's counts out.
+    stream, live, _ = await _holder_and_other(redis, namespace)
+    dead = _reader(redis, [stream], "dead", batch_size=1)  # between the live one's twenty
+    for _ in range(5):
+        await add(redis, stream, {DATA_FIELD: b"{}"})
+        assert len(await dead.read()) == 1
+        for _ in range(20):
+            await add(redis, stream, {DATA_FIELD: b"{}"})
+        assert len(await live.read()) == 20
+    failing = [p["message_id"] for p in await _pending(redis, stream) if p["consumer"] == b"dead"]
+    for _ in range(4):  # four more deliveries each, as failed claims leave them
+        await redis.xclaim(stream, "indexer", "dead", 0, failing)
+    await _idle_past_claim_time(redis, stream)
+    assert await live.refresh_ownership() == 100
+    claimed = await live.claim_abandoned()
+    assert [(e.entry_id, e.deliveries) for e in claimed] == [(i.decode(), 6) for i in failing]
 
 
 async def test_a_range_is_read_to_its_bytes(redis: Redis, namespace: Namespace) -> None:

@@ -17,10 +17,7 @@ class _SecondStreamAway:
     async def eval(self, _script: str, _keys: int, stream: str, *_: object) -> list[Any]:
         if stream == "quotes":
             raise ConnectionError("connection refused")
-        return [b"0-0", [(b"1-0", [b"__data__", b"{}"])], []]
-
-    async def xpending_range(self, *_: object, **__: object) -> list[dict[str, Any]]:
-        return [{"message_id": b"1-0", "times_delivered": 2}]
+        return [b"0-0", [(b"1-0", [b"__data__", b"{}"])], [2], []]
 
 
 async def test_claims_made_before_redis_went_away_are_handed_out() -> None:
