@@ -23,10 +23,10 @@ log = structlog.get_logger(__name__)
 
 # FeedError, SitemapError and NoArticleError are ValueErrors, and so is pydantic's
 # ValidationError: what a source's content or server does wrong, or Redis being
-# away, fails that poll with a one-line error, and so does a lease lost to
-# another replica mid-poll. Anything else is a bug, and fails that poll too
-# (poll_safely).
-EXPECTED_ERRORS = (FetchError, ValueError, RedisError, LeaseLost)
+# away, fails that poll with a one-line error. Anything else is a bug, and fails
+# that poll too (poll_safely). A lease lost to another replica mid-poll ends it
+# without being the source's failure.
+EXPECTED_ERRORS = (FetchError, ValueError, RedisError)
 _LONGEST_REQUESTED_INTERVAL = 86400.0
 
 
@@ -37,6 +37,12 @@ async def poll_safely(ingestor: Ingestor, source: Source) -> PollResult:
     with structlog.contextvars.bound_contextvars(source=source.name):
         try:
             result = await ingestor.poll(source)
+        except LeaseLost as exc:
+            # Not the source's failure: no error time, which the failing-source alert
+            # compares with the successes of the replica that holds the source now.
+            log.warning("poll ended: another replica holds the source", error=str(exc))
+            metrics.POLLS.labels(source.name, "lease_lost").inc()
+            return PollResult(source.name, error=f"{type(exc).__name__}: {exc}")
         except EXPECTED_ERRORS as exc:
             log.error("source failed", error=str(exc), error_class=type(exc).__name__)
             return _failed(source, exc)
