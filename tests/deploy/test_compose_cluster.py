@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from tests.conftest import REPO
 from tests.deploy.test_containers import COMPOSE_SPEC, _env_example_names
-from tests.deploy.tools import check_environment, check_own_keys, load_yaml
+from tests.deploy.tools import check_environment, check_ingest_memory, check_own_keys, load_yaml
 
 PATH = REPO / "docker-compose.cluster.yml"
 COMPOSE = load_yaml(PATH)
@@ -140,6 +140,7 @@ def test_services_are_scaled_out() -> None:
         assert CARAVAN[name]["deploy"].get("replicas", 1) == count, name
         assert CARAVAN[name]["deploy"]["resources"]["limits"]["memory"]
         assert CARAVAN[name]["command"] == [name]
+    check_ingest_memory(CARAVAN["ingest"]["deploy"]["resources"]["limits"]["memory"])
     # A host port can be published by one replica only.
     assert all("ports" not in CARAVAN[name] for name, count in REPLICAS.items() if count > 1)
 

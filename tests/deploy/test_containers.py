@@ -13,9 +13,14 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from shared.settings import IngestSettings
 from tests.conftest import REPO
-from tests.deploy.tools import KEYED, SERVICE_MIB, check_environment, check_own_keys, load_yaml
+from tests.deploy.tools import (
+    KEYED,
+    check_environment,
+    check_ingest_memory,
+    check_own_keys,
+    load_yaml,
+)
 from tests.test_documentation import _environment_variables
 
 COMPOSE = load_yaml(REPO / "docker-compose.yml")
@@ -156,11 +161,5 @@ def test_each_service_has_its_own_elasticsearch_key_from_a_volume_of_its_own() -
 
 
 def test_ingest_holds_its_parse_workers_at_their_cap() -> None:
-    settings = IngestSettings()
     for name in ("ingest", "load-articles"):
-        memory = _service(name)["deploy"]["resources"]["limits"]["memory"]
-        assert memory.endswith("G")
-        assert (
-            int(memory[:-1]) * 1024
-            >= SERVICE_MIB + settings.parse_workers * settings.parse_memory_mb
-        )
+        check_ingest_memory(_service(name)["deploy"]["resources"]["limits"]["memory"])

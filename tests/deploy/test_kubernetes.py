@@ -15,8 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from shared.settings import IngestSettings
-from tests.deploy.tools import DEPLOY, SERVICE_MIB, render, unknown_metrics
+from tests.deploy.tools import DEPLOY, check_ingest_memory, render, unknown_metrics
 from tests.test_documentation import _environment_variables
 
 KUBERNETES = DEPLOY / "kubernetes"
@@ -270,8 +269,4 @@ def test_every_service_invites_prometheus_to_scrape_it(local: Objects) -> None:
 
 
 def test_ingest_holds_its_parse_workers_at_their_cap(local: Objects) -> None:
-    # Past a worker's cap one page fails; past the container's, the whole pod dies.
-    settings = IngestSettings()
-    limit = _container(_deployments(local)["ingest"])["resources"]["limits"]["memory"]
-    assert limit.endswith("Gi")
-    assert int(limit[:-2]) * 1024 >= SERVICE_MIB + settings.parse_workers * settings.parse_memory_mb
+    check_ingest_memory(_container(_deployments(local)["ingest"])["resources"]["limits"]["memory"])

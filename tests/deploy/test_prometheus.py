@@ -75,11 +75,11 @@ def test_compose_job_scrapes_every_compose_service() -> None:
         if j["job_name"] == "compose"
     ]
     compose = load_yaml(DEPLOY.parent / "docker-compose.yml")["services"]
-    targets = [target.split(":") for target in job["static_configs"][0]["targets"]]
-    assert sorted(host for host, _ in targets) == ["indexer", "ingest", "query", "ratefeed"]
-    for host, port in targets:
-        assert compose[host]["command"] == [host]
-        assert port == "8080"
+    # By DNS, every replica of a name: the cluster file scales most of them out.
+    [lookup] = job["dns_sd_configs"]
+    assert (lookup["type"], lookup["port"]) == ("A", 8080)
+    assert sorted(lookup["names"]) == ["indexer", "ingest", "query", "ratefeed"]
+    assert all(compose[host]["command"] == [host] for host in lookup["names"])
 
 
 def test_kubernetes_job_follows_the_annotations_the_pods_carry() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.settings import IngestSettings
 from tests.conftest import REPO
 from tests.test_documentation import _environment_variables
 
@@ -99,3 +100,15 @@ def check_environment(services: Iterable[dict[str, Any]]) -> None:
 # What ingest's own process takes beside its parse workers (bench/README.md: 280-300 MiB
 # for the process and two workers on the bench's pages).
 SERVICE_MIB = 256
+# Compose's units are binary (1G is 1 GiB), as Kubernetes' Gi and Mi are.
+_MIB = {"G": 1024, "Gi": 1024, "M": 1, "Mi": 1}
+
+
+def check_ingest_memory(limit: str) -> None:
+    """An ingest container's memory limit (compose's 1G, Kubernetes' 1Gi) holds the
+    service and every parse worker at its cap: past a worker's cap one page fails,
+    past the container's the whole replica is killed."""
+    number, unit = re.fullmatch(r"(\d+)([GM]i?)", limit).groups()  # type: ignore[union-attr]
+    settings = IngestSettings()
+    needed = SERVICE_MIB + settings.parse_workers * settings.parse_memory_mb
+    assert int(number) * _MIB[unit] >= needed, f"{limit} < {needed} MiB"
