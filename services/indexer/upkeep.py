@@ -12,7 +12,6 @@ drops an entry still pending or not yet read, and the retained window is what
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -155,8 +154,7 @@ class Upkeep:
                 metrics.LAG,
                 metrics.GROUP_ABANDONED,
             ):
-                with contextlib.suppress(KeyError):  # LAG is set only when Redis tells it
-                    gauge.remove(*labels)
+                gauge.remove(*labels)  # a label set never set is no error
             self._reported.discard(labels)
         self._exported = groups
 
