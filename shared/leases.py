@@ -62,19 +62,25 @@ local function holds(key, value)
 end
 """
 # Returns the token and what was replaced: 1 a holder, 2 a fence counter that was not one
-# (restarted at the time in milliseconds, past any token INCR could have given).
+# (restarted at the time in milliseconds, past any token INCR could have given). A
+# holder set to outlive ten leases is not one either: its item went unworked for years.
+# A counter past 2**53 is none: Lua's numbers are doubles, and from 10**14 on it wrote
+# the token as `1e+14`, a holder no replica's value ever matched again.
 _ACQUIRE = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind == 'string' and redis.call('PTTL', KEYS[1]) >= 0 then return {0, 0} end
+if kind == 'string' then
+  local left = redis.call('PTTL', KEYS[1])
+  if left >= 0 and left <= 10 * tonumber(ARGV[2]) then return {0, 0} end
+end
 local replaced = kind == 'none' and 0 or 1
 local counted, token = pcall(redis.call, 'INCR', KEYS[2])
-if not counted then
+if not counted or token >= 9007199254740992 then
   local now = redis.call('TIME')
   token = now[1] * 1000 + math.floor(now[2] / 1000)
   redis.call('SET', KEYS[2], token)
   replaced = replaced + 2
 end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. string.format('%d', token), 'PX', ARGV[2])
 return {token, replaced}
 """
 _RENEW = (
@@ -91,14 +97,18 @@ if not holds(KEYS[1], ARGV[1]) then return 0 end
 return redis.call('DEL', KEYS[1])
 """
 )
-# The live replicas: a key of another type in its place is replaced, or no replica
-# could ever join. ARGV: the replica, its expiry, now (both epoch ms).
+# The live replicas, and how many were not: a key of another type in its place is
+# replaced, or no replica could ever join; a member to expire past ten leases from now
+# (set by hand, a restore, a clock far ahead) is none, or it counted as live for good
+# and every replica's share shrank. ARGV: the replica, its expiry, now (epoch ms).
 _BEAT = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-return redis.call('ZCARD', KEYS[1])
+local farthest = ARGV[3] + 10 * (ARGV[2] - ARGV[3])
+local foreign = redis.call('ZREMRANGEBYSCORE', KEYS[1], string.format('(%d', farthest), '+inf')
+return {redis.call('ZCARD', KEYS[1]), foreign}
 """
 # ARGV[1] the holder's value; then each command as its length and its words, the
 # key being the index of a KEYS entry (declared, so Redis Cluster routes it).
@@ -188,6 +198,26 @@ class Unfenced:
             await pipe.execute()
 
 
+async def forget_foreign(fence: Fence, key: str, refusal: Exception) -> None:
+    """A key of another type than Caravan keeps there (not written by Caravan) is
+    forgotten, through the fence, as stored state that does not read is: left, every
+    read and write of it was refused, and each refusal restarted the whole poll.
+    Any other error is raised."""
+    if not wrong_type(refusal):
+        raise refusal
+    log.warning("stored state of another type forgotten", key=key)
+    await fence.write([("DEL", key)])
+
+
+async def read_hash(redis: AnyRedis, fence: Fence, key: str) -> dict[bytes, bytes]:
+    """A hash of a service's state; one of another type reads as none (forget_foreign)."""
+    try:
+        return cast("dict[bytes, bytes]", await redis.hgetall(key))
+    except ResponseError as exc:
+        await forget_foreign(fence, key, exc)
+        return {}
+
+
 class WorkShare:
     """Items of a group shared among its live replicas by lease (see the module)."""
 
@@ -263,7 +293,11 @@ class WorkShare:
 
     async def beat(self) -> None:
         now = int(time.time() * 1000)
-        live = await self._redis.eval(_BEAT, 1, self._members, self._owner, now + self._ttl_ms, now)
+        live, foreign = await self._redis.eval(
+            _BEAT, 1, self._members, self._owner, now + self._ttl_ms, now
+        )
+        if foreign:
+            log.warning("replicas to expire past ten leases from now dropped", members=foreign)
         self._live = int(live)
         held = list(self._held.items())
         for (item, lease), renewed in zip(held, await self._each(_RENEW, held), strict=True):

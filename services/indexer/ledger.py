@@ -225,7 +225,9 @@ def read_note(raw: bytes) -> tuple[Fault, str]:
     try:
         note = json.loads(raw)
         return Fault(note["fault"]), str(note["reason"])
-    except (ValueError, KeyError, TypeError):
+    # RecursionError: a note of nested arrays (not the ledger's) stopped every batch
+    # that held its entry, for good.
+    except (ValueError, KeyError, TypeError, RecursionError):
         return Fault.ENTRY, raw.decode(errors="replace")
 
 

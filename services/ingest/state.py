@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from services.ingest.sitemaps import ChildVisit, read_visit
 from shared.fetcher import Validators
-from shared.leases import Command, Fence, Unfenced
+from shared.leases import Command, Fence, Unfenced, read_hash
 
 
 class Novelty(StrEnum):
@@ -106,7 +106,7 @@ class IngestState:
 
     async def record(self, key: str) -> Record | None:
         """What was published under this article key, if anything."""
-        raw: dict[bytes, bytes] = await self._redis.hgetall(self._article_key(key))  # type: ignore[assignment]
+        raw = await read_hash(self._redis, self._fence, self._article_key(key))
         if b"content" not in raw:
             return None
         # A value not UTF-8 (not written by Caravan) reads as another version's: the
@@ -147,8 +147,7 @@ class IngestState:
 
     async def validators(self, url: str, source: str | None = None) -> Validators:
         """The validators `source` last read `url` with; an article page's without one."""
-        key = self._document_key(url, source)
-        raw: dict[bytes, bytes] = await self._redis.hgetall(key)  # type: ignore[assignment]
+        raw = await read_hash(self._redis, self._fence, self._document_key(url, source))
         return Validators(
             etag=_text(raw.get(b"etag")), last_modified=_text(raw.get(b"last_modified"))
         )
@@ -183,7 +182,7 @@ class IngestState:
         """The visits of the children the index lists; the ones it no longer lists
         are forgotten, so one hash per index stays the size of the index."""
         key = self._children_key(index_url)
-        raw: dict[bytes, bytes] = await self._redis.hgetall(key)  # type: ignore[assignment]
+        raw = await read_hash(self._redis, self._fence, key)
         urls = {name: name.decode(errors="replace") for name in raw}
         gone = [name for name, url in urls.items() if url not in listed]
         if gone:

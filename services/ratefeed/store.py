@@ -24,13 +24,11 @@ from typing import cast
 import structlog
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from services.ratefeed.rates import LastRate
-from shared.clients import wrong_type
 from shared.decimals import RATE, BadDecimal, read_within
 from shared.events import QuoteEvent
-from shared.leases import Command, Fence, Unfenced
+from shared.leases import Command, Fence, Unfenced, forget_foreign, read_hash
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +70,7 @@ class LastRateStore:
             # An error is an answer here (a cluster's pipeline puts a dropped
             # connection there too): one of another type is forgotten, the rest raised.
             if isinstance(answer, Exception):
-                await self._forget(key, answer)
+                await forget_foreign(self._fence, key, answer)
                 return None, None, None
         before, same, after = (
             _stored_quote(members[0]) if members else None
@@ -102,7 +100,7 @@ class LastRateStore:
 
     async def held(self, provider: str, base: str) -> list[QuoteEvent]:
         """The held quotes, oldest as-of date first."""
-        raw = await self._hash(self._held_key(provider, base))
+        raw = await read_hash(self._redis, self._fence, self._held_key(provider, base))
         held = [event for v in raw.values() if (event := _stored_quote(v)) is not None]
         return sorted(held, key=lambda event: event.as_of)
 
@@ -123,7 +121,7 @@ class LastRateStore:
         return commands
 
     async def get(self, provider: str, base: str) -> LastRate | None:
-        raw = await self._hash(self._key(provider, base))
+        raw = await read_hash(self._redis, self._fence, self._key(provider, base))
         if not raw:
             return None
         fields = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
@@ -156,23 +154,6 @@ class LastRateStore:
             ]
         key = self._key(provider, base)
         return [("DEL", key), ("HSET", key, *fields)]
-
-    async def _hash(self, key: str) -> dict[bytes, bytes]:
-        try:
-            return cast("dict[bytes, bytes]", await self._redis.hgetall(key))
-        except ResponseError as exc:
-            await self._forget(key, exc)
-            return {}
-
-    async def _forget(self, key: str, refusal: Exception) -> None:
-        """A key of another type than the store keeps there (not written by Caravan) is
-        forgotten, through the fence, as stored state that does not read is: left, every
-        read and write of it was refused, and each refusal restarted the whole poll.
-        Any other error is raised."""
-        if not wrong_type(refusal):
-            raise refusal
-        log.warning("stored state of another type forgotten", key=key)
-        await self._fence.write([("DEL", key)])
 
     async def close(self) -> None:
         await self._redis.aclose()

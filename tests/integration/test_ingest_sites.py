@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from services.ingest.app import ingest_configured_once, ingest_once
 from services.ingest.sitemaps import ChildVisit
 from services.ingest.state import IngestState, Record
+from shared.fetcher import Validators
 from shared.settings import Settings
 from tests.conftest import REALDATA, Namespace
 from tests.integration.conftest import published_articles
@@ -410,3 +411,24 @@ async def test_state_caravan_did_not_write_reads_as_none_and_fails_no_poll(
     assert await state.record("k") == Record("\ufffd", "\ufffd")
     await redis.hset(state._document_key("https://s.kz/a", None), mapping={"etag": b"\xff"})
     assert (await state.validators("https://s.kz/a")).etag is None
+
+
+async def test_state_of_another_type_is_forgotten_not_every_poll_failed(
+    redis: Redis, namespace: Namespace
+) -> None:
+    # Set by hand where ingest keeps a hash: every read was refused (WRONGTYPE), and
+    # the poll ended there, every article after it unpublished, until someone found it.
+    state = IngestState(redis, namespace.stream_prefix, ttl=60)
+    index = "https://s.kz/sitemap.xml"
+    keys = [
+        state._article_key("k"),
+        state._document_key("https://s.kz/feed", "s"),
+        state._children_key(index),
+    ]
+    for key in keys:
+        await redis.set(key, "oops")
+
+    assert await state.record("k") is None
+    assert await state.validators("https://s.kz/feed", "s") == Validators()
+    assert await state.recall_sitemap_children(index, {"https://s.kz/a.xml"}) == {}
+    assert await redis.exists(*keys) == 0

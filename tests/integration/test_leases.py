@@ -157,14 +157,17 @@ async def test_a_due_key_of_another_type_makes_the_item_due_now_and_is_replaced(
     assert int(await redis.get(due) or 0) > 0
 
 
-@pytest.mark.parametrize("kind", ["hash", "string without expiry"])
+@pytest.mark.parametrize("kind", ["hash", "string without expiry", "string for ten years"])
 async def test_a_holder_key_caravan_did_not_write_is_taken_over(
     redis: Redis, namespace: Namespace, kind: str
 ) -> None:
-    # Set by hand: before, the item waited for it to expire, which it never does.
+    # Set by hand: before, the item waited for it to expire, which it never (or not for
+    # ten years) does.
     holder = f"{namespace.stream_prefix}lease:holder:ingest:s"
     if kind == "hash":
         await redis.hset(holder, "who", "nobody")
+    elif kind == "string for ten years":
+        await redis.set(holder, "nobody:7", px=315_360_000_000)
     else:
         await redis.set(holder, "nobody:7")
     share = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "only", ttl=30)
@@ -174,6 +177,22 @@ async def test_a_holder_key_caravan_did_not_write_is_taken_over(
     assert 0 < await redis.pttl(holder) <= 30_000
     live = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "other", ttl=30)
     assert await live._try_acquire("s") is None  # a lease Caravan wrote is respected
+
+
+@pytest.mark.parametrize("counter", [10**14, 2**62])
+async def test_a_fence_counter_past_what_lua_writes_whole_restarts_and_is_written_whole(
+    redis: Redis, namespace: Namespace, counter: int
+) -> None:
+    # From 10**14 the holder was written `owner:1e+14`: the holder's own value never
+    # matched it again, so no write under the lease ever went through.
+    fence = f"{namespace.stream_prefix}lease:fence:ingest:s"
+    await redis.set(fence, counter - 1)
+    share = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "only", ttl=30)
+    async with asyncio.timeout(10):
+        lease = await share.turn("s")
+    assert await lease.held()
+    await lease.write([("SET", f"{namespace.stream_prefix}fenced", "1")])
+    assert await redis.get(f"{namespace.stream_prefix}fenced") == b"1"
 
 
 @pytest.mark.parametrize("counter", ["garbage", "hash"])
@@ -234,3 +253,16 @@ async def test_a_members_key_of_another_type_is_replaced_so_replicas_can_join(
         await second.join()
     assert second.share == 1
     assert await redis.zcard(members) == 2
+
+
+async def test_a_member_to_expire_in_years_is_no_live_replica(
+    redis: Redis, namespace: Namespace
+) -> None:
+    # Restored, set by hand or from a clock far ahead: it counted as live for good, and
+    # the only replica polled half the sources.
+    share = WorkShare(redis, namespace.stream_prefix, "ingest", ["a", "b"], "only", ttl=30)
+    await share.join()
+    await redis.zadd(share._members, {"ghost": 1e308})
+    await share.beat()
+    assert share.share == 2
+    assert await redis.zrange(share._members, 0, -1) == [b"only"]

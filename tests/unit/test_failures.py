@@ -243,6 +243,12 @@ def test_notes_of_older_indexers_read_as_the_entrys_fault() -> None:
     assert read_note(b'{"fault": "cluster", "reason": "429"}')[0].value == "cluster"
 
 
+def test_a_note_no_indexer_wrote_reads_as_the_entrys_fault() -> None:
+    # Nested past what the parser recurses: it stopped every batch holding its entry.
+    fault, reason = read_note(b"[" * 100_000)
+    assert (fault.value, reason[:3]) == ("entry", "[[[")
+
+
 def test_a_request_near_the_pressure_limit_is_split_not_held_forever() -> None:
     # Elasticsearch reads a bulk body in chunks and counts the request's own earlier
     # chunks: a 2.1 MB request on an idle 2 MB node is refused on a 24 kB chunk.
