@@ -110,13 +110,10 @@ local farthest = ARGV[3] + 10 * (ARGV[2] - ARGV[3])
 local foreign = redis.call('ZREMRANGEBYSCORE', KEYS[1], string.format('(%d', farthest), '+inf')
 return {redis.call('ZCARD', KEYS[1]), foreign}
 """
-# ARGV[1] the holder's value; then each command as its length and its words, the
-# key being the index of a KEYS entry (declared, so Redis Cluster routes it).
-_FENCED = (
-    _HOLDS
-    + """
-if not holds(KEYS[1], ARGV[1]) then return 0 end
-local i = 2
+# Each command, from ARGV[i] on, as its length and its words, the key being the index
+# of a KEYS entry (declared, so Redis Cluster routes it). A command Redis refuses ends
+# the script there: what came before it stays written, nothing after it is.
+_COMMANDS = """
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
   local command = {}
@@ -127,7 +124,18 @@ while i <= #ARGV do
 end
 return 1
 """
-)
+# ARGV[1] the holder's value, then the commands.
+_FENCED = _HOLDS + "if not holds(KEYS[1], ARGV[1]) then return 0 end\nlocal i = 2\n" + _COMMANDS
+_UNFENCED = "local i = 1\n" + _COMMANDS
+
+
+def _encode(
+    commands: Sequence[Command], keys: list[str], argv: list[str | int | float | bytes]
+) -> None:
+    """`commands` added to a script's KEYS and ARGV, as _COMMANDS reads them."""
+    for name, key, *args in commands:
+        keys.append(str(key))
+        argv.extend((len(args) + 2, name, len(keys), *args))
 
 
 class LeaseLost(Exception):
@@ -158,9 +166,7 @@ class Lease:
             logged = ",".join(str(command[1]) for command in commands)
             entry = ("token", self.token, "keys", logged)
             commands = [*commands, ("XADD", self.audit, "MAXLEN", "~", AUDIT_MAXLEN, "*", *entry)]
-        for name, key, *args in commands:
-            keys.append(str(key))
-            argv.extend((len(args) + 2, name, len(keys), *args))
+        _encode(commands, keys, argv)
         if not await self.redis.eval(_FENCED, len(keys), *keys, *argv):
             raise LeaseLost(self.key)
 
@@ -187,15 +193,17 @@ class Fence(Protocol):
 
 @dataclass(frozen=True)
 class Unfenced:
-    """For one-shot commands, which no other replica competes with: a MULTI."""
+    """For one-shot commands, which no other replica competes with: a script, as a
+    lease's writes are. A MULTI ran every command but a refused one, so a hold was
+    kept whose dead letter Redis had refused, and never lettered again."""
 
     redis: AnyRedis
 
     async def write(self, commands: Sequence[Command]) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            await pipe.execute()
+        keys: list[str] = []
+        argv: list[str | int | float | bytes] = []
+        _encode(commands, keys, argv)
+        await self.redis.eval(_UNFENCED, len(keys), *keys, *argv)
 
 
 async def forget_foreign(fence: Fence, key: str, refusal: Exception) -> None:

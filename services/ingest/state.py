@@ -5,7 +5,7 @@ when it visited each child of a sitemap index and what it found.
 Every key expires after `ttl` seconds without being refreshed, which bounds
 Redis to what the sources published within that window.
 
-Each update is atomic, through the state's fence (shared/leases.py): a MULTI,
+Each update is atomic, through the state's fence (shared/leases.py): a script,
 or, for a poll made under a source's lease, `state.under(lease)`, whose writes
 that lease checks atomically: a replica that lost the lease cannot overwrite
 what its successor recorded (LeaseLost ends its poll).

@@ -12,7 +12,7 @@ long-running poller works under the rate feed's lease, with `store.under(lease)`
 its updates go through that lease, so a poller that stalled past it cannot
 overwrite what its successor stored (LeaseLost); quotes and the dead letters of
 held ones are written in the same fenced step. One-shot commands (a single poll,
-backfill, release) hold no lease and write in a MULTI.
+backfill, release) hold no lease and write in one script, unfenced.
 """
 
 from __future__ import annotations

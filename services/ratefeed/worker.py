@@ -366,18 +366,21 @@ async def _apply(
     poll publishes it again, or the catch-up does once the bank has moved on. So with
     a held quote's letter: written apart, a letter kept and its hold lost was written
     again by the next poll, and a hold kept without its letter left nothing to release.
+    The letters go first: a script stopped by a refused command keeps what it wrote
+    before it, and a hold written before a refused letter (its stream of another type)
+    was never lettered again.
     """
     store = outlets.store
     events = {e.as_of: e for e in known}
     published = [_as_step(events[step.as_of], step) for step in outcome.publish]
-    commands = [entry_command(outlets.quotes_stream, e, outlets.maxlen) for e in published]
+    commands = [*letters]
+    commands += [entry_command(outlets.quotes_stream, e, outlets.maxlen) for e in published]
     commands += store.published_commands(published)
     if outcome.baseline is not None:
         commands += store.put_commands(provider, base, outcome.baseline)
     if outcome.held is not None:
         kept = {h.as_of for h in outcome.held}
         commands += store.held_commands(provider, base, [events[d] for d in sorted(kept)])
-    commands += letters
     if commands:
         await store.commit(commands)
     for event in published:

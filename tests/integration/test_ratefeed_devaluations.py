@@ -95,12 +95,12 @@ async def test_the_tenge_float_of_2015_is_held_then_published_when_repeated(
 async def test_a_held_quote_and_its_dead_letter_are_written_together(
     redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
 ) -> None:
-    # Redis refuses the write of the hold (an ACL without EXEC here; a failover or a lost
+    # Redis refuses the write of the hold (an ACL without EVAL here; a failover or a lost
     # lease in production). Before, the letter had gone out on its own: the next poll,
     # finding nothing held, wrote a second one.
     settings = _providers_file(settings, tmp_path, "cbu")
     await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-04.json"), "cbu")
-    async with refusing(redis, "exec") as refused:
+    async with refusing(redis, "eval") as refused:
         with pytest.raises(RedisError):
             await ratefeed_once(
                 replace(settings, redis=refused), str(FIXTURES / "cbu-2017-09-05.json"), "cbu"
@@ -108,6 +108,23 @@ async def test_a_held_quote_and_its_dead_letter_are_written_together(
     assert await _letters(redis, namespace) == []
 
     assert await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
+    assert await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
+    [letter] = await _letters(redis, namespace)
+    assert letter.entry_id == "UZS-USD-2017-09-05-cbu"
+
+
+async def test_a_hold_is_not_kept_when_its_letter_is_refused(
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    # The dead letters' key of another type for a moment: the hold was written before
+    # the refused letter, and the next poll, finding it held already, wrote none.
+    settings = _providers_file(settings, tmp_path, "cbu")
+    await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-04.json"), "cbu")
+    await redis.set(namespace.streams.deadletters, "another type")
+    with pytest.raises(RedisError, match="WRONGTYPE"):
+        await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu")
+    await redis.delete(namespace.streams.deadletters)
+
     assert await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
     [letter] = await _letters(redis, namespace)
     assert letter.entry_id == "UZS-USD-2017-09-05-cbu"
