@@ -251,7 +251,7 @@ async def _settle_candidate(
     fetched_at: datetime,
 ) -> list[QuoteEvent]:
     store = outlets.store
-    last = await store.get(candidate.provider, candidate.base)
+    last = _believable(await store.get(candidate.provider, candidate.base), provider, fetched_at)
     held = await store.held(candidate.provider, candidate.base)
     before, same, after = await store.published(candidate.provider, candidate.base, candidate.as_of)
     late = last is not None and candidate.as_of < last.as_of
@@ -312,6 +312,18 @@ async def _settle_candidate(
     if late and last is not None and after is not None and published:
         published += await _rederive_after(published[-1], after, last, config, outlets)
     return published
+
+
+def _believable(last: LastRate | None, provider: Provider, now: datetime) -> LastRate | None:
+    """The stored rate, unless dated past any as-of date the provider can mean (as
+    _checked refuses): one restored, set by hand or from a clock far ahead made every
+    new quote late, published unjudged against it, for good. The next rate stored
+    replaces it."""
+    latest = local_today(provider.timezone, now) + timedelta(days=provider.max_lead_days)
+    if last is not None and last.as_of > latest:
+        log.warning("stored rate ignored: dated after any as-of date", as_of=last.as_of.isoformat())
+        return None
+    return last
 
 
 def _quote(event: QuoteEvent | None) -> Held | None:

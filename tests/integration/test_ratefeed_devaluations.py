@@ -130,6 +130,21 @@ async def test_a_hold_is_not_kept_when_its_letter_is_refused(
     assert letter.entry_id == "UZS-USD-2017-09-05-cbu"
 
 
+async def test_a_stored_rate_dated_in_the_future_is_no_baseline_for_good(
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    # Restored, set by hand or from a clock far ahead: every quote after it was "late",
+    # published unjudged against it, and the baseline never moved again.
+    settings = _providers_file(settings, tmp_path, "cbu")
+    await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-04.json"), "cbu")
+    last = f"{namespace.stream_prefix}ratefeed:last:cbu:UZS"
+    await redis.hset(last, "as_of", "9999-12-31")
+    await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-04.json"), "cbu")
+    assert await redis.hget(last, "as_of") == b"2017-09-04"
+    # Judged against it again: the devaluation of the next day is held.
+    assert await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
+
+
 async def test_the_sum_devaluation_of_2017_is_released_by_an_operator(
     redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
 ) -> None:
