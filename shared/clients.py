@@ -56,6 +56,10 @@ def redis_trouble(exc: BaseException) -> str:
         return "redis refused this service's user (its ACL rules)"
     if isinstance(exc, AuthenticationError):
         return "redis refused this service's credentials"
+    # A key Caravan writes holds another type (set by hand, another team's): waited out
+    # (the indexer holds rather than lose a dead letter), but never by the network.
+    if isinstance(exc, ResponseError) and "WRONGTYPE" in str(exc):
+        return "a key holds another type than Caravan writes there: delete it"
     return "redis unreachable"
 
 

@@ -78,6 +78,14 @@ def test_a_ready_bulk_body_goes_out_as_it_is(
             AuthenticationError("invalid username-password pair or user is disabled."),
             "redis refused this service's credentials",
         ),
+        # The indexer held on a dead letters' key of another type, "unreachable".
+        (
+            ResponseError(
+                "Command # 1 (XADD caravan:deadletters * __data__ ...) of pipeline caused "
+                "error: WRONGTYPE Operation against a key holding the wrong kind of value"
+            ),
+            "a key holds another type than Caravan writes there: delete it",
+        ),
     ],
 )
 def test_a_refusal_of_the_services_user_is_not_redis_away(error: Exception, told: str) -> None:
