@@ -92,14 +92,27 @@ async def test_the_tenge_float_of_2015_is_held_then_published_when_repeated(
     ]
 
 
+async def _the_day_before(settings: Settings, tmp_path: Path) -> Settings:
+    """Settings reading the CBU fixtures, the sum's rate of 2017-09-04 polled."""
+    settings = _providers_file(settings, tmp_path, "cbu")
+    await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-04.json"), "cbu")
+    return settings
+
+
+async def _devaluation_held_once(redis: Redis, namespace: Namespace, settings: Settings) -> None:
+    """The poll of 2017-09-05 holds the devaluation, with one dead letter for it."""
+    assert await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
+    [letter] = await _letters(redis, namespace)
+    assert letter.entry_id == "UZS-USD-2017-09-05-cbu"
+
+
 async def test_a_held_quote_and_its_dead_letter_are_written_together(
     redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
 ) -> None:
     # Redis refuses the write of the hold (an ACL without EVAL here; a failover or a lost
     # lease in production). Before, the letter had gone out on its own: the next poll,
     # finding nothing held, wrote a second one.
-    settings = _providers_file(settings, tmp_path, "cbu")
-    await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-04.json"), "cbu")
+    settings = await _the_day_before(settings, tmp_path)
     async with refusing(redis, "eval") as refused:
         with pytest.raises(RedisError):
             await ratefeed_once(
@@ -108,9 +121,7 @@ async def test_a_held_quote_and_its_dead_letter_are_written_together(
     assert await _letters(redis, namespace) == []
 
     assert await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
-    assert await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
-    [letter] = await _letters(redis, namespace)
-    assert letter.entry_id == "UZS-USD-2017-09-05-cbu"
+    await _devaluation_held_once(redis, namespace, settings)
 
 
 async def test_a_hold_is_not_kept_when_its_letter_is_refused(
@@ -118,16 +129,13 @@ async def test_a_hold_is_not_kept_when_its_letter_is_refused(
 ) -> None:
     # The dead letters' key of another type for a moment: the hold was written before
     # the refused letter, and the next poll, finding it held already, wrote none.
-    settings = _providers_file(settings, tmp_path, "cbu")
-    await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-04.json"), "cbu")
+    settings = await _the_day_before(settings, tmp_path)
     await redis.set(namespace.streams.deadletters, "another type")
     with pytest.raises(RedisError, match="WRONGTYPE"):
         await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu")
     await redis.delete(namespace.streams.deadletters)
 
-    assert await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
-    [letter] = await _letters(redis, namespace)
-    assert letter.entry_id == "UZS-USD-2017-09-05-cbu"
+    await _devaluation_held_once(redis, namespace, settings)
 
 
 async def test_a_stored_rate_dated_in_the_future_is_no_baseline_for_good(
@@ -135,14 +143,13 @@ async def test_a_stored_rate_dated_in_the_future_is_no_baseline_for_good(
 ) -> None:
     # Restored, set by hand or from a clock far ahead: every quote after it was "late",
     # published unjudged against it, and the baseline never moved again.
-    settings = _providers_file(settings, tmp_path, "cbu")
-    await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-04.json"), "cbu")
+    settings = await _the_day_before(settings, tmp_path)
     last = f"{namespace.stream_prefix}ratefeed:last:cbu:UZS"
     await redis.hset(last, "as_of", "9999-12-31")
     await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-04.json"), "cbu")
     assert await redis.hget(last, "as_of") == b"2017-09-04"
     # Judged against it again: the devaluation of the next day is held.
-    assert await ratefeed_once(settings, str(FIXTURES / "cbu-2017-09-05.json"), "cbu") == []
+    await _devaluation_held_once(redis, namespace, settings)
 
 
 async def test_the_sum_devaluation_of_2017_is_released_by_an_operator(
