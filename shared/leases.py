@@ -42,6 +42,7 @@ from redis.exceptions import ResponseError
 
 from shared.clients import REDIS_AWAY, redis_trouble, wrong_type
 from shared.consumer import wait_or_stop
+from shared.settings import LONGEST_LEASE_SECONDS
 from shared.tasks import cancel_until_done, to_the_end
 
 log = structlog.get_logger(__name__)
@@ -53,6 +54,10 @@ AUDIT_MAXLEN = 10_000
 # How long a replica stopping spends handing its leases over (a few round trips): the
 # work in hand may have had CARAVAN_SHUTDOWN_GRACE (25 s) of a container's 30 s already.
 HAND_OVER_SECONDS = 2.0
+# A holder or a member to last past ten of the longest leases is no replica's: judged
+# by one bound for all, not by each replica's own lease, so that replicas rolling onto
+# a longer one keep theirs.
+FOREIGN_MS = 10 * LONGEST_LEASE_SECONDS * 1000
 
 # A holder key of another type, or one that never expires, is not a lease Caravan wrote
 # (set by hand): it is no one's, and is taken over, or its item would go unworked for ever.
@@ -63,18 +68,19 @@ end
 """
 # Returns the token and what was replaced: 1 a holder, 2 a fence counter that was not one
 # (restarted at the time in milliseconds, past any token INCR could have given). A
-# holder set to outlive ten leases is not one either: its item went unworked for years.
-# A counter past 2**53 is none: Lua's numbers are doubles, and from 10**14 on it wrote
-# the token as `1e+14`, a holder no replica's value ever matched again.
+# holder set to outlive ten of the longest leases is not one either (ARGV[3]): its item
+# went unworked for years. Nor is a counter below 1, or past 2**53: Lua's numbers are
+# doubles, and from 10**14 on it wrote the token as `1e+14`, a holder no replica's value
+# ever matched again.
 _ACQUIRE = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind == 'string' then
   local left = redis.call('PTTL', KEYS[1])
-  if left >= 0 and left <= 10 * tonumber(ARGV[2]) then return {0, 0} end
+  if left >= 0 and left <= tonumber(ARGV[3]) then return {0, 0} end
 end
 local replaced = kind == 'none' and 0 or 1
 local counted, token = pcall(redis.call, 'INCR', KEYS[2])
-if not counted or token >= 9007199254740992 then
+if not counted or token < 1 or token >= 9007199254740992 then
   local now = redis.call('TIME')
   token = now[1] * 1000 + math.floor(now[2] / 1000)
   redis.call('SET', KEYS[2], token)
@@ -98,15 +104,16 @@ return redis.call('DEL', KEYS[1])
 """
 )
 # The live replicas, and how many were not: a key of another type in its place is
-# replaced, or no replica could ever join; a member to expire past ten leases from now
-# (set by hand, a restore, a clock far ahead) is none, or it counted as live for good
-# and every replica's share shrank. ARGV: the replica, its expiry, now (epoch ms).
+# replaced, or no replica could ever join; a member to expire past ten of the longest
+# leases from now (set by hand, a restore, a clock far ahead) is none, or it counted as
+# live for good and every replica's share shrank. ARGV: the replica, its expiry, now
+# (epoch ms), the farthest expiry any replica could give.
 _BEAT = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-local farthest = ARGV[3] + 10 * (ARGV[2] - ARGV[3])
+local farthest = ARGV[3] + ARGV[4]
 local foreign = redis.call('ZREMRANGEBYSCORE', KEYS[1], string.format('(%d', farthest), '+inf')
 return {redis.call('ZCARD', KEYS[1]), foreign}
 """
@@ -302,7 +309,7 @@ class WorkShare:
     async def beat(self) -> None:
         now = int(time.time() * 1000)
         live, foreign = await self._redis.eval(
-            _BEAT, 1, self._members, self._owner, now + self._ttl_ms, now
+            _BEAT, 1, self._members, self._owner, now + self._ttl_ms, now, FOREIGN_MS
         )
         if foreign:
             log.warning("replicas to expire past ten leases from now dropped", members=foreign)
@@ -339,7 +346,9 @@ class WorkShare:
             return None
         key = self._key("holder", item)
         fence = self._key("fence", item)
-        token, replaced = await self._redis.eval(_ACQUIRE, 2, key, fence, self._owner, self._ttl_ms)
+        token, replaced = await self._redis.eval(
+            _ACQUIRE, 2, key, fence, self._owner, self._ttl_ms, FOREIGN_MS
+        )
         if replaced:
             log.warning(
                 "lease keys not written by caravan, replaced",

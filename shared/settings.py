@@ -50,6 +50,8 @@ class _Settings(BaseSettings):
 # blocking read (XREAD BLOCK) must ask for less, or an idle stream ends it as an error.
 REDIS_READ_TIMEOUT = 5.0
 LONGEST_BLOCK_MS = 4000
+# The longest lease a replica may take (CARAVAN_INGEST_/RATEFEED_LEASE_SECONDS).
+LONGEST_LEASE_SECONDS = 3600
 BULK_MAX_BYTES = 5 * 1024 * 1024
 
 
@@ -167,7 +169,7 @@ class IngestSettings(_Settings):
     sitemap_max_fetches_per_poll: int = Field(default=50, ge=1)
     # Replicas share the sources by lease (shared/leases.py): a dead replica's
     # sources are taken over within this many seconds; renewed every third of it.
-    lease_seconds: float = Field(default=30.0, ge=1)
+    lease_seconds: float = Field(default=30.0, ge=1, le=LONGEST_LEASE_SECONDS)
     # Article pages are parsed in worker processes (shared/sandbox.py): this many, each
     # stopped after this many seconds on one page and capped at this much memory. A
     # worker peaked at 90 MB on the 20 largest pages of the extraction benchmark; its
@@ -221,7 +223,7 @@ class RateFeedSettings(_Settings):
     gap_after_days: int = Field(default=3, ge=1)
     # One replica polls at a time, under a lease renewed every third of this:
     # a dead poller is replaced within this many seconds.
-    lease_seconds: float = Field(default=30.0, ge=1)
+    lease_seconds: float = Field(default=30.0, ge=1, le=LONGEST_LEASE_SECONDS)
 
 
 def default_consumer() -> str:

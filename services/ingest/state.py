@@ -186,7 +186,11 @@ class IngestState:
         urls = {name: name.decode(errors="replace") for name in raw}
         gone = [name for name, url in urls.items() if url not in listed]
         if gone:
-            await self._write(("HDEL", key, *gone))
+            # In commands of a thousand: a script's call of 8,000 words or so passes
+            # Lua's stack, and an index that moved (http to https) dropped more.
+            await self._write(
+                *(("HDEL", key, *gone[i : i + 1000]) for i in range(0, len(gone), 1000))
+            )
         # A visit that does not read (read_visit) is none: the child is fetched, and
         # its visit written anew.
         return {

@@ -315,11 +315,13 @@ async def _settle_candidate(
 
 
 def _believable(last: LastRate | None, provider: Provider, now: datetime) -> LastRate | None:
-    """The stored rate, unless dated past any as-of date the provider can mean (as
-    _checked refuses): one restored, set by hand or from a clock far ahead made every
-    new quote late, published unjudged against it, for good. The next rate stored
-    replaces it."""
-    latest = local_today(provider.timezone, now) + timedelta(days=provider.max_lead_days)
+    """The stored rate, unless dated a week past any as-of date the provider can mean
+    (as _checked refuses): one restored, set by hand or from a clock far ahead made
+    every new quote late, published unjudged against it, for good. The next rate stored
+    replaces it. The week: a replica whose clock is behind at the provider's midnight,
+    or a lowered max_lead_days, must not ignore a rate stored rightly (the next quote
+    would go out unjudged, and the held ones with it)."""
+    latest = local_today(provider.timezone, now) + timedelta(days=provider.max_lead_days + 7)
     if last is not None and last.as_of > latest:
         log.warning("stored rate ignored: dated after any as-of date", as_of=last.as_of.isoformat())
         return None

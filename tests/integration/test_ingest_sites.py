@@ -432,3 +432,18 @@ async def test_state_of_another_type_is_forgotten_not_every_poll_failed(
     assert await state.validators("https://s.kz/feed", "s") == Validators()
     assert await state.recall_sitemap_children(index, {"https://s.kz/a.xml"}) == {}
     assert await redis.exists(*keys) == 0
+
+
+async def test_an_index_that_drops_thousands_of_children_forgets_them_all(
+    redis: Redis, namespace: Namespace
+) -> None:
+    # One HDEL of 9,000 children passed what a script can call with: refused on every
+    # poll, the source failed until its state expired (30 days).
+    state = IngestState(redis, namespace.stream_prefix, ttl=60)
+    index = "https://s.kz/sitemap.xml"
+    visit = b'{"visited": 1.0, "lastmod": null, "quiet": 0}'
+    await redis.hset(
+        state._children_key(index), mapping={f"http://s.kz/{n}.xml": visit for n in range(9000)}
+    )
+    assert await state.recall_sitemap_children(index, {"https://s.kz/0.xml"}) == {}
+    assert await redis.hlen(state._children_key(index)) == 0

@@ -179,12 +179,13 @@ async def test_a_holder_key_caravan_did_not_write_is_taken_over(
     assert await live._try_acquire("s") is None  # a lease Caravan wrote is respected
 
 
-@pytest.mark.parametrize("counter", [10**14, 2**62])
+@pytest.mark.parametrize("counter", [10**14, 2**62, 0, -1])
 async def test_a_fence_counter_past_what_lua_writes_whole_restarts_and_is_written_whole(
     redis: Redis, namespace: Namespace, counter: int
 ) -> None:
     # From 10**14 the holder was written `owner:1e+14`: the holder's own value never
-    # matched it again, so no write under the lease ever went through.
+    # matched it again, so no write under the lease ever went through. Below 1, the
+    # token 0 read as no lease, and the holder it wrote stalled the item a lease long.
     fence = f"{namespace.stream_prefix}lease:fence:ingest:s"
     await redis.set(fence, counter - 1)
     share = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "only", ttl=30)
