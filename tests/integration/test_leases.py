@@ -267,3 +267,18 @@ async def test_a_member_to_expire_in_years_is_no_live_replica(
     await share.beat()
     assert share.share == 2
     assert await redis.zrange(share._members, 0, -1) == [b"only"]
+
+
+async def test_a_replica_on_a_shorter_lease_respects_a_longer_one(
+    redis: Redis, namespace: Namespace
+) -> None:
+    # A rollout onto another lease length: the replica on 30 s took the 600 s one's live
+    # lease for a foreign key, and dropped it from the members.
+    long = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "long", ttl=600)
+    short = WorkShare(redis, namespace.stream_prefix, "ingest", ["s"], "short", ttl=30)
+    await long.join()
+    assert await long._try_acquire("s") is not None
+    await short.join()
+    assert await short._try_acquire("s") is None
+    await short.beat()
+    assert sorted(await redis.zrange(short._members, 0, -1)) == [b"long", b"short"]
