@@ -107,7 +107,7 @@ return redis.call('DEL', KEYS[1])
 # replaced, or no replica could ever join; a member to expire past ten of the longest
 # leases from now (set by hand, a restore, a clock far ahead) is none, or it counted as
 # live for good and every replica's share shrank. ARGV: the replica, its expiry, now
-# (epoch ms), the farthest expiry any replica could give.
+# (epoch ms), how far past now a replica's expiry may be (ms).
 _BEAT = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
@@ -312,7 +312,7 @@ class WorkShare:
             _BEAT, 1, self._members, self._owner, now + self._ttl_ms, now, FOREIGN_MS
         )
         if foreign:
-            log.warning("replicas to expire past ten leases from now dropped", members=foreign)
+            log.warning("members to expire past ten of the longest leases dropped", members=foreign)
         self._live = int(live)
         held = list(self._held.items())
         for (item, lease), renewed in zip(held, await self._each(_RENEW, held), strict=True):
