@@ -188,9 +188,10 @@ class IngestState:
         if gone:
             # In commands of a thousand: a script's call of 8,000 words or so passes
             # Lua's stack, and an index that moved (http to https) dropped more.
-            await self._write(
-                *(("HDEL", key, *gone[i : i + 1000]) for i in range(0, len(gone), 1000))
-            )
+            parts: list[Command] = [
+                ("HDEL", key, *gone[i : i + 1000]) for i in range(0, len(gone), 1000)
+            ]
+            await self._write(*parts)
         # A visit that does not read (read_visit) is none: the child is fetched, and
         # its visit written anew.
         return {
