@@ -34,7 +34,7 @@ async def test_every_answer_is_nosniff(monkeypatch: pytest.MonkeyPatch) -> None:
             "script": await client.get("/static/ticker.js"),
             "live ticker": await client.get("/api/quotes/stream"),
             "liveness": await client.get("/healthz"),
-            "metrics": await client.get("/metrics/"),
+            "metrics": await client.get("/metrics"),
         }
     statuses = {name: response.status_code for name, response in answers.items()}
     assert statuses == {
