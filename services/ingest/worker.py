@@ -314,7 +314,7 @@ class Ingestor:
     async def _listing(self, source: Source, fetched: Fetched, result: PollResult) -> None:
         page: Fetched | None = fetched
         seen_pages = {fetched.url}
-        leads: list[Lead] = []
+        leads: list[tuple[str, Lead]] = []  # by canonical URL, made in the sandbox
         for number in range(1, source.max_pages + 1):
             if page is None:
                 break
@@ -325,7 +325,8 @@ class Ingestor:
                 break
             result.feeds = list(dict.fromkeys([*result.feeds, *listing.feeds]))
             leads.extend(
-                Lead(url=link.url, title=link.title, summary=link.excerpt) for link in listing.links
+                (link.key, Lead(url=link.url, title=link.title, summary=link.excerpt))
+                for link in listing.links
             )
             log.info(
                 "listing page read",
@@ -347,7 +348,8 @@ class Ingestor:
         if result.feeds:
             log.info("listing advertises feeds", feeds=result.feeds)
         # Pages overlap (a headline moves to page 2 between two requests).
-        unique, repeats = first_of_each(leads, _lead_key)
+        firsts, repeats = first_of_each(leads, lambda keyed: keyed[0])
+        unique = [lead for _, lead in firsts]
         result.leave_out("duplicate", repeats)
 
         async def read(lead: Lead) -> None:

@@ -36,6 +36,7 @@ from services.ingest.sitemaps import (
     read_visit,
 )
 from services.ingest.text import normalize_whitespace
+from services.ingest.urls import canonicalize_url
 from shared.events import LABELS
 from tests.conftest import REALDATA
 
@@ -271,6 +272,19 @@ def test_a_listing_gives_its_first_links_up_to_the_bound_in_page_order() -> None
     assert listing is not None
     assert [link.url for link in listing.links] == [
         f"https://s.example/p/{i}" for i in range(MAX_LINKS)
+    ]
+
+
+def test_a_listing_link_carries_the_key_the_poll_dedupes_by() -> None:
+    # Made in the sandbox: 5,000 of them made on the event loop held it 16 s.
+    page = (
+        "<html><body><h2><a href='/p/1?utm_source=x'>A headline long enough</a></h2>"
+        "<h2><a href='/p/1'>A headline long enough</a></h2></body></html>"
+    )
+    listing = read_listing(page, "https://s.example/")
+    assert listing is not None
+    assert [(link.url, link.key) for link in listing.links] == [
+        ("https://s.example/p/1?utm_source=x", canonicalize_url("https://s.example/p/1"))
     ]
 
 
