@@ -29,7 +29,7 @@ SOONER_THAN_A_KEEPALIVE = KEEPALIVE_SECONDS * 2 / 3
 
 
 def open_streams(url: str) -> int:
-    metrics = httpx.get(f"{url}/metrics/").text
+    metrics = httpx.get(f"{url}/metrics").text
     match = re.search(r"^caravan_query_live_streams (\S+)$", metrics, re.MULTILINE)
     assert match, "no caravan_query_live_streams in /metrics"
     return int(float(match.group(1)))

@@ -138,7 +138,7 @@ def test_feed_and_rates_in_search_and_quotes_out(
         "writing": True,
     }
     assert all(s["pending"] == 0 for s in ready["details"]["streams"].values())
-    metrics = httpx.get(f"{indexer}/metrics/").text
+    metrics = httpx.get(f"{indexer}/metrics").text
     assert 'caravan_indexer_documents_total{index="' in metrics
     assert "caravan_stream_pending" in metrics
 

@@ -154,7 +154,7 @@ class Fixture:
 
     def metric(self, name: str, metric: str, **labels: str) -> float:
         """Sum of one metric's samples with these labels, from the indexer's /metrics."""
-        text = httpx.get(f"http://127.0.0.1:{self.health_ports[name]}/metrics/", timeout=5).text
+        text = httpx.get(f"http://127.0.0.1:{self.health_ports[name]}/metrics", timeout=5).text
         total = 0.0
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
