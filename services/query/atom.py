@@ -71,8 +71,9 @@ def xml_text(text: str) -> str:
 
 
 def atom_date(moment: datetime) -> str:
-    """RFC 3339 in UTC, to the second: `2026-11-29T02:37:58Z`."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC, to the second: `2026-11-29T02:37:58Z`. Not strftime, whose `%Y`
+    leaves a year before 1000 unpadded (`850-06-01`), which no RFC 3339 reader takes."""
+    return f"{moment.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat()}Z"
 
 
 def article_entry_id(article_id: str) -> str:
@@ -250,7 +251,13 @@ class FeedPage:
 
 def _instant(value: str) -> datetime:
     moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError as exc:
+        # 0001-01-01T00:00+05:00 is before UTC's first moment: an unreadable hit, left
+        # out as others are, where the feed's rendering raised and answered 500.
+        msg = f"{value} is outside the range of dates once in UTC"
+        raise ValueError(msg) from exc
 
 
 def feed_entry(hit: FeedHit) -> FeedEntry:

@@ -555,8 +555,19 @@ def _facets(aggregations: dict[str, _Aggregation]) -> dict[str, list[dict[str, A
     return {
         "source": buckets("source"),
         "country": buckets("country"),
-        "month": buckets("month", "key_as_string"),
+        "month": [bucket for bucket in buckets("month", "key_as_string") if _filterable(bucket)],
     }
+
+
+def _filterable(bucket: dict[str, Any]) -> bool:
+    """Whether a month facet names dates a search can filter on: a document dated past
+    9999 by another writer (epoch milliseconds) makes a `+10000-01` bucket, which the
+    search page could not link and a client could not ask for."""
+    try:
+        month_range(bucket["value"])
+    except ValueError:
+        return False
+    return True
 
 
 def hit_fields(hit: ArticleHit) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, cast
 
 import pytest
@@ -14,6 +14,7 @@ from services.query.atom import (
     Feed,
     FeedEntry,
     FeedHit,
+    atom_date,
     build_feed_search,
     feed_entry,
     feed_title,
@@ -232,3 +233,32 @@ def test_an_entry_whose_url_is_no_http_url_is_left_out(url: str) -> None:
     [reason] = page.left_out
     assert reason.startswith(f"'{2:032x}': ValidationError:")
     assert page.next_cursor is not None  # the page was full: the left-out hit counts
+
+
+@pytest.mark.parametrize("stored", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"])
+def test_an_entry_dated_past_utcs_range_is_left_out_and_the_feed_still_renders(
+    stored: str,
+) -> None:
+    # Elasticsearch keeps such a date (another writer's); in UTC it is no datetime.
+    request = SearchRequest(q="neft", size=3, sort="newest")
+    answer = {"hits": {"hits": [_hit(1), _hit(2, published_at=stored), _hit(3, fetched_at=stored)]}}
+    page = shape_feed(answer, request)
+    assert [e.article_id for e in page.entries] == [f"{1:032x}"]
+    assert [reason[:34] for reason in page.left_out] == [f"'{n:032x}'" for n in (2, 3)]
+    assert atom_problems(render(_feed(*page.entries))) == []
+
+
+@pytest.mark.parametrize(
+    ("moment", "written"),
+    [
+        (datetime(850, 6, 1, tzinfo=UTC), "0850-06-01T00:00:00Z"),
+        (datetime(1, 1, 1, 5, tzinfo=timezone(timedelta(hours=5))), "0001-01-01T00:00:00Z"),
+        (FETCHED, "2026-11-29T02:37:58Z"),
+        (
+            datetime(2026, 11, 29, 7, 37, 58, tzinfo=timezone(timedelta(hours=5))),
+            "2026-11-29T02:37:58Z",
+        ),
+    ],
+)
+def test_dates_are_rfc_3339_in_utc_with_a_four_digit_year(moment: datetime, written: str) -> None:
+    assert atom_date(moment) == written

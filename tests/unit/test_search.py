@@ -354,6 +354,22 @@ def test_a_cursor_for_another_sort_is_refused() -> None:
         SearchRequest(q="x", sort="relevance", cursor=Cursor(10, "newest", (1, 2, "u")))
 
 
+def test_a_month_no_search_can_filter_on_is_no_facet() -> None:
+    # A document dated past 9999 by another writer, as epoch milliseconds, which
+    # Elasticsearch keeps: its bucket failed the whole search page, front page included.
+    response = _response(9, _nine_hits()[:6])
+    response["aggregations"] = {
+        "month": {
+            "buckets": [
+                {"key_as_string": "+10000-01", "key": 253402300800000, "doc_count": 1},
+                {"key_as_string": "2025-03", "key": 1740787200000, "doc_count": 8},
+            ]
+        }
+    }
+    facets = shape_results(response, SearchRequest(size=6)).facets
+    assert [(f.value, f.count) for f in facets.month] == [("2025-03", 8)]
+
+
 def test_facets_are_read_from_the_aggregations() -> None:
     response = _response(9, _nine_hits()[:6])
     response["aggregations"] = {
