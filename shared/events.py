@@ -58,6 +58,11 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 MOST_AHEAD = timedelta(hours=1)
 
 
+# An entry's payload at most, as a reader takes it: a dead letter keeps 16 MiB of an
+# entry, and Elasticsearch refuses a document a fifth that size on a 512 MiB heap anyway.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
 def _not_ahead(value: datetime) -> datetime:
     if value - utcnow() > MOST_AHEAD:
         msg = f"more than {MOST_AHEAD.total_seconds() / 60:.0f} minutes ahead of this clock"
@@ -65,8 +70,20 @@ def _not_ahead(value: datetime) -> datetime:
     return value
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _not_before_epoch(value: datetime) -> datetime:
+    # The version is milliseconds since 1970: Elasticsearch refuses a negative one, and
+    # with it the whole bulk the event came in, each half retried to find it.
+    if value < EPOCH:
+        msg = "before 1970-01-01T00:00:00Z, which no version can stand for"
+        raise ValueError(msg)
+    return value
+
+
 # The moment a version was observed (fetched_at): its external version in the index.
-ObservedAt = Annotated[UtcDatetime, AfterValidator(_not_ahead)]
+ObservedAt = Annotated[UtcDatetime, AfterValidator(_not_ahead), AfterValidator(_not_before_epoch)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -127,8 +144,18 @@ def _decimal_text(value: object) -> object:
     raise ValueError(msg)
 
 
-# A validator, not a JSON Schema pattern, for the reason given at HttpUrl.
-_DECIMAL_STRING = BeforeValidator(_decimal_text)
+def _plain(value: Decimal) -> str:
+    # Written out in full: str() gave `7.9E-7` and `2.0E+2`, which many decimal types
+    # outside Python do not parse.
+    return format(value, "f")
+
+
+# A validator, not a JSON Schema pattern, for the reason given at HttpUrl; written as
+# plain digits and a point, never an exponent.
+_DECIMAL_STRING = (
+    BeforeValidator(_decimal_text),
+    PlainSerializer(_plain, return_type=str, when_used="json"),
+)
 
 
 def _version_of(moment: datetime) -> int:
@@ -232,12 +259,12 @@ class QuoteEvent(Event):
     quote: Literal["USD"] = "USD"
     # Bounded by validators, not in the JSON Schema, for the reason given at HttpUrl.
     rate: Annotated[
-        Decimal, Field(gt=0, description=f"X/USD, {RATE}"), _DECIMAL_STRING, _bounded(RATE)
+        Decimal, Field(gt=0, description=f"X/USD, {RATE}"), *_DECIMAL_STRING, _bounded(RATE)
     ]
-    change_pct: Annotated[Decimal, _DECIMAL_STRING, _bounded(CHANGE_PCT)] | None = Field(
+    change_pct: Annotated[Decimal, *_DECIMAL_STRING, _bounded(CHANGE_PCT)] | None = Field(
         default=None, description=f"percent, {CHANGE_PCT}"
     )
-    previous_rate: Annotated[Decimal, Field(gt=0), _DECIMAL_STRING, _bounded(RATE)] | None = None
+    previous_rate: Annotated[Decimal, Field(gt=0), *_DECIMAL_STRING, _bounded(RATE)] | None = None
     as_of: date
     provider: NonEmpty
     fetched_at: ObservedAt
@@ -328,6 +355,10 @@ class SavedSearchMatch(Event):
 # ingest cuts longer ones, and the query service clips those indexed before it did, or
 # every search that found the article carried it.
 TITLE_CHARS = 500
+# The longest summary ingest publishes: a teaser. A feed item's description can be its
+# whole article (then its body too), once 8 MB, which twice over made an event past the
+# contract's MAX_EVENT_BYTES: never indexed, and every consumer made to take it.
+SUMMARY_CHARS = 2000
 
 
 # Tags and authors the same way: a page's ten thousand keywords, or one of a megabyte.

@@ -19,7 +19,7 @@ from services.indexer.documents import (
 )
 from services.indexer.grouping import groups
 from shared.consumer import Entry
-from shared.events import SCHEMA_VERSION, ArticleEvent
+from shared.events import MAX_EVENT_BYTES, SCHEMA_VERSION, ArticleEvent
 from shared.index import ArticleDocument, IndexNames, QuoteDocument
 from shared.language import analysis
 from shared.streams import DATA_FIELD, Streams
@@ -31,9 +31,6 @@ class Invalid:
     message: str
 
 
-# The payload's bytes at most: a dead letter keeps 16 MiB of an entry, and Elasticsearch
-# refuses a document a fifth that size on a 512 MiB heap anyway.
-MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 # JSON values outside strings at most. Parsed, 16 MiB of "{}," were 5.6 million objects
 # and 940 MB, past a 512 MiB container's limit: a crash loop, then every entry of the
 # batch dead-lettered for its deliveries. An event has tens; a long list of tags some
@@ -49,8 +46,8 @@ _STRING = re.compile(rb'"[^"]*"')
 
 def payload_refusal(payload: bytes) -> Invalid | None:
     """Why a payload is not parsed at all: its size, or more values than an event has."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        return Invalid("TooLarge", f"payload of {len(payload)} bytes, over {MAX_PAYLOAD_BYTES}")
+    if len(payload) > MAX_EVENT_BYTES:
+        return Invalid("TooLarge", f"payload of {len(payload)} bytes, over {MAX_EVENT_BYTES}")
     if len(payload) <= MAX_VALUES:
         return None  # too short to hold so many
     # Strings taken out first (their commas are text), in one linear pass.

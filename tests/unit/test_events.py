@@ -126,6 +126,33 @@ def test_a_version_observed_later_than_an_hour_from_now_is_refused(
     assert make(fetched_at=datetime.now(UTC) + timedelta(minutes=59)).version
 
 
+@pytest.mark.parametrize("make", [_article, _quote])
+def test_a_version_observed_before_1970_is_refused(make: Any) -> None:
+    # Its version would be negative: Elasticsearch refused the whole bulk it came in.
+    with pytest.raises(ValidationError, match=r"fetched_at\n.*before 1970"):
+        make(fetched_at=datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=UTC))
+    assert make(fetched_at=datetime(1970, 1, 1, tzinfo=UTC)).version == 0
+
+
+def test_decimals_are_written_as_plain_digits_never_an_exponent() -> None:
+    # 1/126,500 som in USD, and a rate made of the integer 200: str() gave `7.9…E-7` and
+    # `2.0E+2`, which decimal types outside Python refuse.
+    quote = _quote(
+        rate=Decimal(1) / Decimal(1265000),
+        previous_rate=Decimal("2.0E+2"),
+        change_pct=Decimal("-9.99E-8"),
+    )
+    written = json.loads(quote.model_dump_json())
+    assert written["rate"] == "0.0000007905138339920948616600790514"
+    assert (written["previous_rate"], written["change_pct"]) == ("200", "-0.0000000999")
+    again = QuoteEvent.model_validate_json(quote.model_dump_json())
+    assert (again.rate, again.previous_rate, again.change_pct) == (
+        quote.rate,
+        quote.previous_rate,
+        quote.change_pct,
+    )
+
+
 def test_iso_strings_with_offsets_are_converted_too() -> None:
     data = json.loads(_article().model_dump_json())
     data["published_at"] = "2016-02-01T17:22:00+01:00"
