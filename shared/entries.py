@@ -45,6 +45,12 @@ def entry_command(stream: str, event: BaseModel, maxlen: int | None) -> Command:
     return ("XADD", stream, *trim, "*", DATA_FIELD, data)
 
 
+def payload_bytes(command: Command) -> int:
+    """The bytes of an `entry_command`'s payload, as a reader's limit counts them."""
+    data = command[-1]
+    return len(data) if isinstance(data, bytes) else len(str(data).encode())
+
+
 # The entry is added with its marker in one step, or not at all: a write sent again after
 # its answer was lost (a timeout mid-reply, the client's own retry, a reconnect) finds
 # the marker and adds nothing. A marker of another type is not Caravan's: replaced.

@@ -13,6 +13,7 @@ from services.ingest.sources import Source
 from services.ingest.text import html_to_text
 from services.ingest.urls import canonicalize_url, is_web_url
 from shared.events import (
+    SUMMARY_CHARS,
     TITLE_CHARS,
     ArticleEvent,
     article_tags,
@@ -70,7 +71,7 @@ def page_event(
         url=final_url,
         canonical_url=canonical_for(lead.url, page.canonical_url),
         title=title,
-        summary=lead.summary or page.description,
+        summary=clipped(lead.summary or page.description, SUMMARY_CHARS),
         body=page.text,
         authors=labels(page.authors or lead.authors),
         published_at=lead.published_at or parse_date(page.date, source.zone, fetched_at),
@@ -103,7 +104,7 @@ def lead_event(lead: Lead, source: Source, fetched_at: datetime) -> ArticleEvent
         url=lead.url,
         canonical_url=canonicalize_url(lead.url),
         title=title,
-        summary=lead.summary,
+        summary=clipped(lead.summary, SUMMARY_CHARS),
         body=body,
         authors=labels(lead.authors),
         published_at=lead.published_at,

@@ -29,6 +29,7 @@ from services.ingest.sources import Source
 from services.ingest.text import html_to_text, normalize_whitespace
 from services.ingest.urls import canonicalize_url, is_web_url
 from shared.events import (
+    SUMMARY_CHARS,
     TITLE_CHARS,
     ArticleEvent,
     article_tags,
@@ -219,7 +220,7 @@ def _to_event(
         url=link,
         canonical_url=canonical,
         title=shown,
-        summary=summary,
+        summary=clipped(summary, SUMMARY_CHARS),
         body=body or summary,
         authors=labels(_authors(entry)),
         published_at=_date(entry, source, fetched_at),
@@ -228,6 +229,7 @@ def _to_event(
         countries=list(source.countries),
         fetched_at=fetched_at,
         content_hash=content_hash(shown, body or summary),
+        extraction="feed",
     )
 
 

@@ -42,8 +42,8 @@ from services.ingest.sitemaps import (
 from services.ingest.sources import Source
 from services.ingest.state import IngestState, Novelty, Page, Record
 from services.ingest.urls import canonicalize_url
-from shared.entries import entry_command
-from shared.events import ArticleEvent, article_key
+from shared.entries import entry_command, payload_bytes
+from shared.events import MAX_EVENT_BYTES, ArticleEvent, article_key
 from shared.fetch import FetchError
 from shared.fetcher import Fetched, HostDeferred, PoliteFetcher, Refused
 from shared.leases import Fence
@@ -446,6 +446,14 @@ class Ingestor:
             # Published and remembered at once, through the source's lease (a replica
             # that lost it publishes nothing): never remembered yet lost in a failover.
             entry = entry_command(self._stream.name, event, self._stream.maxlen)
+            if (size := payload_bytes(entry)) > MAX_EVENT_BYTES:
+                # A feed item's body of 10 MB of quotes, each escaped: no reader takes
+                # it, so it is not published, and tried again at the next poll.
+                log.warning(
+                    "article too large to publish", url=lead.url, bytes=size, limit=MAX_EVENT_BYTES
+                )
+                self._count(source, result, "failed")
+                return
             await self._state.publish(entry, key, version, read)
             metrics.EXTRACTIONS.labels(source.name, event.extraction or "feed").inc()
             log.debug(

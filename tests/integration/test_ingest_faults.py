@@ -190,7 +190,7 @@ async def test_a_page_that_crashes_the_extractor_is_one_article_from_the_feed(
 
     assert (result.error, result.published) == (None, 2)
     events = {e.title: e for e in await published_articles(redis, namespace)}
-    assert events["Crasher"].extraction != "page"  # the feed item stood in
+    assert events["Crasher"].extraction == "feed"  # the feed item stood in
     assert events["A title"].extraction == "page"
     # Recorded, not fetched and crashed on again at every poll.
     assert (again.error, again.published) == (None, 0)
@@ -201,3 +201,27 @@ def crashing_extract(html: str, url: str) -> Extracted | None:
     if url.endswith("/a/crash"):
         raise RecursionError("maximum recursion depth exceeded")
     return extract_article(html, url)
+
+
+async def test_an_item_too_large_for_any_reader_is_not_published_and_the_others_are(
+    web: LoopbackServer, redis: Redis, namespace: Namespace, web_settings: Settings
+) -> None:
+    # 9 MB of quotes, each escaped in the event's JSON: 18 MB, past what the indexer
+    # (and the contract) takes, where it was published, dead-lettered and never indexed.
+    quotes = '"' * 9_000_000
+    web.routes["/feed.xml"] = static(
+        (
+            '<?xml version="1.0"?><rss version="2.0"><channel><title>Invented</title>'
+            f"<item><title>Quoted</title><link>{web.url('/a/gone')}</link>"
+            f"<description>{quotes}</description></item>"
+            f"<item><title>Fine</title><link>{web.url('/a/gone-too')}</link>"
+            "<description>A short one.</description></item></channel></rss>"
+        ).encode(),
+        RSS,
+    )
+    async with connected_ingestor(web_settings) as ingestor:
+        result = await schedule.poll_safely(ingestor, Source(name="x", url=web.url("/feed.xml")))
+
+    assert (result.error, result.published, result.failed) == (None, 1, 1)
+    [event] = await published_articles(redis, namespace)
+    assert (event.title, event.extraction) == ("Fine", "feed")

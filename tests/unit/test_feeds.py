@@ -12,7 +12,7 @@ import pytest
 from services.ingest.feeds import SKIPPED_KEPT, FeedError, FeedParse, parse_feed
 from services.ingest.sources import Source, load_sources
 from services.ingest.urls import canonicalize_url
-from shared.events import article_key, content_hash
+from shared.events import SUMMARY_CHARS, article_key, content_hash
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 REALDATA = SAMPLES / "realdata"
@@ -268,6 +268,22 @@ def test_an_item_the_contract_refuses_is_left_out_not_the_feed() -> None:
     parsed = parse_feed(content, Source(name="x", url="x"), FETCHED_AT)
     assert [e.title for e in parsed.events] == ["Fine"]
     assert [s.position for s in parsed.skipped] == [0]
+
+
+def test_an_items_own_fields_say_so_and_its_summary_is_a_teaser() -> None:
+    # A description that is the whole article is its body, and only its start the
+    # summary: the text went out twice, an event twice the item's size.
+    words = " ".join(f"word{n}" for n in range(3000))
+    content = _rss(
+        f"<item><title>Whole</title><link>https://invented.example/a</link>"
+        f"<description>{words}</description></item>"
+    )
+    [event] = parse_feed(content, Source(name="x", url="x"), FETCHED_AT).events
+    assert event.extraction == "feed"
+    assert event.body == words
+    assert len(event.summary) <= SUMMARY_CHARS
+    assert words.startswith(event.summary.removesuffix("…"))
+    assert event.content_hash == content_hash("Whole", words)  # as before the bound
 
 
 def test_a_guid_too_long_for_a_key_is_keyed_by_its_digest() -> None:
