@@ -193,6 +193,10 @@ class PoliteFetcher:
             transport=guarded_transport(policy.allow, max_connections=100),
         )
         self._gates: dict[str, _HostGate] = {}
+        # Hosts kept before the next sweep of idle ones: twice what the last sweep kept,
+        # so that hosts deferred for an hour (429, Retry-After) are not scanned again at
+        # every new host (5 ms each at 10,000 of them).
+        self._sweep_at = _MAX_HOSTS
         self._robots: dict[str, _Robots] = {}  # oldest loaded first
         self._robots_chars = 0
         self._robots_locks: dict[str, asyncio.Lock] = {}
@@ -311,8 +315,9 @@ class PoliteFetcher:
 
     def _gate(self, origin: str) -> _HostGate:
         if origin not in self._gates:
-            if len(self._gates) >= _MAX_HOSTS:
+            if len(self._gates) >= self._sweep_at:
                 self._forget_idle_hosts()
+                self._sweep_at = max(_MAX_HOSTS, 2 * len(self._gates))
             self._gates[origin] = _HostGate(
                 self.policy.host_concurrency, self.policy.host_delay, self.policy.backoff_max
             )

@@ -105,3 +105,31 @@ def test_a_port_past_65535_is_no_url() -> None:
     # one site for every multiple of 65,536.
     with pytest.raises(ValueError, match="past 65535"):
         fetcher_module._origin("http://site.kz:65616/a")
+
+
+async def test_hosts_deferred_for_long_are_not_scanned_again_at_every_new_host(
+    monkeypatch: Any,
+) -> None:
+    # Hosts that answered 429 with an hour's Retry-After are not idle: past the cap,
+    # every new host swept them all again (5 ms each at 10,000), the loop's time growing
+    # with the hosts deferred. Sweeps now come once the hosts kept have doubled.
+    monkeypatch.setattr(fetcher_module, "_MAX_HOSTS", 4)
+    sweeps: list[int] = []
+    async with PoliteFetcher(FetchPolicy(user_agent="test")) as fetcher:
+        sweep = fetcher._forget_idle_hosts
+
+        def counted() -> None:
+            sweeps.append(len(fetcher._gates))
+            sweep()
+
+        monkeypatch.setattr(fetcher, "_forget_idle_hosts", counted)
+        for n in range(40):
+            fetcher._gate(f"http://deferred-{n}.example").defer(3600)
+        assert len(fetcher._gates) == 40  # none idle: none forgotten
+        assert sweeps == [4, 8, 16, 32]
+        for n in range(40, 45):  # idle ones: forgotten at the next sweep
+            fetcher._gate(f"http://idle-{n}.example")
+        fetcher._sweep_at = len(fetcher._gates)
+        fetcher._gate("http://one-more.example")
+    assert sweeps[-1] == 45
+    assert len(fetcher._gates) == 41
