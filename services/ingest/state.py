@@ -183,8 +183,10 @@ class IngestState:
         are forgotten, so one hash per index stays the size of the index."""
         key = self._children_key(index_url)
         raw = await read_hash(self._redis, self._fence, key)
-        urls = {name: name.decode(errors="replace") for name in raw}
-        gone = [name for name, url in urls.items() if url not in listed]
+        urls = {_digest(url).encode(): url for url in listed}
+        # A field not among them: a child no longer listed, or one written under its
+        # whole address before fields were digests (fetched once more, then as ever).
+        gone = [name for name in raw if name not in urls]
         if gone:
             # In commands of a thousand: a script's call of 8,000 words or so passes
             # Lua's stack, and an index that moved (http to https) dropped more.
@@ -197,15 +199,17 @@ class IngestState:
         return {
             urls[name]: visit
             for name, value in raw.items()
-            if urls[name] in listed and (visit := read_visit(value)) is not None
+            if name in urls and (visit := read_visit(value)) is not None
         }
 
     async def remember_sitemap_child(
         self, index_url: str, child_url: str, visit: ChildVisit
     ) -> None:
         key = self._children_key(index_url)
+        # Named by a digest: a hostile index's children of 8 KB addresses, each a field,
+        # kept 400 KB a poll for the hash's 30 days.
         await self._write(
-            ("HSET", key, child_url, json.dumps(dataclasses.asdict(visit))),
+            ("HSET", key, _digest(child_url), json.dumps(dataclasses.asdict(visit))),
             ("EXPIRE", key, self._ttl),
         )
 

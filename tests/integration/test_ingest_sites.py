@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from services.ingest.app import ingest_configured_once, ingest_once
 from services.ingest.sitemaps import ChildVisit
-from services.ingest.state import IngestState, Record
+from services.ingest.state import IngestState, Record, _digest
 from shared.fetcher import Validators
 from shared.settings import Settings
 from tests.conftest import REALDATA, Namespace
@@ -380,6 +380,19 @@ async def test_children_an_index_no_longer_lists_are_forgotten(
     assert await state.recall_sitemap_children(index, {"https://s.kz/a.xml"}) == {}
 
 
+async def test_a_childs_visit_weighs_the_same_whatever_its_address(
+    redis: Redis, namespace: Namespace
+) -> None:
+    # Fields were the children's addresses: a hostile index's children of 8 KB
+    # addresses kept 400 KB a poll, each nested index's hash for 30 days.
+    state = IngestState(redis, namespace.stream_prefix, ttl=60)
+    index = "https://s.kz/sitemap.xml"
+    long = "https://s.kz/" + "a" * 8000 + ".xml"
+    await state.remember_sitemap_child(index, long, ChildVisit(1.0))
+    assert [len(field) for field in await redis.hkeys(state._children_key(index))] == [32]
+    assert await state.recall_sitemap_children(index, {long}) == {long: ChildVisit(1.0)}
+
+
 async def test_state_caravan_did_not_write_reads_as_none_and_fails_no_poll(
     redis: Redis, namespace: Namespace
 ) -> None:
@@ -388,23 +401,28 @@ async def test_state_caravan_did_not_write_reads_as_none_and_fails_no_poll(
     state = IngestState(redis, namespace.stream_prefix, ttl=60)
     index = "https://s.kz/sitemap.xml"
     listed = {f"https://s.kz/{n}.xml" for n in range(6)}
+    values = [
+        b"not json",
+        b"[1]",
+        b'{"visited": "yesterday"}',
+        b'{"visited": 1e999}',
+        b"[" * 3000 + b"]" * 3000,
+        # A newer Caravan's visit, with a field this one does not know: still read.
+        b'{"visited": 5.0, "lastmod": null, "quiet": 1, "etag": "x"}',
+    ]
     await redis.hset(
         state._children_key(index),
         mapping={
-            "https://s.kz/0.xml": b"not json",
-            "https://s.kz/1.xml": b"[1]",
-            "https://s.kz/2.xml": b'{"visited": "yesterday"}',
-            "https://s.kz/3.xml": b'{"visited": 1e999}',
-            "https://s.kz/4.xml": b"[" * 3000 + b"]" * 3000,
-            # A newer Caravan's visit, with a field this one does not know: still read.
-            "https://s.kz/5.xml": b'{"visited": 5.0, "lastmod": null, "quiet": 1, "etag": "x"}',
+            **{_digest(f"https://s.kz/{n}.xml"): value for n, value in enumerate(values)},
+            # Not UTF-8, and a whole address as fields were before they were digests.
             b"https://s.kz/\xff.xml": b'{"visited": 1.0}',
+            "https://s.kz/0.xml": b'{"visited": 1.0}',
         },
     )
     visits = await state.recall_sitemap_children(index, listed)
     assert visits == {"https://s.kz/5.xml": ChildVisit(5.0, None, 1)}
-    # The field that is not UTF-8 is not listed, so forgotten like any other.
-    assert b"https://s.kz/\xff.xml" not in await redis.hkeys(state._children_key(index))
+    # Neither is a listed child's: forgotten like any other.
+    assert len(await redis.hkeys(state._children_key(index))) == len(values)
 
     await redis.hset(state._article_key("k"), mapping={"content": b"\xff", "lead": b"\xfe"})
     # Another content than any hash: the article is published again, its record rewritten.
