@@ -20,6 +20,13 @@ of it after the response, and every byte stops the keep-alive timer, so a reques
 declaring a gigabyte and sending a byte every few seconds held its connection for
 ever, and a client as many connections as the process has files. The rest of a body
 gets HEAD_SECONDS after the response, which its bytes do not extend.
+
+Nor does it bound a client that stops reading: a response's write waits for the socket
+to drain with no deadline, holding the request's place in the process's and the
+client's limits, so clients that pipelined requests and read nothing took every place
+and every other client was answered 503 until they left. A connection whose writes
+wait WRITE_SECONDS is dropped, and its requests told their client is gone (nginx's
+send_timeout is 60 s; a client reading a few KB a second is still served here).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from uvicorn.server import ServerState
 # A request line and headers together; nginx reads at most 4 x 8 KB.
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_SECONDS = 10.0
+WRITE_SECONDS = 30.0
 LINGER_SECONDS = 1.0
 _REFUSAL = b"request line or headers too long\n"
 _TOO_LARGE = (
@@ -44,6 +52,7 @@ _TOO_LARGE = (
 
 class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
     head_seconds = HEAD_SECONDS
+    write_seconds = WRITE_SECONDS
 
     def __init__(
         self,
@@ -61,6 +70,7 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
         # what is left of it once its response has gone out.
         self._reading: RequestResponseCycle | None = None
         self._body_deadline: asyncio.TimerHandle | None = None
+        self._write_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
@@ -141,6 +151,24 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
             )
             self.transport.close()
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_deadline is None:
+            self._write_deadline = self.loop.call_later(self.write_seconds, self._not_reading)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
+
+    def _not_reading(self) -> None:
+        self._write_deadline = None
+        if not self.transport.is_closing():
+            self.logger.warning("client read nothing for %gs: dropped", self.write_seconds)
+            # Aborted, not closed: a close waits for the unsent bytes, for ever here.
+            self.transport.abort()
+
     def on_headers_complete(self) -> None:
         self._head_bytes = None
         if self._head_deadline is not None:
@@ -160,7 +188,7 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
                 cycle.disconnected = True
                 cycle.message_event.set()
         self._unfinished = []
-        for deadline in (self._head_deadline, self._body_deadline):
+        for deadline in (self._head_deadline, self._body_deadline, self._write_deadline):
             if deadline is not None:
                 deadline.cancel()
         super().connection_lost(exc)

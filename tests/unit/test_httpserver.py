@@ -36,7 +36,7 @@ class EndlessResponse:
 
 
 class QuickToCloseSlowHeads(PipelineSafeHttpToolsProtocol):
-    head_seconds = 0.2
+    head_seconds = write_seconds = 0.2
 
 
 @pytest.fixture
@@ -189,6 +189,45 @@ async def test_a_pipelined_body_its_app_reads_is_not_cut(answering: int) -> None
     answers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n10"), timeout=10)
     assert answers.count(b"HTTP/1.1 200 OK") == 2
     writer.close()
+
+
+class LargeResponse:
+    """Answers 64 MB in parts, and notes when its sending is over, however it ended."""
+
+    def __init__(self) -> None:
+        self.over = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            part = b"x" * (1024 * 1024)
+            for _ in range(64):
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            self.over.set()
+
+
+async def test_a_client_that_reads_nothing_loses_its_connection_and_its_place() -> None:
+    # Each write waited for the socket to drain, with no deadline: the request held its
+    # place in the process's limits for as long as the client kept the connection, and
+    # clients pipelining requests they never read had every other client answered 503.
+    app = LargeResponse()
+    config = uvicorn.Config(app, http=QuickToCloseSlowHeads, lifespan="off", log_config=None)
+    server = uvicorn.Server(config)
+    listener = socket.create_server(("127.0.0.1", 0))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        _unread, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
+        writer.write(REQUEST)  # and nothing read from here on
+        await asyncio.wait_for(app.over.wait(), timeout=30)
+        writer.close()
+    finally:
+        server.should_exit = server.force_exit = True
+        await serving
+        listener.close()
 
 
 async def test_a_health_server_bounds_a_head_too() -> None:
