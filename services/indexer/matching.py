@@ -25,6 +25,7 @@ from typing_extensions import TypedDict
 
 from shared.clients import wrong_type
 from shared.events import SavedSearchMatch
+from shared.language.wording import without_near_spellings
 from shared.saved_searches import SavedSearch
 
 # What a match event carries of the article, read from the index (the version stored).
@@ -77,7 +78,7 @@ def estimated_clauses(query: Any) -> int:
 
 
 def compile_search(saved: SavedSearch) -> Compiled:
-    query = saved.query()
+    query = saved.model_copy(update={"q": without_near_spellings(saved.q)}).query()
     return Compiled(
         saved.id, {"bool": {"filter": [query], "_name": saved.id}}, estimated_clauses(query)
     )

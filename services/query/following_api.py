@@ -49,7 +49,7 @@ from services.query.limits import Client, RateLimiter, TrustedProxies, retry_aft
 from services.query.middleware import client_of
 from services.query.search import SearchRequest
 from shared.index import IndexNames
-from shared.language.wording import operators_refusal
+from shared.language.wording import saved_search_refusal
 from shared.saved_searches import SAVED_SEARCH_ID, SavedSearch, SavedSearchFields
 from shared.settings import QuerySettings
 
@@ -135,7 +135,7 @@ def _saved_search_fields(body: bytes) -> SavedSearchFields:
             [{**error, "loc": ("body", *error["loc"])} for error in errors]
         ) from None
     # Here, not in the model: saved searches stored before the bound must still read.
-    if refusal := operators_refusal(fields.q):
+    if refusal := saved_search_refusal(fields.q):
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("body", "q"), "msg": refusal}]
         )

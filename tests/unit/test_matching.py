@@ -3,6 +3,7 @@ match events and what was already announced."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -53,6 +54,21 @@ def test_a_saved_search_is_its_query_named_by_its_id_in_filter_context() -> None
     # "neft" expands to (neft | neft | …) alternatives over the nine text fields, + a filter.
     assert compiled.weight == estimated_clauses(saved.query())
     assert compiled.weight % 9 == 1
+
+
+def test_a_saved_search_made_before_near_spellings_were_refused_matches_its_words() -> None:
+    # Each `~2` word read every term of nine fields in every round; such a search, stored
+    # before the API refused it, is matched on its words as typed, a phrase's slop kept.
+    stored = SavedSearch.model_validate(
+        {
+            "id": "a".ljust(22, "x"),
+            "q": 'neft~2 | gaz~ "oil price"~3',
+            "created_at": NOW.isoformat(),
+        }
+    )
+    plain = _saved("a", q='neft | gaz "oil price"~3')
+    assert compile_search(stored).clause == compile_search(plain).clause
+    assert "fuzz" not in json.dumps(compile_search(stored).clause)
 
 
 def test_clauses_are_estimated_per_term_and_field() -> None:
