@@ -93,9 +93,12 @@ _LINES = re.compile(r"\n+")
 _DATE_PARAMS: dict[str, Any] = {
     "extensive_search": False,
     "original_date": True,
-    "outputformat": "%Y-%m-%dT%H:%M:%S",
+    # With the page's own offset when it gives one: without it, 10:00Z on a page read
+    # as 10:00 in the source's zone, hours off (`parse_date` reads both forms).
+    "outputformat": "%Y-%m-%dT%H:%M:%S%z",
 }
-_DAY_ONLY = "T00:00:00"
+# A day without its time, whatever offset came with its midnight.
+_DAY_ONLY = re.compile(r"T00:00:00(?:[+-]\d{4})?$")
 # The links extract_catstags can keep: it keeps those whose address matches
 # /categor(?:y|ies|s)?/ or /tag(?:y|ies|s)?/, which all contain these.
 _CATEGORY_OR_TAG_LINK = {"category": "/categor", "tag": "/tag"}
@@ -404,7 +407,7 @@ def page_date(tree: HtmlElement, url: str | None) -> str | None:
     """The structured places first; the extensive search of the text only when they
     give no date or a day without its time."""
     date: str | None = find_date(tree, url=url, **_DATE_PARAMS)
-    if not date or date.endswith(_DAY_ONLY):
+    if not date or _DAY_ONLY.search(date):
         return find_date(tree, url=url, **{**_DATE_PARAMS, "extensive_search": True}) or date
     return date
 

@@ -372,6 +372,34 @@ def test_page_event_without_a_lead_date_reads_the_pages_in_the_source_zone() -> 
     assert event.published_at == datetime(2021, 1, 3, 17, 40, tzinfo=ALMATY)
 
 
+@pytest.mark.parametrize(
+    ("stated", "moment"),
+    [
+        ("2026-11-27T10:00:00Z", datetime(2026, 11, 27, 10, 0, tzinfo=UTC)),
+        ("2026-11-27T10:00:00+03:00", datetime(2026, 11, 27, 7, 0, tzinfo=UTC)),
+        ("2026-11-27T05:00:00-05:00", datetime(2026, 11, 27, 10, 0, tzinfo=UTC)),
+    ],
+)
+def test_a_pages_own_offset_is_kept(stated: str, moment: datetime) -> None:
+    # The offset was dropped and the time read in the source's zone: a CMS writing UTC
+    # had every article dated five hours early here, out of order and on the wrong day.
+    html = (
+        f'<html><head><meta property="article:published_time" content="{stated}">'
+        "<title>Budget vote</title></head><body><article><h1>Budget vote</h1>"
+        f"<p>{'The parliament voted on the budget today. ' * 12}</p></article></body></html>"
+    )
+    page = extract_article(html, "https://site.kz/budget-vote")
+    assert page is not None
+    event = page_event(
+        Lead(url="https://site.kz/budget-vote"),
+        page,
+        SOURCE,
+        "https://site.kz/budget-vote",
+        FETCHED,
+    )
+    assert event.published_at == moment
+
+
 def test_lead_event_is_the_fallback_and_needs_a_title() -> None:
     event = lead_event(
         Lead(url="https://site.kz/a?gclid=1", title="<b>Title</b> &amp; more", summary="Summary"),
