@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 
 _EARLIEST = datetime(1991, 1, 1, tzinfo=UTC)
@@ -20,6 +20,14 @@ _NUMERIC_ZONE = re.compile(r"[+-]\d{4}\s*$")
 # A year written with four digits: not a zone's +0500, but 01-Jan-0001's.
 _FOUR_DIGIT_YEAR = re.compile(r"(?:(?<![+\-\d])|(?<=[a-z]-))(\d{4})(?!\d)", re.IGNORECASE)
 _FUTURE_SLACK = timedelta(days=1)
+# ISO 8601 with a zone's name after it (`2026-11-26T10:00:00 EST`, `… MSK`), which
+# feedparser reads as UTC whatever the name: RFC 822's names are read as RFC 822 reads
+# them, any other as the source's own zone, as a date without one is.
+_ISO_NAMED = re.compile(r"(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*([A-Z]{1,5})")
+_RFC_822_ZONES = {
+    "UT": 0, "UTC": 0, "GMT": 0, "Z": 0,
+    "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7,
+}  # fmt: skip
 
 
 def parse_date(value: str | None, local: tzinfo, fetched_at: datetime) -> datetime | None:
@@ -59,6 +67,13 @@ def _parse(value: str) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         pass
+    if named := _ISO_NAMED.fullmatch(value):
+        try:
+            moment = datetime.fromisoformat(named[1])
+        except ValueError:
+            return None
+        hours = _RFC_822_ZONES.get(named[2])
+        return moment if hours is None else moment.replace(tzinfo=timezone(timedelta(hours=hours)))
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):

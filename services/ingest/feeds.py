@@ -57,9 +57,6 @@ def _character(reference: re.Match[bytes]) -> bytes:
     return _NO_CHARACTER
 
 
-_HAS_ZONE = re.compile(r"(Z|[+-]\d{2}:?\d{2}|\b(UTC?|GMT|[ECMP][SD]T))$", re.IGNORECASE)
-
-
 class FeedError(ValueError):
     """The document is not a feed we can read anything from."""
 
@@ -256,12 +253,10 @@ def _published(entry: Any) -> Any:
 
 def _date(entry: Any, source: Source, fetched_at: datetime) -> datetime | None:
     raw = str(dict.get(entry, "published") or dict.get(entry, "updated") or "").strip()
-    if raw and not _HAS_ZONE.search(raw):
-        # feedparser reads a date without a zone as UTC (ISO 8601) or not at all
-        # (RFC 822); the source means its own local time.
-        local = parse_date(raw, source.zone, fetched_at)
-        if local is not None:
-            return local
+    # Read here first: feedparser reads a date without a zone, or with a zone's name
+    # after ISO 8601, as UTC (or not at all in RFC 822); the source means its own time.
+    if raw and (moment := parse_date(raw, source.zone, fetched_at)) is not None:
+        return moment
     value = _published(entry)
     return None if value is None else from_utc_struct(value, fetched_at)
 

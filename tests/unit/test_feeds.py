@@ -393,6 +393,29 @@ def test_shared_link_item_key_does_not_depend_on_other_items() -> None:
 
 
 @pytest.mark.parametrize(
+    ("written", "hour"),
+    [
+        ("2026-08-26T10:00:00 EST", 15),  # RFC 822's names, as RFC 822 reads them
+        ("2026-08-26T10:00:00 GMT", 10),
+        ("2026-08-26 10:00:00 MSK", 5),  # any other: the source's own zone, as none is
+        ("2026-08-26T10:00:00 ALMT", 5),
+        ("Wed, 26 Aug 2026 10:00:00 ALMT", 5),  # as the same date in RFC 822 always was
+        ("2026-08-26T10:00:00+05:00", 5),
+    ],
+)
+def test_a_zones_name_after_an_iso_date_is_not_read_as_utc(written: str, hour: int) -> None:
+    # feedparser read them all as 10:00 UTC: an Almaty source's ALMT five hours ahead,
+    # newest-first above the articles published after it.
+    content = _rss(
+        "<item><title>Named</title><link>https://invented.example/n</link>"
+        f"<pubDate>{written}</pubDate></item>"
+    )
+    source = Source(name="x", url="x", timezone="Asia/Almaty")
+    [event] = parse_feed(content, source, FETCHED_AT).events
+    assert event.published_at == datetime(2026, 8, 26, hour, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
     "date",
     [
         "0001-01-01T00:00:00",  # year 1 in the source's zone (Asia/Almaty, UTC+5): before year 1
