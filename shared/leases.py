@@ -105,15 +105,19 @@ return redis.call('DEL', KEYS[1])
 )
 # The live replicas, and how many were not: a key of another type in its place is
 # replaced, or no replica could ever join; a member to expire past ten of the longest
-# leases from now (set by hand, a restore, a clock far ahead) is none, or it counted as
-# live for good and every replica's share shrank. ARGV: the replica, its expiry, now
-# (epoch ms), how far past now a replica's expiry may be (ms).
+# leases from now (set by hand, a restore) is none, or it counted as live for good and
+# every replica's share shrank. Expiries are on Redis's clock: on each replica's own, one
+# a lease behind the others was dropped at each of their beats, and one replica took
+# every item while it sat idle. ARGV: the replica, its lease (ms), how far past now a
+# replica's expiry may be (ms).
 _BEAT = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-local farthest = ARGV[3] + ARGV[4]
+local time = redis.call('TIME')
+local now = time[1] * 1000 + math.floor(time[2] / 1000)
+redis.call('ZADD', KEYS[1], string.format('%d', now + ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+local farthest = now + ARGV[3]
 local foreign = redis.call('ZREMRANGEBYSCORE', KEYS[1], string.format('(%d', farthest), '+inf')
 return {redis.call('ZCARD', KEYS[1]), foreign}
 """
@@ -307,9 +311,8 @@ class WorkShare:
         return True
 
     async def beat(self) -> None:
-        now = int(time.time() * 1000)
         live, foreign = await self._redis.eval(
-            _BEAT, 1, self._members, self._owner, now + self._ttl_ms, now, FOREIGN_MS
+            _BEAT, 1, self._members, self._owner, self._ttl_ms, FOREIGN_MS
         )
         if foreign:
             log.warning("members to expire past ten of the longest leases dropped", members=foreign)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 import pytest
@@ -267,6 +268,23 @@ async def test_a_member_to_expire_in_years_is_no_live_replica(
     await share.beat()
     assert share.share == 2
     assert await redis.zrange(share._members, 0, -1) == [b"only"]
+
+
+async def test_a_replica_whose_clock_is_behind_stays_a_member(
+    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Expiries were written on each replica's clock: one two minutes behind was dropped
+    # at every beat of the other, which then took every source while it sat idle.
+    behind = WorkShare(redis, namespace.stream_prefix, "ingest", ["a", "b"], "behind", ttl=30)
+    ahead = WorkShare(redis, namespace.stream_prefix, "ingest", ["a", "b"], "ahead", ttl=30)
+    now = time.time
+    await ahead.join()
+    with monkeypatch.context() as clock:
+        clock.setattr(time, "time", lambda: now() - 120)
+        await behind.join()
+    await ahead.beat()
+    assert (ahead.share, behind.share) == (1, 1)
+    assert sorted(await redis.zrange(ahead._members, 0, -1)) == [b"ahead", b"behind"]
 
 
 async def test_a_replica_on_a_shorter_lease_respects_a_longer_one(
