@@ -265,10 +265,12 @@ class IndexerSettings(_Settings):
     # Lucene clauses per search of the _msearch, as estimated (halved while the cluster
     # refuses more); articles waiting to be matched at most (past it a batch is not
     # matched, and counted); days the content hash last announced per saved search
-    # and article is remembered (a new version with the same text announces nothing).
+    # and article is remembered (a new version with the same text announces nothing);
+    # matches one saved search announces a day at most (UTC days; the rest counted).
     match_max_clauses: int = Field(default=4000, ge=16)
     match_backlog: int = Field(default=10_000, ge=1)
     match_memory_days: float = Field(default=45.0, gt=0)
+    match_per_search_day: int = Field(default=1000, ge=1)
 
 
 class QuerySettings(_Settings):

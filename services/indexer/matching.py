@@ -15,6 +15,7 @@ Everything runs in filter context: nothing is scored, only matched.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -269,6 +270,24 @@ def match_events(
 def announced_key(prefix: str, match: SavedSearchMatch) -> str:
     """Where the content hash last announced for this saved search and article is kept."""
     return f"{prefix}{match.saved_search_id}:{match.article_id}"
+
+
+def within_day(
+    matches: Sequence[SavedSearchMatch], totals: Mapping[str, int], per_day: int
+) -> tuple[list[SavedSearchMatch], list[SavedSearchMatch]]:
+    """The matches each saved search may still announce today, and the rest. `totals`:
+    each saved search's matches counted today, these included."""
+    here = Counter(match.saved_search_id for match in matches)
+    taken: Counter[str] = Counter()
+    kept, over = [], []
+    for match in matches:
+        search = match.saved_search_id
+        if totals[search] - here[search] + taken[search] < per_day:
+            kept.append(match)
+            taken[search] += 1
+        else:
+            over.append(match)
+    return kept, over
 
 
 def unannounced(

@@ -76,6 +76,11 @@ MATCHES = Counter(
     "caravan_indexer_matches_total",
     "SavedSearchMatch events published (a saved search matched an article just stored).",
 )
+MATCHES_OVER = Counter(
+    "caravan_indexer_matches_over_day_total",
+    "Matches not announced: their saved search had announced CARAVAN_INDEXER_MATCH_PER_"
+    "SEARCH_DAY that day.",
+)
 MATCH_FAILURES = Counter(
     "caravan_indexer_match_failures_total",
     "Matching that failed, by reason: `elasticsearch` or `redis` (a round's articles go "

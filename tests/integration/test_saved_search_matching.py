@@ -147,6 +147,23 @@ async def test_exactly_the_matching_articles_are_announced_each_once(
         assert feed.text.count("<entry") == sum(m.saved_search_id == saved_id for m in matches)
 
 
+async def test_a_saved_search_announces_its_matches_of_the_day_and_no_more(
+    api: httpx.AsyncClient, indexer: BuildIndexer, redis: Redis, namespace: Namespace
+) -> None:
+    tashkent = await _save(api, q="Toshkent", source=["kun.uz"])  # matches two stories
+    oil = await _save(api, q="Neft")
+    over = _counted("caravan_indexer_matches_over_day_total")
+    await publish(redis, namespace.streams.articles, *STORIES)
+    await indexer(match_per_search_day=1).run(burst=True)
+
+    matches = await _matches(redis, namespace)
+    assert sorted(m.saved_search_id for m in matches) == sorted([tashkent, oil])
+    assert _counted("caravan_indexer_matches_over_day_total") - over == 1
+    # Its feed still lists both.
+    feed = await api.get(f"/api/saved-searches/{tashkent}.atom")
+    assert feed.text.count("<entry") == 2
+
+
 async def test_matches_on_the_wire_are_what_the_committed_schema_says(
     api: httpx.AsyncClient, indexer: BuildIndexer, redis: Redis, namespace: Namespace
 ) -> None:
