@@ -17,6 +17,7 @@ from typing import Any
 
 from shared.language.synonyms import Synonyms
 from shared.language.wording import PLACES, expand, search_fields
+from shared.text import one_line
 
 OR_WORD = re.compile(r"(?<!\S)OR(?!\S)")
 MATCH_ALL: dict[str, Any] = {"match_all": {}}
@@ -37,7 +38,7 @@ class Criteria:
 
     @property
     def text(self) -> str:
-        return self.q.strip()
+        return one_line(self.q)
 
 
 def query_text(text: str) -> str:

@@ -34,8 +34,9 @@ from trafilatura.utils import is_dubious_html, line_processing, repair_faulty_ht
 
 from services.ingest.acceptance import SHARE_PAGE_MAX_CHARS, needs_fallback, replaces
 from services.ingest.precision import precision_text
-from services.ingest.text import html_to_text, normalize_whitespace
+from services.ingest.text import html_to_text
 from shared.events import labels
+from shared.text import normalize_whitespace
 
 log = structlog.get_logger(__name__)
 

@@ -26,7 +26,7 @@ import feedparser
 
 from services.ingest.dates import from_utc_struct, parse_date
 from services.ingest.sources import Source
-from services.ingest.text import html_to_text, normalize_whitespace
+from services.ingest.text import html_to_text
 from services.ingest.urls import canonicalize_url, is_web_url
 from shared.events import (
     SUMMARY_CHARS,
@@ -38,6 +38,7 @@ from shared.events import (
     labels,
     language_code,
 )
+from shared.text import normalize_whitespace
 
 # A numeric character reference to no character (a surrogate, past U+10FFFF, or of
 # more digits than any has) makes feedparser raise (OverflowError, ValueError,

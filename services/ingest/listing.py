@@ -18,9 +18,9 @@ from urllib.parse import urljoin, urlsplit
 import lxml.html
 from lxml.etree import ParserError
 
-from services.ingest.text import normalize_whitespace
 from services.ingest.urls import canonicalize_url, is_web_url
 from shared.events import TITLE_CHARS, clipped
+from shared.text import normalize_whitespace
 
 # A listing shows tens to a few hundred articles, and a poll reads 100 by default; a
 # page of 833,000 headline links made the worker hold 684 MiB of them.

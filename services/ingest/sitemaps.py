@@ -14,9 +14,9 @@ from typing import Any
 
 from lxml import etree
 
-from services.ingest.text import normalize_whitespace
 from services.ingest.urls import is_web_url
 from shared.events import labels
+from shared.text import normalize_whitespace
 
 
 class SitemapError(ValueError):

@@ -48,6 +48,7 @@ from shared.searching import (
     words_clause,
     words_query,
 )
+from shared.text import one_line
 
 # Elasticsearch's default index.max_result_window: from + size may not pass it.
 RESULT_WINDOW = 10_000
@@ -102,7 +103,7 @@ class SearchRequest:
     text: str = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "text", self.q.strip())
+        object.__setattr__(self, "text", one_line(self.q))
         if self.date_from and self.date_to and self.date_from > self.date_to:
             msg = f"date_from {self.date_from} is after date_to {self.date_to}"
             raise InvalidSearch(msg)

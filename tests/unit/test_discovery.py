@@ -35,9 +35,9 @@ from services.ingest.sitemaps import (
     plan_children,
     read_visit,
 )
-from services.ingest.text import normalize_whitespace
 from services.ingest.urls import canonicalize_url
 from shared.events import LABELS
+from shared.text import normalize_whitespace
 from tests.conftest import REALDATA
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from services.ingest.sources import Source
-from services.ingest.text import MOST_MARKS_IN_A_ROW, normalize_whitespace
 from services.ingest.worker import ArticleStream, Ingestor
 from shared.fetch import FetchError
 from shared.fetcher import Fetched, Validators
 from shared.sandbox import ParseFailed
+from shared.text import MOST_MARKS_IN_A_ROW, normalize_whitespace
 
 NEWS = (
     'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '

@@ -27,7 +27,9 @@ from services.query.search import (
 )
 from shared.index import DERIVED_FIELDS, HIT_FIELDS
 from shared.language.wording import expand, operators_refusal
+from shared.saved_searches import SavedSearchFields
 from shared.searching import query_text
+from shared.text import one_line
 
 REALDATA = Path(__file__).resolve().parents[2] / "samples" / "realdata"
 NEWEST_FIRST = {"published_at": {"order": "desc", "missing": "_last"}}
@@ -108,8 +110,8 @@ def test_build_search_never_raises_for_any_text(q: str, page: int, size: int) ->
     body = build_search(SearchRequest(q=q, page=page, size=size))
     assert body["from"] == (page - 1) * size
     assert body["size"] == size
-    if q.strip():
-        assert body["query"]["simple_query_string"]["query"] == expand(query_text(q.strip()))
+    if text := one_line(q):  # as documents are cleaned
+        assert body["query"]["simple_query_string"]["query"] == expand(query_text(text))
     else:
         assert body["query"] == {"match_all": {}}
 
@@ -434,3 +436,23 @@ def test_a_response_filtered_down_to_nothing_is_an_empty_page() -> None:
     page = shape_results(response, SearchRequest(q="nothing"))
     assert (page.total, page.from_, page.to, page.results) == (0, 0, 0, [])
     assert page.facets.source == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "clean"),
+    [
+        ("Ташкент\u00a0вокзал", "Ташкент вокзал"),  # no-break spaces, as Russian typesets
+        ("в\u202fТашкенте", "в Ташкенте"),
+        ("И\u0306ошкар-Ола", "Йошкар-Ола"),  # decomposed, as pasted from a PDF
+        ("Ше\u0308лковый путь", "Шёлковый путь"),
+        ("O\u0308skemen", "Öskemen"),
+        ("Таш\u00adкент", "Ташкент"),  # a soft hyphen, a zero-width space
+        ("Таш\u200bкент", "Ташкент"),
+    ],
+)
+def test_a_search_is_cleaned_as_documents_are(typed: str, clean: str) -> None:
+    # Each found nothing: Elasticsearch's parser splits words at plain spaces only (a
+    # no-break space became a term no document holds), and documents are kept NFC
+    # without invisible characters, which the search kept.
+    assert build_search(SearchRequest(q=typed)) == build_search(SearchRequest(q=clean))
+    assert SavedSearchFields(q=typed).query() == SavedSearchFields(q=clean).query()

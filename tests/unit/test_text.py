@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingest.text import html_to_text, normalize_whitespace
+from services.ingest.text import html_to_text
+from shared.text import normalize_whitespace
 
 
 def test_numeric_hex_entity_becomes_apostrophe() -> None:
