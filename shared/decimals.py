@@ -57,15 +57,25 @@ def shown(text: object) -> str:
     return repr(raw if len(raw) <= SHOWN_CHARACTERS else f"{raw[:SHOWN_CHARACTERS]}...")
 
 
+# Decimal places at most. A rate made by division has 28 significant digits, down to
+# 1E-9: 37 places. `1E-50000000` lies within a change's bounds, and written out in full
+# (as events write decimals) it was a 50 MB document, past the indexer's memory.
+MOST_PLACES = 60
+
+
 def within(value: Decimal, bounds: Bounds) -> Decimal:
     """`value` itself if it lies within the bounds, else BadDecimal saying the bounds."""
     # Comparisons are exact and never round, so they are safe on any finite decimal.
     if value.is_finite():
-        if bounds.low <= value <= bounds.high:
-            return value
-        if bounds.zero and value.is_zero():
+        places = -int(value.as_tuple().exponent)
+        if value.is_zero() and (bounds.zero or places > MOST_PLACES):
             # Plain 0: `0E+999999` is zero too, with an exponent no arithmetic wants.
             return Decimal(0)
+        if bounds.low <= value <= bounds.high:
+            if places <= MOST_PLACES:
+                return value
+            msg = f"{bounds.what} has more than {MOST_PLACES} decimal places: {shown(value)}"
+            raise BadDecimal(msg)
     msg = f"{bounds.what} must be {bounds}, not {shown(value)}"
     raise BadDecimal(msg)
 

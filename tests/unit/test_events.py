@@ -153,6 +153,13 @@ def test_decimals_are_written_as_plain_digits_never_an_exponent() -> None:
     )
 
 
+def test_a_decimal_of_absurd_places_is_refused_not_written_out() -> None:
+    # Within a change's bounds, and written out in full a 50 MB document (review).
+    with pytest.raises(ValidationError, match="more than 60 decimal places"):
+        _quote(change_pct="1E-50000000")
+    assert json.loads(_quote(change_pct="0E-999999").model_dump_json())["change_pct"] == "0"
+
+
 def test_iso_strings_with_offsets_are_converted_too() -> None:
     data = json.loads(_article().model_dump_json())
     data["published_at"] = "2016-02-01T17:22:00+01:00"
