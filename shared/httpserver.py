@@ -24,9 +24,10 @@ gets HEAD_SECONDS after the response, which its bytes do not extend.
 Nor does it bound a client that stops reading: a response's write waits for the socket
 to drain with no deadline, holding the request's place in the process's and the
 client's limits, so clients that pipelined requests and read nothing took every place
-and every other client was answered 503 until they left. A connection whose writes
-wait WRITE_SECONDS is dropped, and its requests told their client is gone (nginx's
-send_timeout is 60 s; a client reading a few KB a second is still served here).
+and every other client was answered 503 until they left. A connection whose client
+reads nothing for WRITE_SECONDS while answers wait is dropped, and its requests told
+their client is gone (nginx's send_timeout, between two writes, is 60 s); a client that
+reads, however slowly, is not.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
         self._reading: RequestResponseCycle | None = None
         self._body_deadline: asyncio.TimerHandle | None = None
         self._write_deadline: asyncio.TimerHandle | None = None
+        self._unsent = 0  # bytes waiting when the deadline was set
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
@@ -154,7 +156,11 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         if self._write_deadline is None:
-            self._write_deadline = self.loop.call_later(self.write_seconds, self._not_reading)
+            self._set_write_deadline()
+
+    def _set_write_deadline(self) -> None:
+        self._unsent = self.transport.get_write_buffer_size()
+        self._write_deadline = self.loop.call_later(self.write_seconds, self._not_reading)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -164,9 +170,13 @@ class PipelineSafeHttpToolsProtocol(HttpToolsProtocol):
 
     def _not_reading(self) -> None:
         self._write_deadline = None
-        if not self.transport.is_closing():
+        unsent = self.transport.get_write_buffer_size()
+        if unsent and unsent < self._unsent:
+            self._set_write_deadline()  # read from meanwhile, if slowly: it may go on
+        elif unsent:
             self.logger.warning("client read nothing for %gs: dropped", self.write_seconds)
-            # Aborted, not closed: a close waits for the unsent bytes, for ever here.
+            # Aborted, not closed: a close (uvicorn's, after a last answer on a connection
+            # not kept alive, too) waits for the unsent bytes, for ever here.
             self.transport.abort()
 
     def on_headers_complete(self) -> None:

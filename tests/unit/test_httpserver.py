@@ -192,42 +192,99 @@ async def test_a_pipelined_body_its_app_reads_is_not_cut(answering: int) -> None
 
 
 class LargeResponse:
-    """Answers 64 MB in parts, and notes when its sending is over, however it ended."""
+    """Answers `parts` parts of `part_mb` MB (in one message if `whole`), and notes when
+    its sending is over, however it ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, parts: int = 64) -> None:
         self.over = asyncio.Event()
+        self.parts = parts
+        self.part_mb = 1
+        self.whole = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         try:
             await send({"type": "http.response.start", "status": 200, "headers": []})
-            part = b"x" * (1024 * 1024)
-            for _ in range(64):
+            part = b"x" * (self.part_mb * 1024 * 1024)
+            if self.whole:  # one message, the last: nothing waits for the socket
+                await send({"type": "http.response.body", "body": part * self.parts})
+                return
+            for _ in range(self.parts):
                 await send({"type": "http.response.body", "body": part, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         finally:
             self.over.set()
 
 
-async def test_a_client_that_reads_nothing_loses_its_connection_and_its_place() -> None:
-    # Each write waited for the socket to drain, with no deadline: the request held its
-    # place in the process's limits for as long as the client kept the connection, and
-    # clients pipelining requests they never read had every other client answered 503.
+class Watched(QuickToCloseSlowHeads):
+    """Notes when a connection is lost (set anew by the fixture for each test)."""
+
+    lost = asyncio.Event()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        Watched.lost.set()
+
+
+@pytest.fixture
+async def large() -> AsyncIterator[tuple[asyncio.Event, LargeResponse, int]]:
     app = LargeResponse()
-    config = uvicorn.Config(app, http=QuickToCloseSlowHeads, lifespan="off", log_config=None)
+    Watched.lost = asyncio.Event()
+    config = uvicorn.Config(app, http=Watched, lifespan="off", log_config=None)
     server = uvicorn.Server(config)
     listener = socket.create_server(("127.0.0.1", 0))
     serving = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        _unread, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
-        writer.write(REQUEST)  # and nothing read from here on
-        await asyncio.wait_for(app.over.wait(), timeout=30)
-        writer.close()
-    finally:
-        server.should_exit = server.force_exit = True
-        await serving
-        listener.close()
+    yield Watched.lost, app, listener.getsockname()[1]
+    server.should_exit = server.force_exit = True
+    await serving
+    listener.close()
+
+
+async def test_a_client_that_reads_nothing_loses_its_connection_and_its_place(
+    large: tuple[asyncio.Event, LargeResponse, int],
+) -> None:
+    # Each write waited for the socket to drain, with no deadline: the request held its
+    # place in the process's limits for as long as the client kept the connection, and
+    # clients pipelining requests they never read had every other client answered 503.
+    lost, app, port = large
+    _unread, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(REQUEST)  # and nothing read from here on
+    await asyncio.wait_for(app.over.wait(), timeout=30)
+    await asyncio.wait_for(lost.wait(), timeout=30)
+    writer.close()
+
+
+async def test_a_connection_closing_after_its_answer_is_dropped_all_the_same(
+    large: tuple[asyncio.Event, LargeResponse, int],
+) -> None:
+    # Not kept alive, its last answer written, uvicorn closes it: a close waits for the
+    # unsent bytes, and the connection and its answer were kept for as long as the
+    # client stayed (review).
+    lost, app, port = large
+    app.parts, app.whole = 8, True  # all of it waiting once written: the close comes next
+    _unread, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /stream HTTP/1.1\r\nHost: query\r\nConnection: close\r\n\r\n")
+    await asyncio.wait_for(app.over.wait(), timeout=30)
+    await asyncio.wait_for(lost.wait(), timeout=30)
+    writer.close()
+
+
+async def test_a_client_that_reads_slowly_gets_the_whole_answer(
+    large: tuple[asyncio.Event, LargeResponse, int],
+) -> None:
+    # Read in parts with pauses, slower than the answer is written but never stopped
+    # (review: the deadline set at the first pause dropped it, 4 of 8 MB read).
+    _, app, port = large
+    app.parts, app.part_mb = 4, 8  # each part written longer than the bound
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /stream HTTP/1.1\r\nHost: query\r\nConnection: close\r\n\r\n")
+    received = 0
+    while chunk := await asyncio.wait_for(reader.read(256 * 1024), timeout=30):
+        received += len(chunk)
+        await asyncio.sleep(0.01)  # about 20 MB/s: 32 MB take longer than the bound
+    assert received > 32 * 1024 * 1024  # the body whole, and its head
+    writer.close()
 
 
 async def test_a_health_server_bounds_a_head_too() -> None:
