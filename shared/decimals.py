@@ -67,13 +67,14 @@ def within(value: Decimal, bounds: Bounds) -> Decimal:
     """`value` itself if it lies within the bounds, else BadDecimal saying the bounds."""
     # Comparisons are exact and never round, so they are safe on any finite decimal.
     if value.is_finite():
-        places = -int(value.as_tuple().exponent)
-        if value.is_zero() and (bounds.zero or places > MOST_PLACES):
+        if bounds.zero and value.is_zero():
             # Plain 0: `0E+999999` is zero too, with an exponent no arithmetic wants.
             return Decimal(0)
         if bounds.low <= value <= bounds.high:
-            if places <= MOST_PLACES:
+            if -int(value.as_tuple().exponent) <= MOST_PLACES:
                 return value
+            if value.is_zero():
+                return Decimal(0)
             msg = f"{bounds.what} has more than {MOST_PLACES} decimal places: {shown(value)}"
             raise BadDecimal(msg)
     msg = f"{bounds.what} must be {bounds}, not {shown(value)}"

@@ -201,3 +201,13 @@ def test_rates_from_provider_values_within_the_bounds_stay_in_the_context(
         inverse = 1 / (value / nominal)  # what a per-base JSON provider computes
     assert Decimal("1E-36") <= rate <= Decimal("1E+36")
     assert Decimal("1E-18") <= inverse <= Decimal("1E+18")
+
+
+def test_a_zero_written_with_many_places_is_no_rate_and_plain_0_as_a_change() -> None:
+    # Past 60 places a zero was 0 whatever the bounds (review): a stored rate of 0E-61
+    # was kept, and a conversion divided by it.
+    with pytest.raises(BadDecimal, match="rate must be"):
+        within(Decimal("0E-61"), RATE)
+    assert str(within(Decimal("0E-999"), CHANGE_PCT)) == "0"
+    with pytest.raises(BadDecimal, match="more than 60 decimal places"):
+        within(Decimal("1E-61"), CHANGE_PCT)
