@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.searching import Criteria, match_query
+from shared.text import one_line
 
 # 16 random bytes in URL-safe base64: unguessable, so knowing the id is what allows
 # reading and deleting a saved search (there is no listing).
@@ -63,7 +64,7 @@ class SavedSearchFields(BaseModel):
         if self.date_from and self.date_to and self.date_from > self.date_to:
             msg = f"date_from {self.date_from} is after date_to {self.date_to}"
             raise ValueError(msg)
-        if not self.q.strip() and not (self.source or self.country or self.tag or self.language):
+        if not one_line(self.q) and not (self.source or self.country or self.tag or self.language):
             msg = "a saved search needs words (q) or a source, country, tag or language filter"
             raise ValueError(msg)
         return self

@@ -20,6 +20,7 @@ from services.query.search import (
 from shared.events import TITLE_CHARS, clipped, is_http_url
 from shared.index import ARTICLE_SOURCE, HIT_FIELDS
 from shared.language.wording import TEXT_FIELDS
+from shared.text import one_line
 
 # The article `_id`: the first 32 hex digits of sha256(canonical URL).
 ARTICLE_ID = r"^[0-9a-f]{32}$"
@@ -107,7 +108,7 @@ def build_suggest(prefix: str, size: int) -> dict[str, Any]:
         "_source": ["title", "url"],
         "suggest": {
             "titles": {
-                "prefix": prefix,
+                "prefix": one_line(prefix),  # as titles are kept: NFC, nothing invisible
                 "completion": {"field": "title_suggest", "size": size, "skip_duplicates": True},
             }
         },

@@ -38,6 +38,7 @@ from services.query.search import (
     wants_fuzzy,
 )
 from shared.index import DERIVED_FIELDS
+from shared.text import one_line
 
 log = structlog.get_logger(__name__)
 
@@ -153,7 +154,7 @@ class Backend:
         return similar
 
     async def suggest(self, prefix: str, size: int) -> Suggestions:
-        if not prefix.strip():
+        if not one_line(prefix):
             return Suggestions(q=prefix, suggestions=[])
         key = ("suggest", prefix, size)
         if (found := self._cached(key)) is not None:

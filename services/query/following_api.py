@@ -52,6 +52,7 @@ from shared.index import IndexNames
 from shared.language.wording import saved_search_refusal
 from shared.saved_searches import SAVED_SEARCH_ID, SavedSearch, SavedSearchFields
 from shared.settings import QuerySettings
+from shared.text import one_line
 
 # A saved search's JSON is well under 2 KiB at its bounds' ordinary use; this leaves
 # room for long words and filter values while refusing anything else unread.
@@ -135,7 +136,8 @@ def _saved_search_fields(body: bytes) -> SavedSearchFields:
             [{**error, "loc": ("body", *error["loc"])} for error in errors]
         ) from None
     # Here, not in the model: saved searches stored before the bound must still read.
-    if refusal := saved_search_refusal(fields.q):
+    # Judged as it will run: cleaned as documents are (a zero-width space hid a `*`).
+    if refusal := saved_search_refusal(one_line(fields.q)):
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("body", "q"), "msg": refusal}]
         )

@@ -41,6 +41,7 @@ def test_filters_alone_are_a_saved_search() -> None:
     [
         ({}, "needs words"),
         ({"q": "   ", "date_from": "2026-01-01"}, "needs words"),
+        ({"q": "\u200b\u00ad"}, "needs words"),  # nothing once cleaned: it matched all
         ({"q": "x", "date_from": "2026-02-01", "date_to": "2026-01-01"}, "is after date_to"),
         ({"q": "x" * (MAX_QUERY_CHARS + 1)}, "at most 500 characters"),
         ({"q": "x", "source": ["s"] * (MAX_VALUES + 1)}, "at most 20 items"),
