@@ -17,7 +17,7 @@ from email.utils import parsedate_to_datetime
 
 _EARLIEST = datetime(1991, 1, 1, tzinfo=UTC)
 _NUMERIC_ZONE = re.compile(r"[+-]\d{4}\s*$")
-_COLON_ZONE = re.compile(r"([+-]\d{2}):(\d{2})\s*$")
+_COLON_ZONE = re.compile(r"([+-])(\d{1,2}):(\d{2})(\s*(?:\([^)]*\))?\s*)$")
 # A year written with four digits: not a zone's +0500, but 01-Jan-0001's.
 _FOUR_DIGIT_YEAR = re.compile(r"(?:(?<![+\-\d])|(?<=[a-z]-))(\d{4})(?!\d)", re.IGNORECASE)
 _FUTURE_SLACK = timedelta(days=1)
@@ -75,9 +75,9 @@ def _parse(value: str) -> datetime | None:
             return None
         hours = _RFC_822_ZONES.get(named[2])
         return moment if hours is None else moment.replace(tzinfo=timezone(timedelta(hours=hours)))
-    # `+03:00` as `+0300`: RFC 822 has no colon, and email.utils read such a date as
-    # having no zone (the source's own time), not its offset.
-    value = _COLON_ZONE.sub(r"\1\2", value)
+    # `+03:00` (or `+3:00`, before a comment) as `+0300`: RFC 822 has no colon, and
+    # email.utils read such a date as having no zone (the source's own time).
+    value = _COLON_ZONE.sub(lambda zone: f"{zone[1]}{zone[2]:0>2}{zone[3]}{zone[4]}", value)
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):

@@ -404,6 +404,8 @@ def test_shared_link_item_key_does_not_depend_on_other_items() -> None:
         ("Wed, 26 Aug 2026 10:00:00 +03:00", 7),  # RFC 822 with ISO's colon (review)
         ("Wed, 26 Aug 2026 10:00:00 -00:00", 10),
         ("Wed, 26 Aug 2026 10:00:00 +0300", 7),
+        ("Wed, 26 Aug 2026 10:00:00 +03:00 (MSK)", 7),
+        ("Wed, 26 Aug 2026 10:00:00 +3:00", 7),
     ],
 )
 def test_a_zones_name_after_an_iso_date_is_not_read_as_utc(written: str, hour: int) -> None:
