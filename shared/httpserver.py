@@ -24,10 +24,11 @@ gets HEAD_SECONDS after the response, which its bytes do not extend.
 Nor does it bound a client that stops reading: a response's write waits for the socket
 to drain with no deadline, holding the request's place in the process's and the
 client's limits, so clients that pipelined requests and read nothing took every place
-and every other client was answered 503 until they left. A connection whose client
-reads nothing for WRITE_SECONDS while answers wait is dropped, and its requests told
-their client is gone (nginx's send_timeout, between two writes, is 60 s); a client that
-reads, however slowly, is not.
+and every other client was answered 503 until they left. A connection whose answers
+waiting to be sent do not shrink for WRITE_SECONDS is dropped, and its requests told
+their client is gone (nginx's send_timeout, between two writes, is 60 s). They shrink
+only once the kernel's buffers have room again, so a client that reads steadily but
+very slowly (on loopback, under about 60 KB/s) can be dropped too.
 """
 
 from __future__ import annotations
