@@ -338,6 +338,10 @@ class WorkShare:
             return list(await pipe.execute())
 
     async def _give_back(self, item: str) -> None:
+        # Busy since the excess was counted (its turn came while an earlier one was
+        # handed over): kept, or the next holder polled it while this one still did.
+        if item in self._busy:
+            return
         lease = self._held.pop(item, None)
         if lease is None:  # found lost meanwhile by the work under it
             return

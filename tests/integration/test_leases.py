@@ -287,6 +287,33 @@ async def test_a_replica_whose_clock_is_behind_stays_a_member(
     assert sorted(await redis.zrange(ahead._members, 0, -1)) == [b"ahead", b"behind"]
 
 
+async def test_an_item_whose_turn_comes_during_a_handover_is_kept(
+    redis: Redis, namespace: Namespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The excess was counted once, then handed over an item at a time: an item whose
+    # turn came while an earlier one was handed over went too, busy, and the next
+    # holder polled it while this replica still did (a cluster test caught it).
+    share = WorkShare(redis, namespace.stream_prefix, "ingest", ["a", "b", "c"], "one", ttl=30)
+    await share.join()
+    for item in ("a", "b", "c"):
+        assert await share._try_acquire(item) is not None
+    for other in ("two", "three"):  # two more replicas: a share of one, an excess of two
+        await redis.zadd(share._members, {other: (time.time() + 30) * 1000})
+    hand_over = share._give_back
+
+    async def while_b_turns(item: str) -> None:
+        await hand_over(item)
+        if item == "a":
+            assert await share.turn("b") is not None  # due at once: busy from here
+
+    monkeypatch.setattr(share, "_give_back", while_b_turns)
+    await share.beat()
+    assert sorted(share._held) == ["b", "c"]  # b kept, busy; c is the next beat's
+    await share.done("b", 60)
+    await share.beat()
+    assert len(share._held) == 1  # its share, once nothing is busy
+
+
 async def test_a_replica_on_a_shorter_lease_respects_a_longer_one(
     redis: Redis, namespace: Namespace
 ) -> None:
