@@ -11,7 +11,7 @@ Pure functions.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -35,10 +35,11 @@ class Criteria:
     languages: tuple[str, ...] = ()
     date_from: date | None = None
     date_to: date | None = None
+    # The words cleaned as documents are, once: every reader of the criteria wants them.
+    text: str = field(init=False, compare=False)
 
-    @property
-    def text(self) -> str:
-        return one_line(self.q)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", one_line(self.q))
 
 
 def query_text(text: str) -> str:

@@ -371,8 +371,9 @@ class Matcher:
         if over:
             metrics.MATCHES_OVER.inc(len(over))
             # Logged once a day a saved search: in the round it passed the bound.
-            before = {search: total - counts[search] for search, total in totals.items()}
-            if crossed := [s for s, total in totals.items() if before[s] <= self._per_day < total]:
+            if crossed := [
+                s for s, total in totals.items() if total - counts[s] <= self._per_day < total
+            ]:
                 log.warning(
                     "saved searches announced their matches of the day",
                     saved_searches=crossed,
