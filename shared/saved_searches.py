@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from shared.searching import Criteria, match_query
+from shared.searching import UTC_ZONE, Criteria, match_query
 from shared.text import one_line
 
 # 16 random bytes in URL-safe base64: unguessable, so knowing the id is what allows
@@ -80,10 +80,10 @@ class SavedSearchFields(BaseModel):
             self.date_to,
         )
 
-    def query(self) -> dict[str, Any]:
+    def query(self, time_zone: str = UTC_ZONE) -> dict[str, Any]:
         """What an article must match: the query the search box sends for the same words
-        and filters, without its near-spelling second try."""
-        return match_query(self.criteria())
+        and filters (their days `time_zone`'s), without its near-spelling second try."""
+        return match_query(self.criteria(), time_zone=time_zone)
 
 
 class SavedSearch(SavedSearchFields):

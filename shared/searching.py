@@ -20,6 +20,8 @@ from shared.language.wording import PLACES, expand, search_fields
 from shared.text import one_line
 
 OR_WORD = re.compile(r"(?<!\S)OR(?!\S)")
+# The zone whose calendar date filters and month facets follow unless told otherwise.
+UTC_ZONE = "UTC"
 MATCH_ALL: dict[str, Any] = {"match_all": {}}
 
 
@@ -54,7 +56,8 @@ def query_text(text: str) -> str:
     return '"'.join(parts)
 
 
-def filter_clauses(criteria: Criteria) -> list[dict[str, Any]]:
+def filter_clauses(criteria: Criteria, time_zone: str = UTC_ZONE) -> list[dict[str, Any]]:
+    """The filters of `criteria`; its dates are days of `time_zone`'s calendar."""
     filters: list[dict[str, Any]] = [
         {"terms": {name: list(values)}}
         for name, values in (
@@ -72,6 +75,10 @@ def filter_clauses(criteria: Criteria) -> list[dict[str, Any]]:
         # Rounded up: the whole of the last day is in the range.
         dates["lte"] = f"{criteria.date_to.isoformat()}||/d"
     if dates:
+        if time_zone != UTC_ZONE:
+            # A day where the readers live: an article of 02:00 in Tashkent is on the
+            # day it was there, not on UTC's day before.
+            dates["time_zone"] = time_zone
         filters.append({"range": {"published_at": dates}})
     return filters
 
@@ -85,13 +92,17 @@ def words_clause(text: str, synonyms: Synonyms = PLACES) -> dict[str, Any]:
     return words_query(expand(query_text(text), synonyms), search_fields())
 
 
-def with_filters(must: dict[str, Any], criteria: Criteria) -> dict[str, Any]:
-    filters = filter_clauses(criteria)
+def with_filters(
+    must: dict[str, Any], criteria: Criteria, time_zone: str = UTC_ZONE
+) -> dict[str, Any]:
+    filters = filter_clauses(criteria, time_zone)
     return {"bool": {"must": [must], "filter": filters}} if filters else must
 
 
-def match_query(criteria: Criteria, synonyms: Synonyms = PLACES) -> dict[str, Any]:
+def match_query(
+    criteria: Criteria, synonyms: Synonyms = PLACES, time_zone: str = UTC_ZONE
+) -> dict[str, Any]:
     """The query an article must match: its words as the search box reads them, and
     its filters. No near spellings: those only widen a search that found little."""
     must = words_clause(criteria.text, synonyms) if criteria.text else MATCH_ALL
-    return with_filters(must, criteria)
+    return with_filters(must, criteria, time_zone)

@@ -11,6 +11,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.configfiles import TimeZoneName
+
 
 class _Settings(BaseSettings):
     """Base: reads `NAME` from the environment, or the file named by `NAME_FILE`.
@@ -129,6 +131,9 @@ class CommonSettings(_Settings):
     # lease's (`…lease:audit:GROUP:ITEM`, capped): what `make chaos` checks fencing with.
     lease_audit: bool = False
     user_agent: str = "CaravanBot/0.1 (+https://github.com/caravan-news/caravan)"
+    # Whose calendar readers' days are (an IANA zone): the days date filters name, the
+    # months facets count and the dates pages show, in searches and saved searches alike.
+    time_zone: TimeZoneName = "UTC"
     # Seconds a service gets on SIGTERM to finish what it holds before it is
     # cancelled; keep it below the orchestrator's own grace period.
     shutdown_grace: float = Field(default=25.0, gt=0)

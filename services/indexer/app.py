@@ -66,7 +66,9 @@ def create_service(all_settings: Settings) -> BackgroundService:
     async def publish_matches(matches: list[SavedSearchMatch]) -> None:
         await add_events(redis, ctx.streams.matches, matches, ctx.streams.maxlen)
 
-    matcher = Matcher(es, redis, names, ctx.streams, settings, publish_matches)
+    matcher = Matcher(
+        es, redis, names, ctx.streams, settings, publish_matches, time_zone=ctx.common.time_zone
+    )
     letters = letter_writer(redis, ctx.streams, settings.retention_hours)
     consumer = Consumer(redis, es, ctx.streams, names, settings, letters, matcher=matcher)
     upkeep = Upkeep(

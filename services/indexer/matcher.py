@@ -56,6 +56,7 @@ from shared.clients import wrong_type
 from shared.events import SavedSearchMatch
 from shared.index import IndexNames
 from shared.saved_searches import SavedSearch
+from shared.searching import UTC_ZONE
 from shared.settings import IndexerSettings
 from shared.streams import Streams
 
@@ -102,8 +103,10 @@ class Matcher:
         settings: IndexerSettings,
         publish: PublishMatches,
         clock: Callable[[], datetime] = _now,
+        time_zone: str = UTC_ZONE,
     ) -> None:
         self._es = es
+        self._time_zone = time_zone
         self._redis = redis
         self._names = names
         self._memory_prefix = f"{streams.matches}:announced:"
@@ -245,7 +248,7 @@ class Matcher:
                         error=f"its source names another id, {saved.id}",
                     )
                     continue
-                self._compiled[saved.id] = compile_search(saved)
+                self._compiled[saved.id] = compile_search(saved, self._time_zone)
         self._compiled = {i: self._compiled[i] for i in listed if i in self._compiled}
         metrics.SAVED_SEARCHES.set(len(self._compiled))
         return list(self._compiled.values())

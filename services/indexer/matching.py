@@ -28,6 +28,7 @@ from shared.clients import wrong_type
 from shared.events import SavedSearchMatch
 from shared.language.wording import without_near_spellings
 from shared.saved_searches import SavedSearch
+from shared.searching import UTC_ZONE
 
 # What a match event carries of the article, read from the index (the version stored).
 MATCH_FIELDS = ["url", "title", "source", "published_at", "fetched_at", "content_hash"]
@@ -78,8 +79,8 @@ def estimated_clauses(query: Any) -> int:
     return total
 
 
-def compile_search(saved: SavedSearch) -> Compiled:
-    query = saved.model_copy(update={"q": without_near_spellings(saved.q)}).query()
+def compile_search(saved: SavedSearch, time_zone: str = UTC_ZONE) -> Compiled:
+    query = saved.model_copy(update={"q": without_near_spellings(saved.q)}).query(time_zone)
     return Compiled(
         saved.id, {"bool": {"filter": [query], "_name": saved.id}}, estimated_clauses(query)
     )

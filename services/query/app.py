@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 import uvicorn
@@ -70,8 +71,9 @@ def create_app(all_settings: Settings) -> FastAPI:
         settings.exact_total_up_to,
         settings.cache_seconds,
         settings.rate_digits,
+        common.time_zone,
     )
-    renderer = PageRenderer(backend)
+    renderer = PageRenderer(backend, ZoneInfo(common.time_zone))
     quotes_stream = Streams(common).quotes
     broadcaster = QuoteBroadcaster(
         state["redis"],
@@ -123,7 +125,7 @@ def create_app(all_settings: Settings) -> FastAPI:
     # Outside the rate limit: a request shed for the process's load costs its client nothing.
     app.add_middleware(BusyMiddleware, most=settings.max_in_flight)
     app.include_router(api_router(backend, broadcaster, settings.max_page_size, proxies))
-    app.include_router(following_router(state["es"], names, settings, proxies))
+    app.include_router(following_router(state["es"], names, settings, proxies, common.time_zone))
     app.include_router(pages_router(renderer, settings.max_page_size))
     app.include_router(
         rates_router(es, backend.quotes, settings.rate_digits, settings.convert_window_days)

@@ -40,7 +40,7 @@ from services.query.search import (
     readable_hits,
 )
 from shared.events import TITLE_CHARS, clipped, labels
-from shared.searching import Criteria
+from shared.searching import UTC_ZONE, Criteria
 
 ATOM = "http://www.w3.org/2005/Atom"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -198,11 +198,13 @@ def feed_request(request: SearchRequest) -> SearchRequest:
     return replace(request, sort="newest", facets=False)
 
 
-def build_feed_search(request: SearchRequest, exact_total_up_to: int) -> dict[str, Any]:
+def build_feed_search(
+    request: SearchRequest, exact_total_up_to: int, time_zone: str = UTC_ZONE
+) -> dict[str, Any]:
     """The search's own query and order (no near spellings: a feed, like a saved
     search's alerts, has what the words find), reading what the entries show. An
     article without a summary shows the start of its body."""
-    body = build_search(feed_request(request), exact_total_up_to)
+    body = build_search(feed_request(request), exact_total_up_to, time_zone=time_zone)
     body["_source"] = {"includes": FEED_FIELDS}
     body["highlight"] = {
         "fields": {

@@ -38,6 +38,7 @@ from services.query.search import (
     wants_fuzzy,
 )
 from shared.index import DERIVED_FIELDS
+from shared.searching import UTC_ZONE
 from shared.text import one_line
 
 log = structlog.get_logger(__name__)
@@ -67,8 +68,10 @@ class Backend:
         exact_total_up_to: int,
         cache_seconds: float,
         rate_digits: int,
+        time_zone: str = UTC_ZONE,
     ) -> None:
         self.es = es
+        self.time_zone = time_zone
         self.rate_digits = rate_digits
         self.articles = articles
         self.quotes = quotes
@@ -109,7 +112,7 @@ class Backend:
         return page
 
     async def _search(self, request: SearchRequest, *, fuzzy: bool) -> tuple[SearchPage, list[str]]:
-        body = build_search(request, self.exact_total_up_to, fuzzy=fuzzy)
+        body = build_search(request, self.exact_total_up_to, fuzzy=fuzzy, time_zone=self.time_zone)
         # The body written by pydantic's core (the word forms make it long: a few times
         # faster than the client's json.dumps) and sent as these bytes; perform_request
         # because search() is typed for a dict body, with its query string made once.

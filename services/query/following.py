@@ -49,9 +49,11 @@ class Following:
         saved_searches: str,
         exact_total_up_to: int,
         max_saved_searches: int,
+        time_zone: str,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._es = es
+        self._time_zone = time_zone
         self._articles = articles
         self._saved = saved_searches
         self._exact_total_up_to = exact_total_up_to
@@ -65,7 +67,7 @@ class Following:
         response = await charged(
             self._es.search(
                 index=self._articles,
-                body=build_feed_search(request, self._exact_total_up_to),
+                body=build_feed_search(request, self._exact_total_up_to, self._time_zone),
                 ignore_unavailable=True,
                 filter_path=FEED_FILTER_PATH,
             )

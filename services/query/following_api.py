@@ -203,7 +203,11 @@ def _allowance(makers: RateLimiter | None, client: Client) -> Iterator[None]:
 
 
 def following_router(
-    es: AsyncElasticsearch, names: IndexNames, settings: QuerySettings, proxies: TrustedProxies
+    es: AsyncElasticsearch,
+    names: IndexNames,
+    settings: QuerySettings,
+    proxies: TrustedProxies,
+    time_zone: str,
 ) -> APIRouter:
     following = Following(
         es,
@@ -211,6 +215,7 @@ def following_router(
         names.saved_searches,
         settings.exact_total_up_to,
         settings.saved_searches_max,
+        time_zone,
     )
     per_hour = settings.saved_searches_per_client_hour
     makers = RateLimiter(per_hour / HOUR, per_hour) if per_hour else None

@@ -11,7 +11,8 @@ and suggest titles; without them the ticker is as rendered and the box a plain o
 
 from collections import Counter
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, tzinfo
+from functools import partial
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -220,6 +221,18 @@ def isolated(text: str) -> str:
     return f"\u2068{text.translate(_BIDI_CONTROLS)}\u2069"
 
 
+def local_day(value: str | None, zone: tzinfo) -> date | str | None:
+    """The day a stored moment (`2026-12-06T21:30:00Z`) falls on in `zone`, the day its
+    date filters and month facets count it in; anything else as it is."""
+    try:
+        moment = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return value
+    if moment is None or moment.tzinfo is None:
+        return value
+    return moment.astimezone(zone).date()
+
+
 def language_of(request: Request) -> Language:
     return choose(request.query_params.get("lang"), request.headers.get("accept-language"))
 
@@ -233,9 +246,11 @@ def problems(exc: RequestValidationError) -> list[str]:
 
 
 class PageRenderer:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, zone: tzinfo = UTC) -> None:
         self.backend = backend
+        self.zone = zone
         self.templates = Jinja2Templates(directory=HERE / "templates")
+        self.templates.env.filters["day"] = partial(local_day, zone=zone)
         self.templates.env.filters["content_lang"] = content_language
         self.templates.env.filters["isolated"] = isolated
 
@@ -256,7 +271,7 @@ class PageRenderer:
                 "languages": language_links(
                     request.url.path, request.query_params.multi_items(), language
                 ),
-                "today": datetime.now(UTC).date(),
+                "today": datetime.now(self.zone).date(),
                 **context,
             },
             status_code=status_code,

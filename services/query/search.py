@@ -42,6 +42,7 @@ from shared.language.wording import (
 )
 from shared.searching import (
     MATCH_ALL,
+    UTC_ZONE,
     Criteria,
     query_text,
     with_filters,
@@ -218,7 +219,9 @@ def month_range(month: str) -> tuple[date, date]:
     return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
 
 
-def _query(request: SearchRequest, fuzzy: bool, synonyms: Synonyms) -> dict[str, Any]:
+def _query(
+    request: SearchRequest, fuzzy: bool, synonyms: Synonyms, time_zone: str
+) -> dict[str, Any]:
     must: dict[str, Any] = MATCH_ALL
     if request.text:
         must = (
@@ -226,7 +229,7 @@ def _query(request: SearchRequest, fuzzy: bool, synonyms: Synonyms) -> dict[str,
             if synonyms is PLACES and len(request.text) <= LONGEST_CACHED_TEXT
             else _words(request.text, fuzzy, synonyms)
         )
-    return with_filters(must, request.criteria)
+    return with_filters(must, request.criteria, time_zone)
 
 
 def _words(text: str, fuzzy: bool, synonyms: Synonyms) -> dict[str, Any]:
@@ -329,17 +332,27 @@ FACET_AGGS: dict[str, Any] = {
 }
 
 
+def facet_aggs(time_zone: str) -> dict[str, Any]:
+    """The facets, their months those of `time_zone`'s calendar, as date filters are."""
+    if time_zone == UTC_ZONE:
+        return FACET_AGGS
+    month = {**FACET_AGGS["month"]["date_histogram"], "time_zone": time_zone}
+    return {**FACET_AGGS, "month": {"date_histogram": month}}
+
+
 def build_search(
     request: SearchRequest,
     exact_total_up_to: int = RESULT_WINDOW,
     *,
     fuzzy: bool = False,
     synonyms: Synonyms = PLACES,
+    time_zone: str = UTC_ZONE,
 ) -> dict[str, Any]:
-    """The Elasticsearch body for `request`; `fuzzy`: the second try, when few hits."""
+    """The Elasticsearch body for `request`; `fuzzy`: the second try, when few hits;
+    `time_zone`: whose calendar the date filters and month facets follow."""
     sort = request.effective_sort
     body: dict[str, Any] = {
-        "query": _query(request, fuzzy, synonyms),
+        "query": _query(request, fuzzy, synonyms, time_zone),
         "size": request.size,
         "track_total_hits": exact_total_up_to,
         "_source": list(HIT_FIELDS),
@@ -354,7 +367,7 @@ def build_search(
     if fuzzy and request.text:
         body["suggest"] = _suggest(request.text)
     if request.facets:
-        body["aggs"] = FACET_AGGS
+        body["aggs"] = facet_aggs(time_zone)
     return body
 
 

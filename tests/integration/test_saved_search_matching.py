@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -45,7 +45,8 @@ BuildIndexer = Callable[..., Consumer]
 async def indexer(
     redis: Redis, es: AsyncElasticsearch, namespace: Namespace, settings: Settings
 ) -> BuildIndexer:
-    """An in-process indexer with its matcher; `matcher_es` to give the matcher its own client."""
+    """An in-process indexer with its matcher; `matcher_es` to give the matcher its own
+    client, `time_zone` its readers' calendar."""
     letters = letter_writer(redis, namespace.streams, settings.indexer.retention_hours)
 
     async def publish_matches(matches: list[SavedSearchMatch]) -> None:
@@ -54,11 +55,19 @@ async def indexer(
     names = IndexNames(namespace.index_prefix)
     await ensure_indices(es, names, settings.common)
 
-    def build(matcher_es: AsyncElasticsearch | None = None, **overrides: Any) -> Consumer:
+    def build(
+        matcher_es: AsyncElasticsearch | None = None, time_zone: str = "UTC", **overrides: Any
+    ) -> Consumer:
         defaults: dict[str, Any] = {"consumer": "live", "block_ms": 50, "retry_base_delay": 0.01}
         indexer_settings = IndexerSettings(**(defaults | overrides))
         matcher = Matcher(
-            matcher_es or es, redis, names, namespace.streams, indexer_settings, publish_matches
+            matcher_es or es,
+            redis,
+            names,
+            namespace.streams,
+            indexer_settings,
+            publish_matches,
+            time_zone=time_zone,
         )
         return Consumer(
             redis,
@@ -162,6 +171,41 @@ async def test_a_saved_search_announces_its_matches_of_the_day_and_no_more(
     # Its feed still lists both.
     feed = await api.get(f"/api/saved-searches/{tashkent}.atom")
     assert feed.text.count("<entry") == 2
+
+
+async def test_readers_days_are_those_of_the_configured_zone_everywhere(
+    settings: Settings, indexer: BuildIndexer, redis: Redis, namespace: Namespace
+) -> None:
+    """At 01:00 in Tashkent on 1 December it is still 30 November in UTC: with
+    CARAVAN_TIME_ZONE=Asia/Tashkent the article is on 1 December for the date filter,
+    the month facet, a saved search's matches and the page alike."""
+    late = story(9, "Toshkent metrosi tungi qatnov").model_copy(
+        update={"published_at": datetime(2026, 11, 30, 20, 0, tzinfo=UTC)}
+    )
+    early = story(10, "Toshkent metrosi kunduzgi qatnov").model_copy(
+        update={"published_at": datetime(2026, 11, 30, 10, 0, tzinfo=UTC)}
+    )
+    local = replace(
+        settings,
+        common=settings.common.model_copy(update={"time_zone": "Asia/Tashkent"}),
+        query=settings.query.model_copy(update={"rate_limit": 0}),
+    )
+    async with query_client(local) as api:
+        december = await _save(api, q="metrosi", date_from="2026-12-01", date_to="2026-12-01")
+        await publish(redis, namespace.streams.articles, late, early)
+        await indexer(time_zone="Asia/Tashkent").run(burst=True)
+
+        assert _pairs(await _matches(redis, namespace)) == [(december, late.idempotency_key)]
+        response = await api.get("/api/search", params={"q": "metrosi", "date_from": "2026-12-01"})
+        found = response.json()
+        assert [hit["url"] for hit in found["results"]] == [late.url]
+        everything = (await api.get("/api/search", params={"q": "metrosi"})).json()
+        assert everything["facets"]["month"] == [
+            {"value": "2026-12", "count": 1},
+            {"value": "2026-11", "count": 1},
+        ]
+        page = await api.get("/", params={"q": "metrosi tungi", "lang": "en"})
+        assert '<time datetime="2026-11-30T20:00:00Z">1 December 2026</time>' in page.text
 
 
 async def test_matches_on_the_wire_are_what_the_committed_schema_says(

@@ -9,10 +9,11 @@ import ipaddress
 import json
 import re
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -40,7 +41,7 @@ from services.query.live import (
     ticker_update,
 )
 from services.query.middleware import RateLimitMiddleware
-from services.query.pages import facet_links, language_links, pager, search_url
+from services.query.pages import facet_links, language_links, local_day, pager, search_url
 from services.query.search import (
     FRAGMENT_CHARS,
     Facet,
@@ -749,3 +750,14 @@ def test_no_suggestion_of_an_article_searches_leave_out(url: object) -> None:
     ]
     found = shape_suggest("Ta", {"suggest": {"titles": [{"options": options}]}})
     assert [s.id for s in found.suggestions] == ["c" * 32]
+
+
+def test_a_stored_moment_shows_on_its_day_in_the_readers_zone() -> None:
+    tashkent = ZoneInfo("Asia/Tashkent")
+    assert local_day("2026-11-30T20:00:00Z", tashkent) == date(2026, 12, 1)
+    assert local_day("2026-11-30T20:00:00Z", UTC) == date(2026, 11, 30)
+    # A day without a time, or what another writer stored, is shown as it is.
+    assert local_day("2026-11-30", tashkent) == "2026-11-30"
+    assert local_day("2025", tashkent) == "2025"
+    assert local_day("not a date", tashkent) == "not a date"
+    assert local_day(None, tashkent) is None

@@ -105,7 +105,7 @@ def _left_out() -> dict[str, float]:
 async def test_a_hit_whose_url_is_no_http_url_is_left_out_and_counted(url: str) -> None:
     es = cast("AsyncElasticsearch", Node(article(KEPT), article(SPOILED, url=url)))
     backend = Backend(es, "articles", "quotes", 1000, cache_seconds=0, rate_digits=6)
-    following = Following(es, "articles", "saved-searches", 1000, 10)
+    following = Following(es, "articles", "saved-searches", 1000, 10, "UTC")
     before = _left_out()
     # Words that find under three hits: a second, near-spelling try, and still one count.
     search = await backend.search(SearchRequest(q="caravan"))

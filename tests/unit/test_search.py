@@ -279,6 +279,30 @@ def test_filters_go_in_a_bool_filter_beside_the_words() -> None:
     ]
 
 
+def test_dates_and_months_are_the_readers_zone_s_when_one_is_set() -> None:
+    request = SearchRequest(date_from=date(2025, 3, 1), date_to=date(2025, 3, 1))
+    local = build_search(request, time_zone="Asia/Tashkent")
+    assert local["query"]["bool"]["filter"] == [
+        {
+            "range": {
+                "published_at": {
+                    "gte": "2025-03-01||/d",
+                    "lte": "2025-03-01||/d",
+                    "time_zone": "Asia/Tashkent",
+                }
+            }
+        }
+    ]
+    assert local["aggs"]["month"]["date_histogram"]["time_zone"] == "Asia/Tashkent"
+    # UTC's bodies are the ones sent before the setting existed.
+    utc = build_search(request)
+    assert "time_zone" not in utc["query"]["bool"]["filter"][0]["range"]["published_at"]
+    assert "time_zone" not in utc["aggs"]["month"]["date_histogram"]
+    assert SavedSearchFields(q="metro", date_from=date(2025, 3, 1)).query("Asia/Tashkent")["bool"][
+        "filter"
+    ] == [{"range": {"published_at": {"gte": "2025-03-01||/d", "time_zone": "Asia/Tashkent"}}}]
+
+
 def test_dates_in_the_wrong_order_are_refused() -> None:
     with pytest.raises(InvalidSearch, match="after"):
         SearchRequest(date_from=date(2025, 4, 1), date_to=date(2025, 3, 1))

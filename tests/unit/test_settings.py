@@ -212,3 +212,13 @@ def test_the_defaults_env_example_shows_are_the_defaults() -> None:
             wrong.append(f"{variable}={value}, the default is {default!r}")
     assert len(shown) > 50
     assert wrong == []
+
+
+def test_the_readers_time_zone_is_checked_against_the_tz_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CARAVAN_TIME_ZONE", "Asia/Tashkent")
+    assert CommonSettings().time_zone == "Asia/Tashkent"
+    monkeypatch.setenv("CARAVAN_TIME_ZONE", "Asia/Toshkent")
+    with pytest.raises(ValidationError, match="unknown time zone 'Asia/Toshkent'"):
+        CommonSettings()
