@@ -60,14 +60,21 @@ class SavedSearchFields(BaseModel):
     date_to: date | None = Field(default=None, description="published on or before")
 
     @model_validator(mode="after")
-    def _asks_something(self) -> SavedSearchFields:
+    def _dates_in_order(self) -> SavedSearchFields:
         if self.date_from and self.date_to and self.date_from > self.date_to:
             msg = f"date_from {self.date_from} is after date_to {self.date_to}"
             raise ValueError(msg)
-        if not one_line(self.q) and not (self.source or self.country or self.tag or self.language):
-            msg = "a saved search needs words (q) or a source, country, tag or language filter"
-            raise ValueError(msg)
         return self
+
+    def emptiness(self) -> str | None:
+        """Why this would be no search to make: no words once cleaned, and no filter.
+
+        Asked when one is made, not when one is read: a search stored before the words
+        were cleaned (a lone zero-width space) must still read, or it answers 500 and
+        the indexer skips it."""
+        if one_line(self.q) or self.source or self.country or self.tag or self.language:
+            return None
+        return "a saved search needs words (q) or a source, country, tag or language filter"
 
     def criteria(self) -> Criteria:
         return Criteria(

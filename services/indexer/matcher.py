@@ -121,6 +121,8 @@ class Matcher:
         self._wake = asyncio.Event()
         self._closing = False
         self._compiled: dict[str, Compiled] = {}
+        # Never changed once made, so one that does not read is told once, not each round.
+        self._unreadable: set[str] = set()
 
     # Beside the writer --------------------------------------------------------
 
@@ -226,7 +228,7 @@ class Matcher:
     async def saved_searches(self) -> list[Compiled]:
         """Every saved search now, its query compiled once per process."""
         listed = await self._list()
-        new = [saved_id for saved_id in listed if saved_id not in self._compiled]
+        new = [i for i in listed if i not in self._compiled and i not in self._unreadable]
         if new:
             response = await self._es.mget(index=self._names.saved_searches, ids=new)
             for document in response["docs"]:
@@ -235,23 +237,22 @@ class Matcher:
                 try:
                     saved = SavedSearch.model_validate(document["_source"])
                 except ValidationError as exc:
-                    log.warning(
-                        "saved search unreadable, skipped", id=document["_id"], error=str(exc)
-                    )
+                    self._skip(document["_id"], str(exc))
                     continue
                 if saved.id != document["_id"]:
                     # Not one the query service wrote (it stores each under its own id):
                     # kept by its source's id, it ran in place of that saved search.
-                    log.warning(
-                        "saved search unreadable, skipped",
-                        id=document["_id"],
-                        error=f"its source names another id, {saved.id}",
-                    )
+                    self._skip(document["_id"], f"its source names another id, {saved.id}")
                     continue
                 self._compiled[saved.id] = compile_search(saved, self._time_zone)
         self._compiled = {i: self._compiled[i] for i in listed if i in self._compiled}
+        self._unreadable &= set(listed)
         metrics.SAVED_SEARCHES.set(len(self._compiled))
         return list(self._compiled.values())
+
+    def _skip(self, saved_id: str, error: str) -> None:
+        self._unreadable.add(saved_id)
+        log.warning("saved search unreadable, skipped", id=saved_id, error=error)
 
     async def _list(self) -> list[str]:
         ids: list[str] = []

@@ -136,6 +136,8 @@ def _saved_search_fields(body: bytes) -> SavedSearchFields:
             [{**error, "loc": ("body", *error["loc"])} for error in errors]
         ) from None
     # Here, not in the model: saved searches stored before the bound must still read.
+    if emptiness := fields.emptiness():
+        raise RequestValidationError([{"type": "value_error", "loc": ("body",), "msg": emptiness}])
     # Judged as it will run: cleaned as documents are (a zero-width space hid a `*`).
     if refusal := saved_search_refusal(one_line(fields.q)):
         raise RequestValidationError(

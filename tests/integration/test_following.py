@@ -206,6 +206,7 @@ async def test_an_empty_saved_feed_is_dated_when_the_search_was_saved(
     ("body", "says"),
     [
         ({}, "needs words"),
+        ({"q": "\u200b\u00ad", "date_from": "2026-12-01"}, "needs words"),
         ({"q": "metro", "date_from": "2026-12-01", "date_to": "2026-11-01"}, "after date_to"),
         ({"q": "m" * 501}, "at most 500"),
         ({"q": "metro", "source": ["s"] * (MAX_VALUES + 1)}, "at most 20"),

@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from services.indexer import matcher as matcher_module
 from services.indexer.consumer import Consumer
 from services.indexer.deadletters import letter_writer
 from services.indexer.mappings import ensure_indices
@@ -34,6 +35,7 @@ from shared.streams import DATA_FIELD, add_events
 from tests.conftest import REPO, Namespace
 from tests.integration.conftest import ids_in, pending, publish
 from tests.integration.test_following import STORIES, story
+from tests.logs import Said
 from tests.pipeline import query_client
 from tests.streams import entries
 
@@ -274,6 +276,29 @@ async def test_a_stored_search_naming_another_id_stands_in_for_no_other(
 
     await _index(indexer, redis, namespace, STORIES[3])
     assert _pairs(await _matches(redis, namespace)) == [(oil, _id(4))]
+
+
+async def test_a_stored_search_that_does_not_read_is_told_once_and_the_rest_match(
+    api: httpx.AsyncClient,
+    indexer: BuildIndexer,
+    redis: Redis,
+    es: AsyncElasticsearch,
+    namespace: Namespace,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    said = Said()
+    monkeypatch.setattr(matcher_module, "log", said)
+    oil = await _save(api, q="Neft")
+    index = IndexNames(namespace.index_prefix).saved_searches
+    await es.index(index=index, id="b" * 22, document={"q": 7}, refresh=True)
+
+    # A batch an article: a matching round each, the saved searches listed at each.
+    more = (story(7, "Neft qazib olish oshdi"), story(8, "Neft narxi oshdi"))
+    await publish(redis, namespace.streams.articles, STORIES[3], *more)
+    await indexer(batch_size=1).run(burst=True)
+
+    assert [pair[0] for pair in _pairs(await _matches(redis, namespace))] == [oil] * 3
+    assert said.events("saved search unreadable") == ["saved search unreadable, skipped"]
 
 
 async def test_a_memory_of_announcements_caravan_did_not_write_fails_no_round(
