@@ -184,21 +184,31 @@ class IngestState:
         key = self._children_key(index_url)
         raw = await read_hash(self._redis, self._fence, key)
         urls = {_digest(url).encode(): url for url in listed}
-        # A field not among them: a child no longer listed, or one written under its
-        # whole address before fields were digests (fetched once more, then as ever).
+        # A listed child's visit under its whole address, as versions before digests
+        # wrote it (and still do, beside this one, during a rollout): kept, and moved
+        # under its digest, where the upgrade fetched every child again.
+        digests = {url.encode(): name for name, url in urls.items()}
+        moved = {
+            digests[name]: value
+            for name, value in raw.items()
+            if name in digests and digests[name] not in raw
+        }
+        # Any other field not among them: a child no longer listed.
         gone = [name for name in raw if name not in urls]
-        if gone:
-            # In commands of a thousand: a script's call of 8,000 words or so passes
-            # Lua's stack, and an index that moved (http to https) dropped more.
-            parts: list[Command] = [
-                ("HDEL", key, *gone[i : i + 1000]) for i in range(0, len(gone), 1000)
-            ]
+        # In commands of a thousand words: a script's call of 8,000 words or so passes
+        # Lua's stack, and an index that moved (http to https) dropped more.
+        parts: list[Command] = [
+            ("HDEL", key, *gone[i : i + 1000]) for i in range(0, len(gone), 1000)
+        ]
+        pairs = [word for pair in moved.items() for word in pair]
+        parts += [("HSET", key, *pairs[i : i + 1000]) for i in range(0, len(pairs), 1000)]
+        if parts:
             await self._write(*parts)
         # A visit that does not read (read_visit) is none: the child is fetched, and
         # its visit written anew.
         return {
             urls[name]: visit
-            for name, value in raw.items()
+            for name, value in (raw | moved).items()
             if name in urls and (visit := read_visit(value)) is not None
         }
 

@@ -393,6 +393,28 @@ async def test_a_childs_visit_weighs_the_same_whatever_its_address(
     assert await state.recall_sitemap_children(index, {long}) == {long: ChildVisit(1.0)}
 
 
+async def test_visits_written_under_whole_addresses_are_kept_and_moved_under_digests(
+    redis: Redis, namespace: Namespace
+) -> None:
+    # As a version before digests wrote them (and still does beside this one during a
+    # rollout): the upgrade walked every sitemap index again from scratch.
+    state = IngestState(redis, namespace.stream_prefix, ttl=60)
+    index = "https://s.kz/sitemap.xml"
+    key = state._children_key(index)
+    await redis.hset(key, "https://s.kz/a.xml", b'{"visited": 1.0, "quiet": 2}')
+    await state.remember_sitemap_child(index, "https://s.kz/b.xml", ChildVisit(3.0))
+    await redis.hset(key, "https://s.kz/b.xml", b'{"visited": 2.0}')  # older than b's own
+
+    listed = {"https://s.kz/a.xml", "https://s.kz/b.xml"}
+    expected = {
+        "https://s.kz/a.xml": ChildVisit(1.0, quiet=2),
+        "https://s.kz/b.xml": ChildVisit(3.0),
+    }
+    assert await state.recall_sitemap_children(index, listed) == expected
+    assert sorted(await redis.hkeys(key)) == sorted(_digest(url).encode() for url in listed)
+    assert await state.recall_sitemap_children(index, listed) == expected
+
+
 async def test_state_caravan_did_not_write_reads_as_none_and_fails_no_poll(
     redis: Redis, namespace: Namespace
 ) -> None:
