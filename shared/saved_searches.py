@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.language.wording import without_near_spellings
 from shared.searching import UTC_ZONE, Criteria, match_query
 from shared.text import one_line
 
@@ -77,8 +78,10 @@ class SavedSearchFields(BaseModel):
         return "a saved search needs words (q) or a source, country, tag or language filter"
 
     def criteria(self) -> Criteria:
+        """What it asks of an article. Without `~N`: one saved before near spellings were
+        refused runs on its words as typed, in its feed as in its matching."""
         return Criteria(
-            self.q,
+            without_near_spellings(self.q),
             tuple(self.source),
             tuple(self.country),
             tuple(self.tag),

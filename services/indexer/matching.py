@@ -26,7 +26,6 @@ from typing_extensions import TypedDict
 
 from shared.clients import wrong_type
 from shared.events import SavedSearchMatch
-from shared.language.wording import without_near_spellings
 from shared.saved_searches import SavedSearch
 from shared.searching import UTC_ZONE
 
@@ -80,7 +79,7 @@ def estimated_clauses(query: Any) -> int:
 
 
 def compile_search(saved: SavedSearch, time_zone: str = UTC_ZONE) -> Compiled:
-    query = saved.model_copy(update={"q": without_near_spellings(saved.q)}).query(time_zone)
+    query = saved.query(time_zone)
     return Compiled(
         saved.id, {"bool": {"filter": [query], "_name": saved.id}}, estimated_clauses(query)
     )

@@ -70,6 +70,8 @@ def test_a_saved_search_made_before_near_spellings_were_refused_matches_its_word
     plain = _saved("a", q='neft | gaz "oil price"~3')
     assert compile_search(stored).clause == compile_search(plain).clause
     assert "fuzz" not in json.dumps(compile_search(stored).clause)
+    # Its own feed runs the same words (it still ran the near spellings).
+    assert stored.criteria() == plain.criteria()
 
 
 def test_clauses_are_estimated_per_term_and_field() -> None:
