@@ -120,7 +120,7 @@ def parse_feed(
         warning=warning,
         requested_interval=requested_interval(parsed.feed),
     )
-    link_counts = Counter(entry.get("link", "").strip() for entry in entries)
+    link_counts = Counter(_link(entry) for entry in entries)
     feed_language = language_code(parsed.feed.get("language")) or source.language
     keys: set[str] = set()
     for position, entry in enumerate(entries):
@@ -196,7 +196,7 @@ def _to_event(
     feed_language: str | None,
     link_counts: Counter[str],
 ) -> ArticleEvent:
-    link = entry.get("link", "").strip()
+    link = _link(entry)
     if not is_web_url(link):
         raise _SkipError(f"no usable link ({link!r})")
     title = _text(entry, "title")
@@ -231,11 +231,17 @@ def _to_event(
     )
 
 
+# feedparser gives a field as None, not leaves it out, when its element was closed by
+# another's end tag (`<description>x</content:encoded>`, `<author>x</name>`).
+def _link(entry: Any) -> str:
+    return (entry.get("link") or "").strip()
+
+
 def _text(entry: Any, field: str) -> str:
     """A title or summary as text. feedparser has already decoded a plain-text
     one: parsing it as HTML again would eat a literal `<div>` in it."""
     detail = entry.get(f"{field}_detail") or {}
-    value = entry.get(field, "")
+    value = entry.get(field) or ""
     if detail.get("type") == "text/plain":
         return normalize_whitespace(value)
     return html_to_text(value)
@@ -263,7 +269,7 @@ def _date(entry: Any, source: Source, fetched_at: datetime) -> datetime | None:
 
 
 def _authors(entry: Any) -> list[str]:
-    names = [normalize_whitespace(a.get("name", "")) for a in entry.get("authors", [])]
+    names = [normalize_whitespace(a.get("name") or "") for a in entry.get("authors", [])]
     return [name for name in names if name]
 
 

@@ -313,6 +313,52 @@ def test_a_reference_to_no_character_is_read_as_a_replacement_not_the_feeds_end(
     assert [e.title for e in parsed.events] == ["T\ufffd"] * len(references) + ["AB"]
 
 
+@pytest.mark.parametrize(
+    "item",
+    [
+        "<title>Odd</title><link>https://invented.example/o</link>"
+        "<description>Text</content:encoded>",
+        "<title>Odd</title><link>https://invented.example/o</link><summary>Text</content>",
+        "<title>Odd</title><link>https://invented.example/o</link><author>A</name>",
+        "<title>Odd</title><link>https://invented.example/o</link><dc:creator>A</name>",
+    ],
+)
+def test_a_field_closed_by_another_elements_end_is_left_empty_not_the_feeds_end(
+    item: str,
+) -> None:
+    # feedparser gives such a field as None: parse_feed raised TypeError or
+    # AttributeError, and the whole feed, good items too, was lost on every poll.
+    good = "<item><title>Fine</title><link>https://invented.example/f</link></item>"
+    content = _rss(f"{good}<item>{item}</item>").replace(
+        b"<rss ", b'<rss xmlns:dc="http://purl.org/dc/elements/1.1/" '
+    )
+    parsed = parse_feed(content, Source(name="x", url="x"), FETCHED_AT)
+    assert [(e.title, e.summary, e.authors) for e in parsed.events] == [
+        ("Fine", "", []),
+        ("Odd", "", []),
+    ]
+
+
+def test_an_item_that_loses_its_title_or_link_to_another_elements_end_is_skipped_alone() -> None:
+    content = b"<entry><id>http://h</id><summary>x</content></entry>"  # a bare Atom entry
+    parsed = parse_feed(content, Source(name="x", url="x"), FETCHED_AT)
+    assert (parsed.events, parsed.unusable) == ([], 1)
+    content = _rss(
+        "<item><link>https://invented.example/o</link><title>Odd</content></item>"
+        "<item><title>Fine</title><link>https://invented.example/f</link></item>"
+    )
+    parsed = parse_feed(content, Source(name="x", url="x"), FETCHED_AT)
+    assert [e.title for e in parsed.events] == ["Fine"]
+    assert [(s.position, s.reason) for s in parsed.skipped] == [(0, "no title")]
+    content = _rss(
+        "<item><title>Odd</title><guid>x<author>A</guid></item>"
+        "<item><title>Fine</title><link>https://invented.example/f</link></item>"
+    )
+    parsed = parse_feed(content, Source(name="x", url="x"), FETCHED_AT)
+    assert [e.title for e in parsed.events] == ["Fine"]
+    assert [(s.position, s.reason) for s in parsed.skipped] == [(0, "no usable link ('')")]
+
+
 def test_a_wide_feed_with_a_reference_to_no_character_is_a_feed_error() -> None:
     # The worker re-encodes feeds as UTF-8 first; handed UTF-16 whole, it is this error.
     content = _rss("<item><title>T&#xD800;</title><link>https://invented.example/a</link></item>")
