@@ -168,7 +168,11 @@ def parse_sitemap(content: bytes) -> Sitemap:
         raise SitemapError(f"not a readable sitemap: {exc}") from exc
     if root is None:
         raise SitemapError("not a readable sitemap: empty document")
-    name = _local_name(root.tag) if isinstance(root.tag, str) else ""
+    try:
+        tag = root.tag
+    except UnicodeDecodeError as exc:  # as every element's in it (see _name)
+        raise SitemapError("not a readable sitemap: its namespace is not text") from exc
+    name = _local_name(tag) if isinstance(tag, str) else ""
     if name == "sitemapindex":
         return Sitemap(children=[e for node in _children(root, "sitemap") if (e := _entry(node))])
     if name == "urlset":
@@ -177,18 +181,29 @@ def parse_sitemap(content: bytes) -> Sitemap:
 
 
 def _children(node: Any, name: str) -> list[Any]:
-    return [
-        child for child in node if isinstance(child.tag, str) and _local_name(child.tag) == name
-    ]
+    return [child for child in node if _name(child) == name]
 
 
 def _firsts(node: Any) -> dict[str, Any]:
     """A node's child elements by local name, the first of each: one pass over them."""
     found: dict[str, Any] = {}
     for child in node:
-        if isinstance(child.tag, str):
-            found.setdefault(_local_name(child.tag), child)
+        if name := _name(child):
+            found.setdefault(name, child)
     return found
+
+
+# lxml keeps a character reference to a surrogate (`&#xD800;`, any encoding) as bytes no
+# decoder reads, and reading the text or name it is in raises UnicodeDecodeError: every
+# entry of the sitemap was lost, and an index's poll with it. Such a text is not one.
+def _name(node: Any) -> str:
+    """An element's local name; "" for a comment or processing instruction, or for an
+    element in a namespace whose URI is not text."""
+    try:
+        tag = node.tag
+    except UnicodeDecodeError:
+        return ""
+    return _local_name(tag) if isinstance(tag, str) else ""
 
 
 def _local_name(tag: str) -> str:
@@ -198,16 +213,25 @@ def _local_name(tag: str) -> str:
     return tag.rpartition("}")[2].rpartition(":")[2]
 
 
+def _raw(node: Any | None) -> str:
+    """A node's text; "" when it has none, or one that is not text (see _name)."""
+    if node is None:
+        return ""
+    try:
+        return node.text or ""
+    except UnicodeDecodeError:
+        return ""
+
+
 def _text(node: Any | None) -> str | None:
-    return None if node is None else normalize_whitespace(node.text or "") or None
+    return normalize_whitespace(_raw(node)) or None
 
 
 def _date(node: Any | None) -> str | None:
     """A date's text; None when too long to be one. It is parsed on the event loop, and
     a child's is kept in Redis with its visit for a month."""
-    if node is not None and len(node.text or "") > MAX_DATE_CHARS:
-        return None
-    return _text(node)
+    text = _raw(node)
+    return None if len(text) > MAX_DATE_CHARS else normalize_whitespace(text) or None
 
 
 def _entry(node: Any) -> SitemapEntry | None:

@@ -144,6 +144,43 @@ def test_a_date_too_long_to_be_one_is_no_date() -> None:
     assert [(e.news_date, e.lastmod) for e in news.entries] == [(None, None)]
 
 
+NEWS = b'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"'
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_reference_to_a_surrogate_costs_the_entry_its_field_not_the_sitemap(
+    encoding: str,
+) -> None:
+    # lxml keeps `&#xD800;` as bytes no decoder reads: reading the text raised out of
+    # parse_sitemap, every entry was lost and, of an index's child, the index's poll.
+    urlset = (
+        f'<?xml version="1.0" encoding="{encoding}"?><urlset {NEWS.decode()}>'
+        "<url><loc>https://s.kz/&#xD800;</loc></url>"
+        "<url><loc>https://s.kz/1</loc><lastmod>&#xDFFF;</lastmod><news:news>"
+        "<news:title>A &#xD83D;&#xDE00; title</news:title><news:keywords>&#55296;</news:keywords>"
+        "<news:publication_date>2025-01-02</news:publication_date></news:news></url>"
+        '<url xmlns="https://s.kz/&#xD800;"><loc>https://s.kz/2</loc></url>'
+        "<url><loc>https://s.kz/3</loc></url></urlset>"
+    )
+    sitemap = parse_sitemap(urlset.encode(encoding))
+    assert [(e.url, e.lastmod, e.news_title, e.keywords, e.date) for e in sitemap.entries] == [
+        ("https://s.kz/1", None, None, [], "2025-01-02"),
+        ("https://s.kz/3", None, None, [], None),
+    ]
+    index = parse_sitemap(
+        b"<sitemapindex><sitemap><loc>https://s.kz/&#xD800;.xml</loc></sitemap>"
+        b"<sitemap><loc>https://s.kz/a.xml</loc></sitemap></sitemapindex>"
+    )
+    assert [c.url for c in index.children] == ["https://s.kz/a.xml"]
+
+
+def test_a_sitemap_whose_namespace_is_no_text_is_a_sitemap_error() -> None:
+    with pytest.raises(SitemapError, match="its namespace is not text"):
+        parse_sitemap(
+            b'<urlset xmlns="https://s.kz/&#xD800;"><url><loc>https://s.kz/1</loc></url></urlset>'
+        )
+
+
 def test_a_news_sitemap_with_its_prefix_left_undeclared_is_read() -> None:
     sitemap = parse_sitemap(
         b"<urlset><url><loc>https://s.kz/1</loc><news:news>"
