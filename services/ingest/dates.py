@@ -5,6 +5,7 @@ publish in UTC+5/+6 and rarely say so); the source's `timezone` names it.
 Absurd means before 1991 (the epoch and year-1 placeholders generators emit),
 more than a day after the fetch, or outside what a datetime can hold at all
 (year 1 east of UTC, year 9999 west of it): such a date is unknown, never an error.
+So is a value longer than any date (_LONGEST_DATE).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 
 _EARLIEST = datetime(1991, 1, 1, tzinfo=UTC)
+# No date is longer, even with a zone's comment after it: a longer value is no date.
+# _COLON_ZONE backtracks quadratically on one: a 550 KB <pubDate> of `+1:00(` held the
+# parse past its sandbox's 20 s, and the whole feed was lost.
+_LONGEST_DATE = 256
 _NUMERIC_ZONE = re.compile(r"[+-]\d{4}\s*$")
 _COLON_ZONE = re.compile(r"([+-])(\d{1,2}):(\d{2})(\s*(?:\([^)]*\))?\s*)$")
 # A year written with four digits: not a zone's +0500, but 01-Jan-0001's.
@@ -34,7 +39,8 @@ _RFC_822_ZONES = {
 def parse_date(value: str | None, local: tzinfo, fetched_at: datetime) -> datetime | None:
     """ISO 8601 (date only, or with time, with or without offset) or RFC 822 (with or
     without zone), to UTC."""
-    moment = _parse(value.strip()) if value else None
+    text = value.strip() if value else ""
+    moment = _parse(text) if 0 < len(text) <= _LONGEST_DATE else None
     if moment is None:
         return None
     if moment.tzinfo is None:
