@@ -157,8 +157,10 @@ def assess(
     """What to do with a provider's rate of `as_of` for one currency; `earlier` and
     `later` are the provider's published quotes next before and after `as_of`, which a
     late document is judged against."""
-    if any(h.as_of == as_of and h.rate == rate for h in held):
+    if not confirmed and any(h.as_of == as_of and h.rate == rate for h in held):
         return JumpOutcome()  # held already: its dead letter exists, a re-poll adds none
+    # Held already and now confirmed (the confirming provider read after it): judged
+    # again, so it is published at once rather than when the move repeats.
     if last is None:
         return JumpOutcome((step(None, as_of, rate, policy),), LastRate(as_of, rate), ())
     if as_of < last.as_of:

@@ -22,9 +22,14 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from services.ratefeed import worker
-from services.ratefeed.app import ratefeed_backfill, ratefeed_once, readiness_probe
+from services.ratefeed.app import (
+    ratefeed_backfill,
+    ratefeed_once,
+    ratefeed_release,
+    readiness_probe,
+)
 from services.ratefeed.config import load_rates_config
-from services.ratefeed.providers import WrongFormat
+from services.ratefeed.providers import RatesError, WrongFormat
 from services.ratefeed.rates import LastRate
 from services.ratefeed.status import ProviderStatus
 from services.ratefeed.store import LastRateStore
@@ -389,6 +394,55 @@ async def test_a_jump_a_second_provider_confirms_is_published(
     assert kzt.change_pct is not None
     assert kzt.change_pct > 19
     assert await _dead_letters(redis, namespace) == []
+
+
+async def test_a_held_jump_a_second_provider_confirms_later_is_published_on_the_next_read(
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    settings = _providers_file(
+        settings,
+        tmp_path,
+        f"""
+        [crosscheck]
+        jump_pct = "5"
+        [[providers]]
+        name = "cbr"
+        kind = "cbr"
+        url = "{CBR_FILE}"
+        [[providers]]
+        name = "nbt"
+        kind = "nbt"
+        url = "{NBT_FIXTURE}"
+    """,
+    )
+    cbr_next = tmp_path / "cbr-28.xml"
+    cbr_next.write_bytes(_jumped(CBR_FILE.read_text(encoding="utf-8"), "28.09.2023", "24,3650"))
+    nbt_next = tmp_path / "nbt-28.xml"
+    kzt_in_tjs = (Decimal("0.243650") / Decimal("96.2378") * Decimal("10.9430")).quantize(
+        Decimal("0.000001")
+    )
+    nbt_next.write_text(
+        NBT_FIXTURE.read_text(encoding="utf-8")
+        .replace('Date="27.09.2023"', 'Date="28.09.2023"')
+        .replace("<Value>0.0231</Value>", f"<Value>{kzt_in_tjs}</Value>"),
+        encoding="utf-8",
+    )
+    await ratefeed_once(settings, str(CBR_FILE))
+    # The devaluation read first from the CBR, held; the NBT states it hours later.
+    assert [q for q in await ratefeed_once(settings, str(cbr_next), "cbr") if q.base == "KZT"] == []
+    await ratefeed_once(settings, str(nbt_next), "nbt")
+    published = await ratefeed_once(settings, str(cbr_next), "cbr")
+
+    [kzt] = [q for q in published if q.base == "KZT"]
+    assert (kzt.as_of, kzt.flags) == (date(2023, 9, 28), ["jump:confirmed"])
+    assert kzt.change_pct is not None
+    assert kzt.change_pct > 19
+    [letter] = await _dead_letters(redis, namespace)
+    assert letter.entry_id == kzt.idempotency_key
+    # Published, so no longer held: nothing left to release.
+    with pytest.raises(RatesError, match="is not held"):
+        await ratefeed_release(settings, [letter.entry_id])
+    assert await ratefeed_once(settings, str(cbr_next), "cbr") == []
 
 
 async def test_a_failing_provider_does_not_stop_the_others(

@@ -113,6 +113,20 @@ def test_a_jump_another_provider_confirms_is_published_with_the_held_ones_before
     )
 
 
+def test_a_held_jump_another_provider_confirms_later_is_published_on_the_next_read() -> None:
+    # The primary's devaluation is read (and held) hours before the other provider's.
+    last = LastRate(date(2016, 4, 18), 1 / Decimal("334.41"))
+    day, jumped = date(2016, 4, 19), 1 / Decimal("434.73")
+    held = assess(last, (), day, jumped, False, POLICY).held or ()
+    assert held == (Held(day, jumped),)
+    outcome = assess(last, held, day, jumped, True, POLICY)
+    [step] = outcome.publish
+    assert (step.as_of, step.previous_as_of, step.flags) == (day, last.as_of, (CONFIRMED,))
+    assert outcome.quarantine is None  # its one dead letter exists already
+    assert outcome.held == ()
+    assert outcome.baseline == LastRate(day, jumped, last.as_of, last.rate)
+
+
 def test_a_jump_repeated_on_the_next_k_dates_completes_the_history_in_order() -> None:
     tenge = {
         day: 1 / Decimal(usd)
@@ -233,6 +247,12 @@ def test_a_late_spike_another_provider_confirms_is_published() -> None:
     [step] = outcome.publish
     assert (step.previous_as_of, step.flags) == (DAY1, (CONFIRMED,))
     assert (outcome.quarantine, outcome.held) == (None, None)
+
+
+def test_a_held_late_spike_another_provider_confirms_later_is_published() -> None:
+    outcome = assess(TODAY, (Held(DAY2, SPIKE),), DAY2, SPIKE, True, POLICY, BEFORE, AFTER)
+    assert [(s.as_of, s.flags) for s in outcome.publish] == [(DAY2, (CONFIRMED,))]
+    assert (outcome.quarantine, outcome.held) == (None, ())
 
 
 def test_another_document_of_a_held_late_day_replaces_it() -> None:
