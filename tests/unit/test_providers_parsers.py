@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from services.ratefeed.catalog import DOCUMENT_PARSERS, detect, parse_document
 from services.ratefeed.config import Provider
+from services.ratefeed.parsers.cbr import parse_cbr
 from services.ratefeed.parsers.cbu import parse_cbu
 from services.ratefeed.parsers.json_rates import JsonRatesSpec, parse_json_rates
 from services.ratefeed.parsers.nbk import parse_nbk
@@ -19,7 +21,7 @@ from services.ratefeed.parsers.nbkr import parse_nbkr
 from services.ratefeed.parsers.nbt import parse_nbt
 from services.ratefeed.parsers.parsing import official_decimal, per_unit_values
 from services.ratefeed.peg import Peg, pegged_rates
-from services.ratefeed.providers import RatesError, WrongFormat
+from services.ratefeed.providers import OfficialRates, RatesError, WrongFormat
 from services.ratefeed.rates import usd_rates
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -329,6 +331,70 @@ def test_a_currency_listed_twice_with_two_values_is_left_out() -> None:
     per_unit, problems = per_unit_values(entries, ",")
     assert per_unit == {"EUR": Decimal("98.0")}
     assert problems == ["USD: listed more than once, with different values"]
+
+
+CBR_FILE = REALDATA / "cbr-xml-daily-2023-09-27.xml"
+
+
+def _cbu_without_nominal(nominal: str | None) -> bytes:
+    entries = json.loads(CBU_FILE.read_text(encoding="utf-8"))
+    for entry in entries:
+        if entry["Ccy"] == "KZT":
+            del entry["Nominal"]
+            if nominal is not None:
+                entry["Nominal"] = nominal
+    return json.dumps(entries).encode()
+
+
+CBU_JSON_SPEC = JsonRatesSpec(
+    rates_path="",
+    quotation="in_base",
+    base="UZS",
+    date_field="Date",
+    date_format="%d.%m.%Y",
+    code_field="Ccy",
+    value_field="Rate",
+    nominal_field="Nominal",
+)
+
+
+@pytest.mark.parametrize("nominal", [None, "", " "])
+@pytest.mark.parametrize(
+    ("path", "before", "written", "parse", "code"),
+    [
+        (CBR_FILE, "<CharCode>KZT</CharCode>\n", "<Nominal>100</Nominal>", parse_cbr, "KZT"),
+        (NBKR_FILE, '<Currency ISOCode="KZT">\n', "<Nominal>1</Nominal>", parse_nbkr, "KZT"),
+        (NBK_FILE, "<description>11.59</description>", "<quant>100</quant>", parse_nbk, "UZS"),
+        (NBT_FIXTURE, "<CharCode>KZT</CharCode>\n", "<Nominal>1</Nominal>", parse_nbt, "KZT"),
+    ],
+)
+def test_an_xml_entry_without_its_nominal_is_left_out_not_read_as_one_unit(
+    path: Path,
+    before: str,
+    written: str,
+    parse: Callable[[bytes], OfficialRates],
+    code: str,
+    nominal: str | None,
+) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert before + written in text
+    tag = written[1 : written.index(">")]
+    element = "" if nominal is None else f"<{tag}>{nominal}</{tag}>"
+    rates = parse(text.replace(before + written, before + element).encode())
+    assert code not in rates.per_unit
+    assert f"{code}: no nominal: the units the value is for are not written" in rates.problems
+    assert rates.per_unit.keys() == parse(path.read_bytes()).per_unit.keys() - {code}
+
+
+@pytest.mark.parametrize("nominal", [None, ""])
+def test_a_json_entry_without_its_nominal_is_left_out_not_read_as_one_unit(
+    nominal: str | None,
+) -> None:
+    content = _cbu_without_nominal(nominal)
+    for rates in (parse_cbu(content), parse_json_rates(content, CBU_JSON_SPEC, "cbu-json")):
+        assert "KZT" not in rates.per_unit
+        assert "KZT: no nominal: the units the value is for are not written" in rates.problems
+        assert "USD" in rates.per_unit
 
 
 def test_a_number_decimal_would_guess_at_is_left_out() -> None:

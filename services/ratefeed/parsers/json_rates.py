@@ -143,7 +143,8 @@ def _number(value: object) -> str | None:
 
 
 def _nominal(record: dict[str, Any], spec: JsonRatesSpec) -> str | None:
+    """The record's nominal; None (refused) when the spec's nominal_field is missing."""
     if spec.nominal_field is not None:
         return _number(record.get(spec.nominal_field))
     fixed = spec.nominals.get(str(record.get(spec.code_field, "")).strip())
-    return str(fixed) if fixed is not None else None
+    return str(fixed) if fixed is not None else "1"  # an API without nominals quotes one unit

@@ -149,7 +149,8 @@ def is_currency_code(code: str) -> bool:
 
 
 Entry = tuple[str, str | None, str | None]
-"""(currency code, value text, nominal text) as the document writes them."""
+"""(currency code, value text, nominal text) as the document writes them. A format
+without nominals passes "1"; None or an empty nominal is refused, not read as 1."""
 
 
 def per_unit_values(
@@ -165,8 +166,12 @@ def per_unit_values(
             continue
         try:
             value = official_decimal(value_text, separator)
+            if not (nominal_text or "").strip():
+                # Read as 1, a value written for 100 units was a rate 100 times off.
+                msg = "no nominal: the units the value is for are not written"
+                raise RatesError(msg)
             # Nominals are whole numbers of units; no separator question there.
-            nominal = official_decimal(nominal_text or "1", separator)
+            nominal = official_decimal(nominal_text, separator)
             unit = unit_value(value, nominal)
         except RatesError as exc:
             problems.append(f"{code}: {exc}")
