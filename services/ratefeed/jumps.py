@@ -167,6 +167,9 @@ def assess(
         return _late(held, as_of, rate, confirmed, policy, earlier, later)
     late = tuple(h for h in held if h.as_of < last.as_of)
     moving = tuple(h for h in held if last.as_of <= h.as_of < as_of)
+    # Held after this day (the accepted day corrected, a past day read again): no part
+    # of its move, and kept, or they would be neither published nor releasable.
+    after = tuple(h for h in held if h.as_of > as_of)
     if as_of == last.as_of:
         if rate == last.rate:
             return JumpOutcome()
@@ -176,17 +179,17 @@ def assess(
             if last.previous_as_of and last.previous_rate
             else None
         )
-        return _keeping(late, _move(before, moving, as_of, rate, confirmed, policy))
+        return _keeping(late, after, _move(before, moving, as_of, rate, confirmed, policy))
     return _keeping(
-        late, _move(Held(last.as_of, last.rate), moving, as_of, rate, confirmed, policy)
+        late, after, _move(Held(last.as_of, last.rate), moving, as_of, rate, confirmed, policy)
     )
 
 
-def _keeping(late: tuple[Held, ...], outcome: JumpOutcome) -> JumpOutcome:
-    """The outcome of a move, the held late quotes kept: they are no part of it."""
+def _keeping(late: tuple[Held, ...], after: tuple[Held, ...], outcome: JumpOutcome) -> JumpOutcome:
+    """The outcome of a move, the held quotes before and after it kept: they are no part of it."""
     if outcome.held is None:
         return outcome
-    return replace(outcome, held=(*late, *outcome.held))
+    return replace(outcome, held=(*late, *outcome.held, *after))
 
 
 def _late(

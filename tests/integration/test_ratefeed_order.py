@@ -294,3 +294,17 @@ async def test_a_held_correction_the_bank_takes_back_is_held_no_more(
     with pytest.raises(RatesError, match="is not held"):
         await ratefeed_release(settings, [letter.entry_id])
     assert (await _latest(redis, namespace))[yesterday].rate == _kzt("15,0500")
+
+
+async def test_a_correction_of_the_accepted_day_keeps_the_jump_held_after_it(
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    monday, tuesday = date(2025, 12, 8), date(2025, 12, 9)
+    await _publish(settings, tmp_path, (monday, "15,0000"), (tuesday, "18,0000"))  # held
+    [letter] = await _letters(redis, namespace)
+
+    await _publish(settings, tmp_path, (monday, "15,0100"))  # the bank corrects Monday
+
+    [released] = await ratefeed_release(settings, [letter.entry_id])
+    assert (released.as_of, released.flags) == (tuesday, ["jump:released"])
+    assert _compared(released) == (monday, _pct("18,0000", "15,0100"), ["jump:released"])

@@ -66,6 +66,24 @@ def test_a_correction_compares_with_the_day_before_and_keeps_it() -> None:
     assert outcome.baseline == LastRate(DAY2, Decimal(102), DAY1, Decimal(100))
 
 
+def test_a_correction_of_the_accepted_day_keeps_a_jump_held_after_it() -> None:
+    monday, tuesday = date(2023, 9, 25), date(2023, 9, 26)
+    last = LastRate(monday, Decimal("0.0100"), date(2023, 9, 22), Decimal("0.0100"))
+    jump = Held(tuesday, Decimal("0.0120"))
+    corrected = assess(last, (jump,), monday, Decimal("0.01001"), False, POLICY)
+    assert [s.as_of for s in corrected.publish] == [monday]
+    assert corrected.held == (jump,)
+    assert corrected.baseline is not None
+    # Still the operator's to release, compared with the corrected day...
+    [released] = release(corrected.baseline, (jump,), tuesday, POLICY).publish
+    assert (released.previous_rate, released.flags) == (Decimal("0.01001"), (RELEASED,))
+    # ...and repeated by the days after it, like any held move.
+    wednesday = assess(
+        corrected.baseline, (jump,), date(2023, 9, 27), Decimal("0.0120"), False, POLICY
+    )
+    assert wednesday.held == (jump, Held(date(2023, 9, 27), Decimal("0.0120")))
+
+
 def test_an_older_date_is_history_and_leaves_the_baseline() -> None:
     last = LastRate(DAY3, Decimal(103), DAY2, Decimal(102))
     outcome = assess(last, (), DAY1, Decimal(100), False, POLICY)
