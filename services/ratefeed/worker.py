@@ -560,12 +560,12 @@ async def _catch_up(
     now: datetime,
 ) -> AsyncIterator[Reading]:
     """The days a provider published between its last quote the feed remembers and this
-    reading, read from its history (when it offers one): what an outage of the feed, or
-    a Redis failover that lost its latest quotes and its memory of them, made it miss.
-    At most CATCH_UP_DAYS; a longer outage is `caravan ratefeed backfill`'s. Each day as it
-    is read: a poll cut short keeps the days read before."""
+    reading, read from its history (when it offers one, as a peg does): what an outage of
+    the feed, or a Redis failover that lost its latest quotes and its memory of them, made
+    it miss. At most CATCH_UP_DAYS; a longer outage is `caravan ratefeed backfill`'s. Each
+    day as it is read: a poll cut short keeps the days read before."""
     provider = reading.provider
-    if provider.history_url is None:
+    if provider.history_url is None and provider.peg is None:
         return
     try:
         listed = usd_rates(reading.rates, CURRENCIES)

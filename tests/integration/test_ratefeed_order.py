@@ -12,7 +12,7 @@ the real Redis and Elasticsearch.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,6 +22,8 @@ from redis.asyncio import Redis
 
 from services.ratefeed.app import ratefeed_once, ratefeed_release
 from services.ratefeed.providers import RatesError
+from services.ratefeed.rates import LastRate
+from services.ratefeed.store import LastRateStore
 from shared.events import DeadLetter, QuoteEvent
 from shared.index import IndexNames
 from shared.settings import FetchSettings, Settings
@@ -207,6 +209,37 @@ async def test_a_poll_after_missed_days_reads_them_from_the_banks_history(
             _pct(f"15,{number:02d}00", f"15,{number - 1:02d}00"),
             [],
         )
+
+
+async def test_a_poll_after_missed_days_reads_them_from_a_peg_too(
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    # The pegged manat after nine days of the feed down: the peg is known for each of them.
+    rates = tmp_path / "rates.toml"
+    rates.write_text(
+        '[[providers]]\nname = "cbt"\nkind = "peg"\ntimezone = "Asia/Ashgabat"\n'
+        '[providers.peg]\ncurrency = "TMT"\nper_usd = "3.5"\nsince = 2015-01-01\n',
+        encoding="utf-8",
+    )
+    polling = replace(settings, ratefeed=settings.ratefeed.model_copy(update={"providers": rates}))
+    nine_days_ago = datetime.now(UTC).date() - timedelta(days=9)
+    # The peg's last quote before it: a business day, as the peg dates its quotes.
+    down_since = nine_days_ago - timedelta(days=max(0, nine_days_ago.weekday() - 4))
+    await LastRateStore(redis, namespace.stream_prefix).put(
+        "cbt", "TMT", LastRate(down_since, 1 / Decimal("3.5"))
+    )
+
+    published = sorted(
+        (q for q in await ratefeed_once(polling, None, "cbt") if q.base == "TMT"),
+        key=lambda q: q.as_of,
+    )
+
+    assert len(published) >= 5  # at least a business week of missed days
+    assert [q.previous_as_of for q in published] == [
+        down_since,
+        *(q.as_of for q in published[:-1]),
+    ]
+    assert all(q.flags == [] and q.change_pct == 0 for q in published)
 
 
 async def _kzt_versions(redis: Redis, namespace: Namespace, day: date) -> int:
