@@ -25,6 +25,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import (
     AuthenticationError,
     NoPermissionError,
+    OutOfMemoryError,
     RedisClusterException,
     RedisError,
     ResponseError,
@@ -60,6 +61,9 @@ def redis_trouble(exc: BaseException) -> str:
     # (the indexer holds rather than lose a dead letter), but never by the network.
     if isinstance(exc, ResponseError) and "WRONGTYPE" in str(exc):
         return "a key holds another type than Caravan writes there: delete it"
+    # Full (noeviction): it refuses writes, not connections, until memory is freed.
+    if isinstance(exc, OutOfMemoryError):
+        return "redis at maxmemory"
     return "redis unreachable"
 
 

@@ -3,7 +3,8 @@
 `GroupReader` is what the indexer consumes with, and what any Python consumer
 of Caravan's streams can reuse:
 
-- `ensure_groups` creates the group at `0` where missing (BUSYGROUP is fine);
+- `ensure_groups` creates the group at `0` where missing (BUSYGROUP is fine, and so
+  is Redis at maxmemory refusing the create of a group that exists);
 - `read` hands out a batch across streams: first, every so often, entries that
   a dead consumer left pending longer than `claim_idle_ms` (XAUTOCLAIM, a round
   going on read after read until it has seen every pending entry), then new ones
@@ -48,7 +49,7 @@ from typing import Any, cast
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 from shared.clients import REDIS_AWAY, redis_trouble
 
@@ -188,9 +189,22 @@ class GroupReader:
         for stream in self.streams:
             try:
                 await self._redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except OutOfMemoryError:
+                # Redis at maxmemory refuses the create before it sees the group exists,
+                # yet reads and acknowledgements go on: a replica started then must drain
+                # what filled it.
+                if not await self._has_group(stream):
+                    raise
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+
+    async def _has_group(self, stream: str) -> bool:
+        try:
+            groups: list[dict[str, Any]] = await self._redis.xinfo_groups(stream)
+        except ResponseError:
+            return False  # no such stream: nothing to read, and it cannot be made now
+        return any(redis_text(group["name"]) == self.group for group in groups)
 
     # Reading -----------------------------------------------------------------
 

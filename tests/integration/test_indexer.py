@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import subprocess
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from elasticsearch import AsyncElasticsearch
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
+from redis.exceptions import OutOfMemoryError
 
 from services.cli import main
 from services.indexer.consumer import Consumer
@@ -19,7 +22,7 @@ from services.indexer.deadletters import letter_writer, list_dead_letters, repla
 from services.indexer.failures import Fault
 from services.indexer.ledger import MAX_LETTER_BYTES
 from services.indexer.writer import Work
-from shared.clients import make_elasticsearch, make_redis
+from shared.clients import REDIS_AWAY, make_elasticsearch, make_redis
 from shared.consumer import Entry
 from shared.events import DeadLetter, QuoteEvent
 from shared.index import IndexNames
@@ -63,6 +66,60 @@ async def test_every_event_is_indexed_once_under_its_idempotency_key(
     assert stored["_source"]["rate"] == "0.01127270157879752030906774677"
     assert await pending(redis, namespace.streams.articles) == 0
     assert await dead_letters(redis, namespace) == []
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[Redis]:
+    """A Redis of the test's own, on a socket: one the test may fill, which the shared
+    one, used by every other test meanwhile, must never be."""
+    socket = tmp_path / "redis.sock"
+    server = await asyncio.create_subprocess_exec(
+        "redis-server",
+        "--port",
+        "0",
+        "--unixsocket",
+        str(socket),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--maxmemory-policy",
+        "noeviction",
+        stdout=subprocess.DEVNULL,
+    )
+    client = Redis(unix_socket_path=str(socket))
+
+    async def answers() -> bool:
+        with contextlib.suppress(*REDIS_AWAY):
+            return bool(await client.ping())
+        return False
+
+    try:
+        await until(answers, "the test's own redis-server", within=10)
+        yield client
+    finally:
+        await client.aclose()
+        server.terminate()
+        await server.wait()
+
+
+async def test_an_indexer_started_while_redis_is_full_drains_it(
+    make_consumer: MakeConsumer, own_redis: Redis, es: AsyncElasticsearch, namespace: Namespace
+) -> None:
+    articles = [article(n) for n in range(30)]
+    await own_redis.xgroup_create(namespace.streams.articles, "indexer", id="0", mkstream=True)
+    await own_redis.xgroup_create(namespace.streams.quotes, "indexer", id="0", mkstream=True)
+    await publish(own_redis, namespace.streams.articles, *articles)
+    # Over its maxmemory (noeviction) as the streams had filled it: writes are refused.
+    await own_redis.config_set("maxmemory", 1)
+    with pytest.raises(OutOfMemoryError):
+        await own_redis.set("probe", "refused")
+
+    async with asyncio.timeout(60):
+        await drain(make_consumer(own_redis, batch_size=10), es)
+
+    assert await ids_in(es, namespace.articles) == sorted(a.idempotency_key for a in articles)
+    assert await pending(own_redis, namespace.streams.articles) == 0
 
 
 async def test_invalid_entries_are_dead_lettered_with_reason_and_the_rest_indexed(

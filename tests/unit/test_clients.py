@@ -10,6 +10,7 @@ from redis.exceptions import (
     ClusterDownError,
     ConnectionError,
     NoPermissionError,
+    OutOfMemoryError,
     ResponseError,
 )
 
@@ -85,6 +86,11 @@ def test_a_ready_bulk_body_goes_out_as_it_is(
                 "error: WRONGTYPE Operation against a key holding the wrong kind of value"
             ),
             "a key holds another type than Caravan writes there: delete it",
+        ),
+        # A full Redis answers: operators were sent to the network.
+        (
+            OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+            "redis at maxmemory",
         ),
     ],
 )
