@@ -35,6 +35,9 @@ class GroupState:
     consumers: int = 0
     # Milliseconds since the group's most recently active consumer talked to Redis.
     idle_ms: int | None = None
+    # Entries Redis counts as read by the group (XINFO GROUPS `entries-read`, Redis 7+);
+    # None when it cannot tell.
+    entries_read: int | None = None
 
     @property
     def behind(self) -> int:
@@ -73,6 +76,25 @@ def trim_floor(now_ms: int, retention_ms: int, groups: Sequence[GroupState]) -> 
         if group.oldest_pending is not None:
             floor = min(floor, parse_id(group.oldest_pending))
     return f"{floor[0]}-{floor[1]}"
+
+
+def trimmed_unread(group: GroupState, first_entry: str | None, removed: int) -> int:
+    """Entries a MAXLEN cap trimmed before `group` read them, of the `removed` entries the
+    stream ever lost from its head, as far as Redis can count (0 when it cannot).
+
+    Only while the group's last delivered entry is older than the stream's first: once
+    it reads on, Redis counts the gap as read. Caravan's own trimming never passes a live
+    group's position, so a gap can only come from the cap.
+    """
+    if first_entry is None or parse_id(group.last_delivered) >= parse_id(first_entry):
+        return 0
+    if group.entries_read is not None:
+        read = group.entries_read
+    elif group.last_delivered == "0-0":
+        read = 0  # a group that never read: every entry removed was unread
+    else:
+        return 0
+    return max(removed - read, 0)
 
 
 def check_lag_within_maxlen(max_lag: int, maxlen: int | None) -> None:
@@ -121,6 +143,7 @@ async def read_groups(
                 None if info.get("lag") is None else int(info["lag"]),
                 int(info["consumers"]),
                 idle,
+                None if info.get("entries-read") is None else int(info["entries-read"]),
             )
         )
     return groups

@@ -37,6 +37,12 @@ OLDEST_PENDING_SECONDS = Gauge(
     "Age of the oldest entry pending in the group (0 when none).",
     ["stream", "group"],
 )
+TRIMMED_UNREAD = Counter(
+    "caravan_stream_trimmed_unread_total",
+    "Entries a MAXLEN cap (CARAVAN_STREAM_MAXLEN) trimmed before a configured group read "
+    "them: lost to that group.",
+    ["stream", "group"],
+)
 DEADLETTER_COUNT = Gauge("caravan_deadletters", "Entries in the dead-letter stream.")
 HOLDING = Gauge(
     "caravan_indexer_holding",

@@ -24,7 +24,7 @@ from services.indexer import metrics
 from services.indexer.ledger import notes_key, settled_notes
 from shared.clients import REDIS_AWAY, redis_trouble
 from shared.consumer import parse_id, redis_text, wait_or_stop
-from shared.groups import GroupState, read_groups, split_groups, trim_floor
+from shared.groups import GroupState, read_groups, split_groups, trim_floor, trimmed_unread
 from shared.settings import IndexerSettings
 from shared.streams import Streams
 
@@ -41,6 +41,9 @@ def pending_age_seconds(oldest_pending: str | None, now_ms: int) -> float:
 class StreamState:
     length: int
     groups: list[GroupState]
+    first_entry: str | None = None
+    # Entries the stream ever lost from its head (trimmed): added minus those left.
+    removed: int = 0
 
 
 class Upkeep:
@@ -60,6 +63,10 @@ class Upkeep:
         self._reported: set[tuple[str, str]] = set()
         # (stream, group) of the gauges set last time: those gone are removed.
         self._exported: set[tuple[str, str]] = set()
+        # (stream, group): entries last found trimmed unread. Redis 7.0 keeps them in a
+        # group's count of unread entries after it reads on, so a later gap counts them
+        # again: only what is above the figure found before is new.
+        self._trimmed_unread: dict[tuple[str, str], int] = {}
         self.snapshot: dict[str, Any] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -76,6 +83,7 @@ class Upkeep:
                     "streams": self._publish_metrics(states),
                     "deadletters": dead_letters,
                 }
+                self.report_trimmed_unread(states)
                 if time.monotonic() >= next_trim:
                     next_trim = time.monotonic() + self._settings.trim_interval
                     await self.trim(states)
@@ -87,7 +95,42 @@ class Upkeep:
 
     async def stream_state(self, stream: str) -> StreamState:
         length = int(await self._redis.xlen(stream))
-        return StreamState(length, await read_groups(self._redis, stream))
+        groups = await read_groups(self._redis, stream)
+        if not length:
+            return StreamState(length, groups)
+        info: dict[str, Any] = await self._redis.xinfo_stream(stream)
+        first = redis_text(info["first-entry"][0])
+        return StreamState(length, groups, first, int(info["entries-added"]) - length)
+
+    def report_trimmed_unread(self, states: dict[str, StreamState]) -> None:
+        """Say when a MAXLEN cap (`CARAVAN_STREAM_MAXLEN`) trimmed entries a configured
+        group had not read: the group goes on at the oldest entry left, and nothing else
+        would tell. Each entry is counted once while this process runs."""
+        for stream, state in states.items():
+            for group in state.groups:
+                if group.name not in self._configured:
+                    continue
+                # At 0 before any loss: an alert sees the increase of a series born with it.
+                trimmed = metrics.TRIMMED_UNREAD.labels(stream, group.name)
+                lost = trimmed_unread(group, state.first_entry, state.removed)
+                if not lost:
+                    continue
+                counted = self._trimmed_unread.get((stream, group.name), 0)
+                # Below the figure found before, Redis counts afresh (it had to guess
+                # where the group was when it read on): all of it is new.
+                new = lost - counted if lost >= counted else lost
+                self._trimmed_unread[(stream, group.name)] = lost
+                if new:
+                    trimmed.inc(new)
+                    log.error(
+                        "entries trimmed before the group read them: CARAVAN_STREAM_MAXLEN "
+                        "is too low for how far behind it fell",
+                        stream=stream,
+                        group=group.name,
+                        entries=new,
+                        last_delivered=group.last_delivered,
+                        first_entry=state.first_entry,
+                    )
 
     async def trim(self, states: dict[str, StreamState]) -> None:
         now_ms = int(time.time() * 1000)

@@ -221,6 +221,11 @@ def test_alerts_fire_on_the_series_they_watch(tmp_path: Path) -> None:
                         "series": 'caravan_indexer_match_failures_total{reason="backlog"}',
                         "values": "0 0 0 2x37",
                     },
+                    {
+                        "series": 'caravan_stream_trimmed_unread_total{stream="caravan:quotes",'
+                        'group="indexer"}',
+                        "values": "0 0 0 3500x37",
+                    },
                 ],
                 "alert_rule_test": [
                     alert("CaravanConsumerLagHigh", "5m"),
@@ -252,6 +257,13 @@ def test_alerts_fire_on_the_series_they_watch(tmp_path: Path) -> None:
                         "70m",
                         {"severity": "info", **articles, "group": "debug"},
                     ),
+                    alert("CaravanStreamTrimmedUnread", "2m"),
+                    alert(
+                        "CaravanStreamTrimmedUnread",
+                        "5m",
+                        {"severity": "critical", "stream": "caravan:quotes", "group": "indexer"},
+                    ),
+                    alert("CaravanStreamTrimmedUnread", "30m"),
                     alert("CaravanSavedSearchMatchingFailing", "2m"),
                     alert(
                         "CaravanSavedSearchMatchingFailing",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
@@ -15,6 +17,7 @@ from shared.groups import drop_group, read_groups
 from shared.settings import IndexerSettings
 from tests.conftest import Namespace
 from tests.streams import add
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -172,3 +175,54 @@ async def test_a_dropped_group_leaves_no_gauges_behind(redis: Redis, namespace: 
         is None
     )
     assert abandoned("indexer") == 0
+
+
+def _trimmed_unread(stream: str, group: str) -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "caravan_stream_trimmed_unread_total", {"stream": stream, "group": group}
+        )
+        or 0.0
+    )
+
+
+async def test_entries_a_cap_trims_before_a_configured_group_reads_them_are_counted(
+    redis: Redis, namespace: Namespace
+) -> None:
+    stream = namespace.streams.quotes
+    await redis.xgroup_create(stream, "indexer", id="0", mkstream=True)  # never reads
+    for n in range(100):
+        await add(redis, stream, {"n": str(n)})
+    await redis.xgroup_create(stream, "reporting", id="0")  # reads 100, then goes away
+    await redis.xreadgroup("reporting", "r", {stream: ">"}, count=100)
+    await redis.xgroup_create(stream, "debug", id="0")  # not configured: not Caravan's word
+    # The rate feed publishing with CARAVAN_STREAM_MAXLEN=1000 while nobody reads.
+    for n in range(100, 5000):
+        await redis.xadd(stream, {"n": str(n)}, maxlen=1000, approximate=True)
+    await redis.xgroup_create(stream, "current", id="$")  # up to date: lost nothing
+    removed = 5000 - int(await redis.xlen(stream))
+    upkeep = Upkeep(
+        redis,
+        namespace.streams,
+        IndexerSettings(stats_interval=0.01),
+        ["indexer", "reporting", "current"],
+        abandon_after_ms=1,
+    )
+    stopping = asyncio.Event()
+    running = asyncio.create_task(upkeep.run(stopping))
+
+    async def counted() -> bool:
+        return _trimmed_unread(stream, "reporting") > 0
+
+    try:
+        await until(counted, "the upkeep counting the loss", within=10)
+    finally:
+        stopping.set()
+        await running
+    # Counted once, however often the upkeep finds the gap again.
+    upkeep.report_trimmed_unread({stream: await upkeep.stream_state(stream)})
+
+    assert _trimmed_unread(stream, "indexer") == removed
+    assert _trimmed_unread(stream, "reporting") == removed - 100
+    assert _trimmed_unread(stream, "current") == 0
+    assert _trimmed_unread(stream, "debug") == 0

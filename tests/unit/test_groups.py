@@ -10,6 +10,7 @@ from shared.groups import (
     check_lag_within_maxlen,
     split_groups,
     trim_floor,
+    trimmed_unread,
     worst_lag,
 )
 
@@ -63,3 +64,22 @@ def test_a_maxlen_cap_below_the_lag_bound_is_refused() -> None:
     check_lag_within_maxlen(100_000, 1_000_000)
     with pytest.raises(LimitsError, match="CARAVAN_INGEST_MAX_LAG"):
         check_lag_within_maxlen(100_000, 100_000)
+
+
+def _reader(last: str, entries_read: int | None) -> GroupState:
+    return GroupState("g", last, 0, None, None, entries_read=entries_read)
+
+
+def test_entries_trimmed_unread_are_those_removed_past_what_the_group_read() -> None:
+    first = "5000-0"
+    # Read 100, then a cap removed 4000 from the head: 3900 it never read.
+    assert trimmed_unread(_reader("100-0", 100), first, 4000) == 3900
+    # Never read at all: Redis cannot count (entries-read nil), yet all removed were unread.
+    assert trimmed_unread(_reader("0-0", None), first, 4000) == 4000
+    # Up to the stream's first entry or past it: nothing it had not read is gone.
+    assert trimmed_unread(_reader("5000-0", 4001), first, 4000) == 0
+    assert trimmed_unread(_reader("100-0", 100), None, 4000) == 0
+    # The group read just before the gap: those removed were all read.
+    assert trimmed_unread(_reader("4999-0", 4000), first, 4000) == 0
+    # Somewhere unknown: Redis cannot say how many it read, so no verdict.
+    assert trimmed_unread(_reader("100-0", None), first, 4000) == 0
