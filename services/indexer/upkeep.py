@@ -99,8 +99,11 @@ class Upkeep:
         if not length:
             return StreamState(length, groups)
         info: dict[str, Any] = await self._redis.xinfo_stream(stream)
-        first = redis_text(info["first-entry"][0])
-        return StreamState(length, groups, first, int(info["entries-added"]) - length)
+        # Emptied since XLEN, or a Redis before 7.0 (no entries-added): nothing to tell.
+        first, added = info.get("first-entry"), info.get("entries-added")
+        if not first or added is None:
+            return StreamState(length, groups)
+        return StreamState(length, groups, redis_text(first[0]), int(added) - length)
 
     def report_trimmed_unread(self, states: dict[str, StreamState]) -> None:
         """Say when a MAXLEN cap (`CARAVAN_STREAM_MAXLEN`) trimmed entries a configured
