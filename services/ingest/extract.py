@@ -33,6 +33,7 @@ from trafilatura.settings import MANUALLY_CLEANED, Document
 from trafilatura.utils import is_dubious_html, line_processing, repair_faulty_html, trim
 
 from services.ingest.acceptance import SHARE_PAGE_MAX_CHARS, needs_fallback, replaces
+from services.ingest.markup import page_with_few_attributes
 from services.ingest.precision import precision_text
 from services.ingest.text import html_to_text
 from shared.events import labels
@@ -215,7 +216,7 @@ def parse_page(html: str) -> HtmlElement | None:
     """The page's tree as trafilatura's load_html makes it from a string (repaired, then
     parsed as text or else as UTF-8 bytes; None for what is not HTML), by _PARSER."""
     beginning = html[:50].lower()
-    repaired = repair_faulty_html(html, beginning)
+    repaired = repair_faulty_html(page_with_few_attributes(html), beginning)
     tree = _parsed(repaired)
     if tree is None or len(tree) < 1:
         tree = _parsed(repaired.encode("utf8", "surrogatepass"))

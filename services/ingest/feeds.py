@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import feedparser
 
 from services.ingest.dates import from_utc_struct, parse_date
+from services.ingest.markup import feed_with_few_attributes
 from services.ingest.sources import Source
 from services.ingest.text import html_to_text
 from services.ingest.urls import canonicalize_url, is_web_url
@@ -99,7 +100,7 @@ def parse_feed(
     """The feed's articles; with `room`, only the first that many distinct ones."""
     # Always a stream: given bytes or str, feedparser opens a body that looks like a
     # path (`/dev/zero`, `/etc/...`) as a local file, or fetches one that looks like a URL.
-    content = _CHARACTER_REFERENCE.sub(_character, content)
+    content = feed_with_few_attributes(_CHARACTER_REFERENCE.sub(_character, content))
     try:
         parsed: Any = feedparser.parse(
             io.BytesIO(content), sanitize_html=False, resolve_relative_uris=False

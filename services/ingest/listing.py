@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 import lxml.html
 from lxml.etree import ParserError
 
+from services.ingest.markup import page_with_few_attributes
 from services.ingest.urls import canonicalize_url, is_web_url
 from shared.events import TITLE_CHARS, clipped
 from shared.text import normalize_whitespace
@@ -94,7 +95,7 @@ class Listing:
 
 def parse_html(html: str) -> Any | None:
     try:
-        return lxml.html.document_fromstring(html)
+        return lxml.html.document_fromstring(page_with_few_attributes(html))
     except (ParserError, ValueError):
         return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import lxml.html
 from lxml.etree import ParserError
 
+from services.ingest.markup import page_with_few_attributes
 from shared.text import normalize_whitespace
 
 _BLOCK_TAGS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr")
@@ -19,7 +20,9 @@ def html_to_text(fragment: str) -> str:
     if "<" not in fragment and "&" not in fragment:
         return normalize_whitespace(fragment)
     try:
-        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+        root = lxml.html.fragment_fromstring(
+            page_with_few_attributes(fragment), create_parent="div"
+        )
     except (ParserError, ValueError):
         return normalize_whitespace(fragment)
     for bad in root.xpath("//script|//style|//noscript"):
