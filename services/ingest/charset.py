@@ -3,7 +3,8 @@
 Order: a byte-order mark; the HTTP header's charset; the document's own
 declaration (<meta charset>, <meta http-equiv>, <?xml encoding?>); then, with
 nothing declared or every declaration contradicted by the bytes, UTF-8 if the
-bytes are valid UTF-8, else charset-normalizer's guess. Cyrillic sites still
+bytes are valid UTF-8 (or, with nothing but UTF-8 declared, nearly: a few stray
+bytes replaced), else charset-normalizer's guess. Cyrillic sites still
 serve Windows-1251 and KOI8-R, often without saying so, and a wrong guess
 turns a whole article into mojibake.
 """
@@ -96,13 +97,43 @@ def decode(content: bytes, content_type: str | None = None) -> tuple[str, str]:
         # UTF-16 or 32 without a byte order mark and without a single NUL among the
         # first bytes is not what they are: read so, an ASCII page becomes CJK.
         header = None
-    for label in (header, document_charset(content), "utf-8"):
+    declared = (header, document_charset(content))
+    for label in (*declared, "utf-8"):
         if label and (decoded := _strict(content, label)) is not None:
             return decoded
+    if all(label is None or _names_utf8(label) for label in declared):
+        # A few bytes that are not UTF-8 (a CMS cutting a character in two) do not make a
+        # UTF-8 page another encoding: read as a guess, its every letter was mojibake.
+        # Browsers show one U+FFFD for each.
+        text = content.decode("utf-8", errors="replace")
+        if _nearly_utf8(content, text):
+            return text, "utf-8"
     guess = charset_normalizer.from_bytes(guess_sample(content)).best()
     if guess is not None and _lookup(guess.encoding).name not in _NOT_WEB_ENCODINGS:
         return content.decode(guess.encoding, errors="replace"), guess.encoding
     return content.decode("utf-8", errors="replace"), "utf-8"
+
+
+# Invalid sequences that still leave bytes UTF-8: this many, or one in a hundred of the
+# bytes past ASCII (ten characters cut among 4,000 such bytes of Latvian were read as
+# Korean). A page in a single-byte encoding has nearly all of its bytes past ASCII
+# invalid: its letters are lead bytes, followed by letters or ASCII, not continuations.
+_STRAY_SEQUENCES = 4
+_ASCII = bytes(range(0x80))
+
+
+def _names_utf8(label: str) -> bool:
+    try:
+        return _lookup(label).name == "utf-8"
+    except LookupError:
+        return False
+
+
+def _nearly_utf8(content: bytes, text: str) -> bool:
+    """`text`, `content` read as UTF-8 with replacement, has few replaced sequences."""
+    invalid = text.count("\ufffd") - content.count("\ufffd".encode())
+    past_ascii = len(content.translate(None, _ASCII))
+    return invalid <= max(_STRAY_SEQUENCES, past_ascii // 100) and invalid * 10 <= past_ascii
 
 
 # The guess decodes what it is given once per candidate encoding, on the event loop: a

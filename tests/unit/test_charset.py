@@ -50,6 +50,38 @@ def test_a_declaration_the_bytes_contradict_is_ignored() -> None:
     assert used == "cp1251"
 
 
+@pytest.mark.parametrize("name", ["article-lsm-lv.html", "article-dw-fruehburgunder.html"])
+@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "text/html", None])
+def test_one_stray_byte_leaves_a_utf8_page_utf8(name: str, content_type: str | None) -> None:
+    served = (REALDATA / name).read_bytes()
+    middle = len(served) // 2
+    # Half a character, as a CMS cutting one in two leaves it.
+    cut = served[:middle] + "ы".encode()[:1] + served[middle:]
+    text, used = decode(cut, content_type)
+    assert used == "utf-8"
+    page = served.decode("utf-8")
+    assert (
+        text
+        == page[: len(served[:middle].decode())] + "\ufffd" + page[len(served[:middle].decode()) :]
+    )
+
+
+def test_a_few_stray_bytes_in_a_long_utf8_text_are_replaced() -> None:
+    page = "<p>Norvēģijā pēc zemes nogruvuma pieci bojāgājušie</p>" * 300
+    # Ten characters of the 4,200 bytes past ASCII cut in two: each loses its last byte.
+    stray = page.encode().replace("ģ".encode(), "ģ".encode()[:1], 10)
+    text, used = decode(stray, "text/html; charset=utf-8")
+    assert used == "utf-8"
+    assert text == page.replace("ģ", "\ufffd", 10)
+
+
+def test_a_single_byte_page_declared_utf8_is_still_guessed() -> None:
+    page = f"<meta charset='utf-8'><p>{TEXT}</p>"
+    assert decode(page.encode("koi8-r"), "text/html")[0] == page
+    # A short word of another encoding is not the stray bytes of a UTF-8 one.
+    assert "\ufffd" not in decode("Да".encode("cp1251"), "text/html; charset=utf-8")[0]
+
+
 def test_byte_order_mark_wins_and_is_dropped() -> None:
     assert decode("\ufeffПривет, мир".encode("utf-16"), "text/html; charset=koi8-r") == (
         "Привет, мир",
