@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from shared.language.synonyms import Synonyms
@@ -71,11 +71,16 @@ def filter_clauses(criteria: Criteria, time_zone: str = UTC_ZONE) -> list[dict[s
     dates: dict[str, str] = {}
     if criteria.date_from:
         dates["gte"] = f"{criteria.date_from.isoformat()}||/d"
-    if criteria.date_to:
+    local = time_zone != UTC_ZONE
+    if criteria.date_to and local and criteria.date_to < date.max:
+        # Before the next day: rounded up, a day whose midnight a clock change skips
+        # (Santiago, Cairo) took in the first hour of the next.
+        dates["lt"] = f"{(criteria.date_to + timedelta(days=1)).isoformat()}||/d"
+    elif criteria.date_to:
         # Rounded up: the whole of the last day is in the range.
         dates["lte"] = f"{criteria.date_to.isoformat()}||/d"
     if dates:
-        if time_zone != UTC_ZONE:
+        if local:
             # A day where the readers live: an article of 02:00 in Tashkent is on the
             # day it was there, not on UTC's day before.
             dates["time_zone"] = time_zone

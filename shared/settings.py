@@ -8,10 +8,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.configfiles import TimeZoneName
+
+
+def _region_or_utc(value: str) -> str:
+    # Elasticsearch takes Java's zone ids: a region (Area/Location) or UTC. The tz
+    # database's old abbreviations (EST, HST, ROC) and its posix/ and right/ copies pass
+    # Python's zoneinfo, and then every faceted search was refused.
+    area = value.partition("/")[0]
+    if value != "UTC" and (area == value or area in {"posix", "right", "SystemV"}):
+        msg = f"time zone {value!r}: name a region, such as Asia/Tashkent, or UTC"
+        raise ValueError(msg)
+    return value
 
 
 class _Settings(BaseSettings):
@@ -133,7 +144,7 @@ class CommonSettings(_Settings):
     user_agent: str = "CaravanBot/0.1 (+https://github.com/caravan-news/caravan)"
     # Whose calendar readers' days are (an IANA zone): the days date filters name, the
     # months facets count and the dates pages show, in searches and saved searches alike.
-    time_zone: TimeZoneName = "UTC"
+    time_zone: Annotated[TimeZoneName, AfterValidator(_region_or_utc)] = "UTC"
     # Seconds a service gets on SIGTERM to finish what it holds before it is
     # cancelled; keep it below the orchestrator's own grace period.
     shutdown_grace: float = Field(default=25.0, gt=0)

@@ -230,7 +230,10 @@ def local_day(value: str | None, zone: tzinfo) -> date | str | None:
         return value
     if moment is None or moment.tzinfo is None:
         return value
-    return moment.astimezone(zone).date()
+    try:
+        return moment.astimezone(zone).date()
+    except OverflowError:  # 9999-12-31T22:00Z in UTC+5 (another writer's date)
+        return moment.date()
 
 
 def language_of(request: Request) -> Language:

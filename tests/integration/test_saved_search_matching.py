@@ -33,7 +33,7 @@ from shared.index import IndexNames
 from shared.settings import ElasticsearchSettings, IndexerSettings, Settings
 from shared.streams import DATA_FIELD, add_events
 from tests.conftest import REPO, Namespace
-from tests.integration.conftest import ids_in, pending, publish
+from tests.integration.conftest import drain, ids_in, pending, publish
 from tests.integration.test_following import STORIES, story
 from tests.logs import Said
 from tests.pipeline import query_client
@@ -208,6 +208,33 @@ async def test_readers_days_are_those_of_the_configured_zone_everywhere(
         ]
         page = await api.get("/", params={"q": "metrosi tungi", "lang": "en"})
         assert '<time datetime="2026-11-30T20:00:00Z">1 December 2026</time>' in page.text
+
+
+async def test_a_day_whose_midnight_a_clock_change_skips_ends_where_the_next_begins(
+    settings: Settings,
+    indexer: BuildIndexer,
+    redis: Redis,
+    es: AsyncElasticsearch,
+    namespace: Namespace,
+) -> None:
+    # Santiago skipped the midnight that began 6 September 2026 (00:00 -04 was 01:00
+    # -03): a 23-hour day, which `lte 6 September||/d` rounded up to its first moment
+    # plus 24 hours, an hour into the 7th (review).
+    after = story(11, "Santiago metro").model_copy(
+        update={"published_at": datetime(2026, 9, 7, 3, 30, tzinfo=UTC)}  # 00:30 on the 7th
+    )
+    local = replace(
+        settings,
+        common=settings.common.model_copy(update={"time_zone": "America/Santiago"}),
+        query=settings.query.model_copy(update={"rate_limit": 0}),
+    )
+    await publish(redis, namespace.streams.articles, after)
+    await drain(indexer(), es)
+    async with query_client(local) as api:
+        sixth = await api.get("/api/search", params={"date_to": "2026-09-06"})
+        seventh = await api.get("/api/search", params={"date_from": "2026-09-07"})
+    assert sixth.json()["total"] == 0
+    assert seventh.json()["total"] == 1
 
 
 async def test_matches_on_the_wire_are_what_the_committed_schema_says(

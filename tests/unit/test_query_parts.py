@@ -761,3 +761,5 @@ def test_a_stored_moment_shows_on_its_day_in_the_readers_zone() -> None:
     assert local_day("2025", tashkent) == "2025"
     assert local_day("not a date", tashkent) == "not a date"
     assert local_day(None, tashkent) is None
+    # Past what a datetime holds once in the zone: its own day, not a failed page.
+    assert local_day("9999-12-31T22:00:00Z", tashkent) == date(9999, 12, 31)

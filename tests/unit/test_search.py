@@ -287,7 +287,7 @@ def test_dates_and_months_are_the_readers_zone_s_when_one_is_set() -> None:
             "range": {
                 "published_at": {
                     "gte": "2025-03-01||/d",
-                    "lte": "2025-03-01||/d",
+                    "lt": "2025-03-02||/d",
                     "time_zone": "Asia/Tashkent",
                 }
             }
