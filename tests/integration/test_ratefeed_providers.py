@@ -354,10 +354,10 @@ async def test_a_jump_no_other_provider_confirms_is_quarantined_with_the_reason(
     assert kzt.change_pct == 0
 
 
-async def test_a_jump_a_second_provider_confirms_is_published(
-    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
-) -> None:
-    settings = _providers_file(
+def _devaluation(settings: Settings, tmp_path: Path) -> tuple[Settings, Path, Path]:
+    """The CBR and the NBT as providers (jumps past 5 % held), and each one's document
+    of the next day with the same devaluation of the tenge."""
+    with_providers = _providers_file(
         settings,
         tmp_path,
         f"""
@@ -386,6 +386,13 @@ async def test_a_jump_a_second_provider_confirms_is_published(
         .replace("<Value>0.0231</Value>", f"<Value>{kzt_in_tjs}</Value>"),
         encoding="utf-8",
     )
+    return with_providers, cbr_next, nbt_next
+
+
+async def test_a_jump_a_second_provider_confirms_is_published(
+    redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
+) -> None:
+    settings, cbr_next, nbt_next = _devaluation(settings, tmp_path)
     await ratefeed_once(settings, str(CBR_FILE))
     await ratefeed_once(settings, str(nbt_next), "nbt")
     published = await ratefeed_once(settings, str(cbr_next), "cbr")
@@ -399,34 +406,7 @@ async def test_a_jump_a_second_provider_confirms_is_published(
 async def test_a_held_jump_a_second_provider_confirms_later_is_published_on_the_next_read(
     redis: Redis, namespace: Namespace, tmp_path: Path, settings: Settings
 ) -> None:
-    settings = _providers_file(
-        settings,
-        tmp_path,
-        f"""
-        [crosscheck]
-        jump_pct = "5"
-        [[providers]]
-        name = "cbr"
-        kind = "cbr"
-        url = "{CBR_FILE}"
-        [[providers]]
-        name = "nbt"
-        kind = "nbt"
-        url = "{NBT_FIXTURE}"
-    """,
-    )
-    cbr_next = tmp_path / "cbr-28.xml"
-    cbr_next.write_bytes(_jumped(CBR_FILE.read_text(encoding="utf-8"), "28.09.2023", "24,3650"))
-    nbt_next = tmp_path / "nbt-28.xml"
-    kzt_in_tjs = (Decimal("0.243650") / Decimal("96.2378") * Decimal("10.9430")).quantize(
-        Decimal("0.000001")
-    )
-    nbt_next.write_text(
-        NBT_FIXTURE.read_text(encoding="utf-8")
-        .replace('Date="27.09.2023"', 'Date="28.09.2023"')
-        .replace("<Value>0.0231</Value>", f"<Value>{kzt_in_tjs}</Value>"),
-        encoding="utf-8",
-    )
+    settings, cbr_next, nbt_next = _devaluation(settings, tmp_path)
     await ratefeed_once(settings, str(CBR_FILE))
     # The devaluation read first from the CBR, held; the NBT states it hours later.
     assert [q for q in await ratefeed_once(settings, str(cbr_next), "cbr") if q.base == "KZT"] == []
