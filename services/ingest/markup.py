@@ -19,15 +19,11 @@ MAX_ATTRIBUTES = 1000
 # and every part of a tag optional: a match never fails nor backtracks, so one pass
 # forward reads each character a bounded number of times.
 _ATTRIBUTE = r"""[\s/]*+[^\s/>][^\s/>=]*+(?:\s*+=\s*+(?:"[^"]*+"?|'[^']*+'?|[^\s>]*+))?+"""
-# Comments and scripts are read as runs between their `<`s (possessive, as above):
-# a lazy `.*?` tried the end at every character, three times the cost on real pages.
-_TAGS = (
-    r"<!--[^-]*+(?:-(?!->)[^-]*+)*+(?:-->)?"  # a comment's text is no markup
-    r"|<(?:(?P<raw>script|style)(?![^\s/>])|[A-Za-z][^\s/>]*+)"
-    rf"(?P<attributes>(?:{_ATTRIBUTE})*+)"
-    # Nor is a script's or a style's (JavaScript holds long runs of `a<b c d ...`).
-    r"(?(raw)[\s/]*+>?[^<]*+(?:<(?!/(?P=raw))[^<]*+)*+(?:</(?P=raw))?)"
-)
+# Every `<` and a letter, whatever it is in: skipping what looked like comments and
+# scripts let `<!-->`, a `<script` inside a <title> or CDATA, and the like hide a tag
+# that the parser then read whole (review). Text cut so is text the parsers drop: no
+# script on the benchmark's 120 pages or the real ones comes near (802 at most).
+_TAGS = rf"<[A-Za-z][^\s/>]*+(?P<attributes>(?:{_ATTRIBUTE})*+)"
 _FLAGS = re.ASCII | re.IGNORECASE | re.DOTALL
 _TEXT_TAGS = re.compile(_TAGS, _FLAGS)
 _TEXT_ATTRIBUTE = re.compile(_ATTRIBUTE, re.ASCII)

@@ -135,11 +135,26 @@ CASES = [
         1000,
     ),
     Case(
+        "page kind of a tag with many attributes after an empty comment",
+        lambda html: page_kind(html, "https://s.example/"),
+        lambda n: "<!-->" + _page_of_attributes(n),
+        1000,
+    ),
+    Case(
         "feed item of a tag with many attributes",
         lambda xml: parse_feed(xml, SOURCE, NOW),
         lambda n: (
             b"<rss><channel><title>t</title><item><title>t</title><link>https://s.example/a"
             b"</link><description><img" + _attributes(n).encode() + b"/></description></item>"
+        ),
+        1000,
+    ),
+    Case(
+        "feed item of a tag with many attributes after a script in CDATA",
+        lambda xml: parse_feed(xml, SOURCE, NOW),
+        lambda n: (
+            b"<rss><channel><title><![CDATA[<script>]]>t</title><item><title>t</title>"
+            b"<link>https://s.example/a</link><p" + _attributes(n).encode() + b"/></item>"
         ),
         1000,
     ),
