@@ -66,7 +66,9 @@ class Upkeep:
         # (stream, group): entries last found trimmed unread. Redis 7.0 keeps them in a
         # group's count of unread entries after it reads on, so a later gap counts them
         # again: only what is above the figure found before is new.
-        self._trimmed_unread: dict[tuple[str, str], int] = {}
+        # With the group's last delivered entry then: a drop counts afresh only once the
+        # group read on.
+        self._trimmed_unread: dict[tuple[str, str], tuple[str, int]] = {}
         self.snapshot: dict[str, Any] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -103,7 +105,10 @@ class Upkeep:
         first, added = info.get("first-entry"), info.get("entries-added")
         if not first or added is None:
             return StreamState(length, groups)
-        return StreamState(length, groups, redis_text(first[0]), int(added) - length)
+        # Its own length, read with entries-added at once: XLEN's, read before, was a
+        # few entries short under publishing, and the next round's figure then dropped.
+        removed = int(added) - int(info["length"])
+        return StreamState(length, groups, redis_text(first[0]), removed)
 
     def report_trimmed_unread(self, states: dict[str, StreamState]) -> None:
         """Say when a MAXLEN cap (`CARAVAN_STREAM_MAXLEN`) trimmed entries a configured
@@ -118,11 +123,14 @@ class Upkeep:
                 lost = trimmed_unread(group, state.first_entry, state.removed)
                 if not lost:
                     continue
-                counted = self._trimmed_unread.get((stream, group.name), 0)
-                # Below the figure found before, Redis counts afresh (it had to guess
-                # where the group was when it read on): all of it is new.
-                new = lost - counted if lost >= counted else lost
-                self._trimmed_unread[(stream, group.name)] = lost
+                seen_at, counted = self._trimmed_unread.get((stream, group.name), ("", 0))
+                if lost >= counted:
+                    new = lost - counted
+                else:
+                    # Below the figure found before: once the group read on, Redis counts
+                    # afresh (it had to guess where the group was), and all of it is new.
+                    new = lost if group.last_delivered != seen_at else 0
+                self._trimmed_unread[(stream, group.name)] = (group.last_delivered, lost)
                 if new:
                     trimmed.inc(new)
                     log.error(

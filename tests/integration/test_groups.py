@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from prometheus_client import REGISTRY
@@ -219,10 +220,13 @@ async def test_entries_a_cap_trims_before_a_configured_group_reads_them_are_coun
     finally:
         stopping.set()
         await running
-    # Counted once, however often the upkeep finds the gap again.
-    upkeep.report_trimmed_unread({stream: await upkeep.stream_state(stream)})
+    # Counted once, however often the upkeep finds the gap again, and when one look's
+    # figure is a few too high (read while the stream grew) and the next one's right.
+    state = await upkeep.stream_state(stream)
+    upkeep.report_trimmed_unread({stream: replace(state, removed=state.removed + 5)})
+    upkeep.report_trimmed_unread({stream: state})
 
-    assert _trimmed_unread(stream, "indexer") == removed
-    assert _trimmed_unread(stream, "reporting") == removed - 100
+    assert _trimmed_unread(stream, "indexer") == removed + 5
+    assert _trimmed_unread(stream, "reporting") == removed - 100 + 5
     assert _trimmed_unread(stream, "current") == 0
     assert _trimmed_unread(stream, "debug") == 0
