@@ -179,13 +179,37 @@ def assess(
             if last.previous_as_of and last.previous_rate
             else None
         )
-        return _keeping(late, after, _move(before, moving, as_of, rate, confirmed, policy))
-    return _keeping(
-        late, after, _move(Held(last.as_of, last.rate), moving, as_of, rate, confirmed, policy)
-    )
+        moved = _move(before, moving, as_of, rate, confirmed, policy)
+        return _keeping(late, *_then(moved, after, policy))
+    outcome = _move(Held(last.as_of, last.rate), moving, as_of, rate, confirmed, policy)
+    return _keeping(late, *_then(outcome, after, policy))
 
 
-def _keeping(late: tuple[Held, ...], after: tuple[Held, ...], outcome: JumpOutcome) -> JumpOutcome:
+def _then(
+    outcome: JumpOutcome, after: tuple[Held, ...], policy: JumpPolicy
+) -> tuple[JumpOutcome, tuple[Held, ...]]:
+    """A move accepted up to a day with quotes held after it (a confirmation read late):
+    those within the bound of the quote before them are published after it, in order,
+    and the rest stay held. Left held, the next ordinary quote ended their hold as a
+    blip, and none of them was ever published or releasable (review)."""
+    if outcome.baseline is None or not outcome.publish or not after:
+        return outcome, after
+    accepted = outcome.baseline
+    previous = Held(accepted.as_of, accepted.rate)
+    steps = list(outcome.publish)
+    followed = 0
+    for quote in after:
+        if _beyond(previous, quote.as_of, quote.rate, policy):
+            break
+        steps.append(step(previous, quote.as_of, quote.rate, policy))
+        previous, followed = quote, followed + 1
+    if not followed:
+        return outcome, after
+    baseline = _remembered(list(after[:followed]), Held(accepted.as_of, accepted.rate))
+    return replace(outcome, publish=tuple(steps), baseline=baseline), after[followed:]
+
+
+def _keeping(late: tuple[Held, ...], outcome: JumpOutcome, after: tuple[Held, ...]) -> JumpOutcome:
     """The outcome of a move, the held quotes before and after it kept: they are no part of it."""
     if outcome.held is None:
         return outcome

@@ -84,6 +84,30 @@ def test_a_correction_of_the_accepted_day_keeps_a_jump_held_after_it() -> None:
     assert wednesday.held == (jump, Held(date(2023, 9, 27), Decimal("0.0120")))
 
 
+def test_quotes_held_after_a_move_confirmed_late_follow_it_when_within_the_bound() -> None:
+    # Monday accepted; Tuesday and Wednesday held as a jump; Tuesday then confirmed by
+    # another provider: Wednesday, within the bound of Tuesday, is published after it.
+    # Left held, Thursday ended its hold as a blip and it was never published (review).
+    monday, tuesday, wednesday = date(2023, 9, 25), date(2023, 9, 26), date(2023, 9, 27)
+    last = LastRate(monday, Decimal(100))
+    first = assess(last, (), tuesday, Decimal(120), False, POLICY).held or ()
+    held = assess(last, first, wednesday, Decimal(121), False, POLICY).held or ()
+    assert held == (Held(tuesday, Decimal(120)), Held(wednesday, Decimal(121)))
+
+    confirmed = assess(last, held, tuesday, Decimal(120), True, POLICY)
+    assert [(s.as_of, s.previous_as_of, s.flags) for s in confirmed.publish] == [
+        (tuesday, monday, (CONFIRMED,)),
+        (wednesday, tuesday, ()),
+    ]
+    assert confirmed.held == ()
+    assert confirmed.baseline == LastRate(wednesday, Decimal(121), tuesday, Decimal(120))
+    # One beyond the bound of the quote before it is a move of its own: still held.
+    jumped = (Held(tuesday, Decimal(120)), Held(wednesday, Decimal(150)))
+    again = assess(last, jumped, tuesday, Decimal(120), True, POLICY)
+    assert [s.as_of for s in again.publish] == [tuesday]
+    assert again.held == (Held(wednesday, Decimal(150)),)
+
+
 def test_an_older_date_is_history_and_leaves_the_baseline() -> None:
     last = LastRate(DAY3, Decimal(103), DAY2, Decimal(102))
     outcome = assess(last, (), DAY1, Decimal(100), False, POLICY)
