@@ -339,24 +339,28 @@ def test_a_field_closed_by_another_elements_end_is_left_empty_not_the_feeds_end(
     ]
 
 
-def test_an_item_that_loses_its_title_or_link_to_another_elements_end_is_skipped_alone() -> None:
+def test_a_bare_entry_that_loses_its_summary_to_another_elements_end_is_unusable() -> None:
     content = b"<entry><id>http://h</id><summary>x</content></entry>"  # a bare Atom entry
     parsed = parse_feed(content, Source(name="x", url="x"), FETCHED_AT)
     assert (parsed.events, parsed.unusable) == ([], 1)
+
+
+@pytest.mark.parametrize(
+    ("odd", "reason"),
+    [
+        ("<link>https://invented.example/o</link><title>Odd</content>", "no title"),
+        ("<title>Odd</title><guid>x<author>A</guid>", "no usable link ('')"),
+    ],
+)
+def test_an_item_that_loses_its_title_or_link_to_another_elements_end_is_skipped_alone(
+    odd: str, reason: str
+) -> None:
     content = _rss(
-        "<item><link>https://invented.example/o</link><title>Odd</content></item>"
-        "<item><title>Fine</title><link>https://invented.example/f</link></item>"
+        f"<item>{odd}</item><item><title>Fine</title><link>https://invented.example/f</link></item>"
     )
     parsed = parse_feed(content, Source(name="x", url="x"), FETCHED_AT)
     assert [e.title for e in parsed.events] == ["Fine"]
-    assert [(s.position, s.reason) for s in parsed.skipped] == [(0, "no title")]
-    content = _rss(
-        "<item><title>Odd</title><guid>x<author>A</guid></item>"
-        "<item><title>Fine</title><link>https://invented.example/f</link></item>"
-    )
-    parsed = parse_feed(content, Source(name="x", url="x"), FETCHED_AT)
-    assert [e.title for e in parsed.events] == ["Fine"]
-    assert [(s.position, s.reason) for s in parsed.skipped] == [(0, "no usable link ('')")]
+    assert [(s.position, s.reason) for s in parsed.skipped] == [(0, reason)]
 
 
 def test_a_wide_feed_with_a_reference_to_no_character_is_a_feed_error() -> None:
