@@ -63,11 +63,10 @@ class Upkeep:
         self._reported: set[tuple[str, str]] = set()
         # (stream, group) of the gauges set last time: those gone are removed.
         self._exported: set[tuple[str, str]] = set()
-        # (stream, group): entries last found trimmed unread. Redis 7.0 keeps them in a
-        # group's count of unread entries after it reads on, so a later gap counts them
-        # again: only what is above the figure found before is new.
-        # With the group's last delivered entry then: a drop counts afresh only once the
-        # group read on.
+        # (stream, group): the group's last delivered entry and the entries found trimmed
+        # unread then. Redis 7.0 keeps them in a group's count of unread entries after
+        # it reads on, so a later gap counts them again: only what is above the figure
+        # found before is new, and a lower figure counts afresh only once it read on.
         self._trimmed_unread: dict[tuple[str, str], tuple[str, int]] = {}
         self.snapshot: dict[str, Any] = {}
 

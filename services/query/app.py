@@ -6,7 +6,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import structlog
 import uvicorn
@@ -73,7 +72,7 @@ def create_app(all_settings: Settings) -> FastAPI:
         settings.rate_digits,
         common.time_zone,
     )
-    renderer = PageRenderer(backend, ZoneInfo(common.time_zone))
+    renderer = PageRenderer(backend)
     quotes_stream = Streams(common).quotes
     broadcaster = QuoteBroadcaster(
         state["redis"],

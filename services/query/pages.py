@@ -11,11 +11,12 @@ and suggest titles; without them the ticker is as rendered and the box a plain o
 
 from collections import Counter
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, date, datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from functools import partial
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
@@ -249,11 +250,12 @@ def problems(exc: RequestValidationError) -> list[str]:
 
 
 class PageRenderer:
-    def __init__(self, backend: Backend, zone: tzinfo = UTC) -> None:
+    def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.zone = zone
+        # The readers' calendar, the one the backend's date filters and facets follow.
+        self.zone = ZoneInfo(backend.time_zone)
         self.templates = Jinja2Templates(directory=HERE / "templates")
-        self.templates.env.filters["day"] = partial(local_day, zone=zone)
+        self.templates.env.filters["day"] = partial(local_day, zone=self.zone)
         self.templates.env.filters["content_lang"] = content_language
         self.templates.env.filters["isolated"] = isolated
 

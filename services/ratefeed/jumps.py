@@ -170,6 +170,7 @@ def assess(
     # Held after this day (the accepted day corrected, a past day read again): no part
     # of its move, and kept, or they would be neither published nor releasable.
     after = tuple(h for h in held if h.as_of > as_of)
+    before: Held | None = Held(last.as_of, last.rate)
     if as_of == last.as_of:
         if rate == last.rate:
             return JumpOutcome()
@@ -179,10 +180,8 @@ def assess(
             if last.previous_as_of and last.previous_rate
             else None
         )
-        moved = _move(before, moving, as_of, rate, confirmed, policy)
-        return _keeping(late, *_then(moved, after, policy))
-    outcome = _move(Held(last.as_of, last.rate), moving, as_of, rate, confirmed, policy)
-    return _keeping(late, *_then(outcome, after, policy))
+    moved = _move(before, moving, as_of, rate, confirmed, policy)
+    return _keeping(late, *_then(moved, after, policy))
 
 
 def _then(
@@ -194,8 +193,8 @@ def _then(
     blip, and none of them was ever published or releasable (review)."""
     if outcome.baseline is None or not outcome.publish or not after:
         return outcome, after
-    accepted = outcome.baseline
-    previous = Held(accepted.as_of, accepted.rate)
+    accepted = Held(outcome.baseline.as_of, outcome.baseline.rate)
+    previous = accepted
     steps = list(outcome.publish)
     followed = 0
     for quote in after:
@@ -205,7 +204,7 @@ def _then(
         previous, followed = quote, followed + 1
     if not followed:
         return outcome, after
-    baseline = _remembered(list(after[:followed]), Held(accepted.as_of, accepted.rate))
+    baseline = _remembered(list(after[:followed]), accepted)
     return replace(outcome, publish=tuple(steps), baseline=baseline), after[followed:]
 
 
