@@ -20,16 +20,20 @@ from elasticsearch.serializer import (
 from faststream.redis import RedisBroker, RedisClusterBroker
 from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import (
     AuthenticationError,
+    ClusterCrossSlotError,
+    CrossSlotTransactionError,
+    MaxConnectionsError,
     NoPermissionError,
     OutOfMemoryError,
     RedisClusterException,
     RedisError,
     ResponseError,
 )
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.esnode import HttpNode
 from shared.settings import REDIS_READ_TIMEOUT, ElasticsearchSettings, RedisSettings
@@ -45,6 +49,11 @@ REDIS_AWAY = (RedisError, RedisClusterException, OSError)
 # 7.0's words, then 7.2's and later's ("ERR ACL failure in script: ...", redis-py
 # leaving out the "ERR ").
 _SCRIPT_REFUSED = ("The user executing the script can't", "ACL failure in script")
+# What redis-py's blocking pool raises when no connection came free in its timeout.
+_POOL_WAITED_OUT = "No connection available"
+# What the cluster client raises, before sending, for a command whose keys are in
+# several slots (Redis' own CROSSSLOT reply is a ClusterCrossSlotError).
+_KEYS_IN_SLOTS = "all keys must map to the same key slot"
 
 
 def redis_trouble(exc: BaseException) -> str:
@@ -64,6 +73,17 @@ def redis_trouble(exc: BaseException) -> str:
     # Full (noeviction): it refuses writes, not connections, until memory is freed.
     if isinstance(exc, OutOfMemoryError):
         return "redis at maxmemory"
+    # Lasts until an operator changes the prefix: no retry reaches another slot.
+    if isinstance(exc, ClusterCrossSlotError | CrossSlotTransactionError) or (
+        isinstance(exc, RedisClusterException) and _KEYS_IN_SLOTS in str(exc)
+    ):
+        return "keys in different cluster slots: CARAVAN_STREAM_PREFIX needs a {hash tag}"
+    # This process' own cap on connections, reached (a cluster node's pool) or waited on
+    # in vain (the blocking pool: Redis slow, or more calls at once than it holds).
+    if isinstance(exc, MaxConnectionsError) or (
+        isinstance(exc, RedisConnectionError) and str(exc).startswith(_POOL_WAITED_OUT)
+    ):
+        return "all of this service's redis connections in use"
     return "redis unreachable"
 
 
@@ -72,6 +92,18 @@ def wrong_type(answer: object) -> bool:
     reads or writes: not Redis away, but a key Caravan did not write so."""
     return isinstance(answer, ResponseError) and str(answer).startswith("WRONGTYPE")
 
+
+# Connections a service keeps to Redis. At rest it holds a few (CLIENT LIST: ingest
+# with one source, 2), but ingest asks for one per source at once as it starts (each
+# source's lease script): redis-py's default pool (100, not waiting) failed the rest,
+# the replica's heartbeat among them, and an uncapped one would open thousands. Past
+# the cap a call waits its turn: 50 keep up with what one event loop sends (ingest with
+# 5000 sources: 50 open, every lease taken within 6 s of the start).
+REDIS_MAX_CONNECTIONS = 50
+# How long a call waits for a free connection, a backstop only: every connection comes
+# free within a socket timeout or a blocking read's bound, so a longer wait means this
+# process queues more calls than Redis answers. A lease's length by default.
+REDIS_POOL_TIMEOUT = 30.0
 
 # Seconds a readiness check may wait for Elasticsearch's answer.
 READY_TIMEOUT = 2.5
@@ -98,6 +130,8 @@ def make_redis(settings: RedisSettings) -> Redis:
         # on) is a plain ConnectionError, which the cluster client retries: redis-py
         # 8.2, the locked version and the lower bound, raises it itself, so Caravan
         # keeps no connection class of its own (tests/cluster/test_redis_torn_writes.py).
+        # Its pool cannot wait for a connection (redis-py has no blocking one for the
+        # asyncio cluster client, redis/redis-py#2522): past its 100 a node, a call fails.
         first, *others = _cluster_seeds(settings.url)
         cluster = RedisCluster.from_url(
             first,
@@ -107,13 +141,16 @@ def make_redis(settings: RedisSettings) -> Redis:
             startup_nodes=[ClusterNode(*_host_port(url)) for url in others],
         )
         return cast("Redis", cluster)
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         settings.url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_POOL_TIMEOUT,
         health_check_interval=15,
         socket_timeout=REDIS_READ_TIMEOUT,
         retry_on_timeout=True,
         **_redis_options(settings),
     )
+    return Redis.from_pool(pool)
 
 
 def _cluster_seeds(url: str) -> list[str]:
@@ -122,9 +159,14 @@ def _cluster_seeds(url: str) -> list[str]:
     return [part.strip() for part in url.split(",") if part.strip()]
 
 
-def _host_port(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    return parts.hostname or "127.0.0.1", parts.port or 6379
+def _host_port(seed: str) -> tuple[str, int]:
+    """A seed after the first, as a URL or as `host[:port]`: only its host and port
+    are used, the first URL's scheme and credentials apply to every node."""
+    # Without a scheme urlsplit reads no host, and every such seed became 127.0.0.1.
+    parts = urlsplit(seed if "://" in seed else f"//{seed}")
+    if not parts.hostname:
+        raise ValueError(f"REDIS_URL: the cluster node {seed!r} names no host")
+    return parts.hostname, parts.port or 6379
 
 
 def make_broker(

@@ -5,17 +5,21 @@ from __future__ import annotations
 import pytest
 from elastic_transport import SerializerCollection
 from elasticsearch.serializer import OrjsonSerializer
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import (
     AuthenticationError,
+    ClusterCrossSlotError,
     ClusterDownError,
     ConnectionError,
+    MaxConnectionsError,
     NoPermissionError,
     OutOfMemoryError,
+    RedisClusterException,
     ResponseError,
 )
 
-from shared.clients import make_elasticsearch, redis_trouble
-from shared.settings import ElasticsearchSettings
+from shared.clients import _host_port, make_elasticsearch, make_redis, redis_trouble
+from shared.settings import ElasticsearchSettings, RedisSettings
 
 COMPATIBLE = "; compatible-with=9"
 
@@ -92,7 +96,49 @@ def test_a_ready_bulk_body_goes_out_as_it_is(
             OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
             "redis at maxmemory",
         ),
+        # An unhashtagged prefix in a cluster: the lease script's keys in two slots,
+        # refused by the client before it sends, or by Redis (CROSSSLOT).
+        (
+            RedisClusterException("EVAL - all keys must map to the same key slot"),
+            "keys in different cluster slots: CARAVAN_STREAM_PREFIX needs a {hash tag}",
+        ),
+        (
+            ClusterCrossSlotError("Keys in request don't hash to the same slot"),
+            "keys in different cluster slots: CARAVAN_STREAM_PREFIX needs a {hash tag}",
+        ),
+        # The cap on this process' own connections: a cluster node's pool, or the
+        # blocking pool's wait for a free one, ran out.
+        (
+            MaxConnectionsError("Too many connections"),
+            "all of this service's redis connections in use",
+        ),
+        (
+            ConnectionError("No connection available."),
+            "all of this service's redis connections in use",
+        ),
     ],
 )
 def test_a_refusal_of_the_services_user_is_not_redis_away(error: Exception, told: str) -> None:
     assert redis_trouble(error) == told
+
+
+SEEDS = "redis://10.0.0.1:6379, 10.0.0.2:6380,redis://node-c,node-d"
+
+
+def test_cluster_seeds_without_a_scheme_name_their_own_nodes() -> None:
+    settings = RedisSettings(url=SEEDS, cluster=True)
+    cluster = make_redis(settings)
+    assert isinstance(cluster, RedisCluster)
+    nodes = {(node.host, node.port) for node in cluster.nodes_manager.startup_nodes.values()}
+    assert nodes == {("10.0.0.1", 6379), ("10.0.0.2", 6380), ("node-c", 6379), ("node-d", 6379)}
+
+    # The broker's seeds, by the same reading.
+    assert [_host_port(seed) for seed in ("10.0.0.2:6380", "node-d")] == [
+        ("10.0.0.2", 6380),
+        ("node-d", 6379),
+    ]
+
+
+def test_a_cluster_seed_without_a_host_is_refused_not_taken_for_localhost() -> None:
+    with pytest.raises(ValueError, match="REDIS_URL"):
+        make_redis(RedisSettings(url="redis://10.0.0.1:6379,:6380", cluster=True))
