@@ -37,6 +37,7 @@ from services.ratefeed.providers import RatesError
 from services.redis_users import add_command as add_redis_users_command
 from services.specs import write_documents
 from shared.clients import make_redis
+from shared.configfiles import ConfigFileError
 from shared.events import QuoteEvent
 from shared.fetch import FetchError
 from shared.groups import GroupState, drop_group, is_live, read_groups
@@ -83,7 +84,14 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from exc
     try:
         args.handler(args, settings)
-    except (FetchError, FeedError, SitemapError, RatesError, PageOutOfRange) as exc:
+    except (
+        FetchError,
+        FeedError,
+        SitemapError,
+        RatesError,
+        PageOutOfRange,
+        ConfigFileError,
+    ) as exc:
         say(f"caravan {args.command}: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     except RedisError as exc:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, ValidationError
 
 
 def _known_zone(value: str) -> str:
@@ -26,3 +27,29 @@ def resolve_location(location: str, base: Path) -> str:
     if "://" in location:
         return location
     return str((base / location).resolve())
+
+
+class ConfigFileError(Exception):
+    """A config file that cannot be used; the message names its variable and path."""
+
+
+def read_toml(path: Path, variable: str) -> dict[str, Any]:
+    """The TOML file `path` (the value of `variable`): what is wrong with it, a
+    ConfigFileError naming both, not a traceback naming neither."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigFileError(f"{variable}={path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigFileError(f"{variable}={path}: not TOML: {exc}") from None
+
+
+def invalid_file(path: Path, variable: str, exc: ValidationError) -> ConfigFileError:
+    """A ConfigFileError for a file whose content `exc` refused: where and why, in one line."""
+    problems = "; ".join(
+        ".".join(str(part) for part in error["loc"]) + f": {error['msg']}"
+        if error["loc"]
+        else error["msg"]
+        for error in exc.errors(include_input=False, include_url=False)
+    )
+    return ConfigFileError(f"{variable}={path}: {problems}")

@@ -42,7 +42,7 @@ from redis.exceptions import ResponseError
 
 from shared.clients import REDIS_AWAY, redis_trouble, wrong_type
 from shared.consumer import wait_or_stop
-from shared.settings import LONGEST_LEASE_SECONDS
+from shared.settings import LONGEST_INTERVAL_SECONDS, LONGEST_LEASE_SECONDS
 from shared.tasks import cancel_until_done, to_the_end
 
 log = structlog.get_logger(__name__)
@@ -449,9 +449,10 @@ class WorkShare:
             log.warning("leases not handed over in time, they expire", seconds=HAND_OVER_SECONDS)
 
 
-# No interval or backoff Caravan schedules comes near it: a due time further ahead was
-# not written by Caravan, and would leave its item unworked for ever.
-LONGEST_DUE_MS = 366 * 24 * 3600 * 1000
+# No interval or backoff Caravan schedules goes past it (settings and config files are
+# bounded by it): a due time further ahead was not written by Caravan, and would leave
+# its item unworked for ever.
+LONGEST_DUE_MS = LONGEST_INTERVAL_SECONDS * 1000
 
 
 def seconds_until_due(due: bytes | None, now_ms: float, item: str) -> float:

@@ -65,6 +65,9 @@ REDIS_READ_TIMEOUT = 5.0
 LONGEST_BLOCK_MS = 4000
 # The longest lease a replica may take (CARAVAN_INGEST_/RATEFEED_LEASE_SECONDS).
 LONGEST_LEASE_SECONDS = 3600
+# The longest poll interval (a source's, a rate provider's): shared/leases.py reads a
+# due time further ahead as not written by Caravan, and works its item at once.
+LONGEST_INTERVAL_SECONDS = 366 * 24 * 3600
 BULK_MAX_BYTES = 5 * 1024 * 1024
 
 

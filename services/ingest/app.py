@@ -186,10 +186,9 @@ async def ingest_once(
 async def ingest_configured_once(settings: Settings) -> list[PollResult]:
     """Poll every configured source once, all at once as the service does (the fetcher
     keeps each host's pace); failures are reported, not raised, in the sources' order."""
+    sources = load_sources(settings.ingest.sources)  # a wrong file, before any connection
     async with connected_ingestor(settings) as ingestor:
-        return await asyncio.gather(
-            *(poll_safely(ingestor, source) for source in load_sources(settings.ingest.sources))
-        )
+        return await asyncio.gather(*(poll_safely(ingestor, source) for source in sources))
 
 
 def main(settings: Settings) -> None:

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.ingest.kinds import Kind
-from shared.configfiles import TimeZoneName, resolve_location
+from shared.configfiles import TimeZoneName, invalid_file, read_toml, resolve_location
+from shared.settings import LONGEST_INTERVAL_SECONDS
+
+# The variable naming the sources file, for messages about the file.
+SOURCES_VARIABLE = "CARAVAN_INGEST_SOURCES"
 
 
 class Source(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str = Field(min_length=1)
     url: str = Field(min_length=1, description="http(s) URL, or a path relative to the config file")
     # None: recognised from the content at each poll (feed, sitemap or HTML page).
     kind: Kind | None = None
-    interval: float = Field(default=900.0, gt=0, description="seconds between polls")
+    interval: float = Field(
+        default=900.0, gt=0, le=LONGEST_INTERVAL_SECONDS, description="seconds between polls"
+    )
     tags: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
     language: str | None = None
@@ -46,11 +51,26 @@ class SourcesFile(BaseModel):
 
     sources: list[Source]
 
+    @model_validator(mode="after")
+    def _unique_names(self) -> SourcesFile:
+        # A source's lease and due time are keyed by its name: two of one name would be
+        # polled as one, on whichever interval wrote last.
+        names = [source.name for source in self.sources]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            msg = f"source names must be unique: {repeated}"
+            raise ValueError(msg)
+        return self
+
 
 def load_sources(path: Path) -> list[Source]:
-    """Read a TOML file of `[[sources]]` tables; local paths become absolute."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    parsed = SourcesFile.model_validate(data).sources
+    """Read a TOML file of `[[sources]]` tables; local paths become absolute.
+
+    What is wrong with the file is a ConfigFileError naming it."""
+    try:
+        parsed = SourcesFile.model_validate(read_toml(path, SOURCES_VARIABLE)).sources
+    except ValidationError as exc:
+        raise invalid_file(path, SOURCES_VARIABLE, exc) from None
     return [
         source.model_copy(update={"url": resolve_location(source.url, path.parent)})
         for source in parsed

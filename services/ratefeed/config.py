@@ -17,22 +17,28 @@ timezone = "Asia/Almaty"
 
 from __future__ import annotations
 
-import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.ratefeed.parsers.json_rates import JsonRatesSpec
 from services.ratefeed.peg import Peg
-from shared.configfiles import TimeZoneName, resolve_location
+from shared.configfiles import TimeZoneName, invalid_file, read_toml, resolve_location
+from shared.settings import LONGEST_INTERVAL_SECONDS
+
+# The variable naming the providers file, for messages about the file.
+PROVIDERS_VARIABLE = "CARAVAN_RATEFEED_PROVIDERS"
+# Days a provider's dates may lead or its quotes stay fresh at most: ten years, far past
+# any real use, and within the dates Python can count to (a larger one crashed the feed).
+LONGEST_DAYS = 3650
 
 Kind = Literal["cbr", "nbk", "nbkr", "cbu", "nbt", "peg", "json"]
 
 
 class Provider(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str = Field(min_length=1, pattern=r"^[a-z0-9-]+$")
     kind: Kind
@@ -40,10 +46,12 @@ class Provider(BaseModel):
     history_url: str | None = Field(
         default=None, description="rates of one day; `{date:%d/%m/%Y}` is replaced by the day"
     )
-    interval: float | None = Field(default=None, gt=0, description="seconds between polls")
+    interval: float | None = Field(
+        default=None, gt=0, le=LONGEST_INTERVAL_SECONDS, description="seconds between polls"
+    )
     timezone: TimeZoneName = "UTC"
-    max_lead_days: int = Field(default=1, ge=0)
-    stale_after_days: int = Field(default=4, ge=1)
+    max_lead_days: int = Field(default=1, ge=0, le=LONGEST_DAYS)
+    stale_after_days: int = Field(default=4, ge=1, le=LONGEST_DAYS)
     peg: Peg | None = None
     json_rates: JsonRatesSpec | None = None
 
@@ -92,8 +100,13 @@ class RatesConfig(BaseModel):
 
 
 def load_rates_config(path: Path) -> RatesConfig:
-    """Read the providers file; local paths become absolute, relative to the file."""
-    config = RatesConfig.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    """Read the providers file; local paths become absolute, relative to the file.
+
+    What is wrong with the file is a ConfigFileError naming it."""
+    try:
+        config = RatesConfig.model_validate(read_toml(path, PROVIDERS_VARIABLE))
+    except ValidationError as exc:
+        raise invalid_file(path, PROVIDERS_VARIABLE, exc) from None
     providers = [
         p if p.url is None else p.model_copy(update={"url": resolve_location(p.url, path.parent)})
         for p in config.providers

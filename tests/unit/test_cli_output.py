@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +31,17 @@ def test_a_released_quote_is_one_line_whatever_its_provider_and_flags_hold(
     assert "\x1b" not in lines[0]
     assert "\r" not in lines[0]
     assert lines[1] == "1 quotes published"
+
+
+def test_a_sources_file_error_is_one_line_naming_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    empty = tmp_path / "sources.toml"
+    empty.write_text("", encoding="utf-8")
+    monkeypatch.setenv("CARAVAN_INGEST_SOURCES", str(empty))
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["ingest", "--once"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"caravan ingest: CARAVAN_INGEST_SOURCES={empty}: sources: Field required"
+    ]

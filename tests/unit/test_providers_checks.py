@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -19,7 +20,9 @@ from services.ratefeed.peg import Peg, pegged_rates
 from services.ratefeed.providers import OfficialRates, RatesError
 from services.ratefeed.rates import usd_rates
 from services.ratefeed.status import ProviderStatus
+from shared.configfiles import ConfigFileError
 from shared.fetch import FetchError
+from shared.settings import LONGEST_INTERVAL_SECONDS
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 REALDATA = SAMPLES / "realdata"
@@ -131,3 +134,39 @@ def test_status_marks_a_provider_stale_after_its_cadence() -> None:
     assert details["nbk"] == {"as_of": None, "stale": True, "error": "https://…: HTTP 503"}
     later = status.details(datetime(2023, 10, 2, 12, tzinfo=UTC))
     assert later["cbr"]["stale"]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "interval = inf",
+        f"interval = {LONGEST_INTERVAL_SECONDS + 1}",
+        "stale_after_days = 10000000",
+        "max_lead_days = 10000000",
+    ],
+)
+def test_a_provider_s_periods_are_bounded(field: str) -> None:
+    # An infinite interval or a ten-million-day period crashed the feed (OverflowError).
+    text = f'[[providers]]\nname = "p"\nkind = "cbr"\nurl = "x.xml"\n{field}\n'
+    with pytest.raises(ValidationError):
+        RatesConfig.model_validate(tomllib.loads(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "providers: Field required"),
+        ('[[providers]]\nname = "p"\nkind = "cbr"\nurl = "x"\ninterval = "300s"\n', "interval"),
+        ('[[providers]]\nname = "p"\nname = "q"\n', "not TOML"),
+    ],
+)
+def test_a_providers_file_error_names_its_variable_and_path(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "rates.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigFileError) as raised:
+        load_rates_config(path)
+    assert str(raised.value).startswith(f"CARAVAN_RATEFEED_PROVIDERS={path}: ")
+    assert problem in str(raised.value)
+    assert "\n" not in str(raised.value)

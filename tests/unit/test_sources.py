@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from services.ingest.sources import Source, load_sources
+from shared.configfiles import ConfigFileError
+from shared.settings import LONGEST_INTERVAL_SECONDS
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -86,13 +87,13 @@ def test_defaults(tmp_path: Path) -> None:
     ],
 )
 def test_invalid_config_is_rejected(tmp_path: Path, text: str) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigFileError):
         load_sources(_write(tmp_path, text))
 
 
 def test_unknown_key_error_names_the_key(tmp_path: Path) -> None:
     config = _write(tmp_path, '[[sources]]\nname = "n"\nurl = "http://e.org/f"\nlanguge = "ru"\n')
-    with pytest.raises(ValidationError, match="languge"):
+    with pytest.raises(ConfigFileError, match="languge"):
         load_sources(config)
 
 
@@ -119,3 +120,41 @@ def test_a_source_may_say_what_it_is(tmp_path: Path) -> None:
     text = '[[sources]]\nname = "n"\nurl = "http://e.org/sitemap.xml"\nkind = "sitemap"\n'
     (source,) = load_sources(_write(tmp_path, text))
     assert source.kind == "sitemap"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "sources: Field required"),
+        ('[[sources]]\nname = "n"\nurl = "http://e.org/f"\ninterval = "300s"\n', "interval"),
+        ('[[sources]]\nname = "n"\nname = "m"\nurl = "http://e.org/f"\n', "not TOML"),
+    ],
+)
+def test_a_file_error_names_its_variable_and_path(tmp_path: Path, text: str, problem: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigFileError) as raised:
+        load_sources(path)
+    assert str(raised.value).startswith(f"CARAVAN_INGEST_SOURCES={path}: ")
+    assert problem in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_missing_file_names_its_variable_and_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFileError, match=f"CARAVAN_INGEST_SOURCES={tmp_path}/none.toml"):
+        load_sources(tmp_path / "none.toml")
+
+
+@pytest.mark.parametrize("interval", ["inf", "nan", str(LONGEST_INTERVAL_SECONDS + 1)])
+def test_an_interval_is_one_a_due_time_can_hold(tmp_path: Path, interval: str) -> None:
+    # Longer, its due time read back as unreadable and the source was polled back to
+    # back; infinite, ingest crashed (OverflowError).
+    text = f'[[sources]]\nname = "n"\nurl = "http://e.org/f"\ninterval = {interval}\n'
+    with pytest.raises(ConfigFileError, match="interval"):
+        load_sources(_write(tmp_path, text))
+
+
+def test_source_names_are_unique(tmp_path: Path) -> None:
+    # Leases and due times are keyed by name: two sources of one name were polled as one.
+    text = '[[sources]]\nname = "n"\nurl = "http://e.org/f"\n' * 2
+    with pytest.raises(ConfigFileError, match=r"source names must be unique: \['n'\]"):
+        load_sources(_write(tmp_path, text))
