@@ -16,7 +16,6 @@ from typing import TextIO
 
 from elastic_transport import TransportError as ESTransportError
 from elasticsearch import ApiError
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from services import supervisor
@@ -41,7 +40,7 @@ from shared.configfiles import ConfigFileError
 from shared.events import QuoteEvent
 from shared.fetch import FetchError
 from shared.groups import GroupState, drop_group, is_live, read_groups
-from shared.settings import Settings
+from shared.settings import Settings, SettingsError
 from shared.streams import Streams
 
 # What a terminal acts on rather than shows: C0 controls but the command's own line
@@ -79,9 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     # Read once, here, and passed to the command: nothing below reads the environment.
     try:
         settings = Settings.from_env()
-    except ValidationError as exc:
-        say(f"caravan {args.command}: settings: {exc}", file=sys.stderr)
-        raise SystemExit(2) from exc
+    except SettingsError as exc:
+        for problem in exc.problems:
+            say(f"caravan {args.command}: settings: {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
     try:
         args.handler(args, settings)
     except (

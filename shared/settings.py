@@ -6,12 +6,29 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.configfiles import TimeZoneName
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used: one line per problem, each naming its variable and
+    never its value (a URL or a file may hold a secret)."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 def _region_or_utc(value: str) -> str:
@@ -34,7 +51,7 @@ class _Settings(BaseSettings):
     indexer replica one consumer.
     """
 
-    model_config = SettingsConfigDict(env_ignore_empty=True)
+    model_config = SettingsConfigDict(env_ignore_empty=True, allow_inf_nan=False)
 
     # Secrets whose file the client follows (shared/clients.py): one not there yet at
     # start (a key an init job is still making) is waited for, not a failed start.
@@ -53,10 +70,33 @@ class _Settings(BaseSettings):
                 continue
             try:
                 data[name] = Path(path).read_text(encoding="utf-8").strip()
-            except FileNotFoundError as exc:
+            except FileNotFoundError:
                 if name not in cls._followed:
-                    raise ValueError(f"{variable}: no file at {path}") from exc
+                    raise SettingsError(f"{variable}: no file at {path}") from None
+            except OSError as exc:
+                raise SettingsError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise SettingsError(f"{variable}: {path} is not UTF-8 text") from None
         return data
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """Read from the environment; what is wrong is raised as a SettingsError, whose
+        lines name variables: pydantic's own message shows the input, a URL's password."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            prefix = cls.model_config.get("env_prefix", "")
+            raise SettingsError(
+                *(_problem(prefix, error) for error in exc.errors(include_input=False))
+            ) from None
+
+
+def _problem(prefix: str, error: ErrorDetails) -> str:
+    message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:
+        return message  # a check of several settings, its message names them
+    return f"{prefix}{error['loc'][0]}".upper() + f": {message}"
 
 
 # Seconds a Redis reply may take before the client gives up on the connection. A
@@ -94,7 +134,8 @@ class ElasticsearchSettings(_Settings):
     username: str | None = None
     password: SecretStr | None = None
     ca_certs: str | None = None
-    request_timeout: float = 30.0
+    # Not 0: a request that never ends would hold its batch or page for ever.
+    request_timeout: float = Field(default=30.0, gt=0)
     # The files the API key and password were read from (ELASTICSEARCH_API_KEY_FILE,
     # ELASTICSEARCH_PASSWORD_FILE): the client reads them again when they change, so
     # a rotated key is used without a restart (shared/clients.py).
@@ -168,8 +209,8 @@ class IngestSettings(_Settings):
     model_config = SettingsConfigDict(env_prefix="CARAVAN_INGEST_")
 
     sources: Path = Path("samples/sources.toml")
-    timeout: float = 20.0
-    max_bytes: int = 10 * 1024 * 1024
+    timeout: float = Field(default=20.0, gt=0)
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # Politeness per host: requests at once, and seconds between their starts
     # (a robots.txt Crawl-delay that asks for more wins).
     host_concurrency: int = Field(default=2, ge=1, le=16)
@@ -224,8 +265,8 @@ class RateFeedSettings(_Settings):
     # The providers file (TOML): which rate providers to poll and how to cross-check them.
     providers: Path = Path("samples/rates.toml")
     # Poll interval of a provider that does not set its own.
-    interval: float = Field(default=3600.0, gt=0)
-    timeout: float = 20.0
+    interval: float = Field(default=3600.0, gt=0, le=LONGEST_INTERVAL_SECONDS)
+    timeout: float = Field(default=20.0, gt=0)
     # One provider's poll, the days it missed included: past it, the others' quotes are
     # published without it (a source answering a byte at a time held them all).
     provider_deadline: float = Field(default=300.0, gt=0)
@@ -296,7 +337,7 @@ class QuerySettings(_Settings):
     model_config = SettingsConfigDict(env_prefix="CARAVAN_QUERY_")
 
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=0, le=65535)
     max_page_size: int = Field(default=50, ge=1, le=500)
     # Hits counted exactly; past this `total` is a lower bound (cheaper on broad queries).
     exact_total_up_to: int = Field(default=10_000, ge=1)
@@ -393,15 +434,27 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(
-            common=CommonSettings(),
-            redis=RedisSettings(),
-            elasticsearch=ElasticsearchSettings(),
-            ingest=IngestSettings(),
-            fetch=FetchSettings(),
-            ratefeed=RateFeedSettings(),
-            indexer=IndexerSettings(),
-            query=QuerySettings(),
-            health=HealthSettings(),
-            tracing=TracingSettings(),
-        )
+        groups: dict[str, _Settings] = {}
+        problems: list[str] = []
+        for name, group in _GROUPS.items():
+            try:
+                groups[name] = group.from_env()
+            except SettingsError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise SettingsError(*problems)
+        return cls(**groups)  # type: ignore[arg-type]
+
+
+_GROUPS: dict[str, type[_Settings]] = {
+    "common": CommonSettings,
+    "redis": RedisSettings,
+    "elasticsearch": ElasticsearchSettings,
+    "ingest": IngestSettings,
+    "fetch": FetchSettings,
+    "ratefeed": RateFeedSettings,
+    "indexer": IndexerSettings,
+    "query": QuerySettings,
+    "health": HealthSettings,
+    "tracing": TracingSettings,
+}

@@ -33,6 +33,22 @@ def test_a_released_quote_is_one_line_whatever_its_provider_and_flags_hold(
     assert lines[1] == "1 quotes published"
 
 
+def test_a_settings_error_is_a_line_per_variable_and_no_secret(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pydantic's own message showed the whole group's input: the URL with its password.
+    monkeypatch.setenv("REDIS_URL", "redis://:Sup3rSecret@redis:6379/0")
+    monkeypatch.setenv("REDIS_PASSWORD_FILE", "/nowhere/password")
+    monkeypatch.setenv("CARAVAN_QUERY_PORT", "70000")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["groups", "list"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "caravan groups: settings: REDIS_PASSWORD_FILE: no file at /nowhere/password",
+        "caravan groups: settings: CARAVAN_QUERY_PORT: Input should be less than or equal to 65535",
+    ]
+
+
 def test_a_sources_file_error_is_one_line_naming_the_variable(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

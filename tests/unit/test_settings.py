@@ -15,12 +15,14 @@ from services.query.live import QuoteBroadcaster
 from shared.clients import make_redis
 from shared.settings import (
     LONGEST_BLOCK_MS,
+    LONGEST_INTERVAL_SECONDS,
     CommonSettings,
     ElasticsearchSettings,
     IndexerSettings,
     QuerySettings,
     RedisSettings,
     Settings,
+    SettingsError,
 )
 from tests.conftest import REPO
 
@@ -147,7 +149,7 @@ def test_any_other_secret_file_missing_is_a_clear_settings_error(
 ) -> None:
     monkeypatch.setenv("REDIS_PASSWORD_FILE", str(tmp_path / "nowhere"))
 
-    with pytest.raises(ValidationError, match=r"REDIS_PASSWORD_FILE: no file at .*nowhere"):
+    with pytest.raises(SettingsError, match=r"REDIS_PASSWORD_FILE: no file at .*nowhere"):
         RedisSettings()
 
 
@@ -230,3 +232,58 @@ def test_the_readers_time_zone_is_checked_against_the_tz_database(
             CommonSettings()
     monkeypatch.setenv("CARAVAN_TIME_ZONE", "Etc/GMT-5")
     assert CommonSettings().time_zone == "Etc/GMT-5"
+
+
+def _problems(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env()
+    return str(raised.value)
+
+
+def test_a_settings_error_names_its_variable_and_never_shows_a_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # pydantic's message showed every input of the group: the URL, its password with it.
+    problems = _problems(
+        monkeypatch,
+        REDIS_URL="redis://:Sup3rSecret@redis:6379/0",
+        REDIS_PASSWORD_FILE="/nowhere/password",
+        ELASTICSEARCH_PASSWORD="es-Pa55word",
+        ELASTICSEARCH_REQUEST_TIMEOUT="soon",
+    )
+    assert "REDIS_PASSWORD_FILE: no file at /nowhere/password" in problems
+    assert "ELASTICSEARCH_REQUEST_TIMEOUT: Input should be a valid number" in problems
+    assert "Sup3rSecret" not in problems
+    assert "es-Pa55word" not in problems
+
+
+def test_a_secret_file_that_cannot_be_read_is_a_settings_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problems = _problems(monkeypatch, REDIS_PASSWORD_FILE=str(tmp_path))
+    assert problems == f"REDIS_PASSWORD_FILE: cannot read {tmp_path}: Is a directory"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CARAVAN_STREAM_GROUP_ABANDON_HOURS", "inf"),
+        ("CARAVAN_INDEXER_MATCH_MEMORY_DAYS", "inf"),
+        ("CARAVAN_SHUTDOWN_GRACE", "inf"),
+        ("CARAVAN_INGEST_STATE_TTL_DAYS", "inf"),
+        ("CARAVAN_QUERY_CACHE_SECONDS", "inf"),
+        ("CARAVAN_INDEXER_RETENTION_HOURS", "nan"),
+        ("CARAVAN_INGEST_TIMEOUT", "0"),
+        ("CARAVAN_RATEFEED_TIMEOUT", "0"),
+        ("ELASTICSEARCH_REQUEST_TIMEOUT", "0"),
+        ("CARAVAN_INGEST_MAX_BYTES", "10"),
+        ("CARAVAN_QUERY_PORT", "70000"),
+        ("CARAVAN_RATEFEED_INTERVAL", str(LONGEST_INTERVAL_SECONDS + 1)),
+    ],
+)
+def test_settings_are_bounded(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    # Each was taken, and then crashed a service (OverflowError), never timed out, or
+    # bound another port (70000: 4464).
+    assert _problems(monkeypatch, **{variable: value}).startswith(f"{variable}: ")
