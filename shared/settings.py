@@ -125,6 +125,17 @@ class RedisSettings(_Settings):
     password: SecretStr | None = None
     ssl_ca_certs: str | None = None
 
+    @model_validator(mode="after")
+    def _ca_for_tls_only(self) -> RedisSettings:
+        # The client passes the CA only to rediss://: with redis:// the password went in
+        # clear while the operator believed the connection verified.
+        if self.ssl_ca_certs and any(
+            not node.startswith("rediss://") for node in self.url.split(",") if node.strip()
+        ):
+            msg = "REDIS_SSL_CA_CERTS is set, but REDIS_URL is not rediss:// (TLS)"
+            raise ValueError(msg)
+        return self
+
 
 class ElasticsearchSettings(_Settings):
     model_config = SettingsConfigDict(env_prefix="ELASTICSEARCH_")
@@ -443,7 +454,11 @@ class Settings:
                 problems.extend(exc.problems)
         if problems:
             raise SettingsError(*problems)
-        return cls(**groups)  # type: ignore[arg-type]
+        settings = cls(**groups)  # type: ignore[arg-type]
+        problems = settings_problems(settings)
+        if problems:
+            raise SettingsError(*problems)
+        return settings
 
 
 _GROUPS: dict[str, type[_Settings]] = {
@@ -458,3 +473,28 @@ _GROUPS: dict[str, type[_Settings]] = {
     "health": HealthSettings,
     "tracing": TracingSettings,
 }
+
+
+def has_hash_tag(prefix: str) -> bool:
+    """Whether every key starting with `prefix` hashes to one Redis Cluster slot: its
+    first `{` is closed within it, with something between."""
+    start = prefix.find("{")
+    return start >= 0 and prefix.find("}", start + 1) > start + 1
+
+
+def settings_problems(settings: Settings) -> list[str]:
+    """What is wrong across groups of settings, each naming its variables."""
+    problems = []
+    if settings.redis.cluster and not has_hash_tag(settings.common.stream_prefix):
+        # Leases read and write several keys in one script: without one slot for all,
+        # every one failed with CROSSSLOT while /readyz stayed green.
+        problems.append(
+            "CARAVAN_STREAM_PREFIX: with REDIS_CLUSTER=true it needs a hash tag, such as {caravan}:"
+        )
+    if settings.indexer.group not in settings.common.stream_groups:
+        # Ingest's backpressure counts only these groups: without the indexer's, ingest
+        # would never wait for it.
+        problems.append(
+            f"CARAVAN_INDEXER_GROUP: {settings.indexer.group} is not in CARAVAN_STREAM_GROUPS"
+        )
+    return problems

@@ -23,6 +23,7 @@ from shared.settings import (
     RedisSettings,
     Settings,
     SettingsError,
+    has_hash_tag,
 )
 from tests.conftest import REPO
 
@@ -287,3 +288,44 @@ def test_settings_are_bounded(monkeypatch: pytest.MonkeyPatch, variable: str, va
     # Each was taken, and then crashed a service (OverflowError), never timed out, or
     # bound another port (70000: 4464).
     assert _problems(monkeypatch, **{variable: value}).startswith(f"{variable}: ")
+
+
+def test_a_redis_cluster_needs_a_hash_tagged_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without one every lease script failed with CROSSSLOT while /readyz stayed green.
+    problems = _problems(monkeypatch, REDIS_CLUSTER="true", CARAVAN_STREAM_PREFIX="caravan:")
+    assert problems.startswith("CARAVAN_STREAM_PREFIX: with REDIS_CLUSTER=true")
+    monkeypatch.setenv("CARAVAN_STREAM_PREFIX", "{caravan}:")
+    assert Settings.from_env().redis.cluster
+
+
+@pytest.mark.parametrize(
+    ("prefix", "tagged"),
+    [
+        ("{caravan}:", True),
+        ("x-{a}:", True),
+        ("caravan:", False),
+        ("{}:", False),
+        ("{}a}:", False),
+        ("{a:", False),
+    ],
+)
+def test_a_hash_tag_is_a_closed_non_empty_brace(prefix: str, tagged: bool) -> None:
+    assert has_hash_tag(prefix) is tagged
+
+
+def test_the_indexer_group_is_one_ingest_waits_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ingest's backpressure counts CARAVAN_STREAM_GROUPS only: it would never have paused.
+    problems = _problems(monkeypatch, CARAVAN_INDEXER_GROUP="search")
+    assert problems == "CARAVAN_INDEXER_GROUP: search is not in CARAVAN_STREAM_GROUPS"
+    monkeypatch.setenv("CARAVAN_STREAM_GROUPS", "search,analytics")
+    assert Settings.from_env().indexer.group == "search"
+
+
+def test_a_ca_file_needs_a_tls_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With redis:// the CA was ignored and the password went in clear.
+    problems = _problems(
+        monkeypatch, REDIS_URL="redis://:pw@redis:6379/0", REDIS_SSL_CA_CERTS="/ca.pem"
+    )
+    assert problems == "REDIS_SSL_CA_CERTS is set, but REDIS_URL is not rediss:// (TLS)"
+    monkeypatch.setenv("REDIS_URL", "rediss://:pw@redis:6379/0")
+    assert Settings.from_env().redis.ssl_ca_certs == "/ca.pem"
