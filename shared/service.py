@@ -36,6 +36,7 @@ class ServiceContext:
 
     def configure_logging(self) -> None:
         configure_logging(self.service, self.common.log_level, self.common.log_format)
+        self.settings.log_unknown()
 
     def redis_probe(self, stream: str) -> ReadinessProbe:
         """Readiness of a service whose only dependency is Redis, where it writes `stream`."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Self
 
+import structlog
 from pydantic import (
     AfterValidator,
     Field,
@@ -20,6 +22,8 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.configfiles import TimeZoneName
+
+_log = structlog.get_logger(__name__)
 
 
 class SettingsError(Exception):
@@ -443,6 +447,10 @@ class Settings:
     health: HealthSettings
     tracing: TracingSettings
 
+    # CARAVAN_ variables that are no setting: what the services were started with and
+    # do not read (a typo), logged as a warning when logging starts (log_unknown).
+    unknown: tuple[str, ...] = ()
+
     @classmethod
     def from_env(cls) -> Settings:
         groups: dict[str, _Settings] = {}
@@ -454,11 +462,15 @@ class Settings:
                 problems.extend(exc.problems)
         if problems:
             raise SettingsError(*problems)
-        settings = cls(**groups)  # type: ignore[arg-type]
+        settings = cls(**groups, unknown=unknown_variables(os.environ))  # type: ignore[arg-type]
         problems = settings_problems(settings)
         if problems:
             raise SettingsError(*problems)
         return settings
+
+    def log_unknown(self) -> None:
+        for name in self.unknown:
+            _log.warning("unknown variable, not a setting", variable=name)
 
 
 _GROUPS: dict[str, type[_Settings]] = {
@@ -473,6 +485,41 @@ _GROUPS: dict[str, type[_Settings]] = {
     "health": HealthSettings,
     "tracing": TracingSettings,
 }
+
+# CARAVAN_ variables of the scripts and tests (deploy/local, Makefile, compose), not
+# of the services: not reported as unknown.
+_SCRIPT_VARIABLES = frozenset(
+    {
+        "CARAVAN_EXTRACTION_BENCHMARK",
+        "CARAVAN_FAULT_HOLD_SECONDS",
+        "CARAVAN_IMAGE",
+        "CARAVAN_KEEP_TEST_SERVERS",
+        "CARAVAN_LOCAL_DIR",
+        "CARAVAN_RECORD_QUERY_RESPONSES",
+        "CARAVAN_UNLOCKED",
+        "CARAVAN_VENV",
+    }
+)
+_SCRIPT_PREFIXES = ("CARAVAN_ES_",)  # deploy/local/elasticsearch.sh's
+
+
+def unknown_variables(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The CARAVAN_ variables in `environ` that name no setting (nor its _FILE form)."""
+    known = {
+        f"{group.model_config.get('env_prefix', '')}{field}".upper()
+        for group in _GROUPS.values()
+        for field in group.model_fields
+    }
+    return tuple(
+        sorted(
+            name
+            for name in environ
+            if name.upper().startswith("CARAVAN_")
+            and name.upper().removesuffix("_FILE") not in known
+            and name.upper() not in _SCRIPT_VARIABLES
+            and not name.upper().startswith(_SCRIPT_PREFIXES)
+        )
+    )
 
 
 def has_hash_tag(prefix: str) -> bool:

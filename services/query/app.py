@@ -56,6 +56,7 @@ class QueryApp(FastAPI):
 def create_app(all_settings: Settings) -> FastAPI:
     common, settings = all_settings.common, all_settings.query
     configure_logging(SERVICE, common.log_level, common.log_format)
+    all_settings.log_unknown()
     state: dict[str, Any] = {
         "es": make_elasticsearch(all_settings.elasticsearch).options(
             request_timeout=settings.search_timeout

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import get_type_hints
 
 import pytest
+import structlog
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings
 
@@ -24,6 +26,7 @@ from shared.settings import (
     Settings,
     SettingsError,
     has_hash_tag,
+    unknown_variables,
 )
 from tests.conftest import REPO
 
@@ -194,7 +197,11 @@ def test_an_empty_variable_is_an_unset_one(monkeypatch: pytest.MonkeyPatch) -> N
 
 def _settings_classes() -> dict[str, type[BaseSettings]]:
     """Each settings group by its variables' prefix, longest first."""
-    groups: list[type[BaseSettings]] = list(get_type_hints(Settings).values())
+    groups = [
+        group
+        for group in get_type_hints(Settings).values()
+        if isinstance(group, type) and issubclass(group, BaseSettings)
+    ]
     classes = {g.model_config.get("env_prefix", ""): g for g in groups}
     return dict(sorted(classes.items(), key=lambda item: -len(item[0])))
 
@@ -329,3 +336,50 @@ def test_a_ca_file_needs_a_tls_url(monkeypatch: pytest.MonkeyPatch) -> None:
     assert problems == "REDIS_SSL_CA_CERTS is set, but REDIS_URL is not rediss:// (TLS)"
     monkeypatch.setenv("REDIS_URL", "rediss://:pw@redis:6379/0")
     assert Settings.from_env().redis.ssl_ca_certs == "/ca.pem"
+
+
+def test_unknown_caravan_variables_are_named() -> None:
+    environ = {
+        "CARAVAN_INDEXR_BATCH_SIZE": "5",
+        "CARAVAN_QUERY_TRUSTED_PROXY": "1",
+        "CARAVAN_QUERY_TRUSTED_PROXIES": "1",
+        "CARAVAN_INGEST_SOURCES_FILE": "/run/sources",
+        "CARAVAN_STREAM_PREFX_FILE": "/run/prefix",
+        "CARAVAN_LOCAL_DIR": "/tmp/local",
+        "CARAVAN_ES_HEAP": "1g",
+        "REDIS_CLUSTR": "true",
+    }
+    assert unknown_variables(environ) == (
+        "CARAVAN_INDEXR_BATCH_SIZE",
+        "CARAVAN_QUERY_TRUSTED_PROXY",
+        "CARAVAN_STREAM_PREFX_FILE",
+    )
+
+
+def test_the_repository_s_own_caravan_variables_are_known() -> None:
+    # The scripts', compose's and the tests' variables: none may be reported as a typo.
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    names = {
+        name
+        for file in files
+        if (REPO / file).is_file() and REPO / file != Path(__file__)  # this file's typos
+        for name in re.findall(
+            r"CARAVAN_[A-Z0-9_]*[A-Z0-9]\b", (REPO / file).read_text("utf-8", "replace")
+        )
+    }
+    assert len(names) > 90
+    assert unknown_variables(dict.fromkeys(names, "")) == ()
+
+
+def test_each_unknown_variable_is_logged_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARAVAN_INDEXR_BATCH_SIZE", "5")
+    monkeypatch.setenv("CARAVAN_QUERY_TRUSTED_PROXY", "1")
+    settings = Settings.from_env()
+    with structlog.testing.capture_logs() as logs:
+        settings.log_unknown()
+    assert [(log["event"], log["variable"]) for log in logs] == [
+        ("unknown variable, not a setting", "CARAVAN_INDEXR_BATCH_SIZE"),
+        ("unknown variable, not a setting", "CARAVAN_QUERY_TRUSTED_PROXY"),
+    ]
