@@ -132,9 +132,11 @@ class RedisSettings(_Settings):
     @model_validator(mode="after")
     def _ca_for_tls_only(self) -> RedisSettings:
         # The client passes the CA only to rediss://: with redis:// the password went in
-        # clear while the operator believed the connection verified.
+        # clear while the operator believed the connection verified. A cluster seed
+        # written `host:port` takes the first URL's scheme (shared/clients.py).
+        nodes = [node.strip() for node in self.url.split(",")]
         if self.ssl_ca_certs and any(
-            not node.startswith("rediss://") for node in self.url.split(",") if node.strip()
+            "://" in node and not node.startswith("rediss://") for node in nodes
         ):
             msg = "REDIS_SSL_CA_CERTS is set, but REDIS_URL is not rediss:// (TLS)"
             raise ValueError(msg)
@@ -496,6 +498,7 @@ _SCRIPT_VARIABLES = frozenset(
         "CARAVAN_KEEP_TEST_SERVERS",
         "CARAVAN_LOCAL_DIR",
         "CARAVAN_RECORD_QUERY_RESPONSES",
+        "CARAVAN_TEST_WORKERS",
         "CARAVAN_UNLOCKED",
         "CARAVAN_VENV",
     }

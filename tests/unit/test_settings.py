@@ -336,6 +336,15 @@ def test_a_ca_file_needs_a_tls_url(monkeypatch: pytest.MonkeyPatch) -> None:
     assert problems == "REDIS_SSL_CA_CERTS is set, but REDIS_URL is not rediss:// (TLS)"
     monkeypatch.setenv("REDIS_URL", "rediss://:pw@redis:6379/0")
     assert Settings.from_env().redis.ssl_ca_certs == "/ca.pem"
+    # Cluster seeds written host:port are reached with the first URL's scheme.
+    monkeypatch.setenv("REDIS_CLUSTER", "true")
+    monkeypatch.setenv("CARAVAN_STREAM_PREFIX", "{caravan}:")
+    monkeypatch.setenv("REDIS_URL", "rediss://:pw@node-a:6379, node-b:6379")
+    assert Settings.from_env().redis.ssl_ca_certs == "/ca.pem"
+    monkeypatch.setenv("REDIS_URL", "rediss://:pw@node-a:6379,redis://node-b:6379")
+    assert _problems(monkeypatch) == (
+        "REDIS_SSL_CA_CERTS is set, but REDIS_URL is not rediss:// (TLS)"
+    )
 
 
 def test_unknown_caravan_variables_are_named() -> None:
