@@ -8,7 +8,8 @@ followed one by one so each hop is checked (robots, loops, the SSRF guard in
 ssrf.py dials only public addresses), and retries with jittered exponential
 backoff on 429, 5xx and timeouts, waiting at least what Retry-After asks (capped:
 a server does not decide how long a worker sleeps; a host deferred for longer
-than a poll can wait fails fast).
+than a poll can wait fails fast, and so does one whose retries all timed out).
+A whole fetch, all of that included, has a deadline of its own.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ _ROBOTS_MAX_CHARS = 4_000_000
 # The timeout bounds each read; a whole request gets this many of them, so a
 # server dripping a byte per read cannot hold a host slot forever.
 _DEADLINE_TIMEOUTS = 3
+# A whole fetch (robots.txt, redirects, retries and their waits, the host's turn) gets
+# this many request deadlines. An honest server answers each request in a fraction of
+# one: five leave room for the retries of a host that times out, or a redirect to
+# another site and its robots.txt. Without it a server keeping each answer just inside
+# its deadline, across redirects and robots.txt, held one URL for about 55 minutes.
+_FETCH_DEADLINE_REQUESTS = 5
 # What servers are asked to accept at least (RFC 9110 §4.1). Past it a URL is no
 # article's, and everything done with it (robots.txt matching, canonicalising) costs
 # its length: a link or a redirect of megabytes held the event loop for seconds.
@@ -59,12 +66,16 @@ class Refused(FetchError):
 
 
 class HostDeferred(FetchError):
-    """The host asked for a pause longer than a request may wait (Retry-After): the
-    request fails at once rather than sleeping in the host's queue."""
+    """The host asked for a pause longer than a request may wait (Retry-After), or kept
+    timing out: the request fails at once rather than sleeping in the host's queue."""
 
 
 class _TimedOut(FetchError):
     """No answer, or not all of it, in time: worth retrying."""
+
+
+class DeadlinePassed(FetchError):
+    """The whole fetch (robots.txt, redirects, retries) took longer than it may."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +182,10 @@ class _HostGate:
     def _check_deferral(self) -> None:
         remaining = self._deferred_until - time.monotonic()
         if remaining > self._max_wait:
-            msg = f"host deferred for another {remaining:.0f}s (it asked, with Retry-After)"
+            msg = (
+                f"host deferred for another {remaining:.0f}s"
+                " (it asked, with Retry-After, or kept timing out)"
+            )
             raise HostDeferred(msg)
 
 
@@ -210,8 +224,14 @@ class PoliteFetcher:
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
+    @property
+    def deadline(self) -> float:
+        """Seconds one fetch of a URL may take in all."""
+        return self.policy.timeout * _DEADLINE_TIMEOUTS * _FETCH_DEADLINE_REQUESTS
+
     async def fetch(self, location: str, validators: Validators | None = None) -> Fetched:
-        """GET a URL (or read a local path). Raises FetchError, or Refused."""
+        """GET a URL (or read a local path). Raises FetchError: Refused, HostDeferred,
+        DeadlinePassed among them."""
         if not location.startswith(("http://", "https://")):
             content = await read_local(location, max_bytes=self.policy.max_bytes)
             return Fetched(location, content)
@@ -222,10 +242,22 @@ class PoliteFetcher:
             _origin(location)
         except (httpx.InvalidURL, ValueError) as exc:
             raise FetchError(f"{location!r}: not a valid URL ({exc})") from exc
+        within = asyncio.timeout(self.deadline)
+        try:
+            async with within:
+                return await self._follow(location, validators or Validators())
+        except TimeoutError as exc:
+            if not within.expired():
+                raise
+            msg = f"{location}: not fetched within {self.deadline:g}s in all"
+            raise DeadlinePassed(msg) from exc
+
+    async def _follow(self, location: str, validators: Validators) -> Fetched:
+        """The document at `location`, its redirects followed one by one."""
         url = location
         seen = {url}
         for _ in range(self.policy.max_redirects + 1):
-            response = await self._get_with_retries(url, validators or Validators())
+            response = await self._get_with_retries(url, validators)
             if response.status not in _REDIRECTS:
                 return response.fetched(url)
             if not response.location:
@@ -249,6 +281,10 @@ class PoliteFetcher:
                 response = await self._get(url, validators.headers(), self.policy.max_bytes)
             except _TimedOut:
                 if attempt > self.policy.retries:
+                    # The host keeps timing out: for as long as one more fetch could take,
+                    # its other links fail at once (HostDeferred) rather than each costing
+                    # as much again.
+                    self._gate(host).defer(self.deadline + self.policy.backoff_max)
                     raise
                 wait = self._backoff.delay(attempt)
                 self._gate(host).defer(wait)
@@ -375,7 +411,9 @@ class PoliteFetcher:
                 if response.status not in _REDIRECTS or not response.location:
                     break
                 url = _redirect_target(url, response.location)
-        except Refused:  # an internal address: the document's fetch must fail the same way
+        # An internal address, or a host deferred: the document's fetch fails the same
+        # way, rather than its host being shut as if robots.txt were unreachable.
+        except (Refused, HostDeferred):
             raise
         except FetchError as exc:
             log.warning(

@@ -26,8 +26,14 @@ log = structlog.get_logger(__name__)
 # away, fails that poll with a one-line error. Anything else is a bug, and fails
 # that poll too (poll_safely). A lease lost to another replica mid-poll ends it
 # without being the source's failure.
-EXPECTED_ERRORS = (FetchError, ValueError, RedisError)
 _LONGEST_REQUESTED_INTERVAL = 86400.0
+
+
+class PollTooLong(Exception):
+    """A poll cut at its deadline: what it published stays, the rest waits for the next."""
+
+
+EXPECTED_ERRORS = (FetchError, ValueError, RedisError, PollTooLong)
 
 
 async def poll_safely(ingestor: Ingestor, source: Source) -> PollResult:
@@ -36,7 +42,7 @@ async def poll_safely(ingestor: Ingestor, source: Source) -> PollResult:
     poll only, never the others or the process."""
     with structlog.contextvars.bound_contextvars(source=source.name):
         try:
-            result = await ingestor.poll(source)
+            result = await _poll_within(ingestor, source)
         except LeaseLost as exc:
             # Not the source's failure: no error time, which the failing-source alert
             # compares with the successes of the replica that holds the source now.
@@ -53,6 +59,19 @@ async def poll_safely(ingestor: Ingestor, source: Source) -> PollResult:
     metrics.POLLS.labels(source.name, "ok").inc()
     metrics.LAST_SUCCESS.labels(source.name).set(time.time())
     return result
+
+
+async def _poll_within(ingestor: Ingestor, source: Source) -> PollResult:
+    """One poll, cut at the ingestor's deadline for the source (PollTooLong)."""
+    deadline = ingestor.poll_deadline(source)
+    within = asyncio.timeout(deadline)
+    try:
+        async with within:
+            return await ingestor.poll(source)
+    except TimeoutError as exc:
+        if not within.expired():
+            raise
+        raise PollTooLong(f"poll not done within {deadline:g}s") from exc
 
 
 def _failed(source: Source, exc: Exception) -> PollResult:

@@ -84,6 +84,12 @@ class Ingestor:
         # at most this many pages, however long its feed, sitemap or listing.
         self._articles_in_flight = articles_in_flight
 
+    def poll_deadline(self, source: Source) -> float:
+        """Seconds a scheduled poll of `source` may take: its interval, when its next
+        poll is due anyway (hosts that answer slowly held a source, and its lease, for
+        hours), but never less than one fetch may take."""
+        return max(source.interval, self._fetcher.deadline)
+
     def under(self, lease: Fence) -> Ingestor:
         """The same ingestor, its state written through `lease` (a source's)."""
         fenced = copy.copy(self)

@@ -21,6 +21,9 @@ class SwallowingIngestor:
         self.polls = 0
         self.third_poll = asyncio.Event()
 
+    def poll_deadline(self, source: Source) -> float:
+        return 3600.0
+
     async def poll(self, source: Source, *_: Any) -> PollResult:
         self.polls += 1
         self.polling.set()

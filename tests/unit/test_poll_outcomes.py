@@ -1,19 +1,28 @@
-"""What one poll of a source leaves in the metrics the failing-source alert reads."""
+"""What one poll of a source leaves in the metrics the failing-source alert reads, and
+what a poll cut at its deadline leaves behind."""
 
 from __future__ import annotations
 
-from typing import cast
+import asyncio
+from typing import Any, cast
 
 from prometheus_client import REGISTRY
 
-from services.ingest.schedule import poll_safely
+from services.ingest.schedule import poll_safely, run_source_forever
 from services.ingest.sources import Source
-from services.ingest.worker import Ingestor
-from shared.leases import LeaseLost
+from services.ingest.state import IngestState
+from services.ingest.worker import ArticleStream, Ingestor
+from shared.backoff import POLL_RETRY_FIRST
+from shared.fetcher import Fetched, PoliteFetcher, Validators
+from shared.leases import LeaseLost, WorkShare
+from shared.sandbox import Sandbox
 
 
 class _Taken:
     """An ingestor whose poll finds the source's lease taken by another replica."""
+
+    def poll_deadline(self, source: Source) -> float:
+        return 3600.0
 
     async def poll(self, source: Source) -> None:
         raise LeaseLost(f"lease:{source.name}")
@@ -32,3 +41,90 @@ async def test_a_lease_lost_mid_poll_is_no_error_of_the_source() -> None:
     assert _sample("caravan_ingest_last_error_timestamp_seconds", {"source": source.name}) is None
     labels = {"source": source.name, "outcome": "lease_lost"}
     assert _sample("caravan_ingest_polls_total", labels) == 1
+
+
+FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Invented</title>
+<item><title>First</title><link>http://site.test/a1</link><description>One.</description></item>
+<item><title>Second</title><link>http://site.test/a2</link><description>Two.</description></item>
+</channel></rss>"""
+PAGE = b"<html><body><article><h1>First</h1><p>" + b"Some words. " * 60 + b"</p></article>"
+
+
+class _SlowHost:
+    """The feed and its first page at once; the second page never (each request within
+    the fetcher's own bounds, the poll's whole not)."""
+
+    deadline = 0.01  # a fetch's, scaled down
+
+    async def fetch(self, url: str, validators: Validators | None = None) -> Fetched:
+        if url == "http://site.test/a2":
+            await asyncio.Event().wait()
+        body, kind = (FEED, "application/rss+xml") if url.endswith("feed") else (PAGE, "text/html")
+        return Fetched(url, body, kind)
+
+
+class _Memory:
+    def __init__(self) -> None:
+        self.published: list[str] = []
+        self.validators_kept: list[str] = []
+
+    def under(self, _: object) -> _Memory:
+        return self
+
+    async def validators(self, *_: object) -> Validators:
+        return Validators()
+
+    async def remember_validators(self, url: str, *_: object) -> None:
+        self.validators_kept.append(url)
+
+    async def record(self, _: str) -> None:
+        return None
+
+    async def publish(self, _: object, key: str, *__: object) -> None:
+        self.published.append(key)
+
+
+class _InProcess:
+    async def run(self, fn: Any, *args: Any) -> Any:
+        return fn(*args)
+
+
+class _OneTurn:
+    """A share that grants the source's lease once and notes when it is next due."""
+
+    def __init__(self, stopping: asyncio.Event) -> None:
+        self.stopping = stopping
+        self.next_in: list[float] = []
+
+    async def turn(self, *_: object) -> object:
+        return object()
+
+    async def done(self, _: str, next_in: float) -> None:
+        self.next_in.append(next_in)  # and the source no longer busy: its lease free
+        self.stopping.set()
+
+
+async def test_a_poll_past_its_deadline_keeps_what_it_published_and_is_tried_again() -> None:
+    # Hosts answering each request within its bounds held one poll (and its source's
+    # lease) for hours. A scheduled poll now gets its source's interval.
+    state = _Memory()
+    ingestor = Ingestor(
+        ArticleStream("caravan:articles"),
+        cast("PoliteFetcher", _SlowHost()),
+        cast("IngestState", state),
+        cast("Sandbox", _InProcess()),
+    )
+    source = Source(name="slow-host", url="http://site.test/feed", interval=0.2)
+    stopping = asyncio.Event()
+    share = _OneTurn(stopping)
+    await asyncio.wait_for(
+        run_source_forever(ingestor, source, share=cast("WorkShare", share), stopping=stopping),
+        timeout=30,
+    )
+    assert len(state.published) == 1  # the first article, published before the cut
+    assert state.validators_kept == []  # the feed is read whole again next time
+    [retry_in] = share.next_in
+    # Due again as a failed poll is: from 30 s on, never later than its interval.
+    assert source.interval / 2 <= retry_in <= min(POLL_RETRY_FIRST, source.interval)
+    labels = {"source": source.name, "error": "PollTooLong"}
+    assert _sample("caravan_ingest_poll_errors_total", labels) == 1
