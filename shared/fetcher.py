@@ -420,6 +420,12 @@ class PoliteFetcher:
                 "robots.txt unreachable, host skipped for now", origin=origin, error=str(exc)
             )
             return rules_from_response(None, "", self.policy.user_agent)
+        if response.status in RETRYABLE_STATUSES:  # its host shut for a while (robots.py)
+            asked = retry_after_seconds(
+                response.retry_after, datetime.now(UTC), self.policy.max_retry_after
+            )
+            if asked is not None:
+                self._gate(origin).defer(asked)
         return rules_from_response(
             response.status,
             response.content.decode("utf-8", errors="replace"),

@@ -205,7 +205,8 @@ def test_robots_rules_for_our_agent_and_everyone_else() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "allowed"), [(404, True), (410, True), (500, False), (503, False), (None, False)]
+    ("status", "allowed"),
+    [(404, True), (410, True), (429, False), (500, False), (503, False), (None, False)],
 )
 def test_missing_robots_allows_everything_unreachable_robots_nothing(
     status: int | None, allowed: bool

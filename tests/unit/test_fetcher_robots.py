@@ -4,6 +4,7 @@ origin each)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -133,3 +134,40 @@ async def test_hosts_deferred_for_long_are_not_scanned_again_at_every_new_host(
         fetcher._gate("http://one-more.example")
     assert sweeps[-1] == 45
     assert len(fetcher._gates) == 41
+
+
+def _robots(answer: bytes, asked: list[str]) -> Handler:
+    """Answers robots.txt with `answer`, any page with a word; notes what was asked."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        asked.append(head.split(b" ")[1].decode())
+        if head.startswith(b"GET /robots.txt "):
+            writer.write(answer)
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\npage")
+        with contextlib.suppress(ConnectionError):  # the fetcher read what it needed
+            await writer.drain()
+        writer.close()
+
+    return handler
+
+
+async def test_a_robots_txt_answered_429_shuts_its_host_for_as_long_as_it_asked(
+    monkeypatch: Any,
+) -> None:
+    # Read as a missing robots.txt, a rate limit allowed everything for a day, and the
+    # Retry-After was not heard: 429 is the host asking us to slow down, not an answer.
+    monkeypatch.setattr(fetcher_module, "_ROBOTS_UNREACHABLE_TTL", 0.0)
+    asked: list[str] = []
+    slow_down = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3600\r\nContent-Length: 0\r\n\r\n"
+    policy = FetchPolicy(
+        user_agent="test", host_delay=0, retries=0, allow=AllowList.parse("127.0.0.1")
+    )
+    async with peer(_robots(slow_down, asked)) as site, PoliteFetcher(policy) as fetcher:
+        with pytest.raises(fetcher_module.Refused, match=r"robots\.txt unreachable"):
+            await fetcher.fetch(f"{site}/news")
+        # Its rules forgotten at once here: read again only once the hour has passed.
+        with pytest.raises(fetcher_module.HostDeferred):
+            await fetcher.fetch(f"{site}/news")
+    assert asked == ["/robots.txt"]
