@@ -312,7 +312,10 @@ class PoliteFetcher:
                 wait=round(wait, 3),
             )
 
-    async def _get(self, url: str, headers: dict[str, str], max_bytes: int) -> _Response:
+    async def _get(
+        self, url: str, headers: dict[str, str], max_bytes: int, *, whole: bool = True
+    ) -> _Response:
+        """One request; with `whole` False a body is cut at `max_bytes` rather than refused."""
         gate = self._gate(_origin(url))
         await gate.enter()
         try:
@@ -324,7 +327,7 @@ class PoliteFetcher:
                     stream.head_taken()
                 content = b""
                 if 200 <= response.status_code < 300:
-                    content = await _read_limited(response, url, max_bytes)
+                    content = await _read_limited(response, url, max_bytes, whole=whole)
                 return _Response(
                     status=response.status_code,
                     content=content,
@@ -407,7 +410,10 @@ class PoliteFetcher:
         url = f"{origin}/robots.txt"
         try:
             for _ in range(self.policy.max_redirects + 1):
-                response = await self._get(url, {}, _ROBOTS_MAX_BYTES)
+                # Uncompressed, so that one past the limit can be cut there and read.
+                response = await self._get(
+                    url, {"Accept-Encoding": "identity"}, _ROBOTS_MAX_BYTES + 1, whole=False
+                )
                 if response.status not in _REDIRECTS or not response.location:
                     break
                 url = _redirect_target(url, response.location)
@@ -428,7 +434,7 @@ class PoliteFetcher:
                 self._gate(origin).defer(asked)
         return rules_from_response(
             response.status,
-            response.content.decode("utf-8", errors="replace"),
+            _complete_lines(response.content, _ROBOTS_MAX_BYTES).decode("utf-8", errors="replace"),
             self.policy.user_agent,
         )
 
@@ -460,11 +466,14 @@ _BODY_FREE_PIECES = 4096
 _BODY_MIN_PIECE_BYTES = 128
 
 
-async def _read_limited(response: httpx.Response, url: str, max_bytes: int) -> bytes:
+async def _read_limited(
+    response: httpx.Response, url: str, max_bytes: int, *, whole: bool = True
+) -> bytes:
     """The body, decoded from the raw stream with `max_bytes` bounding what it inflates to
-    and the size of the pieces it may arrive in."""
+    and the size of the pieces it may arrive in. With `whole` False, the first `max_bytes`
+    sent are read and the rest left unread (a compressed body cut so is still refused)."""
     declared = response.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
+    if whole and declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(f"{url}: body of {declared} bytes is over the {max_bytes}-byte limit")
     body = bytearray()
     pieces = received = 0
@@ -476,11 +485,23 @@ async def _read_limited(response: httpx.Response, url: str, max_bytes: int) -> b
             if pieces > _BODY_FREE_PIECES and received < pieces * _BODY_MIN_PIECE_BYTES:
                 msg = f"body sent in too many pieces ({pieces} for {received} bytes)"
                 raise FetchError(msg)
-            body += decoder.feed(chunk)
+            if whole:
+                body += decoder.feed(chunk)
+                continue
+            body += decoder.feed(chunk[: max_bytes - received + len(chunk)])
+            if received >= max_bytes:
+                break
         decoder.finish()
     except FetchError as exc:
         raise FetchError(f"{url}: {exc}") from exc
     return bytes(body)
+
+
+def _complete_lines(content: bytes, limit: int) -> bytes:
+    """`content`, or when it is longer than `limit` its lines that end within it."""
+    if len(content) <= limit:
+        return content
+    return content[: content.rfind(b"\n", 0, limit) + 1]
 
 
 def _redirect_target(url: str, location: str) -> str:

@@ -171,3 +171,26 @@ async def test_a_robots_txt_answered_429_shuts_its_host_for_as_long_as_it_asked(
         with pytest.raises(fetcher_module.HostDeferred):
             await fetcher.fetch(f"{site}/news")
     assert asked == ["/robots.txt"]
+
+
+async def test_a_robots_txt_past_500_kib_is_read_up_to_its_last_line_within_them() -> None:
+    # RFC 9309 §2.5: at least 500 KiB must be parsed. Refused whole, the file shut its
+    # host as if unreachable, read again every ten minutes, the host never polled.
+    head = "User-agent: *\nDisallow: /private\n"
+    filler = "# " + "x" * 97 + "\n"
+    body = head + filler * ((500 * 1024 - len(head)) // len(filler))
+    body += "#" * (500 * 1024 - 10 - len(body) - 1) + "\n"  # 10 bytes left of the limit
+    body += "Disallow: /cut-in-two\nDisallow: /after\n" + filler * 1000
+    asked: list[str] = []
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode())
+    policy = FetchPolicy(
+        user_agent="test", host_delay=0, retries=0, allow=AllowList.parse("127.0.0.1")
+    )
+    async with peer(_robots(answer, asked)) as site, PoliteFetcher(policy) as fetcher:
+        await fetcher.fetch(f"{site}/news")
+        with pytest.raises(fetcher_module.Refused, match=r"disallowed by robots\.txt"):
+            await fetcher.fetch(f"{site}/private/1")
+        # The line the limit cuts, and those after it, are not read.
+        await fetcher.fetch(f"{site}/cut-in-two")
+        await fetcher.fetch(f"{site}/after")
+    assert asked == ["/robots.txt", "/news", "/cut-in-two", "/after"]
