@@ -259,7 +259,7 @@ class PoliteFetcher:
         for _ in range(self.policy.max_redirects + 1):
             response = await self._get_with_retries(url, validators)
             if response.status not in _REDIRECTS:
-                return response.fetched(url)
+                return response.fetched(url, conditional=bool(validators.headers()))
             if not response.location:
                 raise FetchError(f"{url}: HTTP {response.status} without a Location")
             target = _redirect_target(url, response.location)
@@ -448,8 +448,12 @@ class _Response:
     retry_after: str | None
     validators: Validators
 
-    def fetched(self, url: str) -> Fetched:
+    def fetched(self, url: str, *, conditional: bool) -> Fetched:
         if self.status == 304:
+            if not conditional:
+                # Nothing asked about a version (RFC 9110 §15.4.5): taken as "unchanged",
+                # the page was never read, and its article never published.
+                raise FetchError(f"{url}: HTTP 304 to a request that was not conditional")
             return Fetched(url, validators=self.validators, not_modified=True)
         if not 200 <= self.status < 300:
             raise FetchError(f"{url}: HTTP {self.status}")

@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 import pytest
 
 from shared.fetch import FetchError
-from shared.fetcher import FetchPolicy, HostDeferred, PoliteFetcher
+from shared.fetcher import FetchPolicy, HostDeferred, PoliteFetcher, Validators
 from shared.ssrf import AllowList
 from tests.loopback import Handler, peer
 
@@ -83,3 +83,16 @@ async def test_a_host_whose_retries_all_timed_out_fails_its_next_links_at_once()
         with pytest.raises(HostDeferred, match="kept timing out"):
             await fetcher.fetch(f"{site}/article-2")
     assert pages == ["/article-1"] * 3
+
+
+async def test_a_304_to_a_request_that_asked_about_no_version_is_an_error() -> None:
+    # Taken as "not modified", the article behind it was never read nor published, and
+    # counted unchanged at every poll (RFC 9110 §15.4.5: only a conditional GET gets 304).
+    pages: list[str] = []
+    not_modified = b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n'
+    async with peer(_site(pages, not_modified)) as site, PoliteFetcher(_policy()) as fetcher:
+        with pytest.raises(FetchError, match="304 to a request that was not conditional"):
+            await fetcher.fetch(f"{site}/article")
+        asked = await fetcher.fetch(f"{site}/article", Validators(etag='"v1"'))
+    assert asked.not_modified
+    assert pages == ["/article", "/article"]
