@@ -185,6 +185,9 @@ def main(settings: Settings) -> None:
         port=settings.query.port,
         http=PipelineSafeHttpToolsProtocol,
         log_config=None,
+        # A request line holds saved-search ids (each one the key to its search) and
+        # people's search words: neither belongs in the log store.
+        access_log=False,
         proxy_headers=False,
         timeout_graceful_shutdown=int(settings.common.shutdown_grace),
     )
