@@ -29,7 +29,7 @@ from services.ingest.dates import parse_date
 from services.ingest.extract import extract_article
 from services.ingest.feeds import parse_feed
 from services.ingest.kinds import Kind, document_kind
-from services.ingest.listing import page_kind, read_listing
+from services.ingest.listing import MAX_FEEDS, page_kind, read_listing
 from services.ingest.results import PollResult, first_of_each
 from services.ingest.sitemap_walk import SitemapWalk, dated_since, read_sitemap
 from services.ingest.sitemaps import (
@@ -329,7 +329,8 @@ class Ingestor:
             )
             if listing is None:
                 break
-            result.feeds = list(dict.fromkeys([*result.feeds, *listing.feeds]))
+            # As many in all as one page may name: pages are the site's to multiply.
+            result.feeds = list(dict.fromkeys([*result.feeds, *listing.feeds]))[:MAX_FEEDS]
             leads.extend(
                 (link.key, Lead(url=link.url, title=link.title, summary=link.excerpt))
                 for link in listing.links

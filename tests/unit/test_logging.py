@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from shared.logging import VALUE_CHARS, configure_logging
+from shared.logging import VALUE_CHARS, VALUE_ITEMS, configure_logging
 
 
 @pytest.fixture
@@ -44,3 +44,41 @@ def test_secrets_are_redacted(lines: io.StringIO) -> None:
     structlog.get_logger("t").info("connected", password="hunter2", host="es")
     [line] = (json.loads(line) for line in lines.getvalue().splitlines())
     assert (line["password"], line["host"]) == ("***", "es")
+
+
+# A line's characters at most, whatever a value holds: a few values' bounds and the rest.
+LINE_CHARS = 20 * VALUE_CHARS
+
+NESTED: list[object] = []
+for _ in range(5_000):
+    NESTED = [NESTED, "x" * 10_000]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [
+            f"https://news.example/p{page}/feed{n}/" + "é" * 8000
+            for page in range(5)
+            for n in range(20)
+        ],
+        {f"key{n}" * 1000: "v" * 8000 for n in range(1000)},
+        ("t" * 50_000,) * 1000,
+        {"a": [{"b": ["c" * 50_000] * 100}] * 100},
+        NESTED,
+    ],
+    ids=["listing feeds", "mapping", "tuple", "nested", "deep"],
+)
+def test_no_value_makes_a_long_line(lines: io.StringIO, value: object) -> None:
+    structlog.get_logger("t").info("listing advertises feeds", feeds=value)
+    [line] = lines.getvalue().splitlines()
+    assert len(line) < LINE_CHARS
+    assert json.loads(line)["event"] == "listing advertises feeds"
+
+
+def test_a_long_list_says_how_many_items_it_had(lines: io.StringIO) -> None:
+    feeds = [f"https://news.example/feed{n}" for n in range(100)]
+    structlog.get_logger("t").info("listing advertises feeds", feeds=feeds, counts={"new": 3})
+    [line] = (json.loads(line) for line in lines.getvalue().splitlines())
+    assert line["feeds"] == [*feeds[:VALUE_ITEMS], f"… ({len(feeds)} items)"]
+    assert line["counts"] == {"new": 3}
