@@ -42,11 +42,16 @@ VALUE_ITEMS = 20
 ITEM_CHARS = 100
 
 
+def shortened(text: str, chars: int = VALUE_CHARS) -> str:
+    """`text` cut to `chars`, saying how long it was."""
+    return text if len(text) <= chars else f"{text[:chars]}… ({len(text)} characters)"
+
+
 def clipped(value: object, chars: int = VALUE_CHARS) -> object:
     """`value` bounded for a line: text cut to `chars`, lists and mappings to their first
     VALUE_ITEMS items, whose text shares `chars`; other values as they are."""
     if isinstance(value, str):
-        return value if len(value) <= chars else f"{value[:chars]}… ({len(value)} characters)"
+        return shortened(value, chars)
     if not isinstance(value, list | tuple | set | frozenset | Mapping):
         return value
     if chars <= ITEM_CHARS:

@@ -9,14 +9,21 @@ followed from its fetch through publishing to the document the indexer wrote.
 from __future__ import annotations
 
 import functools
+import os
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.environment_variables import OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from shared.settings import TracingSettings
+
+# An attribute's characters at most, unless OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT says
+# otherwise (the SDK has no bound of its own): a hostile rates document made the
+# exception message of each span 3.8 MB.
+ATTRIBUTE_CHARS = 4096
 
 
 def start_tracing(service: str, settings: TracingSettings) -> TracerProvider | None:
@@ -27,9 +34,18 @@ def start_tracing(service: str, settings: TracingSettings) -> TracerProvider | N
     return _install(service) if settings.endpoint else None
 
 
+def tracer_provider(service: str) -> TracerProvider:
+    """The service's provider, exporting nowhere yet."""
+    chars = None if OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT in os.environ else ATTRIBUTE_CHARS
+    return TracerProvider(
+        resource=Resource.create({"service.name": f"caravan-{service}"}),
+        span_limits=SpanLimits(max_attribute_length=chars),
+    )
+
+
 @functools.cache
 def _install(service: str) -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create({"service.name": f"caravan-{service}"}))
+    provider = tracer_provider(service)
     # The exporter reads OTEL_EXPORTER_OTLP_* itself (endpoint, headers, timeout).
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)

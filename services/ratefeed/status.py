@@ -14,6 +14,7 @@ from typing import Any
 from services.ratefeed import metrics
 from services.ratefeed.asof import local_today, stale_after
 from services.ratefeed.config import Provider
+from shared.logging import shortened
 
 
 class ProviderStatus:
@@ -33,7 +34,8 @@ class ProviderStatus:
         metrics.LAST_SUCCESS.labels(provider).set_to_current_time()
 
     def failed(self, provider: str, error: BaseException) -> None:
-        self._errors[provider] = str(error)
+        # A document's text may be in it (a name, a namespace): megabytes in /readyz.
+        self._errors[provider] = shortened(str(error))
         self._failures[provider] = self._failures.get(provider, 0) + 1
         metrics.LAST_ERROR.labels(provider).set_to_current_time()
         metrics.POLL_ERRORS.labels(provider, type(error).__name__).inc()

@@ -170,3 +170,13 @@ def test_a_providers_file_error_names_its_variable_and_path(
     assert str(raised.value).startswith(f"CARAVAN_RATEFEED_PROVIDERS={path}: ")
     assert problem in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_a_provider_error_in_the_readiness_details_is_bounded() -> None:
+    # A rates document's text in the error (a name, a namespace) was megabytes in /readyz.
+    status = ProviderStatus(load_rates_config(SAMPLES / "rates.toml").providers)
+    status.failed("nbk", RatesError("not a rates document: " + "x" * 1_900_000))
+    error = status.details(datetime(2023, 10, 1, 12, tzinfo=UTC))["nbk"]["error"]
+    assert error.startswith("not a rates document: xxx")
+    assert error.endswith("(1900022 characters)")
+    assert len(error) < 1100

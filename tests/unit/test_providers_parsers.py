@@ -276,6 +276,17 @@ def test_an_html_error_page_is_no_rates_document(kind: str) -> None:
         detect(HTML_ERROR_PAGE)
 
 
+@pytest.mark.parametrize("parse", [parse_nbk, parse_nbkr])
+def test_a_root_element_of_another_name_is_quoted_short(
+    parse: Callable[[bytes], OfficialRates],
+) -> None:
+    # A name in a namespace of 1.9 MB: the error is the provider's, in /readyz and each span.
+    document = b"<?xml version='1.0'?><rates xmlns='urn:" + b"x" * 1_900_000 + b"'/>"
+    with pytest.raises(WrongFormat, match=re.escape("root element is '{urn:xxx")) as refused:
+        parse(document)
+    assert len(str(refused.value)) < 200
+
+
 def test_a_document_missing_the_dollar_yields_no_quotes() -> None:
     text = NBKR_FILE.read_text(encoding="utf-8")
     without_usd = text.replace(

@@ -41,7 +41,7 @@ def parse_nbk(content: bytes) -> OfficialRates:
         items, undated, other_days = root.findall("item"), 0, 0
         as_of = _document_date(root.findtext("date"))
     else:
-        raise WrongFormat(f"not a {WHAT}: root element is <{root.tag!s}> without quant items")
+        raise WrongFormat(f"not a {WHAT}: root element is {shown(root.tag)} without quant items")
     per_unit, problems = per_unit_values(
         (
             (

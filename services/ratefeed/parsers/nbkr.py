@@ -22,7 +22,7 @@ WHAT = "National Bank of the Kyrgyz Republic rates document"
 def parse_nbkr(content: bytes) -> OfficialRates:
     root = parse_xml(content, WHAT)
     if root.tag != "CurrencyRates":
-        raise WrongFormat(f"not a {WHAT}: root element is <{root.tag!s}>")
+        raise WrongFormat(f"not a {WHAT}: root element is {shown(root.tag)}")
     raw_date = root.get("Date")
     try:
         as_of = datetime.strptime(raw_date or "", "%d.%m.%Y").date()
