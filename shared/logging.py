@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import reprlib
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 import structlog
 
@@ -37,6 +39,10 @@ VALUE_CHARS = 1000
 # A list's or mapping's items at most in a line, the rest counted: a hostile listing's
 # feeds (8 KB addresses, 20 a page over 5 pages) made a 2.4 MB line at every poll.
 VALUE_ITEMS = 20
+# A traceback's characters at most: most are whole within it, one that repeats a
+# message of megabytes is not.
+TRACE_CHARS = 8 * VALUE_CHARS
+_TRACES = frozenset({"exception", "stack"})
 # The items of a list or mapping share their value's characters, each keeping at least
 # this many; one nested past that share is shown as short text.
 ITEM_CHARS = 100
@@ -74,16 +80,41 @@ def clipped(value: object, chars: int = VALUE_CHARS) -> object:
 
 def _clip(_: object, __: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
     for key, value in event_dict.items():
-        event_dict[key] = clipped(value)
+        event_dict[key] = clipped(value, TRACE_CHARS if key in _TRACES else VALUE_CHARS)
     return event_dict
 
 
+class Sparse:
+    """Whether to log a line that may come with every request: at most once per
+    `seconds`, each time with how many were not logged since the last."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._next = -math.inf
+        self._suppressed = 0
+
+    def due(self) -> int | None:
+        """The lines suppressed since the last one logged, when this one is to be; else None."""
+        now = self._clock()
+        if now < self._next:
+            self._suppressed += 1
+            return None
+        self._next = now + self._seconds
+        suppressed, self._suppressed = self._suppressed, 0
+        return suppressed
+
+
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
-    shared: list[structlog.types.Processor] = [
+    context: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    # A traceback is rendered first, so that it is bounded too: it repeats the message.
+    bounded: list[structlog.types.Processor] = [
+        structlog.processors.format_exc_info,
         _redact,
         _clip,
     ]
@@ -94,8 +125,9 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     )
     structlog.configure(
         processors=[
-            *shared,
+            *context,
             structlog.processors.StackInfoRenderer(),
+            *bounded,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -103,12 +135,8 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        foreign_pre_chain=[*context, *bounded],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)
@@ -118,6 +146,10 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     # The HTTP client libraries log every request at INFO: that is noise here.
     for noisy in ("elastic_transport", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # With Elasticsearch away, each request logged its retries (with tracebacks) and its
+    # node's failures, 2.5 KB a search: the services say so themselves, sparsely.
+    for per_request in ("elastic_transport.transport", "elastic_transport.node_pool"):
+        logging.getLogger(per_request).setLevel(max(logging.ERROR, root.level))
     # FastStream and uvicorn bring their own handlers and formats: send their
     # records through ours instead, so every line is one JSON object.
     for name in ("faststream", "faststream.access", "uvicorn", "uvicorn.error", "uvicorn.access"):

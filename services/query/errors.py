@@ -19,8 +19,11 @@ from services.query.cursors import InvalidCursor
 from services.query.middleware import app_path
 from services.query.pages import PageRenderer
 from services.query.search import InvalidSearch, PageOutOfRange
+from shared.logging import Sparse
 
 log = structlog.get_logger(__name__)
+# While Elasticsearch is away every search fails alike: one line a minute says so.
+UNAVAILABLE_LOG_SECONDS = 60.0
 
 
 def _refuse(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
@@ -55,10 +58,14 @@ def install_error_handlers(app: FastAPI, renderer: PageRenderer) -> None:
             return await renderer.refused(request, problem)
         return JSONResponse(status_code=400, content={"detail": problem})
 
+    unavailable_lines = Sparse(UNAVAILABLE_LOG_SECONDS)
+
     @app.exception_handler(ApiError)
     @app.exception_handler(ESTransportError)
     async def _unavailable(request: Request, exc: Exception) -> Response:
-        log.warning("elasticsearch unavailable", error=str(exc))
+        suppressed = unavailable_lines.due()
+        if suppressed is not None:
+            log.warning("elasticsearch unavailable", error=str(exc), suppressed=suppressed)
         if not _for_a_program(request):
             return renderer.unavailable(request)
         return JSONResponse(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from shared.logging import VALUE_CHARS, VALUE_ITEMS, configure_logging
+from shared.logging import VALUE_CHARS, VALUE_ITEMS, Sparse, configure_logging
 
 
 @pytest.fixture
@@ -82,3 +82,32 @@ def test_a_long_list_says_how_many_items_it_had(lines: io.StringIO) -> None:
     [line] = (json.loads(line) for line in lines.getvalue().splitlines())
     assert line["feeds"] == [*feeds[:VALUE_ITEMS], f"… ({len(feeds)} items)"]
     assert line["counts"] == {"new": 3}
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_a_traceback_is_bounded_as_any_value(lines: io.StringIO, fmt: str) -> None:
+    configure_logging("test", fmt=fmt)
+    [handler] = logging.getLogger().handlers
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(lines)
+    message = "x" * 5_000_000
+    for logger in (structlog.get_logger("t"), logging.getLogger("library")):
+        try:
+            raise RuntimeError(message)
+        except RuntimeError:
+            logger.exception("source poll crashed")
+    ours, library = lines.getvalue().split("source poll crashed")[1:]
+    for line in (ours, library):
+        assert len(line) < LINE_CHARS
+        assert "RuntimeError: xxx" in line
+        assert "(5000" in line  # how long the whole was
+
+
+def test_a_sparse_line_is_due_once_a_period_with_the_count_of_those_left_out() -> None:
+    now = [0.0]
+    sparse = Sparse(60.0, clock=lambda: now[0])
+    said = []
+    for second in range(0, 150, 10):
+        now[0] = second
+        said.append((second, sparse.due()))
+    assert [(second, n) for second, n in said if n is not None] == [(0, 0), (60, 5), (120, 5)]
