@@ -39,4 +39,10 @@ say "format, lint, types and import boundaries"
 "$VENV_DIR"/bin/lint-imports
 deploy/local/lint-rust.sh
 say "tests"
+# The whole suite in CARAVAN_TEST_WORKERS processes (2): it waits on servers far more
+# than it computes. Folders that share fixed-port servers stay in one worker
+# (tests/conftest.py). Given arguments, pytest runs them as asked.
+if [ "$#" -eq 0 ]; then
+  set -- -n "${CARAVAN_TEST_WORKERS:-2}" --dist loadgroup
+fi
 "$VENV_DIR"/bin/pytest "$@"

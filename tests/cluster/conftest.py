@@ -57,7 +57,7 @@ class EsCluster:
         return dict(self.client(node).cluster.health())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def es_cluster() -> Iterator[EsCluster]:
     cluster = EsCluster()
     cluster.script("start", cluster.nodes)
@@ -88,7 +88,7 @@ def cluster_world(es_cluster: EsCluster, tmp_path: Path) -> Iterator[Fixture]:
         es.indices.delete(index=",".join(indices))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def redis_cluster() -> Iterator[str]:
     """The Redis Cluster's URL (any node; the client discovers the others)."""
     script = str(SCRIPTS / "redis-cluster.sh")

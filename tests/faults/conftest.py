@@ -53,7 +53,7 @@ class Servers:
         subprocess.run([str(SCRIPTS / "redis.sh"), action, "faults", str(REDIS_PORT)], check=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def servers() -> Iterator[Servers]:
     servers = Servers()
     servers.redis("start")
@@ -63,7 +63,7 @@ def servers() -> Iterator[Servers]:
     servers.redis("stop")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def toxiproxy() -> Iterator[Toxiproxy]:
     script = str(SCRIPTS / "toxiproxy.sh")
     # The first start builds the server (about 40 s), once per machine.
