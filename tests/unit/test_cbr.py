@@ -95,7 +95,7 @@ def test_html_error_page_is_refused() -> None:
 
 
 def test_well_formed_document_with_another_root_is_refused() -> None:
-    with pytest.raises(RatesError, match="root element is <html>"):
+    with pytest.raises(RatesError, match="root element is 'html'"):
         parse_cbr(b"<html><body><p>Error</p></body></html>")
 
 

@@ -276,7 +276,7 @@ def test_an_html_error_page_is_no_rates_document(kind: str) -> None:
         detect(HTML_ERROR_PAGE)
 
 
-@pytest.mark.parametrize("parse", [parse_nbk, parse_nbkr])
+@pytest.mark.parametrize("parse", [parse_nbk, parse_nbkr, parse_cbr, parse_nbt])
 def test_a_root_element_of_another_name_is_quoted_short(
     parse: Callable[[bytes], OfficialRates],
 ) -> None:

@@ -22,7 +22,7 @@ PROVIDER = "cbr"
 def parse_cbr(content: bytes) -> OfficialRates:
     root = parse_xml(content, "Bank of Russia rates document")
     if root.tag != "ValCurs":
-        msg = f"not a Bank of Russia rates document: root element is <{root.tag!s}>"
+        msg = f"not a Bank of Russia rates document: root element is {shown(root.tag)}"
         raise WrongFormat(msg)
     raw_date = root.get("Date")
     try:

@@ -26,7 +26,7 @@ WHAT = "National Bank of Tajikistan rates document"
 def parse_nbt(content: bytes) -> OfficialRates:
     root = parse_xml(content, WHAT)
     if root.tag != "ValCurs":
-        raise WrongFormat(f"not a {WHAT}: root element is <{root.tag!s}>")
+        raise WrongFormat(f"not a {WHAT}: root element is {shown(root.tag)}")
     valutes = list(root.iter("Valute"))
     if any((v.get("ID") or "").startswith("R0") for v in valutes):
         raise WrongFormat(f"not a {WHAT}: Bank of Russia currency IDs")
