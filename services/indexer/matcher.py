@@ -55,7 +55,7 @@ from services.indexer.matching import (
 from shared.clients import wrong_type
 from shared.events import SavedSearchMatch
 from shared.index import IndexNames
-from shared.saved_searches import SavedSearch
+from shared.saved_searches import SavedSearch, logged_id
 from shared.searching import UTC_ZONE
 from shared.settings import IndexerSettings
 from shared.streams import Streams
@@ -252,7 +252,7 @@ class Matcher:
 
     def _skip(self, saved_id: str, error: str) -> None:
         self._unreadable.add(saved_id)
-        log.warning("saved search unreadable, skipped", id=saved_id, error=error)
+        log.warning("saved search unreadable, skipped", id=logged_id(saved_id), error=error)
 
     async def _list(self) -> list[str]:
         ids: list[str] = []
@@ -323,7 +323,7 @@ class Matcher:
         metrics.MATCH_FAILURES.labels("saved_search").inc(len(failed.group))
         log.warning(
             "saved searches not matched in this round",
-            saved_searches=[search.id for search in failed.group],
+            saved_searches=[logged_id(search.id) for search in failed.group],
             reason=failed.reason,
         )
         return []

@@ -30,6 +30,7 @@ from services.indexer.matcher import Matcher
 from shared.clients import make_elasticsearch
 from shared.events import ArticleEvent, SavedSearchMatch, content_hash
 from shared.index import IndexNames
+from shared.saved_searches import logged_id
 from shared.settings import ElasticsearchSettings, IndexerSettings, Settings
 from shared.streams import DATA_FIELD, add_events
 from tests.conftest import REPO, Namespace
@@ -326,6 +327,10 @@ async def test_a_stored_search_that_does_not_read_is_told_once_and_the_rest_matc
 
     assert [pair[0] for pair in _pairs(await _matches(redis, namespace))] == [oil] * 3
     assert said.events("saved search unreadable") == ["saved search unreadable, skipped"]
+    # Named by a digest: the id is the key to the saved search, logs are read more widely.
+    [line] = [line for line in said.lines if line["event"].startswith("saved search")]
+    assert line["id"] == logged_id("b" * 22)
+    assert "b" * 22 not in repr(said.lines)
 
 
 async def test_a_memory_of_announcements_caravan_did_not_write_fails_no_round(
