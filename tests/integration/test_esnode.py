@@ -1,7 +1,7 @@
 """The HTTP Elasticsearch node (shared/esnode.py): what the transport relies on.
 
-Against the real Elasticsearch: answers, errors, HEAD, gzip and kept-alive connections,
-counted by the node itself (`_nodes/stats/http`). Against a local TCP peer that
+Against the real Elasticsearch: answers, errors, HEAD, gzip and kept-alive connections
+(counted at a relay of the test's own). Against a local TCP peer that
 misbehaves on purpose: a node that never answers, one that hangs up mid-answer, one
 that closes after each answer, and a request cancelled before its answer came.
 """
@@ -14,6 +14,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from elastic_transport import ConnectionError, ConnectionTimeout
@@ -35,10 +36,29 @@ def client(url: str, **options: object) -> AsyncElasticsearch:
     return es.options(**options) if options else es  # type: ignore[arg-type]
 
 
-async def opened(es: AsyncElasticsearch) -> int:
-    """Connections the node has accepted since it started."""
-    stats = await es.nodes.stats(metric="http")
-    return sum(node["http"]["total_opened"] for node in stats["nodes"].values())
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    finally:
+        sink.close()
+
+
+@asynccontextmanager
+async def relay_to(url: str) -> AsyncIterator[tuple[str, list[int]]]:
+    """A TCP relay to the node at `url`, and the count of connections made to it: the
+    node's own count takes in every other client's, another test worker's among them."""
+    target = urlsplit(url)
+    opened = [0]
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        opened[0] += 1
+        node = await asyncio.open_connection(target.hostname, target.port)
+        await asyncio.gather(_pipe(reader, node[1]), _pipe(node[0], writer))
+
+    async with peer(relay) as relayed:
+        yield relayed, opened
 
 
 def test_http_and_https_urls_take_the_node() -> None:
@@ -47,21 +67,20 @@ def test_http_and_https_urls_take_the_node() -> None:
         assert isinstance(es.transport.node_pool.get(), HttpNode)
 
 
-async def test_requests_share_kept_alive_connections(es: AsyncElasticsearch) -> None:
-    fresh = make_elasticsearch(ElasticsearchSettings(url=os.environ["ELASTICSEARCH_URL"]))
-    try:
-        before = await opened(es)
-        for _ in range(20):
-            await fresh.cluster.health()
-            # A HEAD answer has no body: its connection is kept too.
-            await fresh.indices.exists(index="caravan-no-such-index")
-        assert await opened(es) - before <= 1
-        # 30 at once: no more connections than the node's limit (10 by default).
-        before = await opened(es)
-        await asyncio.gather(*(fresh.cluster.health() for _ in range(30)))
-        assert await opened(es) - before <= 10
-    finally:
-        await fresh.close()
+async def test_requests_share_kept_alive_connections() -> None:
+    async with relay_to(os.environ["ELASTICSEARCH_URL"]) as (url, opened):
+        fresh = make_elasticsearch(ElasticsearchSettings(url=url))
+        try:
+            for _ in range(20):
+                await fresh.cluster.health()
+                # A HEAD answer has no body: its connection is kept too.
+                await fresh.indices.exists(index="caravan-no-such-index")
+            assert opened == [1]
+            # 30 at once: no more connections than the node's limit (10 by default).
+            await asyncio.gather(*(fresh.cluster.health() for _ in range(30)))
+            assert opened[0] <= 1 + 10
+        finally:
+            await fresh.close()
 
 
 async def test_answers_errors_and_head(es: AsyncElasticsearch, namespace: Namespace) -> None:

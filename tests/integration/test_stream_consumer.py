@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from datetime import UTC, date, datetime
@@ -404,21 +405,31 @@ async def test_a_claim_looks_past_the_entries_live_consumers_hold(
 async def test_entries_that_end_a_wait_are_read_by_their_own_streams_count(
     redis: Redis, namespace: Namespace
 ) -> None:
-    reader = await _reader_after_large_articles(redis, namespace, "a", 2)
+    # Its connections named, so that its block is told from other clients' (the
+    # suite's other worker uses this Redis too).
+    name = f"{namespace.stream_prefix}reader".replace(":", "-")
+    own = Redis.from_url(os.environ["REDIS_URL"], client_name=name)
+    reader = await _reader_after_large_articles(own, namespace, "a", 2)
     assert len(await reader.read()) == 2
     waiting = asyncio.ensure_future(reader.read())
 
     async def blocked() -> bool:
-        return any("b" in client["flags"] for client in await redis.client_list())
+        return any(
+            client["name"] == name and "b" in client["flags"]
+            for client in await redis.client_list()
+        )
 
-    await until(blocked, "the reader blocking on both streams")
-    async with redis.pipeline(transaction=False) as pipe:
-        for _ in range(50):
-            pipe.xadd(namespace.streams.quotes, {DATA_FIELD: b"x" * 200})
-        await pipe.execute()
-    # The wait ends on one entry; the quotes that came with it are then read to their
-    # own stream's bytes, not the articles'.
-    assert len(await waiting) == 50
+    try:
+        await until(blocked, "the reader blocking on both streams")
+        async with redis.pipeline(transaction=False) as pipe:
+            for _ in range(50):
+                pipe.xadd(namespace.streams.quotes, {DATA_FIELD: b"x" * 200})
+            await pipe.execute()
+        # The wait ends on one entry; the quotes that came with it are then read to their
+        # own stream's bytes, not the articles'.
+        assert len(await waiting) == 50
+    finally:
+        await own.aclose()
 
 
 async def test_a_stream_that_fills_its_read_is_not_lingered_on_for_the_others(
