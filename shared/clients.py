@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import re
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import structlog
 from elastic_transport import AsyncTransport, HttpHeaders, TransportApiResponse
 from elasticsearch import ApiError, AsyncElasticsearch
@@ -258,6 +261,36 @@ class _FileCredentialTransport(AsyncTransport):
         return await super().perform_request(method, target, **options)
 
 
+# A UTF-16 half with no other: JSON may spell one (`"\\ud800"`), no UTF-8 text holds it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _OrjsonAnyText(OrjsonSerializer):
+    """orjson, but an answer in which a string holds a lone surrogate is read with U+FFFD
+    for it. Elasticsearch keeps and returns one another writer stored; orjson refuses
+    the whole answer, so one such document failed every page that showed it."""
+
+    def json_loads(self, data: bytes) -> Any:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return without_lone_surrogates(json.loads(data))
+
+
+def without_lone_surrogates(value: Any) -> Any:
+    """`value` (parsed JSON) with U+FFFD for each lone surrogate in its strings."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {
+            without_lone_surrogates(key): without_lone_surrogates(item)
+            for key, item in value.items()
+        }
+    return value
+
+
 class _NdjsonAsIs(NdjsonSerializer):
     """Sends an NDJSON body of bytes that ends in a newline as it is.
 
@@ -307,7 +340,7 @@ def make_elasticsearch(settings: ElasticsearchSettings) -> AsyncElasticsearch:
         # answer in less than half the standard library's time.
         serializers={
             serializer.mimetype: serializer
-            for serializer in (OrjsonSerializer(), _NdjsonAsIs(), _CompatibilityNdjsonAsIs())
+            for serializer in (_OrjsonAnyText(), _NdjsonAsIs(), _CompatibilityNdjsonAsIs())
         },
         **options,
     )

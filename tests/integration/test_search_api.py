@@ -7,6 +7,7 @@ samples/sources.toml (Uzbek, Russian, German and Portuguese feeds).
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import socket
 import time
@@ -201,13 +202,25 @@ async def test_a_document_another_writer_left_is_one_hit_fewer_not_the_page_lost
     }
     for doc_id, document in odd.items():
         await es.index(index=articles, id=doc_id, document=document)
+    # Half a UTF-16 pair, as JSON can spell it: Elasticsearch keeps it and gives it back,
+    # and the whole answer was refused, so every page that found it was a 503.
+    half = {**fields, **when, "url": "https://x.example/e", "title": "Плисецкая HALF"}
+    lone = json.dumps(half).replace("HALF", "\\ud800")
+    async with httpx.AsyncClient(base_url=settings.elasticsearch.url) as raw:
+        stored = await raw.put(
+            f"/{articles}/_doc/{'e' * 32}",
+            content=lone.encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert stored.status_code == 201, stored.text
     await es.indices.refresh(index=articles)
 
     found = await _search(api, q="Плисецкая", size=50)
     titles = {r["title"] for r in found["results"]}
     assert PLISETSKAYA in titles
     assert "Плисецкая" in titles  # the one with the date of another form
-    assert {r["id"] for r in found["results"]} & set(odd) == {"b" * 32}
+    assert {r["id"] for r in found["results"]} & {*odd, "e" * 32} == {"b" * 32, "e" * 32}
+    assert "Плисецкая \ufffd" in titles
     assert found["total"] == len(found["results"]) + 3  # counted, as Elasticsearch found them
     page = await api.get("/", params={"q": "Плисецкая"})
     assert page.status_code == 200
