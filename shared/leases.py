@@ -32,7 +32,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast, overload
 
 import structlog
@@ -58,6 +58,12 @@ HAND_OVER_SECONDS = 2.0
 # by one bound for all, not by each replica's own lease, so that replicas rolling onto
 # a longer one keep theirs.
 FOREIGN_MS = 10 * LONGEST_LEASE_SECONDS * 1000
+# Redis calls a share makes for its items at once (taking a lease, reading when it is
+# due, a write under it): ingest starting with thousands of sources asked for them all
+# together, past the cluster client's 100 connections a node, which refuses the rest
+# at once. Well under that and under the single Redis' pool of 50 (shared/clients.py),
+# so the heartbeat, which does not wait for these, always finds a connection.
+CALLS_IN_FLIGHT = 32
 
 # A holder key of another type, or one that never expires, is not a lease Caravan wrote
 # (set by hand): it is no one's, and is taken over, or its item would go unworked for ever.
@@ -161,6 +167,8 @@ class Lease:
     key: str
     owner: str
     token: int
+    calls: asyncio.Semaphore = field(repr=False, compare=False)
+    """Its share's bound on calls in flight (CALLS_IN_FLIGHT), which its writes count in."""
     audit: str | None = None
     """A stream to log each write's token to, in the write's own script (CARAVAN_LEASE_AUDIT)."""
 
@@ -178,12 +186,15 @@ class Lease:
             entry = ("token", self.token, "keys", logged)
             commands = [*commands, ("XADD", self.audit, "MAXLEN", "~", AUDIT_MAXLEN, "*", *entry)]
         _encode(commands, keys, argv)
-        if not await self.redis.eval(_FENCED, len(keys), *keys, *argv):
+        async with self.calls:
+            written = await self.redis.eval(_FENCED, len(keys), *keys, *argv)
+        if not written:
             raise LeaseLost(self.key)
 
     async def held(self) -> bool:
         try:
-            return bool(await self.redis.get(self.key) == self.value.encode())
+            async with self.calls:
+                return bool(await self.redis.get(self.key) == self.value.encode())
         except ResponseError as exc:
             if not wrong_type(exc):  # another type: not this holder's (see _HOLDS)
                 raise
@@ -265,6 +276,9 @@ class WorkShare:
         self._held: dict[str, Lease] = {}
         self._busy: set[str] = set()
         self._live = 1
+        # Item calls only: the heartbeat (join, keep, release_all) is one call at a time
+        # and goes straight to Redis, never queued behind thousands of items.
+        self._calls = asyncio.Semaphore(CALLS_IN_FLIGHT)
 
     def _key(self, kind: str, item: str) -> str:
         return f"{self._base}:{kind}:{self._group}:{item}"
@@ -349,13 +363,15 @@ class WorkShare:
         log.info("lease handed over", item=item, fence=lease.token)
 
     async def _try_acquire(self, item: str) -> Lease | None:
-        if len(self._held) >= self.share:
-            return None
         key = self._key("holder", item)
         fence = self._key("fence", item)
-        token, replaced = await self._redis.eval(
-            _ACQUIRE, 2, key, fence, self._owner, self._ttl_ms, FOREIGN_MS
-        )
+        async with self._calls:
+            # Counted once its call's turn comes: the leases taken while it waited count.
+            if len(self._held) >= self.share:
+                return None
+            token, replaced = await self._redis.eval(
+                _ACQUIRE, 2, key, fence, self._owner, self._ttl_ms, FOREIGN_MS
+            )
         if replaced:
             log.warning(
                 "lease keys not written by caravan, replaced",
@@ -366,7 +382,7 @@ class WorkShare:
         if not token:
             return None
         audit = self._key("audit", item) if self._audit else None
-        lease = Lease(self._redis, key, self._owner, token, audit)
+        lease = Lease(self._redis, key, self._owner, token, self._calls, audit)
         self._held[item] = lease
         log.info("lease taken", item=item, fence=token)
         return lease
@@ -399,7 +415,8 @@ class WorkShare:
 
     async def _due(self, item: str) -> bytes | None:
         try:
-            return cast("bytes | None", await self._redis.get(self._key("due", item)))
+            async with self._calls:
+                return cast("bytes | None", await self._redis.get(self._key("due", item)))
         except ResponseError as exc:
             # Another type than `done` writes (set by hand): none, so due now, and
             # `done`'s SET replaces it. Taken for Redis away, it stalled the item for ever.
