@@ -97,11 +97,10 @@ def wrong_type(answer: object) -> bool:
 
 
 # Connections a service keeps to Redis. At rest it holds a few (CLIENT LIST: ingest
-# with one source, 2), but ingest asks for one per source at once as it starts (each
-# source's lease script): redis-py's default pool (100, not waiting) failed the rest,
-# the replica's heartbeat among them, and an uncapped one would open thousands. Past
-# the cap a call waits its turn: 50 keep up with what one event loop sends (ingest with
-# 5000 sources: 50 open, every lease taken within 6 s of the start).
+# with one source, 2); its bursts are bounded where they are made (a share's lease
+# calls, shared/leases.py), and past this cap a call waits its turn rather than fail
+# as with redis-py's default pool (100, not waiting). 50 keep up with what one event
+# loop sends.
 REDIS_MAX_CONNECTIONS = 50
 # How long a call waits for a free connection, a backstop only: every connection comes
 # free within a socket timeout or a blocking read's bound, so a longer wait means this
@@ -167,8 +166,8 @@ def _host_port(seed: str) -> tuple[str, int]:
     are used, the first URL's scheme and credentials apply to every node."""
     # Without a scheme urlsplit reads no host, and every such seed became 127.0.0.1.
     parts = urlsplit(seed if "://" in seed else f"//{seed}")
-    if not parts.hostname:
-        raise ValueError(f"REDIS_URL: the cluster node {seed!r} names no host")
+    if not parts.hostname:  # refused with the settings (cluster_seed_problem)
+        raise ValueError("REDIS_URL: a cluster node names no host")
     return parts.hostname, parts.port or 6379
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Self
+from urllib.parse import urlsplit
 
 import structlog
 from pydantic import (
@@ -136,11 +137,30 @@ class RedisSettings(_Settings):
         # written `host:port` takes the first URL's scheme (shared/clients.py).
         nodes = [node.strip() for node in self.url.split(",")]
         if self.ssl_ca_certs and any(
-            "://" in node and not node.startswith("rediss://") for node in nodes
+            "://" in node and not node.lower().startswith("rediss://") for node in nodes
         ):
             msg = "REDIS_SSL_CA_CERTS is set, but REDIS_URL is not rediss:// (TLS)"
             raise ValueError(msg)
         return self
+
+    @model_validator(mode="after")
+    def _seeds_name_nodes(self) -> RedisSettings:
+        # Named by position, never shown: a seed may carry the password.
+        for number, seed in enumerate(self.url.split(",")[1:] if self.cluster else [], 2):
+            if problem := cluster_seed_problem(seed.strip()):
+                msg = f"REDIS_URL: cluster node {number} {problem}"
+                raise ValueError(msg)
+        return self
+
+
+def cluster_seed_problem(seed: str) -> str | None:
+    """What is wrong with a cluster seed after the first (a URL or `host[:port]`)."""
+    parts = urlsplit(seed if "://" in seed else f"//{seed}")
+    try:
+        parts.port  # noqa: B018 - read for its check
+    except ValueError:
+        return "has no valid port"
+    return None if parts.hostname else "names no host"
 
 
 class ElasticsearchSettings(_Settings):

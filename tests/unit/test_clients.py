@@ -19,7 +19,7 @@ from redis.exceptions import (
 )
 
 from shared.clients import _host_port, make_elasticsearch, make_redis, redis_trouble
-from shared.settings import ElasticsearchSettings, RedisSettings
+from shared.settings import ElasticsearchSettings, RedisSettings, Settings, SettingsError
 
 COMPATIBLE = "; compatible-with=9"
 
@@ -139,6 +139,22 @@ def test_cluster_seeds_without_a_scheme_name_their_own_nodes() -> None:
     ]
 
 
-def test_a_cluster_seed_without_a_host_is_refused_not_taken_for_localhost() -> None:
-    with pytest.raises(ValueError, match="REDIS_URL"):
-        make_redis(RedisSettings(url="redis://10.0.0.1:6379,:6380", cluster=True))
+@pytest.mark.parametrize(
+    ("seed", "problem"),
+    [
+        (":6380", "names no host"),
+        ("rediss://caravan:S3cret@:6380", "names no host"),
+        ("node-b:63a9", "has no valid port"),
+        ("rediss://caravan:S3cret@node-b:x", "has no valid port"),
+    ],
+)
+def test_a_cluster_seed_without_a_host_is_refused_not_taken_for_localhost(
+    monkeypatch: pytest.MonkeyPatch, seed: str, problem: str
+) -> None:
+    # Refused with the settings, by its place in the list: a seed may hold the password.
+    monkeypatch.setenv("REDIS_CLUSTER", "true")
+    monkeypatch.setenv("CARAVAN_STREAM_PREFIX", "{caravan}:")
+    monkeypatch.setenv("REDIS_URL", f"rediss://caravan:S3cret@node-a:6379,{seed}")
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env()
+    assert str(refused.value) == f"REDIS_URL: cluster node 2 {problem}"

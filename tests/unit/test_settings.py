@@ -336,6 +336,8 @@ def test_a_ca_file_needs_a_tls_url(monkeypatch: pytest.MonkeyPatch) -> None:
     assert problems == "REDIS_SSL_CA_CERTS is set, but REDIS_URL is not rediss:// (TLS)"
     monkeypatch.setenv("REDIS_URL", "rediss://:pw@redis:6379/0")
     assert Settings.from_env().redis.ssl_ca_certs == "/ca.pem"
+    monkeypatch.setenv("REDIS_URL", "REDISS://:pw@redis:6379/0")  # as redis-py reads it
+    assert Settings.from_env().redis.ssl_ca_certs == "/ca.pem"
     # Cluster seeds written host:port are reached with the first URL's scheme.
     monkeypatch.setenv("REDIS_CLUSTER", "true")
     monkeypatch.setenv("CARAVAN_STREAM_PREFIX", "{caravan}:")
