@@ -380,7 +380,7 @@ class Matcher:
             ]:
                 log.warning(
                     "saved searches announced their matches of the day",
-                    saved_searches=crossed,
+                    saved_searches=[logged_id(saved_id) for saved_id in crossed],
                     per_day=self._per_day,
                 )
         return kept

@@ -160,8 +160,14 @@ async def test_exactly_the_matching_articles_are_announced_each_once(
 
 
 async def test_a_saved_search_announces_its_matches_of_the_day_and_no_more(
-    api: httpx.AsyncClient, indexer: BuildIndexer, redis: Redis, namespace: Namespace
+    api: httpx.AsyncClient,
+    indexer: BuildIndexer,
+    redis: Redis,
+    namespace: Namespace,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    said = Said()
+    monkeypatch.setattr(matcher_module, "log", said)
     tashkent = await _save(api, q="Toshkent", source=["kun.uz"])  # matches two stories
     oil = await _save(api, q="Neft")
     over = _counted("caravan_indexer_matches_over_day_total")
@@ -171,6 +177,9 @@ async def test_a_saved_search_announces_its_matches_of_the_day_and_no_more(
     matches = await _matches(redis, namespace)
     assert sorted(m.saved_search_id for m in matches) == sorted([tashkent, oil])
     assert _counted("caravan_indexer_matches_over_day_total") - over == 1
+    # Told once, naming the search by a digest: its id is the key to it.
+    [told] = [line for line in said.lines if line["event"].endswith("matches of the day")]
+    assert told["saved_searches"] == [logged_id(tashkent)]
     # Its feed still lists both.
     feed = await api.get(f"/api/saved-searches/{tashkent}.atom")
     assert feed.text.count("<entry") == 2
@@ -328,7 +337,7 @@ async def test_a_stored_search_that_does_not_read_is_told_once_and_the_rest_matc
     assert [pair[0] for pair in _pairs(await _matches(redis, namespace))] == [oil] * 3
     assert said.events("saved search unreadable") == ["saved search unreadable, skipped"]
     # Named by a digest: the id is the key to the saved search, logs are read more widely.
-    [line] = [line for line in said.lines if line["event"].startswith("saved search")]
+    [line] = [line for line in said.lines if line["event"].startswith("saved search unread")]
     assert line["id"] == logged_id("b" * 22)
     assert "b" * 22 not in repr(said.lines)
 
