@@ -150,6 +150,9 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     # node's failures, 2.5 KB a search: the services say so themselves, sparsely.
     for per_request in ("elastic_transport.transport", "elastic_transport.node_pool"):
         logging.getLogger(per_request).setLevel(max(logging.ERROR, root.level))
+    # The tracing SDK warns, with no context, each time it cuts a span's attribute to
+    # its bound (shared/tracing.py): a line an article with a long address.
+    logging.getLogger("opentelemetry.attributes").setLevel(max(logging.ERROR, root.level))
     # FastStream and uvicorn bring their own handlers and formats: send their
     # records through ours instead, so every line is one JSON object.
     for name in ("faststream", "faststream.access", "uvicorn", "uvicorn.error", "uvicorn.access"):

@@ -48,6 +48,7 @@ from shared.fetch import FetchError
 from shared.fetcher import Fetched, HostDeferred, PoliteFetcher, Refused
 from shared.leases import Fence
 from shared.sandbox import ParseFailed, Sandbox, parses_of
+from shared.tracing import failing_short
 
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -108,8 +109,10 @@ class Ingestor:
         with (
             structlog.contextvars.bound_contextvars(source=source.name),
             parses_of(source.name),
-            _tracer.start_as_current_span(
-                "ingest poll", attributes={"caravan.source": source.name, "url.full": source.url}
+            failing_short(
+                _tracer,
+                "ingest poll",
+                attributes={"caravan.source": source.name, "url.full": source.url},
             ),
         ):
             return await self._poll(source, kind, since)
@@ -379,7 +382,7 @@ class Ingestor:
         """One article: skip it when nothing about it changed, else read and publish it."""
         # The article's own span: its page fetch and the publish (whose context
         # the event carries to the indexer) are its children.
-        with _tracer.start_as_current_span("ingest article", attributes={"url.full": lead.url}):
+        with failing_short(_tracer, "ingest article", attributes={"url.full": lead.url}):
             await self._article(source, lead, result, fallback, fetch_page, page)
 
     async def _article(

@@ -55,6 +55,7 @@ from shared.fetch import FetchError
 from shared.fetcher import PoliteFetcher
 from shared.index import CURRENCIES
 from shared.leases import Command, Fence
+from shared.tracing import failing_short
 
 log = structlog.get_logger(__name__)
 
@@ -131,9 +132,7 @@ async def read_provider(
     day: date | None = None,
 ) -> Reading:
     """The provider's current rates, or with `day` its rates of that day (history)."""
-    with _tracer.start_as_current_span(
-        "ratefeed read", attributes={"caravan.provider": provider.name}
-    ):
+    with failing_short(_tracer, "ratefeed read", attributes={"caravan.provider": provider.name}):
         return await _read_provider(provider, config, fetcher, now, day)
 
 
