@@ -47,7 +47,8 @@ class RobotsRules:
     parser: Protego | None
     # Unreachable robots.txt (5xx, network errors) means "disallow everything"
     # for a while (RFC 9309 §2.3.1.4); a missing one (4xx) allows everything, but
-    # 429 is no answer about the file: the host asked us to slow down.
+    # 429 is no answer about the file: the host asked us to slow down. Nor is 304:
+    # robots.txt is never asked for conditionally, so it names no version we hold.
     disallow_all: bool = False
     why: str = "robots.txt unreachable"
     """What a refusal says when everything is disallowed."""
@@ -73,7 +74,7 @@ class RobotsRules:
 
 def rules_from_response(status: int | None, body: str, user_agent: str) -> RobotsRules:
     """The rules for `user_agent`; `status` None means the request failed before any answer."""
-    if status is None or status >= 500 or status == 429:
+    if status is None or status >= 500 or status in (304, 429):
         return RobotsRules(None, disallow_all=True)
     if status >= 400:
         return RobotsRules(None)

@@ -215,6 +215,14 @@ def test_missing_robots_allows_everything_unreachable_robots_nothing(
     assert (rules.refusal("https://site.example/a") is None) is allowed
 
 
+def test_a_robots_txt_answered_304_is_unreachable_not_empty() -> None:
+    # robots.txt is never asked for conditionally: a 304 has no file behind it, and read
+    # as an empty one it allowed everything for a day.
+    rules = rules_from_response(304, "", AGENT)
+    assert rules.disallow_all
+    assert rules.refusal("https://site.example/a") == "robots.txt unreachable"
+
+
 # RFC 9309 §2.2.1: the group naming our product token (case-insensitively) applies, else
 # the `*` group; groups naming the same agent are one, and so is a group of several agents.
 @pytest.mark.parametrize(
