@@ -40,6 +40,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ROBOTS_MAX_BYTES = 500 * 1024  # what crawlers must read at least (RFC 9309)
 _ROBOTS_TTL = 24 * 3600.0
 _ROBOTS_UNREACHABLE_TTL = 600.0
+_NO_LINE_END = f"robots.txt of no line end within its first {_ROBOTS_MAX_BYTES // 1024} KiB"
 _MAX_HOSTS = 10_000
 # What the robots.txt rules of all hosts may weigh together, in characters of rules. One
 # host's 5,000 long wildcard rules keep about 9 MiB, and hosts cost nothing to make
@@ -432,10 +433,13 @@ class PoliteFetcher:
             )
             if asked is not None:
                 self._gate(origin).defer(asked)
+        content = _complete_lines(response.content, _ROBOTS_MAX_BYTES)
+        if content is None:
+            # Read as empty it would allow everything: no rule of it could be read.
+            log.warning("robots.txt of no line end within its limit, host skipped", origin=origin)
+            return RobotsRules(None, disallow_all=True, why=_NO_LINE_END)
         return rules_from_response(
-            response.status,
-            _complete_lines(response.content, _ROBOTS_MAX_BYTES).decode("utf-8", errors="replace"),
-            self.policy.user_agent,
+            response.status, content.decode("utf-8", errors="replace"), self.policy.user_agent
         )
 
 
@@ -501,11 +505,13 @@ async def _read_limited(
     return bytes(body)
 
 
-def _complete_lines(content: bytes, limit: int) -> bytes:
-    """`content`, or when it is longer than `limit` its lines that end within it."""
+def _complete_lines(content: bytes, limit: int) -> bytes | None:
+    """`content`, or when it is longer than `limit` its lines that end within it (at a
+    CR or an LF: RFC 9309 §2.2 allows either alone); None when no line does."""
     if len(content) <= limit:
         return content
-    return content[: content.rfind(b"\n", 0, limit) + 1]
+    end = max(content.rfind(b"\n", 0, limit), content.rfind(b"\r", 0, limit))
+    return None if end < 0 else content[: end + 1]
 
 
 def _redirect_target(url: str, location: str) -> str:

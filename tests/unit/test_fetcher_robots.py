@@ -194,3 +194,37 @@ async def test_a_robots_txt_past_500_kib_is_read_up_to_its_last_line_within_them
         await fetcher.fetch(f"{site}/cut-in-two")
         await fetcher.fetch(f"{site}/after")
     assert asked == ["/robots.txt", "/news", "/cut-in-two", "/after"]
+
+
+async def test_a_robots_txt_past_500_kib_of_cr_line_ends_is_read_up_to_its_last_line() -> None:
+    # RFC 9309 §2.2: a line ends at a CR, an LF or both. Cut at the last LF, a file of
+    # CRs only was cut to nothing, and read as empty it allowed everything.
+    body = "User-agent: *\rDisallow: /private\r" + ("# " + "x" * 97 + "\r") * 6000
+    asked: list[str] = []
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode())
+    policy = FetchPolicy(
+        user_agent="test", host_delay=0, retries=0, allow=AllowList.parse("127.0.0.1")
+    )
+    async with peer(_robots(answer, asked)) as site, PoliteFetcher(policy) as fetcher:
+        await fetcher.fetch(f"{site}/news")
+        with pytest.raises(fetcher_module.Refused, match=r"disallowed by robots\.txt"):
+            await fetcher.fetch(f"{site}/private/1")
+    assert asked == ["/robots.txt", "/news"]
+
+
+async def test_a_robots_txt_of_no_line_end_within_500_kib_shuts_its_host_for_a_while(
+    monkeypatch: Any,
+) -> None:
+    # No rule of it can be read: as an empty file it allowed everything for a day.
+    monkeypatch.setattr(fetcher_module, "_ROBOTS_UNREACHABLE_TTL", 0.0)
+    body = "User-agent: *  " + " " * 600 * 1024 + "\nDisallow: /\n"
+    asked: list[str] = []
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode())
+    policy = FetchPolicy(
+        user_agent="test", host_delay=0, retries=0, allow=AllowList.parse("127.0.0.1")
+    )
+    async with peer(_robots(answer, asked)) as site, PoliteFetcher(policy) as fetcher:
+        for _ in range(2):  # asked again once the unreachable one's time is up
+            with pytest.raises(fetcher_module.Refused, match="no line end within its first 500"):
+                await fetcher.fetch(f"{site}/news")
+    assert asked == ["/robots.txt", "/robots.txt"]
