@@ -8,7 +8,7 @@ followed one by one so each hop is checked (robots, loops, the SSRF guard in
 ssrf.py dials only public addresses), and retries with jittered exponential
 backoff on 429, 5xx and timeouts, waiting at least what Retry-After asks (capped:
 a server does not decide how long a worker sleeps; a host deferred for longer
-than a poll can wait fails fast, and so does one whose retries all timed out).
+than a poll can wait fails fast, and so does one where two URLs' retries all timed out).
 A whole fetch, all of that included, has a deadline of its own.
 """
 
@@ -67,8 +67,9 @@ class Refused(FetchError):
 
 
 class HostDeferred(FetchError):
-    """The host asked for a pause longer than a request may wait (Retry-After), or kept
-    timing out: the request fails at once rather than sleeping in the host's queue."""
+    """The host asked for a pause longer than a request may wait (Retry-After), or two of
+    its URLs kept timing out: the request fails at once rather than sleeping in the
+    host's queue."""
 
 
 class _TimedOut(FetchError):
@@ -144,6 +145,8 @@ class _HostGate:
         self._next_start = 0.0
         self._deferred_until = 0.0
         self._users = 0  # requests in flight or waiting
+        # The last URL whose retries all timed out, and when.
+        self._timed_out: tuple[str, float] | None = None
 
     @property
     def idle(self) -> bool:
@@ -180,12 +183,23 @@ class _HostGate:
         self._next_start = max(self._next_start, until)
         self._deferred_until = max(self._deferred_until, until)
 
+    def timed_out(self, url: str, window: float) -> None:
+        """`url`'s retries all timed out. The host is deferred for `window` when another of
+        its URLs' did too within it: one page that never answers costs only its own
+        fetches, not its host's feed and other pages."""
+        now = time.monotonic()
+        if self._timed_out is not None:
+            last_url, at = self._timed_out
+            if last_url != url and now - at < window:
+                self.defer(window)
+        self._timed_out = (url, now)
+
     def _check_deferral(self) -> None:
         remaining = self._deferred_until - time.monotonic()
         if remaining > self._max_wait:
             msg = (
                 f"host deferred for another {remaining:.0f}s"
-                " (it asked, with Retry-After, or kept timing out)"
+                " (it asked, with Retry-After, or two of its URLs kept timing out)"
             )
             raise HostDeferred(msg)
 
@@ -282,10 +296,10 @@ class PoliteFetcher:
                 response = await self._get(url, validators.headers(), self.policy.max_bytes)
             except _TimedOut:
                 if attempt > self.policy.retries:
-                    # The host keeps timing out: for as long as one more fetch could take,
-                    # its other links fail at once (HostDeferred) rather than each costing
-                    # as much again.
-                    self._gate(host).defer(self.deadline + self.policy.backoff_max)
+                    # When the host, not one page, keeps timing out: for as long as one more
+                    # fetch could take, its other links fail at once (HostDeferred) rather
+                    # than each costing as much again.
+                    self._gate(host).timed_out(url, self.deadline + self.policy.backoff_max)
                     raise
                 wait = self._backoff.delay(attempt)
                 self._gate(host).defer(wait)

@@ -70,19 +70,40 @@ async def test_a_chain_of_redirects_across_sites_ends_at_the_fetchs_deadline() -
     assert sum(1 for seen in pages if seen) <= 3  # of 13 sites
 
 
-async def test_a_host_whose_retries_all_timed_out_fails_its_next_links_at_once() -> None:
+async def test_a_host_where_two_urls_timed_out_fails_its_next_links_at_once() -> None:
     # Each link to a host that never answers cost its retries' timeouts again: a feed's
-    # hundred links to it held the poll for hours. Now the host is deferred.
+    # hundred links to it held the poll for hours. Now the host is deferred, once a
+    # second URL of it has timed out as the first did (one such URL, however often, not).
     pages: list[str] = []
     async with (
         peer(_site(pages, None)) as site,
         PoliteFetcher(_policy(retries=2)) as fetcher,
     ):
-        with pytest.raises(FetchError, match="timed out"):
-            await fetcher.fetch(f"{site}/article-1")
-        with pytest.raises(HostDeferred, match="kept timing out"):
-            await fetcher.fetch(f"{site}/article-2")
-    assert pages == ["/article-1"] * 3
+        for path in ("/article-1", "/article-1", "/article-2"):
+            with pytest.raises(FetchError, match="timed out"):
+                await fetcher.fetch(f"{site}{path}")
+        with pytest.raises(HostDeferred, match="two of its URLs kept timing out"):
+            await fetcher.fetch(f"{site}/article-3")
+    assert pages == ["/article-1"] * 6 + ["/article-2"] * 3
+
+
+async def test_one_page_that_never_answers_costs_only_its_own_fetch() -> None:
+    # Its host, feed included, was deferred for minutes after it, and the page is asked
+    # for at every poll: a site with one broken page was never read again.
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if b" /broken " in await reader.readuntil(b"\r\n\r\n"):
+            await reader.read()  # never answered: until the fetcher hangs up
+        else:  # robots.txt (of no rules) included
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\npage")
+            await writer.drain()
+        writer.close()
+
+    async with peer(handler) as site, PoliteFetcher(_policy(retries=1)) as fetcher:
+        for _ in range(2):  # one poll after another
+            with pytest.raises(FetchError, match="timed out"):
+                await fetcher.fetch(f"{site}/broken")
+            assert (await fetcher.fetch(f"{site}/feed")).content == b"page"
+            assert (await fetcher.fetch(f"{site}/article")).content == b"page"
 
 
 async def test_a_304_to_a_request_that_asked_about_no_version_is_an_error() -> None:
