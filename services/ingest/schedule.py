@@ -12,6 +12,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from services.ingest import metrics
+from services.ingest.deadline import pausable
 from services.ingest.results import PollResult
 from services.ingest.sources import Source
 from services.ingest.worker import Ingestor
@@ -62,12 +63,14 @@ async def poll_safely(ingestor: Ingestor, source: Source) -> PollResult:
 
 
 async def _poll_within(ingestor: Ingestor, source: Source) -> PollResult:
-    """One poll, cut at the ingestor's deadline for the source (PollTooLong)."""
+    """One poll, cut at the ingestor's deadline for the source (PollTooLong); what it
+    waits for the indexer (deadline.paused) does not count."""
     deadline = ingestor.poll_deadline(source)
     within = asyncio.timeout(deadline)
     try:
         async with within:
-            return await ingestor.poll(source)
+            with pausable(within):
+                return await ingestor.poll(source)
     except TimeoutError as exc:
         if not within.expired():
             raise

@@ -26,6 +26,7 @@ from services.ingest.articles import Lead, lead_event, on_site, page_event
 from services.ingest.backpressure import Backpressure
 from services.ingest.charset import decode, xml_as_utf8
 from services.ingest.dates import parse_date
+from services.ingest.deadline import paused
 from services.ingest.extract import extract_article
 from services.ingest.feeds import parse_feed
 from services.ingest.kinds import Kind, document_kind
@@ -452,7 +453,8 @@ class Ingestor:
             await self._state.remember(key, version, read)
         else:
             if self._backpressure is not None:
-                await self._backpressure.wait()
+                with paused():  # the indexer behind: no slowness of the source's
+                    await self._backpressure.wait()
             # Published and remembered at once, through the source's lease (a replica
             # that lost it publishes nothing): never remembered yet lost in a failover.
             entry = entry_command(self._stream.name, event, self._stream.maxlen)

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from prometheus_client import REGISTRY
 
+from services.ingest.backpressure import Backpressure
 from services.ingest.schedule import poll_safely, run_source_forever
 from services.ingest.sources import Source
 from services.ingest.state import IngestState
@@ -128,3 +129,75 @@ async def test_a_poll_past_its_deadline_keeps_what_it_published_and_is_tried_aga
     assert source.interval / 2 <= retry_in <= min(POLL_RETRY_FIRST, source.interval)
     labels = {"source": source.name, "error": "PollTooLong"}
     assert _sample("caravan_ingest_poll_errors_total", labels) == 1
+
+
+class _Site:
+    """The feed and its pages at once, but `hangs`, never."""
+
+    def __init__(self, deadline: float, hangs: str | None = None) -> None:
+        self.deadline = deadline  # a fetch's, scaled down
+        self._hangs = hangs
+
+    async def fetch(self, url: str, validators: Validators | None = None) -> Fetched:
+        if url == self._hangs:
+            await asyncio.Event().wait()
+        body, kind = (FEED, "application/rss+xml") if url.endswith("feed") else (PAGE, "text/html")
+        return Fetched(url, body, kind)
+
+
+class _IndexerBehind:
+    """The indexer behind for `seconds` at each article's wait; with `overlapping`, the
+    first article's wait ends as soon as the second's begins."""
+
+    def __init__(self, seconds: float, *, overlapping: bool = False) -> None:
+        self._seconds = seconds
+        self._overlapping = overlapping
+        self._waits = 0
+        self._second = asyncio.Event()
+
+    async def wait(self) -> None:
+        self._waits += 1
+        if self._overlapping and self._waits == 1:
+            await self._second.wait()
+            return
+        self._second.set()
+        await asyncio.sleep(self._seconds)
+
+
+def _ingestor(
+    fetcher: _Site, state: _Memory, indexer: _IndexerBehind, *, at_once: int = 1
+) -> Ingestor:
+    return Ingestor(
+        ArticleStream("caravan:articles"),
+        cast("PoliteFetcher", fetcher),
+        cast("IngestState", state),
+        cast("Sandbox", _InProcess()),
+        cast("Backpressure", indexer),
+        articles_in_flight=at_once,
+    )
+
+
+async def test_a_poll_paused_for_the_indexer_longer_than_its_deadline_is_not_cut() -> None:
+    # Counted against the deadline, an indexer outage failed every source with a new
+    # article (PollTooLong, the failing-source alert), each refetching its feed every
+    # 30 s. Waiting for the indexer is ingest pausing, as before there was a deadline.
+    # Two articles wait at once, the deadline running again only after the last.
+    state = _Memory()
+    ingestor = _ingestor(_Site(0.5), state, _IndexerBehind(1.0, overlapping=True), at_once=2)
+    source = Source(name="indexer-behind", url="http://site.test/feed", interval=0.1)
+    result = await asyncio.wait_for(poll_safely(ingestor, source), timeout=30)
+    assert result.error is None
+    assert len(state.published) == 2
+    labels = {"source": source.name, "error": "PollTooLong"}
+    assert _sample("caravan_ingest_poll_errors_total", labels) is None
+
+
+async def test_a_poll_slow_in_fetching_after_a_pause_for_the_indexer_is_still_cut() -> None:
+    state = _Memory()
+    site = _Site(0.2, hangs="http://site.test/a2")
+    ingestor = _ingestor(site, state, _IndexerBehind(0.4))
+    source = Source(name="paused-then-slow", url="http://site.test/feed", interval=0.1)
+    result = await asyncio.wait_for(poll_safely(ingestor, source), timeout=30)
+    assert result.error is not None
+    assert result.error.startswith("PollTooLong")
+    assert len(state.published) == 1  # the first article, after its pause
