@@ -29,8 +29,6 @@ from shared.streams import Streams
 
 REPO = Path(__file__).resolve().parents[1]
 REALDATA = REPO / "samples" / "realdata"
-# Folders whose tests share a session's servers or containers (see below).
-_ONE_WORKER = frozenset({"cluster", "containers", "faults", "security"})
 # The loop every async test and fixture runs on (asyncio_default_test_loop_scope).
 _LOOPS: list[asyncio.AbstractEventLoop] = []
 
@@ -120,17 +118,6 @@ async def es(namespace: Namespace) -> AsyncIterator[AsyncElasticsearch]:
 @pytest.fixture(scope="session", autouse=True)
 async def _session_loop() -> None:
     _LOOPS.append(asyncio.get_running_loop())
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `pytest -n` (deploy/local/test.sh), each folder whose tests share servers on
-    fixed ports or podman's containers runs whole in one worker: two workers would start
-    the same cluster twice, or stop it under each other's tests."""
-    for item in items:
-        folder = item.path.relative_to(REPO / "tests").parts[0]
-        if folder in _ONE_WORKER:
-            item.add_marker(pytest.mark.xdist_group(folder))
 
 
 @pytest.hookimpl(wrapper=True)
