@@ -108,8 +108,9 @@ class SavedSearchFields(BaseModel):
 class SavedSearch(SavedSearchFields):
     """A saved search as stored: `_id` and `id` alike."""
 
-    # Tolerant of fields a later version adds, as event readers are.
-    model_config = ConfigDict(extra="ignore")
+    # Tolerant of fields a later version adds, as event readers are. Its errors show no
+    # input: a stored search's input holds its id, the key to it (logged by the indexer).
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
     id: Annotated[str, StringConstraints(pattern=SAVED_SEARCH_ID)]
     created_at: AwareDatetime

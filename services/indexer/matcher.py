@@ -242,7 +242,9 @@ class Matcher:
                 if saved.id != document["_id"]:
                     # Not one the query service wrote (it stores each under its own id):
                     # kept by its source's id, it ran in place of that saved search.
-                    self._skip(document["_id"], f"its source names another id, {saved.id}")
+                    self._skip(
+                        document["_id"], f"its source names another id, {logged_id(saved.id)}"
+                    )
                     continue
                 self._compiled[saved.id] = compile_search(saved, self._time_zone)
         self._compiled = {i: self._compiled[i] for i in listed if i in self._compiled}
@@ -324,7 +326,7 @@ class Matcher:
         log.warning(
             "saved searches not matched in this round",
             saved_searches=[logged_id(search.id) for search in failed.group],
-            reason=failed.reason,
+            reason=_ids_hidden(failed.reason, failed.group),
         )
         return []
 
@@ -384,3 +386,11 @@ class Matcher:
                     per_day=self._per_day,
                 )
         return kept
+
+
+def _ids_hidden(reason: str, searches: Sequence[Compiled]) -> str:
+    """Elasticsearch's reason for a failed round, each saved search's id in it (the name
+    of its query, which a refusal may quote) given as the logs name it."""
+    for search in searches:
+        reason = reason.replace(search.id, logged_id(search.id))
+    return reason

@@ -303,7 +303,10 @@ async def test_a_stored_search_naming_another_id_stands_in_for_no_other(
     redis: Redis,
     es: AsyncElasticsearch,
     namespace: Namespace,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    said = Said()
+    monkeypatch.setattr(matcher_module, "log", said)
     oil = await _save(api, q="Neft")
     impostor = await _save(api, q="metro")
     # Rewritten by hand (or by a tool) to say it is the other one, with its own query.
@@ -313,6 +316,10 @@ async def test_a_stored_search_naming_another_id_stands_in_for_no_other(
 
     await _index(indexer, redis, namespace, STORIES[3])
     assert _pairs(await _matches(redis, namespace)) == [(oil, _id(4))]
+    # Told with both named by digest: the id its source names is the key to the other.
+    assert said.events("saved search unreadable") == ["saved search unreadable, skipped"]
+    assert oil not in repr(said.lines)
+    assert impostor not in repr(said.lines)
 
 
 async def test_a_stored_search_that_does_not_read_is_told_once_and_the_rest_match(
@@ -327,7 +334,7 @@ async def test_a_stored_search_that_does_not_read_is_told_once_and_the_rest_matc
     monkeypatch.setattr(matcher_module, "log", said)
     oil = await _save(api, q="Neft")
     index = IndexNames(namespace.index_prefix).saved_searches
-    await es.index(index=index, id="b" * 22, document={"q": 7}, refresh=True)
+    await es.index(index=index, id="b" * 22, document={"id": "b" * 22, "q": 7}, refresh=True)
 
     # A batch an article: a matching round each, the saved searches listed at each.
     more = (story(7, "Neft qazib olish oshdi"), story(8, "Neft narxi oshdi"))

@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, NoPermissionError, ResponseError
 
+from services.indexer import matcher as matcher_module
 from services.indexer.matcher import MSEARCH_SEARCHES, Matcher, Round
 from services.indexer.matching import (
     MATCH_TITLE_CHARS,
@@ -31,9 +32,10 @@ from services.indexer.matching import (
 )
 from shared.events import SavedSearchMatch, content_hash
 from shared.index import IndexNames
-from shared.saved_searches import SavedSearch, SavedSearchFields
+from shared.saved_searches import SavedSearch, SavedSearchFields, logged_id
 from shared.settings import CommonSettings, IndexerSettings
 from shared.streams import Streams
+from tests.logs import Said
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 HASH = content_hash("Neft narxi tushdi", "Batafsil.")
@@ -312,6 +314,27 @@ async def _round(matcher: Matcher) -> int:
     searches = list(matcher._compiled.values())
     await matcher._search(packed(searches, matcher._budget), ["1" * 32], done)
     return done.searches
+
+
+class _Quoting(_Refusing):
+    """A node whose refusal quotes the query it refused, the names of its parts too."""
+
+    def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        reason = f"failed to create query: {json.dumps(body['query'])}"
+        return {"status": 400, "error": {"type": "query_shard_exception", "reason": reason}}
+
+
+async def test_a_failed_round_names_its_saved_searches_by_digest_even_in_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    said = Said()
+    monkeypatch.setattr(matcher_module, "log", said)
+    secret = "S" * 22  # an id is the key to its saved search
+    await _round(_matcher(_Quoting(limit=1000), [_compiled(secret, 1)]))
+    [told] = said.lines
+    assert told["saved_searches"] == [logged_id(secret)]
+    assert logged_id(secret) in told["reason"]
+    assert secret not in repr(said.lines)
 
 
 async def test_a_saved_search_the_estimate_missed_ends_up_alone_the_others_unharmed() -> None:
