@@ -146,8 +146,9 @@ class RedisSettings(_Settings):
     @model_validator(mode="after")
     def _seeds_name_nodes(self) -> RedisSettings:
         # Named by position, never shown: a seed may carry the password.
-        for number, seed in enumerate(self.url.split(",")[1:] if self.cluster else [], 2):
-            if problem := cluster_seed_problem(seed.strip()):
+        seeds = [seed.strip() for seed in self.url.split(",") if seed.strip()]  # as the client
+        for number, seed in enumerate(seeds[1:] if self.cluster else [], 2):
+            if problem := cluster_seed_problem(seed):
                 msg = f"REDIS_URL: cluster node {number} {problem}"
                 raise ValueError(msg)
         return self

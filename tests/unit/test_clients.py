@@ -158,3 +158,12 @@ def test_a_cluster_seed_without_a_host_is_refused_not_taken_for_localhost(
     with pytest.raises(SettingsError) as refused:
         Settings.from_env()
     assert str(refused.value) == f"REDIS_URL: cluster node 2 {problem}"
+
+
+def test_blank_cluster_seeds_are_left_out_as_the_client_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_CLUSTER", "true")
+    monkeypatch.setenv("CARAVAN_STREAM_PREFIX", "{caravan}:")
+    monkeypatch.setenv("REDIS_URL", "redis://:pw@10.0.0.1:7000, ,10.0.0.2:7000,")
+    assert Settings.from_env().redis.cluster
