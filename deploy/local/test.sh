@@ -7,7 +7,12 @@ cd "$REPO_ROOT"
 
 started=()
 cleanup() {
-  if [ -n "${own_pid:-}" ]; then kill "$own_pid" 2>/dev/null || true; fi
+  # Interrupted: the other pytest stops as on Ctrl-C, its fixtures stopping its servers.
+  if [ -n "${own_pid:-}" ]; then
+    kill -INT "$own_pid" 2>/dev/null && wait "$own_pid" || true
+    cat "$own_log"
+    rm -f "$own_log"
+  fi
   for server in "${started[@]}"; do
     case "$server" in
       redis.sh) deploy/local/redis.sh stop test 6391 ;;
@@ -50,12 +55,15 @@ fi
 # pytest-xdist: its groups do not hold on pytest 9, which ignores the ids it rewrites.)
 own_servers=(tests/cluster tests/faults tests/security)
 own_log="$(mktemp)"
-# Without the cache plugin: the two would write .pytest_cache at once.
-"$VENV_DIR"/bin/pytest -p no:cacheprovider "${own_servers[@]}" >"$own_log" 2>&1 &
+# Without the cache plugin: the two would write .pytest_cache at once. SIGINT back to
+# its default, which bash ignores in a background job.
+(trap - INT; exec "$VENV_DIR"/bin/pytest -p no:cacheprovider "${own_servers[@]}") \
+  >"$own_log" 2>&1 &
 own_pid=$!
 status=0
 "$VENV_DIR"/bin/pytest "${own_servers[@]/#/--ignore=}" || status=$?
 wait "$own_pid" || status=$?
+own_pid=
 say "tests with servers of their own (${own_servers[*]})"
 cat "$own_log"
 rm -f "$own_log"
