@@ -15,6 +15,11 @@ from shared.fetcher import FetchPolicy, PoliteFetcher
 from shared.ssrf import AllowList
 from tests.loopback import Handler, peer
 
+# Without pauses or retries, the test's own peers on loopback allowed.
+LOOPBACK = FetchPolicy(
+    user_agent="test", host_delay=0, retries=0, allow=AllowList.parse("127.0.0.1")
+)
+
 # A group of 2,000 rules, about 24,000 characters: well under a host's 5,000.
 ROBOTS = "User-agent: *\n" + "".join(f"Disallow: /private-{n:05d}/\n" for n in range(2000))
 
@@ -44,12 +49,9 @@ async def test_the_rules_of_many_hosts_together_stay_within_their_weight(
     group = len(ROBOTS) - len("User-agent: *\n")
     monkeypatch.setattr(fetcher_module, "_ROBOTS_MAX_CHARS", 3 * group + 100)
     asked = [0] * 5
-    policy = FetchPolicy(
-        user_agent="test", host_delay=0, retries=0, allow=AllowList.parse("127.0.0.1")
-    )
     async with AsyncExitStack() as stack:
         sites = [await stack.enter_async_context(peer(_site(asked, n))) for n in range(5)]
-        fetcher = await stack.enter_async_context(PoliteFetcher(policy))
+        fetcher = await stack.enter_async_context(PoliteFetcher(LOOPBACK))
         for site in sites:
             await fetcher.fetch(f"{site}/news")
         await fetcher.fetch(f"{sites[4]}/news")
@@ -64,10 +66,7 @@ async def test_one_site_however_its_urls_spell_it_has_one_robots_txt_and_one_gat
     # Userinfo made other sites of one (so did a default port written out, or a trailing
     # dot): a feed's links set the crawl of a host free of its Crawl-delay.
     asked = [0]
-    policy = FetchPolicy(
-        user_agent="test", host_delay=0, retries=0, allow=AllowList.parse("127.0.0.1")
-    )
-    async with peer(_site(asked, 0)) as site, PoliteFetcher(policy) as fetcher:
+    async with peer(_site(asked, 0)) as site, PoliteFetcher(LOOPBACK) as fetcher:
         port = site.rsplit(":", 1)[1]
         for spelling in (
             site,
@@ -161,10 +160,7 @@ async def test_a_robots_txt_answered_429_shuts_its_host_for_as_long_as_it_asked(
     monkeypatch.setattr(fetcher_module, "_ROBOTS_UNREACHABLE_TTL", 0.0)
     asked: list[str] = []
     slow_down = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3600\r\nContent-Length: 0\r\n\r\n"
-    policy = FetchPolicy(
-        user_agent="test", host_delay=0, retries=0, allow=AllowList.parse("127.0.0.1")
-    )
-    async with peer(_robots(slow_down, asked)) as site, PoliteFetcher(policy) as fetcher:
+    async with peer(_robots(slow_down, asked)) as site, PoliteFetcher(LOOPBACK) as fetcher:
         with pytest.raises(fetcher_module.Refused, match=r"robots\.txt unreachable"):
             await fetcher.fetch(f"{site}/news")
         # Its rules forgotten at once here: read again only once the hour has passed.
@@ -183,10 +179,7 @@ async def test_a_robots_txt_past_500_kib_is_read_up_to_its_last_line_within_them
     body += "Disallow: /cut-in-two\nDisallow: /after\n" + filler * 1000
     asked: list[str] = []
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode())
-    policy = FetchPolicy(
-        user_agent="test", host_delay=0, retries=0, allow=AllowList.parse("127.0.0.1")
-    )
-    async with peer(_robots(answer, asked)) as site, PoliteFetcher(policy) as fetcher:
+    async with peer(_robots(answer, asked)) as site, PoliteFetcher(LOOPBACK) as fetcher:
         await fetcher.fetch(f"{site}/news")
         with pytest.raises(fetcher_module.Refused, match=r"disallowed by robots\.txt"):
             await fetcher.fetch(f"{site}/private/1")
@@ -202,10 +195,7 @@ async def test_a_robots_txt_past_500_kib_of_cr_line_ends_is_read_up_to_its_last_
     body = "User-agent: *\rDisallow: /private\r" + ("# " + "x" * 97 + "\r") * 6000
     asked: list[str] = []
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode())
-    policy = FetchPolicy(
-        user_agent="test", host_delay=0, retries=0, allow=AllowList.parse("127.0.0.1")
-    )
-    async with peer(_robots(answer, asked)) as site, PoliteFetcher(policy) as fetcher:
+    async with peer(_robots(answer, asked)) as site, PoliteFetcher(LOOPBACK) as fetcher:
         await fetcher.fetch(f"{site}/news")
         with pytest.raises(fetcher_module.Refused, match=r"disallowed by robots\.txt"):
             await fetcher.fetch(f"{site}/private/1")
@@ -220,10 +210,7 @@ async def test_a_robots_txt_of_no_line_end_within_500_kib_shuts_its_host_for_a_w
     body = "User-agent: *  " + " " * 600 * 1024 + "\nDisallow: /\n"
     asked: list[str] = []
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode())
-    policy = FetchPolicy(
-        user_agent="test", host_delay=0, retries=0, allow=AllowList.parse("127.0.0.1")
-    )
-    async with peer(_robots(answer, asked)) as site, PoliteFetcher(policy) as fetcher:
+    async with peer(_robots(answer, asked)) as site, PoliteFetcher(LOOPBACK) as fetcher:
         for _ in range(2):  # asked again once the unreachable one's time is up
             with pytest.raises(fetcher_module.Refused, match="no line end within its first 500"):
                 await fetcher.fetch(f"{site}/news")
