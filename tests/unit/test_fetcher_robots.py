@@ -24,20 +24,16 @@ LOOPBACK = FetchPolicy(
 ROBOTS = "User-agent: *\n" + "".join(f"Disallow: /private-{n:05d}/\n" for n in range(2000))
 
 
-def _site(robots_asked: list[int], index: int) -> Handler:
-    """Answers robots.txt (counting each time it is asked) and any page with a word."""
+def _ok(body: str) -> bytes:
+    """A 200 answer of `body`, as raw HTTP."""
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode())
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        body = b"page"
-        if head.startswith(b"GET /robots.txt "):
-            robots_asked[index] += 1
-            body = ROBOTS.encode()
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-        await writer.drain()
-        writer.close()
 
-    return handler
+ROBOTS_ANSWER = _ok(ROBOTS)
+
+
+def _robots_asked(asked: list[str]) -> int:
+    return asked.count("/robots.txt")
 
 
 async def test_the_rules_of_many_hosts_together_stay_within_their_weight(
@@ -48,9 +44,11 @@ async def test_the_rules_of_many_hosts_together_stay_within_their_weight(
     # past any bound. Room here for three hosts' rules: the oldest are read again.
     group = len(ROBOTS) - len("User-agent: *\n")
     monkeypatch.setattr(fetcher_module, "_ROBOTS_MAX_CHARS", 3 * group + 100)
-    asked = [0] * 5
+    asked: list[list[str]] = [[] for _ in range(5)]
     async with AsyncExitStack() as stack:
-        sites = [await stack.enter_async_context(peer(_site(asked, n))) for n in range(5)]
+        sites = [
+            await stack.enter_async_context(peer(_robots(ROBOTS_ANSWER, paths))) for paths in asked
+        ]
         fetcher = await stack.enter_async_context(PoliteFetcher(LOOPBACK))
         for site in sites:
             await fetcher.fetch(f"{site}/news")
@@ -59,14 +57,14 @@ async def test_the_rules_of_many_hosts_together_stay_within_their_weight(
         with pytest.raises(fetcher_module.Refused):
             await fetcher.fetch(f"{sites[0]}/private-00001/")
     # Read once each, the newest kept; the first host's forgotten and read again.
-    assert asked == [2, 1, 1, 1, 1]
+    assert [_robots_asked(paths) for paths in asked] == [2, 1, 1, 1, 1]
 
 
 async def test_one_site_however_its_urls_spell_it_has_one_robots_txt_and_one_gate() -> None:
     # Userinfo made other sites of one (so did a default port written out, or a trailing
     # dot): a feed's links set the crawl of a host free of its Crawl-delay.
-    asked = [0]
-    async with peer(_site(asked, 0)) as site, PoliteFetcher(LOOPBACK) as fetcher:
+    asked: list[str] = []
+    async with peer(_robots(ROBOTS_ANSWER, asked)) as site, PoliteFetcher(LOOPBACK) as fetcher:
         port = site.rsplit(":", 1)[1]
         for spelling in (
             site,
@@ -74,7 +72,7 @@ async def test_one_site_however_its_urls_spell_it_has_one_robots_txt_and_one_gat
             f"http://u2:secret@127.0.0.1:{port}",
         ):
             await fetcher.fetch(f"{spelling}/news")
-    assert asked == [1]  # and its gate, kept by the same name
+    assert _robots_asked(asked) == 1  # and its gate, kept by the same name
 
 
 @pytest.mark.parametrize(
@@ -178,8 +176,7 @@ async def test_a_robots_txt_past_500_kib_is_read_up_to_its_last_line_within_them
     body += "#" * (500 * 1024 - 10 - len(body) - 1) + "\n"  # 10 bytes left of the limit
     body += "Disallow: /cut-in-two\nDisallow: /after\n" + filler * 1000
     asked: list[str] = []
-    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode())
-    async with peer(_robots(answer, asked)) as site, PoliteFetcher(LOOPBACK) as fetcher:
+    async with peer(_robots(_ok(body), asked)) as site, PoliteFetcher(LOOPBACK) as fetcher:
         await fetcher.fetch(f"{site}/news")
         with pytest.raises(fetcher_module.Refused, match=r"disallowed by robots\.txt"):
             await fetcher.fetch(f"{site}/private/1")
@@ -194,8 +191,7 @@ async def test_a_robots_txt_past_500_kib_of_cr_line_ends_is_read_up_to_its_last_
     # CRs only was cut to nothing, and read as empty it allowed everything.
     body = "User-agent: *\rDisallow: /private\r" + ("# " + "x" * 97 + "\r") * 6000
     asked: list[str] = []
-    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode())
-    async with peer(_robots(answer, asked)) as site, PoliteFetcher(LOOPBACK) as fetcher:
+    async with peer(_robots(_ok(body), asked)) as site, PoliteFetcher(LOOPBACK) as fetcher:
         await fetcher.fetch(f"{site}/news")
         with pytest.raises(fetcher_module.Refused, match=r"disallowed by robots\.txt"):
             await fetcher.fetch(f"{site}/private/1")
@@ -209,8 +205,7 @@ async def test_a_robots_txt_of_no_line_end_within_500_kib_shuts_its_host_for_a_w
     monkeypatch.setattr(fetcher_module, "_ROBOTS_UNREACHABLE_TTL", 0.0)
     body = "User-agent: *  " + " " * 600 * 1024 + "\nDisallow: /\n"
     asked: list[str] = []
-    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode())
-    async with peer(_robots(answer, asked)) as site, PoliteFetcher(LOOPBACK) as fetcher:
+    async with peer(_robots(_ok(body), asked)) as site, PoliteFetcher(LOOPBACK) as fetcher:
         for _ in range(2):  # asked again once the unreachable one's time is up
             with pytest.raises(fetcher_module.Refused, match="no line end within its first 500"):
                 await fetcher.fetch(f"{site}/news")
