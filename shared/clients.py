@@ -39,7 +39,13 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.esnode import HttpNode
-from shared.settings import REDIS_READ_TIMEOUT, ElasticsearchSettings, RedisSettings
+from shared.settings import (
+    REDIS_READ_TIMEOUT,
+    ElasticsearchSettings,
+    RedisSettings,
+    redis_nodes,
+    seed_parts,
+)
 from shared.streams import JsonMessageFormat
 
 log = structlog.get_logger(__name__)
@@ -134,7 +140,7 @@ def make_redis(settings: RedisSettings) -> Redis:
         # keeps no connection class of its own (tests/cluster/test_redis_torn_writes.py).
         # Its pool cannot wait for a connection (redis-py has no blocking one for the
         # asyncio cluster client, redis/redis-py#2522): past its 100 a node, a call fails.
-        first, *others = _cluster_seeds(settings.url)
+        first, *others = redis_nodes(settings.url)
         cluster = RedisCluster.from_url(
             first,
             health_check_interval=15,
@@ -155,17 +161,10 @@ def make_redis(settings: RedisSettings) -> Redis:
     return Redis.from_pool(pool)
 
 
-def _cluster_seeds(url: str) -> list[str]:
-    """Several nodes, comma-separated: a client started while one is down (the one
-    that failed over, say) still finds the cluster through another."""
-    return [part.strip() for part in url.split(",") if part.strip()]
-
-
 def _host_port(seed: str) -> tuple[str, int]:
-    """A seed after the first, as a URL or as `host[:port]`: only its host and port
-    are used, the first URL's scheme and credentials apply to every node."""
-    # Without a scheme urlsplit reads no host, and every such seed became 127.0.0.1.
-    parts = urlsplit(seed if "://" in seed else f"//{seed}")
+    """A seed after the first: only its host and port are used, the first URL's scheme
+    and credentials apply to every node."""
+    parts = seed_parts(seed)
     if not parts.hostname:  # refused with the settings (cluster_seed_problem)
         raise ValueError("REDIS_URL: a cluster node names no host")
     return parts.hostname, parts.port or 6379
@@ -180,7 +179,7 @@ def make_broker(
         (RedisTelemetryMiddleware(tracer_provider=tracer_provider),) if tracer_provider else ()
     )
     if settings.cluster:
-        first, *others = _cluster_seeds(settings.url)
+        first, *others = redis_nodes(settings.url)
         return RedisClusterBroker(
             first,
             startup_nodes=[_host_port(url) for url in others],

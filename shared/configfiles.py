@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 
 def _known_zone(value: str) -> str:
@@ -29,27 +29,27 @@ def resolve_location(location: str, base: Path) -> str:
     return str((base / location).resolve())
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
 class ConfigFileError(Exception):
     """A config file that cannot be used; the message names its variable and path."""
 
 
-def read_toml(path: Path, variable: str) -> dict[str, Any]:
-    """The TOML file `path` (the value of `variable`): what is wrong with it, a
-    ConfigFileError naming both, not a traceback naming neither."""
+def read_config(path: Path, variable: str, model: type[M]) -> M:
+    """The TOML file `path` (the value of `variable`) as `model`: what is wrong with it, a
+    ConfigFileError naming both in one line, not a traceback naming neither."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return model.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
     except OSError as exc:
         raise ConfigFileError(f"{variable}={path}: {exc.strerror}") from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigFileError(f"{variable}={path}: not TOML: {exc}") from None
-
-
-def invalid_file(path: Path, variable: str, exc: ValidationError) -> ConfigFileError:
-    """A ConfigFileError for a file whose content `exc` refused: where and why, in one line."""
-    problems = "; ".join(
-        ".".join(str(part) for part in error["loc"]) + f": {error['msg']}"
-        if error["loc"]
-        else error["msg"]
-        for error in exc.errors(include_input=False, include_url=False)
-    )
-    return ConfigFileError(f"{variable}={path}: {problems}")
+    except ValidationError as exc:
+        problems = "; ".join(
+            ".".join(str(part) for part in error["loc"]) + f": {error['msg']}"
+            if error["loc"]
+            else error["msg"]
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigFileError(f"{variable}={path}: {problems}") from None

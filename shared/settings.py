@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Self
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import structlog
 from pydantic import (
@@ -135,9 +135,9 @@ class RedisSettings(_Settings):
         # The client passes the CA only to rediss://: with redis:// the password went in
         # clear while the operator believed the connection verified. A cluster seed
         # written `host:port` takes the first URL's scheme (shared/clients.py).
-        nodes = [node.strip() for node in self.url.split(",")]
         if self.ssl_ca_certs and any(
-            "://" in node and not node.lower().startswith("rediss://") for node in nodes
+            "://" in node and not node.lower().startswith("rediss://")
+            for node in redis_nodes(self.url)
         ):
             msg = "REDIS_SSL_CA_CERTS is set, but REDIS_URL is not rediss:// (TLS)"
             raise ValueError(msg)
@@ -146,17 +146,27 @@ class RedisSettings(_Settings):
     @model_validator(mode="after")
     def _seeds_name_nodes(self) -> RedisSettings:
         # Named by position, never shown: a seed may carry the password.
-        seeds = [seed.strip() for seed in self.url.split(",") if seed.strip()]  # as the client
-        for number, seed in enumerate(seeds[1:] if self.cluster else [], 2):
+        for number, seed in enumerate(redis_nodes(self.url)[1:] if self.cluster else [], 2):
             if problem := cluster_seed_problem(seed):
                 msg = f"REDIS_URL: cluster node {number} {problem}"
                 raise ValueError(msg)
         return self
 
 
+def redis_nodes(url: str) -> list[str]:
+    """REDIS_URL's nodes, comma-separated (a cluster's seeds); blank ones left out."""
+    return [node.strip() for node in url.split(",") if node.strip()]
+
+
+def seed_parts(seed: str) -> SplitResult:
+    """A cluster seed after the first, a URL or `host[:port]`, as a URL's parts: without
+    a scheme urlsplit reads no host (every such seed became 127.0.0.1)."""
+    return urlsplit(seed if "://" in seed else f"//{seed}")
+
+
 def cluster_seed_problem(seed: str) -> str | None:
-    """What is wrong with a cluster seed after the first (a URL or `host[:port]`)."""
-    parts = urlsplit(seed if "://" in seed else f"//{seed}")
+    """What is wrong with a cluster seed after the first."""
+    parts = seed_parts(seed)
     try:
         parts.port  # noqa: B018 - read for its check
     except ValueError:

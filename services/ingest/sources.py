@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.ingest.kinds import Kind
-from shared.configfiles import TimeZoneName, invalid_file, read_toml, resolve_location
+from shared.configfiles import TimeZoneName, read_config, resolve_location
 from shared.settings import LONGEST_INTERVAL_SECONDS
 
 # The variable naming the sources file, for messages about the file.
@@ -67,10 +67,7 @@ def load_sources(path: Path) -> list[Source]:
     """Read a TOML file of `[[sources]]` tables; local paths become absolute.
 
     What is wrong with the file is a ConfigFileError naming it."""
-    try:
-        parsed = SourcesFile.model_validate(read_toml(path, SOURCES_VARIABLE)).sources
-    except ValidationError as exc:
-        raise invalid_file(path, SOURCES_VARIABLE, exc) from None
+    parsed = read_config(path, SOURCES_VARIABLE, SourcesFile).sources
     return [
         source.model_copy(update={"url": resolve_location(source.url, path.parent)})
         for source in parsed

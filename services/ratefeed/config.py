@@ -21,11 +21,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.ratefeed.parsers.json_rates import JsonRatesSpec
 from services.ratefeed.peg import Peg
-from shared.configfiles import TimeZoneName, invalid_file, read_toml, resolve_location
+from shared.configfiles import TimeZoneName, read_config, resolve_location
 from shared.settings import LONGEST_INTERVAL_SECONDS
 
 # The variable naming the providers file, for messages about the file.
@@ -103,10 +103,7 @@ def load_rates_config(path: Path) -> RatesConfig:
     """Read the providers file; local paths become absolute, relative to the file.
 
     What is wrong with the file is a ConfigFileError naming it."""
-    try:
-        config = RatesConfig.model_validate(read_toml(path, PROVIDERS_VARIABLE))
-    except ValidationError as exc:
-        raise invalid_file(path, PROVIDERS_VARIABLE, exc) from None
+    config = read_config(path, PROVIDERS_VARIABLE, RatesConfig)
     providers = [
         p if p.url is None else p.model_copy(update={"url": resolve_location(p.url, path.parent)})
         for p in config.providers
