@@ -16,7 +16,9 @@ from datetime import date
 from decimal import Decimal
 
 from services.ratefeed.providers import OfficialRates, RatesError
-from shared.decimals import RATE, BadDecimal, within
+from shared.decimals import MOST_PLACES, RATE, BadDecimal, within
+
+LEAST_PLACE = Decimal(1).scaleb(-MOST_PLACES)
 
 
 def usd_rates(rates: OfficialRates, currencies: tuple[str, ...]) -> dict[str, Decimal]:
@@ -50,7 +52,12 @@ def within_bounds(rates: dict[str, Decimal]) -> tuple[dict[str, Decimal], list[s
 
 
 def change_pct(rate: Decimal, previous: Decimal) -> Decimal:
-    return (rate - previous) / previous * 100
+    change = (rate - previous) / previous * 100
+    # Two rates equal to fifty places differ by less than the contract writes (it refuses
+    # more than MOST_PLACES places): no reader sees such a change, so it is rounded there.
+    if -int(change.as_tuple().exponent) > MOST_PLACES:
+        return change.quantize(LEAST_PLACE)
+    return change
 
 
 @dataclass(frozen=True)
