@@ -40,7 +40,7 @@ from shared.configfiles import ConfigFileError
 from shared.events import QuoteEvent
 from shared.fetch import FetchError
 from shared.groups import GroupState, drop_group, is_live, read_groups
-from shared.settings import Settings, SettingsError
+from shared.settings import Settings
 from shared.streams import Streams
 
 # What a terminal acts on rather than shows: C0 controls but the command's own line
@@ -76,12 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     # Read once, here, and passed to the command: nothing below reads the environment.
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        for problem in exc.problems:
-            say(f"caravan {args.command}: settings: {problem}", file=sys.stderr)
-        raise SystemExit(2) from None
+    settings = Settings.for_program(f"caravan {args.command}")
     try:
         args.handler(args, settings)
     except (

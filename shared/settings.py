@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -500,6 +501,17 @@ class Settings:
         if problems:
             raise SettingsError(*problems)
         return settings
+
+    @classmethod
+    def for_program(cls, program: str) -> Settings:
+        """from_env() for a program: what is wrong goes to stderr a line a problem, as
+        `program: settings: ...`, and the program exits with status 2, not a traceback."""
+        try:
+            return cls.from_env()
+        except SettingsError as exc:
+            for problem in exc.problems:
+                print(f"{program}: settings: {problem}", file=sys.stderr)
+            raise SystemExit(2) from None
 
     def log_unknown(self) -> None:
         for name in self.unknown:

@@ -1,4 +1,4 @@
 from services.indexer.app import main
 from shared.settings import Settings
 
-main(Settings.from_env())
+main(Settings.for_program("python -m services.indexer"))

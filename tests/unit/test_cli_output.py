@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -46,6 +49,24 @@ def test_a_settings_error_is_a_line_per_variable_and_no_secret(
     assert capsys.readouterr().err.splitlines() == [
         "caravan groups: settings: REDIS_PASSWORD_FILE: no file at /nowhere/password",
         "caravan groups: settings: CARAVAN_QUERY_PORT: Input should be less than or equal to 65535",
+    ]
+
+
+@pytest.mark.parametrize("service", ["ingest", "ratefeed", "indexer", "query"])
+def test_a_service_run_as_a_module_says_a_settings_error_as_caravan_does(service: str) -> None:
+    # `python -m services.<name>` is documented too; it printed a traceback.
+    environment = {**os.environ, "REDIS_PASSWORD_FILE": "/nowhere/password"}
+    ran = subprocess.run(
+        [sys.executable, "-m", f"services.{service}"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 2
+    assert ran.stderr.splitlines() == [
+        f"python -m services.{service}: settings: REDIS_PASSWORD_FILE: no file at /nowhere/password"
     ]
 
 
