@@ -13,6 +13,7 @@ what its successor recorded (LeaseLost ends its poll).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import hashlib
@@ -25,7 +26,7 @@ from redis.asyncio import Redis
 
 from services.ingest.sitemaps import ChildVisit, read_visit
 from shared.fetcher import Validators
-from shared.leases import Command, Fence, Unfenced, read_hash
+from shared.leases import CALLS_IN_FLIGHT, Command, Fence, Unfenced, read_hash
 
 
 class Novelty(StrEnum):
@@ -80,6 +81,9 @@ class IngestState:
         self._prefix = f"{prefix}ingest:"
         self._ttl = ttl
         self._fence = fence or Unfenced(redis)
+        # Shared by every source's copy (`under`): their reads, all at once when
+        # hundreds of sources poll together, stay within the client's connections.
+        self._reads = asyncio.Semaphore(CALLS_IN_FLIGHT)
 
     def under(self, fence: Fence) -> IngestState:
         """The same state, written through `fence` (a source's lease)."""
@@ -104,9 +108,13 @@ class IngestState:
     async def _write(self, *commands: Command) -> None:
         await self._fence.write(commands)
 
+    async def _read(self, key: str) -> dict[bytes, bytes]:
+        async with self._reads:
+            return await read_hash(self._redis, self._fence, key)
+
     async def record(self, key: str) -> Record | None:
         """What was published under this article key, if anything."""
-        raw = await read_hash(self._redis, self._fence, self._article_key(key))
+        raw = await self._read(self._article_key(key))
         if b"content" not in raw:
             return None
         # A value not UTF-8 (not written by Caravan) reads as another version's: the
@@ -147,7 +155,7 @@ class IngestState:
 
     async def validators(self, url: str, source: str | None = None) -> Validators:
         """The validators `source` last read `url` with; an article page's without one."""
-        raw = await read_hash(self._redis, self._fence, self._document_key(url, source))
+        raw = await self._read(self._document_key(url, source))
         return Validators(
             etag=_text(raw.get(b"etag")), last_modified=_text(raw.get(b"last_modified"))
         )
@@ -182,7 +190,7 @@ class IngestState:
         """The visits of the children the index lists; the ones it no longer lists
         are forgotten, so one hash per index stays the size of the index."""
         key = self._children_key(index_url)
-        raw = await read_hash(self._redis, self._fence, key)
+        raw = await self._read(key)
         urls = {_digest(url).encode(): url for url in listed}
         # A listed child's visit under its whole address, as versions before digests
         # wrote it (and still do, beside this one, during a rollout): kept, and moved

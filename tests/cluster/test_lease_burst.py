@@ -1,9 +1,10 @@
-"""A replica sharing 400 items takes every lease at once on a Redis Cluster.
+"""A replica sharing 400 items takes every lease, and reads its state, at once on a Redis Cluster.
 
 The cluster client's pool cannot wait for a connection: past 100 a node it refuses a
 call at once (MaxConnectionsError), and every lease lives on one node (one hash tag).
 Ingest starting with hundreds of sources asked for all their leases together, and
-failed most of them, its heartbeat too; a share keeps its item calls to a bound.
+failed most of them, its heartbeat too; a share keeps its item calls to a bound, and
+ingest's state its reads.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from uuid import uuid4
 
 import pytest
 
+from services.ingest.state import IngestState, Record
 from shared import leases
 from shared.clients import make_redis
 from shared.leases import WorkShare
@@ -72,5 +74,19 @@ async def test_a_share_of_400_items_takes_every_lease_at_once_and_keeps_beating(
 
         await share.release_all()
         assert await redis.exists(*holders) == 0
+    finally:
+        await redis.aclose()
+
+
+async def test_ingest_reads_the_state_of_400_articles_at_once(redis_cluster: str) -> None:
+    # The state's reads go through ingest's other client, past the share's bound.
+    redis = make_redis(RedisSettings(url=redis_cluster, cluster=True))
+    prefix = f"{{burst-{uuid4().hex[:10]}}}:"
+    state = IngestState(redis, prefix, ttl=60)
+    try:
+        await state.remember("k0", Record("c", "l", from_page=True))
+        records = await asyncio.gather(*(state.record(f"k{n}") for n in range(400)))
+        assert records[0] == Record("c", "l", from_page=True)
+        assert records[1:] == [None] * 399
     finally:
         await redis.aclose()
