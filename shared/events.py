@@ -5,6 +5,14 @@ Every event carries a `schema_version`, a unique `event_id`, the UTC time it
 Elasticsearch `_id`, so replaying an event can never create a second document.
 Consumers must ignore fields they do not know (the tolerant-reader rule): new
 optional fields do not bump `schema_version`, removed or retyped ones do.
+
+URL fields are URIs (RFC 3986, see web_url): what java.net.URI and Go's net/url read.
+A producer's event with a raw space, control, bidi control or other non-ASCII
+character in one does not validate; one read from a stream (JSON), published before
+URLs were escaped, is read escaped instead of refused. An article's key stays
+sha256 of its canonical URL as read from its source, before escaping: the key of
+every URL an older version published is unchanged, so nothing is indexed twice. The
+producer gives it (`idempotency_key`), readers take the one the event carries.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import quote
 from uuid import UUID, uuid4
 
 from pydantic import (
@@ -27,10 +36,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     PlainSerializer,
+    PrivateAttr,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
     computed_field,
+    model_validator,
 )
 
 from shared.decimals import CHANGE_PCT, RATE, Bounds, shown, within
@@ -108,12 +121,68 @@ def http_url(url: str) -> str:
     return url
 
 
-# The check is a validator, not a JSON Schema pattern: v1 consumers accept any
+# What browsers strip around a URL (C0 controls and space), and drop inside it.
+_AROUND = "".join(map(chr, range(0x21)))
+_INSIDE = str.maketrans("", "", "\t\n\r")
+# A `%` that opens no escape, and runs of what RFC 3986 has no place for: spaces,
+# controls, `"<>\\^`{|}`, bidi controls and every other non-ASCII character.
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_NOT_URI = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
+_BRACKETS = str.maketrans({"[": "%5B", "]": "%5D"})
+
+
+def _escaped(run: re.Match[str]) -> str:
+    # surrogatepass: a JSON `\ud800` is still bytes to escape, not a failure to read.
+    return quote(run.group(), safe="", errors="surrogatepass")
+
+
+def web_url(url: str) -> str:
+    """`url` as a URI (RFC 3986) that java.net.URI and Go's net/url read: the form
+    in which events carry URLs.
+
+    As a browser serialises it: blanks and controls around it stripped, tabs and
+    newlines inside it dropped, spaces, controls and non-ASCII characters (path,
+    query, fragment and host alike) percent-encoded as UTF-8. Unlike a browser, the
+    few ASCII characters RFC 3986 forbids and browsers leave (`|`, `^`, `\\`) are
+    encoded too, and so are a `%` that opens no escape (`%25`), `[` and `]` outside
+    the host and a second `#`, which java.net.URI or Go's net/url refuse. A host in
+    another script stays itself, percent-encoded (RFC 3986 3.2.2), not IDNA: what is
+    escaped is what was written. Idempotent; a URL of RFC 3986's characters, which
+    almost every one is, is returned as it is.
+    """
+    url = _STRAY_PERCENT.sub("%25", url.strip(_AROUND).translate(_INSIDE))
+    # `[` and `]` only around an IPv6 host, `#` once: java.net.URI refuses any other.
+    authority = _AUTHORITY.match(url)
+    start = authority.end() if authority else 0
+    head, hash_, fragment = url[start:].partition("#")
+    rest = head + hash_ + fragment.replace("#", "%23")
+    return _NOT_URI.sub(_escaped, url[:start] + rest.translate(_BRACKETS))
+
+
+def _published(url: str, info: ValidationInfo) -> str:
+    """A URL field as events carry it. Read from a stream (JSON), an event published
+    before URLs were escaped may hold a feed's link as written: it is read escaped, as
+    it would be published now, not refused (the indexer dead-letters what it refuses).
+    Built in Python, the event is a producer's, which must publish web_url's form."""
+    if info.mode == "json":
+        return web_url(url)
+    if web_url(url) != url:
+        msg = f"a URL with characters RFC 3986 has no place for (use web_url): {shown(url)}"
+        raise ValueError(msg)
+    return url
+
+
+# The checks are validators, not JSON Schema patterns: v1 consumers accept any
 # string here, and what producers may send only narrows, so nothing breaks for them
 # (tests/contracts counts every constraint change in the schema as breaking).
 HttpUrl = Annotated[
-    NonEmpty, AfterValidator(http_url), Field(description="an http:// or https:// URL")
+    NonEmpty,
+    AfterValidator(http_url),
+    AfterValidator(_published),
+    Field(description="an http:// or https:// URL"),
 ]
+WebUrl = Annotated[str, AfterValidator(_published)]
 
 
 ArticleId = Annotated[
@@ -122,6 +191,7 @@ ArticleId = Annotated[
     Field(description="the article's `_id`: the first 32 hex digits of sha256(canonical URL)"),
 ]
 ContentHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+_ARTICLE_KEY = re.compile(r"[0-9a-f]{32}")
 
 
 def _bounded(bounds: Bounds) -> AfterValidator:
@@ -233,7 +303,7 @@ class ArticleEvent(Event):
     fetched_at: ObservedAt
     content_hash: ContentHash
     site_name: str | None = None
-    image_url: str | None = None
+    image_url: WebUrl | None = None
     extraction: Literal["page", "feed"] | None = Field(
         default=None,
         description="where title and body came from: the article page (trafilatura) "
@@ -241,10 +311,34 @@ class ArticleEvent(Event):
         "sitemap entry, listing excerpt)",
     )
 
+    # The key as it was before URLs were escaped: sha256 of the canonical URL as read
+    # (`…/caravan crosses`), not of the one published (`…/caravan%20crosses`). One
+    # published by an older version kept its raw characters, and its document its key:
+    # keyed on the escaped form, it would be indexed a second time, the first never
+    # deleted. Two raw forms escape alike (`a b`, `a%20b`), so the escaped one cannot
+    # give it back: the producer gives the key (article_key of the canonical URL it
+    # read), and a reader takes the one the event carries.
+    _key: str = PrivateAttr(default="")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keyed(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        event = handler(data)
+        if isinstance(data, ArticleEvent):
+            event._key = data._key
+            return event
+        given = data.get("idempotency_key") if isinstance(data, dict) else None
+        if isinstance(given, str) and _ARTICLE_KEY.fullmatch(given):
+            event._key = given
+        else:  # none given: the URL's own, what it always was for one needing no escape
+            raw = data.get("canonical_url") if isinstance(data, dict) else None
+            event._key = article_key(raw.strip() if isinstance(raw, str) else event.canonical_url)
+        return event
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def idempotency_key(self) -> str:
-        return article_key(self.canonical_url)
+        return self._key
 
     @computed_field  # type: ignore[prop-decorator]
     @property

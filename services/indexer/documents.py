@@ -123,11 +123,12 @@ def stored_source(source: dict[str, Any], alias_is_articles: bool) -> bytes:
     """A stored document's JSON for a copy (`caravan reindex`), derived fields made anew.
 
     An article indexed before a derived field existed gains it; one that no longer
-    validates is copied as it is.
+    validates is copied as it is. Read as an event from a stream is: one indexed with
+    a URL as its feed wrote it (a space, a bidi control) gains its escaped form too.
     """
     if alias_is_articles:
         try:
-            document = ArticleDocument.model_validate(source)
+            document = ArticleDocument.model_validate_json(orjson.dumps(source))
             return document.__pydantic_serializer__.to_json(document)
         except ValidationError:
             pass

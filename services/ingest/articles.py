@@ -16,11 +16,13 @@ from shared.events import (
     SUMMARY_CHARS,
     TITLE_CHARS,
     ArticleEvent,
+    article_key,
     article_tags,
     clipped,
     content_hash,
     labels,
     language_code,
+    web_url,
 )
 
 
@@ -38,9 +40,11 @@ class Lead:
     body: str = ""
 
     @classmethod
-    def from_event(cls, event: ArticleEvent) -> Lead:
+    def from_event(cls, event: ArticleEvent, link: str) -> Lead:
+        """A feed item's event as a lead, with its `link` as the feed wrote it: the
+        event's is escaped, and the article's key comes from the link as written."""
         return cls(
-            url=event.url,
+            url=link,
             title=event.title,
             summary=event.summary,
             published_at=event.published_at,
@@ -66,10 +70,12 @@ def page_event(
     title = clipped(page.title or lead.title, TITLE_CHARS)
     if not title:
         raise NoArticleError(f"{final_url}: no title on the page or in the source")
+    canonical = canonical_for(lead.url, page.canonical_url)
     return ArticleEvent(
         source=source.name,
-        url=final_url,
-        canonical_url=canonical_for(lead.url, page.canonical_url),
+        url=web_url(final_url),
+        canonical_url=web_url(canonical),
+        idempotency_key=article_key(canonical),
         title=title,
         summary=clipped(lead.summary or page.description, SUMMARY_CHARS),
         body=page.text,
@@ -82,7 +88,7 @@ def page_event(
         content_hash=content_hash(title, page.text),
         site_name=page.site_name,
         # Shown as a picture by whoever reads the event: a web address or none.
-        image_url=page.image if page.image and is_web_url(page.image) else None,
+        image_url=web_url(page.image) if page.image and is_web_url(page.image) else None,
         extraction="page",
     )
 
@@ -99,10 +105,12 @@ def lead_event(lead: Lead, source: Source, fetched_at: datetime) -> ArticleEvent
     if not title:
         raise NoArticleError(f"{lead.url}: page unreadable and no title in the source")
     body = lead.body or lead.summary
+    canonical = canonicalize_url(lead.url)
     return ArticleEvent(
         source=source.name,
-        url=lead.url,
-        canonical_url=canonicalize_url(lead.url),
+        url=web_url(lead.url),
+        canonical_url=web_url(canonical),
+        idempotency_key=article_key(canonical),
         title=title,
         summary=clipped(lead.summary, SUMMARY_CHARS),
         body=body,

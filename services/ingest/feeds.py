@@ -33,11 +33,13 @@ from shared.events import (
     SUMMARY_CHARS,
     TITLE_CHARS,
     ArticleEvent,
+    article_key,
     article_tags,
     clipped,
     content_hash,
     labels,
     language_code,
+    web_url,
 )
 from shared.text import normalize_whitespace
 
@@ -74,6 +76,9 @@ class FeedParse:
     title: str
     # Each article once, as it first appears, as many as the poll has room for.
     events: list[ArticleEvent] = field(default_factory=list)
+    # The link of each of `events` as the feed wrote it, which events carry escaped:
+    # the article's page is found, and its key derived, from the link as written.
+    links: list[str] = field(default_factory=list)
     # The first SKIPPED_KEPT items left out as unusable, and how many there were.
     skipped: list[Skipped] = field(default_factory=list)
     unusable: int = 0
@@ -142,6 +147,7 @@ def parse_feed(
             result.beyond += 1
         else:
             result.events.append(event)
+            result.links.append(_link(entry))
     return result
 
 
@@ -216,8 +222,9 @@ def _to_event(
     shown = clipped(title, TITLE_CHARS)
     return ArticleEvent(
         source=source.name,
-        url=link,
-        canonical_url=canonical,
+        url=web_url(link),
+        canonical_url=web_url(canonical),
+        idempotency_key=article_key(canonical),
         title=shown,
         summary=clipped(summary, SUMMARY_CHARS),
         body=body or summary,

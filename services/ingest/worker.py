@@ -210,15 +210,18 @@ class Ingestor:
         # published from the feed's own fields, their pages are not fetched.
         from_web = fetched.url.startswith(("http://", "https://"))
 
-        async def read(item: ArticleEvent) -> None:
+        async def read(item: tuple[ArticleEvent, str]) -> None:
+            event, link = item
             # An item whose link is shared with other items (keyed by guid) has
             # no page of its own: the link is the site's home page.
-            own_page = from_web and "#" not in item.canonical_url
+            own_page = from_web and "#" not in event.canonical_url
             await self._lead(
-                source, Lead.from_event(item), result, fallback=item, fetch_page=own_page
+                source, Lead.from_event(event, link), result, fallback=event, fetch_page=own_page
             )
 
-        await read_all(parsed.events, read, self._articles_in_flight)
+        await read_all(
+            list(zip(parsed.events, parsed.links, strict=True)), read, self._articles_in_flight
+        )
 
     async def _sitemap(
         self,

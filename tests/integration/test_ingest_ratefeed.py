@@ -8,6 +8,7 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -42,6 +43,41 @@ async def test_ingest_publishes_one_event_per_feed_item(
     assert "Java-Anwendungsserver: Red Hat gibt WildFly 10 frei" in {e.title for e in events}
     # One field, plain JSON: readable by any consumer, not FastStream's binary envelope.
     assert all(set(e) == {DATA_FIELD} and e[DATA_FIELD].startswith(b"{") for e in entries)
+
+
+# A feed's links as sites write them (tests/data/feed-hostile-links.rss), and the keys
+# the code before URLs were escaped gave them: changing one re-keys an indexed article.
+HOSTILE_FEED = Path(__file__).resolve().parents[1] / "data" / "feed-hostile-links.rss"
+PRE_CHANGE_KEYS = [
+    "dc683e888e2c07b05b7bf6ca3595f306",
+    "f353efaa803e925e828d78b583d5b483",
+    "4fc62fc4e6be8257bea46c2cd09a8ee1",
+    "494f9d50e7176bb440b6dc251c7739aa",
+    "680bb0a0490531602d83c6f8257aeb8d",
+    "dd827b3aad5b2d5aa6d0c42547f8a70a",
+    "57ddc068317ec4aa2d35c916c7aa5718",
+]
+# What RFC 3986 allows in a URI, a `%` only opening an escape.
+URI = re.compile(rb"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*")
+
+
+async def test_links_with_spaces_and_controls_go_on_the_stream_as_uris_under_their_keys(
+    redis: Redis, namespace: Namespace, settings: Settings
+) -> None:
+    await ingest_once(settings, str(HOSTILE_FEED), name="news.example.kz")
+
+    data = [e[DATA_FIELD] for e in await _events(redis, namespace.streams.articles)]
+    # The bytes on the stream, as a consumer in another language reads them.
+    urls = [
+        url.encode()
+        for d in data
+        for url in (orjson.loads(d)["url"], orjson.loads(d)["canonical_url"])
+    ]
+    assert len(urls) == 14
+    assert all(URI.fullmatch(url) for url in urls), urls
+    assert sorted(orjson.loads(d)["idempotency_key"] for d in data) == sorted(PRE_CHANGE_KEYS)
+    events = [ArticleEvent.model_validate_json(d) for d in data]
+    assert sorted(e.idempotency_key for e in events) == sorted(PRE_CHANGE_KEYS)
 
 
 async def test_ingest_of_a_malformed_feed_reports_and_publishes_nothing_broken(
