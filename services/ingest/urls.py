@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from shared.events import is_http_url
@@ -30,6 +31,7 @@ _TRACKING_NAMES = frozenset(
     }
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOST = re.compile(r"[a-z0-9\-._~\u0080-\U0010ffff]+|[0-9a-f:.]+")
 
 
 def is_tracking_param(name: str) -> bool:
@@ -92,4 +94,8 @@ def is_web_url(url: str) -> bool:
         parts.port  # noqa: B018 (raises past 65535)
     except ValueError:  # "Invalid IPv6 URL", "Port out of range"
         return False
-    return bool(parts.hostname)
+    # A host of letters, digits and `-._~` (any script: events carry it escaped), or an
+    # IPv6 address. No name holds anything else, and Go's net/url refuses an escape of
+    # such a character in a host (`a%20b.kz`), which is how events would carry it.
+    host = parts.hostname
+    return host is not None and _HOST.fullmatch(host) is not None

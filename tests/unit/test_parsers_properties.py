@@ -4,6 +4,7 @@ huge and empty values, random bytes, XML-ish and HTML-ish soup)."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -393,12 +394,17 @@ def _host(url: str) -> str | None:
 def test_a_web_url_is_one_canonicalize_url_can_key(scheme: str, authority: str, rest: str) -> None:
     # What is_web_url promises the code after it: canonicalize_url reads the URL, and
     # the article key it gives names a host. Only URLs without a host, or that no
-    # event may carry (whitespace after ://, no UTF-8), are refused.
+    # event may carry (whitespace after ://, no UTF-8, a host no name holds), are refused.
     url = scheme + authority + rest
     if is_web_url(url):
         assert _host(canonicalize_url(url))
     elif url.startswith(("http://", "https://")) and is_http_url(url):
-        assert _host(url.strip()) is None or not _encodable(url)
+        host = _host(url.strip())
+        assert host is None or not _encodable(url) or not _NAME_OR_IPV6.fullmatch(host)
+
+
+# A host name's characters (any script beyond ASCII), or an IPv6 address's.
+_NAME_OR_IPV6 = re.compile(r"[a-z0-9._~\u0080-\U0010ffff-]+|[0-9a-f:.]+")
 
 
 def _encodable(text: str) -> bool:

@@ -151,6 +151,18 @@ def test_webtrekk_campaign_parameters_seen_in_real_feeds_are_tracking() -> None:
         ("https:// site.kz/a", False),
         ("https://\u00a0site.kz/a", False),
         ("https://site.kz/a?q=\ud800", False),  # a lone surrogate has no bytes to key
+        # Hosts no name holds: events would carry them escaped (`a%20b`), which Go's
+        # net/url refuses in a host.
+        ("http://a b.site.kz/x", False),
+        ("http://ho<st>.site.kz/x", False),
+        ("http://host^.site.kz/x", False),
+        ("http://host%41.site.kz/x", False),
+        ("http://host,1.site.kz/x", False),
+        ("https://новости.site.kz/x", True),  # any script: escaped as UTF-8, which Go reads
+        ("https://xn--b1amnebsh.kz/x", True),
+        ("https://my_host.site.kz/x", True),
+        ("http://[2001:DB8::1]/x", True),
+        ("http://user@Site.KZ:8080/x", True),
     ],
 )
 def test_a_web_url_is_an_http_url_with_a_host_that_canonicalizes(url: str, usable: bool) -> None:
