@@ -23,14 +23,25 @@ from itertools import compress
 import Stemmer
 
 from shared.language._chunks import ChunkTable
-from shared.language.scripts import OKINA_MARKS, WordCache, fold, fold_many, has_cyrillic
+from shared.language.scripts import (
+    OKINA_MARKS,
+    WORD_MARKS,
+    WordCache,
+    fold,
+    fold_many,
+    has_cyrillic,
+    read_lines,
+    readings,
+)
 
 STEMMERS = ("english", "russian")
 RUSSIAN_CASE_ENDINGS = ("а", "у", "е", "ом", "ой", "ы", "и")
 # A word: letters and digits, with okina look-alikes inside it ("O'zbekiston" is
-# one word); hyphens and other punctuation separate words, as Elasticsearch's
-# standard tokenizer does.
-WORD = re.compile(r"[^\W_]+(?:[" + re.escape(OKINA_MARKS) + r"][^\W_]+)*")
+# one word) and the marks a letter may carry ("Ташке\u0301нт", see
+# scripts.readings); hyphens and other punctuation separate words, as
+# Elasticsearch's standard tokenizer does.
+_LETTERS = r"[^\W_]+(?:[" + WORD_MARKS + r"]+[^\W_]*)*"
+WORD = re.compile(_LETTERS + r"(?:[" + re.escape(OKINA_MARKS) + "]" + _LETTERS + ")*")
 # Longer "words" are dropped: no reader types one, and analysing one is work an
 # attacker chooses. (Elasticsearch's own tokenizers cut them into pieces this long.)
 MAX_TOKEN_LENGTH = 255
@@ -43,13 +54,14 @@ _RUSSIAN = Stemmer.Stemmer("russian")
 
 
 def words(text: str) -> list[str]:
-    """The words in `text`'s first MAX_ANALYSED_CHARS characters, up to MAX_TOKEN_LENGTH long."""
+    """The words in `text`'s first MAX_ANALYSED_CHARS characters, up to MAX_TOKEN_LENGTH
+    long, as the analysis reads them (`scripts.readings`)."""
     found = WORD.findall(text[:MAX_ANALYSED_CHARS])
     # Checked in C first: a text with no overlong word (nearly all) is not filtered word
     # by word in Python.
     if max(map(len, found), default=0) <= MAX_TOKEN_LENGTH:
-        return found
-    return [w for w in found if len(w) <= MAX_TOKEN_LENGTH]
+        return readings(found)
+    return readings([w for w in found if len(w) <= MAX_TOKEN_LENGTH])
 
 
 @WordCache
@@ -154,9 +166,12 @@ def _new_words_tokens(new: list[str]) -> tuple[list[str], list[str]]:
     """The `stem` and `fold` tokens of words, as stem_token and fold make them."""
     if not new:
         return [], []
-    # stem: lower case, then the Russian stemmer (ё as е) for words with a Cyrillic
-    # letter, the English one for the rest. Lower-cased joined, as fold_many does.
-    lower = "\n".join(new).lower().split("\n")
+    # The words as read (scripts.read_lines), then stem: lower case, then the Russian
+    # stemmer (ё as е) for words with a Cyrillic letter, the English one for the rest.
+    # Lower-cased joined, as fold_many does.
+    joined = read_lines("\n".join(new))
+    new = joined.split("\n")
+    lower = joined.lower().split("\n")
     cyrillic = [has_cyrillic(word) for word in lower]
     latin = [not c for c in cyrillic]
     stemmed = dict(

@@ -463,3 +463,101 @@ def _fold_rest(words: list[str]) -> list[str]:
     if "kh" in text or "zh" in text or "ye" in text:
         text = _FOLD_RUNS.sub(_fold_run, text)
     return text.split("\n")
+
+
+# Inside a word (analysis.WORD): the stress marks of dictionaries, school texts and some
+# news (acute, grave), and the breve and diaeresis of a й, ў or ё typed or pasted as a
+# letter and a mark.
+WORD_MARKS = "\u0300\u0301\u0306\u0308"
+_MARKED = re.compile("[" + WORD_MARKS + "ѐѝЀЍ]")
+# What NFC leaves of a stress mark: a Cyrillic vowel has no precomposed form with an
+# acute, and е and и with a grave compose to letters of their own.
+_UNSTRESSED = str.maketrans(
+    {"\u0300": None, "\u0301": None, "ѐ": "е", "ѝ": "и", "Ѐ": "Е", "Ѝ": "И"}
+)
+# Latin and Cyrillic letters drawn alike, as copied text and spam mix them in one word.
+_LATIN_LOOKALIKES = "aceopxyiABCEHIKMOPTXY"
+_CYRILLIC_LOOKALIKES = "асеорхуіАВСЕНІКМОРТХУ"
+_TO_CYRILLIC = str.maketrans(_LATIN_LOOKALIKES, _CYRILLIC_LOOKALIKES)
+_TO_LATIN = str.maketrans(_CYRILLIC_LOOKALIKES, _LATIN_LOOKALIKES)
+_ASCII_LETTER = re.compile("[A-Za-z]")
+# A line (one word of a joined batch) with letters of both scripts: its first letter's
+# script, then one of the other; each line read once.
+_MIXED_LINE = re.compile(
+    r"(?m)^[^\nA-Za-z\u0400-\u04ff]*+"
+    r"(?:[A-Za-z][^\n\u0400-\u04ff]*+[\u0400-\u04ff]|[\u0400-\u04ff][^\nA-Za-z]*+[A-Za-z])"
+    r"[^\n]*"
+)
+
+
+def _majority_script(word: str) -> str:
+    """A word that mixes scripts in look-alikes only, in its majority script:
+    "Kaзaхcтан" → "Казахстан", "Рresident" → "President"; "iPhoneом" stays (м has none)."""
+    cyrillic = len(_CYRILLIC.findall(word))
+    latin = len(_ASCII_LETTER.findall(word))
+    if cyrillic == latin:
+        return word
+    table, strays = (_TO_CYRILLIC, _ASCII_LETTER) if cyrillic > latin else (_TO_LATIN, _CYRILLIC)
+    if all(ord(c) in table for c in strays.findall(word)):
+        return word.translate(table)
+    return word
+
+
+def _read_by_majority(match: re.Match[str]) -> str:
+    return _majority_script(match.group())
+
+
+def read_lines(words: str) -> str:
+    """Words, one a line, as the analysis reads them: composed (NFC: й, ё, ў typed as
+    a letter and a mark are the letter), stress marks dropped ("Ташке́нт" →
+    "Ташкент"), and look-alike letters of the other script in the word's majority
+    script.
+
+    For the words `analysis.WORD` finds, each at most MAX_TOKEN_LENGTH long (NFC
+    orders a run of marks in quadratic time). Most words have neither: all of them
+    are checked at once, in C.
+    """
+    if words.isascii():
+        return words
+    if _MARKED.search(words):
+        words = unicodedata.normalize("NFC", words).translate(_UNSTRESSED)
+    return _MIXED_LINE.sub(_read_by_majority, words)
+
+
+def readings(words: list[str]) -> list[str]:
+    """Each word as `read_lines` reads it."""
+    return read_lines("\n".join(words)).split("\n") if words else []
+
+
+# Kazakh has had three Latin alphabets, and readers also type it in plain ASCII. `fold`
+# follows the 2021 one (ä ğ ñ ö ū ü ı ş ç; its й is i); the others spell some letters
+# in ways that fold elsewhere, or that mean other letters in Uzbek and English (the
+# 2017 s' is the Uzbek "mas'ul"'s hard sign; "ng" is English). So they are not folded
+# in the index: a query word that shows one is searched in the Cyrillic's fold as well.
+_KK_VOWEL = "aáäeéioóöuúüūyýı"
+_KK_2018 = re.compile("[áǵńóúýı]")
+_KK_2017 = re.compile("[ysci]ʻ")
+_KK_2021 = re.compile("[äğñöūüış]")
+_KK_INFORMAL = re.compile("q|zh")
+# й: the 2018 ı, the 2017 i' and the 2021 i beside a vowel (и elsewhere).
+_KK_I_BY_VOWEL = re.compile(f"(?<=[{_KK_VOWEL}])[iı]ʻ?|[iı]ʻ?(?=[{_KK_VOWEL}])")
+
+
+def kazakh_latin_folds(word: str) -> list[str]:
+    """The folds of the Cyrillic a Latin word stands for in Kazakh's 2018 (acute) or
+    2017 (apostrophe) alphabet, in the 2021 one's й, or in ASCII's ng and gh, where
+    they differ from its own: "aýyl" → "auyl" (ауыл), "S'ymkent" → "shymkent",
+    "Baiqoñyr" → "baykonyr", "zhangalyqtar" → "janalyktar"."""
+    if has_cyrillic(word):
+        return []
+    lower = fold_okina(word.lower())
+    forms = []
+    if _KK_2018.search(lower) or _KK_2017.search(lower) or _KK_2021.search(lower):
+        spelled = _KK_I_BY_VOWEL.sub("y", lower)
+        for latin, cyrillic in (("ý", "у"), ("yʻ", "у"), ("sʻ", "ш"), ("cʻ", "ч")):
+            spelled = spelled.replace(latin, cyrillic)
+        forms.append(fold(spelled))
+    if _KK_INFORMAL.search(lower) and ("ng" in lower or "gh" in lower):
+        forms.append(fold(lower.replace("ng", "ң").replace("gh", "ғ")))
+    own = fold(word)
+    return [f for f in dict.fromkeys(forms) if f != own]

@@ -27,6 +27,7 @@ from shared.language.scripts import (
     OKINA_MARKS,
     fold,
     has_cyrillic,
+    kazakh_latin_folds,
     uzbek_to_cyrillic,
     uzbek_to_latin,
 )
@@ -223,6 +224,8 @@ def _word_query(word: Word, synonyms: Synonyms, fuzzy: bool) -> str:
             return _group(word.signs, [f"{plain}~{edits}", f"{folded}~{edits}"])
         return _group(word.signs, [plain, *_forms(plain)])
     alternatives = [plain, *_forms(plain)]
+    if len(found) == 1:
+        alternatives += kazakh_latin_folds(found[0])
     for name in synonyms.names_for(plain):
         alternatives += _forms(name)
         if len(words(name)) == 1:

@@ -59,6 +59,9 @@ ARTICLES = {
         "Великая балерина и мировая звезда.",
     ),
     "tenge": ("Теңге бағамы нығайды", "Ұлттық банк", "Ұлттық банк теңге бағамын жариялады."),
+    "stress": ("Зáмок над Ташке́нтом", "Словарь", "Кремль й за́мок."),
+    "spam": ("Pоссия и Kыргызcтан", "Сhina", "Сhina news."),
+    "baikonur": ("Байқоңыр ауылы", "Шымкент", "Байқоңыр ауылының жаңалықтары."),
 }
 
 
@@ -138,6 +141,27 @@ async def test_place_and_currency_names_cross_languages_and_scripts(api: httpx.A
     page = await _search(api, "Kazakhstan")
     excerpts = {r["url"].rsplit("/", 1)[1]: r["excerpt"] for r in page["results"]}
     assert "<mark>Казахстана</mark>" in excerpts["visit"]
+
+
+async def test_stress_marks_and_look_alike_letters_do_not_hide_a_word(
+    api: httpx.AsyncClient,
+) -> None:
+    for spelling in ("Ташкент", "Ташке́нт", "замок", "за̀мок"):
+        assert "stress" in await _found(api, spelling), spelling
+    for spelling in ("Россия", "Pоссия", "Кыргызстан", "Kыргызcтан", "China"):
+        assert "spam" in await _found(api, spelling), spelling
+    assert "visit" in await _found(api, "Kaзaхcтан")  # "Президент Казахстана"
+
+
+async def test_kazakh_is_found_in_every_latin_alphabet(api: httpx.AsyncClient) -> None:
+    # 2021, 2018 (acute), 2017 (apostrophe), informal ASCII
+    for spelling in ("Baiqoñyr", "Baıqońyr", "Bai'qon'yr", "Bayqongyr"):
+        assert "baikonur" in await _found(api, spelling), spelling
+    for spelling in ("auyly", "aýyly", "ay'yly", "Şymkent", "S'ymkent", "Shymkent"):
+        assert "baikonur" in await _found(api, spelling), spelling
+    for spelling in ("Ūlttyq", "Ulttyq", "Ulttyk"):
+        assert "tenge" in await _found(api, spelling), spelling
+    assert "derby" in await _found(api, "O'zbekiston")
 
 
 async def test_a_typo_finds_near_titles_and_the_page_offers_the_correction(

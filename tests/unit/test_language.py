@@ -9,12 +9,14 @@ from hypothesis import strategies as st
 from shared.language.analysis import fold_text, stem_prefix, stem_text, words
 from shared.language.scripts import (
     fold,
+    kazakh_latin_folds,
     kazakh_to_cyrillic,
     kazakh_to_latin,
     uzbek_to_cyrillic,
     uzbek_to_latin,
 )
 from shared.language.synonyms import Synonyms
+from shared.language.wording import expand
 
 OKINA_SPELLINGS = [
     "Oʻzbekiston",
@@ -126,3 +128,101 @@ def test_a_name_in_two_groups_brings_both() -> None:
     places = Synonyms.parse('[c]\na = ["som", "сом"]\nb = ["sum", "сўм"]\n')
     # сўм folds to "som": Uzbek and Kyrgyz money are one word to a reader in Latin.
     assert set(places.names_for("som")) == {"som", "сом", "sum", "сўм"}
+
+
+def _meets(query: str, text: str) -> bool:
+    """Whether a word the reader types finds the text: one of its query alternatives is
+    one of the text's indexed `stem` or `fold` tokens."""
+    alternatives = expand(query).strip("()").split(" | ")
+    return bool(set(alternatives) & set(f"{stem_text(text)} {fold_text(text)}".split()))
+
+
+@pytest.mark.parametrize(
+    ("marked", "plain"),
+    [
+        ("Ташке\u0301нт", "Ташкент"),
+        ("Ташке\u0300нт", "Ташкент"),
+        ("Ташкѐнт", "Ташкент"),
+        ("за\u0301мок", "замок"),
+        ("мои\u0306", "мой"),
+        ("Е\u0308лка", "Ёлка"),
+        ("Ў\u0301збекистон", "Ўзбекистон"),
+        ("у\u0306збекистон", "ўзбекистон"),
+    ],
+)
+def test_a_word_with_stress_or_decomposed_letters_is_the_word(marked: str, plain: str) -> None:
+    assert words(f"в {marked}.") == ["в", plain]
+    assert (stem_text(marked), fold_text(marked)) == (stem_text(plain), fold_text(plain))
+    assert _meets(marked, plain)
+    assert _meets(plain, marked)
+
+
+def test_a_decomposed_short_i_stays_a_short_i() -> None:
+    assert fold_text("мои\u0306") == "moy" != fold_text("мои")
+
+
+@pytest.mark.parametrize(
+    ("mixed", "proper"),
+    [
+        ("Kaзaхcтан", "Казахстан"),
+        ("Тoшкент", "Тошкент"),
+        ("Pоссия", "Россия"),
+        ("ВЫБОPЫ", "ВЫБОРЫ"),
+        ("Рresident", "President"),
+        ("Сhina", "China"),
+    ],
+)
+def test_look_alike_letters_are_read_in_the_word_s_script(mixed: str, proper: str) -> None:
+    assert words(mixed) == [proper]
+    assert (stem_text(mixed), fold_text(mixed)) == (stem_text(proper), fold_text(proper))
+    assert _meets(proper, mixed)
+    assert _meets(mixed, proper)
+
+
+@pytest.mark.parametrize("word", ["iPhoneом", "SMSка", "Wi-Fiем", "МКС3", "Mix"])
+def test_words_that_really_mix_scripts_stay_as_written(word: str) -> None:
+    assert "".join(words(word)) == word.replace("-", "")
+
+
+KAZAKH_SPELLINGS = [
+    # Cyrillic, 2021, 2018 (acute), 2017 (apostrophe), informal ASCII
+    ("Қазақстан", "Qazaqstan", "Qazaqstan", "Qazaqstan", "Kazakstan"),
+    ("Өскемен", "Öskemen", "Óskemen", "O'skemen", "Oskemen"),
+    ("Шымкент", "Şymkent", "Shymkent", "S'ymkent", "Shymkent"),
+    ("Ақтөбе", "Aqtöbe", "Aqtóbe", "Aqto'be", "Aktobe"),
+    ("Түркістан", "Türkıstan", "Túrkistan", "Tu'rkistan", "Turkistan"),
+    ("Ұлттық", "Ūlttyq", "Ulttyq", "Ulttyq", "Ulttyk"),
+    ("жаңалықтар", "jañalyqtar", "jańalyqtar", "jan'alyqtar", "zhangalyqtar"),
+    ("ақпарат", "aqparat", "aqparat", "aqparat", "akparat"),
+    ("ауыл", "auyl", "aýyl", "ay'yl", "auyl"),
+    ("Байқоңыр", "Baiqoñyr", "Baıqońyr", "Bai'qon'yr", "Bayqongyr"),
+    ("Қоғамдық", "Qoğamdyq", "Qoǵamdyq", "Qog'amdyq", "Qoghamdyq"),
+    ("Шешім", "Şeşım", "Sheshim", "S'es'im", "Sheshim"),
+]
+
+
+@pytest.mark.parametrize("spellings", KAZAKH_SPELLINGS)
+def test_every_kazakh_latin_alphabet_finds_the_cyrillic(spellings: tuple[str, ...]) -> None:
+    cyrillic, *latin = spellings
+    for spelling in latin:
+        assert _meets(spelling, cyrillic), spelling
+
+
+@pytest.mark.parametrize(
+    ("typed", "text"),
+    [
+        *((spelling, "Ўзбекистон") for spelling in OKINA_SPELLINGS),
+        ("mas'uliyat", "масъулият"),
+        ("mas'uliyat", "mas'uliyat"),
+        ("ma'lumot", "маълумот"),
+        ("Qo'ng'irot", "Қўнғирот"),
+        ("yangi", "янги"),
+    ],
+)
+def test_uzbek_still_meets_its_other_spellings(typed: str, text: str) -> None:
+    assert _meets(typed, text)
+
+
+@pytest.mark.parametrize("word", ["king", "night", "Afghanistan", "it's", "Qatar", "Iraq"])
+def test_english_words_are_not_read_as_kazakh(word: str) -> None:
+    assert kazakh_latin_folds(word) == []
