@@ -197,6 +197,9 @@ ArticleId = Annotated[
 ]
 ContentHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 _ARTICLE_KEY = re.compile(r"[0-9a-f]{32}")
+# Keys an article event replaces at most: ingest names the one it published before.
+SUPERSEDED_MOST = 4
+Superseded = Annotated[list[ArticleId], Field(max_length=SUPERSEDED_MOST, fail_fast=True)]
 
 
 def _bounded(bounds: Bounds) -> AfterValidator:
@@ -314,6 +317,14 @@ class ArticleEvent(Event):
         description="where title and body came from: the article page (trafilatura) "
         "or, when that failed, the source's own fields (feed item, news "
         "sitemap entry, listing excerpt)",
+    )
+    # Left out (not null) when there is none: most events replace no other key.
+    supersedes: Superseded | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="idempotency keys this same article was published under before "
+        "(its feed link's, before its page declared another canonical URL): the "
+        "documents under them are this article and are to be removed",
     )
 
     # The key as it was before URLs were escaped: sha256 of the canonical URL as read

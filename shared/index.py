@@ -18,12 +18,12 @@ from __future__ import annotations
 from typing import Any, Literal, NotRequired
 from uuid import UUID
 
-from pydantic import TypeAdapter, computed_field
+from pydantic import Field, TypeAdapter, computed_field
 
 # typing_extensions' TypedDict, not typing's: pydantic validates only that one on 3.11.
 from typing_extensions import TypedDict
 
-from shared.events import ArticleEvent, QuoteEvent, UtcDatetime
+from shared.events import ArticleEvent, QuoteEvent, Superseded, UtcDatetime
 from shared.language.analysis import fold_text, stem_text
 
 # Saved searches (shared/saved_searches.py) are written by the query service, read by
@@ -151,6 +151,8 @@ class ArticleDocument(ArticleEvent):
     schema_version: Literal[1]
     event_id: UUID
     occurred_at: UtcDatetime
+    # Read, for the indexer to delete them, but not stored: no document is about others.
+    supersedes: Superseded | None = Field(default=None, exclude=True)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

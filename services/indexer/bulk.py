@@ -6,11 +6,13 @@ The verdicts follow the failure policy in services/indexer/failures.py.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from elastic_transport import SerializationError
 
+from services.indexer.documents import BulkAction
 from services.indexer.failures import (
     Fault,
     cluster_state,
@@ -47,10 +49,14 @@ class ItemResult:
 
 def classify_item(item: dict[str, Any], *, request_bytes: int = 0) -> ItemResult:
     """One item of the answer to a bulk request of `request_bytes`."""
-    (result,) = item.values()
+    ((operation, result),) = item.items()
     status = int(result.get("status", 500))
     error = result.get("error")
     if error is None and status < 300:
+        return ItemResult(ItemOutcome.STORED, status)
+    if operation == "delete" and error is None and status == 404:
+        # Nothing under that id (deleted already, or never indexed): nothing to remove.
+        # A missing index is a 404 with an error, the cluster's.
         return ItemResult(ItemOutcome.STORED, status)
     reason = describe_error(error) if error is not None else f"HTTP {status}"
     if status == 409:
@@ -62,6 +68,37 @@ def classify_item(item: dict[str, Any], *, request_bytes: int = 0) -> ItemResult
     if status_fault(status) is Fault.CLUSTER or cluster_state(error):
         return ItemResult(ItemOutcome.HOLD, status, reason)
     return ItemResult(ItemOutcome.REJECTED, status, reason)
+
+
+def per_action(results: list[ItemResult], operations: Sequence[int]) -> list[ItemResult]:
+    """One result per action, of `operations` items each (its document's, then its deletes
+    of what it supersedes): the first it holds, else the first refused, else its
+    document's. The entry is acknowledged only once all are done; held, all are sent
+    again, which versions make harmless."""
+    settled = []
+    position = 0
+    for count in operations:
+        own = results[position : position + count]
+        position += count
+        settled.append(
+            next(
+                (r for r in own if r.outcome is ItemOutcome.HOLD),
+                next((r for r in own if r.outcome is ItemOutcome.REJECTED), own[0]),
+            )
+        )
+    return settled
+
+
+def classify_actions(
+    response: object, actions: Sequence[BulkAction], *, request_bytes: int = 0
+) -> list[ItemResult]:
+    """classify_response of a bulk request of `actions`, one result per action."""
+    superseding = any(action.supersedes for action in actions)
+    if not superseding:
+        return classify_response(response, len(actions), request_bytes=request_bytes)
+    counts = [action.operation_count for action in actions]
+    items = classify_response(response, sum(counts), request_bytes=request_bytes)
+    return per_action(items, counts)
 
 
 def classify_response(

@@ -28,6 +28,9 @@ class BulkAction:
     they are."""
     trace: dict[str, str] | None = None
     """The publisher's trace context (traceparent, tracestate), when it sent one."""
+    supersedes: tuple[str, ...] = ()
+    """Ids of documents that are this same article (the event's `supersedes`), deleted in
+    the same request at this version: one newer than it is left alone."""
 
     @property
     def size(self) -> int:
@@ -52,7 +55,28 @@ class BulkAction:
         document = self.document
         return header, document if isinstance(document, str) else document.decode()
 
-    def lines(self) -> tuple[bytes, bytes, bytes]:
+    def deletes(self) -> list[dict[str, Any]]:
+        """The operations that delete what this document supersedes, after operations()'s
+        in a bulk request. External versions: a later document under a superseded id
+        stays, and an older event arriving later meets the delete's version."""
+        return [
+            {
+                "delete": {
+                    "_index": self.index,
+                    "_id": doc_id,
+                    "version": self.version,
+                    "version_type": "external",
+                }
+            }
+            for doc_id in self.supersedes
+        ]
+
+    @property
+    def operation_count(self) -> int:
+        """Items this action adds to a bulk request, and to its answer."""
+        return 1 + len(self.supersedes)
+
+    def lines(self) -> tuple[bytes, ...]:
         """ndjson()'s bytes in three parts: the writer joins every action's into one body,
         without a copy of each document on the way."""
         document = self.document
@@ -64,11 +88,14 @@ class BulkAction:
             f'"_id": {_json_string(self.doc_id)}, "version": {int(self.version)}, '
             '"version_type": "external"}}\n'
         )
-        return (
+        lines = (
             header.encode(),
             document if isinstance(document, bytes) else document.encode(),
             b"\n",
         )
+        if self.supersedes:
+            return lines + tuple(json.dumps(delete).encode() + b"\n" for delete in self.deletes())
+        return lines
 
     def ndjson(self) -> bytes:
         """The action's two lines of a bulk body, ready to send: the client's serializer
@@ -89,6 +116,8 @@ def article_action(event: ArticleEvent, alias: str) -> BulkAction:
 # the derived fields (title_suggest, stem, fold), which come last.
 _EVENT_JSON = ArticleEvent.__pydantic_serializer__.to_json
 _COMPUTED = set(ArticleEvent.model_computed_fields)
+# What the document leaves out of the event: an instruction about other documents.
+_NOT_STORED = {*_COMPUTED, "supersedes"}
 
 
 def analysed_article_action(
@@ -115,8 +144,9 @@ def analysed_article_action(
             "fold": {"title": title_fold, "summary": summary_fold, "body": body_fold},
         }
     )
-    document = b"%b,%b" % (_EVENT_JSON(event, exclude=_COMPUTED)[:-1], derived[1:])
-    return BulkAction(alias, key, version, document, _trace(event))
+    document = b"%b,%b" % (_EVENT_JSON(event, exclude=_NOT_STORED)[:-1], derived[1:])
+    superseded = tuple(event.supersedes) if event.supersedes else ()
+    return BulkAction(alias, key, version, document, _trace(event), superseded)
 
 
 def stored_source(source: dict[str, Any], alias_is_articles: bool) -> bytes:
@@ -152,6 +182,9 @@ def _action(document: ArticleDocument | QuoteDocument, alias: str) -> BulkAction
         document.version,
         document.__pydantic_serializer__.to_json(document),
         _trace(document),
+        tuple(document.supersedes)
+        if isinstance(document, ArticleDocument) and document.supersedes
+        else (),
     )
 
 

@@ -30,7 +30,7 @@ import structlog
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from services.indexer.bulk import ItemOutcome, classify_response
+from services.indexer.bulk import ItemOutcome, classify_actions
 from services.indexer.decode import Invalid, decode_entry
 from services.indexer.documents import BulkAction, stored_source
 from services.indexer.grouping import groups
@@ -185,10 +185,14 @@ async def _copy(
             operations: list[Any] = []
             for action in bulk:
                 header, document = action.operations()
-                header["index"]["_index"] = index
-                operations.extend((header, document))
+                # Replayed from the streams, an event deletes what it supersedes here
+                # too: the feed's version it replaced was copied before it.
+                deletes = action.deletes()
+                for operation in (header, *deletes):
+                    next(iter(operation.values()))["_index"] = index
+                operations.extend((header, document, *deletes))
             answer = await es.bulk(operations=operations, filter_path=BULK_RESPONSE)
-            for action, result in zip(bulk, classify_response(answer.body, len(bulk)), strict=True):
+            for action, result in zip(bulk, classify_actions(answer.body, bulk), strict=True):
                 if result.outcome is ItemOutcome.STORED:
                     tally.stored += 1
                 elif result.outcome is ItemOutcome.STALE:

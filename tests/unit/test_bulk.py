@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from elastic_transport import SerializationError
 
-from services.indexer.bulk import ItemOutcome, ItemResult, classify_item, classify_response
+from services.indexer.bulk import (
+    ItemOutcome,
+    ItemResult,
+    classify_actions,
+    classify_item,
+    classify_response,
+)
+from services.indexer.documents import BulkAction
 
 
 def _item(status: int, error: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
@@ -141,3 +149,69 @@ def test_an_answer_that_is_not_the_bulk_answer_is_unreadable_not_an_error(answer
     # until its entries were dead-lettered for their deliveries.
     with pytest.raises(SerializationError):
         classify_response(answer, 2)
+
+
+OLD_KEY, NEW_KEY = "a" * 32, "b" * 32
+
+
+def _superseding(*superseded: str) -> BulkAction:
+    return BulkAction("articles", NEW_KEY, 1700, b'{"title":"t"}', supersedes=superseded)
+
+
+def test_a_superseding_document_deletes_the_old_id_at_its_own_version() -> None:
+    # At the new event's version: a later document under the old id stays, and the
+    # delete's version refuses the older event it replaced if that arrives again.
+    body = b"".join(_superseding(OLD_KEY).lines())
+    lines = [json.loads(line) for line in body.splitlines()]
+    assert lines == [
+        {
+            "index": {
+                "_index": "articles",
+                "_id": NEW_KEY,
+                "version": 1700,
+                "version_type": "external",
+            }
+        },
+        {"title": "t"},
+        {
+            "delete": {
+                "_index": "articles",
+                "_id": OLD_KEY,
+                "version": 1700,
+                "version_type": "external",
+            }
+        },
+    ]
+
+
+def test_a_document_that_supersedes_nothing_is_its_index_operation_alone() -> None:
+    assert len(_superseding().lines()) == 3
+    assert _superseding().deletes() == []
+
+
+def _delete(status: int, error: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"delete": {"status": status} | ({"error": error} if error else {})}
+
+
+def test_deleting_what_is_not_there_is_done_a_missing_index_is_held() -> None:
+    assert classify_item(_delete(404)).done  # deleted before, or never indexed
+    missing = {"type": "index_not_found_exception", "reason": "no such index [articles]"}
+    assert classify_item(_delete(404, missing)).outcome is ItemOutcome.HOLD
+    conflict = {"type": "version_conflict_engine_exception", "reason": "r"}
+    assert classify_item(_delete(409, conflict)).outcome is ItemOutcome.STALE  # newer there
+
+
+def test_an_action_is_settled_only_once_its_deletes_are() -> None:
+    actions = [_superseding(OLD_KEY), BulkAction("articles", OLD_KEY, 1, b"{}")]
+    overloaded = {"type": "es_rejected_execution_exception", "reason": "r"}
+    answer = {"items": [_item(201), _delete(429, overloaded), _item(409, {"type": "x"})]}
+    held, stale = classify_actions(answer, actions)
+    assert held.outcome is ItemOutcome.HOLD  # sent again, index and delete alike
+    assert stale.outcome is ItemOutcome.STALE
+    answer = {"items": [_item(201), _delete(404), _item(201)]}
+    assert [r.outcome for r in classify_actions(answer, actions)] == [ItemOutcome.STORED] * 2
+
+
+def test_an_answer_missing_a_delete_is_unreadable() -> None:
+    with pytest.raises(SerializationError):
+        classify_actions({"items": [_item(201)]}, [_superseding(OLD_KEY)])

@@ -484,3 +484,34 @@ def test_an_entry_of_many_fields_and_no_payload_names_a_few(
     assert result.error_class == "MissingDataField"
     assert result.message.endswith("'f0000019'], 100000 in all)")
     assert len(result.message) < 500
+
+
+def test_an_article_that_supersedes_a_key_deletes_it_and_stores_itself_alone(
+    streams: Streams, names: IndexNames, article: ArticleEvent
+) -> None:
+    superseded = "a" * 32
+    payload = article.model_copy(update={"supersedes": [superseded]}).model_dump_json()
+    entry = _entry(streams.articles, payload.encode())
+    batched, alone = decode_entries([entry], streams, names)[0], decode_entry(entry, streams, names)
+    plain = decode_entry(
+        _entry(streams.articles, article.model_dump_json().encode()), streams, names
+    )
+    for action in (batched, alone):
+        assert isinstance(action, BulkAction)
+        assert action.supersedes == (superseded,)
+        # The document is the article's, as without the field: no document is about others.
+        assert isinstance(plain, BulkAction)
+        assert action.operations() == plain.operations()
+    assert isinstance(batched, BulkAction)
+    assert isinstance(alone, BulkAction)
+    assert batched.ndjson() == alone.ndjson()
+
+
+@pytest.mark.parametrize("keys", [["not a key"], ["a" * 32] * 5])
+def test_superseded_keys_are_validated_as_keys(
+    streams: Streams, names: IndexNames, article: ArticleEvent, keys: list[str]
+) -> None:
+    payload = json.loads(article.model_dump_json()) | {"supersedes": keys}
+    refused = decode_entry(_entry(streams.articles, json.dumps(payload).encode()), streams, names)
+    assert isinstance(refused, Invalid)
+    assert "supersedes" in refused.message
