@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,6 +28,9 @@ from redis.asyncio import Redis
 from services.ingest.sitemaps import ChildVisit, read_visit
 from shared.fetcher import Validators
 from shared.leases import CALLS_IN_FLIGHT, Command, Fence, Unfenced, read_hash
+
+# What a kept key must be to be deleted by: an article's idempotency key.
+_ARTICLE_KEY = re.compile(r"[0-9a-f]{32}")
 
 
 class Novelty(StrEnum):
@@ -50,6 +54,15 @@ class Record:
     from_page: bool = False  # that version was read from the article's page
     source: str | None = None  # the source that published it (None: before it was kept)
     home: bool = False  # and the article is on that source's own site (articles.on_site)
+    key: str | None = None  # the idempotency key it was published under (None: not kept)
+
+    def published_key(self, lead_key: str) -> str | None:
+        """The key the lead's article was last published under, if known. A record from
+        before keys were kept: the lead's own key for the source's fields (keyed by the
+        lead), unknown for a page's (keyed by what the page declared)."""
+        if self.key is not None:
+            return self.key if _ARTICLE_KEY.fullmatch(self.key) else None
+        return None if self.from_page else lead_key
 
     def replaceable(self, source: str, home: bool, from_page: bool) -> bool:
         """Whether `source`'s version may replace the one published: its page's text
@@ -73,6 +86,14 @@ class Record:
             # Its own site's source stamps it; another leaves it nobody's, as before.
             return (source, True) if home else (None, False)
         return source, home
+
+
+def superseded(record: Record | None, lead_key: str, key: str) -> list[str]:
+    """The keys an article published now under `key` replaces: the one its lead's
+    `record` says it was published under before, if that is known and another. Its
+    page declared a canonical URL other than the feed link's the first time it was read."""
+    before = record.published_key(lead_key) if record is not None else None
+    return [before] if before is not None and before != key else []
 
 
 class IngestState:
@@ -126,6 +147,7 @@ class IngestState:
             raw.get(b"page") == b"1",
             None if source is None else source.decode(errors="replace"),
             raw.get(b"home") == b"1",
+            _text(raw.get(b"key")),
         )
 
     async def remember(self, key: str, record: Record, page: Page | None = None) -> None:
@@ -146,6 +168,8 @@ class IngestState:
         fields = ["content", record.content, "lead", record.lead, "page", page_read]
         if record.source is not None:
             fields += ["source", record.source, "home", "1" if record.home else "0"]
+        if record.key is not None:
+            fields += ["key", record.key]
         commands: list[Command] = [("HSET", name, *fields), ("EXPIRE", name, self._ttl)]
         return commands + (self._validators(page.url, page.validators) if page else [])
 

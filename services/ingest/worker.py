@@ -41,7 +41,7 @@ from services.ingest.sitemaps import (
     settled,
 )
 from services.ingest.sources import Source
-from services.ingest.state import IngestState, Novelty, Page, Record
+from services.ingest.state import IngestState, Novelty, Page, Record, superseded
 from services.ingest.urls import canonicalize_url
 from shared.entries import entry_command, payload_bytes
 from shared.events import MAX_EVENT_BYTES, ArticleEvent, article_key
@@ -445,13 +445,25 @@ class Ingestor:
             log.warning("another source's article kept", url=lead.url, published_by=record.source)
             self._count(source, result, Novelty.UNCHANGED)
             return
+        if replaced := superseded(record, key, event.idempotency_key):
+            # Under another key than before (its page declared its canonical URL): the
+            # document under that one is this article, which the event says, to remove.
+            event = event.model_copy(update={"supersedes": replaced})
+            novelty = Novelty.UPDATED
         lead_seen = "" if page_failed else fingerprint
         publisher, publisher_home = (
             (source.name, home)
             if record is None
             else record.after(source.name, home, novelty != Novelty.UNCHANGED, from_page)
         )
-        version = Record(event.content_hash, lead_seen, from_page, publisher, publisher_home)
+        version = Record(
+            event.content_hash,
+            lead_seen,
+            from_page,
+            publisher,
+            publisher_home,
+            event.idempotency_key,
+        )
         if novelty == Novelty.UNCHANGED:
             await self._state.remember(key, version, read)
         else:

@@ -6,7 +6,7 @@ import pytest
 
 from services.ingest.articles import on_site
 from services.ingest.sources import Source
-from services.ingest.state import Record
+from services.ingest.state import Record, superseded
 
 
 def _source(url: str) -> Source:
@@ -60,3 +60,30 @@ def test_who_published_it_after_a_read() -> None:
     # Its own site's source stamps it, or the two would replace each other every poll.
     assert OLD.after("home", home=True, changed=True, from_page=False) == ("home", True)
     assert OLD.after("b", home=False, changed=True, from_page=True) == ("b", False)
+
+
+LEAD_KEY, PAGE_KEY = "a" * 32, "b" * 32
+
+
+@pytest.mark.parametrize(
+    ("record", "superseded_keys"),
+    [
+        (None, []),  # never published
+        (Record("c1", "lead", key=LEAD_KEY), [LEAD_KEY]),  # the feed's fields, then its page
+        (Record("c1", "lead", from_page=True, key=PAGE_KEY), []),  # the same key again
+        (Record("c1", "lead", from_page=True, key="c" * 32), ["c" * 32]),  # canonical moved
+        # Written before keys were kept: the source's fields were under the lead's key...
+        (Record("c1", "lead"), [LEAD_KEY]),
+        # ...a page's under what it declared, which is not known: nothing is guessed.
+        (Record("c1", "lead", from_page=True), []),
+        (Record("c1", "lead", from_page=True, key="not a key"), []),
+    ],
+)
+def test_an_article_published_under_another_key_supersedes_the_one_before(
+    record: Record | None, superseded_keys: list[str]
+) -> None:
+    assert superseded(record, LEAD_KEY, PAGE_KEY) == superseded_keys
+
+
+def test_the_feeds_version_under_the_leads_own_key_supersedes_nothing() -> None:
+    assert superseded(Record("c1", "lead"), LEAD_KEY, LEAD_KEY) == []
