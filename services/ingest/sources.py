@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.ingest.kinds import Kind
 from shared.configfiles import TimeZoneName, read_config, resolve_location
+from shared.events import language_code
 from shared.settings import LONGEST_INTERVAL_SECONDS
 
 # The variable naming the sources file, for messages about the file.
 SOURCES_VARIABLE = "CARAVAN_INGEST_SOURCES"
+
+
+def _language(value: str) -> str:
+    # Published as every article's language the source's pages do not name: the one
+    # form events carry (`ru`), which filters and the analysis go by, not "Russian (RU)".
+    code = language_code(value)
+    if code is None:
+        msg = f"language must be an ISO 639 code such as ru, uz or kk, not {value[:40]!r}"
+        raise ValueError(msg)
+    return code
 
 
 class Source(BaseModel):
@@ -27,7 +39,9 @@ class Source(BaseModel):
     )
     tags: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
-    language: str | None = None
+    language: Annotated[str, AfterValidator(_language)] | None = Field(
+        default=None, description="ISO 639 code of its articles when they name none: ru, uz, kk"
+    )
     timezone: TimeZoneName = Field(
         default="UTC",
         description="IANA zone of dates the source writes without an offset, e.g. Asia/Almaty",

@@ -158,3 +158,18 @@ def test_source_names_are_unique(tmp_path: Path) -> None:
     text = '[[sources]]\nname = "n"\nurl = "http://e.org/f"\n' * 2
     with pytest.raises(ConfigFileError, match=r"source names must be unique: \['n'\]"):
         load_sources(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize(("language", "code"), [("ru", "ru"), ("UZ", "uz"), ("uz-Latn", "uz")])
+def test_a_language_is_published_as_its_code(tmp_path: Path, language: str, code: str) -> None:
+    text = f'[[sources]]\nname = "n"\nurl = "http://e.org/f"\nlanguage = "{language}"\n'
+    (source,) = load_sources(_write(tmp_path, text))
+    assert source.language == code
+
+
+def test_a_language_that_is_no_code_is_refused(tmp_path: Path) -> None:
+    # It was published as written, on every article its pages name no language of:
+    # "Russian (RU)" in events whose contract says ISO 639.
+    text = '[[sources]]\nname = "n"\nurl = "http://e.org/f"\nlanguage = "Russian (RU)"\n'
+    with pytest.raises(ConfigFileError, match="language must be an ISO 639 code"):
+        load_sources(_write(tmp_path, text))
