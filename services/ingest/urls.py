@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from shared.events import is_http_url
 from shared.fetcher import MAX_URL_LENGTH
 
-_TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "__hs", "wt_")
+_TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "__hs", "wt_", "aspsessionid")
 _TRACKING_NAMES = frozenset(
     {
         "fbclid",
@@ -28,8 +28,17 @@ _TRACKING_NAMES = frozenset(
         "spm",
         "at_medium",
         "at_campaign",
+        # Session ids: old CMSs put a new one in every link of every answer, which made
+        # each poll's items new articles (fetched, published and kept again).
+        "phpsessid",
+        "jsessionid",
+        "sessionid",
+        "cfid",
+        "cftoken",
     }
 )
+# A servlet's session id in the path (`story.html;jsessionid=…`), as the query's above.
+_PATH_SESSION = re.compile(r";jsessionid=[^/;]*", re.IGNORECASE)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST = re.compile(r"[a-z0-9\-._~\u0080-\U0010ffff]+|[0-9a-f:.]+")
 
@@ -40,7 +49,8 @@ def is_tracking_param(name: str) -> bool:
 
 
 def canonicalize_url(url: str) -> str:
-    """Lower-case scheme and host, drop default ports, tracking parameters and the fragment.
+    """Lower-case scheme and host, drop default ports, tracking parameters, session ids
+    and the fragment.
 
     The order of the remaining query parameters is kept: some sites route on it.
     """
@@ -62,7 +72,8 @@ def canonicalize_url(url: str) -> str:
         ],
         errors="surrogateescape",
     )
-    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+    path = _PATH_SESSION.sub("", parts.path) or "/"
+    return urlunsplit((scheme, netloc, path, query, ""))
 
 
 def is_web_url(url: str) -> bool:
