@@ -70,35 +70,37 @@ def classify_item(item: dict[str, Any], *, request_bytes: int = 0) -> ItemResult
     return ItemResult(ItemOutcome.REJECTED, status, reason)
 
 
-def per_action(results: list[ItemResult], operations: Sequence[int]) -> list[ItemResult]:
-    """One result per action, of `operations` items each (its document's, then its deletes
-    of what it supersedes): the first it holds, else the first refused, else its
-    document's. The entry is acknowledged only once all are done; held, all are sent
-    again, which versions make harmless."""
-    settled = []
-    position = 0
-    for count in operations:
-        own = results[position : position + count]
-        position += count
-        settled.append(
-            next(
-                (r for r in own if r.outcome is ItemOutcome.HOLD),
-                next((r for r in own if r.outcome is ItemOutcome.REJECTED), own[0]),
-            )
-        )
-    return settled
+# A document stored, or a newer one there already: what it supersedes may go.
+_DONE = (ItemOutcome.STORED, ItemOutcome.STALE)
 
 
-def classify_actions(
-    response: object, actions: Sequence[BulkAction], *, request_bytes: int = 0
+def superseding(actions: Sequence[BulkAction], results: Sequence[ItemResult]) -> list[int]:
+    """The positions of the actions whose superseded documents are to be deleted now:
+    those whose own document is done. Never in the request that stores it: refused or
+    held there while its delete went through, the article was in neither place."""
+    return [
+        position
+        for position, (action, result) in enumerate(zip(actions, results, strict=True))
+        if action.supersedes and result.outcome in _DONE
+    ]
+
+
+def with_deletes(
+    results: Sequence[ItemResult],
+    actions: Sequence[BulkAction],
+    positions: Sequence[int],
+    deleted: Sequence[ItemResult],
 ) -> list[ItemResult]:
-    """classify_response of a bulk request of `actions`, one result per action."""
-    superseding = any(action.supersedes for action in actions)
-    if not superseding:
-        return classify_response(response, len(actions), request_bytes=request_bytes)
-    counts = [action.operation_count for action in actions]
-    items = classify_response(response, sum(counts), request_bytes=request_bytes)
-    return per_action(items, counts)
+    """`results` with the deletes of the actions at `positions` (their results in
+    `deleted`, in order) folded in: an action is held if one of its deletes is (all is
+    sent again, which versions make harmless), refused if one is, else its own."""
+    settled = list(results)
+    answers = iter(deleted)
+    for position in positions:
+        own = [next(answers) for _ in actions[position].supersedes]
+        refused = next((r for r in own if r.outcome is ItemOutcome.REJECTED), results[position])
+        settled[position] = next((r for r in own if r.outcome is ItemOutcome.HOLD), refused)
+    return settled
 
 
 def classify_response(

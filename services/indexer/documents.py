@@ -29,8 +29,8 @@ class BulkAction:
     trace: dict[str, str] | None = None
     """The publisher's trace context (traceparent, tracestate), when it sent one."""
     supersedes: tuple[str, ...] = ()
-    """Ids of documents that are this same article (the event's `supersedes`), deleted in
-    the same request at this version: one newer than it is left alone."""
+    """Ids of documents that are this same article (the event's `supersedes`), deleted at
+    this version once this one is stored: one newer than it is left alone."""
 
     @property
     def size(self) -> int:
@@ -56,9 +56,9 @@ class BulkAction:
         return header, document if isinstance(document, str) else document.decode()
 
     def deletes(self) -> list[dict[str, Any]]:
-        """The operations that delete what this document supersedes, after operations()'s
-        in a bulk request. External versions: a later document under a superseded id
-        stays, and an older event arriving later meets the delete's version."""
+        """The operations that delete what this document supersedes, sent once it is
+        stored (bulk.superseding). External versions: a later document under a superseded
+        id stays, and an older event arriving later meets the delete's version."""
         return [
             {
                 "delete": {
@@ -71,12 +71,7 @@ class BulkAction:
             for doc_id in self.supersedes
         ]
 
-    @property
-    def operation_count(self) -> int:
-        """Items this action adds to a bulk request, and to its answer."""
-        return 1 + len(self.supersedes)
-
-    def lines(self) -> tuple[bytes, ...]:
+    def lines(self) -> tuple[bytes, bytes, bytes]:
         """ndjson()'s bytes in three parts: the writer joins every action's into one body,
         without a copy of each document on the way."""
         document = self.document
@@ -88,14 +83,11 @@ class BulkAction:
             f'"_id": {_json_string(self.doc_id)}, "version": {int(self.version)}, '
             '"version_type": "external"}}\n'
         )
-        lines = (
+        return (
             header.encode(),
             document if isinstance(document, bytes) else document.encode(),
             b"\n",
         )
-        if self.supersedes:
-            return lines + tuple(json.dumps(delete).encode() + b"\n" for delete in self.deletes())
-        return lines
 
     def ndjson(self) -> bytes:
         """The action's two lines of a bulk body, ready to send: the client's serializer

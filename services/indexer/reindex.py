@@ -30,7 +30,7 @@ import structlog
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from services.indexer.bulk import ItemOutcome, classify_actions
+from services.indexer.bulk import ItemOutcome, classify_response, superseding, with_deletes
 from services.indexer.decode import Invalid, decode_entry
 from services.indexer.documents import BulkAction, stored_source
 from services.indexer.grouping import groups
@@ -185,14 +185,20 @@ async def _copy(
             operations: list[Any] = []
             for action in bulk:
                 header, document = action.operations()
-                # Replayed from the streams, an event deletes what it supersedes here
-                # too: the feed's version it replaced was copied before it.
-                deletes = action.deletes()
-                for operation in (header, *deletes):
-                    next(iter(operation.values()))["_index"] = index
-                operations.extend((header, document, *deletes))
+                header["index"]["_index"] = index
+                operations.extend((header, document))
             answer = await es.bulk(operations=operations, filter_path=BULK_RESPONSE)
-            for action, result in zip(bulk, classify_actions(answer.body, bulk), strict=True):
+            results = classify_response(answer.body, len(bulk))
+            # Replayed from the streams, an event deletes what it supersedes here too
+            # (the feed's version it replaced was copied before it), once it is copied.
+            if positions := superseding(bulk, results):
+                deletes = [d for p in positions for d in bulk[p].deletes()]
+                for delete in deletes:
+                    delete["delete"]["_index"] = index
+                answer = await es.bulk(operations=deletes, filter_path=BULK_RESPONSE)
+                deleted = classify_response(answer.body, len(deletes))
+                results = with_deletes(results, bulk, positions, deleted)
+            for action, result in zip(bulk, results, strict=True):
                 if result.outcome is ItemOutcome.STORED:
                     tally.stored += 1
                 elif result.outcome is ItemOutcome.STALE:

@@ -31,7 +31,13 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from services.indexer import metrics
-from services.indexer.bulk import ItemOutcome, ItemResult, classify_actions
+from services.indexer.bulk import (
+    ItemOutcome,
+    ItemResult,
+    classify_response,
+    superseding,
+    with_deletes,
+)
 from services.indexer.concurrency import AdaptiveLimit
 from services.indexer.documents import BulkAction
 from services.indexer.failures import Fault, Verdict, classify_request_error
@@ -234,7 +240,15 @@ class Writer:
         metrics.BULK_SECONDS.observe(seconds)
         self._limit.answered(seconds, len(body))
         metrics.IN_FLIGHT_LIMIT.set(self._limit.limit)
-        return classify_actions(response.body, actions, request_bytes=len(body))
+        results = classify_response(response.body, len(actions), request_bytes=len(body))
+        positions = superseding(actions, results)
+        if not positions:
+            return results
+        deletes = [delete for position in positions for delete in actions[position].deletes()]
+        answer = await self._es.bulk(operations=deletes, filter_path=BULK_RESPONSE)
+        return with_deletes(
+            results, actions, positions, classify_response(answer.body, len(deletes))
+        )
 
     async def _settle_items(self, work: Work, results: list[ItemResult]) -> Work:
         """Acknowledge what is done, dead-letter what is refused; return what to hold."""

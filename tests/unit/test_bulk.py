@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -11,9 +10,10 @@ from elastic_transport import SerializationError
 from services.indexer.bulk import (
     ItemOutcome,
     ItemResult,
-    classify_actions,
     classify_item,
     classify_response,
+    superseding,
+    with_deletes,
 )
 from services.indexer.documents import BulkAction
 
@@ -161,18 +161,7 @@ def _superseding(*superseded: str) -> BulkAction:
 def test_a_superseding_document_deletes_the_old_id_at_its_own_version() -> None:
     # At the new event's version: a later document under the old id stays, and the
     # delete's version refuses the older event it replaced if that arrives again.
-    body = b"".join(_superseding(OLD_KEY).lines())
-    lines = [json.loads(line) for line in body.splitlines()]
-    assert lines == [
-        {
-            "index": {
-                "_index": "articles",
-                "_id": NEW_KEY,
-                "version": 1700,
-                "version_type": "external",
-            }
-        },
-        {"title": "t"},
+    assert _superseding(OLD_KEY).deletes() == [
         {
             "delete": {
                 "_index": "articles",
@@ -180,12 +169,14 @@ def test_a_superseding_document_deletes_the_old_id_at_its_own_version() -> None:
                 "version": 1700,
                 "version_type": "external",
             }
-        },
+        }
     ]
+    # Not in the request that stores the document: refused there while its delete went
+    # through, the article was in neither place.
+    assert b"delete" not in b"".join(_superseding(OLD_KEY).lines())
 
 
-def test_a_document_that_supersedes_nothing_is_its_index_operation_alone() -> None:
-    assert len(_superseding().lines()) == 3
+def test_a_document_that_supersedes_nothing_deletes_nothing() -> None:
     assert _superseding().deletes() == []
 
 
@@ -201,17 +192,34 @@ def test_deleting_what_is_not_there_is_done_a_missing_index_is_held() -> None:
     assert classify_item(_delete(409, conflict)).outcome is ItemOutcome.STALE  # newer there
 
 
+OVERLOADED = {"type": "es_rejected_execution_exception", "reason": "r"}
+
+
+def test_only_a_document_done_has_its_superseded_ones_deleted() -> None:
+    actions = [
+        _superseding(OLD_KEY),  # stored
+        _superseding(OLD_KEY),  # a newer one there
+        _superseding(OLD_KEY),  # held
+        _superseding(OLD_KEY),  # refused
+        BulkAction("articles", OLD_KEY, 1, b"{}"),  # supersedes nothing
+    ]
+    answer = {
+        "items": [
+            _item(201),
+            _item(409, {"type": "version_conflict_engine_exception", "reason": "r"}),
+            _item(429, OVERLOADED),
+            _item(400, {"type": "mapper_parsing_exception", "reason": "r"}),
+            _item(201),
+        ]
+    }
+    assert superseding(actions, classify_response(answer, 5)) == [0, 1]
+
+
 def test_an_action_is_settled_only_once_its_deletes_are() -> None:
-    actions = [_superseding(OLD_KEY), BulkAction("articles", OLD_KEY, 1, b"{}")]
-    overloaded = {"type": "es_rejected_execution_exception", "reason": "r"}
-    answer = {"items": [_item(201), _delete(429, overloaded), _item(409, {"type": "x"})]}
-    held, stale = classify_actions(answer, actions)
-    assert held.outcome is ItemOutcome.HOLD  # sent again, index and delete alike
-    assert stale.outcome is ItemOutcome.STALE
-    answer = {"items": [_item(201), _delete(404), _item(201)]}
-    assert [r.outcome for r in classify_actions(answer, actions)] == [ItemOutcome.STORED] * 2
-
-
-def test_an_answer_missing_a_delete_is_unreadable() -> None:
-    with pytest.raises(SerializationError):
-        classify_actions({"items": [_item(201)]}, [_superseding(OLD_KEY)])
+    actions = [_superseding(OLD_KEY, "c" * 32), BulkAction("articles", OLD_KEY, 1, b"{}")]
+    stored = classify_response({"items": [_item(201), _item(201)]}, 2)
+    held = classify_response({"items": [_delete(200), _delete(429, OVERLOADED)]}, 2)
+    settled = with_deletes(stored, actions, [0], held)
+    assert [r.outcome for r in settled] == [ItemOutcome.HOLD, ItemOutcome.STORED]  # sent again
+    done = classify_response({"items": [_delete(404), _delete(200)]}, 2)
+    assert with_deletes(stored, actions, [0], done) == stored
