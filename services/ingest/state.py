@@ -89,11 +89,13 @@ class Record:
 
 
 def superseded(record: Record | None, lead_key: str, key: str) -> list[str]:
-    """The keys an article published now under `key` replaces: the one its lead's
-    `record` says it was published under before, if that is known and another. Its
-    page declared a canonical URL other than the feed link's the first time it was read."""
+    """The keys an article published now under `key` replaces: its lead's own, when its
+    `record` says it was published under that before (the feed's fields, its page then
+    unreadable) and its page now declares another canonical URL. Never a key its page
+    declared before: a page may declare another article's address, and deleting that
+    one's document would lose it (its own lead, unchanged, publishes it no more)."""
     before = record.published_key(lead_key) if record is not None else None
-    return [before] if before is not None and before != key else []
+    return [lead_key] if before == lead_key and key != lead_key else []
 
 
 class IngestState:

@@ -456,13 +456,10 @@ class Ingestor:
             if record is None
             else record.after(source.name, home, novelty != Novelty.UNCHANGED, from_page)
         )
+        # The key it stands under: the one published last, unless this version is.
+        published = record.key if record and novelty == Novelty.UNCHANGED else event.idempotency_key
         version = Record(
-            event.content_hash,
-            lead_seen,
-            from_page,
-            publisher,
-            publisher_home,
-            event.idempotency_key,
+            event.content_hash, lead_seen, from_page, publisher, publisher_home, published
         )
         if novelty == Novelty.UNCHANGED:
             await self._state.remember(key, version, read)

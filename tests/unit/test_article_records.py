@@ -71,7 +71,11 @@ LEAD_KEY, PAGE_KEY = "a" * 32, "b" * 32
         (None, []),  # never published
         (Record("c1", "lead", key=LEAD_KEY), [LEAD_KEY]),  # the feed's fields, then its page
         (Record("c1", "lead", from_page=True, key=PAGE_KEY), []),  # the same key again
-        (Record("c1", "lead", from_page=True, key="c" * 32), ["c" * 32]),  # canonical moved
+        # A canonical its page declared before may be another article's own address:
+        # deleted, that one was lost, its own lead unchanged (helper-110).
+        (Record("c1", "lead", from_page=True, key="c" * 32), []),
+        (Record("c1", "lead", key="c" * 32), []),
+        (Record("c1", "lead", from_page=True, key=LEAD_KEY), [LEAD_KEY]),  # its own, read
         # Written before keys were kept: the source's fields were under the lead's key...
         (Record("c1", "lead"), [LEAD_KEY]),
         # ...a page's under what it declared, which is not known: nothing is guessed.
