@@ -38,6 +38,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    TypeAdapter,
     ValidationInfo,
     WithJsonSchema,
     computed_field,
@@ -504,6 +505,17 @@ def clipped(text: str, most: int) -> str:
 
 def article_key(canonical_url: str) -> str:
     return hashlib.sha256(canonical_url.encode()).hexdigest()[:32]
+
+
+_AS_THE_FIELD = TypeAdapter(NonEmpty)
+
+
+def source_key(canonical_url: str) -> str:
+    """The key of the article whose canonical URL, as read from its source (before
+    escaping), is `canonical_url`: the hash of it stripped as the field strips it, which
+    is what every version before URLs were escaped hashed. (Not str.strip: pydantic's
+    leaves U+001C to U+001F.)"""
+    return article_key(_AS_THE_FIELD.validate_python(canonical_url))
 
 
 def content_hash(title: str, body: str) -> str:

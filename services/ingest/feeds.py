@@ -33,12 +33,12 @@ from shared.events import (
     SUMMARY_CHARS,
     TITLE_CHARS,
     ArticleEvent,
-    article_key,
     article_tags,
     clipped,
     content_hash,
     labels,
     language_code,
+    source_key,
     web_url,
 )
 from shared.text import normalize_whitespace
@@ -224,7 +224,7 @@ def _to_event(
         source=source.name,
         url=web_url(link),
         canonical_url=web_url(canonical),
-        idempotency_key=article_key(canonical),
+        idempotency_key=source_key(canonical),
         title=shown,
         summary=clipped(summary, SUMMARY_CHARS),
         body=body or summary,
