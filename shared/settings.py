@@ -510,7 +510,9 @@ class Settings:
             return cls.from_env()
         except SettingsError as exc:
             for problem in exc.problems:
-                print(f"{program}: settings: {problem}", file=sys.stderr)
+                # A path named by a *_FILE variable is quoted: nothing in it acts on a terminal.
+                shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in problem)
+                print(f"{program}: settings: {shown}", file=sys.stderr)
             raise SystemExit(2) from None
 
     def log_unknown(self) -> None:

@@ -52,6 +52,17 @@ def test_a_settings_error_is_a_line_per_variable_and_no_secret(
     ]
 
 
+def test_a_settings_error_shows_no_control_character(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD_FILE", "/no\x1b[2Jwhere")
+    with pytest.raises(SystemExit):
+        cli.main(["groups", "list"])
+    error = capsys.readouterr().err
+    assert "\x1b" not in error
+    assert "no file at /no\\u001b[2Jwhere" in error
+
+
 @pytest.mark.parametrize("service", ["ingest", "ratefeed", "indexer", "query"])
 def test_a_service_run_as_a_module_says_a_settings_error_as_caravan_does(service: str) -> None:
     # `python -m services.<name>` is documented too; it printed a traceback.
