@@ -85,22 +85,25 @@ def superseding(actions: Sequence[BulkAction], results: Sequence[ItemResult]) ->
     ]
 
 
-def with_deletes(
-    results: Sequence[ItemResult],
-    actions: Sequence[BulkAction],
-    positions: Sequence[int],
-    deleted: Sequence[ItemResult],
-) -> list[ItemResult]:
-    """`results` with the deletes of the actions at `positions` (their results in
-    `deleted`, in order) folded in: an action is held if one of its deletes is (all is
-    sent again, which versions make harmless), refused if one is, else its own."""
-    settled = list(results)
+def owed_deletes(
+    actions: Sequence[BulkAction], positions: Sequence[int], deleted: Sequence[ItemResult]
+) -> tuple[list[int], str]:
+    """Of the actions at `positions`, whose deletes were answered `deleted` (in order),
+    those with one held, to send again, and why. A delete refused (none is known) is
+    given up: its document is stored, the old copy stays as it did before supersedes."""
     answers = iter(deleted)
+    owed: list[int] = []
+    reasons: set[str] = set()
     for position in positions:
-        own = [next(answers) for _ in actions[position].supersedes]
-        refused = next((r for r in own if r.outcome is ItemOutcome.REJECTED), results[position])
-        settled[position] = next((r for r in own if r.outcome is ItemOutcome.HOLD), refused)
-    return settled
+        held = [
+            r
+            for _ in actions[position].supersedes
+            if (r := next(answers)).outcome is ItemOutcome.HOLD
+        ]
+        if held:
+            owed.append(position)
+            reasons.update(r.reason for r in held)
+    return owed, "; ".join(sorted(reasons))
 
 
 def classify_response(

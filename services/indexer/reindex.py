@@ -30,7 +30,13 @@ import structlog
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from services.indexer.bulk import ItemOutcome, classify_response, superseding, with_deletes
+from services.indexer.bulk import (
+    ItemOutcome,
+    ItemResult,
+    classify_response,
+    owed_deletes,
+    superseding,
+)
 from services.indexer.decode import Invalid, decode_entry
 from services.indexer.documents import BulkAction, stored_source
 from services.indexer.grouping import groups
@@ -197,7 +203,9 @@ async def _copy(
                     delete["delete"]["_index"] = index
                 answer = await es.bulk(operations=deletes, filter_path=BULK_RESPONSE)
                 deleted = classify_response(answer.body, len(deletes))
-                results = with_deletes(results, bulk, positions, deleted)
+                owed, reason = owed_deletes(bulk, positions, deleted)
+                held = ItemResult(ItemOutcome.HOLD, 503, f"superseded not deleted: {reason}")
+                results = [held if p in owed else r for p, r in enumerate(results)]
             for action, result in zip(bulk, results, strict=True):
                 if result.outcome is ItemOutcome.STORED:
                     tally.stored += 1

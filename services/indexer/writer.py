@@ -35,8 +35,8 @@ from services.indexer.bulk import (
     ItemOutcome,
     ItemResult,
     classify_response,
+    owed_deletes,
     superseding,
-    with_deletes,
 )
 from services.indexer.concurrency import AdaptiveLimit
 from services.indexer.documents import BulkAction
@@ -176,6 +176,7 @@ class Writer:
                 await self._hold_for(work, failure.reason, attempt)
                 continue
             _trace_written(work, results, started_ns)
+            results = await self._delete_superseded(work, results)
             if all(result.outcome is not ItemOutcome.HOLD for result in results):
                 # Released only by an answer with nothing held: a bulk request answered
                 # 200 whose items all meet an index block is still the cluster refusing.
@@ -240,15 +241,31 @@ class Writer:
         metrics.BULK_SECONDS.observe(seconds)
         self._limit.answered(seconds, len(body))
         metrics.IN_FLIGHT_LIMIT.set(self._limit.limit)
-        results = classify_response(response.body, len(actions), request_bytes=len(body))
-        positions = superseding(actions, results)
-        if not positions:
-            return results
-        deletes = [delete for position in positions for delete in actions[position].deletes()]
-        answer = await self._es.bulk(operations=deletes, filter_path=BULK_RESPONSE)
-        return with_deletes(
-            results, actions, positions, classify_response(answer.body, len(deletes))
-        )
+        return classify_response(response.body, len(actions), request_bytes=len(body))
+
+    async def _delete_superseded(self, work: Work, results: list[ItemResult]) -> list[ItemResult]:
+        """Delete what the documents just stored supersede, in requests of their own, held
+        until the cluster takes them: no delete is an entry's fault, so none is split or
+        refused, and the documents stay stored (matched once, as any). What is still owed
+        when asked to stop is held: sent again, its document comes back stale."""
+        actions = [action for _, action in work]
+        owed = superseding(actions, results)
+        attempt = 0
+        while owed and not self._stopping.is_set():
+            deletes = [delete for position in owed for delete in actions[position].deletes()]
+            try:
+                answer = await self._es.bulk(operations=deletes, filter_path=BULK_RESPONSE)
+                owed, reason = owed_deletes(
+                    actions, owed, classify_response(answer.body, len(deletes))
+                )
+            except (ApiError, TransportError) as exc:
+                reason = classify_request_error(exc, entries=len(owed), size=0).reason
+                release_frames(exc)
+            if owed:
+                attempt += 1
+                await self._hold_for([work[position] for position in owed], reason, attempt)
+        held = ItemResult(ItemOutcome.HOLD, 503, "superseded documents not deleted yet")
+        return [held if position in owed else result for position, result in enumerate(results)]
 
     async def _settle_items(self, work: Work, results: list[ItemResult]) -> Work:
         """Acknowledge what is done, dead-letter what is refused; return what to hold."""

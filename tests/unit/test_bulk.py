@@ -12,8 +12,8 @@ from services.indexer.bulk import (
     ItemResult,
     classify_item,
     classify_response,
+    owed_deletes,
     superseding,
-    with_deletes,
 )
 from services.indexer.documents import BulkAction
 
@@ -215,11 +215,19 @@ def test_only_a_document_done_has_its_superseded_ones_deleted() -> None:
     assert superseding(actions, classify_response(answer, 5)) == [0, 1]
 
 
-def test_an_action_is_settled_only_once_its_deletes_are() -> None:
-    actions = [_superseding(OLD_KEY, "c" * 32), BulkAction("articles", OLD_KEY, 1, b"{}")]
-    stored = classify_response({"items": [_item(201), _item(201)]}, 2)
-    held = classify_response({"items": [_delete(200), _delete(429, OVERLOADED)]}, 2)
-    settled = with_deletes(stored, actions, [0], held)
-    assert [r.outcome for r in settled] == [ItemOutcome.HOLD, ItemOutcome.STORED]  # sent again
-    done = classify_response({"items": [_delete(404), _delete(200)]}, 2)
-    assert with_deletes(stored, actions, [0], done) == stored
+def test_a_held_delete_is_owed_a_refused_one_given_up() -> None:
+    actions = [_superseding(OLD_KEY, "c" * 32), _superseding(OLD_KEY), _superseding(OLD_KEY)]
+    deleted = classify_response(
+        {
+            "items": [
+                _delete(200),
+                _delete(429, OVERLOADED),  # the first action's second: sent again
+                _delete(404),  # nothing there: done
+                _delete(400, {"type": "illegal_argument_exception", "reason": "r"}),
+            ]
+        },
+        4,
+    )
+    owed, reason = owed_deletes(actions, [0, 1, 2], deleted)
+    assert owed == [0]
+    assert "es_rejected_execution_exception" in reason

@@ -1,0 +1,129 @@
+"""A superseded document is deleted in a request of its own, after its successor is stored:
+cluster trouble on that request holds only the delete, never loses the stored documents'
+matching, and is never an entry's fault."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any, cast
+
+from elastic_transport import ConnectionTimeout
+from elasticsearch import AsyncElasticsearch
+
+from services.indexer.decode import decode_entry
+from services.indexer.documents import BulkAction
+from services.indexer.hold import Hold
+from services.indexer.ledger import Ledger
+from services.indexer.writer import Work, Writer
+from shared.backoff import Backoff
+from shared.consumer import Entry
+from shared.events import ArticleEvent, content_hash
+from shared.index import IndexNames
+from shared.settings import CommonSettings, IndexerSettings
+from shared.streams import DATA_FIELD, Streams
+from tests.unit.test_writer_heavy import Letters
+
+STREAMS = Streams(CommonSettings(stream_prefix="t:"))
+OLD_KEY = "0" * 32
+
+
+class Node:
+    """Stores every document; answers the first `troubles` delete requests with trouble
+    (`timeout`: the request times out; else: its items are held, 429)."""
+
+    def __init__(self, troubles: int, trouble: str) -> None:
+        self.troubles = troubles
+        self.trouble = trouble
+        self.stored: list[str] = []
+        self.deleted: list[str] = []
+        self.requests: list[str] = []
+
+    def options(self, **_: Any) -> Node:
+        return self
+
+    async def bulk(
+        self, *, body: bytes | None = None, operations: list[Any] | None = None, **_: Any
+    ) -> SimpleNamespace:
+        if body is not None:
+            ids = [json.loads(line)["index"]["_id"] for line in body.splitlines()[::2]]
+            self.requests.append(f"index x{len(ids)}")
+            self.stored += ids
+            return SimpleNamespace(body={"items": [{"index": {"status": 201}} for _ in ids]})
+        assert operations is not None
+        ids = [operation["delete"]["_id"] for operation in operations]
+        self.requests.append(f"delete x{len(ids)}")
+        if self.troubles:
+            self.troubles -= 1
+            if self.trouble == "timeout":
+                raise ConnectionTimeout("timed out")
+            overloaded = {"type": "es_rejected_execution_exception", "reason": "busy"}
+            items = [{"delete": {"status": 429, "error": overloaded}} for _ in ids]
+            return SimpleNamespace(body={"items": items})
+        self.deleted += ids
+        return SimpleNamespace(body={"items": [{"delete": {"status": 200}} for _ in ids]})
+
+
+def _work(count: int) -> Work:
+    """`count` articles, the first superseding OLD_KEY."""
+    work: Work = []
+    for n in range(count):
+        title = f"Article {n}"
+        event = ArticleEvent(
+            source="test",
+            url=f"https://news.example/{n}",
+            canonical_url=f"https://news.example/{n}",
+            title=title,
+            fetched_at=datetime(2026, 1, 1, tzinfo=UTC),
+            content_hash=content_hash(title, ""),
+            supersedes=[OLD_KEY] if n == 0 else None,
+        )
+        entry = Entry(STREAMS.articles, f"{n}-0", {DATA_FIELD: event.model_dump_json().encode()})
+        action = decode_entry(entry, STREAMS, IndexNames("t-"))
+        assert isinstance(action, BulkAction)
+        work.append((entry, action))
+    return work
+
+
+async def _write(node: Node, work: Work) -> tuple[Letters, Hold, list[str]]:
+    ledger, hold = Letters(), Hold()
+    matched: list[str] = []
+    writer = Writer(
+        cast("AsyncElasticsearch", node),
+        cast("Ledger", ledger),
+        IndexerSettings(),
+        asyncio.Event(),
+        hold,
+        Backoff(0.001, 0.001),
+        on_stored=lambda actions: matched.extend(action.doc_id for action in actions),
+    )
+    await writer.write(work)
+    return ledger, hold, matched
+
+
+async def test_the_delete_follows_the_stored_documents() -> None:
+    work = _work(4)
+    node = Node(troubles=0, trouble="")
+    ledger, hold, matched = await _write(node, work)
+    assert node.requests == ["index x4", "delete x1"]
+    assert node.deleted == [OLD_KEY]
+    assert sorted(matched) == sorted(action.doc_id for _, action in work)
+    assert sorted(ledger.acked) == [f"{n}-0" for n in range(4)]
+    assert ledger.letters == []
+    assert not hold.active
+
+
+async def test_trouble_with_the_delete_holds_it_alone_and_every_document_is_matched() -> None:
+    for trouble in ("timeout", "held"):
+        work = _work(4)
+        node = Node(troubles=2, trouble=trouble)
+        ledger, hold, matched = await _write(node, work)
+        # The documents are not sent again (they would come back stale, and unmatched).
+        assert node.requests == ["index x4"] + ["delete x1"] * 3, trouble
+        assert node.deleted == [OLD_KEY]
+        assert sorted(matched) == sorted(action.doc_id for _, action in work)
+        assert sorted(ledger.acked) == [f"{n}-0" for n in range(4)]
+        assert ledger.letters == []
+        assert not hold.active
