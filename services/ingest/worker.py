@@ -44,7 +44,7 @@ from services.ingest.sources import Source
 from services.ingest.state import IngestState, Novelty, Page, Record, superseded
 from services.ingest.urls import canonicalize_url
 from shared.entries import entry_command, payload_bytes
-from shared.events import MAX_EVENT_BYTES, ArticleEvent, article_key
+from shared.events import MAX_EVENT_BYTES, ArticleEvent, article_key, source_key
 from shared.fetch import FetchError
 from shared.fetcher import Fetched, HostDeferred, PoliteFetcher, Refused
 from shared.leases import Fence
@@ -445,7 +445,8 @@ class Ingestor:
             log.warning("another source's article kept", url=lead.url, published_by=record.source)
             self._count(source, result, Novelty.UNCHANGED)
             return
-        if replaced := superseded(record, key, event.idempotency_key):
+        own = fallback.idempotency_key if fallback else own_key(lead)
+        if replaced := superseded(record, own, event.idempotency_key):
             # Under another key than before (its page declared its canonical URL): the
             # document under that one is this article, which the event says, to remove.
             event = event.model_copy(update={"supersedes": replaced})
@@ -576,6 +577,12 @@ async def read_all(items: Sequence[T], read: Callable[[T], Awaitable[None]], at_
 
 def _lead_key(lead: Lead) -> str:
     return article_key(canonicalize_url(lead.url))
+
+
+def own_key(lead: Lead) -> str:
+    """The key the lead's own fields are published under (articles.lead_event): its
+    state's key, but for a link with blanks the field strips (`…/1 ?utm_source=x`)."""
+    return source_key(canonicalize_url(lead.url))
 
 
 def _lead_fingerprint(lead: Lead) -> str:
