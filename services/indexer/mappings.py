@@ -18,6 +18,13 @@ from shared.settings import CommonSettings
 log = structlog.get_logger(__name__)
 
 
+# How long a deleted article's version is remembered (60 s by default): as long as the
+# streams keep events by default, so that an older event of an article since superseded
+# (ArticleEvent.supersedes) delivered again, claimed after a crash or replayed, is refused
+# as stale rather than indexing the old copy again. Such deletes are rare: cheap to keep.
+ARTICLE_TOMBSTONES = {"gc_deletes": "7d"}
+
+
 def layout_settings(common: CommonSettings) -> dict[str, Any]:
     """The dynamic index settings of CARAVAN_INDEX_REPLICAS and _WAIT_FOR_ACTIVE_SHARDS."""
     replicas = common.index_replicas
@@ -39,12 +46,12 @@ async def ensure_indices(es: AsyncElasticsearch, names: IndexNames, common: Comm
     come from `common`; an existing index takes the new replica settings in place, a
     new shard count needs `caravan reindex`.
     """
-    layout = layout_settings(common)
     for alias, mapping in (
         (names.articles, articles_mapping()),
         (names.quotes, quotes_mapping()),
         (names.saved_searches, saved_searches_mapping()),
     ):
+        layout = layout_settings(common) | (ARTICLE_TOMBSTONES if alias == names.articles else {})
         await es.indices.put_index_template(
             name=f"{alias}-template",
             index_patterns=[f"{alias}-v*"],

@@ -30,6 +30,10 @@ async def test_defaults_auto_expand_one_replica_on_one_shard(
     assert layout["number_of_shards"] == "1"
     assert layout["auto_expand_replicas"] == "0-1"
     assert layout["write.wait_for_active_shards"] == "1"
+    # A superseded article's delete outlives a redelivery of its older events (60 s by
+    # default): the old copy is refused as stale, not indexed again.
+    assert layout["gc_deletes"] == "7d"
+    assert "gc_deletes" not in await _layout(es, names.quotes)
     # One node: the replica range expands to none, so the index is green.
     health = await es.cluster.health(index=names.articles)
     assert health["status"] == "green"
