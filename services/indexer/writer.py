@@ -246,12 +246,13 @@ class Writer:
     async def _delete_superseded(self, work: Work, results: list[ItemResult]) -> list[ItemResult]:
         """Delete what the documents just stored supersede, in requests of their own, held
         until the cluster takes them: no delete is an entry's fault, so none is split or
-        refused, and the documents stay stored (matched once, as any). What is still owed
-        when asked to stop is held: sent again, its document comes back stale."""
+        refused, and the documents stay stored (matched once, as any). Tried once even
+        when asked to stop; what is still owed then is matched now and not acknowledged:
+        sent again, its document comes back stale (never matched twice) and its deletes go."""
         actions = [action for _, action in work]
         owed = superseding(actions, results)
         attempt = 0
-        while owed and not self._stopping.is_set():
+        while owed:
             deletes = [delete for position in owed for delete in actions[position].deletes()]
             try:
                 answer = await self._es.bulk(operations=deletes, filter_path=BULK_RESPONSE)
@@ -261,9 +262,15 @@ class Writer:
             except (ApiError, TransportError) as exc:
                 reason = classify_request_error(exc, entries=len(owed), size=0).reason
                 release_frames(exc)
-            if owed:
-                attempt += 1
-                await self._hold_for([work[position] for position in owed], reason, attempt)
+            if not owed or self._stopping.is_set():
+                break
+            attempt += 1
+            await self._hold_for([work[position] for position in owed], reason, attempt)
+            if self._stopping.is_set():
+                break
+        stored = [actions[p] for p in owed if results[p].outcome is ItemOutcome.STORED]
+        if stored and self._on_stored is not None:
+            self._on_stored(stored)
         held = ItemResult(ItemOutcome.HOLD, 503, "superseded documents not deleted yet")
         return [held if position in owed else result for position, result in enumerate(results)]
 

@@ -34,9 +34,10 @@ class Node:
     """Stores every document; answers the first `troubles` delete requests with trouble
     (`timeout`: the request times out; else: its items are held, 429)."""
 
-    def __init__(self, troubles: int, trouble: str) -> None:
+    def __init__(self, troubles: int, trouble: str, stop: asyncio.Event | None = None) -> None:
         self.troubles = troubles
         self.trouble = trouble
+        self.stop = stop  # asked to stop while the documents' request is answered
         self.stored: list[str] = []
         self.deleted: list[str] = []
         self.requests: list[str] = []
@@ -50,6 +51,8 @@ class Node:
         if body is not None:
             ids = [json.loads(line)["index"]["_id"] for line in body.splitlines()[::2]]
             self.requests.append(f"index x{len(ids)}")
+            if self.stop is not None:
+                self.stop.set()
             self.stored += ids
             return SimpleNamespace(body={"items": [{"index": {"status": 201}} for _ in ids]})
         assert operations is not None
@@ -87,14 +90,16 @@ def _work(count: int) -> Work:
     return work
 
 
-async def _write(node: Node, work: Work) -> tuple[Letters, Hold, list[str]]:
+async def _write(
+    node: Node, work: Work, stopping: asyncio.Event | None = None
+) -> tuple[Letters, Hold, list[str]]:
     ledger, hold = Letters(), Hold()
     matched: list[str] = []
     writer = Writer(
         cast("AsyncElasticsearch", node),
         cast("Ledger", ledger),
         IndexerSettings(),
-        asyncio.Event(),
+        stopping or asyncio.Event(),
         hold,
         Backoff(0.001, 0.001),
         on_stored=lambda actions: matched.extend(action.doc_id for action in actions),
@@ -127,3 +132,17 @@ async def test_trouble_with_the_delete_holds_it_alone_and_every_document_is_matc
         assert sorted(ledger.acked) == [f"{n}-0" for n in range(4)]
         assert ledger.letters == []
         assert not hold.active
+
+
+async def test_asked_to_stop_the_deletes_are_tried_once_and_every_document_matched() -> None:
+    # Stopping while the documents' request was answered: no delete was sent, and the
+    # superseding entry, redelivered, came back stale and was never matched (helper-112).
+    for troubles, acked in ((0, 4), (1, 3)):
+        work, stopping = _work(4), asyncio.Event()
+        node = Node(troubles=troubles, trouble="timeout", stop=stopping)
+        ledger, _, matched = await _write(node, work, stopping)
+        assert node.requests == ["index x4", "delete x1"]
+        assert sorted(matched) == sorted(action.doc_id for _, action in work)
+        # Its delete still owed, the superseding entry waits to be delivered again.
+        assert sorted(ledger.acked) == [f"{n}-0" for n in range(4 - acked, 4)]
+        assert ledger.letters == []
