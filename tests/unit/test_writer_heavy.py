@@ -4,28 +4,14 @@ after NARROW_TRIES refusals alone it is one dead letter, where it was held for e
 
 from __future__ import annotations
 
-import asyncio
 import json
-from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
-from elasticsearch import AsyncElasticsearch
-
-from services.indexer.decode import decode_entry
-from services.indexer.documents import BulkAction
-from services.indexer.failures import Fault
 from services.indexer.hold import Hold
-from services.indexer.ledger import Ledger
-from services.indexer.writer import NARROW_TRIES, Work, Writer
-from shared.backoff import Backoff
-from shared.consumer import Entry
-from shared.events import ArticleEvent, content_hash
-from shared.index import IndexNames
-from shared.settings import CommonSettings, IndexerSettings
-from shared.streams import DATA_FIELD, Streams
+from services.indexer.writer import NARROW_TRIES, Work
+from tests.writing import Letters, articles, writer_on
 
-STREAMS = Streams(CommonSettings(stream_prefix="t:"))
 LIMIT = 10**9
 
 
@@ -56,59 +42,15 @@ class Node:
         return SimpleNamespace(body={"errors": bool(self.heavy), "items": items})
 
 
-class Letters:
-    """What the writer asks of the ledger, kept."""
-
-    def __init__(self) -> None:
-        self.acked: list[str] = []
-        self.letters: list[tuple[str, str, str]] = []
-
-    async def ack(self, entries: list[Entry]) -> None:
-        self.acked += [entry.entry_id for entry in entries]
-
-    async def dead_letter(self, entry: Entry, error_class: str, message: str) -> None:
-        self.letters.append((entry.entry_id, error_class, message))
-
-    async def remember(self, entries: list[Entry], fault: Fault, reason: str) -> None:
-        assert fault is Fault.CLUSTER
-
-
-def _work(count: int) -> Work:
-    work: Work = []
-    for n in range(count):
-        title = f"Article {n}"
-        event = ArticleEvent(
-            source="test",
-            url=f"https://news.example/{n}",
-            canonical_url=f"https://news.example/{n}",
-            title=title,
-            fetched_at=datetime(2026, 1, 1, tzinfo=UTC),
-            content_hash=content_hash(title, ""),
-        )
-        entry = Entry(STREAMS.articles, f"{n}-0", {DATA_FIELD: event.model_dump_json().encode()})
-        action = decode_entry(entry, STREAMS, IndexNames("t-"))
-        assert isinstance(action, BulkAction)
-        work.append((entry, action))
-    return work
-
-
 async def _write(work: Work, heavy: list[int]) -> tuple[Node, Letters, Hold]:
     node = Node({work[n][1].doc_id for n in heavy})
     ledger, hold = Letters(), Hold()
-    writer = Writer(
-        cast("AsyncElasticsearch", node),
-        cast("Ledger", ledger),
-        IndexerSettings(),
-        asyncio.Event(),
-        hold,
-        Backoff(0.001, 0.001),
-    )
-    await writer.write(work)
+    await writer_on(node, ledger, hold).write(work)
     return node, ledger, hold
 
 
 async def test_the_others_are_stored_and_the_heavy_one_tried_alone_then_dead_lettered() -> None:
-    node, ledger, hold = await _write(_work(8), heavy=[5])
+    node, ledger, hold = await _write(articles(8), heavy=[5])
     # At once alone after the request of eight, then again after each backoff.
     assert node.sent == [8] + [1] * NARROW_TRIES
     assert sorted(ledger.acked) == [f"{n}-0" for n in range(8) if n != 5]
@@ -119,7 +61,7 @@ async def test_the_others_are_stored_and_the_heavy_one_tried_alone_then_dead_let
 
 
 async def test_two_heavy_ones_are_split_apart_and_each_dead_lettered_once() -> None:
-    node, ledger, hold = await _write(_work(8), heavy=[2, 6])
+    node, ledger, hold = await _write(articles(8), heavy=[2, 6])
     assert node.sent == [8] + [1] * (2 * NARROW_TRIES)
     assert sorted(ledger.acked) == [f"{n}-0" for n in range(8) if n not in (2, 6)]
     assert sorted(letter[0] for letter in ledger.letters) == ["2-0", "6-0"]

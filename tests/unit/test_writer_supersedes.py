@@ -6,27 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 from elastic_transport import ConnectionTimeout
-from elasticsearch import AsyncElasticsearch
 
-from services.indexer.decode import decode_entry
-from services.indexer.documents import BulkAction
 from services.indexer.hold import Hold
-from services.indexer.ledger import Ledger
-from services.indexer.writer import Work, Writer
-from shared.backoff import Backoff
-from shared.consumer import Entry
-from shared.events import ArticleEvent, content_hash
-from shared.index import IndexNames
-from shared.settings import CommonSettings, IndexerSettings
-from shared.streams import DATA_FIELD, Streams
-from tests.unit.test_writer_heavy import Letters
+from services.indexer.writer import Work
+from tests.writing import Letters, articles, writer_on
 
-STREAMS = Streams(CommonSettings(stream_prefix="t:"))
 OLD_KEY = "0" * 32
 
 
@@ -69,39 +57,16 @@ class Node:
         return SimpleNamespace(body={"items": [{"delete": {"status": 200}} for _ in ids]})
 
 
-def _work(count: int) -> Work:
-    """`count` articles, the first superseding OLD_KEY."""
-    work: Work = []
-    for n in range(count):
-        title = f"Article {n}"
-        event = ArticleEvent(
-            source="test",
-            url=f"https://news.example/{n}",
-            canonical_url=f"https://news.example/{n}",
-            title=title,
-            fetched_at=datetime(2026, 1, 1, tzinfo=UTC),
-            content_hash=content_hash(title, ""),
-            supersedes=[OLD_KEY] if n == 0 else None,
-        )
-        entry = Entry(STREAMS.articles, f"{n}-0", {DATA_FIELD: event.model_dump_json().encode()})
-        action = decode_entry(entry, STREAMS, IndexNames("t-"))
-        assert isinstance(action, BulkAction)
-        work.append((entry, action))
-    return work
-
-
 async def _write(
     node: Node, work: Work, stopping: asyncio.Event | None = None
 ) -> tuple[Letters, Hold, list[str]]:
     ledger, hold = Letters(), Hold()
     matched: list[str] = []
-    writer = Writer(
-        cast("AsyncElasticsearch", node),
-        cast("Ledger", ledger),
-        IndexerSettings(),
-        stopping or asyncio.Event(),
+    writer = writer_on(
+        node,
+        ledger,
         hold,
-        Backoff(0.001, 0.001),
+        stopping,
         on_stored=lambda actions: matched.extend(action.doc_id for action in actions),
     )
     await writer.write(work)
@@ -109,7 +74,7 @@ async def _write(
 
 
 async def test_the_delete_follows_the_stored_documents() -> None:
-    work = _work(4)
+    work = articles(4, supersedes=[OLD_KEY])
     node = Node(troubles=0, trouble="")
     ledger, hold, matched = await _write(node, work)
     assert node.requests == ["index x4", "delete x1"]
@@ -122,7 +87,7 @@ async def test_the_delete_follows_the_stored_documents() -> None:
 
 async def test_trouble_with_the_delete_holds_it_alone_and_every_document_is_matched() -> None:
     for trouble in ("timeout", "held"):
-        work = _work(4)
+        work = articles(4, supersedes=[OLD_KEY])
         node = Node(troubles=2, trouble=trouble)
         ledger, hold, matched = await _write(node, work)
         # The documents are not sent again (they would come back stale, and unmatched).
@@ -138,7 +103,7 @@ async def test_asked_to_stop_the_deletes_are_tried_once_and_every_document_match
     # Stopping while the documents' request was answered: no delete was sent, and the
     # superseding entry, redelivered, came back stale and was never matched (helper-112).
     for troubles, acked in ((0, 4), (1, 3)):
-        work, stopping = _work(4), asyncio.Event()
+        work, stopping = articles(4, supersedes=[OLD_KEY]), asyncio.Event()
         node = Node(troubles=troubles, trouble="timeout", stop=stopping)
         ledger, _, matched = await _write(node, work, stopping)
         assert node.requests == ["index x4", "delete x1"]
