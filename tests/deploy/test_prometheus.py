@@ -226,6 +226,14 @@ def test_alerts_fire_on_the_series_they_watch(tmp_path: Path) -> None:
                         'group="indexer"}',
                         "values": "0 0 0 3500x37",
                     },
+                    # The compose job names replicas by DNS name, Kubernetes by pod label.
+                    {
+                        "series": 'up{service="indexer",instance="10.0.0.2:8080"}',
+                        "values": "1x19 0x60",
+                    },
+                    {"series": 'up{service="ingest",instance="10.0.0.3:8080"}', "values": "1x80"},
+                    {"series": 'up{service="caravan-ratefeed",pod="r-1"}', "values": "1x80"},
+                    {"series": 'up{service="caravan-query",pod="q-1"}', "values": "1x80"},
                 ],
                 "alert_rule_test": [
                     alert("CaravanConsumerLagHigh", "5m"),
@@ -279,6 +287,11 @@ def test_alerts_fire_on_the_series_they_watch(tmp_path: Path) -> None:
                         {"severity": "warning", "source": "c"},
                     ),
                     alert("CaravanRatesStale", "70m", {"severity": "warning", "provider": "nbk"}),
+                    # No indexer up after 20 minutes, the others up all along.
+                    alert("CaravanServiceDown", "10m"),
+                    alert(
+                        "CaravanServiceDown", "30m", {"severity": "critical", "service": "indexer"}
+                    ),
                 ],
             }
         ],
