@@ -80,23 +80,71 @@ def test_the_validation_catches_a_misspelt_field(local: Objects) -> None:
         kubernetes_validate.validate(deployment, VERSIONS[-1], strict=True)
 
 
-def test_lag_component_scales_the_indexer_on_an_exported_metric(tmp_path: Path) -> None:
+def _with_component(tmp_path: Path, component: str) -> Objects:
     overlay = tmp_path / "kustomization.yaml"
     overlay.write_text(
         yaml.safe_dump(
             {
                 "resources": [os.path.relpath(KUBERNETES / "base", tmp_path)],
-                "components": [
-                    os.path.relpath(KUBERNETES / "components" / "scale-on-lag", tmp_path)
-                ],
+                "components": [os.path.relpath(KUBERNETES / "components" / component, tmp_path)],
             }
         )
     )
-    autoscaler = _one(render(tmp_path), "HorizontalPodAutoscaler", "caravan-indexer")
+    return render(tmp_path)
+
+
+def test_lag_component_scales_the_indexer_on_an_exported_metric(tmp_path: Path) -> None:
+    objects = _with_component(tmp_path, "scale-on-lag")
+    autoscaler = _one(objects, "HorizontalPodAutoscaler", "caravan-indexer")
     kubernetes_validate.validate(autoscaler, VERSIONS[-1], strict=True)
     [metric] = autoscaler["spec"]["metrics"]
     assert metric["type"] == "External"
     assert unknown_metrics([metric["external"]["metric"]["name"]]) == set()
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A label selector's verdict on `labels` (the forms the policies use)."""
+    matched = all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In"
+        matched &= labels.get(expression["key"]) in expression["values"]
+    return matched
+
+
+def test_network_policies_let_each_service_reach_what_it_needs_and_no_more(
+    tmp_path: Path,
+) -> None:
+    # Without them any pod could call the query service and name itself in
+    # X-Forwarded-For, which it trusts one hop of (helper-113).
+    objects = _with_component(tmp_path, "network-policy")
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    for policy in policies:
+        kubernetes_validate.validate(policy, VERSIONS[-1], strict=True)
+    pods = {
+        name: d["spec"]["template"]["metadata"]["labels"]
+        for name, d in _deployments(objects).items()
+    }
+
+    def allowed(name: str, direction: str) -> set[int]:
+        ports = set()
+        for policy in policies:
+            if _selects(policy["spec"]["podSelector"], pods[name]):
+                for rule in policy["spec"].get(direction, []):
+                    ports |= {port["port"] for port in rule["ports"]}
+        return ports
+
+    for name in SERVICES:  # denied both ways but for what follows
+        assert any(
+            _selects(p["spec"]["podSelector"], pods[name])
+            and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+            and "ingress" not in p["spec"]
+            and "egress" not in p["spec"]
+            for p in policies
+        )
+        assert allowed(name, "ingress") == {8080}  # Prometheus; the ingress too for query
+        assert {53, 6379} <= allowed(name, "egress")
+    assert allowed("indexer", "egress") == allowed("query", "egress") == {53, 6379, 9200}
+    assert allowed("ingest", "egress") == allowed("ratefeed", "egress") == {53, 6379, 80, 443}
 
 
 def test_each_deployment_runs_its_service(local: Objects) -> None:
@@ -132,7 +180,27 @@ def test_every_pod_is_probed_limited_and_locked_down(local: Objects) -> None:
         assert f"CARAVAN_HEALTH_PORT={port['containerPort']}" in dockerfile
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-        assert pod["terminationGracePeriodSeconds"] > grace
+        waits = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command")
+        before = float(waits[1]) if waits else 0.0
+        assert pod["terminationGracePeriodSeconds"] > before + grace
+
+
+def test_every_service_spreads_its_replicas_over_nodes(local: Objects) -> None:
+    # Together on one node, one node's loss took a whole service (helper-113's linter).
+    for deployment in _deployments(local).values():
+        [spread] = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "kubernetes.io/hostname"
+        assert spread["whenUnsatisfiable"] == "ScheduleAnyway"  # a one-node cluster still fits
+        assert spread["matchLabelKeys"] == ["app.kubernetes.io/name"]
+        assert "app.kubernetes.io/name" in deployment["spec"]["template"]["metadata"]["labels"]
+
+
+def test_the_query_service_leaves_its_service_before_it_stops_taking_connections(
+    local: Objects,
+) -> None:
+    # uvicorn closes its socket on SIGTERM, while the ingress still sends to the pod.
+    query = _deployments(local)["query"]
+    assert _container(query)["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "5"]}}}
 
 
 def test_settings_and_credentials_resolve(local: Objects) -> None:
