@@ -200,7 +200,20 @@ ContentHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 _ARTICLE_KEY = re.compile(r"[0-9a-f]{32}")
 # Keys an article event replaces at most: ingest names the one it published before.
 SUPERSEDED_MOST = 4
-Superseded = Annotated[list[ArticleId], Field(max_length=SUPERSEDED_MOST, fail_fast=True)]
+
+
+class SupersededKey(BaseModel):
+    """A key an article was published under before, and the version it was published
+    at there: only that version (or an older one) is this article's to remove. Another
+    article may have been written under the key since, which stays."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    key: ArticleId
+    version: int = Field(ge=0, description="the `version` published under `key`")
+
+
+Superseded = Annotated[list[SupersededKey], Field(max_length=SUPERSEDED_MOST, fail_fast=True)]
 
 
 def _bounded(bounds: Bounds) -> AfterValidator:
@@ -323,9 +336,10 @@ class ArticleEvent(Event):
     supersedes: Superseded | None = Field(
         default=None,
         exclude_if=_absent,
-        description="idempotency keys this same article was published under before "
-        "(its feed link's, before its page declared another canonical URL): the "
-        "documents under them are this article and are to be removed",
+        description="keys this same article was published under before, each with the "
+        "version published there (its feed link's, before its page declared another "
+        "canonical URL; a canonical URL it declared before): the document under each is "
+        "this article's, to remove, if its version is that one or older",
     )
 
     # The key as it was before URLs were escaped: sha256 of the canonical URL as read

@@ -18,7 +18,7 @@ from services.indexer.ledger import Ledger
 from services.indexer.writer import OnStored, Work, Writer
 from shared.backoff import Backoff
 from shared.consumer import Entry
-from shared.events import ArticleEvent, content_hash
+from shared.events import ArticleEvent, SupersededKey, content_hash
 from shared.index import IndexNames
 from shared.settings import CommonSettings, IndexerSettings
 from shared.streams import DATA_FIELD, Streams
@@ -43,7 +43,7 @@ class Letters:
         assert fault is Fault.CLUSTER
 
 
-def articles(count: int, supersedes: Sequence[str] = ()) -> Work:
+def articles(count: int, supersedes: Sequence[SupersededKey] = ()) -> Work:
     """`count` articles as the writer gets them, the first superseding `supersedes`."""
     work: Work = []
     for n in range(count):

@@ -28,9 +28,10 @@ class BulkAction:
     they are."""
     trace: dict[str, str] | None = None
     """The publisher's trace context (traceparent, tracestate), when it sent one."""
-    supersedes: tuple[str, ...] = ()
-    """Ids of documents that are this same article (the event's `supersedes`), deleted at
-    this version once this one is stored: one newer than it is left alone."""
+    supersedes: tuple[tuple[str, int], ...] = ()
+    """Ids of documents that are this same article and the versions it was published at
+    there (the event's `supersedes`), deleted once this one is stored if still that
+    version: another article's written there since is left alone."""
 
     @property
     def size(self) -> int:
@@ -57,18 +58,19 @@ class BulkAction:
 
     def deletes(self) -> list[dict[str, Any]]:
         """The operations that delete what this document supersedes, sent once it is
-        stored (bulk.superseding). External versions: a later document under a superseded
-        id stays, and an older event arriving later meets the delete's version."""
+        stored (bulk.superseding). External versions: one past the version published
+        there, so a later document under a superseded id stays (409), and the article's
+        older events arriving later meet the delete's version."""
         return [
             {
                 "delete": {
                     "_index": self.index,
                     "_id": doc_id,
-                    "version": self.version,
+                    "version": published + 1,
                     "version_type": "external",
                 }
             }
-            for doc_id in self.supersedes
+            for doc_id, published in self.supersedes
         ]
 
     def lines(self) -> tuple[bytes, bytes, bytes]:
@@ -137,7 +139,7 @@ def analysed_article_action(
         }
     )
     document = b"%b,%b" % (_EVENT_JSON(event, exclude=_NOT_STORED)[:-1], derived[1:])
-    superseded = tuple(event.supersedes) if event.supersedes else ()
+    superseded = tuple((s.key, s.version) for s in event.supersedes or ())
     return BulkAction(alias, key, version, document, _trace(event), superseded)
 
 
@@ -174,8 +176,8 @@ def _action(document: ArticleDocument | QuoteDocument, alias: str) -> BulkAction
         document.version,
         document.__pydantic_serializer__.to_json(document),
         _trace(document),
-        tuple(document.supersedes)
-        if isinstance(document, ArticleDocument) and document.supersedes
+        tuple((s.key, s.version) for s in document.supersedes or ())
+        if isinstance(document, ArticleDocument)
         else (),
     )
 

@@ -26,6 +26,7 @@ from enum import StrEnum
 from redis.asyncio import Redis
 
 from services.ingest.sitemaps import ChildVisit, read_visit
+from shared.events import SupersededKey
 from shared.fetcher import Validators
 from shared.leases import CALLS_IN_FLIGHT, Command, Fence, Unfenced, read_hash
 
@@ -55,14 +56,7 @@ class Record:
     source: str | None = None  # the source that published it (None: before it was kept)
     home: bool = False  # and the article is on that source's own site (articles.on_site)
     key: str | None = None  # the idempotency key it was published under (None: not kept)
-
-    def published_key(self, lead_key: str) -> str | None:
-        """The key the lead's article was last published under, if known. A record from
-        before keys were kept: the lead's own key for the source's fields (keyed by the
-        lead), unknown for a page's (keyed by what the page declared)."""
-        if self.key is not None:
-            return self.key if _ARTICLE_KEY.fullmatch(self.key) else None
-        return None if self.from_page else lead_key
+    version: int | None = None  # and the version it was published at there
 
     def replaceable(self, source: str, home: bool, from_page: bool) -> bool:
         """Whether `source`'s version may replace the one published: its page's text
@@ -88,14 +82,18 @@ class Record:
         return source, home
 
 
-def superseded(record: Record | None, lead_key: str, key: str) -> list[str]:
-    """The keys an article published now under `key` replaces: its lead's own, when its
-    `record` says it was published under that before (the feed's fields, its page then
-    unreadable) and its page now declares another canonical URL. Never a key its page
-    declared before: a page may declare another article's address, and deleting that
-    one's document would lose it (its own lead, unchanged, publishes it no more)."""
-    before = record.published_key(lead_key) if record is not None else None
-    return [lead_key] if before == lead_key and key != lead_key else []
+def superseded(record: Record | None, key: str) -> list[SupersededKey]:
+    """What an article published now under `key` replaces: the key its lead's `record`
+    says it was published under before, if another (its feed link's, its page then
+    unreadable; a canonical URL its page declared before), with the version published
+    there. Only that version is removed: another article written under that key since
+    (a page may declare another's address) is newer, and stays. Unknown for a record
+    from before keys were kept: nothing is removed."""
+    if record is None or record.key is None or record.version is None or record.key == key:
+        return []
+    if not _ARTICLE_KEY.fullmatch(record.key):
+        return []  # not written by Caravan
+    return [SupersededKey(key=record.key, version=record.version)]
 
 
 class IngestState:
@@ -150,6 +148,7 @@ class IngestState:
             None if source is None else source.decode(errors="replace"),
             raw.get(b"home") == b"1",
             _text(raw.get(b"key")),
+            _number(raw.get(b"version")),
         )
 
     async def remember(self, key: str, record: Record, page: Page | None = None) -> None:
@@ -170,8 +169,8 @@ class IngestState:
         fields = ["content", record.content, "lead", record.lead, "page", page_read]
         if record.source is not None:
             fields += ["source", record.source, "home", "1" if record.home else "0"]
-        if record.key is not None:
-            fields += ["key", record.key]
+        if record.key is not None and record.version is not None:
+            fields += ["key", record.key, "version", str(record.version)]
         commands: list[Command] = [("HSET", name, *fields), ("EXPIRE", name, self._ttl)]
         return commands + (self._validators(page.url, page.validators) if page else [])
 
@@ -264,6 +263,11 @@ def _text(value: bytes | None) -> str | None:
         return value.decode() if value else None
     except UnicodeDecodeError:
         return None
+
+
+def _number(value: bytes | None) -> int | None:
+    # One not written by Caravan (not digits, or absurd) is none: nothing is removed.
+    return int(value) if value and value.isdigit() and len(value) <= 19 else None
 
 
 def _digest(*parts: str) -> str:

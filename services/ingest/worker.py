@@ -44,7 +44,7 @@ from services.ingest.sources import Source
 from services.ingest.state import IngestState, Novelty, Page, Record, superseded
 from services.ingest.urls import canonicalize_url
 from shared.entries import entry_command, payload_bytes
-from shared.events import MAX_EVENT_BYTES, ArticleEvent, article_key, source_key
+from shared.events import MAX_EVENT_BYTES, ArticleEvent, article_key
 from shared.fetch import FetchError
 from shared.fetcher import Fetched, HostDeferred, PoliteFetcher, Refused
 from shared.leases import Fence
@@ -445,8 +445,7 @@ class Ingestor:
             log.warning("another source's article kept", url=lead.url, published_by=record.source)
             self._count(source, result, Novelty.UNCHANGED)
             return
-        own = fallback.idempotency_key if fallback else own_key(lead)
-        if replaced := superseded(record, own, event.idempotency_key):
+        if replaced := superseded(record, event.idempotency_key):
             # Under another key than before (its page declared its canonical URL): the
             # document under that one is this article, which the event says, to remove.
             event = event.model_copy(update={"supersedes": replaced})
@@ -457,10 +456,11 @@ class Ingestor:
             if record is None
             else record.after(source.name, home, novelty != Novelty.UNCHANGED, from_page)
         )
-        # The key it stands under: the one published last, unless this version is.
-        published = record.key if record and novelty == Novelty.UNCHANGED else event.idempotency_key
+        # Where it stands, and at which version: what was published last, unless this is.
+        kept = record if record and novelty == Novelty.UNCHANGED else None
+        stands = (kept.key, kept.version) if kept else (event.idempotency_key, event.version)
         version = Record(
-            event.content_hash, lead_seen, from_page, publisher, publisher_home, published
+            event.content_hash, lead_seen, from_page, publisher, publisher_home, *stands
         )
         if novelty == Novelty.UNCHANGED:
             await self._state.remember(key, version, read)
@@ -577,12 +577,6 @@ async def read_all(items: Sequence[T], read: Callable[[T], Awaitable[None]], at_
 
 def _lead_key(lead: Lead) -> str:
     return article_key(canonicalize_url(lead.url))
-
-
-def own_key(lead: Lead) -> str:
-    """The key the lead's own fields are published under (articles.lead_event): its
-    state's key, but for a link with blanks the field strips (`…/1 ?utm_source=x`)."""
-    return source_key(canonicalize_url(lead.url))
 
 
 def _lead_fingerprint(lead: Lead) -> str:

@@ -12,15 +12,20 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
+from services.indexer.documents import BulkAction
+from services.indexer.hold import Hold
+from services.indexer.mappings import ensure_indices
 from services.indexer.reindex import reindex
 from services.ingest.app import ingest_once
 from services.ingest.urls import canonicalize_url
+from shared.consumer import Entry
 from shared.events import article_key
 from shared.index import IndexNames
 from shared.settings import Settings
 from tests.conftest import REALDATA, Namespace
 from tests.integration.conftest import MakeConsumer, drain, ids_in, published_articles
 from tests.loopback import Hit, LoopbackServer, Reply, static
+from tests.writing import Letters, writer_on
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +123,36 @@ async def test_a_replay_of_the_stream_ends_with_the_article_once(
     )
     await es.indices.refresh(index=result.new_index)
     await _the_one_document(es, result.new_index, page_key)
+
+
+async def test_a_superseded_key_another_article_holds_since_is_kept(
+    es: AsyncElasticsearch, namespace: Namespace, settings: Settings
+) -> None:
+    # A page declaring another article's address overwrote the key the feed's copy had
+    # been published under; that copy's delete must not take the other article with it
+    # (helper-114: it was lost for good, its own lead unchanged).
+    names = IndexNames(namespace.index_prefix)
+    await ensure_indices(es, names, settings.common)
+    taken, lost, moved = "a" * 32, "b" * 32, "c" * 32
+    stored = [
+        BulkAction(names.articles, taken, 2000, b'{"title": "another article"}'),
+        BulkAction(names.articles, lost, 1500, b'{"title": "the feed copy"}'),
+    ]
+    page = BulkAction(
+        names.articles,
+        moved,
+        3000,
+        b'{"title": "the page"}',
+        supersedes=((taken, 1500), (lost, 1500)),
+    )
+    ledger, hold = Letters(), Hold()
+    writer = writer_on(es, ledger, hold)
+    await writer.write(
+        [(Entry(namespace.streams.articles, f"{n}-0", {}), a) for n, a in enumerate(stored)]
+    )
+    await writer.write([(Entry(namespace.streams.articles, "9-0", {}), page)])
+    await es.indices.refresh(index=names.articles)
+
+    assert await ids_in(es, names.articles) == [taken, moved]
+    assert ledger.acked == ["0-0", "1-0", "9-0"]
+    assert ledger.letters == []

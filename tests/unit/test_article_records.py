@@ -7,6 +7,7 @@ import pytest
 from services.ingest.articles import on_site
 from services.ingest.sources import Source
 from services.ingest.state import Record, superseded
+from shared.events import SupersededKey
 
 
 def _source(url: str) -> Source:
@@ -69,25 +70,23 @@ LEAD_KEY, PAGE_KEY = "a" * 32, "b" * 32
     ("record", "superseded_keys"),
     [
         (None, []),  # never published
-        (Record("c1", "lead", key=LEAD_KEY), [LEAD_KEY]),  # the feed's fields, then its page
-        (Record("c1", "lead", from_page=True, key=PAGE_KEY), []),  # the same key again
-        # A canonical its page declared before may be another article's own address:
-        # deleted, that one was lost, its own lead unchanged (helper-110).
-        (Record("c1", "lead", from_page=True, key="c" * 32), []),
-        (Record("c1", "lead", key="c" * 32), []),
-        (Record("c1", "lead", from_page=True, key=LEAD_KEY), [LEAD_KEY]),  # its own, read
-        # Written before keys were kept: the source's fields were under the lead's key...
-        (Record("c1", "lead"), [LEAD_KEY]),
-        # ...a page's under what it declared, which is not known: nothing is guessed.
-        (Record("c1", "lead", from_page=True), []),
-        (Record("c1", "lead", from_page=True, key="not a key"), []),
+        # The feed's fields, then its page under the canonical it declares...
+        (Record("c1", "lead", key=LEAD_KEY, version=7), [SupersededKey(key=LEAD_KEY, version=7)]),
+        # ...or a canonical it declared before, then another (the site moved to https).
+        (
+            Record("c1", "lead", from_page=True, key="c" * 32, version=9),
+            [SupersededKey(key="c" * 32, version=9)],
+        ),
+        (Record("c1", "lead", from_page=True, key=PAGE_KEY, version=9), []),  # the same key
+        # Written before keys were kept, or not by Caravan: nothing is guessed.
+        (Record("c1", "lead"), []),
+        (Record("c1", "lead", key=LEAD_KEY), []),
+        (Record("c1", "lead", key="not a key", version=7), []),
     ],
 )
-def test_an_article_published_under_another_key_supersedes_the_one_before(
-    record: Record | None, superseded_keys: list[str]
+def test_an_article_published_under_another_key_supersedes_that_version_of_it(
+    record: Record | None, superseded_keys: list[SupersededKey]
 ) -> None:
-    assert superseded(record, LEAD_KEY, PAGE_KEY) == superseded_keys
-
-
-def test_the_feeds_version_under_the_leads_own_key_supersedes_nothing() -> None:
-    assert superseded(Record("c1", "lead"), LEAD_KEY, LEAD_KEY) == []
+    # With the version: another article written under that key since is newer, and
+    # stays (a page may declare another's address; helper-110, helper-114).
+    assert superseded(record, PAGE_KEY) == superseded_keys

@@ -155,18 +155,20 @@ OLD_KEY, NEW_KEY = "a" * 32, "b" * 32
 
 
 def _superseding(*superseded: str) -> BulkAction:
-    return BulkAction("articles", NEW_KEY, 1700, b'{"title":"t"}', supersedes=superseded)
+    """A document at version 1700 superseding `superseded`, each published at 1500."""
+    published = tuple((key, 1500) for key in superseded)
+    return BulkAction("articles", NEW_KEY, 1700, b'{"title":"t"}', supersedes=published)
 
 
-def test_a_superseding_document_deletes_the_old_id_at_its_own_version() -> None:
-    # At the new event's version: a later document under the old id stays, and the
-    # delete's version refuses the older event it replaced if that arrives again.
+def test_a_superseding_document_deletes_only_the_version_published_under_the_old_id() -> None:
+    # One past it: another article's document written there since (any newer version)
+    # stays, 409; the older event it replaced, arriving again, meets the delete's version.
     assert _superseding(OLD_KEY).deletes() == [
         {
             "delete": {
                 "_index": "articles",
                 "_id": OLD_KEY,
-                "version": 1700,
+                "version": 1501,
                 "version_type": "external",
             }
         }

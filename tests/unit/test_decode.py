@@ -17,7 +17,7 @@ from services.ingest.sources import Source
 from services.ratefeed.parsers.cbr import parse_cbr
 from services.ratefeed.rates import usd_rates
 from shared.consumer import Entry
-from shared.events import ArticleEvent, QuoteEvent
+from shared.events import ArticleEvent, QuoteEvent, SupersededKey
 from shared.index import IndexNames
 from shared.language import analysis
 from shared.language.analysis import fold_text, stem_text
@@ -489,7 +489,7 @@ def test_an_entry_of_many_fields_and_no_payload_names_a_few(
 def test_an_article_that_supersedes_a_key_deletes_it_and_stores_itself_alone(
     streams: Streams, names: IndexNames, article: ArticleEvent
 ) -> None:
-    superseded = "a" * 32
+    superseded = SupersededKey(key="a" * 32, version=1500)
     payload = article.model_copy(update={"supersedes": [superseded]}).model_dump_json()
     entry = _entry(streams.articles, payload.encode())
     batched, alone = decode_entries([entry], streams, names)[0], decode_entry(entry, streams, names)
@@ -498,7 +498,7 @@ def test_an_article_that_supersedes_a_key_deletes_it_and_stores_itself_alone(
     )
     for action in (batched, alone):
         assert isinstance(action, BulkAction)
-        assert action.supersedes == (superseded,)
+        assert action.supersedes == (("a" * 32, 1500),)
         # The document is the article's, as without the field: no document is about others.
         assert isinstance(plain, BulkAction)
         assert action.operations() == plain.operations()
@@ -507,9 +507,17 @@ def test_an_article_that_supersedes_a_key_deletes_it_and_stores_itself_alone(
     assert batched.ndjson() == alone.ndjson()
 
 
-@pytest.mark.parametrize("keys", [["not a key"], ["a" * 32] * 5])
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [{"key": "not a key", "version": 1}],
+        [{"key": "a" * 32, "version": 1}] * 5,
+        [{"key": "a" * 32}],  # which version is not known: nothing may go
+        ["a" * 32],
+    ],
+)
 def test_superseded_keys_are_validated_as_keys(
-    streams: Streams, names: IndexNames, article: ArticleEvent, keys: list[str]
+    streams: Streams, names: IndexNames, article: ArticleEvent, keys: list[object]
 ) -> None:
     payload = json.loads(article.model_dump_json()) | {"supersedes": keys}
     refused = decode_entry(_entry(streams.articles, json.dumps(payload).encode()), streams, names)

@@ -21,7 +21,7 @@ from services.ingest.articles import Lead, lead_event
 from services.ingest.feeds import parse_feed
 from services.ingest.sources import Source
 from services.ingest.urls import canonicalize_url, is_web_url
-from services.ingest.worker import ArticleStream, Ingestor, own_key
+from services.ingest.worker import ArticleStream, Ingestor
 from shared.consumer import Entry
 from shared.events import ArticleEvent, SavedSearchMatch, article_key, source_key, web_url
 from shared.fetcher import Fetched, Validators
@@ -291,12 +291,3 @@ def test_an_article_read_from_its_lead_keeps_its_key(link: str) -> None:
     event = lead_event(Lead(url=link, title="Караван"), source, FETCHED_AT)
     assert event.idempotency_key == PRE_CHANGE_KEYS[link]
     assert _is_uri(event.canonical_url)
-
-
-@pytest.mark.parametrize("link", [*PRE_CHANGE_KEYS, "https://a.kz/news/9"])
-def test_a_leads_own_key_is_the_one_its_fields_are_published_under(link: str) -> None:
-    # What supersedes compares with: a sitemap's or listing's lead published from its
-    # own fields, its page then read under another canonical URL, supersedes this key.
-    source = Source(name="a.kz", url="x", language="kk")
-    event = lead_event(Lead(url=link, title="Караван"), source, FETCHED_AT)
-    assert own_key(Lead(url=link, title="Караван")) == event.idempotency_key

@@ -13,6 +13,7 @@ from elastic_transport import ConnectionTimeout
 
 from services.indexer.hold import Hold
 from services.indexer.writer import Work
+from shared.events import SupersededKey
 from tests.writing import Letters, articles, writer_on
 
 OLD_KEY = "0" * 32
@@ -74,7 +75,7 @@ async def _write(
 
 
 async def test_the_delete_follows_the_stored_documents() -> None:
-    work = articles(4, supersedes=[OLD_KEY])
+    work = articles(4, supersedes=[SupersededKey(key=OLD_KEY, version=1)])
     node = Node(troubles=0, trouble="")
     ledger, hold, matched = await _write(node, work)
     assert node.requests == ["index x4", "delete x1"]
@@ -87,7 +88,7 @@ async def test_the_delete_follows_the_stored_documents() -> None:
 
 async def test_trouble_with_the_delete_holds_it_alone_and_every_document_is_matched() -> None:
     for trouble in ("timeout", "held"):
-        work = articles(4, supersedes=[OLD_KEY])
+        work = articles(4, supersedes=[SupersededKey(key=OLD_KEY, version=1)])
         node = Node(troubles=2, trouble=trouble)
         ledger, hold, matched = await _write(node, work)
         # The documents are not sent again (they would come back stale, and unmatched).
@@ -103,7 +104,10 @@ async def test_asked_to_stop_the_deletes_are_tried_once_and_every_document_match
     # Stopping while the documents' request was answered: no delete was sent, and the
     # superseding entry, redelivered, came back stale and was never matched (helper-112).
     for troubles, acked in ((0, 4), (1, 3)):
-        work, stopping = articles(4, supersedes=[OLD_KEY]), asyncio.Event()
+        work, stopping = (
+            articles(4, supersedes=[SupersededKey(key=OLD_KEY, version=1)]),
+            asyncio.Event(),
+        )
         node = Node(troubles=troubles, trouble="timeout", stop=stopping)
         ledger, _, matched = await _write(node, work, stopping)
         assert node.requests == ["index x4", "delete x1"]
