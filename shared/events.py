@@ -204,13 +204,17 @@ SUPERSEDED_MOST = 4
 
 class SupersededKey(BaseModel):
     """A key an article was published under before, and the version it was published
-    at there: only that version (or an older one) is this article's to remove. Another
-    article may have been written under the key since, which stays."""
+    at there: only that very version is this article's to remove. Another article may
+    have been written under the key since, or before if this one's copy was never
+    stored; that one stays."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     key: ArticleId
-    version: int = Field(ge=0, description="the `version` published under `key`")
+    # Elasticsearch's external versions end at 2^63-1, and the delete goes one past it.
+    version: int = Field(
+        ge=0, le=2**63 - 2, strict=True, description="the `version` published under `key`"
+    )
 
 
 Superseded = Annotated[list[SupersededKey], Field(max_length=SUPERSEDED_MOST, fail_fast=True)]
@@ -339,7 +343,7 @@ class ArticleEvent(Event):
         description="keys this same article was published under before, each with the "
         "version published there (its feed link's, before its page declared another "
         "canonical URL; a canonical URL it declared before): the document under each is "
-        "this article's, to remove, if its version is that one or older",
+        "this article's, to remove, if its version is that very one",
     )
 
     # The key as it was before URLs were escaped: sha256 of the canonical URL as read

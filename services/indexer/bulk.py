@@ -6,7 +6,7 @@ The verdicts follow the failure policy in services/indexer/failures.py.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,25 +85,15 @@ def superseding(actions: Sequence[BulkAction], results: Sequence[ItemResult]) ->
     ]
 
 
-def owed_deletes(
-    actions: Sequence[BulkAction], positions: Sequence[int], deleted: Sequence[ItemResult]
-) -> tuple[list[int], str]:
-    """Of the actions at `positions`, whose deletes were answered `deleted` (in order),
-    those with one held, to send again, and why. A delete refused (none is known) is
-    given up: its document is stored, the old copy stays as it did before supersedes."""
-    answers = iter(deleted)
-    owed: list[int] = []
-    reasons: set[str] = set()
-    for position in positions:
-        held = [
-            r
-            for _ in actions[position].supersedes
-            if (r := next(answers)).outcome is ItemOutcome.HOLD
-        ]
-        if held:
-            owed.append(position)
-            reasons.update(r.reason for r in held)
-    return owed, "; ".join(sorted(reasons))
+def still_published(found: Mapping[str, Any], published: int) -> bool | None:
+    """Whether a superseded document, as a multi-get found it, is still the version the
+    article was published at there: only then is it this article's to delete. Another
+    version may be another article's (a page may declare its address), or this one's
+    never stored. None there is nothing to lose, and the delete's tombstone refuses the
+    article's older copies; None when the cluster did not say (an error: held)."""
+    if "error" in found:
+        return None
+    return not found.get("found") or found.get("_version") == published
 
 
 def classify_response(

@@ -56,23 +56,6 @@ class BulkAction:
         document = self.document
         return header, document if isinstance(document, str) else document.decode()
 
-    def deletes(self) -> list[dict[str, Any]]:
-        """The operations that delete what this document supersedes, sent once it is
-        stored (bulk.superseding). External versions: one past the version published
-        there, so a later document under a superseded id stays (409), and the article's
-        older events arriving later meet the delete's version."""
-        return [
-            {
-                "delete": {
-                    "_index": self.index,
-                    "_id": doc_id,
-                    "version": published + 1,
-                    "version_type": "external",
-                }
-            }
-            for doc_id, published in self.supersedes
-        ]
-
     def lines(self) -> tuple[bytes, bytes, bytes]:
         """ndjson()'s bytes in three parts: the writer joins every action's into one body,
         without a copy of each document on the way."""
@@ -95,6 +78,21 @@ class BulkAction:
         """The action's two lines of a bulk body, ready to send: the client's serializer
         passes bytes through, so nothing is serialized twice on the way."""
         return b"".join(self.lines())
+
+
+def superseded_delete(index: str, doc_id: str, published: int) -> dict[str, Any]:
+    """The operation deleting a superseded document, the version an article was published
+    at there (read back first: writer.delete_superseded). External versions: one past
+    it, so anything written there since stays (409), and the article's older events
+    arriving later meet the delete's version."""
+    return {
+        "delete": {
+            "_index": index,
+            "_id": doc_id,
+            "version": published + 1,
+            "version_type": "external",
+        }
+    }
 
 
 def article_action(event: ArticleEvent, alias: str) -> BulkAction:

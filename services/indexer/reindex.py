@@ -34,14 +34,13 @@ from services.indexer.bulk import (
     ItemOutcome,
     ItemResult,
     classify_response,
-    owed_deletes,
     superseding,
 )
 from services.indexer.decode import Invalid, decode_entry
 from services.indexer.documents import BulkAction, stored_source
 from services.indexer.grouping import groups
 from services.indexer.mappings import ensure_indices
-from services.indexer.writer import BULK_RESPONSE
+from services.indexer.writer import BULK_RESPONSE, delete_superseded
 from shared.clients import make_elasticsearch, make_redis
 from shared.consumer import read_range
 from shared.index import IndexNames
@@ -198,12 +197,7 @@ async def _copy(
             # Replayed from the streams, an event deletes what it supersedes here too
             # (the feed's version it replaced was copied before it), once it is copied.
             if positions := superseding(bulk, results):
-                deletes = [d for p in positions for d in bulk[p].deletes()]
-                for delete in deletes:
-                    delete["delete"]["_index"] = index
-                answer = await es.bulk(operations=deletes, filter_path=BULK_RESPONSE)
-                deleted = classify_response(answer.body, len(deletes))
-                owed, reason = owed_deletes(bulk, positions, deleted)
+                owed, reason = await delete_superseded(es, bulk, positions, index)
                 held = ItemResult(ItemOutcome.HOLD, 503, f"superseded not deleted: {reason}")
                 results = [held if p in owed else r for p, r in enumerate(results)]
             for action, result in zip(bulk, results, strict=True):

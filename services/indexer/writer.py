@@ -22,6 +22,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import structlog
 from elastic_transport import TransportError
@@ -35,12 +36,12 @@ from services.indexer.bulk import (
     ItemOutcome,
     ItemResult,
     classify_response,
-    owed_deletes,
+    still_published,
     superseding,
 )
 from services.indexer.concurrency import AdaptiveLimit
-from services.indexer.documents import BulkAction
-from services.indexer.failures import Fault, Verdict, classify_request_error
+from services.indexer.documents import BulkAction, superseded_delete
+from services.indexer.failures import Fault, Verdict, classify_request_error, describe_error
 from services.indexer.grouping import groups
 from services.indexer.hold import Hold
 from services.indexer.ledger import Ledger
@@ -58,6 +59,47 @@ Work = list[tuple[Entry, BulkAction]]
 OnStored = Callable[[list[BulkAction]], None]
 # Only what classify_item reads: a smaller response to send, receive and parse.
 BULK_RESPONSE = "errors,items.*.status,items.*.error"
+
+
+async def delete_superseded(
+    es: AsyncElasticsearch,
+    actions: Sequence[BulkAction],
+    positions: Sequence[int],
+    index: str | None = None,
+) -> tuple[list[int], str]:
+    """One round of deleting what the actions at `positions` supersede (in `index`, or
+    each action's own): the positions still owed, held by the cluster, and why. Each
+    superseded document is read first and deleted only while it is still the version
+    the article was published at there (bulk.still_published): an older or newer one
+    may be another article's, which a delete at one past the version would take."""
+    wanted = [
+        (position, index or actions[position].index, doc_id, published)
+        for position in positions
+        for doc_id, published in actions[position].supersedes
+    ]
+    read = await es.mget(
+        docs=[{"_index": where, "_id": doc_id} for _, where, doc_id, _ in wanted], source=False
+    )
+    owed: set[int] = set()
+    reasons: set[str] = set()
+    sent: list[tuple[int, dict[str, Any]]] = []
+    for (position, where, doc_id, published), found in zip(wanted, read["docs"], strict=True):
+        verdict = still_published(found, published)
+        if verdict is None:
+            owed.add(position)
+            reasons.add(describe_error(found["error"]))
+        elif verdict:
+            sent.append((position, superseded_delete(where, doc_id, published)))
+    if sent:
+        answer = await es.bulk(operations=[delete for _, delete in sent], filter_path=BULK_RESPONSE)
+        for (position, _), result in zip(
+            sent, classify_response(answer.body, len(sent)), strict=True
+        ):
+            # A delete refused outright (none is known) is given up: the old copy stays.
+            if result.outcome is ItemOutcome.HOLD:
+                owed.add(position)
+                reasons.add(result.reason)
+    return sorted(owed), "; ".join(sorted(reasons))
 
 
 def _trace_written(work: Work, results: list[ItemResult], started_ns: int) -> None:
@@ -253,12 +295,8 @@ class Writer:
         owed = superseding(actions, results)
         attempt = 0
         while owed:
-            deletes = [delete for position in owed for delete in actions[position].deletes()]
             try:
-                answer = await self._es.bulk(operations=deletes, filter_path=BULK_RESPONSE)
-                owed, reason = owed_deletes(
-                    actions, owed, classify_response(answer.body, len(deletes))
-                )
+                owed, reason = await delete_superseded(self._es, actions, owed)
             except (ApiError, TransportError) as exc:
                 reason = classify_request_error(exc, entries=len(owed), size=0).reason
                 release_frames(exc)

@@ -267,7 +267,8 @@ def _text(value: bytes | None) -> str | None:
 
 def _number(value: bytes | None) -> int | None:
     # One not written by Caravan (not digits, or absurd) is none: nothing is removed.
-    return int(value) if value and value.isdigit() and len(value) <= 19 else None
+    number = int(value) if value and value.isdigit() and len(value) <= 19 else None
+    return number if number is not None and number <= 2**63 - 2 else None
 
 
 def _digest(*parts: str) -> str:

@@ -133,17 +133,20 @@ async def test_a_superseded_key_another_article_holds_since_is_kept(
     # (helper-114: it was lost for good, its own lead unchanged).
     names = IndexNames(namespace.index_prefix)
     await ensure_indices(es, names, settings.common)
-    taken, lost, moved = "a" * 32, "b" * 32, "c" * 32
+    # And one whose copy under a declared canonical was never stored (dead-lettered):
+    # the article found there is older, and another's (helper-115).
+    taken, lost, moved, older = "a" * 32, "b" * 32, "c" * 32, "d" * 32
     stored = [
         BulkAction(names.articles, taken, 2000, b'{"title": "another article"}'),
         BulkAction(names.articles, lost, 1500, b'{"title": "the feed copy"}'),
+        BulkAction(names.articles, older, 1000, b'{"title": "a third article"}'),
     ]
     page = BulkAction(
         names.articles,
         moved,
         3000,
         b'{"title": "the page"}',
-        supersedes=((taken, 1500), (lost, 1500)),
+        supersedes=((taken, 1500), (lost, 1500), (older, 2000)),
     )
     ledger, hold = Letters(), Hold()
     writer = writer_on(es, ledger, hold)
@@ -153,6 +156,6 @@ async def test_a_superseded_key_another_article_holds_since_is_kept(
     await writer.write([(Entry(namespace.streams.articles, "9-0", {}), page)])
     await es.indices.refresh(index=names.articles)
 
-    assert await ids_in(es, names.articles) == [taken, moved]
-    assert ledger.acked == ["0-0", "1-0", "9-0"]
+    assert await ids_in(es, names.articles) == [taken, moved, older]
+    assert ledger.acked == ["0-0", "1-0", "2-0", "9-0"]
     assert ledger.letters == []

@@ -12,10 +12,10 @@ from services.indexer.bulk import (
     ItemResult,
     classify_item,
     classify_response,
-    owed_deletes,
+    still_published,
     superseding,
 )
-from services.indexer.documents import BulkAction
+from services.indexer.documents import BulkAction, superseded_delete
 
 
 def _item(status: int, error: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
@@ -160,26 +160,38 @@ def _superseding(*superseded: str) -> BulkAction:
     return BulkAction("articles", NEW_KEY, 1700, b'{"title":"t"}', supersedes=published)
 
 
-def test_a_superseding_document_deletes_only_the_version_published_under_the_old_id() -> None:
-    # One past it: another article's document written there since (any newer version)
-    # stays, 409; the older event it replaced, arriving again, meets the delete's version.
-    assert _superseding(OLD_KEY).deletes() == [
-        {
-            "delete": {
-                "_index": "articles",
-                "_id": OLD_KEY,
-                "version": 1501,
-                "version_type": "external",
-            }
+def test_a_superseded_document_is_deleted_at_one_past_the_version_published_there() -> None:
+    # Anything written there since stays (409); the older event it replaced, arriving
+    # again, meets the delete's version.
+    assert superseded_delete("articles", OLD_KEY, 1500) == {
+        "delete": {
+            "_index": "articles",
+            "_id": OLD_KEY,
+            "version": 1501,
+            "version_type": "external",
         }
-    ]
+    }
     # Not in the request that stores the document: refused there while its delete went
     # through, the article was in neither place.
     assert b"delete" not in b"".join(_superseding(OLD_KEY).lines())
 
 
-def test_a_document_that_supersedes_nothing_deletes_nothing() -> None:
-    assert _superseding().deletes() == []
+@pytest.mark.parametrize(
+    ("found", "theirs"),
+    [
+        ({"found": True, "_version": 1500}, True),  # still the version published there
+        ({"found": False}, True),  # nothing to lose; its tombstone refuses older copies
+        # Another article's since (a page may declare its address), or this one's copy
+        # never stored and another's older one still there: not this article's to take.
+        ({"found": True, "_version": 2400}, False),
+        ({"found": True, "_version": 900}, False),
+        ({"error": {"type": "index_not_found_exception", "reason": "no such index"}}, None),
+    ],
+)
+def test_only_the_version_published_there_is_the_articles_to_delete(
+    found: dict[str, Any], theirs: bool | None
+) -> None:
+    assert still_published(found, 1500) is theirs
 
 
 def _delete(status: int, error: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -215,21 +227,3 @@ def test_only_a_document_done_has_its_superseded_ones_deleted() -> None:
         ]
     }
     assert superseding(actions, classify_response(answer, 5)) == [0, 1]
-
-
-def test_a_held_delete_is_owed_a_refused_one_given_up() -> None:
-    actions = [_superseding(OLD_KEY, "c" * 32), _superseding(OLD_KEY), _superseding(OLD_KEY)]
-    deleted = classify_response(
-        {
-            "items": [
-                _delete(200),
-                _delete(429, OVERLOADED),  # the first action's second: sent again
-                _delete(404),  # nothing there: done
-                _delete(400, {"type": "illegal_argument_exception", "reason": "r"}),
-            ]
-        },
-        4,
-    )
-    owed, reason = owed_deletes(actions, [0, 1, 2], deleted)
-    assert owed == [0]
-    assert "es_rejected_execution_exception" in reason

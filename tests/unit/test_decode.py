@@ -514,6 +514,10 @@ def test_an_article_that_supersedes_a_key_deletes_it_and_stores_itself_alone(
         [{"key": "a" * 32, "version": 1}] * 5,
         [{"key": "a" * 32}],  # which version is not known: nothing may go
         ["a" * 32],
+        # Past Elasticsearch's last external version, or not a number as written.
+        [{"key": "a" * 32, "version": 2**63 - 1}],
+        [{"key": "a" * 32, "version": True}],
+        [{"key": "a" * 32, "version": "42"}],
     ],
 )
 def test_superseded_keys_are_validated_as_keys(

@@ -20,16 +20,23 @@ OLD_KEY = "0" * 32
 
 
 class Node:
-    """Stores every document; answers the first `troubles` delete requests with trouble
-    (`timeout`: the request times out; else: its items are held, 429)."""
+    """Stores every document; holds OLD_KEY at version `there`; answers the first
+    `troubles` delete requests with trouble (`timeout`: the request times out; else:
+    its items are held, 429)."""
 
-    def __init__(self, troubles: int, trouble: str, stop: asyncio.Event | None = None) -> None:
+    def __init__(
+        self, troubles: int, trouble: str, stop: asyncio.Event | None = None, there: int = 1
+    ) -> None:
         self.troubles = troubles
         self.trouble = trouble
         self.stop = stop  # asked to stop while the documents' request is answered
+        self.there = there
         self.stored: list[str] = []
         self.deleted: list[str] = []
         self.requests: list[str] = []
+
+    async def mget(self, *, docs: list[dict[str, str]], **_: Any) -> dict[str, Any]:
+        return {"docs": [{"found": True, "_version": self.there} for _ in docs]}
 
     def options(self, **_: Any) -> Node:
         return self
@@ -115,3 +122,16 @@ async def test_asked_to_stop_the_deletes_are_tried_once_and_every_document_match
         # Its delete still owed, the superseding entry waits to be delivered again.
         assert sorted(ledger.acked) == [f"{n}-0" for n in range(4 - acked, 4)]
         assert ledger.letters == []
+
+
+async def test_a_superseded_key_holding_another_version_is_left_alone() -> None:
+    # Another article's document there since (a page declared its address), or the
+    # article's own copy never stored: deleting at one past the version published
+    # there would take the other article (helper-115).
+    work = articles(4, supersedes=[SupersededKey(key=OLD_KEY, version=1)])
+    node = Node(troubles=0, trouble="", there=7)
+    ledger, _, matched = await _write(node, work)
+    assert node.requests == ["index x4"]
+    assert node.deleted == []
+    assert sorted(ledger.acked) == [f"{n}-0" for n in range(4)]
+    assert len(matched) == 4
