@@ -96,6 +96,19 @@ def still_published(found: Mapping[str, Any], published: int) -> bool | None:
     return not found.get("found") or found.get("_version") == published
 
 
+def multi_get_docs(response: object, count: int) -> list[dict[str, Any]]:
+    """The `count` documents of the answer to a multi-get, in order; SerializationError
+    (held) for a body that is not one, as classify_response does for a bulk answer."""
+    docs = response.get("docs") if isinstance(response, dict) else None
+    if not isinstance(docs, list) or len(docs) != count:
+        msg = f"not the answer to a multi-get of {count} documents"
+        raise SerializationError(msg)
+    if not all(isinstance(doc, dict) for doc in docs):
+        msg = "a multi-get answer whose documents are not objects"
+        raise SerializationError(msg)
+    return docs
+
+
 def classify_response(
     response: object, actions: int, *, request_bytes: int = 0
 ) -> list[ItemResult]:

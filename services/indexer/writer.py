@@ -36,6 +36,7 @@ from services.indexer.bulk import (
     ItemOutcome,
     ItemResult,
     classify_response,
+    multi_get_docs,
     still_published,
     superseding,
 )
@@ -83,7 +84,8 @@ async def delete_superseded(
     owed: set[int] = set()
     reasons: set[str] = set()
     sent: list[tuple[int, dict[str, Any]]] = []
-    for (position, where, doc_id, published), found in zip(wanted, read["docs"], strict=True):
+    found_docs = multi_get_docs(read.body, len(wanted))
+    for (position, where, doc_id, published), found in zip(wanted, found_docs, strict=True):
         verdict = still_published(found, published)
         if verdict is None:
             owed.add(position)

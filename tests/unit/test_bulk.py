@@ -12,6 +12,7 @@ from services.indexer.bulk import (
     ItemResult,
     classify_item,
     classify_response,
+    multi_get_docs,
     still_published,
     superseding,
 )
@@ -227,3 +228,19 @@ def test_only_a_document_done_has_its_superseded_ones_deleted() -> None:
         ]
     }
     assert superseding(actions, classify_response(answer, 5)) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"message": "down for maintenance"},
+        {"docs": [{"found": False}]},
+        {"docs": ["x", "y"]},
+        "<html>",
+    ],
+)
+def test_an_answer_that_is_not_the_multi_get_is_unreadable_not_an_error(answer: object) -> None:
+    # A proxy's page sent with a 200, or an answer cut short: raised as anything else,
+    # the stored batch was neither acknowledged nor matched (helper-116).
+    with pytest.raises(SerializationError):
+        multi_get_docs(answer, 2)
