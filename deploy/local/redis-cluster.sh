@@ -58,6 +58,10 @@ formed() {
 
 start() {
   local i addresses=()
+  # None up: what is here is a run's that ended without its stop (killed), which would
+  # have removed it; its nodes.conf may name a proxy's ports (announce) that nothing
+  # serves now, and the cluster never formed again. Started as that stop would leave it.
+  for i in $(seq "$nodes"); do up "$i" && break; [ "$i" -eq "$nodes" ] && rm -rf "$base"; done
   for i in $(seq "$nodes"); do launch "$i"; addresses+=("127.0.0.1:$(node_port "$i")"); done
   # Created once: restarted nodes find each other again through nodes.conf.
   if redis-cli -p "$port" cluster info | grep -q "cluster_known_nodes:1\b"; then
