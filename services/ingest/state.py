@@ -18,20 +18,17 @@ import copy
 import dataclasses
 import hashlib
 import json
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from services.ingest.sitemaps import ChildVisit, read_visit
 from shared.events import SupersededKey
 from shared.fetcher import Validators
 from shared.leases import CALLS_IN_FLIGHT, Command, Fence, Unfenced, read_hash
-
-# What a kept key must be to be deleted by: an article's idempotency key.
-_ARTICLE_KEY = re.compile(r"[0-9a-f]{32}")
 
 
 class Novelty(StrEnum):
@@ -91,9 +88,10 @@ def superseded(record: Record | None, key: str) -> list[SupersededKey]:
     from before keys were kept: nothing is removed."""
     if record is None or record.key is None or record.version is None or record.key == key:
         return []
-    if not _ARTICLE_KEY.fullmatch(record.key):
-        return []  # not written by Caravan
-    return [SupersededKey(key=record.key, version=record.version)]
+    try:
+        return [SupersededKey(key=record.key, version=record.version)]
+    except ValidationError:
+        return []  # not written by Caravan: no key, or a version past what a delete takes
 
 
 class IngestState:
@@ -266,9 +264,9 @@ def _text(value: bytes | None) -> str | None:
 
 
 def _number(value: bytes | None) -> int | None:
-    # One not written by Caravan (not digits, or absurd) is none: nothing is removed.
-    number = int(value) if value and value.isdigit() and len(value) <= 19 else None
-    return number if number is not None and number <= 2**63 - 2 else None
+    # One not written by Caravan (not digits) is none; one past what a delete takes is
+    # refused where it is used (superseded): either way nothing is removed.
+    return int(value) if value and value.isdigit() and len(value) <= 19 else None
 
 
 def _digest(*parts: str) -> str:
